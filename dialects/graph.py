@@ -1,0 +1,436 @@
+"""The `graph` dialect: tensor-level ops, one per ONNX operator family.
+
+Values are builtin tensor types (dynamic dims are `?`). The names of dynamic dims
+live on the entry function's arguments (`graph.dims`), and every op knows how to
+compute its result shapes from its operands' symbolic shapes (`infer_shapes`),
+so shape inference stays exact through Flatten/Reshape of dynamic tensors.
+Weights are not inlined: `graph.constant @name` refers to a side table.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    ArrayAttr,
+    BoolAttr,
+    DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    Float16Type,
+    Float32Type,
+    Float64Type,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    StringAttr,
+    SymbolRefAttr,
+    TensorType,
+    f32,
+    i64,
+)
+from xdsl.dialects import func
+from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    opt_prop_def,
+    prop_def,
+    result_def,
+    traits_def,
+)
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import ShapeMismatchError
+from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_div, dim_mul, numel, parse_dim
+
+_ELEMENT_TYPES: dict[DType, Attribute] = {
+    DType.FLOAT32: Float32Type(),
+    DType.FLOAT64: Float64Type(),
+    DType.FLOAT16: Float16Type(),
+    DType.INT64: IntegerType(64),
+    DType.INT32: IntegerType(32),
+    DType.INT8: IntegerType(8),
+    DType.BOOL: IntegerType(1),
+}
+
+
+def element_type(dtype: DType) -> Attribute:
+    return _ELEMENT_TYPES[dtype]
+
+
+def dtype_of(t: Attribute) -> DType:
+    elem = t.get_element_type() if isinstance(t, TensorType) else t
+    for k, v in _ELEMENT_TYPES.items():
+        if v == elem:
+            return k
+    raise VerifyException(f"element type {elem} has no DType")
+
+
+def tensor_type(shape: Shape, dtype: DType) -> TensorType:
+    return TensorType(element_type(dtype), [d if isinstance(d, int) else DYNAMIC_INDEX for d in shape])
+
+
+def static_shape(t: TensorType) -> Shape:
+    return tuple(t.get_shape())
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _check_compatible(shape: Shape, t: Attribute, what: str) -> None:
+    """The IR type must agree with the inferred symbolic shape (dynamic = '?')."""
+    assert isinstance(t, TensorType)
+    declared = t.get_shape()
+    if len(declared) != len(shape):
+        raise VerifyException(f"{what}: rank {len(declared)} but inferred {len(shape)}")
+    for d, s in zip(declared, shape):
+        if d != DYNAMIC_INDEX and isinstance(s, int) and d != s:
+            raise VerifyException(f"{what}: declared {list(declared)} but inferred {list(map(str, shape))}")
+
+
+def broadcast_shapes(a: Shape, b: Shape) -> Shape:
+    """Numpy-style multidirectional broadcast (ONNX semantics)."""
+    out: list[Dim] = []
+    for i in range(max(len(a), len(b))):
+        x = a[len(a) - 1 - i] if i < len(a) else 1
+        y = b[len(b) - 1 - i] if i < len(b) else 1
+        if x == 1:
+            out.append(y)
+        elif y == 1 or x == y:
+            out.append(x)
+        else:
+            raise ShapeMismatchError(
+                f"shapes {list(map(str, a))} and {list(map(str, b))} do not broadcast"
+            )
+    return tuple(reversed(out))
+
+
+class GraphOp(IRDLOperation):
+    """Base of graph ops: shape inference from symbolic operand shapes."""
+
+    def infer_shapes(self, shapes: Sequence[Shape]) -> list[Shape]:
+        raise NotImplementedError
+
+    def verify_(self) -> None:
+        shapes = [static_shape(o.type) for o in self.operands]
+        # dynamic dims in the types are unknown here: give each its own symbol
+        shapes = [
+            tuple(SymDim.of(f"?{i}_{j}") if d == DYNAMIC_INDEX else d for j, d in enumerate(s))
+            for i, s in enumerate(shapes)
+        ]
+        try:
+            inferred = self.infer_shapes(shapes)
+        except ShapeMismatchError as e:
+            raise VerifyException(f"{self.name}: {e}") from e
+        for k, (s, r) in enumerate(zip(inferred, self.results)):
+            _check_compatible(s, r.type, f"{self.name} result #{k}")
+
+
+# ------------------------------------------------------------------ constant
+
+
+@irdl_op_definition
+class ConstantOp(GraphOp):
+    """A tensor constant: a named weight in the side table, or a small inline value."""
+
+    name = "graph.constant"
+    weight = opt_prop_def(SymbolRefAttr)
+    value = opt_prop_def(DenseIntOrFPElementsAttr)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "($weight^)? attr-dict `:` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, result_type: TensorType, weight: str | None = None, value=None):
+        props: dict[str, Attribute] = {}
+        if weight is not None:
+            props["weight"] = SymbolRefAttr(weight)
+        if value is not None:
+            props["value"] = value
+        super().__init__(result_types=[result_type], properties=props)
+
+    @property
+    def weight_name(self) -> str | None:
+        return self.weight.root_reference.data if self.weight is not None else None
+
+    def verify_(self) -> None:
+        if (self.weight is None) == (self.value is None):
+            raise VerifyException("graph.constant needs exactly one of a weight name or a value")
+        if any(d == DYNAMIC_INDEX for d in self.result.type.get_shape()):
+            raise VerifyException("graph.constant must have a static shape")
+
+    def infer_shapes(self, shapes):
+        return [static_shape(self.result.type)]
+
+
+# ------------------------------------------------------------ elementwise
+
+
+class ElementwiseBinaryOp(GraphOp):
+    """lhs (op) rhs with multidirectional broadcasting."""
+
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, lhs: SSAValue, rhs: SSAValue, result_type: TensorType):
+        super().__init__(operands=[lhs, rhs], result_types=[result_type])
+
+    def infer_shapes(self, shapes):
+        return [broadcast_shapes(shapes[0], shapes[1])]
+
+
+@irdl_op_definition
+class AddOp(ElementwiseBinaryOp):
+    name = "graph.add"
+
+
+@irdl_op_definition
+class SubOp(ElementwiseBinaryOp):
+    name = "graph.sub"
+
+
+@irdl_op_definition
+class MulOp(ElementwiseBinaryOp):
+    name = "graph.mul"
+
+
+@irdl_op_definition
+class DivOp(ElementwiseBinaryOp):
+    name = "graph.div"
+
+
+class ElementwiseUnaryOp(GraphOp):
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, result_type: TensorType | None = None):
+        super().__init__(operands=[input], result_types=[result_type or input.type])
+
+    def infer_shapes(self, shapes):
+        return [shapes[0]]
+
+
+@irdl_op_definition
+class ReluOp(ElementwiseUnaryOp):
+    name = "graph.relu"
+
+
+@irdl_op_definition
+class IdentityOp(ElementwiseUnaryOp):
+    name = "graph.identity"
+
+
+# ------------------------------------------------------------ linear algebra
+
+
+@irdl_op_definition
+class GemmOp(GraphOp):
+    """Y = alpha * op(A) @ op(B) + beta * C, A and B 2-D, C broadcast to Y (ONNX Gemm)."""
+
+    name = "graph.gemm"
+    a = operand_def(TensorType)
+    b = operand_def(TensorType)
+    c = opt_operand_def(TensorType)
+    alpha = prop_def(FloatAttr, default_value=FloatAttr(1.0, f32))
+    beta = prop_def(FloatAttr, default_value=FloatAttr(1.0, f32))
+    trans_a = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    trans_b = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, a, b, c, result_type, *, alpha=1.0, beta=1.0, trans_a=False, trans_b=False):
+        super().__init__(
+            operands=[a, b, [c] if c is not None else []],
+            result_types=[result_type],
+            properties={
+                "alpha": FloatAttr(alpha, f32),
+                "beta": FloatAttr(beta, f32),
+                "trans_a": BoolAttr.from_bool(trans_a),
+                "trans_b": BoolAttr.from_bool(trans_b),
+            },
+        )
+
+    def infer_shapes(self, shapes):
+        a, b = shapes[0], shapes[1]
+        if len(a) != 2 or len(b) != 2:
+            raise ShapeMismatchError(f"Gemm needs 2-D A and B, got ranks {len(a)} and {len(b)}")
+        m, ka = (a[1], a[0]) if self.trans_a.value.data else (a[0], a[1])
+        kb, n = (b[1], b[0]) if self.trans_b.value.data else (b[0], b[1])
+        if isinstance(ka, int) and isinstance(kb, int) and ka != kb:
+            raise ShapeMismatchError(f"Gemm inner dims differ: {ka} vs {kb}")
+        out = (m, n)
+        if len(shapes) > 2 and broadcast_shapes(shapes[2], out) != out:
+            raise ShapeMismatchError(f"Gemm C {list(map(str, shapes[2]))} does not broadcast to {out}")
+        return [out]
+
+
+@irdl_op_definition
+class MatMulOp(GraphOp):
+    """numpy.matmul semantics: 1-D promotion and batch broadcasting (ONNX MatMul)."""
+
+    name = "graph.matmul"
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, lhs, rhs, result_type):
+        super().__init__(operands=[lhs, rhs], result_types=[result_type])
+
+    def infer_shapes(self, shapes):
+        a, b = shapes
+        if not a or not b:
+            raise ShapeMismatchError("MatMul operands must have rank >= 1")
+        a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
+        b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
+        if isinstance(a2[-1], int) and isinstance(b2[-2], int) and a2[-1] != b2[-2]:
+            raise ShapeMismatchError(f"MatMul inner dims differ: {a2[-1]} vs {b2[-2]}")
+        batch = broadcast_shapes(a2[:-2], b2[:-2])
+        out = batch + (a2[-2], b2[-1])
+        if len(a) == 1:
+            out = out[:-2] + out[-1:]
+        if len(b) == 1:
+            out = out[:-1]
+        return [out]
+
+
+# ------------------------------------------------------------------ shapes
+
+
+@irdl_op_definition
+class FlattenOp(GraphOp):
+    """Reshape to 2-D: dims before `axis` form the rows (ONNX Flatten)."""
+
+    name = "graph.flatten"
+    input = operand_def(TensorType)
+    axis = prop_def(IntegerAttr, default_value=IntegerAttr(1, i64))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, axis: int, result_type):
+        super().__init__(operands=[input], result_types=[result_type],
+                         properties={"axis": IntegerAttr(axis, i64)})
+
+    def infer_shapes(self, shapes):
+        s = shapes[0]
+        axis = self.axis.value.data
+        if axis < 0:
+            axis += len(s)
+        if not 0 <= axis <= len(s):
+            raise ShapeMismatchError(f"Flatten axis {self.axis.value.data} out of range for rank {len(s)}")
+        return [(numel(s[:axis]), numel(s[axis:]))]
+
+
+@irdl_op_definition
+class ReshapeOp(GraphOp):
+    """Reshape to `shape` (ONNX rules: 0 copies the input dim unless allowzero, -1 is inferred)."""
+
+    name = "graph.reshape"
+    input = operand_def(TensorType)
+    shape = prop_def(DenseArrayBase)
+    allowzero = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, shape: Sequence[int], result_type, allowzero: bool = False):
+        super().__init__(
+            operands=[input], result_types=[result_type],
+            properties={"shape": DenseArrayBase.from_list(i64, list(shape)),
+                        "allowzero": BoolAttr.from_bool(allowzero)},
+        )
+
+    def infer_shapes(self, shapes):
+        return [reshape_shape(shapes[0], list(self.shape.get_values()), self.allowzero.value.data)]
+
+
+def reshape_shape(src: Shape, target: list[int], allowzero: bool = False) -> Shape:
+    out: list[Dim | None] = []
+    for i, t in enumerate(target):
+        if t == 0 and not allowzero:
+            if i >= len(src):
+                raise ShapeMismatchError(f"Reshape: 0 at position {i} but input has rank {len(src)}")
+            out.append(src[i])
+        elif t == -1:
+            out.append(None)
+        elif t < -1:
+            raise ShapeMismatchError(f"Reshape: invalid target dim {t}")
+        else:
+            out.append(t)
+    if out.count(None) > 1:
+        raise ShapeMismatchError("Reshape: more than one -1 in the target shape")
+    total = numel(src)
+    known = numel(tuple(d for d in out if d is not None))
+    if None in out:
+        out[out.index(None)] = dim_div(total, known)
+    elif isinstance(total, int) and isinstance(known, int) and total != known:
+        raise ShapeMismatchError(f"Reshape: cannot reshape {total} elements into {target}")
+    return tuple(out)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ dialect
+
+Graph = Dialect(
+    "graph",
+    [ConstantOp, AddOp, SubOp, MulOp, DivOp, ReluOp, IdentityOp, GemmOp, MatMulOp, FlattenOp, ReshapeOp],
+    [],
+)
+
+# ------------------------------------------------------------- function I/O
+
+ARG_NAME = "graph.name"
+ARG_DIMS = "graph.dims"
+
+
+def io_attrs(name: str, shape: Shape) -> dict[str, Attribute]:
+    return {ARG_NAME: StringAttr(name), ARG_DIMS: ArrayAttr([StringAttr(str(d)) for d in shape])}
+
+
+def io_shape(attrs: dict[str, Attribute], t: TensorType) -> Shape:
+    """The symbolic shape of an entry-function argument or result."""
+    dims = attrs.get(ARG_DIMS)
+    if isinstance(dims, ArrayAttr):
+        return tuple(parse_dim(d.data) for d in dims.data)  # type: ignore[union-attr]
+    return tuple(SymDim.of(f"d{i}") if d == DYNAMIC_INDEX else d for i, d in enumerate(t.get_shape()))
+
+
+def entry_function(module) -> func.FuncOp:
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
+            return op
+    raise VerifyException("graph module has no func.func @main")
+
+
+def infer_value_shapes(fn: func.FuncOp) -> dict[SSAValue, Shape]:
+    """Symbolic shape of every value in a graph function, from the arguments' graph.dims."""
+    shapes: dict[SSAValue, Shape] = {}
+    arg_attrs = fn.arg_attrs.data if fn.arg_attrs is not None else [None] * len(fn.args)
+    for arg, attrs in zip(fn.args, arg_attrs):
+        shapes[arg] = io_shape(attrs.data if attrs is not None else {}, arg.type)
+    for op in fn.body.block.ops:
+        if isinstance(op, GraphOp):
+            for res, s in zip(op.results, op.infer_shapes([shapes[o] for o in op.operands])):
+                shapes[res] = s
+    return shapes
+
+
+def dense_value(value: DenseIntOrFPElementsAttr, shape: Sequence[int]) -> np.ndarray:
+    dtype = dtype_of(value.type)
+    return np.array(value.get_values(), dtype=dtype.numpy).reshape(shape)

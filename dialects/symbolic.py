@@ -1,0 +1,105 @@
+"""Symbolic tensor dimensions: a dim is a monomial `coef * sym1 * sym2 ...`.
+
+Dynamic ONNX dims (batch, sequence) flow through shape functions as monomials, so
+that Flatten / Reshape of a dynamic tensor stay exact and the CPU lowering can
+compute sizes from the dims passed to the compiled entry point.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import Mapping, Union
+
+from pyflame_rt.errors import ShapeMismatchError
+
+
+@dataclass(frozen=True)
+class SymDim:
+    coef: int
+    syms: tuple[str, ...]  # sorted, with repetition
+
+    @staticmethod
+    def of(name: str) -> "SymDim":
+        return SymDim(1, (name,))
+
+    def __mul__(self, other: "Dim") -> "Dim":
+        if isinstance(other, int):
+            return normalize(SymDim(self.coef * other, self.syms))
+        return normalize(SymDim(self.coef * other.coef, tuple(sorted(self.syms + other.syms))))
+
+    __rmul__ = __mul__
+
+    def exact_div(self, other: "Dim") -> "Dim":
+        other = other if isinstance(other, SymDim) else SymDim(other, ())
+        rest = list(self.syms)
+        for s in other.syms:
+            if s not in rest:
+                raise ShapeMismatchError(f"cannot divide dim {self} by {other}")
+            rest.remove(s)
+        if other.coef == 0 or self.coef % other.coef:
+            raise ShapeMismatchError(f"dim {self} is not divisible by {other}")
+        return normalize(SymDim(self.coef // other.coef, tuple(rest)))
+
+    def evaluate(self, bindings: Mapping[str, int]) -> int:
+        return self.coef * prod(bindings[s] for s in self.syms)
+
+    def __str__(self) -> str:
+        parts = ([str(self.coef)] if self.coef != 1 else []) + list(self.syms)
+        return "*".join(parts)
+
+
+Dim = Union[int, SymDim]
+Shape = tuple[Dim, ...]
+
+
+def normalize(d: Dim) -> Dim:
+    if isinstance(d, SymDim) and not d.syms:
+        return d.coef
+    return d
+
+
+def dim_mul(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a * b
+    return (a if isinstance(a, SymDim) else b) * (b if isinstance(a, SymDim) else a)
+
+
+def dim_div(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        if b == 0 or a % b:
+            raise ShapeMismatchError(f"dim {a} is not divisible by {b}")
+        return a // b
+    if isinstance(a, int):
+        raise ShapeMismatchError(f"cannot divide static dim {a} by dynamic dim {b}")
+    return a.exact_div(b)
+
+
+def numel(shape: Shape) -> Dim:
+    out: Dim = 1
+    for d in shape:
+        out = dim_mul(out, d)
+    return out
+
+
+def evaluate(d: Dim, bindings: Mapping[str, int]) -> int:
+    return d if isinstance(d, int) else d.evaluate(bindings)
+
+
+def evaluate_shape(shape: Shape, bindings: Mapping[str, int]) -> tuple[int, ...]:
+    return tuple(evaluate(d, bindings) for d in shape)
+
+
+def dim_to_public(d: Dim) -> int | str:
+    """How get_inputs()/get_outputs() show a dim: an int, or the symbol's name."""
+    return d if isinstance(d, int) else str(d)
+
+
+def parse_dim(text: str) -> Dim:
+    """Inverse of str(): '784' -> 784, 'batch' -> SymDim, '3*batch*seq' -> monomial."""
+    coef, syms = 1, []
+    for part in text.split("*"):
+        if part.lstrip("-").isdigit():
+            coef *= int(part)
+        else:
+            syms.append(part)
+    return normalize(SymDim(coef, tuple(sorted(syms))))

@@ -1,0 +1,74 @@
+"""Element types: one enum that maps between ONNX, numpy, xDSL and ORT type strings."""
+from __future__ import annotations
+
+from enum import Enum
+
+import ml_dtypes
+import numpy as np
+from onnx import TensorProto
+
+from pyflame_rt.errors import DTypeMismatchError
+
+
+class DType(Enum):
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
+    INT8 = "int8"
+    UINT8 = "uint8"
+    INT16 = "int16"
+    INT32 = "int32"
+    INT64 = "int64"
+    BOOL = "bool"
+
+    @property
+    def numpy(self) -> np.dtype:
+        if self is DType.BFLOAT16:
+            return np.dtype(ml_dtypes.bfloat16)
+        return np.dtype(self.value)
+
+    @property
+    def itemsize(self) -> int:
+        return self.numpy.itemsize
+
+    @property
+    def ort_type(self) -> str:
+        """The type string onnxruntime's NodeArg.type uses, e.g. 'tensor(float)'."""
+        return f"tensor({_ORT_NAMES[self]})"
+
+    @property
+    def onnx(self) -> int:
+        return _TO_ONNX[self]
+
+    @staticmethod
+    def from_numpy(dt) -> "DType":
+        dt = np.dtype(dt)
+        if dt == np.dtype(ml_dtypes.bfloat16):
+            return DType.BFLOAT16
+        try:
+            return DType(dt.name)
+        except ValueError:
+            raise DTypeMismatchError(f"numpy dtype {dt} has no PyFlameRT equivalent") from None
+
+    @staticmethod
+    def from_onnx(elem_type: int) -> "DType":
+        for k, v in _TO_ONNX.items():
+            if v == elem_type:
+                return k
+        name = TensorProto.DataType.Name(elem_type) if elem_type in TensorProto.DataType.values() else elem_type
+        raise DTypeMismatchError(f"ONNX element type {name} is not supported")
+
+
+_ORT_NAMES = {
+    DType.FLOAT32: "float", DType.FLOAT64: "double", DType.FLOAT16: "float16",
+    DType.BFLOAT16: "bfloat16", DType.INT8: "int8", DType.UINT8: "uint8",
+    DType.INT16: "int16", DType.INT32: "int32", DType.INT64: "int64", DType.BOOL: "bool",
+}
+
+_TO_ONNX = {
+    DType.FLOAT32: TensorProto.FLOAT, DType.FLOAT64: TensorProto.DOUBLE,
+    DType.FLOAT16: TensorProto.FLOAT16, DType.BFLOAT16: TensorProto.BFLOAT16,
+    DType.INT8: TensorProto.INT8, DType.UINT8: TensorProto.UINT8, DType.INT16: TensorProto.INT16,
+    DType.INT32: TensorProto.INT32, DType.INT64: TensorProto.INT64, DType.BOOL: TensorProto.BOOL,
+}

@@ -1,0 +1,37 @@
+"""The exception hierarchy users catch (names follow the seed API)."""
+
+
+class PyFlameRTError(Exception):
+    """Base class of every error PyFlameRT raises on purpose."""
+
+
+class InvalidModelError(PyFlameRTError):
+    """The model or artifact file is missing, truncated, corrupt or semantically invalid."""
+
+
+class UnsupportedFormatError(PyFlameRTError):
+    """The file is not in a format PyFlameRT reads (or an unsupported version of it)."""
+
+
+class UnsupportedOperatorError(PyFlameRTError):
+    """The model uses an operator (or operator variant) the compiler does not implement."""
+
+
+class ShapeMismatchError(PyFlameRTError):
+    """Tensor shapes are incompatible: in the model or between a feed and the model's input."""
+
+
+class DTypeMismatchError(PyFlameRTError):
+    """A tensor has a different element type than required."""
+
+
+class ValidationError(PyFlameRTError):
+    """Options or IR failed validation."""
+
+
+class BackendError(PyFlameRTError):
+    """Code generation, native compilation or the runtime failed."""
+
+
+class InputError(PyFlameRTError):
+    """A run() call was given bad feeds or output names."""

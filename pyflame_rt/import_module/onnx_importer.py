@@ -1,0 +1,313 @@
+"""ONNX -> graph dialect.
+
+Each ONNX node is translated by a converter registered per op type; weights go to
+the side table (`ImportResult.weights`) and the IR refers to them by name.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+from xdsl.builder import Builder
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr
+from xdsl.ir import Block, Region, SSAValue
+from xdsl.rewriter import InsertPoint
+
+from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.symbolic import Shape, SymDim
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import (
+    DTypeMismatchError,
+    InvalidModelError,
+    PyFlameRTError,
+    ShapeMismatchError,
+    UnsupportedFormatError,
+    UnsupportedOperatorError,
+)
+
+MIN_OPSET, MAX_OPSET = 9, 21
+
+
+@dataclass
+class ImportOptions:
+    """How to import: shape inference through the graph, ONNX checker, opset bounds."""
+
+    infer_shapes: bool = True
+    check_model: bool = True
+
+
+@dataclass
+class ImportResult:
+    module: ModuleOp
+    weights: dict[str, np.ndarray]
+    opset: int
+    producer: str = ""
+    graph_name: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    node_count: int = 0
+    initializer_count: int = 0
+    parameter_count: int = 0
+    import_time_ms: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> func.FuncOp:
+        return graph.entry_function(self.module)
+
+
+Converter = Callable[["_NodeContext"], list[SSAValue]]
+_CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*op_types: str):
+    def register(fn: Converter) -> Converter:
+        for t in op_types:
+            _CONVERTERS[t] = fn
+        return fn
+    return register
+
+
+def supported_op_types() -> list[str]:
+    return sorted(_CONVERTERS)
+
+
+def load_model(model) -> onnx.ModelProto:
+    """Accept a path, bytes or ModelProto; raise the seed's errors for bad files."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        data = bytes(model)
+        where = "<bytes>"
+    else:
+        path = os.fspath(model)
+        if not os.path.exists(path):
+            raise InvalidModelError(f"model file not found: {path}")
+        if os.path.isdir(path):
+            raise InvalidModelError(f"model path is a directory, not a file: {path}")
+        with open(path, "rb") as f:
+            data = f.read()
+        where = path
+    if not data:
+        raise InvalidModelError(f"model file is empty: {where}")
+    try:
+        proto = onnx.ModelProto()
+        proto.ParseFromString(data)
+    except Exception as e:
+        raise InvalidModelError(f"not a valid ONNX protobuf ({where}): {e}") from None
+    if not proto.graph.node and not proto.graph.output:
+        raise InvalidModelError(f"ONNX model has an empty graph or is truncated: {where}")
+    return proto
+
+
+class _NodeContext:
+    """What a converter sees: the node, its inputs as SSA values, attributes, and a builder."""
+
+    def __init__(self, importer: "ONNXImporter", node: onnx.NodeProto):
+        self.importer = importer
+        self.node = node
+        self.attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+    @property
+    def opset(self) -> int:
+        return self.importer.opset
+
+    def input(self, i: int) -> SSAValue | None:
+        if i >= len(self.node.input) or not self.node.input[i]:
+            return None
+        return self.importer.value(self.node.input[i])
+
+    def const_input(self, i: int) -> np.ndarray | None:
+        v = self.input(i)
+        return None if v is None else self.importer.constants.get(v)
+
+    def shape(self, v: SSAValue) -> Shape:
+        return self.importer.shapes[v]
+
+    def emit(self, op_cls, operands: list[SSAValue | None], **props) -> list[SSAValue]:
+        """Create op_cls with result types from its own shape inference."""
+        return self.importer.emit(op_cls, operands, props, self.node)
+
+    def fail(self, why: str) -> PyFlameRTError:
+        return UnsupportedOperatorError(
+            f"{self.node.op_type} (opset {self.opset}) node '{self.node.name or self.node.output[0]}': {why}"
+        )
+
+
+class ONNXImporter:
+    def __init__(self, options: ImportOptions | None = None):
+        self.options = options or ImportOptions()
+
+    # -------------------------------------------------------------- driver
+    def import_model(self, model) -> ImportResult:
+        t0 = time.perf_counter()
+        proto = load_model(model)
+        self.opset = self._opset(proto)
+        if self.options.check_model:
+            try:
+                onnx.checker.check_model(proto)
+            except Exception as e:
+                raise InvalidModelError(f"ONNX checker rejected the model: {str(e).splitlines()[0]}") from None
+        g = proto.graph
+        self.values: dict[str, SSAValue] = {}
+        self.shapes: dict[SSAValue, Shape] = {}
+        self.constants: dict[SSAValue, np.ndarray] = {}
+        self.weights: dict[str, np.ndarray] = {}
+        self.warnings: list[str] = []
+
+        inits = {t.name: t for t in g.initializer}
+        inputs = [i for i in g.input if i.name not in inits]
+        arg_types, arg_attrs, arg_shapes = [], [], []
+        for vi in inputs:
+            shape, dtype = self._value_info(vi)
+            arg_types.append(graph.tensor_type(shape, dtype))
+            arg_attrs.append(DictionaryAttr(graph.io_attrs(vi.name, shape)))
+            arg_shapes.append(shape)
+        block = Block(arg_types=arg_types)
+        self.builder = Builder(InsertPoint.at_end(block))
+        for vi, arg, shape in zip(inputs, block.args, arg_shapes):
+            arg.name_hint = _ssa_name(vi.name)
+            self.values[vi.name] = arg
+            self.shapes[arg] = shape
+        for name, t in inits.items():
+            try:
+                arr = numpy_helper.to_array(t)
+            except Exception as e:
+                raise InvalidModelError(f"initializer '{name}' is corrupt: {e}") from None
+            self.add_constant(name, arr)
+
+        for node in g.node:
+            self._convert_node(node)
+
+        results, res_attrs = [], []
+        for vo in g.output:
+            if vo.name not in self.values:
+                raise InvalidModelError(f"graph output '{vo.name}' is not produced by any node")
+            v = self.values[vo.name]
+            results.append(v)
+            res_attrs.append(DictionaryAttr(graph.io_attrs(vo.name, self.shapes[v])))
+        self.builder.insert(func.ReturnOp(*results))
+        fn = func.FuncOp("main", ([a.type for a in block.args], [r.type for r in results]),
+                         Region(block), arg_attrs=ArrayAttr(arg_attrs), res_attrs=ArrayAttr(res_attrs))
+        module = ModuleOp([fn])
+        try:
+            module.verify()
+        except Exception as e:
+            raise InvalidModelError(f"imported graph does not verify: {e}") from None
+        used = {op.weight_name for op in fn.walk() if isinstance(op, graph.ConstantOp)}
+        weights = {k: v for k, v in self.weights.items() if k in used}
+        return ImportResult(
+            module=module, weights=weights, opset=self.opset,
+            producer=f"{proto.producer_name} {proto.producer_version}".strip(),
+            graph_name=g.name,
+            metadata={p.key: p.value for p in proto.metadata_props},
+            node_count=len(g.node), initializer_count=len(inits),
+            parameter_count=int(sum(a.size for a in weights.values())),
+            import_time_ms=(time.perf_counter() - t0) * 1e3, warnings=self.warnings,
+        )
+
+    def _opset(self, proto: onnx.ModelProto) -> int:
+        opsets = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+        if not opsets:
+            raise InvalidModelError("model declares no default-domain opset")
+        v = opsets[0]
+        if not MIN_OPSET <= v <= MAX_OPSET:
+            raise UnsupportedFormatError(f"ONNX opset {v} is outside the supported range {MIN_OPSET}-{MAX_OPSET}")
+        return v
+
+    def _value_info(self, vi: onnx.ValueInfoProto) -> tuple[Shape, DType]:
+        tt = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type"):
+            raise UnsupportedFormatError(f"input '{vi.name}' is not a tensor")
+        try:
+            dtype = DType.from_onnx(tt.elem_type)
+        except DTypeMismatchError as e:
+            raise UnsupportedFormatError(f"input '{vi.name}': {e}") from None
+        if not tt.HasField("shape"):
+            raise ShapeMismatchError(f"input '{vi.name}' has no shape; PyFlameRT needs at least its rank")
+        shape: list = []
+        for i, d in enumerate(tt.shape.dim):
+            if d.HasField("dim_value") and d.dim_value >= 0:
+                shape.append(int(d.dim_value))
+            else:
+                name = d.dim_param or f"{vi.name}_dim{i}"
+                shape.append(SymDim.of(_symbol(name)))
+        return tuple(shape), dtype
+
+    def _convert_node(self, node: onnx.NodeProto) -> None:
+        if node.domain not in ("", "ai.onnx"):
+            raise UnsupportedOperatorError(
+                f"{node.op_type} from domain '{node.domain}' (node '{node.name}') is not supported")
+        conv = _CONVERTERS.get(node.op_type)
+        if conv is None:
+            raise UnsupportedOperatorError(
+                f"operator {node.op_type} (opset {self.opset}) in node '{node.name or node.output[0]}' "
+                f"is not supported")
+        for name in node.input:
+            if name and name not in self.values:
+                raise InvalidModelError(f"node '{node.name}' uses undefined value '{name}'")
+        ctx = _NodeContext(self, node)
+        try:
+            outs = conv(ctx)
+        except ShapeMismatchError as e:
+            raise ShapeMismatchError(f"{node.op_type} node '{node.name or node.output[0]}': {e}") from None
+        for name, v in zip(node.output, outs):
+            if name:
+                self.values[name] = v
+
+    # ---------------------------------------------------------- building
+    def value(self, name: str) -> SSAValue:
+        return self.values[name]
+
+    def add_constant(self, name: str, arr: np.ndarray) -> SSAValue:
+        dtype = DType.from_numpy(arr.dtype)
+        key = name
+        n = 1
+        while key in self.weights:
+            key, n = f"{name}_{n}", n + 1
+        self.weights[key] = np.ascontiguousarray(arr)
+        op = graph.ConstantOp(graph.tensor_type(arr.shape, dtype), weight=key)
+        op.result.name_hint = _ssa_name(name)
+        self.builder.insert(op)
+        self.values[name] = op.result
+        self.shapes[op.result] = tuple(arr.shape)
+        self.constants[op.result] = self.weights[key]
+        return op.result
+
+    def emit(self, op_cls, operands, props, node) -> list[SSAValue]:
+        # build once with a placeholder type to run the op's own shape function
+        shapes = [self.shapes[o] for o in operands if o is not None]
+        op = op_cls(*operands, **{**props, "result_type": operands[0].type})
+        out_shapes = op.infer_shapes(shapes)
+        dtype = graph.dtype_of(operands[0].type)
+        op = op_cls(*operands, **{**props, "result_type": graph.tensor_type(out_shapes[0], dtype)})
+        for r, s, name in zip(op.results, out_shapes, node.output):
+            r.name_hint = _ssa_name(name)
+            self.shapes[r] = s
+        self.builder.insert(op)
+        return list(op.results)
+
+
+def _symbol(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return s if s and not s[0].isdigit() else f"d_{s}"
+
+
+def _ssa_name(name: str) -> str | None:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    return s if s and not s[0].isdigit() else None
+
+
+def from_onnx(model, options: ImportOptions | None = None) -> ImportResult:
+    """Import an ONNX model (path, bytes or ModelProto) into graph IR."""
+    return ONNXImporter(options).import_model(model)
+
+
+# Converters register themselves on import.
+from pyflame_rt.import_module import onnx_ops  # noqa: E402,F401

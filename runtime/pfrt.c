@@ -1,0 +1,227 @@
+/* PyFlameRT C runtime. See pfrt.h. */
+#define _GNU_SOURCE
+#include "pfrt.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sched.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------ arena */
+
+struct pfrt_arena {
+    char *base;
+    size_t capacity;
+    size_t used;
+    size_t peak;
+};
+
+static size_t round_up(size_t n) { return (n + PFRT_ALIGNMENT - 1) & ~(size_t)(PFRT_ALIGNMENT - 1); }
+
+pfrt_arena *pfrt_arena_create(size_t capacity) {
+    pfrt_arena *a = calloc(1, sizeof(*a));
+    if (!a) return NULL;
+    if (pfrt_arena_reserve(a, capacity) != 0) { free(a); return NULL; }
+    return a;
+}
+
+void pfrt_arena_destroy(pfrt_arena *a) {
+    if (!a) return;
+    free(a->base);
+    free(a);
+}
+
+int pfrt_arena_reserve(pfrt_arena *a, size_t capacity) {
+    capacity = round_up(capacity ? capacity : PFRT_ALIGNMENT);
+    if (capacity <= a->capacity) return 0;
+    char *p = aligned_alloc(PFRT_ALIGNMENT, capacity);
+    if (!p) return -1;
+    free(a->base);          /* contents are scratch: nothing to preserve */
+    a->base = p;
+    a->capacity = capacity;
+    a->used = 0;
+    return 0;
+}
+
+void *pfrt_arena_base(pfrt_arena *a) { return a->base; }
+size_t pfrt_arena_capacity(pfrt_arena *a) { return a->capacity; }
+size_t pfrt_arena_used(pfrt_arena *a) { return a->used; }
+size_t pfrt_arena_peak(pfrt_arena *a) { return a->peak; }
+void pfrt_arena_reset(pfrt_arena *a) { a->used = 0; }
+
+void *pfrt_arena_alloc(pfrt_arena *a, size_t size) {
+    size_t need = round_up(size);
+    if (need < size || a->used + need > a->capacity) return NULL;
+    void *p = a->base + a->used;
+    a->used += need;
+    if (a->used > a->peak) a->peak = a->used;
+    return p;
+}
+
+/* ------------------------------------------------------------------- pool */
+
+#define SPIN_ROUNDS 20000
+
+struct pfrt_pool {
+    int num_threads;             /* including the caller */
+    pthread_t *workers;
+    pthread_mutex_t call_lock;   /* serializes parallel_for calls */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_cond_t done;
+    atomic_uint_fast64_t generation;
+    atomic_int shutdown;
+    /* the current job */
+    pfrt_task_fn fn;
+    void *ctx;
+    int64_t n, chunk, num_chunks;
+    atomic_int_fast64_t next_chunk;
+    atomic_int_fast64_t chunks_done;
+    atomic_int active_workers;
+};
+
+static __thread int in_task = 0;
+
+int pfrt_num_cores(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int c = CPU_COUNT(&set);
+        if (c > 0) return c;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+typedef struct {
+    pfrt_task_fn fn;
+    void *ctx;
+    int64_t n, chunk, num_chunks;
+} job_t;
+
+static void run_chunks(pfrt_pool *p, const job_t *job) {
+    int64_t done_here = 0;
+    for (;;) {
+        int64_t c = atomic_fetch_add(&p->next_chunk, 1);
+        if (c >= job->num_chunks) break;
+        int64_t b = c * job->chunk;
+        int64_t e = b + job->chunk < job->n ? b + job->chunk : job->n;
+        job->fn(job->ctx, b, e);
+        done_here++;
+    }
+    if (done_here) atomic_fetch_add(&p->chunks_done, done_here);
+}
+
+/* Workers register as active while holding the lock, so the caller cannot set
+   up the next job before every worker has left the current one. */
+static void *worker_main(void *arg) {
+    pfrt_pool *p = arg;
+    uint64_t seen = 0;
+    in_task = 1;
+    for (;;) {
+        int spins = 0;
+        while (atomic_load(&p->generation) == seen && !atomic_load(&p->shutdown) && spins < SPIN_ROUNDS) {
+            spins++;
+            __builtin_ia32_pause();
+        }
+        pthread_mutex_lock(&p->lock);
+        while (atomic_load(&p->generation) == seen && !atomic_load(&p->shutdown))
+            pthread_cond_wait(&p->wake, &p->lock);
+        if (atomic_load(&p->shutdown)) { pthread_mutex_unlock(&p->lock); return NULL; }
+        seen = atomic_load(&p->generation);
+        job_t job = {p->fn, p->ctx, p->n, p->chunk, p->num_chunks};
+        atomic_fetch_add(&p->active_workers, 1);
+        pthread_mutex_unlock(&p->lock);
+        run_chunks(p, &job);
+        if (atomic_fetch_sub(&p->active_workers, 1) == 1) {
+            pthread_mutex_lock(&p->lock);
+            pthread_cond_broadcast(&p->done);
+            pthread_mutex_unlock(&p->lock);
+        }
+    }
+}
+
+pfrt_pool *pfrt_pool_create(int num_threads) {
+    pfrt_pool *p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    if (num_threads <= 0) num_threads = pfrt_num_cores();
+    p->num_threads = num_threads;
+    pthread_mutex_init(&p->call_lock, NULL);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    p->workers = calloc((size_t)num_threads, sizeof(pthread_t));
+    for (int i = 1; i < num_threads; i++) {
+        if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
+            p->num_threads = i;
+            break;
+        }
+    }
+    return p;
+}
+
+void pfrt_pool_destroy(pfrt_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->shutdown, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    for (int i = 1; i < p->num_threads; i++) pthread_join(p->workers[i], NULL);
+    free(p->workers);
+    pthread_mutex_destroy(&p->call_lock);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    free(p);
+}
+
+int pfrt_pool_num_threads(pfrt_pool *p) { return p->num_threads; }
+
+void pfrt_parallel_for(pfrt_pool *p, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int64_t threads = p ? p->num_threads : 1;
+    if (!p || threads == 1 || in_task || n <= grain) {
+        fn(ctx, 0, n);
+        return;
+    }
+    /* a few chunks per thread balances uneven work without much contention */
+    int64_t chunk = (n + threads * 4 - 1) / (threads * 4);
+    if (chunk < grain) chunk = grain;
+    job_t job = {fn, ctx, n, chunk, (n + chunk - 1) / chunk};
+    pthread_mutex_lock(&p->call_lock);
+    pthread_mutex_lock(&p->lock);
+    /* a worker that woke late for the previous job may still be registered */
+    while (atomic_load(&p->active_workers) > 0) pthread_cond_wait(&p->done, &p->lock);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    p->chunk = chunk;
+    p->num_chunks = job.num_chunks;
+    atomic_store(&p->next_chunk, 0);
+    atomic_store(&p->chunks_done, 0);
+    atomic_fetch_add(&p->generation, 1);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+
+    in_task = 1;
+    run_chunks(p, &job);
+    in_task = 0;
+    /* wait until every chunk has finished and no worker still touches this job */
+    int spins = 0;
+    while (atomic_load(&p->chunks_done) < job.num_chunks || atomic_load(&p->active_workers) > 0) {
+        if (++spins < SPIN_ROUNDS) { __builtin_ia32_pause(); continue; }
+        pthread_mutex_lock(&p->lock);
+        if (atomic_load(&p->chunks_done) < job.num_chunks || atomic_load(&p->active_workers) > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 200000;
+            if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+            pthread_cond_timedwait(&p->done, &p->lock, &ts);
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->call_lock);
+}

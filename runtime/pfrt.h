@@ -1,0 +1,37 @@
+/* PyFlameRT C runtime: aligned arenas and a worker pool that generated code calls. */
+#ifndef PFRT_H
+#define PFRT_H
+#include <stdint.h>
+#include <stddef.h>
+
+#define PFRT_ALIGNMENT 64
+
+/* ---- arena: one 64-byte-aligned block, bump allocation, reset between runs ---- */
+typedef struct pfrt_arena pfrt_arena;
+pfrt_arena *pfrt_arena_create(size_t capacity);
+void pfrt_arena_destroy(pfrt_arena *arena);
+/* Grow (never shrink) the arena so that it holds at least `capacity` bytes. 0 on success. */
+int pfrt_arena_reserve(pfrt_arena *arena, size_t capacity);
+void *pfrt_arena_base(pfrt_arena *arena);
+size_t pfrt_arena_capacity(pfrt_arena *arena);
+/* Bump-allocate `size` bytes aligned to 64; NULL when the arena is full. */
+void *pfrt_arena_alloc(pfrt_arena *arena, size_t size);
+void pfrt_arena_reset(pfrt_arena *arena);
+size_t pfrt_arena_used(pfrt_arena *arena);
+size_t pfrt_arena_peak(pfrt_arena *arena);
+
+/* ---- worker pool with a parallel-for that generated code calls directly ---- */
+typedef void (*pfrt_task_fn)(void *ctx, int64_t begin, int64_t end);
+typedef struct pfrt_pool pfrt_pool;
+/* num_threads <= 0 means one thread per online core. The calling thread is one of them. */
+pfrt_pool *pfrt_pool_create(int num_threads);
+void pfrt_pool_destroy(pfrt_pool *pool);
+int pfrt_pool_num_threads(pfrt_pool *pool);
+/* Run fn(ctx, b, e) over [0, n) split into chunks of at least `grain` indices.
+   Every index is covered exactly once; returns when all chunks are done.
+   Safe to call from several threads at once (calls are serialized per pool);
+   a call made from inside a task runs inline. */
+void pfrt_parallel_for(pfrt_pool *pool, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);
+int pfrt_num_cores(void);
+
+#endif
