@@ -1,0 +1,190 @@
+"""A small structured builder for CPU kernels at the kernel level.
+
+Kernels are written with `func`, `scf`, `arith` and `llvm` (pointers, loads,
+stores, vectors, intrinsics); the conversions in `convert_to_llvm` then take the
+whole module down to the `llvm` dialect. Every kernel has the task signature the
+runtime's parallel-for calls: `(ptr ctx, i64 begin, i64 end)`, where ctx is an
+array of i64 fields (pointers are stored as integers).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from xdsl.builder import Builder
+from xdsl.dialects import arith, func, llvm, scf
+from xdsl.dialects.builtin import (
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    VectorType,
+    f32,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, Block, Region, SSAValue
+from xdsl.rewriter import InsertPoint
+
+PTR = llvm.LLVMPointerType()
+F32_ALIGN = 4
+
+
+def vec(width: int, elem: Attribute = f32) -> VectorType:
+    return VectorType(elem, [width])
+
+
+class KernelBuilder:
+    """Builds one `func.func @name(ptr ctx, i64 begin, i64 end)`."""
+
+    def __init__(self, name: str):
+        self.name = name
+        block = Block(arg_types=[PTR, i64, i64])
+        self.ctx, self.begin, self.end = block.args
+        self.fn = func.FuncOp(name, ([PTR, i64, i64], []), Region(block))
+        self.b = Builder(InsertPoint.at_end(block))
+        self._consts: dict = {}
+
+    def finish(self) -> func.FuncOp:
+        self.b.insert(func.ReturnOp())
+        return self.fn
+
+    def _ins(self, op):
+        self.b.insert(op)
+        return op.results[0] if op.results else op
+
+    # ------------------------------------------------------------ ctx fields
+    def field(self, i: int) -> SSAValue:
+        """The i-th i64 field of the ctx array."""
+        p = self._ins(llvm.GEPOp.from_mixed_indices(self.ctx, [self.const(i)], i64))
+        return self._ins(llvm.LoadOp(p, i64, alignment=8))
+
+    def ptr_field(self, i: int) -> SSAValue:
+        return self._ins(llvm.IntToPtrOp(self.field(i)))
+
+    # ------------------------------------------------------------- integers
+    def const(self, v: int, t: IntegerType = i64) -> SSAValue:
+        return self._ins(arith.ConstantOp(IntegerAttr(v, t)))
+
+    def add(self, a, b): return self._ins(arith.AddiOp(a, b))
+    def sub(self, a, b): return self._ins(arith.SubiOp(a, b))
+    def mul(self, a, b): return self._ins(arith.MuliOp(a, b))
+    def div(self, a, b): return self._ins(arith.DivSIOp(a, b))
+    def rem(self, a, b): return self._ins(arith.RemSIOp(a, b))
+    def min(self, a, b): return self._ins(arith.MinSIOp(a, b))
+    def max(self, a, b): return self._ins(arith.MaxSIOp(a, b))
+    def cmp(self, pred: str, a, b): return self._ins(arith.CmpiOp(a, b, pred))
+    def select(self, c, a, b): return self._ins(arith.SelectOp(c, a, b))
+    def trunc(self, a, t): return self._ins(arith.TruncIOp(a, t))
+
+    # --------------------------------------------------------------- floats
+    def fconst(self, v: float, width: int = 1) -> SSAValue:
+        if width == 1:
+            return self._ins(arith.ConstantOp(FloatAttr(v, f32)))
+        return self._ins(arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(vec(width), [v])))
+
+    def fadd(self, a, b): return self._ins(arith.AddfOp(a, b))
+    def fsub(self, a, b): return self._ins(arith.SubfOp(a, b))
+    def fmul(self, a, b): return self._ins(arith.MulfOp(a, b))
+    def fdiv(self, a, b): return self._ins(arith.DivfOp(a, b))
+    def fmax(self, a, b): return self._ins(arith.MaxnumfOp(a, b))
+    def fma(self, a, b, c): return self._ins(llvm.FMAOp(a, b, c))
+
+    def splat(self, scalar: SSAValue, width: int) -> SSAValue:
+        if width == 1:
+            return scalar
+        undef = self._ins(llvm.UndefOp(vec(width, scalar.type)))
+        v = self._ins(llvm.InsertElementOp(undef, scalar, self.const(0, i32)))
+        return self._ins(llvm.ShuffleVectorOp(v, undef, _zeros_mask(width), vec(width, scalar.type)))
+
+    def scratch(self, count: int, elem: Attribute = f32) -> SSAValue:
+        """A stack buffer allocated once at kernel entry (not per loop iteration)."""
+        entry = self.fn.body.block
+        n = arith.ConstantOp(IntegerAttr(count, i64))
+        a = llvm.AllocaOp(n, elem, alignment=64)
+        entry.insert_ops_before([n, a], entry.first_op) if entry.first_op else entry.add_ops([n, a])
+        return a.results[0]
+
+    # -------------------------------------------------------------- memory
+    def gep(self, ptr: SSAValue, index: SSAValue, elem: Attribute = f32) -> SSAValue:
+        return self._ins(llvm.GEPOp.from_mixed_indices(ptr, [index], elem, inbounds=True))
+
+    def load(self, ptr: SSAValue, index: SSAValue, width: int = 1, elem: Attribute = f32) -> SSAValue:
+        """Load a scalar or a `width`-vector at ptr[index] (element alignment only)."""
+        t = elem if width == 1 else vec(width, elem)
+        return self._ins(llvm.LoadOp(self.gep(ptr, index, elem), t, alignment=_align(elem)))
+
+    def store(self, value: SSAValue, ptr: SSAValue, index: SSAValue, elem: Attribute = f32) -> None:
+        p = self.gep(ptr, index, elem)
+        if isinstance(value.type, VectorType):
+            # retype the pointer: llvmlite checks the pointee type of stores
+            p = self._ins(llvm.GEPOp.from_mixed_indices(p, [0], value.type))
+        self._ins(llvm.StoreOp(value, p, alignment=_align(elem)))
+
+    def partial_store(self, value, ptr, index, count, width: int, scratch: SSAValue) -> None:
+        """Store the first `count` lanes of a vector (tile edges), via a scratch buffer."""
+        self.store(value, scratch, self.const(0))
+        with self.loop(0, count) as j:
+            self.store(self.load(scratch, j.iv), ptr, self.add(index, j.iv))
+
+    # ---------------------------------------------------------------- loops
+    @contextmanager
+    def loop(self, lb, ub, step=1, carried: Sequence[SSAValue] = ()) -> Iterator["Loop"]:
+        """`for iv in range(lb, ub, step)` with loop-carried values (scf.for)."""
+        lb = lb if isinstance(lb, SSAValue) else self.const(lb)
+        ub = ub if isinstance(ub, SSAValue) else self.const(ub)
+        step = step if isinstance(step, SSAValue) else self.const(step)
+        body = Block(arg_types=[i64, *[c.type for c in carried]])
+        op = scf.ForOp(lb, ub, step, list(carried), Region(body))
+        self.b.insert(op)
+        outer = self.b
+        self.b = Builder(InsertPoint.at_end(body))
+        loop = Loop(body.args[0], list(body.args[1:]), list(op.results))
+        try:
+            yield loop
+        finally:
+            self.b.insert(scf.YieldOp(*loop.next))
+            self.b = outer
+
+    def strip_mined(self, lb: SSAValue, ub: SSAValue, width: int, body) -> None:
+        """body(iv, w) over [lb, ub): full `width`-vectors, then a scalar tail (no over-reads)."""
+        n = self.sub(ub, lb)
+        vec_end = self.add(lb, self.mul(self.div(n, self.const(width)), self.const(width)))
+        with self.loop(lb, vec_end, width) as l:
+            body(l.iv, width)
+        if width > 1:
+            with self.loop(vec_end, ub, 1) as l:
+                body(l.iv, 1)
+
+    @contextmanager
+    def if_(self, cond: SSAValue) -> Iterator[None]:
+        then = Block()
+        op = scf.IfOp(cond, [], Region(then), Region(Block()))
+        self.b.insert(op)
+        outer = self.b
+        self.b = Builder(InsertPoint.at_end(then))
+        try:
+            yield
+        finally:
+            self.b.insert(scf.YieldOp())
+            Builder(InsertPoint.at_end(op.false_region.block)).insert(scf.YieldOp())
+            self.b = outer
+
+
+class Loop:
+    """Induction variable, carried values inside, results after the loop; set `next`."""
+
+    def __init__(self, iv, carried, results):
+        self.iv = iv
+        self.carried = carried
+        self.results = results
+        self.next: list[SSAValue] = list(carried)
+
+
+def _align(elem: Attribute) -> int:
+    return max(1, elem.bitwidth // 8) if hasattr(elem, "bitwidth") else 8
+
+
+def _zeros_mask(width: int):
+    from xdsl.dialects.builtin import DenseArrayBase
+    return DenseArrayBase.from_list(i32, [0] * width)
