@@ -81,8 +81,15 @@ def numel(shape: Shape) -> Dim:
     return out
 
 
-def evaluate(d: Dim, bindings: Mapping[str, int]) -> int:
-    return d if isinstance(d, int) else d.evaluate(bindings)
+def evaluate(d, bindings: Mapping[str, int]) -> int:
+    """Value of a Dim, or of a size expression ("mul" | "ceildiv", a, b) built from Dims."""
+    if isinstance(d, int):
+        return d
+    if isinstance(d, SymDim):
+        return d.evaluate(bindings)
+    op, a, b = d
+    a, b = evaluate(a, bindings), evaluate(b, bindings)
+    return a * b if op == "mul" else -(-a // b)
 
 
 def evaluate_shape(shape: Shape, bindings: Mapping[str, int]) -> tuple[int, ...]:

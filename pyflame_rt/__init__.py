@@ -1,1 +1,2 @@
 """PyFlameRT."""
+__version__ = "0.1.0"

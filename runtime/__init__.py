@@ -1,0 +1,95 @@
+"""The C runtime (built by cffi at install): arenas, the worker pool, symbols for JIT'd code."""
+from __future__ import annotations
+
+from pyflame_rt.errors import BackendError
+
+try:
+    from pyflame_rt.runtime._pfrt import ffi, lib
+except ImportError as e:  # pragma: no cover - only when the package was not installed
+    raise BackendError(
+        "the PyFlameRT C runtime is not built; install the package with `pip install -e .`") from e
+
+
+def num_cores() -> int:
+    return lib.pfrt_num_cores()
+
+
+def native_symbols() -> dict[str, int]:
+    """Addresses of the runtime functions generated code calls."""
+    return {name: int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
+            for name in ("pfrt_parallel_for",)}
+
+
+class Arena:
+    """A 64-byte-aligned scratch block that grows on demand and is reused across runs."""
+
+    def __init__(self, capacity: int = 0):
+        self._ptr = lib.pfrt_arena_create(capacity)
+        if self._ptr == ffi.NULL:
+            raise BackendError(f"cannot allocate an arena of {capacity} bytes")
+
+    def reserve(self, capacity: int) -> int:
+        """Ensure at least `capacity` bytes; return the base address."""
+        if lib.pfrt_arena_reserve(self._ptr, capacity) != 0:
+            raise BackendError(f"cannot grow the arena to {capacity} bytes")
+        return self.base
+
+    @property
+    def base(self) -> int:
+        return int(ffi.cast("uintptr_t", lib.pfrt_arena_base(self._ptr)))
+
+    @property
+    def capacity(self) -> int:
+        return lib.pfrt_arena_capacity(self._ptr)
+
+    def alloc(self, size: int) -> int:
+        p = lib.pfrt_arena_alloc(self._ptr, size)
+        if p == ffi.NULL:
+            raise BackendError(f"arena exhausted: {size} bytes requested, "
+                               f"{self.capacity - lib.pfrt_arena_used(self._ptr)} free")
+        return int(ffi.cast("uintptr_t", p))
+
+    def reset(self) -> None:
+        lib.pfrt_arena_reset(self._ptr)
+
+    @property
+    def used(self) -> int:
+        return lib.pfrt_arena_used(self._ptr)
+
+    @property
+    def peak(self) -> int:
+        return lib.pfrt_arena_peak(self._ptr)
+
+    def __del__(self):
+        if getattr(self, "_ptr", None) is not None:
+            lib.pfrt_arena_destroy(self._ptr)
+            self._ptr = None
+
+
+class ThreadPool:
+    """Worker threads; the caller of parallel_for participates. num_threads<=0: one per core."""
+
+    def __init__(self, num_threads: int = 0):
+        self._ptr = lib.pfrt_pool_create(num_threads)
+        if self._ptr == ffi.NULL:
+            raise BackendError("cannot create the worker pool")
+
+    @property
+    def handle(self):
+        return self._ptr
+
+    @property
+    def num_threads(self) -> int:
+        return lib.pfrt_pool_num_threads(self._ptr)
+
+    def parallel_for(self, fn, ctx, n: int, grain: int = 1) -> None:
+        """fn: a cffi callback `void(void*, int64_t, int64_t)` (used by tests and Python tasks)."""
+        lib.pfrt_parallel_for(self._ptr, fn, ctx, n, grain)
+
+    def close(self) -> None:
+        if getattr(self, "_ptr", None) is not None:
+            lib.pfrt_pool_destroy(self._ptr)
+            self._ptr = None
+
+    def __del__(self):
+        self.close()

@@ -98,11 +98,13 @@ class FuncToLLVM(RewritePattern):
     def match_and_rewrite(self, op: func.FuncOp, rewriter: PatternRewriter) -> None:
         ft = op.function_type
         out = ft.outputs.data[0] if ft.outputs.data else llvm.LLVMVoidType()
-        body = op.detach_region(op.body)
-        external = not body.blocks
-        linkage = llvm.LinkageAttr("external")
+        external = op.is_declaration
+        body = Region() if external else op.detach_region(op.body)
+        # private definitions become internal so LLVM may inline and drop them
+        private = not external and op.sym_visibility is not None and op.sym_visibility.data == "private"
+        linkage = llvm.LinkageAttr("internal" if private else "external")
         new = llvm.FuncOp(op.sym_name.data, llvm.LLVMFunctionType(list(ft.inputs.data), out),
-                          linkage=linkage, body=body if not external else Region())
+                          linkage=linkage, body=body)
         rewriter.replace_op(op, new)
 
 

@@ -35,15 +35,17 @@ def vec(width: int, elem: Attribute = f32) -> VectorType:
 
 
 class KernelBuilder:
-    """Builds one `func.func @name(ptr ctx, i64 begin, i64 end)`."""
+    """Builds one function; by default a task `func.func @name(ptr ctx, i64 begin, i64 end)`."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, arg_types: Sequence[Attribute] = (PTR, i64, i64),
+                 visibility: str = "private"):
         self.name = name
-        block = Block(arg_types=[PTR, i64, i64])
-        self.ctx, self.begin, self.end = block.args
-        self.fn = func.FuncOp(name, ([PTR, i64, i64], []), Region(block))
+        block = Block(arg_types=list(arg_types))
+        self.args = block.args
+        if len(block.args) == 3:
+            self.ctx, self.begin, self.end = block.args
+        self.fn = func.FuncOp(name, (list(arg_types), []), Region(block), visibility=visibility)
         self.b = Builder(InsertPoint.at_end(block))
-        self._consts: dict = {}
 
     def finish(self) -> func.FuncOp:
         self.b.insert(func.ReturnOp())
@@ -54,13 +56,15 @@ class KernelBuilder:
         return op.results[0] if op.results else op
 
     # ------------------------------------------------------------ ctx fields
-    def field(self, i: int) -> SSAValue:
-        """The i-th i64 field of the ctx array."""
-        p = self._ins(llvm.GEPOp.from_mixed_indices(self.ctx, [self.const(i)], i64))
-        return self._ins(llvm.LoadOp(p, i64, alignment=8))
+    def field(self, i: int, base: SSAValue | None = None) -> SSAValue:
+        """The i-th i64 of an i64 array (by default the kernel's ctx)."""
+        return self.load(self.ctx if base is None else base, self.const(i), elem=i64)
 
     def ptr_field(self, i: int) -> SSAValue:
-        return self._ins(llvm.IntToPtrOp(self.field(i)))
+        return self.as_ptr(self.field(i))
+
+    def as_ptr(self, v: SSAValue) -> SSAValue:
+        return self._ins(llvm.IntToPtrOp(v))
 
     # ------------------------------------------------------------- integers
     def const(self, v: int, t: IntegerType = i64) -> SSAValue:

@@ -1,0 +1,119 @@
+"""The compile pipeline: import -> graph IR -> kernel level -> llvm -> native object."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from xdsl.context import Context
+
+from pyflame_rt import __version__
+from pyflame_rt.dialects.symbolic import Dim, SymDim, parse_dim
+from pyflame_rt.errors import BackendError, PyFlameRTError
+from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
+from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
+from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
+from pyflame_rt.targets.cpu.lower_graph import LoweredModel, lower_graph
+from pyflame_rt.targets.cpu.memory_plan import Buffer
+from pyflame_rt.targets.cpu.target import CPUTarget
+
+
+@dataclass
+class CompileOptions:
+    cpu: str | None = None  # None/"host" or a portable level such as "x86-64-v3"
+    import_options: ImportOptions = field(default_factory=ImportOptions)
+
+
+@dataclass
+class CompiledModel:
+    """Everything an artifact stores: metadata (JSON-able), the weight blob, the object code."""
+
+    header: dict
+    weights: np.ndarray  # uint8 view of the 64-byte-aligned weight blob
+    object_code: bytes
+
+
+def expr_to_json(e):
+    if isinstance(e, (int, SymDim)):
+        return str(e)
+    return [e[0], expr_to_json(e[1]), expr_to_json(e[2])]
+
+
+def expr_from_json(j):
+    if isinstance(j, str):
+        return parse_dim(j)
+    return (j[0], expr_from_json(j[1]), expr_from_json(j[2]))
+
+
+def _io_json(infos) -> list[dict]:
+    return [{"name": t.name, "shape": [str(d) for d in t.shape], "dtype": t.dtype.value} for t in infos]
+
+
+def compile_model(model, options: CompileOptions | None = None, log=None) -> CompiledModel:
+    """Compile an ONNX model (path, bytes or ModelProto) or an ImportResult."""
+    options = options or CompileOptions()
+    target = CPUTarget.named(options.cpu)
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+
+    def lap(stage: str):
+        nonlocal t
+        now = time.perf_counter()
+        times[stage] = round((now - t) * 1e3, 2)
+        t = now
+        if log:
+            log(f"{stage}: {times[stage]:.0f} ms")
+
+    imported = model if isinstance(model, ImportResult) else from_onnx(model, options.import_options)
+    lap("import")
+    lowered = lower_graph(imported.main, imported.weights, target)
+    lap("lower-graph")
+    try:
+        ConvertToLLVM().apply(Context(), lowered.module)
+        lowered.module.verify()
+    except PyFlameRTError:
+        raise
+    except Exception as e:
+        raise BackendError(f"conversion to the llvm dialect failed: {e}") from e
+    lap("convert-to-llvm")
+    ir_text = to_llvm_ir(lowered.module, target)
+    lap("translate")
+    obj = compile_object(ir_text, target)
+    lap("llvm-codegen")
+    blob, offsets = _weight_blob(lowered)
+    header = {
+        "compiler_version": __version__,
+        "target": {"triple": target.triple, "cpu": target.cpu, "features": list(target.features)},
+        "model": {"producer": imported.producer, "graph_name": imported.graph_name,
+                  "opset": imported.opset, "metadata": imported.metadata},
+        "inputs": _io_json(lowered.inputs),
+        "outputs": _io_json(lowered.outputs),
+        "symbols": lowered.symbols,
+        "buffers": [[expr_to_json(b.nbytes), b.first, b.last] for b in lowered.buffers],
+        "op_summary": lowered.op_summary,
+        "kernel_count": lowered.kernel_count,
+        "parameter_count": imported.parameter_count,
+        "compile_ms": times,
+    }
+    return CompiledModel(header, blob, obj)
+
+
+def _weight_blob(lowered: LoweredModel) -> tuple[np.ndarray, list[int]]:
+    from pyflame_rt.targets.cpu.lower_graph import WEIGHT_ALIGN
+    offsets, size = [], 0
+    for _, arr in lowered.weights:
+        size = -(-size // WEIGHT_ALIGN) * WEIGHT_ALIGN
+        offsets.append(size)
+        size += arr.nbytes
+    blob = np.zeros(size, dtype=np.uint8)
+    for off, (_, arr) in zip(offsets, lowered.weights):
+        blob[off:off + arr.nbytes] = np.frombuffer(np.ascontiguousarray(arr).tobytes(), dtype=np.uint8)
+    return blob, offsets
+
+
+def buffers_from_header(header: dict) -> list[Buffer]:
+    return [Buffer(expr_from_json(n), first, last) for n, first, last in header["buffers"]]
+
+
+def dims_from_json(shape: list[str]) -> tuple[Dim, ...]:
+    return tuple(parse_dim(d) for d in shape)

@@ -1,0 +1,1 @@
+"""Kernel generators: each returns a func.func with the runtime's task signature."""

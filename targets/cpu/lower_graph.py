@@ -1,0 +1,403 @@
+"""Conversion graph -> kernel level for the CPU: one entry point per model.
+
+Every graph op becomes one or more calls of a generated kernel through the
+runtime's parallel-for. The entry point
+
+    void pfm_main(ptr io, ptr weights, ptr arena, ptr offsets, ptr dims, ptr pool)
+
+receives the input/output pointers, the weight blob, the arena with the offsets of
+the memory plan, and the values of the dynamic dims; it computes every size from
+those dims, so one compiled artifact serves every batch size. View ops (Flatten,
+Reshape, Identity) move no data: their result aliases the input buffer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from xdsl.dialects import func, llvm
+from xdsl.dialects.builtin import ModuleOp, i8, i64
+from xdsl.ir import SSAValue
+
+from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, numel
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernel_builder import PTR, KernelBuilder
+from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
+from pyflame_rt.targets.cpu.kernels.gemm import (
+    GEMM_FIELDS, PACK_FIELDS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
+from pyflame_rt.targets.cpu.memory_plan import Buffer
+from pyflame_rt.targets.cpu.target import CPUTarget
+
+ENTRY = "pfm_main"
+PARALLEL_FOR = "pfrt_parallel_for"
+WEIGHT_ALIGN = 64
+
+
+@dataclass
+class TensorInfo:
+    name: str
+    shape: Shape
+    dtype: DType
+
+
+@dataclass
+class Loc:
+    """Where a tensor lives: io slot, weight blob offset, or arena buffer index."""
+
+    kind: str  # "io" | "weight" | "arena"
+    index: int
+
+
+@dataclass
+class LoweredModel:
+    """The kernel-level module and everything the executable needs beside it."""
+
+    module: ModuleOp
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    symbols: list[str]
+    buffers: list[Buffer]
+    weights: list[tuple[str, np.ndarray]]
+    kernel_count: int = 0
+    op_summary: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Call:
+    kernel: str
+    fields: list  # each a Loc, a Dim, or an ("scratch", idx) Loc
+    items: Callable  # (entry builder emitter) -> SSAValue work item count
+
+
+class GraphLowering:
+    def __init__(self, fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget):
+        self.fn = fn
+        self.src_weights = weights
+        self.target = target
+        self.shapes = graph.infer_value_shapes(fn)
+        self.kernels: dict[str, func.FuncOp] = {}
+        self.locs: dict[SSAValue, Loc] = {}
+        self.weights: list[tuple[str, np.ndarray]] = []
+        self.weight_offsets: list[int] = []
+        self._weight_bytes = 0
+        self.buffers: list[Buffer] = []
+        self.steps: list[_Call] = []
+        self.op_summary: dict[str, int] = {}
+        syms: set[str] = set()
+        for s in self.shapes.values():
+            for d in s:
+                if isinstance(d, SymDim):
+                    syms.update(d.syms)
+        self.symbols = sorted(syms)
+
+    # --------------------------------------------------------------- storage
+    def add_weight(self, name: str, arr: np.ndarray) -> Loc:
+        arr = np.ascontiguousarray(arr)
+        off = -(-self._weight_bytes // WEIGHT_ALIGN) * WEIGHT_ALIGN
+        self.weights.append((name, arr))
+        self.weight_offsets.append(off)
+        self._weight_bytes = off + arr.nbytes
+        return Loc("weight", off)
+
+    def new_buffer(self, nbytes: Dim) -> Loc:
+        step = len(self.steps)
+        self.buffers.append(Buffer(nbytes, step, step))
+        return Loc("arena", len(self.buffers) - 1)
+
+    def use(self, loc: Loc) -> Loc:
+        """Extend an arena buffer's lifetime to the step being emitted."""
+        if loc.kind == "arena":
+            b = self.buffers[loc.index]
+            self.buffers[loc.index] = Buffer(b.nbytes, b.first, max(b.last, len(self.steps)))
+        return loc
+
+    def const_value(self, v: SSAValue) -> np.ndarray | None:
+        op = v.owner
+        if isinstance(op, graph.ConstantOp):
+            if op.weight_name is not None:
+                return self.src_weights[op.weight_name]
+            return graph.dense_value(op.value, graph.static_shape(op.result.type))
+        return None
+
+    def loc(self, v: SSAValue) -> Loc:
+        if v not in self.locs:
+            arr = self.const_value(v)
+            assert arr is not None, f"value {v} has no storage"
+            self.locs[v] = self.add_weight(v.owner.weight_name or "const", arr)
+        return self.use(self.locs[v])
+
+    def result_loc(self, v: SSAValue) -> Loc:
+        """Storage for an op result: the io slot for graph outputs, else a new arena buffer."""
+        if v in self.out_slot and v not in self.locs:
+            self.locs[v] = self.out_slot[v]
+        if v not in self.locs:
+            self.locs[v] = self.new_buffer(dim_mul(numel(self.shapes[v]), 4))
+        return self.locs[v]
+
+    def kernel(self, key: str, make: Callable[[], func.FuncOp]) -> str:
+        if key not in self.kernels:
+            self.kernels[key] = make()
+        return key
+
+    def call(self, kernel: str, fields: list, items) -> None:
+        for f in fields:
+            if isinstance(f, Loc):
+                self.use(f)
+        self.steps.append(_Call(kernel, fields, items))
+
+    # ----------------------------------------------------------------- driver
+    def lower(self) -> LoweredModel:
+        fn = self.fn
+        in_attrs = fn.arg_attrs.data if fn.arg_attrs else [None] * len(fn.args)
+        out_attrs = fn.res_attrs.data if fn.res_attrs else [None] * len(fn.function_type.outputs)
+        inputs = [TensorInfo(_attr_name(a, f"input_{i}"), self.shapes[v], graph.dtype_of(v.type))
+                  for i, (v, a) in enumerate(zip(fn.args, in_attrs))]
+        ret = fn.body.block.last_op
+        assert isinstance(ret, func.ReturnOp)
+        outputs = [TensorInfo(_attr_name(a, f"output_{j}"), self.shapes[v], graph.dtype_of(v.type))
+                   for j, (v, a) in enumerate(zip(ret.arguments, out_attrs))]
+        for t in inputs + outputs:
+            if t.dtype is not DType.FLOAT32:
+                raise UnsupportedOperatorError(
+                    f"tensor '{t.name}' has element type {t.dtype.value}; the CPU backend supports float32 I/O")
+        for i, v in enumerate(fn.args):
+            self.locs[v] = Loc("io", i)
+        # a graph output gets its io slot, unless it is an input or returned twice
+        self.out_slot: dict[SSAValue, Loc] = {}
+        for j, v in enumerate(ret.arguments):
+            if v not in self.out_slot and v not in self.locs:
+                self.out_slot[v] = Loc("io", len(inputs) + j)
+        for op in fn.body.block.ops:
+            if isinstance(op, (graph.ConstantOp, func.ReturnOp)):
+                continue
+            name = op.name.split(".", 1)[1]
+            self.op_summary[name] = self.op_summary.get(name, 0) + 1
+            lower_fn = _LOWERINGS.get(type(op))
+            if lower_fn is None:
+                raise UnsupportedOperatorError(f"the CPU backend cannot lower {op.name}")
+            lower_fn(self, op)
+        # outputs that are views, inputs, constants or repeated get copied into their slot
+        for j, v in enumerate(ret.arguments):
+            slot = Loc("io", len(inputs) + j)
+            if self.loc(v) != slot:
+                self.emit_elementwise("copy", [v], slot, self.shapes[v])
+        module = ModuleOp([*self.kernels.values(), self.entry(len(inputs)),
+                           func.FuncOp.external(PARALLEL_FOR, [PTR, PTR, PTR, i64, i64], [])])
+        return LoweredModel(module, inputs, outputs, self.symbols, self.buffers,
+                            self.weights, len(self.kernels), self.op_summary)
+
+    # ------------------------------------------------------------ emitters
+    def emit_elementwise(self, op: str, operands: list[SSAValue], out: Loc, out_shape: Shape) -> None:
+        in_shapes = [self.shapes[v] for v in operands]
+        dims = _collapse(out_shape, in_shapes)
+        inner, inner_strides = dims[-1][0], dims[-1][1]
+        outer = dims[:-1]
+        spec = ElementwiseSpec(op, len(outer), tuple(s != 0 for s in inner_strides), self.target.vector_width)
+        name = self.kernel(spec.name, lambda: elementwise_kernel(spec))
+        fields: list = [out, *[self.loc(v) for v in operands], inner, ("ceildiv", inner, INNER_CHUNK)]
+        for size, strides in outer:
+            fields += [size, *strides]
+        rows = numel(tuple(size for size, _ in outer))
+        self.call(name, fields, ("mul", rows, ("ceildiv", inner, INNER_CHUNK)))
+
+    def emit_gemm(self, *, a: SSAValue, a_strides: tuple[Dim, Dim], m: Dim, k: Dim, n: Dim, out: Loc,
+                  b_const: np.ndarray | None = None, b_value: SSAValue | None = None,
+                  b_strides: tuple = (0, 0, 0), b_batch: Dim = 1, batch: Dim = 1, a_bs: Dim = 0,
+                  bias: np.ndarray | None = None, activation: str = "none") -> None:
+        """C[batch] = op(A) @ op(B) (+ bias row). B is a constant [b_batch, K, N] (packed now)
+        or a value read through (row, col, batch) strides and packed at run time."""
+        spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
+                                   bias is not None, activation)
+        nr = spec.nr
+        npanels = ("ceildiv", n, nr)
+        panel_elems = ("mul", k, ("mul", npanels, nr))
+        b_bs = 0 if b_batch == 1 else panel_elems
+        if b_const is not None:
+            b_loc = self.add_weight("packed_b", pack_b(b_const.astype(np.float32), nr))
+        else:
+            b_loc = self.new_buffer(("mul", b_batch, ("mul", panel_elems, 4)))
+            pk = self.kernel(f"pack_b_{nr}", lambda: pack_b_kernel(nr))
+            pf = {"b": self.loc(b_value), "bp": b_loc, "k": k, "n": n, "b_rs": b_strides[0],
+                  "b_cs": b_strides[1], "b_bs": b_strides[2], "bp_bs": panel_elems, "npanels": npanels}
+            self.call(pk, [pf[f] for f in PACK_FIELDS], ("mul", b_batch, npanels))
+        bias_loc = self.add_weight("bias", pad_bias(bias, nr)) if bias is not None else 0
+        gk = self.kernel(spec.name, lambda: gemm_kernel(spec))
+        mblocks = ("ceildiv", m, spec.mr)
+        gf = {"a": self.loc(a), "b": b_loc, "c": out, "bias": bias_loc, "m": m, "n": n, "k": k,
+              "a_rs": a_strides[0], "a_cs": a_strides[1], "a_bs": a_bs, "b_bs": b_bs,
+              "c_bs": dim_mul(m, n), "mblocks": mblocks, "npanels": npanels}
+        self.call(gk, [gf[f] for f in GEMM_FIELDS], ("mul", batch, ("mul", mblocks, npanels)))
+
+    # ----------------------------------------------------------- entry point
+    def entry(self, num_inputs: int) -> func.FuncOp:
+        eb = KernelBuilder(ENTRY, (PTR, PTR, PTR, PTR, PTR, PTR), visibility="public")
+        io, weights, arena, offsets, dims, pool = eb.args
+        max_fields = max((len(c.fields) for c in self.steps), default=1)
+        ctx = eb.scratch(max_fields, i64)
+        sym_vals = {s: eb.field(i, dims) for i, s in enumerate(self.symbols)}
+
+        def value(x):
+            if isinstance(x, int):
+                return eb.const(x)
+            if isinstance(x, SymDim):
+                v = eb.const(x.coef)
+                for s in x.syms:
+                    v = eb.mul(v, sym_vals[s])
+                return v
+            if isinstance(x, Loc):
+                return eb._ins(llvm.PtrToIntOp(pointer(x)))
+            if isinstance(x, tuple) and x[0] == "ceildiv":
+                a, b = value(x[1]), value(x[2])
+                return eb.div(eb.add(a, eb.sub(b, eb.const(1))), b)
+            if isinstance(x, tuple) and x[0] == "mul":
+                return eb.mul(value(x[1]), value(x[2]))
+            raise TypeError(x)
+
+        def pointer(loc: Loc):
+            if loc.kind == "io":
+                return eb.as_ptr(eb.field(loc.index, io))
+            if loc.kind == "weight":
+                return eb.gep(weights, eb.const(loc.index), elem=i8)
+            return eb.gep(arena, eb.field(loc.index, offsets), elem=i8)
+
+        for c in self.steps:
+            for i, f in enumerate(c.fields):
+                eb.store(value(f), ctx, eb.const(i), elem=i64)
+            fp = eb._ins(llvm.AddressOfOp(c.kernel, PTR))
+            eb._ins(func.CallOp(PARALLEL_FOR, [pool, fp, ctx, value(c.items), eb.const(1)], []))
+        return eb.finish()
+
+
+def _attr_name(attrs, default: str) -> str:
+    if attrs is not None and graph.ARG_NAME in attrs.data:
+        return attrs.data[graph.ARG_NAME].data
+    return default
+
+
+def _collapse(out: Shape, ins: list[Shape]) -> list[tuple[Dim, list[Dim]]]:
+    """Broadcast strides per output dim, adjacent dims merged when the pattern allows."""
+    rank = len(out)
+    dims: list[tuple[Dim, list[Dim]]] = []
+    for d in range(rank):
+        strides = []
+        for s in ins:
+            off = d - (rank - len(s))
+            if off < 0 or s[off] == 1 and out[d] != 1:
+                strides.append(0)
+            else:
+                strides.append(numel(s[off + 1:]))
+        dims.append((out[d], strides))
+    merged: list[tuple[Dim, list[Dim]]] = []
+    for size, strides in dims:
+        if size == 1:
+            continue
+        if merged:
+            psize, pstrides = merged[-1]
+            # outer dim p merges into this one when for every input stride_p == size*stride (or both 0)
+            if all((ps == 0 and s == 0) or (ps != 0 and s != 0 and ps == dim_mul(size, s))
+                   for ps, s in zip(pstrides, strides)):
+                merged[-1] = (dim_mul(psize, size), strides)
+                continue
+        merged.append((size, strides))
+    if not merged:
+        merged = [(1, [0 if s == () else 1 for s in ins])]
+    return merged
+
+
+# ------------------------------------------------------------ op lowerings
+
+_ELEMENTWISE = {graph.AddOp: "add", graph.SubOp: "sub", graph.MulOp: "mul", graph.DivOp: "div",
+                graph.ReluOp: "relu"}
+
+
+def _lower_elementwise(L: GraphLowering, op) -> None:
+    L.emit_elementwise(_ELEMENTWISE[type(op)], list(op.operands), L.result_loc(op.result),
+                       L.shapes[op.result])
+
+
+def _lower_view(L: GraphLowering, op) -> None:
+    """Flatten / Reshape / Identity: same bytes, new shape (alias unless it is a graph output)."""
+    src = op.operands[0]
+    if op.result in L.out_slot:
+        L.emit_elementwise("copy", [src], L.result_loc(op.result), L.shapes[src])
+    else:
+        L.locs[op.result] = L.loc(src)
+
+
+def _row_bias(c: np.ndarray | None, n: Dim, beta: float) -> np.ndarray | None:
+    """A constant C that is a row vector (or scalar) becomes the fused bias."""
+    if c is None or not isinstance(n, int):
+        return None
+    if c.size == 1 or (c.shape[-1] == n and c.size == n):
+        return np.broadcast_to(c.reshape(-1) * beta, (n,)).astype(np.float32)
+    return None
+
+
+def _lower_gemm(L: GraphLowering, op: graph.GemmOp) -> None:
+    sa, sb = L.shapes[op.a], L.shapes[op.b]
+    ta, tb = op.trans_a.value.data, op.trans_b.value.data
+    alpha, beta = op.alpha.value.data, op.beta.value.data
+    m, k = (sa[1], sa[0]) if ta else (sa[0], sa[1])
+    n = sb[0] if tb else sb[1]
+    a_strides = (1, sa[1]) if ta else (sa[1], 1)
+    out = L.result_loc(op.result)
+    b = L.const_value(op.b)
+    c_val = op.c
+    c_const = L.const_value(c_val) if c_val is not None else None
+    bias = _row_bias(c_const, n, beta)
+    kw = {}
+    if b is not None:
+        kw["b_const"] = ((b.T if tb else b) * alpha)[None]
+    else:
+        if alpha != 1.0:
+            raise UnsupportedOperatorError("Gemm with alpha != 1 needs a constant B on the CPU backend")
+        kw.update(b_value=op.b, b_strides=(1, sb[1], 0) if tb else (sb[1], 1, 0))
+    L.emit_gemm(a=op.a, a_strides=a_strides, m=m, k=k, n=n, out=out, bias=bias, **kw)
+    if c_val is not None and bias is None:
+        if beta != 1.0:
+            raise UnsupportedOperatorError("Gemm with a full C matrix and beta != 1 is not supported")
+        L.emit_elementwise("add", [op.result, c_val], out, L.shapes[op.result])
+
+
+def _lower_matmul(L: GraphLowering, op: graph.MatMulOp) -> None:
+    sa, sb = L.shapes[op.lhs], L.shapes[op.rhs]
+    a2 = (1,) + sa if len(sa) == 1 else sa
+    b2 = sb + (1,) if len(sb) == 1 else sb
+    k, n = a2[-1], b2[-1]
+    ab, bb = a2[:-2], b2[:-2]
+    out = L.result_loc(op.result)
+    if numel(bb) == 1:  # B is one matrix: fold A's batch into M
+        m, batch, b_batch, a_bs = numel(a2[:-1]), 1, 1, 0
+    elif numel(ab) == 1:
+        m, batch, b_batch, a_bs = a2[-2], numel(bb), numel(bb), 0
+    elif ab == bb:
+        m, batch, b_batch = a2[-2], numel(ab), numel(bb)
+        a_bs = dim_mul(m, k)
+    else:
+        raise UnsupportedOperatorError(
+            f"MatMul batch broadcasting {list(map(str, ab))} x {list(map(str, bb))} is not supported")
+    b = L.const_value(op.rhs)
+    kw = {}
+    if b is not None:
+        kw["b_const"] = b.reshape(-1, b2[-2], b2[-1])
+    else:
+        kw.update(b_value=op.rhs, b_strides=(n, 1, dim_mul(k, n) if b_batch != 1 else 0))
+    L.emit_gemm(a=op.lhs, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
+                b_batch=b_batch, **kw)
+
+
+_LOWERINGS: dict[type, Callable] = {
+    **{t: _lower_elementwise for t in _ELEMENTWISE},
+    graph.FlattenOp: _lower_view,
+    graph.ReshapeOp: _lower_view,
+    graph.IdentityOp: _lower_view,
+    graph.GemmOp: _lower_gemm,
+    graph.MatMulOp: _lower_matmul,
+}
+
+
+def lower_graph(fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget) -> LoweredModel:
+    return GraphLowering(fn, weights, target).lower()
