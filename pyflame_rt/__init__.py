@@ -1,2 +1,26 @@
-"""PyFlameRT."""
+"""PyFlameRT: an ahead-of-time deep-learning compiler and inference runtime."""
 __version__ = "0.1.0"
+
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import (
+    BackendError,
+    DTypeMismatchError,
+    InputError,
+    InvalidModelError,
+    PyFlameRTError,
+    ShapeMismatchError,
+    UnsupportedFormatError,
+    UnsupportedOperatorError,
+    ValidationError,
+)
+from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
+from pyflame_rt.options import ExecutionMode, OptLevel, RunOptions, SessionOptions
+from pyflame_rt.session import InferenceSession, NodeArg
+from pyflame_rt.tensor import Tensor, from_numpy
+
+__all__ = [
+    "__version__", "DType", "Tensor", "from_numpy", "from_onnx", "ImportOptions", "ImportResult",
+    "InferenceSession", "NodeArg", "SessionOptions", "RunOptions", "OptLevel", "ExecutionMode",
+    "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",
+    "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError",
+]

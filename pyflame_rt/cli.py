@@ -1,0 +1,127 @@
+"""`pyflame-rt`: compile, run and inspect models from the command line."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+
+import numpy as np
+
+from pyflame_rt import __version__, artifact
+from pyflame_rt.compiler import CompileOptions, compile_model
+from pyflame_rt.errors import InputError, PyFlameRTError
+
+
+def _compile(args) -> int:
+    log = (lambda msg: print(f"  {msg}", file=sys.stderr)) if not args.quiet else None
+    t0 = time.perf_counter()
+    compiled = compile_model(args.model, CompileOptions(cpu=args.cpu), log=log)
+    out = args.output or _default_output(args.model)
+    artifact.save(compiled, out)
+    h = compiled.header
+    print(f"compiled {args.model} -> {out} in {time.perf_counter() - t0:.2f} s "
+          f"({h['target']['cpu']}, {sum(h['op_summary'].values())} ops, {h['kernel_count']} kernels)")
+    return 0
+
+
+def _default_output(model: str) -> str:
+    return (model[:-5] if model.endswith(".onnx") else model) + ".pfm"
+
+
+def _parse_dims(items: list[str]) -> dict[str, int]:
+    dims = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not value.isdigit():
+            raise InputError(f"--dim expects NAME=INT, got '{item}'")
+        dims[name] = int(value)
+    return dims
+
+
+def _run(args) -> int:
+    from pyflame_rt.session import InferenceSession
+
+    sess = InferenceSession(args.artifact)
+    feeds = {}
+    for item in args.input:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise InputError(f"--input expects NAME=FILE.npy, got '{item}'")
+        try:
+            feeds[name] = np.load(path)
+        except (OSError, ValueError) as e:
+            raise InputError(f"cannot read input '{name}' from {path}: {e}") from None
+    dims = _parse_dims(args.dim)
+    rng = np.random.default_rng(args.seed)
+    for spec in sess.get_inputs():
+        if spec.name not in feeds:
+            shape = [d if isinstance(d, int) else dims.get(d, 1) for d in spec.shape]
+            feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
+            print(f"input  {spec.name}: random {shape} (seed {args.seed})")
+        else:
+            print(f"input  {spec.name}: {list(feeds[spec.name].shape)} from file")
+    t0 = time.perf_counter()
+    outs = sess.run(None, feeds)
+    ms = (time.perf_counter() - t0) * 1e3
+    for spec, out in zip(sess.get_outputs(), outs):
+        digest = hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()[:16]
+        print(f"output {spec.name}: shape {list(out.shape)} {out.dtype} sha256:{digest} "
+              f"mean {out.mean():.6g} min {out.min():.6g} max {out.max():.6g}")
+        if args.save_dir:
+            np.save(f"{args.save_dir}/{spec.name}.npy", out)
+    print(f"run: {ms:.3f} ms (first run)")
+    return 0
+
+
+def _inspect(args) -> int:
+    c = artifact.load(args.artifact)
+    h = c.header
+    print(f"artifact      {args.artifact} (format {h['format_version']}, compiler {h['compiler_version']})")
+    print(f"target        {h['target']['triple']} cpu={h['target']['cpu']}")
+    m = h["model"]
+    print(f"model         graph '{m['graph_name']}' opset {m['opset']} producer '{m['producer']}'")
+    for kind in ("inputs", "outputs"):
+        for t in h[kind]:
+            print(f"{kind[:-1]:<13} {t['name']}: [{', '.join(t['shape'])}] {t['dtype']}")
+    print(f"weights       {c.weights.nbytes} bytes ({h['parameter_count']} parameters)")
+    print(f"native code   {len(c.object_code)} bytes, {h['kernel_count']} kernels")
+    print("ops           " + ", ".join(f"{k} x{v}" for k, v in sorted(h["op_summary"].items())))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pyflame-rt", description="PyFlameRT ahead-of-time compiler and runtime")
+    p.add_argument("--version", action="version", version=f"pyflame-rt {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="compile an ONNX model to a .pfm artifact")
+    c.add_argument("model")
+    c.add_argument("-o", "--output")
+    c.add_argument("--cpu", default=None, help="host (default) or x86-64, x86-64-v2, x86-64-v3, x86-64-v4")
+    c.add_argument("-q", "--quiet", action="store_true")
+    c.set_defaults(fn=_compile)
+    r = sub.add_parser("run", help="run a compiled artifact (random inputs unless given)")
+    r.add_argument("artifact")
+    r.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
+    r.add_argument("--dim", action="append", default=[], metavar="NAME=INT",
+                   help="value of a dynamic dim for random inputs (default 1)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--save-dir", help="write each output as NAME.npy into this folder")
+    r.set_defaults(fn=_run)
+    i = sub.add_parser("inspect", help="print an artifact's metadata")
+    i.add_argument("artifact")
+    i.set_defaults(fn=_inspect)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except PyFlameRTError as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

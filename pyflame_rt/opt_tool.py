@@ -1,0 +1,74 @@
+"""`pyflame-opt`: an xdsl-opt-style driver over PyFlameRT's dialects and passes."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from xdsl.context import Context
+from xdsl.dialects import arith, builtin, cf, func, llvm, scf
+from xdsl.parser import Parser
+from xdsl.passes import PassPipeline
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import ParseError, VerifyException
+
+from pyflame_rt.dialects.graph import Graph
+from pyflame_rt.errors import PyFlameRTError
+from pyflame_rt.transforms.registry import all_passes
+
+
+def make_context() -> Context:
+    ctx = Context(allow_unregistered=False)
+    for d in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, cf.Cf, llvm.LLVM, Graph):
+        ctx.load_dialect(d)
+    return ctx
+
+
+def load_module(path: str, ctx: Context):
+    """Parse .mlir text, or import an .onnx model (its weights ride along for lowering)."""
+    if path.endswith(".onnx"):
+        from pyflame_rt.import_module import from_onnx
+
+        result = from_onnx(path)
+        result.module._pyflame_weights = result.weights
+        return result.module
+    text = sys.stdin.read() if path == "-" else open(path).read()
+    return Parser(ctx, text, path).parse_module()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="pyflame-opt", description="run PyFlameRT passes on IR")
+    p.add_argument("input", nargs="?", default="-", help=".mlir file, .onnx model, or - for stdin")
+    p.add_argument("-p", "--passes", default="", help="comma-separated pipeline, e.g. pass-a,pass-b{opt=1}")
+    p.add_argument("-o", "--output", default="-")
+    p.add_argument("--list-passes", action="store_true")
+    p.add_argument("--verify-each", action="store_true", default=True)
+    args = p.parse_args(argv)
+    registry = all_passes()
+    if args.list_passes:
+        for name, get in registry.items():
+            doc = (get().__doc__ or "").strip().splitlines()
+            print(f"{name:<32} {doc[0] if doc else ''}")
+        return 0
+    ctx = make_context()
+    try:
+        module = load_module(args.input, ctx)
+        module.verify()
+        weights = getattr(module, "_pyflame_weights", None)
+        if args.passes:
+            pipeline = PassPipeline.parse_spec(registry, args.passes)
+            for pass_ in pipeline.passes:
+                pass_.apply(ctx, module)
+                if weights is not None:
+                    module._pyflame_weights = weights
+                module.verify()
+    except (ParseError, VerifyException, PyFlameRTError, ValueError, FileNotFoundError) as e:
+        print(f"pyflame-opt: error: {e}", file=sys.stderr)
+        return 1
+    out = sys.stdout if args.output == "-" else open(args.output, "w")
+    Printer(stream=out).print_op(module)
+    out.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

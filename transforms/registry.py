@@ -1,0 +1,40 @@
+"""Pass registry: every pass `pyflame-opt -p` and the PassManager can name.
+
+In-tree passes register with `@register_pass`; out-of-tree packages can do the
+same from their own module (importing it is enough) or expose a
+`pyflame_rt.passes` entry point that returns a ModulePass subclass.
+"""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Callable
+
+from xdsl.passes import ModulePass
+
+_PASSES: dict[str, Callable[[], type[ModulePass]]] = {}
+
+
+def register_pass(cls: type[ModulePass]) -> type[ModulePass]:
+    _PASSES[cls.name] = lambda: cls
+    return cls
+
+
+def _builtin_passes() -> None:
+    from xdsl.transforms.canonicalize import CanonicalizePass
+    from xdsl.transforms.common_subexpression_elimination import CommonSubexpressionElimination
+    from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
+    from xdsl.transforms.dead_code_elimination import DeadCodeElimination
+
+    from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
+    from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToCPU
+
+    for cls in (CanonicalizePass, CommonSubexpressionElimination, ConvertScfToCf, DeadCodeElimination,
+                ConvertToLLVM, LowerGraphToCPU):
+        _PASSES.setdefault(cls.name, (lambda c: lambda: c)(cls))
+    for ep in entry_points(group="pyflame_rt.passes"):
+        _PASSES.setdefault(ep.name, ep.load)
+
+
+def all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
+    _builtin_passes()
+    return dict(sorted(_PASSES.items()))
