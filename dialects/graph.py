@@ -30,7 +30,7 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.dialects import func
-from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.ir import Attribute, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     ParsePropInAttrDict,
@@ -387,11 +387,8 @@ def reshape_shape(src: Shape, target: list[int], allowzero: bool = False) -> Sha
 
 # ------------------------------------------------------------------ dialect
 
-Graph = Dialect(
-    "graph",
-    [ConstantOp, AddOp, SubOp, MulOp, DivOp, ReluOp, IdentityOp, GemmOp, MatMulOp, FlattenOp, ReshapeOp],
-    [],
-)
+CORE_OPS = [ConstantOp, AddOp, SubOp, MulOp, DivOp, ReluOp, IdentityOp, GemmOp, MatMulOp,
+            FlattenOp, ReshapeOp]
 
 # ------------------------------------------------------------- function I/O
 

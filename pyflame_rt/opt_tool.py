@@ -11,14 +11,14 @@ from xdsl.passes import PassPipeline
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import ParseError, VerifyException
 
-from pyflame_rt.dialects.graph import Graph
+from pyflame_rt.dialects import ALL_DIALECTS
 from pyflame_rt.errors import PyFlameRTError
 from pyflame_rt.transforms.registry import all_passes
 
 
 def make_context() -> Context:
     ctx = Context(allow_unregistered=False)
-    for d in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, cf.Cf, llvm.LLVM, Graph):
+    for d in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, cf.Cf, llvm.LLVM, *ALL_DIALECTS):
         ctx.load_dialect(d)
     return ctx
 
@@ -65,8 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pyflame-opt: error: {e}", file=sys.stderr)
         return 1
     out = sys.stdout if args.output == "-" else open(args.output, "w")
-    Printer(stream=out).print_op(module)
-    out.write("\n")
+    try:
+        Printer(stream=out).print_op(module)
+        out.write("\n")
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
     return 0
 
 

@@ -59,37 +59,37 @@ class ArithToLLVM(RewritePattern):
     def match_and_rewrite(self, op, rewriter: PatternRewriter) -> None:
         t = type(op)
         if t in _INT_BINARY:
-            rewriter.replace_op(op, _INT_BINARY[t](op.lhs, op.rhs))
+            rewriter.replace(op, _INT_BINARY[t](op.lhs, op.rhs))
         elif t in _FLOAT_BINARY:
-            rewriter.replace_op(op, _FLOAT_BINARY[t](op.lhs, op.rhs))
+            rewriter.replace(op, _FLOAT_BINARY[t](op.lhs, op.rhs))
         elif t in _FLOAT_INTRINSIC:
             rt = op.result.type
-            rewriter.replace_op(op, llvm.CallIntrinsicOp(
+            rewriter.replace(op, llvm.CallIntrinsicOp(
                 intrinsic_name(_FLOAT_INTRINSIC[t], rt), [op.lhs, op.rhs], [rt]))
         elif t in _MINMAX_INT:
             cmp = llvm.ICmpOp(op.lhs, op.rhs, IntegerAttr(_ICMP.index(_MINMAX_INT[t]), i64))
-            rewriter.replace_op(op, [cmp, llvm.SelectOp(cmp, op.lhs, op.rhs)])
+            rewriter.replace(op, [cmp, llvm.SelectOp(cmp, op.lhs, op.rhs)])
         elif t in _CASTS:
-            rewriter.replace_op(op, _CASTS[t](op.input, op.result.type))
+            rewriter.replace(op, _CASTS[t](op.input, op.result.type))
         elif t is arith.ConstantOp:
-            rewriter.replace_op(op, llvm.ConstantOp(op.value, op.result.type))
+            rewriter.replace(op, llvm.ConstantOp(op.value, op.result.type))
         elif t is arith.CmpiOp:
-            rewriter.replace_op(op, llvm.ICmpOp(op.lhs, op.rhs, IntegerAttr(op.predicate.value.data, i64)))
+            rewriter.replace(op, llvm.ICmpOp(op.lhs, op.rhs, IntegerAttr(op.predicate.value.data, i64)))
         elif t is arith.CmpfOp:
             pred = list(llvm.FCmpPredicateFlag)[op.predicate.value.data].value
-            rewriter.replace_op(op, llvm.FCmpOp(op.lhs, op.rhs, pred))
+            rewriter.replace(op, llvm.FCmpOp(op.lhs, op.rhs, pred))
         elif t is arith.SelectOp:
-            rewriter.replace_op(op, llvm.SelectOp(op.cond, op.lhs, op.rhs))
+            rewriter.replace(op, llvm.SelectOp(op.cond, op.lhs, op.rhs))
         elif t is arith.NegfOp:
-            rewriter.replace_op(op, llvm.FNegOp(op.operand))
+            rewriter.replace(op, llvm.FNegOp(op.operand))
 
 
 class CfToLLVM(RewritePattern):
     def match_and_rewrite(self, op, rewriter: PatternRewriter) -> None:
         if isinstance(op, cf.BranchOp):
-            rewriter.replace_op(op, llvm.BrOp(op.successor, *op.arguments))
+            rewriter.replace(op, llvm.BrOp(op.successor, *op.arguments))
         elif isinstance(op, cf.ConditionalBranchOp):
-            rewriter.replace_op(op, llvm.CondBrOp(
+            rewriter.replace(op, llvm.CondBrOp(
                 op.cond, op.then_block, op.then_arguments, op.else_block, op.else_arguments))
 
 
@@ -105,16 +105,16 @@ class FuncToLLVM(RewritePattern):
         linkage = llvm.LinkageAttr("internal" if private else "external")
         new = llvm.FuncOp(op.sym_name.data, llvm.LLVMFunctionType(list(ft.inputs.data), out),
                           linkage=linkage, body=body)
-        rewriter.replace_op(op, new)
+        rewriter.replace(op, new)
 
 
 class CallReturnToLLVM(RewritePattern):
     def match_and_rewrite(self, op, rewriter: PatternRewriter) -> None:
         if isinstance(op, func.ReturnOp):
-            rewriter.replace_op(op, llvm.ReturnOp(op.arguments[0] if op.arguments else None))
+            rewriter.replace(op, llvm.ReturnOp(op.arguments[0] if op.arguments else None))
         elif isinstance(op, func.CallOp):
             ret = op.results[0].type if op.results else None
-            rewriter.replace_op(op, llvm.CallOp(op.callee.string_value(), *op.arguments, return_type=ret))
+            rewriter.replace(op, llvm.CallOp(op.callee.string_value(), *op.arguments, return_type=ret))
 
 
 @dataclass(frozen=True)

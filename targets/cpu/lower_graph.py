@@ -28,6 +28,7 @@ from pyflame_rt.targets.cpu.kernel_builder import PTR, KernelBuilder
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
     GEMM_FIELDS, PACK_FIELDS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
+from pyflame_rt.targets.cpu.lowerings import LOWERINGS
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.target import CPUTarget
 
@@ -175,7 +176,7 @@ class GraphLowering:
                 continue
             name = op.name.split(".", 1)[1]
             self.op_summary[name] = self.op_summary.get(name, 0) + 1
-            lower_fn = _LOWERINGS.get(type(op))
+            lower_fn = LOWERINGS.get(type(op))
             if lower_fn is None:
                 raise UnsupportedOperatorError(f"the CPU backend cannot lower {op.name}")
             lower_fn(self, op)
@@ -305,98 +306,6 @@ def _collapse(out: Shape, ins: list[Shape]) -> list[tuple[Dim, list[Dim]]]:
     if not merged:
         merged = [(1, [0 if s == () else 1 for s in ins])]
     return merged
-
-
-# ------------------------------------------------------------ op lowerings
-
-_ELEMENTWISE = {graph.AddOp: "add", graph.SubOp: "sub", graph.MulOp: "mul", graph.DivOp: "div",
-                graph.ReluOp: "relu"}
-
-
-def _lower_elementwise(L: GraphLowering, op) -> None:
-    L.emit_elementwise(_ELEMENTWISE[type(op)], list(op.operands), L.result_loc(op.result),
-                       L.shapes[op.result])
-
-
-def _lower_view(L: GraphLowering, op) -> None:
-    """Flatten / Reshape / Identity: same bytes, new shape (alias unless it is a graph output)."""
-    src = op.operands[0]
-    if op.result in L.out_slot:
-        L.emit_elementwise("copy", [src], L.result_loc(op.result), L.shapes[src])
-    else:
-        L.locs[op.result] = L.loc(src)
-
-
-def _row_bias(c: np.ndarray | None, n: Dim, beta: float) -> np.ndarray | None:
-    """A constant C that is a row vector (or scalar) becomes the fused bias."""
-    if c is None or not isinstance(n, int):
-        return None
-    if c.size == 1 or (c.shape[-1] == n and c.size == n):
-        return np.broadcast_to(c.reshape(-1) * beta, (n,)).astype(np.float32)
-    return None
-
-
-def _lower_gemm(L: GraphLowering, op: graph.GemmOp) -> None:
-    sa, sb = L.shapes[op.a], L.shapes[op.b]
-    ta, tb = op.trans_a.value.data, op.trans_b.value.data
-    alpha, beta = op.alpha.value.data, op.beta.value.data
-    m, k = (sa[1], sa[0]) if ta else (sa[0], sa[1])
-    n = sb[0] if tb else sb[1]
-    a_strides = (1, sa[1]) if ta else (sa[1], 1)
-    out = L.result_loc(op.result)
-    b = L.const_value(op.b)
-    c_val = op.c
-    c_const = L.const_value(c_val) if c_val is not None else None
-    bias = _row_bias(c_const, n, beta)
-    kw = {}
-    if b is not None:
-        kw["b_const"] = ((b.T if tb else b) * alpha)[None]
-    else:
-        if alpha != 1.0:
-            raise UnsupportedOperatorError("Gemm with alpha != 1 needs a constant B on the CPU backend")
-        kw.update(b_value=op.b, b_strides=(1, sb[1], 0) if tb else (sb[1], 1, 0))
-    L.emit_gemm(a=op.a, a_strides=a_strides, m=m, k=k, n=n, out=out, bias=bias, **kw)
-    if c_val is not None and bias is None:
-        if beta != 1.0:
-            raise UnsupportedOperatorError("Gemm with a full C matrix and beta != 1 is not supported")
-        L.emit_elementwise("add", [op.result, c_val], out, L.shapes[op.result])
-
-
-def _lower_matmul(L: GraphLowering, op: graph.MatMulOp) -> None:
-    sa, sb = L.shapes[op.lhs], L.shapes[op.rhs]
-    a2 = (1,) + sa if len(sa) == 1 else sa
-    b2 = sb + (1,) if len(sb) == 1 else sb
-    k, n = a2[-1], b2[-1]
-    ab, bb = a2[:-2], b2[:-2]
-    out = L.result_loc(op.result)
-    if numel(bb) == 1:  # B is one matrix: fold A's batch into M
-        m, batch, b_batch, a_bs = numel(a2[:-1]), 1, 1, 0
-    elif numel(ab) == 1:
-        m, batch, b_batch, a_bs = a2[-2], numel(bb), numel(bb), 0
-    elif ab == bb:
-        m, batch, b_batch = a2[-2], numel(ab), numel(bb)
-        a_bs = dim_mul(m, k)
-    else:
-        raise UnsupportedOperatorError(
-            f"MatMul batch broadcasting {list(map(str, ab))} x {list(map(str, bb))} is not supported")
-    b = L.const_value(op.rhs)
-    kw = {}
-    if b is not None:
-        kw["b_const"] = b.reshape(-1, b2[-2], b2[-1])
-    else:
-        kw.update(b_value=op.rhs, b_strides=(n, 1, dim_mul(k, n) if b_batch != 1 else 0))
-    L.emit_gemm(a=op.lhs, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
-                b_batch=b_batch, **kw)
-
-
-_LOWERINGS: dict[type, Callable] = {
-    **{t: _lower_elementwise for t in _ELEMENTWISE},
-    graph.FlattenOp: _lower_view,
-    graph.ReshapeOp: _lower_view,
-    graph.IdentityOp: _lower_view,
-    graph.GemmOp: _lower_gemm,
-    graph.MatMulOp: _lower_matmul,
-}
 
 
 def lower_graph(fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget) -> LoweredModel:

@@ -1,4 +1,4 @@
-"""Per-operator ONNX converters (opset differences handled here)."""
+"""Converters for the core ONNX ops: arithmetic, Gemm/MatMul, Flatten/Reshape, Constant."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,0 +1,73 @@
+"""Gemm / MatMul -> packed-B register-blocked GEMM kernels (see kernels/gemm.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
+from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.lowerings import lowering
+
+
+def _row_bias(c: np.ndarray | None, n: Dim, beta: float) -> np.ndarray | None:
+    """A constant C that is a row vector (or scalar) becomes the fused bias."""
+    if c is None or not isinstance(n, int):
+        return None
+    if c.size == 1 or (c.shape[-1] == n and c.size == n):
+        return np.broadcast_to(c.reshape(-1) * beta, (n,)).astype(np.float32)
+    return None
+
+
+@lowering(graph.GemmOp)
+def _lower_gemm(L, op: graph.GemmOp) -> None:
+    sa, sb = L.shapes[op.a], L.shapes[op.b]
+    ta, tb = op.trans_a.value.data, op.trans_b.value.data
+    alpha, beta = op.alpha.value.data, op.beta.value.data
+    m, k = (sa[1], sa[0]) if ta else (sa[0], sa[1])
+    n = sb[0] if tb else sb[1]
+    a_strides = (1, sa[1]) if ta else (sa[1], 1)
+    out = L.result_loc(op.result)
+    b = L.const_value(op.b)
+    c_val = op.c
+    c_const = L.const_value(c_val) if c_val is not None else None
+    bias = _row_bias(c_const, n, beta)
+    kw = {}
+    if b is not None:
+        kw["b_const"] = ((b.T if tb else b) * alpha)[None]
+    else:
+        if alpha != 1.0:
+            raise UnsupportedOperatorError("Gemm with alpha != 1 needs a constant B on the CPU backend")
+        kw.update(b_value=op.b, b_strides=(1, sb[1], 0) if tb else (sb[1], 1, 0))
+    L.emit_gemm(a=op.a, a_strides=a_strides, m=m, k=k, n=n, out=out, bias=bias, **kw)
+    if c_val is not None and bias is None:
+        if beta != 1.0:
+            raise UnsupportedOperatorError("Gemm with a full C matrix and beta != 1 is not supported")
+        L.emit_elementwise("add", [op.result, c_val], out, L.shapes[op.result])
+
+
+@lowering(graph.MatMulOp)
+def _lower_matmul(L, op: graph.MatMulOp) -> None:
+    sa, sb = L.shapes[op.lhs], L.shapes[op.rhs]
+    a2 = (1,) + sa if len(sa) == 1 else sa
+    b2 = sb + (1,) if len(sb) == 1 else sb
+    k, n = a2[-1], b2[-1]
+    ab, bb = a2[:-2], b2[:-2]
+    out = L.result_loc(op.result)
+    if numel(bb) == 1:  # B is one matrix: fold A's batch into M
+        m, batch, b_batch, a_bs = numel(a2[:-1]), 1, 1, 0
+    elif numel(ab) == 1:
+        m, batch, b_batch, a_bs = a2[-2], numel(bb), numel(bb), 0
+    elif ab == bb:
+        m, batch, b_batch = a2[-2], numel(ab), numel(bb)
+        a_bs = dim_mul(m, k)
+    else:
+        raise UnsupportedOperatorError(
+            f"MatMul batch broadcasting {list(map(str, ab))} x {list(map(str, bb))} is not supported")
+    b = L.const_value(op.rhs)
+    kw = {}
+    if b is not None:
+        kw["b_const"] = b.reshape(-1, b2[-2], b2[-1])
+    else:
+        kw.update(b_value=op.rhs, b_strides=(n, 1, dim_mul(k, n) if b_batch != 1 else 0))
+    L.emit_gemm(a=op.lhs, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
+                b_batch=b_batch, **kw)

@@ -1,0 +1,113 @@
+"""Compiled native code vs onnxruntime on small graphs that exercise each kernel path."""
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import assert_close, make_model, ort_run
+from pyflame_rt import InferenceSession
+
+
+def _check(model, feeds, rtol=1e-5):
+    sess = InferenceSession(model.SerializeToString())
+    got = sess.run(None, feeds)
+    want = ort_run(model, feeds)
+    for g, w in zip(got, want):
+        assert_close(g, w, rtol)
+    return sess
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
+@pytest.mark.parametrize("sa,sb", [
+    ((2, 3, 5), (2, 3, 5)),     # same shape: one flat loop
+    ((4, 17), (17,)),           # row-vector broadcast
+    ((4, 17), (4, 1)),          # column broadcast: scalar per row
+    ((3, 1, 5), (1, 4, 1)),     # both sides broadcast
+    ((1,), (6, 7)),             # scalar-like
+    ((2, 3, 4, 9), (3, 1, 9)),  # mixed
+    ((20000,), (20000,)),       # several inner chunks
+])
+def test_elementwise_broadcast(op, sa, sb, rng):
+    out = np.broadcast_shapes(sa, sb)
+    m = make_model([helper.make_node(op, ["a", "b"], ["y"])], [("a", list(sa)), ("b", list(sb))],
+                   [("y", list(out))])
+    b = rng.standard_normal(sb).astype(np.float32)
+    if op == "Div":
+        b = np.where(np.abs(b) < 0.1, 1.0, b).astype(np.float32)
+    _check(m, {"a": rng.standard_normal(sa).astype(np.float32), "b": b})
+
+
+def test_relu_odd_sizes(rng):
+    for n in (1, 7, 8, 9, 33, 1000):
+        m = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [n])], [("y", [n])])
+        _check(m, {"x": rng.standard_normal(n).astype(np.float32)})
+
+
+@pytest.mark.parametrize("m_,k,n", [(1, 1, 1), (1, 784, 1024), (5, 3, 17), (6, 16, 16), (13, 40, 33),
+                                     (64, 128, 10)])
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm_shapes_with_bias(m_, k, n, trans_b, rng):
+    w = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    model = make_model([helper.make_node("Gemm", ["a", "w", "c"], ["y"], transB=trans_b)],
+                       [("a", ["M", k])], [("y", ["M", n])], {"w": w, "c": bias})
+    _check(model, {"a": rng.standard_normal((m_, k)).astype(np.float32)})
+
+
+def test_gemm_alpha_beta_trans_a_and_matrix_c(rng):
+    w = rng.standard_normal((6, 5)).astype(np.float32)
+    c = rng.standard_normal((4, 5)).astype(np.float32)
+    model = make_model([helper.make_node("Gemm", ["a", "w", "c"], ["y"], transA=1, alpha=0.5, beta=1.0)],
+                       [("a", [6, 4])], [("y", [4, 5])], {"w": w, "c": c})
+    _check(model, {"a": rng.standard_normal((6, 4)).astype(np.float32)})
+
+
+def test_gemm_scalar_bias_with_beta(rng):
+    w = rng.standard_normal((3, 9)).astype(np.float32)
+    model = make_model([helper.make_node("Gemm", ["a", "w", "c"], ["y"], beta=2.0)],
+                       [("a", [2, 3])], [("y", [2, 9])], {"w": w, "c": np.array([0.5], np.float32)})
+    _check(model, {"a": rng.standard_normal((2, 3)).astype(np.float32)})
+
+
+def test_gemm_with_runtime_b(rng):
+    model = make_model([helper.make_node("Gemm", ["a", "b"], ["y"], transB=1)],
+                       [("a", [7, 12]), ("b", [19, 12])], [("y", [7, 19])])
+    _check(model, {"a": rng.standard_normal((7, 12)).astype(np.float32),
+                   "b": rng.standard_normal((19, 12)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("sa,sb", [
+    ((3, 4), (4, 5)), ((4,), (4, 5)), ((3, 4), (4,)), ((2, 3, 4), (4, 6)),
+    ((2, 3, 4), (2, 4, 6)), ((1, 3, 4), (5, 4, 2)), ((2, 5, 3, 4), (2, 5, 4, 7)),
+])
+@pytest.mark.parametrize("const_b", [True, False])
+def test_matmul_forms(sa, sb, const_b, rng):
+    out = np.matmul(np.zeros(sa), np.zeros(sb)).shape
+    b = rng.standard_normal(sb).astype(np.float32)
+    inputs = [("a", list(sa))] + ([] if const_b else [("b", list(sb))])
+    model = make_model([helper.make_node("MatMul", ["a", "b"], ["y"])], inputs, [("y", list(out))],
+                       {"b": b} if const_b else {})
+    feeds = {"a": rng.standard_normal(sa).astype(np.float32)}
+    if not const_b:
+        feeds["b"] = b
+    _check(model, feeds)
+
+
+def test_views_as_outputs_and_repeated_outputs(rng):
+    nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("Identity", ["x"], ["i"]),
+             helper.make_node("Relu", ["f"], ["r"])]
+    model = make_model(nodes, [("x", ["B", 2, 3])],
+                       [("f", ["B", 6]), ("i", ["B", 2, 3]), ("r", ["B", 6]), ("x", ["B", 2, 3])])
+    x = rng.standard_normal((3, 2, 3)).astype(np.float32)
+    sess = _check(model, {"x": x})
+    outs = sess.run(None, {"x": x})
+    assert outs[3] is not x and np.array_equal(outs[3], x)
+
+
+def test_dynamic_batch_without_recompiling(rng):
+    w = rng.standard_normal((16, 8)).astype(np.float32)
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+                       [("x", ["batch", 16])], [("y", ["batch", 8])], {"w": w})
+    sess = InferenceSession(model.SerializeToString())
+    for b in (1, 3, 64, 2, 129):
+        x = rng.standard_normal((b, 16)).astype(np.float32)
+        assert_close(sess.run(None, {"x": x})[0], np.maximum(x @ w, 0), 1e-5)
