@@ -42,6 +42,8 @@ from xdsl.irdl import (
     result_def,
     traits_def,
 )
+from xdsl.parser import Parser
+from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
@@ -143,8 +145,6 @@ class ConstantOp(GraphOp):
     weight = opt_prop_def(SymbolRefAttr)
     value = opt_prop_def(DenseIntOrFPElementsAttr)
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "($weight^)? attr-dict `:` type($result)"
     traits = traits_def(Pure())
 
     def __init__(self, result_type: TensorType, weight: str | None = None, value=None):
@@ -154,6 +154,28 @@ class ConstantOp(GraphOp):
         if value is not None:
             props["value"] = value
         super().__init__(result_types=[result_type], properties=props)
+
+    # `graph.constant @name : type` or `graph.constant {value = dense<...>} : type`
+    def print(self, printer: Printer) -> None:
+        if self.weight is not None:
+            printer.print_string(" ")
+            printer.print_attribute(self.weight)
+        if self.value is not None:
+            printer.print_string(" ")
+            printer.print_attr_dict({"value": self.value})
+        printer.print_op_attributes(self.attributes)
+        printer.print_string(" : ")
+        printer.print_attribute(self.result.type)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> "ConstantOp":
+        name = parser.parse_optional_symbol_name()
+        attrs = parser.parse_optional_attr_dict()
+        value = attrs.pop("value", None)
+        parser.parse_punctuation(":")
+        op = cls(parser.parse_type(), weight=name.data if name else None, value=value)
+        op.attributes.update(attrs)
+        return op
 
     @property
     def weight_name(self) -> str | None:

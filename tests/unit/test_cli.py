@@ -1,0 +1,51 @@
+"""The pyflame-rt command line, run as a user would (subprocess)."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args, cwd=None):
+    exe = shutil.which("pyflame-rt") or str(Path(sys.executable).parent / "pyflame-rt")
+    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_compile_run_inspect_the_example(tmp_path):
+    out = tmp_path / "mlp.pfm"
+    r = _cli("compile", str(ROOT / "examples" / "mlp.onnx"), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.exists()
+    r = _cli("run", str(out), "--dim", "batch=3")
+    assert r.returncode == 0, r.stderr
+    assert "output logits: shape [3, 10] float32 sha256:" in r.stdout
+    r = _cli("inspect", str(out))
+    assert r.returncode == 0 and "input         input: [batch, 1, 28, 28] float32" in r.stdout
+
+
+def test_run_with_input_files_is_deterministic(tmp_path):
+    out = tmp_path / "mlp.pfm"
+    assert _cli("compile", str(ROOT / "examples" / "mlp.onnx"), "-o", str(out), "-q").returncode == 0
+    x = np.random.default_rng(0).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    a = _cli("run", str(out), "--input", f"input={tmp_path / 'x.npy'}", "--save-dir", str(tmp_path))
+    b = _cli("run", str(out), "--input", f"input={tmp_path / 'x.npy'}")
+    assert a.returncode == 0, a.stderr
+    digest = [line for line in a.stdout.splitlines() if line.startswith("output")]
+    assert digest and digest == [line for line in b.stdout.splitlines() if line.startswith("output")]
+    import onnxruntime as ort
+    want = ort.InferenceSession(str(ROOT / "examples" / "mlp.onnx")).run(None, {"input": x})[0]
+    got = np.load(tmp_path / "logits.npy")
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_errors_exit_2_with_the_exception_name(tmp_path):
+    r = _cli("run", str(tmp_path / "missing.pfm"))
+    assert r.returncode == 2 and "InvalidModelError" in r.stderr and "not found" in r.stderr
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"nonsense")
+    r = _cli("compile", str(bad))
+    assert r.returncode == 2 and "InvalidModelError" in r.stderr
