@@ -90,6 +90,16 @@ def _inspect(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from pyflame_rt.bench import bench
+
+    result = bench(args.model, batch=args.batch, dims=_parse_dims(args.dim), threads=args.threads,
+                   rounds=args.rounds, runs_per_round=args.runs, warmup=args.warmup,
+                   compare=None if args.compare == "none" else args.compare, onnx_path=args.onnx)
+    print(result.report())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pyflame-rt", description="PyFlameRT ahead-of-time compiler and runtime")
     p.add_argument("--version", action="version", version=f"pyflame-rt {__version__}")
@@ -108,6 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--save-dir", help="write each output as NAME.npy into this folder")
     r.set_defaults(fn=_run)
+    b = sub.add_parser("bench", help="time the model against onnxruntime in one process")
+    b.add_argument("model", help=".onnx model (or .pfm with --onnx for the comparison)")
+    b.add_argument("--batch", type=int, default=1)
+    b.add_argument("--dim", action="append", default=[], metavar="NAME=INT")
+    b.add_argument("--threads", type=int, default=0, help="threads for both runtimes (0 = all cores)")
+    b.add_argument("--compare", default="onnxruntime", help="onnxruntime (default) or none")
+    b.add_argument("--onnx", help="source .onnx when MODEL is a .pfm artifact")
+    b.add_argument("--rounds", type=int, default=5)
+    b.add_argument("--runs", type=int, default=10, help="timed runs per round and runtime")
+    b.add_argument("--warmup", type=int, default=3)
+    b.set_defaults(fn=_bench)
     i = sub.add_parser("inspect", help="print an artifact's metadata")
     i.add_argument("artifact")
     i.set_defaults(fn=_inspect)

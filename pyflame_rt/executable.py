@@ -7,7 +7,6 @@ memory) and calls the one compiled entry point.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,9 +52,8 @@ class Executable:
         self._weights = compiled.weights  # keeps the mapping alive
         self._weights_ptr = ffi.cast("void*", self._weights.ctypes.data if self._weights.size else 0)
         self.pool = ThreadPool(num_threads)
-        self._plans: dict[tuple[int, ...], tuple[np.ndarray, int]] = {}
+        self._calls: dict[tuple, _PreparedCall] = {}
         self._arenas: list[Arena] = []
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------- shapes
     def bind(self, arrays: list[np.ndarray]) -> dict[str, int]:
@@ -95,40 +93,54 @@ class Executable:
 
     # ---------------------------------------------------------------- run
     def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        """arrays: one per input, in order, already C-contiguous with the right dtype."""
+        """arrays: one per input, in order, C-contiguous. Everything that depends only on the
+        input shapes (validation, output shapes, memory plan) is cached per shape signature."""
+        shapes = tuple(a.shape for a in arrays)
+        call = self._calls.get(shapes)
+        if call is None:
+            call = self._prepare(arrays)
+        for spec, arr in zip(self.inputs, arrays):
+            if arr.dtype != spec.dtype.numpy:
+                self.check_dtype(spec, arr)
+        outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
+        io = ffi.new("void*[]", [ffi.from_buffer(a) for a in arrays] + [ffi.from_buffer(o) for o in outs])
+        try:
+            arena = self._arenas.pop()  # list.pop/append are atomic: no lock needed
+        except IndexError:
+            arena = Arena(0)
+        try:
+            base = arena.reserve(call.arena_bytes)
+            self._entry(io, self._weights_ptr, ffi.cast("void*", base), call.offsets, call.dims,
+                        self.pool.handle)
+        finally:
+            self._arenas.append(arena)
+        return outs
+
+    def _prepare(self, arrays: list[np.ndarray]) -> "_PreparedCall":
         for spec, arr in zip(self.inputs, arrays):
             self.check_dtype(spec, arr)
         bindings = self.bind(arrays)
-        key = tuple(bindings[s] for s in self.symbols)
-        outs = [np.empty(evaluate_shape(o.shape, bindings), dtype=o.dtype.numpy) for o in self.outputs]
-        planned = self._plans.get(key)
-        if planned is None:
-            offsets, total = plan(self.buffers, bindings)
-            planned = (np.array(offsets or [0], dtype=np.int64), total)
-            self._plans[key] = planned
-        offsets, total = planned
-        io = np.array([a.ctypes.data for a in arrays] + [o.ctypes.data for o in outs], dtype=np.int64)
-        dims = np.array(key or (0,), dtype=np.int64)
-        arena = self._take_arena()
-        try:
-            base = arena.reserve(total)
-            self._entry(ffi.cast("void*", io.ctypes.data), self._weights_ptr, ffi.cast("void*", base),
-                        ffi.cast("void*", offsets.ctypes.data), ffi.cast("void*", dims.ctypes.data),
-                        self.pool.handle)
-        finally:
-            self._give_arena(arena)
-        return outs
+        offsets, total = plan(self.buffers, bindings)
+        call = _PreparedCall(
+            outputs=[(evaluate_shape(o.shape, bindings), o.dtype.numpy) for o in self.outputs],
+            offsets=ffi.new("int64_t[]", offsets or [0]),
+            dims=ffi.new("int64_t[]", [bindings[s] for s in self.symbols] or [0]),
+            arena_bytes=total)
+        if len(self._calls) > 256:  # bound the cache for workloads with ever-changing shapes
+            self._calls.clear()
+        self._calls[tuple(a.shape for a in arrays)] = call
+        return call
 
     def arena_bytes(self, bindings: dict[str, int]) -> int:
         return plan(self.buffers, bindings)[1]
 
-    def _take_arena(self) -> Arena:
-        with self._lock:
-            return self._arenas.pop() if self._arenas else Arena(0)
 
-    def _give_arena(self, arena: Arena) -> None:
-        with self._lock:
-            self._arenas.append(arena)
+@dataclass
+class _PreparedCall:
+    outputs: list
+    offsets: object
+    dims: object
+    arena_bytes: int
 
 
 def _fmt(shape: Shape) -> str:

@@ -66,11 +66,17 @@ class LoweredModel:
     op_summary: dict[str, int] = field(default_factory=dict)
 
 
+# Work (in FMAs) a parallel-for chunk should carry at least: below it, waking the
+# workers costs more than it saves, so small ops run on the calling thread.
+MIN_TASK_WORK = 1 << 16
+
+
 @dataclass
 class _Call:
     kernel: str
-    fields: list  # each a Loc, a Dim, or an ("scratch", idx) Loc
-    items: Callable  # (entry builder emitter) -> SSAValue work item count
+    fields: list  # each a Loc or a size expression
+    items: object  # size expression: number of work items
+    grain: object = 1  # size expression: minimum items per chunk
 
 
 class GraphLowering:
@@ -143,11 +149,14 @@ class GraphLowering:
             self.kernels[key] = make()
         return key
 
-    def call(self, kernel: str, fields: list, items) -> None:
+    def call(self, kernel: str, fields: list, items, work_per_item=None) -> None:
+        """Emit a kernel call over `items` work items; `work_per_item` (FMAs, a size
+        expression) sets the grain so that tiny calls are not split across threads."""
         for f in fields:
             if isinstance(f, Loc):
                 self.use(f)
-        self.steps.append(_Call(kernel, fields, items))
+        grain = 1 if work_per_item is None else ("ceildiv", MIN_TASK_WORK, work_per_item)
+        self.steps.append(_Call(kernel, fields, items, grain))
 
     # ----------------------------------------------------------------- driver
     def lower(self) -> LoweredModel:
@@ -202,7 +211,8 @@ class GraphLowering:
         for size, strides in outer:
             fields += [size, *strides]
         rows = numel(tuple(size for size, _ in outer))
-        self.call(name, fields, ("mul", rows, ("ceildiv", inner, INNER_CHUNK)))
+        self.call(name, fields, ("mul", rows, ("ceildiv", inner, INNER_CHUNK)),
+                  work_per_item=("mul", ("ceildiv", inner, ("ceildiv", inner, INNER_CHUNK)), 4))
 
     def emit_gemm(self, *, a: SSAValue, a_strides: tuple[Dim, Dim], m: Dim, k: Dim, n: Dim, out: Loc,
                   b_const: np.ndarray | None = None, b_value: SSAValue | None = None,
@@ -230,7 +240,8 @@ class GraphLowering:
         gf = {"a": self.loc(a), "b": b_loc, "c": out, "bias": bias_loc, "m": m, "n": n, "k": k,
               "a_rs": a_strides[0], "a_cs": a_strides[1], "a_bs": a_bs, "b_bs": b_bs,
               "c_bs": dim_mul(m, n), "mblocks": mblocks, "npanels": npanels}
-        self.call(gk, [gf[f] for f in GEMM_FIELDS], ("mul", batch, ("mul", mblocks, npanels)))
+        self.call(gk, [gf[f] for f in GEMM_FIELDS], ("mul", batch, ("mul", mblocks, npanels)),
+                  work_per_item=("mul", spec.mr * nr, k))
 
     # ----------------------------------------------------------- entry point
     def entry(self, num_inputs: int) -> func.FuncOp:
@@ -268,7 +279,7 @@ class GraphLowering:
             for i, f in enumerate(c.fields):
                 eb.store(value(f), ctx, eb.const(i), elem=i64)
             fp = eb._ins(llvm.AddressOfOp(c.kernel, PTR))
-            eb._ins(func.CallOp(PARALLEL_FOR, [pool, fp, ctx, value(c.items), eb.const(1)], []))
+            eb._ins(func.CallOp(PARALLEL_FOR, [pool, fp, ctx, value(c.items), value(c.grain)], []))
         return eb.finish()
 
 

@@ -1,0 +1,143 @@
+"""Side-by-side latency of PyFlameRT and onnxruntime on one model, in one process.
+
+Rounds interleave the two runtimes (alternating which goes first) so that drift on a
+shared, noisy machine hits both equally; the reported numbers are medians over all
+timed runs, and the ratio is ours / theirs (below 1.0 means we are faster).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pyflame_rt.errors import InputError
+from pyflame_rt.options import SessionOptions
+from pyflame_rt.runtime import num_cores
+
+
+@dataclass
+class Timing:
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    runs: int
+
+    @staticmethod
+    def of(samples: list[float]) -> "Timing":
+        s = sorted(samples)
+        pick = lambda q: s[min(len(s) - 1, int(q * len(s)))]  # noqa: E731
+        return Timing(statistics.median(s) * 1e3, pick(0.1) * 1e3, pick(0.9) * 1e3, len(s))
+
+
+@dataclass
+class BenchResult:
+    model: str
+    batch: int
+    threads: int
+    ours: Timing
+    theirs: Timing | None = None
+    compile_s: float = 0.0
+    max_rel_error: float | None = None
+    feeds_shapes: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        return self.ours.median_ms / self.theirs.median_ms if self.theirs else None
+
+    def throughput(self, t: Timing) -> float:
+        return self.batch / (t.median_ms / 1e3)
+
+    def report(self) -> str:
+        lines = [f"model {self.model}  batch {self.batch}  threads {self.threads}  "
+                 f"inputs {self.feeds_shapes}",
+                 f"  pyflame-rt   median {self.ours.median_ms:9.3f} ms  p10 {self.ours.p10_ms:.3f}  "
+                 f"p90 {self.ours.p90_ms:.3f}  {self.throughput(self.ours):10.1f} samples/s"
+                 + (f"  (compile {self.compile_s:.2f} s)" if self.compile_s else "")]
+        if self.theirs:
+            lines.append(f"  onnxruntime  median {self.theirs.median_ms:9.3f} ms  p10 {self.theirs.p10_ms:.3f}  "
+                         f"p90 {self.theirs.p90_ms:.3f}  {self.throughput(self.theirs):10.1f} samples/s")
+            lines.append(f"  ratio ours/onnxruntime {self.ratio:.3f}   max relative error {self.max_rel_error:.2e}")
+        return "\n".join(lines)
+
+
+def make_feeds(inputs, batch: int, dims: dict[str, int], seed: int = 0) -> dict[str, np.ndarray]:
+    """Random feeds: the first dynamic dim of each input is the batch, others come from `dims`."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in inputs:
+        shape = []
+        for axis, d in enumerate(spec.shape):
+            if isinstance(d, int):
+                shape.append(d)
+            elif d in dims:
+                shape.append(dims[d])
+            elif axis == 0:
+                shape.append(batch)
+            else:
+                raise InputError(f"input '{spec.name}' dim {axis} ('{d}') is dynamic: give it with --dim {d}=N")
+        if spec.type == "tensor(float)":
+            feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
+        elif spec.type in ("tensor(int64)", "tensor(int32)"):
+            feeds[spec.name] = rng.integers(0, 2, shape).astype(np.int64 if "64" in spec.type else np.int32)
+        elif spec.type == "tensor(bool)":
+            feeds[spec.name] = np.ones(shape, dtype=bool)
+        else:
+            raise InputError(f"cannot make random data for input '{spec.name}' of {spec.type}")
+    return feeds
+
+
+def _time(fn, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def bench(model: str, batch: int = 1, dims: dict[str, int] | None = None, threads: int = 0,
+          rounds: int = 5, runs_per_round: int = 10, warmup: int = 3, compare: str | None = "onnxruntime",
+          onnx_path: str | None = None) -> BenchResult:
+    from pyflame_rt.session import InferenceSession
+
+    threads = threads or num_cores()
+    t0 = time.perf_counter()
+    ours = InferenceSession(model, SessionOptions(num_threads=threads))
+    compile_s = time.perf_counter() - t0 if not model.endswith(".pfm") else 0.0
+    feeds = make_feeds(ours.get_inputs(), batch, dims or {})
+    run_ours = lambda: ours.run(None, feeds)  # noqa: E731
+    theirs = None
+    if compare:
+        if compare != "onnxruntime":
+            raise InputError(f"--compare supports onnxruntime, not '{compare}'")
+        import onnxruntime as ort
+
+        src = onnx_path or model
+        if src.endswith(".pfm"):
+            raise InputError("comparing a .pfm artifact needs the source model: pass --onnx MODEL.onnx")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        theirs = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        run_theirs = lambda: theirs.run(None, feeds)  # noqa: E731
+    for _ in range(warmup):
+        run_ours()
+        if theirs:
+            run_theirs()
+    ours_t, theirs_t = [], []
+    for r in range(rounds):
+        order = [(run_ours, ours_t)] + ([(run_theirs, theirs_t)] if theirs else [])
+        for fn, sink in (order if r % 2 == 0 else order[::-1]):
+            sink.extend(_time(fn, runs_per_round))
+    result = BenchResult(model, batch, threads, Timing.of(ours_t), compile_s=compile_s,
+                         feeds_shapes={k: list(v.shape) for k, v in feeds.items()})
+    if theirs:
+        result.theirs = Timing.of(theirs_t)
+        errs = []
+        for a, b in zip(run_ours(), run_theirs()):
+            scale = max(float(np.abs(b).max()), 1e-6) if b.size else 1.0
+            errs.append(float(np.abs(a.astype(np.float64) - b).max()) / scale if b.size else 0.0)
+        result.max_rel_error = max(errs, default=0.0)
+    return result
