@@ -129,7 +129,16 @@ class GraphOp(IRDLOperation):
         try:
             inferred = self.infer_shapes(shapes)
         except ShapeMismatchError as e:
-            raise VerifyException(f"{self.name}: {e}") from e
+            # unrelated symbols for '?' dims cannot prove a mismatch (x:[?,3] + y:[?,3]): the op is
+            # only invalid if it also fails with every '?' taken as 1 (which broadcasts with anything)
+            ones = [tuple(1 if isinstance(d, SymDim) else d for d in s) for s in shapes]
+            if ones == shapes:
+                raise VerifyException(f"{self.name}: {e}") from e
+            try:
+                self.infer_shapes(ones)
+            except ShapeMismatchError:
+                raise VerifyException(f"{self.name}: {e}") from e
+            return
         for k, (s, r) in enumerate(zip(inferred, self.results)):
             _check_compatible(s, r.type, f"{self.name} result #{k}")
 

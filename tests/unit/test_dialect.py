@@ -81,3 +81,12 @@ def test_symbolic_dim_text_roundtrip():
     assert parse_dim(str(d)) == d
     assert parse_dim("784") == 784
     assert d.evaluate({"B": 2, "S": 5}) == 30
+
+
+def test_elementwise_of_two_dynamic_operands_verifies():
+    text = """
+    func.func @main(%a: tensor<?x3xf32>, %b: tensor<?x3xf32>) -> tensor<?x3xf32> {
+      %y = graph.mul %a, %b : (tensor<?x3xf32>, tensor<?x3xf32>) -> tensor<?x3xf32>
+      func.return %y : tensor<?x3xf32>
+    }"""
+    _parse(text)
