@@ -1,0 +1,12 @@
+"""A numpy reference evaluator for graph IR, kept apart from the compiled path.
+
+Each graph op family states its semantics once, with `@reference(OpClass)`; the
+evaluator interprets a graph function op by op. Used for constant folding and as a
+test oracle for the compiled code.
+"""
+from pyflame_rt.reference.evaluator import evaluate, evaluate_op, has_reference, reference
+
+# Op families register their semantics on import.
+from pyflame_rt.reference import core  # noqa: E402,F401
+
+__all__ = ["evaluate", "evaluate_op", "has_reference", "reference"]

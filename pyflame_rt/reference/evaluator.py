@@ -1,0 +1,107 @@
+"""The registry of per-op numpy semantics and the interpreter that walks a graph function."""
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Operation, SSAValue
+
+from pyflame_rt.dialects import graph
+from pyflame_rt.errors import DTypeMismatchError, InputError, ShapeMismatchError, UnsupportedOperatorError
+
+# fn(op, inputs) -> one array or a sequence of arrays (one per result); inputs follow op.operands
+RefFn = Callable[[Operation, list[np.ndarray]], "np.ndarray | Sequence[np.ndarray]"]
+_REFERENCES: dict[type[Operation], RefFn] = {}
+
+
+def reference(*op_classes: type[Operation]):
+    """Register the numpy semantics of one or more graph op classes."""
+    def register(fn: RefFn) -> RefFn:
+        for cls in op_classes:
+            _REFERENCES[cls] = fn
+        return fn
+    return register
+
+
+def has_reference(op: Operation) -> bool:
+    return type(op) in _REFERENCES
+
+
+def evaluate_op(op: Operation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Results of one op on concrete inputs, cast to the result element types and shape-checked."""
+    fn = _REFERENCES.get(type(op))
+    if fn is None:
+        raise UnsupportedOperatorError(f"{op.name} has no reference implementation")
+    out = fn(op, list(inputs))
+    outs = [out] if isinstance(out, np.ndarray) or np.isscalar(out) else list(out)
+    if len(outs) != len(op.results):
+        raise ShapeMismatchError(f"{op.name}: reference gave {len(outs)} results, op has {len(op.results)}")
+    return [_conform(np.asarray(o), r.type, f"{op.name} result #{k}") for k, (o, r) in
+            enumerate(zip(outs, op.results))]
+
+
+def _conform(arr: np.ndarray, t, what: str) -> np.ndarray:
+    """Cast to the declared element type; the static dims of the declared shape must match."""
+    assert isinstance(t, TensorType)
+    declared = t.get_shape()
+    if len(declared) != arr.ndim or any(d != DYNAMIC_INDEX and d != s for d, s in zip(declared, arr.shape)):
+        raise ShapeMismatchError(f"{what}: shape {list(arr.shape)} does not match the type {t}")
+    return np.ascontiguousarray(arr.astype(graph.dtype_of(t).numpy, copy=False))
+
+
+def evaluate(module: ModuleOp | func.FuncOp, weights: Mapping[str, np.ndarray],
+             feeds: Mapping[str, np.ndarray] | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Run the graph function `@main` of `module` on `feeds` (by input name, or a list in order)."""
+    fn = module if isinstance(module, func.FuncOp) else graph.entry_function(module)
+    env: dict[SSAValue, np.ndarray] = {}
+    for arg, arr in zip(fn.args, _ordered_feeds(fn, feeds)):
+        env[arg] = _conform_feed(arr, arg.type, _arg_name(fn, arg.index))
+    for op in fn.body.block.ops:
+        if isinstance(op, func.ReturnOp):
+            return [env[v] for v in op.operands]
+        if isinstance(op, graph.ConstantOp):
+            env[op.result] = constant_value(op, weights)
+            continue
+        for res, val in zip(op.results, evaluate_op(op, [env[v] for v in op.operands])):
+            env[res] = val
+    raise InputError("graph function has no func.return")
+
+
+def constant_value(op: graph.ConstantOp, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+    shape = graph.static_shape(op.result.type)
+    if op.weight_name is not None:
+        if op.weight_name not in weights:
+            raise InputError(f"weight '{op.weight_name}' is missing from the weight table")
+        arr = np.asarray(weights[op.weight_name])
+    else:
+        arr = graph.dense_value(op.value, shape)
+    return _conform(arr.reshape(shape), op.result.type, f"graph.constant @{op.weight_name}")
+
+
+def _arg_name(fn: func.FuncOp, i: int) -> str:
+    if fn.arg_attrs is not None:
+        name = fn.arg_attrs.data[i].data.get(graph.ARG_NAME)
+        if isinstance(name, StringAttr):
+            return name.data
+    return f"arg{i}"
+
+
+def _ordered_feeds(fn: func.FuncOp, feeds) -> list[np.ndarray]:
+    names = [_arg_name(fn, i) for i in range(len(fn.args))]
+    if isinstance(feeds, Mapping):
+        missing = [n for n in names if n not in feeds]
+        if missing:
+            raise InputError(f"missing input(s) {missing}; the graph's inputs are {names}")
+        return [np.asarray(feeds[n]) for n in names]
+    if len(feeds) != len(names):
+        raise InputError(f"expected {len(names)} inputs {names}, got {len(feeds)}")
+    return [np.asarray(f) for f in feeds]
+
+
+def _conform_feed(arr: np.ndarray, t, name: str) -> np.ndarray:
+    want = graph.dtype_of(t).numpy
+    if arr.dtype != want:
+        raise DTypeMismatchError(f"input '{name}' expects {want}, got {arr.dtype}")
+    return _conform(arr, t, f"input '{name}'")

@@ -1,0 +1,123 @@
+"""The numpy reference evaluator of graph IR agrees with onnxruntime, and rejects bad feeds."""
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import assert_close, make_model, ort_run
+from pyflame_rt import from_onnx
+from pyflame_rt.dialects import graph
+from pyflame_rt.errors import DTypeMismatchError, InputError, ShapeMismatchError, UnsupportedOperatorError
+from pyflame_rt.reference import evaluate, evaluate_op
+
+
+def _check(model, feeds, rtol=1e-5):
+    res = from_onnx(model)
+    got = evaluate(res.module, res.weights, feeds)
+    want = ort_run(model, feeds)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        assert_close(g, w, rtol)
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div"])
+def test_broadcasting_binary(op, rng):
+    nodes = [helper.make_node(op, ["x", "w"], ["y"])]
+    w = rng.uniform(0.5, 2.0, (1, 4)).astype(np.float32)
+    _check(make_model(nodes, [("x", ["N", 3, 4])], [("y", ["N", 3, 4])], {"w": w}),
+           {"x": rng.standard_normal((2, 3, 4), np.float32)})
+
+
+def test_mlp_with_relu_identity_flatten(rng):
+    w1 = rng.standard_normal((12, 8), np.float32)
+    b1 = rng.standard_normal(8, np.float32)
+    nodes = [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "w1"], ["h"]),
+             helper.make_node("Add", ["h", "b1"], ["a"]), helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Identity", ["r"], ["y"])]
+    _check(make_model(nodes, [("x", ["N", 3, 4])], [("y", ["N", 8])], {"w1": w1, "b1": b1}),
+           {"x": rng.standard_normal((5, 3, 4), np.float32)})
+
+
+@pytest.mark.parametrize("trans_a,trans_b,alpha,beta,c_shape", [
+    (0, 0, 1.0, 1.0, (6,)), (1, 0, 0.5, 2.0, (4, 6)), (0, 1, 1.5, 0.0, (1, 6)), (1, 1, 1.0, 1.0, None)])
+def test_gemm_attributes(trans_a, trans_b, alpha, beta, c_shape, rng):
+    a = rng.standard_normal((5, 4) if trans_a else (4, 5), np.float32)
+    b = rng.standard_normal((6, 5) if trans_b else (5, 6), np.float32)
+    inits = {"b": b}
+    inputs = ["a", "b"]
+    if c_shape is not None:
+        inits["c"] = rng.standard_normal(c_shape, np.float32)
+        inputs.append("c")
+    nodes = [helper.make_node("Gemm", inputs, ["y"], transA=trans_a, transB=trans_b, alpha=alpha, beta=beta)]
+    _check(make_model(nodes, [("a", list(a.shape))], [("y", [4, 6])], inits), {"a": a})
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [((3,), (3, 4)), ((2, 3, 4), (4,)), ((2, 1, 3, 4), (5, 4, 2)),
+                                             ((3, 4), (2, 4, 5))])
+def test_matmul_promotion_and_batch_broadcast(a_shape, b_shape, rng):
+    out = np.matmul(np.zeros(a_shape), np.zeros(b_shape)).shape
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["y"])]
+    _check(make_model(nodes, [("a", list(a_shape)), ("b", list(b_shape))], [("y", list(out))]),
+           {"a": rng.standard_normal(a_shape, np.float32), "b": rng.standard_normal(b_shape, np.float32)})
+
+
+@pytest.mark.parametrize("axis", [0, 2, -1, 3])
+def test_flatten_axes(axis, rng):
+    x = rng.standard_normal((2, 3, 4), np.float32)
+    nodes = [helper.make_node("Flatten", ["x"], ["y"], axis=axis)]
+    a = axis if axis >= 0 else axis + 3
+    out = [int(np.prod(x.shape[:a])), int(np.prod(x.shape[a:]))]
+    _check(make_model(nodes, [("x", [2, 3, 4])], [("y", out)]), {"x": x})
+
+
+def test_reshape_zero_and_inferred_dims_with_dynamic_batch(rng):
+    shape = np.array([0, -1, 2], np.int64)
+    nodes = [helper.make_node("Reshape", ["x", "s"], ["y"]), helper.make_node("Mul", ["y", "y"], ["z"])]
+    model = make_model(nodes, [("x", ["N", 4, 3])], [("z", ["N", 6, 2])], {"s": shape})
+    for n in (1, 3):
+        _check(model, {"x": rng.standard_normal((n, 4, 3), np.float32)})
+
+
+def test_constant_node_and_multiple_outputs(rng):
+    c = helper.make_tensor("cv", 1, [3], [1.0, -2.0, 3.0])
+    nodes = [helper.make_node("Constant", [], ["c"], value=c), helper.make_node("Mul", ["x", "c"], ["y"]),
+             helper.make_node("Sub", ["y", "x"], ["z"])]
+    _check(make_model(nodes, [("x", [2, 3])], [("y", [2, 3]), ("z", [2, 3])]),
+           {"x": rng.standard_normal((2, 3), np.float32)})
+
+
+def test_feeds_by_position_and_by_name_agree(rng):
+    nodes = [helper.make_node("Sub", ["a", "b"], ["y"])]
+    res = from_onnx(make_model(nodes, [("a", [3]), ("b", [3])], [("y", [3])]))
+    a, b = rng.standard_normal(3, np.float32), rng.standard_normal(3, np.float32)
+    (by_name,) = evaluate(res.module, res.weights, {"b": b, "a": a})
+    (by_pos,) = evaluate(res.module, res.weights, [a, b])
+    np.testing.assert_array_equal(by_name, a - b)
+    np.testing.assert_array_equal(by_pos, a - b)
+
+
+def test_bad_feeds_raise_specific_errors():
+    nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    res = from_onnx(make_model(nodes, [("x", ["N", 3])], [("y", ["N", 3])]))
+    with pytest.raises(InputError, match="missing input"):
+        evaluate(res.module, res.weights, {})
+    with pytest.raises(DTypeMismatchError, match="'x'"):
+        evaluate(res.module, res.weights, {"x": np.zeros((2, 3), np.float64)})
+    with pytest.raises(ShapeMismatchError, match="input 'x'"):
+        evaluate(res.module, res.weights, {"x": np.zeros((2, 4), np.float32)})
+
+
+def test_missing_weight_is_reported():
+    nodes = [helper.make_node("Add", ["x", "w"], ["y"])]
+    res = from_onnx(make_model(nodes, [("x", [2])], [("y", [2])], {"w": np.ones(2, np.float32)}))
+    with pytest.raises(InputError, match="weight 'w'"):
+        evaluate(res.module, {}, {"x": np.zeros(2, np.float32)})
+
+
+def test_op_without_reference_is_unsupported():
+    class NotAGraphOp(graph.IdentityOp):
+        name = "test.no_reference"
+
+    x = graph.ConstantOp(graph.tensor_type((2,), graph.DType.FLOAT32), weight="w")
+    with pytest.raises(UnsupportedOperatorError, match="test.no_reference"):
+        evaluate_op(NotAGraphOp(x.result), [np.zeros(2, np.float32)])
