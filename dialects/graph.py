@@ -48,7 +48,7 @@ from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import ShapeMismatchError
+from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_div, dim_mul, numel, parse_dim
 
 _ELEMENT_TYPES: dict[DType, Attribute] = {
@@ -63,6 +63,8 @@ _ELEMENT_TYPES: dict[DType, Attribute] = {
 
 
 def element_type(dtype: DType) -> Attribute:
+    if dtype not in _ELEMENT_TYPES:
+        raise DTypeMismatchError(f"{dtype.value} tensors are not supported in graph IR")
     return _ELEMENT_TYPES[dtype]
 
 

@@ -33,6 +33,10 @@ from pyflame_rt.errors import (
 )
 
 MIN_OPSET, MAX_OPSET = 9, 21
+# Newer opsets (up to what the installed onnx defines) are read with the opset-21 semantics:
+# the operator versions after 21 add element types and a few attributes (Cast round_mode, ...),
+# so a node is refused only if it sets an attribute its opset-21 schema does not have.
+NEWEST_OPSET = max(MAX_OPSET, onnx.defs.onnx_opset_version())
 
 
 @dataclass
@@ -148,6 +152,7 @@ class ONNXImporter:
     def import_model(self, model) -> ImportResult:
         t0 = time.perf_counter()
         proto = load_model(model)
+        self.warnings: list[str] = []
         self.opset = self._opset(proto)
         if self.options.check_model:
             try:
@@ -159,14 +164,16 @@ class ONNXImporter:
         self.shapes: dict[SSAValue, Shape] = {}
         self.constants: dict[SSAValue, np.ndarray] = {}
         self.weights: dict[str, np.ndarray] = {}
-        self.warnings: list[str] = []
 
         inits = {t.name: t for t in g.initializer}
         inputs = [i for i in g.input if i.name not in inits]
         arg_types, arg_attrs, arg_shapes = [], [], []
         for vi in inputs:
             shape, dtype = self._value_info(vi)
-            arg_types.append(graph.tensor_type(shape, dtype))
+            try:
+                arg_types.append(graph.tensor_type(shape, dtype))
+            except DTypeMismatchError as e:
+                raise UnsupportedFormatError(f"input '{vi.name}': {e}") from None
             arg_attrs.append(DictionaryAttr(graph.io_attrs(vi.name, shape)))
             arg_shapes.append(shape)
         block = Block(arg_types=arg_types)
@@ -217,8 +224,11 @@ class ONNXImporter:
         if not opsets:
             raise InvalidModelError("model declares no default-domain opset")
         v = opsets[0]
-        if not MIN_OPSET <= v <= MAX_OPSET:
-            raise UnsupportedFormatError(f"ONNX opset {v} is outside the supported range {MIN_OPSET}-{MAX_OPSET}")
+        if not MIN_OPSET <= v <= NEWEST_OPSET:
+            raise UnsupportedFormatError(
+                f"ONNX opset {v} is outside the supported range {MIN_OPSET}-{NEWEST_OPSET}")
+        if v > MAX_OPSET:
+            self.warnings.append(f"opset {v} is read with the opset-{MAX_OPSET} operator semantics")
         return v
 
     def _value_info(self, vi: onnx.ValueInfoProto) -> tuple[Shape, DType]:
@@ -244,6 +254,8 @@ class ONNXImporter:
         if node.domain not in ("", "ai.onnx"):
             raise UnsupportedOperatorError(
                 f"{node.op_type} from domain '{node.domain}' (node '{node.name}') is not supported")
+        if self.opset > MAX_OPSET:
+            self._check_newer_attributes(node)
         conv = _CONVERTERS.get(node.op_type)
         if conv is None:
             raise UnsupportedOperatorError(
@@ -261,6 +273,18 @@ class ONNXImporter:
             if name:
                 self.values[name] = v
 
+    def _check_newer_attributes(self, node: onnx.NodeProto) -> None:
+        """Refuse attributes introduced after opset MAX_OPSET: converters implement the older versions."""
+        try:
+            known = set(onnx.defs.get_schema(node.op_type, MAX_OPSET, "").attributes)
+        except onnx.defs.SchemaError:
+            return  # an op newer than MAX_OPSET: no converter exists, reported as unsupported
+        newer = [a.name for a in node.attribute if a.name not in known]
+        if newer:
+            raise UnsupportedOperatorError(
+                f"{node.op_type} (opset {self.opset}) node '{node.name or node.output[0]}': attribute(s) "
+                f"{newer} were added after opset {MAX_OPSET} and are not supported")
+
     # ---------------------------------------------------------- building
     def value(self, name: str) -> SSAValue:
         return self.values[name]
@@ -271,7 +295,7 @@ class ONNXImporter:
         n = 1
         while key in self.weights:
             key, n = f"{name}_{n}", n + 1
-        self.weights[key] = np.ascontiguousarray(arr)
+        self.weights[key] = np.asarray(arr, order="C")
         op = graph.ConstantOp(graph.tensor_type(arr.shape, dtype), weight=key)
         op.result.name_hint = _ssa_name(name)
         self.builder.insert(op)

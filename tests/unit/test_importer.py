@@ -109,3 +109,26 @@ def test_model_proto_bytes_and_path_all_accepted(tmp_path):
     onnx.save(m, str(p))
     for src in (m, m.SerializeToString(), str(p)):
         assert from_onnx(src).node_count == 4
+
+
+def test_opset_newer_than_21_reads_with_opset21_semantics():
+    m = make_model([helper.make_node("Flatten", ["x"], ["y"], axis=2)], [("x", [2, 3, 4])], [("y", [6, 4])],
+                   opset=25)
+    res = from_onnx(m)
+    assert res.opset == 25 and any("opset-21" in w for w in res.warnings)
+    assert [op.name for op in res.main.body.block.ops] == ["graph.flatten", "func.return"]
+
+
+def test_attribute_added_after_opset21_is_refused():
+    m = make_model([helper.make_node("Cast", ["x"], ["y"], to=1, round_mode="up", name="c")],
+                   [("x", [2])], [("y", [2])], opset=25)
+    with pytest.raises(UnsupportedOperatorError, match=r"Cast.*opset 25.*'c'.*round_mode"):
+        from_onnx(m)
+
+
+def test_unsupported_element_types_are_named():
+    m = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [2])], [("y", [2])])
+    m.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.INT16
+    m.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.INT16
+    with pytest.raises(UnsupportedFormatError, match="input 'x'.*int16"):
+        from_onnx(m)
