@@ -108,7 +108,7 @@ class InferenceSession:
             if v.dtype != spec.dtype.numpy:
                 raise DTypeMismatchError(
                     f"input '{spec.name}' expects {spec.dtype.ort_type} ({spec.dtype.value}), got {v.dtype}")
-            arrays.append(np.ascontiguousarray(v))
+            arrays.append(np.asarray(v, order="C"))  # keeps 0-d feeds 0-d
         return arrays
 
 

@@ -10,7 +10,7 @@ class Tensor:
     def __init__(self, data, dtype: DType | None = None):
         arr = np.asarray(data, dtype=dtype.numpy if dtype is not None else None)
         self.dtype = DType.from_numpy(arr.dtype)
-        self._array = np.ascontiguousarray(arr)
+        self._array = np.asarray(arr, order="C")
 
     @property
     def shape(self) -> tuple[int, ...]:

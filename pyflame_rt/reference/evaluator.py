@@ -48,7 +48,7 @@ def _conform(arr: np.ndarray, t, what: str) -> np.ndarray:
     declared = t.get_shape()
     if len(declared) != arr.ndim or any(d != DYNAMIC_INDEX and d != s for d, s in zip(declared, arr.shape)):
         raise ShapeMismatchError(f"{what}: shape {list(arr.shape)} does not match the type {t}")
-    return np.ascontiguousarray(arr.astype(graph.dtype_of(t).numpy, copy=False))
+    return np.asarray(arr.astype(graph.dtype_of(t).numpy, copy=False), order="C")
 
 
 def evaluate(module: ModuleOp | func.FuncOp, weights: Mapping[str, np.ndarray],
