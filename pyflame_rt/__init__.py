@@ -8,6 +8,7 @@ from pyflame_rt.errors import (
     InputError,
     InvalidModelError,
     PyFlameRTError,
+    RunTimeoutError,
     ShapeMismatchError,
     UnsupportedFormatError,
     UnsupportedOperatorError,
@@ -22,5 +23,5 @@ __all__ = [
     "__version__", "DType", "Tensor", "from_numpy", "from_onnx", "ImportOptions", "ImportResult",
     "InferenceSession", "NodeArg", "SessionOptions", "RunOptions", "OptLevel", "ExecutionMode",
     "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",
-    "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError",
+    "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError", "RunTimeoutError",
 ]

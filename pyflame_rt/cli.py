@@ -77,16 +77,25 @@ def _run(args) -> int:
 def _inspect(args) -> int:
     c = artifact.load(args.artifact)
     h = c.header
-    print(f"artifact      {args.artifact} (format {h['format_version']}, compiler {h['compiler_version']})")
-    print(f"target        {h['target']['triple']} cpu={h['target']['cpu']}")
-    m = h["model"]
+    t, m, sec = h["target"], h["model"], h["sections"]
+    w, o = sec["weights"], sec["object"]
+    print(f"artifact      {args.artifact} (format {h['format_version']}, compiler {h['compiler_version']}, "
+          f"{o['offset'] + o['size']} bytes)")
+    print(f"target        {t['triple']} cpu={t['cpu']} features={','.join(t['features'])}")
     print(f"model         graph '{m['graph_name']}' opset {m['opset']} producer '{m['producer']}'")
+    if m.get("metadata"):
+        print("metadata      " + ", ".join(f"{k}={v}" for k, v in sorted(m["metadata"].items())))
     for kind in ("inputs", "outputs"):
-        for t in h[kind]:
-            print(f"{kind[:-1]:<13} {t['name']}: [{', '.join(t['shape'])}] {t['dtype']}")
-    print(f"weights       {c.weights.nbytes} bytes ({h['parameter_count']} parameters)")
-    print(f"native code   {len(c.object_code)} bytes, {h['kernel_count']} kernels")
+        for io in h[kind]:
+            print(f"{kind[:-1]:<13} {io['name']}: [{', '.join(io['shape'])}] {io['dtype']}")
+    print(f"header        {w['offset']} bytes incl. padding")
+    print(f"weights       {w['size']} bytes at offset {w['offset']} ({h['parameter_count']} parameters, "
+          f"crc32 {w['crc32']:08x})")
+    print(f"object        {o['size']} bytes at offset {o['offset']} ({o['format']}, {h['kernel_count']} kernels, "
+          f"crc32 {o['crc32']:08x})")
     print("ops           " + ", ".join(f"{k} x{v}" for k, v in sorted(h["op_summary"].items())))
+    print("kernels       " + ", ".join(h.get("kernels", [])))
+    print("compile       " + ", ".join(f"{k} {v:.0f} ms" for k, v in h.get("compile_ms", {}).items()))
     return 0
 
 

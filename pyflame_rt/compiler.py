@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from xdsl.context import Context
+from xdsl.dialects import func
 
 from pyflame_rt import __version__
 from pyflame_rt.dialects.symbolic import Dim, SymDim, parse_dim
@@ -13,7 +14,7 @@ from pyflame_rt.errors import BackendError, PyFlameRTError
 from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
 from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
-from pyflame_rt.targets.cpu.lower_graph import LoweredModel, lower_graph
+from pyflame_rt.targets.cpu.lower_graph import ENTRY, LoweredModel, lower_graph
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.target import CPUTarget
 
@@ -67,6 +68,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
     imported = model if isinstance(model, ImportResult) else from_onnx(model, options.import_options)
     lap("import")
     lowered = lower_graph(imported.main, imported.weights, target)
+    kernels = _kernel_names(lowered)
     lap("lower-graph")
     try:
         ConvertToLLVM().apply(Context(), lowered.module)
@@ -92,6 +94,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "buffers": [[expr_to_json(b.nbytes), b.first, b.last] for b in lowered.buffers],
         "op_summary": lowered.op_summary,
         "kernel_count": lowered.kernel_count,
+        "kernels": kernels,
         "parameter_count": imported.parameter_count,
         "compile_ms": times,
     }
@@ -109,6 +112,12 @@ def _weight_blob(lowered: LoweredModel) -> tuple[np.ndarray, list[int]]:
     for off, (_, arr) in zip(offsets, lowered.weights):
         blob[off:off + arr.nbytes] = np.frombuffer(np.ascontiguousarray(arr).tobytes(), dtype=np.uint8)
     return blob, offsets
+
+
+def _kernel_names(lowered: LoweredModel) -> list[str]:
+    """Kernel symbols in the object code (profiles name kernel calls with them)."""
+    return sorted(op.sym_name.data for op in lowered.module.ops
+                  if isinstance(op, func.FuncOp) and not op.is_declaration and op.sym_name.data != ENTRY)
 
 
 def buffers_from_header(header: dict) -> list[Buffer]:

@@ -35,3 +35,7 @@ class BackendError(PyFlameRTError):
 
 class InputError(PyFlameRTError):
     """A run() call was given bad feeds or output names."""
+
+
+class RunTimeoutError(PyFlameRTError, TimeoutError):
+    """A run() exceeded RunOptions.timeout_ms; it was stopped between kernels."""

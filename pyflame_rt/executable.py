@@ -3,7 +3,9 @@
 `run` validates every feed against the model's symbolic shapes *before* calling
 native code (generated code trusts the shapes it is given), binds the dynamic
 dims, takes an arena from a free list (so concurrent runs never share scratch
-memory) and calls the one compiled entry point.
+memory) and calls the one compiled entry point with a fresh runtime `Run`
+handle: the runtime checks the run's deadline between kernels and, when
+profiling, records every kernel call.
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ import numpy as np
 from pyflame_rt.compiler import CompiledModel, buffers_from_header, dims_from_json
 from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate_shape
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import BackendError, DTypeMismatchError, ShapeMismatchError
-from pyflame_rt.runtime import Arena, ThreadPool, ffi, native_symbols
+from pyflame_rt.errors import (BackendError, DTypeMismatchError, InvalidModelError, RunTimeoutError,
+                               ShapeMismatchError)
+from pyflame_rt.profiling import Profiler
+from pyflame_rt.runtime import Arena, Run, ThreadPool, ffi, native_symbols, now_ns
 from pyflame_rt.targets.cpu.llvm_compile import LoadedObject, register_symbols
 from pyflame_rt.targets.cpu.lower_graph import ENTRY
 from pyflame_rt.targets.cpu.memory_plan import plan
@@ -35,20 +39,26 @@ class Executable:
     def __init__(self, compiled: CompiledModel, num_threads: int = 0):
         h = compiled.header
         self.header = h
-        t = h["target"]
-        target = CPUTarget(t["triple"], t["cpu"], tuple(t["features"]))
+        try:
+            t = h["target"]
+            target = CPUTarget(str(t["triple"]), str(t["cpu"]), tuple(str(f) for f in t["features"]))
+            self.inputs = [IOSpec(str(i["name"]), dims_from_json(i["shape"]), DType(i["dtype"])) for i in h["inputs"]]
+            self.outputs = [IOSpec(str(o["name"]), dims_from_json(o["shape"]), DType(o["dtype"]))
+                            for o in h["outputs"]]
+            self.symbols: list[str] = [str(s) for s in h["symbols"]]
+            self.buffers = buffers_from_header(h)
+            self.kernel_names: list[str] = [str(k) for k in h.get("kernels", [])]
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise InvalidModelError(f"artifact metadata is invalid ({type(e).__name__}: {e})") from None
         missing = target.missing_on_host()
         if missing:
             raise BackendError(
                 f"artifact was compiled for CPU '{target.cpu}' and needs features this CPU lacks: "
                 f"{', '.join(missing)}; recompile with --cpu host or a portable level such as x86-64-v3")
-        self.inputs = [IOSpec(i["name"], dims_from_json(i["shape"]), DType(i["dtype"])) for i in h["inputs"]]
-        self.outputs = [IOSpec(o["name"], dims_from_json(o["shape"]), DType(o["dtype"])) for o in h["outputs"]]
-        self.symbols: list[str] = h["symbols"]
-        self.buffers = buffers_from_header(h)
         register_symbols(native_symbols())
         self._object = LoadedObject(compiled.object_code, target)
         self._entry = ffi.cast(_ENTRY_TYPE, self._object.address(ENTRY))
+        self._kernel_at: dict[int, str] | None = None
         self._weights = compiled.weights  # keeps the mapping alive
         self._weights_ptr = ffi.cast("void*", self._weights.ctypes.data if self._weights.size else 0)
         self.pool = ThreadPool(num_threads)
@@ -92,9 +102,12 @@ class Executable:
                 f"input '{spec.name}' must be {spec.dtype.ort_type}, got numpy {arr.dtype}")
 
     # ---------------------------------------------------------------- run
-    def run(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    def run(self, arrays: list[np.ndarray], timeout_ms: int = 0,
+            profiler: Profiler | None = None) -> list[np.ndarray]:
         """arrays: one per input, in order, C-contiguous. Everything that depends only on the
-        input shapes (validation, output shapes, memory plan) is cached per shape signature."""
+        input shapes (validation, output shapes, memory plan) is cached per shape signature.
+        timeout_ms > 0: raise RunTimeoutError once the run passes its deadline (checked
+        between kernels). profiler: receives one event per kernel call."""
         shapes = tuple(a.shape for a in arrays)
         call = self._calls.get(shapes)
         if call is None:
@@ -110,11 +123,22 @@ class Executable:
             arena = Arena(0)
         try:
             base = arena.reserve(call.arena_bytes)
-            self._entry(io, self._weights_ptr, ffi.cast("void*", base), call.offsets, call.dims,
-                        self.pool.handle)
+            with Run(self.pool, timeout_ms, profiler is not None) as run:
+                start = now_ns()
+                self._entry(io, self._weights_ptr, ffi.cast("void*", base), call.offsets, call.dims, run.handle)
+                if run.timed_out:
+                    raise RunTimeoutError(
+                        f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")
+                if profiler is not None:
+                    profiler.add_run(self.kernel_name, run.events(), call.bindings, start, now_ns())
         finally:
             self._arenas.append(arena)
         return outs
+
+    def kernel_name(self, address: int) -> str:
+        if self._kernel_at is None:
+            self._kernel_at = {self._object.address(n): n for n in self.kernel_names}
+        return self._kernel_at.get(address, f"kernel@{address:#x}")
 
     def _prepare(self, arrays: list[np.ndarray]) -> "_PreparedCall":
         for spec, arr in zip(self.inputs, arrays):
@@ -125,7 +149,8 @@ class Executable:
             outputs=[(evaluate_shape(o.shape, bindings), o.dtype.numpy) for o in self.outputs],
             offsets=ffi.new("int64_t[]", offsets or [0]),
             dims=ffi.new("int64_t[]", [bindings[s] for s in self.symbols] or [0]),
-            arena_bytes=total)
+            arena_bytes=total,
+            bindings=bindings)
         if len(self._calls) > 256:  # bound the cache for workloads with ever-changing shapes
             self._calls.clear()
         self._calls[tuple(a.shape for a in arrays)] = call
@@ -141,6 +166,7 @@ class _PreparedCall:
     offsets: object
     dims: object
     arena_bytes: int
+    bindings: dict
 
 
 def _fmt(shape: Shape) -> str:

@@ -21,7 +21,10 @@ class ExecutionMode(IntEnum):
 
 @dataclass
 class SessionOptions:
-    """num_threads: worker threads (0 = one per core). cpu: compile target for .onnx inputs."""
+    """num_threads: worker threads (0 = one per core). cpu: compile target for .onnx inputs.
+    enable_profiling: write a Chrome-trace JSON of every kernel call (`end_profiling()` returns
+    its path, `<profile_file_prefix>_<time>.json`). cache: where compiled .onnx models are kept
+    (None = the default `CacheConfig()`; `CacheConfig(enabled=False)` turns caching off)."""
 
     num_threads: int = 0
     optimization_level: OptLevel = OptLevel.EXTENDED
@@ -30,8 +33,10 @@ class SessionOptions:
     cpu: str | None = None
     log_severity_level: int = 2
     enable_profiling: bool = False
+    profile_file_prefix: str = "pyflame_rt_profile"
     verbose_optimization: bool = False
     custom_metadata: dict = field(default_factory=dict)
+    cache: "CacheConfig | None" = None
 
     # onnxruntime spelling, so migrated code keeps working
     @property
@@ -50,7 +55,17 @@ class SessionOptions:
     def graph_optimization_level(self, level) -> None:
         self.optimization_level = OptLevel(int(level))
 
+    @property
+    def log_level(self) -> int:
+        return self.log_severity_level
+
+    @log_level.setter
+    def log_level(self, level: int) -> None:
+        self.log_severity_level = level
+
     def validate(self) -> "SessionOptions":
+        from pyflame_rt.cache import CacheConfig
+
         if not isinstance(self.num_threads, int) or self.num_threads < 0:
             raise ValidationError(f"num_threads must be an int >= 0, got {self.num_threads!r}")
         if self.num_threads > 1024:
@@ -61,13 +76,55 @@ class SessionOptions:
             self.optimization_level = OptLevel(int(self.optimization_level))
         except ValueError:
             raise ValidationError(f"invalid optimization_level {self.optimization_level!r}") from None
-        if self.log_severity_level not in range(5):
-            raise ValidationError(f"log_severity_level must be 0..4, got {self.log_severity_level}")
+        try:
+            self.execution_mode = ExecutionMode(int(self.execution_mode))
+        except ValueError:
+            raise ValidationError(f"invalid execution_mode {self.execution_mode!r}") from None
+        _check_log_level(self.log_severity_level)
+        if not isinstance(self.enable_profiling, bool):
+            raise ValidationError(f"enable_profiling must be a bool, got {self.enable_profiling!r}")
+        if not isinstance(self.profile_file_prefix, str) or not self.profile_file_prefix:
+            raise ValidationError(f"profile_file_prefix must be a non-empty str, got {self.profile_file_prefix!r}")
+        if self.cache is not None and not isinstance(self.cache, CacheConfig):
+            raise ValidationError(f"cache must be a CacheConfig or None, got {type(self.cache).__name__}")
         return self
 
 
 @dataclass
 class RunOptions:
+    """timeout_ms > 0: run() raises RunTimeoutError once the run passes that deadline; the
+    runtime checks it before every kernel call, so a run never overshoots by more than one kernel."""
+
     tag: str = ""
     log_severity_level: int = 2
     timeout_ms: int = 0  # 0 = no timeout
+
+    # onnxruntime spelling
+    @property
+    def run_tag(self) -> str:
+        return self.tag
+
+    @run_tag.setter
+    def run_tag(self, tag: str) -> None:
+        self.tag = tag
+
+    @property
+    def log_level(self) -> int:
+        return self.log_severity_level
+
+    @log_level.setter
+    def log_level(self, level: int) -> None:
+        self.log_severity_level = level
+
+    def validate(self) -> "RunOptions":
+        if isinstance(self.timeout_ms, bool) or not isinstance(self.timeout_ms, int) or self.timeout_ms < 0:
+            raise ValidationError(f"timeout_ms must be an int >= 0 (0 = no timeout), got {self.timeout_ms!r}")
+        if not isinstance(self.tag, str):
+            raise ValidationError(f"tag must be a str, got {type(self.tag).__name__}")
+        _check_log_level(self.log_severity_level)
+        return self
+
+
+def _check_log_level(level) -> None:
+    if level not in range(5):
+        raise ValidationError(f"log_severity_level must be 0..4, got {level!r}")

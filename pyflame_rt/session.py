@@ -1,4 +1,10 @@
-"""`InferenceSession`: the ONNX Runtime-compatible API over compiled artifacts."""
+"""`InferenceSession`: the ONNX Runtime-compatible API over compiled artifacts.
+
+`.pfm` files are memory-mapped and their object code loaded (never recompiled);
+ONNX models (path, bytes, ModelProto) are compiled on first open and kept in the
+compile cache, so the next open of the same model is a cache hit. `run` may be
+called from many threads at once on one session.
+"""
 from __future__ import annotations
 
 import os
@@ -6,12 +12,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import onnx
+
 from pyflame_rt import artifact
+from pyflame_rt.cache import LOADER, CacheConfig, CompileCache
 from pyflame_rt.compiler import CompiledModel, CompileOptions, compile_model
 from pyflame_rt.dialects.symbolic import dim_to_public
 from pyflame_rt.errors import DTypeMismatchError, InputError, InvalidModelError, ValidationError
 from pyflame_rt.executable import Executable
+from pyflame_rt.import_module import ImportResult
 from pyflame_rt.options import RunOptions, SessionOptions
+from pyflame_rt.profiling import Profiler
+from pyflame_rt.runtime import now_ns
 from pyflame_rt.tensor import Tensor
 
 PROVIDERS = ["PyFlameCPUExecutionProvider"]
@@ -38,17 +50,22 @@ class ModelMetadata:
 
 
 class InferenceSession:
-    """Open a compiled `.pfm` artifact, or an ONNX model (compiled on open)."""
+    """Open a compiled `.pfm` artifact, an ONNX model (path, bytes, ModelProto: compiled on first
+    open, then served from the compile cache) or an `ImportResult` from `from_onnx`."""
 
-    def __init__(self, path_or_bytes, sess_options: SessionOptions | None = None,
+    def __init__(self, path_or_graph, sess_options: SessionOptions | None = None,
                  providers: list | None = None, **kwargs):
         self._options = (sess_options or SessionOptions()).validate()
         for p in providers or []:
             name = p[0] if isinstance(p, tuple) else p
             if name not in _ALIASES:
                 raise ValidationError(f"execution provider '{name}' is not available; use {PROVIDERS}")
-        self._compiled = _open(path_or_bytes, self._options)
+        self._profiler = Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
+        start = now_ns()
+        self._compiled, self.cache_hit = _open(path_or_graph, self._options)
         self._exec = Executable(self._compiled, self._options.num_threads)
+        if self._profiler:
+            self._profiler.add("session_initialization", "Session", start, now_ns(), {"cache_hit": self.cache_hit})
         self._input_names = [i.name for i in self._exec.inputs]
         self._output_index = {o.name: j for j, o in enumerate(self._exec.outputs)}
 
@@ -76,18 +93,28 @@ class InferenceSession:
 
     # ----------------------------------------------------------------- run
     def run(self, output_names, input_feed: dict, run_options: RunOptions | None = None) -> list[np.ndarray]:
-        arrays = self._feeds(input_feed)
-        outs = self._exec.run(arrays)
+        """Thread-safe. run_options.timeout_ms > 0 raises RunTimeoutError past the deadline."""
+        if output_names is not None:
+            if isinstance(output_names, str):
+                raise InputError("output_names must be a list of names or None, not a string")
+            for name in output_names:
+                if name not in self._output_index:
+                    raise InputError(f"unknown output name '{name}'; the model's outputs are {list(self._output_index)}")
+        if run_options is not None and not isinstance(run_options, RunOptions):
+            raise ValidationError(f"run_options must be a RunOptions, got {type(run_options).__name__}")
+        timeout_ms = run_options.validate().timeout_ms if run_options else 0
+        outs = self._exec.run(self._feeds(input_feed), timeout_ms, self._profiler)
         if output_names is None:
             return outs
-        if isinstance(output_names, str):
-            raise InputError("output_names must be a list of names or None, not a string")
-        picked = []
-        for name in output_names:
-            if name not in self._output_index:
-                raise InputError(f"unknown output name '{name}'; the model's outputs are {list(self._output_index)}")
-            picked.append(outs[self._output_index[name]])
-        return picked
+        return [outs[self._output_index[name]] for name in output_names]
+
+    def end_profiling(self) -> str:
+        """Write the Chrome-trace profile and return its file name ("" when profiling is off)."""
+        if self._profiler is None:
+            return ""
+        path = self._profiler.write()
+        self._profiler = None
+        return path
 
     def _feeds(self, input_feed) -> list[np.ndarray]:
         if not isinstance(input_feed, dict):
@@ -112,17 +139,33 @@ class InferenceSession:
         return arrays
 
 
-def _open(path_or_bytes, options: SessionOptions) -> CompiledModel:
+def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
+    """(compiled model, whether it came from the compile cache)."""
     copts = CompileOptions(cpu=options.cpu)
-    if isinstance(path_or_bytes, (bytes, bytearray)):
-        if bytes(path_or_bytes[:4]) == artifact.MAGIC:
+    if isinstance(model, ImportResult):
+        return compile_model(model, copts), False
+    if isinstance(model, (bytes, bytearray)):
+        if bytes(model[:4]) == artifact.MAGIC:
             raise InvalidModelError("load .pfm artifacts from a file path")
-        return compile_model(bytes(path_or_bytes), copts)
-    if not isinstance(path_or_bytes, (str, os.PathLike)):
-        return compile_model(path_or_bytes, copts)  # ModelProto
-    path = os.fspath(path_or_bytes)
-    if not os.path.exists(path):
-        raise InvalidModelError(f"model file not found: {path}")
-    if artifact.is_artifact(path):
-        return artifact.load(path)
-    return compile_model(path, copts)
+        model = model_bytes = bytes(model)
+    elif isinstance(model, onnx.ModelProto):
+        model_bytes = model.SerializeToString()
+    elif isinstance(model, (str, os.PathLike)):
+        model = os.fspath(model)
+        if not os.path.exists(model):
+            raise InvalidModelError(f"model file not found: {model}")
+        if artifact.is_artifact(model):
+            return LOADER.load(model), False
+        try:
+            with open(model, "rb") as f:
+                model_bytes = f.read()
+        except OSError as e:
+            raise InvalidModelError(f"cannot read model file {model}: {e}") from None
+    else:
+        raise InvalidModelError(f"cannot open a {type(model).__name__}: pass a path, ONNX bytes, a ModelProto "
+                                f"or an ImportResult")
+    config = (options.cache or CacheConfig()).validate()
+    if not config.enabled:
+        return compile_model(model, copts), False
+    result = CompileCache(config).open(model, model_bytes, copts, compile_model)
+    return result.compiled, result.hit

@@ -1,4 +1,4 @@
-"""The C runtime (built by cffi at install): arenas, the worker pool, symbols for JIT'd code."""
+"""The C runtime (built by cffi at install): arenas, the worker pool, runs, symbols for JIT'd code."""
 from __future__ import annotations
 
 from pyflame_rt.errors import BackendError
@@ -17,7 +17,7 @@ def num_cores() -> int:
 def native_symbols() -> dict[str, int]:
     """Addresses of the runtime functions generated code calls."""
     return {name: int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
-            for name in ("pfrt_parallel_for",)}
+            for name in ("pfrt_parallel_for", "pfrt_run_kernel")}
 
 
 class Arena:
@@ -93,3 +93,49 @@ class ThreadPool:
 
     def __del__(self):
         self.close()
+
+
+class Run:
+    """The per-call handle a compiled entry point receives: pool, deadline, kernel events."""
+
+    def __init__(self, pool: ThreadPool, timeout_ms: int = 0, profile: bool = False):
+        self._ptr = lib.pfrt_run_create(pool.handle, int(timeout_ms) * 1_000_000, int(profile))
+        if self._ptr == ffi.NULL:
+            raise BackendError("cannot allocate a run handle")
+
+    @property
+    def handle(self):
+        return self._ptr
+
+    @property
+    def timed_out(self) -> bool:
+        return lib.pfrt_run_status(self._ptr) == lib.PFRT_RUN_TIMED_OUT
+
+    @property
+    def kernels_done(self) -> int:
+        return lib.pfrt_run_kernels_done(self._ptr)
+
+    def events(self) -> list[tuple[int, int, int, int]]:
+        """(kernel address, start ns, end ns, work items) per executed kernel call (monotonic clock)."""
+        ev = lib.pfrt_run_events(self._ptr)
+        return [(int(ffi.cast("uintptr_t", ev[i].kernel)), ev[i].start_ns, ev[i].end_ns, ev[i].work_items)
+                for i in range(lib.pfrt_run_event_count(self._ptr))]
+
+    def close(self) -> None:
+        if getattr(self, "_ptr", None) is not None:
+            lib.pfrt_run_destroy(self._ptr)
+            self._ptr = None
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+def now_ns() -> int:
+    """The runtime's monotonic clock (the time base of kernel events)."""
+    return lib.pfrt_now_ns()

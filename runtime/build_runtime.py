@@ -22,6 +22,24 @@ void pfrt_pool_destroy(pfrt_pool *pool);
 int pfrt_pool_num_threads(pfrt_pool *pool);
 void pfrt_parallel_for(pfrt_pool *pool, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);
 int pfrt_num_cores(void);
+
+typedef struct {
+    void *kernel;
+    int64_t start_ns;
+    int64_t end_ns;
+    int64_t work_items;
+} pfrt_kernel_event;
+#define PFRT_RUN_OK 0
+#define PFRT_RUN_TIMED_OUT 1
+typedef struct pfrt_run pfrt_run;
+pfrt_run *pfrt_run_create(pfrt_pool *pool, int64_t timeout_ns, int profile);
+void pfrt_run_destroy(pfrt_run *run);
+void pfrt_run_kernel(pfrt_run *run, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);
+int pfrt_run_status(pfrt_run *run);
+int64_t pfrt_run_kernels_done(pfrt_run *run);
+int64_t pfrt_run_event_count(pfrt_run *run);
+const pfrt_kernel_event *pfrt_run_events(pfrt_run *run);
+int64_t pfrt_now_ns(void);
 """
 
 ffibuilder = FFI()

@@ -225,3 +225,68 @@ void pfrt_parallel_for(pfrt_pool *p, pfrt_task_fn fn, void *ctx, int64_t n, int6
     }
     pthread_mutex_unlock(&p->call_lock);
 }
+
+/* -------------------------------------------------------------------- run */
+
+struct pfrt_run {
+    pfrt_pool *pool;
+    int64_t deadline_ns;          /* 0: none */
+    int status;
+    int profile;
+    int64_t kernels_done;
+    pfrt_kernel_event *events;
+    int64_t num_events, cap_events;
+};
+
+int64_t pfrt_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+pfrt_run *pfrt_run_create(pfrt_pool *pool, int64_t timeout_ns, int profile) {
+    pfrt_run *r = calloc(1, sizeof(*r));
+    if (!r) return NULL;
+    r->pool = pool;
+    r->deadline_ns = timeout_ns > 0 ? pfrt_now_ns() + timeout_ns : 0;
+    r->profile = profile != 0;
+    return r;
+}
+
+void pfrt_run_destroy(pfrt_run *r) {
+    if (!r) return;
+    free(r->events);
+    free(r);
+}
+
+static void record(pfrt_run *r, pfrt_task_fn fn, int64_t start, int64_t end, int64_t n) {
+    if (r->num_events == r->cap_events) {
+        int64_t cap = r->cap_events ? 2 * r->cap_events : 64;
+        pfrt_kernel_event *ev = realloc(r->events, (size_t)cap * sizeof(*ev));
+        if (!ev) return;  /* profiling is best effort; the run itself goes on */
+        r->events = ev;
+        r->cap_events = cap;
+    }
+    pfrt_kernel_event *e = &r->events[r->num_events++];
+    e->kernel = (void *)fn;
+    e->start_ns = start;
+    e->end_ns = end;
+    e->work_items = n;
+}
+
+void pfrt_run_kernel(pfrt_run *r, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain) {
+    if (r->status != PFRT_RUN_OK) return;
+    int64_t start = (r->deadline_ns || r->profile) ? pfrt_now_ns() : 0;
+    if (r->deadline_ns && start > r->deadline_ns) {
+        r->status = PFRT_RUN_TIMED_OUT;
+        return;
+    }
+    pfrt_parallel_for(r->pool, fn, ctx, n, grain);
+    r->kernels_done++;
+    if (r->profile) record(r, fn, start, pfrt_now_ns(), n);
+}
+
+int pfrt_run_status(pfrt_run *r) { return r->status; }
+int64_t pfrt_run_kernels_done(pfrt_run *r) { return r->kernels_done; }
+int64_t pfrt_run_event_count(pfrt_run *r) { return r->num_events; }
+const pfrt_kernel_event *pfrt_run_events(pfrt_run *r) { return r->events; }

@@ -34,4 +34,29 @@ int pfrt_pool_num_threads(pfrt_pool *pool);
 void pfrt_parallel_for(pfrt_pool *pool, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);
 int pfrt_num_cores(void);
 
+/* ---- one model run: the handle generated entry points receive ----
+   Generated code calls pfrt_run_kernel for every kernel. Between kernels it
+   enforces the run's deadline (a timed-out run skips the remaining kernels and
+   reports PFRT_RUN_TIMED_OUT, so the caller raises instead of returning partial
+   results) and, when profiling, records one event per kernel call. */
+#define PFRT_RUN_OK 0
+#define PFRT_RUN_TIMED_OUT 1
+typedef struct {
+    void *kernel;        /* address of the kernel function */
+    int64_t start_ns;    /* CLOCK_MONOTONIC */
+    int64_t end_ns;
+    int64_t work_items;
+} pfrt_kernel_event;
+typedef struct pfrt_run pfrt_run;
+/* timeout_ns <= 0: no deadline. profile != 0: record kernel events. */
+pfrt_run *pfrt_run_create(pfrt_pool *pool, int64_t timeout_ns, int profile);
+void pfrt_run_destroy(pfrt_run *run);
+void pfrt_run_kernel(pfrt_run *run, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);
+int pfrt_run_status(pfrt_run *run);
+/* Kernels executed so far (skipped ones excluded) and the kernel index at which the deadline hit. */
+int64_t pfrt_run_kernels_done(pfrt_run *run);
+int64_t pfrt_run_event_count(pfrt_run *run);
+const pfrt_kernel_event *pfrt_run_events(pfrt_run *run);
+int64_t pfrt_now_ns(void);
+
 #endif

@@ -318,13 +318,20 @@ class ONNXImporter:
         return list(op.results)
 
 
+def _text(name) -> str:
+    """protobuf hands out strings that are not valid UTF-8 as bytes: such a model is corrupt."""
+    if isinstance(name, bytes):
+        raise InvalidModelError(f"ONNX model has a name that is not valid UTF-8: {name!r}")
+    return name
+
+
 def _symbol(name: str) -> str:
-    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    s = re.sub(r"[^A-Za-z0-9_]", "_", _text(name))
     return s if s and not s[0].isdigit() else f"d_{s}"
 
 
 def _ssa_name(name: str) -> str | None:
-    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    s = re.sub(r"[^A-Za-z0-9_]", "_", _text(name))
     return s if s and not s[0].isdigit() else None
 
 

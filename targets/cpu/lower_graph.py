@@ -1,9 +1,10 @@
 """Conversion graph -> kernel level for the CPU: one entry point per model.
 
 Every graph op becomes one or more calls of a generated kernel through the
-runtime's parallel-for. The entry point
+runtime's `pfrt_run_kernel` (parallel-for over the pool, plus the run's deadline
+check and profiling hook between kernels). The entry point
 
-    void pfm_main(ptr io, ptr weights, ptr arena, ptr offsets, ptr dims, ptr pool)
+    void pfm_main(ptr io, ptr weights, ptr arena, ptr offsets, ptr dims, ptr run)
 
 receives the input/output pointers, the weight blob, the arena with the offsets of
 the memory plan, and the values of the dynamic dims; it computes every size from
@@ -33,7 +34,7 @@ from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.target import CPUTarget
 
 ENTRY = "pfm_main"
-PARALLEL_FOR = "pfrt_parallel_for"
+RUN_KERNEL = "pfrt_run_kernel"
 WEIGHT_ALIGN = 64
 
 
@@ -195,7 +196,7 @@ class GraphLowering:
             if self.loc(v) != slot:
                 self.emit_elementwise("copy", [v], slot, self.shapes[v])
         module = ModuleOp([*self.kernels.values(), self.entry(len(inputs)),
-                           func.FuncOp.external(PARALLEL_FOR, [PTR, PTR, PTR, i64, i64], [])])
+                           func.FuncOp.external(RUN_KERNEL, [PTR, PTR, PTR, i64, i64], [])])
         return LoweredModel(module, inputs, outputs, self.symbols, self.buffers,
                             self.weights, len(self.kernels), self.op_summary)
 
@@ -246,7 +247,7 @@ class GraphLowering:
     # ----------------------------------------------------------- entry point
     def entry(self, num_inputs: int) -> func.FuncOp:
         eb = KernelBuilder(ENTRY, (PTR, PTR, PTR, PTR, PTR, PTR), visibility="public")
-        io, weights, arena, offsets, dims, pool = eb.args
+        io, weights, arena, offsets, dims, run = eb.args
         max_fields = max((len(c.fields) for c in self.steps), default=1)
         ctx = eb.scratch(max_fields, i64)
         sym_vals = {s: eb.field(i, dims) for i, s in enumerate(self.symbols)}
@@ -279,7 +280,7 @@ class GraphLowering:
             for i, f in enumerate(c.fields):
                 eb.store(value(f), ctx, eb.const(i), elem=i64)
             fp = eb._ins(llvm.AddressOfOp(c.kernel, PTR))
-            eb._ins(func.CallOp(PARALLEL_FOR, [pool, fp, ctx, value(c.items), value(c.grain)], []))
+            eb._ins(func.CallOp(RUN_KERNEL, [run, fp, ctx, value(c.items), value(c.grain)], []))
         return eb.finish()
 
 

@@ -37,6 +37,15 @@ def assert_close(actual, expected, rtol=1e-4):
     assert err <= rtol, f"max relative error {err:.3g} > {rtol}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_compile_cache(tmp_path_factory):
+    """Sessions opened on .onnx models cache their artifacts here, not in the user's home."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYFLAME_RT_CACHE_DIR", str(tmp_path_factory.mktemp("compile-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

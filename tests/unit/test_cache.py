@@ -1,0 +1,100 @@
+"""The compile cache: first open compiles and stores, the second open is a real hit; limits and keys."""
+import os
+import time
+
+import numpy as np
+import pytest
+
+from conftest import assert_close, ort_run
+from test_artifact import mlp
+from pyflame_rt import InferenceSession, SessionOptions, ValidationError
+import pyflame_rt.compiler as compiler
+from pyflame_rt.cache import CacheConfig, CompileCache, MappedFile, MMapLoader
+from pyflame_rt.compiler import CompileOptions
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    return str(tmp_path / "cache")
+
+
+def opts(cache_dir, **kw):
+    return SessionOptions(cache=CacheConfig(dir=cache_dir, **kw))
+
+
+def test_second_open_is_a_cache_hit_without_compiling(tmp_path, cache_dir, monkeypatch):
+    model = mlp()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    first = InferenceSession(str(path), opts(cache_dir))
+    assert not first.cache_hit and len(os.listdir(cache_dir)) == 1
+
+    def boom(*a, **k):
+        raise AssertionError("a cache hit must not compile")
+
+    monkeypatch.setattr(compiler, "compile_model", boom)
+    import pyflame_rt.session as session
+    monkeypatch.setattr(session, "compile_model", boom)
+    for source in (str(path), model.SerializeToString(), model):
+        second = InferenceSession(source, opts(cache_dir))
+        assert second.cache_hit
+        x = np.random.default_rng(0).standard_normal((4, 32)).astype(np.float32)
+        assert_close(second.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+
+
+def test_key_covers_model_options_and_cpu(cache_dir):
+    cache = CompileCache(CacheConfig(dir=cache_dir))
+    a, b = mlp().SerializeToString(), mlp(hidden=48).SerializeToString()
+    keys = {cache.key(a, CompileOptions()), cache.key(b, CompileOptions()),
+            cache.key(a, CompileOptions(cpu="x86-64-v3")), cache.key(a, CompileOptions(cpu="x86-64-v2"))}
+    assert len(keys) == 4
+    assert cache.key(a, CompileOptions()) == cache.key(a, CompileOptions(cpu="host"))
+
+
+def test_a_corrupt_entry_is_recompiled(cache_dir):
+    model = mlp()
+    InferenceSession(model, opts(cache_dir))
+    (entry,) = [os.path.join(cache_dir, n) for n in os.listdir(cache_dir)]
+    data = bytearray(open(entry, "rb").read())
+    data[-200] ^= 1
+    os.remove(entry)  # a new inode, as any writer of a changed file produces
+    open(entry, "wb").write(bytes(data))
+    sess = InferenceSession(model, opts(cache_dir))
+    assert not sess.cache_hit
+    assert InferenceSession(model, opts(cache_dir)).cache_hit
+
+
+def test_max_entries_ttl_and_size_evict(cache_dir):
+    models = [mlp(hidden=h) for h in (16, 24, 40)]
+    for m in models:
+        InferenceSession(m, opts(cache_dir, max_entries=2))
+    assert len(os.listdir(cache_dir)) == 2
+    assert not InferenceSession(models[0], opts(cache_dir, max_entries=2)).cache_hit  # the oldest went first
+    cache = CompileCache(CacheConfig(dir=cache_dir, ttl_seconds=60))
+    for p, _, _ in cache.entries():
+        os.utime(p, (time.time() - 3600, time.time() - 3600))
+    cache.evict()
+    assert cache.entries() == []
+    InferenceSession(models[1], opts(cache_dir, max_size_bytes=1))
+    assert os.listdir(cache_dir) == []  # larger than the whole cache: not stored
+
+
+def test_disabled_cache_and_bad_config(cache_dir):
+    assert not InferenceSession(mlp(), opts(cache_dir, enabled=False)).cache_hit
+    assert not os.path.exists(cache_dir)
+    with pytest.raises(ValidationError, match="max_entries"):
+        InferenceSession(mlp(), opts(cache_dir, max_entries=0))
+    with pytest.raises(ValidationError, match="cache must be a CacheConfig"):
+        InferenceSession(mlp(), SessionOptions(cache="yes"))
+
+
+def test_mmap_loader_shares_one_verified_mapping(tmp_path):
+    from pyflame_rt import artifact
+
+    p = tmp_path / "m.pfm"
+    artifact.save(compiler.compile_model(mlp()), p)
+    loader = MMapLoader()
+    a, b = loader.load(p), loader.load(p)
+    assert a is b and a.weights.ctypes.data == b.weights.ctypes.data
+    with MappedFile(p) as mf:
+        assert mf.size == os.path.getsize(p) and mf.read(0, 4) == b"PFM\0"

@@ -1,0 +1,135 @@
+"""The rest of the ORT-style API: RunOptions.timeout_ms, profiling, concurrent runs, graph inputs."""
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import assert_close, make_model, ort_run
+from test_artifact import mlp
+from pyflame_rt import (InferenceSession, RunOptions, RunTimeoutError, SessionOptions, ValidationError,
+                        from_onnx)
+from pyflame_rt import artifact
+from pyflame_rt.compiler import compile_model
+
+
+def deep_mlp(layers=6, width=1024):
+    rng = np.random.default_rng(0)
+    nodes, inits, x = [], {}, "x"
+    for i in range(layers):
+        inits[f"w{i}"] = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
+        nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]), helper.make_node("Relu", [f"m{i}"], [f"r{i}"])]
+        x = f"r{i}"
+    nodes.append(helper.make_node("Identity", [x], ["y"]))
+    return make_model(nodes, [("x", ["batch", width])], [("y", ["batch", width])], inits)
+
+
+@pytest.fixture(scope="module")
+def deep(tmp_path_factory):
+    model = deep_mlp()
+    path = tmp_path_factory.mktemp("deep") / "deep.pfm"
+    artifact.save(compile_model(model), path)
+    return model, str(path)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    model = mlp()
+    path = tmp_path_factory.mktemp("small") / "small.pfm"
+    artifact.save(compile_model(model), path)
+    return model, str(path)
+
+
+def test_timeout_stops_the_run_between_kernels(deep):
+    model, path = deep
+    sess = InferenceSession(path)
+    x = np.random.default_rng(0).standard_normal((512, 1024)).astype(np.float32)
+    t = time.perf_counter()
+    full = sess.run(None, {"x": x})[0]
+    full_s = time.perf_counter() - t
+    t = time.perf_counter()
+    with pytest.raises(RunTimeoutError, match=r"timeout_ms=1: stopped after \d+ kernel calls") as err:
+        sess.run(None, {"x": x}, RunOptions(timeout_ms=1))
+    assert isinstance(err.value, TimeoutError)
+    assert time.perf_counter() - t < full_s  # it stopped early instead of finishing the run
+    # the session is unharmed: the next run (generous deadline) is complete and correct
+    again = sess.run(None, {"x": x}, RunOptions(timeout_ms=60_000))[0]
+    np.testing.assert_array_equal(again, full)
+    assert_close(full, ort_run(model, {"x": x})[0], 1e-3)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "10"])
+def test_run_options_are_validated(small, bad):
+    sess = InferenceSession(small[1])
+    with pytest.raises(ValidationError, match="timeout_ms"):
+        sess.run(None, {"x": np.ones((1, 32), np.float32)}, RunOptions(timeout_ms=bad))
+    ro = RunOptions()
+    ro.run_tag, ro.log_level = "req-1", 3
+    assert (ro.tag, ro.log_severity_level) == ("req-1", 3)
+
+
+def test_profiling_writes_a_chrome_trace_with_kernel_times(small, tmp_path):
+    model, path = small
+    opts = SessionOptions(enable_profiling=True, profile_file_prefix=str(tmp_path / "prof"))
+    sess = InferenceSession(path, opts)
+    for batch in (2, 5):
+        sess.run(None, {"x": np.ones((batch, 32), np.float32)})
+    trace_path = sess.end_profiling()
+    assert trace_path.startswith(str(tmp_path / "prof")) and trace_path.endswith(".json")
+    events = json.load(open(trace_path))
+    assert all(e["ph"] == "X" and e["dur"] >= 0 and e["ts"] >= 0 for e in events)
+    runs = [e for e in events if e["name"] == "model_run"]
+    kernels = [e for e in events if e["cat"] == "Kernel"]
+    assert [r["args"]["dims"] for r in runs] == [{"batch": 2}, {"batch": 5}]
+    assert {e["name"] for e in kernels} <= set(sess.header["kernels"])
+    assert len(kernels) == sum(r["args"]["kernel_calls"] for r in runs) > 0
+    for r in runs:  # kernel events nest inside their run
+        ks = [k for k in kernels if k["args"]["run"] == r["args"]["run"]]
+        assert all(r["ts"] <= k["ts"] and k["ts"] + k["dur"] <= r["ts"] + r["dur"] + 1 for k in ks)
+    assert any(e["name"] == "session_initialization" for e in events)
+    assert InferenceSession(path).end_profiling() == ""
+
+
+def test_sixteen_threads_share_one_session(small):
+    model, path = small
+    sess = InferenceSession(path, SessionOptions(num_threads=2))
+    feeds = [np.random.default_rng(i).standard_normal((1 + i % 9, 32)).astype(np.float32) for i in range(16)]
+    want = [ort_run(model, {"x": x})[0] for x in feeds]
+    got: list = [None] * 16
+    errors = []
+    barrier = threading.Barrier(16)
+
+    def worker(i):
+        try:
+            barrier.wait()
+            for _ in range(20):
+                got[i] = sess.run(None, {"x": feeds[i]})[0]
+                assert_close(got[i], want[i])
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for g, w in zip(got, want):
+        assert_close(g, w)
+
+
+def test_graph_input_providers_and_options(small):
+    model, _ = small
+    sess = InferenceSession(from_onnx(model), providers=[("CPUExecutionProvider", {})])
+    assert not sess.cache_hit and sess.get_providers() == ["PyFlameCPUExecutionProvider"]
+    x = np.ones((3, 32), np.float32)
+    assert_close(sess.run(["y"], {"x": x})[0], ort_run(model, {"x": x})[0])
+    o = SessionOptions()
+    o.log_level, o.intra_op_num_threads = 1, 2
+    assert (o.log_severity_level, o.num_threads) == (1, 2)
+    for bad, match in [(dict(execution_mode=7), "execution_mode"), (dict(enable_profiling="yes"), "enable_profiling"),
+                       (dict(device="cuda"), "device"), (dict(log_severity_level=9), "log_severity_level")]:
+        with pytest.raises(ValidationError, match=match):
+            SessionOptions(**bad).validate()
