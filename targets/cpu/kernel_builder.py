@@ -125,6 +125,16 @@ class KernelBuilder:
             p = self._ins(llvm.GEPOp.from_mixed_indices(p, [0], value.type))
         self._ins(llvm.StoreOp(value, p, alignment=_align(elem)))
 
+    def partial_load(self, ptr, index, count, width: int, scratch: SSAValue) -> SSAValue:
+        """A vector whose first `count` (<= width) lanes come from ptr[index:]; the other lanes
+        are undefined. A full vector loads directly; a partial one is staged through scratch,
+        so memory past ptr[index + count - 1] is never read."""
+        full = self.cmp("eq", count, self.const(width))
+        with self.loop(0, self.select(full, self.const(0), count)) as j:
+            self.store(self.load(ptr, self.add(index, j.iv)), scratch, j.iv)
+        src = self._ins(llvm.SelectOp(full, self.gep(ptr, index), scratch))
+        return self.load(src, self.const(0), width)
+
     def partial_store(self, value, ptr, index, count, width: int, scratch: SSAValue) -> None:
         """Store the first `count` lanes of a vector (tile edges), via a scratch buffer."""
         self.store(value, scratch, self.const(0))

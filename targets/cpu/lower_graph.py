@@ -222,7 +222,7 @@ class GraphLowering:
         """C[batch] = op(A) @ op(B) (+ bias row). B is a constant [b_batch, K, N] (packed now)
         or a value read through (row, col, batch) strides and packed at run time."""
         spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
-                                   bias is not None, activation)
+                                   bias is not None, activation, unit_a_cs=a_strides[1] == 1)
         nr = spec.nr
         npanels = ("ceildiv", n, nr)
         panel_elems = ("mul", k, ("mul", npanels, nr))
@@ -237,12 +237,14 @@ class GraphLowering:
             self.call(pk, [pf[f] for f in PACK_FIELDS], ("mul", b_batch, npanels))
         bias_loc = self.add_weight("bias", pad_bias(bias, nr)) if bias is not None else 0
         gk = self.kernel(spec.name, lambda: gemm_kernel(spec))
-        mblocks = ("ceildiv", m, spec.mr)
+        mblocks = ("ceildiv", m, spec.mc)
+        nblocks = ("ceildiv", npanels, spec.nc_panels)
         gf = {"a": self.loc(a), "b": b_loc, "c": out, "bias": bias_loc, "m": m, "n": n, "k": k,
               "a_rs": a_strides[0], "a_cs": a_strides[1], "a_bs": a_bs, "b_bs": b_bs,
-              "c_bs": dim_mul(m, n), "mblocks": mblocks, "npanels": npanels}
-        self.call(gk, [gf[f] for f in GEMM_FIELDS], ("mul", batch, ("mul", mblocks, npanels)),
-                  work_per_item=("mul", spec.mr * nr, k))
+              "c_bs": dim_mul(m, n), "mblocks": mblocks, "nblocks": nblocks, "npanels": npanels}
+        rows_per_item = m if isinstance(m, int) and m < spec.mc else spec.mc
+        self.call(gk, [gf[f] for f in GEMM_FIELDS], ("mul", batch, ("mul", mblocks, nblocks)),
+                  work_per_item=("mul", rows_per_item * nr * spec.nc_panels, k))
 
     # ----------------------------------------------------------- entry point
     def entry(self, num_inputs: int) -> func.FuncOp:

@@ -18,30 +18,45 @@ from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 
 # ctx field order shared by the lowering and the kernel
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
-               "a_bs", "b_bs", "c_bs", "mblocks", "npanels")
+               "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "npanels")
 
 
 @dataclass(frozen=True)
 class GemmSpec:
+    """A GEMM kernel's compile-time shape. Cache blocking (BLIS order): a work item owns
+    MC = mr*mc_tiles rows x nc_panels panels of C; inside it, K is split into kc-deep
+    slices so the B slice (kc x NR) stays in L1 across the row tiles and the A block
+    (MC x kc) stays in L2 across the panels."""
+
     width: int        # f32 lanes per vector
     nvec: int         # vectors per panel row: NR = nvec * width
     mr: int           # rows per register tile
     has_bias: bool
     activation: str   # "none" | "relu"
+    unit_a_cs: bool = True  # A's column stride is 1 (not transposed): frees address registers
+    kc: int = 256
+    mc_tiles: int = 12
+    nc_panels: int = 8
 
     @property
     def nr(self) -> int:
         return self.nvec * self.width
 
     @property
+    def mc(self) -> int:
+        return self.mr * self.mc_tiles
+
+    @property
     def name(self) -> str:
-        return f"gemm_{self.mr}x{self.nr}_w{self.width}_{'b' if self.has_bias else 'nb'}_{self.activation}"
+        return (f"gemm_{self.mr}x{self.nr}_w{self.width}_{'b' if self.has_bias else 'nb'}_{self.activation}"
+                f"_k{self.kc}m{self.mc_tiles}n{self.nc_panels}{'' if self.unit_a_cs else '_sa'}")
 
     @staticmethod
-    def for_target(width: int, num_registers: int, has_bias: bool, activation: str) -> "GemmSpec":
+    def for_target(width: int, num_registers: int, has_bias: bool, activation: str,
+                   unit_a_cs: bool = True) -> "GemmSpec":
         nvec = 2
         mr = max(1, min(8, (num_registers - nvec - 1) // nvec))
-        return GemmSpec(width, nvec, mr, has_bias, activation)
+        return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs)
 
 
 def pack_b(b: np.ndarray, nr: int) -> np.ndarray:
@@ -66,56 +81,93 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     a, bp, c, bias = (kb.as_ptr(f[x]) for x in ("a", "b", "c", "bias"))
     w, nv, nr = spec.width, spec.nvec, spec.nr
     scratch = kb.scratch(w)
-    per_batch = kb.mul(f["mblocks"], f["npanels"])
+    apack = kb.scratch(spec.mc * spec.kc)  # per-thread stack: the packed A block
+    zero = kb.fconst(0.0, w)
+    per_batch = kb.mul(f["mblocks"], f["nblocks"])
 
     with kb.loop(kb.begin, kb.end) as item:
         batch = kb.div(item.iv, per_batch)
         rest = kb.rem(item.iv, per_batch)
-        mb = kb.div(rest, f["npanels"])
-        panel = kb.rem(rest, f["npanels"])
+        mb = kb.div(rest, f["nblocks"])  # consecutive items share the A block
+        nb = kb.rem(rest, f["nblocks"])
         a_b = kb.mul(batch, f["a_bs"])
-        b_off = kb.add(kb.mul(batch, f["b_bs"]), kb.mul(panel, kb.mul(f["k"], kb.const(nr))))
         c_b = kb.mul(batch, f["c_bs"])
-        col0 = kb.mul(panel, kb.const(nr))
-        ncols = kb.min(kb.const(nr), kb.sub(f["n"], col0))
-        row0 = kb.mul(mb, kb.const(spec.mr))
-        rows = kb.min(kb.const(spec.mr), kb.sub(f["m"], row0))
+        row_lo = kb.mul(mb, kb.const(spec.mc))
+        row_hi = kb.min(f["m"], kb.add(row_lo, kb.const(spec.mc)))
+        full_hi = kb.add(row_lo, kb.mul(kb.div(kb.sub(row_hi, row_lo), kb.const(spec.mr)), kb.const(spec.mr)))
+        p_lo = kb.mul(nb, kb.const(spec.nc_panels))
+        p_hi = kb.min(f["npanels"], kb.add(p_lo, kb.const(spec.nc_panels)))
 
-        def tile(mr: int, first_row):
-            zero = kb.fconst(0.0, w)
-            with kb.loop(0, f["k"], 1, carried=[zero] * (mr * nv)) as kl:
-                bvecs = [kb.load(bp, kb.add(b_off, kb.add(kb.mul(kl.iv, kb.const(nr)), kb.const(v * w))), w)
+        with kb.loop(0, f["k"], spec.kc) as kl:
+            k0 = kl.iv
+            k1 = kb.min(f["k"], kb.add(k0, kb.const(spec.kc)))
+            first = kb.cmp("eq", k0, kb.const(0))
+            last = kb.cmp("eq", k1, f["k"])
+
+            def a_index(row, k):
+                col = k if spec.unit_a_cs else kb.mul(k, f["a_cs"])
+                return kb.add(a_b, kb.add(kb.mul(row, f["a_rs"]), col))
+
+            # pack the full row tiles of this A block: [tile][k - k0][mr], read with one pointer
+            with kb.loop(row_lo, full_hi, spec.mr) as tl:
+                t_base = kb.mul(kb.sub(tl.iv, row_lo), kb.const(spec.kc))
+                with kb.loop(k0, k1) as pk:
+                    dst = kb.add(t_base, kb.mul(kb.sub(pk.iv, k0), kb.const(spec.mr)))
+                    for r in range(spec.mr):
+                        v = kb.load(a, a_index(kb.add(tl.iv, kb.const(r)), pk.iv))
+                        kb.store(v, apack, kb.add(dst, kb.const(r)))
+
+            with kb.loop(p_lo, p_hi) as pl:
+                col0 = kb.mul(pl.iv, kb.const(nr))
+                ncols = kb.min(kb.const(nr), kb.sub(f["n"], col0))
+                b_off = kb.add(kb.mul(batch, f["b_bs"]), kb.mul(pl.iv, kb.mul(f["k"], kb.const(nr))))
+                lanes = [kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(ncols, kb.const(v * w))))
                          for v in range(nv)]
-                acc = list(kl.carried)
-                for r in range(mr):
-                    a_idx = kb.add(a_b, kb.add(kb.mul(kb.add(first_row, kb.const(r)), f["a_rs"]),
-                                               kb.mul(kl.iv, f["a_cs"])))
-                    av = kb.splat(kb.load(a, a_idx), w)
-                    for v in range(nv):
-                        acc[r * nv + v] = kb.fma(av, bvecs[v], acc[r * nv + v])
-                kl.next = acc
-            acc = kl.results
-            for r in range(mr):
-                c_row = kb.add(c_b, kb.add(kb.mul(kb.add(first_row, kb.const(r)), f["n"]), col0))
-                for v in range(nv):
-                    val = acc[r * nv + v]
-                    if spec.has_bias:
-                        val = kb.fadd(val, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
-                    if spec.activation == "relu":
-                        val = kb.fmax(val, kb.fconst(0.0, w))
-                    lanes = kb.sub(ncols, kb.const(v * w))
-                    with kb.if_(kb.cmp("sge", lanes, kb.const(w))):
-                        kb.store(val, c, kb.add(c_row, kb.const(v * w)))
-                    with kb.if_(kb.cmp("slt", lanes, kb.const(w))):
-                        with kb.if_(kb.cmp("sgt", lanes, kb.const(0))):
-                            kb.partial_store(val, c, kb.add(c_row, kb.const(v * w)), lanes, w, scratch)
 
-        full = kb.cmp("eq", rows, kb.const(spec.mr))
-        with kb.if_(full):
-            tile(spec.mr, row0)
-        with kb.if_(kb.cmp("slt", rows, kb.const(spec.mr))):
-            with kb.loop(0, rows) as rl:
-                tile(1, kb.add(row0, rl.iv))
+                def tile(mr: int, first_row, packed: bool):
+                    """mr x NR register tile over K slice [k0, k1); A from the pack or direct."""
+                    c_rows = [kb.add(c_b, kb.add(kb.mul(kb.add(first_row, kb.const(r)), f["n"]), col0))
+                              for r in range(mr)]
+                    init = []
+                    for r in range(mr):
+                        for v in range(nv):
+                            prev = kb.partial_load(c, kb.add(c_rows[r], kb.const(v * w)), lanes[v], w, scratch)
+                            init.append(kb.select(first, zero, prev))
+                    a_base = kb.mul(kb.sub(first_row, row_lo), kb.const(spec.kc))
+                    with kb.loop(k0, k1, 1, carried=init) as kk:
+                        brow = kb.add(b_off, kb.mul(kk.iv, kb.const(nr)))
+                        bvecs = [kb.load(bp, kb.add(brow, kb.const(v * w)), w) for v in range(nv)]
+                        apos = kb.add(a_base, kb.mul(kb.sub(kk.iv, k0), kb.const(mr)))
+                        acc = list(kk.carried)
+                        for r in range(mr):
+                            if packed:
+                                av = kb.load(apack, kb.add(apos, kb.const(r)))
+                            else:
+                                av = kb.load(a, a_index(kb.add(first_row, kb.const(r)), kk.iv))
+                            av = kb.splat(av, w)
+                            for v in range(nv):
+                                acc[r * nv + v] = kb.fma(av, bvecs[v], acc[r * nv + v])
+                        kk.next = acc
+                    for r in range(mr):
+                        for v in range(nv):
+                            val = kk.results[r * nv + v]
+                            out = val
+                            if spec.has_bias:
+                                out = kb.fadd(out, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
+                            if spec.activation == "relu":
+                                out = kb.fmax(out, zero)
+                            if out is not val:  # the epilogue only applies after the last K slice
+                                out = kb.select(last, out, val)
+                            dst = kb.add(c_rows[r], kb.const(v * w))
+                            with kb.if_(kb.cmp("eq", lanes[v], kb.const(w))):
+                                kb.store(out, c, dst)
+                            with kb.if_(kb.cmp("slt", lanes[v], kb.const(w))):
+                                kb.partial_store(out, c, dst, lanes[v], w, scratch)
+
+                with kb.loop(row_lo, full_hi, spec.mr) as tl:
+                    tile(spec.mr, tl.iv, packed=True)
+                with kb.loop(full_hi, row_hi) as rl:
+                    tile(1, rl.iv, packed=False)
     return kb.finish()
 
 
