@@ -3,7 +3,7 @@
 
 // The example MLP (Gemm+Relu, Gemm+Relu, Gemm) becomes GEMM and elementwise kernels
 // called through the runtime (pfrt_run_kernel) from one entry point.
-// CHECK-DAG: func.func private @gemm_{{[0-9]+}}x{{[0-9]+}}_w{{[0-9]+}}_b_none(%{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64)
+// CHECK-DAG: func.func private @gemm_{{[0-9]+}}x{{[0-9]+}}_w{{[0-9]+}}_b_none_{{[a-z0-9_]+}}(%{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64)
 // CHECK-DAG: func.func private @ew_relu_r0_v_w{{[0-9]+}}
 // CHECK-LABEL: func.func public @pfm_main(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr)
 // CHECK: llvm.mlir.addressof @gemm_
