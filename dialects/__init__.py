@@ -1,8 +1,8 @@
 """PyFlameRT's xDSL dialects. `graph` is the tensor level every importer targets."""
 from xdsl.ir import Dialect
 
-from pyflame_rt.dialects import graph
+from pyflame_rt.dialects import graph, graph_math
 
-Graph = Dialect("graph", [*graph.CORE_OPS], [])
+Graph = Dialect("graph", [*graph.CORE_OPS, *graph_math.MATH_OPS], [])
 
 ALL_DIALECTS = [Graph]

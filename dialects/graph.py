@@ -23,6 +23,7 @@ from xdsl.dialects.builtin import (
     FloatAttr,
     IntegerAttr,
     IntegerType,
+    Signedness,
     StringAttr,
     SymbolRefAttr,
     TensorType,
@@ -57,7 +58,9 @@ _ELEMENT_TYPES: dict[DType, Attribute] = {
     DType.FLOAT16: Float16Type(),
     DType.INT64: IntegerType(64),
     DType.INT32: IntegerType(32),
+    DType.INT16: IntegerType(16),
     DType.INT8: IntegerType(8),
+    DType.UINT8: IntegerType(8, Signedness.UNSIGNED),
     DType.BOOL: IntegerType(1),
 }
 
@@ -115,13 +118,32 @@ def broadcast_shapes(a: Shape, b: Shape) -> Shape:
     return tuple(reversed(out))
 
 
+def same_dtype(dtypes: Sequence[DType], what: str) -> DType:
+    """The one element type all operands share (ONNX ops do not promote types)."""
+    if len(set(dtypes)) > 1:
+        raise DTypeMismatchError(f"{what} operands must have one element type, got {[d.value for d in dtypes]}")
+    return dtypes[0]
+
+
 class GraphOp(IRDLOperation):
     """Base of graph ops: shape inference from symbolic operand shapes."""
 
     def infer_shapes(self, shapes: Sequence[Shape]) -> list[Shape]:
         raise NotImplementedError
 
+    def infer_dtypes(self, dtypes: Sequence[DType]) -> list[DType]:
+        """Result element types from the operands' (default: every result like operand 0)."""
+        return [dtypes[0]] * len(self.results)
+
     def verify_(self) -> None:
+        try:
+            dtypes = self.infer_dtypes([dtype_of(o.type) for o in self.operands])
+        except (ShapeMismatchError, DTypeMismatchError) as e:
+            raise VerifyException(f"{self.name}: {e}") from e
+        for k, (d, r) in enumerate(zip(dtypes, self.results)):
+            if dtype_of(r.type) is not d:
+                raise VerifyException(f"{self.name} result #{k}: element type {r.type.get_element_type()} "
+                                      f"but inferred {d.value}")
         shapes = [static_shape(o.type) for o in self.operands]
         # dynamic dims in the types are unknown here: give each its own symbol
         shapes = [
@@ -219,6 +241,9 @@ class ElementwiseBinaryOp(GraphOp):
 
     def infer_shapes(self, shapes):
         return [broadcast_shapes(shapes[0], shapes[1])]
+
+    def infer_dtypes(self, dtypes):
+        return [same_dtype(dtypes, self.name)]
 
 
 @irdl_op_definition

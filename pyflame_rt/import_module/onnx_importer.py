@@ -305,12 +305,18 @@ class ONNXImporter:
         return op.result
 
     def emit(self, op_cls, operands, props, node) -> list[SSAValue]:
-        # build once with a placeholder type to run the op's own shape function
-        shapes = [self.shapes[o] for o in operands if o is not None]
-        op = op_cls(*operands, **{**props, "result_type": operands[0].type})
-        out_shapes = op.infer_shapes(shapes)
-        dtype = graph.dtype_of(operands[0].type)
-        op = op_cls(*operands, **{**props, "result_type": graph.tensor_type(out_shapes[0], dtype)})
+        # build once with placeholder types to run the op's own shape and dtype functions
+        present = [o for o in operands if o is not None]
+        n = len(op_cls.get_irdl_definition().results)
+
+        def build(types):
+            return op_cls(*operands, **props, **({"result_types": types} if n > 1 else {"result_type": types[0]}))
+
+        probe = build([graph.tensor_type((), DType.FLOAT32)] * n)
+        out_shapes = probe.infer_shapes([self.shapes[o] for o in present])
+        out_dtypes = probe.infer_dtypes([graph.dtype_of(o.type) for o in present])
+        probe.erase()
+        op = build([graph.tensor_type(s, d) for s, d in zip(out_shapes, out_dtypes)])
         for r, s, name in zip(op.results, out_shapes, node.output):
             r.name_hint = _ssa_name(name)
             self.shapes[r] = s

@@ -22,6 +22,8 @@ from xdsl.pattern_rewriter import (
 )
 from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
 
+from pyflame_rt.targets.cpu.kernel_builder import type_suffix
+
 _INT_BINARY = {
     arith.AddiOp: llvm.AddOp, arith.SubiOp: llvm.SubOp, arith.MuliOp: llvm.MulOp,
     arith.DivSIOp: llvm.SDivOp, arith.RemSIOp: llvm.SRemOp, arith.DivUIOp: llvm.UDivOp,
@@ -45,14 +47,7 @@ _ICMP = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
 
 def intrinsic_name(base: str, t: Attribute) -> str:
     """Type-mangled intrinsic name: llvm.maxnum.f32, llvm.maxnum.v8f32."""
-    if isinstance(t, VectorType):
-        return f"{base}.v{t.get_shape()[0]}{_scalar_suffix(t.get_element_type())}"
-    return f"{base}.{_scalar_suffix(t)}"
-
-
-def _scalar_suffix(t: Attribute) -> str:
-    name = str(t)
-    return name if name[0] in "fi" else name
+    return f"{base}.{type_suffix(t)}"
 
 
 class ArithToLLVM(RewritePattern):

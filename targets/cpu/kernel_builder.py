@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 from xdsl.builder import Builder
 from xdsl.dialects import arith, func, llvm, scf
 from xdsl.dialects.builtin import (
+    AnyFloat,
     DenseIntOrFPElementsAttr,
     FloatAttr,
     IntegerAttr,
@@ -87,12 +88,32 @@ class KernelBuilder:
             return self._ins(arith.ConstantOp(FloatAttr(v, f32)))
         return self._ins(arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(vec(width), [v])))
 
+    def vconst(self, v: float | int, elem: Attribute, width: int = 1) -> SSAValue:
+        """A typed constant: scalar of `elem`, or a `width`-vector splat."""
+        if width == 1:
+            attr = FloatAttr(v, elem) if isinstance(elem, AnyFloat) else IntegerAttr(int(v), elem)
+            return self._ins(arith.ConstantOp(attr))
+        return self._ins(arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(vec(width, elem), [v])))
+
     def fadd(self, a, b): return self._ins(arith.AddfOp(a, b))
     def fsub(self, a, b): return self._ins(arith.SubfOp(a, b))
     def fmul(self, a, b): return self._ins(arith.MulfOp(a, b))
     def fdiv(self, a, b): return self._ins(arith.DivfOp(a, b))
     def fmax(self, a, b): return self._ins(arith.MaxnumfOp(a, b))
     def fma(self, a, b, c): return self._ins(llvm.FMAOp(a, b, c))
+
+    def intrinsic(self, base: str, *args: SSAValue, result_type: Attribute | None = None,
+                  overloads: Sequence[Attribute] = ()) -> SSAValue:
+        """Call an LLVM intrinsic, name mangled by `overloads` (default: the result type)."""
+        rt = result_type or args[0].type
+        name = ".".join([base, *(type_suffix(t) for t in (overloads or [rt]))])
+        return self._ins(llvm.CallIntrinsicOp(name, list(args), [rt]))
+
+    def cast(self, op_cls, value: SSAValue, to: Attribute) -> SSAValue:
+        """An llvm cast (sext, zext, trunc, sitofp, fpext, fptrunc, bitcast); vectors keep their width."""
+        if isinstance(value.type, VectorType) and not isinstance(to, VectorType):
+            to = vec(value.type.get_shape()[0], to)
+        return self._ins(op_cls(value, to))
 
     def splat(self, scalar: SSAValue, width: int) -> SSAValue:
         if width == 1:
@@ -193,6 +214,13 @@ class Loop:
         self.carried = carried
         self.results = results
         self.next: list[SSAValue] = list(carried)
+
+
+def type_suffix(t: Attribute) -> str:
+    """LLVM's intrinsic overload suffix: f32, i64, v8f32."""
+    if isinstance(t, VectorType):
+        return f"v{t.get_shape()[0]}{t.get_element_type()}"
+    return str(t)
 
 
 def _align(elem: Attribute) -> int:

@@ -35,6 +35,7 @@ from pyflame_rt.targets.cpu.target import CPUTarget
 
 ENTRY = "pfm_main"
 RUN_KERNEL = "pfrt_run_kernel"
+IO_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.INT64, DType.INT32, DType.INT8, DType.UINT8, DType.BOOL)
 WEIGHT_ALIGN = 64
 
 
@@ -142,8 +143,12 @@ class GraphLowering:
         if v in self.out_slot and v not in self.locs:
             self.locs[v] = self.out_slot[v]
         if v not in self.locs:
-            self.locs[v] = self.new_buffer(dim_mul(numel(self.shapes[v]), 4))
+            self.locs[v] = self.new_buffer(dim_mul(numel(self.shapes[v]), self.dtype(v).itemsize))
         return self.locs[v]
+
+    @staticmethod
+    def dtype(v: SSAValue) -> DType:
+        return graph.dtype_of(v.type)
 
     def kernel(self, key: str, make: Callable[[], func.FuncOp]) -> str:
         if key not in self.kernels:
@@ -171,9 +176,10 @@ class GraphLowering:
         outputs = [TensorInfo(_attr_name(a, f"output_{j}"), self.shapes[v], graph.dtype_of(v.type))
                    for j, (v, a) in enumerate(zip(ret.arguments, out_attrs))]
         for t in inputs + outputs:
-            if t.dtype is not DType.FLOAT32:
+            if t.dtype not in IO_DTYPES:
                 raise UnsupportedOperatorError(
-                    f"tensor '{t.name}' has element type {t.dtype.value}; the CPU backend supports float32 I/O")
+                    f"tensor '{t.name}' has element type {t.dtype.value}; the CPU backend supports "
+                    f"{', '.join(d.value for d in IO_DTYPES)} inputs and outputs")
         for i, v in enumerate(fn.args):
             self.locs[v] = Loc("io", i)
         # a graph output gets its io slot, unless it is an input or returned twice
@@ -201,12 +207,17 @@ class GraphLowering:
                             self.weights, len(self.kernels), self.op_summary)
 
     # ------------------------------------------------------------ emitters
-    def emit_elementwise(self, op: str, operands: list[SSAValue], out: Loc, out_shape: Shape) -> None:
+    def emit_elementwise(self, op: str, operands: list[SSAValue], out: Loc, out_shape: Shape,
+                         out_dtype: DType | None = None, params: tuple = ()) -> None:
+        """out = op(operands...) with broadcasting; out_dtype defaults to the first operand's."""
         in_shapes = [self.shapes[v] for v in operands]
+        in_dtypes = tuple(self.dtype(v) for v in operands)
+        out_dtype = out_dtype or in_dtypes[0]
         dims = _collapse(out_shape, in_shapes)
         inner, inner_strides = dims[-1][0], dims[-1][1]
         outer = dims[:-1]
-        spec = ElementwiseSpec(op, len(outer), tuple(s != 0 for s in inner_strides), self.target.vector_width)
+        spec = ElementwiseSpec(op, len(outer), tuple(s != 0 for s in inner_strides), self.target.vector_width,
+                               in_dtypes, out_dtype, tuple(params))
         name = self.kernel(spec.name, lambda: elementwise_kernel(spec))
         fields: list = [out, *[self.loc(v) for v in operands], inner, ("ceildiv", inner, INNER_CHUNK)]
         for size, strides in outer:

@@ -7,12 +7,17 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 
+def _value_info(spec):
+    name, shape, *dtype = spec
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype[0])) if dtype else TensorProto.FLOAT
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
 def make_model(nodes, inputs, outputs, initializers=(), opset=17, name="test"):
-    """inputs/outputs: (name, shape) pairs of float tensors; shape items may be str (dynamic)."""
+    """inputs/outputs: (name, shape) pairs of float tensors, or (name, shape, numpy dtype);
+    shape items may be str (dynamic)."""
     graph = helper.make_graph(
-        nodes, name,
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs],
+        nodes, name, [_value_info(i) for i in inputs], [_value_info(o) for o in outputs],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in dict(initializers).items()])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8

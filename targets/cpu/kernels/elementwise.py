@@ -3,27 +3,132 @@
 The output is iterated as rows x inner. Each row's input offsets come from the
 collapsed outer dims and per-input strides (0 = broadcast), all runtime values,
 so one kernel serves every batch size. Work items are (row, inner chunk) pairs.
+Kernels are specialized on the element types of the inputs and the output: each
+op's body is written once against `Typed` (see typed.py) and works for float,
+integer and bool tensors alike where the op allows it.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import reduce
+from math import sqrt
 from typing import Callable
 
-from xdsl.dialects import func
+from xdsl.dialects import arith, func
 from xdsl.ir import SSAValue
 
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernels import fast_math as fm
+from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 INNER_CHUNK = 8192  # elements per work item along the inner dim
 
-# op name -> (arity, body(kb, operands) -> result)
-ELEMENTWISE_OPS: dict[str, tuple[int, Callable[[KernelBuilder, list[SSAValue], int], SSAValue]]] = {
-    "add": (2, lambda kb, x, w: kb.fadd(x[0], x[1])),
-    "sub": (2, lambda kb, x, w: kb.fsub(x[0], x[1])),
-    "mul": (2, lambda kb, x, w: kb.fmul(x[0], x[1])),
-    "div": (2, lambda kb, x, w: kb.fdiv(x[0], x[1])),
-    "relu": (1, lambda kb, x, w: kb.fmax(x[0], kb.fconst(0.0, w))),
-    "copy": (1, lambda kb, x, w: x[0]),
+Body = Callable[[Typed, list[SSAValue], tuple], SSAValue]
+
+
+@dataclass(frozen=True)
+class EwOp:
+    """An elementwise op: arity (None = variadic), body over compute values, result kind.
+
+    result: "same" (the compute type of input `typed_by`), "bool", or "out" (the output's
+    type, for Cast / fill). float_only ops reject integer inputs.
+    """
+
+    arity: int | None
+    body: Body
+    result: str = "same"
+    typed_by: int = 0
+    float_only: bool = False
+
+
+def _unary(fn, float_only=True) -> EwOp:
+    return EwOp(1, lambda t, x, p: fn(t, x[0], p), float_only=float_only)
+
+
+def _where_positive(t: Typed, x, negative):
+    return t.select(t.cmp("gt", x, t.const(0)), x, negative)
+
+
+def _gelu(t: Typed, x, p):
+    half_x = t.mul(x, t.const(0.5))
+    if p[0]:  # approximate="tanh"
+        inner = t.mul(t.const(sqrt(2 / 3.141592653589793)), t.fma(t.mul(t.mul(x, x), x), t.const(0.044715), x))
+        return t.fma(half_x, fm.tanh(t, inner), half_x)
+    return t.fma(half_x, fm.erf(t, t.mul(x, t.const(1 / sqrt(2)))), half_x)
+
+
+def _pow(t: Typed, x, y):
+    """x**y = exp(y log|x|); negative x: sign from an odd integer y, NaN for non-integer y."""
+    mag = fm.exp(t, t.mul(y, fm.log(t, t.abs(x))))
+    y_int = t.cmp("eq", t.kb.intrinsic("llvm.floor", y), y)
+    half = t.mul(y, t.const(0.5))
+    y_odd = t.kb._ins(arith.AndIOp(y_int, t.cmp("ne", t.kb.intrinsic("llvm.floor", half), half)))
+    negative = t.cmp("lt", x, t.const(0.0))
+    signed = t.select(y_odd, t.neg(mag), mag)
+    out = t.select(negative, t.select(y_int, signed, t.const(float("nan"))), mag)
+    return t.select(t.cmp("eq", y, t.const(0.0)), t.const(1.0), out)
+
+
+def _logical(op_cls) -> EwOp:
+    return EwOp(2, lambda t, x, p: t.kb._ins(op_cls(x[0], x[1])), result="bool")
+
+
+def _compare(pred: str) -> EwOp:
+    return EwOp(2, lambda t, x, p: t.cmp(pred, x[0], x[1]), result="bool")
+
+
+# op name -> EwOp. Bodies get the Typed of input `typed_by`, the loaded inputs and the params.
+ELEMENTWISE_OPS: dict[str, EwOp] = {
+    "add": EwOp(2, lambda t, x, p: t.add(x[0], x[1])),
+    "sub": EwOp(2, lambda t, x, p: t.sub(x[0], x[1])),
+    "mul": EwOp(2, lambda t, x, p: t.mul(x[0], x[1])),
+    "div": EwOp(2, lambda t, x, p: t.div(x[0], x[1])),
+    "pow": EwOp(2, lambda t, x, p: _pow(t, x[0], x[1]), float_only=True),
+    "prelu": EwOp(2, lambda t, x, p: _where_positive(t, x[0], t.mul(x[0], x[1]))),
+    "sum": EwOp(None, lambda t, x, p: reduce(t.add, x)),
+    "mean": EwOp(None, lambda t, x, p: t.mul(reduce(t.add, x), t.const(1.0 / len(x))), float_only=True),
+    "min": EwOp(None, lambda t, x, p: reduce(t.min, x)),
+    "max": EwOp(None, lambda t, x, p: reduce(t.max, x)),
+    "relu": _unary(lambda t, x, p: t.max(x, t.const(0)), float_only=False),
+    "neg": _unary(lambda t, x, p: t.neg(x), float_only=False),
+    "abs": _unary(lambda t, x, p: t.abs(x), float_only=False),
+    "copy": _unary(lambda t, x, p: x, float_only=False),
+    "sqrt": _unary(lambda t, x, p: t.kb.intrinsic("llvm.sqrt", x)),
+    "floor": _unary(lambda t, x, p: t.kb.intrinsic("llvm.floor", x)),
+    "ceil": _unary(lambda t, x, p: t.kb.intrinsic("llvm.ceil", x)),
+    "reciprocal": _unary(lambda t, x, p: t.div(t.const(1.0), x)),
+    "exp": _unary(lambda t, x, p: fm.exp(t, x)),
+    "log": _unary(lambda t, x, p: fm.log(t, x)),
+    "tanh": _unary(lambda t, x, p: fm.tanh(t, x)),
+    "sigmoid": _unary(lambda t, x, p: fm.sigmoid(t, x)),
+    "erf": _unary(lambda t, x, p: fm.erf(t, x)),
+    "gelu": _unary(_gelu),
+    "softplus": _unary(lambda t, x, p: t.add(t.max(x, t.const(0.0)),
+                                             fm.log(t, t.add(t.const(1.0), fm.exp(t, t.neg(t.abs(x))))))),
+    "leaky_relu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(x, t.const(p[0])))),
+    "elu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0))))),
+    "selu": _unary(lambda t, x, p: t.mul(t.const(p[1]), _where_positive(
+        t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0)))))),
+    "hard_sigmoid": _unary(lambda t, x, p: t.min(t.max(t.fma(x, t.const(p[0]), t.const(p[1])), t.const(0.0)),
+                                                 t.const(1.0))),
+    "hard_swish": _unary(lambda t, x, p: t.mul(x, t.min(t.max(t.fma(x, t.const(1 / 6), t.const(0.5)),
+                                                              t.const(0.0)), t.const(1.0)))),
+    "clip": _unary(lambda t, x, p: t.min(t.max(x, t.const(p[0])), t.const(p[1])), float_only=False),
+    "equal": _compare("eq"),
+    "less": _compare("lt"),
+    "less_equal": _compare("le"),
+    "greater": _compare("gt"),
+    "greater_equal": _compare("ge"),
+    "and": _logical(arith.AndIOp),
+    "or": _logical(arith.OrIOp),
+    "xor": _logical(arith.XOrIOp),
+    "not": EwOp(1, lambda t, x, p: t.logical_not(x[0]), result="bool"),
+    "where": EwOp(3, lambda t, x, p: t.select(x[0], x[1], x[2]), typed_by=1),
+    "cast": EwOp(1, lambda t, x, p: x[0], result="out"),
+    "fill": EwOp(0, lambda t, x, p: t.const(p[0]), result="out"),
 }
 
 
@@ -35,11 +140,20 @@ class ElementwiseSpec:
     outer_rank: int                 # number of collapsed outer dims
     inner_contiguous: tuple[bool, ...]  # per input: inner stride 1 (True) or 0 (broadcast)
     width: int
+    in_dtypes: tuple[DType, ...] = ()   # per input; empty = all float32
+    out_dtype: DType = DType.FLOAT32
+    params: tuple[float, ...] = ()      # op attributes baked into the kernel (alpha, bounds, ...)
+
+    @property
+    def dtypes(self) -> tuple[DType, ...]:
+        return self.in_dtypes or (DType.FLOAT32,) * len(self.inner_contiguous)
 
     @property
     def name(self) -> str:
         pattern = "".join("v" if c else "s" for c in self.inner_contiguous)
-        return f"ew_{self.op}_r{self.outer_rank}_{pattern}_w{self.width}"
+        types = "_".join(d.value for d in (*self.dtypes, self.out_dtype))
+        params = f"_p{hashlib.sha1(repr(self.params).encode()).hexdigest()[:8]}" if self.params else ""
+        return f"ew_{self.op}_r{self.outer_rank}_{pattern}_w{self.width}_{types}{params}"
 
     @property
     def num_fields(self) -> int:
@@ -48,10 +162,20 @@ class ElementwiseSpec:
         return 1 + n_in + 2 + self.outer_rank * (1 + n_in)
 
 
+def check_elementwise(op: str, in_dtypes: tuple[DType, ...]) -> None:
+    """Reject what no kernel can compute (a float-only op on integers) before generating code."""
+    ew = ELEMENTWISE_OPS[op]
+    if ew.arity is not None and ew.arity != len(in_dtypes):
+        raise UnsupportedOperatorError(f"elementwise {op} takes {ew.arity} inputs, got {len(in_dtypes)}")
+    if ew.float_only and in_dtypes and in_dtypes[ew.typed_by] not in (DType.FLOAT32, DType.FLOAT16):
+        raise UnsupportedOperatorError(f"{op} needs float32/float16 tensors, got {in_dtypes[ew.typed_by].value}")
+
+
 def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
-    arity, body = ELEMENTWISE_OPS[spec.op]
+    ew = ELEMENTWISE_OPS[spec.op]
+    dtypes = spec.dtypes
+    check_elementwise(spec.op, dtypes)
     n_in = len(spec.inner_contiguous)
-    assert n_in == arity
     kb = KernelBuilder(spec.name)
     out = kb.ptr_field(0)
     ins = [kb.ptr_field(1 + i) for i in range(n_in)]
@@ -78,13 +202,15 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
         out_row = kb.mul(row, inner)
 
         def step(iv, w):
-            vals = []
-            for p, o, contiguous in zip(ins, offs, spec.inner_contiguous):
-                if contiguous:
-                    vals.append(kb.load(p, kb.add(o, iv), w))
-                else:
-                    vals.append(kb.splat(kb.load(p, o), w))
-            kb.store(body(kb, vals, w), out, kb.add(out_row, iv))
+            ts = [Typed(kb, d, w) for d in dtypes]
+            to = Typed(kb, spec.out_dtype, w)
+            vals = [t.load(p, kb.add(o, iv) if contiguous else o, splat=not contiguous)
+                    for t, p, o, contiguous in zip(ts, ins, offs, spec.inner_contiguous)]
+            t = ts[ew.typed_by] if ts else to
+            result = ew.body(t, vals, spec.params)
+            if ew.result == "out" and ts:
+                result = t.convert(result, to)
+            to.store(result, out, kb.add(out_row, iv))
 
         kb.strip_mined(lo, hi, spec.width, step)
     return kb.finish()

@@ -5,6 +5,7 @@ import numpy as np
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
+from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.lowerings import lowering
 
@@ -18,8 +19,15 @@ def _row_bias(c: np.ndarray | None, n: Dim, beta: float) -> np.ndarray | None:
     return None
 
 
+def _require_float32(L, op) -> None:
+    bad = [L.dtype(v).value for v in op.operands if L.dtype(v) is not DType.FLOAT32]
+    if bad:
+        raise UnsupportedOperatorError(f"{op.name} on the CPU backend needs float32 operands, got {bad[0]}")
+
+
 @lowering(graph.GemmOp)
 def _lower_gemm(L, op: graph.GemmOp) -> None:
+    _require_float32(L, op)
     sa, sb = L.shapes[op.a], L.shapes[op.b]
     ta, tb = op.trans_a.value.data, op.trans_b.value.data
     alpha, beta = op.alpha.value.data, op.beta.value.data
@@ -47,6 +55,7 @@ def _lower_gemm(L, op: graph.GemmOp) -> None:
 
 @lowering(graph.MatMulOp)
 def _lower_matmul(L, op: graph.MatMulOp) -> None:
+    _require_float32(L, op)
     sa, sb = L.shapes[op.lhs], L.shapes[op.rhs]
     a2 = (1,) + sa if len(sa) == 1 else sa
     b2 = sb + (1,) if len(sb) == 1 else sb

@@ -1,0 +1,375 @@
+"""Elementwise math ops of the `graph` dialect: unary math and activations, variadic
+Sum/Min/Max/Mean, comparisons and logic (bool results), Where and Cast.
+
+Shapes broadcast like the core arithmetic ops; element types are checked by
+`infer_dtypes` (float-only math rejects integers, comparisons yield bool).
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from xdsl.dialects.builtin import FloatAttr, StringAttr, TensorType, f32
+from xdsl.ir import SSAValue
+from xdsl.irdl import (
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    operand_def,
+    opt_prop_def,
+    prop_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+from pyflame_rt.dialects.graph import (
+    ElementwiseBinaryOp, ElementwiseUnaryOp, GraphOp, broadcast_shapes, same_dtype)
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import DTypeMismatchError
+
+FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.FLOAT64)
+
+
+class FloatUnaryOp(ElementwiseUnaryOp):
+    """A unary op defined on floating-point tensors only."""
+
+    def infer_dtypes(self, dtypes):
+        if dtypes[0] not in FLOAT_DTYPES:
+            raise DTypeMismatchError(f"operand must be a float tensor, got {dtypes[0].value}")
+        return [dtypes[0]]
+
+
+class AttrUnaryOp(FloatUnaryOp):
+    """A float unary op with float attributes (alpha, beta, gamma)."""
+
+    irdl_options = (ParsePropInAttrDict(),)
+    ATTRS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, input: SSAValue, result_type: TensorType | None = None, **attrs: float):
+        super().__init__(input, result_type)
+        for k in self.ATTRS:
+            if k in attrs:
+                self.properties[k] = FloatAttr(float(attrs[k]), f32)
+
+    def attr(self, name: str) -> float:
+        return getattr(self, name).value.data
+
+
+@irdl_op_definition
+class SqrtOp(FloatUnaryOp):
+    name = "graph.sqrt"
+
+
+@irdl_op_definition
+class ExpOp(FloatUnaryOp):
+    name = "graph.exp"
+
+
+@irdl_op_definition
+class LogOp(FloatUnaryOp):
+    name = "graph.log"
+
+
+@irdl_op_definition
+class ErfOp(FloatUnaryOp):
+    name = "graph.erf"
+
+
+@irdl_op_definition
+class TanhOp(FloatUnaryOp):
+    name = "graph.tanh"
+
+
+@irdl_op_definition
+class SigmoidOp(FloatUnaryOp):
+    name = "graph.sigmoid"
+
+
+@irdl_op_definition
+class ReciprocalOp(FloatUnaryOp):
+    name = "graph.reciprocal"
+
+
+@irdl_op_definition
+class FloorOp(FloatUnaryOp):
+    name = "graph.floor"
+
+
+@irdl_op_definition
+class CeilOp(FloatUnaryOp):
+    name = "graph.ceil"
+
+
+@irdl_op_definition
+class SoftplusOp(FloatUnaryOp):
+    name = "graph.softplus"
+
+
+@irdl_op_definition
+class HardSwishOp(FloatUnaryOp):
+    name = "graph.hard_swish"
+
+
+@irdl_op_definition
+class NegOp(ElementwiseUnaryOp):
+    name = "graph.neg"
+
+
+@irdl_op_definition
+class AbsOp(ElementwiseUnaryOp):
+    name = "graph.abs"
+
+
+@irdl_op_definition
+class LeakyReluOp(AttrUnaryOp):
+    name = "graph.leaky_relu"
+    alpha = prop_def(FloatAttr, default_value=FloatAttr(0.01, f32))
+    ATTRS: ClassVar[tuple[str, ...]] = ("alpha",)
+
+
+@irdl_op_definition
+class EluOp(AttrUnaryOp):
+    name = "graph.elu"
+    alpha = prop_def(FloatAttr, default_value=FloatAttr(1.0, f32))
+    ATTRS: ClassVar[tuple[str, ...]] = ("alpha",)
+
+
+@irdl_op_definition
+class SeluOp(AttrUnaryOp):
+    name = "graph.selu"
+    alpha = prop_def(FloatAttr, default_value=FloatAttr(1.67326319217681884765625, f32))
+    gamma = prop_def(FloatAttr, default_value=FloatAttr(1.05070102214813232421875, f32))
+    ATTRS: ClassVar[tuple[str, ...]] = ("alpha", "gamma")
+
+
+@irdl_op_definition
+class HardSigmoidOp(AttrUnaryOp):
+    name = "graph.hard_sigmoid"
+    alpha = prop_def(FloatAttr, default_value=FloatAttr(0.2, f32))
+    beta = prop_def(FloatAttr, default_value=FloatAttr(0.5, f32))
+    ATTRS: ClassVar[tuple[str, ...]] = ("alpha", "beta")
+
+
+@irdl_op_definition
+class GeluOp(FloatUnaryOp):
+    """GELU (opset 20): approximate = "none" (erf form) or "tanh"."""
+
+    name = "graph.gelu"
+    approximate = prop_def(StringAttr, default_value=StringAttr("none"))
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, input, result_type=None, approximate: str = "none"):
+        super().__init__(input, result_type)
+        self.properties["approximate"] = StringAttr(approximate)
+
+    def verify_(self) -> None:
+        super().verify_()
+        if self.approximate.data not in ("none", "tanh"):
+            raise VerifyException(f"graph.gelu: approximate must be none or tanh, got {self.approximate.data}")
+
+
+@irdl_op_definition
+class ClipOp(ElementwiseUnaryOp):
+    """Clamp to [min, max]; an absent bound is unbounded."""
+
+    name = "graph.clip"
+    min = opt_prop_def(FloatAttr)
+    max = opt_prop_def(FloatAttr)
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, input, result_type=None, min: float | None = None, max: float | None = None):
+        super().__init__(input, result_type)
+        if min is not None:
+            self.properties["min"] = FloatAttr(float(min), f32)
+        if max is not None:
+            self.properties["max"] = FloatAttr(float(max), f32)
+
+    def bounds(self) -> tuple[float, float]:
+        lo = self.min.value.data if self.min is not None else float("-inf")
+        hi = self.max.value.data if self.max is not None else float("inf")
+        return lo, hi
+
+
+@irdl_op_definition
+class CastOp(ElementwiseUnaryOp):
+    """Convert the element type (ONNX Cast): `to` is a DType name such as "int64"."""
+
+    name = "graph.cast"
+    to = prop_def(StringAttr)
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, input, result_type=None, to: str = "float32"):
+        super().__init__(input, result_type)
+        self.properties["to"] = StringAttr(to)
+
+    def infer_dtypes(self, dtypes):
+        try:
+            return [DType(self.to.data)]
+        except ValueError:
+            raise DTypeMismatchError(f"unknown element type '{self.to.data}'") from None
+
+
+@irdl_op_definition
+class NotOp(ElementwiseUnaryOp):
+    name = "graph.not"
+
+    def infer_dtypes(self, dtypes):
+        if dtypes[0] is not DType.BOOL:
+            raise DTypeMismatchError(f"operand must be bool, got {dtypes[0].value}")
+        return [DType.BOOL]
+
+
+# ------------------------------------------------------------------ binary
+
+
+@irdl_op_definition
+class PowOp(ElementwiseBinaryOp):
+    """x ** y: float base; the exponent is converted to the base's type by the importer."""
+
+    name = "graph.pow"
+
+    def infer_dtypes(self, dtypes):
+        if dtypes[0] not in FLOAT_DTYPES or dtypes[1] is not dtypes[0]:
+            raise DTypeMismatchError(f"needs float operands of one type, got {[d.value for d in dtypes]}")
+        return [dtypes[0]]
+
+
+@irdl_op_definition
+class PReluOp(ElementwiseBinaryOp):
+    """x if x > 0 else slope * x, slope broadcast to x."""
+
+    name = "graph.prelu"
+
+
+class CompareOp(ElementwiseBinaryOp):
+    def infer_dtypes(self, dtypes):
+        same_dtype(dtypes, self.name)
+        return [DType.BOOL]
+
+
+@irdl_op_definition
+class EqualOp(CompareOp):
+    name = "graph.equal"
+
+
+@irdl_op_definition
+class LessOp(CompareOp):
+    name = "graph.less"
+
+
+@irdl_op_definition
+class LessOrEqualOp(CompareOp):
+    name = "graph.less_or_equal"
+
+
+@irdl_op_definition
+class GreaterOp(CompareOp):
+    name = "graph.greater"
+
+
+@irdl_op_definition
+class GreaterOrEqualOp(CompareOp):
+    name = "graph.greater_or_equal"
+
+
+class LogicalOp(ElementwiseBinaryOp):
+    def infer_dtypes(self, dtypes):
+        if any(d is not DType.BOOL for d in dtypes):
+            raise DTypeMismatchError(f"operands must be bool, got {[d.value for d in dtypes]}")
+        return [DType.BOOL]
+
+
+@irdl_op_definition
+class AndOp(LogicalOp):
+    name = "graph.and"
+
+
+@irdl_op_definition
+class OrOp(LogicalOp):
+    name = "graph.or"
+
+
+@irdl_op_definition
+class XorOp(LogicalOp):
+    name = "graph.xor"
+
+
+# --------------------------------------------------------------- variadic
+
+
+class VariadicOp(GraphOp):
+    """An n-ary elementwise op with multidirectional broadcasting."""
+
+    inputs = var_operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, *inputs: SSAValue, result_type: TensorType):
+        super().__init__(operands=[list(inputs)], result_types=[result_type])
+
+    def infer_shapes(self, shapes):
+        out = shapes[0]
+        for s in shapes[1:]:
+            out = broadcast_shapes(out, s)
+        return [out]
+
+    def infer_dtypes(self, dtypes):
+        return [same_dtype(dtypes, self.name)]
+
+
+@irdl_op_definition
+class SumOp(VariadicOp):
+    name = "graph.sum"
+
+
+@irdl_op_definition
+class MinOp(VariadicOp):
+    name = "graph.min"
+
+
+@irdl_op_definition
+class MaxOp(VariadicOp):
+    name = "graph.max"
+
+
+@irdl_op_definition
+class MeanOp(VariadicOp):
+    name = "graph.mean"
+
+    def infer_dtypes(self, dtypes):
+        d = same_dtype(dtypes, self.name)
+        if d not in FLOAT_DTYPES:
+            raise DTypeMismatchError(f"operands must be float tensors, got {d.value}")
+        return [d]
+
+
+@irdl_op_definition
+class WhereOp(GraphOp):
+    """cond ? x : y with broadcasting of all three."""
+
+    name = "graph.where"
+    cond = operand_def(TensorType)
+    x = operand_def(TensorType)
+    y = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$cond `,` $x `,` $y attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, cond, x, y, result_type: TensorType):
+        super().__init__(operands=[cond, x, y], result_types=[result_type])
+
+    def infer_shapes(self, shapes):
+        return [broadcast_shapes(broadcast_shapes(shapes[0], shapes[1]), shapes[2])]
+
+    def infer_dtypes(self, dtypes):
+        if dtypes[0] is not DType.BOOL:
+            raise DTypeMismatchError(f"condition must be bool, got {dtypes[0].value}")
+        return [same_dtype(dtypes[1:], self.name)]
+
+
+MATH_OPS = [SqrtOp, ExpOp, LogOp, ErfOp, TanhOp, SigmoidOp, ReciprocalOp, FloorOp, CeilOp, SoftplusOp,
+            HardSwishOp, NegOp, AbsOp, LeakyReluOp, EluOp, SeluOp, HardSigmoidOp, GeluOp, ClipOp, CastOp,
+            NotOp, PowOp, PReluOp, EqualOp, LessOp, LessOrEqualOp, GreaterOp, GreaterOrEqualOp, AndOp, OrOp,
+            XorOp, SumOp, MinOp, MaxOp, MeanOp, WhereOp]

@@ -1,0 +1,94 @@
+"""Converters for elementwise math: unary math and activations, variadic Sum/Min/Max/Mean,
+comparisons, logic, Where, Cast, Clip (attributes before opset 11, inputs since)."""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph, graph_math as gm
+from pyflame_rt.dtype import DType
+from pyflame_rt.import_module.onnx_importer import _NodeContext, converter
+
+_UNARY = {
+    "Sqrt": gm.SqrtOp, "Exp": gm.ExpOp, "Log": gm.LogOp, "Erf": gm.ErfOp, "Tanh": gm.TanhOp,
+    "Sigmoid": gm.SigmoidOp, "Reciprocal": gm.ReciprocalOp, "Floor": gm.FloorOp, "Ceil": gm.CeilOp,
+    "Softplus": gm.SoftplusOp, "HardSwish": gm.HardSwishOp, "Neg": gm.NegOp, "Abs": gm.AbsOp, "Not": gm.NotOp,
+}
+# op type -> (graph op, {onnx attribute: graph property})
+_ATTR_UNARY = {
+    "LeakyRelu": (gm.LeakyReluOp, ("alpha",)), "Elu": (gm.EluOp, ("alpha",)),
+    "Selu": (gm.SeluOp, ("alpha", "gamma")), "HardSigmoid": (gm.HardSigmoidOp, ("alpha", "beta")),
+}
+_BINARY = {
+    "Equal": gm.EqualOp, "Less": gm.LessOp, "LessOrEqual": gm.LessOrEqualOp, "Greater": gm.GreaterOp,
+    "GreaterOrEqual": gm.GreaterOrEqualOp, "And": gm.AndOp, "Or": gm.OrOp, "Xor": gm.XorOp, "PRelu": gm.PReluOp,
+}
+_VARIADIC = {"Sum": gm.SumOp, "Min": gm.MinOp, "Max": gm.MaxOp, "Mean": gm.MeanOp}
+
+
+@converter(*_UNARY)
+def _unary(ctx: _NodeContext):
+    return ctx.emit(_UNARY[ctx.node.op_type], [ctx.input(0)])
+
+
+@converter(*_ATTR_UNARY)
+def _attr_unary(ctx: _NodeContext):
+    op_cls, names = _ATTR_UNARY[ctx.node.op_type]
+    return ctx.emit(op_cls, [ctx.input(0)], **{k: float(ctx.attrs[k]) for k in names if k in ctx.attrs})
+
+
+@converter("Gelu")
+def _gelu(ctx: _NodeContext):
+    approximate = ctx.attrs.get("approximate", b"none")
+    approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
+    if approximate not in ("none", "tanh"):
+        raise ctx.fail(f"approximate='{approximate}' is not defined")
+    return ctx.emit(gm.GeluOp, [ctx.input(0)], approximate=approximate)
+
+
+@converter(*_BINARY)
+def _binary(ctx: _NodeContext):
+    return ctx.emit(_BINARY[ctx.node.op_type], [ctx.input(0), ctx.input(1)])
+
+
+@converter(*_VARIADIC)
+def _variadic(ctx: _NodeContext):
+    inputs = [ctx.input(i) for i in range(len(ctx.node.input))]
+    return ctx.emit(_VARIADIC[ctx.node.op_type], inputs)
+
+
+@converter("Where")
+def _where(ctx: _NodeContext):
+    return ctx.emit(gm.WhereOp, [ctx.input(0), ctx.input(1), ctx.input(2)])
+
+
+@converter("Cast")
+def _cast(ctx: _NodeContext):
+    return ctx.emit(gm.CastOp, [ctx.input(0)], to=DType.from_onnx(ctx.attrs["to"]).value)
+
+
+@converter("Pow")
+def _pow(ctx: _NodeContext):
+    base, exponent = ctx.input(0), ctx.input(1)
+    if graph.dtype_of(exponent.type) is not graph.dtype_of(base.type):
+        exponent = ctx.emit(gm.CastOp, [exponent], to=graph.dtype_of(base.type).value)[0]
+    return ctx.emit(gm.PowOp, [base, exponent])
+
+
+@converter("Clip")
+def _clip(ctx: _NodeContext):
+    """Constant bounds become attributes; tensor bounds become Max / Min."""
+    x = ctx.input(0)
+    if ctx.opset < 11:
+        return ctx.emit(gm.ClipOp, [x], min=ctx.attrs.get("min"), max=ctx.attrs.get("max"))
+    bounds, dynamic = {}, []
+    for i, name, op_cls in ((1, "min", gm.MaxOp), (2, "max", gm.MinOp)):
+        v = ctx.const_input(i)
+        if v is not None:
+            bounds[name] = float(np.asarray(v).reshape(-1)[0])
+        elif ctx.input(i) is not None:
+            dynamic.append((op_cls, ctx.input(i)))
+    if bounds or not dynamic:
+        x = ctx.emit(gm.ClipOp, [x], **bounds)[0]
+    for op_cls, bound in dynamic:
+        x = ctx.emit(op_cls, [x, bound])[0]
+    return [x]

@@ -1,0 +1,213 @@
+"""Arithmetic on kernel values of one element type, scalar or vector, float or integer.
+
+Kernel generators are written once against `Typed` and specialized by element
+type: a tensor's *storage* type (what sits in memory) can differ from its
+*compute* type (f16 is computed in f32, bool is an i1 mask, stored as one byte
+0/1). Comparisons and selects are built from integer ops, so they work on vectors
+(xDSL 0.74 only accepts scalar `fcmp` / `select` conditions): a float compare
+uses the order-preserving integer key of the IEEE bits with NaN checked apart.
+"""
+from __future__ import annotations
+
+from xdsl.dialects import arith, llvm
+from xdsl.dialects.builtin import (
+    Float16Type,
+    Float32Type,
+    Float64Type,
+    IntegerAttr,
+    IntegerType,
+    VectorType,
+    i1,
+    i8,
+    i16,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, SSAValue
+
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, vec
+
+_STORAGE: dict[DType, Attribute] = {
+    DType.FLOAT32: Float32Type(), DType.FLOAT16: Float16Type(), DType.FLOAT64: Float64Type(),
+    DType.INT64: i64, DType.INT32: i32, DType.INT16: i16, DType.INT8: i8, DType.UINT8: i8,
+    DType.BOOL: i8,
+}
+FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.FLOAT64)
+_ICMP = {"eq": "eq", "ne": "ne", "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
+_UCMP = {"eq": "eq", "ne": "ne", "lt": "ult", "le": "ule", "gt": "ugt", "ge": "uge"}
+_ICMP_INDEX = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
+
+
+def storage_type(dtype: DType) -> Attribute:
+    if dtype not in _STORAGE:
+        raise UnsupportedOperatorError(f"the CPU backend has no kernels for {dtype.value} tensors")
+    return _STORAGE[dtype]
+
+
+def compute_type(dtype: DType) -> Attribute:
+    if dtype is DType.FLOAT16:
+        return Float32Type()
+    if dtype is DType.BOOL:
+        return i1
+    return storage_type(dtype)
+
+
+class Typed:
+    """Ops on `width`-lane values whose compute type comes from `dtype`."""
+
+    def __init__(self, kb: KernelBuilder, dtype: DType, width: int):
+        self.kb, self.dtype, self.width = kb, dtype, width
+        self.elem = compute_type(dtype)
+        self.is_float = dtype in FLOAT_DTYPES
+        self.unsigned = dtype in (DType.UINT8, DType.BOOL)
+
+    @property
+    def type(self) -> Attribute:
+        return self.elem if self.width == 1 else vec(self.width, self.elem)
+
+    def like(self, dtype: DType) -> "Typed":
+        return Typed(self.kb, dtype, self.width)
+
+    def require_float(self, what: str) -> None:
+        if not self.is_float:
+            raise UnsupportedOperatorError(f"{what} needs a float tensor, got {self.dtype.value}")
+
+    # ------------------------------------------------------------ memory
+    def load(self, ptr: SSAValue, index: SSAValue, splat: bool = False) -> SSAValue:
+        """Load (and widen to the compute type) `width` lanes, or one element splat to all lanes."""
+        kb, st = self.kb, storage_type(self.dtype)
+        v = kb.load(ptr, index, 1 if splat else self.width, elem=st)
+        if self.dtype is DType.FLOAT16:
+            v = kb.cast(llvm.FPExtOp, v, self.elem)
+        elif self.dtype is DType.BOOL:
+            v = self._icmp("ne", v, kb.vconst(0, i8, 1 if splat else self.width))
+        return kb.splat(v, self.width) if splat else v
+
+    def store(self, value: SSAValue, ptr: SSAValue, index: SSAValue) -> None:
+        kb, st = self.kb, storage_type(self.dtype)
+        if self.dtype is DType.FLOAT16:
+            value = kb.cast(llvm.FPTruncOp, value, st)
+        elif self.dtype is DType.BOOL:
+            value = kb.cast(llvm.ZExtOp, value, st)
+        kb.store(value, ptr, index, elem=st)
+
+    # --------------------------------------------------------- arithmetic
+    def const(self, v: float | int) -> SSAValue:
+        return self.kb.vconst(v, self.elem, self.width)
+
+    def _bin(self, fop, iop, a, b):
+        return self.kb._ins((fop if self.is_float else iop)(a, b))
+
+    def add(self, a, b): return self._bin(arith.AddfOp, arith.AddiOp, a, b)
+    def sub(self, a, b): return self._bin(arith.SubfOp, arith.SubiOp, a, b)
+    def mul(self, a, b): return self._bin(arith.MulfOp, arith.MuliOp, a, b)
+
+    def div(self, a, b):
+        """Integer division by 0 yields the dividend and INT_MIN / -1 wraps (no hardware trap)."""
+        if self.is_float:
+            return self.kb.fdiv(a, b)
+        zero, one, minus_one = self.const(0), self.const(1), self.const(-1)
+        safe = self.select(self.cmp("eq", b, zero), one, b)
+        safe_neg = self.select(self.cmp("eq", safe, minus_one), one, safe)
+        q = self.kb._ins((arith.DivUIOp if self.unsigned else arith.DivSIOp)(a, safe_neg))
+        return self.select(self.cmp("eq", safe, minus_one), self.neg(a), q)
+
+    def neg(self, a):
+        return self.kb._ins(arith.NegfOp(a)) if self.is_float else self.sub(self.const(0), a)
+
+    def min(self, a, b):
+        if self.is_float:
+            return self.kb.intrinsic("llvm.minimum", a, b)
+        return self.select(self.cmp("lt", a, b), a, b)
+
+    def max(self, a, b):
+        if self.is_float:
+            return self.kb.intrinsic("llvm.maximum", a, b)
+        return self.select(self.cmp("gt", a, b), a, b)
+
+    def abs(self, a):
+        if self.is_float:
+            return self.kb.intrinsic("llvm.fabs", a)
+        return self.select(self.cmp("lt", a, self.const(0)), self.neg(a), a)
+
+    def fma(self, a, b, c):
+        return self.kb.fma(a, b, c) if self.is_float else self.add(self.mul(a, b), c)
+
+    # ------------------------------------------------- compare and select
+    def _icmp(self, pred: str, a, b):
+        return self.kb._ins(llvm.ICmpOp(a, b, IntegerAttr(_ICMP_INDEX.index(pred), i64)))
+
+    def cmp(self, pred: str, a, b) -> SSAValue:
+        """An i1 mask (vector for vectors); float compares are ordered (false with NaN)."""
+        if not self.is_float:
+            return self._icmp((_UCMP if self.unsigned else _ICMP)[pred], a, b)
+        ka, kb_ = self.order_key(a), self.order_key(b)
+        mask = self._icmp(_ICMP[pred], ka, kb_)
+        if pred == "ne":
+            return self.kb._ins(arith.OrIOp(mask, self.kb._ins(arith.OrIOp(self.isnan(a), self.isnan(b)))))
+        either_nan = self.kb._ins(arith.OrIOp(self.isnan(a), self.isnan(b)))
+        return self.kb._ins(arith.AndIOp(mask, self.logical_not(either_nan)))
+
+    def _bits(self, a) -> tuple[SSAValue, Typed]:
+        it = self.like({16: DType.INT16, 32: DType.INT32, 64: DType.INT64}[self.elem.bitwidth])
+        return self.kb.cast(llvm.BitcastOp, a, it.elem), it
+
+    def order_key(self, a) -> SSAValue:
+        """Signed integer with the float order: -0 and +0 equal (a + 0.0 makes -0 into +0)."""
+        bits, it = self._bits(self.add(a, self.const(0.0)))
+        sign = self.kb._ins(arith.ShRSIOp(bits, it.const(it.elem.bitwidth - 1)))
+        magnitude_mask = it.const((1 << (it.elem.bitwidth - 1)) - 1)
+        return self.kb._ins(arith.XOrIOp(bits, self.kb._ins(arith.AndIOp(sign, magnitude_mask))))
+
+    def isnan(self, a) -> SSAValue:
+        bits, it = self._bits(a)
+        w = it.elem.bitwidth
+        mag = self.kb._ins(arith.AndIOp(bits, it.const((1 << (w - 1)) - 1)))
+        exp_bits = {16: 5, 32: 8, 64: 11}[w]
+        inf = ((1 << exp_bits) - 1) << (w - 1 - exp_bits)
+        return it._icmp("sgt", mag, it.const(inf))
+
+    def logical_not(self, mask):
+        return self.kb._ins(arith.XOrIOp(mask, self.kb.splat(self.kb.vconst(1, i1), self.width)))
+
+    def select(self, mask, a, b) -> SSAValue:
+        """mask ? a : b, lane by lane, as a bit blend (LLVM turns it back into a blend/select)."""
+        kb = self.kb
+        if isinstance(a.type, VectorType) and a.type.get_element_type() == i1 or a.type == i1:
+            nm = self.logical_not(mask)
+            return kb._ins(arith.OrIOp(kb._ins(arith.AndIOp(a, mask)), kb._ins(arith.AndIOp(b, nm))))
+        elem = a.type.get_element_type() if isinstance(a.type, VectorType) else a.type
+        is_float = not isinstance(elem, IntegerType)
+        ibits = IntegerType(elem.bitwidth)
+        ia = kb.cast(llvm.BitcastOp, a, ibits) if is_float else a
+        ib = kb.cast(llvm.BitcastOp, b, ibits) if is_float else b
+        m = kb.cast(llvm.SExtOp, mask, ibits)
+        nm = kb._ins(arith.XOrIOp(m, kb.vconst(-1, ibits, self.width)))
+        out = kb._ins(arith.OrIOp(kb._ins(arith.AndIOp(ia, m)), kb._ins(arith.AndIOp(ib, nm))))
+        return kb.cast(llvm.BitcastOp, out, elem) if is_float else out
+
+    # ---------------------------------------------------------- convert
+    def convert(self, value: SSAValue, to: "Typed") -> SSAValue:
+        """ONNX Cast semantics between compute types (to bool: != 0; float to int truncates, saturating)."""
+        kb = self.kb
+        if to.dtype is DType.BOOL:
+            return self.cmp("ne", value, self.const(0))
+        if self.dtype is DType.BOOL:
+            return to.select(value, to.const(1), to.const(0))
+        src, dst = self.elem, to.elem
+        if src == dst:
+            return value
+        if self.is_float and to.is_float:
+            return kb.cast(llvm.FPExtOp if dst.bitwidth > src.bitwidth else llvm.FPTruncOp, value, dst)
+        if self.is_float:
+            return kb.intrinsic("llvm.fptoui.sat" if to.unsigned else "llvm.fptosi.sat", value,
+                                result_type=to.type, overloads=[to.type, self.type])
+        if to.is_float:
+            if self.unsigned:
+                value = kb.cast(llvm.ZExtOp, value, i32 if src.bitwidth < 32 else IntegerType(src.bitwidth * 2))
+            return kb.cast(llvm.SIToFPOp, value, dst)
+        if dst.bitwidth < src.bitwidth:
+            return kb.cast(llvm.TruncOp, value, dst)
+        return kb.cast(llvm.ZExtOp if self.unsigned else llvm.SExtOp, value, dst)

@@ -1,0 +1,41 @@
+"""Elementwise math graph ops -> the typed broadcasting elementwise kernels."""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph_math as gm
+from pyflame_rt.targets.cpu.lowerings import lowering
+
+# graph op -> (kernel op, params from the op's attributes)
+_KERNEL_OPS = {
+    gm.SqrtOp: "sqrt", gm.ExpOp: "exp", gm.LogOp: "log", gm.ErfOp: "erf", gm.TanhOp: "tanh",
+    gm.SigmoidOp: "sigmoid", gm.ReciprocalOp: "reciprocal", gm.FloorOp: "floor", gm.CeilOp: "ceil",
+    gm.SoftplusOp: "softplus", gm.HardSwishOp: "hard_swish", gm.NegOp: "neg", gm.AbsOp: "abs",
+    gm.NotOp: "not", gm.PowOp: "pow", gm.PReluOp: "prelu", gm.EqualOp: "equal", gm.LessOp: "less",
+    gm.LessOrEqualOp: "less_equal", gm.GreaterOp: "greater", gm.GreaterOrEqualOp: "greater_equal",
+    gm.AndOp: "and", gm.OrOp: "or", gm.XorOp: "xor", gm.SumOp: "sum", gm.MinOp: "min", gm.MaxOp: "max",
+    gm.MeanOp: "mean", gm.WhereOp: "where", gm.CastOp: "cast", gm.LeakyReluOp: "leaky_relu",
+    gm.EluOp: "elu", gm.SeluOp: "selu", gm.HardSigmoidOp: "hard_sigmoid", gm.GeluOp: "gelu",
+    gm.ClipOp: "clip",
+}
+
+
+def _params(L, op) -> tuple:
+    if isinstance(op, gm.AttrUnaryOp):
+        return tuple(op.attr(k) for k in op.ATTRS)
+    if isinstance(op, gm.GeluOp):
+        return (op.approximate.data == "tanh",)
+    if isinstance(op, gm.ClipOp):
+        lo, hi = op.bounds()
+        dt = L.dtype(op.input).numpy
+        if np.issubdtype(dt, np.integer):  # integer bounds, saturated to the type's range
+            info = np.iinfo(dt)
+            return (int(max(info.min, np.ceil(lo))), int(min(info.max, np.floor(hi))))
+        return (lo, hi)
+    return ()
+
+
+@lowering(*_KERNEL_OPS)
+def _lower_math(L, op) -> None:
+    L.emit_elementwise(_KERNEL_OPS[type(op)], list(op.operands), L.result_loc(op.result),
+                       L.shapes[op.result], L.dtype(op.result), _params(L, op))

@@ -1,0 +1,220 @@
+"""Tensor ops compiled to native code vs onnxruntime: elementwise math and activations over
+dtypes, comparisons/logic, Cast, reductions, Softmax/LayerNorm, Gather, shape subgraphs."""
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import assert_close, make_model, ort_run
+from pyflame_rt import InferenceSession
+
+
+def check(model, feeds, rtol=1e-5, exact=False):
+    """Compile, run, compare every output with onnxruntime (dtype, shape and values)."""
+    got = InferenceSession(model.SerializeToString()).run(None, feeds)
+    want = ort_run(model, feeds)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape, (g.dtype, w.dtype, g.shape, w.shape)
+        if exact or w.dtype.kind in "biu":
+            np.testing.assert_array_equal(g, w)
+        else:
+            assert_close(g, w, rtol)
+    return got
+
+
+def unary_model(op, shape, dtype=np.float32, opset=17, out_dtype=None, **attrs):
+    node = helper.make_node(op, ["x"], ["y"], **attrs)
+    return make_model([node], [("x", shape, dtype)], [("y", shape, out_dtype or dtype)], opset=opset)
+
+
+# values spanning the interesting ranges (tiny, around 1, large), odd count for the scalar tail
+_WIDE = np.concatenate([np.linspace(-12, 12, 97), [1e-7, -3e-6, 0.0, 0.6, -0.63, 30.0, -40.0]]).astype(np.float32)
+
+
+@pytest.mark.parametrize("op,data", [
+    ("Exp", np.clip(_WIDE, -80, 80)), ("Log", np.abs(_WIDE) * 7 + 1e-30), ("Sqrt", np.abs(_WIDE)),
+    ("Tanh", _WIDE), ("Sigmoid", _WIDE), ("Erf", _WIDE), ("Neg", _WIDE), ("Abs", _WIDE),
+    ("Reciprocal", _WIDE + 0.05), ("Floor", _WIDE * 3.3), ("Ceil", _WIDE * 3.3), ("Softplus", _WIDE),
+    ("HardSwish", _WIDE), ("Relu", _WIDE),
+])
+def test_unary_float(op, data):
+    check(unary_model(op, [len(data)]), {"x": data}, rtol=2e-6)
+
+
+def test_fast_math_relative_accuracy():
+    """exp/log/tanh/erf/sigmoid stay within ~1e-6 *elementwise* relative error of float64 math."""
+    import math
+    x = np.concatenate([np.linspace(-20, 20, 4001), np.geomspace(1e-6, 80, 500)]).astype(np.float32)
+    nodes = [helper.make_node(o, ["x"], [o.lower()]) for o in ("Exp", "Tanh", "Erf", "Sigmoid")]
+    nodes.append(helper.make_node("Log", ["ax"], ["log"]))
+    nodes.insert(0, helper.make_node("Abs", ["x"], ["ax"]))
+    n = [len(x)]
+    model = make_model(nodes, [("x", n)], [(o, n) for o in ("exp", "tanh", "erf", "sigmoid", "log")])
+    exp, tanh, erf, sig, log = InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    x64 = x.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        ref = {"exp": np.exp(x64), "tanh": np.tanh(x64), "erf": np.vectorize(math.erf)(x64),
+               "sigmoid": 1 / (1 + np.exp(-x64)), "log": np.log(np.abs(x64))}
+    for name, got in zip(ref, (exp, tanh, erf, sig, log)):
+        want = ref[name]
+        ok = np.isfinite(want) & (np.abs(want) > 1e-30)
+        err = np.max(np.abs(got[ok] - want[ok]) / np.abs(want[ok]))
+        assert err < 1e-6, (name, err)
+
+
+def test_special_values():
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0], np.float32)
+    nodes = [helper.make_node(o, ["x"], [o]) for o in ("Exp", "Log", "Tanh", "Sigmoid", "Erf", "Sqrt")]
+    model = make_model(nodes, [("x", [6])], [(o, [6]) for o in ("Exp", "Log", "Tanh", "Sigmoid", "Erf", "Sqrt")])
+    got = InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    want = ort_run(model, {"x": x})
+    for name, g, w in zip(("Exp", "Log", "Tanh", "Sigmoid", "Erf", "Sqrt"), got, want):
+        fin = np.isfinite(w)
+        assert np.array_equal(np.isnan(g), np.isnan(w)), name
+        assert np.array_equal(g[~fin & ~np.isnan(w)], w[~fin & ~np.isnan(w)]), name
+        np.testing.assert_allclose(g[fin], w[fin], rtol=1e-6, atol=1e-30, err_msg=name)
+
+
+@pytest.mark.parametrize("op,attrs,opset", [
+    ("LeakyRelu", {}, 17), ("LeakyRelu", {"alpha": 0.3}, 17), ("Elu", {"alpha": 0.7}, 17), ("Selu", {}, 17),
+    ("Selu", {"alpha": 1.5, "gamma": 2.0}, 17), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, 17),
+    ("Gelu", {}, 20), ("Gelu", {"approximate": "tanh"}, 20), ("Clip", {"min": -0.5, "max": 2.0}, 9),
+    ("Clip", {}, 9),
+])
+def test_activations(op, attrs, opset):
+    check(unary_model(op, ["n"], opset=opset, **attrs), {"x": _WIDE}, rtol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.int32])
+@pytest.mark.parametrize("bounds", [(-2, 3), (None, 3), (-2, None)])
+def test_clip_inputs(dtype, bounds):
+    names = ["x"] + ["lo" if bounds[0] is not None else "", "hi" if bounds[1] is not None else ""]
+    inits = {k: np.array(v, dtype) for k, v in zip(("lo", "hi"), bounds) if v is not None}
+    model = make_model([helper.make_node("Clip", names, ["y"])], [("x", [3, 7], dtype)], [("y", [3, 7], dtype)],
+                       inits, opset=13)
+    check(model, {"x": (np.arange(21).reshape(3, 7) - 10).astype(dtype)})
+
+
+def test_clip_tensor_bound_input():
+    model = make_model([helper.make_node("Clip", ["x", "lo", "hi"], ["y"])],
+                       [("x", [2, 9]), ("lo", []), ("hi", [])], [("y", [2, 9])], opset=13)
+    check(model, {"x": np.linspace(-3, 3, 18, dtype=np.float32).reshape(2, 9),
+                  "lo": np.array(-1, np.float32), "hi": np.array(0.5, np.float32)})
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int8])
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "Neg", "Abs", "Max", "Min"])
+def test_integer_arithmetic(op, dtype, rng):
+    a = rng.integers(-50, 50, (3, 11)).astype(dtype)
+    b = rng.integers(-9, 9, (11,)).astype(dtype)
+    b[b == 0] = 3
+    if op in ("Neg", "Abs"):
+        model = unary_model(op, [3, 11], dtype)
+        check(model, {"x": a})
+        return
+    model = make_model([helper.make_node(op, ["a", "b"], ["y"])], [("a", [3, 11], dtype), ("b", [11], dtype)],
+                       [("y", [3, 11], dtype)])
+    check(model, {"a": a, "b": b})
+
+
+def test_integer_division_by_zero_does_not_trap():
+    model = make_model([helper.make_node("Div", ["a", "b"], ["y"])], [("a", [4], np.int64), ("b", [4], np.int64)],
+                       [("y", [4], np.int64)])
+    out = InferenceSession(model.SerializeToString()).run(
+        None, {"a": np.array([7, -7, np.iinfo(np.int64).min, 5]), "b": np.array([0, 2, -1, -2])})[0]
+    assert out[1] == -3 and out[3] == -2  # truncating division like ONNX Runtime
+    assert out[2] == np.iinfo(np.int64).min and out[0] == 7  # no SIGFPE: wraps / returns the dividend
+
+
+@pytest.mark.parametrize("op", ["Sum", "Min", "Max", "Mean"])
+def test_variadic(op, rng):
+    shapes = [(2, 3, 5), (5,), (3, 1)]
+    feeds = {f"x{i}": rng.standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)}
+    model = make_model([helper.make_node(op, list(feeds), ["y"])], [(k, list(v.shape)) for k, v in feeds.items()],
+                       [("y", [2, 3, 5])])
+    check(model, feeds)
+
+
+@pytest.mark.parametrize("exponent", [2.0, 3.0, 0.5, -1.0, 1.7])
+def test_pow_constant_and_negative_base(exponent, rng):
+    x = rng.standard_normal((4, 9)).astype(np.float32) * 3
+    if exponent % 1:
+        x = np.abs(x) + 0.1
+    model = make_model([helper.make_node("Pow", ["x", "e"], ["y"])], [("x", [4, 9])], [("y", [4, 9])],
+                       {"e": np.array(exponent, np.float32)})
+    check(model, {"x": x}, rtol=2e-6)
+
+
+def test_pow_integer_exponent_tensor(rng):
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    e = rng.integers(0, 4, (5,)).astype(np.int64)
+    model = make_model([helper.make_node("Pow", ["x", "e"], ["y"])], [("x", [3, 5]), ("e", [5], np.int64)],
+                       [("y", [3, 5])], opset=15)
+    check(model, {"x": x, "e": e}, rtol=2e-6)
+
+
+def test_prelu_broadcast_slope(rng):
+    x = rng.standard_normal((2, 4, 3, 3)).astype(np.float32)
+    slope = rng.standard_normal((4, 1, 1)).astype(np.float32)
+    model = make_model([helper.make_node("PRelu", ["x", "s"], ["y"])], [("x", ["N", 4, 3, 3])],
+                       [("y", ["N", 4, 3, 3])], {"s": slope})
+    check(model, {"x": x})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.int32])
+@pytest.mark.parametrize("op", ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"])
+def test_comparisons(op, dtype, rng):
+    a = rng.integers(-3, 3, (4, 13)).astype(dtype)
+    b = rng.integers(-3, 3, (13,)).astype(dtype)
+    model = make_model([helper.make_node(op, ["a", "b"], ["y"])], [("a", [4, 13], dtype), ("b", [13], dtype)],
+                       [("y", [4, 13], np.bool_)], opset=16)
+    check(model, {"a": a, "b": b})
+
+
+def test_compare_nan_and_signed_zero():
+    a = np.array([np.nan, 0.0, -0.0, 1.0, -np.inf, 2.0, np.nan, 3.0, -1.5], np.float32)
+    b = np.array([np.nan, -0.0, 0.0, np.nan, -np.inf, 1.0, 1.0, 3.0, -1.0], np.float32)
+    ops = ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"]
+    model = make_model([helper.make_node(o, ["a", "b"], [o]) for o in ops], [("a", [9]), ("b", [9])],
+                       [(o, [9], np.bool_) for o in ops], opset=16)
+    check(model, {"a": a, "b": b})
+
+
+def test_logic_and_where(rng):
+    nodes = [helper.make_node("And", ["p", "q"], ["and"]), helper.make_node("Or", ["p", "q"], ["or"]),
+             helper.make_node("Xor", ["p", "q"], ["xor"]), helper.make_node("Not", ["p"], ["not"]),
+             helper.make_node("Where", ["p", "x", "y"], ["w"])]
+    model = make_model(nodes, [("p", [3, 17], np.bool_), ("q", [17], np.bool_), ("x", [3, 17]), ("y", [1])],
+                       [("and", [3, 17], np.bool_), ("or", [3, 17], np.bool_), ("xor", [3, 17], np.bool_),
+                        ("not", [3, 17], np.bool_), ("w", [3, 17])])
+    check(model, {"p": rng.random((3, 17)) > 0.5, "q": rng.random(17) > 0.5,
+                  "x": rng.standard_normal((3, 17)).astype(np.float32), "y": np.array([-7.0], np.float32)})
+
+
+def test_where_int64():
+    model = make_model([helper.make_node("Where", ["c", "x", "y"], ["w"])],
+                       [("c", [2, 5], np.bool_), ("x", [2, 5], np.int64), ("y", [5], np.int64)],
+                       [("w", [2, 5], np.int64)])
+    check(model, {"c": np.arange(10).reshape(2, 5) % 3 == 0, "x": np.arange(10).reshape(2, 5) * 10**12,
+                  "y": -np.arange(5)})
+
+
+@pytest.mark.parametrize("src,dst", [
+    (np.float32, np.int64), (np.float32, np.int32), (np.float32, np.bool_), (np.float32, np.float16),
+    (np.int64, np.float32), (np.int32, np.int64), (np.int64, np.int32), (np.bool_, np.float32),
+    (np.bool_, np.int64), (np.int64, np.bool_), (np.float16, np.float32), (np.uint8, np.float32),
+    (np.int8, np.int64),
+])
+def test_cast(src, dst):
+    raw = np.array([-3.7, -1.0, -0.5, 0.0, 0.4, 1.0, 2.5, 100.9, 7.0, -120.2, 3.0], np.float64)
+    if np.dtype(src).kind == "u":
+        raw = np.abs(raw)
+    x = raw.astype(src)
+    model = unary_model("Cast", [11], src, out_dtype=dst, to=helper.np_dtype_to_tensor_dtype(np.dtype(dst)))
+    check(model, {"x": x}, exact=True)
+
+
+def test_float16_storage(rng):
+    x = rng.standard_normal((5, 33)).astype(np.float16)
+    nodes = [helper.make_node("Mul", ["x", "x"], ["m"]), helper.make_node("Tanh", ["m"], ["y"])]
+    model = make_model(nodes, [("x", [5, 33], np.float16)], [("y", [5, 33], np.float16)])
+    check(model, {"x": x}, rtol=1e-3)
