@@ -58,7 +58,6 @@ _ELEMENT_TYPES: dict[DType, Attribute] = {
     DType.FLOAT16: Float16Type(),
     DType.INT64: IntegerType(64),
     DType.INT32: IntegerType(32),
-    DType.INT16: IntegerType(16),
     DType.INT8: IntegerType(8),
     DType.UINT8: IntegerType(8, Signedness.UNSIGNED),
     DType.BOOL: IntegerType(1),

@@ -19,7 +19,6 @@ from xdsl.dialects.builtin import (
     VectorType,
     i1,
     i8,
-    i16,
     i32,
     i64,
 )
@@ -31,7 +30,7 @@ from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, vec
 
 _STORAGE: dict[DType, Attribute] = {
     DType.FLOAT32: Float32Type(), DType.FLOAT16: Float16Type(), DType.FLOAT64: Float64Type(),
-    DType.INT64: i64, DType.INT32: i32, DType.INT16: i16, DType.INT8: i8, DType.UINT8: i8,
+    DType.INT64: i64, DType.INT32: i32, DType.INT8: i8, DType.UINT8: i8,
     DType.BOOL: i8,
 }
 FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.FLOAT64)
@@ -151,7 +150,7 @@ class Typed:
         return self.kb._ins(arith.AndIOp(mask, self.logical_not(either_nan)))
 
     def _bits(self, a) -> tuple[SSAValue, Typed]:
-        it = self.like({16: DType.INT16, 32: DType.INT32, 64: DType.INT64}[self.elem.bitwidth])
+        it = self.like({32: DType.INT32, 64: DType.INT64}[self.elem.bitwidth])
         return self.kb.cast(llvm.BitcastOp, a, it.elem), it
 
     def order_key(self, a) -> SSAValue:
