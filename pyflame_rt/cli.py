@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 
@@ -14,14 +15,21 @@ from pyflame_rt.errors import InputError, PyFlameRTError
 
 
 def _compile(args) -> int:
-    log = (lambda msg: print(f"  {msg}", file=sys.stderr)) if not args.quiet else None
     t0 = time.perf_counter()
+
+    def progress(msg: str) -> None:  # one line per finished stage, with the time so far
+        print(f"  [{time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
+
+    log = None if args.quiet else progress
     compiled = compile_model(args.model, CompileOptions(cpu=args.cpu), log=log)
     out = args.output or _default_output(args.model)
     artifact.save(compiled, out)
+    if log:
+        log(f"write: {os.path.getsize(out)} bytes")
     h = compiled.header
     print(f"compiled {args.model} -> {out} in {time.perf_counter() - t0:.2f} s "
-          f"({h['target']['cpu']}, {sum(h['op_summary'].values())} ops, {h['kernel_count']} kernels)")
+          f"({h['target']['cpu']}, {sum(h['op_summary'].values())} ops, {h['kernel_count']} kernels, "
+          f"{compiled.weights.nbytes} bytes of weights, {len(compiled.object_code)} bytes of code)")
     return 0
 
 
@@ -80,7 +88,7 @@ def _inspect(args) -> int:
     t, m, sec = h["target"], h["model"], h["sections"]
     w, o = sec["weights"], sec["object"]
     print(f"artifact      {args.artifact} (format {h['format_version']}, compiler {h['compiler_version']}, "
-          f"{o['offset'] + o['size']} bytes)")
+          f"{os.path.getsize(args.artifact)} bytes)")
     print(f"target        {t['triple']} cpu={t['cpu']} features={','.join(t['features'])}")
     print(f"model         graph '{m['graph_name']}' opset {m['opset']} producer '{m['producer']}'")
     if m.get("metadata"):

@@ -48,6 +48,10 @@ class Executable:
             self.symbols: list[str] = [str(s) for s in h["symbols"]]
             self.buffers = buffers_from_header(h)
             self.kernel_names: list[str] = [str(k) for k in h.get("kernels", [])]
+            trial = {s: 1 for s in self.symbols}  # every size must be computable from the model's dims
+            plan(self.buffers, trial)
+            for o in self.outputs:
+                evaluate_shape(o.shape, trial)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise InvalidModelError(f"artifact metadata is invalid ({type(e).__name__}: {e})") from None
         missing = target.missing_on_host()

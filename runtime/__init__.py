@@ -16,8 +16,12 @@ def num_cores() -> int:
 
 def native_symbols() -> dict[str, int]:
     """Addresses of the runtime functions generated code calls."""
-    return {name: int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
-            for name in ("pfrt_parallel_for", "pfrt_run_kernel")}
+    try:
+        return {name: int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
+                for name in ("pfrt_parallel_for", "pfrt_run_kernel")}
+    except AttributeError as e:
+        raise BackendError(f"the built C runtime is older than its sources ({e}); "
+                           "rebuild it with `pip install -e .`") from None
 
 
 class Arena:
