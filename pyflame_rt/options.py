@@ -19,6 +19,12 @@ class ExecutionMode(IntEnum):
     PARALLEL = 1
 
 
+def _alias(field_name: str) -> property:
+    """A second name for a field (onnxruntime's spelling next to ours)."""
+    return property(lambda self: getattr(self, field_name),
+                    lambda self, value: setattr(self, field_name, value))
+
+
 @dataclass
 class SessionOptions:
     """num_threads: worker threads (0 = one per core). cpu: compile target for .onnx inputs.
@@ -38,14 +44,9 @@ class SessionOptions:
     custom_metadata: dict = field(default_factory=dict)
     cache: "CacheConfig | None" = None
 
-    # onnxruntime spelling, so migrated code keeps working
-    @property
-    def intra_op_num_threads(self) -> int:
-        return self.num_threads
-
-    @intra_op_num_threads.setter
-    def intra_op_num_threads(self, n: int) -> None:
-        self.num_threads = n
+    # onnxruntime spellings, so migrated code keeps working
+    intra_op_num_threads = _alias("num_threads")
+    log_level = _alias("log_severity_level")
 
     @property
     def graph_optimization_level(self) -> OptLevel:
@@ -54,14 +55,6 @@ class SessionOptions:
     @graph_optimization_level.setter
     def graph_optimization_level(self, level) -> None:
         self.optimization_level = OptLevel(int(level))
-
-    @property
-    def log_level(self) -> int:
-        return self.log_severity_level
-
-    @log_level.setter
-    def log_level(self, level: int) -> None:
-        self.log_severity_level = level
 
     def validate(self) -> "SessionOptions":
         from pyflame_rt.cache import CacheConfig
@@ -99,22 +92,8 @@ class RunOptions:
     log_severity_level: int = 2
     timeout_ms: int = 0  # 0 = no timeout
 
-    # onnxruntime spelling
-    @property
-    def run_tag(self) -> str:
-        return self.tag
-
-    @run_tag.setter
-    def run_tag(self, tag: str) -> None:
-        self.tag = tag
-
-    @property
-    def log_level(self) -> int:
-        return self.log_severity_level
-
-    @log_level.setter
-    def log_level(self, level: int) -> None:
-        self.log_severity_level = level
+    run_tag = _alias("tag")  # onnxruntime spelling
+    log_level = _alias("log_severity_level")
 
     def validate(self) -> "RunOptions":
         if isinstance(self.timeout_ms, bool) or not isinstance(self.timeout_ms, int) or self.timeout_ms < 0:

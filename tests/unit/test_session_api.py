@@ -26,20 +26,20 @@ def deep_mlp(layers=6, width=1024):
     return make_model(nodes, [("x", ["batch", width])], [("y", ["batch", width])], inits)
 
 
-@pytest.fixture(scope="module")
-def deep(tmp_path_factory):
-    model = deep_mlp()
-    path = tmp_path_factory.mktemp("deep") / "deep.pfm"
+def compiled(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("pfm") / "model.pfm"
     artifact.save(compile_model(model), path)
     return model, str(path)
+
+
+@pytest.fixture(scope="module")
+def deep(tmp_path_factory):
+    return compiled(deep_mlp(), tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    model = mlp()
-    path = tmp_path_factory.mktemp("small") / "small.pfm"
-    artifact.save(compile_model(model), path)
-    return model, str(path)
+    return compiled(mlp(), tmp_path_factory)
 
 
 def test_timeout_stops_the_run_between_kernels(deep):
