@@ -24,13 +24,11 @@ def make_context() -> Context:
 
 
 def load_module(path: str, ctx: Context):
-    """Parse .mlir text, or import an .onnx model (its weights ride along for lowering)."""
+    """Parse .mlir text, or import an .onnx model (its WeightTable is attached to the module)."""
     if path.endswith(".onnx"):
         from pyflame_rt.import_module import from_onnx
 
-        result = from_onnx(path)
-        result.module._pyflame_weights = result.weights
-        return result.module
+        return from_onnx(path).module
     text = sys.stdin.read() if path == "-" else open(path).read()
     return Parser(ctx, text, path).parse_module()
 
@@ -53,13 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module = load_module(args.input, ctx)
         module.verify()
-        weights = getattr(module, "_pyflame_weights", None)
         if args.passes:
             pipeline = PassPipeline.parse_spec(registry, args.passes)
             for pass_ in pipeline.passes:
                 pass_.apply(ctx, module)
-                if weights is not None:
-                    module._pyflame_weights = weights
                 module.verify()
     except (ParseError, VerifyException, PyFlameRTError, ValueError, FileNotFoundError) as e:
         print(f"pyflame-opt: error: {e}", file=sys.stderr)

@@ -27,6 +27,7 @@ def _builtin_passes() -> None:
 
     from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
     from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToCPU
+    from pyflame_rt.transforms import graph_passes  # noqa: F401  (they register themselves)
 
     for cls in (CanonicalizePass, CommonSubexpressionElimination, ConvertScfToCf, DeadCodeElimination,
                 ConvertToLLVM, LowerGraphToCPU):

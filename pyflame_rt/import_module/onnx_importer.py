@@ -22,6 +22,7 @@ from xdsl.rewriter import InsertPoint
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.symbolic import Shape, SymDim
+from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (
     DTypeMismatchError,
@@ -50,7 +51,7 @@ class ImportOptions:
 @dataclass
 class ImportResult:
     module: ModuleOp
-    weights: dict[str, np.ndarray]
+    weights: WeightTable  # the module's side table (also reachable as WeightTable.of(module))
     opset: int
     producer: str = ""
     graph_name: str = ""
@@ -208,7 +209,7 @@ class ONNXImporter:
         except Exception as e:
             raise InvalidModelError(f"imported graph does not verify: {e}") from None
         used = {op.weight_name for op in fn.walk() if isinstance(op, graph.ConstantOp)}
-        weights = {k: v for k, v in self.weights.items() if k in used}
+        weights = WeightTable({k: v for k, v in self.weights.items() if k in used}).attach(module)
         return ImportResult(
             module=module, weights=weights, opset=self.opset,
             producer=f"{proto.producer_name} {proto.producer_version}".strip(),

@@ -9,6 +9,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.targets.cpu.lower_graph import lower_graph
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -18,8 +19,8 @@ from pyflame_rt.targets.cpu.target import CPUTarget
 class LowerGraphToCPU(ModulePass):
     """Replace the graph function by generated kernels and the `pfm_main` entry point.
 
-    Weights come from the side table attached to the module by the importer
-    (pyflame-opt on an .onnx file); `cpu` picks the target (host by default).
+    Weights come from the module's WeightTable (attached by the importer when
+    pyflame-opt reads an .onnx file); `cpu` picks the target (host by default).
     """
 
     name = "lower-graph-to-cpu"
@@ -28,7 +29,7 @@ class LowerGraphToCPU(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         fn = graph.entry_function(op)
-        table = self.weights or getattr(op, "_pyflame_weights", None) or {}
+        table = self.weights or WeightTable.of(op)
         missing = [c.weight_name for c in fn.walk()
                    if isinstance(c, graph.ConstantOp) and c.weight_name and c.weight_name not in table]
         if missing:

@@ -1,0 +1,49 @@
+"""`eliminate-common-subexpressions`: one node per (op, operands, attributes, properties).
+
+xDSL's CSE driver does the matching (op name, operands, result types, attributes
+and properties all compared). Before it runs, constants whose weights hold
+byte-identical arrays are made to refer to one weight (tied or duplicated
+initializers), so CSE merges them and everything computed from them.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import ModuleOp, SymbolRefAttr
+from xdsl.transforms.common_subexpression_elimination import cse
+
+from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.weights import WeightTable
+from pyflame_rt.transforms.graph_pass import GraphPass, PassStats
+from pyflame_rt.transforms.registry import register_pass
+
+
+def unify_duplicate_weights(module: ModuleOp, weights: WeightTable) -> int:
+    """Point constants at the first weight with identical dtype, shape and bytes; returns how many moved."""
+    first: dict[tuple, str] = {}
+    moved = 0
+    for op in module.walk():
+        if not isinstance(op, graph.ConstantOp) or op.weight_name not in weights:
+            continue
+        arr = weights[op.weight_name]
+        key = (arr.dtype.str, arr.shape, hashlib.blake2b(arr.tobytes(), digest_size=16).digest())
+        name = first.setdefault(key, op.weight_name)
+        if name != op.weight_name:
+            op.weight = SymbolRefAttr(name)
+            moved += 1
+    return moved
+
+
+@register_pass
+@dataclass(frozen=True)
+class EliminateCommonSubexpressions(GraphPass):
+    """Merge nodes computing the same thing (op, operands, attributes, properties compared)."""
+
+    name = "eliminate-common-subexpressions"
+
+    def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
+        moved = unify_duplicate_weights(module, weights)
+        ops_before = sum(1 for _ in module.walk())
+        cse(module)
+        return moved > 0 or sum(1 for _ in module.walk()) != ops_before

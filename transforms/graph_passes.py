@@ -1,0 +1,5 @@
+"""Importing this module registers every in-tree graph pass (see registry.py)."""
+from pyflame_rt.transforms import (  # noqa: F401
+    eliminate_common_subexpressions,
+    eliminate_dead_code,
+)
