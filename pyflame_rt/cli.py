@@ -12,6 +12,7 @@ import numpy as np
 from pyflame_rt import __version__, artifact
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.errors import InputError, PyFlameRTError
+from pyflame_rt.options import OptLevel
 
 
 def _compile(args) -> int:
@@ -21,7 +22,9 @@ def _compile(args) -> int:
         print(f"  [{time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
     log = None if args.quiet else progress
-    compiled = compile_model(args.model, CompileOptions(cpu=args.cpu), log=log)
+    options = CompileOptions(cpu=args.cpu, opt_level=OptLevel(args.opt_level),
+                             verbose_optimization=args.verbose_optimization)
+    compiled = compile_model(args.model, options, log=log)
     out = args.output or _default_output(args.model)
     artifact.save(compiled, out)
     if log:
@@ -104,6 +107,9 @@ def _inspect(args) -> int:
     print("ops           " + ", ".join(f"{k} x{v}" for k, v in sorted(h["op_summary"].items())))
     print("kernels       " + ", ".join(h.get("kernels", [])))
     print("compile       " + ", ".join(f"{k} {v:.0f} ms" for k, v in h.get("compile_ms", {}).items()))
+    if "optimization" in h:
+        o = h["optimization"]
+        print(f"optimization  {o['level']}: {o['nodes_before']} -> {o['nodes_after']} graph nodes")
     return 0
 
 
@@ -125,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("model")
     c.add_argument("-o", "--output")
     c.add_argument("--cpu", default=None, help="host (default) or x86-64, x86-64-v2, x86-64-v3, x86-64-v4")
+    c.add_argument("--opt-level", type=int, choices=range(4), default=int(OptLevel.EXTENDED),
+                   help="graph optimization: 0 none, 1 basic, 2 extended (default), 3 all")
+    c.add_argument("--verbose-optimization", action="store_true", help="log every pass's statistics")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(fn=_compile)
     r = sub.add_parser("run", help="run a compiled artifact (random inputs unless given)")

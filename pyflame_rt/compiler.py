@@ -9,20 +9,26 @@ from xdsl.context import Context
 from xdsl.dialects import func
 
 from pyflame_rt import __version__
+from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.symbolic import Dim, SymDim, parse_dim
+from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import BackendError, PyFlameRTError
 from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
+from pyflame_rt.options import OptLevel
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
 from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
 from pyflame_rt.targets.cpu.lower_graph import ENTRY, LoweredModel, lower_graph
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.target import CPUTarget
+from pyflame_rt.transforms.pass_manager import PassManager
 
 
 @dataclass
 class CompileOptions:
     cpu: str | None = None  # None/"host" or a portable level such as "x86-64-v3"
     import_options: ImportOptions = field(default_factory=ImportOptions)
+    opt_level: OptLevel = OptLevel.EXTENDED  # graph optimizer pipeline (pyflame_rt.opt)
+    verbose_optimization: bool = False       # log every pass's statistics
 
 
 @dataclass
@@ -65,9 +71,17 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         if log:
             log(f"{stage}: {times[stage]:.0f} ms")
 
-    imported = model if isinstance(model, ImportResult) else from_onnx(model, options.import_options)
+    if isinstance(model, ImportResult):  # the caller's module stays as it is
+        imported = model
+        module = model.module.clone()
+        WeightTable(model.weights).attach(module)
+    else:
+        imported = from_onnx(model, options.import_options)
+        module = imported.module
     lap("import")
-    lowered = lower_graph(imported.main, imported.weights, target)
+    optimized = PassManager.create_default(options.opt_level, verbose=options.verbose_optimization).run(module)
+    lap("optimize")
+    lowered = lower_graph(graph.entry_function(module), WeightTable.of(module), target)
     kernels = _kernel_names(lowered)
     lap("lower-graph")
     try:
@@ -96,6 +110,10 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "kernel_count": lowered.kernel_count,
         "kernels": kernels,
         "parameter_count": imported.parameter_count,
+        "optimization": {"level": OptLevel(options.opt_level).name,
+                         "nodes_before": optimized.stats.nodes_before,
+                         "nodes_after": optimized.stats.nodes_after,
+                         "passes": {p.name: p.stats.summary() for p in optimized.passes}},
         "compile_ms": times,
     }
     return CompiledModel(header, blob, obj)

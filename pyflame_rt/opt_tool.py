@@ -9,10 +9,11 @@ from xdsl.dialects import arith, builtin, cf, func, llvm, scf
 from xdsl.parser import Parser
 from xdsl.passes import PassPipeline
 from xdsl.printer import Printer
-from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.exceptions import ArgSpecParseError, ParseError, VerifyException
 
 from pyflame_rt.dialects import ALL_DIALECTS
 from pyflame_rt.errors import PyFlameRTError
+from pyflame_rt.transforms.pass_manager import PassManager, PassManagerConfig
 from pyflame_rt.transforms.registry import all_passes
 
 
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pyflame-opt", description="run PyFlameRT passes on IR")
     p.add_argument("input", nargs="?", default="-", help=".mlir file, .onnx model, or - for stdin")
     p.add_argument("-p", "--passes", default="", help="comma-separated pipeline, e.g. pass-a,pass-b{opt=1}")
+    p.add_argument("-O", dest="opt_level", type=int, choices=range(4),
+                   help="run an optimization level's pipeline first: -O0 none .. -O3 all")
+    p.add_argument("--print-stats", action="store_true", help="per-pass statistics on stderr")
     p.add_argument("-o", "--output", default="-")
     p.add_argument("--list-passes", action="store_true")
     p.add_argument("--verify-each", action="store_true", default=True)
@@ -51,12 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module = load_module(args.input, ctx)
         module.verify()
+        results = []
+        if args.opt_level is not None:
+            results.append(PassManager.create_default(args.opt_level).run(module))  # graph passes only
         if args.passes:
             pipeline = PassPipeline.parse_spec(registry, args.passes)
-            for pass_ in pipeline.passes:
-                pass_.apply(ctx, module)
-                module.verify()
-    except (ParseError, VerifyException, PyFlameRTError, ValueError, FileNotFoundError) as e:
+            results.append(PassManager(pipeline.passes, PassManagerConfig(max_iterations=1), ctx=ctx).run(module))
+        if args.print_stats:
+            for r in results:
+                print(r.report(), file=sys.stderr)
+    except (ParseError, ArgSpecParseError, VerifyException, PyFlameRTError, ValueError, FileNotFoundError) as e:
         print(f"pyflame-opt: error: {e}", file=sys.stderr)
         return 1
     out = sys.stdout if args.output == "-" else open(args.output, "w")

@@ -141,7 +141,8 @@ class InferenceSession:
 
 def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
     """(compiled model, whether it came from the compile cache)."""
-    copts = CompileOptions(cpu=options.cpu)
+    copts = CompileOptions(cpu=options.cpu, opt_level=options.optimization_level,
+                           verbose_optimization=options.verbose_optimization)
     if isinstance(model, ImportResult):
         return compile_model(model, copts), False
     if isinstance(model, (bytes, bytearray)):

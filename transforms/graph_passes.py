@@ -2,4 +2,5 @@
 from pyflame_rt.transforms import (  # noqa: F401
     eliminate_common_subexpressions,
     eliminate_dead_code,
+    fold_constants,
 )

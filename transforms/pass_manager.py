@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Sequence
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass, PassPipeline
+from xdsl.utils.exceptions import ArgSpecParseError
 
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import ValidationError
@@ -24,7 +25,7 @@ from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, node_census
 from pyflame_rt.transforms.registry import all_passes
 
 BASIC_PASSES = ("fold-constants", "eliminate-dead-code", "eliminate-common-subexpressions")
-FUSION_PASSES = ("fuse-elementwise", "fuse-gemm")
+FUSION_PASSES: tuple[str, ...] = ()
 LEVEL_PIPELINES: dict[OptLevel, tuple[str, ...]] = {
     OptLevel.NONE: (),
     OptLevel.BASIC: BASIC_PASSES,
@@ -71,7 +72,7 @@ def resolve_passes(passes: Iterable[ModulePass | str]) -> list[ModulePass]:
             continue
         try:
             out.extend(PassPipeline.parse_spec(all_passes(), p).passes)
-        except ValueError as e:
+        except (ValueError, ArgSpecParseError) as e:
             raise ValidationError(f"bad pass '{p}': {e}") from None
     return out
 
@@ -80,8 +81,9 @@ class PassManager:
     """Runs a pass pipeline over a graph module (ModuleOp or ImportResult)."""
 
     def __init__(self, passes: Sequence[ModulePass | str] = (), config: PassManagerConfig | None = None,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, ctx: Context | None = None):
         self.config = config or PassManagerConfig()
+        self.ctx = ctx or Context(allow_unregistered=True)
         if self.config.max_iterations < 1:
             raise ValidationError(f"max_iterations must be >= 1, got {self.config.max_iterations}")
         skip = set(self.config.skip_passes)
@@ -107,7 +109,7 @@ class PassManager:
 
     def log(self, msg: str) -> None:
         if self.config.verbose:
-            self._log(f"[pyflame-opt] {msg}")
+            self._log(f"[opt] {msg}")
 
     # ------------------------------------------------------------------ running
     def run(self, module) -> PassResult:
@@ -141,7 +143,7 @@ class PassManager:
                 break
         result = PassResult("pipeline", changed_any, total, (time.perf_counter() - t0) * 1e3,
                             iterations, list(merged.values()))
-        self.log(f"{result.stats.summary()} in {result.time_ms:.1f} ms, {iterations} iteration(s)")
+        self.log(f"pipeline: {result.stats.summary()} in {result.time_ms:.1f} ms, {iterations} iteration(s)")
         return result
 
     def run_pass(self, module, pass_: ModulePass | str) -> PassResult:
@@ -157,7 +159,7 @@ class PassManager:
             changed = p.rewrite(module, weights, stats)
         else:  # any other xDSL pass: compare the printed IR
             text = str(module)
-            p.apply(Context(allow_unregistered=True), module)
+            p.apply(self.ctx, module)
             changed = str(module) != text
         ms = (time.perf_counter() - t0) * 1e3
         stats.record_census(before, node_census(module))

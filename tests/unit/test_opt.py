@@ -1,0 +1,206 @@
+"""The graph optimizer: passes, the PassManager, the pyflame_rt.opt API and its wiring into compile."""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import assert_close, make_model, ort_run
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions, ValidationError, from_onnx, opt
+from pyflame_rt.compiler import CompileOptions, compile_model
+from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.weights import WeightTable
+from pyflame_rt.executable import Executable
+from pyflame_rt.reference import evaluate
+from pyflame_rt.transforms.graph_pass import node_census
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ops(module) -> list[str]:
+    return [op.name for op in graph.entry_function(module).body.block.ops]
+
+
+def _folded_model(rng):
+    """y = relu(x @ (w1 + w2)) through an Identity, a duplicated Add and a dead branch."""
+    w1, w2 = rng.standard_normal((6, 5), np.float32), rng.standard_normal((6, 5), np.float32)
+    nodes = [helper.make_node("Add", ["w1", "w2"], ["w"]), helper.make_node("Identity", ["x"], ["xi"]),
+             helper.make_node("MatMul", ["xi", "w"], ["h"]), helper.make_node("MatMul", ["xi", "w"], ["h2"]),
+             helper.make_node("Add", ["h", "h2"], ["s"]), helper.make_node("Relu", ["s"], ["y"]),
+             helper.make_node("Relu", ["h"], ["unused"])]
+    return make_model(nodes, [("x", ["N", 6])], [("y", ["N", 5])], {"w1": w1, "w2": w2})
+
+
+def test_import_attaches_the_weight_table(rng):
+    res = from_onnx(_folded_model(rng))
+    assert isinstance(res.weights, WeightTable)
+    assert WeightTable.of(res.module) is res.weights
+    assert sorted(res.weights) == ["w1", "w2"]
+    assert res.weights.add("w1", np.zeros(2, np.float32)) == "w1_1"
+
+
+def test_basic_level_folds_dedups_and_cleans_up(rng):
+    model = _folded_model(rng)
+    res = from_onnx(model)
+    x = rng.standard_normal((3, 6), np.float32)
+    before = evaluate(res.module, res.weights, {"x": x})
+    result = opt.optimize(res, OptLevel.BASIC)
+    assert _ops(res.module) == ["graph.constant", "graph.matmul", "graph.add", "graph.relu", "func.return"]
+    assert list(res.weights) == ["w_folded"]  # w1 + w2 folded into one new weight, both originals dropped
+    s = result.stats
+    assert (s.nodes_before, s.nodes_after) == (7, 3)
+    assert s.constants_folded == 1 and s.initializers_removed == 2 and s.nodes_removed == 4
+    per_pass = {p.name: p.stats for p in result.passes}
+    assert per_pass["eliminate-common-subexpressions"].nodes_removed == 1
+    assert result.iterations >= 2  # the last sweep changed nothing
+    after = evaluate(res.module, res.weights, {"x": x})
+    assert_close(after[0], before[0], 1e-6)
+    assert_close(after[0], ort_run(model, {"x": x})[0], 1e-5)
+
+
+def test_cse_merges_initializers_with_identical_bytes(rng):
+    w = rng.standard_normal((4, 4), np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "wa"], ["a"]), helper.make_node("MatMul", ["x", "wb"], ["b"]),
+             helper.make_node("Add", ["a", "b"], ["y"])]
+    res = from_onnx(make_model(nodes, [("x", ["N", 4])], [("y", ["N", 4])], {"wa": w, "wb": w.copy()}))
+    opt.eliminate_common_subexpressions(res)
+    r = opt.eliminate_dead_code(res)
+    assert _ops(res.module).count("graph.matmul") == 1
+    assert list(res.weights) == ["wa"] and r.stats.initializers_removed == 1
+
+
+def test_fold_limits_are_options(rng):
+    res = from_onnx(_folded_model(rng))
+    r = opt.fold_constants(res, max_bytes=16)  # the 6x5 float sum is 120 bytes
+    assert r.stats.constants_folded == 0 and sorted(res.weights) == ["w1", "w2"]
+    r = opt.fold_constants(res, exclude=("graph.add",))
+    assert r.stats.constants_folded == 0 and not r.changed
+    r = opt.fold_constants(res, fold_expensive=False)
+    assert r.stats.constants_folded == 1 and r.changed and "w_folded" in res.weights
+
+
+def test_pass_manager_levels_and_skip():
+    assert opt.PassManager.create_default(OptLevel.NONE).pass_names == []
+    basic = opt.PassManager.create_default(OptLevel.BASIC).pass_names
+    assert basic == ["fold-constants", "eliminate-dead-code", "eliminate-common-subexpressions"]
+    ext = opt.PassManager.create_default(OptLevel.EXTENDED).pass_names
+    assert ext[:3] == basic and set(opt.LEVEL_PIPELINES[OptLevel.ALL]) >= set(ext)
+    pm = opt.PassManager.create_default(OptLevel.BASIC, skip_passes=("fold-constants",))
+    assert pm.pass_names == basic[1:]
+    with pytest.raises(ValidationError, match="unknown passes.*no-such-pass"):
+        opt.PassManager.create_default(OptLevel.BASIC, skip_passes=("no-such-pass",))
+    with pytest.raises(ValidationError, match="max_iterations"):
+        opt.PassManager(["fold-constants"], opt.PassManagerConfig(max_iterations=0))
+    with pytest.raises(ValidationError, match="bad pass 'fold-constants{nope=1}'"):
+        opt.PassManager(["fold-constants{nope=1}"])
+    with pytest.raises(ValidationError, match="invalid optimization level"):
+        opt.PassManager.create_default(7)
+
+
+def test_pass_specs_with_options_and_verbose_log(rng):
+    res = from_onnx(_folded_model(rng))
+    lines = []
+    pm = opt.PassManager(["fold-constants{max-bytes=16}", "eliminate-dead-code"],
+                         opt.PassManagerConfig(verbose=True), log=lines.append)
+    r = pm.run(res)
+    assert r.passes[0].stats.constants_folded == 0
+    assert any("fold-constants: nodes 7 -> 6" in line for line in lines)
+    assert any("eliminate-dead-code: nodes 6 -> 5" in line for line in lines)
+    assert "pipeline: nodes 7 -> 5" in r.report()
+
+
+def test_validation_names_the_pass_that_broke_the_ir(rng):
+    from dataclasses import dataclass
+
+    from xdsl.dialects.builtin import SymbolRefAttr
+
+    @dataclass(frozen=True)
+    class LoseAWeight(opt.GraphPass):
+        name = "test-lose-a-weight"
+
+        def rewrite(self, module, weights, stats):
+            for op in module.walk():
+                if isinstance(op, graph.ConstantOp):
+                    op.weight = SymbolRefAttr("nowhere")
+            return True
+
+    res = from_onnx(_folded_model(rng))
+    with pytest.raises(ValidationError, match="after pass 'test-lose-a-weight' weights \\['nowhere'\\]"):
+        opt.PassManager([LoseAWeight()]).run(res)
+
+
+def test_compiled_outputs_agree_across_levels(rng):
+    """The example MLP and the folding model: NONE vs EXTENDED within 1e-5, node counts reported."""
+    for model in (str(ROOT / "examples" / "mlp.onnx"), _folded_model(rng)):
+        res = from_onnx(model)
+        name = graph.entry_function(res.module).args[0]
+        shape = [d if d >= 0 else 3 for d in name.type.get_shape()]
+        x = rng.standard_normal(shape, np.float32)
+        outs = {}
+        for level in (OptLevel.NONE, OptLevel.EXTENDED):
+            compiled = compile_model(res, CompileOptions(opt_level=level))
+            o = compiled.header["optimization"]
+            assert o["level"] == level.name and o["nodes_before"] == sum(node_census(res.module).values())
+            outs[level] = Executable(compiled, 1).run([x])
+        for a, b in zip(outs[OptLevel.NONE], outs[OptLevel.EXTENDED]):
+            assert_close(b, a, 1e-5)
+
+
+def test_session_options_drive_the_optimizer(rng, capsys):
+    model = _folded_model(rng)
+    x = rng.standard_normal((2, 6), np.float32)
+    sess = InferenceSession(model.SerializeToString(),
+                            SessionOptions(optimization_level=OptLevel.BASIC, verbose_optimization=True))
+    assert "fold-constants: nodes 7 -> 5, nodes removed 2, constants folded 1" in capsys.readouterr().err
+    assert sess.header["optimization"]["nodes_after"] == 3
+    assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0], 1e-5)
+    plain = InferenceSession(model.SerializeToString(), SessionOptions(optimization_level=OptLevel.NONE))
+    assert plain.header["optimization"]["nodes_after"] == 7
+
+
+def _chain_model(n_blocks: int, rng):
+    """6 nodes per block: Add, Identity, Mul by a tied 0.5 vector, the same Relu twice, Add."""
+    nodes, inits, x = [], {}, "x"
+    for i in range(n_blocks):
+        inits[f"b{i}"] = rng.standard_normal(8, np.float32)
+        inits[f"s{i}"] = np.full(8, 0.5, np.float32)
+        nodes += [helper.make_node("Add", [x, f"b{i}"], [f"a{i}"]),
+                  helper.make_node("Identity", [f"a{i}"], [f"i{i}"]),
+                  helper.make_node("Mul", [f"i{i}", f"s{i}"], [f"m{i}"]),
+                  helper.make_node("Relu", [f"m{i}"], [f"r{i}"]),
+                  helper.make_node("Relu", [f"m{i}"], [f"q{i}"]),
+                  helper.make_node("Add", [f"r{i}", f"q{i}"], [f"o{i}"])]
+        x = f"o{i}"
+    return make_model(nodes, [("x", ["N", 8])], [(x, ["N", 8])], inits)
+
+
+def test_a_thousand_node_graph_optimizes_in_seconds(rng):
+    res = from_onnx(_chain_model(167, rng))
+    assert sum(node_census(res.module).values()) == 1002
+    x = rng.standard_normal((2, 8), np.float32)
+    before = evaluate(res.module, res.weights, {"x": x})[0]
+    t0 = time.perf_counter()
+    r = opt.optimize(res, OptLevel.EXTENDED)
+    seconds = time.perf_counter() - t0
+    print(f"\n1000-node graph: {r.stats.nodes_before} -> {r.stats.nodes_after} nodes in {seconds:.2f} s")
+    assert seconds < 30, r.report()
+    assert r.stats.nodes_after <= 4 * 167  # Identity and one Relu of every block are gone
+    assert r.stats.initializers_removed == 166  # the tied 0.5-vectors collapse into one
+    assert_close(evaluate(res.module, res.weights, {"x": x})[0], before, 1e-6)
+
+
+def test_cli_opt_level_and_pyflame_opt_levels(tmp_path):
+    exe = Path(sys.executable).parent
+    out = tmp_path / "m.pfm"
+    r = subprocess.run([str(exe / "pyflame-rt"), "compile", str(ROOT / "examples" / "mlp.onnx"), "-o", str(out),
+                        "--opt-level", "0", "-q"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(exe / "pyflame-rt"), "inspect", str(out)], capture_output=True, text=True)
+    assert "optimization  NONE: 6 -> 6 graph nodes" in r.stdout
+    r = subprocess.run([str(exe / "pyflame-opt"), str(ROOT / "examples" / "mlp.onnx"), "-O1", "--print-stats"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "graph.gemm" in r.stdout and "pipeline: nodes 6 -> 6" in r.stderr
