@@ -146,15 +146,25 @@ class KernelBuilder:
             p = self._ins(llvm.GEPOp.from_mixed_indices(p, [0], value.type))
         self._ins(llvm.StoreOp(value, p, alignment=_align(elem)))
 
-    def partial_load(self, ptr, index, count, width: int, scratch: SSAValue) -> SSAValue:
-        """A vector whose first `count` (<= width) lanes come from ptr[index:]; the other lanes
-        are undefined. A full vector loads directly; a partial one is staged through scratch,
-        so memory past ptr[index + count - 1] is never read."""
-        full = self.cmp("eq", count, self.const(width))
-        with self.loop(0, self.select(full, self.const(0), count)) as j:
-            self.store(self.load(ptr, self.add(index, j.iv)), scratch, j.iv)
-        src = self._ins(llvm.SelectOp(full, self.gep(ptr, index), scratch))
-        return self.load(src, self.const(0), width)
+    def lane_mask(self, count: SSAValue, width: int) -> SSAValue:
+        """<width x i1>: lane j is on iff j < count."""
+        iota = self._ins(arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(vec(width, i64), list(range(width)))))
+        return self._ins(llvm.ICmpOp.create(
+            operands=[iota, self.splat(count, width)], result_types=[vec(width, IntegerType(1))],
+            properties={"predicate": IntegerAttr(2, i64)}))  # slt
+
+    def masked_load(self, ptr, index, mask, width: int, elem: Attribute = f32) -> SSAValue:
+        """Vector load of the lanes in `mask` only (others zero); never touches masked-off memory."""
+        t = vec(width, elem)
+        name = f"llvm.masked.load.v{width}{_suffix(elem)}.p0"
+        passthru = self.fconst(0.0, width)
+        return self._ins(llvm.CallIntrinsicOp(
+            name, [self.gep(ptr, index, elem), self.const(_align(elem), i32), mask, passthru], [t]))
+
+    def masked_store(self, value, ptr, index, mask, width: int, elem: Attribute = f32) -> None:
+        name = f"llvm.masked.store.v{width}{_suffix(elem)}.p0"
+        self._ins(llvm.CallIntrinsicOp(
+            name, [value, self.gep(ptr, index, elem), self.const(_align(elem), i32), mask], []))
 
     def partial_store(self, value, ptr, index, count, width: int, scratch: SSAValue) -> None:
         """Store the first `count` lanes of a vector (tile edges), via a scratch buffer."""
@@ -225,6 +235,10 @@ def type_suffix(t: Attribute) -> str:
 
 def _align(elem: Attribute) -> int:
     return max(1, elem.bitwidth // 8) if hasattr(elem, "bitwidth") else 8
+
+
+def _suffix(elem: Attribute) -> str:
+    return str(elem)  # f32, i64, ...
 
 
 def _zeros_mask(width: int):

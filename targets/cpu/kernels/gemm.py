@@ -80,7 +80,6 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     f = {name: kb.field(i) for i, name in enumerate(GEMM_FIELDS)}
     a, bp, c, bias = (kb.as_ptr(f[x]) for x in ("a", "b", "c", "bias"))
     w, nv, nr = spec.width, spec.nvec, spec.nr
-    scratch = kb.scratch(w)
     apack = kb.scratch(spec.mc * spec.kc)  # per-thread stack: the packed A block
     zero = kb.fconst(0.0, w)
     per_batch = kb.mul(f["mblocks"], f["nblocks"])
@@ -108,14 +107,16 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                 col = k if spec.unit_a_cs else kb.mul(k, f["a_cs"])
                 return kb.add(a_b, kb.add(kb.mul(row, f["a_rs"]), col))
 
-            # pack the full row tiles of this A block: [tile][k - k0][mr], read with one pointer
-            with kb.loop(row_lo, full_hi, spec.mr) as tl:
+            # pack this A block tile by tile: [tile][k - k0][mr], so the micro-kernel reads A
+            # with one pointer; a last partial tile packs only its valid rows
+            with kb.loop(row_lo, row_hi, spec.mr) as tl:
                 t_base = kb.mul(kb.sub(tl.iv, row_lo), kb.const(spec.kc))
+                t_rows = kb.min(kb.const(spec.mr), kb.sub(row_hi, tl.iv))
                 with kb.loop(k0, k1) as pk:
                     dst = kb.add(t_base, kb.mul(kb.sub(pk.iv, k0), kb.const(spec.mr)))
-                    for r in range(spec.mr):
-                        v = kb.load(a, a_index(kb.add(tl.iv, kb.const(r)), pk.iv))
-                        kb.store(v, apack, kb.add(dst, kb.const(r)))
+                    with kb.loop(0, t_rows) as pr:
+                        v = kb.load(a, a_index(kb.add(tl.iv, pr.iv), pk.iv))
+                        kb.store(v, apack, kb.add(dst, pr.iv))
 
             with kb.loop(p_lo, p_hi) as pl:
                 col0 = kb.mul(pl.iv, kb.const(nr))
@@ -123,28 +124,25 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                 b_off = kb.add(kb.mul(batch, f["b_bs"]), kb.mul(pl.iv, kb.mul(f["k"], kb.const(nr))))
                 lanes = [kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(ncols, kb.const(v * w))))
                          for v in range(nv)]
+                masks = [kb.lane_mask(n, w) for n in lanes]
 
-                def tile(mr: int, first_row, packed: bool):
-                    """mr x NR register tile over K slice [k0, k1); A from the pack or direct."""
+                def tile(mr: int, first_row):
+                    """mr x NR register tile over K slice [k0, k1), A read from the pack."""
                     c_rows = [kb.add(c_b, kb.add(kb.mul(kb.add(first_row, kb.const(r)), f["n"]), col0))
                               for r in range(mr)]
                     init = []
                     for r in range(mr):
                         for v in range(nv):
-                            prev = kb.partial_load(c, kb.add(c_rows[r], kb.const(v * w)), lanes[v], w, scratch)
+                            prev = kb.masked_load(c, kb.add(c_rows[r], kb.const(v * w)), masks[v], w)
                             init.append(kb.select(first, zero, prev))
                     a_base = kb.mul(kb.sub(first_row, row_lo), kb.const(spec.kc))
                     with kb.loop(k0, k1, 1, carried=init) as kk:
                         brow = kb.add(b_off, kb.mul(kk.iv, kb.const(nr)))
                         bvecs = [kb.load(bp, kb.add(brow, kb.const(v * w)), w) for v in range(nv)]
-                        apos = kb.add(a_base, kb.mul(kb.sub(kk.iv, k0), kb.const(mr)))
+                        apos = kb.add(a_base, kb.mul(kb.sub(kk.iv, k0), kb.const(spec.mr)))
                         acc = list(kk.carried)
                         for r in range(mr):
-                            if packed:
-                                av = kb.load(apack, kb.add(apos, kb.const(r)))
-                            else:
-                                av = kb.load(a, a_index(kb.add(first_row, kb.const(r)), kk.iv))
-                            av = kb.splat(av, w)
+                            av = kb.splat(kb.load(apack, kb.add(apos, kb.const(r))), w)
                             for v in range(nv):
                                 acc[r * nv + v] = kb.fma(av, bvecs[v], acc[r * nv + v])
                         kk.next = acc
@@ -162,12 +160,14 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                             with kb.if_(kb.cmp("eq", lanes[v], kb.const(w))):
                                 kb.store(out, c, dst)
                             with kb.if_(kb.cmp("slt", lanes[v], kb.const(w))):
-                                kb.partial_store(out, c, dst, lanes[v], w, scratch)
+                                kb.masked_store(out, c, dst, masks[v], w)
 
                 with kb.loop(row_lo, full_hi, spec.mr) as tl:
-                    tile(spec.mr, tl.iv, packed=True)
-                with kb.loop(full_hi, row_hi) as rl:
-                    tile(1, rl.iv, packed=False)
+                    tile(spec.mr, tl.iv)
+                rem = kb.sub(row_hi, full_hi)
+                for mr in range(1, spec.mr):  # one specialized tile per possible remainder
+                    with kb.if_(kb.cmp("eq", rem, kb.const(mr))):
+                        tile(mr, full_hi)
     return kb.finish()
 
 
