@@ -218,3 +218,106 @@ def test_float16_storage(rng):
     nodes = [helper.make_node("Mul", ["x", "x"], ["m"]), helper.make_node("Tanh", ["m"], ["y"])]
     model = make_model(nodes, [("x", [5, 33], np.float16)], [("y", [5, 33], np.float16)])
     check(model, {"x": x}, rtol=1e-3)
+
+
+# ---------------------------------------------------------------- reductions
+
+_REDUCE_OPS = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceL1",
+               "ReduceSumSquare", "ReduceLogSumExp"]
+
+
+def _reduce_model(op, shape, axes, keepdims, opset, dtype=np.float32, noop=None):
+    as_input = opset >= (13 if op == "ReduceSum" else 18)
+    attrs = {"keepdims": keepdims}
+    if noop is not None:
+        attrs["noop_with_empty_axes"] = noop
+    inits = {}
+    if axes is not None and as_input:
+        inits["axes"] = np.array(axes, np.int64)
+    elif axes is not None:
+        attrs["axes"] = axes
+    node = helper.make_node(op, ["x"] + (["axes"] if inits else []), ["y"], **attrs)
+    out = np.zeros(shape)
+    if axes != []:
+        out = np.sum(out, axis=None if axes is None else tuple(axes), keepdims=bool(keepdims))
+    if axes == [] and not noop:
+        out = np.sum(out, keepdims=bool(keepdims))
+    return make_model([node], [("x", list(shape), dtype)], [("y", list(np.shape(out)), dtype)], inits, opset=opset)
+
+
+@pytest.mark.parametrize("op", _REDUCE_OPS)
+@pytest.mark.parametrize("axes,keepdims,opset", [
+    ([-1], 1, 13), ([1], 0, 18), ([0, 2], 1, 11), (None, 0, 18), ([1, 2], 0, 13),
+])
+def test_reduce(op, axes, keepdims, opset, rng):
+    shape = (3, 4, 37)
+    if op in ("ReduceMean", "ReduceL2", "ReduceL1", "ReduceSumSquare", "ReduceLogSumExp") and axes == [0, 2]:
+        axes = [1, 2]  # non-adjacent axes are supported for sum/max/min/prod only
+    x = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    check(_reduce_model(op, shape, axes, keepdims, opset), {"x": x}, rtol=2e-6)
+
+
+def test_reduce_non_adjacent_mean_is_refused():
+    from pyflame_rt.errors import UnsupportedOperatorError
+    with pytest.raises(UnsupportedOperatorError, match="non-adjacent"):
+        InferenceSession(_reduce_model("ReduceMean", (2, 3, 4), [0, 2], 1, 13).SerializeToString())
+
+
+@pytest.mark.parametrize("noop", [0, 1])
+def test_reduce_empty_axes(noop, rng):
+    x = rng.standard_normal((2, 5)).astype(np.float32)
+    check(_reduce_model("ReduceSum", (2, 5), [], 1, 13, noop=noop), {"x": x})
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32])
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceMin"])
+def test_reduce_integers(op, dtype, rng):
+    x = rng.integers(-100, 100, (3, 19)).astype(dtype)
+    check(_reduce_model(op, (3, 19), [1], 0, 13, dtype=dtype), {"x": x})
+
+
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize("axis,keepdims,last", [(1, 1, 0), (-1, 0, 0), (0, 1, 1), (2, 0, 1)])
+def test_arg_reduce(op, axis, keepdims, last, rng):
+    x = rng.integers(0, 4, (3, 5, 6)).astype(np.float32)  # many ties
+    out = np.argmax(x, axis=axis, keepdims=bool(keepdims)).shape
+    model = make_model([helper.make_node(op, ["x"], ["y"], axis=axis, keepdims=keepdims, select_last_index=last)],
+                       [("x", [3, 5, 6])], [("y", list(out), np.int64)], opset=13)
+    check(model, {"x": x})
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("axis,opset", [(-1, 13), (1, 13), (0, 13), (1, 11), (2, 11), (None, 11), (None, 13)])
+def test_softmax(op, axis, opset, rng):
+    x = (rng.standard_normal((2, 3, 21)) * 5).astype(np.float32)
+    attrs = {} if axis is None else {"axis": axis}
+    model = make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", ["b", 3, 21])], [("y", ["b", 3, 21])],
+                       opset=opset)
+    check(model, {"x": x}, rtol=2e-6)
+
+
+def test_softmax_large_magnitudes():
+    x = np.array([[1000.0, 1001.0, -1000.0, 0.0, 999.5, 3.0, 2.0, 1.0, 0.5]], np.float32)
+    model = make_model([helper.make_node("Softmax", ["x"], ["y"])], [("x", [1, 9])], [("y", [1, 9])])
+    check(model, {"x": x}, rtol=2e-6)
+
+
+@pytest.mark.parametrize("axis,bias", [(-1, True), (-1, False), (1, True)])
+def test_layer_norm(axis, bias, rng):
+    shape = (2, 3, 40)
+    x = (rng.standard_normal(shape) * 3 + 1).astype(np.float32)
+    norm = shape[axis:]
+    inits = {"s": rng.standard_normal(norm).astype(np.float32)}
+    if bias:
+        inits["b"] = rng.standard_normal(norm).astype(np.float32)
+    node = helper.make_node("LayerNormalization", ["x", "s"] + (["b"] if bias else []), ["y"], axis=axis,
+                            epsilon=1e-3)
+    model = make_model([node], [("x", ["n", 3, 40])], [("y", ["n", 3, 40])], inits, opset=17)
+    check(model, {"x": x}, rtol=2e-6)
+
+
+def test_layer_norm_runtime_scale(rng):
+    node = helper.make_node("LayerNormalization", ["x", "s", "b"], ["y"])
+    model = make_model([node], [("x", [4, 13]), ("s", [13]), ("b", [13])], [("y", [4, 13])], opset=17)
+    check(model, {"x": rng.standard_normal((4, 13)).astype(np.float32),
+                  "s": rng.standard_normal(13).astype(np.float32), "b": rng.standard_normal(13).astype(np.float32)})

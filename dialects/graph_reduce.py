@@ -1,0 +1,191 @@
+"""Reductions and row-normalizing ops of the `graph` dialect: ReduceX, ArgMax/ArgMin,
+Softmax / LogSoftmax (both axis semantics), LayerNormalization."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, StringAttr, TensorType, f32, i64
+from xdsl.ir import SSAValue
+from xdsl.irdl import (
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    prop_def,
+    result_def,
+    traits_def,
+)
+from xdsl.traits import Pure
+
+from pyflame_rt.dialects.graph import GraphOp
+from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
+from pyflame_rt.dialects.symbolic import Shape
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
+
+REDUCE_KINDS = ("sum", "mean", "max", "min", "prod", "l1", "l2", "sum_square", "log_sum", "log_sum_exp")
+
+
+def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
+    if not -rank <= axis < max(rank, 1):
+        raise ShapeMismatchError(f"{what} {axis} is out of range for rank {rank}")
+    return axis % rank if rank else 0
+
+
+def reduced_shape(shape: Shape, axes: Sequence[int], keepdims: bool) -> Shape:
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _float_only(dtypes, what):
+    if dtypes[0] not in FLOAT_DTYPES:
+        raise DTypeMismatchError(f"{what} needs a float tensor, got {dtypes[0].value}")
+
+
+@irdl_op_definition
+class ReduceOp(GraphOp):
+    """Reduce over `axes` (empty = all axes); `kind` is one of REDUCE_KINDS."""
+
+    name = "graph.reduce"
+    input = operand_def(TensorType)
+    kind = prop_def(StringAttr)
+    axes = prop_def(DenseArrayBase)
+    keepdims = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input: SSAValue, result_type: TensorType, kind: str, axes: Sequence[int] = (),
+                 keepdims: bool = True):
+        super().__init__(operands=[input], result_types=[result_type], properties={
+            "kind": StringAttr(kind), "axes": DenseArrayBase.from_list(i64, list(axes)),
+            "keepdims": BoolAttr.from_bool(keepdims)})
+
+    def axes_for(self, rank: int) -> tuple[int, ...]:
+        axes = list(self.axes.get_values()) or list(range(rank))
+        norm = sorted({normalize_axis(a, rank, "reduce axis") for a in axes})
+        if len(norm) != len(axes):
+            raise ShapeMismatchError(f"reduce axes {axes} repeat an axis")
+        return tuple(norm)
+
+    def infer_shapes(self, shapes):
+        if self.kind.data not in REDUCE_KINDS:
+            raise ShapeMismatchError(f"unknown reduction '{self.kind.data}'")
+        return [reduced_shape(shapes[0], self.axes_for(len(shapes[0])), self.keepdims.value.data)]
+
+    def infer_dtypes(self, dtypes):
+        if self.kind.data not in ("sum", "max", "min", "prod"):
+            _float_only(dtypes, f"reduce {self.kind.data}")
+        elif dtypes[0] is DType.BOOL:
+            raise DTypeMismatchError("reductions of bool tensors are not defined")
+        return [dtypes[0]]
+
+
+@irdl_op_definition
+class ArgReduceOp(GraphOp):
+    """Index (int64) of the max / min along `axis` (ArgMax / ArgMin)."""
+
+    name = "graph.arg_reduce"
+    input = operand_def(TensorType)
+    kind = prop_def(StringAttr)
+    axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
+    keepdims = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
+    select_last_index = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, kind: str = "argmax", axis: int = 0, keepdims: bool = True,
+                 select_last_index: bool = False):
+        super().__init__(operands=[input], result_types=[result_type], properties={
+            "kind": StringAttr(kind), "axis": IntegerAttr(axis, i64), "keepdims": BoolAttr.from_bool(keepdims),
+            "select_last_index": BoolAttr.from_bool(select_last_index)})
+
+    def infer_shapes(self, shapes):
+        if self.kind.data not in ("argmax", "argmin"):
+            raise ShapeMismatchError(f"unknown arg reduction '{self.kind.data}'")
+        axis = normalize_axis(self.axis.value.data, len(shapes[0]))
+        return [reduced_shape(shapes[0], (axis,), self.keepdims.value.data)]
+
+    def infer_dtypes(self, dtypes):
+        return [DType.INT64]
+
+
+class _SoftmaxBase(GraphOp):
+    """Before opset 13 the input is coerced to 2-D at `axis` (legacy); since, one axis."""
+
+    input = operand_def(TensorType)
+    axis = prop_def(IntegerAttr, default_value=IntegerAttr(-1, i64))
+    legacy = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, axis: int = -1, legacy: bool = False):
+        super().__init__(operands=[input], result_types=[result_type], properties={
+            "axis": IntegerAttr(axis, i64), "legacy": BoolAttr.from_bool(legacy)})
+
+    def infer_shapes(self, shapes):
+        rank = len(shapes[0])
+        if self.legacy.value.data:
+            if not -rank <= self.axis.value.data <= rank:
+                raise ShapeMismatchError(f"axis {self.axis.value.data} is out of range for rank {rank}")
+        else:
+            normalize_axis(self.axis.value.data, rank)
+        return [shapes[0]]
+
+    def infer_dtypes(self, dtypes):
+        _float_only(dtypes, self.name)
+        return [dtypes[0]]
+
+
+@irdl_op_definition
+class SoftmaxOp(_SoftmaxBase):
+    name = "graph.softmax"
+
+
+@irdl_op_definition
+class LogSoftmaxOp(_SoftmaxBase):
+    name = "graph.log_softmax"
+
+
+@irdl_op_definition
+class LayerNormOp(GraphOp):
+    """(x - mean) / sqrt(var + epsilon) * scale + bias over the dims from `axis` on."""
+
+    name = "graph.layer_norm"
+    input = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    axis = prop_def(IntegerAttr, default_value=IntegerAttr(-1, i64))
+    epsilon = prop_def(FloatAttr, default_value=FloatAttr(1e-5, f32))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, scale, bias, result_type, axis: int = -1, epsilon: float = 1e-5):
+        super().__init__(operands=[input, scale, [bias] if bias is not None else []], result_types=[result_type],
+                         properties={"axis": IntegerAttr(axis, i64), "epsilon": FloatAttr(epsilon, f32)})
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        axis = normalize_axis(self.axis.value.data, len(x))
+        for s in shapes[1:]:
+            if len(s) > len(x) - axis:
+                raise ShapeMismatchError(f"scale/bias {list(map(str, s))} do not match normalized dims "
+                                         f"{list(map(str, x[axis:]))}")
+        return [x]
+
+    def infer_dtypes(self, dtypes):
+        _float_only(dtypes, self.name)
+        if any(d is not dtypes[0] for d in dtypes):
+            raise DTypeMismatchError(f"scale and bias must be {dtypes[0].value}")
+        return [dtypes[0]]
+
+
+REDUCE_OPS = [ReduceOp, ArgReduceOp, SoftmaxOp, LogSoftmaxOp, LayerNormOp]

@@ -1,0 +1,196 @@
+"""Row kernels: reductions, ArgMax/ArgMin, Softmax / LogSoftmax and LayerNorm.
+
+A tensor is viewed as [outer, R, inner] around the reduced (normalized) axes; every
+(outer, inner) pair is one *row* of R elements at stride `inner`, and rows are the
+parallel work items. Rows with stride 1 (the common case: the last axis) run in
+vectors of `width` lanes along R with a scalar tail, and each row takes one pass per
+statistic (max, then sum of exp, then the scale for Softmax; mean, variance, then the
+normalization for LayerNorm) while the row is hot in cache. Strided rows run the
+same code with one lane.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from xdsl.dialects import func, llvm
+from xdsl.ir import SSAValue
+
+from pyflame_rt.dtype import DType
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernels import fast_math as fm
+from pyflame_rt.targets.cpu.kernels.typed import Typed
+
+# ctx fields shared by the lowering and the kernels
+ROW_FIELDS = ("in", "out", "r", "inner", "scale", "bias")
+
+# reduce kind -> (accumulate, initial value, pre-map, post-map(t, acc, count))
+_COMBINE = {"sum": "add", "mean": "add", "l2": "add", "l1": "add", "sum_square": "add", "prod": "mul",
+            "max": "max", "min": "min", "log_sum": "add", "log_sum_exp": "add"}
+_PRE: dict[str, Callable] = {
+    "l2": lambda t, x: t.mul(x, x), "sum_square": lambda t, x: t.mul(x, x), "l1": lambda t, x: t.abs(x),
+}
+_POST: dict[str, Callable] = {
+    "mean": lambda t, acc, n: t.div(acc, n), "l2": lambda t, acc, n: t.kb.intrinsic("llvm.sqrt", acc),
+    "log_sum": lambda t, acc, n: fm.log(t, acc),
+}
+ROW_KINDS = (*_COMBINE, "argmax", "argmin", "softmax", "log_softmax", "layer_norm")
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    kind: str                 # a reduce kind, argmax/argmin, softmax, log_softmax, layer_norm
+    dtype: DType              # input element type
+    width: int                # lanes along R (1 for strided rows)
+    params: tuple = ()        # layer_norm: (epsilon,); argmax: (select_last_index,)
+
+    @property
+    def name(self) -> str:
+        p = "_".join(str(x).replace(".", "p").replace("-", "m") for x in self.params)
+        return f"row_{self.kind}_{self.dtype.value}_w{self.width}{'_' + p if p else ''}"
+
+
+def _identity(t: Typed, combine: str):
+    """The neutral element of the combine op (lowest / highest value for max / min)."""
+    if combine in ("add", "mul"):
+        return t.const(0 if combine == "add" else 1)
+    if t.is_float:
+        return t.const(float("-inf") if combine == "max" else float("inf"))
+    top = (1 << (t.elem.bitwidth - 1)) - 1
+    return t.const(-top - 1 if combine == "max" else top)
+
+
+class _Row:
+    """One row: element r is at base + r * stride; passes over it vectorize along r."""
+
+    def __init__(self, kb: KernelBuilder, spec: RowSpec, base, stride, length, scratch):
+        self.kb, self.spec, self.base, self.stride, self.n = kb, spec, base, stride, length
+        self.scratch = scratch
+
+    def index(self, r):
+        return self.kb.add(self.base, self.kb.mul(r, self.stride))
+
+    def fold(self, fn: Callable[[Typed, SSAValue], SSAValue | None], combine: str | None = None):
+        """For r in row: v = fn(t, r) (fn may store); returns the combined v (a scalar) if combine."""
+        kb, w = self.kb, self.spec.width
+        t1 = Typed(kb, self.spec.dtype, 1)
+        tw = Typed(kb, self.spec.dtype, w)
+        vec_end = kb.mul(kb.div(self.n, kb.const(w)), kb.const(w)) if w > 1 else kb.const(0)
+        acc = None
+        if w > 1:
+            with kb.loop(0, vec_end, w, carried=[_identity(tw, combine)] if combine else []) as lp:
+                v = fn(tw, lp.iv)
+                if combine:
+                    lp.next = [getattr(tw, combine)(lp.carried[0], v)]
+            acc = self._horizontal(tw, t1, lp.results[0], combine) if combine else None
+        init = [acc if acc is not None else _identity(t1, combine)] if combine else []
+        with kb.loop(vec_end, self.n, 1, carried=init) as lp:
+            v = fn(t1, lp.iv)
+            if combine:
+                lp.next = [getattr(t1, combine)(lp.carried[0], v)]
+        return lp.results[0] if combine else None
+
+    def _horizontal(self, tw: Typed, t1: Typed, v, combine: str):
+        """Combine a vector's lanes: spill to the stack, fold the scalars in order."""
+        kb = self.kb
+        kb.store(v, self.scratch, kb.const(0), elem=tw.elem)
+        acc = kb.load(self.scratch, kb.const(0), elem=tw.elem)
+        for i in range(1, tw.width):
+            acc = getattr(t1, combine)(acc, kb.load(self.scratch, kb.const(i), elem=tw.elem))
+        return acc
+
+
+def row_kernel(spec: RowSpec) -> func.FuncOp:
+    kb = KernelBuilder(spec.name)
+    f = {name: kb.field(i) for i, name in enumerate(ROW_FIELDS)}
+    src, dst = kb.ptr_field(0), kb.ptr_field(1)
+    scale_p, bias_p = kb.ptr_field(4), kb.ptr_field(5)
+    scratch = kb.scratch(spec.width, Typed(kb, spec.dtype, 1).elem) if spec.width > 1 else None
+    inner, n = f["inner"], f["r"]
+    with kb.loop(kb.begin, kb.end) as item:
+        o, j = kb.div(item.iv, inner), kb.rem(item.iv, inner)
+        base = kb.add(kb.mul(kb.mul(o, n), inner), j)
+        row = _Row(kb, spec, base, inner, n, scratch)
+        _BODIES[_family(spec.kind)](kb, spec, row, src, dst, item.iv, scale_p, bias_p)
+    return kb.finish()
+
+
+def _family(kind: str) -> str:
+    return kind if kind in ("argmax", "argmin", "softmax", "log_softmax", "layer_norm") else "reduce"
+
+
+def _count(t: Typed, row: _Row):
+    return row.kb.cast(llvm.SIToFPOp, row.n, t.elem) if t.is_float else row.n
+
+
+def _reduce(kb, spec, row: _Row, src, dst, out_index, *_):
+    combine = _COMBINE[spec.kind]
+    pre = _PRE.get(spec.kind, lambda t, x: x)
+    if spec.kind == "log_sum_exp":
+        t1 = Typed(kb, spec.dtype, 1)
+        m = row.fold(lambda t, r: t.load(src, row.index(r)), "max")
+        s = row.fold(lambda t, r: fm.exp(t, t.sub(t.load(src, row.index(r)), kb.splat(m, t.width))), "add")
+        t1.store(t1.add(fm.log(t1, s), m), dst, out_index)
+        return
+    acc = row.fold(lambda t, r: pre(t, t.load(src, row.index(r))), combine)
+    t1 = Typed(kb, spec.dtype, 1)
+    if spec.kind in _POST:
+        acc = _POST[spec.kind](t1, acc, _count(t1, row))
+    t1.store(acc, dst, out_index)
+
+
+def _arg(kb, spec, row: _Row, src, dst, out_index, *_):
+    """Index of the first (or last, params[0]) extreme element; scalar loop."""
+    t = Typed(kb, spec.dtype, 1)
+    ti = Typed(kb, DType.INT64, 1)
+    pred = ("ge" if spec.params[0] else "gt") if spec.kind == "argmax" else ("le" if spec.params[0] else "lt")
+    first = t.load(src, row.index(kb.const(0)))
+    with kb.loop(1, row.n, 1, carried=[first, kb.const(0)]) as lp:
+        v = t.load(src, row.index(lp.iv))
+        better = t.cmp(pred, v, lp.carried[0])
+        lp.next = [t.select(better, v, lp.carried[0]), ti.select(better, lp.iv, lp.carried[1])]
+    ti.store(lp.results[1], dst, out_index)
+
+
+def _softmax(kb, spec, row: _Row, src, dst, *_):
+    m = row.fold(lambda t, r: t.load(src, row.index(r)), "max")
+
+    def exp_store(t, r):
+        e = fm.exp(t, t.sub(t.load(src, row.index(r)), kb.splat(m, t.width)))
+        if spec.kind == "softmax":
+            t.store(e, dst, row.index(r))
+        return e
+
+    s = row.fold(exp_store, "add")
+    t1 = Typed(kb, spec.dtype, 1)
+    if spec.kind == "softmax":
+        inv = t1.div(t1.const(1.0), s)
+        row.fold(lambda t, r: t.store(t.mul(t.load(dst, row.index(r)), kb.splat(inv, t.width)), dst, row.index(r)))
+    else:
+        shift = t1.add(m, fm.log(t1, s))
+        row.fold(lambda t, r: t.store(t.sub(t.load(src, row.index(r)), kb.splat(shift, t.width)),
+                                      dst, row.index(r)))
+
+
+def _layer_norm(kb, spec, row: _Row, src, dst, out_index, scale_p, bias_p):
+    """Two-pass mean / variance (no cancellation), then y = (x - mean) * rstd * scale + bias."""
+    t1 = Typed(kb, spec.dtype, 1)
+    count = _count(t1, row)
+    mean = t1.div(row.fold(lambda t, r: t.load(src, row.index(r)), "add"), count)
+
+    def centered(t, r):
+        return t.sub(t.load(src, row.index(r)), kb.splat(mean, t.width))
+
+    var = t1.div(row.fold(lambda t, r: t.mul(centered(t, r), centered(t, r)), "add"), count)
+    rstd = t1.div(t1.const(1.0), kb.intrinsic("llvm.sqrt", t1.add(var, t1.const(spec.params[0]))))
+
+    def normalize(t, r):
+        y = t.mul(centered(t, r), kb.splat(rstd, t.width))
+        y = t.fma(y, t.load(scale_p, r), t.load(bias_p, r))
+        t.store(y, dst, row.index(r))
+
+    row.fold(normalize)
+
+
+_BODIES = {"reduce": _reduce, "argmax": _arg, "argmin": _arg, "softmax": _softmax, "log_softmax": _softmax,
+           "layer_norm": _layer_norm}

@@ -1,0 +1,101 @@
+"""Reductions, ArgMax/ArgMin, Softmax/LogSoftmax and LayerNorm -> row kernels (kernels/rows.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph_reduce as gr
+from pyflame_rt.dialects.symbolic import Shape, dim_mul, numel
+from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernels.rows import ROW_FIELDS, RowSpec, row_kernel
+from pyflame_rt.targets.cpu.lowerings import lowering
+
+
+def emit_rows(L, kind: str, src, dst, shape: Shape, first: int, last: int, dtype, params=(),
+              scale=0, bias=0) -> None:
+    """Run a row kernel over `shape` viewed as [outer, R, inner], R = dims first..last (inclusive)."""
+    outer, r, inner = numel(shape[:first]), numel(shape[first:last + 1]), numel(shape[last + 1:])
+    width = L.target.vector_width if inner == 1 else 1
+    spec = RowSpec(kind, dtype, width, tuple(params))
+    name = L.kernel(spec.name, lambda: row_kernel(spec))
+    fields = {"in": src, "out": dst, "r": r, "inner": inner, "scale": scale, "bias": bias}
+    L.call(name, [fields[f] for f in ROW_FIELDS], ("mul", outer, inner), r)
+
+
+def _contiguous_groups(axes: tuple[int, ...]) -> list[tuple[int, int]]:
+    groups: list[list[int]] = []
+    for a in axes:
+        if groups and groups[-1][1] == a - 1:
+            groups[-1][1] = a
+        else:
+            groups.append([a, a])
+    return [(g[0], g[1]) for g in groups]
+
+
+@lowering(gr.ReduceOp)
+def _lower_reduce(L, op: gr.ReduceOp) -> None:
+    shape, dtype, kind = L.shapes[op.input], L.dtype(op.input), op.kind.data
+    out = L.result_loc(op.result)
+    groups = _contiguous_groups(op.axes_for(len(shape)))
+    if not groups:
+        L.emit_elementwise("copy", [op.input], out, L.shapes[op.result])
+        return
+    if len(groups) > 1 and kind not in ("sum", "max", "min", "prod"):
+        raise UnsupportedOperatorError(f"reduce {kind} over non-adjacent axes {op.axes_for(len(shape))} "
+                                       f"is not supported by the CPU backend")
+    src, cur = L.loc(op.input), list(shape)
+    for k, (first, last) in enumerate(reversed(groups)):
+        reduced = cur[:first] + [1] * (last - first + 1) + cur[last + 1:]
+        dst = out if k == len(groups) - 1 else L.new_buffer(dim_mul(numel(tuple(reduced)), dtype.itemsize))
+        emit_rows(L, kind, src, dst, tuple(cur), first, last, dtype)
+        src, cur = dst, reduced
+
+
+@lowering(gr.ArgReduceOp)
+def _lower_arg(L, op: gr.ArgReduceOp) -> None:
+    shape = L.shapes[op.input]
+    axis = gr.normalize_axis(op.axis.value.data, len(shape))
+    emit_rows(L, op.kind.data, L.loc(op.input), L.result_loc(op.result), shape, axis, axis, L.dtype(op.input),
+              (int(op.select_last_index.value.data),))
+
+
+@lowering(gr.SoftmaxOp, gr.LogSoftmaxOp)
+def _lower_softmax(L, op) -> None:
+    shape = L.shapes[op.input]
+    kind = "softmax" if isinstance(op, gr.SoftmaxOp) else "log_softmax"
+    if op.legacy.value.data:  # coerced to 2-D: rows are everything from axis on
+        axis = op.axis.value.data % len(shape) if op.axis.value.data < 0 else op.axis.value.data
+        first, last = axis, len(shape) - 1
+    else:
+        first = last = gr.normalize_axis(op.axis.value.data, len(shape))
+    if first > last:  # axis == rank: rows of one element
+        first = last = len(shape) - 1
+    emit_rows(L, kind, L.loc(op.input), L.result_loc(op.result), shape, first, last, L.dtype(op.input))
+
+
+def _norm_param(L, v, norm_shape: Shape, what: str):
+    """Scale / bias as storage of exactly prod(normalized dims) elements."""
+    const = L.const_value(v)
+    if const is not None:
+        if not all(isinstance(d, int) for d in norm_shape):
+            raise UnsupportedOperatorError(f"LayerNorm over dynamic dims with a constant {what}")
+        return L.add_weight(what, np.ascontiguousarray(np.broadcast_to(const, norm_shape)))
+    if tuple(L.shapes[v]) != tuple(norm_shape):
+        raise UnsupportedOperatorError(f"LayerNorm {what} {list(map(str, L.shapes[v]))} must match the "
+                                       f"normalized dims {list(map(str, norm_shape))}")
+    return L.loc(v)
+
+
+@lowering(gr.LayerNormOp)
+def _lower_layer_norm(L, op: gr.LayerNormOp) -> None:
+    shape, dtype = L.shapes[op.input], L.dtype(op.input)
+    axis = gr.normalize_axis(op.axis.value.data, len(shape))
+    norm = shape[axis:]
+    scale = _norm_param(L, op.scale, norm, "scale")
+    if op.bias is not None:
+        bias = _norm_param(L, op.bias, norm, "bias")
+    else:
+        if not all(isinstance(d, int) for d in norm):
+            raise UnsupportedOperatorError("LayerNorm without bias over dynamic dims")
+        bias = L.add_weight("bias", np.zeros(norm, dtype.numpy))
+    emit_rows(L, "layer_norm", L.loc(op.input), L.result_loc(op.result), shape, axis, len(shape) - 1, dtype,
+              (op.epsilon.value.data,), scale, bias)
