@@ -107,6 +107,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "symbols": lowered.symbols,
         "buffers": [[expr_to_json(b.nbytes), b.first, b.last] for b in lowered.buffers],
         "op_summary": lowered.op_summary,
+        "checks": lowered.checks,
         "kernel_count": lowered.kernel_count,
         "kernels": kernels,
         "parameter_count": imported.parameter_count,

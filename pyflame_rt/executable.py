@@ -16,7 +16,7 @@ import numpy as np
 from pyflame_rt.compiler import CompiledModel, buffers_from_header, dims_from_json
 from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate_shape
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import (BackendError, DTypeMismatchError, InvalidModelError, RunTimeoutError,
+from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, RunTimeoutError,
                                ShapeMismatchError)
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.runtime import Arena, Run, ThreadPool, ffi, native_symbols, now_ns
@@ -52,6 +52,7 @@ class Executable:
             plan(self.buffers, trial)
             for o in self.outputs:
                 evaluate_shape(o.shape, trial)
+            self.checks: list[str] = [str(c) for c in h.get("checks", [])]
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise InvalidModelError(f"artifact metadata is invalid ({type(e).__name__}: {e})") from None
         missing = target.missing_on_host()
@@ -120,7 +121,9 @@ class Executable:
             if arr.dtype != spec.dtype.numpy:
                 self.check_dtype(spec, arr)
         outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
-        io = ffi.new("void*[]", [ffi.from_buffer(a) for a in arrays] + [ffi.from_buffer(o) for o in outs])
+        status = np.zeros(1, np.int64)  # run-time checks (e.g. Gather indices) report here
+        io = ffi.new("void*[]", [ffi.from_buffer(a) for a in arrays] + [ffi.from_buffer(o) for o in outs]
+                     + [ffi.from_buffer(status)])
         try:
             arena = self._arenas.pop()  # list.pop/append are atomic: no lock needed
         except IndexError:
@@ -137,6 +140,8 @@ class Executable:
                     profiler.add_run(self.kernel_name, run.events(), call.bindings, start, now_ns())
         finally:
             self._arenas.append(arena)
+        if status[0]:
+            raise InputError(self.checks[status[0] - 1])
         return outs
 
     def kernel_name(self, address: int) -> str:

@@ -21,9 +21,11 @@ from xdsl.ir import Block, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 
 from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.graph_tensor import DimValuesOp
 from pyflame_rt.dialects.symbolic import Shape, SymDim
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
+from pyflame_rt.import_module import shape_values
 from pyflame_rt.errors import (
     DTypeMismatchError,
     InvalidModelError,
@@ -129,8 +131,17 @@ class _NodeContext:
         return self.importer.value(self.node.input[i])
 
     def const_input(self, i: int) -> np.ndarray | None:
+        known = self.sym_input(i)
+        if known is not None and known.is_static:
+            return known.array()
         v = self.input(i)
         return None if v is None else self.importer.constants.get(v)
+
+    def sym_input(self, i: int):
+        """An integer input whose values are known at import (ints and symbolic dims), or None."""
+        if i >= len(self.node.input) or not self.node.input[i]:
+            return None
+        return self.importer.known_value(self.node.input[i])
 
     def shape(self, v: SSAValue) -> Shape:
         return self.importer.shapes[v]
@@ -154,6 +165,7 @@ class ONNXImporter:
         t0 = time.perf_counter()
         proto = load_model(model)
         self.warnings: list[str] = []
+        self.known: dict[str, shape_values.Known] = {}
         self.opset = self._opset(proto)
         if self.options.check_model:
             try:
@@ -195,9 +207,9 @@ class ONNXImporter:
 
         results, res_attrs = [], []
         for vo in g.output:
-            if vo.name not in self.values:
+            if vo.name not in self.values and vo.name not in self.known:
                 raise InvalidModelError(f"graph output '{vo.name}' is not produced by any node")
-            v = self.values[vo.name]
+            v = self.value(vo.name)
             results.append(v)
             res_attrs.append(DictionaryAttr(graph.io_attrs(vo.name, self.shapes[v])))
         self.builder.insert(func.ReturnOp(*results))
@@ -257,13 +269,17 @@ class ONNXImporter:
                 f"{node.op_type} from domain '{node.domain}' (node '{node.name}') is not supported")
         if self.opset > MAX_OPSET:
             self._check_newer_attributes(node)
+        known = shape_values.evaluate(self, node)
+        if known is not None:  # a shape computation: evaluated now, materialized only if used as data
+            self.known.update((name, k) for name, k in zip(node.output, known) if name)
+            return
         conv = _CONVERTERS.get(node.op_type)
         if conv is None:
             raise UnsupportedOperatorError(
                 f"operator {node.op_type} (opset {self.opset}) in node '{node.name or node.output[0]}' "
                 f"is not supported")
         for name in node.input:
-            if name and name not in self.values:
+            if name and name not in self.values and name not in self.known:
                 raise InvalidModelError(f"node '{node.name}' uses undefined value '{name}'")
         ctx = _NodeContext(self, node)
         try:
@@ -288,7 +304,28 @@ class ONNXImporter:
 
     # ---------------------------------------------------------- building
     def value(self, name: str) -> SSAValue:
+        if name not in self.values and name in self.known:
+            self._materialize(name, self.known[name])
         return self.values[name]
+
+    def known_value(self, name: str) -> shape_values.Known | None:
+        """Values known at import: evaluated shape computations and small integer constants."""
+        if name in self.known:
+            return self.known[name]
+        arr = self.constants.get(self.values.get(name))
+        if arr is not None and arr.dtype.kind in "iub" and arr.size <= shape_values.MAX_ELEMENTS:
+            return shape_values.Known(arr.astype(object), DType.from_numpy(arr.dtype))
+        return None
+
+    def _materialize(self, name: str, known: shape_values.Known) -> None:
+        if known.is_static:
+            self.add_constant(name, known.array())
+            return
+        op = DimValuesOp(list(known.values.flat), known.values.shape, known.dtype)
+        op.result.name_hint = _ssa_name(name)
+        self.builder.insert(op)
+        self.values[name] = op.result
+        self.shapes[op.result] = known.values.shape
 
     def add_constant(self, name: str, arr: np.ndarray) -> SSAValue:
         dtype = DType.from_numpy(arr.dtype)

@@ -90,8 +90,9 @@ class KernelBuilder:
 
     def vconst(self, v: float | int, elem: Attribute, width: int = 1) -> SSAValue:
         """A typed constant: scalar of `elem`, or a `width`-vector splat."""
+        v = float(v) if isinstance(elem, AnyFloat) else int(v)
         if width == 1:
-            attr = FloatAttr(v, elem) if isinstance(elem, AnyFloat) else IntegerAttr(int(v), elem)
+            attr = FloatAttr(v, elem) if isinstance(elem, AnyFloat) else IntegerAttr(v, elem)
             return self._ins(arith.ConstantOp(attr))
         return self._ins(arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(vec(width, elem), [v])))
 

@@ -66,6 +66,7 @@ class LoweredModel:
     weights: list[tuple[str, np.ndarray]]
     kernel_count: int = 0
     op_summary: dict[str, int] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)  # run-time check messages, status code = index + 1
 
 
 # Work (in FMAs) a parallel-for chunk should carry at least: below it, waking the
@@ -95,6 +96,7 @@ class GraphLowering:
         self.buffers: list[Buffer] = []
         self.steps: list[_Call] = []
         self.op_summary: dict[str, int] = {}
+        self.checks: list[str] = []
         syms: set[str] = set()
         for s in self.shapes.values():
             for d in s:
@@ -131,13 +133,6 @@ class GraphLowering:
             return graph.dense_value(op.value, graph.static_shape(op.result.type))
         return None
 
-    def loc(self, v: SSAValue) -> Loc:
-        if v not in self.locs:
-            arr = self.const_value(v)
-            assert arr is not None, f"value {v} has no storage"
-            self.locs[v] = self.add_weight(v.owner.weight_name or "const", arr)
-        return self.use(self.locs[v])
-
     def result_loc(self, v: SSAValue) -> Loc:
         """Storage for an op result: the io slot for graph outputs, else a new arena buffer."""
         if v in self.out_slot and v not in self.locs:
@@ -149,6 +144,22 @@ class GraphLowering:
     @staticmethod
     def dtype(v: SSAValue) -> DType:
         return graph.dtype_of(v.type)
+
+    def check(self, message: str) -> tuple[Loc, int]:
+        """A run-time check: kernels store the returned code into the status slot (an extra io
+        pointer after the outputs) when it fails, and the executable raises InputError(message)."""
+        self.checks.append(message)
+        return Loc("io", self.status_slot), len(self.checks)
+
+    def loc(self, v) -> Loc:
+        """Storage of a value (constants are added to the weights on first use); a Loc passes through."""
+        if isinstance(v, Loc):
+            return self.use(v)
+        if v not in self.locs:
+            arr = self.const_value(v)
+            assert arr is not None, f"value {v} has no storage"
+            self.locs[v] = self.add_weight(v.owner.weight_name or "const", arr)
+        return self.use(self.locs[v])
 
     def kernel(self, key: str, make: Callable[[], func.FuncOp]) -> str:
         if key not in self.kernels:
@@ -182,6 +193,7 @@ class GraphLowering:
                     f"{', '.join(d.value for d in IO_DTYPES)} inputs and outputs")
         for i, v in enumerate(fn.args):
             self.locs[v] = Loc("io", i)
+        self.status_slot = len(inputs) + len(outputs)
         # a graph output gets its io slot, unless it is an input or returned twice
         self.out_slot: dict[SSAValue, Loc] = {}
         for j, v in enumerate(ret.arguments):
@@ -204,24 +216,31 @@ class GraphLowering:
         module = ModuleOp([*self.kernels.values(), self.entry(len(inputs)),
                            func.FuncOp.external(RUN_KERNEL, [PTR, PTR, PTR, i64, i64], [])])
         return LoweredModel(module, inputs, outputs, self.symbols, self.buffers,
-                            self.weights, len(self.kernels), self.op_summary)
+                            self.weights, len(self.kernels), self.op_summary, self.checks)
 
     # ------------------------------------------------------------ emitters
     def emit_elementwise(self, op: str, operands: list[SSAValue], out: Loc, out_shape: Shape,
                          out_dtype: DType | None = None, params: tuple = ()) -> None:
         """out = op(operands...) with broadcasting; out_dtype defaults to the first operand's."""
-        in_shapes = [self.shapes[v] for v in operands]
         in_dtypes = tuple(self.dtype(v) for v in operands)
-        out_dtype = out_dtype or in_dtypes[0]
-        dims = _collapse(out_shape, in_shapes)
+        strides = broadcast_strides(out_shape, [self.shapes[v] for v in operands])
+        self.emit_strided(op, [self.loc(v) for v in operands], in_dtypes, strides, out, out_shape,
+                          out_dtype or in_dtypes[0], params)
+
+    def emit_strided(self, op: str, ins: list[Loc], in_dtypes: tuple[DType, ...], strides: list[list[Dim]],
+                     out: Loc, out_shape: Shape, out_dtype: DType, params: tuple = ()) -> None:
+        """out[i...] = op(in_k[sum(i_d * strides[d][k])]...) over the contiguous output: the general
+        form (broadcasts have stride 0, a permuted copy has the input's strides in output order)."""
+        dims = _merge_dims(out_shape, strides, len(ins))
         inner, inner_strides = dims[-1][0], dims[-1][1]
         outer = dims[:-1]
-        spec = ElementwiseSpec(op, len(outer), tuple(s != 0 for s in inner_strides), self.target.vector_width,
-                               in_dtypes, out_dtype, tuple(params))
+        modes = tuple("v" if s == 1 else "s" if s == 0 else "g" for s in inner_strides)
+        width = 1 if "g" in modes else self.target.vector_width
+        spec = ElementwiseSpec(op, len(outer), modes, width, in_dtypes, out_dtype, tuple(params))
         name = self.kernel(spec.name, lambda: elementwise_kernel(spec))
-        fields: list = [out, *[self.loc(v) for v in operands], inner, ("ceildiv", inner, INNER_CHUNK)]
-        for size, strides in outer:
-            fields += [size, *strides]
+        fields: list = [out, *ins, inner, ("ceildiv", inner, INNER_CHUNK), *inner_strides]
+        for size, dim_strides in outer:
+            fields += [size, *dim_strides]
         rows = numel(tuple(size for size, _ in outer))
         self.call(name, fields, ("mul", rows, ("ceildiv", inner, INNER_CHUNK)),
                   work_per_item=("mul", ("ceildiv", inner, ("ceildiv", inner, INNER_CHUNK)), 4))
@@ -303,10 +322,10 @@ def _attr_name(attrs, default: str) -> str:
     return default
 
 
-def _collapse(out: Shape, ins: list[Shape]) -> list[tuple[Dim, list[Dim]]]:
-    """Broadcast strides per output dim, adjacent dims merged when the pattern allows."""
+def broadcast_strides(out: Shape, ins: list[Shape]) -> list[list[Dim]]:
+    """Per output dim, each input's element stride (0 where the input broadcasts)."""
     rank = len(out)
-    dims: list[tuple[Dim, list[Dim]]] = []
+    dims: list[list[Dim]] = []
     for d in range(rank):
         strides = []
         for s in ins:
@@ -315,21 +334,26 @@ def _collapse(out: Shape, ins: list[Shape]) -> list[tuple[Dim, list[Dim]]]:
                 strides.append(0)
             else:
                 strides.append(numel(s[off + 1:]))
-        dims.append((out[d], strides))
+        dims.append(strides)
+    return dims
+
+
+def _merge_dims(out: Shape, strides: list[list[Dim]], n_in: int) -> list[tuple[Dim, list[Dim]]]:
+    """Drop size-1 dims and merge adjacent dims whose strides allow one loop."""
     merged: list[tuple[Dim, list[Dim]]] = []
-    for size, strides in dims:
+    for size, dim_strides in zip(out, strides):
         if size == 1:
             continue
         if merged:
             psize, pstrides = merged[-1]
             # outer dim p merges into this one when for every input stride_p == size*stride (or both 0)
             if all((ps == 0 and s == 0) or (ps != 0 and s != 0 and ps == dim_mul(size, s))
-                   for ps, s in zip(pstrides, strides)):
-                merged[-1] = (dim_mul(psize, size), strides)
+                   for ps, s in zip(pstrides, dim_strides)):
+                merged[-1] = (dim_mul(psize, size), dim_strides)
                 continue
-        merged.append((size, strides))
+        merged.append((size, list(dim_strides)))
     if not merged:
-        merged = [(1, [0 if s == () else 1 for s in ins])]
+        merged = [(1, [0] * n_in)]
     return merged
 
 

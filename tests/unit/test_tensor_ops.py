@@ -321,3 +321,146 @@ def test_layer_norm_runtime_scale(rng):
     model = make_model([node], [("x", [4, 13]), ("s", [13]), ("b", [13])], [("y", [4, 13])], opset=17)
     check(model, {"x": rng.standard_normal((4, 13)).astype(np.float32),
                   "s": rng.standard_normal(13).astype(np.float32), "b": rng.standard_normal(13).astype(np.float32)})
+
+
+# ------------------------------------------------------- gather, shapes, tensors
+
+
+@pytest.mark.parametrize("axis,idx_shape", [(0, [5]), (0, [2, 3]), (1, [4]), (-1, []), (2, [3, 1])])
+@pytest.mark.parametrize("idx_dtype", [np.int64, np.int32])
+def test_gather(axis, idx_shape, idx_dtype, rng):
+    data = rng.standard_normal((6, 7, 9)).astype(np.float32)
+    size = data.shape[axis]
+    idx = rng.integers(-size, size, idx_shape).astype(idx_dtype)
+    out = np.take(data, idx, axis=axis).shape
+    model = make_model([helper.make_node("Gather", ["d", "i"], ["y"], axis=axis)],
+                       [("d", [6, 7, 9]), ("i", idx_shape, idx_dtype)], [("y", list(out))], opset=13)
+    check(model, {"d": data, "i": idx})
+
+
+def test_gather_embedding_int64_ids_dynamic(rng):
+    table = rng.standard_normal((50, 16)).astype(np.float32)
+    model = make_model([helper.make_node("Gather", ["w", "ids"], ["y"])],
+                       [("ids", ["batch", "seq"], np.int64)], [("y", ["batch", "seq", 16])], {"w": table})
+    sess = InferenceSession(model.SerializeToString())
+    for b, s in ((2, 5), (3, 11)):
+        ids = rng.integers(0, 50, (b, s))
+        np.testing.assert_array_equal(sess.run(None, {"ids": ids})[0], table[ids])
+
+
+@pytest.mark.parametrize("bad", [50, -51, 10**12])
+def test_gather_out_of_range_index_raises(bad):
+    from pyflame_rt.errors import InputError
+    table = np.arange(100, dtype=np.float32).reshape(50, 2)
+    model = make_model([helper.make_node("Gather", ["w", "ids"], ["y"])], [("ids", [3], np.int64)],
+                       [("y", [3, 2])], {"w": table})
+    sess = InferenceSession(model.SerializeToString())
+    with pytest.raises(InputError, match="outside \\[-50, 50\\)"):
+        sess.run(None, {"ids": np.array([1, bad, 2])})
+    np.testing.assert_array_equal(sess.run(None, {"ids": np.array([1, -1, 2])})[0], table[[1, -1, 2]])
+
+
+def _shape_chain_model(opset=13):
+    """x[b, s, 12] -> Reshape(x, [b, s, 3, 4]) with the target computed from Shape like torch exports,
+    plus the shape and a Gather'd dim returned as int64 outputs (materialized from symbolic dims)."""
+    c = lambda name, v: helper.make_node("Constant", [], [name], value=helper.make_tensor(  # noqa: E731
+        name, 7, [len(v)] if isinstance(v, list) else [], v if isinstance(v, list) else [v]))
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]), c("i0", 0), c("i1", 1),
+        helper.make_node("Gather", ["shape", "i0"], ["b"], axis=0),
+        helper.make_node("Gather", ["shape", "i1"], ["s"], axis=0),
+        c("ax", [0]), helper.make_node("Unsqueeze", ["b", "ax"], ["b1"]),
+        helper.make_node("Unsqueeze", ["s", "ax"], ["s1"]), c("tail", [3, 4]),
+        helper.make_node("Concat", ["b1", "s1", "tail"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+        helper.make_node("Mul", ["b", "s"], ["bs"]), c("m1", [-1]),
+        helper.make_node("Unsqueeze", ["bs", "ax"], ["bs1"]),
+        helper.make_node("Concat", ["bs1", "m1"], ["flat_t"], axis=0),
+        helper.make_node("Reshape", ["x", "flat_t"], ["flat"]),
+    ]
+    return make_model(nodes, [("x", ["b", "s", 12])],
+                      [("y", ["b", "s", 3, 4]), ("flat", ["bs", 12]), ("shape", [3], np.int64), ("s", [], np.int64)],
+                      opset=opset)
+
+
+def test_shape_subgraph_reshape_is_symbolic(rng):
+    from pyflame_rt import from_onnx
+    from pyflame_rt.dialects import graph_tensor as gt
+    model = _shape_chain_model()
+    ops = [op.name for op in from_onnx(model).main.walk()]
+    assert "graph.gather" not in ops and ops.count("graph.reshape") == 2  # shape ops evaluated at import
+    assert any(op == gt.DimValuesOp.name for op in ops)  # the int64 outputs are materialized
+    sess = InferenceSession(model.SerializeToString())
+    for b, s in ((2, 3), (1, 7)):
+        x = rng.standard_normal((b, s, 12)).astype(np.float32)
+        y, flat, shape, s_out = sess.run(None, {"x": x})
+        want = ort_run(model, {"x": x})
+        np.testing.assert_array_equal(y, want[0])
+        np.testing.assert_array_equal(flat, want[1])
+        np.testing.assert_array_equal(shape, want[2])
+        assert s_out.shape == () and s_out == s
+
+
+def test_expand_constant_of_shape_range_from_shapes(rng):
+    c = lambda name, v: helper.make_node("Constant", [], [name], value=helper.make_tensor(  # noqa: E731
+        name, 7, [], [v]))
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]), c("i1", 1), c("zero", 0), c("one", 1),
+        helper.make_node("Gather", ["shape", "i1"], ["s"], axis=0),
+        helper.make_node("Range", ["zero", "s", "one"], ["pos"]),
+        helper.make_node("ConstantOfShape", ["shape"], ["ones"],
+                         value=helper.make_tensor("v", 1, [1], [1.5])),
+        helper.make_node("Expand", ["row", "shape"], ["expanded"]),
+        helper.make_node("Add", ["ones", "expanded"], ["y"]),
+    ]
+    model = make_model(nodes, [("x", ["b", "s", 4])], [("y", ["b", "s", 4]), ("pos", ["s"], np.int64)],
+                       {"row": np.arange(4, dtype=np.float32)})
+    sess = InferenceSession(model.SerializeToString())
+    for b, s in ((2, 3), (4, 9)):
+        x = np.zeros((b, s, 4), np.float32)
+        got, want = sess.run(None, {"x": x}), ort_run(model, {"x": x})
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("start,limit,delta,dtype", [(0, 10, 1, np.int64), (2, -7, -3, np.int32),
+                                                     (0.5, 3.0, 0.25, np.float32)])
+def test_range_constant(start, limit, delta, dtype):
+    inits = {k: np.array(v, dtype) for k, v in zip(("a", "b", "c"), (start, limit, delta))}
+    n = len(np.arange(start, limit, delta))
+    model = make_model([helper.make_node("Range", ["a", "b", "c"], ["y"])], [], [("y", [n], dtype)], inits, opset=11)
+    model.graph.ClearField("input")
+    check(model, {})
+
+
+@pytest.mark.parametrize("upper", [0, 1])
+@pytest.mark.parametrize("k", [-2, 0, 1, 5])
+def test_trilu(upper, k, rng):
+    x = rng.standard_normal((2, 5, 11)).astype(np.float32)
+    model = make_model([helper.make_node("Trilu", ["x", "k"], ["y"], upper=upper)], [("x", [2, 5, 11])],
+                       [("y", [2, 5, 11])], {"k": np.array(k, np.int64)}, opset=14)
+    check(model, {"x": x})
+
+
+def test_trilu_bool_causal_mask():
+    model = make_model([helper.make_node("Trilu", ["x"], ["y"], upper=1)], [("x", [6, 6], np.bool_)],
+                       [("y", [6, 6], np.bool_)], opset=14)
+    check(model, {"x": np.ones((6, 6), bool)})
+
+
+@pytest.mark.parametrize("eq,shapes", [
+    ("ij,jk->ik", [(3, 4), (4, 5)]),
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+    ("bqhd,bkhd->bhqk", [(2, 5, 3, 4), (2, 6, 3, 4)]),
+    ("bhqk,bkhd->bqhd", [(2, 3, 5, 6), (2, 6, 3, 4)]),
+    ("ij->ji", [(3, 7)]),
+    ("bij->bj", [(2, 3, 7)]),
+    ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]),
+    ("ij,kj", [(3, 4), (5, 4)]),
+])
+def test_einsum(eq, shapes, rng):
+    feeds = {f"x{i}": rng.standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)}
+    out = np.einsum(eq, *feeds.values()).shape
+    model = make_model([helper.make_node("Einsum", list(feeds), ["y"], equation=eq)],
+                       [(k, list(v.shape)) for k, v in feeds.items()], [("y", list(out))], opset=12)
+    check(model, feeds)

@@ -5,6 +5,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.symbolic import SymDim, dim_div, numel
 from pyflame_rt.import_module.onnx_importer import _NodeContext, converter
 
 _BINARY = {"Add": graph.AddOp, "Sub": graph.SubOp, "Mul": graph.MulOp, "Div": graph.DivOp}
@@ -52,14 +53,40 @@ def _flatten(ctx: _NodeContext):
 
 @converter("Reshape")
 def _reshape(ctx: _NodeContext):
+    allowzero = bool(ctx.attrs.get("allowzero", 0))
     if ctx.opset < 5:
-        shape = ctx.attrs["shape"]
+        shape = [int(x) for x in ctx.attrs["shape"]]
     else:
-        shape = ctx.const_input(1)
+        known = ctx.sym_input(1)
+        if known is None:
+            raise ctx.fail("the target shape must be known at compile time (constant or computed from shapes)")
+        shape = symbolic_reshape_target(ctx.shape(ctx.input(0)), list(known.values.flat), allowzero)
         if shape is None:
-            raise ctx.fail("the target shape must be a constant")
-    return ctx.emit(graph.ReshapeOp, [ctx.input(0)], shape=[int(x) for x in np.asarray(shape).ravel()],
-                    allowzero=bool(ctx.attrs.get("allowzero", 0)))
+            raise ctx.fail(f"target {[str(d) for d in known.values.flat]} for input "
+                           f"{[str(d) for d in ctx.shape(ctx.input(0))]} needs more than one inferred dim")
+    return ctx.emit(graph.ReshapeOp, [ctx.input(0)], shape=shape, allowzero=allowzero)
+
+
+def symbolic_reshape_target(src, target, allowzero: bool) -> list[int] | None:
+    """Encode a target of ints / symbolic dims as ONNX ints. The target is first resolved to
+    dims (0 copies, -1 is solved from the element count); then a dim equal to the input's dim
+    at the same position becomes 0 (copy), one remaining symbolic dim becomes -1 (inferred).
+    None if that cannot express it."""
+    dims = [src[i] if d == 0 and not allowzero and i < len(src) else d for i, d in enumerate(target)]
+    if -1 in dims:
+        known = numel(tuple(d for d in dims if d != -1))
+        dims[dims.index(-1)] = dim_div(numel(tuple(src)), known)
+    out: list[int] = []
+    for i, d in enumerate(dims):
+        if isinstance(d, int):
+            out.append(d)
+        elif i < len(src) and src[i] == d and not allowzero:
+            out.append(0)
+        elif -1 in out:
+            return None
+        else:
+            out.append(-1)
+    return out
 
 
 @converter("Constant")

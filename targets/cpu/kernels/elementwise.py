@@ -138,28 +138,28 @@ class ElementwiseSpec:
 
     op: str
     outer_rank: int                 # number of collapsed outer dims
-    inner_contiguous: tuple[bool, ...]  # per input: inner stride 1 (True) or 0 (broadcast)
-    width: int
+    inner: tuple[str, ...]          # per input, its inner stride: "v" 1, "s" 0 (broadcast), "g" any
+    width: int                      # 1 when an input is "g" (strided gathers stay scalar)
     in_dtypes: tuple[DType, ...] = ()   # per input; empty = all float32
     out_dtype: DType = DType.FLOAT32
     params: tuple[float, ...] = ()      # op attributes baked into the kernel (alpha, bounds, ...)
 
     @property
     def dtypes(self) -> tuple[DType, ...]:
-        return self.in_dtypes or (DType.FLOAT32,) * len(self.inner_contiguous)
+        return self.in_dtypes or (DType.FLOAT32,) * len(self.inner)
 
     @property
     def name(self) -> str:
-        pattern = "".join("v" if c else "s" for c in self.inner_contiguous)
+        pattern = "".join(self.inner)
         types = "_".join(d.value for d in (*self.dtypes, self.out_dtype))
         params = f"_p{hashlib.sha1(repr(self.params).encode()).hexdigest()[:8]}" if self.params else ""
         return f"ew_{self.op}_r{self.outer_rank}_{pattern}_w{self.width}_{types}{params}"
 
     @property
     def num_fields(self) -> int:
-        # out, inputs..., inner, nchunks, then per outer dim: size and one stride per input
-        n_in = len(self.inner_contiguous)
-        return 1 + n_in + 2 + self.outer_rank * (1 + n_in)
+        # out, inputs..., inner, nchunks, inner stride per input, then per outer dim: size, strides
+        n_in = len(self.inner)
+        return 1 + n_in + 2 + n_in + self.outer_rank * (1 + n_in)
 
 
 def check_elementwise(op: str, in_dtypes: tuple[DType, ...]) -> None:
@@ -175,15 +175,16 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
     ew = ELEMENTWISE_OPS[spec.op]
     dtypes = spec.dtypes
     check_elementwise(spec.op, dtypes)
-    n_in = len(spec.inner_contiguous)
+    n_in = len(spec.inner)
     kb = KernelBuilder(spec.name)
     out = kb.ptr_field(0)
     ins = [kb.ptr_field(1 + i) for i in range(n_in)]
     inner = kb.field(1 + n_in)
     nchunks = kb.field(2 + n_in)
+    inner_strides = [kb.field(3 + n_in + i) if mode == "g" else None for i, mode in enumerate(spec.inner)]
     dims = []
     for d in range(spec.outer_rank):
-        base = 3 + n_in + d * (1 + n_in)
+        base = 3 + 2 * n_in + d * (1 + n_in)
         dims.append((kb.field(base), [kb.field(base + 1 + i) for i in range(n_in)]))
     chunk = kb.const(INNER_CHUNK)
 
@@ -204,8 +205,10 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
         def step(iv, w):
             ts = [Typed(kb, d, w) for d in dtypes]
             to = Typed(kb, spec.out_dtype, w)
-            vals = [t.load(p, kb.add(o, iv) if contiguous else o, splat=not contiguous)
-                    for t, p, o, contiguous in zip(ts, ins, offs, spec.inner_contiguous)]
+            vals = []
+            for t, p, o, mode, stride in zip(ts, ins, offs, spec.inner, inner_strides):
+                index = {"v": lambda: kb.add(o, iv), "s": lambda: o, "g": lambda: kb.add(o, kb.mul(iv, stride))}
+                vals.append(t.load(p, index[mode](), splat=mode == "s"))
             t = ts[ew.typed_by] if ts else to
             result = ew.body(t, vals, spec.params)
             if ew.result == "out" and ts:

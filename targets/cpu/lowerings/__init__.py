@@ -18,4 +18,4 @@ def lowering(*op_types: type):
     return register
 
 
-from pyflame_rt.targets.cpu.lowerings import elementwise, linalg, math, reduce, views  # noqa: E402,F401
+from pyflame_rt.targets.cpu.lowerings import elementwise, linalg, math, reduce, tensor, views  # noqa: E402,F401

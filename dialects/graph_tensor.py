@@ -1,0 +1,256 @@
+"""Tensor construction and indexing ops of the `graph` dialect: symbolic shape values,
+Gather, ConstantOfShape, Expand, Range, Trilu, Einsum.
+
+Shapes that depend on dynamic dims are properties holding dims as text ("batch",
+"4*seq", "64"), parsed with `parse_dim`, so ops like Expand or Range keep exact
+symbolic result shapes.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from xdsl.dialects.builtin import ArrayAttr, BoolAttr, FloatAttr, IntegerAttr, StringAttr, TensorType, f64, i64
+from xdsl.ir import SSAValue
+from xdsl.irdl import (
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    operand_def,
+    prop_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+from pyflame_rt.dialects.graph import GraphOp, broadcast_shapes, dtype_of, same_dtype, static_shape, tensor_type
+from pyflame_rt.dialects.graph_reduce import normalize_axis
+from pyflame_rt.dialects.symbolic import Dim, Shape, parse_dim
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
+
+INDEX_DTYPES = (DType.INT64, DType.INT32)
+
+
+def dims_attr(dims: Sequence[Dim]) -> ArrayAttr:
+    return ArrayAttr([StringAttr(str(d)) for d in dims])
+
+
+def attr_dims(attr: ArrayAttr) -> tuple[Dim, ...]:
+    return tuple(parse_dim(s.data) for s in attr.data)
+
+
+def _dtype_prop(dtype: DType) -> StringAttr:
+    return StringAttr(dtype.value)
+
+
+@irdl_op_definition
+class DimValuesOp(GraphOp):
+    """An integer tensor whose elements are (symbolic) dims: a shape computation used as data."""
+
+    name = "graph.dim_values"
+    values = prop_def(ArrayAttr)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "attr-dict `:` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, values: Sequence[Dim], shape: Sequence[int], dtype: DType = DType.INT64):
+        super().__init__(result_types=[tensor_type(tuple(shape), dtype)], properties={"values": dims_attr(values)})
+
+    def infer_shapes(self, shapes):
+        return [static_shape(self.result.type)]
+
+    def infer_dtypes(self, dtypes):
+        return [dtype_of(self.result.type)]
+
+    def verify_(self) -> None:
+        super().verify_()
+        n = 1
+        for d in static_shape(self.result.type):
+            n *= d
+        if n != len(self.values.data):
+            raise VerifyException(f"graph.dim_values: {len(self.values.data)} values for {n} elements")
+        if dtype_of(self.result.type) not in INDEX_DTYPES:
+            raise VerifyException("graph.dim_values: result must be int64 or int32")
+
+
+@irdl_op_definition
+class GatherOp(GraphOp):
+    """Take slices of `data` along `axis` at `indices` (negative counts from the end)."""
+
+    name = "graph.gather"
+    data = operand_def(TensorType)
+    indices = operand_def(TensorType)
+    axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$data `,` $indices attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, data, indices, result_type, axis: int = 0):
+        super().__init__(operands=[data, indices], result_types=[result_type],
+                         properties={"axis": IntegerAttr(axis, i64)})
+
+    def infer_shapes(self, shapes):
+        data, idx = shapes
+        axis = normalize_axis(self.axis.value.data, len(data))
+        return [tuple(data[:axis]) + tuple(idx) + tuple(data[axis + 1:])]
+
+    def infer_dtypes(self, dtypes):
+        if dtypes[1] not in INDEX_DTYPES:
+            raise DTypeMismatchError(f"indices must be int64 or int32, got {dtypes[1].value}")
+        return [dtypes[0]]
+
+
+@irdl_op_definition
+class ConstantOfShapeOp(GraphOp):
+    """A tensor of `shape` (dims may be symbolic) filled with `value`."""
+
+    name = "graph.constant_of_shape"
+    shape = prop_def(ArrayAttr)
+    value = prop_def(FloatAttr)
+    dtype = prop_def(StringAttr)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "attr-dict `:` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, result_type, shape: Sequence[Dim] = (), value: float = 0.0, dtype: str = "float32"):
+        super().__init__(result_types=[result_type], properties={
+            "shape": dims_attr(shape), "value": FloatAttr(float(value), f64), "dtype": StringAttr(dtype)})
+
+    def infer_shapes(self, shapes):
+        return [attr_dims(self.shape)]
+
+    def infer_dtypes(self, dtypes):
+        return [DType(self.dtype.data)]
+
+
+@irdl_op_definition
+class ExpandOp(GraphOp):
+    """Broadcast `input` with `shape` (bidirectional, ONNX Expand)."""
+
+    name = "graph.expand"
+    input = operand_def(TensorType)
+    shape = prop_def(ArrayAttr)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, shape: Sequence[Dim] = ()):
+        super().__init__(operands=[input], result_types=[result_type], properties={"shape": dims_attr(shape)})
+
+    def infer_shapes(self, shapes):
+        return [broadcast_shapes(shapes[0], attr_dims(self.shape))]
+
+
+@irdl_op_definition
+class RangeOp(GraphOp):
+    """[start, start + delta, ...] with `size` elements (size may be a symbolic dim)."""
+
+    name = "graph.range"
+    start = prop_def(FloatAttr)
+    delta = prop_def(FloatAttr)
+    size = prop_def(StringAttr)
+    dtype = prop_def(StringAttr)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "attr-dict `:` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, result_type, start: float = 0, delta: float = 1, size: Dim = 0, dtype: str = "int64"):
+        super().__init__(result_types=[result_type], properties={
+            "start": FloatAttr(float(start), f64), "delta": FloatAttr(float(delta), f64),
+            "size": StringAttr(str(size)), "dtype": StringAttr(dtype)})
+
+    def infer_shapes(self, shapes):
+        return [(parse_dim(self.size.data),)]
+
+    def infer_dtypes(self, dtypes):
+        return [DType(self.dtype.data)]
+
+
+@irdl_op_definition
+class TriluOp(GraphOp):
+    """Keep the upper (or lower) triangle of the last two dims from diagonal `k`, zero the rest."""
+
+    name = "graph.trilu"
+    input = operand_def(TensorType)
+    k = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
+    upper = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, k: int = 0, upper: bool = True):
+        super().__init__(operands=[input], result_types=[result_type],
+                         properties={"k": IntegerAttr(k, i64), "upper": BoolAttr.from_bool(upper)})
+
+    def infer_shapes(self, shapes):
+        if len(shapes[0]) < 2:
+            raise ShapeMismatchError(f"Trilu needs rank >= 2, got {len(shapes[0])}")
+        return [shapes[0]]
+
+
+def parse_einsum(equation: str, ranks: Sequence[int]) -> tuple[list[str], str]:
+    """Operand subscripts and output subscripts; '...' expands to fresh capital letters,
+    an implicit output is the once-used letters in alphabetical order."""
+    eq = equation.replace(" ", "")
+    lhs, _, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(ranks):
+        raise ShapeMismatchError(f"einsum '{equation}' has {len(terms)} operands, got {len(ranks)}")
+    ell_rank = max((r - (len(t) - 3) for t, r in zip(terms, ranks) if "..." in t), default=0)
+    ell = "".join(chr(ord("A") + i) for i in range(ell_rank))
+    out_terms = []
+    for t, r in zip(terms, ranks):
+        if "..." in t:
+            t = t.replace("...", ell[ell_rank - (r - (len(t) - 3)):])
+        if len(t) != r or not t.isalpha():
+            raise ShapeMismatchError(f"einsum term '{t}' does not match an operand of rank {r}")
+        out_terms.append(t)
+    if "->" in eq:
+        out = rhs.replace("...", ell)
+    else:
+        letters = "".join(out_terms)
+        out = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1 and c.islower()))
+    return out_terms, out
+
+
+@irdl_op_definition
+class EinsumOp(GraphOp):
+    """Einstein summation over 1 or 2 operands (ONNX Einsum)."""
+
+    name = "graph.einsum"
+    inputs = var_operand_def(TensorType)
+    equation = prop_def(StringAttr)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, *inputs: SSAValue, result_type: TensorType, equation: str):
+        super().__init__(operands=[list(inputs)], result_types=[result_type],
+                         properties={"equation": StringAttr(equation)})
+
+    def infer_shapes(self, shapes):
+        terms, out = parse_einsum(self.equation.data, [len(s) for s in shapes])
+        size: dict[str, Dim] = {}
+        for t, s in zip(terms, shapes):
+            for c, d in zip(t, s):
+                if c in size and size[c] != d and d != 1 and size[c] != 1:
+                    raise ShapeMismatchError(f"einsum letter '{c}' is {size[c]} and {d}")
+                if c not in size or size[c] == 1:
+                    size[c] = d
+        if any(c not in size for c in out):
+            raise ShapeMismatchError(f"einsum output '{out}' uses a letter no operand has")
+        return [tuple(size[c] for c in out)]
+
+    def infer_dtypes(self, dtypes):
+        return [same_dtype(dtypes, self.name)]
+
+
+TENSOR_OPS = [DimValuesOp, GatherOp, ConstantOfShapeOp, ExpandOp, RangeOp, TriluOp, EinsumOp]

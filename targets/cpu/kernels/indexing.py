@@ -1,0 +1,126 @@
+"""Index-driven kernels: Gather (with a run-time index check), Range, Trilu, and storing
+symbolic dim values computed by the entry point. They move raw elements of any
+storage type, vectorized where rows are contiguous.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from xdsl.dialects import func, llvm
+from xdsl.dialects.builtin import i64
+
+from pyflame_rt.dtype import DType
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernels.typed import Typed, storage_type
+
+GATHER_FIELDS = ("data", "indices", "out", "axis_size", "num_indices", "inner", "status", "code")
+TRILU_FIELDS = ("in", "out", "rows", "cols", "k")
+
+
+def _copy(kb: KernelBuilder, elem, width: int, src, src_off, dst, dst_off, lo, hi) -> None:
+    kb.strip_mined(lo, hi, width, lambda iv, w: kb.store(
+        kb.load(src, kb.add(src_off, iv), w, elem=elem), dst, kb.add(dst_off, iv), elem=elem))
+
+
+def _zero(kb: KernelBuilder, elem, width: int, dst, dst_off, lo, hi) -> None:
+    kb.strip_mined(lo, hi, width, lambda iv, w: kb.store(kb.vconst(0, elem, w), dst, kb.add(dst_off, iv), elem=elem))
+
+
+@dataclass(frozen=True)
+class GatherSpec:
+    dtype: DType
+    index_dtype: DType
+    width: int
+
+    @property
+    def name(self) -> str:
+        return f"gather_{self.dtype.value}_{self.index_dtype.value}_w{self.width}"
+
+
+def gather_kernel(spec: GatherSpec) -> func.FuncOp:
+    """Work item (outer, i): copy the slice at indices[i] (negative counts from the end). An index
+    outside [-size, size) is never dereferenced: its slice is zeroed and `code` goes to *status."""
+    kb = KernelBuilder(spec.name)
+    f = {name: kb.field(i) for i, name in enumerate(GATHER_FIELDS)}
+    data, idx_p, out, status = (kb.ptr_field(GATHER_FIELDS.index(n)) for n in ("data", "indices", "out", "status"))
+    elem = storage_type(spec.dtype)
+    ti = Typed(kb, DType.INT64, 1)
+    with kb.loop(kb.begin, kb.end) as item:
+        o, i = kb.div(item.iv, f["num_indices"]), kb.rem(item.iv, f["num_indices"])
+        raw = Typed(kb, spec.index_dtype, 1).convert(kb.load(idx_p, i, elem=storage_type(spec.index_dtype)), ti)
+        idx = ti.select(ti.cmp("lt", raw, ti.const(0)), ti.add(raw, f["axis_size"]), raw)
+        ok = kb._ins(llvm.AndOp(ti.cmp("ge", idx, ti.const(0)), ti.cmp("lt", idx, f["axis_size"])))
+        dst_off = kb.mul(item.iv, f["inner"])
+        with kb.if_(ok):
+            src_off = kb.mul(kb.add(kb.mul(o, f["axis_size"]), idx), f["inner"])
+            _copy(kb, elem, spec.width, data, src_off, out, dst_off, kb.const(0), f["inner"])
+        with kb.if_(ti.logical_not(ok)):
+            _zero(kb, elem, spec.width, out, dst_off, kb.const(0), f["inner"])
+            kb.store(f["code"], status, kb.const(0), elem=i64)
+    return kb.finish()
+
+
+@dataclass(frozen=True)
+class RangeSpec:
+    dtype: DType
+    start: float
+    delta: float
+
+    @property
+    def name(self) -> str:
+        return f"range_{self.dtype.value}_{hashlib.sha1(repr((self.start, self.delta)).encode()).hexdigest()[:8]}"
+
+
+def range_kernel(spec: RangeSpec) -> func.FuncOp:
+    """out[i] = start + i * delta for i in [begin, end)."""
+    kb = KernelBuilder(spec.name)
+    out = kb.ptr_field(0)
+    t = Typed(kb, spec.dtype, 1)
+    ti = Typed(kb, DType.INT64, 1)
+    with kb.loop(kb.begin, kb.end) as lp:
+        i = ti.convert(lp.iv, t)
+        t.store(t.fma(i, t.const(spec.delta), t.const(spec.start)), out, lp.iv)
+    return kb.finish()
+
+
+@dataclass(frozen=True)
+class TriluSpec:
+    dtype: DType
+    upper: bool
+    width: int
+
+    @property
+    def name(self) -> str:
+        return f"trilu_{'upper' if self.upper else 'lower'}_{self.dtype.value}_w{self.width}"
+
+
+def trilu_kernel(spec: TriluSpec) -> func.FuncOp:
+    """Work item = one row i of a matrix: keep columns j - i >= k (upper) or <= k (lower)."""
+    kb = KernelBuilder(spec.name)
+    f = {name: kb.field(i) for i, name in enumerate(TRILU_FIELDS)}
+    src, dst = kb.ptr_field(0), kb.ptr_field(1)
+    elem = storage_type(spec.dtype)
+    with kb.loop(kb.begin, kb.end) as item:
+        i = kb.rem(item.iv, f["rows"])
+        edge = kb.add(i, f["k"]) if spec.upper else kb.add(kb.add(i, f["k"]), kb.const(1))
+        split = kb.min(kb.max(edge, kb.const(0)), f["cols"])
+        off = kb.mul(item.iv, f["cols"])
+        if spec.upper:
+            _zero(kb, elem, spec.width, dst, off, kb.const(0), split)
+            _copy(kb, elem, spec.width, src, off, dst, off, split, f["cols"])
+        else:
+            _copy(kb, elem, spec.width, src, off, dst, off, kb.const(0), split)
+            _zero(kb, elem, spec.width, dst, off, split, f["cols"])
+    return kb.finish()
+
+
+def store_dims_kernel(dtype: DType) -> func.FuncOp:
+    """out[i] = ctx[2 + i] for i < ctx[1]: dim values the entry point computed from the dynamic dims."""
+    kb = KernelBuilder(f"store_dims_{dtype.value}")
+    out, n = kb.ptr_field(0), kb.field(1)
+    ti = Typed(kb, DType.INT64, 1)
+    with kb.loop(0, n) as lp:
+        v = kb.load(kb.ctx, kb.add(lp.iv, kb.const(2)), elem=i64)
+        Typed(kb, dtype, 1).store(ti.convert(v, Typed(kb, dtype, 1)), out, lp.iv)
+    return kb.finish()
