@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 import onnx
+import onnx.version_converter
 from onnx import numpy_helper
 from xdsl.builder import Builder
 from xdsl.dialects import func
@@ -166,12 +167,13 @@ class ONNXImporter:
         proto = load_model(model)
         self.warnings: list[str] = []
         self.known: dict[str, shape_values.Known] = {}
-        self.opset = self._opset(proto)
         if self.options.check_model:
             try:
                 onnx.checker.check_model(proto)
             except Exception as e:
                 raise InvalidModelError(f"ONNX checker rejected the model: {str(e).splitlines()[0]}") from None
+        proto = self._upgrade(proto)
+        self.opset = self._opset(proto)
         g = proto.graph
         self.values: dict[str, SSAValue] = {}
         self.shapes: dict[SSAValue, Shape] = {}
@@ -231,6 +233,20 @@ class ONNXImporter:
             parameter_count=int(sum(a.size for a in weights.values())),
             import_time_ms=(time.perf_counter() - t0) * 1e3, warnings=self.warnings,
         )
+
+    def _upgrade(self, proto: onnx.ModelProto) -> onnx.ModelProto:
+        """Models older than MIN_OPSET go through onnx's version converter (legacy broadcast etc.)."""
+        v = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+        if v is None or v >= MIN_OPSET:
+            return proto
+        try:
+            upgraded = onnx.version_converter.convert_version(proto, MIN_OPSET)
+        except Exception as e:
+            raise UnsupportedFormatError(
+                f"ONNX opset {v} is older than {MIN_OPSET} and onnx's version converter could not upgrade the "
+                f"model: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        self.warnings.append(f"opset {v} model upgraded to opset {MIN_OPSET} by onnx's version converter")
+        return upgraded
 
     def _opset(self, proto: onnx.ModelProto) -> int:
         opsets = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]

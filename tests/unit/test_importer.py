@@ -83,9 +83,23 @@ def test_empty_file(tmp_path):
 
 def test_opset_out_of_range():
     m = _mlp()
-    m.opset_import[0].version = 8
-    with pytest.raises(UnsupportedFormatError, match="opset 8"):
+    m.opset_import[0].version = 99
+    with pytest.raises(UnsupportedFormatError, match="opset 99"):
         from_onnx(m, ImportOptions(check_model=False))
+
+
+def test_old_opset_is_upgraded_by_onnx_version_converter():
+    nodes = [helper.make_node("Add", ["x", "w"], ["y"], broadcast=1)]  # opset-6 legacy broadcast
+    res = from_onnx(make_model(nodes, [("x", [2, 3])], [("y", [2, 3])], {"w": np.ones(3, np.float32)}, opset=6))
+    assert res.opset == 9 and any("opset 6" in w for w in res.warnings)
+    assert [op.name for op in res.main.body.block.ops] == ["graph.constant", "graph.add", "func.return"]
+
+
+def test_old_opset_the_converter_cannot_upgrade():
+    m = make_model([helper.make_node("Pad", ["x"], ["y"], paddings=[0, 0, 1, 1])], [("x", [2, 3])],
+                   [("y", [2, 5])], opset=1)
+    with pytest.raises(UnsupportedFormatError, match="opset 1 is older than 9"):
+        from_onnx(m)
 
 
 def test_undefined_value_is_invalid():
