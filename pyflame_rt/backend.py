@@ -37,14 +37,19 @@ class PyFlameBackendRep(BackendRep):
 
     def _feeds(self, inputs: Any) -> dict[str, np.ndarray]:
         if isinstance(inputs, Mapping):
-            return dict(inputs)
+            return {k: _array(v) for k, v in inputs.items()}
         if isinstance(inputs, np.ndarray):
             inputs = [inputs]
         if not isinstance(inputs, Sequence):
             raise InputError(f"inputs must be a list, dict or numpy array, got {type(inputs).__name__}")
         if len(inputs) != len(self.input_names):
             raise InputError(f"model takes {len(self.input_names)} inputs {self.input_names}, got {len(inputs)}")
-        return dict(zip(self.input_names, inputs))
+        return dict(zip(self.input_names, map(_array, inputs)))
+
+
+def _array(v: Any) -> Any:
+    """numpy scalars (np.float32(0.5)) are 0-d tensors in the backend API; other values pass unchanged."""
+    return np.asarray(v) if isinstance(v, np.generic) else v
 
 
 class PyFlameBackend(Backend):

@@ -28,7 +28,8 @@ def test_prepare_and_run_match_onnxruntime_with_scalar_input(rng):
     assert isinstance(rep, BackendRep) and rep.input_names == ["x", "s"]
     x, s = rng.standard_normal((5, 4), np.float32), np.array(0.25, np.float32)
     want = ort_run(model, {"x": x, "s": s})
-    for got in (rep.run([x, s]), rep.run({"s": s, "x": x}), backend.run_model(model, [x, s])):
+    for got in (rep.run([x, s]), rep.run({"s": s, "x": x}), backend.run_model(model, [x, s]),
+                rep.run([x, np.float32(0.25)])):
         assert len(got) == 2
         for g, w in zip(got, want):
             assert_close(g, w)

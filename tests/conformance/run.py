@@ -1,0 +1,200 @@
+"""Run the whole ONNX backend conformance suite against PyFlameRT and write docs/conformance.md.
+
+    python tests/conformance/run.py                  # everything, table -> docs/conformance.md
+    python tests/conformance/run.py --only node -k 'test_(add|relu)' --doc -   # a slice, table to stdout
+
+Compiled artifacts are cached (see conformance_suite.CACHE_DIR), so a re-run only compiles what changed.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import re
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import onnx
+import onnxruntime
+
+import conformance_suite as cs
+import pyflame_rt
+
+ORDER = ["node", "pytorch-converted", "pytorch-operator", "simple", "light models"]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", help="comma-separated categories: " + ", ".join(ORDER))
+    ap.add_argument("-k", "--pattern", help="regex on test names")
+    ap.add_argument("--jobs", type=int, default=2, help="processes that pre-compile the models (default 2)")
+    ap.add_argument("--doc", default=str(cs.REPO / "docs" / "conformance.md"), help="output page, '-' = stdout")
+    ap.add_argument("--json", default=str(cs.CACHE_DIR / "results.json"), help="per-test results")
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    cs.prune_cache()
+    tests = cs.cpu_tests(cs.backend_test().test_cases)
+    if args.only:
+        wanted = set(args.only.split(","))
+        tests = [t for t in tests if t[0] in wanted]
+    if args.pattern:
+        tests = [t for t in tests if re.search(args.pattern, t[2])]
+    uses = {(c, n): cs.model_use(c, n) for c, _, n in tests}
+    supported = [cs.model_of_category(c, n) for c, _, n in tests if cs.is_supported(uses[(c, n)])]
+    print(f"{len(tests)} tests, {len(supported)} with every operator supported; pre-compiling ...", flush=True)
+    cs.precompile(supported, args.jobs)
+    outcomes = []
+    for i, (category, cls, name) in enumerate(tests):
+        o = cs.run_test(category, cls, name)
+        o.supported = cs.is_supported(uses[(category, name)])
+        outcomes.append(o)
+        if o.status == "fail":
+            print(f"[{i + 1}/{len(tests)}] FAIL {category} {name}: {o.reason[:160]}", flush=True)
+    elapsed = time.perf_counter() - t0
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps([asdict(o) for o in outcomes], indent=1))
+    page = render(outcomes, elapsed)
+    if args.doc == "-":
+        print(page)
+    else:
+        Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.doc).write_text(page)
+        print(f"wrote {args.doc} and {args.json} ({elapsed:.0f} s)")
+    return 0
+
+
+def _rate(num: int, den: int) -> str:
+    return f"{100.0 * num / den:.1f}%" if den else "-"
+
+
+def render(outcomes: list[cs.Outcome], elapsed: float) -> str:
+    by_cat = collections.defaultdict(list)
+    for o in outcomes:
+        by_cat[o.category].append(o)
+    rows = []
+    tot = collections.Counter()
+    for cat in ORDER + sorted(set(by_cat) - set(ORDER)):
+        os_ = by_cat.get(cat, [])
+        if not os_:
+            continue
+        c = collections.Counter(o.status for o in os_)
+        sup = [o for o in os_ if o.supported]
+        sup_pass = sum(o.status == "pass" for o in sup)
+        tot.update(c)
+        tot["supported"] += len(sup)
+        tot["supported_pass"] += sup_pass
+        rows.append(f"| {cat} | {len(os_)} | {c['pass']} | {c['fail']} | {c['skip']} | "
+                    f"{_rate(c['pass'], c['pass'] + c['fail'])} | {sup_pass} / {len(sup)} ({_rate(sup_pass, len(sup))}) |")
+    n = sum(len(v) for v in by_cat.values())
+    rows.append(f"| **all** | **{n}** | **{tot['pass']}** | **{tot['fail']}** | **{tot['skip']}** | "
+                f"**{_rate(tot['pass'], tot['pass'] + tot['fail'])}** | "
+                f"**{tot['supported_pass']} / {tot['supported']} ({_rate(tot['supported_pass'], tot['supported'])})** |")
+
+    sup_fail = [o for o in outcomes if o.supported and o.status != "pass"]
+    missing = collections.Counter(op for o in outcomes if o.status == "fail" for op in o.missing_ops)
+    kinds = collections.Counter(o.kind for o in outcomes if o.status == "fail")
+    skipped = collections.Counter(_skip_group(o.reason) for o in outcomes if o.status == "skip")
+
+    out = [HEADER.format(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                         version=pyflame_rt.__version__, onnx=onnx.__version__, ort=onnxruntime.__version__,
+                         elapsed=elapsed)]
+    out.append("| category | tests | pass | fail | skip | pass rate (pass / run) | supported-op tests passing |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    out += rows
+    out.append("")
+    out.append(f"Overall: **{tot['pass']} of {tot['pass'] + tot['fail']}** tests that ran pass "
+               f"({_rate(tot['pass'], tot['pass'] + tot['fail'])}); {tot['skip']} skipped as deliberately "
+               f"unsupported. Of the {tot['supported']} tests whose operators are all implemented, "
+               f"**{tot['supported_pass']}** pass ({_rate(tot['supported_pass'], tot['supported'])}).")
+    out.append("")
+    out.append("Failures by cause: " + ", ".join(f"{k}: {v}" for k, v in kinds.most_common()) + ".")
+    out.append("")
+    out.append("## Supported-op tests that do not pass\n")
+    if sup_fail:
+        out.append("| category | test | cause | detail |")
+        out.append("|---|---|---|---|")
+        for o in sorted(sup_fail, key=lambda o: (ORDER.index(o.category) if o.category in ORDER else 9, o.name)):
+            out.append(f"| {o.category} | `{o.name}` | {o.kind} | {_cell(o.reason)} |")
+    else:
+        out.append("None.")
+    out.append("\n## Operators not implemented yet\n")
+    out.append("Tests that fail only because a converter is missing (an operator may block several tests):\n")
+    out.append(", ".join(f"{op} ({k})" for op, k in sorted(missing.items(), key=lambda x: (-x[1], x[0]))) or "None.")
+    out.append("\n## Deliberately unsupported\n")
+    out.append("| operators / feature | reason | tests skipped |")
+    out.append("|---|---|---:|")
+    for group, ops in cs._GROUPS.items():
+        out.append(f"| {', '.join(ops.split())} | {cs._REASONS[group]} | {skipped.get(group, 0)} |")
+    out.append(f"| Dropout with `training_mode` | {cs._REASONS['random']} | {skipped.get('training dropout', 0)} |")
+    out.append(f"| sequence / optional graph inputs and outputs | {cs._REASONS['sequence/optional']} | "
+               f"{skipped.get('non-tensor io', 0)} |")
+    out.append(f"| ai.onnx.ml, ai.onnx.preview(.training) domains | {cs.DOMAIN_REASON} | {skipped.get('domain', 0)} |")
+    out.append(f"| string, uint16/32/64, complex, float8, int4/uint4, float4 tensors | {cs.DTYPE_REASON} | "
+               f"{skipped.get('dtype', 0)} |")
+    out.append("")
+    return "\n".join(out)
+
+
+def _skip_group(reason: str) -> str:
+    if reason.startswith("Dropout with training_mode"):
+        return "training dropout"
+    if reason == cs._REASONS["sequence/optional"]:
+        return "non-tensor io"
+    if reason.startswith(cs.DOMAIN_REASON):
+        return "domain"
+    if reason.startswith(cs.DTYPE_REASON):
+        return "dtype"
+    op = reason.split(":")[0]
+    return cs.DELIBERATELY_UNSUPPORTED[op][0] if op in cs.DELIBERATELY_UNSUPPORTED else "other"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:200]
+
+
+HEADER = """# ONNX conformance
+
+PyFlameRT runs onnx's standard backend test suite (`onnx.backend.test.BackendTest`) through
+`pyflame_rt.backend`: every test compiles its model to native code and compares the compiled code's
+outputs with the suite's reference outputs (onnx's tolerances, rtol 1e-3 by default).
+
+- **node**: one test per case in onnx's operator case definitions (`onnx/backend/test/case/node`); the
+  inputs and expected outputs are generated in memory from the onnx package, so the suite runs offline.
+- **pytorch-converted**, **pytorch-operator**, **simple**: the model suites shipped with the onnx package.
+- **light models**: the model-zoo architectures shipped with onnx (AlexNet, DenseNet-121, Inception
+  v1/v2, ResNet-50, ShuffleNet, SqueezeNet, VGG-19, ZFNet-512) with their reference outputs.
+
+Only CPU tests count (onnx registers a `_cuda` twin of each; PyFlameRT runs on the CPU). Each test is
+**pass**, **fail** (wrong result, an error, an unsupported variant of an implemented operator, or an
+operator not implemented yet) or **skip** (it needs an operator, element type or opset PyFlameRT
+deliberately does not support; the reasons are listed at the end). "Supported-op tests" are the tests
+whose operators all have converters and nothing deliberately unsupported: the goal is that all of them
+pass.
+
+## Running it
+
+```sh
+python tests/conformance/run.py                      # full run: rewrites this page (~minutes)
+python tests/conformance/run.py --only node -k relu --doc -   # a slice, printed
+python -m pytest tests/conformance                   # the CI subset: every supported-op test
+```
+
+`pytest` (part of the normal test run, marked `slow`) runs the supported-op tests of each category and
+fails on any failure not listed in `KNOWN_FAILURES` (tests/conformance/conformance_suite.py), and on a
+listed one that passes again. Compiled artifacts are cached in
+`~/.cache/pyflame-rt/conformance` (`PYFLAME_CONFORMANCE_CACHE`), keyed by the model bytes and a digest of
+the compiler sources; two processes pre-compile in parallel.
+
+## Results
+
+Generated {date} by `tests/conformance/run.py` (PyFlameRT {version}, onnx {onnx}, onnxruntime {ort};
+{elapsed:.0f} s on the 2-core development machine).
+
+"""
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""CI subset of the ONNX backend conformance suite: every supported-op test must pass.
+
+One test per category; the whole subset is compiled (two processes, artifact cache) and run once per
+session. The full classified run is `python tests/conformance/run.py` (docs/conformance.md).
+"""
+import warnings
+
+import pytest
+
+import conformance_suite as cs
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> dict[str, list[cs.Outcome]]:
+    tests = [t for t in cs.cpu_tests(cs.backend_test().test_cases) if cs.is_supported(cs.model_use(t[0], t[2]))]
+    cs.precompile([cs.model_of_category(c, n) for c, _, n in tests], jobs=2)
+    by_category: dict[str, list[cs.Outcome]] = {c: [] for c in cs.CATEGORIES.values()}
+    for category, cls, name in tests:
+        by_category[category].append(cs.run_test(category, cls, name))
+    return by_category
+
+
+@pytest.mark.parametrize("category", list(cs.CATEGORIES.values()))
+def test_supported_op_tests_pass(category, outcomes):
+    results = outcomes[category]
+    failed = [o for o in results if o.status != "pass" and not cs.known_failure(o.name)]
+    assert not failed, f"{len(failed)} of {len(results)} supported-op {category} tests fail:\n" + "\n".join(
+        f"  {o.name}: [{o.kind}] {o.reason[:200]}" for o in failed)
+    fixed = [o.name for o in results if o.status == "pass" and cs.known_failure(o.name)]
+    if fixed:
+        warnings.warn(f"listed in KNOWN_FAILURES but pass now (remove them): {fixed}")
+
+
+def test_deliberate_skips_are_classified():
+    """The classification the report relies on: deliberate skips, missing converters, supported."""
+    from onnx import helper
+
+    def use(node, opset=17, elem=1):
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", elem, [2])],
+                                  [helper.make_tensor_value_info("y", elem, [2])])
+        return cs.ModelUse.of(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]))
+
+    assert "training" in use(helper.make_node("Adam", ["x"], ["y"])).skip_reason()
+    assert "UINT16" in use(helper.make_node("Relu", ["x"], ["y"]), elem=4).skip_reason()
+    assert use(helper.make_node("Hardmax", ["x"], ["y"])).missing_ops() == ["Hardmax"]
+    relu = use(helper.make_node("Relu", ["x"], ["y"]))
+    assert relu.skip_reason() is None and cs.is_supported(relu)
