@@ -1,0 +1,102 @@
+"""Reference semantics of the elementwise math ops (see dialects/graph_math.py)."""
+from __future__ import annotations
+
+import math
+from functools import reduce
+
+import numpy as np
+
+from pyflame_rt.dialects import graph_math as gm
+from pyflame_rt.dtype import DType
+from pyflame_rt.reference.evaluator import reference
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _sigmoid(x):
+    return np.exp(-np.logaddexp(np.zeros((), x.dtype), -x))
+
+
+def _attr(op, name: str) -> float:
+    return getattr(op, name).value.data
+
+
+_UNARY = {
+    gm.SqrtOp: np.sqrt, gm.ExpOp: np.exp, gm.LogOp: np.log, gm.TanhOp: np.tanh, gm.SigmoidOp: _sigmoid,
+    gm.ReciprocalOp: np.reciprocal, gm.FloorOp: np.floor, gm.CeilOp: np.ceil, gm.NegOp: np.negative,
+    gm.AbsOp: np.abs, gm.NotOp: np.logical_not, gm.ErfOp: _erf,
+    gm.SoftplusOp: lambda x: np.logaddexp(np.zeros((), x.dtype), x),
+    gm.HardSwishOp: lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+}
+
+
+@reference(*_UNARY)
+def _unary(op, x):
+    return _UNARY[type(op)](x[0])
+
+
+@reference(gm.LeakyReluOp)
+def _leaky_relu(op, x):
+    return np.where(x[0] >= 0, x[0], _attr(op, "alpha") * x[0])
+
+
+@reference(gm.EluOp)
+def _elu(op, x):
+    return np.where(x[0] >= 0, x[0], _attr(op, "alpha") * np.expm1(np.minimum(x[0], 0)))
+
+
+@reference(gm.SeluOp)
+def _selu(op, x):
+    neg = _attr(op, "alpha") * np.expm1(np.minimum(x[0], 0))
+    return _attr(op, "gamma") * np.where(x[0] > 0, x[0], neg)
+
+
+@reference(gm.HardSigmoidOp)
+def _hard_sigmoid(op, x):
+    return np.clip(_attr(op, "alpha") * x[0] + _attr(op, "beta"), 0, 1)
+
+
+@reference(gm.GeluOp)
+def _gelu(op, x):
+    v = x[0]
+    if op.approximate.data == "tanh":
+        return 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+    return 0.5 * v * (1 + _erf(v / math.sqrt(2)))
+
+
+@reference(gm.ClipOp)
+def _clip(op, x):
+    lo, hi = op.bounds()
+    return np.minimum(np.maximum(x[0], lo), hi)
+
+
+@reference(gm.CastOp)
+def _cast(op, x):
+    return x[0].astype(DType(op.to.data).numpy)
+
+
+_BINARY = {
+    gm.PowOp: np.power, gm.EqualOp: np.equal, gm.LessOp: np.less, gm.LessOrEqualOp: np.less_equal,
+    gm.GreaterOp: np.greater, gm.GreaterOrEqualOp: np.greater_equal, gm.AndOp: np.logical_and,
+    gm.OrOp: np.logical_or, gm.XorOp: np.logical_xor,
+    gm.PReluOp: lambda x, slope: np.where(x < 0, slope * x, x),
+}
+
+
+@reference(*_BINARY)
+def _binary(op, x):
+    return _BINARY[type(op)](x[0], x[1])
+
+
+_VARIADIC = {gm.SumOp: np.add, gm.MinOp: np.minimum, gm.MaxOp: np.maximum, gm.MeanOp: np.add}
+
+
+@reference(*_VARIADIC)
+def _variadic(op, x):
+    out = reduce(_VARIADIC[type(op)], x)
+    return out / len(x) if isinstance(op, gm.MeanOp) else out
+
+
+@reference(gm.WhereOp)
+def _where(op, x):
+    return np.where(x[0], x[1], x[2])
