@@ -188,4 +188,68 @@ class LayerNormOp(GraphOp):
         return [dtypes[0]]
 
 
-REDUCE_OPS = [ReduceOp, ArgReduceOp, SoftmaxOp, LogSoftmaxOp, LayerNormOp]
+@irdl_op_definition
+class TopKOp(GraphOp):
+    """The k largest (or smallest) elements along `axis`, sorted, and their int64 indices;
+    equal values keep the lower index first."""
+
+    name = "graph.topk"
+    input = operand_def(TensorType)
+    k = prop_def(IntegerAttr)
+    axis = prop_def(IntegerAttr, default_value=IntegerAttr(-1, i64))
+    largest = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
+    values = result_def(TensorType)
+    indices = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_types, k: int = 1, axis: int = -1, largest: bool = True):
+        super().__init__(operands=[input], result_types=list(result_types), properties={
+            "k": IntegerAttr(k, i64), "axis": IntegerAttr(axis, i64), "largest": BoolAttr.from_bool(largest)})
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        axis = normalize_axis(self.axis.value.data, len(x))
+        k = self.k.value.data
+        if k < 0 or isinstance(x[axis], int) and k > x[axis]:
+            raise ShapeMismatchError(f"TopK k={k} is out of range for axis size {x[axis]}")
+        out = tuple(x[:axis]) + (k,) + tuple(x[axis + 1:])
+        return [out, out]
+
+    def infer_dtypes(self, dtypes):
+        if dtypes[0] is DType.BOOL:
+            raise DTypeMismatchError("TopK of bool tensors is not defined")
+        return [dtypes[0], DType.INT64]
+
+
+@irdl_op_definition
+class CumSumOp(GraphOp):
+    """Running sum along `axis` (exclusive: without the element itself; reverse: from the end)."""
+
+    name = "graph.cumsum"
+    input = operand_def(TensorType)
+    axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
+    exclusive = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    reverse = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, axis: int = 0, exclusive: bool = False, reverse: bool = False):
+        super().__init__(operands=[input], result_types=[result_type], properties={
+            "axis": IntegerAttr(axis, i64), "exclusive": BoolAttr.from_bool(exclusive),
+            "reverse": BoolAttr.from_bool(reverse)})
+
+    def infer_shapes(self, shapes):
+        normalize_axis(self.axis.value.data, len(shapes[0]))
+        return [shapes[0]]
+
+    def infer_dtypes(self, dtypes):
+        if dtypes[0] is DType.BOOL:
+            raise DTypeMismatchError("CumSum of bool tensors is not defined")
+        return [dtypes[0]]
+
+
+REDUCE_OPS = [ReduceOp, ArgReduceOp, SoftmaxOp, LogSoftmaxOp, LayerNormOp, TopKOp, CumSumOp]

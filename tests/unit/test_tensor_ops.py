@@ -464,3 +464,23 @@ def test_einsum(eq, shapes, rng):
     model = make_model([helper.make_node("Einsum", list(feeds), ["y"], equation=eq)],
                        [(k, list(v.shape)) for k, v in feeds.items()], [("y", list(out))], opset=12)
     check(model, feeds)
+
+
+@pytest.mark.parametrize("axis,exclusive,reverse", [(0, 0, 0), (1, 1, 0), (-1, 0, 1), (2, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_cumsum(axis, exclusive, reverse, dtype, rng):
+    x = rng.integers(-5, 5, (3, 4, 6)).astype(dtype)
+    model = make_model([helper.make_node("CumSum", ["x", "a"], ["y"], exclusive=exclusive, reverse=reverse)],
+                       [("x", [3, 4, 6], dtype)], [("y", [3, 4, 6], dtype)], {"a": np.array(axis, np.int64)}, opset=14)
+    check(model, {"x": x})
+
+
+@pytest.mark.parametrize("axis,k,largest", [(-1, 3, 1), (-1, 1, 0), (1, 4, 1), (0, 2, 0), (-1, 9, 1)])
+def test_topk(axis, k, largest, rng):
+    x = rng.integers(0, 6, (3, 4, 9)).astype(np.float32)  # ties: indices must keep their order
+    shape = list(x.shape)
+    shape[axis] = k
+    node = helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=axis, largest=largest)
+    model = make_model([node], [("x", ["n", 4, 9])], [("v", shape), ("i", shape, np.int64)],
+                       {"k": np.array([k], np.int64)}, opset=11)
+    check(model, {"x": x})

@@ -53,3 +53,27 @@ def _layer_norm(ctx: _NodeContext):
         raise ctx.fail("stash_type other than float32 is not supported")
     return ctx.emit(gr.LayerNormOp, [ctx.input(0), ctx.input(1), ctx.input(2)],
                     axis=int(ctx.attrs.get("axis", -1)), epsilon=float(ctx.attrs.get("epsilon", 1e-5)))
+
+
+@converter("TopK")
+def _topk(ctx: _NodeContext):
+    if ctx.opset < 10:
+        k = ctx.attrs["k"]
+    else:
+        k = ctx.const_input(1)
+        if k is None:
+            raise ctx.fail("k must be known at compile time")
+        k = int(np.asarray(k).reshape(-1)[0])
+    if ctx.attrs.get("sorted", 1) == 0:
+        ctx.importer.warnings.append(f"TopK '{ctx.node.name}': sorted=0 returns sorted results")
+    return ctx.emit(gr.TopKOp, [ctx.input(0)], k=int(k), axis=int(ctx.attrs.get("axis", -1)),
+                    largest=bool(ctx.attrs.get("largest", 1)))
+
+
+@converter("CumSum")
+def _cumsum(ctx: _NodeContext):
+    axis = ctx.const_input(1)
+    if axis is None:
+        raise ctx.fail("the axis must be a constant")
+    return ctx.emit(gr.CumSumOp, [ctx.input(0)], axis=int(np.asarray(axis).reshape(-1)[0]),
+                    exclusive=bool(ctx.attrs.get("exclusive", 0)), reverse=bool(ctx.attrs.get("reverse", 0)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from xdsl.dialects import func, llvm
+from xdsl.dialects import arith, func, llvm
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dtype import DType
@@ -34,7 +34,7 @@ _POST: dict[str, Callable] = {
     "mean": lambda t, acc, n: t.div(acc, n), "l2": lambda t, acc, n: t.kb.intrinsic("llvm.sqrt", acc),
     "log_sum": lambda t, acc, n: fm.log(t, acc),
 }
-ROW_KINDS = (*_COMBINE, "argmax", "argmin", "softmax", "log_softmax", "layer_norm")
+ROW_KINDS = (*_COMBINE, "argmax", "argmin", "softmax", "log_softmax", "layer_norm", "cumsum")
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def row_kernel(spec: RowSpec) -> func.FuncOp:
 
 
 def _family(kind: str) -> str:
-    return kind if kind in ("argmax", "argmin", "softmax", "log_softmax", "layer_norm") else "reduce"
+    return kind if kind in ("argmax", "argmin", "softmax", "log_softmax", "layer_norm", "cumsum") else "reduce"
 
 
 def _count(t: Typed, row: _Row):
@@ -192,5 +192,63 @@ def _layer_norm(kb, spec, row: _Row, src, dst, out_index, scale_p, bias_p):
     row.fold(normalize)
 
 
-_BODIES = {"reduce": _reduce, "argmax": _arg, "argmin": _arg, "softmax": _softmax, "log_softmax": _softmax,
+def _cumsum(kb, spec, row: _Row, src, dst, *_):
+    """Sequential running sum (params: exclusive, reverse); one lane."""
+    exclusive, reverse = spec.params
+    t = Typed(kb, spec.dtype, 1)
+    with kb.loop(0, row.n, 1, carried=[t.const(0)]) as lp:
+        r = kb.sub(kb.sub(row.n, kb.const(1)), lp.iv) if reverse else lp.iv
+        total = t.add(lp.carried[0], t.load(src, row.index(r)))
+        t.store(lp.carried[0] if exclusive else total, dst, row.index(r))
+        lp.next = [total]
+
+
+_BODIES = {"cumsum": _cumsum, "reduce": _reduce, "argmax": _arg, "argmin": _arg, "softmax": _softmax, "log_softmax": _softmax,
            "layer_norm": _layer_norm}
+
+
+TOPK_FIELDS = ("in", "values", "indices", "r", "inner", "k")
+
+
+@dataclass(frozen=True)
+class TopKSpec:
+    dtype: DType
+    largest: bool
+
+    @property
+    def name(self) -> str:
+        return f"topk_{'largest' if self.largest else 'smallest'}_{self.dtype.value}"
+
+
+def topk_kernel(spec: TopKSpec) -> func.FuncOp:
+    """Per row, keep a sorted list of the best k in the outputs: each element walks the list from
+    the end, shifting worse entries down one slot (strictly better only, so ties keep index order)."""
+    kb = KernelBuilder(spec.name)
+    f = {name: kb.field(i) for i, name in enumerate(TOPK_FIELDS)}
+    src, vals, idxs = kb.ptr_field(0), kb.ptr_field(1), kb.ptr_field(2)
+    t, ti = Typed(kb, spec.dtype, 1), Typed(kb, DType.INT64, 1)
+    inner, k, n = f["inner"], f["k"], f["r"]
+    pred = "gt" if spec.largest else "lt"
+    with kb.loop(kb.begin, kb.end) as item:
+        o, j = kb.div(item.iv, inner), kb.rem(item.iv, inner)
+        src_row = _Row(kb, RowSpec("topk", spec.dtype, 1), kb.add(kb.mul(kb.mul(o, n), inner), j), inner, n, None)
+        out_row = _Row(kb, RowSpec("topk", spec.dtype, 1), kb.add(kb.mul(kb.mul(o, k), inner), j), inner, k, None)
+        with kb.loop(0, n, 1, carried=[kb.const(0)]) as lp:
+            v = t.load(src, src_row.index(lp.iv))
+            count = lp.carried[0]
+            with kb.loop(0, k) as slot:
+                q = kb.sub(kb.sub(k, kb.const(1)), slot.iv)
+                prev = kb.max(kb.sub(q, kb.const(1)), kb.const(0))  # clamped: never reads slot -1
+                beats_q = kb._ins(arith.OrIOp(ti.cmp("ge", q, count),
+                                              t.cmp(pred, v, t.load(vals, out_row.index(q)))))
+                beats_prev = kb._ins(arith.AndIOp(ti.cmp("gt", q, ti.const(0)), kb._ins(arith.OrIOp(
+                    ti.cmp("ge", prev, count), t.cmp(pred, v, t.load(vals, out_row.index(prev)))))))
+                with kb.if_(beats_q):
+                    with kb.if_(beats_prev):
+                        t.store(t.load(vals, out_row.index(prev)), vals, out_row.index(q))
+                        ti.store(ti.load(idxs, out_row.index(prev)), idxs, out_row.index(q))
+                    with kb.if_(ti.logical_not(beats_prev)):
+                        t.store(v, vals, out_row.index(q))
+                        ti.store(lp.iv, idxs, out_row.index(q))
+            lp.next = [kb.min(kb.add(count, kb.const(1)), k)]
+    return kb.finish()

@@ -6,7 +6,8 @@ import numpy as np
 from pyflame_rt.dialects import graph_reduce as gr
 from pyflame_rt.dialects.symbolic import Shape, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
-from pyflame_rt.targets.cpu.kernels.rows import ROW_FIELDS, RowSpec, row_kernel
+from pyflame_rt.targets.cpu.kernels.rows import (
+    ROW_FIELDS, TOPK_FIELDS, RowSpec, TopKSpec, row_kernel, topk_kernel)
 from pyflame_rt.targets.cpu.lowerings import lowering
 
 
@@ -14,7 +15,7 @@ def emit_rows(L, kind: str, src, dst, shape: Shape, first: int, last: int, dtype
               scale=0, bias=0) -> None:
     """Run a row kernel over `shape` viewed as [outer, R, inner], R = dims first..last (inclusive)."""
     outer, r, inner = numel(shape[:first]), numel(shape[first:last + 1]), numel(shape[last + 1:])
-    width = L.target.vector_width if inner == 1 else 1
+    width = L.target.vector_width if inner == 1 and kind != "cumsum" else 1
     spec = RowSpec(kind, dtype, width, tuple(params))
     name = L.kernel(spec.name, lambda: row_kernel(spec))
     fields = {"in": src, "out": dst, "r": r, "inner": inner, "scale": scale, "bias": bias}
@@ -99,3 +100,24 @@ def _lower_layer_norm(L, op: gr.LayerNormOp) -> None:
         bias = L.add_weight("bias", np.zeros(norm, dtype.numpy))
     emit_rows(L, "layer_norm", L.loc(op.input), L.result_loc(op.result), shape, axis, len(shape) - 1, dtype,
               (op.epsilon.value.data,), scale, bias)
+
+
+@lowering(gr.CumSumOp)
+def _lower_cumsum(L, op: gr.CumSumOp) -> None:
+    shape = L.shapes[op.input]
+    axis = gr.normalize_axis(op.axis.value.data, len(shape))
+    emit_rows(L, "cumsum", L.loc(op.input), L.result_loc(op.result), shape, axis, axis, L.dtype(op.input),
+              (op.exclusive.value.data, op.reverse.value.data))
+
+
+@lowering(gr.TopKOp)
+def _lower_topk(L, op: gr.TopKOp) -> None:
+    shape = L.shapes[op.input]
+    axis = gr.normalize_axis(op.axis.value.data, len(shape))
+    spec = TopKSpec(L.dtype(op.input), op.largest.value.data)
+    name = L.kernel(spec.name, lambda: topk_kernel(spec))
+    inner = numel(shape[axis + 1:])
+    f = {"in": L.loc(op.input), "values": L.result_loc(op.values), "indices": L.result_loc(op.indices),
+         "r": shape[axis], "inner": inner, "k": op.k.value.data}
+    L.call(name, [f[n] for n in TOPK_FIELDS], ("mul", numel(shape[:axis]), inner),
+           dim_mul(shape[axis], op.k.value.data))
