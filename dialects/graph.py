@@ -124,6 +124,25 @@ def same_dtype(dtypes: Sequence[DType], what: str) -> DType:
     return dtypes[0]
 
 
+# What a fused epilogue can apply (an op's optional `activation` property).
+ACTIVATIONS = ("relu",)
+
+
+def activation_props(activation: str | None) -> dict[str, Attribute]:
+    return {} if activation is None else {"activation": StringAttr(activation)}
+
+
+def activation_of(op: IRDLOperation) -> str | None:
+    act = op.properties.get("activation")
+    return act.data if isinstance(act, StringAttr) else None
+
+
+def check_activation(op: IRDLOperation) -> None:
+    act = activation_of(op)
+    if act is not None and act not in ACTIVATIONS:
+        raise VerifyException(f"{op.name}: activation must be one of {ACTIVATIONS}, got '{act}'")
+
+
 class GraphOp(IRDLOperation):
     """Base of graph ops: shape inference from symbolic operand shapes."""
 
@@ -248,6 +267,16 @@ class ElementwiseBinaryOp(GraphOp):
 @irdl_op_definition
 class AddOp(ElementwiseBinaryOp):
     name = "graph.add"
+    activation = opt_prop_def(StringAttr)  # fused epilogue (fuse-activation)
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, lhs: SSAValue, rhs: SSAValue, result_type: TensorType, activation: str | None = None):
+        super().__init__(lhs, rhs, result_type)
+        self.properties.update(activation_props(activation))
+
+    def verify_(self) -> None:
+        check_activation(self)
+        super().verify_()
 
 
 @irdl_op_definition
@@ -303,12 +332,14 @@ class GemmOp(GraphOp):
     beta = prop_def(FloatAttr, default_value=FloatAttr(1.0, f32))
     trans_a = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
     trans_b = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    activation = opt_prop_def(StringAttr)  # fused epilogue (fuse-gemm), applied after + C
     result = result_def(TensorType)
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "operands attr-dict `:` functional-type(operands, results)"
     traits = traits_def(Pure())
 
-    def __init__(self, a, b, c, result_type, *, alpha=1.0, beta=1.0, trans_a=False, trans_b=False):
+    def __init__(self, a, b, c, result_type, *, alpha=1.0, beta=1.0, trans_a=False, trans_b=False,
+                 activation: str | None = None):
         super().__init__(
             operands=[a, b, [c] if c is not None else []],
             result_types=[result_type],
@@ -317,8 +348,13 @@ class GemmOp(GraphOp):
                 "beta": FloatAttr(beta, f32),
                 "trans_a": BoolAttr.from_bool(trans_a),
                 "trans_b": BoolAttr.from_bool(trans_b),
+                **activation_props(activation),
             },
         )
+
+    def verify_(self) -> None:
+        check_activation(self)
+        super().verify_()
 
     def infer_shapes(self, shapes):
         a, b = shapes[0], shapes[1]
@@ -349,20 +385,24 @@ class MatMulOp(GraphOp):
         super().__init__(operands=[lhs, rhs], result_types=[result_type])
 
     def infer_shapes(self, shapes):
-        a, b = shapes
-        if not a or not b:
-            raise ShapeMismatchError("MatMul operands must have rank >= 1")
-        a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
-        b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
-        if isinstance(a2[-1], int) and isinstance(b2[-2], int) and a2[-1] != b2[-2]:
-            raise ShapeMismatchError(f"MatMul inner dims differ: {a2[-1]} vs {b2[-2]}")
-        batch = broadcast_shapes(a2[:-2], b2[:-2])
-        out = batch + (a2[-2], b2[-1])
-        if len(a) == 1:
-            out = out[:-2] + out[-1:]
-        if len(b) == 1:
-            out = out[:-1]
-        return [out]
+        return [matmul_shape(shapes[0], shapes[1])]
+
+
+def matmul_shape(a: Shape, b: Shape) -> Shape:
+    """numpy.matmul's result shape."""
+    if not a or not b:
+        raise ShapeMismatchError("MatMul operands must have rank >= 1")
+    a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
+    b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
+    if isinstance(a2[-1], int) and isinstance(b2[-2], int) and a2[-1] != b2[-2]:
+        raise ShapeMismatchError(f"MatMul inner dims differ: {a2[-1]} vs {b2[-2]}")
+    batch = broadcast_shapes(a2[:-2], b2[:-2])
+    out = batch + (a2[-2], b2[-1])
+    if len(a) == 1:
+        out = out[:-2] + out[-1:]
+    if len(b) == 1:
+        out = out[:-1]
+    return out
 
 
 # ------------------------------------------------------------------ shapes

@@ -114,7 +114,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "optimization": {"level": OptLevel(options.opt_level).name,
                          "nodes_before": optimized.stats.nodes_before,
                          "nodes_after": optimized.stats.nodes_after,
-                         "passes": {p.name: p.stats.summary() for p in optimized.passes}},
+                         "passes": {p.name: p.stats.summary(node_counts=False) for p in optimized.passes}},
         "compile_ms": times,
     }
     return CompiledModel(header, blob, obj)

@@ -14,40 +14,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects.builtin import DYNAMIC_INDEX, DenseIntOrFPElementsAttr, ModuleOp
-from xdsl.ir import Operation, SSAValue
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp
+from xdsl.ir import Operation
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import WeightTable
-from pyflame_rt.dtype import DType
 from pyflame_rt.errors import PyFlameRTError
 from pyflame_rt.reference import evaluate_op, has_reference
-from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, apply_patterns
+from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, apply_patterns, constant_array, make_constant
 from pyflame_rt.transforms.registry import register_pass
 
 # more than linear work in their output size: folding them may cost real compile time
 EXPENSIVE_OPS = frozenset({"graph.matmul", "graph.gemm", "graph.conv", "graph.conv_transpose",
                            "graph.einsum"})
-
-
-def constant_array(v: SSAValue, weights: WeightTable) -> np.ndarray | None:
-    """The value of `v` if a graph.constant with a known value defines it."""
-    op = v.owner
-    if not isinstance(op, graph.ConstantOp):
-        return None
-    if op.weight_name is not None:
-        arr = weights.get(op.weight_name)
-        return None if arr is None else np.asarray(arr).reshape(graph.static_shape(op.result.type))
-    return graph.dense_value(op.value, graph.static_shape(op.result.type))
-
-
-def make_constant(arr: np.ndarray, hint: str, weights: WeightTable, inline_elements: int) -> graph.ConstantOp:
-    """A graph.constant for `arr`: inline when small, else a new weight-table entry."""
-    t = graph.tensor_type(arr.shape, DType.from_numpy(arr.dtype))
-    if arr.size <= inline_elements:
-        return graph.ConstantOp(t, value=DenseIntOrFPElementsAttr.from_list(t, arr.ravel().tolist()))
-    return graph.ConstantOp(t, weight=weights.add(hint, arr))
 
 
 @dataclass

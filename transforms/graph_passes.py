@@ -3,4 +3,7 @@ from pyflame_rt.transforms import (  # noqa: F401
     eliminate_common_subexpressions,
     eliminate_dead_code,
     fold_constants,
+    fuse_activation,
+    fuse_matmul_add,
+    fuse_mul_add,
 )

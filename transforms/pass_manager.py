@@ -25,7 +25,8 @@ from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, node_census
 from pyflame_rt.transforms.registry import all_passes
 
 BASIC_PASSES = ("fold-constants", "eliminate-dead-code", "eliminate-common-subexpressions")
-FUSION_PASSES: tuple[str, ...] = ()
+# pattern fusions first (they look for Mul/Add chains), then the generic ones
+FUSION_PASSES = ("fuse-matmul-add", "fuse-mul-add", "fuse-activation")
 LEVEL_PIPELINES: dict[OptLevel, tuple[str, ...]] = {
     OptLevel.NONE: (),
     OptLevel.BASIC: BASIC_PASSES,
@@ -48,7 +49,7 @@ class PassResult:
     def report(self) -> str:
         lines = [f"{self.name}: {self.stats.summary()} in {self.time_ms:.1f} ms"
                  + (f", {self.iterations} iteration(s)" if self.passes else "")]
-        lines += [f"  {p.name:<34} {p.stats.summary()} ({p.time_ms:.1f} ms)" for p in self.passes]
+        lines += [f"  {p.name:<34} {p.stats.summary(node_counts=False)} ({p.time_ms:.1f} ms)" for p in self.passes]
         return "\n".join(lines)
 
 

@@ -29,6 +29,12 @@ def has_reference(op: Operation) -> bool:
     return type(op) in _REFERENCES
 
 
+# the epilogues an op's `activation` property names (graph.ACTIVATIONS)
+_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "relu": lambda y: np.maximum(y, np.zeros((), y.dtype)),
+}
+
+
 def evaluate_op(op: Operation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Results of one op on concrete inputs, cast to the result element types and shape-checked."""
     fn = _REFERENCES.get(type(op))
@@ -36,6 +42,9 @@ def evaluate_op(op: Operation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]
         raise UnsupportedOperatorError(f"{op.name} has no reference implementation")
     out = fn(op, list(inputs))
     outs = [out] if isinstance(out, np.ndarray) or np.isscalar(out) else list(out)
+    activation = graph.activation_of(op)
+    if activation is not None:  # a fused epilogue (see the fusion passes)
+        outs = [_ACTIVATIONS[activation](np.asarray(o)) for o in outs]
     if len(outs) != len(op.results):
         raise ShapeMismatchError(f"{op.name}: reference gave {len(outs)} results, op has {len(op.results)}")
     return [_conform(np.asarray(o), r.type, f"{op.name} result #{k}") for k, (o, r) in

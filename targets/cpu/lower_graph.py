@@ -220,15 +220,17 @@ class GraphLowering:
 
     # ------------------------------------------------------------ emitters
     def emit_elementwise(self, op: str, operands: list[SSAValue], out: Loc, out_shape: Shape,
-                         out_dtype: DType | None = None, params: tuple = ()) -> None:
-        """out = op(operands...) with broadcasting; out_dtype defaults to the first operand's."""
+                         out_dtype: DType | None = None, params: tuple = (), activation: str | None = None) -> None:
+        """out = op(operands...) with broadcasting, then the unary `activation` if given;
+        out_dtype defaults to the first operand's."""
         in_dtypes = tuple(self.dtype(v) for v in operands)
         strides = broadcast_strides(out_shape, [self.shapes[v] for v in operands])
         self.emit_strided(op, [self.loc(v) for v in operands], in_dtypes, strides, out, out_shape,
-                          out_dtype or in_dtypes[0], params)
+                          out_dtype or in_dtypes[0], params, activation)
 
     def emit_strided(self, op: str, ins: list[Loc], in_dtypes: tuple[DType, ...], strides: list[list[Dim]],
-                     out: Loc, out_shape: Shape, out_dtype: DType, params: tuple = ()) -> None:
+                     out: Loc, out_shape: Shape, out_dtype: DType, params: tuple = (),
+                     activation: str | None = None) -> None:
         """out[i...] = op(in_k[sum(i_d * strides[d][k])]...) over the contiguous output: the general
         form (broadcasts have stride 0, a permuted copy has the input's strides in output order)."""
         dims = _merge_dims(out_shape, strides, len(ins))
@@ -236,7 +238,7 @@ class GraphLowering:
         outer = dims[:-1]
         modes = tuple("v" if s == 1 else "s" if s == 0 else "g" for s in inner_strides)
         width = 1 if "g" in modes else self.target.vector_width
-        spec = ElementwiseSpec(op, len(outer), modes, width, in_dtypes, out_dtype, tuple(params))
+        spec = ElementwiseSpec(op, len(outer), modes, width, in_dtypes, out_dtype, tuple(params), activation)
         name = self.kernel(spec.name, lambda: elementwise_kernel(spec))
         fields: list = [out, *ins, inner, ("ceildiv", inner, INNER_CHUNK), *inner_strides]
         for size, dim_strides in outer:

@@ -204,3 +204,42 @@ def test_cli_opt_level_and_pyflame_opt_levels(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "graph.gemm" in r.stdout and "pipeline: nodes 6 -> 6" in r.stderr
+
+
+def _fusion_model(rng):
+    """Every fusion of fuse-matmul-add / fuse-mul-add / fuse-activation, on 2-D and 3-D activations."""
+    w = rng.standard_normal((8, 4), np.float32)
+    b = rng.standard_normal(4, np.float32)
+    b14 = rng.standard_normal((1, 4), np.float32)
+    s = rng.standard_normal(4, np.float32)
+    nodes = [helper.make_node("MatMul", ["x2", "w"], ["m2"]), helper.make_node("Add", ["m2", "b"], ["a2"]),
+             helper.make_node("Relu", ["a2"], ["r2"]),                                   # -> gemm{relu}
+             helper.make_node("MatMul", ["x3", "w"], ["m3"]), helper.make_node("Add", ["b14", "m3"], ["a3"]),
+             helper.make_node("Relu", ["a3"], ["y3"]),                                   # -> matmul_bias{relu}
+             helper.make_node("Mul", ["r2", "s"], ["ms"]), helper.make_node("Add", ["ms", "b"], ["mab"]),
+             helper.make_node("Relu", ["mab"], ["rm"]),                                  # -> mul_add{relu}
+             helper.make_node("Add", ["rm", "r2"], ["ar"]), helper.make_node("Relu", ["ar"], ["y2"]),  # add{relu}
+             helper.make_node("Gemm", ["x2", "w"], ["g"], alpha=0.5, beta=2.0),
+             helper.make_node("Add", ["g", "b"], ["y4"])]                               # gemm + C
+    return make_model(nodes, [("x2", ["N", 8]), ("x3", ["N", 3, 8])],
+                      [("y2", ["N", 4]), ("y3", ["N", 3, 4]), ("y4", ["N", 4])],
+                      {"w": w, "b": b, "b14": b14, "s": s})
+
+
+def test_fusions_preserve_semantics_in_compiled_code(rng):
+    model = _fusion_model(rng)
+    res = from_onnx(model)
+    r = opt.fuse_operators(res)
+    ops = _ops(res.module)
+    assert "graph.relu" not in ops and "graph.matmul" not in ops and "graph.mul" not in ops
+    assert ops.count("graph.gemm") == 2 and "graph.matmul_bias" in ops and "graph.mul_add" in ops
+    assert r.stats.nodes_fused == 8 and (r.stats.nodes_before, r.stats.nodes_after) == (13, 5)
+    feeds = {"x2": rng.standard_normal((5, 8), np.float32), "x3": rng.standard_normal((5, 3, 8), np.float32)}
+    want = ort_run(model, feeds)
+    for level in (OptLevel.NONE, OptLevel.EXTENDED):
+        sess = InferenceSession(model.SerializeToString(), SessionOptions(optimization_level=level))
+        for got, w in zip(sess.run(None, feeds), want):
+            assert_close(got, w, 1e-5)
+    kernels = sess.header["kernels"]
+    assert any("relu" in k for k in kernels if k.startswith("gemm")), kernels
+    assert any(k.startswith("ew_mul_add_relu") for k in kernels), kernels

@@ -86,6 +86,7 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "sub": EwOp(2, lambda t, x, p: t.sub(x[0], x[1])),
     "mul": EwOp(2, lambda t, x, p: t.mul(x[0], x[1])),
     "div": EwOp(2, lambda t, x, p: t.div(x[0], x[1])),
+    "mul_add": EwOp(3, lambda t, x, p: t.fma(x[0], x[1], x[2])),
     "pow": EwOp(2, lambda t, x, p: _pow(t, x[0], x[1]), float_only=True),
     "prelu": EwOp(2, lambda t, x, p: _where_positive(t, x[0], t.mul(x[0], x[1]))),
     "sum": EwOp(None, lambda t, x, p: reduce(t.add, x)),
@@ -143,6 +144,7 @@ class ElementwiseSpec:
     in_dtypes: tuple[DType, ...] = ()   # per input; empty = all float32
     out_dtype: DType = DType.FLOAT32
     params: tuple[float, ...] = ()      # op attributes baked into the kernel (alpha, bounds, ...)
+    activation: str | None = None       # a unary op of ELEMENTWISE_OPS applied to the result (fused)
 
     @property
     def dtypes(self) -> tuple[DType, ...]:
@@ -153,7 +155,8 @@ class ElementwiseSpec:
         pattern = "".join(self.inner)
         types = "_".join(d.value for d in (*self.dtypes, self.out_dtype))
         params = f"_p{hashlib.sha1(repr(self.params).encode()).hexdigest()[:8]}" if self.params else ""
-        return f"ew_{self.op}_r{self.outer_rank}_{pattern}_w{self.width}_{types}{params}"
+        op = f"{self.op}_{self.activation}" if self.activation else self.op
+        return f"ew_{op}_r{self.outer_rank}_{pattern}_w{self.width}_{types}{params}"
 
     @property
     def num_fields(self) -> int:
@@ -211,6 +214,8 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
                 vals.append(t.load(p, index[mode](), splat=mode == "s"))
             t = ts[ew.typed_by] if ts else to
             result = ew.body(t, vals, spec.params)
+            if spec.activation is not None:
+                result = ELEMENTWISE_OPS[spec.activation].body(t, [result], ())
             if ew.result == "out" and ts:
                 result = t.convert(result, to)
             to.store(result, out, kb.add(out_row, iv))

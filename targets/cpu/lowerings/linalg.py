@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyflame_rt.dialects import graph
+from pyflame_rt.dialects import graph, graph_fused
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
@@ -46,15 +46,19 @@ def _lower_gemm(L, op: graph.GemmOp) -> None:
         if alpha != 1.0:
             raise UnsupportedOperatorError("Gemm with alpha != 1 needs a constant B on the CPU backend")
         kw.update(b_value=op.b, b_strides=(1, sb[1], 0) if tb else (sb[1], 1, 0))
-    L.emit_gemm(a=op.a, a_strides=a_strides, m=m, k=k, n=n, out=out, bias=bias, **kw)
-    if c_val is not None and bias is None:
+    activation = graph.activation_of(op)
+    add_c = c_val is not None and bias is None  # then the activation follows the elementwise add
+    L.emit_gemm(a=op.a, a_strides=a_strides, m=m, k=k, n=n, out=out, bias=bias,
+                activation="none" if add_c else activation or "none", **kw)
+    if add_c:
         if beta != 1.0:
             raise UnsupportedOperatorError("Gemm with a full C matrix and beta != 1 is not supported")
-        L.emit_elementwise("add", [op.result, c_val], out, L.shapes[op.result])
+        L.emit_elementwise("add", [op.result, c_val], out, L.shapes[op.result], activation=activation)
 
 
-@lowering(graph.MatMulOp)
-def _lower_matmul(L, op: graph.MatMulOp) -> None:
+@lowering(graph.MatMulOp, graph_fused.MatMulBiasOp)
+def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
+    """MatMulBias: the bias row and the activation go into the GEMM epilogue."""
     _require_float32(L, op)
     sa, sb = L.shapes[op.lhs], L.shapes[op.rhs]
     a2 = (1,) + sa if len(sa) == 1 else sa
@@ -78,5 +82,10 @@ def _lower_matmul(L, op: graph.MatMulOp) -> None:
         kw["b_const"] = b.reshape(-1, b2[-2], b2[-1])
     else:
         kw.update(b_value=op.rhs, b_strides=(n, 1, dim_mul(k, n) if b_batch != 1 else 0))
+    if isinstance(op, graph_fused.MatMulBiasOp):
+        bias = L.const_value(op.bias)
+        if bias is None:
+            raise UnsupportedOperatorError("graph.matmul_bias needs a constant bias on the CPU backend")
+        kw.update(bias=bias.astype(np.float32), activation=graph.activation_of(op) or "none")
     L.emit_gemm(a=op.lhs, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
                 b_batch=b_batch, **kw)

@@ -8,7 +8,8 @@
 // CHECK-NEXT:    %[[H:.*]] = graph.matmul %x, %[[W]]
 // CHECK-NEXT:    %[[R:.*]] = graph.relu %[[H]]
 // CHECK-NEXT:    func.return %[[R]], %x
-// STATS: eliminate-dead-code {{.*}}nodes 5 -> 2, nodes removed 3
+// STATS: pipeline: nodes 5 -> 2, nodes removed 3
+// STATS-NEXT: eliminate-dead-code {{ *}}nodes removed 3
 func.func @main(%x: tensor<?x4xf32> {graph.name = "x", graph.dims = ["batch", "4"]}) -> (tensor<?x4xf32> {graph.name = "y", graph.dims = ["batch", "4"]}, tensor<?x4xf32> {graph.name = "x_copy", graph.dims = ["batch", "4"]}) {
   %w = graph.constant @w : tensor<4x4xf32>
   %unused_w = graph.constant @unused : tensor<4x4xf32>

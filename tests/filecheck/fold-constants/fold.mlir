@@ -7,7 +7,8 @@
 // CHECK-NEXT:    %[[C:.*]] = graph.constant {value = dense<[2.000000e+00, 0.000000e+00, 6.000000e+00, 0.000000e+00]> : tensor<4xf32>} : tensor<4xf32>
 // CHECK-NEXT:    %[[Y:.*]] = graph.add %x, %[[C]]
 // CHECK-NEXT:    func.return %[[Y]]
-// STATS: fold-constants {{.*}}nodes 3 -> 1, nodes removed 2, constants folded 2
+// STATS: pipeline: nodes 3 -> 1, nodes removed 2, constants folded 2
+// STATS-NEXT: fold-constants {{ *}}nodes removed 2, constants folded 2
 
 // Results above inline-elements go to the weight table under a new name.
 // WEIGHT: %[[C:.*]] = graph.constant @r_folded : tensor<4xf32>

@@ -1,0 +1,91 @@
+"""Fused ops of the `graph` dialect: created by the fusion passes, never by an importer.
+
+They keep one memory pass for what the exported graph spends several on:
+`graph.mul_add` is Mul+Add, `graph.matmul_bias` is a MatMul whose row-vector Add
+the GEMM epilogue applies (any rank of A, as in transformer Linear layers; 2-D
+ones become `graph.gemm`). Both take an optional fused `activation`.
+"""
+from __future__ import annotations
+
+from xdsl.dialects.builtin import StringAttr, TensorType
+from xdsl.ir import SSAValue
+from xdsl.irdl import (
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    operand_def,
+    opt_prop_def,
+    result_def,
+    traits_def,
+)
+from xdsl.traits import Pure
+
+from pyflame_rt.dialects.graph import (
+    GraphOp, activation_props, broadcast_shapes, check_activation, matmul_shape, same_dtype)
+from pyflame_rt.errors import ShapeMismatchError
+
+
+@irdl_op_definition
+class MulAddOp(GraphOp):
+    """a * b + c with multidirectional broadcasting of all three (then the activation, if any)."""
+
+    name = "graph.mul_add"
+    a = operand_def(TensorType)
+    b = operand_def(TensorType)
+    c = operand_def(TensorType)
+    activation = opt_prop_def(StringAttr)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, a: SSAValue, b: SSAValue, c: SSAValue, result_type: TensorType,
+                 activation: str | None = None):
+        super().__init__(operands=[a, b, c], result_types=[result_type], properties=activation_props(activation))
+
+    def verify_(self) -> None:
+        check_activation(self)
+        super().verify_()
+
+    def infer_shapes(self, shapes):
+        return [broadcast_shapes(broadcast_shapes(shapes[0], shapes[1]), shapes[2])]
+
+    def infer_dtypes(self, dtypes):
+        return [same_dtype(dtypes, self.name)]
+
+
+@irdl_op_definition
+class MatMulBiasOp(GraphOp):
+    """matmul(lhs, rhs) + bias, rhs 2-D [K, N], bias [N] (then the activation, if any)."""
+
+    name = "graph.matmul_bias"
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    bias = operand_def(TensorType)
+    activation = opt_prop_def(StringAttr)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, lhs: SSAValue, rhs: SSAValue, bias: SSAValue, result_type: TensorType,
+                 activation: str | None = None):
+        super().__init__(operands=[lhs, rhs, bias], result_types=[result_type],
+                         properties=activation_props(activation))
+
+    def verify_(self) -> None:
+        check_activation(self)
+        super().verify_()
+
+    def infer_shapes(self, shapes):
+        if len(shapes[1]) != 2:
+            raise ShapeMismatchError(f"matmul_bias needs a 2-D rhs, got rank {len(shapes[1])}")
+        out = matmul_shape(shapes[0], shapes[1])
+        if tuple(shapes[2]) != (shapes[1][1],):
+            raise ShapeMismatchError(f"matmul_bias bias {list(map(str, shapes[2]))} is not [{shapes[1][1]}]")
+        return [out]
+
+    def infer_dtypes(self, dtypes):
+        return [same_dtype(dtypes, self.name)]
+
+
+FUSED_OPS = [MulAddOp, MatMulBiasOp]
