@@ -147,7 +147,8 @@ def test_inspect_prints_sections_and_ops(pfm, capsys):
     h = read_header(open(pfm, "rb").read())
     assert f"format {artifact.FORMAT_VERSION}" in out
     assert f"weights       {h['sections']['weights']['size']} bytes at offset {h['sections']['weights']['offset']}" in out
-    assert "object" in out and "gemm x2" in out and "relu x1" in out and "author=tests" in out
+    assert "object" in out and "gemm x2" in out and "author=tests" in out
+    assert "optimization  EXTENDED: 3 -> 2 graph nodes" in out  # the Relu is fused into the first Gemm
 
 
 def _save(model, tmp_path) -> str:
