@@ -7,10 +7,12 @@ from typing import Sequence
 from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, StringAttr, TensorType, f32, i64
 from xdsl.ir import SSAValue
 from xdsl.irdl import (
+    AttrSizedResultSegments,
     ParsePropInAttrDict,
     irdl_op_definition,
     operand_def,
     opt_operand_def,
+    opt_result_def,
     prop_def,
     result_def,
     traits_def,
@@ -155,7 +157,8 @@ class LogSoftmaxOp(_SoftmaxBase):
 
 @irdl_op_definition
 class LayerNormOp(GraphOp):
-    """(x - mean) / sqrt(var + epsilon) * scale + bias over the dims from `axis` on."""
+    """(x - mean) / sqrt(var + epsilon) * scale + bias over the dims from `axis` on; optionally
+    also the per-row mean and 1 / sqrt(var + epsilon) (shape of x with the normalized dims 1)."""
 
     name = "graph.layer_norm"
     input = operand_def(TensorType)
@@ -164,12 +167,17 @@ class LayerNormOp(GraphOp):
     axis = prop_def(IntegerAttr, default_value=IntegerAttr(-1, i64))
     epsilon = prop_def(FloatAttr, default_value=FloatAttr(1e-5, f32))
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
+    mean = opt_result_def(TensorType)
+    inv_std_dev = opt_result_def(TensorType)
+    irdl_options = (AttrSizedResultSegments(as_property=True),)  # printed in the generic form
     traits = traits_def(Pure())
 
-    def __init__(self, input, scale, bias, result_type, axis: int = -1, epsilon: float = 1e-5):
-        super().__init__(operands=[input, scale, [bias] if bias is not None else []], result_types=[result_type],
+    def __init__(self, input, scale, bias, result_type=None, axis: int = -1, epsilon: float = 1e-5,
+                 result_types=None, stats: bool = False):
+        types = list(result_types) if result_types is not None else [result_type]
+        stat_types = ([types[1]], [types[2]]) if stats else ([], [])
+        super().__init__(operands=[input, scale, [bias] if bias is not None else []],
+                         result_types=[types[0], *stat_types],
                          properties={"axis": IntegerAttr(axis, i64), "epsilon": FloatAttr(epsilon, f32)})
 
     def infer_shapes(self, shapes):
@@ -179,13 +187,14 @@ class LayerNormOp(GraphOp):
             if len(s) > len(x) - axis:
                 raise ShapeMismatchError(f"scale/bias {list(map(str, s))} do not match normalized dims "
                                          f"{list(map(str, x[axis:]))}")
-        return [x]
+        stats = tuple(x[:axis]) + (1,) * (len(x) - axis)
+        return [x] + [stats] * (len(self.results) - 1)
 
     def infer_dtypes(self, dtypes):
         _float_only(dtypes, self.name)
         if any(d is not dtypes[0] for d in dtypes):
             raise DTypeMismatchError(f"scale and bias must be {dtypes[0].value}")
-        return [dtypes[0]]
+        return [dtypes[0]] + [DType.FLOAT32] * (len(self.results) - 1)
 
 
 @irdl_op_definition

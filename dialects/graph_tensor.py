@@ -209,7 +209,7 @@ def parse_einsum(equation: str, ranks: Sequence[int]) -> tuple[list[str], str]:
     for t, r in zip(terms, ranks):
         if "..." in t:
             t = t.replace("...", ell[ell_rank - (r - (len(t) - 3)):])
-        if len(t) != r or not t.isalpha():
+        if len(t) != r or (t and not t.isalpha()):
             raise ShapeMismatchError(f"einsum term '{t}' does not match an operand of rank {r}")
         out_terms.append(t)
     if "->" in eq:

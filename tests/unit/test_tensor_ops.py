@@ -484,3 +484,16 @@ def test_topk(axis, k, largest, rng):
     model = make_model([node], [("x", ["n", 4, 9])], [("v", shape), ("i", shape, np.int64)],
                        {"k": np.array([k], np.int64)}, opset=11)
     check(model, {"x": x})
+
+
+def test_layer_norm_mean_and_inv_std_dev_outputs(rng):
+    node = helper.make_node("LayerNormalization", ["x", "s", "b"], ["y", "mean", "isd"], axis=1)
+    model = make_model([node], [("x", [3, 4, 5])], [("y", [3, 4, 5]), ("mean", [3, 1, 1]), ("isd", [3, 1, 1])],
+                       {"s": rng.standard_normal((4, 5)).astype(np.float32),
+                        "b": rng.standard_normal((4, 5)).astype(np.float32)}, opset=17)
+    check(model, {"x": rng.standard_normal((3, 4, 5)).astype(np.float32)}, rtol=2e-6)
+
+
+def test_einsum_scalar_operand():
+    model = make_model([helper.make_node("Einsum", ["x"], ["y"], equation="->")], [("x", [])], [("y", [])], opset=12)
+    check(model, {"x": np.array(2.5, np.float32)})

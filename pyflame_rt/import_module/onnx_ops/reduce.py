@@ -47,12 +47,11 @@ def _softmax(ctx: _NodeContext):
 
 @converter("LayerNormalization")
 def _layer_norm(ctx: _NodeContext):
-    if any(ctx.node.output[1:]):
-        raise ctx.fail("the Mean / InvStdDev outputs are not supported")
     if ctx.attrs.get("stash_type", 1) != 1:
         raise ctx.fail("stash_type other than float32 is not supported")
     return ctx.emit(gr.LayerNormOp, [ctx.input(0), ctx.input(1), ctx.input(2)],
-                    axis=int(ctx.attrs.get("axis", -1)), epsilon=float(ctx.attrs.get("epsilon", 1e-5)))
+                    axis=int(ctx.attrs.get("axis", -1)), epsilon=float(ctx.attrs.get("epsilon", 1e-5)),
+                    stats=any(ctx.node.output[1:]))
 
 
 @converter("TopK")

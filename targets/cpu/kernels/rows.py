@@ -22,7 +22,7 @@ from pyflame_rt.targets.cpu.kernels import fast_math as fm
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 # ctx fields shared by the lowering and the kernels
-ROW_FIELDS = ("in", "out", "r", "inner", "scale", "bias")
+ROW_FIELDS = ("in", "out", "r", "inner", "scale", "bias", "mean", "rstd")
 
 # reduce kind -> (accumulate, initial value, pre-map, post-map(t, acc, count))
 _COMBINE = {"sum": "add", "mean": "add", "l2": "add", "l1": "add", "sum_square": "add", "prod": "mul",
@@ -42,7 +42,7 @@ class RowSpec:
     kind: str                 # a reduce kind, argmax/argmin, softmax, log_softmax, layer_norm
     dtype: DType              # input element type
     width: int                # lanes along R (1 for strided rows)
-    params: tuple = ()        # layer_norm: (epsilon,); argmax: (select_last_index,)
+    params: tuple = ()        # layer_norm: (epsilon, store stats); argmax: (select_last_index,)
 
     @property
     def name(self) -> str:
@@ -111,7 +111,8 @@ def row_kernel(spec: RowSpec) -> func.FuncOp:
         o, j = kb.div(item.iv, inner), kb.rem(item.iv, inner)
         base = kb.add(kb.mul(kb.mul(o, n), inner), j)
         row = _Row(kb, spec, base, inner, n, scratch)
-        _BODIES[_family(spec.kind)](kb, spec, row, src, dst, item.iv, scale_p, bias_p)
+        _BODIES[_family(spec.kind)](kb, spec, row, src, dst, item.iv, scale_p, bias_p, kb.ptr_field(6),
+                                    kb.ptr_field(7))
     return kb.finish()
 
 
@@ -172,7 +173,7 @@ def _softmax(kb, spec, row: _Row, src, dst, *_):
                                       dst, row.index(r)))
 
 
-def _layer_norm(kb, spec, row: _Row, src, dst, out_index, scale_p, bias_p):
+def _layer_norm(kb, spec, row: _Row, src, dst, out_index, scale_p, bias_p, mean_p, rstd_p):
     """Two-pass mean / variance (no cancellation), then y = (x - mean) * rstd * scale + bias."""
     t1 = Typed(kb, spec.dtype, 1)
     count = _count(t1, row)
@@ -183,6 +184,10 @@ def _layer_norm(kb, spec, row: _Row, src, dst, out_index, scale_p, bias_p):
 
     var = t1.div(row.fold(lambda t, r: t.mul(centered(t, r), centered(t, r)), "add"), count)
     rstd = t1.div(t1.const(1.0), kb.intrinsic("llvm.sqrt", t1.add(var, t1.const(spec.params[0]))))
+    if spec.params[1]:  # the optional Mean / InvStdDev outputs (float32, one per row)
+        stats = Typed(kb, DType.FLOAT32, 1)
+        stats.store(t1.convert(mean, stats), mean_p, out_index)
+        stats.store(t1.convert(rstd, stats), rstd_p, out_index)
 
     def normalize(t, r):
         y = t.mul(centered(t, r), kb.splat(rstd, t.width))

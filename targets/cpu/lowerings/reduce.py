@@ -12,13 +12,14 @@ from pyflame_rt.targets.cpu.lowerings import lowering
 
 
 def emit_rows(L, kind: str, src, dst, shape: Shape, first: int, last: int, dtype, params=(),
-              scale=0, bias=0) -> None:
+              scale=0, bias=0, mean=0, rstd=0) -> None:
     """Run a row kernel over `shape` viewed as [outer, R, inner], R = dims first..last (inclusive)."""
     outer, r, inner = numel(shape[:first]), numel(shape[first:last + 1]), numel(shape[last + 1:])
     width = L.target.vector_width if inner == 1 and kind != "cumsum" else 1
     spec = RowSpec(kind, dtype, width, tuple(params))
     name = L.kernel(spec.name, lambda: row_kernel(spec))
-    fields = {"in": src, "out": dst, "r": r, "inner": inner, "scale": scale, "bias": bias}
+    fields = {"in": src, "out": dst, "r": r, "inner": inner, "scale": scale, "bias": bias, "mean": mean,
+              "rstd": rstd}
     L.call(name, [fields[f] for f in ROW_FIELDS], ("mul", outer, inner), r)
 
 
@@ -98,8 +99,9 @@ def _lower_layer_norm(L, op: gr.LayerNormOp) -> None:
         if not all(isinstance(d, int) for d in norm):
             raise UnsupportedOperatorError("LayerNorm without bias over dynamic dims")
         bias = L.add_weight("bias", np.zeros(norm, dtype.numpy))
+    stats = [L.result_loc(v) for v in (op.mean, op.inv_std_dev)] if op.mean is not None else [0, 0]
     emit_rows(L, "layer_norm", L.loc(op.input), L.result_loc(op.result), shape, axis, len(shape) - 1, dtype,
-              (op.epsilon.value.data,), scale, bias)
+              (op.epsilon.value.data, op.mean is not None), scale, bias, *stats)
 
 
 @lowering(gr.CumSumOp)
