@@ -1,6 +1,7 @@
 """The registry of per-op numpy semantics and the interpreter that walks a graph function."""
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -8,12 +9,23 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Operation, SSAValue
 
-from pyflame_rt.dialects import graph
+from pyflame_rt.dialects import graph, symbolic
+from pyflame_rt.dialects.symbolic import Dim, SymDim
 from pyflame_rt.errors import DTypeMismatchError, InputError, ShapeMismatchError, UnsupportedOperatorError
 
 # fn(op, inputs) -> one array or a sequence of arrays (one per result); inputs follow op.operands
 RefFn = Callable[[Operation, list[np.ndarray]], "np.ndarray | Sequence[np.ndarray]"]
 _REFERENCES: dict[type[Operation], RefFn] = {}
+# values of the dynamic dims (e.g. batch) during `evaluate`, for ops whose properties name dims
+_DIMS: ContextVar[Mapping[str, int]] = ContextVar("reference_dims", default={})
+
+
+def dim_value(d: Dim) -> int:
+    """A (possibly symbolic) dim's value in the current evaluation."""
+    try:
+        return symbolic.evaluate(d, _DIMS.get())
+    except KeyError:
+        raise ShapeMismatchError(f"dim {d} is not bound in this evaluation") from None
 
 
 def reference(*op_classes: type[Operation]):
@@ -67,6 +79,26 @@ def evaluate(module: ModuleOp | func.FuncOp, weights: Mapping[str, np.ndarray],
     env: dict[SSAValue, np.ndarray] = {}
     for arg, arr in zip(fn.args, _ordered_feeds(fn, feeds)):
         env[arg] = _conform_feed(arr, arg.type, _arg_name(fn, arg.index))
+    token = _DIMS.set(_bind_dims(fn, [env[a] for a in fn.args]))
+    try:
+        return _run(fn, env, weights)
+    finally:
+        _DIMS.reset(token)
+
+
+def _bind_dims(fn: func.FuncOp, arrays: list[np.ndarray]) -> dict[str, int]:
+    """Dynamic dim names of the entry arguments (graph.dims) -> sizes in the feeds."""
+    arg_attrs = fn.arg_attrs.data if fn.arg_attrs is not None else [None] * len(fn.args)
+    bindings: dict[str, int] = {}
+    for arg, attrs, arr in zip(fn.args, arg_attrs, arrays):
+        for d, size in zip(graph.io_shape(attrs.data if attrs is not None else {}, arg.type), arr.shape):
+            if isinstance(d, SymDim) and d.coef == 1 and len(d.syms) == 1:
+                if bindings.setdefault(d.syms[0], size) != size:
+                    raise ShapeMismatchError(f"dim '{d.syms[0]}' is bound to {bindings[d.syms[0]]} and {size}")
+    return bindings
+
+
+def _run(fn: func.FuncOp, env: dict[SSAValue, np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     for op in fn.body.block.ops:
         if isinstance(op, func.ReturnOp):
             return [env[v] for v in op.operands]

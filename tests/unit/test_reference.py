@@ -173,3 +173,67 @@ def test_variadic_pow_prelu_clip_cast(rng):
                      [("p", F, [2, 3]), ("pr", F, [2, 3]), ("cl", F, [2, 3]), ("ci", I64, [2, 3])])
     m.graph.initializer.extend([helper.make_tensor("lo", F, [], [0.5]), helper.make_tensor("hi", F, [], [2.5])])
     _check(m, {"a": a, "b": b})
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+                                "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp"])
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reductions(op, keepdims, rng):
+    x = rng.uniform(0.5, 1.5, (2, 3, 4)).astype(np.float32)
+    axes = np.array([0, -1], np.int64)
+    out = [3] if not keepdims else [1, 3, 1]
+    nodes = [helper.make_node(op, ["x", "axes"], ["y"], keepdims=keepdims)]
+    m = _typed_model(nodes, [("x", F, [2, 3, 4])], [("y", F, out)], opset=18)
+    m.graph.initializer.append(helper.make_tensor("axes", I64, [2], axes))
+    _check(m, {"x": x})
+
+
+@pytest.mark.parametrize("op,last", [("ArgMax", 0), ("ArgMin", 0), ("ArgMax", 1), ("ArgMin", 1)])
+def test_arg_reductions_with_ties(op, last, rng):
+    x = rng.integers(0, 3, (3, 5)).astype(np.float32)
+    nodes = [helper.make_node(op, ["x"], ["y"], axis=1, keepdims=0, select_last_index=last)]
+    _check(_typed_model(nodes, [("x", F, [3, 5])], [("y", I64, [3])]), {"x": x})
+
+
+@pytest.mark.parametrize("op,opset,axis", [("Softmax", 11, 1), ("Softmax", 13, 1), ("LogSoftmax", 11, -2),
+                                           ("LogSoftmax", 17, -1)])
+def test_softmax_both_axis_semantics(op, opset, axis, rng):
+    x = rng.standard_normal((2, 3, 4), np.float32) * 3
+    nodes = [helper.make_node(op, ["x"], ["y"], axis=axis)]
+    _check(_typed_model(nodes, [("x", F, [2, 3, 4])], [("y", F, [2, 3, 4])], opset=opset), {"x": x})
+
+
+def test_layer_norm(rng):
+    x = rng.standard_normal((2, 3, 8), np.float32)
+    nodes = [helper.make_node("LayerNormalization", ["x", "s", "b"], ["y"], axis=-1, epsilon=1e-3)]
+    m = _typed_model(nodes, [("x", F, [2, 3, 8])], [("y", F, [2, 3, 8])])
+    m.graph.initializer.extend([helper.make_tensor("s", F, [8], rng.standard_normal(8)),
+                                helper.make_tensor("b", F, [8], rng.standard_normal(8))])
+    _check(m, {"x": x})
+
+
+def test_shape_driven_tensor_ops_with_dynamic_batch(rng):
+    """Shape -> Gather -> ConstantOfShape / Range / Expand over a symbolic batch dim, plus Trilu, Einsum."""
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+             helper.make_node("ConstantOfShape", ["s"], ["c"], value=helper.make_tensor("v", F, [1], [2.0])),
+             helper.make_node("Range", ["zero", "n", "one"], ["r"]),
+             helper.make_node("Expand", ["x", "s"], ["e"]),
+             helper.make_node("Gather", ["x", "neg"], ["g"], axis=1),
+             helper.make_node("Trilu", ["x"], ["t"], upper=0),
+             helper.make_node("Einsum", ["x", "x"], ["es"], equation="bij,bkj->bik")]
+    m = _typed_model(nodes, [("x", F, ["B", 4, 4])],
+                     [("s", I64, [3]), ("c", F, ["B", 4, 4]), ("r", I64, ["B"]), ("e", F, ["B", 4, 4]), ("g", F, ["B", 2, 4]),
+                      ("t", F, ["B", 4, 4]), ("es", F, ["B", 4, 4])])
+    m.graph.initializer.extend([helper.make_tensor("i0", I64, [], [0]), helper.make_tensor("zero", I64, [], [0]),
+                                helper.make_tensor("one", I64, [], [1]), helper.make_tensor("neg", I64, [2], [-1, 0])])
+    for b in (1, 3):
+        _check(m, {"x": rng.standard_normal((b, 4, 4), np.float32)})
+
+
+def test_gather_index_out_of_range_is_an_input_error():
+    nodes = [helper.make_node("Gather", ["x", "i"], ["y"], axis=0)]
+    m = _typed_model(nodes, [("x", F, [3]), ("i", I64, [1])], [("y", F, [1])])
+    res = from_onnx(m)
+    with pytest.raises(InputError, match="out of range"):
+        evaluate(res.module, res.weights, {"x": np.zeros(3, np.float32), "i": np.array([3])})
