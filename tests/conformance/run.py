@@ -127,9 +127,11 @@ def render(outcomes: list[cs.Outcome], elapsed: float) -> str:
     out.append("\n## Deliberately unsupported\n")
     out.append("| operators / feature | reason | tests skipped |")
     out.append("|---|---|---:|")
-    for group, ops in cs._GROUPS.items():
+    for group, ops in cs._GROUPS.items():  # operator groups first, then features
         out.append(f"| {', '.join(ops.split())} | {cs._REASONS[group]} | {skipped.get(group, 0)} |")
     out.append(f"| Dropout with `training_mode` | {cs._REASONS['random']} | {skipped.get('training dropout', 0)} |")
+    out.append(f"| shape-determining arguments fed as graph inputs | {cs._REASONS['runtime shape argument']} | "
+               f"{skipped.get('runtime shape argument', 0)} |")
     out.append(f"| sequence / optional graph inputs and outputs | {cs._REASONS['sequence/optional']} | "
                f"{skipped.get('non-tensor io', 0)} |")
     out.append(f"| ai.onnx.ml, ai.onnx.preview(.training) domains | {cs.DOMAIN_REASON} | {skipped.get('domain', 0)} |")
@@ -142,6 +144,8 @@ def render(outcomes: list[cs.Outcome], elapsed: float) -> str:
 def _skip_group(reason: str) -> str:
     if reason.startswith("Dropout with training_mode"):
         return "training dropout"
+    if reason.endswith(cs._REASONS["runtime shape argument"]):
+        return "runtime shape argument"
     if reason == cs._REASONS["sequence/optional"]:
         return "non-tensor io"
     if reason.startswith(cs.DOMAIN_REASON):

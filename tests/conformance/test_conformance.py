@@ -45,5 +45,6 @@ def test_deliberate_skips_are_classified():
     assert "training" in use(helper.make_node("Adam", ["x"], ["y"])).skip_reason()
     assert "UINT16" in use(helper.make_node("Relu", ["x"], ["y"]), elem=4).skip_reason()
     assert use(helper.make_node("Hardmax", ["x"], ["y"])).missing_ops() == ["Hardmax"]
+    assert "graph input" in use(helper.make_node("Reshape", ["x", "x"], ["y"])).skip_reason()
     relu = use(helper.make_node("Relu", ["x"], ["y"]))
     assert relu.skip_reason() is None and cs.is_supported(relu)
