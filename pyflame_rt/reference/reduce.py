@@ -83,3 +83,25 @@ def _layer_norm(op, x):
     var = np.mean(np.square(data - mean), axis=axes, keepdims=True)
     y = (data - mean) / np.sqrt(var + op.epsilon.value.data) * x[1]
     return y + x[2] if len(x) > 2 else y
+
+
+@reference(gr.TopKOp)
+def _topk(op, x):
+    data = x[0]
+    axis = gr.normalize_axis(op.axis.value.data, data.ndim)
+    key = -data if op.largest.value.data else data  # a stable sort keeps the lower index first on ties
+    if data.dtype.kind == "u" and op.largest.value.data:
+        key = np.iinfo(data.dtype).max - data
+    idx = np.take(np.argsort(key, axis=axis, kind="stable"), np.arange(op.k.value.data), axis=axis)
+    return np.take_along_axis(data, idx, axis=axis), idx.astype(np.int64)
+
+
+@reference(gr.CumSumOp)
+def _cumsum(op, x):
+    data = x[0]
+    axis = gr.normalize_axis(op.axis.value.data, data.ndim)
+    src = np.flip(data, axis) if op.reverse.value.data else data
+    out = np.cumsum(src, axis=axis, dtype=data.dtype)
+    if op.exclusive.value.data:
+        out = out - src
+    return np.flip(out, axis) if op.reverse.value.data else out

@@ -237,3 +237,21 @@ def test_gather_index_out_of_range_is_an_input_error():
     res = from_onnx(m)
     with pytest.raises(InputError, match="out of range"):
         evaluate(res.module, res.weights, {"x": np.zeros(3, np.float32), "i": np.array([3])})
+
+
+@pytest.mark.parametrize("largest", [0, 1])
+def test_topk_with_ties(largest, rng):
+    x = rng.integers(0, 4, (3, 6)).astype(np.float32)
+    nodes = [helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=1, largest=largest)]
+    m = _typed_model(nodes, [("x", F, [3, 6])], [("v", F, [3, 4]), ("i", I64, [3, 4])])
+    m.graph.initializer.append(helper.make_tensor("k", I64, [1], [4]))
+    _check(m, {"x": x})
+
+
+@pytest.mark.parametrize("exclusive,reverse", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_cumsum(exclusive, reverse, rng):
+    x = rng.standard_normal((3, 5), np.float32)
+    nodes = [helper.make_node("CumSum", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)]
+    m = _typed_model(nodes, [("x", F, [3, 5])], [("y", F, [3, 5])])
+    m.graph.initializer.append(helper.make_tensor("axis", I64, [], [1]))
+    _check(m, {"x": x})
