@@ -80,9 +80,10 @@ def _layer_norm(op, x):
     data = x[0]
     axes = tuple(range(gr.normalize_axis(op.axis.value.data, data.ndim), data.ndim))
     mean = np.mean(data, axis=axes, keepdims=True)
-    var = np.mean(np.square(data - mean), axis=axes, keepdims=True)
-    y = (data - mean) / np.sqrt(var + op.epsilon.value.data) * x[1]
-    return y + x[2] if len(x) > 2 else y
+    inv_std = 1 / np.sqrt(np.mean(np.square(data - mean), axis=axes, keepdims=True) + op.epsilon.value.data)
+    y = (data - mean) * inv_std * x[1]
+    y = y + x[2] if len(x) > 2 else y
+    return (y, mean, inv_std)[:len(op.results)]  # Mean / InvStdDev only when the op has those results
 
 
 @reference(gr.TopKOp)

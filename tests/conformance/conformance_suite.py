@@ -376,16 +376,6 @@ KNOWN_FAILURES: dict[str, str] = {
         "test_min_int16 test_mul_int16 test_sub_int16 test_cast_BFLOAT16_to_FLOAT test_castlike_BFLOAT16_to_FLOAT_expanded "
         "test_castlike_FLOAT_to_BFLOAT16_expanded test_einsum_batch_matmul_bfloat16 test_einsum_sum_bfloat16 "
         "test_einsum_transpose_bfloat16 test_cast_FLOAT_to_BFLOAT16",
-    "LayerNormalization's Mean / InvStdDev outputs are not supported":
-        "test_layer_normalization_2d_axis0 test_layer_normalization_2d_axis1 test_layer_normalization_2d_axis_negative_1 "
-        "test_layer_normalization_2d_axis_negative_2 test_layer_normalization_3d_axis0_epsilon "
-        "test_layer_normalization_3d_axis1_epsilon test_layer_normalization_3d_axis2_epsilon "
-        "test_layer_normalization_3d_axis_negative_1_epsilon test_layer_normalization_3d_axis_negative_2_epsilon "
-        "test_layer_normalization_3d_axis_negative_3_epsilon test_layer_normalization_4d_axis0 "
-        "test_layer_normalization_4d_axis1 test_layer_normalization_4d_axis2 test_layer_normalization_4d_axis3 "
-        "test_layer_normalization_4d_axis_negative_1 test_layer_normalization_4d_axis_negative_2 "
-        "test_layer_normalization_4d_axis_negative_3 test_layer_normalization_4d_axis_negative_4 "
-        "test_layer_normalization_default_axis",
     "Pow with an integer base or mixed types": "test_pow_types_int32_float32 test_pow_types_int32_int32 "
                                                "test_pow_types_int64_float32 test_pow_types_int64_int64",
     "Dropout's mask output (a bool tensor) is not supported": "test_dropout_default_mask test_dropout_default_mask_ratio",
@@ -393,7 +383,6 @@ KNOWN_FAILURES: dict[str, str] = {
         "test_gemm_all_attributes test_gemm_alpha test_gemm_beta",
     "MatMul lowering: batch broadcasting of both operands": "test_matmul_bcast",
     "reduce lowering: non-adjacent axes": "test_mvn_expanded test_mvn_expanded_ver18",
-    "Einsum of a rank-0 operand": "test_einsum_scalar",
     "opset-6 PRelu with a per-channel [C] slope: onnx's version converter keeps the shape, which opset-7 "
     "broadcasting rejects": "test_PReLU_1d_multiparam test_PReLU_2d_multiparam test_PReLU_3d_multiparam",
 }

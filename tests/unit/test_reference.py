@@ -203,10 +203,13 @@ def test_softmax_both_axis_semantics(op, opset, axis, rng):
     _check(_typed_model(nodes, [("x", F, [2, 3, 4])], [("y", F, [2, 3, 4])], opset=opset), {"x": x})
 
 
-def test_layer_norm(rng):
+@pytest.mark.parametrize("stats", [False, True])
+def test_layer_norm(stats, rng):
     x = rng.standard_normal((2, 3, 8), np.float32)
-    nodes = [helper.make_node("LayerNormalization", ["x", "s", "b"], ["y"], axis=-1, epsilon=1e-3)]
-    m = _typed_model(nodes, [("x", F, [2, 3, 8])], [("y", F, [2, 3, 8])])
+    outs = ["y", "mean", "inv_std"] if stats else ["y"]
+    nodes = [helper.make_node("LayerNormalization", ["x", "s", "b"], outs, axis=-1, epsilon=1e-3)]
+    m = _typed_model(nodes, [("x", F, [2, 3, 8])],
+                     [("y", F, [2, 3, 8])] + [(n, F, [2, 3, 1]) for n in outs[1:]])
     m.graph.initializer.extend([helper.make_tensor("s", F, [8], rng.standard_normal(8)),
                                 helper.make_tensor("b", F, [8], rng.standard_normal(8))])
     _check(m, {"x": x})
