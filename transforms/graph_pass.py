@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, fields
-from typing import Iterable
+from typing import Iterable, TypeVar
 
 import numpy as np
 from xdsl.context import Context
@@ -25,6 +25,8 @@ from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriteWal
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
+
+OpT = TypeVar("OpT")
 
 
 @dataclass
@@ -111,3 +113,24 @@ def make_constant(arr: np.ndarray, hint: str, weights: WeightTable, inline_eleme
 def single_use(v: SSAValue) -> bool:
     """The value feeds exactly one operand, and that is not a graph output."""
     return v.has_one_use() and not isinstance(next(iter(v.uses)).operation, func.ReturnOp)
+
+
+def scalar_constant(v: SSAValue, weights: WeightTable) -> float | None:
+    """The value of a single-element constant."""
+    arr = constant_array(v, weights)
+    return float(arr.reshape(-1)[0]) if arr is not None and arr.size == 1 else None
+
+
+def defining(v: SSAValue, op_type: type[OpT]) -> OpT | None:
+    """The op of type `op_type` that produces `v`, if that is what produces it."""
+    return v.owner if isinstance(v.owner, op_type) else None
+
+
+def operand_pairs(op) -> tuple[tuple[SSAValue, SSAValue], ...]:
+    """(x, y) and (y, x) for a commutative binary op."""
+    return (op.lhs, op.rhs), (op.rhs, op.lhs)
+
+
+def only_used_by(v: SSAValue, users: set) -> bool:
+    """Every use of `v` is by one of `users` (and it is not a graph output)."""
+    return all(u.operation in users for u in v.uses)

@@ -4,6 +4,9 @@ from pyflame_rt.transforms import (  # noqa: F401
     eliminate_dead_code,
     fold_constants,
     fuse_activation,
+    fuse_gelu,
+    fuse_layer_norm,
     fuse_matmul_add,
     fuse_mul_add,
+    fuse_softmax,
 )

@@ -2,8 +2,8 @@
 
 Passes are named as in `pyflame-opt -p` (any registered pass, options included:
 `fold-constants{max-bytes=1024}`) or given as ModulePass instances. After every
-pass the module is verified and every weight it refers to must still be in its
-WeightTable; node counts are taken before and after every pass.
+pass that changed the module it is verified, and every weight it refers to must
+still be in its WeightTable; node counts are taken before and after every pass.
 """
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, node_census
 from pyflame_rt.transforms.registry import all_passes
 
 BASIC_PASSES = ("fold-constants", "eliminate-dead-code", "eliminate-common-subexpressions")
-# pattern fusions first (they look for Mul/Add chains), then the generic ones
-FUSION_PASSES = ("fuse-matmul-add", "fuse-mul-add", "fuse-activation")
+# subgraph fusions first (they look for the Mul/Add chains the generic ones would take)
+FUSION_PASSES = ("fuse-layer-norm", "fuse-gelu", "fuse-softmax", "fuse-matmul-add", "fuse-mul-add",
+                 "fuse-activation")
 LEVEL_PIPELINES: dict[OptLevel, tuple[str, ...]] = {
     OptLevel.NONE: (),
     OptLevel.BASIC: BASIC_PASSES,
@@ -164,7 +165,7 @@ class PassManager:
             changed = str(module) != text
         ms = (time.perf_counter() - t0) * 1e3
         stats.record_census(before, node_census(module))
-        if self.config.validate:
+        if self.config.validate and changed:  # an unchanged module was valid before
             self._validate(module, p.name, missing_before)
         result = PassResult(p.name, changed, stats, ms)
         self.log(f"{p.name}: {stats.summary()} ({ms:.1f} ms)")

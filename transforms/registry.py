@@ -6,6 +6,7 @@ same from their own module (importing it is enough) or expose a
 """
 from __future__ import annotations
 
+from functools import cache
 from importlib.metadata import entry_points
 from typing import Callable
 
@@ -19,7 +20,9 @@ def register_pass(cls: type[ModulePass]) -> type[ModulePass]:
     return cls
 
 
+@cache
 def _builtin_passes() -> None:
+    """In-tree and entry-point passes, discovered once per process."""
     from xdsl.transforms.canonicalize import CanonicalizePass
     from xdsl.transforms.common_subexpression_elimination import CommonSubexpressionElimination
     from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf

@@ -243,3 +243,36 @@ def test_fusions_preserve_semantics_in_compiled_code(rng):
     kernels = sess.header["kernels"]
     assert any("relu" in k for k in kernels if k.startswith("gemm")), kernels
     assert any(k.startswith("ew_mul_add_relu") for k in kernels), kernels
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("arch", ["bert", "gpt"])
+def test_transformer_subgraphs_become_single_ops(arch):
+    """Torch exports below opset 17/20 decompose LayerNorm and GELU; EXTENDED restores one op each,
+    turns every Linear into matmul_bias, and the compiled outputs agree with NONE and onnxruntime."""
+    torch = pytest.importorskip("torch")
+    from test_transformers import TinyBert, TinyGPT, _export
+
+    torch.manual_seed(0)
+    ids = torch.zeros(2, 5, dtype=torch.long)
+    if arch == "bert":
+        model = _export(TinyBert(layers=1), (ids, torch.ones(2, 5, dtype=torch.long)), ["ids", "mask"],
+                        {0: "batch", 1: "seq"}, opset=14)
+    else:
+        model = _export(TinyGPT(layers=1), (ids,), ["ids"], {0: "batch", 1: "seq"}, opset=14)
+    res = from_onnx(model)
+    r = opt.optimize(res, OptLevel.EXTENDED)
+    ops = node_census(res.module)
+    print(f"\n{arch}: {r.stats.nodes_before} -> {r.stats.nodes_after} nodes\n{r.report()}")
+    assert ops["graph.layer_norm"] == 3 and ops["graph.gelu"] == 1 and ops["graph.matmul_bias"] == 6
+    assert "graph.sqrt" not in ops and "graph.erf" not in ops and "graph.tanh" not in ops
+    rng = np.random.default_rng(0)
+    feeds = {"ids": rng.integers(0, 100, (3, 9))}
+    if arch == "bert":
+        feeds["mask"] = np.ones((3, 9), np.int64)
+        feeds["mask"][0, 7:] = 0
+    outs = {level: InferenceSession(model.SerializeToString(), SessionOptions(optimization_level=level))
+            .run(None, feeds)[0] for level in (OptLevel.NONE, OptLevel.EXTENDED)}
+    assert_close(outs[OptLevel.EXTENDED], outs[OptLevel.NONE], 1e-5)
+    assert_close(outs[OptLevel.EXTENDED], ort_run(model, feeds)[0], 1e-4)
