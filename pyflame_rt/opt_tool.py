@@ -14,7 +14,7 @@ from xdsl.utils.exceptions import ArgSpecParseError, ParseError, VerifyException
 from pyflame_rt.dialects import ALL_DIALECTS
 from pyflame_rt.errors import PyFlameRTError
 from pyflame_rt.transforms.pass_manager import PassManager, PassManagerConfig
-from pyflame_rt.transforms.registry import all_passes
+from pyflame_rt.transforms.registry import all_passes, load_pass_plugin
 
 
 def make_context() -> Context:
@@ -43,8 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--print-stats", action="store_true", help="per-pass statistics on stderr")
     p.add_argument("-o", "--output", default="-")
     p.add_argument("--list-passes", action="store_true")
+    p.add_argument("--load", action="append", default=[], metavar="PLUGIN",
+                   help="import a .py file or module that registers passes (repeatable)")
     p.add_argument("--verify-each", action="store_true", default=True)
     args = p.parse_args(argv)
+    try:
+        for plugin in args.load:
+            load_pass_plugin(plugin)
+    except (ImportError, FileNotFoundError) as e:
+        print(f"pyflame-opt: error: cannot load pass plugin: {e}", file=sys.stderr)
+        return 1
     registry = all_passes()
     if args.list_passes:
         for name, get in registry.items():
