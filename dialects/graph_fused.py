@@ -24,57 +24,48 @@ from pyflame_rt.dialects.graph import (
 from pyflame_rt.errors import ShapeMismatchError
 
 
-@irdl_op_definition
-class MulAddOp(GraphOp):
-    """a * b + c with multidirectional broadcasting of all three (then the activation, if any)."""
+class FusedOp(GraphOp):
+    """Three operands, one result, an optional fused `activation` (what both fused ops share)."""
 
-    name = "graph.mul_add"
-    a = operand_def(TensorType)
-    b = operand_def(TensorType)
-    c = operand_def(TensorType)
     activation = opt_prop_def(StringAttr)
     result = result_def(TensorType)
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "operands attr-dict `:` functional-type(operands, results)"
     traits = traits_def(Pure())
 
-    def __init__(self, a: SSAValue, b: SSAValue, c: SSAValue, result_type: TensorType,
+    def __init__(self, x: SSAValue, y: SSAValue, z: SSAValue, result_type: TensorType,
                  activation: str | None = None):
-        super().__init__(operands=[a, b, c], result_types=[result_type], properties=activation_props(activation))
+        super().__init__(operands=[x, y, z], result_types=[result_type], properties=activation_props(activation))
 
     def verify_(self) -> None:
         check_activation(self)
         super().verify_()
-
-    def infer_shapes(self, shapes):
-        return [broadcast_shapes(broadcast_shapes(shapes[0], shapes[1]), shapes[2])]
 
     def infer_dtypes(self, dtypes):
         return [same_dtype(dtypes, self.name)]
 
 
 @irdl_op_definition
-class MatMulBiasOp(GraphOp):
+class MulAddOp(FusedOp):
+    """a * b + c with multidirectional broadcasting of all three (then the activation, if any)."""
+
+    name = "graph.mul_add"
+    a = operand_def(TensorType)
+    b = operand_def(TensorType)
+    c = operand_def(TensorType)
+
+    def infer_shapes(self, shapes):
+        return [broadcast_shapes(broadcast_shapes(shapes[0], shapes[1]), shapes[2])]
+
+
+@irdl_op_definition
+class MatMulBiasOp(FusedOp):
     """matmul(lhs, rhs) + bias, rhs 2-D [K, N], bias [N] (then the activation, if any)."""
 
     name = "graph.matmul_bias"
     lhs = operand_def(TensorType)
     rhs = operand_def(TensorType)
     bias = operand_def(TensorType)
-    activation = opt_prop_def(StringAttr)
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
-
-    def __init__(self, lhs: SSAValue, rhs: SSAValue, bias: SSAValue, result_type: TensorType,
-                 activation: str | None = None):
-        super().__init__(operands=[lhs, rhs, bias], result_types=[result_type],
-                         properties=activation_props(activation))
-
-    def verify_(self) -> None:
-        check_activation(self)
-        super().verify_()
 
     def infer_shapes(self, shapes):
         if len(shapes[1]) != 2:
@@ -83,9 +74,6 @@ class MatMulBiasOp(GraphOp):
         if tuple(shapes[2]) != (shapes[1][1],):
             raise ShapeMismatchError(f"matmul_bias bias {list(map(str, shapes[2]))} is not [{shapes[1][1]}]")
         return [out]
-
-    def infer_dtypes(self, dtypes):
-        return [same_dtype(dtypes, self.name)]
 
 
 FUSED_OPS = [MulAddOp, MatMulBiasOp]
