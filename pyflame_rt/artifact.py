@@ -45,7 +45,7 @@ def save(compiled: CompiledModel, path: str | os.PathLike) -> None:
     fixed["object"]["format"] = OBJECT_FORMAT
     header["sections"] = {}
     while True:  # section offsets depend on the header's own length
-        raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        raw = json.dumps(header, separators=(",", ":")).encode()
         pos, layout = _align(_PREFIX.size + len(raw)), {}
         for name in SECTIONS:
             layout[name] = dict(fixed[name], offset=pos, size=len(data[name]))

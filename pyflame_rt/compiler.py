@@ -110,6 +110,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "checks": lowered.checks,
         "kernel_count": lowered.kernel_count,
         "kernels": kernels,
+        "step_ops": lowered.step_ops,
         "parameter_count": imported.parameter_count,
         "optimization": {"level": OptLevel(options.opt_level).name,
                          "nodes_before": optimized.stats.nodes_before,

@@ -48,6 +48,7 @@ class Executable:
             self.symbols: list[str] = [str(s) for s in h["symbols"]]
             self.buffers = buffers_from_header(h)
             self.kernel_names: list[str] = [str(k) for k in h.get("kernels", [])]
+            self.step_ops: list[str] = [str(k) for k in h.get("step_ops", [])]
             trial = {s: 1 for s in self.symbols}  # every size must be computable from the model's dims
             plan(self.buffers, trial)
             for o in self.outputs:
@@ -137,7 +138,7 @@ class Executable:
                     raise RunTimeoutError(
                         f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")
                 if profiler is not None:
-                    profiler.add_run(self.kernel_name, run.events(), call.bindings, start, now_ns())
+                    profiler.add_run(self.kernel_name, self.step_ops, run.events(), call.bindings, start, now_ns())
         finally:
             self._arenas.append(arena)
         if status[0]:

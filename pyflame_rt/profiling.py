@@ -33,15 +33,18 @@ class Profiler:
         with self._lock:
             self._events.append(event)
 
-    def add_run(self, kernel_name: Callable[[int], str], events: list[tuple[int, int, int, int]],
-                dims: dict[str, int], start_ns: int, end_ns: int) -> None:
-        """One run: a "model_run" span and one event per kernel call (address -> kernel name)."""
+    def add_run(self, kernel_name: Callable[[int], str], step_ops: list[str],
+                events: list[tuple[int, int, int, int]], dims: dict[str, int], start_ns: int, end_ns: int) -> None:
+        """One run: a "model_run" span and one event per kernel call, named by the graph op it
+        computes (`step_ops`, e.g. "gemm#2"), with the kernel's symbol (address -> name) in args."""
         with self._lock:
             run = self._runs
             self._runs += 1
         self.add("model_run", "Session", start_ns, end_ns, {"run": run, "dims": dims, "kernel_calls": len(events)})
         for step, (addr, start, end, items) in enumerate(events):
-            self.add(kernel_name(addr), "Kernel", start, end, {"run": run, "step": step, "work_items": items})
+            op = step_ops[step] if step < len(step_ops) else f"step{step}"
+            self.add(op, "Kernel", start, end,
+                     {"run": run, "step": step, "kernel": kernel_name(addr), "work_items": items})
 
     @property
     def events(self) -> list[dict]:

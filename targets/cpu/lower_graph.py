@@ -67,6 +67,7 @@ class LoweredModel:
     kernel_count: int = 0
     op_summary: dict[str, int] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)  # run-time check messages, status code = index + 1
+    step_ops: list[str] = field(default_factory=list)  # per kernel call: the graph op it computes
 
 
 # Work (in FMAs) a parallel-for chunk should carry at least: below it, waking the
@@ -199,6 +200,7 @@ class GraphLowering:
         for j, v in enumerate(ret.arguments):
             if v not in self.out_slot and v not in self.locs:
                 self.out_slot[v] = Loc("io", len(inputs) + j)
+        step_ops: list[str] = []
         for op in fn.body.block.ops:
             if isinstance(op, (graph.ConstantOp, func.ReturnOp)):
                 continue
@@ -207,16 +209,19 @@ class GraphLowering:
             lower_fn = LOWERINGS.get(type(op))
             if lower_fn is None:
                 raise UnsupportedOperatorError(f"the CPU backend cannot lower {op.name}")
+            first_step = len(self.steps)
             lower_fn(self, op)
+            step_ops += [f"{name}#{self.op_summary[name]}"] * (len(self.steps) - first_step)
         # outputs that are views, inputs, constants or repeated get copied into their slot
         for j, v in enumerate(ret.arguments):
             slot = Loc("io", len(inputs) + j)
             if self.loc(v) != slot:
                 self.emit_elementwise("copy", [v], slot, self.shapes[v])
+        step_ops += ["output_copy"] * (len(self.steps) - len(step_ops))
         module = ModuleOp([*self.kernels.values(), self.entry(len(inputs)),
                            func.FuncOp.external(RUN_KERNEL, [PTR, PTR, PTR, i64, i64], [])])
         return LoweredModel(module, inputs, outputs, self.symbols, self.buffers,
-                            self.weights, len(self.kernels), self.op_summary, self.checks)
+                            self.weights, len(self.kernels), self.op_summary, self.checks, step_ops)
 
     # ------------------------------------------------------------ emitters
     def emit_elementwise(self, op: str, operands: list[SSAValue], out: Loc, out_shape: Shape,

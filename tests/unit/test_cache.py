@@ -98,3 +98,11 @@ def test_mmap_loader_shares_one_verified_mapping(tmp_path):
     assert a is b and a.weights.ctypes.data == b.weights.ctypes.data
     with MappedFile(p) as mf:
         assert mf.size == os.path.getsize(p) and mf.read(0, 4) == b"PFM\0"
+
+
+def test_an_unusable_cache_directory_does_not_fail_the_open(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    sess = InferenceSession(mlp(), opts(str(blocker)))
+    assert not sess.cache_hit
+    assert sess.run(None, {"x": np.ones((2, 32), np.float32)})[0].shape == (2, 10)
