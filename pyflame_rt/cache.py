@@ -93,6 +93,7 @@ class CompileCache:
         target = CPUTarget.named(options.cpu)
         settings = dataclasses.asdict(options)
         settings.pop("cpu")  # the resolved target below stands for it ("host" == None)
+        settings.pop("verbose_optimization", None)  # logging only: the artifact is the same
         h = hashlib.sha256()
         for part in (__version__, str(artifact.FORMAT_VERSION), target.triple, target.cpu,
                      ",".join(target.features), json.dumps(settings, sort_keys=True, default=str)):

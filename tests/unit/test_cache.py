@@ -7,7 +7,7 @@ import pytest
 
 from conftest import assert_close, ort_run
 from test_artifact import mlp
-from pyflame_rt import InferenceSession, SessionOptions, ValidationError
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions, ValidationError
 import pyflame_rt.compiler as compiler
 from pyflame_rt.cache import CacheConfig, CompileCache, MappedFile, MMapLoader
 from pyflame_rt.compiler import CompileOptions
@@ -47,8 +47,10 @@ def test_key_covers_model_options_and_cpu(cache_dir):
     a, b = mlp().SerializeToString(), mlp(hidden=48).SerializeToString()
     keys = {cache.key(a, CompileOptions()), cache.key(b, CompileOptions()),
             cache.key(a, CompileOptions(cpu="x86-64-v3")), cache.key(a, CompileOptions(cpu="x86-64-v2"))}
-    assert len(keys) == 4
+    keys.add(cache.key(a, CompileOptions(opt_level=OptLevel.NONE)))
+    assert len(keys) == 5
     assert cache.key(a, CompileOptions()) == cache.key(a, CompileOptions(cpu="host"))
+    assert cache.key(a, CompileOptions()) == cache.key(a, CompileOptions(verbose_optimization=True))
 
 
 def test_a_corrupt_entry_is_recompiled(cache_dir):
