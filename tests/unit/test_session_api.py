@@ -85,7 +85,7 @@ def test_profiling_writes_a_chrome_trace_with_kernel_times(small, tmp_path):
     assert [r["args"]["dims"] for r in runs] == [{"batch": 2}, {"batch": 5}]
     assert {e["args"]["kernel"] for e in kernels} <= set(sess.header["kernels"])
     assert [e["name"] for e in kernels if e["args"]["run"] == 0] == sess.header["step_ops"]
-    assert {"gemm#1", "relu#1", "gemm#2"} <= set(sess.header["step_ops"])
+    assert {"gemm#1", "gemm#2"} <= set(sess.header["step_ops"])
     assert len(kernels) == sum(r["args"]["kernel_calls"] for r in runs) > 0
     for r in runs:  # kernel events nest inside their run
         ks = [k for k in kernels if k["args"]["run"] == r["args"]["run"]]
