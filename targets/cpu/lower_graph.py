@@ -255,16 +255,24 @@ class GraphLowering:
     def emit_gemm(self, *, a: SSAValue, a_strides: tuple[Dim, Dim], m: Dim, k: Dim, n: Dim, out: Loc,
                   b_const: np.ndarray | None = None, b_value: SSAValue | None = None,
                   b_strides: tuple = (0, 0, 0), b_batch: Dim = 1, batch: Dim = 1, a_bs: Dim = 0,
-                  bias: np.ndarray | None = None, activation: str = "none") -> None:
-        """C[batch] = op(A) @ op(B) (+ bias row). B is a constant [b_batch, K, N] (packed now)
-        or a value read through (row, col, batch) strides and packed at run time."""
+                  bias: np.ndarray | None = None, activation: str = "none",
+                  a_loc: Loc | None = None, b_packed: Loc | None = None, row_bias: np.ndarray | None = None,
+                  groups: int = 1, a_gs: Dim = 0, c_gs: Dim = 0, c_bs: Dim | None = None) -> None:
+        """C[batch] = op(A) @ op(B) (+ bias row). B is a constant [b_batch, K, N] (packed now),
+        a value read through (row, col, batch) strides and packed at run time, or already
+        packed (`b_packed`, one packed matrix per batch). With `groups`, batch = images x groups
+        and A / C advance by a_gs / c_gs per group (grouped convolution); `row_bias` adds one
+        value per output row (per group: m values)."""
         spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
-                                   bias is not None, activation, unit_a_cs=a_strides[1] == 1)
+                                   bias is not None or row_bias is not None, activation,
+                                   unit_a_cs=a_strides[1] == 1, bias_per_row=row_bias is not None)
         nr = spec.nr
         npanels = ("ceildiv", n, nr)
         panel_elems = ("mul", k, ("mul", npanels, nr))
         b_bs = 0 if b_batch == 1 else panel_elems
-        if b_const is not None:
+        if b_packed is not None:
+            b_loc = b_packed
+        elif b_const is not None:
             b_loc = self.add_weight("packed_b", pack_b(b_const.astype(np.float32), nr))
         else:
             b_loc = self.new_buffer(("mul", b_batch, ("mul", panel_elems, 4)))
@@ -272,15 +280,19 @@ class GraphLowering:
             pf = {"b": self.loc(b_value), "bp": b_loc, "k": k, "n": n, "b_rs": b_strides[0],
                   "b_cs": b_strides[1], "b_bs": b_strides[2], "bp_bs": panel_elems, "npanels": npanels}
             self.call(pk, [pf[f] for f in PACK_FIELDS], ("mul", b_batch, npanels))
-        bias_loc = self.add_weight("bias", pad_bias(bias, nr)) if bias is not None else 0
+        bias_loc = (self.add_weight("bias", pad_bias(bias, nr)) if bias is not None
+                    else self.add_weight("row_bias", row_bias.astype(np.float32)) if row_bias is not None
+                    else 0)
         gk = self.kernel(spec.name, lambda: gemm_kernel(spec))
         mblocks = ("ceildiv", m, spec.mc)
         nblocks = ("ceildiv", npanels, spec.nc_panels)
-        gf = {"a": self.loc(a), "b": b_loc, "c": out, "bias": bias_loc, "m": m, "n": n, "k": k,
-              "a_rs": a_strides[0], "a_cs": a_strides[1], "a_bs": a_bs, "b_bs": b_bs,
-              "c_bs": dim_mul(m, n), "mblocks": mblocks, "nblocks": nblocks, "npanels": npanels}
+        gf = {"a": a_loc if a_loc is not None else self.loc(a), "b": b_loc, "c": out, "bias": bias_loc,
+              "m": m, "n": n, "k": k, "a_rs": a_strides[0], "a_cs": a_strides[1], "a_bs": a_bs,
+              "b_bs": b_bs, "c_bs": dim_mul(m, n) if c_bs is None else c_bs, "mblocks": mblocks,
+              "nblocks": nblocks, "npanels": npanels, "groups": groups, "a_gs": a_gs, "c_gs": c_gs}
         rows_per_item = m if isinstance(m, int) and m < spec.mc else spec.mc
-        self.call(gk, [gf[f] for f in GEMM_FIELDS], ("mul", batch, ("mul", mblocks, nblocks)),
+        self.call(gk, [gf[f] for f in GEMM_FIELDS],
+                  ("mul", dim_mul(batch, groups), ("mul", mblocks, nblocks)),
                   work_per_item=("mul", rows_per_item * nr * spec.nc_panels, k))
 
     # ----------------------------------------------------------- entry point

@@ -3,9 +3,11 @@
 B is packed into panels of NR columns ([panel][k][NR], zero padded) — at compile
 time for weights, by `pack_b_kernel` at run time otherwise. A tile of MR rows x
 NR columns accumulates in MR*NR/VW vector registers with FMA; the epilogue adds
-the bias and applies the activation while the tile is in registers. A is read
-through (row, col) strides, so transposed A needs no copy. Work items are
-(batch, row block, panel) triples.
+the bias (per column, or per row for convolutions) and applies the activation
+while the tile is in registers. A is read through (row, col) strides, so
+transposed A needs no copy. Batches may be grouped (grouped convolution): batch
+index = image * groups + group, with A and C offset per image and per group.
+Work items are (batch, row block, panel block) triples.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 
 # ctx field order shared by the lowering and the kernel
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
-               "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "npanels")
+               "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "npanels", "groups", "a_gs", "c_gs")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class GemmSpec:
     has_bias: bool
     activation: str   # "none" | "relu"
     unit_a_cs: bool = True  # A's column stride is 1 (not transposed): frees address registers
+    bias_per_row: bool = False  # the bias has one value per row of C (per output channel of a conv)
     kc: int = 256
     mc_tiles: int = 12
     nc_panels: int = 8
@@ -49,14 +52,15 @@ class GemmSpec:
     @property
     def name(self) -> str:
         return (f"gemm_{self.mr}x{self.nr}_w{self.width}_{'b' if self.has_bias else 'nb'}_{self.activation}"
-                f"_k{self.kc}m{self.mc_tiles}n{self.nc_panels}{'' if self.unit_a_cs else '_sa'}")
+                f"_k{self.kc}m{self.mc_tiles}n{self.nc_panels}{'' if self.unit_a_cs else '_sa'}"
+                f"{'_rb' if self.bias_per_row else ''}")
 
     @staticmethod
     def for_target(width: int, num_registers: int, has_bias: bool, activation: str,
-                   unit_a_cs: bool = True) -> "GemmSpec":
+                   unit_a_cs: bool = True, bias_per_row: bool = False) -> "GemmSpec":
         nvec = 2
         mr = max(1, min(8, (num_registers - nvec - 1) // nvec))
-        return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs)
+        return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row)
 
 
 def pack_b(b: np.ndarray, nr: int) -> np.ndarray:
@@ -89,8 +93,10 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
         rest = kb.rem(item.iv, per_batch)
         mb = kb.div(rest, f["nblocks"])  # consecutive items share the A block
         nb = kb.rem(rest, f["nblocks"])
-        a_b = kb.mul(batch, f["a_bs"])
-        c_b = kb.mul(batch, f["c_bs"])
+        image, group = kb.div(batch, f["groups"]), kb.rem(batch, f["groups"])
+        a_b = kb.add(kb.mul(image, f["a_bs"]), kb.mul(group, f["a_gs"]))
+        c_b = kb.add(kb.mul(image, f["c_bs"]), kb.mul(group, f["c_gs"]))
+        bias_b = kb.mul(group, f["m"])  # per-row bias: this group's first row
         row_lo = kb.mul(mb, kb.const(spec.mc))
         row_hi = kb.min(f["m"], kb.add(row_lo, kb.const(spec.mc)))
         full_hi = kb.add(row_lo, kb.mul(kb.div(kb.sub(row_hi, row_lo), kb.const(spec.mr)), kb.const(spec.mr)))
@@ -147,10 +153,14 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                                 acc[r * nv + v] = kb.fma(av, bvecs[v], acc[r * nv + v])
                         kk.next = acc
                     for r in range(mr):
+                        if spec.has_bias and spec.bias_per_row:
+                            row_bias = kb.splat(kb.load(bias, kb.add(bias_b, kb.add(first_row, kb.const(r)))), w)
                         for v in range(nv):
                             val = kk.results[r * nv + v]
                             out = val
-                            if spec.has_bias:
+                            if spec.has_bias and spec.bias_per_row:
+                                out = kb.fadd(out, row_bias)
+                            elif spec.has_bias:
                                 out = kb.fadd(out, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
                             if spec.activation == "relu":
                                 out = kb.fmax(out, zero)

@@ -1,0 +1,641 @@
+"""`graph` ops for CNNs: convolution, pooling, normalization, resizing and data movement.
+
+Attributes are normalized at import (auto_pad resolved to explicit pads, opset
+differences between attribute and input forms removed), so every op here carries
+plain integer lists. Spatial dims of conv / pool / resize inputs must be static;
+batch and channel dims may be symbolic and flow through `infer_shapes`.
+
+`graph.conv` takes an optional `activation` ("relu") applied in the kernel's
+epilogue; the optimizer's fusion passes set it (Conv + Relu), importers do not.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from xdsl.dialects.builtin import (
+    BoolAttr,
+    DenseArrayBase,
+    FloatAttr,
+    IntegerAttr,
+    StringAttr,
+    TensorType,
+    f32,
+    f64,
+    i64,
+)
+from xdsl.irdl import (
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    opt_prop_def,
+    prop_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.traits import Pure
+from xdsl.utils.exceptions import VerifyException
+
+from pyflame_rt.dialects.graph import GraphOp
+from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul
+from pyflame_rt.errors import ShapeMismatchError
+
+ACTIVATIONS = ("relu",)
+
+
+def _ints(values: Sequence[int]) -> DenseArrayBase:
+    return DenseArrayBase.from_list(i64, [int(v) for v in values])
+
+
+def _vals(attr: DenseArrayBase | None) -> list:
+    return list(attr.get_values()) if attr is not None else []
+
+
+def _static(d: Dim, what: str) -> int:
+    if not isinstance(d, int):
+        raise ShapeMismatchError(f"{what} must be static, got '{d}'")
+    return d
+
+
+def _axis(axis: int, rank: int, what: str = "axis") -> int:
+    if not -rank <= axis < rank:
+        raise ShapeMismatchError(f"{what} {axis} out of range for rank {rank}")
+    return axis % rank
+
+
+def window_out(size: int, k: int, stride: int, dilation: int, pad: int, ceil_mode: bool = False) -> int:
+    """Output extent of a sliding window (ONNX Conv / Pool formula)."""
+    span = dilation * (k - 1) + 1
+    num = size + pad - span
+    if num < 0:
+        raise ShapeMismatchError(f"window of extent {span} does not fit input {size} padded by {pad}")
+    return (-(-num // stride) if ceil_mode else num // stride) + 1
+
+
+class _Attrs:
+    """Shared accessors for windowed ops' integer-list properties."""
+
+    def ints(self, name: str) -> list[int]:
+        return [int(v) for v in _vals(getattr(self, name))]
+
+
+# ------------------------------------------------------------ convolution
+
+
+class _ConvBase(GraphOp, _Attrs):
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    strides = prop_def(DenseArrayBase)
+    dilations = prop_def(DenseArrayBase)
+    pads = prop_def(DenseArrayBase)  # begin..., end...
+    group = prop_def(IntegerAttr, default_value=IntegerAttr(1, i64))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    @property
+    def groups(self) -> int:
+        return self.group.value.data
+
+    def _check_attrs(self, nsp: int) -> None:
+        for name, n in (("strides", nsp), ("dilations", nsp), ("pads", 2 * nsp)):
+            vals = self.ints(name)
+            if len(vals) != n:
+                raise ShapeMismatchError(f"{self.name}: {name} has {len(vals)} values, expected {n}")
+            if name != "pads" and min(vals) < 1 or name == "pads" and min(vals) < 0:
+                raise ShapeMismatchError(f"{self.name}: invalid {name} {vals}")
+        if self.groups < 1:
+            raise ShapeMismatchError(f"{self.name}: group must be >= 1")
+
+
+@irdl_op_definition
+class ConvOp(_ConvBase):
+    """N-d convolution, NC<spatial> layout, weight [M, C/group, k...] (ONNX Conv)."""
+
+    name = "graph.conv"
+    activation = opt_prop_def(StringAttr)
+
+    def __init__(self, input, weight, bias, result_type, *, strides, dilations, pads, group=1,
+                 activation: str | None = None):
+        props = {"strides": _ints(strides), "dilations": _ints(dilations), "pads": _ints(pads),
+                 "group": IntegerAttr(group, i64)}
+        if activation is not None:
+            props["activation"] = StringAttr(activation)
+        super().__init__(operands=[input, weight, [bias] if bias is not None else []],
+                         result_types=[result_type], properties=props)
+
+    def verify_(self) -> None:
+        if self.activation is not None and self.activation.data not in ACTIVATIONS:
+            raise VerifyException(f"graph.conv: activation must be one of {ACTIVATIONS}")
+        super().verify_()
+
+    def infer_shapes(self, shapes):
+        x, w = shapes[0], shapes[1]
+        if len(x) < 3 or len(w) != len(x):
+            raise ShapeMismatchError(f"Conv needs input and weight of equal rank >= 3, got {len(x)} and {len(w)}")
+        nsp = len(x) - 2
+        self._check_attrs(nsp)
+        g = self.groups
+        c_in = x[1]
+        if isinstance(c_in, int) and isinstance(w[1], int) and c_in != dim_mul(w[1], g):
+            raise ShapeMismatchError(f"Conv input has {c_in} channels, weight expects {w[1]} x group {g}")
+        if isinstance(w[0], int) and w[0] % g:
+            raise ShapeMismatchError(f"Conv output channels {w[0]} not divisible by group {g}")
+        if len(shapes) > 2 and tuple(shapes[2]) != (w[0],):
+            raise ShapeMismatchError(f"Conv bias shape {list(map(str, shapes[2]))} != [{w[0]}]")
+        st, dl, pd = self.ints("strides"), self.ints("dilations"), self.ints("pads")
+        sp = [window_out(_static(x[2 + i], "Conv spatial dim"), _static(w[2 + i], "Conv kernel dim"),
+                         st[i], dl[i], pd[i] + pd[nsp + i]) for i in range(nsp)]
+        return [(x[0], w[0], *sp)]
+
+
+@irdl_op_definition
+class ConvTransposeOp(_ConvBase):
+    """Transposed convolution, weight [C, M/group, k...] (ONNX ConvTranspose, explicit pads)."""
+
+    name = "graph.conv_transpose"
+    output_padding = prop_def(DenseArrayBase)
+
+    def __init__(self, input, weight, bias, result_type, *, strides, dilations, pads, output_padding,
+                 group=1):
+        super().__init__(operands=[input, weight, [bias] if bias is not None else []],
+                         result_types=[result_type],
+                         properties={"strides": _ints(strides), "dilations": _ints(dilations),
+                                     "pads": _ints(pads), "output_padding": _ints(output_padding),
+                                     "group": IntegerAttr(group, i64)})
+
+    def infer_shapes(self, shapes):
+        x, w = shapes[0], shapes[1]
+        if len(x) < 3 or len(w) != len(x):
+            raise ShapeMismatchError("ConvTranspose needs input and weight of equal rank >= 3")
+        nsp = len(x) - 2
+        self._check_attrs(nsp)
+        if isinstance(x[1], int) and isinstance(w[0], int) and x[1] != w[0]:
+            raise ShapeMismatchError(f"ConvTranspose input has {x[1]} channels, weight expects {w[0]}")
+        st, dl, pd, op = (self.ints(n) for n in ("strides", "dilations", "pads", "output_padding"))
+        if len(op) != nsp:
+            raise ShapeMismatchError("ConvTranspose output_padding length differs from the spatial rank")
+        sp = []
+        for i in range(nsp):
+            n = (st[i] * (_static(x[2 + i], "ConvTranspose spatial dim") - 1) + op[i]
+                 + (_static(w[2 + i], "kernel dim") - 1) * dl[i] + 1 - pd[i] - pd[nsp + i])
+            if n < 1:
+                raise ShapeMismatchError(f"ConvTranspose output spatial dim {n} < 1")
+            sp.append(n)
+        return [(x[0], dim_mul(w[1], self.groups), *sp)]
+
+
+# ---------------------------------------------------------------- pooling
+
+
+class _PoolBase(GraphOp, _Attrs):
+    input = operand_def(TensorType)
+    kernel_shape = prop_def(DenseArrayBase)
+    strides = prop_def(DenseArrayBase)
+    dilations = prop_def(DenseArrayBase)
+    pads = prop_def(DenseArrayBase)
+    ceil_mode = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def _props(self, kernel_shape, strides, dilations, pads, ceil_mode):
+        return {"kernel_shape": _ints(kernel_shape), "strides": _ints(strides),
+                "dilations": _ints(dilations), "pads": _ints(pads),
+                "ceil_mode": BoolAttr.from_bool(ceil_mode)}
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        k = self.ints("kernel_shape")
+        nsp = len(k)
+        if len(x) != nsp + 2:
+            raise ShapeMismatchError(f"{self.name}: input rank {len(x)} but kernel_shape has {nsp} dims")
+        st, dl, pd = self.ints("strides"), self.ints("dilations"), self.ints("pads")
+        if len(st) != nsp or len(dl) != nsp or len(pd) != 2 * nsp or min(k + st + dl) < 1 or min(pd) < 0:
+            raise ShapeMismatchError(f"{self.name}: inconsistent kernel_shape/strides/dilations/pads")
+        ceil = self.ceil_mode.value.data
+        sp = []
+        for i in range(nsp):
+            size = _static(x[2 + i], f"{self.name} spatial dim")
+            out = window_out(size, k[i], st[i], dl[i], pd[i] + pd[nsp + i], ceil)
+            if ceil and (out - 1) * st[i] >= size + pd[i]:
+                out -= 1  # the last window must start inside the input or its begin padding
+            sp.append(out)
+        return [(x[0], x[1], *sp)]
+
+
+@irdl_op_definition
+class MaxPoolOp(_PoolBase):
+    name = "graph.max_pool"
+
+    def __init__(self, input, result_type, *, kernel_shape, strides, dilations, pads, ceil_mode=False):
+        super().__init__(operands=[input], result_types=[result_type],
+                         properties=self._props(kernel_shape, strides, dilations, pads, ceil_mode))
+
+
+@irdl_op_definition
+class AveragePoolOp(_PoolBase):
+    name = "graph.average_pool"
+    count_include_pad = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+
+    def __init__(self, input, result_type, *, kernel_shape, strides, dilations, pads, ceil_mode=False,
+                 count_include_pad=False):
+        props = self._props(kernel_shape, strides, dilations, pads, ceil_mode)
+        props["count_include_pad"] = BoolAttr.from_bool(count_include_pad)
+        super().__init__(operands=[input], result_types=[result_type], properties=props)
+
+
+class _GlobalPoolBase(GraphOp):
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type):
+        super().__init__(operands=[input], result_types=[result_type])
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        if len(x) < 3:
+            raise ShapeMismatchError(f"{self.name} needs rank >= 3, got {len(x)}")
+        return [(x[0], x[1]) + (1,) * (len(x) - 2)]
+
+
+@irdl_op_definition
+class GlobalAveragePoolOp(_GlobalPoolBase):
+    name = "graph.global_average_pool"
+
+
+@irdl_op_definition
+class GlobalMaxPoolOp(_GlobalPoolBase):
+    name = "graph.global_max_pool"
+
+
+# ---------------------------------------------------------- normalization
+
+
+def _check_channel_params(x: Shape, params: Sequence[Shape], what: str) -> None:
+    if len(x) < 2:
+        raise ShapeMismatchError(f"{what} needs rank >= 2")
+    for p in params:
+        if len(p) != 1 or (isinstance(p[0], int) and isinstance(x[1], int) and p[0] != x[1]):
+            raise ShapeMismatchError(f"{what} parameter shape {list(map(str, p))} != [{x[1]}]")
+
+
+@irdl_op_definition
+class BatchNormOp(GraphOp):
+    """Inference-mode batch normalization with running statistics (ONNX BatchNormalization)."""
+
+    name = "graph.batch_norm"
+    input = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    bias = operand_def(TensorType)
+    mean = operand_def(TensorType)
+    var = operand_def(TensorType)
+    epsilon = prop_def(FloatAttr, default_value=FloatAttr(1e-5, f32))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, scale, bias, mean, var, result_type, *, epsilon=1e-5):
+        super().__init__(operands=[input, scale, bias, mean, var], result_types=[result_type],
+                         properties={"epsilon": FloatAttr(epsilon, f32)})
+
+    def infer_shapes(self, shapes):
+        _check_channel_params(shapes[0], shapes[1:], "BatchNormalization")
+        return [shapes[0]]
+
+
+@irdl_op_definition
+class InstanceNormOp(GraphOp):
+    name = "graph.instance_norm"
+    input = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    bias = operand_def(TensorType)
+    epsilon = prop_def(FloatAttr, default_value=FloatAttr(1e-5, f32))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, scale, bias, result_type, *, epsilon=1e-5):
+        super().__init__(operands=[input, scale, bias], result_types=[result_type],
+                         properties={"epsilon": FloatAttr(epsilon, f32)})
+
+    def infer_shapes(self, shapes):
+        if len(shapes[0]) < 3:
+            raise ShapeMismatchError("InstanceNormalization needs rank >= 3")
+        _check_channel_params(shapes[0], shapes[1:], "InstanceNormalization")
+        return [shapes[0]]
+
+
+@irdl_op_definition
+class LRNOp(GraphOp):
+    """Local response normalization across channels (ONNX LRN)."""
+
+    name = "graph.lrn"
+    input = operand_def(TensorType)
+    size = prop_def(IntegerAttr)
+    alpha = prop_def(FloatAttr, default_value=FloatAttr(1e-4, f32))
+    beta = prop_def(FloatAttr, default_value=FloatAttr(0.75, f32))
+    bias = prop_def(FloatAttr, default_value=FloatAttr(1.0, f32))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, *, size, alpha=1e-4, beta=0.75, bias=1.0):
+        super().__init__(operands=[input], result_types=[result_type],
+                         properties={"size": IntegerAttr(size, i64), "alpha": FloatAttr(alpha, f32),
+                                     "beta": FloatAttr(beta, f32), "bias": FloatAttr(bias, f32)})
+
+    def infer_shapes(self, shapes):
+        if len(shapes[0]) < 3 or self.size.value.data < 1:
+            raise ShapeMismatchError("LRN needs rank >= 3 and size >= 1")
+        return [shapes[0]]
+
+
+# ---------------------------------------------------------- data movement
+
+
+PAD_MODES = ("constant", "reflect", "edge")
+
+
+@irdl_op_definition
+class PadOp(GraphOp):
+    """Pad with a constant, by reflection or by edge replication; pads = begin..., end... (>= 0)."""
+
+    name = "graph.pad"
+    input = operand_def(TensorType)
+    pads = prop_def(DenseArrayBase)
+    mode = prop_def(StringAttr, default_value=StringAttr("constant"))
+    value = prop_def(FloatAttr, default_value=FloatAttr(0.0, f32))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, *, pads, mode="constant", value=0.0):
+        super().__init__(operands=[input], result_types=[result_type],
+                         properties={"pads": _ints(pads), "mode": StringAttr(mode),
+                                     "value": FloatAttr(value, f32)})
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        pads = [int(p) for p in _vals(self.pads)]
+        mode = self.mode.data
+        if mode not in PAD_MODES:
+            raise ShapeMismatchError(f"Pad mode '{mode}' is not one of {PAD_MODES}")
+        if len(pads) != 2 * len(x) or min(pads, default=0) < 0:
+            raise ShapeMismatchError(f"Pad needs {2 * len(x)} non-negative pads, got {pads}")
+        out = []
+        for i, d in enumerate(x):
+            b, e = pads[i], pads[len(x) + i]
+            if b == 0 and e == 0:
+                out.append(d)
+                continue
+            d = _static(d, "a padded dim")
+            if mode == "reflect" and max(b, e) >= d or mode == "edge" and d == 0:
+                raise ShapeMismatchError(f"Pad mode {mode} cannot pad dim {d} by {b},{e}")
+            out.append(d + b + e)
+        return [tuple(out)]
+
+
+RESIZE_MODES = ("nearest", "linear")
+
+
+@irdl_op_definition
+class ResizeOp(GraphOp):
+    """Resize the trailing dims: out = sizes, or floor(in * scales) (ONNX Resize / Upsample)."""
+
+    name = "graph.resize"
+    input = operand_def(TensorType)
+    scales = prop_def(DenseArrayBase)
+    sizes = opt_prop_def(DenseArrayBase)
+    mode = prop_def(StringAttr, default_value=StringAttr("nearest"))
+    coordinate_transformation_mode = prop_def(StringAttr, default_value=StringAttr("half_pixel"))
+    nearest_mode = prop_def(StringAttr, default_value=StringAttr("round_prefer_floor"))
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, *, scales, sizes=None, mode="nearest",
+                 coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor"):
+        props = {"scales": DenseArrayBase.from_list(f64, [float(s) for s in scales]),
+                 "mode": StringAttr(mode),
+                 "coordinate_transformation_mode": StringAttr(coordinate_transformation_mode),
+                 "nearest_mode": StringAttr(nearest_mode)}
+        if sizes is not None:
+            props["sizes"] = _ints(sizes)
+        super().__init__(operands=[input], result_types=[result_type], properties=props)
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        scales = [float(s) for s in _vals(self.scales)]
+        sizes = [int(s) for s in _vals(self.sizes)]
+        if self.mode.data not in RESIZE_MODES:
+            raise ShapeMismatchError(f"Resize mode '{self.mode.data}' is not one of {RESIZE_MODES}")
+        if len(scales) != len(x) or sizes and len(sizes) != len(x):
+            raise ShapeMismatchError(f"Resize needs {len(x)} scales/sizes")
+        out = []
+        for i, d in enumerate(x):
+            if sizes:
+                out.append(d if not isinstance(d, int) and sizes[i] == -1 else sizes[i])
+            elif scales[i] == 1.0:
+                out.append(d)
+            else:
+                out.append(int(_static(d, "a resized dim") * scales[i]))
+            if isinstance(out[-1], int) and out[-1] < 1:
+                raise ShapeMismatchError(f"Resize output dim {out[-1]} < 1")
+        return [tuple(out)]
+
+
+@irdl_op_definition
+class ConcatOp(GraphOp):
+    name = "graph.concat"
+    inputs = var_operand_def(TensorType)
+    axis = prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, *inputs_and_type, axis: int, result_type=None):
+        super().__init__(operands=[list(inputs_and_type)], result_types=[result_type],
+                         properties={"axis": IntegerAttr(axis, i64)})
+
+    def infer_shapes(self, shapes):
+        if not shapes:
+            raise ShapeMismatchError("Concat needs at least one input")
+        rank = len(shapes[0])
+        axis = _axis(self.axis.value.data, rank)
+        total: Dim = 0
+        for s in shapes:
+            if len(s) != rank:
+                raise ShapeMismatchError("Concat inputs differ in rank")
+            for i, (a, b) in enumerate(zip(s, shapes[0])):
+                if i != axis and a != b and isinstance(a, int) and isinstance(b, int):
+                    raise ShapeMismatchError(f"Concat inputs differ in dim {i}: {a} vs {b}")
+            d = s[axis]
+            if isinstance(total, int) and isinstance(d, int):
+                total += d
+            elif total == 0:
+                total = d
+            else:
+                raise ShapeMismatchError("Concat along a dynamic axis of several inputs is not supported")
+        return [tuple(total if i == axis else d for i, d in enumerate(shapes[0]))]
+
+
+@irdl_op_definition
+class TransposeOp(GraphOp):
+    name = "graph.transpose"
+    input = operand_def(TensorType)
+    perm = prop_def(DenseArrayBase)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, *, perm):
+        super().__init__(operands=[input], result_types=[result_type], properties={"perm": _ints(perm)})
+
+    def infer_shapes(self, shapes):
+        perm = [int(p) for p in _vals(self.perm)]
+        if sorted(perm) != list(range(len(shapes[0]))):
+            raise ShapeMismatchError(f"Transpose perm {perm} is not a permutation of rank {len(shapes[0])}")
+        return [tuple(shapes[0][p] for p in perm)]
+
+
+class _AxesOp(GraphOp):
+    input = operand_def(TensorType)
+    axes = prop_def(DenseArrayBase)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, *, axes):
+        super().__init__(operands=[input], result_types=[result_type], properties={"axes": _ints(axes)})
+
+
+@irdl_op_definition
+class SqueezeOp(_AxesOp):
+    """Remove size-1 dims at `axes` (empty: every static size-1 dim)."""
+
+    name = "graph.squeeze"
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        axes = {_axis(int(a), len(x)) for a in _vals(self.axes)} or {i for i, d in enumerate(x) if d == 1}
+        for a in axes:
+            if x[a] != 1:
+                raise ShapeMismatchError(f"Squeeze axis {a} has size {x[a]}, not 1")
+        return [tuple(d for i, d in enumerate(x) if i not in axes)]
+
+
+@irdl_op_definition
+class UnsqueezeOp(_AxesOp):
+    """Insert size-1 dims so that they sit at `axes` of the result."""
+
+    name = "graph.unsqueeze"
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        rank = len(x) + len(_vals(self.axes))
+        axes = {_axis(int(a), rank) for a in _vals(self.axes)}
+        if len(axes) != len(_vals(self.axes)):
+            raise ShapeMismatchError("Unsqueeze axes repeat")
+        it = iter(x)
+        return [tuple(1 if i in axes else next(it) for i in range(rank))]
+
+
+def slice_bounds(size: int, start: int, end: int, step: int) -> tuple[int, int]:
+    """ONNX Slice clamping: the first index and the element count along one axis."""
+    if step == 0:
+        raise ShapeMismatchError("Slice step must not be 0")
+    start = start + size if start < 0 else start
+    end = end + size if end < 0 else end
+    if step > 0:
+        start, end = min(max(start, 0), size), min(max(end, 0), size)
+        count = max(0, -(-(end - start) // step))
+    else:
+        start, end = min(max(start, -1), size - 1), min(max(end, -1), size - 1)
+        count = max(0, -(-(start - end) // -step))
+    return start, count
+
+
+@irdl_op_definition
+class SliceOp(GraphOp):
+    """Strided slice with constant starts/ends/axes/steps (ONNX Slice semantics, negative steps)."""
+
+    name = "graph.slice"
+    input = operand_def(TensorType)
+    starts = prop_def(DenseArrayBase)
+    ends = prop_def(DenseArrayBase)
+    axes = prop_def(DenseArrayBase)
+    steps = prop_def(DenseArrayBase)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, *, starts, ends, axes, steps):
+        super().__init__(operands=[input], result_types=[result_type],
+                         properties={"starts": _ints(starts), "ends": _ints(ends), "axes": _ints(axes),
+                                     "steps": _ints(steps)})
+
+    def per_axis(self, shape: Shape) -> dict[int, tuple[int, int, int]]:
+        """axis -> (first index, count, step) for every sliced axis."""
+        vals = [[int(v) for v in _vals(a)] for a in (self.starts, self.ends, self.axes, self.steps)]
+        if len({len(v) for v in vals}) != 1:
+            raise ShapeMismatchError("Slice starts/ends/axes/steps differ in length")
+        out: dict[int, tuple[int, int, int]] = {}
+        for start, end, axis, step in zip(*vals):
+            a = _axis(axis, len(shape), "Slice axis")
+            if a in out:
+                raise ShapeMismatchError(f"Slice axis {axis} repeats")
+            d = shape[a]
+            if not isinstance(d, int):
+                if step == 1 and start == 0 and end >= 2**62:
+                    continue  # a no-op on a dynamic dim
+                d = _static(d, "a sliced dim")
+            first, count = slice_bounds(d, start, end, step)
+            out[a] = (first, count, step)
+        return out
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        sl = self.per_axis(x)
+        return [tuple(sl[i][1] if i in sl else d for i, d in enumerate(x))]
+
+
+@irdl_op_definition
+class TileOp(GraphOp):
+    name = "graph.tile"
+    input = operand_def(TensorType)
+    repeats = prop_def(DenseArrayBase)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type, *, repeats):
+        super().__init__(operands=[input], result_types=[result_type], properties={"repeats": _ints(repeats)})
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        reps = [int(r) for r in _vals(self.repeats)]
+        if len(reps) != len(x) or min(reps, default=1) < 0:
+            raise ShapeMismatchError(f"Tile needs {len(x)} non-negative repeats, got {reps}")
+        return [tuple(dim_mul(d, r) if r != 1 else d for d, r in zip(x, reps))]
+
+
+NN_OPS = [ConvOp, ConvTransposeOp, MaxPoolOp, AveragePoolOp, GlobalAveragePoolOp, GlobalMaxPoolOp,
+          BatchNormOp, InstanceNormOp, LRNOp, PadOp, ResizeOp, ConcatOp, TransposeOp, SqueezeOp,
+          UnsqueezeOp, SliceOp, TileOp]

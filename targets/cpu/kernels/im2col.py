@@ -1,0 +1,80 @@
+"""im2col straight into the GEMM's packed-B layout: convolution as a GEMM.
+
+For one (image, group) the packed matrix is [K = Cg*KH*KW][P = OH*OW] split into
+panels of NR columns ([panel][k][NR], zero padded), exactly what `gemm_kernel`
+reads. The input is already padded (or needs no padding), so there are no bounds
+checks: column p reads x[base_k + off(p)] with off(p) = oh*sh*Wp + ow*sw. A panel
+whose columns are consecutive in memory (stride 1, one output row) is copied with
+vector loads; other panels gather element by element. Work items are
+(image*group, panel) pairs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.dialects import arith, func
+from xdsl.dialects.builtin import i64
+
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+
+IM2COL_FIELDS = ("x", "bp", "groups", "x_bs", "x_gs", "ch_stride", "cg", "kh_stride", "kw_stride",
+                 "ow", "oh_stride", "ow_stride", "p", "npanels", "k")
+
+
+@dataclass(frozen=True)
+class Im2colSpec:
+    width: int
+    nvec: int   # NR = nvec * width (the GEMM's panel width)
+    kh: int
+    kw: int
+
+    @property
+    def nr(self) -> int:
+        return self.nvec * self.width
+
+    @property
+    def name(self) -> str:
+        return f"im2col_{self.kh}x{self.kw}_nr{self.nr}_w{self.width}"
+
+
+def im2col_kernel(spec: Im2colSpec) -> func.FuncOp:
+    kb = KernelBuilder(spec.name)
+    f = {name: kb.field(i) for i, name in enumerate(IM2COL_FIELDS)}
+    x, bp = kb.as_ptr(f["x"]), kb.as_ptr(f["bp"])
+    nr, w = spec.nr, spec.width
+    offs = kb.scratch(nr, i64)
+    zero = kb.fconst(0.0)
+    with kb.loop(kb.begin, kb.end) as item:
+        bi, panel = kb.div(item.iv, f["npanels"]), kb.rem(item.iv, f["npanels"])
+        image, group = kb.div(bi, f["groups"]), kb.rem(bi, f["groups"])
+        xb = kb.add(kb.mul(image, f["x_bs"]), kb.mul(group, f["x_gs"]))
+        dst = kb.mul(kb.add(kb.mul(bi, f["npanels"]), panel), kb.mul(f["k"], kb.const(nr)))
+        col0 = kb.mul(panel, kb.const(nr))
+        ncols = kb.min(kb.const(nr), kb.sub(f["p"], col0))
+        with kb.loop(0, ncols) as j:
+            p = kb.add(col0, j.iv)
+            off = kb.add(kb.mul(kb.div(p, f["ow"]), f["oh_stride"]), kb.mul(kb.rem(p, f["ow"]), f["ow_stride"]))
+            kb.store(off, offs, j.iv, elem=i64)
+        off0 = kb.load(offs, kb.const(0), elem=i64)
+        last = kb.load(offs, kb.const(nr - 1), elem=i64)
+        contiguous = kb._ins(arith.AndIOp(
+            kb.cmp("eq", ncols, kb.const(nr)), kb.cmp("eq", kb.sub(last, off0), kb.const(nr - 1))))
+        with kb.loop(0, f["cg"]) as ci:
+            ci_base = kb.add(xb, kb.mul(ci.iv, f["ch_stride"]))
+            for a in range(spec.kh):
+                for b in range(spec.kw):
+                    base = kb.add(ci_base, kb.add(kb.mul(kb.const(a), f["kh_stride"]),
+                                                  kb.mul(kb.const(b), f["kw_stride"])))
+                    row = kb.add(kb.mul(ci.iv, kb.const(spec.kh * spec.kw)), kb.const(a * spec.kw + b))
+                    drow = kb.add(dst, kb.mul(row, kb.const(nr)))
+                    with kb.if_(contiguous):
+                        src = kb.add(base, off0)
+                        for v in range(spec.nvec):
+                            kb.store(kb.load(x, kb.add(src, kb.const(v * w)), w), bp, kb.add(drow, kb.const(v * w)))
+                    with kb.if_(kb.cmp("eq", contiguous, kb.const(0, contiguous.type))):
+                        with kb.loop(0, ncols) as j:
+                            src = kb.add(base, kb.load(offs, j.iv, elem=i64))
+                            kb.store(kb.load(x, src), bp, kb.add(drow, j.iv))
+                        with kb.loop(ncols, kb.const(nr)) as j:
+                            kb.store(zero, bp, kb.add(drow, j.iv))
+    return kb.finish()

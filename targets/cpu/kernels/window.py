@@ -1,0 +1,83 @@
+"""Sliding-window kernels over a padded NCHW input: depthwise conv, max pool, average pool.
+
+One output row (image, channel, oh) per work item, vectorized along the output
+width when the horizontal stride is 1 (the window's taps are then contiguous
+vectors of the padded input); other strides run the same body one lane wide.
+The input is padded beforehand (zeros, or -inf for max pooling, including the
+extra end padding ceil_mode needs), so the kernel has no bounds checks. Output
+channel c reads `cg` input channels starting at (c // m_per_g) * cg:
+depthwise conv has cg = 1, pools have m_per_g = cg = 1. Average pooling
+multiplies by a per-position reciprocal count map computed at compile time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.dialects import func
+
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+
+WINDOW_FIELDS = ("x", "w", "out", "bias", "m", "m_per_g", "cg", "ch_stride", "x_bs", "wp", "oh", "ow",
+                 "sh", "sw", "dh", "dw")
+WINDOW_OPS = ("conv", "max", "avg")
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    op: str          # "conv" | "max" | "avg"
+    kh: int
+    kw: int
+    width: int       # lanes along the output width (1 when the stride is not 1)
+    has_bias: bool
+    activation: str  # "none" | "relu"
+
+    @property
+    def name(self) -> str:
+        return f"window_{self.op}_{self.kh}x{self.kw}_w{self.width}_{'b' if self.has_bias else 'nb'}_{self.activation}"
+
+
+def window_kernel(spec: WindowSpec) -> func.FuncOp:
+    assert spec.op in WINDOW_OPS
+    kb = KernelBuilder(spec.name)
+    f = {name: kb.field(i) for i, name in enumerate(WINDOW_FIELDS)}
+    x, wts, out, bias = (kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias"))
+    taps = spec.kh * spec.kw
+    with kb.loop(kb.begin, kb.end) as item:
+        oh = kb.rem(item.iv, f["oh"])
+        plane = kb.div(item.iv, f["oh"])
+        c, image = kb.rem(plane, f["m"]), kb.div(plane, f["m"])
+        cin0 = kb.mul(kb.div(c, f["m_per_g"]), f["cg"])
+        row_base = kb.add(kb.add(kb.mul(image, f["x_bs"]), kb.mul(cin0, f["ch_stride"])),
+                          kb.mul(kb.mul(oh, f["sh"]), f["wp"]))
+        out_row = kb.mul(item.iv, f["ow"])
+        tap_offs = [kb.add(kb.mul(kb.const(a), kb.mul(f["dh"], f["wp"])), kb.mul(kb.const(b), f["dw"]))
+                    for a in range(spec.kh) for b in range(spec.kw)]
+        w_base = kb.mul(c, kb.mul(f["cg"], kb.const(taps)))
+
+        def body(ow, wd):
+            start = kb.add(row_base, kb.mul(ow, f["sw"]))
+            init = kb.fconst(float("-inf") if spec.op == "max" else 0.0, wd)
+            with kb.loop(0, f["cg"], carried=[init]) as ci:
+                base = kb.add(start, kb.mul(ci.iv, f["ch_stride"]))
+                wrow = kb.add(w_base, kb.mul(ci.iv, kb.const(taps)))
+                acc = ci.carried[0]
+                for t, off in enumerate(tap_offs):
+                    v = kb.load(x, kb.add(base, off), wd)
+                    if spec.op == "conv":
+                        acc = kb.fma(kb.splat(kb.load(wts, kb.add(wrow, kb.const(t))), wd), v, acc)
+                    elif spec.op == "max":
+                        acc = kb.fmax(acc, v)
+                    else:
+                        acc = kb.fadd(acc, v)
+                ci.next = [acc]
+            acc = ci.results[0]
+            if spec.op == "avg":
+                acc = kb.fmul(acc, kb.load(wts, kb.add(kb.mul(oh, f["ow"]), ow), wd))
+            if spec.has_bias:
+                acc = kb.fadd(acc, kb.splat(kb.load(bias, c), wd))
+            if spec.activation == "relu":
+                acc = kb.fmax(acc, kb.fconst(0.0, wd))
+            kb.store(acc, out, kb.add(out_row, ow))
+
+        kb.strip_mined(kb.const(0), f["ow"], spec.width, body)
+    return kb.finish()

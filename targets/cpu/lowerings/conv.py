@@ -1,0 +1,103 @@
+"""Conv -> (pad) + im2col into packed panels + the register-blocked GEMM; depthwise -> window kernel.
+
+Per (image, group) the GEMM computes out[M/G, P] = W[M/G, K] @ cols[K, P] with
+K = C/G*KH*KW and P = OH*OW, so the result is NCHW without a transpose. The
+weights are A (read in place at compile-time-fixed strides), the bias is a
+per-row epilogue and the optional `activation` (relu) is applied in registers.
+Convolutions with one input channel per group (depthwise) use the sliding-window
+kernel instead, vectorized along the output width.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects.symbolic import dim_mul
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernels.gemm import GemmSpec
+from pyflame_rt.targets.cpu.kernels.im2col import IM2COL_FIELDS, Im2colSpec, im2col_kernel
+from pyflame_rt.targets.cpu.kernels.window import WINDOW_FIELDS, WindowSpec, window_kernel
+from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.movement import emit_pad
+
+
+def as_2d(shape, vals, fill):
+    """1-D windowed ops run as 2-D with a unit height."""
+    return (shape[:2] + (1,) + tuple(shape[2:]), [fill] + vals) if len(shape) == 3 else (tuple(shape), vals)
+
+
+def pads_2d(pads: list[int], rank: int) -> list[int]:
+    return [0, pads[0], 0, pads[1]] if rank == 3 else pads
+
+
+def padded_input(L, v, shape, pads: list[int], value: float = 0.0):
+    """The input's storage, padded on the two spatial dims when any pad is non-zero."""
+    if not any(pads):
+        return L.loc(v), shape
+    return emit_pad(L, L.loc(v), shape, [0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]], value=value)
+
+
+def require_float32(L, op) -> None:
+    if L.dtype(op.results[0]) is not DType.FLOAT32:
+        raise UnsupportedOperatorError(f"the CPU backend runs {op.name} on float32 only, not {L.dtype(op.results[0]).value}")
+
+
+def constant_operand(L, v, what: str) -> np.ndarray:
+    arr = L.const_value(v)
+    if arr is None:
+        raise UnsupportedOperatorError(f"the CPU backend needs a constant {what}")
+    return arr.astype(np.float32)
+
+
+def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights=0, bias=None, kernel, strides,
+                dilations, m_per_g: int = 1, activation: str = "none") -> None:
+    n, c, hp, wp = xp_shape
+    m, oh, ow = out_shape[1], out_shape[2], out_shape[3]
+    width = L.target.vector_width if strides[1] == 1 else 1
+    spec = WindowSpec(spec_op, kernel[0], kernel[1], width, bias is not None, activation)
+    name = L.kernel(spec.name, lambda: window_kernel(spec))
+    f = {"x": xp, "w": weights, "out": out, "bias": L.add_weight("bias", bias) if bias is not None else 0,
+         "m": m, "m_per_g": m_per_g, "cg": 1, "ch_stride": hp * wp, "x_bs": dim_mul(c, hp * wp), "wp": wp,
+         "oh": oh, "ow": ow, "sh": strides[0], "sw": strides[1], "dh": dilations[0], "dw": dilations[1]}
+    L.call(name, [f[k] for k in WINDOW_FIELDS], dim_mul(n, m * oh), work_per_item=ow * kernel[0] * kernel[1])
+
+
+@lowering(nn.ConvOp)
+def _lower_conv(L, op: nn.ConvOp) -> None:
+    require_float32(L, op)
+    rank = len(L.shapes[op.input])
+    if rank not in (3, 4):
+        raise UnsupportedOperatorError(f"the CPU backend supports 1-D and 2-D Conv, not {rank - 2}-D")
+    x_shape, strides = as_2d(L.shapes[op.input], op.ints("strides"), 1)
+    _, dilations = as_2d(L.shapes[op.input], op.ints("dilations"), 1)
+    out_shape, _ = as_2d(L.shapes[op.result], [], 0)
+    w = constant_operand(L, op.weight, "Conv weight")
+    w = w.reshape(w.shape[:2] + (1,) + w.shape[2:]) if rank == 3 else w
+    bias = constant_operand(L, op.bias, "Conv bias") if op.bias is not None else None
+    act = op.activation.data if op.activation is not None else "none"
+    g = op.groups
+    m, cg, kh, kw = w.shape
+    n, c = x_shape[0], x_shape[1]
+    xp, xp_shape = padded_input(L, op.input, x_shape, pads_2d(op.ints("pads"), rank))
+    out = L.result_loc(op.result)
+    if cg == 1 and g > 1:
+        emit_window(L, "conv", xp, xp_shape, out, out_shape, weights=L.add_weight("dw_weight", w), bias=bias,
+                    kernel=(kh, kw), strides=strides, dilations=dilations, m_per_g=m // g, activation=act)
+        return
+    hp, wp = xp_shape[2], xp_shape[3]
+    oh, ow = out_shape[2], out_shape[3]
+    k, p, mg = cg * kh * kw, oh * ow, m // g
+    gspec = GemmSpec.for_target(L.target.vector_width, L.target.num_vector_registers, "row", act)
+    ispec = Im2colSpec(gspec.width, gspec.nvec, kh, kw)
+    npanels = -(-p // ispec.nr)
+    images_groups = dim_mul(n, g)
+    cols = L.new_buffer(dim_mul(images_groups, npanels * ispec.nr * k * 4))
+    name = L.kernel(ispec.name, lambda: im2col_kernel(ispec))
+    f = {"x": xp, "bp": cols, "groups": g, "x_bs": dim_mul(c, hp * wp), "x_gs": cg * hp * wp,
+         "ch_stride": hp * wp, "cg": cg, "kh_stride": dilations[0] * wp, "kw_stride": dilations[1],
+         "ow": ow, "oh_stride": strides[0] * wp, "ow_stride": strides[1], "p": p, "npanels": npanels, "k": k}
+    L.call(name, [f[key] for key in IM2COL_FIELDS], dim_mul(images_groups, npanels), work_per_item=k * ispec.nr)
+    L.emit_gemm(a=None, a_loc=L.add_weight("conv_weight", w.reshape(m, k)), a_strides=(k, 1), m=mg, k=k, n=p,
+                out=out, b_packed=cols, b_batch=images_groups, batch=n, groups=g, a_gs=mg * k, c_gs=mg * p,
+                c_bs=m * p, row_bias=bias, activation=act)

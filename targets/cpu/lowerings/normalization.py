@@ -1,0 +1,58 @@
+"""BatchNorm (inference), InstanceNorm, LRN -> per-plane kernels (kernels/channel.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernels.channel import PLANE_FIELDS, PlaneSpec, plane_kernel
+from pyflame_rt.targets.cpu.lowerings import lowering
+
+
+def emit_plane(L, op, op, mode: str, x, out, n: Dim, c: Dim, p: Dim, *, s=0, t=0, aux=0, lrn=(0, 0),
+               activation: str = "none") -> None:
+    if L.dtype(op.results[0]) is not DType.FLOAT32:
+        raise UnsupportedOperatorError(f"the CPU backend runs {op.name} on float32 only")
+    spec = PlaneSpec(mode, L.target.vector_width, activation)
+    name = L.kernel(spec.name, lambda: plane_kernel(spec))
+    f = {"x": x, "out": out, "s": s, "t": t, "aux": aux, "c": c, "p": p, "lrn_pre": lrn[0], "lrn_post": lrn[1]}
+    L.call(name, [f[k] for k in PLANE_FIELDS], dim_mul(n, c), work_per_item=p)
+
+
+def _const(L, v, what: str) -> np.ndarray:
+    arr = L.const_value(v)
+    if arr is None:
+        raise UnsupportedOperatorError(f"the CPU backend needs a constant {what}")
+    return arr.astype(np.float64)
+
+
+@lowering(nn.BatchNormOp)
+def _lower_batch_norm(L, op: nn.BatchNormOp) -> None:
+    shape = L.shapes[op.input]
+    scale, bias, mean, var = (_const(L, v, "BatchNormalization " + w) for v, w in
+                              zip((op.scale, op.bias, op.mean, op.var), ("scale", "bias", "mean", "var")))
+    s = scale / np.sqrt(var + op.epsilon.value.data)
+    t = bias - mean * s
+    emit_plane(L, op, "affine", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]),
+               s=L.add_weight("bn_scale", s.astype(np.float32)), t=L.add_weight("bn_shift", t.astype(np.float32)))
+
+
+@lowering(nn.InstanceNormOp)
+def _lower_instance_norm(L, op: nn.InstanceNormOp) -> None:
+    shape = L.shapes[op.input]
+    scale, bias = _const(L, op.scale, "InstanceNormalization scale"), _const(L, op.bias, "InstanceNormalization bias")
+    emit_plane(L, op, "instance_norm", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1],
+               numel(shape[2:]), s=L.add_weight("in_scale", scale.astype(np.float32)),
+               t=L.add_weight("in_bias", bias.astype(np.float32)),
+               aux=L.add_weight("in_eps", np.array([op.epsilon.value.data], np.float32)))
+
+
+@lowering(nn.LRNOp)
+def _lower_lrn(L, op: nn.LRNOp) -> None:
+    shape = L.shapes[op.input]
+    size = op.size.value.data
+    consts = np.array([op.bias.value.data, op.alpha.value.data / size, -op.beta.value.data], np.float32)
+    emit_plane(L, op, "lrn", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]),
+               aux=L.add_weight("lrn_consts", consts), lrn=((size - 1) // 2, size - 1 - (size - 1) // 2))

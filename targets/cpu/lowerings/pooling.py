@@ -1,0 +1,55 @@
+"""MaxPool / AveragePool -> pad + sliding-window kernel; global pools -> per-plane reductions."""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects.symbolic import numel
+from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.conv import as_2d, emit_window, pads_2d, padded_input, require_float32
+from pyflame_rt.targets.cpu.lowerings.normalization import emit_plane
+
+
+def _window_counts(size: int, out: int, k: int, s: int, d: int, pb: int, pe: int, include_pad: bool):
+    """Per output position: how many taps fall inside the input (or its explicit padding)."""
+    lo, hi = (-pb, size + pe) if include_pad else (0, size)
+    taps = np.arange(out)[:, None] * s - pb + np.arange(k)[None, :] * d
+    return ((taps >= lo) & (taps < hi)).sum(axis=1)
+
+
+@lowering(nn.MaxPoolOp, nn.AveragePoolOp)
+def _lower_pool(L, op) -> None:
+    require_float32(L, op)
+    rank = len(L.shapes[op.input])
+    if rank not in (3, 4):
+        raise UnsupportedOperatorError(f"the CPU backend supports 1-D and 2-D pooling, not {rank - 2}-D")
+    x_shape, kernel = as_2d(L.shapes[op.input], op.ints("kernel_shape"), 1)
+    _, strides = as_2d(L.shapes[op.input], op.ints("strides"), 1)
+    _, dilations = as_2d(L.shapes[op.input], op.ints("dilations"), 1)
+    out_shape, _ = as_2d(L.shapes[op.result], [], 0)
+    pads = pads_2d(op.ints("pads"), rank)
+    is_max = isinstance(op, nn.MaxPoolOp)
+    # ceil_mode: extend the end padding until every window lies inside the padded input
+    full = list(pads)
+    for i in range(2):
+        need = (out_shape[2 + i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
+        full[2 + i] = max(pads[2 + i], need - x_shape[2 + i] - pads[i])
+    xp, xp_shape = padded_input(L, op.input, x_shape, full, value=float("-inf") if is_max else 0.0)
+    weights = 0
+    if not is_max:
+        include = op.count_include_pad.value.data
+        cnt = [_window_counts(x_shape[2 + i], out_shape[2 + i], kernel[i], strides[i], dilations[i],
+                              pads[i], pads[2 + i], include) for i in range(2)]
+        inv = 1.0 / np.maximum(cnt[0][:, None] * cnt[1][None, :], 1)
+        weights = L.add_weight("avg_pool_inv_count", inv.astype(np.float32))
+    emit_window(L, "max" if is_max else "avg", xp, xp_shape, L.result_loc(op.result), out_shape,
+                weights=weights, kernel=kernel, strides=strides, dilations=dilations)
+
+
+@lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp)
+def _lower_global_pool(L, op) -> None:
+    require_float32(L, op)
+    shape = L.shapes[op.input]
+    mode = "mean" if isinstance(op, nn.GlobalAveragePoolOp) else "max"
+    emit_plane(L, op, mode, L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]))

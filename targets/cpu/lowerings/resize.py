@@ -1,0 +1,64 @@
+"""Resize / Upsample -> the table-driven resize kernel (tables computed here, at compile time)."""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects.symbolic import dim_mul, numel
+from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernels.resize import RESIZE_FIELDS, ResizeSpec, resize_kernel
+from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.conv import require_float32
+
+_NEAREST = {
+    "round_prefer_floor": lambda x: np.ceil(x - 0.5),
+    "round_prefer_ceil": lambda x: np.floor(x + 0.5),
+    "floor": np.floor,
+    "ceil": np.ceil,
+}
+
+
+def source_coords(out: int, size: int, scale: float, mode: str) -> np.ndarray:
+    """ONNX coordinate_transformation_mode: output index -> input coordinate."""
+    o = np.arange(out, dtype=np.float64)
+    if mode == "half_pixel":
+        return (o + 0.5) / scale - 0.5
+    if mode == "pytorch_half_pixel":
+        return (o + 0.5) / scale - 0.5 if out > 1 else np.zeros(out)
+    if mode == "asymmetric":
+        return o / scale
+    if mode == "align_corners":
+        return o * (size - 1) / (out - 1) if out > 1 else np.zeros(out)
+    raise UnsupportedOperatorError(f"Resize coordinate_transformation_mode {mode} is not supported")
+
+
+def axis_tables(out: int, size: int, scale: float, op: nn.ResizeOp):
+    """(first source index, second source index, weight of the second) per output index."""
+    x = source_coords(out, size, scale, op.coordinate_transformation_mode.data)
+    if op.mode.data == "nearest":
+        i0 = np.clip(_NEAREST[op.nearest_mode.data](x), 0, size - 1).astype(np.int64)
+        return i0, i0, np.zeros(out, np.float32)
+    x = np.clip(x, 0, size - 1)
+    i0 = np.floor(x).astype(np.int64)
+    i1 = np.minimum(i0 + 1, size - 1)
+    return i0, i1, (x - i0).astype(np.float32)
+
+
+@lowering(nn.ResizeOp)
+def _lower_resize(L, op: nn.ResizeOp) -> None:
+    require_float32(L, op)
+    shape, out_shape = L.shapes[op.input], L.shapes[op.result]
+    if op.nearest_mode.data not in _NEAREST:
+        raise UnsupportedOperatorError(f"Resize nearest_mode {op.nearest_mode.data} is not supported")
+    if len(shape) < 2 or any(a != b for a, b in zip(shape[:-2], out_shape[:-2])):
+        raise UnsupportedOperatorError("the CPU backend resizes only the two trailing dims")
+    scales = [float(s) for s in op.scales.get_values()][-2:]
+    (ih, iw), (oh, ow) = shape[-2:], out_shape[-2:]
+    h_tab = axis_tables(oh, ih, scales[0], op)
+    w_tab = axis_tables(ow, iw, scales[1], op)
+    tables = [L.add_weight(f"resize_{n}", t) for n, t in zip(("h0", "h1", "lh", "w0", "w1", "lw"), h_tab + w_tab)]
+    spec = ResizeSpec(op.mode.data == "linear")
+    name = L.kernel(spec.name, lambda: resize_kernel(spec))
+    fields = [L.loc(op.input), L.result_loc(op.result), *tables, ih, iw, oh, ow]
+    assert len(fields) == len(RESIZE_FIELDS)
+    L.call(name, fields, dim_mul(numel(shape[:-2]), oh), work_per_item=4 * ow)
