@@ -11,7 +11,7 @@ from pyflame_rt.targets.cpu.kernels.channel import PLANE_FIELDS, PlaneSpec, plan
 from pyflame_rt.targets.cpu.lowerings import lowering
 
 
-def emit_plane(L, op, op, mode: str, x, out, n: Dim, c: Dim, p: Dim, *, s=0, t=0, aux=0, lrn=(0, 0),
+def emit_plane(L, op, mode: str, x, out, n: Dim, c: Dim, p: Dim, *, s=0, t=0, aux=0, lrn=(0, 0),
                activation: str = "none") -> None:
     if L.dtype(op.results[0]) is not DType.FLOAT32:
         raise UnsupportedOperatorError(f"the CPU backend runs {op.name} on float32 only")
