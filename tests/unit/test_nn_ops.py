@@ -255,3 +255,32 @@ def test_movement_on_int64(rng):
     feed = {"a": rng.integers(-2**40, 2**40, (3, 2)), "b": rng.integers(-5, 5, (3, 3))}
     got = InferenceSession(m.SerializeToString()).run(None, feed)[0]
     np.testing.assert_array_equal(got, ort_run(m, feed)[0])
+
+
+@pytest.mark.parametrize("attrs,scales,sizes", [
+    (dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor"), [1, 1, 2, 2], None),
+    (dict(mode="nearest"), [1, 1, 1.5, 0.7], None),
+    (dict(mode="nearest", nearest_mode="round_prefer_ceil", coordinate_transformation_mode="align_corners"),
+     None, [2, 3, 9, 4]),
+    (dict(mode="linear"), [1, 1, 0.6, 1.7], None),
+    (dict(mode="linear", coordinate_transformation_mode="align_corners"), None, [2, 3, 11, 3]),
+    (dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel"), None, [2, 3, 1, 12]),
+    (dict(mode="linear", coordinate_transformation_mode="asymmetric"), [1, 1, 2, 3], None),
+])
+def test_resize(attrs, scales, sizes, rng):
+    inits = {"roi": np.zeros(0, np.float32)}
+    inputs = ["roi"]
+    if scales is not None:
+        inits["sc"] = np.array(scales, np.float32)
+        inputs.append("sc")
+    else:
+        inits["sz"] = np.array(sizes, np.int64)
+        inputs += ["", "sz"]
+    _single("Resize", (2, 3, 6, 5), 4, rng, attrs, inits, inputs, opset=13, dyn=False)
+
+
+@pytest.mark.parametrize("op,opset,mode", [("Upsample", 9, "nearest"), ("Upsample", 9, "linear"),
+                                           ("Resize", 10, "nearest"), ("Resize", 10, "linear")])
+def test_upsample_and_resize10(op, opset, mode, rng):
+    _single(op, (1, 2, 4, 5), 4, rng, dict(mode=mode), {"sc": np.array([1, 1, 2, 3], np.float32)}, ["sc"],
+            opset=opset)
