@@ -26,10 +26,14 @@ def _unary(ctx: _NodeContext):
 
 @converter("Dropout")
 def _dropout(ctx: _NodeContext):
-    """Inference mode: Dropout is the identity (the optional mask output is unsupported)."""
+    """Inference mode: Dropout is the identity and its optional mask is all true."""
+    out = ctx.emit(graph.IdentityOp, [ctx.input(0)])
     if len(ctx.node.output) > 1 and ctx.node.output[1]:
-        raise ctx.fail("the mask output is not supported")
-    return ctx.emit(graph.IdentityOp, [ctx.input(0)])
+        shape = ctx.shape(ctx.input(0))
+        if not all(isinstance(d, int) for d in shape):
+            raise ctx.fail("the mask output of a dynamically shaped input is not supported")
+        out.append(ctx.importer.add_constant(ctx.node.output[1], np.ones(shape, dtype=bool)))
+    return out
 
 
 @converter("Gemm")
