@@ -13,8 +13,11 @@ from pyflame_rt import InferenceSession
 pytestmark = pytest.mark.slow
 
 LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
-LIGHT_MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet",
-                "squeezenet", "vgg19", "zfnet512"]
+# all nine pass; the CI run keeps the four quickest (the others take 1.5-5 min each here, mostly
+# weight handling of 240-550 MB models): PYFLAME_FULL_ZOO=1 runs them all
+LIGHT_MODELS = ["squeezenet", "shufflenet", "resnet50", "inception_v1"]
+if os.environ.get("PYFLAME_FULL_ZOO") == "1":
+    LIGHT_MODELS += ["bvlc_alexnet", "densenet121", "inception_v2", "vgg19", "zfnet512"]
 
 
 def _fold_constant_of_shape(model: onnx.ModelProto) -> onnx.ModelProto:
