@@ -27,6 +27,18 @@ def as_2d(shape, vals, fill):
     return (shape[:2] + (1,) + tuple(shape[2:]), [fill] + vals) if len(shape) == 3 else (tuple(shape), vals)
 
 
+def windowed_2d(L, op, what: str):
+    """Float32 check, then the 2-D view of a windowed op: input / output shapes, strides, dilations, pads."""
+    require_float32(L, op)
+    shape = L.shapes[op.operands[0]]
+    if len(shape) not in (3, 4):
+        raise UnsupportedOperatorError(f"the CPU backend supports 1-D and 2-D {what}, not {len(shape) - 2}-D")
+    x_shape, strides = as_2d(shape, op.ints("strides"), 1)
+    _, dilations = as_2d(shape, op.ints("dilations"), 1)
+    out_shape, _ = as_2d(L.shapes[op.results[0]], [], 0)
+    return x_shape, out_shape, strides, dilations, pads_2d(op.ints("pads"), len(shape))
+
+
 def pads_2d(pads: list[int], rank: int) -> list[int]:
     return [0, pads[0], 0, pads[1]] if rank == 3 else pads
 
@@ -65,13 +77,8 @@ def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights=0, bia
 
 @lowering(nn.ConvOp)
 def _lower_conv(L, op: nn.ConvOp) -> None:
-    require_float32(L, op)
+    x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "Conv")
     rank = len(L.shapes[op.input])
-    if rank not in (3, 4):
-        raise UnsupportedOperatorError(f"the CPU backend supports 1-D and 2-D Conv, not {rank - 2}-D")
-    x_shape, strides = as_2d(L.shapes[op.input], op.ints("strides"), 1)
-    _, dilations = as_2d(L.shapes[op.input], op.ints("dilations"), 1)
-    out_shape, _ = as_2d(L.shapes[op.result], [], 0)
     w = constant_operand(L, op.weight, "Conv weight")
     w = w.reshape(w.shape[:2] + (1,) + w.shape[2:]) if rank == 3 else w
     bias = constant_operand(L, op.bias, "Conv bias") if op.bias is not None else None
@@ -79,7 +86,7 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
     g = op.groups
     m, cg, kh, kw = w.shape
     n, c = x_shape[0], x_shape[1]
-    xp, xp_shape = padded_input(L, op.input, x_shape, pads_2d(op.ints("pads"), rank))
+    xp, xp_shape = padded_input(L, op.input, x_shape, pads)
     out = L.result_loc(op.result)
     if cg == 1 and g > 1:
         emit_window(L, "conv", xp, xp_shape, out, out_shape, weights=L.add_weight("dw_weight", w), bias=bias,

@@ -5,9 +5,8 @@ import numpy as np
 
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import numel
-from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.lowerings import lowering
-from pyflame_rt.targets.cpu.lowerings.conv import as_2d, emit_window, pads_2d, padded_input, require_float32
+from pyflame_rt.targets.cpu.lowerings.conv import as_2d, emit_window, padded_input, require_float32, windowed_2d
 from pyflame_rt.targets.cpu.lowerings.normalization import emit_plane
 
 
@@ -20,15 +19,8 @@ def _window_counts(size: int, out: int, k: int, s: int, d: int, pb: int, pe: int
 
 @lowering(nn.MaxPoolOp, nn.AveragePoolOp)
 def _lower_pool(L, op) -> None:
-    require_float32(L, op)
-    rank = len(L.shapes[op.input])
-    if rank not in (3, 4):
-        raise UnsupportedOperatorError(f"the CPU backend supports 1-D and 2-D pooling, not {rank - 2}-D")
-    x_shape, kernel = as_2d(L.shapes[op.input], op.ints("kernel_shape"), 1)
-    _, strides = as_2d(L.shapes[op.input], op.ints("strides"), 1)
-    _, dilations = as_2d(L.shapes[op.input], op.ints("dilations"), 1)
-    out_shape, _ = as_2d(L.shapes[op.result], [], 0)
-    pads = pads_2d(op.ints("pads"), rank)
+    x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "pooling")
+    _, kernel = as_2d(L.shapes[op.input], op.ints("kernel_shape"), 1)
     is_max = isinstance(op, nn.MaxPoolOp)
     # ceil_mode: extend the end padding until every window lies inside the padded input
     full = list(pads)
