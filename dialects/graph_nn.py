@@ -37,11 +37,9 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from pyflame_rt.dialects.graph import GraphOp
+from pyflame_rt.dialects.graph import ACTIVATIONS, GraphOp
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul
 from pyflame_rt.errors import ShapeMismatchError
-
-ACTIVATIONS = ("relu",)
 
 
 def _ints(values: Sequence[int]) -> DenseArrayBase:
