@@ -114,13 +114,12 @@ class Executable:
         input shapes (validation, output shapes, memory plan) is cached per shape signature.
         timeout_ms > 0: raise RunTimeoutError once the run passes its deadline (checked
         between kernels). profiler: receives one event per kernel call."""
+        for spec, arr in zip(self.inputs, arrays):  # the guard before native code, every run
+            self.check_dtype(spec, arr)
         shapes = tuple(a.shape for a in arrays)
         call = self._calls.get(shapes)
         if call is None:
             call = self._prepare(arrays)
-        for spec, arr in zip(self.inputs, arrays):
-            if arr.dtype != spec.dtype.numpy:
-                self.check_dtype(spec, arr)
         outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
         status = np.zeros(1, np.int64)  # run-time checks (e.g. Gather indices) report here
         io = ffi.new("void*[]", [ffi.from_buffer(a) for a in arrays] + [ffi.from_buffer(o) for o in outs]
@@ -151,8 +150,6 @@ class Executable:
         return self._kernel_at.get(address, f"kernel@{address:#x}")
 
     def _prepare(self, arrays: list[np.ndarray]) -> "_PreparedCall":
-        for spec, arr in zip(self.inputs, arrays):
-            self.check_dtype(spec, arr)
         bindings = self.bind(arrays)
         offsets, total = plan(self.buffers, bindings)
         call = _PreparedCall(

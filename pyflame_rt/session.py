@@ -18,7 +18,7 @@ from pyflame_rt import artifact
 from pyflame_rt.cache import LOADER, CacheConfig, CompileCache
 from pyflame_rt.compiler import CompiledModel, CompileOptions, compile_model
 from pyflame_rt.dialects.symbolic import dim_to_public
-from pyflame_rt.errors import DTypeMismatchError, InputError, InvalidModelError, ValidationError
+from pyflame_rt.errors import InputError, InvalidModelError, ValidationError
 from pyflame_rt.executable import Executable
 from pyflame_rt.import_module import ImportResult
 from pyflame_rt.options import RunOptions, SessionOptions
@@ -132,9 +132,6 @@ class InferenceSession:
                 v = v.numpy()
             if not isinstance(v, np.ndarray):
                 raise InputError(f"input '{spec.name}' must be a numpy array or Tensor, got {type(v).__name__}")
-            if v.dtype != spec.dtype.numpy:
-                raise DTypeMismatchError(
-                    f"input '{spec.name}' expects {spec.dtype.ort_type} ({spec.dtype.value}), got {v.dtype}")
             arrays.append(np.asarray(v, order="C"))  # keeps 0-d feeds 0-d
         return arrays
 
