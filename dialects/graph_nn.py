@@ -5,8 +5,9 @@ differences between attribute and input forms removed), so every op here carries
 plain integer lists. Spatial dims of conv / pool / resize inputs must be static;
 batch and channel dims may be symbolic and flow through `infer_shapes`.
 
-`graph.conv` takes an optional `activation` ("relu") applied in the kernel's
-epilogue; the optimizer's fusion passes set it (Conv + Relu), importers do not.
+`graph.conv` takes an optional `residual` operand and `activation` ("relu"), both
+applied in the kernel's epilogue; the optimizer's fusion passes set them (Conv +
+Add, Conv + Relu), importers do not.
 """
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from xdsl.dialects.builtin import (
     TensorType,
     f32,
     f64,
+    i32,
     i64,
 )
 from xdsl.irdl import (
+    AttrSizedOperandSegments,
     ParsePropInAttrDict,
     irdl_op_definition,
     operand_def,
@@ -34,6 +37,8 @@ from xdsl.irdl import (
     traits_def,
     var_operand_def,
 )
+from xdsl.parser import Parser
+from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
@@ -111,19 +116,63 @@ class _ConvBase(GraphOp, _Attrs):
 
 @irdl_op_definition
 class ConvOp(_ConvBase):
-    """N-d convolution, NC<spatial> layout, weight [M, C/group, k...] (ONNX Conv)."""
+    """N-d convolution, NC<spatial> layout, weight [M, C/group, k...] (ONNX Conv).
+
+    The optional `residual` (a tensor of the result's shape) is added in the
+    epilogue before the activation: relu(conv(x) + bias + residual), the ResNet
+    block's Add + Relu fused into the convolution.
+    """
 
     name = "graph.conv"
+    input = operand_def(TensorType)  # restated: subclass operands come first in IRDL's order
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    residual = opt_operand_def(TensorType)
     activation = opt_prop_def(StringAttr)
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    assembly_format = None
 
     def __init__(self, input, weight, bias, result_type, *, strides, dilations, pads, group=1,
-                 activation: str | None = None):
+                 activation: str | None = None, residual=None):
         props = {"strides": _ints(strides), "dilations": _ints(dilations), "pads": _ints(pads),
                  "group": IntegerAttr(group, i64)}
         if activation is not None:
             props["activation"] = StringAttr(activation)
-        super().__init__(operands=[input, weight, [bias] if bias is not None else []],
+        super().__init__(operands=[input, weight, [bias] if bias is not None else [],
+                                   [residual] if residual is not None else []],
                          result_types=[result_type], properties=props)
+
+    # `graph.conv %x, %w[, %b] [residual %r] {props} : (types) -> type`
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_list([self.input, self.weight, *([self.bias] if self.bias else [])], printer.print_ssa_value)
+        if self.residual is not None:
+            printer.print_string(" residual ")
+            printer.print_ssa_value(self.residual)
+        defaults = type(self).get_irdl_definition().properties
+        printer.print_op_attributes(
+            {k: v for k, v in self.properties.items()
+             if k != AttrSizedOperandSegments.attribute_name and v != getattr(defaults.get(k), "default_value", None)}
+            | dict(self.attributes))
+        printer.print_string(" : ")
+        printer.print_operation_type(self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> "ConvOp":
+        pos = parser.pos
+        args = parser.parse_comma_separated_list(parser.Delimiter.NONE, parser.parse_unresolved_operand)
+        if len(args) not in (2, 3):
+            parser.raise_error(f"graph.conv takes input, weight and an optional bias, got {len(args)} operands")
+        segments = [1, 1, len(args) - 2, 0]
+        if parser.parse_optional_keyword("residual"):
+            args.append(parser.parse_unresolved_operand())
+            segments[3] = 1
+        props = parser.parse_optional_attr_dict()
+        props[AttrSizedOperandSegments.attribute_name] = DenseArrayBase.from_list(i32, segments)
+        parser.parse_punctuation(":")
+        ftype = parser.parse_function_type()
+        operands = parser.resolve_operands(args, ftype.inputs.data, pos)
+        return cls.create(operands=operands, result_types=ftype.outputs.data, properties=props)
 
     def verify_(self) -> None:
         if self.activation is not None and self.activation.data not in ACTIVATIONS:
@@ -142,12 +191,16 @@ class ConvOp(_ConvBase):
             raise ShapeMismatchError(f"Conv input has {c_in} channels, weight expects {w[1]} x group {g}")
         if isinstance(w[0], int) and w[0] % g:
             raise ShapeMismatchError(f"Conv output channels {w[0]} not divisible by group {g}")
-        if len(shapes) > 2 and tuple(shapes[2]) != (w[0],):
+        if self.bias is not None and tuple(shapes[2]) != (w[0],):
             raise ShapeMismatchError(f"Conv bias shape {list(map(str, shapes[2]))} != [{w[0]}]")
         st, dl, pd = self.ints("strides"), self.ints("dilations"), self.ints("pads")
         sp = [window_out(_static(x[2 + i], "Conv spatial dim"), _static(w[2 + i], "Conv kernel dim"),
                          st[i], dl[i], pd[i] + pd[nsp + i]) for i in range(nsp)]
-        return [(x[0], w[0], *sp)]
+        out = (x[0], w[0], *sp)
+        if self.residual is not None and tuple(shapes[-1]) != out:
+            raise ShapeMismatchError(f"Conv residual shape {list(map(str, shapes[-1]))} != result "
+                                     f"{list(map(str, out))}")
+        return [out]
 
 
 @irdl_op_definition

@@ -35,8 +35,8 @@ class PassStats:
 
     nodes_fused counts the nodes absorbed into another op (MatMul+Add -> Gemm
     absorbs 1, a 9-node LayerNorm subgraph 8); constants_folded counts nodes
-    replaced by constants;
-    initializers_removed counts weight-table entries dropped.
+    replaced by constants; initializers_added / initializers_removed count
+    weight-table entries created (folded weights) / dropped.
     """
 
     nodes_before: int = 0
@@ -45,6 +45,7 @@ class PassStats:
     nodes_added: int = 0
     nodes_fused: int = 0
     constants_folded: int = 0
+    initializers_added: int = 0
     initializers_removed: int = 0
 
     def record_census(self, before: Counter, after: Counter) -> None:

@@ -2,11 +2,13 @@
 from pyflame_rt.transforms import (  # noqa: F401
     eliminate_common_subexpressions,
     eliminate_dead_code,
+    fold_batch_norm,
     fold_constants,
     fuse_activation,
     fuse_gelu,
     fuse_layer_norm,
     fuse_matmul_add,
     fuse_mul_add,
+    fuse_residual_add,
     fuse_softmax,
 )

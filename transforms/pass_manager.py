@@ -3,7 +3,8 @@
 Passes are named as in `pyflame-opt -p` (any registered pass, options included:
 `fold-constants{max-bytes=1024}`) or given as ModulePass instances. After every
 pass that changed the module it is verified, and every weight it refers to must
-still be in its WeightTable; node counts are taken before and after every pass.
+still be in its WeightTable; node counts and new weight-table entries are taken
+before and after every pass.
 """
 from __future__ import annotations
 
@@ -25,9 +26,10 @@ from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, node_census
 from pyflame_rt.transforms.registry import all_passes
 
 BASIC_PASSES = ("fold-constants", "eliminate-dead-code", "eliminate-common-subexpressions")
-# subgraph fusions first (they look for the Mul/Add chains the generic ones would take)
-FUSION_PASSES = ("fuse-layer-norm", "fuse-gelu", "fuse-softmax", "fuse-matmul-add", "fuse-mul-add",
-                 "fuse-activation")
+# subgraph fusions first (they look for the Mul/Add chains the generic ones would take); BN folds
+# into convs before the residual Add does, and both before Relu looks for its producer
+FUSION_PASSES = ("fuse-layer-norm", "fuse-gelu", "fuse-softmax", "fold-batch-norm", "fuse-residual-add",
+                 "fuse-matmul-add", "fuse-mul-add", "fuse-activation")
 LEVEL_PIPELINES: dict[OptLevel, tuple[str, ...]] = {
     OptLevel.NONE: (),
     OptLevel.BASIC: BASIC_PASSES,
@@ -154,6 +156,7 @@ class PassManager:
         (p,) = resolve_passes([pass_])
         weights = WeightTable.of(module)
         missing_before = referenced_weights(module) - weights.keys()
+        names_before = set(weights)
         before = node_census(module)
         stats = PassStats()
         t0 = time.perf_counter()
@@ -165,6 +168,7 @@ class PassManager:
             changed = str(module) != text
         ms = (time.perf_counter() - t0) * 1e3
         stats.record_census(before, node_census(module))
+        stats.initializers_added += len(weights.keys() - names_before)
         if self.config.validate and changed:  # an unchanged module was valid before
             self._validate(module, p.name, missing_before)
         result = PassResult(p.name, changed, stats, ms)

@@ -257,15 +257,19 @@ class GraphLowering:
                   b_strides: tuple = (0, 0, 0), b_batch: Dim = 1, batch: Dim = 1, a_bs: Dim = 0,
                   bias: np.ndarray | None = None, activation: str = "none",
                   a_loc: Loc | None = None, b_packed: Loc | None = None, row_bias: np.ndarray | None = None,
-                  groups: int = 1, a_gs: Dim = 0, c_gs: Dim = 0, c_bs: Dim | None = None) -> None:
-        """C[batch] = op(A) @ op(B) (+ bias row). B is a constant [b_batch, K, N] (packed now),
+                  groups: int = 1, a_gs: Dim = 0, c_gs: Dim = 0, c_bs: Dim | None = None,
+                  residual: Loc | None = None) -> None:
+        """C[batch] = op(A) @ op(B) (+ bias row) (+ residual). B is a constant [b_batch, K, N] (packed now),
         a value read through (row, col, batch) strides and packed at run time, or already
         packed (`b_packed`, one packed matrix per batch). With `groups`, batch = images x groups
         and A / C advance by a_gs / c_gs per group (grouped convolution); `row_bias` adds one
-        value per output row (per group: m values)."""
+        value per output row (per group: m values). `residual` is a tensor laid out like C, added
+        before the activation; it must not share storage with `out` (C holds partial sums
+        between K slices), which the memory plan guarantees for two live values."""
         spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
                                    bias is not None or row_bias is not None, activation,
-                                   unit_a_cs=a_strides[1] == 1, bias_per_row=row_bias is not None)
+                                   unit_a_cs=a_strides[1] == 1, bias_per_row=row_bias is not None,
+                                   residual=residual is not None)
         nr = spec.nr
         npanels = ("ceildiv", n, nr)
         panel_elems = ("mul", k, ("mul", npanels, nr))
@@ -289,7 +293,8 @@ class GraphLowering:
         gf = {"a": a_loc if a_loc is not None else self.loc(a), "b": b_loc, "c": out, "bias": bias_loc,
               "m": m, "n": n, "k": k, "a_rs": a_strides[0], "a_cs": a_strides[1], "a_bs": a_bs,
               "b_bs": b_bs, "c_bs": dim_mul(m, n) if c_bs is None else c_bs, "mblocks": mblocks,
-              "nblocks": nblocks, "npanels": npanels, "groups": groups, "a_gs": a_gs, "c_gs": c_gs}
+              "nblocks": nblocks, "npanels": npanels, "groups": groups, "a_gs": a_gs, "c_gs": c_gs,
+              "residual": residual if residual is not None else 0}
         rows_per_item = m if isinstance(m, int) and m < spec.mc else spec.mc
         self.call(gk, [gf[f] for f in GEMM_FIELDS],
                   ("mul", dim_mul(batch, groups), ("mul", mblocks, nblocks)),

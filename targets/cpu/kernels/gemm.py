@@ -1,10 +1,11 @@
-"""Register-blocked GEMM: C[b] = A[b] @ Bpacked[b] (+ bias row) (then activation).
+"""Register-blocked GEMM: C[b] = A[b] @ Bpacked[b] (+ bias) (+ residual) (then activation).
 
 B is packed into panels of NR columns ([panel][k][NR], zero padded) — at compile
 time for weights, by `pack_b_kernel` at run time otherwise. A tile of MR rows x
 NR columns accumulates in MR*NR/VW vector registers with FMA; the epilogue adds
-the bias (per column, or per row for convolutions) and applies the activation
-while the tile is in registers. A is read through (row, col) strides, so
+the bias (per column, or per row for convolutions), a residual tensor read at C's
+own positions (a ResNet shortcut) and applies the activation while the tile is in
+registers, after the last K slice only (earlier slices store partial sums). A is read through (row, col) strides, so
 transposed A needs no copy. Batches may be grouped (grouped convolution): batch
 index = image * groups + group, with A and C offset per image and per group.
 Work items are (batch, row block, panel block) triples.
@@ -20,7 +21,8 @@ from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 
 # ctx field order shared by the lowering and the kernel
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
-               "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "npanels", "groups", "a_gs", "c_gs")
+               "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "npanels", "groups", "a_gs", "c_gs",
+               "residual")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class GemmSpec:
     activation: str   # "none" | "relu"
     unit_a_cs: bool = True  # A's column stride is 1 (not transposed): frees address registers
     bias_per_row: bool = False  # the bias has one value per row of C (per output channel of a conv)
+    residual: bool = False  # add a tensor laid out like C (same strides and offsets) before the activation
     kc: int = 256
     mc_tiles: int = 12
     nc_panels: int = 8
@@ -53,14 +56,14 @@ class GemmSpec:
     def name(self) -> str:
         return (f"gemm_{self.mr}x{self.nr}_w{self.width}_{'b' if self.has_bias else 'nb'}_{self.activation}"
                 f"_k{self.kc}m{self.mc_tiles}n{self.nc_panels}{'' if self.unit_a_cs else '_sa'}"
-                f"{'_rb' if self.bias_per_row else ''}")
+                f"{'_rb' if self.bias_per_row else ''}{'_res' if self.residual else ''}")
 
     @staticmethod
     def for_target(width: int, num_registers: int, has_bias: bool, activation: str,
-                   unit_a_cs: bool = True, bias_per_row: bool = False) -> "GemmSpec":
+                   unit_a_cs: bool = True, bias_per_row: bool = False, residual: bool = False) -> "GemmSpec":
         nvec = 2
         mr = max(1, min(8, (num_registers - nvec - 1) // nvec))
-        return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row)
+        return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row, residual=residual)
 
 
 def pack_b(b: np.ndarray, nr: int) -> np.ndarray:
@@ -82,7 +85,7 @@ def pad_bias(bias: np.ndarray, nr: int) -> np.ndarray:
 def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(GEMM_FIELDS)}
-    a, bp, c, bias = (kb.as_ptr(f[x]) for x in ("a", "b", "c", "bias"))
+    a, bp, c, bias, res = (kb.as_ptr(f[x]) for x in ("a", "b", "c", "bias", "residual"))
     w, nv, nr = spec.width, spec.nvec, spec.nr
     apack = kb.scratch(spec.mc * spec.kc)  # per-thread stack: the packed A block
     zero = kb.fconst(0.0, w)
@@ -162,11 +165,13 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                                 out = kb.fadd(out, row_bias)
                             elif spec.has_bias:
                                 out = kb.fadd(out, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
+                            dst = kb.add(c_rows[r], kb.const(v * w))
+                            if spec.residual:
+                                out = kb.fadd(out, kb.masked_load(res, dst, masks[v], w))
                             if spec.activation == "relu":
                                 out = kb.fmax(out, zero)
                             if out is not val:  # the epilogue only applies after the last K slice
                                 out = kb.select(last, out, val)
-                            dst = kb.add(c_rows[r], kb.const(v * w))
                             with kb.if_(kb.cmp("eq", lanes[v], kb.const(w))):
                                 kb.store(out, c, dst)
                             with kb.if_(kb.cmp("slt", lanes[v], kb.const(w))):

@@ -3,16 +3,17 @@
 Per (image, group) the GEMM computes out[M/G, P] = W[M/G, K] @ cols[K, P] with
 K = C/G*KH*KW and P = OH*OW, so the result is NCHW without a transpose. The
 weights are A (read in place at compile-time-fixed strides), the bias is a
-per-row epilogue and the optional `activation` (relu) is applied in registers.
-Convolutions with one input channel per group (depthwise) use the sliding-window
-kernel instead, vectorized along the output width.
+per-row epilogue, and the optional `residual` (read like the output) and
+`activation` (relu) are applied in registers. Convolutions with one input channel
+per group (depthwise) use the sliding-window kernel instead, vectorized along the
+output width; a residual is added there by an elementwise pass over the output.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from pyflame_rt.dialects import graph_nn as nn
-from pyflame_rt.dialects.symbolic import dim_mul
+from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.gemm import GemmSpec
@@ -90,7 +91,12 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
     out = L.result_loc(op.result)
     if cg == 1 and g > 1:
         emit_window(L, "conv", xp, xp_shape, out, out_shape, weights=L.add_weight("dw_weight", w), bias=bias,
-                    kernel=(kh, kw), strides=strides, dilations=dilations, m_per_g=m // g, activation=act)
+                    kernel=(kh, kw), strides=strides, dilations=dilations, m_per_g=m // g,
+                    activation="none" if op.residual is not None else act)
+        if op.residual is not None:
+            size = (numel(L.shapes[op.result]),)  # same shape, both contiguous: one flat loop
+            L.emit_strided("add", [out, L.loc(op.residual)], (DType.FLOAT32,) * 2, [[1, 1]], out, size,
+                           DType.FLOAT32, activation=act)
         return
     hp, wp = xp_shape[2], xp_shape[3]
     oh, ow = out_shape[2], out_shape[3]
@@ -107,4 +113,5 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
     L.call(name, [f[key] for key in IM2COL_FIELDS], dim_mul(images_groups, npanels), work_per_item=k * ispec.nr)
     L.emit_gemm(a=None, a_loc=L.add_weight("conv_weight", w.reshape(m, k)), a_strides=(k, 1), m=mg, k=k, n=p,
                 out=out, b_packed=cols, b_batch=images_groups, batch=n, groups=g, a_gs=mg * k, c_gs=mg * p,
-                c_bs=m * p, row_bias=bias, activation=act)
+                c_bs=m * p, row_bias=bias, activation=act,
+                residual=L.loc(op.residual) if op.residual is not None else None)

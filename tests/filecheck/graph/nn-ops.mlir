@@ -8,8 +8,12 @@ func.func @main(%x: tensor<?x3x8x8xf32> {graph.name = "x", graph.dims = ["batch"
   %s = graph.constant @s : tensor<8xf32>
   // CHECK: graph.conv %{{.*}}, %{{.*}}, %{{.*}} {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, activation = "relu"} : (tensor<?x3x8x8xf32>, tensor<8x3x3x3xf32>, tensor<8xf32>) -> tensor<?x8x8x8xf32>
   %c = graph.conv %x, %w, %b {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, activation = "relu"} : (tensor<?x3x8x8xf32>, tensor<8x3x3x3xf32>, tensor<8xf32>) -> tensor<?x8x8x8xf32>
+  // A residual operand (after the optional bias, named by a keyword) and the default group stay implicit.
+  // CHECK: graph.conv %{{.*}}, %{{.*}} residual %{{.*}} {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>} : (tensor<?x8x8x8xf32>, tensor<8x8x3x3xf32>, tensor<?x8x8x8xf32>) -> tensor<?x8x8x8xf32>
+  %w8 = graph.constant @w8 : tensor<8x8x3x3xf32>
+  %cr = graph.conv %c, %w8 residual %c {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, group = 1 : i64} : (tensor<?x8x8x8xf32>, tensor<8x8x3x3xf32>, tensor<?x8x8x8xf32>) -> tensor<?x8x8x8xf32>
   // CHECK: graph.batch_norm %{{.*}} {epsilon = 1.000000e-03 : f32}
-  %n = graph.batch_norm %c, %s, %s, %s, %s {epsilon = 1.0e-3 : f32} : (tensor<?x8x8x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>) -> tensor<?x8x8x8xf32>
+  %n = graph.batch_norm %cr, %s, %s, %s, %s {epsilon = 1.0e-3 : f32} : (tensor<?x8x8x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>) -> tensor<?x8x8x8xf32>
   // CHECK: graph.max_pool %{{.*}} {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>} : (tensor<?x8x8x8xf32>) -> tensor<?x8x4x4xf32>
   %p = graph.max_pool %n {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>} : (tensor<?x8x8x8xf32>) -> tensor<?x8x4x4xf32>
   // CHECK: graph.slice %{{.*}} {starts = array<i64: 3>, ends = array<i64: 0>, axes = array<i64: 1>, steps = array<i64: -1>}
