@@ -1,9 +1,18 @@
-"""PyFlameRT's xDSL dialects. `graph` is the tensor level every importer targets."""
-from xdsl.ir import Dialect
+"""PyFlameRT's xDSL dialects. `graph` is the tensor level every importer targets.
 
-from pyflame_rt.dialects import graph, graph_fused, graph_math, graph_nn, graph_reduce, graph_tensor
+The Dialect list is built on first use: `pyflame_rt.dialects.symbolic` (the symbolic
+shapes that running a compiled artifact needs) must import without xDSL.
+"""
 
-Graph = Dialect("graph", [*graph.CORE_OPS, *graph_math.MATH_OPS, *graph_reduce.REDUCE_OPS,
-                        *graph_tensor.TENSOR_OPS, *graph_fused.FUSED_OPS, *graph_nn.NN_OPS], [])
 
-ALL_DIALECTS = [Graph]
+def __getattr__(name: str):
+    if name not in ("Graph", "ALL_DIALECTS"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from xdsl.ir import Dialect
+
+    from pyflame_rt.dialects import graph, graph_fused, graph_math, graph_nn, graph_reduce, graph_tensor
+
+    Graph = Dialect("graph", [*graph.CORE_OPS, *graph_math.MATH_OPS, *graph_reduce.REDUCE_OPS,
+                            *graph_tensor.TENSOR_OPS, *graph_fused.FUSED_OPS, *graph_nn.NN_OPS], [])
+    globals().update(Graph=Graph, ALL_DIALECTS=[Graph])
+    return globals()[name]

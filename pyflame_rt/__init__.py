@@ -14,10 +14,23 @@ from pyflame_rt.errors import (
     UnsupportedOperatorError,
     ValidationError,
 )
-from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
 from pyflame_rt.options import ExecutionMode, OptLevel, RunOptions, SessionOptions
 from pyflame_rt.session import InferenceSession, NodeArg
 from pyflame_rt.tensor import Tensor, from_numpy
+
+_IMPORTER_NAMES = ("ImportOptions", "ImportResult", "from_onnx")
+
+
+def __getattr__(name: str):
+    """The ONNX importer (onnx, xDSL) loads on first use: running a compiled artifact never needs it."""
+    if name not in _IMPORTER_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from pyflame_rt import import_module
+
+    value = getattr(import_module, name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "__version__", "DType", "Tensor", "from_numpy", "from_onnx", "ImportOptions", "ImportResult",

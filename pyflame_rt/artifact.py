@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 
-from pyflame_rt.compiler import CompiledModel
+from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import InvalidModelError, UnsupportedFormatError
 from pyflame_rt.mapped_file import MappedFile
 

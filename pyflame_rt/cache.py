@@ -2,7 +2,7 @@
 
 `MMapLoader` maps `.pfm` files (zero copy); sessions that open the same unchanged
 file share one mapping and its checksum verification. `CompileCache` keys a
-compiled artifact by sha256(model bytes, compile options, compiler version,
+compiled artifact by sha256(model bytes, compile options, compiler version and sources,
 artifact format, target CPU and features), stores it as `<key>.pfm` in the
 cache directory and evicts by TTL, then least-recently-used, down to the
 entry and size limits.
@@ -10,19 +10,25 @@ entry and size limits.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import importlib.util
 import json
 import os
 import threading
 import time
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyflame_rt import __version__, artifact
-from pyflame_rt.compiler import CompiledModel, CompileOptions
+from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import PyFlameRTError, ValidationError
 from pyflame_rt.mapped_file import MappedFile
 from pyflame_rt.targets.cpu.target import CPUTarget
+
+if TYPE_CHECKING:  # the compiler side (xDSL, onnx) loads only when a model is compiled
+    from pyflame_rt.compiler import CompileOptions
 
 __all__ = ["CacheConfig", "CompileCache", "MMapLoader", "MappedFile"]
 
@@ -52,6 +58,21 @@ class CacheConfig:
         if not isinstance(self.ttl_seconds, (int, float)) or self.ttl_seconds <= 0:
             raise ValidationError(f"CacheConfig.ttl_seconds must be > 0, got {self.ttl_seconds!r}")
         return self
+
+
+@functools.lru_cache(maxsize=1)
+def compiler_fingerprint() -> str:
+    """sha256 of the compiler's Python sources, so that a code change (new kernels, another
+    lowering) invalidates cached artifacts even when the version number stays the same."""
+    h = hashlib.sha256()
+    for package in ("pyflame_rt", "pyflame_rt.dialects", "pyflame_rt.targets", "pyflame_rt.transforms"):
+        for root in importlib.util.find_spec(package).submodule_search_locations:
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+                for name in sorted(f for f in filenames if f.endswith(".py")):
+                    with open(os.path.join(dirpath, name), "rb") as f:
+                        h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()
 
 
 class MMapLoader:
@@ -95,7 +116,7 @@ class CompileCache:
         settings.pop("cpu")  # the resolved target below stands for it ("host" == None)
         settings.pop("verbose_optimization", None)  # logging only: the artifact is the same
         h = hashlib.sha256()
-        for part in (__version__, str(artifact.FORMAT_VERSION), target.triple, target.cpu,
+        for part in (__version__, compiler_fingerprint(), str(artifact.FORMAT_VERSION), target.triple, target.cpu,
                      ",".join(target.features), json.dumps(settings, sort_keys=True, default=str)):
             h.update(part.encode() + b"\0")
         h.update(model_bytes)

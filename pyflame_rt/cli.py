@@ -10,12 +10,13 @@ import time
 import numpy as np
 
 from pyflame_rt import __version__, artifact
-from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.errors import InputError, PyFlameRTError
 from pyflame_rt.options import OptLevel
 
 
 def _compile(args) -> int:
+    from pyflame_rt.compiler import CompileOptions, compile_model  # `run`/`inspect` do not need it
+
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:  # one line per finished stage, with the time so far

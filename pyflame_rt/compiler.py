@@ -9,16 +9,16 @@ from xdsl.context import Context
 from xdsl.dialects import func
 
 from pyflame_rt import __version__
+from pyflame_rt.compiled_model import CompiledModel, expr_to_json
 from pyflame_rt.dialects import graph
-from pyflame_rt.dialects.symbolic import Dim, SymDim, parse_dim
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import BackendError, PyFlameRTError
 from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
 from pyflame_rt.options import OptLevel
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
 from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
-from pyflame_rt.targets.cpu.lower_graph import ENTRY, LoweredModel, lower_graph
-from pyflame_rt.targets.cpu.memory_plan import Buffer
+from pyflame_rt.targets.cpu.native_object import ENTRY
+from pyflame_rt.targets.cpu.lower_graph import LoweredModel, lower_graph
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.transforms.pass_manager import PassManager
 
@@ -29,27 +29,6 @@ class CompileOptions:
     import_options: ImportOptions = field(default_factory=ImportOptions)
     opt_level: OptLevel = OptLevel.EXTENDED  # graph optimizer pipeline (pyflame_rt.opt)
     verbose_optimization: bool = False       # log every pass's statistics
-
-
-@dataclass
-class CompiledModel:
-    """Everything an artifact stores: metadata (JSON-able), the weight blob, the object code."""
-
-    header: dict
-    weights: np.ndarray  # uint8 view of the 64-byte-aligned weight blob
-    object_code: bytes
-
-
-def expr_to_json(e):
-    if isinstance(e, (int, SymDim)):
-        return str(e)
-    return [e[0], expr_to_json(e[1]), expr_to_json(e[2])]
-
-
-def expr_from_json(j):
-    if isinstance(j, str):
-        return parse_dim(j)
-    return (j[0], expr_from_json(j[1]), expr_from_json(j[2]))
 
 
 def _io_json(infos) -> list[dict]:
@@ -138,11 +117,3 @@ def _kernel_names(lowered: LoweredModel) -> list[str]:
     """Kernel symbols in the object code (profiles name kernel calls with them)."""
     return sorted(op.sym_name.data for op in lowered.module.ops
                   if isinstance(op, func.FuncOp) and not op.is_declaration and op.sym_name.data != ENTRY)
-
-
-def buffers_from_header(header: dict) -> list[Buffer]:
-    return [Buffer(expr_from_json(n), first, last) for n, first, last in header["buffers"]]
-
-
-def dims_from_json(shape: list[str]) -> tuple[Dim, ...]:
-    return tuple(parse_dim(d) for d in shape)

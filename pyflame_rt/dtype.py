@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-import ml_dtypes
 import numpy as np
-from onnx import TensorProto
 
 from pyflame_rt.errors import DTypeMismatchError
 
@@ -25,6 +23,8 @@ class DType(Enum):
     @property
     def numpy(self) -> np.dtype:
         if self is DType.BFLOAT16:
+            import ml_dtypes  # numpy's bfloat16; slow to import, so only when it is used
+
             return np.dtype(ml_dtypes.bfloat16)
         return np.dtype(self.value)
 
@@ -44,7 +44,7 @@ class DType(Enum):
     @staticmethod
     def from_numpy(dt) -> "DType":
         dt = np.dtype(dt)
-        if dt == np.dtype(ml_dtypes.bfloat16):
+        if dt.name == "bfloat16":  # ml_dtypes.bfloat16
             return DType.BFLOAT16
         try:
             return DType(dt.name)
@@ -56,6 +56,8 @@ class DType(Enum):
         for k, v in _TO_ONNX.items():
             if v == elem_type:
                 return k
+        from onnx import TensorProto
+
         name = TensorProto.DataType.Name(elem_type) if elem_type in TensorProto.DataType.values() else elem_type
         raise DTypeMismatchError(f"ONNX element type {name} is not supported")
 
@@ -66,9 +68,9 @@ _ORT_NAMES = {
     DType.INT16: "int16", DType.INT32: "int32", DType.INT64: "int64", DType.BOOL: "bool",
 }
 
+# onnx.TensorProto.DataType codes (fixed by onnx.proto); spelled out so that running an
+# artifact does not import onnx (tests/unit/test_cold_start.py checks them against onnx)
 _TO_ONNX = {
-    DType.FLOAT32: TensorProto.FLOAT, DType.FLOAT64: TensorProto.DOUBLE,
-    DType.FLOAT16: TensorProto.FLOAT16, DType.BFLOAT16: TensorProto.BFLOAT16,
-    DType.INT8: TensorProto.INT8, DType.UINT8: TensorProto.UINT8, DType.INT16: TensorProto.INT16,
-    DType.INT32: TensorProto.INT32, DType.INT64: TensorProto.INT64, DType.BOOL: TensorProto.BOOL,
+    DType.FLOAT32: 1, DType.FLOAT64: 11, DType.FLOAT16: 10, DType.BFLOAT16: 16, DType.INT8: 3,
+    DType.UINT8: 2, DType.INT16: 5, DType.INT32: 6, DType.INT64: 7, DType.BOOL: 9,
 }

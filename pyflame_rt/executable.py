@@ -13,15 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyflame_rt.compiler import CompiledModel, buffers_from_header, dims_from_json
+from pyflame_rt.compiled_model import CompiledModel, buffers_from_header, dims_from_json
 from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate_shape
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, RunTimeoutError,
                                ShapeMismatchError)
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.runtime import Arena, Run, ThreadPool, ffi, native_symbols, now_ns
-from pyflame_rt.targets.cpu.llvm_compile import LoadedObject, register_symbols
-from pyflame_rt.targets.cpu.lower_graph import ENTRY
+from pyflame_rt.targets.cpu.native_object import ENTRY, LoadedObject, register_symbols
 from pyflame_rt.targets.cpu.memory_plan import plan
 from pyflame_rt.targets.cpu.target import CPUTarget
 

@@ -12,15 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import onnx
-
 from pyflame_rt import artifact
 from pyflame_rt.cache import LOADER, CacheConfig, CompileCache
-from pyflame_rt.compiler import CompiledModel, CompileOptions, compile_model
+from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.dialects.symbolic import dim_to_public
 from pyflame_rt.errors import InputError, InvalidModelError, ValidationError
 from pyflame_rt.executable import Executable
-from pyflame_rt.import_module import ImportResult
 from pyflame_rt.options import RunOptions, SessionOptions
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.runtime import now_ns
@@ -137,7 +134,19 @@ class InferenceSession:
 
 
 def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
-    """(compiled model, whether it came from the compile cache)."""
+    """(compiled model, whether it came from the compile cache). A `.pfm` path is mapped and
+    loaded without importing the compiler side (xDSL, onnx): only models to compile need it."""
+    if isinstance(model, (str, os.PathLike)):
+        model = os.fspath(model)
+        if not os.path.exists(model):
+            raise InvalidModelError(f"model file not found: {model}")
+        if artifact.is_artifact(model):
+            return LOADER.load(model), False
+    import onnx
+
+    from pyflame_rt.compiler import CompileOptions, compile_model
+    from pyflame_rt.import_module import ImportResult
+
     copts = CompileOptions(cpu=options.cpu, opt_level=options.optimization_level,
                            verbose_optimization=options.verbose_optimization)
     if isinstance(model, ImportResult):
@@ -148,12 +157,7 @@ def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
         model = model_bytes = bytes(model)
     elif isinstance(model, onnx.ModelProto):
         model_bytes = model.SerializeToString()
-    elif isinstance(model, (str, os.PathLike)):
-        model = os.fspath(model)
-        if not os.path.exists(model):
-            raise InvalidModelError(f"model file not found: {model}")
-        if artifact.is_artifact(model):
-            return LOADER.load(model), False
+    elif isinstance(model, str):
         try:
             with open(model, "rb") as f:
                 model_bytes = f.read()

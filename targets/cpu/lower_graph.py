@@ -31,9 +31,9 @@ from pyflame_rt.targets.cpu.kernels.gemm import (
     GEMM_FIELDS, PACK_FIELDS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
 from pyflame_rt.targets.cpu.lowerings import LOWERINGS
 from pyflame_rt.targets.cpu.memory_plan import Buffer
+from pyflame_rt.targets.cpu.native_object import ENTRY
 from pyflame_rt.targets.cpu.target import CPUTarget
 
-ENTRY = "pfm_main"
 RUN_KERNEL = "pfrt_run_kernel"
 IO_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.INT64, DType.INT32, DType.INT8, DType.UINT8, DType.BOOL)
 WEIGHT_ALIGN = 64

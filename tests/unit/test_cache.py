@@ -32,9 +32,7 @@ def test_second_open_is_a_cache_hit_without_compiling(tmp_path, cache_dir, monke
     def boom(*a, **k):
         raise AssertionError("a cache hit must not compile")
 
-    monkeypatch.setattr(compiler, "compile_model", boom)
-    import pyflame_rt.session as session
-    monkeypatch.setattr(session, "compile_model", boom)
+    monkeypatch.setattr(compiler, "compile_model", boom)  # the session looks it up when it compiles
     for source in (str(path), model.SerializeToString(), model):
         second = InferenceSession(source, opts(cache_dir))
         assert second.cache_hit
@@ -51,6 +49,18 @@ def test_key_covers_model_options_and_cpu(cache_dir):
     assert len(keys) == 5
     assert cache.key(a, CompileOptions()) == cache.key(a, CompileOptions(cpu="host"))
     assert cache.key(a, CompileOptions()) == cache.key(a, CompileOptions(verbose_optimization=True))
+
+
+def test_key_covers_the_compiler_sources(cache_dir, monkeypatch):
+    """New kernels or lowerings at the same version number must not be served stale artifacts."""
+    from pyflame_rt import cache as cache_module
+
+    cache = CompileCache(CacheConfig(dir=cache_dir))
+    a = mlp().SerializeToString()
+    before = cache.key(a, CompileOptions())
+    assert len(cache_module.compiler_fingerprint()) == 64
+    monkeypatch.setattr(cache_module, "compiler_fingerprint", lambda: "edited sources")
+    assert cache.key(a, CompileOptions()) != before
 
 
 def test_a_corrupt_entry_is_recompiled(cache_dir):
