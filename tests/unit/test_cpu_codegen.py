@@ -53,6 +53,16 @@ def test_gemm_shapes_with_bias(m_, k, n, trans_b, rng):
     _check(model, {"a": rng.standard_normal((m_, k)).astype(np.float32)})
 
 
+@pytest.mark.parametrize("m_,k,n", [(1, 1027, 37), (1, 3, 1001), (2, 1029, 50), (3, 515, 17), (8, 1030, 70)])
+def test_gemm_small_row_tiles_with_odd_k(m_, k, n, rng):
+    """Tiles of 1-3 rows split K over several accumulator chains: K not a multiple of the
+    chain count, several K slices, N not a multiple of the panel width."""
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    model = make_model([helper.make_node("MatMul", ["a", "w"], ["y"])], [("a", ["M", k])], [("y", ["M", n])],
+                       {"w": w})
+    _check(model, {"a": rng.standard_normal((m_, k)).astype(np.float32)}, rtol=1e-4)
+
+
 def test_gemm_alpha_beta_trans_a_and_matrix_c(rng):
     w = rng.standard_normal((6, 5)).astype(np.float32)
     c = rng.standard_normal((4, 5)).astype(np.float32)

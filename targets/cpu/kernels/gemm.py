@@ -19,6 +19,9 @@ from xdsl.dialects import func
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 
+# FMA latency (4 cycles) x FMA ports (2): independent accumulators needed to keep the ports busy
+MIN_ACCUMULATORS = 8
+
 # ctx field order shared by the lowering and the kernel
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
                "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "npanels", "groups", "a_gs", "c_gs",
@@ -40,9 +43,9 @@ class GemmSpec:
     unit_a_cs: bool = True  # A's column stride is 1 (not transposed): frees address registers
     bias_per_row: bool = False  # the bias has one value per row of C (per output channel of a conv)
     residual: bool = False  # add a tensor laid out like C (same strides and offsets) before the activation
-    kc: int = 256
+    kc: int = 512
     mc_tiles: int = 12
-    nc_panels: int = 8
+    nc_panels: int = 16
 
     @property
     def nr(self) -> int:
@@ -145,21 +148,25 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                             prev = kb.masked_load(c, kb.add(c_rows[r], kb.const(v * w)), masks[v], w)
                             init.append(kb.select(first, zero, prev))
                     a_base = kb.mul(kb.sub(first_row, row_lo), kb.const(spec.kc))
-                    with kb.loop(k0, k1, 1, carried=init) as kk:
-                        brow = kb.add(b_off, kb.mul(kk.iv, kb.const(nr)))
+
+                    def k_step(k, acc):
+                        """acc += A[rows, k] x B[k, panel]: one FMA per accumulator."""
+                        brow = kb.add(b_off, kb.mul(k, kb.const(nr)))
                         bvecs = [kb.load(bp, kb.add(brow, kb.const(v * w)), w) for v in range(nv)]
-                        apos = kb.add(a_base, kb.mul(kb.sub(kk.iv, k0), kb.const(spec.mr)))
-                        acc = list(kk.carried)
+                        apos = kb.add(a_base, kb.mul(kb.sub(k, k0), kb.const(spec.mr)))
+                        acc = list(acc)
                         for r in range(mr):
                             av = kb.splat(kb.load(apack, kb.add(apos, kb.const(r))), w)
                             for v in range(nv):
                                 acc[r * nv + v] = kb.fma(av, bvecs[v], acc[r * nv + v])
-                        kk.next = acc
+                        return acc
+
+                    acc = _k_loop(kb, k0, k1, init, k_step, max(1, MIN_ACCUMULATORS // len(init)), zero)
                     for r in range(mr):
                         if spec.has_bias and spec.bias_per_row:
                             row_bias = kb.splat(kb.load(bias, kb.add(bias_b, kb.add(first_row, kb.const(r)))), w)
                         for v in range(nv):
-                            val = kk.results[r * nv + v]
+                            val = acc[r * nv + v]
                             out = val
                             if spec.has_bias and spec.bias_per_row:
                                 out = kb.fadd(out, row_bias)
@@ -184,6 +191,27 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                     with kb.if_(kb.cmp("eq", rem, kb.const(mr))):
                         tile(mr, full_hi)
     return kb.finish()
+
+
+def _k_loop(kb: KernelBuilder, k0, k1, init: list, k_step, chains: int, zero) -> list:
+    """Accumulate k_step over [k0, k1). A tile with fewer than MIN_ACCUMULATORS vectors
+    (the M=1 matrix-vector case, small remainder tiles) would wait on FMA latency, so
+    `chains` independent accumulator sets take consecutive k and are summed at the end."""
+    k_split = k0
+    if chains > 1:
+        k_split = kb.add(k0, kb.mul(kb.div(kb.sub(k1, k0), kb.const(chains)), kb.const(chains)))
+        size = len(init)
+        with kb.loop(k0, k_split, chains, carried=init + [zero] * (size * (chains - 1))) as kk:
+            acc = list(kk.carried)
+            for j in range(chains):
+                acc[j * size:(j + 1) * size] = k_step(kb.add(kk.iv, kb.const(j)), acc[j * size:(j + 1) * size])
+            kk.next = acc
+        init = kk.results[:size]
+        for j in range(1, chains):
+            init = [kb.fadd(x, y) for x, y in zip(init, kk.results[j * size:(j + 1) * size])]
+    with kb.loop(k_split, k1, 1, carried=init) as kk:  # all of K, or the last k % chains steps
+        kk.next = k_step(kk.iv, kk.carried)
+    return kk.results
 
 
 PACK_FIELDS = ("b", "bp", "k", "n", "b_rs", "b_cs", "b_bs", "bp_bs", "npanels")
