@@ -5,6 +5,8 @@
 For each model and batch: median latency of both runtimes (interleaved rounds in one
 process, see pyflame_rt/bench.py), the ratio, and the distance from the FLOP floor
 (model FLOPs / the machine's fp32 GEMM peak, measured with numpy/OpenBLAS in the same run).
+First, the GEMM efficiency section: our compiled N^3 MatMul vs numpy/OpenBLAS at 1 thread
+and at --threads (the largest BLAS number at --threads is the peak used for the floors).
 """
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -21,23 +22,6 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 CACHE = HERE / ".models"
-
-
-def measure_peak(threads: int, n: int = 2048, runs: int = 5) -> float:
-    """fp32 GEMM GFLOP/s of numpy's BLAS with `threads` threads (best of runs)."""
-    from threadpoolctl import threadpool_limits
-
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    with threadpool_limits(threads):
-        a @ a
-        best = min(_timed(lambda: a @ a) for _ in range(runs))
-    return 2 * n ** 3 / best / 1e9
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def model_flops(name: str, batch: int) -> float:
@@ -73,13 +57,19 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--gemm-sizes", default="1024,2048", help="N of the N^3 GEMM efficiency runs")
     ap.add_argument("--markdown", help="write the result table to this file")
     args = ap.parse_args()
 
-    from pyflame_rt.bench import bench
+    from pyflame_rt.bench import bench, bench_gemm
     from pyflame_rt.errors import PyFlameRTError
 
-    peak = measure_peak(args.threads)
+    gemms = []
+    for n in (int(x) for x in args.gemm_sizes.split(",")):
+        for threads in sorted({1, args.threads}):
+            gemms.append(bench_gemm(n, threads))
+            print(gemms[-1].report(), flush=True)
+    peak = max(g.blas_gflops for g in gemms if g.threads == args.threads)
     print(f"fp32 GEMM peak (numpy, {args.threads} threads): {peak:.0f} GFLOP/s", flush=True)
     rows = []
     for name in args.models.split(","):
@@ -98,7 +88,7 @@ def main() -> int:
                          r.max_rel_error, ""))
     ratios = [r[4] for r in rows if r[4]]
     geo = float(np.exp(np.mean(np.log(ratios)))) if ratios else float("nan")
-    table = render(rows, peak, args.threads, geo)
+    table = render(rows, peak, args.threads, geo) + render_gemm(gemms)
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table)
@@ -120,6 +110,13 @@ def render(rows, peak, threads, geo) -> str:
                        f"{ours / floor:.1f}x | {err:.1e} | {note} |")
     out += ["", f"Geometric mean ratio (ours / onnxruntime, models that run): {geo:.2f}", ""]
     return "\n".join(out)
+
+
+def render_gemm(gemms) -> str:
+    out = ["", "## GEMM efficiency (fp32, compiled MatMul vs numpy/OpenBLAS, same process and thread count)", "",
+           "| N (N^3) | threads | PyFlameRT GFLOP/s | OpenBLAS GFLOP/s | ours / OpenBLAS |", "|---|---|---|---|---|"]
+    out += [f"| {g.n} | {g.threads} | {g.ours_gflops:.1f} | {g.blas_gflops:.1f} | {g.ratio:.2f} |" for g in gemms]
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 Rounds interleave the two runtimes (alternating which goes first) so that drift on a
 shared, noisy machine hits both equally; the reported numbers are medians over all
 timed runs, and the ratio is ours / theirs (below 1.0 means we are faster).
+`bench_gemm` measures a large fp32 MatMul against numpy's BLAS (the machine's
+practical peak) the same way, at a fixed thread count for both.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pyflame_rt.errors import InputError
+from pyflame_rt.errors import BackendError, InputError
 from pyflame_rt.options import SessionOptions
 from pyflame_rt.runtime import num_cores
 
@@ -141,3 +143,60 @@ def bench(model: str, batch: int = 1, dims: dict[str, int] | None = None, thread
             errs.append(float(np.abs(a.astype(np.float64) - b).max()) / scale if b.size else 0.0)
         result.max_rel_error = max(errs, default=0.0)
     return result
+
+
+@dataclass
+class GemmResult:
+    n: int
+    threads: int
+    ours_gflops: float
+    blas_gflops: float
+
+    @property
+    def ratio(self) -> float:
+        """Our GFLOP/s as a fraction of the BLAS peak (1.0 = as fast as OpenBLAS)."""
+        return self.ours_gflops / self.blas_gflops
+
+    def report(self) -> str:
+        return (f"gemm {self.n}^3  threads {self.threads}  pyflame-rt {self.ours_gflops:7.1f} GFLOP/s  "
+                f"numpy BLAS {self.blas_gflops:7.1f} GFLOP/s  ratio {self.ratio:.3f}")
+
+
+def gemm_model(n: int, seed: int = 0):
+    """MatMul of an [n, n] input by a constant [n, n] weight (packed at compile time)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    b = np.random.default_rng(seed).standard_normal((n, n)).astype(np.float32)
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], f"gemm{n}",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
+                              [numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, b
+
+
+def bench_gemm(n: int, threads: int, rounds: int = 5, runs_per_round: int = 3) -> GemmResult:
+    """Best GFLOP/s of our compiled MatMul and of numpy's `a @ b` (OpenBLAS) with the same
+    thread count, interleaved rounds; the result is checked against numpy."""
+    from threadpoolctl import threadpool_limits
+
+    from pyflame_rt.session import InferenceSession
+
+    model, b = gemm_model(n)
+    ours = InferenceSession(model, SessionOptions(num_threads=threads))
+    a = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    feeds = {"a": a}
+    with threadpool_limits(threads):
+        want = a @ b
+        got = ours.run(None, feeds)[0]
+        err = float(np.abs(got - want).max()) / float(np.abs(want).max())
+        if err > 1e-4:
+            raise BackendError(f"gemm {n}: compiled MatMul is off by {err:.2e} (relative) from numpy")
+        ours_t, blas_t = [], []
+        for r in range(rounds):
+            order = [(lambda: ours.run(None, feeds), ours_t), (lambda: a @ b, blas_t)]
+            for fn, sink in (order if r % 2 == 0 else order[::-1]):
+                sink.extend(_time(fn, runs_per_round))
+    flop = 2.0 * n ** 3 / 1e9
+    return GemmResult(n, threads, flop / min(ours_t), flop / min(blas_t))

@@ -115,8 +115,17 @@ def _inspect(args) -> int:
 
 
 def _bench(args) -> int:
-    from pyflame_rt.bench import bench
+    from pyflame_rt.bench import bench, bench_gemm
+    from pyflame_rt.runtime import num_cores
 
+    if args.gemm:
+        threads = [args.threads] if args.threads else sorted({1, num_cores()})
+        for n in (int(x) for x in args.gemm.split(",")):
+            for t in threads:
+                print(bench_gemm(n, t).report(), flush=True)
+        return 0
+    if args.model is None:
+        raise InputError("bench needs a MODEL (or --gemm N)")
     result = bench(args.model, batch=args.batch, dims=_parse_dims(args.dim), threads=args.threads,
                    rounds=args.rounds, runs_per_round=args.runs, warmup=args.warmup,
                    compare=None if args.compare == "none" else args.compare, onnx_path=args.onnx)
@@ -146,7 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-dir", help="write each output as NAME.npy into this folder")
     r.set_defaults(fn=_run)
     b = sub.add_parser("bench", help="time the model against onnxruntime in one process")
-    b.add_argument("model", help=".onnx model (or .pfm with --onnx for the comparison)")
+    b.add_argument("model", nargs="?", help=".onnx model (or .pfm with --onnx for the comparison)")
+    b.add_argument("--gemm", metavar="N[,N...]",
+                   help="instead of a model: an N^3 fp32 MatMul vs numpy's BLAS (the machine's peak) "
+                        "at 1 and all threads (or --threads)")
     b.add_argument("--batch", type=int, default=1)
     b.add_argument("--dim", action="append", default=[], metavar="NAME=INT")
     b.add_argument("--threads", type=int, default=0, help="threads for both runtimes (0 = all cores)")

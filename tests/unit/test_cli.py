@@ -49,3 +49,16 @@ def test_errors_exit_2_with_the_exception_name(tmp_path):
     bad.write_bytes(b"nonsense")
     r = _cli("compile", str(bad))
     assert r.returncode == 2 and "InvalidModelError" in r.stderr
+
+
+def test_bench_gemm_reports_ours_and_blas_per_thread_count(tmp_path):
+    r = _cli("bench", "--gemm", "40,67", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if line.startswith("gemm")]
+    assert [line.split()[1] for line in lines] == ["40^3", "67^3"]
+    assert all("threads 1" in line and "numpy BLAS" in line and "ratio" in line for line in lines)
+
+
+def test_bench_without_model_or_gemm_is_an_input_error():
+    r = _cli("bench")
+    assert r.returncode == 2 and "InputError" in r.stderr
