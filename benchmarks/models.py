@@ -203,10 +203,14 @@ MODELS = {
 }
 
 
-def export(name: str, path: str, seed: int = 0) -> None:
+def export(name: str, path: str, seed: int = 0, fold_batch_norm: bool = True, **config) -> None:
+    """`config` goes to the model's constructor (smaller test configurations); `fold_batch_norm=False`
+    keeps BatchNormalization nodes (torch's eval-mode export folds them into the convolutions as
+    part of its constant folding, which it then skips)."""
     ctor, example, input_names, axes = MODELS[name]
     torch.manual_seed(seed)
-    model = ctor().eval()
+    model = ctor(**config).eval()
     with torch.no_grad():
         torch.onnx.export(model, example(), path, input_names=input_names, output_names=["output"],
-                          dynamic_axes={**axes, "output": {0: "batch"}}, opset_version=17, dynamo=False)
+                          dynamic_axes={**axes, "output": {0: "batch"}}, opset_version=17, dynamo=False,
+                          do_constant_folding=fold_batch_norm)

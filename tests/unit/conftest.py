@@ -1,6 +1,9 @@
 """Shared helpers: build small ONNX models with onnx.helper, compare against onnxruntime."""
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -54,3 +57,24 @@ def _private_compile_cache(tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def benchmark_onnx(tmp_path_factory):
+    """name, **export options -> path of that benchmarks/models.py model exported once per session."""
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_models", Path(__file__).resolve().parents[2] / "benchmarks" / "models.py")
+    models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(models)
+
+    cache_dir, paths = tmp_path_factory.mktemp("benchmark-models"), {}
+
+    def get(name: str, **options) -> str:
+        key = (name, *sorted(options.items()))
+        if key not in paths:
+            paths[key] = str(cache_dir / f"{name}_{len(paths)}.onnx")
+            models.export(name, paths[key], **options)
+        return paths[key]
+
+    return get

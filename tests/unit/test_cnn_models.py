@@ -8,7 +8,7 @@ import pytest
 from onnx import numpy_helper
 
 from conftest import assert_close, ort_run
-from pyflame_rt import InferenceSession
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions
 
 pytestmark = pytest.mark.slow
 
@@ -57,6 +57,9 @@ def test_light_model_zoo(name):
     (got,) = InferenceSession(model.SerializeToString()).run(None, feed)
     np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-7)
     assert_close(got, ort_run(model, feed)[0], rtol=1e-4)
+    # every optimization preserves semantics: the unoptimized compile agrees within 1e-5 (issue #4)
+    plain = InferenceSession(model.SerializeToString(), SessionOptions(optimization_level=OptLevel.NONE))
+    assert_close(got, plain.run(None, feed)[0], rtol=1e-5)
 
 
 def _resnet_style_model() -> bytes:

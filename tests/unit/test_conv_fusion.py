@@ -8,6 +8,7 @@ from pyflame_rt import OptLevel, from_onnx, opt
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.dialects import graph
 from pyflame_rt.executable import Executable
+from pyflame_rt.transforms.graph_pass import node_census
 
 
 def _conv_bn(nodes, inits, rng, x, name, cin, cout, k, stride, group, bias):
@@ -101,3 +102,34 @@ def test_residual_of_a_conv_is_not_fused_when_the_conv_result_is_also_an_output(
     x = rng.standard_normal((1, 4, 6, 6), np.float32)
     for got, want in zip(_compiled_run(res, [x]), ort_run(model, {"x": x})):
         assert_close(got, want, 1e-5)
+
+
+def _relus_after_convs(module) -> int:
+    """Relus whose input is a conv, a BN of a conv, or an Add with such an operand (the residual
+    Add of a ResNet block): each must end up as some conv's activation."""
+    def conv_or_bn_of_conv(v):
+        op = v.owner
+        return op.name == "graph.conv" or op.name == "graph.batch_norm" and op.operands[0].owner.name == "graph.conv"
+
+    relus = [op for op in _entry_ops(module) if op.name == "graph.relu"]
+    return sum(conv_or_bn_of_conv(r.input) or r.input.owner.name == "graph.add"
+               and any(conv_or_bn_of_conv(o) for o in r.input.owner.operands) for r in relus)
+
+
+@pytest.mark.slow
+def test_resnet50_at_extended_has_no_batch_norm_and_every_conv_its_relu(benchmark_onnx):
+    """issue #4: torch's export with BatchNormalization kept (53 Conv + 53 BN + 49 Relu + 16 Add
+    + 200 weight Identities = 375 nodes) optimizes to 53 convs and 4 other nodes."""
+    res = from_onnx(benchmark_onnx("resnet50", fold_batch_norm=False))
+    before = node_census(res.module)
+    assert before["graph.batch_norm"] == before["graph.conv"] == 53 and sum(before.values()) == 375
+    assert _relus_after_convs(res.module) == before["graph.relu"] == 49
+    result = opt.optimize(res)
+    after = node_census(res.module)
+    assert "graph.batch_norm" not in after and "graph.relu" not in after and "graph.add" not in after
+    convs = [op for op in _entry_ops(res.module) if op.name == "graph.conv"]
+    assert sum(graph.activation_of(c) == "relu" for c in convs) == 49
+    assert sum(c.residual is not None for c in convs) == 16
+    assert (result.stats.nodes_before, result.stats.nodes_after) == (375, 57)
+    fused = {p.name: p.stats.nodes_fused for p in result.passes}
+    assert (fused["fold-batch-norm"], fused["fuse-residual-add"], fused["fuse-activation"]) == (53, 16, 49)
