@@ -142,6 +142,13 @@ class ConvOp(_ConvBase):
                                    [residual] if residual is not None else []],
                          result_types=[result_type], properties=props)
 
+    def rebuilt(self, *, weight=None, bias=None, result_type=None, activation=None, residual=None) -> "ConvOp":
+        """The same convolution (input, window attributes) with the given operands replaced and the
+        given epilogue; what the fusion passes build."""
+        return ConvOp(self.input, weight or self.weight, bias or self.bias, result_type or self.result.type,
+                      strides=self.ints("strides"), dilations=self.ints("dilations"), pads=self.ints("pads"),
+                      group=self.groups, activation=activation, residual=residual)
+
     # `graph.conv %x, %w[, %b] [residual %r] {props} : (types) -> type`
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")

@@ -64,8 +64,7 @@ class FoldIntoConv(RewritePattern):
                              folded_name(conv.weight, "bn"), self.weights, inline_elements=0)
         b_hint = folded_name(conv.bias, "bn") if conv.bias is not None else folded_name(conv.weight, "bn_bias")
         b_op = make_constant((np.asarray(b, np.float64) * s + t).astype(dt), b_hint, self.weights, inline_elements=0)
-        new = nn.ConvOp(conv.input, w_op.result, b_op.result, bn.result.type, strides=conv.ints("strides"),
-                        dilations=conv.ints("dilations"), pads=conv.ints("pads"), group=conv.groups)
+        new = conv.rebuilt(weight=w_op.result, bias=b_op.result, result_type=bn.result.type)
         rewriter.replace(bn, [w_op, b_op, new], [new.result])
         rewriter.erase(conv)
         self.stats.nodes_fused += 1

@@ -33,9 +33,7 @@ class FuseAddIntoConv(RewritePattern):
             if (conv is None or conv.residual is not None or conv.activation is not None
                     or not single_use(prod) or not prod.type == r.type == add.result.type):
                 continue
-            new = nn.ConvOp(conv.input, conv.weight, conv.bias, add.result.type, strides=conv.ints("strides"),
-                            dilations=conv.ints("dilations"), pads=conv.ints("pads"), group=conv.groups,
-                            activation=graph.activation_of(add), residual=r)
+            new = conv.rebuilt(result_type=add.result.type, activation=graph.activation_of(add), residual=r)
             rewriter.replace(add, new)
             rewriter.erase(conv)
             self.stats.nodes_fused += 1
