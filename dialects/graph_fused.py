@@ -3,7 +3,8 @@
 They keep one memory pass for what the exported graph spends several on:
 `graph.mul_add` is Mul+Add, `graph.matmul_bias` is a MatMul whose row-vector Add
 the GEMM epilogue applies (any rank of A, as in transformer Linear layers; 2-D
-ones become `graph.gemm`). Both take an optional fused `activation`.
+ones become `graph.gemm`), optionally with a residual tensor added there too (a
+transformer block's skip connection). Both take an optional fused `activation`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from xdsl.irdl import (
     ParsePropInAttrDict,
     irdl_op_definition,
     operand_def,
+    opt_operand_def,
     opt_prop_def,
     result_def,
     traits_def,
@@ -60,12 +62,19 @@ class MulAddOp(FusedOp):
 
 @irdl_op_definition
 class MatMulBiasOp(FusedOp):
-    """matmul(lhs, rhs) + bias, rhs 2-D [K, N], bias [N] (then the activation, if any)."""
+    """matmul(lhs, rhs) + bias (+ residual), rhs 2-D [K, N], bias [N], the optional residual of the
+    result's shape (then the activation, if any)."""
 
     name = "graph.matmul_bias"
     lhs = operand_def(TensorType)
     rhs = operand_def(TensorType)
     bias = operand_def(TensorType)
+    residual = opt_operand_def(TensorType)
+
+    def __init__(self, lhs: SSAValue, rhs: SSAValue, bias: SSAValue, result_type: TensorType,
+                 activation: str | None = None, residual: SSAValue | None = None):
+        GraphOp.__init__(self, operands=[lhs, rhs, bias, [residual] if residual is not None else []],
+                         result_types=[result_type], properties=activation_props(activation))
 
     def infer_shapes(self, shapes):
         if len(shapes[1]) != 2:
@@ -73,6 +82,9 @@ class MatMulBiasOp(FusedOp):
         out = matmul_shape(shapes[0], shapes[1])
         if tuple(shapes[2]) != (shapes[1][1],):
             raise ShapeMismatchError(f"matmul_bias bias {list(map(str, shapes[2]))} is not [{shapes[1][1]}]")
+        if len(shapes) > 3 and tuple(shapes[3]) != tuple(out):
+            raise ShapeMismatchError(f"matmul_bias residual {list(map(str, shapes[3]))} is not the result's "
+                                     f"{list(map(str, out))}")
         return [out]
 
 

@@ -12,4 +12,5 @@ def _mul_add(op, x):
 
 @reference(graph_fused.MatMulBiasOp)
 def _matmul_bias(op, x):
-    return x[0] @ x[1] + x[2]
+    out = x[0] @ x[1] + x[2]
+    return out + x[3] if len(x) > 3 else out

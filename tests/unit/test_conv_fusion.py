@@ -133,3 +133,19 @@ def test_resnet50_at_extended_has_no_batch_norm_and_every_conv_its_relu(benchmar
     assert (result.stats.nodes_before, result.stats.nodes_after) == (375, 57)
     fused = {p.name: p.stats.nodes_fused for p in result.passes}
     assert (fused["fold-batch-norm"], fused["fuse-residual-add"], fused["fuse-activation"]) == (53, 16, 49)
+
+
+@pytest.mark.parametrize("rows,d", [(7, 24), (13, 40)])
+def test_linear_bias_residual_relu_becomes_one_matmul_bias(rng, rows, d):
+    """A transformer skip connection relu(x @ W + b + x) on [N, S, D]: one matmul_bias with the
+    residual and the relu in the GEMM epilogue (remainder rows and panels), vs onnxruntime."""
+    w, b = rng.standard_normal((d, d), np.float32) / np.float32(np.sqrt(d)), rng.standard_normal(d, np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Add", ["m", "b"], ["mb"]),
+             helper.make_node("Add", ["x", "mb"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    model = make_model(nodes, [("x", ["N", rows, d])], [("y", ["N", rows, d])], {"w": w, "b": b})
+    res = from_onnx(model)
+    opt.optimize(res)
+    (mm,) = [op for op in _entry_ops(res.module) if op.name not in ("graph.constant", "func.return")]
+    assert mm.name == "graph.matmul_bias" and mm.residual is not None and graph.activation_of(mm) == "relu"
+    x = rng.standard_normal((3, rows, d), np.float32)
+    assert_close(_compiled_run(res, [x])[0], ort_run(model, {"x": x})[0], 1e-5)

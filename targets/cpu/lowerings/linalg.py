@@ -58,7 +58,7 @@ def _lower_gemm(L, op: graph.GemmOp) -> None:
 
 @lowering(graph.MatMulOp, graph_fused.MatMulBiasOp)
 def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
-    """MatMulBias: the bias row and the activation go into the GEMM epilogue."""
+    """MatMulBias: the bias row, the residual and the activation go into the GEMM epilogue."""
     _require_float32(L, op)
     sa, sb = L.shapes[op.lhs], L.shapes[op.rhs]
     a2 = (1,) + sa if len(sa) == 1 else sa
@@ -86,6 +86,7 @@ def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
         bias = L.const_value(op.bias)
         if bias is None:
             raise UnsupportedOperatorError("graph.matmul_bias needs a constant bias on the CPU backend")
-        kw.update(bias=bias.astype(np.float32), activation=graph.activation_of(op) or "none")
+        kw.update(bias=bias.astype(np.float32), activation=graph.activation_of(op) or "none",
+                  residual=L.loc(op.residual) if op.residual is not None else None)
     L.emit_gemm(a=op.lhs, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
                 b_batch=b_batch, **kw)
