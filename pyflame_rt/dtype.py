@@ -22,11 +22,16 @@ class DType(Enum):
 
     @property
     def numpy(self) -> np.dtype:
-        if self is DType.BFLOAT16:
-            import ml_dtypes  # numpy's bfloat16; slow to import, so only when it is used
+        dt = _NUMPY.get(self)  # cached: every run checks its feeds' dtypes against it
+        if dt is None:
+            if self is DType.BFLOAT16:
+                import ml_dtypes  # numpy's bfloat16; slow to import, so only when it is used
 
-            return np.dtype(ml_dtypes.bfloat16)
-        return np.dtype(self.value)
+                dt = np.dtype(ml_dtypes.bfloat16)
+            else:
+                dt = np.dtype(self.value)
+            _NUMPY[self] = dt
+        return dt
 
     @property
     def itemsize(self) -> int:
@@ -61,6 +66,8 @@ class DType(Enum):
         name = TensorProto.DataType.Name(elem_type) if elem_type in TensorProto.DataType.values() else elem_type
         raise DTypeMismatchError(f"ONNX element type {name} is not supported")
 
+
+_NUMPY: dict = {}
 
 _ORT_NAMES = {
     DType.FLOAT32: "float", DType.FLOAT64: "double", DType.FLOAT16: "float16",

@@ -68,7 +68,7 @@ class Executable:
         self._weights_ptr = ffi.cast("void*", self._weights.ctypes.data if self._weights.size else 0)
         self.pool = ThreadPool(num_threads)
         self._calls: dict[tuple, _PreparedCall] = {}
-        self._arenas: list[Arena] = []
+        self._scratch: list[_Scratch] = []  # one per concurrent run
 
     # ------------------------------------------------------------- shapes
     def bind(self, arrays: list[np.ndarray]) -> dict[str, int]:
@@ -115,32 +115,31 @@ class Executable:
         between kernels). profiler: receives one event per kernel call."""
         for spec, arr in zip(self.inputs, arrays):  # the guard before native code, every run
             self.check_dtype(spec, arr)
-        shapes = tuple(a.shape for a in arrays)
-        call = self._calls.get(shapes)
+        call = self._calls.get(tuple([a.shape for a in arrays]))
         if call is None:
             call = self._prepare(arrays)
         outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
-        status = np.zeros(1, np.int64)  # run-time checks (e.g. Gather indices) report here
-        io = ffi.new("void*[]", [ffi.from_buffer(a) for a in arrays] + [ffi.from_buffer(o) for o in outs]
-                     + [ffi.from_buffer(status)])
         try:
-            arena = self._arenas.pop()  # list.pop/append are atomic: no lock needed
+            scratch = self._scratch.pop()  # list.pop/append are atomic: no lock needed
         except IndexError:
-            arena = Arena(0)
+            scratch = _Scratch()
         try:
-            base = arena.reserve(call.arena_bytes)
+            scratch.status[0] = 0
+            io = ffi.new("void*[]", [*map(ffi.from_buffer, arrays), *map(ffi.from_buffer, outs), scratch.status_ptr])
+            arena = scratch.base(call.arena_bytes)
             with Run(self.pool, timeout_ms, profiler is not None) as run:
-                start = now_ns()
-                self._entry(io, self._weights_ptr, ffi.cast("void*", base), call.offsets, call.dims, run.handle)
-                if run.timed_out:
+                start = now_ns() if profiler is not None else 0
+                self._entry(io, self._weights_ptr, arena, call.offsets, call.dims, run.handle)
+                if timeout_ms and run.timed_out:
                     raise RunTimeoutError(
                         f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")
                 if profiler is not None:
                     profiler.add_run(self.kernel_name, self.step_ops, run.events(), call.bindings, start, now_ns())
+            status = int(scratch.status[0])
         finally:
-            self._arenas.append(arena)
-        if status[0]:
-            raise InputError(self.checks[status[0] - 1])
+            self._scratch.append(scratch)
+        if status:
+            raise InputError(self.checks[status - 1])
         return outs
 
     def kernel_name(self, address: int) -> str:
@@ -164,6 +163,25 @@ class Executable:
 
     def arena_bytes(self, bindings: dict[str, int]) -> int:
         return plan(self.buffers, bindings)[1]
+
+
+class _Scratch:
+    """What one run writes besides its outputs: the arena and the status word that run-time
+    checks (e.g. Gather indices) report to. Reused across runs, never shared by two at once."""
+
+    def __init__(self):
+        self.arena = Arena(0)
+        self.status = np.zeros(1, np.int64)
+        self.status_ptr = ffi.from_buffer(self.status)
+        self._capacity = -1
+        self._base = ffi.NULL
+
+    def base(self, nbytes: int):
+        """The arena's base pointer, grown to at least nbytes."""
+        if nbytes > self._capacity:
+            self._base = ffi.cast("void*", self.arena.reserve(nbytes))
+            self._capacity = nbytes
+        return self._base
 
 
 @dataclass

@@ -116,20 +116,22 @@ class InferenceSession:
     def _feeds(self, input_feed) -> list[np.ndarray]:
         if not isinstance(input_feed, dict):
             raise InputError(f"input_feed must be a dict of name -> array, got {type(input_feed).__name__}")
-        unknown = [k for k in input_feed if k not in self._input_names]
-        if unknown:
-            raise InputError(f"unknown input name(s) {unknown}; the model's inputs are {self._input_names}")
-        missing = [k for k in self._input_names if k not in input_feed]
-        if missing:
+        if len(input_feed) != len(self._input_names) or not all(k in input_feed for k in self._input_names):
+            unknown = [k for k in input_feed if k not in self._input_names]
+            if unknown:
+                raise InputError(f"unknown input name(s) {unknown}; the model's inputs are {self._input_names}")
+            missing = [k for k in self._input_names if k not in input_feed]
             raise InputError(f"missing input(s) {missing}; the model's inputs are {self._input_names}")
         arrays = []
         for spec in self._exec.inputs:
             v = input_feed[spec.name]
-            if isinstance(v, Tensor):
-                v = v.numpy()
-            if not isinstance(v, np.ndarray):
-                raise InputError(f"input '{spec.name}' must be a numpy array or Tensor, got {type(v).__name__}")
-            arrays.append(np.asarray(v, order="C"))  # keeps 0-d feeds 0-d
+            if type(v) is not np.ndarray or not v.flags.c_contiguous:  # the common case needs no conversion
+                if isinstance(v, Tensor):
+                    v = v.numpy()
+                if not isinstance(v, np.ndarray):
+                    raise InputError(f"input '{spec.name}' must be a numpy array or Tensor, got {type(v).__name__}")
+                v = np.asarray(v, order="C")  # keeps 0-d feeds 0-d
+            arrays.append(v)
         return arrays
 
 
