@@ -63,6 +63,20 @@ def test_gemm_small_row_tiles_with_odd_k(m_, k, n, rng):
     _check(model, {"a": rng.standard_normal((m_, k)).astype(np.float32)}, rtol=1e-4)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batched_matmul_work_ranges_span_row_blocks_and_batches(threads, rng):
+    """3 batches x 3 row blocks (the last partial) x 3 panel blocks: a thread's range of work
+    items starts and ends mid row block and crosses batches; every C element is written once."""
+    from pyflame_rt import SessionOptions
+
+    w = rng.standard_normal((3, 70, 600)).astype(np.float32)
+    model = make_model([helper.make_node("MatMul", ["a", "w"], ["y"])], [("a", [3, 150, 70])], [("y", [3, 150, 600])],
+                       {"w": w})
+    feeds = {"a": rng.standard_normal((3, 150, 70)).astype(np.float32)}
+    got = InferenceSession(model.SerializeToString(), SessionOptions(num_threads=threads)).run(None, feeds)[0]
+    assert_close(got, ort_run(model, feeds)[0], 1e-5)
+
+
 def test_gemm_alpha_beta_trans_a_and_matrix_c(rng):
     w = rng.standard_normal((6, 5)).astype(np.float32)
     c = rng.standard_normal((4, 5)).astype(np.float32)

@@ -92,13 +92,16 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     w, nv, nr = spec.width, spec.nvec, spec.nr
     apack = kb.scratch(spec.mc * spec.kc)  # per-thread stack: the packed A block
     zero = kb.fconst(0.0, w)
-    per_batch = kb.mul(f["mblocks"], f["nblocks"])
-
-    with kb.loop(kb.begin, kb.end) as item:
-        batch = kb.div(item.iv, per_batch)
-        rest = kb.rem(item.iv, per_batch)
-        mb = kb.div(rest, f["nblocks"])  # consecutive items share the A block
-        nb = kb.rem(rest, f["nblocks"])
+    # item = (batch * mblocks + mb) * nblocks + nb. The items of [begin, end) that share a row
+    # block are done as one: its A block is packed once for all their panels.
+    blk_lo = kb.div(kb.begin, f["nblocks"])
+    blk_hi = kb.add(kb.div(kb.sub(kb.end, kb.const(1)), f["nblocks"]), kb.const(1))
+    with kb.loop(blk_lo, blk_hi) as blk:
+        first_item = kb.mul(blk.iv, f["nblocks"])
+        nb_lo = kb.sub(kb.max(kb.begin, first_item), first_item)
+        nb_hi = kb.sub(kb.min(kb.end, kb.add(first_item, f["nblocks"])), first_item)
+        batch = kb.div(blk.iv, f["mblocks"])
+        mb = kb.rem(blk.iv, f["mblocks"])
         image, group = kb.div(batch, f["groups"]), kb.rem(batch, f["groups"])
         a_b = kb.add(kb.mul(image, f["a_bs"]), kb.mul(group, f["a_gs"]))
         c_b = kb.add(kb.mul(image, f["c_bs"]), kb.mul(group, f["c_gs"]))
@@ -106,8 +109,8 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
         row_lo = kb.mul(mb, kb.const(spec.mc))
         row_hi = kb.min(f["m"], kb.add(row_lo, kb.const(spec.mc)))
         full_hi = kb.add(row_lo, kb.mul(kb.div(kb.sub(row_hi, row_lo), kb.const(spec.mr)), kb.const(spec.mr)))
-        p_lo = kb.mul(nb, kb.const(spec.nc_panels))
-        p_hi = kb.min(f["npanels"], kb.add(p_lo, kb.const(spec.nc_panels)))
+        p_lo = kb.mul(nb_lo, kb.const(spec.nc_panels))
+        p_hi = kb.min(f["npanels"], kb.mul(nb_hi, kb.const(spec.nc_panels)))
 
         with kb.loop(0, f["k"], spec.kc) as kl:
             k0 = kl.iv
