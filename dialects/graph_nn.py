@@ -103,12 +103,13 @@ class _ConvBase(GraphOp, _Attrs):
     def groups(self) -> int:
         return self.group.value.data
 
-    def _check_attrs(self, nsp: int) -> None:
+    def _check_attrs(self, nsp: int, min_pad: int | None = 0) -> None:
+        """min_pad None: pads may be negative (a ConvTranspose output_shape beyond the full output)."""
         for name, n in (("strides", nsp), ("dilations", nsp), ("pads", 2 * nsp)):
             vals = self.ints(name)
             if len(vals) != n:
                 raise ShapeMismatchError(f"{self.name}: {name} has {len(vals)} values, expected {n}")
-            if name != "pads" and min(vals) < 1 or name == "pads" and min(vals) < 0:
+            if name != "pads" and min(vals) < 1 or name == "pads" and min_pad is not None and min(vals) < min_pad:
                 raise ShapeMismatchError(f"{self.name}: invalid {name} {vals}")
         if self.groups < 1:
             raise ShapeMismatchError(f"{self.name}: group must be >= 1")
@@ -212,7 +213,8 @@ class ConvOp(_ConvBase):
 
 @irdl_op_definition
 class ConvTransposeOp(_ConvBase):
-    """Transposed convolution, weight [C, M/group, k...] (ONNX ConvTranspose, explicit pads)."""
+    """Transposed convolution, weight [C, M/group, k...] (ONNX ConvTranspose, explicit pads; a
+    negative pad extends the output, as an output_shape larger than the full output does)."""
 
     name = "graph.conv_transpose"
     output_padding = prop_def(DenseArrayBase)
@@ -230,9 +232,11 @@ class ConvTransposeOp(_ConvBase):
         if len(x) < 3 or len(w) != len(x):
             raise ShapeMismatchError("ConvTranspose needs input and weight of equal rank >= 3")
         nsp = len(x) - 2
-        self._check_attrs(nsp)
+        self._check_attrs(nsp, min_pad=None)
         if isinstance(x[1], int) and isinstance(w[0], int) and x[1] != w[0]:
             raise ShapeMismatchError(f"ConvTranspose input has {x[1]} channels, weight expects {w[0]}")
+        if isinstance(w[0], int) and w[0] % self.groups:
+            raise ShapeMismatchError(f"ConvTranspose input channels {w[0]} not divisible by group {self.groups}")
         st, dl, pd, op = (self.ints(n) for n in ("strides", "dilations", "pads", "output_padding"))
         if len(op) != nsp:
             raise ShapeMismatchError("ConvTranspose output_padding length differs from the spatial rank")

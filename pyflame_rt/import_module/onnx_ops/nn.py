@@ -80,11 +80,11 @@ def _conv_transpose(ctx: _NodeContext):
         pads = [0] * 2 * n
         for i in range(n):
             full = strides[i] * (x_shape[2 + i] - 1) + out_pad[i] + (kernel[i] - 1) * dilations[i] + 1
-            total = full - target[i]
-            if total < 0:
-                raise ctx.fail(f"output_shape {target} is larger than the full output")
-            # ONNX: SAME_UPPER puts the extra pad at the beginning (ORT follows the spec)
-            pads[i] = total - total // 2 if auto_pad != "SAME_LOWER" else total // 2
+            total = full - target[i]  # negative: output_shape is larger, the pads extend the output
+            if total <= -strides[i]:
+                raise ctx.fail(f"output_shape {target} exceeds the full output by a stride or more")
+            # as onnx's reference and ORT: SAME_UPPER puts an odd pad's extra element at the end
+            pads[i] = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
             pads[n + i] = total - pads[i]
     elif auto_pad == "VALID":
         pads = [0] * 2 * n

@@ -19,4 +19,4 @@ def lowering(*op_types: type):
 
 
 from pyflame_rt.targets.cpu.lowerings import elementwise, linalg, math, reduce, tensor, views  # noqa: E402,F401
-from pyflame_rt.targets.cpu.lowerings import conv, movement, normalization, pooling, resize  # noqa: E402,F401
+from pyflame_rt.targets.cpu.lowerings import conv, conv_transpose, movement, normalization, pooling, resize  # noqa: E402,F401
