@@ -114,6 +114,11 @@ def load_model(model) -> onnx.ModelProto:
     return proto
 
 
+def _default_opset(proto: onnx.ModelProto) -> int:
+    """The default-domain opset a model declares (0: none)."""
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 class _NodeContext:
     """What a converter sees: the node, its inputs as SSA values, attributes, and a builder."""
 
@@ -172,6 +177,8 @@ class ONNXImporter:
                 onnx.checker.check_model(proto)
             except Exception as e:
                 raise InvalidModelError(f"ONNX checker rejected the model: {str(e).splitlines()[0]}") from None
+        # the model's own opset: a few converters keep semantics the version converter does not carry over
+        self.source_opset = _default_opset(proto)
         proto = self._upgrade(proto)
         self.opset = self._opset(proto)
         g = proto.graph
@@ -236,8 +243,8 @@ class ONNXImporter:
 
     def _upgrade(self, proto: onnx.ModelProto) -> onnx.ModelProto:
         """Models older than MIN_OPSET go through onnx's version converter (legacy broadcast etc.)."""
-        v = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-        if v is None or v >= MIN_OPSET:
+        v = self.source_opset
+        if v == 0 or v >= MIN_OPSET:
             return proto
         try:
             upgraded = onnx.version_converter.convert_version(proto, MIN_OPSET)

@@ -37,8 +37,9 @@ def reference(*op_classes: type[Operation]):
     return register
 
 
-def has_reference(op: Operation) -> bool:
-    return type(op) in _REFERENCES
+def has_reference(op: Operation | type[Operation]) -> bool:
+    """Whether an op (or op class) has registered semantics."""
+    return (op if isinstance(op, type) else type(op)) in _REFERENCES
 
 
 # the epilogues an op's `activation` property names (graph.ACTIVATIONS)

@@ -363,14 +363,6 @@ def prune_cache(keep: int = 3) -> None:
 # Supported-op tests that do not pass yet: why -> test names (without the `_cpu` suffix). The CI test
 # fails on any other failure and reports listed tests that pass again (remove them then).
 KNOWN_FAILURES: dict[str, str] = {
-    "float64 tensors are not lowered to the CPU":
-        "test_cast_DOUBLE_to_FLOAT16 test_cast_DOUBLE_to_FLOAT test_cast_FLOAT16_to_DOUBLE test_cast_FLOAT_to_DOUBLE "
-        "test_castlike_DOUBLE_to_FLOAT16_expanded test_castlike_DOUBLE_to_FLOAT_expanded "
-        "test_castlike_FLOAT16_to_DOUBLE_expanded test_castlike_FLOAT_to_DOUBLE_expanded test_einsum_batch_diagonal "
-        "test_einsum_batch_matmul test_einsum_inner_prod test_einsum_sum test_einsum_transpose test_einsum_scalar "
-        "test_max_float64 "
-        "test_min_float64 test_operator_add_broadcast test_operator_add_size1_broadcast "
-        "test_operator_add_size1_right_broadcast test_operator_add_size1_singleton_broadcast test_operator_addconstant",
     "int16 and bfloat16 tensors are not supported in graph IR":
         "test_add_int16 test_div_int16 test_equal_int16 test_greater_equal_int16 test_greater_equal_int16_expanded "
         "test_greater_int16 test_less_equal_int16 test_less_equal_int16_expanded test_less_int16 test_max_int16 "
@@ -382,14 +374,11 @@ KNOWN_FAILURES: dict[str, str] = {
     "Dropout's mask output (a bool tensor) is not supported": "test_dropout_default_mask test_dropout_default_mask_ratio",
     "Gemm lowering: alpha != 1 needs a constant B, beta != 1 a broadcast C":
         "test_gemm_all_attributes test_gemm_alpha test_gemm_beta",
-    "MatMul lowering: batch broadcasting of both operands": "test_matmul_bcast",
     "CumSum with its axis fed as a graph input (the kernel is specialized on the axis)":
         "test_cumsum_1d test_cumsum_1d_exclusive test_cumsum_1d_int32_exclusive test_cumsum_1d_reverse "
         "test_cumsum_1d_reverse_exclusive test_cumsum_2d_axis_0 test_cumsum_2d_axis_1 test_cumsum_2d_int32 "
         "test_cumsum_2d_negative_axis",
     "reduce lowering: non-adjacent axes": "test_mvn_expanded test_mvn_expanded_ver18",
-    "opset-6 PRelu with a per-channel [C] slope: onnx's version converter keeps the shape, which opset-7 "
-    "broadcasting rejects": "test_PReLU_1d_multiparam test_PReLU_2d_multiparam test_PReLU_3d_multiparam",
 }
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}
 

@@ -20,7 +20,7 @@ _ATTR_UNARY = {
 }
 _BINARY = {
     "Equal": gm.EqualOp, "Less": gm.LessOp, "LessOrEqual": gm.LessOrEqualOp, "Greater": gm.GreaterOp,
-    "GreaterOrEqual": gm.GreaterOrEqualOp, "And": gm.AndOp, "Or": gm.OrOp, "Xor": gm.XorOp, "PRelu": gm.PReluOp,
+    "GreaterOrEqual": gm.GreaterOrEqualOp, "And": gm.AndOp, "Or": gm.OrOp, "Xor": gm.XorOp,
 }
 _VARIADIC = {"Sum": gm.SumOp, "Min": gm.MinOp, "Max": gm.MaxOp, "Mean": gm.MeanOp}
 
@@ -48,6 +48,17 @@ def _gelu(ctx: _NodeContext):
 @converter(*_BINARY)
 def _binary(ctx: _NodeContext):
     return ctx.emit(_BINARY[ctx.node.op_type], [ctx.input(0), ctx.input(1)])
+
+
+@converter("PRelu")
+def _prelu(ctx: _NodeContext):
+    """Before opset 7 a [C] slope is per channel (axis 1); since, it broadcasts from the right. onnx's
+    version converter keeps the slope's shape, so the model's own opset decides."""
+    x, slope = ctx.input(0), ctx.input(1)
+    x_shape, slope_shape = ctx.shape(x), ctx.shape(slope)
+    if ctx.importer.source_opset < 7 and len(slope_shape) == 1 and slope_shape[0] != 1 and len(x_shape) > 2:
+        slope = ctx.emit(graph.ReshapeOp, [slope], shape=[slope_shape[0]] + [1] * (len(x_shape) - 2))[0]
+    return ctx.emit(gm.PReluOp, [x, slope])
 
 
 @converter(*_VARIADIC)

@@ -12,6 +12,7 @@ from xdsl.dialects import arith, llvm
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dtype import DType
+from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 LOG2E = 1.44269504088896341
@@ -39,12 +40,19 @@ def _poly(t: Typed, x: SSAValue, coefs) -> SSAValue:
     return acc
 
 
+def _single_precision(t: Typed, what: str) -> None:
+    """The approximations are float32-accurate (and use float32 bit tricks): refuse wider types."""
+    if t.dtype not in (DType.FLOAT32, DType.FLOAT16):
+        raise UnsupportedOperatorError(f"{what} runs on float32/float16 on the CPU backend, not {t.dtype.value}")
+
+
 def _i32(t: Typed) -> Typed:
     return t.like(DType.INT32)
 
 
 def exp(t: Typed, x: SSAValue) -> SSAValue:
     """e**x = 2**n * p(r), n = round(x / ln2), r = x - n*ln2 (ln2 split in two for exactness)."""
+    _single_precision(t, "exp")
     kb = t.kb
     overflow = t.cmp("gt", x, t.const(EXP_OVERFLOW))
     x = t.min(t.max(x, t.const(-EXP_MAX)), t.const(EXP_MAX))  # NaN-propagating clamp
@@ -61,6 +69,7 @@ def exp(t: Typed, x: SSAValue) -> SSAValue:
 
 def log(t: Typed, x: SSAValue) -> SSAValue:
     """x = m * 2**e with m in [sqrt(1/2), sqrt(2)); log x = e*ln2 + log1p-polynomial(m - 1)."""
+    _single_precision(t, "log")
     kb = t.kb
     it = _i32(t)
     bits = kb.cast(llvm.BitcastOp, x, it.elem)
@@ -87,6 +96,7 @@ def log(t: Typed, x: SSAValue) -> SSAValue:
 
 def tanh(t: Typed, x: SSAValue) -> SSAValue:
     """Odd polynomial below |x| = 0.625 (no cancellation), else 1 - 2 / (e**(2|x|) + 1) with x's sign."""
+    _single_precision(t, "tanh")
     kb = t.kb
     a = t.abs(x)
     z = t.mul(x, x)
@@ -102,6 +112,7 @@ def sigmoid(t: Typed, x: SSAValue) -> SSAValue:
 
 def erf(t: Typed, x: SSAValue) -> SSAValue:
     """Rational approximation x*P(x^2)/Q(x^2) on [-4, 4] (erf is +-1 to f32 precision beyond)."""
+    _single_precision(t, "erf")
     xc = t.min(t.max(x, t.const(-4.0)), t.const(4.0))
     x2 = t.mul(xc, xc)
     return t.div(t.mul(xc, _poly(t, x2, _ERF_P)), _poly(t, x2, _ERF_Q))

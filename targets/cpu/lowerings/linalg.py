@@ -56,6 +56,17 @@ def _lower_gemm(L, op: graph.GemmOp) -> None:
         L.emit_elementwise("add", [op.result, c_val], out, L.shapes[op.result], activation=activation)
 
 
+def _batch_expanded(L, v, shape2: tuple, batch_shape: tuple):
+    """v itself when it holds one matrix per batch, else (its batch dims broadcast against the
+    other operand's) a buffer holding v expanded to batch_shape: the GEMM reads one matrix per batch."""
+    if numel(shape2[:-2]) == numel(batch_shape):
+        return v
+    out_shape = (*batch_shape, *shape2[-2:])
+    buf = L.new_buffer(dim_mul(numel(out_shape), 4))
+    L.emit_elementwise("copy", [v], buf, out_shape)
+    return buf
+
+
 @lowering(graph.MatMulOp, graph_fused.MatMulBiasOp)
 def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
     """MatMulBias: the bias row, the residual and the activation go into the GEMM epilogue."""
@@ -66,27 +77,28 @@ def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
     k, n = a2[-1], b2[-1]
     ab, bb = a2[:-2], b2[:-2]
     out = L.result_loc(op.result)
+    a, b_value = op.lhs, op.rhs
     if numel(bb) == 1:  # B is one matrix: fold A's batch into M
         m, batch, b_batch, a_bs = numel(a2[:-1]), 1, 1, 0
     elif numel(ab) == 1:
         m, batch, b_batch, a_bs = a2[-2], numel(bb), numel(bb), 0
-    elif ab == bb:
-        m, batch, b_batch = a2[-2], numel(ab), numel(bb)
-        a_bs = dim_mul(m, k)
-    else:
-        raise UnsupportedOperatorError(
-            f"MatMul batch broadcasting {list(map(str, ab))} x {list(map(str, bb))} is not supported")
-    b = L.const_value(op.rhs)
+    else:  # one matrix per batch on both sides (expanded where the batch dims broadcast both ways)
+        batch_shape = tuple(L.shapes[op.result][:-2])
+        m, batch = a2[-2], numel(batch_shape)
+        b_batch, a_bs = batch, dim_mul(m, k)
+        a = _batch_expanded(L, op.lhs, a2, batch_shape)
+        b_value = _batch_expanded(L, op.rhs, b2, batch_shape)
+    b = L.const_value(op.rhs) if b_value is op.rhs else None
     kw = {}
     if b is not None:
         kw["b_const"] = b.reshape(-1, b2[-2], b2[-1])
     else:
-        kw.update(b_value=op.rhs, b_strides=(n, 1, dim_mul(k, n) if b_batch != 1 else 0))
+        kw.update(b_value=b_value, b_strides=(n, 1, dim_mul(k, n) if b_batch != 1 else 0))
     if isinstance(op, graph_fused.MatMulBiasOp):
         bias = L.const_value(op.bias)
         if bias is None:
             raise UnsupportedOperatorError("graph.matmul_bias needs a constant bias on the CPU backend")
         kw.update(bias=bias.astype(np.float32), activation=graph.activation_of(op) or "none",
                   residual=L.loc(op.residual) if op.residual is not None else None)
-    L.emit_gemm(a=op.lhs, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
+    L.emit_gemm(a=a, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
                 b_batch=b_batch, **kw)

@@ -1,0 +1,62 @@
+"""float64 tensors compiled to native code vs onnxruntime: arithmetic, comparisons, reductions, data
+movement and casts run in double precision; ops whose kernels are float32-accurate only
+(the vectorized exp/log/tanh/erf approximations, Sqrt & co) and the GEMM are refused by name."""
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from conftest import make_model, ort_run
+from pyflame_rt import InferenceSession
+from pyflame_rt.errors import UnsupportedOperatorError
+
+UNARY = ["Neg", "Abs", "Relu", "Identity"]
+BINARY = ["Add", "Sub", "Mul", "Div", "Max", "Min"]
+
+
+def _feeds(rng):
+    x = rng.uniform(0.1, 3.0, (3, 4, 5))  # positive: Sqrt / Log / Pow stay real
+    y = rng.uniform(0.5, 2.0, (4, 5))
+    return {"x": x, "y": y}
+
+
+def test_float64_ops_match_onnxruntime(rng):
+    nodes, outputs = [], []
+    for op in UNARY:
+        nodes.append(helper.make_node(op, ["x"], [op]))
+        outputs.append((op, [3, 4, 5], np.float64))
+    for op in BINARY:
+        nodes.append(helper.make_node(op, ["x", "y"], [op]))
+        outputs.append((op, [3, 4, 5], np.float64))
+    more = [
+        (helper.make_node("ReduceSum", ["x", "axes"], ["rsum"], keepdims=0), ("rsum", [3, 5], np.float64)),
+        (helper.make_node("ReduceMean", ["x"], ["rmean"], axes=[1]), ("rmean", [3, 1, 5], np.float64)),
+        (helper.make_node("ReduceMax", ["x"], ["rmax"], axes=[2], keepdims=0), ("rmax", [3, 4], np.float64)),
+        (helper.make_node("Transpose", ["x"], ["tr"], perm=[2, 0, 1]), ("tr", [5, 3, 4], np.float64)),
+        (helper.make_node("Concat", ["x", "x"], ["cat"], axis=1), ("cat", [3, 8, 5], np.float64)),
+        (helper.make_node("Gather", ["x", "idx"], ["gather"], axis=1), ("gather", [3, 2, 5], np.float64)),
+        (helper.make_node("Cast", ["x"], ["to32"], to=TensorProto.FLOAT), ("to32", [3, 4, 5], np.float32)),
+        (helper.make_node("Less", ["x", "y"], ["less"]), ("less", [3, 4, 5], np.bool_)),
+        (helper.make_node("Where", ["less", "x", "y"], ["where"]), ("where", [3, 4, 5], np.float64)),
+    ]
+    nodes += [n for n, _ in more]
+    outputs += [o for _, o in more]
+    inits = {"axes": np.array([1], np.int64), "idx": np.array([3, 0], np.int64)}
+    model = make_model(nodes, [("x", [3, 4, 5], np.float64), ("y", [4, 5], np.float64)], outputs, inits, opset=17)
+    feeds = _feeds(rng)
+    got = InferenceSession(model.SerializeToString()).run(None, feeds)
+    want = ort_run(model, feeds)
+    for (name, _, _), g, w in zip(outputs, got, want):
+        assert g.dtype == w.dtype, name
+        if w.dtype == np.float64:
+            np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-12, err_msg=name)
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=name)
+
+
+@pytest.mark.parametrize("op", ["MatMul", "Exp", "Sqrt", "Softmax"])
+def test_float64_without_double_kernels_is_refused_by_name(op):
+    inputs = [("a", [2, 3], np.float64)] + ([("b", [3, 2], np.float64)] if op == "MatMul" else [])
+    model = make_model([helper.make_node(op, [n for n, *_ in inputs], ["y"])], inputs,
+                       [("y", [2, 2] if op == "MatMul" else [2, 3], np.float64)])
+    with pytest.raises(UnsupportedOperatorError, match="float"):
+        InferenceSession(model.SerializeToString())
