@@ -22,12 +22,19 @@ def _tap_slices(tap, dilations, strides, counts, offset=(0,)) -> tuple:
         for t, d, s, n, o in zip(tap, dilations, strides, counts, offset)))
 
 
+def _conv_attrs(op, data: np.ndarray):
+    """Spatial rank, pads, strides, dilations and groups of a (transposed) convolution."""
+    return data.ndim - 2, op.ints("pads"), op.ints("strides"), op.ints("dilations"), op.groups
+
+
+def _with_bias(out: np.ndarray, x: list[np.ndarray]) -> np.ndarray:
+    return out + x[2].reshape((-1,) + (1,) * (out.ndim - 2)) if len(x) > 2 else out
+
+
 @reference(nn.ConvOp)
 def _conv(op, x):
     data, w = x[0], x[1]
-    nsp = data.ndim - 2
-    pads, strides, dilations = op.ints("pads"), op.ints("strides"), op.ints("dilations")
-    g = op.groups
+    nsp, pads, strides, dilations, g = _conv_attrs(op, data)
     xp = np.pad(data, [(0, 0), (0, 0)] + [(pads[i], pads[nsp + i]) for i in range(nsp)])
     out_sp = [(xp.shape[2 + i] - dilations[i] * (w.shape[2 + i] - 1) - 1) // strides[i] + 1 for i in range(nsp)]
     mg, cg = w.shape[0] // g, w.shape[1]
@@ -37,17 +44,13 @@ def _conv(op, x):
         for j in range(g):
             out[:, j * mg:(j + 1) * mg] += np.einsum(
                 "mc,nc...->nm...", w[j * mg:(j + 1) * mg, :, *tap], window[:, j * cg:(j + 1) * cg])
-    if len(x) > 2:
-        out += x[2].reshape((-1,) + (1,) * nsp)
-    return out
+    return _with_bias(out, x)
 
 
 @reference(nn.ConvTransposeOp)
 def _conv_transpose(op, x):
     data, w = x[0], x[1]
-    nsp = data.ndim - 2
-    pads, strides, dilations = op.ints("pads"), op.ints("strides"), op.ints("dilations")
-    g = op.groups
+    nsp, pads, strides, dilations, g = _conv_attrs(op, data)
     cg, mg = w.shape[0] // g, w.shape[1]
     in_sp = data.shape[2:]
     out_sp = [strides[i] * (in_sp[i] - 1) + op.ints("output_padding")[i] + (w.shape[2 + i] - 1) * dilations[i] + 1
@@ -64,9 +67,7 @@ def _conv_transpose(op, x):
             canvas[(dst[0], slice(j * mg, (j + 1) * mg), *dst[2:])] += contrib
     out = canvas[(slice(None), slice(None),
                   *(slice(shift[i] + pads[i], shift[i] + pads[i] + out_sp[i]) for i in range(nsp)))]
-    if len(x) > 2:
-        out = out + x[2].reshape((-1,) + (1,) * nsp)
-    return out
+    return _with_bias(out, x)
 
 
 @reference(nn.MaxPoolOp, nn.AveragePoolOp)
