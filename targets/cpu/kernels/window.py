@@ -1,6 +1,6 @@
-"""Sliding-window kernels over a padded NCHW input: depthwise conv, max pool, average pool.
+"""Sliding-window kernels over a padded NCHW / NCDHW input: depthwise conv, max pool, average pool.
 
-One output row (image, channel, oh) per work item, vectorized along the output
+One output row (image, channel, od, oh) per work item (2-D runs with one depth tap, od = 1), vectorized along the output
 width when the horizontal stride is 1 (the window's taps are then contiguous
 vectors of the padded input); other strides run the same body one lane wide.
 The input is padded beforehand (zeros, or -inf for max pooling, including the
@@ -18,7 +18,7 @@ from xdsl.dialects import func
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 
 WINDOW_FIELDS = ("x", "w", "out", "bias", "m", "m_per_g", "cg", "ch_stride", "x_bs", "wp", "oh", "ow",
-                 "sh", "sw", "dh", "dw")
+                 "sh", "sw", "dh", "dw", "od", "sd_stride", "dd_stride")
 WINDOW_OPS = ("conv", "max", "avg")
 
 
@@ -30,10 +30,13 @@ class WindowSpec:
     width: int       # lanes along the output width (1 when the stride is not 1)
     has_bias: bool
     activation: str  # "none" | "relu"
+    kd: int = 1      # depth taps (3-D windows)
 
     @property
     def name(self) -> str:
-        return f"window_{self.op}_{self.kh}x{self.kw}_w{self.width}_{'b' if self.has_bias else 'nb'}_{self.activation}"
+        depth = f"{self.kd}x" if self.kd > 1 else ""
+        return (f"window_{self.op}_{depth}{self.kh}x{self.kw}_w{self.width}_{'b' if self.has_bias else 'nb'}"
+                f"_{self.activation}")
 
 
 def window_kernel(spec: WindowSpec) -> func.FuncOp:
@@ -41,17 +44,20 @@ def window_kernel(spec: WindowSpec) -> func.FuncOp:
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(WINDOW_FIELDS)}
     x, wts, out, bias = (kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias"))
-    taps = spec.kh * spec.kw
+    taps = spec.kd * spec.kh * spec.kw
+    rows = kb.mul(f["od"], f["oh"])
     with kb.loop(kb.begin, kb.end) as item:
-        oh = kb.rem(item.iv, f["oh"])
-        plane = kb.div(item.iv, f["oh"])
+        row = kb.rem(item.iv, rows)  # od * OH + oh
+        od, oh = kb.div(row, f["oh"]), kb.rem(row, f["oh"])
+        plane = kb.div(item.iv, rows)
         c, image = kb.rem(plane, f["m"]), kb.div(plane, f["m"])
         cin0 = kb.mul(kb.div(c, f["m_per_g"]), f["cg"])
         row_base = kb.add(kb.add(kb.mul(image, f["x_bs"]), kb.mul(cin0, f["ch_stride"])),
-                          kb.mul(kb.mul(oh, f["sh"]), f["wp"]))
+                          kb.add(kb.mul(od, f["sd_stride"]), kb.mul(kb.mul(oh, f["sh"]), f["wp"])))
         out_row = kb.mul(item.iv, f["ow"])
-        tap_offs = [kb.add(kb.mul(kb.const(a), kb.mul(f["dh"], f["wp"])), kb.mul(kb.const(b), f["dw"]))
-                    for a in range(spec.kh) for b in range(spec.kw)]
+        tap_offs = [kb.add(kb.mul(kb.const(z), f["dd_stride"]),
+                           kb.add(kb.mul(kb.const(a), kb.mul(f["dh"], f["wp"])), kb.mul(kb.const(b), f["dw"])))
+                    for z in range(spec.kd) for a in range(spec.kh) for b in range(spec.kw)]
         w_base = kb.mul(c, kb.mul(f["cg"], kb.const(taps)))
 
         def body(ow, wd):
@@ -72,7 +78,7 @@ def window_kernel(spec: WindowSpec) -> func.FuncOp:
                 ci.next = [acc]
             acc = ci.results[0]
             if spec.op == "avg":
-                acc = kb.fmul(acc, kb.load(wts, kb.add(kb.mul(oh, f["ow"]), ow), wd))
+                acc = kb.fmul(acc, kb.load(wts, kb.add(kb.mul(row, f["ow"]), ow), wd))
             if spec.has_bias:
                 acc = kb.fadd(acc, kb.splat(kb.load(bias, c), wd))
             if spec.activation == "relu":

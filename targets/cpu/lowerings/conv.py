@@ -28,12 +28,14 @@ def as_2d(shape, vals, fill):
     return (shape[:2] + (1,) + tuple(shape[2:]), [fill] + vals) if len(shape) == 3 else (tuple(shape), vals)
 
 
-def windowed_2d(L, op, what: str):
-    """Float32 check, then the 2-D view of a windowed op: input / output shapes, strides, dilations, pads."""
+def windowed_2d(L, op, what: str, max_spatial: int = 2):
+    """Float32 check, then the 2-D view of a windowed op (3-D ops up to `max_spatial` stay 3-D):
+    input / output shapes, strides, dilations, pads."""
     require_float32(L, op)
     shape = L.shapes[op.operands[0]]
-    if len(shape) not in (3, 4):
-        raise UnsupportedOperatorError(f"the CPU backend supports 1-D and 2-D {what}, not {len(shape) - 2}-D")
+    if not 1 <= len(shape) - 2 <= max_spatial:
+        dims = "1-D and 2-D" if max_spatial == 2 else "1-D to 3-D"
+        raise UnsupportedOperatorError(f"the CPU backend supports {dims} {what}, not {len(shape) - 2}-D")
     x_shape, strides = as_2d(shape, op.ints("strides"), 1)
     _, dilations = as_2d(shape, op.ints("dilations"), 1)
     out_shape, _ = as_2d(L.shapes[op.results[0]], [], 0)
@@ -45,10 +47,11 @@ def pads_2d(pads: list[int], rank: int) -> list[int]:
 
 
 def padded_input(L, v, shape, pads: list[int], value: float = 0.0):
-    """The input's storage, padded on the two spatial dims when any pad is non-zero."""
+    """The input's storage, padded on the spatial dims when any pad is non-zero."""
     if not any(pads):
         return L.loc(v), shape
-    return emit_pad(L, L.loc(v), shape, [0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]], value=value)
+    nsp = len(shape) - 2
+    return emit_pad(L, L.loc(v), shape, [0, 0, *pads[:nsp], 0, 0, *pads[nsp:]], value=value)
 
 
 def require_float32(L, op) -> None:
@@ -65,32 +68,48 @@ def constant_operand(L, v, what: str) -> np.ndarray:
 
 def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights=0, bias=None, kernel, strides,
                 dilations, m_per_g: int = 1, activation: str = "none") -> None:
-    n, c, hp, wp = xp_shape
-    m, oh, ow = out_shape[1], out_shape[2], out_shape[3]
-    width = L.target.vector_width if strides[1] == 1 else 1
-    spec = WindowSpec(spec_op, kernel[0], kernel[1], width, bias is not None, activation)
+    """2-D windows, or 3-D ones (5-D shapes, three kernel dims): a depth tap loop over planes."""
+    (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
+    m = out_shape[1]
+    kd, kh, kw = _depth_view(kernel, 1)
+    sd, sh, sw = _depth_view(strides, 1)
+    dd, dh, dw = _depth_view(dilations, 1)
+    width = L.target.vector_width if sw == 1 else 1
+    spec = WindowSpec(spec_op, kh, kw, width, bias is not None, activation, kd)
     name = L.kernel(spec.name, lambda: window_kernel(spec))
     f = {"x": xp, "w": weights, "out": out, "bias": L.add_weight("bias", bias) if bias is not None else 0,
-         "m": m, "m_per_g": m_per_g, "cg": 1, "ch_stride": hp * wp, "x_bs": dim_mul(c, hp * wp), "wp": wp,
-         "oh": oh, "ow": ow, "sh": strides[0], "sw": strides[1], "dh": dilations[0], "dw": dilations[1]}
-    L.call(name, [f[k] for k in WINDOW_FIELDS], dim_mul(n, m * oh), work_per_item=ow * kernel[0] * kernel[1])
+         "m": m, "m_per_g": m_per_g, "cg": 1, "ch_stride": dp * hp * wp, "x_bs": dim_mul(c, dp * hp * wp), "wp": wp,
+         "oh": oh, "ow": ow, "sh": sh, "sw": sw, "dh": dh, "dw": dw, "od": od, "sd_stride": sd * hp * wp,
+         "dd_stride": dd * hp * wp}
+    L.call(name, [f[k] for k in WINDOW_FIELDS], dim_mul(n, m * od * oh), work_per_item=ow * kd * kh * kw)
+
+
+def _depth_view(vals, fill=None) -> tuple:
+    """A 2-D shape [N, C, H, W] (or H, W values) with a unit depth inserted; 3-D ones unchanged."""
+    vals = tuple(vals)
+    if fill is None:
+        return vals if len(vals) == 5 else vals[:2] + (1,) + vals[2:]
+    return vals if len(vals) == 3 else (fill,) + vals
 
 
 @lowering(nn.ConvOp)
 def _lower_conv(L, op: nn.ConvOp) -> None:
     x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "Conv")
-    rank = len(L.shapes[op.input])
-    w = constant_operand(L, op.weight, "Conv weight")
-    w = w.reshape(w.shape[:2] + (1,) + w.shape[2:]) if rank == 3 else w
+    w_shape, _ = as_2d(L.shapes[op.weight], [], 0)
+    if not all(isinstance(d, int) for d in w_shape):
+        raise UnsupportedOperatorError(f"the CPU backend needs a static Conv weight shape, got {list(map(str, w_shape))}")
+    # [M, Cg*KH*KW] row-major either way: a constant is added to the weights, a fed weight is read in place
+    w = L.const_value(op.weight)
+    w_loc = L.add_weight("conv_weight", w.astype(np.float32)) if w is not None else L.loc(op.weight)
     bias = constant_operand(L, op.bias, "Conv bias") if op.bias is not None else None
     act = op.activation.data if op.activation is not None else "none"
     g = op.groups
-    m, cg, kh, kw = w.shape
+    m, cg, kh, kw = w_shape
     n, c = x_shape[0], x_shape[1]
     xp, xp_shape = padded_input(L, op.input, x_shape, pads)
     out = L.result_loc(op.result)
     if cg == 1 and g > 1:
-        emit_window(L, "conv", xp, xp_shape, out, out_shape, weights=L.add_weight("dw_weight", w), bias=bias,
+        emit_window(L, "conv", xp, xp_shape, out, out_shape, weights=w_loc, bias=bias,
                     kernel=(kh, kw), strides=strides, dilations=dilations, m_per_g=m // g,
                     activation="none" if op.residual is not None else act)
         if op.residual is not None:
@@ -111,7 +130,7 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
          "ch_stride": hp * wp, "cg": cg, "kh_stride": dilations[0] * wp, "kw_stride": dilations[1],
          "ow": ow, "oh_stride": strides[0] * wp, "ow_stride": strides[1], "p": p, "npanels": npanels, "k": k}
     L.call(name, [f[key] for key in IM2COL_FIELDS], dim_mul(images_groups, npanels), work_per_item=k * ispec.nr)
-    L.emit_gemm(a=None, a_loc=L.add_weight("conv_weight", w.reshape(m, k)), a_strides=(k, 1), m=mg, k=k, n=p,
+    L.emit_gemm(a=None, a_loc=w_loc, a_strides=(k, 1), m=mg, k=k, n=p,
                 out=out, b_packed=cols, b_batch=images_groups, batch=n, groups=g, a_gs=mg * k, c_gs=mg * p,
                 c_bs=m * p, row_bias=bias, activation=act,
                 residual=L.loc(op.residual) if op.residual is not None else None)

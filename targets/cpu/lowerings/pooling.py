@@ -1,6 +1,8 @@
 """MaxPool / AveragePool -> pad + sliding-window kernel; global pools -> per-plane reductions."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from pyflame_rt.dialects import graph_nn as nn
@@ -19,21 +21,22 @@ def _window_counts(size: int, out: int, k: int, s: int, d: int, pb: int, pe: int
 
 @lowering(nn.MaxPoolOp, nn.AveragePoolOp)
 def _lower_pool(L, op) -> None:
-    x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "pooling")
+    x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "pooling", max_spatial=3)
     _, kernel = as_2d(L.shapes[op.input], op.ints("kernel_shape"), 1)
     is_max = isinstance(op, nn.MaxPoolOp)
+    nsp = len(kernel)
     # ceil_mode: extend the end padding until every window lies inside the padded input
     full = list(pads)
-    for i in range(2):
+    for i in range(nsp):
         need = (out_shape[2 + i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
-        full[2 + i] = max(pads[2 + i], need - x_shape[2 + i] - pads[i])
+        full[nsp + i] = max(pads[nsp + i], need - x_shape[2 + i] - pads[i])
     xp, xp_shape = padded_input(L, op.input, x_shape, full, value=float("-inf") if is_max else 0.0)
     weights = 0
     if not is_max:
         include = op.count_include_pad.value.data
         cnt = [_window_counts(x_shape[2 + i], out_shape[2 + i], kernel[i], strides[i], dilations[i],
-                              pads[i], pads[2 + i], include) for i in range(2)]
-        inv = 1.0 / np.maximum(cnt[0][:, None] * cnt[1][None, :], 1)
+                              pads[i], pads[nsp + i], include) for i in range(nsp)]
+        inv = 1.0 / np.maximum(functools.reduce(np.multiply.outer, cnt), 1)
         weights = L.add_weight("avg_pool_inv_count", inv.astype(np.float32))
     emit_window(L, "max" if is_max else "avg", xp, xp_shape, L.result_loc(op.result), out_shape,
                 weights=weights, kernel=kernel, strides=strides, dilations=dilations)
