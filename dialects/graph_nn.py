@@ -8,6 +8,11 @@ batch and channel dims may be symbolic and flow through `infer_shapes`.
 `graph.conv` takes an optional `residual` operand and `activation` ("relu"), both
 applied in the kernel's epilogue; the optimizer's fusion passes set them (Conv +
 Add, Conv + Relu), importers do not.
+
+Conv, the pools and the global pools carry a `layout`: "NCHW" (ONNX's, the
+default) or "NHWC" (channels last, 2-D only), set by `optimize-layout` for the
+ops the CPU backend has channels-last kernels for. The layout applies to the
+input and the result; conv weights keep ONNX's [M, C/group, kh, kw].
 """
 from __future__ import annotations
 
@@ -76,11 +81,39 @@ def window_out(size: int, k: int, stride: int, dilation: int, pad: int, ceil_mod
     return (-(-num // stride) if ceil_mode else num // stride) + 1
 
 
+LAYOUTS = ("NCHW", "NHWC")
+
+
+def layout_prop():
+    """The `layout` property of the layout-carrying ops (default NCHW)."""
+    return prop_def(StringAttr, default_value=StringAttr("NCHW"))
+
+
+def channels_first(shape: Shape, layout: str) -> Shape:
+    """An NHWC shape as NCHW (identity for NCHW)."""
+    if layout not in LAYOUTS:
+        raise ShapeMismatchError(f"layout must be one of {LAYOUTS}, got '{layout}'")
+    if layout == "NCHW":
+        return tuple(shape)
+    if len(shape) != 4:
+        raise ShapeMismatchError(f"the NHWC layout needs a rank-4 tensor, got rank {len(shape)}")
+    return (shape[0], shape[3], shape[1], shape[2])
+
+
+def channels_last(shape: Shape, layout: str) -> Shape:
+    """An NCHW shape in `layout` (the inverse of channels_first)."""
+    return (shape[0], shape[2], shape[3], shape[1]) if layout == "NHWC" else tuple(shape)
+
+
 class _Attrs:
     """Shared accessors for windowed ops' integer-list properties."""
 
     def ints(self, name: str) -> list[int]:
         return [int(v) for v in _vals(getattr(self, name))]
+
+    @property
+    def data_layout(self) -> str:
+        return self.layout.data
 
 
 # ------------------------------------------------------------ convolution
@@ -117,7 +150,7 @@ class _ConvBase(GraphOp, _Attrs):
 
 @irdl_op_definition
 class ConvOp(_ConvBase):
-    """N-d convolution, NC<spatial> layout, weight [M, C/group, k...] (ONNX Conv).
+    """N-d convolution, NC<spatial> (or 2-D NHWC) layout, weight [M, C/group, k...] (ONNX Conv).
 
     The optional `residual` (a tensor of the result's shape) is added in the
     epilogue before the activation: relu(conv(x) + bias + residual), the ResNet
@@ -130,13 +163,14 @@ class ConvOp(_ConvBase):
     bias = opt_operand_def(TensorType)
     residual = opt_operand_def(TensorType)
     activation = opt_prop_def(StringAttr)
+    layout = layout_prop()
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
     assembly_format = None
 
     def __init__(self, input, weight, bias, result_type, *, strides, dilations, pads, group=1,
-                 activation: str | None = None, residual=None):
+                 activation: str | None = None, residual=None, layout: str = "NCHW"):
         props = {"strides": _ints(strides), "dilations": _ints(dilations), "pads": _ints(pads),
-                 "group": IntegerAttr(group, i64)}
+                 "group": IntegerAttr(group, i64), "layout": StringAttr(layout)}
         if activation is not None:
             props["activation"] = StringAttr(activation)
         super().__init__(operands=[input, weight, [bias] if bias is not None else [],
@@ -188,7 +222,7 @@ class ConvOp(_ConvBase):
         super().verify_()
 
     def infer_shapes(self, shapes):
-        x, w = shapes[0], shapes[1]
+        x, w = channels_first(shapes[0], self.data_layout), shapes[1]
         if len(x) < 3 or len(w) != len(x):
             raise ShapeMismatchError(f"Conv needs input and weight of equal rank >= 3, got {len(x)} and {len(w)}")
         nsp = len(x) - 2
@@ -204,7 +238,7 @@ class ConvOp(_ConvBase):
         st, dl, pd = self.ints("strides"), self.ints("dilations"), self.ints("pads")
         sp = [window_out(_static(x[2 + i], "Conv spatial dim"), _static(w[2 + i], "Conv kernel dim"),
                          st[i], dl[i], pd[i] + pd[nsp + i]) for i in range(nsp)]
-        out = (x[0], w[0], *sp)
+        out = channels_last((x[0], w[0], *sp), self.data_layout)
         if self.residual is not None and tuple(shapes[-1]) != out:
             raise ShapeMismatchError(f"Conv residual shape {list(map(str, shapes[-1]))} != result "
                                      f"{list(map(str, out))}")
@@ -260,18 +294,19 @@ class _PoolBase(GraphOp, _Attrs):
     dilations = prop_def(DenseArrayBase)
     pads = prop_def(DenseArrayBase)
     ceil_mode = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    layout = layout_prop()
     result = result_def(TensorType)
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$input attr-dict `:` functional-type(operands, results)"
     traits = traits_def(Pure())
 
-    def _props(self, kernel_shape, strides, dilations, pads, ceil_mode):
+    def _props(self, kernel_shape, strides, dilations, pads, ceil_mode, layout):
         return {"kernel_shape": _ints(kernel_shape), "strides": _ints(strides),
                 "dilations": _ints(dilations), "pads": _ints(pads),
-                "ceil_mode": BoolAttr.from_bool(ceil_mode)}
+                "ceil_mode": BoolAttr.from_bool(ceil_mode), "layout": StringAttr(layout)}
 
     def infer_shapes(self, shapes):
-        x = shapes[0]
+        x = channels_first(shapes[0], self.data_layout)
         k = self.ints("kernel_shape")
         nsp = len(k)
         if len(x) != nsp + 2:
@@ -287,16 +322,17 @@ class _PoolBase(GraphOp, _Attrs):
             if ceil and (out - 1) * st[i] >= size + pd[i]:
                 out -= 1  # the last window must start inside the input or its begin padding
             sp.append(out)
-        return [(x[0], x[1], *sp)]
+        return [channels_last((x[0], x[1], *sp), self.data_layout)]
 
 
 @irdl_op_definition
 class MaxPoolOp(_PoolBase):
     name = "graph.max_pool"
 
-    def __init__(self, input, result_type, *, kernel_shape, strides, dilations, pads, ceil_mode=False):
+    def __init__(self, input, result_type, *, kernel_shape, strides, dilations, pads, ceil_mode=False,
+                 layout="NCHW"):
         super().__init__(operands=[input], result_types=[result_type],
-                         properties=self._props(kernel_shape, strides, dilations, pads, ceil_mode))
+                         properties=self._props(kernel_shape, strides, dilations, pads, ceil_mode, layout))
 
 
 @irdl_op_definition
@@ -305,26 +341,28 @@ class AveragePoolOp(_PoolBase):
     count_include_pad = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
 
     def __init__(self, input, result_type, *, kernel_shape, strides, dilations, pads, ceil_mode=False,
-                 count_include_pad=False):
-        props = self._props(kernel_shape, strides, dilations, pads, ceil_mode)
+                 count_include_pad=False, layout="NCHW"):
+        props = self._props(kernel_shape, strides, dilations, pads, ceil_mode, layout)
         props["count_include_pad"] = BoolAttr.from_bool(count_include_pad)
         super().__init__(operands=[input], result_types=[result_type], properties=props)
 
 
-class _GlobalPoolBase(GraphOp):
+class _GlobalPoolBase(GraphOp, _Attrs):
     input = operand_def(TensorType)
+    layout = layout_prop()
     result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$input attr-dict `:` functional-type(operands, results)"
     traits = traits_def(Pure())
 
-    def __init__(self, input, result_type):
-        super().__init__(operands=[input], result_types=[result_type])
+    def __init__(self, input, result_type, layout: str = "NCHW"):
+        super().__init__(operands=[input], result_types=[result_type], properties={"layout": StringAttr(layout)})
 
     def infer_shapes(self, shapes):
-        x = shapes[0]
+        x = channels_first(shapes[0], self.data_layout)
         if len(x) < 3:
             raise ShapeMismatchError(f"{self.name} needs rank >= 3, got {len(x)}")
-        return [(x[0], x[1]) + (1,) * (len(x) - 2)]
+        return [channels_last((x[0], x[1]) + (1,) * (len(x) - 2), self.data_layout)]
 
 
 @irdl_op_definition

@@ -11,4 +11,5 @@ from pyflame_rt.transforms import (  # noqa: F401
     fuse_mul_add,
     fuse_residual_add,
     fuse_softmax,
+    optimize_layout,
 )

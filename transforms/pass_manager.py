@@ -30,11 +30,13 @@ BASIC_PASSES = ("fold-constants", "eliminate-dead-code", "eliminate-common-subex
 # into convs before the residual Add does, and both before Relu looks for its producer
 FUSION_PASSES = ("fuse-layer-norm", "fuse-gelu", "fuse-softmax", "fold-batch-norm", "fuse-residual-add",
                  "fuse-matmul-add", "fuse-mul-add", "fuse-activation")
+# after the fusions, so the ops it converts already carry their fused activations and residuals
+LAYOUT_PASSES = ("optimize-layout",)
 LEVEL_PIPELINES: dict[OptLevel, tuple[str, ...]] = {
     OptLevel.NONE: (),
     OptLevel.BASIC: BASIC_PASSES,
-    OptLevel.EXTENDED: BASIC_PASSES + FUSION_PASSES,
-    OptLevel.ALL: BASIC_PASSES + FUSION_PASSES,
+    OptLevel.EXTENDED: BASIC_PASSES + FUSION_PASSES + LAYOUT_PASSES,
+    OptLevel.ALL: BASIC_PASSES + FUSION_PASSES + LAYOUT_PASSES,
 }
 
 

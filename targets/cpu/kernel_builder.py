@@ -80,6 +80,12 @@ class KernelBuilder:
     def max(self, a, b): return self._ins(arith.MaxSIOp(a, b))
     def cmp(self, pred: str, a, b): return self._ins(arith.CmpiOp(a, b, pred))
     def select(self, c, a, b): return self._ins(arith.SelectOp(c, a, b))
+    def and_(self, a, b): return self._ins(arith.AndIOp(a, b))
+
+    def in_bounds(self, i, size):
+        """(0 <= i < size, i clamped into [0, size - 1]): for loads that must stay inside a tensor."""
+        ok = self.and_(self.cmp("sge", i, self.const(0)), self.cmp("slt", i, size))
+        return ok, self.max(self.const(0), self.min(i, self.sub(size, self.const(1))))
     def trunc(self, a, t): return self._ins(arith.TruncIOp(a, t))
 
     # --------------------------------------------------------------- floats

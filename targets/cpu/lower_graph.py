@@ -29,7 +29,7 @@ from pyflame_rt.targets.cpu.kernel_builder import PTR, KernelBuilder
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
     GEMM_FIELDS, PACK_FIELDS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
-from pyflame_rt.targets.cpu.lowerings import LOWERINGS
+from pyflame_rt.targets.cpu.lowerings import lowering_for
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.native_object import ENTRY
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -206,9 +206,11 @@ class GraphLowering:
                 continue
             name = op.name.split(".", 1)[1]
             self.op_summary[name] = self.op_summary.get(name, 0) + 1
-            lower_fn = LOWERINGS.get(type(op))
+            lower_fn = lowering_for(op)
             if lower_fn is None:
-                raise UnsupportedOperatorError(f"the CPU backend cannot lower {op.name}")
+                layout = op.properties.get("layout")
+                raise UnsupportedOperatorError(f"the CPU backend cannot lower {op.name}"
+                                               + (f" in layout {layout.data}" if layout is not None else ""))
             first_step = len(self.steps)
             lower_fn(self, op)
             step_ops += [f"{name}#{self.op_summary[name]}"] * (len(self.steps) - first_step)

@@ -1,22 +1,33 @@
 """Graph op -> kernel call lowerings, one module per op family.
 
 A lowering is `fn(L: GraphLowering, op)` registered with `@lowering(OpType, ...)`;
-it asks `L` for operand storage and emits kernel calls (see lower_graph.py).
+it asks `L` for operand storage and emits kernel calls (see lower_graph.py). Ops
+with a `layout` property have one lowering per layout (`layout="NHWC"`).
 """
 from __future__ import annotations
 
 from typing import Callable
 
-LOWERINGS: dict[type, Callable] = {}
+LOWERINGS: dict[type | tuple[type, str], Callable] = {}
+DEFAULT_LAYOUT = "NCHW"
 
 
-def lowering(*op_types: type):
+def lowering(*op_types: type, layout: str = DEFAULT_LAYOUT):
     def register(fn: Callable) -> Callable:
         for t in op_types:
-            LOWERINGS[t] = fn
+            LOWERINGS[t if layout == DEFAULT_LAYOUT else (t, layout)] = fn
         return fn
     return register
 
 
+def lowering_for(op) -> Callable | None:
+    """The lowering registered for the op's type (and its layout, if it has one)."""
+    layout = op.properties.get("layout")
+    if layout is None or layout.data == DEFAULT_LAYOUT:
+        return LOWERINGS.get(type(op))
+    return LOWERINGS.get((type(op), layout.data))
+
+
 from pyflame_rt.targets.cpu.lowerings import elementwise, linalg, math, reduce, tensor, views  # noqa: E402,F401
 from pyflame_rt.targets.cpu.lowerings import conv, conv_transpose, movement, normalization, pooling, resize  # noqa: E402,F401
+from pyflame_rt.targets.cpu.lowerings import channels_last  # noqa: E402,F401

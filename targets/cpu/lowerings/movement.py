@@ -1,4 +1,5 @@
-"""Data movement -> the strided copy kernel (kernels/copy.py); Squeeze/Unsqueeze are views.
+"""Data movement -> the strided copy kernel (kernels/copy.py); Squeeze/Unsqueeze and Transposes
+that only move size-1 dims are views.
 
 `emit_copy` is also how the conv and pool lowerings pad their inputs.
 """
@@ -119,10 +120,19 @@ def _add(a: Dim, b: Dim) -> Dim:
     raise UnsupportedOperatorError("Concat offsets along a dynamic dim are not supported")
 
 
+def moves_only_unit_dims(shape: Shape, perm: list[int]) -> bool:
+    """The transpose keeps the order of the dims that are not 1: the bytes do not move."""
+    kept = [p for p in perm if shape[p] != 1]
+    return kept == sorted(kept)
+
+
 @lowering(nn.TransposeOp)
 def _lower_transpose(L, op: nn.TransposeOp) -> None:
     perm = [int(p) for p in op.perm.get_values()]
     shape = L.shapes[op.input]
+    if moves_only_unit_dims(shape, perm):  # e.g. [N, 1, 1, C] -> [N, C, 1, 1] after a global pool
+        _lower_view(L, op)
+        return
     ist, ost = strides_of(shape), strides_of(L.shapes[op.result])
     emit_copy(L, L.result_loc(op.result), L.loc(op.input),
               [(shape[p], ost[i], ist[p]) for i, p in enumerate(perm)], item_bytes=L.dtype(op.result).itemsize)

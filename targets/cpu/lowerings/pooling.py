@@ -12,7 +12,7 @@ from pyflame_rt.targets.cpu.lowerings.conv import as_2d, emit_window, padded_inp
 from pyflame_rt.targets.cpu.lowerings.normalization import emit_plane
 
 
-def _window_counts(size: int, out: int, k: int, s: int, d: int, pb: int, pe: int, include_pad: bool):
+def window_counts(size: int, out: int, k: int, s: int, d: int, pb: int, pe: int, include_pad: bool):
     """Per output position: how many taps fall inside the input (or its explicit padding)."""
     lo, hi = (-pb, size + pe) if include_pad else (0, size)
     taps = np.arange(out)[:, None] * s - pb + np.arange(k)[None, :] * d
@@ -34,8 +34,8 @@ def _lower_pool(L, op) -> None:
     weights = 0
     if not is_max:
         include = op.count_include_pad.value.data
-        cnt = [_window_counts(x_shape[2 + i], out_shape[2 + i], kernel[i], strides[i], dilations[i],
-                              pads[i], pads[nsp + i], include) for i in range(nsp)]
+        cnt = [window_counts(x_shape[2 + i], out_shape[2 + i], kernel[i], strides[i], dilations[i],
+                             pads[i], pads[nsp + i], include) for i in range(nsp)]
         inv = 1.0 / np.maximum(functools.reduce(np.multiply.outer, cnt), 1)
         weights = L.add_weight("avg_pool_inv_count", inv.astype(np.float32))
     emit_window(L, "max" if is_max else "avg", xp, xp_shape, L.result_loc(op.result), out_shape,

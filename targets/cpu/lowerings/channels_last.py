@@ -1,0 +1,111 @@
+"""NHWC (channels-last) lowerings of Conv and the pools; `supports_nhwc` says which variants exist.
+
+- 1x1 convolution, stride 1, no padding: one GEMM out[N*H*W, M] = X[N*H*W, C] @ W[C, M]
+  on the input in place; W packed at compile time, bias per column and the activation
+  in the epilogue.
+- other group-1 convolutions: channels-last im2col (contiguous C-slices, zero taps for
+  padding) feeding the same GEMM with W as [kh*kw*C, M].
+- depthwise convolution (one input channel per group, M = C) and Max/AveragePool: the
+  channels-last window kernel, vectorized over channels for any stride/dilation/padding.
+- GlobalAverage/MaxPool: a mean/max over the H*W rows of [N, H*W, C].
+
+`optimize-layout` converts exactly the ops `supports_nhwc` accepts.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph
+from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects.symbolic import dim_mul
+from pyflame_rt.dtype import DType
+from pyflame_rt.targets.cpu.kernels.im2col_nhwc import IM2COL_NHWC_FIELDS, Im2colNHWCSpec, im2col_nhwc_kernel
+from pyflame_rt.targets.cpu.kernels.window_nhwc import WINDOW_NHWC_FIELDS, WindowNHWCSpec, window_nhwc_kernel
+from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.conv import constant_operand
+from pyflame_rt.targets.cpu.lowerings.pooling import window_counts
+from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows
+
+
+def _is_constant(v) -> bool:
+    return isinstance(v.owner, graph.ConstantOp)
+
+
+def supports_nhwc(op) -> bool:
+    """Whether the CPU backend has a channels-last kernel for this (NCHW-described) op."""
+    x = op.operands[0].type
+    if len(x.get_shape()) != 4 or graph.dtype_of(x) is not DType.FLOAT32:
+        return False
+    if not isinstance(op, nn.ConvOp):
+        return isinstance(op, (nn.MaxPoolOp, nn.AveragePoolOp, nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp))
+    m, cg = op.weight.type.get_shape()[:2]
+    if not all(_is_constant(v) for v in op.operands[1:]):
+        return False
+    return op.groups == 1 or cg == 1 and m == op.groups
+
+
+def _window_geometry(L, op):
+    """(n, h, w, c), (oh, ow), strides, dilations, (pad top, pad left) of a 2-D NHWC windowed op."""
+    n, h, w, c = L.shapes[op.operands[0]]
+    _, oh, ow, _ = L.shapes[op.results[0]]
+    pads = op.ints("pads")
+    return (n, h, w, c), (oh, ow), op.ints("strides"), op.ints("dilations"), (pads[0], pads[1])
+
+
+def _emit_window(L, kind: str, op, kernel, *, weights=0, bias=None, activation="none") -> None:
+    (n, h, w, c), (oh, ow), st, dl, pad = _window_geometry(L, op)
+    spec = WindowNHWCSpec(kind, kernel[0], kernel[1], L.target.vector_width, bias is not None, activation)
+    name = L.kernel(spec.name, lambda: window_nhwc_kernel(spec))
+    f = {"x": L.loc(op.operands[0]), "w": weights, "out": L.result_loc(op.results[0]),
+         "bias": L.add_weight("bias", bias) if bias is not None else 0, "c": c, "h": h, "wi": w,
+         "oh": oh, "ow": ow, "sh": st[0], "sw": st[1], "dh": dl[0], "dw": dl[1], "ph": pad[0], "pw": pad[1]}
+    L.call(name, [f[k] for k in WINDOW_NHWC_FIELDS], dim_mul(n, oh), work_per_item=dim_mul(ow, dim_mul(
+        c, kernel[0] * kernel[1])))
+
+
+@lowering(nn.ConvOp, layout="NHWC")
+def _lower_conv_nhwc(L, op: nn.ConvOp) -> None:
+    w = constant_operand(L, op.weight, "Conv weight")
+    bias = constant_operand(L, op.bias, "Conv bias") if op.bias is not None else None
+    act = op.activation.data if op.activation is not None else "none"
+    m, cg, kh, kw = w.shape
+    if op.groups > 1:  # depthwise: weights as [kh*kw, C]
+        taps = np.ascontiguousarray(w.reshape(m, kh * kw).T)
+        _emit_window(L, "conv", op, (kh, kw), weights=L.add_weight("dw_weight_nhwc", taps), bias=bias,
+                     activation=act)
+        return
+    (n, h, wi, c), (oh, ow), st, dl, pad = _window_geometry(L, op)
+    k = kh * kw * c
+    rows = dim_mul(n, oh * ow)
+    if (kh, kw) == (1, 1) and st == [1, 1] and not any(op.ints("pads")):
+        a, a_loc = op.input, None
+    else:
+        spec = Im2colNHWCSpec(L.target.vector_width)
+        name = L.kernel(spec.name, lambda: im2col_nhwc_kernel(spec))
+        a, a_loc = None, L.new_buffer(dim_mul(rows, k * 4))
+        f = {"x": L.loc(op.input), "cols": a_loc, "c": c, "h": h, "wi": wi, "oh": oh, "ow": ow, "kh": kh,
+             "kw": kw, "sh": st[0], "sw": st[1], "dh": dl[0], "dw": dl[1], "ph": pad[0], "pw": pad[1]}
+        L.call(name, [f[key] for key in IM2COL_NHWC_FIELDS], dim_mul(n, oh), work_per_item=ow * k)
+    L.emit_gemm(a=a, a_loc=a_loc, a_strides=(k, 1), m=rows, k=k, n=m, out=L.result_loc(op.result),
+                b_const=w.transpose(2, 3, 1, 0).reshape(k, m), bias=bias, activation=act)
+
+
+@lowering(nn.MaxPoolOp, nn.AveragePoolOp, layout="NHWC")
+def _lower_pool_nhwc(L, op) -> None:
+    kernel = op.ints("kernel_shape")
+    if isinstance(op, nn.MaxPoolOp):
+        _emit_window(L, "max", op, kernel)
+        return
+    (_, h, w, _), (oh, ow), st, dl, _ = _window_geometry(L, op)
+    pads, include = op.ints("pads"), op.count_include_pad.value.data
+    cnt = [window_counts(size, out, kernel[i], st[i], dl[i], pads[i], pads[2 + i], include)
+           for i, (size, out) in enumerate(((h, oh), (w, ow)))]
+    inv = 1.0 / np.maximum(cnt[0][:, None] * cnt[1][None, :], 1)
+    _emit_window(L, "avg", op, kernel, weights=L.add_weight("avg_pool_inv_count", inv.astype(np.float32)))
+
+
+@lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp, layout="NHWC")
+def _lower_global_pool_nhwc(L, op) -> None:
+    n, h, w, c = L.shapes[op.input]
+    kind = "mean" if isinstance(op, nn.GlobalAveragePoolOp) else "max"
+    emit_rows(L, kind, L.loc(op.input), L.result_loc(op.result), (n, h * w, c), 1, 1, DType.FLOAT32)

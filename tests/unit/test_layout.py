@@ -1,0 +1,193 @@
+"""optimize-layout and the channels-last (NHWC) CPU kernels, compiled and compared with onnxruntime."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+from conftest import assert_close, make_model, ort_run
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, opt
+from pyflame_rt.dialects import graph
+from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dtype import DType
+from xdsl.utils.exceptions import VerifyException
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _x(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _layout_ops(model) -> list[str]:
+    """(op name, layout) of every layout-carrying op after the ALL pipeline, and the transposes."""
+    res = from_onnx(model)
+    opt.PassManager.create_default(OptLevel.ALL).run(res)
+    out = []
+    for op in graph.entry_function(res.module).body.block.ops:
+        layout = op.properties.get("layout")
+        if layout is not None or op.name == "graph.transpose":
+            out.append(f"{op.name.split('.')[1]}:{layout.data if layout is not None else ''}")
+    return out
+
+
+def _check(model, batches, converted=True, rtol=1e-4, c_in=None):
+    """Compile with the layout pass (level ALL), compare each batch size with onnxruntime."""
+    ops = _layout_ops(model)
+    assert any(o.endswith(":NHWC") for o in ops) == converted, ops
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(optimization_level=OptLevel.ALL))
+    x = model.graph.input[0].type.tensor_type.shape.dim
+    rng = np.random.default_rng(7)
+    for b in batches:
+        feed = {"x": _x(rng, b, *[d.dim_value for d in x[1:]])}
+        for got, want in zip(sess.run(None, feed), ort_run(model, feed)):
+            assert_close(got, want, rtol)
+    return ops
+
+
+def _single(op, x_shape, rng, attrs=None, inits=None, extra=(), batches=(1, 3), converted=True):
+    node = helper.make_node(op, ["x", *extra], ["y"], **(attrs or {}))
+    m = make_model([node], [("x", ["N", *x_shape])], [("y", ["N", None, None, None])], dict(inits or {}))
+    return _check(m, batches, converted)
+
+
+CONV_CASES = [  # (C in, M out, kernel, attrs): odd channel counts, strides, dilations, asymmetric pads
+    (13, 21, 1, {}),
+    (13, 21, 1, dict(strides=[2, 2])),
+    (5, 8, 3, dict(pads=[1, 1, 1, 1])),
+    (3, 17, 3, dict(strides=[2, 2], pads=[1, 1, 1, 1])),
+    (6, 9, 3, dict(strides=[2, 1], dilations=[2, 1], pads=[0, 2, 1, 0])),
+    (4, 10, 5, dict(pads=[2, 2, 2, 2], dilations=[2, 2])),
+    (3, 16, 7, dict(strides=[2, 2], pads=[3, 3, 3, 3])),
+]
+
+
+@pytest.mark.parametrize("cin,cout,k,attrs", CONV_CASES)
+def test_conv_nhwc_gemm(cin, cout, k, attrs, rng):
+    ops = _single("Conv", (cin, 11, 12), rng, attrs, {"w": _x(rng, cout, cin, k, k), "b": _x(rng, cout)},
+                  ["w", "b"])
+    assert ops == ["transpose:", "conv:NHWC", "transpose:"]
+
+
+@pytest.mark.parametrize("c,attrs", [
+    (13, dict(pads=[1, 1, 1, 1])),
+    (16, dict(strides=[2, 2], pads=[1, 1, 1, 1])),
+    (24, dict(strides=[2, 2], pads=[0, 1, 0, 1])),
+    (9, dict(dilations=[2, 2], pads=[2, 2, 2, 2])),
+    (11, dict(strides=[3, 2], dilations=[1, 2], pads=[2, 0, 1, 3])),
+    (8, {}),
+])
+def test_depthwise_conv_nhwc(c, attrs, rng):
+    _single("Conv", (c, 10, 9), rng, dict(group=c, **attrs), {"w": _x(rng, c, 1, 3, 3), "b": _x(rng, c)},
+            ["w", "b"])
+
+
+def test_conv_relu_and_clip_run_in_the_nhwc_chain(rng):
+    """Conv+Relu keeps its fused epilogue; Clip between converted ops sinks out of the way."""
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"]), helper.make_node("Relu", ["c1"], ["r"]),
+             helper.make_node("Conv", ["r", "wd"], ["c2"], group=12, strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c2", "lo", "hi"], ["cl"]),
+             helper.make_node("Conv", ["cl", "w3", "b3"], ["y"])]
+    inits = {"w1": _x(rng, 12, 5, 1, 1), "b1": _x(rng, 12), "wd": _x(rng, 12, 1, 3, 3), "w3": _x(rng, 7, 12, 1, 1),
+             "b3": _x(rng, 7), "lo": np.array(0, np.float32), "hi": np.array(1.5, np.float32)}
+    m = make_model(nodes, [("x", ["N", 5, 14, 14])], [("y", ["N", 7, 7, 7])], inits)
+    assert _check(m, (1, 2)) == ["transpose:", "conv:NHWC", "conv:NHWC", "conv:NHWC", "transpose:"]
+
+
+@pytest.mark.parametrize("op,attrs", [
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+    ("MaxPool", dict(kernel_shape=[3, 2], dilations=[2, 1], strides=[1, 2], pads=[1, 0, 2, 1])),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1, ceil_mode=1)),
+    ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2])),
+])
+def test_pool_nhwc(op, attrs, rng):
+    _single(op, (13, 13, 12), rng, attrs)
+
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+def test_global_pool_nhwc(op, rng):
+    """The NHWC result [N, 1, 1, C] goes back to NCHW as a view (only size-1 dims move)."""
+    nodes = [helper.make_node(op, ["x"], ["p"]), helper.make_node("Flatten", ["p"], ["y"])]
+    m = make_model(nodes, [("x", ["N", 19, 6, 5])], [("y", ["N", 19])])
+    _check(m, (1, 4))
+
+
+def test_concat_and_residual_add_stay_channels_last(rng):
+    """A fire module (SqueezeNet) and a residual add: transposes only at the ends."""
+    nodes = [helper.make_node("Conv", ["x", "ws", "bs"], ["s"]), helper.make_node("Relu", ["s"], ["sr"]),
+             helper.make_node("Conv", ["sr", "we1"], ["e1"]),
+             helper.make_node("Conv", ["sr", "we3"], ["e3"], pads=[1, 1, 1, 1]),
+             helper.make_node("Concat", ["e1", "e3"], ["cat"], axis=1),
+             helper.make_node("Add", ["cat", "x"], ["sum"]), helper.make_node("Mul", ["sum", "scale"], ["y0"]),
+             helper.make_node("MaxPool", ["y0"], ["y"], kernel_shape=[2, 2], strides=[2, 2])]
+    inits = {"ws": _x(rng, 3, 10, 1, 1), "bs": _x(rng, 3), "we1": _x(rng, 4, 3, 1, 1), "we3": _x(rng, 6, 3, 3, 3),
+             "scale": _x(rng, 10, 1, 1)}
+    m = make_model(nodes, [("x", ["N", 10, 8, 8])], [("y", ["N", 10, 4, 4])], inits)
+    ops = _check(m, (1, 2))
+    assert ops.count("transpose:") == 2 and ops.count("conv:NHWC") == 3
+
+
+def test_ops_without_nhwc_kernels_stay_nchw(rng):
+    """Grouped conv with several channels per group: no conversion, no transposes."""
+    ops = _single("Conv", (6, 8, 8), rng, dict(group=2, pads=[1, 1, 1, 1]), {"w": _x(rng, 4, 3, 3, 3)}, ["w"],
+                  converted=False)
+    assert ops == ["conv:NCHW"]
+
+
+def test_nhwc_shape_inference_and_verifier():
+
+    x = graph.tensor_type((2, 9, 10, 4), DType.FLOAT32)
+    w = graph.ConstantOp(graph.tensor_type((6, 4, 3, 3), DType.FLOAT32), weight="w")
+    inp = graph.ConstantOp(x, weight="x")
+    conv = nn.ConvOp(inp.result, w.result, None, graph.tensor_type((2, 5, 5, 6), DType.FLOAT32),
+                     strides=[2, 2], dilations=[1, 1], pads=[1, 1, 1, 1], layout="NHWC")
+    conv.verify()
+    assert conv.infer_shapes([(2, 9, 10, 4), (6, 4, 3, 3)]) == [(2, 5, 5, 6)]
+    pool = nn.GlobalAveragePoolOp(inp.result, graph.tensor_type((2, 1, 1, 4), DType.FLOAT32), layout="NHWC")
+    pool.verify()
+    bad = nn.MaxPoolOp(inp.result, graph.tensor_type((2, 4, 5, 5), DType.FLOAT32), kernel_shape=[2, 2],
+                       strides=[2, 2], dilations=[1, 1], pads=[0, 0, 0, 0], layout="NCWH")
+    with pytest.raises(VerifyException, match="layout must be one of"):
+        bad.verify()
+
+
+def _small_resnet():
+    """Stem, max pool, two bottlenecks (one strided with a projection), average pool, classifier."""
+    torch = pytest.importorskip("torch")
+    from models import Bottleneck
+
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 7, 2, 3, bias=False), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(3, 2, 1), Bottleneck(16, 8, 1), Bottleneck(32, 16, 2),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+
+def _torch_model(name: str, tmp_path) -> onnx.ModelProto:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    torch = pytest.importorskip("torch")
+    from models import MODELS, export
+
+    path = tmp_path / f"{name}.onnx"
+    if name in MODELS:
+        export(name, str(path))
+    else:
+        torch.manual_seed(0)
+        model = _small_resnet().eval()
+        torch.onnx.export(model, (torch.randn(2, 3, 224, 224),), str(path), input_names=["input"],
+                          output_names=["output"], dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+    return onnx.load(str(path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mobilenetv2", "squeezenet", "small_resnet"])
+def test_benchmark_cnns_match_onnxruntime_with_the_layout_pass(name, tmp_path):
+    model = _torch_model(name, tmp_path)
+    ops = _layout_ops(model)
+    assert ops.count("transpose:") == 2, ops  # the graph input and the view after the global pool
+    feed = {"input": np.random.default_rng(0).standard_normal((2, 3, 224, 224)).astype(np.float32)}
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(optimization_level=OptLevel.ALL))
+    assert_close(sess.run(None, feed)[0], ort_run(model, feed)[0], 1e-4)
