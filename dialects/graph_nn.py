@@ -178,11 +178,11 @@ class ConvOp(_ConvBase):
                          result_types=[result_type], properties=props)
 
     def rebuilt(self, *, weight=None, bias=None, result_type=None, activation=None, residual=None) -> "ConvOp":
-        """The same convolution (input, window attributes) with the given operands replaced and the
-        given epilogue; what the fusion passes build."""
+        """The same convolution (input, window attributes, layout) with the given operands replaced and
+        the given epilogue; what the fusion passes build."""
         return ConvOp(self.input, weight or self.weight, bias or self.bias, result_type or self.result.type,
                       strides=self.ints("strides"), dilations=self.ints("dilations"), pads=self.ints("pads"),
-                      group=self.groups, activation=activation, residual=residual)
+                      group=self.groups, activation=activation, residual=residual, layout=self.data_layout)
 
     # `graph.conv %x, %w[, %b] [residual %r] {props} : (types) -> type`
     def print(self, printer: Printer) -> None:

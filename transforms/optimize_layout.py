@@ -73,7 +73,8 @@ def rebuild(op: Operation, operands, result_type: TensorType, **props) -> Operat
 
 @dataclass
 class ConvertToNHWC(RewritePattern):
-    """op(x) -> transpose_to_NCHW(op_NHWC(transpose_to_NHWC(x)))."""
+    """op(x[, r]) -> transpose_to_NCHW(op_NHWC(transpose_to_NHWC(x)[, transpose_to_NHWC(r)])): a conv's
+    residual is laid out like its result; a transpose the graph already has is reused."""
 
     stats: PassStats
 
@@ -81,12 +82,22 @@ class ConvertToNHWC(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, LAYOUT_OPS) or op.layout.data != "NCHW" or not supports_nhwc(op):
             return
-        x = transpose(op.operands[0], TO_NHWC)
-        new = rebuild(op, [x.result, *op.operands[1:]], permuted_type(op.results[0].type, TO_NHWC),
-                      layout=StringAttr("NHWC"))
+        pre: list[Operation] = []
+
+        def to_nhwc(v: SSAValue) -> SSAValue:
+            reused = existing_transpose(v, TO_NHWC, op)
+            if reused is not None:
+                return reused
+            pre.append(transpose(v, TO_NHWC))
+            return pre[-1].results[0]
+
+        operands = [to_nhwc(op.operands[0]), *op.operands[1:]]
+        if isinstance(op, nn.ConvOp) and op.residual is not None:
+            operands[-1] = to_nhwc(op.residual)
+        new = rebuild(op, operands, permuted_type(op.results[0].type, TO_NHWC), layout=StringAttr("NHWC"))
         back = transpose(new.results[0], TO_NCHW)
-        rewriter.replace(op, [x, new, back], [back.result])
-        self.stats.nodes_added += 2
+        rewriter.replace(op, [*pre, new, back], [back.result])
+        self.stats.nodes_added += len(pre) + 1
 
 
 @dataclass
@@ -108,8 +119,8 @@ class ComposeTransposes(RewritePattern):
 @dataclass
 class SinkTranspose(RewritePattern):
     """f(transpose(x, p), ...) -> transpose(f(x, ...), p) for layout-agnostic f: every other
-    non-scalar operand is transposed by the same p, is a constant (permuted here) or has its
-    inverse transpose computed earlier anyway (the input of a converted op, say)."""
+    non-scalar operand is transposed by the same p, is a constant (permuted here) or, when p is
+    NHWC->NCHW, has its inverse transpose computed earlier anyway (the input of a converted op)."""
 
     weights: WeightTable
 
@@ -132,7 +143,9 @@ class SinkTranspose(RewritePattern):
                 continue
             arr = constant_array(v, self.weights)
             if arr is None:
-                reused = existing_transpose(v, inv, op)
+                # only for transposes leaving converted ops: reusing the inverse of an arbitrary
+                # perm could sink it back and forth forever
+                reused = existing_transpose(v, inv, op) if perm == TO_NCHW else None
                 if reused is None:
                     return
                 new_operands.append(reused)

@@ -62,7 +62,7 @@ def test_conv_bn_add_relu_block_fuses_into_convs(rng, cin, cout, hw, k, stride, 
     ops = _entry_ops(res.module)
     names = [op.name for op in ops if op.name != "graph.constant"]
     convs = [op for op in ops if op.name == "graph.conv"]
-    assert set(names) == {"graph.conv", "func.return"}, names
+    assert set(names) - {"graph.transpose"} == {"graph.conv", "func.return"}, names  # transposes: NHWC
     (last,) = [c for c in convs if c.residual is not None]
     assert graph.activation_of(last) == "relu"
     fused = {p.name: p.stats.nodes_fused for p in result.passes}

@@ -130,6 +130,16 @@ def test_concat_and_residual_add_stay_channels_last(rng):
     assert ops.count("transpose:") == 2 and ops.count("conv:NHWC") == 3
 
 
+@pytest.mark.parametrize("k,group,pads", [(1, 1, [0] * 4), (3, 1, [1] * 4), (3, 14, [1] * 4)])
+def test_residual_conv_nhwc(k, group, pads, rng):
+    """relu(conv(x) + x): fuse-residual-add puts x into the conv's epilogue, in NHWC like the result."""
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=group, pads=pads),
+             helper.make_node("Add", ["c", "x"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    m = make_model(nodes, [("x", ["N", 14, 9, 7])], [("y", ["N", 14, 9, 7])],
+                   {"w": _x(rng, 14, 14 // group, k, k), "b": _x(rng, 14)})
+    assert _check(m, (1, 2)) == ["transpose:", "conv:NHWC", "transpose:"]
+
+
 def test_ops_without_nhwc_kernels_stay_nchw(rng):
     """Grouped conv with several channels per group: no conversion, no transposes."""
     ops = _single("Conv", (6, 8, 8), rng, dict(group=2, pads=[1, 1, 1, 1]), {"w": _x(rng, 4, 3, 3, 3)}, ["w"],

@@ -7,7 +7,8 @@ is replaced by the neutral element (0, or -inf for max). One output row (image,
 oy) per work item; inside it, per channel block the depthwise weights of all taps
 stay in registers across the row. Depthwise weights are [kh*kw, C]; average
 pooling multiplies by a per-position reciprocal count map [OH*OW] computed at
-compile time (it encodes count_include_pad and ceil_mode).
+compile time (it encodes count_include_pad and ceil_mode). A depthwise conv's
+residual (laid out like the output) is added before the activation.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from xdsl.dialects import func
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 
-WINDOW_NHWC_FIELDS = ("x", "w", "out", "bias", "c", "h", "wi", "oh", "ow", "sh", "sw", "dh", "dw", "ph", "pw")
+WINDOW_NHWC_FIELDS = ("x", "w", "out", "bias", "residual", "c", "h", "wi", "oh", "ow", "sh", "sw", "dh", "dw",
+                      "ph", "pw")
 WINDOW_NHWC_OPS = ("conv", "max", "avg")
 
 
@@ -29,18 +31,19 @@ class WindowNHWCSpec:
     width: int       # lanes along the channels
     has_bias: bool
     activation: str  # "none" | "relu"
+    has_residual: bool = False  # add a tensor laid out like the output before the activation
 
     @property
     def name(self) -> str:
         return (f"window_nhwc_{self.op}_{self.kh}x{self.kw}_w{self.width}_{'b' if self.has_bias else 'nb'}"
-                f"_{self.activation}")
+                f"_{self.activation}{'_res' if self.has_residual else ''}")
 
 
 def window_nhwc_kernel(spec: WindowNHWCSpec) -> func.FuncOp:
     assert spec.op in WINDOW_NHWC_OPS
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(WINDOW_NHWC_FIELDS)}
-    x, wts, out, bias = (kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias"))
+    x, wts, out, bias, res = (kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias", "residual"))
     c = f["c"]
     row_len = kb.mul(f["wi"], c)
     fill = float("-inf") if spec.op == "max" else 0.0
@@ -78,9 +81,12 @@ def window_nhwc_kernel(spec: WindowNHWCSpec) -> func.FuncOp:
                     acc = kb.fmul(acc, kb.splat(kb.load(wts, kb.add(kb.mul(oy, f["ow"]), ox.iv)), wd))
                 if spec.has_bias:
                     acc = kb.fadd(acc, kb.load(bias, c0, wd))
+                dst = kb.add(out_row, kb.add(kb.mul(ox.iv, c), c0))
+                if spec.has_residual:
+                    acc = kb.fadd(acc, kb.load(res, dst, wd))
                 if spec.activation == "relu":
                     acc = kb.fmax(acc, kb.fconst(0.0, wd))
-                kb.store(acc, out, kb.add(out_row, kb.add(kb.mul(ox.iv, c), c0)))
+                kb.store(acc, out, dst)
 
         kb.strip_mined(kb.const(0), c, spec.width, channels)
     return kb.finish()

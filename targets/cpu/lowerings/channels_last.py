@@ -1,8 +1,8 @@
 """NHWC (channels-last) lowerings of Conv and the pools; `supports_nhwc` says which variants exist.
 
 - 1x1 convolution, stride 1, no padding: one GEMM out[N*H*W, M] = X[N*H*W, C] @ W[C, M]
-  on the input in place; W packed at compile time, bias per column and the activation
-  in the epilogue.
+  on the input in place; W packed at compile time, bias per column, the residual (laid
+  out like the output: [N*H*W, M]) and the activation in the epilogue.
 - other group-1 convolutions: channels-last im2col (contiguous C-slices, zero taps for
   padding) feeding the same GEMM with W as [kh*kw*C, M].
 - depthwise convolution (one input channel per group, M = C) and Max/AveragePool: the
@@ -39,7 +39,7 @@ def supports_nhwc(op) -> bool:
     if not isinstance(op, nn.ConvOp):
         return isinstance(op, (nn.MaxPoolOp, nn.AveragePoolOp, nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp))
     m, cg = op.weight.type.get_shape()[:2]
-    if not all(_is_constant(v) for v in op.operands[1:]):
+    if not _is_constant(op.weight) or op.bias is not None and not _is_constant(op.bias):
         return False
     return op.groups == 1 or cg == 1 and m == op.groups
 
@@ -52,12 +52,15 @@ def _window_geometry(L, op):
     return (n, h, w, c), (oh, ow), op.ints("strides"), op.ints("dilations"), (pads[0], pads[1])
 
 
-def _emit_window(L, kind: str, op, kernel, *, weights=0, bias=None, activation="none") -> None:
+def _emit_window(L, kind: str, op, kernel, *, weights=0, bias=None, residual=None,
+                 activation="none") -> None:
     (n, h, w, c), (oh, ow), st, dl, pad = _window_geometry(L, op)
-    spec = WindowNHWCSpec(kind, kernel[0], kernel[1], L.target.vector_width, bias is not None, activation)
+    spec = WindowNHWCSpec(kind, kernel[0], kernel[1], L.target.vector_width, bias is not None, activation,
+                          residual is not None)
     name = L.kernel(spec.name, lambda: window_nhwc_kernel(spec))
     f = {"x": L.loc(op.operands[0]), "w": weights, "out": L.result_loc(op.results[0]),
-         "bias": L.add_weight("bias", bias) if bias is not None else 0, "c": c, "h": h, "wi": w,
+         "bias": L.add_weight("bias", bias) if bias is not None else 0,
+         "residual": L.loc(residual) if residual is not None else 0, "c": c, "h": h, "wi": w,
          "oh": oh, "ow": ow, "sh": st[0], "sw": st[1], "dh": dl[0], "dw": dl[1], "ph": pad[0], "pw": pad[1]}
     L.call(name, [f[k] for k in WINDOW_NHWC_FIELDS], dim_mul(n, oh), work_per_item=dim_mul(ow, dim_mul(
         c, kernel[0] * kernel[1])))
@@ -72,7 +75,7 @@ def _lower_conv_nhwc(L, op: nn.ConvOp) -> None:
     if op.groups > 1:  # depthwise: weights as [kh*kw, C]
         taps = np.ascontiguousarray(w.reshape(m, kh * kw).T)
         _emit_window(L, "conv", op, (kh, kw), weights=L.add_weight("dw_weight_nhwc", taps), bias=bias,
-                     activation=act)
+                     residual=op.residual, activation=act)
         return
     (n, h, wi, c), (oh, ow), st, dl, pad = _window_geometry(L, op)
     k = kh * kw * c
@@ -87,7 +90,8 @@ def _lower_conv_nhwc(L, op: nn.ConvOp) -> None:
              "kw": kw, "sh": st[0], "sw": st[1], "dh": dl[0], "dw": dl[1], "ph": pad[0], "pw": pad[1]}
         L.call(name, [f[key] for key in IM2COL_NHWC_FIELDS], dim_mul(n, oh), work_per_item=ow * k)
     L.emit_gemm(a=a, a_loc=a_loc, a_strides=(k, 1), m=rows, k=k, n=m, out=L.result_loc(op.result),
-                b_const=w.transpose(2, 3, 1, 0).reshape(k, m), bias=bias, activation=act)
+                b_const=w.transpose(2, 3, 1, 0).reshape(k, m), bias=bias, activation=act,
+                residual=L.loc(op.residual) if op.residual is not None else None)
 
 
 @lowering(nn.MaxPoolOp, nn.AveragePoolOp, layout="NHWC")

@@ -19,8 +19,9 @@
 // CHECK-NOT:  graph.batch_norm
 // CHECK:      func.return
 
-// At -O2 the Relu after the folded conv and after the mul_add become their activations.
-// O2:     graph.conv %x, %{{.*}}, %{{.*}} {{.*}}activation = "relu"
+// At -O2 the Relu after the folded conv and after the mul_add become their activations (the conv
+// then runs NHWC: optimize-layout gives it a transposed input).
+// O2:     graph.conv %{{.*}}, %{{.*}}, %{{.*}} {{.*}}activation = "relu"
 // O2:     graph.mul_add %{{.*}} {activation = "relu"}
 // O2-NOT: graph.relu
 func.func @main(%x: tensor<?x2x5x5xf32> {graph.name = "x", graph.dims = ["n", "2", "5", "5"]}, %s: tensor<2xf32> {graph.name = "s", graph.dims = ["2"]}) -> (tensor<?x4x5x5xf32>, tensor<?x4x5x5xf32>, tensor<?x4x5x5xf32>, tensor<?x2x5x5xf32>, tensor<?x2x5x5xf32>) {
