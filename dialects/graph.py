@@ -124,8 +124,9 @@ def same_dtype(dtypes: Sequence[DType], what: str) -> DType:
     return dtypes[0]
 
 
-# What a fused epilogue can apply (an op's optional `activation` property).
-ACTIVATIONS = ("relu",)
+# What a fused epilogue can apply (an op's optional `activation` property): relu6 is
+# min(max(x, 0), 6), the Clip(0, 6) of MobileNet-style networks.
+ACTIVATIONS = ("relu", "relu6")
 
 
 def activation_props(activation: str | None) -> dict[str, Attribute]:

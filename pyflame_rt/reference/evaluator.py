@@ -45,6 +45,7 @@ def has_reference(op: Operation | type[Operation]) -> bool:
 # the epilogues an op's `activation` property names (graph.ACTIVATIONS)
 _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "relu": lambda y: np.maximum(y, np.zeros((), y.dtype)),
+    "relu6": lambda y: np.clip(y, 0, 6).astype(y.dtype),
 }
 
 

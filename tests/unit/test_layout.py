@@ -84,16 +84,36 @@ def test_depthwise_conv_nhwc(c, attrs, rng):
             ["w", "b"])
 
 
-def test_conv_relu_and_clip_run_in_the_nhwc_chain(rng):
-    """Conv+Relu keeps its fused epilogue; Clip between converted ops sinks out of the way."""
+@pytest.mark.parametrize("hi", [1.5, 6.0])
+def test_conv_relu_and_clip_run_in_the_nhwc_chain(hi, rng):
+    """Conv+Relu keeps its fused epilogue; Clip(0, 6) becomes the depthwise conv's relu6, another
+    Clip sinks out of the way between converted ops."""
     nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"]), helper.make_node("Relu", ["c1"], ["r"]),
              helper.make_node("Conv", ["r", "wd"], ["c2"], group=12, strides=[2, 2], pads=[1, 1, 1, 1]),
              helper.make_node("Clip", ["c2", "lo", "hi"], ["cl"]),
              helper.make_node("Conv", ["cl", "w3", "b3"], ["y"])]
     inits = {"w1": _x(rng, 12, 5, 1, 1), "b1": _x(rng, 12), "wd": _x(rng, 12, 1, 3, 3), "w3": _x(rng, 7, 12, 1, 1),
-             "b3": _x(rng, 7), "lo": np.array(0, np.float32), "hi": np.array(1.5, np.float32)}
+             "b3": _x(rng, 7), "lo": np.array(0, np.float32), "hi": np.array(hi, np.float32)}
     m = make_model(nodes, [("x", ["N", 5, 14, 14])], [("y", ["N", 7, 7, 7])], inits)
     assert _check(m, (1, 2)) == ["transpose:", "conv:NHWC", "conv:NHWC", "conv:NHWC", "transpose:"]
+    assert (opt_ops(m).count("graph.clip") == 0) == (hi == 6.0)
+
+
+def opt_ops(model) -> list[str]:
+    res = from_onnx(model)
+    opt.optimize(res)
+    return [op.name for op in graph.entry_function(res.module).body.block.ops]
+
+
+def test_relu6_epilogues_of_nchw_convs_and_adds(rng):
+    """Clip(0, 6) fused into a grouped (NCHW) conv's GEMM epilogue and into an elementwise Add."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=2, pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["c6"]), helper.make_node("Add", ["c6", "x"], ["s"]),
+             helper.make_node("Clip", ["s", "lo", "hi"], ["y"])]
+    inits = {"w": 3 * _x(rng, 6, 3, 3, 3), "lo": np.array(0, np.float32), "hi": np.array(6, np.float32)}
+    m = make_model(nodes, [("x", ["N", 6, 7, 7])], [("y", ["N", 6, 7, 7])], inits)
+    assert "graph.clip" not in opt_ops(m)
+    _check(m, (1, 2), converted=False)
 
 
 @pytest.mark.parametrize("op,attrs", [

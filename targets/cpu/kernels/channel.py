@@ -64,7 +64,7 @@ def plane_kernel(spec: PlaneSpec) -> func.FuncOp:
     p = f["p"]
 
     def finish(v, wd):
-        return kb.fmax(v, kb.fconst(0.0, wd)) if spec.activation == "relu" else v
+        return kb.activation(spec.activation, v, wd)
 
     with kb.loop(kb.begin, kb.end) as item:
         row = item.iv

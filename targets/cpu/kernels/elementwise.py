@@ -94,6 +94,7 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "min": EwOp(None, lambda t, x, p: reduce(t.min, x)),
     "max": EwOp(None, lambda t, x, p: reduce(t.max, x)),
     "relu": _unary(lambda t, x, p: t.max(x, t.const(0)), float_only=False),
+    "relu6": _unary(lambda t, x, p: t.min(t.max(x, t.const(0)), t.const(6)), float_only=False),
     "neg": _unary(lambda t, x, p: t.neg(x), float_only=False),
     "abs": _unary(lambda t, x, p: t.abs(x), float_only=False),
     "copy": _unary(lambda t, x, p: x, float_only=False),

@@ -39,7 +39,7 @@ class GemmSpec:
     nvec: int         # vectors per panel row: NR = nvec * width
     mr: int           # rows per register tile
     has_bias: bool
-    activation: str   # "none" | "relu"
+    activation: str   # "none" or one of graph.ACTIVATIONS
     unit_a_cs: bool = True  # A's column stride is 1 (not transposed): frees address registers
     bias_per_row: bool = False  # the bias has one value per row of C (per output channel of a conv)
     residual: bool = False  # add a tensor laid out like C (same strides and offsets) before the activation
@@ -180,8 +180,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                             dst = kb.add(c_rows[r], kb.const(v * w))
                             if spec.residual:
                                 out = kb.fadd(out, kb.masked_load(res, dst, masks[v], w))
-                            if spec.activation == "relu":
-                                out = kb.fmax(out, zero)
+                            out = kb.activation(spec.activation, out, w)
                             if out is not val:  # the epilogue only applies after the last K slice
                                 out = kb.select(last, out, val)
                             with kb.if_(kb.cmp("eq", lanes[v], kb.const(w))):

@@ -29,7 +29,7 @@ class WindowSpec:
     kw: int
     width: int       # lanes along the output width (1 when the stride is not 1)
     has_bias: bool
-    activation: str  # "none" | "relu"
+    activation: str  # "none" or one of graph.ACTIVATIONS
     kd: int = 1      # depth taps (3-D windows)
 
     @property
@@ -81,8 +81,7 @@ def window_kernel(spec: WindowSpec) -> func.FuncOp:
                 acc = kb.fmul(acc, kb.load(wts, kb.add(kb.mul(row, f["ow"]), ow), wd))
             if spec.has_bias:
                 acc = kb.fadd(acc, kb.splat(kb.load(bias, c), wd))
-            if spec.activation == "relu":
-                acc = kb.fmax(acc, kb.fconst(0.0, wd))
+            acc = kb.activation(spec.activation, acc, wd)
             kb.store(acc, out, kb.add(out_row, ow))
 
         kb.strip_mined(kb.const(0), f["ow"], spec.width, body)

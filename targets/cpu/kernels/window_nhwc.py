@@ -30,7 +30,7 @@ class WindowNHWCSpec:
     kw: int
     width: int       # lanes along the channels
     has_bias: bool
-    activation: str  # "none" | "relu"
+    activation: str  # "none" or one of graph.ACTIVATIONS
     has_residual: bool = False  # add a tensor laid out like the output before the activation
 
     @property
@@ -84,8 +84,7 @@ def window_nhwc_kernel(spec: WindowNHWCSpec) -> func.FuncOp:
                 dst = kb.add(out_row, kb.add(kb.mul(ox.iv, c), c0))
                 if spec.has_residual:
                     acc = kb.fadd(acc, kb.load(res, dst, wd))
-                if spec.activation == "relu":
-                    acc = kb.fmax(acc, kb.fconst(0.0, wd))
+                acc = kb.activation(spec.activation, acc, wd)
                 kb.store(acc, out, dst)
 
         kb.strip_mined(kb.const(0), c, spec.width, channels)
