@@ -17,30 +17,25 @@ from dataclasses import dataclass
 from xdsl.dialects import func
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernels.window import WINDOW_OPS, WindowSpec
 
 WINDOW_NHWC_FIELDS = ("x", "w", "out", "bias", "residual", "c", "h", "wi", "oh", "ow", "sh", "sw", "dh", "dw",
                       "ph", "pw")
-WINDOW_NHWC_OPS = ("conv", "max", "avg")
 
 
 @dataclass(frozen=True)
-class WindowNHWCSpec:
-    op: str          # "conv" | "max" | "avg"
-    kh: int
-    kw: int
-    width: int       # lanes along the channels
-    has_bias: bool
-    activation: str  # "none" or one of graph.ACTIVATIONS
+class WindowNHWCSpec(WindowSpec):
+    """WindowSpec's fields (`width`: lanes along the channels here), plus a fused residual."""
+
     has_residual: bool = False  # add a tensor laid out like the output before the activation
 
     @property
     def name(self) -> str:
-        return (f"window_nhwc_{self.op}_{self.kh}x{self.kw}_w{self.width}_{'b' if self.has_bias else 'nb'}"
-                f"_{self.activation}{'_res' if self.has_residual else ''}")
+        return super().name.replace("window_", "window_nhwc_", 1) + ("_res" if self.has_residual else "")
 
 
 def window_nhwc_kernel(spec: WindowNHWCSpec) -> func.FuncOp:
-    assert spec.op in WINDOW_NHWC_OPS
+    assert spec.op in WINDOW_OPS
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(WINDOW_NHWC_FIELDS)}
     x, wts, out, bias, res = (kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias", "residual"))

@@ -56,7 +56,7 @@ def _emit_window(L, kind: str, op, kernel, *, weights=0, bias=None, residual=Non
                  activation="none") -> None:
     (n, h, w, c), (oh, ow), st, dl, pad = _window_geometry(L, op)
     spec = WindowNHWCSpec(kind, kernel[0], kernel[1], L.target.vector_width, bias is not None, activation,
-                          residual is not None)
+                          has_residual=residual is not None)
     name = L.kernel(spec.name, lambda: window_nhwc_kernel(spec))
     f = {"x": L.loc(op.operands[0]), "w": weights, "out": L.result_loc(op.results[0]),
          "bias": L.add_weight("bias", bias) if bias is not None else 0,
