@@ -31,7 +31,20 @@ def _with_bias(out: np.ndarray, x: list[np.ndarray]) -> np.ndarray:
     return out + x[2].reshape((-1,) + (1,) * (out.ndim - 2)) if len(x) > 2 else out
 
 
+def channels_first(fn):
+    """The NCHW semantics applied to an op in optimize-layout's NHWC layout: data operands (all but a
+    conv's weight and bias) and the result are transposed around it."""
+    def run(op, x):
+        if op.data_layout != "NHWC":
+            return fn(op, x)
+        weights = (op.weight, op.bias) if isinstance(op, nn.ConvOp) else ()
+        x = [v if o in weights else np.moveaxis(v, -1, 1) for o, v in zip(op.operands, x)]
+        return np.moveaxis(fn(op, x), 1, -1)
+    return run
+
+
 @reference(nn.ConvOp)
+@channels_first
 def _conv(op, x):
     data, w = x[0], x[1]
     nsp, pads, strides, dilations, g = _conv_attrs(op, data)
@@ -44,7 +57,8 @@ def _conv(op, x):
         for j in range(g):
             out[:, j * mg:(j + 1) * mg] += np.einsum(
                 "mc,nc...->nm...", w[j * mg:(j + 1) * mg, :, *tap], window[:, j * cg:(j + 1) * cg])
-    return _with_bias(out, x)
+    out = _with_bias(out, x[:3] if op.bias is not None else x[:2])
+    return out + x[-1] if op.residual is not None else out  # fused residual, before the activation
 
 
 @reference(nn.ConvTransposeOp)
@@ -71,11 +85,12 @@ def _conv_transpose(op, x):
 
 
 @reference(nn.MaxPoolOp, nn.AveragePoolOp)
+@channels_first
 def _pool(op, x):
     data = x[0].astype(np.float64)
     nsp = data.ndim - 2
     k, strides, dilations, pads = (op.ints(n) for n in ("kernel_shape", "strides", "dilations", "pads"))
-    out_sp = list(op.result.type.get_shape()[2:])
+    out_sp = list(nn.channels_first(op.result.type.get_shape(), op.data_layout)[2:])
     # extend the end padding so that every (ceil_mode) window lies inside the padded input
     ends = [max(pads[nsp + i], (out_sp[i] - 1) * strides[i] + (k[i] - 1) * dilations[i] + 1 - data.shape[2 + i]
                 - pads[i]) for i in range(nsp)]
@@ -99,6 +114,7 @@ def _pool(op, x):
 
 
 @reference(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp)
+@channels_first
 def _global_pool(op, x):
     axes = tuple(range(2, x[0].ndim))
     fn = np.mean if isinstance(op, nn.GlobalAveragePoolOp) else np.max

@@ -12,6 +12,7 @@ from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, op
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dtype import DType
+from pyflame_rt.reference import evaluate
 from xdsl.utils.exceptions import VerifyException
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,17 +34,23 @@ def _layout_ops(model) -> list[str]:
     return out
 
 
-def _check(model, batches, converted=True, rtol=1e-4, c_in=None):
-    """Compile with the layout pass (level ALL), compare each batch size with onnxruntime."""
+def _check(model, batches, converted=True, rtol=1e-4):
+    """Compile with the layout pass (level ALL), compare each batch size with onnxruntime; the
+    reference evaluator on the optimized (NHWC) graph agrees too."""
     ops = _layout_ops(model)
     assert any(o.endswith(":NHWC") for o in ops) == converted, ops
     sess = InferenceSession(model.SerializeToString(), SessionOptions(optimization_level=OptLevel.ALL))
     x = model.graph.input[0].type.tensor_type.shape.dim
     rng = np.random.default_rng(7)
+    res = from_onnx(model)
+    opt.PassManager.create_default(OptLevel.ALL).run(res)
     for b in batches:
         feed = {"x": _x(rng, b, *[d.dim_value for d in x[1:]])}
-        for got, want in zip(sess.run(None, feed), ort_run(model, feed)):
-            assert_close(got, want, rtol)
+        want = ort_run(model, feed)
+        for got, w in zip(sess.run(None, feed), want):
+            assert_close(got, w, rtol)
+        for got, w in zip(evaluate(res.module, res.weights, feed), want):
+            assert_close(got, w, rtol)
     return ops
 
 
