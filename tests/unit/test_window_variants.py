@@ -1,12 +1,12 @@
 """Windowed-op variants compiled to native code vs onnxruntime: 3-D MaxPool / AveragePool (the
-window kernel with depth taps) and Conv weights fed at run time (read in place)."""
+window kernel with depth taps), 3-D Conv (im2col with depth taps; depthwise: the window kernel) and
+Conv weights fed at run time (read in place)."""
 import numpy as np
 import pytest
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession
-from pyflame_rt.errors import UnsupportedOperatorError
 
 
 def _x(rng, *shape):
@@ -34,11 +34,30 @@ def test_pool_3d(op, attrs, rng):
     _compare(model, {"x": _x(rng, 2, 3, 5, 6, 7)})
 
 
-def test_conv_3d_is_refused_by_name(rng):
-    node = helper.make_node("Conv", ["x", "w"], ["y"])
-    model = make_model([node], [("x", [1, 2, 4, 4, 4])], [("y", [None] * 5)], {"w": _x(rng, 3, 2, 2, 2, 2)})
-    with pytest.raises(UnsupportedOperatorError, match="not 3-D"):
-        InferenceSession(model.SerializeToString())
+CONV_3D = [
+    (1, (4, 3, 3, 3, 3), False, dict()),
+    (1, (4, 3, 2, 3, 2), True, dict(strides=[2, 1, 2], pads=[1, 0, 1, 0, 2, 1])),
+    (1, (5, 3, 3, 2, 3), True, dict(dilations=[2, 1, 2], strides=[1, 2, 1])),
+    (3, (6, 1, 3, 3, 3), True, dict(pads=[1, 1, 1, 1, 1, 1])),  # depthwise: the window kernel with depth taps
+    (3, (6, 1, 2, 2, 2), False, dict(strides=[2, 2, 2], dilations=[1, 2, 1])),
+]
+
+
+@pytest.mark.parametrize("group,w_shape,bias,attrs", CONV_3D)
+def test_conv_3d(group, w_shape, bias, attrs, rng):
+    inputs = ["x", "w", "b"] if bias else ["x", "w"]
+    node = helper.make_node("Conv", inputs, ["y"], group=group, **attrs)
+    inits = {"w": _x(rng, *w_shape), "b": _x(rng, w_shape[0])}
+    model = make_model([node], [("x", ["n", 3, 6, 7, 8])], [("y", [None] * 5)],
+                       {k: inits[k] for k in inputs[1:]})
+    _compare(model, {"x": _x(rng, 2, 3, 6, 7, 8)})
+
+
+def test_conv_3d_groups_and_fed_weight(rng):
+    """Two groups of two input channels (the GEMM per group) with the weight fed at run time."""
+    node = helper.make_node("Conv", ["x", "w"], ["y"], group=2, pads=[0, 1, 1, 0, 1, 1])
+    model = make_model([node], [("x", [1, 4, 5, 5, 6]), ("w", [6, 2, 2, 3, 3])], [("y", [None] * 5)])
+    _compare(model, {"x": _x(rng, 1, 4, 5, 5, 6), "w": _x(rng, 6, 2, 2, 3, 3)})
 
 
 @pytest.mark.parametrize("group,w_shape,attrs", [

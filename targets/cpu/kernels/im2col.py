@@ -1,9 +1,10 @@
 """im2col straight into the GEMM's packed-B layout: convolution as a GEMM.
 
-For one (image, group) the packed matrix is [K = Cg*KH*KW][P = OH*OW] split into
-panels of NR columns ([panel][k][NR], zero padded), exactly what `gemm_kernel`
-reads. The input is already padded (or needs no padding), so there are no bounds
-checks: column p reads x[base_k + off(p)] with off(p) = oh*sh*Wp + ow*sw. A panel
+For one (image, group) the packed matrix is [K = Cg*KD*KH*KW][P = OD*OH*OW] split
+into panels of NR columns ([panel][k][NR], zero padded), exactly what `gemm_kernel`
+reads (2-D convolutions have one depth tap and OD = 1). The input is already padded
+(or needs no padding), so there are no bounds checks: column p reads
+x[base_k + off(p)] with off(p) = od*sd*Hp*Wp + oh*sh*Wp + ow*sw. A panel
 whose columns are consecutive in memory (stride 1, one output row) is copied with
 vector loads; other panels gather element by element. Work items are
 (image*group, panel) pairs.
@@ -18,7 +19,7 @@ from xdsl.dialects.builtin import i64
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 
 IM2COL_FIELDS = ("x", "bp", "groups", "x_bs", "x_gs", "ch_stride", "cg", "kh_stride", "kw_stride",
-                 "ow", "oh_stride", "ow_stride", "p", "npanels", "k")
+                 "ow", "oh_stride", "ow_stride", "p", "npanels", "k", "oh", "kd_stride", "od_stride")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Im2colSpec:
     nvec: int   # NR = nvec * width (the GEMM's panel width)
     kh: int
     kw: int
+    kd: int = 1  # depth taps (3-D convolutions)
 
     @property
     def nr(self) -> int:
@@ -34,7 +36,8 @@ class Im2colSpec:
 
     @property
     def name(self) -> str:
-        return f"im2col_{self.kh}x{self.kw}_nr{self.nr}_w{self.width}"
+        depth = f"{self.kd}x" if self.kd > 1 else ""
+        return f"im2col_{depth}{self.kh}x{self.kw}_nr{self.nr}_w{self.width}"
 
 
 def im2col_kernel(spec: Im2colSpec) -> func.FuncOp:
@@ -53,7 +56,10 @@ def im2col_kernel(spec: Im2colSpec) -> func.FuncOp:
         ncols = kb.min(kb.const(nr), kb.sub(f["p"], col0))
         with kb.loop(0, ncols) as j:
             p = kb.add(col0, j.iv)
-            off = kb.add(kb.mul(kb.div(p, f["ow"]), f["oh_stride"]), kb.mul(kb.rem(p, f["ow"]), f["ow_stride"]))
+            rows = kb.div(p, f["ow"])  # od * OH + oh
+            off = kb.add(kb.add(kb.mul(kb.div(rows, f["oh"]), f["od_stride"]),
+                                kb.mul(kb.rem(rows, f["oh"]), f["oh_stride"])),
+                         kb.mul(kb.rem(p, f["ow"]), f["ow_stride"]))
             kb.store(off, offs, j.iv, elem=i64)
         off0 = kb.load(offs, kb.const(0), elem=i64)
         last = kb.load(offs, kb.const(nr - 1), elem=i64)
@@ -61,20 +67,21 @@ def im2col_kernel(spec: Im2colSpec) -> func.FuncOp:
             kb.cmp("eq", ncols, kb.const(nr)), kb.cmp("eq", kb.sub(last, off0), kb.const(nr - 1))))
         with kb.loop(0, f["cg"]) as ci:
             ci_base = kb.add(xb, kb.mul(ci.iv, f["ch_stride"]))
-            for a in range(spec.kh):
-                for b in range(spec.kw):
-                    base = kb.add(ci_base, kb.add(kb.mul(kb.const(a), f["kh_stride"]),
-                                                  kb.mul(kb.const(b), f["kw_stride"])))
-                    row = kb.add(kb.mul(ci.iv, kb.const(spec.kh * spec.kw)), kb.const(a * spec.kw + b))
-                    drow = kb.add(dst, kb.mul(row, kb.const(nr)))
-                    with kb.if_(contiguous):
-                        src = kb.add(base, off0)
-                        for v in range(spec.nvec):
-                            kb.store(kb.load(x, kb.add(src, kb.const(v * w)), w), bp, kb.add(drow, kb.const(v * w)))
-                    with kb.if_(kb.cmp("eq", contiguous, kb.const(0, contiguous.type))):
-                        with kb.loop(0, ncols) as j:
-                            src = kb.add(base, kb.load(offs, j.iv, elem=i64))
-                            kb.store(kb.load(x, src), bp, kb.add(drow, j.iv))
-                        with kb.loop(ncols, kb.const(nr)) as j:
-                            kb.store(zero, bp, kb.add(drow, j.iv))
+            taps = [(z, a, b) for z in range(spec.kd) for a in range(spec.kh) for b in range(spec.kw)]
+            for t, (z, a, b) in enumerate(taps):
+                base = kb.add(ci_base, kb.add(kb.mul(kb.const(z), f["kd_stride"]),
+                                              kb.add(kb.mul(kb.const(a), f["kh_stride"]),
+                                                     kb.mul(kb.const(b), f["kw_stride"]))))
+                row = kb.add(kb.mul(ci.iv, kb.const(len(taps))), kb.const(t))
+                drow = kb.add(dst, kb.mul(row, kb.const(nr)))
+                with kb.if_(contiguous):
+                    src = kb.add(base, off0)
+                    for v in range(spec.nvec):
+                        kb.store(kb.load(x, kb.add(src, kb.const(v * w)), w), bp, kb.add(drow, kb.const(v * w)))
+                with kb.if_(kb.cmp("eq", contiguous, kb.const(0, contiguous.type))):
+                    with kb.loop(0, ncols) as j:
+                        src = kb.add(base, kb.load(offs, j.iv, elem=i64))
+                        kb.store(kb.load(x, src), bp, kb.add(drow, j.iv))
+                    with kb.loop(ncols, kb.const(nr)) as j:
+                        kb.store(zero, bp, kb.add(drow, j.iv))
     return kb.finish()

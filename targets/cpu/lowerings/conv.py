@@ -1,8 +1,8 @@
-"""Conv -> (pad) + im2col into packed panels + the register-blocked GEMM; depthwise -> window kernel.
+"""Conv (1-D to 3-D) -> (pad) + im2col into packed panels + the register-blocked GEMM; depthwise -> window.
 
 Per (image, group) the GEMM computes out[M/G, P] = W[M/G, K] @ cols[K, P] with
-K = C/G*KH*KW and P = OH*OW, so the result is NCHW without a transpose. The
-weights are A (read in place at compile-time-fixed strides), the bias is a
+K = C/G*KD*KH*KW and P = OD*OH*OW (1-D and 2-D convolutions have one depth tap),
+so the result is NCHW without a transpose. The weights are A (read in place at compile-time-fixed strides), the bias is a
 per-row epilogue, and the optional `residual` (read like the output) and
 `activation` (relu) are applied in registers. Convolutions with one input channel
 per group (depthwise) use the sliding-window kernel instead, vectorized along the
@@ -94,41 +94,42 @@ def _depth_view(vals, fill=None) -> tuple:
 
 @lowering(nn.ConvOp)
 def _lower_conv(L, op: nn.ConvOp) -> None:
-    x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "Conv")
+    x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "Conv", max_spatial=3)
     w_shape, _ = as_2d(L.shapes[op.weight], [], 0)
     if not all(isinstance(d, int) for d in w_shape):
         raise UnsupportedOperatorError(f"the CPU backend needs a static Conv weight shape, got {list(map(str, w_shape))}")
-    # [M, Cg*KH*KW] row-major either way: a constant is added to the weights, a fed weight is read in place
+    # [M, Cg*KD*KH*KW] row-major either way: a constant is added to the weights, a fed weight is read in place
     w = L.const_value(op.weight)
     w_loc = L.add_weight("conv_weight", w.astype(np.float32)) if w is not None else L.loc(op.weight)
     bias = constant_operand(L, op.bias, "Conv bias") if op.bias is not None else None
     act = op.activation.data if op.activation is not None else "none"
     g = op.groups
-    m, cg, kh, kw = w_shape
-    n, c = x_shape[0], x_shape[1]
+    m, cg, *kernel = w_shape
     xp, xp_shape = padded_input(L, op.input, x_shape, pads)
     out = L.result_loc(op.result)
     if cg == 1 and g > 1:
         emit_window(L, "conv", xp, xp_shape, out, out_shape, weights=w_loc, bias=bias,
-                    kernel=(kh, kw), strides=strides, dilations=dilations, m_per_g=m // g,
+                    kernel=kernel, strides=strides, dilations=dilations, m_per_g=m // g,
                     activation="none" if op.residual is not None else act)
         if op.residual is not None:
             size = (numel(L.shapes[op.result]),)  # same shape, both contiguous: one flat loop
             L.emit_strided("add", [out, L.loc(op.residual)], (DType.FLOAT32,) * 2, [[1, 1]], out, size,
                            DType.FLOAT32, activation=act)
         return
-    hp, wp = xp_shape[2], xp_shape[3]
-    oh, ow = out_shape[2], out_shape[3]
-    k, p, mg = cg * kh * kw, oh * ow, m // g
+    (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
+    (kd, kh, kw), (sd, sh, sw), (dd, dh, dw) = (_depth_view(v, 1) for v in (kernel, strides, dilations))
+    k, p, mg = cg * kd * kh * kw, od * oh * ow, m // g
     gspec = GemmSpec.for_target(L.target.vector_width, L.target.num_vector_registers, "row", act)
-    ispec = Im2colSpec(gspec.width, gspec.nvec, kh, kw)
+    ispec = Im2colSpec(gspec.width, gspec.nvec, kh, kw, kd)
     npanels = -(-p // ispec.nr)
     images_groups = dim_mul(n, g)
     cols = L.new_buffer(dim_mul(images_groups, npanels * ispec.nr * k * 4))
     name = L.kernel(ispec.name, lambda: im2col_kernel(ispec))
-    f = {"x": xp, "bp": cols, "groups": g, "x_bs": dim_mul(c, hp * wp), "x_gs": cg * hp * wp,
-         "ch_stride": hp * wp, "cg": cg, "kh_stride": dilations[0] * wp, "kw_stride": dilations[1],
-         "ow": ow, "oh_stride": strides[0] * wp, "ow_stride": strides[1], "p": p, "npanels": npanels, "k": k}
+    plane = dp * hp * wp
+    f = {"x": xp, "bp": cols, "groups": g, "x_bs": dim_mul(c, plane), "x_gs": cg * plane,
+         "ch_stride": plane, "cg": cg, "kh_stride": dh * wp, "kw_stride": dw, "ow": ow, "oh_stride": sh * wp,
+         "ow_stride": sw, "p": p, "npanels": npanels, "k": k, "oh": oh, "kd_stride": dd * hp * wp,
+         "od_stride": sd * hp * wp}
     L.call(name, [f[key] for key in IM2COL_FIELDS], dim_mul(images_groups, npanels), work_per_item=k * ispec.nr)
     L.emit_gemm(a=None, a_loc=w_loc, a_strides=(k, 1), m=mg, k=k, n=p,
                 out=out, b_packed=cols, b_batch=images_groups, batch=n, groups=g, a_gs=mg * k, c_gs=mg * p,
