@@ -372,8 +372,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "Pow with an integer base or mixed types": "test_pow_types_int32_float32 test_pow_types_int32_int32 "
                                                "test_pow_types_int64_float32 test_pow_types_int64_int64",
     "Dropout's mask output (a bool tensor) is not supported": "test_dropout_default_mask test_dropout_default_mask_ratio",
-    "Gemm lowering: alpha != 1 needs a constant B, beta != 1 a broadcast C":
-        "test_gemm_all_attributes test_gemm_alpha test_gemm_beta",
     "CumSum with its axis fed as a graph input (the kernel is specialized on the axis)":
         "test_cumsum_1d test_cumsum_1d_exclusive test_cumsum_1d_int32_exclusive test_cumsum_1d_reverse "
         "test_cumsum_1d_reverse_exclusive test_cumsum_2d_axis_0 test_cumsum_2d_axis_1 test_cumsum_2d_int32 "

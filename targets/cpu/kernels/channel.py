@@ -1,7 +1,9 @@
 """Per-plane kernels over NC<spatial> tensors viewed as rows (n, c) x plane P.
 
-- affine: y = x * s[c] + t[c] (inference BatchNorm, and the second half of
-  InstanceNorm), optional fused relu;
+- affine: y = x * s[c] + t[c] (inference BatchNorm with constant parameters, folded at
+  compile time, and the second half of InstanceNorm), optional fused relu;
+- batch_norm: inference BatchNorm whose parameters are read at run time (graph inputs):
+  s[c] / sqrt(var[c] + eps) and t[c] - mean[c] * that, once per row, then affine;
 - mean / max: one value per row (GlobalAveragePool / GlobalMaxPool);
 - instance_norm: per-row mean and variance (two passes), then scale/bias;
 - lrn: y = x * (bias + alpha/size * sum over the channel window of x^2)^-beta.
@@ -16,8 +18,8 @@ from xdsl.dialects import func, llvm
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 
-PLANE_FIELDS = ("x", "out", "s", "t", "aux", "c", "p", "lrn_pre", "lrn_post")
-PLANE_MODES = ("affine", "mean", "max", "instance_norm", "lrn")
+PLANE_FIELDS = ("x", "out", "s", "t", "aux", "c", "p", "lrn_pre", "lrn_post", "mean", "var")
+PLANE_MODES = ("affine", "batch_norm", "mean", "max", "instance_norm", "lrn")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def plane_kernel(spec: PlaneSpec) -> func.FuncOp:
     assert spec.mode in PLANE_MODES
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(PLANE_FIELDS)}
-    x, out, s, t, aux = (kb.as_ptr(f[n]) for n in ("x", "out", "s", "t", "aux"))
+    x, out, s, t, aux, mean_c, var_c = (kb.as_ptr(f[n]) for n in ("x", "out", "s", "t", "aux", "mean", "var"))
     w = spec.width
     scratch = kb.scratch(w)
     p = f["p"]
@@ -102,6 +104,9 @@ def plane_kernel(spec: PlaneSpec) -> func.FuncOp:
                     d = kb.fsub(v, kb.splat(mean, wd))
                     return kb.fmul(d, d)
                 var = kb.fmul(_reduce_row(kb, x, base, p, w, scratch, kb.fadd, 0.0, centered_sq), inv_p)
+            elif spec.mode == "batch_norm":
+                mean, var = kb.load(mean_c, c), kb.load(var_c, c)
+            if spec.mode in ("instance_norm", "batch_norm"):
                 rstd = kb.fdiv(kb.fconst(1.0), kb._ins(llvm.FSqrtOp(kb.fadd(var, kb.load(aux, kb.const(0))))))
                 scale = kb.fmul(kb.load(s, c), rstd)
                 shift = kb.fsub(kb.load(t, c), kb.fmul(mean, scale))

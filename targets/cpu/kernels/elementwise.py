@@ -87,6 +87,7 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "mul": EwOp(2, lambda t, x, p: t.mul(x[0], x[1])),
     "div": EwOp(2, lambda t, x, p: t.div(x[0], x[1])),
     "mul_add": EwOp(3, lambda t, x, p: t.fma(x[0], x[1], x[2])),
+    "scaled_add": EwOp(2, lambda t, x, p: t.fma(x[0], t.const(p[0]), x[1])),  # x0 * p0 + x1
     "pow": EwOp(2, lambda t, x, p: _pow(t, x[0], x[1]), float_only=True),
     "prelu": EwOp(2, lambda t, x, p: _where_positive(t, x[0], t.mul(x[0], x[1]))),
     "sum": EwOp(None, lambda t, x, p: reduce(t.add, x)),
@@ -95,6 +96,7 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "max": EwOp(None, lambda t, x, p: reduce(t.max, x)),
     "relu": _unary(lambda t, x, p: t.max(x, t.const(0)), float_only=False),
     "relu6": _unary(lambda t, x, p: t.min(t.max(x, t.const(0)), t.const(6)), float_only=False),
+    "scale": _unary(lambda t, x, p: t.mul(x, t.const(p[0]))),
     "neg": _unary(lambda t, x, p: t.neg(x), float_only=False),
     "abs": _unary(lambda t, x, p: t.abs(x), float_only=False),
     "copy": _unary(lambda t, x, p: x, float_only=False),

@@ -27,6 +27,8 @@ def _require_float32(L, op) -> None:
 
 @lowering(graph.GemmOp)
 def _lower_gemm(L, op: graph.GemmOp) -> None:
+    """alpha folds into a constant B and beta into a row-vector C (the GEMM's bias); otherwise they
+    scale elementwise after the GEMM: out * alpha, then C * beta + out."""
     _require_float32(L, op)
     sa, sb = L.shapes[op.a], L.shapes[op.b]
     ta, tb = op.trans_a.value.data, op.trans_b.value.data
@@ -34,26 +36,26 @@ def _lower_gemm(L, op: graph.GemmOp) -> None:
     m, k = (sa[1], sa[0]) if ta else (sa[0], sa[1])
     n = sb[0] if tb else sb[1]
     a_strides = (1, sa[1]) if ta else (sa[1], 1)
-    out = L.result_loc(op.result)
+    out, out_shape = L.result_loc(op.result), L.shapes[op.result]
     b = L.const_value(op.b)
     c_val = op.c
-    c_const = L.const_value(c_val) if c_val is not None else None
+    scale_after = b is None and alpha != 1.0
+    c_const = L.const_value(c_val) if c_val is not None and not scale_after else None
     bias = _row_bias(c_const, n, beta)
     kw = {}
     if b is not None:
         kw["b_const"] = ((b.T if tb else b) * alpha)[None]
     else:
-        if alpha != 1.0:
-            raise UnsupportedOperatorError("Gemm with alpha != 1 needs a constant B on the CPU backend")
         kw.update(b_value=op.b, b_strides=(1, sb[1], 0) if tb else (sb[1], 1, 0))
-    activation = graph.activation_of(op)
+    act = graph.activation_of(op)
     add_c = c_val is not None and bias is None  # then the activation follows the elementwise add
     L.emit_gemm(a=op.a, a_strides=a_strides, m=m, k=k, n=n, out=out, bias=bias,
-                activation="none" if add_c else activation or "none", **kw)
+                activation="none" if add_c or scale_after else act or "none", **kw)
+    if scale_after:
+        L.emit_elementwise("scale", [op.result], out, out_shape, params=(alpha,), activation=None if add_c else act)
     if add_c:
-        if beta != 1.0:
-            raise UnsupportedOperatorError("Gemm with a full C matrix and beta != 1 is not supported")
-        L.emit_elementwise("add", [op.result, c_val], out, L.shapes[op.result], activation=activation)
+        L.emit_elementwise("add" if beta == 1.0 else "scaled_add", [c_val, op.result], out, out_shape,
+                           out_dtype=DType.FLOAT32, params=() if beta == 1.0 else (beta,), activation=act)
 
 
 def _batch_expanded(L, v, shape2: tuple, batch_shape: tuple):

@@ -12,41 +12,57 @@ from pyflame_rt.targets.cpu.lowerings import lowering
 
 
 def emit_plane(L, op, mode: str, x, out, n: Dim, c: Dim, p: Dim, *, s=0, t=0, aux=0, lrn=(0, 0),
-               activation: str = "none") -> None:
+               stats=(0, 0), activation: str = "none") -> None:
     if L.dtype(op.results[0]) is not DType.FLOAT32:
         raise UnsupportedOperatorError(f"the CPU backend runs {op.name} on float32 only")
     spec = PlaneSpec(mode, L.target.vector_width, activation)
     name = L.kernel(spec.name, lambda: plane_kernel(spec))
-    f = {"x": x, "out": out, "s": s, "t": t, "aux": aux, "c": c, "p": p, "lrn_pre": lrn[0], "lrn_post": lrn[1]}
+    f = {"x": x, "out": out, "s": s, "t": t, "aux": aux, "c": c, "p": p, "lrn_pre": lrn[0], "lrn_post": lrn[1],
+         "mean": stats[0], "var": stats[1]}
     L.call(name, [f[k] for k in PLANE_FIELDS], dim_mul(n, c), work_per_item=p)
 
 
-def _const(L, v, what: str) -> np.ndarray:
+def _channel_param(L, v, what: str):
+    """A per-channel parameter's storage: a constant becomes a float32 weight, a run-time float32 tensor
+    is read in place."""
     arr = L.const_value(v)
-    if arr is None:
-        raise UnsupportedOperatorError(f"the CPU backend needs a constant {what}")
-    return arr.astype(np.float64)
+    if arr is not None:
+        return L.add_weight(what, arr.astype(np.float32))
+    if L.dtype(v) is not DType.FLOAT32:
+        raise UnsupportedOperatorError(f"the CPU backend needs a float32 {what}, got {L.dtype(v).value}")
+    return L.loc(v)
+
+
+def _epsilon(L, op):
+    return L.add_weight("norm_eps", np.array([op.epsilon.value.data], np.float32))
 
 
 @lowering(nn.BatchNormOp)
 def _lower_batch_norm(L, op: nn.BatchNormOp) -> None:
+    """Constant parameters fold into one scale and shift at compile time; otherwise the kernel reads
+    them at run time."""
     shape = L.shapes[op.input]
-    scale, bias, mean, var = (_const(L, v, "BatchNormalization " + w) for v, w in
-                              zip((op.scale, op.bias, op.mean, op.var), ("scale", "bias", "mean", "var")))
-    s = scale / np.sqrt(var + op.epsilon.value.data)
-    t = bias - mean * s
-    emit_plane(L, op, "affine", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]),
-               s=L.add_weight("bn_scale", s.astype(np.float32)), t=L.add_weight("bn_shift", t.astype(np.float32)))
+    params = (op.scale, op.bias, op.mean, op.var)
+    plane = (L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]))
+    consts = [L.const_value(v) for v in params]
+    if all(a is not None for a in consts):
+        scale, bias, mean, var = (a.astype(np.float64) for a in consts)
+        s = scale / np.sqrt(var + op.epsilon.value.data)
+        t = bias - mean * s
+        emit_plane(L, op, "affine", *plane, s=L.add_weight("bn_scale", s.astype(np.float32)),
+                   t=L.add_weight("bn_shift", t.astype(np.float32)))
+        return
+    s, t, mean, var = (_channel_param(L, v, f"BatchNormalization {w}")
+                       for v, w in zip(params, ("scale", "bias", "mean", "var")))
+    emit_plane(L, op, "batch_norm", *plane, s=s, t=t, stats=(mean, var), aux=_epsilon(L, op))
 
 
 @lowering(nn.InstanceNormOp)
 def _lower_instance_norm(L, op: nn.InstanceNormOp) -> None:
     shape = L.shapes[op.input]
-    scale, bias = _const(L, op.scale, "InstanceNormalization scale"), _const(L, op.bias, "InstanceNormalization bias")
     emit_plane(L, op, "instance_norm", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1],
-               numel(shape[2:]), s=L.add_weight("in_scale", scale.astype(np.float32)),
-               t=L.add_weight("in_bias", bias.astype(np.float32)),
-               aux=L.add_weight("in_eps", np.array([op.epsilon.value.data], np.float32)))
+               numel(shape[2:]), s=_channel_param(L, op.scale, "InstanceNormalization scale"),
+               t=_channel_param(L, op.bias, "InstanceNormalization bias"), aux=_epsilon(L, op))
 
 
 @lowering(nn.LRNOp)
