@@ -1,14 +1,21 @@
 """Channels-last sliding-window kernels: depthwise conv, max pool, average pool over NHWC.
 
 Vectorized over channels (contiguous in NHWC), so every stride, dilation and
-padding runs at full vector width. Padding is handled by bounds, not a padded
-copy: a tap outside the input loads from a clamped (valid) address and its value
-is replaced by the neutral element (0, or -inf for max). One output row (image,
-oy) per work item; inside it, per channel block the depthwise weights of all taps
-stay in registers across the row. Depthwise weights are [kh*kw, C]; average
-pooling multiplies by a per-position reciprocal count map [OH*OW] computed at
-compile time (it encodes count_include_pad and ceil_mode). A depthwise conv's
-residual (laid out like the output) is added before the activation.
+padding runs at full vector width, without a padded copy. One output row (image,
+oy) per work item; only the tap rows inside the input are visited (a run-time
+range), so rows need no checks. The row splits into edge columns, whose windows
+cross the left/right border (pixel by pixel; a tap outside loads from a clamped,
+valid address and its value becomes the neutral element: 0, or -inf for max),
+and interior columns without checks, computed in register blocks of `block`
+output pixels: per tap row, each distinct input column of the block is loaded
+once and feeds every pixel whose window covers it (the horizontal stride and
+dilation are compile-time constants for this), with `block` independent
+accumulators. The remainder of the interior takes halving blocks, then single
+pixels. Channels are the innermost loop, so a block reads contiguous memory.
+Depthwise weights are [kh*kw, C]; average pooling multiplies by a per-position
+reciprocal count map [OH*OW] computed at compile time (it encodes
+count_include_pad and ceil_mode). A depthwise conv's residual (laid out like the
+output) is added before the activation.
 """
 from __future__ import annotations
 
@@ -19,68 +26,127 @@ from xdsl.dialects import func
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 from pyflame_rt.targets.cpu.kernels.window import WINDOW_OPS, WindowSpec
 
-WINDOW_NHWC_FIELDS = ("x", "w", "out", "bias", "residual", "c", "h", "wi", "oh", "ow", "sh", "sw", "dh", "dw",
-                      "ph", "pw")
+WINDOW_NHWC_FIELDS = ("x", "w", "out", "bias", "residual", "c", "h", "wi", "oh", "ow", "sh", "dh", "ph", "pw")
 
 
 @dataclass(frozen=True)
 class WindowNHWCSpec(WindowSpec):
-    """WindowSpec's fields (`width`: lanes along the channels here), plus a fused residual."""
+    """WindowSpec's fields (`width`: lanes along the channels here), plus a fused residual, the
+    horizontal stride and dilation (static: they fix which loads a pixel block shares) and the
+    number of output pixels per register block."""
 
     has_residual: bool = False  # add a tensor laid out like the output before the activation
+    sw: int = 1
+    dw: int = 1
+    block: int = 8
 
     @property
     def name(self) -> str:
-        return super().name.replace("window_", "window_nhwc_", 1) + ("_res" if self.has_residual else "")
+        return (super().name.replace("window_", "window_nhwc_", 1) + ("_res" if self.has_residual else "")
+                + f"_s{self.sw}d{self.dw}x{self.block}")
 
 
 def window_nhwc_kernel(spec: WindowNHWCSpec) -> func.FuncOp:
-    assert spec.op in WINDOW_OPS
+    assert spec.op in WINDOW_OPS and spec.block >= 1
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(WINDOW_NHWC_FIELDS)}
-    x, wts, out, bias, res = (kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias", "residual"))
-    c = f["c"]
-    row_len = kb.mul(f["wi"], c)
-    fill = float("-inf") if spec.op == "max" else 0.0
+    ptr = {n: kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias", "residual")}
+    lo, hi = _interior_columns(kb, spec, f["wi"], f["ow"], f["pw"])
     with kb.loop(kb.begin, kb.end) as item:
         oy, image = kb.rem(item.iv, f["oh"]), kb.div(item.iv, f["oh"])
-        rows = []  # per tap row: (valid, offset of the clamped input row)
-        for a in range(spec.kh):
-            iy = kb.add(kb.sub(kb.mul(oy, f["sh"]), f["ph"]), kb.mul(kb.const(a), f["dh"]))
-            ok, iyc = kb.in_bounds(iy, f["h"])
-            rows.append((ok, kb.mul(kb.add(kb.mul(image, f["h"]), iyc), row_len)))
-        out_row = kb.mul(kb.mul(item.iv, f["ow"]), c)
+        row = _Row(kb, spec, f, ptr, item.iv, oy, image)
+        for first, last in ((kb.const(0), lo), (hi, f["ow"])):
+            with kb.loop(first, last) as ox:
+                row.pixels(ox.iv, 1, check_cols=True)
+        step = kb.const(spec.block)
+        ox = kb.add(lo, kb.mul(kb.div(kb.sub(hi, lo), step), step))
+        with kb.loop(lo, ox, spec.block) as blk:
+            row.pixels(blk.iv, spec.block, check_cols=False)
+        size = spec.block // 2  # the remainder (< block pixels) in halving blocks, then pixel by pixel
+        while size > 1:
+            fits = kb.cmp("sge", kb.sub(hi, ox), kb.const(size))
+            with kb.if_(fits):
+                row.pixels(ox, size, check_cols=False)
+            ox = kb.select(fits, kb.add(ox, kb.const(size)), ox)
+            size //= 2
+        with kb.loop(ox, hi) as px:
+            row.pixels(px.iv, 1, check_cols=False)
+    return kb.finish()
+
+
+def _interior_columns(kb: KernelBuilder, spec: WindowNHWCSpec, wi, ow, pw):
+    """[lo, hi): the output columns whose whole window lies inside the input row (lo <= hi <= ow)."""
+    sw = kb.const(spec.sw)
+    lo = kb.min(kb.div(kb.add(pw, kb.const(spec.sw - 1)), sw), ow)
+    # the last tap ox*sw - pw + (kw-1)*dw <= wi-1, i.e. ox < (wi - 1 + pw - (kw-1)*dw + sw) // sw
+    span = kb.add(kb.sub(wi, kb.const(1 + (spec.kw - 1) * spec.dw - spec.sw)), pw)
+    hi = kb.max(kb.min(kb.div(kb.max(span, kb.const(0)), sw), ow), lo)
+    return lo, hi
+
+
+class _Row:
+    """Emits the computation of consecutive output pixels of one output row (image, oy), all
+    channels. Only the tap rows inside the input are visited (a run-time range), so rows need
+    no bounds checks."""
+
+    def __init__(self, kb, spec, f, ptr, item, oy, image):
+        self.kb, self.spec, self.f, self.ptr, self.oy = kb, spec, f, ptr, oy
+        self.out_row = kb.mul(kb.mul(item, f["ow"]), f["c"])
+        top = kb.sub(kb.mul(oy, f["sh"]), f["ph"])  # input row of tap row 0
+        dh = f["dh"]
+        # tap rows a with 0 <= top + a*dh < h: a_lo = ceil(-top/dh), a_hi = floor((h-1-top)/dh) + 1
+        self.a_lo = kb.max(kb.div(kb.add(kb.sub(kb.const(0), top), kb.sub(dh, kb.const(1))), dh), kb.const(0))
+        a_hi = kb.div(kb.max(kb.add(kb.sub(f["h"], kb.add(top, kb.const(1))), dh), kb.const(0)), dh)
+        self.a_hi = kb.min(a_hi, kb.const(spec.kh))
+        self.top, self.image_row0 = top, kb.mul(image, f["h"])
+
+    def pixels(self, ox0, count: int, *, check_cols: bool) -> None:
+        """Output pixels ox0 .. ox0+count-1; channels strip-mined (full vectors, then scalars)."""
+        kb, spec, f = self.kb, self.spec, self.f
+        x0 = kb.sub(kb.mul(ox0, kb.const(spec.sw)), f["pw"])  # input column of the first tap
+        cols = {}  # distinct input column offset from x0 -> the (pixel, tap column) pairs it feeds
+        for p in range(count):
+            for b in range(spec.kw):
+                cols.setdefault(p * spec.sw + b * spec.dw, []).append((p, b))
+        col_idx = {j: kb.in_bounds(kb.add(x0, kb.const(j)), f["wi"]) if check_cols
+                   else (None, kb.add(x0, kb.const(j))) for j in cols}
 
         def channels(c0, wd):
-            wv = ([kb.load(wts, kb.add(kb.mul(kb.const(t), c), c0), wd) for t in range(spec.kh * spec.kw)]
-                  if spec.op == "conv" else [])
-            neutral = kb.fconst(fill, wd)
-            with kb.loop(0, f["ow"]) as ox:
-                cols = []
-                for b in range(spec.kw):
-                    ix = kb.add(kb.sub(kb.mul(ox.iv, f["sw"]), f["pw"]), kb.mul(kb.const(b), f["dw"]))
-                    ok, ixc = kb.in_bounds(ix, f["wi"])
-                    cols.append((ok, kb.add(kb.mul(ixc, c), c0)))
-                acc = neutral
-                for a, (row_ok, row_off) in enumerate(rows):
-                    for b, (col_ok, col_off) in enumerate(cols):
-                        v = kb.load(x, kb.add(row_off, col_off), wd)
-                        v = kb.select(kb.and_(row_ok, col_ok), v, neutral)
-                        if spec.op == "conv":
-                            acc = kb.fma(wv[a * spec.kw + b], v, acc)
-                        elif spec.op == "max":
-                            acc = kb.fmax(acc, v)
-                        else:
-                            acc = kb.fadd(acc, v)
-                if spec.op == "avg":
-                    acc = kb.fmul(acc, kb.splat(kb.load(wts, kb.add(kb.mul(oy, f["ow"]), ox.iv)), wd))
-                if spec.has_bias:
-                    acc = kb.fadd(acc, kb.load(bias, c0, wd))
-                dst = kb.add(out_row, kb.add(kb.mul(ox.iv, c), c0))
-                if spec.has_residual:
-                    acc = kb.fadd(acc, kb.load(res, dst, wd))
-                acc = kb.activation(spec.activation, acc, wd)
-                kb.store(acc, out, dst)
+            neutral = kb.fconst(float("-inf") if spec.op == "max" else 0.0, wd)
+            with kb.loop(self.a_lo, self.a_hi, carried=[neutral] * count) as a:
+                iy = kb.add(self.top, kb.mul(a.iv, f["dh"]))
+                row_off = kb.mul(kb.mul(kb.add(self.image_row0, iy), f["wi"]), f["c"])
+                w_row = kb.mul(a.iv, kb.const(spec.kw))
+                wv = ([kb.load(self.ptr["w"], kb.add(kb.mul(kb.add(w_row, kb.const(b)), f["c"]), c0), wd)
+                       for b in range(spec.kw)] if spec.op == "conv" else [])
+                accs = list(a.carried)
+                for j, uses in cols.items():
+                    col_ok, ix = col_idx[j]
+                    v = kb.load(self.ptr["x"], kb.add(row_off, kb.add(kb.mul(ix, f["c"]), c0)), wd)
+                    if col_ok is not None:
+                        v = kb.select(col_ok, v, neutral)
+                    for p, b in uses:
+                        accs[p] = self._combine(accs[p], v, wv[b] if wv else None)
+                a.next = accs
+            for p, acc in enumerate(a.results):
+                self._store(kb.add(ox0, kb.const(p)), acc, c0, wd)
 
-        kb.strip_mined(kb.const(0), c, spec.width, channels)
-    return kb.finish()
+        kb.strip_mined(kb.const(0), f["c"], spec.width, channels)
+
+    def _combine(self, acc, v, w):
+        kb = self.kb
+        if self.spec.op == "conv":
+            return kb.fma(w, v, acc)
+        return kb.fmax(acc, v) if self.spec.op == "max" else kb.fadd(acc, v)
+
+    def _store(self, ox, acc, c0, wd) -> None:
+        """The epilogue of one output pixel: count map, bias, residual, activation, store."""
+        kb, spec, f = self.kb, self.spec, self.f
+        if spec.op == "avg":
+            acc = kb.fmul(acc, kb.splat(kb.load(self.ptr["w"], kb.add(kb.mul(self.oy, f["ow"]), ox)), wd))
+        if spec.has_bias:
+            acc = kb.fadd(acc, kb.load(self.ptr["bias"], c0, wd))
+        dst = kb.add(self.out_row, kb.add(kb.mul(ox, f["c"]), c0))
+        if spec.has_residual:
+            acc = kb.fadd(acc, kb.load(self.ptr["residual"], dst, wd))
+        kb.store(kb.activation(spec.activation, acc, wd), self.ptr["out"], dst)
