@@ -15,6 +15,7 @@ from xdsl.builder import Builder
 from xdsl.dialects import arith, func, llvm, scf
 from xdsl.dialects.builtin import (
     AnyFloat,
+    DenseArrayBase,
     DenseIntOrFPElementsAttr,
     FloatAttr,
     IntegerAttr,
@@ -137,6 +138,11 @@ class KernelBuilder:
         v = self._ins(llvm.InsertElementOp(undef, scalar, self.const(0, i32)))
         return self._ins(llvm.ShuffleVectorOp(v, undef, _zeros_mask(width), vec(width, scalar.type)))
 
+    def shuffle(self, a: SSAValue, b: SSAValue, mask: Sequence[int]) -> SSAValue:
+        """Lanes of the concatenation a ++ b picked by a static mask (llvm.shufflevector)."""
+        t = vec(len(mask), a.type.get_element_type())
+        return self._ins(llvm.ShuffleVectorOp(a, b, DenseArrayBase.from_list(i32, list(mask)), t))
+
     def scratch(self, count: int, elem: Attribute = f32) -> SSAValue:
         """A stack buffer allocated once at kernel entry (not per loop iteration)."""
         entry = self.fn.body.block
@@ -257,5 +263,4 @@ def _suffix(elem: Attribute) -> str:
 
 
 def _zeros_mask(width: int):
-    from xdsl.dialects.builtin import DenseArrayBase
     return DenseArrayBase.from_list(i32, [0] * width)

@@ -36,6 +36,15 @@ class CopySpec:
         return f"copy_r{self.rank}_{self.inner}_w{self.width}_i{8 * self.item_bytes}"
 
 
+def outer_offsets(kb: KernelBuilder, dims, index, dst_off, src_off):
+    """(dst, src) offsets of a flat `index` over dims (size, dst_stride, src_stride), outermost first."""
+    for size, ds, ss in reversed(dims):
+        idx = kb.rem(index, size)
+        index = kb.div(index, size)
+        dst_off, src_off = kb.add(dst_off, kb.mul(idx, ds)), kb.add(src_off, kb.mul(idx, ss))
+    return dst_off, src_off
+
+
 def copy_kernel(spec: CopySpec) -> func.FuncOp:
     assert spec.inner in INNER_MODES and spec.rank >= 1
     kb = KernelBuilder(spec.name)
@@ -45,11 +54,7 @@ def copy_kernel(spec: CopySpec) -> func.FuncOp:
     dims = [tuple(kb.field(len(COPY_HEAD) + 3 * d + j) for j in range(3)) for d in range(spec.rank)]
     inner_size, inner_ds, inner_ss = dims[-1]
     with kb.loop(kb.begin, kb.end) as item:
-        d_off, s_off, rest = dst_off, src_off, item.iv
-        for size, ds, ss in reversed(dims[:-1]):
-            idx = kb.rem(rest, size)
-            rest = kb.div(rest, size)
-            d_off, s_off = kb.add(d_off, kb.mul(idx, ds)), kb.add(s_off, kb.mul(idx, ss))
+        d_off, s_off = outer_offsets(kb, dims[:-1], item.iv, dst_off, src_off)
 
         def step(iv, w):
             if spec.inner == "vec":

@@ -1,5 +1,6 @@
-"""Data movement -> the strided copy kernel (kernels/copy.py); Squeeze/Unsqueeze and Transposes
-that only move size-1 dims are views.
+"""Data movement -> the strided copy kernel (kernels/copy.py), or the blocked 2-D transpose kernel
+(kernels/transpose2d.py) when the innermost two dims swap; Squeeze/Unsqueeze and Transposes that
+only move size-1 dims are views.
 
 `emit_copy` is also how the conv and pool lowerings pad their inputs.
 """
@@ -11,6 +12,7 @@ from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.copy import CopySpec, copy_kernel
+from pyflame_rt.targets.cpu.kernels.transpose2d import Transpose2DSpec, transpose2d_kernel
 from pyflame_rt.targets.cpu.lowerings import lowering
 from pyflame_rt.targets.cpu.lowerings.views import _lower_view
 
@@ -43,12 +45,39 @@ def emit_copy(L, dst, src, dims: list[tuple[Dim, Dim, Dim]], dst_off: Dim = 0, s
                 continue
         merged.append((size, ds, ss))
     merged = merged or [(1, 1, 1)]
+    width = max(1, L.target.vector_width * 4 // item_bytes)
+    tile_rows = _transpose_tile_rows(merged, width, item_bytes)
+    if tile_rows:
+        _emit_transpose2d(L, dst, src, merged, dst_off, src_off, tile_rows, width, item_bytes)
+        return
     _, ds, ss = merged[-1]
     inner = "vec" if ds == 1 and ss == 1 else "splat" if ds == 1 and ss == 0 else "scalar"
-    spec = CopySpec(len(merged), inner, max(1, L.target.vector_width * 4 // item_bytes), item_bytes)
+    spec = CopySpec(len(merged), inner, width, item_bytes)
     name = L.kernel(spec.name, lambda: copy_kernel(spec))
     fields = [dst, src, dst_off, src_off] + [x for dim in merged for x in dim]
     L.call(name, fields, numel(tuple(size for size, _, _ in merged[:-1])), work_per_item=merged[-1][0])
+
+
+def _transpose_tile_rows(merged, width: int, item_bytes: int) -> int:
+    """Source rows per tile when the innermost two dims are a 2-D transpose (dst[s, r] = src[r, s])
+    the blocked kernel takes, else 0: a static row count, a full square tile or all rows at once
+    (then the destination rows must be contiguous)."""
+    if len(merged) < 2 or item_bytes < 4:
+        return 0
+    (_, dst_row, src_col), (rows, dst_col, _) = merged[-2], merged[-1]
+    if src_col != 1 or dst_col != 1 or not isinstance(rows, int) or rows < 2:
+        return 0
+    return width if rows >= width else rows if dst_row == rows else 0
+
+
+def _emit_transpose2d(L, dst, src, merged, dst_off, src_off, tile_rows: int, width: int,
+                      item_bytes: int) -> None:
+    (cols, dst_stride, _), (rows, _, src_stride) = merged[-2], merged[-1]
+    spec = Transpose2DSpec(len(merged) - 2, tile_rows, width, item_bytes)
+    name = L.kernel(spec.name, lambda: transpose2d_kernel(spec))
+    fields = [dst, src, dst_off, src_off, rows, cols, dst_stride, src_stride] + [x for dim in merged[:-2] for x in dim]
+    outer = numel(tuple(size for size, _, _ in merged[:-2]))
+    L.call(name, fields, ("mul", outer, ("ceildiv", cols, width)), work_per_item=rows * width)
 
 
 def emit_pad(L, src, shape: Shape, pads: list[int], mode: str = "constant", value: float = 0.0, out=None,
