@@ -55,11 +55,14 @@ _REASONS = {
                             "computable from input shapes",
     "newer than opset 21": "operator introduced after opset 21 (the supported operator set is opsets 9-21)",
     "runtime shape argument": "a shape-determining argument (Reshape/Expand/ConstantOfShape shape, Reduce/Squeeze/"
-                              "Unsqueeze axes, Slice/Pad/Tile/Range/Split/TopK/Trilu/Resize parameters) fed as a "
-                              "graph input: output shapes must follow from input shapes for the static memory plan",
+                              "Unsqueeze axes, Slice/Pad/Tile/Range/Split/TopK/Trilu/Resize parameters) or a "
+                              "CumSum axis fed as a graph input: output shapes must follow from input shapes for the "
+                              "static memory plan, and the scan kernel is specialized on its axis",
 }
-# op type -> input positions that determine the output shape (must be constants or shape computations)
+# op type -> input positions that determine the output shape or the kernel's iteration axis (must be
+# constants or shape computations)
 SHAPE_ARGUMENTS = {
+    "CumSum": (1,),
     "Reshape": (1,), "Expand": (1,), "ConstantOfShape": (0,), "Tile": (1,), "Range": (0, 1, 2),
     "Squeeze": (1,), "Unsqueeze": (1,), "Slice": (1, 2, 3, 4), "Pad": (1, 3), "Split": (1,), "TopK": (1,),
     "Trilu": (1,), "Resize": (1, 2, 3), "Upsample": (1,), "OneHot": (1,),
@@ -372,10 +375,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "Pow with an integer base or mixed types": "test_pow_types_int32_float32 test_pow_types_int32_int32 "
                                                "test_pow_types_int64_float32 test_pow_types_int64_int64",
     "Dropout's mask output (a bool tensor) is not supported": "test_dropout_default_mask test_dropout_default_mask_ratio",
-    "CumSum with its axis fed as a graph input (the kernel is specialized on the axis)":
-        "test_cumsum_1d test_cumsum_1d_exclusive test_cumsum_1d_int32_exclusive test_cumsum_1d_reverse "
-        "test_cumsum_1d_reverse_exclusive test_cumsum_2d_axis_0 test_cumsum_2d_axis_1 test_cumsum_2d_int32 "
-        "test_cumsum_2d_negative_axis",
     "reduce lowering: non-adjacent axes": "test_mvn_expanded test_mvn_expanded_ver18",
 }
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}

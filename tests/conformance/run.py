@@ -130,7 +130,7 @@ def render(outcomes: list[cs.Outcome], elapsed: float) -> str:
     for group, ops in cs._GROUPS.items():  # operator groups first, then features
         out.append(f"| {', '.join(ops.split())} | {cs._REASONS[group]} | {skipped.get(group, 0)} |")
     out.append(f"| Dropout with `training_mode` | {cs._REASONS['random']} | {skipped.get('training dropout', 0)} |")
-    out.append(f"| shape-determining arguments fed as graph inputs | {cs._REASONS['runtime shape argument']} | "
+    out.append(f"| shape-determining arguments (and CumSum axes) fed as graph inputs | {cs._REASONS['runtime shape argument']} | "
                f"{skipped.get('runtime shape argument', 0)} |")
     out.append(f"| sequence / optional graph inputs and outputs | {cs._REASONS['sequence/optional']} | "
                f"{skipped.get('non-tensor io', 0)} |")

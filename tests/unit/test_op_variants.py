@@ -1,11 +1,12 @@
 """Operator variants the conformance suite feeds (compiled to native code, vs onnxruntime): normalization
-parameters fed at run time."""
+parameters fed at run time, Gemm alpha / beta with run-time operands, int8 / uint8 MaxPool."""
 import numpy as np
 import pytest
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession
+from pyflame_rt.errors import UnsupportedOperatorError
 
 
 def _x(rng, *shape):
@@ -48,3 +49,39 @@ def test_gemm_alpha_beta_with_run_time_operands(attrs, c_shape, rng):
     node = helper.make_node("Gemm", [name for name, _ in inputs], ["y"], **attrs)
     model = make_model([node], inputs, [("y", [None, None])])
     _compare(model, {name: _x(rng, *shape) for name, shape in inputs})
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+@pytest.mark.parametrize("attrs", [
+    dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+    dict(kernel_shape=[2, 3], ceil_mode=1, strides=[2, 2], dilations=[1, 2]),
+])
+def test_max_pool_small_integers(dtype, attrs, rng):
+    """Pooled exactly through float32 copies: the full value range, extremes included."""
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max, (2, 3, 7, 9), endpoint=True).astype(dtype)
+    x[0, 0, :2, :2] = info.min
+    node = helper.make_node("MaxPool", ["x"], ["y"], **attrs)
+    model = make_model([node], [("x", list(x.shape), dtype)], [("y", [None] * 4, dtype)])
+    got, = InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    want, = ort_run(model, {"x": x})
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_max_pool_int32_is_refused_by_name(rng):
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2])
+    model = make_model([node], [("x", [1, 1, 4, 4], np.int32)], [("y", [None] * 4, np.int32)])
+    with pytest.raises(UnsupportedOperatorError, match="float32 only, not int32"):
+        InferenceSession(model.SerializeToString())
+
+
+@pytest.mark.parametrize("like_dtype", [np.float64, np.int32])
+def test_cast_like(like_dtype, rng):
+    """CastLike takes the second input's element type (a graph input whose values are not read)."""
+    x = (rng.standard_normal((3, 4)) * 10).astype(np.float32)
+    node = helper.make_node("CastLike", ["x", "like"], ["y"])
+    model = make_model([node], [("x", [3, 4]), ("like", [1], like_dtype)], [("y", [3, 4], like_dtype)], opset=19)
+    feed = {"x": x, "like": np.zeros(1, like_dtype)}
+    got, = InferenceSession(model.SerializeToString()).run(None, feed)
+    want, = ort_run(model, feed)
+    assert got.dtype == want.dtype and np.array_equal(got, want)

@@ -1,5 +1,5 @@
 """Converters for elementwise math: unary math and activations, variadic Sum/Min/Max/Mean,
-comparisons, logic, Where, Cast, Clip (attributes before opset 11, inputs since)."""
+comparisons, logic, Where, Cast, CastLike, Clip (attributes before opset 11, inputs since)."""
 from __future__ import annotations
 
 import numpy as np
@@ -75,6 +75,12 @@ def _where(ctx: _NodeContext):
 @converter("Cast")
 def _cast(ctx: _NodeContext):
     return ctx.emit(gm.CastOp, [ctx.input(0)], to=DType.from_onnx(ctx.attrs["to"]).value)
+
+
+@converter("CastLike")
+def _cast_like(ctx: _NodeContext):
+    """Cast to the element type of the second input (its values are not read)."""
+    return ctx.emit(gm.CastOp, [ctx.input(0)], to=graph.dtype_of(ctx.input(1).type).value)
 
 
 @converter("Pow")

@@ -29,9 +29,8 @@ def as_2d(shape, vals, fill):
 
 
 def windowed_2d(L, op, what: str, max_spatial: int = 2):
-    """Float32 check, then the 2-D view of a windowed op (3-D ops up to `max_spatial` stay 3-D):
-    input / output shapes, strides, dilations, pads."""
-    require_float32(L, op)
+    """The 2-D view of a windowed op (3-D ops up to `max_spatial` stay 3-D): input / output shapes,
+    strides, dilations, pads."""
     shape = L.shapes[op.operands[0]]
     if not 1 <= len(shape) - 2 <= max_spatial:
         dims = "1-D and 2-D" if max_spatial == 2 else "1-D to 3-D"
@@ -46,12 +45,12 @@ def pads_2d(pads: list[int], rank: int) -> list[int]:
     return [0, pads[0], 0, pads[1]] if rank == 3 else pads
 
 
-def padded_input(L, v, shape, pads: list[int], value: float = 0.0):
-    """The input's storage, padded on the spatial dims when any pad is non-zero."""
+def padded_input(L, x, shape, pads: list[int], value: float = 0.0):
+    """The input storage `x`, padded on the spatial dims when any pad is non-zero."""
     if not any(pads):
-        return L.loc(v), shape
+        return x, shape
     nsp = len(shape) - 2
-    return emit_pad(L, L.loc(v), shape, [0, 0, *pads[:nsp], 0, 0, *pads[nsp:]], value=value)
+    return emit_pad(L, x, shape, [0, 0, *pads[:nsp], 0, 0, *pads[nsp:]], value=value)
 
 
 def require_float32(L, op) -> None:
@@ -94,6 +93,7 @@ def _depth_view(vals, fill=None) -> tuple:
 
 @lowering(nn.ConvOp)
 def _lower_conv(L, op: nn.ConvOp) -> None:
+    require_float32(L, op)
     x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "Conv", max_spatial=3)
     w_shape, _ = as_2d(L.shapes[op.weight], [], 0)
     if not all(isinstance(d, int) for d in w_shape):
@@ -105,7 +105,7 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
     act = op.activation.data if op.activation is not None else "none"
     g = op.groups
     m, cg, *kernel = w_shape
-    xp, xp_shape = padded_input(L, op.input, x_shape, pads)
+    xp, xp_shape = padded_input(L, L.loc(op.input), x_shape, pads)
     out = L.result_loc(op.result)
     if cg == 1 and g > 1:
         emit_window(L, "conv", xp, xp_shape, out, out_shape, weights=w_loc, bias=bias,

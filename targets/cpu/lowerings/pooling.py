@@ -1,4 +1,5 @@
-"""MaxPool / AveragePool -> pad + sliding-window kernel; global pools -> per-plane reductions."""
+"""MaxPool / AveragePool -> pad + sliding-window kernel (int8 / uint8 MaxPool through float32 copies);
+global pools -> per-plane reductions."""
 from __future__ import annotations
 
 import functools
@@ -6,7 +7,8 @@ import functools
 import numpy as np
 
 from pyflame_rt.dialects import graph_nn as nn
-from pyflame_rt.dialects.symbolic import numel
+from pyflame_rt.dialects.symbolic import dim_mul, numel
+from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.lowerings import lowering
 from pyflame_rt.targets.cpu.lowerings.conv import as_2d, emit_window, padded_input, require_float32, windowed_2d
 from pyflame_rt.targets.cpu.lowerings.normalization import emit_plane
@@ -19,8 +21,35 @@ def window_counts(size: int, out: int, k: int, s: int, d: int, pb: int, pe: int,
     return ((taps >= lo) & (taps < hi)).sum(axis=1)
 
 
+# max pooled through float32: exact for these types (the max is one of the inputs)
+POOLED_AS_FLOAT32 = (DType.INT8, DType.UINT8)
+
+
 @lowering(nn.MaxPoolOp, nn.AveragePoolOp)
 def _lower_pool(L, op) -> None:
+    dt = L.dtype(op.result)
+    if dt is DType.FLOAT32:
+        _emit_pool(L, op, L.loc(op.input), L.result_loc(op.result))
+        return
+    if not isinstance(op, nn.MaxPoolOp) or dt not in POOLED_AS_FLOAT32:
+        require_float32(L, op)
+    x_f32, out_f32 = (L.new_buffer(dim_mul(numel(L.shapes[v]), 4)) for v in (op.input, op.result))
+    _convert(L, "cast", L.loc(op.input), dt, x_f32, DType.FLOAT32, L.shapes[op.input])
+    _emit_pool(L, op, x_f32, out_f32)
+    # a window wholly in the padding yields -inf: the type's lowest value, as onnxruntime gives
+    info = np.iinfo(dt.value)
+    _convert(L, "clip", out_f32, DType.FLOAT32, out_f32, DType.FLOAT32, L.shapes[op.result],
+             (float(info.min), float(info.max)))
+    _convert(L, "cast", out_f32, DType.FLOAT32, L.result_loc(op.result), dt, L.shapes[op.result])
+
+
+def _convert(L, ew_op: str, src, src_dt: DType, dst, dst_dt: DType, shape, params: tuple = ()) -> None:
+    """dst = ew_op(src) over a contiguous tensor, one flat loop."""
+    L.emit_strided(ew_op, [src], (src_dt,), [[1]], dst, (numel(shape),), dst_dt, params)
+
+
+def _emit_pool(L, op, x, out) -> None:
+    """Pad the float32 input `x` and run the window kernel into `out`."""
     x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "pooling", max_spatial=3)
     _, kernel = as_2d(L.shapes[op.input], op.ints("kernel_shape"), 1)
     is_max = isinstance(op, nn.MaxPoolOp)
@@ -30,7 +59,7 @@ def _lower_pool(L, op) -> None:
     for i in range(nsp):
         need = (out_shape[2 + i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
         full[nsp + i] = max(pads[nsp + i], need - x_shape[2 + i] - pads[i])
-    xp, xp_shape = padded_input(L, op.input, x_shape, full, value=float("-inf") if is_max else 0.0)
+    xp, xp_shape = padded_input(L, x, x_shape, full, value=float("-inf") if is_max else 0.0)
     weights = 0
     if not is_max:
         include = op.count_include_pad.value.data
@@ -38,7 +67,7 @@ def _lower_pool(L, op) -> None:
                              pads[i], pads[nsp + i], include) for i in range(nsp)]
         inv = 1.0 / np.maximum(functools.reduce(np.multiply.outer, cnt), 1)
         weights = L.add_weight("avg_pool_inv_count", inv.astype(np.float32))
-    emit_window(L, "max" if is_max else "avg", xp, xp_shape, L.result_loc(op.result), out_shape,
+    emit_window(L, "max" if is_max else "avg", xp, xp_shape, out, out_shape,
                 weights=weights, kernel=kernel, strides=strides, dilations=dilations)
 
 
