@@ -151,3 +151,19 @@ def test_linear_bias_residual_relu_becomes_one_matmul_bias(rng, rows, d):
     assert mm.name == "graph.matmul_bias" and mm.residual is not None and graph.activation_of(mm) == "relu"
     x = rng.standard_normal((3, rows, d), np.float32)
     assert_close(_compiled_run(res, [x])[0], ort_run(model, {"x": x})[0], 1e-5)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_depthwise_conv1d_residual_with_and_without_activation(rng, relu):
+    """A 1-D depthwise conv stays NCHW (no channels-last kernel): its fused residual is a separate add."""
+    w = rng.standard_normal((6, 1, 3), np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=6, pads=[1, 1]),
+             helper.make_node("Add", ["c", "x"], ["s" if relu else "y"])]
+    nodes += [helper.make_node("Relu", ["s"], ["y"])] if relu else []
+    model = make_model(nodes, [("x", ["N", 6, 11])], [("y", ["N", 6, 11])], {"w": w})
+    res = from_onnx(model)
+    opt.optimize(res, OptLevel.EXTENDED)
+    assert node_census(res.module) == {"graph.conv": 1}
+    x = rng.standard_normal((2, 6, 11)).astype(np.float32)
+    got = Executable(compile_model(model, CompileOptions()), 2).run([x])[0]
+    assert_close(got, ort_run(model, {"x": x})[0], 1e-5)

@@ -114,7 +114,7 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
         if op.residual is not None:
             size = (numel(L.shapes[op.result]),)  # same shape, both contiguous: one flat loop
             L.emit_strided("add", [out, L.loc(op.residual)], (DType.FLOAT32,) * 2, [[1, 1]], out, size,
-                           DType.FLOAT32, activation=act)
+                           DType.FLOAT32, activation=None if act == "none" else act)
         return
     (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
     (kd, kh, kw), (sd, sh, sw), (dd, dh, dw) = (_depth_view(v, 1) for v in (kernel, strides, dilations))
