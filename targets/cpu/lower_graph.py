@@ -28,7 +28,7 @@ from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import PTR, KernelBuilder
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
-    GEMM_FIELDS, PACK_FIELDS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
+    CONV_A_FIELDS, GEMM_FIELDS, PACK_FIELDS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
 from pyflame_rt.targets.cpu.lowerings import lowering_for
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.native_object import ENTRY
@@ -260,18 +260,20 @@ class GraphLowering:
                   bias: np.ndarray | None = None, activation: str = "none",
                   a_loc: Loc | None = None, b_packed: Loc | None = None, row_bias: np.ndarray | None = None,
                   groups: int = 1, a_gs: Dim = 0, c_gs: Dim = 0, c_bs: Dim | None = None,
-                  residual: Loc | None = None) -> None:
+                  residual: Loc | None = None, conv_a: dict | None = None) -> None:
         """C[batch] = op(A) @ op(B) (+ bias row) (+ residual). B is a constant [b_batch, K, N] (packed now),
         a value read through (row, col, batch) strides and packed at run time, or already
         packed (`b_packed`, one packed matrix per batch). With `groups`, batch = images x groups
         and A / C advance by a_gs / c_gs per group (grouped convolution); `row_bias` adds one
         value per output row (per group: m values). `residual` is a tensor laid out like C, added
         before the activation; it must not share storage with `out` (C holds partial sums
-        between K slices), which the memory plan guarantees for two live values."""
+        between K slices), which the memory plan guarantees for two live values. With `conv_a`
+        (the CONV_A_FIELDS of an NHWC convolution), A at `a_loc` is that convolution's input and
+        the GEMM reads its implicit im2col."""
         spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
                                    bias is not None or row_bias is not None, activation,
                                    unit_a_cs=a_strides[1] == 1, bias_per_row=row_bias is not None,
-                                   residual=residual is not None)
+                                   residual=residual is not None, conv_a=conv_a is not None)
         nr = spec.nr
         npanels = ("ceildiv", n, nr)
         panel_elems = ("mul", k, ("mul", npanels, nr))
@@ -298,7 +300,8 @@ class GraphLowering:
               "nblocks": nblocks, "npanels": npanels, "groups": groups, "a_gs": a_gs, "c_gs": c_gs,
               "residual": residual if residual is not None else 0}
         rows_per_item = m if isinstance(m, int) and m < spec.mc else spec.mc
-        self.call(gk, [gf[f] for f in GEMM_FIELDS],
+        conv_fields = [conv_a[f] for f in CONV_A_FIELDS] if conv_a is not None else []
+        self.call(gk, [gf[f] for f in GEMM_FIELDS] + conv_fields,
                   ("mul", dim_mul(batch, groups), ("mul", mblocks, nblocks)),
                   work_per_item=("mul", rows_per_item * nr * spec.nc_panels, k))
 

@@ -68,6 +68,9 @@ CONV_CASES = [  # (C in, M out, kernel, attrs): odd channel counts, strides, dil
     (6, 9, 3, dict(strides=[2, 1], dilations=[2, 1], pads=[0, 2, 1, 0])),
     (4, 10, 5, dict(pads=[2, 2, 2, 2], dilations=[2, 2])),
     (3, 16, 7, dict(strides=[2, 2], pads=[3, 3, 3, 3])),
+    # K = 900 and 5400: the GEMM's 512-deep K slices end inside a tap (and inside C)
+    (100, 20, 3, dict(pads=[1, 1, 1, 1])),
+    (600, 8, 3, dict(strides=[2, 2], pads=[0, 1, 1, 0])),
 ]
 
 

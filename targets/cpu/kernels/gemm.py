@@ -9,6 +9,11 @@ registers, after the last K slice only (earlier slices store partial sums). A is
 transposed A needs no copy. Batches may be grouped (grouped convolution): batch
 index = image * groups + group, with A and C offset per image and per group.
 Work items are (batch, row block, panel block) triples.
+
+With `conv_a`, A is the implicit channels-last im2col of a KxK convolution's NHWC
+input: row p = (image, oy, ox), column k = (tap a, tap b, channel) holds the input at
+(oy*sh - ph + a*dh, ox*sw - pw + b*dw, channel), zero in the padding. The A pack reads
+those C-runs from the input directly, so no [P, K] column matrix is ever written.
 """
 from __future__ import annotations
 
@@ -26,6 +31,8 @@ MIN_ACCUMULATORS = 8
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
                "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "npanels", "groups", "a_gs", "c_gs",
                "residual")
+# with GemmSpec.conv_a, the NHWC convolution geometry of A follows GEMM_FIELDS
+CONV_A_FIELDS = ("c", "h", "wi", "oh", "ow", "kw", "sh", "sw", "dh", "dw", "ph", "pw")
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class GemmSpec:
     unit_a_cs: bool = True  # A's column stride is 1 (not transposed): frees address registers
     bias_per_row: bool = False  # the bias has one value per row of C (per output channel of a conv)
     residual: bool = False  # add a tensor laid out like C (same strides and offsets) before the activation
+    conv_a: bool = False  # A is the implicit im2col of an NHWC input (CONV_A_FIELDS), not a matrix
     # measured on znver3 (32 KB L1, 512 KB L2) against OpenBLAS: a 144 x 512 A block (295 KB,
     # L2) halves the passes over B at N >= 2048; kc 512 halves the C reloads of kc 256
     kc: int = 512
@@ -61,14 +69,16 @@ class GemmSpec:
     def name(self) -> str:
         return (f"gemm_{self.mr}x{self.nr}_w{self.width}_{'b' if self.has_bias else 'nb'}_{self.activation}"
                 f"_k{self.kc}m{self.mc_tiles}n{self.nc_panels}{'' if self.unit_a_cs else '_sa'}"
-                f"{'_rb' if self.bias_per_row else ''}{'_res' if self.residual else ''}")
+                f"{'_rb' if self.bias_per_row else ''}{'_res' if self.residual else ''}{'_conv' if self.conv_a else ''}")
 
     @staticmethod
     def for_target(width: int, num_registers: int, has_bias: bool, activation: str,
-                   unit_a_cs: bool = True, bias_per_row: bool = False, residual: bool = False) -> "GemmSpec":
+                   unit_a_cs: bool = True, bias_per_row: bool = False, residual: bool = False,
+                   conv_a: bool = False) -> "GemmSpec":
         nvec = 2
         mr = max(1, min(8, (num_registers - nvec - 1) // nvec))
-        return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row, residual=residual)
+        return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row, residual=residual,
+                        conv_a=conv_a)
 
 
 def pack_b(b: np.ndarray, nr: int) -> np.ndarray:
@@ -90,6 +100,7 @@ def pad_bias(bias: np.ndarray, nr: int) -> np.ndarray:
 def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(GEMM_FIELDS)}
+    conv = {name: kb.field(len(GEMM_FIELDS) + i) for i, name in enumerate(CONV_A_FIELDS)} if spec.conv_a else {}
     a, bp, c, bias, res = (kb.as_ptr(f[x]) for x in ("a", "b", "c", "bias", "residual"))
     w, nv, nr = spec.width, spec.nvec, spec.nr
     apack = kb.scratch(spec.mc * spec.kc)  # per-thread stack: the packed A block
@@ -129,11 +140,14 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
             with kb.loop(row_lo, row_hi, spec.mr) as tl:
                 t_base = kb.mul(kb.sub(tl.iv, row_lo), kb.const(spec.kc))
                 t_rows = kb.min(kb.const(spec.mr), kb.sub(row_hi, tl.iv))
-                with kb.loop(k0, k1) as pk:
-                    dst = kb.add(t_base, kb.mul(kb.sub(pk.iv, k0), kb.const(spec.mr)))
-                    with kb.loop(0, t_rows) as pr:
-                        v = kb.load(a, a_index(kb.add(tl.iv, pr.iv), pk.iv))
-                        kb.store(v, apack, kb.add(dst, pr.iv))
+                if spec.conv_a:
+                    _pack_conv_rows(kb, conv, a, a_b, apack, tl.iv, t_rows, t_base, k0, k1, spec.mr)
+                else:
+                    with kb.loop(k0, k1) as pk:
+                        dst = kb.add(t_base, kb.mul(kb.sub(pk.iv, k0), kb.const(spec.mr)))
+                        with kb.loop(0, t_rows) as pr:
+                            v = kb.load(a, a_index(kb.add(tl.iv, pr.iv), pk.iv))
+                            kb.store(v, apack, kb.add(dst, pr.iv))
 
             with kb.loop(p_lo, p_hi) as pl:
                 col0 = kb.mul(pl.iv, kb.const(nr))
@@ -195,6 +209,30 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                     with kb.if_(kb.cmp("eq", rem, kb.const(mr))):
                         tile(mr, full_hi)
     return kb.finish()
+
+
+def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, first_row, rows, t_base, k0, k1, mr: int) -> None:
+    """Pack rows [first_row, first_row + rows) x columns [k0, k1) of the implicit im2col A
+    (see the module docstring) into a tile at apack[t_base + (k - k0) * mr + row]. The taps a
+    K slice touches are a loop; a tap in the padding reads a clamped address and stores zeros."""
+    c = g["c"]
+    tap_lo, tap_hi = kb.div(k0, c), kb.add(kb.div(kb.sub(k1, kb.const(1)), c), kb.const(1))
+    with kb.loop(0, rows) as pr:
+        p = kb.add(first_row, pr.iv)
+        ox, rest = kb.rem(p, g["ow"]), kb.div(p, g["ow"])
+        oy, image = kb.rem(rest, g["oh"]), kb.div(rest, g["oh"])
+        iy0 = kb.sub(kb.mul(oy, g["sh"]), g["ph"])
+        ix0 = kb.sub(kb.mul(ox, g["sw"]), g["pw"])
+        with kb.loop(tap_lo, tap_hi) as tp:
+            tap_k = kb.mul(tp.iv, c)
+            row_ok, iy = kb.in_bounds(kb.add(iy0, kb.mul(kb.div(tp.iv, g["kw"]), g["dh"])), g["h"])
+            col_ok, ix = kb.in_bounds(kb.add(ix0, kb.mul(kb.rem(tp.iv, g["kw"]), g["dw"])), g["wi"])
+            inside = kb.and_(row_ok, col_ok)
+            # input element of column k: src + k
+            src = kb.add(x_off, kb.sub(kb.mul(kb.add(kb.mul(kb.add(kb.mul(image, g["h"]), iy), g["wi"]), ix), c), tap_k))
+            with kb.loop(kb.max(k0, tap_k), kb.min(k1, kb.add(tap_k, c))) as kk:
+                v = kb.select(inside, kb.load(x, kb.add(src, kk.iv)), kb.fconst(0.0))
+                kb.store(v, apack, kb.add(t_base, kb.add(kb.mul(kb.sub(kk.iv, k0), kb.const(mr)), pr.iv)))
 
 
 def _k_loop(kb: KernelBuilder, k0, k1, init: list, k_step, chains: int, zero) -> list:

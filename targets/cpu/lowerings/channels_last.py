@@ -3,8 +3,9 @@
 - 1x1 convolution, stride 1, no padding: one GEMM out[N*H*W, M] = X[N*H*W, C] @ W[C, M]
   on the input in place; W packed at compile time, bias per column, the residual (laid
   out like the output: [N*H*W, M]) and the activation in the epilogue.
-- other group-1 convolutions: channels-last im2col (contiguous C-slices, zero taps for
-  padding) feeding the same GEMM with W as [kh*kw*C, M].
+- other group-1 convolutions: the same GEMM with W as [kh*kw*C, M] reading the input's
+  implicit channels-last im2col (contiguous C-slices, zero taps for padding) while it packs
+  A, so no column matrix is written.
 - depthwise convolution (one input channel per group, M = C) and Max/AveragePool: the
   channels-last window kernel, vectorized over channels for any stride/dilation/padding.
 - GlobalAverage/MaxPool: a mean/max over the H*W rows of [N, H*W, C].
@@ -19,7 +20,6 @@ from pyflame_rt.dialects import graph
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul
 from pyflame_rt.dtype import DType
-from pyflame_rt.targets.cpu.kernels.im2col_nhwc import IM2COL_NHWC_FIELDS, Im2colNHWCSpec, im2col_nhwc_kernel
 from pyflame_rt.targets.cpu.kernels.window_nhwc import WINDOW_NHWC_FIELDS, WindowNHWCSpec, window_nhwc_kernel
 from pyflame_rt.targets.cpu.lowerings import lowering
 from pyflame_rt.targets.cpu.lowerings.conv import constant_operand
@@ -80,18 +80,13 @@ def _lower_conv_nhwc(L, op: nn.ConvOp) -> None:
     (n, h, wi, c), (oh, ow), st, dl, pad = _window_geometry(L, op)
     k = kh * kw * c
     rows = dim_mul(n, oh * ow)
-    if (kh, kw) == (1, 1) and st == [1, 1] and not any(op.ints("pads")):
-        a, a_loc = op.input, None
-    else:
-        spec = Im2colNHWCSpec(L.target.vector_width)
-        name = L.kernel(spec.name, lambda: im2col_nhwc_kernel(spec))
-        a, a_loc = None, L.new_buffer(dim_mul(rows, k * 4))
-        f = {"x": L.loc(op.input), "cols": a_loc, "c": c, "h": h, "wi": wi, "oh": oh, "ow": ow, "kh": kh,
-             "kw": kw, "sh": st[0], "sw": st[1], "dh": dl[0], "dw": dl[1], "ph": pad[0], "pw": pad[1]}
-        L.call(name, [f[key] for key in IM2COL_NHWC_FIELDS], dim_mul(n, oh), work_per_item=ow * k)
-    L.emit_gemm(a=a, a_loc=a_loc, a_strides=(k, 1), m=rows, k=k, n=m, out=L.result_loc(op.result),
+    conv_a = None
+    if (kh, kw) != (1, 1) or st != [1, 1] or any(op.ints("pads")):
+        conv_a = {"c": c, "h": h, "wi": wi, "oh": oh, "ow": ow, "kw": kw, "sh": st[0], "sw": st[1],
+                  "dh": dl[0], "dw": dl[1], "ph": pad[0], "pw": pad[1]}
+    L.emit_gemm(a=op.input, a_strides=(k, 1), m=rows, k=k, n=m, out=L.result_loc(op.result),
                 b_const=w.transpose(2, 3, 1, 0).reshape(k, m), bias=bias, activation=act,
-                residual=L.loc(op.residual) if op.residual is not None else None)
+                residual=L.loc(op.residual) if op.residual is not None else None, conv_a=conv_a)
 
 
 @lowering(nn.MaxPoolOp, nn.AveragePoolOp, layout="NHWC")
