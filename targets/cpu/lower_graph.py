@@ -48,10 +48,12 @@ class TensorInfo:
 
 @dataclass
 class Loc:
-    """Where a tensor lives: io slot, weight blob offset, or arena buffer index."""
+    """Where a tensor lives: io slot, weight blob offset, or arena buffer index (plus a byte
+    offset into it: a tensor stored inside another one, e.g. a slice of a Concat's output)."""
 
     kind: str  # "io" | "weight" | "arena"
     index: int
+    offset: int = 0
 
 
 @dataclass
@@ -91,6 +93,7 @@ class GraphLowering:
         self.shapes = graph.infer_value_shapes(fn)
         self.kernels: dict[str, func.FuncOp] = {}
         self.locs: dict[SSAValue, Loc] = {}
+        self.in_place: set[SSAValue] = set()  # stored inside their consumer's result by their producer
         self.weights: list[tuple[str, np.ndarray]] = []
         self.weight_offsets: list[int] = []
         self._weight_bytes = 0
@@ -140,6 +143,14 @@ class GraphLowering:
             self.locs[v] = self.out_slot[v]
         if v not in self.locs:
             self.locs[v] = self.new_buffer(dim_mul(numel(self.shapes[v]), self.dtype(v).itemsize))
+        return self.locs[v]
+
+    def place_inside(self, v: SSAValue, outer: SSAValue, offset_bytes: int) -> Loc:
+        """Make v's storage part of `outer`'s (its consumer's result) at `offset_bytes`: the
+        producer of v writes there and the consumer skips moving v (`in_place`)."""
+        base = self.result_loc(outer)
+        self.locs[v] = Loc(base.kind, base.index, base.offset + offset_bytes)
+        self.in_place.add(v)
         return self.locs[v]
 
     @staticmethod
@@ -260,7 +271,7 @@ class GraphLowering:
                   bias: np.ndarray | None = None, activation: str = "none",
                   a_loc: Loc | None = None, b_packed: Loc | None = None, row_bias: np.ndarray | None = None,
                   groups: int = 1, a_gs: Dim = 0, c_gs: Dim = 0, c_bs: Dim | None = None,
-                  residual: Loc | None = None, conv_a: dict | None = None) -> None:
+                  residual: Loc | None = None, conv_a: dict | None = None, c_rs: Dim | None = None) -> None:
         """C[batch] = op(A) @ op(B) (+ bias row) (+ residual). B is a constant [b_batch, K, N] (packed now),
         a value read through (row, col, batch) strides and packed at run time, or already
         packed (`b_packed`, one packed matrix per batch). With `groups`, batch = images x groups
@@ -268,12 +279,13 @@ class GraphLowering:
         value per output row (per group: m values). `residual` is a tensor laid out like C, added
         before the activation; it must not share storage with `out` (C holds partial sums
         between K slices), which the memory plan guarantees for two live values. With `conv_a`
-        (the CONV_A_FIELDS of an NHWC convolution), A at `a_loc` is that convolution's input and
-        the GEMM reads its implicit im2col."""
+        (conv_c, an NHWC convolution's channels, and its CONV_A_FIELDS), A at `a_loc` is that
+        convolution's input and the GEMM reads its implicit im2col. `c_rs` is C's row stride (default n: contiguous; a
+        Concat slice is wider), used for the residual too."""
         spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
                                    bias is not None or row_bias is not None, activation,
                                    unit_a_cs=a_strides[1] == 1, bias_per_row=row_bias is not None,
-                                   residual=residual is not None, conv_a=conv_a is not None)
+                                   residual=residual is not None)
         nr = spec.nr
         npanels = ("ceildiv", n, nr)
         panel_elems = ("mul", k, ("mul", npanels, nr))
@@ -298,7 +310,8 @@ class GraphLowering:
               "m": m, "n": n, "k": k, "a_rs": a_strides[0], "a_cs": a_strides[1], "a_bs": a_bs,
               "b_bs": b_bs, "c_bs": dim_mul(m, n) if c_bs is None else c_bs, "mblocks": mblocks,
               "nblocks": nblocks, "npanels": npanels, "groups": groups, "a_gs": a_gs, "c_gs": c_gs,
-              "residual": residual if residual is not None else 0}
+              "residual": residual if residual is not None else 0, "c_rs": n if c_rs is None else c_rs,
+              "conv_c": conv_a["conv_c"] if conv_a is not None else 0}
         rows_per_item = m if isinstance(m, int) and m < spec.mc else spec.mc
         conv_fields = [conv_a[f] for f in CONV_A_FIELDS] if conv_a is not None else []
         self.call(gk, [gf[f] for f in GEMM_FIELDS] + conv_fields,
@@ -313,7 +326,17 @@ class GraphLowering:
         ctx = eb.scratch(max_fields, i64)
         sym_vals = {s: eb.field(i, dims) for i, s in enumerate(self.symbols)}
 
+        # every field value is computed once (one block: the first computation dominates every
+        # later use); steps repeat the same sizes, pointers and constants many times
+        values: dict = {}
+
         def value(x):
+            key = (x.kind, x.index, x.offset) if isinstance(x, Loc) else x
+            if key not in values:
+                values[key] = compute(x)
+            return values[key]
+
+        def compute(x):
             if isinstance(x, int):
                 return eb.const(x)
             if isinstance(x, SymDim):
@@ -325,21 +348,23 @@ class GraphLowering:
                 return eb._ins(llvm.PtrToIntOp(pointer(x)))
             if isinstance(x, tuple) and x[0] == "ceildiv":
                 a, b = value(x[1]), value(x[2])
-                return eb.div(eb.add(a, eb.sub(b, eb.const(1))), b)
+                return eb.div(eb.add(a, eb.sub(b, value(1))), b)
             if isinstance(x, tuple) and x[0] == "mul":
                 return eb.mul(value(x[1]), value(x[2]))
             raise TypeError(x)
 
         def pointer(loc: Loc):
             if loc.kind == "io":
-                return eb.as_ptr(eb.field(loc.index, io))
-            if loc.kind == "weight":
-                return eb.gep(weights, eb.const(loc.index), elem=i8)
-            return eb.gep(arena, eb.field(loc.index, offsets), elem=i8)
+                base = eb.as_ptr(eb.field(loc.index, io))
+            elif loc.kind == "weight":
+                base = eb.gep(weights, eb.const(loc.index), elem=i8)
+            else:
+                base = eb.gep(arena, eb.field(loc.index, offsets), elem=i8)
+            return eb.gep(base, eb.const(loc.offset), elem=i8) if loc.offset else base
 
         for c in self.steps:
             for i, f in enumerate(c.fields):
-                eb.store(value(f), ctx, eb.const(i), elem=i64)
+                eb.store(value(f), ctx, value(i), elem=i64)
             fp = eb._ins(llvm.AddressOfOp(c.kernel, PTR))
             eb._ins(func.CallOp(RUN_KERNEL, [run, fp, ctx, value(c.items), value(c.grain)], []))
         return eb.finish()

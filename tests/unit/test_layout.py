@@ -160,6 +160,25 @@ def test_concat_and_residual_add_stay_channels_last(rng):
     assert ops.count("transpose:") == 2 and ops.count("conv:NHWC") == 3
 
 
+def test_convs_write_their_channel_slices_of_a_concat(rng):
+    """Convs whose only use is a channels-last Concat store into their slice of its output (row
+    stride = all channels); the Concat copies only the other inputs: the squeeze output s (three
+    uses) and e2, which is also a graph output."""
+    nodes = [helper.make_node("Conv", ["x", "ws", "bs"], ["s"]),
+             helper.make_node("Conv", ["s", "we1"], ["e1"]),
+             helper.make_node("Conv", ["s", "we3", "be3"], ["e3"], pads=[1, 0, 1, 2]),
+             helper.make_node("Conv", ["s", "we2"], ["e2"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["e3"], ["r3"]),
+             helper.make_node("Concat", ["e1", "s", "r3", "e2"], ["y"], axis=1)]
+    inits = {"ws": _x(rng, 5, 7, 1, 1), "bs": _x(rng, 5), "we1": _x(rng, 9, 5, 1, 1), "we3": _x(rng, 11, 5, 3, 3),
+             "be3": _x(rng, 11), "we2": _x(rng, 3, 5, 3, 3)}
+    m = make_model(nodes, [("x", ["N", 7, 9, 10])], [("y", ["N", 28, 9, 10]), ("e2", ["N", 3, 9, 10])], inits)
+    _check(m, (1, 3))
+    sess = InferenceSession(m.SerializeToString(), SessionOptions(optimization_level=OptLevel.ALL))
+    concat_steps = [s for s in sess.header["step_ops"] if s.startswith("concat")]
+    assert len(concat_steps) == 2, sess.header["step_ops"]
+
+
 @pytest.mark.parametrize("k,group,pads", [(1, 1, [0] * 4), (3, 1, [1] * 4), (3, 14, [1] * 4)])
 def test_residual_conv_nhwc(k, group, pads, rng):
     """relu(conv(x) + x): fuse-residual-add puts x into the conv's epilogue, in NHWC like the result."""

@@ -10,10 +10,12 @@ transposed A needs no copy. Batches may be grouped (grouped convolution): batch
 index = image * groups + group, with A and C offset per image and per group.
 Work items are (batch, row block, panel block) triples.
 
-With `conv_a`, A is the implicit channels-last im2col of a KxK convolution's NHWC
+When the field conv_c (channels) is not 0, A is the implicit channels-last im2col of a KxK convolution's NHWC
 input: row p = (image, oy, ox), column k = (tap a, tap b, channel) holds the input at
-(oy*sh - ph + a*dh, ox*sw - pw + b*dw, channel), zero in the padding. The A pack reads
-those C-runs from the input directly, so no [P, K] column matrix is ever written.
+(oy*sh - ph + a*dh, ox*sw - pw + b*dw, channel), zero in the padding (geometry: the
+CONV_A_FIELDS after GEMM_FIELDS). The A pack reads those C-runs from the input directly, so
+no [P, K] column matrix is ever written. A run-time switch, not a spec variant: the pack is
+a small part of the kernel, and every GEMM variant compiled twice would double its cost.
 """
 from __future__ import annotations
 
@@ -30,9 +32,9 @@ MIN_ACCUMULATORS = 8
 # ctx field order shared by the lowering and the kernel
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
                "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "npanels", "groups", "a_gs", "c_gs",
-               "residual")
-# with GemmSpec.conv_a, the NHWC convolution geometry of A follows GEMM_FIELDS
-CONV_A_FIELDS = ("c", "h", "wi", "oh", "ow", "kw", "sh", "sw", "dh", "dw", "ph", "pw")
+               "residual", "c_rs", "conv_c")
+# when conv_c != 0 (A is an NHWC convolution's input), its geometry follows GEMM_FIELDS
+CONV_A_FIELDS = ("h", "wi", "oh", "ow", "kw", "sh", "sw", "dh", "dw", "ph", "pw")
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,6 @@ class GemmSpec:
     unit_a_cs: bool = True  # A's column stride is 1 (not transposed): frees address registers
     bias_per_row: bool = False  # the bias has one value per row of C (per output channel of a conv)
     residual: bool = False  # add a tensor laid out like C (same strides and offsets) before the activation
-    conv_a: bool = False  # A is the implicit im2col of an NHWC input (CONV_A_FIELDS), not a matrix
     # measured on znver3 (32 KB L1, 512 KB L2) against OpenBLAS: a 144 x 512 A block (295 KB,
     # L2) halves the passes over B at N >= 2048; kc 512 halves the C reloads of kc 256
     kc: int = 512
@@ -69,16 +70,14 @@ class GemmSpec:
     def name(self) -> str:
         return (f"gemm_{self.mr}x{self.nr}_w{self.width}_{'b' if self.has_bias else 'nb'}_{self.activation}"
                 f"_k{self.kc}m{self.mc_tiles}n{self.nc_panels}{'' if self.unit_a_cs else '_sa'}"
-                f"{'_rb' if self.bias_per_row else ''}{'_res' if self.residual else ''}{'_conv' if self.conv_a else ''}")
+                f"{'_rb' if self.bias_per_row else ''}{'_res' if self.residual else ''}")
 
     @staticmethod
     def for_target(width: int, num_registers: int, has_bias: bool, activation: str,
-                   unit_a_cs: bool = True, bias_per_row: bool = False, residual: bool = False,
-                   conv_a: bool = False) -> "GemmSpec":
+                   unit_a_cs: bool = True, bias_per_row: bool = False, residual: bool = False) -> "GemmSpec":
         nvec = 2
         mr = max(1, min(8, (num_registers - nvec - 1) // nvec))
-        return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row, residual=residual,
-                        conv_a=conv_a)
+        return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row, residual=residual)
 
 
 def pack_b(b: np.ndarray, nr: int) -> np.ndarray:
@@ -100,13 +99,16 @@ def pad_bias(bias: np.ndarray, nr: int) -> np.ndarray:
 def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(GEMM_FIELDS)}
-    conv = {name: kb.field(len(GEMM_FIELDS) + i) for i, name in enumerate(CONV_A_FIELDS)} if spec.conv_a else {}
     a, bp, c, bias, res = (kb.as_ptr(f[x]) for x in ("a", "b", "c", "bias", "residual"))
     w, nv, nr = spec.width, spec.nvec, spec.nr
     apack = kb.scratch(spec.mc * spec.kc)  # per-thread stack: the packed A block
     zero = kb.fconst(0.0, w)
     # item = (batch * mblocks + mb) * nblocks + nb. The items of [begin, end) that share a row
     # block are done as one: its A block is packed once for all their panels.
+    # the mblocks = ceil(M / MC) row blocks get equal heights (in whole tiles, at most MC): a
+    # 196-row GEMM is 102 + 94 rows, not 144 + 52, so two threads finish together
+    mc = kb.div(kb.add(f["m"], kb.sub(f["mblocks"], kb.const(1))), kb.max(f["mblocks"], kb.const(1)))
+    mc = kb.mul(kb.div(kb.add(mc, kb.const(spec.mr - 1)), kb.const(spec.mr)), kb.const(spec.mr))
     blk_lo = kb.div(kb.begin, f["nblocks"])
     blk_hi = kb.add(kb.div(kb.sub(kb.end, kb.const(1)), f["nblocks"]), kb.const(1))
     with kb.loop(blk_lo, blk_hi) as blk:
@@ -119,8 +121,8 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
         a_b = kb.add(kb.mul(image, f["a_bs"]), kb.mul(group, f["a_gs"]))
         c_b = kb.add(kb.mul(image, f["c_bs"]), kb.mul(group, f["c_gs"]))
         bias_b = kb.mul(group, f["m"])  # per-row bias: this group's first row
-        row_lo = kb.mul(mb, kb.const(spec.mc))
-        row_hi = kb.min(f["m"], kb.add(row_lo, kb.const(spec.mc)))
+        row_lo = kb.mul(mb, mc)
+        row_hi = kb.min(f["m"], kb.add(row_lo, mc))
         full_hi = kb.add(row_lo, kb.mul(kb.div(kb.sub(row_hi, row_lo), kb.const(spec.mr)), kb.const(spec.mr)))
         p_lo = kb.mul(nb_lo, kb.const(spec.nc_panels))
         p_hi = kb.min(f["npanels"], kb.mul(nb_hi, kb.const(spec.nc_panels)))
@@ -140,9 +142,12 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
             with kb.loop(row_lo, row_hi, spec.mr) as tl:
                 t_base = kb.mul(kb.sub(tl.iv, row_lo), kb.const(spec.kc))
                 t_rows = kb.min(kb.const(spec.mr), kb.sub(row_hi, tl.iv))
-                if spec.conv_a:
+                is_conv = kb.cmp("ne", f["conv_c"], kb.const(0))
+                with kb.if_(is_conv):
+                    conv = {name: kb.field(len(GEMM_FIELDS) + i) for i, name in enumerate(CONV_A_FIELDS)}
+                    conv["c"] = f["conv_c"]
                     _pack_conv_rows(kb, conv, a, a_b, apack, tl.iv, t_rows, t_base, k0, k1, spec.mr)
-                else:
+                with kb.if_(kb.cmp("eq", f["conv_c"], kb.const(0))):
                     with kb.loop(k0, k1) as pk:
                         dst = kb.add(t_base, kb.mul(kb.sub(pk.iv, k0), kb.const(spec.mr)))
                         with kb.loop(0, t_rows) as pr:
@@ -159,7 +164,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
 
                 def tile(mr: int, first_row):
                     """mr x NR register tile over K slice [k0, k1), A read from the pack."""
-                    c_rows = [kb.add(c_b, kb.add(kb.mul(kb.add(first_row, kb.const(r)), f["n"]), col0))
+                    c_rows = [kb.add(c_b, kb.add(kb.mul(kb.add(first_row, kb.const(r)), f["c_rs"]), col0))
                               for r in range(mr)]
                     init = []
                     for r in range(mr):

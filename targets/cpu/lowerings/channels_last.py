@@ -82,11 +82,30 @@ def _lower_conv_nhwc(L, op: nn.ConvOp) -> None:
     rows = dim_mul(n, oh * ow)
     conv_a = None
     if (kh, kw) != (1, 1) or st != [1, 1] or any(op.ints("pads")):
-        conv_a = {"c": c, "h": h, "wi": wi, "oh": oh, "ow": ow, "kw": kw, "sh": st[0], "sw": st[1],
+        conv_a = {"conv_c": c, "h": h, "wi": wi, "oh": oh, "ow": ow, "kw": kw, "sh": st[0], "sw": st[1],
                   "dh": dl[0], "dw": dl[1], "ph": pad[0], "pw": pad[1]}
-    L.emit_gemm(a=op.input, a_strides=(k, 1), m=rows, k=k, n=m, out=L.result_loc(op.result),
+    cat = _channel_concat_slice(L, op.result) if op.residual is None else None
+    out, c_rs = cat if cat is not None else (L.result_loc(op.result), m)
+    L.emit_gemm(a=op.input, a_strides=(k, 1), m=rows, k=k, n=m, out=out,
                 b_const=w.transpose(2, 3, 1, 0).reshape(k, m), bias=bias, activation=act,
-                residual=L.loc(op.residual) if op.residual is not None else None, conv_a=conv_a)
+                residual=L.loc(op.residual) if op.residual is not None else None, conv_a=conv_a, c_rs=c_rs)
+
+
+def _channel_concat_slice(L, v):
+    """(storage, row stride) of v's channel slice in a channels-last Concat that is v's only
+    use (a SqueezeNet fire module's expand convs): the conv writes its rows there directly
+    and the Concat copies nothing for it. None when v is used otherwise or is a graph output."""
+    uses = list(v.uses)
+    if len(uses) != 1 or v in L.out_slot or v in L.locs:
+        return None
+    cat, index = uses[0].operation, uses[0].index
+    if not isinstance(cat, nn.ConcatOp):
+        return None
+    shape = L.shapes[cat.result]
+    channels = [L.shapes[u][-1] for u in cat.inputs[:index]]
+    if cat.axis.value.data % len(shape) != len(shape) - 1 or not all(isinstance(c, int) for c in channels):
+        return None
+    return L.place_inside(v, cat.result, sum(channels) * L.dtype(v).itemsize), shape[-1]
 
 
 @lowering(nn.MaxPoolOp, nn.AveragePoolOp, layout="NHWC")

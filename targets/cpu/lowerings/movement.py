@@ -138,8 +138,9 @@ def _lower_concat(L, op: nn.ConcatOp) -> None:
     for v in op.inputs:
         shape = L.shapes[v]
         ist = strides_of(shape)
-        emit_copy(L, out, L.loc(v), [(d, ost[i], ist[i]) for i, d in enumerate(shape)], dst_off=offset,
-                  item_bytes=L.dtype(op.result).itemsize)
+        if v not in L.in_place:  # else its producer already wrote it into its slice of `out`
+            emit_copy(L, out, L.loc(v), [(d, ost[i], ist[i]) for i, d in enumerate(shape)], dst_off=offset,
+                      item_bytes=L.dtype(op.result).itemsize)
         offset = dim_mul(shape[axis], ost[axis]) if offset == 0 else _add(offset, dim_mul(shape[axis], ost[axis]))
 
 
