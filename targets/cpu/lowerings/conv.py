@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects import graph, graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
@@ -102,7 +102,7 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
     w = L.const_value(op.weight)
     w_loc = L.add_weight("conv_weight", w.astype(np.float32)) if w is not None else L.loc(op.weight)
     bias = constant_operand(L, op.bias, "Conv bias") if op.bias is not None else None
-    act = op.activation.data if op.activation is not None else "none"
+    act = graph.activation_of(op) or "none"  # kernel specs name no activation "none"
     g = op.groups
     m, cg, *kernel = w_shape
     xp, xp_shape = padded_input(L, L.loc(op.input), x_shape, pads)
@@ -114,7 +114,7 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
         if op.residual is not None:
             size = (numel(L.shapes[op.result]),)  # same shape, both contiguous: one flat loop
             L.emit_strided("add", [out, L.loc(op.residual)], (DType.FLOAT32,) * 2, [[1, 1]], out, size,
-                           DType.FLOAT32, activation=None if act == "none" else act)
+                           DType.FLOAT32, activation=graph.activation_of(op))
         return
     (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
     (kd, kh, kw), (sd, sh, sw), (dd, dh, dw) = (_depth_view(v, 1) for v in (kernel, strides, dilations))
