@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from xdsl.dialects.builtin import FloatAttr, StringAttr, TensorType, f32
+from xdsl.dialects.builtin import BoolAttr, FloatAttr, StringAttr, TensorType, f32
 from xdsl.ir import SSAValue
 from xdsl.irdl import (
     ParsePropInAttrDict,
@@ -28,7 +28,8 @@ from pyflame_rt.dialects.graph import (
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError
 
-FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.FLOAT64)
+FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64)
+INTEGER_DTYPES = (DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.UINT8)
 
 
 class FloatUnaryOp(ElementwiseUnaryOp):
@@ -225,14 +226,39 @@ class NotOp(ElementwiseUnaryOp):
 
 @irdl_op_definition
 class PowOp(ElementwiseBinaryOp):
-    """x ** y: float base; the exponent is converted to the base's type by the importer."""
+    """x ** y in the base's type. A float base takes an exponent of its own type (the importer
+    converts it); an integer base an int64 or float exponent."""
 
     name = "graph.pow"
 
     def infer_dtypes(self, dtypes):
-        if dtypes[0] not in FLOAT_DTYPES or dtypes[1] is not dtypes[0]:
-            raise DTypeMismatchError(f"needs float operands of one type, got {[d.value for d in dtypes]}")
-        return [dtypes[0]]
+        base, exponent = dtypes
+        ok = exponent is base if base in FLOAT_DTYPES else base in INTEGER_DTYPES and (
+            exponent is DType.INT64 or exponent in FLOAT_DTYPES)
+        if not ok:
+            raise DTypeMismatchError(f"pow needs a float base and exponent of one type, or an integer base and "
+                                     f"an int64 or float exponent; got {[d.value for d in dtypes]}")
+        return [base]
+
+
+@irdl_op_definition
+class ModOp(ElementwiseBinaryOp):
+    """Remainder (ONNX Mod): fmod = 1 is C's fmod (the dividend's sign), fmod = 0 modulo with the
+    divisor's sign (Python's %; for floats since opset 28). x mod 0 is 0 for integers, NaN for floats."""
+
+    name = "graph.mod"
+    fmod = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, lhs, rhs, result_type, fmod: bool = False):
+        super().__init__(lhs, rhs, result_type)
+        self.properties["fmod"] = BoolAttr.from_bool(fmod)
+
+    def infer_dtypes(self, dtypes):
+        d = same_dtype(dtypes, self.name)
+        if d is DType.BOOL:
+            raise DTypeMismatchError("mod of bool tensors")
+        return [d]
 
 
 @irdl_op_definition
@@ -371,5 +397,5 @@ class WhereOp(GraphOp):
 
 MATH_OPS = [SqrtOp, ExpOp, LogOp, ErfOp, TanhOp, SigmoidOp, ReciprocalOp, FloorOp, CeilOp, SoftplusOp,
             HardSwishOp, NegOp, AbsOp, LeakyReluOp, EluOp, SeluOp, HardSigmoidOp, GeluOp, ClipOp, CastOp,
-            NotOp, PowOp, PReluOp, EqualOp, LessOp, LessOrEqualOp, GreaterOp, GreaterOrEqualOp, AndOp, OrOp,
+            NotOp, PowOp, ModOp, PReluOp, EqualOp, LessOp, LessOrEqualOp, GreaterOp, GreaterOrEqualOp, AndOp, OrOp,
             XorOp, SumOp, MinOp, MaxOp, MeanOp, WhereOp]

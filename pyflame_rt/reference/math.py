@@ -76,7 +76,7 @@ def _cast(op, x):
 
 
 _BINARY = {
-    gm.PowOp: np.power, gm.EqualOp: np.equal, gm.LessOp: np.less, gm.LessOrEqualOp: np.less_equal,
+    gm.EqualOp: np.equal, gm.LessOp: np.less, gm.LessOrEqualOp: np.less_equal,
     gm.GreaterOp: np.greater, gm.GreaterOrEqualOp: np.greater_equal, gm.AndOp: np.logical_and,
     gm.OrOp: np.logical_or, gm.XorOp: np.logical_xor,
     gm.PReluOp: lambda x, slope: np.where(x < 0, slope * x, x),
@@ -86,6 +86,25 @@ _BINARY = {
 @reference(*_BINARY)
 def _binary(op, x):
     return _BINARY[type(op)](x[0], x[1])
+
+
+@reference(gm.ModOp)
+def _mod(op, x):
+    with np.errstate(divide="ignore", invalid="ignore"):  # x mod 0: 0 for integers, NaN for floats
+        return (np.fmod if op.fmod.value.data else np.mod)(x[0], x[1])
+
+
+@reference(gm.PowOp)
+def _pow(op, x):
+    base, exponent = x
+    if not np.issubdtype(base.dtype, np.integer):
+        return np.power(base, exponent)
+    if np.issubdtype(exponent.dtype, np.integer):  # exact; a negative exponent truncates 1 / x**|e|
+        positive = np.power(base, np.maximum(exponent, 0).astype(base.dtype))
+        inverse = np.where(base == 1, 1, np.where(base == -1, np.where(exponent % 2 == 1, -1, 1), 0))
+        return np.where(exponent < 0, inverse, positive).astype(base.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # float exponent: float pow truncated to the type
+        return np.power(base.astype(np.float64), exponent.astype(np.float64)).astype(base.dtype)
 
 
 _VARIADIC = {gm.SumOp: np.add, gm.MinOp: np.minimum, gm.MaxOp: np.maximum, gm.MeanOp: np.add}

@@ -35,7 +35,8 @@ from pyflame_rt.targets.cpu.native_object import ENTRY
 from pyflame_rt.targets.cpu.target import CPUTarget
 
 RUN_KERNEL = "pfrt_run_kernel"
-IO_DTYPES = (DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.INT64, DType.INT32, DType.INT8, DType.UINT8, DType.BOOL)
+IO_DTYPES = (DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16, DType.INT64, DType.INT32, DType.INT16,
+             DType.INT8, DType.UINT8, DType.BOOL)
 WEIGHT_ALIGN = 64
 
 

@@ -100,6 +100,7 @@ class ModelUse:
     opset: int
     non_tensor_io: bool = False  # a sequence / optional / map graph input or output
     training_dropout: bool = False  # Dropout given its training_mode input
+    training_batchnorm: bool = False  # BatchNormalization with training_mode = 1 (batch statistics)
     runtime_shape_argument: str = ""  # "Op input #i" when a shape-determining input is a graph input
 
     @staticmethod
@@ -123,7 +124,10 @@ class ModelUse:
                         runtime_shape_argument=_runtime_shape_argument(model.graph),
                         non_tensor_io=any(not vi.type.HasField("tensor_type") for vi in io),
                         training_dropout=any(n.op_type == "Dropout" and len(n.input) > 2 and n.input[2]
-                                             for g in _graphs(model.graph) for n in g.node))
+                                             for g in _graphs(model.graph) for n in g.node),
+                        training_batchnorm=any(n.op_type == "BatchNormalization" and any(
+                            a.name == "training_mode" and a.i for a in n.attribute)
+                            for g in _graphs(model.graph) for n in g.node))
 
     def skip_reason(self) -> str | None:
         """Why the model is deliberately unsupported, or None."""
@@ -137,6 +141,8 @@ class ModelUse:
             return _REASONS["sequence/optional"]
         if self.training_dropout:
             return f"Dropout with training_mode: {_REASONS['random']}"
+        if self.training_batchnorm:
+            return f"BatchNormalization with training_mode: {_REASONS['training']}"
         if self.runtime_shape_argument:
             return f"{self.runtime_shape_argument}: {_REASONS['runtime shape argument']}"
         bad = sorted(onnx.TensorProto.DataType.Name(t) for t in self.elem_types if not _known_dtype(t))
@@ -366,14 +372,6 @@ def prune_cache(keep: int = 3) -> None:
 # Supported-op tests that do not pass yet: why -> test names (without the `_cpu` suffix). The CI test
 # fails on any other failure and reports listed tests that pass again (remove them then).
 KNOWN_FAILURES: dict[str, str] = {
-    "int16 and bfloat16 tensors are not supported in graph IR":
-        "test_add_int16 test_div_int16 test_equal_int16 test_greater_equal_int16 test_greater_equal_int16_expanded "
-        "test_greater_int16 test_less_equal_int16 test_less_equal_int16_expanded test_less_int16 test_max_int16 "
-        "test_min_int16 test_mul_int16 test_sub_int16 test_cast_BFLOAT16_to_FLOAT test_castlike_BFLOAT16_to_FLOAT_expanded "
-        "test_castlike_FLOAT_to_BFLOAT16_expanded test_einsum_batch_matmul_bfloat16 test_einsum_sum_bfloat16 "
-        "test_einsum_transpose_bfloat16 test_cast_FLOAT_to_BFLOAT16",
-    "Pow with an integer base or mixed types": "test_pow_types_int32_float32 test_pow_types_int32_int32 "
-                                               "test_pow_types_int64_float32 test_pow_types_int64_int64",
     "Dropout's mask output (a bool tensor) is not supported": "test_dropout_default_mask test_dropout_default_mask_ratio",
     "reduce lowering: non-adjacent axes": "test_mvn_expanded test_mvn_expanded_ver18",
 }

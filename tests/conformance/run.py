@@ -130,6 +130,8 @@ def render(outcomes: list[cs.Outcome], elapsed: float) -> str:
     for group, ops in cs._GROUPS.items():  # operator groups first, then features
         out.append(f"| {', '.join(ops.split())} | {cs._REASONS[group]} | {skipped.get(group, 0)} |")
     out.append(f"| Dropout with `training_mode` | {cs._REASONS['random']} | {skipped.get('training dropout', 0)} |")
+    out.append(f"| BatchNormalization with `training_mode` | {cs._REASONS['training']} | "
+               f"{skipped.get('training batchnorm', 0)} |")
     out.append(f"| shape-determining arguments (and CumSum axes) fed as graph inputs | {cs._REASONS['runtime shape argument']} | "
                f"{skipped.get('runtime shape argument', 0)} |")
     out.append(f"| sequence / optional graph inputs and outputs | {cs._REASONS['sequence/optional']} | "
@@ -144,6 +146,8 @@ def render(outcomes: list[cs.Outcome], elapsed: float) -> str:
 def _skip_group(reason: str) -> str:
     if reason.startswith("Dropout with training_mode"):
         return "training dropout"
+    if reason.startswith("BatchNormalization with training_mode"):
+        return "training batchnorm"
     if reason.endswith(cs._REASONS["runtime shape argument"]):
         return "runtime shape argument"
     if reason == cs._REASONS["sequence/optional"]:

@@ -52,6 +52,8 @@ def test_deliberate_skips_are_classified():
         return cs.ModelUse.of(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]))
 
     assert "training" in use(helper.make_node("Adam", ["x"], ["y"])).skip_reason()
+    bn = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"], training_mode=1)
+    assert use(bn).skip_reason().startswith("BatchNormalization with training_mode: training operators")
     assert "UINT16" in use(helper.make_node("Relu", ["x"], ["y"]), elem=4).skip_reason()
     assert use(helper.make_node("Hardmax", ["x"], ["y"])).missing_ops() == ["Hardmax"]
     assert "graph input" in use(helper.make_node("Reshape", ["x", "x"], ["y"])).skip_reason()

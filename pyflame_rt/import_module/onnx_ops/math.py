@@ -85,10 +85,20 @@ def _cast_like(ctx: _NodeContext):
 
 @converter("Pow")
 def _pow(ctx: _NodeContext):
+    """The exponent takes a float base's type; for an integer base, an integer exponent is widened
+    to int64 (a float one stays: 2 ** 2.5 truncates 5.66, it is not 2 ** 2)."""
     base, exponent = ctx.input(0), ctx.input(1)
-    if graph.dtype_of(exponent.type) is not graph.dtype_of(base.type):
-        exponent = ctx.emit(gm.CastOp, [exponent], to=graph.dtype_of(base.type).value)[0]
+    base_dtype, exp_dtype = graph.dtype_of(base.type), graph.dtype_of(exponent.type)
+    to = base_dtype if base_dtype in gm.FLOAT_DTYPES else DType.INT64 if exp_dtype in gm.INTEGER_DTYPES else exp_dtype
+    if exp_dtype is not to:
+        exponent = ctx.emit(gm.CastOp, [exponent], to=to.value)[0]
     return ctx.emit(gm.PowOp, [base, exponent])
+
+
+@converter("Mod")
+def _mod(ctx: _NodeContext):
+    fmod = bool(ctx.attrs.get("fmod", 0))
+    return ctx.emit(gm.ModOp, [ctx.input(0), ctx.input(1)], fmod=fmod)
 
 
 @converter("Clip")

@@ -22,7 +22,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 from pyflame_rt.targets.cpu.kernels import fast_math as fm
-from pyflame_rt.targets.cpu.kernels.typed import Typed
+from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION, Typed
 
 INNER_CHUNK = 8192  # elements per work item along the inner dim
 
@@ -60,7 +60,7 @@ def _gelu(t: Typed, x, p):
     return t.fma(half_x, fm.erf(t, t.mul(x, t.const(1 / sqrt(2)))), half_x)
 
 
-def _pow(t: Typed, x, y):
+def _float_pow(t: Typed, x, y):
     """x**y = exp(y log|x|); negative x: sign from an odd integer y, NaN for non-integer y."""
     mag = fm.exp(t, t.mul(y, fm.log(t, t.abs(x))))
     y_int = t.cmp("eq", t.kb.intrinsic("llvm.floor", y), y)
@@ -70,6 +70,56 @@ def _pow(t: Typed, x, y):
     signed = t.select(y_odd, t.neg(mag), mag)
     out = t.select(negative, t.select(y_int, signed, t.const(float("nan"))), mag)
     return t.select(t.cmp("eq", y, t.const(0.0)), t.const(1.0), out)
+
+
+def _int_pow(t: Typed, x, e, te: Typed):
+    """Exact integer power (wrapping like the type) by repeated squaring over all of e's bits;
+    a negative e gives 1 / x**|e| truncated: 1 for x = 1, +-1 for x = -1, else 0."""
+    kb = t.kb
+    result, square = t.const(1), x
+    for bit in range(te.elem.bitwidth - 1):
+        set_ = te.cmp("ne", kb._ins(arith.AndIOp(e, te.const(1 << bit))), te.const(0))
+        result = t.select(set_, t.mul(result, square), result)
+        square = t.mul(square, square)
+    odd = te.cmp("ne", kb._ins(arith.AndIOp(e, te.const(1))), te.const(0))
+    minus_one = t.cmp("eq", x, t.const(-1))
+    inverse = t.select(t.cmp("eq", x, t.const(1)), t.const(1),
+                       t.select(minus_one, t.select(odd, t.const(-1), t.const(1)), t.const(0)))
+    return t.select(te.cmp("lt", e, te.const(0)), inverse, result)
+
+
+def _pow(t: Typed, x, y):
+    """Float base: _float_pow (the importer gives the exponent the base's type). Integer base (ONNX:
+    the result has the base's type): an int64 exponent, or a float one, which is exact when it holds
+    an integer and otherwise float32 pow truncated toward zero."""
+    if t.is_float:
+        return _float_pow(t, x, y)
+    te = t.of_value(y)
+    if not te.is_float:
+        return _int_pow(t, x, y, te)
+    f32 = t.like(DType.FLOAT32)
+    yf = te.convert(y, f32)
+    e = te.convert(y, t.like(DType.INT64))
+    integral = te.cmp("eq", t.kb.intrinsic("llvm.floor", y), y)
+    fractional = f32.convert(_float_pow(f32, t.convert(x, f32), yf), t)
+    return t.select(integral, _int_pow(t, x, e, t.like(DType.INT64)), fractional)
+
+
+def _mod(t: Typed, x, y, fmod: bool):
+    """fmod: C's fmod (the dividend's sign); otherwise modulo with the divisor's sign (Python's %).
+    Float fmod is x - trunc(x / y) * y in one rounding (x itself when the quotient is 0, e.g. y = inf),
+    corrected when the quotient rounded up; zeros take the sign the result would have."""
+    if not t.is_float:
+        return t.rem(x, y, floored=not fmod)
+    kb = t.kb
+    q = kb.intrinsic("llvm.trunc", t.div(x, y))
+    r = t.select(t.cmp("eq", q, t.const(0.0)), x, t.fma(t.neg(q), y, x))
+    overshot = t.cmp("lt", t.mul(r, x), t.const(0.0))
+    r = kb.intrinsic("llvm.copysign", t.select(overshot, t.add(r, kb.intrinsic("llvm.copysign", y, x)), r), x)
+    if fmod:
+        return r
+    r = t.select(t.cmp("lt", t.mul(r, y), t.const(0.0)), t.add(r, y), r)
+    return t.select(t.cmp("eq", r, t.const(0.0)), kb.intrinsic("llvm.copysign", r, y), r)
 
 
 def _logical(op_cls) -> EwOp:
@@ -88,7 +138,8 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "div": EwOp(2, lambda t, x, p: t.div(x[0], x[1])),
     "mul_add": EwOp(3, lambda t, x, p: t.fma(x[0], x[1], x[2])),
     "scaled_add": EwOp(2, lambda t, x, p: t.fma(x[0], t.const(p[0]), x[1])),  # x0 * p0 + x1
-    "pow": EwOp(2, lambda t, x, p: _pow(t, x[0], x[1]), float_only=True),
+    "pow": EwOp(2, lambda t, x, p: _pow(t, x[0], x[1])),
+    "mod": EwOp(2, lambda t, x, p: _mod(t, x[0], x[1], bool(p[0]))),
     "prelu": EwOp(2, lambda t, x, p: _where_positive(t, x[0], t.mul(x[0], x[1]))),
     "sum": EwOp(None, lambda t, x, p: reduce(t.add, x)),
     "mean": EwOp(None, lambda t, x, p: t.mul(reduce(t.add, x), t.const(1.0 / len(x))), float_only=True),
@@ -173,8 +224,9 @@ def check_elementwise(op: str, in_dtypes: tuple[DType, ...]) -> None:
     ew = ELEMENTWISE_OPS[op]
     if ew.arity is not None and ew.arity != len(in_dtypes):
         raise UnsupportedOperatorError(f"elementwise {op} takes {ew.arity} inputs, got {len(in_dtypes)}")
-    if ew.float_only and in_dtypes and in_dtypes[ew.typed_by] not in (DType.FLOAT32, DType.FLOAT16):
-        raise UnsupportedOperatorError(f"{op} needs float32/float16 tensors, got {in_dtypes[ew.typed_by].value}")
+    if ew.float_only and in_dtypes and in_dtypes[ew.typed_by] not in SINGLE_PRECISION:
+        raise UnsupportedOperatorError(
+            f"{op} needs float32/float16/bfloat16 tensors, got {in_dtypes[ew.typed_by].value}")
 
 
 def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:

@@ -13,7 +13,7 @@ from xdsl.ir import SSAValue
 
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
-from pyflame_rt.targets.cpu.kernels.typed import Typed
+from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION, Typed
 
 LOG2E = 1.44269504088896341
 LN2_HI, LN2_LO = 0.693359375, -2.12194440e-4
@@ -42,7 +42,7 @@ def _poly(t: Typed, x: SSAValue, coefs) -> SSAValue:
 
 def _single_precision(t: Typed, what: str) -> None:
     """The approximations are float32-accurate (and use float32 bit tricks): refuse wider types."""
-    if t.dtype not in (DType.FLOAT32, DType.FLOAT16):
+    if t.dtype not in SINGLE_PRECISION:
         raise UnsupportedOperatorError(f"{what} runs on float32/float16 on the CPU backend, not {t.dtype.value}")
 
 

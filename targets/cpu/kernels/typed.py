@@ -2,7 +2,8 @@
 
 Kernel generators are written once against `Typed` and specialized by element
 type: a tensor's *storage* type (what sits in memory) can differ from its
-*compute* type (f16 is computed in f32, bool is an i1 mask, stored as one byte
+*compute* type (f16 and bf16 are computed in f32, bf16 being stored as its i16
+bits and rounded to nearest even on store; bool is an i1 mask, stored as one byte
 0/1). Comparisons and selects are built from integer ops, so they work on vectors
 (xDSL 0.74 only accepts scalar `fcmp` / `select` conditions): a float compare
 uses the order-preserving integer key of the IEEE bits with NaN checked apart.
@@ -19,6 +20,7 @@ from xdsl.dialects.builtin import (
     VectorType,
     i1,
     i8,
+    i16,
     i32,
     i64,
 )
@@ -30,10 +32,12 @@ from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, vec
 
 _STORAGE: dict[DType, Attribute] = {
     DType.FLOAT32: Float32Type(), DType.FLOAT16: Float16Type(), DType.FLOAT64: Float64Type(),
-    DType.INT64: i64, DType.INT32: i32, DType.INT8: i8, DType.UINT8: i8,
+    DType.BFLOAT16: i16, DType.INT64: i64, DType.INT32: i32, DType.INT16: i16, DType.INT8: i8, DType.UINT8: i8,
     DType.BOOL: i8,
 }
-FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.FLOAT64)
+FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64)
+SINGLE_PRECISION = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16)  # computed in f32
+INTEGER_DTYPES = (DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.UINT8)
 _ICMP = {"eq": "eq", "ne": "ne", "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
 _UCMP = {"eq": "eq", "ne": "ne", "lt": "ult", "le": "ule", "gt": "ugt", "ge": "uge"}
 _ICMP_INDEX = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
@@ -46,7 +50,7 @@ def storage_type(dtype: DType) -> Attribute:
 
 
 def compute_type(dtype: DType) -> Attribute:
-    if dtype is DType.FLOAT16:
+    if dtype in (DType.FLOAT16, DType.BFLOAT16):
         return Float32Type()
     if dtype is DType.BOOL:
         return i1
@@ -69,6 +73,13 @@ class Typed:
     def like(self, dtype: DType) -> "Typed":
         return Typed(self.kb, dtype, self.width)
 
+    def of_value(self, v: SSAValue) -> "Typed":
+        """The Typed of a loaded value of another signed compute type (f32, f64 or a signed integer)."""
+        elem = v.type.get_element_type() if isinstance(v.type, VectorType) else v.type
+        if isinstance(elem, IntegerType):
+            return self.like({8: DType.INT8, 16: DType.INT16, 32: DType.INT32, 64: DType.INT64}[elem.bitwidth])
+        return self.like(DType.FLOAT64 if elem.bitwidth == 64 else DType.FLOAT32)
+
     def require_float(self, what: str) -> None:
         if not self.is_float:
             raise UnsupportedOperatorError(f"{what} needs a float tensor, got {self.dtype.value}")
@@ -80,6 +91,10 @@ class Typed:
         v = kb.load(ptr, index, 1 if splat else self.width, elem=st)
         if self.dtype is DType.FLOAT16:
             v = kb.cast(llvm.FPExtOp, v, self.elem)
+        elif self.dtype is DType.BFLOAT16:  # the f32 whose high half is these bits
+            bits = kb.cast(llvm.ZExtOp, v, i32)
+            bits = kb._ins(arith.ShLIOp(bits, kb.vconst(16, i32, 1 if splat else self.width)))
+            v = kb.cast(llvm.BitcastOp, bits, self.elem)
         elif self.dtype is DType.BOOL:
             v = self._icmp("ne", v, kb.vconst(0, i8, 1 if splat else self.width))
         return kb.splat(v, self.width) if splat else v
@@ -88,9 +103,20 @@ class Typed:
         kb, st = self.kb, storage_type(self.dtype)
         if self.dtype is DType.FLOAT16:
             value = kb.cast(llvm.FPTruncOp, value, st)
+        elif self.dtype is DType.BFLOAT16:
+            value = self._to_bfloat16_bits(value)
         elif self.dtype is DType.BOOL:
             value = kb.cast(llvm.ZExtOp, value, st)
         kb.store(value, ptr, index, elem=st)
+
+    def _to_bfloat16_bits(self, value: SSAValue) -> SSAValue:
+        """The high half of the f32 bits, rounded to nearest even; NaN stays a (quiet) NaN."""
+        kb = self.kb
+        bits, it = self._bits(value)
+        lsb = kb._ins(arith.AndIOp(kb._ins(arith.ShRUIOp(bits, it.const(16))), it.const(1)))
+        rounded = kb._ins(arith.ShRUIOp(it.add(bits, it.add(lsb, it.const(0x7FFF))), it.const(16)))
+        rounded = it.select(self.isnan(value), it.const(0x7FC0), rounded)
+        return kb.cast(llvm.TruncOp, rounded, storage_type(DType.BFLOAT16))
 
     # --------------------------------------------------------- arithmetic
     def const(self, v: float | int) -> SSAValue:
@@ -112,6 +138,19 @@ class Typed:
         safe_neg = self.select(self.cmp("eq", safe, minus_one), one, safe)
         q = self.kb._ins((arith.DivUIOp if self.unsigned else arith.DivSIOp)(a, safe_neg))
         return self.select(self.cmp("eq", safe, minus_one), self.neg(a), q)
+
+    def rem(self, a, b, floored: bool):
+        """Integer remainder with the sign of the dividend (C %, ONNX fmod=1) or, `floored`, of the
+        divisor (Python %, ONNX fmod=0); x % 0 is 0 (no hardware trap), so is INT_MIN % -1."""
+        zero, one = self.const(0), self.const(1)
+        unit = self.kb._ins(arith.OrIOp(self.cmp("eq", b, zero), self.cmp("eq", b, self.const(-1))))
+        safe = self.select(unit, one, b)
+        r = self.kb._ins((arith.RemUIOp if self.unsigned else arith.RemSIOp)(a, safe))
+        if not floored or self.unsigned:
+            return r
+        signs_differ = self.kb._ins(arith.XOrIOp(self.cmp("lt", r, zero), self.cmp("lt", safe, zero)))
+        fix = self.kb._ins(arith.AndIOp(self.cmp("ne", r, zero), signs_differ))
+        return self.select(fix, self.add(r, safe), r)
 
     def neg(self, a):
         return self.kb._ins(arith.NegfOp(a)) if self.is_float else self.sub(self.const(0), a)

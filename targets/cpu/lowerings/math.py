@@ -11,7 +11,7 @@ _KERNEL_OPS = {
     gm.SqrtOp: "sqrt", gm.ExpOp: "exp", gm.LogOp: "log", gm.ErfOp: "erf", gm.TanhOp: "tanh",
     gm.SigmoidOp: "sigmoid", gm.ReciprocalOp: "reciprocal", gm.FloorOp: "floor", gm.CeilOp: "ceil",
     gm.SoftplusOp: "softplus", gm.HardSwishOp: "hard_swish", gm.NegOp: "neg", gm.AbsOp: "abs",
-    gm.NotOp: "not", gm.PowOp: "pow", gm.PReluOp: "prelu", gm.EqualOp: "equal", gm.LessOp: "less",
+    gm.NotOp: "not", gm.PowOp: "pow", gm.ModOp: "mod", gm.PReluOp: "prelu", gm.EqualOp: "equal", gm.LessOp: "less",
     gm.LessOrEqualOp: "less_equal", gm.GreaterOp: "greater", gm.GreaterOrEqualOp: "greater_equal",
     gm.AndOp: "and", gm.OrOp: "or", gm.XorOp: "xor", gm.SumOp: "sum", gm.MinOp: "min", gm.MaxOp: "max",
     gm.MeanOp: "mean", gm.WhereOp: "where", gm.CastOp: "cast", gm.LeakyReluOp: "leaky_relu",
@@ -23,6 +23,8 @@ _KERNEL_OPS = {
 def _params(L, op) -> tuple:
     if isinstance(op, gm.AttrUnaryOp):
         return tuple(op.attr(k) for k in op.ATTRS)
+    if isinstance(op, gm.ModOp):
+        return (op.fmod.value.data,)
     if isinstance(op, gm.GeluOp):
         return (op.approximate.data == "tanh",)
     if isinstance(op, gm.ClipOp):

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from pyflame_rt.dialects import graph_tensor as gt
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, numel
+from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.indexing import (
     GATHER_FIELDS, TRILU_FIELDS, GatherSpec, RangeSpec, TriluSpec, gather_kernel, range_kernel,
     store_dims_kernel, trilu_kernel)
+from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION
 from pyflame_rt.targets.cpu.lowerings import lowering
 from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows
 
@@ -68,18 +70,31 @@ def _contiguous_strides(shape: Shape) -> list[Dim]:
     return [numel(shape[i + 1:]) for i in range(len(shape))]
 
 
-def _permute(L, src, src_term: str, src_shape: Shape, dst_term: str, sizes: dict, dtype, dst=None):
-    """Copy src (letters src_term) into a new contiguous buffer ordered by dst_term."""
-    if src_term == dst_term and dst is None:
+def _permute(L, src, src_term: str, src_shape: Shape, dst_term: str, sizes: dict, dtype, dst=None, to=None):
+    """Copy src (letters src_term) into a new contiguous buffer ordered by dst_term, converted to
+    the element type `to` (default: unchanged)."""
+    to = to or dtype
+    if src_term == dst_term and dst is None and to is dtype:
         return src
     strides = dict(zip(src_term, _contiguous_strides(src_shape)))
     for c, d in zip(src_term, src_shape):
         if d == 1 and sizes[c] != 1:
             strides[c] = 0  # broadcast letter
     out_shape = tuple(sizes[c] for c in dst_term)
-    dst = dst or L.new_buffer(dim_mul(numel(out_shape), dtype.itemsize))
-    L.emit_strided("copy", [src], (dtype,), [[strides[c]] for c in dst_term], dst, out_shape, dtype)
+    dst = dst or L.new_buffer(dim_mul(numel(out_shape), to.itemsize))
+    L.emit_strided("copy" if to is dtype else "cast", [src], (dtype,), [[strides[c]] for c in dst_term], dst,
+                   out_shape, to)
     return dst
+
+
+def _batched_product(L, a_loc, b_loc, nb, nm, nk, nn, out, dtype) -> None:
+    """out[b, m, n] = sum_k a[b, m, k] * b[b, k, n] as a broadcast multiply into [b, m, n, k] and a
+    row sum: the contraction for element types the GEMM does not take (float64)."""
+    shape = (nb, nm, nn, nk)
+    prod = L.new_buffer(dim_mul(numel(shape), dtype.itemsize))
+    strides = [[dim_mul(nm, nk), dim_mul(nk, nn)], [nk, 0], [0, 1], [1, nn]]
+    L.emit_strided("mul", [a_loc, b_loc], (dtype, dtype), strides, prod, shape, dtype)
+    emit_rows(L, "sum", prod, out, shape, 3, 3, dtype)
 
 
 @lowering(gt.EinsumOp)
@@ -107,8 +122,6 @@ def _lower_einsum(L, op: gt.EinsumOp) -> None:
         tmp = _permute(L, locs[0], terms[0], shapes[0], order, sizes, dtype)
         emit_rows(L, "sum", tmp, out, tuple(sizes[c] for c in order), len(out_term), len(order) - 1, dtype)
         return
-    if dtype.value != "float32":
-        raise UnsupportedOperatorError(f"einsum with two operands needs float32, got {dtype.value}")
     a, b = terms
     batch = "".join(c for c in out_term if c in a and c in b)
     m = "".join(c for c in out_term if c in a and c not in b)
@@ -119,13 +132,20 @@ def _lower_einsum(L, op: gt.EinsumOp) -> None:
     for c in batch:
         if any(s[t.index(c)] != sizes[c] for t, s in zip(terms, shapes)):
             raise UnsupportedOperatorError(f"einsum '{op.equation.data}': broadcast batch letter '{c}'")
-    a_loc = _permute(L, locs[0], a, shapes[0], batch + m + k, sizes, dtype)
-    b_loc = _permute(L, locs[1], b, shapes[1], batch + k + n, sizes, dtype)
+    # float16 / bfloat16 operands are widened to float32 by the permuting copies (the GEMM's type)
+    work = DType.FLOAT32 if dtype in SINGLE_PRECISION else dtype
+    if work not in (DType.FLOAT32, DType.FLOAT64):
+        raise UnsupportedOperatorError(f"einsum with two operands needs float tensors, got {dtype.value}")
+    a_loc = _permute(L, locs[0], a, shapes[0], batch + m + k, sizes, dtype, to=work)
+    b_loc = _permute(L, locs[1], b, shapes[1], batch + k + n, sizes, dtype, to=work)
     nb, nm, nk, nn = (numel(tuple(sizes[c] for c in g)) for g in (batch, m, k, n))
-    direct = out_term == batch + m + n
-    c_loc = out if direct else L.new_buffer(dim_mul(numel(tuple(sizes[c] for c in out_term)), dtype.itemsize))
-    L.emit_gemm(a=a_loc, a_strides=(nk, 1), m=nm, k=nk, n=nn, out=c_loc, batch=nb, a_bs=dim_mul(nm, nk),
-                b_value=b_loc, b_strides=(nn, 1, dim_mul(nk, nn)), b_batch=nb)
+    direct = out_term == batch + m + n and work is dtype
+    c_loc = out if direct else L.new_buffer(dim_mul(numel(tuple(sizes[c] for c in out_term)), work.itemsize))
+    if work is DType.FLOAT32:
+        L.emit_gemm(a=a_loc, a_strides=(nk, 1), m=nm, k=nk, n=nn, out=c_loc, batch=nb, a_bs=dim_mul(nm, nk),
+                    b_value=b_loc, b_strides=(nn, 1, dim_mul(nk, nn)), b_batch=nb)
+    else:
+        _batched_product(L, a_loc, b_loc, nb, nm, nk, nn, c_loc, work)
     if not direct:
         mid = batch + m + n
-        _permute(L, c_loc, mid, tuple(sizes[c] for c in mid), out_term, sizes, dtype, dst=out)
+        _permute(L, c_loc, mid, tuple(sizes[c] for c in mid), out_term, sizes, work, dst=out, to=dtype)
