@@ -113,6 +113,71 @@ class HardSwishOp(FloatUnaryOp):
 
 
 @irdl_op_definition
+class RoundOp(FloatUnaryOp):
+    """Round half to even."""
+
+    name = "graph.round"
+
+
+@irdl_op_definition
+class SoftsignOp(FloatUnaryOp):
+    name = "graph.softsign"
+
+
+@irdl_op_definition
+class MishOp(FloatUnaryOp):
+    name = "graph.mish"
+
+
+class TrigOp(FloatUnaryOp):
+    """A trigonometric or hyperbolic function (`function` names it)."""
+
+
+def _trig_op(function: str) -> type[TrigOp]:
+    cls = type(f"{function.capitalize()}Op", (TrigOp,), {"name": f"graph.{function}", "__module__": __name__})
+    return irdl_op_definition(cls)
+
+
+TRIG_FUNCTIONS = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")
+TRIG_OPS: dict[str, type[TrigOp]] = {f: _trig_op(f) for f in TRIG_FUNCTIONS}
+
+
+@irdl_op_definition
+class SignOp(ElementwiseUnaryOp):
+    """-1, 0 or 1 in the input's type (NaN stays NaN)."""
+
+    name = "graph.sign"
+
+
+class FloatPredicateOp(FloatUnaryOp):
+    """A bool-valued test of each element of a float tensor."""
+
+    def infer_dtypes(self, dtypes):
+        super().infer_dtypes(dtypes)
+        return [DType.BOOL]
+
+
+@irdl_op_definition
+class IsNaNOp(FloatPredicateOp):
+    name = "graph.is_nan"
+
+
+@irdl_op_definition
+class IsInfOp(FloatPredicateOp):
+    """+inf (detect_positive) and / or -inf (detect_negative) -> true."""
+
+    name = "graph.is_inf"
+    detect_positive = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
+    detect_negative = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, input, result_type=None, detect_positive: bool = True, detect_negative: bool = True):
+        super().__init__(input, result_type)
+        self.properties["detect_positive"] = BoolAttr.from_bool(detect_positive)
+        self.properties["detect_negative"] = BoolAttr.from_bool(detect_negative)
+
+
+@irdl_op_definition
 class NegOp(ElementwiseUnaryOp):
     name = "graph.neg"
 
@@ -150,6 +215,39 @@ class HardSigmoidOp(AttrUnaryOp):
     alpha = prop_def(FloatAttr, default_value=FloatAttr(0.2, f32))
     beta = prop_def(FloatAttr, default_value=FloatAttr(0.5, f32))
     ATTRS: ClassVar[tuple[str, ...]] = ("alpha", "beta")
+
+
+@irdl_op_definition
+class CeluOp(AttrUnaryOp):
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
+
+    name = "graph.celu"
+    alpha = prop_def(FloatAttr, default_value=FloatAttr(1.0, f32))
+    ATTRS: ClassVar[tuple[str, ...]] = ("alpha",)
+
+    def verify_(self) -> None:
+        super().verify_()
+        if self.attr("alpha") == 0.0:
+            raise VerifyException("graph.celu: alpha must not be 0")
+
+
+@irdl_op_definition
+class ShrinkOp(AttrUnaryOp):
+    """x + bias below -lambd, x - bias above lambd, 0 between."""
+
+    name = "graph.shrink"
+    lambd = prop_def(FloatAttr, default_value=FloatAttr(0.5, f32))
+    bias = prop_def(FloatAttr, default_value=FloatAttr(0.0, f32))
+    ATTRS: ClassVar[tuple[str, ...]] = ("lambd", "bias")
+
+
+@irdl_op_definition
+class ThresholdedReluOp(AttrUnaryOp):
+    """x where x > alpha, else 0."""
+
+    name = "graph.thresholded_relu"
+    alpha = prop_def(FloatAttr, default_value=FloatAttr(1.0, f32))
+    ATTRS: ClassVar[tuple[str, ...]] = ("alpha",)
 
 
 @irdl_op_definition
@@ -395,7 +493,9 @@ class WhereOp(GraphOp):
         return [same_dtype(dtypes[1:], self.name)]
 
 
-MATH_OPS = [SqrtOp, ExpOp, LogOp, ErfOp, TanhOp, SigmoidOp, ReciprocalOp, FloorOp, CeilOp, SoftplusOp,
+MATH_OPS = [*TRIG_OPS.values(), RoundOp, SoftsignOp, MishOp, SignOp, IsNaNOp, IsInfOp, CeluOp, ShrinkOp,
+            ThresholdedReluOp,
+            SqrtOp, ExpOp, LogOp, ErfOp, TanhOp, SigmoidOp, ReciprocalOp, FloorOp, CeilOp, SoftplusOp,
             HardSwishOp, NegOp, AbsOp, LeakyReluOp, EluOp, SeluOp, HardSigmoidOp, GeluOp, ClipOp, CastOp,
             NotOp, PowOp, ModOp, PReluOp, EqualOp, LessOp, LessOrEqualOp, GreaterOp, GreaterOrEqualOp, AndOp, OrOp,
             XorOp, SumOp, MinOp, MaxOp, MeanOp, WhereOp]

@@ -27,6 +27,9 @@ _UNARY = {
     gm.AbsOp: np.abs, gm.NotOp: np.logical_not, gm.ErfOp: _erf,
     gm.SoftplusOp: lambda x: np.logaddexp(np.zeros((), x.dtype), x),
     gm.HardSwishOp: lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+    gm.RoundOp: np.round, gm.SignOp: np.sign, gm.IsNaNOp: np.isnan, gm.SoftsignOp: lambda x: x / (1 + np.abs(x)),
+    gm.MishOp: lambda x: x * np.tanh(np.logaddexp(np.zeros((), x.dtype), x)),
+    **{op: getattr(np, "arc" + f[1:] if f.startswith("a") else f) for f, op in gm.TRIG_OPS.items()},
 }
 
 
@@ -49,6 +52,28 @@ def _elu(op, x):
 def _selu(op, x):
     neg = _attr(op, "alpha") * np.expm1(np.minimum(x[0], 0))
     return _attr(op, "gamma") * np.where(x[0] > 0, x[0], neg)
+
+
+@reference(gm.IsInfOp)
+def _is_inf(op, x):
+    return ((x[0] == np.inf) & op.detect_positive.value.data) | ((x[0] == -np.inf) & op.detect_negative.value.data)
+
+
+@reference(gm.CeluOp)
+def _celu(op, x):
+    alpha = _attr(op, "alpha")
+    return np.maximum(x[0], 0) + np.minimum(0, alpha * np.expm1(np.minimum(x[0], 0) / alpha))
+
+
+@reference(gm.ShrinkOp)
+def _shrink(op, x):
+    lambd, bias = _attr(op, "lambd"), _attr(op, "bias")
+    return np.where(x[0] < -lambd, x[0] + bias, np.where(x[0] > lambd, x[0] - bias, 0)).astype(x[0].dtype)
+
+
+@reference(gm.ThresholdedReluOp)
+def _thresholded_relu(op, x):
+    return np.where(x[0] > _attr(op, "alpha"), x[0], 0).astype(x[0].dtype)
 
 
 @reference(gm.HardSigmoidOp)

@@ -12,11 +12,15 @@ _UNARY = {
     "Sqrt": gm.SqrtOp, "Exp": gm.ExpOp, "Log": gm.LogOp, "Erf": gm.ErfOp, "Tanh": gm.TanhOp,
     "Sigmoid": gm.SigmoidOp, "Reciprocal": gm.ReciprocalOp, "Floor": gm.FloorOp, "Ceil": gm.CeilOp,
     "Softplus": gm.SoftplusOp, "HardSwish": gm.HardSwishOp, "Neg": gm.NegOp, "Abs": gm.AbsOp, "Not": gm.NotOp,
+    "Round": gm.RoundOp, "Sign": gm.SignOp, "Softsign": gm.SoftsignOp, "Mish": gm.MishOp, "IsNaN": gm.IsNaNOp,
+    **{f.capitalize(): op for f, op in gm.TRIG_OPS.items()},
 }
 # op type -> (graph op, {onnx attribute: graph property})
 _ATTR_UNARY = {
     "LeakyRelu": (gm.LeakyReluOp, ("alpha",)), "Elu": (gm.EluOp, ("alpha",)),
     "Selu": (gm.SeluOp, ("alpha", "gamma")), "HardSigmoid": (gm.HardSigmoidOp, ("alpha", "beta")),
+    "Celu": (gm.CeluOp, ("alpha",)), "Shrink": (gm.ShrinkOp, ("lambd", "bias")),
+    "ThresholdedRelu": (gm.ThresholdedReluOp, ("alpha",)),
 }
 _BINARY = {
     "Equal": gm.EqualOp, "Less": gm.LessOp, "LessOrEqual": gm.LessOrEqualOp, "Greater": gm.GreaterOp,
@@ -34,6 +38,12 @@ def _unary(ctx: _NodeContext):
 def _attr_unary(ctx: _NodeContext):
     op_cls, names = _ATTR_UNARY[ctx.node.op_type]
     return ctx.emit(op_cls, [ctx.input(0)], **{k: float(ctx.attrs[k]) for k in names if k in ctx.attrs})
+
+
+@converter("IsInf")
+def _is_inf(ctx: _NodeContext):
+    return ctx.emit(gm.IsInfOp, [ctx.input(0)], detect_positive=bool(ctx.attrs.get("detect_positive", 1)),
+                    detect_negative=bool(ctx.attrs.get("detect_negative", 1)))
 
 
 @converter("Gelu")

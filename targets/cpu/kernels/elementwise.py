@@ -21,7 +21,7 @@ from xdsl.ir import SSAValue
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
-from pyflame_rt.targets.cpu.kernels import fast_math as fm
+from pyflame_rt.targets.cpu.kernels import fast_math as fm, fast_trig as ft
 from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION, Typed
 
 INNER_CHUNK = 8192  # elements per work item along the inner dim
@@ -88,6 +88,18 @@ def _int_pow(t: Typed, x, e, te: Typed):
     return t.select(te.cmp("lt", e, te.const(0)), inverse, result)
 
 
+def _softplus(t: Typed, x):
+    """log(1 + e**x) = max(x, 0) + log1p(e**-|x|) (no overflow, no cancellation for large |x|)."""
+    return t.add(t.max(x, t.const(0.0)), _log1p(t, fm.exp(t, t.neg(t.abs(x)))))
+
+
+def _log1p(t: Typed, u):
+    """log(1 + u) as log(w) * u / (w - 1), w = 1 + u rounded: the rounding error of w cancels."""
+    w = t.add(t.const(1.0), u)
+    d = t.sub(w, t.const(1.0))
+    return t.select(t.cmp("eq", d, t.const(0.0)), u, t.mul(fm.log(t, w), t.div(u, d)))
+
+
 def _pow(t: Typed, x, y):
     """Float base: _float_pow (the importer gives the exponent the base's type). Integer base (ONNX:
     the result has the base's type): an int64 exponent, or a float one, which is exact when it holds
@@ -120,6 +132,36 @@ def _mod(t: Typed, x, y, fmod: bool):
         return r
     r = t.select(t.cmp("lt", t.mul(r, y), t.const(0.0)), t.add(r, y), r)
     return t.select(t.cmp("eq", r, t.const(0.0)), kb.intrinsic("llvm.copysign", r, y), r)
+
+
+def _sign(t: Typed, x, p):
+    one, zero = t.const(1), t.const(0)
+    s = t.select(t.cmp("gt", x, zero), one, t.select(t.cmp("lt", x, zero), t.const(-1), zero))
+    return t.select(t.isnan(x), x, s) if t.is_float else s
+
+
+def _isinf(t: Typed, x, p):
+    """p = (detect_positive, detect_negative)."""
+    inf = float("inf")
+    pos, neg = t.cmp("eq", x, t.const(inf)), t.cmp("eq", x, t.const(-inf))
+    if p[0] and p[1]:
+        return t.kb._ins(arith.OrIOp(pos, neg))
+    return pos if p[0] else neg if p[1] else t.kb._ins(arith.AndIOp(pos, neg))
+
+
+def _shift(t: Typed, x, y, left: bool):
+    """ONNX BitShift: amounts outside [0, bits) leave only the sign fill (-1 for a negative x
+    shifted right, else 0); a signed right shift is arithmetic."""
+    kb = t.kb
+    in_range = kb._ins(arith.AndIOp(t.cmp("ge", y, t.const(0)), t.cmp("lt", y, t.const(t.elem.bitwidth))))
+    safe = t.select(in_range, y, t.const(0))
+    op = arith.ShLIOp if left else arith.ShRUIOp if t.unsigned else arith.ShRSIOp
+    fill = t.select(t.cmp("lt", x, t.const(0)), t.const(-1), t.const(0)) if not (left or t.unsigned) else t.const(0)
+    return t.select(in_range, kb._ins(op(x, safe)), fill)
+
+
+def _integer(op_cls) -> EwOp:
+    return EwOp(2, lambda t, x, p: t.kb._ins(op_cls(x[0], x[1])))
 
 
 def _logical(op_cls) -> EwOp:
@@ -155,14 +197,31 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "floor": _unary(lambda t, x, p: t.kb.intrinsic("llvm.floor", x)),
     "ceil": _unary(lambda t, x, p: t.kb.intrinsic("llvm.ceil", x)),
     "reciprocal": _unary(lambda t, x, p: t.div(t.const(1.0), x)),
+    "round": _unary(lambda t, x, p: t.kb.intrinsic("llvm.roundeven", x)),
+    "sign": _unary(_sign, float_only=False),
+    "isnan": EwOp(1, lambda t, x, p: t.isnan(x[0]), result="bool", float_only=True),
+    "isinf": EwOp(1, lambda t, x, p: _isinf(t, x[0], p), result="bool", float_only=True),
+    "softsign": _unary(lambda t, x, p: t.div(x, t.add(t.const(1.0), t.abs(x)))),
+    "celu": _unary(lambda t, x, p: t.add(t.max(x, t.const(0.0)), t.min(t.const(0.0), t.mul(
+        t.const(p[0]), t.sub(fm.exp(t, t.mul(x, t.const(1.0 / p[0]))), t.const(1.0)))))),
+    "mish": _unary(lambda t, x, p: t.mul(x, fm.tanh(t, _softplus(t, x)))),
+    "shrink": _unary(lambda t, x, p: t.select(t.cmp("lt", x, t.const(-p[0])), t.add(x, t.const(p[1])), t.select(
+        t.cmp("gt", x, t.const(p[0])), t.sub(x, t.const(p[1])), t.const(0.0)))),
+    "thresholded_relu": _unary(lambda t, x, p: t.select(t.cmp("gt", x, t.const(p[0])), x, t.const(0.0))),
+    **{name: _unary(lambda t, x, p, fn=getattr(ft, name): fn(t, x)) for name in ft.FUNCTIONS},
+    "bitwise_and": _integer(arith.AndIOp),
+    "bitwise_or": _integer(arith.OrIOp),
+    "bitwise_xor": _integer(arith.XOrIOp),
+    "bitwise_not": _unary(lambda t, x, p: t.kb._ins(arith.XOrIOp(x, t.const(-1))), float_only=False),
+    "shift_left": EwOp(2, lambda t, x, p: _shift(t, x[0], x[1], left=True)),
+    "shift_right": EwOp(2, lambda t, x, p: _shift(t, x[0], x[1], left=False)),
     "exp": _unary(lambda t, x, p: fm.exp(t, x)),
     "log": _unary(lambda t, x, p: fm.log(t, x)),
     "tanh": _unary(lambda t, x, p: fm.tanh(t, x)),
     "sigmoid": _unary(lambda t, x, p: fm.sigmoid(t, x)),
     "erf": _unary(lambda t, x, p: fm.erf(t, x)),
     "gelu": _unary(_gelu),
-    "softplus": _unary(lambda t, x, p: t.add(t.max(x, t.const(0.0)),
-                                             fm.log(t, t.add(t.const(1.0), fm.exp(t, t.neg(t.abs(x))))))),
+    "softplus": _unary(lambda t, x, p: _softplus(t, x)),
     "leaky_relu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(x, t.const(p[0])))),
     "elu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0))))),
     "selu": _unary(lambda t, x, p: t.mul(t.const(p[1]), _where_positive(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyflame_rt.dialects import graph_math as gm
+from pyflame_rt.dialects import graph_bitwise as gb, graph_math as gm
 from pyflame_rt.targets.cpu.lowerings import lowering
 
 # graph op -> (kernel op, params from the op's attributes)
@@ -16,13 +16,19 @@ _KERNEL_OPS = {
     gm.AndOp: "and", gm.OrOp: "or", gm.XorOp: "xor", gm.SumOp: "sum", gm.MinOp: "min", gm.MaxOp: "max",
     gm.MeanOp: "mean", gm.WhereOp: "where", gm.CastOp: "cast", gm.LeakyReluOp: "leaky_relu",
     gm.EluOp: "elu", gm.SeluOp: "selu", gm.HardSigmoidOp: "hard_sigmoid", gm.GeluOp: "gelu",
-    gm.ClipOp: "clip",
+    gm.ClipOp: "clip", gm.RoundOp: "round", gm.SignOp: "sign", gm.SoftsignOp: "softsign", gm.MishOp: "mish",
+    gm.IsNaNOp: "isnan", gm.IsInfOp: "isinf", gm.CeluOp: "celu", gm.ShrinkOp: "shrink",
+    gm.ThresholdedReluOp: "thresholded_relu", **{op: f for f, op in gm.TRIG_OPS.items()},
+    gb.BitwiseAndOp: "bitwise_and", gb.BitwiseOrOp: "bitwise_or", gb.BitwiseXorOp: "bitwise_xor",
+    gb.BitwiseNotOp: "bitwise_not",
 }
 
 
 def _params(L, op) -> tuple:
     if isinstance(op, gm.AttrUnaryOp):
         return tuple(op.attr(k) for k in op.ATTRS)
+    if isinstance(op, gm.IsInfOp):
+        return (op.detect_positive.value.data, op.detect_negative.value.data)
     if isinstance(op, gm.ModOp):
         return (op.fmod.value.data,)
     if isinstance(op, gm.GeluOp):
@@ -37,7 +43,13 @@ def _params(L, op) -> tuple:
     return ()
 
 
-@lowering(*_KERNEL_OPS)
+def _kernel_op(op) -> str:
+    if isinstance(op, gb.BitShiftOp):
+        return f"shift_{op.direction.data}"
+    return _KERNEL_OPS[type(op)]
+
+
+@lowering(*_KERNEL_OPS, gb.BitShiftOp)
 def _lower_math(L, op) -> None:
-    L.emit_elementwise(_KERNEL_OPS[type(op)], list(op.operands), L.result_loc(op.result),
+    L.emit_elementwise(_kernel_op(op), list(op.operands), L.result_loc(op.result),
                        L.shapes[op.result], L.dtype(op.result), _params(L, op))
