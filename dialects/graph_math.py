@@ -130,7 +130,8 @@ class MishOp(FloatUnaryOp):
 
 
 class TrigOp(FloatUnaryOp):
-    """A trigonometric or hyperbolic function (`function` names it)."""
+    """A trigonometric or hyperbolic function: one op class per name in TRIG_FUNCTIONS
+    (graph.sin ... graph.atanh), reached through TRIG_OPS."""
 
 
 def _trig_op(function: str) -> type[TrigOp]:
