@@ -83,7 +83,9 @@ def converter(*op_types: str):
 
 
 def supported_op_types() -> list[str]:
-    return sorted(_CONVERTERS)
+    """Op types with a converter, and the shape queries the import-time evaluation always answers
+    (their results are materialized as `graph.dim_values` where used as data)."""
+    return sorted({*_CONVERTERS, *shape_values.SHAPE_QUERIES})
 
 
 def load_model(model) -> onnx.ModelProto:

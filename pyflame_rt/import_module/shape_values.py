@@ -21,6 +21,8 @@ from pyflame_rt.dialects.symbolic import SymDim, dim_div, dim_mul, numel
 from pyflame_rt.dtype import DType
 
 MAX_ELEMENTS = 1024  # larger integer tensors are data, not shapes
+# ops whose result depends only on their input's (always known) shape: never converted to kernels
+SHAPE_QUERIES = ("Shape", "Size")
 
 
 class NotEvaluable(Exception):
@@ -74,7 +76,7 @@ def evaluate(importer, node: onnx.NodeProto) -> list[Known] | None:
     if fn is None:
         return None
     inputs = [importer.known_value(n) if n else None for n in node.input]
-    needs_all = node.op_type not in ("Shape", "Size")
+    needs_all = node.op_type not in SHAPE_QUERIES
     if needs_all and any(n and k is None for n, k in zip(node.input, inputs)):
         return None
     try:
@@ -131,27 +133,68 @@ def _equal(a, b):
     return a == b
 
 
-_BINARY = {"Add": _add, "Sub": _sub, "Mul": dim_mul, "Div": _div, "Equal": _equal}
+def _ordered(a, b):
+    """(smaller, larger) of two dims, one of them symbolic: known only if equal or one is <= 1."""
+    if a == b:
+        return a, b
+    for lo, hi in ((a, b), (b, a)):
+        if isinstance(lo, int) and lo <= 1:  # a dim is >= 1
+            return lo, hi
+    raise NotEvaluable("comparison of symbolic dims")
+
+
+def _max(a, b):
+    return _ordered(a, b)[1] if isinstance(a, SymDim) or isinstance(b, SymDim) else max(a, b)
+
+
+def _min(a, b):
+    return _ordered(a, b)[0] if isinstance(a, SymDim) or isinstance(b, SymDim) else min(a, b)
+
+
+_BINARY = {"Add": _add, "Sub": _sub, "Mul": dim_mul, "Div": _div, "Equal": _equal,
+           "Max": _max, "Min": _min}
 
 
 @evaluator(*_BINARY)
 def _binary(ctx: EvalContext):
-    a, b = ctx.inputs
+    """Binary ops, and the variadic Max / Min folded left to right (with broadcasting)."""
     fn = np.frompyfunc(_BINARY[ctx.node.op_type], 2, 1)
-    out = np.asarray(fn(a.values, b.values), dtype=object)
-    return [Known(out, DType.BOOL if ctx.node.op_type == "Equal" else a.dtype)]
+    out = ctx.inputs[0].values
+    for k in ctx.inputs[1:]:
+        out = np.asarray(fn(out, k.values), dtype=object)
+    return [Known(out, DType.BOOL if ctx.node.op_type == "Equal" else ctx.inputs[0].dtype)]
+
+
+@evaluator("Neg")
+def _neg(ctx: EvalContext):
+    k = ctx.inputs[0]
+    if not k.is_static:
+        raise NotEvaluable("negative symbolic dim")
+    return [Known(-k.values, k.dtype)]
+
+
+@evaluator("Range")
+def _range(ctx: EvalContext):
+    start, limit, delta = (ctx.ints(i)[0] for i in range(3))
+    return [Known(np.arange(start, limit, delta).astype(object), ctx.inputs[0].dtype)]
+
+
+def _input_shape(ctx: EvalContext):
+    """The first input's shape, without materializing it if it is itself a known value."""
+    known = ctx.inputs[0]
+    return known.values.shape if known is not None else ctx.importer.shapes[ctx.importer.value(ctx.node.input[0])]
 
 
 @evaluator("Shape")
 def _shape(ctx: EvalContext):
-    shape = ctx.importer.shapes[ctx.importer.value(ctx.node.input[0])]
+    shape = _input_shape(ctx)
     start, end = ctx.attrs.get("start", 0), ctx.attrs.get("end", len(shape))
     return [_i64(list(shape)[start:end])]
 
 
 @evaluator("Size")
 def _size(ctx: EvalContext):
-    return [_i64(np.array(numel(ctx.importer.shapes[ctx.importer.value(ctx.node.input[0])]), dtype=object))]
+    return [_i64(np.array(numel(_input_shape(ctx)), dtype=object))]
 
 
 @evaluator("Gather")
