@@ -72,12 +72,15 @@ class ImportResult:
 
 Converter = Callable[["_NodeContext"], list[SSAValue]]
 _CONVERTERS: dict[str, Converter] = {}
+# attributes added after MAX_OPSET that a converter implements (op type -> names)
+_NEWER_ATTRIBUTES: dict[str, frozenset[str]] = {}
 
 
-def converter(*op_types: str):
+def converter(*op_types: str, newer_attributes: tuple[str, ...] = ()):
     def register(fn: Converter) -> Converter:
         for t in op_types:
             _CONVERTERS[t] = fn
+            _NEWER_ATTRIBUTES[t] = frozenset(newer_attributes)
         return fn
     return register
 
@@ -319,6 +322,7 @@ class ONNXImporter:
         """Refuse attributes introduced after opset MAX_OPSET: converters implement the older versions."""
         try:
             known = set(onnx.defs.get_schema(node.op_type, MAX_OPSET, "").attributes)
+            known |= _NEWER_ATTRIBUTES.get(node.op_type, frozenset())
         except onnx.defs.SchemaError:
             return  # an op newer than MAX_OPSET: no converter exists, reported as unsupported
         newer = [a.name for a in node.attribute if a.name not in known]

@@ -5,7 +5,7 @@ import pytest
 from onnx import helper
 
 from conftest import make_model, ort_run
-from pyflame_rt import InferenceSession, from_onnx
+from pyflame_rt import ImportOptions, InferenceSession, from_onnx
 
 
 def _const(name, values):
@@ -62,3 +62,28 @@ def test_layer_norm_expanded_shape_arithmetic_is_evaluated_at_import(rng):
     ops = [op.name for op in from_onnx(model).main.walk()]
     assert not {"graph.neg", "graph.max", "graph.min", "graph.range", "graph.dim_values"} & set(ops), ops
     _run_both(model, [{"x": rng.standard_normal((b, 2, 5)).astype(np.float32)} for b in (1, 3)])
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_depth_to_space_and_back(mode, rng):
+    """DepthToSpace (both modes) vs onnxruntime with a dynamic batch; SpaceToDepth with the same
+    mode (a `mode` attribute newer than opset 21 for SpaceToDepth) is its inverse."""
+    d2s = make_model([helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode=mode)],
+                     [("x", ["n", 8, 3, 5])], [("y", ["n", 2, 6, 10])], opset=13)
+    _run_both(d2s, [{"x": rng.standard_normal((n, 8, 3, 5)).astype(np.float32)} for n in (1, 3)])
+    round_trip = make_model([helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode=mode),
+                             helper.make_node("SpaceToDepth", ["y"], ["z"], blocksize=2, mode=mode)],
+                            [("x", ["n", 8, 3, 5])], [("z", ["n", 8, 3, 5])], opset=28)
+    x = rng.standard_normal((2, 8, 3, 5)).astype(np.float32)
+    np.testing.assert_array_equal(InferenceSession(round_trip.SerializeToString()).run(None, {"x": x})[0], x)
+
+
+def test_space_to_depth_matches_onnxruntime_and_refuses_bad_blocks(rng):
+    from pyflame_rt.errors import UnsupportedOperatorError
+    model = make_model([helper.make_node("SpaceToDepth", ["x"], ["y"], blocksize=3)],
+                       [("x", ["n", 2, 6, 9])], [("y", ["n", 18, 2, 3])], opset=13)
+    _run_both(model, [{"x": rng.standard_normal((2, 2, 6, 9)).astype(np.float32)}])
+    bad = make_model([helper.make_node("SpaceToDepth", ["x"], ["y"], blocksize=4)],
+                     [("x", ["n", 2, 6, 9])], [("y", ["n", 32, 1, 2])], opset=13)
+    with pytest.raises(UnsupportedOperatorError, match="not divisible by blocksize 4"):
+        from_onnx(bad, ImportOptions(check_model=False))

@@ -1,4 +1,5 @@
-"""Index-driven kernels: Gather (with a run-time index check), Range, Trilu, and storing
+"""Index-driven kernels: Gather (with a run-time index check), the element-wise gathers and
+scatters (GatherElements / ScatterElements / GatherND / ScatterND), Range, Trilu, and storing
 symbolic dim values computed by the entry point. They move raw elements of any
 storage type, vectorized where rows are contiguous.
 """
@@ -8,7 +9,7 @@ import hashlib
 from dataclasses import dataclass
 
 from xdsl.dialects import func, llvm
-from xdsl.dialects.builtin import i64
+from xdsl.dialects.builtin import i1, i64
 
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
@@ -16,6 +17,8 @@ from pyflame_rt.targets.cpu.kernels.typed import Typed, storage_type
 
 GATHER_FIELDS = ("data", "indices", "out", "axis_size", "num_indices", "inner", "status", "code")
 TRILU_FIELDS = ("in", "out", "rows", "cols", "k")
+# followed by (size, stride) of each of the `k` indexed data axes
+INDEX_FIELDS = ("data", "indices", "other", "status", "code", "tuples", "inner", "idx_row", "idx_lane", "data_outer")
 
 
 def _copy(kb: KernelBuilder, elem, width: int, src, src_off, dst, dst_off, lo, hi) -> None:
@@ -58,6 +61,63 @@ def gather_kernel(spec: GatherSpec) -> func.FuncOp:
         with kb.if_(ti.logical_not(ok)):
             _zero(kb, elem, spec.width, out, dst_off, kb.const(0), f["inner"])
             kb.store(f["code"], status, kb.const(0), elem=i64)
+    return kb.finish()
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    dtype: DType
+    index_dtype: DType
+    k: int  # index components per tuple (1 for the *Elements ops)
+    scatter: bool
+    reduction: str = "none"  # scatters: none / add / mul / max / min
+
+    @property
+    def name(self) -> str:
+        kind = f"scatter_{self.reduction}" if self.scatter else "gather"
+        return f"index_{kind}_{self.dtype.value}_{self.index_dtype.value}_k{self.k}"
+
+
+def _combine(t: Typed, reduction: str, old, new):
+    return {"none": lambda: new, "add": lambda: t.add(old, new), "mul": lambda: t.mul(old, new),
+            "max": lambda: t.max(old, new), "min": lambda: t.min(old, new)}[reduction]()
+
+
+def index_kernel(spec: IndexSpec) -> func.FuncOp:
+    """Work item w is a lane (o, i) = (w / inner, w % inner) that the tuples j of row o visit in
+    order (so a scatter never races: lanes address disjoint data). Tuple j's d-th index is
+    indices[(o * tuples + j) * idx_row + i * idx_lane + d] (negative counts from size_d); it
+    addresses data[o * data_outer + i + sum_d index_d * stride_d], paired with
+    other[(o * tuples + j) * inner + i]. Gathers copy data -> other, scatters combine other into
+    data. An index outside its axis is never dereferenced: a gather writes 0, and `code` goes to
+    *status."""
+    kb = KernelBuilder(spec.name)
+    f = {name: kb.field(i) for i, name in enumerate(INDEX_FIELDS)}
+    axes = [(kb.field(len(INDEX_FIELDS) + 2 * d), kb.field(len(INDEX_FIELDS) + 2 * d + 1)) for d in range(spec.k)]
+    data, idx_p, other, status = (kb.ptr_field(INDEX_FIELDS.index(n)) for n in ("data", "indices", "other", "status"))
+    t, ti, tidx = Typed(kb, spec.dtype, 1), Typed(kb, DType.INT64, 1), Typed(kb, spec.index_dtype, 1)
+    with kb.loop(kb.begin, kb.end) as lane:
+        o, i = kb.div(lane.iv, f["inner"]), kb.rem(lane.iv, f["inner"])
+        base = kb.add(kb.mul(o, f["data_outer"]), i)
+        with kb.loop(0, f["tuples"]) as tup:
+            row = kb.add(kb.mul(o, f["tuples"]), tup.iv)
+            at = kb.add(kb.mul(row, f["idx_row"]), kb.mul(i, f["idx_lane"]))
+            ok, off = kb.vconst(1, i1), base
+            for d, (size, stride) in enumerate(axes):
+                raw = tidx.convert(tidx.load(idx_p, kb.add(at, kb.const(d))), ti)
+                idx = kb.select(kb.cmp("slt", raw, kb.const(0)), kb.add(raw, size), raw)
+                ok = kb.and_(ok, kb.in_bounds(idx, size)[0])
+                off = kb.add(off, kb.mul(idx, stride))
+            pos = kb.add(kb.mul(row, f["inner"]), i)
+            with kb.if_(ok):
+                if spec.scatter:
+                    t.store(_combine(t, spec.reduction, t.load(data, off), t.load(other, pos)), data, off)
+                else:
+                    t.store(t.load(data, off), other, pos)
+            with kb.if_(ti.logical_not(ok)):
+                if not spec.scatter:
+                    t.store(t.const(0), other, pos)
+                kb.store(f["code"], status, kb.const(0), elem=i64)
     return kb.finish()
 
 

@@ -28,6 +28,6 @@ def lowering_for(op) -> Callable | None:
     return LOWERINGS.get((type(op), layout.data))
 
 
-from pyflame_rt.targets.cpu.lowerings import elementwise, linalg, math, reduce, tensor, views  # noqa: E402,F401
+from pyflame_rt.targets.cpu.lowerings import elementwise, index, linalg, math, reduce, tensor, views  # noqa: E402,F401
 from pyflame_rt.targets.cpu.lowerings import conv, conv_transpose, movement, normalization, pooling, resize  # noqa: E402,F401
 from pyflame_rt.targets.cpu.lowerings import channels_last  # noqa: E402,F401

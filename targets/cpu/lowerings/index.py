@@ -1,0 +1,68 @@
+"""GatherElements / ScatterElements / GatherND / ScatterND lowerings: one parameterized index
+kernel (kernels/indexing.py `index_kernel`) over (row, lane) work items; scatters first copy
+the data into the result, then combine the updates into it."""
+from __future__ import annotations
+
+from pyflame_rt.dialects import graph_index as gi
+from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
+from pyflame_rt.targets.cpu.kernels.indexing import INDEX_FIELDS, IndexSpec, index_kernel
+from pyflame_rt.targets.cpu.lowerings import lowering
+
+
+def _emit(L, op, what: str, data, indices, other, *, rows: Dim, tuples: Dim, inner: Dim, idx_row: Dim,
+          idx_lane: int, data_outer: Dim, axes: list[tuple[Dim, Dim]], reduction: str | None = None) -> None:
+    """One index-kernel call over rows * inner lanes; axes = (size, stride) of each indexed data axis."""
+    sizes = ", ".join(f"[-{s}, {s})" for s, _ in axes)
+    status, code = L.check(f"{what}: an index is outside its axis ({sizes})")
+    spec = IndexSpec(L.dtype(op.data), L.dtype(op.indices), len(axes), reduction is not None, reduction or "none")
+    name = L.kernel(spec.name, lambda: index_kernel(spec))
+    f = {"data": data, "indices": L.loc(indices), "other": other, "status": status, "code": code,
+         "tuples": tuples, "inner": inner, "idx_row": idx_row, "idx_lane": idx_lane, "data_outer": data_outer}
+    L.call(name, [f[k] for k in INDEX_FIELDS] + [x for axis in axes for x in axis], ("mul", rows, inner), tuples)
+
+
+def _copy_data(L, op):
+    """Scatters: the result starts as a copy of data."""
+    out = L.result_loc(op.result)
+    L.emit_elementwise("copy", [op.data], out, L.shapes[op.data])
+    return out
+
+
+def _elements(L, op, what: str, data, other, reduction: str | None = None) -> None:
+    shape = L.shapes[op.data]
+    axis = gi.elements_layout(shape, L.shapes[op.indices], op.axis.value.data)
+    inner = numel(shape[axis + 1:])
+    _emit(L, op, f"{what} (axis {axis})", data, op.indices, other, rows=numel(shape[:axis]),
+          tuples=L.shapes[op.indices][axis], inner=inner, idx_row=inner, idx_lane=1,
+          data_outer=dim_mul(shape[axis], inner), axes=[(shape[axis], inner)], reduction=reduction)
+
+
+@lowering(gi.GatherElementsOp)
+def _lower_gather_elements(L, op: gi.GatherElementsOp) -> None:
+    _elements(L, op, "GatherElements", L.loc(op.data), L.result_loc(op.result))
+
+
+@lowering(gi.ScatterElementsOp)
+def _lower_scatter_elements(L, op: gi.ScatterElementsOp) -> None:
+    out = _copy_data(L, op)
+    _elements(L, op, "ScatterElements", out, L.loc(op.updates), op.reduction.data)
+
+
+def _nd(L, op, what: str, data, other, batch_dims: int, reduction: str | None = None) -> None:
+    shape, idx = L.shapes[op.data], L.shapes[op.indices]
+    k = gi.nd_layout(shape, idx, batch_dims)
+    axes = [(shape[d], numel(shape[d + 1:])) for d in range(batch_dims, batch_dims + k)]
+    _emit(L, op, what, data, op.indices, other, rows=numel(shape[:batch_dims]), tuples=numel(idx[batch_dims:-1]),
+          inner=numel(shape[batch_dims + k:]), idx_row=k, idx_lane=0, data_outer=numel(shape[batch_dims:]),
+          axes=axes, reduction=reduction)
+
+
+@lowering(gi.GatherNDOp)
+def _lower_gather_nd(L, op: gi.GatherNDOp) -> None:
+    _nd(L, op, "GatherND", L.loc(op.data), L.result_loc(op.result), op.batch_dims.value.data)
+
+
+@lowering(gi.ScatterNDOp)
+def _lower_scatter_nd(L, op: gi.ScatterNDOp) -> None:
+    out = _copy_data(L, op)
+    _nd(L, op, "ScatterND", out, L.loc(op.updates), 0, op.reduction.data)

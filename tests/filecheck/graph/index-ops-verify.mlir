@@ -1,0 +1,8 @@
+// RUN: not pyflame-opt %s 2>&1 | filecheck %s
+// ScatterND updates must have shape indices[:-1] + data[k:].
+
+// CHECK: graph.scatter_nd: updates ['2', '3'] must have shape indices[:-1] + data[1:]
+func.func @main(%x: tensor<5x4xf32>, %r: tensor<2x1xi64>, %v: tensor<2x3xf32>) -> tensor<5x4xf32> {
+  %m = graph.scatter_nd %x, %r, %v : (tensor<5x4xf32>, tensor<2x1xi64>, tensor<2x3xf32>) -> tensor<5x4xf32>
+  func.return %m : tensor<5x4xf32>
+}
