@@ -379,7 +379,6 @@ def prune_cache(keep: int = 3) -> None:
 # fails on any other failure and reports listed tests that pass again (remove them then).
 KNOWN_FAILURES: dict[str, str] = {
     "Dropout's mask output (a bool tensor) is not supported": "test_dropout_default_mask test_dropout_default_mask_ratio",
-    "reduce lowering: non-adjacent axes": "test_mvn_expanded test_mvn_expanded_ver18",
     "Conv with a bias fed at run time": "test_causal_conv_with_state_decode_step_expanded "
                                         "test_causal_conv_with_state_with_bias_and_past_state_expanded "
                                         "test_causal_conv_with_state_with_bias_expanded",

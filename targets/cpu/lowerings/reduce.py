@@ -42,8 +42,16 @@ def _lower_reduce(L, op: gr.ReduceOp) -> None:
         L.emit_elementwise("copy", [op.input], out, L.shapes[op.result])
         return
     if len(groups) > 1 and kind not in ("sum", "max", "min", "prod"):
-        raise UnsupportedOperatorError(f"reduce {kind} over non-adjacent axes {op.axes_for(len(shape))} "
-                                       f"is not supported by the CPU backend")
+        # not composable group by group (mean, norms, log-sum-exp): move the reduced axes last
+        # (a strided copy keeping the kept axes in order, so the rows' results are the output)
+        axes = op.axes_for(len(shape))
+        perm = [d for d in range(len(shape)) if d not in axes] + list(axes)
+        strides = [numel(shape[d + 1:]) for d in range(len(shape))]
+        moved = tuple(shape[d] for d in perm)
+        tmp = L.new_buffer(dim_mul(numel(shape), dtype.itemsize))
+        L.emit_strided("copy", [L.loc(op.input)], (dtype,), [[strides[d]] for d in perm], tmp, moved, dtype)
+        emit_rows(L, kind, tmp, out, moved, len(shape) - len(axes), len(shape) - 1, dtype)
+        return
     src, cur = L.loc(op.input), list(shape)
     for k, (first, last) in enumerate(reversed(groups)):
         reduced = cur[:first] + [1] * (last - first + 1) + cur[last + 1:]
