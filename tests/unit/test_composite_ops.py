@@ -81,3 +81,19 @@ def test_eye_like(k, dtype):
     model = make_model([helper.make_node("EyeLike", ["x"], ["y"], **attrs)], [("x", [3, 4], np.int32)],
                        [("y", [3, 4], out)], opset=13)
     _check(model, {"x": np.zeros((3, 4), np.int32)})
+
+
+@pytest.mark.parametrize("time_axis,batch_axis", [(0, 1), (1, 0)])
+def test_reverse_sequence(time_axis, batch_axis, rng):
+    shape = [5, "b", 3] if time_axis == 0 else ["b", 5, 3]
+    model = make_model([helper.make_node("ReverseSequence", ["x", "lens"], ["y"], time_axis=time_axis,
+                                         batch_axis=batch_axis)],
+                       [("x", shape), ("lens", ["b"], np.int64)], [("y", shape)], opset=13)
+    sess = InferenceSession(model.SerializeToString())
+    for b in (1, 4):
+        x = rng.standard_normal([5 if d == 5 else 3 if d == 3 else b for d in shape]).astype(np.float32)
+        feeds = {"x": x, "lens": rng.integers(1, 6, b)}
+        np.testing.assert_array_equal(sess.run(None, feeds)[0], ort_run(model, feeds)[0])
+    from pyflame_rt.errors import InputError
+    with pytest.raises(InputError, match="GatherElements"):
+        sess.run(None, {"x": x, "lens": np.full(4, 7, np.int64)})

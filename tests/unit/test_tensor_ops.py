@@ -459,6 +459,7 @@ def test_trilu_bool_causal_mask():
     ("bij->bj", [(2, 3, 7)]),
     ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]),
     ("ij,kj", [(3, 4), (5, 4)]),
+    ("ii->i", [(5, 5)]), ("ii", [(4, 4)]), ("...ii->...i", [(2, 3, 4, 4)]), ("bjib->ij", [(3, 2, 4, 3)]),
 ])
 def test_einsum(eq, shapes, rng):
     feeds = {f"x{i}": rng.standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)}

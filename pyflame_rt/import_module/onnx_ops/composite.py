@@ -1,11 +1,12 @@
 """Operators imported as compositions of existing graph ops (what their ONNX function bodies
 compute), so they reuse the fused row, pool and elementwise kernels: MeanVarianceNormalization,
-LpNormalization, GroupNormalization, LpPool, Hardmax, EyeLike."""
+LpNormalization, GroupNormalization, LpPool, Hardmax, EyeLike, ReverseSequence."""
 from __future__ import annotations
 
 import numpy as np
 
-from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_reduce as gr
+from pyflame_rt.dialects import graph, graph_index as gi, graph_math as gm, graph_nn as nn, graph_reduce as gr
+from pyflame_rt.dialects import graph_tensor as gt
 from pyflame_rt.dialects.graph import dtype_of
 from pyflame_rt.dtype import DType
 from pyflame_rt.import_module.onnx_importer import _NodeContext, converter
@@ -110,3 +111,23 @@ def _eye_like(ctx: _NodeContext):
         raise ctx.fail("needs a 2-D input of static shape")
     dtype = DType.from_onnx(ctx.attrs["dtype"]) if "dtype" in ctx.attrs else dtype_of(ctx.input(0).type)
     return [_const(ctx, "eye", np.eye(*shape, k=int(ctx.attrs.get("k", 0)), dtype=dtype.numpy))]
+
+
+@converter("ReverseSequence")
+def _reverse_sequence(ctx: _NodeContext):
+    """GatherElements along the time axis at index len[b] - 1 - t for t < len[b], else t; a length
+    above the time dim makes an index out of range, which the gather reports at run time."""
+    x, lens = ctx.input(0), ctx.input(1)
+    shape = ctx.shape(x)
+    t_axis, b_axis = int(ctx.attrs.get("time_axis", 0)), int(ctx.attrs.get("batch_axis", 1))
+    if sorted((t_axis, b_axis)) != [0, 1] or not isinstance(shape[t_axis], int):
+        raise ctx.fail("needs time and batch axes 0 and 1 and a static time dim")
+    along = [-1 if d == t_axis else 1 for d in range(len(shape))]
+    pos = _const(ctx, "positions", np.arange(shape[t_axis], dtype=np.int64).reshape(along))
+    (lens,) = ctx.emit(graph.ReshapeOp, [lens], shape=[-1 if d == b_axis else 1 for d in range(len(shape))])
+    (inside,) = ctx.emit(gm.LessOp, [pos, lens])
+    (last,) = ctx.emit(graph.SubOp, [lens, _const(ctx, "one", np.array(1, np.int64))])
+    (mirrored,) = ctx.emit(graph.SubOp, [last, pos])
+    (idx,) = ctx.emit(gm.WhereOp, [inside, mirrored, pos])
+    (idx,) = ctx.emit(gt.ExpandOp, [idx], shape=list(shape))
+    return ctx.emit(gi.GatherElementsOp, [x, idx], axis=t_axis)

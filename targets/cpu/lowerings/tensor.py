@@ -76,7 +76,13 @@ def _permute(L, src, src_term: str, src_shape: Shape, dst_term: str, sizes: dict
     to = to or dtype
     if src_term == dst_term and dst is None and to is dtype:
         return src
-    strides = dict(zip(src_term, _contiguous_strides(src_shape)))
+    strides: dict[str, Dim] = {}
+    for c, s in zip(src_term, _contiguous_strides(src_shape)):
+        if c in strides:  # a repeated letter walks the diagonal: its strides add up
+            if not (isinstance(s, int) and isinstance(strides[c], int)):
+                raise UnsupportedOperatorError(f"einsum diagonal over '{c}' with dynamic inner dims")
+            s += strides[c]
+        strides[c] = s
     for c, d in zip(src_term, src_shape):
         if d == 1 and sizes[c] != 1:
             strides[c] = 0  # broadcast letter
@@ -100,11 +106,13 @@ def _batched_product(L, a_loc, b_loc, nb, nm, nk, nn, out, dtype) -> None:
 @lowering(gt.EinsumOp)
 def _lower_einsum(L, op: gt.EinsumOp) -> None:
     """Two operands: permute to [batch, m, k] x [batch, k, n], one batched GEMM, permute the result.
-    One operand: a transpose, and a row sum over the letters that disappear."""
+    One operand: a transpose (a repeated letter reads the diagonal: its strides add up), and a row
+    sum over the letters that disappear."""
     shapes = [L.shapes[v] for v in op.inputs]
     terms, out_term = gt.parse_einsum(op.equation.data, [len(s) for s in shapes])
-    if any(len(set(t)) != len(t) for t in terms):
-        raise UnsupportedOperatorError(f"einsum '{op.equation.data}': repeated letters (traces/diagonals)")
+    if len(terms) > 1 and any(len(set(t)) != len(t) for t in terms):
+        raise UnsupportedOperatorError(f"einsum '{op.equation.data}': repeated letters (traces/diagonals) "
+                                       f"within one of two operands")
     sizes: dict[str, Dim] = {}
     for t, s in zip(terms, shapes):
         for c, d in zip(t, s):
@@ -114,7 +122,7 @@ def _lower_einsum(L, op: gt.EinsumOp) -> None:
     out = L.result_loc(op.result)
     locs = [L.loc(v) for v in op.inputs]
     if len(terms) == 1:
-        summed = "".join(c for c in terms[0] if c not in out_term)
+        summed = "".join(dict.fromkeys(c for c in terms[0] if c not in out_term))
         if not summed:
             _permute(L, locs[0], terms[0], shapes[0], out_term, sizes, dtype, dst=out)
             return
