@@ -151,8 +151,16 @@ def _min(a, b):
     return _ordered(a, b)[0] if isinstance(a, SymDim) or isinstance(b, SymDim) else min(a, b)
 
 
-_BINARY = {"Add": _add, "Sub": _sub, "Mul": dim_mul, "Div": _div, "Equal": _equal,
-           "Max": _max, "Min": _min}
+def _mod(a, b):
+    if isinstance(a, SymDim) or isinstance(b, SymDim):
+        if a == b or b == 1:
+            return 0
+        raise NotEvaluable("remainder of symbolic dims")
+    return a % b if b else 0  # integer Mod (fmod=0): the divisor's sign, as Python's %
+
+
+_BINARY = {"Add": _add, "Sub": _sub, "Mul": dim_mul, "Div": _div, "Mod": _mod, "Equal": _equal,
+           "Max": _max, "Min": _min, "And": lambda a, b: bool(a) and bool(b)}
 
 
 @evaluator(*_BINARY)
@@ -162,7 +170,7 @@ def _binary(ctx: EvalContext):
     out = ctx.inputs[0].values
     for k in ctx.inputs[1:]:
         out = np.asarray(fn(out, k.values), dtype=object)
-    return [Known(out, DType.BOOL if ctx.node.op_type == "Equal" else ctx.inputs[0].dtype)]
+    return [Known(out, DType.BOOL if ctx.node.op_type in ("Equal", "And") else ctx.inputs[0].dtype)]
 
 
 @evaluator("Neg")

@@ -87,3 +87,21 @@ def test_space_to_depth_matches_onnxruntime_and_refuses_bad_blocks(rng):
                      [("x", ["n", 2, 6, 9])], [("y", ["n", 32, 1, 2])], opset=13)
     with pytest.raises(UnsupportedOperatorError, match="not divisible by blocksize 4"):
         from_onnx(bad, ImportOptions(check_model=False))
+
+
+def test_grouped_query_head_ratio_is_evaluated_at_import(rng):
+    """The expanded Attention function's GQA test: Mod / And / Not / Where over head counts pick the
+    repeat factor of the key heads; all known at import, so the Expand target is static."""
+    nodes = [helper.make_node("Shape", ["q"], ["hq"], start=1, end=2), helper.make_node("Shape", ["k"], ["hk"], start=1, end=2),
+             helper.make_node("Equal", ["hq", "hk"], ["same"]), helper.make_node("Not", ["same"], ["differ"]),
+             helper.make_node("Mod", ["hq", "hk"], ["rem"]), _const("zero", [0]), _const("one", [1]),
+             helper.make_node("Equal", ["rem", "zero"], ["divides"]), helper.make_node("And", ["differ", "divides"], ["gqa"]),
+             helper.make_node("Div", ["hq", "hk"], ["ratio"]), helper.make_node("Where", ["gqa", "ratio", "one"], ["rep"]),
+             helper.make_node("Shape", ["k"], ["b"], start=0, end=1), helper.make_node("Shape", ["k"], ["d"], start=2),
+             helper.make_node("Concat", ["b", "hk", "rep", "d"], ["target"], axis=0),
+             _const("axes", [2]), helper.make_node("Unsqueeze", ["k", "axes"], ["k5"]),
+             helper.make_node("Expand", ["k5", "target"], ["y"])]
+    model = make_model(nodes, [("q", ["b", 6, 3]), ("k", ["b", 2, 3])], [("y", ["b", 2, 3, 3])], opset=18)
+    assert "graph.dim_values" not in [op.name for op in from_onnx(model).main.walk()]
+    _run_both(model, [{"q": np.zeros((b, 6, 3), np.float32), "k": rng.standard_normal((b, 2, 3)).astype(np.float32)}
+                      for b in (1, 2)])
