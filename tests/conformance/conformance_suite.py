@@ -379,12 +379,6 @@ def prune_cache(keep: int = 3) -> None:
 # fails on any other failure and reports listed tests that pass again (remove them then).
 KNOWN_FAILURES: dict[str, str] = {
     "Dropout's mask output (a bool tensor) is not supported": "test_dropout_default_mask test_dropout_default_mask_ratio",
-    "Conv with a bias fed at run time": "test_causal_conv_with_state_decode_step_expanded "
-                                        "test_causal_conv_with_state_with_bias_and_past_state_expanded "
-                                        "test_causal_conv_with_state_with_bias_expanded",
-    "float16 Conv, float16 / float64 MatMul": "test_causal_conv_with_state_fp16_expanded "
-                                              "test_causal_conv_with_state_silu_fp16_expanded "
-                                              "test_flexattention_double_expanded_ver26 test_flexattention_fp16_expanded_ver26",
 }
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}
 

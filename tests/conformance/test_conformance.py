@@ -55,7 +55,14 @@ def test_deliberate_skips_are_classified():
     bn = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"], training_mode=1)
     assert use(bn).skip_reason().startswith("BatchNormalization with training_mode: training operators")
     assert "UINT16" in use(helper.make_node("Relu", ["x"], ["y"]), elem=4).skip_reason()
-    assert use(helper.make_node("Hardmax", ["x"], ["y"])).missing_ops() == ["Hardmax"]
+    assert use(helper.make_node("Det", ["x"], ["y"])).missing_ops() == ["Det"]
     assert "graph input" in use(helper.make_node("Reshape", ["x", "x"], ["y"])).skip_reason()
+    # a shape argument computed from an input's values (not its shape) cannot be planned statically
+    shape_from_values = helper.make_graph(
+        [helper.make_node("Abs", ["x"], ["t"]), helper.make_node("Reshape", ["x", "t"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", 7, [2])], [helper.make_tensor_value_info("y", 7, [2])])
+    reason = cs.ModelUse.of(helper.make_model(shape_from_values)).skip_reason()
+    assert "computed from a graph input's values" in reason
+    assert cs.is_supported(use(helper.make_node("Shape", ["x"], ["y"]), elem=7))  # answered at import
     relu = use(helper.make_node("Relu", ["x"], ["y"]))
     assert relu.skip_reason() is None and cs.is_supported(relu)
