@@ -68,6 +68,9 @@ class KernelBuilder:
     def as_ptr(self, v: SSAValue) -> SSAValue:
         return self._ins(llvm.IntToPtrOp(v))
 
+    def ptr_to_int(self, p: SSAValue) -> SSAValue:
+        return self._ins(llvm.PtrToIntOp(p))
+
     # ------------------------------------------------------------- integers
     def const(self, v: int, t: IntegerType = i64) -> SSAValue:
         return self._ins(arith.ConstantOp(IntegerAttr(v, t)))
@@ -221,6 +224,16 @@ class KernelBuilder:
         if width > 1:
             with self.loop(vec_end, ub, 1) as l:
                 body(l.iv, 1)
+
+    def copy(self, src, src_index, dst, dst_index, lo, hi, width: int) -> None:
+        """dst[dst_index + k] = src[src_index + k] for k in [lo, hi), `width`-vectors then scalars."""
+        self.strip_mined(lo, hi, width, lambda k, w: self.store(
+            self.load(src, self.add(src_index, k), w), dst, self.add(dst_index, k)))
+
+    def fill(self, dst, dst_index, lo, hi, value: float, width: int) -> None:
+        """dst[dst_index + k] = value for k in [lo, hi)."""
+        self.strip_mined(lo, hi, width, lambda k, w: self.store(
+            self.fconst(value, w), dst, self.add(dst_index, k)))
 
     @contextmanager
     def if_(self, cond: SSAValue) -> Iterator[None]:

@@ -306,11 +306,17 @@ class GraphLowering:
                     else 0)
         gk = self.kernel(spec.name, lambda: gemm_kernel(spec))
         mblocks = ("ceildiv", m, spec.mc)
-        nblocks = ("ceildiv", npanels, spec.nc_panels)
+        # panel blocks: at most nc_panels panels each, and when there are several, a multiple of 4
+        # of them (so 2 or 4 threads get equal shares of a GEMM with one row block: a BERT
+        # Linear at batch 1 has 48 panels, 3 blocks of 16 would keep one of 2 threads idle half the time)
+        fewest = ("ceildiv", npanels, spec.nc_panels)
+        balanced = ("min", ("mul", ("ceildiv", fewest, 4), 4), ("add", ("mul", fewest, 4), -3))
+        ncp = ("ceildiv", npanels, balanced)
+        nblocks = ("ceildiv", npanels, ncp)
         gf = {"a": a_loc if a_loc is not None else self.loc(a), "b": b_loc, "c": out, "bias": bias_loc,
               "m": m, "n": n, "k": k, "a_rs": a_strides[0], "a_cs": a_strides[1], "a_bs": a_bs,
               "b_bs": b_bs, "c_bs": dim_mul(m, n) if c_bs is None else c_bs, "mblocks": mblocks,
-              "nblocks": nblocks, "npanels": npanels, "groups": groups, "a_gs": a_gs, "c_gs": c_gs,
+              "nblocks": nblocks, "ncp": ncp, "npanels": npanels, "groups": groups, "a_gs": a_gs, "c_gs": c_gs,
               "residual": residual if residual is not None else 0, "c_rs": n if c_rs is None else c_rs,
               "conv_c": conv_a["conv_c"] if conv_a is not None else 0}
         rows_per_item = m if isinstance(m, int) and m < spec.mc else spec.mc
@@ -350,8 +356,8 @@ class GraphLowering:
             if isinstance(x, tuple) and x[0] == "ceildiv":
                 a, b = value(x[1]), value(x[2])
                 return eb.div(eb.add(a, eb.sub(b, value(1))), b)
-            if isinstance(x, tuple) and x[0] == "mul":
-                return eb.mul(value(x[1]), value(x[2]))
+            if isinstance(x, tuple) and x[0] in ("mul", "add", "min"):
+                return getattr(eb, x[0])(value(x[1]), value(x[2]))
             raise TypeError(x)
 
         def pointer(loc: Loc):

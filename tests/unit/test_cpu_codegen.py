@@ -77,6 +77,26 @@ def test_batched_matmul_work_ranges_span_row_blocks_and_batches(threads, rng):
     assert_close(got, ort_run(model, feeds)[0], 1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m_,k,n", [
+    (301, 1100, 32),   # 2 panels: A read in place; 3 K slices (partial sums in C); a 1-row tail tile
+    (301, 1100, 100),  # 7 panels: A packed; the last panel 4 columns wide
+    (128, 768, 768),   # one row block, 48 panels: 4 panel blocks of 12 (balanced for the threads)
+    (7, 40, 272),      # 17 panels: 4 panel blocks of 5, 5, 5, 2
+])
+def test_gemm_a_in_place_or_packed_with_fused_epilogue(m_, k, n, threads, rng):
+    from pyflame_rt import SessionOptions
+
+    w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    model = make_model([helper.make_node("MatMul", ["a", "w"], ["t"]), helper.make_node("Add", ["t", "b"], ["u"]),
+                        helper.make_node("Relu", ["u"], ["y"])],
+                       [("a", [m_, k])], [("y", [m_, n])], {"w": w, "b": bias})
+    feeds = {"a": rng.standard_normal((m_, k)).astype(np.float32)}
+    got = InferenceSession(model.SerializeToString(), SessionOptions(num_threads=threads)).run(None, feeds)[0]
+    assert_close(got, ort_run(model, feeds)[0], 1e-4)
+
+
 def test_gemm_alpha_beta_trans_a_and_matrix_c(rng):
     w = rng.standard_normal((6, 5)).astype(np.float32)
     c = rng.standard_normal((4, 5)).astype(np.float32)

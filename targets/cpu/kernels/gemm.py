@@ -23,15 +23,20 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects import func
+from xdsl.dialects.builtin import i1
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 
 # FMA latency (4 cycles) x FMA ports (2): independent accumulators needed to keep the ports busy
 MIN_ACCUMULATORS = 8
+# packed A rows are kc + 16 floats apart: rows 2 KB apart would all map to the same L1 sets
+A_ROW_PAD = 16
+# a row block meeting at most this many B panels reads A in place (no pack)
+DIRECT_A_MAX_PANELS = 2
 
 # ctx field order shared by the lowering and the kernel
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
-               "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "npanels", "groups", "a_gs", "c_gs",
+               "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "ncp", "npanels", "groups", "a_gs", "c_gs",
                "residual", "c_rs", "conv_c")
 # when conv_c != 0 (A is an NHWC convolution's input), its geometry follows GEMM_FIELDS
 CONV_A_FIELDS = ("h", "wi", "oh", "ow", "kw", "sh", "sw", "dh", "dw", "ph", "pw")
@@ -101,7 +106,8 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     f = {name: kb.field(i) for i, name in enumerate(GEMM_FIELDS)}
     a, bp, c, bias, res = (kb.as_ptr(f[x]) for x in ("a", "b", "c", "bias", "residual"))
     w, nv, nr = spec.width, spec.nvec, spec.nr
-    apack = kb.scratch(spec.mc * spec.kc)  # per-thread stack: the packed A block
+    kcp = spec.kc + A_ROW_PAD
+    apack = kb.scratch(spec.mc * kcp)  # per-thread stack: the packed A block
     zero = kb.fconst(0.0, w)
     # item = (batch * mblocks + mb) * nblocks + nb. The items of [begin, end) that share a row
     # block are done as one: its A block is packed once for all their panels.
@@ -124,35 +130,41 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
         row_lo = kb.mul(mb, mc)
         row_hi = kb.min(f["m"], kb.add(row_lo, mc))
         full_hi = kb.add(row_lo, kb.mul(kb.div(kb.sub(row_hi, row_lo), kb.const(spec.mr)), kb.const(spec.mr)))
-        p_lo = kb.mul(nb_lo, kb.const(spec.nc_panels))
-        p_hi = kb.min(f["npanels"], kb.mul(nb_hi, kb.const(spec.nc_panels)))
+        p_lo = kb.mul(nb_lo, f["ncp"])
+        p_hi = kb.min(f["npanels"], kb.mul(nb_hi, f["ncp"]))
+
+        # A is read in place when that pays: no pack for a GEMM whose row block meets few panels
+        # (the pack would cost as much as the FMAs: MobileNet's 1x1 convs with N of 16-96)
+        direct = kb.const(0, i1)
+        if spec.unit_a_cs:
+            direct = kb.and_(kb.cmp("eq", f["conv_c"], kb.const(0)),
+                             kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)))
+        a_ptr = kb.as_ptr(kb.select(direct, f["a"], kb.ptr_to_int(apack)))
+        a_rs = kb.select(direct, f["a_rs"], kb.const(kcp))
 
         with kb.loop(0, f["k"], spec.kc) as kl:
             k0 = kl.iv
             k1 = kb.min(f["k"], kb.add(k0, kb.const(spec.kc)))
             first = kb.cmp("eq", k0, kb.const(0))
             last = kb.cmp("eq", k1, f["k"])
-
-            def a_index(row, k):
-                col = k if spec.unit_a_cs else kb.mul(k, f["a_cs"])
-                return kb.add(a_b, kb.add(kb.mul(row, f["a_rs"]), col))
-
-            # pack this A block tile by tile: [tile][k - k0][mr], so the micro-kernel reads A
-            # with one pointer; a last partial tile packs only its valid rows
-            with kb.loop(row_lo, row_hi, spec.mr) as tl:
-                t_base = kb.mul(kb.sub(tl.iv, row_lo), kb.const(spec.kc))
-                t_rows = kb.min(kb.const(spec.mr), kb.sub(row_hi, tl.iv))
-                is_conv = kb.cmp("ne", f["conv_c"], kb.const(0))
-                with kb.if_(is_conv):
+            # A[row, k] is a_ptr[a_origin + row * a_rs + k]: in place, or in the pack
+            # (row-major, kcp apart) whose first row is row_lo and first column k0
+            a_origin = kb.select(direct, a_b, kb.sub(kb.const(0), kb.add(kb.mul(row_lo, kb.const(kcp)), k0)))
+            with kb.if_(kb.cmp("eq", direct, kb.const(0, i1))):
+                with kb.if_(kb.cmp("ne", f["conv_c"], kb.const(0))):
                     conv = {name: kb.field(len(GEMM_FIELDS) + i) for i, name in enumerate(CONV_A_FIELDS)}
                     conv["c"] = f["conv_c"]
-                    _pack_conv_rows(kb, conv, a, a_b, apack, tl.iv, t_rows, t_base, k0, k1, spec.mr)
+                    _pack_conv_rows(kb, conv, a, a_b, apack, row_lo, row_hi, kcp, k0, k1)
                 with kb.if_(kb.cmp("eq", f["conv_c"], kb.const(0))):
-                    with kb.loop(k0, k1) as pk:
-                        dst = kb.add(t_base, kb.mul(kb.sub(pk.iv, k0), kb.const(spec.mr)))
-                        with kb.loop(0, t_rows) as pr:
-                            v = kb.load(a, a_index(kb.add(tl.iv, pr.iv), pk.iv))
-                            kb.store(v, apack, kb.add(dst, pr.iv))
+                    with kb.loop(row_lo, row_hi) as pr:
+                        dst = kb.add(kb.mul(kb.sub(pr.iv, row_lo), kb.const(kcp)), kb.sub(kb.const(0), k0))
+                        src = kb.add(a_b, kb.mul(pr.iv, f["a_rs"]))
+                        if spec.unit_a_cs:
+                            kb.copy(a, src, apack, dst, k0, k1, w)
+                        else:
+                            with kb.loop(k0, k1) as pk:
+                                v = kb.load(a, kb.add(src, kb.mul(pk.iv, f["a_cs"])))
+                                kb.store(v, apack, kb.add(dst, pk.iv))
 
             with kb.loop(p_lo, p_hi) as pl:
                 col0 = kb.mul(pl.iv, kb.const(nr))
@@ -161,42 +173,39 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                 lanes = [kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(ncols, kb.const(v * w))))
                          for v in range(nv)]
                 masks = [kb.lane_mask(n, w) for n in lanes]
+                # the partial sums of earlier K slices: none to read in the first (C is not read)
+                sum_masks = [kb.lane_mask(kb.select(first, kb.const(0), n), w) for n in lanes]
 
                 def tile(mr: int, first_row):
-                    """mr x NR register tile over K slice [k0, k1), A read from the pack."""
+                    """mr x NR register tile over K slice [k0, k1)."""
                     c_rows = [kb.add(c_b, kb.add(kb.mul(kb.add(first_row, kb.const(r)), f["c_rs"]), col0))
                               for r in range(mr)]
-                    init = []
-                    for r in range(mr):
-                        for v in range(nv):
-                            prev = kb.masked_load(c, kb.add(c_rows[r], kb.const(v * w)), masks[v], w)
-                            init.append(kb.select(first, zero, prev))
-                    a_base = kb.mul(kb.sub(first_row, row_lo), kb.const(spec.kc))
+                    a_rows = [kb.add(a_origin, kb.mul(kb.add(first_row, kb.const(r)), a_rs)) for r in range(mr)]
 
                     def k_step(k, acc):
                         """acc += A[rows, k] x B[k, panel]: one FMA per accumulator."""
                         brow = kb.add(b_off, kb.mul(k, kb.const(nr)))
                         bvecs = [kb.load(bp, kb.add(brow, kb.const(v * w)), w) for v in range(nv)]
-                        apos = kb.add(a_base, kb.mul(kb.sub(k, k0), kb.const(spec.mr)))
                         acc = list(acc)
                         for r in range(mr):
-                            av = kb.splat(kb.load(apack, kb.add(apos, kb.const(r))), w)
+                            av = kb.splat(kb.load(a_ptr, kb.add(a_rows[r], k)), w)
                             for v in range(nv):
                                 acc[r * nv + v] = kb.fma(av, bvecs[v], acc[r * nv + v])
                         return acc
 
-                    acc = _k_loop(kb, k0, k1, init, k_step, max(1, MIN_ACCUMULATORS // len(init)), zero)
+                    acc = _k_loop(kb, k0, k1, [zero] * (mr * nv), k_step,
+                                  max(1, MIN_ACCUMULATORS // (mr * nv)), zero)
                     for r in range(mr):
                         if spec.has_bias and spec.bias_per_row:
                             row_bias = kb.splat(kb.load(bias, kb.add(bias_b, kb.add(first_row, kb.const(r)))), w)
                         for v in range(nv):
-                            val = acc[r * nv + v]
+                            dst = kb.add(c_rows[r], kb.const(v * w))
+                            val = kb.fadd(acc[r * nv + v], kb.masked_load(c, dst, sum_masks[v], w))
                             out = val
                             if spec.has_bias and spec.bias_per_row:
                                 out = kb.fadd(out, row_bias)
                             elif spec.has_bias:
                                 out = kb.fadd(out, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
-                            dst = kb.add(c_rows[r], kb.const(v * w))
                             if spec.residual:
                                 out = kb.fadd(out, kb.masked_load(res, dst, masks[v], w))
                             out = kb.activation(spec.activation, out, w)
@@ -216,28 +225,54 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     return kb.finish()
 
 
-def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, first_row, rows, t_base, k0, k1, mr: int) -> None:
-    """Pack rows [first_row, first_row + rows) x columns [k0, k1) of the implicit im2col A
-    (see the module docstring) into a tile at apack[t_base + (k - k0) * mr + row]. The taps a
-    K slice touches are a loop; a tap in the padding reads a clamped address and stores zeros."""
+def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi, kcp: int, k0, k1) -> None:
+    """Copy rows [row_lo, row_hi) x columns [k0, k1) of the implicit im2col A (see the module
+    docstring) to apack, row-major with row stride kcp. Column k = (tap row a, tap column b,
+    channel): a tap row whose taps are all inside the input (dw 1) is one contiguous run of
+    kw*C input elements; other tap rows go tap by tap, padding taps as zeros. Runs are copied
+    with vectors; the output pixel (image, oy, ox) of a row advances without divisions."""
     c = g["c"]
-    tap_lo, tap_hi = kb.div(k0, c), kb.add(kb.div(kb.sub(k1, kb.const(1)), c), kb.const(1))
-    with kb.loop(0, rows) as pr:
-        p = kb.add(first_row, pr.iv)
-        ox, rest = kb.rem(p, g["ow"]), kb.div(p, g["ow"])
-        oy, image = kb.rem(rest, g["oh"]), kb.div(rest, g["oh"])
+    run = kb.mul(g["kw"], c)
+    ta_lo, ta_hi = kb.div(k0, run), kb.add(kb.div(kb.sub(k1, kb.const(1)), run), kb.const(1))
+    rest = kb.div(row_lo, g["ow"])
+    start = [kb.rem(row_lo, g["ow"]), kb.rem(rest, g["oh"]), kb.div(rest, g["oh"])]
+    w = 8
+    with kb.loop(row_lo, row_hi, carried=start) as pr:
+        ox, oy, image = pr.carried
+        dst = kb.sub(kb.mul(kb.sub(pr.iv, row_lo), kb.const(kcp)), k0)
         iy0 = kb.sub(kb.mul(oy, g["sh"]), g["ph"])
         ix0 = kb.sub(kb.mul(ox, g["sw"]), g["pw"])
-        with kb.loop(tap_lo, tap_hi) as tp:
-            tap_k = kb.mul(tp.iv, c)
-            row_ok, iy = kb.in_bounds(kb.add(iy0, kb.mul(kb.div(tp.iv, g["kw"]), g["dh"])), g["h"])
-            col_ok, ix = kb.in_bounds(kb.add(ix0, kb.mul(kb.rem(tp.iv, g["kw"]), g["dw"])), g["wi"])
-            inside = kb.and_(row_ok, col_ok)
-            # input element of column k: src + k
-            src = kb.add(x_off, kb.sub(kb.mul(kb.add(kb.mul(kb.add(kb.mul(image, g["h"]), iy), g["wi"]), ix), c), tap_k))
-            with kb.loop(kb.max(k0, tap_k), kb.min(k1, kb.add(tap_k, c))) as kk:
-                v = kb.select(inside, kb.load(x, kb.add(src, kk.iv)), kb.fconst(0.0))
-                kb.store(v, apack, kb.add(t_base, kb.add(kb.mul(kb.sub(kk.iv, k0), kb.const(mr)), pr.iv)))
+        img_row0 = kb.mul(image, g["h"])
+        cols_inside = kb.and_(kb.and_(kb.cmp("eq", g["dw"], kb.const(1)), kb.cmp("sge", ix0, kb.const(0))),
+                              kb.cmp("sle", kb.add(ix0, g["kw"]), g["wi"]))
+        with kb.loop(ta_lo, ta_hi) as ta:
+            row_k = kb.mul(ta.iv, run)
+            lo, hi = kb.max(k0, row_k), kb.min(k1, kb.add(row_k, run))
+            row_ok, iy = kb.in_bounds(kb.add(iy0, kb.mul(ta.iv, g["dh"])), g["h"])
+            pixel_row = kb.mul(kb.add(img_row0, iy), g["wi"])  # input pixel index of (image, iy, 0)
+            with kb.if_(kb.and_(row_ok, cols_inside)):
+                src = kb.add(x_off, kb.sub(kb.mul(kb.add(pixel_row, ix0), c), row_k))
+                kb.copy(x, src, apack, dst, lo, hi, w)
+            with kb.if_(kb.cmp("eq", kb.and_(row_ok, cols_inside), kb.const(0, i1))):
+                tb_lo = kb.div(kb.sub(lo, row_k), c)
+                tb_hi = kb.add(kb.div(kb.sub(kb.sub(hi, row_k), kb.const(1)), c), kb.const(1))
+                with kb.loop(tb_lo, tb_hi) as tb:
+                    tap_k = kb.add(row_k, kb.mul(tb.iv, c))
+                    col_ok, ix = kb.in_bounds(kb.add(ix0, kb.mul(tb.iv, g["dw"])), g["wi"])
+                    t_lo, t_hi = kb.max(lo, tap_k), kb.min(hi, kb.add(tap_k, c))
+                    inside = kb.and_(row_ok, col_ok)
+                    with kb.if_(inside):
+                        src = kb.add(x_off, kb.sub(kb.mul(kb.add(pixel_row, ix), c), tap_k))
+                        kb.copy(x, src, apack, dst, t_lo, t_hi, w)
+                    with kb.if_(kb.cmp("eq", inside, kb.const(0, i1))):
+                        kb.fill(apack, dst, t_lo, t_hi, 0.0, w)
+        # next output pixel
+        ox1 = kb.add(ox, kb.const(1))
+        wrap = kb.cmp("eq", ox1, g["ow"])
+        oy1 = kb.add(oy, kb.select(wrap, kb.const(1), kb.const(0)))
+        wrap_y = kb.cmp("eq", oy1, g["oh"])
+        pr.next = [kb.select(wrap, kb.const(0), ox1), kb.select(wrap_y, kb.const(0), oy1),
+                   kb.add(image, kb.select(wrap_y, kb.const(1), kb.const(0)))]
 
 
 def _k_loop(kb: KernelBuilder, k0, k1, init: list, k_step, chains: int, zero) -> list:
