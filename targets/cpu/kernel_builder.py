@@ -250,6 +250,23 @@ class KernelBuilder:
             self.b = outer
 
 
+    def if_else(self, cond: SSAValue, then, otherwise) -> list[SSAValue]:
+        """Values computed by then() or by otherwise() (lists of SSA values of the same types):
+        only the taken branch's code runs (an scf.if with results, unlike select)."""
+        outer = self.b
+        blocks = []
+        for make in (then, otherwise):
+            block = Block()
+            self.b = Builder(InsertPoint.at_end(block))
+            values = list(make())
+            self.b.insert(scf.YieldOp(*values))
+            blocks.append((block, values))
+        self.b = outer
+        op = scf.IfOp(cond, [v.type for v in blocks[0][1]], Region(blocks[0][0]), Region(blocks[1][0]))
+        self.b.insert(op)
+        return list(op.results)
+
+
 class Loop:
     """Induction variable, carried values inside, results after the loop; set `next`."""
 

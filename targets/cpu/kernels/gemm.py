@@ -29,7 +29,8 @@ from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 
 # FMA latency (4 cycles) x FMA ports (2): independent accumulators needed to keep the ports busy
 MIN_ACCUMULATORS = 8
-# packed A rows are kc + 16 floats apart: rows 2 KB apart would all map to the same L1 sets
+# packed A rows: the K slice's depth rounded up to 16 floats, plus 16 (rows 2 KB apart would
+# all map to the same L1 sets)
 A_ROW_PAD = 16
 # a row block meeting at most this many B panels reads A in place (no pack)
 DIRECT_A_MAX_PANELS = 2
@@ -106,8 +107,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     f = {name: kb.field(i) for i, name in enumerate(GEMM_FIELDS)}
     a, bp, c, bias, res = (kb.as_ptr(f[x]) for x in ("a", "b", "c", "bias", "residual"))
     w, nv, nr = spec.width, spec.nvec, spec.nr
-    kcp = spec.kc + A_ROW_PAD
-    apack = kb.scratch(spec.mc * kcp)  # per-thread stack: the packed A block
+    apack = kb.scratch(spec.mc * (spec.kc + A_ROW_PAD))  # per-thread stack: the packed A block
     zero = kb.fconst(0.0, w)
     # item = (batch * mblocks + mb) * nblocks + nb. The items of [begin, end) that share a row
     # block are done as one: its A block is packed once for all their panels.
@@ -140,7 +140,6 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
             direct = kb.and_(kb.cmp("eq", f["conv_c"], kb.const(0)),
                              kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)))
         a_ptr = kb.as_ptr(kb.select(direct, f["a"], kb.ptr_to_int(apack)))
-        a_rs = kb.select(direct, f["a_rs"], kb.const(kcp))
 
         with kb.loop(0, f["k"], spec.kc) as kl:
             k0 = kl.iv
@@ -148,16 +147,20 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
             first = kb.cmp("eq", k0, kb.const(0))
             last = kb.cmp("eq", k1, f["k"])
             # A[row, k] is a_ptr[a_origin + row * a_rs + k]: in place, or in the pack
-            # (row-major, kcp apart) whose first row is row_lo and first column k0
-            a_origin = kb.select(direct, a_b, kb.sub(kb.const(0), kb.add(kb.mul(row_lo, kb.const(kcp)), k0)))
+            # (row-major; rows as far apart as the slice is deep, so a shallow K's block stays
+            # within a few pages) whose first row is row_lo and first column k0
+            pack_rs = kb.add(kb.mul(kb.div(kb.add(kb.sub(k1, k0), kb.const(A_ROW_PAD - 1)), kb.const(A_ROW_PAD)),
+                                    kb.const(A_ROW_PAD)), kb.const(A_ROW_PAD))
+            a_rs = kb.select(direct, f["a_rs"], pack_rs)
+            a_origin = kb.select(direct, a_b, kb.sub(kb.const(0), kb.add(kb.mul(row_lo, pack_rs), k0)))
             with kb.if_(kb.cmp("eq", direct, kb.const(0, i1))):
                 with kb.if_(kb.cmp("ne", f["conv_c"], kb.const(0))):
                     conv = {name: kb.field(len(GEMM_FIELDS) + i) for i, name in enumerate(CONV_A_FIELDS)}
                     conv["c"] = f["conv_c"]
-                    _pack_conv_rows(kb, conv, a, a_b, apack, row_lo, row_hi, kcp, k0, k1)
+                    _pack_conv_rows(kb, conv, a, a_b, apack, row_lo, row_hi, pack_rs, k0, k1)
                 with kb.if_(kb.cmp("eq", f["conv_c"], kb.const(0))):
                     with kb.loop(row_lo, row_hi) as pr:
-                        dst = kb.add(kb.mul(kb.sub(pr.iv, row_lo), kb.const(kcp)), kb.sub(kb.const(0), k0))
+                        dst = kb.sub(kb.mul(kb.sub(pr.iv, row_lo), pack_rs), k0)
                         src = kb.add(a_b, kb.mul(pr.iv, f["a_rs"]))
                         if spec.unit_a_cs:
                             kb.copy(a, src, apack, dst, k0, k1, w)
@@ -173,8 +176,6 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                 lanes = [kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(ncols, kb.const(v * w))))
                          for v in range(nv)]
                 masks = [kb.lane_mask(n, w) for n in lanes]
-                # the partial sums of earlier K slices: none to read in the first (C is not read)
-                sum_masks = [kb.lane_mask(kb.select(first, kb.const(0), n), w) for n in lanes]
 
                 def tile(mr: int, first_row):
                     """mr x NR register tile over K slice [k0, k1)."""
@@ -193,28 +194,39 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                                 acc[r * nv + v] = kb.fma(av, bvecs[v], acc[r * nv + v])
                         return acc
 
-                    acc = _k_loop(kb, k0, k1, [zero] * (mr * nv), k_step,
+                    # the partial sums of earlier K slices; none in the first (C is not read)
+                    init = kb.if_else(first, lambda: [zero] * (mr * nv), lambda: [
+                        kb.masked_load(c, kb.add(c_rows[r], kb.const(v * w)), masks[v], w)
+                        for r in range(mr) for v in range(nv)])
+                    acc = _k_loop(kb, k0, k1, init, k_step,
                                   max(1, MIN_ACCUMULATORS // (mr * nv)), zero)
+
+                    def epilogue(val, dst, v: int, row_bias):
+                        """C[dst] = activation(val + bias + residual) after the last K slice, else val."""
+                        out = val
+                        if row_bias is not None:
+                            out = kb.fadd(out, row_bias)
+                        elif spec.has_bias:
+                            out = kb.fadd(out, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
+                        if spec.residual:
+                            out = kb.fadd(out, kb.masked_load(res, dst, masks[v], w))
+                        out = kb.activation(spec.activation, out, w)
+                        if out is not val:  # the epilogue only applies after the last K slice
+                            out = kb.select(last, out, val)
+                        with kb.if_(kb.cmp("eq", lanes[v], kb.const(w))):
+                            kb.store(out, c, dst)
+                        with kb.if_(kb.cmp("slt", lanes[v], kb.const(w))):
+                            kb.masked_store(out, c, dst, masks[v], w)
+
                     for r in range(mr):
+                        row_bias = None
                         if spec.has_bias and spec.bias_per_row:
                             row_bias = kb.splat(kb.load(bias, kb.add(bias_b, kb.add(first_row, kb.const(r)))), w)
                         for v in range(nv):
-                            dst = kb.add(c_rows[r], kb.const(v * w))
-                            val = kb.fadd(acc[r * nv + v], kb.masked_load(c, dst, sum_masks[v], w))
-                            out = val
-                            if spec.has_bias and spec.bias_per_row:
-                                out = kb.fadd(out, row_bias)
-                            elif spec.has_bias:
-                                out = kb.fadd(out, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
-                            if spec.residual:
-                                out = kb.fadd(out, kb.masked_load(res, dst, masks[v], w))
-                            out = kb.activation(spec.activation, out, w)
-                            if out is not val:  # the epilogue only applies after the last K slice
-                                out = kb.select(last, out, val)
-                            with kb.if_(kb.cmp("eq", lanes[v], kb.const(w))):
-                                kb.store(out, c, dst)
-                            with kb.if_(kb.cmp("slt", lanes[v], kb.const(w))):
-                                kb.masked_store(out, c, dst, masks[v], w)
+                            # a vector of the last panel may have no columns: masked loads and
+                            # stores with an empty mask are slow on AMD, so skip it
+                            with kb.if_(kb.cmp("sgt", lanes[v], kb.const(0))):
+                                epilogue(acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias)
 
                 with kb.loop(row_lo, full_hi, spec.mr) as tl:
                     tile(spec.mr, tl.iv)
@@ -225,9 +237,9 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     return kb.finish()
 
 
-def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi, kcp: int, k0, k1) -> None:
+def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi, row_stride, k0, k1) -> None:
     """Copy rows [row_lo, row_hi) x columns [k0, k1) of the implicit im2col A (see the module
-    docstring) to apack, row-major with row stride kcp. Column k = (tap row a, tap column b,
+    docstring) to apack, row-major with row stride row_stride. Column k = (tap row a, tap column b,
     channel): a tap row whose taps are all inside the input (dw 1) is one contiguous run of
     kw*C input elements; other tap rows go tap by tap, padding taps as zeros. Runs are copied
     with vectors; the output pixel (image, oy, ox) of a row advances without divisions."""
@@ -239,7 +251,7 @@ def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi,
     w = 8
     with kb.loop(row_lo, row_hi, carried=start) as pr:
         ox, oy, image = pr.carried
-        dst = kb.sub(kb.mul(kb.sub(pr.iv, row_lo), kb.const(kcp)), k0)
+        dst = kb.sub(kb.mul(kb.sub(pr.iv, row_lo), row_stride), k0)
         iy0 = kb.sub(kb.mul(oy, g["sh"]), g["ph"])
         ix0 = kb.sub(kb.mul(ox, g["sw"]), g["pw"])
         img_row0 = kb.mul(image, g["h"])
