@@ -181,7 +181,9 @@ class ONNXImporter:
             try:
                 onnx.checker.check_model(proto)
             except Exception as e:
-                raise InvalidModelError(f"ONNX checker rejected the model: {str(e).splitlines()[0]}") from None
+                # the checker's message can be empty (a ValidationError without text)
+                first_line = next(iter(str(e).splitlines()), "") or type(e).__name__
+                raise InvalidModelError(f"ONNX checker rejected the model: {first_line}") from None
         # the model's own opset: a few converters keep semantics the version converter does not carry over
         self.source_opset = _default_opset(proto)
         proto = self._upgrade(proto)
