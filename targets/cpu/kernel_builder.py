@@ -249,16 +249,16 @@ class KernelBuilder:
             Builder(InsertPoint.at_end(op.false_region.block)).insert(scf.YieldOp())
             self.b = outer
 
-
     def if_else(self, cond: SSAValue, then, otherwise) -> list[SSAValue]:
-        """Values computed by then() or by otherwise() (lists of SSA values of the same types):
-        only the taken branch's code runs (an scf.if with results, unlike select)."""
+        """Run then() or otherwise(), whichever cond picks (an scf.if with both regions; unlike
+        select, only the taken branch's code runs). Each returns the values the if yields (lists
+        of SSA values of the same types), or None for a statement-only if/else."""
         outer = self.b
         blocks = []
         for make in (then, otherwise):
             block = Block()
             self.b = Builder(InsertPoint.at_end(block))
-            values = list(make())
+            values = list(make() or [])
             self.b.insert(scf.YieldOp(*values))
             blocks.append((block, values))
         self.b = outer

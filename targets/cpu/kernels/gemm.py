@@ -153,21 +153,26 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                                     kb.const(A_ROW_PAD)), kb.const(A_ROW_PAD))
             a_rs = kb.select(direct, f["a_rs"], pack_rs)
             a_origin = kb.select(direct, a_b, kb.sub(kb.const(0), kb.add(kb.mul(row_lo, pack_rs), k0)))
-            with kb.if_(kb.cmp("eq", direct, kb.const(0, i1))):
-                with kb.if_(kb.cmp("ne", f["conv_c"], kb.const(0))):
-                    conv = {name: kb.field(len(GEMM_FIELDS) + i) for i, name in enumerate(CONV_A_FIELDS)}
-                    conv["c"] = f["conv_c"]
-                    _pack_conv_rows(kb, conv, a, a_b, apack, row_lo, row_hi, pack_rs, k0, k1)
-                with kb.if_(kb.cmp("eq", f["conv_c"], kb.const(0))):
-                    with kb.loop(row_lo, row_hi) as pr:
-                        dst = kb.sub(kb.mul(kb.sub(pr.iv, row_lo), pack_rs), k0)
-                        src = kb.add(a_b, kb.mul(pr.iv, f["a_rs"]))
-                        if spec.unit_a_cs:
-                            kb.copy(a, src, apack, dst, k0, k1, w)
-                        else:
-                            with kb.loop(k0, k1) as pk:
-                                v = kb.load(a, kb.add(src, kb.mul(pk.iv, f["a_cs"])))
-                                kb.store(v, apack, kb.add(dst, pk.iv))
+
+            def pack_conv():
+                # the geometry fields exist only in a convolution's ctx: read them in this branch
+                conv = {name: kb.field(len(GEMM_FIELDS) + i) for i, name in enumerate(CONV_A_FIELDS)}
+                conv["c"] = f["conv_c"]
+                _pack_conv_rows(kb, conv, a, a_b, apack, row_lo, row_hi, pack_rs, k0, k1, w)
+
+            def pack_matrix():
+                with kb.loop(row_lo, row_hi) as pr:
+                    dst = kb.sub(kb.mul(kb.sub(pr.iv, row_lo), pack_rs), k0)
+                    src = kb.add(a_b, kb.mul(pr.iv, f["a_rs"]))
+                    if spec.unit_a_cs:
+                        kb.copy(a, src, apack, dst, k0, k1, w)
+                    else:
+                        with kb.loop(k0, k1) as pk:
+                            v = kb.load(a, kb.add(src, kb.mul(pk.iv, f["a_cs"])))
+                            kb.store(v, apack, kb.add(dst, pk.iv))
+
+            kb.if_else(direct, lambda: None,
+                       lambda: kb.if_else(kb.cmp("ne", f["conv_c"], kb.const(0)), pack_conv, pack_matrix))
 
             with kb.loop(p_lo, p_hi) as pl:
                 col0 = kb.mul(pl.iv, kb.const(nr))
@@ -213,10 +218,8 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                         out = kb.activation(spec.activation, out, w)
                         if out is not val:  # the epilogue only applies after the last K slice
                             out = kb.select(last, out, val)
-                        with kb.if_(kb.cmp("eq", lanes[v], kb.const(w))):
-                            kb.store(out, c, dst)
-                        with kb.if_(kb.cmp("slt", lanes[v], kb.const(w))):
-                            kb.masked_store(out, c, dst, masks[v], w)
+                        kb.if_else(kb.cmp("eq", lanes[v], kb.const(w)), lambda: kb.store(out, c, dst),
+                                   lambda: kb.masked_store(out, c, dst, masks[v], w))
 
                     for r in range(mr):
                         row_bias = None
@@ -237,18 +240,18 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     return kb.finish()
 
 
-def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi, row_stride, k0, k1) -> None:
+def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi, row_stride, k0, k1,
+                    w: int) -> None:
     """Copy rows [row_lo, row_hi) x columns [k0, k1) of the implicit im2col A (see the module
     docstring) to apack, row-major with row stride row_stride. Column k = (tap row a, tap column b,
     channel): a tap row whose taps are all inside the input (dw 1) is one contiguous run of
     kw*C input elements; other tap rows go tap by tap, padding taps as zeros. Runs are copied
-    with vectors; the output pixel (image, oy, ox) of a row advances without divisions."""
+    with `w`-vectors; the output pixel (image, oy, ox) of a row advances without divisions."""
     c = g["c"]
     run = kb.mul(g["kw"], c)
     ta_lo, ta_hi = kb.div(k0, run), kb.add(kb.div(kb.sub(k1, kb.const(1)), run), kb.const(1))
     rest = kb.div(row_lo, g["ow"])
     start = [kb.rem(row_lo, g["ow"]), kb.rem(rest, g["oh"]), kb.div(rest, g["oh"])]
-    w = 8
     with kb.loop(row_lo, row_hi, carried=start) as pr:
         ox, oy, image = pr.carried
         dst = kb.sub(kb.mul(kb.sub(pr.iv, row_lo), row_stride), k0)
@@ -262,22 +265,23 @@ def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi,
             lo, hi = kb.max(k0, row_k), kb.min(k1, kb.add(row_k, run))
             row_ok, iy = kb.in_bounds(kb.add(iy0, kb.mul(ta.iv, g["dh"])), g["h"])
             pixel_row = kb.mul(kb.add(img_row0, iy), g["wi"])  # input pixel index of (image, iy, 0)
-            with kb.if_(kb.and_(row_ok, cols_inside)):
-                src = kb.add(x_off, kb.sub(kb.mul(kb.add(pixel_row, ix0), c), row_k))
+
+            def copy_run(pixel, run_k, lo, hi):
+                """Columns [lo, hi) from the input; column run_k is channel 0 of `pixel`."""
+                src = kb.add(x_off, kb.sub(kb.mul(kb.add(pixel_row, pixel), c), run_k))
                 kb.copy(x, src, apack, dst, lo, hi, w)
-            with kb.if_(kb.cmp("eq", kb.and_(row_ok, cols_inside), kb.const(0, i1))):
+
+            def tap_by_tap():
                 tb_lo = kb.div(kb.sub(lo, row_k), c)
                 tb_hi = kb.add(kb.div(kb.sub(kb.sub(hi, row_k), kb.const(1)), c), kb.const(1))
                 with kb.loop(tb_lo, tb_hi) as tb:
                     tap_k = kb.add(row_k, kb.mul(tb.iv, c))
                     col_ok, ix = kb.in_bounds(kb.add(ix0, kb.mul(tb.iv, g["dw"])), g["wi"])
                     t_lo, t_hi = kb.max(lo, tap_k), kb.min(hi, kb.add(tap_k, c))
-                    inside = kb.and_(row_ok, col_ok)
-                    with kb.if_(inside):
-                        src = kb.add(x_off, kb.sub(kb.mul(kb.add(pixel_row, ix), c), tap_k))
-                        kb.copy(x, src, apack, dst, t_lo, t_hi, w)
-                    with kb.if_(kb.cmp("eq", inside, kb.const(0, i1))):
-                        kb.fill(apack, dst, t_lo, t_hi, 0.0, w)
+                    kb.if_else(kb.and_(row_ok, col_ok), lambda: copy_run(ix, tap_k, t_lo, t_hi),
+                               lambda: kb.fill(apack, dst, t_lo, t_hi, 0.0, w))
+
+            kb.if_else(kb.and_(row_ok, cols_inside), lambda: copy_run(ix0, row_k, lo, hi), tap_by_tap)
         # next output pixel
         ox1 = kb.add(ox, kb.const(1))
         wrap = kb.cmp("eq", ox1, g["ow"])
