@@ -157,6 +157,14 @@ class _NodeContext:
     def shape(self, v: SSAValue) -> Shape:
         return self.importer.shapes[v]
 
+    def declared_shape(self, i: int) -> Shape | None:
+        """The static shape the model declares for output i (a graph output or value_info), or None."""
+        vi = self.importer.declared.get(self.node.output[i]) if i < len(self.node.output) else None
+        if vi is None or not vi.type.tensor_type.HasField("shape"):
+            return None
+        dims = vi.type.tensor_type.shape.dim
+        return tuple(int(d.dim_value) for d in dims) if all(d.HasField("dim_value") for d in dims) else None
+
     def emit(self, op_cls, operands: list[SSAValue | None], **props) -> list[SSAValue]:
         """Create op_cls with result types from its own shape inference."""
         return self.importer.emit(op_cls, operands, props, self.node)
@@ -194,6 +202,7 @@ class ONNXImporter:
         self.constants: dict[SSAValue, np.ndarray] = {}
         self.weights: dict[str, np.ndarray] = {}
 
+        self.declared = {vi.name: vi for vi in (*g.value_info, *g.output)}
         inits = {t.name: t for t in g.initializer}
         inputs = [i for i in g.input if i.name not in inits]
         arg_types, arg_attrs, arg_shapes = [], [], []

@@ -170,11 +170,14 @@ class KernelBuilder:
             p = self._ins(llvm.GEPOp.from_mixed_indices(p, [0], value.type))
         self._ins(llvm.StoreOp(value, p, alignment=_align(elem)))
 
+    def iota(self, width: int) -> SSAValue:
+        """<width x i64> [0, 1, ..., width - 1]: lane numbers."""
+        return self._ins(arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(vec(width, i64), list(range(width)))))
+
     def lane_mask(self, count: SSAValue, width: int) -> SSAValue:
         """<width x i1>: lane j is on iff j < count."""
-        iota = self._ins(arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(vec(width, i64), list(range(width)))))
         return self._ins(llvm.ICmpOp.create(
-            operands=[iota, self.splat(count, width)], result_types=[vec(width, IntegerType(1))],
+            operands=[self.iota(width), self.splat(count, width)], result_types=[vec(width, IntegerType(1))],
             properties={"predicate": IntegerAttr(2, i64)}))  # slt
 
     def masked_load(self, ptr, index, mask, width: int, elem: Attribute = f32) -> SSAValue:

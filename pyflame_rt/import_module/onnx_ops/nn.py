@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
 from pyflame_rt.import_module.onnx_importer import _NodeContext, converter
 
 
@@ -102,10 +102,10 @@ def _pool_props(ctx: _NodeContext) -> dict:
 
 @converter("MaxPool")
 def _max_pool(ctx: _NodeContext):
+    """The argmax-tracking variant only when the Indices output is used (storage_order only shapes it)."""
     if len(ctx.node.output) > 1 and ctx.node.output[1]:
-        raise ctx.fail("the Indices output is not supported")
-    if ctx.attrs.get("storage_order", 0):
-        raise ctx.fail("storage_order=1 is not supported")
+        return ctx.emit(pi.MaxPoolWithIndicesOp, [ctx.input(0)], **_pool_props(ctx),
+                        storage_order=int(ctx.attrs.get("storage_order", 0)))
     return ctx.emit(nn.MaxPoolOp, [ctx.input(0)], **_pool_props(ctx))
 
 

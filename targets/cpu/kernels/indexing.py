@@ -1,6 +1,6 @@
 """Index-driven kernels: Gather (with a run-time index check), the element-wise gathers and
-scatters (GatherElements / ScatterElements / GatherND / ScatterND), Range, Trilu, and storing
-symbolic dim values computed by the entry point. They move raw elements of any
+scatters (GatherElements / ScatterElements / GatherND / ScatterND, also MaxUnpool), Range, Trilu,
+storing symbolic dim values computed by the entry point, and checking a run-time shape argument. They move raw elements of any
 storage type, vectorized where rows are contiguous.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pyflame_rt.targets.cpu.kernels.typed import Typed, storage_type
 
 GATHER_FIELDS = ("data", "indices", "out", "axis_size", "num_indices", "inner", "status", "code")
 TRILU_FIELDS = ("in", "out", "rows", "cols", "k")
+EXPECT_FIELDS = ("values", "expected", "count", "status", "code")
 # followed by (size, stride) of each of the `k` indexed data axes
 INDEX_FIELDS = ("data", "indices", "other", "status", "code", "tuples", "inner", "idx_row", "idx_lane", "data_outer")
 
@@ -71,11 +72,12 @@ class IndexSpec:
     k: int  # index components per tuple (1 for the *Elements ops)
     scatter: bool
     reduction: str = "none"  # scatters: none / add / mul / max / min
+    from_end: bool = True  # negative indices count from the end (else they are out of range)
 
     @property
     def name(self) -> str:
         kind = f"scatter_{self.reduction}" if self.scatter else "gather"
-        return f"index_{kind}_{self.dtype.value}_{self.index_dtype.value}_k{self.k}"
+        return f"index_{kind}_{self.dtype.value}_{self.index_dtype.value}_k{self.k}{'' if self.from_end else '_nonneg'}"
 
 
 def _combine(t: Typed, reduction: str, old, new):
@@ -89,7 +91,7 @@ def index_kernel(spec: IndexSpec) -> func.FuncOp:
     indices[(o * tuples + j) * idx_row + i * idx_lane + d] (negative counts from size_d); it
     addresses data[o * data_outer + i + sum_d index_d * stride_d], paired with
     other[(o * tuples + j) * inner + i]. Gathers copy data -> other, scatters combine other into
-    data. An index outside its axis is never dereferenced: a gather writes 0, and `code` goes to
+    data. An index outside its axis (or negative, unless `from_end`) is never dereferenced: a gather writes 0, and `code` goes to
     *status."""
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(INDEX_FIELDS)}
@@ -105,7 +107,7 @@ def index_kernel(spec: IndexSpec) -> func.FuncOp:
             ok, off = kb.vconst(1, i1), base
             for d, (size, stride) in enumerate(axes):
                 raw = tidx.convert(tidx.load(idx_p, kb.add(at, kb.const(d))), ti)
-                idx = kb.select(kb.cmp("slt", raw, kb.const(0)), kb.add(raw, size), raw)
+                idx = kb.select(kb.cmp("slt", raw, kb.const(0)), kb.add(raw, size), raw) if spec.from_end else raw
                 ok = kb.and_(ok, kb.in_bounds(idx, size)[0])
                 off = kb.add(off, kb.mul(idx, stride))
             pos = kb.add(kb.mul(row, f["inner"]), i)
@@ -183,4 +185,16 @@ def store_dims_kernel(dtype: DType) -> func.FuncOp:
     with kb.loop(0, n) as lp:
         v = kb.load(kb.ctx, kb.add(lp.iv, kb.const(2)), elem=i64)
         Typed(kb, dtype, 1).store(ti.convert(v, Typed(kb, dtype, 1)), out, lp.iv)
+    return kb.finish()
+
+
+def expect_kernel() -> func.FuncOp:
+    """*status = code unless values[i] == expected[i] for all i < count (int64): a shape fed at run
+    time that must equal the one the memory plan was made for. One work item."""
+    kb = KernelBuilder("expect_i64")
+    values, expected, status = (kb.ptr_field(EXPECT_FIELDS.index(n)) for n in ("values", "expected", "status"))
+    f = {name: kb.field(i) for i, name in enumerate(EXPECT_FIELDS)}
+    with kb.loop(0, f["count"]) as lp:
+        with kb.if_(kb.cmp("ne", kb.load(values, lp.iv, elem=i64), kb.load(expected, lp.iv, elem=i64))):
+            kb.store(f["code"], status, kb.const(0), elem=i64)
     return kb.finish()

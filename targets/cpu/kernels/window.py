@@ -8,17 +8,29 @@ extra end padding ceil_mode needs), so the kernel has no bounds checks. Output
 channel c reads `cg` input channels starting at (c // m_per_g) * cg:
 depthwise conv has cg = 1, pools have m_per_g = cg = 1. Average pooling
 multiplies by a per-position reciprocal count map computed at compile time.
+
+Max pooling can also track the argmax (`indices`): the flat int64 offset of each
+window's first maximum in the unpadded input, offset = plane * plane_size +
+d * isd + h * ish + w * isw with (d, h, w) input coordinates (row- or column-major
+strides); padding never wins (it is -inf and the comparison is strict), and a
+window with no value above -inf keeps -1.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from xdsl.dialects import func
+from xdsl.dialects.builtin import i64
 
+from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 WINDOW_FIELDS = ("x", "w", "out", "bias", "m", "m_per_g", "cg", "ch_stride", "x_bs", "wp", "oh", "ow",
                  "sh", "sw", "dh", "dw", "od", "sd_stride", "dd_stride")
+# after WINDOW_FIELDS, read only by the argmax-tracking max pool: the int64 output, the input's
+# plane size, depth stride and dilation, and the index strides; idx_bias = -(pads . index strides)
+ARGMAX_FIELDS = ("indices", "plane_size", "sd", "dd", "idx_bias", "isd", "ish", "isw")
 WINDOW_OPS = ("conv", "max", "avg")
 
 
@@ -31,18 +43,23 @@ class WindowSpec:
     has_bias: bool
     activation: str  # "none" or one of graph.ACTIVATIONS
     kd: int = 1      # depth taps (3-D windows)
+    argmax: bool = False  # max only: also store each window's argmax (ARGMAX_FIELDS)
 
     @property
     def name(self) -> str:
         depth = f"{self.kd}x" if self.kd > 1 else ""
-        return (f"window_{self.op}_{depth}{self.kh}x{self.kw}_w{self.width}_{'b' if self.has_bias else 'nb'}"
+        op = "maxarg" if self.argmax else self.op
+        return (f"window_{op}_{depth}{self.kh}x{self.kw}_w{self.width}_{'b' if self.has_bias else 'nb'}"
                 f"_{self.activation}")
 
 
 def window_kernel(spec: WindowSpec) -> func.FuncOp:
-    assert spec.op in WINDOW_OPS
+    assert spec.op in WINDOW_OPS and (spec.op == "max" or not spec.argmax)
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(WINDOW_FIELDS)}
+    if spec.argmax:
+        f.update({name: kb.field(len(WINDOW_FIELDS) + i) for i, name in enumerate(ARGMAX_FIELDS)})
+        indices = kb.as_ptr(f["indices"])
     x, wts, out, bias = (kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias"))
     taps = spec.kd * spec.kh * spec.kw
     rows = kb.mul(f["od"], f["oh"])
@@ -59,24 +76,39 @@ def window_kernel(spec: WindowSpec) -> func.FuncOp:
                            kb.add(kb.mul(kb.const(a), kb.mul(f["dh"], f["wp"])), kb.mul(kb.const(b), f["dw"])))
                     for z in range(spec.kd) for a in range(spec.kh) for b in range(spec.kw)]
         w_base = kb.mul(c, kb.mul(f["cg"], kb.const(taps)))
+        if spec.argmax:
+            row_idx, tap_idx = _argmax_offsets(kb, spec, f, plane, od, oh)
 
         def body(ow, wd):
             start = kb.add(row_base, kb.mul(ow, f["sw"]))
-            init = kb.fconst(float("-inf") if spec.op == "max" else 0.0, wd)
-            with kb.loop(0, f["cg"], carried=[init]) as ci:
+            init = [kb.fconst(float("-inf") if spec.op == "max" else 0.0, wd)]
+            if spec.argmax:
+                ti, tf = Typed(kb, DType.INT64, wd), Typed(kb, DType.FLOAT32, wd)
+                lane_idx = kb.add(row_idx, kb.mul(kb.mul(ow, f["sw"]), f["isw"]))
+                lane_idx = ti.add(kb.splat(lane_idx, wd), ti.mul(kb.iota(wd), kb.splat(f["isw"], wd))) \
+                    if wd > 1 else lane_idx
+                init.append(ti.const(-1))
+            with kb.loop(0, f["cg"], carried=init) as ci:
                 base = kb.add(start, kb.mul(ci.iv, f["ch_stride"]))
                 wrow = kb.add(w_base, kb.mul(ci.iv, kb.const(taps)))
-                acc = ci.carried[0]
+                acc, *idx = ci.carried
                 for t, off in enumerate(tap_offs):
                     v = kb.load(x, kb.add(base, off), wd)
-                    if spec.op == "conv":
+                    if spec.argmax:  # strictly greater: the first maximum wins
+                        better = tf.cmp("gt", v, acc)
+                        acc = tf.select(better, v, acc)
+                        at = ti.add(lane_idx, kb.splat(tap_idx[t], wd))
+                        idx = [ti.select(better, at, idx[0])]
+                    elif spec.op == "conv":
                         acc = kb.fma(kb.splat(kb.load(wts, kb.add(wrow, kb.const(t))), wd), v, acc)
                     elif spec.op == "max":
                         acc = kb.fmax(acc, v)
                     else:
                         acc = kb.fadd(acc, v)
-                ci.next = [acc]
+                ci.next = [acc, *idx]
             acc = ci.results[0]
+            if spec.argmax:
+                kb.store(ci.results[1], indices, kb.add(out_row, ow), elem=i64)
             if spec.op == "avg":
                 acc = kb.fmul(acc, kb.load(wts, kb.add(kb.mul(row, f["ow"]), ow), wd))
             if spec.has_bias:
@@ -86,3 +118,13 @@ def window_kernel(spec: WindowSpec) -> func.FuncOp:
 
         kb.strip_mined(kb.const(0), f["ow"], spec.width, body)
     return kb.finish()
+
+
+def _argmax_offsets(kb: KernelBuilder, spec: WindowSpec, f: dict, plane, od, oh):
+    """The flat input index of a row's window origin at ow = 0, and each tap's index offset."""
+    row_idx = kb.add(kb.add(kb.mul(plane, f["plane_size"]), f["idx_bias"]),
+                     kb.add(kb.mul(kb.mul(od, f["sd"]), f["isd"]), kb.mul(kb.mul(oh, f["sh"]), f["ish"])))
+    steps = [kb.mul(f["dd"], f["isd"]), kb.mul(f["dh"], f["ish"]), kb.mul(f["dw"], f["isw"])]
+    tap_idx = [kb.add(kb.mul(kb.const(z), steps[0]), kb.add(kb.mul(kb.const(a), steps[1]), kb.mul(kb.const(b), steps[2])))
+               for z in range(spec.kd) for a in range(spec.kh) for b in range(spec.kw)]
+    return row_idx, tap_idx

@@ -30,4 +30,4 @@ def lowering_for(op) -> Callable | None:
 
 from pyflame_rt.targets.cpu.lowerings import elementwise, index, linalg, math, reduce, tensor, views  # noqa: E402,F401
 from pyflame_rt.targets.cpu.lowerings import conv, conv_transpose, movement, normalization, pooling, resize  # noqa: E402,F401
-from pyflame_rt.targets.cpu.lowerings import channels_last  # noqa: E402,F401
+from pyflame_rt.targets.cpu.lowerings import channels_last, determinant  # noqa: E402,F401

@@ -10,6 +10,8 @@ output width; a residual is added there by an elementwise pass over the output.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from pyflame_rt.dialects import graph, graph_nn as nn
@@ -18,7 +20,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.gemm import GemmSpec
 from pyflame_rt.targets.cpu.kernels.im2col import IM2COL_FIELDS, Im2colSpec, im2col_kernel
-from pyflame_rt.targets.cpu.kernels.window import WINDOW_FIELDS, WindowSpec, window_kernel
+from pyflame_rt.targets.cpu.kernels.window import ARGMAX_FIELDS, WINDOW_FIELDS, WindowSpec, window_kernel
 from pyflame_rt.targets.cpu.lowerings import lowering
 from pyflame_rt.targets.cpu.lowerings.movement import emit_pad
 
@@ -65,8 +67,26 @@ def constant_operand(L, v, what: str) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class ArgmaxOutput:
+    """Where a max-pool window kernel also stores each window's argmax: int64 offsets into the
+    unpadded input of `shape` (spatial dims row-major, or column-major), padded by `pads_begin`."""
+    out: object  # Loc
+    shape: tuple
+    pads_begin: tuple
+    column_major: bool
+
+    def fields(self, strides, dilations) -> dict:
+        d, h, w = _depth_view(self.shape)[2:]
+        isd, ish, isw = (1, d, d * h) if self.column_major else (h * w, w, 1)
+        pd, ph, pw = _depth_view(self.pads_begin, 0)
+        return {"indices": self.out, "plane_size": d * h * w, "sd": _depth_view(strides, 1)[0],
+                "dd": _depth_view(dilations, 1)[0], "idx_bias": -(pd * isd + ph * ish + pw * isw),
+                "isd": isd, "ish": ish, "isw": isw}
+
+
 def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights=0, bias=None, kernel, strides,
-                dilations, m_per_g: int = 1, activation: str = "none") -> None:
+                dilations, m_per_g: int = 1, activation: str = "none", argmax: ArgmaxOutput | None = None) -> None:
     """2-D windows, or 3-D ones (5-D shapes, three kernel dims): a depth tap loop over planes."""
     (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
     m = out_shape[1]
@@ -74,13 +94,17 @@ def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights=0, bia
     sd, sh, sw = _depth_view(strides, 1)
     dd, dh, dw = _depth_view(dilations, 1)
     width = L.target.vector_width if sw == 1 else 1
-    spec = WindowSpec(spec_op, kh, kw, width, bias is not None, activation, kd)
+    spec = WindowSpec(spec_op, kh, kw, width, bias is not None, activation, kd, argmax is not None)
     name = L.kernel(spec.name, lambda: window_kernel(spec))
     f = {"x": xp, "w": weights, "out": out, "bias": L.add_weight("bias", bias) if bias is not None else 0,
          "m": m, "m_per_g": m_per_g, "cg": 1, "ch_stride": dp * hp * wp, "x_bs": dim_mul(c, dp * hp * wp), "wp": wp,
          "oh": oh, "ow": ow, "sh": sh, "sw": sw, "dh": dh, "dw": dw, "od": od, "sd_stride": sd * hp * wp,
          "dd_stride": dd * hp * wp}
-    L.call(name, [f[k] for k in WINDOW_FIELDS], dim_mul(n, m * od * oh), work_per_item=ow * kd * kh * kw)
+    names = WINDOW_FIELDS
+    if argmax is not None:
+        f.update(argmax.fields(strides, dilations))
+        names += ARGMAX_FIELDS
+    L.call(name, [f[k] for k in names], dim_mul(n, m * od * oh), work_per_item=ow * kd * kh * kw)
 
 
 def _depth_view(vals, fill=None) -> tuple:

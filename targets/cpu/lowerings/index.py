@@ -1,20 +1,26 @@
-"""GatherElements / ScatterElements / GatherND / ScatterND lowerings: one parameterized index
-kernel (kernels/indexing.py `index_kernel`) over (row, lane) work items; scatters first copy
-the data into the result, then combine the updates into it."""
+"""GatherElements / ScatterElements / GatherND / ScatterND / MaxUnpool lowerings: one parameterized
+index kernel (kernels/indexing.py `index_kernel`) over (row, lane) work items; scatters first copy
+the data into the result (MaxUnpool: zeros), then combine the updates into it."""
 from __future__ import annotations
 
-from pyflame_rt.dialects import graph_index as gi
+import numpy as np
+
+from pyflame_rt.dialects import graph_index as gi, graph_pool_indices as pi
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
-from pyflame_rt.targets.cpu.kernels.indexing import INDEX_FIELDS, IndexSpec, index_kernel
+from pyflame_rt.targets.cpu.kernels.indexing import EXPECT_FIELDS, INDEX_FIELDS, IndexSpec, expect_kernel, index_kernel
+from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.movement import emit_pad
 
 
 def _emit(L, op, what: str, data, indices, other, *, rows: Dim, tuples: Dim, inner: Dim, idx_row: Dim,
-          idx_lane: int, data_outer: Dim, axes: list[tuple[Dim, Dim]], reduction: str | None = None) -> None:
+          idx_lane: int, data_outer: Dim, axes: list[tuple[Dim, Dim]], reduction: str | None = None,
+          from_end: bool = True) -> None:
     """One index-kernel call over rows * inner lanes; axes = (size, stride) of each indexed data axis."""
-    sizes = ", ".join(f"[-{s}, {s})" for s, _ in axes)
+    sizes = ", ".join(f"[{f'-{s}' if from_end else 0}, {s})" for s, _ in axes)
     status, code = L.check(f"{what}: an index is outside its axis ({sizes})")
-    spec = IndexSpec(L.dtype(op.data), L.dtype(op.indices), len(axes), reduction is not None, reduction or "none")
+    spec = IndexSpec(L.dtype(op.results[0]), L.dtype(op.indices), len(axes), reduction is not None,
+                     reduction or "none", from_end)
     name = L.kernel(spec.name, lambda: index_kernel(spec))
     f = {"data": data, "indices": L.loc(indices), "other": other, "status": status, "code": code,
          "tuples": tuples, "inner": inner, "idx_row": idx_row, "idx_lane": idx_lane, "data_outer": data_outer}
@@ -66,3 +72,36 @@ def _lower_gather_nd(L, op: gi.GatherNDOp) -> None:
 def _lower_scatter_nd(L, op: gi.ScatterNDOp) -> None:
     out = _copy_data(L, op)
     _nd(L, op, "ScatterND", out, L.loc(op.updates), 0, op.reduction.data)
+
+
+@lowering(pi.MaxUnpoolOp)
+def _lower_max_unpool(L, op: pi.MaxUnpoolOp) -> None:
+    """Zeros, then one sequential scatter of every input element at its flat index (indices may
+    address any plane, so the writes are not split between work items); a box smaller than the
+    output is scattered apart and then zero-padded at the end into the output."""
+    shape, dtype = L.shapes[op.result], L.dtype(op.result)
+    if op.shape is not None:
+        _expect_shape(L, "MaxUnpool: output_shape", op.shape, shape)
+    box_shape = (*shape[:2], *op.index_box)
+    padded = tuple(box_shape) != tuple(shape)
+    out = L.result_loc(op.result)
+    box = L.new_buffer(dim_mul(numel(box_shape), dtype.itemsize)) if padded else out
+    L.emit_elementwise("fill", [], box, box_shape, dtype, (0.0,))
+    total = numel(box_shape)
+    _emit(L, op, "MaxUnpool", box, op.indices, L.loc(op.input), rows=1, tuples=numel(L.shapes[op.input]),
+          inner=1, idx_row=1, idx_lane=0, data_outer=total, axes=[(total, 1)], reduction="none", from_end=False)
+    if padded:
+        ends = [s - b for s, b in zip(shape, box_shape)]
+        emit_pad(L, box, box_shape, [0] * len(shape) + ends, out=out, dtype=dtype.numpy)
+
+
+def _expect_shape(L, what: str, fed, shape) -> None:
+    """A run-time check that the shape tensor `fed` equals the static `shape`."""
+    if not all(isinstance(d, int) for d in shape):
+        raise UnsupportedOperatorError(f"a shape argument fed at run time needs a static output shape, got "
+                                       f"{list(map(str, shape))}")
+    status, code = L.check(f"{what} must be {list(shape)}, the shape the model declares")
+    name = L.kernel("expect_i64", expect_kernel)
+    f = {"values": L.loc(fed), "expected": L.add_weight("expected_shape", np.array(shape, np.int64)),
+         "count": len(shape), "status": status, "code": code}
+    L.call(name, [f[k] for k in EXPECT_FIELDS], 1)

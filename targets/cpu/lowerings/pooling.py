@@ -1,16 +1,17 @@
 """MaxPool / AveragePool -> pad + sliding-window kernel (int8 / uint8 MaxPool through float32 copies);
-global pools -> per-plane reductions."""
+MaxPool with Indices -> the same kernel also tracking the argmax; global pools -> per-plane reductions."""
 from __future__ import annotations
 
 import functools
 
 import numpy as np
 
-from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
 from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.lowerings import lowering
-from pyflame_rt.targets.cpu.lowerings.conv import as_2d, emit_window, padded_input, require_float32, windowed_2d
+from pyflame_rt.targets.cpu.lowerings.conv import (
+    ArgmaxOutput, as_2d, emit_window, padded_input, require_float32, windowed_2d)
 from pyflame_rt.targets.cpu.lowerings.normalization import emit_plane
 
 
@@ -23,15 +24,16 @@ def window_counts(size: int, out: int, k: int, s: int, d: int, pb: int, pe: int,
 
 # max pooled through float32: exact for these types (the max is one of the inputs)
 POOLED_AS_FLOAT32 = (DType.INT8, DType.UINT8)
+MAX_POOLS = (nn.MaxPoolOp, pi.MaxPoolWithIndicesOp)
 
 
-@lowering(nn.MaxPoolOp, nn.AveragePoolOp)
+@lowering(nn.MaxPoolOp, nn.AveragePoolOp, pi.MaxPoolWithIndicesOp)
 def _lower_pool(L, op) -> None:
     dt = L.dtype(op.result)
     if dt is DType.FLOAT32:
         _emit_pool(L, op, L.loc(op.input), L.result_loc(op.result))
         return
-    if not isinstance(op, nn.MaxPoolOp) or dt not in POOLED_AS_FLOAT32:
+    if not isinstance(op, MAX_POOLS) or dt not in POOLED_AS_FLOAT32:
         require_float32(L, op)
     x_f32, out_f32 = (L.new_buffer(dim_mul(numel(L.shapes[v]), 4)) for v in (op.input, op.result))
     _convert(L, "cast", L.loc(op.input), dt, x_f32, DType.FLOAT32, L.shapes[op.input])
@@ -52,7 +54,7 @@ def _emit_pool(L, op, x, out) -> None:
     """Pad the float32 input `x` and run the window kernel into `out`."""
     x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "pooling", max_spatial=3)
     _, kernel = as_2d(L.shapes[op.input], op.ints("kernel_shape"), 1)
-    is_max = isinstance(op, nn.MaxPoolOp)
+    is_max = isinstance(op, MAX_POOLS)
     nsp = len(kernel)
     # ceil_mode: extend the end padding until every window lies inside the padded input
     full = list(pads)
@@ -67,8 +69,11 @@ def _emit_pool(L, op, x, out) -> None:
                              pads[i], pads[nsp + i], include) for i in range(nsp)]
         inv = 1.0 / np.maximum(functools.reduce(np.multiply.outer, cnt), 1)
         weights = L.add_weight("avg_pool_inv_count", inv.astype(np.float32))
+    argmax = None
+    if isinstance(op, pi.MaxPoolWithIndicesOp):
+        argmax = ArgmaxOutput(L.result_loc(op.indices), tuple(x_shape), tuple(pads[:nsp]), op.column_major)
     emit_window(L, "max" if is_max else "avg", xp, xp_shape, out, out_shape,
-                weights=weights, kernel=kernel, strides=strides, dilations=dilations)
+                weights=weights, kernel=kernel, strides=strides, dilations=dilations, argmax=argmax)
 
 
 @lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp)

@@ -1,0 +1,41 @@
+"""`graph` ops of dense linear algebra beyond matrix products: Det."""
+from __future__ import annotations
+
+from xdsl.dialects.builtin import TensorType
+from xdsl.irdl import ParsePropInAttrDict, irdl_op_definition, operand_def, result_def, traits_def
+from xdsl.traits import Pure
+
+from pyflame_rt.dialects.graph import GraphOp
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
+
+DET_DTYPES = (DType.FLOAT32, DType.FLOAT64)
+
+
+@irdl_op_definition
+class DetOp(GraphOp):
+    """The determinant of each square matrix in the last two dims: [..., M, M] -> [...]."""
+
+    name = "graph.det"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+    traits = traits_def(Pure())
+
+    def __init__(self, input, result_type):
+        super().__init__(operands=[input], result_types=[result_type])
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        if len(x) < 2 or x[-1] != x[-2]:
+            raise ShapeMismatchError(f"{self.name} needs square matrices [..., M, M], got {list(map(str, x))}")
+        return [tuple(x[:-2])]
+
+    def infer_dtypes(self, dtypes):
+        if dtypes[0] not in DET_DTYPES:
+            raise DTypeMismatchError(f"{self.name} takes float32 or float64, got {dtypes[0].value}")
+        return [dtypes[0]]
+
+
+LINALG_OPS = [DetOp]
