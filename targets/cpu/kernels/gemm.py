@@ -199,27 +199,35 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                                 acc[r * nv + v] = kb.fma(av, bvecs[v], acc[r * nv + v])
                         return acc
 
+                    def partial_sums(full: bool):
+                        return [kb.load(c, kb.add(c_rows[r], kb.const(v * w)), w) if full else
+                                kb.masked_load(c, kb.add(c_rows[r], kb.const(v * w)), masks[v], w)
+                                for r in range(mr) for v in range(nv)]
+
                     # the partial sums of earlier K slices; none in the first (C is not read)
-                    init = kb.if_else(first, lambda: [zero] * (mr * nv), lambda: [
-                        kb.masked_load(c, kb.add(c_rows[r], kb.const(v * w)), masks[v], w)
-                        for r in range(mr) for v in range(nv)])
+                    init = kb.if_else(first, lambda: [zero] * (mr * nv), lambda: kb.if_else(
+                        kb.cmp("eq", lanes[-1], kb.const(w)), lambda: partial_sums(True), lambda: partial_sums(False)))
                     acc = _k_loop(kb, k0, k1, init, k_step,
                                   max(1, MIN_ACCUMULATORS // (mr * nv)), zero)
 
-                    def epilogue(val, dst, v: int, row_bias):
-                        """C[dst] = activation(val + bias + residual) after the last K slice, else val."""
+                    def epilogue(val, dst, v: int, row_bias, full: bool):
+                        """C[dst] = activation(val + bias + residual) after the last K slice, else val.
+                        A full vector uses plain loads and stores: masked ones are slow on AMD
+                        even with every lane set (a ResNet residual epilogue doubled its conv)."""
                         out = val
                         if row_bias is not None:
                             out = kb.fadd(out, row_bias)
                         elif spec.has_bias:
                             out = kb.fadd(out, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
                         if spec.residual:
-                            out = kb.fadd(out, kb.masked_load(res, dst, masks[v], w))
+                            out = kb.fadd(out, kb.load(res, dst, w) if full else kb.masked_load(res, dst, masks[v], w))
                         out = kb.activation(spec.activation, out, w)
                         if out is not val:  # the epilogue only applies after the last K slice
                             out = kb.select(last, out, val)
-                        kb.if_else(kb.cmp("eq", lanes[v], kb.const(w)), lambda: kb.store(out, c, dst),
-                                   lambda: kb.masked_store(out, c, dst, masks[v], w))
+                        if full:
+                            kb.store(out, c, dst)
+                        else:
+                            kb.masked_store(out, c, dst, masks[v], w)
 
                     for r in range(mr):
                         row_bias = None
@@ -229,7 +237,9 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                             # a vector of the last panel may have no columns: masked loads and
                             # stores with an empty mask are slow on AMD, so skip it
                             with kb.if_(kb.cmp("sgt", lanes[v], kb.const(0))):
-                                epilogue(acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias)
+                                args = (acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias)
+                                kb.if_else(kb.cmp("eq", lanes[v], kb.const(w)), lambda: epilogue(*args, True),
+                                           lambda: epilogue(*args, False))
 
                 with kb.loop(row_lo, full_hi, spec.mr) as tl:
                     tile(spec.mr, tl.iv)
