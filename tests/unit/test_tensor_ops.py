@@ -250,7 +250,7 @@ def _reduce_model(op, shape, axes, keepdims, opset, dtype=np.float32, noop=None)
     ([-1], 1, 13), ([1], 0, 18), ([0, 2], 1, 11), (None, 0, 18), ([1, 2], 0, 13),
 ])
 def test_reduce(op, axes, keepdims, opset, rng):
-    shape = (3, 4, 37)
+    shape = (3, 10, 37)  # axis 1: strided rows of 10, 4 vectors of rows and a tail of 5
     if op in ("ReduceMean", "ReduceL2", "ReduceL1", "ReduceSumSquare", "ReduceLogSumExp") and axes == [0, 2]:
         axes = [1, 2]  # non-adjacent axes are supported for sum/max/min/prod only
     x = rng.uniform(0.5, 1.5, shape).astype(np.float32)
@@ -273,9 +273,11 @@ def test_reduce_empty_axes(noop, rng):
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32])
 @pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceMin"])
-def test_reduce_integers(op, dtype, rng):
-    x = rng.integers(-100, 100, (3, 19)).astype(dtype)
-    check(_reduce_model(op, (3, 19), [1], 0, 13, dtype=dtype), {"x": x})
+@pytest.mark.parametrize("axis", [1, 0])
+def test_reduce_integers(op, dtype, axis, rng):
+    """axis 0: 19 strided rows of 11, two vectors of adjacent rows (one per lane) and 3 rows one by one."""
+    x = rng.integers(-100, 100, (11, 19)).astype(dtype)
+    check(_reduce_model(op, (11, 19), [axis], 0, 13, dtype=dtype), {"x": x})
 
 
 @pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])

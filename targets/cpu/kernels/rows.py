@@ -5,8 +5,10 @@ A tensor is viewed as [outer, R, inner] around the reduced (normalized) axes; ev
 parallel work items. Rows with stride 1 (the common case: the last axis) run in
 vectors of `width` lanes along R with a scalar tail, and each row takes one pass per
 statistic (max, then sum of exp, then the scale for Softmax; mean, variance, then the
-normalization for LayerNorm) while the row is hot in cache. Strided rows run the
-same code with one lane.
+normalization for LayerNorm) while the row is hot in cache. Strided rows of plain
+reductions run `width` adjacent rows at once, one per lane (`across`: a channels-last
+global pool reads contiguous vectors, not one element per page); other strided rows
+run the same code with one lane.
 """
 from __future__ import annotations
 
@@ -43,11 +45,17 @@ class RowSpec:
     dtype: DType              # input element type
     width: int                # lanes along R (1 for strided rows)
     params: tuple = ()        # layer_norm: (epsilon, store stats); argmax: (select_last_index,)
+    across: bool = False      # lanes are `width` adjacent strided rows (reductions only)
 
     @property
     def name(self) -> str:
         p = "_".join(str(x).replace(".", "p").replace("-", "m") for x in self.params)
-        return f"row_{self.kind}_{self.dtype.value}_w{self.width}{'_' + p if p else ''}"
+        return f"row_{self.kind}_{self.dtype.value}_w{self.width}{'_x' if self.across else ''}{'_' + p if p else ''}"
+
+
+def reduces_across(kind: str) -> bool:
+    """Kinds whose strided rows can run one row per lane: plain folds, no cross-lane step."""
+    return kind in _COMBINE and kind != "log_sum_exp"
 
 
 def _identity(t: Typed, combine: str):
@@ -63,16 +71,25 @@ def _identity(t: Typed, combine: str):
 class _Row:
     """One row: element r is at base + r * stride; passes over it vectorize along r."""
 
-    def __init__(self, kb: KernelBuilder, spec: RowSpec, base, stride, length, scratch):
+    def __init__(self, kb: KernelBuilder, spec: RowSpec, base, stride, length, scratch, lanes: int = 1):
+        """lanes > 1: `lanes` adjacent rows (base .. base + lanes - 1) folded one per lane."""
         self.kb, self.spec, self.base, self.stride, self.n = kb, spec, base, stride, length
-        self.scratch = scratch
+        self.scratch, self.lanes = scratch, lanes
 
     def index(self, r):
         return self.kb.add(self.base, self.kb.mul(r, self.stride))
 
     def fold(self, fn: Callable[[Typed, SSAValue], SSAValue | None], combine: str | None = None):
         """For r in row: v = fn(t, r) (fn may store); returns the combined v (a scalar) if combine."""
-        kb, w = self.kb, self.spec.width
+        kb = self.kb
+        w = 1 if self.spec.across else self.spec.width  # an across kernel's single rows are strided
+        if self.lanes > 1:
+            tl = Typed(kb, self.spec.dtype, self.lanes)
+            with kb.loop(0, self.n, 1, carried=[_identity(tl, combine)] if combine else []) as lp:
+                v = fn(tl, lp.iv)
+                if combine:
+                    lp.next = [getattr(tl, combine)(lp.carried[0], v)]
+            return lp.results[0] if combine else None
         t1 = Typed(kb, self.spec.dtype, 1)
         tw = Typed(kb, self.spec.dtype, w)
         vec_end = kb.mul(kb.div(self.n, kb.const(w)), kb.const(w)) if w > 1 else kb.const(0)
@@ -107,12 +124,28 @@ def row_kernel(spec: RowSpec) -> func.FuncOp:
     scale_p, bias_p = kb.ptr_field(4), kb.ptr_field(5)
     scratch = kb.scratch(spec.width, Typed(kb, spec.dtype, 1).elem) if spec.width > 1 else None
     inner, n = f["inner"], f["r"]
+
+    def run(o, j, lanes: int) -> None:
+        row = _Row(kb, spec, kb.add(kb.mul(kb.mul(o, n), inner), j), inner, n, scratch, lanes)
+        _BODIES[_family(spec.kind)](kb, spec, row, src, dst, kb.add(kb.mul(o, inner), j), scale_p, bias_p,
+                                    kb.ptr_field(6), kb.ptr_field(7))
+
+    if not spec.across:  # an item is a row
+        with kb.loop(kb.begin, kb.end) as item:
+            run(kb.div(item.iv, inner), kb.rem(item.iv, inner), 1)
+        return kb.finish()
+    # an item is `width` adjacent rows; the last block of a short `inner` goes row by row
+    w = spec.width
+    blocks = kb.div(kb.add(inner, kb.const(w - 1)), kb.const(w))
     with kb.loop(kb.begin, kb.end) as item:
-        o, j = kb.div(item.iv, inner), kb.rem(item.iv, inner)
-        base = kb.add(kb.mul(kb.mul(o, n), inner), j)
-        row = _Row(kb, spec, base, inner, n, scratch)
-        _BODIES[_family(spec.kind)](kb, spec, row, src, dst, item.iv, scale_p, bias_p, kb.ptr_field(6),
-                                    kb.ptr_field(7))
+        o, j0 = kb.div(item.iv, blocks), kb.mul(kb.rem(item.iv, blocks), kb.const(w))
+        full = kb.cmp("sle", kb.add(j0, kb.const(w)), inner)
+
+        def rows_one_by_one():
+            with kb.loop(j0, inner) as j:
+                run(o, j.iv, 1)
+
+        kb.if_else(full, lambda: run(o, j0, w), rows_one_by_one)
     return kb.finish()
 
 
@@ -134,10 +167,10 @@ def _reduce(kb, spec, row: _Row, src, dst, out_index, *_):
         t1.store(t1.add(fm.log(t1, s), m), dst, out_index)
         return
     acc = row.fold(lambda t, r: pre(t, t.load(src, row.index(r))), combine)
-    t1 = Typed(kb, spec.dtype, 1)
+    t = Typed(kb, spec.dtype, row.lanes)
     if spec.kind in _POST:
-        acc = _POST[spec.kind](t1, acc, _count(t1, row))
-    t1.store(acc, dst, out_index)
+        acc = _POST[spec.kind](t, acc, kb.splat(_count(t, row), row.lanes))
+    t.store(acc, dst, out_index)
 
 
 def _arg(kb, spec, row: _Row, src, dst, out_index, *_):

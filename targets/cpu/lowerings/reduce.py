@@ -7,7 +7,7 @@ from pyflame_rt.dialects import graph_reduce as gr
 from pyflame_rt.dialects.symbolic import Shape, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.rows import (
-    ROW_FIELDS, TOPK_FIELDS, RowSpec, TopKSpec, row_kernel, topk_kernel)
+    ROW_FIELDS, TOPK_FIELDS, RowSpec, TopKSpec, reduces_across, row_kernel, topk_kernel)
 from pyflame_rt.targets.cpu.lowerings import lowering
 
 
@@ -15,12 +15,14 @@ def emit_rows(L, kind: str, src, dst, shape: Shape, first: int, last: int, dtype
               scale=0, bias=0, mean=0, rstd=0) -> None:
     """Run a row kernel over `shape` viewed as [outer, R, inner], R = dims first..last (inclusive)."""
     outer, r, inner = numel(shape[:first]), numel(shape[first:last + 1]), numel(shape[last + 1:])
-    width = L.target.vector_width if inner == 1 and kind != "cumsum" else 1
-    spec = RowSpec(kind, dtype, width, tuple(params))
+    vw = L.target.vector_width
+    across = isinstance(inner, int) and inner >= vw and reduces_across(kind)
+    width = vw if (inner == 1 and kind != "cumsum") or across else 1
+    spec = RowSpec(kind, dtype, width, tuple(params), across)
     name = L.kernel(spec.name, lambda: row_kernel(spec))
     fields = {"in": src, "out": dst, "r": r, "inner": inner, "scale": scale, "bias": bias, "mean": mean,
               "rstd": rstd}
-    L.call(name, [fields[f] for f in ROW_FIELDS], ("mul", outer, inner), r)
+    L.call(name, [fields[f] for f in ROW_FIELDS], ("mul", outer, -(-inner // vw) if across else inner), r)
 
 
 def _contiguous_groups(axes: tuple[int, ...]) -> list[tuple[int, int]]:
