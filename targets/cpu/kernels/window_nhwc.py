@@ -127,6 +127,13 @@ class _Row:
                         v = kb.select(col_ok, v, neutral)
                     for p, b in uses:
                         accs[p] = self._combine(accs[p], v, wv[b] if wv else None)
+                if count == spec.block:
+                    # the next block's new input columns: the hardware prefetcher does not follow
+                    # loads that step by a channel vector across many columns (MobileNetV2's
+                    # 144-channel depthwise conv: 2.08 -> 1.64 of onnxruntime)
+                    last = (count - 1) * spec.sw + (spec.kw - 1) * spec.dw
+                    for j in range(last + 1, last + 1 + count * spec.sw):
+                        kb.prefetch(self.ptr["x"], kb.add(row_off, kb.add(kb.mul(kb.add(x0, kb.const(j)), f["c"]), c0)))
                 a.next = accs
             for p, acc in enumerate(a.results):
                 self._store(kb.add(ox0, kb.const(p)), acc, c0, wd)
