@@ -204,6 +204,13 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                                 kb.masked_load(c, kb.add(c_rows[r], kb.const(v * w)), masks[v], w)
                                 for r in range(mr) for v in range(nv)]
 
+                    # A read in place streams from memory: fetch the next tile's rows meanwhile
+                    def prefetch_next_rows():
+                        for r in range(mr):
+                            nxt = kb.add(a_rows[r], kb.mul(kb.const(mr), a_rs))
+                            with kb.loop(k0, k1, 16) as pf:
+                                kb.prefetch(a_ptr, kb.add(nxt, pf.iv))
+                    kb.if_else(direct, prefetch_next_rows, lambda: None)
                     # the partial sums of earlier K slices; none in the first (C is not read)
                     init = kb.if_else(first, lambda: [zero] * (mr * nv), lambda: kb.if_else(
                         kb.cmp("eq", lanes[-1], kb.const(w)), lambda: partial_sums(True), lambda: partial_sums(False)))
