@@ -36,6 +36,9 @@ POOLS = [  # x shape, y shape, attributes
     ([2, 1, 7, 7], [2, 1, 4, 4], dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
     ([2, 3, 17], [2, 3, 9], dict(kernel_shape=[3], strides=[2], pads=[1, 1])),
     ([1, 2, 5, 6, 7], [1, 2, 4, 5, 6], dict(kernel_shape=[2, 2, 2], storage_order=0)),
+    ([1, 2, 5, 6, 7], [1, 2, 3, 3, 4], dict(kernel_shape=[2, 3, 2], strides=[2, 2, 2], pads=[1, 0, 1, 0, 1, 0],
+                                          storage_order=1)),
+    ([1, 2, 12], [1, 2, 12], dict(kernel_shape=[3], pads=[1, 1], storage_order=1)),
 ]
 
 
@@ -43,6 +46,16 @@ POOLS = [  # x shape, y shape, attributes
 def test_max_pool_indices(x_shape, y_shape, attrs, rng):
     x = rng.standard_normal(x_shape).astype(np.float32)
     _check(_pool_model(x_shape, y_shape, **attrs), {"x": x})
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_max_pool_indices_8_bit(dtype, rng):
+    """int8 / uint8 run through the exact float32 copies of plain MaxPool; the indices are the same."""
+    x = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, (1, 2, 5, 9)).astype(dtype)
+    model = make_model([helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2], pads=[1, 1, 1, 1])],
+                       [("x", [1, 2, 5, 9], dtype)], [("y", [1, 2, 6, 10], dtype), ("i", [1, 2, 6, 10], np.int64)],
+                       opset=12)
+    _check(model, {"x": x})
 
 
 @pytest.mark.parametrize("strides", [[1, 1], [2, 1]])

@@ -11,6 +11,7 @@ output width; a residual is added there by an elementwise pass over the output.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from pyflame_rt.targets.cpu.kernels.im2col import IM2COL_FIELDS, Im2colSpec, im2
 from pyflame_rt.targets.cpu.kernels.window import ARGMAX_FIELDS, WINDOW_FIELDS, WindowSpec, window_kernel
 from pyflame_rt.targets.cpu.lowerings import lowering
 from pyflame_rt.targets.cpu.lowerings.movement import emit_pad
+
+if TYPE_CHECKING:
+    from pyflame_rt.targets.cpu.lower_graph import Loc
 
 
 def as_2d(shape, vals, fill):
@@ -71,7 +75,7 @@ def constant_operand(L, v, what: str) -> np.ndarray:
 class ArgmaxOutput:
     """Where a max-pool window kernel also stores each window's argmax: int64 offsets into the
     unpadded input of `shape` (spatial dims row-major, or column-major), padded by `pads_begin`."""
-    out: object  # Loc
+    out: "Loc"
     shape: tuple
     pads_begin: tuple
     column_major: bool
