@@ -1,7 +1,7 @@
 """Index-driven kernels: Gather (with a run-time index check), the element-wise gathers and
 scatters (GatherElements / ScatterElements / GatherND / ScatterND, also MaxUnpool), Range, Trilu,
-storing symbolic dim values computed by the entry point, and checking a run-time shape argument. They move raw elements of any
-storage type, vectorized where rows are contiguous.
+storing symbolic dim values computed by the entry point, and checking a run-time shape argument.
+They move raw elements of any storage type, vectorized where rows are contiguous.
 """
 from __future__ import annotations
 
@@ -91,8 +91,8 @@ def index_kernel(spec: IndexSpec) -> func.FuncOp:
     indices[(o * tuples + j) * idx_row + i * idx_lane + d] (negative counts from size_d); it
     addresses data[o * data_outer + i + sum_d index_d * stride_d], paired with
     other[(o * tuples + j) * inner + i]. Gathers copy data -> other, scatters combine other into
-    data. An index outside its axis (or negative, unless `from_end`) is never dereferenced: a gather writes 0, and `code` goes to
-    *status."""
+    data. An index outside its axis (or negative, unless `from_end`) is never dereferenced: a
+    gather writes 0, and `code` goes to *status."""
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(INDEX_FIELDS)}
     axes = [(kb.field(len(INDEX_FIELDS) + 2 * d), kb.field(len(INDEX_FIELDS) + 2 * d + 1)) for d in range(spec.k)]

@@ -125,6 +125,7 @@ def _argmax_offsets(kb: KernelBuilder, spec: WindowSpec, f: dict, plane, od, oh)
     row_idx = kb.add(kb.add(kb.mul(plane, f["plane_size"]), f["idx_bias"]),
                      kb.add(kb.mul(kb.mul(od, f["sd"]), f["isd"]), kb.mul(kb.mul(oh, f["sh"]), f["ish"])))
     steps = [kb.mul(f["dd"], f["isd"]), kb.mul(f["dh"], f["ish"]), kb.mul(f["dw"], f["isw"])]
-    tap_idx = [kb.add(kb.mul(kb.const(z), steps[0]), kb.add(kb.mul(kb.const(a), steps[1]), kb.mul(kb.const(b), steps[2])))
+    tap_idx = [kb.add(kb.mul(kb.const(z), steps[0]),
+                      kb.add(kb.mul(kb.const(a), steps[1]), kb.mul(kb.const(b), steps[2])))
                for z in range(spec.kd) for a in range(spec.kh) for b in range(spec.kw)]
     return row_idx, tap_idx
