@@ -95,9 +95,38 @@ def _clip(op, x):
     return np.minimum(np.maximum(x[0], lo), hi)
 
 
+_FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16)
+
+
+def _compute_numpy(dtype: DType) -> np.dtype:
+    """The type the CPU kernels compute a dtype in: float16 / bfloat16 in float32."""
+    return np.dtype(np.float32) if dtype in (DType.FLOAT16, DType.BFLOAT16) else dtype.numpy
+
+
+def cast_array(x: np.ndarray, to: DType) -> np.ndarray:
+    """ONNX Cast with the compiled kernels' semantics (targets/cpu/kernels/typed.py, `convert`), so a
+    folded Cast gives the bits a compiled one would: to bool is x != 0; float to integer truncates
+    toward zero and saturates, NaN -> 0; floats and integers convert through their compute types,
+    so float64 -> float16 rounds via float32 as the kernel does; integers narrow by wrapping."""
+    x = np.asarray(x)
+    src = DType.from_numpy(x.dtype)
+    if to is DType.BOOL:
+        return np.asarray(x != 0)
+    if src is DType.BOOL or src not in _FLOAT_DTYPES:
+        return x.astype(_compute_numpy(to)).astype(to.numpy)
+    if to in _FLOAT_DTYPES:
+        with np.errstate(over="ignore"):  # out of range -> inf, as in the kernel
+            return x.astype(_compute_numpy(src)).astype(_compute_numpy(to)).astype(to.numpy)
+    info = np.iinfo(to.numpy)
+    lo, hi = float(info.min), float(info.max + 1)  # powers of two: exact as floats
+    t = np.trunc(x.astype(np.float64))
+    inside = np.where(np.isnan(t) | (t < lo) | (t >= hi), 0.0, t).astype(to.numpy)
+    return np.where(t >= hi, info.max, np.where(t < lo, info.min, inside)).astype(to.numpy)
+
+
 @reference(gm.CastOp)
 def _cast(op, x):
-    return x[0].astype(DType(op.to.data).numpy)
+    return cast_array(x[0], DType(op.to.data))
 
 
 _BINARY = {

@@ -7,6 +7,7 @@ import numpy as np
 from pyflame_rt.dialects import graph, graph_math as gm
 from pyflame_rt.dtype import DType
 from pyflame_rt.import_module.onnx_importer import _NodeContext, converter
+from pyflame_rt.reference.math import cast_array
 
 _UNARY = {
     "Sqrt": gm.SqrtOp, "Exp": gm.ExpOp, "Log": gm.LogOp, "Erf": gm.ErfOp, "Tanh": gm.TanhOp,
@@ -82,15 +83,29 @@ def _where(ctx: _NodeContext):
     return ctx.emit(gm.WhereOp, [ctx.input(0), ctx.input(1), ctx.input(2)])
 
 
+# a constant Cast input at most this large is cast at import; larger ones stay graph ops and are
+# left to fold-constants, which weighs a folded weight's size
+FOLD_CAST_MAX_ELEMENTS = 1024
+
+
+def _cast_to(ctx: _NodeContext, to: DType) -> list:
+    """A small constant input is cast now (with the compiled Cast's semantics), so converters that
+    need a constant argument see one: Pad's constant_value is often CastLike(-inf, x)."""
+    arr = ctx.const_input(0)
+    if arr is not None and arr.size <= FOLD_CAST_MAX_ELEMENTS:
+        return [ctx.importer.add_constant(ctx.node.output[0], cast_array(arr, to))]
+    return ctx.emit(gm.CastOp, [ctx.input(0)], to=to.value)
+
+
 @converter("Cast")
 def _cast(ctx: _NodeContext):
-    return ctx.emit(gm.CastOp, [ctx.input(0)], to=DType.from_onnx(ctx.attrs["to"]).value)
+    return _cast_to(ctx, DType.from_onnx(ctx.attrs["to"]))
 
 
 @converter("CastLike")
 def _cast_like(ctx: _NodeContext):
     """Cast to the element type of the second input (its values are not read)."""
-    return ctx.emit(gm.CastOp, [ctx.input(0)], to=graph.dtype_of(ctx.input(1).type).value)
+    return _cast_to(ctx, graph.dtype_of(ctx.input(1).type))
 
 
 @converter("Pow")
