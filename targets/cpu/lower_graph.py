@@ -270,15 +270,15 @@ class GraphLowering:
                   b_const: np.ndarray | None = None, b_value: SSAValue | None = None,
                   b_strides: tuple = (0, 0, 0), b_batch: Dim = 1, batch: Dim = 1, a_bs: Dim = 0,
                   bias: np.ndarray | None = None, activation: str = "none",
-                  a_loc: Loc | None = None, b_packed: Loc | None = None, row_bias: np.ndarray | None = None,
+                  a_loc: Loc | None = None, b_packed: Loc | None = None, row_bias: Loc | None = None,
                   groups: int = 1, a_gs: Dim = 0, c_gs: Dim = 0, c_bs: Dim | None = None,
                   residual: Loc | None = None, conv_a: dict | None = None, c_rs: Dim | None = None) -> None:
         """C[batch] = op(A) @ op(B) (+ bias row) (+ residual). B is a constant [b_batch, K, N] (packed now),
         a value read through (row, col, batch) strides and packed at run time, or already
         packed (`b_packed`, one packed matrix per batch). With `groups`, batch = images x groups
-        and A / C advance by a_gs / c_gs per group (grouped convolution); `row_bias` adds one
-        value per output row (per group: m values). `residual` is a tensor laid out like C, added
-        before the activation; it must not share storage with `out` (C holds partial sums
+        and A / C advance by a_gs / c_gs per group (grouped convolution); `row_bias` (float32
+        storage: weights or a run-time vector) adds one value per output row (per group: m values).
+        `residual` is a tensor laid out like C, added before the activation; it must not share storage with `out` (C holds partial sums
         between K slices), which the memory plan guarantees for two live values. With `conv_a`
         (conv_c, an NHWC convolution's channels, and its CONV_A_FIELDS), A at `a_loc` is that
         convolution's input and the GEMM reads its implicit im2col. `c_rs` is C's row stride (default n: contiguous; a
@@ -302,8 +302,7 @@ class GraphLowering:
                   "b_cs": b_strides[1], "b_bs": b_strides[2], "bp_bs": panel_elems, "npanels": npanels}
             self.call(pk, [pf[f] for f in PACK_FIELDS], ("mul", b_batch, npanels))
         bias_loc = (self.add_weight("bias", pad_bias(bias, nr)) if bias is not None
-                    else self.add_weight("row_bias", row_bias.astype(np.float32)) if row_bias is not None
-                    else 0)
+                    else row_bias if row_bias is not None else 0)
         gk = self.kernel(spec.name, lambda: gemm_kernel(spec))
         mblocks = ("ceildiv", m, spec.mc)
         # panel blocks: at most nc_panels panels each, and when there are several, a multiple of 4

@@ -2,8 +2,8 @@
 
 Per (image, group) the GEMM computes out[M/G, P] = W[M/G, K] @ cols[K, P] with
 K = C/G*KD*KH*KW and P = OD*OH*OW (1-D and 2-D convolutions have one depth tap),
-so the result is NCHW without a transpose. The weights are A (read in place at compile-time-fixed strides), the bias is a
-per-row epilogue, and the optional `residual` (read like the output) and
+so the result is NCHW without a transpose. The weights are A (read in place at compile-time-fixed strides), the bias (a constant, or a
+run-time vector read in place) is a per-row epilogue, and the optional `residual` (read like the output) and
 `activation` (relu) are applied in registers. Convolutions with one input channel
 per group (depthwise) use the sliding-window kernel instead, vectorized along the
 output width; a residual is added there by an elementwise pass over the output.
@@ -89,7 +89,16 @@ class ArgmaxOutput:
                 "isd": isd, "ish": ish, "isw": isw}
 
 
-def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights=0, bias=None, kernel, strides,
+def conv_bias(L, v) -> Loc | None:
+    """Storage of a Conv bias: a constant joins the weights, a run-time vector (a graph input or a
+    computed value) is read where it is; either way the kernel's epilogue adds it."""
+    if v is None:
+        return None
+    arr = L.const_value(v)
+    return L.add_weight("bias", arr.astype(np.float32)) if arr is not None else L.loc(v)
+
+
+def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights=0, bias: Loc | None = None, kernel, strides,
                 dilations, m_per_g: int = 1, activation: str = "none", argmax: ArgmaxOutput | None = None) -> None:
     """2-D windows, or 3-D ones (5-D shapes, three kernel dims): a depth tap loop over planes."""
     (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
@@ -100,7 +109,7 @@ def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights=0, bia
     width = L.target.vector_width if sw == 1 else 1
     spec = WindowSpec(spec_op, kh, kw, width, bias is not None, activation, kd, argmax is not None)
     name = L.kernel(spec.name, lambda: window_kernel(spec))
-    f = {"x": xp, "w": weights, "out": out, "bias": L.add_weight("bias", bias) if bias is not None else 0,
+    f = {"x": xp, "w": weights, "out": out, "bias": bias if bias is not None else 0,
          "m": m, "m_per_g": m_per_g, "cg": 1, "ch_stride": dp * hp * wp, "x_bs": dim_mul(c, dp * hp * wp), "wp": wp,
          "oh": oh, "ow": ow, "sh": sh, "sw": sw, "dh": dh, "dw": dw, "od": od, "sd_stride": sd * hp * wp,
          "dd_stride": dd * hp * wp}
@@ -129,7 +138,7 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
     # [M, Cg*KD*KH*KW] row-major either way: a constant is added to the weights, a fed weight is read in place
     w = L.const_value(op.weight)
     w_loc = L.add_weight("conv_weight", w.astype(np.float32)) if w is not None else L.loc(op.weight)
-    bias = constant_operand(L, op.bias, "Conv bias") if op.bias is not None else None
+    bias = conv_bias(L, op.bias)
     act = graph.activation_of(op) or "none"  # kernel specs name no activation "none"
     g = op.groups
     m, cg, *kernel = w_shape
