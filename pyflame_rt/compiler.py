@@ -23,6 +23,11 @@ from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.transforms.pass_manager import PassManager
 
 
+# graph legalizations the CPU backend needs at every optimization level (the element types its
+# kernels take); they run before the optimizer, so its fusions see the legalized ops
+CPU_LEGALIZATIONS = ("legalize-half-precision",)
+
+
 @dataclass
 class CompileOptions:
     cpu: str | None = None  # None/"host" or a portable level such as "x86-64-v3"
@@ -58,6 +63,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         imported = from_onnx(model, options.import_options)
         module = imported.module
     lap("import")
+    legalized = PassManager(CPU_LEGALIZATIONS).run(module)
     optimized = PassManager.create_default(options.opt_level, verbose=options.verbose_optimization).run(module)
     lap("optimize")
     lowered = lower_graph(graph.entry_function(module), WeightTable.of(module), target)
@@ -92,9 +98,10 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "step_ops": lowered.step_ops,
         "parameter_count": imported.parameter_count,
         "optimization": {"level": OptLevel(options.opt_level).name,
-                         "nodes_before": optimized.stats.nodes_before,
+                         "nodes_before": legalized.stats.nodes_before,
                          "nodes_after": optimized.stats.nodes_after,
-                         "passes": {p.name: p.stats.summary(node_counts=False) for p in optimized.passes}},
+                         "passes": {p.name: p.stats.summary(node_counts=False)
+                                    for p in [*legalized.passes, *optimized.passes]}},
         "compile_ms": times,
     }
     return CompiledModel(header, blob, obj)

@@ -11,5 +11,6 @@ from pyflame_rt.transforms import (  # noqa: F401
     fuse_mul_add,
     fuse_residual_add,
     fuse_softmax,
+    legalize_half_precision,
     optimize_layout,
 )

@@ -2,20 +2,26 @@
 
 A lowering is `fn(L: GraphLowering, op)` registered with `@lowering(OpType, ...)`;
 it asks `L` for operand storage and emits kernel calls (see lower_graph.py). Ops
-with a `layout` property have one lowering per layout (`layout="NHWC"`).
+with a `layout` property have one lowering per layout (`layout="NHWC"`). A lowering
+whose kernels compute float32 only says so (`float32_only=True`): the
+`legalize-half-precision` pass runs the float16 / bfloat16 instances of its ops in
+float32 between graph Casts.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 LOWERINGS: dict[type | tuple[type, str], Callable] = {}
+FLOAT32_ONLY: set[type] = set()  # op types whose float kernels are float32 only
 DEFAULT_LAYOUT = "NCHW"
 
 
-def lowering(*op_types: type, layout: str = DEFAULT_LAYOUT):
+def lowering(*op_types: type, layout: str = DEFAULT_LAYOUT, float32_only: bool = False):
     def register(fn: Callable) -> Callable:
         for t in op_types:
             LOWERINGS[t if layout == DEFAULT_LAYOUT else (t, layout)] = fn
+        if float32_only:
+            FLOAT32_ONLY.update(op_types)
         return fn
     return register
 

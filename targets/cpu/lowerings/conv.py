@@ -128,7 +128,7 @@ def _depth_view(vals, fill=None) -> tuple:
     return vals if len(vals) == 3 else (fill,) + vals
 
 
-@lowering(nn.ConvOp)
+@lowering(nn.ConvOp, float32_only=True)
 def _lower_conv(L, op: nn.ConvOp) -> None:
     require_float32(L, op)
     x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "Conv", max_spatial=3)

@@ -29,7 +29,7 @@ def _as_3d(vals: list[int], fill: int) -> list[int]:
     return [fill] * (3 - len(vals)) + list(vals)
 
 
-@lowering(nn.ConvTransposeOp)
+@lowering(nn.ConvTransposeOp, float32_only=True)
 def _lower_conv_transpose(L, op: nn.ConvTransposeOp) -> None:
     require_float32(L, op)
     x_shape, out_shape = L.shapes[op.input], L.shapes[op.result]

@@ -25,7 +25,7 @@ def _require_float32(L, op) -> None:
         raise UnsupportedOperatorError(f"{op.name} on the CPU backend needs float32 operands, got {bad[0]}")
 
 
-@lowering(graph.GemmOp)
+@lowering(graph.GemmOp, float32_only=True)
 def _lower_gemm(L, op: graph.GemmOp) -> None:
     """alpha folds into a constant B and beta into a row-vector C (the GEMM's bias); otherwise they
     scale elementwise after the GEMM: out * alpha, then C * beta + out."""
@@ -69,7 +69,7 @@ def _batch_expanded(L, v, shape2: tuple, batch_shape: tuple):
     return buf
 
 
-@lowering(graph.MatMulOp, graph_fused.MatMulBiasOp)
+@lowering(graph.MatMulOp, graph_fused.MatMulBiasOp, float32_only=True)
 def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
     """MatMulBias: the bias row, the residual and the activation go into the GEMM epilogue."""
     _require_float32(L, op)

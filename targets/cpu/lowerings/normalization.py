@@ -37,7 +37,7 @@ def _epsilon(L, op):
     return L.add_weight("norm_eps", np.array([op.epsilon.value.data], np.float32))
 
 
-@lowering(nn.BatchNormOp)
+@lowering(nn.BatchNormOp, float32_only=True)
 def _lower_batch_norm(L, op: nn.BatchNormOp) -> None:
     """Constant parameters fold into one scale and shift at compile time; otherwise the kernel reads
     them at run time."""
@@ -57,7 +57,7 @@ def _lower_batch_norm(L, op: nn.BatchNormOp) -> None:
     emit_plane(L, op, "batch_norm", *plane, s=s, t=t, stats=(mean, var), aux=_epsilon(L, op))
 
 
-@lowering(nn.InstanceNormOp)
+@lowering(nn.InstanceNormOp, float32_only=True)
 def _lower_instance_norm(L, op: nn.InstanceNormOp) -> None:
     shape = L.shapes[op.input]
     emit_plane(L, op, "instance_norm", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1],
@@ -65,7 +65,7 @@ def _lower_instance_norm(L, op: nn.InstanceNormOp) -> None:
                t=_channel_param(L, op.bias, "InstanceNormalization bias"), aux=_epsilon(L, op))
 
 
-@lowering(nn.LRNOp)
+@lowering(nn.LRNOp, float32_only=True)
 def _lower_lrn(L, op: nn.LRNOp) -> None:
     shape = L.shapes[op.input]
     size = op.size.value.data

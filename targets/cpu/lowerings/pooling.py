@@ -27,7 +27,7 @@ POOLED_AS_FLOAT32 = (DType.INT8, DType.UINT8)
 MAX_POOLS = (nn.MaxPoolOp, pi.MaxPoolWithIndicesOp)
 
 
-@lowering(nn.MaxPoolOp, nn.AveragePoolOp, pi.MaxPoolWithIndicesOp)
+@lowering(nn.MaxPoolOp, nn.AveragePoolOp, pi.MaxPoolWithIndicesOp, float32_only=True)
 def _lower_pool(L, op) -> None:
     dt = L.dtype(op.result)
     if dt is DType.FLOAT32:
@@ -76,7 +76,7 @@ def _emit_pool(L, op, x, out) -> None:
                 weights=weights, kernel=kernel, strides=strides, dilations=dilations, argmax=argmax)
 
 
-@lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp)
+@lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp, float32_only=True)
 def _lower_global_pool(L, op) -> None:
     require_float32(L, op)
     shape = L.shapes[op.input]

@@ -44,7 +44,7 @@ def axis_tables(out: int, size: int, scale: float, op: nn.ResizeOp):
     return i0, i1, (x - i0).astype(np.float32)
 
 
-@lowering(nn.ResizeOp)
+@lowering(nn.ResizeOp, float32_only=True)
 def _lower_resize(L, op: nn.ResizeOp) -> None:
     require_float32(L, op)
     shape, out_shape = L.shapes[op.input], L.shapes[op.result]
