@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
-from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
+from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 
 from pyflame_rt.dialects import graph, graph_math as gm
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.lowerings import FLOAT32_ONLY
-from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, apply_patterns
+from pyflame_rt.transforms.graph_pass import GraphPass, PassStats
 from pyflame_rt.transforms.registry import register_pass
 
 HALF_PRECISION = (DType.FLOAT16, DType.BFLOAT16)
@@ -70,4 +70,6 @@ class LegalizeHalfPrecision(GraphPass):
     name = "legalize-half-precision"
 
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
-        return apply_patterns(module, [WidenToFloat32(stats)])
+        # one walk, and no dead-code removal: a legalization changes nothing but the ops it legalizes
+        applier = GreedyRewritePatternApplier([WidenToFloat32(stats)], dce_enabled=False)
+        return PatternRewriteWalker(applier, apply_recursively=False).rewrite_module(module)
