@@ -1,6 +1,7 @@
 """float64 tensors compiled to native code vs onnxruntime: arithmetic, comparisons, reductions, data
 movement and casts run in double precision; ops whose kernels are float32-accurate only
-(the vectorized exp/log/tanh/erf approximations, Sqrt & co) and the GEMM are refused by name."""
+(the vectorized exp/log/tanh/erf approximations, Sqrt & co) and Gemm are refused by name; MatMul
+runs the row-by-row double-precision kernel."""
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -53,10 +54,26 @@ def test_float64_ops_match_onnxruntime(rng):
             np.testing.assert_array_equal(g, w, err_msg=name)
 
 
-@pytest.mark.parametrize("op", ["MatMul", "Exp", "Sqrt", "Softmax"])
+@pytest.mark.parametrize("op", ["Gemm", "Exp", "Sqrt", "Softmax"])
 def test_float64_without_double_kernels_is_refused_by_name(op):
-    inputs = [("a", [2, 3], np.float64)] + ([("b", [3, 2], np.float64)] if op == "MatMul" else [])
+    inputs = [("a", [2, 3], np.float64)] + ([("b", [3, 2], np.float64)] if op == "Gemm" else [])
     model = make_model([helper.make_node(op, [n for n, *_ in inputs], ["y"])], inputs,
-                       [("y", [2, 2] if op == "MatMul" else [2, 3], np.float64)])
+                       [("y", [2, 2] if op == "Gemm" else [2, 3], np.float64)])
     with pytest.raises(UnsupportedOperatorError, match="float"):
         InferenceSession(model.SerializeToString())
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [((5, 7), (7, 11)), ((2, 3, 5, 9), (9, 13)), ((9,), (3, 9, 4)),
+                                             ((2, 1, 3, 4), (1, 5, 4, 6))])
+def test_float64_matmul_runs_in_double_precision(rng, a_shape, b_shape):
+    """The row-by-row kernel: batched, broadcast and 1-D forms, a vector tail (11, 13 columns); exact to
+    double precision (a float32 GEMM would be ~1e-7 off)."""
+    a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    out_shape = list(np.matmul(a, b).shape)
+    model = make_model([helper.make_node("MatMul", ["a", "b"], ["y"])],
+                       [("a", list(a_shape), np.float64), ("b", list(b_shape), np.float64)],
+                       [("y", out_shape, np.float64)])
+    (ours,) = InferenceSession(model).run(None, {"a": a, "b": b})
+    assert ours.dtype == np.float64
+    np.testing.assert_allclose(ours, np.matmul(a, b), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(ours, ort_run(model, {"a": a, "b": b})[0], rtol=1e-12, atol=1e-12)

@@ -7,6 +7,7 @@ from pyflame_rt.dialects import graph, graph_fused
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernels.matmul_rows import MATMUL_ROWS_FIELDS, MatMulRowsSpec, matmul_rows_kernel
 from pyflame_rt.targets.cpu.lowerings import lowering
 
 
@@ -64,15 +65,18 @@ def _batch_expanded(L, v, shape2: tuple, batch_shape: tuple):
     if numel(shape2[:-2]) == numel(batch_shape):
         return v
     out_shape = (*batch_shape, *shape2[-2:])
-    buf = L.new_buffer(dim_mul(numel(out_shape), 4))
+    buf = L.new_buffer(dim_mul(numel(out_shape), L.dtype(v).itemsize))
     L.emit_elementwise("copy", [v], buf, out_shape)
     return buf
 
 
 @lowering(graph.MatMulOp, graph_fused.MatMulBiasOp, float32_only=True)
 def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
-    """MatMulBias: the bias row, the residual and the activation go into the GEMM epilogue."""
-    _require_float32(L, op)
+    """MatMulBias: the bias row, the residual and the activation go into the GEMM epilogue. float64
+    runs the row-by-row kernel in double precision."""
+    double = isinstance(op, graph.MatMulOp) and L.dtype(op.result) is DType.FLOAT64
+    if not double:
+        _require_float32(L, op)
     sa, sb = L.shapes[op.lhs], L.shapes[op.rhs]
     a2 = (1,) + sa if len(sa) == 1 else sa
     b2 = sb + (1,) if len(sb) == 1 else sb
@@ -90,6 +94,10 @@ def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
         b_batch, a_bs = batch, dim_mul(m, k)
         a = _batch_expanded(L, op.lhs, a2, batch_shape)
         b_value = _batch_expanded(L, op.rhs, b2, batch_shape)
+    if double:
+        emit_matmul_rows(L, L.loc(a), L.loc(b_value), out, batch=batch, m=m, k=k, n=n, a_bs=a_bs,
+                         b_bs=dim_mul(k, n) if b_batch != 1 else 0, dtype=DType.FLOAT64)
+        return
     b = L.const_value(op.rhs) if b_value is op.rhs else None
     kw = {}
     if b is not None:
@@ -104,3 +112,12 @@ def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
                   residual=L.loc(op.residual) if op.residual is not None else None)
     L.emit_gemm(a=a, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
                 b_batch=b_batch, **kw)
+
+
+def emit_matmul_rows(L, a, b, out, *, batch, m, k, n, a_bs, b_bs, dtype: DType) -> None:
+    """out[batch, m, n] = a @ b (storage locations; a_bs / b_bs: batch strides, 0 = shared) with the
+    row-by-row kernel: float64, which the float32 GEMM would narrow."""
+    spec = MatMulRowsSpec(dtype, max(1, L.target.vector_width * 4 // dtype.itemsize))
+    name = L.kernel(spec.name, lambda: matmul_rows_kernel(spec))
+    f = {"a": a, "b": b, "c": out, "m": m, "n": n, "k": k, "a_bs": a_bs, "b_bs": b_bs}
+    L.call(name, [f[x] for x in MATMUL_ROWS_FIELDS], dim_mul(batch, m), work_per_item=dim_mul(k, n))

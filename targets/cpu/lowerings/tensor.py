@@ -10,6 +10,7 @@ from pyflame_rt.targets.cpu.kernels.indexing import (
     store_dims_kernel, trilu_kernel)
 from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION
 from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.linalg import emit_matmul_rows
 from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows
 
 
@@ -93,16 +94,6 @@ def _permute(L, src, src_term: str, src_shape: Shape, dst_term: str, sizes: dict
     return dst
 
 
-def _batched_product(L, a_loc, b_loc, nb, nm, nk, nn, out, dtype) -> None:
-    """out[b, m, n] = sum_k a[b, m, k] * b[b, k, n] as a broadcast multiply into [b, m, n, k] and a
-    row sum: the contraction for element types the GEMM does not take (float64)."""
-    shape = (nb, nm, nn, nk)
-    prod = L.new_buffer(dim_mul(numel(shape), dtype.itemsize))
-    strides = [[dim_mul(nm, nk), dim_mul(nk, nn)], [nk, 0], [0, 1], [1, nn]]
-    L.emit_strided("mul", [a_loc, b_loc], (dtype, dtype), strides, prod, shape, dtype)
-    emit_rows(L, "sum", prod, out, shape, 3, 3, dtype)
-
-
 @lowering(gt.EinsumOp)
 def _lower_einsum(L, op: gt.EinsumOp) -> None:
     """Two operands: permute to [batch, m, k] x [batch, k, n], one batched GEMM, permute the result.
@@ -153,7 +144,8 @@ def _lower_einsum(L, op: gt.EinsumOp) -> None:
         L.emit_gemm(a=a_loc, a_strides=(nk, 1), m=nm, k=nk, n=nn, out=c_loc, batch=nb, a_bs=dim_mul(nm, nk),
                     b_value=b_loc, b_strides=(nn, 1, dim_mul(nk, nn)), b_batch=nb)
     else:
-        _batched_product(L, a_loc, b_loc, nb, nm, nk, nn, c_loc, work)
+        emit_matmul_rows(L, a_loc, b_loc, c_loc, batch=nb, m=nm, k=nk, n=nn, a_bs=dim_mul(nm, nk),
+                         b_bs=dim_mul(nk, nn), dtype=work)
     if not direct:
         mid = batch + m + n
         _permute(L, c_loc, mid, tuple(sizes[c] for c in mid), out_term, sizes, work, dst=out, to=dtype)
