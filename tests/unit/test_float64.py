@@ -1,7 +1,7 @@
 """float64 tensors compiled to native code vs onnxruntime: arithmetic, comparisons, reductions, data
 movement and casts run in double precision; ops whose kernels are float32-accurate only
-(the vectorized exp/log/tanh/erf approximations, Sqrt & co) and Gemm are refused by name; MatMul
-runs the row-by-row double-precision kernel."""
+(the vectorized log/tanh/erf approximations, Sqrt & co) and Gemm are refused by name; MatMul
+runs the row-by-row double-precision kernel; exp (Exp, Softmax) has a double-precision polynomial."""
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -54,7 +54,7 @@ def test_float64_ops_match_onnxruntime(rng):
             np.testing.assert_array_equal(g, w, err_msg=name)
 
 
-@pytest.mark.parametrize("op", ["Gemm", "Exp", "Sqrt", "Softmax"])
+@pytest.mark.parametrize("op", ["Gemm", "Log", "Sqrt", "Tanh"])
 def test_float64_without_double_kernels_is_refused_by_name(op):
     inputs = [("a", [2, 3], np.float64)] + ([("b", [3, 2], np.float64)] if op == "Gemm" else [])
     model = make_model([helper.make_node(op, [n for n, *_ in inputs], ["y"])], inputs,
@@ -77,3 +77,25 @@ def test_float64_matmul_runs_in_double_precision(rng, a_shape, b_shape):
     assert ours.dtype == np.float64
     np.testing.assert_allclose(ours, np.matmul(a, b), rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(ours, ort_run(model, {"a": a, "b": b})[0], rtol=1e-12, atol=1e-12)
+
+
+def test_float64_exp_and_softmax_in_double_precision(rng):
+    """exp's float64 constants and degree-13 polynomial: ~1 ulp against numpy from underflow (0) to
+    overflow (inf), NaN kept; Softmax over rows with a wide spread, and a vector tail (11 columns)."""
+    x = np.concatenate([rng.uniform(-700, 700, 40), rng.uniform(-3, 3, 40),
+                        [0.0, -0.0, 1e-300, -745.2, -800.0, 709.0, 710.0, np.inf, -np.inf, np.nan]])
+    x = np.pad(x, (0, 99 - x.size)).reshape(9, 11)
+    model = make_model([helper.make_node("Exp", ["x"], ["e"]), helper.make_node("Softmax", ["x"], ["s"])],
+                       [("x", [9, 11], np.float64)], [("e", [9, 11], np.float64), ("s", [9, 11], np.float64)],
+                       opset=13)
+    e, sm = InferenceSession(model).run(None, {"x": x})
+    assert e.dtype == sm.dtype == np.float64
+    with np.errstate(over="ignore", invalid="ignore"):
+        want_e = np.exp(x)
+        z = np.exp(x - np.nanmax(x, axis=-1, keepdims=True))
+        want_s = z / z.sum(axis=-1, keepdims=True)
+    finite = np.isfinite(want_e) & (np.abs(x) < 709.43)
+    np.testing.assert_allclose(e[finite], want_e[finite], rtol=4e-16 * 8, atol=0)
+    assert np.isposinf(e[x == 710.0]).all() and (e[x == -800.0] == 0).all() and np.isnan(e[np.isnan(x)]).all()
+    rows = ~np.isnan(x).any(axis=-1) & ~np.isinf(x).any(axis=-1)
+    np.testing.assert_allclose(sm[rows], want_s[rows], rtol=1e-14, atol=1e-300)

@@ -34,7 +34,8 @@ class EwOp:
     """An elementwise op: arity (None = variadic), body over compute values, result kind.
 
     result: "same" (the compute type of input `typed_by`), "bool", or "out" (the output's
-    type, for Cast / fill). float_only ops reject integer inputs.
+    type, for Cast / fill). float_only ops reject integer inputs, and float64 unless `double`
+    (their body has a double-precision form).
     """
 
     arity: int | None
@@ -42,10 +43,11 @@ class EwOp:
     result: str = "same"
     typed_by: int = 0
     float_only: bool = False
+    double: bool = False
 
 
-def _unary(fn, float_only=True) -> EwOp:
-    return EwOp(1, lambda t, x, p: fn(t, x[0], p), float_only=float_only)
+def _unary(fn, float_only=True, double=False) -> EwOp:
+    return EwOp(1, lambda t, x, p: fn(t, x[0], p), float_only=float_only, double=double)
 
 
 def _where_positive(t: Typed, x, negative):
@@ -215,7 +217,7 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "bitwise_not": _unary(lambda t, x, p: t.kb._ins(arith.XOrIOp(x, t.const(-1))), float_only=False),
     "shift_left": EwOp(2, lambda t, x, p: _shift(t, x[0], x[1], left=True)),
     "shift_right": EwOp(2, lambda t, x, p: _shift(t, x[0], x[1], left=False)),
-    "exp": _unary(lambda t, x, p: fm.exp(t, x)),
+    "exp": _unary(lambda t, x, p: fm.exp(t, x), double=True),
     "log": _unary(lambda t, x, p: fm.log(t, x)),
     "tanh": _unary(lambda t, x, p: fm.tanh(t, x)),
     "sigmoid": _unary(lambda t, x, p: fm.sigmoid(t, x)),
@@ -283,7 +285,8 @@ def check_elementwise(op: str, in_dtypes: tuple[DType, ...]) -> None:
     ew = ELEMENTWISE_OPS[op]
     if ew.arity is not None and ew.arity != len(in_dtypes):
         raise UnsupportedOperatorError(f"elementwise {op} takes {ew.arity} inputs, got {len(in_dtypes)}")
-    if ew.float_only and in_dtypes and in_dtypes[ew.typed_by] not in SINGLE_PRECISION:
+    if ew.float_only and in_dtypes and in_dtypes[ew.typed_by] not in SINGLE_PRECISION and not (
+            ew.double and in_dtypes[ew.typed_by] is DType.FLOAT64):
         raise UnsupportedOperatorError(
             f"{op} needs float32/float16/bfloat16 tensors, got {in_dtypes[ew.typed_by].value}")
 

@@ -4,9 +4,12 @@ Range reduction plus a short polynomial (Cephes-style exp/log/tanh, a rational
 erf), about 1e-7 relative error over float32's range (checked in the unit
 tests against numpy in float64). No libm calls: every lane stays in vector
 registers, and Softmax, Sigmoid, Tanh, GELU and Erf all share these bodies.
-Values are computed in f32 (f16 tensors are widened first).
+Values are computed in f32 (f16 tensors are widened first); exp also in f64 (float64 Softmax).
 """
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 from xdsl.dialects import arith, llvm
 from xdsl.ir import SSAValue
@@ -29,7 +32,6 @@ _ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5
           -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
 _ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
           -1.42647390514189e-02)
-_MAGIC = 12582912.0  # 1.5 * 2**23: adding it leaves a small integer in the low mantissa bits
 
 
 def _poly(t: Typed, x: SSAValue, coefs) -> SSAValue:
@@ -50,20 +52,47 @@ def _i32(t: Typed) -> Typed:
     return t.like(DType.INT32)
 
 
+@dataclass(frozen=True)
+class _ExpConsts:
+    """exp's constants for one float format: ln2 split (hi has trailing zero bits, so n * hi is
+    exact), the clamp that keeps 2**n's biased exponent in range, ln(max float), the polynomial
+    p(r) ~ (e**r - 1 - r) / r**2 on |r| <= ln2/2, and the exponent field's bias and position."""
+    ln2_hi: float
+    ln2_lo: float
+    clamp: float
+    overflow: float
+    poly: tuple
+    bias: int
+    mantissa_bits: int
+    int_dtype: DType
+
+
+_EXP_F32 = _ExpConsts(LN2_HI, LN2_LO, EXP_MAX, EXP_OVERFLOW, _EXP_POLY, 127, 23, DType.INT32)
+# float64: Taylor terms 1/k! up to k = 13 (the r**12 term is < 1e-17 relative on |r| <= ln2/2);
+# the clamp is 1023.5 * ln2 rounded down, so n stays <= 1023 like float32's 127
+_EXP_F64 = _ExpConsts(6.93147180369123816490e-01, 1.90821492927058770002e-10, 709.43, 709.782712893384,
+                      tuple(1.0 / math.factorial(k) for k in range(13, 1, -1)), 1023, 52, DType.INT64)
+
+
 def exp(t: Typed, x: SSAValue) -> SSAValue:
-    """e**x = 2**n * p(r), n = round(x / ln2), r = x - n*ln2 (ln2 split in two for exactness)."""
-    _single_precision(t, "exp")
+    """e**x = 2**n * p(r), n = round(x / ln2), r = x - n*ln2 (ln2 split in two for exactness).
+    float32 (and the half types, computed in float32) or float64."""
+    if t.dtype is not DType.FLOAT64:
+        _single_precision(t, "exp")
+    e = _EXP_F64 if t.dtype is DType.FLOAT64 else _EXP_F32
     kb = t.kb
-    overflow = t.cmp("gt", x, t.const(EXP_OVERFLOW))
-    x = t.min(t.max(x, t.const(-EXP_MAX)), t.const(EXP_MAX))  # NaN-propagating clamp
+    overflow = t.cmp("gt", x, t.const(e.overflow))
+    x = t.min(t.max(x, t.const(-e.clamp)), t.const(e.clamp))  # NaN-propagating clamp
     n = kb.intrinsic("llvm.floor", t.fma(x, t.const(LOG2E), t.const(0.5)))
-    r = t.sub(t.sub(x, t.mul(n, t.const(LN2_HI))), t.mul(n, t.const(LN2_LO)))
-    p = _poly(t, r, _EXP_POLY)
+    r = t.sub(t.sub(x, t.mul(n, t.const(e.ln2_hi))), t.mul(n, t.const(e.ln2_lo)))
+    p = _poly(t, r, e.poly)
     y = t.add(t.fma(t.mul(p, r), r, r), t.const(1.0))
-    # 2**n: the biased exponent n + 127 in [0, 254], moved into the exponent field
-    it = _i32(t)
-    biased = kb.cast(llvm.BitcastOp, t.add(n, t.const(127.0 + _MAGIC)), it.elem)
-    scale = kb.cast(llvm.BitcastOp, kb._ins(arith.ShLIOp(biased, it.const(23))), t.elem)
+    # 2**n: the biased exponent n + bias (0 for the clamp's low end), moved into the exponent
+    # field; adding 1.5 * 2**mantissa_bits leaves that integer in the low mantissa bits
+    it = t.like(e.int_dtype)
+    magic = 1.5 * 2.0 ** e.mantissa_bits
+    biased = kb.cast(llvm.BitcastOp, t.add(n, t.const(e.bias + magic)), it.elem)
+    scale = kb.cast(llvm.BitcastOp, kb._ins(arith.ShLIOp(biased, it.const(e.mantissa_bits))), t.elem)
     return t.select(overflow, t.const(float("inf")), t.mul(y, scale))
 
 
