@@ -118,7 +118,9 @@ def render(outcomes: list[cs.Outcome], elapsed: float) -> str:
         out.append("| category | test | cause | detail |")
         out.append("|---|---|---|---|")
         for o in sorted(sup_fail, key=lambda o: (ORDER.index(o.category) if o.category in ORDER else 9, o.name)):
-            out.append(f"| {o.category} | `{o.name}` | {o.kind} | {_cell(o.reason)} |")
+            why = cs.known_failure(o.name)
+            detail = f"known ({why}): {o.reason}" if why else o.reason
+            out.append(f"| {o.category} | `{o.name}` | {o.kind} | {_cell(detail)} |")
     else:
         out.append("None.")
     out.append("\n## Operators not implemented yet\n")
@@ -161,7 +163,7 @@ def _skip_group(reason: str) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")[:200]
+    return text.replace("|", "\\|").replace("\n", " ")[:400]
 
 
 HEADER = """# ONNX conformance
