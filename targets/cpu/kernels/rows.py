@@ -43,7 +43,7 @@ ROW_KINDS = (*_COMBINE, "argmax", "argmin", "softmax", "log_softmax", "layer_nor
 class RowSpec:
     kind: str                 # a reduce kind, argmax/argmin, softmax, log_softmax, layer_norm
     dtype: DType              # input element type
-    width: int                # lanes along R (1 for strided rows)
+    width: int                # lanes along R (1 for strided rows), or adjacent rows if across
     params: tuple = ()        # layer_norm: (epsilon, store stats); argmax: (select_last_index,)
     across: bool = False      # lanes are `width` adjacent strided rows (reductions only)
 
@@ -80,7 +80,8 @@ class _Row:
         return self.kb.add(self.base, self.kb.mul(r, self.stride))
 
     def fold(self, fn: Callable[[Typed, SSAValue], SSAValue | None], combine: str | None = None):
-        """For r in row: v = fn(t, r) (fn may store); returns the combined v (a scalar) if combine."""
+        """For r in row: v = fn(t, r) (fn may store); returns the combined v if combine (a scalar, or
+        one per lane for `lanes` rows)."""
         kb = self.kb
         w = 1 if self.spec.across else self.spec.width  # an across kernel's single rows are strided
         if self.lanes > 1:
@@ -122,7 +123,9 @@ def row_kernel(spec: RowSpec) -> func.FuncOp:
     f = {name: kb.field(i) for i, name in enumerate(ROW_FIELDS)}
     src, dst = kb.ptr_field(0), kb.ptr_field(1)
     scale_p, bias_p = kb.ptr_field(4), kb.ptr_field(5)
-    scratch = kb.scratch(spec.width, Typed(kb, spec.dtype, 1).elem) if spec.width > 1 else None
+    # the horizontal step's stack buffer (rows folded along R in vectors)
+    along_r = spec.width > 1 and not spec.across
+    scratch = kb.scratch(spec.width, Typed(kb, spec.dtype, 1).elem) if along_r else None
     inner, n = f["inner"], f["r"]
 
     def run(o, j, lanes: int) -> None:
