@@ -34,6 +34,8 @@ MIN_ACCUMULATORS = 8
 A_ROW_PAD = 16
 # a row block meeting at most this many B panels reads A in place (no pack)
 DIRECT_A_MAX_PANELS = 2
+# floats per 64-byte cache line: one prefetch per line of A
+LINE_FLOATS = 16
 
 # ctx field order shared by the lowering and the kernel
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
@@ -205,12 +207,11 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                                 for r in range(mr) for v in range(nv)]
 
                     # A read in place streams from memory: fetch the next tile's rows meanwhile
-                    def prefetch_next_rows():
+                    with kb.if_(direct):
                         for r in range(mr):
                             nxt = kb.add(a_rows[r], kb.mul(kb.const(mr), a_rs))
-                            with kb.loop(k0, k1, 16) as pf:
+                            with kb.loop(k0, k1, LINE_FLOATS) as pf:
                                 kb.prefetch(a_ptr, kb.add(nxt, pf.iv))
-                    kb.if_else(direct, prefetch_next_rows, lambda: None)
                     # the partial sums of earlier K slices; none in the first (C is not read)
                     init = kb.if_else(first, lambda: [zero] * (mr * nv), lambda: kb.if_else(
                         kb.cmp("eq", lanes[-1], kb.const(w)), lambda: partial_sums(True), lambda: partial_sums(False)))

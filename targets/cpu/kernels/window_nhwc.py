@@ -127,8 +127,9 @@ class _Row:
                         v = kb.select(col_ok, v, neutral)
                     for p, b in uses:
                         accs[p] = self._combine(accs[p], v, wv[b] if wv else None)
-                if count == spec.block:
-                    # the next block's new input columns: the hardware prefetcher does not follow
+                if count == spec.block and wd == spec.width:
+                    # the next block's new input columns (full channel vectors; not per scalar
+                    # of a channel tail): the hardware prefetcher does not follow
                     # loads that step by a channel vector across many columns (MobileNetV2's
                     # 144-channel depthwise conv: 2.08 -> 1.64 of onnxruntime)
                     last = (count - 1) * spec.sw + (spec.kw - 1) * spec.dw
