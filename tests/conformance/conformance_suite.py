@@ -377,11 +377,7 @@ def prune_cache(keep: int = 3) -> None:
 
 # Supported-op tests that do not pass yet: why -> test names (without the `_cpu` suffix). The CI test
 # fails on any other failure and reports listed tests that pass again (remove them then).
-KNOWN_FAILURES: dict[str, str] = {
-    "float16 reference rounds every MatMul/Softmax step to float16 (numpy); we accumulate in float32 and round "
-    "once: 2 of 192 outputs differ by one float16 step (> rtol 1e-3), ours closer to the float64 result":
-        "test_attention_4d_fp16_expanded test_attention_4d_causal_fp16_expanded",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}
 
 

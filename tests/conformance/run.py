@@ -111,7 +111,7 @@ def render(outcomes: list[cs.Outcome], elapsed: float) -> str:
                f"unsupported. Of the {tot['supported']} tests whose operators are all implemented, "
                f"**{tot['supported_pass']}** pass ({_rate(tot['supported_pass'], tot['supported'])}).")
     out.append("")
-    out.append("Failures by cause: " + ", ".join(f"{k}: {v}" for k, v in kinds.most_common()) + ".")
+    out.append("Failures by cause: " + (", ".join(f"{k}: {v}" for k, v in kinds.most_common()) or "none") + ".")
     out.append("")
     out.append("## Supported-op tests that do not pass\n")
     if sup_fail:

@@ -85,3 +85,21 @@ def test_constant_half_weights_fold_to_float32(rng):
     a = rng.standard_normal((4, 8)).astype(np.float16)
     assert_close(_run(model, {"a": a})[0].astype(np.float32), ort_run(model, {"a": a})[0].astype(np.float32),
                  rtol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, BF16])
+def test_half_softmax_divides_stored_exps_by_their_rounded_sum(rng, dtype):
+    """A half-precision Softmax computes like onnx's reference does in the tensor's type: the exps are
+    rounded as stored, their sum is rounded, and the quotient is rounded (the expanded float16 Attention
+    conformance tests depend on this step by step)."""
+    shape = (6, 5, 37)
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    model = make_model([helper.make_node("Softmax", ["x"], ["y"], axis=-1)], [("x", list(shape), dtype)],
+                       [("y", list(shape), dtype)])
+    y = _run(model, {"x": x})[0]
+    xf = x.astype(np.float32)
+    e = np.exp(xf - xf.max(-1, keepdims=True)).astype(dtype).astype(np.float32)
+    ref = (e / e.sum(-1, keepdims=True).astype(dtype).astype(np.float32)).astype(dtype)
+    assert y.dtype == dtype
+    assert np.mean(y == ref) > 0.99  # a float32 exp a few ulp off can flip a rounding now and then
+    assert_close(y.astype(np.float32), ref.astype(np.float32), rtol=1e-2 if dtype is BF16 else 1e-3)

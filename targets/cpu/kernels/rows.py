@@ -190,17 +190,24 @@ def _arg(kb, spec, row: _Row, src, dst, out_index, *_):
 
 
 def _softmax(kb, spec, row: _Row, src, dst, *_):
+    """exp(x - max) / sum. A float16 / bfloat16 Softmax sums the exps as stored and divides by that
+    sum rounded to the storage type, as every step of a computation in the tensor's own type does
+    (onnx's reference, onnxruntime); the float32 compute type only removes the error of the sum."""
     m = row.fold(lambda t, r: t.load(src, row.index(r)), "max")
 
     def exp_store(t, r):
         e = fm.exp(t, t.sub(t.load(src, row.index(r)), kb.splat(m, t.width)))
         if spec.kind == "softmax":
             t.store(e, dst, row.index(r))
+            return t.rounded(e)
         return e
 
     s = row.fold(exp_store, "add")
     t1 = Typed(kb, spec.dtype, 1)
-    if spec.kind == "softmax":
+    if spec.kind == "softmax" and t1.narrow:
+        s = t1.rounded(s)
+        row.fold(lambda t, r: t.store(t.div(t.load(dst, row.index(r)), kb.splat(s, t.width)), dst, row.index(r)))
+    elif spec.kind == "softmax":
         inv = t1.div(t1.const(1.0), s)
         row.fold(lambda t, r: t.store(t.mul(t.load(dst, row.index(r)), kb.splat(inv, t.width)), dst, row.index(r)))
     else:

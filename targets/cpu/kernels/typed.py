@@ -109,6 +109,22 @@ class Typed:
             value = kb.cast(llvm.ZExtOp, value, st)
         kb.store(value, ptr, index, elem=st)
 
+    @property
+    def narrow(self) -> bool:
+        """Stored in fewer bits than it is computed in (float16 / bfloat16)."""
+        return self.dtype in (DType.FLOAT16, DType.BFLOAT16)
+
+    def rounded(self, value: SSAValue) -> SSAValue:
+        """`value` as a store and a load would give it back: rounded to the storage type."""
+        kb = self.kb
+        if self.dtype is DType.FLOAT16:
+            return kb.cast(llvm.FPExtOp, kb.cast(llvm.FPTruncOp, value, storage_type(self.dtype)), self.elem)
+        if self.dtype is DType.BFLOAT16:
+            bits = kb.cast(llvm.ZExtOp, self._to_bfloat16_bits(value), i32)
+            bits = kb._ins(arith.ShLIOp(bits, kb.vconst(16, i32, self.width)))
+            return kb.cast(llvm.BitcastOp, bits, self.type)
+        return value
+
     def _to_bfloat16_bits(self, value: SSAValue) -> SSAValue:
         """The high half of the f32 bits, rounded to nearest even; NaN stays a (quiet) NaN."""
         kb = self.kb
