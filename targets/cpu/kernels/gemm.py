@@ -183,6 +183,10 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                 lanes = [kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(ncols, kb.const(v * w))))
                          for v in range(nv)]
                 masks = [kb.lane_mask(n, w) for n in lanes]
+                has_next_panel = kb.cmp("slt", kb.add(pl.iv, kb.const(1)), p_hi)
+                next_b = kb.add(b_off, kb.mul(f["k"], kb.const(nr)))
+                tiles = kb.div(kb.add(kb.sub(row_hi, row_lo), kb.const(spec.mr - 1)), kb.const(spec.mr))
+                b_share = kb.div(kb.add(kb.sub(k1, k0), kb.sub(tiles, kb.const(1))), kb.max(tiles, kb.const(1)))
 
                 def tile(mr: int, first_row):
                     """mr x NR register tile over K slice [k0, k1)."""
@@ -212,6 +216,13 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                             nxt = kb.add(a_rows[r], kb.mul(kb.const(mr), a_rs))
                             with kb.loop(k0, k1, LINE_FLOATS) as pf:
                                 kb.prefetch(a_ptr, kb.add(nxt, pf.iv))
+                    # this tile's share of the next panel's B slice: a weight matrix larger than the
+                    # caches streams from memory one panel slice at a time, and the hardware
+                    # prefetcher restarts at every panel
+                    share = kb.mul(kb.div(kb.sub(first_row, row_lo), kb.const(spec.mr)), b_share)
+                    with kb.if_(has_next_panel):
+                        with kb.loop(kb.add(k0, share), kb.min(k1, kb.add(kb.add(k0, share), b_share))) as bl:
+                            kb.prefetch(bp, kb.add(next_b, kb.mul(bl.iv, kb.const(nr))))
                     # the partial sums of earlier K slices; none in the first (C is not read)
                     init = kb.if_else(first, lambda: [zero] * (mr * nv), lambda: kb.if_else(
                         kb.cmp("eq", lanes[-1], kb.const(w)), lambda: partial_sums(True), lambda: partial_sums(False)))
