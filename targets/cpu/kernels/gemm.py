@@ -164,7 +164,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                 # the geometry fields exist only in a convolution's ctx: read them in this branch
                 conv = {name: kb.field(len(GEMM_FIELDS) + i) for i, name in enumerate(CONV_A_FIELDS)}
                 conv["c"] = f["conv_c"]
-                _pack_conv_rows(kb, conv, a, a_b, apack, row_lo, row_hi, pack_rs, k0, k1, w)
+                _pack_conv_rows(kb, conv, a, a_b, apack, row_lo, row_hi, pack_rs, k0, k1, f["k"], w)
 
             def pack_matrix():
                 with kb.loop(row_lo, row_hi) as pr:
@@ -274,15 +274,20 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     return kb.finish()
 
 
-def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi, row_stride, k0, k1,
+def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi, row_stride, k0, k1, k,
                     w: int) -> None:
     """Copy rows [row_lo, row_hi) x columns [k0, k1) of the implicit im2col A (see the module
     docstring) to apack, row-major with row stride row_stride. Column k = (tap row a, tap column b,
     channel): a tap row whose taps are all inside the input (dw 1) is one contiguous run of
-    kw*C input elements; other tap rows go tap by tap, padding taps as zeros. Runs are copied
-    with `w`-vectors; the output pixel (image, oy, ox) of a row advances without divisions."""
+    kw*C input elements; other tap rows go tap by tap, padding taps as zeros. A whole row (all of K
+    in one slice) whose window lies inside the input is its kh runs, copied without per-tap-row
+    checks: with few channels (a first conv's C = 3) those checks cost more than the copies. Runs
+    are copied with `w`-vectors; the output pixel (image, oy, ox) of a row advances without divisions."""
     c = g["c"]
     run = kb.mul(g["kw"], c)
+    kh = kb.div(k, run)
+    row_step = kb.mul(kb.mul(g["dh"], g["wi"]), c)  # input elements from one tap row to the next
+    whole_k = kb.and_(kb.cmp("eq", k0, kb.const(0)), kb.cmp("eq", k1, k))
     ta_lo, ta_hi = kb.div(k0, run), kb.add(kb.div(kb.sub(k1, kb.const(1)), run), kb.const(1))
     rest = kb.div(row_lo, g["ow"])
     start = [kb.rem(row_lo, g["ow"]), kb.rem(rest, g["oh"]), kb.div(rest, g["oh"])]
@@ -294,28 +299,40 @@ def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi,
         img_row0 = kb.mul(image, g["h"])
         cols_inside = kb.and_(kb.and_(kb.cmp("eq", g["dw"], kb.const(1)), kb.cmp("sge", ix0, kb.const(0))),
                               kb.cmp("sle", kb.add(ix0, g["kw"]), g["wi"]))
-        with kb.loop(ta_lo, ta_hi) as ta:
-            row_k = kb.mul(ta.iv, run)
-            lo, hi = kb.max(k0, row_k), kb.min(k1, kb.add(row_k, run))
-            row_ok, iy = kb.in_bounds(kb.add(iy0, kb.mul(ta.iv, g["dh"])), g["h"])
-            pixel_row = kb.mul(kb.add(img_row0, iy), g["wi"])  # input pixel index of (image, iy, 0)
+        rows_inside = kb.and_(kb.cmp("sge", iy0, kb.const(0)),
+                              kb.cmp("slt", kb.add(iy0, kb.mul(kb.sub(kh, kb.const(1)), g["dh"])), g["h"]))
 
-            def copy_run(pixel, run_k, lo, hi):
-                """Columns [lo, hi) from the input; column run_k is channel 0 of `pixel`."""
-                src = kb.add(x_off, kb.sub(kb.mul(kb.add(pixel_row, pixel), c), run_k))
-                kb.copy(x, src, apack, dst, lo, hi, w)
+        def whole_window():
+            src = kb.add(x_off, kb.mul(kb.add(kb.mul(kb.add(img_row0, iy0), g["wi"]), ix0), c))
+            with kb.loop(0, kh) as ta:
+                kb.copy(x, kb.add(src, kb.mul(ta.iv, row_step)), apack, kb.add(dst, kb.mul(ta.iv, run)),
+                        kb.const(0), run, w)
 
-            def tap_by_tap():
-                tb_lo = kb.div(kb.sub(lo, row_k), c)
-                tb_hi = kb.add(kb.div(kb.sub(kb.sub(hi, row_k), kb.const(1)), c), kb.const(1))
-                with kb.loop(tb_lo, tb_hi) as tb:
-                    tap_k = kb.add(row_k, kb.mul(tb.iv, c))
-                    col_ok, ix = kb.in_bounds(kb.add(ix0, kb.mul(tb.iv, g["dw"])), g["wi"])
-                    t_lo, t_hi = kb.max(lo, tap_k), kb.min(hi, kb.add(tap_k, c))
-                    kb.if_else(kb.and_(row_ok, col_ok), lambda: copy_run(ix, tap_k, t_lo, t_hi),
-                               lambda: kb.fill(apack, dst, t_lo, t_hi, 0.0, w))
+        def tap_rows():
+            with kb.loop(ta_lo, ta_hi) as ta:
+                row_k = kb.mul(ta.iv, run)
+                lo, hi = kb.max(k0, row_k), kb.min(k1, kb.add(row_k, run))
+                row_ok, iy = kb.in_bounds(kb.add(iy0, kb.mul(ta.iv, g["dh"])), g["h"])
+                pixel_row = kb.mul(kb.add(img_row0, iy), g["wi"])  # input pixel index of (image, iy, 0)
 
-            kb.if_else(kb.and_(row_ok, cols_inside), lambda: copy_run(ix0, row_k, lo, hi), tap_by_tap)
+                def copy_run(pixel, run_k, lo, hi):
+                    """Columns [lo, hi) from the input; column run_k is channel 0 of `pixel`."""
+                    src = kb.add(x_off, kb.sub(kb.mul(kb.add(pixel_row, pixel), c), run_k))
+                    kb.copy(x, src, apack, dst, lo, hi, w)
+
+                def tap_by_tap():
+                    tb_lo = kb.div(kb.sub(lo, row_k), c)
+                    tb_hi = kb.add(kb.div(kb.sub(kb.sub(hi, row_k), kb.const(1)), c), kb.const(1))
+                    with kb.loop(tb_lo, tb_hi) as tb:
+                        tap_k = kb.add(row_k, kb.mul(tb.iv, c))
+                        col_ok, ix = kb.in_bounds(kb.add(ix0, kb.mul(tb.iv, g["dw"])), g["wi"])
+                        t_lo, t_hi = kb.max(lo, tap_k), kb.min(hi, kb.add(tap_k, c))
+                        kb.if_else(kb.and_(row_ok, col_ok), lambda: copy_run(ix, tap_k, t_lo, t_hi),
+                                   lambda: kb.fill(apack, dst, t_lo, t_hi, 0.0, w))
+
+                kb.if_else(kb.and_(row_ok, cols_inside), lambda: copy_run(ix0, row_k, lo, hi), tap_by_tap)
+
+        kb.if_else(kb.and_(whole_k, kb.and_(cols_inside, rows_inside)), whole_window, tap_rows)
         # next output pixel
         ox1 = kb.add(ox, kb.const(1))
         wrap = kb.cmp("eq", ox1, g["ow"])
