@@ -28,7 +28,7 @@ from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import PTR, KernelBuilder
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
-    CONV_A_FIELDS, GEMM_FIELDS, PACK_FIELDS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
+    CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
 from pyflame_rt.targets.cpu.lowerings import lowering_for
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.native_object import ENTRY
@@ -145,6 +145,33 @@ class GraphLowering:
         if v not in self.locs:
             self.locs[v] = self.new_buffer(dim_mul(numel(self.shapes[v]), self.dtype(v).itemsize))
         return self.locs[v]
+
+    def result_and_residual_locs(self, op, k: Dim) -> tuple[Loc, Loc | None]:
+        """Storage of the result of an op lowered to one GEMM, and of its fused residual (None without
+        one). When the residual's value dies at `op` and the GEMM finishes every output element in one
+        K slice (k <= KC: C never holds partial sums), the result takes over the residual's buffer: the
+        epilogue reads each residual element, then writes the output element in its place, into cache
+        lines the read brought in rather than fresh ones (onnxruntime's Conv + Sum fusion writes into
+        the Sum operand the same way)."""
+        v, donor = op.results[0], op.residual
+        if donor is None:
+            return self.result_loc(v), None
+        residual = self.loc(donor)
+        if isinstance(k, int) and k <= KC and self._dies_at(donor, op):
+            self.locs[v] = residual
+        return self.result_loc(v), residual
+
+    def _dies_at(self, donor: SSAValue, op) -> bool:
+        """Whether nothing reads donor's buffer after `op`, and `op` reads it only as its residual."""
+        v, loc = op.results[0], self.locs.get(donor)
+        if (v in self.locs or v in self.out_slot or loc is None or loc.kind != "arena" or loc.offset != 0
+                or self.dtype(v) is not self.dtype(donor) or tuple(self.shapes[v]) != tuple(self.shapes[donor])):
+            return False
+        sharing = [u for u, at in self.locs.items() if at.kind == "arena" and at.index == loc.index]
+        reads = [use.operation for u in sharing for use in u.uses]
+        return (sum(user is op for user in reads) == 1
+                and all(user is op or user.parent_block() is op.parent_block() and user.is_before_in_block(op)
+                        for user in reads))
 
     def place_inside(self, v: SSAValue, outer: SSAValue, offset_bytes: int) -> Loc:
         """Make v's storage part of `outer`'s (its consumer's result) at `offset_bytes`: the
@@ -278,8 +305,8 @@ class GraphLowering:
         packed (`b_packed`, one packed matrix per batch). With `groups`, batch = images x groups
         and A / C advance by a_gs / c_gs per group (grouped convolution); `row_bias` (float32
         storage: weights or a run-time vector) adds one value per output row (per group: m values).
-        `residual` is a tensor laid out like C, added before the activation; it must not share storage with `out` (C holds partial sums
-        between K slices), which the memory plan guarantees for two live values. With `conv_a`
+        `residual` is a tensor laid out like C, added before the activation; it may be `out` itself only
+        when K is one slice (C holds partial sums between K slices): `result_and_residual_locs`. With `conv_a`
         (conv_c, an NHWC convolution's channels, and its CONV_A_FIELDS), A at `a_loc` is that
         convolution's input and the GEMM reads its implicit im2col. `c_rs` is C's row stride (default n: contiguous; a
         Concat slice is wider), used for the residual too."""

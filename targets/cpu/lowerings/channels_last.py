@@ -85,10 +85,10 @@ def _lower_conv_nhwc(L, op: nn.ConvOp) -> None:
         conv_a = {"conv_c": c, "h": h, "wi": wi, "oh": oh, "ow": ow, "kw": kw, "sh": st[0], "sw": st[1],
                   "dh": dl[0], "dw": dl[1], "ph": pad[0], "pw": pad[1]}
     cat = _channel_concat_slice(L, op.result) if op.residual is None else None
-    out, c_rs = cat if cat is not None else (L.result_loc(op.result), m)
+    out, residual = L.result_and_residual_locs(op, k) if cat is None else (cat[0], None)
     L.emit_gemm(a=op.input, a_strides=(k, 1), m=rows, k=k, n=m, out=out,
                 b_const=w.transpose(2, 3, 1, 0).reshape(k, m), bias=bias, activation=act,
-                residual=L.loc(op.residual) if op.residual is not None else None, conv_a=conv_a, c_rs=c_rs)
+                residual=residual, conv_a=conv_a, c_rs=m if cat is None else cat[1])
 
 
 def _channel_concat_slice(L, v):

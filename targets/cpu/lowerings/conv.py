@@ -143,8 +143,8 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
     g = op.groups
     m, cg, *kernel = w_shape
     xp, xp_shape = padded_input(L, L.loc(op.input), x_shape, pads)
-    out = L.result_loc(op.result)
     if cg == 1 and g > 1:
+        out = L.result_loc(op.result)
         emit_window(L, "conv", xp, xp_shape, out, out_shape, weights=w_loc, bias=bias,
                     kernel=kernel, strides=strides, dilations=dilations, m_per_g=m // g,
                     activation="none" if op.residual is not None else act)
@@ -168,7 +168,7 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
          "ow_stride": sw, "p": p, "npanels": npanels, "k": k, "oh": oh, "kd_stride": dd * hp * wp,
          "od_stride": sd * hp * wp}
     L.call(name, [f[key] for key in IM2COL_FIELDS], dim_mul(images_groups, npanels), work_per_item=k * ispec.nr)
+    out, residual = L.result_and_residual_locs(op, k)
     L.emit_gemm(a=None, a_loc=w_loc, a_strides=(k, 1), m=mg, k=k, n=p,
                 out=out, b_packed=cols, b_batch=images_groups, batch=n, groups=g, a_gs=mg * k, c_gs=mg * p,
-                c_bs=m * p, row_bias=bias, activation=act,
-                residual=L.loc(op.residual) if op.residual is not None else None)
+                c_bs=m * p, row_bias=bias, activation=act, residual=residual)

@@ -82,7 +82,8 @@ def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
     b2 = sb + (1,) if len(sb) == 1 else sb
     k, n = a2[-1], b2[-1]
     ab, bb = a2[:-2], b2[:-2]
-    out = L.result_loc(op.result)
+    fused = isinstance(op, graph_fused.MatMulBiasOp)
+    out, residual = L.result_and_residual_locs(op, k) if fused else (L.result_loc(op.result), None)
     a, b_value = op.lhs, op.rhs
     if numel(bb) == 1:  # B is one matrix: fold A's batch into M
         m, batch, b_batch, a_bs = numel(a2[:-1]), 1, 1, 0
@@ -104,12 +105,11 @@ def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
         kw["b_const"] = b.reshape(-1, b2[-2], b2[-1])
     else:
         kw.update(b_value=b_value, b_strides=(n, 1, dim_mul(k, n) if b_batch != 1 else 0))
-    if isinstance(op, graph_fused.MatMulBiasOp):
+    if fused:
         bias = L.const_value(op.bias)
         if bias is None:
             raise UnsupportedOperatorError("graph.matmul_bias needs a constant bias on the CPU backend")
-        kw.update(bias=bias.astype(np.float32), activation=graph.activation_of(op) or "none",
-                  residual=L.loc(op.residual) if op.residual is not None else None)
+        kw.update(bias=bias.astype(np.float32), activation=graph.activation_of(op) or "none", residual=residual)
     L.emit_gemm(a=a, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
                 b_batch=b_batch, **kw)
 
