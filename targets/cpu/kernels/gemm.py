@@ -231,6 +231,14 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                     with kb.if_(prefetch_b):
                         with kb.loop(kb.add(k0, share), kb.min(k1, kb.add(kb.add(k0, share), b_share))) as bl:
                             kb.prefetch(bp, kb.add(next_b, kb.mul(bl.iv, kb.const(nr))))
+                    # the next tile's residual rows, one tile ahead of the epilogue that reads them:
+                    # rows a row stride apart, which the hardware prefetcher does not follow
+                    if spec.residual:
+                        with kb.if_(last):
+                            for r in range(mr):
+                                row = kb.add(c_rows[r], kb.mul(kb.const(mr), f["c_rs"]))
+                                for v in range(0, nr, LINE_FLOATS):
+                                    kb.prefetch(res, kb.add(row, kb.const(v)))
                     # the partial sums of earlier K slices; none in the first (C is not read)
                     init = kb.if_else(first, lambda: [zero] * (mr * nv), lambda: kb.if_else(
                         kb.cmp("eq", lanes[-1], kb.const(w)), lambda: partial_sums(True), lambda: partial_sums(False)))
