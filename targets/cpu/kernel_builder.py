@@ -193,11 +193,12 @@ class KernelBuilder:
         self._ins(llvm.CallIntrinsicOp(
             name, [value, self.gep(ptr, index, elem), self.const(_align(elem), i32), mask], []))
 
-    def prefetch(self, ptr, index, elem: Attribute = f32) -> None:
-        """Hint that the cache line of ptr[index] will be read soon (llvm.prefetch into L1). The
-        address is computed without `inbounds` and never dereferenced: it may lie past the data."""
+    def prefetch(self, ptr, index, elem: Attribute = f32, write: bool = False) -> None:
+        """Hint that the cache line of ptr[index] will be read (or, `write`, written) soon (llvm.prefetch
+        into L1). The address is computed without `inbounds` and never dereferenced: it may lie past
+        the data."""
         p = self._ins(llvm.GEPOp.from_mixed_indices(ptr, [index], elem))
-        self._ins(llvm.CallIntrinsicOp("llvm.prefetch.p0", [p, self.const(0, i32), self.const(3, i32),
+        self._ins(llvm.CallIntrinsicOp("llvm.prefetch.p0", [p, self.const(int(write), i32), self.const(3, i32),
                                                              self.const(1, i32)], []))
 
     def partial_store(self, value, ptr, index, count, width: int, scratch: SSAValue) -> None:

@@ -231,14 +231,16 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                     with kb.if_(prefetch_b):
                         with kb.loop(kb.add(k0, share), kb.min(k1, kb.add(kb.add(k0, share), b_share))) as bl:
                             kb.prefetch(bp, kb.add(next_b, kb.mul(bl.iv, kb.const(nr))))
-                    # the next tile's residual rows, one tile ahead of the epilogue that reads them:
-                    # rows a row stride apart, which the hardware prefetcher does not follow
-                    if spec.residual:
-                        with kb.if_(last):
-                            for r in range(mr):
-                                row = kb.add(c_rows[r], kb.mul(kb.const(mr), f["c_rs"]))
-                                for v in range(0, nr, LINE_FLOATS):
+                    # the next tile's C rows (to be written) and residual rows (to be read), one tile
+                    # ahead of the epilogue: rows a row stride apart, which the hardware prefetcher
+                    # does not follow (MobileNetV2's wide 1x1 convs waited on C's lines being fetched)
+                    with kb.if_(last):
+                        for r in range(mr):
+                            row = kb.add(c_rows[r], kb.mul(kb.const(mr), f["c_rs"]))
+                            for v in range(0, nr, LINE_FLOATS):
+                                if spec.residual:
                                     kb.prefetch(res, kb.add(row, kb.const(v)))
+                                kb.prefetch(c, kb.add(row, kb.const(v)), write=True)
                     # the partial sums of earlier K slices; none in the first (C is not read)
                     init = kb.if_else(first, lambda: [zero] * (mr * nv), lambda: kb.if_else(
                         kb.cmp("eq", lanes[-1], kb.const(w)), lambda: partial_sums(True), lambda: partial_sums(False)))
