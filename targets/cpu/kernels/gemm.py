@@ -206,6 +206,10 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                         """acc += A[rows, k] x B[k, panel]: one FMA per accumulator."""
                         brow = kb.add(b_off, kb.mul(k, kb.const(nr)))
                         bvecs = [kb.load(bp, kb.add(brow, kb.const(v * w)), w) for v in range(nv)]
+                        if mr == 1:
+                            # a matrix-vector product streams B: fetch the next panel's row k alongside
+                            # (one line per k step, no burst; past the last panel it is a harmless hint)
+                            kb.prefetch(bp, kb.add(next_b, kb.mul(k, kb.const(nr))))
                         acc = list(acc)
                         for r in range(mr):
                             av = kb.splat(kb.load(a_ptr, kb.add(a_rows[r], k)), w)
