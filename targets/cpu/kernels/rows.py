@@ -192,7 +192,7 @@ def _arg(kb, spec, row: _Row, src, dst, out_index, *_):
 def _softmax(kb, spec, row: _Row, src, dst, *_):
     """exp(x - max) / sum. A float16 / bfloat16 Softmax sums the exps as stored and divides by that
     sum rounded to the storage type, as every step of a computation in the tensor's own type does
-    (onnx's reference, onnxruntime); the float32 compute type only removes the error of the sum."""
+    (onnx's reference); the float32 compute type only removes the error of the sum."""
     m = row.fold(lambda t, r: t.load(src, row.index(r)), "max")
 
     def exp_store(t, r):
