@@ -87,27 +87,12 @@ class Typed:
     # ------------------------------------------------------------ memory
     def load(self, ptr: SSAValue, index: SSAValue, splat: bool = False) -> SSAValue:
         """Load (and widen to the compute type) `width` lanes, or one element splat to all lanes."""
-        kb, st = self.kb, storage_type(self.dtype)
-        v = kb.load(ptr, index, 1 if splat else self.width, elem=st)
-        if self.dtype is DType.FLOAT16:
-            v = kb.cast(llvm.FPExtOp, v, self.elem)
-        elif self.dtype is DType.BFLOAT16:  # the f32 whose high half is these bits
-            bits = kb.cast(llvm.ZExtOp, v, i32)
-            bits = kb._ins(arith.ShLIOp(bits, kb.vconst(16, i32, 1 if splat else self.width)))
-            v = kb.cast(llvm.BitcastOp, bits, self.elem)
-        elif self.dtype is DType.BOOL:
-            v = self._icmp("ne", v, kb.vconst(0, i8, 1 if splat else self.width))
-        return kb.splat(v, self.width) if splat else v
+        lanes = 1 if splat else self.width
+        v = self._from_storage(self.kb.load(ptr, index, lanes, elem=storage_type(self.dtype)), lanes)
+        return self.kb.splat(v, self.width) if splat else v
 
     def store(self, value: SSAValue, ptr: SSAValue, index: SSAValue) -> None:
-        kb, st = self.kb, storage_type(self.dtype)
-        if self.dtype is DType.FLOAT16:
-            value = kb.cast(llvm.FPTruncOp, value, st)
-        elif self.dtype is DType.BFLOAT16:
-            value = self._to_bfloat16_bits(value)
-        elif self.dtype is DType.BOOL:
-            value = kb.cast(llvm.ZExtOp, value, st)
-        kb.store(value, ptr, index, elem=st)
+        self.kb.store(self._to_storage(value), ptr, index, elem=storage_type(self.dtype))
 
     @property
     def narrow(self) -> bool:
@@ -116,13 +101,28 @@ class Typed:
 
     def rounded(self, value: SSAValue) -> SSAValue:
         """`value` as a store and a load would give it back: rounded to the storage type."""
+        return self._from_storage(self._to_storage(value), self.width) if self.narrow else value
+
+    def _from_storage(self, v: SSAValue, lanes: int) -> SSAValue:
+        """`lanes` stored elements as compute-type values."""
         kb = self.kb
         if self.dtype is DType.FLOAT16:
-            return kb.cast(llvm.FPExtOp, kb.cast(llvm.FPTruncOp, value, storage_type(self.dtype)), self.elem)
+            return kb.cast(llvm.FPExtOp, v, self.elem)
+        if self.dtype is DType.BFLOAT16:  # the f32 whose high half is these bits
+            bits = kb._ins(arith.ShLIOp(kb.cast(llvm.ZExtOp, v, i32), kb.vconst(16, i32, lanes)))
+            return kb.cast(llvm.BitcastOp, bits, self.elem)
+        if self.dtype is DType.BOOL:
+            return self._icmp("ne", v, kb.vconst(0, i8, lanes))
+        return v
+
+    def _to_storage(self, value: SSAValue) -> SSAValue:
+        """Compute-type values as the elements a store writes."""
+        if self.dtype is DType.FLOAT16:
+            return self.kb.cast(llvm.FPTruncOp, value, storage_type(self.dtype))
         if self.dtype is DType.BFLOAT16:
-            bits = kb.cast(llvm.ZExtOp, self._to_bfloat16_bits(value), i32)
-            bits = kb._ins(arith.ShLIOp(bits, kb.vconst(16, i32, self.width)))
-            return kb.cast(llvm.BitcastOp, bits, self.type)
+            return self._to_bfloat16_bits(value)
+        if self.dtype is DType.BOOL:
+            return self.kb.cast(llvm.ZExtOp, value, storage_type(self.dtype))
         return value
 
     def _to_bfloat16_bits(self, value: SSAValue) -> SSAValue:
