@@ -183,6 +183,11 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
             kb.if_else(direct, lambda: None,
                        lambda: kb.if_else(kb.cmp("ne", f["conv_c"], kb.const(0)), pack_conv, pack_matrix))
 
+            # each row tile's share of the next panel's B slice (the same for every panel)
+            tiles = kb.div(kb.add(kb.sub(row_hi, row_lo), kb.const(spec.mr - 1)), kb.const(spec.mr))
+            b_share = kb.div(kb.add(kb.sub(k1, k0), kb.sub(tiles, kb.const(1))), kb.max(tiles, kb.const(1)))
+            b_share_fits = kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES))
+
             with kb.loop(p_lo, p_hi) as pl:
                 col0 = kb.mul(pl.iv, kb.const(nr))
                 ncols = kb.min(kb.const(nr), kb.sub(f["n"], col0))
@@ -191,10 +196,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                          for v in range(nv)]
                 masks = [kb.lane_mask(n, w) for n in lanes]
                 next_b = kb.add(b_off, kb.mul(f["k"], kb.const(nr)))
-                tiles = kb.div(kb.add(kb.sub(row_hi, row_lo), kb.const(spec.mr - 1)), kb.const(spec.mr))
-                b_share = kb.div(kb.add(kb.sub(k1, k0), kb.sub(tiles, kb.const(1))), kb.max(tiles, kb.const(1)))
-                prefetch_b = kb.and_(kb.cmp("slt", kb.add(pl.iv, kb.const(1)), p_hi),
-                                     kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES)))
+                prefetch_b = kb.and_(kb.cmp("slt", kb.add(pl.iv, kb.const(1)), p_hi), b_share_fits)
 
                 def tile(mr: int, first_row):
                     """mr x NR register tile over K slice [k0, k1)."""
