@@ -41,7 +41,8 @@ KC = 512
 LINE_FLOATS = 16
 # B prefetch: a row tile fetches at most this many lines of the next panel. With fewer tiles
 # (M of 1-32) the share would be a burst of up to a whole L1 that evicts the panel in use
-# (the MLP at batch 1 and 8 lost 9-22%); a one-row tile prefetches one line per k step instead
+# (the MLP at batch 1 and 8 lost 9-22%). A matrix-vector product (M = 1) is left to the hardware
+# prefetcher: fetching the next panel's row alongside each k step cost the MLP 15% at batch 1
 B_PREFETCH_MAX_LINES = 64
 
 # ctx field order shared by the lowering and the kernel
@@ -208,10 +209,6 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                         """acc += A[rows, k] x B[k, panel]: one FMA per accumulator."""
                         brow = kb.add(b_off, kb.mul(k, kb.const(nr)))
                         bvecs = [kb.load(bp, kb.add(brow, kb.const(v * w)), w) for v in range(nv)]
-                        if mr == 1:
-                            # a matrix-vector product streams B: fetch the next panel's row k alongside
-                            # (one line per k step, no burst; past the last panel it is a harmless hint)
-                            kb.prefetch(bp, kb.add(next_b, kb.mul(k, kb.const(nr))))
                         acc = list(acc)
                         for r in range(mr):
                             av = kb.splat(kb.load(a_ptr, kb.add(a_rows[r], k)), w)
