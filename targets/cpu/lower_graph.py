@@ -331,13 +331,12 @@ class GraphLowering:
         bias_loc = (self.add_weight("bias", pad_bias(bias, nr)) if bias is not None
                     else row_bias if row_bias is not None else 0)
         gk = self.kernel(spec.name, lambda: gemm_kernel(spec))
-        mblocks = ("ceildiv", m, spec.mc)
-        # panel blocks: at most nc_panels panels each, and when there are several, a multiple of 4
-        # of them (so 2 or 4 threads get equal shares of a GEMM with one row block: a BERT
-        # Linear at batch 1 has 48 panels, 3 blocks of 16 would keep one of 2 threads idle half the time)
-        fewest = ("ceildiv", npanels, spec.nc_panels)
-        balanced = ("min", ("mul", ("ceildiv", fewest, 4), 4), ("add", ("mul", fewest, 4), -3))
-        ncp = ("ceildiv", npanels, balanced)
+        # row blocks: at most MC rows each, and when there are several, a multiple of 4 of them
+        # (ResNet-50's 14x14 convs at batch 8 had 11 row blocks: one of 2 threads did 6)
+        mblocks = _balanced_blocks(("ceildiv", m, spec.mc))
+        # panel blocks: at most nc_panels panels each, balanced the same way (a BERT Linear at
+        # batch 1 has 48 panels, 3 blocks of 16 would keep one of 2 threads idle half the time)
+        ncp = ("ceildiv", npanels, _balanced_blocks(("ceildiv", npanels, spec.nc_panels)))
         nblocks = ("ceildiv", npanels, ncp)
         gf = {"a": a_loc if a_loc is not None else self.loc(a), "b": b_loc, "c": out, "bias": bias_loc,
               "m": m, "n": n, "k": k, "a_rs": a_strides[0], "a_cs": a_strides[1], "a_bs": a_bs,
@@ -401,6 +400,12 @@ class GraphLowering:
             fp = eb._ins(llvm.AddressOfOp(c.kernel, PTR))
             eb._ins(func.CallOp(RUN_KERNEL, [run, fp, ctx, value(c.items), value(c.grain)], []))
         return eb.finish()
+
+
+def _balanced_blocks(fewest):
+    """A block count (size expression) of at least `fewest`: 1 stays 1, more is rounded up to a
+    multiple of 4 (at most 4 * fewest - 3), so 2 or 4 threads get equal numbers of blocks."""
+    return ("min", ("mul", ("ceildiv", fewest, 4), 4), ("add", ("mul", fewest, 4), -3))
 
 
 def _attr_name(attrs, default: str) -> str:

@@ -65,8 +65,8 @@ def test_gemm_small_row_tiles_with_odd_k(m_, k, n, rng):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_batched_matmul_work_ranges_span_row_blocks_and_batches(threads, rng):
-    """3 batches x 3 row blocks (the last partial) x 3 panel blocks: a thread's range of work
-    items starts and ends mid row block and crosses batches; every C element is written once."""
+    """3 batches x 4 row blocks (25 row tiles split 6/6/6/7) x 4 panel blocks: a thread's range of
+    work items starts and ends mid row block and crosses batches; every C element is written once."""
     from pyflame_rt import SessionOptions
 
     w = rng.standard_normal((3, 70, 600)).astype(np.float32)
@@ -83,6 +83,8 @@ def test_batched_matmul_work_ranges_span_row_blocks_and_batches(threads, rng):
     (301, 1100, 100),  # 7 panels: A packed; the last panel 4 columns wide
     (128, 768, 768),   # one row block, 48 panels: 4 panel blocks of 12 (balanced for the threads)
     (7, 40, 272),      # 17 panels: 4 panel blocks of 5, 5, 5, 2
+    (1573, 64, 40),    # 11 row blocks of at most 144 rows rounded up to 12 (263 tiles, the last 1 row)
+    (145, 20, 24),     # 2 row blocks rounded up to 4 (25 tiles: 6, 6, 6, 7)
 ])
 def test_gemm_a_in_place_or_packed_with_fused_epilogue(m_, k, n, threads, rng):
     from pyflame_rt import SessionOptions

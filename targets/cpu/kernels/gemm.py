@@ -121,10 +121,11 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     zero = kb.fconst(0.0, w)
     # item = (batch * mblocks + mb) * nblocks + nb. The items of [begin, end) that share a row
     # block are done as one: its A block is packed once for all their panels.
-    # the mblocks = ceil(M / MC) row blocks get equal heights (in whole tiles, at most MC): a
-    # 196-row GEMM is 102 + 94 rows, not 144 + 52, so two threads finish together
-    mc = kb.div(kb.add(f["m"], kb.sub(f["mblocks"], kb.const(1))), kb.max(f["mblocks"], kb.const(1)))
-    mc = kb.mul(kb.div(kb.add(mc, kb.const(spec.mr - 1)), kb.const(spec.mr)), kb.const(spec.mr))
+    # the row tiles are split evenly among the mblocks row blocks (at most MC rows each: the
+    # lowering makes mblocks >= ceil(M / MC)): blocks differ by at most one tile, so a 196-row
+    # GEMM is 4 blocks of 48-52 rows, not 144 + 52, and threads finish together
+    m_tiles = kb.div(kb.add(f["m"], kb.const(spec.mr - 1)), kb.const(spec.mr))
+    mblocks = kb.max(f["mblocks"], kb.const(1))
     blk_lo = kb.div(kb.begin, f["nblocks"])
     blk_hi = kb.add(kb.div(kb.sub(kb.end, kb.const(1)), f["nblocks"]), kb.const(1))
     with kb.loop(blk_lo, blk_hi) as blk:
@@ -137,8 +138,8 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
         a_b = kb.add(kb.mul(image, f["a_bs"]), kb.mul(group, f["a_gs"]))
         c_b = kb.add(kb.mul(image, f["c_bs"]), kb.mul(group, f["c_gs"]))
         bias_b = kb.mul(group, f["m"])  # per-row bias: this group's first row
-        row_lo = kb.mul(mb, mc)
-        row_hi = kb.min(f["m"], kb.add(row_lo, mc))
+        row_lo = kb.mul(kb.div(kb.mul(mb, m_tiles), mblocks), kb.const(spec.mr))
+        row_hi = kb.min(f["m"], kb.mul(kb.div(kb.mul(kb.add(mb, kb.const(1)), m_tiles), mblocks), kb.const(spec.mr)))
         full_hi = kb.add(row_lo, kb.mul(kb.div(kb.sub(row_hi, row_lo), kb.const(spec.mr)), kb.const(spec.mr)))
         p_lo = kb.mul(nb_lo, f["ncp"])
         p_hi = kb.min(f["npanels"], kb.mul(nb_hi, f["ncp"]))
