@@ -57,6 +57,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--min-round-ms", type=float, default=100.0,
+                    help="more runs per round for fast models, until a round lasts this long")
     ap.add_argument("--gemm-sizes", default="1024,2048", help="N of the N^3 GEMM efficiency runs")
     ap.add_argument("--markdown", help="write the result table to this file")
     args = ap.parse_args()
@@ -77,7 +79,7 @@ def main() -> int:
         for batch in (int(b) for b in args.batches.split(",")):
             try:
                 r = bench(path, batch=batch, dims={"seq": 128}, threads=args.threads,
-                          rounds=args.rounds, runs_per_round=args.runs)
+                          rounds=args.rounds, runs_per_round=args.runs, min_round_s=args.min_round_ms / 1e3)
             except PyFlameRTError as e:
                 print(f"{name} batch {batch}: {type(e).__name__}: {e}", flush=True)
                 rows.append((name, batch, None, None, None, None, None, f"{type(e).__name__}: {str(e)[:80]}"))

@@ -55,7 +55,7 @@ class BenchResult:
         lines = [f"model {self.model}  batch {self.batch}  threads {self.threads}  "
                  f"inputs {self.feeds_shapes}",
                  f"  pyflame-rt   median {self.ours.median_ms:9.3f} ms  p10 {self.ours.p10_ms:.3f}  "
-                 f"p90 {self.ours.p90_ms:.3f}  {self.throughput(self.ours):10.1f} samples/s"
+                 f"p90 {self.ours.p90_ms:.3f}  {self.throughput(self.ours):10.1f} samples/s  ({self.ours.runs} runs)"
                  + (f"  (compile {self.compile_s:.2f} s)" if self.compile_s else "")]
         if self.theirs:
             lines.append(f"  onnxruntime  median {self.theirs.median_ms:9.3f} ms  p10 {self.theirs.p10_ms:.3f}  "
@@ -107,7 +107,10 @@ def _time(fn, n: int) -> list[float]:
 
 def bench(model: str, batch: int = 1, dims: dict[str, int] | None = None, threads: int = 0,
           rounds: int = 5, runs_per_round: int = 10, warmup: int = 3, compare: str | None = "onnxruntime",
-          onnx_path: str | None = None) -> BenchResult:
+          onnx_path: str | None = None, min_round_s: float = 0.0) -> BenchResult:
+    """Median latencies over `rounds` interleaved rounds of `runs_per_round` runs per runtime, or more
+    runs when a round would last less than `min_round_s` (a 0.15 ms model needs hundreds of
+    samples for a stable median on a shared machine; both runtimes get the same count)."""
     from pyflame_rt.session import InferenceSession
 
     threads = threads or num_cores()
@@ -134,6 +137,9 @@ def bench(model: str, batch: int = 1, dims: dict[str, int] | None = None, thread
         run_ours()
         if theirs:
             run_theirs()
+    if min_round_s > 0:
+        slowest = max(min(_time(fn, 3)) for fn in ([run_ours, run_theirs] if theirs else [run_ours]))
+        runs_per_round = max(runs_per_round, int(min_round_s / max(slowest, 1e-6)))
     ours_t, theirs_t = [], []
     for r in range(rounds):
         order = [(run_ours, ours_t)] + ([(run_theirs, theirs_t)] if theirs else [])

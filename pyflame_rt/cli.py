@@ -128,7 +128,7 @@ def _bench(args) -> int:
         raise InputError("bench needs a MODEL (or --gemm N)")
     result = bench(args.model, batch=args.batch, dims=_parse_dims(args.dim), threads=args.threads,
                    rounds=args.rounds, runs_per_round=args.runs, warmup=args.warmup,
-                   compare=None if args.compare == "none" else args.compare, onnx_path=args.onnx)
+                   min_round_s=args.min_round_ms / 1e3, compare=None if args.compare == "none" else args.compare, onnx_path=args.onnx)
     print(result.report())
     return 0
 
@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--onnx", help="source .onnx when MODEL is a .pfm artifact")
     b.add_argument("--rounds", type=int, default=5)
     b.add_argument("--runs", type=int, default=10, help="timed runs per round and runtime")
+    b.add_argument("--min-round-ms", type=float, default=0.0,
+                   help="more runs per round (the same for both) until a round lasts this long")
     b.add_argument("--warmup", type=int, default=3)
     b.set_defaults(fn=_bench)
     i = sub.add_parser("inspect", help="print an artifact's metadata")

@@ -1,4 +1,5 @@
 """The pyflame-rt command line, run as a user would (subprocess)."""
+import re
 import shutil
 import subprocess
 import sys
@@ -62,3 +63,15 @@ def test_bench_gemm_reports_ours_and_blas_per_thread_count(tmp_path):
 def test_bench_without_model_or_gemm_is_an_input_error():
     r = _cli("bench")
     assert r.returncode == 2 and "InputError" in r.stderr
+
+
+def test_bench_min_round_ms_gives_both_runtimes_more_runs(tmp_path):
+    """A fast model gets more runs per round until a round lasts --min-round-ms; both runtimes the same."""
+    out = tmp_path / "mlp.pfm"
+    assert _cli("compile", str(ROOT / "examples" / "mlp.onnx"), "-o", str(out), "-q").returncode == 0
+    r = _cli("bench", str(out), "--onnx", str(ROOT / "examples" / "mlp.onnx"), "--threads", "1",
+             "--rounds", "2", "--runs", "3", "--min-round-ms", "30")
+    assert r.returncode == 0, r.stderr
+    runs = int(re.search(r"\((\d+) runs\)", r.stdout).group(1))
+    assert runs > 2 * 3 and runs % 2 == 0  # 2 rounds of more than 3 runs each
+    assert "ratio ours/onnxruntime" in r.stdout
