@@ -96,6 +96,12 @@ def make_feeds(inputs, batch: int, dims: dict[str, int], seed: int = 0) -> dict[
 SETTLE_S = 0.05
 
 
+def _settled_best(fn, n: int = 5) -> float:
+    """The fastest of n runs after the settling pause (another runtime's spinners would slow them)."""
+    time.sleep(SETTLE_S)
+    return min(_time(fn, n))
+
+
 def _time(fn, n: int) -> list[float]:
     out = []
     for _ in range(n):
@@ -138,7 +144,7 @@ def bench(model: str, batch: int = 1, dims: dict[str, int] | None = None, thread
         if theirs:
             run_theirs()
     if min_round_s > 0:
-        slowest = max(min(_time(fn, 3)) for fn in ([run_ours, run_theirs] if theirs else [run_ours]))
+        slowest = max(_settled_best(fn) for fn in ([run_ours, run_theirs] if theirs else [run_ours]))
         runs_per_round = max(runs_per_round, int(min_round_s / max(slowest, 1e-6)))
     ours_t, theirs_t = [], []
     for r in range(rounds):
