@@ -128,7 +128,8 @@ def _bench(args) -> int:
         raise InputError("bench needs a MODEL (or --gemm N)")
     result = bench(args.model, batch=args.batch, dims=_parse_dims(args.dim), threads=args.threads,
                    rounds=args.rounds, runs_per_round=args.runs, warmup=args.warmup,
-                   min_round_s=args.min_round_ms / 1e3, compare=None if args.compare == "none" else args.compare, onnx_path=args.onnx)
+                   min_round_s=args.min_round_ms / 1e3, compare=None if args.compare == "none" else args.compare,
+                   onnx_path=args.onnx)
     print(result.report())
     return 0
 

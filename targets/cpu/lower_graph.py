@@ -403,9 +403,9 @@ class GraphLowering:
 
 
 def _balanced_blocks(fewest):
-    """A block count (size expression) of at least `fewest`: 1 stays 1, more is rounded up to a
+    """A block count (size expression) of at least `fewest`: 0 and 1 stay, more is rounded up to a
     multiple of 4 (at most 4 * fewest - 3), so 2 or 4 threads get equal numbers of blocks."""
-    return ("min", ("mul", ("ceildiv", fewest, 4), 4), ("add", ("mul", fewest, 4), -3))
+    return ("min", ("mul", ("ceildiv", fewest, 4), 4), ("add", ("mul", fewest, 4), ("mul", ("min", fewest, 1), -3)))
 
 
 def _attr_name(attrs, default: str) -> str:
