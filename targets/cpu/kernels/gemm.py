@@ -126,6 +126,10 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     # GEMM is 4 blocks of 48-52 rows, not 144 + 52, and threads finish together
     m_tiles = kb.div(kb.add(f["m"], kb.const(spec.mr - 1)), kb.const(spec.mr))
     mblocks = kb.max(f["mblocks"], kb.const(1))
+
+    def block_first_row(mb):
+        return kb.mul(kb.div(kb.mul(mb, m_tiles), mblocks), kb.const(spec.mr))
+
     blk_lo = kb.div(kb.begin, f["nblocks"])
     blk_hi = kb.add(kb.div(kb.sub(kb.end, kb.const(1)), f["nblocks"]), kb.const(1))
     with kb.loop(blk_lo, blk_hi) as blk:
@@ -138,8 +142,8 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
         a_b = kb.add(kb.mul(image, f["a_bs"]), kb.mul(group, f["a_gs"]))
         c_b = kb.add(kb.mul(image, f["c_bs"]), kb.mul(group, f["c_gs"]))
         bias_b = kb.mul(group, f["m"])  # per-row bias: this group's first row
-        row_lo = kb.mul(kb.div(kb.mul(mb, m_tiles), mblocks), kb.const(spec.mr))
-        row_hi = kb.min(f["m"], kb.mul(kb.div(kb.mul(kb.add(mb, kb.const(1)), m_tiles), mblocks), kb.const(spec.mr)))
+        row_lo = block_first_row(mb)
+        row_hi = kb.min(f["m"], block_first_row(kb.add(mb, kb.const(1))))
         full_hi = kb.add(row_lo, kb.mul(kb.div(kb.sub(row_hi, row_lo), kb.const(spec.mr)), kb.const(spec.mr)))
         p_lo = kb.mul(nb_lo, f["ncp"])
         p_hi = kb.min(f["npanels"], kb.mul(nb_hi, f["ncp"]))
