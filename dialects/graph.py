@@ -127,9 +127,35 @@ def same_dtype(dtypes: Sequence[DType], what: str) -> DType:
     return dtypes[0]
 
 
-# What a fused epilogue can apply (an op's optional `activation` property): relu6 is
-# min(max(x, 0), 6), the Clip(0, 6) of MobileNet-style networks.
-ACTIVATIONS = ("relu", "relu6")
+# What a fused epilogue can apply (an op's optional `activation` property): a unary function
+# applied to the result while it is still in registers, written "name" or "name(p0, p1)" with its
+# float parameters, e.g. "leaky_relu(0.01)" or "clip(-1, 1)". Name -> parameter count. relu6 is
+# min(max(x, 0), 6), the Clip(0, 6) of MobileNet-style networks; gelu is the erf form.
+ACTIVATIONS = {"relu": 0, "relu6": 0, "clip": 2, "leaky_relu": 1, "sigmoid": 0, "tanh": 0,
+               "hard_sigmoid": 2, "hard_swish": 0, "gelu": 0, "gelu_tanh": 0}
+# relu and relu6 apply to any element type; the others to single-precision floats (computed in f32)
+INTEGER_ACTIVATIONS = ("relu", "relu6")
+_SINGLE_FLOAT_TYPES = (Float16Type, BFloat16Type, Float32Type)
+_ACTIVATION_FORMS = [f"{n}({', '.join('p' * k)})" if k else n for n, k in ACTIVATIONS.items()]
+
+
+def format_activation(name: str, params: Sequence[float] = ()) -> str:
+    """The `activation` string of `name` with float32 parameters (shortest round-trip form)."""
+    return name if not params else f"{name}({', '.join(str(np.float32(p)) for p in params)})"
+
+
+def parse_activation(text: str) -> tuple[str, tuple[float, ...]]:
+    """(name, params) of an `activation` string; VerifyException when it names no activation."""
+    name, paren, rest = text.partition("(")
+    try:
+        params = tuple(float(p) for p in rest.removesuffix(")").split(",")) if paren else ()
+    except ValueError:
+        params = None
+    if name not in ACTIVATIONS or params is None or len(params) != ACTIVATIONS[name] or (
+            paren and not rest.endswith(")")):
+        raise VerifyException(f"activation must be one of {', '.join(_ACTIVATION_FORMS)}, got '{text}'")
+    return name, params
+
 
 
 def activation_props(activation: str | None) -> dict[str, Attribute]:
@@ -143,8 +169,20 @@ def activation_of(op: IRDLOperation) -> str | None:
 
 def check_activation(op: IRDLOperation) -> None:
     act = activation_of(op)
-    if act is not None and act not in ACTIVATIONS:
-        raise VerifyException(f"{op.name}: activation must be one of {ACTIVATIONS}, got '{act}'")
+    if act is None:
+        return
+    try:
+        name, _ = parse_activation(act)
+    except VerifyException as e:
+        raise VerifyException(f"{op.name}: {e}") from None
+    if not all(activation_applies(name, r.type) for r in op.results):
+        raise VerifyException(f"{op.name}: activation '{act}' needs a float32, float16 or bfloat16 result")
+
+
+def activation_applies(name: str, result_type: Attribute) -> bool:
+    """Whether a fused activation `name` is defined for a result of this type."""
+    return name in INTEGER_ACTIVATIONS or (
+        isinstance(result_type, TensorType) and isinstance(result_type.element_type, _SINGLE_FLOAT_TYPES))
 
 
 class GraphOp(IRDLOperation):

@@ -47,7 +47,7 @@ from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from pyflame_rt.dialects.graph import ACTIVATIONS, GraphOp
+from pyflame_rt.dialects.graph import GraphOp, check_activation
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul
 from pyflame_rt.errors import ShapeMismatchError
 
@@ -217,8 +217,7 @@ class ConvOp(_ConvBase):
         return cls.create(operands=operands, result_types=ftype.outputs.data, properties=props)
 
     def verify_(self) -> None:
-        if self.activation is not None and self.activation.data not in ACTIVATIONS:
-            raise VerifyException(f"graph.conv: activation must be one of {ACTIVATIONS}")
+        check_activation(self)
         super().verify_()
 
     def infer_shapes(self, shapes):

@@ -1,11 +1,13 @@
-"""`fuse-activation`: a Relu (or a ReLU6-style Clip) after an op that has a fused-activation slot
-moves into that op.
+"""`fuse-activation`: a unary activation after an op that has a fused-activation slot moves into
+that op.
 
 Any op whose definition has an `activation` property (graph.gemm, graph.add,
 graph.mul_add, graph.matmul_bias, graph.conv, ...) applies it in its epilogue
-while the result is still in registers; the Relu node disappears. Clip(0, 6)
-becomes "relu6" and Clip(0, +inf) "relu". The producer's result must feed only
-the activation.
+while the result is still in registers; the activation node disappears. Relu,
+Clip, LeakyRelu, Sigmoid, Tanh, HardSigmoid, HardSwish and Gelu fuse (see
+graph.ACTIVATIONS); Clip(0, 6) becomes "relu6" and Clip(0, +inf) "relu". The
+producer's result must feed only the activation, and all but relu / relu6 need a
+single-precision float result.
 """
 from __future__ import annotations
 
@@ -14,15 +16,33 @@ from dataclasses import dataclass
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import Operation
 from xdsl.irdl import IRDLOperation
-from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 
-from pyflame_rt.dialects import graph, graph_math
+from pyflame_rt.dialects import graph, graph_math as gm
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, apply_patterns, single_use
 from pyflame_rt.transforms.registry import register_pass
 
-# Clip bounds that are a fused activation
+# Clip bounds that are a parameterless activation
 CLIP_ACTIVATIONS = {(0.0, 6.0): "relu6", (0.0, float("inf")): "relu"}
+
+
+def _clip(op: gm.ClipOp) -> str:
+    bounds = op.bounds()
+    return CLIP_ACTIVATIONS.get(bounds) or graph.format_activation("clip", bounds)
+
+
+# activation op -> its graph activation string
+_ACTIVATION_OF = {
+    graph.ReluOp: lambda op: "relu",
+    gm.ClipOp: _clip,
+    gm.LeakyReluOp: lambda op: graph.format_activation("leaky_relu", [op.attr("alpha")]),
+    gm.SigmoidOp: lambda op: "sigmoid",
+    gm.TanhOp: lambda op: "tanh",
+    gm.HardSigmoidOp: lambda op: graph.format_activation("hard_sigmoid", [op.attr("alpha"), op.attr("beta")]),
+    gm.HardSwishOp: lambda op: "hard_swish",
+    gm.GeluOp: lambda op: "gelu_tanh" if op.approximate.data == "tanh" else "gelu",
+}
 
 
 def has_activation_slot(op) -> bool:
@@ -34,7 +54,8 @@ def fuse_into_producer(act_op: Operation, activation: str, rewriter: PatternRewr
     x, y = act_op.operands[0], act_op.results[0]
     prod = x.owner
     if not (has_activation_slot(prod) and graph.activation_of(prod) is None and len(prod.results) == 1
-            and single_use(x) and x.type == y.type):
+            and single_use(x) and x.type == y.type
+            and graph.activation_applies(graph.parse_activation(activation)[0], x.type)):
         return
     prod.properties["activation"] = StringAttr(activation)
     rewriter.notify_op_modified(prod)
@@ -43,31 +64,22 @@ def fuse_into_producer(act_op: Operation, activation: str, rewriter: PatternRewr
 
 
 @dataclass
-class FuseRelu(RewritePattern):
+class FuseUnaryActivation(RewritePattern):
     stats: PassStats
 
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, relu: graph.ReluOp, rewriter: PatternRewriter) -> None:
-        fuse_into_producer(relu, "relu", rewriter, self.stats)
-
-
-@dataclass
-class FuseClip(RewritePattern):
-    stats: PassStats
-
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, clip: graph_math.ClipOp, rewriter: PatternRewriter) -> None:
-        activation = CLIP_ACTIVATIONS.get(clip.bounds())
-        if activation is not None:
-            fuse_into_producer(clip, activation, rewriter, self.stats)
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        activation_of = _ACTIVATION_OF.get(type(op))
+        if activation_of is not None:
+            fuse_into_producer(op, activation_of(op), rewriter, self.stats)
 
 
 @register_pass
 @dataclass(frozen=True)
 class FuseActivation(GraphPass):
-    """Relu / Clip(0, 6) after Gemm / Conv / Add / MulAdd / MatMulBias -> that op's fused `activation`."""
+    """Relu / Clip / LeakyRelu / Sigmoid / Tanh / HardSigmoid / HardSwish / Gelu after Gemm / Conv /
+    Add / MulAdd / MatMulBias -> that op's fused `activation`."""
 
     name = "fuse-activation"
 
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
-        return apply_patterns(module, [FuseRelu(stats), FuseClip(stats)])
+        return apply_patterns(module, [FuseUnaryActivation(stats)])

@@ -42,11 +42,9 @@ def has_reference(op: Operation | type[Operation]) -> bool:
     return (op if isinstance(op, type) else type(op)) in _REFERENCES
 
 
-# the epilogues an op's `activation` property names (graph.ACTIVATIONS)
-_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": lambda y: np.maximum(y, np.zeros((), y.dtype)),
-    "relu6": lambda y: np.clip(y, 0, 6).astype(y.dtype),
-}
+# graph activation name -> fn(y, *params): the fused epilogue an op's `activation` property names
+# (graph.ACTIVATIONS); reference/math.py registers them next to the ops they come from
+ACTIVATION_REFERENCES: dict[str, Callable[..., np.ndarray]] = {}
 
 
 def evaluate_op(op: Operation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -58,7 +56,8 @@ def evaluate_op(op: Operation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]
     outs = [out] if isinstance(out, np.ndarray) or np.isscalar(out) else list(out)
     activation = graph.activation_of(op)
     if activation is not None:  # a fused epilogue (see the fusion passes)
-        outs = [_ACTIVATIONS[activation](np.asarray(o)) for o in outs]
+        name, params = graph.parse_activation(activation)
+        outs = [ACTIVATION_REFERENCES[name](np.asarray(o), *params) for o in outs]
     if len(outs) != len(op.results):
         raise ShapeMismatchError(f"{op.name}: reference gave {len(outs)} results, op has {len(op.results)}")
     return [_conform(np.asarray(o), r.type, f"{op.name} result #{k}") for k, (o, r) in

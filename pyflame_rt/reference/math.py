@@ -8,13 +8,42 @@ import numpy as np
 
 from pyflame_rt.dialects import graph_math as gm
 from pyflame_rt.dtype import DType
-from pyflame_rt.reference.evaluator import reference
+from pyflame_rt.reference.evaluator import ACTIVATION_REFERENCES, reference
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def _sigmoid(x):
     return np.exp(-np.logaddexp(np.zeros((), x.dtype), -x))
+
+
+def _hard_swish(x):
+    return x * np.clip(x / 6 + 0.5, 0, 1)
+
+
+def _leaky_relu_of(x, alpha: float):
+    return np.where(x >= 0, x, alpha * x)
+
+
+def _hard_sigmoid_of(x, alpha: float, beta: float):
+    return np.clip(alpha * x + beta, 0, 1)
+
+
+def _gelu_of(v, tanh: bool = False):
+    if tanh:
+        return 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
+    return 0.5 * v * (1 + _erf(v / math.sqrt(2)))
+
+
+def _clip_of(x, lo: float, hi: float):
+    return np.minimum(np.maximum(x, lo), hi)
+
+
+ACTIVATION_REFERENCES.update({
+    "relu": lambda x: np.maximum(x, np.zeros((), x.dtype)), "relu6": lambda x: _clip_of(x, 0, 6),
+    "clip": _clip_of, "leaky_relu": _leaky_relu_of, "sigmoid": _sigmoid, "tanh": np.tanh,
+    "hard_sigmoid": _hard_sigmoid_of, "hard_swish": _hard_swish, "gelu": _gelu_of,
+    "gelu_tanh": lambda x: _gelu_of(x, tanh=True)})
 
 
 def _attr(op, name: str) -> float:
@@ -26,7 +55,7 @@ _UNARY = {
     gm.ReciprocalOp: np.reciprocal, gm.FloorOp: np.floor, gm.CeilOp: np.ceil, gm.NegOp: np.negative,
     gm.AbsOp: np.abs, gm.NotOp: np.logical_not, gm.ErfOp: _erf,
     gm.SoftplusOp: lambda x: np.logaddexp(np.zeros((), x.dtype), x),
-    gm.HardSwishOp: lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+    gm.HardSwishOp: _hard_swish,
     gm.RoundOp: np.round, gm.SignOp: np.sign, gm.IsNaNOp: np.isnan, gm.SoftsignOp: lambda x: x / (1 + np.abs(x)),
     gm.MishOp: lambda x: x * np.tanh(np.logaddexp(np.zeros((), x.dtype), x)),
     **{op: getattr(np, "arc" + f[1:] if f.startswith("a") else f) for f, op in gm.TRIG_OPS.items()},
@@ -40,7 +69,7 @@ def _unary(op, x):
 
 @reference(gm.LeakyReluOp)
 def _leaky_relu(op, x):
-    return np.where(x[0] >= 0, x[0], _attr(op, "alpha") * x[0])
+    return _leaky_relu_of(x[0], _attr(op, "alpha"))
 
 
 @reference(gm.EluOp)
@@ -78,21 +107,17 @@ def _thresholded_relu(op, x):
 
 @reference(gm.HardSigmoidOp)
 def _hard_sigmoid(op, x):
-    return np.clip(_attr(op, "alpha") * x[0] + _attr(op, "beta"), 0, 1)
+    return _hard_sigmoid_of(x[0], _attr(op, "alpha"), _attr(op, "beta"))
 
 
 @reference(gm.GeluOp)
 def _gelu(op, x):
-    v = x[0]
-    if op.approximate.data == "tanh":
-        return 0.5 * v * (1 + np.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3)))
-    return 0.5 * v * (1 + _erf(v / math.sqrt(2)))
+    return _gelu_of(x[0], tanh=op.approximate.data == "tanh")
 
 
 @reference(gm.ClipOp)
 def _clip(op, x):
-    lo, hi = op.bounds()
-    return np.minimum(np.maximum(x[0], lo), hi)
+    return _clip_of(x[0], *op.bounds())
 
 
 _FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16)

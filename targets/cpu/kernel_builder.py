@@ -113,12 +113,6 @@ class KernelBuilder:
     def fmax(self, a, b): return self._ins(arith.MaxnumfOp(a, b))
     def fmin(self, a, b): return self._ins(arith.MinnumfOp(a, b))
 
-    def activation(self, name: str, v: SSAValue, width: int = 1) -> SSAValue:
-        """A fused epilogue (graph.ACTIVATIONS, or "none") applied to a float scalar / vector."""
-        if name == "none":
-            return v
-        v = self.fmax(v, self.fconst(0.0, width))
-        return self.fmin(v, self.fconst(6.0, width)) if name == "relu6" else v
     def fma(self, a, b, c): return self._ins(llvm.FMAOp(a, b, c))
 
     def intrinsic(self, base: str, *args: SSAValue, result_type: Attribute | None = None,

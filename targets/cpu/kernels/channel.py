@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from xdsl.dialects import func, llvm
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernels.elementwise import activation_tag, epilogue
 
 PLANE_FIELDS = ("x", "out", "s", "t", "aux", "c", "p", "lrn_pre", "lrn_post", "mean", "var")
 PLANE_MODES = ("affine", "batch_norm", "mean", "max", "instance_norm", "lrn")
@@ -30,7 +31,7 @@ class PlaneSpec:
 
     @property
     def name(self) -> str:
-        return f"plane_{self.mode}_w{self.width}_{self.activation}"
+        return f"plane_{self.mode}_w{self.width}_{activation_tag(self.activation)}"
 
 
 def _hsum(kb: KernelBuilder, v, width: int, scratch, combine):
@@ -66,7 +67,7 @@ def plane_kernel(spec: PlaneSpec) -> func.FuncOp:
     p = f["p"]
 
     def finish(v, wd):
-        return kb.activation(spec.activation, v, wd)
+        return epilogue(kb, spec.activation, v, wd)
 
     with kb.loop(kb.begin, kb.end) as item:
         row = item.iv

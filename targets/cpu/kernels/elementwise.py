@@ -18,6 +18,7 @@ from typing import Callable
 from xdsl.dialects import arith, func
 from xdsl.ir import SSAValue
 
+from pyflame_rt.dialects import graph
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
@@ -248,6 +249,38 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
 }
 
 
+# graph activations (fused epilogues) whose elementwise op has another name or other parameters
+_ACTIVATION_FORMS = {"gelu": ("gelu", (False,)), "gelu_tanh": ("gelu", (True,))}
+
+
+def apply_activation(t: Typed, activation: str | None, v: SSAValue) -> SSAValue:
+    """A graph activation string (graph.ACTIVATIONS) applied to v in `t`'s compute type, with the
+    elementwise op's body so a fused epilogue computes what the unfused op would; "none" / None: v."""
+    if activation in (None, "none"):
+        return v
+    name, params = graph.parse_activation(activation)
+    op, params = _ACTIVATION_FORMS.get(name, (name, params))
+    return ELEMENTWISE_OPS[op].body(t, [v], params)
+
+
+def epilogue(kb: KernelBuilder, activation: str, v: SSAValue, width: int = 1) -> SSAValue:
+    """The activation of a float32 scalar or `width`-vector (GEMM, window and plane epilogues).
+    relu / relu6 use maxnum / minnum, one instruction each: the NaN-propagating forms of the
+    elementwise ops add a compare and a blend per vector (68 of each in a GEMM kernel)."""
+    if activation in ("relu", "relu6"):
+        v = kb.fmax(v, kb.fconst(0.0, width))
+        return kb.fmin(v, kb.fconst(6.0, width)) if activation == "relu6" else v
+    return apply_activation(Typed(kb, DType.FLOAT32, width), activation, v)
+
+
+def activation_tag(activation: str | None) -> str:
+    """An activation's part of a kernel name: symbol-safe, the parameters hashed."""
+    if activation in (None, "none"):
+        return "none"
+    name, params = graph.parse_activation(activation)
+    return f"{name}_p{hashlib.sha1(repr(params).encode()).hexdigest()[:8]}" if params else name
+
+
 @dataclass(frozen=True)
 class ElementwiseSpec:
     """What a generated kernel is specialized on (its cache key)."""
@@ -259,7 +292,7 @@ class ElementwiseSpec:
     in_dtypes: tuple[DType, ...] = ()   # per input; empty = all float32
     out_dtype: DType = DType.FLOAT32
     params: tuple[float, ...] = ()      # op attributes baked into the kernel (alpha, bounds, ...)
-    activation: str | None = None       # a unary op of ELEMENTWISE_OPS applied to the result (fused)
+    activation: str | None = None       # a graph activation string applied to the result (fused)
 
     @property
     def dtypes(self) -> tuple[DType, ...]:
@@ -270,7 +303,7 @@ class ElementwiseSpec:
         pattern = "".join(self.inner)
         types = "_".join(d.value for d in (*self.dtypes, self.out_dtype))
         params = f"_p{hashlib.sha1(repr(self.params).encode()).hexdigest()[:8]}" if self.params else ""
-        op = f"{self.op}_{self.activation}" if self.activation else self.op
+        op = f"{self.op}_{activation_tag(self.activation)}" if self.activation else self.op
         return f"ew_{op}_r{self.outer_rank}_{pattern}_w{self.width}_{types}{params}"
 
     @property
@@ -331,8 +364,7 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
                 vals.append(t.load(p, index[mode](), splat=mode == "s"))
             t = ts[ew.typed_by] if ts else to
             result = ew.body(t, vals, spec.params)
-            if spec.activation is not None:
-                result = ELEMENTWISE_OPS[spec.activation].body(t, [result], ())
+            result = apply_activation(t, spec.activation, result)
             if ew.result == "out" and ts:
                 result = t.convert(result, to)
             to.store(result, out, kb.add(out_row, iv))

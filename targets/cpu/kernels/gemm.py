@@ -26,6 +26,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import i1
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernels.elementwise import activation_tag, epilogue as activation_epilogue
 
 # FMA latency (4 cycles) x FMA ports (2): independent accumulators needed to keep the ports busy
 MIN_ACCUMULATORS = 8
@@ -64,7 +65,7 @@ class GemmSpec:
     nvec: int         # vectors per panel row: NR = nvec * width
     mr: int           # rows per register tile
     has_bias: bool
-    activation: str   # "none" or one of graph.ACTIVATIONS
+    activation: str   # "none" or a graph activation string
     unit_a_cs: bool = True  # A's column stride is 1 (not transposed): frees address registers
     bias_per_row: bool = False  # the bias has one value per row of C (per output channel of a conv)
     residual: bool = False  # add a tensor laid out like C (same strides and offsets) before the activation
@@ -84,7 +85,8 @@ class GemmSpec:
 
     @property
     def name(self) -> str:
-        return (f"gemm_{self.mr}x{self.nr}_w{self.width}_{'b' if self.has_bias else 'nb'}_{self.activation}"
+        return (f"gemm_{self.mr}x{self.nr}_w{self.width}_{'b' if self.has_bias else 'nb'}"
+                f"_{activation_tag(self.activation)}"
                 f"_k{self.kc}m{self.mc_tiles}n{self.nc_panels}{'' if self.unit_a_cs else '_sa'}"
                 f"{'_rb' if self.bias_per_row else ''}{'_res' if self.residual else ''}")
 
@@ -266,7 +268,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                             out = kb.fadd(out, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
                         if spec.residual:
                             out = kb.fadd(out, kb.load(res, dst, w) if full else kb.masked_load(res, dst, masks[v], w))
-                        out = kb.activation(spec.activation, out, w)
+                        out = activation_epilogue(kb, spec.activation, out, w)
                         if out is not val:  # the epilogue only applies after the last K slice
                             out = kb.select(last, out, val)
                         if full:

@@ -24,6 +24,7 @@ from xdsl.dialects.builtin import i64
 
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernels.elementwise import activation_tag, epilogue
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 WINDOW_FIELDS = ("x", "w", "out", "bias", "m", "m_per_g", "cg", "ch_stride", "x_bs", "wp", "oh", "ow",
@@ -41,7 +42,7 @@ class WindowSpec:
     kw: int
     width: int       # lanes along the output width (1 when the stride is not 1)
     has_bias: bool
-    activation: str  # "none" or one of graph.ACTIVATIONS
+    activation: str  # "none" or a graph activation string
     kd: int = 1      # depth taps (3-D windows)
     argmax: bool = False  # max only: also store each window's argmax (ARGMAX_FIELDS)
 
@@ -50,7 +51,7 @@ class WindowSpec:
         depth = f"{self.kd}x" if self.kd > 1 else ""
         op = "maxarg" if self.argmax else self.op
         return (f"window_{op}_{depth}{self.kh}x{self.kw}_w{self.width}_{'b' if self.has_bias else 'nb'}"
-                f"_{self.activation}")
+                f"_{activation_tag(self.activation)}")
 
 
 def window_kernel(spec: WindowSpec) -> func.FuncOp:
@@ -113,7 +114,7 @@ def window_kernel(spec: WindowSpec) -> func.FuncOp:
                 acc = kb.fmul(acc, kb.load(wts, kb.add(kb.mul(row, f["ow"]), ow), wd))
             if spec.has_bias:
                 acc = kb.fadd(acc, kb.splat(kb.load(bias, c), wd))
-            acc = kb.activation(spec.activation, acc, wd)
+            acc = epilogue(kb, spec.activation, acc, wd)
             kb.store(acc, out, kb.add(out_row, ow))
 
         kb.strip_mined(kb.const(0), f["ow"], spec.width, body)

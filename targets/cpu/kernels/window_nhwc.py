@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from xdsl.dialects import func
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernels.elementwise import epilogue
 from pyflame_rt.targets.cpu.kernels.window import WINDOW_OPS, WindowSpec
 
 WINDOW_NHWC_FIELDS = ("x", "w", "out", "bias", "residual", "c", "h", "wi", "oh", "ow", "sh", "dh", "ph", "pw")
@@ -163,4 +164,4 @@ class _Row:
         dst = kb.add(self.out_row, kb.add(kb.mul(ox, f["c"]), c0))
         if spec.has_residual:
             acc = kb.fadd(acc, kb.load(self.ptr["residual"], dst, wd))
-        kb.store(kb.activation(spec.activation, acc, wd), self.ptr["out"], dst)
+        kb.store(epilogue(kb, spec.activation, acc, wd), self.ptr["out"], dst)

@@ -1,13 +1,12 @@
 // RUN: pyflame-opt %s -p fuse-activation | filecheck %s
 
-// Clip(0, 6) (ReLU6) and Clip(0, +inf) move into the producer's epilogue as relu6 / relu; other
-// bounds, or a producer with a second user, keep the Clip.
+// Clip(0, 6) (ReLU6) and Clip(0, +inf) move into the producer's epilogue as relu6 / relu, other
+// bounds as clip(min, max); a producer with a second user keeps the Clip.
 // CHECK-LABEL: func.func @main
 // CHECK:      %[[C:.*]] = graph.conv %x, %w {{.*}}activation = "relu6"}
 // CHECK-NEXT: %[[A:.*]] = graph.add %[[C]], %x {activation = "relu"}
-// CHECK-NEXT: %[[B:.*]] = graph.add %[[A]], %x :
-// CHECK-NEXT: %[[K:.*]] = graph.clip %[[B]] {min = -1.000000e+00 : f32, max = 6.000000e+00 : f32}
-// CHECK-NEXT: %[[D:.*]] = graph.add %[[K]], %x :
+// CHECK-NEXT: %[[B:.*]] = graph.add %[[A]], %x {activation = "clip(-1.0, 6.0)"}
+// CHECK-NEXT: %[[D:.*]] = graph.add %[[B]], %x :
 // CHECK-NEXT: %[[E:.*]] = graph.clip %[[D]] {min = 0.000000e+00 : f32, max = 6.000000e+00 : f32}
 // CHECK-NEXT: func.return %[[E]], %[[D]]
 func.func @main(%x: tensor<1x4x5x5xf32> {graph.name = "x"}) -> (tensor<1x4x5x5xf32>, tensor<1x4x5x5xf32>) {

@@ -1,0 +1,111 @@
+"""Every fusable activation (graph.ACTIVATIONS) in every epilogue that takes one: the GEMM (Gemm,
+MatMul + Add, NCHW and NHWC convs), the depthwise window kernels (NCHW and NHWC), and the
+elementwise kernels (Add). The activation node must disappear and the compiled outputs must match
+onnxruntime."""
+import numpy as np
+import pytest
+from onnx import helper
+from xdsl.utils.exceptions import VerifyException
+
+from conftest import assert_close, make_model, ort_run
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, opt
+from pyflame_rt.compiler import CompileOptions, compile_model
+from pyflame_rt.dialects import graph
+from pyflame_rt.executable import Executable
+from pyflame_rt.transforms.graph_pass import node_census
+
+# ONNX activation node (type, attributes, constant inputs) -> the fused activation string
+ACTIVATIONS = [
+    ("Relu", {}, {}, "relu"),
+    ("Clip", {}, {"lo": 0.0, "hi": 6.0}, "relu6"),
+    ("Clip", {}, {"lo": -0.5, "hi": 0.75}, "clip(-0.5, 0.75)"),
+    ("LeakyRelu", {"alpha": 0.2}, {}, "leaky_relu(0.2)"),
+    ("Sigmoid", {}, {}, "sigmoid"),
+    ("Tanh", {}, {}, "tanh"),
+    ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, {}, "hard_sigmoid(0.3, 0.4)"),
+    ("HardSwish", {}, {}, "hard_swish"),
+    ("Gelu", {}, {}, "gelu"),
+    ("Gelu", {"approximate": "tanh"}, {}, "gelu_tanh"),
+]
+IDS = [a[3] for a in ACTIVATIONS]
+
+
+def _act(kind, attrs, consts, src, dst):
+    inputs = [src] + [f"{dst}_{k}" for k in consts]
+    return helper.make_node(kind, inputs, [dst], **attrs), {f"{dst}_{k}": np.array(v, np.float32)
+                                                           for k, v in consts.items()}
+
+
+def _model(rng, kind, attrs, consts):
+    """Five producers, each followed by the activation: conv, depthwise conv, MatMul + Add, Gemm, Add."""
+    c, m = 6, 20
+    inits = {"wc": rng.standard_normal((m, c, 3, 3), np.float32) / 4, "bc": rng.standard_normal(m, np.float32),
+             "wd": rng.standard_normal((c, 1, 3, 3), np.float32), "wm": rng.standard_normal((12, 19), np.float32) / 3,
+             "bm": rng.standard_normal(19, np.float32), "wg": rng.standard_normal((12, 35), np.float32) / 3,
+             "bg": rng.standard_normal(35, np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "wc", "bc"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["x", "wd"], ["c2"], pads=[1, 1, 1, 1], group=c),
+             helper.make_node("MatMul", ["t", "wm"], ["mm"]), helper.make_node("Add", ["mm", "bm"], ["c3"]),
+             helper.make_node("Gemm", ["g", "wg", "bg"], ["c4"]),
+             helper.make_node("Add", ["t", "t2"], ["c5"])]
+    for i in range(1, 6):
+        node, consts_i = _act(kind, attrs, consts, f"c{i}", f"y{i}")
+        nodes.append(node)
+        inits.update(consts_i)
+    inputs = [("x", ["N", c, 9, 11]), ("t", ["N", 5, 12]), ("g", ["N", 12]), ("t2", ["N", 5, 12])]
+    outputs = [("y1", ["N", m, 9, 11]), ("y2", ["N", c, 9, 11]), ("y3", ["N", 5, 19]), ("y4", ["N", 35]),
+               ("y5", ["N", 5, 12])]
+    return make_model(nodes, inputs, outputs, inits, opset=20)
+
+
+def _feeds(rng, n):
+    return {"x": rng.standard_normal((n, 6, 9, 11), np.float32) * 2, "t": rng.standard_normal((n, 5, 12), np.float32),
+            "g": rng.standard_normal((n, 12), np.float32) * 2, "t2": rng.standard_normal((n, 5, 12), np.float32)}
+
+
+@pytest.mark.parametrize("kind,attrs,consts,fused", ACTIVATIONS, ids=IDS)
+def test_activation_fuses_into_every_epilogue(rng, kind, attrs, consts, fused):
+    model = _model(rng, kind, attrs, consts)
+    res = from_onnx(model)
+    opt.fuse_operators(res)
+    census = node_census(res.module)
+    assert census.get(f"graph.{kind.lower()}", 0) == 0 and census.get("graph.gelu", 0) == 0, census
+    acts = [graph.activation_of(op) for op in graph.entry_function(res.module).body.block.ops]
+    assert acts.count(fused) == 5, acts
+    nchw = Executable(compile_model(res, CompileOptions(opt_level=OptLevel.NONE)), 2)
+    nhwc = InferenceSession(model.SerializeToString(), SessionOptions(optimization_level=OptLevel.ALL))
+    for n in (1, 3):
+        feeds = _feeds(rng, n)
+        want = ort_run(model, feeds)
+        for got in (nchw.run(list(feeds.values())), nhwc.run(None, feeds)):
+            for g, w in zip(got, want):
+                assert_close(g, w, 1e-5)
+
+
+def test_activation_strings_are_verified():
+    assert graph.parse_activation("leaky_relu(0.01)") == ("leaky_relu", (0.01,))
+    assert graph.format_activation("clip", [-1, float("inf")]) == "clip(-1.0, inf)"
+    for bad in ("swish", "clip(1)", "leaky_relu", "gelu()", "gelu(", "leaky_relu(a)"):
+        with pytest.raises(VerifyException, match="activation must be one of"):
+            graph.parse_activation(bad)
+
+
+def test_float_activations_stay_off_integer_results(rng):
+    """Relu fuses into an int32 Add; Sigmoid needs a float result, so the Add keeps it out (and the
+    verifier rejects it when written by hand)."""
+    nodes = [helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("Relu", ["s"], ["y"]),
+             helper.make_node("Add", ["a", "b"], ["s2"]), helper.make_node("Cast", ["s2"], ["f"], to=1),
+             helper.make_node("Sigmoid", ["f"], ["z"])]
+    model = make_model(nodes, [("a", [4], np.int32), ("b", [4], np.int32)], [("y", [4], np.int32), ("z", [4])])
+    res = from_onnx(model)
+    opt.fuse_operators(res)
+    adds = [op for op in graph.entry_function(res.module).body.block.ops if op.name == "graph.add"]
+    assert sorted(str(graph.activation_of(a)) for a in adds) == ["None", "relu"]
+    assert node_census(res.module).get("graph.sigmoid") == 1
+    adds[0].properties["activation"] = graph.StringAttr("sigmoid")
+    with pytest.raises(VerifyException, match="needs a float32, float16 or bfloat16 result"):
+        adds[0].verify()
+    feeds = {"a": np.array([-3, 1, 2, -7], np.int32), "b": np.array([1, 1, -5, 2], np.int32)}
+    got = InferenceSession(model.SerializeToString()).run(None, feeds)
+    for g, w in zip(got, ort_run(model, feeds)):
+        assert_close(g, w, 1e-6)
