@@ -42,3 +42,16 @@ def test_blocked_transpose_matches_onnxruntime(shape, perm, dtype, kernel):
         x = (rng.standard_normal(dims) * 100).astype(dtype)
         np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(m, {"x": x})[0])
     assert any(k.startswith(kernel) for k in _kernels_run(sess, {"x": x})), kernel
+
+
+def test_dynamic_row_count_uses_square_tiles():
+    """Attention's K^T ([batch, seq, heads, dim] -> [batch, heads, dim, seq]) with a dynamic seq:
+    the seq rows go through square tiles, the rows past the last tile one by one."""
+    m = make_model([helper.make_node("Transpose", ["x"], ["y"], perm=[0, 2, 3, 1])], [("x", ["N", "S", 3, 8])],
+                   [("y", ["N", 3, 8, "S"])])
+    sess = InferenceSession(m.SerializeToString(), SessionOptions(enable_profiling=True))
+    rng = np.random.default_rng(6)
+    for n, s in ((1, 1), (2, 5), (1, 8), (3, 21)):
+        x = rng.standard_normal((n, s, 3, 8)).astype(np.float32)
+        np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(m, {"x": x})[0])
+    assert any(k.startswith("transpose2d_o1_t8") for k in _kernels_run(sess, {"x": x}))

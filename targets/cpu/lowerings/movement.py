@@ -60,14 +60,17 @@ def emit_copy(L, dst, src, dims: list[tuple[Dim, Dim, Dim]], dst_off: Dim = 0, s
 
 def _transpose_tile_rows(merged, width: int, item_bytes: int) -> int:
     """Source rows per tile when the innermost two dims are a 2-D transpose (dst[s, r] = src[r, s])
-    the blocked kernel takes, else 0: a static row count, a full square tile or all rows at once
-    (then the destination rows must be contiguous)."""
+    the blocked kernel takes, else 0: a full square tile (any row count, static or dynamic) or,
+    for fewer static rows than `width`, all rows at once (then the destination rows must be
+    contiguous)."""
     if len(merged) < 2 or item_bytes < 4:
         return 0
     (_, dst_row, src_col), (rows, dst_col, _) = merged[-2], merged[-1]
-    if src_col != 1 or dst_col != 1 or not isinstance(rows, int) or rows < 2:
+    if src_col != 1 or dst_col != 1:
         return 0
-    return width if rows >= width else rows if dst_row == rows else 0
+    if not isinstance(rows, int):  # a dynamic row count (a sequence length): rows past the tiles go one by one
+        return width
+    return 0 if rows < 2 else width if rows >= width else rows if dst_row == rows else 0
 
 
 def _emit_transpose2d(L, dst, src, merged, dst_off, src_off, tile_rows: int, width: int,
