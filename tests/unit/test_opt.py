@@ -312,3 +312,22 @@ def test_transformer_subgraphs_become_single_ops(arch):
             .run(None, feeds)[0] for level in (OptLevel.NONE, OptLevel.EXTENDED)}
     assert_close(outs[OptLevel.EXTENDED], outs[OptLevel.NONE], 1e-5)
     assert_close(outs[OptLevel.EXTENDED], ort_run(model, feeds)[0], 1e-4)
+
+
+def test_div_by_power_of_two_then_add_is_one_exact_mul_add(rng):
+    """scores / 8 + mask (attention) becomes one mul_add whose results equal the Div's bit for bit;
+    / 3 has no exact reciprocal and stays a Div."""
+    nodes = [helper.make_node("Div", ["x", "eight"], ["d"]), helper.make_node("Add", ["d", "mask"], ["y"]),
+             helper.make_node("Div", ["x", "three"], ["d3"]), helper.make_node("Add", ["d3", "mask"], ["z"])]
+    model = make_model(nodes, [("x", ["N", 3, 16])], [("y", ["N", 3, 16]), ("z", ["N", 3, 16])],
+                       {"eight": np.array(8, np.float32), "three": np.array(3, np.float32),
+                        "mask": rng.standard_normal((1, 16), np.float32)})
+    res = from_onnx(model)
+    opt.fuse_operators(res)
+    ops = _ops(res.module)
+    assert ops.count("graph.mul_add") == 1 and ops.count("graph.div") == 1, ops
+    feeds = {"x": rng.standard_normal((2, 3, 16), np.float32) * 100}
+    got = InferenceSession(model.SerializeToString()).run(None, feeds)
+    want = ort_run(model, feeds)
+    assert np.array_equal(got[0], want[0])
+    assert_close(got[1], want[1], 1e-6)
