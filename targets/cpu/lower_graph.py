@@ -95,6 +95,9 @@ class GraphLowering:
         self.kernels: dict[str, func.FuncOp] = {}
         self.locs: dict[SSAValue, Loc] = {}
         self.in_place: set[SSAValue] = set()  # stored inside their consumer's result by their producer
+        # values that are strided views of another tensor's storage (a Slice read only by Transposes):
+        # per-dim element strides; their readers pass these to the copy kernels
+        self.strides: dict[SSAValue, list[Dim]] = {}
         self.weights: list[tuple[str, np.ndarray]] = []
         self.weight_offsets: list[int] = []
         self._weight_bytes = 0
@@ -180,6 +183,11 @@ class GraphLowering:
         self.locs[v] = Loc(base.kind, base.index, base.offset + offset_bytes)
         self.in_place.add(v)
         return self.locs[v]
+
+    def place_view(self, v: SSAValue, src: Loc, offset_bytes: int, strides: list[Dim]) -> None:
+        """Make v a strided view of src's storage at offset_bytes (no copy); its readers take `strides`."""
+        self.locs[v] = Loc(src.kind, src.index, src.offset + offset_bytes)
+        self.strides[v] = strides
 
     @staticmethod
     def dtype(v: SSAValue) -> DType:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects import graph, graph_nn as nn
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.copy import CopySpec, copy_kernel
 from pyflame_rt.targets.cpu.kernels.transpose2d import Transpose2DSpec, transpose2d_kernel
 from pyflame_rt.targets.cpu.lowerings import lowering
-from pyflame_rt.targets.cpu.lowerings.views import _lower_view
+from pyflame_rt.targets.cpu.lowerings.views import _lower_view, split_strides
 
 lowering(nn.SqueezeOp, nn.UnsqueezeOp)(_lower_view)
 
@@ -163,10 +163,11 @@ def moves_only_unit_dims(shape: Shape, perm: list[int]) -> bool:
 def _lower_transpose(L, op: nn.TransposeOp) -> None:
     perm = [int(p) for p in op.perm.get_values()]
     shape = L.shapes[op.input]
-    if moves_only_unit_dims(shape, perm):  # e.g. [N, 1, 1, C] -> [N, C, 1, 1] after a global pool
+    strided = L.strides.get(op.input)
+    if moves_only_unit_dims(shape, perm) and strided is None:  # [N, 1, 1, C] -> [N, C, 1, 1] after a global pool
         _lower_view(L, op)
         return
-    ist, ost = strides_of(shape), strides_of(L.shapes[op.result])
+    ist, ost = strided or strides_of(shape), strides_of(L.shapes[op.result])
     emit_copy(L, L.result_loc(op.result), L.loc(op.input),
               [(shape[p], ost[i], ist[p]) for i, p in enumerate(perm)], item_bytes=L.dtype(op.result).itemsize)
 
@@ -184,8 +185,29 @@ def _lower_slice(L, op: nn.SliceOp) -> None:
         if first:
             src_off = _add(src_off, dim_mul(first, ist[i])) if src_off else dim_mul(first, ist[i])
         dims.append((d, ost[i], dim_mul(step, ist[i]) if step != 1 else ist[i]))
-    emit_copy(L, L.result_loc(op.result), L.loc(op.input), dims, src_off=src_off,
-              item_bytes=L.dtype(op.result).itemsize)
+    item = L.dtype(op.result).itemsize
+    src, view_strides = L.loc(op.input), [ss for _, _, ss in dims]
+    if isinstance(src_off, int) and _read_only_by_transposes(L, op.result, view_strides):
+        L.place_view(op.result, src, src_off * item, view_strides)
+        return
+    emit_copy(L, L.result_loc(op.result), src, dims, src_off=src_off, item_bytes=item)
+
+
+def _read_only_by_transposes(L, v, strides: list[Dim]) -> bool:
+    """Whether v can stay a strided view of its source: every reader, through Reshapes that only
+    split dims, is a Transpose (a copy that takes any source strides) and none is a graph output.
+    Attention's Q / K / V: Split -> Reshape [.., heads, dim] -> Transpose, one copy instead of two."""
+    if v in L.out_slot or not v.uses:
+        return False
+    for use in v.uses:
+        user = use.operation
+        if isinstance(user, graph.ReshapeOp):
+            inner = split_strides(L.shapes[v], strides, L.shapes[user.result])
+            if inner is None or not _read_only_by_transposes(L, user.result, inner):
+                return False
+        elif not isinstance(user, nn.TransposeOp):
+            return False
+    return True
 
 
 @lowering(nn.TileOp)
