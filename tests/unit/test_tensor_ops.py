@@ -306,6 +306,20 @@ def test_softmax_large_magnitudes():
     check(model, {"x": x}, rtol=2e-6)
 
 
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+def test_softmax_non_finite_rows_match_onnxruntime(op):
+    """A NaN or +inf element makes its whole row NaN, an all -inf row is NaN, a -inf element is
+    0 (-inf for LogSoftmax); the row max may skip NaNs without changing that."""
+    row = np.arange(12, dtype=np.float32)
+    x = np.stack([row, row, row, row, np.full(12, -np.inf, np.float32)])
+    x[0, 2], x[1, 2], x[2, 2], x[3, 11] = np.nan, np.inf, -np.inf, np.nan
+    model = make_model([helper.make_node(op, ["x"], ["y"])], [("x", [5, 12])], [("y", [5, 12])])
+    got = InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    want = ort_run(model, {"x": x})[0]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got[2], want[2], rtol=2e-6)
+
+
 @pytest.mark.parametrize("axis,bias", [(-1, True), (-1, False), (1, True)])
 def test_layer_norm(axis, bias, rng):
     shape = (2, 3, 40)

@@ -74,15 +74,18 @@ _EXP_F64 = _ExpConsts(6.93147180369123816490e-01, 1.90821492927058770002e-10, 70
                       tuple(1.0 / math.factorial(k) for k in range(13, 1, -1)), 1023, 52, DType.INT64)
 
 
-def exp(t: Typed, x: SSAValue) -> SSAValue:
+def exp(t: Typed, x: SSAValue, nonpositive: bool = False) -> SSAValue:
     """e**x = 2**n * p(r), n = round(x / ln2), r = x - n*ln2 (ln2 split in two for exactness).
-    float32 (and the half types, computed in float32) or float64."""
+    float32 (and the half types, computed in float32) or float64. `nonpositive`: the caller
+    knows x <= 0 or NaN (Softmax's x - max), so no overflow check and no upper clamp."""
     if t.dtype is not DType.FLOAT64:
         _single_precision(t, "exp")
     e = _EXP_F64 if t.dtype is DType.FLOAT64 else _EXP_F32
     kb = t.kb
-    overflow = t.cmp("gt", x, t.const(e.overflow))
-    x = t.min(t.max(x, t.const(-e.clamp)), t.const(e.clamp))  # NaN-propagating clamp
+    x = t.max(x, t.const(-e.clamp))  # NaN-propagating clamp
+    if not nonpositive:
+        overflow = t.cmp("gt", x, t.const(e.overflow))
+        x = t.min(x, t.const(e.clamp))
     n = kb.intrinsic("llvm.floor", t.fma(x, t.const(LOG2E), t.const(0.5)))
     r = t.sub(t.sub(x, t.mul(n, t.const(e.ln2_hi))), t.mul(n, t.const(e.ln2_lo)))
     p = _poly(t, r, e.poly)
@@ -93,7 +96,8 @@ def exp(t: Typed, x: SSAValue) -> SSAValue:
     magic = 1.5 * 2.0 ** e.mantissa_bits
     biased = kb.cast(llvm.BitcastOp, t.add(n, t.const(e.bias + magic)), it.elem)
     scale = kb.cast(llvm.BitcastOp, kb._ins(arith.ShLIOp(biased, it.const(e.mantissa_bits))), t.elem)
-    return t.select(overflow, t.const(float("inf")), t.mul(y, scale))
+    y = t.mul(y, scale)
+    return y if nonpositive else t.select(overflow, t.const(float("inf")), y)
 
 
 def log(t: Typed, x: SSAValue) -> SSAValue:

@@ -63,9 +63,9 @@ def _identity(t: Typed, combine: str):
     if combine in ("add", "mul"):
         return t.const(0 if combine == "add" else 1)
     if t.is_float:
-        return t.const(float("-inf") if combine == "max" else float("inf"))
+        return t.const(float("-inf") if combine in ("max", "max_num") else float("inf"))
     top = (1 << (t.elem.bitwidth - 1)) - 1
-    return t.const(-top - 1 if combine == "max" else top)
+    return t.const(-top - 1 if combine in ("max", "max_num") else top)
 
 
 class _Row:
@@ -192,11 +192,13 @@ def _arg(kb, spec, row: _Row, src, dst, out_index, *_):
 def _softmax(kb, spec, row: _Row, src, dst, *_):
     """exp(x - max) / sum. A float16 / bfloat16 Softmax sums the exps as stored and divides by that
     sum rounded to the storage type, as every step of a computation in the tensor's own type does
-    (onnx's reference); the float32 compute type only removes the error of the sum."""
-    m = row.fold(lambda t, r: t.load(src, row.index(r)), "max")
+    (onnx's reference); the float32 compute type only removes the error of the sum. The max may
+    skip NaNs (max_num): a NaN element makes its exp, the sum and so the whole row NaN all the same,
+    and x - max <= 0 needs no overflow handling in the exp."""
+    m = row.fold(lambda t, r: t.load(src, row.index(r)), "max_num")
 
     def exp_store(t, r):
-        e = fm.exp(t, t.sub(t.load(src, row.index(r)), kb.splat(m, t.width)))
+        e = fm.exp(t, t.sub(t.load(src, row.index(r)), kb.splat(m, t.width)), nonpositive=True)
         if spec.kind == "softmax":
             t.store(e, dst, row.index(r))
             return t.rounded(e)

@@ -181,6 +181,11 @@ class Typed:
             return self.kb.intrinsic("llvm.maximum", a, b)
         return self.select(self.cmp("gt", a, b), a, b)
 
+    def max_num(self, a, b):
+        """max ignoring a NaN operand (llvm.maxnum: one instruction, where the NaN-propagating
+        `max` needs a compare and blends); for folds whose result meets NaNs later anyway."""
+        return self.kb.fmax(a, b) if self.is_float else self.max(a, b)
+
     def abs(self, a):
         if self.is_float:
             return self.kb.intrinsic("llvm.fabs", a)
