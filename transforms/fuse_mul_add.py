@@ -1,7 +1,8 @@
 """`fuse-mul-add`: Mul followed by Add becomes one `graph.mul_add` (one memory pass, FMA).
 
 A Div by a constant whose elements are powers of two counts as a Mul by the reciprocal, which
-is then exact: attention's scores / sqrt(64) + mask becomes one pass over the scores.
+is then exact: attention's scores / sqrt(64) + mask becomes one pass over the scores. (Like any
+fused Mul + Add, the FMA rounds once: the product is not rounded before the add.)
 """
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ class FuseMulIntoAdd(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, add: graph.AddOp, rewriter: PatternRewriter) -> None:
         for prod, c in ((add.lhs, add.rhs), (add.rhs, add.lhs)):
-            factors = self.product(prod)
-            if factors is not None and single_use(prod):
+            factors = self.product(prod) if single_use(prod) else None
+            if factors is not None:
                 a, b, new_ops = factors
                 rewriter.replace(add, [*new_ops, graph_fused.MulAddOp(a, b, c, add.result.type,
                                                                       activation=graph.activation_of(add))])
