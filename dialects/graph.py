@@ -136,7 +136,7 @@ ACTIVATIONS = {"relu": 0, "relu6": 0, "clip": 2, "leaky_relu": 1, "sigmoid": 0, 
 # relu and relu6 apply to any element type; the others to single-precision floats (computed in f32)
 INTEGER_ACTIVATIONS = ("relu", "relu6")
 _SINGLE_FLOAT_TYPES = (Float16Type, BFloat16Type, Float32Type)
-_ACTIVATION_FORMS = [f"{n}({', '.join('p' * k)})" if k else n for n, k in ACTIVATIONS.items()]
+_ACTIVATION_SYNTAX = [f"{n}({', '.join('p' * k)})" if k else n for n, k in ACTIVATIONS.items()]
 
 
 def format_activation(name: str, params: Sequence[float] = ()) -> str:
@@ -153,9 +153,8 @@ def parse_activation(text: str) -> tuple[str, tuple[float, ...]]:
         params = None
     if name not in ACTIVATIONS or params is None or len(params) != ACTIVATIONS[name] or (
             paren and not rest.endswith(")")):
-        raise VerifyException(f"activation must be one of {', '.join(_ACTIVATION_FORMS)}, got '{text}'")
+        raise VerifyException(f"activation must be one of {', '.join(_ACTIVATION_SYNTAX)}, got '{text}'")
     return name, params
-
 
 
 def activation_props(activation: str | None) -> dict[str, Attribute]:

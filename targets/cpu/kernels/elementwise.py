@@ -250,7 +250,7 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
 
 
 # graph activations (fused epilogues) whose elementwise op has another name or other parameters
-_ACTIVATION_FORMS = {"gelu": ("gelu", (False,)), "gelu_tanh": ("gelu", (True,))}
+_ACTIVATION_OPS = {"gelu": ("gelu", (False,)), "gelu_tanh": ("gelu", (True,))}
 
 
 def apply_activation(t: Typed, activation: str | None, v: SSAValue) -> SSAValue:
@@ -259,7 +259,7 @@ def apply_activation(t: Typed, activation: str | None, v: SSAValue) -> SSAValue:
     if activation in (None, "none"):
         return v
     name, params = graph.parse_activation(activation)
-    op, params = _ACTIVATION_FORMS.get(name, (name, params))
+    op, params = _ACTIVATION_OPS.get(name, (name, params))
     return ELEMENTWISE_OPS[op].body(t, [v], params)
 
 
