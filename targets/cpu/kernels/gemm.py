@@ -257,36 +257,58 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                     acc = _k_loop(kb, k0, k1, init, k_step,
                                   max(1, MIN_ACCUMULATORS // (mr * nv)), zero)
 
-                    def epilogue(val, dst, v: int, row_bias, full: bool):
-                        """C[dst] = activation(val + bias + residual) after the last K slice, else val.
-                        A full vector uses plain loads and stores: masked ones are slow on AMD
-                        even with every lane set (a ResNet residual epilogue doubled its conv)."""
+                    fused = spec.has_bias or spec.residual or spec.activation != "none"
+
+                    def finish(val, dst, v: int, row_bias, full: bool, fuse):
+                        """C[dst] = activation(val + bias + residual) when fuse (an i1, or True after
+                        the last K slice), else val. A full vector uses plain loads and stores:
+                        masked ones are slow on AMD even with every lane set (a ResNet residual
+                        epilogue doubled its conv)."""
                         out = val
-                        if row_bias is not None:
-                            out = kb.fadd(out, row_bias)
-                        elif spec.has_bias:
-                            out = kb.fadd(out, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
-                        if spec.residual:
-                            out = kb.fadd(out, kb.load(res, dst, w) if full else kb.masked_load(res, dst, masks[v], w))
-                        out = activation_epilogue(kb, spec.activation, out, w)
-                        if out is not val:  # the epilogue only applies after the last K slice
-                            out = kb.select(last, out, val)
+                        if fuse is not False:
+                            if row_bias is not None:
+                                out = kb.fadd(out, row_bias)
+                            elif spec.has_bias:
+                                out = kb.fadd(out, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
+                            if spec.residual:
+                                out = kb.fadd(out, kb.load(res, dst, w) if full
+                                              else kb.masked_load(res, dst, masks[v], w))
+                            out = activation_epilogue(kb, spec.activation, out, w)
+                            if fuse is not True and out is not val:
+                                out = kb.select(fuse, out, val)
                         if full:
                             kb.store(out, c, dst)
                         else:
                             kb.masked_store(out, c, dst, masks[v], w)
 
-                    for r in range(mr):
-                        row_bias = None
-                        if spec.has_bias and spec.bias_per_row:
-                            row_bias = kb.splat(kb.load(bias, kb.add(bias_b, kb.add(first_row, kb.const(r)))), w)
-                        for v in range(nv):
-                            # a vector of the last panel may have no columns: masked loads and
-                            # stores with an empty mask are slow on AMD, so skip it
-                            with kb.if_(kb.cmp("sgt", lanes[v], kb.const(0))):
-                                args = (acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias)
-                                kb.if_else(kb.cmp("eq", lanes[v], kb.const(w)), lambda: epilogue(*args, True),
-                                           lambda: epilogue(*args, False))
+                    def row_biases():
+                        if not (spec.has_bias and spec.bias_per_row):
+                            return [None] * mr
+                        return [kb.splat(kb.load(bias, kb.add(bias_b, kb.add(first_row, kb.const(r)))), w)
+                                for r in range(mr)]
+
+                    def full_panel(fuse: bool):
+                        """Straight-line stores of the whole tile: no per-vector checks."""
+                        for r, row_bias in enumerate(row_biases()):
+                            for v in range(nv):
+                                finish(acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias, True, fuse)
+
+                    def partial_panel():
+                        for r, row_bias in enumerate(row_biases()):
+                            for v in range(nv):
+                                # a vector of the last panel may have no columns: masked loads and
+                                # stores with an empty mask are slow on AMD, so skip it
+                                with kb.if_(kb.cmp("sgt", lanes[v], kb.const(0))):
+                                    args = (acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias)
+                                    kb.if_else(kb.cmp("eq", lanes[v], kb.const(w)),
+                                               lambda: finish(*args, True, last), lambda: finish(*args, False, last))
+
+                    # every panel but the last is full: its tile is stored without per-vector checks,
+                    # and the epilogue is chosen once per tile, not per vector
+                    kb.if_else(kb.cmp("eq", lanes[-1], kb.const(w)),
+                               lambda: kb.if_else(last, lambda: full_panel(True), lambda: full_panel(False))
+                               if fused else full_panel(False),
+                               partial_panel)
 
                 with kb.loop(row_lo, full_hi, spec.mr) as tl:
                     tile(spec.mr, tl.iv)
