@@ -158,9 +158,14 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                              kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)))
         a_ptr = kb.as_ptr(kb.select(direct, f["a"], kb.ptr_to_int(apack)))
 
-        with kb.loop(0, f["k"], spec.kc) as kl:
+        # K in equal slices of at most kc (rounded up to whole lines): K = 576 is 2 x 288, not
+        # 512 + a 64-deep slice that reloads and stores all of C for 64 k steps
+        slices = kb.max(kb.const(1), kb.div(kb.add(f["k"], kb.const(spec.kc - 1)), kb.const(spec.kc)))
+        k_step = kb.mul(kb.div(kb.add(kb.div(kb.add(f["k"], kb.sub(slices, kb.const(1))), slices),
+                                      kb.const(LINE_FLOATS - 1)), kb.const(LINE_FLOATS)), kb.const(LINE_FLOATS))
+        with kb.loop(0, f["k"], k_step) as kl:
             k0 = kl.iv
-            k1 = kb.min(f["k"], kb.add(k0, kb.const(spec.kc)))
+            k1 = kb.min(f["k"], kb.add(k0, k_step))
             first = kb.cmp("eq", k0, kb.const(0))
             last = kb.cmp("eq", k1, f["k"])
             # A[row, k] is a_ptr[a_origin + row * a_rs + k]: in place, or in the pack
