@@ -211,8 +211,9 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                 next_b = kb.add(b_off, kb.mul(f["k"], kb.const(nr)))
                 prefetch_b = kb.and_(kb.cmp("slt", kb.add(pl.iv, kb.const(1)), p_hi), b_share_fits)
 
-                def tile(mr: int, first_row):
-                    """mr x NR register tile over K slice [k0, k1)."""
+                def tile(mr: int, first_row, nv: int = nv):
+                    """mr x (nv vectors) register tile over K slice [k0, k1): nv is the spec's
+                    nvec, or fewer for a last panel whose trailing vectors have no columns."""
                     c_rows = [kb.add(c_b, kb.add(kb.mul(kb.add(first_row, kb.const(r)), f["c_rs"]), col0))
                               for r in range(mr)]
                     a_rows = [kb.add(a_origin, kb.mul(kb.add(first_row, kb.const(r)), a_rs)) for r in range(mr)]
@@ -258,9 +259,9 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                                 kb.prefetch(c, kb.add(row, kb.const(v)), write=True)
                     # the partial sums of earlier K slices; none in the first (C is not read)
                     init = kb.if_else(first, lambda: [zero] * (mr * nv), lambda: kb.if_else(
-                        kb.cmp("eq", lanes[-1], kb.const(w)), lambda: partial_sums(True), lambda: partial_sums(False)))
-                    acc = _k_loop(kb, k0, k1, init, k_step,
-                                  max(1, MIN_ACCUMULATORS // (mr * nv)), zero)
+                        kb.cmp("eq", lanes[nv - 1], kb.const(w)), lambda: partial_sums(True),
+                        lambda: partial_sums(False)))
+                    acc = _k_loop(kb, k0, k1, init, k_step, _chains(mr * nv, spec.mr * spec.nvec), zero)
 
                     fused = spec.has_bias or spec.residual or spec.activation != "none"
 
@@ -310,13 +311,18 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
 
                     # every panel but the last is full: its tile is stored without per-vector checks,
                     # and the epilogue is chosen once per tile, not per vector
-                    kb.if_else(kb.cmp("eq", lanes[-1], kb.const(w)),
+                    kb.if_else(kb.cmp("eq", lanes[nv - 1], kb.const(w)),
                                lambda: kb.if_else(last, lambda: full_panel(True), lambda: full_panel(False))
                                if fused else full_panel(False),
                                partial_panel)
 
-                with kb.loop(row_lo, full_hi, spec.mr) as tl:
-                    tile(spec.mr, tl.iv)
+                def full_tiles(nv: int):
+                    with kb.loop(row_lo, full_hi, spec.mr) as tl:
+                        tile(spec.mr, tl.iv, nv)
+
+                # a last panel of at most NR - w columns (N = 24 with NR = 16: 8 columns) skips its
+                # empty vector's FMAs: the main tiles get a narrower variant, the remainder rows do not
+                kb.if_else(kb.cmp("eq", lanes[-1], kb.const(0)), lambda: full_tiles(nv - 1), lambda: full_tiles(nv))
                 rem = kb.sub(row_hi, full_hi)
                 for mr in range(1, spec.mr):  # one specialized tile per possible remainder
                     with kb.if_(kb.cmp("eq", rem, kb.const(mr))):
@@ -390,6 +396,12 @@ def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi,
         wrap_y = kb.cmp("eq", oy1, g["oh"])
         pr.next = [kb.select(wrap, kb.const(0), ox1), kb.select(wrap_y, kb.const(0), oy1),
                    kb.add(image, kb.select(wrap_y, kb.const(1), kb.const(0)))]
+
+
+def _chains(accumulators: int, budget: int) -> int:
+    """Independent accumulator sets for a tile of `accumulators` vectors: enough to reach
+    MIN_ACCUMULATORS, within the main tile's `budget` of accumulator registers."""
+    return max(1, min(-(-MIN_ACCUMULATORS // accumulators), budget // accumulators))
 
 
 def _k_loop(kb: KernelBuilder, k0, k1, init: list, k_step, chains: int, zero) -> list:
