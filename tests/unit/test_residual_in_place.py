@@ -50,7 +50,7 @@ def _check(model, x):
 @pytest.mark.parametrize("case,cin,tail,shared", [
     ("residual dies at the conv", 16, [helper.make_node("Identity", ["y"], ["out"])], True),
     ("residual read afterwards", 16, [helper.make_node("Mul", ["y", "a"], ["out"])], False),
-    ("K = 600 > one 512-deep slice", 600, [helper.make_node("Identity", ["y"], ["out"])], False),
+    ("K = 600: two K slices", 600, [helper.make_node("Identity", ["y"], ["out"])], False),
 ])
 def test_conv_residual_in_place(case, cin, tail, shared, rng):
     model = _conv_model(rng, cin, tail)

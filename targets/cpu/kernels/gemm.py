@@ -35,9 +35,10 @@ MIN_ACCUMULATORS = 8
 A_ROW_PAD = 16
 # a row block meeting at most this many B panels reads A in place (no pack)
 DIRECT_A_MAX_PANELS = 2
-# deepest K slice: measured on znver3 (32 KB L1, 512 KB L2) against OpenBLAS, kc 512 halves the C
-# reloads of kc 256 (GemmSpec.kc)
-KC = 512
+# deepest K slice (GemmSpec.kc), measured on znver3 (32 KB L1, 512 KB L2): against OpenBLAS, kc 512
+# halves the C reloads of kc 256; 576 (a 3x3 conv over 64 channels in one slice, K = 1152 / 2304 in
+# 2 / 4) took ResNet-50's convs 1.5-2.5% below 512 at one thread; 768 and 1152 were no better
+KC = 576
 # floats per 64-byte cache line: one prefetch per line of A
 LINE_FLOATS = 16
 # B prefetch: a row tile fetches at most this many lines of the next panel. With fewer tiles
