@@ -268,9 +268,9 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
 
                     def finish(val, dst, v: int, row_bias, full: bool, fuse):
                         """C[dst] = activation(val + bias + residual) when fuse (an i1, or True after
-                        the last K slice), else val. A full vector uses plain loads and stores:
-                        masked ones are slow on AMD even with every lane set (a ResNet residual
-                        epilogue doubled its conv)."""
+                        the last K slice), else val. Full panels use plain loads and stores: masked
+                        ones are slow on AMD even with every lane set (a ResNet residual epilogue
+                        doubled its conv)."""
                         out = val
                         if fuse is not False:
                             if row_bias is not None:
@@ -301,29 +301,38 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                                 finish(acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias, True, fuse)
 
                     def partial_panel():
+                        """The last panel's tile, vector by vector with masks (one epilogue copy per
+                        vector: an exp / erf activation's code is large)."""
                         for r, row_bias in enumerate(row_biases()):
                             for v in range(nv):
                                 # a vector of the last panel may have no columns: masked loads and
                                 # stores with an empty mask are slow on AMD, so skip it
                                 with kb.if_(kb.cmp("sgt", lanes[v], kb.const(0))):
-                                    args = (acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias)
-                                    kb.if_else(kb.cmp("eq", lanes[v], kb.const(w)),
-                                               lambda: finish(*args, True, last), lambda: finish(*args, False, last))
+                                    finish(acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias,
+                                           False, last)
 
                     # every panel but the last is full: its tile is stored without per-vector checks,
                     # and the epilogue is chosen once per tile, not per vector
-                    kb.if_else(kb.cmp("eq", lanes[nv - 1], kb.const(w)),
-                               lambda: kb.if_else(last, lambda: full_panel(True), lambda: full_panel(False))
-                               if fused else full_panel(False),
-                               partial_panel)
+                    def whole_tile():
+                        if fused:
+                            kb.if_else(last, lambda: full_panel(True), lambda: full_panel(False))
+                        else:
+                            full_panel(False)
+
+                    if nv < spec.nvec:  # a narrow tile's vectors are all full (see full_tiles)
+                        whole_tile()
+                    else:
+                        kb.if_else(kb.cmp("eq", lanes[nv - 1], kb.const(w)), whole_tile, partial_panel)
 
                 def full_tiles(nv: int):
                     with kb.loop(row_lo, full_hi, spec.mr) as tl:
                         tile(spec.mr, tl.iv, nv)
 
-                # a last panel of at most NR - w columns (N = 24 with NR = 16: 8 columns) skips its
-                # empty vector's FMAs: the main tiles get a narrower variant, the remainder rows do not
-                kb.if_else(kb.cmp("eq", lanes[-1], kb.const(0)), lambda: full_tiles(nv - 1), lambda: full_tiles(nv))
+                # a last panel of exactly NR - w columns (N = 24, 40, 1000 with NR = 16: 8 columns) skips
+                # its empty vector's FMAs: the main tiles get a narrower variant (of full vectors only,
+                # so it needs no masked epilogue), the remainder rows do not
+                kb.if_else(kb.cmp("eq", ncols, kb.const(nr - w)), lambda: full_tiles(nv - 1),
+                           lambda: full_tiles(nv))
                 rem = kb.sub(row_hi, full_hi)
                 for mr in range(1, spec.mr):  # one specialized tile per possible remainder
                     with kb.if_(kb.cmp("eq", rem, kb.const(mr))):
