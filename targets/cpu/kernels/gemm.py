@@ -162,11 +162,11 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
         # K in equal slices of at most kc (rounded up to whole lines): K = 576 is 2 x 288, not
         # 512 + a 64-deep slice that reloads and stores all of C for 64 k steps
         slices = kb.max(kb.const(1), kb.div(kb.add(f["k"], kb.const(spec.kc - 1)), kb.const(spec.kc)))
-        k_step = kb.mul(kb.div(kb.add(kb.div(kb.add(f["k"], kb.sub(slices, kb.const(1))), slices),
-                                      kb.const(LINE_FLOATS - 1)), kb.const(LINE_FLOATS)), kb.const(LINE_FLOATS))
-        with kb.loop(0, f["k"], k_step) as kl:
+        depth = kb.mul(kb.div(kb.add(kb.div(kb.add(f["k"], kb.sub(slices, kb.const(1))), slices),
+                                     kb.const(LINE_FLOATS - 1)), kb.const(LINE_FLOATS)), kb.const(LINE_FLOATS))
+        with kb.loop(0, f["k"], depth) as kl:
             k0 = kl.iv
-            k1 = kb.min(f["k"], kb.add(k0, k_step))
+            k1 = kb.min(f["k"], kb.add(k0, depth))
             first = kb.cmp("eq", k0, kb.const(0))
             last = kb.cmp("eq", k1, f["k"])
             # A[row, k] is a_ptr[a_origin + row * a_rs + k]: in place, or in the pack
@@ -214,7 +214,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
 
                 def tile(mr: int, first_row, nv: int = nv):
                     """mr x (nv vectors) register tile over K slice [k0, k1): nv is the spec's
-                    nvec, or fewer for a last panel whose trailing vectors have no columns."""
+                    nvec, or one fewer for a last panel of exactly NR - w columns."""
                     c_rows = [kb.add(c_b, kb.add(kb.mul(kb.add(first_row, kb.const(r)), f["c_rs"]), col0))
                               for r in range(mr)]
                     a_rows = [kb.add(a_origin, kb.mul(kb.add(first_row, kb.const(r)), a_rs)) for r in range(mr)]
@@ -331,8 +331,11 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                 # a last panel of exactly NR - w columns (N = 24, 40, 1000 with NR = 16: 8 columns) skips
                 # its empty vector's FMAs: the main tiles get a narrower variant (of full vectors only,
                 # so it needs no masked epilogue), the remainder rows do not
-                kb.if_else(kb.cmp("eq", ncols, kb.const(nr - w)), lambda: full_tiles(nv - 1),
-                           lambda: full_tiles(nv))
+                if nv > 1:
+                    kb.if_else(kb.cmp("eq", ncols, kb.const(nr - w)), lambda: full_tiles(nv - 1),
+                               lambda: full_tiles(nv))
+                else:
+                    full_tiles(nv)
                 rem = kb.sub(row_hi, full_hi)
                 for mr in range(1, spec.mr):  # one specialized tile per possible remainder
                     with kb.if_(kb.cmp("eq", rem, kb.const(mr))):
