@@ -80,6 +80,13 @@ class KernelBuilder:
     def mul(self, a, b): return self._ins(arith.MuliOp(a, b))
     def div(self, a, b): return self._ins(arith.DivSIOp(a, b))
     def rem(self, a, b): return self._ins(arith.RemSIOp(a, b))
+
+    def ceil_div(self, a, b):
+        """ceil(a / b) for a >= 0 and b > 0; b a Python int or an i64 value."""
+        if isinstance(b, int):
+            return self.div(self.add(a, self.const(b - 1)), self.const(b))
+        return self.div(self.add(a, self.sub(b, self.const(1))), b)
+
     def min(self, a, b): return self._ins(arith.MinSIOp(a, b))
     def max(self, a, b): return self._ins(arith.MaxSIOp(a, b))
     def cmp(self, pred: str, a, b): return self._ins(arith.CmpiOp(a, b, pred))

@@ -127,7 +127,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     # the row tiles are split evenly among the mblocks row blocks (at most MC rows each: the
     # lowering makes mblocks >= ceil(M / MC)): blocks differ by at most one tile, so a 196-row
     # GEMM is 4 blocks of 48-52 rows, not 144 + 52, and threads finish together
-    m_tiles = kb.div(kb.add(f["m"], kb.const(spec.mr - 1)), kb.const(spec.mr))
+    m_tiles = kb.ceil_div(f["m"], spec.mr)
     mblocks = kb.max(f["mblocks"], kb.const(1))
 
     def block_first_row(mb):
@@ -161,9 +161,8 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
 
         # K in equal slices of at most kc (rounded up to whole lines): K = 576 is 2 x 288, not
         # 512 + a 64-deep slice that reloads and stores all of C for 64 k steps
-        slices = kb.max(kb.const(1), kb.div(kb.add(f["k"], kb.const(spec.kc - 1)), kb.const(spec.kc)))
-        depth = kb.mul(kb.div(kb.add(kb.div(kb.add(f["k"], kb.sub(slices, kb.const(1))), slices),
-                                     kb.const(LINE_FLOATS - 1)), kb.const(LINE_FLOATS)), kb.const(LINE_FLOATS))
+        slices = kb.max(kb.const(1), kb.ceil_div(f["k"], spec.kc))
+        depth = kb.mul(kb.ceil_div(kb.ceil_div(f["k"], slices), LINE_FLOATS), kb.const(LINE_FLOATS))
         with kb.loop(0, f["k"], depth) as kl:
             k0 = kl.iv
             k1 = kb.min(f["k"], kb.add(k0, depth))
@@ -172,8 +171,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
             # A[row, k] is a_ptr[a_origin + row * a_rs + k]: in place, or in the pack
             # (row-major; rows as far apart as the slice is deep, so a shallow K's block stays
             # within a few pages) whose first row is row_lo and first column k0
-            pack_rs = kb.add(kb.mul(kb.div(kb.add(kb.sub(k1, k0), kb.const(A_ROW_PAD - 1)), kb.const(A_ROW_PAD)),
-                                    kb.const(A_ROW_PAD)), kb.const(A_ROW_PAD))
+            pack_rs = kb.add(kb.mul(kb.ceil_div(kb.sub(k1, k0), A_ROW_PAD), kb.const(A_ROW_PAD)), kb.const(A_ROW_PAD))
             a_rs = kb.select(direct, f["a_rs"], pack_rs)
             a_origin = kb.select(direct, a_b, kb.sub(kb.const(0), kb.add(kb.mul(row_lo, pack_rs), k0)))
 
@@ -198,7 +196,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                        lambda: kb.if_else(kb.cmp("ne", f["conv_c"], kb.const(0)), pack_conv, pack_matrix))
 
             # each row tile's share of the next panel's B slice (the same for every panel)
-            tiles = kb.div(kb.add(kb.sub(row_hi, row_lo), kb.const(spec.mr - 1)), kb.const(spec.mr))
+            tiles = kb.ceil_div(kb.sub(row_hi, row_lo), spec.mr)
             b_share = kb.div(kb.add(kb.sub(k1, k0), kb.sub(tiles, kb.const(1))), kb.max(tiles, kb.const(1)))
             b_share_fits = kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES))
 
@@ -296,7 +294,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
 
                     def full_panel(fuse: bool):
                         """Straight-line stores of the whole tile: no per-vector checks."""
-                        for r, row_bias in enumerate(row_biases()):
+                        for r, row_bias in enumerate(row_biases() if fuse else [None] * mr):
                             for v in range(nv):
                                 finish(acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias, True, fuse)
 
