@@ -92,6 +92,7 @@ class KernelBuilder:
     def cmp(self, pred: str, a, b): return self._ins(arith.CmpiOp(a, b, pred))
     def select(self, c, a, b): return self._ins(arith.SelectOp(c, a, b))
     def and_(self, a, b): return self._ins(arith.AndIOp(a, b))
+    def or_(self, a, b): return self._ins(arith.OrIOp(a, b))
 
     def in_bounds(self, i, size):
         """(0 <= i < size, i clamped into [0, size - 1]): for loads that must stay inside a tensor."""

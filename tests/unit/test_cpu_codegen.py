@@ -81,6 +81,7 @@ def test_batched_matmul_work_ranges_span_row_blocks_and_batches(threads, rng):
 @pytest.mark.parametrize("m_,k,n", [
     (301, 1100, 32),   # 2 panels: A read in place; 2 K slices (partial sums in C); a 1-row tail tile
     (301, 1100, 100),  # 7 panels: A packed; the last panel 4 columns wide
+    (301, 32, 100),    # 7 panels, but K = 32 is shallow: A read in place
     (128, 768, 768),   # one row block, 48 panels: 4 panel blocks of 12 (balanced for the threads)
     (7, 40, 272),      # 17 panels: 4 panel blocks of 5, 5, 5, 2
     (1573, 64, 40),    # 11 row blocks of at most 144 rows rounded up to 12 (263 tiles, the last 1 row)

@@ -35,6 +35,9 @@ MIN_ACCUMULATORS = 8
 A_ROW_PAD = 16
 # a row block meeting at most this many B panels reads A in place (no pack)
 DIRECT_A_MAX_PANELS = 2
+# so does a GEMM this shallow: its rows are one or two cache lines, and copying them cost as much as
+# the FMAs (SqueezeNet's expand convs at 2 threads, batch 8: K = 16 9-13% faster in place, K = 32 0-10%)
+DIRECT_A_MAX_K = 32
 # deepest K slice (GemmSpec.kc), measured on znver3 (32 KB L1, 512 KB L2): against OpenBLAS, kc 512
 # halves the C reloads of kc 256; 576 (a 3x3 conv over 64 channels in one slice, K = 1152 / 2304 in
 # 2 / 4) took ResNet-50's convs 1.5-2.5% below 512 at one thread; 768 and 1152 were no better
@@ -152,11 +155,13 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
         p_hi = kb.min(f["npanels"], kb.mul(nb_hi, f["ncp"]))
 
         # A is read in place when that pays: no pack for a GEMM whose row block meets few panels
-        # (the pack would cost as much as the FMAs: MobileNet's 1x1 convs with N of 16-96)
+        # or whose K is shallow (the pack would cost as much as the FMAs: MobileNet's 1x1 convs
+        # with N of 16-96, SqueezeNet's K = 16 expand convs)
         direct = kb.const(0, i1)
         if spec.unit_a_cs:
             direct = kb.and_(kb.cmp("eq", f["conv_c"], kb.const(0)),
-                             kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)))
+                             kb.or_(kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)),
+                                    kb.cmp("sle", f["k"], kb.const(DIRECT_A_MAX_K))))
         a_ptr = kb.as_ptr(kb.select(direct, f["a"], kb.ptr_to_int(apack)))
 
         # K in equal slices of at most kc (rounded up to whole lines): K = 576 is 2 x 288, not
