@@ -49,6 +49,12 @@ LINE_FLOATS = 16
 # (the MLP at batch 1 and 8 lost 9-22%). A matrix-vector product (M = 1) is left to the hardware
 # prefetcher: fetching the next panel's row alongside each k step cost the MLP 15% at batch 1
 B_PREFETCH_MAX_LINES = 64
+# ... and only while B is cold: larger than L2 (512 KB on znver3), or met by at most a few row blocks
+# per image. A smaller B with many row blocks is reread from L2, and fetching the next panel into
+# L1 only evicted the panel in use (ResNet-50's 128 -> 512 1x1 convs at batch 8: 9-10% faster
+# without it, the 64 -> 64 3x3s 0-5%); MobileNetV2's 7x7 and 14x14 convs at batch 1 need it
+B_PREFETCH_MIN_BYTES = 512 * 1024
+B_PREFETCH_COLD_BLOCKS = 4
 
 # ctx field order shared by the lowering and the kernel
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
@@ -203,7 +209,10 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
             # each row tile's share of the next panel's B slice (the same for every panel)
             tiles = kb.ceil_div(kb.sub(row_hi, row_lo), spec.mr)
             b_share = kb.div(kb.add(kb.sub(k1, k0), kb.sub(tiles, kb.const(1))), kb.max(tiles, kb.const(1)))
-            b_share_fits = kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES))
+            b_bytes = kb.mul(kb.mul(f["k"], f["npanels"]), kb.const(nr * 4))  # one batch's packed B
+            b_share_fits = kb.and_(kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES)),
+                                   kb.or_(kb.cmp("sgt", b_bytes, kb.const(B_PREFETCH_MIN_BYTES)),
+                                          kb.cmp("sle", mblocks, kb.const(B_PREFETCH_COLD_BLOCKS))))
 
             with kb.loop(p_lo, p_hi) as pl:
                 col0 = kb.mul(pl.iv, kb.const(nr))
