@@ -36,14 +36,13 @@ def col2im_kernel(spec: Col2imSpec) -> func.FuncOp:
     kb = KernelBuilder(spec.name)
     f = {name: kb.field(i) for i, name in enumerate(COL2IM_FIELDS)}
     cols, out, bias = (kb.as_ptr(f[n]) for n in ("cols", "out", "bias"))
-    one = kb.const(1)
     in_plane = kb.mul(kb.mul(f["id"], f["ih"]), f["iw"])
     out_plane = kb.mul(kb.mul(f["od"], f["oh"]), f["ow"])
     taps = kb.mul(kb.mul(f["kd"], f["kh"]), f["kw"])
 
     def ceildiv(a, s):
         """ceil(max(a, 0) / s) for s > 0."""
-        return kb.div(kb.add(kb.max(a, kb.const(0)), kb.sub(s, one)), s)
+        return kb.ceil_div(kb.max(a, kb.const(0)), s)
 
     def valid(axis: str, tap):
         """Input positions i with 0 <= i*s + off < out along `axis`, as [lo, hi), and off."""

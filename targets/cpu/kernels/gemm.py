@@ -208,7 +208,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
 
             # each row tile's share of the next panel's B slice (the same for every panel)
             tiles = kb.ceil_div(kb.sub(row_hi, row_lo), spec.mr)
-            b_share = kb.div(kb.add(kb.sub(k1, k0), kb.sub(tiles, kb.const(1))), kb.max(tiles, kb.const(1)))
+            b_share = kb.ceil_div(kb.sub(k1, k0), kb.max(tiles, kb.const(1)))
             b_bytes = kb.mul(kb.mul(f["k"], f["npanels"]), kb.const(nr * 4))  # one batch's packed B
             b_share_fits = kb.and_(kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES)),
                                    kb.or_(kb.cmp("sgt", b_bytes, kb.const(B_PREFETCH_MIN_BYTES)),

@@ -139,7 +139,7 @@ def row_kernel(spec: RowSpec) -> func.FuncOp:
         return kb.finish()
     # an item is `width` adjacent rows; the last block of a short `inner` goes row by row
     w = spec.width
-    blocks = kb.div(kb.add(inner, kb.const(w - 1)), kb.const(w))
+    blocks = kb.ceil_div(inner, w)
     with kb.loop(kb.begin, kb.end) as item:
         o, j0 = kb.div(item.iv, blocks), kb.mul(kb.rem(item.iv, blocks), kb.const(w))
         full = kb.cmp("sle", kb.add(j0, kb.const(w)), inner)

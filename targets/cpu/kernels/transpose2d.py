@@ -48,7 +48,7 @@ def transpose2d_kernel(spec: Transpose2DSpec) -> func.FuncOp:
     dst_off, src_off, rows, cols, dst_stride, src_stride = (kb.field(i) for i in range(2, 8))
     outer = [tuple(kb.field(len(TRANSPOSE2D_HEAD) + 3 * d + j) for j in range(3)) for d in range(spec.outer)]
     w, th = kb.const(spec.width), kb.const(spec.tile_rows)
-    tiles = kb.div(kb.add(cols, kb.const(spec.width - 1)), w)
+    tiles = kb.ceil_div(cols, spec.width)
     with kb.loop(kb.begin, kb.end) as item:
         d_off, s_off = outer_offsets(kb, outer, kb.div(item.iv, tiles), dst_off, src_off)
         s0 = kb.mul(kb.rem(item.iv, tiles), w)

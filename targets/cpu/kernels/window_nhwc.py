@@ -78,7 +78,7 @@ def window_nhwc_kernel(spec: WindowNHWCSpec) -> func.FuncOp:
 def _interior_columns(kb: KernelBuilder, spec: WindowNHWCSpec, wi, ow, pw):
     """[lo, hi): the output columns whose whole window lies inside the input row (lo <= hi <= ow)."""
     sw = kb.const(spec.sw)
-    lo = kb.min(kb.div(kb.add(pw, kb.const(spec.sw - 1)), sw), ow)
+    lo = kb.min(kb.ceil_div(pw, spec.sw), ow)
     # the last tap ox*sw - pw + (kw-1)*dw <= wi-1, i.e. ox < (wi - 1 + pw - (kw-1)*dw + sw) // sw
     span = kb.add(kb.sub(wi, kb.const(1 + (spec.kw - 1) * spec.dw - spec.sw)), pw)
     hi = kb.max(kb.min(kb.div(kb.max(span, kb.const(0)), sw), ow), lo)
