@@ -210,9 +210,9 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
             tiles = kb.ceil_div(kb.sub(row_hi, row_lo), spec.mr)
             b_share = kb.ceil_div(kb.sub(k1, k0), kb.max(tiles, kb.const(1)))
             b_bytes = kb.mul(kb.mul(f["k"], f["npanels"]), kb.const(nr * 4))  # one batch's packed B
-            b_share_fits = kb.and_(kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES)),
-                                   kb.or_(kb.cmp("sgt", b_bytes, kb.const(B_PREFETCH_MIN_BYTES)),
-                                          kb.cmp("sle", mblocks, kb.const(B_PREFETCH_COLD_BLOCKS))))
+            b_prefetch_pays = kb.and_(kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES)),
+                                      kb.or_(kb.cmp("sgt", b_bytes, kb.const(B_PREFETCH_MIN_BYTES)),
+                                             kb.cmp("sle", mblocks, kb.const(B_PREFETCH_COLD_BLOCKS))))
 
             with kb.loop(p_lo, p_hi) as pl:
                 col0 = kb.mul(pl.iv, kb.const(nr))
@@ -222,7 +222,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                          for v in range(nv)]
                 masks = [kb.lane_mask(n, w) for n in lanes]
                 next_b = kb.add(b_off, kb.mul(f["k"], kb.const(nr)))
-                prefetch_b = kb.and_(kb.cmp("slt", kb.add(pl.iv, kb.const(1)), p_hi), b_share_fits)
+                prefetch_b = kb.and_(kb.cmp("slt", kb.add(pl.iv, kb.const(1)), p_hi), b_prefetch_pays)
 
                 def tile(mr: int, first_row, nv: int = nv):
                     """mr x (nv vectors) register tile over K slice [k0, k1): nv is the spec's
