@@ -65,9 +65,24 @@ void *pfrt_arena_alloc(pfrt_arena *a, size_t size) {
 
 #define SPIN_ROUNDS 20000
 
+/* A thread's home range of a job's chunks, on its own cache line: the thread runs it in order,
+   then takes what is left of the others' (from their fronts). Consecutive kernels split their
+   items the same way, so a thread mostly reads rows it wrote itself in the kernel before. */
+typedef struct {
+    _Alignas(64) atomic_int_fast64_t next;
+    int64_t end;
+} home_range;
+
+typedef struct {
+    struct pfrt_pool *pool;
+    int index;                   /* 1..num_threads-1: the caller is 0 */
+} worker_arg;
+
 struct pfrt_pool {
     int num_threads;             /* including the caller */
     pthread_t *workers;
+    worker_arg *worker_args;
+    home_range *homes;           /* one per thread */
     pthread_mutex_t call_lock;   /* serializes parallel_for calls */
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -78,7 +93,6 @@ struct pfrt_pool {
     pfrt_task_fn fn;
     void *ctx;
     int64_t n, chunk, num_chunks;
-    atomic_int_fast64_t next_chunk;
     atomic_int_fast64_t chunks_done;
     atomic_int active_workers;
 };
@@ -101,15 +115,20 @@ typedef struct {
     int64_t n, chunk, num_chunks;
 } job_t;
 
-static void run_chunks(pfrt_pool *p, const job_t *job) {
+/* Thread `self` runs its home range, then steals from the others' in turn. */
+static void run_chunks(pfrt_pool *p, const job_t *job, int self) {
     int64_t done_here = 0;
-    for (;;) {
-        int64_t c = atomic_fetch_add(&p->next_chunk, 1);
-        if (c >= job->num_chunks) break;
-        int64_t b = c * job->chunk;
-        int64_t e = b + job->chunk < job->n ? b + job->chunk : job->n;
-        job->fn(job->ctx, b, e);
-        done_here++;
+    int threads = p->num_threads;
+    for (int k = 0; k < threads; k++) {
+        home_range *h = &p->homes[(self + k) % threads];
+        for (;;) {
+            int64_t c = atomic_fetch_add(&h->next, 1);
+            if (c >= h->end) break;
+            int64_t b = c * job->chunk;
+            int64_t e = b + job->chunk < job->n ? b + job->chunk : job->n;
+            job->fn(job->ctx, b, e);
+            done_here++;
+        }
     }
     if (done_here) atomic_fetch_add(&p->chunks_done, done_here);
 }
@@ -117,7 +136,8 @@ static void run_chunks(pfrt_pool *p, const job_t *job) {
 /* Workers register as active while holding the lock, so the caller cannot set
    up the next job before every worker has left the current one. */
 static void *worker_main(void *arg) {
-    pfrt_pool *p = arg;
+    pfrt_pool *p = ((worker_arg *)arg)->pool;
+    int self = ((worker_arg *)arg)->index;
     uint64_t seen = 0;
     in_task = 1;
     for (;;) {
@@ -134,7 +154,7 @@ static void *worker_main(void *arg) {
         job_t job = {p->fn, p->ctx, p->n, p->chunk, p->num_chunks};
         atomic_fetch_add(&p->active_workers, 1);
         pthread_mutex_unlock(&p->lock);
-        run_chunks(p, &job);
+        run_chunks(p, &job, self);
         if (atomic_fetch_sub(&p->active_workers, 1) == 1) {
             pthread_mutex_lock(&p->lock);
             pthread_cond_broadcast(&p->done);
@@ -148,13 +168,23 @@ pfrt_pool *pfrt_pool_create(int num_threads) {
     if (!p) return NULL;
     if (num_threads <= 0) num_threads = pfrt_num_cores();
     p->num_threads = num_threads;
+    p->workers = calloc((size_t)num_threads, sizeof(pthread_t));
+    p->worker_args = calloc((size_t)num_threads, sizeof(worker_arg));
+    p->homes = aligned_alloc(64, (size_t)num_threads * sizeof(home_range));
+    if (!p->workers || !p->worker_args || !p->homes) {
+        free(p->workers);
+        free(p->worker_args);
+        free(p->homes);
+        free(p);
+        return NULL;
+    }
     pthread_mutex_init(&p->call_lock, NULL);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
-    p->workers = calloc((size_t)num_threads, sizeof(pthread_t));
     for (int i = 1; i < num_threads; i++) {
-        if (pthread_create(&p->workers[i], NULL, worker_main, p) != 0) {
+        p->worker_args[i] = (worker_arg){p, i};
+        if (pthread_create(&p->workers[i], NULL, worker_main, &p->worker_args[i]) != 0) {
             p->num_threads = i;
             break;
         }
@@ -170,6 +200,8 @@ void pfrt_pool_destroy(pfrt_pool *p) {
     pthread_mutex_unlock(&p->lock);
     for (int i = 1; i < p->num_threads; i++) pthread_join(p->workers[i], NULL);
     free(p->workers);
+    free(p->worker_args);
+    free(p->homes);
     pthread_mutex_destroy(&p->call_lock);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->wake);
@@ -200,14 +232,17 @@ void pfrt_parallel_for(pfrt_pool *p, pfrt_task_fn fn, void *ctx, int64_t n, int6
     p->n = n;
     p->chunk = chunk;
     p->num_chunks = job.num_chunks;
-    atomic_store(&p->next_chunk, 0);
+    for (int t = 0; t < threads; t++) {
+        atomic_store(&p->homes[t].next, job.num_chunks * t / threads);
+        p->homes[t].end = job.num_chunks * (t + 1) / threads;
+    }
     atomic_store(&p->chunks_done, 0);
     atomic_fetch_add(&p->generation, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
 
     in_task = 1;
-    run_chunks(p, &job);
+    run_chunks(p, &job, 0);
     in_task = 0;
     /* wait until every chunk has finished and no worker still touches this job */
     int spins = 0;

@@ -28,7 +28,9 @@ pfrt_pool *pfrt_pool_create(int num_threads);
 void pfrt_pool_destroy(pfrt_pool *pool);
 int pfrt_pool_num_threads(pfrt_pool *pool);
 /* Run fn(ctx, b, e) over [0, n) split into chunks of at least `grain` indices.
-   Every index is covered exactly once; returns when all chunks are done.
+   Every index is covered exactly once; returns when all chunks are done. Each
+   thread (the caller is thread 0) first runs its own contiguous share of the
+   chunks in order, then takes what is left of the others'.
    Safe to call from several threads at once (calls are serialized per pool);
    a call made from inside a task runs inline. */
 void pfrt_parallel_for(pfrt_pool *pool, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);

@@ -69,6 +69,35 @@ def test_parallel_for_uses_several_threads():
     pool.close()
 
 
+def test_parallel_for_idle_thread_takes_chunks_from_a_busy_ones_range():
+    """Each thread starts on its own home range of chunks (the caller's: the first half) and runs
+    it in order; one that finishes early takes what is left of another's. The caller blocks in its
+    first chunk until the worker has run one of the caller's chunks: only stealing lets it go on."""
+    pool = ThreadPool(2)
+    caller = threading.get_ident()
+    n = 8  # grain 1: 8 chunks of 1, home ranges [0, 4) and [4, 8)
+    stolen = threading.Event()
+    counts = np.zeros(n, dtype=np.int64)
+    worker_chunks = []
+
+    @ffi.callback("void(void*, int64_t, int64_t)")
+    def task(ctx, begin, end):
+        counts[begin:end] += 1
+        me = threading.get_ident()
+        if me != caller:
+            worker_chunks.append(begin)
+        if me != caller and begin < n // 2:
+            stolen.set()
+        if me == caller and begin == 0:
+            stolen.wait(30)
+
+    pool.parallel_for(task, ffi.NULL, n, 1)
+    assert stolen.is_set()
+    assert worker_chunks[:4] == [4, 5, 6, 7]  # its own range first, in order
+    assert (counts == 1).all()
+    pool.close()
+
+
 def test_parallel_for_from_many_caller_threads():
     """Concurrent parallel_for calls on one pool are serialized, none loses work."""
     pool = ThreadPool(3)
