@@ -138,6 +138,11 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
     # GEMM is 4 blocks of 48-52 rows, not 144 + 52, and threads finish together
     m_tiles = kb.ceil_div(f["m"], spec.mr)
     mblocks = kb.max(f["mblocks"], kb.const(1))
+    # B is cold (worth the next-panel prefetch) when one batch's packed B exceeds L2 or few row
+    # blocks reread it
+    b_bytes = kb.mul(kb.mul(f["k"], f["npanels"]), kb.const(spec.nr * 4))
+    b_cold = kb.or_(kb.cmp("sgt", b_bytes, kb.const(B_PREFETCH_MIN_BYTES)),
+                    kb.cmp("sle", mblocks, kb.const(B_PREFETCH_COLD_BLOCKS)))
 
     def block_first_row(mb):
         return kb.mul(kb.div(kb.mul(mb, m_tiles), mblocks), kb.const(spec.mr))
@@ -209,10 +214,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
             # each row tile's share of the next panel's B slice (the same for every panel)
             tiles = kb.ceil_div(kb.sub(row_hi, row_lo), spec.mr)
             b_share = kb.ceil_div(kb.sub(k1, k0), kb.max(tiles, kb.const(1)))
-            b_bytes = kb.mul(kb.mul(f["k"], f["npanels"]), kb.const(nr * 4))  # one batch's packed B
-            b_prefetch_pays = kb.and_(kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES)),
-                                      kb.or_(kb.cmp("sgt", b_bytes, kb.const(B_PREFETCH_MIN_BYTES)),
-                                             kb.cmp("sle", mblocks, kb.const(B_PREFETCH_COLD_BLOCKS))))
+            b_prefetch_pays = kb.and_(kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES)), b_cold)
 
             with kb.loop(p_lo, p_hi) as pl:
                 col0 = kb.mul(pl.iv, kb.const(nr))
