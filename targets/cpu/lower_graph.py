@@ -28,7 +28,8 @@ from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import PTR, KernelBuilder
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
-    CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
+    CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel,
+    pad_bias)
 from pyflame_rt.targets.cpu.lowerings import lowering_for
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.native_object import ENTRY
@@ -318,10 +319,12 @@ class GraphLowering:
         (conv_c, an NHWC convolution's channels, and its CONV_A_FIELDS), A at `a_loc` is that
         convolution's input and the GEMM reads its implicit im2col. `c_rs` is C's row stride (default n: contiguous; a
         Concat slice is wider), used for the residual too."""
+        macs = dim_mul(dim_mul(batch, groups), dim_mul(m, dim_mul(n, k)))
         spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
                                    bias is not None or row_bias is not None, activation,
                                    unit_a_cs=a_strides[1] == 1, bias_per_row=row_bias is not None,
-                                   residual=residual is not None)
+                                   residual=residual is not None,
+                                   small=isinstance(macs, int) and macs <= SMALL_GEMM_MACS)
         nr = spec.nr
         npanels = ("ceildiv", n, nr)
         panel_elems = ("mul", k, ("mul", npanels, nr))

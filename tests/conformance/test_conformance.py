@@ -4,8 +4,8 @@ A test passes, or is refused at compile time with a named UnsupportedOperatorErr
 UnsupportedFormatError for a variant we do not lower (listed with its reason in
 docs/conformance.md); a wrong result or any other error fails, unless in KNOWN_FAILURES.
 
-One test per category; the whole subset is compiled (two processes, artifact cache) and run once per
-session. The full classified run is `python tests/conformance/run.py` (docs/conformance.md).
+One test per category, which compiles (two processes, artifact cache) and runs its tests. The full
+classified run is `python tests/conformance/run.py` (docs/conformance.md).
 """
 import warnings
 
@@ -17,18 +17,22 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def outcomes() -> dict[str, list[cs.Outcome]]:
-    tests = [t for t in cs.cpu_tests(cs.backend_test().test_cases) if cs.is_supported(cs.model_use(t[0], t[2]))]
-    cs.precompile([cs.model_of_category(c, n) for c, _, n in tests], jobs=2)
-    by_category: dict[str, list[cs.Outcome]] = {c: [] for c in cs.CATEGORIES.values()}
-    for category, cls, name in tests:
-        by_category[category].append(cs.run_test(category, cls, name))
-    return by_category
+def supported_tests() -> list[tuple[str, type, str]]:
+    return [t for t in cs.cpu_tests(cs.backend_test().test_cases) if cs.is_supported(cs.model_use(t[0], t[2]))]
+
+
+def category_outcomes(tests, category: str) -> list[cs.Outcome]:
+    """One category's tests, compiled (two processes, artifact cache) and run. Per category, not
+    the whole subset per module: pytest-xdist may run two categories on two workers, and each
+    compiling everything doubled the suite's longest setup."""
+    mine = [(cls, name) for c, cls, name in tests if c == category]
+    cs.precompile([cs.model_of_category(category, name) for _, name in mine], jobs=2)
+    return [cs.run_test(category, cls, name) for cls, name in mine]
 
 
 @pytest.mark.parametrize("category", list(cs.CATEGORIES.values()))
-def test_supported_op_tests_pass(category, outcomes):
-    results = outcomes[category]
+def test_supported_op_tests_pass(category, supported_tests):
+    results = category_outcomes(supported_tests, category)
     refused = [o for o in results if o.status != "pass" and o.kind == "unsupported variant"]
     failed = [o for o in results
               if o.status != "pass" and o.kind != "unsupported variant" and not cs.known_failure(o.name)]

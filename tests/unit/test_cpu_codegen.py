@@ -101,6 +101,26 @@ def test_gemm_a_in_place_or_packed_with_fused_epilogue(m_, k, n, threads, rng):
     assert_close(got, ort_run(model, feeds)[0], 1e-4)
 
 
+@pytest.mark.parametrize("m_,k,n,small", [
+    (7, 24, 40, True),     # 6720 multiply-adds: one-row tiles; 3 panels, the last 8 columns wide
+    (2, 3, 1001, True),    # 63 panels of one-row tiles, the last 9 columns wide
+    (9, 70, 40, False),    # 25200: the full kernel
+])
+def test_small_static_gemm_takes_one_row_tiles(m_, k, n, small, rng):
+    """A GEMM of static shape and at most SMALL_GEMM_MACS multiply-adds compiles one-row tiles (a
+    third of the code); the fused bias + Relu epilogue and partial last panel work the same."""
+    from pyflame_rt.compiler import compile_model
+
+    w = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    model = make_model([helper.make_node("MatMul", ["a", "w"], ["t"]), helper.make_node("Add", ["t", "b"], ["u"]),
+                        helper.make_node("Relu", ["u"], ["y"])],
+                       [("a", [m_, k])], [("y", [m_, n])], {"w": w, "b": bias})
+    gemms = [name for name in compile_model(model).header["kernels"] if name.startswith("gemm_")]
+    assert len(gemms) == 1 and gemms[0].startswith("gemm_1x") == small, gemms
+    _check(model, {"a": rng.standard_normal((m_, k)).astype(np.float32)}, rtol=1e-4)
+
+
 def test_gemm_alpha_beta_trans_a_and_matrix_c(rng):
     w = rng.standard_normal((6, 5)).astype(np.float32)
     c = rng.standard_normal((4, 5)).astype(np.float32)

@@ -56,6 +56,10 @@ B_PREFETCH_MAX_LINES = 64
 B_PREFETCH_MIN_BYTES = 512 * 1024
 B_PREFETCH_COLD_BLOCKS = 4
 
+# a GEMM of at most this many multiply-adds (static shapes) runs one-row tiles: it takes
+# microseconds either way, and the full kernel's remainder-row variants tripled its compile time
+SMALL_GEMM_MACS = 16384
+
 # ctx field order shared by the lowering and the kernel
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
                "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "ncp", "npanels", "groups", "a_gs", "c_gs",
@@ -102,9 +106,12 @@ class GemmSpec:
 
     @staticmethod
     def for_target(width: int, num_registers: int, has_bias: bool, activation: str,
-                   unit_a_cs: bool = True, bias_per_row: bool = False, residual: bool = False) -> "GemmSpec":
+                   unit_a_cs: bool = True, bias_per_row: bool = False, residual: bool = False,
+                   small: bool = False) -> "GemmSpec":
+        """The register tile for the target; `small` (a GEMM of at most SMALL_GEMM_MACS) takes
+        one-row tiles: no remainder-row variants, a fraction of the code to compile."""
         nvec = 2
-        mr = max(1, min(8, (num_registers - nvec - 1) // nvec))
+        mr = 1 if small else max(1, min(8, (num_registers - nvec - 1) // nvec))
         return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row, residual=residual)
 
 
@@ -345,7 +352,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
                 # a last panel of exactly NR - w columns (N = 24, 40, 1000 with NR = 16: 8 columns) skips
                 # its empty vector's FMAs: the main tiles get a narrower variant (of full vectors only,
                 # so it needs no masked epilogue), the remainder rows do not
-                if nv > 1:
+                if nv > 1 and spec.mr > 1:
                     kb.if_else(kb.cmp("eq", ncols, kb.const(nr - w)), lambda: full_tiles(nv - 1),
                                lambda: full_tiles(nv))
                 else:
