@@ -121,6 +121,26 @@ def test_small_static_gemm_takes_one_row_tiles(m_, k, n, small, rng):
     _check(model, {"a": rng.standard_normal((m_, k)).astype(np.float32)}, rtol=1e-4)
 
 
+@pytest.mark.parametrize("n,items", [(160, 4), (40, 3), (16, 1), (1000, 4)])
+def test_gemm_with_one_row_block_splits_its_panels(n, items, rng, tmp_path):
+    """49 rows (a 7x7 feature map at batch 1) are one row block: its panels are split into work
+    items (at least 4 while there are panels to split) so both threads take part. 10 panels: 4
+    items of 3, 3, 3, 1; 3 panels: 3 items; one panel: one item."""
+    import json
+
+    from pyflame_rt import SessionOptions
+
+    w = (rng.standard_normal((960, n)) / np.sqrt(960)).astype(np.float32)
+    model = make_model([helper.make_node("MatMul", ["a", "w"], ["y"])], [("a", [49, 960])], [("y", [49, n])],
+                       {"w": w})
+    feeds = {"a": rng.standard_normal((49, 960)).astype(np.float32)}
+    opts = SessionOptions(num_threads=2, enable_profiling=True, profile_file_prefix=str(tmp_path / "p"))
+    sess = InferenceSession(model.SerializeToString(), opts)
+    assert_close(sess.run(None, feeds)[0], ort_run(model, feeds)[0], 1e-4)
+    calls = [e for e in json.load(open(sess.end_profiling())) if e["args"].get("kernel", "").startswith("gemm_")]
+    assert [e["args"]["work_items"] for e in calls] == [items]
+
+
 def test_gemm_alpha_beta_trans_a_and_matrix_c(rng):
     w = rng.standard_normal((6, 5)).astype(np.float32)
     c = rng.standard_normal((4, 5)).astype(np.float32)
