@@ -23,8 +23,8 @@ def supported_tests() -> list[tuple[str, type, str]]:
 
 def category_outcomes(tests, category: str) -> list[cs.Outcome]:
     """One category's tests, compiled (two processes, artifact cache) and run. Per category, not
-    the whole subset per module: pytest-xdist may run two categories on two workers, and each
-    compiling everything doubled the suite's longest setup."""
+    the whole subset per module: pytest-xdist may run two categories on two workers, and each then
+    compiled every model (four compile processes on two cores)."""
     mine = [(cls, name) for c, cls, name in tests if c == category]
     cs.precompile([cs.model_of_category(category, name) for _, name in mine], jobs=2)
     return [cs.run_test(category, cls, name) for cls, name in mine]
