@@ -319,7 +319,8 @@ class GraphLowering:
         (conv_c, an NHWC convolution's channels, and its CONV_A_FIELDS), A at `a_loc` is that
         convolution's input and the GEMM reads its implicit im2col. `c_rs` is C's row stride (default n: contiguous; a
         Concat slice is wider), used for the residual too."""
-        macs = dim_mul(dim_mul(batch, groups), dim_mul(m, dim_mul(n, k)))
+        batches = dim_mul(batch, groups)  # GEMMs in this call: images x groups
+        macs = dim_mul(batches, dim_mul(m, dim_mul(n, k)))
         spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
                                    bias is not None or row_bias is not None, activation,
                                    unit_a_cs=a_strides[1] == 1, bias_per_row=row_bias is not None,
@@ -350,7 +351,7 @@ class GraphLowering:
         # ... and, with fewer than 4 row blocks in all, enough panel blocks for 4 work items (at most
         # one per panel): MobileNetV2's 7x7 1x1 convs at batch 1 (49 rows, 10 panels) were one
         # item, run by one thread; as 4 items of 3, 3, 3, 1 panels they take 32-37% less time
-        row_blocks = ("mul", dim_mul(batch, groups), mblocks)
+        row_blocks = ("mul", batches, mblocks)
         fewest = ("max", ("ceildiv", npanels, spec.nc_panels), ("ceildiv", ("min", npanels, 4), row_blocks))
         ncp = ("ceildiv", npanels, _balanced_blocks(fewest))
         nblocks = ("ceildiv", npanels, ncp)
@@ -363,7 +364,7 @@ class GraphLowering:
         rows_per_item = m if isinstance(m, int) and m < spec.mc else spec.mc
         conv_fields = [conv_a[f] for f in CONV_A_FIELDS] if conv_a is not None else []
         self.call(gk, [gf[f] for f in GEMM_FIELDS] + conv_fields,
-                  ("mul", dim_mul(batch, groups), ("mul", mblocks, nblocks)),
+                  ("mul", row_blocks, nblocks),
                   work_per_item=("mul", rows_per_item * nr * spec.nc_panels, k))
 
     # ----------------------------------------------------------- entry point

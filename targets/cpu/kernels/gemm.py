@@ -351,7 +351,8 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
 
                 # a last panel of exactly NR - w columns (N = 24, 40, 1000 with NR = 16: 8 columns) skips
                 # its empty vector's FMAs: the main tiles get a narrower variant (of full vectors only,
-                # so it needs no masked epilogue), the remainder rows do not
+                # so it needs no masked epilogue), the remainder rows do not, nor a small GEMM's
+                # one-row tiles (kept to one variant for its compile time)
                 if nv > 1 and spec.mr > 1:
                     kb.if_else(kb.cmp("eq", ncols, kb.const(nr - w)), lambda: full_tiles(nv - 1),
                                lambda: full_tiles(nv))
