@@ -92,10 +92,25 @@ def load(path: str | os.PathLike, sign_key: bytes | None = None) -> CompiledMode
     """Read the whole artifact into private memory, verify it, and parse it."""
     fd = open_regular(path, "artifact")
     try:
-        image, _ = read_private(fd, os.fspath(path))
+        return read(fd, os.fspath(path), sign_key)[0]
     finally:
         os.close(fd)
-    return parse(image, os.fspath(path), sign_key)
+
+
+def read(fd: int, where: str, sign_key: bytes | None = None) -> tuple[CompiledModel, tuple]:
+    """(the artifact open on fd, parsed and verified, its file identity). It is hashed piece by
+    piece as it is copied into private memory, and only that copy is used afterwards."""
+    h = hashlib.sha256()
+
+    def hash_outside_auth(offset: int, chunk: memoryview) -> None:
+        end = offset + len(chunk)
+        if offset < _AUTH.start:
+            h.update(chunk[:_AUTH.start - offset])
+        if end > _AUTH.stop:
+            h.update(chunk[max(0, _AUTH.stop - offset):])
+
+    image, identity = read_private(fd, where, hash_outside_auth)
+    return _parse(image, h.digest(), where, sign_key), identity
 
 
 def header_field(fd: int, key: str):
@@ -111,16 +126,11 @@ def header_field(fd: int, key: str):
         return None
 
 
-def digest_and_signature(image: np.ndarray) -> tuple[bytes, bytes]:
-    """The (stored SHA-256, stored signature) fields of a whole artifact image."""
-    _, _, _, digest, signature = _PREFIX.unpack(image[:_PREFIX.size].tobytes())
-    return digest, signature
-
-
-def parse(image: np.ndarray, where: str, sign_key: bytes | None = None) -> CompiledModel:
-    """Check and parse an artifact read into private memory (files.read_private). Nothing in it
-    is trusted before its SHA-256 (and, with a key, its signature) matched, so modified object
-    code is never handed to the loader; the weights are a view of `image`."""
+def _parse(image: np.ndarray, computed: bytes, where: str, sign_key: bytes | None) -> CompiledModel:
+    """Check and parse an artifact copied into private memory whose SHA-256 (without the
+    authentication fields) is `computed`. Nothing in it is trusted before that matched the
+    stored digest (and, with a key, the signature matched), so modified object code is never
+    handed to the loader; the weights are a view of `image`."""
     size = image.size
     if size < 16:
         if image[:4].tobytes() != MAGIC[:size]:
@@ -135,11 +145,9 @@ def parse(image: np.ndarray, where: str, sign_key: bytes | None = None) -> Compi
             f"recompile the model: {where}")
     if size < _PREFIX.size:
         raise InvalidModelError(f"artifact is truncated ({size} bytes): {where}")
-    digest, signature = digest_and_signature(image)
-    h = hashlib.sha256(image[:_AUTH.start])
-    h.update(image[_AUTH.stop:])
-    if h.digest() != digest:
-        raise InvalidModelError(f"artifact SHA-256 mismatch (corrupt or modified file): {where}")
+    _, _, _, digest, signature = _PREFIX.unpack(image[:_PREFIX.size].tobytes())
+    if computed != digest:
+        raise InvalidModelError(f"artifact checksum mismatch (SHA-256; corrupt or modified file): {where}")
     if sign_key is not None:
         if signature == _UNSIGNED:
             raise InvalidModelError(f"artifact is not signed, but a signing key is configured: {where}")

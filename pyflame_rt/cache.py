@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from pyflame_rt import __version__, artifact
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import CacheSecurityError, PyFlameRTError, ValidationError
-from pyflame_rt.files import atomic_write, identity, open_regular, read_private
+from pyflame_rt.files import atomic_write, identity, open_regular
 from pyflame_rt.targets.cpu.target import CPUTarget
 
 if TYPE_CHECKING:  # the compiler side (xDSL, onnx) loads only when a model is compiled
@@ -101,8 +101,7 @@ class ArtifactLoader:
             with self._lock:
                 compiled = self._loaded.get((identity(os.fstat(fd)), key_id))
             if compiled is None:
-                image, read_identity = read_private(fd, where)
-                compiled = artifact.parse(image, where, sign_key)
+                compiled, read_identity = artifact.read(fd, where, sign_key)
                 with self._lock:
                     self._loaded[(read_identity, key_id)] = compiled
         finally:
