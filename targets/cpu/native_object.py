@@ -10,6 +10,7 @@ the section and relocation kinds our compiler emits.
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 
 import llvmlite.binding as llvm
@@ -37,6 +38,8 @@ ALLOWED_IMPORTS = frozenset({
 
 EM_X86_64 = 62
 SECTION_TYPES = frozenset({0, 1, 2, 3, 4, 8, 0x70000001})  # null, progbits, symtab, strtab, rela, nobits, unwind
+# code run at load time by other loaders (MCJIT runs none from objects, but nothing we emit has them)
+CONSTRUCTOR_SECTIONS = (".ctors", ".dtors", ".init", ".fini", ".init_array", ".fini_array", ".preinit_array")
 # x86-64 relocations that only compute addresses of (vetted) symbols and sections:
 # 64, PC32, PLT32, GOTPCREL, 32, 32S, PC64, GOTPCRELX, REX_GOTPCRELX
 RELOCATION_TYPES = frozenset({1, 2, 4, 9, 10, 11, 24, 41, 42})
@@ -52,40 +55,68 @@ def register_symbols(symbols: dict[str, int]) -> None:
             llvm.add_symbol(name, addr)
 
 
-def vet_object(obj: bytes) -> None:
-    """InvalidModelError unless `obj` is an x86-64 relocatable object that imports only
-    ALLOWED_IMPORTS and uses only the section and relocation kinds listed above."""
+def vet_object(obj: bytes) -> set[str]:
+    """The object's imports; InvalidModelError unless `obj` is an x86-64 relocatable object that
+    imports only ALLOWED_IMPORTS and uses only the section and relocation kinds listed above."""
     try:
         elf = ElfObject(obj)
         if elf.machine != EM_X86_64:
             raise ElfError(f"machine {elf.machine} is not x86-64")
-        odd = sorted({f"{s.name} (type {s.type:#x})" for s in elf.sections if s.type not in SECTION_TYPES})
+        odd = sorted({f"{s.name} (type {s.type:#x})" for s in elf.sections
+                      if s.type not in SECTION_TYPES or _is_constructor_section(s.name)})
         if odd:
             raise ElfError(f"unexpected sections {', '.join(odd)}")
         if elf.has_symbol_type(STT_GNU_IFUNC):
             raise ElfError("it defines an indirect function (GNU ifunc)")
-        imports = sorted(elf.undefined_symbols() - ALLOWED_IMPORTS)
+        imports = elf.undefined_symbols()
         relocations = sorted(elf.relocation_types() - RELOCATION_TYPES)
     except ElfError as e:
         raise InvalidModelError(f"artifact object code is not a plain compiled model: {e}") from None
-    if imports:
+    refused = sorted(imports - ALLOWED_IMPORTS)
+    if refused:
         raise InvalidModelError(
-            f"artifact object code imports {', '.join(repr(s) for s in imports)}, which the runtime does not "
+            f"artifact object code imports {', '.join(repr(s) for s in refused)}, which the runtime does not "
             f"provide to models (allowed: {', '.join(sorted(ALLOWED_IMPORTS))}); refusing to load it")
     if relocations:
         raise InvalidModelError(f"artifact object code uses relocation types {relocations}, which the loader "
                                 f"does not allow")
+    return imports
+
+
+def _require_resolvable(imports: set[str]) -> None:
+    """MCJIT binds an import it cannot find to address 0, a crash once called: refuse instead.
+    The float16 conversions live in libgcc_s (GCC 12 and later), which Python does not load."""
+    missing = [name for name in sorted(imports) if not llvm.address_of_symbol(name)]
+    if missing and _load_libgcc():
+        missing = [name for name in missing if not llvm.address_of_symbol(name)]
+    if missing:
+        raise BackendError(f"the model's native code needs {', '.join(missing)}, which this process does not "
+                           f"provide; recompile it for a CPU with F16C/FMA/SSE4.1 (e.g. --cpu x86-64-v3)")
+
+
+@functools.cache
+def _load_libgcc() -> bool:
+    try:
+        llvm.load_library_permanently("libgcc_s.so.1")
+    except RuntimeError:
+        return False
+    return True
+
+
+def _is_constructor_section(name: str) -> bool:
+    return name in CONSTRUCTOR_SECTIONS or name.startswith(tuple(f"{c}." for c in CONSTRUCTOR_SECTIONS))
 
 
 class LoadedObject:
     """Native object code linked into this process with MCJIT; lookup by symbol."""
 
     def __init__(self, obj: bytes, target: CPUTarget):
-        vet_object(obj)
+        imports = vet_object(obj)
         init_llvm()
         self._backing = llvm.parse_assembly("")
         self._backing.triple = target.triple
-        self._engine = llvm.create_mcjit_compiler(self._backing, target.target_machine())
+        self._engine = llvm.create_mcjit_compiler(self._backing, target.target_machine())  # opens the process
+        _require_resolvable(imports)
         try:
             self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             self._engine.finalize_object()

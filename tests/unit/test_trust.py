@@ -322,3 +322,65 @@ def test_non_regular_paths_are_refused_at_once(tmp_path):
     assert "is a directory" in outcome[str(folder)][2]
     assert "w.bin" in outcome[str(ext_dir / "m.onnx")][2]
     assert outcome["/dev/zero"][3:] == outcome[str(fifo)][3:] == ["InvalidModelError", 2]
+
+
+def test_object_code_the_loader_cannot_vet_is_refused():
+    """Static constructors (.ctors), indirect functions and malformed tables are refused
+    before MCJIT parses the object."""
+    import llvmlite.binding as llvm
+
+    from pyflame_rt.targets.cpu.native_object import vet_object
+    from pyflame_rt.targets.cpu.target import CPUTarget, init_llvm
+
+    init_llvm()
+    target = CPUTarget.named("x86-64")
+
+    def emit(ir: str) -> bytes:
+        mod = llvm.parse_assembly(ir)
+        mod.triple = target.triple
+        return target.target_machine().emit_object(mod)
+
+    ctor = emit("""
+        @llvm.global_ctors = appending global [1 x { i32, ptr, ptr }] [{ i32, ptr, ptr } { i32 65535, ptr @f, ptr null }]
+        define void @f() { ret void }""")
+    with pytest.raises(InvalidModelError, match=r"unexpected sections \.ctors"):
+        vet_object(ctor)
+    ifunc = emit("""
+        define ptr @resolve() { ret ptr null }
+        @g = ifunc void (), ptr @resolve""")
+    with pytest.raises(InvalidModelError, match="indirect function"):
+        vet_object(ifunc)
+    plain = evil_object("memcpy")  # an allowed import: vetted fine
+    vet_object(plain)
+    for broken in (plain[:40], plain[:len(plain) // 2], plain[:16] + b"\xff" * 48 + plain[64:]):
+        with pytest.raises(InvalidModelError, match="not a plain compiled model"):
+            vet_object(broken)
+
+
+def baseline_model() -> onnx.ModelProto:
+    return make_model(
+        [helper.make_node("Cast", ["x"], ["h"], to=TensorProto.FLOAT16), helper.make_node("Floor", ["h"], ["f"]),
+         helper.make_node("Cast", ["f"], ["c"], to=TensorProto.FLOAT), helper.make_node("LRN", ["c"], ["l"], size=3),
+         helper.make_node("Exp", ["l"], ["y"])],
+        [("x", ["n", 4, 3, 3])], [("y", ["n", 4, 3, 3])])
+
+
+def test_models_for_the_baseline_cpu_pass_the_allowlist():
+    """Without SSE4.1, FMA or F16C LLVM calls libm / compiler-rt (floorf, fmaf, __extendhfsf2, powf):
+    those imports are allowed and resolved (the float16 ones crashed before: nothing in the
+    process defined them), so such artifacts load and match onnxruntime."""
+    result = run_python("""
+        import numpy as np
+        from conftest import ort_run
+        from pyflame_rt import InferenceSession, SessionOptions
+        from pyflame_rt.cache import CacheConfig
+        from test_trust import baseline_model
+        x = (np.random.default_rng(0).standard_normal((2, 4, 3, 3)) * 3).astype(np.float32)
+        sess = InferenceSession(baseline_model(), SessionOptions(cpu="x86-64", cache=CacheConfig(enabled=False)))
+        np.testing.assert_allclose(sess.run(None, {"x": x})[0], ort_run(baseline_model(), {"x": x})[0], rtol=1e-5)
+        """)
+    assert result.returncode == 0, (result.returncode, result.stderr[-3000:])
+    from pyflame_rt.targets.cpu.elf_object import ElfObject
+
+    imports = ElfObject(compile_model(baseline_model(), CompileOptions(cpu="x86-64")).object_code).undefined_symbols()
+    assert {"floorf", "fmaf", "__extendhfsf2", "__truncsfhf2", "powf"} <= imports
