@@ -153,7 +153,10 @@ class CompileCache:
         except OSError:
             return CacheResult(compile_fn(model, options), False, None)
         with directory:
-            sign_key = directory.signing_key()
+            try:
+                sign_key = directory.signing_key()
+            except OSError:  # e.g. a read-only directory: no entry can be trusted or stored
+                return CacheResult(compile_fn(model, options), False, None)
             name = f"{key}.pfm"
             compiled = self._lookup(directory, name, key, sign_key)
             if compiled is not None:
@@ -307,7 +310,11 @@ class _CacheDir:
         """(name, mtime, size) of the cache's own entries, oldest first: regular files named
         `<64 hex digits>.pfm` whose header records that key. Anything else is left alone."""
         out = []
-        for name in os.listdir(self.fd):
+        try:
+            names = os.listdir(self.fd)
+        except OSError:
+            return []
+        for name in names:
             if not _ENTRY.fullmatch(name):
                 continue
             try:

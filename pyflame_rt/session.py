@@ -1,6 +1,6 @@
 """`InferenceSession`: the ONNX Runtime-compatible API over compiled artifacts.
 
-`.pfm` files are memory-mapped and their object code loaded (never recompiled);
+`.pfm` files are read, verified and their object code loaded (never recompiled);
 ONNX models (path, bytes, ModelProto) are compiled on first open and kept in the
 compile cache, so the next open of the same model is a cache hit. `run` may be
 called from many threads at once on one session.
@@ -164,9 +164,11 @@ def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
         raise InvalidModelError(f"cannot open a {type(model).__name__}: pass a path, ONNX bytes, a ModelProto "
                                 f"or an ImportResult")
     config = (options.cache or CacheConfig()).validate()
+    if not config.enabled:
+        return compile_model(model, copts), False
     base_dir = os.path.dirname(model) if isinstance(model, str) else ""
     external = external_data.digests(model if isinstance(model, onnx.ModelProto) else model_bytes, base_dir)
-    if not config.enabled or external is None:  # no key without every external-data file
+    if external is None:  # no key without every external-data file: the importer reports the missing one
         return compile_model(model, copts), False
     result = CompileCache(config).open(model, model_bytes, copts, compile_model, external)
     return result.compiled, result.hit

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import os
 
-from pyflame_rt.errors import ValidationError
+from pyflame_rt.errors import InvalidModelError, ValidationError
 from pyflame_rt.files import read_regular
 
 ENV_KEY_FILE = "PYFLAME_RT_SIGN_KEY_FILE"
@@ -18,7 +18,11 @@ MIN_KEY_BYTES, MAX_KEY_BYTES = 16, 4096
 
 
 def read_key(path: str | os.PathLike) -> bytes:
-    key = read_regular(path, "signing key file")
+    """ValidationError if the file is missing, not a regular file or of the wrong size."""
+    try:
+        key = read_regular(path, "signing key file")
+    except InvalidModelError as e:  # the key is an option, not a model
+        raise ValidationError(str(e)) from None
     if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
         raise ValidationError(f"signing key file {os.fspath(path)} holds {len(key)} bytes; a key has "
                               f"{MIN_KEY_BYTES} to {MAX_KEY_BYTES} (e.g. head -c 32 /dev/urandom > FILE)")
