@@ -89,7 +89,8 @@ def _run(args) -> int:
 
 
 def _inspect(args) -> int:
-    c = artifact.load(args.artifact, signing.configured_key(args.sign_key))
+    key = signing.configured_key(args.sign_key)
+    c = artifact.load(args.artifact, key)
     h = c.header
     t, m, sec = h["target"], h["model"], h["sections"]
     w, o = sec["weights"], sec["object"]
@@ -106,7 +107,7 @@ def _inspect(args) -> int:
     print(f"weights       {w['size']} bytes at offset {w['offset']} ({h['parameter_count']} parameters)")
     print(f"object        {o['size']} bytes at offset {o['offset']} ({o['format']}, {h['kernel_count']} kernels)")
     print(f"sha256        {c.digest.hex()}")
-    print(f"signature     {_signature_state(c, args.sign_key)}")
+    print(f"signature     {_signature_state(c.signed, key is not None)}")
     print("ops           " + ", ".join(f"{k} x{v}" for k, v in sorted(h["op_summary"].items())))
     print("kernels       " + ", ".join(h.get("kernels", [])))
     print("compile       " + ", ".join(f"{k} {v:.0f} ms" for k, v in h.get("compile_ms", {}).items()))
@@ -116,11 +117,10 @@ def _inspect(args) -> int:
     return 0
 
 
-def _signature_state(c, key_file) -> str:
-    if not c.signed:
+def _signature_state(signed: bool, verified: bool) -> str:
+    if not signed:
         return "none"
-    return "HMAC-SHA256, verified with the signing key" if signing.configured_key(key_file) else \
-        "HMAC-SHA256 (not verified: no signing key given)"
+    return "HMAC-SHA256, verified with the signing key" if verified else "HMAC-SHA256 (not verified: no key given)"
 
 
 def _bench(args) -> int:

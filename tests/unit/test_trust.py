@@ -212,7 +212,7 @@ def test_object_code_importing_system_is_refused(tmp_path, pfms, monkeypatch):
     assert not os.path.exists("pwned")
 
 
-def test_signed_artifacts(tmp_path, pfms, monkeypatch):
+def test_signed_artifacts(tmp_path, pfms, monkeypatch, capsys):
     key, other = tmp_path / "key", tmp_path / "other.key"
     key.write_bytes(os.urandom(32))
     other.write_bytes(os.urandom(32))
@@ -242,6 +242,9 @@ def test_signed_artifacts(tmp_path, pfms, monkeypatch):
     assert cli.main(["run", "--sign-key", str(other), str(signed)]) == 2
     monkeypatch.delenv("PYFLAME_RT_SIGN_KEY_FILE")
     InferenceSession(str(signed))  # without a key, signatures are not required
+    capsys.readouterr()
+    assert cli.main(["inspect", "--sign-key", str(key), str(signed)]) == 0
+    assert "signature     HMAC-SHA256, verified with the signing key" in capsys.readouterr().out
     (tmp_path / "short.key").write_bytes(b"abc")
     with pytest.raises(ValidationError, match="holds 3 bytes"):
         InferenceSession(str(signed), SessionOptions(sign_key_file=str(tmp_path / "short.key")))
