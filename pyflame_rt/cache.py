@@ -40,6 +40,7 @@ __all__ = ["ArtifactLoader", "CacheConfig", "CompileCache"]
 ENV_DIR = "PYFLAME_RT_CACHE_DIR"
 KEY_FILE = "signing.key"  # the per-user key cache entries are signed with
 KEY_BYTES = 32
+TOUCH_INTERVAL = 3600.0  # seconds
 _ENTRY = re.compile(r"[0-9a-f]{64}\.pfm")
 
 
@@ -269,8 +270,11 @@ class _CacheDir:
             return False
 
     def touch(self, name: str) -> None:
+        """Mark as recently used, at most once per TOUCH_INTERVAL: an hour is precise enough for
+        LRU, and an entry left alone keeps its identity, so sessions share one loaded copy."""
         try:
-            os.utime(name, dir_fd=self.fd, follow_symlinks=False)
+            if time.time() - os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_mtime > TOUCH_INTERVAL:
+                os.utime(name, dir_fd=self.fd, follow_symlinks=False)
         except OSError:
             pass
 

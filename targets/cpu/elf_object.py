@@ -31,11 +31,9 @@ class ElfError(ValueError):
 class Section:
     name: str
     type: int
-    flags: int
     offset: int
     size: int
     link: int
-    info: int
     entsize: int
 
 
@@ -58,7 +56,7 @@ class ElfObject:
             if sh_type != SHT_NOBITS and i:  # occupies no file bytes; section 0 is the null entry
                 self._check_range(off, size, f"section {i}")
         names = self._table(raw[shstrndx][4], raw[shstrndx][5])
-        self.sections = [Section(_string(names, r[0]), r[1], r[2], r[4], r[5], r[6], r[7], r[9]) for r in raw]
+        self.sections = [Section(_string(names, r[0]), r[1], r[4], r[5], r[6], r[9]) for r in raw]
 
     def undefined_symbols(self) -> set[str]:
         """Names of the undefined symbols of every symbol table (what the loader must resolve)."""

@@ -73,6 +73,13 @@ def test_a_planted_or_renamed_entry_is_not_executed(tmp_path, pfms):
         os.remove(cache.path(key_b))
 
 
+def test_cache_hits_share_one_loaded_copy(tmp_path):
+    model = add_model(1.0)
+    InferenceSession(model, cache_options(tmp_path / "cache"))
+    hits = [InferenceSession(model, cache_options(tmp_path / "cache")) for _ in range(2)]
+    assert all(s.cache_hit for s in hits) and hits[0]._compiled is hits[1]._compiled
+
+
 def test_the_cache_directory_is_private(tmp_path):
     cache_dir = tmp_path / "new" / "cache"
     assert not InferenceSession(add_model(1.0), cache_options(cache_dir)).cache_hit
