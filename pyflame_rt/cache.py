@@ -300,7 +300,8 @@ class _CacheDir:
         fd = os.open(KEY_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=self.fd)
         try:
             st = os.fstat(fd)
-            problem = _not_private(st, 0o077, "accessible to group or others") if stat.S_ISREG(st.st_mode) else "is not a regular file"
+            problem = (_not_private(st, 0o077, "accessible to group or others") if stat.S_ISREG(st.st_mode)
+                       else "is not a regular file")
             if problem or st.st_size != KEY_BYTES:
                 raise CacheSecurityError(
                     f"compile cache signing key {os.path.join(self.path, KEY_FILE)} "

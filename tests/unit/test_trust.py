@@ -16,7 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import make_model, ort_run
+from conftest import make_model
 from test_artifact import reseal
 from pyflame_rt import (InferenceSession, InvalidModelError, PyFlameRTError, SessionOptions, ValidationError, artifact,
                         cli)
