@@ -161,6 +161,7 @@ def test_a_planted_symlink_at_the_temporary_name_is_not_followed(tmp_path, pfms,
                                             "victim.txt"]
 
 
+@pytest.mark.slow  # a child process that compiles
 def test_a_failed_write_leaves_no_temporary_file(tmp_path, pfms):
     """A write that fails half-way (file size limit: EFBIG, as on a full disk)."""
     (tmp_path / "out").mkdir()
@@ -380,6 +381,7 @@ def baseline_model() -> onnx.ModelProto:
         [("x", ["n", 4, 3, 3])], [("y", ["n", 4, 3, 3])])
 
 
+@pytest.mark.slow  # a child process that compiles
 def test_models_for_the_baseline_cpu_pass_the_allowlist():
     """Without SSE4.1, FMA or F16C LLVM calls libm / compiler-rt (floorf, fmaf, __extendhfsf2, powf):
     those imports are allowed and resolved (the float16 ones crashed before: nothing in the
