@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (
     BackendError,
+    CacheSecurityError,
     DTypeMismatchError,
     InputError,
     InvalidModelError,
@@ -37,4 +38,5 @@ __all__ = [
     "InferenceSession", "NodeArg", "SessionOptions", "RunOptions", "OptLevel", "ExecutionMode",
     "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",
     "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError", "RunTimeoutError",
+    "CacheSecurityError",
 ]

@@ -1,119 +1,170 @@
-"""The `.pfm` artifact: checksummed header + 64-byte-aligned weight blob + native object code.
+"""The `.pfm` artifact: authenticated prefix + header + 64-byte-aligned weight blob + native object code.
 
 Layout (little endian; docs/pfm-format.md is the specification):
   0   4  magic b"PFM\\0"
   4   4  format version (u32)
   8   8  header length n (u64)
-  16  4  crc32 of the header bytes (u32)
-  20  4  reserved, 0
-  24  n  header: UTF-8 JSON (metadata, target, sections with offsets, sizes, crc32)
+  16  32 SHA-256 of the file without bytes 16..80 (these two fields)
+  48  32 HMAC-SHA256(key, that digest) for a signed artifact, else zero
+  80  n  header: UTF-8 JSON (metadata, target, sections with offsets and sizes)
   ... zero padding, then each section at a 64-byte-aligned offset; the file ends at the
-      aligned end of the last section. Every byte is covered by a checksum or must be zero.
+      aligned end of the last section. The digest covers every other byte, so nothing in
+      the file is trusted (or handed to the loader) before it matched.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
-import zlib
 
 import numpy as np
 
+from pyflame_rt import signing
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import InvalidModelError, UnsupportedFormatError
-from pyflame_rt.mapped_file import MappedFile
+from pyflame_rt.files import atomic_write, open_regular, read_private
 
 MAGIC = b"PFM\0"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 SECTIONS = ("weights", "object")
 OBJECT_FORMAT = "elf64-relocatable"
 ALIGN = 64
 MAX_HEADER = 64 << 20
-_PREFIX = struct.Struct("<4sIQII")
+_PREFIX = struct.Struct("<4sIQ32s32s")
+_AUTH = slice(16, _PREFIX.size)  # the digest and signature fields, outside what they cover
+_UNSIGNED = bytes(32)
 
 
 def _align(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
 
 
-def save(compiled: CompiledModel, path: str | os.PathLike) -> None:
-    """Write atomically (temp file + rename), so readers never see a half-written artifact."""
+def save(compiled: CompiledModel, path: str | os.PathLike, sign_key: bytes | None = None,
+         mode: int = 0o666, dir_fd: int | None = None) -> None:
+    """Write atomically (files.atomic_write), signed with `sign_key` if given."""
+    atomic_write(path, serialize(compiled, sign_key), mode, dir_fd)
+
+
+def serialize(compiled: CompiledModel, sign_key: bytes | None = None) -> list:
+    """The artifact's bytes as a list of chunks (the weights are not copied)."""
     data = {"weights": memoryview(np.ascontiguousarray(compiled.weights)).cast("B"),
             "object": compiled.object_code}
     header = dict(compiled.header, format_version=FORMAT_VERSION)
-    fixed = {name: {"crc32": zlib.crc32(data[name])} for name in SECTIONS}
-    fixed["object"]["format"] = OBJECT_FORMAT
     header["sections"] = {}
     while True:  # section offsets depend on the header's own length
         raw = json.dumps(header, separators=(",", ":")).encode()
         pos, layout = _align(_PREFIX.size + len(raw)), {}
         for name in SECTIONS:
-            layout[name] = dict(fixed[name], offset=pos, size=len(data[name]))
+            layout[name] = {"offset": pos, "size": len(data[name])}
             pos = _align(pos + len(data[name]))
+        layout["object"]["format"] = OBJECT_FORMAT
         if header["sections"] == layout:
             break
         header["sections"] = layout
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(raw), zlib.crc32(raw), 0))
-        f.write(raw)
-        for name in SECTIONS:
-            f.write(bytes(layout[name]["offset"] - f.tell()))
-            f.write(data[name])
-        f.write(bytes(pos - f.tell()))
-    os.replace(tmp, path)
+    body, end = [raw], _PREFIX.size + len(raw)
+    for name in SECTIONS:
+        body += [bytes(layout[name]["offset"] - end), data[name]]
+        end = layout[name]["offset"] + len(data[name])
+    body.append(bytes(pos - end))
+    start = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(raw), _UNSIGNED, _UNSIGNED)[:_AUTH.start]
+    h = hashlib.sha256(start)
+    for chunk in body:
+        h.update(chunk)
+    digest = h.digest()
+    signature = signing.mac(sign_key, digest) if sign_key is not None else _UNSIGNED
+    return [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(raw), digest, signature), *body]
 
 
 def is_artifact(path: str | os.PathLike) -> bool:
+    """Whether `path` starts with the artifact magic. InvalidModelError if it is missing or not
+    a regular file (nothing is read from devices or FIFOs)."""
+    fd = open_regular(path, "model file")
     try:
-        with open(path, "rb") as f:
-            return f.read(4) == MAGIC
+        return os.pread(fd, len(MAGIC), 0) == MAGIC
     except OSError:
         return False
+    finally:
+        os.close(fd)
 
 
-def load(path: str | os.PathLike, verify: bool = True) -> CompiledModel:
-    """Map the artifact; the weights stay in the page cache (zero copy)."""
-    return from_mapping(MappedFile(path), verify)
+def load(path: str | os.PathLike, sign_key: bytes | None = None) -> CompiledModel:
+    """Read the whole artifact into private memory, verify it, and parse it."""
+    fd = open_regular(path, "artifact")
+    try:
+        return read(fd, os.fspath(path), sign_key)[0]
+    finally:
+        os.close(fd)
 
 
-def from_mapping(mf: MappedFile, verify: bool = True) -> CompiledModel:
-    """Parse and check a mapped artifact. Nothing in it is trusted before its checksum matched,
-    so corrupt object code is never handed to the loader."""
-    where = mf.path
-    if mf.size < _PREFIX.size:
-        if mf.read(0, 4) != MAGIC[:mf.size]:
+def read(fd: int, where: str, sign_key: bytes | None = None) -> tuple[CompiledModel, tuple]:
+    """(the artifact open on fd, parsed and verified, its file identity). It is hashed piece by
+    piece as it is copied into private memory, and only that copy is used afterwards."""
+    h = hashlib.sha256()
+
+    def hash_outside_auth(offset: int, chunk: memoryview) -> None:
+        end = offset + len(chunk)
+        if offset < _AUTH.start:
+            h.update(chunk[:_AUTH.start - offset])
+        if end > _AUTH.stop:
+            h.update(chunk[max(0, _AUTH.stop - offset):])
+
+    image, identity = read_private(fd, where, hash_outside_auth)
+    return _parse(image, h.digest(), where, sign_key), identity
+
+
+def header_field(fd: int, key: str):
+    """`key` of the header of the artifact open on fd, unverified (None if absent or unreadable):
+    enough to recognise a file, never to trust it."""
+    try:
+        magic, version, hlen = struct.unpack("<4sIQ", os.pread(fd, 16, 0))
+        if magic != MAGIC or version != FORMAT_VERSION or hlen > MAX_HEADER:
+            return None
+        header = json.loads(os.pread(fd, hlen, _PREFIX.size))
+        return header.get(key) if isinstance(header, dict) else None
+    except (OSError, ValueError, struct.error):
+        return None
+
+
+def _parse(image: np.ndarray, computed: bytes, where: str, sign_key: bytes | None) -> CompiledModel:
+    """Check and parse an artifact copied into private memory whose SHA-256 (without the
+    authentication fields) is `computed`. Nothing in it is trusted before that matched the
+    stored digest (and, with a key, the signature matched), so modified object code is never
+    handed to the loader; the weights are a view of `image`."""
+    size = image.size
+    if size < 16:
+        if image[:4].tobytes() != MAGIC[:size]:
             raise UnsupportedFormatError(f"not a PyFlameRT artifact: {where}")
-        raise InvalidModelError(f"artifact is truncated ({mf.size} bytes): {where}")
-    magic, version, hlen, hcrc, reserved = _PREFIX.unpack(mf.read(0, _PREFIX.size))
+        raise InvalidModelError(f"artifact is truncated ({size} bytes): {where}")
+    magic, version, hlen = struct.unpack("<4sIQ", image[:16].tobytes())
     if magic != MAGIC:
         raise UnsupportedFormatError(f"not a PyFlameRT artifact (bad magic {magic!r}): {where}")
     if version != FORMAT_VERSION:
         raise UnsupportedFormatError(
             f"artifact format version {version} is not supported (this build reads {FORMAT_VERSION}); "
             f"recompile the model: {where}")
-    if hlen > min(MAX_HEADER, mf.size - _PREFIX.size):
-        raise InvalidModelError(f"artifact is truncated or corrupt: header length {hlen} exceeds the file "
-                                f"({mf.size} bytes): {where}")
-    raw = mf.read(_PREFIX.size, hlen)
-    if zlib.crc32(raw) != hcrc or reserved != 0:
-        raise InvalidModelError(f"artifact header checksum mismatch (corrupt file): {where}")
+    if size < _PREFIX.size:
+        raise InvalidModelError(f"artifact is truncated ({size} bytes): {where}")
+    _, _, _, digest, signature = _PREFIX.unpack(image[:_PREFIX.size].tobytes())
+    if computed != digest:
+        raise InvalidModelError(f"artifact checksum mismatch (SHA-256; corrupt or modified file): {where}")
+    if sign_key is not None:
+        if signature == _UNSIGNED:
+            raise InvalidModelError(f"artifact is not signed, but a signing key is configured: {where}")
+        if not signing.verify(sign_key, digest, signature):
+            raise InvalidModelError(f"artifact signature does not match the configured signing key: {where}")
+    if hlen > min(MAX_HEADER, size - _PREFIX.size):
+        raise InvalidModelError(f"artifact header length {hlen} exceeds the file ({size} bytes): {where}")
     try:
-        header = json.loads(raw)
-        sections = _check_sections(header, _PREFIX.size + hlen, mf.size)
+        header = json.loads(image[_PREFIX.size:_PREFIX.size + hlen].tobytes())
+        sections = _check_sections(header, _PREFIX.size + hlen, size)
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise InvalidModelError(f"artifact header is corrupt ({e}): {where}") from None
+    _check_padding(image, sections, _PREFIX.size + hlen, where)
     w, o = sections["weights"], sections["object"]
-    weights = mf.view(w["offset"], w["size"])
-    obj = mf.read(o["offset"], o["size"])
-    if verify:
-        _check_padding(mf, sections, _PREFIX.size + hlen)
-        if zlib.crc32(obj) != o["crc32"]:
-            raise InvalidModelError(f"artifact object code checksum mismatch (corrupt file): {where}")
-        if zlib.crc32(weights) != w["crc32"]:
-            raise InvalidModelError(f"artifact weights checksum mismatch (corrupt file): {where}")
-    return CompiledModel(header, weights, obj)
+    weights = image[w["offset"]:w["offset"] + w["size"]]
+    obj = image[o["offset"]:o["offset"] + o["size"]].tobytes()
+    return CompiledModel(header, weights, obj, digest, signature != _UNSIGNED)
 
 
 def _check_sections(header: dict, header_end: int, file_size: int) -> dict:
@@ -123,8 +174,8 @@ def _check_sections(header: dict, header_end: int, file_size: int) -> dict:
     pos = _align(header_end)
     for name in SECTIONS:
         s = sections[name]
-        if not all(isinstance(s.get(k), int) and s[k] >= 0 for k in ("offset", "size", "crc32")):
-            raise ValueError(f"section '{name}' has no valid offset/size/crc32")
+        if not all(isinstance(s.get(k), int) and s[k] >= 0 for k in ("offset", "size")):
+            raise ValueError(f"section '{name}' has no valid offset/size")
         if s["offset"] != pos:
             raise ValueError(f"section '{name}' starts at {s['offset']}, expected {pos}")
         pos = _align(pos + s["size"])
@@ -135,13 +186,13 @@ def _check_sections(header: dict, header_end: int, file_size: int) -> dict:
     return sections
 
 
-def _check_padding(mf: MappedFile, sections: dict, header_end: int) -> None:
-    """Bytes between the header and the sections are zero (so every byte is checked)."""
+def _check_padding(image: np.ndarray, sections: dict, header_end: int, where: str) -> None:
+    """Bytes between the header and the sections are zero (one canonical file per content)."""
     gaps, pos = [], header_end
     for name in SECTIONS:
         gaps.append((pos, sections[name]["offset"]))
         pos = sections[name]["offset"] + sections[name]["size"]
-    gaps.append((pos, mf.size))
+    gaps.append((pos, image.size))
     for start, end in gaps:
-        if end > start and mf.read(start, end - start).strip(b"\0"):
-            raise InvalidModelError(f"artifact padding at bytes {start}..{end} is not zero (corrupt file): {mf.path}")
+        if end > start and image[start:end].any():
+            raise InvalidModelError(f"artifact padding at bytes {start}..{end} is not zero (corrupt file): {where}")

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from pyflame_rt import __version__, artifact
+from pyflame_rt import __version__, artifact, signing
 from pyflame_rt.errors import InputError, PyFlameRTError
 from pyflame_rt.options import OptLevel
 
@@ -23,13 +23,14 @@ def _compile(args) -> int:
         print(f"  [{time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
     log = None if args.quiet else progress
+    sign_key = signing.configured_key(args.sign_key)
     options = CompileOptions(cpu=args.cpu, opt_level=OptLevel(args.opt_level),
                              verbose_optimization=args.verbose_optimization)
     compiled = compile_model(args.model, options, log=log)
     out = args.output or _default_output(args.model)
-    artifact.save(compiled, out)
+    artifact.save(compiled, out, sign_key)
     if log:
-        log(f"write: {os.path.getsize(out)} bytes")
+        log(f"write: {os.path.getsize(out)} bytes{', signed' if sign_key else ''}")
     h = compiled.header
     print(f"compiled {args.model} -> {out} in {time.perf_counter() - t0:.2f} s "
           f"({h['target']['cpu']}, {sum(h['op_summary'].values())} ops, {h['kernel_count']} kernels, "
@@ -52,9 +53,10 @@ def _parse_dims(items: list[str]) -> dict[str, int]:
 
 
 def _run(args) -> int:
+    from pyflame_rt.options import SessionOptions
     from pyflame_rt.session import InferenceSession
 
-    sess = InferenceSession(args.artifact)
+    sess = InferenceSession(args.artifact, SessionOptions(sign_key_file=args.sign_key))
     feeds = {}
     for item in args.input:
         name, sep, path = item.partition("=")
@@ -87,7 +89,8 @@ def _run(args) -> int:
 
 
 def _inspect(args) -> int:
-    c = artifact.load(args.artifact)
+    key = signing.configured_key(args.sign_key)
+    c = artifact.load(args.artifact, key)
     h = c.header
     t, m, sec = h["target"], h["model"], h["sections"]
     w, o = sec["weights"], sec["object"]
@@ -101,10 +104,10 @@ def _inspect(args) -> int:
         for io in h[kind]:
             print(f"{kind[:-1]:<13} {io['name']}: [{', '.join(io['shape'])}] {io['dtype']}")
     print(f"header        {w['offset']} bytes incl. padding")
-    print(f"weights       {w['size']} bytes at offset {w['offset']} ({h['parameter_count']} parameters, "
-          f"crc32 {w['crc32']:08x})")
-    print(f"object        {o['size']} bytes at offset {o['offset']} ({o['format']}, {h['kernel_count']} kernels, "
-          f"crc32 {o['crc32']:08x})")
+    print(f"weights       {w['size']} bytes at offset {w['offset']} ({h['parameter_count']} parameters)")
+    print(f"object        {o['size']} bytes at offset {o['offset']} ({o['format']}, {h['kernel_count']} kernels)")
+    print(f"sha256        {c.digest.hex()}")
+    print(f"signature     {_signature_state(c.signed, key is not None)}")
     print("ops           " + ", ".join(f"{k} x{v}" for k, v in sorted(h["op_summary"].items())))
     print("kernels       " + ", ".join(h.get("kernels", [])))
     print("compile       " + ", ".join(f"{k} {v:.0f} ms" for k, v in h.get("compile_ms", {}).items()))
@@ -112,6 +115,12 @@ def _inspect(args) -> int:
         o = h["optimization"]
         print(f"optimization  {o['level']}: {o['nodes_before']} -> {o['nodes_after']} graph nodes")
     return 0
+
+
+def _signature_state(signed: bool, verified: bool) -> str:
+    if not signed:
+        return "none"
+    return "HMAC-SHA256, verified with the signing key" if verified else "HMAC-SHA256 (not verified: no key given)"
 
 
 def _bench(args) -> int:
@@ -145,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--opt-level", type=int, choices=range(4), default=int(OptLevel.EXTENDED),
                    help="graph optimization: 0 none, 1 basic, 2 extended (default), 3 all")
     c.add_argument("--verbose-optimization", action="store_true", help="log every pass's statistics")
+    c.add_argument("--sign-key", metavar="FILE", help="sign the artifact (HMAC-SHA256) with the key in FILE "
+                   f"(default: ${signing.ENV_KEY_FILE} if set)")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(fn=_compile)
     r = sub.add_parser("run", help="run a compiled artifact (random inputs unless given)")
@@ -154,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="value of a dynamic dim for random inputs (default 1)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--save-dir", help="write each output as NAME.npy into this folder")
+    r.add_argument("--sign-key", metavar="FILE", help="refuse the artifact unless signed with the key in FILE "
+                   f"(default: ${signing.ENV_KEY_FILE} if set)")
     r.set_defaults(fn=_run)
     b = sub.add_parser("bench", help="time the model against onnxruntime in one process")
     b.add_argument("model", nargs="?", help=".onnx model (or .pfm with --onnx for the comparison)")
@@ -173,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(fn=_bench)
     i = sub.add_parser("inspect", help="print an artifact's metadata")
     i.add_argument("artifact")
+    i.add_argument("--sign-key", metavar="FILE", help="verify the artifact's signature with the key in FILE "
+                   f"(default: ${signing.ENV_KEY_FILE} if set)")
     i.set_defaults(fn=_inspect)
     return p
 

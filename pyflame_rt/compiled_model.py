@@ -20,6 +20,8 @@ class CompiledModel:
     header: dict
     weights: np.ndarray  # uint8 view of the 64-byte-aligned weight blob
     object_code: bytes
+    digest: bytes = b""   # read from an artifact: its verified SHA-256
+    signed: bool = False  # read from an artifact: whether it carries a signature
 
 
 def expr_to_json(e):

@@ -39,3 +39,8 @@ class InputError(PyFlameRTError):
 
 class RunTimeoutError(PyFlameRTError, TimeoutError):
     """A run() exceeded RunOptions.timeout_ms; it was stopped between kernels."""
+
+
+class CacheSecurityError(PyFlameRTError):
+    """The compile cache directory is not private: another user owns it, or group or others can
+    write it (or read its signing key). Fix its permissions or choose another CacheConfig.dir."""

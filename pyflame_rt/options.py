@@ -1,6 +1,7 @@
 """Session and run options (ONNX Runtime-style names)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -30,7 +31,9 @@ class SessionOptions:
     """num_threads: worker threads (0 = one per core). cpu: compile target for .onnx inputs.
     enable_profiling: write a Chrome-trace JSON of every kernel call (`end_profiling()` returns
     its path, `<profile_file_prefix>_<time>.json`). cache: where compiled .onnx models are kept
-    (None = the default `CacheConfig()`; `CacheConfig(enabled=False)` turns caching off)."""
+    (None = the default `CacheConfig()`; `CacheConfig(enabled=False)` turns caching off).
+    sign_key_file: a signing key; `.pfm` artifacts must then carry a valid HMAC with it (None =
+    $PYFLAME_RT_SIGN_KEY_FILE if set, else signatures are not required; docs/security.md)."""
 
     num_threads: int = 0
     optimization_level: OptLevel = OptLevel.EXTENDED
@@ -43,6 +46,7 @@ class SessionOptions:
     verbose_optimization: bool = False
     custom_metadata: dict = field(default_factory=dict)
     cache: "CacheConfig | None" = None
+    sign_key_file: str | None = None
 
     # onnxruntime spellings, so migrated code keeps working
     intra_op_num_threads = _alias("num_threads")
@@ -78,6 +82,8 @@ class SessionOptions:
             raise ValidationError(f"enable_profiling must be a bool, got {self.enable_profiling!r}")
         if not isinstance(self.profile_file_prefix, str) or not self.profile_file_prefix:
             raise ValidationError(f"profile_file_prefix must be a non-empty str, got {self.profile_file_prefix!r}")
+        if self.sign_key_file is not None and not isinstance(self.sign_key_file, (str, os.PathLike)):
+            raise ValidationError(f"sign_key_file must be a path or None, got {self.sign_key_file!r}")
         if self.cache is not None and not isinstance(self.cache, CacheConfig):
             raise ValidationError(f"cache must be a CacheConfig or None, got {type(self.cache).__name__}")
         return self

@@ -1,6 +1,6 @@
 """`InferenceSession`: the ONNX Runtime-compatible API over compiled artifacts.
 
-`.pfm` files are memory-mapped and their object code loaded (never recompiled);
+`.pfm` files are read, verified and their object code loaded (never recompiled);
 ONNX models (path, bytes, ModelProto) are compiled on first open and kept in the
 compile cache, so the next open of the same model is a cache hit. `run` may be
 called from many threads at once on one session.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyflame_rt import artifact
+from pyflame_rt import artifact, files, signing
 from pyflame_rt.cache import LOADER, CacheConfig, CompileCache
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.dialects.symbolic import dim_to_public
@@ -136,18 +136,17 @@ class InferenceSession:
 
 
 def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
-    """(compiled model, whether it came from the compile cache). A `.pfm` path is mapped and
-    loaded without importing the compiler side (xDSL, onnx): only models to compile need it."""
+    """(compiled model, whether it came from the compile cache). A `.pfm` path is read, verified
+    (signature too with a signing key) and loaded without importing the compiler side (xDSL,
+    onnx): only models to compile need it. Paths must be regular files."""
     if isinstance(model, (str, os.PathLike)):
         model = os.fspath(model)
-        if not os.path.exists(model):
-            raise InvalidModelError(f"model file not found: {model}")
         if artifact.is_artifact(model):
-            return LOADER.load(model), False
+            return LOADER.load(model, signing.configured_key(options.sign_key_file)), False
     import onnx
 
     from pyflame_rt.compiler import CompileOptions, compile_model
-    from pyflame_rt.import_module import ImportResult
+    from pyflame_rt.import_module import ImportResult, external_data
 
     copts = CompileOptions(cpu=options.cpu, opt_level=options.optimization_level,
                            verbose_optimization=options.verbose_optimization)
@@ -160,16 +159,16 @@ def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
     elif isinstance(model, onnx.ModelProto):
         model_bytes = model.SerializeToString()
     elif isinstance(model, str):
-        try:
-            with open(model, "rb") as f:
-                model_bytes = f.read()
-        except OSError as e:
-            raise InvalidModelError(f"cannot read model file {model}: {e}") from None
+        model_bytes = files.read_regular(model, "model file")
     else:
         raise InvalidModelError(f"cannot open a {type(model).__name__}: pass a path, ONNX bytes, a ModelProto "
                                 f"or an ImportResult")
     config = (options.cache or CacheConfig()).validate()
     if not config.enabled:
         return compile_model(model, copts), False
-    result = CompileCache(config).open(model, model_bytes, copts, compile_model)
+    base_dir = os.path.dirname(model) if isinstance(model, str) else ""
+    external = external_data.digests(model if isinstance(model, onnx.ModelProto) else model_bytes, base_dir)
+    if external is None:  # no key without every external-data file: the importer reports the missing one
+        return compile_model(model, copts), False
+    result = CompileCache(config).open(model, model_bytes, copts, compile_model, external)
     return result.compiled, result.hit

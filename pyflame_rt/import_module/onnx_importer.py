@@ -26,6 +26,7 @@ from pyflame_rt.dialects.graph_tensor import DimValuesOp
 from pyflame_rt.dialects.symbolic import Shape, SymDim
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
+from pyflame_rt.files import read_regular
 from pyflame_rt.import_module import shape_values
 from pyflame_rt.errors import (
     DTypeMismatchError,
@@ -99,14 +100,8 @@ def load_model(model) -> onnx.ModelProto:
         data = bytes(model)
         where = "<bytes>"
     else:
-        path = os.fspath(model)
-        if not os.path.exists(path):
-            raise InvalidModelError(f"model file not found: {path}")
-        if os.path.isdir(path):
-            raise InvalidModelError(f"model path is a directory, not a file: {path}")
-        with open(path, "rb") as f:
-            data = f.read()
-        where = path
+        where = os.fspath(model)
+        data = read_regular(where, "model file")
     if not data:
         raise InvalidModelError(f"model file is empty: {where}")
     try:

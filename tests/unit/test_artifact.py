@@ -1,8 +1,7 @@
 """The .pfm format: layout, checksums, metadata, CPU feature checks, dynamic batch, inspect."""
+import hashlib
 import json
-import mmap
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from pyflame_rt import BackendError, InferenceSession, InvalidModelError, Unsupp
 from pyflame_rt import artifact
 from pyflame_rt.compiler import CompileOptions, compile_model
 
-PREFIX = struct.Struct("<4sIQII")
+PREFIX = struct.Struct("<4sIQ32s32s")
 
 
 def mlp(hidden=64, metadata=None):
@@ -44,20 +43,23 @@ def pfm(model, tmp_path_factory):
 
 
 def read_header(data: bytes) -> dict:
-    _, _, hlen, _, _ = PREFIX.unpack_from(data)
+    hlen = PREFIX.unpack_from(data)[2]
     return json.loads(data[PREFIX.size:PREFIX.size + hlen])
+
+
+def reseal(data: bytes) -> bytes:
+    """`data` with its SHA-256 recomputed and no signature, as anyone can do after editing a file."""
+    return data[:16] + hashlib.sha256(data[:16] + data[80:]).digest() + bytes(32) + data[80:]
 
 
 def test_layout_matches_the_spec(pfm):
     data = open(pfm, "rb").read()
-    magic, version, hlen, hcrc, reserved = PREFIX.unpack_from(data)
-    assert (magic, version, reserved) == (b"PFM\0", artifact.FORMAT_VERSION, 0)
-    raw = data[PREFIX.size:PREFIX.size + hlen]
-    assert zlib.crc32(raw) == hcrc
-    h = json.loads(raw)
+    magic, version, hlen, digest, signature = PREFIX.unpack_from(data)
+    assert (magic, version, signature) == (b"PFM\0", artifact.FORMAT_VERSION, bytes(32))
+    assert hashlib.sha256(data[:16] + data[80:]).digest() == digest  # every byte but the two auth fields
+    h = json.loads(data[PREFIX.size:PREFIX.size + hlen])
     w, o = h["sections"]["weights"], h["sections"]["object"]
     assert w["offset"] % 64 == 0 and o["offset"] % 64 == 0 and w["offset"] >= PREFIX.size + hlen
-    assert zlib.crc32(data[w["offset"]:w["offset"] + w["size"]]) == w["crc32"]
     assert data[o["offset"]:o["offset"] + 4] == b"\x7fELF" and o["format"] == "elf64-relocatable"
     assert len(data) % 64 == 0 and len(data) == -(-(o["offset"] + o["size"]) // 64) * 64
     assert h["compiler_version"] and h["target"]["triple"] and h["target"]["cpu"] and h["target"]["features"]
@@ -67,9 +69,8 @@ def test_layout_matches_the_spec(pfm):
     assert h["kernels"] and all(isinstance(k, str) for k in h["kernels"])
 
 
-def test_weights_are_memory_mapped_not_copied(pfm):
+def test_weights_are_a_private_read_only_aligned_copy(pfm):
     c = artifact.load(pfm)
-    assert isinstance(c.weights.base, memoryview) and isinstance(c.weights.base.obj, mmap.mmap)
     assert not c.weights.flags.writeable and c.weights.ctypes.data % 64 == 0
 
 
@@ -83,16 +84,14 @@ def test_every_checked_region_rejects_a_flip(pfm, tmp_path):
     data = open(pfm, "rb").read()
     h = read_header(data)
     w, o = h["sections"]["weights"], h["sections"]["object"]
-    cases = {"header": (PREFIX.size + 5, "header checksum"), "header crc": (16, "header checksum"),
-             "reserved": (21, "header checksum"), "weights": (w["offset"] + 3, "weights checksum"),
-             "object": (o["offset"] + o["size"] // 2, "object code checksum"),
-             "padding": (o["offset"] - 1, "padding")}
-    for name, (pos, match) in cases.items():
+    cases = {"length": 9, "digest": 20, "header": PREFIX.size + 5, "weights": w["offset"] + 3,
+             "object": o["offset"] + o["size"] // 2, "padding": o["offset"] - 1, "end": len(data) - 1}
+    for name, pos in cases.items():
         bad = bytearray(data)
         bad[pos] ^= 0x5A
-        p = tmp_path / f"{name.replace(' ', '_')}.pfm"
+        p = tmp_path / f"{name}.pfm"
         p.write_bytes(bytes(bad))
-        with pytest.raises(InvalidModelError, match=match):
+        with pytest.raises(InvalidModelError, match="checksum mismatch .SHA-256"):
             InferenceSession(str(p))
 
 
@@ -102,13 +101,13 @@ def test_truncated_extended_old_and_foreign_files(pfm, tmp_path):
         (tmp_path / "t.pfm").write_bytes(data[:n])
         with pytest.raises((InvalidModelError, UnsupportedFormatError)):
             artifact.load(tmp_path / "t.pfm")
-    (tmp_path / "long.pfm").write_bytes(data + bytes(64))
+    (tmp_path / "long.pfm").write_bytes(reseal(data + bytes(64)))
     with pytest.raises(InvalidModelError, match="sections end"):
         artifact.load(tmp_path / "long.pfm")
     old = bytearray(data)
-    old[4:8] = struct.pack("<I", 1)
+    old[4:8] = struct.pack("<I", 2)  # the CRC-32 format before SHA-256
     (tmp_path / "old.pfm").write_bytes(bytes(old))
-    with pytest.raises(UnsupportedFormatError, match="version 1 is not supported.*recompile"):
+    with pytest.raises(UnsupportedFormatError, match="version 2 is not supported.*recompile"):
         artifact.load(tmp_path / "old.pfm")
     (tmp_path / "zip.pfm").write_bytes(b"PK\3\4" + bytes(100))
     with pytest.raises(UnsupportedFormatError, match="bad magic"):
@@ -148,6 +147,8 @@ def test_inspect_prints_sections_and_ops(pfm, capsys):
     assert f"format {artifact.FORMAT_VERSION}" in out
     assert f"weights       {h['sections']['weights']['size']} bytes at offset {h['sections']['weights']['offset']}" in out
     assert "object" in out and "gemm x2" in out and "author=tests" in out
+    assert f"sha256        {hashlib.sha256(open(pfm, 'rb').read()[:16] + open(pfm, 'rb').read()[80:]).hexdigest()}" in out
+    assert "signature     none" in out
     assert "optimization  EXTENDED: 3 -> 2 graph nodes" in out  # the Relu is fused into the first Gemm
 
 

@@ -2,19 +2,19 @@
 
 Every case must end in a clean PyFlameRTError (never a crash, hang or other exception):
 artifacts with InvalidModelError / UnsupportedFormatError; corrupted bytes are caught
-by the checksums before any object code is loaded. Set PYFLAME_FUZZ_SCALE (default 1)
+by the SHA-256 before any object code is loaded. Set PYFLAME_FUZZ_SCALE (default 1)
 to multiply the case counts outside CI.
 """
 import json
 import os
 import struct
-import zlib
 
 import numpy as np
 import pytest
 from onnx import helper
 
 from conftest import make_model
+from test_artifact import reseal
 from pyflame_rt import (DTypeMismatchError, InferenceSession, InvalidModelError, PyFlameRTError, SessionOptions,
                         ShapeMismatchError, UnsupportedFormatError, UnsupportedOperatorError, artifact, from_onnx)
 from pyflame_rt.cache import CacheConfig
@@ -24,7 +24,7 @@ SCALE = int(os.environ.get("PYFLAME_FUZZ_SCALE", "1"))
 ARTIFACT_ERRORS = (InvalidModelError, UnsupportedFormatError)
 # a mutated ONNX file can also be well-formed protobuf describing an inconsistent model
 ONNX_ERRORS = ARTIFACT_ERRORS + (UnsupportedOperatorError, ShapeMismatchError, DTypeMismatchError)
-PREFIX = struct.Struct("<4sIQII")
+PREFIX = struct.Struct("<4sIQ32s32s")
 
 
 def small_model():
@@ -85,13 +85,13 @@ def test_mutated_and_truncated_artifacts_are_rejected(pfm_bytes, tmp_path):
 
 
 def _with_header(data: bytes, edit) -> bytes:
-    """Re-serialize an edited header with a *valid* header checksum: only structure checks can catch it."""
-    _, version, hlen, _, _ = PREFIX.unpack_from(data)
+    """Re-serialize an edited header with a *valid* SHA-256: only structure checks can catch it."""
+    hlen = PREFIX.unpack_from(data)[2]
     header = json.loads(data[PREFIX.size:PREFIX.size + hlen])
     edit(header)
     raw = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     raw = raw[:hlen].ljust(hlen)  # keep the length so the section offsets stay where they are
-    return PREFIX.pack(b"PFM\0", version, hlen, zlib.crc32(raw), 0) + raw + data[PREFIX.size + hlen:]
+    return reseal(data[:PREFIX.size] + raw + data[PREFIX.size + hlen:])
 
 
 def _leaves(obj, path=()):
@@ -108,7 +108,7 @@ def _leaves(obj, path=()):
 def test_type_confused_headers_with_valid_checksums(pfm_bytes, tmp_path):
     """Every header leaf replaced by a value of another type (or removed): a clean error or a
     working session (fields the loader does not use), never a crash."""
-    _, _, hlen, _, _ = PREFIX.unpack_from(pfm_bytes)
+    hlen = PREFIX.unpack_from(pfm_bytes)[2]
     header = json.loads(pfm_bytes[PREFIX.size:PREFIX.size + hlen])
     replacements = [None, -1, "garbage", {}]
     outcomes = {"error": 0, "loaded": 0}
