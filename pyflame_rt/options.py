@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from numbers import Integral
 
 from pyflame_rt.errors import ValidationError
 
@@ -86,7 +87,8 @@ class SessionOptions:
 @dataclass
 class RunOptions:
     """timeout_ms > 0: run() raises RunTimeoutError once the run passes that deadline; the
-    runtime checks it before every kernel call, so a run never overshoots by more than one kernel."""
+    runtime checks it before every kernel call, so a run never overshoots by more than one kernel.
+    Any int is accepted (numpy ints too); one beyond the clock's range means no deadline."""
 
     tag: str = ""
     log_severity_level: int = 2
@@ -96,8 +98,9 @@ class RunOptions:
     log_level = _alias("log_severity_level")
 
     def validate(self) -> "RunOptions":
-        if isinstance(self.timeout_ms, bool) or not isinstance(self.timeout_ms, int) or self.timeout_ms < 0:
+        if isinstance(self.timeout_ms, bool) or not isinstance(self.timeout_ms, Integral) or self.timeout_ms < 0:
             raise ValidationError(f"timeout_ms must be an int >= 0 (0 = no timeout), got {self.timeout_ms!r}")
+        self.timeout_ms = int(self.timeout_ms)
         if not isinstance(self.tag, str):
             raise ValidationError(f"tag must be a str, got {type(self.tag).__name__}")
         _check_log_level(self.log_severity_level)

@@ -1,10 +1,15 @@
 """Robust edges: odd paths, names, sizes, options and processes get a clear error or just work."""
+import subprocess
+import sys
+
 import numpy as np
 import onnx
+import pytest
 from onnx import helper
 
 from conftest import make_model
 from test_cli import _cli
+from pyflame_rt import InferenceSession, RunOptions, ValidationError
 
 
 def _one_error_line(r) -> str:
@@ -42,3 +47,60 @@ def test_cli_anticipated_errors_are_one_line_without_traceback(tmp_path):
     assert "No such file or directory" in line
     debug = _cli("--debug", "run", str(tmp_path / "missing.pfm"))
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "InvalidModelError" in debug.stderr
+
+
+_FORK_WHILE_RUNNING = r"""
+import os, sys, threading, time
+import numpy as np
+from pyflame_rt import InferenceSession, SessionOptions
+
+sess = InferenceSession(sys.argv[1], SessionOptions(num_threads=2))
+x = np.random.default_rng(0).standard_normal((64, 256)).astype(np.float32)
+want = sess.run(None, {"x": x})[0]
+stop = threading.Event()
+busy = threading.Thread(target=lambda: [sess.run(None, {"x": x}) for _ in iter(stop.is_set, True)])
+busy.start()
+results = []
+for _ in range(10):
+    time.sleep(0.005)
+    pid = os.fork()
+    if pid == 0:  # the child: the session works, with a fresh pool of its own workers
+        ok = np.array_equal(sess.run(None, {"x": x})[0], want) and len(os.listdir("/proc/self/task")) >= 2
+        os._exit(0 if ok else 3)
+    deadline = time.monotonic() + 20
+    while not (done := os.waitpid(pid, os.WNOHANG))[0] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not done[0]:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    results.append(os.waitstatus_to_exitcode(done[1]) if done[0] else "hung")
+stop.set()
+busy.join()
+print(results)
+"""
+
+
+def test_fork_while_another_thread_runs_gives_the_child_a_working_pool(tmp_path):
+    from test_session_api import deep_mlp
+    from pyflame_rt import artifact
+    from pyflame_rt.compiler import compile_model
+
+    artifact.save(compile_model(deep_mlp(layers=4, width=256)), tmp_path / "m.pfm")
+    r = subprocess.run([sys.executable, "-c", _FORK_WHILE_RUNNING, str(tmp_path / "m.pfm")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str([0] * 10), r.stdout
+
+
+@pytest.mark.parametrize("timeout_ms", [9223372036854, 2**63, 10**30, np.int64(60_000)])
+def test_huge_timeouts_mean_no_deadline(timeout_ms):
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [3])], [("y", [3])])
+    sess = InferenceSession(model.SerializeToString())
+    y = sess.run(None, {"x": np.array([-1, 0, 2], np.float32)}, RunOptions(timeout_ms=timeout_ms))[0]
+    np.testing.assert_array_equal(y, [0, 0, 2])
+
+
+@pytest.mark.parametrize("bad", [-1, -2**70, 1.0, "5", None, True])
+def test_negative_or_non_int_timeouts_are_validation_errors(bad):
+    with pytest.raises(ValidationError, match="timeout_ms"):
+        RunOptions(timeout_ms=bad).validate()
