@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 import onnx
+import onnx.external_data_helper
 import onnx.version_converter
 from onnx import numpy_helper
 from xdsl.builder import Builder
@@ -92,12 +93,16 @@ def supported_op_types() -> list[str]:
 
 
 def load_model(model) -> onnx.ModelProto:
-    """Accept a path, bytes or ModelProto; raise the seed's errors for bad files."""
+    """Accept a path, bytes or ModelProto; raise the seed's errors for bad files. External data
+    of a model file is read from the model's folder (of bytes / a ModelProto: the working directory)."""
     if isinstance(model, onnx.ModelProto):
         return model
     if isinstance(model, (bytes, bytearray, memoryview)):
         data = bytes(model)
         where = "<bytes>"
+    elif not isinstance(model, (str, os.PathLike)):
+        raise InvalidModelError(f"cannot read a model from a {type(model).__name__}: pass a path, "
+                                f"bytes or a ModelProto")
     else:
         path = os.fspath(model)
         if not os.path.exists(path):
@@ -116,7 +121,17 @@ def load_model(model) -> onnx.ModelProto:
         raise InvalidModelError(f"not a valid ONNX protobuf ({where}): {e}") from None
     if not proto.graph.node and not proto.graph.output:
         raise InvalidModelError(f"ONNX model has an empty graph or is truncated: {where}")
+    if where != "<bytes>":
+        _load_external_data(proto, os.path.dirname(os.path.abspath(where)))
     return proto
+
+
+def _load_external_data(proto: onnx.ModelProto, folder: str) -> None:
+    """Read every external tensor's bytes from `folder` (onnx refuses locations outside it)."""
+    try:
+        onnx.external_data_helper.load_external_data_for_model(proto, folder)
+    except Exception as e:
+        raise InvalidModelError(f"cannot read the model's external data from {folder}: {e}") from None
 
 
 def _default_opset(proto: onnx.ModelProto) -> int:

@@ -9,7 +9,7 @@ from onnx import helper
 
 from conftest import make_model
 from test_cli import _cli
-from pyflame_rt import InferenceSession, RunOptions, ValidationError
+from pyflame_rt import InferenceSession, InvalidModelError, RunOptions, ValidationError, from_onnx
 
 
 def _one_error_line(r) -> str:
@@ -104,3 +104,33 @@ def test_huge_timeouts_mean_no_deadline(timeout_ms):
 def test_negative_or_non_int_timeouts_are_validation_errors(bad):
     with pytest.raises(ValidationError, match="timeout_ms"):
         RunOptions(timeout_ms=bad).validate()
+
+
+def _save_with_external_data(model, folder, location="w.bin"):
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, folder / "m.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=location, size_threshold=0)
+    return folder / "m.onnx"
+
+
+def test_external_data_is_read_from_the_models_folder_not_the_working_directory(tmp_path, monkeypatch):
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    model = make_model([helper.make_node("Add", ["x", "w"], ["y"])], [("x", [2, 3])], [("y", [2, 3])], {"w": w})
+    path = _save_with_external_data(model, tmp_path / "model")
+    decoy = tmp_path / "cwd"  # a w.bin in the working directory must not be picked up instead
+    _save_with_external_data(make_model(model.graph.node, [("x", [2, 3])], [("y", [2, 3])], {"w": -w}), decoy)
+    monkeypatch.chdir(decoy)
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(InferenceSession(str(path)).run(None, {"x": x})[0], x + w)
+
+
+def test_external_data_outside_the_models_folder_is_refused(tmp_path):
+    model = make_model([helper.make_node("Add", ["x", "w"], ["y"])], [("x", [2])], [("y", [2])],
+                       {"w": np.ones(2, np.float32)})
+    path = _save_with_external_data(model, tmp_path / "model")
+    (tmp_path / "w.bin").write_bytes((tmp_path / "model" / "w.bin").read_bytes())
+    proto = onnx.load(path, load_external_data=False)
+    proto.graph.initializer[0].external_data[0].value = "../w.bin"
+    onnx.save(proto, path)
+    with pytest.raises(InvalidModelError, match="external data"):
+        from_onnx(str(path))
