@@ -28,6 +28,7 @@ from pyflame_rt.dialects.symbolic import Shape, SymDim
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.import_module import shape_values
+from pyflame_rt.limits import check_tensor_bytes
 from pyflame_rt.errors import (
     DTypeMismatchError,
     InvalidModelError,
@@ -315,6 +316,7 @@ class ONNXImporter:
             else:
                 name = d.dim_param or f"{vi.name}_dim{i}"
                 shape.append(SymDim.of(_symbol(name)))
+        check_tensor_bytes(shape, dtype.itemsize, f"input '{vi.name}'")
         return tuple(shape), dtype
 
     def _convert_node(self, node: onnx.NodeProto) -> None:
@@ -409,6 +411,8 @@ class ONNXImporter:
         out_shapes = probe.infer_shapes([self.shapes[o] for o in present])
         out_dtypes = probe.infer_dtypes([graph.dtype_of(o.type) for o in present])
         probe.erase()
+        for s, d in zip(out_shapes, out_dtypes):
+            check_tensor_bytes(s, d.itemsize, f"{node.op_type} node '{node.name or node.output[0]}' result")
         op = build([graph.tensor_type(s, d) for s, d in zip(out_shapes, out_dtypes)])
         for r, s, name in zip(op.results, out_shapes, node.output):
             r.name_hint = _ssa_name(name)

@@ -149,3 +149,53 @@ def test_memory_plan_of_10k_buffers_is_fast_and_tight():
         spans = sorted((offsets[j], offsets[j] + sizes[j]) for j in (i, i + 1, i + 2))
         assert spans[0][1] <= spans[1][0] and spans[1][1] <= spans[2][0]
     assert total == 64 * (7 + 6 + 5)  # the most bytes ever live at once: nothing wasted
+
+
+_COMPILE_UNDER_A_MEMORY_LIMIT = r"""
+import resource, sys
+import numpy as np
+import onnx
+from pyflame_rt.compiler import compile_model
+from pyflame_rt.errors import PyFlameRTError
+
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # the old compiler wanted 15 GB and more
+for path in sys.argv[1:]:
+    try:
+        compile_model(path)
+        print("compiled")
+    except PyFlameRTError as e:
+        print(f"{type(e).__name__}: {e}")
+    except MemoryError:
+        print("MemoryError")
+"""
+
+
+def _resize(scales, x_shape=(1, 1, 2, 2)):
+    return make_model([helper.make_node("Resize", ["x", "", "s"], ["y"], mode="linear")], [("x", list(x_shape))],
+                      [("y", ["a", "b", "c", "d"])], {"s": np.array(scales, np.float32)})
+
+
+def test_sizes_stated_by_a_tiny_model_do_not_make_the_compiler_allocate_gigabytes(tmp_path):
+    models = {
+        "resize_rows": _resize([1, 1, 1e9, 1]),       # 2e9 x 2 output: index tables of 100 GB
+        "resize_both": _resize([1, 1, 1e9, 1e9]),     # 1.6e19 bytes: past int64
+        "eye": make_model([helper.make_node("EyeLike", ["x"], ["y"])], [("x", [100_000, 100_000])],
+                          [("y", [100_000, 100_000])]),
+        "wide_input": make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [2**40, 2**40])],
+                                 [("y", [2**40, 2**40])]),
+        "resize_ok": _resize([1, 1, 2, 2]),
+    }
+    paths = []
+    for name, model in models.items():
+        onnx.save(model, tmp_path / f"{name}.onnx")
+        paths.append(str(tmp_path / f"{name}.onnx"))
+    assert len(models["resize_rows"].SerializeToString()) < 200
+    r = subprocess.run([sys.executable, "-c", _COMPILE_UNDER_A_MEMORY_LIMIT, *paths],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows, both, eye, wide, ok = r.stdout.strip().splitlines()
+    assert rows.startswith("InvalidModelError: Resize node 'y'") and "MAX_COMPILE_BYTES" in rows
+    assert both.startswith("InvalidModelError: Resize node 'y' result has shape [1, 1, 2000000000, 2000000000]")
+    assert eye.startswith("InvalidModelError: EyeLike node 'y' (the identity matrix) needs a 40,000,000,000-byte")
+    assert wide.startswith("InvalidModelError: input 'x' has shape [1099511627776, 1099511627776]")
+    assert ok == "compiled"
