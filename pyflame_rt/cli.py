@@ -77,7 +77,10 @@ def _run(args) -> int:
     for spec in sess.get_inputs():
         if spec.name not in feeds:
             shape = [d if isinstance(d, int) else dims.get(d, 1) for d in spec.shape]
-            feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
+            try:
+                feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
+            except (ValueError, MemoryError) as e:
+                raise InputError(f"cannot make a random input '{spec.name}' of shape {shape}: {e}") from None
             print(f"input  {spec.name}: random {shape} (seed {args.seed})")
         else:
             print(f"input  {spec.name}: {list(feeds[spec.name].shape)} from file")

@@ -55,7 +55,10 @@ class SessionOptions:
 
     @graph_optimization_level.setter
     def graph_optimization_level(self, level) -> None:
-        self.optimization_level = OptLevel(int(level))
+        try:
+            self.optimization_level = OptLevel(int(level))
+        except (TypeError, ValueError):
+            raise ValidationError(f"invalid graph_optimization_level {level!r}") from None
 
     def validate(self) -> "SessionOptions":
         from pyflame_rt.cache import CacheConfig
@@ -68,11 +71,11 @@ class SessionOptions:
             raise ValidationError(f"device '{self.device}' is not available; PyFlameRT runs on 'cpu'")
         try:
             self.optimization_level = OptLevel(int(self.optimization_level))
-        except ValueError:
+        except (TypeError, ValueError):
             raise ValidationError(f"invalid optimization_level {self.optimization_level!r}") from None
         try:
             self.execution_mode = ExecutionMode(int(self.execution_mode))
-        except ValueError:
+        except (TypeError, ValueError):
             raise ValidationError(f"invalid execution_mode {self.execution_mode!r}") from None
         _check_log_level(self.log_severity_level)
         if not isinstance(self.enable_profiling, bool):

@@ -135,6 +135,16 @@ def _load_external_data(proto: onnx.ModelProto, folder: str) -> None:
         raise InvalidModelError(f"cannot read the model's external data from {folder}: {e}") from None
 
 
+# what reading a node's attributes and constant inputs raises when they are malformed (a NaN
+# Resize scale, a Constant without a value, ...): the node is invalid, not the importer
+MALFORMED_NODE_ERRORS = (ValueError, TypeError, IndexError, KeyError, OverflowError, ZeroDivisionError)
+
+
+def _malformed(node: onnx.NodeProto, e: Exception) -> InvalidModelError:
+    return InvalidModelError(f"{node.op_type} node '{node.name or (node.output or [''])[0]}' is malformed: "
+                             f"{type(e).__name__}: {e}")
+
+
 def _default_opset(proto: onnx.ModelProto) -> int:
     """The default-domain opset a model declares (0: none)."""
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -325,7 +335,10 @@ class ONNXImporter:
                 f"{node.op_type} from domain '{node.domain}' (node '{node.name}') is not supported")
         if self.opset > MAX_OPSET:
             self._check_newer_attributes(node)
-        known = shape_values.evaluate(self, node)
+        try:
+            known = shape_values.evaluate(self, node)
+        except MALFORMED_NODE_ERRORS as e:
+            raise _malformed(node, e) from None
         if known is not None:  # a shape computation: evaluated now, materialized only if used as data
             self.known.update((name, k) for name, k in zip(node.output, known) if name)
             return
@@ -342,6 +355,8 @@ class ONNXImporter:
             outs = conv(ctx)
         except ShapeMismatchError as e:
             raise ShapeMismatchError(f"{node.op_type} node '{node.name or node.output[0]}': {e}") from None
+        except MALFORMED_NODE_ERRORS as e:
+            raise _malformed(node, e) from None
         for name, v in zip(node.output, outs):
             if name:
                 self.values[name] = v

@@ -7,10 +7,13 @@ import numpy as np
 import onnx
 import pytest
 from onnx import helper
+from xdsl.dialects.builtin import FunctionType
 
 from conftest import make_model
 from test_cli import _cli
-from pyflame_rt import InferenceSession, InvalidModelError, RunOptions, ValidationError, from_onnx
+from pyflame_rt import (InferenceSession, InvalidModelError, PyFlameRTError, RunOptions, SessionOptions, Tensor,
+                        ValidationError, from_onnx)
+from pyflame_rt.compiler import compile_model
 from pyflame_rt.targets.cpu.memory_plan import Buffer, plan
 
 
@@ -199,3 +202,41 @@ def test_sizes_stated_by_a_tiny_model_do_not_make_the_compiler_allocate_gigabyte
     assert eye.startswith("InvalidModelError: EyeLike node 'y' (the identity matrix) needs a 40,000,000,000-byte")
     assert wide.startswith("InvalidModelError: input 'x' has shape [1099511627776, 1099511627776]")
     assert ok == "compiled"
+
+
+def _relu():
+    return make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [2])], [("y", [2])])
+
+
+def _unverifiable_import():
+    result = from_onnx(_relu())
+    result.main.properties["function_type"] = FunctionType.from_lists([], [])  # its block takes one arg
+    return result
+
+
+_ODD_CALLS = {
+    "output_names not a list": lambda: InferenceSession(_relu().SerializeToString()).run(5, {"x": np.ones(2, np.float32)}),
+    "sess_options not options": lambda: InferenceSession(_relu().SerializeToString(), 5),
+    "optimization_level None": lambda: InferenceSession(_relu().SerializeToString(),
+                                                        SessionOptions(optimization_level=None)),
+    "graph_optimization_level 99": lambda: setattr(SessionOptions(), "graph_optimization_level", 99),
+    "providers not a list": lambda: InferenceSession(_relu().SerializeToString(), providers=5),
+    "provider not a name": lambda: InferenceSession(_relu().SerializeToString(), providers=[[1]]),
+    "compile options not options": lambda: compile_model(_relu(), 5),
+    "from_onnx of an int": lambda: from_onnx(5),
+    "ragged tensor": lambda: Tensor([[1.0, 2.0], [3.0]]),
+    "tensor dtype a string": lambda: Tensor([1.0], dtype="float32"),
+    "dims past int64": lambda: compile_model(make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [2**40, 2**40])],
+                                                        [("y", [2**40, 2**40])])),
+    "NaN resize scale": lambda: compile_model(_resize([1, 1, float("nan"), 1])),
+    "Constant without a value": lambda: compile_model(make_model([helper.make_node("Constant", [], ["y"])], [],
+                                                                 [("y", [1])])),
+    "IR failing xDSL verification": lambda: compile_model(_unverifiable_import()),
+}
+
+
+@pytest.mark.parametrize("call", _ODD_CALLS.values(), ids=_ODD_CALLS.keys())
+def test_odd_input_to_the_public_api_raises_a_pyflame_rt_error(call):
+    with pytest.raises(PyFlameRTError) as err:
+        call()
+    assert str(err.value)
