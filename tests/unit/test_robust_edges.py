@@ -9,11 +9,14 @@ import pytest
 from onnx import helper
 from xdsl.dialects.builtin import FunctionType
 
-from conftest import make_model
+from conftest import assert_close, make_model, ort_run
 from test_cli import _cli
+from test_session_api import deep_mlp
 from pyflame_rt import (InferenceSession, InvalidModelError, PyFlameRTError, RunOptions, SessionOptions, Tensor,
                         ValidationError, from_onnx)
+from pyflame_rt import artifact
 from pyflame_rt.compiler import compile_model
+from pyflame_rt.targets.cpu.lower_graph import ENTRY_PART_STEPS
 from pyflame_rt.targets.cpu.memory_plan import Buffer, plan
 
 
@@ -86,10 +89,6 @@ print(results)
 
 
 def test_fork_while_another_thread_runs_gives_the_child_a_working_pool(tmp_path):
-    from test_session_api import deep_mlp
-    from pyflame_rt import artifact
-    from pyflame_rt.compiler import compile_model
-
     artifact.save(compile_model(deep_mlp(layers=4, width=256)), tmp_path / "m.pfm")
     r = subprocess.run([sys.executable, "-c", _FORK_WHILE_RUNNING, str(tmp_path / "m.pfm")],
                        capture_output=True, text=True, timeout=600)
@@ -240,3 +239,37 @@ def test_odd_input_to_the_public_api_raises_a_pyflame_rt_error(call):
     with pytest.raises(PyFlameRTError) as err:
         call()
     assert str(err.value)
+
+
+def _residual_chain(nodes: int):
+    """Tanh, then Add of the Tanh and its input, repeated: one kernel call per node."""
+    graph, x = [], "x"
+    for i in range(nodes // 2):
+        graph += [helper.make_node("Tanh", [x], [f"t{i}"]), helper.make_node("Add", [f"t{i}", x], [f"a{i}"])]
+        x = f"a{i}"
+    graph.append(helper.make_node("Identity", [x], ["y"]))
+    return make_model(graph, [("x", ["batch", 16])], [("y", ["batch", 16])])
+
+
+def _check_chain(nodes: int, tmp_path):
+    model = _residual_chain(nodes)
+    t = time.perf_counter()
+    compiled = compile_model(model)
+    seconds = time.perf_counter() - t
+    assert len(compiled.header["step_ops"]) >= nodes - 1 > ENTRY_PART_STEPS
+    assert not any(k.startswith("pfm_main") for k in compiled.header["kernels"])
+    artifact.save(compiled, tmp_path / "chain.pfm")
+    x = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
+    assert_close(InferenceSession(str(tmp_path / "chain.pfm")).run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+    return seconds
+
+
+def test_a_model_longer_than_one_entry_part_runs_every_step(tmp_path):
+    _check_chain(300, tmp_path)  # 300 kernel calls: the entry calls two parts in turn
+
+
+@pytest.mark.slow
+def test_a_10k_node_chain_compiles_in_linear_time(tmp_path):
+    small = _check_chain(1000, tmp_path)
+    big = _check_chain(10_000, tmp_path)
+    assert big < 20 * small  # 10x the nodes: the planner and LLVM's code generation were superlinear
