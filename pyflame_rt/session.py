@@ -129,7 +129,11 @@ class InferenceSession:
                     v = v.numpy()
                 if not isinstance(v, np.ndarray):
                     raise InputError(f"input '{spec.name}' must be a numpy array or Tensor, got {type(v).__name__}")
-                v = np.asarray(v, order="C")  # keeps 0-d feeds 0-d
+                try:
+                    v = np.asarray(v, order="C")  # keeps 0-d feeds 0-d
+                except MemoryError:  # e.g. a broadcast view of a huge shape
+                    raise InputError(f"input '{spec.name}' of shape {list(v.shape)} does not fit in memory "
+                                     f"as a contiguous array") from None
             arrays.append(v)
         return arrays
 

@@ -204,7 +204,12 @@ def test_sizes_stated_by_a_tiny_model_do_not_make_the_compiler_allocate_gigabyte
 
 
 def _relu():
-    return make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [2])], [("y", [2])])
+    return make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", ["n"])], [("y", ["n"])])
+
+
+def _tile_1e9():
+    return make_model([helper.make_node("Tile", ["x", "r"], ["y"])], [("x", ["n"])], [("y", ["m"])],
+                      {"r": np.array([10**9], np.int64)})
 
 
 def _unverifiable_import():
@@ -231,6 +236,10 @@ _ODD_CALLS = {
     "Constant without a value": lambda: compile_model(make_model([helper.make_node("Constant", [], ["y"])], [],
                                                                  [("y", [1])])),
     "IR failing xDSL verification": lambda: compile_model(_unverifiable_import()),
+    "a feed too big to make contiguous": lambda: InferenceSession(_relu().SerializeToString()).run(
+        None, {"x": np.broadcast_to(np.float32(0), (2**40,))}),
+    "outputs too big to allocate": lambda: InferenceSession(_tile_1e9().SerializeToString()).run(
+        None, {"x": np.ones(10**5, np.float32)}),  # 10^14 floats
 }
 
 
