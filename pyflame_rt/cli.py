@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import sys
 import time
 
@@ -46,10 +47,17 @@ def _parse_dims(items: list[str]) -> dict[str, int]:
     dims = {}
     for item in items:
         name, _, value = item.partition("=")
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             raise InputError(f"--dim expects NAME=INT, got '{item}'")
         dims[name] = int(value)
     return dims
+
+
+def _parse_sizes(text: str) -> list[int]:
+    sizes = text.split(",")
+    if not all(s.isascii() and s.isdigit() and int(s) > 0 for s in sizes):
+        raise InputError(f"--gemm expects N[,N...] with positive ints, got '{text}'")
+    return [int(s) for s in sizes]
 
 
 def _run(args) -> int:
@@ -71,21 +79,48 @@ def _run(args) -> int:
     for spec in sess.get_inputs():
         if spec.name not in feeds:
             shape = [d if isinstance(d, int) else dims.get(d, 1) for d in spec.shape]
-            feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
+            try:
+                feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
+            except (ValueError, MemoryError) as e:
+                raise InputError(f"cannot make a random input '{spec.name}' of shape {shape}: {e}") from None
             print(f"input  {spec.name}: random {shape} (seed {args.seed})")
         else:
             print(f"input  {spec.name}: {list(feeds[spec.name].shape)} from file")
     t0 = time.perf_counter()
     outs = sess.run(None, feeds)
     ms = (time.perf_counter() - t0) * 1e3
-    for spec, out in zip(sess.get_outputs(), outs):
+    files = _output_files([spec.name for spec in sess.get_outputs()])
+    for spec, out, file in zip(sess.get_outputs(), outs, files):
         digest = hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()[:16]
         print(f"output {spec.name}: shape {list(out.shape)} {out.dtype} sha256:{digest} "
               f"mean {out.mean():.6g} min {out.min():.6g} max {out.max():.6g}")
         if args.save_dir:
-            np.save(f"{args.save_dir}/{spec.name}.npy", out)
+            _save(os.path.join(args.save_dir, file), out)
     print(f"run: {ms:.3f} ms (first run)")
     return 0
+
+
+def _output_files(names: list[str]) -> list[str]:
+    """One distinct plain file name per output: a name is the model's, not a path, so every
+    character but letters, digits, '-', '_' and '.' becomes '_', leading dots are dropped (no
+    '..', no hidden files) and a clash gets a numeric suffix."""
+    files, taken = [], set()
+    for name in names:
+        stem = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".")[:200] or "output"
+        file, n = f"{stem}.npy", 1
+        while file.lower() in taken:  # lower(): distinct on case-insensitive file systems too
+            file, n = f"{stem}_{n}.npy", n + 1
+        taken.add(file.lower())
+        files.append(file)
+    return files
+
+
+def _save(path: str, array: np.ndarray) -> None:
+    try:
+        with open(path, "wb") as f:
+            np.save(f, array)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def _inspect(args) -> int:
@@ -129,7 +164,7 @@ def _bench(args) -> int:
 
     if args.gemm:
         threads = [args.threads] if args.threads else sorted({1, num_cores()})
-        for n in (int(x) for x in args.gemm.split(",")):
+        for n in _parse_sizes(args.gemm):
             for t in threads:
                 print(bench_gemm(n, t).report(), flush=True)
         return 0
@@ -143,9 +178,21 @@ def _bench(args) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """Bad command-line arguments."""
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """Reports bad arguments by raising (main prints one line) instead of printing the usage and exiting."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyflame-rt", description="PyFlameRT ahead-of-time compiler and runtime")
+    p = _ArgumentParser(prog="pyflame-rt", description="PyFlameRT ahead-of-time compiler and runtime")
     p.add_argument("--version", action="version", version=f"pyflame-rt {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compile", help="compile an ONNX model to a .pfm artifact")
     c.add_argument("model")
@@ -193,12 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Anticipated failures (our errors, bad arguments, files that cannot be read or written,
+    Ctrl-C) exit with status 2 and one line on stderr; `--debug` shows their traceback instead.
+    Anything else is a bug and keeps its traceback."""
+    args = None
     try:
+        args = build_parser().parse_args(argv)
         return args.fn(args)
-    except PyFlameRTError as e:
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+    except (PyFlameRTError, UsageError, OSError, KeyboardInterrupt) as e:
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted"
+    text = " ".join(str(e).split())
+    return text if isinstance(e, UsageError) else f"{type(e).__name__}: {text}"
 
 
 if __name__ == "__main__":

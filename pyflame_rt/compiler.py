@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
+from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt import __version__
 from pyflame_rt.compiled_model import CompiledModel, expr_to_json
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import WeightTable
-from pyflame_rt.errors import BackendError, PyFlameRTError
+from pyflame_rt.errors import BackendError, InvalidModelError, PyFlameRTError, ValidationError
 from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
 from pyflame_rt.options import OptLevel
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
@@ -43,6 +44,8 @@ def _io_json(infos) -> list[dict]:
 def compile_model(model, options: CompileOptions | None = None, log=None) -> CompiledModel:
     """Compile an ONNX model (path, bytes or ModelProto) or an ImportResult."""
     options = options or CompileOptions()
+    if not isinstance(options, CompileOptions):
+        raise ValidationError(f"options must be a CompileOptions, got {type(options).__name__}")
     target = CPUTarget.named(options.cpu)
     times: dict[str, float] = {}
     t = time.perf_counter()
@@ -58,6 +61,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
     if isinstance(model, ImportResult):  # the caller's module stays as it is
         imported = model
         module = model.module.clone()
+        _verify_given_ir(module)
         WeightTable(model.weights).attach(module)
     else:
         imported = from_onnx(model, options.import_options)
@@ -107,6 +111,15 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
     return CompiledModel(header, blob, obj)
 
 
+def _verify_given_ir(module) -> None:
+    """IR the caller built or edited is checked once before any pass or lowering relies on it."""
+    try:
+        module.verify()
+    except VerifyException as e:
+        first_line = next(iter(str(e).splitlines()), "") or type(e).__name__
+        raise InvalidModelError(f"the ImportResult's IR does not verify: {first_line}") from None
+
+
 def _weight_blob(lowered: LoweredModel) -> tuple[np.ndarray, list[int]]:
     from pyflame_rt.targets.cpu.lower_graph import WEIGHT_ALIGN
     offsets, size = [], 0
@@ -121,6 +134,7 @@ def _weight_blob(lowered: LoweredModel) -> tuple[np.ndarray, list[int]]:
 
 
 def _kernel_names(lowered: LoweredModel) -> list[str]:
-    """Kernel symbols in the object code (profiles name kernel calls with them)."""
+    """Kernel symbols in the object code (profiles name kernel calls with them): every definition
+    but the entry point and its parts (`ENTRY`, `ENTRY_part<k>`)."""
     return sorted(op.sym_name.data for op in lowered.module.ops
-                  if isinstance(op, func.FuncOp) and not op.is_declaration and op.sym_name.data != ENTRY)
+                  if isinstance(op, func.FuncOp) and not op.is_declaration and not op.sym_name.data.startswith(ENTRY))

@@ -118,7 +118,10 @@ class Executable:
         call = self._calls.get(tuple([a.shape for a in arrays]))
         if call is None:
             call = self._prepare(arrays)
-        outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
+        try:
+            outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
+        except MemoryError:
+            raise BackendError(f"cannot allocate the outputs, shapes {[s for s, _ in call.outputs]}") from None
         try:
             scratch = self._scratch.pop()  # list.pop/append are atomic: no lock needed
         except IndexError:

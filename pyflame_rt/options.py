@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from enum import IntEnum
+from numbers import Integral
 
 from pyflame_rt.errors import ValidationError
 
@@ -58,7 +59,10 @@ class SessionOptions:
 
     @graph_optimization_level.setter
     def graph_optimization_level(self, level) -> None:
-        self.optimization_level = OptLevel(int(level))
+        try:
+            self.optimization_level = OptLevel(int(level))
+        except (TypeError, ValueError):
+            raise ValidationError(f"invalid graph_optimization_level {level!r}") from None
 
     def validate(self) -> "SessionOptions":
         from pyflame_rt.cache import CacheConfig
@@ -71,11 +75,11 @@ class SessionOptions:
             raise ValidationError(f"device '{self.device}' is not available; PyFlameRT runs on 'cpu'")
         try:
             self.optimization_level = OptLevel(int(self.optimization_level))
-        except ValueError:
+        except (TypeError, ValueError):
             raise ValidationError(f"invalid optimization_level {self.optimization_level!r}") from None
         try:
             self.execution_mode = ExecutionMode(int(self.execution_mode))
-        except ValueError:
+        except (TypeError, ValueError):
             raise ValidationError(f"invalid execution_mode {self.execution_mode!r}") from None
         _check_log_level(self.log_severity_level)
         if not isinstance(self.enable_profiling, bool):
@@ -92,7 +96,8 @@ class SessionOptions:
 @dataclass
 class RunOptions:
     """timeout_ms > 0: run() raises RunTimeoutError once the run passes that deadline; the
-    runtime checks it before every kernel call, so a run never overshoots by more than one kernel."""
+    runtime checks it before every kernel call, so a run never overshoots by more than one kernel.
+    Any int is accepted (numpy ints too); one beyond the clock's range means no deadline."""
 
     tag: str = ""
     log_severity_level: int = 2
@@ -102,8 +107,9 @@ class RunOptions:
     log_level = _alias("log_severity_level")
 
     def validate(self) -> "RunOptions":
-        if isinstance(self.timeout_ms, bool) or not isinstance(self.timeout_ms, int) or self.timeout_ms < 0:
+        if isinstance(self.timeout_ms, bool) or not isinstance(self.timeout_ms, Integral) or self.timeout_ms < 0:
             raise ValidationError(f"timeout_ms must be an int >= 0 (0 = no timeout), got {self.timeout_ms!r}")
+        self.timeout_ms = int(self.timeout_ms)
         if not isinstance(self.tag, str):
             raise ValidationError(f"tag must be a str, got {type(self.tag).__name__}")
         _check_log_level(self.log_severity_level)

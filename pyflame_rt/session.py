@@ -52,11 +52,10 @@ class InferenceSession:
 
     def __init__(self, path_or_graph, sess_options: SessionOptions | None = None,
                  providers: list | None = None, **kwargs):
+        if sess_options is not None and not isinstance(sess_options, SessionOptions):
+            raise ValidationError(f"sess_options must be a SessionOptions, got {type(sess_options).__name__}")
         self._options = (sess_options or SessionOptions()).validate()
-        for p in providers or []:
-            name = p[0] if isinstance(p, tuple) else p
-            if name not in _ALIASES:
-                raise ValidationError(f"execution provider '{name}' is not available; use {PROVIDERS}")
+        _check_providers(providers)
         self._profiler = Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
         start = now_ns()
         self._compiled, self.cache_hit = _open(path_or_graph, self._options)
@@ -92,8 +91,8 @@ class InferenceSession:
     def run(self, output_names, input_feed: dict, run_options: RunOptions | None = None) -> list[np.ndarray]:
         """Thread-safe. run_options.timeout_ms > 0 raises RunTimeoutError past the deadline."""
         if output_names is not None:
-            if isinstance(output_names, str):
-                raise InputError("output_names must be a list of names or None, not a string")
+            if not isinstance(output_names, (list, tuple)):
+                raise InputError(f"output_names must be a list of names or None, not {type(output_names).__name__}")
             for name in output_names:
                 if name not in self._output_index:
                     raise InputError(f"unknown output name '{name}'; the model's outputs are {list(self._output_index)}")
@@ -130,9 +129,25 @@ class InferenceSession:
                     v = v.numpy()
                 if not isinstance(v, np.ndarray):
                     raise InputError(f"input '{spec.name}' must be a numpy array or Tensor, got {type(v).__name__}")
-                v = np.asarray(v, order="C")  # keeps 0-d feeds 0-d
+                try:
+                    v = np.asarray(v, order="C")  # keeps 0-d feeds 0-d
+                except MemoryError:  # e.g. a broadcast view of a huge shape
+                    raise InputError(f"input '{spec.name}' of shape {list(v.shape)} does not fit in memory "
+                                     f"as a contiguous array") from None
             arrays.append(v)
         return arrays
+
+
+def _check_providers(providers) -> None:
+    """None, or a list of provider names / (name, options) tuples naming our CPU provider."""
+    if providers is None:
+        return
+    if not isinstance(providers, (list, tuple)):
+        raise ValidationError(f"providers must be a list, got {type(providers).__name__}")
+    for p in providers:
+        name = p[0] if isinstance(p, tuple) and p else p
+        if not isinstance(name, str) or name not in _ALIASES:
+            raise ValidationError(f"execution provider {name!r} is not available; use {PROVIDERS}")
 
 
 def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:

@@ -4,11 +4,17 @@ from __future__ import annotations
 import numpy as np
 
 from pyflame_rt.dtype import DType
+from pyflame_rt.errors import InputError
 
 
 class Tensor:
     def __init__(self, data, dtype: DType | None = None):
-        arr = np.asarray(data, dtype=dtype.numpy if dtype is not None else None)
+        if dtype is not None and not isinstance(dtype, DType):
+            raise InputError(f"dtype must be a DType, got {type(dtype).__name__}")
+        try:
+            arr = np.asarray(data, dtype=dtype.numpy if dtype is not None else None)
+        except (TypeError, ValueError, OverflowError) as e:  # ragged nesting, values the dtype cannot hold
+            raise InputError(f"cannot make a tensor of this data: {e}") from None
         self.dtype = DType.from_numpy(arr.dtype)
         self._array = np.asarray(arr, order="C")
 

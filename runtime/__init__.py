@@ -99,11 +99,16 @@ class ThreadPool:
         self.close()
 
 
+_INT64_MAX = 2**63 - 1
+
+
 class Run:
     """The per-call handle a compiled entry point receives: pool, deadline, kernel events."""
 
     def __init__(self, pool: ThreadPool, timeout_ms: int = 0, profile: bool = False):
-        self._ptr = lib.pfrt_run_create(pool.handle, int(timeout_ms) * 1_000_000, int(profile))
+        """timeout_ms <= 0: no deadline; longer than int64 nanoseconds: clamped (never reached)."""
+        timeout_ns = min(int(timeout_ms) * 1_000_000, _INT64_MAX)
+        self._ptr = lib.pfrt_run_create(pool.handle, timeout_ns, int(profile))
         if self._ptr == ffi.NULL:
             raise BackendError("cannot allocate a run handle")
 

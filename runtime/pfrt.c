@@ -80,6 +80,8 @@ typedef struct {
 
 struct pfrt_pool {
     int num_threads;             /* including the caller */
+    int requested_threads;       /* what the pool was created with (a forked child restarts with it) */
+    atomic_uint fork_generation; /* the process's fork generation the workers belong to */
     pthread_t *workers;
     worker_arg *worker_args;
     home_range *homes;           /* one per thread */
@@ -98,6 +100,28 @@ struct pfrt_pool {
 };
 
 static __thread int in_task = 0;
+
+/* ------------------------------------------------------------ fork safety
+   After fork() the child has only the forking thread: a pool's workers are gone and its locks
+   may be held by threads that no longer exist. The child handler only counts the fork (it can
+   run between fork and exec, where allocating or starting threads is unsafe); a pool whose
+   generation is behind restarts itself at its next parallel_for -- fresh locks, no job, new
+   workers -- and a stale pool is freed without touching its locks or joining its workers. */
+static atomic_uint fork_generation;
+static pthread_mutex_t restart_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void after_fork_in_child(void) {
+    pthread_mutex_t unlocked = PTHREAD_MUTEX_INITIALIZER;
+    restart_lock = unlocked;  /* its holder, if any, did not survive the fork */
+    atomic_fetch_add(&fork_generation, 1);
+}
+
+static void install_atfork(void) { pthread_atfork(NULL, NULL, after_fork_in_child); }
+
+static int pool_is_stale(pfrt_pool *p) {
+    return atomic_load_explicit(&p->fork_generation, memory_order_acquire) != atomic_load(&fork_generation);
+}
 
 int pfrt_num_cores(void) {
     cpu_set_t set;
@@ -163,11 +187,40 @@ static void *worker_main(void *arg) {
     }
 }
 
+/* A pool without a job: fresh locks, counters at zero, workers 1..requested-1 started. */
+static void pool_start(pfrt_pool *p) {
+    pthread_mutex_init(&p->call_lock, NULL);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    atomic_store(&p->generation, 0);
+    atomic_store(&p->shutdown, 0);
+    atomic_store(&p->chunks_done, 0);
+    atomic_store(&p->active_workers, 0);
+    p->num_threads = p->requested_threads;
+    for (int i = 1; i < p->requested_threads; i++) {
+        p->worker_args[i] = (worker_arg){p, i};
+        if (pthread_create(&p->workers[i], NULL, worker_main, &p->worker_args[i]) != 0) {
+            p->num_threads = i;
+            break;
+        }
+    }
+    atomic_store_explicit(&p->fork_generation, atomic_load(&fork_generation), memory_order_release);
+}
+
+/* The first use of a pool in a forked child: what the parent's threads left is abandoned. */
+static void pool_restart_after_fork(pfrt_pool *p) {
+    pthread_mutex_lock(&restart_lock);
+    if (pool_is_stale(p)) pool_start(p);
+    pthread_mutex_unlock(&restart_lock);
+}
+
 pfrt_pool *pfrt_pool_create(int num_threads) {
+    pthread_once(&atfork_once, install_atfork);
     pfrt_pool *p = calloc(1, sizeof(*p));
     if (!p) return NULL;
     if (num_threads <= 0) num_threads = pfrt_num_cores();
-    p->num_threads = num_threads;
+    p->requested_threads = num_threads;
     p->workers = calloc((size_t)num_threads, sizeof(pthread_t));
     p->worker_args = calloc((size_t)num_threads, sizeof(worker_arg));
     p->homes = aligned_alloc(64, (size_t)num_threads * sizeof(home_range));
@@ -178,22 +231,19 @@ pfrt_pool *pfrt_pool_create(int num_threads) {
         free(p);
         return NULL;
     }
-    pthread_mutex_init(&p->call_lock, NULL);
-    pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
-    for (int i = 1; i < num_threads; i++) {
-        p->worker_args[i] = (worker_arg){p, i};
-        if (pthread_create(&p->workers[i], NULL, worker_main, &p->worker_args[i]) != 0) {
-            p->num_threads = i;
-            break;
-        }
-    }
+    pool_start(p);
     return p;
 }
 
 void pfrt_pool_destroy(pfrt_pool *p) {
     if (!p) return;
+    if (pool_is_stale(p)) {  /* a forked child's copy: no workers to stop, locks not ours */
+        free(p->workers);
+        free(p->worker_args);
+        free(p->homes);
+        free(p);
+        return;
+    }
     pthread_mutex_lock(&p->lock);
     atomic_store(&p->shutdown, 1);
     pthread_cond_broadcast(&p->wake);
@@ -209,11 +259,12 @@ void pfrt_pool_destroy(pfrt_pool *p) {
     free(p);
 }
 
-int pfrt_pool_num_threads(pfrt_pool *p) { return p->num_threads; }
+int pfrt_pool_num_threads(pfrt_pool *p) { return pool_is_stale(p) ? p->requested_threads : p->num_threads; }
 
 void pfrt_parallel_for(pfrt_pool *p, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
+    if (p && pool_is_stale(p)) pool_restart_after_fork(p);
     int64_t threads = p ? p->num_threads : 1;
     if (!p || threads == 1 || in_task || n <= grain) {
         fn(ctx, 0, n);
@@ -283,7 +334,10 @@ pfrt_run *pfrt_run_create(pfrt_pool *pool, int64_t timeout_ns, int profile) {
     pfrt_run *r = calloc(1, sizeof(*r));
     if (!r) return NULL;
     r->pool = pool;
-    r->deadline_ns = timeout_ns > 0 ? pfrt_now_ns() + timeout_ns : 0;
+    if (timeout_ns > 0) {  /* saturating: a deadline past the clock's range never arrives */
+        int64_t now = pfrt_now_ns();
+        r->deadline_ns = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+    }
     r->profile = profile != 0;
     return r;
 }

@@ -23,7 +23,9 @@ size_t pfrt_arena_peak(pfrt_arena *arena);
 /* ---- worker pool with a parallel-for that generated code calls directly ---- */
 typedef void (*pfrt_task_fn)(void *ctx, int64_t begin, int64_t end);
 typedef struct pfrt_pool pfrt_pool;
-/* num_threads <= 0 means one thread per online core. The calling thread is one of them. */
+/* num_threads <= 0 means one thread per online core. The calling thread is one of them.
+   Fork-safe: in a forked child a pool starts new workers (and fresh locks) at its first use,
+   whatever the parent's threads were doing at the fork. */
 pfrt_pool *pfrt_pool_create(int num_threads);
 void pfrt_pool_destroy(pfrt_pool *pool);
 int pfrt_pool_num_threads(pfrt_pool *pool);
@@ -50,7 +52,8 @@ typedef struct {
     int64_t work_items;
 } pfrt_kernel_event;
 typedef struct pfrt_run pfrt_run;
-/* timeout_ns <= 0: no deadline. profile != 0: record kernel events. */
+/* timeout_ns <= 0: no deadline; a deadline beyond the clock's range is never reached.
+   profile != 0: record kernel events. */
 pfrt_run *pfrt_run_create(pfrt_pool *pool, int64_t timeout_ns, int profile);
 void pfrt_run_destroy(pfrt_run *run);
 void pfrt_run_kernel(pfrt_run *run, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);

@@ -12,8 +12,8 @@ lists op names ("graph.matmul" or "matmul") never to fold.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
-import numpy as np
 from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp
 from xdsl.ir import Operation
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
@@ -63,7 +63,7 @@ class FoldToConstant(RewritePattern):
 
 
 def _nbytes(t) -> int:
-    return int(np.prod(t.get_shape(), dtype=np.int64)) * graph.dtype_of(t).itemsize
+    return prod(t.get_shape()) * graph.dtype_of(t).itemsize  # Python ints: no int64 wrap-around
 
 
 @register_pass

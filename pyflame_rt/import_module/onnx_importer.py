@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 import onnx
+import onnx.external_data_helper
 import onnx.version_converter
 from onnx import numpy_helper
 from xdsl.builder import Builder
@@ -28,6 +29,7 @@ from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.files import read_regular
 from pyflame_rt.import_module import shape_values
+from pyflame_rt.limits import check_tensor_bytes
 from pyflame_rt.errors import (
     DTypeMismatchError,
     InvalidModelError,
@@ -93,12 +95,16 @@ def supported_op_types() -> list[str]:
 
 
 def load_model(model) -> onnx.ModelProto:
-    """Accept a path, bytes or ModelProto; raise the seed's errors for bad files."""
+    """Accept a path, bytes or ModelProto; raise the seed's errors for bad files. External data
+    of a model file is read from the model's folder (of bytes / a ModelProto: the working directory)."""
     if isinstance(model, onnx.ModelProto):
         return model
     if isinstance(model, (bytes, bytearray, memoryview)):
         data = bytes(model)
         where = "<bytes>"
+    elif not isinstance(model, (str, os.PathLike)):
+        raise InvalidModelError(f"cannot read a model from a {type(model).__name__}: pass a path, "
+                                f"bytes or a ModelProto")
     else:
         where = os.fspath(model)
         data = read_regular(where, "model file")
@@ -111,7 +117,27 @@ def load_model(model) -> onnx.ModelProto:
         raise InvalidModelError(f"not a valid ONNX protobuf ({where}): {e}") from None
     if not proto.graph.node and not proto.graph.output:
         raise InvalidModelError(f"ONNX model has an empty graph or is truncated: {where}")
+    if where != "<bytes>":
+        _load_external_data(proto, os.path.dirname(os.path.abspath(where)))
     return proto
+
+
+def _load_external_data(proto: onnx.ModelProto, folder: str) -> None:
+    """Read every external tensor's bytes from `folder` (onnx refuses locations outside it)."""
+    try:
+        onnx.external_data_helper.load_external_data_for_model(proto, folder)
+    except Exception as e:
+        raise InvalidModelError(f"cannot read the model's external data from {folder}: {e}") from None
+
+
+# what reading a node's attributes and constant inputs raises when they are malformed (a NaN
+# Resize scale, a Constant without a value, ...): the node is invalid, not the importer
+MALFORMED_NODE_ERRORS = (ValueError, TypeError, IndexError, KeyError, OverflowError, ZeroDivisionError)
+
+
+def _malformed(node: onnx.NodeProto, e: Exception) -> InvalidModelError:
+    return InvalidModelError(f"{node.op_type} node '{node.name or (node.output or [''])[0]}' is malformed: "
+                             f"{type(e).__name__}: {e}")
 
 
 def _default_opset(proto: onnx.ModelProto) -> int:
@@ -295,6 +321,7 @@ class ONNXImporter:
             else:
                 name = d.dim_param or f"{vi.name}_dim{i}"
                 shape.append(SymDim.of(_symbol(name)))
+        check_tensor_bytes(shape, dtype.itemsize, f"input '{vi.name}'")
         return tuple(shape), dtype
 
     def _convert_node(self, node: onnx.NodeProto) -> None:
@@ -303,7 +330,10 @@ class ONNXImporter:
                 f"{node.op_type} from domain '{node.domain}' (node '{node.name}') is not supported")
         if self.opset > MAX_OPSET:
             self._check_newer_attributes(node)
-        known = shape_values.evaluate(self, node)
+        try:
+            known = shape_values.evaluate(self, node)
+        except MALFORMED_NODE_ERRORS as e:
+            raise _malformed(node, e) from None
         if known is not None:  # a shape computation: evaluated now, materialized only if used as data
             self.known.update((name, k) for name, k in zip(node.output, known) if name)
             return
@@ -320,6 +350,8 @@ class ONNXImporter:
             outs = conv(ctx)
         except ShapeMismatchError as e:
             raise ShapeMismatchError(f"{node.op_type} node '{node.name or node.output[0]}': {e}") from None
+        except MALFORMED_NODE_ERRORS as e:
+            raise _malformed(node, e) from None
         for name, v in zip(node.output, outs):
             if name:
                 self.values[name] = v
@@ -389,6 +421,8 @@ class ONNXImporter:
         out_shapes = probe.infer_shapes([self.shapes[o] for o in present])
         out_dtypes = probe.infer_dtypes([graph.dtype_of(o.type) for o in present])
         probe.erase()
+        for s, d in zip(out_shapes, out_dtypes):
+            check_tensor_bytes(s, d.itemsize, f"{node.op_type} node '{node.name or node.output[0]}' result")
         op = build([graph.tensor_type(s, d) for s, d in zip(out_shapes, out_dtypes)])
         for r, s, name in zip(op.results, out_shapes, node.output):
             r.name_hint = _ssa_name(name)

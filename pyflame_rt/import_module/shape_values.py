@@ -12,6 +12,7 @@ Consumers (Reshape, Expand, ConstantOfShape, Range) read the symbolic values wit
 """
 from __future__ import annotations
 
+from math import prod
 from typing import Callable
 
 import numpy as np
@@ -184,6 +185,8 @@ def _neg(ctx: EvalContext):
 @evaluator("Range")
 def _range(ctx: EvalContext):
     start, limit, delta = (ctx.ints(i)[0] for i in range(3))
+    if delta == 0 or -(-(limit - start) // delta) > MAX_ELEMENTS:
+        raise NotEvaluable("not a shape vector")  # the Range converter handles (or refuses) it
     return [Known(np.arange(start, limit, delta).astype(object), ctx.inputs[0].dtype)]
 
 
@@ -296,6 +299,8 @@ def _not(ctx: EvalContext):
 @evaluator("ConstantOfShape")
 def _constant_of_shape(ctx: EvalContext):
     shape = ctx.ints(0)
+    if prod(max(d, 0) for d in shape) > MAX_ELEMENTS:
+        raise NotEvaluable("not a shape vector")
     value = ctx.attrs.get("value")
     arr = onnx.numpy_helper.to_array(value) if value is not None else np.zeros(1, np.float32)
     dtype = DType.from_numpy(arr.dtype)

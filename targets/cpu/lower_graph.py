@@ -39,6 +39,7 @@ RUN_KERNEL = "pfrt_run_kernel"
 IO_DTYPES = (DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16, DType.INT64, DType.INT32, DType.INT16,
              DType.INT8, DType.UINT8, DType.BOOL)
 WEIGHT_ALIGN = 64
+ENTRY_PART_STEPS = 256  # steps per entry function (see GraphLowering.entry)
 
 
 @dataclass
@@ -268,7 +269,7 @@ class GraphLowering:
             if self.loc(v) != slot:
                 self.emit_elementwise("copy", [v], slot, self.shapes[v])
         step_ops += ["output_copy"] * (len(self.steps) - len(step_ops))
-        module = ModuleOp([*self.kernels.values(), self.entry(len(inputs)),
+        module = ModuleOp([*self.kernels.values(), *self.entry(),
                            func.FuncOp.external(RUN_KERNEL, [PTR, PTR, PTR, i64, i64], [])])
         return LoweredModel(module, inputs, outputs, self.symbols, self.buffers,
                             self.weights, len(self.kernels), self.op_summary, self.checks, step_ops)
@@ -368,10 +369,23 @@ class GraphLowering:
                   work_per_item=("mul", rows_per_item * nr * spec.nc_panels, k))
 
     # ----------------------------------------------------------- entry point
-    def entry(self, num_inputs: int) -> func.FuncOp:
-        eb = KernelBuilder(ENTRY, (PTR, PTR, PTR, PTR, PTR, PTR), visibility="public")
+    def entry(self) -> list[func.FuncOp]:
+        """The entry point, calling every step in order. LLVM's code generation is superlinear in a
+        function's size, so a long model's steps go into entry parts of ENTRY_PART_STEPS steps each
+        (public, so LLVM does not inline them back) that the entry calls in turn."""
+        if len(self.steps) <= ENTRY_PART_STEPS:
+            return [self.entry_part(ENTRY, self.steps)]
+        parts = [self.entry_part(f"{ENTRY}_part{k}", self.steps[i:i + ENTRY_PART_STEPS])
+                 for k, i in enumerate(range(0, len(self.steps), ENTRY_PART_STEPS))]
+        eb = KernelBuilder(ENTRY, (PTR,) * 6, visibility="public")
+        for part in parts:
+            eb._ins(func.CallOp(part.sym_name.data, list(eb.args), []))
+        return [*parts, eb.finish()]
+
+    def entry_part(self, name: str, steps: list[_Call]) -> func.FuncOp:
+        eb = KernelBuilder(name, (PTR,) * 6, visibility="public")
         io, weights, arena, offsets, dims, run = eb.args
-        max_fields = max((len(c.fields) for c in self.steps), default=1)
+        max_fields = max((len(c.fields) for c in steps), default=1)
         ctx = eb.scratch(max_fields, i64)
         sym_vals = {s: eb.field(i, dims) for i, s in enumerate(self.symbols)}
 
@@ -411,7 +425,7 @@ class GraphLowering:
                 base = eb.gep(arena, eb.field(loc.index, offsets), elem=i8)
             return eb.gep(base, eb.const(loc.offset), elem=i8) if loc.offset else base
 
-        for c in self.steps:
+        for c in steps:
             for i, f in enumerate(c.fields):
                 eb.store(value(f), ctx, value(i), elem=i64)
             fp = eb._ins(llvm.AddressOfOp(c.kernel, PTR))

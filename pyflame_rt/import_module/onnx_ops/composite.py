@@ -11,10 +11,17 @@ from pyflame_rt.dialects.graph import dtype_of
 from pyflame_rt.dtype import DType
 from pyflame_rt.import_module.onnx_importer import _NodeContext, converter
 from pyflame_rt.import_module.onnx_ops.nn import _pool_props
+from pyflame_rt.limits import check_compile_array
 
 
 def _const(ctx: _NodeContext, what: str, arr: np.ndarray):
     return ctx.importer.add_constant(f"{ctx.node.output[0]}_{what}", np.asarray(arr))
+
+
+def _check_size(ctx: _NodeContext, count: int, dtype, what: str) -> None:
+    """Before building a constant of `count` elements from the model's dims."""
+    check_compile_array(count * np.dtype(dtype).itemsize,
+                        f"{ctx.node.op_type} node '{ctx.node.name or ctx.node.output[0]}' ({what})")
 
 
 def _np_dtype(v) -> np.dtype:
@@ -98,6 +105,7 @@ def _hardmax(ctx: _NodeContext):
     if not isinstance(shape[axis], int):
         raise ctx.fail("the hardmax axis must be static")
     (am,) = ctx.emit(gr.ArgReduceOp, [x], kind="argmax", axis=axis, keepdims=True)
+    _check_size(ctx, shape[axis], np.int64, "positions")
     positions = np.arange(shape[axis], dtype=np.int64).reshape([-1] + [1] * (len(shape) - axis - 1))
     (hit,) = ctx.emit(gm.EqualOp, [am, _const(ctx, "positions", positions)])
     return ctx.emit(gm.CastOp, [hit], to=dtype_of(x.type).value)
@@ -110,6 +118,7 @@ def _eye_like(ctx: _NodeContext):
     if len(shape) != 2 or not all(isinstance(d, int) for d in shape):
         raise ctx.fail("needs a 2-D input of static shape")
     dtype = DType.from_onnx(ctx.attrs["dtype"]) if "dtype" in ctx.attrs else dtype_of(ctx.input(0).type)
+    _check_size(ctx, shape[0] * shape[1], dtype.numpy, "the identity matrix")
     return [_const(ctx, "eye", np.eye(*shape, k=int(ctx.attrs.get("k", 0)), dtype=dtype.numpy))]
 
 
@@ -123,6 +132,7 @@ def _reverse_sequence(ctx: _NodeContext):
     if sorted((t_axis, b_axis)) != [0, 1] or not isinstance(shape[t_axis], int):
         raise ctx.fail("needs time and batch axes 0 and 1 and a static time dim")
     along = [-1 if d == t_axis else 1 for d in range(len(shape))]
+    _check_size(ctx, shape[t_axis], np.int64, "positions")
     pos = _const(ctx, "positions", np.arange(shape[t_axis], dtype=np.int64).reshape(along))
     (lens,) = ctx.emit(graph.ReshapeOp, [lens], shape=[-1 if d == b_axis else 1 for d in range(len(shape))])
     (inside,) = ctx.emit(gm.LessOp, [pos, lens])

@@ -9,6 +9,7 @@ from onnx import numpy_helper
 from pyflame_rt.dialects import graph_tensor as gt
 from pyflame_rt.dialects.symbolic import SymDim
 from pyflame_rt.dtype import DType
+from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.import_module.onnx_importer import _NodeContext, converter
 
 
@@ -54,10 +55,15 @@ def _range(ctx: _NodeContext):
     (start, dtype), (limit, _), (delta, _) = (_scalar(ctx, i, n) for i, n in enumerate(("start", "limit", "delta")))
     if isinstance(start, SymDim) or isinstance(delta, SymDim):
         raise ctx.fail("a symbolic start or delta is not supported")
+    if delta == 0 or not all(np.isfinite(v) for v in (start, delta)):
+        raise InvalidModelError(f"Range node '{ctx.node.name or ctx.node.output[0]}': start {start} and "
+                                f"delta {delta} must be finite, delta non-zero")
     if isinstance(limit, SymDim):
         if delta != 1 or start != 0:
             raise ctx.fail("a symbolic limit needs start 0 and delta 1")
         size = limit
+    elif not np.isfinite(limit):
+        raise InvalidModelError(f"Range node '{ctx.node.name or ctx.node.output[0]}': limit {limit} is not finite")
     else:
         size = max(int(np.ceil((limit - start) / delta)), 0)
     return ctx.emit(gt.RangeOp, [], start=start, delta=delta, size=size, dtype=dtype.value)

@@ -9,6 +9,7 @@ import numpy as np
 from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
 from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.dtype import DType
+from pyflame_rt.limits import check_compile_array
 from pyflame_rt.targets.cpu.lowerings import lowering
 from pyflame_rt.targets.cpu.lowerings.conv import (
     ArgmaxOutput, as_2d, emit_window, padded_input, require_float32, windowed_2d)
@@ -18,6 +19,7 @@ from pyflame_rt.targets.cpu.lowerings.normalization import emit_plane
 def window_counts(size: int, out: int, k: int, s: int, d: int, pb: int, pe: int, include_pad: bool):
     """Per output position: how many taps fall inside the input (or its explicit padding)."""
     lo, hi = (-pb, size + pe) if include_pad else (0, size)
+    check_compile_array(out * k * 8, f"an average pool window table ({out} outputs x {k} taps)")
     taps = np.arange(out)[:, None] * s - pb + np.arange(k)[None, :] * d
     return ((taps >= lo) & (taps < hi)).sum(axis=1)
 

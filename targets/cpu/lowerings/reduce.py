@@ -6,6 +6,7 @@ import numpy as np
 from pyflame_rt.dialects import graph_reduce as gr
 from pyflame_rt.dialects.symbolic import Shape, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.limits import check_compile_array
 from pyflame_rt.targets.cpu.kernels.rows import (
     ROW_FIELDS, TOPK_FIELDS, RowSpec, TopKSpec, reduces_across, row_kernel, topk_kernel)
 from pyflame_rt.targets.cpu.lowerings import lowering
@@ -90,6 +91,7 @@ def _norm_param(L, v, norm_shape: Shape, what: str):
     if const is not None:
         if not all(isinstance(d, int) for d in norm_shape):
             raise UnsupportedOperatorError(f"LayerNorm over dynamic dims with a constant {what}")
+        check_compile_array(numel(norm_shape) * const.itemsize, f"LayerNorm {what} {list(norm_shape)}")
         return L.add_weight(what, np.ascontiguousarray(np.broadcast_to(const, norm_shape)))
     if tuple(L.shapes[v]) != tuple(norm_shape):
         raise UnsupportedOperatorError(f"LayerNorm {what} {list(map(str, L.shapes[v]))} must match the "
@@ -108,6 +110,7 @@ def _lower_layer_norm(L, op: gr.LayerNormOp) -> None:
     else:
         if not all(isinstance(d, int) for d in norm):
             raise UnsupportedOperatorError("LayerNorm without bias over dynamic dims")
+        check_compile_array(numel(norm) * dtype.itemsize, f"LayerNorm bias {list(norm)}")
         bias = L.add_weight("bias", np.zeros(norm, dtype.numpy))
     stats = [L.result_loc(v) for v in (op.mean, op.inv_std_dev)] if op.mean is not None else [0, 0]
     emit_rows(L, "layer_norm", L.loc(op.input), L.result_loc(op.result), shape, axis, len(shape) - 1, dtype,

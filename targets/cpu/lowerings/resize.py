@@ -6,6 +6,7 @@ import numpy as np
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.limits import check_compile_array
 from pyflame_rt.targets.cpu.kernels.resize import RESIZE_FIELDS, ResizeSpec, resize_kernel
 from pyflame_rt.targets.cpu.lowerings import lowering
 from pyflame_rt.targets.cpu.lowerings.conv import require_float32
@@ -16,6 +17,9 @@ _NEAREST = {
     "floor": np.floor,
     "ceil": np.ceil,
 }
+
+# per output index: float64 coordinates and their temporaries, two int64 indices, a float32 weight
+_TABLE_BYTES_PER_INDEX = 4 * 8 + 2 * 8 + 4
 
 
 def source_coords(out: int, size: int, scale: float, mode: str) -> np.ndarray:
@@ -54,6 +58,7 @@ def _lower_resize(L, op: nn.ResizeOp) -> None:
         raise UnsupportedOperatorError("the CPU backend resizes only the two trailing dims")
     scales = [float(s) for s in op.scales.get_values()][-2:]
     (ih, iw), (oh, ow) = shape[-2:], out_shape[-2:]
+    check_compile_array((oh + ow) * _TABLE_BYTES_PER_INDEX, f"Resize node '{op.result.name_hint}' (to {oh}x{ow})")
     h_tab = axis_tables(oh, ih, scales[0], op)
     w_tab = axis_tables(ow, iw, scales[1], op)
     tables = [L.add_weight(f"resize_{n}", t) for n, t in zip(("h0", "h1", "lh", "w0", "w1", "lw"), h_tab + w_tab)]
