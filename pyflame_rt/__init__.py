@@ -7,6 +7,7 @@ from pyflame_rt.errors import (
     DTypeMismatchError,
     InputError,
     InvalidModelError,
+    MemoryAccessError,
     PyFlameRTError,
     RunTimeoutError,
     ShapeMismatchError,
@@ -37,4 +38,5 @@ __all__ = [
     "InferenceSession", "NodeArg", "SessionOptions", "RunOptions", "OptLevel", "ExecutionMode",
     "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",
     "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError", "RunTimeoutError",
+    "MemoryAccessError",
 ]

@@ -39,3 +39,8 @@ class InputError(PyFlameRTError):
 
 class RunTimeoutError(PyFlameRTError, TimeoutError):
     """A run() exceeded RunOptions.timeout_ms; it was stopped between kernels."""
+
+
+class MemoryAccessError(PyFlameRTError):
+    """A checked build's generated code tried to read or write outside the buffer it was
+    accessing (a compiler bug or an unchecked shape assumption); the access was skipped."""

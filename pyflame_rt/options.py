@@ -30,7 +30,9 @@ class SessionOptions:
     """num_threads: worker threads (0 = one per core). cpu: compile target for .onnx inputs.
     enable_profiling: write a Chrome-trace JSON of every kernel call (`end_profiling()` returns
     its path, `<profile_file_prefix>_<time>.json`). cache: where compiled .onnx models are kept
-    (None = the default `CacheConfig()`; `CacheConfig(enabled=False)` turns caching off)."""
+    (None = the default `CacheConfig()`; `CacheConfig(enabled=False)` turns caching off).
+    checked: compile .onnx inputs as checked builds (every load and store bounds-checked,
+    MemoryAccessError on a violation; docs/checked-build.md)."""
 
     num_threads: int = 0
     optimization_level: OptLevel = OptLevel.EXTENDED
@@ -43,6 +45,7 @@ class SessionOptions:
     verbose_optimization: bool = False
     custom_metadata: dict = field(default_factory=dict)
     cache: "CacheConfig | None" = None
+    checked: bool = False
 
     # onnxruntime spellings, so migrated code keeps working
     intra_op_num_threads = _alias("num_threads")
@@ -78,6 +81,8 @@ class SessionOptions:
             raise ValidationError(f"enable_profiling must be a bool, got {self.enable_profiling!r}")
         if not isinstance(self.profile_file_prefix, str) or not self.profile_file_prefix:
             raise ValidationError(f"profile_file_prefix must be a non-empty str, got {self.profile_file_prefix!r}")
+        if not isinstance(self.checked, bool):
+            raise ValidationError(f"checked must be a bool, got {self.checked!r}")
         if self.cache is not None and not isinstance(self.cache, CacheConfig):
             raise ValidationError(f"cache must be a CacheConfig or None, got {type(self.cache).__name__}")
         return self
