@@ -9,7 +9,10 @@ out-of-bounds access (MemoryAccessError) or an exception outside the hierarchy.
 
 Children run batches of models; a child that dies (signal, abort) or hangs is replaced and the
 case it was running is recorded as a crash / hang, then the rest of its batch goes on in a new
-child (the compile cache makes its models' recompilation a load).
+child (the compile cache makes its models' recompilation a load). A model that crashed once runs
+its remaining feeds isolated, each in a forked process of its own (single-threaded sessions: a
+fork keeps only the calling thread), so a model that crashes on every zero-size feed costs a fork
+per feed, not a new interpreter.
 """
 from __future__ import annotations
 
@@ -86,17 +89,17 @@ def _draw(models: st.SearchStrategy, count: int, feeds_per_model: int, seed_valu
 # ---------------------------------------------------------------- one child
 
 
-def run_models(works: list[Work], first_feed: int, out, cache_dir: str) -> None:
-    """In a child: every feed of every model (the first model from `first_feed` on); one JSON line
-    per case on `out`, preceded by a "start" line so that the parent can name the case a crash
-    interrupted."""
+def run_models(works: list[Work], first_feed: int, out, cache_dir: str, isolate: bool) -> None:
+    """In a child: every feed of every model (the first model from `first_feed` on, isolated if
+    `isolate`); one JSON line per case on `out`, preceded by a "start" line so that the parent can
+    name the case a crash interrupted."""
     for n, w in enumerate(works):
-        for line in run_model(w, first_feed if n == 0 else 0, cache_dir):
+        for line in run_model(w, first_feed if n == 0 else 0, cache_dir, isolate and n == 0):
             out.write(json.dumps(line) + "\n")
             out.flush()
 
 
-def run_model(w: Work, first_feed: int, cache_dir: str):
+def run_model(w: Work, first_feed: int, cache_dir: str, isolate: bool = False):
     import onnxruntime as ort
 
     from pyflame_rt import InferenceSession, SessionOptions
@@ -113,7 +116,8 @@ def run_model(w: Work, first_feed: int, cache_dir: str):
         return
     yield {**base, "feed": -1, "start": "compile"}
     try:
-        sess = InferenceSession(w.case.model, SessionOptions(checked=True, num_threads=1 + w.index % 2,
+        threads = 1 if isolate else 1 + w.index % 2
+        sess = InferenceSession(w.case.model, SessionOptions(checked=True, num_threads=threads,
                                                              cache=CacheConfig(dir=cache_dir)))
     except PyFlameRTError as e:
         yield {**base, "feed": -1, "outcome": "compile_rejected", "error": type(e).__name__, "detail": _short(e)}
@@ -130,11 +134,65 @@ def run_model(w: Work, first_feed: int, cache_dir: str):
         except Exception as e:
             expected = e
         yield {**case, "valid": not isinstance(expected, Exception), "start": "run"}
-        try:
-            got = sess.run(None, feeds)
-        except Exception as e:
-            got = e
+        if isolate:
+            got = _in_fork(lambda: sess.run(None, feeds))
+            if isinstance(got, _Died):
+                yield {**case, "valid": not isinstance(expected, Exception), "outcome": got.outcome,
+                       "detail": got.detail}
+                continue
+        else:
+            try:
+                got = sess.run(None, feeds)
+            except Exception as e:
+                got = e
         yield {**case, **classify(expected, got)}
+
+
+@dataclass
+class _Died:
+    outcome: str  # crash | hang
+    detail: str
+
+
+def _in_fork(fn, timeout: float = 120.0):
+    """fn()'s result or exception, computed in a forked process; _Died if that process dies or hangs."""
+    import select
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the forked process: never returns
+        os.close(r)
+        try:
+            payload = pickle.dumps(fn())
+        except Exception as e:
+            payload = pickle.dumps(e if _picklable(e) else RuntimeError(f"{type(e).__name__}: {e}"))
+        with os.fdopen(w, "wb") as f:
+            f.write(payload)
+        os._exit(0)
+    os.close(w)
+    data, deadline = b"", time.monotonic() + timeout
+    with os.fdopen(r, "rb") as f:
+        while select.select([f], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(f.fileno(), 1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        else:
+            os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = signal.Signals(os.WTERMSIG(status))
+        return _Died("hang", f"killed after {timeout:.0f} s") if sig == signal.SIGKILL else \
+            _Died("crash", f"killed by {sig.name} (isolated)")
+    return pickle.loads(data)
+
+
+def _picklable(e: Exception) -> bool:
+    try:
+        pickle.loads(pickle.dumps(e))
+        return True
+    except Exception:
+        return False
 
 
 def classify(expected, got) -> dict:
@@ -191,12 +249,12 @@ def _short(e) -> str:
 
 
 def child_main(argv: list[str]) -> None:
-    """python -m tests.fuzz.harness WORK.pkl FIRST_FEED RESULTS.jsonl CACHE_DIR"""
+    """python -m tests.fuzz.harness WORK.pkl FIRST_FEED ISOLATE RESULTS.jsonl CACHE_DIR"""
     np.seterr(all="ignore")  # NaN / Inf feeds are the point; a crash report shows the child's last stderr lines
     with open(argv[0], "rb") as f:
         works = pickle.load(f)
-    with open(argv[2], "a") as out:
-        run_models(works, int(argv[1]), out, argv[3])
+    with open(argv[3], "a") as out:
+        run_models(works, int(argv[1]), out, argv[4], argv[2] == "1")
 
 
 # ---------------------------------------------------------------- the parent
@@ -207,6 +265,7 @@ class _Child:
     proc: subprocess.Popen
     works: list[Work]
     first_feed: int
+    isolate: bool
     results: Path
     started: float
 
@@ -216,29 +275,30 @@ def run_campaign(works: list[Work], out_dir: Path, jobs: int = 1, batch: int = 4
     """Every case of `works`, in up to `jobs` children at once; returns one record per case."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cache_dir = tempfile.mkdtemp(prefix="cache-", dir=out_dir)
-    pending = [(works[i:i + batch], 0) for i in range(0, len(works), batch)]
+    pending = [(works[i:i + batch], 0, False) for i in range(0, len(works), batch)]
     running: list[_Child] = []
     records: list[dict] = []
     serial = finished = 0
     while pending or running:
         while pending and len(running) < jobs:
-            group, first = pending.pop(0)
+            group, first, isolate = pending.pop(0)
             serial += 1
             work_file, results = out_dir / f"batch{serial}.pkl", out_dir / f"batch{serial}.jsonl"
             work_file.write_bytes(pickle.dumps(group))
-            proc = subprocess.Popen([sys.executable, "-m", "tests.fuzz.harness", str(work_file), str(first),
-                                     str(results), cache_dir], cwd=REPO, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE)
-            running.append(_Child(proc, group, first, results, time.monotonic()))
+            with open(out_dir / f"batch{serial}.err", "wb") as err:  # a file: a full pipe would block the child
+                proc = subprocess.Popen([sys.executable, "-m", "tests.fuzz.harness", str(work_file), str(first),
+                                         str(int(isolate)), str(results), cache_dir], cwd=REPO,
+                                        stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            running.append(_Child(proc, group, first, isolate, results, time.monotonic()))
         time.sleep(0.05)
         for child in list(running):
             hung = time.monotonic() - child.started > timeout
             if child.proc.poll() is None and not hung:
                 continue
-            if hung:
-                child.proc.kill()
+            if hung:  # the child and any process it forked
+                os.killpg(child.proc.pid, signal.SIGKILL)
             rc = child.proc.wait()
-            stderr = child.proc.stderr.read().decode(errors="replace")
+            stderr = child.results.with_suffix(".err").read_text(errors="replace")
             running.remove(child)
             done, interrupted = _read_results(child.results)
             records += done
@@ -289,8 +349,8 @@ def _after(child: _Child, interrupted: dict | None):
     i = next(n for n, w in enumerate(child.works) if w.index == interrupted["model"])
     if interrupted["feed"] < 0 or interrupted["feed"] + 1 >= len(child.works[i].feeds):
         rest = child.works[i + 1:]
-        return (rest, 0) if rest else None
-    return child.works[i:], interrupted["feed"] + 1
+        return (rest, 0, False) if rest else None
+    return child.works[i:], interrupted["feed"] + 1, True
 
 
 def _exit_reason(rc: int, stderr: str) -> str:
