@@ -198,3 +198,59 @@ def test_checked_build_of_real_models_matches_the_normal_build(build):
         for got, want, ref in zip(checked.run(list(feeds.values())), normal, ort_run(model, feeds)):
             assert_close(got, want, rtol=1e-5)
             assert_close(got, ref)
+
+
+def _unchecked_accesses(module) -> list[str]:
+    """Loads and stores (plain and masked) whose address is not the result of the check call, or
+    a constant offset from one (a field's three slots, a vector store's retyped address); only a
+    task's ctx header (checked.py) is read directly."""
+    from xdsl.dialects import func, llvm
+    from xdsl.ir import BlockArgument
+
+    from pyflame_rt.targets.cpu.checked import CTX_HEADER
+
+    def checked(addr, task: bool) -> bool:
+        op = addr.owner
+        if isinstance(op, llvm.CallOp):
+            return op.callee.string_value() == CHECK_FN
+        if not isinstance(op, llvm.GEPOp):
+            return False
+        if checked(op.ptr, task):
+            return True
+        index = op.ssa_indices[0].owner if op.ssa_indices else None
+        return (task and isinstance(op.ptr, BlockArgument) and op.ptr.index == 0
+                and isinstance(index, llvm.ConstantOp) and index.value.value.data < CTX_HEADER)
+
+    bad = []
+    for fn in module.ops:
+        if not isinstance(fn, func.FuncOp) or fn.is_declaration:
+            continue
+        task = len(fn.args) == 3
+        for op in fn.walk():
+            if isinstance(op, (llvm.LoadOp, llvm.StoreOp)):
+                addr = op.ptr
+            elif isinstance(op, llvm.CallIntrinsicOp) and ".masked." in op.intrin.data:
+                addr = op.args[0 if ".load." in op.intrin.data else 1]
+            else:
+                continue
+            if not checked(addr, task):
+                bad.append(f"{fn.sym_name.data}: {op.name}")
+    return bad
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("build", [_mlp, _cnn, _transformer_block], ids=["mlp", "cnn", "transformer"])
+def test_every_load_and_store_of_a_checked_build_goes_through_the_check(build):
+    from pyflame_rt.dialects import graph
+    from pyflame_rt.dialects.weights import WeightTable
+    from pyflame_rt.import_module import from_onnx
+    from pyflame_rt.targets.cpu.lower_graph import lower_graph
+    from pyflame_rt.targets.cpu.target import CPUTarget
+
+    imported = from_onnx(build()[0])
+    lowered = lower_graph(graph.entry_function(imported.module), WeightTable.of(imported.module),
+                          CPUTarget.named("x86-64-v3"), checked=True)
+    assert not _unchecked_accesses(lowered.module)
+    unchecked = lower_graph(graph.entry_function(imported.module), WeightTable.of(imported.module),
+                            CPUTarget.named("x86-64-v3"))
+    assert _unchecked_accesses(unchecked.module)  # the walk sees the accesses the checks guard
