@@ -48,14 +48,14 @@ def feed_spec(draw, case: ModelCase) -> FeedSpec:
         elif i.role in ("indices", "divisor"):
             kinds[i.name] = draw(st.sampled_from(["valid", "valid", "valid", "any"]))
     corrupt = {}
-    roll = draw(st.integers(0, 99))
-    if roll < 8:
+    roll = draw(st.integers(0, 99))  # hypothesis's simplest draw (0) is an uncorrupted feed
+    if roll >= 92:
         target = draw(st.sampled_from(case.inputs))
         statics = [a for a, d in enumerate(target.shape) if isinstance(d, int)]
-        if roll < 5 and statics:
+        if roll >= 95 and statics:
             corrupt = {"input": target.name, "kind": "static_dim", "axis": draw(st.sampled_from(statics)),
                        "value": draw(st.sampled_from([0, 1, 2, 9]))}
-        elif roll < 7:
+        elif roll >= 93:
             corrupt = {"input": target.name, "kind": "rank"}
         else:
             corrupt = {"input": target.name, "kind": "dtype"}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import json
-import math
 import os
 import pickle
 import signal
@@ -34,7 +33,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from .feeds import FeedSpec, feed_spec, materialize
-from .models import FAMILIES, HEAVY, ModelCase
+from .models import ModelCase, strategies
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = ("match", "rejected", "rejected_other")
@@ -57,13 +56,15 @@ class Work:
 
 
 def generate(models: int, feeds_per_model: int, seed_value: int) -> list[Work]:
-    """About `models` (model, feeds) draws from hypothesis, spread over the model families (heavy
-    ones, slow to compile, get half a share), deterministic for a seed."""
-    weights = {f: 0.5 if f in HEAVY else 1.0 for f in FAMILIES}
+    """About `models` (model, feeds) draws from hypothesis (at least one per op type of every
+    family: `models.strategies`; heavy ones, slow to compile, get half a share), deterministic for
+    a seed."""
+    kinds = strategies()
+    total = sum(weight for _, weight in kinds.values())
     drawn: list[tuple[ModelCase, list[FeedSpec]]] = []
-    for n, (family, weight) in enumerate(weights.items()):
-        count = max(1, math.ceil(models * weight / sum(weights.values())))
-        drawn += _draw(FAMILIES[family](), count, feeds_per_model, seed_value * 1000 + n)
+    for n, (strategy, weight) in enumerate(kinds.values()):
+        count = max(1, round(models * weight / total))
+        drawn += _draw(strategy, count, feeds_per_model, seed_value * 1000 + n)
     return [Work(i, case, feeds) for i, (case, feeds) in enumerate(drawn)]
 
 
@@ -76,14 +77,14 @@ def _draw(models: st.SearchStrategy, count: int, feeds_per_model: int, seed_valu
         return case, draw(st.lists(feed_spec(case), min_size=feeds_per_model, max_size=feeds_per_model))
 
     @seed(seed_value)
-    @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
+    @settings(max_examples=count + 1, database=None, phases=[Phase.generate], deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(work())
     def collect(w):
         drawn.append(w)
 
     collect()
-    return drawn
+    return drawn[1:]  # hypothesis starts with its simplest example: every choice its first
 
 
 # ---------------------------------------------------------------- one child

@@ -78,8 +78,8 @@ UNARY_ATTR = {"LeakyRelu": {"alpha": 0.1}, "Elu": {"alpha": 0.7}, "HardSigmoid":
 
 
 @st.composite
-def unary(draw):
-    op = draw(st.sampled_from(UNARY + list(UNARY_ATTR)))
+def unary(draw, op=None):
+    op = op or draw(st.sampled_from(UNARY + list(UNARY_ATTR)))
     x = Input("x", draw(shape()))
     return _model([helper.make_node(op, ["x"], ["y"], **UNARY_ATTR.get(op, {}))], [x], ["y"])
 
@@ -100,16 +100,16 @@ def broadcast_pair(draw):
 
 
 @st.composite
-def binary(draw):
-    op = draw(st.sampled_from(BINARY + COMPARE))
+def binary(draw, op=None):
+    op = op or draw(st.sampled_from(BINARY + COMPARE))
     xs, ys = draw(broadcast_pair())
     out = ("y", "bool") if op in COMPARE else "y"
     return _model([helper.make_node(op, ["x", "z"], ["y"])], [Input("x", xs), Input("z", ys)], [out])
 
 
 @st.composite
-def integer_division(draw):
-    op, dtype = draw(st.sampled_from(["Div", "Mod"])), draw(st.sampled_from(["int32", "int64"]))
+def integer_division(draw, op=None):
+    op, dtype = op or draw(st.sampled_from(["Div", "Mod"])), draw(st.sampled_from(["int32", "int64"]))
     xs = draw(shape(max_rank=2))
     return _model([helper.make_node(op, ["x", "z"], ["y"])],
                   [Input("x", xs, dtype), Input("z", list(xs), dtype, role="divisor")], [("y", dtype)])
@@ -192,9 +192,12 @@ def conv(draw):
     return _model(nodes, [Input("x", xs)], ["y"], consts, hints={"c": c})
 
 
+POOLS = ["MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"]
+
+
 @st.composite
-def pool(draw):
-    op = draw(st.sampled_from(["MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"]))
+def pool(draw, op=None):
+    op = op or draw(st.sampled_from(POOLS))
     attrs = {}
     if not op.startswith("Global"):
         k = draw(st.integers(1, 3))
@@ -318,8 +321,8 @@ REDUCE = ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "Re
 
 
 @st.composite
-def reduce(draw):
-    op = draw(st.sampled_from(REDUCE))
+def reduce(draw, op=None):
+    op = op or draw(st.sampled_from(REDUCE))
     xs = draw(shape())
     keep = int(draw(st.booleans()))
     if op.startswith("Arg"):
@@ -332,17 +335,23 @@ def reduce(draw):
     return _model([helper.make_node(op, ["x"], ["y"], axes=axes, keepdims=keep)], [Input("x", xs)], ["y"])
 
 
+SOFTMAX = ["Softmax", "LogSoftmax", "Hardmax"]
+
+
 @st.composite
-def softmax(draw):
-    op = draw(st.sampled_from(["Softmax", "LogSoftmax", "Hardmax"]))
+def softmax(draw, op=None):
+    op = op or draw(st.sampled_from(SOFTMAX))
     xs = draw(shape())
     return _model([helper.make_node(op, ["x"], ["y"], axis=draw(st.integers(-len(xs), len(xs) - 1)))],
                   [Input("x", xs)], ["y"])
 
 
+NORMALIZATIONS = ["LayerNormalization", "BatchNormalization", "InstanceNormalization"]
+
+
 @st.composite
-def normalization(draw):
-    op = draw(st.sampled_from(["LayerNormalization", "BatchNormalization", "InstanceNormalization"]))
+def normalization(draw, op=None):
+    op = op or draw(st.sampled_from(NORMALIZATIONS))
     d = draw(st.integers(1, 4))
     if op == "LayerNormalization":
         xs = [*draw(st.lists(dim(), max_size=2)), draw(st.sampled_from(["c", d]))]
@@ -374,5 +383,19 @@ FAMILIES = {
     "split": split, "squeeze": squeeze, "unsqueeze": unsqueeze, "expand": expand, "tile": tile, "pad": pad,
     "reduce": reduce, "softmax": softmax, "normalization": normalization, "residual_chain": residual_chain,
 }
+# the op types of the families that pick one of several: every op type gets its own models
+FAMILY_OPS = {"unary": UNARY + list(UNARY_ATTR), "binary": BINARY + COMPARE, "integer_division": ["Div", "Mod"],
+              "pool": POOLS, "reduce": REDUCE, "softmax": SOFTMAX, "normalization": NORMALIZATIONS}
 # GEMM and convolution kernels take seconds to compile: fewer of those models
 HEAVY = {"matmul", "gemm", "conv"}
+
+
+def strategies() -> dict[str, tuple[st.SearchStrategy, float]]:
+    """name -> (model strategy, weight): one per family, or per op type of a family that has
+    several; heavy families weigh half."""
+    out = {}
+    for family, make in FAMILIES.items():
+        weight = 0.5 if family in HEAVY else 1.0
+        for op in FAMILY_OPS.get(family, [None]):
+            out[f"{family}:{op}" if op else family] = (make(op=op) if op else make(), weight)
+    return out
