@@ -265,8 +265,6 @@ def child_main(argv: list[str]) -> None:
 class _Child:
     proc: subprocess.Popen
     works: list[Work]
-    first_feed: int
-    isolate: bool
     results: Path
     started: float
 
@@ -290,7 +288,7 @@ def run_campaign(works: list[Work], out_dir: Path, jobs: int = 1, batch: int = 4
                 proc = subprocess.Popen([sys.executable, "-m", "tests.fuzz.harness", str(work_file), str(first),
                                          str(int(isolate)), str(results), cache_dir], cwd=REPO,
                                         stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-            running.append(_Child(proc, group, first, isolate, results, time.monotonic()))
+            running.append(_Child(proc, group, results, time.monotonic()))
         time.sleep(0.05)
         for child in list(running):
             hung = time.monotonic() - child.started > timeout
