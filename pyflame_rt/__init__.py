@@ -8,6 +8,7 @@ from pyflame_rt.errors import (
     DTypeMismatchError,
     InputError,
     InvalidModelError,
+    MemoryAccessError,
     PyFlameRTError,
     RunTimeoutError,
     ShapeMismatchError,
@@ -39,4 +40,5 @@ __all__ = [
     "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",
     "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError", "RunTimeoutError",
     "CacheSecurityError",
+    "MemoryAccessError",
 ]

@@ -26,7 +26,7 @@ def _compile(args) -> int:
     log = None if args.quiet else progress
     sign_key = signing.configured_key(args.sign_key)
     options = CompileOptions(cpu=args.cpu, opt_level=OptLevel(args.opt_level),
-                             verbose_optimization=args.verbose_optimization)
+                             verbose_optimization=args.verbose_optimization, checked=args.checked)
     compiled = compile_model(args.model, options, log=log)
     out = args.output or _default_output(args.model)
     artifact.save(compiled, out, sign_key)
@@ -146,6 +146,7 @@ def _inspect(args) -> int:
     print("ops           " + ", ".join(f"{k} x{v}" for k, v in sorted(h["op_summary"].items())))
     print("kernels       " + ", ".join(h.get("kernels", [])))
     print("compile       " + ", ".join(f"{k} {v:.0f} ms" for k, v in h.get("compile_ms", {}).items()))
+    print(f"checked       {'yes (every load and store bounds-checked)' if h.get('checked') else 'no'}")
     if "optimization" in h:
         o = h["optimization"]
         print(f"optimization  {o['level']}: {o['nodes_before']} -> {o['nodes_after']} graph nodes")
@@ -203,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--verbose-optimization", action="store_true", help="log every pass's statistics")
     c.add_argument("--sign-key", metavar="FILE", help="sign the artifact (HMAC-SHA256) with the key in FILE "
                    f"(default: ${signing.ENV_KEY_FILE} if set)")
+    c.add_argument("--checked", action="store_true",
+                   help="checked build: bounds-check every load and store (slower; for testing)")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(fn=_compile)
     r = sub.add_parser("run", help="run a compiled artifact (random inputs unless given)")

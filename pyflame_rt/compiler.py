@@ -35,6 +35,7 @@ class CompileOptions:
     import_options: ImportOptions = field(default_factory=ImportOptions)
     opt_level: OptLevel = OptLevel.EXTENDED  # graph optimizer pipeline (pyflame_rt.opt)
     verbose_optimization: bool = False       # log every pass's statistics
+    checked: bool = False  # bounds-check every load and store (MemoryAccessError), docs/checked-build.md
 
 
 def _io_json(infos) -> list[dict]:
@@ -70,7 +71,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
     legalized = PassManager(CPU_LEGALIZATIONS).run(module)
     optimized = PassManager.create_default(options.opt_level, verbose=options.verbose_optimization).run(module)
     lap("optimize")
-    lowered = lower_graph(graph.entry_function(module), WeightTable.of(module), target)
+    lowered = lower_graph(graph.entry_function(module), WeightTable.of(module), target, options.checked)
     kernels = _kernel_names(lowered)
     lap("lower-graph")
     try:
@@ -100,6 +101,8 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "kernel_count": lowered.kernel_count,
         "kernels": kernels,
         "step_ops": lowered.step_ops,
+        "checked": lowered.checked,
+        **({"step_fields": lowered.step_fields} if lowered.checked else {}),
         "parameter_count": imported.parameter_count,
         "optimization": {"level": OptLevel(options.opt_level).name,
                          "nodes_before": legalized.stats.nodes_before,

@@ -44,3 +44,8 @@ class RunTimeoutError(PyFlameRTError, TimeoutError):
 class CacheSecurityError(PyFlameRTError):
     """The compile cache directory is not private: another user owns it, or group or others can
     write it (or read its signing key). Fix its permissions or choose another CacheConfig.dir."""
+
+
+class MemoryAccessError(PyFlameRTError):
+    """A checked build's generated code tried to read or write outside the buffer it was
+    accessing (a compiler bug or an unchecked shape assumption); the access was skipped."""

@@ -5,7 +5,9 @@ native code (generated code trusts the shapes it is given), binds the dynamic
 dims, takes an arena from a free list (so concurrent runs never share scratch
 memory) and calls the one compiled entry point with a fresh runtime `Run`
 handle: the runtime checks the run's deadline between kernels and, when
-profiling, records every kernel call.
+profiling, records every kernel call. A checked build also receives every buffer's
+size (its bounds) and reports its first out-of-bounds access through the handle:
+`run` raises MemoryAccessError for it.
 """
 from __future__ import annotations
 
@@ -14,12 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyflame_rt.compiled_model import CompiledModel, buffers_from_header, dims_from_json
-from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate_shape
+from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate, evaluate_shape
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, RunTimeoutError,
-                               ShapeMismatchError)
+from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, MemoryAccessError,
+                               RunTimeoutError, ShapeMismatchError)
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.runtime import Arena, Run, ThreadPool, ffi, native_symbols, now_ns
+from pyflame_rt.targets.cpu.checked import describe_violation
 from pyflame_rt.targets.cpu.native_object import ENTRY, LoadedObject, register_symbols
 from pyflame_rt.targets.cpu.memory_plan import plan
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -53,6 +56,8 @@ class Executable:
             for o in self.outputs:
                 evaluate_shape(o.shape, trial)
             self.checks: list[str] = [str(c) for c in h.get("checks", [])]
+            self.checked = h.get("checked", False) is True
+            self.step_fields: list[list] = list(h.get("step_fields", []))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise InvalidModelError(f"artifact metadata is invalid ({type(e).__name__}: {e})") from None
         missing = target.missing_on_host()
@@ -133,6 +138,9 @@ class Executable:
             with Run(self.pool, timeout_ms, profiler is not None) as run:
                 start = now_ns() if profiler is not None else 0
                 self._entry(io, self._weights_ptr, arena, call.offsets, call.dims, run.handle)
+                violation = run.violation() if self.checked else None
+                if violation is not None:
+                    raise MemoryAccessError(self._describe(violation))
                 if timeout_ms and run.timed_out:
                     raise RunTimeoutError(
                         f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")
@@ -147,14 +155,23 @@ class Executable:
 
     def kernel_name(self, address: int) -> str:
         if self._kernel_at is None:
-            self._kernel_at = {self._object.address(n): n for n in self.kernel_names}
+            self._kernel_at = {self._object.address(n): n for n in [*self.kernel_names, ENTRY]}
         return self._kernel_at.get(address, f"kernel@{address:#x}")
+
+    def _describe(self, violation: tuple) -> str:
+        address, step, region, offset, size, nbytes, store = violation
+        return describe_violation(self.kernel_name(address), step, region, offset, size, nbytes, store,
+                                  self.step_ops, self.step_fields)
 
     def _prepare(self, arrays: list[np.ndarray]) -> "_PreparedCall":
         bindings = self.bind(arrays)
         offsets, total = plan(self.buffers, bindings)
+        outputs = [(evaluate_shape(o.shape, bindings), o.dtype.numpy) for o in self.outputs]
+        if self.checked:  # the bounds: every buffer's size, then every io tensor's (the status word last)
+            offsets += [evaluate(b.nbytes, bindings) for b in self.buffers]
+            offsets += [a.nbytes for a in arrays] + [int(np.prod(s)) * np.dtype(t).itemsize for s, t in outputs] + [8]
         call = _PreparedCall(
-            outputs=[(evaluate_shape(o.shape, bindings), o.dtype.numpy) for o in self.outputs],
+            outputs=outputs,
             offsets=ffi.new("int64_t[]", offsets or [0]),
             dims=ffi.new("int64_t[]", [bindings[s] for s in self.symbols] or [0]),
             arena_bytes=total,

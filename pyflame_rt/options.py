@@ -34,7 +34,9 @@ class SessionOptions:
     its path, `<profile_file_prefix>_<time>.json`). cache: where compiled .onnx models are kept
     (None = the default `CacheConfig()`; `CacheConfig(enabled=False)` turns caching off).
     sign_key_file: a signing key; `.pfm` artifacts must then carry a valid HMAC with it (None =
-    $PYFLAME_RT_SIGN_KEY_FILE if set, else signatures are not required; docs/security.md)."""
+    $PYFLAME_RT_SIGN_KEY_FILE if set, else signatures are not required; docs/security.md).
+    checked: compile .onnx inputs as checked builds (every load and store bounds-checked,
+    MemoryAccessError on a violation; docs/checked-build.md)."""
 
     num_threads: int = 0
     optimization_level: OptLevel = OptLevel.EXTENDED
@@ -48,6 +50,7 @@ class SessionOptions:
     custom_metadata: dict = field(default_factory=dict)
     cache: "CacheConfig | None" = None
     sign_key_file: str | None = None
+    checked: bool = False
 
     # onnxruntime spellings, so migrated code keeps working
     intra_op_num_threads = _alias("num_threads")
@@ -88,6 +91,8 @@ class SessionOptions:
             raise ValidationError(f"profile_file_prefix must be a non-empty str, got {self.profile_file_prefix!r}")
         if self.sign_key_file is not None and not isinstance(self.sign_key_file, (str, os.PathLike)):
             raise ValidationError(f"sign_key_file must be a path or None, got {self.sign_key_file!r}")
+        if not isinstance(self.checked, bool):
+            raise ValidationError(f"checked must be a bool, got {self.checked!r}")
         if self.cache is not None and not isinstance(self.cache, CacheConfig):
             raise ValidationError(f"cache must be a CacheConfig or None, got {type(self.cache).__name__}")
         return self

@@ -164,7 +164,7 @@ def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
     from pyflame_rt.import_module import ImportResult, external_data
 
     copts = CompileOptions(cpu=options.cpu, opt_level=options.optimization_level,
-                           verbose_optimization=options.verbose_optimization)
+                           verbose_optimization=options.verbose_optimization, checked=options.checked)
     if isinstance(model, ImportResult):
         return compile_model(model, copts), False
     if isinstance(model, (bytes, bytearray)):

@@ -18,7 +18,7 @@ def native_symbols() -> dict[str, int]:
     """Addresses of the runtime functions generated code calls."""
     try:
         return {name: int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
-                for name in ("pfrt_parallel_for", "pfrt_run_kernel")}
+                for name in ("pfrt_parallel_for", "pfrt_run_kernel", "pfrt_checked_address")}
     except AttributeError as e:
         raise BackendError(f"the built C runtime is older than its sources ({e}); "
                            "rebuild it with `pip install -e .`") from None
@@ -123,6 +123,15 @@ class Run:
     @property
     def kernels_done(self) -> int:
         return lib.pfrt_run_kernels_done(self._ptr)
+
+    def violation(self) -> tuple[int, int, int, int, int, int, bool] | None:
+        """A checked build's first out-of-bounds access of this run: (function address, step,
+        region, byte offset, buffer size, access bytes, is a store), or None."""
+        v = lib.pfrt_run_violation(self._ptr)
+        if v == ffi.NULL:
+            return None
+        return (int(ffi.cast("uintptr_t", v.kernel)), v.step, v.region, v.offset, v.size, v.nbytes,
+                bool(v.is_store))
 
     def events(self) -> list[tuple[int, int, int, int]]:
         """(kernel address, start ns, end ns, work items) per executed kernel call (monotonic clock)."""

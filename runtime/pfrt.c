@@ -322,6 +322,8 @@ struct pfrt_run {
     int64_t kernels_done;
     pfrt_kernel_event *events;
     int64_t num_events, cap_events;
+    atomic_int violated;          /* 0, 1 while the first violation is written, 2 once it is */
+    pfrt_bounds_violation violation;
 };
 
 int64_t pfrt_now_ns(void) {
@@ -364,6 +366,7 @@ static void record(pfrt_run *r, pfrt_task_fn fn, int64_t start, int64_t end, int
 }
 
 void pfrt_run_kernel(pfrt_run *r, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain) {
+    if (atomic_load(&r->violated)) r->status = PFRT_RUN_OUT_OF_BOUNDS;
     if (r->status != PFRT_RUN_OK) return;
     int64_t start = (r->deadline_ns || r->profile) ? pfrt_now_ns() : 0;
     if (r->deadline_ns && start > r->deadline_ns) {
@@ -375,7 +378,26 @@ void pfrt_run_kernel(pfrt_run *r, pfrt_task_fn fn, void *ctx, int64_t n, int64_t
     if (r->profile) record(r, fn, start, pfrt_now_ns(), n);
 }
 
-int pfrt_run_status(pfrt_run *r) { return r->status; }
+int pfrt_run_status(pfrt_run *r) {
+    if (r->status == PFRT_RUN_OK && atomic_load(&r->violated)) r->status = PFRT_RUN_OUT_OF_BOUNDS;
+    return r->status;
+}
+
+void *pfrt_checked_address(void *p, int64_t lo, int64_t size, int64_t nbytes, int64_t region, int64_t is_store,
+                           pfrt_run *r, void *kernel, int64_t step, void *redirect) {
+    int64_t offset = (int64_t)((uint64_t)(uintptr_t)p - (uint64_t)lo);
+    if (nbytes == 0 || (offset >= 0 && offset <= size - nbytes)) return p;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&r->violated, &expected, 1)) {
+        r->violation = (pfrt_bounds_violation){kernel, step, region, offset, size, nbytes, is_store};
+        atomic_store(&r->violated, 2);
+    }
+    return redirect;
+}
+
+const pfrt_bounds_violation *pfrt_run_violation(pfrt_run *r) {
+    return atomic_load(&r->violated) == 2 ? &r->violation : NULL;
+}
 int64_t pfrt_run_kernels_done(pfrt_run *r) { return r->kernels_done; }
 int64_t pfrt_run_event_count(pfrt_run *r) { return r->num_events; }
 const pfrt_kernel_event *pfrt_run_events(pfrt_run *r) { return r->events; }

@@ -45,6 +45,7 @@ int pfrt_num_cores(void);
    results) and, when profiling, records one event per kernel call. */
 #define PFRT_RUN_OK 0
 #define PFRT_RUN_TIMED_OUT 1
+#define PFRT_RUN_OUT_OF_BOUNDS 2
 typedef struct {
     void *kernel;        /* address of the kernel function */
     int64_t start_ns;    /* CLOCK_MONOTONIC */
@@ -58,6 +59,21 @@ pfrt_run *pfrt_run_create(pfrt_pool *pool, int64_t timeout_ns, int profile);
 void pfrt_run_destroy(pfrt_run *run);
 void pfrt_run_kernel(pfrt_run *run, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);
 int pfrt_run_status(pfrt_run *run);
+/* Checked builds: generated code passes the address of every load and store, with the
+   buffer [lo, lo + size) its pointer belongs to. An access inside it (or of 0 bytes) returns p;
+   one outside returns `redirect` (a scratch block of the caller, so the access touches nothing
+   else) and is reported: the run keeps its first violation (any thread may report at once),
+   then skips its remaining kernels and reports PFRT_RUN_OUT_OF_BOUNDS. */
+typedef struct {
+    void *kernel;        /* address of the reporting function */
+    int64_t step;        /* kernel call index in the entry point, -1: the entry point itself */
+    int64_t region;      /* the kernel field (>= 0) or another buffer (< 0, see checked.py) */
+    int64_t offset, size, nbytes, is_store;  /* offset: the access's first byte minus lo */
+} pfrt_bounds_violation;
+void *pfrt_checked_address(void *p, int64_t lo, int64_t size, int64_t nbytes, int64_t region, int64_t is_store,
+                           pfrt_run *run, void *kernel, int64_t step, void *redirect);
+/* The run's first violation, NULL if none. */
+const pfrt_bounds_violation *pfrt_run_violation(pfrt_run *run);
 /* Kernels executed so far (skipped ones excluded) and the kernel index at which the deadline hit. */
 int64_t pfrt_run_kernels_done(pfrt_run *run);
 int64_t pfrt_run_event_count(pfrt_run *run);

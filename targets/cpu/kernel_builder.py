@@ -5,10 +5,15 @@ stores, vectors, intrinsics); the conversions in `convert_to_llvm` then take the
 whole module down to the `llvm` dialect. Every kernel has the task signature the
 runtime's parallel-for calls: `(ptr ctx, i64 begin, i64 end)`, where ctx is an
 array of i64 fields (pointers are stored as integers).
+
+Kernels built inside `checked_kernels()` are checked builds: an AccessGuard (access_guard.py)
+tracks which buffer every pointer belongs to and checks every load and store against it.
+Outside it the builder emits exactly the unchecked code.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Iterator, Sequence
 
 from xdsl.builder import Builder
@@ -28,8 +33,22 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 
+from pyflame_rt.targets.cpu.access_guard import AccessGuard
+
 PTR = llvm.LLVMPointerType()
 F32_ALIGN = 4
+
+_CHECKED: ContextVar[bool] = ContextVar("checked_kernels", default=False)
+
+
+@contextmanager
+def checked_kernels(enabled: bool = True) -> Iterator[None]:
+    """KernelBuilders created inside (when enabled) build checked code."""
+    token = _CHECKED.set(enabled)
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
 
 
 def vec(width: int, elem: Attribute = f32) -> VectorType:
@@ -44,10 +63,13 @@ class KernelBuilder:
         self.name = name
         block = Block(arg_types=list(arg_types))
         self.args = block.args
-        if len(block.args) == 3:
-            self.ctx, self.begin, self.end = block.args
         self.fn = func.FuncOp(name, (list(arg_types), []), Region(block), visibility=visibility)
         self.b = Builder(InsertPoint.at_end(block))
+        self.guard = AccessGuard(self) if _CHECKED.get() else None  # checked builds only
+        if len(block.args) == 3:
+            self.ctx, self.begin, self.end = block.args
+            if self.guard:
+                self.guard.read_ctx_header(self.ctx)
 
     def finish(self) -> func.FuncOp:
         self.b.insert(func.ReturnOp())
@@ -60,16 +82,21 @@ class KernelBuilder:
     # ------------------------------------------------------------ ctx fields
     def field(self, i: int, base: SSAValue | None = None) -> SSAValue:
         """The i-th i64 of an i64 array (by default the kernel's ctx)."""
+        if self.guard and base is None:
+            return self.guard.field(self.ctx, i)
         return self.load(self.ctx if base is None else base, self.const(i), elem=i64)
 
     def ptr_field(self, i: int) -> SSAValue:
         return self.as_ptr(self.field(i))
 
     def as_ptr(self, v: SSAValue) -> SSAValue:
-        return self._ins(llvm.IntToPtrOp(v))
+        return self._derived(self._ins(llvm.IntToPtrOp(v)), v)
 
     def ptr_to_int(self, p: SSAValue) -> SSAValue:
-        return self._ins(llvm.PtrToIntOp(p))
+        return self._derived(self._ins(llvm.PtrToIntOp(p)), p)
+
+    def _derived(self, result: SSAValue, source: SSAValue) -> SSAValue:
+        return self.guard.derived(result, source) if self.guard else result
 
     # ------------------------------------------------------------- integers
     def const(self, v: int, t: IntegerType = i64) -> SSAValue:
@@ -90,7 +117,10 @@ class KernelBuilder:
     def min(self, a, b): return self._ins(arith.MinSIOp(a, b))
     def max(self, a, b): return self._ins(arith.MaxSIOp(a, b))
     def cmp(self, pred: str, a, b): return self._ins(arith.CmpiOp(a, b, pred))
-    def select(self, c, a, b): return self._ins(arith.SelectOp(c, a, b))
+    def select(self, c, a, b):
+        r = self._ins(arith.SelectOp(c, a, b))
+        return self.guard.selected(r, c, a, b) if self.guard else r
+
     def and_(self, a, b): return self._ins(arith.AndIOp(a, b))
     def or_(self, a, b): return self._ins(arith.OrIOp(a, b))
 
@@ -154,19 +184,31 @@ class KernelBuilder:
         n = arith.ConstantOp(IntegerAttr(count, i64))
         a = llvm.AllocaOp(n, elem, alignment=64)
         entry.insert_ops_before([n, a], entry.first_op) if entry.first_op else entry.add_ops([n, a])
+        if self.guard:
+            self.guard.scratch(a, count * _align(elem))
         return a.results[0]
 
     # -------------------------------------------------------------- memory
     def gep(self, ptr: SSAValue, index: SSAValue, elem: Attribute = f32) -> SSAValue:
+        """&ptr[index]: `inbounds` (LLVM may assume the address stays inside its object) except
+        in checked builds, whose checks compare the address with its buffer's bounds."""
+        if self.guard:
+            return self._derived(self._ins(llvm.GEPOp.from_mixed_indices(ptr, [index], elem)), ptr)
         return self._ins(llvm.GEPOp.from_mixed_indices(ptr, [index], elem, inbounds=True))
 
     def load(self, ptr: SSAValue, index: SSAValue, width: int = 1, elem: Attribute = f32) -> SSAValue:
         """Load a scalar or a `width`-vector at ptr[index] (element alignment only)."""
         t = elem if width == 1 else vec(width, elem)
-        return self._ins(llvm.LoadOp(self.gep(ptr, index, elem), t, alignment=_align(elem)))
+        p = self.gep(ptr, index, elem)
+        if self.guard:
+            p = self.guard.check(p, width * _align(elem), store=False)
+        return self._ins(llvm.LoadOp(p, t, alignment=_align(elem)))
 
     def store(self, value: SSAValue, ptr: SSAValue, index: SSAValue, elem: Attribute = f32) -> None:
         p = self.gep(ptr, index, elem)
+        if self.guard:
+            lanes = value.type.get_shape()[0] if isinstance(value.type, VectorType) else 1
+            p = self.guard.check(p, lanes * _align(elem), store=True)
         if isinstance(value.type, VectorType):
             # retype the pointer: llvmlite checks the pointee type of stores
             p = self._ins(llvm.GEPOp.from_mixed_indices(p, [0], value.type))
@@ -178,22 +220,29 @@ class KernelBuilder:
 
     def lane_mask(self, count: SSAValue, width: int) -> SSAValue:
         """<width x i1>: lane j is on iff j < count."""
-        return self._ins(llvm.ICmpOp.create(
+        mask = self._ins(llvm.ICmpOp.create(
             operands=[self.iota(width), self.splat(count, width)], result_types=[vec(width, IntegerType(1))],
             properties={"predicate": IntegerAttr(2, i64)}))  # slt
+        if self.guard:  # masked accesses check the enabled lanes: clamp(count, 0, width)
+            self.guard.lane_counts[mask] = self.max(self.const(0), self.min(count, self.const(width)))
+        return mask
 
     def masked_load(self, ptr, index, mask, width: int, elem: Attribute = f32) -> SSAValue:
         """Vector load of the lanes in `mask` only (others zero); never touches masked-off memory."""
         t = vec(width, elem)
         name = f"llvm.masked.load.v{width}{_suffix(elem)}.p0"
         passthru = self.fconst(0.0, width)
-        return self._ins(llvm.CallIntrinsicOp(
-            name, [self.gep(ptr, index, elem), self.const(_align(elem), i32), mask, passthru], [t]))
+        p = self.gep(ptr, index, elem)
+        if self.guard:
+            p = self.guard.check_lanes(p, mask, _align(elem), store=False)
+        return self._ins(llvm.CallIntrinsicOp(name, [p, self.const(_align(elem), i32), mask, passthru], [t]))
 
     def masked_store(self, value, ptr, index, mask, width: int, elem: Attribute = f32) -> None:
         name = f"llvm.masked.store.v{width}{_suffix(elem)}.p0"
-        self._ins(llvm.CallIntrinsicOp(
-            name, [value, self.gep(ptr, index, elem), self.const(_align(elem), i32), mask], []))
+        p = self.gep(ptr, index, elem)
+        if self.guard:
+            p = self.guard.check_lanes(p, mask, _align(elem), store=True)
+        self._ins(llvm.CallIntrinsicOp(name, [value, p, self.const(_align(elem), i32), mask], []))
 
     def prefetch(self, ptr, index, elem: Attribute = f32, write: bool = False) -> None:
         """Hint that the cache line of ptr[index] will be read (or, `write`, written) soon (llvm.prefetch

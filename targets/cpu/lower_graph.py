@@ -25,7 +25,9 @@ from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
-from pyflame_rt.targets.cpu.kernel_builder import PTR, KernelBuilder
+from pyflame_rt.targets.cpu import checked as ck
+from pyflame_rt.targets.cpu.access_guard import check_declaration
+from pyflame_rt.targets.cpu.kernel_builder import PTR, KernelBuilder, checked_kernels
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
     CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel,
@@ -73,6 +75,9 @@ class LoweredModel:
     op_summary: dict[str, int] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)  # run-time check messages, status code = index + 1
     step_ops: list[str] = field(default_factory=list)  # per kernel call: the graph op it computes
+    checked: bool = False  # a checked build (checked.py)
+    # checked builds, per kernel call: per field, the buffer it points into (None: not a pointer)
+    step_fields: list[list[str | None]] = field(default_factory=list)
 
 
 # Work (in FMAs) a parallel-for chunk should carry at least: below it, waking the
@@ -89,8 +94,9 @@ class _Call:
 
 
 class GraphLowering:
-    def __init__(self, fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget):
+    def __init__(self, fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget, checked: bool = False):
         self.fn = fn
+        self.checked = checked
         self.src_weights = weights
         self.target = target
         self.shapes = graph.infer_value_shapes(fn)
@@ -270,9 +276,25 @@ class GraphLowering:
                 self.emit_elementwise("copy", [v], slot, self.shapes[v])
         step_ops += ["output_copy"] * (len(self.steps) - len(step_ops))
         module = ModuleOp([*self.kernels.values(), *self.entry(),
-                           func.FuncOp.external(RUN_KERNEL, [PTR, PTR, PTR, i64, i64], [])])
+                           func.FuncOp.external(RUN_KERNEL, [PTR, PTR, PTR, i64, i64], []),
+                           *([check_declaration()] if self.checked else [])])
+        step_fields = ([[self.describe(f, inputs, outputs, step_ops) if isinstance(f, Loc) else None
+                         for f in c.fields] for c in self.steps] if self.checked else [])
         return LoweredModel(module, inputs, outputs, self.symbols, self.buffers,
-                            self.weights, len(self.kernels), self.op_summary, self.checks, step_ops)
+                            self.weights, len(self.kernels), self.op_summary, self.checks, step_ops,
+                            self.checked, step_fields)
+
+    def describe(self, loc: Loc, inputs: list[TensorInfo], outputs: list[TensorInfo], step_ops: list[str]) -> str:
+        """The buffer a Loc points into, for checked builds' violation messages."""
+        if loc.kind == "io":
+            what = (f"input '{inputs[loc.index].name}'" if loc.index < len(inputs) else
+                    f"output '{outputs[loc.index - len(inputs)].name}'" if loc.index < self.status_slot else
+                    "the run-time check status word")
+        elif loc.kind == "weight":
+            what = f"weight '{self.weights[self.weight_offsets.index(loc.index)][0]}'"
+        else:
+            what = f"intermediate buffer {loc.index} (written first by {step_ops[self.buffers[loc.index].first]})"
+        return what + (f" at byte {loc.offset}" if loc.offset else "")
 
     # ------------------------------------------------------------ emitters
     def emit_elementwise(self, op: str, operands: list[SSAValue], out: Loc, out_shape: Shape,
@@ -374,20 +396,28 @@ class GraphLowering:
         function's size, so a long model's steps go into entry parts of ENTRY_PART_STEPS steps each
         (public, so LLVM does not inline them back) that the entry calls in turn."""
         if len(self.steps) <= ENTRY_PART_STEPS:
-            return [self.entry_part(ENTRY, self.steps)]
-        parts = [self.entry_part(f"{ENTRY}_part{k}", self.steps[i:i + ENTRY_PART_STEPS])
+            return [self.entry_part(ENTRY, 0, self.steps)]
+        parts = [self.entry_part(f"{ENTRY}_part{k}", i, self.steps[i:i + ENTRY_PART_STEPS])
                  for k, i in enumerate(range(0, len(self.steps), ENTRY_PART_STEPS))]
         eb = KernelBuilder(ENTRY, (PTR,) * 6, visibility="public")
         for part in parts:
             eb._ins(func.CallOp(part.sym_name.data, list(eb.args), []))
         return [*parts, eb.finish()]
 
-    def entry_part(self, name: str, steps: list[_Call]) -> func.FuncOp:
+    def entry_part(self, name: str, first_step: int, steps: list[_Call]) -> func.FuncOp:
+        """A function running `steps`, the model's steps from number `first_step` on."""
         eb = KernelBuilder(name, (PTR,) * 6, visibility="public")
         io, weights, arena, offsets, dims, run = eb.args
         max_fields = max((len(c.fields) for c in steps), default=1)
-        ctx = eb.scratch(max_fields, i64)
+        nbuf, n_io = len(self.buffers), self.status_slot + 1
+        if eb.guard:  # offsets: each buffer's offset, then each buffer's size, then each io tensor's size
+            eb.guard.report_to(run, eb.const(ck.ENTRY_STEP))
+            eb.guard.bounded(io, 8 * n_io, ck.REGION_IO_TABLE)
+            eb.guard.bounded(offsets, 8 * (2 * nbuf + n_io), ck.REGION_BOUNDS)
+            eb.guard.bounded(dims, 8 * max(1, len(self.symbols)), ck.REGION_DIMS)
+        ctx = eb.scratch(ck.ctx_slots(max_fields) if eb.guard else max_fields, i64)
         sym_vals = {s: eb.field(i, dims) for i, s in enumerate(self.symbols)}
+        weight_bytes = {off: arr.nbytes for off, (_, arr) in zip(self.weight_offsets, self.weights)}
 
         # every field value is computed once (one block: the first computation dominates every
         # later use); steps repeat the same sizes, pointers and constants many times
@@ -425,9 +455,37 @@ class GraphLowering:
                 base = eb.gep(arena, eb.field(loc.index, offsets), elem=i8)
             return eb.gep(base, eb.const(loc.offset), elem=i8) if loc.offset else base
 
-        for c in steps:
+        def buffer_bounds(loc: Loc) -> tuple:
+            """Checked builds: [lo, hi) byte addresses of the whole buffer a Loc points into."""
+            key = ("bounds", loc.kind, loc.index)
+            if key not in values:
+                if loc.kind == "io":
+                    lo, size = eb.field(loc.index, io), eb.field(2 * nbuf + loc.index, offsets)
+                elif loc.kind == "weight":
+                    lo = eb.ptr_to_int(eb.gep(weights, eb.const(loc.index), elem=i8))
+                    size = value(weight_bytes[loc.index])
+                else:
+                    lo = eb.ptr_to_int(eb.gep(arena, eb.field(loc.index, offsets), elem=i8))
+                    size = eb.field(nbuf + loc.index, offsets)
+                values[key] = (lo, eb.add(lo, size))
+            return values[key]
+
+        def store_fields(step: int, c: _Call) -> None:
+            if not eb.guard:
+                for i, f in enumerate(c.fields):
+                    eb.store(value(f), ctx, value(i), elem=i64)
+                return
+            header = {ck.CTX_SLOTS: value(ck.ctx_slots(len(c.fields))), ck.CTX_RUN: run_int, ck.CTX_STEP: value(step)}
+            for slot, v in header.items():
+                eb.store(v, ctx, value(slot), elem=i64)
             for i, f in enumerate(c.fields):
-                eb.store(value(f), ctx, value(i), elem=i64)
+                lo, hi = buffer_bounds(f) if isinstance(f, Loc) else (value(0), value(0))
+                for j, v in enumerate((value(f), lo, hi)):
+                    eb.store(v, ctx, value(ck.CTX_HEADER + ck.CTX_STRIDE * i + j), elem=i64)
+
+        run_int = eb.ptr_to_int(run) if eb.guard else None
+        for step, c in enumerate(steps, first_step):
+            store_fields(step, c)
             fp = eb._ins(llvm.AddressOfOp(c.kernel, PTR))
             eb._ins(func.CallOp(RUN_KERNEL, [run, fp, ctx, value(c.items), value(c.grain)], []))
         return eb.finish()
@@ -480,5 +538,8 @@ def _merge_dims(out: Shape, strides: list[list[Dim]], n_in: int) -> list[tuple[D
     return merged
 
 
-def lower_graph(fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget) -> LoweredModel:
-    return GraphLowering(fn, weights, target).lower()
+def lower_graph(fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget,
+                checked: bool = False) -> LoweredModel:
+    """checked: a checked build (every load and store bounds-checked, checked.py)."""
+    with checked_kernels(checked):
+        return GraphLowering(fn, weights, target, checked).lower()

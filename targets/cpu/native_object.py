@@ -28,6 +28,7 @@ ENTRY = "pfm_main"
 # host, and collecting their undefined symbols.
 ALLOWED_IMPORTS = frozenset({
     "pfrt_run_kernel",                        # the runtime's kernel launcher (lower_graph.RUN_KERNEL)
+    "pfrt_checked_address",                   # checked builds' bounds check (checked.CHECK_FN)
     "memcpy", "memmove", "memset",            # LLVM's memory intrinsics and loop idioms
     "floorf", "ceilf", "truncf", "roundevenf",  # llvm.floor/ceil/trunc/roundeven without SSE4.1
     "floor", "trunc",                         # the float64 ones (float64 exp, Mod)
