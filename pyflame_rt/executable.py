@@ -1,8 +1,8 @@
 """A loaded compiled model: native entry point, weights, worker pool and arenas.
 
-`run` validates every feed against the model's symbolic shapes *before* calling
-native code (generated code trusts the shapes it is given), binds the dynamic
-dims, takes an arena from a free list (so concurrent runs never share scratch
+`run` validates every feed against the model's symbolic shapes and checks the
+compiler's shape assumptions *before* calling native code (generated code trusts
+the shapes it is given), binds the dynamic dims, takes an arena from a free list (so concurrent runs never share scratch
 memory) and calls the one compiled entry point with a fresh runtime `Run`
 handle: the runtime checks the run's deadline between kernels and, when
 profiling, records every kernel call.
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyflame_rt.compiled_model import CompiledModel, buffers_from_header, dims_from_json
+from pyflame_rt.dialects.assumptions import Assumption
 from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate_shape
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, RunTimeoutError,
@@ -48,10 +49,13 @@ class Executable:
             self.buffers = buffers_from_header(h)
             self.kernel_names: list[str] = [str(k) for k in h.get("kernels", [])]
             self.step_ops: list[str] = [str(k) for k in h.get("step_ops", [])]
+            self.assumptions = [Assumption.from_json(a) for a in h.get("assumptions", [])]
             trial = {s: 1 for s in self.symbols}  # every size must be computable from the model's dims
             plan(self.buffers, trial)
             for o in self.outputs:
                 evaluate_shape(o.shape, trial)
+            for a in self.assumptions:
+                a.failure(trial)
             self.checks: list[str] = [str(c) for c in h.get("checks", [])]
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise InvalidModelError(f"artifact metadata is invalid ({type(e).__name__}: {e})") from None
@@ -101,6 +105,14 @@ class Executable:
             raise ShapeMismatchError(f"dynamic dims {unbound} cannot be determined from the inputs")
         return bindings
 
+    def check_assumptions(self, bindings: dict[str, int]) -> None:
+        """What the compiled code relies on about the dynamic dims (equal inner dims, matching
+        element counts, ...) must hold for these dim values."""
+        for a in self.assumptions:
+            failure = a.failure(bindings)
+            if failure is not None:
+                raise ShapeMismatchError(failure)
+
     def check_dtype(self, spec: IOSpec, arr: np.ndarray) -> None:
         if arr.dtype != spec.dtype.numpy:
             raise DTypeMismatchError(
@@ -149,6 +161,7 @@ class Executable:
 
     def _prepare(self, arrays: list[np.ndarray]) -> "_PreparedCall":
         bindings = self.bind(arrays)
+        self.check_assumptions(bindings)
         offsets, total = plan(self.buffers, bindings)
         call = _PreparedCall(
             outputs=[(evaluate_shape(o.shape, bindings), o.dtype.numpy) for o in self.outputs],

@@ -22,6 +22,7 @@ from xdsl.dialects.builtin import ModuleOp, i8, i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.assumptions import Assumption, at_node, collect
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
@@ -72,6 +73,9 @@ class LoweredModel:
     op_summary: dict[str, int] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)  # run-time check messages, status code = index + 1
     step_ops: list[str] = field(default_factory=list)  # per kernel call: the graph op it computes
+    # what the shape functions and lowerings assumed about dynamic dims: checked before every new
+    # input-shape signature runs
+    assumptions: list[Assumption] = field(default_factory=list)
 
 
 # Work (in FMAs) a parallel-for chunk should carry at least: below it, waking the
@@ -260,7 +264,8 @@ class GraphLowering:
                 raise UnsupportedOperatorError(f"the CPU backend cannot lower {op.name}"
                                                + (f" in layout {layout.data}" if layout is not None else ""))
             first_step = len(self.steps)
-            lower_fn(self, op)
+            with at_node(graph.node_label(op)):
+                lower_fn(self, op)
             step_ops += [f"{name}#{self.op_summary[name]}"] * (len(self.steps) - first_step)
         # outputs that are views, inputs, constants or repeated get copied into their slot
         for j, v in enumerate(ret.arguments):
@@ -467,4 +472,7 @@ def _merge_dims(out: Shape, strides: list[list[Dim]], n_in: int) -> list[tuple[D
 
 
 def lower_graph(fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget) -> LoweredModel:
-    return GraphLowering(fn, weights, target).lower()
+    with collect() as assumptions:
+        lowered = GraphLowering(fn, weights, target).lower()
+    lowered.assumptions = assumptions
+    return lowered
