@@ -1,7 +1,7 @@
 """Shape requirements: what shape functions and lowerings rely on about dims.
 
 Shape functions state every requirement on dims through this module (`require_equal`,
-`require_at_most`, `broadcast_dim`). A requirement that the dims decide (static
+`require_same_shape`, `require_at_most`, `require_multiple`, `broadcast_dim`). A requirement that the dims decide (static
 values, or identical symbolic monomials) is decided at once: a violation raises
 ShapeMismatchError at compile time. One that depends on dynamic dims becomes an
 `Assumption`, recorded in the active collector (`collect()`) together with the node it
@@ -20,11 +20,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
-from pyflame_rt.dialects.symbolic import Dim, evaluate, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, Shape, evaluate, parse_dim
 from pyflame_rt.errors import ShapeMismatchError
 
 # relation -> (holds, how a failure is shown between the two sizes)
-_RELATIONS = {"==": (lambda a, b: a == b, "vs"), "<=": (lambda a, b: a <= b, ">")}
+_RELATIONS = {"==": (lambda a, b: a == b, "vs"), "<=": (lambda a, b: a <= b, ">"),
+              "divides": (lambda a, b: b != 0 and a % b == 0, "is not a multiple of")}
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,25 @@ def require_at_most(a: Dim, b: Dim, what: str) -> None:
         return
     if a != b:
         _assume("<=", a, b, what)
+
+
+def require_multiple(a: Dim, b: int, what: str) -> None:
+    """a is a multiple of the static b (a group count, a block size)."""
+    if isinstance(a, int) or b == 0:
+        if b == 0 or a % b:
+            raise ShapeMismatchError(f"{what}: {a} is not a multiple of {b}")
+        return
+    if a.coef % b:
+        _assume("divides", a, b, what)
+
+
+def require_same_shape(a: Shape, b: Shape, what: str) -> None:
+    """Equal ranks (decided now) and equal dims; `what` names the two shapes in that order."""
+    what = f"{what} ({list(map(str, a))} vs {list(map(str, b))})"
+    if len(a) != len(b):
+        raise ShapeMismatchError(f"{what}: ranks {len(a)} vs {len(b)}")
+    for x, y in zip(a, b):
+        require_equal(x, y, what)
 
 
 def broadcast_dim(x: Dim, y: Dim, what: str) -> Dim:

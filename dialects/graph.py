@@ -400,7 +400,7 @@ class GemmOp(GraphOp):
             raise ShapeMismatchError(f"Gemm needs 2-D A and B, got ranks {len(a)} and {len(b)}")
         m, ka = (a[1], a[0]) if self.trans_a.value.data else (a[0], a[1])
         kb, n = (b[1], b[0]) if self.trans_b.value.data else (b[0], b[1])
-        require_equal(ka, kb, "Gemm inner dims differ (A's columns vs B's rows)")
+        require_equal(ka, kb, "Gemm inner dims differ")
         out = (m, n)
         if len(shapes) > 2 and broadcast_shapes(shapes[2], out) != out:
             raise ShapeMismatchError(f"Gemm C {list(map(str, shapes[2]))} does not broadcast to {out}")
@@ -431,7 +431,7 @@ def matmul_shape(a: Shape, b: Shape) -> Shape:
         raise ShapeMismatchError("MatMul operands must have rank >= 1")
     a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
     b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
-    require_equal(a2[-1], b2[-2], "MatMul inner dims differ (A's columns vs B's rows)")
+    require_equal(a2[-1], b2[-2], "MatMul inner dims differ")
     batch = broadcast_shapes(a2[:-2], b2[:-2])
     out = batch + (a2[-2], b2[-1])
     if len(a) == 1:
@@ -535,6 +535,14 @@ NODE_NAME = "graph.node"
 def set_node_name(op: IRDLOperation, name: str) -> None:
     if isinstance(op, GraphOp) and not isinstance(op, ConstantOp) and NODE_NAME not in op.attributes:
         op.attributes[NODE_NAME] = StringAttr(name)
+
+
+def keep_node_name(src: IRDLOperation, dst: IRDLOperation) -> IRDLOperation:
+    """dst (an op that takes over src's work) named like src; returns dst."""
+    name = src.attributes.get(NODE_NAME)
+    if isinstance(name, StringAttr):
+        set_node_name(dst, name.data)
+    return dst
 
 
 def node_label(op: IRDLOperation) -> str:
