@@ -1,10 +1,10 @@
 """A loaded compiled model: native entry point, weights, worker pool and arenas.
 
-`run` validates every feed against the model's symbolic shapes and checks the
+`run` validates every feed against the model's symbolic shapes and the
 compiler's shape assumptions *before* calling native code (generated code trusts
-the shapes it is given), binds the dynamic dims, takes an arena from a free list (so concurrent runs never share scratch
-memory) and calls the one compiled entry point with a fresh runtime `Run`
-handle: the runtime checks the run's deadline between kernels and, when
+the shapes it is given), binds the dynamic dims, takes an arena from a free list
+(so concurrent runs never share scratch memory) and calls the one compiled entry
+point with a fresh runtime `Run` handle: the runtime checks the run's deadline between kernels and, when
 profiling, records every kernel call.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Executable:
             plan(self.buffers, trial)
             for o in self.outputs:
                 evaluate_shape(o.shape, trial)
-            for a in self.assumptions:
+            for a in self.assumptions:  # ... and every assumption from them
                 a.failure(trial)
             self.checks: list[str] = [str(c) for c in h.get("checks", [])]
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:

@@ -17,7 +17,7 @@ from typing import Iterable, TypeVar
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
 from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -100,10 +100,8 @@ def node_name_keeper() -> PatternRewriterListener:
     inserted: list = []
 
     def replaced(op, new_results) -> None:
-        name = op.attributes.get(graph.NODE_NAME)
         for new in inserted:
-            if isinstance(name, StringAttr):
-                graph.set_node_name(new, name.data)
+            graph.keep_node_name(op, new)
         inserted.clear()
 
     return PatternRewriterListener(operation_insertion_handler=[inserted.append],
