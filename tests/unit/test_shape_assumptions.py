@@ -35,7 +35,8 @@ for feed in feeds:
 
 
 def run_isolated(tmp_path, model, feeds: list[dict]) -> list[dict]:
-    """Each feed's outcome, run in a fresh interpreter; the test fails (not pytest) if it crashes."""
+    """Each feed's outcome, run in a fresh interpreter; the test fails (not pytest) if it crashes.
+    The tests compile the model in-process first (check_valid): the subprocess finds it in the cache."""
     (tmp_path / "m.onnx").write_bytes(model.SerializeToString())
     np.savez(tmp_path / "feeds.npz", feeds=np.array(feeds, dtype=object))
     proc = subprocess.run([sys.executable, "-c", _RUNNER, str(tmp_path / "m.onnx"), str(tmp_path / "feeds.npz")],
@@ -70,9 +71,9 @@ def reshape_model():
 
 def test_reshape_element_count_is_checked(tmp_path, rng):
     m = reshape_model()
+    check_valid(m, {"x": f32(rng, 2, 3)})
     outcomes = run_isolated(tmp_path, m, [{"x": f32(rng, 5, 3)}, {"x": np.zeros((10 ** 6, 3), np.float32)}])
     assert_rejected(outcomes, "rs", (15, 6), (3000000, 6))
-    check_valid(m, {"x": f32(rng, 2, 3)})
 
 
 def matmul_model(const_w: bool, op: str = "MatMul"):
@@ -84,45 +85,45 @@ def matmul_model(const_w: bool, op: str = "MatMul"):
 @pytest.mark.parametrize("op", ["MatMul", "Gemm"])
 def test_inner_dim_against_constant_weight(tmp_path, rng, op):
     m = matmul_model(True, op)
+    check_valid(m, {"x": f32(rng, 2, 5)})
     outcomes = run_isolated(tmp_path, m, [{"x": f32(rng, 2, 6)}, {"x": f32(rng, 2, 10 ** 5)}])
     assert_rejected(outcomes, "mm", (6, 5), (100000, 5))
     assert "(k)" in outcomes[0]["message"]
-    check_valid(m, {"x": f32(rng, 2, 5)})
 
 
 @pytest.mark.parametrize("op", ["MatMul", "Gemm"])
 def test_inner_dim_of_two_inputs(tmp_path, rng, op):
     m = matmul_model(False, op)
+    check_valid(m, {"x": f32(rng, 2, 7), "w": f32(rng, 7, 4)})
     outcomes = run_isolated(tmp_path, m, [{"x": f32(rng, 2, 6), "w": f32(rng, 5, 4)},
                                           {"x": f32(rng, 2, 10 ** 5), "w": f32(rng, 5, 4)}])
     assert_rejected(outcomes, "mm", (6, 5), (100000, 5))
-    check_valid(m, {"x": f32(rng, 2, 7), "w": f32(rng, 7, 4)})
 
 
 def test_concat_non_axis_dims(tmp_path, rng):
     m = make_model([helper.make_node("Concat", ["x", "y"], ["z"], axis=1, name="cat")],
                    [("x", ["b", 3]), ("y", ["c", 2])], [("z", ["b", 5])])
+    check_valid(m, {"x": f32(rng, 4, 3), "y": f32(rng, 4, 2)})
     outcomes = run_isolated(tmp_path, m, [{"x": f32(rng, 2, 3), "y": f32(rng, 700, 2)},
                                           {"x": f32(rng, 700, 3), "y": f32(rng, 2, 2)}])
     assert_rejected(outcomes, "cat", (700, 2), (2, 700))
-    check_valid(m, {"x": f32(rng, 4, 3), "y": f32(rng, 4, 2)})
 
 
 def test_instance_norm_channels(tmp_path, rng):
     m = make_model([helper.make_node("InstanceNormalization", ["x", "s", "b"], ["y"], name="inorm")],
                    [("x", ["n", "c", 4])], [("y", ["n", "c", 4])],
                    {"s": f32(rng, 3), "b": f32(rng, 3)})
+    check_valid(m, {"x": f32(rng, 2, 3, 4)})
     outcomes = run_isolated(tmp_path, m, [{"x": f32(rng, 2, 5, 4)}, {"x": f32(rng, 1, 4000, 4)}])
     assert_rejected(outcomes, "inorm", (5, 3), (4000, 3))
-    check_valid(m, {"x": f32(rng, 2, 3, 4)})
 
 
 def test_conv_transpose_channels(tmp_path, rng):
     m = make_model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="deconv")],
                    [("x", ["n", "c", 4, 4])], [("y", ["n", 2, 6, 6])], {"w": f32(rng, 3, 2, 3, 3)})
+    check_valid(m, {"x": f32(rng, 2, 3, 4, 4)})
     outcomes = run_isolated(tmp_path, m, [{"x": f32(rng, 1, 5, 4, 4)}, {"x": f32(rng, 1, 1, 4, 4)}])
     assert_rejected(outcomes, "deconv", (5, 3), (1, 3))
-    check_valid(m, {"x": f32(rng, 2, 3, 4, 4)})
 
 
 def test_conv_and_batch_norm_channels(tmp_path, rng):
@@ -131,11 +132,11 @@ def test_conv_and_batch_norm_channels(tmp_path, rng):
                    [("x", ["n", "c", 5, 5]), ("u", ["n", "d", 2])], [("h", ["n", 4, 3, 3]), ("v", ["n", "d", 2])],
                    {"w": f32(rng, 4, 3, 3, 3), "s": f32(rng, 3), "b": f32(rng, 3), "mu": f32(rng, 3),
                     "var": np.abs(f32(rng, 3)) + 1})
+    check_valid(m, {"x": f32(rng, 2, 3, 5, 5), "u": f32(rng, 2, 3, 2)})
     outcomes = run_isolated(tmp_path, m, [{"x": f32(rng, 1, 6, 5, 5), "u": f32(rng, 1, 3, 2)},
                                           {"x": f32(rng, 1, 3, 5, 5), "u": f32(rng, 1, 300, 2)}])
     assert_rejected(outcomes[:1], "conv", (6, 3))
     assert_rejected(outcomes[1:], "bn", (300, 3))
-    check_valid(m, {"x": f32(rng, 2, 3, 5, 5), "u": f32(rng, 2, 3, 2)})
 
 
 def test_dynamic_dim_broadcasts_only_when_equal(tmp_path, rng):
@@ -144,11 +145,11 @@ def test_dynamic_dim_broadcasts_only_when_equal(tmp_path, rng):
     m = make_model([helper.make_node("Add", ["x", "w"], ["h"], name="add"),
                     helper.make_node("Mul", ["h", "z"], ["y"], name="mul")],
                    [("x", ["b", 3]), ("z", ["c", 3])], [("y", [4, 3])], {"w": f32(rng, 4, 3)})
+    check_valid(m, {"x": f32(rng, 4, 3), "z": f32(rng, 4, 3)})
     outcomes = run_isolated(tmp_path, m, [{"x": f32(rng, 5, 3), "z": f32(rng, 4, 3)},
                                           {"x": f32(rng, 4, 3), "z": f32(rng, 400, 3)}])
     assert_rejected(outcomes[:1], "add", (5, 4))
     assert_rejected(outcomes[1:], "mul", (400, 4))
-    check_valid(m, {"x": f32(rng, 4, 3), "z": f32(rng, 4, 3)})
 
 
 def test_topk_and_squeeze_bounds(tmp_path, rng):
@@ -156,11 +157,11 @@ def test_topk_and_squeeze_bounds(tmp_path, rng):
                     helper.make_node("Squeeze", ["u", "ax"], ["s"], name="sq")],
                    [("x", [2, "n"]), ("u", ["one", 3])], [("v", [2, 3]), ("i", [2, 3], np.int64), ("s", [3])],
                    {"k": np.array([3], np.int64), "ax": np.array([0], np.int64)})
+    check_valid(m, {"x": f32(rng, 2, 5), "u": f32(rng, 1, 3)})
     outcomes = run_isolated(tmp_path, m, [{"x": f32(rng, 2, 2), "u": f32(rng, 1, 3)},
                                           {"x": f32(rng, 2, 5), "u": f32(rng, 2, 3)}])
     assert_rejected(outcomes[:1], "top", (3, 2))
     assert_rejected(outcomes[1:], "sq", (2, 1))
-    check_valid(m, {"x": f32(rng, 2, 5), "u": f32(rng, 1, 3)})
 
 
 def test_zero_sized_dims_are_compared_like_any_size():
