@@ -25,7 +25,7 @@ from pyflame_rt.errors import ShapeMismatchError
 
 # relation -> (holds, how a failure is shown between the two sizes)
 _RELATIONS = {"==": (lambda a, b: a == b, "vs"), "<=": (lambda a, b: a <= b, ">"),
-              "divides": (lambda a, b: b != 0 and a % b == 0, "is not a multiple of")}
+              "multiple of": (lambda a, b: b != 0 and a % b == 0, "is not a multiple of")}
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def require_equal(a: Dim, b: Dim, what: str) -> Dim:
     if isinstance(a, int) and isinstance(b, int):
         raise ShapeMismatchError(f"{what}: {a} vs {b}")
     _assume("==", a, b, what)
-    return a if isinstance(a, int) else b
+    return b if isinstance(b, int) else a
 
 
 def require_at_most(a: Dim, b: Dim, what: str) -> None:
@@ -125,7 +125,7 @@ def require_multiple(a: Dim, b: int, what: str) -> None:
             raise ShapeMismatchError(f"{what}: {a} is not a multiple of {b}")
         return
     if a.coef % b:
-        _assume("divides", a, b, what)
+        _assume("multiple of", a, b, what)
 
 
 def require_same_shape(a: Shape, b: Shape, what: str) -> None:
