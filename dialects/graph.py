@@ -51,6 +51,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
+from pyflame_rt.dialects.assumptions import at_node, broadcast_dim, collect, require_equal
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_div, dim_mul, numel, parse_dim
 
 _ELEMENT_TYPES: dict[DType, Attribute] = {
@@ -104,19 +105,13 @@ def _check_compatible(shape: Shape, t: Attribute, what: str) -> None:
 
 
 def broadcast_shapes(a: Shape, b: Shape) -> Shape:
-    """Numpy-style multidirectional broadcast (ONNX semantics)."""
+    """Numpy-style multidirectional broadcast (ONNX semantics; dynamic dims: `broadcast_dim`)."""
+    what = f"shapes {list(map(str, a))} and {list(map(str, b))} do not broadcast"
     out: list[Dim] = []
     for i in range(max(len(a), len(b))):
         x = a[len(a) - 1 - i] if i < len(a) else 1
         y = b[len(b) - 1 - i] if i < len(b) else 1
-        if x == 1:
-            out.append(y)
-        elif y == 1 or x == y:
-            out.append(x)
-        else:
-            raise ShapeMismatchError(
-                f"shapes {list(map(str, a))} and {list(map(str, b))} do not broadcast"
-            )
+        out.append(broadcast_dim(x, y, what))
     return tuple(reversed(out))
 
 
@@ -210,7 +205,8 @@ class GraphOp(IRDLOperation):
             for i, s in enumerate(shapes)
         ]
         try:
-            inferred = self.infer_shapes(shapes)
+            with collect():  # verification states no assumptions for the compiled model
+                inferred = self.infer_shapes(shapes)
         except ShapeMismatchError as e:
             # unrelated symbols for '?' dims cannot prove a mismatch (x:[?,3] + y:[?,3]): the op is
             # only invalid if it also fails with every '?' taken as 1 (which broadcasts with anything)
@@ -218,7 +214,8 @@ class GraphOp(IRDLOperation):
             if ones == shapes:
                 raise VerifyException(f"{self.name}: {e}") from e
             try:
-                self.infer_shapes(ones)
+                with collect():
+                    self.infer_shapes(ones)
             except ShapeMismatchError:
                 raise VerifyException(f"{self.name}: {e}") from e
             return
@@ -403,8 +400,7 @@ class GemmOp(GraphOp):
             raise ShapeMismatchError(f"Gemm needs 2-D A and B, got ranks {len(a)} and {len(b)}")
         m, ka = (a[1], a[0]) if self.trans_a.value.data else (a[0], a[1])
         kb, n = (b[1], b[0]) if self.trans_b.value.data else (b[0], b[1])
-        if isinstance(ka, int) and isinstance(kb, int) and ka != kb:
-            raise ShapeMismatchError(f"Gemm inner dims differ: {ka} vs {kb}")
+        require_equal(ka, kb, "Gemm inner dims differ")
         out = (m, n)
         if len(shapes) > 2 and broadcast_shapes(shapes[2], out) != out:
             raise ShapeMismatchError(f"Gemm C {list(map(str, shapes[2]))} does not broadcast to {out}")
@@ -435,8 +431,7 @@ def matmul_shape(a: Shape, b: Shape) -> Shape:
         raise ShapeMismatchError("MatMul operands must have rank >= 1")
     a2 = (1,) + tuple(a) if len(a) == 1 else tuple(a)
     b2 = tuple(b) + (1,) if len(b) == 1 else tuple(b)
-    if isinstance(a2[-1], int) and isinstance(b2[-2], int) and a2[-1] != b2[-2]:
-        raise ShapeMismatchError(f"MatMul inner dims differ: {a2[-1]} vs {b2[-2]}")
+    require_equal(a2[-1], b2[-2], "MatMul inner dims differ")
     batch = broadcast_shapes(a2[:-2], b2[:-2])
     out = batch + (a2[-2], b2[-1])
     if len(a) == 1:
@@ -518,8 +513,8 @@ def reshape_shape(src: Shape, target: list[int], allowzero: bool = False) -> Sha
     known = numel(tuple(d for d in out if d is not None))
     if None in out:
         out[out.index(None)] = dim_div(total, known)
-    elif isinstance(total, int) and isinstance(known, int) and total != known:
-        raise ShapeMismatchError(f"Reshape: cannot reshape {total} elements into {target}")
+    else:
+        require_equal(total, known, f"Reshape to {target}: element counts differ (input vs target)")
     return tuple(out)  # type: ignore[arg-type]
 
 
@@ -532,6 +527,28 @@ CORE_OPS = [ConstantOp, AddOp, SubOp, MulOp, DivOp, ReluOp, IdentityOp, GemmOp, 
 
 ARG_NAME = "graph.name"
 ARG_DIMS = "graph.dims"
+# the name of the ONNX node an op computes (a discardable attribute: stamped by the importer, kept by
+# the passes on the op that replaces a node), so that shape errors name the node
+NODE_NAME = "graph.node"
+
+
+def set_node_name(op: IRDLOperation, name: str) -> None:
+    if isinstance(op, GraphOp) and not isinstance(op, ConstantOp) and NODE_NAME not in op.attributes:
+        op.attributes[NODE_NAME] = StringAttr(name)
+
+
+def keep_node_name(src: IRDLOperation, dst: IRDLOperation) -> IRDLOperation:
+    """dst (an op that takes over src's work) named like src; returns dst."""
+    name = src.attributes.get(NODE_NAME)
+    if isinstance(name, StringAttr):
+        set_node_name(dst, name.data)
+    return dst
+
+
+def node_label(op: IRDLOperation) -> str:
+    """How errors name an op: "graph.matmul node 'mm'", or the op kind if its node name was lost."""
+    name = op.attributes.get(NODE_NAME)
+    return f"{op.name} node '{name.data}'" if isinstance(name, StringAttr) else op.name
 
 
 def io_attrs(name: str, shape: Shape) -> dict[str, Attribute]:
@@ -554,14 +571,17 @@ def entry_function(module) -> func.FuncOp:
 
 
 def infer_value_shapes(fn: func.FuncOp) -> dict[SSAValue, Shape]:
-    """Symbolic shape of every value in a graph function, from the arguments' graph.dims."""
+    """Symbolic shape of every value in a graph function, from the arguments' graph.dims (the
+    assumptions the shape functions make go to the active collector, attributed to their nodes)."""
     shapes: dict[SSAValue, Shape] = {}
     arg_attrs = fn.arg_attrs.data if fn.arg_attrs is not None else [None] * len(fn.args)
     for arg, attrs in zip(fn.args, arg_attrs):
         shapes[arg] = io_shape(attrs.data if attrs is not None else {}, arg.type)
     for op in fn.body.block.ops:
         if isinstance(op, GraphOp):
-            for res, s in zip(op.results, op.infer_shapes([shapes[o] for o in op.operands])):
+            with at_node(node_label(op)):
+                inferred = op.infer_shapes([shapes[o] for o in op.operands])
+            for res, s in zip(op.results, inferred):
                 shapes[res] = s
     return shapes
 

@@ -21,6 +21,7 @@ from xdsl.irdl import (
 )
 from xdsl.traits import Pure
 
+from pyflame_rt.dialects.assumptions import require_same_shape
 from pyflame_rt.dialects.graph import (
     GraphOp, activation_props, broadcast_shapes, check_activation, matmul_shape, same_dtype)
 from pyflame_rt.errors import ShapeMismatchError
@@ -80,11 +81,9 @@ class MatMulBiasOp(FusedOp):
         if len(shapes[1]) != 2:
             raise ShapeMismatchError(f"matmul_bias needs a 2-D rhs, got rank {len(shapes[1])}")
         out = matmul_shape(shapes[0], shapes[1])
-        if tuple(shapes[2]) != (shapes[1][1],):
-            raise ShapeMismatchError(f"matmul_bias bias {list(map(str, shapes[2]))} is not [{shapes[1][1]}]")
-        if len(shapes) > 3 and tuple(shapes[3]) != tuple(out):
-            raise ShapeMismatchError(f"matmul_bias residual {list(map(str, shapes[3]))} is not the result's "
-                                     f"{list(map(str, out))}")
+        require_same_shape(shapes[2], (shapes[1][1],), "matmul_bias bias differs from [rhs columns]")
+        if len(shapes) > 3:
+            require_same_shape(shapes[3], out, "matmul_bias residual differs from the result's shape")
         return [out]
 
 

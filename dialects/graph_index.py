@@ -11,6 +11,7 @@ from xdsl.dialects.builtin import IntegerAttr, StringAttr, TensorType, i64
 from xdsl.irdl import ParsePropInAttrDict, irdl_op_definition, operand_def, prop_def, result_def, traits_def
 from xdsl.traits import Pure
 
+from pyflame_rt.dialects.assumptions import require_equal, require_same_shape
 from pyflame_rt.dialects.graph import GraphOp
 from pyflame_rt.dialects.graph_reduce import normalize_axis
 from pyflame_rt.dialects.graph_tensor import INDEX_DTYPES
@@ -42,9 +43,9 @@ def elements_layout(data: Shape, indices: Shape, axis: int) -> int:
     if len(indices) != len(data):
         raise ShapeMismatchError(f"indices rank {len(indices)} differs from data rank {len(data)}")
     axis = normalize_axis(axis, len(data))
-    if any(a != b for k, (a, b) in enumerate(zip(data, indices)) if k != axis):
-        raise ShapeMismatchError(f"indices {list(map(str, indices))} must match data {list(map(str, data))} "
-                                 f"outside axis {axis}")
+    for k, (a, b) in enumerate(zip(data, indices)):
+        if k != axis:
+            require_equal(b, a, f"indices differ from data in dim {k} (outside axis {axis})")
     return axis
 
 
@@ -57,8 +58,7 @@ def nd_layout(data: Shape, indices: Shape, batch_dims: int) -> int:
         raise ShapeMismatchError(f"batch_dims {batch_dims} out of range")
     if not 1 <= k <= len(data) - batch_dims:
         raise ShapeMismatchError(f"index tuples of length {k} for data rank {len(data)} with batch_dims {batch_dims}")
-    if tuple(data[:batch_dims]) != tuple(indices[:batch_dims]):
-        raise ShapeMismatchError("the batch dims of data and indices differ")
+    require_same_shape(indices[:batch_dims], data[:batch_dims], "the batch dims of indices and data differ")
     return k
 
 
@@ -111,8 +111,7 @@ class ScatterElementsOp(GraphOp):
         _reduction(self)
         data, indices, updates = shapes
         elements_layout(data, indices, self.axis.value.data)
-        if tuple(updates) != tuple(indices):
-            raise ShapeMismatchError("updates must have the indices' shape")
+        require_same_shape(updates, indices, "updates differ from the indices' shape")
         return [tuple(data)]
 
     def infer_dtypes(self, dtypes):
@@ -170,8 +169,8 @@ class ScatterNDOp(GraphOp):
         _reduction(self)
         data, indices, updates = shapes
         k = nd_layout(data, indices, 0)
-        if tuple(updates) != tuple(indices[:-1]) + tuple(data[k:]):
-            raise ShapeMismatchError(f"updates {list(map(str, updates))} must have shape indices[:-1] + data[{k}:]")
+        require_same_shape(updates, tuple(indices[:-1]) + tuple(data[k:]),
+                           f"updates differ from shape indices[:-1] + data[{k}:]")
         return [tuple(data)]
 
     def infer_dtypes(self, dtypes):

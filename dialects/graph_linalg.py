@@ -5,6 +5,7 @@ from xdsl.dialects.builtin import TensorType
 from xdsl.irdl import ParsePropInAttrDict, irdl_op_definition, operand_def, result_def, traits_def
 from xdsl.traits import Pure
 
+from pyflame_rt.dialects.assumptions import require_equal
 from pyflame_rt.dialects.graph import GraphOp
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
@@ -28,8 +29,9 @@ class DetOp(GraphOp):
 
     def infer_shapes(self, shapes):
         x = shapes[0]
-        if len(x) < 2 or x[-1] != x[-2]:
+        if len(x) < 2:
             raise ShapeMismatchError(f"{self.name} needs square matrices [..., M, M], got {list(map(str, x))}")
+        require_equal(x[-2], x[-1], f"{self.name} needs square matrices (rows vs columns)")
         return [tuple(x[:-2])]
 
     def infer_dtypes(self, dtypes):

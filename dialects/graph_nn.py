@@ -47,7 +47,8 @@ from xdsl.printer import Printer
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
-from pyflame_rt.dialects.graph import GraphOp, check_activation
+from pyflame_rt.dialects.assumptions import require_equal, require_multiple, require_same_shape
+from pyflame_rt.dialects.graph import NODE_NAME, GraphOp, check_activation, keep_node_name
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul
 from pyflame_rt.errors import ShapeMismatchError
 
@@ -180,9 +181,10 @@ class ConvOp(_ConvBase):
     def rebuilt(self, *, weight=None, bias=None, result_type=None, activation=None, residual=None) -> "ConvOp":
         """The same convolution (input, window attributes, layout) with the given operands replaced and
         the given epilogue; what the fusion passes build."""
-        return ConvOp(self.input, weight or self.weight, bias or self.bias, result_type or self.result.type,
-                      strides=self.ints("strides"), dilations=self.ints("dilations"), pads=self.ints("pads"),
-                      group=self.groups, activation=activation, residual=residual, layout=self.data_layout)
+        return keep_node_name(self, ConvOp(
+            self.input, weight or self.weight, bias or self.bias, result_type or self.result.type,
+            strides=self.ints("strides"), dilations=self.ints("dilations"), pads=self.ints("pads"),
+            group=self.groups, activation=activation, residual=residual, layout=self.data_layout))
 
     # `graph.conv %x, %w[, %b] [residual %r] {props} : (types) -> type`
     def print(self, printer: Printer) -> None:
@@ -210,11 +212,12 @@ class ConvOp(_ConvBase):
             args.append(parser.parse_unresolved_operand())
             segments[3] = 1
         props = parser.parse_optional_attr_dict()
+        attrs = {NODE_NAME: props.pop(NODE_NAME)} if NODE_NAME in props else {}
         props[AttrSizedOperandSegments.attribute_name] = DenseArrayBase.from_list(i32, segments)
         parser.parse_punctuation(":")
         ftype = parser.parse_function_type()
         operands = parser.resolve_operands(args, ftype.inputs.data, pos)
-        return cls.create(operands=operands, result_types=ftype.outputs.data, properties=props)
+        return cls.create(operands=operands, result_types=ftype.outputs.data, properties=props, attributes=attrs)
 
     def verify_(self) -> None:
         check_activation(self)
@@ -227,20 +230,16 @@ class ConvOp(_ConvBase):
         nsp = len(x) - 2
         self._check_attrs(nsp)
         g = self.groups
-        c_in = x[1]
-        if isinstance(c_in, int) and isinstance(w[1], int) and c_in != dim_mul(w[1], g):
-            raise ShapeMismatchError(f"Conv input has {c_in} channels, weight expects {w[1]} x group {g}")
-        if isinstance(w[0], int) and w[0] % g:
-            raise ShapeMismatchError(f"Conv output channels {w[0]} not divisible by group {g}")
-        if self.bias is not None and tuple(shapes[2]) != (w[0],):
-            raise ShapeMismatchError(f"Conv bias shape {list(map(str, shapes[2]))} != [{w[0]}]")
+        require_equal(x[1], dim_mul(w[1], g), f"Conv input channels differ from weight channels x group {g}")
+        require_multiple(w[0], g, f"Conv output channels are not divisible by group {g}")
+        if self.bias is not None:
+            require_same_shape(shapes[2], (w[0],), "Conv bias shape differs from [output channels]")
         st, dl, pd = self.ints("strides"), self.ints("dilations"), self.ints("pads")
         sp = [window_out(_static(x[2 + i], "Conv spatial dim"), _static(w[2 + i], "Conv kernel dim"),
                          st[i], dl[i], pd[i] + pd[nsp + i]) for i in range(nsp)]
         out = channels_last((x[0], w[0], *sp), self.data_layout)
-        if self.residual is not None and tuple(shapes[-1]) != out:
-            raise ShapeMismatchError(f"Conv residual shape {list(map(str, shapes[-1]))} != result "
-                                     f"{list(map(str, out))}")
+        if self.residual is not None:
+            require_same_shape(shapes[-1], out, "Conv residual shape differs from the result's")
         return [out]
 
 
@@ -266,10 +265,8 @@ class ConvTransposeOp(_ConvBase):
             raise ShapeMismatchError("ConvTranspose needs input and weight of equal rank >= 3")
         nsp = len(x) - 2
         self._check_attrs(nsp, min_pad=None)
-        if isinstance(x[1], int) and isinstance(w[0], int) and x[1] != w[0]:
-            raise ShapeMismatchError(f"ConvTranspose input has {x[1]} channels, weight expects {w[0]}")
-        if isinstance(w[0], int) and w[0] % self.groups:
-            raise ShapeMismatchError(f"ConvTranspose input channels {w[0]} not divisible by group {self.groups}")
+        require_equal(x[1], w[0], "ConvTranspose input channels differ from the weight's")
+        require_multiple(w[0], self.groups, f"ConvTranspose input channels are not divisible by group {self.groups}")
         st, dl, pd, op = (self.ints(n) for n in ("strides", "dilations", "pads", "output_padding"))
         if len(op) != nsp:
             raise ShapeMismatchError("ConvTranspose output_padding length differs from the spatial rank")
@@ -381,8 +378,7 @@ def _check_channel_params(x: Shape, params: Sequence[Shape], what: str) -> None:
     if len(x) < 2:
         raise ShapeMismatchError(f"{what} needs rank >= 2")
     for p in params:
-        if len(p) != 1 or (isinstance(p[0], int) and isinstance(x[1], int) and p[0] != x[1]):
-            raise ShapeMismatchError(f"{what} parameter shape {list(map(str, p))} != [{x[1]}]")
+        require_same_shape(p, (x[1],), f"{what} parameter shape differs from [channels]")
 
 
 @irdl_op_definition
@@ -579,8 +575,8 @@ class ConcatOp(GraphOp):
             if len(s) != rank:
                 raise ShapeMismatchError("Concat inputs differ in rank")
             for i, (a, b) in enumerate(zip(s, shapes[0])):
-                if i != axis and a != b and isinstance(a, int) and isinstance(b, int):
-                    raise ShapeMismatchError(f"Concat inputs differ in dim {i}: {a} vs {b}")
+                if i != axis:
+                    require_equal(a, b, f"Concat inputs differ in dim {i} (an input vs the first)")
             d = s[axis]
             if isinstance(total, int) and isinstance(d, int):
                 total += d
@@ -633,8 +629,7 @@ class SqueezeOp(_AxesOp):
         x = shapes[0]
         axes = {_axis(int(a), len(x)) for a in _vals(self.axes)} or {i for i, d in enumerate(x) if d == 1}
         for a in axes:
-            if x[a] != 1:
-                raise ShapeMismatchError(f"Squeeze axis {a} has size {x[a]}, not 1")
+            require_equal(x[a], 1, f"Squeeze axis {a} does not have size 1")
         return [tuple(d for i, d in enumerate(x) if i not in axes)]
 
 

@@ -13,6 +13,7 @@ from xdsl.irdl import ParsePropInAttrDict, irdl_op_definition, operand_def, opt_
     traits_def
 from xdsl.traits import Pure
 
+from pyflame_rt.dialects.assumptions import require_same_shape
 from pyflame_rt.dialects.graph import GraphOp
 from pyflame_rt.dialects.graph_nn import _PoolBase, _ints, _vals
 from pyflame_rt.dialects.graph_tensor import INDEX_DTYPES
@@ -92,9 +93,7 @@ class MaxUnpoolOp(GraphOp):
                                      f"got index_shape {box}")
         if any(s < b for s, b in zip(sp, box)):
             raise ShapeMismatchError(f"{self.name}: spatial_shape {sp} is smaller than index_shape {box}")
-        if tuple(idx) != tuple(x):
-            raise ShapeMismatchError(f"{self.name}: indices {list(map(str, idx))} must have the input's shape "
-                                     f"{list(map(str, x))}")
+        require_same_shape(idx, x, f"{self.name}: indices differ from the input's shape")
         if len(shapes) > 2 and tuple(shapes[2]) != (len(x),):
             raise ShapeMismatchError(f"{self.name}: the output shape operand must be [{len(x)}], "
                                      f"got {list(map(str, shapes[2]))}")

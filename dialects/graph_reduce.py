@@ -19,6 +19,7 @@ from xdsl.irdl import (
 )
 from xdsl.traits import Pure
 
+from pyflame_rt.dialects.assumptions import require_at_most, require_equal
 from pyflame_rt.dialects.graph import GraphOp
 from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
 from pyflame_rt.dialects.symbolic import Shape
@@ -183,10 +184,14 @@ class LayerNormOp(GraphOp):
     def infer_shapes(self, shapes):
         x = shapes[0]
         axis = normalize_axis(self.axis.value.data, len(x))
-        for s in shapes[1:]:
-            if len(s) > len(x) - axis:
+        norm = x[axis:]
+        for s in shapes[1:]:  # scale and bias broadcast to the normalized dims
+            if len(s) > len(norm):
                 raise ShapeMismatchError(f"scale/bias {list(map(str, s))} do not match normalized dims "
-                                         f"{list(map(str, x[axis:]))}")
+                                         f"{list(map(str, norm))}")
+            for d, n in zip(s[::-1], norm[::-1]):
+                if d != 1:
+                    require_equal(d, n, "LayerNormalization scale/bias differ from the normalized dims")
         stats = tuple(x[:axis]) + (1,) * (len(x) - axis)
         return [x] + [stats] * (len(self.results) - 1)
 
@@ -221,8 +226,9 @@ class TopKOp(GraphOp):
         x = shapes[0]
         axis = normalize_axis(self.axis.value.data, len(x))
         k = self.k.value.data
-        if k < 0 or isinstance(x[axis], int) and k > x[axis]:
-            raise ShapeMismatchError(f"TopK k={k} is out of range for axis size {x[axis]}")
+        if k < 0:
+            raise ShapeMismatchError(f"TopK k={k} is negative")
+        require_at_most(k, x[axis], "TopK k is larger than the axis")
         out = tuple(x[:axis]) + (k,) + tuple(x[axis + 1:])
         return [out, out]
 

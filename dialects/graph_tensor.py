@@ -23,6 +23,7 @@ from xdsl.irdl import (
 from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
+from pyflame_rt.dialects.assumptions import broadcast_dim
 from pyflame_rt.dialects.graph import GraphOp, broadcast_shapes, dtype_of, same_dtype, static_shape, tensor_type
 from pyflame_rt.dialects.graph_reduce import normalize_axis
 from pyflame_rt.dialects.symbolic import Dim, Shape, parse_dim
@@ -241,10 +242,7 @@ class EinsumOp(GraphOp):
         size: dict[str, Dim] = {}
         for t, s in zip(terms, shapes):
             for c, d in zip(t, s):
-                if c in size and size[c] != d and d != 1 and size[c] != 1:
-                    raise ShapeMismatchError(f"einsum letter '{c}' is {size[c]} and {d}")
-                if c not in size or size[c] == 1:
-                    size[c] = d
+                size[c] = broadcast_dim(size[c], d, f"einsum letter '{c}' has two sizes") if c in size else d
         if any(c not in size for c in out):
             raise ShapeMismatchError(f"einsum output '{out}' uses a letter no operand has")
         return [tuple(size[c] for c in out)]

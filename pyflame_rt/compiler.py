@@ -98,6 +98,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "buffers": [[expr_to_json(b.nbytes), b.first, b.last] for b in lowered.buffers],
         "op_summary": lowered.op_summary,
         "checks": lowered.checks,
+        "assumptions": [a.to_json() for a in lowered.assumptions],
         "kernel_count": lowered.kernel_count,
         "kernels": kernels,
         "step_ops": lowered.step_ops,

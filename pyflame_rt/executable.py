@@ -1,13 +1,13 @@
 """A loaded compiled model: native entry point, weights, worker pool and arenas.
 
-`run` validates every feed against the model's symbolic shapes *before* calling
-native code (generated code trusts the shapes it is given), binds the dynamic
-dims, takes an arena from a free list (so concurrent runs never share scratch
-memory) and calls the one compiled entry point with a fresh runtime `Run`
-handle: the runtime checks the run's deadline between kernels and, when
-profiling, records every kernel call. A checked build also receives every buffer's
-size (its bounds) and reports its first out-of-bounds access through the handle:
-`run` raises MemoryAccessError for it.
+`run` validates every feed against the model's symbolic shapes and the
+compiler's shape assumptions *before* calling native code (generated code trusts
+the shapes it is given), binds the dynamic dims, takes an arena from a free list
+(so concurrent runs never share scratch memory) and calls the one compiled entry
+point with a fresh runtime `Run` handle: the runtime checks the run's deadline
+between kernels and, when profiling, records every kernel call. A checked build
+also receives every buffer's size (its bounds) and reports its first out-of-bounds
+access through the handle: `run` raises MemoryAccessError for it.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyflame_rt.compiled_model import CompiledModel, buffers_from_header, dims_from_json
+from pyflame_rt.dialects.assumptions import Assumption
 from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate, evaluate_shape
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, MemoryAccessError,
@@ -51,10 +52,13 @@ class Executable:
             self.buffers = buffers_from_header(h)
             self.kernel_names: list[str] = [str(k) for k in h.get("kernels", [])]
             self.step_ops: list[str] = [str(k) for k in h.get("step_ops", [])]
+            self.assumptions = [Assumption.from_json(a) for a in h.get("assumptions", [])]
             trial = {s: 1 for s in self.symbols}  # every size must be computable from the model's dims
             plan(self.buffers, trial)
             for o in self.outputs:
                 evaluate_shape(o.shape, trial)
+            for a in self.assumptions:  # ... and every assumption from them
+                a.failure(trial)
             self.checks: list[str] = [str(c) for c in h.get("checks", [])]
             self.checked = h.get("checked", False) is True
             self.step_fields: list[list] = list(h.get("step_fields", []))
@@ -105,6 +109,14 @@ class Executable:
         if unbound:
             raise ShapeMismatchError(f"dynamic dims {unbound} cannot be determined from the inputs")
         return bindings
+
+    def check_assumptions(self, bindings: dict[str, int]) -> None:
+        """What the compiled code relies on about the dynamic dims (equal inner dims, matching
+        element counts, ...) must hold for these dim values."""
+        for a in self.assumptions:
+            failure = a.failure(bindings)
+            if failure is not None:
+                raise ShapeMismatchError(failure)
 
     def check_dtype(self, spec: IOSpec, arr: np.ndarray) -> None:
         if arr.dtype != spec.dtype.numpy:
@@ -165,6 +177,7 @@ class Executable:
 
     def _prepare(self, arrays: list[np.ndarray]) -> "_PreparedCall":
         bindings = self.bind(arrays)
+        self.check_assumptions(bindings)
         offsets, total = plan(self.buffers, bindings)
         outputs = [(evaluate_shape(o.shape, bindings), o.dtype.numpy) for o in self.outputs]
         if self.checked:  # the bounds: every buffer's size, then every io tensor's (the status word last)

@@ -45,5 +45,11 @@ class EliminateCommonSubexpressions(GraphPass):
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
         moved = unify_duplicate_weights(module, weights)
         ops_before = sum(1 for _ in module.walk())
+        # node names differ between otherwise identical ops: CSE compares without them, and an op it
+        # keeps keeps its own name
+        names = {op: op.attributes.pop(graph.NODE_NAME) for op in module.walk() if graph.NODE_NAME in op.attributes}
         cse(module)
+        for op, name in names.items():
+            if op.parent is not None:
+                op.attributes[graph.NODE_NAME] = name
         return moved > 0 or sum(1 for _ in module.walk()) != ops_before

@@ -36,7 +36,8 @@ class FuseAddIntoGemm(RewritePattern):
     def match_and_rewrite(self, add: graph.AddOp, rewriter: PatternRewriter) -> None:
         for prod, c in ((add.lhs, add.rhs), (add.rhs, add.lhs)):
             new = self.fused(prod, c, add)
-            if new is not None:
+            if new is not None:  # named like the product: its requirements (inner dims) carry over
+                graph.keep_node_name(prod.owner, new[-1])
                 rewriter.replace(add, new, [new[-1].results[0]])
                 self.stats.nodes_fused += 1
                 return

@@ -28,7 +28,8 @@ def with_residual(op, add: graph.AddOp, r):
     act = graph.activation_of(add)
     if isinstance(op, nn.ConvOp):
         return op.rebuilt(result_type=add.result.type, activation=act, residual=r)
-    return graph_fused.MatMulBiasOp(op.lhs, op.rhs, op.bias, add.result.type, activation=act, residual=r)
+    return graph.keep_node_name(
+        op, graph_fused.MatMulBiasOp(op.lhs, op.rhs, op.bias, add.result.type, activation=act, residual=r))
 
 
 @dataclass

@@ -20,7 +20,8 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
 from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriteWalker, RewritePattern
+from xdsl.pattern_rewriter import (
+    GreedyRewritePatternApplier, PatternRewriterListener, PatternRewriteWalker, RewritePattern)
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import WeightTable
@@ -88,8 +89,23 @@ class GraphPass(ModulePass, ABC):
 
 def apply_patterns(module: ModuleOp, patterns: Iterable[RewritePattern]) -> bool:
     """MLIR's greedy driver: apply until nothing matches, erasing ops that become dead."""
-    walker = PatternRewriteWalker(GreedyRewritePatternApplier(list(patterns)), apply_recursively=True)
+    walker = PatternRewriteWalker(GreedyRewritePatternApplier(list(patterns)), apply_recursively=True,
+                                  listener=node_name_keeper())
     return walker.rewrite_module(module)
+
+
+def node_name_keeper() -> PatternRewriterListener:
+    """A rewrite listener: the ops a pattern inserts take the ONNX node name of the op they replace,
+    unless they already carry one (a rebuilt conv keeps its own), so shape errors still name the node."""
+    inserted: list = []
+
+    def replaced(op, new_results) -> None:
+        for new in inserted:
+            graph.keep_node_name(op, new)
+        inserted.clear()
+
+    return PatternRewriterListener(operation_insertion_handler=[inserted.append],
+                                   operation_replacement_handler=[replaced])
 
 
 def constant_array(v: SSAValue, weights: WeightTable) -> np.ndarray | None:

@@ -26,7 +26,7 @@ from pyflame_rt.dialects import graph, graph_math as gm
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.lowerings import FLOAT32_ONLY
-from pyflame_rt.transforms.graph_pass import GraphPass, PassStats
+from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, node_name_keeper
 from pyflame_rt.transforms.registry import register_pass
 
 HALF_PRECISION = (DType.FLOAT16, DType.BFLOAT16)
@@ -72,4 +72,5 @@ class LegalizeHalfPrecision(GraphPass):
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
         # one walk, and no dead-code removal: a legalization changes nothing but the ops it legalizes
         applier = GreedyRewritePatternApplier([WidenToFloat32(stats)], dce_enabled=False)
-        return PatternRewriteWalker(applier, apply_recursively=False).rewrite_module(module)
+        return PatternRewriteWalker(applier, apply_recursively=False,
+                                    listener=node_name_keeper()).rewrite_module(module)

@@ -346,12 +346,18 @@ class ONNXImporter:
             if name and name not in self.values and name not in self.known:
                 raise InvalidModelError(f"node '{node.name}' uses undefined value '{name}'")
         ctx = _NodeContext(self, node)
+        block = self.builder.insertion_point.block
+        last = block.last_op
         try:
             outs = conv(ctx)
         except ShapeMismatchError as e:
             raise ShapeMismatchError(f"{node.op_type} node '{node.name or node.output[0]}': {e}") from None
         except MALFORMED_NODE_ERRORS as e:
             raise _malformed(node, e) from None
+        op = last.next_op if last is not None else block.first_op
+        while op is not None:  # the ops the converter built for this node
+            graph.set_node_name(op, _text(node.name) or node.output[0])
+            op = op.next_op
         for name, v in zip(node.output, outs):
             if name:
                 self.values[name] = v

@@ -22,6 +22,7 @@ from xdsl.dialects.builtin import ModuleOp, i8, i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.assumptions import Assumption, at_node, collect
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
@@ -78,6 +79,9 @@ class LoweredModel:
     checked: bool = False  # a checked build (checked.py)
     # checked builds, per kernel call: per field, the buffer it points into (None: not a pointer)
     step_fields: list[list[str | None]] = field(default_factory=list)
+    # what the shape functions and lowerings assumed about dynamic dims: checked before every new
+    # input-shape signature runs
+    assumptions: list[Assumption] = field(default_factory=list)
 
 
 # Work (in FMAs) a parallel-for chunk should carry at least: below it, waking the
@@ -267,7 +271,8 @@ class GraphLowering:
                 raise UnsupportedOperatorError(f"the CPU backend cannot lower {op.name}"
                                                + (f" in layout {layout.data}" if layout is not None else ""))
             first_step = len(self.steps)
-            lower_fn(self, op)
+            with at_node(graph.node_label(op)):
+                lower_fn(self, op)
             step_ops += [f"{name}#{self.op_summary[name]}"] * (len(self.steps) - first_step)
         # outputs that are views, inputs, constants or repeated get copied into their slot
         for j, v in enumerate(ret.arguments):
@@ -541,5 +546,7 @@ def _merge_dims(out: Shape, strides: list[list[Dim]], n_in: int) -> list[tuple[D
 def lower_graph(fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget,
                 checked: bool = False) -> LoweredModel:
     """checked: a checked build (every load and store bounds-checked, checked.py)."""
-    with checked_kernels(checked):
-        return GraphLowering(fn, weights, target, checked).lower()
+    with checked_kernels(checked), collect() as assumptions:
+        lowered = GraphLowering(fn, weights, target, checked).lower()
+    lowered.assumptions = assumptions
+    return lowered

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
+from pyflame_rt.dialects.assumptions import require_equal
 from pyflame_rt.import_module.onnx_importer import _NodeContext, converter
 
 
@@ -258,6 +259,7 @@ def _split(ctx: _NodeContext):
         split = [min(chunk, size - i * chunk) for i in range(n)]
     if len(split) != n_out:
         raise ctx.fail(f"{len(split)} split sizes for {n_out} outputs")
+    require_equal(sum(split), shape[axis], f"Split sizes {split} do not add up to axis {axis}")
     outs, start = [], 0
     for s in split:
         outs += ctx.emit(nn.SliceOp, [x], starts=[start], ends=[start + s], axes=[axis], steps=[1])

@@ -78,7 +78,7 @@ def _lower_conv_nhwc(L, op: nn.ConvOp) -> None:
                      residual=op.residual, activation=act)
         return
     (n, h, wi, c), (oh, ow), st, dl, pad = _window_geometry(L, op)
-    k = kh * kw * c
+    k = kh * kw * cg  # static: the input's channels c equal the weight's cg (a shape assumption)
     rows = dim_mul(n, oh * ow)
     conv_a = None
     if (kh, kw) != (1, 1) or st != [1, 1] or any(op.ints("pads")):

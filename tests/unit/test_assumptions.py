@@ -1,0 +1,30 @@
+"""dialects/assumptions.py: how shape requirements are decided, recorded and checked."""
+import json
+
+import pytest
+
+from pyflame_rt import ShapeMismatchError
+from pyflame_rt.dialects.assumptions import (
+    Assumption, at_node, broadcast_dim, collect, require_at_most, require_equal, require_multiple)
+from pyflame_rt.dialects.symbolic import SymDim
+
+
+def test_requirements_are_decided_when_the_dims_decide_them():
+    """Static dims and identical monomials are decided at once; only the rest become assumptions,
+    each recorded once, with its node, in a form the artifact stores."""
+    b, c = SymDim.of("b"), SymDim.of("c")
+    with collect() as found, at_node("graph.conv node 'c1'"):
+        assert require_equal(3 * b, b * 3, "same monomial") == 3 * b
+        require_multiple(4 * b, 2, "exact")
+        require_at_most(b, b, "itself")
+        assert broadcast_dim(1, b, "broadcast") == b and broadcast_dim(b, 4, "broadcast") == 4
+        assert require_equal(b, c, "two symbols") == b
+        require_equal(b, c, "two symbols")
+        require_multiple(3 * b, 2, "odd")
+        with pytest.raises(ShapeMismatchError, match="static: 3 vs 4"):
+            require_equal(3, 4, "static")
+    assert [(a.relation, str(a.lhs), str(a.rhs)) for a in found] == [
+        ("==", "b", "4"), ("==", "b", "c"), ("multiple of", "3*b", "2")]
+    assert [Assumption.from_json(json.loads(json.dumps(a.to_json()))) for a in found] == found
+    assert found[2].failure({"b": 2}) is None
+    assert found[2].failure({"b": 1}) == "graph.conv node 'c1': odd: 3 (3*b) is not a multiple of 2"
