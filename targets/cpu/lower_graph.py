@@ -396,8 +396,9 @@ class GraphLowering:
             if isinstance(x, Loc):
                 return eb._ins(llvm.PtrToIntOp(pointer(x)))
             if isinstance(x, tuple) and x[0] == "ceildiv":
-                a, b = value(x[1]), value(x[2])
-                return eb.div(eb.add(a, eb.sub(b, value(1))), b)
+                # a divisor that may be 0 (the size of an empty tensor) counts as 1
+                b = value(x[2]) if isinstance(x[2], int) and x[2] > 0 else value(("max", x[2], 1))
+                return eb.ceil_div(value(x[1]), b)
             if isinstance(x, tuple) and x[0] in ("mul", "add", "min", "max"):
                 return getattr(eb, x[0])(value(x[1]), value(x[2]))
             raise TypeError(x)
