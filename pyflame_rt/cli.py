@@ -78,12 +78,18 @@ def _run(args) -> int:
     ms = (time.perf_counter() - t0) * 1e3
     for spec, out in zip(sess.get_outputs(), outs):
         digest = hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()[:16]
-        print(f"output {spec.name}: shape {list(out.shape)} {out.dtype} sha256:{digest} "
-              f"mean {out.mean():.6g} min {out.min():.6g} max {out.max():.6g}")
+        print(f"output {spec.name}: shape {list(out.shape)} {out.dtype} sha256:{digest} {_summary(out)}")
         if args.save_dir:
             np.save(f"{args.save_dir}/{spec.name}.npy", out)
     print(f"run: {ms:.3f} ms (first run)")
     return 0
+
+
+def _summary(out: np.ndarray) -> str:
+    """Mean, min and max of an output; an empty one (a dim of 0) has none."""
+    if out.size == 0:
+        return "empty"
+    return f"mean {out.mean():.6g} min {out.min():.6g} max {out.max():.6g}"
 
 
 def _inspect(args) -> int:
