@@ -30,6 +30,7 @@ from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseS
 from pyflame_rt.targets.cpu.kernels.gemm import (
     CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel,
     pad_bias)
+from pyflame_rt.targets.cpu.kernels.indexing import NONEMPTY_FIELDS, expect_nonempty_kernel
 from pyflame_rt.targets.cpu.lowerings import lowering_for
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.native_object import ENTRY
@@ -199,6 +200,15 @@ class GraphLowering:
         pointer after the outputs) when it fails, and the executable raises InputError(message)."""
         self.checks.append(message)
         return Loc("io", self.status_slot), len(self.checks)
+
+    def expect_nonempty(self, size: Dim, message: str) -> None:
+        """A run-time check that `size` is not 0, for an op onnxruntime fails on an empty extent (where
+        the kernel produces a value): InputError(message). A static size above 0 needs none."""
+        if isinstance(size, int) and size > 0:
+            return
+        status, code = self.check(message)
+        f = {"size": size, "status": status, "code": code}
+        self.call(self.kernel("expect_nonempty", expect_nonempty_kernel), [f[k] for k in NONEMPTY_FIELDS], 1)
 
     def loc(self, v) -> Loc:
         """Storage of a value (constants are added to the weights on first use); a Loc passes through."""

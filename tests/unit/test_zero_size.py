@@ -19,7 +19,7 @@ from onnx import helper
 from conftest import make_model, ort_run
 from test_cli import _cli as cli
 from pyflame_rt import InferenceSession
-from pyflame_rt.errors import PyFlameRTError
+from pyflame_rt.errors import InputError, PyFlameRTError
 
 CHILD_TIMEOUT_S = 120
 
@@ -150,6 +150,8 @@ CASES = [
          [("y_cumsum", [2, "n"]), ("y_values", [1, "n"]), ("y_indices", [1, "n"], np.int64), ("y_norm", ["n", 4])],
          {"a": np.array(1, np.int64), "k": np.array([1], np.int64), "s": np.ones(4, np.float32),
           "b": np.zeros(4, np.float32)}),
+    *[Case(f"{op}-empty-spatial", [node(op, ["x"], ["y"])], [("x", [1, 3, "n", 2])], [("y", [1, 3, 1, 1])],
+           dims=({"n": 0}, {"n": 2})) for op in ("GlobalAveragePool", "GlobalMaxPool")],
     # matrix products with M, N or K = 0 (K = 0: zeros, plus the bias)
     Case("matmul-gemm-k0", [node("MatMul", ["x", "z"], ["y_matmul"]),
                             node("Gemm", ["x", "z", "bias"], ["y_gemm"], beta=2.0)],
@@ -208,6 +210,10 @@ CASES = [
          {"one": np.array([1], np.int64), "three": np.array([3], np.int64), "shape": np.array([0, 2, 2], np.int64),
           "pads": np.array([0, 1, 0, 1], np.int64), "seven": np.float32(7), "reps": np.array([1, 2], np.int64),
           "wide": np.array([1, 3], np.int64)}, opset=14),
+    Case("shape-split", [node("Shape", ["x"], ["s"]), node("ConstantOfShape", ["s"], ["y_filled"],
+                                                          value=helper.make_tensor("v", 1, [1], [2.0])),
+                         node("Split", ["x"], ["y_left", "y_right"], axis=1, num_outputs=2)],
+         [("x", ["n", 4])], [("y_filled", ["n", 4]), ("y_left", ["n", 2]), ("y_right", ["n", 2])], opset=18),
     Case("slice-empty-result", [node("Slice", ["x", "s", "e", "a"], ["y"])], [("x", ["n", 4])], [("y", ["n", 0])],
          {"s": np.array([2], np.int64), "e": np.array([2], np.int64), "a": np.array([1], np.int64)},
          dims=({"n": 0}, {"n": 3})),
@@ -230,6 +236,8 @@ CASES = [
           ("y_scatter_nd", [4, 3]), ("y_scatter_elements", [4, 3])],
          {"cols": np.array([0, 2], np.int64)},
          feeds={"i": _indices(["n"]), "ij": _indices(["n", 3]), "i1": _indices(["n", 1])}, opset=16),
+    Case("gather-from-empty-data", [node("Gather", ["x", "i"], ["y"], axis=0)], [("x", ["n", 3])], [("y", [2, 3])],
+         {"i": np.array([0, 1], np.int64)}),
 ]
 
 
@@ -273,3 +281,12 @@ def test_cli_run_with_a_dim_of_zero(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "output y: shape [0, 3] float32" in r.stdout and "empty" in r.stdout
     assert np.load(tmp_path / "y.npy").shape == (0, 3)
+
+
+def test_empty_reduction_without_a_result_names_the_op_and_shape():
+    """ArgMax over an empty axis fails the run like onnxruntime's, with an InputError naming the op, the
+    axis and the shape, and without reading the empty input (the kernel used to read its element 0)."""
+    model = make_model([node("ArgMax", ["x"], ["y"], axis=1)], [("x", [2, "n"])], [("y", [2, 1], np.int64)])
+    got = run_forked(lambda: _run_ours(model.SerializeToString(), [{"x": np.zeros((2, 0), np.float32)}]))
+    assert isinstance(got[0], InputError), got
+    assert "ArgMax along axis 1 of an input of shape [2, n]: the axis is empty" in str(got[0])

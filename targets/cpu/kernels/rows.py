@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from xdsl.dialects import arith, func, llvm
-from xdsl.dialects.builtin import i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dtype import DType
@@ -25,7 +24,7 @@ from pyflame_rt.targets.cpu.kernels import fast_math as fm
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 # ctx fields shared by the lowering and the kernels
-ROW_FIELDS = ("in", "out", "r", "inner", "scale", "bias", "mean", "rstd", "status", "code")
+ROW_FIELDS = ("in", "out", "r", "inner", "scale", "bias", "mean", "rstd")
 
 # reduce kind -> (accumulate, initial value, pre-map, post-map(t, acc, count))
 _COMBINE = {"sum": "add", "mean": "add", "l2": "add", "l1": "add", "sum_square": "add", "prod": "mul",
@@ -180,8 +179,8 @@ def _reduce(kb, spec, row: _Row, src, dst, out_index, *_):
 
 
 def _arg(kb, spec, row: _Row, src, dst, out_index, *_):
-    """Index of the first (or last, params[0]) extreme element; scalar loop. An empty row has none:
-    it stores 0 and reports the `code` field to *status (onnxruntime fails such a run)."""
+    """Index of the first (or last, params[0]) extreme element; scalar loop. An empty row has none: it
+    stores 0 without reading (the lowering's run-time check fails such a run, as onnxruntime does)."""
     t = Typed(kb, spec.dtype, 1)
     ti = Typed(kb, DType.INT64, 1)
     pred = ("ge" if spec.params[0] else "gt") if spec.kind == "argmax" else ("le" if spec.params[0] else "lt")
@@ -194,11 +193,8 @@ def _arg(kb, spec, row: _Row, src, dst, out_index, *_):
             lp.next = [t.select(better, v, lp.carried[0]), ti.select(better, lp.iv, lp.carried[1])]
         return [lp.results[1]]
 
-    def report_empty():
-        kb.store(kb.field(ROW_FIELDS.index("code")), kb.ptr_field(ROW_FIELDS.index("status")), kb.const(0), elem=i64)
-        return [kb.const(0)]
-
-    ti.store(kb.if_else(kb.cmp("sgt", row.n, kb.const(0)), select_index, report_empty)[0], dst, out_index)
+    index = kb.if_else(kb.cmp("sgt", row.n, kb.const(0)), select_index, lambda: [kb.const(0)])[0]
+    ti.store(index, dst, out_index)
 
 
 def _softmax(kb, spec, row: _Row, src, dst, *_):

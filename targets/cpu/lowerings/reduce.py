@@ -12,9 +12,8 @@ from pyflame_rt.targets.cpu.lowerings import lowering
 
 
 def emit_rows(L, kind: str, src, dst, shape: Shape, first: int, last: int, dtype, params=(),
-              scale=0, bias=0, mean=0, rstd=0, status=0, code=0) -> None:
-    """Run a row kernel over `shape` viewed as [outer, R, inner], R = dims first..last (inclusive);
-    status / code: the run-time check of an ArgMax / ArgMin over an empty axis."""
+              scale=0, bias=0, mean=0, rstd=0) -> None:
+    """Run a row kernel over `shape` viewed as [outer, R, inner], R = dims first..last (inclusive)."""
     outer, r, inner = numel(shape[:first]), numel(shape[first:last + 1]), numel(shape[last + 1:])
     vw = L.target.vector_width
     across = isinstance(inner, int) and inner >= vw and reduces_across(kind)
@@ -22,7 +21,7 @@ def emit_rows(L, kind: str, src, dst, shape: Shape, first: int, last: int, dtype
     spec = RowSpec(kind, dtype, width, tuple(params), across)
     name = L.kernel(spec.name, lambda: row_kernel(spec))
     fields = {"in": src, "out": dst, "r": r, "inner": inner, "scale": scale, "bias": bias, "mean": mean,
-              "rstd": rstd, "status": status, "code": code}
+              "rstd": rstd}
     L.call(name, [fields[f] for f in ROW_FIELDS], ("mul", outer, -(-inner // vw) if across else inner), r)
 
 
@@ -67,11 +66,10 @@ def _lower_reduce(L, op: gr.ReduceOp) -> None:
 def _lower_arg(L, op: gr.ArgReduceOp) -> None:
     shape, kind = L.shapes[op.input], op.kind.data
     axis = gr.normalize_axis(op.axis.value.data, len(shape))
-    dims = ", ".join(map(str, shape))
-    status, code = L.check(f"{'ArgMax' if kind == 'argmax' else 'ArgMin'} along axis {axis} of an input of shape "
-                           f"[{dims}]: the axis has size 0, so there is no index to return")
+    L.expect_nonempty(shape[axis], f"{'ArgMax' if kind == 'argmax' else 'ArgMin'} along axis {axis} of an input of "
+                                   f"shape [{', '.join(map(str, shape))}]: the axis is empty (no index to return)")
     emit_rows(L, kind, L.loc(op.input), L.result_loc(op.result), shape, axis, axis, L.dtype(op.input),
-              (int(op.select_last_index.value.data),), status=status, code=code)
+              (int(op.select_last_index.value.data),))
 
 
 @lowering(gr.SoftmaxOp, gr.LogSoftmaxOp)
