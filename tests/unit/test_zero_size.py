@@ -172,8 +172,9 @@ CASES = [
     Case("static-matmul-k0", [node("MatMul", ["x", "w"], ["y"])], [("x", [2, 0])], [("y", [2, 3])],
          {"w": np.ones((0, 3), np.float32)}, dims=({},)),
     # convolution, pooling, normalization over a batch of 0
-    Case("conv", [node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1])], [("x", ["n", 3, 4, 4])],
-         [("y", ["n", 4, 4, 4])], {"w": np.ones((4, 3, 3, 3), np.float32), "b": np.ones(4, np.float32)}),
+    Case("conv", [node("Conv", ["x", "w", "b"], ["y"], strides=[2, 2], pads=[1, 1, 1, 1])],
+         [("x", ["n", 32, 16, 16])], [("y", ["n", 64, 8, 8])],
+         {"w": np.ones((64, 32, 3, 3), np.float32), "b": np.ones(64, np.float32)}),
     Case("conv-depthwise-transpose", [node("Conv", ["x", "dw"], ["d"], group=3), node("Relu", ["d"], ["y_depthwise"]),
                                       node("ConvTranspose", ["x", "tw"], ["y_transpose"], strides=[2, 2])],
          [("x", ["n", 3, 4, 4])], [("y_depthwise", ["n", 3, 2, 2]), ("y_transpose", ["n", 2, 9, 9])],
@@ -272,7 +273,7 @@ def test_zero_size_matches_onnxruntime(case):
 def test_cli_run_with_a_dim_of_zero(tmp_path):
     """`pyflame-rt run model.pfm --dim batch=0`: empty outputs, reported as such (the run was killed by
     SIGFPE, and the summary's min / max of an empty output raised)."""
-    model = make_model([node("MatMul", ["x", "w"], ["h"]), node("Softmax", ["h"], ["y"])],
+    model = make_model([node("Relu", ["x"], ["r"]), node("MatMul", ["r", "w"], ["h"]), node("Softmax", ["h"], ["y"])],
                        [("x", ["batch", 4])], [("y", ["batch", 3])], {"w": np.ones((4, 3), np.float32)})
     onnx_path, pfm = tmp_path / "m.onnx", tmp_path / "m.pfm"
     onnx_path.write_bytes(model.SerializeToString())
