@@ -71,7 +71,7 @@ class Case:
     initializers: dict = field(default_factory=dict)
     opset: int = 17
     dims: tuple = ({"n": 0},)  # one run per binding
-    feeds: dict = field(default_factory=dict)  # fixed feeds (e.g. indices) by input name
+    feeds: dict = field(default_factory=dict)  # input name -> (dims -> array): valid indices
     slow: bool = False  # compiles several GEMM / convolution kernels
 
     def model(self):
@@ -83,7 +83,7 @@ class Case:
             feeds = {}
             for name, shape, *dtype in self.inputs:
                 if name in self.feeds:
-                    feeds[name] = self.feeds[name](dims) if callable(self.feeds[name]) else self.feeds[name]
+                    feeds[name] = self.feeds[name](dims)
                     continue
                 concrete = [dims[d] if isinstance(d, str) else d for d in shape]
                 dt = np.dtype(dtype[0]) if dtype else np.dtype(np.float32)
@@ -120,7 +120,7 @@ def _indices(shape):
 
 
 CASES = [
-    # elementwise: unary, broadcasting binary, compare / select, cast, a fused chain
+    # elementwise: unary, broadcasting binary, compare / select, clip, cast
     per_op("unary", UNARY_OPS, lambda op, y: node(op, ["x"], [y]), [("x", [2, "n"])], [2, "n"]),
     Case("binary-broadcast", [node("Add", ["x", "b"], ["y_add"]), node("Mul", ["x", "z"], ["y_mul"]),
                               node("Greater", ["x", "z"], ["c"]), node("Where", ["c", "x", "z"], ["y_where"]),
@@ -152,11 +152,11 @@ CASES = [
           "b": np.zeros(4, np.float32)}),
     *[Case(f"{op}-empty-spatial", [node(op, ["x"], ["y"])], [("x", [1, 3, "n", 2])], [("y", [1, 3, 1, 1])],
            dims=({"n": 0}, {"n": 2})) for op in ("GlobalAveragePool", "GlobalMaxPool")],
-    # matrix products with M, N or K = 0 (K = 0: zeros, plus the bias)
+    # matrix products with M, N or K = 0 (K = 0: zeros, then the epilogue: bias and activation)
     Case("matmul-gemm-k0", [node("MatMul", ["x", "z"], ["y_matmul"]),
-                            node("Gemm", ["x", "z", "bias"], ["y_gemm"], beta=2.0)],
-         [("x", [2, "n"]), ("z", ["n", 3])], [("y_matmul", [2, 3]), ("y_gemm", [2, 3])],
-         {"bias": np.arange(3, dtype=np.float32)}),
+                            node("Gemm", ["x", "z", "bias"], ["g"], beta=2.0), node("Relu", ["g"], ["y_gemm_relu"])],
+         [("x", [2, "n"]), ("z", ["n", 3])], [("y_matmul", [2, 3]), ("y_gemm_relu", [2, 3])],
+         {"bias": np.array([-1, 0.5, 1], np.float32)}),
     Case("matmul-mn0-batched-k0", [node("MatMul", ["a", "w"], ["y_m0"]), node("MatMul", ["d", "e"], ["y_n0"]),
                                    node("MatMul", ["f", "g"], ["y_batched_k0"]),
                                    node("Einsum", ["b", "c"], ["y_einsum_k0"], equation="ij,jk->ik")],
@@ -222,6 +222,11 @@ CASES = [
                               node("ReduceSum", ["x", "axes"], ["y_sum"]), node("Transpose", ["x"], ["y_transpose"])],
          [("x", [2, 0])], [("y_relu", [2, 0]), ("y_softmax", [2, 0]), ("y_sum", [2, 1]), ("y_transpose", [0, 2])],
          {"axes": np.array([1], np.int64)}, opset=18, dims=({},)),
+    *[Case(f"resize-{mode}-static-empty", [node("Resize", ["x", "", "s"], ["y"], mode=mode)], [("x", [1, 3, 0, 4])],
+           [("y", [1, 3, 0, 8])], {"s": np.array([1, 1, 2, 2], np.float32)}, opset=13, dims=({},))
+      for mode in ("nearest", "linear")],
+    Case("layer-norm-static-empty", [node("LayerNormalization", ["x", "s", "b"], ["y"], axis=1)], [("x", [2, 0])],
+         [("y", [2, 0])], {"s": np.ones(0, np.float32), "b": np.zeros(0, np.float32)}, dims=({},)),
     Case("pad-empty-input", [node("Pad", ["x", "p"], ["y"], mode="constant")], [("x", [2, 0])],
          [("y", [4, 2])], {"p": np.array([1, 1, 1, 1], np.int64)}, dims=({},)),
     # indexing with empty indices or empty data

@@ -125,6 +125,6 @@ def _lower_pool_nhwc(L, op) -> None:
 @lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp, layout="NHWC")
 def _lower_global_pool_nhwc(L, op) -> None:
     n, h, w, c = L.shapes[op.input]
-    expect_pooled_extent(L, op, (h, w))
+    expect_pooled_extent(L, op, (n, c, h, w))
     kind = "mean" if isinstance(op, nn.GlobalAveragePoolOp) else "max"
     emit_rows(L, kind, L.loc(op.input), L.result_loc(op.result), (n, h * w, c), 1, 1, DType.FLOAT32)

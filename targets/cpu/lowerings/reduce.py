@@ -104,6 +104,8 @@ def _lower_layer_norm(L, op: gr.LayerNormOp) -> None:
     shape, dtype = L.shapes[op.input], L.dtype(op.input)
     axis = gr.normalize_axis(op.axis.value.data, len(shape))
     norm = shape[axis:]
+    L.expect_nonempty(numel(norm), f"LayerNormalization (axis {axis}) of an input of shape "
+                                   f"[{', '.join(map(str, shape))}]: the normalized dims are empty")
     scale = _norm_param(L, op.scale, norm, "scale")
     if op.bias is not None:
         bias = _norm_param(L, op.bias, norm, "bias")
