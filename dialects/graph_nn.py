@@ -546,7 +546,7 @@ class ResizeOp(GraphOp):
                 out.append(d)
             else:
                 out.append(int(_static(d, "a resized dim") * scales[i]))
-            if isinstance(out[-1], int) and out[-1] < 1:
+            if isinstance(out[-1], int) and out[-1] < 1 and d != 0:  # an empty dim stays empty
                 raise ShapeMismatchError(f"Resize output dim {out[-1]} < 1")
         return [tuple(out)]
 

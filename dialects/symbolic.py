@@ -82,14 +82,15 @@ def numel(shape: Shape) -> Dim:
 
 
 def evaluate(d, bindings: Mapping[str, int]) -> int:
-    """Value of a Dim, or of a size expression ("mul" | "ceildiv", a, b) built from Dims."""
+    """Value of a Dim, or of a size expression ("mul" | "ceildiv", a, b) built from Dims (a ceildiv by 0,
+    the size of an empty tensor, divides by 1 as the compiled entry point does)."""
     if isinstance(d, int):
         return d
     if isinstance(d, SymDim):
         return d.evaluate(bindings)
     op, a, b = d
     a, b = evaluate(a, bindings), evaluate(b, bindings)
-    return a * b if op == "mul" else -(-a // b)
+    return a * b if op == "mul" else -(-a // max(b, 1))
 
 
 def evaluate_shape(shape: Shape, bindings: Mapping[str, int]) -> tuple[int, ...]:

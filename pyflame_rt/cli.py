@@ -92,8 +92,7 @@ def _run(args) -> int:
     files = _output_files([spec.name for spec in sess.get_outputs()])
     for spec, out, file in zip(sess.get_outputs(), outs, files):
         digest = hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()[:16]
-        print(f"output {spec.name}: shape {list(out.shape)} {out.dtype} sha256:{digest} "
-              f"mean {out.mean():.6g} min {out.min():.6g} max {out.max():.6g}")
+        print(f"output {spec.name}: shape {list(out.shape)} {out.dtype} sha256:{digest} {_summary(out)}")
         if args.save_dir:
             _save(os.path.join(args.save_dir, file), out)
     print(f"run: {ms:.3f} ms (first run)")
@@ -121,6 +120,13 @@ def _save(path: str, array: np.ndarray) -> None:
             np.save(f, array)
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _summary(out: np.ndarray) -> str:
+    """Mean, min and max of an output; an empty one (a dim of 0) has none."""
+    if out.size == 0:
+        return "empty"
+    return f"mean {out.mean():.6g} min {out.min():.6g} max {out.max():.6g}"
 
 
 def _inspect(args) -> int:

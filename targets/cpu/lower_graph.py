@@ -33,6 +33,7 @@ from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseS
 from pyflame_rt.targets.cpu.kernels.gemm import (
     CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel,
     pad_bias)
+from pyflame_rt.targets.cpu.kernels.indexing import NONEMPTY_FIELDS, expect_nonempty_kernel
 from pyflame_rt.targets.cpu.lowerings import lowering_for
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.native_object import ENTRY
@@ -210,6 +211,15 @@ class GraphLowering:
         pointer after the outputs) when it fails, and the executable raises InputError(message)."""
         self.checks.append(message)
         return Loc("io", self.status_slot), len(self.checks)
+
+    def expect_nonempty(self, size: Dim, message: str) -> None:
+        """A run-time check that `size` is not 0, for an op onnxruntime fails on an empty extent (where
+        the kernel produces a value): InputError(message). A static size above 0 needs none."""
+        if isinstance(size, int) and size > 0:
+            return
+        status, code = self.check(message)
+        f = {"size": size, "status": status, "code": code}
+        self.call(self.kernel("expect_nonempty", expect_nonempty_kernel), [f[k] for k in NONEMPTY_FIELDS], 1)
 
     def loc(self, v) -> Loc:
         """Storage of a value (constants are added to the weights on first use); a Loc passes through."""
@@ -445,8 +455,9 @@ class GraphLowering:
             if isinstance(x, Loc):
                 return eb._ins(llvm.PtrToIntOp(pointer(x)))
             if isinstance(x, tuple) and x[0] == "ceildiv":
-                a, b = value(x[1]), value(x[2])
-                return eb.div(eb.add(a, eb.sub(b, value(1))), b)
+                # a divisor that may be 0 (the size of an empty tensor) counts as 1
+                b = value(x[2]) if isinstance(x[2], int) and x[2] > 0 else value(("max", x[2], 1))
+                return eb.ceil_div(value(x[1]), b)
             if isinstance(x, tuple) and x[0] in ("mul", "add", "min", "max"):
                 return getattr(eb, x[0])(value(x[1]), value(x[2]))
             raise TypeError(x)

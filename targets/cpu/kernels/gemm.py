@@ -183,10 +183,12 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
         a_ptr = kb.as_ptr(kb.select(direct, f["a"], kb.ptr_to_int(apack)))
 
         # K in equal slices of at most kc (rounded up to whole lines): K = 576 is 2 x 288, not
-        # 512 + a 64-deep slice that reloads and stores all of C for 64 k steps
+        # 512 + a 64-deep slice that reloads and stores all of C for 64 k steps. K = 0 is one empty
+        # slice: its epilogue stores C = activation(0 + bias + residual), as for any K
         slices = kb.max(kb.const(1), kb.ceil_div(f["k"], spec.kc))
-        depth = kb.mul(kb.ceil_div(kb.ceil_div(f["k"], slices), LINE_FLOATS), kb.const(LINE_FLOATS))
-        with kb.loop(0, f["k"], depth) as kl:
+        depth = kb.max(kb.const(1),
+                       kb.mul(kb.ceil_div(kb.ceil_div(f["k"], slices), LINE_FLOATS), kb.const(LINE_FLOATS)))
+        with kb.loop(0, kb.max(f["k"], kb.const(1)), depth) as kl:
             k0 = kl.iv
             k1 = kb.min(f["k"], kb.add(k0, depth))
             first = kb.cmp("eq", k0, kb.const(0))

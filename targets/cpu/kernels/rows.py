@@ -157,7 +157,9 @@ def _family(kind: str) -> str:
 
 
 def _count(t: Typed, row: _Row):
-    return row.kb.cast(llvm.SIToFPOp, row.n, t.elem) if t.is_float else row.n
+    """R as a divisor: at least 1, so an empty row's mean is 0 (onnxruntime's), not 0 / 0."""
+    n = row.kb.max(row.n, row.kb.const(1))
+    return row.kb.cast(llvm.SIToFPOp, n, t.elem) if t.is_float else n
 
 
 def _reduce(kb, spec, row: _Row, src, dst, out_index, *_):
@@ -177,16 +179,22 @@ def _reduce(kb, spec, row: _Row, src, dst, out_index, *_):
 
 
 def _arg(kb, spec, row: _Row, src, dst, out_index, *_):
-    """Index of the first (or last, params[0]) extreme element; scalar loop."""
+    """Index of the first (or last, params[0]) extreme element; scalar loop. An empty row has none: it
+    stores 0 without reading (the lowering's run-time check fails such a run, as onnxruntime does)."""
     t = Typed(kb, spec.dtype, 1)
     ti = Typed(kb, DType.INT64, 1)
     pred = ("ge" if spec.params[0] else "gt") if spec.kind == "argmax" else ("le" if spec.params[0] else "lt")
-    first = t.load(src, row.index(kb.const(0)))
-    with kb.loop(1, row.n, 1, carried=[first, kb.const(0)]) as lp:
-        v = t.load(src, row.index(lp.iv))
-        better = t.cmp(pred, v, lp.carried[0])
-        lp.next = [t.select(better, v, lp.carried[0]), ti.select(better, lp.iv, lp.carried[1])]
-    ti.store(lp.results[1], dst, out_index)
+
+    def select_index():
+        first = t.load(src, row.index(kb.const(0)))
+        with kb.loop(1, row.n, 1, carried=[first, kb.const(0)]) as lp:
+            v = t.load(src, row.index(lp.iv))
+            better = t.cmp(pred, v, lp.carried[0])
+            lp.next = [t.select(better, v, lp.carried[0]), ti.select(better, lp.iv, lp.carried[1])]
+        return [lp.results[1]]
+
+    index = kb.if_else(kb.cmp("sgt", row.n, kb.const(0)), select_index, lambda: [kb.const(0)])[0]
+    ti.store(index, dst, out_index)
 
 
 def _softmax(kb, spec, row: _Row, src, dst, *_):

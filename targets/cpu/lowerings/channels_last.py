@@ -23,7 +23,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernels.window_nhwc import WINDOW_NHWC_FIELDS, WindowNHWCSpec, window_nhwc_kernel
 from pyflame_rt.targets.cpu.lowerings import lowering
 from pyflame_rt.targets.cpu.lowerings.conv import constant_operand
-from pyflame_rt.targets.cpu.lowerings.pooling import window_counts
+from pyflame_rt.targets.cpu.lowerings.pooling import expect_pooled_extent, window_counts
 from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows
 
 
@@ -125,5 +125,6 @@ def _lower_pool_nhwc(L, op) -> None:
 @lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp, layout="NHWC")
 def _lower_global_pool_nhwc(L, op) -> None:
     n, h, w, c = L.shapes[op.input]
+    expect_pooled_extent(L, op, (n, c, h, w))
     kind = "mean" if isinstance(op, nn.GlobalAveragePoolOp) else "max"
     emit_rows(L, kind, L.loc(op.input), L.result_loc(op.result), (n, h * w, c), 1, 1, DType.FLOAT32)

@@ -102,7 +102,7 @@ def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
     b = L.const_value(op.rhs) if b_value is op.rhs else None
     kw = {}
     if b is not None:
-        kw["b_const"] = b.reshape(-1, b2[-2], b2[-1])
+        kw["b_const"] = b.reshape(numel(bb), b2[-2], b2[-1])  # numel, not -1: B may be empty
     else:
         kw.update(b_value=b_value, b_strides=(n, 1, dim_mul(k, n) if b_batch != 1 else 0))
     if fused:

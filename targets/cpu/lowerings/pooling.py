@@ -78,9 +78,18 @@ def _emit_pool(L, op, x, out) -> None:
                 weights=weights, kernel=kernel, strides=strides, dilations=dilations, argmax=argmax)
 
 
+def expect_pooled_extent(L, op, nchw: tuple) -> None:
+    """A global pool over empty spatial dims fails at run time, as in onnxruntime (only the batch may be 0);
+    nchw: the input's shape in ONNX's layout."""
+    what = "GlobalAveragePool" if isinstance(op, nn.GlobalAveragePoolOp) else "GlobalMaxPool"
+    L.expect_nonempty(numel(nchw[2:]), f"{what} of an input of shape [{', '.join(map(str, nchw))}]: its spatial "
+                                       "dims are empty (only the batch may be 0)")
+
+
 @lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp, float32_only=True)
 def _lower_global_pool(L, op) -> None:
     require_float32(L, op)
     shape = L.shapes[op.input]
+    expect_pooled_extent(L, op, shape)
     mode = "mean" if isinstance(op, nn.GlobalAveragePoolOp) else "max"
     emit_plane(L, op, mode, L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]))

@@ -65,9 +65,11 @@ def _lower_reduce(L, op: gr.ReduceOp) -> None:
 
 @lowering(gr.ArgReduceOp)
 def _lower_arg(L, op: gr.ArgReduceOp) -> None:
-    shape = L.shapes[op.input]
+    shape, kind = L.shapes[op.input], op.kind.data
     axis = gr.normalize_axis(op.axis.value.data, len(shape))
-    emit_rows(L, op.kind.data, L.loc(op.input), L.result_loc(op.result), shape, axis, axis, L.dtype(op.input),
+    L.expect_nonempty(shape[axis], f"{'ArgMax' if kind == 'argmax' else 'ArgMin'} along axis {axis} of an input of "
+                                   f"shape [{', '.join(map(str, shape))}]: the axis is empty (no index to return)")
+    emit_rows(L, kind, L.loc(op.input), L.result_loc(op.result), shape, axis, axis, L.dtype(op.input),
               (int(op.select_last_index.value.data),))
 
 
@@ -104,6 +106,8 @@ def _lower_layer_norm(L, op: gr.LayerNormOp) -> None:
     shape, dtype = L.shapes[op.input], L.dtype(op.input)
     axis = gr.normalize_axis(op.axis.value.data, len(shape))
     norm = shape[axis:]
+    L.expect_nonempty(numel(norm), f"LayerNormalization (axis {axis}) of an input of shape "
+                                   f"[{', '.join(map(str, shape))}]: the normalized dims are empty")
     scale = _norm_param(L, op.scale, norm, "scale")
     if op.bias is not None:
         bias = _norm_param(L, op.bias, norm, "bias")
