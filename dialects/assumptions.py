@@ -118,6 +118,13 @@ def require_at_most(a: Dim, b: Dim, what: str) -> None:
         _assume("<=", a, b, what)
 
 
+def require_nonempty(size: Dim, what: str) -> None:
+    """size >= 1, for an op that has no result on an empty extent (ArgMax of an empty axis). Recorded
+    even for a static 0: such a model is valid and only its runs fail, as in onnxruntime."""
+    if not (isinstance(size, int) and size > 0):
+        _assume("<=", 1, size, what)
+
+
 def require_multiple(a: Dim, b: int, what: str) -> None:
     """a is a multiple of the static b (a group count, a block size)."""
     if isinstance(a, int) or b == 0:

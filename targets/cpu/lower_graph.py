@@ -22,7 +22,7 @@ from xdsl.dialects.builtin import ModuleOp, i8, i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dialects import graph
-from pyflame_rt.dialects.assumptions import Assumption, at_node, collect
+from pyflame_rt.dialects.assumptions import Assumption, at_node, collect, require_nonempty
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
@@ -33,7 +33,6 @@ from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseS
 from pyflame_rt.targets.cpu.kernels.gemm import (
     CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel,
     pad_bias)
-from pyflame_rt.targets.cpu.kernels.indexing import NONEMPTY_FIELDS, expect_nonempty_kernel
 from pyflame_rt.targets.cpu.lowerings import lowering_for
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.native_object import ENTRY
@@ -212,14 +211,11 @@ class GraphLowering:
         self.checks.append(message)
         return Loc("io", self.status_slot), len(self.checks)
 
-    def expect_nonempty(self, size: Dim, message: str) -> None:
-        """A run-time check that `size` is not 0, for an op onnxruntime fails on an empty extent (where
-        the kernel produces a value): InputError(message). A static size above 0 needs none."""
-        if isinstance(size, int) and size > 0:
-            return
-        status, code = self.check(message)
-        f = {"size": size, "status": status, "code": code}
-        self.call(self.kernel("expect_nonempty", expect_nonempty_kernel), [f[k] for k in NONEMPTY_FIELDS], 1)
+    @staticmethod
+    def expect_nonempty(size: Dim, message: str) -> None:
+        """`size` must not be 0, for an op onnxruntime fails on an empty extent (where the kernel would
+        produce a value): a shape assumption, checked before native code runs."""
+        require_nonempty(size, message)
 
     def loc(self, v) -> Loc:
         """Storage of a value (constants are added to the weights on first use); a Loc passes through."""

@@ -18,7 +18,6 @@ from pyflame_rt.targets.cpu.kernels.typed import Typed, storage_type
 GATHER_FIELDS = ("data", "indices", "out", "axis_size", "num_indices", "inner", "status", "code")
 TRILU_FIELDS = ("in", "out", "rows", "cols", "k")
 EXPECT_FIELDS = ("values", "expected", "count", "status", "code")
-NONEMPTY_FIELDS = ("size", "status", "code")
 # followed by (size, stride) of each of the `k` indexed data axes
 INDEX_FIELDS = ("data", "indices", "other", "status", "code", "tuples", "inner", "idx_row", "idx_lane", "data_outer")
 
@@ -198,13 +197,4 @@ def expect_kernel() -> func.FuncOp:
     with kb.loop(0, f["count"]) as lp:
         with kb.if_(kb.cmp("ne", kb.load(values, lp.iv, elem=i64), kb.load(expected, lp.iv, elem=i64))):
             kb.store(f["code"], status, kb.const(0), elem=i64)
-    return kb.finish()
-
-
-def expect_nonempty_kernel() -> func.FuncOp:
-    """*status = code if size (an extent the entry point computed from the dims) is 0. One work item."""
-    kb = KernelBuilder("expect_nonempty")
-    f = {name: kb.field(i) for i, name in enumerate(NONEMPTY_FIELDS)}
-    with kb.if_(kb.cmp("eq", f["size"], kb.const(0))):
-        kb.store(f["code"], kb.ptr_field(NONEMPTY_FIELDS.index("status")), kb.const(0), elem=i64)
     return kb.finish()
