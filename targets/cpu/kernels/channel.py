@@ -74,7 +74,7 @@ def plane_kernel(spec: PlaneSpec) -> func.FuncOp:
         c = kb.rem(row, f["c"])
         base = kb.mul(row, p)
         if spec.mode in ("mean", "max"):
-            combine = kb.fadd if spec.mode == "mean" else kb.fmax
+            combine = kb.fadd if spec.mode == "mean" else kb.fmaximum  # a NaN makes the max NaN
             r = _reduce_row(kb, x, base, p, w, scratch, combine, 0.0 if spec.mode == "mean" else float("-inf"))
             if spec.mode == "mean":
                 r = kb.fdiv(r, kb._ins(llvm.SIToFPOp(p, r.type)))

@@ -51,6 +51,11 @@ def _unary(fn, float_only=True, double=False) -> EwOp:
     return EwOp(1, lambda t, x, p: fn(t, x[0], p), float_only=float_only, double=double)
 
 
+def _clamp(t: Typed, x, lo, hi):
+    """min(max(x, lo), hi) as onnxruntime's Clip computes it: NaN stays NaN."""
+    return t.at_most(t.at_least(x, t.const(lo)), t.const(hi))
+
+
 def _where_positive(t: Typed, x, negative):
     return t.select(t.cmp("gt", x, t.const(0)), x, negative)
 
@@ -64,15 +69,21 @@ def _gelu(t: Typed, x, p):
 
 
 def _float_pow(t: Typed, x, y):
-    """x**y = exp(y log|x|); negative x: sign from an odd integer y, NaN for non-integer y."""
+    """x**y = exp(y log|x|) with C's pow special cases (as onnxruntime): the sign of x (also -0,
+    -inf) for an odd integer y, NaN for a finite negative x and a non-integer y, and 1 for y = 0,
+    x = 1 (even with a NaN y) and x = -1 with y = +-inf."""
+    kb = t.kb
     mag = fm.exp(t, t.mul(y, fm.log(t, t.abs(x))))
-    y_int = t.cmp("eq", t.kb.intrinsic("llvm.floor", y), y)
+    y_int = t.cmp("eq", kb.intrinsic("llvm.floor", y), y)
     half = t.mul(y, t.const(0.5))
-    y_odd = t.kb._ins(arith.AndIOp(y_int, t.cmp("ne", t.kb.intrinsic("llvm.floor", half), half)))
-    negative = t.cmp("lt", x, t.const(0.0))
-    signed = t.select(y_odd, t.neg(mag), mag)
-    out = t.select(negative, t.select(y_int, signed, t.const(float("nan"))), mag)
-    return t.select(t.cmp("eq", y, t.const(0.0)), t.const(1.0), out)
+    y_odd = kb.and_(y_int, t.cmp("ne", kb.intrinsic("llvm.floor", half), half))
+    sign_negative = t.cmp("lt", kb.intrinsic("llvm.copysign", t.const(1.0), x), t.const(0.0))
+    out = t.select(kb.and_(y_odd, sign_negative), t.neg(mag), mag)
+    finite_negative = kb.and_(t.cmp("lt", x, t.const(0.0)), t.cmp("gt", x, t.const(float("-inf"))))
+    out = t.select(kb.and_(finite_negative, t.logical_not(y_int)), t.const(float("nan")), out)
+    minus_one_infinite = kb.and_(t.cmp("eq", x, t.const(-1.0)), t.cmp("eq", t.abs(y), t.const(float("inf"))))
+    one = kb.or_(kb.or_(t.cmp("eq", y, t.const(0.0)), t.cmp("eq", x, t.const(1.0))), minus_one_infinite)
+    return t.select(one, t.const(1.0), out)
 
 
 def _int_pow(t: Typed, x, e, te: Typed):
@@ -190,8 +201,8 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "mean": EwOp(None, lambda t, x, p: t.mul(reduce(t.add, x), t.const(1.0 / len(x))), float_only=True),
     "min": EwOp(None, lambda t, x, p: reduce(t.min, x)),
     "max": EwOp(None, lambda t, x, p: reduce(t.max, x)),
-    "relu": _unary(lambda t, x, p: t.max(x, t.const(0)), float_only=False),
-    "relu6": _unary(lambda t, x, p: t.min(t.max(x, t.const(0)), t.const(6)), float_only=False),
+    "relu": _unary(lambda t, x, p: t.at_least(x, t.const(0)), float_only=False),
+    "relu6": _unary(lambda t, x, p: _clamp(t, x, 0, 6), float_only=False),
     "scale": _unary(lambda t, x, p: t.mul(x, t.const(p[0]))),
     "neg": _unary(lambda t, x, p: t.neg(x), float_only=False),
     "abs": _unary(lambda t, x, p: t.abs(x), float_only=False),
@@ -229,11 +240,9 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "elu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0))))),
     "selu": _unary(lambda t, x, p: t.mul(t.const(p[1]), _where_positive(
         t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0)))))),
-    "hard_sigmoid": _unary(lambda t, x, p: t.min(t.max(t.fma(x, t.const(p[0]), t.const(p[1])), t.const(0.0)),
-                                                 t.const(1.0))),
-    "hard_swish": _unary(lambda t, x, p: t.mul(x, t.min(t.max(t.fma(x, t.const(1 / 6), t.const(0.5)),
-                                                              t.const(0.0)), t.const(1.0)))),
-    "clip": _unary(lambda t, x, p: t.min(t.max(x, t.const(p[0])), t.const(p[1])), float_only=False),
+    "hard_sigmoid": _unary(lambda t, x, p: _clamp(t, t.fma(x, t.const(p[0]), t.const(p[1])), 0.0, 1.0)),
+    "hard_swish": _unary(lambda t, x, p: t.mul(x, _clamp(t, t.fma(x, t.const(1 / 6), t.const(0.5)), 0.0, 1.0))),
+    "clip": _unary(lambda t, x, p: _clamp(t, x, p[0], p[1]), float_only=False),
     "equal": _compare("eq"),
     "less": _compare("lt"),
     "less_equal": _compare("le"),
@@ -264,12 +273,9 @@ def apply_activation(t: Typed, activation: str | None, v: SSAValue) -> SSAValue:
 
 
 def epilogue(kb: KernelBuilder, activation: str, v: SSAValue, width: int = 1) -> SSAValue:
-    """The activation of a float32 scalar or `width`-vector (GEMM, window and plane epilogues).
-    relu / relu6 use maxnum / minnum, one instruction each: the NaN-propagating forms of the
-    elementwise ops add a compare and a blend per vector (68 of each in a GEMM kernel)."""
-    if activation in ("relu", "relu6"):
-        v = kb.fmax(v, kb.fconst(0.0, width))
-        return kb.fmin(v, kb.fconst(6.0, width)) if activation == "relu6" else v
+    """The activation of a float32 scalar or `width`-vector (GEMM, window and plane epilogues):
+    the elementwise op's body, so NaN propagates as in the unfused op (relu and the clamps are
+    one max / min instruction each: `Typed.at_least`)."""
     return apply_activation(Typed(kb, DType.FLOAT32, width), activation, v)
 
 
