@@ -16,6 +16,7 @@ from math import sqrt
 from typing import Callable
 
 from xdsl.dialects import arith, func
+from xdsl.dialects.builtin import i1, i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dialects import graph
@@ -23,7 +24,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 from pyflame_rt.targets.cpu.kernels import fast_math as fm, fast_trig as ft
-from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION, Typed
+from pyflame_rt.targets.cpu.kernels.typed import FLOAT_DTYPES, SINGLE_PRECISION, Typed
 
 INNER_CHUNK = 8192  # elements per work item along the inner dim
 
@@ -36,7 +37,8 @@ class EwOp:
 
     result: "same" (the compute type of input `typed_by`), "bool", or "out" (the output's
     type, for Cast / fill). float_only ops reject integer inputs, and float64 unless `double`
-    (their body has a double-precision form).
+    (their body has a double-precision form). `divides`: on integers, input 1 is a divisor
+    that must not be 0 (the kernel reports it; its body never traps).
     """
 
     arity: int | None
@@ -45,6 +47,7 @@ class EwOp:
     typed_by: int = 0
     float_only: bool = False
     double: bool = False
+    divides: bool = False
 
 
 def _unary(fn, float_only=True, double=False) -> EwOp:
@@ -191,11 +194,11 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "add": EwOp(2, lambda t, x, p: t.add(x[0], x[1])),
     "sub": EwOp(2, lambda t, x, p: t.sub(x[0], x[1])),
     "mul": EwOp(2, lambda t, x, p: t.mul(x[0], x[1])),
-    "div": EwOp(2, lambda t, x, p: t.div(x[0], x[1])),
+    "div": EwOp(2, lambda t, x, p: t.div(x[0], x[1]), divides=True),
     "mul_add": EwOp(3, lambda t, x, p: t.fma(x[0], x[1], x[2])),
     "scaled_add": EwOp(2, lambda t, x, p: t.fma(x[0], t.const(p[0]), x[1])),  # x0 * p0 + x1
     "pow": EwOp(2, lambda t, x, p: _pow(t, x[0], x[1])),
-    "mod": EwOp(2, lambda t, x, p: _mod(t, x[0], x[1], bool(p[0]))),
+    "mod": EwOp(2, lambda t, x, p: _mod(t, x[0], x[1], bool(p[0])), divides=True),
     "prelu": EwOp(2, lambda t, x, p: _where_positive(t, x[0], t.mul(x[0], x[1]))),
     "sum": EwOp(None, lambda t, x, p: reduce(t.add, x)),
     "mean": EwOp(None, lambda t, x, p: t.mul(reduce(t.add, x), t.const(1.0 / len(x))), float_only=True),
@@ -313,10 +316,16 @@ class ElementwiseSpec:
         return f"ew_{op}_r{self.outer_rank}_{pattern}_w{self.width}_{types}{params}"
 
     @property
+    def checks_divisor(self) -> bool:
+        """An integer Div / Mod: a zero divisor stores the kernel's status code."""
+        return ELEMENTWISE_OPS[self.op].divides and self.dtypes[1] not in FLOAT_DTYPES
+
+    @property
     def num_fields(self) -> int:
-        # out, inputs..., inner, nchunks, inner stride per input, then per outer dim: size, strides
+        # out, inputs..., inner, nchunks, inner stride per input, then per outer dim: size, strides,
+        # then (checks_divisor) the status pointer and the code
         n_in = len(self.inner)
-        return 1 + n_in + 2 + n_in + self.outer_rank * (1 + n_in)
+        return 1 + n_in + 2 + n_in + self.outer_rank * (1 + n_in) + 2 * self.checks_divisor
 
 
 def check_elementwise(op: str, in_dtypes: tuple[DType, ...]) -> None:
@@ -328,6 +337,16 @@ def check_elementwise(op: str, in_dtypes: tuple[DType, ...]) -> None:
             ew.double and in_dtypes[ew.typed_by] is DType.FLOAT64):
         raise UnsupportedOperatorError(
             f"{op} needs float32/float16/bfloat16 tensors, got {in_dtypes[ew.typed_by].value}")
+
+
+def _flag_zero(t: Typed, divisor: SSAValue, status: SSAValue, code: SSAValue) -> None:
+    """*status = code if a lane of the divisor is 0."""
+    kb = t.kb
+    zero = t.cmp("eq", divisor, t.const(0))
+    if t.width > 1:
+        zero = kb.intrinsic("llvm.vector.reduce.or", zero, result_type=i1, overloads=[zero.type])
+    with kb.if_(zero):
+        kb.store(code, status, kb.const(0), elem=i64)
 
 
 def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
@@ -346,6 +365,8 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
         base = 3 + 2 * n_in + d * (1 + n_in)
         dims.append((kb.field(base), [kb.field(base + 1 + i) for i in range(n_in)]))
     chunk = kb.const(INNER_CHUNK)
+    if spec.checks_divisor:
+        status, code = kb.ptr_field(spec.num_fields - 2), kb.field(spec.num_fields - 1)
 
     with kb.loop(kb.begin, kb.end) as item:
         row = kb.div(item.iv, nchunks)
@@ -369,6 +390,8 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
                 index = {"v": lambda: kb.add(o, iv), "s": lambda: o, "g": lambda: kb.add(o, kb.mul(iv, stride))}
                 vals.append(t.load(p, index[mode](), splat=mode == "s"))
             t = ts[ew.typed_by] if ts else to
+            if spec.checks_divisor:
+                _flag_zero(ts[1], vals[1], status, code)
             result = ew.body(t, vals, spec.params)
             result = apply_activation(t, spec.activation, result)
             if ew.result == "out" and ts:
