@@ -342,6 +342,18 @@ def test_layer_norm_of_a_constant_row_is_its_bias(rng):
         np.testing.assert_allclose(g[2], w[2], atol=1e-5)
 
 
+def test_folded_layer_norm_of_a_constant_row_is_its_bias(rng):
+    """The reference evaluator (constant folding) computes the statistics in float64."""
+    bias = rng.standard_normal(768, np.float32)
+    x = np.stack([np.full(768, 1e4 + 0.1), np.full(768, -3.3e5 - 0.7)]).astype(np.float32)
+    model = make_model([helper.make_node("LayerNormalization", ["x", "s", "b"], ["y"], axis=-1)], [],
+                       [("y", [2, 768])], {"x": x, "s": np.ones(768, np.float32), "b": bias}, opset=17)
+    session, (got,) = _run(model, {})
+    assert session.header["op_summary"] == {}, session.header["op_summary"]
+    np.testing.assert_array_equal(got, np.broadcast_to(bias, (2, 768)))
+    np.testing.assert_array_equal(got, ort_run(model, {})[0])
+
+
 def test_instance_and_group_norm_of_a_constant_plane_is_the_bias(rng):
     """onnxruntime's InstanceNormalization is itself off here (0.75), so the oracle is exact math."""
     bias = rng.standard_normal(4, np.float32)
