@@ -61,6 +61,7 @@ class _ExpConsts:
     ln2_lo: float
     lowest: float
     highest: float
+    flush: float   # Softmax's clamp: 2**n for n = round(flush / ln2) has a zero biased exponent
     poly: tuple
     bias: int
     mantissa_bits: int
@@ -68,10 +69,10 @@ class _ExpConsts:
 
 
 # float32: n = round(x / ln2) in [-150, 128]; e**-104 < 2**-150 (half the least subnormal)
-_EXP_F32 = _ExpConsts(LN2_HI, LN2_LO, -104.0, 89.0, _EXP_POLY, 127, 23, DType.INT32)
+_EXP_F32 = _ExpConsts(LN2_HI, LN2_LO, -104.0, 89.0, -88.3762626647949, _EXP_POLY, 127, 23, DType.INT32)
 # float64: Taylor terms 1/k! up to k = 13 (the r**12 term is < 1e-17 relative on |r| <= ln2/2);
 # n in [-1076, 1024]
-_EXP_F64 = _ExpConsts(6.93147180369123816490e-01, 1.90821492927058770002e-10, -746.0, 710.0,
+_EXP_F64 = _ExpConsts(6.93147180369123816490e-01, 1.90821492927058770002e-10, -746.0, 710.0, -709.43,
                       tuple(1.0 / math.factorial(k) for k in range(13, 1, -1)), 1023, 52, DType.INT64)
 
 
@@ -79,11 +80,12 @@ def exp(t: Typed, x: SSAValue, nonpositive: bool = False) -> SSAValue:
     """e**x = p(r) * 2**n, n = round(x / ln2), r = x - n*ln2 (ln2 split in two for exactness), to
     within about an ulp up to the overflow threshold, inf beyond, subnormal results rounded once.
     float32 (and the half types, computed in float32) or float64; NaN stays NaN. `nonpositive`:
-    the caller knows x <= 0 or NaN (Softmax's x - max), so no upper clamp."""
+    the caller knows x <= 0 or NaN (Softmax's x - max): no upper clamp, and results below the
+    least normal number flush to 0 (one power of two fewer: Softmax's inner loop)."""
     if t.dtype is not DType.FLOAT64:
         _single_precision(t, "exp")
     e = _EXP_F64 if t.dtype is DType.FLOAT64 else _EXP_F32
-    x = t.at_least(x, t.const(e.lowest))
+    x = t.at_least(x, t.const(e.flush if nonpositive else e.lowest))
     if not nonpositive:
         x = t.at_most(x, t.const(e.highest))
     n = t.kb.intrinsic("llvm.floor", t.fma(x, t.const(LOG2E), t.const(0.5)))
@@ -108,8 +110,8 @@ def _times_pow2(t: Typed, y: SSAValue, n: SSAValue, e: _ExpConsts, nonpositive: 
     def power(k: SSAValue) -> SSAValue:
         return kb.cast(llvm.BitcastOp, kb._ins(arith.ShLIOp(k, it.const(e.mantissa_bits))), t.elem)
 
-    if nonpositive:  # n <= 0: 2**(n + 64) is normal
-        return t.mul(t.mul(y, power(low_bits(e.bias + 64))), t.const(2.0 ** -64))
+    if nonpositive:  # Softmax: one power, whose biased exponent n + bias is 0 (a zero) below 2**-126
+        return t.mul(y, power(low_bits(e.bias)))
     k = low_bits(2 * e.bias)
     half = kb._ins(arith.ShRSIOp(k, it.const(1)))  # n // 2 + bias; k - half = n - n // 2 + bias
     return t.mul(t.mul(y, power(half)), power(it.sub(k, half)))
