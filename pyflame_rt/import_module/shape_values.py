@@ -120,7 +120,9 @@ def _div(a, b):
             return dim_div(a, b)
         except Exception:
             raise NotEvaluable("inexact symbolic division") from None
-    q = abs(a) // abs(b) if b else 0
+    if b == 0:
+        raise NotEvaluable("division by zero")  # left to the Div kernel, which reports it
+    q = abs(a) // abs(b)
     return q if (a >= 0) == (b >= 0) else -q  # truncation, as ONNX integer Div
 
 
@@ -157,17 +159,28 @@ def _mod(a, b):
         if a == b or b == 1:
             return 0
         raise NotEvaluable("remainder of symbolic dims")
-    return a % b if b else 0  # integer Mod (fmod=0): the divisor's sign, as Python's %
+    if b == 0:
+        raise NotEvaluable("modulo by zero")
+    return a % b  # integer Mod (fmod=0): the divisor's sign, as Python's %
 
 
-_BINARY = {"Add": _add, "Sub": _sub, "Mul": dim_mul, "Div": _div, "Mod": _mod, "Equal": _equal,
+def _fmod(a, b):
+    """Mod with fmod=1: the dividend's sign, as C's % (dims are positive: symbolic ones as _mod)."""
+    if isinstance(a, SymDim) or isinstance(b, SymDim):
+        return _mod(a, b)
+    r = _mod(abs(a), abs(b))
+    return r if a >= 0 else -r
+
+
+_BINARY = {"Add": _add, "Sub": _sub, "Mul": dim_mul, "Div": _div, "Mod": _mod, "FMod": _fmod, "Equal": _equal,
            "Max": _max, "Min": _min, "And": lambda a, b: bool(a) and bool(b)}
 
 
 @evaluator(*_BINARY)
 def _binary(ctx: EvalContext):
     """Binary ops, and the variadic Max / Min folded left to right (with broadcasting)."""
-    fn = np.frompyfunc(_BINARY[ctx.node.op_type], 2, 1)
+    op = "FMod" if ctx.node.op_type == "Mod" and ctx.attrs.get("fmod", 0) else ctx.node.op_type
+    fn = np.frompyfunc(_BINARY[op], 2, 1)
     out = ctx.inputs[0].values
     for k in ctx.inputs[1:]:
         out = np.asarray(fn(out, k.values), dtype=object)

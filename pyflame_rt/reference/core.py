@@ -5,6 +5,7 @@ import numpy as np
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.graph import reshape_shape
+from pyflame_rt.errors import InputError
 from pyflame_rt.reference.evaluator import reference
 
 _BINARY = {graph.AddOp: np.add, graph.SubOp: np.subtract, graph.MulOp: np.multiply}
@@ -15,12 +16,22 @@ def _binary(op, x):
     return _BINARY[type(op)](x[0], x[1])
 
 
+def check_divisor(b: np.ndarray, what: str) -> None:
+    """Integer Div / Mod by zero fails, as in onnxruntime (and the compiled kernels)."""
+    if np.issubdtype(b.dtype, np.integer) and not np.all(b):
+        raise InputError(f"integer {what} by zero (an element of the divisor is 0)")
+
+
 @reference(graph.DivOp)
 def _div(op, x):
     a, b = x
-    if np.issubdtype(a.dtype, np.integer):  # ONNX integer Div truncates toward zero
-        return np.trunc(a / b).astype(a.dtype)
-    return a / b
+    if not np.issubdtype(a.dtype, np.integer):
+        return a / b
+    check_divisor(b, "division")
+    with np.errstate(over="ignore"):  # INT_MIN // -1 wraps, like the kernels
+        q = np.floor_divide(a, b)
+        inexact = (np.remainder(a, b) != 0) & ((a < 0) != (b < 0))
+    return np.where(inexact, q + 1, q).astype(a.dtype)  # ONNX integer Div truncates toward zero
 
 
 @reference(graph.ReluOp)

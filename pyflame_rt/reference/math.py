@@ -8,6 +8,7 @@ import numpy as np
 
 from pyflame_rt.dialects import graph_math as gm
 from pyflame_rt.dtype import DType
+from pyflame_rt.reference.core import check_divisor
 from pyflame_rt.reference.evaluator import ACTIVATION_REFERENCES, reference
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -169,7 +170,8 @@ def _binary(op, x):
 
 @reference(gm.ModOp)
 def _mod(op, x):
-    with np.errstate(divide="ignore", invalid="ignore"):  # x mod 0: 0 for integers, NaN for floats
+    check_divisor(x[1], "modulo")
+    with np.errstate(divide="ignore", invalid="ignore"):  # float x mod 0 is NaN
         return (np.fmod if op.fmod.value.data else np.mod)(x[0], x[1])
 
 

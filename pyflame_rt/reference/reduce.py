@@ -77,13 +77,16 @@ def _softmax(op, x):
 
 @reference(gr.LayerNormOp)
 def _layer_norm(op, x):
+    """Statistics in float64: a constant row has its exact mean and a zero variance."""
     data = x[0]
+    wide = data.astype(np.float64)
     axes = tuple(range(gr.normalize_axis(op.axis.value.data, data.ndim), data.ndim))
-    mean = np.mean(data, axis=axes, keepdims=True)
-    inv_std = 1 / np.sqrt(np.mean(np.square(data - mean), axis=axes, keepdims=True) + op.epsilon.value.data)
-    y = (data - mean) * inv_std * x[1]
-    y = y + x[2] if len(x) > 2 else y
-    return (y, mean, inv_std)[:len(op.results)]  # Mean / InvStdDev only when the op has those results
+    mean = np.mean(wide, axis=axes, keepdims=True)
+    inv_std = 1 / np.sqrt(np.mean(np.square(wide - mean), axis=axes, keepdims=True) + op.epsilon.value.data)
+    y = (wide - mean) * inv_std * x[1]
+    y = (y + x[2] if len(x) > 2 else y).astype(data.dtype)
+    # Mean / InvStdDev only when the op has those results
+    return (y, mean.astype(data.dtype), inv_std.astype(data.dtype))[:len(op.results)]
 
 
 @reference(gr.TopKOp)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator, Sequence
+from typing import ClassVar, Iterator, Sequence
 
 from xdsl.builder import Builder
 from xdsl.dialects import arith, func, llvm, scf
 from xdsl.dialects.builtin import (
     AnyFloat,
+    AnyFloatConstr,
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
     FloatAttr,
@@ -31,6 +32,7 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.ir import Attribute, Block, Region, SSAValue
+from xdsl.irdl import IRDLOperation, VarConstraint, irdl_op_definition, operand_def, prop_def, result_def
 from xdsl.rewriter import InsertPoint
 
 from pyflame_rt.targets.cpu.access_guard import AccessGuard
@@ -53,6 +55,27 @@ def checked_kernels(enabled: bool = True) -> Iterator[None]:
 
 def vec(width: int, elem: Attribute = f32) -> VectorType:
     return VectorType(elem, [width])
+
+
+@irdl_op_definition
+class _VectorFCmpDef(IRDLOperation):
+    """llvm.fcmp's constraints widened to vectors (xDSL 0.74's llvm.fcmp takes scalars only)."""
+
+    name = "llvm.fcmp"
+    T: ClassVar = VarConstraint("T", AnyFloatConstr | VectorType.constr(AnyFloatConstr))
+    lhs = operand_def(T)
+    rhs = operand_def(T)
+    res = result_def(llvm.I1 | VectorType[llvm.I1])
+    predicate = prop_def(IntegerAttr[i64])
+    fastmathFlags = prop_def(llvm.FastMathAttr, default_value=llvm.FastMathAttr(None))
+
+
+class VectorFCmpOp(llvm.FCmpOp):
+    """llvm.fcmp of scalars or vectors: verified against _VectorFCmpDef, translated to LLVM IR by
+    xDSL's llvm.fcmp conversion (it matches the class and reads lhs, rhs and predicate)."""
+
+    get_irdl_definition = _VectorFCmpDef.get_irdl_definition
+    verify_ = _VectorFCmpDef.verify_
 
 
 class KernelBuilder:
@@ -148,8 +171,21 @@ class KernelBuilder:
     def fsub(self, a, b): return self._ins(arith.SubfOp(a, b))
     def fmul(self, a, b): return self._ins(arith.MulfOp(a, b))
     def fdiv(self, a, b): return self._ins(arith.DivfOp(a, b))
-    def fmax(self, a, b): return self._ins(arith.MaxnumfOp(a, b))
-    def fmin(self, a, b): return self._ins(arith.MinnumfOp(a, b))
+    def fmax(self, a, b):
+        """maxnum: a NaN operand is ignored (one instruction); see fmaximum."""
+        return self._ins(arith.MaxnumfOp(a, b))
+
+    def fmaximum(self, a, b):
+        """IEEE maximum: NaN if either operand is NaN (a compare and a blend more than fmax)."""
+        return self.intrinsic("llvm.maximum", a, b)
+
+    def fcmp(self, pred: str, a, b) -> SSAValue:
+        """An LLVM float compare ("olt", "une", "uno", ...) of scalars or vectors: i1 or <N x i1>.
+        With a select on it, LLVM emits one min/max instruction for `x < c ? c : x`."""
+        t = IntegerType(1) if not isinstance(a.type, VectorType) else vec(a.type.get_shape()[0], IntegerType(1))
+        return self._ins(VectorFCmpOp.create(
+            operands=[a, b], result_types=[t],
+            properties={"predicate": IntegerAttr(llvm.FCmpPredicateFlag(pred).to_int(), i64)}))
 
     def fma(self, a, b, c): return self._ins(llvm.FMAOp(a, b, c))
 

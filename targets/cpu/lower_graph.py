@@ -309,19 +309,22 @@ class GraphLowering:
 
     # ------------------------------------------------------------ emitters
     def emit_elementwise(self, op: str, operands: list[SSAValue], out: Loc, out_shape: Shape,
-                         out_dtype: DType | None = None, params: tuple = (), activation: str | None = None) -> None:
+                         out_dtype: DType | None = None, params: tuple = (), activation: str | None = None,
+                         node: str | None = None) -> None:
         """out = op(operands...) with broadcasting, then the unary `activation` if given;
-        out_dtype defaults to the first operand's."""
+        out_dtype defaults to the first operand's; `node` names the op in run-time errors."""
         in_dtypes = tuple(self.dtype(v) for v in operands)
         strides = broadcast_strides(out_shape, [self.shapes[v] for v in operands])
         self.emit_strided(op, [self.loc(v) for v in operands], in_dtypes, strides, out, out_shape,
-                          out_dtype or in_dtypes[0], params, activation)
+                          out_dtype or in_dtypes[0], params, activation, node)
 
     def emit_strided(self, op: str, ins: list[Loc], in_dtypes: tuple[DType, ...], strides: list[list[Dim]],
                      out: Loc, out_shape: Shape, out_dtype: DType, params: tuple = (),
-                     activation: str | None = None) -> None:
+                     activation: str | None = None, node: str | None = None) -> None:
         """out[i...] = op(in_k[sum(i_d * strides[d][k])]...) over the contiguous output: the general
-        form (broadcasts have stride 0, a permuted copy has the input's strides in output order)."""
+        form (broadcasts have stride 0, a permuted copy has the input's strides in output order).
+        An integer Div / Mod checks its divisor at run time (InputError naming `node`, as
+        onnxruntime fails on a zero divisor)."""
         dims = _merge_dims(out_shape, strides, len(ins))
         inner, inner_strides = dims[-1][0], dims[-1][1]
         outer = dims[:-1]
@@ -332,6 +335,9 @@ class GraphLowering:
         fields: list = [out, *ins, inner, ("ceildiv", inner, INNER_CHUNK), *inner_strides]
         for size, dim_strides in outer:
             fields += [size, *dim_strides]
+        if spec.checks_divisor:
+            what = "division" if op == "div" else "modulo"
+            fields += self.check(f"{node or op}: integer {what} by zero (an element of the divisor is 0)")
         rows = numel(tuple(size for size, _ in outer))
         self.call(name, fields, ("mul", rows, ("ceildiv", inner, INNER_CHUNK)),
                   work_per_item=("mul", ("ceildiv", inner, ("ceildiv", inner, INNER_CHUNK)), 4))

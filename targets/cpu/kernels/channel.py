@@ -5,7 +5,7 @@
 - batch_norm: inference BatchNorm whose parameters are read at run time (graph inputs):
   s[c] / sqrt(var[c] + eps) and t[c] - mean[c] * that, once per row, then affine;
 - mean / max: one value per row (GlobalAveragePool / GlobalMaxPool);
-- instance_norm: per-row mean and variance (two passes), then scale/bias;
+- instance_norm: per-row mean and variance (two passes, no cancellation), then scale/bias;
 - lrn: y = x * (bias + alpha/size * sum over the channel window of x^2)^-beta.
 All vectorized along the plane with a scalar tail; one work item per row.
 Scalar parameters (epsilon, LRN constants) come from a small weight array `aux`.
@@ -74,7 +74,7 @@ def plane_kernel(spec: PlaneSpec) -> func.FuncOp:
         c = kb.rem(row, f["c"])
         base = kb.mul(row, p)
         if spec.mode in ("mean", "max"):
-            combine = kb.fadd if spec.mode == "mean" else kb.fmax
+            combine = kb.fadd if spec.mode == "mean" else kb.fmaximum  # a NaN makes the max NaN
             r = _reduce_row(kb, x, base, p, w, scratch, combine, 0.0 if spec.mode == "mean" else float("-inf"))
             if spec.mode == "mean":
                 r = kb.fdiv(r, kb._ins(llvm.SIToFPOp(p, r.type)))
@@ -99,7 +99,12 @@ def plane_kernel(spec: PlaneSpec) -> func.FuncOp:
         else:
             if spec.mode == "instance_norm":
                 inv_p = kb.fdiv(kb.fconst(1.0), kb._ins(llvm.SIToFPOp(p, kb.fconst(0.0).type)))
-                mean = kb.fmul(_reduce_row(kb, x, base, p, w, scratch, kb.fadd, 0.0), inv_p)
+                # first + mean(x - first): exact for a constant plane (see rows.py's LayerNorm)
+                first = kb.if_else(kb.cmp("sgt", p, kb.const(0)), lambda: [kb.load(x, base)],
+                                   lambda: [kb.fconst(0.0)])[0]
+                shifted = _reduce_row(kb, x, base, p, w, scratch, kb.fadd, 0.0,
+                                      lambda v, wd: kb.fsub(v, kb.splat(first, wd)))
+                mean = kb.fadd(first, kb.fmul(shifted, inv_p))
 
                 def centered_sq(v, wd):
                     d = kb.fsub(v, kb.splat(mean, wd))
@@ -107,15 +112,17 @@ def plane_kernel(spec: PlaneSpec) -> func.FuncOp:
                 var = kb.fmul(_reduce_row(kb, x, base, p, w, scratch, kb.fadd, 0.0, centered_sq), inv_p)
             elif spec.mode == "batch_norm":
                 mean, var = kb.load(mean_c, c), kb.load(var_c, c)
+            center = spec.mode == "instance_norm"  # y = (x - mean) * scale + t: no cancellation
             if spec.mode in ("instance_norm", "batch_norm"):
                 rstd = kb.fdiv(kb.fconst(1.0), kb._ins(llvm.FSqrtOp(kb.fadd(var, kb.load(aux, kb.const(0))))))
                 scale = kb.fmul(kb.load(s, c), rstd)
-                shift = kb.fsub(kb.load(t, c), kb.fmul(mean, scale))
+                shift = kb.load(t, c) if center else kb.fsub(kb.load(t, c), kb.fmul(mean, scale))
             else:
                 scale, shift = kb.load(s, c), kb.load(t, c)
 
             def affine(iv, wd):
                 v = kb.load(x, kb.add(base, iv), wd)
+                v = kb.fsub(v, kb.splat(mean, wd)) if center else v
                 kb.store(finish(kb.fma(v, kb.splat(scale, wd), kb.splat(shift, wd)), wd), out, kb.add(base, iv))
             kb.strip_mined(kb.const(0), p, w, affine)
     return kb.finish()

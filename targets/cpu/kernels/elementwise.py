@@ -16,6 +16,7 @@ from math import sqrt
 from typing import Callable
 
 from xdsl.dialects import arith, func
+from xdsl.dialects.builtin import i1, i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dialects import graph
@@ -23,7 +24,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 from pyflame_rt.targets.cpu.kernels import fast_math as fm, fast_trig as ft
-from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION, Typed
+from pyflame_rt.targets.cpu.kernels.typed import FLOAT_DTYPES, SINGLE_PRECISION, Typed
 
 INNER_CHUNK = 8192  # elements per work item along the inner dim
 
@@ -36,7 +37,8 @@ class EwOp:
 
     result: "same" (the compute type of input `typed_by`), "bool", or "out" (the output's
     type, for Cast / fill). float_only ops reject integer inputs, and float64 unless `double`
-    (their body has a double-precision form).
+    (their body has a double-precision form). `divides`: on integers, input 1 is a divisor
+    that must not be 0 (the kernel reports it; its body never traps).
     """
 
     arity: int | None
@@ -45,10 +47,16 @@ class EwOp:
     typed_by: int = 0
     float_only: bool = False
     double: bool = False
+    divides: bool = False
 
 
 def _unary(fn, float_only=True, double=False) -> EwOp:
     return EwOp(1, lambda t, x, p: fn(t, x[0], p), float_only=float_only, double=double)
+
+
+def _clamp(t: Typed, x, lo, hi):
+    """min(max(x, lo), hi) as onnxruntime's Clip computes it: NaN stays NaN."""
+    return t.at_most(t.at_least(x, t.const(lo)), t.const(hi))
 
 
 def _where_positive(t: Typed, x, negative):
@@ -64,15 +72,21 @@ def _gelu(t: Typed, x, p):
 
 
 def _float_pow(t: Typed, x, y):
-    """x**y = exp(y log|x|); negative x: sign from an odd integer y, NaN for non-integer y."""
+    """x**y = exp(y log|x|) with C's pow special cases (as onnxruntime): the sign of x (also -0,
+    -inf) for an odd integer y, NaN for a finite negative x and a non-integer y, and 1 for y = 0,
+    x = 1 (even with a NaN y) and x = -1 with y = +-inf."""
+    kb = t.kb
     mag = fm.exp(t, t.mul(y, fm.log(t, t.abs(x))))
-    y_int = t.cmp("eq", t.kb.intrinsic("llvm.floor", y), y)
+    y_int = t.cmp("eq", kb.intrinsic("llvm.floor", y), y)
     half = t.mul(y, t.const(0.5))
-    y_odd = t.kb._ins(arith.AndIOp(y_int, t.cmp("ne", t.kb.intrinsic("llvm.floor", half), half)))
-    negative = t.cmp("lt", x, t.const(0.0))
-    signed = t.select(y_odd, t.neg(mag), mag)
-    out = t.select(negative, t.select(y_int, signed, t.const(float("nan"))), mag)
-    return t.select(t.cmp("eq", y, t.const(0.0)), t.const(1.0), out)
+    y_odd = kb.and_(y_int, t.cmp("ne", kb.intrinsic("llvm.floor", half), half))
+    sign_negative = t.cmp("lt", kb.intrinsic("llvm.copysign", t.const(1.0), x), t.const(0.0))
+    out = t.select(kb.and_(y_odd, sign_negative), t.neg(mag), mag)
+    finite_negative = kb.and_(t.cmp("lt", x, t.const(0.0)), t.cmp("gt", x, t.const(float("-inf"))))
+    out = t.select(kb.and_(finite_negative, t.logical_not(y_int)), t.const(float("nan")), out)
+    minus_one_infinite = kb.and_(t.cmp("eq", x, t.const(-1.0)), t.cmp("eq", t.abs(y), t.const(float("inf"))))
+    one = kb.or_(kb.or_(t.cmp("eq", y, t.const(0.0)), t.cmp("eq", x, t.const(1.0))), minus_one_infinite)
+    return t.select(one, t.const(1.0), out)
 
 
 def _int_pow(t: Typed, x, e, te: Typed):
@@ -180,18 +194,18 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "add": EwOp(2, lambda t, x, p: t.add(x[0], x[1])),
     "sub": EwOp(2, lambda t, x, p: t.sub(x[0], x[1])),
     "mul": EwOp(2, lambda t, x, p: t.mul(x[0], x[1])),
-    "div": EwOp(2, lambda t, x, p: t.div(x[0], x[1])),
+    "div": EwOp(2, lambda t, x, p: t.div(x[0], x[1]), divides=True),
     "mul_add": EwOp(3, lambda t, x, p: t.fma(x[0], x[1], x[2])),
     "scaled_add": EwOp(2, lambda t, x, p: t.fma(x[0], t.const(p[0]), x[1])),  # x0 * p0 + x1
     "pow": EwOp(2, lambda t, x, p: _pow(t, x[0], x[1])),
-    "mod": EwOp(2, lambda t, x, p: _mod(t, x[0], x[1], bool(p[0]))),
+    "mod": EwOp(2, lambda t, x, p: _mod(t, x[0], x[1], bool(p[0])), divides=True),
     "prelu": EwOp(2, lambda t, x, p: _where_positive(t, x[0], t.mul(x[0], x[1]))),
     "sum": EwOp(None, lambda t, x, p: reduce(t.add, x)),
     "mean": EwOp(None, lambda t, x, p: t.mul(reduce(t.add, x), t.const(1.0 / len(x))), float_only=True),
     "min": EwOp(None, lambda t, x, p: reduce(t.min, x)),
     "max": EwOp(None, lambda t, x, p: reduce(t.max, x)),
-    "relu": _unary(lambda t, x, p: t.max(x, t.const(0)), float_only=False),
-    "relu6": _unary(lambda t, x, p: t.min(t.max(x, t.const(0)), t.const(6)), float_only=False),
+    "relu": _unary(lambda t, x, p: t.at_least(x, t.const(0)), float_only=False),
+    "relu6": _unary(lambda t, x, p: _clamp(t, x, 0, 6), float_only=False),
     "scale": _unary(lambda t, x, p: t.mul(x, t.const(p[0]))),
     "neg": _unary(lambda t, x, p: t.neg(x), float_only=False),
     "abs": _unary(lambda t, x, p: t.abs(x), float_only=False),
@@ -229,11 +243,9 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "elu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0))))),
     "selu": _unary(lambda t, x, p: t.mul(t.const(p[1]), _where_positive(
         t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0)))))),
-    "hard_sigmoid": _unary(lambda t, x, p: t.min(t.max(t.fma(x, t.const(p[0]), t.const(p[1])), t.const(0.0)),
-                                                 t.const(1.0))),
-    "hard_swish": _unary(lambda t, x, p: t.mul(x, t.min(t.max(t.fma(x, t.const(1 / 6), t.const(0.5)),
-                                                              t.const(0.0)), t.const(1.0)))),
-    "clip": _unary(lambda t, x, p: t.min(t.max(x, t.const(p[0])), t.const(p[1])), float_only=False),
+    "hard_sigmoid": _unary(lambda t, x, p: _clamp(t, t.fma(x, t.const(p[0]), t.const(p[1])), 0.0, 1.0)),
+    "hard_swish": _unary(lambda t, x, p: t.mul(x, _clamp(t, t.fma(x, t.const(1 / 6), t.const(0.5)), 0.0, 1.0))),
+    "clip": _unary(lambda t, x, p: _clamp(t, x, p[0], p[1]), float_only=False),
     "equal": _compare("eq"),
     "less": _compare("lt"),
     "less_equal": _compare("le"),
@@ -264,12 +276,9 @@ def apply_activation(t: Typed, activation: str | None, v: SSAValue) -> SSAValue:
 
 
 def epilogue(kb: KernelBuilder, activation: str, v: SSAValue, width: int = 1) -> SSAValue:
-    """The activation of a float32 scalar or `width`-vector (GEMM, window and plane epilogues).
-    relu / relu6 use maxnum / minnum, one instruction each: the NaN-propagating forms of the
-    elementwise ops add a compare and a blend per vector (68 of each in a GEMM kernel)."""
-    if activation in ("relu", "relu6"):
-        v = kb.fmax(v, kb.fconst(0.0, width))
-        return kb.fmin(v, kb.fconst(6.0, width)) if activation == "relu6" else v
+    """The activation of a float32 scalar or `width`-vector (GEMM, window and plane epilogues):
+    the elementwise op's body, so NaN propagates as in the unfused op (relu and the clamps are
+    one max / min instruction each: `Typed.at_least`)."""
     return apply_activation(Typed(kb, DType.FLOAT32, width), activation, v)
 
 
@@ -307,10 +316,16 @@ class ElementwiseSpec:
         return f"ew_{op}_r{self.outer_rank}_{pattern}_w{self.width}_{types}{params}"
 
     @property
+    def checks_divisor(self) -> bool:
+        """An integer Div / Mod: a zero divisor stores the kernel's status code."""
+        return ELEMENTWISE_OPS[self.op].divides and self.dtypes[1] not in FLOAT_DTYPES
+
+    @property
     def num_fields(self) -> int:
-        # out, inputs..., inner, nchunks, inner stride per input, then per outer dim: size, strides
+        # out, inputs..., inner, nchunks, inner stride per input, then per outer dim: size, strides,
+        # then (checks_divisor) the status pointer and the code
         n_in = len(self.inner)
-        return 1 + n_in + 2 + n_in + self.outer_rank * (1 + n_in)
+        return 1 + n_in + 2 + n_in + self.outer_rank * (1 + n_in) + 2 * self.checks_divisor
 
 
 def check_elementwise(op: str, in_dtypes: tuple[DType, ...]) -> None:
@@ -322,6 +337,16 @@ def check_elementwise(op: str, in_dtypes: tuple[DType, ...]) -> None:
             ew.double and in_dtypes[ew.typed_by] is DType.FLOAT64):
         raise UnsupportedOperatorError(
             f"{op} needs float32/float16/bfloat16 tensors, got {in_dtypes[ew.typed_by].value}")
+
+
+def _flag_zero(t: Typed, divisor: SSAValue, status: SSAValue, code: SSAValue) -> None:
+    """*status = code if a lane of the divisor is 0."""
+    kb = t.kb
+    zero = t.cmp("eq", divisor, t.const(0))
+    if t.width > 1:
+        zero = kb.intrinsic("llvm.vector.reduce.or", zero, result_type=i1, overloads=[zero.type])
+    with kb.if_(zero):
+        kb.store(code, status, kb.const(0), elem=i64)
 
 
 def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
@@ -340,6 +365,8 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
         base = 3 + 2 * n_in + d * (1 + n_in)
         dims.append((kb.field(base), [kb.field(base + 1 + i) for i in range(n_in)]))
     chunk = kb.const(INNER_CHUNK)
+    if spec.checks_divisor:
+        status, code = kb.ptr_field(spec.num_fields - 2), kb.field(spec.num_fields - 1)
 
     with kb.loop(kb.begin, kb.end) as item:
         row = kb.div(item.iv, nchunks)
@@ -363,6 +390,8 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
                 index = {"v": lambda: kb.add(o, iv), "s": lambda: o, "g": lambda: kb.add(o, kb.mul(iv, stride))}
                 vals.append(t.load(p, index[mode](), splat=mode == "s"))
             t = ts[ew.typed_by] if ts else to
+            if spec.checks_divisor:
+                _flag_zero(ts[1], vals[1], status, code)
             result = ew.body(t, vals, spec.params)
             result = apply_activation(t, spec.activation, result)
             if ew.result == "out" and ts:

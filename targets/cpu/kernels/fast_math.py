@@ -20,8 +20,7 @@ from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION, Typed
 
 LOG2E = 1.44269504088896341
 LN2_HI, LN2_LO = 0.693359375, -2.12194440e-4
-EXP_MAX = 88.3762626647949   # clamp: 2**n stays a normal float
-EXP_OVERFLOW = 88.72283935546875  # ln(FLT_MAX): above it e**x is inf
+_FLT_MIN = 2.0 ** -126  # the least normal float32
 _EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
              1.6666665459e-1, 5.0000001201e-1)
 _LOG_POLY = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
@@ -55,59 +54,79 @@ def _i32(t: Typed) -> Typed:
 @dataclass(frozen=True)
 class _ExpConsts:
     """exp's constants for one float format: ln2 split (hi has trailing zero bits, so n * hi is
-    exact), the clamp that keeps 2**n's biased exponent in range, ln(max float), the polynomial
+    exact), the clamp [lowest, highest] (e**lowest rounds to 0, e**highest overflows to inf; in
+    between, 2**(n // 2) and 2**(n - n // 2) are normal numbers), the polynomial
     p(r) ~ (e**r - 1 - r) / r**2 on |r| <= ln2/2, and the exponent field's bias and position."""
     ln2_hi: float
     ln2_lo: float
-    clamp: float
-    overflow: float
+    lowest: float
+    highest: float
+    flush: float   # Softmax's clamp: 2**n for n = round(flush / ln2) has a zero biased exponent
     poly: tuple
     bias: int
     mantissa_bits: int
     int_dtype: DType
 
 
-_EXP_F32 = _ExpConsts(LN2_HI, LN2_LO, EXP_MAX, EXP_OVERFLOW, _EXP_POLY, 127, 23, DType.INT32)
+# float32: n = round(x / ln2) in [-150, 128]; e**-104 < 2**-150 (half the least subnormal)
+_EXP_F32 = _ExpConsts(LN2_HI, LN2_LO, -104.0, 89.0, -88.3762626647949, _EXP_POLY, 127, 23, DType.INT32)
 # float64: Taylor terms 1/k! up to k = 13 (the r**12 term is < 1e-17 relative on |r| <= ln2/2);
-# the clamp is 1023.5 * ln2 rounded down, so n stays <= 1023 like float32's 127
-_EXP_F64 = _ExpConsts(6.93147180369123816490e-01, 1.90821492927058770002e-10, 709.43, 709.782712893384,
+# n in [-1076, 1024]
+_EXP_F64 = _ExpConsts(6.93147180369123816490e-01, 1.90821492927058770002e-10, -746.0, 710.0, -709.43,
                       tuple(1.0 / math.factorial(k) for k in range(13, 1, -1)), 1023, 52, DType.INT64)
 
 
 def exp(t: Typed, x: SSAValue, nonpositive: bool = False) -> SSAValue:
-    """e**x = 2**n * p(r), n = round(x / ln2), r = x - n*ln2 (ln2 split in two for exactness).
-    float32 (and the half types, computed in float32) or float64. `nonpositive`: the caller
-    knows x <= 0 or NaN (Softmax's x - max), so no overflow check and no upper clamp."""
+    """e**x = p(r) * 2**n, n = round(x / ln2), r = x - n*ln2 (ln2 split in two for exactness), to
+    within about an ulp up to the overflow threshold, inf beyond, subnormal results rounded once.
+    float32 (and the half types, computed in float32) or float64; NaN stays NaN. `nonpositive`:
+    the caller knows x <= 0 or NaN (Softmax's x - max): no upper clamp, and results below the
+    least normal number flush to 0 (one power of two fewer: Softmax's inner loop)."""
     if t.dtype is not DType.FLOAT64:
         _single_precision(t, "exp")
     e = _EXP_F64 if t.dtype is DType.FLOAT64 else _EXP_F32
-    kb = t.kb
-    x = t.max(x, t.const(-e.clamp))  # NaN-propagating clamp
+    x = t.at_least(x, t.const(e.flush if nonpositive else e.lowest))
     if not nonpositive:
-        overflow = t.cmp("gt", x, t.const(e.overflow))
-        x = t.min(x, t.const(e.clamp))
-    n = kb.intrinsic("llvm.floor", t.fma(x, t.const(LOG2E), t.const(0.5)))
+        x = t.at_most(x, t.const(e.highest))
+    n = t.kb.intrinsic("llvm.floor", t.fma(x, t.const(LOG2E), t.const(0.5)))
     r = t.sub(t.sub(x, t.mul(n, t.const(e.ln2_hi))), t.mul(n, t.const(e.ln2_lo)))
     p = _poly(t, r, e.poly)
     y = t.add(t.fma(t.mul(p, r), r, r), t.const(1.0))
-    # 2**n: the biased exponent n + bias (0 for the clamp's low end), moved into the exponent
-    # field; adding 1.5 * 2**mantissa_bits leaves that integer in the low mantissa bits
+    return _times_pow2(t, y, n, e, nonpositive)
+
+
+def _times_pow2(t: Typed, y: SSAValue, n: SSAValue, e: _ExpConsts, nonpositive: bool) -> SSAValue:
+    """y * 2**n for y in [1/2, 2] and an integral float n from x in e's clamp, rounded once (into
+    the subnormals, or to inf): through two normal powers of two, the first product exact.
+    A power 2**(k - bias) is k shifted into the exponent field, k an integer placed in the low
+    mantissa bits by adding 1.5 * 2**mantissa_bits (that constant's bits shift out; they are
+    even, so halving k halves the integer)."""
+    kb = t.kb
     it = t.like(e.int_dtype)
-    magic = 1.5 * 2.0 ** e.mantissa_bits
-    biased = kb.cast(llvm.BitcastOp, t.add(n, t.const(e.bias + magic)), it.elem)
-    scale = kb.cast(llvm.BitcastOp, kb._ins(arith.ShLIOp(biased, it.const(e.mantissa_bits))), t.elem)
-    y = t.mul(y, scale)
-    return y if nonpositive else t.select(overflow, t.const(float("inf")), y)
+
+    def low_bits(offset: int) -> SSAValue:  # the integer n + offset
+        return kb.cast(llvm.BitcastOp, t.add(n, t.const(offset + 1.5 * 2.0 ** e.mantissa_bits)), it.elem)
+
+    def power(k: SSAValue) -> SSAValue:
+        return kb.cast(llvm.BitcastOp, kb._ins(arith.ShLIOp(k, it.const(e.mantissa_bits))), t.elem)
+
+    if nonpositive:  # Softmax: one power, whose biased exponent n + bias is 0 (a zero) below 2**-126
+        return t.mul(y, power(low_bits(e.bias)))
+    k = low_bits(2 * e.bias)
+    half = kb._ins(arith.ShRSIOp(k, it.const(1)))  # n // 2 + bias; k - half = n - n // 2 + bias
+    return t.mul(t.mul(y, power(half)), power(it.sub(k, half)))
 
 
 def log(t: Typed, x: SSAValue) -> SSAValue:
-    """x = m * 2**e with m in [sqrt(1/2), sqrt(2)); log x = e*ln2 + log1p-polynomial(m - 1)."""
+    """x = m * 2**e with m in [sqrt(1/2), sqrt(2)); log x = e*ln2 + log1p-polynomial(m - 1).
+    A subnormal x is scaled by 2**23 first (its exponent field would read 0)."""
     _single_precision(t, "log")
     kb = t.kb
     it = _i32(t)
-    bits = kb.cast(llvm.BitcastOp, x, it.elem)
+    subnormal = t.cmp("lt", x, t.const(_FLT_MIN))  # also x <= 0: replaced below
+    bits = kb.cast(llvm.BitcastOp, t.select(subnormal, t.mul(x, t.const(2.0 ** 23)), x), it.elem)
     e_int = it.sub(kb._ins(arith.AndIOp(kb._ins(arith.ShRSIOp(bits, it.const(23))), it.const(0xFF))),
-                   it.const(126))
+                   it.select(subnormal, it.const(126 + 23), it.const(126)))
     m_bits = kb._ins(arith.OrIOp(kb._ins(arith.AndIOp(bits, it.const(0x007FFFFF))), it.const(0x3F000000)))
     m = kb.cast(llvm.BitcastOp, m_bits, t.elem)  # in [0.5, 1)
     e = kb.cast(llvm.SIToFPOp, e_int, t.elem)
@@ -146,6 +165,6 @@ def sigmoid(t: Typed, x: SSAValue) -> SSAValue:
 def erf(t: Typed, x: SSAValue) -> SSAValue:
     """Rational approximation x*P(x^2)/Q(x^2) on [-4, 4] (erf is +-1 to f32 precision beyond)."""
     _single_precision(t, "erf")
-    xc = t.min(t.max(x, t.const(-4.0)), t.const(4.0))
+    xc = t.at_most(t.at_least(x, t.const(-4.0)), t.const(4.0))  # NaN stays NaN
     x2 = t.mul(xc, xc)
     return t.div(t.mul(xc, _poly(t, x2, _ERF_P)), _poly(t, x2, _ERF_Q))

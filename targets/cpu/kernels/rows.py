@@ -227,10 +227,15 @@ def _softmax(kb, spec, row: _Row, src, dst, *_):
 
 
 def _layer_norm(kb, spec, row: _Row, src, dst, out_index, scale_p, bias_p, mean_p, rstd_p):
-    """Two-pass mean / variance (no cancellation), then y = (x - mean) * rstd * scale + bias."""
+    """Two-pass mean / variance (no cancellation), then y = (x - mean) * rstd * scale + bias. The
+    mean is the first element plus the mean of the differences to it: exact for a constant row
+    (whose output is then the bias), and a sum of smaller terms otherwise."""
     t1 = Typed(kb, spec.dtype, 1)
     count = _count(t1, row)
-    mean = t1.div(row.fold(lambda t, r: t.load(src, row.index(r)), "add"), count)
+    first = kb.if_else(kb.cmp("sgt", row.n, kb.const(0)), lambda: [t1.load(src, row.base)],
+                       lambda: [t1.const(0.0)])[0]  # an empty row reads nothing
+    shifted = row.fold(lambda t, r: t.sub(t.load(src, row.index(r)), kb.splat(first, t.width)), "add")
+    mean = t1.add(first, t1.div(shifted, count))
 
     def centered(t, r):
         return t.sub(t.load(src, row.index(r)), kb.splat(mean, t.width))

@@ -4,9 +4,11 @@ Kernel generators are written once against `Typed` and specialized by element
 type: a tensor's *storage* type (what sits in memory) can differ from its
 *compute* type (f16 and bf16 are computed in f32, bf16 being stored as its i16
 bits and rounded to nearest even on store; bool is an i1 mask, stored as one byte
-0/1). Comparisons and selects are built from integer ops, so they work on vectors
-(xDSL 0.74 only accepts scalar `fcmp` / `select` conditions): a float compare
-uses the order-preserving integer key of the IEEE bits with NaN checked apart.
+0/1). Selects are built from integer ops, so they work on vectors (xDSL 0.74 only
+accepts scalar `select` conditions); LLVM turns them back into blends.
+
+NaN: float ops propagate it as onnxruntime does (min / max / clamps return NaN for a
+NaN operand); compares are ordered (false with NaN) except "ne".
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ INTEGER_DTYPES = (DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.UINT8
 _ICMP = {"eq": "eq", "ne": "ne", "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
 _UCMP = {"eq": "eq", "ne": "ne", "lt": "ult", "le": "ule", "gt": "ugt", "ge": "uge"}
 _ICMP_INDEX = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
+_FCMP = {"eq": "oeq", "ne": "une", "lt": "olt", "le": "ole", "gt": "ogt", "ge": "oge"}
 
 
 def storage_type(dtype: DType) -> Attribute:
@@ -172,14 +175,25 @@ class Typed:
         return self.kb._ins(arith.NegfOp(a)) if self.is_float else self.sub(self.const(0), a)
 
     def min(self, a, b):
+        """NaN if either float operand is NaN."""
         if self.is_float:
             return self.kb.intrinsic("llvm.minimum", a, b)
         return self.select(self.cmp("lt", a, b), a, b)
 
     def max(self, a, b):
+        """NaN if either float operand is NaN."""
         if self.is_float:
-            return self.kb.intrinsic("llvm.maximum", a, b)
+            return self.kb.fmaximum(a, b)
         return self.select(self.cmp("gt", a, b), a, b)
+
+    def at_least(self, x, lo):
+        """x raised to lo: `x < lo ? lo : x`. NaN stays NaN and -0 stays -0 (like onnxruntime's
+        Relu / Clip), in one max instruction (x86 maxps returns its second operand on NaN)."""
+        return self.select(self.cmp("lt", x, lo), lo, x)
+
+    def at_most(self, x, hi):
+        """x lowered to hi: `x > hi ? hi : x`; NaN stays NaN (one min instruction)."""
+        return self.select(self.cmp("gt", x, hi), hi, x)
 
     def max_num(self, a, b):
         """max ignoring a NaN operand (llvm.maxnum: one instruction, where the NaN-propagating
@@ -199,34 +213,18 @@ class Typed:
         return self.kb._ins(llvm.ICmpOp(a, b, IntegerAttr(_ICMP_INDEX.index(pred), i64)))
 
     def cmp(self, pred: str, a, b) -> SSAValue:
-        """An i1 mask (vector for vectors); float compares are ordered (false with NaN)."""
+        """An i1 mask (vector for vectors); float compares are ordered (false with NaN) except
+        "ne" (true with NaN), and -0 equals +0."""
         if not self.is_float:
             return self._icmp((_UCMP if self.unsigned else _ICMP)[pred], a, b)
-        ka, kb_ = self.order_key(a), self.order_key(b)
-        mask = self._icmp(_ICMP[pred], ka, kb_)
-        if pred == "ne":
-            return self.kb._ins(arith.OrIOp(mask, self.kb._ins(arith.OrIOp(self.isnan(a), self.isnan(b)))))
-        either_nan = self.kb._ins(arith.OrIOp(self.isnan(a), self.isnan(b)))
-        return self.kb._ins(arith.AndIOp(mask, self.logical_not(either_nan)))
+        return self.kb.fcmp(_FCMP[pred], a, b)
 
     def _bits(self, a) -> tuple[SSAValue, Typed]:
         it = self.like({32: DType.INT32, 64: DType.INT64}[self.elem.bitwidth])
         return self.kb.cast(llvm.BitcastOp, a, it.elem), it
 
-    def order_key(self, a) -> SSAValue:
-        """Signed integer with the float order: -0 and +0 equal (a + 0.0 makes -0 into +0)."""
-        bits, it = self._bits(self.add(a, self.const(0.0)))
-        sign = self.kb._ins(arith.ShRSIOp(bits, it.const(it.elem.bitwidth - 1)))
-        magnitude_mask = it.const((1 << (it.elem.bitwidth - 1)) - 1)
-        return self.kb._ins(arith.XOrIOp(bits, self.kb._ins(arith.AndIOp(sign, magnitude_mask))))
-
     def isnan(self, a) -> SSAValue:
-        bits, it = self._bits(a)
-        w = it.elem.bitwidth
-        mag = self.kb._ins(arith.AndIOp(bits, it.const((1 << (w - 1)) - 1)))
-        exp_bits = {16: 5, 32: 8, 64: 11}[w]
-        inf = ((1 << exp_bits) - 1) << (w - 1 - exp_bits)
-        return it._icmp("sgt", mag, it.const(inf))
+        return self.kb.fcmp("uno", a, a)
 
     def logical_not(self, mask):
         return self.kb._ins(arith.XOrIOp(mask, self.kb.splat(self.kb.vconst(1, i1), self.width)))

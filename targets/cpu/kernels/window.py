@@ -13,7 +13,8 @@ Max pooling can also track the argmax (`indices`): the flat int64 offset of each
 window's first maximum in the unpadded input, offset = plane * plane_size +
 d * isd + h * ish + w * isw with (d, h, w) input coordinates (row- or column-major
 strides); padding never wins (it is -inf and the comparison is strict), and a
-window with no value above -inf keeps -1.
+window with no value above -inf keeps -1. A NaN in a window makes its maximum NaN
+(the first NaN is the argmax), as numpy's maximum does.
 """
 from __future__ import annotations
 
@@ -95,15 +96,15 @@ def window_kernel(spec: WindowSpec) -> func.FuncOp:
                 acc, *idx = ci.carried
                 for t, off in enumerate(tap_offs):
                     v = kb.load(x, kb.add(base, off), wd)
-                    if spec.argmax:  # strictly greater: the first maximum wins
-                        better = tf.cmp("gt", v, acc)
+                    if spec.argmax:  # strictly greater or the first NaN: the first maximum wins
+                        better = kb.and_(kb.fcmp("ugt", v, acc), kb.fcmp("ord", acc, acc))
                         acc = tf.select(better, v, acc)
                         at = ti.add(lane_idx, kb.splat(tap_idx[t], wd))
                         idx = [ti.select(better, at, idx[0])]
                     elif spec.op == "conv":
                         acc = kb.fma(kb.splat(kb.load(wts, kb.add(wrow, kb.const(t))), wd), v, acc)
                     elif spec.op == "max":
-                        acc = kb.fmax(acc, v)
+                        acc = kb.fmaximum(acc, v)
                     else:
                         acc = kb.fadd(acc, v)
                 ci.next = [acc, *idx]

@@ -152,7 +152,7 @@ class _Row:
         kb = self.kb
         if self.spec.op == "conv":
             return kb.fma(w, v, acc)
-        return kb.fmax(acc, v) if self.spec.op == "max" else kb.fadd(acc, v)
+        return kb.fmaximum(acc, v) if self.spec.op == "max" else kb.fadd(acc, v)  # NaN-propagating
 
     def _store(self, ox, acc, c0, wd) -> None:
         """The epilogue of one output pixel: count map, bias, residual, activation, store."""

@@ -26,6 +26,13 @@ def lowering(*op_types: type, layout: str = DEFAULT_LAYOUT, float32_only: bool =
     return register
 
 
+def node_label(op) -> str:
+    """How run-time errors name a graph op: its kind and the (ONNX) name of its first result."""
+    kind = op.name.split(".", 1)[-1].replace("_", " ").title().replace(" ", "")
+    hint = op.results[0].name_hint if op.results else None
+    return f"{kind} node (output '{hint}')" if hint else f"{kind} node"
+
+
 def lowering_for(op) -> Callable | None:
     """The lowering registered for the op's type (and its layout, if it has one)."""
     layout = op.properties.get("layout")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pyflame_rt.dialects import graph, graph_fused
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings import lowering, node_label
 
 _ELEMENTWISE = {graph.AddOp: "add", graph.SubOp: "sub", graph.MulOp: "mul", graph.DivOp: "div",
                 graph.ReluOp: "relu", graph_fused.MulAddOp: "mul_add"}
@@ -11,4 +11,4 @@ _ELEMENTWISE = {graph.AddOp: "add", graph.SubOp: "sub", graph.MulOp: "mul", grap
 @lowering(*_ELEMENTWISE)
 def _lower_elementwise(L, op) -> None:
     L.emit_elementwise(_ELEMENTWISE[type(op)], list(op.operands), L.result_loc(op.result),
-                       L.shapes[op.result], activation=graph.activation_of(op))
+                       L.shapes[op.result], activation=graph.activation_of(op), node=node_label(op))

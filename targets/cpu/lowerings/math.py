@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyflame_rt.dialects import graph_bitwise as gb, graph_math as gm
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings import lowering, node_label
 
 # graph op -> (kernel op, params from the op's attributes)
 _KERNEL_OPS = {
@@ -52,4 +52,4 @@ def _kernel_op(op) -> str:
 @lowering(*_KERNEL_OPS, gb.BitShiftOp)
 def _lower_math(L, op) -> None:
     L.emit_elementwise(_kernel_op(op), list(op.operands), L.result_loc(op.result),
-                       L.shapes[op.result], L.dtype(op.result), _params(L, op))
+                       L.shapes[op.result], L.dtype(op.result), _params(L, op), node=node_label(op))
