@@ -316,6 +316,19 @@ def test_float64_exp_near_overflow():
     assert np.abs(got[~normal & np.isfinite(want)] - want[~normal & np.isfinite(want)]).max() <= 5e-324
 
 
+
+@pytest.mark.parametrize("n", [3, 20])  # a scalar row and a vectorised one
+def test_log_sum_exp_of_infinite_elements_matches_onnxruntime(n, rng):
+    """ReduceLogSumExp shifted every element by the row's max: inf - inf gave NaN for a row holding
+    +inf (onnxruntime: inf) or made of -inf (onnxruntime: -inf). Found by the fuzzer."""
+    model = make_model([helper.make_node("ReduceLogSumExp", ["x"], ["y"], keepdims=0, axes=[1])],
+                       [("x", [4, "n"])], [("y", [4])], opset=13)
+    x = rng.standard_normal((4, n)).astype(np.float32)
+    x[0, 1], x[1, :], x[2, 0], x[3, 2] = np.inf, -np.inf, np.nan, 1e30
+    got = InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(got, ort_run(model, {"x": x})[0])  # [inf, -inf, nan, 1e30]
+
+
 # ---------------------------------------------------------------- normalization statistics
 
 def test_layer_norm_of_a_constant_row_is_its_bias(rng):

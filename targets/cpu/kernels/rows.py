@@ -168,6 +168,9 @@ def _reduce(kb, spec, row: _Row, src, dst, out_index, *_):
     if spec.kind == "log_sum_exp":
         t1 = Typed(kb, spec.dtype, 1)
         m = row.fold(lambda t, r: t.load(src, row.index(r)), "max")
+        # an infinite max is the result itself (x - m would be inf - inf = NaN): shift by 0 instead,
+        # so exp / sum / log give +inf for a +inf element and -inf for a row of -inf
+        m = t1.select(t1.cmp("eq", t1.abs(m), t1.const(float("inf"))), t1.const(0.0), m)
         s = row.fold(lambda t, r: fm.exp(t, t.sub(t.load(src, row.index(r)), kb.splat(m, t.width))), "add")
         t1.store(t1.add(fm.log(t1, s), m), dst, out_index)
         return
