@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
-from pyflame_rt.dialects.symbolic import Dim, Shape, evaluate, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, evaluate, parse_dim
 from pyflame_rt.errors import ShapeMismatchError
 
 # relation -> (holds, how a failure is shown between the two sizes)
@@ -118,11 +118,13 @@ def require_at_most(a: Dim, b: Dim, what: str) -> None:
         _assume("<=", a, b, what)
 
 
-def require_nonempty(size: Dim, what: str) -> None:
-    """size >= 1, for an op that has no result on an empty extent (ArgMax of an empty axis). Recorded
-    even for a static 0: such a model is valid and only its runs fail, as in onnxruntime."""
-    if not (isinstance(size, int) and size > 0):
-        _assume("<=", 1, size, what)
+def require_nonempty(extent: Dim, what: str, results: Dim = 1) -> None:
+    """Each of `results` outputs reduces a non-empty `extent` (ArgMax of an axis, a global pool of the
+    spatial dims): results <= results * extent, so an op with no outputs may have an empty extent.
+    Recorded even when static and failing: such a model is valid and only its runs fail, as in
+    onnxruntime."""
+    if not (isinstance(extent, int) and extent > 0 or isinstance(results, int) and results == 0):
+        _assume("<=", results, dim_mul(results, extent), what)
 
 
 def require_multiple(a: Dim, b: int, what: str) -> None:

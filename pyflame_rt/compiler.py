@@ -12,6 +12,7 @@ from xdsl.utils.exceptions import VerifyException
 from pyflame_rt import __version__
 from pyflame_rt.compiled_model import CompiledModel, expr_to_json
 from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.assumptions import collect
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import BackendError, InvalidModelError, PyFlameRTError, ValidationError
 from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
@@ -67,6 +68,10 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
     else:
         imported = from_onnx(model, options.import_options)
         module = imported.module
+    # the model's own dim requirements, stated by its ops before passes rewrite some of them away
+    # (a BatchNorm folded into a Mul / Add no longer says its parameters must have C elements)
+    with collect() as model_assumptions:
+        graph.infer_value_shapes(graph.entry_function(module))
     lap("import")
     legalized = PassManager(CPU_LEGALIZATIONS).run(module)
     optimized = PassManager.create_default(options.opt_level, verbose=options.verbose_optimization).run(module)
@@ -98,7 +103,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "buffers": [[expr_to_json(b.nbytes), b.first, b.last] for b in lowered.buffers],
         "op_summary": lowered.op_summary,
         "checks": lowered.checks,
-        "assumptions": [a.to_json() for a in lowered.assumptions],
+        "assumptions": [a.to_json() for a in dict.fromkeys([*model_assumptions, *lowered.assumptions])],
         "kernel_count": lowered.kernel_count,
         "kernels": kernels,
         "step_ops": lowered.step_ops,

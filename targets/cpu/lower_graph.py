@@ -212,10 +212,11 @@ class GraphLowering:
         return Loc("io", self.status_slot), len(self.checks)
 
     @staticmethod
-    def expect_nonempty(size: Dim, message: str) -> None:
-        """`size` must not be 0, for an op onnxruntime fails on an empty extent (where the kernel would
-        produce a value): a shape assumption, checked before native code runs."""
-        require_nonempty(size, message)
+    def expect_nonempty(extent: Dim, message: str, results: Dim = 1) -> None:
+        """Each of `results` outputs reduces a non-empty `extent`, for an op onnxruntime fails on an
+        empty extent (where the kernel would produce a value): a shape assumption, checked before
+        native code runs."""
+        require_nonempty(extent, message, results)
 
     def loc(self, v) -> Loc:
         """Storage of a value (constants are added to the weights on first use); a Loc passes through."""

@@ -56,6 +56,7 @@ SUMMING_OPS = {"ReduceSum", "ReduceMean", "ReduceSumSquare", "ReduceL1", "Reduce
                "ReduceLogSumExp", "GlobalAveragePool", "AveragePool", "MatMul", "Gemm", "Conv", "ConvTranspose",
                "LayerNormalization", "InstanceNormalization", "BatchNormalization", "Softmax", "LogSoftmax",
                "CumSum"}
+NEUTRAL_OPS = {"Identity", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"}  # move values only
 HUGE = 1e30  # a float32 sum of elements this large loses the smaller ones or overflows
 
 
@@ -249,9 +250,9 @@ def _explained(expected: list, got: list, ops, feeds: dict) -> str | None:
         differ = ~((e == g) | (np.isnan(e) & np.isnan(g)) | np.isclose(g, e, rtol=1e-3, atol=0))
         if not differ.any():
             continue
-        if has_nan and set(ops) <= NAN_PROPAGATING_OPS and np.isnan(g[differ]).all():
+        if has_nan and set(ops) - NEUTRAL_OPS <= NAN_PROPAGATING_OPS and np.isnan(g[differ]).all():
             kinds.add("nan_propagated")
-        elif huge and set(ops) <= SUMMING_OPS:
+        elif huge and set(ops) - NEUTRAL_OPS <= SUMMING_OPS:
             kinds.add("summation_order")
         else:
             return None

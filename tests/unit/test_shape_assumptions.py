@@ -139,6 +139,18 @@ def test_conv_and_batch_norm_channels(tmp_path, rng):
     assert_rejected(outcomes[1:], "bn", (300, 3))
 
 
+def test_requirements_of_ops_rewritten_away_still_hold(rng):
+    """A BatchNorm with one-element parameters over c channels is folded into a Mul / Add, which
+    broadcasts them: the folded graph no longer states that c must be 1, the model's does (the
+    fuzzer found c = 7 accepted, where onnxruntime rejects it)."""
+    m = make_model([helper.make_node("BatchNormalization", ["x", "s", "b", "mu", "var"], ["y"], name="bn")],
+                   [("x", [3, "c", 4])], [("y", [3, "c", 4])],
+                   {"s": f32(rng, 1), "b": f32(rng, 1), "mu": f32(rng, 1), "var": np.ones(1, np.float32)})
+    check_valid(m, {"x": f32(rng, 3, 1, 4)})
+    with pytest.raises(ShapeMismatchError, match=r"node 'bn'.*1 vs 7 \(c\)"):
+        InferenceSession(m.SerializeToString()).run(None, {"x": f32(rng, 3, 7, 4)})
+
+
 def test_dynamic_dim_broadcasts_only_when_equal(tmp_path, rng):
     """A dynamic dim against a static one (or another dynamic dim) compiles: it must equal the other
     (a fed 1 would need a run-time stride of 0, so it is rejected, as any other size)."""
@@ -181,13 +193,15 @@ def test_static_mismatch_still_fails_at_compile_time():
 
 
 def test_node_name_survives_fusion(rng):
-    """MatMul + Add fuse into one Gemm: its inner-dim check still names the MatMul node."""
+    """MatMul + Add fuse into one Gemm: its inner-dim check still names the MatMul node (beside the
+    model's own MatMul check, which fails first)."""
     m = make_model([helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
                     helper.make_node("Add", ["h", "b"], ["y"], name="bias")],
                    [("x", ["n", "k"])], [("y", ["n", 4])], {"w": f32(rng, 5, 4), "b": f32(rng, 4)})
     sess = InferenceSession(m.SerializeToString())
     assert "gemm" in sess.header["op_summary"]
-    with pytest.raises(ShapeMismatchError, match=r"graph.gemm node 'mm'.*7 \(k\) vs 5"):
+    assert {"graph.gemm node 'mm'", "graph.matmul node 'mm'"} <= {a["node"] for a in sess.header["assumptions"]}
+    with pytest.raises(ShapeMismatchError, match=r"node 'mm'.*7 \(k\) vs 5"):
         sess.run(None, {"x": f32(rng, 3, 7)})
 
 

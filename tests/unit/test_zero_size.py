@@ -291,6 +291,17 @@ def test_cli_run_with_a_dim_of_zero(tmp_path):
     assert np.load(tmp_path / "y.npy").shape == (0, 3)
 
 
+def test_empty_extents_with_no_results_run():
+    """An empty axis or spatial extent fails a run only when there are results to compute: with a batch
+    of 0 too, ArgMin and GlobalMaxPool return empty outputs, as onnxruntime's (found by the fuzzer)."""
+    model = make_model([node("ArgMin", ["x"], ["a"], axis=2), node("GlobalMaxPool", ["x"], ["g"])],
+                       [("x", ["n", 1, "n", 4])], [("a", ["n", 1, 1, 4], np.int64), ("g", ["n", 1, 1, 1])])
+    feeds = {"x": np.zeros((0, 1, 0, 4), np.float32)}
+    got = run_forked(lambda: _run_ours(model.SerializeToString(), [feeds]))[0]
+    assert not isinstance(got, Exception), got
+    assert [g.shape for g in got] == [e.shape for e in ort_run(model, feeds)] == [(0, 1, 1, 4), (0, 1, 1, 1)]
+
+
 def test_empty_reduction_without_a_result_names_the_op_and_shape():
     """ArgMax over an empty axis fails the run like onnxruntime's, with a ShapeMismatchError naming the op,
     the axis and the shape, before the kernel reads the empty input (it used to read its element 0)."""

@@ -68,7 +68,8 @@ def _lower_arg(L, op: gr.ArgReduceOp) -> None:
     shape, kind = L.shapes[op.input], op.kind.data
     axis = gr.normalize_axis(op.axis.value.data, len(shape))
     L.expect_nonempty(shape[axis], f"{'ArgMax' if kind == 'argmax' else 'ArgMin'} along axis {axis} of an input of "
-                                   f"shape [{', '.join(map(str, shape))}]: the axis is empty (no index to return)")
+                                   f"shape [{', '.join(map(str, shape))}]: the axis is empty (no index to return)",
+                      numel(shape[:axis] + shape[axis + 1:]))
     emit_rows(L, kind, L.loc(op.input), L.result_loc(op.result), shape, axis, axis, L.dtype(op.input),
               (int(op.select_last_index.value.data),))
 
