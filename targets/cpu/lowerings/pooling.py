@@ -83,7 +83,7 @@ def expect_pooled_extent(L, op, nchw: tuple) -> None:
     nchw: the input's shape in ONNX's layout."""
     what = "GlobalAveragePool" if isinstance(op, nn.GlobalAveragePoolOp) else "GlobalMaxPool"
     L.expect_nonempty(numel(nchw[2:]), f"{what} of an input of shape [{', '.join(map(str, nchw))}]: its spatial "
-                                       "dims are empty (only the batch may be 0)", numel(nchw[:2]))
+                                       "dims are empty (only the batch may be 0)", nchw[0])
 
 
 @lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp, float32_only=True)
