@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator, Mapping
 
-from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, evaluate, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, evaluate, parse_dim
 from pyflame_rt.errors import ShapeMismatchError
 
 # relation -> (holds, how a failure is shown between the two sizes)
@@ -46,6 +46,9 @@ class Assumption:
         if holds(a, b):
             return None
         return f"{self.node}: {self.what}: {_shown(self.lhs, a)} {sep} {_shown(self.rhs, b)}"
+
+    def symbols(self) -> set[str]:
+        return {s for d in (self.lhs, self.rhs) if isinstance(d, SymDim) for s in d.syms}
 
     def to_json(self) -> dict:
         return {"relation": self.relation, "lhs": str(self.lhs), "rhs": str(self.rhs), "what": self.what,

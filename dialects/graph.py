@@ -51,7 +51,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
-from pyflame_rt.dialects.assumptions import at_node, broadcast_dim, collect, require_equal
+from pyflame_rt.dialects.assumptions import at_node, broadcast_dim, collect, require_equal, require_nonempty
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_div, dim_mul, numel, parse_dim
 
 _ELEMENT_TYPES: dict[DType, Attribute] = {
@@ -512,6 +512,8 @@ def reshape_shape(src: Shape, target: list[int], allowzero: bool = False) -> Sha
     total = numel(src)
     known = numel(tuple(d for d in out if d is not None))
     if None in out:
+        require_nonempty(known, f"Reshape to {target}: the -1 dim cannot be inferred when the other dims "
+                                "hold no elements")
         out[out.index(None)] = dim_div(total, known)
     else:
         require_equal(total, known, f"Reshape to {target}: element counts differ (input vs target)")

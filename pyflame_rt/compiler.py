@@ -12,7 +12,7 @@ from xdsl.utils.exceptions import VerifyException
 from pyflame_rt import __version__
 from pyflame_rt.compiled_model import CompiledModel, expr_to_json
 from pyflame_rt.dialects import graph
-from pyflame_rt.dialects.assumptions import collect
+from pyflame_rt.dialects.assumptions import Assumption, collect
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import BackendError, InvalidModelError, PyFlameRTError, ValidationError
 from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
@@ -60,17 +60,18 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         if log:
             log(f"{stage}: {times[stage]:.0f} ms")
 
-    if isinstance(model, ImportResult):  # the caller's module stays as it is
-        imported = model
-        module = model.module.clone()
-        _verify_given_ir(module)
-        WeightTable(model.weights).attach(module)
-    else:
-        imported = from_onnx(model, options.import_options)
-        module = imported.module
-    # the model's own dim requirements, stated by its ops before passes rewrite some of them away
-    # (a BatchNorm folded into a Mul / Add no longer says its parameters must have C elements)
+    # the model's own dim requirements, stated by the importer's converters and the imported ops before
+    # passes rewrite some of them away (a BatchNorm folded into a Mul / Add no longer says its
+    # parameters must have C elements; a Reshape that keeps the shape is imported as no op)
     with collect() as model_assumptions:
+        if isinstance(model, ImportResult):  # the caller's module stays as it is
+            imported = model
+            module = model.module.clone()
+            _verify_given_ir(module)
+            WeightTable(model.weights).attach(module)
+        else:
+            imported = from_onnx(model, options.import_options)
+            module = imported.module
         graph.infer_value_shapes(graph.entry_function(module))
     lap("import")
     legalized = PassManager(CPU_LEGALIZATIONS).run(module)
@@ -103,7 +104,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "buffers": [[expr_to_json(b.nbytes), b.first, b.last] for b in lowered.buffers],
         "op_summary": lowered.op_summary,
         "checks": lowered.checks,
-        "assumptions": [a.to_json() for a in dict.fromkeys([*model_assumptions, *lowered.assumptions])],
+        "assumptions": [a.to_json() for a in _checkable(model_assumptions + lowered.assumptions, lowered.symbols)],
         "kernel_count": lowered.kernel_count,
         "kernels": kernels,
         "step_ops": lowered.step_ops,
@@ -127,6 +128,17 @@ def _verify_given_ir(module) -> None:
     except VerifyException as e:
         first_line = next(iter(str(e).splitlines()), "") or type(e).__name__
         raise InvalidModelError(f"the ImportResult's IR does not verify: {first_line}") from None
+
+
+def _checkable(assumptions: list[Assumption], symbols: list[str]) -> list[Assumption]:
+    """The distinct requirements over dims a run binds, the first statement of each (an importer's,
+    naming the ONNX op, before the graph op's); an input dim no kernel uses binds nothing and sizes
+    nothing: a requirement on it guards no memory."""
+    first = {}
+    for a in assumptions:
+        if a.symbols() <= set(symbols):
+            first.setdefault((a.relation, a.lhs, a.rhs), a)
+    return list(first.values())
 
 
 def _weight_blob(lowered: LoweredModel) -> tuple[np.ndarray, list[int]]:

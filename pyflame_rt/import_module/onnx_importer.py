@@ -23,6 +23,7 @@ from xdsl.ir import Block, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 
 from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.assumptions import at_node
 from pyflame_rt.dialects.graph_tensor import DimValuesOp
 from pyflame_rt.dialects.symbolic import Shape, SymDim
 from pyflame_rt.dialects.weights import WeightTable
@@ -349,7 +350,8 @@ class ONNXImporter:
         block = self.builder.insertion_point.block
         last = block.last_op
         try:
-            outs = conv(ctx)
+            with at_node(f"{node.op_type} node '{_text(node.name) or node.output[0]}'"):
+                outs = conv(ctx)
         except ShapeMismatchError as e:
             raise ShapeMismatchError(f"{node.op_type} node '{node.name or node.output[0]}': {e}") from None
         except MALFORMED_NODE_ERRORS as e:

@@ -5,6 +5,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.assumptions import require_nonempty
 from pyflame_rt.dialects.symbolic import SymDim, dim_div, numel
 from pyflame_rt.import_module.onnx_importer import _NodeContext, converter
 
@@ -79,6 +80,8 @@ def symbolic_reshape_target(src, target, allowzero: bool) -> list[int] | None:
     dims = [src[i] if d == 0 and not allowzero and i < len(src) else d for i, d in enumerate(target)]
     if -1 in dims:
         known = numel(tuple(d for d in dims if d != -1))
+        require_nonempty(known, f"Reshape to {list(map(str, target))}: the -1 dim cannot be inferred when the "
+                                "other dims hold no elements")
         dims[dims.index(-1)] = dim_div(numel(tuple(src)), known)
     out: list[int] = []
     for i, d in enumerate(dims):
