@@ -42,13 +42,16 @@ FAILURES = ("crash", "hang", "oob", "escaped_exception", "mismatch", "accepted_i
 # differences from onnxruntime that are not defects, each counted and listed apart:
 # - nan_propagated: a max / min reduction or pool (or a log-sum-exp, whose shift is a max) gives NaN
 #   for a window holding a NaN, where onnxruntime returns a number for some positions of the NaN
-#   (issue 19: NaN propagates through every pooling);
+#   (issue 19: NaN propagates through every pooling), or -inf for a window of -inf where onnxruntime's
+#   running max starts from -FLT_MAX and returns it;
 # - summation_order: an op that sums float32 values is fed values near the type's limit (>= 1e30),
 #   where the result depends on the summation order (ONNX leaves it open): cancellation or overflow
 #   in one order and not in the other;
 # - dynamic_broadcast: a dynamic dim fed 1 against another dim is rejected, not broadcast (the
 #   kernels' strides are fixed at compile time; README, "Dynamic dims")
-DIFFERENCES = ("nan_propagated", "summation_order", "dynamic_broadcast")
+# - declared_shape: a feed whose rank or static dim contradicts the model's declared input shape is
+#   rejected (InferenceSession validates feeds against the declared shapes; onnxruntime lets some through)
+DIFFERENCES = ("nan_propagated", "summation_order", "dynamic_broadcast", "declared_shape")
 SKIPPED = ("compile_rejected", "invalid_model")
 OUTCOMES = GOOD + DIFFERENCES + FAILURES + SKIPPED
 NAN_PROPAGATING_OPS = {"MaxPool", "GlobalMaxPool", "ReduceMax", "ReduceMin", "Max", "Min", "ReduceLogSumExp"}
@@ -163,7 +166,7 @@ def run_model(w: Work, first_feed: int, cache_dir: str, isolate: bool = False):
                 got = sess.run(None, feeds)
             except Exception as e:
                 got = e
-        yield {**case, **classify(expected, got, w.case.ops, feeds)}
+        yield {**case, **classify(expected, got, w.case.ops, feeds, bool(spec.corrupt))}
 
 
 @dataclass
@@ -213,8 +216,9 @@ def _picklable(e: Exception) -> bool:
         return False
 
 
-def classify(expected, got, ops=(), feeds=None) -> dict:
-    """An outcome for (onnxruntime's outputs or error, ours), for a model of `ops` fed `feeds`."""
+def classify(expected, got, ops=(), feeds=None, corrupted: bool = False) -> dict:
+    """An outcome for (onnxruntime's outputs or error, ours), for a model of `ops` fed `feeds` (with a
+    rank, static dim or dtype made to contradict the model's declared inputs when `corrupted`)."""
     from pyflame_rt.errors import DTypeMismatchError, InputError, MemoryAccessError, PyFlameRTError, \
         ShapeMismatchError
 
@@ -228,7 +232,10 @@ def classify(expected, got, ops=(), feeds=None) -> dict:
             return out | {"outcome": "escaped_exception"}
         if valid:
             broadcast = isinstance(got, ShapeMismatchError) and "do not broadcast" in str(got)
-            return out | {"outcome": "dynamic_broadcast" if broadcast else "spurious_rejection"}
+            declared = corrupted and isinstance(got, (ShapeMismatchError, DTypeMismatchError)) and \
+                str(got).startswith("input '")
+            return out | {"outcome": "dynamic_broadcast" if broadcast else "declared_shape" if declared
+                          else "spurious_rejection"}
         expected_class = isinstance(got, (ShapeMismatchError, InputError, DTypeMismatchError))
         return out | {"outcome": "rejected" if expected_class else "rejected_other", "ort": _short(expected)}
     if not valid:
@@ -237,6 +244,13 @@ def classify(expected, got, ops=(), feeds=None) -> dict:
     if problem is None:
         return out | {"outcome": "match"}
     return out | {"outcome": _explained(expected, got, ops, feeds or {}) or "mismatch", "detail": problem}
+
+
+def _kept_extremes(e: np.ndarray, g: np.ndarray, has_nan: bool) -> bool:
+    """Every element is a NaN we kept (from a NaN input) or an infinity where onnxruntime's running
+    max / min, started from -FLT_MAX / FLT_MAX, returns that bound for a window of infinities."""
+    big = float(np.finfo(np.float32).max)
+    return bool(((np.isnan(g) & has_nan) | (g == -np.inf) & (e == -big) | (g == np.inf) & (e == big)).all())
 
 
 def _explained(expected: list, got: list, ops, feeds: dict) -> str | None:
@@ -250,7 +264,7 @@ def _explained(expected: list, got: list, ops, feeds: dict) -> str | None:
         differ = ~((e == g) | (np.isnan(e) & np.isnan(g)) | np.isclose(g, e, rtol=1e-3, atol=0))
         if not differ.any():
             continue
-        if has_nan and set(ops) - NEUTRAL_OPS <= NAN_PROPAGATING_OPS and np.isnan(g[differ]).all():
+        if set(ops) - NEUTRAL_OPS <= NAN_PROPAGATING_OPS and _kept_extremes(e[differ], g[differ], has_nan):
             kinds.add("nan_propagated")
         elif huge and set(ops) - NEUTRAL_OPS <= SUMMING_OPS:
             kinds.add("summation_order")

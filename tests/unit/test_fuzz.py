@@ -50,6 +50,9 @@ def test_differences_that_are_not_defects_are_told_apart():
     assert classify([np.float32([2.0])], [np.float32([np.nan])], ["ReduceSum"], nan_feed)["outcome"] == "mismatch"
     assert classify([np.float32([2.0])], [np.float32([np.nan])], ["ReduceMax"], {"x": np.ones(2, np.float32)}
                     )["outcome"] == "mismatch"
+    big = np.finfo(np.float32).max
+    assert classify([np.float32([-big])], [np.float32([-np.inf])], ["MaxPool"], {"x": np.ones(2, np.float32)}
+                    )["outcome"] == "nan_propagated"
     huge = {"x": np.array([3e38, 3e38, -3e38], np.float32)}
     assert classify([np.float32([3e38])], [np.float32([np.inf])], ["ReduceSum"], huge)["outcome"] == \
         "summation_order"
@@ -58,6 +61,9 @@ def test_differences_that_are_not_defects_are_told_apart():
                     )["outcome"] == "mismatch"
     broadcast = ShapeMismatchError("graph.mul node 'y': shapes ['b'] and ['c'] do not broadcast: 1 (b) vs 5 (c)")
     assert classify([np.ones(5, np.float32)], broadcast)["outcome"] == "dynamic_broadcast"
+    rank = ShapeMismatchError("input 'i' must have rank 0 (shape []), got rank 1 with shape [1]")
+    assert classify([np.ones(5, np.float32)], rank, corrupted=True)["outcome"] == "declared_shape"
+    assert classify([np.ones(5, np.float32)], rank)["outcome"] == "spurious_rejection"
 
 
 @pytest.mark.slow
