@@ -302,6 +302,17 @@ def test_empty_extents_with_no_results_run():
     assert [g.shape for g in got] == [e.shape for e in ort_run(model, feeds)] == [(0, 1, 1, 4), (0, 1, 1, 1)]
 
 
+def test_pools_allow_only_an_empty_batch():
+    """onnxruntime's pools refuse an input with an empty channel or spatial dim unless the batch is 0
+    (we returned an empty output; found by the fuzzer)."""
+    model = make_model([node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2]), node("GlobalAveragePool", ["x"], ["g"])],
+                       [("x", ["n", "c", 3, 4])], [("y", ["n", "c", 2, 3]), ("g", ["n", "c", 1, 1])])
+    feeds = [{"x": np.zeros((2, 0, 3, 4), np.float32)}, {"x": np.zeros((0, 0, 3, 4), np.float32)}]
+    got = run_forked(lambda: _run_ours(model.SerializeToString(), feeds))
+    assert isinstance(got[0], ShapeMismatchError) and "only the batch may be 0" in str(got[0]), got[0]
+    assert [g.shape for g in got[1]] == [e.shape for e in ort_run(model, feeds[1])]
+
+
 def test_empty_reduction_without_a_result_names_the_op_and_shape():
     """ArgMax over an empty axis fails the run like onnxruntime's, with a ShapeMismatchError naming the op,
     the axis and the shape, before the kernel reads the empty input (it used to read its element 0)."""

@@ -110,6 +110,8 @@ def _channel_concat_slice(L, v):
 
 @lowering(nn.MaxPoolOp, nn.AveragePoolOp, layout="NHWC")
 def _lower_pool_nhwc(L, op) -> None:
+    n, h, w, c = L.shapes[op.input]
+    expect_pooled_extent(L, op, (n, c, h, w))
     kernel = op.ints("kernel_shape")
     if isinstance(op, nn.MaxPoolOp):
         _emit_window(L, "max", op, kernel)

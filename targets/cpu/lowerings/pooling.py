@@ -31,6 +31,7 @@ MAX_POOLS = (nn.MaxPoolOp, pi.MaxPoolWithIndicesOp)
 
 @lowering(nn.MaxPoolOp, nn.AveragePoolOp, pi.MaxPoolWithIndicesOp, float32_only=True)
 def _lower_pool(L, op) -> None:
+    expect_pooled_extent(L, op, L.shapes[op.input])
     dt = L.dtype(op.result)
     if dt is DType.FLOAT32:
         _emit_pool(L, op, L.loc(op.input), L.result_loc(op.result))
@@ -79,11 +80,10 @@ def _emit_pool(L, op, x, out) -> None:
 
 
 def expect_pooled_extent(L, op, nchw: tuple) -> None:
-    """A global pool over empty spatial dims fails at run time, as in onnxruntime (only the batch may be 0);
-    nchw: the input's shape in ONNX's layout."""
-    what = "GlobalAveragePool" if isinstance(op, nn.GlobalAveragePoolOp) else "GlobalMaxPool"
-    L.expect_nonempty(numel(nchw[2:]), f"{what} of an input of shape [{', '.join(map(str, nchw))}]: its spatial "
-                                       "dims are empty (only the batch may be 0)", nchw[0])
+    """A pool of an input with an empty channel or spatial dim fails at run time, as in onnxruntime
+    (only the batch may be 0); nchw: the input's shape in ONNX's layout."""
+    L.expect_nonempty(numel(nchw[1:]), f"pooling an input of shape [{', '.join(map(str, nchw))}]: only the "
+                                       "batch may be 0", nchw[0])
 
 
 @lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp, float32_only=True)
