@@ -35,7 +35,7 @@ def _compile(args) -> int:
     h = compiled.header
     print(f"compiled {args.model} -> {out} in {time.perf_counter() - t0:.2f} s "
           f"({h['target']['cpu']}, {sum(h['op_summary'].values())} ops, {h['kernel_count']} kernels, "
-          f"{compiled.weights.nbytes} bytes of weights, {len(compiled.object_code)} bytes of code)")
+          f"{compiled.weights.nbytes} bytes of weights, {sum(map(len, compiled.objects))} bytes of code)")
     return 0
 
 
@@ -134,7 +134,7 @@ def _inspect(args) -> int:
     c = artifact.load(args.artifact, key)
     h = c.header
     t, m, sec = h["target"], h["model"], h["sections"]
-    w, o = sec["weights"], sec["object"]
+    w, objects = sec["weights"], sec["objects"]
     print(f"artifact      {args.artifact} (format {h['format_version']}, compiler {h['compiler_version']}, "
           f"{os.path.getsize(args.artifact)} bytes)")
     print(f"target        {t['triple']} cpu={t['cpu']} features={','.join(t['features'])}")
@@ -146,7 +146,8 @@ def _inspect(args) -> int:
             print(f"{kind[:-1]:<13} {io['name']}: [{', '.join(io['shape'])}] {io['dtype']}")
     print(f"header        {w['offset']} bytes incl. padding")
     print(f"weights       {w['size']} bytes at offset {w['offset']} ({h['parameter_count']} parameters)")
-    print(f"object        {o['size']} bytes at offset {o['offset']} ({o['format']}, {h['kernel_count']} kernels)")
+    print(f"objects       {len(objects)} ({objects[0]['format']}), {sum(o['size'] for o in objects)} bytes from offset "
+          f"{objects[0]['offset']}, {h['kernel_count']} kernels")
     print(f"sha256        {c.digest.hex()}")
     print(f"signature     {_signature_state(c.signed, key is not None)}")
     print("ops           " + ", ".join(f"{k} x{v}" for k, v in sorted(h["op_summary"].items())))
