@@ -16,6 +16,7 @@ from pyflame_rt.options import OptLevel
 
 
 def _compile(args) -> int:
+    from pyflame_rt.cache import KernelCacheConfig
     from pyflame_rt.compiler import CompileOptions, compile_model  # `run`/`inspect` do not need it
 
     t0 = time.perf_counter()
@@ -26,7 +27,8 @@ def _compile(args) -> int:
     log = None if args.quiet else progress
     sign_key = signing.configured_key(args.sign_key)
     options = CompileOptions(cpu=args.cpu, opt_level=OptLevel(args.opt_level),
-                             verbose_optimization=args.verbose_optimization, checked=args.checked)
+                             verbose_optimization=args.verbose_optimization, checked=args.checked,
+                             kernel_cache=KernelCacheConfig(enabled=not args.no_kernel_cache))
     compiled = compile_model(args.model, options, log=log)
     out = args.output or _default_output(args.model)
     artifact.save(compiled, out, sign_key)
@@ -213,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default: ${signing.ENV_KEY_FILE} if set)")
     c.add_argument("--checked", action="store_true",
                    help="checked build: bounds-check every load and store (slower; for testing)")
+    c.add_argument("--no-kernel-cache", action="store_true",
+                   help="generate and compile every kernel (neither read nor fill the kernel cache)")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(fn=_compile)
     r = sub.add_parser("run", help="run a compiled artifact (random inputs unless given)")
