@@ -1,4 +1,4 @@
-"""The `.pfm` artifact: authenticated prefix + header + 64-byte-aligned weight blob + native object code.
+"""The `.pfm` artifact: authenticated prefix + header + 64-byte-aligned weight blob + native object files.
 
 Layout (little endian; docs/pfm-format.md is the specification):
   0   4  magic b"PFM\\0"
@@ -26,8 +26,7 @@ from pyflame_rt.errors import InvalidModelError, UnsupportedFormatError
 from pyflame_rt.files import atomic_write, open_regular, read_private
 
 MAGIC = b"PFM\0"
-FORMAT_VERSION = 3
-SECTIONS = ("weights", "object")
+FORMAT_VERSION = 4
 OBJECT_FORMAT = "elf64-relocatable"
 ALIGN = 64
 MAX_HEADER = 64 << 20
@@ -48,24 +47,23 @@ def save(compiled: CompiledModel, path: str | os.PathLike, sign_key: bytes | Non
 
 def serialize(compiled: CompiledModel, sign_key: bytes | None = None) -> list:
     """The artifact's bytes as a list of chunks (the weights are not copied)."""
-    data = {"weights": memoryview(np.ascontiguousarray(compiled.weights)).cast("B"),
-            "object": compiled.object_code}
+    data = [memoryview(np.ascontiguousarray(compiled.weights)).cast("B"), *compiled.objects]
     header = dict(compiled.header, format_version=FORMAT_VERSION)
     header["sections"] = {}
     while True:  # section offsets depend on the header's own length
         raw = json.dumps(header, separators=(",", ":")).encode()
-        pos, layout = _align(_PREFIX.size + len(raw)), {}
-        for name in SECTIONS:
-            layout[name] = {"offset": pos, "size": len(data[name])}
-            pos = _align(pos + len(data[name]))
-        layout["object"]["format"] = OBJECT_FORMAT
+        pos, places = _align(_PREFIX.size + len(raw)), []
+        for part in data:
+            places.append({"offset": pos, "size": len(part)})
+            pos = _align(pos + len(part))
+        layout = {"weights": places[0], "objects": [dict(p, format=OBJECT_FORMAT) for p in places[1:]]}
         if header["sections"] == layout:
             break
         header["sections"] = layout
     body, end = [raw], _PREFIX.size + len(raw)
-    for name in SECTIONS:
-        body += [bytes(layout[name]["offset"] - end), data[name]]
-        end = layout[name]["offset"] + len(data[name])
+    for place, part in zip(places, data):
+        body += [bytes(place["offset"] - end), part]
+        end = place["offset"] + len(part)
     body.append(bytes(pos - end))
     start = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(raw), _UNSIGNED, _UNSIGNED)[:_AUTH.start]
     h = hashlib.sha256(start)
@@ -161,37 +159,41 @@ def _parse(image: np.ndarray, computed: bytes, where: str, sign_key: bytes | Non
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise InvalidModelError(f"artifact header is corrupt ({e}): {where}") from None
     _check_padding(image, sections, _PREFIX.size + hlen, where)
-    w, o = sections["weights"], sections["object"]
+    w = sections[0]
     weights = image[w["offset"]:w["offset"] + w["size"]]
-    obj = image[o["offset"]:o["offset"] + o["size"]].tobytes()
-    return CompiledModel(header, weights, obj, digest, signature != _UNSIGNED)
+    objects = tuple(image[o["offset"]:o["offset"] + o["size"]].tobytes() for o in sections[1:])
+    return CompiledModel(header, weights, objects, digest, signature != _UNSIGNED)
 
 
-def _check_sections(header: dict, header_end: int, file_size: int) -> dict:
+def _check_sections(header: dict, header_end: int, file_size: int) -> list[dict]:
+    """The sections in file order (the weights, then each object file), each where the layout puts it."""
     if not isinstance(header, dict) or header.get("format_version") != FORMAT_VERSION:
         raise ValueError("header is not an object of this format version")
-    sections = header["sections"]
+    objects = header["sections"]["objects"]
+    if not isinstance(objects, list) or not objects:
+        raise ValueError("section 'objects' must be a non-empty list")
+    sections = [header["sections"]["weights"], *objects]
     pos = _align(header_end)
-    for name in SECTIONS:
-        s = sections[name]
+    for i, s in enumerate(sections):
+        name = "weights" if i == 0 else f"objects[{i - 1}]"
         if not all(isinstance(s.get(k), int) and s[k] >= 0 for k in ("offset", "size")):
             raise ValueError(f"section '{name}' has no valid offset/size")
         if s["offset"] != pos:
             raise ValueError(f"section '{name}' starts at {s['offset']}, expected {pos}")
+        if i and s.get("format") != OBJECT_FORMAT:
+            raise ValueError(f"section '{name}' format must be {OBJECT_FORMAT}")
         pos = _align(pos + s["size"])
-    if sections["object"].get("format") != OBJECT_FORMAT:
-        raise ValueError(f"object section format must be {OBJECT_FORMAT}")
     if pos != file_size:
         raise ValueError(f"file is {file_size} bytes but its sections end at {pos} (truncated or extended)")
     return sections
 
 
-def _check_padding(image: np.ndarray, sections: dict, header_end: int, where: str) -> None:
+def _check_padding(image: np.ndarray, sections: list[dict], header_end: int, where: str) -> None:
     """Bytes between the header and the sections are zero (one canonical file per content)."""
     gaps, pos = [], header_end
-    for name in SECTIONS:
-        gaps.append((pos, sections[name]["offset"]))
-        pos = sections[name]["offset"] + sections[name]["size"]
+    for s in sections:
+        gaps.append((pos, s["offset"]))
+        pos = s["offset"] + s["size"]
     gaps.append((pos, image.size))
     for start, end in gaps:
         if end > start and image[start:end].any():

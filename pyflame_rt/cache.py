@@ -7,7 +7,9 @@ external-data digests, compile options, compiler version and sources, artifact f
 target CPU and features) and stores it as `<key>.pfm` in a private cache directory, signed
 with a per-user key kept there and bound to its key (the key is recorded in the header). It
 evicts its own entries only, by TTL, then least-recently-used, down to the entry and size
-limits. docs/security.md describes the trust model.
+limits. The kernel cache (`KernelCacheConfig`, targets/cpu/kernel_cache.py) is a second
+`CompileCache` of the same kind, beside it: one entry per compiled kernel object, keyed by the
+kernel's spec. docs/security.md describes the trust model.
 """
 from __future__ import annotations
 
@@ -35,9 +37,10 @@ from pyflame_rt.targets.cpu.target import CPUTarget
 if TYPE_CHECKING:  # the compiler side (xDSL, onnx) loads only when a model is compiled
     from pyflame_rt.compiler import CompileOptions
 
-__all__ = ["ArtifactLoader", "CacheConfig", "CompileCache"]
+__all__ = ["ArtifactLoader", "CacheConfig", "CompileCache", "KernelCacheConfig"]
 
 ENV_DIR = "PYFLAME_RT_CACHE_DIR"
+KERNEL_ENV_DIR = "PYFLAME_RT_KERNEL_CACHE_DIR"
 KEY_FILE = "signing.key"  # the per-user key cache entries are signed with
 KEY_BYTES = 32
 TOUCH_INTERVAL = 3600.0  # seconds
@@ -67,6 +70,17 @@ class CacheConfig:
         if not isinstance(self.ttl_seconds, (int, float)) or self.ttl_seconds <= 0:
             raise ValidationError(f"CacheConfig.ttl_seconds must be > 0, got {self.ttl_seconds!r}")
         return self
+
+
+@dataclass
+class KernelCacheConfig(CacheConfig):
+    """The kernel cache: dir None: $PYFLAME_RT_KERNEL_CACHE_DIR, else `kernels` inside the compile
+    cache's directory. Its entries are small and shared by models, so it keeps more of them."""
+
+    max_entries: int = 4096
+
+    def resolved_dir(self) -> str:
+        return self.dir or os.environ.get(KERNEL_ENV_DIR) or os.path.join(CacheConfig().resolved_dir(), "kernels")
 
 
 @functools.lru_cache(maxsize=1)
@@ -132,6 +146,7 @@ class CompileCache:
         settings = dataclasses.asdict(options)
         settings.pop("cpu")  # the resolved target below stands for it ("host" == None)
         settings.pop("verbose_optimization", None)  # logging only: the artifact is the same
+        settings.pop("kernel_cache", None)  # where kernel objects come from: the artifact computes the same
         h = hashlib.sha256()
         for part in (__version__, compiler_fingerprint(), str(artifact.FORMAT_VERSION), target.triple, target.cpu,
                      ",".join(target.features), json.dumps(settings, sort_keys=True, default=str),
@@ -166,6 +181,22 @@ class CompileCache:
             stored = self._store(directory, name, key, compiled, sign_key)
         return CacheResult(compiled, False, self.path(key) if stored else None)
 
+    def lookup(self, key: str) -> CompiledModel | None:
+        """The entry stored under `key`, if there is one that verifies (see `open`)."""
+        try:
+            with _CacheDir.open(self.dir) as directory:
+                return self._lookup(directory, f"{key}.pfm", key, directory.signing_key())
+        except OSError:
+            return None
+
+    def store(self, key: str, compiled: CompiledModel) -> bool:
+        """Store `compiled` under `key` (replacing any entry); whether it is now in the cache."""
+        try:
+            with _CacheDir.open(self.dir) as directory:
+                return self._store(directory, f"{key}.pfm", key, compiled, directory.signing_key())
+        except OSError:
+            return False
+
     def _lookup(self, directory: "_CacheDir", name: str, key: str, sign_key: bytes) -> CompiledModel | None:
         """The entry `name` if it verifies with the cache's key and was stored under `key`."""
         if not directory.exists(name):
@@ -180,9 +211,9 @@ class CompileCache:
         return compiled
 
     def _store(self, directory: "_CacheDir", name: str, key: str, compiled: CompiledModel, sign_key: bytes) -> bool:
-        if compiled.weights.nbytes + len(compiled.object_code) > self.config.max_size_bytes:
+        if compiled.weights.nbytes + sum(map(len, compiled.objects)) > self.config.max_size_bytes:
             return False
-        entry = CompiledModel(dict(compiled.header, cache_key=key), compiled.weights, compiled.object_code)
+        entry = CompiledModel(dict(compiled.header, cache_key=key), compiled.weights, compiled.objects)
         try:
             artifact.save(entry, name, sign_key, mode=0o600, dir_fd=directory.fd)
         except OSError:

@@ -16,6 +16,7 @@ from pyflame_rt.options import OptLevel
 
 
 def _compile(args) -> int:
+    from pyflame_rt.cache import KernelCacheConfig
     from pyflame_rt.compiler import CompileOptions, compile_model  # `run`/`inspect` do not need it
 
     t0 = time.perf_counter()
@@ -26,7 +27,8 @@ def _compile(args) -> int:
     log = None if args.quiet else progress
     sign_key = signing.configured_key(args.sign_key)
     options = CompileOptions(cpu=args.cpu, opt_level=OptLevel(args.opt_level),
-                             verbose_optimization=args.verbose_optimization, checked=args.checked)
+                             verbose_optimization=args.verbose_optimization, checked=args.checked,
+                             kernel_cache=KernelCacheConfig(enabled=not args.no_kernel_cache))
     compiled = compile_model(args.model, options, log=log)
     out = args.output or _default_output(args.model)
     artifact.save(compiled, out, sign_key)
@@ -35,7 +37,7 @@ def _compile(args) -> int:
     h = compiled.header
     print(f"compiled {args.model} -> {out} in {time.perf_counter() - t0:.2f} s "
           f"({h['target']['cpu']}, {sum(h['op_summary'].values())} ops, {h['kernel_count']} kernels, "
-          f"{compiled.weights.nbytes} bytes of weights, {len(compiled.object_code)} bytes of code)")
+          f"{compiled.weights.nbytes} bytes of weights, {sum(map(len, compiled.objects))} bytes of code)")
     return 0
 
 
@@ -134,7 +136,7 @@ def _inspect(args) -> int:
     c = artifact.load(args.artifact, key)
     h = c.header
     t, m, sec = h["target"], h["model"], h["sections"]
-    w, o = sec["weights"], sec["object"]
+    w, objects = sec["weights"], sec["objects"]
     print(f"artifact      {args.artifact} (format {h['format_version']}, compiler {h['compiler_version']}, "
           f"{os.path.getsize(args.artifact)} bytes)")
     print(f"target        {t['triple']} cpu={t['cpu']} features={','.join(t['features'])}")
@@ -146,7 +148,8 @@ def _inspect(args) -> int:
             print(f"{kind[:-1]:<13} {io['name']}: [{', '.join(io['shape'])}] {io['dtype']}")
     print(f"header        {w['offset']} bytes incl. padding")
     print(f"weights       {w['size']} bytes at offset {w['offset']} ({h['parameter_count']} parameters)")
-    print(f"object        {o['size']} bytes at offset {o['offset']} ({o['format']}, {h['kernel_count']} kernels)")
+    print(f"objects       {len(objects)} ({objects[0]['format']}), {sum(o['size'] for o in objects)} bytes from offset "
+          f"{objects[0]['offset']}, {h['kernel_count']} kernels")
     print(f"sha256        {c.digest.hex()}")
     print(f"signature     {_signature_state(c.signed, key is not None)}")
     print("ops           " + ", ".join(f"{k} x{v}" for k, v in sorted(h["op_summary"].items())))
@@ -212,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default: ${signing.ENV_KEY_FILE} if set)")
     c.add_argument("--checked", action="store_true",
                    help="checked build: bounds-check every load and store (slower; for testing)")
+    c.add_argument("--no-kernel-cache", action="store_true",
+                   help="generate and compile every kernel (neither read nor fill the kernel cache)")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(fn=_compile)
     r = sub.add_parser("run", help="run a compiled artifact (random inputs unless given)")

@@ -1,4 +1,4 @@
-"""What a compiled model is once it leaves the compiler: header, weight blob, object code.
+"""What a compiled model is once it leaves the compiler: header, weight blob, object files.
 
 Kept apart from `compiler.py` so that loading and running an artifact imports only
 this (numpy and the symbolic shapes), never the compiler side (xDSL, onnx).
@@ -15,11 +15,12 @@ from pyflame_rt.targets.cpu.memory_plan import Buffer
 
 @dataclass
 class CompiledModel:
-    """Everything an artifact stores: metadata (JSON-able), the weight blob, the object code."""
+    """Everything an artifact stores: metadata (JSON-able), the weight blob, the object files
+    (linked into one engine when loaded; together they define the entry point)."""
 
     header: dict
     weights: np.ndarray  # uint8 view of the 64-byte-aligned weight blob
-    object_code: bytes
+    objects: tuple[bytes, ...]
     digest: bytes = b""   # read from an artifact: its verified SHA-256
     signed: bool = False  # read from an artifact: whether it carries a signature
 

@@ -5,21 +5,18 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from xdsl.context import Context
-from xdsl.dialects import func
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt import __version__
+from pyflame_rt.cache import CompileCache, KernelCacheConfig
 from pyflame_rt.compiled_model import CompiledModel, expr_to_json
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import Assumption, collect
 from pyflame_rt.dialects.weights import WeightTable
-from pyflame_rt.errors import BackendError, InvalidModelError, PyFlameRTError, ValidationError
+from pyflame_rt.errors import InvalidModelError, ValidationError
 from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
 from pyflame_rt.options import OptLevel
-from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
-from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
-from pyflame_rt.targets.cpu.native_object import ENTRY
+from pyflame_rt.targets.cpu.kernel_cache import KernelCache, compile_modules, split_kernels
 from pyflame_rt.targets.cpu.lower_graph import LoweredModel, lower_graph
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.transforms.pass_manager import PassManager
@@ -37,6 +34,7 @@ class CompileOptions:
     opt_level: OptLevel = OptLevel.EXTENDED  # graph optimizer pipeline (pyflame_rt.opt)
     verbose_optimization: bool = False       # log every pass's statistics
     checked: bool = False  # bounds-check every load and store (MemoryAccessError), docs/checked-build.md
+    kernel_cache: KernelCacheConfig | None = None  # None: the default; enabled=False compiles every kernel
 
 
 def _io_json(infos) -> list[dict]:
@@ -77,21 +75,15 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
     legalized = PassManager(CPU_LEGALIZATIONS).run(module)
     optimized = PassManager.create_default(options.opt_level, verbose=options.verbose_optimization).run(module)
     lap("optimize")
-    lowered = lower_graph(graph.entry_function(module), WeightTable.of(module), target, options.checked)
-    kernels = _kernel_names(lowered)
+    kernel_cache = _kernel_cache(options, target)
+    lowered = lower_graph(graph.entry_function(module), WeightTable.of(module), target, options.checked,
+                          kernel_cache)
     lap("lower-graph")
-    try:
-        ConvertToLLVM().apply(Context(), lowered.module)
-        lowered.module.verify()
-    except PyFlameRTError:
-        raise
-    except Exception as e:
-        raise BackendError(f"conversion to the llvm dialect failed: {e}") from e
-    lap("convert-to-llvm")
-    ir_text = to_llvm_ir(lowered.module, target)
-    lap("translate")
-    obj = compile_object(ir_text, target)
-    lap("llvm-codegen")
+    # each generated kernel alone, then the entry point (and whatever else the module holds)
+    compiled = compile_modules([*split_kernels(lowered.module, lowered.generated), lowered.module], target, times)
+    if kernel_cache is not None:
+        for name, obj in zip(lowered.generated, compiled):
+            kernel_cache.add(name, obj)
     blob, offsets = _weight_blob(lowered)
     header = {
         "compiler_version": __version__,
@@ -106,7 +98,8 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "checks": lowered.checks,
         "assumptions": [a.to_json() for a in _checkable(model_assumptions + lowered.assumptions, lowered.symbols)],
         "kernel_count": lowered.kernel_count,
-        "kernels": kernels,
+        "kernels": sorted([*lowered.generated, *lowered.cached]),
+        "kernel_cache": {"hits": sorted(lowered.cached), "compiled": sorted(lowered.generated)},
         "step_ops": lowered.step_ops,
         "checked": lowered.checked,
         **({"step_fields": lowered.step_fields} if lowered.checked else {}),
@@ -118,7 +111,12 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
                                     for p in [*legalized.passes, *optimized.passes]}},
         "compile_ms": times,
     }
-    return CompiledModel(header, blob, obj)
+    return CompiledModel(header, blob, (*lowered.cached.values(), *compiled))
+
+
+def _kernel_cache(options: CompileOptions, target: CPUTarget) -> KernelCache | None:
+    config = (options.kernel_cache or KernelCacheConfig()).validate()
+    return KernelCache(CompileCache(config), target, options.checked) if config.enabled else None
 
 
 def _verify_given_ir(module) -> None:
@@ -152,10 +150,3 @@ def _weight_blob(lowered: LoweredModel) -> tuple[np.ndarray, list[int]]:
     for off, (_, arr) in zip(offsets, lowered.weights):
         blob[off:off + arr.nbytes] = np.frombuffer(np.ascontiguousarray(arr).tobytes(), dtype=np.uint8)
     return blob, offsets
-
-
-def _kernel_names(lowered: LoweredModel) -> list[str]:
-    """Kernel symbols in the object code (profiles name kernel calls with them): every definition
-    but the entry point and its parts (`ENTRY`, `ENTRY_part<k>`)."""
-    return sorted(op.sym_name.data for op in lowered.module.ops
-                  if isinstance(op, func.FuncOp) and not op.is_declaration and not op.sym_name.data.startswith(ENTRY))

@@ -70,7 +70,7 @@ class Executable:
                 f"artifact was compiled for CPU '{target.cpu}' and needs features this CPU lacks: "
                 f"{', '.join(missing)}; recompile with --cpu host or a portable level such as x86-64-v3")
         register_symbols(native_symbols())
-        self._object = LoadedObject(compiled.object_code, target)
+        self._object = LoadedObject(compiled.objects, target)
         self._entry = ffi.cast(_ENTRY_TYPE, self._object.address(ENTRY))
         self._kernel_at: dict[int, str] | None = None
         self._weights = compiled.weights  # keeps the mapping alive

@@ -20,6 +20,7 @@ _RELA = struct.Struct("<QQq")
 ET_REL = 1
 SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL, SHT_DYNSYM = 2, 3, 4, 8, 9, 11
 SHN_UNDEF = 0
+STB_GLOBAL, STB_WEAK = 1, 2
 SHN_LORESERVE = 0xFF00
 
 
@@ -61,6 +62,11 @@ class ElfObject:
     def undefined_symbols(self) -> set[str]:
         """Names of the undefined symbols of every symbol table (what the loader must resolve)."""
         return {name for name, _, shndx in self._all_symbols() if shndx == SHN_UNDEF and name}
+
+    def global_definitions(self) -> list[str]:
+        """Names of the global and weak symbols the object defines (what other objects may import)."""
+        return [name for name, info, shndx in self._all_symbols()
+                if shndx != SHN_UNDEF and name and info >> 4 in (STB_GLOBAL, STB_WEAK)]
 
     def has_symbol_type(self, kind: int) -> bool:
         return any(info & 0xF == kind for _, info, _ in self._all_symbols())

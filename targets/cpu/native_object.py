@@ -2,10 +2,12 @@
 
 Needs llvmlite only: running an artifact never imports the compiler (xDSL).
 
-MCJIT resolves an object's undefined symbols against the registered runtime symbols and then
-against the whole process, so an object importing `system` would get libc's. Every object
-is therefore vetted first (`vet_object`): it may import only `ALLOWED_IMPORTS` and use only
-the section and relocation kinds our compiler emits.
+MCJIT resolves an object's undefined symbols against the objects linked with it, the registered
+runtime symbols and then the whole process, so an object importing `system` would get libc's.
+The objects of an artifact are therefore vetted first (`vet_objects`): each may import only
+`ALLOWED_IMPORTS` and symbols another of them defines (a kernel compiled on its own, the entry
+point calling it), no symbol is defined twice, and each uses only the section and relocation
+kinds our compiler emits.
 """
 from __future__ import annotations
 
@@ -56,9 +58,47 @@ def register_symbols(symbols: dict[str, int]) -> None:
             llvm.add_symbol(name, addr)
 
 
-def vet_object(obj: bytes) -> set[str]:
+def vet_objects(objects: tuple[bytes, ...]) -> set[str]:
+    """The imports of the objects linked together that none of them defines (those the process
+    must provide); InvalidModelError unless each is a plain compiled object (`vet_object`) and
+    no symbol is defined by two of them."""
+    elves = [_plain_object(obj) for obj in objects]
+    defined: set[str] = set()
+    for elf in elves:
+        names = elf.global_definitions()
+        twice = sorted(defined.intersection(names))
+        if twice:
+            raise InvalidModelError(f"artifact object code defines {', '.join(map(repr, twice))} more than once")
+        defined.update(names)
+    imports = set()
+    for obj in objects:
+        imports |= vet_object(obj, frozenset(defined))
+    return imports - defined
+
+
+def vet_object(obj: bytes, provided: frozenset[str] = frozenset()) -> set[str]:
     """The object's imports; InvalidModelError unless `obj` is an x86-64 relocatable object that
-    imports only ALLOWED_IMPORTS and uses only the section and relocation kinds listed above."""
+    imports only ALLOWED_IMPORTS and `provided` (symbols of the objects linked with it) and uses
+    only the section and relocation kinds listed above."""
+    try:
+        elf = _plain_object(obj)
+        imports = elf.undefined_symbols()
+        relocations = sorted(elf.relocation_types() - RELOCATION_TYPES)
+    except ElfError as e:
+        raise InvalidModelError(f"artifact object code is not a plain compiled model: {e}") from None
+    refused = sorted(imports - ALLOWED_IMPORTS - provided)
+    if refused:
+        raise InvalidModelError(
+            f"artifact object code imports {', '.join(repr(s) for s in refused)}, which the runtime does not "
+            f"provide to models (allowed: {', '.join(sorted(ALLOWED_IMPORTS))}); refusing to load it")
+    if relocations:
+        raise InvalidModelError(f"artifact object code uses relocation types {relocations}, which the loader "
+                                f"does not allow")
+    return imports
+
+
+def _plain_object(obj: bytes) -> ElfObject:
+    """`obj` parsed; ElfError unless an x86-64 object without odd sections or indirect functions."""
     try:
         elf = ElfObject(obj)
         if elf.machine != EM_X86_64:
@@ -69,19 +109,9 @@ def vet_object(obj: bytes) -> set[str]:
             raise ElfError(f"unexpected sections {', '.join(odd)}")
         if elf.has_symbol_type(STT_GNU_IFUNC):
             raise ElfError("it defines an indirect function (GNU ifunc)")
-        imports = elf.undefined_symbols()
-        relocations = sorted(elf.relocation_types() - RELOCATION_TYPES)
     except ElfError as e:
         raise InvalidModelError(f"artifact object code is not a plain compiled model: {e}") from None
-    refused = sorted(imports - ALLOWED_IMPORTS)
-    if refused:
-        raise InvalidModelError(
-            f"artifact object code imports {', '.join(repr(s) for s in refused)}, which the runtime does not "
-            f"provide to models (allowed: {', '.join(sorted(ALLOWED_IMPORTS))}); refusing to load it")
-    if relocations:
-        raise InvalidModelError(f"artifact object code uses relocation types {relocations}, which the loader "
-                                f"does not allow")
-    return imports
+    return elf
 
 
 def _require_resolvable(imports: set[str]) -> None:
@@ -109,17 +139,18 @@ def _is_constructor_section(name: str) -> bool:
 
 
 class LoadedObject:
-    """Native object code linked into this process with MCJIT; lookup by symbol."""
+    """Native object files linked together into this process with MCJIT; lookup by symbol."""
 
-    def __init__(self, obj: bytes, target: CPUTarget):
-        imports = vet_object(obj)
+    def __init__(self, objects: tuple[bytes, ...], target: CPUTarget):
+        imports = vet_objects(objects)
         init_llvm()
         self._backing = llvm.parse_assembly("")
         self._backing.triple = target.triple
         self._engine = llvm.create_mcjit_compiler(self._backing, target.target_machine())  # opens the process
         _require_resolvable(imports)
         try:
-            self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            for obj in objects:
+                self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             self._engine.finalize_object()
         except RuntimeError as e:
             raise BackendError(f"loading native code failed: {e}") from e

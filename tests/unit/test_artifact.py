@@ -58,10 +58,15 @@ def test_layout_matches_the_spec(pfm):
     assert (magic, version, signature) == (b"PFM\0", artifact.FORMAT_VERSION, bytes(32))
     assert hashlib.sha256(data[:16] + data[80:]).digest() == digest  # every byte but the two auth fields
     h = json.loads(data[PREFIX.size:PREFIX.size + hlen])
-    w, o = h["sections"]["weights"], h["sections"]["object"]
-    assert w["offset"] % 64 == 0 and o["offset"] % 64 == 0 and w["offset"] >= PREFIX.size + hlen
-    assert data[o["offset"]:o["offset"] + 4] == b"\x7fELF" and o["format"] == "elf64-relocatable"
-    assert len(data) % 64 == 0 and len(data) == -(-(o["offset"] + o["size"]) // 64) * 64
+    w, objects = h["sections"]["weights"], h["sections"]["objects"]
+    assert w["offset"] % 64 == 0 and w["offset"] >= PREFIX.size + hlen
+    end = w["offset"] + w["size"]
+    for o in objects:  # each kernel's object, then the entry point's
+        assert o["offset"] % 64 == 0 and o["offset"] == -(-end // 64) * 64
+        assert data[o["offset"]:o["offset"] + 4] == b"\x7fELF" and o["format"] == "elf64-relocatable"
+        end = o["offset"] + o["size"]
+    assert len(objects) == h["kernel_count"] + 1
+    assert len(data) % 64 == 0 and len(data) == -(-end // 64) * 64
     assert h["compiler_version"] and h["target"]["triple"] and h["target"]["cpu"] and h["target"]["features"]
     assert h["model"]["graph_name"] == "tiny_mlp" and h["model"]["opset"] == 17
     assert h["model"]["metadata"] == {"author": "tests", "license": "MIT"}
@@ -83,7 +88,7 @@ def test_session_metadata_and_custom_metadata(pfm):
 def test_every_checked_region_rejects_a_flip(pfm, tmp_path):
     data = open(pfm, "rb").read()
     h = read_header(data)
-    w, o = h["sections"]["weights"], h["sections"]["object"]
+    w, o = h["sections"]["weights"], h["sections"]["objects"][-1]
     cases = {"length": 9, "digest": 20, "header": PREFIX.size + 5, "weights": w["offset"] + 3,
              "object": o["offset"] + o["size"] // 2, "padding": o["offset"] - 1, "end": len(data) - 1}
     for name, pos in cases.items():

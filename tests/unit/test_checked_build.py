@@ -110,8 +110,8 @@ def test_a_violation_stops_the_run_and_the_next_run_is_clean(miscompiled_relu):
 def test_checked_build_code_calls_the_check_and_the_normal_build_does_not():
     model = relu_model()
     normal, checked = compile_model(model), compile_model(model, CompileOptions(checked=True))
-    assert CHECK_FN.encode() not in normal.object_code and normal.header["checked"] is False
-    assert CHECK_FN.encode() in checked.object_code and checked.header["checked"] is True
+    assert not any(CHECK_FN.encode() in obj for obj in normal.objects) and normal.header["checked"] is False
+    assert all(CHECK_FN.encode() in obj for obj in checked.objects) and checked.header["checked"] is True
     x = np.linspace(-2, 2, 9, dtype=np.float32)
     np.testing.assert_array_equal(Executable(checked).run([x])[0], np.maximum(x, 0))
 
