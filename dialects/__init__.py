@@ -1,4 +1,5 @@
-"""PyFlameRT's xDSL dialects. `graph` is the tensor level every importer targets.
+"""PyFlameRT's xDSL dialects. `graph` is the tensor level every importer targets; `kernel` is the
+level below it (buffers, sizes and kernel launches).
 
 The Dialect list is built on first use: `pyflame_rt.dialects.symbolic` (the symbolic
 shapes that running a compiled artifact needs) must import without xDSL.
@@ -6,17 +7,18 @@ shapes that running a compiled artifact needs) must import without xDSL.
 
 
 def __getattr__(name: str):
-    if name not in ("Graph", "ALL_DIALECTS"):
+    if name not in ("Graph", "Kernel", "ALL_DIALECTS"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from xdsl.ir import Dialect
 
     from pyflame_rt.dialects import (
         graph, graph_bitwise, graph_fused, graph_index, graph_linalg, graph_math, graph_nn, graph_pool_indices,
         graph_reduce, graph_tensor)
+    from pyflame_rt.dialects.kernel import Kernel
 
     Graph = Dialect("graph", [*graph.CORE_OPS, *graph_math.MATH_OPS, *graph_reduce.REDUCE_OPS,
                             *graph_tensor.TENSOR_OPS, *graph_fused.FUSED_OPS, *graph_nn.NN_OPS,
                             *graph_bitwise.BITWISE_OPS, *graph_index.INDEX_OPS,
                             *graph_pool_indices.POOL_INDEX_OPS, *graph_linalg.LINALG_OPS], [])
-    globals().update(Graph=Graph, ALL_DIALECTS=[Graph])
+    globals().update(Graph=Graph, Kernel=Kernel, ALL_DIALECTS=[Graph, Kernel])
     return globals()[name]

@@ -5,21 +5,24 @@ import argparse
 import sys
 
 from xdsl.context import Context
-from xdsl.dialects import arith, builtin, cf, func, llvm, scf
+from xdsl.dialects import arith, builtin, cf, func, scf
 from xdsl.parser import Parser
 from xdsl.passes import PassPipeline
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import ArgSpecParseError, ParseError, VerifyException
 
-from pyflame_rt.dialects import ALL_DIALECTS
+from pyflame_rt.dialects import ALL_DIALECTS, graph, kernel
 from pyflame_rt.errors import PyFlameRTError
+from pyflame_rt.options import OptLevel
 from pyflame_rt.transforms.pass_manager import PassManager, PassManagerConfig
 from pyflame_rt.transforms.registry import all_passes, load_pass_plugin
 
 
 def make_context() -> Context:
     ctx = Context(allow_unregistered=False)
-    for d in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, cf.Cf, llvm.LLVM, *ALL_DIALECTS):
+    from pyflame_rt.targets.cpu.kernel_builder import llvm_dialect
+
+    for d in (builtin.Builtin, func.Func, arith.Arith, scf.Scf, cf.Cf, llvm_dialect(), *ALL_DIALECTS):
         ctx.load_dialect(d)
     return ctx
 
@@ -34,12 +37,56 @@ def load_module(path: str, ctx: Context):
     return Parser(ctx, text, path).parse_module()
 
 
+LEVELS = ("graph", "kernel", "llvm")
+
+
+def level_of(module) -> str:
+    """The IR level a module is at: graph (a graph entry function), kernel (a schedule) or llvm."""
+    if kernel.schedule_of(module) is not None:
+        return "kernel"
+    try:
+        graph.entry_function(module)
+    except Exception:
+        return "llvm"
+    return "graph"
+
+
+def lower_to(module, level: str, cpu: str, opt_level: OptLevel, ctx: Context) -> list:
+    """Run the compiler's pipeline on `module` from its level down to `level`; returns the graph
+    pipelines' PassResults."""
+    from pyflame_rt.compiler import CPU_LEGALIZATIONS
+    from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
+    from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToKernel, LowerKernelToEntry
+    from pyflame_rt.targets.cpu.plan_memory import PlanMemory
+
+    start = level_of(module)
+    if LEVELS.index(level) < LEVELS.index(start):
+        raise ValueError(f"the input is at the {start} level, below --to {level}")
+    results = []
+    if start == "graph":
+        results += [PassManager(CPU_LEGALIZATIONS).run(module), PassManager.create_default(opt_level).run(module)]
+    if start == "graph" and level != "graph":
+        LowerGraphToKernel(cpu).apply(ctx, module)
+        PlanMemory().apply(ctx, module)
+    if start != "llvm" and level == "llvm":
+        if start == "kernel" and any(a.live is None for a in module.walk() if isinstance(a, kernel.AllocOp)):
+            PlanMemory().apply(ctx, module)
+        LowerKernelToEntry().apply(ctx, module)
+        ConvertToLLVM().apply(ctx, module)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="pyflame-opt", description="run PyFlameRT passes on IR")
     p.add_argument("input", nargs="?", default="-", help=".mlir file, .onnx model, or - for stdin")
     p.add_argument("-p", "--passes", default="", help="comma-separated pipeline, e.g. pass-a,pass-b{opt=1}")
     p.add_argument("-O", dest="opt_level", type=int, choices=range(4),
                    help="run an optimization level's pipeline first: -O0 none .. -O3 all")
+    p.add_argument("--to", choices=LEVELS,
+                   help="after the passes, run the compiler's pipeline down to this level (graph: CPU "
+                        "legalizations and the -O pipeline; kernel: kernels, schedule, memory plan; llvm)")
+    p.add_argument("--cpu", default="host", help="CPU target of --to kernel|llvm: host or a portable level "
+                                                  "such as x86-64-v3")
     p.add_argument("--print-stats", action="store_true", help="per-pass statistics on stderr")
     p.add_argument("-o", "--output", default="-")
     p.add_argument("--list-passes", action="store_true")
@@ -64,11 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         module = load_module(args.input, ctx)
         module.verify()
         results = []
-        if args.opt_level is not None:
+        if args.opt_level is not None and args.to is None:
             results.append(PassManager.create_default(args.opt_level).run(module))  # graph passes only
         if args.passes:
             pipeline = PassPipeline.parse_spec(registry, args.passes)
             results.append(PassManager(pipeline.passes, PassManagerConfig(max_iterations=1), ctx=ctx).run(module))
+        if args.to is not None:
+            level = OptLevel.EXTENDED if args.opt_level is None else OptLevel(args.opt_level)
+            results += lower_to(module, args.to, args.cpu, level, ctx)
         if args.print_stats:
             for r in results:
                 print(r.report(), file=sys.stderr)

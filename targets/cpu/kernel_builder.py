@@ -31,7 +31,7 @@ from xdsl.dialects.builtin import (
     i32,
     i64,
 )
-from xdsl.ir import Attribute, Block, Region, SSAValue
+from xdsl.ir import Attribute, Block, Dialect, Region, SSAValue
 from xdsl.irdl import IRDLOperation, VarConstraint, irdl_op_definition, operand_def, prop_def, result_def
 from xdsl.rewriter import InsertPoint
 
@@ -76,6 +76,34 @@ class VectorFCmpOp(llvm.FCmpOp):
 
     get_irdl_definition = _VectorFCmpDef.get_irdl_definition
     verify_ = _VectorFCmpDef.verify_
+
+    @classmethod
+    def parse(cls, parser):
+        return _with_mask_result(super().parse(parser))
+
+
+class VectorICmpOp(llvm.ICmpOp):
+    """llvm.icmp whose textual form parses back with an <N x i1> result for vector operands."""
+
+    @classmethod
+    def parse(cls, parser):
+        return _with_mask_result(super().parse(parser))
+
+
+def _with_mask_result(op):
+    """A parsed compare of vectors gets its <N x i1> result (xDSL 0.74's parsers give every compare i1)."""
+    t = op.lhs.type
+    if not isinstance(t, VectorType):
+        return op
+    return type(op).create(operands=[op.lhs, op.rhs], result_types=[vec(t.get_shape()[0], IntegerType(1))],
+                           properties=dict(op.properties), attributes=dict(op.attributes))
+
+
+def llvm_dialect() -> Dialect:
+    """xDSL's llvm dialect with compares that parse back from the text kernels print as."""
+    ops = [VectorFCmpOp if op is llvm.FCmpOp else VectorICmpOp if op is llvm.ICmpOp else op
+           for op in llvm.LLVM.operations]
+    return Dialect("llvm", ops, list(llvm.LLVM.attributes))
 
 
 class KernelBuilder:

@@ -43,6 +43,7 @@ class KernelCache:
     def __init__(self, store: CompileCache, target: CPUTarget, checked: bool):
         self.store, self.target, self.checked = store, target, checked
         self.keys: dict[str, str] = {}  # kernel symbol -> key, for the kernels to store after compiling
+        self.found: dict[str, bytes] = {}  # kernel symbol -> its cached object
 
     def key(self, name: str, make: Callable[[], func.FuncOp]) -> str | None:
         """sha256 of what the kernel's code follows from; None if its spec has no stable text (such a
@@ -64,6 +65,7 @@ class KernelCache:
             return None
         entry = self.store.lookup(key)
         if entry is not None and entry.header.get("kernel") == name and len(entry.objects) == 1:
+            self.found[name] = entry.objects[0]
             return entry.objects[0]
         self.keys[name] = key
         return None

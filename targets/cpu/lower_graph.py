@@ -1,8 +1,11 @@
-"""Conversion graph -> kernel level for the CPU: one entry point per model.
+"""Conversion graph -> kernel level for the CPU, and kernel level -> one entry point per model.
 
-Every graph op becomes one or more calls of a generated kernel through the
-runtime's `pfrt_run_kernel` (parallel-for over the pool, plus the run's deadline
-check and profiling hook between kernels). The entry point
+`GraphLowering` turns every graph op into one or more `kernel.launch`es of a generated
+kernel (the `kernel` dialect: buffers, symbolic sizes, launches); `plan-memory` then
+gives every arena buffer its lifetime, and `read_kernel_module` reads the module back
+into a `LoweredModel`: its `_Call` steps, `Buffer`s, weights and checks. Every step
+becomes a call through the runtime's `pfrt_run_kernel` (parallel-for over the pool,
+plus the run's deadline check and profiling hook between kernels). The entry point
 
     void pfm_main(ptr io, ptr weights, ptr arena, ptr offsets, ptr dims, ptr run)
 
@@ -14,18 +17,20 @@ Reshape, Identity) move no data: their result aliases the input buffer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
-from xdsl.dialects import func, llvm
-from xdsl.dialects.builtin import ModuleOp, i8, i64
-from xdsl.ir import SSAValue
+from xdsl.context import Context
+from xdsl.dialects import arith, func, llvm
+from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, i8, i64
+from xdsl.ir import Block, Operation, Region, SSAValue
 
-from pyflame_rt.dialects import graph
+from pyflame_rt.dialects import graph, kernel
 from pyflame_rt.dialects.assumptions import Assumption, at_node, collect, require_nonempty
-from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, numel
+from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, numel, parse_dim
+from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
 from pyflame_rt.targets.cpu import checked as ck
 from pyflame_rt.targets.cpu.access_guard import check_declaration
 from pyflame_rt.targets.cpu.kernel_builder import PTR, KernelBuilder, checked_kernels
@@ -36,12 +41,14 @@ from pyflame_rt.targets.cpu.kernels.gemm import (
 from pyflame_rt.targets.cpu.lowerings import lowering_for
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.native_object import ENTRY
+from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 from pyflame_rt.targets.cpu.target import CPUTarget
 
 if TYPE_CHECKING:
     from pyflame_rt.targets.cpu.kernel_cache import KernelCache
 
 RUN_KERNEL = "pfrt_run_kernel"
+STATUS_DTYPE = DType.INT64  # the run's check status word
 IO_DTYPES = (DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16, DType.INT64, DType.INT32, DType.INT16,
              DType.INT8, DType.UINT8, DType.BOOL)
 WEIGHT_ALIGN = 64
@@ -103,6 +110,15 @@ class _Call:
     grain: object = 1  # size expression: minimum items per chunk
 
 
+class CheckCode(int):
+    """A run-time check's status code as a kernel field: the value of its `kernel.check`."""
+
+
+_IO_ROLES = (kernel.IORole.INPUT, kernel.IORole.OUTPUT)
+_RELATIONS = {"==": kernel.Relation.EQ, "<=": kernel.Relation.LE, "multiple of": kernel.Relation.MULTIPLE_OF}
+_INDEX_OPS = {"mul": arith.MuliOp, "add": arith.AddiOp, "min": arith.MinSIOp, "max": arith.MaxSIOp}
+
+
 class GraphLowering:
     def __init__(self, fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget, checked: bool = False,
                  kernel_cache: KernelCache | None = None):
@@ -113,19 +129,22 @@ class GraphLowering:
         self.shapes = graph.infer_value_shapes(fn)
         self.kernel_cache = kernel_cache
         self.kernels: dict[str, func.FuncOp] = {}
-        self.cached_kernels: dict[str, bytes] = {}  # symbol -> object, from the kernel cache
+        self.cached_kernels: list[str] = []  # symbols whose objects the kernel cache holds
         self.locs: dict[SSAValue, Loc] = {}
         self.in_place: set[SSAValue] = set()  # stored inside their consumer's result by their producer
         # values that are strided views of another tensor's storage (a Slice read only by Transposes):
         # per-dim element strides; their readers pass these to the copy kernels
         self.strides: dict[SSAValue, list[Dim]] = {}
-        self.weights: list[tuple[str, np.ndarray]] = []
-        self.weight_offsets: list[int] = []
+        self.table = WeightTable(weights)  # the kernel module's weights: the graph's and derived ones
         self._weight_bytes = 0
-        self.buffers: list[Buffer] = []
-        self.steps: list[_Call] = []
         self.op_summary: dict[str, int] = {}
         self.checks: list[str] = []
+        # the schedule being built: its ops in run order, every Loc's and size's value computed once
+        self.block = Block()
+        self.storage: dict[tuple[str, int], SSAValue] = {}  # (kind, index) of a Loc -> its buffer
+        self.n_buffers = 0
+        self.values: dict = {}
+        self.graph_op = ""  # the graph op the launches being emitted compute
         syms: set[str] = set()
         for s in self.shapes.values():
             for d in s:
@@ -135,24 +154,19 @@ class GraphLowering:
 
     # --------------------------------------------------------------- storage
     def add_weight(self, name: str, arr: np.ndarray) -> Loc:
-        arr = np.ascontiguousarray(arr)
+        """A weight of the blob: a graph weight keeps its name, a derived array gets a fresh one."""
+        if self.table.get(name) is not arr:
+            name = self.table.add(name, arr)
+        arr = self.table[name]
         off = -(-self._weight_bytes // WEIGHT_ALIGN) * WEIGHT_ALIGN
-        self.weights.append((name, arr))
-        self.weight_offsets.append(off)
         self._weight_bytes = off + arr.nbytes
+        self.storage["weight", off] = self._emit(kernel.WeightOp(name, arr.nbytes))
         return Loc("weight", off)
 
     def new_buffer(self, nbytes: Dim) -> Loc:
-        step = len(self.steps)
-        self.buffers.append(Buffer(nbytes, step, step))
-        return Loc("arena", len(self.buffers) - 1)
-
-    def use(self, loc: Loc) -> Loc:
-        """Extend an arena buffer's lifetime to the step being emitted."""
-        if loc.kind == "arena":
-            b = self.buffers[loc.index]
-            self.buffers[loc.index] = Buffer(b.nbytes, b.first, max(b.last, len(self.steps)))
-        return loc
+        self.storage["arena", self.n_buffers] = self._emit(kernel.AllocOp(self.value(nbytes)))
+        self.n_buffers += 1
+        return Loc("arena", self.n_buffers - 1)
 
     def const_value(self, v: SSAValue) -> np.ndarray | None:
         op = v.owner
@@ -214,11 +228,13 @@ class GraphLowering:
     def dtype(v: SSAValue) -> DType:
         return graph.dtype_of(v.type)
 
-    def check(self, message: str) -> tuple[Loc, int]:
+    def check(self, message: str) -> tuple[Loc, CheckCode]:
         """A run-time check: kernels store the returned code into the status slot (an extra io
         pointer after the outputs) when it fails, and the executable raises InputError(message)."""
         self.checks.append(message)
-        return Loc("io", self.status_slot), len(self.checks)
+        code = CheckCode(len(self.checks))
+        self.values[CheckCode, code] = self._emit(kernel.CheckOp(message))
+        return Loc("io", self.status_slot), code
 
     @staticmethod
     def expect_nonempty(extent: Dim, message: str, results: Dim = 1) -> None:
@@ -230,12 +246,12 @@ class GraphLowering:
     def loc(self, v) -> Loc:
         """Storage of a value (constants are added to the weights on first use); a Loc passes through."""
         if isinstance(v, Loc):
-            return self.use(v)
+            return v
         if v not in self.locs:
             arr = self.const_value(v)
             assert arr is not None, f"value {v} has no storage"
             self.locs[v] = self.add_weight(v.owner.weight_name or "const", arr)
-        return self.use(self.locs[v])
+        return self.locs[v]
 
     def kernel(self, key: str, make: Callable[[], func.FuncOp]) -> str:
         """The kernel symbol `key`, generated by `make` unless the kernel cache has its object. `make`
@@ -245,20 +261,53 @@ class GraphLowering:
             if obj is None:
                 self.kernels[key] = make()
             else:
-                self.cached_kernels[key] = obj
+                self.cached_kernels.append(key)
         return key
 
-    def call(self, kernel: str, fields: list, items, work_per_item=None) -> None:
+    def call(self, name: str, fields: list, items, work_per_item=None) -> None:
         """Emit a kernel call over `items` work items; `work_per_item` (FMAs, a size
         expression) sets the grain so that tiny calls are not split across threads."""
-        for f in fields:
-            if isinstance(f, Loc):
-                self.use(f)
         grain = 1 if work_per_item is None else ("ceildiv", MIN_TASK_WORK, work_per_item)
-        self.steps.append(_Call(kernel, fields, items, grain))
+        launch = kernel.LaunchOp(name, [self.value(f) for f in fields], self.value(items), self.value(grain),
+                                 self.graph_op)
+        self._emit(launch)
+
+    # ------------------------------------------------------- schedule values
+    def _emit(self, op: Operation) -> SSAValue | None:
+        self.block.add_op(op)
+        return op.results[0] if op.results else None
+
+    def value(self, x) -> SSAValue:
+        """The schedule's value of a field: a Loc's buffer or a size expression's index."""
+        if isinstance(x, CheckCode):
+            return self.values[CheckCode, x]
+        key = (Loc, x.kind, x.index, x.offset) if isinstance(x, Loc) else (type(x), x)
+        if key not in self.values:
+            self.values[key] = self._compute(x)
+        return self.values[key]
+
+    def _compute(self, x) -> SSAValue:
+        if isinstance(x, Loc):
+            base = self.storage[x.kind, x.index]
+            return self._emit(kernel.SubviewOp(base, x.offset)) if x.offset else base
+        if isinstance(x, int):
+            return self._emit(arith.ConstantOp(IntegerAttr(x, IndexType())))
+        if isinstance(x, SymDim):
+            v = self.value(x.coef)
+            for s in x.syms:
+                v = self._emit(arith.MuliOp(v, self.value(("dim", s))))
+            return v
+        if x[0] == "dim":
+            return self._emit(kernel.DimOp(x[1]))
+        if x[0] == "ceildiv":
+            # a divisor that may be 0 (the size of an empty tensor) counts as 1
+            b = x[2] if isinstance(x[2], int) and x[2] > 0 else ("max", x[2], 1)
+            return self._emit(arith.CeilDivSIOp(self.value(x[1]), self.value(b)))
+        return self._emit(_INDEX_OPS[x[0]](self.value(x[1]), self.value(x[2])))
 
     # ----------------------------------------------------------------- driver
-    def lower(self) -> LoweredModel:
+    def lower(self) -> ModuleOp:
+        """The kernel module: the kernels and the schedule launching them (its WeightTable attached)."""
         fn = self.fn
         in_attrs = fn.arg_attrs.data if fn.arg_attrs else [None] * len(fn.args)
         out_attrs = fn.res_attrs.data if fn.res_attrs else [None] * len(fn.function_type.outputs)
@@ -273,15 +322,18 @@ class GraphLowering:
                 raise UnsupportedOperatorError(
                     f"tensor '{t.name}' has element type {t.dtype.value}; the CPU backend supports "
                     f"{', '.join(d.value for d in IO_DTYPES)} inputs and outputs")
+        for role, infos in zip(_IO_ROLES, (inputs, outputs)):
+            for t in infos:
+                self._io(role, t)
+        self.status_slot = len(inputs) + len(outputs)
+        self._io(kernel.IORole.STATUS, TensorInfo("status", (), STATUS_DTYPE))
         for i, v in enumerate(fn.args):
             self.locs[v] = Loc("io", i)
-        self.status_slot = len(inputs) + len(outputs)
         # a graph output gets its io slot, unless it is an input or returned twice
         self.out_slot: dict[SSAValue, Loc] = {}
         for j, v in enumerate(ret.arguments):
             if v not in self.out_slot and v not in self.locs:
                 self.out_slot[v] = Loc("io", len(inputs) + j)
-        step_ops: list[str] = []
         for op in fn.body.block.ops:
             if isinstance(op, (graph.ConstantOp, func.ReturnOp)):
                 continue
@@ -292,38 +344,31 @@ class GraphLowering:
                 layout = op.properties.get("layout")
                 raise UnsupportedOperatorError(f"the CPU backend cannot lower {op.name}"
                                                + (f" in layout {layout.data}" if layout is not None else ""))
-            first_step = len(self.steps)
+            self.graph_op = f"{name}#{self.op_summary[name]}"
             with at_node(graph.node_label(op)):
                 lower_fn(self, op)
-            step_ops += [f"{name}#{self.op_summary[name]}"] * (len(self.steps) - first_step)
         # outputs that are views, inputs, constants or repeated get copied into their slot
+        self.graph_op = "output_copy"
         for j, v in enumerate(ret.arguments):
             slot = Loc("io", len(inputs) + j)
             if self.loc(v) != slot:
                 self.emit_elementwise("copy", [v], slot, self.shapes[v])
-        step_ops += ["output_copy"] * (len(self.steps) - len(step_ops))
-        module = ModuleOp([*self.kernels.values(), *self.entry(),
-                           func.FuncOp.external(RUN_KERNEL, [PTR, PTR, PTR, i64, i64], []),
-                           *(func.FuncOp.external(name, [PTR, i64, i64], []) for name in self.cached_kernels),
-                           *([check_declaration()] if self.checked else [])])
-        step_fields = ([[self.describe(f, inputs, outputs, step_ops) if isinstance(f, Loc) else None
-                         for f in c.fields] for c in self.steps] if self.checked else [])
-        return LoweredModel(module, inputs, outputs, self.symbols, self.buffers,
-                            self.weights, len(self.kernels) + len(self.cached_kernels), self.op_summary,
-                            self.checks, step_ops, self.checked, step_fields, generated=list(self.kernels),
-                            cached=self.cached_kernels)
+        schedule = kernel.ScheduleOp(ENTRY, self.symbols, Region(self.block), self.op_summary, self.checked)
+        cached = [func.FuncOp.external(name, [PTR, i64, i64], []) for name in self.cached_kernels]
+        module = ModuleOp([*self.kernels.values(), *cached, schedule])
+        used = {op.weight_name.data for op in self.block.ops if isinstance(op, kernel.WeightOp)}
+        self.table.prune(used)
+        self.table.attach(module)
+        return module
 
-    def describe(self, loc: Loc, inputs: list[TensorInfo], outputs: list[TensorInfo], step_ops: list[str]) -> str:
-        """The buffer a Loc points into, for checked builds' violation messages."""
-        if loc.kind == "io":
-            what = (f"input '{inputs[loc.index].name}'" if loc.index < len(inputs) else
-                    f"output '{outputs[loc.index - len(inputs)].name}'" if loc.index < self.status_slot else
-                    "the run-time check status word")
-        elif loc.kind == "weight":
-            what = f"weight '{self.weights[self.weight_offsets.index(loc.index)][0]}'"
-        else:
-            what = f"intermediate buffer {loc.index} (written first by {step_ops[self.buffers[loc.index].first]})"
-        return what + (f" at byte {loc.offset}" if loc.offset else "")
+    def _io(self, role: kernel.IORole, t: TensorInfo) -> None:
+        slot = sum(1 for kind, _ in self.storage if kind == "io")
+        self.storage["io", slot] = self._emit(kernel.IOOp(role, slot, t.name, [str(d) for d in t.shape], t.dtype))
+
+    def assume(self, assumptions: list[Assumption]) -> None:
+        """State the lowering's shape assumptions in the schedule (checked before any launch runs)."""
+        for a in assumptions:
+            self._emit(kernel.AssumeOp(self.value(a.lhs), _RELATIONS[a.relation], self.value(a.rhs), a.what, a.node))
 
     # ------------------------------------------------------------ emitters
     def emit_elementwise(self, op: str, operands: list[SSAValue], out: Loc, out_shape: Shape,
@@ -425,7 +470,17 @@ class GraphLowering:
                   ("mul", row_blocks, nblocks),
                   work_per_item=("mul", rows_per_item * nr * spec.nc_panels, k))
 
-    # ----------------------------------------------------------- entry point
+
+@dataclass
+class Schedule:
+    """The launches of a kernel module as the entry point runs them (read_kernel_module)."""
+
+    steps: list[_Call]
+    buffers: list[Buffer]
+    symbols: list[str]
+    status_slot: int  # the io slot of the check status word, after the inputs and outputs
+    weight_bytes: dict[int, int]  # blob offset of each weight -> its size in bytes
+
     def entry(self) -> list[func.FuncOp]:
         """The entry point, calling every step in order. LLVM's code generation is superlinear in a
         function's size, so a long model's steps go into entry parts of ENTRY_PART_STEPS steps each
@@ -452,7 +507,6 @@ class GraphLowering:
             eb.guard.bounded(dims, 8 * max(1, len(self.symbols)), ck.REGION_DIMS)
         ctx = eb.scratch(ck.ctx_slots(max_fields) if eb.guard else max_fields, i64)
         sym_vals = {s: eb.field(i, dims) for i, s in enumerate(self.symbols)}
-        weight_bytes = {off: arr.nbytes for off, (_, arr) in zip(self.weight_offsets, self.weights)}
 
         # every field value is computed once (one block: the first computation dominates every
         # later use); steps repeat the same sizes, pointers and constants many times
@@ -499,7 +553,7 @@ class GraphLowering:
                     lo, size = eb.field(loc.index, io), eb.field(2 * nbuf + loc.index, offsets)
                 elif loc.kind == "weight":
                     lo = eb.ptr_to_int(eb.gep(weights, eb.const(loc.index), elem=i8))
-                    size = value(weight_bytes[loc.index])
+                    size = value(self.weight_bytes[loc.index])
                 else:
                     lo = eb.ptr_to_int(eb.gep(arena, eb.field(loc.index, offsets), elem=i8))
                     size = eb.field(nbuf + loc.index, offsets)
@@ -578,7 +632,176 @@ def lower_graph(fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarg
                 checked: bool = False, kernel_cache: KernelCache | None = None) -> LoweredModel:
     """checked: a checked build (every load and store bounds-checked, checked.py). kernel_cache:
     kernels found there are declared, not generated (`LoweredModel.cached`)."""
-    with checked_kernels(checked), collect() as assumptions:
-        lowered = GraphLowering(fn, weights, target, checked, kernel_cache).lower()
-    lowered.assumptions = assumptions
+    module = lower_to_kernel(fn, weights, target, checked, kernel_cache)
+    PlanMemory().apply(Context(), module)
+    lowered = read_kernel_module(module)
+    lowered.cached = dict(kernel_cache.found) if kernel_cache is not None else {}
     return lowered
+
+
+def lower_to_kernel(fn: func.FuncOp, weights: Mapping[str, np.ndarray], target: CPUTarget,
+                    checked: bool = False, kernel_cache: KernelCache | None = None) -> ModuleOp:
+    """The kernel module of a graph function (its memory not planned yet); kernels `kernel_cache`
+    holds are only declared."""
+    with checked_kernels(checked), collect() as assumptions:
+        lowering = GraphLowering(fn, weights, target, checked, kernel_cache)
+        module = lowering.lower()
+    lowering.assume(assumptions)
+    return module
+
+
+def read_kernel_module(module: ModuleOp, weights: Mapping[str, np.ndarray] | None = None) -> LoweredModel:
+    """The LoweredModel of a planned kernel module, whose kernels it takes over. `weights` (by default
+    the module's WeightTable) must hold every weight the schedule names."""
+    reader = _ScheduleReader(module)
+    table = WeightTable.of(module) if weights is None else weights
+    missing = [name for name, _ in reader.weights if name not in table]
+    if missing:
+        raise InvalidModelError(f"weights {missing[:3]} are not available: the kernel module's WeightTable "
+                                f"lacks them (lower an .onnx input, not bare .mlir)")
+    arrays = [(name, np.ascontiguousarray(table[name])) for name, _ in reader.weights]
+    for (name, nbytes), (_, arr) in zip(reader.weights, arrays):
+        if arr.nbytes != nbytes:
+            raise InvalidModelError(f"weight '{name}' has {arr.nbytes} bytes, the schedule says {nbytes}")
+    lowered = LoweredModel(reader.entry_module(), reader.inputs, reader.outputs, reader.schedule.symbols,
+                           reader.schedule.buffers, arrays, reader.kernel_count, reader.op_summary,
+                           reader.checks, reader.step_ops, reader.checked, assumptions=reader.assumptions,
+                           generated=reader.generated)
+    if reader.checked:
+        lowered.step_fields = [[reader.describe(f) if isinstance(f, Loc) else None for f in c.fields]
+                               for c in reader.schedule.steps]
+    return lowered
+
+
+def lower_schedule(module: ModuleOp) -> None:
+    """Replace a planned kernel module's schedule by the entry point (no weight values needed)."""
+    entry = _ScheduleReader(module).entry_module()
+    for op in list(entry.body.block.ops):
+        op.detach()
+        module.body.block.add_op(op)
+
+
+class _ScheduleReader:
+    """A planned kernel module's schedule as Python objects: each buffer a Loc, each size an
+    expression over the dims (int, SymDim, or ("mul" | "add" | "min" | "max" | "ceildiv", a, b))."""
+
+    def __init__(self, module: ModuleOp):
+        self.module = module
+        schedule = kernel.schedule_of(module)
+        if schedule is None:
+            raise InvalidModelError("the module has no kernel.schedule: it is not at the kernel level")
+        self.op = schedule
+        self.checked = schedule.checked is not None
+        self.op_summary = {k: v.value.data for k, v in schedule.op_summary.data.items()} if schedule.op_summary else {}
+        self.inputs: list[TensorInfo] = []
+        self.outputs: list[TensorInfo] = []
+        self.weights: list[tuple[str, int]] = []  # (name, size in bytes) in blob order
+        self.weight_names: dict[int, str] = {}  # blob offset -> name
+        self._weight_end = 0
+        self.checks: list[str] = []
+        self.step_ops: list[str] = []
+        self.assumptions: list[Assumption] = []
+        self.locs: dict[SSAValue, Loc] = {}
+        self.exprs: dict[SSAValue, object] = {}
+        self.schedule = Schedule([], [], schedule.dim_names(), 0, {})
+        # kernels the module defines, and those it declares (their objects came from the kernel cache)
+        kernels = [op for op in module.ops if isinstance(op, func.FuncOp)]
+        self.kernel_count = len(kernels)
+        self.generated = [op.sym_name.data for op in kernels if not op.is_declaration]
+        for op in schedule.body.block.ops:
+            self._read(op)
+
+    def _read(self, op: Operation) -> None:
+        if isinstance(op, kernel.IOOp):
+            slot = op.slot.value.data
+            self.locs[op.result] = Loc("io", slot)
+            info = TensorInfo(op.tensor_name.data, tuple(parse_dim(d.data) for d in op.shape), DType(op.dtype.data))
+            if op.role.data == kernel.IORole.INPUT:
+                self.inputs.append(info)
+            elif op.role.data == kernel.IORole.OUTPUT:
+                self.outputs.append(info)
+            else:
+                self.schedule.status_slot = slot
+        elif isinstance(op, kernel.WeightOp):
+            offset = -(-self._weight_end // WEIGHT_ALIGN) * WEIGHT_ALIGN
+            self._weight_end = offset + op.nbytes.value.data
+            self.schedule.weight_bytes[offset] = op.nbytes.value.data
+            self.weight_names[offset] = op.weight_name.data
+            self.weights.append((op.weight_name.data, op.nbytes.value.data))
+            self.locs[op.result] = Loc("weight", offset)
+        elif isinstance(op, kernel.AllocOp):
+            if op.live is None:
+                raise InvalidModelError("the kernel module's memory is not planned: run plan-memory first")
+            self.locs[op.result] = Loc("arena", len(self.schedule.buffers))
+            self.schedule.buffers.append(Buffer(self.expr(op.nbytes), *op.lifetime()))
+        elif isinstance(op, kernel.SubviewOp):
+            base = self.locs[op.source]
+            self.locs[op.result] = Loc(base.kind, base.index, base.offset + op.offset.value.data)
+        elif isinstance(op, kernel.CheckOp):
+            self.checks.append(op.message.data)
+            self.exprs[op.result] = len(self.checks)
+        elif isinstance(op, kernel.AssumeOp):
+            relation = next(k for k, v in _RELATIONS.items() if v == op.relation.data)
+            self.assumptions.append(Assumption(relation, self.expr(op.lhs), self.expr(op.rhs), op.what.data,
+                                               op.node.data))
+        elif isinstance(op, kernel.LaunchOp):
+            fields = [self.locs[f] if isinstance(f.type, kernel.BufferType) else self.expr(f) for f in op.fields]
+            self.schedule.steps.append(_Call(op.callee.root_reference.data, fields, self.expr(op.items),
+                                             self.expr(op.grain)))
+            self.step_ops.append(op.graph_op.data)
+
+    def expr(self, v: SSAValue):
+        """The size expression of an index value."""
+        if v not in self.exprs:
+            self.exprs[v] = self._expr(v.owner)
+        return self.exprs[v]
+
+    def _expr(self, op: Operation):
+        if isinstance(op, arith.ConstantOp):
+            return op.value.value.data
+        if isinstance(op, kernel.DimOp):
+            return SymDim.of(op.dim_name.data)
+        if isinstance(op, arith.CeilDivSIOp):
+            # ceildiv by max(b, 1) is the entry's ceildiv by b (which divides by 1 for b = 0)
+            div = op.rhs.owner
+            guarded = (isinstance(div, arith.MaxSIOp) and isinstance(div.rhs.owner, arith.ConstantOp)
+                       and div.rhs.owner.value.value.data == 1)
+            return _fold("ceildiv", self.expr(op.lhs), self.expr(div.lhs if guarded else op.rhs))
+        for kind, cls in _INDEX_OPS.items():
+            if isinstance(op, cls):
+                return _fold(kind, self.expr(op.lhs), self.expr(op.rhs))
+        raise InvalidModelError(f"{op.name} is not a size computation the kernel level supports")
+
+    def entry_module(self) -> ModuleOp:
+        """The kernels (taken out of the module) with the entry point and the functions they call."""
+        kernels = [op for op in self.module.ops if isinstance(op, func.FuncOp)]
+        for op in kernels:
+            op.detach()
+        self.op.detach()
+        with checked_kernels(self.checked):
+            entry = self.schedule.entry()
+        return ModuleOp([*kernels, *entry,
+                         func.FuncOp.external(RUN_KERNEL, [PTR, PTR, PTR, i64, i64], []),
+                         *([check_declaration()] if self.checked else [])])
+
+    def describe(self, loc: Loc) -> str:
+        """The buffer a Loc points into, for checked builds' violation messages."""
+        if loc.kind == "io":
+            what = (f"input '{self.inputs[loc.index].name}'" if loc.index < len(self.inputs) else
+                    f"output '{self.outputs[loc.index - len(self.inputs)].name}'"
+                    if loc.index < self.schedule.status_slot else "the run-time check status word")
+        elif loc.kind == "weight":
+            what = f"weight '{self.weight_names[loc.index]}'"
+        else:
+            first = self.schedule.buffers[loc.index].first
+            what = f"intermediate buffer {loc.index} (written first by {self.step_ops[first]})"
+        return what + (f" at byte {loc.offset}" if loc.offset else "")
+
+
+def _fold(kind: str, a, b):
+    """A size expression, computed when both operands are known (a product of dims stays a dim)."""
+    if kind == "mul" and not isinstance(a, tuple) and not isinstance(b, tuple):
+        return dim_mul(a, b)
+    if isinstance(a, int) and isinstance(b, int):
+        return {"add": a + b, "min": min(a, b), "max": max(a, b), "ceildiv": -(-a // max(b, 1))}[kind]
+    return (kind, a, b)

@@ -1,4 +1,10 @@
-"""`lower-graph-to-cpu` as a ModulePass, so pyflame-opt can show the kernel level."""
+"""The CPU lowering as ModulePasses, so pyflame-opt can show every level.
+
+`lower-graph-to-kernel` turns the graph function into the kernel level (kernels and a
+`kernel.schedule`), `plan-memory` (plan_memory.py) plans its arena, and
+`lower-kernel-to-entry` turns the schedule into the `pfm_main` entry point;
+`lower-graph-to-cpu` runs all three.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -11,19 +17,22 @@ from xdsl.passes import ModulePass
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import InvalidModelError
-from pyflame_rt.targets.cpu.lower_graph import lower_graph
+from pyflame_rt.targets.cpu.lower_graph import lower_schedule, lower_to_kernel
+from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 from pyflame_rt.targets.cpu.target import CPUTarget
 
 
 @dataclass(frozen=True)
-class LowerGraphToCPU(ModulePass):
-    """Replace the graph function by generated kernels and the `pfm_main` entry point.
+class LowerGraphToKernel(ModulePass):
+    """Replace the graph function by generated kernels and the `kernel.schedule` launching them.
 
     Weights come from the module's WeightTable (attached by the importer when
-    pyflame-opt reads an .onnx file); `cpu` picks the target (host by default).
+    pyflame-opt reads an .onnx file); the kernel module's own table (graph weights and
+    derived ones such as packed GEMM operands) replaces it. `cpu` picks the target
+    (host by default).
     """
 
-    name = "lower-graph-to-cpu"
+    name = "lower-graph-to-kernel"
     cpu: str = "host"
     weights: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -35,10 +44,40 @@ class LowerGraphToCPU(ModulePass):
         if missing:
             raise InvalidModelError(
                 f"weights {missing[:3]} are not available: lower an .onnx input, not bare .mlir")
-        lowered = lower_graph(fn, {k: np.asarray(v) for k, v in table.items()}, CPUTarget.named(self.cpu))
-        for child in list(op.body.block.ops):
-            child.detach()
-            child.erase()
-        for child in list(lowered.module.body.block.ops):
-            child.detach()
-            op.body.block.add_op(child)
+        lowered = lower_to_kernel(fn, {k: np.asarray(v) for k, v in table.items()}, CPUTarget.named(self.cpu))
+        _replace_body(op, lowered)
+        WeightTable.of(lowered).attach(op)
+
+
+@dataclass(frozen=True)
+class LowerKernelToEntry(ModulePass):
+    """Replace a planned `kernel.schedule` by the `pfm_main` entry point calling every launch
+    through the runtime (weight values are not needed: the schedule states their sizes)."""
+
+    name = "lower-kernel-to-entry"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        lower_schedule(op)
+
+
+@dataclass(frozen=True)
+class LowerGraphToCPU(ModulePass):
+    """Replace the graph function by generated kernels and the `pfm_main` entry point
+    (lower-graph-to-kernel, plan-memory, lower-kernel-to-entry)."""
+
+    name = "lower-graph-to-cpu"
+    cpu: str = "host"
+    weights: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for step in (LowerGraphToKernel(self.cpu, self.weights), PlanMemory(), LowerKernelToEntry()):
+            step.apply(ctx, op)
+
+
+def _replace_body(module: ModuleOp, new: ModuleOp) -> None:
+    for child in list(module.body.block.ops):
+        child.detach()
+        child.erase()
+    for child in list(new.body.block.ops):
+        child.detach()
+        module.body.block.add_op(child)

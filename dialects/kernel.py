@@ -1,0 +1,301 @@
+"""The `kernel` dialect: a compiled model's schedule, between `graph` and `llvm`.
+
+A `kernel.schedule` holds, in run order, where every tensor lives and which
+kernel runs on which buffers:
+
+    kernel.schedule @pfm_main dims ["batch"] {
+      %x = kernel.io input 0 "x" ["batch", "784"] f32
+      %w = kernel.weight "fc.weight" 3136 bytes
+      %batch = kernel.dim "batch"
+      %n = arith.muli %c4096, %batch : index
+      %h = kernel.alloc(%n)
+      %s = kernel.subview %h[1024]
+      kernel.launch @gemm(%x, %w, %s, %k) items(%i) grain(%g) {graph_op = "Gemm#1"} : ...
+    }
+
+Buffers are untyped byte ranges (`!kernel.buffer`): the io tensors, the weights
+(named entries of the module's WeightTable), arena buffers of a symbolic byte size,
+and byte-offset subviews of those. Sizes are `index` values computed with ordinary
+`arith` ops from the run's dims. A launch runs a kernel function of the module over
+`items` work items, at least `grain` per parallel chunk; its fields (buffers and
+sizes) are in the kernel's field order. `kernel.check` and `kernel.assume` are the
+run-time checks: the first a status code a kernel reports, the second a requirement
+on dims checked before any kernel runs. The memory plan (`plan-memory`) records each
+alloc's lifetime in launch numbers.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import (
+    ArrayAttr, DenseArrayBase, DictionaryAttr, IndexType, IntegerAttr, StringAttr, SymbolNameConstraint,
+    SymbolRefAttr, UnitAttr, i64)
+from xdsl.dialects.utils.enum_attribute import EnumAttribute
+from xdsl.ir import (
+    Dialect, Operation, ParametrizedAttribute, Region, SpacedOpaqueSyntaxAttribute, SSAValue,
+    TypeAttribute)
+from xdsl.irdl import (
+    AnyOf, BaseAttr, IRDLOperation, ParsePropInAttrDict, irdl_attr_definition, irdl_op_definition, operand_def, opt_prop_def, prop_def,
+    region_def, result_def, traits_def, var_operand_def)
+from xdsl.traits import HasParent, IsolatedFromAbove, NoTerminator, Pure, SymbolOpInterface, SymbolTable
+from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.str_enum import StrEnum
+
+from pyflame_rt.dtype import DType
+
+
+@irdl_attr_definition
+class BufferType(ParametrizedAttribute, TypeAttribute):
+    """A byte range a kernel reads or writes."""
+
+    name = "kernel.buffer"
+
+
+class IORole(StrEnum):
+    INPUT = "input"
+    OUTPUT = "output"
+    STATUS = "status"  # the word a failed run-time check stores its code into
+
+
+@irdl_attr_definition
+class IORoleAttr(EnumAttribute[IORole], SpacedOpaqueSyntaxAttribute):
+    name = "kernel.io_role"
+
+
+class Relation(StrEnum):
+    EQ = "eq"
+    LE = "le"
+    MULTIPLE_OF = "multiple_of"
+
+
+@irdl_attr_definition
+class RelationAttr(EnumAttribute[Relation], SpacedOpaqueSyntaxAttribute):
+    name = "kernel.relation"
+
+
+BUFFER = BufferType()
+FIELD = AnyOf([BaseAttr(BufferType), BaseAttr(IndexType)])
+
+
+@irdl_op_definition
+class ScheduleOp(IRDLOperation):
+    """A model's kernel launches in run order; `dims` are the run-time dims in the order the
+    runtime passes their values."""
+
+    name = "kernel.schedule"
+    sym_name = prop_def(SymbolNameConstraint())
+    dims = prop_def(ArrayAttr[StringAttr])
+    body = region_def("single_block")
+    # graph op name -> how many the model had (views included, which launch nothing)
+    op_summary = opt_prop_def(DictionaryAttr)
+    checked = opt_prop_def(UnitAttr)  # a checked build: every kernel bounds-checks its accesses
+
+    assembly_format = "$sym_name `dims` $dims attr-dict-with-keyword $body"
+    irdl_options = (ParsePropInAttrDict(),)
+    traits = traits_def(IsolatedFromAbove(), NoTerminator(), SymbolOpInterface())
+
+    def __init__(self, name: str, dims: Sequence[str], body: Region, op_summary: dict[str, int],
+                 checked: bool = False):
+        summary = DictionaryAttr({k: IntegerAttr(v, i64) for k, v in op_summary.items()})
+        super().__init__(regions=[body], properties={
+            "sym_name": StringAttr(name), "dims": ArrayAttr([StringAttr(d) for d in dims]),
+            "op_summary": summary, **({"checked": UnitAttr()} if checked else {})})
+
+    def dim_names(self) -> list[str]:
+        return [d.data for d in self.dims]
+
+
+class ScheduleLevelOp(IRDLOperation):
+    """An op of a schedule's body."""
+
+    traits = traits_def(HasParent(ScheduleOp))
+
+
+class StorageOp(ScheduleLevelOp):
+    """An op naming a buffer."""
+
+    result = result_def(BufferType)
+
+
+@irdl_op_definition
+class IOOp(StorageOp):
+    """An input or output tensor (or the check status word): slot `slot` of the run's io table."""
+
+    name = "kernel.io"
+    role = prop_def(IORoleAttr)
+    slot = prop_def(IntegerAttr[i64])
+    tensor_name = prop_def(StringAttr)
+    shape = prop_def(ArrayAttr[StringAttr])  # each dim as symbolic.parse_dim reads it
+    dtype = prop_def(StringAttr)  # a DType value
+
+    assembly_format = "$role $slot $tensor_name $shape $dtype attr-dict"
+    traits = traits_def(Pure(), HasParent(ScheduleOp))
+
+    def __init__(self, role: IORole, slot: int, tensor_name: str, shape: Sequence[str], dtype: DType):
+        super().__init__(result_types=[BUFFER], properties={
+            "role": IORoleAttr(role), "slot": IntegerAttr(slot, i64), "tensor_name": StringAttr(tensor_name),
+            "shape": ArrayAttr([StringAttr(d) for d in shape]), "dtype": StringAttr(dtype.value)})
+
+    def verify_(self) -> None:
+        if self.slot.value.data < 0:
+            raise VerifyException(f"io slot {self.slot.value.data} is negative")
+        if self.dtype.data not in {d.value for d in DType}:
+            raise VerifyException(f"unknown element type '{self.dtype.data}'")
+
+
+@irdl_op_definition
+class WeightOp(StorageOp):
+    """The weight `weight_name` of the module's WeightTable, `nbytes` long."""
+
+    name = "kernel.weight"
+    weight_name = prop_def(StringAttr)
+    nbytes = prop_def(IntegerAttr[i64])
+
+    assembly_format = "$weight_name $nbytes `bytes` attr-dict"
+    traits = traits_def(Pure(), HasParent(ScheduleOp))
+
+    def __init__(self, weight_name: str, nbytes: int):
+        super().__init__(result_types=[BUFFER], properties={
+            "weight_name": StringAttr(weight_name), "nbytes": IntegerAttr(nbytes, i64)})
+
+    def verify_(self) -> None:
+        if self.nbytes.value.data < 0:
+            raise VerifyException(f"weight '{self.weight_name.data}' has a negative size")
+
+
+@irdl_op_definition
+class AllocOp(StorageOp):
+    """An arena buffer of `nbytes` bytes. `plan-memory` sets `live`: the first and the last launch
+    (by number in the schedule) that may touch it."""
+
+    name = "kernel.alloc"
+    nbytes = operand_def(IndexType)
+    live = opt_prop_def(DenseArrayBase.constr(i64))
+
+    assembly_format = "`(` $nbytes `)` attr-dict"
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, nbytes: SSAValue | Operation):
+        super().__init__(operands=[nbytes], result_types=[BUFFER])
+
+    def lifetime(self) -> tuple[int, int] | None:
+        return None if self.live is None else tuple(self.live.get_values())
+
+    def verify_(self) -> None:
+        if self.live is not None:
+            span = self.live.get_values()
+            if len(span) != 2 or not 0 <= span[0] <= span[1]:
+                raise VerifyException(f"live must be [first, last] launch numbers, got {list(span)}")
+
+
+@irdl_op_definition
+class SubviewOp(StorageOp):
+    """The bytes of `source` from `offset` on."""
+
+    name = "kernel.subview"
+    source = operand_def(BufferType)
+    offset = prop_def(IntegerAttr[i64])
+
+    assembly_format = "$source `[` $offset `]` attr-dict"
+    traits = traits_def(Pure(), HasParent(ScheduleOp))
+
+    def __init__(self, source: SSAValue | Operation, offset: int):
+        super().__init__(operands=[source], result_types=[BUFFER], properties={"offset": IntegerAttr(offset, i64)})
+
+    def verify_(self) -> None:
+        if self.offset.value.data <= 0:
+            raise VerifyException(f"a subview's offset must be positive, got {self.offset.value.data}")
+
+
+@irdl_op_definition
+class DimOp(ScheduleLevelOp):
+    """The value of the run-time dim `dim_name` (one of the schedule's dims)."""
+
+    name = "kernel.dim"
+    dim_name = prop_def(StringAttr)
+    result = result_def(IndexType)
+
+    assembly_format = "$dim_name attr-dict"
+    traits = traits_def(Pure(), HasParent(ScheduleOp))
+
+    def __init__(self, dim_name: str):
+        super().__init__(result_types=[IndexType()], properties={"dim_name": StringAttr(dim_name)})
+
+    def verify_(self) -> None:
+        schedule = self.parent_op()
+        if isinstance(schedule, ScheduleOp) and self.dim_name.data not in schedule.dim_names():
+            raise VerifyException(f"'{self.dim_name.data}' is not a dim of the schedule {schedule.dim_names()}")
+
+
+@irdl_op_definition
+class CheckOp(ScheduleLevelOp):
+    """A run-time check a kernel makes: its result is the status code the kernel stores into the
+    status word when the check fails (the n-th check of the schedule has code n); the run then
+    fails with `message`."""
+
+    name = "kernel.check"
+    message = prop_def(StringAttr)
+    result = result_def(IndexType)
+
+    assembly_format = "$message attr-dict"
+
+    def __init__(self, message: str):
+        super().__init__(result_types=[IndexType()], properties={"message": StringAttr(message)})
+
+
+@irdl_op_definition
+class AssumeOp(ScheduleLevelOp):
+    """`lhs relation rhs` over the dims, required by the graph node `node` (`what` says what fails);
+    checked once per input-shape signature before any kernel runs."""
+
+    name = "kernel.assume"
+    lhs = operand_def(IndexType)
+    rhs = operand_def(IndexType)
+    relation = prop_def(RelationAttr)
+    what = prop_def(StringAttr)
+    node = prop_def(StringAttr)
+
+    assembly_format = "$lhs $relation $rhs `,` $what `at` $node attr-dict"
+
+    def __init__(self, lhs: SSAValue, relation: Relation, rhs: SSAValue, what: str, node: str):
+        super().__init__(operands=[lhs, rhs], properties={
+            "relation": RelationAttr(relation), "what": StringAttr(what), "node": StringAttr(node)})
+
+
+@irdl_op_definition
+class LaunchOp(ScheduleLevelOp):
+    """Run kernel `callee` over `items` work items, at least `grain` items per parallel chunk. The
+    fields are the kernel's, in its order: buffers (passed as pointers) and sizes."""
+
+    name = "kernel.launch"
+    callee = prop_def(SymbolRefAttr)
+    fields = var_operand_def(FIELD)
+    items = operand_def(IndexType)
+    grain = operand_def(IndexType)
+    graph_op = prop_def(StringAttr)  # the graph op it computes, "<op>#<n>"
+
+    assembly_format = ("$callee `(` $fields `)` `items` `(` $items `)` `grain` `(` $grain `)` `for` $graph_op "
+                       "attr-dict `:` type($fields)")
+
+    def __init__(self, callee: str, fields: Sequence[SSAValue], items: SSAValue, grain: SSAValue, graph_op: str):
+        super().__init__(operands=[fields, items, grain], properties={
+            "callee": SymbolRefAttr(callee), "graph_op": StringAttr(graph_op)})
+
+    def verify_(self) -> None:
+        module = self.parent_op() and self.parent_op().parent_op()
+        if module is not None and module.has_trait(SymbolTable):
+            if SymbolTable.lookup_symbol(module, self.callee) is None:
+                raise VerifyException(f"launch of @{self.callee.root_reference.data}, which the module does not define")
+
+
+Kernel = Dialect("kernel", [ScheduleOp, IOOp, WeightOp, AllocOp, SubviewOp, DimOp, CheckOp, AssumeOp, LaunchOp],
+                 [BufferType, IORoleAttr, RelationAttr])
+
+
+def schedule_of(module: Operation) -> ScheduleOp | None:
+    """The module's schedule, if it is at the kernel level."""
+    return next((op for op in module.walk() if isinstance(op, ScheduleOp)), None)
+
+
+def launches(schedule: ScheduleOp) -> list[LaunchOp]:
+    return [op for op in schedule.body.block.ops if isinstance(op, LaunchOp)]

@@ -1,0 +1,67 @@
+"""`plan-memory`: the lifetimes of a kernel module's arena buffers, from the launch order.
+
+An alloc lives from the first launch after it to the last launch that reads or writes
+it (through any subview). The executable places the buffers with `memory_plan.plan`
+once per set of dim values; when every size is static the pass places them now too and
+records each alloc's `offset` and the schedule's `arena_bytes`, so the plan shows in the IR.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, ModuleOp, i64
+from xdsl.ir import SSAValue
+from xdsl.passes import ModulePass
+
+from pyflame_rt.dialects import kernel
+from pyflame_rt.errors import InvalidModelError
+from pyflame_rt.targets.cpu.memory_plan import Buffer, plan
+
+
+@dataclass(frozen=True)
+class PlanMemory(ModulePass):
+    """Record every kernel.alloc's lifetime [first, last] in launch numbers (and, for static
+    sizes, its arena offset)."""
+
+    name = "plan-memory"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        schedule = kernel.schedule_of(op)
+        if schedule is None:
+            raise InvalidModelError("plan-memory needs a kernel-level module (a kernel.schedule)")
+        allocs: list[kernel.AllocOp] = []
+        live: dict[kernel.AllocOp, list[int]] = {}
+        launch = 0
+        for child in schedule.body.block.ops:
+            if isinstance(child, kernel.AllocOp):
+                allocs.append(child)
+                live[child] = [launch, launch]
+            elif isinstance(child, kernel.LaunchOp):
+                for field in child.fields:
+                    alloc = _alloc_of(field)
+                    if alloc is not None:
+                        live[alloc][1] = launch
+                launch += 1
+        for alloc in allocs:
+            alloc.live = DenseArrayBase.from_list(i64, live[alloc])
+        sizes = [_static_size(a) for a in allocs]
+        if allocs and None not in sizes:
+            offsets, total = plan([Buffer(n, *live[a]) for n, a in zip(sizes, allocs)], {})
+            for alloc, offset in zip(allocs, offsets):
+                alloc.attributes["offset"] = IntegerAttr(offset, i64)
+            schedule.attributes["arena_bytes"] = IntegerAttr(total, i64)
+
+
+def _alloc_of(buffer: SSAValue) -> kernel.AllocOp | None:
+    """The arena buffer a buffer value lies in (None for io and weights)."""
+    owner = buffer.owner
+    while isinstance(owner, kernel.SubviewOp):
+        owner = owner.source.owner
+    return owner if isinstance(owner, kernel.AllocOp) else None
+
+
+def _static_size(alloc: kernel.AllocOp) -> int | None:
+    owner = alloc.nbytes.owner
+    return owner.value.value.data if isinstance(owner, arith.ConstantOp) else None
