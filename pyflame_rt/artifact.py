@@ -20,13 +20,13 @@ import struct
 
 import numpy as np
 
-from pyflame_rt import signing
+from pyflame_rt import __version__, signing
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import InvalidModelError, UnsupportedFormatError
 from pyflame_rt.files import atomic_write, open_regular, read_private
 
 MAGIC = b"PFM\0"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 SECTIONS = ("weights", "object")
 OBJECT_FORMAT = "elf64-relocatable"
 ALIGN = 64
@@ -141,8 +141,8 @@ def _parse(image: np.ndarray, computed: bytes, where: str, sign_key: bytes | Non
         raise UnsupportedFormatError(f"not a PyFlameRT artifact (bad magic {magic!r}): {where}")
     if version != FORMAT_VERSION:
         raise UnsupportedFormatError(
-            f"artifact format version {version} is not supported (this build reads {FORMAT_VERSION}); "
-            f"recompile the model: {where}")
+            f"artifact format version {version} is not supported (pyflame-rt {__version__} reads version "
+            f"{FORMAT_VERSION}); recompile the model with this version: {where}")
     if size < _PREFIX.size:
         raise InvalidModelError(f"artifact is truncated ({size} bytes): {where}")
     _, _, _, digest, signature = _PREFIX.unpack(image[:_PREFIX.size].tobytes())

@@ -16,10 +16,10 @@ from pyflame_rt.dialects.assumptions import Assumption, collect
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import BackendError, InvalidModelError, PyFlameRTError, ValidationError
 from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
+from pyflame_rt.launch_table import encode as encode_launches
 from pyflame_rt.options import OptLevel
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
 from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
-from pyflame_rt.targets.cpu.native_object import ENTRY
 from pyflame_rt.targets.cpu.lower_graph import LoweredModel, lower_graph
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.transforms.pass_manager import PassManager
@@ -93,6 +93,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
     obj = compile_object(ir_text, target)
     lap("llvm-codegen")
     blob, offsets = _weight_blob(lowered)
+    weight_extents = [(offset, arr.nbytes) for offset, (_, arr) in zip(offsets, lowered.weights)]
     header = {
         "compiler_version": __version__,
         "target": {"triple": target.triple, "cpu": target.cpu, "features": list(target.features)},
@@ -108,6 +109,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "kernel_count": lowered.kernel_count,
         "kernels": kernels,
         "step_ops": lowered.step_ops,
+        "launches": encode_launches(lowered.steps, kernels, weight_extents),
         "checked": lowered.checked,
         **({"step_fields": lowered.step_fields} if lowered.checked else {}),
         "parameter_count": imported.parameter_count,
@@ -155,7 +157,7 @@ def _weight_blob(lowered: LoweredModel) -> tuple[np.ndarray, list[int]]:
 
 
 def _kernel_names(lowered: LoweredModel) -> list[str]:
-    """Kernel symbols in the object code (profiles name kernel calls with them): every definition
-    but the entry point and its parts (`ENTRY`, `ENTRY_part<k>`)."""
+    """Kernel symbols in the object code: the functions it defines (the launch table refers to them
+    by index in this list, profiles name kernel calls with them)."""
     return sorted(op.sym_name.data for op in lowered.module.ops
-                  if isinstance(op, func.FuncOp) and not op.is_declaration and not op.sym_name.data.startswith(ENTRY))
+                  if isinstance(op, func.FuncOp) and not op.is_declaration)
