@@ -17,7 +17,8 @@ from pyflame_rt.targets.cpu.target import CPUTarget
 
 @dataclass(frozen=True)
 class LowerGraphToCPU(ModulePass):
-    """Replace the graph function by generated kernels and the `pfm_main` entry point.
+    """Replace the graph function by the generated kernels (the compiler puts their launches in the
+    artifact's launch table; this pass shows the kernels only).
 
     Weights come from the module's WeightTable (attached by the importer when
     pyflame-opt reads an .onnx file); `cpu` picks the target (host by default).
