@@ -81,18 +81,18 @@ def numel(shape: Shape) -> Dim:
     return out
 
 
-_SIZE_OPS = {"mul": lambda a, b: a * b, "add": lambda a, b: a + b, "min": min, "max": max,
-             "ceildiv": lambda a, b: -(-a // max(b, 1))}  # a ceildiv by 0 (an empty tensor's size) divides by 1
+SIZE_OPS = {"mul": lambda a, b: a * b, "add": lambda a, b: a + b, "min": min, "max": max,
+            "ceildiv": lambda a, b: -(-a // max(b, 1))}  # a ceildiv by 0 (an empty tensor's size) divides by 1
 
 
 def evaluate(d, bindings: Mapping[str, int]) -> int:
-    """Value of a Dim, or of a size expression (op, a, b) built from Dims, op one of _SIZE_OPS."""
+    """Value of a Dim, or of a size expression (op, a, b) built from Dims, op one of SIZE_OPS."""
     if isinstance(d, int):
         return d
     if isinstance(d, SymDim):
         return d.evaluate(bindings)
     op, a, b = d
-    return _SIZE_OPS[op](evaluate(a, bindings), evaluate(b, bindings))
+    return SIZE_OPS[op](evaluate(a, bindings), evaluate(b, bindings))
 
 
 def evaluate_shape(shape: Shape, bindings: Mapping[str, int]) -> tuple[int, ...]:

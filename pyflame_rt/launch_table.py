@@ -3,7 +3,7 @@
 A launch runs one kernel over a number of work items (chunks of at least `grain`), its context
 built from its fields. In the artifact header (docs/pfm-format.md, `launches`):
 
-    {"exprs": [size expression, ...],     # the distinct sizes, compiled_model.expr_to_json
+    {"exprs": [size expression, ...],     # the distinct sizes: a dim, or [op, expr, expr] of earlier ones
      "weights": [[offset, nbytes], ...],  # the constants in the weight blob
      "table": [[kernel, items, grain, [field, ...]], ...]}
 
@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyflame_rt.compiled_model import expr_from_json, expr_to_json
-from pyflame_rt.dialects.symbolic import SymDim, evaluate
+from pyflame_rt.dialects.symbolic import SIZE_OPS, SymDim, evaluate, parse_dim
 
 # field kinds, as runtime/pfrt.h's PFRT_FIELD_*
 FIELD_VALUE, FIELD_IO, FIELD_WEIGHTS, FIELD_ARENA = range(4)
@@ -31,12 +30,18 @@ _KERNEL, _FIRST, _COUNT, _ITEMS, _GRAIN = range(5)
 def encode(steps: list, kernels: list[str], weights: list[tuple[int, int]]) -> dict:
     """The header entry for `steps` (lower_graph's kernel calls: kernel symbol, fields that are
     size expressions or Locs, items, grain); `weights` are the blob's (offset, nbytes)."""
-    exprs: dict = {}
+    exprs: list = []
+    expr_index: dict = {}
     kernel_index = {k: i for i, k in enumerate(kernels)}
     weight_index = {offset: i for i, (offset, _) in enumerate(weights)}
 
     def expr(e) -> int:
-        return exprs.setdefault(e, len(exprs))
+        """The index of e, appended after its operands if new (sizes share subexpressions)."""
+        if e not in expr_index:
+            node = [e[0], expr(e[1]), expr(e[2])] if isinstance(e, tuple) else str(e)
+            expr_index[e] = len(exprs)
+            exprs.append(node)
+        return expr_index[e]
 
     def field(f) -> list[int]:
         if isinstance(f, (int, SymDim, tuple)):
@@ -45,7 +50,7 @@ def encode(steps: list, kernels: list[str], weights: list[tuple[int, int]]) -> d
         return [_LOC_KINDS[f.kind], index, f.offset]
 
     table = [[kernel_index[c.kernel], expr(c.items), expr(c.grain), [field(f) for f in c.fields]] for c in steps]
-    return {"exprs": [expr_to_json(e) for e in exprs], "weights": [list(w) for w in weights], "table": table}
+    return {"exprs": exprs, "weights": [list(w) for w in weights], "table": table}
 
 
 class LaunchTable:
@@ -54,7 +59,7 @@ class LaunchTable:
     def __init__(self, entry: dict, kernels: int, io_slots: int, buffers: int, weight_bytes: int):
         """The numbers of kernels, io slots and arena buffers and the weight blob's size bound what
         launches refer to (ValueError if not); `bind` then gives the kernels' addresses."""
-        self.exprs = [expr_from_json(e) for e in entry["exprs"]]
+        self.exprs = [_expr(e, k) for k, e in enumerate(entry["exprs"])]
         self.weights = np.array([[int(o), int(n)] for o, n in entry["weights"]], np.int64).reshape(-1, 2)
         if ((self.weights < 0) | (self.weights[:, 0] + self.weights[:, 1] > weight_bytes)[:, None]).any():
             raise ValueError("a weight lies outside the weight blob")
@@ -79,7 +84,10 @@ class LaunchTable:
         """The (launches, fields) arrays of pfrt_execute for these dim values, the memory plan's
         arena offsets, and the byte sizes of the arena buffers and io tensors (a checked build's
         bounds). OverflowError if a size does not fit in int64."""
-        values = np.array([evaluate(e, dims) for e in self.exprs] or [0], np.int64)
+        resolved: list[int] = []
+        for e in self.exprs:
+            resolved.append(evaluate((e[0], resolved[e[1]], resolved[e[2]]) if isinstance(e, tuple) else e, dims))
+        values = np.array(resolved or [0], np.int64)
         launches = self.launches.copy()
         launches[:, _ITEMS] = values[self.launches[:, _ITEMS]]
         launches[:, _GRAIN] = values[self.launches[:, _GRAIN]]
@@ -102,6 +110,16 @@ def _index(i, n: int) -> int:
     if not isinstance(i, int) or not 0 <= i < n:
         raise ValueError(f"launch table index {i!r} is not below {n}")
     return i
+
+
+def _expr(e, k: int):
+    """Size expression k: a dim, or (op, i, j) of the values of expressions i, j < k."""
+    if isinstance(e, str):
+        return parse_dim(e)
+    op, a, b = e
+    if op not in SIZE_OPS:
+        raise ValueError(f"unknown size operation {op!r}")
+    return op, _index(a, k), _index(b, k)
 
 
 def _field(f: list, exprs: int, io_slots: int, weights: int, buffers: int) -> list[int]:

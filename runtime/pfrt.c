@@ -396,7 +396,9 @@ int pfrt_execute(pfrt_run *r, const pfrt_launch *launches, int64_t n, const pfrt
     int64_t most = 1;
     for (int64_t i = 0; i < n; i++)
         if (launches[i].num_fields > most) most = launches[i].num_fields;
-    int64_t *ctx = malloc((size_t)(checked ? CTX_HEADER + CTX_STRIDE * most : most) * sizeof(int64_t));
+    /* on cache lines of its own: every worker reads it while the caller updates the run */
+    int64_t *ctx = aligned_alloc(PFRT_ALIGNMENT,
+                                 round_up((size_t)(checked ? CTX_HEADER + CTX_STRIDE * most : most) * sizeof(int64_t)));
     if (!ctx) return -1;
     for (int64_t i = 0; i < n && pfrt_run_status(r) == PFRT_RUN_OK; i++) {
         const pfrt_launch *l = &launches[i];
