@@ -3,7 +3,7 @@
 A `kernel.schedule` holds, in run order, where every tensor lives and which
 kernel runs on which buffers:
 
-    kernel.schedule @pfm_main dims ["batch"] {
+    kernel.schedule @model dims ["batch"] {
       %x = kernel.io input 0 "x" ["batch", "784"] f32
       %w = kernel.weight "fc.weight" 3136 bytes
       %batch = kernel.dim "batch"

@@ -2,7 +2,7 @@
 
 Dynamic ONNX dims (batch, sequence) flow through shape functions as monomials, so
 that Flatten / Reshape of a dynamic tensor stay exact and the CPU lowering can
-compute sizes from the dims passed to the compiled entry point.
+compute sizes from the dims a run binds.
 """
 from __future__ import annotations
 
@@ -81,16 +81,18 @@ def numel(shape: Shape) -> Dim:
     return out
 
 
+SIZE_OPS = {"mul": lambda a, b: a * b, "add": lambda a, b: a + b, "min": min, "max": max,
+            "ceildiv": lambda a, b: -(-a // max(b, 1))}  # a ceildiv by 0 (an empty tensor's size) divides by 1
+
+
 def evaluate(d, bindings: Mapping[str, int]) -> int:
-    """Value of a Dim, or of a size expression ("mul" | "ceildiv", a, b) built from Dims (a ceildiv by 0,
-    the size of an empty tensor, divides by 1 as the compiled entry point does)."""
+    """Value of a Dim, or of a size expression (op, a, b) built from Dims, op one of SIZE_OPS."""
     if isinstance(d, int):
         return d
     if isinstance(d, SymDim):
         return d.evaluate(bindings)
     op, a, b = d
-    a, b = evaluate(a, bindings), evaluate(b, bindings)
-    return a * b if op == "mul" else -(-a // max(b, 1))
+    return SIZE_OPS[op](evaluate(a, bindings), evaluate(b, bindings))
 
 
 def evaluate_shape(shape: Shape, bindings: Mapping[str, int]) -> tuple[int, ...]:

@@ -1,7 +1,7 @@
 """ONNX's backend API (`onnx.backend.base.Backend`) over compiled PyFlameRT code.
 
 `prepare` compiles the model to native code (or opens a `.pfm` artifact) and returns
-a `PyFlameBackendRep` whose `run` calls the compiled entry point through an
+a `PyFlameBackendRep` whose `run` runs the compiled model through an
 `InferenceSession`, so onnx's standard backend test runner exercises the real
 compiled path:
 

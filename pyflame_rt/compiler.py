@@ -15,6 +15,7 @@ from pyflame_rt.dialects.assumptions import Assumption, collect
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import InvalidModelError, ValidationError
 from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
+from pyflame_rt.launch_table import encode as encode_launches
 from pyflame_rt.options import OptLevel
 from pyflame_rt.targets.cpu.kernel_cache import KernelCache, compile_modules, split_kernels
 from pyflame_rt.targets.cpu.lower_graph import LoweredModel, lower_graph
@@ -79,12 +80,14 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
     lowered = lower_graph(graph.entry_function(module), WeightTable.of(module), target, options.checked,
                           kernel_cache)
     lap("lower-graph")
-    # each generated kernel alone, then the entry point (and whatever else the module holds)
-    compiled = compile_modules([*split_kernels(lowered.module, lowered.generated), lowered.module], target, times)
+    # each generated kernel alone (the module keeps declarations only)
+    compiled = compile_modules(split_kernels(lowered.module, lowered.generated), target, times)
     if kernel_cache is not None:
         for name, obj in zip(lowered.generated, compiled):
             kernel_cache.add(name, obj)
     blob, offsets = _weight_blob(lowered)
+    kernels = sorted([*lowered.generated, *lowered.cached])
+    weight_extents = [(offset, arr.nbytes) for offset, (_, arr) in zip(offsets, lowered.weights)]
     header = {
         "compiler_version": __version__,
         "target": {"triple": target.triple, "cpu": target.cpu, "features": list(target.features)},
@@ -98,9 +101,10 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
         "checks": lowered.checks,
         "assumptions": [a.to_json() for a in _checkable(model_assumptions + lowered.assumptions, lowered.symbols)],
         "kernel_count": lowered.kernel_count,
-        "kernels": sorted([*lowered.generated, *lowered.cached]),
+        "kernels": kernels,
         "kernel_cache": {"hits": sorted(lowered.cached), "compiled": sorted(lowered.generated)},
         "step_ops": lowered.step_ops,
+        "launches": encode_launches(lowered.steps, kernels, weight_extents),
         "checked": lowered.checked,
         **({"step_fields": lowered.step_fields} if lowered.checked else {}),
         "parameter_count": imported.parameter_count,

@@ -1,13 +1,14 @@
-"""A loaded compiled model: native entry point, weights, worker pool and arenas.
+"""A loaded compiled model: native kernels, launch table, weights, worker pool and arenas.
 
 `run` validates every feed against the model's symbolic shapes and the
 compiler's shape assumptions *before* calling native code (generated code trusts
 the shapes it is given), binds the dynamic dims, takes an arena from a free list
-(so concurrent runs never share scratch memory) and calls the one compiled entry
-point with a fresh runtime `Run` handle: the runtime checks the run's deadline
-between kernels and, when profiling, records every kernel call. A checked build
-also receives every buffer's size (its bounds) and reports its first out-of-bounds
-access through the handle: `run` raises MemoryAccessError for it.
+(so concurrent runs never share scratch memory) and has the runtime execute the
+launch table (launch_table.py, resolved once per input-shape signature) with a fresh
+`Run` handle: the runtime checks the run's deadline between kernels and, when
+profiling, records every kernel call. A checked build's kernels also receive every
+buffer's bounds and report their first out-of-bounds access through the handle:
+`run` raises MemoryAccessError for it.
 """
 from __future__ import annotations
 
@@ -21,14 +22,13 @@ from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate, evaluate_shape
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, MemoryAccessError,
                                RunTimeoutError, ShapeMismatchError)
+from pyflame_rt.launch_table import LaunchTable
 from pyflame_rt.profiling import Profiler
-from pyflame_rt.runtime import Arena, Run, ThreadPool, ffi, native_symbols, now_ns
+from pyflame_rt.runtime import Arena, Run, ThreadPool, ffi, lib, native_symbols, now_ns
 from pyflame_rt.targets.cpu.checked import describe_violation
-from pyflame_rt.targets.cpu.native_object import ENTRY, LoadedObject, register_symbols
+from pyflame_rt.targets.cpu.native_object import LoadedObject, register_symbols
 from pyflame_rt.targets.cpu.memory_plan import plan
 from pyflame_rt.targets.cpu.target import CPUTarget
-
-_ENTRY_TYPE = "void(*)(void*, void*, void*, void*, void*, void*)"
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,9 @@ class Executable:
             self.checks: list[str] = [str(c) for c in h.get("checks", [])]
             self.checked = h.get("checked", False) is True
             self.step_fields: list[list] = list(h.get("step_fields", []))
+            io_slots = len(self.inputs) + len(self.outputs) + 1  # the status word last
+            self._table = LaunchTable(h["launches"], len(self.kernel_names), io_slots, len(self.buffers),
+                                      compiled.weights.size)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise InvalidModelError(f"artifact metadata is invalid ({type(e).__name__}: {e})") from None
         missing = target.missing_on_host()
@@ -71,8 +74,9 @@ class Executable:
                 f"{', '.join(missing)}; recompile with --cpu host or a portable level such as x86-64-v3")
         register_symbols(native_symbols())
         self._object = LoadedObject(compiled.objects, target)
-        self._entry = ffi.cast(_ENTRY_TYPE, self._object.address(ENTRY))
-        self._kernel_at: dict[int, str] | None = None
+        addresses = [self._object.address(k) for k in self.kernel_names]
+        self._table.bind(addresses)
+        self._kernel_at = dict(zip(addresses, self.kernel_names))
         self._weights = compiled.weights  # keeps the mapping alive
         self._weights_ptr = ffi.cast("void*", self._weights.ctypes.data if self._weights.size else 0)
         self.pool = ThreadPool(num_threads)
@@ -149,7 +153,9 @@ class Executable:
             arena = scratch.base(call.arena_bytes)
             with Run(self.pool, timeout_ms, profiler is not None) as run:
                 start = now_ns() if profiler is not None else 0
-                self._entry(io, self._weights_ptr, arena, call.offsets, call.dims, run.handle)
+                if lib.pfrt_execute(run.handle, call.launches, len(self._table), call.fields, io, self._weights_ptr,
+                                    arena, self.checked):
+                    raise BackendError("cannot allocate a kernel context for the run")
                 violation = run.violation() if self.checked else None
                 if violation is not None:
                     raise MemoryAccessError(self._describe(violation))
@@ -166,8 +172,6 @@ class Executable:
         return outs
 
     def kernel_name(self, address: int) -> str:
-        if self._kernel_at is None:
-            self._kernel_at = {self._object.address(n): n for n in [*self.kernel_names, ENTRY]}
         return self._kernel_at.get(address, f"kernel@{address:#x}")
 
     def _describe(self, violation: tuple) -> str:
@@ -180,13 +184,16 @@ class Executable:
         self.check_assumptions(bindings)
         offsets, total = plan(self.buffers, bindings)
         outputs = [(evaluate_shape(o.shape, bindings), o.dtype.numpy) for o in self.outputs]
-        if self.checked:  # the bounds: every buffer's size, then every io tensor's (the status word last)
-            offsets += [evaluate(b.nbytes, bindings) for b in self.buffers]
-            offsets += [a.nbytes for a in arrays] + [int(np.prod(s)) * np.dtype(t).itemsize for s, t in outputs] + [8]
+        buffer_sizes = [evaluate(b.nbytes, bindings) for b in self.buffers]
+        io_sizes = [a.nbytes for a in arrays] + [int(np.prod(s)) * np.dtype(t).itemsize for s, t in outputs] + [8]
+        try:
+            launches, fields = self._table.resolve(bindings, offsets, buffer_sizes, io_sizes)
+        except OverflowError:
+            raise ShapeMismatchError(f"the dims {bindings} make a size of the model exceed 2**63 bytes") from None
         call = _PreparedCall(
             outputs=outputs,
-            offsets=ffi.new("int64_t[]", offsets or [0]),
-            dims=ffi.new("int64_t[]", [bindings[s] for s in self.symbols] or [0]),
+            launches=ffi.from_buffer("pfrt_launch[]", launches),
+            fields=ffi.from_buffer("pfrt_field[]", fields),
             arena_bytes=total,
             bindings=bindings)
         if len(self._calls) > 256:  # bound the cache for workloads with ever-changing shapes
@@ -220,8 +227,8 @@ class _Scratch:
 @dataclass
 class _PreparedCall:
     outputs: list
-    offsets: object
-    dims: object
+    launches: object  # the resolved launch table (pfrt_launch[], keeps its numpy array alive)
+    fields: object    # ... and its fields (pfrt_field[])
     arena_bytes: int
     bindings: dict
 

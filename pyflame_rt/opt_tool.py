@@ -56,7 +56,7 @@ def lower_to(module, level: str, cpu: str, opt_level: OptLevel, ctx: Context) ->
     pipelines' PassResults."""
     from pyflame_rt.compiler import CPU_LEGALIZATIONS
     from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
-    from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToKernel, LowerKernelToEntry
+    from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToKernel, LowerKernelSchedule
     from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 
     start = level_of(module)
@@ -71,7 +71,7 @@ def lower_to(module, level: str, cpu: str, opt_level: OptLevel, ctx: Context) ->
     if start != "llvm" and level == "llvm":
         if start == "kernel" and any(a.live is None for a in module.walk() if isinstance(a, kernel.AllocOp)):
             PlanMemory().apply(ctx, module)
-        LowerKernelToEntry().apply(ctx, module)
+        LowerKernelSchedule().apply(ctx, module)
         ConvertToLLVM().apply(ctx, module)
     return results
 

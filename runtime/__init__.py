@@ -18,7 +18,7 @@ def native_symbols() -> dict[str, int]:
     """Addresses of the runtime functions generated code calls."""
     try:
         return {name: int(ffi.cast("uintptr_t", ffi.addressof(lib, name)))
-                for name in ("pfrt_parallel_for", "pfrt_run_kernel", "pfrt_checked_address")}
+                for name in ("pfrt_parallel_for", "pfrt_checked_address")}
     except AttributeError as e:
         raise BackendError(f"the built C runtime is older than its sources ({e}); "
                            "rebuild it with `pip install -e .`") from None
@@ -103,7 +103,7 @@ _INT64_MAX = 2**63 - 1
 
 
 class Run:
-    """The per-call handle a compiled entry point receives: pool, deadline, kernel events."""
+    """The per-call handle the runtime executes a launch table with: pool, deadline, kernel events."""
 
     def __init__(self, pool: ThreadPool, timeout_ms: int = 0, profile: bool = False):
         """timeout_ms <= 0: no deadline; longer than int64 nanoseconds: clamped (never reached)."""

@@ -378,6 +378,52 @@ void pfrt_run_kernel(pfrt_run *r, pfrt_task_fn fn, void *ctx, int64_t n, int64_t
     if (r->profile) record(r, fn, start, pfrt_now_ns(), n);
 }
 
+/* The checked context's layout (targets/cpu/checked.py): CTX_HEADER slots, then CTX_STRIDE per field. */
+#define CTX_HEADER 3
+#define CTX_STRIDE 3
+
+static int64_t field_base(const pfrt_field *f, void *const *io, const void *weights, void *arena) {
+    switch (f->kind) {
+    case PFRT_FIELD_IO: return (int64_t)(uintptr_t)io[f->slot];
+    case PFRT_FIELD_WEIGHTS: return (int64_t)(uintptr_t)weights + f->start;
+    case PFRT_FIELD_ARENA: return (int64_t)(uintptr_t)arena + f->start;
+    default: return 0;
+    }
+}
+
+int pfrt_execute(pfrt_run *r, const pfrt_launch *launches, int64_t n, const pfrt_field *fields,
+                 void *const *io, const void *weights, void *arena, int checked) {
+    int64_t most = 1;
+    for (int64_t i = 0; i < n; i++)
+        if (launches[i].num_fields > most) most = launches[i].num_fields;
+    /* on cache lines of its own: every worker reads it while the caller updates the run */
+    int64_t *ctx = aligned_alloc(PFRT_ALIGNMENT,
+                                 round_up((size_t)(checked ? CTX_HEADER + CTX_STRIDE * most : most) * sizeof(int64_t)));
+    if (!ctx) return -1;
+    for (int64_t i = 0; i < n && pfrt_run_status(r) == PFRT_RUN_OK; i++) {
+        const pfrt_launch *l = &launches[i];
+        const pfrt_field *f = fields + l->first_field;
+        if (checked) {
+            ctx[0] = CTX_HEADER + CTX_STRIDE * l->num_fields;
+            ctx[1] = (int64_t)(uintptr_t)r;
+            ctx[2] = i;
+            for (int64_t k = 0; k < l->num_fields; k++) {
+                int64_t *slot = ctx + CTX_HEADER + CTX_STRIDE * k;
+                int64_t lo = field_base(&f[k], io, weights, arena);
+                slot[0] = f[k].kind == PFRT_FIELD_VALUE ? f[k].value : lo + f[k].value;
+                slot[1] = f[k].kind == PFRT_FIELD_VALUE ? 0 : lo;
+                slot[2] = f[k].kind == PFRT_FIELD_VALUE ? 0 : lo + f[k].size;
+            }
+        } else {
+            for (int64_t k = 0; k < l->num_fields; k++)
+                ctx[k] = f[k].kind == PFRT_FIELD_VALUE ? f[k].value : field_base(&f[k], io, weights, arena) + f[k].value;
+        }
+        pfrt_run_kernel(r, l->kernel, ctx, l->items, l->grain);
+    }
+    free(ctx);
+    return 0;
+}
+
 int pfrt_run_status(pfrt_run *r) {
     if (r->status == PFRT_RUN_OK && atomic_load(&r->violated)) r->status = PFRT_RUN_OUT_OF_BOUNDS;
     return r->status;

@@ -38,8 +38,8 @@ int pfrt_pool_num_threads(pfrt_pool *pool);
 void pfrt_parallel_for(pfrt_pool *pool, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);
 int pfrt_num_cores(void);
 
-/* ---- one model run: the handle generated entry points receive ----
-   Generated code calls pfrt_run_kernel for every kernel. Between kernels it
+/* ---- one model run: its deadline, kernel events and first bounds violation ----
+   pfrt_execute calls pfrt_run_kernel for every launch. Between kernels it
    enforces the run's deadline (a timed-out run skips the remaining kernels and
    reports PFRT_RUN_TIMED_OUT, so the caller raises instead of returning partial
    results) and, when profiling, records one event per kernel call. */
@@ -59,6 +59,36 @@ pfrt_run *pfrt_run_create(pfrt_pool *pool, int64_t timeout_ns, int profile);
 void pfrt_run_destroy(pfrt_run *run);
 void pfrt_run_kernel(pfrt_run *run, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);
 int pfrt_run_status(pfrt_run *run);
+/* ---- the launch table: a compiled model's schedule, executed by the runtime ----
+   A launch runs one kernel over `items` work items (chunks of at least `grain`) with a context
+   built from its fields, in order: each field is a value, or an address inside an input/output
+   tensor (io[slot]), the weight blob or the arena. The compiler resolves every size for the
+   run's dims, so the table holds plain numbers; only the base addresses change between runs. */
+#define PFRT_FIELD_VALUE 0
+#define PFRT_FIELD_IO 1
+#define PFRT_FIELD_WEIGHTS 2
+#define PFRT_FIELD_ARENA 3
+typedef struct {
+    int64_t kind;        /* PFRT_FIELD_* */
+    int64_t slot;        /* PFRT_FIELD_IO: the io slot */
+    int64_t value;       /* VALUE: the value; else the address's byte offset from its buffer's start */
+    int64_t start;       /* the buffer's byte offset from its base (weights, arena; io: 0) */
+    int64_t size;        /* the buffer's size in bytes: its bounds in a checked build */
+} pfrt_field;
+typedef struct {
+    pfrt_task_fn kernel;
+    int64_t first_field; /* its fields: fields[first_field .. first_field + num_fields) */
+    int64_t num_fields;
+    int64_t items, grain;
+} pfrt_launch;
+/* Run launches[0 .. n) in order through pfrt_run_kernel (deadline, profiling, violations), each
+   with a context of its fields' values in memory owned by this call, so runs of one table may
+   execute at once. checked != 0: the checked-build context (targets/cpu/checked.py): a header
+   (slot count, run, launch index), then per field its value and its buffer's [lo, hi) addresses.
+   Returns -1 if the context cannot be allocated, else 0 (the run's status says how it ended). */
+int pfrt_execute(pfrt_run *run, const pfrt_launch *launches, int64_t n, const pfrt_field *fields,
+                 void *const *io, const void *weights, void *arena, int checked);
+
 /* Checked builds: generated code passes the address of every load and store, with the
    buffer [lo, lo + size) its pointer belongs to. An access inside it (or of 0 bytes) returns p;
    one outside returns `redirect` (a scratch block of the caller, so the access touches nothing
@@ -66,7 +96,7 @@ int pfrt_run_status(pfrt_run *run);
    then skips its remaining kernels and reports PFRT_RUN_OUT_OF_BOUNDS. */
 typedef struct {
     void *kernel;        /* address of the reporting function */
-    int64_t step;        /* kernel call index in the entry point, -1: the entry point itself */
+    int64_t step;        /* the launch's index in the table */
     int64_t region;      /* the kernel field (>= 0) or another buffer (< 0, see checked.py) */
     int64_t offset, size, nbytes, is_store;  /* offset: the access's first byte minus lo */
 } pfrt_bounds_violation;

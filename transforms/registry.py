@@ -34,12 +34,12 @@ def _builtin_passes() -> None:
     from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
     from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
-    from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToCPU, LowerGraphToKernel, LowerKernelToEntry
+    from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToCPU, LowerGraphToKernel, LowerKernelSchedule
     from pyflame_rt.targets.cpu.plan_memory import PlanMemory
     from pyflame_rt.transforms import graph_passes  # noqa: F401  (they register themselves)
 
     for cls in (CanonicalizePass, CommonSubexpressionElimination, ConvertScfToCf, DeadCodeElimination,
-                ConvertToLLVM, LowerGraphToCPU, LowerGraphToKernel, PlanMemory, LowerKernelToEntry):
+                ConvertToLLVM, LowerGraphToCPU, LowerGraphToKernel, PlanMemory, LowerKernelSchedule):
         _PASSES.setdefault(cls.name, (lambda c: lambda: c)(cls))
     for ep in entry_points(group="pyflame_rt.passes"):
         _PASSES.setdefault(ep.name, ep.load)

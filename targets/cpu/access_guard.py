@@ -2,8 +2,8 @@
 
 Every pointer (and address integer) the builder produces is mapped to the `Bounds` of the
 buffer it was derived from: a kernel field's (its bounds come with it in the checked ctx,
-checked.py), a stack scratch buffer's, or one declared with `bounded` (the entry point's
-tables); as_ptr, ptr_to_int, gep and select carry them over. An access through a pointer of
+checked.py), a stack scratch buffer's, or one declared with `bounded` (the context
+itself); as_ptr, ptr_to_int, gep and select carry them over. An access through a pointer of
 unknown origin is a compile error.
 
 Each access passes its address, its size and its buffer's bounds through the runtime's
@@ -61,8 +61,8 @@ class AccessGuard:
 
     # --------------------------------------------------------------- origins
     def read_ctx_header(self, ctx: SSAValue) -> None:
-        """A task's checked ctx header (checked.py), read unchecked: the entry point writes it
-        before every call; it is the root every field's bounds are read through."""
+        """A task's checked ctx header (checked.py), read unchecked: the runtime writes it
+        before every launch; it is the root every field's bounds are read through."""
         slots, run, step = (self._load_i64(ctx, i) for i in (ck.CTX_SLOTS, ck.CTX_RUN, ck.CTX_STEP))
         self.report_to(self._emit(llvm.IntToPtrOp(run)), step)
         self.bounded(ctx, self._emit(llvm.MulOp(slots, self.const(8))), ck.REGION_CTX)

@@ -6,10 +6,11 @@ runtime's `pfrt_checked_address`, which redirects an access outside it (the firs
 recorded and the remaining kernels are skipped); the executable then raises MemoryAccessError
 with the text `describe_violation` builds. docs/checked-build.md describes the design.
 
-Kernel context in a checked build (i64 slots): a header, then per field its value and the
-[lo, hi) byte addresses of the buffer it points into (0, 0 for a field that is not a pointer):
+Kernel context in a checked build (i64 slots), built by the runtime's `pfrt_execute` (which
+repeats CTX_HEADER and CTX_STRIDE): a header, then per field its value and the [lo, hi) byte
+addresses of the buffer it points into (0, 0 for a field that is not a pointer):
 
-    ctx[0] = number of slots, ctx[1] = the run handle, ctx[2] = the step (kernel call) index,
+    ctx[0] = number of slots, ctx[1] = the run handle, ctx[2] = the step (launch) index,
     ctx[CTX_HEADER + CTX_STRIDE * i + 0 / 1 / 2] = field i / its buffer's lo / hi
 
 Kept free of the compiler side: the executable imports it.
@@ -25,14 +26,7 @@ CTX_STRIDE = 3
 # buffers that are not a kernel field (fields are regions 0, 1, ...)
 REGION_SCRATCH = -1     # a kernel's stack scratch (KernelBuilder.scratch)
 REGION_CTX = -2         # the kernel context itself
-REGION_IO_TABLE = -3    # the entry point's table of input / output pointers
-REGION_BOUNDS = -4      # the entry point's memory-plan table (offsets, buffer and io sizes)
-REGION_DIMS = -5        # the entry point's dynamic dim values
-REGION_NAMES = {REGION_SCRATCH: "its stack scratch", REGION_CTX: "its kernel context",
-                REGION_IO_TABLE: "the input/output pointer table", REGION_BOUNDS: "the memory-plan table",
-                REGION_DIMS: "the dynamic-dims table"}
-
-ENTRY_STEP = -1  # the step of accesses made by the entry point itself
+REGION_NAMES = {REGION_SCRATCH: "its stack scratch", REGION_CTX: "its kernel context"}
 
 
 def ctx_slots(num_fields: int) -> int:

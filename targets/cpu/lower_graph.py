@@ -1,18 +1,14 @@
-"""Conversion graph -> kernel level for the CPU, and kernel level -> one entry point per model.
+"""Conversion graph -> kernel level for the CPU: the kernels and the model's launches.
 
 `GraphLowering` turns every graph op into one or more `kernel.launch`es of a generated
 kernel (the `kernel` dialect: buffers, symbolic sizes, launches); `plan-memory` then
 gives every arena buffer its lifetime, and `read_kernel_module` reads the module back
-into a `LoweredModel`: its `_Call` steps, `Buffer`s, weights and checks. Every step
-becomes a call through the runtime's `pfrt_run_kernel` (parallel-for over the pool,
-plus the run's deadline check and profiling hook between kernels). The entry point
-
-    void pfm_main(ptr io, ptr weights, ptr arena, ptr offsets, ptr dims, ptr run)
-
-receives the input/output pointers, the weight blob, the arena with the offsets of
-the memory plan, and the values of the dynamic dims; it computes every size from
-those dims, so one compiled artifact serves every batch size. View ops (Flatten,
-Reshape, Identity) move no data: their result aliases the input buffer.
+into a `LoweredModel`: its `_Call` steps, `Buffer`s, weights and checks. A step's fields
+are pointers into the inputs/outputs, the weight blob or the memory plan's arena buffers
+(`Loc`), or sizes computed from the dynamic dims, so one compiled artifact serves every
+batch size. The steps become the artifact's launch table (pyflame_rt/launch_table.py),
+which the runtime executes. View ops (Flatten, Reshape, Identity) move no data: their
+result aliases the input buffer.
 """
 from __future__ import annotations
 
@@ -21,8 +17,8 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects import arith, func, llvm
-from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, i8, i64
+from xdsl.dialects import arith, func
+from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, StringAttr, i64
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from pyflame_rt.dialects import graph, kernel
@@ -31,28 +27,25 @@ from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, numel, par
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
-from pyflame_rt.targets.cpu import checked as ck
 from pyflame_rt.targets.cpu.access_guard import check_declaration
-from pyflame_rt.targets.cpu.kernel_builder import PTR, KernelBuilder, checked_kernels
+from pyflame_rt.targets.cpu.kernel_builder import PTR, checked_kernels
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
     CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel,
     pad_bias)
 from pyflame_rt.targets.cpu.lowerings import lowering_for
 from pyflame_rt.targets.cpu.memory_plan import Buffer
-from pyflame_rt.targets.cpu.native_object import ENTRY
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 from pyflame_rt.targets.cpu.target import CPUTarget
 
 if TYPE_CHECKING:
     from pyflame_rt.targets.cpu.kernel_cache import KernelCache
 
-RUN_KERNEL = "pfrt_run_kernel"
+SCHEDULE = "model"  # the kernel.schedule's symbol
 STATUS_DTYPE = DType.INT64  # the run's check status word
 IO_DTYPES = (DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16, DType.INT64, DType.INT32, DType.INT16,
              DType.INT8, DType.UINT8, DType.BOOL)
 WEIGHT_ALIGN = 64
-ENTRY_PART_STEPS = 256  # steps per entry function (see GraphLowering.entry)
 
 
 @dataclass
@@ -74,7 +67,7 @@ class Loc:
 
 @dataclass
 class LoweredModel:
-    """The kernel-level module and everything the executable needs beside it."""
+    """The kernel-level module (the kernels) and everything the executable needs beside it."""
 
     module: ModuleOp
     inputs: list[TensorInfo]
@@ -95,6 +88,7 @@ class LoweredModel:
     # kernels `module` defines, and kernels it only declares: their objects came from the kernel cache
     generated: list[str] = field(default_factory=list)
     cached: dict[str, bytes] = field(default_factory=dict)
+    steps: list[_Call] = field(default_factory=list)  # the launches, in order
 
 
 # Work (in FMAs) a parallel-for chunk should carry at least: below it, waking the
@@ -353,8 +347,10 @@ class GraphLowering:
             slot = Loc("io", len(inputs) + j)
             if self.loc(v) != slot:
                 self.emit_elementwise("copy", [v], slot, self.shapes[v])
-        schedule = kernel.ScheduleOp(ENTRY, self.symbols, Region(self.block), self.op_summary, self.checked)
+        schedule = kernel.ScheduleOp(SCHEDULE, self.symbols, Region(self.block), self.op_summary, self.checked)
         cached = [func.FuncOp.external(name, [PTR, i64, i64], []) for name in self.cached_kernels]
+        for fn in self.kernels.values():  # the launch table names them: the object exports them
+            fn.sym_visibility = StringAttr("public")
         module = ModuleOp([*self.kernels.values(), *cached, schedule])
         used = {op.weight_name.data for op in self.block.ops if isinstance(op, kernel.WeightOp)}
         self.table.prune(used)
@@ -481,105 +477,6 @@ class Schedule:
     status_slot: int  # the io slot of the check status word, after the inputs and outputs
     weight_bytes: dict[int, int]  # blob offset of each weight -> its size in bytes
 
-    def entry(self) -> list[func.FuncOp]:
-        """The entry point, calling every step in order. LLVM's code generation is superlinear in a
-        function's size, so a long model's steps go into entry parts of ENTRY_PART_STEPS steps each
-        (public, so LLVM does not inline them back) that the entry calls in turn."""
-        if len(self.steps) <= ENTRY_PART_STEPS:
-            return [self.entry_part(ENTRY, 0, self.steps)]
-        parts = [self.entry_part(f"{ENTRY}_part{k}", i, self.steps[i:i + ENTRY_PART_STEPS])
-                 for k, i in enumerate(range(0, len(self.steps), ENTRY_PART_STEPS))]
-        eb = KernelBuilder(ENTRY, (PTR,) * 6, visibility="public")
-        for part in parts:
-            eb._ins(func.CallOp(part.sym_name.data, list(eb.args), []))
-        return [*parts, eb.finish()]
-
-    def entry_part(self, name: str, first_step: int, steps: list[_Call]) -> func.FuncOp:
-        """A function running `steps`, the model's steps from number `first_step` on."""
-        eb = KernelBuilder(name, (PTR,) * 6, visibility="public")
-        io, weights, arena, offsets, dims, run = eb.args
-        max_fields = max((len(c.fields) for c in steps), default=1)
-        nbuf, n_io = len(self.buffers), self.status_slot + 1
-        if eb.guard:  # offsets: each buffer's offset, then each buffer's size, then each io tensor's size
-            eb.guard.report_to(run, eb.const(ck.ENTRY_STEP))
-            eb.guard.bounded(io, 8 * n_io, ck.REGION_IO_TABLE)
-            eb.guard.bounded(offsets, 8 * (2 * nbuf + n_io), ck.REGION_BOUNDS)
-            eb.guard.bounded(dims, 8 * max(1, len(self.symbols)), ck.REGION_DIMS)
-        ctx = eb.scratch(ck.ctx_slots(max_fields) if eb.guard else max_fields, i64)
-        sym_vals = {s: eb.field(i, dims) for i, s in enumerate(self.symbols)}
-
-        # every field value is computed once (one block: the first computation dominates every
-        # later use); steps repeat the same sizes, pointers and constants many times
-        values: dict = {}
-
-        def value(x):
-            key = (x.kind, x.index, x.offset) if isinstance(x, Loc) else x
-            if key not in values:
-                values[key] = compute(x)
-            return values[key]
-
-        def compute(x):
-            if isinstance(x, int):
-                return eb.const(x)
-            if isinstance(x, SymDim):
-                v = eb.const(x.coef)
-                for s in x.syms:
-                    v = eb.mul(v, sym_vals[s])
-                return v
-            if isinstance(x, Loc):
-                return eb._ins(llvm.PtrToIntOp(pointer(x)))
-            if isinstance(x, tuple) and x[0] == "ceildiv":
-                # a divisor that may be 0 (the size of an empty tensor) counts as 1
-                b = value(x[2]) if isinstance(x[2], int) and x[2] > 0 else value(("max", x[2], 1))
-                return eb.ceil_div(value(x[1]), b)
-            if isinstance(x, tuple) and x[0] in ("mul", "add", "min", "max"):
-                return getattr(eb, x[0])(value(x[1]), value(x[2]))
-            raise TypeError(x)
-
-        def pointer(loc: Loc):
-            if loc.kind == "io":
-                base = eb.as_ptr(eb.field(loc.index, io))
-            elif loc.kind == "weight":
-                base = eb.gep(weights, eb.const(loc.index), elem=i8)
-            else:
-                base = eb.gep(arena, eb.field(loc.index, offsets), elem=i8)
-            return eb.gep(base, eb.const(loc.offset), elem=i8) if loc.offset else base
-
-        def buffer_bounds(loc: Loc) -> tuple:
-            """Checked builds: [lo, hi) byte addresses of the whole buffer a Loc points into."""
-            key = ("bounds", loc.kind, loc.index)
-            if key not in values:
-                if loc.kind == "io":
-                    lo, size = eb.field(loc.index, io), eb.field(2 * nbuf + loc.index, offsets)
-                elif loc.kind == "weight":
-                    lo = eb.ptr_to_int(eb.gep(weights, eb.const(loc.index), elem=i8))
-                    size = value(self.weight_bytes[loc.index])
-                else:
-                    lo = eb.ptr_to_int(eb.gep(arena, eb.field(loc.index, offsets), elem=i8))
-                    size = eb.field(nbuf + loc.index, offsets)
-                values[key] = (lo, eb.add(lo, size))
-            return values[key]
-
-        def store_fields(step: int, c: _Call) -> None:
-            if not eb.guard:
-                for i, f in enumerate(c.fields):
-                    eb.store(value(f), ctx, value(i), elem=i64)
-                return
-            header = {ck.CTX_SLOTS: value(ck.ctx_slots(len(c.fields))), ck.CTX_RUN: run_int, ck.CTX_STEP: value(step)}
-            for slot, v in header.items():
-                eb.store(v, ctx, value(slot), elem=i64)
-            for i, f in enumerate(c.fields):
-                lo, hi = buffer_bounds(f) if isinstance(f, Loc) else (value(0), value(0))
-                for j, v in enumerate((value(f), lo, hi)):
-                    eb.store(v, ctx, value(ck.CTX_HEADER + ck.CTX_STRIDE * i + j), elem=i64)
-
-        run_int = eb.ptr_to_int(run) if eb.guard else None
-        for step, c in enumerate(steps, first_step):
-            store_fields(step, c)
-            fp = eb._ins(llvm.AddressOfOp(c.kernel, PTR))
-            eb._ins(func.CallOp(RUN_KERNEL, [run, fp, ctx, value(c.items), value(c.grain)], []))
-        return eb.finish()
-
 
 def _balanced_blocks(fewest):
     """A block count (size expression) of at least `fewest`: 0 and 1 stay, more is rounded up to a
@@ -663,10 +560,10 @@ def read_kernel_module(module: ModuleOp, weights: Mapping[str, np.ndarray] | Non
     for (name, nbytes), (_, arr) in zip(reader.weights, arrays):
         if arr.nbytes != nbytes:
             raise InvalidModelError(f"weight '{name}' has {arr.nbytes} bytes, the schedule says {nbytes}")
-    lowered = LoweredModel(reader.entry_module(), reader.inputs, reader.outputs, reader.schedule.symbols,
+    lowered = LoweredModel(reader.code_module(), reader.inputs, reader.outputs, reader.schedule.symbols,
                            reader.schedule.buffers, arrays, reader.kernel_count, reader.op_summary,
                            reader.checks, reader.step_ops, reader.checked, assumptions=reader.assumptions,
-                           generated=reader.generated)
+                           generated=reader.generated, steps=reader.schedule.steps)
     if reader.checked:
         lowered.step_fields = [[reader.describe(f) if isinstance(f, Loc) else None for f in c.fields]
                                for c in reader.schedule.steps]
@@ -674,9 +571,10 @@ def read_kernel_module(module: ModuleOp, weights: Mapping[str, np.ndarray] | Non
 
 
 def lower_schedule(module: ModuleOp) -> None:
-    """Replace a planned kernel module's schedule by the entry point (no weight values needed)."""
-    entry = _ScheduleReader(module).entry_module()
-    for op in list(entry.body.block.ops):
+    """Replace a planned kernel module by its kernels (in a compile, the schedule's launches become
+    the artifact's launch table; no weight values are needed)."""
+    code = _ScheduleReader(module).code_module()
+    for op in list(code.body.block.ops):
         op.detach()
         module.body.block.add_op(op)
 
@@ -772,17 +670,13 @@ class _ScheduleReader:
                 return _fold(kind, self.expr(op.lhs), self.expr(op.rhs))
         raise InvalidModelError(f"{op.name} is not a size computation the kernel level supports")
 
-    def entry_module(self) -> ModuleOp:
-        """The kernels (taken out of the module) with the entry point and the functions they call."""
+    def code_module(self) -> ModuleOp:
+        """The kernels (taken out of the module) and the functions they call."""
         kernels = [op for op in self.module.ops if isinstance(op, func.FuncOp)]
         for op in kernels:
             op.detach()
         self.op.detach()
-        with checked_kernels(self.checked):
-            entry = self.schedule.entry()
-        return ModuleOp([*kernels, *entry,
-                         func.FuncOp.external(RUN_KERNEL, [PTR, PTR, PTR, i64, i64], []),
-                         *([check_declaration()] if self.checked else [])])
+        return ModuleOp([*kernels, *([check_declaration()] if self.checked else [])])
 
     def describe(self, loc: Loc) -> str:
         """The buffer a Loc points into, for checked builds' violation messages."""

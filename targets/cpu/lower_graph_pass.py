@@ -2,8 +2,8 @@
 
 `lower-graph-to-kernel` turns the graph function into the kernel level (kernels and a
 `kernel.schedule`), `plan-memory` (plan_memory.py) plans its arena, and
-`lower-kernel-to-entry` turns the schedule into the `pfm_main` entry point;
-`lower-graph-to-cpu` runs all three.
+`lower-kernel-schedule` leaves the kernels alone (a compile turns the schedule's launches into
+the artifact's launch table, data the runtime executes); `lower-graph-to-cpu` runs all three.
 """
 from __future__ import annotations
 
@@ -50,11 +50,11 @@ class LowerGraphToKernel(ModulePass):
 
 
 @dataclass(frozen=True)
-class LowerKernelToEntry(ModulePass):
-    """Replace a planned `kernel.schedule` by the `pfm_main` entry point calling every launch
-    through the runtime (weight values are not needed: the schedule states their sizes)."""
+class LowerKernelSchedule(ModulePass):
+    """Replace a planned kernel module by its kernels: a compile makes the `kernel.schedule`'s
+    launches the artifact's launch table (pyflame_rt/launch_table.py), which the runtime executes."""
 
-    name = "lower-kernel-to-entry"
+    name = "lower-kernel-schedule"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         lower_schedule(op)
@@ -62,15 +62,15 @@ class LowerKernelToEntry(ModulePass):
 
 @dataclass(frozen=True)
 class LowerGraphToCPU(ModulePass):
-    """Replace the graph function by generated kernels and the `pfm_main` entry point
-    (lower-graph-to-kernel, plan-memory, lower-kernel-to-entry)."""
+    """Replace the graph function by its generated kernels (lower-graph-to-kernel, plan-memory,
+    lower-kernel-schedule)."""
 
     name = "lower-graph-to-cpu"
     cpu: str = "host"
     weights: dict = field(default_factory=dict, compare=False, hash=False)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        for step in (LowerGraphToKernel(self.cpu, self.weights), PlanMemory(), LowerKernelToEntry()):
+        for step in (LowerGraphToKernel(self.cpu, self.weights), PlanMemory(), LowerKernelSchedule()):
             step.apply(ctx, op)
 
 

@@ -174,7 +174,7 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, pfms):
         model = add_model(3.0)
         InferenceSession(model, SessionOptions(cache=CacheConfig(enabled=False)))  # compiler imported
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # below any artifact
         try:
             artifact.save(compiled, {str(tmp_path / 'out' / 'a.pfm')!r})
             raise SystemExit("the write did not fail")
@@ -190,7 +190,7 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, pfms):
 
 # ------------------------------------------------------------------ artifacts
 def evil_object(call: str = "system") -> bytes:
-    """A real x86-64 object whose pfm_main calls `call("touch pwned")`."""
+    """A real x86-64 object whose one kernel calls `call("touch pwned")`."""
     import llvmlite.binding as llvm
 
     from pyflame_rt.targets.cpu.target import CPUTarget, init_llvm
@@ -199,7 +199,7 @@ def evil_object(call: str = "system") -> bytes:
     ir = f"""
         @cmd = private constant [12 x i8] c"touch pwned\\00"
         declare i32 @{call}(ptr)
-        define void @pfm_main(ptr %io, ptr %w, ptr %a, ptr %o, ptr %d, ptr %r) {{
+        define void @kernel(ptr %ctx, i64 %begin, i64 %end) {{
           %rc = call i32 @{call}(ptr @cmd)
           ret void
         }}"""

@@ -1,6 +1,6 @@
 """Index-driven kernels: Gather (with a run-time index check), the element-wise gathers and
 scatters (GatherElements / ScatterElements / GatherND / ScatterND, also MaxUnpool), Range, Trilu,
-storing symbolic dim values computed by the entry point, and checking a run-time shape argument.
+storing symbolic dim values resolved from the dynamic dims, and checking a run-time shape argument.
 They move raw elements of any storage type, vectorized where rows are contiguous.
 """
 from __future__ import annotations
@@ -178,7 +178,7 @@ def trilu_kernel(spec: TriluSpec) -> func.FuncOp:
 
 
 def store_dims_kernel(dtype: DType) -> func.FuncOp:
-    """out[i] = ctx[2 + i] for i < ctx[1]: dim values the entry point computed from the dynamic dims."""
+    """out[i] = ctx[2 + i] for i < ctx[1]: dim values resolved from the dynamic dims (launch fields)."""
     kb = KernelBuilder(f"store_dims_{dtype.value}")
     out, n = kb.ptr_field(0), kb.field(1)
     ti = Typed(kb, DType.INT64, 1)

@@ -10,7 +10,7 @@ func.func @main(%x: tensor<?x16xf32> {graph.name = "x", graph.dims = ["batch", "
   func.return %z : tensor<?x16xf32>
 }
 
-// CHECK:      kernel.schedule @pfm_main dims ["batch"] attributes {op_summary = {add = 1 : i64, mul = 1 : i64}} {
+// CHECK:      kernel.schedule @model dims ["batch"] attributes {op_summary = {add = 1 : i64, mul = 1 : i64}} {
 // CHECK-NEXT:   %[[X:.*]] = kernel.io input 0 "x" ["batch", "16"] "float32"
 // CHECK-NEXT:   %[[S:.*]] = kernel.io input 1 "s" ["16"] "float32"
 // CHECK-NEXT:   %[[Z:.*]] = kernel.io output 2 "z" ["batch", "16"] "float32"

@@ -13,8 +13,8 @@ func.func @main(%x: tensor<?x16xf32> {graph.name = "x", graph.dims = ["batch", "
   func.return %y : tensor<?x8xf32>
 }
 
-// CHECK:      func.func private @gemm_{{.*}}_b_relu_{{.*}}(%{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64)
-// CHECK:      kernel.schedule @pfm_main dims ["batch"] attributes {op_summary = {gemm = 1 : i64}} {
+// CHECK:      func.func public @gemm_{{.*}}_b_relu_{{.*}}(%{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64)
+// CHECK:      kernel.schedule @model dims ["batch"] attributes {op_summary = {gemm = 1 : i64}} {
 // CHECK-NEXT:   %[[X:.*]] = kernel.io input 0 "x" ["batch", "16"] "float32"
 // CHECK-NEXT:   %[[Y:.*]] = kernel.io output 1 "y" ["batch", "8"] "float32"
 // CHECK-NEXT:   %{{.*}} = kernel.io status 2 "status" [] "int64"

@@ -10,7 +10,7 @@ func.func @main(%x: tensor<4x32xf32> {graph.name = "x", graph.dims = ["4", "32"]
   func.return %y : tensor<4x1xf32>
 }
 
-// CHECK:      kernel.schedule @pfm_main dims [] attributes {
+// CHECK:      kernel.schedule @model dims [] attributes {
 // CHECK-SAME:   arena_bytes = 512 : i64
 // CHECK-NEXT:   %[[X:.*]] = kernel.io input 0 "x" ["4", "32"] "float32"
 // CHECK-NEXT:   %[[Y:.*]] = kernel.io output 1 "y" ["4", "1"] "float32"
