@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import i1
+from xdsl.ir import SSAValue
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
 from pyflame_rt.targets.cpu.kernels.elementwise import activation_tag, epilogue as activation_epilogue
@@ -33,31 +34,30 @@ MIN_ACCUMULATORS = 8
 # packed A rows: the K slice's depth rounded up to 16 floats, plus 16 (rows 2 KB apart would
 # all map to the same L1 sets)
 A_ROW_PAD = 16
-# a row block meeting at most this many B panels reads A in place (no pack)
+# a row block meeting at most this many B panels reads A in place: the pack would be reused too
+# few times to pay for its copy
 DIRECT_A_MAX_PANELS = 2
-# so does a GEMM this shallow: its rows are one or two cache lines, and copying them cost as much as
-# the FMAs (SqueezeNet's expand convs at 2 threads, batch 8: K = 16 9-13% faster in place, K = 32 0-10%)
+# so does a GEMM this shallow: its rows are one or two cache lines, and copying them costs as much
+# as the FMAs
 DIRECT_A_MAX_K = 32
-# deepest K slice (GemmSpec.kc), measured on znver3 (32 KB L1, 512 KB L2): against OpenBLAS, kc 512
-# halves the C reloads of kc 256; 576 (a 3x3 conv over 64 channels in one slice, K = 1152 / 2304 in
-# 2 / 4) took ResNet-50's convs 1.5-2.5% below 512 at one thread; 768 and 1152 were no better
+# deepest K slice (GemmSpec.kc): each slice reloads and stores all of C, so slices are deep; 576
+# holds a 3x3 convolution over 64 channels in one slice (and K = 1152 / 2304 in 2 / 4)
 KC = 576
 # floats per 64-byte cache line: one prefetch per line of A
 LINE_FLOATS = 16
-# B prefetch: a row tile fetches at most this many lines of the next panel. With fewer tiles
-# (M of 1-32) the share would be a burst of up to a whole L1 that evicts the panel in use
-# (the MLP at batch 1 and 8 lost 9-22%). A matrix-vector product (M = 1) is left to the hardware
-# prefetcher: fetching the next panel's row alongside each k step cost the MLP 15% at batch 1
+# B prefetch: a row tile fetches at most this many lines of the next panel. With few row tiles
+# (M of 1-32) a share would be a burst of up to a whole L1 that evicts the panel in use; a
+# matrix-vector product (M = 1) is left to the hardware prefetcher
 B_PREFETCH_MAX_LINES = 64
-# ... and only while B is cold: larger than L2 (512 KB on znver3), or met by at most a few row blocks
-# per image. A smaller B with many row blocks is reread from L2, and fetching the next panel into
-# L1 only evicted the panel in use (ResNet-50's 128 -> 512 1x1 convs at batch 8: 9-10% faster
-# without it, the 64 -> 64 3x3s 0-5%); MobileNetV2's 7x7 and 14x14 convs at batch 1 need it
+# ... and only while B is cold: larger than L2 (512 KB), or met by at most a few row blocks per
+# image. A smaller B with many row blocks is reread from L2, and fetching the next panel into L1
+# would only evict the panel in use
 B_PREFETCH_MIN_BYTES = 512 * 1024
 B_PREFETCH_COLD_BLOCKS = 4
 
 # a GEMM of at most this many multiply-adds (static shapes) runs one-row tiles: it takes
-# microseconds either way, and the full kernel's remainder-row variants tripled its compile time
+# microseconds either way, and one-row tiles need no remainder-row variants (a fraction of the
+# code to compile)
 SMALL_GEMM_MACS = 16384
 
 # ctx field order shared by the lowering and the kernel
@@ -83,8 +83,8 @@ class GemmSpec:
     unit_a_cs: bool = True  # A's column stride is 1 (not transposed): frees address registers
     bias_per_row: bool = False  # the bias has one value per row of C (per output channel of a conv)
     residual: bool = False  # add a tensor laid out like C (same strides and offsets) before the activation
-    # measured on znver3 (32 KB L1, 512 KB L2) against OpenBLAS: a 144 x 512 A block (295 KB,
-    # L2) halves the passes over B at N >= 2048
+    # the packed A block (mc rows of kc + A_ROW_PAD floats: 341 KB with 6-row tiles, 444 KB with
+    # 8-row ones) stays in a 512 KB L2 across the panels of a work item
     kc: int = KC
     mc_tiles: int = 24
     nc_panels: int = 16
@@ -132,307 +132,485 @@ def pad_bias(bias: np.ndarray, nr: int) -> np.ndarray:
 
 
 def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(GEMM_FIELDS)}
-    a, bp, c, bias, res = (kb.as_ptr(f[x]) for x in ("a", "b", "c", "bias", "residual"))
-    w, nv, nr = spec.width, spec.nvec, spec.nr
-    apack = kb.scratch(spec.mc * (spec.kc + A_ROW_PAD))  # per-thread stack: the packed A block
-    zero = kb.fconst(0.0, w)
-    # item = (batch * mblocks + mb) * nblocks + nb. The items of [begin, end) that share a row
-    # block are done as one: its A block is packed once for all their panels.
-    # the row tiles are split evenly among the mblocks row blocks (at most MC rows each: the
-    # lowering makes mblocks >= ceil(M / MC)): blocks differ by at most one tile, so a 196-row
-    # GEMM is 4 blocks of 48-52 rows, not 144 + 52, and threads finish together
-    m_tiles = kb.ceil_div(f["m"], spec.mr)
-    mblocks = kb.max(f["mblocks"], kb.const(1))
-    # B is cold (worth the next-panel prefetch) when one batch's packed B exceeds L2 or few row
-    # blocks reread it
-    b_bytes = kb.mul(kb.mul(f["k"], f["npanels"]), kb.const(spec.nr * 4))
-    b_cold = kb.or_(kb.cmp("sgt", b_bytes, kb.const(B_PREFETCH_MIN_BYTES)),
-                    kb.cmp("sle", mblocks, kb.const(B_PREFETCH_COLD_BLOCKS)))
+    """The kernel of `spec`: a loop nest emitted top-down by _GemmEmitter, one method per level:
+    row blocks (`_row_block`) > K slices (`_k_slice`: pack A) > B panels (`_panel`) > register
+    tiles (`_tile`: prefetch, K loop) > epilogue (`_store_tile`: bias, residual, activation)."""
+    return _GemmEmitter(spec).emit()
 
-    def block_first_row(mb):
-        return kb.mul(kb.div(kb.mul(mb, m_tiles), mblocks), kb.const(spec.mr))
 
-    blk_lo = kb.div(kb.begin, f["nblocks"])
-    blk_hi = kb.add(kb.div(kb.sub(kb.end, kb.const(1)), f["nblocks"]), kb.const(1))
-    with kb.loop(blk_lo, blk_hi) as blk:
-        first_item = kb.mul(blk.iv, f["nblocks"])
+@dataclass(frozen=True)
+class _RowBlock:
+    """Rows [lo, hi) of one batch's C against panels [p_lo, p_hi): A packed once for all of them."""
+
+    batch: SSAValue
+    a_base: SSAValue     # A's (image, group) offset
+    c_base: SSAValue     # C's (image, group) offset
+    bias_base: SSAValue  # this group's first row in a per-row bias
+    lo: SSAValue
+    hi: SSAValue
+    full_hi: SSAValue    # lo + a whole number of mr-row tiles; [full_hi, hi) is the remainder
+    p_lo: SSAValue
+    p_hi: SSAValue
+    direct: SSAValue     # i1: A is read in place, not packed
+    a_ptr: SSAValue      # A itself when direct, else the pack
+
+
+@dataclass(frozen=True)
+class _KSlice:
+    """Columns [k0, k1) of A (rows of B). A[row, k] is a_ptr[a_origin + row * a_rs + k], in place or
+    in the pack (row-major, rows pack_rs apart, first row the block's lo, first column k0)."""
+
+    k0: SSAValue
+    k1: SSAValue
+    first: SSAValue  # i1: C holds no partial sums yet
+    last: SSAValue   # i1: the epilogue runs after this slice
+    pack_rs: SSAValue
+    a_rs: SSAValue
+    a_origin: SSAValue
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """NR columns of C from col0 (ncols of them real) and their packed B at b_off."""
+
+    col0: SSAValue
+    ncols: SSAValue
+    b_off: SSAValue
+    lanes: list[SSAValue]  # per vector of the panel row: its real columns, 0..width
+    masks: list[SSAValue]  # per vector: lane_mask(lanes)
+    next_b: SSAValue      # the next panel's packed B
+    prefetch_b: SSAValue  # i1: fetch a share of the next panel's B slice
+    b_share: SSAValue     # rows of that slice one row tile fetches
+
+
+@dataclass(frozen=True)
+class _Tile:
+    """A register tile: `rows` rows of C from first_row x `nv` vectors of the panel."""
+
+    rows: int
+    nv: int
+    first_row: SSAValue
+    c_rows: list[SSAValue]  # per row: C's offset of (row, col0)
+    a_rows: list[SSAValue]  # per row: A's offset of (row, 0) from a_ptr
+
+
+class _GemmEmitter:
+    """Emits one GemmSpec's kernel into a KernelBuilder. Work items are (batch, row block, panel
+    block) triples, item = (batch * mblocks + mb) * nblocks + nb; the items of [begin, end) that
+    share a row block are done as one, so its A block is packed once for all their panels."""
+
+    def __init__(self, spec: GemmSpec):
+        self.spec = spec
+        self.kb = kb = KernelBuilder(spec.name)
+        self.f = {name: kb.field(i) for i, name in enumerate(GEMM_FIELDS)}
+        self.a, self.bp, self.c, self.bias, self.res = (
+            kb.as_ptr(self.f[x]) for x in ("a", "b", "c", "bias", "residual"))
+        self.apack = kb.scratch(spec.mc * (spec.kc + A_ROW_PAD))  # per-thread stack: the packed A block
+        self.zero = kb.fconst(0.0, spec.width)
+
+    def emit(self) -> func.FuncOp:
+        kb, f = self.kb, self.f
+        m_tiles = kb.ceil_div(f["m"], self.spec.mr)
+        mblocks = kb.max(f["mblocks"], kb.const(1))
+        b_cold = self._b_is_cold(mblocks)
+        blk_lo = kb.div(kb.begin, f["nblocks"])
+        blk_hi = kb.add(kb.div(kb.sub(kb.end, kb.const(1)), f["nblocks"]), kb.const(1))
+        with kb.loop(blk_lo, blk_hi) as blk:
+            self._row_block(self._row_block_at(blk.iv, m_tiles, mblocks), b_cold)
+        return kb.finish()
+
+    def _b_is_cold(self, mblocks: SSAValue) -> SSAValue:
+        """i1: B is worth prefetching panel by panel: one batch's packed B exceeds L2, or few row
+        blocks reread it (otherwise it is reread from L2, and fetching into L1 evicts the panel in use)."""
+        kb, f = self.kb, self.f
+        b_bytes = kb.mul(kb.mul(f["k"], f["npanels"]), kb.const(self.spec.nr * 4))
+        return kb.or_(kb.cmp("sgt", b_bytes, kb.const(B_PREFETCH_MIN_BYTES)),
+                      kb.cmp("sle", mblocks, kb.const(B_PREFETCH_COLD_BLOCKS)))
+
+    # ------------------------------------------------------------------ row blocks
+    def _row_block_at(self, blk: SSAValue, m_tiles: SSAValue, mblocks: SSAValue) -> _RowBlock:
+        """Row block `blk` (= batch * mblocks + mb) and the panels of [begin, end)'s items in it."""
+        kb, f, mr = self.kb, self.f, self.spec.mr
+        first_item = kb.mul(blk, f["nblocks"])
         nb_lo = kb.sub(kb.max(kb.begin, first_item), first_item)
         nb_hi = kb.sub(kb.min(kb.end, kb.add(first_item, f["nblocks"])), first_item)
-        batch = kb.div(blk.iv, f["mblocks"])
-        mb = kb.rem(blk.iv, f["mblocks"])
+        batch = kb.div(blk, f["mblocks"])
+        mb = kb.rem(blk, f["mblocks"])
         image, group = kb.div(batch, f["groups"]), kb.rem(batch, f["groups"])
-        a_b = kb.add(kb.mul(image, f["a_bs"]), kb.mul(group, f["a_gs"]))
-        c_b = kb.add(kb.mul(image, f["c_bs"]), kb.mul(group, f["c_gs"]))
-        bias_b = kb.mul(group, f["m"])  # per-row bias: this group's first row
-        row_lo = block_first_row(mb)
-        row_hi = kb.min(f["m"], block_first_row(kb.add(mb, kb.const(1))))
-        full_hi = kb.add(row_lo, kb.mul(kb.div(kb.sub(row_hi, row_lo), kb.const(spec.mr)), kb.const(spec.mr)))
+        a_base = kb.add(kb.mul(image, f["a_bs"]), kb.mul(group, f["a_gs"]))
+        c_base = kb.add(kb.mul(image, f["c_bs"]), kb.mul(group, f["c_gs"]))
+        bias_base = kb.mul(group, f["m"])
+        lo = self._block_first_row(mb, m_tiles, mblocks)
+        hi = kb.min(f["m"], self._block_first_row(kb.add(mb, kb.const(1)), m_tiles, mblocks))
+        full_hi = kb.add(lo, kb.mul(kb.div(kb.sub(hi, lo), kb.const(mr)), kb.const(mr)))
         p_lo = kb.mul(nb_lo, f["ncp"])
         p_hi = kb.min(f["npanels"], kb.mul(nb_hi, f["ncp"]))
+        direct = self._reads_a_in_place(p_lo, p_hi)
+        a_ptr = kb.as_ptr(kb.select(direct, f["a"], kb.ptr_to_int(self.apack)))
+        return _RowBlock(batch, a_base, c_base, bias_base, lo, hi, full_hi, p_lo, p_hi, direct, a_ptr)
 
-        # A is read in place when that pays: no pack for a GEMM whose row block meets few panels
-        # or whose K is shallow (the pack would cost as much as the FMAs: MobileNet's 1x1 convs
-        # with N of 16-96, SqueezeNet's K = 16 expand convs)
-        direct = kb.const(0, i1)
-        if spec.unit_a_cs:
-            direct = kb.and_(kb.cmp("eq", f["conv_c"], kb.const(0)),
-                             kb.or_(kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)),
-                                    kb.cmp("sle", f["k"], kb.const(DIRECT_A_MAX_K))))
-        a_ptr = kb.as_ptr(kb.select(direct, f["a"], kb.ptr_to_int(apack)))
+    def _block_first_row(self, mb: SSAValue, m_tiles: SSAValue, mblocks: SSAValue) -> SSAValue:
+        """The row tiles are split evenly among the row blocks (the lowering makes mblocks >=
+        ceil(M / MC), so a block has at most MC rows): blocks differ by at most one tile."""
+        kb = self.kb
+        return kb.mul(kb.div(kb.mul(mb, m_tiles), mblocks), kb.const(self.spec.mr))
 
-        # K in equal slices of at most kc (rounded up to whole lines): K = 576 is 2 x 288, not
-        # 512 + a 64-deep slice that reloads and stores all of C for 64 k steps. K = 0 is one empty
-        # slice: its epilogue stores C = activation(0 + bias + residual), as for any K
-        slices = kb.max(kb.const(1), kb.ceil_div(f["k"], spec.kc))
+    def _reads_a_in_place(self, p_lo: SSAValue, p_hi: SSAValue) -> SSAValue:
+        """i1: A is read in place, not packed: only with unit column stride and no implicit im2col,
+        and only when the pack would not pay (few panels reuse it, or rows of one or two lines)."""
+        kb, f = self.kb, self.f
+        if not self.spec.unit_a_cs:
+            return kb.const(0, i1)
+        return kb.and_(kb.cmp("eq", f["conv_c"], kb.const(0)),
+                       kb.or_(kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)),
+                              kb.cmp("sle", f["k"], kb.const(DIRECT_A_MAX_K))))
+
+    def _row_block(self, blk: _RowBlock, b_cold: SSAValue) -> None:
+        """K in equal slices of at most kc, rounded up to whole lines (K = 576 is 2 x 288, not
+        512 + 64 steps that reload and store all of C). K = 0 is one empty slice: its epilogue
+        stores C = activation(0 + bias + residual), as for any K."""
+        kb, f = self.kb, self.f
+        slices = kb.max(kb.const(1), kb.ceil_div(f["k"], self.spec.kc))
         depth = kb.max(kb.const(1),
                        kb.mul(kb.ceil_div(kb.ceil_div(f["k"], slices), LINE_FLOATS), kb.const(LINE_FLOATS)))
         with kb.loop(0, kb.max(f["k"], kb.const(1)), depth) as kl:
-            k0 = kl.iv
-            k1 = kb.min(f["k"], kb.add(k0, depth))
-            first = kb.cmp("eq", k0, kb.const(0))
-            last = kb.cmp("eq", k1, f["k"])
-            # A[row, k] is a_ptr[a_origin + row * a_rs + k]: in place, or in the pack
-            # (row-major; rows as far apart as the slice is deep, so a shallow K's block stays
-            # within a few pages) whose first row is row_lo and first column k0
-            pack_rs = kb.add(kb.mul(kb.ceil_div(kb.sub(k1, k0), A_ROW_PAD), kb.const(A_ROW_PAD)), kb.const(A_ROW_PAD))
-            a_rs = kb.select(direct, f["a_rs"], pack_rs)
-            a_origin = kb.select(direct, a_b, kb.sub(kb.const(0), kb.add(kb.mul(row_lo, pack_rs), k0)))
+            self._k_slice(blk, self._k_slice_at(blk, kl.iv, depth), b_cold)
 
-            def pack_conv():
-                # the geometry fields exist only in a convolution's ctx: read them in this branch
-                conv = {name: kb.field(len(GEMM_FIELDS) + i) for i, name in enumerate(CONV_A_FIELDS)}
-                conv["c"] = f["conv_c"]
-                _pack_conv_rows(kb, conv, a, a_b, apack, row_lo, row_hi, pack_rs, k0, k1, f["k"], w)
+    # ------------------------------------------------------------------- K slices
+    def _k_slice_at(self, blk: _RowBlock, k0: SSAValue, depth: SSAValue) -> _KSlice:
+        """The slice from k0; packed rows are as far apart as the slice is deep (plus A_ROW_PAD), so
+        a shallow K's block stays within a few pages."""
+        kb, f = self.kb, self.f
+        k1 = kb.min(f["k"], kb.add(k0, depth))
+        first = kb.cmp("eq", k0, kb.const(0))
+        last = kb.cmp("eq", k1, f["k"])
+        pack_rs = kb.add(kb.mul(kb.ceil_div(kb.sub(k1, k0), A_ROW_PAD), kb.const(A_ROW_PAD)), kb.const(A_ROW_PAD))
+        a_rs = kb.select(blk.direct, f["a_rs"], pack_rs)
+        a_origin = kb.select(blk.direct, blk.a_base, kb.sub(kb.const(0), kb.add(kb.mul(blk.lo, pack_rs), k0)))
+        return _KSlice(k0, k1, first, last, pack_rs, a_rs, a_origin)
 
-            def pack_matrix():
-                with kb.loop(row_lo, row_hi) as pr:
-                    dst = kb.sub(kb.mul(kb.sub(pr.iv, row_lo), pack_rs), k0)
-                    src = kb.add(a_b, kb.mul(pr.iv, f["a_rs"]))
-                    if spec.unit_a_cs:
-                        kb.copy(a, src, apack, dst, k0, k1, w)
-                    else:
-                        with kb.loop(k0, k1) as pk:
-                            v = kb.load(a, kb.add(src, kb.mul(pk.iv, f["a_cs"])))
-                            kb.store(v, apack, kb.add(dst, pk.iv))
+    def _k_slice(self, blk: _RowBlock, ks: _KSlice, b_cold: SSAValue) -> None:
+        kb, f = self.kb, self.f
+        kb.if_else(blk.direct, lambda: None, lambda: kb.if_else(
+            kb.cmp("ne", f["conv_c"], kb.const(0)), lambda: self._pack_conv_a(blk, ks),
+            lambda: self._pack_matrix_a(blk, ks)))
+        # each row tile's share of the next panel's B slice (the same for every panel)
+        tiles = kb.ceil_div(kb.sub(blk.hi, blk.lo), self.spec.mr)
+        b_share = kb.ceil_div(kb.sub(ks.k1, ks.k0), kb.max(tiles, kb.const(1)))
+        b_prefetch_pays = kb.and_(kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES)), b_cold)
+        with kb.loop(blk.p_lo, blk.p_hi) as pl:
+            self._panel(blk, ks, self._panel_at(blk, pl.iv, b_share, b_prefetch_pays))
 
-            kb.if_else(direct, lambda: None,
-                       lambda: kb.if_else(kb.cmp("ne", f["conv_c"], kb.const(0)), pack_conv, pack_matrix))
+    def _pack_conv_a(self, blk: _RowBlock, ks: _KSlice) -> None:
+        """The implicit im2col's rows of this block and slice into the pack. The geometry fields
+        exist only in a convolution's ctx: they are read in this branch."""
+        kb = self.kb
+        conv = {name: kb.field(len(GEMM_FIELDS) + i) for i, name in enumerate(CONV_A_FIELDS)}
+        conv["c"] = self.f["conv_c"]
+        _ConvAPacker(kb, conv, self.a, blk.a_base, self.apack, ks.pack_rs, ks.k0, ks.k1, self.f["k"],
+                     self.spec.width).pack(blk.lo, blk.hi)
 
-            # each row tile's share of the next panel's B slice (the same for every panel)
-            tiles = kb.ceil_div(kb.sub(row_hi, row_lo), spec.mr)
-            b_share = kb.ceil_div(kb.sub(k1, k0), kb.max(tiles, kb.const(1)))
-            b_prefetch_pays = kb.and_(kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES)), b_cold)
+    def _pack_matrix_a(self, blk: _RowBlock, ks: _KSlice) -> None:
+        """A's rows of this block and slice into the pack, through A's (row, column) strides."""
+        kb, f = self.kb, self.f
+        with kb.loop(blk.lo, blk.hi) as pr:
+            dst = kb.sub(kb.mul(kb.sub(pr.iv, blk.lo), ks.pack_rs), ks.k0)
+            src = kb.add(blk.a_base, kb.mul(pr.iv, f["a_rs"]))
+            if self.spec.unit_a_cs:
+                kb.copy(self.a, src, self.apack, dst, ks.k0, ks.k1, self.spec.width)
+            else:
+                with kb.loop(ks.k0, ks.k1) as pk:
+                    v = kb.load(self.a, kb.add(src, kb.mul(pk.iv, f["a_cs"])))
+                    kb.store(v, self.apack, kb.add(dst, pk.iv))
 
-            with kb.loop(p_lo, p_hi) as pl:
-                col0 = kb.mul(pl.iv, kb.const(nr))
-                ncols = kb.min(kb.const(nr), kb.sub(f["n"], col0))
-                b_off = kb.add(kb.mul(batch, f["b_bs"]), kb.mul(pl.iv, kb.mul(f["k"], kb.const(nr))))
-                lanes = [kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(ncols, kb.const(v * w))))
-                         for v in range(nv)]
-                masks = [kb.lane_mask(n, w) for n in lanes]
-                next_b = kb.add(b_off, kb.mul(f["k"], kb.const(nr)))
-                prefetch_b = kb.and_(kb.cmp("slt", kb.add(pl.iv, kb.const(1)), p_hi), b_prefetch_pays)
+    # --------------------------------------------------------------------- panels
+    def _panel_at(self, blk: _RowBlock, index: SSAValue, b_share: SSAValue, b_prefetch_pays: SSAValue) -> _Panel:
+        kb, f, w, nr = self.kb, self.f, self.spec.width, self.spec.nr
+        col0 = kb.mul(index, kb.const(nr))
+        ncols = kb.min(kb.const(nr), kb.sub(f["n"], col0))
+        b_off = kb.add(kb.mul(blk.batch, f["b_bs"]), kb.mul(index, kb.mul(f["k"], kb.const(nr))))
+        lanes = [kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(ncols, kb.const(v * w))))
+                 for v in range(self.spec.nvec)]
+        masks = [kb.lane_mask(n, w) for n in lanes]
+        next_b = kb.add(b_off, kb.mul(f["k"], kb.const(nr)))
+        prefetch_b = kb.and_(kb.cmp("slt", kb.add(index, kb.const(1)), blk.p_hi), b_prefetch_pays)
+        return _Panel(col0, ncols, b_off, lanes, masks, next_b, prefetch_b, b_share)
 
-                def tile(mr: int, first_row, nv: int = nv):
-                    """mr x (nv vectors) register tile over K slice [k0, k1): nv is the spec's
-                    nvec, or one fewer for a last panel of exactly NR - w columns."""
-                    c_rows = [kb.add(c_b, kb.add(kb.mul(kb.add(first_row, kb.const(r)), f["c_rs"]), col0))
-                              for r in range(mr)]
-                    a_rows = [kb.add(a_origin, kb.mul(kb.add(first_row, kb.const(r)), a_rs)) for r in range(mr)]
+    def _panel(self, blk: _RowBlock, ks: _KSlice, p: _Panel) -> None:
+        """The block's full row tiles, then one specialized tile for the remainder rows. A last panel
+        of exactly NR - w columns (N = 24, 40, 1000 with NR = 16: 8 columns) skips its empty vector's
+        FMAs in the full tiles (a narrower variant of full vectors only, so no masked epilogue); the
+        remainder rows do not, nor a small GEMM's one-row tiles (one variant: less code to compile)."""
+        kb, spec = self.kb, self.spec
+        nv = spec.nvec
+        if nv > 1 and spec.mr > 1:
+            kb.if_else(kb.cmp("eq", p.ncols, kb.const(spec.nr - spec.width)),
+                       lambda: self._full_tiles(blk, ks, p, nv - 1), lambda: self._full_tiles(blk, ks, p, nv))
+        else:
+            self._full_tiles(blk, ks, p, nv)
+        rem = kb.sub(blk.hi, blk.full_hi)
+        for rows in range(1, spec.mr):
+            with kb.if_(kb.cmp("eq", rem, kb.const(rows))):
+                self._tile(blk, ks, p, rows, blk.full_hi, nv)
 
-                    def k_step(k, acc):
-                        """acc += A[rows, k] x B[k, panel]: one FMA per accumulator."""
-                        brow = kb.add(b_off, kb.mul(k, kb.const(nr)))
-                        bvecs = [kb.load(bp, kb.add(brow, kb.const(v * w)), w) for v in range(nv)]
-                        acc = list(acc)
-                        for r in range(mr):
-                            av = kb.splat(kb.load(a_ptr, kb.add(a_rows[r], k)), w)
-                            for v in range(nv):
-                                acc[r * nv + v] = kb.fma(av, bvecs[v], acc[r * nv + v])
-                        return acc
+    def _full_tiles(self, blk: _RowBlock, ks: _KSlice, p: _Panel, nv: int) -> None:
+        with self.kb.loop(blk.lo, blk.full_hi, self.spec.mr) as tl:
+            self._tile(blk, ks, p, self.spec.mr, tl.iv, nv)
 
-                    def partial_sums(full: bool):
-                        return [kb.load(c, kb.add(c_rows[r], kb.const(v * w)), w) if full else
-                                kb.masked_load(c, kb.add(c_rows[r], kb.const(v * w)), masks[v], w)
-                                for r in range(mr) for v in range(nv)]
+    # ---------------------------------------------------------------------- tiles
+    def _tile(self, blk: _RowBlock, ks: _KSlice, p: _Panel, rows: int, first_row: SSAValue, nv: int) -> None:
+        """A rows x (nv vectors) register tile over the K slice: prefetch what the next tile needs,
+        start from zero or C's partial sums, accumulate, store through the epilogue."""
+        kb, f, spec = self.kb, self.f, self.spec
+        c_rows = [kb.add(blk.c_base, kb.add(kb.mul(kb.add(first_row, kb.const(r)), f["c_rs"]), p.col0))
+                  for r in range(rows)]
+        a_rows = [kb.add(ks.a_origin, kb.mul(kb.add(first_row, kb.const(r)), ks.a_rs)) for r in range(rows)]
+        t = _Tile(rows, nv, first_row, c_rows, a_rows)
+        self._prefetch_next_a_rows(blk, ks, t)
+        self._prefetch_b_share(blk, ks, p, t)
+        self._prefetch_next_c_rows(ks, t)
+        init = kb.if_else(ks.first, lambda: [self.zero] * (rows * nv), lambda: kb.if_else(
+            kb.cmp("eq", p.lanes[nv - 1], kb.const(spec.width)), lambda: self._partial_sums(p, t, True),
+            lambda: self._partial_sums(p, t, False)))
+        acc = _k_loop(kb, ks.k0, ks.k1, init, lambda k, acc: self._k_step(blk, p, t, k, acc),
+                      _chains(rows * nv, spec.mr * spec.nvec), self.zero)
+        self._store_tile(blk, ks, p, t, acc)
 
-                    # A read in place streams from memory: fetch the next tile's rows meanwhile
-                    with kb.if_(direct):
-                        for r in range(mr):
-                            nxt = kb.add(a_rows[r], kb.mul(kb.const(mr), a_rs))
-                            with kb.loop(k0, k1, LINE_FLOATS) as pf:
-                                kb.prefetch(a_ptr, kb.add(nxt, pf.iv))
-                    # this tile's share of the next panel's B slice: a weight matrix larger than the
-                    # caches streams from memory one panel slice at a time, and the hardware
-                    # prefetcher restarts at every panel
-                    share = kb.mul(kb.div(kb.sub(first_row, row_lo), kb.const(spec.mr)), b_share)
-                    with kb.if_(prefetch_b):
-                        with kb.loop(kb.add(k0, share), kb.min(k1, kb.add(kb.add(k0, share), b_share))) as bl:
-                            kb.prefetch(bp, kb.add(next_b, kb.mul(bl.iv, kb.const(nr))))
-                    # the next tile's C rows (to be written) and residual rows (to be read), one tile
-                    # ahead of the epilogue: rows a row stride apart, which the hardware prefetcher
-                    # does not follow (MobileNetV2's wide 1x1 convs waited on C's lines being fetched)
-                    with kb.if_(last):
-                        for r in range(mr):
-                            row = kb.add(c_rows[r], kb.mul(kb.const(mr), f["c_rs"]))
-                            for v in range(0, nr, LINE_FLOATS):
-                                if spec.residual:
-                                    kb.prefetch(res, kb.add(row, kb.const(v)))
-                                kb.prefetch(c, kb.add(row, kb.const(v)), write=True)
-                    # the partial sums of earlier K slices; none in the first (C is not read)
-                    init = kb.if_else(first, lambda: [zero] * (mr * nv), lambda: kb.if_else(
-                        kb.cmp("eq", lanes[nv - 1], kb.const(w)), lambda: partial_sums(True),
-                        lambda: partial_sums(False)))
-                    acc = _k_loop(kb, k0, k1, init, k_step, _chains(mr * nv, spec.mr * spec.nvec), zero)
+    def _k_step(self, blk: _RowBlock, p: _Panel, t: _Tile, k: SSAValue, acc: list) -> list:
+        """acc += A[rows, k] x B[k, panel]: one FMA per accumulator."""
+        kb, w, nr = self.kb, self.spec.width, self.spec.nr
+        brow = kb.add(p.b_off, kb.mul(k, kb.const(nr)))
+        bvecs = [kb.load(self.bp, kb.add(brow, kb.const(v * w)), w) for v in range(t.nv)]
+        acc = list(acc)
+        for r in range(t.rows):
+            av = kb.splat(kb.load(blk.a_ptr, kb.add(t.a_rows[r], k)), w)
+            for v in range(t.nv):
+                acc[r * t.nv + v] = kb.fma(av, bvecs[v], acc[r * t.nv + v])
+        return acc
 
-                    fused = spec.has_bias or spec.residual or spec.activation != "none"
+    def _partial_sums(self, p: _Panel, t: _Tile, full: bool) -> list:
+        """The tile's C as stored by the previous K slice (masked loads unless every lane is real)."""
+        kb, w = self.kb, self.spec.width
+        return [kb.load(self.c, kb.add(t.c_rows[r], kb.const(v * w)), w) if full else
+                kb.masked_load(self.c, kb.add(t.c_rows[r], kb.const(v * w)), p.masks[v], w)
+                for r in range(t.rows) for v in range(t.nv)]
 
-                    def finish(val, dst, v: int, row_bias, full: bool, fuse):
-                        """C[dst] = activation(val + bias + residual) when fuse (an i1, or True after
-                        the last K slice), else val. Full panels use plain loads and stores: masked
-                        ones are slow on AMD even with every lane set (a ResNet residual epilogue
-                        doubled its conv)."""
-                        out = val
-                        if fuse is not False:
-                            if row_bias is not None:
-                                out = kb.fadd(out, row_bias)
-                            elif spec.has_bias:
-                                out = kb.fadd(out, kb.load(bias, kb.add(col0, kb.const(v * w)), w))
-                            if spec.residual:
-                                out = kb.fadd(out, kb.load(res, dst, w) if full
-                                              else kb.masked_load(res, dst, masks[v], w))
-                            out = activation_epilogue(kb, spec.activation, out, w)
-                            if fuse is not True and out is not val:
-                                out = kb.select(fuse, out, val)
-                        if full:
-                            kb.store(out, c, dst)
-                        else:
-                            kb.masked_store(out, c, dst, masks[v], w)
+    # ----------------------------------------------------------------- prefetches
+    def _prefetch_next_a_rows(self, blk: _RowBlock, ks: _KSlice, t: _Tile) -> None:
+        """A read in place streams from memory: fetch the next tile's rows meanwhile."""
+        kb = self.kb
+        with kb.if_(blk.direct):
+            for r in range(t.rows):
+                nxt = kb.add(t.a_rows[r], kb.mul(kb.const(t.rows), ks.a_rs))
+                with kb.loop(ks.k0, ks.k1, LINE_FLOATS) as pf:
+                    kb.prefetch(blk.a_ptr, kb.add(nxt, pf.iv))
 
-                    def row_biases():
-                        if not (spec.has_bias and spec.bias_per_row):
-                            return [None] * mr
-                        return [kb.splat(kb.load(bias, kb.add(bias_b, kb.add(first_row, kb.const(r)))), w)
-                                for r in range(mr)]
+    def _prefetch_b_share(self, blk: _RowBlock, ks: _KSlice, p: _Panel, t: _Tile) -> None:
+        """This tile's share of the next panel's B slice: a B larger than the caches streams from
+        memory one panel slice at a time, and the hardware prefetcher restarts at every panel."""
+        kb, nr = self.kb, self.spec.nr
+        share = kb.mul(kb.div(kb.sub(t.first_row, blk.lo), kb.const(self.spec.mr)), p.b_share)
+        with kb.if_(p.prefetch_b):
+            with kb.loop(kb.add(ks.k0, share), kb.min(ks.k1, kb.add(kb.add(ks.k0, share), p.b_share))) as bl:
+                kb.prefetch(self.bp, kb.add(p.next_b, kb.mul(bl.iv, kb.const(nr))))
 
-                    def full_panel(fuse: bool):
-                        """Straight-line stores of the whole tile: no per-vector checks."""
-                        for r, row_bias in enumerate(row_biases() if fuse else [None] * mr):
-                            for v in range(nv):
-                                finish(acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias, True, fuse)
+    def _prefetch_next_c_rows(self, ks: _KSlice, t: _Tile) -> None:
+        """The next tile's C rows (to be written) and residual rows (to be read), one tile ahead of
+        the epilogue: rows a row stride apart, which the hardware prefetcher does not follow."""
+        kb, f = self.kb, self.f
+        with kb.if_(ks.last):
+            for r in range(t.rows):
+                row = kb.add(t.c_rows[r], kb.mul(kb.const(t.rows), f["c_rs"]))
+                for v in range(0, self.spec.nr, LINE_FLOATS):
+                    if self.spec.residual:
+                        kb.prefetch(self.res, kb.add(row, kb.const(v)))
+                    kb.prefetch(self.c, kb.add(row, kb.const(v)), write=True)
 
-                    def partial_panel():
-                        """The last panel's tile, vector by vector with masks (one epilogue copy per
-                        vector: an exp / erf activation's code is large)."""
-                        for r, row_bias in enumerate(row_biases()):
-                            for v in range(nv):
-                                # a vector of the last panel may have no columns: masked loads and
-                                # stores with an empty mask are slow on AMD, so skip it
-                                with kb.if_(kb.cmp("sgt", lanes[v], kb.const(0))):
-                                    finish(acc[r * nv + v], kb.add(c_rows[r], kb.const(v * w)), v, row_bias,
-                                           False, last)
+    # ------------------------------------------------------------------- epilogue
+    def _store_tile(self, blk: _RowBlock, ks: _KSlice, p: _Panel, t: _Tile, acc: list) -> None:
+        """Every panel but the last is full: its tile is stored without per-vector checks, and the
+        epilogue is chosen once per tile, not per vector. A narrow tile's vectors are all full."""
+        kb, spec = self.kb, self.spec
+        if t.nv < spec.nvec:
+            self._store_whole_tile(blk, ks, p, t, acc)
+        else:
+            kb.if_else(kb.cmp("eq", p.lanes[t.nv - 1], kb.const(spec.width)),
+                       lambda: self._store_whole_tile(blk, ks, p, t, acc),
+                       lambda: self._store_last_panel_tile(blk, ks, p, t, acc))
 
-                    # every panel but the last is full: its tile is stored without per-vector checks,
-                    # and the epilogue is chosen once per tile, not per vector
-                    def whole_tile():
-                        if fused:
-                            kb.if_else(last, lambda: full_panel(True), lambda: full_panel(False))
-                        else:
-                            full_panel(False)
+    def _store_whole_tile(self, blk: _RowBlock, ks: _KSlice, p: _Panel, t: _Tile, acc: list) -> None:
+        """Straight-line stores: the fused epilogue after the last K slice, raw partial sums before."""
+        spec = self.spec
+        if spec.has_bias or spec.residual or spec.activation != "none":
+            self.kb.if_else(ks.last, lambda: self._store_full_vectors(blk, p, t, acc, True),
+                            lambda: self._store_full_vectors(blk, p, t, acc, False))
+        else:
+            self._store_full_vectors(blk, p, t, acc, False)
 
-                    if nv < spec.nvec:  # a narrow tile's vectors are all full (see full_tiles)
-                        whole_tile()
-                    else:
-                        kb.if_else(kb.cmp("eq", lanes[nv - 1], kb.const(w)), whole_tile, partial_panel)
+    def _store_full_vectors(self, blk: _RowBlock, p: _Panel, t: _Tile, acc: list, fuse: bool) -> None:
+        kb, w = self.kb, self.spec.width
+        for r, row_bias in enumerate(self._row_biases(blk, t) if fuse else [None] * t.rows):
+            for v in range(t.nv):
+                self._store_vector(p, acc[r * t.nv + v], kb.add(t.c_rows[r], kb.const(v * w)), v, row_bias,
+                                   True, fuse)
 
-                def full_tiles(nv: int):
-                    with kb.loop(row_lo, full_hi, spec.mr) as tl:
-                        tile(spec.mr, tl.iv, nv)
+    def _store_last_panel_tile(self, blk: _RowBlock, ks: _KSlice, p: _Panel, t: _Tile, acc: list) -> None:
+        """The last panel's tile, vector by vector with masks (one epilogue copy per vector: an exp /
+        erf activation's code is large). A vector of no real columns is skipped: masked accesses with
+        an empty mask are slow on AMD."""
+        kb, w = self.kb, self.spec.width
+        for r, row_bias in enumerate(self._row_biases(blk, t)):
+            for v in range(t.nv):
+                with kb.if_(kb.cmp("sgt", p.lanes[v], kb.const(0))):
+                    self._store_vector(p, acc[r * t.nv + v], kb.add(t.c_rows[r], kb.const(v * w)), v, row_bias,
+                                       False, ks.last)
 
-                # a last panel of exactly NR - w columns (N = 24, 40, 1000 with NR = 16: 8 columns) skips
-                # its empty vector's FMAs: the main tiles get a narrower variant (of full vectors only,
-                # so it needs no masked epilogue), the remainder rows do not, nor a small GEMM's
-                # one-row tiles (kept to one variant for its compile time)
-                if nv > 1 and spec.mr > 1:
-                    kb.if_else(kb.cmp("eq", ncols, kb.const(nr - w)), lambda: full_tiles(nv - 1),
-                               lambda: full_tiles(nv))
-                else:
-                    full_tiles(nv)
-                rem = kb.sub(row_hi, full_hi)
-                for mr in range(1, spec.mr):  # one specialized tile per possible remainder
-                    with kb.if_(kb.cmp("eq", rem, kb.const(mr))):
-                        tile(mr, full_hi)
-    return kb.finish()
+    def _row_biases(self, blk: _RowBlock, t: _Tile) -> list:
+        """Per tile row: its bias splat (a per-row bias), else None."""
+        kb, spec = self.kb, self.spec
+        if not (spec.has_bias and spec.bias_per_row):
+            return [None] * t.rows
+        return [kb.splat(kb.load(self.bias, kb.add(blk.bias_base, kb.add(t.first_row, kb.const(r)))), spec.width)
+                for r in range(t.rows)]
+
+    def _store_vector(self, p: _Panel, val: SSAValue, dst: SSAValue, v: int, row_bias: SSAValue | None,
+                      full: bool, fuse) -> None:
+        """C[dst] = activation(val + bias + residual) when fuse (an i1, or True after the last K
+        slice), else val. Full vectors use plain loads and stores: masked ones are slow on AMD even
+        with every lane set."""
+        kb, spec, w = self.kb, self.spec, self.spec.width
+        out = val
+        if fuse is not False:
+            if row_bias is not None:
+                out = kb.fadd(out, row_bias)
+            elif spec.has_bias:
+                out = kb.fadd(out, kb.load(self.bias, kb.add(p.col0, kb.const(v * w)), w))
+            if spec.residual:
+                out = kb.fadd(out, kb.load(self.res, dst, w) if full
+                              else kb.masked_load(self.res, dst, p.masks[v], w))
+            out = activation_epilogue(kb, spec.activation, out, w)
+            if fuse is not True and out is not val:
+                out = kb.select(fuse, out, val)
+        if full:
+            kb.store(out, self.c, dst)
+        else:
+            kb.masked_store(out, self.c, dst, p.masks[v], w)
 
 
-def _pack_conv_rows(kb: KernelBuilder, g: dict, x, x_off, apack, row_lo, row_hi, row_stride, k0, k1, k,
-                    w: int) -> None:
-    """Copy rows [row_lo, row_hi) x columns [k0, k1) of the implicit im2col A (see the module
-    docstring) to apack, row-major with row stride row_stride. Column k = (tap row a, tap column b,
-    channel): a tap row whose taps are all inside the input (dw 1) is one contiguous run of
-    kw*C input elements; other tap rows go tap by tap, padding taps as zeros. A whole row (all of K
-    in one slice) whose window lies inside the input is its kh runs, copied without per-tap-row
-    checks: with few channels (a first conv's C = 3) those checks cost more than the copies. Runs
-    are copied with `w`-vectors; the output pixel (image, oy, ox) of a row advances without divisions."""
-    c = g["c"]
-    run = kb.mul(g["kw"], c)
-    kh = kb.div(k, run)
-    row_step = kb.mul(kb.mul(g["dh"], g["wi"]), c)  # input elements from one tap row to the next
-    whole_k = kb.and_(kb.cmp("eq", k0, kb.const(0)), kb.cmp("eq", k1, k))
-    ta_lo, ta_hi = kb.div(k0, run), kb.add(kb.div(kb.sub(k1, kb.const(1)), run), kb.const(1))
-    rest = kb.div(row_lo, g["ow"])
-    start = [kb.rem(row_lo, g["ow"]), kb.rem(rest, g["oh"]), kb.div(rest, g["oh"])]
-    with kb.loop(row_lo, row_hi, carried=start) as pr:
-        ox, oy, image = pr.carried
-        dst = kb.sub(kb.mul(kb.sub(pr.iv, row_lo), row_stride), k0)
+@dataclass(frozen=True)
+class _WindowRow:
+    """One packed row of the implicit im2col: output pixel (image, oy, ox), its window's first
+    input row iy0 and column ix0 (negative in the padding)."""
+
+    dst: SSAValue       # apack offset of the row's column 0
+    iy0: SSAValue
+    ix0: SSAValue
+    img_row0: SSAValue  # the image's first input row (image * h)
+    cols_inside: SSAValue  # i1: every tap column is inside the input and dw is 1
+
+
+@dataclass(frozen=True)
+class _TapRow:
+    """Tap row `ta` of a window: columns [lo, hi) of the slice, from row_k (its tap column 0)."""
+
+    row_k: SSAValue
+    lo: SSAValue
+    hi: SSAValue
+    row_ok: SSAValue     # i1: the input row is inside the input
+    pixel_row: SSAValue  # input pixel index of (image, iy, 0), iy clamped inside
+
+
+class _ConvAPacker:
+    """Copies rows x columns [k0, k1) of the implicit im2col A (see the module docstring) to
+    apack, row-major with row stride row_stride. Column k = (tap row a, tap column b, channel): a
+    tap row whose taps are all inside the input (dw 1) is one contiguous run of kw*C input
+    elements; other tap rows go tap by tap, padding taps as zeros. A whole row (all of K in one
+    slice) whose window lies inside the input is its kh runs, copied without per-tap-row checks:
+    with few channels (a first conv's C = 3) those checks cost more than the copies. Runs are
+    copied with `w`-vectors; the output pixel (image, oy, ox) of a row advances without divisions."""
+
+    def __init__(self, kb: KernelBuilder, g: dict, x, x_off, apack, row_stride, k0, k1, k, w: int):
+        self.kb, self.g, self.x, self.x_off, self.apack, self.w = kb, g, x, x_off, apack, w
+        self.row_stride, self.k0, self.k1 = row_stride, k0, k1
+        c = g["c"]
+        self.run = kb.mul(g["kw"], c)
+        self.kh = kb.div(k, self.run)
+        self.row_step = kb.mul(kb.mul(g["dh"], g["wi"]), c)  # input elements from one tap row to the next
+        self.whole_k = kb.and_(kb.cmp("eq", k0, kb.const(0)), kb.cmp("eq", k1, k))
+        self.ta_lo = kb.div(k0, self.run)
+        self.ta_hi = kb.add(kb.div(kb.sub(k1, kb.const(1)), self.run), kb.const(1))
+
+    def pack(self, row_lo, row_hi) -> None:
+        kb, g = self.kb, self.g
+        rest = kb.div(row_lo, g["ow"])
+        start = [kb.rem(row_lo, g["ow"]), kb.rem(rest, g["oh"]), kb.div(rest, g["oh"])]
+        with kb.loop(row_lo, row_hi, carried=start) as pr:
+            ox, oy, image = pr.carried
+            row = self._window_row(kb.sub(kb.mul(kb.sub(pr.iv, row_lo), self.row_stride), self.k0), ox, oy, image)
+            rows_inside = kb.and_(kb.cmp("sge", row.iy0, kb.const(0)), kb.cmp(
+                "slt", kb.add(row.iy0, kb.mul(kb.sub(self.kh, kb.const(1)), g["dh"])), g["h"]))
+            kb.if_else(kb.and_(self.whole_k, kb.and_(row.cols_inside, rows_inside)),
+                       lambda: self._copy_whole_window(row), lambda: self._copy_tap_rows(row))
+            pr.next = self._next_pixel(ox, oy, image)
+
+    def _window_row(self, dst, ox, oy, image) -> _WindowRow:
+        kb, g = self.kb, self.g
         iy0 = kb.sub(kb.mul(oy, g["sh"]), g["ph"])
         ix0 = kb.sub(kb.mul(ox, g["sw"]), g["pw"])
         img_row0 = kb.mul(image, g["h"])
         cols_inside = kb.and_(kb.and_(kb.cmp("eq", g["dw"], kb.const(1)), kb.cmp("sge", ix0, kb.const(0))),
                               kb.cmp("sle", kb.add(ix0, g["kw"]), g["wi"]))
-        rows_inside = kb.and_(kb.cmp("sge", iy0, kb.const(0)),
-                              kb.cmp("slt", kb.add(iy0, kb.mul(kb.sub(kh, kb.const(1)), g["dh"])), g["h"]))
+        return _WindowRow(dst, iy0, ix0, img_row0, cols_inside)
 
-        def whole_window():
-            src = kb.add(x_off, kb.mul(kb.add(kb.mul(kb.add(img_row0, iy0), g["wi"]), ix0), c))
-            with kb.loop(0, kh) as ta:
-                kb.copy(x, kb.add(src, kb.mul(ta.iv, row_step)), apack, kb.add(dst, kb.mul(ta.iv, run)),
-                        kb.const(0), run, w)
-
-        def tap_rows():
-            with kb.loop(ta_lo, ta_hi) as ta:
-                row_k = kb.mul(ta.iv, run)
-                lo, hi = kb.max(k0, row_k), kb.min(k1, kb.add(row_k, run))
-                row_ok, iy = kb.in_bounds(kb.add(iy0, kb.mul(ta.iv, g["dh"])), g["h"])
-                pixel_row = kb.mul(kb.add(img_row0, iy), g["wi"])  # input pixel index of (image, iy, 0)
-
-                def copy_run(pixel, run_k, lo, hi):
-                    """Columns [lo, hi) from the input; column run_k is channel 0 of `pixel`."""
-                    src = kb.add(x_off, kb.sub(kb.mul(kb.add(pixel_row, pixel), c), run_k))
-                    kb.copy(x, src, apack, dst, lo, hi, w)
-
-                def tap_by_tap():
-                    tb_lo = kb.div(kb.sub(lo, row_k), c)
-                    tb_hi = kb.add(kb.div(kb.sub(kb.sub(hi, row_k), kb.const(1)), c), kb.const(1))
-                    with kb.loop(tb_lo, tb_hi) as tb:
-                        tap_k = kb.add(row_k, kb.mul(tb.iv, c))
-                        col_ok, ix = kb.in_bounds(kb.add(ix0, kb.mul(tb.iv, g["dw"])), g["wi"])
-                        t_lo, t_hi = kb.max(lo, tap_k), kb.min(hi, kb.add(tap_k, c))
-                        kb.if_else(kb.and_(row_ok, col_ok), lambda: copy_run(ix, tap_k, t_lo, t_hi),
-                                   lambda: kb.fill(apack, dst, t_lo, t_hi, 0.0, w))
-
-                kb.if_else(kb.and_(row_ok, cols_inside), lambda: copy_run(ix0, row_k, lo, hi), tap_by_tap)
-
-        kb.if_else(kb.and_(whole_k, kb.and_(cols_inside, rows_inside)), whole_window, tap_rows)
-        # next output pixel
+    def _next_pixel(self, ox, oy, image) -> list[SSAValue]:
+        """(ox, oy, image) of the next output pixel, row-major."""
+        kb, g = self.kb, self.g
         ox1 = kb.add(ox, kb.const(1))
         wrap = kb.cmp("eq", ox1, g["ow"])
         oy1 = kb.add(oy, kb.select(wrap, kb.const(1), kb.const(0)))
         wrap_y = kb.cmp("eq", oy1, g["oh"])
-        pr.next = [kb.select(wrap, kb.const(0), ox1), kb.select(wrap_y, kb.const(0), oy1),
-                   kb.add(image, kb.select(wrap_y, kb.const(1), kb.const(0)))]
+        return [kb.select(wrap, kb.const(0), ox1), kb.select(wrap_y, kb.const(0), oy1),
+                kb.add(image, kb.select(wrap_y, kb.const(1), kb.const(0)))]
+
+    def _copy_whole_window(self, row: _WindowRow) -> None:
+        """All of K, the window inside the input: kh runs of kw*C elements."""
+        kb, g = self.kb, self.g
+        src = kb.add(self.x_off, kb.mul(kb.add(kb.mul(kb.add(row.img_row0, row.iy0), g["wi"]), row.ix0), g["c"]))
+        with kb.loop(0, self.kh) as ta:
+            kb.copy(self.x, kb.add(src, kb.mul(ta.iv, self.row_step)), self.apack,
+                    kb.add(row.dst, kb.mul(ta.iv, self.run)), kb.const(0), self.run, self.w)
+
+    def _copy_tap_rows(self, row: _WindowRow) -> None:
+        """The slice's tap rows one by one: a run when the tap row is inside, else tap by tap."""
+        kb, g = self.kb, self.g
+        with kb.loop(self.ta_lo, self.ta_hi) as ta:
+            row_k = kb.mul(ta.iv, self.run)
+            lo, hi = kb.max(self.k0, row_k), kb.min(self.k1, kb.add(row_k, self.run))
+            row_ok, iy = kb.in_bounds(kb.add(row.iy0, kb.mul(ta.iv, g["dh"])), g["h"])
+            tap_row = _TapRow(row_k, lo, hi, row_ok, kb.mul(kb.add(row.img_row0, iy), g["wi"]))
+            kb.if_else(kb.and_(row_ok, row.cols_inside),
+                       lambda: self._copy_run(row, tap_row, row.ix0, row_k, lo, hi),
+                       lambda: self._copy_taps(row, tap_row))
+
+    def _copy_taps(self, row: _WindowRow, tap_row: _TapRow) -> None:
+        """A tap row tap by tap: each tap's channels, or zeros for a padding tap."""
+        kb, g = self.kb, self.g
+        c = g["c"]
+        tb_lo = kb.div(kb.sub(tap_row.lo, tap_row.row_k), c)
+        tb_hi = kb.add(kb.div(kb.sub(kb.sub(tap_row.hi, tap_row.row_k), kb.const(1)), c), kb.const(1))
+        with kb.loop(tb_lo, tb_hi) as tb:
+            tap_k = kb.add(tap_row.row_k, kb.mul(tb.iv, c))
+            col_ok, ix = kb.in_bounds(kb.add(row.ix0, kb.mul(tb.iv, g["dw"])), g["wi"])
+            t_lo, t_hi = kb.max(tap_row.lo, tap_k), kb.min(tap_row.hi, kb.add(tap_k, c))
+            kb.if_else(kb.and_(tap_row.row_ok, col_ok), lambda: self._copy_run(row, tap_row, ix, tap_k, t_lo, t_hi),
+                       lambda: kb.fill(self.apack, row.dst, t_lo, t_hi, 0.0, self.w))
+
+    def _copy_run(self, row: _WindowRow, tap_row: _TapRow, pixel, run_k, lo, hi) -> None:
+        """Columns [lo, hi) from the input; column run_k is channel 0 of input pixel `pixel` of
+        the tap row."""
+        kb = self.kb
+        src = kb.add(self.x_off, kb.sub(kb.mul(kb.add(tap_row.pixel_row, pixel), self.g["c"]), run_k))
+        kb.copy(self.x, src, self.apack, row.dst, lo, hi, self.w)
 
 
 def _chains(accumulators: int, budget: int) -> int:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import i64
+from xdsl.ir import SSAValue
 
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
@@ -56,70 +57,112 @@ class WindowSpec:
 
 
 def window_kernel(spec: WindowSpec) -> func.FuncOp:
+    """One output row per work item (`_WindowEmitter._output_row`), its pixels strip-mined along the
+    width (`_pixels`): taps reduced over the group's input channels, then average scale, bias and
+    activation."""
     assert spec.op in WINDOW_OPS and (spec.op == "max" or not spec.argmax)
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(WINDOW_FIELDS)}
-    if spec.argmax:
-        f.update({name: kb.field(len(WINDOW_FIELDS) + i) for i, name in enumerate(ARGMAX_FIELDS)})
-        indices = kb.as_ptr(f["indices"])
-    x, wts, out, bias = (kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias"))
-    taps = spec.kd * spec.kh * spec.kw
-    rows = kb.mul(f["od"], f["oh"])
-    with kb.loop(kb.begin, kb.end) as item:
-        row = kb.rem(item.iv, rows)  # od * OH + oh
+    return _WindowEmitter(spec).emit()
+
+
+@dataclass(frozen=True)
+class _OutputRow:
+    """Output row `row` (= od * OH + oh) of plane (image, channel c) and where its windows read."""
+
+    row: SSAValue
+    c: SSAValue
+    out_row: SSAValue   # out's offset of the row's first pixel
+    row_base: SSAValue  # x's offset of the first window's origin in its first input channel
+    w_base: SSAValue    # the conv weights of channel c
+    tap_offs: list[SSAValue]  # per tap (depth, row, column order): its offset from a window's origin
+    row_idx: SSAValue | None  # argmax: the flat input index of the row's window origin at ow = 0
+    tap_idx: list[SSAValue] | None  # argmax: each tap's input index offset
+
+
+class _WindowEmitter:
+    def __init__(self, spec: WindowSpec):
+        self.spec = spec
+        self.kb = kb = KernelBuilder(spec.name)
+        self.f = f = {name: kb.field(i) for i, name in enumerate(WINDOW_FIELDS)}
+        if spec.argmax:
+            f.update({name: kb.field(len(WINDOW_FIELDS) + i) for i, name in enumerate(ARGMAX_FIELDS)})
+            self.indices = kb.as_ptr(f["indices"])
+        self.x, self.wts, self.out, self.bias = (kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias"))
+        self.taps = spec.kd * spec.kh * spec.kw
+
+    def emit(self) -> func.FuncOp:
+        kb, f = self.kb, self.f
+        rows = kb.mul(f["od"], f["oh"])
+        with kb.loop(kb.begin, kb.end) as item:
+            r = self._output_row(item.iv, rows)
+            kb.strip_mined(kb.const(0), f["ow"], self.spec.width, lambda ow, wd: self._pixels(r, ow, wd))
+        return kb.finish()
+
+    def _output_row(self, item: SSAValue, rows: SSAValue) -> _OutputRow:
+        kb, f, spec = self.kb, self.f, self.spec
+        row = kb.rem(item, rows)
         od, oh = kb.div(row, f["oh"]), kb.rem(row, f["oh"])
-        plane = kb.div(item.iv, rows)
+        plane = kb.div(item, rows)
         c, image = kb.rem(plane, f["m"]), kb.div(plane, f["m"])
         cin0 = kb.mul(kb.div(c, f["m_per_g"]), f["cg"])
         row_base = kb.add(kb.add(kb.mul(image, f["x_bs"]), kb.mul(cin0, f["ch_stride"])),
                           kb.add(kb.mul(od, f["sd_stride"]), kb.mul(kb.mul(oh, f["sh"]), f["wp"])))
-        out_row = kb.mul(item.iv, f["ow"])
+        out_row = kb.mul(item, f["ow"])
         tap_offs = [kb.add(kb.mul(kb.const(z), f["dd_stride"]),
                            kb.add(kb.mul(kb.const(a), kb.mul(f["dh"], f["wp"])), kb.mul(kb.const(b), f["dw"])))
                     for z in range(spec.kd) for a in range(spec.kh) for b in range(spec.kw)]
-        w_base = kb.mul(c, kb.mul(f["cg"], kb.const(taps)))
+        w_base = kb.mul(c, kb.mul(f["cg"], kb.const(self.taps)))
+        row_idx, tap_idx = _argmax_offsets(kb, spec, f, plane, od, oh) if spec.argmax else (None, None)
+        return _OutputRow(row, c, out_row, row_base, w_base, tap_offs, row_idx, tap_idx)
+
+    def _pixels(self, r: _OutputRow, ow: SSAValue, wd: int) -> None:
+        """Output pixels [ow, ow + wd) of the row, one per lane."""
+        kb, f, spec = self.kb, self.f, self.spec
+        start = kb.add(r.row_base, kb.mul(ow, f["sw"]))
+        init = [kb.fconst(float("-inf") if spec.op == "max" else 0.0, wd)]
+        lane_idx = None
         if spec.argmax:
-            row_idx, tap_idx = _argmax_offsets(kb, spec, f, plane, od, oh)
+            ti = Typed(kb, DType.INT64, wd)
+            lane_idx = kb.add(r.row_idx, kb.mul(kb.mul(ow, f["sw"]), f["isw"]))
+            lane_idx = ti.add(kb.splat(lane_idx, wd), ti.mul(kb.iota(wd), kb.splat(f["isw"], wd))) \
+                if wd > 1 else lane_idx
+            init.append(ti.const(-1))
+        with kb.loop(0, f["cg"], carried=init) as ci:
+            ci.next = self._taps(r, start, ci.iv, ci.carried, lane_idx, wd)
+        self._store(r, ow, wd, *ci.results)
 
-        def body(ow, wd):
-            start = kb.add(row_base, kb.mul(ow, f["sw"]))
-            init = [kb.fconst(float("-inf") if spec.op == "max" else 0.0, wd)]
-            if spec.argmax:
-                ti, tf = Typed(kb, DType.INT64, wd), Typed(kb, DType.FLOAT32, wd)
-                lane_idx = kb.add(row_idx, kb.mul(kb.mul(ow, f["sw"]), f["isw"]))
-                lane_idx = ti.add(kb.splat(lane_idx, wd), ti.mul(kb.iota(wd), kb.splat(f["isw"], wd))) \
-                    if wd > 1 else lane_idx
-                init.append(ti.const(-1))
-            with kb.loop(0, f["cg"], carried=init) as ci:
-                base = kb.add(start, kb.mul(ci.iv, f["ch_stride"]))
-                wrow = kb.add(w_base, kb.mul(ci.iv, kb.const(taps)))
-                acc, *idx = ci.carried
-                for t, off in enumerate(tap_offs):
-                    v = kb.load(x, kb.add(base, off), wd)
-                    if spec.argmax:  # strictly greater or the first NaN: the first maximum wins
-                        better = kb.and_(kb.fcmp("ugt", v, acc), kb.fcmp("ord", acc, acc))
-                        acc = tf.select(better, v, acc)
-                        at = ti.add(lane_idx, kb.splat(tap_idx[t], wd))
-                        idx = [ti.select(better, at, idx[0])]
-                    elif spec.op == "conv":
-                        acc = kb.fma(kb.splat(kb.load(wts, kb.add(wrow, kb.const(t))), wd), v, acc)
-                    elif spec.op == "max":
-                        acc = kb.fmaximum(acc, v)
-                    else:
-                        acc = kb.fadd(acc, v)
-                ci.next = [acc, *idx]
-            acc = ci.results[0]
-            if spec.argmax:
-                kb.store(ci.results[1], indices, kb.add(out_row, ow), elem=i64)
-            if spec.op == "avg":
-                acc = kb.fmul(acc, kb.load(wts, kb.add(kb.mul(row, f["ow"]), ow), wd))
-            if spec.has_bias:
-                acc = kb.fadd(acc, kb.splat(kb.load(bias, c), wd))
-            acc = epilogue(kb, spec.activation, acc, wd)
-            kb.store(acc, out, kb.add(out_row, ow))
+    def _taps(self, r: _OutputRow, start: SSAValue, ci: SSAValue, carried: list, lane_idx, wd: int) -> list:
+        """The window's taps in input channel ci folded into (acc[, argmax])."""
+        kb, f, spec = self.kb, self.f, self.spec
+        base = kb.add(start, kb.mul(ci, f["ch_stride"]))
+        wrow = kb.add(r.w_base, kb.mul(ci, kb.const(self.taps)))
+        acc, *idx = carried
+        ti, tf = Typed(kb, DType.INT64, wd), Typed(kb, DType.FLOAT32, wd)
+        for t, off in enumerate(r.tap_offs):
+            v = kb.load(self.x, kb.add(base, off), wd)
+            if spec.argmax:  # strictly greater or the first NaN: the first maximum wins
+                better = kb.and_(kb.fcmp("ugt", v, acc), kb.fcmp("ord", acc, acc))
+                acc = tf.select(better, v, acc)
+                at = ti.add(lane_idx, kb.splat(r.tap_idx[t], wd))
+                idx = [ti.select(better, at, idx[0])]
+            elif spec.op == "conv":
+                acc = kb.fma(kb.splat(kb.load(self.wts, kb.add(wrow, kb.const(t))), wd), v, acc)
+            elif spec.op == "max":
+                acc = kb.fmaximum(acc, v)
+            else:
+                acc = kb.fadd(acc, v)
+        return [acc, *idx]
 
-        kb.strip_mined(kb.const(0), f["ow"], spec.width, body)
-    return kb.finish()
+    def _store(self, r: _OutputRow, ow: SSAValue, wd: int, acc: SSAValue, idx: SSAValue | None = None) -> None:
+        """The argmax, then the pixels: average pooling's count reciprocal, bias, activation."""
+        kb, f, spec = self.kb, self.f, self.spec
+        if spec.argmax:
+            kb.store(idx, self.indices, kb.add(r.out_row, ow), elem=i64)
+        if spec.op == "avg":
+            acc = kb.fmul(acc, kb.load(self.wts, kb.add(kb.mul(r.row, f["ow"]), ow), wd))
+        if spec.has_bias:
+            acc = kb.fadd(acc, kb.splat(kb.load(self.bias, r.c), wd))
+        acc = epilogue(kb, spec.activation, acc, wd)
+        kb.store(acc, self.out, kb.add(r.out_row, ow))
 
 
 def _argmax_offsets(kb: KernelBuilder, spec: WindowSpec, f: dict, plane, od, oh):

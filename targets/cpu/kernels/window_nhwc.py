@@ -131,8 +131,7 @@ class _Row:
                 if count == spec.block and wd == spec.width:
                     # the next block's new input columns (full channel vectors; not per scalar
                     # of a channel tail): the hardware prefetcher does not follow
-                    # loads that step by a channel vector across many columns (MobileNetV2's
-                    # 144-channel depthwise conv: 2.08 -> 1.64 of onnxruntime)
+                    # loads that step by a channel vector across many columns
                     last = (count - 1) * spec.sw + (spec.kw - 1) * spec.dw
                     for j in range(last + 1, last + 1 + count * spec.sw):
                         kb.prefetch(self.ptr["x"], kb.add(row_off, kb.add(kb.mul(kb.add(x0, kb.const(j)), f["c"]), c0)))
@@ -141,7 +140,7 @@ class _Row:
                 self._store(kb.add(ox0, kb.const(p)), acc, c0, wd)
             if count == spec.block and wd == spec.width:
                 # the next block's output lines, with write intent: stores to lines not in cache
-                # wait on their fetch (MobileNetV2's 144-channel depthwise conv at batch 8: -17%)
+                # wait on their fetch
                 for p in range(count, 2 * count):
                     pixel = kb.add(self.out_row, kb.mul(kb.add(ox0, kb.const(p)), f["c"]))
                     kb.prefetch(self.ptr["out"], kb.add(pixel, c0), write=True)

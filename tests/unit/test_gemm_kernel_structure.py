@@ -1,0 +1,175 @@
+"""What the generated GEMM micro-kernel is made of, stated from its spec: which register tiles
+exist at which loop depth, how many independent accumulators a K loop keeps, what the epilogue
+stores and reads. Targets are pinned (AVX2: 8 lanes, 16 registers; AVX-512: 16 lanes, 32)."""
+import functools
+
+import pytest
+from xdsl.dialects import func, llvm, scf
+from xdsl.ir import BlockArgument, Operation, SSAValue
+
+from pyflame_rt.targets.cpu.kernels.gemm import (
+    A_ROW_PAD,
+    CONV_A_FIELDS,
+    GEMM_FIELDS,
+    MIN_ACCUMULATORS,
+    GemmSpec,
+    gemm_kernel,
+)
+from pyflame_rt.targets.cpu.target import CPUTarget
+
+
+def _spec(cpu: str, has_bias=True, activation="relu", **flags) -> GemmSpec:
+    t = CPUTarget.named(cpu)
+    return GemmSpec.for_target(t.vector_width, t.num_vector_registers, has_bias, activation, **flags)
+
+
+SPECS = [
+    _spec("x86-64-v3"),
+    _spec("x86-64-v4", bias_per_row=True, residual=True),
+    _spec("x86-64-v3", has_bias=False, activation="none", unit_a_cs=False),
+    _spec("x86-64-v4", residual=True, small=True),
+]
+
+
+@functools.cache
+def _ops(spec: GemmSpec) -> tuple[Operation, ...]:
+    return tuple(gemm_kernel(spec).walk())
+
+
+def _ancestors(op: Operation, kind: type) -> int:
+    n, parent = 0, op.parent_op()
+    while parent is not None:
+        n += isinstance(parent, kind)
+        parent = parent.parent_op()
+    return n
+
+
+def _int(v: SSAValue) -> int:
+    return v.owner.value.value.data
+
+
+def _base(ptr: SSAValue) -> SSAValue:
+    while isinstance(ptr.owner, llvm.GEPOp):
+        ptr = ptr.owner.ptr
+    return ptr
+
+
+def _field_index(v: SSAValue) -> int | None:
+    """i when v is the kernel's ctx[i], or `inttoptr(ctx[i])`."""
+    if isinstance(v.owner, llvm.IntToPtrOp):
+        v = v.owner.input
+    if not (isinstance(v.owner, llvm.LoadOp) and isinstance(v.owner.ptr.owner, llvm.GEPOp)):
+        return None
+    gep = v.owner.ptr.owner
+    ctx = isinstance(gep.ptr, BlockArgument) and isinstance(gep.ptr.block.parent_op(), func.FuncOp)
+    return _int(gep.ssa_indices[0]) if ctx and gep.ptr.index == 0 else None
+
+
+def _tile_variants(spec: GemmSpec) -> dict[tuple[int, int], int]:
+    """(rows, vectors) of every register tile the kernel has -> loop depth of its K loop: the
+    main tile (and, with several rows and vectors, a one-vector-narrower one for a last panel of
+    NR - width columns) inside row blocks > K slices > panels > row tiles > K; one tile per
+    possible remainder row count, outside the row-tile loop."""
+    main = {(spec.mr, spec.nvec): 5}
+    if spec.mr > 1 and spec.nvec > 1:
+        main[(spec.mr, spec.nvec - 1)] = 5
+    return main | {(rows, spec.nvec): 4 for rows in range(1, spec.mr)}
+
+
+def _k_loops(spec: GemmSpec) -> list[tuple[scf.ForOp, int, int]]:
+    """(loop, rows, vectors) of every loop whose own body does FMAs: per k step, one scalar A
+    load per row and one vector B load per vector."""
+    loops = []
+    for op in _ops(spec):
+        if isinstance(op, scf.ForOp) and any(isinstance(o, llvm.FMAOp) for o in op.body.block.ops):
+            step = _int(op.step)
+            loads = [o for o in op.body.block.ops if isinstance(o, llvm.LoadOp)]
+            rows = sum(not hasattr(o.dereferenced_value.type, "get_shape") for o in loads) // step
+            vectors = sum(hasattr(o.dereferenced_value.type, "get_shape") for o in loads) // step
+            loops.append((op, rows, vectors))
+    return loops
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_register_tiles_and_their_loop_depths(spec):
+    found = {(rows, vectors): _ancestors(loop, scf.ForOp) + 1 for loop, rows, vectors in _k_loops(spec)}
+    assert found == _tile_variants(spec)
+    for loop, rows, vectors in _k_loops(spec):
+        fmas = [o for o in loop.body.block.ops if isinstance(o, llvm.FMAOp)]
+        assert len(fmas) == rows * vectors * _int(loop.step)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_k_loops_keep_enough_independent_accumulators(spec):
+    """A tile of fewer than MIN_ACCUMULATORS vectors runs several accumulator sets over
+    consecutive k (a loop of step > 1, then a step-1 tail), as many as reach MIN_ACCUMULATORS
+    within the main tile's registers; every tile has a step-1 loop."""
+    budget = spec.mr * spec.nvec
+    steps: dict[tuple[int, int], set[int]] = {}
+    for loop, rows, vectors in _k_loops(spec):
+        steps.setdefault((rows, vectors), set()).add(_int(loop.step))
+    for (rows, vectors), tile_steps in steps.items():
+        assert 1 in tile_steps
+        accumulators = rows * vectors * max(tile_steps)
+        assert accumulators <= max(budget, rows * vectors)
+        assert accumulators >= MIN_ACCUMULATORS or accumulators + rows * vectors > budget, (rows, vectors)
+
+
+def _c_accesses(spec: GemmSpec, field: str) -> tuple[int, int]:
+    """(plain vector accesses, masked accesses) of the buffer in ctx field `field`."""
+    index = GEMM_FIELDS.index(field)
+    plain = masked = 0
+    for op in _ops(spec):
+        if isinstance(op, (llvm.StoreOp, llvm.LoadOp)):
+            ptr = op.ptr
+            plain += _field_index(_base(ptr)) == index and hasattr(
+                (op.value if isinstance(op, llvm.StoreOp) else op.dereferenced_value).type, "get_shape")
+        elif isinstance(op, llvm.CallIntrinsicOp) and op.intrin.data.startswith("llvm.masked."):
+            ptr = op.args[1] if "store" in op.intrin.data else op.args[0]
+            masked += _field_index(_base(ptr)) == index
+    return plain, masked
+
+
+def _epilogue_vectors(spec: GemmSpec) -> tuple[int, int]:
+    """(whole-tile vectors, last-panel vectors) over all tile variants: every tile has a store per
+    vector for whole panels; a tile of all the panel's vectors also a masked one for the last panel."""
+    variants = _tile_variants(spec)
+    whole = sum(rows * vectors for rows, vectors in variants)
+    last = sum(rows * vectors for rows, vectors in variants if vectors == spec.nvec)
+    return whole, last
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_epilogue_stores_each_vector_once_per_path(spec):
+    """Whole panels store with plain stores, twice when an epilogue is fused (after the last K slice
+    and before it); the last panel with masked stores that pick the epilogue per vector. C is read
+    back (partial sums of earlier K slices) by plain loads for whole panels and masked loads for
+    the last one, emitted in every tile variant."""
+    whole, last = _epilogue_vectors(spec)
+    fused = spec.has_bias or spec.residual or spec.activation != "none"
+    plain_c, masked_c = _c_accesses(spec, "c")
+    assert (plain_c, masked_c) == (whole * (2 if fused else 1) + whole, last + whole)
+    residual = _c_accesses(spec, "residual")
+    assert residual == ((whole, last) if spec.residual else (0, 0))
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_activation_runs_once_per_fused_vector(spec):
+    """relu is one compare (and select) per stored vector of the fused epilogue."""
+    whole, last = _epilogue_vectors(spec)
+    compares = sum(op.name == "llvm.fcmp" for op in _ops(spec))
+    assert compares == (whole + last if spec.activation == "relu" else 0)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_one_packed_a_block_and_conv_fields_read_only_in_the_conv_pack(spec):
+    """The packed A block is one stack buffer (mc rows of kc + A_ROW_PAD floats); the implicit
+    im2col's geometry fields exist only in a convolution's ctx, so they are read, once each, only
+    inside the branch that packs a convolution's input."""
+    allocas = [op for op in _ops(spec) if isinstance(op, llvm.AllocaOp)]
+    assert len(allocas) == 1 and _ancestors(allocas[0], scf.ForOp) == 0
+    assert _int(allocas[0].size) == spec.mc * (spec.kc + A_ROW_PAD)
+    conv_reads = [op for op in _ops(spec) if isinstance(op, llvm.LoadOp)
+                  and (_field_index(op.results[0]) or 0) >= len(GEMM_FIELDS)]
+    assert len(conv_reads) == len(CONV_A_FIELDS)
+    assert all(_ancestors(op, scf.IfOp) >= 1 for op in conv_reads)
