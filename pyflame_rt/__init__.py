@@ -1,6 +1,4 @@
 """PyFlameRT: an ahead-of-time deep-learning compiler and inference runtime."""
-__version__ = "0.1.0"
-
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (
     BackendError,
@@ -19,6 +17,7 @@ from pyflame_rt.errors import (
 from pyflame_rt.options import ExecutionMode, OptLevel, RunOptions, SessionOptions
 from pyflame_rt.session import InferenceSession, NodeArg
 from pyflame_rt.tensor import Tensor, from_numpy
+from pyflame_rt.version import __version__
 
 _IMPORTER_NAMES = ("ImportOptions", "ImportResult", "from_onnx")
 

@@ -26,11 +26,12 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyflame_rt import __version__, artifact
+from pyflame_rt import artifact
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import CacheSecurityError, PyFlameRTError, ValidationError
 from pyflame_rt.files import atomic_write, identity, open_regular
 from pyflame_rt.targets.cpu.target import CPUTarget
+from pyflame_rt.version import __version__
 
 if TYPE_CHECKING:  # the compiler side (xDSL, onnx) loads only when a model is compiled
     from pyflame_rt.compiler import CompileOptions

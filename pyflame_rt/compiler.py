@@ -9,7 +9,6 @@ from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.utils.exceptions import VerifyException
 
-from pyflame_rt import __version__
 from pyflame_rt.compiled_model import CompiledModel, expr_to_json
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import Assumption, collect
@@ -23,6 +22,7 @@ from pyflame_rt.targets.cpu.native_object import ENTRY
 from pyflame_rt.targets.cpu.lower_graph import LoweredModel, lower_graph
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.transforms.pass_manager import PassManager
+from pyflame_rt.version import __version__
 
 
 # graph legalizations the CPU backend needs at every optimization level (the element types its
