@@ -13,8 +13,9 @@ from xdsl.utils.exceptions import ArgSpecParseError, ParseError, VerifyException
 
 from pyflame_rt.dialects import ALL_DIALECTS
 from pyflame_rt.errors import PyFlameRTError
+from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.transforms.pass_manager import PassManager, PassManagerConfig
-from pyflame_rt.transforms.registry import all_passes, load_pass_plugin
+from pyflame_rt.transforms.registry import all_passes, load_pass_plugin, register_pass
 
 
 def make_context() -> Context:
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="import a .py file or module that registers passes (repeatable)")
     p.add_argument("--verify-each", action="store_true", default=True)
     args = p.parse_args(argv)
+    target = CPUTarget.host()
+    for cls in target.passes:
+        register_pass(cls)
     try:
         for plugin in args.load:
             load_pass_plugin(plugin)
@@ -65,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         module.verify()
         results = []
         if args.opt_level is not None:
-            results.append(PassManager.create_default(args.opt_level).run(module))  # graph passes only
+            results.append(PassManager.create_default(args.opt_level, target=target).run(module))  # graph passes only
         if args.passes:
             pipeline = PassPipeline.parse_spec(registry, args.passes)
-            results.append(PassManager(pipeline.passes, PassManagerConfig(max_iterations=1), ctx=ctx).run(module))
+            results.append(PassManager(pipeline.passes, PassManagerConfig(max_iterations=1), ctx=ctx,
+                                       target=target).run(module))
         if args.print_stats:
             for r in results:
                 print(r.report(), file=sys.stderr)

@@ -120,6 +120,15 @@ def test_the_package_has_no_import_cycle():
     assert not found, "import cycles:\n" + "\n".join(" -> ".join(c) for c in found)
 
 
+def test_graph_level_code_imports_no_target():
+    """Graph passes and dialects learn what a target supports from the target object they are
+    handed (pyflame_rt.targets.target is the interface they may name), never from a target's code."""
+    graph = import_graph(late=True)
+    offenders = {m: sorted(d for d in deps if d.startswith(f"{ROOT}.targets.") and d != f"{ROOT}.targets.target")
+                 for m, deps in graph.items() if m.startswith((f"{ROOT}.transforms", f"{ROOT}.dialects"))}
+    assert not {m: d for m, d in offenders.items() if d}
+
+
 @pytest.mark.parametrize("source, late, expected", [
     ("import a.b\nfrom c import d", False, {"a.b", "c.d"}),
     ("def f():\n    import late", False, set()),
