@@ -26,9 +26,9 @@ def __getattr__(name: str):
     """The ONNX importer (onnx, xDSL) loads on first use: running a compiled artifact never needs it."""
     if name not in _IMPORTER_NAMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from pyflame_rt import import_module
+    from pyflame_rt.importers import onnx
 
-    value = getattr(import_module, name)
+    value = getattr(onnx, name)
     globals()[name] = value
     return value
 

@@ -128,7 +128,7 @@ class CompileCache:
         self.loader = loader
 
     def key(self, model_bytes: bytes, options: CompileOptions, external: list[tuple[str, str]] = ()) -> str:
-        """external: (location, sha256) of each external-data file (import_module.external_data)."""
+        """external: (location, sha256) of each external-data file (importers.onnx.external_data)."""
         target = CPUTarget.named(options.cpu)
         settings = dataclasses.asdict(options)
         settings.pop("cpu")  # the resolved target below stands for it ("host" == None)

@@ -12,7 +12,7 @@ from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import Assumption, collect
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import InvalidModelError, ValidationError
-from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
+from pyflame_rt.importers.onnx import ImportOptions, ImportResult, from_onnx
 from pyflame_rt.options import OptLevel
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.targets.target import Target

@@ -28,7 +28,7 @@ def make_context() -> Context:
 def load_module(path: str, ctx: Context):
     """Parse .mlir text, or import an .onnx model (its WeightTable is attached to the module)."""
     if path.endswith(".onnx"):
-        from pyflame_rt.import_module import from_onnx
+        from pyflame_rt.importers.onnx import from_onnx
 
         return from_onnx(path).module
     text = sys.stdin.read() if path == "-" else open(path).read()

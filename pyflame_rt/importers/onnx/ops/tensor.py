@@ -10,7 +10,7 @@ from pyflame_rt.dialects import graph_tensor as gt
 from pyflame_rt.dialects.symbolic import SymDim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
-from pyflame_rt.import_module.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 
 def _known_dims(ctx: _NodeContext, i: int, what: str) -> list:

@@ -28,8 +28,8 @@ from pyflame_rt.dialects.symbolic import Shape, SymDim
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.files import read_regular
-from pyflame_rt.import_module import onnx_ops, shape_values  # onnx_ops: the converters register on import
-from pyflame_rt.import_module.converters import _CONVERTERS, _NEWER_ATTRIBUTES, _NodeContext
+from pyflame_rt.importers.onnx import ops, shape_values  # ops: the converters register on import
+from pyflame_rt.importers.onnx.converters import _CONVERTERS, _NEWER_ATTRIBUTES, _NodeContext
 from pyflame_rt.limits import check_tensor_bytes
 from pyflame_rt.errors import (
     DTypeMismatchError,

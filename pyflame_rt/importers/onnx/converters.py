@@ -1,6 +1,6 @@
 """The converter registry (ONNX op type -> converter) and what a converter sees of its node.
 
-A leaf module: the converter families (onnx_ops) register here and the importer reads the registry,
+A leaf module: the converter families (ops) register here and the importer reads the registry,
 so neither imports the other.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pyflame_rt.dialects.symbolic import Shape
 from pyflame_rt.errors import PyFlameRTError, UnsupportedOperatorError
 
 if TYPE_CHECKING:
-    from pyflame_rt.import_module.onnx_importer import ONNXImporter
+    from pyflame_rt.importers.onnx.importer import ONNXImporter
 
 Converter = Callable[["_NodeContext"], list[SSAValue]]
 _CONVERTERS: dict[str, Converter] = {}

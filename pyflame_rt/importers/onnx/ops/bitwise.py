@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pyflame_rt.dialects import graph_bitwise as gb
-from pyflame_rt.import_module.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 _BINARY = {"BitwiseAnd": gb.BitwiseAndOp, "BitwiseOr": gb.BitwiseOrOp, "BitwiseXor": gb.BitwiseXorOp}
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pyflame_rt.dialects import graph_linalg as gl
-from pyflame_rt.import_module.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 
 @converter("Det")

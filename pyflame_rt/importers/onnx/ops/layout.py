@@ -3,7 +3,7 @@ data movement, run by the strided copy kernel; the reshapes are views)."""
 from __future__ import annotations
 
 from pyflame_rt.dialects import graph, graph_nn
-from pyflame_rt.import_module.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 
 def _static_chw(ctx: _NodeContext, b: int) -> tuple[int, int, int]:

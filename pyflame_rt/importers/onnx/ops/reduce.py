@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyflame_rt.dialects import graph, graph_reduce as gr
-from pyflame_rt.import_module.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 _REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min",
            "ReduceProd": "prod", "ReduceL1": "l1", "ReduceL2": "l2", "ReduceSumSquare": "sum_square",

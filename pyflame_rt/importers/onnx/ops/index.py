@@ -3,7 +3,7 @@ and ScatterND: element-wise indexing with run-time index checks."""
 from __future__ import annotations
 
 from pyflame_rt.dialects import graph_index as gi
-from pyflame_rt.import_module.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 
 def _reduction(ctx: _NodeContext) -> str:

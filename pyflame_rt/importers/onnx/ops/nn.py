@@ -10,7 +10,7 @@ import numpy as np
 
 from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
 from pyflame_rt.dialects.assumptions import require_equal
-from pyflame_rt.import_module.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 
 def _const_ints(ctx: _NodeContext, i: int, what: str) -> list[int] | None:

@@ -4,7 +4,7 @@ at run time, the shape the model declares for the output (checked against the fe
 from __future__ import annotations
 
 from pyflame_rt.dialects import graph_pool_indices as pi
-from pyflame_rt.import_module.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 
 def _default_spatial(ctx: _NodeContext, x_shape) -> list[int]:

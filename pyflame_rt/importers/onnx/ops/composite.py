@@ -9,8 +9,8 @@ from pyflame_rt.dialects import graph, graph_index as gi, graph_math as gm, grap
 from pyflame_rt.dialects import graph_tensor as gt
 from pyflame_rt.dialects.graph import dtype_of
 from pyflame_rt.dtype import DType
-from pyflame_rt.import_module.converters import _NodeContext, converter
-from pyflame_rt.import_module.onnx_ops.nn import _pool_props
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.ops.nn import _pool_props
 from pyflame_rt.limits import check_compile_array
 
 
