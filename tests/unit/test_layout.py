@@ -12,7 +12,7 @@ from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, op
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dtype import DType
-from pyflame_rt.reference import evaluate
+from pyflame_rt.dialects.reference import evaluate
 from xdsl.utils.exceptions import VerifyException
 
 ROOT = Path(__file__).resolve().parents[2]

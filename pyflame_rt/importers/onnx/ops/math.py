@@ -7,7 +7,7 @@ import numpy as np
 from pyflame_rt.dialects import graph, graph_math as gm
 from pyflame_rt.dtype import DType
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
-from pyflame_rt.reference.math import cast_array
+from pyflame_rt.dialects.reference.math import cast_array
 
 _UNARY = {
     "Sqrt": gm.SqrtOp, "Exp": gm.ExpOp, "Log": gm.LogOp, "Erf": gm.ErfOp, "Tanh": gm.TanhOp,

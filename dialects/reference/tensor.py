@@ -8,7 +8,7 @@ from pyflame_rt.dialects.graph import dtype_of, static_shape
 from pyflame_rt.dialects.symbolic import parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InputError
-from pyflame_rt.reference.evaluator import dim_value, reference
+from pyflame_rt.dialects.reference.evaluator import dim_value, reference
 
 
 def _dims(attr) -> tuple[int, ...]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pyflame_rt.dialects import graph_fused
-from pyflame_rt.reference.evaluator import reference
+from pyflame_rt.dialects.reference.evaluator import reference
 
 
 @reference(graph_fused.MulAddOp)

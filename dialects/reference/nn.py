@@ -11,7 +11,7 @@ import numpy as np
 
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.errors import UnsupportedOperatorError
-from pyflame_rt.reference.evaluator import reference
+from pyflame_rt.dialects.reference.evaluator import reference
 
 
 def _tap_slices(tap, dilations, strides, counts, offset=(0,)) -> tuple:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyflame_rt.dialects import graph_bitwise as gb
-from pyflame_rt.reference.evaluator import reference
+from pyflame_rt.dialects.reference.evaluator import reference
 
 _UFUNCS = {gb.BitwiseAndOp: np.bitwise_and, gb.BitwiseOrOp: np.bitwise_or, gb.BitwiseXorOp: np.bitwise_xor,
            gb.BitwiseNotOp: np.invert}

@@ -8,8 +8,8 @@ import numpy as np
 
 from pyflame_rt.dialects import graph_math as gm
 from pyflame_rt.dtype import DType
-from pyflame_rt.reference.core import check_divisor
-from pyflame_rt.reference.evaluator import ACTIVATION_REFERENCES, reference
+from pyflame_rt.dialects.reference.core import check_divisor
+from pyflame_rt.dialects.reference.evaluator import ACTIVATION_REFERENCES, reference
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 

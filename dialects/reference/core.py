@@ -6,7 +6,7 @@ import numpy as np
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.graph import reshape_shape
 from pyflame_rt.errors import InputError
-from pyflame_rt.reference.evaluator import reference
+from pyflame_rt.dialects.reference.evaluator import reference
 
 _BINARY = {graph.AddOp: np.add, graph.SubOp: np.subtract, graph.MulOp: np.multiply}
 

@@ -7,8 +7,8 @@ import numpy as np
 
 from pyflame_rt.dialects import graph_pool_indices as pi
 from pyflame_rt.errors import InputError
-from pyflame_rt.reference.evaluator import reference
-from pyflame_rt.reference.nn import _tap_slices
+from pyflame_rt.dialects.reference.evaluator import reference
+from pyflame_rt.dialects.reference.nn import _tap_slices
 
 
 def flat_indices(shape, column_major: bool) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyflame_rt.dialects import graph_reduce as gr
-from pyflame_rt.reference.evaluator import reference
+from pyflame_rt.dialects.reference.evaluator import reference
 
 
 def _lowest(dtype, sign: int):

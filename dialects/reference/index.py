@@ -5,7 +5,7 @@ import numpy as np
 
 from pyflame_rt.dialects import graph_index as gi
 from pyflame_rt.errors import InputError
-from pyflame_rt.reference.evaluator import reference
+from pyflame_rt.dialects.reference.evaluator import reference
 
 _COMBINE = {"none": lambda old, new: new, "add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}
 
