@@ -3,8 +3,6 @@ target's lowering and emission (pyflame_rt.targets.target), whichever target it 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.compiled_model import CompiledModel
@@ -12,21 +10,12 @@ from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import Assumption, collect
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import InvalidModelError, ValidationError
-from pyflame_rt.importers.onnx import ImportOptions, ImportResult, from_onnx
-from pyflame_rt.options import OptLevel
+from pyflame_rt.importers.onnx import ImportResult, from_onnx
+from pyflame_rt.options import CompileOptions, OptLevel
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.targets.target import Target
 from pyflame_rt.transforms.pass_manager import PassManager
 from pyflame_rt.version import __version__
-
-
-@dataclass
-class CompileOptions:
-    cpu: str | None = None  # None/"host" or a portable level such as "x86-64-v3"
-    import_options: ImportOptions = field(default_factory=ImportOptions)
-    opt_level: OptLevel = OptLevel.EXTENDED  # graph optimizer pipeline (pyflame_rt.opt)
-    verbose_optimization: bool = False       # log every pass's statistics
-    checked: bool = False  # bounds-check every load and store (MemoryAccessError), docs/checked-build.md
 
 
 def compile_model(model, options: CompileOptions | None = None, log=None,

@@ -31,6 +31,7 @@ from pyflame_rt.files import read_regular
 from pyflame_rt.importers.onnx import ops, shape_values  # ops: the converters register on import
 from pyflame_rt.importers.onnx.converters import _CONVERTERS, _NEWER_ATTRIBUTES, _NodeContext
 from pyflame_rt.limits import check_tensor_bytes
+from pyflame_rt.options import ImportOptions
 from pyflame_rt.errors import (
     DTypeMismatchError,
     InvalidModelError,
@@ -44,14 +45,6 @@ MIN_OPSET, MAX_OPSET = 9, 21
 # the operator versions after 21 add element types and a few attributes (Cast round_mode, ...),
 # so a node is refused only if it sets an attribute its opset-21 schema does not have.
 NEWEST_OPSET = max(MAX_OPSET, onnx.defs.onnx_opset_version())
-
-
-@dataclass
-class ImportOptions:
-    """How to import: shape inference through the graph, ONNX checker, opset bounds."""
-
-    infer_shapes: bool = True
-    check_model: bool = True
 
 
 @dataclass
