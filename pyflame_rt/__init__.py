@@ -1,6 +1,4 @@
 """PyFlameRT: an ahead-of-time deep-learning compiler and inference runtime."""
-__version__ = "0.1.0"
-
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (
     BackendError,
@@ -19,6 +17,7 @@ from pyflame_rt.errors import (
 from pyflame_rt.options import ExecutionMode, OptLevel, RunOptions, SessionOptions
 from pyflame_rt.session import InferenceSession, NodeArg
 from pyflame_rt.tensor import Tensor, from_numpy
+from pyflame_rt.version import __version__
 
 _IMPORTER_NAMES = ("ImportOptions", "ImportResult", "from_onnx")
 
@@ -27,9 +26,9 @@ def __getattr__(name: str):
     """The ONNX importer (onnx, xDSL) loads on first use: running a compiled artifact never needs it."""
     if name not in _IMPORTER_NAMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from pyflame_rt import import_module
+    from pyflame_rt.importers import onnx
 
-    value = getattr(import_module, name)
+    value = getattr(onnx, name)
     globals()[name] = value
     return value
 

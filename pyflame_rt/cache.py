@@ -28,11 +28,12 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyflame_rt import __version__, artifact
+from pyflame_rt import artifact
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import CacheSecurityError, PyFlameRTError, ValidationError
 from pyflame_rt.files import atomic_write, identity, open_regular
 from pyflame_rt.targets.cpu.target import CPUTarget
+from pyflame_rt.version import __version__
 
 if TYPE_CHECKING:  # the compiler side (xDSL, onnx) loads only when a model is compiled
     from pyflame_rt.compiler import CompileOptions
@@ -141,7 +142,7 @@ class CompileCache:
         self.loader = loader
 
     def key(self, model_bytes: bytes, options: CompileOptions, external: list[tuple[str, str]] = ()) -> str:
-        """external: (location, sha256) of each external-data file (import_module.external_data)."""
+        """external: (location, sha256) of each external-data file (importers.onnx.external_data)."""
         target = CPUTarget.named(options.cpu)
         settings = dataclasses.asdict(options)
         settings.pop("cpu")  # the resolved target below stands for it ("host" == None)

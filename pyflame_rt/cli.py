@@ -10,9 +10,10 @@ import time
 
 import numpy as np
 
-from pyflame_rt import __version__, artifact, signing
+from pyflame_rt import artifact, signing
 from pyflame_rt.errors import InputError, PyFlameRTError
 from pyflame_rt.options import OptLevel
+from pyflame_rt.version import __version__
 
 
 def _compile(args) -> int:

@@ -1,53 +1,37 @@
-"""The compile pipeline: import -> graph IR -> kernel level -> llvm -> native object."""
+"""The compile driver: import -> graph IR -> the target's legalizations and pass pipeline -> the
+target's lowering and emission (pyflame_rt.targets.target), whichever target it is given."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
-import numpy as np
 from xdsl.utils.exceptions import VerifyException
 
-from pyflame_rt import __version__
-from pyflame_rt.cache import CompileCache, KernelCacheConfig
-from pyflame_rt.compiled_model import CompiledModel, expr_to_json
+from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import Assumption, collect
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import InvalidModelError, ValidationError
-from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
-from pyflame_rt.launch_table import encode as encode_launches
-from pyflame_rt.options import OptLevel
-from pyflame_rt.targets.cpu.kernel_cache import KernelCache, compile_modules, split_kernels
-from pyflame_rt.targets.cpu.lower_graph import LoweredModel, lower_graph
+from pyflame_rt.importers.onnx import ImportResult, from_onnx
+from pyflame_rt.options import CompileOptions, OptLevel
 from pyflame_rt.targets.cpu.target import CPUTarget
+from pyflame_rt.targets.target import Target
 from pyflame_rt.transforms.pass_manager import PassManager
+from pyflame_rt.version import __version__
 
 
-# graph legalizations the CPU backend needs at every optimization level (the element types its
-# kernels take); they run before the optimizer, so its fusions see the legalized ops
-CPU_LEGALIZATIONS = ("legalize-half-precision",)
+_DRIVER_STAGES = ("import", "optimize", "lower-graph")
 
 
-@dataclass
-class CompileOptions:
-    cpu: str | None = None  # None/"host" or a portable level such as "x86-64-v3"
-    import_options: ImportOptions = field(default_factory=ImportOptions)
-    opt_level: OptLevel = OptLevel.EXTENDED  # graph optimizer pipeline (pyflame_rt.opt)
-    verbose_optimization: bool = False       # log every pass's statistics
-    checked: bool = False  # bounds-check every load and store (MemoryAccessError), docs/checked-build.md
-    kernel_cache: KernelCacheConfig | None = None  # None: the default; enabled=False compiles every kernel
-
-
-def _io_json(infos) -> list[dict]:
-    return [{"name": t.name, "shape": [str(d) for d in t.shape], "dtype": t.dtype.value} for t in infos]
-
-
-def compile_model(model, options: CompileOptions | None = None, log=None) -> CompiledModel:
-    """Compile an ONNX model (path, bytes or ModelProto) or an ImportResult."""
+def compile_model(model, options: CompileOptions | None = None, log=None,
+                  target: Target | None = None) -> CompiledModel:
+    """Compile an ONNX model (path, bytes or ModelProto) or an ImportResult for `target` (by
+    default the CPU target of `options.cpu`)."""
     options = options or CompileOptions()
     if not isinstance(options, CompileOptions):
         raise ValidationError(f"options must be a CompileOptions, got {type(options).__name__}")
-    target = CPUTarget.named(options.cpu)
+    if target is not None and not isinstance(target, Target):
+        raise ValidationError(f"target must be a Target, got {type(target).__name__}")
+    target = target or CPUTarget.named(options.cpu)
     times: dict[str, float] = {}
     t = time.perf_counter()
 
@@ -73,40 +57,22 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
             module = imported.module
         graph.infer_value_shapes(graph.entry_function(module))
     lap("import")
-    legalized = PassManager(CPU_LEGALIZATIONS).run(module)
-    optimized = PassManager.create_default(options.opt_level, verbose=options.verbose_optimization).run(module)
+    legalized = PassManager(target.legalizations, target=target).run(module)
+    optimized = PassManager.create_default(options.opt_level, target=target,
+                                           verbose=options.verbose_optimization).run(module)
     lap("optimize")
-    kernel_cache = _kernel_cache(options, target)
-    lowered = lower_graph(graph.entry_function(module), WeightTable.of(module), target, options.checked,
-                          kernel_cache)
+    lowered = target.lower(module, options)
     lap("lower-graph")
-    # each generated kernel alone (the module keeps declarations only)
-    compiled = compile_modules(split_kernels(lowered.module, lowered.generated), target, times)
-    if kernel_cache is not None:
-        for name, obj in zip(lowered.generated, compiled):
-            kernel_cache.add(name, obj)
-    blob, offsets = _weight_blob(lowered)
-    kernels = sorted([*lowered.generated, *lowered.cached])
-    weight_extents = [(offset, arr.nbytes) for offset, (_, arr) in zip(offsets, lowered.weights)]
+    emitted = target.emit(lowered, options, times)
+    for stage in [s for s in times if s not in _DRIVER_STAGES]:
+        if log:
+            log(f"{stage}: {times[stage]:.0f} ms")
     header = {
         "compiler_version": __version__,
-        "target": {"triple": target.triple, "cpu": target.cpu, "features": list(target.features)},
+        **emitted.header,
         "model": {"producer": imported.producer, "graph_name": imported.graph_name,
                   "opset": imported.opset, "metadata": imported.metadata},
-        "inputs": _io_json(lowered.inputs),
-        "outputs": _io_json(lowered.outputs),
-        "symbols": lowered.symbols,
-        "buffers": [[expr_to_json(b.nbytes), b.first, b.last] for b in lowered.buffers],
-        "op_summary": lowered.op_summary,
-        "checks": lowered.checks,
         "assumptions": [a.to_json() for a in _checkable(model_assumptions + lowered.assumptions, lowered.symbols)],
-        "kernel_count": lowered.kernel_count,
-        "kernels": kernels,
-        "kernel_cache": {"hits": sorted(lowered.cached), "compiled": sorted(lowered.generated)},
-        "step_ops": lowered.step_ops,
-        "launches": encode_launches(lowered.steps, kernels, weight_extents),
-        "checked": lowered.checked,
-        **({"step_fields": lowered.step_fields} if lowered.checked else {}),
         "parameter_count": imported.parameter_count,
         "optimization": {"level": OptLevel(options.opt_level).name,
                          "nodes_before": legalized.stats.nodes_before,
@@ -115,12 +81,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
                                     for p in [*legalized.passes, *optimized.passes]}},
         "compile_ms": times,
     }
-    return CompiledModel(header, blob, (*lowered.cached.values(), *compiled))
-
-
-def _kernel_cache(options: CompileOptions, target: CPUTarget) -> KernelCache | None:
-    config = (options.kernel_cache or KernelCacheConfig()).validate()
-    return KernelCache(CompileCache(config), target, options.checked) if config.enabled else None
+    return CompiledModel(header, emitted.weights, emitted.code)
 
 
 def _verify_given_ir(module) -> None:
@@ -141,16 +102,3 @@ def _checkable(assumptions: list[Assumption], symbols: list[str]) -> list[Assump
         if a.symbols() <= set(symbols):
             first.setdefault((a.relation, a.lhs, a.rhs), a)
     return list(first.values())
-
-
-def _weight_blob(lowered: LoweredModel) -> tuple[np.ndarray, list[int]]:
-    from pyflame_rt.targets.cpu.lower_graph import WEIGHT_ALIGN
-    offsets, size = [], 0
-    for _, arr in lowered.weights:
-        size = -(-size // WEIGHT_ALIGN) * WEIGHT_ALIGN
-        offsets.append(size)
-        size += arr.nbytes
-    blob = np.zeros(size, dtype=np.uint8)
-    for off, (_, arr) in zip(offsets, lowered.weights):
-        blob[off:off + arr.nbytes] = np.frombuffer(np.ascontiguousarray(arr).tobytes(), dtype=np.uint8)
-    return blob, offsets

@@ -8,12 +8,16 @@
 Every function takes a graph `ModuleOp` or an `ImportResult` and rewrites it in
 place (weights included: see `WeightTable`); each returns a `PassResult`. The
 passes are the registered ones (`pyflame-opt --list-passes`), so a pipeline here
-and `pyflame-opt -p ...` do the same thing.
+and `pyflame-opt -p ...` do the same thing. Passes that depend on the target's
+kernels (optimize-layout, legalize-half-precision) are handed `target`: the host
+CPU unless another is given.
 """
 from __future__ import annotations
 
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.options import OptLevel
+from pyflame_rt.targets.cpu.target import CPUTarget
+from pyflame_rt.targets.target import Target
 from pyflame_rt.transforms.eliminate_common_subexpressions import EliminateCommonSubexpressions
 from pyflame_rt.transforms.eliminate_dead_code import EliminateDeadCode
 from pyflame_rt.transforms.fold_constants import FoldConstants
@@ -27,9 +31,10 @@ from pyflame_rt.transforms.registry import register_pass
 ConstantFoldingConfig = FoldConstants
 
 
-def optimize(module, level: OptLevel | int = OptLevel.EXTENDED, **config) -> PassResult:
-    """Run the pipeline of `level` to a fixed point (config: PassManagerConfig fields)."""
-    return PassManager.create_default(level, **config).run(module)
+def optimize(module, level: OptLevel | int = OptLevel.EXTENDED, target: Target | None = None,
+             **config) -> PassResult:
+    """Run the target's pipeline of `level` to a fixed point (config: PassManagerConfig fields)."""
+    return PassManager.create_default(level, target=target or CPUTarget.host(), **config).run(module)
 
 
 def fold_constants(module, config: FoldConstants | None = None, **config_kwargs) -> PassResult:
@@ -60,5 +65,5 @@ __all__ = [
     "optimize", "fold_constants", "eliminate_dead_code", "eliminate_common_subexpressions",
     "fuse_operators", "PassManager", "PassManagerConfig", "PassResult", "PassStats", "OptLevel",
     "LEVEL_PIPELINES", "ConstantFoldingConfig", "FoldConstants", "EliminateDeadCode",
-    "EliminateCommonSubexpressions", "GraphPass", "WeightTable", "register_pass",
+    "EliminateCommonSubexpressions", "GraphPass", "WeightTable", "register_pass", "Target", "CPUTarget",
 ]

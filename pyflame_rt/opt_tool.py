@@ -14,8 +14,9 @@ from xdsl.utils.exceptions import ArgSpecParseError, ParseError, VerifyException
 from pyflame_rt.dialects import ALL_DIALECTS, graph, kernel
 from pyflame_rt.errors import PyFlameRTError
 from pyflame_rt.options import OptLevel
+from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.transforms.pass_manager import PassManager, PassManagerConfig
-from pyflame_rt.transforms.registry import all_passes, load_pass_plugin
+from pyflame_rt.transforms.registry import all_passes, load_pass_plugin, register_pass
 
 
 def make_context() -> Context:
@@ -30,7 +31,7 @@ def make_context() -> Context:
 def load_module(path: str, ctx: Context):
     """Parse .mlir text, or import an .onnx model (its WeightTable is attached to the module)."""
     if path.endswith(".onnx"):
-        from pyflame_rt.import_module import from_onnx
+        from pyflame_rt.importers.onnx import from_onnx
 
         return from_onnx(path).module
     text = sys.stdin.read() if path == "-" else open(path).read()
@@ -52,19 +53,20 @@ def level_of(module) -> str:
 
 
 def lower_to(module, level: str, cpu: str, opt_level: OptLevel, ctx: Context) -> list:
-    """Run the compiler's pipeline on `module` from its level down to `level`; returns the graph
-    pipelines' PassResults."""
-    from pyflame_rt.compiler import CPU_LEGALIZATIONS
+    """Run the compiler's pipeline for CPU `cpu` (host or a portable level) on `module` from its
+    level down to `level`; returns the graph pipelines' PassResults."""
     from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
     from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToKernel, LowerKernelSchedule
     from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 
+    target = CPUTarget.named(cpu)
     start = level_of(module)
     if LEVELS.index(level) < LEVELS.index(start):
         raise ValueError(f"the input is at the {start} level, below --to {level}")
     results = []
     if start == "graph":
-        results += [PassManager(CPU_LEGALIZATIONS).run(module), PassManager.create_default(opt_level).run(module)]
+        results += [PassManager(target.legalizations, target=target).run(module),
+                    PassManager.create_default(opt_level, target=target).run(module)]
     if start == "graph" and level != "graph":
         LowerGraphToKernel(cpu).apply(ctx, module)
         PlanMemory().apply(ctx, module)
@@ -94,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="import a .py file or module that registers passes (repeatable)")
     p.add_argument("--verify-each", action="store_true", default=True)
     args = p.parse_args(argv)
+    target = CPUTarget.named(args.cpu)
+    for cls in target.passes:
+        register_pass(cls)
     try:
         for plugin in args.load:
             load_pass_plugin(plugin)
@@ -112,10 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         module.verify()
         results = []
         if args.opt_level is not None and args.to is None:
-            results.append(PassManager.create_default(args.opt_level).run(module))  # graph passes only
+            results.append(PassManager.create_default(args.opt_level, target=target).run(module))  # graph passes only
         if args.passes:
             pipeline = PassPipeline.parse_spec(registry, args.passes)
-            results.append(PassManager(pipeline.passes, PassManagerConfig(max_iterations=1), ctx=ctx).run(module))
+            results.append(PassManager(pipeline.passes, PassManagerConfig(max_iterations=1), ctx=ctx,
+                                       target=target).run(module))
         if args.to is not None:
             level = OptLevel.EXTENDED if args.opt_level is None else OptLevel(args.opt_level)
             results += lower_to(module, args.to, args.cpu, level, ctx)

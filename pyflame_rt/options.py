@@ -1,12 +1,16 @@
-"""Session and run options (ONNX Runtime-style names)."""
+"""Every options class: import, compile, session and run options (ONNX Runtime-style names)."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from enum import IntEnum
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 from pyflame_rt.errors import ValidationError
+
+if TYPE_CHECKING:
+    from pyflame_rt.cache import KernelCacheConfig
 
 
 class OptLevel(IntEnum):
@@ -25,6 +29,24 @@ def _alias(field_name: str) -> property:
     """A second name for a field (onnxruntime's spelling next to ours)."""
     return property(lambda self: getattr(self, field_name),
                     lambda self, value: setattr(self, field_name, value))
+
+
+@dataclass
+class ImportOptions:
+    """How to import: shape inference through the graph, ONNX checker, opset bounds."""
+
+    infer_shapes: bool = True
+    check_model: bool = True
+
+
+@dataclass
+class CompileOptions:
+    cpu: str | None = None  # None/"host" or a portable level such as "x86-64-v3"
+    import_options: ImportOptions = field(default_factory=ImportOptions)
+    opt_level: OptLevel = OptLevel.EXTENDED  # graph optimizer pipeline (pyflame_rt.opt)
+    verbose_optimization: bool = False       # log every pass's statistics
+    checked: bool = False  # bounds-check every load and store (MemoryAccessError), docs/checked-build.md
+    kernel_cache: KernelCacheConfig | None = None  # None: the default; enabled=False compiles every kernel
 
 
 @dataclass

@@ -161,7 +161,7 @@ def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
     import onnx
 
     from pyflame_rt.compiler import CompileOptions, compile_model
-    from pyflame_rt.import_module import ImportResult, external_data
+    from pyflame_rt.importers.onnx import ImportResult, external_data
 
     copts = CompileOptions(cpu=options.cpu, opt_level=options.optimization_level,
                            verbose_optimization=options.verbose_optimization, checked=options.checked)

@@ -1,6 +1,6 @@
 """`fold-constants`: nodes whose operands are all constants become constants.
 
-Values come from the reference evaluator (`pyflame_rt.reference`), the same numpy
+Values come from the reference evaluator (`pyflame_rt.dialects.reference`), the same numpy
 semantics the conformance tests check. A folded result with at most
 `inline-elements` elements (shape vectors, scalars) is written inline as a dense
 value, so later folds and importer-style consumers can read it from the IR;
@@ -21,7 +21,7 @@ from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import PyFlameRTError
-from pyflame_rt.reference import evaluate_op, has_reference
+from pyflame_rt.dialects.reference import evaluate_op, has_reference
 from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, apply_patterns, constant_array, make_constant
 from pyflame_rt.transforms.registry import register_pass
 

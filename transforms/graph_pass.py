@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Iterable, TypeVar
 
 import numpy as np
@@ -26,6 +26,8 @@ from xdsl.pattern_rewriter import (
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
+from pyflame_rt.errors import ValidationError
+from pyflame_rt.targets.target import Capabilities, Target
 
 OpT = TypeVar("OpT")
 
@@ -85,6 +87,28 @@ class GraphPass(ModulePass, ABC):
     @abstractmethod
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
         """Transform `module` in place; returns whether anything changed."""
+
+
+@dataclass(frozen=True)
+class TargetGraphPass(GraphPass, ABC):
+    """A graph pass whose rewrites depend on what the target's kernels support. It is handed the
+    target object (a PassManager hands its own to the passes it runs), never imports one."""
+
+    target: Target | None = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        if self.target is None:
+            raise ValidationError(f"pass '{self.name}' depends on the target's kernels: hand it a target "
+                                  f"(PassManager(..., target=...) or {type(self).__name__}(target=...))")
+        return self.target.capabilities
+
+
+def handed(p: ModulePass, target: Target | None) -> ModulePass:
+    """`p`, handed `target` if it is a target-dependent pass that has none yet."""
+    if isinstance(p, TargetGraphPass) and p.target is None and target is not None:
+        return replace(p, target=target)
+    return p
 
 
 def apply_patterns(module: ModuleOp, patterns: Iterable[RewritePattern]) -> bool:

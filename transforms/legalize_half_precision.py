@@ -1,7 +1,8 @@
 """`legalize-half-precision`: float16 / bfloat16 instances of float32-only ops run in float32.
 
-The CPU backend's GEMM, convolution, pooling, normalization and resize kernels compute in
-float32 (their lowerings say so with `@lowering(..., float32_only=True)`). Such an op whose
+A target names the op types its kernels compute in float32 only (`capabilities.float32_only`;
+the CPU's GEMM, convolution, pooling, normalization and resize kernels, whose lowerings say so
+with `@lowering(..., float32_only=True)`). Such an op whose
 operands or results are float16 / bfloat16 is rewritten, the way onnxruntime's CPU provider
 inserts Cast nodes around an fp16 node it has no kernel for:
 
@@ -25,8 +26,7 @@ from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, 
 from pyflame_rt.dialects import graph, graph_math as gm
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
-from pyflame_rt.targets.cpu.lowerings import FLOAT32_ONLY
-from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, node_name_keeper
+from pyflame_rt.transforms.graph_pass import PassStats, TargetGraphPass, node_name_keeper
 from pyflame_rt.transforms.registry import register_pass
 
 HALF_PRECISION = (DType.FLOAT16, DType.BFLOAT16)
@@ -45,9 +45,10 @@ class WidenToFloat32(RewritePattern):
     """op(x: half, ...) -> cast<half>(op(cast<f32>(x), ...)) for ops with float32-only kernels."""
 
     stats: PassStats
+    float32_only: frozenset[type]
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if type(op) not in FLOAT32_ONLY or not any(map(_is_half, (*op.operands, *op.results))):
+        if type(op) not in self.float32_only or not any(map(_is_half, (*op.operands, *op.results))):
             return
         widen = [gm.CastOp(v, _as_float32(v.type), to=DType.FLOAT32.value) for v in op.operands if _is_half(v)]
         widened = iter(w.result for w in widen)
@@ -64,13 +65,14 @@ class WidenToFloat32(RewritePattern):
 
 @register_pass
 @dataclass(frozen=True)
-class LegalizeHalfPrecision(GraphPass):
-    """float16 / bfloat16 ops the CPU computes in float32 only -> float32 ops between graph Casts."""
+class LegalizeHalfPrecision(TargetGraphPass):
+    """float16 / bfloat16 ops the target computes in float32 only -> float32 ops between graph Casts."""
 
     name = "legalize-half-precision"
 
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
         # one walk, and no dead-code removal: a legalization changes nothing but the ops it legalizes
-        applier = GreedyRewritePatternApplier([WidenToFloat32(stats)], dce_enabled=False)
+        applier = GreedyRewritePatternApplier([WidenToFloat32(stats, self.capabilities.float32_only)],
+                                             dce_enabled=False)
         return PatternRewriteWalker(applier, apply_recursively=False,
                                     listener=node_name_keeper()).rewrite_module(module)

@@ -1,10 +1,10 @@
 """`optimize-layout`: run convolutions and pools channels-last (NHWC), transposing only at the edges.
 
-The CPU's channels-last kernels vectorize over channels (contiguous in NHWC), turn
+Channels-last kernels vectorize over channels (contiguous in NHWC); the CPU's turn
 a 1x1 convolution into one plain GEMM and need no padding copy. The pass
 
-1. converts every layout-carrying op the CPU backend has an NHWC kernel for
-   (`supports_nhwc`) to `layout = "NHWC"`, wrapped in `graph.transpose` NCHW->NHWC
+1. converts every layout-carrying op the target has an NHWC kernel for (its
+   `capabilities.channels_last`) to `layout = "NHWC"`, wrapped in `graph.transpose` NCHW->NHWC
    on its input and NHWC->NCHW on its result;
 2. sinks transposes through layout-agnostic ops (elementwise ops whose other
    operands are transposed the same way or constants, permuted now; Concat with
@@ -18,6 +18,7 @@ input and wherever a layout-sensitive op such as Flatten needs NCHW again).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, TensorType, i64
@@ -27,8 +28,8 @@ from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewri
 from pyflame_rt.dialects import graph, graph_fused, graph_math
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.weights import WeightTable
-from pyflame_rt.targets.cpu.lowerings.channels_last import supports_nhwc
-from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, apply_patterns, constant_array, make_constant
+from pyflame_rt.transforms.graph_pass import (
+    PassStats, TargetGraphPass, apply_patterns, constant_array, make_constant)
 from pyflame_rt.transforms.registry import register_pass
 
 TO_NHWC = (0, 2, 3, 1)
@@ -77,10 +78,11 @@ class ConvertToNHWC(RewritePattern):
     residual is laid out like its result; a transpose the graph already has is reused."""
 
     stats: PassStats
+    channels_last: Callable[[Operation], bool]
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, LAYOUT_OPS) or op.layout.data != "NCHW" or not supports_nhwc(op):
+        if not isinstance(op, LAYOUT_OPS) or op.layout.data != "NCHW" or not self.channels_last(op):
             return
         pre: list[Operation] = []
 
@@ -167,11 +169,11 @@ class SinkTranspose(RewritePattern):
 
 @register_pass
 @dataclass(frozen=True)
-class OptimizeLayout(GraphPass):
-    """Conv / pools -> NHWC where the CPU has channels-last kernels; transposes only at chain ends."""
+class OptimizeLayout(TargetGraphPass):
+    """Conv / pools -> NHWC where the target has channels-last kernels; transposes only at chain ends."""
 
     name = "optimize-layout"
 
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
-        changed = apply_patterns(module, [ConvertToNHWC(stats)])
+        changed = apply_patterns(module, [ConvertToNHWC(stats, self.capabilities.channels_last)])
         return apply_patterns(module, [ComposeTransposes(), SinkTranspose(weights)]) or changed

@@ -22,7 +22,8 @@ from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import ValidationError
 from pyflame_rt.options import OptLevel
 from pyflame_rt.transforms.eliminate_dead_code import referenced_weights
-from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, node_census
+from pyflame_rt.targets.target import Target
+from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, handed, node_census
 from pyflame_rt.transforms.registry import all_passes
 
 BASIC_PASSES = ("fold-constants", "eliminate-dead-code", "eliminate-common-subexpressions")
@@ -84,10 +85,12 @@ def resolve_passes(passes: Iterable[ModulePass | str]) -> list[ModulePass]:
 
 
 class PassManager:
-    """Runs a pass pipeline over a graph module (ModuleOp or ImportResult)."""
+    """Runs a pass pipeline over a graph module (ModuleOp or ImportResult). `target`: the target
+    the passes that depend on one are handed (TargetGraphPass)."""
 
     def __init__(self, passes: Sequence[ModulePass | str] = (), config: PassManagerConfig | None = None,
-                 log: Callable[[str], None] | None = None, ctx: Context | None = None):
+                 log: Callable[[str], None] | None = None, ctx: Context | None = None,
+                 target: Target | None = None):
         self.config = config or PassManagerConfig()
         self.ctx = ctx or Context(allow_unregistered=True)
         if self.config.max_iterations < 1:
@@ -96,18 +99,19 @@ class PassManager:
         unknown = skip - set(all_passes())
         if unknown:
             raise ValidationError(f"skip_passes names unknown passes {sorted(unknown)}")
-        self.passes = [p for p in resolve_passes(passes) if p.name not in skip]
+        self.passes = [handed(p, target) for p in resolve_passes(passes) if p.name not in skip]
         self._log = log or (lambda msg: print(msg, file=sys.stderr))
 
     @classmethod
-    def create_default(cls, level: OptLevel | int = OptLevel.EXTENDED, **config) -> "PassManager":
-        """The pipeline of an optimization level (NONE, BASIC, EXTENDED, ALL)."""
+    def create_default(cls, level: OptLevel | int = OptLevel.EXTENDED, target: Target | None = None,
+                       **config) -> "PassManager":
+        """The pipeline of an optimization level (NONE, BASIC, EXTENDED, ALL): the target's, if given."""
         try:
             level = OptLevel(int(level))
         except ValueError:
             raise ValidationError(f"invalid optimization level {level!r}") from None
         cfg = PassManagerConfig(level=level, **config)
-        return cls(LEVEL_PIPELINES[level], cfg)
+        return cls(target.pipeline(level) if target else LEVEL_PIPELINES[level], cfg, target=target)
 
     @property
     def pass_names(self) -> list[str]:

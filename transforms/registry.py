@@ -2,7 +2,9 @@
 
 In-tree passes register with `@register_pass`; out-of-tree packages can do the
 same from their own module (importing it is enough: `pyflame-opt --load`) or
-expose a `pyflame_rt.passes` entry point that returns a ModulePass subclass.
+expose a `pyflame_rt.passes` entry point that returns a ModulePass subclass. A
+target's own passes (its lowering and conversions: `Target.passes`) are
+registered by the driver that chose the target (pyflame-opt).
 See docs/writing-a-pass.md.
 """
 from __future__ import annotations
@@ -33,13 +35,9 @@ def _builtin_passes() -> None:
     from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
     from xdsl.transforms.dead_code_elimination import DeadCodeElimination
 
-    from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
-    from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToCPU, LowerGraphToKernel, LowerKernelSchedule
-    from pyflame_rt.targets.cpu.plan_memory import PlanMemory
     from pyflame_rt.transforms import graph_passes  # noqa: F401  (they register themselves)
 
-    for cls in (CanonicalizePass, CommonSubexpressionElimination, ConvertScfToCf, DeadCodeElimination,
-                ConvertToLLVM, LowerGraphToCPU, LowerGraphToKernel, PlanMemory, LowerKernelSchedule):
+    for cls in (CanonicalizePass, CommonSubexpressionElimination, ConvertScfToCf, DeadCodeElimination):
         _PASSES.setdefault(cls.name, (lambda c: lambda: c)(cls))
     for ep in entry_points(group="pyflame_rt.passes"):
         _PASSES.setdefault(ep.name, ep.load)

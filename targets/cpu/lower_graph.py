@@ -88,6 +88,7 @@ class LoweredModel:
     # kernels `module` defines, and kernels it only declares: their objects came from the kernel cache
     generated: list[str] = field(default_factory=list)
     cached: dict[str, bytes] = field(default_factory=dict)
+    kernel_cache: KernelCache | None = None  # where the generated kernels' objects go once compiled
     steps: list[_Call] = field(default_factory=list)  # the launches, in order
 
 
@@ -533,6 +534,7 @@ def lower_graph(fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarg
     PlanMemory().apply(Context(), module)
     lowered = read_kernel_module(module)
     lowered.cached = dict(kernel_cache.found) if kernel_cache is not None else {}
+    lowered.kernel_cache = kernel_cache
     return lowered
 
 

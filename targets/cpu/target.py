@@ -1,11 +1,24 @@
-"""The CPU target: name, features and vector width, host by default or a portable level."""
+"""The CPU target: name, features and vector width, host by default or a portable level.
+
+Its compile half (lowering, emission; backend.py) loads on first use: loading an artifact needs
+only the description, and no xDSL.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import llvmlite.binding as llvm
 
 from pyflame_rt.errors import BackendError, ValidationError
+from pyflame_rt.targets.target import Capabilities, Emission, Target
+
+if TYPE_CHECKING:
+    from xdsl.dialects.builtin import ModuleOp
+    from xdsl.passes import ModulePass
+
+    from pyflame_rt.options import CompileOptions, OptLevel
+    from pyflame_rt.targets.cpu.lower_graph import LoweredModel
 
 _initialized = False
 
@@ -29,7 +42,7 @@ PORTABLE_CPUS = {
 
 
 @dataclass(frozen=True)
-class CPUTarget:
+class CPUTarget(Target):
     triple: str
     cpu: str
     features: tuple[str, ...]  # enabled features, without '+'
@@ -83,6 +96,33 @@ class CPUTarget:
         """Features this target needs that the running CPU lacks."""
         host = set(CPUTarget.host().features)
         return sorted(f for f in self.features if f not in host and _matters(f))
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return _backend().CAPABILITIES
+
+    @property
+    def legalizations(self) -> tuple[str, ...]:
+        return _backend().CPU_LEGALIZATIONS
+
+    def pipeline(self, level: OptLevel) -> tuple[str, ...]:
+        return _backend().pipeline(level)
+
+    @property
+    def passes(self) -> tuple[type[ModulePass], ...]:
+        return _backend().PASSES
+
+    def lower(self, module: ModuleOp, options: CompileOptions) -> LoweredModel:
+        return _backend().lower(self, module, options)
+
+    def emit(self, lowered: LoweredModel, options: CompileOptions, times: dict[str, float]) -> Emission:
+        return _backend().emit(self, lowered, options, times)
+
+
+def _backend():
+    """The compile half, loaded on first use (see the module's docstring)."""
+    from pyflame_rt.targets.cpu import backend
+    return backend
 
 
 def _matters(feature: str) -> bool:

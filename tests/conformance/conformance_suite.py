@@ -31,7 +31,7 @@ from pyflame_rt.backend import PyFlameBackend, PyFlameBackendRep
 from pyflame_rt.compiler import compile_model
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError
-from pyflame_rt.import_module.onnx_importer import supported_op_types
+from pyflame_rt.importers.onnx.importer import supported_op_types
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = Path(os.environ.get("PYFLAME_CONFORMANCE_CACHE", Path.home() / ".cache" / "pyflame-rt" / "conformance"))

@@ -243,7 +243,7 @@ def _unchecked_accesses(module) -> list[str]:
 def test_every_load_and_store_of_a_checked_build_goes_through_the_check(build):
     from pyflame_rt.dialects import graph
     from pyflame_rt.dialects.weights import WeightTable
-    from pyflame_rt.import_module import from_onnx
+    from pyflame_rt.importers.onnx import from_onnx
     from pyflame_rt.targets.cpu.lower_graph import lower_graph
     from pyflame_rt.targets.cpu.target import CPUTarget
 

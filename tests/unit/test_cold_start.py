@@ -12,7 +12,7 @@ from pyflame_rt import artifact
 from pyflame_rt.compiler import compile_model
 from pyflame_rt.dtype import DType
 
-COMPILER_SIDE = ("xdsl", "onnx", "ml_dtypes", "pyflame_rt.compiler", "pyflame_rt.import_module",
+COMPILER_SIDE = ("xdsl", "onnx", "ml_dtypes", "pyflame_rt.compiler", "pyflame_rt.importers.onnx",
                  "pyflame_rt.targets.cpu.lower_graph", "pyflame_rt.transforms")
 
 CHILD = """

@@ -11,7 +11,7 @@ from onnx import helper
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession, SessionOptions, from_onnx
 from pyflame_rt.dialects import graph_math as gm
-from pyflame_rt.opt import PassManager
+from pyflame_rt.opt import CPUTarget, PassManager
 
 BF16 = ml_dtypes.bfloat16
 
@@ -79,7 +79,7 @@ def test_constant_half_weights_fold_to_float32(rng):
     model = make_model([helper.make_node("MatMul", ["a", "w"], ["y"])], [("a", [4, 8], np.float16)],
                        [("y", [4, 5], np.float16)], initializers={"w": rng.standard_normal((8, 5)).astype(np.float16)})
     imported = from_onnx(model)
-    PassManager(["legalize-half-precision", "fold-constants", "eliminate-dead-code"]).run(imported)
+    PassManager(["legalize-half-precision", "fold-constants", "eliminate-dead-code"], target=CPUTarget.host()).run(imported)
     casts = [op for op in imported.main.walk() if isinstance(op, gm.CastOp)]
     assert [c.to.data for c in casts] == ["float32", "float16"]
     a = rng.standard_normal((4, 8)).astype(np.float16)

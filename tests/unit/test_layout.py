@@ -12,7 +12,7 @@ from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, op
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dtype import DType
-from pyflame_rt.reference import evaluate
+from pyflame_rt.dialects.reference import evaluate
 from xdsl.utils.exceptions import VerifyException
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def _x(rng, *shape):
 def _layout_ops(model) -> list[str]:
     """(op name, layout) of every layout-carrying op after the ALL pipeline, and the transposes."""
     res = from_onnx(model)
-    opt.PassManager.create_default(OptLevel.ALL).run(res)
+    opt.optimize(res, OptLevel.ALL)
     out = []
     for op in graph.entry_function(res.module).body.block.ops:
         layout = op.properties.get("layout")
@@ -43,7 +43,7 @@ def _check(model, batches, converted=True, rtol=1e-4):
     x = model.graph.input[0].type.tensor_type.shape.dim
     rng = np.random.default_rng(7)
     res = from_onnx(model)
-    opt.PassManager.create_default(OptLevel.ALL).run(res)
+    opt.optimize(res, OptLevel.ALL)
     for b in batches:
         feed = {"x": _x(rng, b, *[d.dim_value for d in x[1:]])}
         want = ort_run(model, feed)

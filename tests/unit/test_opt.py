@@ -15,7 +15,7 @@ from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.executable import Executable
-from pyflame_rt.reference import evaluate
+from pyflame_rt.dialects.reference import evaluate
 from pyflame_rt.transforms.graph_pass import node_census
 
 ROOT = Path(__file__).resolve().parents[2]

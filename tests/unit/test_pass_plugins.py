@@ -28,7 +28,7 @@ def test_the_documented_example_registers_and_runs_in_the_pass_manager(rng):
     ops = [op.name for op in graph.entry_function(res.module).body.block.ops]
     assert "graph.div" not in ops and "graph.mul" in ops and r.stats.initializers_removed == 1
     x = rng.standard_normal((4, 3), np.float32)
-    from pyflame_rt.reference import evaluate
+    from pyflame_rt.dialects.reference import evaluate
     assert_close(evaluate(res.module, res.weights, {"x": x})[0], ort_run(model, {"x": x})[0], 1e-6)
 
 

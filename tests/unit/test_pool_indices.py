@@ -10,7 +10,7 @@ from onnx.reference import ReferenceEvaluator
 from conftest import make_model, ort_run
 from pyflame_rt import InferenceSession, from_onnx
 from pyflame_rt.errors import InputError, UnsupportedOperatorError
-from pyflame_rt.reference import evaluate
+from pyflame_rt.dialects.reference import evaluate
 
 
 def _pool_model(x_shape, y_shape, **attrs):

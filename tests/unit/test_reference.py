@@ -7,7 +7,7 @@ from conftest import assert_close, make_model, ort_run
 from pyflame_rt import from_onnx
 from pyflame_rt.dialects import graph
 from pyflame_rt.errors import DTypeMismatchError, InputError, ShapeMismatchError, UnsupportedOperatorError
-from pyflame_rt.reference import evaluate, evaluate_op
+from pyflame_rt.dialects.reference import evaluate, evaluate_op
 
 
 def _check(model, feeds, rtol=1e-5):

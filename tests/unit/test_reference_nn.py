@@ -1,4 +1,4 @@
-"""The numpy reference of the CNN ops (pyflame_rt/reference/nn.py) agrees with onnxruntime."""
+"""The numpy reference of the CNN ops (dialects/reference/nn.py) agrees with onnxruntime."""
 import numpy as np
 import pytest
 from onnx import helper
@@ -7,7 +7,7 @@ from conftest import assert_close, make_model, ort_run
 from pyflame_rt import from_onnx
 from pyflame_rt.dialects import Graph, graph
 from pyflame_rt.errors import UnsupportedOperatorError
-from pyflame_rt.reference import evaluate, has_reference
+from pyflame_rt.dialects.reference import evaluate, has_reference
 
 
 def _x(rng, *shape):

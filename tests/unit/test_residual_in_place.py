@@ -8,7 +8,6 @@ from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession, from_onnx
-from pyflame_rt.compiler import CPU_LEGALIZATIONS
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.opt import PassManager
@@ -33,10 +32,11 @@ def _conv_model(rng, cin, tail):
 def _residual_sharing(model) -> list[bool]:
     """For each op with a fused residual: whether its result was placed in the residual's buffer."""
     module = from_onnx(model).module
-    PassManager(CPU_LEGALIZATIONS).run(module)
-    PassManager.create_default(2).run(module)
+    target = CPUTarget.host()
+    PassManager(target.legalizations, target=target).run(module)
+    PassManager.create_default(2, target=target).run(module)
     fn = graph.entry_function(module)
-    lowering = GraphLowering(fn, WeightTable.of(module), CPUTarget.host())
+    lowering = GraphLowering(fn, WeightTable.of(module), target)
     lowering.lower()
     fused = [op for op in fn.walk() if getattr(op, "residual", None) is not None]
     assert fused, "the Add was not fused into a GEMM"

@@ -8,7 +8,7 @@ from onnx import helper
 from conftest import make_model, ort_run
 from pyflame_rt import InferenceSession, from_onnx
 from pyflame_rt.errors import InputError
-from pyflame_rt.reference import evaluate
+from pyflame_rt.dialects.reference import evaluate
 
 
 def _check(model, feeds):

@@ -51,7 +51,7 @@ def test_one_session_serves_all_batches(mlp_pfm, mlp_onnx):
 
 def test_pfm_runs_compiled_code_without_importing(mlp_pfm, monkeypatch):
     import pyflame_rt.compiler as compiler
-    import pyflame_rt.import_module.onnx_importer as importer
+    import pyflame_rt.importers.onnx.importer as importer
 
     def boom(*a, **k):
         raise AssertionError("the artifact path must not re-import or recompile")

@@ -21,7 +21,7 @@ from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernels.window_nhwc import WINDOW_NHWC_FIELDS, WindowNHWCSpec, window_nhwc_kernel
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 from pyflame_rt.targets.cpu.lowerings.conv import constant_operand
 from pyflame_rt.targets.cpu.lowerings.pooling import expect_pooled_extent, window_counts
 from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows

@@ -22,7 +22,7 @@ from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.gemm import GemmSpec
 from pyflame_rt.targets.cpu.kernels.im2col import IM2COL_FIELDS, Im2colSpec, im2col_kernel
 from pyflame_rt.targets.cpu.kernels.window import ARGMAX_FIELDS, WINDOW_FIELDS, WindowSpec, window_kernel
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 from pyflame_rt.targets.cpu.lowerings.movement import emit_pad
 
 if TYPE_CHECKING:

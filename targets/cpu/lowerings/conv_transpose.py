@@ -15,7 +15,7 @@ from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.col2im import COL2IM_FIELDS, SPATIAL, Col2imSpec, col2im_kernel
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 from pyflame_rt.targets.cpu.lowerings.conv import require_float32
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pyflame_rt.dialects import graph_linalg as gl
 from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.targets.cpu.kernels.determinant import DET_FIELDS, DetSpec, det_kernel
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 
 
 @lowering(gl.DetOp)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pyflame_rt.dialects import graph, graph_fused
-from pyflame_rt.targets.cpu.lowerings import lowering, node_label
+from pyflame_rt.targets.cpu.lowerings.registry import lowering, node_label
 
 _ELEMENTWISE = {graph.AddOp: "add", graph.SubOp: "sub", graph.MulOp: "mul", graph.DivOp: "div",
                 graph.ReluOp: "relu", graph_fused.MulAddOp: "mul_add"}

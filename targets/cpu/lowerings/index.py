@@ -9,7 +9,7 @@ from pyflame_rt.dialects import graph_index as gi, graph_pool_indices as pi
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.indexing import EXPECT_FIELDS, INDEX_FIELDS, IndexSpec, expect_kernel, index_kernel
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 from pyflame_rt.targets.cpu.lowerings.movement import emit_pad
 
 

@@ -8,7 +8,7 @@ from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.matmul_rows import MATMUL_ROWS_FIELDS, MatMulRowsSpec, matmul_rows_kernel
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 
 
 def _row_bias(c: np.ndarray | None, n: Dim, beta: float) -> np.ndarray | None:

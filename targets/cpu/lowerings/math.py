@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyflame_rt.dialects import graph_bitwise as gb, graph_math as gm
-from pyflame_rt.targets.cpu.lowerings import lowering, node_label
+from pyflame_rt.targets.cpu.lowerings.registry import lowering, node_label
 
 # graph op -> (kernel op, params from the op's attributes)
 _KERNEL_OPS = {

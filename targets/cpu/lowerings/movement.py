@@ -13,7 +13,7 @@ from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.copy import CopySpec, copy_kernel
 from pyflame_rt.targets.cpu.kernels.transpose2d import Transpose2DSpec, transpose2d_kernel
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 from pyflame_rt.targets.cpu.lowerings.views import _lower_view, split_strides
 
 lowering(nn.SqueezeOp, nn.UnsqueezeOp)(_lower_view)

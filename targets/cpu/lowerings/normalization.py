@@ -8,7 +8,7 @@ from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.channel import PLANE_FIELDS, PlaneSpec, plane_kernel
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 
 
 def emit_plane(L, op, mode: str, x, out, n: Dim, c: Dim, p: Dim, *, s=0, t=0, aux=0, lrn=(0, 0),

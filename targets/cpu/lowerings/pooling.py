@@ -10,7 +10,7 @@ from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
 from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.limits import check_compile_array
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 from pyflame_rt.targets.cpu.lowerings.conv import (
     ArgmaxOutput, as_2d, emit_window, padded_input, require_float32, windowed_2d)
 from pyflame_rt.targets.cpu.lowerings.normalization import emit_plane

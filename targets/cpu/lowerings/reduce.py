@@ -9,7 +9,7 @@ from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.limits import check_compile_array
 from pyflame_rt.targets.cpu.kernels.rows import (
     ROW_FIELDS, TOPK_FIELDS, RowSpec, TopKSpec, reduces_across, row_kernel, topk_kernel)
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 
 
 def emit_rows(L, kind: str, src, dst, shape: Shape, first: int, last: int, dtype, params=(),

@@ -8,7 +8,7 @@ from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.limits import check_compile_array
 from pyflame_rt.targets.cpu.kernels.resize import RESIZE_FIELDS, ResizeSpec, resize_kernel
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 from pyflame_rt.targets.cpu.lowerings.conv import require_float32
 
 _NEAREST = {

@@ -9,7 +9,7 @@ from pyflame_rt.targets.cpu.kernels.indexing import (
     GATHER_FIELDS, TRILU_FIELDS, GatherSpec, RangeSpec, TriluSpec, gather_kernel, range_kernel,
     store_dims_kernel, trilu_kernel)
 from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 from pyflame_rt.targets.cpu.lowerings.linalg import emit_matmul_rows
 from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul
-from pyflame_rt.targets.cpu.lowerings import lowering
+from pyflame_rt.targets.cpu.lowerings.registry import lowering
 
 
 @lowering(graph.FlattenOp, graph.ReshapeOp, graph.IdentityOp)

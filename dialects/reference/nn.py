@@ -1,0 +1,234 @@
+"""Reference semantics of the CNN ops (dialects/graph_nn.py): direct numpy loops over kernel taps.
+
+Written from the ONNX operator definitions, independently of the CPU lowerings (no im2col, no
+tables shared with the kernels), so the compiled code can be checked against them.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.dialects.reference.evaluator import reference
+
+
+def _tap_slices(tap, dilations, strides, counts, offset=(0,)) -> tuple:
+    """The [N, C, ...] slice that tap `tap` reads (or writes) for every window position."""
+    offset = offset * len(tap) if len(offset) == 1 else offset
+    return (slice(None), slice(None), *(
+        slice(o + t * d, o + t * d + s * (n - 1) + 1, s)
+        for t, d, s, n, o in zip(tap, dilations, strides, counts, offset)))
+
+
+def _conv_attrs(op, data: np.ndarray):
+    """Spatial rank, pads, strides, dilations and groups of a (transposed) convolution."""
+    return data.ndim - 2, op.ints("pads"), op.ints("strides"), op.ints("dilations"), op.groups
+
+
+def _with_bias(out: np.ndarray, x: list[np.ndarray]) -> np.ndarray:
+    return out + x[2].reshape((-1,) + (1,) * (out.ndim - 2)) if len(x) > 2 else out
+
+
+def channels_first(fn):
+    """The NCHW semantics applied to an op in optimize-layout's NHWC layout: data operands (all but a
+    conv's weight and bias) and the result are transposed around it."""
+    def run(op, x):
+        if op.data_layout != "NHWC":
+            return fn(op, x)
+        weights = (op.weight, op.bias) if isinstance(op, nn.ConvOp) else ()
+        x = [v if o in weights else np.moveaxis(v, -1, 1) for o, v in zip(op.operands, x)]
+        return np.moveaxis(fn(op, x), 1, -1)
+    return run
+
+
+@reference(nn.ConvOp)
+@channels_first
+def _conv(op, x):
+    data, w = x[0], x[1]
+    nsp, pads, strides, dilations, g = _conv_attrs(op, data)
+    xp = np.pad(data, [(0, 0), (0, 0)] + [(pads[i], pads[nsp + i]) for i in range(nsp)])
+    out_sp = [(xp.shape[2 + i] - dilations[i] * (w.shape[2 + i] - 1) - 1) // strides[i] + 1 for i in range(nsp)]
+    mg, cg = w.shape[0] // g, w.shape[1]
+    out = np.zeros((data.shape[0], w.shape[0], *out_sp), np.float64)
+    for tap in itertools.product(*(range(k) for k in w.shape[2:])):
+        window = xp[_tap_slices(tap, dilations, strides, out_sp)]
+        for j in range(g):
+            out[:, j * mg:(j + 1) * mg] += np.einsum(
+                "mc,nc...->nm...", w[j * mg:(j + 1) * mg, :, *tap], window[:, j * cg:(j + 1) * cg])
+    out = _with_bias(out, x[:3] if op.bias is not None else x[:2])
+    return out + x[-1] if op.residual is not None else out  # fused residual, before the activation
+
+
+@reference(nn.ConvTransposeOp)
+def _conv_transpose(op, x):
+    data, w = x[0], x[1]
+    nsp, pads, strides, dilations, g = _conv_attrs(op, data)
+    cg, mg = w.shape[0] // g, w.shape[1]
+    in_sp = data.shape[2:]
+    out_sp = [strides[i] * (in_sp[i] - 1) + op.ints("output_padding")[i] + (w.shape[2 + i] - 1) * dilations[i] + 1
+              - pads[i] - pads[nsp + i] for i in range(nsp)]
+    # a canvas holding every tap's contribution, shifted so that negative begin pads stay inside it
+    shift = [max(0, -pads[i]) for i in range(nsp)]
+    extent = [max(strides[i] * (in_sp[i] - 1) + (w.shape[2 + i] - 1) * dilations[i] + 1, pads[i] + out_sp[i])
+              + shift[i] for i in range(nsp)]
+    canvas = np.zeros((data.shape[0], mg * g, *extent), np.float64)
+    for tap in itertools.product(*(range(k) for k in w.shape[2:])):
+        dst = _tap_slices(tap, dilations, strides, in_sp, shift)
+        for j in range(g):
+            contrib = np.einsum("cm,nc...->nm...", w[j * cg:(j + 1) * cg, :, *tap], data[:, j * cg:(j + 1) * cg])
+            canvas[(dst[0], slice(j * mg, (j + 1) * mg), *dst[2:])] += contrib
+    out = canvas[(slice(None), slice(None),
+                  *(slice(shift[i] + pads[i], shift[i] + pads[i] + out_sp[i]) for i in range(nsp)))]
+    return _with_bias(out, x)
+
+
+@reference(nn.MaxPoolOp, nn.AveragePoolOp)
+@channels_first
+def _pool(op, x):
+    data = x[0].astype(np.float64)
+    nsp = data.ndim - 2
+    k, strides, dilations, pads = (op.ints(n) for n in ("kernel_shape", "strides", "dilations", "pads"))
+    out_sp = list(nn.channels_first(op.result.type.get_shape(), op.data_layout)[2:])
+    # extend the end padding so that every (ceil_mode) window lies inside the padded input
+    ends = [max(pads[nsp + i], (out_sp[i] - 1) * strides[i] + (k[i] - 1) * dilations[i] + 1 - data.shape[2 + i]
+                - pads[i]) for i in range(nsp)]
+    widths = [(0, 0), (0, 0)] + [(pads[i], ends[i]) for i in range(nsp)]
+    xp = np.pad(data, widths)
+    inside = np.pad(np.ones(data.shape), widths)  # 1 on input elements
+    # 1 on input elements and explicit pads (count_include_pad), 0 on the ceil_mode extension
+    explicit = np.pad(np.ones([*data.shape[:2], *(data.shape[2 + i] + pads[i] + pads[nsp + i] for i in range(nsp))]),
+                      [(0, 0), (0, 0)] + [(0, ends[i] - pads[nsp + i]) for i in range(nsp)])
+    is_max = isinstance(op, nn.MaxPoolOp)
+    acc = np.full((*data.shape[:2], *out_sp), -np.inf if is_max else 0.0)
+    count = np.zeros_like(acc)
+    for tap in itertools.product(*(range(n) for n in k)):
+        sl = _tap_slices(tap, dilations, strides, out_sp)
+        if is_max:
+            acc = np.maximum(acc, np.where(inside[sl] > 0, xp[sl], -np.inf))
+        else:
+            acc += xp[sl]
+            count += (explicit if op.count_include_pad.value.data else inside)[sl]
+    return acc if is_max else acc / np.maximum(count, 1)
+
+
+@reference(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp)
+@channels_first
+def _global_pool(op, x):
+    axes = tuple(range(2, x[0].ndim))
+    fn = np.mean if isinstance(op, nn.GlobalAveragePoolOp) else np.max
+    return fn(x[0].astype(np.float64), axis=axes, keepdims=True)
+
+
+def _per_channel(p: np.ndarray, rank: int) -> np.ndarray:
+    return p.astype(np.float64).reshape((-1,) + (1,) * (rank - 2))
+
+
+@reference(nn.BatchNormOp)
+def _batch_norm(op, x):
+    data, scale, bias, mean, var = x
+    r = data.ndim
+    eps = op.epsilon.value.data
+    return ((data - _per_channel(mean, r)) / np.sqrt(_per_channel(var, r) + eps) * _per_channel(scale, r)
+            + _per_channel(bias, r))
+
+
+@reference(nn.InstanceNormOp)
+def _instance_norm(op, x):
+    data = x[0].astype(np.float64)
+    axes = tuple(range(2, data.ndim))
+    mean, var = data.mean(axis=axes, keepdims=True), data.var(axis=axes, keepdims=True)
+    normed = (data - mean) / np.sqrt(var + op.epsilon.value.data)
+    return normed * _per_channel(x[1], data.ndim) + _per_channel(x[2], data.ndim)
+
+
+@reference(nn.LRNOp)
+def _lrn(op, x):
+    data = x[0].astype(np.float64)
+    size = op.size.value.data
+    lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+    sq = np.pad(data * data, [(0, 0), (lo, hi)] + [(0, 0)] * (data.ndim - 2))
+    square_sum = sum(sq[:, i:i + data.shape[1]] for i in range(size))
+    alpha, beta, bias = (getattr(op, n).value.data for n in ("alpha", "beta", "bias"))
+    return data / (bias + alpha / size * square_sum) ** beta
+
+
+@reference(nn.PadOp)
+def _pad(op, x):
+    pads, rank = [int(p) for p in op.pads.get_values()], x[0].ndim
+    widths = [(pads[i], pads[rank + i]) for i in range(rank)]
+    mode = op.mode.data
+    if mode == "constant":
+        return np.pad(x[0], widths, constant_values=np.asarray(op.value.value.data).astype(x[0].dtype))
+    return np.pad(x[0], widths, mode=mode)
+
+
+def _source_coordinate(o: np.ndarray, out: int, size: int, scale: float, mode: str) -> np.ndarray:
+    """ONNX Resize coordinate_transformation_mode: where output index o samples the input."""
+    if mode == "align_corners":
+        return o * (size - 1) / (out - 1) if out > 1 else 0 * o
+    if mode == "asymmetric":
+        return o / scale
+    if mode == "pytorch_half_pixel" and out == 1:
+        return 0 * o
+    if mode in ("half_pixel", "pytorch_half_pixel"):
+        return (o + 0.5) / scale - 0.5
+    raise UnsupportedOperatorError(f"graph.resize reference: coordinate_transformation_mode {mode}")
+
+
+_ROUND = {"round_prefer_floor": lambda c: np.ceil(c - 0.5), "round_prefer_ceil": lambda c: np.floor(c + 0.5),
+          "floor": np.floor, "ceil": np.ceil}
+
+
+@reference(nn.ResizeOp)
+def _resize(op, x):
+    """Separable: one axis at a time, each output element a weighted sum of input elements."""
+    out = x[0].astype(np.float64)
+    scales = [float(s) for s in op.scales.get_values()]
+    for axis, new in enumerate(op.result.type.get_shape()):
+        size = out.shape[axis]
+        new = size if new < 0 else new
+        if new == size and scales[axis] == 1.0:
+            continue
+        c = _source_coordinate(np.arange(new, dtype=np.float64), new, size, scales[axis],
+                               op.coordinate_transformation_mode.data)
+        weights = np.zeros((new, size))
+        if op.mode.data == "nearest":
+            weights[np.arange(new), np.clip(_ROUND[op.nearest_mode.data](c), 0, size - 1).astype(int)] = 1.0
+        else:
+            c = np.clip(c, 0, size - 1)
+            lo = np.floor(c).astype(int)
+            hi = np.minimum(lo + 1, size - 1)
+            np.add.at(weights, (np.arange(new), lo), 1.0 - (c - lo))
+            np.add.at(weights, (np.arange(new), hi), c - lo)
+        out = np.moveaxis(np.tensordot(weights, np.moveaxis(out, axis, 0), axes=1), 0, axis)
+    return out
+
+
+@reference(nn.ConcatOp)
+def _concat(op, x):
+    return np.concatenate(x, axis=op.axis.value.data)
+
+
+@reference(nn.TransposeOp)
+def _transpose(op, x):
+    return np.transpose(x[0], [int(p) for p in op.perm.get_values()])
+
+
+@reference(nn.SqueezeOp, nn.UnsqueezeOp)
+def _reshape_axes(op, x):
+    return x[0].reshape(op.infer_shapes([x[0].shape])[0])
+
+
+@reference(nn.SliceOp)
+def _slice(op, x):
+    out = x[0]
+    for axis, (first, count, step) in op.per_axis(x[0].shape).items():
+        out = np.take(out, first + step * np.arange(count), axis=axis)
+    return out
+
+
+@reference(nn.TileOp)
+def _tile(op, x):
+    return np.tile(x[0], [int(r) for r in op.repeats.get_values()])

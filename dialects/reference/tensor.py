@@ -1,0 +1,59 @@
+"""Reference semantics of the tensor construction / indexing ops (see dialects/graph_tensor.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph_tensor as gt
+from pyflame_rt.dialects.graph import dtype_of, static_shape
+from pyflame_rt.dialects.symbolic import parse_dim
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import InputError
+from pyflame_rt.dialects.reference.evaluator import dim_value, reference
+
+
+def _dims(attr) -> tuple[int, ...]:
+    return tuple(dim_value(d) for d in gt.attr_dims(attr))
+
+
+@reference(gt.DimValuesOp)
+def _dim_values(op, x):
+    values = [dim_value(parse_dim(s.data)) for s in op.values.data]
+    return np.array(values, dtype_of(op.result.type).numpy).reshape(static_shape(op.result.type))
+
+
+@reference(gt.GatherOp)
+def _gather(op, x):
+    data, idx = x
+    axis = gt.normalize_axis(op.axis.value.data, data.ndim)
+    n = data.shape[axis]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise InputError(f"Gather index out of range [-{n}, {n - 1}]: {int(idx.min())}..{int(idx.max())}")
+    return np.take(data, np.where(idx < 0, idx + n, idx), axis=axis)
+
+
+@reference(gt.ConstantOfShapeOp)
+def _constant_of_shape(op, x):
+    return np.full(_dims(op.shape), op.value.value.data, DType(op.dtype.data).numpy)
+
+
+@reference(gt.ExpandOp)
+def _expand(op, x):
+    shape = np.broadcast_shapes(x[0].shape, _dims(op.shape))
+    return np.broadcast_to(x[0], shape).copy()
+
+
+@reference(gt.RangeOp)
+def _range(op, x):
+    size = dim_value(parse_dim(op.size.data))
+    return op.start.value.data + op.delta.value.data * np.arange(size, dtype=np.float64)
+
+
+@reference(gt.TriluOp)
+def _trilu(op, x):
+    k = op.k.value.data
+    return np.triu(x[0], k) if op.upper.value.data else np.tril(x[0], k)
+
+
+@reference(gt.EinsumOp)
+def _einsum(op, x):
+    return np.einsum(op.equation.data, *x)

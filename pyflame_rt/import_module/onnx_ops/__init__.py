@@ -1,3 +1,0 @@
-"""ONNX operator converters, one module per operator family; importing registers them."""
-from pyflame_rt.import_module.onnx_ops import bitwise, composite, core, index, layout, math, nn, reduce, tensor  # noqa: F401
-from pyflame_rt.import_module.onnx_ops import linalg, unpool  # noqa: F401

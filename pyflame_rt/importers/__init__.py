@@ -1,0 +1,1 @@
+"""Importers: external model formats -> graph dialect; one package per format."""

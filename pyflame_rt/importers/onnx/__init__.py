@@ -1,0 +1,5 @@
+"""Importers: external model formats -> graph dialect + weight side table."""
+from pyflame_rt.importers.onnx.importer import ImportResult, ONNXImporter, from_onnx
+from pyflame_rt.options import ImportOptions
+
+__all__ = ["ImportOptions", "ImportResult", "ONNXImporter", "from_onnx"]

@@ -1,0 +1,83 @@
+"""The converter registry (ONNX op type -> converter) and what a converter sees of its node.
+
+A leaf module: the converter families (ops) register here and the importer reads the registry,
+so neither imports the other.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import onnx
+from xdsl.ir import SSAValue
+
+from pyflame_rt.dialects.symbolic import Shape
+from pyflame_rt.errors import PyFlameRTError, UnsupportedOperatorError
+
+if TYPE_CHECKING:
+    from pyflame_rt.importers.onnx.importer import ONNXImporter
+
+Converter = Callable[["_NodeContext"], list[SSAValue]]
+_CONVERTERS: dict[str, Converter] = {}
+# attributes added after MAX_OPSET that a converter implements (op type -> names)
+_NEWER_ATTRIBUTES: dict[str, frozenset[str]] = {}
+
+
+def converter(*op_types: str, newer_attributes: tuple[str, ...] = ()):
+    def register(fn: Converter) -> Converter:
+        for t in op_types:
+            _CONVERTERS[t] = fn
+            _NEWER_ATTRIBUTES[t] = frozenset(newer_attributes)
+        return fn
+    return register
+
+
+class _NodeContext:
+    """What a converter sees: the node, its inputs as SSA values, attributes, and a builder."""
+
+    def __init__(self, importer: "ONNXImporter", node: onnx.NodeProto):
+        self.importer = importer
+        self.node = node
+        self.attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+    @property
+    def opset(self) -> int:
+        return self.importer.opset
+
+    def input(self, i: int) -> SSAValue | None:
+        if i >= len(self.node.input) or not self.node.input[i]:
+            return None
+        return self.importer.value(self.node.input[i])
+
+    def const_input(self, i: int) -> np.ndarray | None:
+        known = self.sym_input(i)
+        if known is not None and known.is_static:
+            return known.array()
+        v = self.input(i)
+        return None if v is None else self.importer.constants.get(v)
+
+    def sym_input(self, i: int):
+        """An integer input whose values are known at import (ints and symbolic dims), or None."""
+        if i >= len(self.node.input) or not self.node.input[i]:
+            return None
+        return self.importer.known_value(self.node.input[i])
+
+    def shape(self, v: SSAValue) -> Shape:
+        return self.importer.shapes[v]
+
+    def declared_shape(self, i: int) -> Shape | None:
+        """The static shape the model declares for output i (a graph output or value_info), or None."""
+        vi = self.importer.declared.get(self.node.output[i]) if i < len(self.node.output) else None
+        if vi is None or not vi.type.tensor_type.HasField("shape"):
+            return None
+        dims = vi.type.tensor_type.shape.dim
+        return tuple(int(d.dim_value) for d in dims) if all(d.HasField("dim_value") for d in dims) else None
+
+    def emit(self, op_cls, operands: list[SSAValue | None], **props) -> list[SSAValue]:
+        """Create op_cls with result types from its own shape inference."""
+        return self.importer.emit(op_cls, operands, props, self.node)
+
+    def fail(self, why: str) -> PyFlameRTError:
+        return UnsupportedOperatorError(
+            f"{self.node.op_type} (opset {self.opset}) node '{self.node.name or self.node.output[0]}': {why}"
+        )

@@ -1,0 +1,388 @@
+"""ONNX -> graph dialect.
+
+Each ONNX node is translated by a converter registered per op type; weights go to
+the side table (`ImportResult.weights`) and the IR refers to them by name.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+import onnx.external_data_helper
+import onnx.version_converter
+from onnx import numpy_helper
+from xdsl.builder import Builder
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr
+from xdsl.ir import Block, Region, SSAValue
+from xdsl.rewriter import InsertPoint
+
+from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.assumptions import at_node
+from pyflame_rt.dialects.graph_tensor import DimValuesOp
+from pyflame_rt.dialects.symbolic import Shape, SymDim
+from pyflame_rt.dialects.weights import WeightTable
+from pyflame_rt.dtype import DType
+from pyflame_rt.files import read_regular
+from pyflame_rt.importers.onnx import ops, shape_values  # ops: the converters register on import
+from pyflame_rt.importers.onnx.converters import _CONVERTERS, _NEWER_ATTRIBUTES, _NodeContext
+from pyflame_rt.limits import check_tensor_bytes
+from pyflame_rt.options import ImportOptions
+from pyflame_rt.errors import (
+    DTypeMismatchError,
+    InvalidModelError,
+    ShapeMismatchError,
+    UnsupportedFormatError,
+    UnsupportedOperatorError,
+)
+
+MIN_OPSET, MAX_OPSET = 9, 21
+# Newer opsets (up to what the installed onnx defines) are read with the opset-21 semantics:
+# the operator versions after 21 add element types and a few attributes (Cast round_mode, ...),
+# so a node is refused only if it sets an attribute its opset-21 schema does not have.
+NEWEST_OPSET = max(MAX_OPSET, onnx.defs.onnx_opset_version())
+
+
+@dataclass
+class ImportResult:
+    module: ModuleOp
+    weights: WeightTable  # the module's side table (also reachable as WeightTable.of(module))
+    opset: int
+    producer: str = ""
+    graph_name: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    node_count: int = 0
+    initializer_count: int = 0
+    parameter_count: int = 0
+    import_time_ms: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> func.FuncOp:
+        return graph.entry_function(self.module)
+
+
+def supported_op_types() -> list[str]:
+    """Op types with a converter, and the shape queries the import-time evaluation always answers
+    (their results are materialized as `graph.dim_values` where used as data)."""
+    return sorted({*_CONVERTERS, *shape_values.SHAPE_QUERIES})
+
+
+def load_model(model) -> onnx.ModelProto:
+    """Accept a path, bytes or ModelProto; raise the seed's errors for bad files. External data
+    of a model file is read from the model's folder (of bytes / a ModelProto: the working directory)."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        data = bytes(model)
+        where = "<bytes>"
+    elif not isinstance(model, (str, os.PathLike)):
+        raise InvalidModelError(f"cannot read a model from a {type(model).__name__}: pass a path, "
+                                f"bytes or a ModelProto")
+    else:
+        where = os.fspath(model)
+        data = read_regular(where, "model file")
+    if not data:
+        raise InvalidModelError(f"model file is empty: {where}")
+    try:
+        proto = onnx.ModelProto()
+        proto.ParseFromString(data)
+    except Exception as e:
+        raise InvalidModelError(f"not a valid ONNX protobuf ({where}): {e}") from None
+    if not proto.graph.node and not proto.graph.output:
+        raise InvalidModelError(f"ONNX model has an empty graph or is truncated: {where}")
+    if where != "<bytes>":
+        _load_external_data(proto, os.path.dirname(os.path.abspath(where)))
+    return proto
+
+
+def _load_external_data(proto: onnx.ModelProto, folder: str) -> None:
+    """Read every external tensor's bytes from `folder` (onnx refuses locations outside it)."""
+    try:
+        onnx.external_data_helper.load_external_data_for_model(proto, folder)
+    except Exception as e:
+        raise InvalidModelError(f"cannot read the model's external data from {folder}: {e}") from None
+
+
+# what reading a node's attributes and constant inputs raises when they are malformed (a NaN
+# Resize scale, a Constant without a value, ...): the node is invalid, not the importer
+MALFORMED_NODE_ERRORS = (ValueError, TypeError, IndexError, KeyError, OverflowError, ZeroDivisionError)
+
+
+def _malformed(node: onnx.NodeProto, e: Exception) -> InvalidModelError:
+    return InvalidModelError(f"{node.op_type} node '{node.name or (node.output or [''])[0]}' is malformed: "
+                             f"{type(e).__name__}: {e}")
+
+
+def _default_opset(proto: onnx.ModelProto) -> int:
+    """The default-domain opset a model declares (0: none)."""
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+class ONNXImporter:
+    def __init__(self, options: ImportOptions | None = None):
+        self.options = options or ImportOptions()
+
+    # -------------------------------------------------------------- driver
+    def import_model(self, model) -> ImportResult:
+        t0 = time.perf_counter()
+        proto = load_model(model)
+        self.warnings: list[str] = []
+        self.known: dict[str, shape_values.Known] = {}
+        if self.options.check_model:
+            try:
+                onnx.checker.check_model(proto)
+            except Exception as e:
+                # the checker's message can be empty (a ValidationError without text)
+                first_line = next(iter(str(e).splitlines()), "") or type(e).__name__
+                raise InvalidModelError(f"ONNX checker rejected the model: {first_line}") from None
+        # the model's own opset: a few converters keep semantics the version converter does not carry over
+        self.source_opset = _default_opset(proto)
+        proto = self._upgrade(proto)
+        self.opset = self._opset(proto)
+        g = proto.graph
+        self.values: dict[str, SSAValue] = {}
+        self.shapes: dict[SSAValue, Shape] = {}
+        self.constants: dict[SSAValue, np.ndarray] = {}
+        self.weights: dict[str, np.ndarray] = {}
+
+        self.declared = {vi.name: vi for vi in (*g.value_info, *g.output)}
+        inits = {t.name: t for t in g.initializer}
+        inputs = [i for i in g.input if i.name not in inits]
+        arg_types, arg_attrs, arg_shapes = [], [], []
+        for vi in inputs:
+            shape, dtype = self._value_info(vi)
+            try:
+                arg_types.append(graph.tensor_type(shape, dtype))
+            except DTypeMismatchError as e:
+                raise UnsupportedFormatError(f"input '{vi.name}': {e}") from None
+            arg_attrs.append(DictionaryAttr(graph.io_attrs(vi.name, shape)))
+            arg_shapes.append(shape)
+        block = Block(arg_types=arg_types)
+        self.builder = Builder(InsertPoint.at_end(block))
+        for vi, arg, shape in zip(inputs, block.args, arg_shapes):
+            arg.name_hint = _ssa_name(vi.name)
+            self.values[vi.name] = arg
+            self.shapes[arg] = shape
+        for name, t in inits.items():
+            try:
+                arr = numpy_helper.to_array(t)
+            except Exception as e:
+                raise InvalidModelError(f"initializer '{name}' is corrupt: {e}") from None
+            self.add_constant(name, arr)
+
+        for node in g.node:
+            self._convert_node(node)
+
+        results, res_attrs = [], []
+        for vo in g.output:
+            if vo.name not in self.values and vo.name not in self.known:
+                raise InvalidModelError(f"graph output '{vo.name}' is not produced by any node")
+            v = self.value(vo.name)
+            results.append(v)
+            res_attrs.append(DictionaryAttr(graph.io_attrs(vo.name, self.shapes[v])))
+        self.builder.insert(func.ReturnOp(*results))
+        fn = func.FuncOp("main", ([a.type for a in block.args], [r.type for r in results]),
+                         Region(block), arg_attrs=ArrayAttr(arg_attrs), res_attrs=ArrayAttr(res_attrs))
+        module = ModuleOp([fn])
+        try:
+            module.verify()
+        except Exception as e:
+            raise InvalidModelError(f"imported graph does not verify: {e}") from None
+        used = {op.weight_name for op in fn.walk() if isinstance(op, graph.ConstantOp)}
+        weights = WeightTable({k: v for k, v in self.weights.items() if k in used}).attach(module)
+        return ImportResult(
+            module=module, weights=weights, opset=self.opset,
+            producer=f"{proto.producer_name} {proto.producer_version}".strip(),
+            graph_name=g.name,
+            metadata={p.key: p.value for p in proto.metadata_props},
+            node_count=len(g.node), initializer_count=len(inits),
+            parameter_count=int(sum(a.size for a in weights.values())),
+            import_time_ms=(time.perf_counter() - t0) * 1e3, warnings=self.warnings,
+        )
+
+    def _upgrade(self, proto: onnx.ModelProto) -> onnx.ModelProto:
+        """Models older than MIN_OPSET go through onnx's version converter (legacy broadcast etc.)."""
+        v = self.source_opset
+        if v == 0 or v >= MIN_OPSET:
+            return proto
+        try:
+            upgraded = onnx.version_converter.convert_version(proto, MIN_OPSET)
+        except Exception as e:
+            raise UnsupportedFormatError(
+                f"ONNX opset {v} is older than {MIN_OPSET} and onnx's version converter could not upgrade the "
+                f"model: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        self.warnings.append(f"opset {v} model upgraded to opset {MIN_OPSET} by onnx's version converter")
+        return upgraded
+
+    def _opset(self, proto: onnx.ModelProto) -> int:
+        opsets = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+        if not opsets:
+            raise InvalidModelError("model declares no default-domain opset")
+        v = opsets[0]
+        if not MIN_OPSET <= v <= NEWEST_OPSET:
+            raise UnsupportedFormatError(
+                f"ONNX opset {v} is outside the supported range {MIN_OPSET}-{NEWEST_OPSET}")
+        if v > MAX_OPSET:
+            self.warnings.append(f"opset {v} is read with the opset-{MAX_OPSET} operator semantics")
+        return v
+
+    def _value_info(self, vi: onnx.ValueInfoProto) -> tuple[Shape, DType]:
+        tt = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type"):
+            raise UnsupportedFormatError(f"input '{vi.name}' is not a tensor")
+        try:
+            dtype = DType.from_onnx(tt.elem_type)
+        except DTypeMismatchError as e:
+            raise UnsupportedFormatError(f"input '{vi.name}': {e}") from None
+        if not tt.HasField("shape"):
+            raise ShapeMismatchError(f"input '{vi.name}' has no shape; PyFlameRT needs at least its rank")
+        shape: list = []
+        for i, d in enumerate(tt.shape.dim):
+            if d.HasField("dim_value") and d.dim_value >= 0:
+                shape.append(int(d.dim_value))
+            else:
+                name = d.dim_param or f"{vi.name}_dim{i}"
+                shape.append(SymDim.of(_symbol(name)))
+        check_tensor_bytes(shape, dtype.itemsize, f"input '{vi.name}'")
+        return tuple(shape), dtype
+
+    def _convert_node(self, node: onnx.NodeProto) -> None:
+        if node.domain not in ("", "ai.onnx"):
+            raise UnsupportedOperatorError(
+                f"{node.op_type} from domain '{node.domain}' (node '{node.name}') is not supported")
+        if self.opset > MAX_OPSET:
+            self._check_newer_attributes(node)
+        try:
+            known = shape_values.evaluate(self, node)
+        except MALFORMED_NODE_ERRORS as e:
+            raise _malformed(node, e) from None
+        if known is not None:  # a shape computation: evaluated now, materialized only if used as data
+            self.known.update((name, k) for name, k in zip(node.output, known) if name)
+            return
+        conv = _CONVERTERS.get(node.op_type)
+        if conv is None:
+            raise UnsupportedOperatorError(
+                f"operator {node.op_type} (opset {self.opset}) in node '{node.name or node.output[0]}' "
+                f"is not supported")
+        for name in node.input:
+            if name and name not in self.values and name not in self.known:
+                raise InvalidModelError(f"node '{node.name}' uses undefined value '{name}'")
+        ctx = _NodeContext(self, node)
+        block = self.builder.insertion_point.block
+        last = block.last_op
+        try:
+            with at_node(f"{node.op_type} node '{_text(node.name) or node.output[0]}'"):
+                outs = conv(ctx)
+        except ShapeMismatchError as e:
+            raise ShapeMismatchError(f"{node.op_type} node '{node.name or node.output[0]}': {e}") from None
+        except MALFORMED_NODE_ERRORS as e:
+            raise _malformed(node, e) from None
+        op = last.next_op if last is not None else block.first_op
+        while op is not None:  # the ops the converter built for this node
+            graph.set_node_name(op, _text(node.name) or node.output[0])
+            op = op.next_op
+        for name, v in zip(node.output, outs):
+            if name:
+                self.values[name] = v
+
+    def _check_newer_attributes(self, node: onnx.NodeProto) -> None:
+        """Refuse attributes introduced after opset MAX_OPSET: converters implement the older versions."""
+        try:
+            known = set(onnx.defs.get_schema(node.op_type, MAX_OPSET, "").attributes)
+            known |= _NEWER_ATTRIBUTES.get(node.op_type, frozenset())
+        except onnx.defs.SchemaError:
+            return  # an op newer than MAX_OPSET: no converter exists, reported as unsupported
+        newer = [a.name for a in node.attribute if a.name not in known]
+        if newer:
+            raise UnsupportedOperatorError(
+                f"{node.op_type} (opset {self.opset}) node '{node.name or node.output[0]}': attribute(s) "
+                f"{newer} were added after opset {MAX_OPSET} and are not supported")
+
+    # ---------------------------------------------------------- building
+    def value(self, name: str) -> SSAValue:
+        if name not in self.values and name in self.known:
+            self._materialize(name, self.known[name])
+        return self.values[name]
+
+    def known_value(self, name: str) -> shape_values.Known | None:
+        """Values known at import: evaluated shape computations and small integer constants."""
+        if name in self.known:
+            return self.known[name]
+        arr = self.constants.get(self.values.get(name))
+        if arr is not None and arr.dtype.kind in "iub" and arr.size <= shape_values.MAX_ELEMENTS:
+            return shape_values.Known(arr.astype(object), DType.from_numpy(arr.dtype))
+        return None
+
+    def _materialize(self, name: str, known: shape_values.Known) -> None:
+        if known.is_static:
+            self.add_constant(name, known.array())
+            return
+        op = DimValuesOp(list(known.values.flat), known.values.shape, known.dtype)
+        op.result.name_hint = _ssa_name(name)
+        self.builder.insert(op)
+        self.values[name] = op.result
+        self.shapes[op.result] = known.values.shape
+
+    def add_constant(self, name: str, arr: np.ndarray) -> SSAValue:
+        dtype = DType.from_numpy(arr.dtype)
+        key = name
+        n = 1
+        while key in self.weights:
+            key, n = f"{name}_{n}", n + 1
+        self.weights[key] = np.asarray(arr, order="C")
+        op = graph.ConstantOp(graph.tensor_type(arr.shape, dtype), weight=key)
+        op.result.name_hint = _ssa_name(name)
+        self.builder.insert(op)
+        self.values[name] = op.result
+        self.shapes[op.result] = tuple(arr.shape)
+        self.constants[op.result] = self.weights[key]
+        return op.result
+
+    def emit(self, op_cls, operands, props, node) -> list[SSAValue]:
+        # build once with placeholder types to run the op's own shape and dtype functions
+        present = [o for o in operands if o is not None]
+        n = len(op_cls.get_irdl_definition().results)
+
+        def build(types):
+            return op_cls(*operands, **props, **({"result_types": types} if n > 1 else {"result_type": types[0]}))
+
+        probe = build([graph.tensor_type((), DType.FLOAT32)] * n)
+        out_shapes = probe.infer_shapes([self.shapes[o] for o in present])
+        out_dtypes = probe.infer_dtypes([graph.dtype_of(o.type) for o in present])
+        probe.erase()
+        for s, d in zip(out_shapes, out_dtypes):
+            check_tensor_bytes(s, d.itemsize, f"{node.op_type} node '{node.name or node.output[0]}' result")
+        op = build([graph.tensor_type(s, d) for s, d in zip(out_shapes, out_dtypes)])
+        for r, s, name in zip(op.results, out_shapes, node.output):
+            r.name_hint = _ssa_name(name)
+            self.shapes[r] = s
+        self.builder.insert(op)
+        return list(op.results)
+
+
+def _text(name) -> str:
+    """protobuf hands out strings that are not valid UTF-8 as bytes: such a model is corrupt."""
+    if isinstance(name, bytes):
+        raise InvalidModelError(f"ONNX model has a name that is not valid UTF-8: {name!r}")
+    return name
+
+
+def _symbol(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", _text(name))
+    return s if s and not s[0].isdigit() else f"d_{s}"
+
+
+def _ssa_name(name: str) -> str | None:
+    s = re.sub(r"[^A-Za-z0-9_]", "_", _text(name))
+    return s if s and not s[0].isdigit() else None
+
+
+def from_onnx(model, options: ImportOptions | None = None) -> ImportResult:
+    """Import an ONNX model (path, bytes or ModelProto) into graph IR."""
+    return ONNXImporter(options).import_model(model)
+

@@ -1,0 +1,110 @@
+"""Converters for the core ONNX ops: arithmetic, Gemm/MatMul, Flatten/Reshape, Constant."""
+from __future__ import annotations
+
+import numpy as np
+from onnx import numpy_helper
+
+from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.assumptions import require_nonempty
+from pyflame_rt.dialects.symbolic import SymDim, dim_div, numel
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+
+_BINARY = {"Add": graph.AddOp, "Sub": graph.SubOp, "Mul": graph.MulOp, "Div": graph.DivOp}
+_UNARY = {"Relu": graph.ReluOp, "Identity": graph.IdentityOp}
+
+
+@converter(*_BINARY)
+def _binary(ctx: _NodeContext):
+    if ctx.opset < 7 or ctx.attrs.get("broadcast", 1) == 0 and "axis" in ctx.attrs:
+        raise ctx.fail("legacy axis broadcasting is not supported")
+    return ctx.emit(_BINARY[ctx.node.op_type], [ctx.input(0), ctx.input(1)])
+
+
+@converter(*_UNARY)
+def _unary(ctx: _NodeContext):
+    return ctx.emit(_UNARY[ctx.node.op_type], [ctx.input(0)])
+
+
+@converter("Dropout")
+def _dropout(ctx: _NodeContext):
+    """Inference mode: Dropout is the identity and its optional mask is all true."""
+    out = ctx.emit(graph.IdentityOp, [ctx.input(0)])
+    if len(ctx.node.output) > 1 and ctx.node.output[1]:
+        shape = ctx.shape(ctx.input(0))
+        if not all(isinstance(d, int) for d in shape):
+            raise ctx.fail("the mask output of a dynamically shaped input is not supported")
+        out.append(ctx.importer.add_constant(ctx.node.output[1], np.ones(shape, dtype=bool)))
+    return out
+
+
+@converter("Gemm")
+def _gemm(ctx: _NodeContext):
+    return ctx.emit(
+        graph.GemmOp, [ctx.input(0), ctx.input(1), ctx.input(2)],
+        alpha=float(ctx.attrs.get("alpha", 1.0)), beta=float(ctx.attrs.get("beta", 1.0)),
+        trans_a=bool(ctx.attrs.get("transA", 0)), trans_b=bool(ctx.attrs.get("transB", 0)),
+    )
+
+
+@converter("MatMul")
+def _matmul(ctx: _NodeContext):
+    return ctx.emit(graph.MatMulOp, [ctx.input(0), ctx.input(1)])
+
+
+@converter("Flatten")
+def _flatten(ctx: _NodeContext):
+    return ctx.emit(graph.FlattenOp, [ctx.input(0)], axis=int(ctx.attrs.get("axis", 1)))
+
+
+@converter("Reshape")
+def _reshape(ctx: _NodeContext):
+    allowzero = bool(ctx.attrs.get("allowzero", 0))
+    if ctx.opset < 5:
+        shape = [int(x) for x in ctx.attrs["shape"]]
+    else:
+        known = ctx.sym_input(1)
+        if known is None:
+            raise ctx.fail("the target shape must be known at compile time (constant or computed from shapes)")
+        shape = symbolic_reshape_target(ctx.shape(ctx.input(0)), list(known.values.flat), allowzero)
+        if shape is None:
+            raise ctx.fail(f"target {[str(d) for d in known.values.flat]} for input "
+                           f"{[str(d) for d in ctx.shape(ctx.input(0))]} needs more than one inferred dim")
+    return ctx.emit(graph.ReshapeOp, [ctx.input(0)], shape=shape, allowzero=allowzero)
+
+
+def symbolic_reshape_target(src, target, allowzero: bool) -> list[int] | None:
+    """Encode a target of ints / symbolic dims as ONNX ints. The target is first resolved to
+    dims (0 copies, -1 is solved from the element count); then a dim equal to the input's dim
+    at the same position becomes 0 (copy), one remaining symbolic dim becomes -1 (inferred).
+    None if that cannot express it."""
+    dims = [src[i] if d == 0 and not allowzero and i < len(src) else d for i, d in enumerate(target)]
+    if -1 in dims:
+        known = numel(tuple(d for d in dims if d != -1))
+        require_nonempty(known, f"Reshape to {list(map(str, target))}: the -1 dim cannot be inferred when the "
+                                "other dims hold no elements")
+        dims[dims.index(-1)] = dim_div(numel(tuple(src)), known)
+    out: list[int] = []
+    for i, d in enumerate(dims):
+        if isinstance(d, int):
+            out.append(d)
+        elif i < len(src) and src[i] == d and not allowzero:
+            out.append(0)
+        elif -1 in out:
+            return None
+        else:
+            out.append(-1)
+    return out
+
+
+@converter("Constant")
+def _constant(ctx: _NodeContext):
+    a = ctx.node.attribute[0]
+    if a.name == "value":
+        arr = numpy_helper.to_array(a.t)
+    elif a.name in ("value_float", "value_int"):
+        arr = np.array(ctx.attrs[a.name], dtype=np.float32 if a.name == "value_float" else np.int64)
+    elif a.name in ("value_floats", "value_ints"):
+        arr = np.array(ctx.attrs[a.name], dtype=np.float32 if a.name == "value_floats" else np.int64)
+    else:
+        raise ctx.fail(f"attribute {a.name} is not supported")
+    return [ctx.importer.add_constant(ctx.node.output[0], arr)]

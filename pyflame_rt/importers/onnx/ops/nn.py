@@ -1,0 +1,303 @@
+"""Converters for CNN ops: Conv/ConvTranspose, pools, normalizations, Pad/Resize, data movement.
+
+Opset differences are removed here: attributes that became inputs (Pad pads,
+Split split, Squeeze/Unsqueeze axes, Slice starts/ends, Resize scales/sizes) must
+be constants and become properties; auto_pad is resolved to explicit pads.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
+from pyflame_rt.dialects.assumptions import require_equal
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+
+
+def _const_ints(ctx: _NodeContext, i: int, what: str) -> list[int] | None:
+    """An optional constant integer input (None when absent)."""
+    if ctx.input(i) is None:
+        return None
+    v = ctx.const_input(i)
+    if v is None:
+        raise ctx.fail(f"{what} must be a constant")
+    return [int(x) for x in np.asarray(v).ravel()]
+
+
+def _spatial(ctx: _NodeContext, x_shape, kernel: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """strides, dilations and explicit pads (auto_pad resolved) of a windowed op."""
+    n = len(kernel)
+    strides = list(ctx.attrs.get("strides", [1] * n))
+    dilations = list(ctx.attrs.get("dilations", [1] * n))
+    auto_pad = ctx.attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("NOTSET", ""):
+        pads = list(ctx.attrs.get("pads", [0] * 2 * n))
+    elif auto_pad == "VALID":
+        pads = [0] * 2 * n
+    elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        begin, end = [], []
+        for i in range(n):
+            size = x_shape[2 + i]
+            if not isinstance(size, int):
+                raise ctx.fail("auto_pad SAME needs static spatial dims")
+            out = -(-size // strides[i])
+            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size)
+            small = total // 2
+            begin.append(small if auto_pad == "SAME_UPPER" else total - small)
+            end.append(total - begin[-1])
+        pads = begin + end
+    else:
+        raise ctx.fail(f"auto_pad {auto_pad} is not supported")
+    return strides, dilations, pads
+
+
+@converter("Conv")
+def _conv(ctx: _NodeContext):
+    w_shape = ctx.shape(ctx.input(1))
+    kernel = list(ctx.attrs.get("kernel_shape", w_shape[2:]))
+    if kernel != list(w_shape[2:]):
+        raise ctx.fail(f"kernel_shape {kernel} differs from the weight's {list(w_shape[2:])}")
+    strides, dilations, pads = _spatial(ctx, ctx.shape(ctx.input(0)), kernel)
+    return ctx.emit(nn.ConvOp, [ctx.input(0), ctx.input(1), ctx.input(2)], strides=strides,
+                    dilations=dilations, pads=pads, group=int(ctx.attrs.get("group", 1)))
+
+
+@converter("ConvTranspose")
+def _conv_transpose(ctx: _NodeContext):
+    x_shape, w_shape = ctx.shape(ctx.input(0)), ctx.shape(ctx.input(1))
+    n = len(w_shape) - 2
+    kernel = list(w_shape[2:])
+    strides = list(ctx.attrs.get("strides", [1] * n))
+    dilations = list(ctx.attrs.get("dilations", [1] * n))
+    out_pad = list(ctx.attrs.get("output_padding", [0] * n))
+    auto_pad = ctx.attrs.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    pads = list(ctx.attrs.get("pads", [0] * 2 * n))
+    target = ctx.attrs.get("output_shape")
+    if target is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        if target is None:
+            target = [x_shape[2 + i] * strides[i] for i in range(n)]
+        target = list(target)[-n:]
+        pads = [0] * 2 * n
+        for i in range(n):
+            full = strides[i] * (x_shape[2 + i] - 1) + out_pad[i] + (kernel[i] - 1) * dilations[i] + 1
+            total = full - target[i]  # negative: output_shape is larger, the pads extend the output
+            if total <= -strides[i]:
+                raise ctx.fail(f"output_shape {target} exceeds the full output by a stride or more")
+            # as onnx's reference and ORT: SAME_UPPER puts an odd pad's extra element at the end
+            pads[i] = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+            pads[n + i] = total - pads[i]
+    elif auto_pad == "VALID":
+        pads = [0] * 2 * n
+    return ctx.emit(nn.ConvTransposeOp, [ctx.input(0), ctx.input(1), ctx.input(2)], strides=strides,
+                    dilations=dilations, pads=pads, output_padding=out_pad,
+                    group=int(ctx.attrs.get("group", 1)))
+
+
+def _pool_props(ctx: _NodeContext) -> dict:
+    kernel = list(ctx.attrs["kernel_shape"])
+    strides, dilations, pads = _spatial(ctx, ctx.shape(ctx.input(0)), kernel)
+    return dict(kernel_shape=kernel, strides=strides, dilations=dilations, pads=pads,
+                ceil_mode=bool(ctx.attrs.get("ceil_mode", 0)))
+
+
+@converter("MaxPool")
+def _max_pool(ctx: _NodeContext):
+    """The argmax-tracking variant only when the Indices output is used (storage_order only shapes it)."""
+    if len(ctx.node.output) > 1 and ctx.node.output[1]:
+        return ctx.emit(pi.MaxPoolWithIndicesOp, [ctx.input(0)], **_pool_props(ctx),
+                        storage_order=int(ctx.attrs.get("storage_order", 0)))
+    return ctx.emit(nn.MaxPoolOp, [ctx.input(0)], **_pool_props(ctx))
+
+
+@converter("AveragePool")
+def _average_pool(ctx: _NodeContext):
+    return ctx.emit(nn.AveragePoolOp, [ctx.input(0)], **_pool_props(ctx),
+                    count_include_pad=bool(ctx.attrs.get("count_include_pad", 0)))
+
+
+@converter("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(ctx: _NodeContext):
+    op = nn.GlobalAveragePoolOp if ctx.node.op_type == "GlobalAveragePool" else nn.GlobalMaxPoolOp
+    return ctx.emit(op, [ctx.input(0)])
+
+
+@converter("BatchNormalization")
+def _batch_norm(ctx: _NodeContext):
+    if ctx.attrs.get("training_mode", 0) or any(ctx.node.output[1:]):
+        raise ctx.fail("only the inference form (one output, running statistics) is supported")
+    return ctx.emit(nn.BatchNormOp, [ctx.input(i) for i in range(5)],
+                    epsilon=float(ctx.attrs.get("epsilon", 1e-5)))
+
+
+@converter("InstanceNormalization")
+def _instance_norm(ctx: _NodeContext):
+    return ctx.emit(nn.InstanceNormOp, [ctx.input(0), ctx.input(1), ctx.input(2)],
+                    epsilon=float(ctx.attrs.get("epsilon", 1e-5)))
+
+
+@converter("LRN")
+def _lrn(ctx: _NodeContext):
+    return ctx.emit(nn.LRNOp, [ctx.input(0)], size=int(ctx.attrs["size"]),
+                    alpha=float(ctx.attrs.get("alpha", 1e-4)), beta=float(ctx.attrs.get("beta", 0.75)),
+                    bias=float(ctx.attrs.get("bias", 1.0)))
+
+
+@converter("Pad")
+def _pad(ctx: _NodeContext):
+    x = ctx.input(0)
+    rank = len(ctx.shape(x))
+    mode = ctx.attrs.get("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if ctx.opset < 11:
+        pads, value = list(ctx.attrs["pads"]), float(ctx.attrs.get("value", 0.0))
+    else:
+        pads = _const_ints(ctx, 1, "pads")
+        v = ctx.const_input(2) if ctx.input(2) is not None else np.zeros(1)
+        if v is None:
+            raise ctx.fail("constant_value must be a constant")
+        value = float(np.asarray(v).ravel()[0]) if np.asarray(v).size else 0.0
+        axes = _const_ints(ctx, 3, "axes")
+        if axes is not None:
+            full = [0] * 2 * rank
+            for j, a in enumerate(axes):
+                a %= rank
+                full[a], full[rank + a] = pads[j], pads[len(axes) + j]
+            pads = full
+    if len(pads) != 2 * rank:
+        raise ctx.fail(f"expected {2 * rank} pads, got {len(pads)}")
+    if min(pads) < 0:  # negative pads crop: slice first
+        shape = ctx.shape(x)
+        axes = [i for i in range(rank) if pads[i] < 0 or pads[rank + i] < 0]
+        x = ctx.emit(nn.SliceOp, [x], starts=[max(0, -pads[a]) for a in axes],
+                     ends=[shape[a] - max(0, -pads[rank + a]) for a in axes], axes=axes,
+                     steps=[1] * len(axes))[0]
+        pads = [max(0, p) for p in pads]
+    return ctx.emit(nn.PadOp, [x], pads=pads, mode=mode, value=value)
+
+
+def _attr_str(ctx: _NodeContext, name: str, default: str) -> str:
+    v = ctx.attrs.get(name, default)
+    return v.decode() if isinstance(v, bytes) else v
+
+
+@converter("Resize", "Upsample")
+def _resize(ctx: _NodeContext):
+    x = ctx.input(0)
+    rank = len(ctx.shape(x))
+    mode = _attr_str(ctx, "mode", "nearest")
+    if ctx.node.op_type == "Upsample" or ctx.opset < 11:
+        scales_in = 1
+        sizes, coord, nearest = None, "asymmetric", "floor"
+    else:
+        scales_in = 2
+        sizes = _const_ints(ctx, 3, "sizes")
+        coord = _attr_str(ctx, "coordinate_transformation_mode", "half_pixel")
+        nearest = _attr_str(ctx, "nearest_mode", "round_prefer_floor")
+        if ctx.attrs.get("antialias", 0) or ctx.attrs.get("exclude_outside", 0):
+            raise ctx.fail("antialias / exclude_outside are not supported")
+        if _attr_str(ctx, "keep_aspect_ratio_policy", "stretch") != "stretch":
+            raise ctx.fail("keep_aspect_ratio_policy other than stretch is not supported")
+    if ctx.node.op_type == "Upsample" and ctx.opset < 9:
+        scales = list(ctx.attrs["scales"])
+    else:
+        s = ctx.const_input(scales_in) if ctx.input(scales_in) is not None else None
+        if ctx.input(scales_in) is not None and s is None:
+            raise ctx.fail("scales must be a constant")
+        scales = [float(v) for v in np.asarray(s).ravel()] if s is not None and s.size else None
+    if mode in ("bilinear", "linear"):
+        mode = "linear"
+    elif mode != "nearest":
+        raise ctx.fail(f"mode {mode} is not supported")
+    if coord == "tf_crop_and_resize":
+        raise ctx.fail("coordinate_transformation_mode tf_crop_and_resize is not supported")
+    axes = list(ctx.attrs.get("axes", range(rank)))
+    axes = [a % rank for a in axes]
+
+    def expand(vals, fill):
+        full = [fill] * rank
+        for a, v in zip(axes, vals):
+            full[a] = v
+        return full
+
+    shape = ctx.shape(x)
+    if sizes is not None:
+        sizes = expand(sizes, -1)
+        sizes = [d if s == -1 else s for s, d in zip(sizes, shape)]
+        if any(not isinstance(s, int) for s in sizes):
+            sizes = [s if isinstance(s, int) else -1 for s in sizes]
+        scales = [s / d if isinstance(s, int) and isinstance(d, int) and s > 0 else 1.0
+                  for s, d in zip(sizes, shape)]
+    elif scales is None:
+        raise ctx.fail("needs scales or sizes")
+    else:
+        scales = expand(scales, 1.0)
+    return ctx.emit(nn.ResizeOp, [x], scales=scales, sizes=sizes, mode=mode,
+                    coordinate_transformation_mode=coord, nearest_mode=nearest)
+
+
+@converter("Concat")
+def _concat(ctx: _NodeContext):
+    ins = [ctx.input(i) for i in range(len(ctx.node.input))]
+    return ctx.emit(nn.ConcatOp, [v for v in ins if v is not None], axis=int(ctx.attrs["axis"]))
+
+
+@converter("Split")
+def _split(ctx: _NodeContext):
+    """Split becomes one graph.slice per output."""
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    axis = int(ctx.attrs.get("axis", 0)) % len(shape)
+    split = list(ctx.attrs["split"]) if ctx.opset < 13 and "split" in ctx.attrs else _const_ints(ctx, 1, "split")
+    n_out = len(ctx.node.output)
+    if split is None:
+        size = shape[axis]
+        if not isinstance(size, int):
+            raise ctx.fail("splitting a dynamic axis needs explicit split sizes")
+        n = int(ctx.attrs.get("num_outputs", n_out))
+        chunk = -(-size // n)
+        split = [min(chunk, size - i * chunk) for i in range(n)]
+    if len(split) != n_out:
+        raise ctx.fail(f"{len(split)} split sizes for {n_out} outputs")
+    require_equal(sum(split), shape[axis], f"Split sizes {split} do not add up to axis {axis}")
+    outs, start = [], 0
+    for s in split:
+        outs += ctx.emit(nn.SliceOp, [x], starts=[start], ends=[start + s], axes=[axis], steps=[1])
+        start += s
+    return outs
+
+
+@converter("Transpose")
+def _transpose(ctx: _NodeContext):
+    rank = len(ctx.shape(ctx.input(0)))
+    perm = list(ctx.attrs.get("perm", reversed(range(rank))))
+    return ctx.emit(nn.TransposeOp, [ctx.input(0)], perm=perm)
+
+
+@converter("Squeeze", "Unsqueeze")
+def _squeeze(ctx: _NodeContext):
+    axes = list(ctx.attrs.get("axes", [])) if ctx.opset < 13 else (_const_ints(ctx, 1, "axes") or [])
+    op = nn.SqueezeOp if ctx.node.op_type == "Squeeze" else nn.UnsqueezeOp
+    return ctx.emit(op, [ctx.input(0)], axes=axes)
+
+
+@converter("Slice")
+def _slice(ctx: _NodeContext):
+    rank = len(ctx.shape(ctx.input(0)))
+    if ctx.opset < 10:
+        starts, ends = list(ctx.attrs["starts"]), list(ctx.attrs["ends"])
+        axes, steps = list(ctx.attrs.get("axes", range(len(starts)))), [1] * len(starts)
+    else:
+        starts, ends = _const_ints(ctx, 1, "starts"), _const_ints(ctx, 2, "ends")
+        axes = _const_ints(ctx, 3, "axes") or list(range(len(starts)))
+        steps = _const_ints(ctx, 4, "steps") or [1] * len(starts)
+    clamp = 2**62  # INT64 sentinels ("to the end") fit in the i64 properties as they are
+    ends = [max(min(e, clamp), -clamp) for e in ends]
+    starts = [max(min(s, clamp), -clamp) for s in starts]
+    return ctx.emit(nn.SliceOp, [ctx.input(0)], starts=starts, ends=ends,
+                    axes=[a % rank for a in axes], steps=steps)
+
+
+@converter("Tile")
+def _tile(ctx: _NodeContext):
+    return ctx.emit(nn.TileOp, [ctx.input(0)], repeats=_const_ints(ctx, 1, "repeats"))

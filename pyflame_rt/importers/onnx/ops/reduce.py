@@ -1,0 +1,78 @@
+"""Converters for reductions (axes as attribute or, from opset 13 / 18, as input), ArgMax /
+ArgMin, Softmax / LogSoftmax (coerced-2-D before opset 13), LayerNormalization."""
+from __future__ import annotations
+
+import numpy as np
+
+from pyflame_rt.dialects import graph, graph_reduce as gr
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+
+_REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min",
+           "ReduceProd": "prod", "ReduceL1": "l1", "ReduceL2": "l2", "ReduceSumSquare": "sum_square",
+           "ReduceLogSum": "log_sum", "ReduceLogSumExp": "log_sum_exp"}
+
+
+def _axes_as_input(op_type: str, opset: int) -> bool:
+    return opset >= (13 if op_type == "ReduceSum" else 18)
+
+
+@converter(*_REDUCE)
+def _reduce(ctx: _NodeContext):
+    keepdims = bool(ctx.attrs.get("keepdims", 1))
+    if _axes_as_input(ctx.node.op_type, ctx.opset):
+        if ctx.input(1) is not None and ctx.const_input(1) is None:
+            raise ctx.fail("the axes input must be a constant")
+        axes = [] if ctx.input(1) is None else [int(a) for a in np.asarray(ctx.const_input(1)).ravel()]
+        if not axes and ctx.attrs.get("noop_with_empty_axes", 0):
+            return ctx.emit(graph.IdentityOp, [ctx.input(0)])
+    else:
+        axes = [int(a) for a in ctx.attrs.get("axes", [])]
+    return ctx.emit(gr.ReduceOp, [ctx.input(0)], kind=_REDUCE[ctx.node.op_type], axes=axes, keepdims=keepdims)
+
+
+@converter("ArgMax", "ArgMin")
+def _arg(ctx: _NodeContext):
+    return ctx.emit(gr.ArgReduceOp, [ctx.input(0)], kind=ctx.node.op_type.lower(),
+                    axis=int(ctx.attrs.get("axis", 0)), keepdims=bool(ctx.attrs.get("keepdims", 1)),
+                    select_last_index=bool(ctx.attrs.get("select_last_index", 0)))
+
+
+@converter("Softmax", "LogSoftmax")
+def _softmax(ctx: _NodeContext):
+    legacy = ctx.opset < 13
+    axis = int(ctx.attrs.get("axis", 1 if legacy else -1))
+    op_cls = gr.SoftmaxOp if ctx.node.op_type == "Softmax" else gr.LogSoftmaxOp
+    return ctx.emit(op_cls, [ctx.input(0)], axis=axis, legacy=legacy)
+
+
+@converter("LayerNormalization")
+def _layer_norm(ctx: _NodeContext):
+    if ctx.attrs.get("stash_type", 1) != 1:
+        raise ctx.fail("stash_type other than float32 is not supported")
+    return ctx.emit(gr.LayerNormOp, [ctx.input(0), ctx.input(1), ctx.input(2)],
+                    axis=int(ctx.attrs.get("axis", -1)), epsilon=float(ctx.attrs.get("epsilon", 1e-5)),
+                    stats=any(ctx.node.output[1:]))
+
+
+@converter("TopK")
+def _topk(ctx: _NodeContext):
+    if ctx.opset < 10:
+        k = ctx.attrs["k"]
+    else:
+        k = ctx.const_input(1)
+        if k is None:
+            raise ctx.fail("k must be known at compile time")
+        k = int(np.asarray(k).reshape(-1)[0])
+    if ctx.attrs.get("sorted", 1) == 0:
+        ctx.importer.warnings.append(f"TopK '{ctx.node.name}': sorted=0 returns sorted results")
+    return ctx.emit(gr.TopKOp, [ctx.input(0)], k=int(k), axis=int(ctx.attrs.get("axis", -1)),
+                    largest=bool(ctx.attrs.get("largest", 1)))
+
+
+@converter("CumSum")
+def _cumsum(ctx: _NodeContext):
+    axis = ctx.const_input(1)
+    if axis is None:
+        raise ctx.fail("the axis must be a constant")
+    return ctx.emit(gr.CumSumOp, [ctx.input(0)], axis=int(np.asarray(axis).reshape(-1)[0]),
+                    exclusive=bool(ctx.attrs.get("exclusive", 0)), reverse=bool(ctx.attrs.get("reverse", 0)))
