@@ -8,14 +8,13 @@ weights, one object) in a `CompileCache` configured by `KernelCacheConfig`, so t
 privacy, signing, atomic stores and eviction apply to them unchanged.
 
 `compile_modules` compiles the modules of one model (each missing kernel alone, then the entry
-point): LLVM runs on a worker thread (llvmlite releases the GIL) while the next module is
-converted and translated in Python.
+point) in worker processes, one per core (compile_workers).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import llvmlite
@@ -30,6 +29,7 @@ from pyflame_rt import __version__
 from pyflame_rt.cache import CompileCache, compiler_fingerprint
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import BackendError, PyFlameRTError
+from pyflame_rt.targets.cpu.compile_workers import run_jobs
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
 from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -91,24 +91,27 @@ def split_kernels(module: ModuleOp, names: list[str]) -> list[ModuleOp]:
     return modules
 
 
-def compile_modules(modules: list[ModuleOp], target: CPUTarget, times: dict[str, float]) -> list[bytes]:
-    """The object code of each module. Adds the main thread's time converting to the llvm dialect
-    and translating to LLVM IR, and the time then left waiting for LLVM, to `times` (ms)."""
-    spent = dict.fromkeys(("convert-to-llvm", "translate", "llvm-codegen"), 0.0)
-    with ThreadPoolExecutor(max_workers=1) as llvm_thread:
-        pending = []
-        for module in modules:
-            t = time.perf_counter()
-            _convert(module)
-            t, spent["convert-to-llvm"] = time.perf_counter(), spent["convert-to-llvm"] + time.perf_counter() - t
-            ir_text = to_llvm_ir(module, target)
-            spent["translate"] += time.perf_counter() - t
-            pending.append(llvm_thread.submit(compile_object, ir_text, target))
-        t = time.perf_counter()
-        objects = [p.result() for p in pending]
-        spent["llvm-codegen"] = time.perf_counter() - t
-    times.update({stage: round(s * 1e3, 2) for stage, s in spent.items()})
-    return objects
+def compile_modules(modules: list[ModuleOp], target: CPUTarget, times: dict[str, float],
+                    workers: int | None = None) -> list[bytes]:
+    """The object code of each module, compiled side by side by `workers` processes (None: one
+    per core, compile_workers.run_jobs). Adds
+    the time spent converting to the llvm dialect, translating to LLVM IR and in LLVM, summed over
+    the modules, to `times` (ms)."""
+    done = run_jobs([functools.partial(_compile_module, module, target) for module in modules], workers)
+    for stage in ("convert-to-llvm", "translate", "llvm-codegen"):
+        times[stage] = round(sum(spent[stage] for _, spent in done) * 1e3, 2)
+    return [obj for obj, _ in done]
+
+
+def _compile_module(module: ModuleOp, target: CPUTarget) -> tuple[bytes, dict[str, float]]:
+    """The module's object code and the seconds each stage took."""
+    t0 = time.perf_counter()
+    _convert(module)
+    t1 = time.perf_counter()
+    ir_text = to_llvm_ir(module, target)
+    t2 = time.perf_counter()
+    obj = compile_object(ir_text, target)
+    return obj, {"convert-to-llvm": t1 - t0, "translate": t2 - t1, "llvm-codegen": time.perf_counter() - t2}
 
 
 def _convert(module: ModuleOp) -> None:
