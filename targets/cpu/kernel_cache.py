@@ -12,9 +12,13 @@ point) in worker processes, one per core (compile_workers).
 """
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
+import importlib.util
+import sys
 import time
+import types
 from typing import Callable
 
 import llvmlite
@@ -26,7 +30,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 
 from pyflame_rt import __version__
-from pyflame_rt.cache import CompileCache, compiler_fingerprint
+from pyflame_rt.cache import CompileCache
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import BackendError, PyFlameRTError
 from pyflame_rt.targets.cpu.compile_workers import run_jobs
@@ -47,13 +51,14 @@ class KernelCache:
     def key(self, name: str, make: Callable[[], func.FuncOp]) -> str | None:
         """sha256 of what the kernel's code follows from; None if its spec has no stable text (such a
         kernel is always generated)."""
-        spec = _spec_text(make)
+        spec = _spec(make)
         if spec is None:
             return None
+        text, modules = spec
         h = hashlib.sha256()
-        for part in (__version__, compiler_fingerprint(), llvmlite.__version__,
+        for part in (__version__, kernel_code_fingerprint(modules), sys.version, llvmlite.__version__,
                      ".".join(map(str, llvm.llvm_version_info)), xdsl.__version__, self.target.triple,
-                     self.target.cpu, ",".join(self.target.features), str(self.checked), name, spec):
+                     self.target.cpu, ",".join(self.target.features), str(self.checked), name, text):
             h.update(str(part).encode() + b"\0")
         return h.hexdigest()
 
@@ -125,19 +130,84 @@ def _convert(module: ModuleOp) -> None:
         raise BackendError(f"conversion to the llvm dialect failed: {e}") from e
 
 
-def _spec_text(make: Callable[[], func.FuncOp]) -> str | None:
-    """The generator (`lambda: gemm_kernel(spec)`) and the values it closes over, as text. None
-    (not cacheable) when a value prints with its address, or when the generator or a function it
-    names is not the compiler's own (say, replaced by a test): the compiler fingerprint covers
-    only the compiler's sources."""
+def _spec(make: Callable[[], func.FuncOp]) -> tuple[str, frozenset[str]] | None:
+    """The generator (`lambda: gemm_kernel(spec)`) as text: its code and defaults, the values it
+    closes over and the globals it names (functions and modules by name); and the modules of those
+    functions and modules. None (not cacheable) when a value prints with its address, or when the
+    generator or such a function is not the compiler's own (say, a test's): only the compiler's
+    sources are fingerprinted."""
+    code = make.__code__
     values = [cell.cell_contents for cell in make.__closure__ or ()]
-    named = [make.__globals__.get(name) for name in make.__code__.co_names]
-    if not all(_is_compiler_code(f) for f in [make, *values, *named] if callable(f)):
+    named = [make.__globals__.get(name) for name in code.co_names]
+    modules = {_module_of(v) for v in [*values, *named] if _is_code(v)} - {"builtins"}
+    if not all(m == "pyflame_rt" or m.startswith("pyflame_rt.") for m in {make.__module__, *modules}):
         return None
-    text = repr((make.__module__, make.__qualname__, make.__code__.co_names, values))
-    return None if " at 0x" in text else text
+    text = repr((make.__module__, make.__qualname__, code.co_code.hex(), code.co_consts, code.co_names,
+                 make.__defaults__, make.__kwdefaults__, [_describe(v) for v in values], [_describe(v) for v in named]))
+    return None if " at 0x" in text else (text, frozenset(modules))
 
 
-def _is_compiler_code(f) -> bool:
-    module = str(getattr(f, "__module__", ""))
-    return module == "builtins" or module.startswith("pyflame_rt.")
+def _is_code(value) -> bool:
+    return isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type, types.ModuleType))
+
+
+def _module_of(code) -> str:
+    return code.__name__ if isinstance(code, types.ModuleType) else str(getattr(code, "__module__", ""))
+
+
+def _describe(value):
+    """A function, class or module by its name (its source is fingerprinted); other values as they are."""
+    return f"{_module_of(value)}:{getattr(value, '__qualname__', '')}" if _is_code(value) else value
+
+
+# The modules that turn a spec into object code whatever the kernel: the kernel builder, checked
+# builds' guards, the conversion to the llvm dialect, LLVM IR emission and LLVM's settings.
+_CODEGEN_MODULES = frozenset(f"pyflame_rt.targets.cpu.{m}" for m in (
+    "kernel_builder", "access_guard", "checked", "convert_to_llvm", "llvm_compile", "target"))
+# Imported by those but never a source of kernel code: the version (keyed on its own), errors,
+# the cache's storage.
+_NOT_CODEGEN = frozenset({"pyflame_rt", "pyflame_rt.errors", "pyflame_rt.cache", "pyflame_rt.compiled_model"})
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_code_fingerprint(generators: frozenset[str]) -> str:
+    """sha256 of the sources of the modules `generators` (the kernel generators a key names), of
+    `_CODEGEN_MODULES` and this module (splitting and compiling kernel modules), and of every
+    pyflame_rt module they import, directly or not, but `_NOT_CODEGEN`. Other edits (passes,
+    lowerings, the runtime, the driver) leave cached kernels valid: a lowering changes a kernel
+    only through its spec, which the key holds as text."""
+    h = hashlib.sha256()
+    for name, path in sorted(_imported_sources(generators | _CODEGEN_MODULES | {__name__}).items()):
+        with open(path, "rb") as f:
+            h.update(name.encode() + b"\0" + f.read() + b"\0")
+    return h.hexdigest()
+
+
+def _imported_sources(roots: frozenset[str]) -> dict[str, str]:
+    """Module name -> source file, for `roots` and the pyflame_rt modules they import (transitively)."""
+    sources, todo = {}, list(roots)
+    while todo:
+        name = todo.pop()
+        if name in sources or name in _NOT_CODEGEN:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise BackendError(f"kernel cache: no source for compiler module {name}")
+        sources[name] = spec.origin
+        with open(spec.origin, "rb") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names if a.name.startswith("pyflame_rt")]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pyflame_rt"):
+                todo += _imported_modules(node.module, [a.name for a in node.names])
+    return sources
+
+
+def _imported_modules(module: str, names: list[str]) -> list[str]:
+    """What `from module import names` runs: the submodules among `names` if `module` is a
+    package (its own __init__ only if some name is not a submodule), else `module`."""
+    if importlib.util.find_spec(module).submodule_search_locations is None:
+        return [module]
+    submodules = [f"{module}.{n}" for n in names if importlib.util.find_spec(f"{module}.{n}") is not None]
+    return submodules if len(submodules) == len(names) else [module, *submodules]
