@@ -5,7 +5,7 @@ A job is a closure over IR the parent built; forked workers inherit it, so nothi
 index goes to a worker and only its (picklable) result comes back. Forking happens while
 llvmlite's lock is held, so no worker inherits LLVM in the middle of another thread's call. A
 worker that dies raises BackendError; the pool is always shut down and its processes joined.
-With one job, one usable core or no `fork`, the jobs run in this process.
+With one job, one usable core, no `fork` or in a daemon process, the jobs run in this process.
 """
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ _jobs: list[Callable[[], object]] = []  # in a worker: the jobs of the pool that
 
 
 def worker_count(jobs: int) -> int:
-    """How many processes run `jobs` jobs: one per usable core, at most one per job."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+    """How many processes run `jobs` jobs: one per usable core, at most one per job; one (this
+    process) where `fork` is missing or in a daemon process, which may not have children."""
+    if "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
         return 1
     return max(1, min(jobs, len(os.sched_getaffinity(0))))
 

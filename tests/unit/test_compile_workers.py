@@ -47,3 +47,17 @@ def test_a_jobs_error_reaches_the_caller_unchanged():
     with pytest.raises(BackendError, match="LLVM rejected the generated IR: test"):
         run_jobs([lambda: 1, _fail], workers=2)
     assert run_jobs([lambda: 1, lambda: 2], workers=2) == [1, 2]
+
+
+def _jobs_in_this_process(results):
+    results.put(run_jobs([os.getpid, os.getpid]))
+
+
+def test_a_daemon_process_runs_the_jobs_itself():
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    daemon = ctx.Process(target=_jobs_in_this_process, args=(results,), daemon=True)
+    daemon.start()
+    pids = results.get(timeout=60)
+    daemon.join()
+    assert pids == [daemon.pid, daemon.pid]
