@@ -165,8 +165,9 @@ def _describe(value):
 _CODEGEN_MODULES = frozenset(f"pyflame_rt.targets.cpu.{m}" for m in (
     "kernel_builder", "access_guard", "checked", "convert_to_llvm", "llvm_compile", "target"))
 # Imported by those but never a source of kernel code: the version (keyed on its own), errors,
-# the cache's storage.
-_NOT_CODEGEN = frozenset({"pyflame_rt", "pyflame_rt.errors", "pyflame_rt.cache", "pyflame_rt.compiled_model"})
+# the cache's storage, the worker processes.
+_NOT_CODEGEN = frozenset({"pyflame_rt", "pyflame_rt.errors", "pyflame_rt.cache", "pyflame_rt.compiled_model",
+                          "pyflame_rt.targets.cpu.compile_workers"})
 
 
 @functools.lru_cache(maxsize=None)
