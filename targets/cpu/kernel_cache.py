@@ -1,8 +1,9 @@
 """The kernel cache: every kernel compiled once per machine, into an object file of its own.
 
 A kernel's entry is keyed by everything its object code follows from (`KernelCache.key`): its
-symbol and the spec its generator closes over, the target (triple, CPU, features), checked build
-or not, and the compiler (version, sources, llvmlite's LLVM and xDSL versions). On a hit the
+symbol and its generator (code, and the spec it closes over), the target (triple, CPU, features),
+checked build or not, and the compiler (version; llvmlite's LLVM, xDSL and Python versions; the
+sources that generate and compile kernels: `kernel_code_fingerprint`). On a hit the
 kernel is neither generated nor compiled. Entries are signed `.pfm` files bound to their key (no
 weights, one object) in a `CompileCache` configured by `KernelCacheConfig`, so the compile cache's
 privacy, signing, atomic stores and eviction apply to them unchanged.
@@ -12,10 +13,10 @@ point) in worker processes, one per core (compile_workers).
 """
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import importlib.util
+import re
 import sys
 import time
 import types
@@ -99,9 +100,8 @@ def split_kernels(module: ModuleOp, names: list[str]) -> list[ModuleOp]:
 def compile_modules(modules: list[ModuleOp], target: CPUTarget, times: dict[str, float],
                     workers: int | None = None) -> list[bytes]:
     """The object code of each module, compiled side by side by `workers` processes (None: one
-    per core, compile_workers.run_jobs). Adds
-    the time spent converting to the llvm dialect, translating to LLVM IR and in LLVM, summed over
-    the modules, to `times` (ms)."""
+    per core, compile_workers.run_jobs). Adds the time spent converting to the llvm dialect,
+    translating to LLVM IR and in LLVM, summed over the modules, to `times` (ms)."""
     done = run_jobs([functools.partial(_compile_module, module, target) for module in modules], workers)
     for stage in ("convert-to-llvm", "translate", "llvm-codegen"):
         times[stage] = round(sum(spent[stage] for _, spent in done) * 1e3, 2)
@@ -140,7 +140,7 @@ def _spec(make: Callable[[], func.FuncOp]) -> tuple[str, frozenset[str]] | None:
     values = [cell.cell_contents for cell in make.__closure__ or ()]
     named = [make.__globals__.get(name) for name in code.co_names]
     modules = {_module_of(v) for v in [*values, *named] if _is_code(v)} - {"builtins"}
-    if not all(m == "pyflame_rt" or m.startswith("pyflame_rt.") for m in {make.__module__, *modules}):
+    if not all(_is_compiler_module(m) for m in {make.__module__, *modules}):
         return None
     text = repr((make.__module__, make.__qualname__, code.co_code.hex(), code.co_consts, code.co_names,
                  make.__defaults__, make.__kwdefaults__, [_describe(v) for v in values], [_describe(v) for v in named]))
@@ -177,38 +177,56 @@ def kernel_code_fingerprint(generators: frozenset[str]) -> str:
     pyflame_rt module they import, directly or not, but `_NOT_CODEGEN`. Other edits (passes,
     lowerings, the runtime, the driver) leave cached kernels valid: a lowering changes a kernel
     only through its spec, which the key holds as text."""
-    h = hashlib.sha256()
-    for name, path in sorted(_imported_sources(generators | _CODEGEN_MODULES | {__name__}).items()):
-        with open(path, "rb") as f:
-            h.update(name.encode() + b"\0" + f.read() + b"\0")
-    return h.hexdigest()
-
-
-def _imported_sources(roots: frozenset[str]) -> dict[str, str]:
-    """Module name -> source file, for `roots` and the pyflame_rt modules they import (transitively)."""
-    sources, todo = {}, list(roots)
+    digests, todo = {}, list(generators | _CODEGEN_MODULES | {__name__})
     while todo:
         name = todo.pop()
-        if name in sources or name in _NOT_CODEGEN:
-            continue
+        if name not in digests and name not in _NOT_CODEGEN:
+            digests[name], imports = _module_source(name)
+            todo += imports
+    return hashlib.sha256("".join(f"{name}\0{digests[name]}\0" for name in sorted(digests)).encode()).hexdigest()
+
+
+# `from pyflame_rt.x import a, b` (names possibly in parentheses over lines) or `import pyflame_rt.x`
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(pyflame_rt(?:\.\w+)*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]+)"
+                     r"|import[ \t]+(pyflame_rt(?:\.\w+)*))", re.M)
+
+
+@functools.lru_cache(maxsize=None)
+def _module_source(name: str) -> tuple[str, list[str]]:
+    """sha256 of module `name`'s source ("" if there is no such module), and the pyflame_rt
+    modules it imports (an import statement in a string only adds a module to hash)."""
+    origin = _origin(name)
+    if origin is None:
+        return "", []
+    with open(origin, "rb") as f:
+        source = f.read()
+    imports = []
+    for m in _IMPORT.finditer(source.decode()):
+        if m[3]:
+            imports.append(m[3])
+        else:
+            names = [n.split(" as ")[0].strip() for n in m[2].strip("() \t").split(",")]
+            imports += _imported_modules(m[1], [n for n in names if n])
+    return hashlib.sha256(source).hexdigest(), imports
+
+
+def _origin(name: str) -> str | None:
+    try:
         spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise BackendError(f"kernel cache: no source for compiler module {name}")
-        sources[name] = spec.origin
-        with open(spec.origin, "rb") as f:
-            tree = ast.parse(f.read())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                todo += [a.name for a in node.names if a.name.startswith("pyflame_rt")]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pyflame_rt"):
-                todo += _imported_modules(node.module, [a.name for a in node.names])
-    return sources
+    except ModuleNotFoundError:
+        return None
+    return spec.origin if spec is not None else None
+
+
+def _is_compiler_module(name: str) -> bool:
+    return name == "pyflame_rt" or name.startswith("pyflame_rt.")
 
 
 def _imported_modules(module: str, names: list[str]) -> list[str]:
     """What `from module import names` runs: the submodules among `names` if `module` is a
     package (its own __init__ only if some name is not a submodule), else `module`."""
-    if importlib.util.find_spec(module).submodule_search_locations is None:
+    package = _origin(module) is not None and importlib.util.find_spec(module).submodule_search_locations
+    if not package:
         return [module]
-    submodules = [f"{module}.{n}" for n in names if importlib.util.find_spec(f"{module}.{n}") is not None]
+    submodules = [f"{module}.{n}" for n in names if _origin(f"{module}.{n}") is not None]
     return submodules if len(submodules) == len(names) else [module, *submodules]
