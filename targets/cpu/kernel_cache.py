@@ -177,7 +177,11 @@ def kernel_code_fingerprint(generators: frozenset[str]) -> str:
     pyflame_rt module they import, directly or not, but `_NOT_CODEGEN`. Other edits (passes,
     lowerings, the runtime, the driver) leave cached kernels valid: a lowering changes a kernel
     only through its spec, which the key holds as text."""
-    digests, todo = {}, list(generators | _CODEGEN_MODULES | {__name__})
+    roots = generators | _CODEGEN_MODULES | {__name__}
+    missing = sorted(name for name in roots if _origin(name) is None)
+    if missing:  # a renamed module: fail loudly rather than leave its code unhashed
+        raise BackendError(f"kernel cache: compiler modules not found: {', '.join(missing)}")
+    digests, todo = {}, list(roots)
     while todo:
         name = todo.pop()
         if name not in digests and name not in _NOT_CODEGEN:
