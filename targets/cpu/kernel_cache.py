@@ -1,21 +1,25 @@
 """The kernel cache: every kernel compiled once per machine, into an object file of its own.
 
 A kernel's entry is keyed by everything its object code follows from (`KernelCache.key`): its
-symbol and the spec its generator closes over, the target (triple, CPU, features), checked build
-or not, and the compiler (version, sources, llvmlite's LLVM and xDSL versions). On a hit the
+symbol and its generator (code, and the spec it closes over), the target (triple, CPU, features),
+checked build or not, and the compiler (version; llvmlite's LLVM, xDSL and Python versions; the
+sources that generate and compile kernels: `kernel_code_fingerprint`). On a hit the
 kernel is neither generated nor compiled. Entries are signed `.pfm` files bound to their key (no
 weights, one object) in a `CompileCache` configured by `KernelCacheConfig`, so the compile cache's
 privacy, signing, atomic stores and eviction apply to them unchanged.
 
 `compile_modules` compiles the modules of one model (each missing kernel alone, then the entry
-point): LLVM runs on a worker thread (llvmlite releases the GIL) while the next module is
-converted and translated in Python.
+point) in worker processes, one per core (compile_workers).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
+import re
+import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+import types
 from typing import Callable
 
 import llvmlite
@@ -27,9 +31,10 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 
 from pyflame_rt import __version__
-from pyflame_rt.cache import CompileCache, compiler_fingerprint
+from pyflame_rt.cache import CompileCache
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import BackendError, PyFlameRTError
+from pyflame_rt.targets.cpu.compile_workers import run_jobs
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
 from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -48,13 +53,14 @@ class KernelCache:
     def key(self, name: str, make: Callable[[], func.FuncOp]) -> str | None:
         """sha256 of what the kernel's code follows from; None if its spec has no stable text (such a
         kernel is always generated)."""
-        spec = _spec_text(make)
+        spec = _spec(make)
         if spec is None:
             return None
+        text, modules = spec
         h = hashlib.sha256()
-        for part in (__version__, compiler_fingerprint(), llvmlite.__version__,
+        for part in (__version__, kernel_code_fingerprint(modules), sys.version, llvmlite.__version__,
                      ".".join(map(str, llvm.llvm_version_info)), xdsl.__version__, self.target.triple,
-                     self.target.cpu, ",".join(self.target.features), str(self.checked), name, spec):
+                     self.target.cpu, ",".join(self.target.features), str(self.checked), name, text):
             h.update(str(part).encode() + b"\0")
         return h.hexdigest()
 
@@ -93,24 +99,26 @@ def split_kernels(module: ModuleOp, names: list[str]) -> list[ModuleOp]:
     return modules
 
 
-def compile_modules(modules: list[ModuleOp], target: CPUTarget, times: dict[str, float]) -> list[bytes]:
-    """The object code of each module. Adds the main thread's time converting to the llvm dialect
-    and translating to LLVM IR, and the time then left waiting for LLVM, to `times` (ms)."""
-    spent = dict.fromkeys(("convert-to-llvm", "translate", "llvm-codegen"), 0.0)
-    with ThreadPoolExecutor(max_workers=1) as llvm_thread:
-        pending = []
-        for module in modules:
-            t = time.perf_counter()
-            _convert(module)
-            t, spent["convert-to-llvm"] = time.perf_counter(), spent["convert-to-llvm"] + time.perf_counter() - t
-            ir_text = to_llvm_ir(module, target)
-            spent["translate"] += time.perf_counter() - t
-            pending.append(llvm_thread.submit(compile_object, ir_text, target))
-        t = time.perf_counter()
-        objects = [p.result() for p in pending]
-        spent["llvm-codegen"] = time.perf_counter() - t
-    times.update({stage: round(s * 1e3, 2) for stage, s in spent.items()})
-    return objects
+def compile_modules(modules: list[ModuleOp], target: CPUTarget, times: dict[str, float],
+                    workers: int | None = None) -> list[bytes]:
+    """The object code of each module, compiled side by side by `workers` processes (None: one
+    per core, compile_workers.run_jobs). Adds the time spent converting to the llvm dialect,
+    translating to LLVM IR and in LLVM, summed over the modules, to `times` (ms)."""
+    done = run_jobs([functools.partial(_compile_module, module, target) for module in modules], workers)
+    for stage in ("convert-to-llvm", "translate", "llvm-codegen"):
+        times[stage] = round(sum(spent[stage] for _, spent in done) * 1e3, 2)
+    return [obj for obj, _ in done]
+
+
+def _compile_module(module: ModuleOp, target: CPUTarget) -> tuple[bytes, dict[str, float]]:
+    """The module's object code and the seconds each stage took."""
+    t0 = time.perf_counter()
+    _convert(module)
+    t1 = time.perf_counter()
+    ir_text = to_llvm_ir(module, target)
+    t2 = time.perf_counter()
+    obj = compile_object(ir_text, target)
+    return obj, {"convert-to-llvm": t1 - t0, "translate": t2 - t1, "llvm-codegen": time.perf_counter() - t2}
 
 
 def _convert(module: ModuleOp) -> None:
@@ -124,19 +132,107 @@ def _convert(module: ModuleOp) -> None:
         raise BackendError(f"conversion to the llvm dialect failed: {e}") from e
 
 
-def _spec_text(make: Callable[[], func.FuncOp]) -> str | None:
-    """The generator (`lambda: gemm_kernel(spec)`) and the values it closes over, as text. None
-    (not cacheable) when a value prints with its address, or when the generator or a function it
-    names is not the compiler's own (say, replaced by a test): the compiler fingerprint covers
-    only the compiler's sources."""
+def _spec(make: Callable[[], func.FuncOp]) -> tuple[str, frozenset[str]] | None:
+    """The generator (`lambda: gemm_kernel(spec)`) as text: its code and defaults, the values it
+    closes over and the globals it names (functions and modules by name); and the modules of those
+    functions and modules. None (not cacheable) when a value prints with its address, or when the
+    generator or such a function is not the compiler's own (say, a test's): only the compiler's
+    sources are fingerprinted."""
+    code = make.__code__
     values = [cell.cell_contents for cell in make.__closure__ or ()]
-    named = [make.__globals__.get(name) for name in make.__code__.co_names]
-    if not all(_is_compiler_code(f) for f in [make, *values, *named] if callable(f)):
+    named = [make.__globals__.get(name) for name in code.co_names]
+    modules = {_module_of(v) for v in [*values, *named] if _is_code(v)} - {"builtins"}
+    if not all(_is_compiler_module(m) for m in {make.__module__, *modules}):
         return None
-    text = repr((make.__module__, make.__qualname__, make.__code__.co_names, values))
-    return None if " at 0x" in text else text
+    text = repr((make.__module__, make.__qualname__, code.co_code.hex(), code.co_consts, code.co_names,
+                 make.__defaults__, make.__kwdefaults__, [_describe(v) for v in values], [_describe(v) for v in named]))
+    return None if " at 0x" in text else (text, frozenset(modules))
 
 
-def _is_compiler_code(f) -> bool:
-    module = str(getattr(f, "__module__", ""))
-    return module == "builtins" or module.startswith("pyflame_rt.")
+def _is_code(value) -> bool:
+    return isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type, types.ModuleType))
+
+
+def _module_of(code) -> str:
+    return code.__name__ if isinstance(code, types.ModuleType) else str(getattr(code, "__module__", ""))
+
+
+def _describe(value):
+    """A function, class or module by its name (its source is fingerprinted); other values as they are."""
+    return f"{_module_of(value)}:{getattr(value, '__qualname__', '')}" if _is_code(value) else value
+
+
+# The modules that turn a spec into object code whatever the kernel: the kernel builder, checked
+# builds' guards, the conversion to the llvm dialect, LLVM IR emission and LLVM's settings.
+_CODEGEN_MODULES = frozenset(f"pyflame_rt.targets.cpu.{m}" for m in (
+    "kernel_builder", "access_guard", "checked", "convert_to_llvm", "llvm_compile", "target"))
+# Imported by those but never a source of kernel code: the version (keyed on its own), errors,
+# the cache's storage, the worker processes.
+_NOT_CODEGEN = frozenset({"pyflame_rt", "pyflame_rt.errors", "pyflame_rt.cache", "pyflame_rt.compiled_model",
+                          "pyflame_rt.targets.cpu.compile_workers"})
+
+
+@functools.lru_cache(maxsize=None)
+def kernel_code_fingerprint(generators: frozenset[str]) -> str:
+    """sha256 of the sources of the modules `generators` (the kernel generators a key names), of
+    `_CODEGEN_MODULES` and this module (splitting and compiling kernel modules), and of every
+    pyflame_rt module they import, directly or not, but `_NOT_CODEGEN`. Other edits (passes,
+    lowerings, the runtime, the driver) leave cached kernels valid: a lowering changes a kernel
+    only through its spec, which the key holds as text."""
+    roots = generators | _CODEGEN_MODULES | {__name__}
+    missing = sorted(name for name in roots if _origin(name) is None)
+    if missing:  # a renamed module: fail loudly rather than leave its code unhashed
+        raise BackendError(f"kernel cache: compiler modules not found: {', '.join(missing)}")
+    digests, todo = {}, list(roots)
+    while todo:
+        name = todo.pop()
+        if name not in digests and name not in _NOT_CODEGEN:
+            digests[name], imports = _module_source(name)
+            todo += imports
+    return hashlib.sha256("".join(f"{name}\0{digests[name]}\0" for name in sorted(digests)).encode()).hexdigest()
+
+
+# `from pyflame_rt.x import a, b` (names possibly in parentheses over lines) or `import pyflame_rt.x`
+_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(pyflame_rt(?:\.\w+)*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]+)"
+                     r"|import[ \t]+(pyflame_rt(?:\.\w+)*))", re.M)
+
+
+@functools.lru_cache(maxsize=None)
+def _module_source(name: str) -> tuple[str, list[str]]:
+    """sha256 of module `name`'s source ("" if there is no such module), and the pyflame_rt
+    modules it imports (an import statement in a string only adds a module to hash)."""
+    origin = _origin(name)
+    if origin is None:
+        return "", []
+    with open(origin, "rb") as f:
+        source = f.read()
+    imports = []
+    for m in _IMPORT.finditer(source.decode()):
+        if m[3]:
+            imports.append(m[3])
+        else:
+            names = [n.split(" as ")[0].strip() for n in m[2].strip("() \t").split(",")]
+            imports += _imported_modules(m[1], [n for n in names if n])
+    return hashlib.sha256(source).hexdigest(), imports
+
+
+def _origin(name: str) -> str | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except ModuleNotFoundError:
+        return None
+    return spec.origin if spec is not None else None
+
+
+def _is_compiler_module(name: str) -> bool:
+    return name == "pyflame_rt" or name.startswith("pyflame_rt.")
+
+
+def _imported_modules(module: str, names: list[str]) -> list[str]:
+    """What `from module import names` runs: the submodules among `names` if `module` is a
+    package (its own __init__ only if some name is not a submodule), else `module`."""
+    package = _origin(module) is not None and importlib.util.find_spec(module).submodule_search_locations
+    if not package:
+        return [module]
+    submodules = [f"{module}.{n}" for n in names if _origin(f"{module}.{n}") is not None]
+    return submodules if len(submodules) == len(names) else [module, *submodules]

@@ -12,6 +12,7 @@ from onnx import helper
 from pyflame_rt.cache import CompileCache, KernelCacheConfig
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.executable import Executable
+from pyflame_rt.targets.cpu import kernel_cache
 from pyflame_rt.targets.cpu.kernel_cache import KernelCache
 from pyflame_rt.targets.cpu.kernels.elementwise import ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -122,3 +123,33 @@ def test_two_processes_filling_the_cache_at_once(tmp_path):
     assert warm.header["kernel_cache"]["compiled"] == []
     assert len(entries(tmp_path)) == len(warm.header["kernels"])
     assert_close(Executable(warm).run([X])[0], ort_run(gemm_relu_model(), {"x": X})[0])
+
+
+def test_the_key_follows_the_generators_code_and_defaults():
+    cache = KernelCache(None, CPUTarget.named("x86-64-v3"), False)
+    spec = ElementwiseSpec("relu", 0, ("v",), 8)
+    makes = [lambda: elementwise_kernel(ElementwiseSpec("relu", 0, ("v",), 8)),
+             lambda: elementwise_kernel(ElementwiseSpec("relu", 0, ("v",), 16)),
+             lambda s=spec: elementwise_kernel(s), lambda s=ElementwiseSpec("relu", 0, ("v",), 16): elementwise_kernel(s)]
+    for make in makes:
+        make.__module__ = "pyflame_rt.targets.cpu.lowerings.elementwise"
+    assert len({cache.key("k", make) for make in makes} - {None}) == 4
+
+
+def test_the_kernel_code_fingerprint_covers_kernel_generation_and_codegen_only():
+    spec = ElementwiseSpec("relu", 0, ("v",), 8)
+    text, modules = kernel_cache._spec(_compiler_made(spec))
+    assert modules == {"pyflame_rt.targets.cpu.kernels.elementwise"}
+    sources, todo = set(), list(modules | kernel_cache._CODEGEN_MODULES | {kernel_cache.__name__})
+    while todo:  # the modules kernel_code_fingerprint hashes
+        name = todo.pop()
+        if name not in sources | kernel_cache._NOT_CODEGEN:
+            sources.add(name)
+            todo += kernel_cache._module_source(name)[1]
+    cpu = "pyflame_rt.targets.cpu."
+    assert {f"{cpu}kernels.elementwise", f"{cpu}kernels.fast_math", f"{cpu}kernel_builder", f"{cpu}access_guard",
+            f"{cpu}convert_to_llvm", f"{cpu}llvm_compile", f"{cpu}target", f"{cpu}kernel_cache"} <= sources
+    # passes, lowerings, the importer, the driver and the runtime do not make kernel code
+    assert not [m for m in sources if m.startswith(("pyflame_rt.transforms", "pyflame_rt.import_module",
+                                                    f"{cpu}lower", "pyflame_rt.compiler", "pyflame_rt.session",
+                                                    "pyflame_rt.runtime", "pyflame_rt.executable"))]
