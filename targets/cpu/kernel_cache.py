@@ -167,9 +167,10 @@ def _describe(value):
 _CODEGEN_MODULES = frozenset(f"pyflame_rt.targets.cpu.{m}" for m in (
     "kernel_builder", "access_guard", "checked", "convert_to_llvm", "llvm_compile", "target"))
 # Imported by those but never a source of kernel code: the version (keyed on its own), errors,
-# the cache's storage, the worker processes.
+# the cache's storage, the worker processes, the CPU target's compile driver half (backend.py,
+# which target.py loads on first use: it runs lowerings and passes, not kernel generation).
 _NOT_CODEGEN = frozenset({"pyflame_rt", "pyflame_rt.errors", "pyflame_rt.cache", "pyflame_rt.compiled_model",
-                          "pyflame_rt.targets.cpu.compile_workers"})
+                          "pyflame_rt.targets.cpu.compile_workers", "pyflame_rt.targets.cpu.backend"})
 
 
 @functools.lru_cache(maxsize=None)
@@ -196,6 +197,9 @@ def kernel_code_fingerprint(generators: frozenset[str]) -> str:
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(pyflame_rt(?:\.\w+)*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]+)"
                      r"|import[ \t]+(pyflame_rt(?:\.\w+)*))", re.M)
 
+# imports only type checkers run: they never change what a module does
+_TYPE_CHECKING_BLOCK = re.compile(r"^if TYPE_CHECKING:\n(?:[ \t]+[^\n]*\n|[ \t]*\n)*", re.M)
+
 
 @functools.lru_cache(maxsize=None)
 def _module_source(name: str) -> tuple[str, list[str]]:
@@ -207,7 +211,7 @@ def _module_source(name: str) -> tuple[str, list[str]]:
     with open(origin, "rb") as f:
         source = f.read()
     imports = []
-    for m in _IMPORT.finditer(source.decode()):
+    for m in _IMPORT.finditer(_TYPE_CHECKING_BLOCK.sub("", source.decode())):
         if m[3]:
             imports.append(m[3])
         else:
