@@ -11,6 +11,7 @@ from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, opt
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects.graph_attrs import ActivationAttr
 from pyflame_rt.dtype import DType
 from pyflame_rt.reference import evaluate
 from xdsl.utils.exceptions import VerifyException
@@ -109,7 +110,8 @@ def test_conv_relu_and_clip_run_in_the_nhwc_chain(hi, rng):
     res = from_onnx(m)
     opt.optimize(res)
     convs = [op for op in graph.entry_function(res.module).body.block.ops if op.name == "graph.conv"]
-    assert [graph.activation_of(c) for c in convs] == ["relu", "relu6" if hi == 6.0 else "clip(0.0, 1.5)", None]
+    assert [graph.activation_of(c) for c in convs] == [
+        ActivationAttr("relu"), ActivationAttr("relu6") if hi == 6.0 else ActivationAttr("clip", [0.0, 1.5]), None]
 
 
 def opt_ops(model) -> list[str]:
