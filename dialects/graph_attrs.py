@@ -67,6 +67,8 @@ class CoordinateMode(StrEnum):
     PYTORCH_HALF_PIXEL = "pytorch_half_pixel"
     ALIGN_CORNERS = "align_corners"
     ASYMMETRIC = "asymmetric"
+    TF_HALF_PIXEL_FOR_NN = "tf_half_pixel_for_nn"
+    TF_CROP_AND_RESIZE = "tf_crop_and_resize"
 
 
 class NearestMode(StrEnum):
@@ -197,6 +199,13 @@ def float32_text(value: float) -> str:
     return text if "." in mantissa or not e or "n" in mantissa else f"{mantissa}.0e{exponent}"
 
 
+def _param_count_error(kind: Activation, count: int) -> str | None:
+    names = ACTIVATION_PARAMS.get(kind, ())
+    if count == len(names):
+        return None
+    return f"activation {kind.value} takes {len(names)} parameters ({', '.join(names) or 'none'}), got {count}"
+
+
 @irdl_attr_definition
 class ActivationAttr(ParametrizedAttribute):
     """`#graph.activation<relu>`, `#graph.activation<clip, 0.0, 6.0>`,
@@ -226,6 +235,7 @@ class ActivationAttr(ParametrizedAttribute):
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        start = parser.pos
         parser.parse_punctuation("<")
         kind = ActivationKindAttr(ActivationKindAttr.parse_parameter(parser))
         params = []
@@ -234,13 +244,13 @@ class ActivationAttr(ParametrizedAttribute):
             value = float("inf") if parser.parse_optional_keyword("inf") else float(parser.parse_number())
             params.append(FloatAttr(-value if negative else value, f32))
         parser.parse_punctuation(">")
+        if (error := _param_count_error(kind.data, len(params))) is not None:
+            parser.raise_error(error, start, parser.pos)
         return kind, ArrayAttr(params)
 
     def verify(self) -> None:
-        names = ACTIVATION_PARAMS.get(self.activation, ())
-        if len(self.values) != len(names):
-            raise VerifyException(f"activation {self.activation.value} takes {len(names)} parameters "
-                                  f"({', '.join(names) or 'none'}), got {len(self.values)}")
+        if (error := _param_count_error(self.activation, len(self.values))) is not None:
+            raise VerifyException(error)
 
     def applies_to(self, result_type: Attribute) -> bool:
         """Whether this activation is defined for a result of this type."""

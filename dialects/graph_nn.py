@@ -97,7 +97,7 @@ def channels_first(shape: Shape, layout: str) -> Shape:
 
 def channels_last(shape: Shape, layout: str) -> Shape:
     """An NCHW shape in `layout` (the inverse of channels_first)."""
-    return (shape[0], shape[2], shape[3], shape[1]) if layout == "NHWC" else tuple(shape)
+    return (shape[0], shape[2], shape[3], shape[1]) if layout == Layout.NHWC else tuple(shape)
 
 
 class _Attrs:
