@@ -51,8 +51,8 @@ from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
-from pyflame_rt.dialects.graph_attrs import ActivationAttr
 from pyflame_rt.dialects.assumptions import at_node, broadcast_dim, collect, require_equal, require_nonempty
+from pyflame_rt.dialects.graph_attrs import ActivationAttr
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_div, numel, parse_dim
 
 _ELEMENT_TYPES: dict[DType, Attribute] = {
