@@ -52,7 +52,8 @@ from xdsl.utils.exceptions import VerifyException
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 from pyflame_rt.dialects.assumptions import at_node, broadcast_dim, collect, require_equal, require_nonempty
-from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_div, dim_mul, numel, parse_dim
+from pyflame_rt.dialects.graph_attrs import ActivationAttr
+from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_div, numel, parse_dim
 
 _ELEMENT_TYPES: dict[DType, Attribute] = {
     DType.FLOAT32: Float32Type(),
@@ -122,65 +123,34 @@ def same_dtype(dtypes: Sequence[DType], what: str) -> DType:
     return dtypes[0]
 
 
-# What a fused epilogue can apply (an op's optional `activation` property): a unary function
-# applied to the result while it is still in registers, written "name" or "name(p0, p1)" with its
-# float parameters, e.g. "leaky_relu(0.01)" or "clip(-1, 1)". Name -> parameter count. relu6 is
-# min(max(x, 0), 6), the Clip(0, 6) of MobileNet-style networks; gelu is the erf form.
-ACTIVATIONS = {"relu": 0, "relu6": 0, "clip": 2, "leaky_relu": 1, "sigmoid": 0, "tanh": 0,
-               "hard_sigmoid": 2, "hard_swish": 0, "gelu": 0, "gelu_tanh": 0}
-# relu and relu6 apply to any element type; the others to single-precision floats (computed in f32)
-INTEGER_ACTIVATIONS = ("relu", "relu6")
-_SINGLE_FLOAT_TYPES = (Float16Type, BFloat16Type, Float32Type)
-_ACTIVATION_SYNTAX = [f"{n}({', '.join('p' * k)})" if k else n for n, k in ACTIVATIONS.items()]
+def activation_prop():
+    """The optional fused `activation` of the ops whose epilogue applies one (fuse-activation)."""
+    return opt_prop_def(ActivationAttr)
 
 
-def format_activation(name: str, params: Sequence[float] = ()) -> str:
-    """The `activation` string of `name` with float32 parameters (shortest round-trip form)."""
-    return name if not params else f"{name}({', '.join(str(np.float32(p)) for p in params)})"
+def activation_props(activation: ActivationAttr | None) -> dict[str, Attribute]:
+    return {} if activation is None else {"activation": activation}
 
 
-def parse_activation(text: str) -> tuple[str, tuple[float, ...]]:
-    """(name, params) of an `activation` string; VerifyException when it names no activation."""
-    name, paren, rest = text.partition("(")
-    try:
-        params = tuple(float(p) for p in rest.removesuffix(")").split(",")) if paren else ()
-    except ValueError:
-        params = None
-    if name not in ACTIVATIONS or params is None or len(params) != ACTIVATIONS[name] or (
-            paren and not rest.endswith(")")):
-        raise VerifyException(f"activation must be one of {', '.join(_ACTIVATION_SYNTAX)}, got '{text}'")
-    return name, params
-
-
-def activation_props(activation: str | None) -> dict[str, Attribute]:
-    return {} if activation is None else {"activation": StringAttr(activation)}
-
-
-def activation_of(op: IRDLOperation) -> str | None:
+def activation_of(op: IRDLOperation) -> ActivationAttr | None:
     act = op.properties.get("activation")
-    return act.data if isinstance(act, StringAttr) else None
+    return act if isinstance(act, ActivationAttr) else None
 
 
 def check_activation(op: IRDLOperation) -> None:
     act = activation_of(op)
-    if act is None:
-        return
-    try:
-        name, _ = parse_activation(act)
-    except VerifyException as e:
-        raise VerifyException(f"{op.name}: {e}") from None
-    if not all(activation_applies(name, r.type) for r in op.results):
-        raise VerifyException(f"{op.name}: activation '{act}' needs a float32, float16 or bfloat16 result")
-
-
-def activation_applies(name: str, result_type: Attribute) -> bool:
-    """Whether a fused activation `name` is defined for a result of this type."""
-    return name in INTEGER_ACTIVATIONS or (
-        isinstance(result_type, TensorType) and isinstance(result_type.element_type, _SINGLE_FLOAT_TYPES))
+    if act is not None and not all(act.applies_to(r.type) for r in op.results):
+        raise VerifyException(f"{op.name}: activation {act.activation.value} needs a float32, float16 or bfloat16 "
+                              "result")
 
 
 class GraphOp(IRDLOperation):
-    """Base of graph ops: shape inference from symbolic operand shapes."""
+    """Base of graph ops: pure, properties in the attribute dictionary, a fused `activation` (where
+    the op defines one) verified against the result type, and shape inference from symbolic
+    operand shapes."""
+
+    traits = traits_def(Pure())
+    irdl_options = (ParsePropInAttrDict(),)
 
     def infer_shapes(self, shapes: Sequence[Shape]) -> list[Shape]:
         raise NotImplementedError
@@ -190,6 +160,7 @@ class GraphOp(IRDLOperation):
         return [dtypes[0]] * len(self.results)
 
     def verify_(self) -> None:
+        check_activation(self)
         try:
             dtypes = self.infer_dtypes([dtype_of(o.type) for o in self.operands])
         except (ShapeMismatchError, DTypeMismatchError) as e:
@@ -234,7 +205,6 @@ class ConstantOp(GraphOp):
     weight = opt_prop_def(SymbolRefAttr)
     value = opt_prop_def(DenseIntOrFPElementsAttr)
     result = result_def(TensorType)
-    traits = traits_def(Pure())
 
     def __init__(self, result_type: TensorType, weight: str | None = None, value=None):
         props: dict[str, Attribute] = {}
@@ -280,20 +250,40 @@ class ConstantOp(GraphOp):
         return [static_shape(self.result.type)]
 
 
-# ------------------------------------------------------------ elementwise
+# ------------------------------------------------------------ op families
 
 
-class ElementwiseBinaryOp(GraphOp):
-    """lhs (op) rhs with multidirectional broadcasting."""
+class UnaryOp(GraphOp):
+    """One tensor in, one out, properties in the attribute dictionary (default: the input's shape)."""
+
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input: SSAValue, result_type: TensorType | None = None, **properties: Attribute):
+        super().__init__(operands=[input], result_types=[result_type or input.type], properties=properties)
+
+    def infer_shapes(self, shapes):
+        return [shapes[0]]
+
+
+class BinaryOp(GraphOp):
+    """Two tensors in, one out."""
 
     lhs = operand_def(TensorType)
     rhs = operand_def(TensorType)
     result = result_def(TensorType)
     assembly_format = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
-    def __init__(self, lhs: SSAValue, rhs: SSAValue, result_type: TensorType):
-        super().__init__(operands=[lhs, rhs], result_types=[result_type])
+    def __init__(self, lhs: SSAValue, rhs: SSAValue, result_type: TensorType, **properties: Attribute):
+        super().__init__(operands=[lhs, rhs], result_types=[result_type], properties=properties)
+
+
+# ------------------------------------------------------------ elementwise
+
+
+class ElementwiseBinaryOp(BinaryOp):
+    """lhs (op) rhs with multidirectional broadcasting, one element type."""
 
     def infer_shapes(self, shapes):
         return [broadcast_shapes(shapes[0], shapes[1])]
@@ -305,16 +295,11 @@ class ElementwiseBinaryOp(GraphOp):
 @irdl_op_definition
 class AddOp(ElementwiseBinaryOp):
     name = "graph.add"
-    activation = opt_prop_def(StringAttr)  # fused epilogue (fuse-activation)
-    irdl_options = (ParsePropInAttrDict(),)
+    activation = activation_prop()
 
-    def __init__(self, lhs: SSAValue, rhs: SSAValue, result_type: TensorType, activation: str | None = None):
-        super().__init__(lhs, rhs, result_type)
-        self.properties.update(activation_props(activation))
-
-    def verify_(self) -> None:
-        check_activation(self)
-        super().verify_()
+    def __init__(self, lhs: SSAValue, rhs: SSAValue, result_type: TensorType,
+                 activation: ActivationAttr | None = None):
+        super().__init__(lhs, rhs, result_type, **activation_props(activation))
 
 
 @irdl_op_definition
@@ -332,17 +317,8 @@ class DivOp(ElementwiseBinaryOp):
     name = "graph.div"
 
 
-class ElementwiseUnaryOp(GraphOp):
-    input = operand_def(TensorType)
-    result = result_def(TensorType)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
-
-    def __init__(self, input: SSAValue, result_type: TensorType | None = None):
-        super().__init__(operands=[input], result_types=[result_type or input.type])
-
-    def infer_shapes(self, shapes):
-        return [shapes[0]]
+class ElementwiseUnaryOp(UnaryOp):
+    """f(x) element by element."""
 
 
 @irdl_op_definition
@@ -370,14 +346,12 @@ class GemmOp(GraphOp):
     beta = prop_def(FloatAttr, default_value=FloatAttr(1.0, f32))
     trans_a = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
     trans_b = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
-    activation = opt_prop_def(StringAttr)  # fused epilogue (fuse-gemm), applied after + C
+    activation = activation_prop()  # applied after + C
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "operands attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, a, b, c, result_type, *, alpha=1.0, beta=1.0, trans_a=False, trans_b=False,
-                 activation: str | None = None):
+                 activation: ActivationAttr | None = None):
         super().__init__(
             operands=[a, b, [c] if c is not None else []],
             result_types=[result_type],
@@ -389,10 +363,6 @@ class GemmOp(GraphOp):
                 **activation_props(activation),
             },
         )
-
-    def verify_(self) -> None:
-        check_activation(self)
-        super().verify_()
 
     def infer_shapes(self, shapes):
         a, b = shapes[0], shapes[1]
@@ -408,18 +378,10 @@ class GemmOp(GraphOp):
 
 
 @irdl_op_definition
-class MatMulOp(GraphOp):
+class MatMulOp(BinaryOp):
     """numpy.matmul semantics: 1-D promotion and batch broadcasting (ONNX MatMul)."""
 
     name = "graph.matmul"
-    lhs = operand_def(TensorType)
-    rhs = operand_def(TensorType)
-    result = result_def(TensorType)
-    assembly_format = "$lhs `,` $rhs attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
-
-    def __init__(self, lhs, rhs, result_type):
-        super().__init__(operands=[lhs, rhs], result_types=[result_type])
 
     def infer_shapes(self, shapes):
         return [matmul_shape(shapes[0], shapes[1])]
@@ -445,20 +407,14 @@ def matmul_shape(a: Shape, b: Shape) -> Shape:
 
 
 @irdl_op_definition
-class FlattenOp(GraphOp):
+class FlattenOp(UnaryOp):
     """Reshape to 2-D: dims before `axis` form the rows (ONNX Flatten)."""
 
     name = "graph.flatten"
-    input = operand_def(TensorType)
     axis = prop_def(IntegerAttr, default_value=IntegerAttr(1, i64))
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, axis: int, result_type):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"axis": IntegerAttr(axis, i64)})
+        super().__init__(input, result_type, axis=IntegerAttr(axis, i64))
 
     def infer_shapes(self, shapes):
         s = shapes[0]
@@ -471,24 +427,16 @@ class FlattenOp(GraphOp):
 
 
 @irdl_op_definition
-class ReshapeOp(GraphOp):
+class ReshapeOp(UnaryOp):
     """Reshape to `shape` (ONNX rules: 0 copies the input dim unless allowzero, -1 is inferred)."""
 
     name = "graph.reshape"
-    input = operand_def(TensorType)
     shape = prop_def(DenseArrayBase)
     allowzero = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, shape: Sequence[int], result_type, allowzero: bool = False):
-        super().__init__(
-            operands=[input], result_types=[result_type],
-            properties={"shape": DenseArrayBase.from_list(i64, list(shape)),
-                        "allowzero": BoolAttr.from_bool(allowzero)},
-        )
+        super().__init__(input, result_type, shape=DenseArrayBase.from_list(i64, list(shape)),
+                         allowzero=BoolAttr.from_bool(allowzero))
 
     def infer_shapes(self, shapes):
         return [reshape_shape(shapes[0], list(self.shape.get_values()), self.allowzero.value.data)]

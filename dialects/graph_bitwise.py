@@ -4,11 +4,10 @@ Shapes broadcast like the core arithmetic ops; both operands share one integer e
 """
 from __future__ import annotations
 
-from xdsl.dialects.builtin import StringAttr
-from xdsl.irdl import ParsePropInAttrDict, irdl_op_definition, prop_def
-from xdsl.utils.exceptions import VerifyException
+from xdsl.irdl import irdl_op_definition, prop_def
 
 from pyflame_rt.dialects.graph import ElementwiseBinaryOp, ElementwiseUnaryOp, same_dtype
+from pyflame_rt.dialects.graph_attrs import ShiftDirectionAttr, enum_attr
 from pyflame_rt.dialects.graph_math import INTEGER_DTYPES
 from pyflame_rt.errors import DTypeMismatchError
 
@@ -54,17 +53,10 @@ class BitShiftOp(BitwiseBinaryOp):
     outside [0, bits) leave only the sign fill: -1 for a negative x shifted right, else 0."""
 
     name = "graph.bit_shift"
-    direction = prop_def(StringAttr)
-    irdl_options = (ParsePropInAttrDict(),)
+    direction = prop_def(ShiftDirectionAttr)
 
     def __init__(self, lhs, rhs, result_type, direction: str = "left"):
-        super().__init__(lhs, rhs, result_type)
-        self.properties["direction"] = StringAttr(direction)
-
-    def verify_(self) -> None:
-        super().verify_()
-        if self.direction.data not in ("left", "right"):
-            raise VerifyException(f"graph.bit_shift: direction must be left or right, got {self.direction.data}")
+        super().__init__(lhs, rhs, result_type, direction=enum_attr(ShiftDirectionAttr, direction))
 
 
 BITWISE_OPS = [BitwiseAndOp, BitwiseOrOp, BitwiseXorOp, BitwiseNotOp, BitShiftOp]

@@ -8,41 +8,27 @@ transformer block's skip connection). Both take an optional fused `activation`.
 """
 from __future__ import annotations
 
-from xdsl.dialects.builtin import StringAttr, TensorType
+from xdsl.dialects.builtin import TensorType
 from xdsl.ir import SSAValue
-from xdsl.irdl import (
-    ParsePropInAttrDict,
-    irdl_op_definition,
-    operand_def,
-    opt_operand_def,
-    opt_prop_def,
-    result_def,
-    traits_def,
-)
-from xdsl.traits import Pure
+from xdsl.irdl import irdl_op_definition, operand_def, opt_operand_def, result_def
 
 from pyflame_rt.dialects.assumptions import require_same_shape
 from pyflame_rt.dialects.graph import (
-    GraphOp, activation_props, broadcast_shapes, check_activation, matmul_shape, same_dtype)
+    GraphOp, activation_prop, activation_props, broadcast_shapes, matmul_shape, same_dtype)
+from pyflame_rt.dialects.graph_attrs import ActivationAttr
 from pyflame_rt.errors import ShapeMismatchError
 
 
 class FusedOp(GraphOp):
     """Three operands, one result, an optional fused `activation` (what both fused ops share)."""
 
-    activation = opt_prop_def(StringAttr)
+    activation = activation_prop()
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "operands attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, x: SSAValue, y: SSAValue, z: SSAValue, result_type: TensorType,
-                 activation: str | None = None):
+                 activation: ActivationAttr | None = None):
         super().__init__(operands=[x, y, z], result_types=[result_type], properties=activation_props(activation))
-
-    def verify_(self) -> None:
-        check_activation(self)
-        super().verify_()
 
     def infer_dtypes(self, dtypes):
         return [same_dtype(dtypes, self.name)]
@@ -73,7 +59,7 @@ class MatMulBiasOp(FusedOp):
     residual = opt_operand_def(TensorType)
 
     def __init__(self, lhs: SSAValue, rhs: SSAValue, bias: SSAValue, result_type: TensorType,
-                 activation: str | None = None, residual: SSAValue | None = None):
+                 activation: ActivationAttr | None = None, residual: SSAValue | None = None):
         GraphOp.__init__(self, operands=[lhs, rhs, bias, [residual] if residual is not None else []],
                          result_types=[result_type], properties=activation_props(activation))
 

@@ -7,19 +7,16 @@ its axis is an input error at run time (the kernels never touch memory for it). 
 """
 from __future__ import annotations
 
-from xdsl.dialects.builtin import IntegerAttr, StringAttr, TensorType, i64
-from xdsl.irdl import ParsePropInAttrDict, irdl_op_definition, operand_def, prop_def, result_def, traits_def
-from xdsl.traits import Pure
+from xdsl.dialects.builtin import IntegerAttr, TensorType, i64
+from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def
 
 from pyflame_rt.dialects.assumptions import require_equal, require_same_shape
 from pyflame_rt.dialects.graph import GraphOp
+from pyflame_rt.dialects.graph_attrs import ScatterReduction, ScatterReductionAttr, enum_attr
 from pyflame_rt.dialects.graph_reduce import normalize_axis
 from pyflame_rt.dialects.graph_tensor import INDEX_DTYPES
 from pyflame_rt.dialects.symbolic import Shape
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
-
-REDUCTIONS = ("none", "add", "mul", "max", "min")
-
 
 def _index_dtype(dtypes) -> None:
     if dtypes[1] not in INDEX_DTYPES:
@@ -32,9 +29,8 @@ def _updates_dtype(dtypes) -> None:
         raise DTypeMismatchError(f"updates ({dtypes[2].value}) must have the data's type ({dtypes[0].value})")
 
 
-def _reduction(op) -> None:
-    if op.reduction.data not in REDUCTIONS:
-        raise ShapeMismatchError(f"unknown reduction '{op.reduction.data}' (one of {', '.join(REDUCTIONS)})")
+def reduction_prop():
+    return prop_def(ScatterReductionAttr, default_value=ScatterReductionAttr(ScatterReduction.NONE))
 
 
 def elements_layout(data: Shape, indices: Shape, axis: int) -> int:
@@ -71,9 +67,7 @@ class GatherElementsOp(GraphOp):
     indices = operand_def(TensorType)
     axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$data `,` $indices attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, data, indices, result_type, axis: int = 0):
         super().__init__(operands=[data, indices], result_types=[result_type],
@@ -97,18 +91,16 @@ class ScatterElementsOp(GraphOp):
     indices = operand_def(TensorType)
     updates = operand_def(TensorType)
     axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
-    reduction = prop_def(StringAttr, default_value=StringAttr("none"))
+    reduction = reduction_prop()
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$data `,` $indices `,` $updates attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, data, indices, updates, result_type, axis: int = 0, reduction: str = "none"):
         super().__init__(operands=[data, indices, updates], result_types=[result_type],
-                         properties={"axis": IntegerAttr(axis, i64), "reduction": StringAttr(reduction)})
+                         properties={"axis": IntegerAttr(axis, i64),
+                                     "reduction": enum_attr(ScatterReductionAttr, reduction)})
 
     def infer_shapes(self, shapes):
-        _reduction(self)
         data, indices, updates = shapes
         elements_layout(data, indices, self.axis.value.data)
         require_same_shape(updates, indices, "updates differ from the indices' shape")
@@ -128,9 +120,7 @@ class GatherNDOp(GraphOp):
     indices = operand_def(TensorType)
     batch_dims = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$data `,` $indices attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, data, indices, result_type, batch_dims: int = 0):
         super().__init__(operands=[data, indices], result_types=[result_type],
@@ -155,18 +145,15 @@ class ScatterNDOp(GraphOp):
     data = operand_def(TensorType)
     indices = operand_def(TensorType)
     updates = operand_def(TensorType)
-    reduction = prop_def(StringAttr, default_value=StringAttr("none"))
+    reduction = reduction_prop()
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$data `,` $indices `,` $updates attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, data, indices, updates, result_type, reduction: str = "none"):
         super().__init__(operands=[data, indices, updates], result_types=[result_type],
-                         properties={"reduction": StringAttr(reduction)})
+                         properties={"reduction": enum_attr(ScatterReductionAttr, reduction)})
 
     def infer_shapes(self, shapes):
-        _reduction(self)
         data, indices, updates = shapes
         k = nd_layout(data, indices, 0)
         require_same_shape(updates, tuple(indices[:-1]) + tuple(data[k:]),

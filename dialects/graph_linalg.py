@@ -1,12 +1,10 @@
 """`graph` ops of dense linear algebra beyond matrix products: Det."""
 from __future__ import annotations
 
-from xdsl.dialects.builtin import TensorType
-from xdsl.irdl import ParsePropInAttrDict, irdl_op_definition, operand_def, result_def, traits_def
-from xdsl.traits import Pure
+from xdsl.irdl import irdl_op_definition
 
 from pyflame_rt.dialects.assumptions import require_equal
-from pyflame_rt.dialects.graph import GraphOp
+from pyflame_rt.dialects.graph import UnaryOp
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 
@@ -14,18 +12,10 @@ DET_DTYPES = (DType.FLOAT32, DType.FLOAT64)
 
 
 @irdl_op_definition
-class DetOp(GraphOp):
+class DetOp(UnaryOp):
     """The determinant of each square matrix in the last two dims: [..., M, M] -> [...]."""
 
     name = "graph.det"
-    input = operand_def(TensorType)
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
-
-    def __init__(self, input, result_type):
-        super().__init__(operands=[input], result_types=[result_type])
 
     def infer_shapes(self, shapes):
         x = shapes[0]

@@ -10,21 +10,12 @@ from typing import ClassVar
 
 from xdsl.dialects.builtin import BoolAttr, FloatAttr, StringAttr, TensorType, f32
 from xdsl.ir import SSAValue
-from xdsl.irdl import (
-    ParsePropInAttrDict,
-    irdl_op_definition,
-    operand_def,
-    opt_prop_def,
-    prop_def,
-    result_def,
-    traits_def,
-    var_operand_def,
-)
-from xdsl.traits import Pure
+from xdsl.irdl import irdl_op_definition, operand_def, opt_prop_def, prop_def, result_def, var_operand_def
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.graph import (
     ElementwiseBinaryOp, ElementwiseUnaryOp, GraphOp, broadcast_shapes, same_dtype)
+from pyflame_rt.dialects.graph_attrs import GeluApproximation, GeluApproximationAttr, enum_attr
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError
 
@@ -44,14 +35,10 @@ class FloatUnaryOp(ElementwiseUnaryOp):
 class AttrUnaryOp(FloatUnaryOp):
     """A float unary op with float attributes (alpha, beta, gamma)."""
 
-    irdl_options = (ParsePropInAttrDict(),)
     ATTRS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, input: SSAValue, result_type: TensorType | None = None, **attrs: float):
-        super().__init__(input, result_type)
-        for k in self.ATTRS:
-            if k in attrs:
-                self.properties[k] = FloatAttr(float(attrs[k]), f32)
+        super().__init__(input, result_type, **{k: FloatAttr(float(attrs[k]), f32) for k in self.ATTRS if k in attrs})
 
     def attr(self, name: str) -> float:
         return getattr(self, name).value.data
@@ -170,12 +157,10 @@ class IsInfOp(FloatPredicateOp):
     name = "graph.is_inf"
     detect_positive = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
     detect_negative = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
-    irdl_options = (ParsePropInAttrDict(),)
 
     def __init__(self, input, result_type=None, detect_positive: bool = True, detect_negative: bool = True):
-        super().__init__(input, result_type)
-        self.properties["detect_positive"] = BoolAttr.from_bool(detect_positive)
-        self.properties["detect_negative"] = BoolAttr.from_bool(detect_negative)
+        super().__init__(input, result_type, detect_positive=BoolAttr.from_bool(detect_positive),
+                         detect_negative=BoolAttr.from_bool(detect_negative))
 
 
 @irdl_op_definition
@@ -256,17 +241,10 @@ class GeluOp(FloatUnaryOp):
     """GELU (opset 20): approximate = "none" (erf form) or "tanh"."""
 
     name = "graph.gelu"
-    approximate = prop_def(StringAttr, default_value=StringAttr("none"))
-    irdl_options = (ParsePropInAttrDict(),)
+    approximate = prop_def(GeluApproximationAttr, default_value=GeluApproximationAttr(GeluApproximation.NONE))
 
     def __init__(self, input, result_type=None, approximate: str = "none"):
-        super().__init__(input, result_type)
-        self.properties["approximate"] = StringAttr(approximate)
-
-    def verify_(self) -> None:
-        super().verify_()
-        if self.approximate.data not in ("none", "tanh"):
-            raise VerifyException(f"graph.gelu: approximate must be none or tanh, got {self.approximate.data}")
+        super().__init__(input, result_type, approximate=enum_attr(GeluApproximationAttr, approximate))
 
 
 @irdl_op_definition
@@ -276,14 +254,10 @@ class ClipOp(ElementwiseUnaryOp):
     name = "graph.clip"
     min = opt_prop_def(FloatAttr)
     max = opt_prop_def(FloatAttr)
-    irdl_options = (ParsePropInAttrDict(),)
 
     def __init__(self, input, result_type=None, min: float | None = None, max: float | None = None):
-        super().__init__(input, result_type)
-        if min is not None:
-            self.properties["min"] = FloatAttr(float(min), f32)
-        if max is not None:
-            self.properties["max"] = FloatAttr(float(max), f32)
+        bounds = {"min": min, "max": max}
+        super().__init__(input, result_type, **{k: FloatAttr(float(v), f32) for k, v in bounds.items() if v is not None})
 
     def bounds(self) -> tuple[float, float]:
         lo = self.min.value.data if self.min is not None else float("-inf")
@@ -297,11 +271,9 @@ class CastOp(ElementwiseUnaryOp):
 
     name = "graph.cast"
     to = prop_def(StringAttr)
-    irdl_options = (ParsePropInAttrDict(),)
 
     def __init__(self, input, result_type=None, to: str = "float32"):
-        super().__init__(input, result_type)
-        self.properties["to"] = StringAttr(to)
+        super().__init__(input, result_type, to=StringAttr(to))
 
     def infer_dtypes(self, dtypes):
         try:
@@ -347,11 +319,9 @@ class ModOp(ElementwiseBinaryOp):
 
     name = "graph.mod"
     fmod = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
-    irdl_options = (ParsePropInAttrDict(),)
 
     def __init__(self, lhs, rhs, result_type, fmod: bool = False):
-        super().__init__(lhs, rhs, result_type)
-        self.properties["fmod"] = BoolAttr.from_bool(fmod)
+        super().__init__(lhs, rhs, result_type, fmod=BoolAttr.from_bool(fmod))
 
     def infer_dtypes(self, dtypes):
         d = same_dtype(dtypes, self.name)
@@ -429,7 +399,6 @@ class VariadicOp(GraphOp):
     inputs = var_operand_def(TensorType)
     result = result_def(TensorType)
     assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, *inputs: SSAValue, result_type: TensorType):
         super().__init__(operands=[list(inputs)], result_types=[result_type])
@@ -480,7 +449,6 @@ class WhereOp(GraphOp):
     y = operand_def(TensorType)
     result = result_def(TensorType)
     assembly_format = "$cond `,` $x `,` $y attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, cond, x, y, result_type: TensorType):
         super().__init__(operands=[cond, x, y], result_types=[result_type])

@@ -5,31 +5,26 @@ differences between attribute and input forms removed), so every op here carries
 plain integer lists. Spatial dims of conv / pool / resize inputs must be static;
 batch and channel dims may be symbolic and flow through `infer_shapes`.
 
-`graph.conv` takes an optional `residual` operand and `activation` ("relu"), both
-applied in the kernel's epilogue; the optimizer's fusion passes set them (Conv +
-Add, Conv + Relu), importers do not.
+`graph.conv` takes an optional `residual` operand and `activation`, both applied in
+the kernel's epilogue; the optimizer's fusion passes set them (Conv + Add, Conv +
+Relu), importers do not. Its format names every property:
 
-Conv, the pools and the global pools carry a `layout`: "NCHW" (ONNX's, the
-default) or "NHWC" (channels last, 2-D only), set by `optimize-layout` for the
-ops the CPU backend has channels-last kernels for. The layout applies to the
-input and the result; conv weights keep ONNX's [M, C/group, kh, kw].
+    graph.conv %x, %w, %b residual %r : tensor<...> strides [1, 1] dilations [1, 1] pads [1, 1, 1, 1]
+        group 4 layout NHWC activation <relu> : (tensor<...>, tensor<...>, tensor<...>) -> tensor<...>
+
+(group, layout, residual and activation only when not the default / present).
+
+Conv, the pools and the global pools carry a `layout`: NCHW (ONNX's, the default)
+or NHWC (channels last, 2-D only), set by `optimize-layout` for the ops the
+target has channels-last kernels for. The layout applies to the input and the
+result; conv weights keep ONNX's [M, C/group, kh, kw].
 """
 from __future__ import annotations
 
 from typing import Sequence
 
-from xdsl.dialects.builtin import (
-    BoolAttr,
-    DenseArrayBase,
-    FloatAttr,
-    IntegerAttr,
-    StringAttr,
-    TensorType,
-    f32,
-    f64,
-    i32,
-    i64,
-)
+from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, TensorType, f32, f64, i64
+from xdsl.ir import Attribute
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     ParsePropInAttrDict,
@@ -39,21 +34,20 @@ from xdsl.irdl import (
     opt_prop_def,
     prop_def,
     result_def,
-    traits_def,
     var_operand_def,
 )
-from xdsl.parser import Parser
-from xdsl.printer import Printer
-from xdsl.traits import Pure
-from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.assumptions import require_equal, require_multiple, require_same_shape
-from pyflame_rt.dialects.graph import NODE_NAME, GraphOp, check_activation, keep_node_name
+from pyflame_rt.dialects.graph import GraphOp, UnaryOp, activation_prop, activation_props, keep_node_name
+from pyflame_rt.dialects.graph_attrs import (
+    ActivationAttr, CoordinateMode, CoordinateModeAttr, Layout, LayoutAttr, NearestMode, NearestModeAttr, PadMode,
+    PadModeAttr, ResizeMode, ResizeModeAttr, enum_attr)
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul
 from pyflame_rt.errors import ShapeMismatchError
 
 
 def _ints(values: Sequence[int]) -> DenseArrayBase:
+    """An i64 array property."""
     return DenseArrayBase.from_list(i64, [int(v) for v in values])
 
 
@@ -82,19 +76,19 @@ def window_out(size: int, k: int, stride: int, dilation: int, pad: int, ceil_mod
     return (-(-num // stride) if ceil_mode else num // stride) + 1
 
 
-LAYOUTS = ("NCHW", "NHWC")
+def ints_prop():
+    """An i64 array property: `[1, 2]` where a format names it, `array<i64: 1, 2>` in attr-dict."""
+    return prop_def(DenseArrayBase.constr(i64))
 
 
 def layout_prop():
     """The `layout` property of the layout-carrying ops (default NCHW)."""
-    return prop_def(StringAttr, default_value=StringAttr("NCHW"))
+    return prop_def(LayoutAttr, default_value=LayoutAttr(Layout.NCHW))
 
 
 def channels_first(shape: Shape, layout: str) -> Shape:
     """An NHWC shape as NCHW (identity for NCHW)."""
-    if layout not in LAYOUTS:
-        raise ShapeMismatchError(f"layout must be one of {LAYOUTS}, got '{layout}'")
-    if layout == "NCHW":
+    if layout == Layout.NCHW:
         return tuple(shape)
     if len(shape) != 4:
         raise ShapeMismatchError(f"the NHWC layout needs a rank-4 tensor, got rank {len(shape)}")
@@ -103,7 +97,7 @@ def channels_first(shape: Shape, layout: str) -> Shape:
 
 def channels_last(shape: Shape, layout: str) -> Shape:
     """An NCHW shape in `layout` (the inverse of channels_first)."""
-    return (shape[0], shape[2], shape[3], shape[1]) if layout == "NHWC" else tuple(shape)
+    return (shape[0], shape[2], shape[3], shape[1]) if layout == Layout.NHWC else tuple(shape)
 
 
 class _Attrs:
@@ -113,7 +107,7 @@ class _Attrs:
         return [int(v) for v in _vals(getattr(self, name))]
 
     @property
-    def data_layout(self) -> str:
+    def data_layout(self) -> Layout:
         return self.layout.data
 
 
@@ -124,14 +118,11 @@ class _ConvBase(GraphOp, _Attrs):
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
     bias = opt_operand_def(TensorType)
-    strides = prop_def(DenseArrayBase)
-    dilations = prop_def(DenseArrayBase)
-    pads = prop_def(DenseArrayBase)  # begin..., end...
-    group = prop_def(IntegerAttr, default_value=IntegerAttr(1, i64))
+    strides = ints_prop()
+    dilations = ints_prop()
+    pads = ints_prop()  # begin..., end...
+    group = prop_def(IntegerAttr.constr(i64), default_value=IntegerAttr(1, i64))
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     @property
     def groups(self) -> int:
@@ -163,20 +154,22 @@ class ConvOp(_ConvBase):
     weight = operand_def(TensorType)
     bias = opt_operand_def(TensorType)
     residual = opt_operand_def(TensorType)
-    activation = opt_prop_def(StringAttr)
+    activation = activation_prop()
     layout = layout_prop()
-    irdl_options = (AttrSizedOperandSegments(as_property=True),)
-    assembly_format = None
+    irdl_options = (ParsePropInAttrDict(), AttrSizedOperandSegments(as_property=True))
+    assembly_format = ("$input `,` $weight (`,` $bias^)? (`residual` $residual^ `:` type($residual))? "
+                       "`strides` $strides `dilations` $dilations `pads` $pads (`group` $group^)? (`layout` $layout^)? "
+                       "(`activation` $activation^)? attr-dict "
+                       "`:` `(` type($input) `,` type($weight) (`,` type($bias)^)? `)` `->` type($result)")
 
     def __init__(self, input, weight, bias, result_type, *, strides, dilations, pads, group=1,
-                 activation: str | None = None, residual=None, layout: str = "NCHW"):
-        props = {"strides": _ints(strides), "dilations": _ints(dilations), "pads": _ints(pads),
-                 "group": IntegerAttr(group, i64), "layout": StringAttr(layout)}
-        if activation is not None:
-            props["activation"] = StringAttr(activation)
+                 activation: ActivationAttr | None = None, residual=None, layout: str = "NCHW"):
         super().__init__(operands=[input, weight, [bias] if bias is not None else [],
                                    [residual] if residual is not None else []],
-                         result_types=[result_type], properties=props)
+                         result_types=[result_type],
+                         properties={"strides": _ints(strides), "dilations": _ints(dilations), "pads": _ints(pads),
+                                     "group": IntegerAttr(group, i64), "layout": enum_attr(LayoutAttr, layout),
+                                     **activation_props(activation)})
 
     def rebuilt(self, *, weight=None, bias=None, result_type=None, activation=None, residual=None) -> "ConvOp":
         """The same convolution (input, window attributes, layout) with the given operands replaced and
@@ -185,43 +178,6 @@ class ConvOp(_ConvBase):
             self.input, weight or self.weight, bias or self.bias, result_type or self.result.type,
             strides=self.ints("strides"), dilations=self.ints("dilations"), pads=self.ints("pads"),
             group=self.groups, activation=activation, residual=residual, layout=self.data_layout))
-
-    # `graph.conv %x, %w[, %b] [residual %r] {props} : (types) -> type`
-    def print(self, printer: Printer) -> None:
-        printer.print_string(" ")
-        printer.print_list([self.input, self.weight, *([self.bias] if self.bias else [])], printer.print_ssa_value)
-        if self.residual is not None:
-            printer.print_string(" residual ")
-            printer.print_ssa_value(self.residual)
-        defaults = type(self).get_irdl_definition().properties
-        printer.print_op_attributes(
-            {k: v for k, v in self.properties.items()
-             if k != AttrSizedOperandSegments.attribute_name and v != getattr(defaults.get(k), "default_value", None)}
-            | dict(self.attributes))
-        printer.print_string(" : ")
-        printer.print_operation_type(self)
-
-    @classmethod
-    def parse(cls, parser: Parser) -> "ConvOp":
-        pos = parser.pos
-        args = parser.parse_comma_separated_list(parser.Delimiter.NONE, parser.parse_unresolved_operand)
-        if len(args) not in (2, 3):
-            parser.raise_error(f"graph.conv takes input, weight and an optional bias, got {len(args)} operands")
-        segments = [1, 1, len(args) - 2, 0]
-        if parser.parse_optional_keyword("residual"):
-            args.append(parser.parse_unresolved_operand())
-            segments[3] = 1
-        props = parser.parse_optional_attr_dict()
-        attrs = {NODE_NAME: props.pop(NODE_NAME)} if NODE_NAME in props else {}
-        props[AttrSizedOperandSegments.attribute_name] = DenseArrayBase.from_list(i32, segments)
-        parser.parse_punctuation(":")
-        ftype = parser.parse_function_type()
-        operands = parser.resolve_operands(args, ftype.inputs.data, pos)
-        return cls.create(operands=operands, result_types=ftype.outputs.data, properties=props, attributes=attrs)
-
-    def verify_(self) -> None:
-        check_activation(self)
-        super().verify_()
 
     def infer_shapes(self, shapes):
         x, w = channels_first(shapes[0], self.data_layout), shapes[1]
@@ -249,7 +205,10 @@ class ConvTransposeOp(_ConvBase):
     negative pad extends the output, as an output_shape larger than the full output does)."""
 
     name = "graph.conv_transpose"
-    output_padding = prop_def(DenseArrayBase)
+    output_padding = ints_prop()
+    assembly_format = ("$input `,` $weight (`,` $bias^)? `strides` $strides `dilations` $dilations `pads` $pads "
+                       "`output_padding` $output_padding (`group` $group^)? attr-dict "
+                       "`:` functional-type(operands, results)")
 
     def __init__(self, input, weight, bias, result_type, *, strides, dilations, pads, output_padding,
                  group=1):
@@ -283,23 +242,25 @@ class ConvTransposeOp(_ConvBase):
 # ---------------------------------------------------------------- pooling
 
 
-class _PoolBase(GraphOp, _Attrs):
-    input = operand_def(TensorType)
-    kernel_shape = prop_def(DenseArrayBase)
-    strides = prop_def(DenseArrayBase)
-    dilations = prop_def(DenseArrayBase)
-    pads = prop_def(DenseArrayBase)
+class WindowOp(UnaryOp, _Attrs):
+    """A pooling window slid over the spatial dims of one input."""
+
+    kernel_shape = ints_prop()
+    strides = ints_prop()
+    dilations = ints_prop()
+    pads = ints_prop()
     ceil_mode = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
     layout = layout_prop()
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
-    def _props(self, kernel_shape, strides, dilations, pads, ceil_mode, layout):
-        return {"kernel_shape": _ints(kernel_shape), "strides": _ints(strides),
-                "dilations": _ints(dilations), "pads": _ints(pads),
-                "ceil_mode": BoolAttr.from_bool(ceil_mode), "layout": StringAttr(layout)}
+    def __init__(self, input, result_type, **window):
+        super().__init__(input, result_type, **self.window_props(**window))
+
+    @staticmethod
+    def window_props(*, kernel_shape, strides, dilations, pads, ceil_mode=False, layout="NCHW",
+                     **properties: Attribute) -> dict[str, Attribute]:
+        return {"kernel_shape": _ints(kernel_shape), "strides": _ints(strides), "dilations": _ints(dilations),
+                "pads": _ints(pads), "ceil_mode": BoolAttr.from_bool(ceil_mode),
+                "layout": enum_attr(LayoutAttr, layout), **properties}
 
     def infer_shapes(self, shapes):
         x = channels_first(shapes[0], self.data_layout)
@@ -322,37 +283,26 @@ class _PoolBase(GraphOp, _Attrs):
 
 
 @irdl_op_definition
-class MaxPoolOp(_PoolBase):
+class MaxPoolOp(WindowOp):
     name = "graph.max_pool"
-
-    def __init__(self, input, result_type, *, kernel_shape, strides, dilations, pads, ceil_mode=False,
-                 layout="NCHW"):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties=self._props(kernel_shape, strides, dilations, pads, ceil_mode, layout))
 
 
 @irdl_op_definition
-class AveragePoolOp(_PoolBase):
+class AveragePoolOp(WindowOp):
     name = "graph.average_pool"
     count_include_pad = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
 
-    def __init__(self, input, result_type, *, kernel_shape, strides, dilations, pads, ceil_mode=False,
-                 count_include_pad=False, layout="NCHW"):
-        props = self._props(kernel_shape, strides, dilations, pads, ceil_mode, layout)
-        props["count_include_pad"] = BoolAttr.from_bool(count_include_pad)
-        super().__init__(operands=[input], result_types=[result_type], properties=props)
+    def __init__(self, input, result_type, *, count_include_pad=False, **window):
+        super().__init__(input, result_type, count_include_pad=BoolAttr.from_bool(count_include_pad), **window)
 
 
-class _GlobalPoolBase(GraphOp, _Attrs):
-    input = operand_def(TensorType)
+class GlobalPoolOp(UnaryOp, _Attrs):
+    """A reduction over all spatial dims, which stay as size 1."""
+
     layout = layout_prop()
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, result_type, layout: str = "NCHW"):
-        super().__init__(operands=[input], result_types=[result_type], properties={"layout": StringAttr(layout)})
+        super().__init__(input, result_type, layout=enum_attr(LayoutAttr, layout))
 
     def infer_shapes(self, shapes):
         x = channels_first(shapes[0], self.data_layout)
@@ -362,12 +312,12 @@ class _GlobalPoolBase(GraphOp, _Attrs):
 
 
 @irdl_op_definition
-class GlobalAveragePoolOp(_GlobalPoolBase):
+class GlobalAveragePoolOp(GlobalPoolOp):
     name = "graph.global_average_pool"
 
 
 @irdl_op_definition
-class GlobalMaxPoolOp(_GlobalPoolBase):
+class GlobalMaxPoolOp(GlobalPoolOp):
     name = "graph.global_max_pool"
 
 
@@ -393,9 +343,7 @@ class BatchNormOp(GraphOp):
     var = operand_def(TensorType)
     epsilon = prop_def(FloatAttr, default_value=FloatAttr(1e-5, f32))
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "operands attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, scale, bias, mean, var, result_type, *, epsilon=1e-5):
         super().__init__(operands=[input, scale, bias, mean, var], result_types=[result_type],
@@ -414,9 +362,7 @@ class InstanceNormOp(GraphOp):
     bias = operand_def(TensorType)
     epsilon = prop_def(FloatAttr, default_value=FloatAttr(1e-5, f32))
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "operands attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, scale, bias, result_type, *, epsilon=1e-5):
         super().__init__(operands=[input, scale, bias], result_types=[result_type],
@@ -430,24 +376,18 @@ class InstanceNormOp(GraphOp):
 
 
 @irdl_op_definition
-class LRNOp(GraphOp):
+class LRNOp(UnaryOp):
     """Local response normalization across channels (ONNX LRN)."""
 
     name = "graph.lrn"
-    input = operand_def(TensorType)
     size = prop_def(IntegerAttr)
     alpha = prop_def(FloatAttr, default_value=FloatAttr(1e-4, f32))
     beta = prop_def(FloatAttr, default_value=FloatAttr(0.75, f32))
     bias = prop_def(FloatAttr, default_value=FloatAttr(1.0, f32))
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, result_type, *, size, alpha=1e-4, beta=0.75, bias=1.0):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"size": IntegerAttr(size, i64), "alpha": FloatAttr(alpha, f32),
-                                     "beta": FloatAttr(beta, f32), "bias": FloatAttr(bias, f32)})
+        super().__init__(input, result_type, size=IntegerAttr(size, i64), alpha=FloatAttr(alpha, f32),
+                         beta=FloatAttr(beta, f32), bias=FloatAttr(bias, f32))
 
     def infer_shapes(self, shapes):
         if len(shapes[0]) < 3 or self.size.value.data < 1:
@@ -458,34 +398,23 @@ class LRNOp(GraphOp):
 # ---------------------------------------------------------- data movement
 
 
-PAD_MODES = ("constant", "reflect", "edge")
-
-
 @irdl_op_definition
-class PadOp(GraphOp):
+class PadOp(UnaryOp):
     """Pad with a constant, by reflection or by edge replication; pads = begin..., end... (>= 0)."""
 
     name = "graph.pad"
-    input = operand_def(TensorType)
-    pads = prop_def(DenseArrayBase)
-    mode = prop_def(StringAttr, default_value=StringAttr("constant"))
+    pads = ints_prop()
+    mode = prop_def(PadModeAttr, default_value=PadModeAttr(PadMode.CONSTANT))
     value = prop_def(FloatAttr, default_value=FloatAttr(0.0, f32))
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, result_type, *, pads, mode="constant", value=0.0):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"pads": _ints(pads), "mode": StringAttr(mode),
-                                     "value": FloatAttr(value, f32)})
+        super().__init__(input, result_type, pads=_ints(pads), mode=enum_attr(PadModeAttr, mode),
+                         value=FloatAttr(value, f32))
 
     def infer_shapes(self, shapes):
         x = shapes[0]
         pads = [int(p) for p in _vals(self.pads)]
         mode = self.mode.data
-        if mode not in PAD_MODES:
-            raise ShapeMismatchError(f"Pad mode '{mode}' is not one of {PAD_MODES}")
         if len(pads) != 2 * len(x) or min(pads, default=0) < 0:
             raise ShapeMismatchError(f"Pad needs {2 * len(x)} non-negative pads, got {pads}")
         out = []
@@ -501,41 +430,30 @@ class PadOp(GraphOp):
         return [tuple(out)]
 
 
-RESIZE_MODES = ("nearest", "linear")
-
-
 @irdl_op_definition
-class ResizeOp(GraphOp):
+class ResizeOp(UnaryOp):
     """Resize the trailing dims: out = sizes, or floor(in * scales) (ONNX Resize / Upsample)."""
 
     name = "graph.resize"
-    input = operand_def(TensorType)
     scales = prop_def(DenseArrayBase)
     sizes = opt_prop_def(DenseArrayBase)
-    mode = prop_def(StringAttr, default_value=StringAttr("nearest"))
-    coordinate_transformation_mode = prop_def(StringAttr, default_value=StringAttr("half_pixel"))
-    nearest_mode = prop_def(StringAttr, default_value=StringAttr("round_prefer_floor"))
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
+    mode = prop_def(ResizeModeAttr, default_value=ResizeModeAttr(ResizeMode.NEAREST))
+    coordinate_transformation_mode = prop_def(CoordinateModeAttr,
+                                              default_value=CoordinateModeAttr(CoordinateMode.HALF_PIXEL))
+    nearest_mode = prop_def(NearestModeAttr, default_value=NearestModeAttr(NearestMode.ROUND_PREFER_FLOOR))
 
     def __init__(self, input, result_type, *, scales, sizes=None, mode="nearest",
                  coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor"):
-        props = {"scales": DenseArrayBase.from_list(f64, [float(s) for s in scales]),
-                 "mode": StringAttr(mode),
-                 "coordinate_transformation_mode": StringAttr(coordinate_transformation_mode),
-                 "nearest_mode": StringAttr(nearest_mode)}
-        if sizes is not None:
-            props["sizes"] = _ints(sizes)
-        super().__init__(operands=[input], result_types=[result_type], properties=props)
+        super().__init__(input, result_type, scales=DenseArrayBase.from_list(f64, [float(s) for s in scales]),
+                         mode=enum_attr(ResizeModeAttr, mode),
+                         coordinate_transformation_mode=enum_attr(CoordinateModeAttr, coordinate_transformation_mode),
+                         nearest_mode=enum_attr(NearestModeAttr, nearest_mode),
+                         **({} if sizes is None else {"sizes": _ints(sizes)}))
 
     def infer_shapes(self, shapes):
         x = shapes[0]
         scales = [float(s) for s in _vals(self.scales)]
         sizes = [int(s) for s in _vals(self.sizes)]
-        if self.mode.data not in RESIZE_MODES:
-            raise ShapeMismatchError(f"Resize mode '{self.mode.data}' is not one of {RESIZE_MODES}")
         if len(scales) != len(x) or sizes and len(sizes) != len(x):
             raise ShapeMismatchError(f"Resize needs {len(x)} scales/sizes")
         out = []
@@ -557,9 +475,7 @@ class ConcatOp(GraphOp):
     inputs = var_operand_def(TensorType)
     axis = prop_def(IntegerAttr)
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, *inputs_and_type, axis: int, result_type=None):
         super().__init__(operands=[list(inputs_and_type)], result_types=[result_type],
@@ -588,17 +504,12 @@ class ConcatOp(GraphOp):
 
 
 @irdl_op_definition
-class TransposeOp(GraphOp):
+class TransposeOp(UnaryOp):
     name = "graph.transpose"
-    input = operand_def(TensorType)
-    perm = prop_def(DenseArrayBase)
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
+    perm = ints_prop()
 
     def __init__(self, input, result_type, *, perm):
-        super().__init__(operands=[input], result_types=[result_type], properties={"perm": _ints(perm)})
+        super().__init__(input, result_type, perm=_ints(perm))
 
     def infer_shapes(self, shapes):
         perm = [int(p) for p in _vals(self.perm)]
@@ -607,20 +518,17 @@ class TransposeOp(GraphOp):
         return [tuple(shapes[0][p] for p in perm)]
 
 
-class _AxesOp(GraphOp):
-    input = operand_def(TensorType)
-    axes = prop_def(DenseArrayBase)
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
+class AxesOp(UnaryOp):
+    """An op over a list of axes of its input."""
+
+    axes = ints_prop()
 
     def __init__(self, input, result_type, *, axes):
-        super().__init__(operands=[input], result_types=[result_type], properties={"axes": _ints(axes)})
+        super().__init__(input, result_type, axes=_ints(axes))
 
 
 @irdl_op_definition
-class SqueezeOp(_AxesOp):
+class SqueezeOp(AxesOp):
     """Remove size-1 dims at `axes` (empty: every static size-1 dim)."""
 
     name = "graph.squeeze"
@@ -634,7 +542,7 @@ class SqueezeOp(_AxesOp):
 
 
 @irdl_op_definition
-class UnsqueezeOp(_AxesOp):
+class UnsqueezeOp(AxesOp):
     """Insert size-1 dims so that they sit at `axes` of the result."""
 
     name = "graph.unsqueeze"
@@ -665,24 +573,18 @@ def slice_bounds(size: int, start: int, end: int, step: int) -> tuple[int, int]:
 
 
 @irdl_op_definition
-class SliceOp(GraphOp):
+class SliceOp(UnaryOp):
     """Strided slice with constant starts/ends/axes/steps (ONNX Slice semantics, negative steps)."""
 
     name = "graph.slice"
-    input = operand_def(TensorType)
-    starts = prop_def(DenseArrayBase)
-    ends = prop_def(DenseArrayBase)
-    axes = prop_def(DenseArrayBase)
-    steps = prop_def(DenseArrayBase)
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
+    starts = ints_prop()
+    ends = ints_prop()
+    axes = ints_prop()
+    steps = ints_prop()
 
     def __init__(self, input, result_type, *, starts, ends, axes, steps):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"starts": _ints(starts), "ends": _ints(ends), "axes": _ints(axes),
-                                     "steps": _ints(steps)})
+        super().__init__(input, result_type, starts=_ints(starts), ends=_ints(ends), axes=_ints(axes),
+                         steps=_ints(steps))
 
     def per_axis(self, shape: Shape) -> dict[int, tuple[int, int, int]]:
         """axis -> (first index, count, step) for every sliced axis."""
@@ -710,17 +612,12 @@ class SliceOp(GraphOp):
 
 
 @irdl_op_definition
-class TileOp(GraphOp):
+class TileOp(UnaryOp):
     name = "graph.tile"
-    input = operand_def(TensorType)
-    repeats = prop_def(DenseArrayBase)
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
+    repeats = ints_prop()
 
     def __init__(self, input, result_type, *, repeats):
-        super().__init__(operands=[input], result_types=[result_type], properties={"repeats": _ints(repeats)})
+        super().__init__(input, result_type, repeats=_ints(repeats))
 
     def infer_shapes(self, shapes):
         x = shapes[0]

@@ -8,14 +8,12 @@ present, is the model's run-time output_shape input, which must agree with it.
 """
 from __future__ import annotations
 
-from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, TensorType, i64
-from xdsl.irdl import ParsePropInAttrDict, irdl_op_definition, operand_def, opt_operand_def, prop_def, result_def, \
-    traits_def
-from xdsl.traits import Pure
+from xdsl.dialects.builtin import IntegerAttr, TensorType, i64
+from xdsl.irdl import irdl_op_definition, operand_def, opt_operand_def, prop_def, result_def
 
 from pyflame_rt.dialects.assumptions import require_same_shape
 from pyflame_rt.dialects.graph import GraphOp
-from pyflame_rt.dialects.graph_nn import _PoolBase, _ints, _vals
+from pyflame_rt.dialects.graph_nn import WindowOp, _ints, _vals, ints_prop
 from pyflame_rt.dialects.graph_tensor import INDEX_DTYPES
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
@@ -24,7 +22,7 @@ STORAGE_ORDERS = (0, 1)  # row major, column major
 
 
 @irdl_op_definition
-class MaxPoolWithIndicesOp(_PoolBase):
+class MaxPoolWithIndicesOp(WindowOp):
     """graph.max_pool plus `indices`: the flat input offset of each window's first maximum
     (padding excluded). NCHW only."""
 
@@ -33,11 +31,9 @@ class MaxPoolWithIndicesOp(_PoolBase):
     result = result_def(TensorType)  # restated: subclass results come first in IRDL's order
     indices = result_def(TensorType)
 
-    def __init__(self, input, result_types, *, kernel_shape, strides, dilations, pads, ceil_mode=False,
-                 storage_order: int = 0, layout="NCHW"):
-        props = self._props(kernel_shape, strides, dilations, pads, ceil_mode, layout)
-        props["storage_order"] = IntegerAttr(storage_order, i64)
-        super().__init__(operands=[input], result_types=result_types, properties=props)
+    def __init__(self, input, result_types, *, storage_order: int = 0, **window):
+        GraphOp.__init__(self, operands=[input], result_types=result_types, properties=self.window_props(
+            storage_order=IntegerAttr(storage_order, i64), **window))
 
     @property
     def column_major(self) -> bool:
@@ -66,12 +62,10 @@ class MaxUnpoolOp(GraphOp):
     input = operand_def(TensorType)
     indices = operand_def(TensorType)
     shape = opt_operand_def(TensorType)
-    index_shape = prop_def(DenseArrayBase)
-    spatial_shape = prop_def(DenseArrayBase)
+    index_shape = ints_prop()
+    spatial_shape = ints_prop()
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$input `,` $indices (`,` $shape^)? attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, indices, shape, result_type, *, index_shape, spatial_shape):
         super().__init__(operands=[input, indices, shape], result_types=[result_type],

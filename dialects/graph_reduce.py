@@ -4,30 +4,25 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, StringAttr, TensorType, f32, i64
+from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, TensorType, f32, i64
 from xdsl.ir import SSAValue
 from xdsl.irdl import (
     AttrSizedResultSegments,
-    ParsePropInAttrDict,
     irdl_op_definition,
     operand_def,
     opt_operand_def,
     opt_result_def,
     prop_def,
     result_def,
-    traits_def,
 )
-from xdsl.traits import Pure
 
 from pyflame_rt.dialects.assumptions import require_at_most, require_equal
-from pyflame_rt.dialects.graph import GraphOp
+from pyflame_rt.dialects.graph import GraphOp, UnaryOp
+from pyflame_rt.dialects.graph_attrs import ArgReduceKindAttr, ReduceKind, ReduceKindAttr, enum_attr
 from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
 from pyflame_rt.dialects.symbolic import Shape
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
-
-REDUCE_KINDS = ("sum", "mean", "max", "min", "prod", "l1", "l2", "sum_square", "log_sum", "log_sum_exp")
-
 
 def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
     if not -rank <= axis < max(rank, 1):
@@ -47,24 +42,18 @@ def _float_only(dtypes, what):
 
 
 @irdl_op_definition
-class ReduceOp(GraphOp):
-    """Reduce over `axes` (empty = all axes); `kind` is one of REDUCE_KINDS."""
+class ReduceOp(UnaryOp):
+    """Reduce over `axes` (empty = all axes)."""
 
     name = "graph.reduce"
-    input = operand_def(TensorType)
-    kind = prop_def(StringAttr)
+    kind = prop_def(ReduceKindAttr)
     axes = prop_def(DenseArrayBase)
     keepdims = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input: SSAValue, result_type: TensorType, kind: str, axes: Sequence[int] = (),
                  keepdims: bool = True):
-        super().__init__(operands=[input], result_types=[result_type], properties={
-            "kind": StringAttr(kind), "axes": DenseArrayBase.from_list(i64, list(axes)),
-            "keepdims": BoolAttr.from_bool(keepdims)})
+        super().__init__(input, result_type, kind=enum_attr(ReduceKindAttr, kind),
+                         axes=DenseArrayBase.from_list(i64, list(axes)), keepdims=BoolAttr.from_bool(keepdims))
 
     def axes_for(self, rank: int) -> tuple[int, ...]:
         axes = list(self.axes.get_values()) or list(range(rank))
@@ -74,12 +63,10 @@ class ReduceOp(GraphOp):
         return tuple(norm)
 
     def infer_shapes(self, shapes):
-        if self.kind.data not in REDUCE_KINDS:
-            raise ShapeMismatchError(f"unknown reduction '{self.kind.data}'")
         return [reduced_shape(shapes[0], self.axes_for(len(shapes[0])), self.keepdims.value.data)]
 
     def infer_dtypes(self, dtypes):
-        if self.kind.data not in ("sum", "max", "min", "prod"):
+        if self.kind.data not in (ReduceKind.SUM, ReduceKind.MAX, ReduceKind.MIN, ReduceKind.PROD):
             _float_only(dtypes, f"reduce {self.kind.data}")
         elif dtypes[0] is DType.BOOL:
             raise DTypeMismatchError("reductions of bool tensors are not defined")
@@ -87,29 +74,21 @@ class ReduceOp(GraphOp):
 
 
 @irdl_op_definition
-class ArgReduceOp(GraphOp):
+class ArgReduceOp(UnaryOp):
     """Index (int64) of the max / min along `axis` (ArgMax / ArgMin)."""
 
     name = "graph.arg_reduce"
-    input = operand_def(TensorType)
-    kind = prop_def(StringAttr)
+    kind = prop_def(ArgReduceKindAttr)
     axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
     keepdims = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
     select_last_index = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, result_type, kind: str = "argmax", axis: int = 0, keepdims: bool = True,
                  select_last_index: bool = False):
-        super().__init__(operands=[input], result_types=[result_type], properties={
-            "kind": StringAttr(kind), "axis": IntegerAttr(axis, i64), "keepdims": BoolAttr.from_bool(keepdims),
-            "select_last_index": BoolAttr.from_bool(select_last_index)})
+        super().__init__(input, result_type, kind=enum_attr(ArgReduceKindAttr, kind), axis=IntegerAttr(axis, i64),
+                         keepdims=BoolAttr.from_bool(keepdims), select_last_index=BoolAttr.from_bool(select_last_index))
 
     def infer_shapes(self, shapes):
-        if self.kind.data not in ("argmax", "argmin"):
-            raise ShapeMismatchError(f"unknown arg reduction '{self.kind.data}'")
         axis = normalize_axis(self.axis.value.data, len(shapes[0]))
         return [reduced_shape(shapes[0], (axis,), self.keepdims.value.data)]
 
@@ -117,20 +96,14 @@ class ArgReduceOp(GraphOp):
         return [DType.INT64]
 
 
-class _SoftmaxBase(GraphOp):
+class _SoftmaxBase(UnaryOp):
     """Before opset 13 the input is coerced to 2-D at `axis` (legacy); since, one axis."""
 
-    input = operand_def(TensorType)
     axis = prop_def(IntegerAttr, default_value=IntegerAttr(-1, i64))
     legacy = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, result_type, axis: int = -1, legacy: bool = False):
-        super().__init__(operands=[input], result_types=[result_type], properties={
-            "axis": IntegerAttr(axis, i64), "legacy": BoolAttr.from_bool(legacy)})
+        super().__init__(input, result_type, axis=IntegerAttr(axis, i64), legacy=BoolAttr.from_bool(legacy))
 
     def infer_shapes(self, shapes):
         rank = len(shapes[0])
@@ -171,7 +144,6 @@ class LayerNormOp(GraphOp):
     mean = opt_result_def(TensorType)
     inv_std_dev = opt_result_def(TensorType)
     irdl_options = (AttrSizedResultSegments(as_property=True),)  # printed in the generic form
-    traits = traits_def(Pure())
 
     def __init__(self, input, scale, bias, result_type=None, axis: int = -1, epsilon: float = 1e-5,
                  result_types=None, stats: bool = False):
@@ -214,9 +186,7 @@ class TopKOp(GraphOp):
     largest = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
     values = result_def(TensorType)
     indices = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, result_types, k: int = 1, axis: int = -1, largest: bool = True):
         super().__init__(operands=[input], result_types=list(result_types), properties={
@@ -239,23 +209,17 @@ class TopKOp(GraphOp):
 
 
 @irdl_op_definition
-class CumSumOp(GraphOp):
+class CumSumOp(UnaryOp):
     """Running sum along `axis` (exclusive: without the element itself; reverse: from the end)."""
 
     name = "graph.cumsum"
-    input = operand_def(TensorType)
     axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
     exclusive = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
     reverse = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, result_type, axis: int = 0, exclusive: bool = False, reverse: bool = False):
-        super().__init__(operands=[input], result_types=[result_type], properties={
-            "axis": IntegerAttr(axis, i64), "exclusive": BoolAttr.from_bool(exclusive),
-            "reverse": BoolAttr.from_bool(reverse)})
+        super().__init__(input, result_type, axis=IntegerAttr(axis, i64), exclusive=BoolAttr.from_bool(exclusive),
+                         reverse=BoolAttr.from_bool(reverse))
 
     def infer_shapes(self, shapes):
         normalize_axis(self.axis.value.data, len(shapes[0]))

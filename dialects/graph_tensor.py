@@ -11,20 +11,11 @@ from typing import Sequence
 
 from xdsl.dialects.builtin import ArrayAttr, BoolAttr, FloatAttr, IntegerAttr, StringAttr, TensorType, f64, i64
 from xdsl.ir import SSAValue
-from xdsl.irdl import (
-    ParsePropInAttrDict,
-    irdl_op_definition,
-    operand_def,
-    prop_def,
-    result_def,
-    traits_def,
-    var_operand_def,
-)
-from xdsl.traits import Pure
+from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def, var_operand_def
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.assumptions import broadcast_dim
-from pyflame_rt.dialects.graph import GraphOp, broadcast_shapes, dtype_of, same_dtype, static_shape, tensor_type
+from pyflame_rt.dialects.graph import GraphOp, UnaryOp, broadcast_shapes, dtype_of, same_dtype, static_shape, tensor_type
 from pyflame_rt.dialects.graph_reduce import normalize_axis
 from pyflame_rt.dialects.symbolic import Dim, Shape, parse_dim
 from pyflame_rt.dtype import DType
@@ -52,9 +43,7 @@ class DimValuesOp(GraphOp):
     name = "graph.dim_values"
     values = prop_def(ArrayAttr)
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "attr-dict `:` type($result)"
-    traits = traits_def(Pure())
 
     def __init__(self, values: Sequence[Dim], shape: Sequence[int], dtype: DType = DType.INT64):
         super().__init__(result_types=[tensor_type(tuple(shape), dtype)], properties={"values": dims_attr(values)})
@@ -85,9 +74,7 @@ class GatherOp(GraphOp):
     indices = operand_def(TensorType)
     axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$data `,` $indices attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, data, indices, result_type, axis: int = 0):
         super().__init__(operands=[data, indices], result_types=[result_type],
@@ -113,9 +100,7 @@ class ConstantOfShapeOp(GraphOp):
     value = prop_def(FloatAttr)
     dtype = prop_def(StringAttr)
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "attr-dict `:` type($result)"
-    traits = traits_def(Pure())
 
     def __init__(self, result_type, shape: Sequence[Dim] = (), value: float = 0.0, dtype: str = "float32"):
         super().__init__(result_types=[result_type], properties={
@@ -129,19 +114,14 @@ class ConstantOfShapeOp(GraphOp):
 
 
 @irdl_op_definition
-class ExpandOp(GraphOp):
+class ExpandOp(UnaryOp):
     """Broadcast `input` with `shape` (bidirectional, ONNX Expand)."""
 
     name = "graph.expand"
-    input = operand_def(TensorType)
     shape = prop_def(ArrayAttr)
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, result_type, shape: Sequence[Dim] = ()):
-        super().__init__(operands=[input], result_types=[result_type], properties={"shape": dims_attr(shape)})
+        super().__init__(input, result_type, shape=dims_attr(shape))
 
     def infer_shapes(self, shapes):
         return [broadcast_shapes(shapes[0], attr_dims(self.shape))]
@@ -157,9 +137,7 @@ class RangeOp(GraphOp):
     size = prop_def(StringAttr)
     dtype = prop_def(StringAttr)
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "attr-dict `:` type($result)"
-    traits = traits_def(Pure())
 
     def __init__(self, result_type, start: float = 0, delta: float = 1, size: Dim = 0, dtype: str = "int64"):
         super().__init__(result_types=[result_type], properties={
@@ -174,21 +152,15 @@ class RangeOp(GraphOp):
 
 
 @irdl_op_definition
-class TriluOp(GraphOp):
+class TriluOp(UnaryOp):
     """Keep the upper (or lower) triangle of the last two dims from diagonal `k`, zero the rest."""
 
     name = "graph.trilu"
-    input = operand_def(TensorType)
     k = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
     upper = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
-    result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
-    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, input, result_type, k: int = 0, upper: bool = True):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"k": IntegerAttr(k, i64), "upper": BoolAttr.from_bool(upper)})
+        super().__init__(input, result_type, k=IntegerAttr(k, i64), upper=BoolAttr.from_bool(upper))
 
     def infer_shapes(self, shapes):
         if len(shapes[0]) < 2:
@@ -229,9 +201,7 @@ class EinsumOp(GraphOp):
     inputs = var_operand_def(TensorType)
     equation = prop_def(StringAttr)
     result = result_def(TensorType)
-    irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
-    traits = traits_def(Pure())
 
     def __init__(self, *inputs: SSAValue, result_type: TensorType, equation: str):
         super().__init__(operands=[list(inputs)], result_types=[result_type],

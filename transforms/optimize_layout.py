@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, TensorType, i64
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, i64
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph, graph_fused, graph_math
 from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects.graph_attrs import Layout, LayoutAttr
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.transforms.graph_pass import (
     PassStats, TargetGraphPass, apply_patterns, constant_array, make_constant)
@@ -96,7 +97,7 @@ class ConvertToNHWC(RewritePattern):
         operands = [to_nhwc(op.operands[0]), *op.operands[1:]]
         if isinstance(op, nn.ConvOp) and op.residual is not None:
             operands[-1] = to_nhwc(op.residual)
-        new = rebuild(op, operands, permuted_type(op.results[0].type, TO_NHWC), layout=StringAttr("NHWC"))
+        new = rebuild(op, operands, permuted_type(op.results[0].type, TO_NHWC), layout=LayoutAttr(Layout.NHWC))
         back = transpose(new.results[0], TO_NCHW)
         rewriter.replace(op, [*pre, new, back], [back.result])
         self.stats.nodes_added += len(pre) + 1

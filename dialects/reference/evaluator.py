@@ -42,8 +42,8 @@ def has_reference(op: Operation | type[Operation]) -> bool:
     return (op if isinstance(op, type) else type(op)) in _REFERENCES
 
 
-# graph activation name -> fn(y, *params): the fused epilogue an op's `activation` property names
-# (graph.ACTIVATIONS); reference/math.py registers them next to the ops they come from
+# graph activation kind -> fn(y, *params): the fused epilogue an op's `activation` property names
+# (graph_attrs.Activation); reference/math.py registers them next to the ops they come from
 ACTIVATION_REFERENCES: dict[str, Callable[..., np.ndarray]] = {}
 
 
@@ -56,8 +56,8 @@ def evaluate_op(op: Operation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]
     outs = [out] if isinstance(out, np.ndarray) or np.isscalar(out) else list(out)
     activation = graph.activation_of(op)
     if activation is not None:  # a fused epilogue (see the fusion passes)
-        name, params = graph.parse_activation(activation)
-        outs = [ACTIVATION_REFERENCES[name](np.asarray(o), *params) for o in outs]
+        fn = ACTIVATION_REFERENCES[activation.activation]
+        outs = [fn(np.asarray(o), *activation.values) for o in outs]
     if len(outs) != len(op.results):
         raise ShapeMismatchError(f"{op.name}: reference gave {len(outs)} results, op has {len(op.results)}")
     return [_conform(np.asarray(o), r.type, f"{op.name} result #{k}") for k, (o, r) in

@@ -7,6 +7,7 @@ from conftest import assert_close, make_model, ort_run
 from pyflame_rt import OptLevel, from_onnx, opt
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.graph_attrs import ActivationAttr
 from pyflame_rt.executable import Executable
 from pyflame_rt.transforms.graph_pass import node_census
 
@@ -64,7 +65,7 @@ def test_conv_bn_add_relu_block_fuses_into_convs(rng, cin, cout, hw, k, stride, 
     convs = [op for op in ops if op.name == "graph.conv"]
     assert set(names) - {"graph.transpose"} == {"graph.conv", "func.return"}, names  # transposes: NHWC
     (last,) = [c for c in convs if c.residual is not None]
-    assert graph.activation_of(last) == "relu"
+    assert graph.activation_of(last) == ActivationAttr("relu")
     fused = {p.name: p.stats.nodes_fused for p in result.passes}
     assert fused["fold-batch-norm"] == len(convs) and fused["fuse-residual-add"] == 1
     assert fused["fuse-activation"] == 1
@@ -83,7 +84,7 @@ def test_batch_norm_without_a_conv_becomes_mul_add_with_relu(rng):
     res = from_onnx(model)
     opt.optimize(res)
     (ma,) = [op for op in _entry_ops(res.module) if op.name == "graph.mul_add"]
-    assert graph.activation_of(ma) == "relu" and ma.b.type.get_shape() == (c, 1, 1)
+    assert graph.activation_of(ma) == ActivationAttr("relu") and ma.b.type.get_shape() == (c, 1, 1)
     assert not [op for op in _entry_ops(res.module) if op.name in ("graph.batch_norm", "graph.relu")]
     feeds = {"a": rng.standard_normal((2, 2, 5, 19), np.float32), "b": rng.standard_normal((2, 4, 5, 19), np.float32)}
     assert_close(_compiled_run(res, list(feeds.values()))[0], ort_run(model, feeds)[0], 1e-5)
@@ -129,7 +130,7 @@ def test_resnet50_at_extended_has_no_batch_norm_and_every_conv_its_relu(benchmar
     after = node_census(res.module)
     assert "graph.batch_norm" not in after and "graph.relu" not in after and "graph.add" not in after
     convs = [op for op in _entry_ops(res.module) if op.name == "graph.conv"]
-    assert sum(graph.activation_of(c) == "relu" for c in convs) == 49
+    assert sum(graph.activation_of(c) == ActivationAttr("relu") for c in convs) == 49
     assert sum(c.residual is not None for c in convs) == 16
     assert (result.stats.nodes_before, result.stats.nodes_after) == (375, 59)
     assert after["graph.transpose"] == 2
@@ -148,7 +149,7 @@ def test_linear_bias_residual_relu_becomes_one_matmul_bias(rng, rows, d):
     res = from_onnx(model)
     opt.optimize(res)
     (mm,) = [op for op in _entry_ops(res.module) if op.name not in ("graph.constant", "func.return")]
-    assert mm.name == "graph.matmul_bias" and mm.residual is not None and graph.activation_of(mm) == "relu"
+    assert mm.name == "graph.matmul_bias" and mm.residual is not None and graph.activation_of(mm) == ActivationAttr("relu")
     x = rng.standard_normal((3, rows, d), np.float32)
     assert_close(_compiled_run(res, [x])[0], ort_run(model, {"x": x})[0], 1e-5)
 

@@ -1,33 +1,38 @@
-"""Every fusable activation (graph.ACTIVATIONS) in every epilogue that takes one: the GEMM (Gemm,
+"""Every fusable activation (graph_attrs.Activation) in every epilogue that takes one: the GEMM (Gemm,
 MatMul + Add, NCHW and NHWC convs), the depthwise window kernels (NCHW and NHWC), and the
 elementwise kernels (Add). The activation node must disappear and the compiled outputs must match
 onnxruntime."""
 import numpy as np
 import pytest
 from onnx import helper
-from xdsl.utils.exceptions import VerifyException
+from xdsl.context import Context
+from xdsl.parser import Parser
+from xdsl.utils.exceptions import ParseError, VerifyException
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, opt
 from pyflame_rt.compiler import CompileOptions, compile_model
+from pyflame_rt import dialects
 from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.graph_attrs import ActivationAttr
 from pyflame_rt.executable import Executable
+from pyflame_rt.targets.cpu.kernels.elementwise import activation_spelling
 from pyflame_rt.transforms.graph_pass import node_census
 
-# ONNX activation node (type, attributes, constant inputs) -> the fused activation string
+# ONNX activation node (type, attributes, constant inputs) -> the fused activation
 ACTIVATIONS = [
-    ("Relu", {}, {}, "relu"),
-    ("Clip", {}, {"lo": 0.0, "hi": 6.0}, "relu6"),
-    ("Clip", {}, {"lo": -0.5, "hi": 0.75}, "clip(-0.5, 0.75)"),
-    ("LeakyRelu", {"alpha": 0.2}, {}, "leaky_relu(0.2)"),
-    ("Sigmoid", {}, {}, "sigmoid"),
-    ("Tanh", {}, {}, "tanh"),
-    ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, {}, "hard_sigmoid(0.3, 0.4)"),
-    ("HardSwish", {}, {}, "hard_swish"),
-    ("Gelu", {}, {}, "gelu"),
-    ("Gelu", {"approximate": "tanh"}, {}, "gelu_tanh"),
+    ("Relu", {}, {}, ActivationAttr("relu")),
+    ("Clip", {}, {"lo": 0.0, "hi": 6.0}, ActivationAttr("relu6")),
+    ("Clip", {}, {"lo": -0.5, "hi": 0.75}, ActivationAttr("clip", [-0.5, 0.75])),
+    ("LeakyRelu", {"alpha": 0.2}, {}, ActivationAttr("leaky_relu", [0.2])),
+    ("Sigmoid", {}, {}, ActivationAttr("sigmoid")),
+    ("Tanh", {}, {}, ActivationAttr("tanh")),
+    ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, {}, ActivationAttr("hard_sigmoid", [0.3, 0.4])),
+    ("HardSwish", {}, {}, ActivationAttr("hard_swish")),
+    ("Gelu", {}, {}, ActivationAttr("gelu")),
+    ("Gelu", {"approximate": "tanh"}, {}, ActivationAttr("gelu_tanh")),
 ]
-IDS = [a[3] for a in ACTIVATIONS]
+IDS = [activation_spelling(a[3]) for a in ACTIVATIONS]
 
 
 def _act(kind, attrs, consts, src, dst):
@@ -82,12 +87,22 @@ def test_activation_fuses_into_every_epilogue(rng, kind, attrs, consts, fused):
                 assert_close(g, w, 1e-5)
 
 
-def test_activation_strings_are_verified():
-    assert graph.parse_activation("leaky_relu(0.01)") == ("leaky_relu", (0.01,))
-    assert graph.format_activation("clip", [-1, float("inf")]) == "clip(-1.0, inf)"
-    for bad in ("swish", "clip(1)", "leaky_relu", "gelu()", "gelu(", "leaky_relu(a)"):
-        with pytest.raises(VerifyException, match="activation must be one of"):
-            graph.parse_activation(bad)
+def _parse_attr(text: str):
+    ctx = Context()
+    ctx.load_dialect(dialects.Graph)
+    return Parser(ctx, text).parse_attribute()
+
+
+def test_activation_attribute_round_trips_and_is_verified():
+    for act in (ActivationAttr("clip", [-1, float("inf")]), ActivationAttr("leaky_relu", [0.01]),
+                ActivationAttr("hard_sigmoid", [1e-5, 0.5]), ActivationAttr("relu")):
+        assert _parse_attr(str(act)) == act
+    assert str(ActivationAttr("clip", [-1, float("inf")])) == "#graph.activation<clip, -1.0, inf>"
+    assert activation_spelling(ActivationAttr("leaky_relu", [0.01])) == "leaky_relu(0.01)"
+    for bad, error in (("clip, 1.0", "clip takes 2 parameters"), ("leaky_relu", "leaky_relu takes 1 parameters"),
+                       ("gelu, 1.0", "gelu takes 0 parameters"), ("swish", "Expected `relu`")):
+        with pytest.raises((VerifyException, ParseError), match=error):
+            _parse_attr(f"#graph.activation<{bad}>")
 
 
 def test_float_activations_stay_off_integer_results(rng):
@@ -100,9 +115,9 @@ def test_float_activations_stay_off_integer_results(rng):
     res = from_onnx(model)
     opt.fuse_operators(res)
     adds = [op for op in graph.entry_function(res.module).body.block.ops if op.name == "graph.add"]
-    assert sorted(str(graph.activation_of(a)) for a in adds) == ["None", "relu"]
+    assert sorted(str(graph.activation_of(a)) for a in adds) == ["#graph.activation<relu>", "None"]
     assert node_census(res.module).get("graph.sigmoid") == 1
-    adds[0].properties["activation"] = graph.StringAttr("sigmoid")
+    adds[0].properties["activation"] = ActivationAttr("sigmoid")
     with pytest.raises(VerifyException, match="needs a float32, float16 or bfloat16 result"):
         adds[0].verify()
     feeds = {"a": np.array([-3, 1, 2, -7], np.int32), "b": np.array([1, 1, -5, 2], np.int32)}

@@ -15,11 +15,12 @@ from functools import reduce
 from math import sqrt
 from typing import Callable
 
+import numpy as np
 from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import i1, i64
 from xdsl.ir import SSAValue
 
-from pyflame_rt.dialects import graph
+from pyflame_rt.dialects.graph_attrs import ActivationAttr
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
@@ -265,12 +266,27 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
 _ACTIVATION_OPS = {"gelu": ("gelu", (False,)), "gelu_tanh": ("gelu", (True,))}
 
 
+def activation_spelling(activation: ActivationAttr | None) -> str | None:
+    """How kernel specs name a graph activation: "relu", "leaky_relu(0.01)", "clip(-1.0, inf)" (float32
+    parameters, shortest round-trip form); None for none."""
+    if activation is None:
+        return None
+    params = activation.values
+    return activation.activation.value + (f"({', '.join(str(np.float32(p)) for p in params)})" if params else "")
+
+
+def _activation_parts(spelling: str) -> tuple[str, tuple[float, ...]]:
+    """(name, params) of an activation_spelling."""
+    name, _, params = spelling.removesuffix(")").partition("(")
+    return name, tuple(float(p) for p in params.split(",")) if params else ()
+
+
 def apply_activation(t: Typed, activation: str | None, v: SSAValue) -> SSAValue:
-    """A graph activation string (graph.ACTIVATIONS) applied to v in `t`'s compute type, with the
-    elementwise op's body so a fused epilogue computes what the unfused op would; "none" / None: v."""
+    """An activation_spelling applied to v in `t`'s compute type, with the elementwise op's body so
+    a fused epilogue computes what the unfused op would; "none" / None: v."""
     if activation in (None, "none"):
         return v
-    name, params = graph.parse_activation(activation)
+    name, params = _activation_parts(activation)
     op, params = _ACTIVATION_OPS.get(name, (name, params))
     return ELEMENTWISE_OPS[op].body(t, [v], params)
 
@@ -286,7 +302,7 @@ def activation_tag(activation: str | None) -> str:
     """An activation's part of a kernel name: symbol-safe, the parameters hashed."""
     if activation in (None, "none"):
         return "none"
-    name, params = graph.parse_activation(activation)
+    name, params = _activation_parts(activation)
     return f"{name}_p{hashlib.sha1(repr(params).encode()).hexdigest()[:8]}" if params else name
 
 
@@ -301,7 +317,7 @@ class ElementwiseSpec:
     in_dtypes: tuple[DType, ...] = ()   # per input; empty = all float32
     out_dtype: DType = DType.FLOAT32
     params: tuple[float, ...] = ()      # op attributes baked into the kernel (alpha, bounds, ...)
-    activation: str | None = None       # a graph activation string applied to the result (fused)
+    activation: str | None = None       # an activation_spelling applied to the result (fused)
 
     @property
     def dtypes(self) -> tuple[DType, ...]:

@@ -20,6 +20,7 @@ from pyflame_rt.dialects import graph
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul
 from pyflame_rt.dtype import DType
+from pyflame_rt.targets.cpu.kernels.elementwise import activation_spelling
 from pyflame_rt.targets.cpu.kernels.window_nhwc import WINDOW_NHWC_FIELDS, WindowNHWCSpec, window_nhwc_kernel
 from pyflame_rt.targets.cpu.lowerings.registry import lowering
 from pyflame_rt.targets.cpu.lowerings.conv import constant_operand
@@ -70,7 +71,7 @@ def _emit_window(L, kind: str, op, kernel, *, weights=0, bias=None, residual=Non
 def _lower_conv_nhwc(L, op: nn.ConvOp) -> None:
     w = constant_operand(L, op.weight, "Conv weight")
     bias = constant_operand(L, op.bias, "Conv bias") if op.bias is not None else None
-    act = op.activation.data if op.activation is not None else "none"
+    act = activation_spelling(op.activation) or "none"
     m, cg, kh, kw = w.shape
     if op.groups > 1:  # depthwise: weights as [kh*kw, C]
         taps = np.ascontiguousarray(w.reshape(m, kh * kw).T)

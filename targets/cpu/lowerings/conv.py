@@ -19,6 +19,7 @@ from pyflame_rt.dialects import graph, graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernels.elementwise import activation_spelling
 from pyflame_rt.targets.cpu.kernels.gemm import GemmSpec
 from pyflame_rt.targets.cpu.kernels.im2col import IM2COL_FIELDS, Im2colSpec, im2col_kernel
 from pyflame_rt.targets.cpu.kernels.window import ARGMAX_FIELDS, WINDOW_FIELDS, WindowSpec, window_kernel
@@ -139,7 +140,7 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
     w = L.const_value(op.weight)
     w_loc = L.add_weight("conv_weight", w.astype(np.float32)) if w is not None else L.loc(op.weight)
     bias = conv_bias(L, op.bias)
-    act = graph.activation_of(op) or "none"  # kernel specs name no activation "none"
+    act = activation_spelling(graph.activation_of(op)) or "none"  # kernel specs name no activation "none"
     g = op.groups
     m, cg, *kernel = w_shape
     xp, xp_shape = padded_input(L, L.loc(op.input), x_shape, pads)
@@ -151,7 +152,7 @@ def _lower_conv(L, op: nn.ConvOp) -> None:
         if op.residual is not None:
             size = (numel(L.shapes[op.result]),)  # same shape, both contiguous: one flat loop
             L.emit_strided("add", [out, L.loc(op.residual)], (DType.FLOAT32,) * 2, [[1, 1]], out, size,
-                           DType.FLOAT32, activation=graph.activation_of(op))
+                           DType.FLOAT32, activation=activation_spelling(graph.activation_of(op)))
         return
     (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
     (kd, kh, kw), (sd, sh, sw), (dd, dh, dw) = (_depth_view(v, 1) for v in (kernel, strides, dilations))

@@ -7,6 +7,7 @@ from pyflame_rt.dialects import graph, graph_fused
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernels.elementwise import activation_spelling
 from pyflame_rt.targets.cpu.kernels.matmul_rows import MATMUL_ROWS_FIELDS, MatMulRowsSpec, matmul_rows_kernel
 from pyflame_rt.targets.cpu.lowerings.registry import lowering
 
@@ -48,7 +49,7 @@ def _lower_gemm(L, op: graph.GemmOp) -> None:
         kw["b_const"] = ((b.T if tb else b) * alpha)[None]
     else:
         kw.update(b_value=op.b, b_strides=(1, sb[1], 0) if tb else (sb[1], 1, 0))
-    act = graph.activation_of(op)
+    act = activation_spelling(graph.activation_of(op))
     add_c = c_val is not None and bias is None  # then the activation follows the elementwise add
     L.emit_gemm(a=op.a, a_strides=a_strides, m=m, k=k, n=n, out=out, bias=bias,
                 activation="none" if add_c or scale_after else act or "none", **kw)
@@ -109,7 +110,7 @@ def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
         bias = L.const_value(op.bias)
         if bias is None:
             raise UnsupportedOperatorError("graph.matmul_bias needs a constant bias on the CPU backend")
-        kw.update(bias=bias.astype(np.float32), activation=graph.activation_of(op) or "none", residual=residual)
+        kw.update(bias=bias.astype(np.float32), activation=activation_spelling(graph.activation_of(op)) or "none", residual=residual)
     L.emit_gemm(a=a, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
                 b_batch=b_batch, **kw)
 

@@ -5,7 +5,7 @@
 // CHECK-LABEL: func.func @main
 // CHECK:      %[[W:.*]] = graph.constant @w_bn : tensor<4x2x1x1xf32>
 // CHECK-NEXT: %[[B:.*]] = graph.constant @b_bn : tensor<4xf32>
-// CHECK-NEXT: %[[C:.*]] = graph.conv %x, %[[W]], %[[B]] {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>} : (tensor<?x2x5x5xf32>, tensor<4x2x1x1xf32>, tensor<4xf32>) -> tensor<?x4x5x5xf32>
+// CHECK-NEXT: %[[C:.*]] = graph.conv %x, %[[W]], %[[B]] strides [1, 1] dilations [1, 1] pads [0, 0, 0, 0] : (tensor<?x2x5x5xf32>, tensor<4x2x1x1xf32>, tensor<4xf32>) -> tensor<?x4x5x5xf32>
 // The second conv's result is also a graph output: its BN cannot fold and becomes a mul_add.
 // CHECK:      %[[C2:.*]] = graph.conv %x, %w {{.*}} -> tensor<?x4x5x5xf32>
 // CHECK:      %[[S:.*]] = graph.constant @scale_bn_mul : tensor<4x1x1xf32>
@@ -21,8 +21,8 @@
 
 // At -O2 the Relu after the folded conv and after the mul_add become their activations (the conv
 // then runs NHWC: optimize-layout gives it a transposed input).
-// O2:     graph.conv %{{.*}}, %{{.*}}, %{{.*}} {{.*}}activation = "relu"
-// O2:     graph.mul_add %{{.*}} {activation = "relu"}
+// O2:     graph.conv %{{.*}}, %{{.*}}, %{{.*}} {{.*}}activation <relu>
+// O2:     graph.mul_add %{{.*}} {activation = #graph.activation<relu>}
 // O2-NOT: graph.relu
 func.func @main(%x: tensor<?x2x5x5xf32> {graph.name = "x", graph.dims = ["n", "2", "5", "5"]}, %s: tensor<2xf32> {graph.name = "s", graph.dims = ["2"]}) -> (tensor<?x4x5x5xf32>, tensor<?x4x5x5xf32>, tensor<?x4x5x5xf32>, tensor<?x2x5x5xf32>, tensor<?x2x5x5xf32>) {
   %w = graph.constant {value = dense<0.5> : tensor<4x2x1x1xf32>} : tensor<4x2x1x1xf32>
@@ -31,10 +31,10 @@ func.func @main(%x: tensor<?x2x5x5xf32> {graph.name = "x", graph.dims = ["n", "2
   %bias = graph.constant {value = dense<0.5> : tensor<4xf32>} : tensor<4xf32>
   %mean = graph.constant {value = dense<1.0> : tensor<4xf32>} : tensor<4xf32>
   %var = graph.constant {value = dense<3.0> : tensor<4xf32>} : tensor<4xf32>
-  %c = graph.conv %x, %w, %b {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>} : (tensor<?x2x5x5xf32>, tensor<4x2x1x1xf32>, tensor<4xf32>) -> tensor<?x4x5x5xf32>
+  %c = graph.conv %x, %w, %b strides [1, 1] dilations [1, 1] pads [0, 0, 0, 0] : (tensor<?x2x5x5xf32>, tensor<4x2x1x1xf32>, tensor<4xf32>) -> tensor<?x4x5x5xf32>
   %y = graph.batch_norm %c, %scale, %bias, %mean, %var {epsilon = 1.0 : f32} : (tensor<?x4x5x5xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<?x4x5x5xf32>
   %yr = graph.relu %y : (tensor<?x4x5x5xf32>) -> tensor<?x4x5x5xf32>
-  %c2 = graph.conv %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>} : (tensor<?x2x5x5xf32>, tensor<4x2x1x1xf32>) -> tensor<?x4x5x5xf32>
+  %c2 = graph.conv %x, %w strides [1, 1] dilations [1, 1] pads [0, 0, 0, 0] : (tensor<?x2x5x5xf32>, tensor<4x2x1x1xf32>) -> tensor<?x4x5x5xf32>
   %y2 = graph.batch_norm %c2, %scale, %bias, %mean, %var : (tensor<?x4x5x5xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<?x4x5x5xf32>
   %y2r = graph.relu %y2 : (tensor<?x4x5x5xf32>) -> tensor<?x4x5x5xf32>
   %scale2 = graph.constant {value = dense<2.0> : tensor<2xf32>} : tensor<2xf32>

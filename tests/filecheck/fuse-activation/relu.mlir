@@ -3,8 +3,8 @@
 
 // Relu moves into the producer's `activation` when that op has the slot and the Relu is its only user.
 // CHECK-LABEL: func.func @main
-// CHECK:      %[[G:.*]] = graph.gemm %x, %w, %b {trans_b = true, activation = "relu"}
-// CHECK-NEXT: %[[A:.*]] = graph.add %[[G]], %[[G]] {activation = "relu"}
+// CHECK:      %[[G:.*]] = graph.gemm %x, %w, %b {trans_b = true, activation = #graph.activation<relu>}
+// CHECK-NEXT: %[[A:.*]] = graph.add %[[G]], %[[G]] {activation = #graph.activation<relu>}
 // Sub has no activation slot; a Relu of a value with two users stays.
 // CHECK-NEXT: %[[S:.*]] = graph.sub %[[A]], %x
 // CHECK-NEXT: %[[R:.*]] = graph.relu %[[S]]
@@ -13,7 +13,7 @@
 // CHECK-NEXT: func.return %[[R2]], %[[A2]]
 
 // At -O2, MatMul + Add + Relu -> one Gemm with C and the fused relu.
-// O2: graph.gemm %x, %w, %b {trans_b = true, activation = "relu"}
+// O2: graph.gemm %x, %w, %b {trans_b = true, activation = #graph.activation<relu>}
 // O2-NOT: graph.relu %{{.*}}G
 func.func @main(%x: tensor<?x4xf32> {graph.name = "x", graph.dims = ["n", "4"]}) -> (tensor<?x4xf32> {graph.name = "y", graph.dims = ["n", "4"]}, tensor<?x4xf32> {graph.name = "z", graph.dims = ["n", "4"]}) {
   %w = graph.constant {value = dense<0.5> : tensor<4x4xf32>} : tensor<4x4xf32>

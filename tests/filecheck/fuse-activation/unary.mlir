@@ -4,13 +4,13 @@
 // written into the activation string; one that is not an activation (Exp), and a Clip
 // with other bounds than relu / relu6 of an integer result, stay.
 // CHECK-LABEL: func.func @main
-// CHECK:      %[[M1:.*]] = graph.matmul_bias %x, %w, %b {activation = "gelu"}
-// CHECK-NEXT: %[[M2:.*]] = graph.matmul_bias %x, %w, %b {activation = "gelu_tanh"}
-// CHECK-NEXT: %[[A1:.*]] = graph.add %[[M1]], %[[M2]] {activation = "leaky_relu(0.2)"}
-// CHECK-NEXT: %[[A2:.*]] = graph.add %[[A1]], %x {activation = "sigmoid"}
-// CHECK-NEXT: %[[A3:.*]] = graph.add %[[A2]], %x {activation = "tanh"}
-// CHECK-NEXT: %[[A4:.*]] = graph.add %[[A3]], %x {activation = "hard_sigmoid(0.3, 0.4)"}
-// CHECK-NEXT: %[[A5:.*]] = graph.add %[[A4]], %x {activation = "hard_swish"}
+// CHECK:      %[[M1:.*]] = graph.matmul_bias %x, %w, %b {activation = #graph.activation<gelu>}
+// CHECK-NEXT: %[[M2:.*]] = graph.matmul_bias %x, %w, %b {activation = #graph.activation<gelu_tanh>}
+// CHECK-NEXT: %[[A1:.*]] = graph.add %[[M1]], %[[M2]] {activation = #graph.activation<leaky_relu, 0.2>}
+// CHECK-NEXT: %[[A2:.*]] = graph.add %[[A1]], %x {activation = #graph.activation<sigmoid>}
+// CHECK-NEXT: %[[A3:.*]] = graph.add %[[A2]], %x {activation = #graph.activation<tanh>}
+// CHECK-NEXT: %[[A4:.*]] = graph.add %[[A3]], %x {activation = #graph.activation<hard_sigmoid, 0.3, 0.4>}
+// CHECK-NEXT: %[[A5:.*]] = graph.add %[[A4]], %x {activation = #graph.activation<hard_swish>}
 // CHECK-NEXT: %[[A6:.*]] = graph.add %[[A5]], %x :
 // CHECK-NEXT: %[[E:.*]] = graph.exp %[[A6]]
 // CHECK-NEXT: %[[I:.*]] = graph.add %i, %i :
@@ -21,7 +21,7 @@ func.func @main(%x: tensor<?x8xf32> {graph.name = "x", graph.dims = ["n", "8"]},
   %m1 = graph.matmul_bias %x, %w, %b : (tensor<?x8xf32>, tensor<8x8xf32>, tensor<8xf32>) -> tensor<?x8xf32>
   %g1 = graph.gelu %m1 : (tensor<?x8xf32>) -> tensor<?x8xf32>
   %m2 = graph.matmul_bias %x, %w, %b : (tensor<?x8xf32>, tensor<8x8xf32>, tensor<8xf32>) -> tensor<?x8xf32>
-  %g2 = graph.gelu %m2 {approximate = "tanh"} : (tensor<?x8xf32>) -> tensor<?x8xf32>
+  %g2 = graph.gelu %m2 {approximate = #graph<gelu_approximation tanh>} : (tensor<?x8xf32>) -> tensor<?x8xf32>
   %a1 = graph.add %g1, %g2 : (tensor<?x8xf32>, tensor<?x8xf32>) -> tensor<?x8xf32>
   %l = graph.leaky_relu %a1 {alpha = 2.000000e-01 : f32} : (tensor<?x8xf32>) -> tensor<?x8xf32>
   %a2 = graph.add %l, %x : (tensor<?x8xf32>, tensor<?x8xf32>) -> tensor<?x8xf32>

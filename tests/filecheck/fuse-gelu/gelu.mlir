@@ -6,7 +6,7 @@
 // erf form with x * (1/sqrt 2) and the 0.5 applied to x first.
 // CHECK-NEXT: %[[B:.*]] = graph.gelu %x : (tensor<?x8xf32>) -> tensor<?x8xf32>
 // tanh form with Pow(x, 3).
-// CHECK-NEXT: %[[C:.*]] = graph.gelu %x {approximate = "tanh"} : (tensor<?x8xf32>) -> tensor<?x8xf32>
+// CHECK-NEXT: %[[C:.*]] = graph.gelu %x {approximate = #graph<gelu_approximation tanh>} : (tensor<?x8xf32>) -> tensor<?x8xf32>
 // CHECK-NEXT: func.return %[[A]], %[[B]], %[[C]]
 func.func @main(%x: tensor<?x8xf32> {graph.name = "x", graph.dims = ["n", "8"]}) -> (tensor<?x8xf32> {graph.name = "a", graph.dims = ["n", "8"]}, tensor<?x8xf32> {graph.name = "b", graph.dims = ["n", "8"]}, tensor<?x8xf32> {graph.name = "c", graph.dims = ["n", "8"]}) {
   %sqrt2 = graph.constant {value = dense<1.41421354> : tensor<f32>} : tensor<f32>

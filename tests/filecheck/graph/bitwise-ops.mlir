@@ -10,7 +10,7 @@ func.func @main(%x: tensor<?x8xui8> {graph.name = "x", graph.dims = ["batch", "8
   %b = graph.bitwise_xor %a, %y : (tensor<?x8xui8>, tensor<8xui8>) -> tensor<?x8xui8>
   // CHECK: graph.bitwise_not %{{.*}} : (tensor<?x8xui8>) -> tensor<?x8xui8>
   %n = graph.bitwise_not %b : (tensor<?x8xui8>) -> tensor<?x8xui8>
-  // CHECK: graph.bit_shift %{{.*}}, %{{.*}} {direction = "right"} : (tensor<?x8xui8>, tensor<8xui8>) -> tensor<?x8xui8>
-  %s = graph.bit_shift %n, %y {direction = "right"} : (tensor<?x8xui8>, tensor<8xui8>) -> tensor<?x8xui8>
+  // CHECK: graph.bit_shift %{{.*}}, %{{.*}} {direction = #graph<shift_direction right>} : (tensor<?x8xui8>, tensor<8xui8>) -> tensor<?x8xui8>
+  %s = graph.bit_shift %n, %y {direction = #graph<shift_direction right>} : (tensor<?x8xui8>, tensor<8xui8>) -> tensor<?x8xui8>
   func.return %a, %s : tensor<?x8xui8>, tensor<?x8xui8>
 }

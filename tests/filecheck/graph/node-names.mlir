@@ -4,7 +4,7 @@
 // name of the op whose requirements it takes over (the MatMul's, not the Add's); CSE merges ops
 // that differ only in their names and keeps the first one's.
 // CHECK-LABEL: func.func @main
-// CHECK:      %[[G:.*]] = graph.gemm %x, %w, %b {graph.node = "mm", activation = "relu"} :
+// CHECK:      %[[G:.*]] = graph.gemm %x, %w, %b {graph.node = "mm", activation = #graph.activation<relu>} :
 // CHECK-NEXT: %[[N:.*]] = graph.neg %[[G]] {graph.node = "neg1"} :
 // CHECK-NEXT: func.return %[[N]], %[[N]]
 func.func @main(%x: tensor<?x8xf32> {graph.name = "x", graph.dims = ["n", "8"]}) -> (tensor<?x4xf32> {graph.name = "y", graph.dims = ["n", "4"]}, tensor<?x4xf32> {graph.name = "z", graph.dims = ["n", "4"]}) {

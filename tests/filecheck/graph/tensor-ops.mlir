@@ -5,8 +5,8 @@
 // CHECK-LABEL: func.func @main
 func.func @main(%x: tensor<?x8xf32> {graph.name = "x", graph.dims = ["batch", "8"]}, %ids: tensor<?x?xi64> {graph.name = "ids", graph.dims = ["batch", "seq"]}, %w: tensor<10x8xf32>) -> (tensor<?x8xf32>) {
   %e = graph.exp %x : (tensor<?x8xf32>) -> tensor<?x8xf32>
-  // CHECK: graph.gelu %{{.*}} {approximate = "tanh"}
-  %g = graph.gelu %e {approximate = "tanh"} : (tensor<?x8xf32>) -> tensor<?x8xf32>
+  // CHECK: graph.gelu %{{.*}} {approximate = #graph<gelu_approximation tanh>}
+  %g = graph.gelu %e {approximate = #graph<gelu_approximation tanh>} : (tensor<?x8xf32>) -> tensor<?x8xf32>
   // CHECK: graph.leaky_relu %{{.*}} {alpha = 2.000000e-01 : f32}
   %l = graph.leaky_relu %g {alpha = 2.000000e-01 : f32} : (tensor<?x8xf32>) -> tensor<?x8xf32>
   // CHECK: graph.cast %{{.*}} {to = "float32"} : (tensor<?x?xi64>) -> tensor<?x?xf32>
@@ -17,8 +17,8 @@ func.func @main(%x: tensor<?x8xf32> {graph.name = "x", graph.dims = ["batch", "8
   %wh = graph.where %m, %x, %l : (tensor<?x8xi1>, tensor<?x8xf32>, tensor<?x8xf32>) -> tensor<?x8xf32>
   // CHECK: graph.sum %{{.*}}, %{{.*}}, %{{.*}} :
   %s = graph.sum %x, %wh, %l : (tensor<?x8xf32>, tensor<?x8xf32>, tensor<?x8xf32>) -> tensor<?x8xf32>
-  // CHECK: graph.reduce %{{.*}} {kind = "mean", axes = array<i64: -1>, keepdims = false} : (tensor<?x8xf32>) -> tensor<?xf32>
-  %r = graph.reduce %s {kind = "mean", axes = array<i64: -1>, keepdims = false} : (tensor<?x8xf32>) -> tensor<?xf32>
+  // CHECK: graph.reduce %{{.*}} {kind = #graph<reduce_kind mean>, axes = array<i64: -1>, keepdims = false} : (tensor<?x8xf32>) -> tensor<?xf32>
+  %r = graph.reduce %s {kind = #graph<reduce_kind mean>, axes = array<i64: -1>, keepdims = false} : (tensor<?x8xf32>) -> tensor<?xf32>
   // CHECK: graph.softmax %{{.*}} : (tensor<?x8xf32>) -> tensor<?x8xf32>
   %sm = graph.softmax %s {axis = -1 : i64} : (tensor<?x8xf32>) -> tensor<?x8xf32>
   // CHECK: graph.gather %{{.*}}, %{{.*}} : (tensor<10x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>

@@ -6,7 +6,7 @@
 // The second RUN parses the printed kernel level back and prints it again.
 func.func @main(%x: tensor<4x32xf32> {graph.name = "x", graph.dims = ["4", "32"]}) -> (tensor<4x1xf32> {graph.name = "y", graph.dims = ["4", "1"]}) {
   %e = graph.exp %x : (tensor<4x32xf32>) -> tensor<4x32xf32>
-  %y = graph.reduce %e {kind = "sum", axes = array<i64: 1>, keepdims = true} : (tensor<4x32xf32>) -> tensor<4x1xf32>
+  %y = graph.reduce %e {kind = #graph<reduce_kind sum>, axes = array<i64: 1>, keepdims = true} : (tensor<4x32xf32>) -> tensor<4x1xf32>
   func.return %y : tensor<4x1xf32>
 }
 

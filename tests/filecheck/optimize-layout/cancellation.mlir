@@ -7,8 +7,8 @@
 // CHECK-NEXT: %[[NX:.*]] = graph.neg %x : (tensor<2x3x4x5xf32>) -> tensor<2x3x4x5xf32>
 // CHECK-NEXT: %[[N:.*]] = graph.transpose %[[NX]] {perm = array<i64: 0, 3, 2, 1>} : (tensor<2x3x4x5xf32>) -> tensor<2x5x4x3xf32>
 // CHECK-NEXT: %[[IN:.*]] = graph.transpose %x {perm = array<i64: 0, 2, 3, 1>}
-// CHECK-NEXT: %[[P1:.*]] = graph.average_pool %[[IN]] {{.*}}layout = "NHWC"}
-// CHECK-NEXT: %[[P2:.*]] = graph.max_pool %[[P1]] {{.*}}layout = "NHWC"}
+// CHECK-NEXT: %[[P1:.*]] = graph.average_pool %[[IN]] {{.*}}layout = #graph<layout NHWC>}
+// CHECK-NEXT: %[[P2:.*]] = graph.max_pool %[[P1]] {{.*}}layout = #graph<layout NHWC>}
 // CHECK-NEXT: %[[OUT:.*]] = graph.transpose %[[P2]] {perm = array<i64: 0, 3, 1, 2>}
 // CHECK-NEXT: func.return %x, %[[N]], %[[OUT]]
 func.func @main(%x: tensor<2x3x4x5xf32> {graph.name = "x"}) -> (tensor<2x3x4x5xf32> {graph.name = "a"}, tensor<2x5x4x3xf32> {graph.name = "b"}, tensor<2x3x4x5xf32> {graph.name = "c"}) {
