@@ -1,19 +1,20 @@
 """The compile pipeline: import -> graph IR -> kernel level -> llvm -> native object."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.exceptions import ParseError, VerifyException
 
 from pyflame_rt import __version__
 from pyflame_rt.compiled_model import CompiledModel, expr_to_json
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import Assumption, collect
-from pyflame_rt.dialects.weights import WeightTable
+from pyflame_rt.dialects.weights import parse_module, require_values
 from pyflame_rt.errors import BackendError, InvalidModelError, PyFlameRTError, ValidationError
 from pyflame_rt.import_module import ImportOptions, ImportResult, from_onnx
 from pyflame_rt.options import OptLevel
@@ -44,7 +45,8 @@ def _io_json(infos) -> list[dict]:
 
 
 def compile_model(model, options: CompileOptions | None = None, log=None) -> CompiledModel:
-    """Compile an ONNX model (path, bytes or ModelProto) or an ImportResult."""
+    """Compile an ONNX model (path, bytes or ModelProto), a graph-level .mlir file with its weights
+    (`pyflame-opt --print-weights`) or an ImportResult."""
     options = options or CompileOptions()
     if not isinstance(options, CompileOptions):
         raise ValidationError(f"options must be a CompileOptions, got {type(options).__name__}")
@@ -63,12 +65,13 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
     # the model's own dim requirements, stated by the importer's converters and the imported ops before
     # passes rewrite some of them away (a BatchNorm folded into a Mul / Add no longer says its
     # parameters must have C elements; a Reshape that keeps the shape is imported as no op)
+    if isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith(".mlir"):
+        model = _read_mlir(os.fspath(model))
     with collect() as model_assumptions:
         if isinstance(model, ImportResult):  # the caller's module stays as it is
             imported = model
             module = model.module.clone()
             _verify_given_ir(module)
-            WeightTable(model.weights).attach(module)
         else:
             imported = from_onnx(model, options.import_options)
             module = imported.module
@@ -77,7 +80,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
     legalized = PassManager(CPU_LEGALIZATIONS).run(module)
     optimized = PassManager.create_default(options.opt_level, verbose=options.verbose_optimization).run(module)
     lap("optimize")
-    lowered = lower_graph(graph.entry_function(module), WeightTable.of(module), target, options.checked)
+    lowered = lower_graph(graph.entry_function(module), require_values(module), target, options.checked)
     kernels = _kernel_names(lowered)
     lap("lower-graph")
     try:
@@ -121,13 +124,27 @@ def compile_model(model, options: CompileOptions | None = None, log=None) -> Com
     return CompiledModel(header, blob, obj)
 
 
+def _read_mlir(path: str) -> ImportResult:
+    from pyflame_rt.opt_tool import make_context  # the context of every dialect pyflame-opt reads
+
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise InvalidModelError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return ImportResult(module=parse_module(make_context(), text, path), opset=0)
+    except ParseError as e:
+        raise InvalidModelError(f"{path} does not parse: {e}") from None
+
+
 def _verify_given_ir(module) -> None:
     """IR the caller built or edited is checked once before any pass or lowering relies on it."""
     try:
         module.verify()
     except VerifyException as e:
         first_line = next(iter(str(e).splitlines()), "") or type(e).__name__
-        raise InvalidModelError(f"the ImportResult's IR does not verify: {first_line}") from None
+        raise InvalidModelError(f"the given IR does not verify: {first_line}") from None
 
 
 def _checkable(assumptions: list[Assumption], symbols: list[str]) -> list[Assumption]:

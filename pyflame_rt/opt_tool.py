@@ -6,12 +6,11 @@ import sys
 
 from xdsl.context import Context
 from xdsl.dialects import arith, builtin, cf, func, llvm, scf
-from xdsl.parser import Parser
 from xdsl.passes import PassPipeline
-from xdsl.printer import Printer
 from xdsl.utils.exceptions import ArgSpecParseError, ParseError, VerifyException
 
 from pyflame_rt.dialects import ALL_DIALECTS
+from pyflame_rt.dialects.weights import print_module, parse_module
 from pyflame_rt.errors import PyFlameRTError
 from pyflame_rt.transforms.pass_manager import PassManager, PassManagerConfig
 from pyflame_rt.transforms.registry import all_passes, load_pass_plugin
@@ -25,13 +24,13 @@ def make_context() -> Context:
 
 
 def load_module(path: str, ctx: Context):
-    """Parse .mlir text, or import an .onnx model (its WeightTable is attached to the module)."""
+    """Parse .mlir text (with the weights of its file metadata, if any), or import an .onnx model."""
     if path.endswith(".onnx"):
         from pyflame_rt.import_module import from_onnx
 
         return from_onnx(path).module
     text = sys.stdin.read() if path == "-" else open(path).read()
-    return Parser(ctx, text, path).parse_module()
+    return parse_module(ctx, text, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="run an optimization level's pipeline first: -O0 none .. -O3 all")
     p.add_argument("--print-stats", action="store_true", help="per-pass statistics on stderr")
     p.add_argument("-o", "--output", default="-")
+    p.add_argument("--print-weights", action="store_true",
+                   help="print the weights' values (a file-metadata section) so the output compiles")
+    p.add_argument("--elide-weights-larger-than", type=int, metavar="BYTES",
+                   help="with --print-weights: leave out the values of weights above BYTES")
     p.add_argument("--list-passes", action="store_true")
     p.add_argument("--load", action="append", default=[], metavar="PLUGIN",
                    help="import a .py file or module that registers passes (repeatable)")
@@ -77,11 +80,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out = sys.stdout if args.output == "-" else open(args.output, "w")
     try:
-        Printer(stream=out).print_op(module)
-        out.write("\n")
+        print_module(module, out, _max_blob_bytes(args))
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
     return 0
+
+
+def _max_blob_bytes(args) -> int | None:
+    """Weights' values are elided unless asked for (they dwarf the ops)."""
+    if not args.print_weights:
+        return 0
+    return args.elide_weights_larger_than
 
 
 if __name__ == "__main__":
