@@ -25,8 +25,9 @@ without a value: passes treat its value as unknown, lowering refuses it.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator, MutableMapping
-from typing import IO
+from typing import IO, NoReturn
 
 import numpy as np
 from xdsl.context import Context
@@ -36,7 +37,9 @@ from xdsl.irdl import IRDLOperation, irdl_attr_definition, irdl_op_definition, o
 from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
 from xdsl.traits import SymbolOpInterface
-from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.lexer import Input, Span
+from xdsl.utils.mlir_lexer import StringLiteral
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dtype import DType
@@ -278,44 +281,80 @@ def print_module(module: ModuleOp, out: IO[str], max_blob_bytes: int | None = 0)
 
 def parse_module(ctx: Context, text: str, name: str = "<input>") -> ModuleOp:
     """A module with the blobs of its file-metadata section (verification is the caller's)."""
-    body, resources = _split_metadata(text)
-    module = Parser(ctx, body, name).parse_module()
-    if resources:
-        _read_resources(Parser(ctx, resources, f"{name} (file metadata)"), module)
+    section = _metadata_span(text)
+    if section is None:
+        return Parser(ctx, text, name).parse_module()
+    module = Parser(ctx, text[:section[0]], name).parse_module()
+    _ResourceReader(Input(text, name), module).read(section[0] + 3, section[1] - 3)
     return module
 
 
-def _split_metadata(text: str) -> tuple[str, str]:
-    """(ops, the `{-# ... #-}` section's contents); the section ends the file, as MLIR prints it."""
-    end = text.rstrip()
-    start = end.rfind("{-#") if end.endswith("#-}") else -1
-    return (text, "") if start < 0 else (text[:start], end[start + 3:-3])
+def _metadata_span(text: str) -> tuple[int, int] | None:
+    """Where the `{-# ... #-}` section that ends the file (as MLIR prints it) starts and ends
+    (searched from the front, skipping comments: the blobs behind it are most of the text)."""
+    end = len(text)
+    while end and text[end - 1].isspace():
+        end -= 1
+    if not text.endswith("#-}", 0, end):
+        return None
+    start = text.find("{-#", 0, end)
+    while start >= 0 and "//" in text[text.rfind("\n", 0, start) + 1:start]:
+        start = text.find("{-#", start + 3, end)
+    return None if start < 0 else (start, end)
 
 
-def _read_resources(parser: Parser, module: ModuleOp) -> None:
-    """`dialect_resources: { graph: { key: "0x...", ... } }`: each key's blob goes to its graph.weight."""
-    ops = {op.sym_name.data: op for op in weight_ops(module)}
+_WORD_BRACE = re.compile(r"\s*([a-zA-Z_][a-zA-Z0-9_$.]*)\s*:\s*\{")
+_KEY_QUOTE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_$.]*|"(?:[^"\\\n]|\\.)*")\s*:\s*"')
+_COMMA_OR_CLOSE = re.compile(r"\s*([,}])")
+_CLOSE = re.compile(r"\s*}\s*")
 
-    def entry() -> None:
-        key = parser.parse_identifier_or_str_literal(" as a resource key")
-        parser.parse_punctuation(":")
-        text = parser.parse_str_literal(" as a resource blob")
-        if key not in ops:
-            parser.raise_error(f"resource '{key}' names no graph.weight")
+
+class _ResourceReader:
+    """`dialect_resources: { graph: { key: "0x...", ... } }`: each blob goes to its graph.weight.
+
+    Blobs are cut out of the text by position (`str.find`): a tokenizer's regex over hundreds of
+    megabytes of hex is what makes large modules slow to parse."""
+
+    def __init__(self, source: Input, module: ModuleOp):
+        self.source, self.text = source, source.content
+        self.ops = {op.sym_name.data: op for op in weight_ops(module)}
+
+    def read(self, pos: int, end: int) -> None:
+        m = self._expect(_WORD_BRACE, pos, end, "`dialect_resources: {`")
+        if m[1] != "dialect_resources":
+            self._fail(m.start(1), "the file metadata supports only 'dialect_resources'")
+        m = self._expect(_WORD_BRACE, m.end(), end, "`graph: {`")
+        if m[1] != _RESOURCE_DIALECT:
+            self._fail(m.start(1), f"resources of dialect '{m[1]}' are not supported "
+                                   f"(weights are '{_RESOURCE_DIALECT}' resources)")
+        pos, sep = m.end(), ","
+        while sep == ",":
+            pos = self._entry(pos, end)
+            m = self._expect(_COMMA_OR_CLOSE, pos, end, "`,` or `}`")
+            pos, sep = m.end(), m[1]
+        if not _CLOSE.fullmatch(self.text, pos, end):
+            self._fail(pos, "expected `}` ending the file metadata")
+
+    def _entry(self, pos: int, end: int) -> int:
+        m = self._expect(_KEY_QUOTE, pos, end, 'a resource `key: "0x..."`')
+        key = m[1] if m[1][0] != '"' else StringLiteral(m.start(1), m.end(1), self.source).string_contents
+        close = self.text.find('"', m.end(), end)
+        if close < 0:
+            self._fail(m.end(), "unterminated resource blob")
+        op = self.ops.get(key)
+        if op is None:
+            self._fail(m.start(1), f"resource '{key}' names no graph.weight")
         try:
-            ops[key].blob = BlobAttr(_read_hex(text, ops[key].type))
+            op.blob = BlobAttr(_read_hex(self.text[m.end():close], op.type))
         except (ValueError, VerifyException) as e:
-            parser.raise_error(f"resource '{key}': {e}")
+            self._fail(m.end(), f"resource '{key}': {e}")
+        return close + 1
 
-    def dialect() -> None:
-        dialect_name = parser.parse_identifier(" as a dialect name")
-        if dialect_name != _RESOURCE_DIALECT:
-            parser.raise_error(f"resources of dialect '{dialect_name}' are not supported "
-                               f"(weights are '{_RESOURCE_DIALECT}' resources)")
-        parser.parse_punctuation(":")
-        parser.parse_comma_separated_list(Parser.Delimiter.BRACES, entry)
+    def _expect(self, pattern: re.Pattern, pos: int, end: int, what: str) -> re.Match:
+        m = pattern.match(self.text, pos, end)
+        if m is None:
+            self._fail(pos, f"expected {what} in the file metadata")
+        return m
 
-    if parser.parse_identifier(" in the file metadata") != "dialect_resources":
-        parser.raise_error("the file metadata supports only 'dialect_resources'")
-    parser.parse_punctuation(":")
-    parser.parse_comma_separated_list(Parser.Delimiter.BRACES, dialect)
+    def _fail(self, pos: int, message: str) -> NoReturn:
+        raise ParseError(Span(pos, pos + 1, self.source), message)

@@ -37,7 +37,7 @@ class PassStats:
     nodes_fused counts the nodes absorbed into another op (MatMul+Add -> Gemm
     absorbs 1, a 9-node LayerNorm subgraph 8); constants_folded counts nodes
     replaced by constants; initializers_added / initializers_removed count
-    weight-table entries created (folded weights) / dropped.
+    `graph.weight`s created (folded weights) / dropped.
     """
 
     nodes_before: int = 0

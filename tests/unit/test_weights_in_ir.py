@@ -121,3 +121,9 @@ def test_a_blob_of_the_wrong_type_does_not_verify():
     op.type = WeightOp("v", np.zeros(4, np.float32)).type
     with pytest.raises(Exception, match="its blob is a tensor<3xf32>, not a tensor<4xf32>"):
         op.verify()
+
+
+def test_a_comment_mentioning_the_section_is_not_the_section():
+    text = ('// a file ends with {-# dialect_resources #-}\ngraph.weight @w : tensor<1xf32>\n'
+            'func.func @main() {\n  func.return\n}\n{-# dialect_resources: { graph: { w: "0x040000000000803f" } } #-}\n')
+    assert WeightTable.of(parse_module(opt_tool.make_context(), text))["w"].tolist() == [1.0]
