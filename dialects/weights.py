@@ -8,7 +8,7 @@ the mapping view passes and lowerings read and write weights through (`add` inse
 `graph.weight`, `prune` erases unreferenced ones); the module is the only store.
 
 Text: ops print their declaration only; `print_module` appends MLIR's file-metadata
-section with the blobs (elided above `max_blob_bytes`), hex-encoded as MLIR does (a u32
+section with the blobs (if asked for, large ones elided), hex-encoded as MLIR does (a u32
 alignment, then the bytes):
 
     {-#
@@ -261,12 +261,13 @@ def require_values(module: ModuleOp) -> WeightTable:
 # ------------------------------------------------------------------ text
 
 
-def print_module(module: ModuleOp, out: IO[str], max_blob_bytes: int | None = 0) -> None:
-    """The module, then the blobs of at most `max_blob_bytes` bytes each (None: every blob)."""
+def print_module(module: ModuleOp, out: IO[str], print_weights: bool = False,
+                 elide_larger_than: int | None = None) -> None:
+    """The module; with `print_weights`, then the blobs (but those above `elide_larger_than` bytes)."""
     Printer(stream=out).print_op(module)
     out.write("\n")
-    blobs = [op for op in weight_ops(module)
-             if op.blob is not None and (max_blob_bytes is None or op.blob.data.nbytes <= max_blob_bytes)]
+    blobs = [op for op in weight_ops(module) if print_weights and op.blob is not None
+             and (elide_larger_than is None or op.blob.data.nbytes <= elide_larger_than)]
     if not blobs:
         return
     out.write(f"\n{{-#\n  dialect_resources: {{\n    {_RESOURCE_DIALECT}: {{\n")

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="run an optimization level's pipeline first: -O0 none .. -O3 all")
     p.add_argument("--print-stats", action="store_true", help="per-pass statistics on stderr")
     p.add_argument("-o", "--output", default="-")
-    p.add_argument("--print-weights", action="store_true",
+    p.add_argument("--print-weights", action="store_true",  # off by default: the values dwarf the ops
                    help="print the weights' values (a file-metadata section) so the output compiles")
     p.add_argument("--elide-weights-larger-than", type=int, metavar="BYTES",
                    help="with --print-weights: leave out the values of weights above BYTES")
@@ -80,17 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out = sys.stdout if args.output == "-" else open(args.output, "w")
     try:
-        print_module(module, out, _max_blob_bytes(args))
+        print_module(module, out, args.print_weights, args.elide_weights_larger_than)
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
     return 0
-
-
-def _max_blob_bytes(args) -> int | None:
-    """Weights' values are elided unless asked for (they dwarf the ops)."""
-    if not args.print_weights:
-        return 0
-    return args.elide_weights_larger_than
 
 
 if __name__ == "__main__":

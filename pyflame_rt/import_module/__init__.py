@@ -1,4 +1,4 @@
-"""Importers: external model formats -> graph dialect + weight side table."""
+"""Importers: external model formats -> graph dialect (weights as `graph.weight` ops)."""
 from pyflame_rt.import_module.onnx_importer import ImportOptions, ImportResult, ONNXImporter, from_onnx
 
 __all__ = ["ImportOptions", "ImportResult", "ONNXImporter", "from_onnx"]

@@ -28,9 +28,9 @@ def _mlp(rng) -> onnx.ModelProto:
     return make_model(nodes, [("x", ["N", 8])], [("y", ["N", 3])], weights)
 
 
-def _text(module, max_blob_bytes=None) -> str:
+def _text(module, elide_larger_than=None) -> str:
     out = io.StringIO()
-    print_module(module, out, max_blob_bytes)
+    print_module(module, out, True, elide_larger_than)
     return out.getvalue()
 
 
@@ -63,7 +63,7 @@ def test_weights_survive_print_and_parse_bit_exactly(rng):
 
 def test_elided_weights_parse_as_declarations_and_do_not_compile(rng, tmp_path):
     module = from_onnx(_mlp(rng)).module
-    text = _text(module, max_blob_bytes=64)  # only b (16 floats) is small enough
+    text = _text(module, elide_larger_than=64)  # only b (16 floats) is small enough
     assert '"onnx::w/1": "0x' not in text and 'b: "0x' in text
     parsed = parse_module(opt_tool.make_context(), text)
     assert [op.sym_name.data for op in parsed.ops if isinstance(op, WeightOp)] == ["onnx::w/1", "b", "main_1"]
