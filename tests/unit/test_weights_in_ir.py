@@ -13,7 +13,7 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import ParseError
 
 from conftest import assert_close, make_model, ort_run
-from pyflame_rt import InferenceSession, cli, opt_tool
+from pyflame_rt import InferenceSession, artifact, cli, opt_tool
 from pyflame_rt.compiler import compile_model
 from pyflame_rt.dialects.weights import WeightOp, WeightTable, parse_module, print_module
 from pyflame_rt.errors import InvalidModelError
@@ -127,3 +127,24 @@ def test_a_comment_mentioning_the_section_is_not_the_section():
     text = ('// a file ends with {-# dialect_resources #-}\ngraph.weight @w : tensor<1xf32>\n'
             'func.func @main() {\n  func.return\n}\n{-# dialect_resources: { graph: { w: "0x040000000000803f" } } #-}\n')
     assert WeightTable.of(parse_module(opt_tool.make_context(), text))["w"].tolist() == [1.0]
+
+
+@pytest.mark.slow
+def test_folded_and_permuted_conv_weights_compile_from_mlir(rng, tmp_path):
+    """-O2 folds the BatchNorm into new conv weights and makes the conv channels-last (permuted
+    weights): the printed module carries those new weights, and compiling it again is exact."""
+    c = 4
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1] * 4),
+             helper.make_node("BatchNormalization", ["c", "s", "t", "m", "v"], ["bn"]),
+             helper.make_node("Relu", ["bn"], ["y"])]
+    inits = {"w": rng.standard_normal((c, 3, 3, 3), np.float32), "s": rng.uniform(0.5, 2, c).astype(np.float32),
+             "t": rng.standard_normal(c, np.float32), "m": rng.standard_normal(c, np.float32),
+             "v": rng.uniform(0.5, 2, c).astype(np.float32)}
+    model = make_model(nodes, [("x", ["N", 3, 8, 8])], [("y", ["N", c, 8, 8])], inits)
+    onnx.save(model, tmp_path / "conv.onnx")
+    mlir = tmp_path / "conv.mlir"
+    assert opt_tool.main([str(tmp_path / "conv.onnx"), "-O2", "--print-weights", "-o", str(mlir)]) == 0
+    assert "graph.weight @w :" not in mlir.read_text()  # replaced by the folded weights
+    x = rng.standard_normal((2, 3, 8, 8), np.float32)
+    artifact.save(compile_model(str(mlir)), str(tmp_path / "conv.pfm"))
+    assert_close(InferenceSession(str(tmp_path / "conv.pfm")).run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
