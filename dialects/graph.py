@@ -4,7 +4,7 @@ Values are builtin tensor types (dynamic dims are `?`). The names of dynamic dim
 live on the entry function's arguments (`graph.dims`), and every op knows how to
 compute its result shapes from its operands' symbolic shapes (`infer_shapes`),
 so shape inference stays exact through Flatten/Reshape of dynamic tensors.
-Weights are not inlined: `graph.constant @name` refers to a side table.
+Weights are not inlined: `graph.constant @name` reads a `graph.weight` symbol (weights.py).
 """
 from __future__ import annotations
 
@@ -199,7 +199,7 @@ class GraphOp(IRDLOperation):
 
 @irdl_op_definition
 class ConstantOp(GraphOp):
-    """A tensor constant: a named weight in the side table, or a small inline value."""
+    """A tensor constant: a named `graph.weight`, or a small inline value."""
 
     name = "graph.constant"
     weight = opt_prop_def(SymbolRefAttr)

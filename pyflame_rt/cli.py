@@ -43,7 +43,7 @@ def _compile(args) -> int:
 
 
 def _default_output(model: str) -> str:
-    return (model[:-5] if model.endswith(".onnx") else model) + ".pfm"
+    return (model[:-5] if model.endswith((".onnx", ".mlir")) else model) + ".pfm"
 
 
 def _parse_dims(items: list[str]) -> dict[str, int]:
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compile", help="compile an ONNX model to a .pfm artifact")
-    c.add_argument("model")
+    c.add_argument("model", help=".onnx model, or graph-level .mlir with weights (pyflame-opt --print-weights)")
     c.add_argument("-o", "--output")
     c.add_argument("--cpu", default=None, help="host (default) or x86-64, x86-64-v2, x86-64-v3, x86-64-v4")
     c.add_argument("--opt-level", type=int, choices=range(4), default=int(OptLevel.EXTENDED),

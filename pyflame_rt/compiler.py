@@ -2,14 +2,15 @@
 target's lowering and emission (pyflame_rt.targets.target), whichever target it is given."""
 from __future__ import annotations
 
+import os
 import time
 
-from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.exceptions import ParseError, VerifyException
 
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import Assumption, collect
-from pyflame_rt.dialects.weights import WeightTable
+from pyflame_rt.dialects.weights import parse_module
 from pyflame_rt.errors import InvalidModelError, ValidationError
 from pyflame_rt.importers.onnx import ImportResult, from_onnx
 from pyflame_rt.options import CompileOptions, OptLevel
@@ -24,8 +25,9 @@ _DRIVER_STAGES = ("import", "optimize", "lower-graph")
 
 def compile_model(model, options: CompileOptions | None = None, log=None,
                   target: Target | None = None) -> CompiledModel:
-    """Compile an ONNX model (path, bytes or ModelProto) or an ImportResult for `target` (by
-    default the CPU target of `options.cpu`)."""
+    """Compile an ONNX model (path, bytes or ModelProto), a graph-level .mlir file with its weights
+    (`pyflame-opt --print-weights`) or an ImportResult for `target` (by default the CPU target of
+    `options.cpu`)."""
     options = options or CompileOptions()
     if not isinstance(options, CompileOptions):
         raise ValidationError(f"options must be a CompileOptions, got {type(options).__name__}")
@@ -46,12 +48,13 @@ def compile_model(model, options: CompileOptions | None = None, log=None,
     # the model's own dim requirements, stated by the importer's converters and the imported ops before
     # passes rewrite some of them away (a BatchNorm folded into a Mul / Add no longer says its
     # parameters must have C elements; a Reshape that keeps the shape is imported as no op)
+    if isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith(".mlir"):
+        model = _read_mlir(os.fspath(model))
     with collect() as model_assumptions:
         if isinstance(model, ImportResult):  # the caller's module stays as it is
             imported = model
             module = model.module.clone()
             _verify_given_ir(module)
-            WeightTable(model.weights).attach(module)
         else:
             imported = from_onnx(model, options.import_options)
             module = imported.module
@@ -84,13 +87,27 @@ def compile_model(model, options: CompileOptions | None = None, log=None,
     return CompiledModel(header, emitted.weights, emitted.code)
 
 
+def _read_mlir(path: str) -> ImportResult:
+    from pyflame_rt.opt_tool import make_context  # the context of every dialect pyflame-opt reads
+
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        raise InvalidModelError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        return ImportResult(module=parse_module(make_context(), text, path), opset=0)
+    except ParseError as e:
+        raise InvalidModelError(f"{path} does not parse: {e}") from None
+
+
 def _verify_given_ir(module) -> None:
     """IR the caller built or edited is checked once before any pass or lowering relies on it."""
     try:
         module.verify()
     except VerifyException as e:
         first_line = next(iter(str(e).splitlines()), "") or type(e).__name__
-        raise InvalidModelError(f"the ImportResult's IR does not verify: {first_line}") from None
+        raise InvalidModelError(f"the given IR does not verify: {first_line}") from None
 
 
 def _checkable(assumptions: list[Assumption], symbols: list[str]) -> list[Assumption]:

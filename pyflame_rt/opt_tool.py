@@ -6,12 +6,11 @@ import sys
 
 from xdsl.context import Context
 from xdsl.dialects import arith, builtin, cf, func, scf
-from xdsl.parser import Parser
 from xdsl.passes import PassPipeline
-from xdsl.printer import Printer
 from xdsl.utils.exceptions import ArgSpecParseError, ParseError, VerifyException
 
 from pyflame_rt.dialects import ALL_DIALECTS, graph, kernel
+from pyflame_rt.dialects.weights import parse_module, print_module
 from pyflame_rt.errors import PyFlameRTError
 from pyflame_rt.options import OptLevel
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -29,13 +28,13 @@ def make_context() -> Context:
 
 
 def load_module(path: str, ctx: Context):
-    """Parse .mlir text, or import an .onnx model (its WeightTable is attached to the module)."""
+    """Parse .mlir text (with the weights of its file metadata, if any), or import an .onnx model."""
     if path.endswith(".onnx"):
         from pyflame_rt.importers.onnx import from_onnx
 
         return from_onnx(path).module
     text = sys.stdin.read() if path == "-" else open(path).read()
-    return Parser(ctx, text, path).parse_module()
+    return parse_module(ctx, text, path)
 
 
 LEVELS = ("graph", "kernel", "llvm")
@@ -91,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
                                                   "such as x86-64-v3")
     p.add_argument("--print-stats", action="store_true", help="per-pass statistics on stderr")
     p.add_argument("-o", "--output", default="-")
+    p.add_argument("--print-weights", action="store_true",  # off by default: the values dwarf the ops
+                   help="print the weights' values (a file-metadata section) so the output compiles")
+    p.add_argument("--elide-weights-larger-than", type=int, metavar="BYTES",
+                   help="with --print-weights: leave out the values of weights above BYTES")
     p.add_argument("--list-passes", action="store_true")
     p.add_argument("--load", action="append", default=[], metavar="PLUGIN",
                    help="import a .py file or module that registers passes (repeatable)")
@@ -133,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out = sys.stdout if args.output == "-" else open(args.output, "w")
     try:
-        Printer(stream=out).print_op(module)
-        out.write("\n")
+        print_module(module, out, args.print_weights, args.elide_weights_larger_than)
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
     return 0

@@ -29,7 +29,7 @@ def referenced_weights(module: ModuleOp) -> set[str]:
 @register_pass
 @dataclass(frozen=True)
 class EliminateDeadCode(GraphPass):
-    """Remove unused nodes, Identity/Dropout and weight-table entries nothing refers to."""
+    """Remove unused nodes, Identity/Dropout and weights nothing refers to."""
 
     name = "eliminate-dead-code"
 

@@ -5,7 +5,7 @@ After a graph.conv with constant weight (and bias) whose result feeds only the B
 that affine map folds into the convolution: W' = W * s per output channel and
 b' = (b - mean) * s + beta. Any other BN with constant parameters becomes a
 `graph.mul_add` with [C, 1, ...] constants, so a following Relu fuses into it.
-The folded tensors are new weight-table entries; eliminate-dead-code drops the
+The folded tensors are new `graph.weight`s; eliminate-dead-code drops the
 old ones once nothing refers to them.
 """
 from __future__ import annotations

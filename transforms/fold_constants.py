@@ -4,7 +4,7 @@ Values come from the reference evaluator (`pyflame_rt.dialects.reference`), the 
 semantics the conformance tests check. A folded result with at most
 `inline-elements` elements (shape vectors, scalars) is written inline as a dense
 value, so later folds and importer-style consumers can read it from the IR;
-larger ones become new weight-table entries (`graph.constant @<name>_folded`).
+larger ones become new weights (`graph.constant @<name>_folded`).
 Limits: results larger than `max-bytes` are not folded; with
 `fold-expensive=false` MatMul/Gemm/Conv-like nodes are left alone; `exclude`
 lists op names ("graph.matmul" or "matmul") never to fold.

@@ -1,10 +1,10 @@
-"""What the graph-level passes share: statistics, the weight table, the greedy driver,
+"""What the graph-level passes share: statistics, the weights view, the greedy driver,
 reading and making constants, the single-consumer check.
 
 A `GraphPass` is an ordinary xDSL `ModulePass` (so `pyflame-opt -p` runs it), whose
 work is done by `rewrite(module, weights, stats)`: the PassManager calls that
 directly to collect the pass's statistics, `apply` calls it with throwaway ones.
-Node counts (ops other than `graph.constant` and the terminator) are taken by the
+Node counts (ops other than constants, weights and the terminator) are taken by the
 PassManager before and after every pass, whatever kind of pass it is.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier, PatternRewriterListener, PatternRewriteWalker, RewritePattern)
 
 from pyflame_rt.dialects import graph
-from pyflame_rt.dialects.weights import WeightTable
+from pyflame_rt.dialects.weights import WeightOp, WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import ValidationError
 from pyflame_rt.targets.target import Capabilities, Target
@@ -39,7 +39,7 @@ class PassStats:
     nodes_fused counts the nodes absorbed into another op (MatMul+Add -> Gemm
     absorbs 1, a 9-node LayerNorm subgraph 8); constants_folded counts nodes
     replaced by constants; initializers_added / initializers_removed count
-    weight-table entries created (folded weights) / dropped.
+    `graph.weight`s created (folded weights) / dropped.
     """
 
     nodes_before: int = 0
@@ -72,14 +72,14 @@ class PassStats:
 
 
 def node_census(module: ModuleOp) -> Counter:
-    """Op name -> count over the graph nodes (not constants, functions or terminators)."""
+    """Op name -> count over the graph nodes (not constants, weights, functions or terminators)."""
     return Counter(op.name for op in module.walk()
-                   if not isinstance(op, (ModuleOp, func.FuncOp, func.ReturnOp, graph.ConstantOp)))
+                   if not isinstance(op, (ModuleOp, func.FuncOp, func.ReturnOp, graph.ConstantOp, WeightOp)))
 
 
 @dataclass(frozen=True)
 class GraphPass(ModulePass, ABC):
-    """A pass over graph IR that reports statistics and may use the weight table."""
+    """A pass over graph IR that reports statistics; `weights` is `WeightTable.of(module)`."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         self.rewrite(op, WeightTable.of(op), PassStats())
@@ -144,7 +144,7 @@ def constant_array(v: SSAValue, weights: WeightTable) -> np.ndarray | None:
 
 
 def make_constant(arr: np.ndarray, hint: str, weights: WeightTable, inline_elements: int) -> graph.ConstantOp:
-    """A graph.constant for `arr`: inline when small, else a new weight-table entry named from `hint`."""
+    """A graph.constant for `arr`: inline when small, else a new `graph.weight` named from `hint`."""
     t = graph.tensor_type(arr.shape, DType.from_numpy(arr.dtype))
     if arr.size <= inline_elements:
         return graph.ConstantOp(t, value=DenseIntOrFPElementsAttr.from_list(t, arr.ravel().tolist()))

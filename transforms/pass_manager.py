@@ -3,8 +3,8 @@
 Passes are named as in `pyflame-opt -p` (any registered pass, options included:
 `fold-constants{max-bytes=1024}`) or given as ModulePass instances. After every
 pass that changed the module it is verified, and every weight it refers to must
-still be in its WeightTable; node counts and new weight-table entries are taken
-before and after every pass.
+still have its `graph.weight`; node counts and new weights are taken before and
+after every pass.
 """
 from __future__ import annotations
 
@@ -190,7 +190,7 @@ class PassManager:
         lost = referenced_weights(module) - WeightTable.of(module).keys() - missing_before
         if lost:
             raise ValidationError(f"after pass '{pass_name}' weights {sorted(lost)[:3]} are missing from "
-                                  f"the weight table")
+                                  f"the module")
 
 
 def _module_of(x) -> ModuleOp:

@@ -11,7 +11,7 @@ from xdsl.dialects.builtin import ModuleOp
 from pyflame_rt.cache import CompileCache, KernelCacheConfig
 from pyflame_rt.compiled_model import expr_to_json
 from pyflame_rt.dialects import graph
-from pyflame_rt.dialects.weights import WeightTable
+from pyflame_rt.dialects.weights import require_values
 from pyflame_rt.launch_table import encode as encode_launches
 from pyflame_rt.options import CompileOptions, OptLevel
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
@@ -40,7 +40,7 @@ def pipeline(level: OptLevel) -> tuple[str, ...]:
 
 def lower(target: CPUTarget, module: ModuleOp, options: CompileOptions) -> LoweredModel:
     """The kernel level, read back as a LoweredModel; kernels the kernel cache holds are only declared."""
-    return lower_graph(graph.entry_function(module), WeightTable.of(module), target, options.checked,
+    return lower_graph(graph.entry_function(module), require_values(module), target, options.checked,
                        _kernel_cache(target, options))
 
 

@@ -130,7 +130,10 @@ class GraphLowering:
         # values that are strided views of another tensor's storage (a Slice read only by Transposes):
         # per-dim element strides; their readers pass these to the copy kernels
         self.strides: dict[SSAValue, list[Dim]] = {}
-        self.table = WeightTable(weights)  # the kernel module's weights: the graph's and derived ones
+        # the kernel module; its weights: those of the graph the kernels read, and derived ones
+        self.module = ModuleOp([])
+        self.table = WeightTable(self.module)
+        self.weight_names: dict[int, tuple[str, np.ndarray]] = {}  # id of a stored array -> its name
         self._weight_bytes = 0
         self.op_summary: dict[str, int] = {}
         self.checks: list[str] = []
@@ -149,9 +152,11 @@ class GraphLowering:
 
     # --------------------------------------------------------------- storage
     def add_weight(self, name: str, arr: np.ndarray) -> Loc:
-        """A weight of the blob: a graph weight keeps its name, a derived array gets a fresh one."""
-        if self.table.get(name) is not arr:
-            name = self.table.add(name, arr)
+        """A weight of the blob: each array is stored once, under its name (a graph weight's) or, if
+        that is taken, a fresh one derived from it."""
+        if id(arr) not in self.weight_names:
+            self.weight_names[id(arr)] = (self.table.add(name, arr), arr)  # the array stays alive: ids stay unique
+        name = self.weight_names[id(arr)][0]
         arr = self.table[name]
         off = -(-self._weight_bytes // WEIGHT_ALIGN) * WEIGHT_ALIGN
         self._weight_bytes = off + arr.nbytes
@@ -302,7 +307,7 @@ class GraphLowering:
 
     # ----------------------------------------------------------------- driver
     def lower(self) -> ModuleOp:
-        """The kernel module: the kernels and the schedule launching them (its WeightTable attached)."""
+        """The kernel module: the weights, the kernels and the schedule launching them."""
         fn = self.fn
         in_attrs = fn.arg_attrs.data if fn.arg_attrs else [None] * len(fn.args)
         out_attrs = fn.res_attrs.data if fn.res_attrs else [None] * len(fn.function_type.outputs)
@@ -352,11 +357,10 @@ class GraphLowering:
         cached = [func.FuncOp.external(name, [PTR, i64, i64], []) for name in self.cached_kernels]
         for fn in self.kernels.values():  # the launch table names them: the object exports them
             fn.sym_visibility = StringAttr("public")
-        module = ModuleOp([*self.kernels.values(), *cached, schedule])
+        self.module.body.block.add_ops([*self.kernels.values(), *cached, schedule])
         used = {op.weight_name.data for op in self.block.ops if isinstance(op, kernel.WeightOp)}
         self.table.prune(used)
-        self.table.attach(module)
-        return module
+        return self.module
 
     def _io(self, role: kernel.IORole, t: TensorInfo) -> None:
         slot = sum(1 for kind, _ in self.storage if kind == "io")

@@ -7,16 +7,14 @@ the artifact's launch table, data the runtime executes); `lower-graph-to-cpu` ru
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from pyflame_rt.dialects import graph
-from pyflame_rt.dialects.weights import WeightTable
-from pyflame_rt.errors import InvalidModelError
+from pyflame_rt.dialects.weights import require_values
 from pyflame_rt.targets.cpu.lower_graph import lower_schedule, lower_to_kernel
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -26,27 +24,17 @@ from pyflame_rt.targets.cpu.target import CPUTarget
 class LowerGraphToKernel(ModulePass):
     """Replace the graph function by generated kernels and the `kernel.schedule` launching them.
 
-    Weights come from the module's WeightTable (attached by the importer when
-    pyflame-opt reads an .onnx file); the kernel module's own table (graph weights and
-    derived ones such as packed GEMM operands) replaces it. `cpu` picks the target
-    (host by default).
+    Weights are the module's `graph.weight`s; the kernel module keeps those the kernels read and
+    adds derived ones (packed GEMM operands, padded biases). `cpu` picks the target (host by
+    default).
     """
 
     name = "lower-graph-to-kernel"
     cpu: str = "host"
-    weights: dict = field(default_factory=dict, compare=False, hash=False)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        fn = graph.entry_function(op)
-        table = self.weights or WeightTable.of(op)
-        missing = [c.weight_name for c in fn.walk()
-                   if isinstance(c, graph.ConstantOp) and c.weight_name and c.weight_name not in table]
-        if missing:
-            raise InvalidModelError(
-                f"weights {missing[:3]} are not available: lower an .onnx input, not bare .mlir")
-        lowered = lower_to_kernel(fn, {k: np.asarray(v) for k, v in table.items()}, CPUTarget.named(self.cpu))
+        lowered = lower_to_kernel(graph.entry_function(op), require_values(op), CPUTarget.named(self.cpu))
         _replace_body(op, lowered)
-        WeightTable.of(lowered).attach(op)
 
 
 @dataclass(frozen=True)
@@ -67,10 +55,9 @@ class LowerGraphToCPU(ModulePass):
 
     name = "lower-graph-to-cpu"
     cpu: str = "host"
-    weights: dict = field(default_factory=dict, compare=False, hash=False)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        for step in (LowerGraphToKernel(self.cpu, self.weights), PlanMemory(), LowerKernelSchedule()):
+        for step in (LowerGraphToKernel(self.cpu), PlanMemory(), LowerKernelSchedule()):
             step.apply(ctx, op)
 
 

@@ -1,4 +1,4 @@
-"""Importers: external model formats -> graph dialect + weight side table."""
+"""Importers: external model formats -> graph dialect (weights as `graph.weight` ops)."""
 from pyflame_rt.importers.onnx.importer import ImportResult, ONNXImporter, from_onnx
 from pyflame_rt.options import ImportOptions
 

@@ -1,7 +1,8 @@
 """ONNX -> graph dialect.
 
-Each ONNX node is translated by a converter registered per op type; weights go to
-the side table (`ImportResult.weights`) and the IR refers to them by name.
+Each ONNX node is translated by a converter registered per op type; weights become
+the module's `graph.weight`s (`ImportResult.weights` views them) and `graph.constant`s
+refer to them by name.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import at_node
 from pyflame_rt.dialects.graph_tensor import DimValuesOp
 from pyflame_rt.dialects.symbolic import Shape, SymDim
-from pyflame_rt.dialects.weights import WeightTable
+from pyflame_rt.dialects.weights import WeightOp, WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.files import read_regular
 from pyflame_rt.importers.onnx import ops, shape_values  # ops: the converters register on import
@@ -50,7 +51,6 @@ NEWEST_OPSET = max(MAX_OPSET, onnx.defs.onnx_opset_version())
 @dataclass
 class ImportResult:
     module: ModuleOp
-    weights: WeightTable  # the module's side table (also reachable as WeightTable.of(module))
     opset: int
     producer: str = ""
     graph_name: str = ""
@@ -60,6 +60,10 @@ class ImportResult:
     parameter_count: int = 0
     import_time_ms: float = 0.0
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def weights(self) -> WeightTable:
+        return WeightTable.of(self.module)
 
     @property
     def main(self) -> func.FuncOp:
@@ -194,14 +198,14 @@ class ONNXImporter:
         except Exception as e:
             raise InvalidModelError(f"imported graph does not verify: {e}") from None
         used = {op.weight_name for op in fn.walk() if isinstance(op, graph.ConstantOp)}
-        weights = WeightTable({k: v for k, v in self.weights.items() if k in used}).attach(module)
+        module.body.block.insert_ops_before([WeightOp(k, v) for k, v in self.weights.items() if k in used], fn)
         return ImportResult(
-            module=module, weights=weights, opset=self.opset,
+            module=module, opset=self.opset,
             producer=f"{proto.producer_name} {proto.producer_version}".strip(),
             graph_name=g.name,
             metadata={p.key: p.value for p in proto.metadata_props},
             node_count=len(g.node), initializer_count=len(inits),
-            parameter_count=int(sum(a.size for a in weights.values())),
+            parameter_count=int(sum(a.size for k, a in self.weights.items() if k in used)),
             import_time_ms=(time.perf_counter() - t0) * 1e3, warnings=self.warnings,
         )
 
@@ -332,7 +336,7 @@ class ONNXImporter:
         dtype = DType.from_numpy(arr.dtype)
         key = name
         n = 1
-        while key in self.weights:
+        while key in self.weights or key == "main":  # a weight may not take the entry function's symbol
             key, n = f"{name}_{n}", n + 1
         self.weights[key] = np.asarray(arr, order="C")
         op = graph.ConstantOp(graph.tensor_type(arr.shape, dtype), weight=key)
