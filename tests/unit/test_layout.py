@@ -1,21 +1,16 @@
 """optimize-layout and the channels-last (NHWC) CPU kernels, compiled and compared with onnxruntime."""
-import sys
-from pathlib import Path
-
 import numpy as np
 import onnx
 import pytest
 from onnx import helper
 
-from conftest import assert_close, make_model, ort_run
+from conftest import assert_close, make_model, ort_run, repo_module
 from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, opt
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dtype import DType
 from pyflame_rt.reference import evaluate
 from xdsl.utils.exceptions import VerifyException
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _x(rng, *shape):
@@ -219,8 +214,7 @@ def test_nhwc_shape_inference_and_verifier():
 def _small_resnet():
     """Stem, max pool, two bottlenecks (one strided with a projection), average pool, classifier."""
     torch = pytest.importorskip("torch")
-    from models import Bottleneck
-
+    Bottleneck = repo_module("benchmarks/models.py").Bottleneck
     return torch.nn.Sequential(
         torch.nn.Conv2d(3, 16, 7, 2, 3, bias=False), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
         torch.nn.MaxPool2d(3, 2, 1), Bottleneck(16, 8, 1), Bottleneck(32, 16, 2),
@@ -228,13 +222,11 @@ def _small_resnet():
 
 
 def _torch_model(name: str, tmp_path) -> onnx.ModelProto:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     torch = pytest.importorskip("torch")
-    from models import MODELS, export
-
+    models = repo_module("benchmarks/models.py")
     path = tmp_path / f"{name}.onnx"
-    if name in MODELS:
-        export(name, str(path))
+    if name in models.MODELS:
+        models.export(name, str(path))
     else:
         torch.manual_seed(0)
         model = _small_resnet().eval()
