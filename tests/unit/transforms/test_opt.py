@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from conftest import assert_close, make_model, ort_run
+from conftest import ROOT, assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession, OptLevel, SessionOptions, ValidationError, from_onnx, opt
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.dialects import graph
@@ -16,8 +16,6 @@ from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.executable import Executable
 from pyflame_rt.reference import evaluate
 from pyflame_rt.transforms.graph_pass import node_census
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ops(module) -> list[str]:
@@ -280,16 +278,15 @@ def test_fusions_preserve_semantics_in_compiled_code(rng):
 def test_transformer_subgraphs_become_single_ops(arch):
     """Torch exports below opset 17/20 decompose LayerNorm and GELU; EXTENDED restores one op each,
     turns every Linear into matmul_bias (the GELU becomes the first FFN GEMM's epilogue), and the compiled outputs agree with NONE and onnxruntime."""
-    torch = pytest.importorskip("torch")
-    from test_transformers import TinyBert, TinyGPT, _export
-
+    tiny = pytest.importorskip("models.tiny_transformers")
+    torch = tiny.torch
     torch.manual_seed(0)
     ids = torch.zeros(2, 5, dtype=torch.long)
     if arch == "bert":
-        model = _export(TinyBert(layers=1), (ids, torch.ones(2, 5, dtype=torch.long)), ["ids", "mask"],
-                        {0: "batch", 1: "seq"}, opset=14)
+        model = tiny.export(tiny.TinyBert(layers=1), (ids, torch.ones(2, 5, dtype=torch.long)), ["ids", "mask"],
+                            {0: "batch", 1: "seq"}, opset=14)
     else:
-        model = _export(TinyGPT(layers=1), (ids,), ["ids"], {0: "batch", 1: "seq"}, opset=14)
+        model = tiny.export(tiny.TinyGPT(layers=1), (ids,), ["ids"], {0: "batch", 1: "seq"}, opset=14)
     res = from_onnx(model)
     r = opt.optimize(res, OptLevel.EXTENDED)
     ops = node_census(res.module)
