@@ -81,6 +81,7 @@ def test_a_corrupt_entry_is_recompiled(cache_dir):
     assert InferenceSession(model, opts(cache_dir)).cache_hit
 
 
+@pytest.mark.slow
 def test_max_entries_ttl_and_size_evict(cache_dir):
     models = [mlp(hidden=h) for h in (16, 24, 40)]
     for m in models:

@@ -70,6 +70,7 @@ CONV_CASES = [  # (C in, M out, kernel, attrs): odd channel counts, strides, dil
 
 
 @pytest.mark.parametrize("cin,cout,k,attrs", CONV_CASES)
+@pytest.mark.slow
 def test_conv_nhwc_gemm(cin, cout, k, attrs, rng):
     ops = _single("Conv", (cin, 11, 12), rng, attrs, {"w": _x(rng, cout, cin, k, k), "b": _x(rng, cout)},
                   ["w", "b"])
@@ -84,12 +85,14 @@ def test_conv_nhwc_gemm(cin, cout, k, attrs, rng):
     (11, dict(strides=[3, 2], dilations=[1, 2], pads=[2, 0, 1, 3])),
     (8, {}),
 ])
+@pytest.mark.slow
 def test_depthwise_conv_nhwc(c, attrs, rng):
     _single("Conv", (c, 10, 9), rng, dict(group=c, **attrs), {"w": _x(rng, c, 1, 3, 3), "b": _x(rng, c)},
             ["w", "b"])
 
 
 @pytest.mark.parametrize("hi", [1.5, 6.0])
+@pytest.mark.slow
 def test_conv_relu_and_clip_run_in_the_nhwc_chain(hi, rng):
     """Conv+Relu keeps its fused epilogue; Clip(0, 6) becomes the depthwise conv's relu6, another
     Clip its clip(0, hi)."""
@@ -143,6 +146,7 @@ def test_global_pool_nhwc(op, rng):
     _check(m, (1, 4))
 
 
+@pytest.mark.slow
 def test_concat_and_residual_add_stay_channels_last(rng):
     """A fire module (SqueezeNet) and a residual add: transposes only at the ends."""
     nodes = [helper.make_node("Conv", ["x", "ws", "bs"], ["s"]), helper.make_node("Relu", ["s"], ["sr"]),
@@ -158,6 +162,7 @@ def test_concat_and_residual_add_stay_channels_last(rng):
     assert ops.count("transpose:") == 2 and ops.count("conv:NHWC") == 3
 
 
+@pytest.mark.slow
 def test_convs_write_their_channel_slices_of_a_concat(rng):
     """Convs whose only use is a channels-last Concat store into their slice of its output (row
     stride = all channels); the Concat copies only the other inputs: the squeeze output s (three
@@ -178,6 +183,7 @@ def test_convs_write_their_channel_slices_of_a_concat(rng):
 
 
 @pytest.mark.parametrize("k,group,pads", [(1, 1, [0] * 4), (3, 1, [1] * 4), (3, 14, [1] * 4)])
+@pytest.mark.slow
 def test_residual_conv_nhwc(k, group, pads, rng):
     """relu(conv(x) + x): fuse-residual-add puts x into the conv's epilogue, in NHWC like the result."""
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=group, pads=pads),

@@ -158,6 +158,7 @@ def _outputs_agree_across_levels(model, rng, rtol=1e-5, oracle_rtol=None):
             assert_close(got, want, oracle_rtol)
 
 
+@pytest.mark.slow
 def test_compiled_outputs_agree_across_levels(rng):
     """The example MLP and the folding model: NONE vs EXTENDED within 1e-5, node counts reported."""
     for model in (str(ROOT / "examples" / "mlp.onnx"), _folded_model(rng)):
@@ -180,6 +181,7 @@ def test_benchmark_models_agree_across_levels(name, benchmark_onnx, rng):
     _outputs_agree_across_levels(benchmark_onnx(name, **BENCHMARK_CONFIGS[name]), rng, oracle_rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_session_options_drive_the_optimizer(rng, capsys):
     model = _folded_model(rng)
     x = rng.standard_normal((2, 6), np.float32)
@@ -253,6 +255,7 @@ def _fusion_model(rng):
                       {"w": w, "b": b, "b14": b14, "s": s})
 
 
+@pytest.mark.slow
 def test_fusions_preserve_semantics_in_compiled_code(rng):
     model = _fusion_model(rng)
     res = from_onnx(model)
