@@ -68,6 +68,7 @@ def test_key_covers_the_compiler_sources(cache_dir, monkeypatch):
     assert cache.key(a, CompileOptions()) != before
 
 
+@pytest.mark.slow
 def test_a_corrupt_entry_is_recompiled(cache_dir):
     model = mlp()
     InferenceSession(model, opts(cache_dir))

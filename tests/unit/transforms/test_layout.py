@@ -134,6 +134,7 @@ def test_relu6_epilogues_of_nchw_convs_and_adds(rng):
     ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1, ceil_mode=1)),
     ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2])),
 ])
+@pytest.mark.slow
 def test_pool_nhwc(op, attrs, rng):
     _single(op, (13, 13, 12), rng, attrs)
 

@@ -221,6 +221,7 @@ def test_a_thousand_node_graph_optimizes(rng):
     assert_close(evaluate(res.module, res.weights, {"x": x})[0], before, 1e-6)
 
 
+@pytest.mark.slow
 def test_cli_opt_level_and_pyflame_opt_levels(tmp_path):
     exe = Path(sys.executable).parent
     out = tmp_path / "m.pfm"

@@ -109,6 +109,7 @@ def test_gemm_a_in_place_or_packed_with_fused_epilogue(m_, k, n, threads, rng):
     (2, 3, 1001, True),    # 63 panels of one-row tiles, the last 9 columns wide
     (9, 70, 40, False),    # 25200: the full kernel
 ])
+@pytest.mark.slow
 def test_small_static_gemm_takes_one_row_tiles(m_, k, n, small, rng):
     """A GEMM of static shape and at most SMALL_GEMM_MACS multiply-adds compiles one-row tiles (a
     third of the code); the fused bias + Relu epilogue and partial last panel work the same."""
