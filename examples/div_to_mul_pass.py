@@ -5,7 +5,7 @@ The worked example of docs/writing-a-pass.md. Load it into the tools with
     pyflame-opt --load examples/div_to_mul_pass.py model.onnx -p div-to-mul
     python -c "import div_to_mul_pass; from pyflame_rt import opt; opt.PassManager(['div-to-mul'])"
 
-tests/filecheck/examples/div-to-mul.mlir and tests/unit/test_pass_plugins.py run it.
+tests/filecheck/examples/div-to-mul.mlir and tests/unit/transforms/test_pass_plugins.py run it.
 """
 from __future__ import annotations
 

@@ -375,11 +375,18 @@ def prune_cache(keep: int = 3) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-# Supported-op tests that do not pass yet: why -> test names (without the `_cpu` suffix). The CI test
-# fails on any other failure and reports listed tests that pass again (remove them then).
+# Supported-op tests that do not pass yet (a wrong result, an error or a refused variant): why -> test
+# names (without the `_cpu` suffix). The CI test fails on any other failure and reports listed tests
+# that pass again (remove them then).
 KNOWN_FAILURES: dict[str, str] = {}
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}
 
 
 def known_failure(name: str) -> str | None:
     return _KNOWN.get(name.removesuffix("_cpu"))
+
+
+def unexpected(outcomes: list[Outcome]) -> list[Outcome]:
+    """Supported-op tests that do not pass and are not known failures. A variant refused as
+    unsupported counts like a wrong result: a supported operator must not regress to a refusal."""
+    return [o for o in outcomes if o.status != "pass" and not known_failure(o.name)]

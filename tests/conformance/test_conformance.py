@@ -1,19 +1,20 @@
 """CI subset of the ONNX backend conformance suite over every supported-op test.
 
-A test passes, or is refused at compile time with a named UnsupportedOperatorError /
-UnsupportedFormatError for a variant we do not lower (listed with its reason in
-docs/conformance.md); a wrong result or any other error fails, unless in KNOWN_FAILURES.
+Every supported-op test must pass: a wrong result, an error, or a variant of a supported operator
+refused at compile time (UnsupportedOperatorError / UnsupportedFormatError) fails, unless the test is
+listed in KNOWN_FAILURES with its reason.
 
 One test per category, which compiles (two processes, artifact cache) and runs its tests. The full
 classified run is `python tests/conformance/run.py` (docs/conformance.md).
 """
+import unittest
 import warnings
 
+import numpy as np
 import pytest
+from onnx import helper
 
 import conformance_suite as cs
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -30,26 +31,41 @@ def category_outcomes(tests, category: str) -> list[cs.Outcome]:
     return [cs.run_test(category, cls, name) for cls, name in mine]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", list(cs.CATEGORIES.values()))
 def test_supported_op_tests_pass(category, supported_tests):
     results = category_outcomes(supported_tests, category)
-    refused = [o for o in results if o.status != "pass" and o.kind == "unsupported variant"]
-    failed = [o for o in results
-              if o.status != "pass" and o.kind != "unsupported variant" and not cs.known_failure(o.name)]
+    failed = cs.unexpected(results)
     assert not failed, f"{len(failed)} of {len(results)} supported-op {category} tests fail:\n" + "\n".join(
         f"  {o.name}: [{o.kind}] {o.reason[:200]}" for o in failed)
-    if refused:
-        warnings.warn(f"{len(refused)} of {len(results)} {category} tests use refused variants "
-                      f"(see docs/conformance.md)")
     fixed = [o.name for o in results if o.status == "pass" and cs.known_failure(o.name)]
     if fixed:
         warnings.warn(f"listed in KNOWN_FAILURES but pass now (remove them): {fixed}")
 
 
+def test_a_supported_op_refused_as_unsupported_fails(tmp_path, monkeypatch):
+    """A supported operator's test that the compiler refuses (here a 4-D ConvTranspose) is an
+    unexpected failure of the CI subset, not a warning."""
+    monkeypatch.setattr(cs, "CACHE_DIR", tmp_path)
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", 1, [1, 1, 2, 2, 2, 2])],
+                              [helper.make_tensor_value_info("y", 1, [1, 1, 2, 2, 2, 2])],
+                              [helper.make_tensor("w", 1, [1, 1, 1, 1, 1, 1], np.ones(1, np.float32))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert cs.is_supported(cs.ModelUse.of(model))
+
+    class Case(unittest.TestCase):
+        def test_conv_transpose_4d_cpu(self):
+            cs.ConformanceBackend.prepare(model)
+
+    outcome = cs.run_test("node", Case, "test_conv_transpose_4d_cpu")
+    assert (outcome.status, outcome.kind) == ("fail", "unsupported variant"), outcome
+    assert outcome.reason.endswith("ConvTranspose, not 4-D"), outcome.reason
+    assert cs.unexpected([outcome]) == [outcome]
+
+
 def test_deliberate_skips_are_classified():
     """The classification the report relies on: deliberate skips, missing converters, supported."""
-    from onnx import helper
-
     def use(node, opset=17, elem=1):
         graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", elem, [2])],
                                   [helper.make_tensor_value_info("y", elem, [2])])

@@ -2,12 +2,26 @@
 from __future__ import annotations
 
 import importlib.util
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@cache
+def repo_module(path: str):
+    """A repository module outside the package (benchmarks/models.py, examples/build_mlp.py), by its
+    path from the repository root; loaded once per process."""
+    spec = importlib.util.spec_from_file_location(path.removesuffix(".py").replace("/", "_"), ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _value_info(spec):
@@ -63,11 +77,7 @@ def rng():
 def benchmark_onnx(tmp_path_factory):
     """name, **export options -> path of that benchmarks/models.py model exported once per session."""
     pytest.importorskip("torch")
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_models", Path(__file__).resolve().parents[2] / "benchmarks" / "models.py")
-    models = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(models)
-
+    models = repo_module("benchmarks/models.py")
     cache_dir, paths = tmp_path_factory.mktemp("benchmark-models"), {}
 
     def get(name: str, **options) -> str:

@@ -68,6 +68,7 @@ def test_key_covers_the_compiler_sources(cache_dir, monkeypatch):
     assert cache.key(a, CompileOptions()) != before
 
 
+@pytest.mark.slow
 def test_a_corrupt_entry_is_recompiled(cache_dir):
     model = mlp()
     InferenceSession(model, opts(cache_dir))
@@ -81,6 +82,7 @@ def test_a_corrupt_entry_is_recompiled(cache_dir):
     assert InferenceSession(model, opts(cache_dir)).cache_hit
 
 
+@pytest.mark.slow
 def test_max_entries_ttl_and_size_evict(cache_dir):
     models = [mlp(hidden=h) for h in (16, 24, 40)]
     for m in models:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,6 +28,7 @@ def test_compile_run_inspect_the_example(tmp_path):
     assert r.returncode == 0 and "input         input: [batch, 1, 28, 28] float32" in r.stdout
 
 
+@pytest.mark.slow
 def test_run_with_input_files_is_deterministic(tmp_path):
     out = tmp_path / "mlp.pfm"
     assert _cli("compile", str(ROOT / "examples" / "mlp.onnx"), "-o", str(out), "-q").returncode == 0
@@ -52,6 +54,7 @@ def test_errors_exit_2_with_the_exception_name(tmp_path):
     assert r.returncode == 2 and "InvalidModelError" in r.stderr
 
 
+@pytest.mark.slow
 def test_bench_gemm_reports_ours_and_blas_per_thread_count(tmp_path):
     r = _cli("bench", "--gemm", "40,67", "--threads", "1")
     assert r.returncode == 0, r.stderr
@@ -65,6 +68,7 @@ def test_bench_without_model_or_gemm_is_an_input_error():
     assert r.returncode == 2 and "InputError" in r.stderr
 
 
+@pytest.mark.slow
 def test_bench_min_round_ms_gives_both_runtimes_more_runs(tmp_path):
     """A fast model gets more runs per round until a round lasts --min-round-ms; both runtimes the same."""
     out = tmp_path / "mlp.pfm"

@@ -3,25 +3,18 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import assert_close, ort_run
+from conftest import assert_close, ort_run, repo_module
 from pyflame_rt import (DTypeMismatchError, InferenceSession, InputError, InvalidModelError, SessionOptions,
                         ShapeMismatchError, Tensor, UnsupportedFormatError, ValidationError, from_numpy)
 from pyflame_rt import artifact
 from pyflame_rt.compiler import compile_model
 
-torch = pytest.importorskip("torch")
-
 
 @pytest.fixture(scope="module")
 def mlp_onnx(tmp_path_factory):
-    """784-1024-1024-10 MLP exported from torch with a dynamic batch dim."""
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 1024), torch.nn.ReLU(),
-                              torch.nn.Linear(1024, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 10)).eval()
+    """784-1024-1024-10 MLP (Flatten, Gemm + Relu layers, as torch exports it) with a dynamic batch dim."""
     path = tmp_path_factory.mktemp("mlp") / "mlp.onnx"
-    torch.onnx.export(net, (torch.randn(2, 1, 28, 28),), str(path), input_names=["input"],
-                      output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                      opset_version=17, dynamo=False)
+    onnx.save(repo_module("examples/build_mlp.py").build_mlp([784, 1024, 1024, 10]), path)
     return str(path)
 
 
@@ -69,7 +62,7 @@ def test_metadata_api(mlp_pfm):
     assert (inp.name, inp.shape, inp.type) == ("input", ["batch", 1, 28, 28], "tensor(float)")
     assert (out.name, out.shape, out.type) == ("logits", ["batch", 10], "tensor(float)")
     assert sess.get_providers() == ["PyFlameCPUExecutionProvider"]
-    assert "pytorch" in sess.get_modelmeta().producer_name
+    assert sess.get_modelmeta().producer_name == "pyflame-rt examples"
 
 
 def test_output_name_subset_and_tensor_feeds(mlp_pfm):

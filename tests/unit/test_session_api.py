@@ -1,7 +1,7 @@
 """The rest of the ORT-style API: RunOptions.timeout_ms, profiling, concurrent runs, graph inputs."""
 import json
+import re
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -46,14 +46,12 @@ def test_timeout_stops_the_run_between_kernels(deep):
     model, path = deep
     sess = InferenceSession(path)
     x = np.random.default_rng(0).standard_normal((512, 1024)).astype(np.float32)
-    t = time.perf_counter()
     full = sess.run(None, {"x": x})[0]
-    full_s = time.perf_counter() - t
-    t = time.perf_counter()
     with pytest.raises(RunTimeoutError, match=r"timeout_ms=1: stopped after \d+ kernel calls") as err:
         sess.run(None, {"x": x}, RunOptions(timeout_ms=1))
     assert isinstance(err.value, TimeoutError)
-    assert time.perf_counter() - t < full_s  # it stopped early instead of finishing the run
+    done = int(re.search(r"stopped after (\d+)", str(err.value)).group(1))
+    assert done < len(sess.header["step_ops"])  # it stopped early instead of finishing the run
     # the session is unharmed: the next run (generous deadline) is complete and correct
     again = sess.run(None, {"x": x}, RunOptions(timeout_ms=60_000))[0]
     np.testing.assert_array_equal(again, full)

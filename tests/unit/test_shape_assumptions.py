@@ -93,6 +93,7 @@ def test_reshape_cannot_infer_a_dim_from_no_elements(rng):
 
 
 @pytest.mark.parametrize("op", ["MatMul", "Gemm"])
+@pytest.mark.slow
 def test_inner_dim_against_constant_weight(tmp_path, rng, op):
     m = matmul_model(True, op)
     check_valid(m, {"x": f32(rng, 2, 5)})

@@ -44,6 +44,7 @@ CONV_3D = [
 
 
 @pytest.mark.parametrize("group,w_shape,bias,attrs", CONV_3D)
+@pytest.mark.slow
 def test_conv_3d(group, w_shape, bias, attrs, rng):
     inputs = ["x", "w", "b"] if bias else ["x", "w"]
     node = helper.make_node("Conv", inputs, ["y"], group=group, **attrs)

@@ -54,6 +54,7 @@ def test_group_normalization(rng):
     (dict(kernel_shape=[2, 3], p=3, strides=[2, 1], pads=[1, 0, 1, 2]), [4, 8]),
     (dict(kernel_shape=[2, 2], p=1, auto_pad="SAME_UPPER"), [7, 8]),
 ])
+@pytest.mark.slow
 def test_lp_pool(attrs, out_hw, rng):
     model = make_model([helper.make_node("LpPool", ["x"], ["y"], **attrs)], [("x", [1, 2, 7, 8])],
                        [("y", [1, 2, *out_hw])], opset=18)

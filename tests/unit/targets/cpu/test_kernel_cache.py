@@ -111,7 +111,7 @@ def test_a_corrupt_or_foreign_entry_is_refused_and_compiled_again(tmp_path):
 def test_two_processes_filling_the_cache_at_once(tmp_path):
     script = textwrap.dedent(f"""
         import sys
-        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        sys.path[:0] = [{os.path.dirname(__file__)!r}, {os.path.dirname(os.path.dirname(os.path.dirname(__file__)))!r}]
         from test_kernel_cache import compile_with
         compile_with({str(tmp_path)!r})
         """)

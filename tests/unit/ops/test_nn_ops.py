@@ -44,6 +44,7 @@ CONV_CASES = [
 
 @pytest.mark.parametrize("attrs", CONV_CASES)
 @pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.slow
 def test_conv2d(attrs, bias, rng):
     w = _x(rng, 20, 6, 3, 3)
     inits = {"w": w, **({"b": _x(rng, 20)} if bias else {})}
@@ -51,6 +52,7 @@ def test_conv2d(attrs, bias, rng):
 
 
 @pytest.mark.parametrize("k,stride", [(1, 1), (1, 2), (5, 1), (7, 2)])
+@pytest.mark.slow
 def test_conv_kernel_sizes(k, stride, rng):
     _single("Conv", (1, 5, 17, 17), 4, rng, dict(strides=[stride] * 2, pads=[k // 2] * 4),
             {"w": _x(rng, 33, 5, k, k), "b": _x(rng, 33)}, ["w", "b"])
@@ -58,6 +60,7 @@ def test_conv_kernel_sizes(k, stride, rng):
 
 @pytest.mark.parametrize("group,cin,cout", [(2, 4, 6), (3, 9, 3), (8, 8, 8), (8, 8, 16)])
 @pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.slow
 def test_conv_grouped_and_depthwise(group, cin, cout, stride, rng):
     _single("Conv", (1, cin, 10, 9), 4, rng, dict(group=group, strides=[stride] * 2, pads=[1] * 4),
             {"w": _x(rng, cout, cin // group, 3, 3), "b": _x(rng, cout)}, ["w", "b"])
@@ -76,6 +79,7 @@ def test_conv1d(rng):
     dict(kernel_shape=[3, 3], auto_pad="SAME_UPPER", strides=[2, 2]),
     dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]),
 ])
+@pytest.mark.slow
 def test_max_pool(attrs, rng):
     _single("MaxPool", (1, 3, 13, 12), 4, rng, attrs, batches=(1, 2))
 
@@ -88,6 +92,7 @@ def test_max_pool(attrs, rng):
     dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1, pads=[1, 1, 1, 1], count_include_pad=1),
     dict(kernel_shape=[5, 5], strides=[1, 1], auto_pad="SAME_LOWER"),
 ])
+@pytest.mark.slow
 def test_average_pool(attrs, rng):
     _single("AveragePool", (1, 4, 13, 12), 4, rng, attrs, batches=(1, 2))
 

@@ -1,13 +1,10 @@
 """optimize-layout and the channels-last (NHWC) CPU kernels, compiled and compared with onnxruntime."""
-import sys
-from pathlib import Path
-
 import numpy as np
 import onnx
 import pytest
 from onnx import helper
 
-from conftest import assert_close, make_model, ort_run
+from conftest import assert_close, make_model, ort_run, repo_module
 from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, opt
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects import graph_nn as nn
@@ -15,8 +12,6 @@ from pyflame_rt.dialects.graph_attrs import ActivationAttr
 from pyflame_rt.dtype import DType
 from pyflame_rt.dialects.reference import evaluate
 from pyflame_rt.errors import ShapeMismatchError
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _x(rng, *shape):
@@ -76,6 +71,7 @@ CONV_CASES = [  # (C in, M out, kernel, attrs): odd channel counts, strides, dil
 
 
 @pytest.mark.parametrize("cin,cout,k,attrs", CONV_CASES)
+@pytest.mark.slow
 def test_conv_nhwc_gemm(cin, cout, k, attrs, rng):
     ops = _single("Conv", (cin, 11, 12), rng, attrs, {"w": _x(rng, cout, cin, k, k), "b": _x(rng, cout)},
                   ["w", "b"])
@@ -90,12 +86,14 @@ def test_conv_nhwc_gemm(cin, cout, k, attrs, rng):
     (11, dict(strides=[3, 2], dilations=[1, 2], pads=[2, 0, 1, 3])),
     (8, {}),
 ])
+@pytest.mark.slow
 def test_depthwise_conv_nhwc(c, attrs, rng):
     _single("Conv", (c, 10, 9), rng, dict(group=c, **attrs), {"w": _x(rng, c, 1, 3, 3), "b": _x(rng, c)},
             ["w", "b"])
 
 
 @pytest.mark.parametrize("hi", [1.5, 6.0])
+@pytest.mark.slow
 def test_conv_relu_and_clip_run_in_the_nhwc_chain(hi, rng):
     """Conv+Relu keeps its fused epilogue; Clip(0, 6) becomes the depthwise conv's relu6, another
     Clip its clip(0, hi)."""
@@ -138,6 +136,7 @@ def test_relu6_epilogues_of_nchw_convs_and_adds(rng):
     ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1, ceil_mode=1)),
     ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2])),
 ])
+@pytest.mark.slow
 def test_pool_nhwc(op, attrs, rng):
     _single(op, (13, 13, 12), rng, attrs)
 
@@ -150,6 +149,7 @@ def test_global_pool_nhwc(op, rng):
     _check(m, (1, 4))
 
 
+@pytest.mark.slow
 def test_concat_and_residual_add_stay_channels_last(rng):
     """A fire module (SqueezeNet) and a residual add: transposes only at the ends."""
     nodes = [helper.make_node("Conv", ["x", "ws", "bs"], ["s"]), helper.make_node("Relu", ["s"], ["sr"]),
@@ -165,6 +165,7 @@ def test_concat_and_residual_add_stay_channels_last(rng):
     assert ops.count("transpose:") == 2 and ops.count("conv:NHWC") == 3
 
 
+@pytest.mark.slow
 def test_convs_write_their_channel_slices_of_a_concat(rng):
     """Convs whose only use is a channels-last Concat store into their slice of its output (row
     stride = all channels); the Concat copies only the other inputs: the squeeze output s (three
@@ -185,6 +186,7 @@ def test_convs_write_their_channel_slices_of_a_concat(rng):
 
 
 @pytest.mark.parametrize("k,group,pads", [(1, 1, [0] * 4), (3, 1, [1] * 4), (3, 14, [1] * 4)])
+@pytest.mark.slow
 def test_residual_conv_nhwc(k, group, pads, rng):
     """relu(conv(x) + x): fuse-residual-add puts x into the conv's epilogue, in NHWC like the result."""
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=group, pads=pads),
@@ -220,8 +222,7 @@ def test_nhwc_shape_inference_and_verifier():
 def _small_resnet():
     """Stem, max pool, two bottlenecks (one strided with a projection), average pool, classifier."""
     torch = pytest.importorskip("torch")
-    from models import Bottleneck
-
+    Bottleneck = repo_module("benchmarks/models.py").Bottleneck
     return torch.nn.Sequential(
         torch.nn.Conv2d(3, 16, 7, 2, 3, bias=False), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
         torch.nn.MaxPool2d(3, 2, 1), Bottleneck(16, 8, 1), Bottleneck(32, 16, 2),
@@ -229,13 +230,11 @@ def _small_resnet():
 
 
 def _torch_model(name: str, tmp_path) -> onnx.ModelProto:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     torch = pytest.importorskip("torch")
-    from models import MODELS, export
-
+    models = repo_module("benchmarks/models.py")
     path = tmp_path / f"{name}.onnx"
-    if name in MODELS:
-        export(name, str(path))
+    if name in models.MODELS:
+        models.export(name, str(path))
     else:
         torch.manual_seed(0)
         model = _small_resnet().eval()

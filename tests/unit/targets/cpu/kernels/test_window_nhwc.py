@@ -35,6 +35,7 @@ DEPTHWISE_CASES = [  # (C, H, W, kernel, attrs)
 
 
 @pytest.mark.parametrize("c,h,w,k,attrs", DEPTHWISE_CASES)
+@pytest.mark.slow
 def test_depthwise_conv_blocks_and_edges(c, h, w, k, attrs, rng):
     node = helper.make_node("Conv", ["x", "wt", "b"], ["y"], group=c, **attrs)
     m = make_model([node], [("x", ["N", c, h, w])], [("y", ["N", c, None, None])],

@@ -26,6 +26,7 @@ def _compare(model, feed):
     ((2, 3, 4), (4,)),
 ])
 @pytest.mark.parametrize("b_const", [False, True])
+@pytest.mark.slow
 def test_matmul_batch_dims_broadcast_both_ways(a_shape, b_shape, b_const, rng):
     b = _x(rng, *b_shape)
     node = helper.make_node("MatMul", ["a", "b"], ["y"])

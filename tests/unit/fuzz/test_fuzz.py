@@ -5,12 +5,13 @@ The full campaign (>= 10,000 cases) is `python -m tests.fuzz` (README.md, "Fuzzi
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tests.fuzz
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT))  # the repository root: tests.fuzz
 
 from tests.fuzz.harness import FAILURES, classify, compare, generate, run_campaign, summary  # noqa: E402
 

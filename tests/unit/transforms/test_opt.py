@@ -1,7 +1,6 @@
 """The graph optimizer: passes, the PassManager, the pyflame_rt.opt API and its wiring into compile."""
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +8,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from conftest import assert_close, make_model, ort_run
+from conftest import ROOT, assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession, OptLevel, SessionOptions, ValidationError, from_onnx, opt
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.dialects import graph
@@ -18,8 +17,6 @@ from pyflame_rt.dialects.weights import WeightOp, WeightTable
 from pyflame_rt.executable import Executable
 from pyflame_rt.dialects.reference import evaluate
 from pyflame_rt.transforms.graph_pass import node_census
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ops(module) -> list[str]:
@@ -162,6 +159,7 @@ def _outputs_agree_across_levels(model, rng, rtol=1e-5, oracle_rtol=None):
             assert_close(got, want, oracle_rtol)
 
 
+@pytest.mark.slow
 def test_compiled_outputs_agree_across_levels(rng):
     """The example MLP and the folding model: NONE vs EXTENDED within 1e-5, node counts reported."""
     for model in (str(ROOT / "examples" / "mlp.onnx"), _folded_model(rng)):
@@ -184,6 +182,7 @@ def test_benchmark_models_agree_across_levels(name, benchmark_onnx, rng):
     _outputs_agree_across_levels(benchmark_onnx(name, **BENCHMARK_CONFIGS[name]), rng, oracle_rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_session_options_drive_the_optimizer(rng, capsys):
     model = _folded_model(rng)
     x = rng.standard_normal((2, 6), np.float32)
@@ -212,21 +211,18 @@ def _chain_model(n_blocks: int, rng):
     return make_model(nodes, [("x", ["N", 8])], [(x, ["N", 8])], inits)
 
 
-def test_a_thousand_node_graph_optimizes_in_seconds(rng):
+def test_a_thousand_node_graph_optimizes(rng):
     res = from_onnx(_chain_model(167, rng))
     assert sum(node_census(res.module).values()) == 1002
     x = rng.standard_normal((2, 8), np.float32)
     before = evaluate(res.module, res.weights, {"x": x})[0]
-    t0 = time.perf_counter()
     r = opt.optimize(res, OptLevel.EXTENDED)
-    seconds = time.perf_counter() - t0
-    print(f"\n1000-node graph: {r.stats.nodes_before} -> {r.stats.nodes_after} nodes in {seconds:.2f} s")
-    assert seconds < 30, r.report()
     assert r.stats.nodes_after <= 4 * 167  # Identity and one Relu of every block are gone
     assert r.stats.initializers_removed == 166  # the tied 0.5-vectors collapse into one
     assert_close(evaluate(res.module, res.weights, {"x": x})[0], before, 1e-6)
 
 
+@pytest.mark.slow
 def test_cli_opt_level_and_pyflame_opt_levels(tmp_path):
     exe = Path(sys.executable).parent
     out = tmp_path / "m.pfm"
@@ -261,6 +257,7 @@ def _fusion_model(rng):
                       {"w": w, "b": b, "b14": b14, "s": s})
 
 
+@pytest.mark.slow
 def test_fusions_preserve_semantics_in_compiled_code(rng):
     model = _fusion_model(rng)
     res = from_onnx(model)
@@ -286,16 +283,15 @@ def test_fusions_preserve_semantics_in_compiled_code(rng):
 def test_transformer_subgraphs_become_single_ops(arch):
     """Torch exports below opset 17/20 decompose LayerNorm and GELU; EXTENDED restores one op each,
     turns every Linear into matmul_bias (the GELU becomes the first FFN GEMM's epilogue), and the compiled outputs agree with NONE and onnxruntime."""
-    torch = pytest.importorskip("torch")
-    from test_transformers import TinyBert, TinyGPT, _export
-
+    tiny = pytest.importorskip("models.tiny_transformers")
+    torch = tiny.torch
     torch.manual_seed(0)
     ids = torch.zeros(2, 5, dtype=torch.long)
     if arch == "bert":
-        model = _export(TinyBert(layers=1), (ids, torch.ones(2, 5, dtype=torch.long)), ["ids", "mask"],
-                        {0: "batch", 1: "seq"}, opset=14)
+        model = tiny.export(tiny.TinyBert(layers=1), (ids, torch.ones(2, 5, dtype=torch.long)), ["ids", "mask"],
+                            {0: "batch", 1: "seq"}, opset=14)
     else:
-        model = _export(TinyGPT(layers=1), (ids,), ["ids"], {0: "batch", 1: "seq"}, opset=14)
+        model = tiny.export(tiny.TinyGPT(layers=1), (ids,), ["ids"], {0: "batch", 1: "seq"}, opset=14)
     res = from_onnx(model)
     r = opt.optimize(res, OptLevel.EXTENDED)
     ops = node_census(res.module)

@@ -140,6 +140,7 @@ def test_float_mod_matches_numpy_including_signs_and_specials(dtype, fmod):
 
 @pytest.mark.parametrize("base_t,exp_t", [(np.int32, np.int32), (np.int64, np.int64), (np.int32, np.float32),
                                           (np.int64, np.float32), (np.int8, np.int64)])
+@pytest.mark.slow
 def test_integer_pow_is_exact_and_matches_onnxruntime(base_t, exp_t):
     x = np.array([2, 3, -3, 0, 1, -1, 7, 2, -2, 5], base_t)
     y = np.array([10, 5, 3, 0, 9, 7, 4, 0, 6, 1], exp_t)

@@ -5,7 +5,6 @@ CPU provider has no MatMul / Conv kernels for)."""
 import ml_dtypes
 import numpy as np
 import pytest
-import torch
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
@@ -50,6 +49,7 @@ def test_float16_matmul_gemm_conv_match_onnxruntime(rng, level):
 def test_bfloat16_matmul_conv_pools_match_float32_reference(rng):
     """Widened exactly, computed in float32, rounded to bfloat16 once per op (as torch's bfloat16 CPU
     kernels and numpy in float32 do it)."""
+    torch = pytest.importorskip("torch")
     a, b = rng.standard_normal((2, 7, 33)).astype(BF16), rng.standard_normal((33, 19)).astype(BF16)
     x, w = rng.standard_normal((1, 4, 9, 9)).astype(BF16), rng.standard_normal((5, 4, 3, 3)).astype(BF16)
     model = make_model([helper.make_node("MatMul", ["a", "b"], ["mm"]),

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 from onnx import helper
 
-from conftest import assert_close, make_model, ort_run
+from conftest import ROOT, assert_close, make_model, ort_run
 from pyflame_rt import from_onnx, opt
 from pyflame_rt.dialects import graph
 from pyflame_rt.transforms.registry import all_passes, load_pass_plugin
 
-ROOT = Path(__file__).resolve().parents[2]
 OPT = str(Path(sys.executable).parent / "pyflame-opt")
 
 

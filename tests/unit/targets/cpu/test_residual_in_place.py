@@ -52,6 +52,7 @@ def _check(model, x):
     ("residual read afterwards", 16, [helper.make_node("Mul", ["y", "a"], ["out"])], False),
     ("K = 600: two K slices", 600, [helper.make_node("Identity", ["y"], ["out"])], False),
 ])
+@pytest.mark.slow
 def test_conv_residual_in_place(case, cin, tail, shared, rng):
     model = _conv_model(rng, cin, tail)
     assert _residual_sharing(model) == [shared], case

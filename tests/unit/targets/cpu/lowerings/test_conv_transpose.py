@@ -42,20 +42,24 @@ CASES_2D = [
 
 
 @pytest.mark.parametrize("case", range(len(CASES_2D)))
+@pytest.mark.slow
 def test_conv_transpose_2d(case, rng):
     _run(rng, (1, 5, 5, 6), (5, 7, 3, 3), CASES_2D[case], bias=case % 2 == 0)
 
 
 @pytest.mark.parametrize("group,cin,mg,stride", [(2, 4, 3, 1), (3, 9, 1, 2), (5, 5, 2, 2)])
+@pytest.mark.slow
 def test_conv_transpose_grouped(group, cin, mg, stride, rng):
     _run(rng, (1, cin, 7, 4), (cin, mg, 3, 2), dict(group=group, strides=[stride] * 2, pads=[1, 0, 0, 1]))
 
 
 @pytest.mark.parametrize("k", [(1, 1), (4, 4), (2, 5)])
+@pytest.mark.slow
 def test_conv_transpose_kernel_shapes(k, rng):
     _run(rng, (1, 6, 9, 11), (6, 11, *k), dict(strides=[2, 2]))
 
 
+@pytest.mark.slow
 def test_conv_transpose_1d(rng):
     _run(rng, (1, 3, 17), (3, 5, 4), dict(strides=[3], pads=[1, 2], dilations=[2], output_padding=[1]))
 

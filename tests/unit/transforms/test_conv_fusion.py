@@ -55,6 +55,7 @@ BLOCKS = [(8, 8, 7, 3, 1, 1, False, 1), (32, 100, 9, 3, 2, 1, True, 2), (16, 16,
 
 
 @pytest.mark.parametrize("cin,cout,hw,k,stride,group,bias,batch", BLOCKS)
+@pytest.mark.slow
 def test_conv_bn_add_relu_block_fuses_into_convs(rng, cin, cout, hw, k, stride, group, bias, batch):
     model = _block_model(rng, cin, cout, hw, k, stride, group, bias)
     x = rng.standard_normal((batch, cin, hw, hw), np.float32)
@@ -139,6 +140,7 @@ def test_resnet50_at_extended_has_no_batch_norm_and_every_conv_its_relu(benchmar
 
 
 @pytest.mark.parametrize("rows,d", [(7, 24), (13, 40)])
+@pytest.mark.slow
 def test_linear_bias_residual_relu_becomes_one_matmul_bias(rng, rows, d):
     """A transformer skip connection relu(x @ W + b + x) on [N, S, D]: one matmul_bias with the
     residual and the relu in the GEMM epilogue (remainder rows and panels), vs onnxruntime."""

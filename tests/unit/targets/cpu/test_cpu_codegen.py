@@ -45,6 +45,7 @@ def test_relu_odd_sizes(rng):
 @pytest.mark.parametrize("m_,k,n", [(1, 1, 1), (1, 784, 1024), (5, 3, 17), (6, 16, 16), (13, 40, 33),
                                      (64, 128, 10)])
 @pytest.mark.parametrize("trans_b", [0, 1])
+@pytest.mark.slow
 def test_gemm_shapes_with_bias(m_, k, n, trans_b, rng):
     w = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
@@ -54,6 +55,7 @@ def test_gemm_shapes_with_bias(m_, k, n, trans_b, rng):
 
 
 @pytest.mark.parametrize("m_,k,n", [(1, 1027, 37), (1, 3, 1001), (2, 1029, 50), (3, 515, 17), (8, 1030, 70)])
+@pytest.mark.slow
 def test_gemm_small_row_tiles_with_odd_k(m_, k, n, rng):
     """Tiles of 1-3 rows split K over several accumulator chains: K not a multiple of the
     chain count, several K slices, N not a multiple of the panel width."""
@@ -88,6 +90,7 @@ def test_batched_matmul_work_ranges_span_row_blocks_and_batches(threads, rng):
     (145, 20, 24),     # 2 row blocks rounded up to 4 (25 tiles: 6, 6, 6, 7)
     (97, 1100, 56),    # the last panel 8 columns wide: narrow main tiles, 2 K slices of 560
 ])
+@pytest.mark.slow
 def test_gemm_a_in_place_or_packed_with_fused_epilogue(m_, k, n, threads, rng):
     from pyflame_rt import SessionOptions
 
@@ -106,6 +109,7 @@ def test_gemm_a_in_place_or_packed_with_fused_epilogue(m_, k, n, threads, rng):
     (2, 3, 1001, True),    # 63 panels of one-row tiles, the last 9 columns wide
     (9, 70, 40, False),    # 25200: the full kernel
 ])
+@pytest.mark.slow
 def test_small_static_gemm_takes_one_row_tiles(m_, k, n, small, rng):
     """A GEMM of static shape and at most SMALL_GEMM_MACS multiply-adds compiles one-row tiles (a
     third of the code); the fused bias + Relu epilogue and partial last panel work the same."""

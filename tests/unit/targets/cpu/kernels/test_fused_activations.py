@@ -68,7 +68,9 @@ def _feeds(rng, n):
             "g": rng.standard_normal((n, 12), np.float32) * 2, "t2": rng.standard_normal((n, 5, 12), np.float32)}
 
 
-@pytest.mark.parametrize("kind,attrs,consts,fused", ACTIVATIONS, ids=IDS)
+# Relu in the quick loop (-m "not slow"); every other activation in CI
+@pytest.mark.parametrize("kind,attrs,consts,fused", [
+    pytest.param(*a, marks=[pytest.mark.slow] if a[3] != "relu" else []) for a in ACTIVATIONS], ids=IDS)
 def test_activation_fuses_into_every_epilogue(rng, kind, attrs, consts, fused):
     model = _model(rng, kind, attrs, consts)
     res = from_onnx(model)
