@@ -447,14 +447,12 @@ class GraphLowering:
         bias_loc = (self.add_weight("bias", pad_bias(bias, nr)) if bias is not None
                     else row_bias if row_bias is not None else 0)
         gk = self.kernel(spec.name, lambda: gemm_kernel(spec))
-        # row blocks: at most MC rows each, and when there are several, a multiple of 4 of them
-        # (ResNet-50's 14x14 convs at batch 8 had 11 row blocks: one of 2 threads did 6)
+        # row blocks: at most MC rows each, and when there are several, a multiple of 4 of them, so
+        # 2 or 4 threads get equal numbers of blocks
         mblocks = _balanced_blocks(("ceildiv", m, spec.mc))
-        # panel blocks: at most nc_panels panels each, balanced the same way (a BERT Linear at
-        # batch 1 has 48 panels, 3 blocks of 16 would keep one of 2 threads idle half the time)
-        # ... and, with fewer than 4 row blocks in all, enough panel blocks for 4 work items (at most
-        # one per panel): MobileNetV2's 7x7 1x1 convs at batch 1 (49 rows, 10 panels) were one
-        # item, run by one thread; as 4 items of 3, 3, 3, 1 panels they take 32-37% less time
+        # panel blocks: at most nc_panels panels each, balanced the same way; with fewer than 4 row
+        # blocks in all, enough panel blocks for 4 work items (at most one per panel), so a GEMM of
+        # few rows still keeps every thread busy
         row_blocks = ("mul", batches, mblocks)
         fewest = ("max", ("ceildiv", npanels, spec.nc_panels), ("ceildiv", ("min", npanels, 4), row_blocks))
         ncp = ("ceildiv", npanels, _balanced_blocks(fewest))
