@@ -64,7 +64,7 @@ class Executable:
             self.step_fields: list[list] = list(h.get("step_fields", []))
             io_slots = len(self.inputs) + len(self.outputs) + 1  # the status word last
             self._table = LaunchTable(h["launches"], len(self.kernel_names), io_slots, len(self.buffers),
-                                      compiled.weights.size)
+                                      compiled.weights.size, self.symbols)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise InvalidModelError(f"artifact metadata is invalid ({type(e).__name__}: {e})") from None
         missing = target.missing_on_host()

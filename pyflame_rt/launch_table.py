@@ -8,7 +8,7 @@ built from its fields. In the artifact header (docs/pfm-format.md, `launches`):
      "table": [[kernel, items, grain, [field, ...]], ...]}
 
 `kernel` indexes the header's `kernels`, `items` and `grain` index `exprs`; a field is
-[FIELD_VALUE, expr], or an address [kind, index, byte offset] inside io slot `index`, weight
+[FIELD_VALUE, expr, 0], or an address [kind, index, byte offset] inside io slot `index`, weight
 `index` or arena buffer `index`. The executable resolves the sizes once per input-shape
 signature (`resolve`) into the arrays `pfrt_execute` takes; the C side adds the run's base
 addresses. Kept free of the compiler side: the executable imports it.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyflame_rt.dialects.symbolic import SIZE_OPS, SymDim, evaluate, parse_dim
+from pyflame_rt.errors import InvalidModelError
 
 # field kinds, as runtime/pfrt.h's PFRT_FIELD_*
 FIELD_VALUE, FIELD_IO, FIELD_WEIGHTS, FIELD_ARENA = range(4)
@@ -45,7 +46,7 @@ def encode(steps: list, kernels: list[str], weights: list[tuple[int, int]]) -> d
 
     def field(f) -> list[int]:
         if isinstance(f, (int, SymDim, tuple)):
-            return [FIELD_VALUE, expr(f)]
+            return [FIELD_VALUE, expr(f), 0]
         index = weight_index[f.index] if f.kind == "weight" else f.index
         return [_LOC_KINDS[f.kind], index, f.offset]
 
@@ -56,10 +57,12 @@ def encode(steps: list, kernels: list[str], weights: list[tuple[int, int]]) -> d
 class LaunchTable:
     """A header's launch table, checked against the artifact it came with."""
 
-    def __init__(self, entry: dict, kernels: int, io_slots: int, buffers: int, weight_bytes: int):
-        """The numbers of kernels, io slots and arena buffers and the weight blob's size bound what
-        launches refer to (ValueError if not); `bind` then gives the kernels' addresses."""
-        self.exprs = [_expr(e, k) for k, e in enumerate(entry["exprs"])]
+    def __init__(self, entry: dict, kernels: int, io_slots: int, buffers: int, weight_bytes: int,
+                 symbols: list[str]):
+        """The numbers of kernels, io slots and arena buffers, the weight blob's size and the dims a
+        run binds (`symbols`) bound what launches refer to (ValueError if not); `bind` then gives the
+        kernels' addresses."""
+        self.exprs = [_expr(e, k, set(symbols)) for k, e in enumerate(entry["exprs"])]
         self.weights = np.array([[int(o), int(n)] for o, n in entry["weights"]], np.int64).reshape(-1, 2)
         if ((self.weights < 0) | (self.weights[:, 0] + self.weights[:, 1] > weight_bytes)[:, None]).any():
             raise ValueError("a weight lies outside the weight blob")
@@ -103,6 +106,9 @@ class LaunchTable:
             fields[rows, _START] = np.asarray(starts, np.int64)[index[rows]]
             fields[rows, _SIZE] = np.asarray(sizes, np.int64)[index[rows]]
         fields[kind == FIELD_IO, _SLOT] = index[kind == FIELD_IO]
+        address = kind != FIELD_VALUE
+        if (fields[address, _VALUE] > fields[address, _SIZE]).any():
+            raise InvalidModelError("artifact metadata is invalid: a launch field points past the end of its buffer")
         return launches, fields
 
 
@@ -112,10 +118,13 @@ def _index(i, n: int) -> int:
     return i
 
 
-def _expr(e, k: int):
-    """Size expression k: a dim, or (op, i, j) of the values of expressions i, j < k."""
+def _expr(e, k: int, symbols: set[str]):
+    """Size expression k: a dim over `symbols`, or (op, i, j) of the values of expressions i, j < k."""
     if isinstance(e, str):
-        return parse_dim(e)
+        dim = parse_dim(e)
+        if isinstance(dim, SymDim) and not set(dim.syms) <= symbols:
+            raise ValueError(f"size {e!r} names a dim the inputs do not bind")
+        return dim
     op, a, b = e
     if op not in SIZE_OPS:
         raise ValueError(f"unknown size operation {op!r}")
@@ -123,13 +132,16 @@ def _expr(e, k: int):
 
 
 def _field(f: list, exprs: int, io_slots: int, weights: int, buffers: int) -> list[int]:
-    """A field as [kind, index, byte offset], its index checked against what it refers to."""
+    """A field as [kind, index, byte offset], its index checked against what it refers to. Every
+    field has three entries, so one that lost an entry is never read as another kind."""
+    if not isinstance(f, list) or len(f) != 3:
+        raise ValueError(f"launch field {f!r} is not [kind, index, offset]")
     if f[0] == FIELD_VALUE:
         kind, index, offset = FIELD_VALUE, _index(f[1], exprs), 0
     else:
         kind, index, offset = f
         limit = {FIELD_IO: io_slots, FIELD_WEIGHTS: weights, FIELD_ARENA: buffers}[kind]
         _index(index, limit)
-    if not isinstance(offset, int):
-        raise ValueError(f"launch field offset {offset!r} is not an integer")
+    if not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"launch field offset {offset!r} is not a byte offset")
     return [kind, index, offset]
