@@ -8,7 +8,7 @@ import time
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 from pyflame_rt.compiled_model import CompiledModel
-from pyflame_rt.dialects import graph
+from pyflame_rt.dialects import graph, kernel
 from pyflame_rt.dialects.assumptions import Assumption, collect
 from pyflame_rt.dialects.weights import parse_module
 from pyflame_rt.errors import InvalidModelError, ValidationError
@@ -25,9 +25,10 @@ _DRIVER_STAGES = ("import", "optimize", "lower-graph")
 
 def compile_model(model, options: CompileOptions | None = None, log=None,
                   target: Target | None = None) -> CompiledModel:
-    """Compile an ONNX model (path, bytes or ModelProto), a graph-level .mlir file with its weights
-    (`pyflame-opt --print-weights`) or an ImportResult for `target` (by default the CPU target of
-    `options.cpu`)."""
+    """Compile an ONNX model (path, bytes or ModelProto), a graph- or kernel-level .mlir file with its
+    weights (`pyflame-opt --print-weights`, `--to kernel`) or an ImportResult for `target` (by default
+    the CPU target of `options.cpu`). Kernel-level IR was lowered when it was printed: the graph
+    stages are skipped and it is emitted as it is."""
     options = options or CompileOptions()
     if not isinstance(options, CompileOptions):
         raise ValidationError(f"options must be a CompileOptions, got {type(options).__name__}")
@@ -58,11 +59,13 @@ def compile_model(model, options: CompileOptions | None = None, log=None,
         else:
             imported = from_onnx(model, options.import_options)
             module = imported.module
-        graph.infer_value_shapes(graph.entry_function(module))
+        at_kernel_level = kernel.schedule_of(module) is not None
+        if not at_kernel_level:
+            graph.infer_value_shapes(graph.entry_function(module))
     lap("import")
-    legalized = PassManager(target.legalizations, target=target).run(module)
-    optimized = PassManager.create_default(options.opt_level, target=target,
-                                           verbose=options.verbose_optimization).run(module)
+    passes = [] if at_kernel_level else [
+        PassManager(target.legalizations, target=target).run(module),
+        PassManager.create_default(options.opt_level, target=target, verbose=options.verbose_optimization).run(module)]
     lap("optimize")
     lowered = target.lower(module, options)
     lap("lower-graph")
@@ -77,14 +80,17 @@ def compile_model(model, options: CompileOptions | None = None, log=None,
                   "opset": imported.opset, "metadata": imported.metadata},
         "assumptions": [a.to_json() for a in _checkable(model_assumptions + lowered.assumptions, lowered.symbols)],
         "parameter_count": imported.parameter_count,
-        "optimization": {"level": OptLevel(options.opt_level).name,
-                         "nodes_before": legalized.stats.nodes_before,
-                         "nodes_after": optimized.stats.nodes_after,
-                         "passes": {p.name: p.stats.summary(node_counts=False)
-                                    for p in [*legalized.passes, *optimized.passes]}},
+        **({"optimization": _optimization_json(options, *passes)} if passes else {}),
         "compile_ms": times,
     }
     return CompiledModel(header, emitted.weights, emitted.code)
+
+
+def _optimization_json(options: CompileOptions, legalized, optimized) -> dict:
+    return {"level": OptLevel(options.opt_level).name,
+            "nodes_before": legalized.stats.nodes_before,
+            "nodes_after": optimized.stats.nodes_after,
+            "passes": {p.name: p.stats.summary(node_counts=False) for p in [*legalized.passes, *optimized.passes]}}
 
 
 def _read_mlir(path: str) -> ImportResult:

@@ -6,17 +6,18 @@ use, so that loading an artifact (which needs only the target's description) loa
 from __future__ import annotations
 
 import numpy as np
+from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 
 from pyflame_rt.cache import CompileCache, KernelCacheConfig
 from pyflame_rt.compiled_model import expr_to_json
-from pyflame_rt.dialects import graph
+from pyflame_rt.dialects import graph, kernel
 from pyflame_rt.dialects.weights import require_values
 from pyflame_rt.launch_table import encode as encode_launches
 from pyflame_rt.options import CompileOptions, OptLevel
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
 from pyflame_rt.targets.cpu.kernel_cache import KernelCache, compile_modules, split_kernels
-from pyflame_rt.targets.cpu.lower_graph import WEIGHT_ALIGN, LoweredModel, lower_graph
+from pyflame_rt.targets.cpu.lower_graph import WEIGHT_ALIGN, LoweredModel, lower_graph, read_kernel_module
 from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToCPU, LowerGraphToKernel, LowerKernelSchedule
 from pyflame_rt.targets.cpu.lowerings import FLOAT32_ONLY
 from pyflame_rt.targets.cpu.lowerings.channels_last import supports_nhwc
@@ -39,7 +40,13 @@ def pipeline(level: OptLevel) -> tuple[str, ...]:
 
 
 def lower(target: CPUTarget, module: ModuleOp, options: CompileOptions) -> LoweredModel:
-    """The kernel level, read back as a LoweredModel; kernels the kernel cache holds are only declared."""
+    """The kernel level, read back as a LoweredModel; kernels the kernel cache holds are only declared.
+    A module already at the kernel level (printed by `pyflame-opt --to kernel`) is planned if it is
+    not yet, and read as it is."""
+    if kernel.schedule_of(module) is not None:
+        if any(op.live is None for op in module.walk() if isinstance(op, kernel.AllocOp)):
+            PlanMemory().apply(Context(), module)
+        return read_kernel_module(module)
     return lower_graph(graph.entry_function(module), require_values(module), target, options.checked,
                        _kernel_cache(target, options))
 
