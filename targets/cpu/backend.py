@@ -14,6 +14,7 @@ from pyflame_rt.compiled_model import expr_to_json
 from pyflame_rt.dialects import graph, kernel
 from pyflame_rt.dialects.weights import require_values
 from pyflame_rt.launch_table import encode as encode_launches
+from pyflame_rt.errors import ValidationError
 from pyflame_rt.options import CompileOptions, OptLevel
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
 from pyflame_rt.targets.cpu.kernel_cache import KernelCache, compile_modules, split_kernels
@@ -43,7 +44,12 @@ def lower(target: CPUTarget, module: ModuleOp, options: CompileOptions) -> Lower
     """The kernel level, read back as a LoweredModel; kernels the kernel cache holds are only declared.
     A module already at the kernel level (printed by `pyflame-opt --to kernel`) is planned if it is
     not yet, and read as it is."""
-    if kernel.schedule_of(module) is not None:
+    schedule = kernel.schedule_of(module)
+    if schedule is not None:
+        if options.checked != (schedule.checked is not None):
+            built = "checked" if schedule.checked is not None else "normal"
+            raise ValidationError(f"the kernel IR's kernels were generated for a {built} build; "
+                                  f"checked={options.checked} needs kernels generated for it")
         if any(op.live is None for op in module.walk() if isinstance(op, kernel.AllocOp)):
             PlanMemory().apply(Context(), module)
         return read_kernel_module(module)

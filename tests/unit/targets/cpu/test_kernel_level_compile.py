@@ -57,3 +57,12 @@ def test_kernel_ir_without_weight_values_is_refused(kernel_mlir, tmp_path):
     bare.write_text(text[:text.index("{-#")])  # the declarations only
     with pytest.raises(InvalidModelError, match="packed_b|bias|w"):
         compile_model(str(bare))
+
+
+def test_a_checked_compile_of_unchecked_kernel_ir_is_refused(kernel_mlir):
+    from pyflame_rt.compiler import CompileOptions
+    from pyflame_rt.errors import ValidationError
+
+    _, path = kernel_mlir
+    with pytest.raises(ValidationError, match="normal build"):
+        compile_model(str(path), CompileOptions(checked=True))
