@@ -62,7 +62,8 @@ class LaunchTable:
         """The numbers of kernels, io slots and arena buffers, the weight blob's size and the dims a
         run binds (`symbols`) bound what launches refer to (ValueError if not); `bind` then gives the
         kernels' addresses."""
-        self.exprs = [_expr(e, k, set(symbols)) for k, e in enumerate(entry["exprs"])]
+        bound = set(symbols)
+        self.exprs = [_expr(e, k, bound) for k, e in enumerate(entry["exprs"])]
         self.weights = np.array([[int(o), int(n)] for o, n in entry["weights"]], np.int64).reshape(-1, 2)
         if ((self.weights < 0) | (self.weights[:, 0] + self.weights[:, 1] > weight_bytes)[:, None]).any():
             raise ValueError("a weight lies outside the weight blob")
