@@ -17,8 +17,14 @@ Buffers are untyped byte ranges (`!kernel.buffer`): the io tensors, the weights
 (named entries of the module's WeightTable), arena buffers of a symbolic byte size,
 and byte-offset subviews of those. Sizes are `index` values computed with ordinary
 `arith` ops from the run's dims. A launch runs a kernel function of the module over
-`items` work items, at least `grain` per parallel chunk; its fields (buffers and
-sizes) are in the kernel's field order. `kernel.check` and `kernel.assume` are the
+`items` work items, at least `grain` per parallel chunk. A kernel is a function with one
+typed argument per field, then its work items `begin, end` (i64); its `kernel.fields`
+attribute names the fields. A launch passes a `!kernel.buffer` for each `!llvm.ptr` field and
+an `index` for each i64 field (or the index constant 0, a null buffer, for a buffer it does
+not read), which its verifier checks:
+
+    func.func @copy_r1_w8_f32(%dst: !llvm.ptr, %src: !llvm.ptr, %dst_off: i64, ..., %begin: i64,
+                              %end: i64) attributes {kernel.fields = ["dst", "src", "dst_off", ...]} `kernel.check` and `kernel.assume` are the
 run-time checks: the first a status code a kernel reports, the second a requirement
 on dims checked before any kernel runs. The memory plan (`plan-memory`) records each
 alloc's lifetime in launch numbers.
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from xdsl.dialects import arith, func, llvm
 from xdsl.dialects.builtin import (
     ArrayAttr, DenseArrayBase, DictionaryAttr, IndexType, IntegerAttr, StringAttr, SymbolNameConstraint,
     SymbolRefAttr, UnitAttr, i64)
@@ -75,6 +82,14 @@ class RelationAttr(EnumAttribute[Relation], SpacedOpaqueSyntaxAttribute):
 
 BUFFER = BufferType()
 FIELD = AnyOf([BaseAttr(BufferType), BaseAttr(IndexType)])
+# a kernel function's attribute: the names of its fields (its leading arguments), in launch order
+FIELDS_ATTR = "kernel.fields"
+
+
+def kernel_fields(fn: Operation) -> list[str] | None:
+    """The field names of a kernel function; None if `fn` is not one."""
+    names = fn.attributes.get(FIELDS_ATTR) if isinstance(fn, func.FuncOp) else None
+    return [n.data for n in names] if isinstance(names, ArrayAttr) else None
 
 
 @irdl_op_definition
@@ -265,7 +280,8 @@ class AssumeOp(ScheduleLevelOp):
 @irdl_op_definition
 class LaunchOp(ScheduleLevelOp):
     """Run kernel `callee` over `items` work items, at least `grain` items per parallel chunk. The
-    fields are the kernel's, in its order: buffers (passed as pointers) and sizes."""
+    fields are the kernel's, in its order: a buffer (or a null one, the index 0) for each
+    `!llvm.ptr` argument, an index for each i64 one."""
 
     name = "kernel.launch"
     callee = prop_def(SymbolRefAttr)
@@ -283,9 +299,29 @@ class LaunchOp(ScheduleLevelOp):
 
     def verify_(self) -> None:
         module = self.parent_op() and self.parent_op().parent_op()
-        if module is not None and module.has_trait(SymbolTable):
-            if SymbolTable.lookup_symbol(module, self.callee) is None:
-                raise VerifyException(f"launch of @{self.callee.root_reference.data}, which the module does not define")
+        if module is None or not module.has_trait(SymbolTable):
+            return
+        name = self.callee.root_reference.data
+        callee = SymbolTable.lookup_symbol(module, self.callee)
+        if callee is None:
+            raise VerifyException(f"launch of @{name}, which the module does not define")
+        names = kernel_fields(callee)
+        if names is None:
+            raise VerifyException(f"launch of @{name}, which is not a kernel function (no {FIELDS_ATTR})")
+        if len(self.fields) != len(names):
+            raise VerifyException(f"launch of @{name} passes {len(self.fields)} fields, the kernel takes "
+                                  f"{len(names)} ({', '.join(names)})")
+        for i, (value, field, t) in enumerate(zip(self.fields, names, callee.function_type.inputs.data)):
+            want = BUFFER if isinstance(t, llvm.LLVMPointerType) else IndexType()
+            if value.type != want and not (want == BUFFER and _is_zero(value)):
+                raise VerifyException(f"field {i} ('{field}') of @{name} is {'a buffer' if want == BUFFER else 'a size'}"
+                                      f" ({t}), the launch passes {value.type}")
+
+
+def _is_zero(value: SSAValue) -> bool:
+    """The index constant 0: the null buffer a launch passes for a buffer field its kernel does not
+    read (an absent bias, say)."""
+    return isinstance(value.owner, arith.ConstantOp) and value.owner.value == IntegerAttr(0, IndexType())
 
 
 Kernel = Dialect("kernel", [ScheduleOp, IOOp, WeightOp, AllocOp, SubviewOp, DimOp, CheckOp, AssumeOp, LaunchOp],

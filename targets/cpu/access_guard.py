@@ -1,9 +1,10 @@
 """Checked builds: the bounds check a KernelBuilder puts in front of every load and store.
 
 Every pointer (and address integer) the builder produces is mapped to the `Bounds` of the
-buffer it was derived from: a kernel field's (its bounds come with it in the checked ctx,
-checked.py), a stack scratch buffer's, or one declared with `bounded` (the context
-itself); as_ptr, ptr_to_int, gep and select carry them over. An access through a pointer of
+buffer it was derived from: a kernel field's (its task wrapper reads its bounds from the
+checked ctx, checked.py, and passes them to the kernel after its fields: `take_bounds`), a
+stack scratch buffer's, or one declared with `bounded` (the context itself, which only task
+wrappers read); as_ptr, ptr_to_int, gep and select carry them over. An access through a pointer of
 unknown origin is a compile error.
 
 Each access passes its address, its size and its buffer's bounds through the runtime's
@@ -15,7 +16,7 @@ factor of the unchecked build's; the call's constant arguments are hoisted to th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from xdsl.dialects import arith, func, llvm
 from xdsl.dialects.builtin import IntegerAttr, i64
@@ -66,6 +67,20 @@ class AccessGuard:
         slots, run, step = (self._load_i64(ctx, i) for i in (ck.CTX_SLOTS, ck.CTX_RUN, ck.CTX_STEP))
         self.report_to(self._emit(llvm.IntToPtrOp(run)), step)
         self.bounded(ctx, self._emit(llvm.MulOp(slots, self.const(8))), ck.REGION_CTX)
+
+    def take_bounds(self, args: Sequence[SSAValue], buffer_fields: Sequence[int],
+                    fields: Sequence[SSAValue]) -> None:
+        """A checked kernel's trailing arguments (Signature.args): the run handle and step, then
+        (lo, size) of each buffer field; violations name the field by its index."""
+        run, step, *bounds = args
+        self.report_to(run, step)
+        for k, i in enumerate(buffer_fields):
+            self.bounds[fields[i]] = Bounds(bounds[2 * k], bounds[2 * k + 1], self.const(i))
+
+    def reported_as(self) -> tuple[SSAValue, SSAValue]:
+        """The run handle and step violations are reported with (read_ctx_header)."""
+        assert self._report is not None
+        return self._report
 
     def field(self, ctx: SSAValue, i: int) -> SSAValue:
         """Field i of a checked ctx, with the bounds of the buffer it points into."""

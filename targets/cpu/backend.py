@@ -17,6 +17,7 @@ from pyflame_rt.launch_table import encode as encode_launches
 from pyflame_rt.errors import ValidationError
 from pyflame_rt.options import CompileOptions, OptLevel
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
+from pyflame_rt.targets.cpu.kernel_builder import Signature
 from pyflame_rt.targets.cpu.kernel_cache import KernelCache, compile_modules, split_kernels
 from pyflame_rt.targets.cpu.lower_graph import WEIGHT_ALIGN, LoweredModel, lower_graph, read_kernel_module
 from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToCPU, LowerGraphToKernel, LowerKernelSchedule
@@ -61,10 +62,12 @@ def emit(target: CPUTarget, lowered: LoweredModel, options: CompileOptions, time
     """Each generated kernel -> llvm dialect -> LLVM IR -> an object of its own (stored in the kernel
     cache); the weight blob; the launch table and the other header fields of the CPU artifact
     (docs/pfm-format.md)."""
-    compiled = compile_modules(split_kernels(lowered.module, lowered.generated), target, times)
+    modules = split_kernels(lowered.module, lowered.generated)
+    signatures = [Signature.of_kernel(m.body.block.first_op) for m in modules]  # before conversion
+    compiled = compile_modules(modules, target, times)
     if lowered.kernel_cache is not None:
-        for name, obj in zip(lowered.generated, compiled):
-            lowered.kernel_cache.add(name, obj)
+        for name, signature, obj in zip(lowered.generated, signatures, compiled):
+            lowered.kernel_cache.add(name, signature, obj)
     blob, offsets = _weight_blob(lowered)
     kernels = sorted([*lowered.generated, *lowered.cached])
     weight_extents = [(offset, arr.nbytes) for offset, (_, arr) in zip(offsets, lowered.weights)]

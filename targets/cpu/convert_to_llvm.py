@@ -1,6 +1,6 @@
 """Conversions from the kernel level (func, cf, arith) to the `llvm` dialect.
 
-`scf` is first lowered to `cf` by xDSL's convert-scf-to-cf; these patterns finish
+Each typed kernel is first put behind its task wrapper (task_wrappers.py), then `scf` is lowered to `cf` by xDSL's convert-scf-to-cf; these patterns finish
 the job so the module holds only `llvm` ops, which xDSL's llvmlite backend reads.
 Integer indices are i64 throughout, so no index-type conversion is needed.
 """
@@ -23,6 +23,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.transforms.convert_scf_to_cf import ConvertScfToCf
 
 from pyflame_rt.targets.cpu.kernel_builder import type_suffix
+from pyflame_rt.targets.cpu.task_wrappers import AddTaskWrappers
 
 _INT_BINARY = {
     arith.AddiOp: llvm.AddOp, arith.SubiOp: llvm.SubOp, arith.MuliOp: llvm.MulOp,
@@ -100,6 +101,8 @@ class FuncToLLVM(RewritePattern):
         linkage = llvm.LinkageAttr("internal" if private else "external")
         new = llvm.FuncOp(op.sym_name.data, llvm.LLVMFunctionType(list(ft.inputs.data), out),
                           linkage=linkage, body=body)
+        if "passthrough" in op.attributes:
+            new.passthrough = op.attributes["passthrough"]
         rewriter.replace(op, new)
 
 
@@ -114,11 +117,12 @@ class CallReturnToLLVM(RewritePattern):
 
 @dataclass(frozen=True)
 class ConvertToLLVM(ModulePass):
-    """scf -> cf, then arith / cf / func -> llvm: the whole kernel level to `llvm`."""
+    """Task wrappers, scf -> cf, then arith / cf / func -> llvm: the whole kernel level to `llvm`."""
 
     name = "convert-to-llvm"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        AddTaskWrappers().apply(ctx, op)
         ConvertScfToCf().apply(ctx, op)
         PatternRewriteWalker(
             GreedyRewritePatternApplier([ArithToLLVM(), CfToLLVM(), CallReturnToLLVM()]),

@@ -2,19 +2,24 @@
 
 Kernels are written with `func`, `scf`, `arith` and `llvm` (pointers, loads,
 stores, vectors, intrinsics); the conversions in `convert_to_llvm` then take the
-whole module down to the `llvm` dialect. Every kernel has the task signature the
-runtime's parallel-for calls: `(ptr ctx, i64 begin, i64 end)`, where ctx is an
-array of i64 fields (pointers are stored as integers).
+whole module down to the `llvm` dialect. A kernel is a typed function: each generator
+declares its `Signature` (its fields, in launch order: buffers as `!llvm.ptr`, sizes as
+i64), the builder gives the function one named argument per field (`KernelBuilder.fields`),
+then the work items `begin, end` (i64). The runtime calls every kernel through a task
+wrapper `(ptr ctx, i64 begin, i64 end)` that reads the fields from ctx, an array of i64
+(task_wrappers.py, part of the conversion to `llvm`).
 
 Kernels built inside `checked_kernels()` are checked builds: an AccessGuard (access_guard.py)
-tracks which buffer every pointer belongs to and checks every load and store against it.
+tracks which buffer every pointer belongs to and checks every load and store against it; a
+checked kernel takes, after `end`, the run handle, the step and each buffer field's bounds.
 Outside it the builder emits exactly the unchecked code.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import ClassVar, Iterator, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Collection, Iterator, Sequence
 
 from xdsl.builder import Builder
 from xdsl.dialects import arith, func, llvm, scf
@@ -22,10 +27,12 @@ from xdsl.dialects.builtin import (
     AnyFloat,
     AnyFloatConstr,
     DenseArrayBase,
+    ArrayAttr,
     DenseIntOrFPElementsAttr,
     FloatAttr,
     IntegerAttr,
     IntegerType,
+    StringAttr,
     VectorType,
     f32,
     i32,
@@ -35,6 +42,7 @@ from xdsl.ir import Attribute, Block, Dialect, Region, SSAValue
 from xdsl.irdl import IRDLOperation, VarConstraint, irdl_op_definition, operand_def, prop_def, result_def
 from xdsl.rewriter import InsertPoint
 
+from pyflame_rt.dialects.kernel import FIELDS_ATTR, kernel_fields
 from pyflame_rt.targets.cpu.access_guard import AccessGuard
 
 PTR = llvm.LLVMPointerType()
@@ -106,21 +114,81 @@ def llvm_dialect() -> Dialect:
     return Dialect("llvm", ops, list(llvm.LLVM.attributes))
 
 
-class KernelBuilder:
-    """Builds one function; by default a task `func.func @name(ptr ctx, i64 begin, i64 end)`."""
+@dataclass(frozen=True)
+class Signature:
+    """A kernel's fields in launch order: the names in `buffers` are buffers (`!llvm.ptr`), the
+    others sizes (i64)."""
 
-    def __init__(self, name: str, arg_types: Sequence[Attribute] = (PTR, i64, i64),
-                 visibility: str = "private"):
+    fields: tuple[str, ...]
+    buffers: frozenset[str] = frozenset()
+
+    @staticmethod
+    def of(fields: Sequence[str], buffers: Collection[str] = ()) -> "Signature":
+        unknown = set(buffers) - set(fields)
+        assert not unknown and len(set(fields)) == len(fields), f"bad signature {fields} / {sorted(unknown)}"
+        return Signature(tuple(fields), frozenset(buffers))
+
+    @staticmethod
+    def of_kernel(fn: func.FuncOp) -> "Signature":
+        """The signature of a kernel function (or of its declaration)."""
+        names = kernel_fields(fn)
+        assert names is not None, f"@{fn.sym_name.data} is not a kernel function"
+        return Signature(tuple(names), frozenset(n for n, t in zip(names, fn.function_type.inputs.data) if t == PTR))
+
+    def buffer_fields(self) -> list[int]:
+        return [i for i, n in enumerate(self.fields) if n in self.buffers]
+
+    def args(self, checked: bool) -> list[tuple[str, Attribute]]:
+        """The kernel function's arguments: the fields, begin, end; a checked build's kernel then
+        takes the run handle and step its violations are reported as, and each buffer field's
+        [lo, lo + size) byte range (AccessGuard.take_bounds)."""
+        args = [(n, PTR if n in self.buffers else i64) for n in self.fields] + [("begin", i64), ("end", i64)]
+        if checked:
+            args += [("run", PTR), ("step", i64)]
+            args += [(f"{self.fields[i]}_{part}", i64) for i in self.buffer_fields() for part in ("lo", "size")]
+        return args
+
+    def is_checked(self, fn: func.FuncOp) -> bool:
+        """Whether `fn`, a kernel of this signature, is a checked build's."""
+        return len(fn.function_type.inputs.data) > len(self.fields) + 2
+
+    def declaration(self, name: str, checked: bool) -> func.FuncOp:
+        """The kernel `name` declared (its object comes from elsewhere, e.g. the kernel cache)."""
+        fn = func.FuncOp.external(name, [t for _, t in self.args(checked)], [])
+        fn.attributes[FIELDS_ATTR] = ArrayAttr([StringAttr(n) for n in self.fields])
+        return fn
+
+
+# the runtime's task ABI: every exported kernel entry is `(ptr ctx, i64 begin, i64 end)`
+TASK_ARGS = (PTR, i64, i64)
+
+
+class KernelBuilder:
+    """Builds one kernel `func.func @name(fields..., i64 begin, i64 end)` of `signature`, or,
+    without one, a task entry `(ptr ctx, i64 begin, i64 end)` that reads fields from ctx
+    (only task_wrappers builds those)."""
+
+    def __init__(self, name: str, signature: Signature | None = None, visibility: str = "private"):
         self.name = name
-        block = Block(arg_types=list(arg_types))
-        self.args = block.args
-        self.fn = func.FuncOp(name, (list(arg_types), []), Region(block), visibility=visibility)
+        checked = _CHECKED.get()
+        args = signature.args(checked) if signature else list(zip(("ctx", "begin", "end"), TASK_ARGS))
+        block = Block(arg_types=[t for _, t in args])
+        for value, (arg_name, _) in zip(block.args, args):
+            value.name_hint = arg_name
+        self.fn = func.FuncOp(name, ([t for _, t in args], []), Region(block), visibility=visibility)
         self.b = Builder(InsertPoint.at_end(block))
-        self.guard = AccessGuard(self) if _CHECKED.get() else None  # checked builds only
-        if len(block.args) == 3:
+        self.guard = AccessGuard(self) if checked else None  # checked builds only
+        if signature is None:
             self.ctx, self.begin, self.end = block.args
             if self.guard:
                 self.guard.read_ctx_header(self.ctx)
+            return
+        self.fn.attributes[FIELDS_ATTR] = ArrayAttr([StringAttr(n) for n in signature.fields])
+        n = len(signature.fields)
+        self.fields: dict[str, SSAValue] = dict(zip(signature.fields, block.args[:n]))
+        self.begin, self.end = block.args[n:n + 2]
+        if self.guard:
+            self.guard.take_bounds(block.args[n + 2:], signature.buffer_fields(), block.args[:n])
 
     def finish(self) -> func.FuncOp:
         self.b.insert(func.ReturnOp())
@@ -130,15 +198,15 @@ class KernelBuilder:
         self.b.insert(op)
         return op.results[0] if op.results else op
 
-    # ------------------------------------------------------------ ctx fields
-    def field(self, i: int, base: SSAValue | None = None) -> SSAValue:
-        """The i-th i64 of an i64 array (by default the kernel's ctx)."""
-        if self.guard and base is None:
+    # ------------------------------------------------------------ task entries
+    def field(self, i: int) -> SSAValue:
+        """The i-th field (i64) of a task entry's ctx."""
+        if self.guard:
             return self.guard.field(self.ctx, i)
-        return self.load(self.ctx if base is None else base, self.const(i), elem=i64)
+        return self.load(self.ctx, self.const(i), elem=i64)
 
-    def ptr_field(self, i: int) -> SSAValue:
-        return self.as_ptr(self.field(i))
+    def call(self, callee: str, args: Sequence[SSAValue]) -> None:
+        self.b.insert(func.CallOp(callee, list(args), []))
 
     def as_ptr(self, v: SSAValue) -> SSAValue:
         return self._derived(self._ins(llvm.IntToPtrOp(v)), v)

@@ -4,7 +4,8 @@ A kernel's entry is keyed by everything its object code follows from (`KernelCac
 symbol and its generator (code, and the spec it closes over), the target (triple, CPU, features),
 checked build or not, and the compiler (version; llvmlite's LLVM, xDSL and Python versions; the
 sources that generate and compile kernels: `kernel_code_fingerprint`). On a hit the
-kernel is neither generated nor compiled. Entries are signed `.pfm` files bound to their key (no
+kernel is neither generated nor compiled: it is declared with the signature its entry records.
+Entries are signed `.pfm` files bound to their key (no
 weights, one object) in a `CompileCache` configured by `KernelCacheConfig`, so the compile cache's
 privacy, signing, atomic stores and eviction apply to them unchanged.
 
@@ -36,6 +37,7 @@ from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import BackendError, PyFlameRTError
 from pyflame_rt.targets.cpu.compile_workers import run_jobs
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
+from pyflame_rt.targets.cpu.kernel_builder import Signature
 from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
 from pyflame_rt.targets.cpu.target import CPUTarget
 
@@ -49,6 +51,7 @@ class KernelCache:
         self.store, self.target, self.checked = store, target, checked
         self.keys: dict[str, str] = {}  # kernel symbol -> key, for the kernels to store after compiling
         self.found: dict[str, bytes] = {}  # kernel symbol -> its cached object
+        self.signatures: dict[str, Signature] = {}  # kernel symbol -> its signature, for those found
 
     def key(self, name: str, make: Callable[[], func.FuncOp]) -> str | None:
         """sha256 of what the kernel's code follows from; None if its spec has no stable text (such a
@@ -70,29 +73,37 @@ class KernelCache:
         if key is None:
             return None
         entry = self.store.lookup(key)
-        if entry is not None and entry.header.get("kernel") == name and len(entry.objects) == 1:
+        if (entry is not None and entry.header.get("kernel") == name and len(entry.objects) == 1
+                and "fields" in entry.header):
             self.found[name] = entry.objects[0]
+            self.signatures[name] = Signature.of(entry.header["fields"], entry.header["buffers"])
             return entry.objects[0]
         self.keys[name] = key
         return None
 
-    def add(self, name: str, obj: bytes) -> None:
+    def add(self, name: str, signature: Signature, obj: bytes) -> None:
         """Store the object compiled for kernel `name` after `find` missed it."""
         if name in self.keys:
-            self.store.store(self.keys[name], CompiledModel({"kernel": name}, _NO_WEIGHTS, (obj,)))
+            header = {"kernel": name, "fields": list(signature.fields),
+                      "buffers": [n for n in signature.fields if n in signature.buffers]}
+            self.store.store(self.keys[name], CompiledModel(header, _NO_WEIGHTS, (obj,)))
+
+    def declaration(self, name: str) -> func.FuncOp:
+        """The declaration of a kernel `find` found."""
+        return self.signatures[name].declaration(name, self.checked)
 
 
 def split_kernels(module: ModuleOp, names: list[str]) -> list[ModuleOp]:
     """Move each kernel in `names` out of `module` into a module of its own (with the module's
-    declarations), leaving a declaration in its place; returns those modules. A kernel becomes
+    declarations), leaving its declaration in its place; returns those modules. A kernel becomes
     public: the entry point's object links to it."""
     decls = [op for op in module.ops if isinstance(op, func.FuncOp) and op.is_declaration]
     kernels = {op.sym_name.data: op for op in module.ops if isinstance(op, func.FuncOp)}
     modules = []
     for name in names:
         fn = kernels[name]
-        module.body.block.insert_op_before(
-            func.FuncOp.external(name, list(fn.function_type.inputs), list(fn.function_type.outputs)), fn)
+        signature = Signature.of_kernel(fn)
+        module.body.block.insert_op_before(signature.declaration(name, signature.is_checked(fn)), fn)
         fn.detach()
         fn.sym_visibility = StringAttr("public")
         modules.append(ModuleOp([fn, *(d.clone() for d in decls)]))

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import llvmlite.binding as llvm
+from llvmlite import ir
 from xdsl.backend.llvm.convert import convert_module
+from xdsl.dialects import llvm as llvm_dialect
 from xdsl.dialects.builtin import ModuleOp
 
 from pyflame_rt.errors import BackendError
@@ -11,9 +13,23 @@ from pyflame_rt.targets.cpu.target import CPUTarget, init_llvm
 
 def to_llvm_ir(module: ModuleOp, target: CPUTarget) -> str:
     try:
-        return str(convert_module(module, fallback_target_triple=target.triple))
+        ir_module = convert_module(module, fallback_target_triple=target.triple)
     except Exception as e:
         raise BackendError(f"translating to LLVM IR failed: {e}") from e
+    _function_attributes(module, ir_module)
+    return str(ir_module)
+
+
+def _function_attributes(module: ModuleOp, ir_module: ir.Module) -> None:
+    """What xDSL's translation leaves out: internal linkage and `passthrough` attributes
+    (alwaysinline) of function definitions."""
+    for op in module.ops:
+        if isinstance(op, llvm_dialect.FuncOp) and op.body.blocks:
+            fn = ir_module.get_global(op.sym_name.data)
+            if op.linkage.linkage.data == "internal":
+                fn.linkage = "internal"
+            for attr in op.passthrough.data if op.passthrough is not None else ():
+                fn.attributes.add(attr.data)
 
 
 def compile_object(ir_text: str, target: CPUTarget) -> bytes:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import arith, func
-from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, StringAttr, i64
+from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, StringAttr
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from pyflame_rt.dialects import graph, kernel
@@ -28,7 +28,7 @@ from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
 from pyflame_rt.targets.cpu.access_guard import check_declaration
-from pyflame_rt.targets.cpu.kernel_builder import PTR, checked_kernels
+from pyflame_rt.targets.cpu.kernel_builder import checked_kernels
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
     CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel,
@@ -354,7 +354,7 @@ class GraphLowering:
             if self.loc(v) != slot:
                 self.emit_elementwise("copy", [v], slot, self.shapes[v])
         schedule = kernel.ScheduleOp(SCHEDULE, self.symbols, Region(self.block), self.op_summary, self.checked)
-        cached = [func.FuncOp.external(name, [PTR, i64, i64], []) for name in self.cached_kernels()]
+        cached = [self.kernel_cache.declaration(name) for name in self.cached_kernels()]
         for fn in self.kernels.values():  # the launch table names them: the object exports them
             fn.sym_visibility = StringAttr("public")
         self.module.body.block.add_ops([*self.kernels.values(), *cached, schedule])
@@ -464,7 +464,7 @@ class GraphLowering:
               "residual": residual if residual is not None else 0, "c_rs": n if c_rs is None else c_rs,
               "conv_c": conv_a["conv_c"] if conv_a is not None else 0}
         rows_per_item = m if isinstance(m, int) and m < spec.mc else spec.mc
-        conv_fields = [conv_a[f] for f in CONV_A_FIELDS] if conv_a is not None else []
+        conv_fields = [conv_a[f] if conv_a is not None else 0 for f in CONV_A_FIELDS]
         self.call(gk, [gf[f] for f in GEMM_FIELDS] + conv_fields,
                   ("mul", row_blocks, nblocks),
                   work_per_item=("mul", rows_per_item * nr * spec.nc_panels, k))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from xdsl.dialects import func, llvm
 
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 from pyflame_rt.targets.cpu.kernels.elementwise import activation_tag, epilogue
 
 PLANE_FIELDS = ("x", "out", "s", "t", "aux", "c", "p", "lrn_pre", "lrn_post", "mean", "var")
@@ -59,9 +59,10 @@ def _reduce_row(kb: KernelBuilder, x, base, p, width: int, scratch, combine, ini
 
 def plane_kernel(spec: PlaneSpec) -> func.FuncOp:
     assert spec.mode in PLANE_MODES
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(PLANE_FIELDS)}
-    x, out, s, t, aux, mean_c, var_c = (kb.as_ptr(f[n]) for n in ("x", "out", "s", "t", "aux", "mean", "var"))
+    buffers = ("x", "out", "s", "t", "aux", "mean", "var")
+    kb = KernelBuilder(spec.name, Signature.of(PLANE_FIELDS, buffers))
+    f = kb.fields
+    x, out, s, t, aux, mean_c, var_c = (f[n] for n in buffers)
     w = spec.width
     scratch = kb.scratch(w)
     p = f["p"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from xdsl.dialects import func
 
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 
 SPATIAL = ("d", "h", "w")
 COL2IM_FIELDS = ("cols", "out", "bias", "m", *(f"{p}{a}" for p in ("k", "i", "o", "s", "dl", "p") for a in SPATIAL))
@@ -33,9 +33,9 @@ class Col2imSpec:
 
 
 def col2im_kernel(spec: Col2imSpec) -> func.FuncOp:
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(COL2IM_FIELDS)}
-    cols, out, bias = (kb.as_ptr(f[n]) for n in ("cols", "out", "bias"))
+    kb = KernelBuilder(spec.name, Signature.of(COL2IM_FIELDS, buffers=("cols", "out", "bias")))
+    f = kb.fields
+    cols, out, bias = (f[n] for n in ("cols", "out", "bias"))
     in_plane = kb.mul(kb.mul(f["id"], f["ih"]), f["iw"])
     out_plane = kb.mul(kb.mul(f["od"], f["oh"]), f["ow"])
     taps = kb.mul(kb.mul(f["kd"], f["kh"]), f["kw"])

@@ -18,10 +18,21 @@ from dataclasses import dataclass
 from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerType
 
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 
 COPY_HEAD = ("dst", "src", "dst_off", "src_off")  # then per dim: size, dst_stride, src_stride
 INNER_MODES = ("vec", "splat", "scalar")
+
+
+def dim_fields(rank: int) -> list[str]:
+    """Per dim, outermost first: its size, dst stride and src stride."""
+    return [f"{p}{d}" for d in range(rank) for p in ("size", "dst_stride", "src_stride")]
+
+
+def dims_of(kb: KernelBuilder, rank: int) -> list[tuple]:
+    """The (size, dst_stride, src_stride) fields of each dim."""
+    f = kb.fields
+    return [(f[f"size{d}"], f[f"dst_stride{d}"], f[f"src_stride{d}"]) for d in range(rank)]
 
 
 @dataclass(frozen=True)
@@ -47,11 +58,10 @@ def outer_offsets(kb: KernelBuilder, dims, index, dst_off, src_off):
 
 def copy_kernel(spec: CopySpec) -> func.FuncOp:
     assert spec.inner in INNER_MODES and spec.rank >= 1
-    kb = KernelBuilder(spec.name)
+    kb = KernelBuilder(spec.name, Signature.of((*COPY_HEAD, *dim_fields(spec.rank)), buffers=("dst", "src")))
     elem = IntegerType(8 * spec.item_bytes)
-    dst, src = kb.ptr_field(0), kb.ptr_field(1)
-    dst_off, src_off = kb.field(2), kb.field(3)
-    dims = [tuple(kb.field(len(COPY_HEAD) + 3 * d + j) for j in range(3)) for d in range(spec.rank)]
+    dst, src, dst_off, src_off = (kb.fields[n] for n in COPY_HEAD)
+    dims = dims_of(kb, spec.rank)
     inner_size, inner_ds, inner_ss = dims[-1]
     with kb.loop(kb.begin, kb.end) as item:
         d_off, s_off = outer_offsets(kb, dims[:-1], item.iv, dst_off, src_off)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from xdsl.dialects import func
 
 from pyflame_rt.dtype import DType
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 DET_FIELDS = ("x", "out", "work", "m")
@@ -29,9 +29,8 @@ class DetSpec:
 
 
 def det_kernel(spec: DetSpec) -> func.FuncOp:
-    kb = KernelBuilder(spec.name)
-    x, out, work = (kb.ptr_field(DET_FIELDS.index(n)) for n in ("x", "out", "work"))
-    m = kb.field(DET_FIELDS.index("m"))
+    kb = KernelBuilder(spec.name, Signature.of(DET_FIELDS, buffers=("x", "out", "work")))
+    x, out, work, m = (kb.fields[n] for n in DET_FIELDS)
     t = Typed(kb, spec.dtype, 1)
     with kb.loop(kb.begin, kb.end) as item:
         base = kb.mul(item.iv, kb.mul(m, m))

@@ -23,7 +23,7 @@ from xdsl.ir import SSAValue
 from pyflame_rt.dialects.graph_attrs import ActivationAttr
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 from pyflame_rt.targets.cpu.kernels import fast_math as fm, fast_trig as ft
 from pyflame_rt.targets.cpu.kernels.typed import FLOAT_DTYPES, SINGLE_PRECISION, Typed
 
@@ -337,11 +337,14 @@ class ElementwiseSpec:
         return ELEMENTWISE_OPS[self.op].divides and self.dtypes[1] not in FLOAT_DTYPES
 
     @property
-    def num_fields(self) -> int:
-        # out, inputs..., inner, nchunks, inner stride per input, then per outer dim: size, strides,
-        # then (checks_divisor) the status pointer and the code
-        n_in = len(self.inner)
-        return 1 + n_in + 2 + n_in + self.outer_rank * (1 + n_in) + 2 * self.checks_divisor
+    def signature(self) -> Signature:
+        """out, the inputs, inner, nchunks, each input's inner stride, then per outer dim (outermost
+        first) its size and each input's stride, then (checks_divisor) the status word and the code."""
+        ins = [f"in{i}" for i in range(len(self.inner))]
+        dims = [f for d in range(self.outer_rank) for f in (f"size{d}", *(f"{x}_stride{d}" for x in ins))]
+        status = ("status", "code") if self.checks_divisor else ()
+        return Signature.of(("out", *ins, "inner", "nchunks", *(f"{x}_inner_stride" for x in ins), *dims, *status),
+                            buffers=("out", *ins, *status[:1]))
 
 
 def check_elementwise(op: str, in_dtypes: tuple[DType, ...]) -> None:
@@ -370,19 +373,15 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
     dtypes = spec.dtypes
     check_elementwise(spec.op, dtypes)
     n_in = len(spec.inner)
-    kb = KernelBuilder(spec.name)
-    out = kb.ptr_field(0)
-    ins = [kb.ptr_field(1 + i) for i in range(n_in)]
-    inner = kb.field(1 + n_in)
-    nchunks = kb.field(2 + n_in)
-    inner_strides = [kb.field(3 + n_in + i) if mode == "g" else None for i, mode in enumerate(spec.inner)]
-    dims = []
-    for d in range(spec.outer_rank):
-        base = 3 + 2 * n_in + d * (1 + n_in)
-        dims.append((kb.field(base), [kb.field(base + 1 + i) for i in range(n_in)]))
+    kb = KernelBuilder(spec.name, spec.signature)
+    f = kb.fields
+    out, inner, nchunks = f["out"], f["inner"], f["nchunks"]
+    ins = [f[f"in{i}"] for i in range(n_in)]
+    inner_strides = [f[f"in{i}_inner_stride"] for i in range(n_in)]
+    dims = [(f[f"size{d}"], [f[f"in{i}_stride{d}"] for i in range(n_in)]) for d in range(spec.outer_rank)]
     chunk = kb.const(INNER_CHUNK)
     if spec.checks_divisor:
-        status, code = kb.ptr_field(spec.num_fields - 2), kb.field(spec.num_fields - 1)
+        status, code = f["status"], f["code"]
 
     with kb.loop(kb.begin, kb.end) as item:
         row = kb.div(item.iv, nchunks)

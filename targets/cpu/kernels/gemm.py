@@ -26,7 +26,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import i1
 from xdsl.ir import SSAValue
 
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 from pyflame_rt.targets.cpu.kernels.elementwise import activation_tag, epilogue as activation_epilogue
 
 # FMA latency (4 cycles) x FMA ports (2): independent accumulators needed to keep the ports busy
@@ -60,12 +60,13 @@ B_PREFETCH_COLD_BLOCKS = 4
 # code to compile)
 SMALL_GEMM_MACS = 16384
 
-# ctx field order shared by the lowering and the kernel
+# the kernel's fields, in the order the lowering passes them
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
                "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "ncp", "npanels", "groups", "a_gs", "c_gs",
                "residual", "c_rs", "conv_c")
-# when conv_c != 0 (A is an NHWC convolution's input), its geometry follows GEMM_FIELDS
+# after GEMM_FIELDS: when conv_c != 0 (A is an NHWC convolution's input), its geometry (else unread)
 CONV_A_FIELDS = ("h", "wi", "oh", "ow", "kw", "sh", "sw", "dh", "dw", "ph", "pw")
+GEMM_SIGNATURE = Signature.of(GEMM_FIELDS + CONV_A_FIELDS, buffers=("a", "b", "c", "bias", "residual"))
 
 
 @dataclass(frozen=True)
@@ -201,10 +202,9 @@ class _GemmEmitter:
 
     def __init__(self, spec: GemmSpec):
         self.spec = spec
-        self.kb = kb = KernelBuilder(spec.name)
-        self.f = {name: kb.field(i) for i, name in enumerate(GEMM_FIELDS)}
-        self.a, self.bp, self.c, self.bias, self.res = (
-            kb.as_ptr(self.f[x]) for x in ("a", "b", "c", "bias", "residual"))
+        self.kb = kb = KernelBuilder(spec.name, GEMM_SIGNATURE)
+        self.f = kb.fields
+        self.a, self.bp, self.c, self.bias, self.res = (self.f[x] for x in ("a", "b", "c", "bias", "residual"))
         self.apack = kb.scratch(spec.mc * (spec.kc + A_ROW_PAD))  # per-thread stack: the packed A block
         self.zero = kb.fconst(0.0, spec.width)
 
@@ -246,7 +246,7 @@ class _GemmEmitter:
         p_lo = kb.mul(nb_lo, f["ncp"])
         p_hi = kb.min(f["npanels"], kb.mul(nb_hi, f["ncp"]))
         direct = self._reads_a_in_place(p_lo, p_hi)
-        a_ptr = kb.as_ptr(kb.select(direct, f["a"], kb.ptr_to_int(self.apack)))
+        a_ptr = kb.as_ptr(kb.select(direct, kb.ptr_to_int(self.a), kb.ptr_to_int(self.apack)))
         return _RowBlock(batch, a_base, c_base, bias_base, lo, hi, full_hi, p_lo, p_hi, direct, a_ptr)
 
     def _block_first_row(self, mb: SSAValue, m_tiles: SSAValue, mblocks: SSAValue) -> SSAValue:
@@ -302,10 +302,10 @@ class _GemmEmitter:
             self._panel(blk, ks, self._panel_at(blk, pl.iv, b_share, b_prefetch_pays))
 
     def _pack_conv_a(self, blk: _RowBlock, ks: _KSlice) -> None:
-        """The implicit im2col's rows of this block and slice into the pack. The geometry fields
-        exist only in a convolution's ctx: they are read in this branch."""
+        """The implicit im2col's rows of this block and slice into the pack (the geometry fields
+        hold a convolution's only when conv_c != 0, this branch)."""
         kb = self.kb
-        conv = {name: kb.field(len(GEMM_FIELDS) + i) for i, name in enumerate(CONV_A_FIELDS)}
+        conv = {name: self.f[name] for name in CONV_A_FIELDS}
         conv["c"] = self.f["conv_c"]
         _ConvAPacker(kb, conv, self.a, blk.a_base, self.apack, ks.pack_rs, ks.k0, ks.k1, self.f["k"],
                      self.spec.width).pack(blk.lo, blk.hi)
@@ -645,9 +645,9 @@ PACK_FIELDS = ("b", "bp", "k", "n", "b_rs", "b_cs", "b_bs", "bp_bs", "npanels")
 
 def pack_b_kernel(nr: int) -> func.FuncOp:
     """Run-time packing of a non-constant B (strided, so transposed B needs no copy)."""
-    kb = KernelBuilder(f"pack_b_{nr}")
-    f = {name: kb.field(i) for i, name in enumerate(PACK_FIELDS)}
-    b, bp = kb.ptr_field(0), kb.ptr_field(1)
+    kb = KernelBuilder(f"pack_b_{nr}", Signature.of(PACK_FIELDS, buffers=("b", "bp")))
+    f = kb.fields
+    b, bp = f["b"], f["bp"]
     zero = kb.fconst(0.0)
     with kb.loop(kb.begin, kb.end) as item:
         batch = kb.div(item.iv, f["npanels"])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import i64
 
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 
 IM2COL_FIELDS = ("x", "bp", "groups", "x_bs", "x_gs", "ch_stride", "cg", "kh_stride", "kw_stride",
                  "ow", "oh_stride", "ow_stride", "p", "npanels", "k", "oh", "kd_stride", "od_stride")
@@ -41,9 +41,9 @@ class Im2colSpec:
 
 
 def im2col_kernel(spec: Im2colSpec) -> func.FuncOp:
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(IM2COL_FIELDS)}
-    x, bp = kb.as_ptr(f["x"]), kb.as_ptr(f["bp"])
+    kb = KernelBuilder(spec.name, Signature.of(IM2COL_FIELDS, buffers=("x", "bp")))
+    f = kb.fields
+    x, bp = f["x"], f["bp"]
     nr, w = spec.nr, spec.width
     offs = kb.scratch(nr, i64)
     zero = kb.fconst(0.0)

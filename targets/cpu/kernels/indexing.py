@@ -12,7 +12,7 @@ from xdsl.dialects import func, llvm
 from xdsl.dialects.builtin import i1, i64
 
 from pyflame_rt.dtype import DType
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 from pyflame_rt.targets.cpu.kernels.typed import Typed, storage_type
 
 GATHER_FIELDS = ("data", "indices", "out", "axis_size", "num_indices", "inner", "status", "code")
@@ -45,9 +45,9 @@ class GatherSpec:
 def gather_kernel(spec: GatherSpec) -> func.FuncOp:
     """Work item (outer, i): copy the slice at indices[i] (negative counts from the end). An index
     outside [-size, size) is never dereferenced: its slice is zeroed and `code` goes to *status."""
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(GATHER_FIELDS)}
-    data, idx_p, out, status = (kb.ptr_field(GATHER_FIELDS.index(n)) for n in ("data", "indices", "out", "status"))
+    kb = KernelBuilder(spec.name, Signature.of(GATHER_FIELDS, buffers=("data", "indices", "out", "status")))
+    f = kb.fields
+    data, idx_p, out, status = (f[n] for n in ("data", "indices", "out", "status"))
     elem = storage_type(spec.dtype)
     ti = Typed(kb, DType.INT64, 1)
     with kb.loop(kb.begin, kb.end) as item:
@@ -93,10 +93,12 @@ def index_kernel(spec: IndexSpec) -> func.FuncOp:
     other[(o * tuples + j) * inner + i]. Gathers copy data -> other, scatters combine other into
     data. An index outside its axis (or negative, unless `from_end`) is never dereferenced: a
     gather writes 0, and `code` goes to *status."""
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(INDEX_FIELDS)}
-    axes = [(kb.field(len(INDEX_FIELDS) + 2 * d), kb.field(len(INDEX_FIELDS) + 2 * d + 1)) for d in range(spec.k)]
-    data, idx_p, other, status = (kb.ptr_field(INDEX_FIELDS.index(n)) for n in ("data", "indices", "other", "status"))
+    axis_fields = [f"axis{d}_{part}" for d in range(spec.k) for part in ("size", "stride")]
+    kb = KernelBuilder(spec.name, Signature.of((*INDEX_FIELDS, *axis_fields),
+                                               buffers=("data", "indices", "other", "status")))
+    f = kb.fields
+    axes = [(f[f"axis{d}_size"], f[f"axis{d}_stride"]) for d in range(spec.k)]
+    data, idx_p, other, status = (f[n] for n in ("data", "indices", "other", "status"))
     t, ti, tidx = Typed(kb, spec.dtype, 1), Typed(kb, DType.INT64, 1), Typed(kb, spec.index_dtype, 1)
     with kb.loop(kb.begin, kb.end) as lane:
         o, i = kb.div(lane.iv, f["inner"]), kb.rem(lane.iv, f["inner"])
@@ -136,8 +138,8 @@ class RangeSpec:
 
 def range_kernel(spec: RangeSpec) -> func.FuncOp:
     """out[i] = start + i * delta for i in [begin, end)."""
-    kb = KernelBuilder(spec.name)
-    out = kb.ptr_field(0)
+    kb = KernelBuilder(spec.name, Signature.of(("out",), buffers=("out",)))
+    out = kb.fields["out"]
     t = Typed(kb, spec.dtype, 1)
     ti = Typed(kb, DType.INT64, 1)
     with kb.loop(kb.begin, kb.end) as lp:
@@ -159,9 +161,9 @@ class TriluSpec:
 
 def trilu_kernel(spec: TriluSpec) -> func.FuncOp:
     """Work item = one row i of a matrix: keep columns j - i >= k (upper) or <= k (lower)."""
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(TRILU_FIELDS)}
-    src, dst = kb.ptr_field(0), kb.ptr_field(1)
+    kb = KernelBuilder(spec.name, Signature.of(TRILU_FIELDS, buffers=("in", "out")))
+    f = kb.fields
+    src, dst = f["in"], f["out"]
     elem = storage_type(spec.dtype)
     with kb.loop(kb.begin, kb.end) as item:
         i = kb.rem(item.iv, f["rows"])
@@ -177,23 +179,26 @@ def trilu_kernel(spec: TriluSpec) -> func.FuncOp:
     return kb.finish()
 
 
-def store_dims_kernel(dtype: DType) -> func.FuncOp:
-    """out[i] = ctx[2 + i] for i < ctx[1]: dim values resolved from the dynamic dims (launch fields)."""
-    kb = KernelBuilder(f"store_dims_{dtype.value}")
-    out, n = kb.ptr_field(0), kb.field(1)
-    ti = Typed(kb, DType.INT64, 1)
-    with kb.loop(0, n) as lp:
-        v = kb.load(kb.ctx, kb.add(lp.iv, kb.const(2)), elem=i64)
-        Typed(kb, dtype, 1).store(ti.convert(v, Typed(kb, dtype, 1)), out, lp.iv)
+def store_dims_name(dtype: DType, count: int) -> str:
+    return f"store_dims_{dtype.value}_n{count}"
+
+
+def store_dims_kernel(dtype: DType, count: int) -> func.FuncOp:
+    """out[i] = d<i> for i < count: dim values resolved from the dynamic dims (the fields d0, d1, ...)."""
+    kb = KernelBuilder(store_dims_name(dtype, count),
+                       Signature.of(("out", *(f"d{i}" for i in range(count))), buffers=("out",)))
+    ti, t = Typed(kb, DType.INT64, 1), Typed(kb, dtype, 1)
+    for i in range(count):
+        t.store(ti.convert(kb.fields[f"d{i}"], t), kb.fields["out"], kb.const(i))
     return kb.finish()
 
 
 def expect_kernel() -> func.FuncOp:
     """*status = code unless values[i] == expected[i] for all i < count (int64): a shape fed at run
     time that must equal the one the memory plan was made for. One work item."""
-    kb = KernelBuilder("expect_i64")
-    values, expected, status = (kb.ptr_field(EXPECT_FIELDS.index(n)) for n in ("values", "expected", "status"))
-    f = {name: kb.field(i) for i, name in enumerate(EXPECT_FIELDS)}
+    kb = KernelBuilder("expect_i64", Signature.of(EXPECT_FIELDS, buffers=("values", "expected", "status")))
+    f = kb.fields
+    values, expected, status = (f[n] for n in ("values", "expected", "status"))
     with kb.loop(0, f["count"]) as lp:
         with kb.if_(kb.cmp("ne", kb.load(values, lp.iv, elem=i64), kb.load(expected, lp.iv, elem=i64))):
             kb.store(f["code"], status, kb.const(0), elem=i64)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from xdsl.dialects import func
 
 from pyflame_rt.dtype import DType
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 # A's and B's batch strides: 0 when one matrix serves every batch
@@ -31,9 +31,9 @@ class MatMulRowsSpec:
 
 
 def matmul_rows_kernel(spec: MatMulRowsSpec) -> func.FuncOp:
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(MATMUL_ROWS_FIELDS)}
-    a, b, c = (kb.ptr_field(i) for i in range(3))
+    kb = KernelBuilder(spec.name, Signature.of(MATMUL_ROWS_FIELDS, buffers=("a", "b", "c")))
+    f = kb.fields
+    a, b, c = f["a"], f["b"], f["c"]
     zero = kb.const(0)
     with kb.loop(kb.begin, kb.end) as item:
         batch = kb.div(item.iv, f["m"])

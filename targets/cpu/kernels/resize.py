@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from xdsl.dialects import func
 from xdsl.dialects.builtin import i64
 
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 
 RESIZE_FIELDS = ("x", "out", "h0", "h1", "lh", "w0", "w1", "lw", "in_h", "in_w", "out_h", "out_w")
 
@@ -29,9 +29,9 @@ class ResizeSpec:
 
 
 def resize_kernel(spec: ResizeSpec) -> func.FuncOp:
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(RESIZE_FIELDS)}
-    x, out, h0t, h1t, lht, w0t, w1t, lwt = (kb.as_ptr(f[n]) for n in RESIZE_FIELDS[:8])
+    kb = KernelBuilder(spec.name, Signature.of(RESIZE_FIELDS, buffers=RESIZE_FIELDS[:8]))
+    f = kb.fields
+    x, out, h0t, h1t, lht, w0t, w1t, lwt = (f[n] for n in RESIZE_FIELDS[:8])
     with kb.loop(kb.begin, kb.end) as item:
         oh = kb.rem(item.iv, f["out_h"])
         plane = kb.mul(kb.div(item.iv, f["out_h"]), kb.mul(f["in_h"], f["in_w"]))

@@ -19,7 +19,7 @@ from xdsl.dialects import arith, func, llvm
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dtype import DType
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 from pyflame_rt.targets.cpu.kernels import fast_math as fm
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
@@ -119,10 +119,9 @@ class _Row:
 
 
 def row_kernel(spec: RowSpec) -> func.FuncOp:
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(ROW_FIELDS)}
-    src, dst = kb.ptr_field(0), kb.ptr_field(1)
-    scale_p, bias_p = kb.ptr_field(4), kb.ptr_field(5)
+    kb = KernelBuilder(spec.name, Signature.of(ROW_FIELDS, buffers=("in", "out", "scale", "bias", "mean", "rstd")))
+    f = kb.fields
+    src, dst, scale_p, bias_p = f["in"], f["out"], f["scale"], f["bias"]
     # the horizontal step's stack buffer (rows folded along R in vectors)
     along_r = spec.width > 1 and not spec.across
     scratch = kb.scratch(spec.width, Typed(kb, spec.dtype, 1).elem) if along_r else None
@@ -131,7 +130,7 @@ def row_kernel(spec: RowSpec) -> func.FuncOp:
     def run(o, j, lanes: int) -> None:
         row = _Row(kb, spec, kb.add(kb.mul(kb.mul(o, n), inner), j), inner, n, scratch, lanes)
         _BODIES[_family(spec.kind)](kb, spec, row, src, dst, kb.add(kb.mul(o, inner), j), scale_p, bias_p,
-                                    kb.ptr_field(6), kb.ptr_field(7))
+                                    f["mean"], f["rstd"])
 
     if not spec.across:  # an item is a row
         with kb.loop(kb.begin, kb.end) as item:
@@ -289,9 +288,9 @@ class TopKSpec:
 def topk_kernel(spec: TopKSpec) -> func.FuncOp:
     """Per row, keep a sorted list of the best k in the outputs: each element walks the list from
     the end, shifting worse entries down one slot (strictly better only, so ties keep index order)."""
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(TOPK_FIELDS)}
-    src, vals, idxs = kb.ptr_field(0), kb.ptr_field(1), kb.ptr_field(2)
+    kb = KernelBuilder(spec.name, Signature.of(TOPK_FIELDS, buffers=("in", "values", "indices")))
+    f = kb.fields
+    src, vals, idxs = f["in"], f["values"], f["indices"]
     t, ti = Typed(kb, spec.dtype, 1), Typed(kb, DType.INT64, 1)
     inner, k, n = f["inner"], f["k"], f["r"]
     pred = "gt" if spec.largest else "lt"

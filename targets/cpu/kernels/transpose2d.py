@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerType
 
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
-from pyflame_rt.targets.cpu.kernels.copy import outer_offsets
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
+from pyflame_rt.targets.cpu.kernels.copy import dim_fields, dims_of, outer_offsets
 
 TRANSPOSE2D_HEAD = ("dst", "src", "dst_off", "src_off", "rows", "cols", "dst_stride", "src_stride")
 # then per outer dim: size, dst_stride, src_stride (outermost first)
@@ -42,11 +42,10 @@ class Transpose2DSpec:
 
 def transpose2d_kernel(spec: Transpose2DSpec) -> func.FuncOp:
     assert 2 <= spec.tile_rows <= spec.width
-    kb = KernelBuilder(spec.name)
+    kb = KernelBuilder(spec.name, Signature.of((*TRANSPOSE2D_HEAD, *dim_fields(spec.outer)), buffers=("dst", "src")))
     elem = IntegerType(8 * spec.item_bytes)
-    dst, src = kb.ptr_field(0), kb.ptr_field(1)
-    dst_off, src_off, rows, cols, dst_stride, src_stride = (kb.field(i) for i in range(2, 8))
-    outer = [tuple(kb.field(len(TRANSPOSE2D_HEAD) + 3 * d + j) for j in range(3)) for d in range(spec.outer)]
+    dst, src, dst_off, src_off, rows, cols, dst_stride, src_stride = (kb.fields[n] for n in TRANSPOSE2D_HEAD)
+    outer = dims_of(kb, spec.outer)
     w, th = kb.const(spec.width), kb.const(spec.tile_rows)
     tiles = kb.ceil_div(cols, spec.width)
     with kb.loop(kb.begin, kb.end) as item:

@@ -25,7 +25,7 @@ from xdsl.dialects.builtin import i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dtype import DType
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 from pyflame_rt.targets.cpu.kernels.elementwise import activation_tag, epilogue
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
@@ -81,12 +81,13 @@ class _OutputRow:
 class _WindowEmitter:
     def __init__(self, spec: WindowSpec):
         self.spec = spec
-        self.kb = kb = KernelBuilder(spec.name)
-        self.f = f = {name: kb.field(i) for i, name in enumerate(WINDOW_FIELDS)}
+        fields = WINDOW_FIELDS + (ARGMAX_FIELDS if spec.argmax else ())
+        self.kb = kb = KernelBuilder(spec.name, Signature.of(fields, buffers=(
+            "x", "w", "out", "bias", *(("indices",) if spec.argmax else ()))))
+        self.f = f = kb.fields
         if spec.argmax:
-            f.update({name: kb.field(len(WINDOW_FIELDS) + i) for i, name in enumerate(ARGMAX_FIELDS)})
-            self.indices = kb.as_ptr(f["indices"])
-        self.x, self.wts, self.out, self.bias = (kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias"))
+            self.indices = f["indices"]
+        self.x, self.wts, self.out, self.bias = (f[n] for n in ("x", "w", "out", "bias"))
         self.taps = spec.kd * spec.kh * spec.kw
 
     def emit(self) -> func.FuncOp:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from xdsl.dialects import func
 
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 from pyflame_rt.targets.cpu.kernels.elementwise import epilogue
 from pyflame_rt.targets.cpu.kernels.window import WINDOW_OPS, WindowSpec
 
@@ -49,9 +49,10 @@ class WindowNHWCSpec(WindowSpec):
 
 def window_nhwc_kernel(spec: WindowNHWCSpec) -> func.FuncOp:
     assert spec.op in WINDOW_OPS and spec.block >= 1
-    kb = KernelBuilder(spec.name)
-    f = {name: kb.field(i) for i, name in enumerate(WINDOW_NHWC_FIELDS)}
-    ptr = {n: kb.as_ptr(f[n]) for n in ("x", "w", "out", "bias", "residual")}
+    buffers = ("x", "w", "out", "bias", "residual")
+    kb = KernelBuilder(spec.name, Signature.of(WINDOW_NHWC_FIELDS, buffers))
+    f = kb.fields
+    ptr = {n: f[n] for n in buffers}
     lo, hi = _interior_columns(kb, spec, f["wi"], f["ow"], f["pw"])
     with kb.loop(kb.begin, kb.end) as item:
         oy, image = kb.rem(item.iv, f["oh"]), kb.div(item.iv, f["oh"])

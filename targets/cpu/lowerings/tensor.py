@@ -7,7 +7,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.indexing import (
     GATHER_FIELDS, TRILU_FIELDS, GatherSpec, RangeSpec, TriluSpec, gather_kernel, range_kernel,
-    store_dims_kernel, trilu_kernel)
+    store_dims_kernel, store_dims_name, trilu_kernel)
 from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION
 from pyflame_rt.targets.cpu.lowerings.registry import lowering
 from pyflame_rt.targets.cpu.lowerings.linalg import emit_matmul_rows
@@ -17,9 +17,9 @@ from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows
 @lowering(gt.DimValuesOp)
 def _lower_dim_values(L, op: gt.DimValuesOp) -> None:
     dtype = L.dtype(op.result)
-    name = L.kernel(f"store_dims_{dtype.value}", lambda: store_dims_kernel(dtype))
     values = list(gt.attr_dims(op.values))
-    L.call(name, [L.result_loc(op.result), len(values), *values], 1)
+    name = L.kernel(store_dims_name(dtype, len(values)), lambda: store_dims_kernel(dtype, len(values)))
+    L.call(name, [L.result_loc(op.result), *values], 1)
 
 
 @lowering(gt.GatherOp)

@@ -8,15 +8,10 @@ func.func @main(%x: tensor<64xf32> {graph.name = "x", graph.dims = ["64"]}, %y: 
   func.return %z : tensor<64xf32>
 }
 
-// The kernel: a task over work items [begin, end) reading its fields from the ctx array.
-// CHECK:      llvm.func @ew_add_relu_r0_vv_w8_float32_float32_float32(%[[CTX:.*]]: !llvm.ptr, %[[BEGIN:.*]]: i64, %[[END:.*]]: i64) {
-// Field 0 is the output, fields 1 and 2 the operands (addresses as integers).
-// CHECK:        %[[F0:.*]] = llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> i64
-// CHECK-NEXT:   %[[OUT:.*]] = llvm.inttoptr %[[F0]] : i64 to !llvm.ptr
-// CHECK:        %[[F1:.*]] = llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> i64
-// CHECK-NEXT:   %[[A:.*]] = llvm.inttoptr %[[F1]] : i64 to !llvm.ptr
-// CHECK:        %[[F2:.*]] = llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> i64
-// CHECK-NEXT:   %[[B:.*]] = llvm.inttoptr %[[F2]] : i64 to !llvm.ptr
+// The kernel: a typed function, one argument per field (the output, the two operands, the inner
+// extent, its chunks, the operands' inner strides), then the work items [begin, end); internal and
+// always inlined into its task wrapper.
+// CHECK:      llvm.func internal @ew_add_relu_r0_vv_w8_float32_float32_float32.fields(%[[OUT:out]]: !llvm.ptr, %[[A:in0]]: !llvm.ptr, %[[B:in1]]: !llvm.ptr, %inner: i64, %nchunks: i64, %in0_inner_stride: i64, %in1_inner_stride: i64, %[[BEGIN:begin]]: i64, %[[END:end]]: i64) attributes {passthrough = ["alwaysinline"]} {
 // The loop over work items.
 // CHECK:        llvm.br ^bb1(%[[BEGIN]] : i64)
 // CHECK:        llvm.icmp "slt" %{{.*}}, %[[END]] : i64
@@ -47,3 +42,14 @@ func.func @main(%x: tensor<64xf32> {graph.name = "x", graph.dims = ["64"]}, %y: 
 // CHECK:        llvm.fcmp "olt" %[[TS]], %{{.*}} : f32
 // CHECK:        llvm.store %{{.*}}, %{{.*}} {alignment = 4 : i64} : f32, !llvm.ptr
 // CHECK:        llvm.return
+// The task wrapper the runtime calls, under the kernel's name: it loads the seven fields from the
+// ctx array (i64 slots), turns the buffers' addresses into pointers and calls the kernel.
+// CHECK:      llvm.func @ew_add_relu_r0_vv_w8_float32_float32_float32(%[[CTX:ctx]]: !llvm.ptr, %[[WB:.*]]: i64, %[[WE:.*]]: i64) {
+// CHECK:        %[[S0:.*]] = llvm.getelementptr inbounds %[[CTX]][%{{.*}}] : (!llvm.ptr, i64) -> !llvm.ptr, i64
+// CHECK-NEXT:   %[[F0:.*]] = llvm.load %[[S0]] {alignment = 8 : i64} : !llvm.ptr -> i64
+// CHECK-COUNT-6: llvm.load %{{.*}} {alignment = 8 : i64} : !llvm.ptr -> i64
+// CHECK:        %[[P0:.*]] = llvm.inttoptr %[[F0]] : i64 to !llvm.ptr
+// CHECK-NEXT:   %[[P1:.*]] = llvm.inttoptr %{{.*}} : i64 to !llvm.ptr
+// CHECK-NEXT:   %[[P2:.*]] = llvm.inttoptr %{{.*}} : i64 to !llvm.ptr
+// CHECK-NEXT:   llvm.call @ew_add_relu_r0_vv_w8_float32_float32_float32.fields(%[[P0]], %[[P1]], %[[P2]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[WB]], %[[WE]]) : (!llvm.ptr, !llvm.ptr, !llvm.ptr, i64, i64, i64, i64, i64, i64) -> ()
+// CHECK-NEXT:   llvm.return

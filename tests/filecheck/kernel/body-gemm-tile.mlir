@@ -4,7 +4,9 @@
 // the one-row kernel: a 1x16 register tile of two 8-lane accumulators. Each K step loads the two
 // vectors of B's packed 16-column panel, broadcasts one element of A, and issues two FMAs; a full
 // tile stores both accumulators, a partial one masked stores.
-// CHECK:      llvm.func @gemm_1x16_w8_nb_none_k576m24n16(%{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64) {
+// The kernel's fields: A, packed B, C, the bias, the sizes and strides, the residual, then an NHWC
+// convolution's geometry (read only when conv_c != 0); then the work items.
+// CHECK:      llvm.func internal @gemm_1x16_w8_nb_none_k576m24n16.fields(%a: !llvm.ptr, %[[B:b]]: !llvm.ptr, %c: !llvm.ptr, %bias: !llvm.ptr, %m: i64, %n: i64, %k: i64, %a_rs: i64, %a_cs: i64, %a_bs: i64, %b_bs: i64, %c_bs: i64, %mblocks: i64, %nblocks: i64, %ncp: i64, %npanels: i64, %groups: i64, %a_gs: i64, %c_gs: i64, %residual: !llvm.ptr, %c_rs: i64, %conv_c: i64, %h: i64, %wi: i64, %oh: i64, %ow: i64, %kw: i64, %sh: i64, %sw: i64, %dh: i64, %dw: i64, %ph: i64, %pw: i64, %begin: i64, %end: i64) attributes {passthrough = ["alwaysinline"]} {
 // The K loop: the step index and the two accumulators are block arguments.
 // CHECK:      ^[[KLOOP:bb[0-9]+]](%[[K:.*]]: i64, %[[C0:.*]]: vector<8xf32>, %[[C1:.*]]: vector<8xf32>):
 // CHECK-NEXT:   %{{.*}} = llvm.icmp "slt" %[[K]], %{{.*}} : i64
@@ -16,7 +18,7 @@
 // CHECK-NEXT:   %[[BASE:.*]] = llvm.add %{{.*}}, %[[ROW]] : i64
 // CHECK-NEXT:   %{{.*}} = llvm.mlir.constant(0) : i64
 // CHECK-NEXT:   %[[OFF0:.*]] = llvm.add %[[BASE]], %{{.*}} : i64
-// CHECK-NEXT:   %[[PB0:.*]] = llvm.getelementptr inbounds %[[B:.*]][%[[OFF0]]] : (!llvm.ptr, i64) -> !llvm.ptr, f32
+// CHECK-NEXT:   %[[PB0:.*]] = llvm.getelementptr inbounds %[[B]][%[[OFF0]]] : (!llvm.ptr, i64) -> !llvm.ptr, f32
 // CHECK-NEXT:   %[[B0:.*]] = llvm.load %[[PB0]] {alignment = 4 : i64} : !llvm.ptr -> vector<8xf32>
 // CHECK-NEXT:   %{{.*}} = llvm.mlir.constant(8) : i64
 // CHECK-NEXT:   %[[OFF1:.*]] = llvm.add %[[BASE]], %{{.*}} : i64

@@ -8,7 +8,7 @@ func.func @main(%x: tensor<4x32xf32> {graph.name = "x", graph.dims = ["4", "32"]
   func.return %y : tensor<4x1xf32>
 }
 
-// CHECK:      llvm.func @row_sum_float32_w8(%{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64) {
+// CHECK:      llvm.func internal @row_sum_float32_w8.fields(%in: !llvm.ptr, %out: !llvm.ptr, %r: i64, %inner: i64, %scale: !llvm.ptr, %bias: !llvm.ptr, %mean: !llvm.ptr, %rstd: !llvm.ptr, %begin: i64, %end: i64) attributes {passthrough = ["alwaysinline"]} {
 // CHECK-NEXT:   %[[EIGHT:.*]] = llvm.mlir.constant(8) : i64
 // CHECK-NEXT:   %[[SLOT:.*]] = llvm.alloca %[[EIGHT]] x f32 {alignment = 64 : i64} : (i64) -> !llvm.ptr
 // The vector loop: the accumulator is a block argument, one load and one fadd per step.

@@ -4,10 +4,11 @@
 // RUN: pyflame-opt %t.kernel.mlir --to llvm | filecheck %s
 
 // The example MLP's kernel level (kernels and schedule) prints, parses back to the same text,
-// and lowers on: the kernels become public llvm functions (a compile turns the schedule's
-// launches into the artifact's launch table, data the runtime executes, not code).
-// CHECK:     llvm.func @gemm_{{.*}}(%{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64)
-// CHECK:     llvm.func @gemm_{{.*}}(%{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64)
+// and lowers on: each typed kernel becomes an internal llvm function behind its public task
+// wrapper (a compile turns the schedule's launches into the artifact's launch table, data the
+// runtime executes, not code).
+// CHECK:     llvm.func internal @gemm_{{[a-z0-9_]+}}.fields(%a: !llvm.ptr, %b: !llvm.ptr,
+// CHECK:     llvm.func @gemm_{{[a-z0-9_]+}}(%ctx: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64)
 // CHECK-NOT: kernel.
 // CHECK-NOT: pfm_main
 // CHECK-NOT: pfrt_run_kernel

@@ -27,13 +27,13 @@ from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, elementwise_
 CHECKED = CompileOptions(checked=True, opt_level=OptLevel.NONE)
 
 
-def off_by_one_relu(name: str, load_shift: int = 0, store_field: int = 0, store_shift: int = 0):
-    """A deliberately miscompiled Relu over the elementwise kernel's fields (out, x, inner,
-    nchunks; rows of one chunk): out[i] = max(x[i + load_shift], 0), stored at field
-    `store_field` (0 out, 1 x) index i + store_shift."""
-    kb = KernelBuilder(name)
-    fields = [kb.ptr_field(0), kb.ptr_field(1)]
-    inner = kb.field(2)
+def off_by_one_relu(spec, load_shift: int = 0, store_field: int = 0, store_shift: int = 0):
+    """A deliberately miscompiled Relu with the elementwise kernel's signature (rows of one
+    chunk): out[i] = max(x[i + load_shift], 0), stored at field `store_field` (0 out, 1 x)
+    index i + store_shift."""
+    kb = KernelBuilder(spec.name, spec.signature)
+    fields = [kb.fields["out"], kb.fields["in0"]]
+    inner = kb.fields["inner"]
     chunk = kb.const(INNER_CHUNK)
     with kb.loop(kb.mul(kb.begin, chunk), kb.min(kb.mul(kb.end, chunk), inner)) as i:
         v = kb.fmax(kb.load(fields[1], kb.add(i.iv, kb.const(load_shift))), kb.fconst(0.0))
@@ -46,7 +46,7 @@ def miscompiled_relu(monkeypatch):
     """Compile with the Relu kernel replaced by off_by_one_relu(**faults)."""
     def install(**faults):
         def kernel(spec):
-            return off_by_one_relu(spec.name, **faults) if spec.op == "relu" else elementwise_kernel(spec)
+            return off_by_one_relu(spec, **faults) if spec.op == "relu" else elementwise_kernel(spec)
         monkeypatch.setattr(lower_graph_module, "elementwise_kernel", kernel)
     return install
 

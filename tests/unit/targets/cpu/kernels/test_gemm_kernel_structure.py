@@ -55,14 +55,10 @@ def _base(ptr: SSAValue) -> SSAValue:
 
 
 def _field_index(v: SSAValue) -> int | None:
-    """i when v is the kernel's ctx[i], or `inttoptr(ctx[i])`."""
-    if isinstance(v.owner, llvm.IntToPtrOp):
-        v = v.owner.input
-    if not (isinstance(v.owner, llvm.LoadOp) and isinstance(v.owner.ptr.owner, llvm.GEPOp)):
-        return None
-    gep = v.owner.ptr.owner
-    ctx = isinstance(gep.ptr, BlockArgument) and isinstance(gep.ptr.block.parent_op(), func.FuncOp)
-    return _int(gep.ssa_indices[0]) if ctx and gep.ptr.index == 0 else None
+    """i when v is the kernel's argument i (its field i)."""
+    if isinstance(v, BlockArgument) and isinstance(v.block.parent_op(), func.FuncOp):
+        return v.index
+    return None
 
 
 def _tile_variants(spec: GemmSpec) -> dict[tuple[int, int], int]:
@@ -116,7 +112,7 @@ def test_k_loops_keep_enough_independent_accumulators(spec):
 
 
 def _c_accesses(spec: GemmSpec, field: str) -> tuple[int, int]:
-    """(plain vector accesses, masked accesses) of the buffer in ctx field `field`."""
+    """(plain vector accesses, masked accesses) of the buffer in field `field`."""
     index = GEMM_FIELDS.index(field)
     plain = masked = 0
     for op in _ops(spec):
@@ -164,12 +160,13 @@ def test_activation_runs_once_per_fused_vector(spec):
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_one_packed_a_block_and_conv_fields_read_only_in_the_conv_pack(spec):
     """The packed A block is one stack buffer (mc rows of kc + A_ROW_PAD floats); the implicit
-    im2col's geometry fields exist only in a convolution's ctx, so they are read, once each, only
+    im2col's geometry fields hold a convolution's only when conv_c != 0, so they are read only
     inside the branch that packs a convolution's input."""
     allocas = [op for op in _ops(spec) if isinstance(op, llvm.AllocaOp)]
     assert len(allocas) == 1 and _ancestors(allocas[0], scf.ForOp) == 0
     assert _int(allocas[0].size) == spec.mc * (spec.kc + A_ROW_PAD)
-    conv_reads = [op for op in _ops(spec) if isinstance(op, llvm.LoadOp)
-                  and (_field_index(op.results[0]) or 0) >= len(GEMM_FIELDS)]
-    assert len(conv_reads) == len(CONV_A_FIELDS)
-    assert all(_ancestors(op, scf.IfOp) >= 1 for op in conv_reads)
+    kernel = _ops(spec)[0]
+    assert isinstance(kernel, func.FuncOp)
+    conv_args = kernel.body.block.args[len(GEMM_FIELDS):len(GEMM_FIELDS) + len(CONV_A_FIELDS)]
+    assert len(conv_args) == len(CONV_A_FIELDS) and all(arg.uses for arg in conv_args)
+    assert all(_ancestors(use.operation, scf.IfOp) >= 1 for arg in conv_args for use in arg.uses)
