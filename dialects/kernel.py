@@ -24,9 +24,10 @@ an `index` for each i64 field (or the index constant 0, a null buffer, for a buf
 not read), which its verifier checks:
 
     func.func @copy_r1_w8_f32(%dst: !llvm.ptr, %src: !llvm.ptr, %dst_off: i64, ..., %begin: i64,
-                              %end: i64) attributes {kernel.fields = ["dst", "src", "dst_off", ...]} `kernel.check` and `kernel.assume` are the
-run-time checks: the first a status code a kernel reports, the second a requirement
-on dims checked before any kernel runs. The memory plan (`plan-memory`) records each
+                              %end: i64) attributes {kernel.fields = ["dst", "src", "dst_off", ...]}
+
+`kernel.check` and `kernel.assume` are the run-time checks: the first a status code a
+kernel reports, the second a requirement on dims checked before any kernel runs. The memory plan (`plan-memory`) records each
 alloc's lifetime in launch numbers.
 """
 from __future__ import annotations
