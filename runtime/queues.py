@@ -140,7 +140,8 @@ class Batcher:
             "num_preferred": len(preferred), "enable_padding": int(enable_padding)})
         self._ptr = lib.pfrt_batcher_create(config, callback, ffi.NULL)
         if self._ptr == ffi.NULL:
-            raise BackendError(f"cannot start the batcher's {num_workers} worker threads")
+            raise BackendError(f"cannot create the batcher (an invalid configuration, or no memory or threads for "
+                               f"{num_workers} workers)")
         self.close = weakref.finalize(self, _destroy, lib.pfrt_batcher_destroy, self._ptr, callback)
 
     def submit(self, request_id: int, group: int, rows: int, priority: int, timeout_ns: int) -> int:
