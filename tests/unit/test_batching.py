@@ -261,3 +261,10 @@ def test_stress_random_cancellations_and_timeouts_lose_and_duplicate_nothing(rel
     assert stats.cancelled_requests == outcomes["cancelled"]
     assert stats.completed_requests + stats.timed_out_requests == len(xs) - outcomes["cancelled"]
     assert stats.failed_requests == 0 and stats.pending_requests == 0
+
+
+def test_the_guide_spelling_after_import_pyflame_rt():
+    import pyflame_rt
+
+    assert pyflame_rt.batching.DynamicBatcher is DynamicBatcher
+    assert pyflame_rt.streaming.AsyncSession.__module__ == "pyflame_rt.streaming"
