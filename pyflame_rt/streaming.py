@@ -142,7 +142,8 @@ class AsyncSession:
         self._running().synchronize()
 
     def cancel(self, request_id: int) -> bool:
-        """Cancel a pending request: True if it was pending (a running one stops at its next kernel)."""
+        """Cancel a pending request: True if it was pending and not cancelled yet (a running one stops
+        at its next kernel boundary)."""
         streams = self._streams
         return streams is not None and streams.cancel(request_id)
 

@@ -149,7 +149,7 @@ int pfrt_streams_submit(pfrt_streams *s, int stream, int64_t id);
 int pfrt_streams_select(pfrt_streams *s);
 /* Block until the stream (stream < 0: every stream) has no pending request. */
 void pfrt_streams_synchronize(pfrt_streams *s, int stream);
-/* Cancel a pending request: 1 if it was pending, else 0. A queued one is reported cancelled
+/* Cancel a pending request: 1 if it was pending and not cancelled yet, else 0. A queued one is reported cancelled
    without running; a running one stops at its next kernel boundary. */
 int pfrt_streams_cancel(pfrt_streams *s, int64_t id);
 int64_t pfrt_streams_cancel_all(pfrt_streams *s);

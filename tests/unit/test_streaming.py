@@ -106,6 +106,36 @@ def test_cancel_a_queued_request_and_cancel_all(matmul, rng):
     assert (stats.cancelled_requests, stats.completed_requests) == (4, 1)  # the blocking one had run
 
 
+class _GatedFeeds(dict):
+    """Feeds whose first read (inside session.run, on the stream's thread) waits for a signal."""
+
+    def __init__(self, feeds):
+        super().__init__(feeds)
+        self.reading, self.go = threading.Event(), threading.Event()
+
+    def __getitem__(self, name):
+        self.reading.set()
+        self.go.wait(30)
+        return super().__getitem__(name)
+
+
+def test_cancelling_a_running_request_ends_its_future_cancelled(matmul, rng):
+    sess, _ = matmul
+    with AsyncSession(sess, AsyncOptions(num_streams=1)) as a:
+        feeds = _GatedFeeds(_feeds(rng))
+        running = a.run_async(feeds)
+        assert feeds.reading.wait(30)  # inside session.run: the runtime stops it before its first kernel
+        assert running.cancel() and not a.cancel(running.request_id)  # once is enough
+        feeds.go.set()
+        after = a.run_async(_feeds(rng))
+        with pytest.raises(concurrent.futures.CancelledError):
+            running.result(30)
+        assert after.result(30).success
+        a.synchronize_all()
+        stats = a.get_stats()
+    assert (stats.cancelled_requests, stats.completed_requests) == (1, 1)
+
+
 def test_a_full_queue_refuses_at_once_and_a_stopped_session_refuses(matmul, rng):
     sess, _ = matmul
     a = AsyncSession(sess, AsyncOptions(num_streams=1, max_pending=2))
