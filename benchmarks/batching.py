@@ -157,7 +157,8 @@ def stress(args) -> None:
             time.sleep(0.01)
         stats = b.get_stats()
     rss.append(rss_mb())
-    counts = {name: int((outcome == code).sum()) for code, name in ((1, "ok"), (2, "cancelled"), (3, "timed out"), (4, "failed"))}
+    names = {1: "ok", 2: "cancelled", 3: "timed out", 4: "failed"}
+    counts = {name: int((outcome == code).sum()) for code, name in names.items()}
     print(f"{args.requests} requests from {args.clients} threads in {time.perf_counter() - start:.1f} s: {counts}; "
           f"lost {int((outcome == 0).sum())}, delivered twice {int((outcome >= 10).sum())}; "
           f"max relative error vs a direct run {worst[0]:.2g}")

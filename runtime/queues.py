@@ -85,8 +85,10 @@ class Streams:
     lib.PFRT_REQUEST_*."""
 
     def __init__(self, num_streams: int, capacity: int, run: Callable[[int, int, bool], int]):
-        callback = ffi.callback("int(void*, int64_t, int, int)",
-                                _on_queue_thread(lambda _user, rid, stream, cancelled: run(rid, stream, bool(cancelled))),
+        def on_request(_user, request_id, stream, cancelled):
+            return run(request_id, stream, bool(cancelled))
+
+        callback = ffi.callback("int(void*, int64_t, int, int)", _on_queue_thread(on_request),
                                 error=lib.PFRT_REQUEST_FAILED, onerror=_log_callback_error)
         self._ptr = lib.pfrt_streams_create(num_streams, capacity, callback, ffi.NULL)
         if self._ptr == ffi.NULL:
