@@ -118,7 +118,7 @@ class DynamicBatcher:
         self._requests: dict[int, _Request] = {}
         self._ids = itertools.count(1)
         self._queue: Batcher | None = None
-        self._last_stats: QueueStats | None = None  # of the queue stop() ended
+        self._stopped: Batcher | None = None  # the queue stop() ended: its statistics stay readable
 
     def start(self) -> None:
         """Start the workers (again after stop()); a no-op while they run."""
@@ -136,8 +136,7 @@ class DynamicBatcher:
         queue, self._queue = self._queue, None
         if queue is not None:
             queue.stop()
-            self._last_stats = queue.stats()
-            queue.close()
+            self._stopped = queue
 
     def __enter__(self) -> "DynamicBatcher":
         self.start()
@@ -174,9 +173,8 @@ class DynamicBatcher:
         return True
 
     def get_stats(self) -> BatchStats:
-        queue = self._queue
-        s = queue.stats() if queue is not None else self._last_stats
-        return BatchStats.of(s) if s is not None else BatchStats.of(_NO_STATS)
+        queue = self._queue or self._stopped
+        return BatchStats.of(queue.stats() if queue is not None else _NO_STATS)
 
     # ------------------------------------------------------------ internals
     def _submit(self, inputs, priority: int, timeout_us, with_future: bool, on_complete) -> RequestFuture:

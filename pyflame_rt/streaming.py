@@ -16,7 +16,7 @@ import numpy as np
 from pyflame_rt.errors import InputError, QueueClosedError, QueueFullError, ValidationError
 from pyflame_rt.futures import OnComplete, RequestFuture, mark_cancelled, notify, settle
 from pyflame_rt.runtime import lib, now_ns
-from pyflame_rt.runtime.queues import QueueStats, Streams, request_cancelled
+from pyflame_rt.runtime.queues import Streams, request_cancelled
 
 @dataclass
 class AsyncOptions:
@@ -81,7 +81,7 @@ class AsyncSession:
         self._requests: dict[int, _Request] = {}
         self._ids = itertools.count(1)
         self._streams: Streams | None = None
-        self._last_stats: QueueStats | None = None  # of the streams stop() ended
+        self._stopped: Streams | None = None  # the streams stop() ended: their statistics stay readable
 
     def start(self) -> None:
         """Start the streams (again after stop()); a no-op while they run."""
@@ -93,8 +93,7 @@ class AsyncSession:
         streams, self._streams = self._streams, None
         if streams is not None:
             streams.stop()
-            self._last_stats = streams.stats()
-            streams.close()
+            self._stopped = streams
 
     def __enter__(self) -> "AsyncSession":
         self.start()
@@ -153,8 +152,8 @@ class AsyncSession:
         return streams.cancel_all() if streams is not None else 0
 
     def get_stats(self) -> AsyncStats:
-        streams = self._streams
-        s = streams.stats() if streams is not None else self._last_stats
+        streams = self._streams or self._stopped
+        s = streams.stats() if streams is not None else None
         if s is None:
             return AsyncStats(0, 0, 0, 0, 0, 0.0, 0.0, 0.0)
         finished = s.completed + s.failed

@@ -153,7 +153,8 @@ void pfrt_streams_synchronize(pfrt_streams *s, int stream);
    without running; a running one stops at its next kernel boundary. */
 int pfrt_streams_cancel(pfrt_streams *s, int64_t id);
 int64_t pfrt_streams_cancel_all(pfrt_streams *s);
-/* Refuse new requests, serve the queued ones, join the threads. Idempotent. */
+/* Refuse new requests, serve the queued ones, join the threads. Idempotent. On one of the
+   queue's own threads (a callback) it only refuses new requests: a thread cannot join itself. */
 void pfrt_streams_stop(pfrt_streams *s);
 void pfrt_streams_destroy(pfrt_streams *s);
 void pfrt_streams_stats(pfrt_streams *s, pfrt_queue_stats *out);
@@ -189,7 +190,8 @@ int pfrt_batcher_submit(pfrt_batcher *b, int64_t id, int64_t group, int64_t rows
                         int64_t timeout_ns);
 /* Remove a queued request: 1 if it was queued (it is then counted cancelled), 0 otherwise. */
 int pfrt_batcher_cancel(pfrt_batcher *b, int64_t id);
-/* Refuse new requests, dispatch the queued ones without waiting, join the workers. Idempotent. */
+/* Refuse new requests, dispatch the queued ones without waiting, join the workers. Idempotent;
+   on a worker (a callback) it only refuses new requests. */
 void pfrt_batcher_stop(pfrt_batcher *b);
 void pfrt_batcher_destroy(pfrt_batcher *b);
 void pfrt_batcher_stats(pfrt_batcher *b, pfrt_queue_stats *out);

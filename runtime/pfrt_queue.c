@@ -253,10 +253,18 @@ int64_t pfrt_streams_cancel_all(pfrt_streams *s) {
     return found;
 }
 
+/* Whether the calling thread is one of the n pthread_t stored `stride` bytes apart from threads[0]. */
+static int is_one_of(const pthread_t *threads, int64_t n, size_t stride) {
+    for (int64_t i = 0; i < n; i++)
+        if (pthread_equal(pthread_self(), *(const pthread_t *)((const char *)threads + (size_t)i * stride))) return 1;
+    return 0;
+}
+
 void pfrt_streams_stop(pfrt_streams *s) {
     pthread_mutex_lock(&s->lock);
-    int join = !s->joined;
-    s->stopping = s->joined = 1;
+    int join = !s->joined && !is_one_of(&s->streams[0].thread, s->started, sizeof(stream_t));
+    s->stopping = 1;
+    s->joined |= join;
     pthread_cond_broadcast(&s->work);
     pthread_mutex_unlock(&s->lock);
     if (join)
@@ -552,8 +560,9 @@ int pfrt_batcher_cancel(pfrt_batcher *b, int64_t id) {
 
 void pfrt_batcher_stop(pfrt_batcher *b) {
     pthread_mutex_lock(&b->lock);
-    int join = !b->joined;
-    b->stopping = b->joined = 1;
+    int join = !b->joined && !is_one_of(b->workers, b->started, sizeof(pthread_t));
+    b->stopping = 1;
+    b->joined |= join;
     pthread_cond_broadcast(&b->work);
     pthread_mutex_unlock(&b->lock);
     if (join)

@@ -268,3 +268,15 @@ def test_the_guide_spelling_after_import_pyflame_rt():
 
     assert pyflame_rt.batching.DynamicBatcher is DynamicBatcher
     assert pyflame_rt.streaming.AsyncSession.__module__ == "pyflame_rt.streaming"
+
+
+def test_stop_from_a_callback_ends_the_batcher(relu_matmul, rng):
+    b = DynamicBatcher(relu_matmul)
+    b.start()
+    stopped = threading.Event()
+    b.submit_with_callback(_x(rng), lambda *_: (b.stop(), stopped.set()))
+    assert stopped.wait(30)
+    with pytest.raises(QueueClosedError):
+        b.submit(_x(rng))
+    _settle(b)  # the callback returns after stop()
+    assert b.get_stats().completed_requests == 1

@@ -2,6 +2,7 @@
 import asyncio
 import concurrent.futures
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -160,3 +161,20 @@ def test_a_full_queue_refuses_at_once_and_a_stopped_session_refuses(matmul, rng)
 def test_invalid_options_are_refused(matmul, options):
     with pytest.raises(ValidationError):
         AsyncSession(matmul[0], options)
+
+
+def test_stop_from_a_callback_ends_the_streams(matmul, rng):
+    sess, _ = matmul
+    a = AsyncSession(sess, AsyncOptions(num_streams=2))
+    a.start()
+    stopped = threading.Event()
+    a.run_async_callback(_feeds(rng), lambda *_: (a.stop(), stopped.set()))
+    assert stopped.wait(30)
+    with pytest.raises(QueueClosedError):
+        a.run_async(_feeds(rng))
+    while a.get_stats().pending_requests:  # the callback returns after stop()
+        time.sleep(0.01)
+    assert a.get_stats().completed_requests == 1
+    a.start()  # a new set of streams
+    assert a.run_async(_feeds(rng)).result(30).success
+    a.stop()
