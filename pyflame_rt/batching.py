@@ -110,12 +110,10 @@ class DynamicBatcher:
     def __init__(self, session, config: BatchConfig | None = None):
         if config is not None and not isinstance(config, BatchConfig):
             raise ValidationError(f"config must be a BatchConfig, got {type(config).__name__}")
-        self._session = session
         self._config = (config or BatchConfig()).validate()
         self._inputs = session.get_inputs()
-        self._output_names = [o.name for o in session.get_outputs()]
         _check_batch_dim(self._inputs, session.get_outputs())
-        self._requests: dict[int, _Request] = {}
+        self._runner = _Runner(session, self._inputs, [o.name for o in session.get_outputs()])
         self._ids = itertools.count(1)
         self._queue: Batcher | None = None
         self._stopped: Batcher | None = None  # the queue stop() ended: its statistics stay readable
@@ -129,7 +127,7 @@ class DynamicBatcher:
                 max_latency_ns=c.max_latency_us * 1000, capacity=c.queue_capacity,
                 aging_ns=c.priority_aging_us * 1000, num_workers=c.num_workers,
                 preferred=sorted(set(c.preferred_sizes)), enable_padding=c.enable_padding,
-                run=self._run_batch, timed_out=self._time_out)
+                run=self._runner.run_batch, timed_out=self._runner.time_out)
 
     def stop(self) -> None:
         """Refuse new requests, run the queued ones at once and end the workers."""
@@ -167,7 +165,7 @@ class DynamicBatcher:
         queue = self._queue
         if queue is None or not queue.cancel(request_id):
             return False
-        request = self._requests.pop(request_id)
+        request = self._runner.requests.pop(request_id)
         mark_cancelled(request.future)
         notify(request.on_complete, request_id, False, {}, concurrent.futures.CancelledError())
         return True
@@ -188,10 +186,10 @@ class DynamicBatcher:
         feeds, rows, group = self._check(inputs)
         request_id = next(self._ids)
         future = RequestFuture(request_id, self.cancel)
-        self._requests[request_id] = _Request(feeds, rows, future if with_future else None, on_complete)
+        self._runner.requests[request_id] = _Request(feeds, rows, future if with_future else None, on_complete)
         rc = queue.submit(request_id, group, rows, priority, timeout_us * 1000)
         if rc != lib.PFRT_QUEUE_OK:
-            del self._requests[request_id]
+            del self._runner.requests[request_id]
             if rc == lib.PFRT_QUEUE_FULL:
                 raise QueueFullError(f"the batcher's queue holds queue_capacity={self._config.queue_capacity} "
                                      f"requests; request refused")
@@ -230,39 +228,50 @@ class DynamicBatcher:
             key.append((arr.shape[1:], arr.dtype.str))
         if rows < 1:
             raise ShapeMismatchError("a request needs at least one row (dim 0)")
-        return feeds, rows, hash(tuple(key)) & (2**63 - 1)  # a collision only mixes groups: see _run_batch
+        return feeds, rows, hash(tuple(key)) & (2**63 - 1)  # a collision only mixes groups: see run_batch
 
-    def _run_batch(self, ids: list[int], rows: int) -> int:
+
+@dataclass
+class _Runner:
+    """What runs on the workers. Apart from the batcher, so that the runtime's callback (alive while
+    the queue is) holds no reference to it: a batcher nobody uses is freed."""
+
+    session: object
+    inputs: list        # the session's NodeArgs
+    output_names: list
+    requests: dict = field(default_factory=dict)  # request id -> _Request, until a worker takes it
+
+    def run_batch(self, ids: list[int], rows: int) -> int:
         """On a worker thread: run ids as one batch padded to `rows` rows; returns how many failed."""
-        requests = [self._requests.pop(i) for i in ids]
+        requests = [self.requests.pop(i) for i in ids]
         try:
-            outputs = self._session.run(None, _concatenate(requests, self._inputs, rows))
+            outputs = self.session.run(None, _concatenate(requests, self.inputs, rows))
         except Exception:  # noqa: BLE001 - fall back to one run per request, which reports its own error
-            return sum(not self._run_alone(i, r) for i, r in zip(ids, requests))
+            return sum(not self.run_alone(i, r) for i, r in zip(ids, requests))
         start = 0
         for request_id, request in zip(ids, requests):
             end = start + request.rows
-            self._finish(request_id, request, {n: o[start:end] for n, o in zip(self._output_names, outputs)}, None)
+            self.finish(request_id, request, {n: o[start:end] for n, o in zip(self.output_names, outputs)}, None)
             start = end
         return 0
 
-    def _run_alone(self, request_id: int, request: _Request) -> bool:
+    def run_alone(self, request_id: int, request: _Request) -> bool:
         try:
-            outputs = dict(zip(self._output_names, self._session.run(None, request.feeds)))
+            outputs = dict(zip(self.output_names, self.session.run(None, request.feeds)))
         except Exception as e:  # a future always ends: a bug's error is delivered too
-            self._finish(request_id, request, {}, e)
+            self.finish(request_id, request, {}, e)
             return False
-        self._finish(request_id, request, outputs, None)
+        self.finish(request_id, request, outputs, None)
         return True
 
-    def _time_out(self, ids: list[int]) -> None:
+    def time_out(self, ids: list[int]) -> None:
         for request_id in ids:
-            request = self._requests.pop(request_id)
-            self._finish(request_id, request, {}, RunTimeoutError(
+            request = self.requests.pop(request_id)
+            self.finish(request_id, request, {}, RunTimeoutError(
                 f"request {request_id} was still queued at its timeout; it did not run"))
 
     @staticmethod
-    def _finish(request_id: int, request: _Request, outputs: dict, error: BaseException | None) -> None:
+    def finish(request_id: int, request: _Request, outputs: dict, error: BaseException | None) -> None:
         if settle(request.future, outputs, error):
             notify(request.on_complete, request_id, error is None, outputs, error)
 

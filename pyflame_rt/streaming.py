@@ -75,10 +75,8 @@ class AsyncSession:
     def __init__(self, session, options: AsyncOptions | None = None):
         if options is not None and not isinstance(options, AsyncOptions):
             raise ValidationError(f"options must be an AsyncOptions, got {type(options).__name__}")
-        self._session = session
         self._options = (options or AsyncOptions()).validate()
-        self._output_names = [o.name for o in session.get_outputs()]
-        self._requests: dict[int, _Request] = {}
+        self._server = _Server(session, [o.name for o in session.get_outputs()])
         self._ids = itertools.count(1)
         self._streams: Streams | None = None
         self._stopped: Streams | None = None  # the streams stop() ended: their statistics stay readable
@@ -86,7 +84,7 @@ class AsyncSession:
     def start(self) -> None:
         """Start the streams (again after stop()); a no-op while they run."""
         if self._streams is None:
-            self._streams = Streams(self._options.num_streams, self._options.max_pending, self._serve)
+            self._streams = Streams(self._options.num_streams, self._options.max_pending, self._server)
 
     def stop(self) -> None:
         """Refuse new requests, finish the queued ones and end the streams."""
@@ -171,22 +169,32 @@ class AsyncSession:
         if not isinstance(request.feeds, dict):
             raise InputError(f"inputs must be a dict of name -> array, got {type(request.feeds).__name__}")
         streams = self._running()
-        self._requests[request_id] = request
+        self._server.requests[request_id] = request
         rc = streams.submit(stream, request_id)
         if rc != lib.PFRT_QUEUE_OK:
-            del self._requests[request_id]
+            del self._server.requests[request_id]
             if rc == lib.PFRT_QUEUE_FULL:
                 raise QueueFullError(f"the AsyncSession has max_pending={self._options.max_pending} requests "
                                      f"pending; request refused")
             raise QueueClosedError("the AsyncSession was stopped")
 
-    def _serve(self, request_id: int, stream: int, cancelled: bool) -> int:
+
+@dataclass
+class _Server:
+    """What runs on the streams' threads. Apart from AsyncSession, so that the runtime's callback
+    (alive while the streams are) holds no reference to it: an AsyncSession nobody uses is freed."""
+
+    session: object
+    output_names: list
+    requests: dict = field(default_factory=dict)  # request id -> _Request, until its stream takes it
+
+    def __call__(self, request_id: int, stream: int, cancelled: bool) -> int:
         """On the stream's thread: run one request and deliver its result; returns its outcome."""
-        request = self._requests.pop(request_id)
+        request = self.requests.pop(request_id)
         outputs, error = {}, None
         if not cancelled:
             try:
-                outputs = dict(zip(self._output_names, self._session.run(None, request.feeds)))
+                outputs = dict(zip(self.output_names, self.session.run(None, request.feeds)))
             except Exception as e:  # a future always ends: a bug's error is delivered too
                 error = e
             cancelled = request_cancelled()

@@ -280,3 +280,16 @@ def test_stop_from_a_callback_ends_the_batcher(relu_matmul, rng):
         b.submit(_x(rng))
     _settle(b)  # the callback returns after stop()
     assert b.get_stats().completed_requests == 1
+
+
+def test_a_batcher_nobody_uses_is_freed(relu_matmul, rng):
+    import gc
+    import weakref
+
+    b = PriorityBatcher(relu_matmul)
+    b.start()
+    assert b.infer(_x(rng))["y"].shape == (1, 8)
+    ref = weakref.ref(b)
+    del b
+    gc.collect()
+    assert ref() is None

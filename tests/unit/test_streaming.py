@@ -178,3 +178,19 @@ def test_stop_from_a_callback_ends_the_streams(matmul, rng):
     a.start()  # a new set of streams
     assert a.run_async(_feeds(rng)).result(30).success
     a.stop()
+
+
+@pytest.mark.parametrize("stop", [True, False])
+def test_an_async_session_nobody_uses_is_freed(matmul, rng, stop):
+    import gc
+    import weakref
+
+    a = AsyncSession(matmul[0])
+    a.start()
+    assert a.run_async(_feeds(rng)).result(30).success
+    if stop:
+        a.stop()
+    ref = weakref.ref(a)
+    del a
+    gc.collect()
+    assert ref() is None  # and its streams were stopped and freed with it
