@@ -8,6 +8,8 @@ from pyflame_rt.errors import (
     InvalidModelError,
     MemoryAccessError,
     PyFlameRTError,
+    QueueClosedError,
+    QueueFullError,
     RunTimeoutError,
     ShapeMismatchError,
     UnsupportedFormatError,
@@ -20,10 +22,15 @@ from pyflame_rt.tensor import Tensor, from_numpy
 from pyflame_rt.version import __version__
 
 _IMPORTER_NAMES = ("ImportOptions", "ImportResult", "from_onnx")
+_SUBMODULES = ("streaming", "batching")  # `pyflame_rt.batching.BatchConfig()` after `import pyflame_rt`
 
 
 def __getattr__(name: str):
     """The ONNX importer (onnx, xDSL) loads on first use: running a compiled artifact never needs it."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     if name not in _IMPORTER_NAMES:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from pyflame_rt.importers import onnx
@@ -39,5 +46,5 @@ __all__ = [
     "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",
     "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError", "RunTimeoutError",
     "CacheSecurityError",
-    "MemoryAccessError",
+    "MemoryAccessError", "QueueFullError", "QueueClosedError",
 ]

@@ -49,3 +49,12 @@ class CacheSecurityError(PyFlameRTError):
 class MemoryAccessError(PyFlameRTError):
     """A checked build's generated code tried to read or write outside the buffer it was
     accessing (a compiler bug or an unchecked shape assumption); the access was skipped."""
+
+
+class QueueFullError(PyFlameRTError):
+    """An AsyncSession or batcher queue holds its capacity of pending requests: the request was
+    refused at once (back-pressure); retry later or raise the capacity."""
+
+
+class QueueClosedError(PyFlameRTError):
+    """A request was submitted to an AsyncSession or batcher that is not started or was stopped."""

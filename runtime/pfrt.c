@@ -317,6 +317,7 @@ void pfrt_parallel_for(pfrt_pool *p, pfrt_task_fn fn, void *ctx, int64_t n, int6
 struct pfrt_run {
     pfrt_pool *pool;
     int64_t deadline_ns;          /* 0: none */
+    const int *cancel;            /* the served request's flag (pfrt_thread_cancel_flag), or NULL */
     int status;
     int profile;
     int64_t kernels_done;
@@ -341,6 +342,7 @@ pfrt_run *pfrt_run_create(pfrt_pool *pool, int64_t timeout_ns, int profile) {
         r->deadline_ns = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
     }
     r->profile = profile != 0;
+    r->cancel = pfrt_thread_cancel_flag();
     return r;
 }
 
@@ -368,6 +370,10 @@ static void record(pfrt_run *r, pfrt_task_fn fn, int64_t start, int64_t end, int
 void pfrt_run_kernel(pfrt_run *r, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain) {
     if (atomic_load(&r->violated)) r->status = PFRT_RUN_OUT_OF_BOUNDS;
     if (r->status != PFRT_RUN_OK) return;
+    if (r->cancel && __atomic_load_n(r->cancel, __ATOMIC_ACQUIRE)) {
+        r->status = PFRT_RUN_CANCELLED;
+        return;
+    }
     int64_t start = (r->deadline_ns || r->profile) ? pfrt_now_ns() : 0;
     if (r->deadline_ns && start > r->deadline_ns) {
         r->status = PFRT_RUN_TIMED_OUT;

@@ -42,7 +42,8 @@ int pfrt_num_cores(void);
    pfrt_execute calls pfrt_run_kernel for every launch. Between kernels it
    enforces the run's deadline (a timed-out run skips the remaining kernels and
    reports PFRT_RUN_TIMED_OUT, so the caller raises instead of returning partial
-   results) and, when profiling, records one event per kernel call. */
+   results), stops a run whose request was cancelled (PFRT_RUN_CANCELLED, pfrt_queue.c: its
+   caller discards the outputs) and, when profiling, records one event per kernel call. */
 #define PFRT_RUN_OK 0
 #define PFRT_RUN_TIMED_OUT 1
 #define PFRT_RUN_OUT_OF_BOUNDS 2
@@ -109,5 +110,91 @@ int64_t pfrt_run_kernels_done(pfrt_run *run);
 int64_t pfrt_run_event_count(pfrt_run *run);
 const pfrt_kernel_event *pfrt_run_events(pfrt_run *run);
 int64_t pfrt_now_ns(void);
+
+/* ---- request queues (pfrt_queue.c): async streams and the dynamic / priority batcher ----
+   Requests are ids the caller owns (their tensors stay on the caller's side); the runtime keeps the
+   queues, the threads that serve them, cancellation flags, timeouts and statistics, and calls back
+   into the caller to run a request or a batch. Callbacks run on the runtime's threads. */
+#define PFRT_QUEUE_OK 0
+#define PFRT_QUEUE_FULL 1
+#define PFRT_QUEUE_STOPPED 2
+#define PFRT_QUEUE_BAD_ARGUMENT 3
+/* a request's outcome (what a callback returns, what the statistics count) */
+#define PFRT_REQUEST_OK 0
+#define PFRT_REQUEST_FAILED 1
+#define PFRT_REQUEST_CANCELLED 2
+#define PFRT_REQUEST_TIMED_OUT 3
+/* A run created on a thread that serves a request (pfrt_run_create) stops between kernels once the
+   request is cancelled: its status becomes PFRT_RUN_CANCELLED. NULL on other threads. */
+#define PFRT_RUN_CANCELLED 3
+const int *pfrt_thread_cancel_flag(void);
+typedef struct {
+    int64_t submitted, completed, failed, cancelled, timed_out, rejected;
+    int64_t pending;            /* queued or running now */
+    int64_t batches, batched_requests, batched_rows, padded_rows;
+    int64_t queue_ns;           /* summed over dispatched requests: submit to dispatch */
+    int64_t latency_ns;         /* summed over finished (ok or failed) requests: submit to finish */
+    int64_t first_submit_ns, last_finish_ns;
+} pfrt_queue_stats;
+
+/* Async streams: num_streams threads, each serving its own FIFO queue in order. run(user, id,
+   stream, cancelled) runs one request (cancelled != 0: it was cancelled while queued, only report
+   it) and returns its PFRT_REQUEST_* outcome. At most `capacity` requests are pending at once. */
+typedef int (*pfrt_request_fn)(void *user, int64_t id, int stream, int cancelled);
+typedef struct pfrt_streams pfrt_streams;
+pfrt_streams *pfrt_streams_create(int num_streams, int64_t capacity, pfrt_request_fn run, void *user);
+/* PFRT_QUEUE_OK, _FULL, _STOPPED, or _BAD_ARGUMENT for a stream out of range. */
+int pfrt_streams_submit(pfrt_streams *s, int stream, int64_t id);
+/* The stream with the fewest pending requests (the lowest index among equals). */
+int pfrt_streams_select(pfrt_streams *s);
+/* Block until the stream (stream < 0: every stream) has no pending request. */
+void pfrt_streams_synchronize(pfrt_streams *s, int stream);
+/* Cancel a pending request: 1 if it was pending and not cancelled yet, else 0. A queued one is reported cancelled
+   without running; a running one stops at its next kernel boundary. */
+int pfrt_streams_cancel(pfrt_streams *s, int64_t id);
+int64_t pfrt_streams_cancel_all(pfrt_streams *s);
+/* Refuse new requests, serve the queued ones, join the threads. Idempotent. On one of the
+   queue's own threads (a callback) it only refuses new requests: a thread cannot join itself. */
+void pfrt_streams_stop(pfrt_streams *s);
+void pfrt_streams_destroy(pfrt_streams *s);
+void pfrt_streams_stats(pfrt_streams *s, pfrt_queue_stats *out);
+/* The q-quantile (0..1) of the latencies of the last finished requests (up to 8192), ns; 0 if none. */
+int64_t pfrt_streams_latency_quantile(pfrt_streams *s, double q);
+
+/* The batcher: one queue of requests, each `rows` rows of a group of requests that can be
+   concatenated (same non-batch shapes), with a priority. Workers form a batch from the group of the
+   request of highest effective priority (priority + time waited / aging_ns: the oldest first among
+   equals, and a waiting request eventually outranks any newer one), in that order, up to
+   max_batch_size rows. A batch is dispatched once full, or once its oldest request has waited
+   max_latency_ns and it has min_batch_size rows. Below max_batch_size, preferred sizes apply: with
+   padding the batch is padded to the smallest preferred size that holds it, without it only the
+   requests that fit the largest preferred size it reaches are taken (the rest lead the next batch).
+   A request still queued at its deadline is reported timed out. */
+typedef struct {
+    int64_t max_batch_size, min_batch_size, max_latency_ns, capacity, aging_ns;
+    int64_t num_workers;
+    const int64_t *preferred;   /* ascending; num_preferred of them */
+    int64_t num_preferred;
+    int64_t enable_padding;
+} pfrt_batch_config;
+#define PFRT_BATCH_RUN 0        /* run ids[0..n) as one batch of `rows` rows (padding included) */
+#define PFRT_BATCH_TIMED_OUT 1  /* ids[0..n) passed their deadline in the queue */
+/* Returns the number of requests of a run that failed (0 for other kinds). */
+typedef int64_t (*pfrt_batch_fn)(void *user, int kind, const int64_t *ids, int64_t n, int64_t rows);
+typedef struct pfrt_batcher pfrt_batcher;
+/* NULL if the configuration is invalid or memory is short. */
+pfrt_batcher *pfrt_batcher_create(const pfrt_batch_config *config, pfrt_batch_fn fn, void *user);
+/* timeout_ns <= 0: none. PFRT_QUEUE_OK, _FULL (at once, never blocks), _STOPPED, _BAD_ARGUMENT
+   (rows outside 1..max_batch_size). */
+int pfrt_batcher_submit(pfrt_batcher *b, int64_t id, int64_t group, int64_t rows, int64_t priority,
+                        int64_t timeout_ns);
+/* Remove a queued request: 1 if it was queued (it is then counted cancelled), 0 otherwise. */
+int pfrt_batcher_cancel(pfrt_batcher *b, int64_t id);
+/* Refuse new requests, dispatch the queued ones without waiting, join the workers. Idempotent;
+   on a worker (a callback) it only refuses new requests. */
+void pfrt_batcher_stop(pfrt_batcher *b);
+void pfrt_batcher_destroy(pfrt_batcher *b);
+void pfrt_batcher_stats(pfrt_batcher *b, pfrt_queue_stats *out);
+int64_t pfrt_batcher_latency_quantile(pfrt_batcher *b, double q);
 
 #endif
