@@ -23,7 +23,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 
 from pyflame_rt.dialects import graph, kernel
 from pyflame_rt.dialects.assumptions import Assumption, at_node, collect, require_nonempty
-from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, numel, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, fold_size, numel, parse_dim
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
@@ -281,6 +281,7 @@ class GraphLowering:
         """The schedule's value of a field: a Loc's buffer or a size expression's index."""
         if isinstance(x, CheckCode):
             return self.values[CheckCode, x]
+        x = _folded(x)
         key = (Loc, x.kind, x.index, x.offset) if isinstance(x, Loc) else (type(x), x)
         if key not in self.values:
             self.values[key] = self._compute(x)
@@ -293,8 +294,8 @@ class GraphLowering:
         if isinstance(x, int):
             return self._emit(arith.ConstantOp(IntegerAttr(x, IndexType())))
         if isinstance(x, SymDim):
-            v = self.value(x.coef)
-            for s in x.syms:
+            v = self.value(("dim", x.syms[0])) if x.coef == 1 else self.value(x.coef)
+            for s in x.syms[x.coef == 1:]:
                 v = self._emit(arith.MuliOp(v, self.value(("dim", s))))
             return v
         if x[0] == "dim":
@@ -668,10 +669,10 @@ class _ScheduleReader:
             div = op.rhs.owner
             guarded = (isinstance(div, arith.MaxSIOp) and isinstance(div.rhs.owner, arith.ConstantOp)
                        and div.rhs.owner.value.value.data == 1)
-            return _fold("ceildiv", self.expr(op.lhs), self.expr(div.lhs if guarded else op.rhs))
+            return fold_size("ceildiv", self.expr(op.lhs), self.expr(div.lhs if guarded else op.rhs))
         for kind, cls in _INDEX_OPS.items():
             if isinstance(op, cls):
-                return _fold(kind, self.expr(op.lhs), self.expr(op.rhs))
+                return fold_size(kind, self.expr(op.lhs), self.expr(op.rhs))
         raise InvalidModelError(f"{op.name} is not a size computation the kernel level supports")
 
     def code_module(self) -> ModuleOp:
@@ -696,10 +697,8 @@ class _ScheduleReader:
         return what + (f" at byte {loc.offset}" if loc.offset else "")
 
 
-def _fold(kind: str, a, b):
-    """A size expression, computed when both operands are known (a product of dims stays a dim)."""
-    if kind == "mul" and not isinstance(a, tuple) and not isinstance(b, tuple):
-        return dim_mul(a, b)
-    if isinstance(a, int) and isinstance(b, int):
-        return {"add": a + b, "min": min(a, b), "max": max(a, b), "ceildiv": -(-a // max(b, 1))}[kind]
-    return (kind, a, b)
+def _folded(x):
+    """A size expression with its constant arithmetic computed (fold_size, innermost first)."""
+    if isinstance(x, tuple) and x[0] != "dim":
+        return fold_size(x[0], _folded(x[1]), _folded(x[2]))
+    return x
