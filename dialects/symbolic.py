@@ -85,6 +85,21 @@ SIZE_OPS = {"mul": lambda a, b: a * b, "add": lambda a, b: a + b, "min": min, "m
             "ceildiv": lambda a, b: -(-a // max(b, 1))}  # a ceildiv by 0 (an empty tensor's size) divides by 1
 
 
+def fold_size(op: str, a, b):
+    """The size expression (op, a, b), computed as far as its operands are known: a product of dims
+    stays a dim, constants are combined, and a multiplication or ceildiv by 1 and an addition of 0
+    leave the other operand."""
+    if op == "mul" and not isinstance(a, tuple) and not isinstance(b, tuple):
+        return dim_mul(a, b)
+    if isinstance(a, int) and isinstance(b, int):
+        return SIZE_OPS[op](a, b)
+    if op == "mul" and a == 1 or op == "add" and a == 0:
+        return b
+    if op == "mul" and b == 1 or op == "add" and b == 0 or op == "ceildiv" and isinstance(b, int) and b <= 1:
+        return a
+    return (op, a, b)
+
+
 def evaluate(d, bindings: Mapping[str, int]) -> int:
     """Value of a Dim, or of a size expression (op, a, b) built from Dims, op one of SIZE_OPS."""
     if isinstance(d, int):

@@ -21,14 +21,14 @@ from pyflame_rt.targets.cpu.kernel_builder import Signature
 from pyflame_rt.targets.cpu.kernel_cache import KernelCache, compile_modules, split_kernels
 from pyflame_rt.targets.cpu.lower_graph import WEIGHT_ALIGN, LoweredModel, lower_graph, read_kernel_module
 from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToCPU, LowerGraphToKernel, LowerKernelSchedule
-from pyflame_rt.targets.cpu.lowerings import FLOAT32_ONLY
+from pyflame_rt.targets.cpu.lowerings import FLOAT32_ONLY, PATTERNS
 from pyflame_rt.targets.cpu.lowerings.channels_last import supports_nhwc
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.targets.target import Capabilities, Emission
 from pyflame_rt.transforms.pass_manager import LEVEL_PIPELINES
 
-CAPABILITIES = Capabilities(float32_only=frozenset(FLOAT32_ONLY), channels_last=supports_nhwc)
+CAPABILITIES = Capabilities(float32_only=FLOAT32_ONLY, channels_last=supports_nhwc)
 
 # graph legalizations the CPU backend needs at every optimization level (the element types its
 # kernels take); they run before the optimizer, so its fusions see the legalized ops
@@ -54,7 +54,7 @@ def lower(target: CPUTarget, module: ModuleOp, options: CompileOptions) -> Lower
         if any(op.live is None for op in module.walk() if isinstance(op, kernel.AllocOp)):
             PlanMemory().apply(Context(), module)
         return read_kernel_module(module)
-    return lower_graph(graph.entry_function(module), require_values(module), target, options.checked,
+    return lower_graph(graph.entry_function(module), require_values(module), target, PATTERNS, options.checked,
                        _kernel_cache(target, options))
 
 

@@ -12,18 +12,20 @@ result aliases the input buffer.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import arith, func
-from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp, StringAttr, UnrealizedConversionCastOp
 from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker
 
 from pyflame_rt.dialects import graph, kernel
 from pyflame_rt.dialects.assumptions import Assumption, at_node, collect, require_nonempty
-from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, numel, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, fold_size, numel, parse_dim
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
@@ -33,7 +35,7 @@ from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseS
 from pyflame_rt.targets.cpu.kernels.gemm import (
     CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel,
     pad_bias)
-from pyflame_rt.targets.cpu.lowerings import lowering_for
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, RefuseUnsupported
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -205,10 +207,9 @@ class GraphLowering:
                 or self.dtype(v) is not self.dtype(donor) or tuple(self.shapes[v]) != tuple(self.shapes[donor])):
             return False
         sharing = [u for u, at in self.locs.items() if at.kind == "arena" and at.index == loc.index]
+        # the readers lowered before `op` are replaced already: every reader left is `op` or after it
         reads = [use.operation for u in sharing for use in u.uses]
-        return (sum(user is op for user in reads) == 1
-                and all(user is op or user.parent_block() is op.parent_block() and user.is_before_in_block(op)
-                        for user in reads))
+        return len(reads) == 1 and reads[0] is op
 
     def place_inside(self, v: SSAValue, outer: SSAValue, offset_bytes: int) -> Loc:
         """Make v's storage part of `outer`'s (its consumer's result) at `offset_bytes`: the
@@ -281,6 +282,7 @@ class GraphLowering:
         """The schedule's value of a field: a Loc's buffer or a size expression's index."""
         if isinstance(x, CheckCode):
             return self.values[CheckCode, x]
+        x = _folded(x)
         key = (Loc, x.kind, x.index, x.offset) if isinstance(x, Loc) else (type(x), x)
         if key not in self.values:
             self.values[key] = self._compute(x)
@@ -293,8 +295,8 @@ class GraphLowering:
         if isinstance(x, int):
             return self._emit(arith.ConstantOp(IntegerAttr(x, IndexType())))
         if isinstance(x, SymDim):
-            v = self.value(x.coef)
-            for s in x.syms:
+            v = self.value(("dim", x.syms[0])) if x.coef == 1 else self.value(x.coef)
+            for s in x.syms[x.coef == 1:]:
                 v = self._emit(arith.MuliOp(v, self.value(("dim", s))))
             return v
         if x[0] == "dim":
@@ -306,8 +308,29 @@ class GraphLowering:
         return self._emit(_INDEX_OPS[x[0]](self.value(x[1]), self.value(x[2])))
 
     # ----------------------------------------------------------------- driver
-    def lower(self) -> ModuleOp:
-        """The kernel module: the weights, the kernels and the schedule launching them."""
+    def lower(self, patterns: Sequence[type[GraphToKernelPattern]]) -> ModuleOp:
+        """The kernel module: the weights, the kernels and the schedule launching them. The first of
+        `patterns` that matches a graph op lowers it; the ops are lowered in program order."""
+        first_output = self._bind_io()
+        applier = GreedyRewritePatternApplier([*(p(self) for p in patterns), RefuseUnsupported()], dce_enabled=False)
+        PatternRewriteWalker(applier, apply_recursively=False).rewrite_region(self.fn.body)
+        # outputs that are views, inputs, constants or repeated get copied into their slot
+        self.graph_op = "output_copy"
+        for j, v in enumerate(self.fn.body.block.last_op.operands):
+            slot = Loc("io", first_output + j)
+            if self.loc(v) != slot:
+                self.emit_elementwise("copy", [v], slot, self.shapes[v])
+        schedule = kernel.ScheduleOp(SCHEDULE, self.symbols, Region(self.block), self.op_summary, self.checked)
+        cached = [self.kernel_cache.declaration(name) for name in self.cached_kernels()]
+        for fn in self.kernels.values():  # the launch table names them: the object exports them
+            fn.sym_visibility = StringAttr("public")
+        self.module.body.block.add_ops([*self.kernels.values(), *cached, schedule])
+        used = {op.weight_name.data for op in self.block.ops if isinstance(op, kernel.WeightOp)}
+        self.table.prune(used)
+        return self.module
+
+    def _bind_io(self) -> int:
+        """The schedule's io slots: inputs, outputs, the status word; returns the first output's slot."""
         fn = self.fn
         in_attrs = fn.arg_attrs.data if fn.arg_attrs else [None] * len(fn.args)
         out_attrs = fn.res_attrs.data if fn.res_attrs else [None] * len(fn.function_type.outputs)
@@ -334,33 +357,33 @@ class GraphLowering:
         for j, v in enumerate(ret.arguments):
             if v not in self.out_slot and v not in self.locs:
                 self.out_slot[v] = Loc("io", len(inputs) + j)
-        for op in fn.body.block.ops:
-            if isinstance(op, (graph.ConstantOp, func.ReturnOp)):
-                continue
-            name = op.name.split(".", 1)[1]
-            self.op_summary[name] = self.op_summary.get(name, 0) + 1
-            lower_fn = lowering_for(op)
-            if lower_fn is None:
-                layout = op.properties.get("layout")
-                raise UnsupportedOperatorError(f"the CPU backend cannot lower {op.name}"
-                                               + (f" in layout {layout.data}" if layout is not None else ""))
-            self.graph_op = f"{name}#{self.op_summary[name]}"
-            with at_node(graph.node_label(op)):
-                lower_fn(self, op)
-        # outputs that are views, inputs, constants or repeated get copied into their slot
-        self.graph_op = "output_copy"
-        for j, v in enumerate(ret.arguments):
-            slot = Loc("io", len(inputs) + j)
-            if self.loc(v) != slot:
-                self.emit_elementwise("copy", [v], slot, self.shapes[v])
-        schedule = kernel.ScheduleOp(SCHEDULE, self.symbols, Region(self.block), self.op_summary, self.checked)
-        cached = [self.kernel_cache.declaration(name) for name in self.cached_kernels()]
-        for fn in self.kernels.values():  # the launch table names them: the object exports them
-            fn.sym_visibility = StringAttr("public")
-        self.module.body.block.add_ops([*self.kernels.values(), *cached, schedule])
-        used = {op.weight_name.data for op in self.block.ops if isinstance(op, kernel.WeightOp)}
-        self.table.prune(used)
-        return self.module
+        return len(inputs)
+
+    @contextmanager
+    def converting(self, op: Operation) -> Iterator[None]:
+        """While a pattern emits op's launches: they name it (`graph_op`, counted in `op_summary`), and
+        the shape assumptions made name its node."""
+        name = op.name.split(".", 1)[1]
+        self.op_summary[name] = self.op_summary.get(name, 0) + 1
+        self.graph_op = f"{name}#{self.op_summary[name]}"
+        with at_node(graph.node_label(op)):
+            yield
+
+    def replace(self, op: Operation, rewriter: PatternRewriter) -> None:
+        """Replace a lowered op by its results' materializations (operand-less
+        `builtin.unrealized_conversion_cast`s: the values the ops after it read), the conversion
+        state re-keyed to them."""
+        casts = [UnrealizedConversionCastOp.get([], [r.type]) for r in op.results]
+        for old, cast in zip(op.results, casts):
+            new = cast.results[0]
+            new.name_hint = old.name_hint
+            for table in (self.shapes, self.locs, self.strides, self.out_slot):
+                if old in table:
+                    table[new] = table.pop(old)
+            if old in self.in_place:
+                self.in_place.remove(old)
+                self.in_place.add(new)
+        rewriter.replace_matched_op(casts, [c.results[0] for c in casts])
 
     def _io(self, role: kernel.IORole, t: TensorInfo) -> None:
         slot = sum(1 for kind, _ in self.storage if kind == "io")
@@ -529,10 +552,11 @@ def _merge_dims(out: Shape, strides: list[list[Dim]], n_in: int) -> list[tuple[D
 
 
 def lower_graph(fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget,
-                checked: bool = False, kernel_cache: KernelCache | None = None) -> LoweredModel:
+                patterns: Sequence[type[GraphToKernelPattern]], checked: bool = False,
+                kernel_cache: KernelCache | None = None) -> LoweredModel:
     """checked: a checked build (every load and store bounds-checked, checked.py). kernel_cache:
     kernels found there are declared, not generated (`LoweredModel.cached`)."""
-    module = lower_to_kernel(fn, weights, target, checked, kernel_cache)
+    module = lower_to_kernel(fn, weights, target, patterns, checked, kernel_cache)
     PlanMemory().apply(Context(), module)
     lowered = read_kernel_module(module)
     lowered.cached = dict(kernel_cache.found) if kernel_cache is not None else {}
@@ -541,12 +565,13 @@ def lower_graph(fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarg
 
 
 def lower_to_kernel(fn: func.FuncOp, weights: Mapping[str, np.ndarray], target: CPUTarget,
-                    checked: bool = False, kernel_cache: KernelCache | None = None) -> ModuleOp:
-    """The kernel module of a graph function (its memory not planned yet); kernels `kernel_cache`
-    holds are only declared."""
+                    patterns: Sequence[type[GraphToKernelPattern]], checked: bool = False,
+                    kernel_cache: KernelCache | None = None) -> ModuleOp:
+    """The kernel module of a graph function (its memory not planned yet; the function's ops are
+    replaced as they are lowered); kernels `kernel_cache` holds are only declared."""
     with checked_kernels(checked), collect() as assumptions:
         lowering = GraphLowering(fn, weights, target, checked, kernel_cache)
-        module = lowering.lower()
+        module = lowering.lower(patterns)
     lowering.assume(assumptions)
     return module
 
@@ -668,10 +693,10 @@ class _ScheduleReader:
             div = op.rhs.owner
             guarded = (isinstance(div, arith.MaxSIOp) and isinstance(div.rhs.owner, arith.ConstantOp)
                        and div.rhs.owner.value.value.data == 1)
-            return _fold("ceildiv", self.expr(op.lhs), self.expr(div.lhs if guarded else op.rhs))
+            return fold_size("ceildiv", self.expr(op.lhs), self.expr(div.lhs if guarded else op.rhs))
         for kind, cls in _INDEX_OPS.items():
             if isinstance(op, cls):
-                return _fold(kind, self.expr(op.lhs), self.expr(op.rhs))
+                return fold_size(kind, self.expr(op.lhs), self.expr(op.rhs))
         raise InvalidModelError(f"{op.name} is not a size computation the kernel level supports")
 
     def code_module(self) -> ModuleOp:
@@ -696,10 +721,8 @@ class _ScheduleReader:
         return what + (f" at byte {loc.offset}" if loc.offset else "")
 
 
-def _fold(kind: str, a, b):
-    """A size expression, computed when both operands are known (a product of dims stays a dim)."""
-    if kind == "mul" and not isinstance(a, tuple) and not isinstance(b, tuple):
-        return dim_mul(a, b)
-    if isinstance(a, int) and isinstance(b, int):
-        return {"add": a + b, "min": min(a, b), "max": max(a, b), "ceildiv": -(-a // max(b, 1))}[kind]
-    return (kind, a, b)
+def _folded(x):
+    """A size expression with its constant arithmetic computed (fold_size, innermost first)."""
+    if isinstance(x, tuple) and x[0] != "dim":
+        return fold_size(x[0], _folded(x[1]), _folded(x[2]))
+    return x

@@ -16,13 +16,15 @@ from xdsl.passes import ModulePass
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import require_values
 from pyflame_rt.targets.cpu.lower_graph import lower_schedule, lower_to_kernel
+from pyflame_rt.targets.cpu.lowerings import PATTERNS
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 from pyflame_rt.targets.cpu.target import CPUTarget
 
 
 @dataclass(frozen=True)
 class LowerGraphToKernel(ModulePass):
-    """Replace the graph function by generated kernels and the `kernel.schedule` launching them.
+    """Replace the graph function by generated kernels and the `kernel.schedule` launching them:
+    the CPU target's patterns (lowerings/) lower each graph op in program order.
 
     Weights are the module's `graph.weight`s; the kernel module keeps those the kernels read and
     adds derived ones (packed GEMM operands, padded biases). `cpu` picks the target (host by
@@ -33,7 +35,7 @@ class LowerGraphToKernel(ModulePass):
     cpu: str = "host"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        lowered = lower_to_kernel(graph.entry_function(op), require_values(op), CPUTarget.named(self.cpu))
+        lowered = lower_to_kernel(graph.entry_function(op), require_values(op), CPUTarget.named(self.cpu), PATTERNS)
         _replace_body(op, lowered)
 
 

@@ -1,13 +1,17 @@
-"""Graph op -> kernel call lowerings, one module per op family.
+"""Graph -> kernel patterns, one module per op family.
 
-A lowering is `fn(L: GraphLowering, op)` registered with `@lowering(OpType, ...)`;
-it asks `L` for operand storage and emits kernel calls (see lower_graph.py). Ops
-with a `layout` property have one lowering per layout (`layout="NHWC"`). A lowering
-whose kernels compute float32 only says so (`float32_only=True`): the
-`legalize-half-precision` pass runs the float16 / bfloat16 instances of its ops in
-float32 between graph Casts.
+Each family module defines `GraphToKernelPattern`s (pattern.py) whose typed `match_and_rewrite`
+picks the ops they lower, and lists them in its `PATTERNS`; `PATTERNS` here is the CPU target's
+pattern list (lower-graph-to-kernel applies it, lower_graph.py). Ops with a `layout` property
+have one pattern per layout (`layout = "NHWC"`). A pattern whose kernels compute float32 only
+names those op types (`float32_only`): the `legalize-half-precision` pass runs their float16 /
+bfloat16 instances in float32 between graph Casts.
 """
-from pyflame_rt.targets.cpu.lowerings.registry import FLOAT32_ONLY, lowering_for, node_label  # noqa: F401
-from pyflame_rt.targets.cpu.lowerings import elementwise, index, linalg, math, reduce, tensor, views  # noqa: F401
-from pyflame_rt.targets.cpu.lowerings import conv, conv_transpose, movement, normalization, pooling, resize  # noqa: F401
-from pyflame_rt.targets.cpu.lowerings import channels_last, determinant  # noqa: F401
+from pyflame_rt.targets.cpu.lowerings import (
+    channels_last, conv, conv_transpose, determinant, elementwise, index, linalg, math, movement, normalization,
+    pooling, reduce, resize, tensor, views)
+
+FAMILIES = (elementwise, math, views, movement, reduce, linalg, conv, conv_transpose, channels_last, pooling,
+            normalization, resize, index, tensor, determinant)
+PATTERNS = tuple(pattern for family in FAMILIES for pattern in family.PATTERNS)
+FLOAT32_ONLY = frozenset(op_type for pattern in PATTERNS for op_type in pattern.float32_only)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import numpy as np
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects import graph_nn as nn
@@ -22,7 +23,7 @@ from pyflame_rt.dialects.symbolic import dim_mul
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernels.elementwise import activation_spelling
 from pyflame_rt.targets.cpu.kernels.window_nhwc import WINDOW_NHWC_FIELDS, WindowNHWCSpec, window_nhwc_kernel
-from pyflame_rt.targets.cpu.lowerings.registry import lowering
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.conv import constant_operand
 from pyflame_rt.targets.cpu.lowerings.pooling import expect_pooled_extent, window_counts
 from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows
@@ -67,29 +68,35 @@ def _emit_window(L, kind: str, op, kernel, *, weights=0, bias=None, residual=Non
         c, kernel[0] * kernel[1])))
 
 
-@lowering(nn.ConvOp, layout="NHWC")
-def _lower_conv_nhwc(L, op: nn.ConvOp) -> None:
-    w = constant_operand(L, op.weight, "Conv weight")
-    bias = constant_operand(L, op.bias, "Conv bias") if op.bias is not None else None
-    act = activation_spelling(op.activation) or "none"
-    m, cg, kh, kw = w.shape
-    if op.groups > 1:  # depthwise: weights as [kh*kw, C]
-        taps = np.ascontiguousarray(w.reshape(m, kh * kw).T)
-        _emit_window(L, "conv", op, (kh, kw), weights=L.add_weight("dw_weight_nhwc", taps), bias=bias,
-                     residual=op.residual, activation=act)
-        return
-    (n, h, wi, c), (oh, ow), st, dl, pad = _window_geometry(L, op)
-    k = kh * kw * cg  # static: the input's channels c equal the weight's cg (a shape assumption)
-    rows = dim_mul(n, oh * ow)
-    conv_a = None
-    if (kh, kw) != (1, 1) or st != [1, 1] or any(op.ints("pads")):
-        conv_a = {"conv_c": c, "h": h, "wi": wi, "oh": oh, "ow": ow, "kw": kw, "sh": st[0], "sw": st[1],
-                  "dh": dl[0], "dw": dl[1], "ph": pad[0], "pw": pad[1]}
-    cat = _channel_concat_slice(L, op.result) if op.residual is None else None
-    out, residual = L.result_and_residual_locs(op, k) if cat is None else (cat[0], None)
-    L.emit_gemm(a=op.input, a_strides=(k, 1), m=rows, k=k, n=m, out=out,
-                b_const=w.transpose(2, 3, 1, 0).reshape(k, m), bias=bias, activation=act,
-                residual=residual, conv_a=conv_a, c_rs=m if cat is None else cat[1])
+class LowerConvNHWC(GraphToKernelPattern):
+    layout = "NHWC"
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.ConvOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.ConvOp) -> None:
+        w = constant_operand(L, op.weight, "Conv weight")
+        bias = constant_operand(L, op.bias, "Conv bias") if op.bias is not None else None
+        act = activation_spelling(op.activation) or "none"
+        m, cg, kh, kw = w.shape
+        if op.groups > 1:  # depthwise: weights as [kh*kw, C]
+            taps = np.ascontiguousarray(w.reshape(m, kh * kw).T)
+            _emit_window(L, "conv", op, (kh, kw), weights=L.add_weight("dw_weight_nhwc", taps), bias=bias,
+                         residual=op.residual, activation=act)
+            return
+        (n, h, wi, c), (oh, ow), st, dl, pad = _window_geometry(L, op)
+        k = kh * kw * cg  # static: the input's channels c equal the weight's cg (a shape assumption)
+        rows = dim_mul(n, oh * ow)
+        conv_a = None
+        if (kh, kw) != (1, 1) or st != [1, 1] or any(op.ints("pads")):
+            conv_a = {"conv_c": c, "h": h, "wi": wi, "oh": oh, "ow": ow, "kw": kw, "sh": st[0], "sw": st[1],
+                      "dh": dl[0], "dw": dl[1], "ph": pad[0], "pw": pad[1]}
+        cat = _channel_concat_slice(L, op.result) if op.residual is None else None
+        out, residual = L.result_and_residual_locs(op, k) if cat is None else (cat[0], None)
+        L.emit_gemm(a=op.input, a_strides=(k, 1), m=rows, k=k, n=m, out=out,
+                    b_const=w.transpose(2, 3, 1, 0).reshape(k, m), bias=bias, activation=act,
+                    residual=residual, conv_a=conv_a, c_rs=m if cat is None else cat[1])
 
 
 def _channel_concat_slice(L, v):
@@ -109,25 +116,40 @@ def _channel_concat_slice(L, v):
     return L.place_inside(v, cat.result, sum(channels) * L.dtype(v).itemsize), shape[-1]
 
 
-@lowering(nn.MaxPoolOp, nn.AveragePoolOp, layout="NHWC")
-def _lower_pool_nhwc(L, op) -> None:
-    n, h, w, c = L.shapes[op.input]
-    expect_pooled_extent(L, op, (n, c, h, w))
-    kernel = op.ints("kernel_shape")
-    if isinstance(op, nn.MaxPoolOp):
-        _emit_window(L, "max", op, kernel)
-        return
-    (_, h, w, _), (oh, ow), st, dl, _ = _window_geometry(L, op)
-    pads, include = op.ints("pads"), op.count_include_pad.value.data
-    cnt = [window_counts(size, out, kernel[i], st[i], dl[i], pads[i], pads[2 + i], include)
-           for i, (size, out) in enumerate(((h, oh), (w, ow)))]
-    inv = 1.0 / np.maximum(cnt[0][:, None] * cnt[1][None, :], 1)
-    _emit_window(L, "avg", op, kernel, weights=L.add_weight("avg_pool_inv_count", inv.astype(np.float32)))
+class LowerPoolNHWC(GraphToKernelPattern):
+    layout = "NHWC"
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.MaxPoolOp | nn.AveragePoolOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op) -> None:
+        n, h, w, c = L.shapes[op.input]
+        expect_pooled_extent(L, op, (n, c, h, w))
+        kernel = op.ints("kernel_shape")
+        if isinstance(op, nn.MaxPoolOp):
+            _emit_window(L, "max", op, kernel)
+            return
+        (_, h, w, _), (oh, ow), st, dl, _ = _window_geometry(L, op)
+        pads, include = op.ints("pads"), op.count_include_pad.value.data
+        cnt = [window_counts(size, out, kernel[i], st[i], dl[i], pads[i], pads[2 + i], include)
+               for i, (size, out) in enumerate(((h, oh), (w, ow)))]
+        inv = 1.0 / np.maximum(cnt[0][:, None] * cnt[1][None, :], 1)
+        _emit_window(L, "avg", op, kernel, weights=L.add_weight("avg_pool_inv_count", inv.astype(np.float32)))
 
 
-@lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp, layout="NHWC")
-def _lower_global_pool_nhwc(L, op) -> None:
-    n, h, w, c = L.shapes[op.input]
-    expect_pooled_extent(L, op, (n, c, h, w))
-    kind = "mean" if isinstance(op, nn.GlobalAveragePoolOp) else "max"
-    emit_rows(L, kind, L.loc(op.input), L.result_loc(op.result), (n, h * w, c), 1, 1, DType.FLOAT32)
+class LowerGlobalPoolNHWC(GraphToKernelPattern):
+    layout = "NHWC"
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.GlobalAveragePoolOp | nn.GlobalMaxPoolOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op) -> None:
+        n, h, w, c = L.shapes[op.input]
+        expect_pooled_extent(L, op, (n, c, h, w))
+        kind = "mean" if isinstance(op, nn.GlobalAveragePoolOp) else "max"
+        emit_rows(L, kind, L.loc(op.input), L.result_loc(op.result), (n, h * w, c), 1, 1, DType.FLOAT32)
+
+
+PATTERNS = (LowerConvNHWC, LowerPoolNHWC, LowerGlobalPoolNHWC)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph, graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul, numel
@@ -23,7 +24,7 @@ from pyflame_rt.targets.cpu.kernels.elementwise import activation_spelling
 from pyflame_rt.targets.cpu.kernels.gemm import GemmSpec
 from pyflame_rt.targets.cpu.kernels.im2col import IM2COL_FIELDS, Im2colSpec, im2col_kernel
 from pyflame_rt.targets.cpu.kernels.window import ARGMAX_FIELDS, WINDOW_FIELDS, WindowSpec, window_kernel
-from pyflame_rt.targets.cpu.lowerings.registry import lowering
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.movement import emit_pad
 
 if TYPE_CHECKING:
@@ -129,47 +130,56 @@ def _depth_view(vals, fill=None) -> tuple:
     return vals if len(vals) == 3 else (fill,) + vals
 
 
-@lowering(nn.ConvOp, float32_only=True)
-def _lower_conv(L, op: nn.ConvOp) -> None:
-    require_float32(L, op)
-    x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "Conv", max_spatial=3)
-    w_shape, _ = as_2d(L.shapes[op.weight], [], 0)
-    if not all(isinstance(d, int) for d in w_shape):
-        raise UnsupportedOperatorError(f"the CPU backend needs a static Conv weight shape, got {list(map(str, w_shape))}")
-    # [M, Cg*KD*KH*KW] row-major either way: a constant is added to the weights, a fed weight is read in place
-    w = L.const_value(op.weight)
-    w_loc = L.add_weight("conv_weight", w.astype(np.float32)) if w is not None else L.loc(op.weight)
-    bias = conv_bias(L, op.bias)
-    act = activation_spelling(graph.activation_of(op)) or "none"  # kernel specs name no activation "none"
-    g = op.groups
-    m, cg, *kernel = w_shape
-    xp, xp_shape = padded_input(L, L.loc(op.input), x_shape, pads)
-    if cg == 1 and g > 1:
-        out = L.result_loc(op.result)
-        emit_window(L, "conv", xp, xp_shape, out, out_shape, weights=w_loc, bias=bias,
-                    kernel=kernel, strides=strides, dilations=dilations, m_per_g=m // g,
-                    activation="none" if op.residual is not None else act)
-        if op.residual is not None:
-            size = (numel(L.shapes[op.result]),)  # same shape, both contiguous: one flat loop
-            L.emit_strided("add", [out, L.loc(op.residual)], (DType.FLOAT32,) * 2, [[1, 1]], out, size,
-                           DType.FLOAT32, activation=activation_spelling(graph.activation_of(op)))
-        return
-    (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
-    (kd, kh, kw), (sd, sh, sw), (dd, dh, dw) = (_depth_view(v, 1) for v in (kernel, strides, dilations))
-    k, p, mg = cg * kd * kh * kw, od * oh * ow, m // g
-    gspec = GemmSpec.for_target(L.target.vector_width, L.target.num_vector_registers, "row", act)
-    ispec = Im2colSpec(gspec.width, gspec.nvec, kh, kw, kd)
-    npanels = -(-p // ispec.nr)
-    images_groups = dim_mul(n, g)
-    cols = L.new_buffer(dim_mul(images_groups, npanels * ispec.nr * k * 4))
-    name = L.kernel(ispec.name, lambda: im2col_kernel(ispec))
-    plane = dp * hp * wp
-    f = {"x": xp, "bp": cols, "groups": g, "x_bs": dim_mul(c, plane), "x_gs": cg * plane,
-         "ch_stride": plane, "cg": cg, "kh_stride": dh * wp, "kw_stride": dw, "ow": ow, "oh_stride": sh * wp,
-         "ow_stride": sw, "p": p, "npanels": npanels, "k": k, "oh": oh, "kd_stride": dd * hp * wp,
-         "od_stride": sd * hp * wp}
-    L.call(name, [f[key] for key in IM2COL_FIELDS], dim_mul(images_groups, npanels), work_per_item=k * ispec.nr)
-    out, residual = L.result_and_residual_locs(op, k)
-    L.emit_gemm(a=None, a_loc=w_loc, a_strides=(k, 1), m=mg, k=k, n=p,
-                out=out, b_packed=cols, b_batch=images_groups, batch=n, groups=g, a_gs=mg * k, c_gs=mg * p,
-                c_bs=m * p, row_bias=bias, activation=act, residual=residual)
+class LowerConv(GraphToKernelPattern):
+    float32_only = (nn.ConvOp,)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.ConvOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.ConvOp) -> None:
+        require_float32(L, op)
+        x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "Conv", max_spatial=3)
+        w_shape, _ = as_2d(L.shapes[op.weight], [], 0)
+        if not all(isinstance(d, int) for d in w_shape):
+            raise UnsupportedOperatorError(f"the CPU backend needs a static Conv weight shape, got {list(map(str, w_shape))}")
+        # [M, Cg*KD*KH*KW] row-major either way: a constant is added to the weights, a fed weight is read in place
+        w = L.const_value(op.weight)
+        w_loc = L.add_weight("conv_weight", w.astype(np.float32)) if w is not None else L.loc(op.weight)
+        bias = conv_bias(L, op.bias)
+        act = activation_spelling(graph.activation_of(op)) or "none"  # kernel specs name no activation "none"
+        g = op.groups
+        m, cg, *kernel = w_shape
+        xp, xp_shape = padded_input(L, L.loc(op.input), x_shape, pads)
+        if cg == 1 and g > 1:
+            out = L.result_loc(op.result)
+            emit_window(L, "conv", xp, xp_shape, out, out_shape, weights=w_loc, bias=bias,
+                        kernel=kernel, strides=strides, dilations=dilations, m_per_g=m // g,
+                        activation="none" if op.residual is not None else act)
+            if op.residual is not None:
+                size = (numel(L.shapes[op.result]),)  # same shape, both contiguous: one flat loop
+                L.emit_strided("add", [out, L.loc(op.residual)], (DType.FLOAT32,) * 2, [[1, 1]], out, size,
+                               DType.FLOAT32, activation=activation_spelling(graph.activation_of(op)))
+            return
+        (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
+        (kd, kh, kw), (sd, sh, sw), (dd, dh, dw) = (_depth_view(v, 1) for v in (kernel, strides, dilations))
+        k, p, mg = cg * kd * kh * kw, od * oh * ow, m // g
+        gspec = GemmSpec.for_target(L.target.vector_width, L.target.num_vector_registers, "row", act)
+        ispec = Im2colSpec(gspec.width, gspec.nvec, kh, kw, kd)
+        npanels = -(-p // ispec.nr)
+        images_groups = dim_mul(n, g)
+        cols = L.new_buffer(dim_mul(images_groups, npanels * ispec.nr * k * 4))
+        name = L.kernel(ispec.name, lambda: im2col_kernel(ispec))
+        plane = dp * hp * wp
+        f = {"x": xp, "bp": cols, "groups": g, "x_bs": dim_mul(c, plane), "x_gs": cg * plane,
+             "ch_stride": plane, "cg": cg, "kh_stride": dh * wp, "kw_stride": dw, "ow": ow, "oh_stride": sh * wp,
+             "ow_stride": sw, "p": p, "npanels": npanels, "k": k, "oh": oh, "kd_stride": dd * hp * wp,
+             "od_stride": sd * hp * wp}
+        L.call(name, [f[key] for key in IM2COL_FIELDS], dim_mul(images_groups, npanels), work_per_item=k * ispec.nr)
+        out, residual = L.result_and_residual_locs(op, k)
+        L.emit_gemm(a=None, a_loc=w_loc, a_strides=(k, 1), m=mg, k=k, n=p,
+                    out=out, b_packed=cols, b_batch=images_groups, batch=n, groups=g, a_gs=mg * k, c_gs=mg * p,
+                    c_bs=m * p, row_bias=bias, activation=act, residual=residual)
+
+
+PATTERNS = (LowerConv,)

@@ -10,12 +10,13 @@ kernels/col2im.py) and starts from the bias, so the bias costs nothing extra.
 from __future__ import annotations
 
 import numpy as np
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.col2im import COL2IM_FIELDS, SPATIAL, Col2imSpec, col2im_kernel
-from pyflame_rt.targets.cpu.lowerings.registry import lowering
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.conv import require_float32
 
 
@@ -29,38 +30,47 @@ def _as_3d(vals: list[int], fill: int) -> list[int]:
     return [fill] * (3 - len(vals)) + list(vals)
 
 
-@lowering(nn.ConvTransposeOp, float32_only=True)
-def _lower_conv_transpose(L, op: nn.ConvTransposeOp) -> None:
-    require_float32(L, op)
-    x_shape, out_shape = L.shapes[op.input], L.shapes[op.result]
-    nsp = len(x_shape) - 2
-    if nsp > 3:
-        raise UnsupportedOperatorError(f"the CPU backend supports 1-D to 3-D ConvTranspose, not {nsp}-D")
-    w_shape = _static(L.shapes[op.weight], "ConvTranspose weight shape")
-    g = op.groups
-    c, mg = w_shape[0], w_shape[1]
-    cg, m, taps = c // g, mg * g, int(np.prod(w_shape[2:]))
-    in_sp = list(x_shape[2:])  # static: checked by the op's shape inference
-    in_size = int(np.prod(in_sp))
-    n = x_shape[0]
-    w = L.const_value(op.weight)
-    if w is not None:  # A = W_g^T per group: [G, Mg*KK, Cg], rows (output channel, tap)
-        a = L.add_weight("conv_transpose_weight", w.astype(np.float32).reshape(g, cg, mg * taps).transpose(0, 2, 1))
-        a_strides, a_gs = (cg, 1), mg * taps * cg
-    else:  # W [G*Cg, Mg*KK] read transposed
-        a, a_strides, a_gs = L.loc(op.weight), (1, mg * taps), cg * mg * taps
-    cols = L.new_buffer(dim_mul(n, m * taps * in_size * 4))
-    L.emit_gemm(a=None, a_loc=a, a_strides=a_strides, m=mg * taps, k=cg, n=in_size, out=cols,
-                b_value=op.input, b_strides=(in_size, 1, cg * in_size), b_batch=dim_mul(n, g), batch=n, groups=g,
-                a_gs=a_gs, c_gs=mg * taps * in_size, c_bs=m * taps * in_size)
-    pads = op.ints("pads")
-    geometry = {"k": _as_3d(w_shape[2:], 1), "i": _as_3d(in_sp, 1), "o": _as_3d(list(out_shape[2:]), 1),
-                "s": _as_3d(op.ints("strides"), 1), "dl": _as_3d(op.ints("dilations"), 1),
-                "p": _as_3d(pads[:nsp], 0)}
-    strides_w = geometry["s"][2]
-    spec = Col2imSpec(L.target.vector_width if strides_w == 1 else 1, op.bias is not None)
-    name = L.kernel(spec.name, lambda: col2im_kernel(spec))
-    fields = {"cols": cols, "out": L.result_loc(op.result),
-              "bias": L.loc(op.bias) if op.bias is not None else 0, "m": m,
-              **{f"{p}{axis}": vals[i] for p, vals in geometry.items() for i, axis in enumerate(SPATIAL)}}
-    L.call(name, [fields[k] for k in COL2IM_FIELDS], dim_mul(n, m), work_per_item=taps * in_size)
+class LowerConvTranspose(GraphToKernelPattern):
+    float32_only = (nn.ConvTransposeOp,)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.ConvTransposeOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.ConvTransposeOp) -> None:
+        require_float32(L, op)
+        x_shape, out_shape = L.shapes[op.input], L.shapes[op.result]
+        nsp = len(x_shape) - 2
+        if nsp > 3:
+            raise UnsupportedOperatorError(f"the CPU backend supports 1-D to 3-D ConvTranspose, not {nsp}-D")
+        w_shape = _static(L.shapes[op.weight], "ConvTranspose weight shape")
+        g = op.groups
+        c, mg = w_shape[0], w_shape[1]
+        cg, m, taps = c // g, mg * g, int(np.prod(w_shape[2:]))
+        in_sp = list(x_shape[2:])  # static: checked by the op's shape inference
+        in_size = int(np.prod(in_sp))
+        n = x_shape[0]
+        w = L.const_value(op.weight)
+        if w is not None:  # A = W_g^T per group: [G, Mg*KK, Cg], rows (output channel, tap)
+            a = L.add_weight("conv_transpose_weight", w.astype(np.float32).reshape(g, cg, mg * taps).transpose(0, 2, 1))
+            a_strides, a_gs = (cg, 1), mg * taps * cg
+        else:  # W [G*Cg, Mg*KK] read transposed
+            a, a_strides, a_gs = L.loc(op.weight), (1, mg * taps), cg * mg * taps
+        cols = L.new_buffer(dim_mul(n, m * taps * in_size * 4))
+        L.emit_gemm(a=None, a_loc=a, a_strides=a_strides, m=mg * taps, k=cg, n=in_size, out=cols,
+                    b_value=op.input, b_strides=(in_size, 1, cg * in_size), b_batch=dim_mul(n, g), batch=n, groups=g,
+                    a_gs=a_gs, c_gs=mg * taps * in_size, c_bs=m * taps * in_size)
+        pads = op.ints("pads")
+        geometry = {"k": _as_3d(w_shape[2:], 1), "i": _as_3d(in_sp, 1), "o": _as_3d(list(out_shape[2:]), 1),
+                    "s": _as_3d(op.ints("strides"), 1), "dl": _as_3d(op.ints("dilations"), 1),
+                    "p": _as_3d(pads[:nsp], 0)}
+        strides_w = geometry["s"][2]
+        spec = Col2imSpec(L.target.vector_width if strides_w == 1 else 1, op.bias is not None)
+        name = L.kernel(spec.name, lambda: col2im_kernel(spec))
+        fields = {"cols": cols, "out": L.result_loc(op.result),
+                  "bias": L.loc(op.bias) if op.bias is not None else 0, "m": m,
+                  **{f"{p}{axis}": vals[i] for p, vals in geometry.items() for i, axis in enumerate(SPATIAL)}}
+        L.call(name, [fields[k] for k in COL2IM_FIELDS], dim_mul(n, m), work_per_item=taps * in_size)
+
+
+PATTERNS = (LowerConvTranspose,)

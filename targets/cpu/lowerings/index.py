@@ -4,12 +4,13 @@ the data into the result (MaxUnpool: zeros), then combine the updates into it.""
 from __future__ import annotations
 
 import numpy as np
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph_index as gi, graph_pool_indices as pi
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.indexing import EXPECT_FIELDS, INDEX_FIELDS, IndexSpec, expect_kernel, index_kernel
-from pyflame_rt.targets.cpu.lowerings.registry import lowering
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.movement import emit_pad
 
 
@@ -43,15 +44,23 @@ def _elements(L, op, what: str, data, other, reduction: str | None = None) -> No
           data_outer=dim_mul(shape[axis], inner), axes=[(shape[axis], inner)], reduction=reduction)
 
 
-@lowering(gi.GatherElementsOp)
-def _lower_gather_elements(L, op: gi.GatherElementsOp) -> None:
-    _elements(L, op, "GatherElements", L.loc(op.data), L.result_loc(op.result))
+class LowerGatherElements(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: gi.GatherElementsOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: gi.GatherElementsOp) -> None:
+        _elements(L, op, "GatherElements", L.loc(op.data), L.result_loc(op.result))
 
 
-@lowering(gi.ScatterElementsOp)
-def _lower_scatter_elements(L, op: gi.ScatterElementsOp) -> None:
-    out = _copy_data(L, op)
-    _elements(L, op, "ScatterElements", out, L.loc(op.updates), op.reduction.data)
+class LowerScatterElements(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: gi.ScatterElementsOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: gi.ScatterElementsOp) -> None:
+        out = _copy_data(L, op)
+        _elements(L, op, "ScatterElements", out, L.loc(op.updates), op.reduction.data)
 
 
 def _nd(L, op, what: str, data, other, batch_dims: int, reduction: str | None = None) -> None:
@@ -63,36 +72,49 @@ def _nd(L, op, what: str, data, other, batch_dims: int, reduction: str | None = 
           axes=axes, reduction=reduction)
 
 
-@lowering(gi.GatherNDOp)
-def _lower_gather_nd(L, op: gi.GatherNDOp) -> None:
-    _nd(L, op, "GatherND", L.loc(op.data), L.result_loc(op.result), op.batch_dims.value.data)
+class LowerGatherND(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: gi.GatherNDOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: gi.GatherNDOp) -> None:
+        _nd(L, op, "GatherND", L.loc(op.data), L.result_loc(op.result), op.batch_dims.value.data)
 
 
-@lowering(gi.ScatterNDOp)
-def _lower_scatter_nd(L, op: gi.ScatterNDOp) -> None:
-    out = _copy_data(L, op)
-    _nd(L, op, "ScatterND", out, L.loc(op.updates), 0, op.reduction.data)
+class LowerScatterND(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: gi.ScatterNDOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: gi.ScatterNDOp) -> None:
+        out = _copy_data(L, op)
+        _nd(L, op, "ScatterND", out, L.loc(op.updates), 0, op.reduction.data)
 
 
-@lowering(pi.MaxUnpoolOp)
-def _lower_max_unpool(L, op: pi.MaxUnpoolOp) -> None:
+class LowerMaxUnpool(GraphToKernelPattern):
     """Zeros, then one sequential scatter of every input element at its flat index (indices may
     address any plane, so the writes are not split between work items); a box smaller than the
     output is scattered apart and then zero-padded at the end into the output."""
-    shape, dtype = L.shapes[op.result], L.dtype(op.result)
-    if op.shape is not None:
-        _expect_shape(L, "MaxUnpool: output_shape", op.shape, shape)
-    box_shape = (*shape[:2], *op.index_box)
-    padded = tuple(box_shape) != tuple(shape)
-    out = L.result_loc(op.result)
-    box = L.new_buffer(dim_mul(numel(box_shape), dtype.itemsize)) if padded else out
-    L.emit_elementwise("fill", [], box, box_shape, dtype, (0.0,))
-    total = numel(box_shape)
-    _emit(L, op, "MaxUnpool", box, op.indices, L.loc(op.input), rows=1, tuples=numel(L.shapes[op.input]),
-          inner=1, idx_row=1, idx_lane=0, data_outer=total, axes=[(total, 1)], reduction="none", from_end=False)
-    if padded:
-        ends = [s - b for s, b in zip(shape, box_shape)]
-        emit_pad(L, box, box_shape, [0] * len(shape) + ends, out=out, dtype=dtype.numpy)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: pi.MaxUnpoolOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: pi.MaxUnpoolOp) -> None:
+        shape, dtype = L.shapes[op.result], L.dtype(op.result)
+        if op.shape is not None:
+            _expect_shape(L, "MaxUnpool: output_shape", op.shape, shape)
+        box_shape = (*shape[:2], *op.index_box)
+        padded = tuple(box_shape) != tuple(shape)
+        out = L.result_loc(op.result)
+        box = L.new_buffer(dim_mul(numel(box_shape), dtype.itemsize)) if padded else out
+        L.emit_elementwise("fill", [], box, box_shape, dtype, (0.0,))
+        total = numel(box_shape)
+        _emit(L, op, "MaxUnpool", box, op.indices, L.loc(op.input), rows=1, tuples=numel(L.shapes[op.input]),
+              inner=1, idx_row=1, idx_lane=0, data_outer=total, axes=[(total, 1)], reduction="none", from_end=False)
+        if padded:
+            ends = [s - b for s, b in zip(shape, box_shape)]
+            emit_pad(L, box, box_shape, [0] * len(shape) + ends, out=out, dtype=dtype.numpy)
 
 
 def _expect_shape(L, what: str, fed, shape) -> None:
@@ -105,3 +127,6 @@ def _expect_shape(L, what: str, fed, shape) -> None:
     f = {"values": L.loc(fed), "expected": L.add_weight("expected_shape", np.array(shape, np.int64)),
          "count": len(shape), "status": status, "code": code}
     L.call(name, [f[k] for k in EXPECT_FIELDS], 1)
+
+
+PATTERNS = (LowerGatherElements, LowerScatterElements, LowerGatherND, LowerScatterND, LowerMaxUnpool)

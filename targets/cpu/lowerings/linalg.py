@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph, graph_fused
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
@@ -9,7 +10,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.elementwise import activation_spelling
 from pyflame_rt.targets.cpu.kernels.matmul_rows import MATMUL_ROWS_FIELDS, MatMulRowsSpec, matmul_rows_kernel
-from pyflame_rt.targets.cpu.lowerings.registry import lowering
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
 
 def _row_bias(c: np.ndarray | None, n: Dim, beta: float) -> np.ndarray | None:
@@ -27,37 +28,44 @@ def _require_float32(L, op) -> None:
         raise UnsupportedOperatorError(f"{op.name} on the CPU backend needs float32 operands, got {bad[0]}")
 
 
-@lowering(graph.GemmOp, float32_only=True)
-def _lower_gemm(L, op: graph.GemmOp) -> None:
+class LowerGemm(GraphToKernelPattern):
     """alpha folds into a constant B and beta into a row-vector C (the GEMM's bias); otherwise they
     scale elementwise after the GEMM: out * alpha, then C * beta + out."""
-    _require_float32(L, op)
-    sa, sb = L.shapes[op.a], L.shapes[op.b]
-    ta, tb = op.trans_a.value.data, op.trans_b.value.data
-    alpha, beta = op.alpha.value.data, op.beta.value.data
-    m, k = (sa[1], sa[0]) if ta else (sa[0], sa[1])
-    n = sb[0] if tb else sb[1]
-    a_strides = (1, sa[1]) if ta else (sa[1], 1)
-    out, out_shape = L.result_loc(op.result), L.shapes[op.result]
-    b = L.const_value(op.b)
-    c_val = op.c
-    scale_after = b is None and alpha != 1.0
-    c_const = L.const_value(c_val) if c_val is not None and not scale_after else None
-    bias = _row_bias(c_const, n, beta)
-    kw = {}
-    if b is not None:
-        kw["b_const"] = ((b.T if tb else b) * alpha)[None]
-    else:
-        kw.update(b_value=op.b, b_strides=(1, sb[1], 0) if tb else (sb[1], 1, 0))
-    act = activation_spelling(graph.activation_of(op))
-    add_c = c_val is not None and bias is None  # then the activation follows the elementwise add
-    L.emit_gemm(a=op.a, a_strides=a_strides, m=m, k=k, n=n, out=out, bias=bias,
-                activation="none" if add_c or scale_after else act or "none", **kw)
-    if scale_after:
-        L.emit_elementwise("scale", [op.result], out, out_shape, params=(alpha,), activation=None if add_c else act)
-    if add_c:
-        L.emit_elementwise("add" if beta == 1.0 else "scaled_add", [c_val, op.result], out, out_shape,
-                           out_dtype=DType.FLOAT32, params=() if beta == 1.0 else (beta,), activation=act)
+
+    float32_only = (graph.GemmOp,)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: graph.GemmOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: graph.GemmOp) -> None:
+        _require_float32(L, op)
+        sa, sb = L.shapes[op.a], L.shapes[op.b]
+        ta, tb = op.trans_a.value.data, op.trans_b.value.data
+        alpha, beta = op.alpha.value.data, op.beta.value.data
+        m, k = (sa[1], sa[0]) if ta else (sa[0], sa[1])
+        n = sb[0] if tb else sb[1]
+        a_strides = (1, sa[1]) if ta else (sa[1], 1)
+        out, out_shape = L.result_loc(op.result), L.shapes[op.result]
+        b = L.const_value(op.b)
+        c_val = op.c
+        scale_after = b is None and alpha != 1.0
+        c_const = L.const_value(c_val) if c_val is not None and not scale_after else None
+        bias = _row_bias(c_const, n, beta)
+        kw = {}
+        if b is not None:
+            kw["b_const"] = ((b.T if tb else b) * alpha)[None]
+        else:
+            kw.update(b_value=op.b, b_strides=(1, sb[1], 0) if tb else (sb[1], 1, 0))
+        act = activation_spelling(graph.activation_of(op))
+        add_c = c_val is not None and bias is None  # then the activation follows the elementwise add
+        L.emit_gemm(a=op.a, a_strides=a_strides, m=m, k=k, n=n, out=out, bias=bias,
+                    activation="none" if add_c or scale_after else act or "none", **kw)
+        if scale_after:
+            L.emit_elementwise("scale", [op.result], out, out_shape, params=(alpha,), activation=None if add_c else act)
+        if add_c:
+            L.emit_elementwise("add" if beta == 1.0 else "scaled_add", [c_val, op.result], out, out_shape,
+                               out_dtype=DType.FLOAT32, params=() if beta == 1.0 else (beta,), activation=act)
 
 
 def _batch_expanded(L, v, shape2: tuple, batch_shape: tuple):
@@ -71,48 +79,55 @@ def _batch_expanded(L, v, shape2: tuple, batch_shape: tuple):
     return buf
 
 
-@lowering(graph.MatMulOp, graph_fused.MatMulBiasOp, float32_only=True)
-def _lower_matmul(L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
+class LowerMatmul(GraphToKernelPattern):
     """MatMulBias: the bias row, the residual and the activation go into the GEMM epilogue. float64
     runs the row-by-row kernel in double precision."""
-    double = isinstance(op, graph.MatMulOp) and L.dtype(op.result) is DType.FLOAT64
-    if not double:
-        _require_float32(L, op)
-    sa, sb = L.shapes[op.lhs], L.shapes[op.rhs]
-    a2 = (1,) + sa if len(sa) == 1 else sa
-    b2 = sb + (1,) if len(sb) == 1 else sb
-    k, n = a2[-1], b2[-1]
-    ab, bb = a2[:-2], b2[:-2]
-    fused = isinstance(op, graph_fused.MatMulBiasOp)
-    out, residual = L.result_and_residual_locs(op, k) if fused else (L.result_loc(op.result), None)
-    a, b_value = op.lhs, op.rhs
-    if numel(bb) == 1:  # B is one matrix: fold A's batch into M
-        m, batch, b_batch, a_bs = numel(a2[:-1]), 1, 1, 0
-    elif numel(ab) == 1:
-        m, batch, b_batch, a_bs = a2[-2], numel(bb), numel(bb), 0
-    else:  # one matrix per batch on both sides (expanded where the batch dims broadcast both ways)
-        batch_shape = tuple(L.shapes[op.result][:-2])
-        m, batch = a2[-2], numel(batch_shape)
-        b_batch, a_bs = batch, dim_mul(m, k)
-        a = _batch_expanded(L, op.lhs, a2, batch_shape)
-        b_value = _batch_expanded(L, op.rhs, b2, batch_shape)
-    if double:
-        emit_matmul_rows(L, L.loc(a), L.loc(b_value), out, batch=batch, m=m, k=k, n=n, a_bs=a_bs,
-                         b_bs=dim_mul(k, n) if b_batch != 1 else 0, dtype=DType.FLOAT64)
-        return
-    b = L.const_value(op.rhs) if b_value is op.rhs else None
-    kw = {}
-    if b is not None:
-        kw["b_const"] = b.reshape(numel(bb), b2[-2], b2[-1])  # numel, not -1: B may be empty
-    else:
-        kw.update(b_value=b_value, b_strides=(n, 1, dim_mul(k, n) if b_batch != 1 else 0))
-    if fused:
-        bias = L.const_value(op.bias)
-        if bias is None:
-            raise UnsupportedOperatorError("graph.matmul_bias needs a constant bias on the CPU backend")
-        kw.update(bias=bias.astype(np.float32), activation=activation_spelling(graph.activation_of(op)) or "none", residual=residual)
-    L.emit_gemm(a=a, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
-                b_batch=b_batch, **kw)
+
+    float32_only = (graph.MatMulOp, graph_fused.MatMulBiasOp)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: graph.MatMulOp | graph_fused.MatMulBiasOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
+        double = isinstance(op, graph.MatMulOp) and L.dtype(op.result) is DType.FLOAT64
+        if not double:
+            _require_float32(L, op)
+        sa, sb = L.shapes[op.lhs], L.shapes[op.rhs]
+        a2 = (1,) + sa if len(sa) == 1 else sa
+        b2 = sb + (1,) if len(sb) == 1 else sb
+        k, n = a2[-1], b2[-1]
+        ab, bb = a2[:-2], b2[:-2]
+        fused = isinstance(op, graph_fused.MatMulBiasOp)
+        out, residual = L.result_and_residual_locs(op, k) if fused else (L.result_loc(op.result), None)
+        a, b_value = op.lhs, op.rhs
+        if numel(bb) == 1:  # B is one matrix: fold A's batch into M
+            m, batch, b_batch, a_bs = numel(a2[:-1]), 1, 1, 0
+        elif numel(ab) == 1:
+            m, batch, b_batch, a_bs = a2[-2], numel(bb), numel(bb), 0
+        else:  # one matrix per batch on both sides (expanded where the batch dims broadcast both ways)
+            batch_shape = tuple(L.shapes[op.result][:-2])
+            m, batch = a2[-2], numel(batch_shape)
+            b_batch, a_bs = batch, dim_mul(m, k)
+            a = _batch_expanded(L, op.lhs, a2, batch_shape)
+            b_value = _batch_expanded(L, op.rhs, b2, batch_shape)
+        if double:
+            emit_matmul_rows(L, L.loc(a), L.loc(b_value), out, batch=batch, m=m, k=k, n=n, a_bs=a_bs,
+                             b_bs=dim_mul(k, n) if b_batch != 1 else 0, dtype=DType.FLOAT64)
+            return
+        b = L.const_value(op.rhs) if b_value is op.rhs else None
+        kw = {}
+        if b is not None:
+            kw["b_const"] = b.reshape(numel(bb), b2[-2], b2[-1])  # numel, not -1: B may be empty
+        else:
+            kw.update(b_value=b_value, b_strides=(n, 1, dim_mul(k, n) if b_batch != 1 else 0))
+        if fused:
+            bias = L.const_value(op.bias)
+            if bias is None:
+                raise UnsupportedOperatorError("graph.matmul_bias needs a constant bias on the CPU backend")
+            kw.update(bias=bias.astype(np.float32), activation=activation_spelling(graph.activation_of(op)) or "none", residual=residual)
+        L.emit_gemm(a=a, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
+                    b_batch=b_batch, **kw)
 
 
 def emit_matmul_rows(L, a, b, out, *, batch, m, k, n, a_bs, b_bs, dtype: DType) -> None:
@@ -122,3 +137,6 @@ def emit_matmul_rows(L, a, b, out, *, batch, m, k, n, a_bs, b_bs, dtype: DType) 
     name = L.kernel(spec.name, lambda: matmul_rows_kernel(spec))
     f = {"a": a, "b": b, "c": out, "m": m, "n": n, "k": k, "a_bs": a_bs, "b_bs": b_bs}
     L.call(name, [f[x] for x in MATMUL_ROWS_FIELDS], dim_mul(batch, m), work_per_item=dim_mul(k, n))
+
+
+PATTERNS = (LowerGemm, LowerMatmul)

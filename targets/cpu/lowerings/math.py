@@ -1,10 +1,13 @@
 """Elementwise math graph ops -> the typed broadcasting elementwise kernels."""
 from __future__ import annotations
 
+from typing import Union
+
 import numpy as np
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph_bitwise as gb, graph_math as gm
-from pyflame_rt.targets.cpu.lowerings.registry import lowering, node_label
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, node_label
 
 # graph op -> (kernel op, params from the op's attributes)
 _KERNEL_OPS = {
@@ -22,6 +25,7 @@ _KERNEL_OPS = {
     gb.BitwiseAndOp: "bitwise_and", gb.BitwiseOrOp: "bitwise_or", gb.BitwiseXorOp: "bitwise_xor",
     gb.BitwiseNotOp: "bitwise_not",
 }
+MathOp = Union[(*_KERNEL_OPS, gb.BitShiftOp)]
 
 
 def _params(L, op) -> tuple:
@@ -49,7 +53,14 @@ def _kernel_op(op) -> str:
     return _KERNEL_OPS[type(op)]
 
 
-@lowering(*_KERNEL_OPS, gb.BitShiftOp)
-def _lower_math(L, op) -> None:
-    L.emit_elementwise(_kernel_op(op), list(op.operands), L.result_loc(op.result),
-                       L.shapes[op.result], L.dtype(op.result), _params(L, op), node=node_label(op))
+class LowerMath(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: MathOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op) -> None:
+        L.emit_elementwise(_kernel_op(op), list(op.operands), L.result_loc(op.result),
+                           L.shapes[op.result], L.dtype(op.result), _params(L, op), node=node_label(op))
+
+
+PATTERNS = (LowerMath,)

@@ -1,22 +1,21 @@
 """Data movement -> the strided copy kernel (kernels/copy.py), or the blocked 2-D transpose kernel
-(kernels/transpose2d.py) when the innermost two dims swap; Squeeze/Unsqueeze and Transposes that
-only move size-1 dims are views.
+(kernels/transpose2d.py) when the innermost two dims swap; Transposes that only move size-1 dims
+are views.
 
 `emit_copy` is also how the conv and pool lowerings pad their inputs.
 """
 from __future__ import annotations
 
 import numpy as np
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph, graph_nn as nn
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.copy import CopySpec, copy_kernel
 from pyflame_rt.targets.cpu.kernels.transpose2d import Transpose2DSpec, transpose2d_kernel
-from pyflame_rt.targets.cpu.lowerings.registry import lowering
-from pyflame_rt.targets.cpu.lowerings.views import _lower_view, split_strides
-
-lowering(nn.SqueezeOp, nn.UnsqueezeOp)(_lower_view)
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
+from pyflame_rt.targets.cpu.lowerings.views import alias, split_strides
 
 
 def strides_of(shape: Shape) -> list[Dim]:
@@ -124,27 +123,35 @@ def emit_pad(L, src, shape: Shape, pads: list[int], mode: str = "constant", valu
     return out, padded
 
 
-@lowering(nn.PadOp)
-def _lower_pad(L, op: nn.PadOp) -> None:
-    pads = [int(p) for p in op.pads.get_values()]
-    emit_pad(L, L.loc(op.input), L.shapes[op.input], pads, op.mode.data, op.value.value.data,
-             out=L.result_loc(op.result), dtype=L.dtype(op.result).numpy)
+class LowerPad(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.PadOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.PadOp) -> None:
+        pads = [int(p) for p in op.pads.get_values()]
+        emit_pad(L, L.loc(op.input), L.shapes[op.input], pads, op.mode.data, op.value.value.data,
+                 out=L.result_loc(op.result), dtype=L.dtype(op.result).numpy)
 
 
-@lowering(nn.ConcatOp)
-def _lower_concat(L, op: nn.ConcatOp) -> None:
-    out_shape = L.shapes[op.result]
-    axis = op.axis.value.data % len(out_shape)
-    out = L.result_loc(op.result)
-    ost = strides_of(out_shape)
-    offset: Dim = 0
-    for v in op.inputs:
-        shape = L.shapes[v]
-        ist = strides_of(shape)
-        if v not in L.in_place:  # else its producer already wrote it into its slice of `out`
-            emit_copy(L, out, L.loc(v), [(d, ost[i], ist[i]) for i, d in enumerate(shape)], dst_off=offset,
-                      item_bytes=L.dtype(op.result).itemsize)
-        offset = dim_mul(shape[axis], ost[axis]) if offset == 0 else _add(offset, dim_mul(shape[axis], ost[axis]))
+class LowerConcat(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.ConcatOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.ConcatOp) -> None:
+        out_shape = L.shapes[op.result]
+        axis = op.axis.value.data % len(out_shape)
+        out = L.result_loc(op.result)
+        ost = strides_of(out_shape)
+        offset: Dim = 0
+        for v in op.inputs:
+            shape = L.shapes[v]
+            ist = strides_of(shape)
+            if v not in L.in_place:  # else its producer already wrote it into its slice of `out`
+                emit_copy(L, out, L.loc(v), [(d, ost[i], ist[i]) for i, d in enumerate(shape)], dst_off=offset,
+                          item_bytes=L.dtype(op.result).itemsize)
+            offset = dim_mul(shape[axis], ost[axis]) if offset == 0 else _add(offset, dim_mul(shape[axis], ost[axis]))
 
 
 def _add(a: Dim, b: Dim) -> Dim:
@@ -159,38 +166,46 @@ def moves_only_unit_dims(shape: Shape, perm: list[int]) -> bool:
     return kept == sorted(kept)
 
 
-@lowering(nn.TransposeOp)
-def _lower_transpose(L, op: nn.TransposeOp) -> None:
-    perm = [int(p) for p in op.perm.get_values()]
-    shape = L.shapes[op.input]
-    strided = L.strides.get(op.input)
-    if moves_only_unit_dims(shape, perm) and strided is None:  # [N, 1, 1, C] -> [N, C, 1, 1] after a global pool
-        _lower_view(L, op)
-        return
-    ist, ost = strided or strides_of(shape), strides_of(L.shapes[op.result])
-    emit_copy(L, L.result_loc(op.result), L.loc(op.input),
-              [(shape[p], ost[i], ist[p]) for i, p in enumerate(perm)], item_bytes=L.dtype(op.result).itemsize)
+class LowerTranspose(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.TransposeOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.TransposeOp) -> None:
+        perm = [int(p) for p in op.perm.get_values()]
+        shape = L.shapes[op.input]
+        strided = L.strides.get(op.input)
+        if moves_only_unit_dims(shape, perm) and strided is None:  # [N, 1, 1, C] -> [N, C, 1, 1] after a global pool
+            alias(L, op)
+            return
+        ist, ost = strided or strides_of(shape), strides_of(L.shapes[op.result])
+        emit_copy(L, L.result_loc(op.result), L.loc(op.input),
+                  [(shape[p], ost[i], ist[p]) for i, p in enumerate(perm)], item_bytes=L.dtype(op.result).itemsize)
 
 
-@lowering(nn.SliceOp)
-def _lower_slice(L, op: nn.SliceOp) -> None:
-    shape = L.shapes[op.input]
-    sl = op.per_axis(shape)
-    ist, out_shape = strides_of(shape), L.shapes[op.result]
-    ost = strides_of(out_shape)
-    src_off: Dim = 0
-    dims = []
-    for i, d in enumerate(out_shape):
-        first, _, step = sl.get(i, (0, d, 1))
-        if first:
-            src_off = _add(src_off, dim_mul(first, ist[i])) if src_off else dim_mul(first, ist[i])
-        dims.append((d, ost[i], dim_mul(step, ist[i]) if step != 1 else ist[i]))
-    item = L.dtype(op.result).itemsize
-    src, view_strides = L.loc(op.input), [ss for _, _, ss in dims]
-    if isinstance(src_off, int) and _read_only_by_transposes(L, op.result, view_strides):
-        L.place_view(op.result, src, src_off * item, view_strides)
-        return
-    emit_copy(L, L.result_loc(op.result), src, dims, src_off=src_off, item_bytes=item)
+class LowerSlice(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.SliceOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.SliceOp) -> None:
+        shape = L.shapes[op.input]
+        sl = op.per_axis(shape)
+        ist, out_shape = strides_of(shape), L.shapes[op.result]
+        ost = strides_of(out_shape)
+        src_off: Dim = 0
+        dims = []
+        for i, d in enumerate(out_shape):
+            first, _, step = sl.get(i, (0, d, 1))
+            if first:
+                src_off = _add(src_off, dim_mul(first, ist[i])) if src_off else dim_mul(first, ist[i])
+            dims.append((d, ost[i], dim_mul(step, ist[i]) if step != 1 else ist[i]))
+        item = L.dtype(op.result).itemsize
+        src, view_strides = L.loc(op.input), [ss for _, _, ss in dims]
+        if isinstance(src_off, int) and _read_only_by_transposes(L, op.result, view_strides):
+            L.place_view(op.result, src, src_off * item, view_strides)
+            return
+        emit_copy(L, L.result_loc(op.result), src, dims, src_off=src_off, item_bytes=item)
 
 
 def _read_only_by_transposes(L, v, strides: list[Dim]) -> bool:
@@ -210,13 +225,21 @@ def _read_only_by_transposes(L, v, strides: list[Dim]) -> bool:
     return True
 
 
-@lowering(nn.TileOp)
-def _lower_tile(L, op: nn.TileOp) -> None:
+class LowerTile(GraphToKernelPattern):
     """Output viewed as [r0, d0, r1, d1, ...]: the repeat dims read with source stride 0."""
-    shape = L.shapes[op.input]
-    reps = [int(r) for r in op.repeats.get_values()]
-    ist = strides_of(shape)
-    split = tuple(x for r, d in zip(reps, shape) for x in (r, d))
-    ost = strides_of(split)
-    dims = [(size, ost[j], 0 if j % 2 == 0 else ist[j // 2]) for j, size in enumerate(split)]
-    emit_copy(L, L.result_loc(op.result), L.loc(op.input), dims, item_bytes=L.dtype(op.result).itemsize)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.TileOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.TileOp) -> None:
+        shape = L.shapes[op.input]
+        reps = [int(r) for r in op.repeats.get_values()]
+        ist = strides_of(shape)
+        split = tuple(x for r, d in zip(reps, shape) for x in (r, d))
+        ost = strides_of(split)
+        dims = [(size, ost[j], 0 if j % 2 == 0 else ist[j // 2]) for j, size in enumerate(split)]
+        emit_copy(L, L.result_loc(op.result), L.loc(op.input), dims, item_bytes=L.dtype(op.result).itemsize)
+
+
+PATTERNS = (LowerPad, LowerConcat, LowerTranspose, LowerSlice, LowerTile)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.channel import PLANE_FIELDS, PlaneSpec, plane_kernel
-from pyflame_rt.targets.cpu.lowerings.registry import lowering
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
 
 def emit_plane(L, op, mode: str, x, out, n: Dim, c: Dim, p: Dim, *, s=0, t=0, aux=0, lrn=(0, 0),
@@ -37,38 +38,60 @@ def _epsilon(L, op):
     return L.add_weight("norm_eps", np.array([op.epsilon.value.data], np.float32))
 
 
-@lowering(nn.BatchNormOp, float32_only=True)
-def _lower_batch_norm(L, op: nn.BatchNormOp) -> None:
+class LowerBatchNorm(GraphToKernelPattern):
     """Constant parameters fold into one scale and shift at compile time; otherwise the kernel reads
     them at run time."""
-    shape = L.shapes[op.input]
-    params = (op.scale, op.bias, op.mean, op.var)
-    plane = (L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]))
-    consts = [L.const_value(v) for v in params]
-    if all(a is not None for a in consts):
-        scale, bias, mean, var = (a.astype(np.float64) for a in consts)
-        s = scale / np.sqrt(var + op.epsilon.value.data)
-        t = bias - mean * s
-        emit_plane(L, op, "affine", *plane, s=L.add_weight("bn_scale", s.astype(np.float32)),
-                   t=L.add_weight("bn_shift", t.astype(np.float32)))
-        return
-    s, t, mean, var = (_channel_param(L, v, f"BatchNormalization {w}")
-                       for v, w in zip(params, ("scale", "bias", "mean", "var")))
-    emit_plane(L, op, "batch_norm", *plane, s=s, t=t, stats=(mean, var), aux=_epsilon(L, op))
+
+    float32_only = (nn.BatchNormOp,)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.BatchNormOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.BatchNormOp) -> None:
+        shape = L.shapes[op.input]
+        params = (op.scale, op.bias, op.mean, op.var)
+        plane = (L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]))
+        consts = [L.const_value(v) for v in params]
+        if all(a is not None for a in consts):
+            scale, bias, mean, var = (a.astype(np.float64) for a in consts)
+            s = scale / np.sqrt(var + op.epsilon.value.data)
+            t = bias - mean * s
+            emit_plane(L, op, "affine", *plane, s=L.add_weight("bn_scale", s.astype(np.float32)),
+                       t=L.add_weight("bn_shift", t.astype(np.float32)))
+            return
+        s, t, mean, var = (_channel_param(L, v, f"BatchNormalization {w}")
+                           for v, w in zip(params, ("scale", "bias", "mean", "var")))
+        emit_plane(L, op, "batch_norm", *plane, s=s, t=t, stats=(mean, var), aux=_epsilon(L, op))
 
 
-@lowering(nn.InstanceNormOp, float32_only=True)
-def _lower_instance_norm(L, op: nn.InstanceNormOp) -> None:
-    shape = L.shapes[op.input]
-    emit_plane(L, op, "instance_norm", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1],
-               numel(shape[2:]), s=_channel_param(L, op.scale, "InstanceNormalization scale"),
-               t=_channel_param(L, op.bias, "InstanceNormalization bias"), aux=_epsilon(L, op))
+class LowerInstanceNorm(GraphToKernelPattern):
+    float32_only = (nn.InstanceNormOp,)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.InstanceNormOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.InstanceNormOp) -> None:
+        shape = L.shapes[op.input]
+        emit_plane(L, op, "instance_norm", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1],
+                   numel(shape[2:]), s=_channel_param(L, op.scale, "InstanceNormalization scale"),
+                   t=_channel_param(L, op.bias, "InstanceNormalization bias"), aux=_epsilon(L, op))
 
 
-@lowering(nn.LRNOp, float32_only=True)
-def _lower_lrn(L, op: nn.LRNOp) -> None:
-    shape = L.shapes[op.input]
-    size = op.size.value.data
-    consts = np.array([op.bias.value.data, op.alpha.value.data / size, -op.beta.value.data], np.float32)
-    emit_plane(L, op, "lrn", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]),
-               aux=L.add_weight("lrn_consts", consts), lrn=((size - 1) // 2, size - 1 - (size - 1) // 2))
+class LowerLRN(GraphToKernelPattern):
+    float32_only = (nn.LRNOp,)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.LRNOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.LRNOp) -> None:
+        shape = L.shapes[op.input]
+        size = op.size.value.data
+        consts = np.array([op.bias.value.data, op.alpha.value.data / size, -op.beta.value.data], np.float32)
+        emit_plane(L, op, "lrn", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]),
+                   aux=L.add_weight("lrn_consts", consts), lrn=((size - 1) // 2, size - 1 - (size - 1) // 2))
+
+
+PATTERNS = (LowerBatchNorm, LowerInstanceNorm, LowerLRN)

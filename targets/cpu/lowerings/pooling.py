@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
 from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.limits import check_compile_array
-from pyflame_rt.targets.cpu.lowerings.registry import lowering
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.conv import (
     ArgmaxOutput, as_2d, emit_window, padded_input, require_float32, windowed_2d)
 from pyflame_rt.targets.cpu.lowerings.normalization import emit_plane
@@ -29,23 +30,29 @@ POOLED_AS_FLOAT32 = (DType.INT8, DType.UINT8)
 MAX_POOLS = (nn.MaxPoolOp, pi.MaxPoolWithIndicesOp)
 
 
-@lowering(nn.MaxPoolOp, nn.AveragePoolOp, pi.MaxPoolWithIndicesOp, float32_only=True)
-def _lower_pool(L, op) -> None:
-    expect_pooled_extent(L, op, L.shapes[op.input])
-    dt = L.dtype(op.result)
-    if dt is DType.FLOAT32:
-        _emit_pool(L, op, L.loc(op.input), L.result_loc(op.result))
-        return
-    if not isinstance(op, MAX_POOLS) or dt not in POOLED_AS_FLOAT32:
-        require_float32(L, op)
-    x_f32, out_f32 = (L.new_buffer(dim_mul(numel(L.shapes[v]), 4)) for v in (op.input, op.result))
-    _convert(L, "cast", L.loc(op.input), dt, x_f32, DType.FLOAT32, L.shapes[op.input])
-    _emit_pool(L, op, x_f32, out_f32)
-    # a window wholly in the padding yields -inf: the type's lowest value, as onnxruntime gives
-    info = np.iinfo(dt.value)
-    _convert(L, "clip", out_f32, DType.FLOAT32, out_f32, DType.FLOAT32, L.shapes[op.result],
-             (float(info.min), float(info.max)))
-    _convert(L, "cast", out_f32, DType.FLOAT32, L.result_loc(op.result), dt, L.shapes[op.result])
+class LowerPool(GraphToKernelPattern):
+    float32_only = (nn.MaxPoolOp, nn.AveragePoolOp, pi.MaxPoolWithIndicesOp)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.MaxPoolOp | nn.AveragePoolOp | pi.MaxPoolWithIndicesOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op) -> None:
+        expect_pooled_extent(L, op, L.shapes[op.input])
+        dt = L.dtype(op.result)
+        if dt is DType.FLOAT32:
+            _emit_pool(L, op, L.loc(op.input), L.result_loc(op.result))
+            return
+        if not isinstance(op, MAX_POOLS) or dt not in POOLED_AS_FLOAT32:
+            require_float32(L, op)
+        x_f32, out_f32 = (L.new_buffer(dim_mul(numel(L.shapes[v]), 4)) for v in (op.input, op.result))
+        _convert(L, "cast", L.loc(op.input), dt, x_f32, DType.FLOAT32, L.shapes[op.input])
+        _emit_pool(L, op, x_f32, out_f32)
+        # a window wholly in the padding yields -inf: the type's lowest value, as onnxruntime gives
+        info = np.iinfo(dt.value)
+        _convert(L, "clip", out_f32, DType.FLOAT32, out_f32, DType.FLOAT32, L.shapes[op.result],
+                 (float(info.min), float(info.max)))
+        _convert(L, "cast", out_f32, DType.FLOAT32, L.result_loc(op.result), dt, L.shapes[op.result])
 
 
 def _convert(L, ew_op: str, src, src_dt: DType, dst, dst_dt: DType, shape, params: tuple = ()) -> None:
@@ -86,10 +93,19 @@ def expect_pooled_extent(L, op, nchw: tuple) -> None:
                                        "batch may be 0", nchw[0])
 
 
-@lowering(nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp, float32_only=True)
-def _lower_global_pool(L, op) -> None:
-    require_float32(L, op)
-    shape = L.shapes[op.input]
-    expect_pooled_extent(L, op, shape)
-    mode = "mean" if isinstance(op, nn.GlobalAveragePoolOp) else "max"
-    emit_plane(L, op, mode, L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]))
+class LowerGlobalPool(GraphToKernelPattern):
+    float32_only = (nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.GlobalAveragePoolOp | nn.GlobalMaxPoolOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op) -> None:
+        require_float32(L, op)
+        shape = L.shapes[op.input]
+        expect_pooled_extent(L, op, shape)
+        mode = "mean" if isinstance(op, nn.GlobalAveragePoolOp) else "max"
+        emit_plane(L, op, mode, L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]))
+
+
+PATTERNS = (LowerPool, LowerGlobalPool)

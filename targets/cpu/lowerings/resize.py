@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.limits import check_compile_array
 from pyflame_rt.targets.cpu.kernels.resize import RESIZE_FIELDS, ResizeSpec, resize_kernel
-from pyflame_rt.targets.cpu.lowerings.registry import lowering
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.conv import require_float32
 
 _NEAREST = {
@@ -48,22 +49,31 @@ def axis_tables(out: int, size: int, scale: float, op: nn.ResizeOp):
     return i0, i1, (x - i0).astype(np.float32)
 
 
-@lowering(nn.ResizeOp, float32_only=True)
-def _lower_resize(L, op: nn.ResizeOp) -> None:
-    require_float32(L, op)
-    shape, out_shape = L.shapes[op.input], L.shapes[op.result]
-    if op.nearest_mode.data not in _NEAREST:
-        raise UnsupportedOperatorError(f"Resize nearest_mode {op.nearest_mode.data} is not supported")
-    if len(shape) < 2 or any(a != b for a, b in zip(shape[:-2], out_shape[:-2])):
-        raise UnsupportedOperatorError("the CPU backend resizes only the two trailing dims")
-    scales = [float(s) for s in op.scales.get_values()][-2:]
-    (ih, iw), (oh, ow) = shape[-2:], out_shape[-2:]
-    check_compile_array((oh + ow) * _TABLE_BYTES_PER_INDEX, f"Resize node '{op.result.name_hint}' (to {oh}x{ow})")
-    h_tab = axis_tables(oh, ih, scales[0], op)
-    w_tab = axis_tables(ow, iw, scales[1], op)
-    tables = [L.add_weight(f"resize_{n}", t) for n, t in zip(("h0", "h1", "lh", "w0", "w1", "lw"), h_tab + w_tab)]
-    spec = ResizeSpec(op.mode.data == "linear")
-    name = L.kernel(spec.name, lambda: resize_kernel(spec))
-    fields = [L.loc(op.input), L.result_loc(op.result), *tables, ih, iw, oh, ow]
-    assert len(fields) == len(RESIZE_FIELDS)
-    L.call(name, fields, dim_mul(numel(shape[:-2]), oh), work_per_item=4 * ow)
+class LowerResize(GraphToKernelPattern):
+    float32_only = (nn.ResizeOp,)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.ResizeOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.ResizeOp) -> None:
+        require_float32(L, op)
+        shape, out_shape = L.shapes[op.input], L.shapes[op.result]
+        if op.nearest_mode.data not in _NEAREST:
+            raise UnsupportedOperatorError(f"Resize nearest_mode {op.nearest_mode.data} is not supported")
+        if len(shape) < 2 or any(a != b for a, b in zip(shape[:-2], out_shape[:-2])):
+            raise UnsupportedOperatorError("the CPU backend resizes only the two trailing dims")
+        scales = [float(s) for s in op.scales.get_values()][-2:]
+        (ih, iw), (oh, ow) = shape[-2:], out_shape[-2:]
+        check_compile_array((oh + ow) * _TABLE_BYTES_PER_INDEX, f"Resize node '{op.result.name_hint}' (to {oh}x{ow})")
+        h_tab = axis_tables(oh, ih, scales[0], op)
+        w_tab = axis_tables(ow, iw, scales[1], op)
+        tables = [L.add_weight(f"resize_{n}", t) for n, t in zip(("h0", "h1", "lh", "w0", "w1", "lw"), h_tab + w_tab)]
+        spec = ResizeSpec(op.mode.data == "linear")
+        name = L.kernel(spec.name, lambda: resize_kernel(spec))
+        fields = [L.loc(op.input), L.result_loc(op.result), *tables, ih, iw, oh, ow]
+        assert len(fields) == len(RESIZE_FIELDS)
+        L.call(name, fields, dim_mul(numel(shape[:-2]), oh), work_per_item=4 * ow)
+
+
+PATTERNS = (LowerResize,)

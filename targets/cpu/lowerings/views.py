@@ -1,14 +1,27 @@
 """View ops move no data: the result aliases its input's storage."""
 from __future__ import annotations
 
-from pyflame_rt.dialects import graph
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
+
+from pyflame_rt.dialects import graph, graph_nn as nn
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul
-from pyflame_rt.targets.cpu.lowerings.registry import lowering
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
 
-@lowering(graph.FlattenOp, graph.ReshapeOp, graph.IdentityOp)
-def _lower_view(L, op) -> None:
-    """Flatten / Reshape / Identity: same bytes, new shape (alias unless it is a graph output)."""
+ViewOp = graph.FlattenOp | graph.ReshapeOp | graph.IdentityOp | nn.SqueezeOp | nn.UnsqueezeOp
+
+
+class LowerView(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: ViewOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op) -> None:
+        alias(L, op)
+
+
+def alias(L, op) -> None:
+    """op's result: the bytes of its operand in a new shape (aliased, copied if it is a graph output)."""
     src = op.operands[0]
     if op.result in L.out_slot:
         L.emit_elementwise("copy", [src], L.result_loc(op.result), L.shapes[src])
@@ -45,3 +58,6 @@ def split_strides(in_shape: Shape, in_strides: list[Dim], out_shape: Shape) -> l
     if any(d != 1 for d in out_shape[j:]):
         return None
     return out + [1] * (len(out_shape) - j)
+
+
+PATTERNS = (LowerView,)

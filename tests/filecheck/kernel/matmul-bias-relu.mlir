@@ -20,9 +20,7 @@ func.func @main(%x: tensor<?x16xf32> {graph.name = "x", graph.dims = ["batch", "
 // CHECK-NEXT:   %{{.*}} = kernel.io status 2 "status" [] "int64"
 // CHECK-NEXT:   %[[W:.*]] = kernel.weight "packed_b" 1024 bytes
 // CHECK-NEXT:   %[[B:.*]] = kernel.weight "bias" 64 bytes
-// CHECK-NEXT:   %[[ONE:.*]] = arith.constant 1 : index
-// CHECK-NEXT:   %[[BATCH:.*]] = kernel.dim "batch"
-// CHECK-NEXT:   %[[M:.*]] = arith.muli %[[ONE]], %[[BATCH]] : index
+// CHECK-NEXT:   %[[M:.*]] = kernel.dim "batch"
 // CHECK:        %{{.*}} = arith.ceildivsi %[[M]], %{{.*}} : index
 // CHECK:        kernel.launch @gemm_{{.*}}_b_relu_{{.*}}(%[[X]], %[[W]], %[[Y]], %[[B]], %[[M]], {{.*}}) items(%{{.*}}) grain(%{{.*}}) for "gemm#1" : !kernel.buffer, !kernel.buffer, !kernel.buffer, !kernel.buffer, index,
 // CHECK-NOT:    kernel.launch

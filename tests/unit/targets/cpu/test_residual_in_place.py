@@ -12,6 +12,7 @@ from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.opt import PassManager
 from pyflame_rt.targets.cpu.lower_graph import GraphLowering
+from pyflame_rt.targets.cpu.lowerings import PATTERNS
 from pyflame_rt.targets.cpu.target import CPUTarget
 
 
@@ -36,11 +37,14 @@ def _residual_sharing(model) -> list[bool]:
     PassManager(target.legalizations, target=target).run(module)
     PassManager.create_default(2, target=target).run(module)
     fn = graph.entry_function(module)
-    lowering = GraphLowering(fn, WeightTable.of(module), target)
-    lowering.lower()
-    fused = [op for op in fn.walk() if getattr(op, "residual", None) is not None]
+    ops = list(fn.body.block.ops)
+    fused = [(ops.index(op), ops.index(op.residual.owner)) for op in ops if getattr(op, "residual", None) is not None]
     assert fused, "the Add was not fused into a GEMM"
-    return [lowering.locs[op.results[0]] == lowering.locs[op.residual] for op in fused]
+    lowering = GraphLowering(fn, WeightTable.of(module), target)
+    lowering.lower(PATTERNS)
+    # each op (of one result, as these are) was replaced in place by its result's materialization
+    ops = list(fn.body.block.ops)
+    return [lowering.locs[ops[op].results[0]] == lowering.locs[ops[residual].results[0]] for op, residual in fused]
 
 
 def _check(model, x):
