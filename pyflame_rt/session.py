@@ -38,12 +38,16 @@ class NodeArg:
 
 @dataclass(frozen=True)
 class ModelMetadata:
+    """onnxruntime's ModelMetadata fields, plus the guide's producer_version."""
+
     producer_name: str
     graph_name: str
     domain: str
     description: str
     version: int
     custom_metadata_map: dict
+    producer_version: str = ""
+    graph_description: str = ""
 
 
 class InferenceSession:
@@ -51,11 +55,17 @@ class InferenceSession:
     open, then served from the compile cache) or an `ImportResult` from `from_onnx`."""
 
     def __init__(self, path_or_graph, sess_options: SessionOptions | None = None,
-                 providers: list | None = None, **kwargs):
+                 providers: list | None = None, provider_options: list | None = None, *,
+                 options: SessionOptions | None = None):
+        """`options` is the guide's name for onnxruntime's `sess_options`; give one of them."""
+        if options is not None:
+            if sess_options is not None:
+                raise TypeError("give the session options once: sess_options or options, not both")
+            sess_options = options
         if sess_options is not None and not isinstance(sess_options, SessionOptions):
             raise ValidationError(f"sess_options must be a SessionOptions, got {type(sess_options).__name__}")
         self._options = (sess_options or SessionOptions()).validate()
-        _check_providers(providers)
+        _check_providers(providers, provider_options)
         self._profiler = Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
         start = now_ns()
         self._compiled, self.cache_hit = _open(path_or_graph, self._options)
@@ -75,7 +85,7 @@ class InferenceSession:
     def get_modelmeta(self) -> ModelMetadata:
         m = self._compiled.header["model"]
         return ModelMetadata(m.get("producer", ""), m.get("graph_name", ""), "", "", 0,
-                             dict(m.get("metadata", {})))
+                             dict(m.get("metadata", {})), m.get("producer_version", ""))
 
     def get_providers(self) -> list[str]:
         return list(PROVIDERS)
@@ -138,16 +148,26 @@ class InferenceSession:
         return arrays
 
 
-def _check_providers(providers) -> None:
-    """None, or a list of provider names / (name, options) tuples naming our CPU provider."""
+def _check_providers(providers, provider_options) -> None:
+    """None, or a list of provider names / (name, options) tuples naming our CPU provider;
+    provider_options: None or one dict per provider. The CPU provider takes no options, so any
+    option given is refused rather than ignored."""
     if providers is None:
-        return
+        providers = []
     if not isinstance(providers, (list, tuple)):
         raise ValidationError(f"providers must be a list, got {type(providers).__name__}")
-    for p in providers:
-        name = p[0] if isinstance(p, tuple) and p else p
+    if provider_options is not None:
+        if not isinstance(provider_options, (list, tuple)) or len(provider_options) != len(providers):
+            raise ValidationError("provider_options must be a list with one dict per entry of providers")
+    for j, p in enumerate(providers):
+        name, opts = p if isinstance(p, tuple) and len(p) == 2 else (p, {})
         if not isinstance(name, str) or name not in _ALIASES:
             raise ValidationError(f"execution provider {name!r} is not available; use {PROVIDERS}")
+        for extra in (opts, provider_options[j] if provider_options is not None else {}):
+            if not isinstance(extra, dict):
+                raise ValidationError(f"options of provider {name!r} must be a dict, got {type(extra).__name__}")
+            if extra:
+                raise ValidationError(f"provider {name!r} takes no options, got {sorted(extra)}")
 
 
 def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:

@@ -133,3 +133,40 @@ def test_graph_input_providers_and_options(small):
                        (dict(device="cuda"), "device"), (dict(log_severity_level=9), "log_severity_level")]:
         with pytest.raises(ValidationError, match=match):
             SessionOptions(**bad).validate()
+
+
+def test_guide_keyword_options_is_used_not_dropped(small):
+    model, path = small
+    bad = SessionOptions(device="wse")  # a keyword that dropped its value would not notice this
+    with pytest.raises(ValidationError, match="device 'wse'"):
+        InferenceSession(path, options=bad)
+    sess = InferenceSession(path, options=SessionOptions(num_threads=1), providers=["CPUExecutionProvider"])
+    assert sess.get_session_options().num_threads == 1
+    x = np.ones((2, 32), np.float32)
+    assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+    with pytest.raises(TypeError, match="not both"):
+        InferenceSession(path, SessionOptions(), options=SessionOptions())
+
+
+@pytest.mark.parametrize("keyword", ["option", "session_options", "disabled_optimizers"])
+def test_unknown_keywords_raise_type_error(small, keyword):
+    with pytest.raises(TypeError, match=keyword):
+        InferenceSession(small[1], **{keyword: SessionOptions()})
+
+
+def test_provider_options_onnxruntime_style(small):
+    path = small[1]
+    sess = InferenceSession(path, providers=["CPUExecutionProvider"], provider_options=[{}])
+    assert sess.get_providers() == ["PyFlameCPUExecutionProvider"]
+    for providers, provider_options, match in [
+            (["CPUExecutionProvider"], [{}, {}], "one dict per entry"),
+            (["CPUExecutionProvider"], [{"arena_extend_strategy": 1}], "takes no options"),
+            ([("CPUExecutionProvider", {"x": 1})], None, "takes no options"),
+            (["CUDAExecutionProvider"], [{}], "not available")]:
+        with pytest.raises(ValidationError, match=match):
+            InferenceSession(path, providers=providers, provider_options=provider_options)
+
+
+def test_modelmeta_has_producer_name_and_version_apart(small):
+    meta = InferenceSession(small[1]).get_modelmeta()
+    assert (meta.producer_name, meta.producer_version, meta.graph_name) == ("pyflame-tests", "1.0", "tiny_mlp")
