@@ -14,7 +14,7 @@ from pyflame_rt.errors import (
     UnsupportedOperatorError,
     ValidationError,
 )
-from pyflame_rt.options import ExecutionMode, OptLevel, RunOptions, SessionOptions
+from pyflame_rt.options import ExecutionMode, LogLevel, OptLevel, RunOptions, SessionOptions
 from pyflame_rt.session import InferenceSession, NodeArg
 from pyflame_rt.tensor import Tensor, from_numpy
 from pyflame_rt.version import __version__
@@ -35,7 +35,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__", "DType", "Tensor", "from_numpy", "from_onnx", "ImportOptions", "ImportResult",
-    "InferenceSession", "NodeArg", "SessionOptions", "RunOptions", "OptLevel", "ExecutionMode",
+    "InferenceSession", "NodeArg", "SessionOptions", "RunOptions", "OptLevel", "ExecutionMode", "LogLevel",
     "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",
     "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError", "RunTimeoutError",
     "CacheSecurityError",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyflame_rt import artifact, files, signing
+from pyflame_rt import artifact, files, logs, signing
 from pyflame_rt.cache import LOADER, CacheConfig, CompileCache
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.dialects.symbolic import dim_to_public
@@ -64,12 +64,17 @@ class InferenceSession:
             sess_options = options
         if sess_options is not None and not isinstance(sess_options, SessionOptions):
             raise ValidationError(f"sess_options must be a SessionOptions, got {type(sess_options).__name__}")
-        self._options = (sess_options or SessionOptions()).validate()
+        self._options = (sess_options or SessionOptions()).validated()
         _check_providers(providers, provider_options)
+        logs.set_level(self._options.log_severity_level)
         self._profiler = Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
         start = now_ns()
         self._compiled, self.cache_hit = _open(path_or_graph, self._options)
-        self._exec = Executable(self._compiled, self._options.num_threads)
+        self._exec = Executable(self._compiled, self._options.worker_threads())
+        logs.LOGGER.info("session opened %s in %.1f ms%s", _describe(path_or_graph), (now_ns() - start) / 1e6,
+                         " (compile cache hit)" if self.cache_hit else "")
+        logs.LOGGER.debug("session: %d kernels, %d launches, %s worker threads", len(self._exec.kernel_names),
+                          len(self._exec.step_ops), self._options.worker_threads() or "one per core")
         if self._profiler:
             self._profiler.add("session_initialization", "Session", start, now_ns(), {"cache_hit": self.cache_hit})
         self._input_names = [i.name for i in self._exec.inputs]
@@ -146,6 +151,10 @@ class InferenceSession:
                                      f"as a contiguous array") from None
             arrays.append(v)
         return arrays
+
+
+def _describe(model) -> str:
+    return os.fspath(model) if isinstance(model, (str, os.PathLike)) else f"a {type(model).__name__}"
 
 
 def _check_providers(providers, provider_options) -> None:

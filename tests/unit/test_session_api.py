@@ -9,10 +9,11 @@ from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
 from test_artifact import mlp
-from pyflame_rt import (InferenceSession, RunOptions, RunTimeoutError, SessionOptions, ValidationError,
-                        from_onnx)
+from pyflame_rt import (ExecutionMode, InferenceSession, LogLevel, RunOptions, RunTimeoutError, SessionOptions,
+                        ValidationError)
 from pyflame_rt import artifact
 from pyflame_rt.compiler import compile_model
+from pyflame_rt.importers.onnx import from_onnx
 
 
 def deep_mlp(layers=6, width=1024):
@@ -131,8 +132,10 @@ def test_graph_input_providers_and_options(small):
     assert (o.log_severity_level, o.num_threads) == (1, 2)
     for bad, match in [(dict(execution_mode=7), "execution_mode"), (dict(enable_profiling="yes"), "enable_profiling"),
                        (dict(device="cuda"), "device"), (dict(log_severity_level=9), "log_severity_level")]:
+        (problem,) = SessionOptions(**bad).validate()
+        assert match in problem
         with pytest.raises(ValidationError, match=match):
-            SessionOptions(**bad).validate()
+            InferenceSession(model.SerializeToString(), SessionOptions(**bad))
 
 
 def test_guide_keyword_options_is_used_not_dropped(small):
@@ -170,3 +173,44 @@ def test_provider_options_onnxruntime_style(small):
 def test_modelmeta_has_producer_name_and_version_apart(small):
     meta = InferenceSession(small[1]).get_modelmeta()
     assert (meta.producer_name, meta.producer_version, meta.graph_name) == ("pyflame-tests", "1.0", "tiny_mlp")
+
+
+def test_guide_option_values_and_validate_listing_every_problem():
+    o = SessionOptions()
+    o.execution_mode, o.log_level, o.num_threads = "sequential", "debug", 0
+    assert o.validate() == [] and o.execution_mode is ExecutionMode.SEQUENTIAL and o.log_level is LogLevel.VERBOSE
+    import onnxruntime as ort
+
+    o.execution_mode, o.log_level = ort.ExecutionMode.ORT_PARALLEL, np.int64(3)
+    assert o.validate() == [] and (o.execution_mode, o.log_level) == (ExecutionMode.PARALLEL, LogLevel.ERROR)
+    bad = SessionOptions(device="wse3", execution_mode="fast", num_threads=-1)
+    bad.log_level = "loud"
+    problems = bad.validate()
+    assert len(problems) == 4 and all(isinstance(p, str) for p in problems)
+    for field, problem in zip(["num_threads", "device", "execution_mode", "log_severity_level"], problems):
+        assert field in problem
+    with pytest.raises(ValidationError) as err:
+        bad.validated()
+    assert err.value.errors == problems
+
+
+def test_execution_mode_sets_the_worker_count(small):
+    model, path = small
+    x = np.random.default_rng(1).standard_normal((64, 32)).astype(np.float32)
+    want = ort_run(model, {"x": x})[0]
+    for mode, threads in [("sequential", 1), ("parallel", 2)]:
+        sess = InferenceSession(path, options=SessionOptions(num_threads=2, execution_mode=mode))
+        assert sess._exec.pool.num_threads == threads
+        assert_close(sess.run(None, {"x": x})[0], want)
+
+
+def test_log_level_sets_the_package_logger(small, caplog):
+    path = small[1]
+    opts = SessionOptions()
+    opts.log_level = "info"
+    InferenceSession(path, opts)
+    assert any(r.name == "pyflame_rt" and r.levelname == "INFO" and path in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    opts.log_level = "error"
+    InferenceSession(path, opts)
+    assert not [r for r in caplog.records if r.name == "pyflame_rt"]
