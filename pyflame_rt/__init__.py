@@ -15,11 +15,11 @@ from pyflame_rt.errors import (
     ValidationError,
 )
 from pyflame_rt.options import ExecutionMode, LogLevel, OptLevel, RunOptions, SessionOptions
-from pyflame_rt.session import InferenceSession, NodeArg
+from pyflame_rt.session import InferenceSession, NodeArg, from_onnx
 from pyflame_rt.tensor import Tensor, from_numpy
 from pyflame_rt.version import __version__
 
-_IMPORTER_NAMES = ("ImportOptions", "ImportResult", "from_onnx")
+_IMPORTER_NAMES = ("ImportOptions", "ImportResult")
 
 
 def __getattr__(name: str):

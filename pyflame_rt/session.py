@@ -16,7 +16,7 @@ from pyflame_rt import artifact, files, logs, signing
 from pyflame_rt.cache import LOADER, CacheConfig, CompileCache
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.dialects.symbolic import dim_to_public
-from pyflame_rt.errors import InputError, InvalidModelError, ValidationError
+from pyflame_rt.errors import InputError, InvalidModelError, UnsupportedFormatError, ValidationError
 from pyflame_rt.executable import Executable
 from pyflame_rt.options import RunOptions, SessionOptions
 from pyflame_rt.profiling import Profiler
@@ -52,7 +52,7 @@ class ModelMetadata:
 
 class InferenceSession:
     """Open a compiled `.pfm` artifact, an ONNX model (path, bytes, ModelProto: compiled on first
-    open, then served from the compile cache) or an `ImportResult` from `from_onnx`."""
+    open, then served from the compile cache) or an `ImportResult` from the importer."""
 
     def __init__(self, path_or_graph, sess_options: SessionOptions | None = None,
                  providers: list | None = None, provider_options: list | None = None, *,
@@ -151,6 +151,15 @@ class InferenceSession:
                                      f"as a contiguous array") from None
             arrays.append(v)
         return arrays
+
+
+def from_onnx(model, options: SessionOptions | None = None, providers: list | None = None) -> InferenceSession:
+    """The guide's quick import: a session over an ONNX model (path, bytes or ModelProto),
+    compiled on first open. The importer itself is `pyflame_rt.importers.onnx.from_onnx`."""
+    if isinstance(model, (str, os.PathLike)) and artifact.is_artifact(os.fspath(model)):
+        raise UnsupportedFormatError(f"{os.fspath(model)} is a compiled .pfm artifact, not an ONNX model: "
+                                     f"open it with InferenceSession")
+    return InferenceSession(model, options=options, providers=providers)
 
 
 def _describe(model) -> str:

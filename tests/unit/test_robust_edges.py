@@ -12,7 +12,8 @@ from conftest import assert_close, make_model, ort_run
 from test_cli import _cli
 from test_session_api import deep_mlp
 from pyflame_rt import (DType, InferenceSession, InvalidModelError, PyFlameRTError, RunOptions, SessionOptions,
-                        Tensor, ValidationError, from_onnx)
+                        Tensor, ValidationError)
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt import artifact
 from pyflame_rt.compiler import compile_model
 from pyflame_rt.targets.cpu.memory_plan import Buffer, plan

@@ -214,3 +214,18 @@ def test_log_level_sets_the_package_logger(small, caplog):
     opts.log_level = "error"
     InferenceSession(path, opts)
     assert not [r for r in caplog.records if r.name == "pyflame_rt"]
+
+
+def test_package_from_onnx_returns_a_session(small, tmp_path):
+    import pyflame_rt
+
+    model, pfm = small
+    path = tmp_path / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    sess = pyflame_rt.from_onnx(str(path), SessionOptions(execution_mode="sequential"))
+    assert isinstance(sess, InferenceSession) and sess.get_session_options().worker_threads() == 1
+    x = np.ones((4, 32), np.float32)
+    assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+    assert pyflame_rt.from_onnx(model).get_inputs()[0].name == "x"  # a ModelProto too
+    with pytest.raises(pyflame_rt.UnsupportedFormatError, match="InferenceSession"):
+        pyflame_rt.from_onnx(pfm)
