@@ -14,6 +14,7 @@ from pyflame_rt.errors import (
     UnsupportedOperatorError,
     ValidationError,
 )
+from pyflame_rt.graph_builder import Graph, Node, TensorInfo
 from pyflame_rt.options import ExecutionMode, LogLevel, OptLevel, RunOptions, SessionOptions
 from pyflame_rt.session import InferenceSession, NodeArg, from_onnx
 from pyflame_rt.tensor import Tensor, from_numpy
@@ -35,7 +36,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__", "DType", "Tensor", "from_numpy", "from_onnx", "ImportOptions", "ImportResult",
-    "InferenceSession", "NodeArg", "SessionOptions", "RunOptions", "OptLevel", "ExecutionMode", "LogLevel",
+    "InferenceSession", "NodeArg", "Graph", "Node", "TensorInfo", "SessionOptions", "RunOptions", "OptLevel",
+    "ExecutionMode", "LogLevel",
     "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",
     "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError", "RunTimeoutError",
     "CacheSecurityError",

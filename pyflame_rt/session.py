@@ -18,6 +18,7 @@ from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.dialects.symbolic import dim_to_public
 from pyflame_rt.errors import InputError, InvalidModelError, UnsupportedFormatError, ValidationError
 from pyflame_rt.executable import Executable
+from pyflame_rt.graph_builder import Graph
 from pyflame_rt.options import RunOptions, SessionOptions
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.runtime import now_ns
@@ -52,7 +53,8 @@ class ModelMetadata:
 
 class InferenceSession:
     """Open a compiled `.pfm` artifact, an ONNX model (path, bytes, ModelProto: compiled on first
-    open, then served from the compile cache) or an `ImportResult` from the importer."""
+    open, then served from the compile cache), a built `Graph` (compiled as its ONNX model) or an
+    `ImportResult` from the importer."""
 
     def __init__(self, path_or_graph, sess_options: SessionOptions | None = None,
                  providers: list | None = None, provider_options: list | None = None, *,
@@ -196,6 +198,8 @@ def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
         model = os.fspath(model)
         if artifact.is_artifact(model):
             return LOADER.load(model, signing.configured_key(options.sign_key_file)), False
+    if isinstance(model, Graph):
+        model = model.to_onnx()
     import onnx
 
     from pyflame_rt.compiler import CompileOptions, compile_model
@@ -214,8 +218,8 @@ def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
     elif isinstance(model, str):
         model_bytes = files.read_regular(model, "model file")
     else:
-        raise InvalidModelError(f"cannot open a {type(model).__name__}: pass a path, ONNX bytes, a ModelProto "
-                                f"or an ImportResult")
+        raise InvalidModelError(f"cannot open a {type(model).__name__}: pass a path, ONNX bytes, a ModelProto, "
+                                f"a Graph or an ImportResult")
     config = (options.cache or CacheConfig()).validate()
     if not config.enabled:
         return compile_model(model, copts), False
