@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyflame_rt import artifact, files, logs, signing
-from pyflame_rt.cache import LOADER, CacheConfig, CompileCache
+from pyflame_rt.cache import LOADER, CompileCache, global_cache_config
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.dialects.symbolic import dim_to_public
 from pyflame_rt.errors import InputError, InvalidModelError, UnsupportedFormatError, ValidationError
@@ -220,7 +220,7 @@ def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
     else:
         raise InvalidModelError(f"cannot open a {type(model).__name__}: pass a path, ONNX bytes, a ModelProto, "
                                 f"a Graph or an ImportResult")
-    config = (options.cache or CacheConfig()).validate()
+    config = (options.cache or global_cache_config()).validate()
     if not config.enabled:
         return compile_model(model, copts), False
     base_dir = os.path.dirname(model) if isinstance(model, str) else ""

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import assert_close, ort_run
 from test_artifact import mlp
-from pyflame_rt import InferenceSession, OptLevel, SessionOptions, ValidationError
+from pyflame_rt import InferenceSession, InvalidModelError, OptLevel, SessionOptions, ValidationError
 import pyflame_rt.compiler as compiler
 from pyflame_rt.cache import ArtifactLoader, CacheConfig, CompileCache
 from pyflame_rt.compiler import CompileOptions
@@ -123,3 +123,61 @@ def test_an_unusable_cache_directory_does_not_fail_the_open(tmp_path):
     sess = InferenceSession(mlp(), opts(str(blocker)))
     assert not sess.cache_hit
     assert sess.run(None, {"x": np.ones((2, 32), np.float32)})[0].shape == (2, 10)
+
+
+def test_binary_cache_guide_api_warmup_has_get_put(tmp_path, cache_dir, monkeypatch):
+    import pyflame_rt
+
+    model = mlp()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    config = pyflame_rt.cache.CacheConfig()
+    config.cache_dir, config.max_size_bytes = cache_dir, 1 << 30  # the guide's spelling of `dir`
+    cache = pyflame_rt.cache.BinaryCache(config)
+    assert cache.entry_count() == 0 and cache.list_entries() == []
+    assert cache.warmup([str(path)]) == [False]  # compiled and stored
+    assert cache.warmup([str(path)]) == [True]
+    (key,) = cache.list_entries()
+    info = cache.get_info(key)
+    assert cache.has(key) and info.is_valid and info.size_bytes == cache.total_size() > 0
+    compiled = cache.get(key)
+    assert compiled.header["cache_key"] == key and cache.get("0" * 64) is None and not cache.has("0" * 64)
+    assert cache.put("1" * 64, compiled) and cache.entry_count() == 2
+    with pytest.raises(ValidationError, match="CompiledModel"):
+        cache.put("2" * 64, b"not a model")
+    # the global config is what sessions without SessionOptions.cache use
+    monkeypatch.setattr(pyflame_rt.cache, "_global_config", None)  # restored after the test
+    pyflame_rt.cache.set_global_cache_config(config)
+    assert InferenceSession(str(path)).cache_hit
+    cache.clear()
+    assert cache.entry_count() == 0 and cache.get_info(key) is None
+
+
+def test_mapped_file_and_mmap_loader(tmp_path):
+    from pyflame_rt.cache import MappedFile, MMapAdvice, MMapLoader
+    from pyflame_rt import artifact
+    from pyflame_rt.compiler import compile_model
+
+    data = bytes(range(256)) * 40
+    path = tmp_path / "weights.bin"
+    path.write_bytes(data)
+    assert MMapLoader.can_mmap(path) and not MMapLoader.can_mmap(tmp_path) and not MMapLoader.can_mmap(tmp_path / "no")
+    assert MMapLoader.page_alignment() == os.sysconf("SC_PAGE_SIZE")
+    with MappedFile.open(path) as f:
+        assert f.is_valid() and f.size() == len(data) and f.data().tobytes() == data
+        assert f.data().ctypes.data % MMapLoader.page_alignment() == 0 and not f.data().flags.writeable
+        f.advise(MMapAdvice.Sequential)
+        f.lock()
+        path.write_bytes(b"rewritten")  # the file changing later does not reach the open copy
+        assert f.data().tobytes() == data
+    assert not f.is_valid()
+    with pytest.raises(ValidationError, match="closed"):
+        f.data()
+    pfm = tmp_path / "m.pfm"
+    artifact.save(compile_model(mlp()), pfm)
+    assert MMapLoader.load(pfm).header["outputs"][0]["name"] == "y"
+    raw = bytearray(pfm.read_bytes())
+    raw[-1] ^= 1  # the loader verifies before anything is used
+    pfm.write_bytes(bytes(raw))
+    with pytest.raises(InvalidModelError):
+        MMapLoader.load(pfm)
