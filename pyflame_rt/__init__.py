@@ -17,7 +17,7 @@ from pyflame_rt.errors import (
 from pyflame_rt.graph_builder import Graph, Node, TensorInfo
 from pyflame_rt.options import ExecutionMode, LogLevel, OptLevel, RunOptions, SessionOptions
 from pyflame_rt.session import InferenceSession, NodeArg, from_onnx
-from pyflame_rt.tensor import Tensor, from_numpy
+from pyflame_rt.tensor import Tensor, from_numpy, to_numpy
 from pyflame_rt.version import __version__
 
 _IMPORTER_NAMES = ("ImportOptions", "ImportResult")
@@ -35,7 +35,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "__version__", "DType", "Tensor", "from_numpy", "from_onnx", "ImportOptions", "ImportResult",
+    "__version__", "DType", "Tensor", "from_numpy", "to_numpy", "from_onnx", "ImportOptions", "ImportResult",
     "InferenceSession", "NodeArg", "Graph", "Node", "TensorInfo", "SessionOptions", "RunOptions", "OptLevel",
     "ExecutionMode", "LogLevel",
     "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",

@@ -14,13 +14,6 @@ if TYPE_CHECKING:
     from pyflame_rt.cache import KernelCacheConfig
 
 
-class OptLevel(IntEnum):
-    NONE = 0
-    BASIC = 1
-    EXTENDED = 2
-    ALL = 3
-
-
 class _OptionEnum(IntEnum):
     """An option's values, given as a member, its int, its name in any case (the guide's strings:
     "parallel", "warning") or onnxruntime's enum value (ORT_PARALLEL)."""
@@ -36,6 +29,19 @@ class _OptionEnum(IntEnum):
             return cls(operator.index(value))  # numpy ints
         except (TypeError, ValueError):
             return None
+
+
+class OptLevel(_OptionEnum):
+    NONE = 0
+    BASIC = 1
+    EXTENDED = 2
+    ALL = 3
+    # onnxruntime's GraphOptimizationLevel names (its ORT_ENABLE_ALL is 99: matched by name)
+    DISABLE_ALL = 0
+    ENABLE_BASIC = 1
+    ENABLE_EXTENDED = 2
+    ENABLE_LAYOUT = 3
+    ENABLE_ALL = 3
 
 
 class ExecutionMode(_OptionEnum):
@@ -119,8 +125,8 @@ class SessionOptions:
     @graph_optimization_level.setter
     def graph_optimization_level(self, level) -> None:
         try:
-            self.optimization_level = OptLevel(int(level))
-        except (TypeError, ValueError):
+            self.optimization_level = OptLevel(level)
+        except ValueError:
             raise ValidationError(f"invalid graph_optimization_level {level!r}") from None
 
     def validate(self) -> list[str]:
@@ -149,8 +155,8 @@ class SessionOptions:
         if self.device != "cpu":
             yield f"device '{self.device}' is not available; PyFlameRT runs on 'cpu'"
         try:
-            self.optimization_level = OptLevel(int(self.optimization_level))
-        except (TypeError, ValueError):
+            self.optimization_level = OptLevel(self.optimization_level)
+        except ValueError:
             yield f"invalid optimization_level {self.optimization_level!r}"
         try:
             self.execution_mode = ExecutionMode(self.execution_mode)

@@ -104,6 +104,13 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._over(np.ascontiguousarray(array), owns_data=False)
 
 
+def to_numpy(tensor: Tensor) -> np.ndarray:
+    """The tensor's memory as an array (no copy): `tensor.numpy()`."""
+    if not isinstance(tensor, Tensor):
+        raise InputError(f"to_numpy takes a Tensor, got {type(tensor).__name__}")
+    return tensor.numpy()
+
+
 def _dims(shape) -> tuple[int, ...]:
     if isinstance(shape, np.ndarray):
         raise InputError("Tensor(shape, dtype) takes a shape; wrap an array with pyflame_rt.from_numpy")

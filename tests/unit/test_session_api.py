@@ -9,8 +9,8 @@ from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
 from test_artifact import mlp
-from pyflame_rt import (ExecutionMode, InferenceSession, LogLevel, RunOptions, RunTimeoutError, SessionOptions,
-                        ValidationError)
+from pyflame_rt import (ExecutionMode, InferenceSession, LogLevel, OptLevel, RunOptions, RunTimeoutError,
+                        SessionOptions, ValidationError)
 from pyflame_rt import artifact
 from pyflame_rt.compiler import compile_model
 from pyflame_rt.importers.onnx import from_onnx
@@ -183,6 +183,10 @@ def test_guide_option_values_and_validate_listing_every_problem():
 
     o.execution_mode, o.log_level = ort.ExecutionMode.ORT_PARALLEL, np.int64(3)
     assert o.validate() == [] and (o.execution_mode, o.log_level) == (ExecutionMode.PARALLEL, LogLevel.ERROR)
+    for ort_level, level in [(ort.GraphOptimizationLevel.ORT_ENABLE_ALL, OptLevel.ALL),  # ORT's 99
+                             (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, OptLevel.NONE), ("basic", OptLevel.BASIC)]:
+        o.graph_optimization_level = ort_level
+        assert o.optimization_level is level
     bad = SessionOptions(device="wse3", execution_mode="fast", num_threads=-1)
     bad.log_level = "loud"
     problems = bad.validate()

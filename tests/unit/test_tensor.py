@@ -4,7 +4,7 @@ import pytest
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
-from pyflame_rt import DType, InferenceSession, InputError, ShapeMismatchError, Tensor, from_numpy
+from pyflame_rt import DType, InferenceSession, InputError, ShapeMismatchError, Tensor, from_numpy, to_numpy
 
 
 def test_tensor_of_shape_and_dtype_allocates_zeros():
@@ -22,6 +22,7 @@ def test_from_numpy_shares_memory_and_round_trips():
     t = from_numpy(arr)
     assert t.shape == (2, 3) and t.dtype is DType.Float32 and not t.owns_data
     assert np.shares_memory(t.numpy(), arr) and np.allclose(t.numpy(), arr)
+    assert to_numpy(t) is t.numpy()
     strided = from_numpy(np.arange(12, dtype=np.int32).reshape(3, 4).T)  # made C-contiguous
     assert strided.numpy().flags.c_contiguous and strided.numpy()[1, 2] == 9
 
