@@ -45,8 +45,8 @@ class OptLevel(_OptionEnum):
 
 
 class ExecutionMode(_OptionEnum):
-    """SEQUENTIAL runs every kernel on the calling thread alone; PARALLEL splits kernels over the
-    session's worker threads (num_threads)."""
+    """How many workers kernels are split over when num_threads is 0 (automatic): SEQUENTIAL one,
+    PARALLEL one per core. An explicit num_threads is always what it says."""
 
     SEQUENTIAL = 0
     PARALLEL = 1
@@ -89,8 +89,8 @@ class CompileOptions:
 
 @dataclass
 class SessionOptions:
-    """num_threads: worker threads (0 = one per core) when execution_mode is PARALLEL (the default);
-    SEQUENTIAL runs on one. log_level / log_severity_level: the level of the package logger
+    """num_threads: worker threads; 0 = automatic: one per core when execution_mode is PARALLEL
+    (the default), one when it is SEQUENTIAL. log_level / log_severity_level: the level of the package logger
     "pyflame_rt" (pyflame_rt.logs), set when a session is created. cpu: compile target for .onnx inputs.
     enable_profiling: write a Chrome-trace JSON of every kernel call (`end_profiling()` returns
     its path, `<profile_file_prefix>_<time>.json`). cache: where compiled .onnx models are kept
@@ -143,7 +143,9 @@ class SessionOptions:
 
     def worker_threads(self) -> int:
         """Threads kernels are split over (0 = one per core)."""
-        return 1 if self.execution_mode == ExecutionMode.SEQUENTIAL else self.num_threads
+        if self.num_threads == 0 and self.execution_mode == ExecutionMode.SEQUENTIAL:
+            return 1
+        return self.num_threads
 
     def _problems(self):
         from pyflame_rt.cache import CacheConfig
