@@ -75,7 +75,7 @@ class InferenceSession:
         self._exec = Executable(self._compiled, self._options.worker_threads())
         logs.LOGGER.info("session opened %s in %.1f ms%s", _describe(path_or_graph), (now_ns() - start) / 1e6,
                          " (compile cache hit)" if self.cache_hit else "")
-        logs.LOGGER.debug("session: %d kernels, %d launches, %s worker threads", len(self._exec.kernel_names),
+        logs.LOGGER.debug("session: %d kernels, %d launches, worker threads: %s", len(self._exec.kernel_names),
                           len(self._exec.step_ops), self._options.worker_threads() or "one per core")
         if self._profiler:
             self._profiler.add("session_initialization", "Session", start, now_ns(), {"cache_hit": self.cache_hit})
