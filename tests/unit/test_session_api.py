@@ -235,3 +235,33 @@ def test_package_from_onnx_returns_a_session(small, tmp_path):
     assert pyflame_rt.from_onnx(model).get_inputs()[0].name == "x"  # a ModelProto too
     with pytest.raises(pyflame_rt.UnsupportedFormatError, match="InferenceSession"):
         pyflame_rt.from_onnx(pfm)
+
+
+def test_the_guides_python_api_section_runs_as_written(small):
+    """The guide's "Python API" and "Model Inspection" code, on a real artifact."""
+    import pyflame_rt
+
+    model, path = small
+    options = pyflame_rt.SessionOptions()
+    options.device = "cpu"
+    options.num_threads = 2
+    options.enable_profiling = False
+    options.execution_mode = "sequential"
+    options.optimization_level = pyflame_rt.OptLevel.EXTENDED
+    options.verbose_optimization = False
+    options.log_level = "warning"
+    errors = options.validate()
+    assert not errors
+    session = pyflame_rt.InferenceSession(path, options=options, providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta()
+    assert f"{meta.producer_name} {meta.producer_version}" == "pyflame-tests 1.0" and meta.graph_name == "tiny_mlp"
+    assert [(i.name, i.type) for i in session.get_inputs()] == [("x", "tensor(float)")]
+    assert session.get_providers() == ["PyFlameCPUExecutionProvider"]
+    run_opts = pyflame_rt.RunOptions()
+    run_opts.tag, run_opts.log_level, run_opts.timeout_ms = "inference_run_1", "debug", 5000
+    input_data = np.random.default_rng(0).standard_normal((1, 32)).astype(np.float32)
+    results = session.run(["y"], {"x": input_data}, run_opts)
+    assert_close(results[0], ort_run(model, {"x": input_data})[0])
+    tensor = pyflame_rt.from_numpy(np.zeros((2, 3, 4), dtype=np.float32))  # "Tensor Properties"
+    assert (tensor.ndim, tensor.num_elements, tensor.size_bytes, tensor.is_valid) == (3, 24, 96, True)
+    assert tensor.dtype is pyflame_rt.DType.Float32 and tensor.reshape([6, 4]).shape == (6, 4)
