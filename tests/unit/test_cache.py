@@ -7,7 +7,7 @@ import pytest
 
 from conftest import assert_close, ort_run
 from test_artifact import mlp
-from pyflame_rt import InferenceSession, InvalidModelError, OptLevel, SessionOptions, ValidationError
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions, ValidationError
 import pyflame_rt.compiler as compiler
 from pyflame_rt.cache import ArtifactLoader, CacheConfig, CompileCache
 from pyflame_rt.compiler import CompileOptions
@@ -151,33 +151,3 @@ def test_binary_cache_guide_api_warmup_has_get_put(tmp_path, cache_dir, monkeypa
     assert InferenceSession(str(path)).cache_hit
     cache.clear()
     assert cache.entry_count() == 0 and cache.get_info(key) is None
-
-
-def test_mapped_file_and_mmap_loader(tmp_path):
-    from pyflame_rt.cache import MappedFile, MMapAdvice, MMapLoader
-    from pyflame_rt import artifact
-    from pyflame_rt.compiler import compile_model
-
-    data = bytes(range(256)) * 40
-    path = tmp_path / "weights.bin"
-    path.write_bytes(data)
-    assert MMapLoader.can_mmap(path) and not MMapLoader.can_mmap(tmp_path) and not MMapLoader.can_mmap(tmp_path / "no")
-    assert MMapLoader.page_alignment() == os.sysconf("SC_PAGE_SIZE")
-    with MappedFile.open(path) as f:
-        assert f.is_valid() and f.size() == len(data) and f.data().tobytes() == data
-        assert f.data().ctypes.data % MMapLoader.page_alignment() == 0 and not f.data().flags.writeable
-        f.advise(MMapAdvice.Sequential)
-        f.lock()
-        path.write_bytes(b"rewritten")  # the file changing later does not reach the open copy
-        assert f.data().tobytes() == data
-    assert not f.is_valid()
-    with pytest.raises(ValidationError, match="closed"):
-        f.data()
-    pfm = tmp_path / "m.pfm"
-    artifact.save(compile_model(mlp()), pfm)
-    assert MMapLoader.load(pfm).header["outputs"][0]["name"] == "y"
-    raw = bytearray(pfm.read_bytes())
-    raw[-1] ^= 1  # the loader verifies before anything is used
-    pfm.write_bytes(bytes(raw))
-    with pytest.raises(InvalidModelError):
-        MMapLoader.load(pfm)
