@@ -42,6 +42,10 @@ class Node:
 
 class Graph:
     def __init__(self, name: str = "graph", opset: int = DEFAULT_OPSET):
+        """opset: the default-domain ONNX opset the nodes are written for."""
+        _check_name("graph", name)
+        if isinstance(opset, bool) or not isinstance(opset, int) or opset < 1:
+            raise ValidationError(f"opset must be an int >= 1, got {opset!r}")
         self.name = name
         self.opset = opset
         self.inputs: list[TensorInfo] = []

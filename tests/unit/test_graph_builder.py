@@ -90,6 +90,8 @@ def test_cycles_are_named():
 
 
 @pytest.mark.parametrize("call,match", [
+    (lambda g: Graph(5), "graph name"),
+    (lambda g: Graph("g", opset="17"), "opset must be an int"),
     (lambda g: g.add_input("x", [2, -1], DType.Float32), "shape items"),
     (lambda g: g.add_input("x", [2], "float32"), "dtype must be a DType"),
     (lambda g: g.add_input("", [2], DType.Float32), "non-empty str"),
