@@ -16,12 +16,13 @@ from pyflame_rt.errors import (
     UnsupportedOperatorError,
     ValidationError,
 )
-from pyflame_rt.options import ExecutionMode, OptLevel, RunOptions, SessionOptions
-from pyflame_rt.session import InferenceSession, NodeArg
-from pyflame_rt.tensor import Tensor, from_numpy
+from pyflame_rt.graph_builder import Graph, Node, TensorInfo
+from pyflame_rt.options import ExecutionMode, LogLevel, OptLevel, RunOptions, SessionOptions
+from pyflame_rt.session import InferenceSession, NodeArg, from_onnx
+from pyflame_rt.tensor import Tensor, from_numpy, to_numpy
 from pyflame_rt.version import __version__
 
-_IMPORTER_NAMES = ("ImportOptions", "ImportResult", "from_onnx")
+_IMPORTER_NAMES = ("ImportOptions", "ImportResult")
 _SUBMODULES = ("streaming", "batching")  # `pyflame_rt.batching.BatchConfig()` after `import pyflame_rt`
 
 
@@ -41,8 +42,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "__version__", "DType", "Tensor", "from_numpy", "from_onnx", "ImportOptions", "ImportResult",
-    "InferenceSession", "NodeArg", "SessionOptions", "RunOptions", "OptLevel", "ExecutionMode",
+    "__version__", "DType", "Tensor", "from_numpy", "to_numpy", "from_onnx", "ImportOptions", "ImportResult",
+    "InferenceSession", "NodeArg", "Graph", "Node", "TensorInfo", "SessionOptions", "RunOptions", "OptLevel",
+    "ExecutionMode", "LogLevel",
     "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",
     "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError", "RunTimeoutError",
     "CacheSecurityError",

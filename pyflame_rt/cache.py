@@ -32,13 +32,16 @@ from pyflame_rt import artifact
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import CacheSecurityError, PyFlameRTError, ValidationError
 from pyflame_rt.files import atomic_write, identity, open_regular
+from pyflame_rt.mapped_file import MMapAdvice, MMapLoader, MappedFile
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.version import __version__
 
 if TYPE_CHECKING:  # the compiler side (xDSL, onnx) loads only when a model is compiled
     from pyflame_rt.compiler import CompileOptions
+    from pyflame_rt.options import SessionOptions
 
-__all__ = ["ArtifactLoader", "CacheConfig", "CompileCache", "KernelCacheConfig"]
+__all__ = ["ArtifactLoader", "BinaryCache", "CacheConfig", "CacheEntryInfo", "CompileCache", "KernelCacheConfig",
+           "MMapAdvice", "MMapLoader", "MappedFile", "global_cache_config", "set_global_cache_config"]
 
 ENV_DIR = "PYFLAME_RT_CACHE_DIR"
 KERNEL_ENV_DIR = "PYFLAME_RT_KERNEL_CACHE_DIR"
@@ -57,6 +60,8 @@ class CacheConfig:
     max_entries: int = 256
     ttl_seconds: float = 30 * 24 * 3600.0
     enabled: bool = True
+
+    cache_dir = property(lambda self: self.dir, lambda self, value: setattr(self, "dir", value))  # the guide's name
 
     def resolved_dir(self) -> str:
         return self.dir or os.environ.get(ENV_DIR) or os.path.join(os.path.expanduser("~"), ".cache", "pyflame-rt")
@@ -258,6 +263,71 @@ class CompileCache:
             name, size = live.pop(0)
             directory.remove(name)
             total -= size
+
+
+@dataclass(frozen=True)
+class CacheEntryInfo:
+    key: str
+    path: str
+    size_bytes: int
+    mtime: float
+    is_valid: bool  # it verifies with the cache's key and was stored under `key`
+
+
+class BinaryCache(CompileCache):
+    """The guide's name for the compile cache, with its entry-level API. Keys are `CompileCache.key`
+    values; values are compiled models (what `InferenceSession` runs), verified on every `get`."""
+
+    def has(self, key: str) -> bool:
+        return self.lookup(key) is not None
+
+    def get(self, key: str) -> CompiledModel | None:
+        return self.lookup(key)
+
+    def put(self, key: str, compiled: CompiledModel) -> bool:
+        if not isinstance(compiled, CompiledModel):
+            raise ValidationError(f"BinaryCache.put stores a CompiledModel, got {type(compiled).__name__}")
+        return self.store(key, compiled)
+
+    def list_entries(self) -> list[str]:
+        """Keys of the entries, least recently used first."""
+        return [os.path.basename(path)[:-len(".pfm")] for path, _, _ in self.entries()]
+
+    def entry_count(self) -> int:
+        return len(self.entries())
+
+    def total_size(self) -> int:
+        return sum(size for _, _, size in self.entries())
+
+    def get_info(self, key: str) -> CacheEntryInfo | None:
+        for path, mtime, size in self.entries():
+            if path == self.path(key):
+                return CacheEntryInfo(key, path, size, mtime, self.has(key))
+        return None
+
+    def warmup(self, model_paths, session_options: SessionOptions | None = None) -> list[bool]:
+        """Compile every ONNX model not cached yet into this cache, as a session with these options
+        would open it (`.pfm` artifacts are verified and loaded). Whether each was already cached."""
+        from pyflame_rt.options import SessionOptions
+        from pyflame_rt.session import InferenceSession
+
+        options = dataclasses.replace(session_options or SessionOptions(), cache=self.config)
+        return [InferenceSession(path, options).cache_hit for path in model_paths]
+
+
+_global_config: CacheConfig | None = None
+
+
+def set_global_cache_config(config: CacheConfig | None) -> None:
+    """The compile cache sessions use when their SessionOptions.cache is None (None: the default)."""
+    global _global_config
+    if config is not None and not isinstance(config, CacheConfig):
+        raise ValidationError(f"expected a CacheConfig or None, got {type(config).__name__}")
+    _global_config = config.validate() if config is not None else None
+
+
+def global_cache_config() -> CacheConfig:
+    return _global_config or CacheConfig()
 
 
 class _CacheDir:

@@ -141,7 +141,7 @@ def _inspect(args) -> int:
     print(f"artifact      {args.artifact} (format {h['format_version']}, compiler {h['compiler_version']}, "
           f"{os.path.getsize(args.artifact)} bytes)")
     print(f"target        {t['triple']} cpu={t['cpu']} features={','.join(t['features'])}")
-    print(f"model         graph '{m['graph_name']}' opset {m['opset']} producer '{m['producer']}'")
+    print(f"model         graph '{m['graph_name']}' opset {m['opset']} producer '{m['producer']}' {m.get('producer_version', '')}")
     if m.get("metadata"):
         print("metadata      " + ", ".join(f"{k}={v}" for k, v in sorted(m["metadata"].items())))
     for kind in ("inputs", "outputs"):

@@ -20,6 +20,18 @@ class DType(Enum):
     INT64 = "int64"
     BOOL = "bool"
 
+    # The guide's spellings: aliases of the members above (same values, same identity)
+    Float32 = "float32"
+    Float64 = "float64"
+    Float16 = "float16"
+    BFloat16 = "bfloat16"
+    Int8 = "int8"
+    UInt8 = "uint8"
+    Int16 = "int16"
+    Int32 = "int32"
+    Int64 = "int64"
+    Bool = "bool"
+
     @property
     def numpy(self) -> np.dtype:
         dt = _NUMPY.get(self)  # cached: every run checks its feeds' dtypes against it

@@ -26,7 +26,11 @@ class DTypeMismatchError(PyFlameRTError):
 
 
 class ValidationError(PyFlameRTError):
-    """Options or IR failed validation."""
+    """Options or IR failed validation; `errors` lists every problem found."""
+
+    def __init__(self, message: str, errors: list[str] | None = None):
+        super().__init__(message)
+        self.errors = list(errors) if errors is not None else [message]
 
 
 class BackendError(PyFlameRTError):

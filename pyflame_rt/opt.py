@@ -1,6 +1,7 @@
 """The graph optimizer's Python API.
 
-    from pyflame_rt import from_onnx, opt
+    from pyflame_rt import opt
+    from pyflame_rt.importers.onnx import from_onnx
     imported = from_onnx("model.onnx")
     result = opt.optimize(imported, level=opt.OptLevel.EXTENDED, verbose=True)
     print(result.report())            # per-pass node counts and statistics

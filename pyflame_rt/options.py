@@ -1,6 +1,7 @@
 """Every options class: import, compile, session and run options (ONNX Runtime-style names)."""
 from __future__ import annotations
 
+import operator
 import os
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -13,16 +14,53 @@ if TYPE_CHECKING:
     from pyflame_rt.cache import KernelCacheConfig
 
 
-class OptLevel(IntEnum):
+class _OptionEnum(IntEnum):
+    """An option's values, given as a member, its int, its name in any case (the guide's strings:
+    "parallel", "warning") or onnxruntime's enum value (ORT_PARALLEL)."""
+
+    @classmethod
+    def _missing_(cls, value):
+        name = value if isinstance(value, str) else getattr(value, "name", None)
+        if isinstance(name, str):
+            return cls.__members__.get(name.upper().removeprefix("ORT_"))
+        if isinstance(value, (bool, int)):  # an int reaches here only when it is no member's value
+            return None
+        try:
+            return cls(operator.index(value))  # numpy ints
+        except (TypeError, ValueError):
+            return None
+
+
+class OptLevel(_OptionEnum):
     NONE = 0
     BASIC = 1
     EXTENDED = 2
     ALL = 3
+    # onnxruntime's GraphOptimizationLevel names (its ORT_ENABLE_ALL is 99: matched by name)
+    DISABLE_ALL = 0
+    ENABLE_BASIC = 1
+    ENABLE_EXTENDED = 2
+    ENABLE_LAYOUT = 3
+    ENABLE_ALL = 3
 
 
-class ExecutionMode(IntEnum):
+class ExecutionMode(_OptionEnum):
+    """How many workers kernels are split over when num_threads is 0 (automatic): SEQUENTIAL one,
+    PARALLEL one per core. An explicit num_threads is always what it says."""
+
     SEQUENTIAL = 0
     PARALLEL = 1
+
+
+class LogLevel(_OptionEnum):
+    """onnxruntime's severity levels; the guide's "debug" is VERBOSE."""
+
+    VERBOSE = 0
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+    FATAL = 4
+    DEBUG = 0
 
 
 def _alias(field_name: str) -> property:
@@ -51,7 +89,9 @@ class CompileOptions:
 
 @dataclass
 class SessionOptions:
-    """num_threads: worker threads (0 = one per core). cpu: compile target for .onnx inputs.
+    """num_threads: worker threads; 0 = automatic: one per core when execution_mode is PARALLEL
+    (the default), one when it is SEQUENTIAL. log_level / log_severity_level: the level of the package logger
+    "pyflame_rt" (pyflame_rt.logs), set when a session is created. cpu: compile target for .onnx inputs.
     enable_profiling: write a Chrome-trace JSON of every kernel call (`end_profiling()` returns
     its path, `<profile_file_prefix>_<time>.json`). cache: where compiled .onnx models are kept
     (None = the default `CacheConfig()`; `CacheConfig(enabled=False)` turns caching off).
@@ -62,10 +102,10 @@ class SessionOptions:
 
     num_threads: int = 0
     optimization_level: OptLevel = OptLevel.EXTENDED
-    execution_mode: ExecutionMode = ExecutionMode.SEQUENTIAL
+    execution_mode: ExecutionMode = ExecutionMode.PARALLEL
     device: str = "cpu"
     cpu: str | None = None
-    log_severity_level: int = 2
+    log_severity_level: LogLevel = LogLevel.WARNING
     enable_profiling: bool = False
     profile_file_prefix: str = "pyflame_rt_profile"
     verbose_optimization: bool = False
@@ -85,39 +125,59 @@ class SessionOptions:
     @graph_optimization_level.setter
     def graph_optimization_level(self, level) -> None:
         try:
-            self.optimization_level = OptLevel(int(level))
-        except (TypeError, ValueError):
+            self.optimization_level = OptLevel(level)
+        except ValueError:
             raise ValidationError(f"invalid graph_optimization_level {level!r}") from None
 
-    def validate(self) -> "SessionOptions":
+    def validate(self) -> list[str]:
+        """Every problem with these options, one message each (empty: valid). Values given in
+        another accepted form (the guide's strings, onnxruntime's enums) are normalized."""
+        return list(self._problems())
+
+    def validated(self) -> "SessionOptions":
+        """These options, normalized; ValidationError (with `.errors`) if any is invalid."""
+        problems = self.validate()
+        if problems:
+            raise ValidationError("; ".join(problems), problems)
+        return self
+
+    def worker_threads(self) -> int:
+        """Threads kernels are split over (0 = one per core)."""
+        if self.num_threads == 0 and self.execution_mode == ExecutionMode.SEQUENTIAL:
+            return 1
+        return self.num_threads
+
+    def _problems(self):
         from pyflame_rt.cache import CacheConfig
 
-        if not isinstance(self.num_threads, int) or self.num_threads < 0:
-            raise ValidationError(f"num_threads must be an int >= 0, got {self.num_threads!r}")
-        if self.num_threads > 1024:
-            raise ValidationError(f"num_threads {self.num_threads} is unreasonable (max 1024)")
+        if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int) or self.num_threads < 0:
+            yield f"num_threads must be an int >= 0, got {self.num_threads!r}"
+        elif self.num_threads > 1024:
+            yield f"num_threads {self.num_threads} is unreasonable (max 1024)"
         if self.device != "cpu":
-            raise ValidationError(f"device '{self.device}' is not available; PyFlameRT runs on 'cpu'")
+            yield f"device '{self.device}' is not available; PyFlameRT runs on 'cpu'"
         try:
-            self.optimization_level = OptLevel(int(self.optimization_level))
-        except (TypeError, ValueError):
-            raise ValidationError(f"invalid optimization_level {self.optimization_level!r}") from None
+            self.optimization_level = OptLevel(self.optimization_level)
+        except ValueError:
+            yield f"invalid optimization_level {self.optimization_level!r}"
         try:
-            self.execution_mode = ExecutionMode(int(self.execution_mode))
-        except (TypeError, ValueError):
-            raise ValidationError(f"invalid execution_mode {self.execution_mode!r}") from None
-        _check_log_level(self.log_severity_level)
+            self.execution_mode = ExecutionMode(self.execution_mode)
+        except ValueError:
+            yield f"invalid execution_mode {self.execution_mode!r}: 'sequential' or 'parallel'"
+        try:
+            self.log_severity_level = LogLevel(self.log_severity_level)
+        except ValueError:
+            yield f"invalid log_severity_level {self.log_severity_level!r}: 0..4 or {_LOG_LEVEL_NAMES}"
         if not isinstance(self.enable_profiling, bool):
-            raise ValidationError(f"enable_profiling must be a bool, got {self.enable_profiling!r}")
+            yield f"enable_profiling must be a bool, got {self.enable_profiling!r}"
         if not isinstance(self.profile_file_prefix, str) or not self.profile_file_prefix:
-            raise ValidationError(f"profile_file_prefix must be a non-empty str, got {self.profile_file_prefix!r}")
+            yield f"profile_file_prefix must be a non-empty str, got {self.profile_file_prefix!r}"
         if self.sign_key_file is not None and not isinstance(self.sign_key_file, (str, os.PathLike)):
-            raise ValidationError(f"sign_key_file must be a path or None, got {self.sign_key_file!r}")
+            yield f"sign_key_file must be a path or None, got {self.sign_key_file!r}"
         if not isinstance(self.checked, bool):
-            raise ValidationError(f"checked must be a bool, got {self.checked!r}")
+            yield f"checked must be a bool, got {self.checked!r}"
         if self.cache is not None and not isinstance(self.cache, CacheConfig):
-            raise ValidationError(f"cache must be a CacheConfig or None, got {type(self.cache).__name__}")
-        return self
+            yield f"cache must be a CacheConfig or None, got {type(self.cache).__name__}"
 
 
 @dataclass
@@ -127,7 +187,7 @@ class RunOptions:
     Any int is accepted (numpy ints too); one beyond the clock's range means no deadline."""
 
     tag: str = ""
-    log_severity_level: int = 2
+    log_severity_level: LogLevel = LogLevel.WARNING  # runs log nothing: accepted for compatibility
     timeout_ms: int = 0  # 0 = no timeout
 
     run_tag = _alias("tag")  # onnxruntime spelling
@@ -139,10 +199,12 @@ class RunOptions:
         self.timeout_ms = int(self.timeout_ms)
         if not isinstance(self.tag, str):
             raise ValidationError(f"tag must be a str, got {type(self.tag).__name__}")
-        _check_log_level(self.log_severity_level)
+        try:
+            self.log_severity_level = LogLevel(self.log_severity_level)
+        except ValueError:
+            raise ValidationError(f"invalid log_severity_level {self.log_severity_level!r}: 0..4 or "
+                                  f"{_LOG_LEVEL_NAMES}") from None
         return self
 
 
-def _check_log_level(level) -> None:
-    if level not in range(5):
-        raise ValidationError(f"log_severity_level must be 0..4, got {level!r}")
+_LOG_LEVEL_NAMES = [name.lower() for name in LogLevel.__members__]

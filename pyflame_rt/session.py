@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyflame_rt import artifact, files, signing
-from pyflame_rt.cache import LOADER, CacheConfig, CompileCache
+from pyflame_rt import artifact, files, logs, signing
+from pyflame_rt.cache import LOADER, CompileCache, global_cache_config
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.dialects.symbolic import dim_to_public
-from pyflame_rt.errors import InputError, InvalidModelError, ValidationError
+from pyflame_rt.errors import InputError, InvalidModelError, UnsupportedFormatError, ValidationError
 from pyflame_rt.executable import Executable
+from pyflame_rt.graph_builder import Graph
 from pyflame_rt.options import RunOptions, SessionOptions
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.runtime import now_ns
@@ -38,28 +39,44 @@ class NodeArg:
 
 @dataclass(frozen=True)
 class ModelMetadata:
+    """onnxruntime's ModelMetadata fields, plus the guide's producer_version."""
+
     producer_name: str
     graph_name: str
     domain: str
     description: str
     version: int
     custom_metadata_map: dict
+    producer_version: str = ""
+    graph_description: str = ""
 
 
 class InferenceSession:
     """Open a compiled `.pfm` artifact, an ONNX model (path, bytes, ModelProto: compiled on first
-    open, then served from the compile cache) or an `ImportResult` from `from_onnx`."""
+    open, then served from the compile cache), a built `Graph` (compiled as its ONNX model) or an
+    `ImportResult` from the importer."""
 
     def __init__(self, path_or_graph, sess_options: SessionOptions | None = None,
-                 providers: list | None = None, **kwargs):
+                 providers: list | None = None, provider_options: list | None = None, *,
+                 options: SessionOptions | None = None):
+        """`options` is the guide's name for onnxruntime's `sess_options`; give one of them."""
+        if options is not None:
+            if sess_options is not None:
+                raise TypeError("give the session options once: sess_options or options, not both")
+            sess_options = options
         if sess_options is not None and not isinstance(sess_options, SessionOptions):
             raise ValidationError(f"sess_options must be a SessionOptions, got {type(sess_options).__name__}")
-        self._options = (sess_options or SessionOptions()).validate()
-        _check_providers(providers)
+        self._options = (sess_options or SessionOptions()).validated()
+        _check_providers(providers, provider_options)
+        logs.set_level(self._options.log_severity_level)
         self._profiler = Profiler(self._options.profile_file_prefix) if self._options.enable_profiling else None
         start = now_ns()
         self._compiled, self.cache_hit = _open(path_or_graph, self._options)
-        self._exec = Executable(self._compiled, self._options.num_threads)
+        self._exec = Executable(self._compiled, self._options.worker_threads())
+        logs.LOGGER.info("session opened %s in %.1f ms%s", _describe(path_or_graph), (now_ns() - start) / 1e6,
+                         " (compile cache hit)" if self.cache_hit else "")
+        logs.LOGGER.debug("session: %d kernels, %d launches, worker threads: %s", len(self._exec.kernel_names),
+                          len(self._exec.step_ops), self._options.worker_threads() or "one per core")
         if self._profiler:
             self._profiler.add("session_initialization", "Session", start, now_ns(), {"cache_hit": self.cache_hit})
         self._input_names = [i.name for i in self._exec.inputs]
@@ -75,7 +92,7 @@ class InferenceSession:
     def get_modelmeta(self) -> ModelMetadata:
         m = self._compiled.header["model"]
         return ModelMetadata(m.get("producer", ""), m.get("graph_name", ""), "", "", 0,
-                             dict(m.get("metadata", {})))
+                             dict(m.get("metadata", {})), m.get("producer_version", ""))
 
     def get_providers(self) -> list[str]:
         return list(PROVIDERS)
@@ -138,16 +155,39 @@ class InferenceSession:
         return arrays
 
 
-def _check_providers(providers) -> None:
-    """None, or a list of provider names / (name, options) tuples naming our CPU provider."""
+def from_onnx(model, options: SessionOptions | None = None, providers: list | None = None) -> InferenceSession:
+    """The guide's quick import: a session over an ONNX model (path, bytes or ModelProto),
+    compiled on first open. The importer itself is `pyflame_rt.importers.onnx.from_onnx`."""
+    if isinstance(model, (str, os.PathLike)) and artifact.is_artifact(os.fspath(model)):
+        raise UnsupportedFormatError(f"{os.fspath(model)} is a compiled .pfm artifact, not an ONNX model: "
+                                     f"open it with InferenceSession")
+    return InferenceSession(model, options=options, providers=providers)
+
+
+def _describe(model) -> str:
+    return os.fspath(model) if isinstance(model, (str, os.PathLike)) else f"a {type(model).__name__}"
+
+
+def _check_providers(providers, provider_options) -> None:
+    """None, or a list of provider names / (name, options) tuples naming our CPU provider;
+    provider_options: None or one dict per provider. The CPU provider takes no options, so any
+    option given is refused rather than ignored."""
     if providers is None:
-        return
+        providers = []
     if not isinstance(providers, (list, tuple)):
         raise ValidationError(f"providers must be a list, got {type(providers).__name__}")
-    for p in providers:
-        name = p[0] if isinstance(p, tuple) and p else p
+    if provider_options is not None:
+        if not isinstance(provider_options, (list, tuple)) or len(provider_options) != len(providers):
+            raise ValidationError("provider_options must be a list with one dict per entry of providers")
+    for j, p in enumerate(providers):
+        name, opts = p if isinstance(p, tuple) and len(p) == 2 else (p, {})
         if not isinstance(name, str) or name not in _ALIASES:
             raise ValidationError(f"execution provider {name!r} is not available; use {PROVIDERS}")
+        for extra in (opts, provider_options[j] if provider_options is not None else {}):
+            if not isinstance(extra, dict):
+                raise ValidationError(f"options of provider {name!r} must be a dict, got {type(extra).__name__}")
+            if extra:
+                raise ValidationError(f"provider {name!r} takes no options, got {sorted(extra)}")
 
 
 def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
@@ -158,6 +198,8 @@ def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
         model = os.fspath(model)
         if artifact.is_artifact(model):
             return LOADER.load(model, signing.configured_key(options.sign_key_file)), False
+    if isinstance(model, Graph):
+        model = model.to_onnx()
     import onnx
 
     from pyflame_rt.compiler import CompileOptions, compile_model
@@ -176,9 +218,9 @@ def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
     elif isinstance(model, str):
         model_bytes = files.read_regular(model, "model file")
     else:
-        raise InvalidModelError(f"cannot open a {type(model).__name__}: pass a path, ONNX bytes, a ModelProto "
-                                f"or an ImportResult")
-    config = (options.cache or CacheConfig()).validate()
+        raise InvalidModelError(f"cannot open a {type(model).__name__}: pass a path, ONNX bytes, a ModelProto, "
+                                f"a Graph or an ImportResult")
+    config = (options.cache or global_cache_config()).validate()
     if not config.enabled:
         return compile_model(model, copts), False
     base_dir = os.path.dirname(model) if isinstance(model, str) else ""

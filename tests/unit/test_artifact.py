@@ -81,7 +81,7 @@ def test_weights_are_a_private_read_only_aligned_copy(pfm):
 
 def test_session_metadata_and_custom_metadata(pfm):
     meta = InferenceSession(pfm).get_modelmeta()
-    assert meta.producer_name == "pyflame-tests 1.0" and meta.graph_name == "tiny_mlp"
+    assert (meta.producer_name, meta.producer_version, meta.graph_name) == ("pyflame-tests", "1.0", "tiny_mlp")
     assert meta.custom_metadata_map == {"author": "tests", "license": "MIT"}
 
 

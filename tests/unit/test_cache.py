@@ -123,3 +123,31 @@ def test_an_unusable_cache_directory_does_not_fail_the_open(tmp_path):
     sess = InferenceSession(mlp(), opts(str(blocker)))
     assert not sess.cache_hit
     assert sess.run(None, {"x": np.ones((2, 32), np.float32)})[0].shape == (2, 10)
+
+
+def test_binary_cache_guide_api_warmup_has_get_put(tmp_path, cache_dir, monkeypatch):
+    import pyflame_rt
+
+    model = mlp()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(model.SerializeToString())
+    config = pyflame_rt.cache.CacheConfig()
+    config.cache_dir, config.max_size_bytes = cache_dir, 1 << 30  # the guide's spelling of `dir`
+    cache = pyflame_rt.cache.BinaryCache(config)
+    assert cache.entry_count() == 0 and cache.list_entries() == []
+    assert cache.warmup([str(path)]) == [False]  # compiled and stored
+    assert cache.warmup([str(path)]) == [True]
+    (key,) = cache.list_entries()
+    info = cache.get_info(key)
+    assert cache.has(key) and info.is_valid and info.size_bytes == cache.total_size() > 0
+    compiled = cache.get(key)
+    assert compiled.header["cache_key"] == key and cache.get("0" * 64) is None and not cache.has("0" * 64)
+    assert cache.put("1" * 64, compiled) and cache.entry_count() == 2
+    with pytest.raises(ValidationError, match="CompiledModel"):
+        cache.put("2" * 64, b"not a model")
+    # the global config is what sessions without SessionOptions.cache use
+    monkeypatch.setattr(pyflame_rt.cache, "_global_config", None)  # restored after the test
+    pyflame_rt.cache.set_global_cache_config(config)
+    assert InferenceSession(str(path)).cache_hit
+    cache.clear()
+    assert cache.entry_count() == 0 and cache.get_info(key) is None

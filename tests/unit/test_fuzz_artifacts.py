@@ -16,7 +16,8 @@ from onnx import helper
 from conftest import make_model
 from test_artifact import reseal
 from pyflame_rt import (DTypeMismatchError, InferenceSession, InvalidModelError, PyFlameRTError, SessionOptions,
-                        ShapeMismatchError, UnsupportedFormatError, UnsupportedOperatorError, artifact, from_onnx)
+                        ShapeMismatchError, UnsupportedFormatError, UnsupportedOperatorError, artifact)
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.cache import CacheConfig
 from pyflame_rt.compiler import compile_model
 

@@ -11,8 +11,9 @@ from xdsl.dialects.builtin import FunctionType
 from conftest import assert_close, make_model, ort_run
 from test_cli import _cli
 from test_session_api import deep_mlp
-from pyflame_rt import (InferenceSession, InvalidModelError, PyFlameRTError, RunOptions, SessionOptions, Tensor,
-                        ValidationError, from_onnx)
+from pyflame_rt import (DType, InferenceSession, InvalidModelError, PyFlameRTError, RunOptions, SessionOptions,
+                        Tensor, ValidationError)
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt import artifact
 from pyflame_rt.compiler import compile_model
 from pyflame_rt.targets.cpu.memory_plan import Buffer, plan
@@ -224,7 +225,7 @@ _ODD_CALLS = {
     "provider not a name": lambda: InferenceSession(_relu().SerializeToString(), providers=[[1]]),
     "compile options not options": lambda: compile_model(_relu(), 5),
     "from_onnx of an int": lambda: from_onnx(5),
-    "ragged tensor": lambda: Tensor([[1.0, 2.0], [3.0]]),
+    "ragged tensor": lambda: Tensor([[1.0, 2.0], [3.0]], DType.Float32),
     "tensor dtype a string": lambda: Tensor([1.0], dtype="float32"),
     "dims past int64": lambda: compile_model(make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [2**40, 2**40])],
                                                         [("y", [2**40, 2**40])])),

@@ -9,10 +9,11 @@ from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
 from test_artifact import mlp
-from pyflame_rt import (InferenceSession, RunOptions, RunTimeoutError, SessionOptions, ValidationError,
-                        from_onnx)
+from pyflame_rt import (ExecutionMode, InferenceSession, LogLevel, OptLevel, RunOptions, RunTimeoutError,
+                        SessionOptions, ValidationError)
 from pyflame_rt import artifact
 from pyflame_rt.compiler import compile_model
+from pyflame_rt.importers.onnx import from_onnx
 
 
 def deep_mlp(layers=6, width=1024):
@@ -131,5 +132,136 @@ def test_graph_input_providers_and_options(small):
     assert (o.log_severity_level, o.num_threads) == (1, 2)
     for bad, match in [(dict(execution_mode=7), "execution_mode"), (dict(enable_profiling="yes"), "enable_profiling"),
                        (dict(device="cuda"), "device"), (dict(log_severity_level=9), "log_severity_level")]:
+        (problem,) = SessionOptions(**bad).validate()
+        assert match in problem
         with pytest.raises(ValidationError, match=match):
-            SessionOptions(**bad).validate()
+            InferenceSession(model.SerializeToString(), SessionOptions(**bad))
+
+
+def test_guide_keyword_options_is_used_not_dropped(small):
+    model, path = small
+    bad = SessionOptions(device="wse")  # a keyword that dropped its value would not notice this
+    with pytest.raises(ValidationError, match="device 'wse'"):
+        InferenceSession(path, options=bad)
+    sess = InferenceSession(path, options=SessionOptions(num_threads=1), providers=["CPUExecutionProvider"])
+    assert sess.get_session_options().num_threads == 1
+    x = np.ones((2, 32), np.float32)
+    assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+    with pytest.raises(TypeError, match="not both"):
+        InferenceSession(path, SessionOptions(), options=SessionOptions())
+
+
+@pytest.mark.parametrize("keyword", ["option", "session_options", "disabled_optimizers"])
+def test_unknown_keywords_raise_type_error(small, keyword):
+    with pytest.raises(TypeError, match=keyword):
+        InferenceSession(small[1], **{keyword: SessionOptions()})
+
+
+def test_provider_options_onnxruntime_style(small):
+    path = small[1]
+    sess = InferenceSession(path, providers=["CPUExecutionProvider"], provider_options=[{}])
+    assert sess.get_providers() == ["PyFlameCPUExecutionProvider"]
+    for providers, provider_options, match in [
+            (["CPUExecutionProvider"], [{}, {}], "one dict per entry"),
+            (["CPUExecutionProvider"], [{"arena_extend_strategy": 1}], "takes no options"),
+            ([("CPUExecutionProvider", {"x": 1})], None, "takes no options"),
+            (["CUDAExecutionProvider"], [{}], "not available")]:
+        with pytest.raises(ValidationError, match=match):
+            InferenceSession(path, providers=providers, provider_options=provider_options)
+
+
+def test_modelmeta_has_producer_name_and_version_apart(small):
+    meta = InferenceSession(small[1]).get_modelmeta()
+    assert (meta.producer_name, meta.producer_version, meta.graph_name) == ("pyflame-tests", "1.0", "tiny_mlp")
+
+
+def test_guide_option_values_and_validate_listing_every_problem():
+    o = SessionOptions()
+    o.execution_mode, o.log_level, o.num_threads = "sequential", "debug", 0
+    assert o.validate() == [] and o.execution_mode is ExecutionMode.SEQUENTIAL and o.log_level is LogLevel.VERBOSE
+    import onnxruntime as ort
+
+    o.execution_mode, o.log_level = ort.ExecutionMode.ORT_PARALLEL, np.int64(3)
+    assert o.validate() == [] and (o.execution_mode, o.log_level) == (ExecutionMode.PARALLEL, LogLevel.ERROR)
+    for ort_level, level in [(ort.GraphOptimizationLevel.ORT_ENABLE_ALL, OptLevel.ALL),  # ORT's 99
+                             (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, OptLevel.NONE), ("basic", OptLevel.BASIC)]:
+        o.graph_optimization_level = ort_level
+        assert o.optimization_level is level
+    bad = SessionOptions(device="wse3", execution_mode="fast", num_threads=-1)
+    bad.log_level = "loud"
+    problems = bad.validate()
+    assert len(problems) == 4 and all(isinstance(p, str) for p in problems)
+    for field, problem in zip(["num_threads", "device", "execution_mode", "log_severity_level"], problems):
+        assert field in problem
+    with pytest.raises(ValidationError) as err:
+        bad.validated()
+    assert err.value.errors == problems
+
+
+def test_execution_mode_sets_the_automatic_worker_count(small):
+    model, path = small
+    x = np.random.default_rng(1).standard_normal((64, 32)).astype(np.float32)
+    want = ort_run(model, {"x": x})[0]
+    per_core = InferenceSession(path).get_session_options().worker_threads()
+    assert per_core == 0  # the default: PARALLEL, one worker per core
+    for mode, num_threads, workers in [("sequential", 0, 1), ("sequential", 3, 3), ("parallel", 2, 2)]:
+        sess = InferenceSession(path, options=SessionOptions(num_threads=num_threads, execution_mode=mode))
+        assert sess._exec.pool.num_threads == workers  # an explicit num_threads is what it says
+        assert_close(sess.run(None, {"x": x})[0], want)
+
+
+def test_log_level_sets_the_package_logger(small, caplog):
+    path = small[1]
+    opts = SessionOptions()
+    opts.log_level = "info"
+    InferenceSession(path, opts)
+    assert any(r.name == "pyflame_rt" and r.levelname == "INFO" and path in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    opts.log_level = "error"
+    InferenceSession(path, opts)
+    assert not [r for r in caplog.records if r.name == "pyflame_rt"]
+
+
+def test_package_from_onnx_returns_a_session(small, tmp_path):
+    import pyflame_rt
+
+    model, pfm = small
+    path = tmp_path / "model.onnx"
+    path.write_bytes(model.SerializeToString())
+    sess = pyflame_rt.from_onnx(str(path), SessionOptions(execution_mode="sequential"))  # one worker
+    assert isinstance(sess, InferenceSession) and sess.get_session_options().worker_threads() == 1
+    x = np.ones((4, 32), np.float32)
+    assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+    assert pyflame_rt.from_onnx(model).get_inputs()[0].name == "x"  # a ModelProto too
+    with pytest.raises(pyflame_rt.UnsupportedFormatError, match="InferenceSession"):
+        pyflame_rt.from_onnx(pfm)
+
+
+def test_the_guides_python_api_section_runs_as_written(small):
+    """The guide's "Python API" and "Model Inspection" code, on a real artifact."""
+    import pyflame_rt
+
+    model, path = small
+    options = pyflame_rt.SessionOptions()
+    options.device = "cpu"
+    options.num_threads = 2
+    options.enable_profiling = False
+    options.execution_mode = "sequential"
+    options.optimization_level = pyflame_rt.OptLevel.EXTENDED
+    options.verbose_optimization = False
+    options.log_level = "warning"
+    errors = options.validate()
+    assert not errors
+    session = pyflame_rt.InferenceSession(path, options=options, providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta()
+    assert f"{meta.producer_name} {meta.producer_version}" == "pyflame-tests 1.0" and meta.graph_name == "tiny_mlp"
+    assert [(i.name, i.type) for i in session.get_inputs()] == [("x", "tensor(float)")]
+    assert session.get_providers() == ["PyFlameCPUExecutionProvider"]
+    run_opts = pyflame_rt.RunOptions()
+    run_opts.tag, run_opts.log_level, run_opts.timeout_ms = "inference_run_1", "debug", 5000
+    input_data = np.random.default_rng(0).standard_normal((1, 32)).astype(np.float32)
+    results = session.run(["y"], {"x": input_data}, run_opts)
+    assert_close(results[0], ort_run(model, {"x": input_data})[0])
+    tensor = pyflame_rt.from_numpy(np.zeros((2, 3, 4), dtype=np.float32))  # "Tensor Properties"
+    assert (tensor.ndim, tensor.num_elements, tensor.size_bytes, tensor.is_valid) == (3, 24, 96, True)
+    assert tensor.dtype is pyflame_rt.DType.Float32 and tensor.reshape([6, 4]).shape == (6, 4)

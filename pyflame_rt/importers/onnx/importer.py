@@ -52,7 +52,8 @@ NEWEST_OPSET = max(MAX_OPSET, onnx.defs.onnx_opset_version())
 class ImportResult:
     module: ModuleOp
     opset: int
-    producer: str = ""
+    producer: str = ""  # ONNX producer_name
+    producer_version: str = ""
     graph_name: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
     node_count: int = 0
@@ -201,7 +202,7 @@ class ONNXImporter:
         module.body.block.insert_ops_before([WeightOp(k, v) for k, v in self.weights.items() if k in used], fn)
         return ImportResult(
             module=module, opset=self.opset,
-            producer=f"{proto.producer_name} {proto.producer_version}".strip(),
+            producer=proto.producer_name, producer_version=proto.producer_version,
             graph_name=g.name,
             metadata={p.key: p.value for p in proto.metadata_props},
             node_count=len(g.node), initializer_count=len(inits),

@@ -6,7 +6,8 @@ from onnx import helper
 from xdsl.parser import Parser
 
 from conftest import make_model
-from pyflame_rt import OptLevel, from_onnx, opt
+from pyflame_rt import OptLevel, opt
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.opt_tool import make_context
 
 

@@ -6,7 +6,8 @@ import pytest
 from onnx import helper
 
 from conftest import make_model, ort_run
-from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, opt
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions, opt
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.errors import InputError
 from pyflame_rt.executable import Executable

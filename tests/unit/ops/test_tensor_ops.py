@@ -406,7 +406,7 @@ def _shape_chain_model(opset=13):
 
 
 def test_shape_subgraph_reshape_is_symbolic(rng):
-    from pyflame_rt import from_onnx
+    from pyflame_rt.importers.onnx import from_onnx
     from pyflame_rt.dialects import graph_tensor as gt
     model = _shape_chain_model()
     ops = [op.name for op in from_onnx(model).main.walk()]

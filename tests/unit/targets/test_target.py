@@ -11,7 +11,8 @@ import pytest
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
-from pyflame_rt import OptLevel, ValidationError, from_onnx
+from pyflame_rt import OptLevel, ValidationError
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.executable import Executable

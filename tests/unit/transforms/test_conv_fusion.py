@@ -4,7 +4,8 @@ import pytest
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
-from pyflame_rt import OptLevel, from_onnx, opt
+from pyflame_rt import OptLevel, opt
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.graph_attrs import ActivationAttr

@@ -8,7 +8,8 @@ import pytest
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
-from pyflame_rt import InferenceSession, SessionOptions, from_onnx
+from pyflame_rt import InferenceSession, SessionOptions
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.dialects import graph_math as gm
 from pyflame_rt.opt import CPUTarget, PassManager
 

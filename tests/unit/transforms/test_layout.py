@@ -5,7 +5,8 @@ import pytest
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run, repo_module
-from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, opt
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions, opt
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.graph_attrs import ActivationAttr

@@ -9,7 +9,8 @@ import pytest
 from onnx import helper
 
 from conftest import ROOT, assert_close, make_model, ort_run
-from pyflame_rt import InferenceSession, OptLevel, SessionOptions, ValidationError, from_onnx, opt
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions, ValidationError, opt
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.graph_attrs import ActivationAttr

@@ -9,7 +9,8 @@ import numpy as np
 from onnx import helper
 
 from conftest import ROOT, assert_close, make_model, ort_run
-from pyflame_rt import from_onnx, opt
+from pyflame_rt import opt
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.dialects import graph
 from pyflame_rt.transforms.registry import all_passes, load_pass_plugin
 

@@ -4,7 +4,7 @@ import pytest
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
-from pyflame_rt import from_onnx
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.dialects import Graph, graph
 from pyflame_rt.dialects.weights import WeightOp
 from pyflame_rt.errors import UnsupportedOperatorError

@@ -6,7 +6,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from conftest import assert_close, make_model, ort_run
-from pyflame_rt import InferenceSession, from_onnx
+from pyflame_rt import InferenceSession
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.dialects import graph_math as gm
 from pyflame_rt.dtype import DType
 

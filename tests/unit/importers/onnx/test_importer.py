@@ -5,7 +5,8 @@ import pytest
 from onnx import helper
 
 from conftest import make_model
-from pyflame_rt import ImportOptions, from_onnx
+from pyflame_rt import ImportOptions
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.symbolic import SymDim
 from pyflame_rt.errors import InvalidModelError, UnsupportedFormatError, UnsupportedOperatorError

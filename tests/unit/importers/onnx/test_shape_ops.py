@@ -5,7 +5,8 @@ import pytest
 from onnx import helper
 
 from conftest import make_model, ort_run
-from pyflame_rt import ImportOptions, InferenceSession, from_onnx
+from pyflame_rt import ImportOptions, InferenceSession
+from pyflame_rt.importers.onnx import from_onnx
 
 
 def _const(name, values):

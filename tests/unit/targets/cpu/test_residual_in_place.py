@@ -7,7 +7,8 @@ import pytest
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
-from pyflame_rt import InferenceSession, from_onnx
+from pyflame_rt import InferenceSession
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.opt import PassManager

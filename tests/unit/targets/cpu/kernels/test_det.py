@@ -6,7 +6,8 @@ import pytest
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
-from pyflame_rt import InferenceSession, from_onnx
+from pyflame_rt import InferenceSession
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 from pyflame_rt.dialects.reference import evaluate
 

@@ -10,7 +10,8 @@ from xdsl.parser import Parser
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 from conftest import assert_close, make_model, ort_run
-from pyflame_rt import InferenceSession, OptLevel, SessionOptions, from_onnx, opt
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions, opt
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt import dialects
 from pyflame_rt.dialects import graph

@@ -8,7 +8,8 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from conftest import make_model, ort_run
-from pyflame_rt import InferenceSession, from_onnx
+from pyflame_rt import InferenceSession
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.errors import InputError, UnsupportedOperatorError
 from pyflame_rt.dialects.reference import evaluate
 
