@@ -45,8 +45,10 @@ class OptLevel(_OptionEnum):
 
 
 class ExecutionMode(_OptionEnum):
-    """How many workers kernels are split over when num_threads is 0 (automatic): SEQUENTIAL one,
-    PARALLEL one per core. An explicit num_threads is always what it says."""
+    """onnxruntime's inter-op modes: SEQUENTIAL runs a model's kernels one after another, PARALLEL
+    lets independent ones overlap. Neither changes how many workers split each kernel (num_threads,
+    onnxruntime's intra-op threads). The launch table is one linear order, so PARALLEL runs as
+    SEQUENTIAL does (docs/api-compatibility.md)."""
 
     SEQUENTIAL = 0
     PARALLEL = 1
@@ -89,8 +91,8 @@ class CompileOptions:
 
 @dataclass
 class SessionOptions:
-    """num_threads: worker threads; 0 = automatic: one per core when execution_mode is PARALLEL
-    (the default), one when it is SEQUENTIAL. log_level / log_severity_level: the level of the package logger
+    """num_threads: worker threads each kernel is split over; 0 = one per core. execution_mode:
+    onnxruntime's inter-op mode (ExecutionMode). log_level / log_severity_level: the level of the package logger
     "pyflame_rt" (pyflame_rt.logs), set when a session is created. cpu: compile target for .onnx inputs.
     enable_profiling: write a Chrome-trace JSON of every kernel call (`end_profiling()` returns
     its path, `<profile_file_prefix>_<time>.json`). cache: where compiled .onnx models are kept
@@ -102,7 +104,7 @@ class SessionOptions:
 
     num_threads: int = 0
     optimization_level: OptLevel = OptLevel.EXTENDED
-    execution_mode: ExecutionMode = ExecutionMode.PARALLEL
+    execution_mode: ExecutionMode = ExecutionMode.SEQUENTIAL
     device: str = "cpu"
     cpu: str | None = None
     log_severity_level: LogLevel = LogLevel.WARNING
@@ -143,8 +145,6 @@ class SessionOptions:
 
     def worker_threads(self) -> int:
         """Threads kernels are split over (0 = one per core)."""
-        if self.num_threads == 0 and self.execution_mode == ExecutionMode.SEQUENTIAL:
-            return 1
         return self.num_threads
 
     def _problems(self):

@@ -198,13 +198,16 @@ def test_guide_option_values_and_validate_listing_every_problem():
     assert err.value.errors == problems
 
 
-def test_execution_mode_sets_the_automatic_worker_count(small):
+def test_execution_mode_keeps_the_worker_count(small):
+    """As in onnxruntime, the inter-op mode does not change how many threads split each kernel:
+    code that sets ORT_SEQUENTIAL (onnxruntime's default) keeps every core."""
     model, path = small
     x = np.random.default_rng(1).standard_normal((64, 32)).astype(np.float32)
     want = ort_run(model, {"x": x})[0]
-    per_core = InferenceSession(path).get_session_options().worker_threads()
-    assert per_core == 0  # the default: PARALLEL, one worker per core
-    for mode, num_threads, workers in [("sequential", 0, 1), ("sequential", 3, 3), ("parallel", 2, 2)]:
+    assert InferenceSession(path).get_session_options().execution_mode is ExecutionMode.SEQUENTIAL
+    cores = InferenceSession(path)._exec.pool.num_threads
+    for mode, num_threads, workers in [("sequential", 0, cores), ("parallel", 0, cores), ("sequential", 3, 3),
+                                       ("parallel", 2, 2)]:
         sess = InferenceSession(path, options=SessionOptions(num_threads=num_threads, execution_mode=mode))
         assert sess._exec.pool.num_threads == workers  # an explicit num_threads is what it says
         assert_close(sess.run(None, {"x": x})[0], want)
@@ -228,7 +231,7 @@ def test_package_from_onnx_returns_a_session(small, tmp_path):
     model, pfm = small
     path = tmp_path / "model.onnx"
     path.write_bytes(model.SerializeToString())
-    sess = pyflame_rt.from_onnx(str(path), SessionOptions(execution_mode="sequential"))  # one worker
+    sess = pyflame_rt.from_onnx(str(path), SessionOptions(num_threads=1))
     assert isinstance(sess, InferenceSession) and sess.get_session_options().worker_threads() == 1
     x = np.ones((4, 32), np.float32)
     assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
