@@ -33,8 +33,9 @@ int pfrt_pool_num_threads(pfrt_pool *pool);
    Every index is covered exactly once; returns when all chunks are done. Each
    thread (the caller is thread 0) first runs its own contiguous share of the
    chunks in order, then takes what is left of the others'.
-   Safe to call from several threads at once (calls are serialized per pool);
-   a call made from inside a task runs inline. */
+   Safe to call from several threads at once: the workers serve one call at a time and a
+   call made while they are busy (e.g. by another run) runs on its calling thread, so the
+   runs of one pool overlap; a call made from inside a task runs inline. */
 void pfrt_parallel_for(pfrt_pool *pool, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);
 int pfrt_num_cores(void);
 
