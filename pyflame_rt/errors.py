@@ -49,3 +49,8 @@ class CacheSecurityError(PyFlameRTError):
 class MemoryAccessError(PyFlameRTError):
     """A checked build's generated code tried to read or write outside the buffer it was
     accessing (a compiler bug or an unchecked shape assumption); the access was skipped."""
+
+
+class MemoryLimitError(PyFlameRTError, MemoryError):
+    """An allocation (e.g. a run's scratch arena) would take the memory pool past its
+    PoolConfig.memory_limit; the run was refused before any kernel ran."""

@@ -2,8 +2,9 @@
 
 `run` validates every feed against the model's symbolic shapes and the
 compiler's shape assumptions *before* calling native code (generated code trusts
-the shapes it is given), binds the dynamic dims, takes an arena from a free list
-(so concurrent runs never share scratch memory) and has the runtime execute the
+the shapes it is given), binds the dynamic dims, takes a scratch arena from the global memory pool
+(pyflame_rt.memory: concurrent runs never share scratch, the pool's limit bounds them all and
+its trim policy gives a burst's memory back) and has the runtime execute the
 launch table (launch_table.py, resolved once per input-shape signature) with a fresh
 `Run` handle: the runtime checks the run's deadline between kernels and, when
 profiling, records every kernel call. A checked build's kernels also receive every
@@ -24,7 +25,8 @@ from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, Inv
                                RunTimeoutError, ShapeMismatchError)
 from pyflame_rt.launch_table import LaunchTable
 from pyflame_rt.profiling import Profiler
-from pyflame_rt.runtime import Arena, Run, ThreadPool, ffi, lib, native_symbols, now_ns
+from pyflame_rt.memory import global_pool
+from pyflame_rt.runtime import Run, ThreadPool, ffi, lib, native_symbols, now_ns
 from pyflame_rt.targets.cpu.checked import describe_violation
 from pyflame_rt.targets.cpu.native_object import LoadedObject, register_symbols
 from pyflame_rt.targets.cpu.memory_plan import plan
@@ -81,7 +83,7 @@ class Executable:
         self._weights_ptr = ffi.cast("void*", self._weights.ctypes.data if self._weights.size else 0)
         self.pool = ThreadPool(num_threads)
         self._calls: dict[tuple, _PreparedCall] = {}
-        self._scratch: list[_Scratch] = []  # one per concurrent run
+        self._status_words: list[_StatusWord] = []  # one per concurrent run
 
     # ------------------------------------------------------------- shapes
     def bind(self, arrays: list[np.ndarray]) -> dict[str, int]:
@@ -139,18 +141,30 @@ class Executable:
         call = self._calls.get(tuple([a.shape for a in arrays]))
         if call is None:
             call = self._prepare(arrays)
+        pool = global_pool()
+        arena = pool.allocate_scratch(call.arena_bytes)  # MemoryLimitError before any kernel runs
         try:
-            outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
-        except MemoryError:
-            raise BackendError(f"cannot allocate the outputs, shapes {[s for s, _ in call.outputs]}") from None
+            try:
+                outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
+            except MemoryError:
+                raise BackendError(f"cannot allocate the outputs, shapes {[s for s, _ in call.outputs]}") from None
+            status = self._execute(call, arrays, outs, arena, timeout_ms, profiler)
+        finally:
+            pool.free_scratch(arena)
+        if status:
+            raise InputError(self.checks[status - 1])
+        return outs
+
+    def _execute(self, call: "_PreparedCall", arrays: list[np.ndarray], outs: list[np.ndarray], arena,
+                 timeout_ms: int, profiler: Profiler | None) -> int:
+        """Run the launch table once; returns the status word (0, or 1 + the failed check)."""
         try:
-            scratch = self._scratch.pop()  # list.pop/append are atomic: no lock needed
+            status_word = self._status_words.pop()  # list.pop/append are atomic: no lock needed
         except IndexError:
-            scratch = _Scratch()
+            status_word = _StatusWord()
         try:
-            scratch.status[0] = 0
-            io = ffi.new("void*[]", [*map(ffi.from_buffer, arrays), *map(ffi.from_buffer, outs), scratch.status_ptr])
-            arena = scratch.base(call.arena_bytes)
+            status_word.value[0] = 0
+            io = ffi.new("void*[]", [*map(ffi.from_buffer, arrays), *map(ffi.from_buffer, outs), status_word.ptr])
             with Run(self.pool, timeout_ms, profiler is not None) as run:
                 start = now_ns() if profiler is not None else 0
                 if lib.pfrt_execute(run.handle, call.launches, len(self._table), call.fields, io, self._weights_ptr,
@@ -164,12 +178,9 @@ class Executable:
                         f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")
                 if profiler is not None:
                     profiler.add_run(self.kernel_name, self.step_ops, run.events(), call.bindings, start, now_ns())
-            status = int(scratch.status[0])
+            return int(status_word.value[0])
         finally:
-            self._scratch.append(scratch)
-        if status:
-            raise InputError(self.checks[status - 1])
-        return outs
+            self._status_words.append(status_word)
 
     def kernel_name(self, address: int) -> str:
         return self._kernel_at.get(address, f"kernel@{address:#x}")
@@ -205,23 +216,13 @@ class Executable:
         return plan(self.buffers, bindings)[1]
 
 
-class _Scratch:
-    """What one run writes besides its outputs: the arena and the status word that run-time
-    checks (e.g. Gather indices) report to. Reused across runs, never shared by two at once."""
+class _StatusWord:
+    """The word run-time checks (e.g. Gather indices) report to. Reused across runs, never
+    shared by two at once."""
 
     def __init__(self):
-        self.arena = Arena(0)
-        self.status = np.zeros(1, np.int64)
-        self.status_ptr = ffi.from_buffer(self.status)
-        self._capacity = -1
-        self._base = ffi.NULL
-
-    def base(self, nbytes: int):
-        """The arena's base pointer, grown to at least nbytes."""
-        if nbytes > self._capacity:
-            self._base = ffi.cast("void*", self.arena.reserve(nbytes))
-            self._capacity = nbytes
-        return self._base
+        self.value = np.zeros(1, np.int64)
+        self.ptr = ffi.from_buffer(self.value)
 
 
 @dataclass

@@ -51,6 +51,7 @@ size_t pfrt_arena_capacity(pfrt_arena *a) { return a->capacity; }
 size_t pfrt_arena_used(pfrt_arena *a) { return a->used; }
 size_t pfrt_arena_peak(pfrt_arena *a) { return a->peak; }
 void pfrt_arena_reset(pfrt_arena *a) { a->used = 0; }
+void pfrt_arena_rewind(pfrt_arena *a, size_t mark) { if (mark < a->used) a->used = mark; }
 
 void *pfrt_arena_alloc(pfrt_arena *a, size_t size) {
     size_t need = round_up(size);
