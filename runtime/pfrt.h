@@ -120,7 +120,9 @@ int64_t pfrt_now_ns(void);
    not reused within trim_idle_frees ticks is released, oldest first, while the cache holds more
    than trim_keep_bytes (trim_idle_frees 0: never by age). memory_limit (0: none) bounds the
    pool's footprint, in-use plus cached block bytes: a request beyond it first releases cached
-   blocks, then fails with PFRT_MEM_LIMIT. Every function is thread-safe. */
+   blocks, then fails with PFRT_MEM_LIMIT. Every function is thread-safe, and fork-safe: a fork
+   waits for the calls in flight, so a child's pools are consistent (blocks other threads held
+   at the fork stay counted as in use there). */
 #define PFRT_MEM_OK 0
 #define PFRT_MEM_LIMIT 1   /* the request would take the pool past its memory_limit */
 #define PFRT_MEM_NOMEM 2   /* the system refused the memory */

@@ -26,6 +26,7 @@ typedef struct {
 
 struct pfrt_mempool {
     pthread_mutex_t lock;
+    struct pfrt_mempool *prev, *next;  /* in the registry of live pools */
     size_t classes[MAX_CLASSES];
     int64_t num_classes;
     free_list lists[MAX_CLASSES + 1];  /* one per class, then the large list */
@@ -39,6 +40,26 @@ struct pfrt_mempool {
 };
 
 static size_t round_to(size_t n, size_t m) { return (n + m - 1) / m * m; }
+
+/* ------------------------------------------------------------ fork safety
+   fork() waits until no thread is inside a pool (it takes every live pool's lock), so a forked
+   child finds every pool's lists consistent and its lock free. Lock order: registry, then pools;
+   alloc and free take only their pool's lock. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pfrt_mempool *registry;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void lock_all(void) {
+    pthread_mutex_lock(&registry_lock);
+    for (pfrt_mempool *p = registry; p; p = p->next) pthread_mutex_lock(&p->lock);
+}
+
+static void unlock_all(void) {
+    for (pfrt_mempool *p = registry; p; p = p->next) pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+static void install_atfork(void) { pthread_atfork(lock_all, unlock_all, unlock_all); }
 
 static int valid_config(const pfrt_mempool_config *c) {
     if (c->num_classes < 0 || c->num_classes > MAX_CLASSES || c->max_blocks_per_class < 0 ||
@@ -64,6 +85,12 @@ pfrt_mempool *pfrt_mempool_create(const pfrt_mempool_config *c) {
     p->trim_idle_frees = c->trim_idle_frees;
     p->trim_keep_bytes = c->trim_keep_bytes;
     p->stats.memory_limit = c->memory_limit;
+    pthread_once(&atfork_once, install_atfork);
+    pthread_mutex_lock(&registry_lock);
+    p->next = registry;
+    if (registry) registry->prev = p;
+    registry = p;
+    pthread_mutex_unlock(&registry_lock);
     return p;
 }
 
@@ -210,6 +237,11 @@ void pfrt_mempool_get_stats(pfrt_mempool *p, pfrt_mempool_stats *out) {
 
 void pfrt_mempool_destroy(pfrt_mempool *p) {
     if (!p) return;
+    pthread_mutex_lock(&registry_lock);
+    if (p->prev) p->prev->next = p->next;
+    else registry = p->next;
+    if (p->next) p->next->prev = p->prev;
+    pthread_mutex_unlock(&registry_lock);
     trim_locked(p, 0, INT64_MAX);
     pthread_mutex_destroy(&p->lock);
     free(p);
