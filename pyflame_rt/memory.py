@@ -107,7 +107,7 @@ class MemoryPool:
                 f"{size} bytes would take the memory pool past its limit of {s.memory_limit} bytes "
                 f"({s.current_usage} in use); raise PoolConfig.memory_limit "
                 f"(pyflame_rt.memory.set_global_pool_config) or run smaller batches")
-        raise MemoryError(f"the system cannot provide {size} bytes")
+        raise BackendError(f"the system cannot provide {size} bytes of memory")
 
     def free_scratch(self, p) -> None:
         lib.pfrt_mempool_free(self._ptr, p)
@@ -115,6 +115,8 @@ class MemoryPool:
     def trim(self, keep_bytes: int = 0) -> int:
         """Give cached blocks back to the system, oldest first, until at most keep_bytes stay
         cached; returns the bytes given back."""
+        if not _is_size(keep_bytes):
+            raise ValidationError(f"keep_bytes must be an int >= 0, got {keep_bytes!r}")
         return lib.pfrt_mempool_trim(self._ptr, keep_bytes)
 
     def get_stats(self) -> PoolStats:

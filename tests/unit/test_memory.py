@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from pyflame_rt import InferenceSession, MemoryLimitError, ValidationError, memory
+from pyflame_rt import BackendError, InferenceSession, MemoryLimitError, ValidationError, memory
 from pyflame_rt.memory import Arena, MemoryPool, PoolConfig, ScopedArena
 
 from conftest import make_model
@@ -59,6 +59,18 @@ def test_memory_is_writable_and_blocks_do_not_overlap():
         assert (np.frombuffer((ctypes.c_uint8 * n).from_address(address), np.uint8) == k).all()
     spans = sorted((a, a + n) for a, n in blocks)
     assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+
+
+def test_requests_no_system_can_hold_are_backend_errors():
+    pool = MemoryPool()
+    for size in (2**63, 2**64 - 1):
+        with pytest.raises(BackendError, match="cannot provide"):
+            pool.allocate(size)
+    with pytest.raises(ValidationError):
+        pool.allocate(-1)
+    with pytest.raises(ValidationError):
+        pool.trim(-5)
+    assert pool.get_stats().current_usage == 0
 
 
 def test_unknown_and_double_frees_are_refused():
