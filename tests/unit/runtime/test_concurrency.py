@@ -102,3 +102,31 @@ def test_parallel_for_calls_from_several_threads_cover_every_index():
     pool.close()
     for h in hits:
         np.testing.assert_array_equal(h, np.full(n, 20))
+
+
+def test_a_call_made_while_the_workers_serve_another_does_not_wait_for_it():
+    """Call A's tasks wait until call B has returned: B completes while A still holds the workers
+    (were calls queued per pool, A's waits would time out)."""
+    pool = ThreadPool(2)
+    inside, b_returned, waits = threading.Event(), threading.Event(), []
+
+    @ffi.callback("void(void*, int64_t, int64_t)")
+    def a_task(ctx, b, e):
+        inside.set()
+        waits.append(b_returned.wait(10))
+
+    b_hits = np.zeros(1000, np.int64)
+
+    @ffi.callback("void(void*, int64_t, int64_t)")
+    def b_task(ctx, b, e):
+        b_hits[b:e] += 1
+
+    a = threading.Thread(target=pool.parallel_for, args=(a_task, ffi.NULL, 2, 1))
+    a.start()
+    assert inside.wait(10)
+    pool.parallel_for(b_task, ffi.NULL, 1000, 1)
+    b_returned.set()
+    a.join()
+    pool.close()
+    assert waits and all(waits), waits
+    np.testing.assert_array_equal(b_hits, 1)
