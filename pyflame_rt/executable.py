@@ -83,7 +83,7 @@ class Executable:
         self._weights_ptr = ffi.cast("void*", self._weights.ctypes.data if self._weights.size else 0)
         self.pool = ThreadPool(num_threads)
         self._calls: dict[tuple, _PreparedCall] = {}
-        self._status_words: list[_StatusWord] = []  # one per concurrent run
+        self._scratch: list[_Scratch] = []  # one per concurrent run
 
     # ------------------------------------------------------------- shapes
     def bind(self, arrays: list[np.ndarray]) -> dict[str, int]:
@@ -144,27 +144,17 @@ class Executable:
         pool = global_pool()
         arena = pool.allocate_scratch(call.arena_bytes)  # MemoryLimitError before any kernel runs
         try:
-            try:
-                outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
-            except MemoryError:
-                raise BackendError(f"cannot allocate the outputs, shapes {[s for s, _ in call.outputs]}") from None
-            status = self._execute(call, arrays, outs, arena, timeout_ms, profiler)
-        finally:
+            outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
+        except MemoryError:
             pool.free_scratch(arena)
-        if status:
-            raise InputError(self.checks[status - 1])
-        return outs
-
-    def _execute(self, call: "_PreparedCall", arrays: list[np.ndarray], outs: list[np.ndarray], arena,
-                 timeout_ms: int, profiler: Profiler | None) -> int:
-        """Run the launch table once; returns the status word (0, or 1 + the failed check)."""
+            raise BackendError(f"cannot allocate the outputs, shapes {[s for s, _ in call.outputs]}") from None
         try:
-            status_word = self._status_words.pop()  # list.pop/append are atomic: no lock needed
+            scratch = self._scratch.pop()  # list.pop/append are atomic: no lock needed
         except IndexError:
-            status_word = _StatusWord()
+            scratch = _Scratch()
         try:
-            status_word.value[0] = 0
-            io = ffi.new("void*[]", [*map(ffi.from_buffer, arrays), *map(ffi.from_buffer, outs), status_word.ptr])
+            scratch.status[0] = 0
+            io = ffi.new("void*[]", [*map(ffi.from_buffer, arrays), *map(ffi.from_buffer, outs), scratch.status_ptr])
             with Run(self.pool, timeout_ms, profiler is not None) as run:
                 start = now_ns() if profiler is not None else 0
                 if lib.pfrt_execute(run.handle, call.launches, len(self._table), call.fields, io, self._weights_ptr,
@@ -178,9 +168,13 @@ class Executable:
                         f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")
                 if profiler is not None:
                     profiler.add_run(self.kernel_name, self.step_ops, run.events(), call.bindings, start, now_ns())
-            return int(status_word.value[0])
+            status = int(scratch.status[0])
         finally:
-            self._status_words.append(status_word)
+            self._scratch.append(scratch)
+            pool.free_scratch(arena)
+        if status:
+            raise InputError(self.checks[status - 1])
+        return outs
 
     def kernel_name(self, address: int) -> str:
         return self._kernel_at.get(address, f"kernel@{address:#x}")
@@ -216,13 +210,14 @@ class Executable:
         return plan(self.buffers, bindings)[1]
 
 
-class _StatusWord:
-    """The word run-time checks (e.g. Gather indices) report to. Reused across runs, never
-    shared by two at once."""
+class _Scratch:
+    """What one run writes besides its outputs and its arena (from the memory pool): the status
+    word that run-time checks (e.g. Gather indices) report to. Reused across runs, never shared
+    by two at once."""
 
     def __init__(self):
-        self.value = np.zeros(1, np.int64)
-        self.ptr = ffi.from_buffer(self.value)
+        self.status = np.zeros(1, np.int64)
+        self.status_ptr = ffi.from_buffer(self.status)
 
 
 @dataclass
