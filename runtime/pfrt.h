@@ -153,8 +153,6 @@ void pfrt_mempool_destroy(pfrt_mempool *pool);
 void *pfrt_mempool_alloc(pfrt_mempool *pool, size_t size, int *status);
 /* p: a block of this pool (NULL is ignored). Caches or releases it, then trims by age. */
 void pfrt_mempool_free(pfrt_mempool *pool, void *p);
-/* The usable bytes of block p (at least what was requested). */
-size_t pfrt_mempool_block_size(pfrt_mempool *pool, void *p);
 /* Release cached blocks, oldest first, until at most keep_bytes stay cached; returns bytes released. */
 size_t pfrt_mempool_trim(pfrt_mempool *pool, size_t keep_bytes);
 void pfrt_mempool_get_stats(pfrt_mempool *pool, pfrt_mempool_stats *out);

@@ -109,10 +109,21 @@ static block *new_block(pfrt_mempool *p, size_t bytes, int64_t cls) {
     return b;
 }
 
-static void release_block(pfrt_mempool *p, block *b) {
+/* Blocks leave the pool's lists under its lock onto a list of their own, and go back to the
+   system after it (unmapping hundreds of MB takes milliseconds other runs need not wait for). */
+static void doom(pfrt_mempool *p, block *b, block **doomed) {
     p->stats.released_blocks++;
-    if (b->bytes >= MMAP_MIN) munmap(b, b->bytes);
-    else free(b);
+    b->next = *doomed;
+    *doomed = b;
+}
+
+static void release_all(block *b) {
+    while (b) {
+        block *next = b->next;
+        if (b->bytes >= MMAP_MIN) munmap(b, b->bytes);
+        else free(b);
+        b = next;
+    }
 }
 
 /* Unlink the oldest cached block freed at or before `before`, or return NULL. */
@@ -129,12 +140,12 @@ static block *take_oldest(pfrt_mempool *p, int64_t before) {
     return b;
 }
 
-static size_t trim_locked(pfrt_mempool *p, size_t keep, int64_t before) {
+static size_t trim_locked(pfrt_mempool *p, size_t keep, int64_t before, block **doomed) {
     size_t released = 0;
     block *b;
     while (p->stats.cached_bytes > keep && (b = take_oldest(p, before))) {
         released += b->bytes;
-        release_block(p, b);
+        doom(p, b, doomed);
     }
     return released;
 }
@@ -167,6 +178,8 @@ void *pfrt_mempool_alloc(pfrt_mempool *p, size_t size, int *status) {
         *status = PFRT_MEM_NOMEM;
         return NULL;
     }
+    block *doomed = NULL;
+    *status = PFRT_MEM_OK;
     pthread_mutex_lock(&p->lock);
     block *b = take_cached(p, bytes, cls);
     if (b) {
@@ -174,33 +187,30 @@ void *pfrt_mempool_alloc(pfrt_mempool *p, size_t size, int *status) {
     } else {
         if (p->limit && p->stats.current_usage + p->stats.cached_bytes + bytes > p->limit) {
             size_t room = p->limit > p->stats.current_usage + bytes ? p->limit - p->stats.current_usage - bytes : 0;
-            trim_locked(p, room, INT64_MAX);
+            trim_locked(p, room, INT64_MAX, &doomed);
         }
         if (p->limit && p->stats.current_usage + bytes > p->limit) {
             p->stats.limit_failures++;
-            pthread_mutex_unlock(&p->lock);
             *status = PFRT_MEM_LIMIT;
-            return NULL;
-        }
-        b = new_block(p, bytes, cls);
-        if (!b) {
-            pthread_mutex_unlock(&p->lock);
+        } else if (!(b = new_block(p, bytes, cls))) {
             *status = PFRT_MEM_NOMEM;
-            return NULL;
+        } else {
+            p->stats.misses++;
         }
-        p->stats.misses++;
     }
-    p->stats.allocations++;
-    p->stats.current_usage += b->bytes;
-    if (p->stats.current_usage > p->stats.peak_usage) p->stats.peak_usage = p->stats.current_usage;
+    if (b) {
+        p->stats.allocations++;
+        p->stats.current_usage += b->bytes;
+        if (p->stats.current_usage > p->stats.peak_usage) p->stats.peak_usage = p->stats.current_usage;
+    }
     pthread_mutex_unlock(&p->lock);
-    *status = PFRT_MEM_OK;
-    return user_ptr(p, b);
+    release_all(doomed);
+    return b ? user_ptr(p, b) : NULL;
 }
 
 void pfrt_mempool_free(pfrt_mempool *p, void *ptr) {
     if (!ptr) return;
-    block *b = block_of(p, ptr);
+    block *b = block_of(p, ptr), *doomed = NULL;
     pthread_mutex_lock(&p->lock);
     p->tick++;
     p->stats.deallocations++;
@@ -213,19 +223,20 @@ void pfrt_mempool_free(pfrt_mempool *p, void *ptr) {
         list->count++;
         p->stats.cached_bytes += b->bytes;
     } else {
-        release_block(p, b);
+        doom(p, b, &doomed);
     }
     if (p->trim_idle_frees && p->stats.cached_bytes > p->trim_keep_bytes)
-        trim_locked(p, p->trim_keep_bytes, p->tick - p->trim_idle_frees);
+        trim_locked(p, p->trim_keep_bytes, p->tick - p->trim_idle_frees, &doomed);
     pthread_mutex_unlock(&p->lock);
+    release_all(doomed);
 }
 
-size_t pfrt_mempool_block_size(pfrt_mempool *p, void *ptr) { return block_of(p, ptr)->bytes - p->header; }
-
 size_t pfrt_mempool_trim(pfrt_mempool *p, size_t keep) {
+    block *doomed = NULL;
     pthread_mutex_lock(&p->lock);
-    size_t released = trim_locked(p, keep, INT64_MAX);
+    size_t released = trim_locked(p, keep, INT64_MAX, &doomed);
     pthread_mutex_unlock(&p->lock);
+    release_all(doomed);
     return released;
 }
 
@@ -242,7 +253,9 @@ void pfrt_mempool_destroy(pfrt_mempool *p) {
     else registry = p->next;
     if (p->next) p->next->prev = p->prev;
     pthread_mutex_unlock(&registry_lock);
-    trim_locked(p, 0, INT64_MAX);
+    block *doomed = NULL;
+    trim_locked(p, 0, INT64_MAX, &doomed);
+    release_all(doomed);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }

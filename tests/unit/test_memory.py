@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 
 import numpy as np
 import onnx
@@ -112,6 +113,29 @@ def test_idle_blocks_are_trimmed_after_a_burst():
     s = pool.get_stats()
     assert 2 * MiB <= s.cached_bytes < 3 * MiB and s.released_blocks == 1
     assert pool.trim() >= 2 * MiB and pool.get_stats().cached_bytes == 0
+
+
+def test_threads_allocating_at_once_leave_consistent_stats():
+    pool = MemoryPool(PoolConfig(trim_idle_frees=2, trim_keep_bytes=0, memory_limit=64 * MiB))
+
+    def churn(seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        held = []
+        for size in rng.choice([16, 300, 5000, 70_000, 1 * MiB], 400):
+            held.append(pool.allocate(int(size)))
+            if len(held) > 3:
+                pool.deallocate(held.pop(int(rng.integers(len(held)))))
+        for address in held:
+            pool.deallocate(address)
+
+    threads = [threading.Thread(target=churn, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    s = pool.get_stats()
+    assert s.current_usage == 0 and s.allocations == s.deallocations == 6 * 400
+    assert s.hits + s.misses == s.allocations and s.limit_failures == 0
 
 
 def test_scoped_arena_rewinds_to_its_entry_offset():
