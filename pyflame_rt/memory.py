@@ -71,9 +71,9 @@ class MemoryPool:
 
     def __init__(self, config: PoolConfig | None = None):
         self.config = config = (config or PoolConfig()).validate()
-        self._classes = ffi.new("size_t[]", list(config.size_classes) or [0])
+        classes = ffi.new("size_t[]", list(config.size_classes) or [0])  # copied by the pool
         c = ffi.new("pfrt_mempool_config*", {
-            "size_classes": self._classes, "num_classes": len(config.size_classes),
+            "size_classes": classes, "num_classes": len(config.size_classes),
             "max_blocks_per_class": config.max_blocks_per_class, "alignment": config.alignment,
             "memory_limit": config.memory_limit, "trim_idle_frees": config.trim_idle_frees,
             "trim_keep_bytes": config.trim_keep_bytes})
