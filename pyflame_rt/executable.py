@@ -141,12 +141,9 @@ class Executable:
         call = self._calls.get(tuple([a.shape for a in arrays]))
         if call is None:
             call = self._prepare(arrays)
-        pool = global_pool()
-        arena = pool.allocate_scratch(call.arena_bytes)  # MemoryLimitError before any kernel runs
         try:
             outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
         except MemoryError:
-            pool.free_scratch(arena)
             raise BackendError(f"cannot allocate the outputs, shapes {[s for s, _ in call.outputs]}") from None
         try:
             scratch = self._scratch.pop()  # list.pop/append are atomic: no lock needed
@@ -157,8 +154,12 @@ class Executable:
             io = ffi.new("void*[]", [*map(ffi.from_buffer, arrays), *map(ffi.from_buffer, outs), scratch.status_ptr])
             with Run(self.pool, timeout_ms, profiler is not None) as run:
                 start = now_ns() if profiler is not None else 0
-                if lib.pfrt_execute(run.handle, call.launches, len(self._table), call.fields, io, self._weights_ptr,
-                                    arena, self.checked):
+                pool = global_pool()
+                failed = lib.pfrt_execute_pooled(pool.handle, call.arena_bytes, run.handle, call.launches,
+                                                 len(self._table), call.fields, io, self._weights_ptr, self.checked)
+                if failed > 0:  # the pool could not give the arena: no kernel ran
+                    raise pool.allocation_error(failed, call.arena_bytes)
+                if failed:
                     raise BackendError("cannot allocate a kernel context for the run")
                 violation = run.violation() if self.checked else None
                 if violation is not None:
@@ -171,7 +172,6 @@ class Executable:
             status = int(scratch.status[0])
         finally:
             self._scratch.append(scratch)
-            pool.free_scratch(arena)
         if status:
             raise InputError(self.checks[status - 1])
         return outs

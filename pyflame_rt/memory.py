@@ -86,7 +86,11 @@ class MemoryPool:
         """The address of at least `size` bytes aligned to config.alignment."""
         if not _is_size(size):
             raise ValidationError(f"size must be an int >= 0, got {size!r}")
-        address = int(ffi.cast("uintptr_t", self.allocate_scratch(size)))
+        status = ffi.new("int*")
+        p = lib.pfrt_mempool_alloc(self._ptr, min(size, _SIZE_MAX), status)
+        if p == ffi.NULL:
+            raise self.allocation_error(status[0], size)
+        address = int(ffi.cast("uintptr_t", p))
         self._blocks[address] = size
         return address
 
@@ -95,22 +99,20 @@ class MemoryPool:
             raise ValidationError(f"address {address:#x} was not allocated by this pool or is already freed")
         lib.pfrt_mempool_free(self._ptr, ffi.cast("void*", address))
 
-    def allocate_scratch(self, size: int):
-        """A block as a `void*` for the runtime's own use (untracked: free it with free_scratch)."""
-        status = ffi.new("int*")
-        p = lib.pfrt_mempool_alloc(self._ptr, size, status)
-        if p != ffi.NULL:
-            return p
-        if status[0] == lib.PFRT_MEM_LIMIT:
+    @property
+    def handle(self):
+        """The C pool (for pfrt_execute_pooled)."""
+        return self._ptr
+
+    def allocation_error(self, status: int, size: int) -> Exception:
+        """The error for a PFRT_MEM_* failure status of a request of `size` bytes."""
+        if status == lib.PFRT_MEM_LIMIT:
             s = self.get_stats()
-            raise MemoryLimitError(
+            return MemoryLimitError(
                 f"{size} bytes would take the memory pool past its limit of {s.memory_limit} bytes "
                 f"({s.current_usage} in use); raise PoolConfig.memory_limit "
                 f"(pyflame_rt.memory.set_global_pool_config) or run smaller batches")
-        raise BackendError(f"the system cannot provide {size} bytes of memory")
-
-    def free_scratch(self, p) -> None:
-        lib.pfrt_mempool_free(self._ptr, p)
+        return BackendError(f"the system cannot provide {size} bytes of memory")
 
     def trim(self, keep_bytes: int = 0) -> int:
         """Give cached blocks back to the system, oldest first, until at most keep_bytes stay
@@ -169,6 +171,9 @@ def set_global_pool_config(config: PoolConfig) -> None:
     pool = MemoryPool(config)
     with _global_lock:
         _global = pool
+
+
+_SIZE_MAX = 2**64 - 1
 
 
 def _is_size(v) -> bool:

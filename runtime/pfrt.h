@@ -156,6 +156,11 @@ void pfrt_mempool_free(pfrt_mempool *pool, void *p);
 /* Release cached blocks, oldest first, until at most keep_bytes stay cached; returns bytes released. */
 size_t pfrt_mempool_trim(pfrt_mempool *pool, size_t keep_bytes);
 void pfrt_mempool_get_stats(pfrt_mempool *pool, pfrt_mempool_stats *out);
+/* pfrt_execute with an arena of arena_bytes from the pool, given back when the run ends (one
+   call per run). Returns pfrt_execute's result, or the PFRT_MEM_* status (> 0) when the arena
+   cannot be had: then no kernel ran. */
+int pfrt_execute_pooled(pfrt_mempool *pool, size_t arena_bytes, pfrt_run *run, const pfrt_launch *launches,
+                        int64_t n, const pfrt_field *fields, void *const *io, const void *weights, int checked);
 /* Rewind an arena to an earlier pfrt_arena_used() mark (a scoped arena's exit). */
 void pfrt_arena_rewind(pfrt_arena *arena, size_t mark);
 

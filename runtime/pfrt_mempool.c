@@ -240,6 +240,16 @@ size_t pfrt_mempool_trim(pfrt_mempool *p, size_t keep) {
     return released;
 }
 
+int pfrt_execute_pooled(pfrt_mempool *p, size_t arena_bytes, pfrt_run *run, const pfrt_launch *launches,
+                        int64_t n, const pfrt_field *fields, void *const *io, const void *weights, int checked) {
+    int status;
+    void *arena = pfrt_mempool_alloc(p, arena_bytes, &status);
+    if (!arena) return status;
+    int rc = pfrt_execute(run, launches, n, fields, io, weights, arena, checked);
+    pfrt_mempool_free(p, arena);
+    return rc;
+}
+
 void pfrt_mempool_get_stats(pfrt_mempool *p, pfrt_mempool_stats *out) {
     pthread_mutex_lock(&p->lock);
     *out = p->stats;
