@@ -1,4 +1,5 @@
 """PyFlameRT: an ahead-of-time deep-learning compiler and inference runtime."""
+from pyflame_rt import memory
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (
     BackendError,
@@ -7,6 +8,7 @@ from pyflame_rt.errors import (
     InputError,
     InvalidModelError,
     MemoryAccessError,
+    MemoryLimitError,
     PyFlameRTError,
     QueueClosedError,
     QueueFullError,
@@ -48,5 +50,5 @@ __all__ = [
     "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",
     "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError", "RunTimeoutError",
     "CacheSecurityError",
-    "MemoryAccessError", "QueueFullError", "QueueClosedError",
+    "MemoryAccessError", "MemoryLimitError", "QueueFullError", "QueueClosedError", "memory",
 ]

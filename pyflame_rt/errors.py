@@ -55,6 +55,11 @@ class MemoryAccessError(PyFlameRTError):
     accessing (a compiler bug or an unchecked shape assumption); the access was skipped."""
 
 
+class MemoryLimitError(PyFlameRTError, MemoryError):
+    """An allocation (e.g. a run's scratch arena) would take the memory pool past its
+    PoolConfig.memory_limit; the run was refused before any kernel ran."""
+
+
 class QueueFullError(PyFlameRTError):
     """An AsyncSession or batcher queue holds its capacity of pending requests: the request was
     refused at once (back-pressure); retry later or raise the capacity."""

@@ -2,8 +2,9 @@
 
 `run` validates every feed against the model's symbolic shapes and the
 compiler's shape assumptions *before* calling native code (generated code trusts
-the shapes it is given), binds the dynamic dims, takes an arena from a free list
-(so concurrent runs never share scratch memory) and has the runtime execute the
+the shapes it is given), binds the dynamic dims, takes a scratch arena from the global memory pool
+(pyflame_rt.memory: concurrent runs never share scratch, the pool's limit bounds them all and
+its trim policy gives a burst's memory back) and has the runtime execute the
 launch table (launch_table.py, resolved once per input-shape signature) with a fresh
 `Run` handle: the runtime checks the run's deadline between kernels and, when
 profiling, records every kernel call. A checked build's kernels also receive every
@@ -24,7 +25,8 @@ from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, Inv
                                RunTimeoutError, ShapeMismatchError)
 from pyflame_rt.launch_table import LaunchTable
 from pyflame_rt.profiling import Profiler
-from pyflame_rt.runtime import Arena, Run, ThreadPool, ffi, lib, native_symbols, now_ns
+from pyflame_rt.memory import global_pool
+from pyflame_rt.runtime import Run, ThreadPool, ffi, lib, native_symbols, now_ns
 from pyflame_rt.targets.cpu.checked import describe_violation
 from pyflame_rt.targets.cpu.native_object import LoadedObject, register_symbols
 from pyflame_rt.targets.cpu.memory_plan import plan
@@ -150,11 +152,14 @@ class Executable:
         try:
             scratch.status[0] = 0
             io = ffi.new("void*[]", [*map(ffi.from_buffer, arrays), *map(ffi.from_buffer, outs), scratch.status_ptr])
-            arena = scratch.base(call.arena_bytes)
             with Run(self.pool, timeout_ms, profiler is not None) as run:
                 start = now_ns() if profiler is not None else 0
-                if lib.pfrt_execute(run.handle, call.launches, len(self._table), call.fields, io, self._weights_ptr,
-                                    arena, self.checked):
+                pool = global_pool()
+                failed = lib.pfrt_execute_pooled(pool.handle, call.arena_bytes, run.handle, call.launches,
+                                                 len(self._table), call.fields, io, self._weights_ptr, self.checked)
+                if failed > 0:  # the pool could not give the arena: no kernel ran
+                    raise pool.allocation_error(failed, call.arena_bytes)
+                if failed:
                     raise BackendError("cannot allocate a kernel context for the run")
                 violation = run.violation() if self.checked else None
                 if violation is not None:
@@ -206,22 +211,13 @@ class Executable:
 
 
 class _Scratch:
-    """What one run writes besides its outputs: the arena and the status word that run-time
-    checks (e.g. Gather indices) report to. Reused across runs, never shared by two at once."""
+    """What one run writes besides its outputs and its arena (from the memory pool): the status
+    word that run-time checks (e.g. Gather indices) report to. Reused across runs, never shared
+    by two at once."""
 
     def __init__(self):
-        self.arena = Arena(0)
         self.status = np.zeros(1, np.int64)
         self.status_ptr = ffi.from_buffer(self.status)
-        self._capacity = -1
-        self._base = ffi.NULL
-
-    def base(self, nbytes: int):
-        """The arena's base pointer, grown to at least nbytes."""
-        if nbytes > self._capacity:
-            self._base = ffi.cast("void*", self.arena.reserve(nbytes))
-            self._capacity = nbytes
-        return self._base
 
 
 @dataclass

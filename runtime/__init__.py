@@ -1,4 +1,5 @@
-"""The C runtime (built by cffi at install): arenas, the worker pool, runs, symbols for JIT'd code."""
+"""The C runtime (built by cffi at install): arenas, the worker pool, runs, symbols for JIT'd code
+(the memory pool's Python API is pyflame_rt.memory)."""
 from __future__ import annotations
 
 from pyflame_rt.errors import BackendError
@@ -46,7 +47,7 @@ class Arena:
     def capacity(self) -> int:
         return lib.pfrt_arena_capacity(self._ptr)
 
-    def alloc(self, size: int) -> int:
+    def allocate(self, size: int) -> int:
         p = lib.pfrt_arena_alloc(self._ptr, size)
         if p == ffi.NULL:
             raise BackendError(f"arena exhausted: {size} bytes requested, "
@@ -55,6 +56,10 @@ class Arena:
 
     def reset(self) -> None:
         lib.pfrt_arena_reset(self._ptr)
+
+    def rewind(self, mark: int) -> None:
+        """Undo the allocations made since `used` was `mark`."""
+        lib.pfrt_arena_rewind(self._ptr, mark)
 
     @property
     def used(self) -> int:

@@ -18,7 +18,7 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "pyflame_rt.runtime._pfrt",
     '#include "pfrt.h"',
-    sources=["runtime/pfrt.c", "runtime/pfrt_queue.c"],
+    sources=["runtime/pfrt.c", "runtime/pfrt_mempool.c", "runtime/pfrt_queue.c"],
     include_dirs=["runtime"],
     extra_compile_args=["-O2", "-pthread", "-std=gnu11"],
     extra_link_args=["-pthread"],

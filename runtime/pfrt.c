@@ -51,6 +51,7 @@ size_t pfrt_arena_capacity(pfrt_arena *a) { return a->capacity; }
 size_t pfrt_arena_used(pfrt_arena *a) { return a->used; }
 size_t pfrt_arena_peak(pfrt_arena *a) { return a->peak; }
 void pfrt_arena_reset(pfrt_arena *a) { a->used = 0; }
+void pfrt_arena_rewind(pfrt_arena *a, size_t mark) { if (mark < a->used) a->used = mark; }
 
 void *pfrt_arena_alloc(pfrt_arena *a, size_t size) {
     size_t need = round_up(size);
@@ -85,7 +86,7 @@ struct pfrt_pool {
     pthread_t *workers;
     worker_arg *worker_args;
     home_range *homes;           /* one per thread */
-    pthread_mutex_t call_lock;   /* serializes parallel_for calls */
+    pthread_mutex_t call_lock;   /* held by the parallel_for call the workers serve */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     pthread_cond_t done;
@@ -274,7 +275,14 @@ void pfrt_parallel_for(pfrt_pool *p, pfrt_task_fn fn, void *ctx, int64_t n, int6
     int64_t chunk = (n + threads * 4 - 1) / (threads * 4);
     if (chunk < grain) chunk = grain;
     job_t job = {fn, ctx, n, chunk, (n + chunk - 1) / chunk};
-    pthread_mutex_lock(&p->call_lock);
+    /* the workers serve another run's kernel: run this one on the calling thread, so concurrent
+       runs overlap instead of queuing behind each other */
+    if (pthread_mutex_trylock(&p->call_lock) != 0) {
+        in_task = 1;
+        fn(ctx, 0, n);
+        in_task = 0;
+        return;
+    }
     pthread_mutex_lock(&p->lock);
     /* a worker that woke late for the previous job may still be registered */
     while (atomic_load(&p->active_workers) > 0) pthread_cond_wait(&p->done, &p->lock);

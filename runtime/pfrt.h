@@ -33,8 +33,9 @@ int pfrt_pool_num_threads(pfrt_pool *pool);
    Every index is covered exactly once; returns when all chunks are done. Each
    thread (the caller is thread 0) first runs its own contiguous share of the
    chunks in order, then takes what is left of the others'.
-   Safe to call from several threads at once (calls are serialized per pool);
-   a call made from inside a task runs inline. */
+   Safe to call from several threads at once: the workers serve one call at a time and a
+   call made while they are busy (e.g. by another run) runs on its calling thread, so the
+   runs of one pool overlap; a call made from inside a task runs inline. */
 void pfrt_parallel_for(pfrt_pool *pool, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);
 int pfrt_num_cores(void);
 
@@ -110,6 +111,59 @@ int64_t pfrt_run_kernels_done(pfrt_run *run);
 int64_t pfrt_run_event_count(pfrt_run *run);
 const pfrt_kernel_event *pfrt_run_events(pfrt_run *run);
 int64_t pfrt_now_ns(void);
+
+/* ---- memory pool: the blocks runs take their scratch arena from (runtime/pfrt_mempool.c) ----
+   A request of at most the largest size class gets a block of the smallest class that holds it;
+   a larger one gets a block of its own page-rounded size (large blocks are mmap'd, so releasing
+   one returns its pages to the system). A freed block is cached for reuse (at most
+   max_blocks_per_class per class, and per the large list); a large request reuses a cached block
+   of at least its size and at most twice it. Trim policy: each free ends a tick; a cached block
+   not reused within trim_idle_frees ticks is released, oldest first, while the cache holds more
+   than trim_keep_bytes (trim_idle_frees 0: never by age). memory_limit (0: none) bounds the
+   pool's footprint, in-use plus cached block bytes: a request beyond it first releases cached
+   blocks, then fails with PFRT_MEM_LIMIT. Every function is thread-safe, and fork-safe: a fork
+   waits for the calls in flight, so a child's pools are consistent (blocks other threads held
+   at the fork stay counted as in use there). */
+#define PFRT_MEM_OK 0
+#define PFRT_MEM_LIMIT 1   /* the request would take the pool past its memory_limit */
+#define PFRT_MEM_NOMEM 2   /* the system refused the memory */
+typedef struct pfrt_mempool pfrt_mempool;
+typedef struct {
+    const size_t *size_classes;  /* ascending, each a multiple of 16 */
+    int64_t num_classes;
+    int64_t max_blocks_per_class;
+    size_t alignment;            /* a power of two in [16, 4096] */
+    size_t memory_limit;
+    int64_t trim_idle_frees;
+    size_t trim_keep_bytes;
+} pfrt_mempool_config;
+typedef struct {
+    size_t current_usage;        /* block bytes handed out and not freed */
+    size_t peak_usage;
+    size_t cached_bytes;         /* block bytes kept for reuse */
+    size_t memory_limit;
+    int64_t allocations, hits, misses, deallocations, limit_failures;
+    int64_t released_blocks;     /* cached blocks given back to the system */
+} pfrt_mempool_stats;
+/* NULL if the config is invalid or memory is short. */
+pfrt_mempool *pfrt_mempool_create(const pfrt_mempool_config *config);
+/* Releases every cached block; blocks still handed out must not be used afterwards. */
+void pfrt_mempool_destroy(pfrt_mempool *pool);
+/* At least `size` bytes aligned to the pool's alignment, or NULL with *status PFRT_MEM_LIMIT or
+   PFRT_MEM_NOMEM. */
+void *pfrt_mempool_alloc(pfrt_mempool *pool, size_t size, int *status);
+/* p: a block of this pool (NULL is ignored). Caches or releases it, then trims by age. */
+void pfrt_mempool_free(pfrt_mempool *pool, void *p);
+/* Release cached blocks, oldest first, until at most keep_bytes stay cached; returns bytes released. */
+size_t pfrt_mempool_trim(pfrt_mempool *pool, size_t keep_bytes);
+void pfrt_mempool_get_stats(pfrt_mempool *pool, pfrt_mempool_stats *out);
+/* pfrt_execute with an arena of arena_bytes from the pool, given back when the run ends (one
+   call per run). Returns pfrt_execute's result, or the PFRT_MEM_* status (> 0) when the arena
+   cannot be had: then no kernel ran. */
+int pfrt_execute_pooled(pfrt_mempool *pool, size_t arena_bytes, pfrt_run *run, const pfrt_launch *launches,
+                        int64_t n, const pfrt_field *fields, void *const *io, const void *weights, int checked);
+/* Rewind an arena to an earlier pfrt_arena_used() mark (a scoped arena's exit). */
+void pfrt_arena_rewind(pfrt_arena *arena, size_t mark);
 
 /* ---- request queues (pfrt_queue.c): async streams and the dynamic / priority batcher ----
    Requests are ids the caller owns (their tensors stay on the caller's side); the runtime keeps the

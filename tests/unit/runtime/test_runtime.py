@@ -11,7 +11,7 @@ from pyflame_rt.runtime import Arena, ThreadPool, ffi, lib, native_symbols, num_
 def test_arena_allocations_are_64_byte_aligned():
     arena = Arena(4096)
     assert arena.base % 64 == 0
-    ptrs = [arena.alloc(n) for n in (1, 3, 64, 65, 100, 7)]
+    ptrs = [arena.allocate(n) for n in (1, 3, 64, 65, 100, 7)]
     assert all(p % 64 == 0 for p in ptrs)
     assert sorted(ptrs) == ptrs and len(set(ptrs)) == len(ptrs)
     assert arena.used == 64 + 64 + 64 + 128 + 128 + 64
@@ -20,12 +20,12 @@ def test_arena_allocations_are_64_byte_aligned():
 
 def test_arena_exhaustion_and_reset():
     arena = Arena(256)
-    arena.alloc(200)
+    arena.allocate(200)
     with pytest.raises(BackendError, match="exhausted"):
-        arena.alloc(100)
+        arena.allocate(100)
     arena.reset()
     assert arena.used == 0
-    arena.alloc(256)
+    arena.allocate(256)
     assert arena.peak == 256
 
 
