@@ -12,6 +12,7 @@ from pyflame_rt.errors import (
     PyFlameRTError,
     QueueClosedError,
     QueueFullError,
+    RunCancelledError,
     RunTimeoutError,
     ShapeMismatchError,
     UnsupportedFormatError,
@@ -49,6 +50,7 @@ __all__ = [
     "ExecutionMode", "LogLevel",
     "PyFlameRTError", "InvalidModelError", "UnsupportedFormatError", "UnsupportedOperatorError",
     "ShapeMismatchError", "DTypeMismatchError", "ValidationError", "BackendError", "InputError", "RunTimeoutError",
+    "RunCancelledError",
     "CacheSecurityError",
     "MemoryAccessError", "MemoryLimitError", "QueueFullError", "QueueClosedError", "memory",
 ]

@@ -45,6 +45,11 @@ class RunTimeoutError(PyFlameRTError, TimeoutError):
     """A run() exceeded RunOptions.timeout_ms; it was stopped between kernels."""
 
 
+class RunCancelledError(PyFlameRTError):
+    """A run's request was cancelled (AsyncSession.cancel); it was stopped between kernels and has
+    no outputs."""
+
+
 class CacheSecurityError(PyFlameRTError):
     """The compile cache directory is not private: another user owns it, or group or others can
     write it (or read its signing key). Fix its permissions or choose another CacheConfig.dir."""

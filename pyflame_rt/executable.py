@@ -22,7 +22,7 @@ from pyflame_rt.dialects.assumptions import Assumption
 from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate, evaluate_shape
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, MemoryAccessError,
-                               RunTimeoutError, ShapeMismatchError)
+                               RunCancelledError, RunTimeoutError, ShapeMismatchError)
 from pyflame_rt.launch_table import LaunchTable
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.memory import global_pool
@@ -167,6 +167,8 @@ class Executable:
                 if timeout_ms and run.timed_out:
                     raise RunTimeoutError(
                         f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")
+                if run.cancelled:
+                    raise RunCancelledError(f"run cancelled: stopped after {run.kernels_done} kernel calls")
                 if profiler is not None:
                     profiler.add_run(self.kernel_name, self.step_ops, run.events(), call.bindings, start, now_ns())
             status = int(scratch.status[0])

@@ -126,6 +126,10 @@ class Run:
         return lib.pfrt_run_status(self._ptr) == lib.PFRT_RUN_TIMED_OUT
 
     @property
+    def cancelled(self) -> bool:
+        return lib.pfrt_run_status(self._ptr) == lib.PFRT_RUN_CANCELLED
+
+    @property
     def kernels_done(self) -> int:
         return lib.pfrt_run_kernels_done(self._ptr)
 
