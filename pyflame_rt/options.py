@@ -1,16 +1,16 @@
-"""Every options class: import, compile, session and run options (ONNX Runtime-style names)."""
+"""Every options class: import, compile, session and run options (ONNX Runtime-style names), the
+compile and kernel caches' settings and the graph pass manager's."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from enum import IntEnum
 from numbers import Integral
-from typing import TYPE_CHECKING
 
 from pyflame_rt.errors import ValidationError
 
-if TYPE_CHECKING:
-    from pyflame_rt.cache import KernelCacheConfig
+ENV_DIR = "PYFLAME_RT_CACHE_DIR"
+KERNEL_ENV_DIR = "PYFLAME_RT_KERNEL_CACHE_DIR"
 
 
 class OptLevel(IntEnum):
@@ -29,6 +29,42 @@ def _alias(field_name: str) -> property:
     """A second name for a field (onnxruntime's spelling next to ours)."""
     return property(lambda self: getattr(self, field_name),
                     lambda self, value: setattr(self, field_name, value))
+
+
+@dataclass
+class CacheConfig:
+    """dir None: $PYFLAME_RT_CACHE_DIR, else ~/.cache/pyflame-rt. Limits apply after each store."""
+
+    dir: str | None = None
+    max_size_bytes: int = 4 << 30
+    max_entries: int = 256
+    ttl_seconds: float = 30 * 24 * 3600.0
+    enabled: bool = True
+
+    def resolved_dir(self) -> str:
+        return self.dir or os.environ.get(ENV_DIR) or os.path.join(os.path.expanduser("~"), ".cache", "pyflame-rt")
+
+    def validate(self) -> "CacheConfig":
+        if self.dir is not None and not isinstance(self.dir, (str, os.PathLike)):
+            raise ValidationError(f"CacheConfig.dir must be a path or None, got {self.dir!r}")
+        for name in ("max_size_bytes", "max_entries"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValidationError(f"CacheConfig.{name} must be an int >= 1, got {v!r}")
+        if not isinstance(self.ttl_seconds, (int, float)) or self.ttl_seconds <= 0:
+            raise ValidationError(f"CacheConfig.ttl_seconds must be > 0, got {self.ttl_seconds!r}")
+        return self
+
+
+@dataclass
+class KernelCacheConfig(CacheConfig):
+    """The kernel cache: dir None: $PYFLAME_RT_KERNEL_CACHE_DIR, else `kernels` inside the compile
+    cache's directory. Its entries are small and shared by models, so it keeps more of them."""
+
+    max_entries: int = 4096
+
+    def resolved_dir(self) -> str:
+        return self.dir or os.environ.get(KERNEL_ENV_DIR) or os.path.join(CacheConfig().resolved_dir(), "kernels")
 
 
 @dataclass
@@ -70,7 +106,7 @@ class SessionOptions:
     profile_file_prefix: str = "pyflame_rt_profile"
     verbose_optimization: bool = False
     custom_metadata: dict = field(default_factory=dict)
-    cache: "CacheConfig | None" = None
+    cache: CacheConfig | None = None
     sign_key_file: str | None = None
     checked: bool = False
 
@@ -90,8 +126,6 @@ class SessionOptions:
             raise ValidationError(f"invalid graph_optimization_level {level!r}") from None
 
     def validate(self) -> "SessionOptions":
-        from pyflame_rt.cache import CacheConfig
-
         if not isinstance(self.num_threads, int) or self.num_threads < 0:
             raise ValidationError(f"num_threads must be an int >= 0, got {self.num_threads!r}")
         if self.num_threads > 1024:
@@ -146,3 +180,14 @@ class RunOptions:
 def _check_log_level(level) -> None:
     if level not in range(5):
         raise ValidationError(f"log_severity_level must be 0..4, got {level!r}")
+
+
+@dataclass
+class PassManagerConfig:
+    """max_iterations: pipeline sweeps until nothing changes (1 = a single sweep)."""
+
+    level: OptLevel = OptLevel.EXTENDED
+    max_iterations: int = 10
+    validate: bool = True
+    skip_passes: tuple[str, ...] = ()
+    verbose: bool = False

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyflame_rt import artifact, files, signing
-from pyflame_rt.cache import LOADER, CacheConfig, CompileCache
+from pyflame_rt.cache import LOADER, CompileCache
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.dialects.symbolic import dim_to_public
 from pyflame_rt.errors import InputError, InvalidModelError, ValidationError
 from pyflame_rt.executable import Executable
-from pyflame_rt.options import RunOptions, SessionOptions
+from pyflame_rt.options import CacheConfig, RunOptions, SessionOptions
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.runtime import now_ns
 from pyflame_rt.tensor import Tensor
