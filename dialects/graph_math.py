@@ -10,11 +10,11 @@ from typing import ClassVar
 
 from xdsl.dialects.builtin import BoolAttr, FloatAttr, StringAttr, TensorType, f32
 from xdsl.ir import SSAValue
-from xdsl.irdl import irdl_op_definition, operand_def, opt_prop_def, prop_def, result_def, var_operand_def
+from xdsl.irdl import irdl_op_definition, operand_def, opt_prop_def, prop_def, result_def
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.graph import (
-    ElementwiseBinaryOp, ElementwiseUnaryOp, GraphOp, broadcast_shapes, same_dtype)
+    ElementwiseBinaryOp, ElementwiseUnaryOp, GraphOp, VariadicOp, broadcast_shapes, same_dtype)
 from pyflame_rt.dialects.graph_attrs import GeluApproximation, GeluApproximationAttr, enum_attr
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError
@@ -393,15 +393,8 @@ class XorOp(LogicalOp):
 # --------------------------------------------------------------- variadic
 
 
-class VariadicOp(GraphOp):
+class ElementwiseVariadicOp(VariadicOp):
     """An n-ary elementwise op with multidirectional broadcasting."""
-
-    inputs = var_operand_def(TensorType)
-    result = result_def(TensorType)
-    assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
-
-    def __init__(self, *inputs: SSAValue, result_type: TensorType):
-        super().__init__(operands=[list(inputs)], result_types=[result_type])
 
     def infer_shapes(self, shapes):
         out = shapes[0]
@@ -414,22 +407,22 @@ class VariadicOp(GraphOp):
 
 
 @irdl_op_definition
-class SumOp(VariadicOp):
+class SumOp(ElementwiseVariadicOp):
     name = "graph.sum"
 
 
 @irdl_op_definition
-class MinOp(VariadicOp):
+class MinOp(ElementwiseVariadicOp):
     name = "graph.min"
 
 
 @irdl_op_definition
-class MaxOp(VariadicOp):
+class MaxOp(ElementwiseVariadicOp):
     name = "graph.max"
 
 
 @irdl_op_definition
-class MeanOp(VariadicOp):
+class MeanOp(ElementwiseVariadicOp):
     name = "graph.mean"
 
     def infer_dtypes(self, dtypes):

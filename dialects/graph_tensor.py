@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Sequence
 
 from xdsl.dialects.builtin import ArrayAttr, BoolAttr, FloatAttr, IntegerAttr, StringAttr, TensorType, f64, i64
-from xdsl.ir import SSAValue
-from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def, var_operand_def
+from xdsl.ir import Attribute, SSAValue
+from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.assumptions import broadcast_dim
-from pyflame_rt.dialects.graph import GraphOp, UnaryOp, broadcast_shapes, dtype_of, same_dtype, static_shape, tensor_type
-from pyflame_rt.dialects.graph_reduce import normalize_axis
+from pyflame_rt.dialects.graph import (
+    AxisOp, GraphOp, UnaryOp, VariadicOp, axis_prop, broadcast_shapes, dtype_of, normalize_axis, same_dtype,
+    static_shape, tensor_type)
 from pyflame_rt.dialects.symbolic import Dim, Shape, parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
@@ -65,30 +66,39 @@ class DimValuesOp(GraphOp):
             raise VerifyException("graph.dim_values: result must be int64 or int32")
 
 
-@irdl_op_definition
-class GatherOp(GraphOp):
-    """Take slices of `data` along `axis` at `indices` (negative counts from the end)."""
+class IndexOp(GraphOp):
+    """Reads `data` at `indices` (int64 or int32; negative ones count from the end of their axis);
+    the result has the data's element type. A scatter (graph_index.ScatterOp) also takes the
+    `updates` it writes."""
 
-    name = "graph.gather"
     data = operand_def(TensorType)
     indices = operand_def(TensorType)
-    axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
     result = result_def(TensorType)
-    assembly_format = "$data `,` $indices attr-dict `:` functional-type(operands, results)"
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
 
-    def __init__(self, data, indices, result_type, axis: int = 0):
-        super().__init__(operands=[data, indices], result_types=[result_type],
-                         properties={"axis": IntegerAttr(axis, i64)})
-
-    def infer_shapes(self, shapes):
-        data, idx = shapes
-        axis = normalize_axis(self.axis.value.data, len(data))
-        return [tuple(data[:axis]) + tuple(idx) + tuple(data[axis + 1:])]
+    def __init__(self, *operands: SSAValue, result_type: TensorType, **properties: Attribute):
+        super().__init__(operands=list(operands), result_types=[result_type], properties=properties)
 
     def infer_dtypes(self, dtypes):
         if dtypes[1] not in INDEX_DTYPES:
             raise DTypeMismatchError(f"indices must be int64 or int32, got {dtypes[1].value}")
         return [dtypes[0]]
+
+
+@irdl_op_definition
+class GatherOp(IndexOp, AxisOp):
+    """Take slices of `data` along `axis` at `indices`."""
+
+    name = "graph.gather"
+    axis = axis_prop()
+
+    def __init__(self, data, indices, result_type, axis: int = 0):
+        super().__init__(data, indices, result_type=result_type, axis=IntegerAttr(axis, i64))
+
+    def infer_shapes(self, shapes):
+        data, idx = shapes
+        axis = self.axis_in(len(data))
+        return [tuple(data[:axis]) + tuple(idx) + tuple(data[axis + 1:])]
 
 
 @irdl_op_definition
@@ -194,18 +204,14 @@ def parse_einsum(equation: str, ranks: Sequence[int]) -> tuple[list[str], str]:
 
 
 @irdl_op_definition
-class EinsumOp(GraphOp):
+class EinsumOp(VariadicOp):
     """Einstein summation over 1 or 2 operands (ONNX Einsum)."""
 
     name = "graph.einsum"
-    inputs = var_operand_def(TensorType)
     equation = prop_def(StringAttr)
-    result = result_def(TensorType)
-    assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
 
     def __init__(self, *inputs: SSAValue, result_type: TensorType, equation: str):
-        super().__init__(operands=[list(inputs)], result_types=[result_type],
-                         properties={"equation": StringAttr(equation)})
+        super().__init__(*inputs, result_type=result_type, equation=StringAttr(equation))
 
     def infer_shapes(self, shapes):
         terms, out = parse_einsum(self.equation.data, [len(s) for s in shapes])
