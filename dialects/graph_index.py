@@ -14,7 +14,7 @@ from xdsl.irdl import irdl_op_definition, operand_def, prop_def
 from pyflame_rt.dialects.assumptions import require_equal, require_same_shape
 from pyflame_rt.dialects.graph import AxisOp, axis_prop, normalize_axis
 from pyflame_rt.dialects.graph_attrs import ScatterReduction, ScatterReductionAttr, enum_attr
-from pyflame_rt.dialects.graph_tensor import IndexOp
+from pyflame_rt.dialects.graph_tensor import GatherAlongAxisOp, IndexOp
 from pyflame_rt.dialects.symbolic import Shape
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 
@@ -65,14 +65,10 @@ class ScatterOp(IndexOp):
 
 
 @irdl_op_definition
-class GatherElementsOp(IndexOp, AxisOp):
+class GatherElementsOp(GatherAlongAxisOp):
     """out[..., j, ...] = data[..., indices[..., j, ...], ...] along `axis`; out has the indices' shape."""
 
     name = "graph.gather_elements"
-    axis = axis_prop()
-
-    def __init__(self, data, indices, result_type, axis: int = 0):
-        super().__init__(data, indices, result_type=result_type, axis=IntegerAttr(axis, i64))
 
     def infer_shapes(self, shapes):
         elements_layout(shapes[0], shapes[1], self.axis.value.data)

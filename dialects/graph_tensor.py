@@ -85,15 +85,20 @@ class IndexOp(GraphOp):
         return [dtypes[0]]
 
 
-@irdl_op_definition
-class GatherOp(IndexOp, AxisOp):
-    """Take slices of `data` along `axis` at `indices`."""
+class GatherAlongAxisOp(IndexOp, AxisOp):
+    """A gather whose indices address one `axis` of the data (default 0)."""
 
-    name = "graph.gather"
     axis = axis_prop()
 
     def __init__(self, data, indices, result_type, axis: int = 0):
         super().__init__(data, indices, result_type=result_type, axis=IntegerAttr(axis, i64))
+
+
+@irdl_op_definition
+class GatherOp(GatherAlongAxisOp):
+    """Take slices of `data` along `axis` at `indices`."""
+
+    name = "graph.gather"
 
     def infer_shapes(self, shapes):
         data, idx = shapes
