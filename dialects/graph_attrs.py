@@ -20,6 +20,7 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.str_enum import StrEnum
 
+from pyflame_rt.dtype import DType
 from pyflame_rt.errors import ShapeMismatchError
 
 
@@ -98,6 +99,11 @@ class GeluApproximation(StrEnum):
     TANH = "tanh"
 
 
+# the element type an op produces where its operands do not say (Cast's `to`, the dtype of
+# ConstantOfShape and Range): DType's names; `DType(attr.data)` reads one back
+ElementType = StrEnum("ElementType", [(d.name, d.value) for d in DType])
+
+
 @irdl_attr_definition
 class LayoutAttr(EnumAttribute[Layout], SpacedOpaqueSyntaxAttribute):
     name = "graph.layout"
@@ -146,6 +152,11 @@ class ShiftDirectionAttr(EnumAttribute[ShiftDirection], SpacedOpaqueSyntaxAttrib
 @irdl_attr_definition
 class GeluApproximationAttr(EnumAttribute[GeluApproximation], SpacedOpaqueSyntaxAttribute):
     name = "graph.gelu_approximation"
+
+
+@irdl_attr_definition
+class ElementTypeAttr(EnumAttribute[ElementType], SpacedOpaqueSyntaxAttribute):
+    name = "graph.element_type"
 
 
 _E = TypeVar("_E", bound=EnumAttribute)
@@ -260,4 +271,4 @@ class ActivationAttr(ParametrizedAttribute):
 
 GRAPH_ATTRS = [LayoutAttr, ReduceKindAttr, ArgReduceKindAttr, PadModeAttr, ResizeModeAttr, CoordinateModeAttr,
                NearestModeAttr, ScatterReductionAttr, ShiftDirectionAttr, GeluApproximationAttr,
-               ActivationKindAttr, ActivationAttr]
+               ElementTypeAttr, ActivationKindAttr, ActivationAttr]

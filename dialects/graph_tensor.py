@@ -18,6 +18,7 @@ from pyflame_rt.dialects.assumptions import broadcast_dim
 from pyflame_rt.dialects.graph import (
     AxisOp, GraphOp, UnaryOp, VariadicOp, axis_prop, broadcast_shapes, dtype_of, normalize_axis, same_dtype,
     static_shape, tensor_type)
+from pyflame_rt.dialects.graph_attrs import ElementTypeAttr, enum_attr
 from pyflame_rt.dialects.symbolic import Dim, Shape, parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
@@ -113,13 +114,14 @@ class ConstantOfShapeOp(GraphOp):
     name = "graph.constant_of_shape"
     shape = prop_def(ArrayAttr)
     value = prop_def(FloatAttr)
-    dtype = prop_def(StringAttr)
+    dtype = prop_def(ElementTypeAttr)
     result = result_def(TensorType)
     assembly_format = "attr-dict `:` type($result)"
 
     def __init__(self, result_type, shape: Sequence[Dim] = (), value: float = 0.0, dtype: str = "float32"):
         super().__init__(result_types=[result_type], properties={
-            "shape": dims_attr(shape), "value": FloatAttr(float(value), f64), "dtype": StringAttr(dtype)})
+            "shape": dims_attr(shape), "value": FloatAttr(float(value), f64),
+            "dtype": enum_attr(ElementTypeAttr, dtype)})
 
     def infer_shapes(self, shapes):
         return [attr_dims(self.shape)]
@@ -150,14 +152,14 @@ class RangeOp(GraphOp):
     start = prop_def(FloatAttr)
     delta = prop_def(FloatAttr)
     size = prop_def(StringAttr)
-    dtype = prop_def(StringAttr)
+    dtype = prop_def(ElementTypeAttr)
     result = result_def(TensorType)
     assembly_format = "attr-dict `:` type($result)"
 
     def __init__(self, result_type, start: float = 0, delta: float = 1, size: Dim = 0, dtype: str = "int64"):
         super().__init__(result_types=[result_type], properties={
             "start": FloatAttr(float(start), f64), "delta": FloatAttr(float(delta), f64),
-            "size": StringAttr(str(size)), "dtype": StringAttr(dtype)})
+            "size": StringAttr(str(size)), "dtype": enum_attr(ElementTypeAttr, dtype)})
 
     def infer_shapes(self, shapes):
         return [(parse_dim(self.size.data),)]
