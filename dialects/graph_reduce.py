@@ -8,6 +8,7 @@ from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAt
 from xdsl.ir import SSAValue
 from xdsl.irdl import (
     AttrSizedResultSegments,
+    ParsePropInAttrDict,
     irdl_op_definition,
     operand_def,
     opt_operand_def,
@@ -15,6 +16,7 @@ from xdsl.irdl import (
     prop_def,
     result_def,
 )
+from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.assumptions import require_at_most, require_equal
 from pyflame_rt.dialects.graph import AxisOp, UnaryOp, axis_prop, normalize_axis
@@ -126,7 +128,12 @@ class LogSoftmaxOp(_SoftmaxBase):
 @irdl_op_definition
 class LayerNormOp(NormalizationOp, AxisOp):
     """(x - mean) / sqrt(var + epsilon) * scale + bias over the dims from `axis` on; optionally
-    also the per-row mean and 1 / sqrt(var + epsilon) (shape of x with the normalized dims 1)."""
+    also the per-row mean and 1 / sqrt(var + epsilon) (shape of x with the normalized dims 1),
+    both or neither, their types after `stats`:
+
+        %y, %m, %r = graph.layer_norm %x, %s, %b {axis = 1 : i64} : (tensor<2x4xf32>, tensor<4xf32>,
+            tensor<4xf32>) -> tensor<2x4xf32> stats tensor<2x1xf32>, tensor<2x1xf32>
+    """
 
     name = "graph.layer_norm"
     input = operand_def(TensorType)
@@ -136,7 +143,9 @@ class LayerNormOp(NormalizationOp, AxisOp):
     result = result_def(TensorType)
     mean = opt_result_def(TensorType)
     inv_std_dev = opt_result_def(TensorType)
-    irdl_options = (AttrSizedResultSegments(as_property=True),)  # printed in the generic form
+    irdl_options = (ParsePropInAttrDict(), AttrSizedResultSegments(as_property=True))
+    assembly_format = ("$input `,` $scale (`,` $bias^)? attr-dict `:` `(` type($input) `,` type($scale) "
+                       "(`,` type($bias)^)? `)` `->` type($result) (`stats` type($mean)^ `,` type($inv_std_dev))?")
 
     def __init__(self, input, scale, bias, result_type=None, axis: int = -1, epsilon: float = 1e-5,
                  result_types=None, stats: bool = False):
@@ -145,6 +154,11 @@ class LayerNormOp(NormalizationOp, AxisOp):
         super().__init__(operands=[input, scale, [bias] if bias is not None else []],
                          result_types=[types[0], *stat_types],
                          properties={"axis": IntegerAttr(axis, i64), "epsilon": FloatAttr(epsilon, f32)})
+
+    def verify_(self) -> None:
+        if (self.mean is None) != (self.inv_std_dev is None):
+            raise VerifyException(f"{self.name}: the statistics are both present or both absent")
+        super().verify_()
 
     def infer_shapes(self, shapes):
         x = shapes[0]

@@ -36,8 +36,3 @@ def test_normalization_verifier_rejects(op, types, result, message):
     with pytest.raises(VerifyException, match=message):
         _verify(op, types, result)
 
-
-def test_layer_norm_parameters_share_the_input_type():
-    with pytest.raises(VerifyException, match="graph.layer_norm: the parameters must be float32"):
-        _verify('%y = "graph.layer_norm"(%x, %p0) <{axis = -1 : i64, epsilon = 1.0e-5 : f32, '
-                'resultSegmentSizes = array<i32: 1, 0, 0>}>', "tensor<2x4xf32>, tensor<4xf16>", "tensor<2x4xf32>")
