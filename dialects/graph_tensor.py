@@ -107,27 +107,34 @@ class GatherOp(GatherAlongAxisOp):
         return [tuple(data[:axis]) + tuple(idx) + tuple(data[axis + 1:])]
 
 
+class GeneratorOp(GraphOp):
+    """A tensor made from properties alone (no operands), of the element type `dtype` names."""
+
+    dtype = prop_def(ElementTypeAttr)
+    result = result_def(TensorType)
+    assembly_format = "attr-dict `:` type($result)"
+
+    def __init__(self, result_type: TensorType, dtype: str, **properties: Attribute):
+        super().__init__(result_types=[result_type],
+                         properties={**properties, "dtype": enum_attr(ElementTypeAttr, dtype)})
+
+    def infer_dtypes(self, dtypes):
+        return [DType(self.dtype.data)]
+
+
 @irdl_op_definition
-class ConstantOfShapeOp(GraphOp):
+class ConstantOfShapeOp(GeneratorOp):
     """A tensor of `shape` (dims may be symbolic) filled with `value`."""
 
     name = "graph.constant_of_shape"
     shape = prop_def(ArrayAttr)
     value = prop_def(FloatAttr)
-    dtype = prop_def(ElementTypeAttr)
-    result = result_def(TensorType)
-    assembly_format = "attr-dict `:` type($result)"
 
     def __init__(self, result_type, shape: Sequence[Dim] = (), value: float = 0.0, dtype: str = "float32"):
-        super().__init__(result_types=[result_type], properties={
-            "shape": dims_attr(shape), "value": FloatAttr(float(value), f64),
-            "dtype": enum_attr(ElementTypeAttr, dtype)})
+        super().__init__(result_type, dtype, shape=dims_attr(shape), value=FloatAttr(float(value), f64))
 
     def infer_shapes(self, shapes):
         return [attr_dims(self.shape)]
-
-    def infer_dtypes(self, dtypes):
-        return [DType(self.dtype.data)]
 
 
 @irdl_op_definition
@@ -145,27 +152,20 @@ class ExpandOp(UnaryOp):
 
 
 @irdl_op_definition
-class RangeOp(GraphOp):
+class RangeOp(GeneratorOp):
     """[start, start + delta, ...] with `size` elements (size may be a symbolic dim)."""
 
     name = "graph.range"
     start = prop_def(FloatAttr)
     delta = prop_def(FloatAttr)
     size = prop_def(StringAttr)
-    dtype = prop_def(ElementTypeAttr)
-    result = result_def(TensorType)
-    assembly_format = "attr-dict `:` type($result)"
 
     def __init__(self, result_type, start: float = 0, delta: float = 1, size: Dim = 0, dtype: str = "int64"):
-        super().__init__(result_types=[result_type], properties={
-            "start": FloatAttr(float(start), f64), "delta": FloatAttr(float(delta), f64),
-            "size": StringAttr(str(size)), "dtype": enum_attr(ElementTypeAttr, dtype)})
+        super().__init__(result_type, dtype, start=FloatAttr(float(start), f64), delta=FloatAttr(float(delta), f64),
+                         size=StringAttr(str(size)))
 
     def infer_shapes(self, shapes):
         return [(parse_dim(self.size.data),)]
-
-    def infer_dtypes(self, dtypes):
-        return [DType(self.dtype.data)]
 
 
 @irdl_op_definition
