@@ -89,6 +89,13 @@ class ScatterReduction(StrEnum):
     MIN = "min"
 
 
+class StorageOrder(StrEnum):
+    """How a flat index orders the spatial dims (ONNX MaxPool storage_order 0 and 1)."""
+
+    ROW_MAJOR = "row_major"
+    COLUMN_MAJOR = "column_major"
+
+
 class ShiftDirection(StrEnum):
     LEFT = "left"
     RIGHT = "right"
@@ -142,6 +149,11 @@ class NearestModeAttr(EnumAttribute[NearestMode], SpacedOpaqueSyntaxAttribute):
 @irdl_attr_definition
 class ScatterReductionAttr(EnumAttribute[ScatterReduction], SpacedOpaqueSyntaxAttribute):
     name = "graph.scatter_reduction"
+
+
+@irdl_attr_definition
+class StorageOrderAttr(EnumAttribute[StorageOrder], SpacedOpaqueSyntaxAttribute):
+    name = "graph.storage_order"
 
 
 @irdl_attr_definition
@@ -270,5 +282,5 @@ class ActivationAttr(ParametrizedAttribute):
 
 
 GRAPH_ATTRS = [LayoutAttr, ReduceKindAttr, ArgReduceKindAttr, PadModeAttr, ResizeModeAttr, CoordinateModeAttr,
-               NearestModeAttr, ScatterReductionAttr, ShiftDirectionAttr, GeluApproximationAttr,
+               NearestModeAttr, ScatterReductionAttr, StorageOrderAttr, ShiftDirectionAttr, GeluApproximationAttr,
                ElementTypeAttr, ActivationKindAttr, ActivationAttr]
