@@ -54,8 +54,8 @@ class ScatterOp(IndexOp):
     reduction = prop_def(ScatterReductionAttr, default_value=ScatterReductionAttr(ScatterReduction.NONE))
 
     def __init__(self, data, indices, updates, result_type, reduction: str = "none", **properties: Attribute):
-        super().__init__(data, indices, updates, result_type=result_type,
-                         reduction=enum_attr(ScatterReductionAttr, reduction), **properties)
+        super().__init__(data, indices, updates, result_type=result_type, **properties,
+                         reduction=enum_attr(ScatterReductionAttr, reduction))
 
     def infer_dtypes(self, dtypes):
         result = super().infer_dtypes(dtypes)

@@ -46,3 +46,10 @@ def test_constructors_order_operands_data_indices_updates():
     assert (op.data, op.indices, op.updates) == (data, indices, updates)
     assert op.reduction.data == "add"
     assert op.infer_shapes([(4, 3), (2, 1), (2, 3)]) == [(4, 3)]
+
+
+def test_scatter_elements_prints_axis_before_reduction():
+    data = create_ssa_value(TensorType(f32, [4, 3]))
+    indices = create_ssa_value(TensorType(i64, [4, 3]))
+    op = gi.ScatterElementsOp(data, indices, data, TensorType(f32, [4, 3]), axis=1, reduction="add")
+    assert "{axis = 1 : i64, reduction = #graph<scatter_reduction add>}" in str(op)
