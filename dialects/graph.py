@@ -43,6 +43,7 @@ from xdsl.irdl import (
     prop_def,
     result_def,
     traits_def,
+    var_operand_def,
 )
 from xdsl.parser import Parser
 from xdsl.printer import Printer
@@ -121,6 +122,18 @@ def same_dtype(dtypes: Sequence[DType], what: str) -> DType:
     if len(set(dtypes)) > 1:
         raise DTypeMismatchError(f"{what} operands must have one element type, got {[d.value for d in dtypes]}")
     return dtypes[0]
+
+
+def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
+    """`axis` in [0, rank) (negative counts from the end; a scalar's only axis is 0)."""
+    if not -rank <= axis < max(rank, 1):
+        raise ShapeMismatchError(f"{what} {axis} is out of range for rank {rank}")
+    return axis % rank if rank else 0
+
+
+def axis_prop(default: int = 0):
+    """The i64 `axis` of an `AxisOp`, with the ONNX operator's default."""
+    return prop_def(IntegerAttr, default_value=IntegerAttr(default, i64))
 
 
 def activation_prop():
@@ -277,6 +290,26 @@ class BinaryOp(GraphOp):
 
     def __init__(self, lhs: SSAValue, rhs: SSAValue, result_type: TensorType, **properties: Attribute):
         super().__init__(operands=[lhs, rhs], result_types=[result_type], properties=properties)
+
+
+class VariadicOp(GraphOp):
+    """Any number of tensors in, one out."""
+
+    inputs = var_operand_def(TensorType)
+    result = result_def(TensorType)
+    assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, *inputs: SSAValue, result_type: TensorType, **properties: Attribute):
+        super().__init__(operands=[list(inputs)], result_types=[result_type], properties=properties)
+
+
+class AxisOp(GraphOp):
+    """An op along one `axis` of its (first) input; the op declares the property with its default
+    (`axis_prop`)."""
+
+    def axis_in(self, rank: int) -> int:
+        """The axis in [0, rank); ShapeMismatchError when it is out of range."""
+        return normalize_axis(self.axis.value.data, rank)
 
 
 # ------------------------------------------------------------ elementwise

@@ -20,6 +20,7 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.str_enum import StrEnum
 
+from pyflame_rt.dtype import DType
 from pyflame_rt.errors import ShapeMismatchError
 
 
@@ -88,6 +89,13 @@ class ScatterReduction(StrEnum):
     MIN = "min"
 
 
+class StorageOrder(StrEnum):
+    """How a flat index orders the spatial dims (ONNX MaxPool storage_order 0 and 1)."""
+
+    ROW_MAJOR = "row_major"
+    COLUMN_MAJOR = "column_major"
+
+
 class ShiftDirection(StrEnum):
     LEFT = "left"
     RIGHT = "right"
@@ -96,6 +104,11 @@ class ShiftDirection(StrEnum):
 class GeluApproximation(StrEnum):
     NONE = "none"
     TANH = "tanh"
+
+
+# the element type an op produces where its operands do not say (Cast's `to`, the dtype of
+# ConstantOfShape and Range): DType's names; `DType(attr.data)` reads one back
+ElementType = StrEnum("ElementType", [(d.name, d.value) for d in DType])
 
 
 @irdl_attr_definition
@@ -139,6 +152,11 @@ class ScatterReductionAttr(EnumAttribute[ScatterReduction], SpacedOpaqueSyntaxAt
 
 
 @irdl_attr_definition
+class StorageOrderAttr(EnumAttribute[StorageOrder], SpacedOpaqueSyntaxAttribute):
+    name = "graph.storage_order"
+
+
+@irdl_attr_definition
 class ShiftDirectionAttr(EnumAttribute[ShiftDirection], SpacedOpaqueSyntaxAttribute):
     name = "graph.shift_direction"
 
@@ -146,6 +164,11 @@ class ShiftDirectionAttr(EnumAttribute[ShiftDirection], SpacedOpaqueSyntaxAttrib
 @irdl_attr_definition
 class GeluApproximationAttr(EnumAttribute[GeluApproximation], SpacedOpaqueSyntaxAttribute):
     name = "graph.gelu_approximation"
+
+
+@irdl_attr_definition
+class ElementTypeAttr(EnumAttribute[ElementType], SpacedOpaqueSyntaxAttribute):
+    name = "graph.element_type"
 
 
 _E = TypeVar("_E", bound=EnumAttribute)
@@ -259,5 +282,5 @@ class ActivationAttr(ParametrizedAttribute):
 
 
 GRAPH_ATTRS = [LayoutAttr, ReduceKindAttr, ArgReduceKindAttr, PadModeAttr, ResizeModeAttr, CoordinateModeAttr,
-               NearestModeAttr, ScatterReductionAttr, ShiftDirectionAttr, GeluApproximationAttr,
-               ActivationKindAttr, ActivationAttr]
+               NearestModeAttr, ScatterReductionAttr, StorageOrderAttr, ShiftDirectionAttr, GeluApproximationAttr,
+               ElementTypeAttr, ActivationKindAttr, ActivationAttr]

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from xdsl.dialects.builtin import BoolAttr, FloatAttr, StringAttr, TensorType, f32
+from xdsl.dialects.builtin import BoolAttr, FloatAttr, TensorType, f32
 from xdsl.ir import SSAValue
-from xdsl.irdl import irdl_op_definition, operand_def, opt_prop_def, prop_def, result_def, var_operand_def
+from xdsl.irdl import irdl_op_definition, operand_def, opt_prop_def, prop_def, result_def
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.graph import (
-    ElementwiseBinaryOp, ElementwiseUnaryOp, GraphOp, broadcast_shapes, same_dtype)
-from pyflame_rt.dialects.graph_attrs import GeluApproximation, GeluApproximationAttr, enum_attr
+    ElementwiseBinaryOp, ElementwiseUnaryOp, GraphOp, VariadicOp, broadcast_shapes, same_dtype)
+from pyflame_rt.dialects.graph_attrs import ElementTypeAttr, GeluApproximation, GeluApproximationAttr, enum_attr
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError
 
@@ -267,19 +267,17 @@ class ClipOp(ElementwiseUnaryOp):
 
 @irdl_op_definition
 class CastOp(ElementwiseUnaryOp):
-    """Convert the element type (ONNX Cast): `to` is a DType name such as "int64"."""
+    """Convert the element type (ONNX Cast): `graph.cast %x to int64 : ...`."""
 
     name = "graph.cast"
-    to = prop_def(StringAttr)
+    to = prop_def(ElementTypeAttr)
+    assembly_format = "$input `to` $to attr-dict `:` functional-type(operands, results)"
 
     def __init__(self, input, result_type=None, to: str = "float32"):
-        super().__init__(input, result_type, to=StringAttr(to))
+        super().__init__(input, result_type, to=enum_attr(ElementTypeAttr, to))
 
     def infer_dtypes(self, dtypes):
-        try:
-            return [DType(self.to.data)]
-        except ValueError:
-            raise DTypeMismatchError(f"unknown element type '{self.to.data}'") from None
+        return [DType(self.to.data)]
 
 
 @irdl_op_definition
@@ -393,15 +391,8 @@ class XorOp(LogicalOp):
 # --------------------------------------------------------------- variadic
 
 
-class VariadicOp(GraphOp):
+class ElementwiseVariadicOp(VariadicOp):
     """An n-ary elementwise op with multidirectional broadcasting."""
-
-    inputs = var_operand_def(TensorType)
-    result = result_def(TensorType)
-    assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
-
-    def __init__(self, *inputs: SSAValue, result_type: TensorType):
-        super().__init__(operands=[list(inputs)], result_types=[result_type])
 
     def infer_shapes(self, shapes):
         out = shapes[0]
@@ -414,22 +405,22 @@ class VariadicOp(GraphOp):
 
 
 @irdl_op_definition
-class SumOp(VariadicOp):
+class SumOp(ElementwiseVariadicOp):
     name = "graph.sum"
 
 
 @irdl_op_definition
-class MinOp(VariadicOp):
+class MinOp(ElementwiseVariadicOp):
     name = "graph.min"
 
 
 @irdl_op_definition
-class MaxOp(VariadicOp):
+class MaxOp(ElementwiseVariadicOp):
     name = "graph.max"
 
 
 @irdl_op_definition
-class MeanOp(VariadicOp):
+class MeanOp(ElementwiseVariadicOp):
     name = "graph.mean"
 
     def infer_dtypes(self, dtypes):

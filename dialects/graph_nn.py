@@ -21,10 +21,10 @@ result; conv weights keep ONNX's [M, C/group, kh, kw].
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, TensorType, f32, f64, i64
-from xdsl.ir import Attribute
+from xdsl.ir import Attribute, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     ParsePropInAttrDict,
@@ -34,16 +34,18 @@ from xdsl.irdl import (
     opt_prop_def,
     prop_def,
     result_def,
-    var_operand_def,
 )
 
 from pyflame_rt.dialects.assumptions import require_equal, require_multiple, require_same_shape
-from pyflame_rt.dialects.graph import GraphOp, UnaryOp, activation_prop, activation_props, keep_node_name
+from pyflame_rt.dialects.graph import (
+    GraphOp, UnaryOp, VariadicOp, activation_prop, activation_props, keep_node_name)
 from pyflame_rt.dialects.graph_attrs import (
     ActivationAttr, CoordinateMode, CoordinateModeAttr, Layout, LayoutAttr, NearestMode, NearestModeAttr, PadMode,
     PadModeAttr, ResizeMode, ResizeModeAttr, enum_attr)
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul
-from pyflame_rt.errors import ShapeMismatchError
+from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 
 
 def _ints(values: Sequence[int]) -> DenseArrayBase:
@@ -324,16 +326,48 @@ class GlobalMaxPoolOp(GlobalPoolOp):
 # ---------------------------------------------------------- normalization
 
 
-def _check_channel_params(x: Shape, params: Sequence[Shape], what: str) -> None:
-    if len(x) < 2:
-        raise ShapeMismatchError(f"{what} needs rank >= 2")
-    for p in params:
-        require_same_shape(p, (x[1],), f"{what} parameter shape differs from [channels]")
+class NormalizationOp(GraphOp):
+    """Normalizes `input` by statistics (its own or given ones), then scales and shifts it; `epsilon`
+    keeps the variance off zero. The input and the parameters are float tensors, the parameters of
+    the input's type unless the operator lets them differ; results beyond the first (statistics)
+    are float32."""
+
+    epsilon = prop_def(FloatAttr, default_value=FloatAttr(1e-5, f32))
+    PARAMETERS_LIKE_INPUT: ClassVar[bool] = True
+
+    def infer_dtypes(self, dtypes):
+        x, params = dtypes[0], dtypes[1:]
+        if x not in FLOAT_DTYPES or any(p not in FLOAT_DTYPES for p in params):
+            raise DTypeMismatchError(f"{self.name} needs float tensors, got {[d.value for d in dtypes]}")
+        if self.PARAMETERS_LIKE_INPUT and any(p is not x for p in params):
+            raise DTypeMismatchError(f"{self.name}: the parameters must be {x.value}, got {[p.value for p in params]}")
+        return [x] + [DType.FLOAT32] * (len(self.results) - 1)
+
+
+class ChannelNormOp(NormalizationOp):
+    """A normalization whose parameters (every operand after the input) are [C], C the input's dim 1."""
+
+    result = result_def(TensorType)
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
+    MIN_RANK: ClassVar[int] = 2
+
+    def __init__(self, *operands: SSAValue, result_type: TensorType, epsilon: float = 1e-5):
+        super().__init__(operands=list(operands), result_types=[result_type],
+                         properties={"epsilon": FloatAttr(epsilon, f32)})
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        if len(x) < self.MIN_RANK:
+            raise ShapeMismatchError(f"{self.name} needs rank >= {self.MIN_RANK}, got {len(x)}")
+        for p in shapes[1:]:
+            require_same_shape(p, (x[1],), f"{self.name} parameter shape differs from [channels]")
+        return [x]
 
 
 @irdl_op_definition
-class BatchNormOp(GraphOp):
-    """Inference-mode batch normalization with running statistics (ONNX BatchNormalization)."""
+class BatchNormOp(ChannelNormOp):
+    """Inference-mode batch normalization with running statistics (ONNX BatchNormalization, whose
+    scale / bias and mean / var may each have their own float type)."""
 
     name = "graph.batch_norm"
     input = operand_def(TensorType)
@@ -341,38 +375,18 @@ class BatchNormOp(GraphOp):
     bias = operand_def(TensorType)
     mean = operand_def(TensorType)
     var = operand_def(TensorType)
-    epsilon = prop_def(FloatAttr, default_value=FloatAttr(1e-5, f32))
-    result = result_def(TensorType)
-    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
-
-    def __init__(self, input, scale, bias, mean, var, result_type, *, epsilon=1e-5):
-        super().__init__(operands=[input, scale, bias, mean, var], result_types=[result_type],
-                         properties={"epsilon": FloatAttr(epsilon, f32)})
-
-    def infer_shapes(self, shapes):
-        _check_channel_params(shapes[0], shapes[1:], "BatchNormalization")
-        return [shapes[0]]
+    PARAMETERS_LIKE_INPUT: ClassVar[bool] = False
 
 
 @irdl_op_definition
-class InstanceNormOp(GraphOp):
+class InstanceNormOp(ChannelNormOp):
+    """Normalization over the spatial dims of each (batch, channel) plane."""
+
     name = "graph.instance_norm"
     input = operand_def(TensorType)
     scale = operand_def(TensorType)
     bias = operand_def(TensorType)
-    epsilon = prop_def(FloatAttr, default_value=FloatAttr(1e-5, f32))
-    result = result_def(TensorType)
-    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
-
-    def __init__(self, input, scale, bias, result_type, *, epsilon=1e-5):
-        super().__init__(operands=[input, scale, bias], result_types=[result_type],
-                         properties={"epsilon": FloatAttr(epsilon, f32)})
-
-    def infer_shapes(self, shapes):
-        if len(shapes[0]) < 3:
-            raise ShapeMismatchError("InstanceNormalization needs rank >= 3")
-        _check_channel_params(shapes[0], shapes[1:], "InstanceNormalization")
-        return [shapes[0]]
+    MIN_RANK: ClassVar[int] = 3
 
 
 @irdl_op_definition
@@ -470,16 +484,14 @@ class ResizeOp(UnaryOp):
 
 
 @irdl_op_definition
-class ConcatOp(GraphOp):
-    name = "graph.concat"
-    inputs = var_operand_def(TensorType)
-    axis = prop_def(IntegerAttr)
-    result = result_def(TensorType)
-    assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
+class ConcatOp(VariadicOp):
+    """The inputs joined along `axis` (ONNX Concat: no default axis, rank >= 1)."""
 
-    def __init__(self, *inputs_and_type, axis: int, result_type=None):
-        super().__init__(operands=[list(inputs_and_type)], result_types=[result_type],
-                         properties={"axis": IntegerAttr(axis, i64)})
+    name = "graph.concat"
+    axis = prop_def(IntegerAttr)
+
+    def __init__(self, *inputs: SSAValue, result_type: TensorType, axis: int):
+        super().__init__(*inputs, result_type=result_type, axis=IntegerAttr(axis, i64))
 
     def infer_shapes(self, shapes):
         if not shapes:

@@ -2,23 +2,25 @@
 output, and the inverse, MaxUnpool.
 
 An index is a flat int64 offset into the whole input tensor (N * C * spatial, as ONNX
-defines it): row-major, or with the spatial dims column-major (`storage_order` 1).
+defines it): row-major, or with the spatial dims column-major (`storage_order`, ONNX's 0 or 1
+as `STORAGE_ORDERS` names them).
 MaxUnpool's output shape is fixed at import (`spatial_shape`); a `shape` operand, when
 present, is the model's run-time output_shape input, which must agree with it.
 """
 from __future__ import annotations
 
-from xdsl.dialects.builtin import IntegerAttr, TensorType, i64
+from xdsl.dialects.builtin import TensorType
 from xdsl.irdl import irdl_op_definition, operand_def, opt_operand_def, prop_def, result_def
 
 from pyflame_rt.dialects.assumptions import require_same_shape
 from pyflame_rt.dialects.graph import GraphOp
+from pyflame_rt.dialects.graph_attrs import StorageOrder, StorageOrderAttr, enum_attr
 from pyflame_rt.dialects.graph_nn import WindowOp, _ints, _vals, ints_prop
 from pyflame_rt.dialects.graph_tensor import INDEX_DTYPES
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 
-STORAGE_ORDERS = (0, 1)  # row major, column major
+STORAGE_ORDERS = {0: StorageOrder.ROW_MAJOR, 1: StorageOrder.COLUMN_MAJOR}  # ONNX's storage_order values
 
 
 @irdl_op_definition
@@ -27,21 +29,19 @@ class MaxPoolWithIndicesOp(WindowOp):
     (padding excluded). NCHW only."""
 
     name = "graph.max_pool_with_indices"
-    storage_order = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
+    storage_order = prop_def(StorageOrderAttr, default_value=StorageOrderAttr(StorageOrder.ROW_MAJOR))
     result = result_def(TensorType)  # restated: subclass results come first in IRDL's order
     indices = result_def(TensorType)
 
-    def __init__(self, input, result_types, *, storage_order: int = 0, **window):
+    def __init__(self, input, result_types, *, storage_order: str = "row_major", **window):
         GraphOp.__init__(self, operands=[input], result_types=result_types, properties=self.window_props(
-            storage_order=IntegerAttr(storage_order, i64), **window))
+            storage_order=enum_attr(StorageOrderAttr, storage_order), **window))
 
     @property
     def column_major(self) -> bool:
-        return self.storage_order.value.data == 1
+        return self.storage_order.data == StorageOrder.COLUMN_MAJOR
 
     def infer_shapes(self, shapes):
-        if self.storage_order.value.data not in STORAGE_ORDERS:
-            raise ShapeMismatchError(f"{self.name}: storage_order must be 0 or 1, got {self.storage_order.value.data}")
         if self.data_layout != "NCHW":
             raise ShapeMismatchError(f"{self.name} is NCHW only, got layout {self.data_layout}")
         out = super().infer_shapes(shapes)[0]

@@ -8,6 +8,7 @@ from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAt
 from xdsl.ir import SSAValue
 from xdsl.irdl import (
     AttrSizedResultSegments,
+    ParsePropInAttrDict,
     irdl_op_definition,
     operand_def,
     opt_operand_def,
@@ -15,19 +16,16 @@ from xdsl.irdl import (
     prop_def,
     result_def,
 )
+from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.assumptions import require_at_most, require_equal
-from pyflame_rt.dialects.graph import GraphOp, UnaryOp
+from pyflame_rt.dialects.graph import AxisOp, UnaryOp, axis_prop, normalize_axis
 from pyflame_rt.dialects.graph_attrs import ArgReduceKindAttr, ReduceKind, ReduceKindAttr, enum_attr
 from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
+from pyflame_rt.dialects.graph_nn import NormalizationOp
 from pyflame_rt.dialects.symbolic import Shape
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
-
-def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
-    if not -rank <= axis < max(rank, 1):
-        raise ShapeMismatchError(f"{what} {axis} is out of range for rank {rank}")
-    return axis % rank if rank else 0
 
 
 def reduced_shape(shape: Shape, axes: Sequence[int], keepdims: bool) -> Shape:
@@ -74,12 +72,12 @@ class ReduceOp(UnaryOp):
 
 
 @irdl_op_definition
-class ArgReduceOp(UnaryOp):
+class ArgReduceOp(UnaryOp, AxisOp):
     """Index (int64) of the max / min along `axis` (ArgMax / ArgMin)."""
 
     name = "graph.arg_reduce"
     kind = prop_def(ArgReduceKindAttr)
-    axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
+    axis = axis_prop()
     keepdims = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
     select_last_index = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
 
@@ -89,17 +87,16 @@ class ArgReduceOp(UnaryOp):
                          keepdims=BoolAttr.from_bool(keepdims), select_last_index=BoolAttr.from_bool(select_last_index))
 
     def infer_shapes(self, shapes):
-        axis = normalize_axis(self.axis.value.data, len(shapes[0]))
-        return [reduced_shape(shapes[0], (axis,), self.keepdims.value.data)]
+        return [reduced_shape(shapes[0], (self.axis_in(len(shapes[0])),), self.keepdims.value.data)]
 
     def infer_dtypes(self, dtypes):
         return [DType.INT64]
 
 
-class _SoftmaxBase(UnaryOp):
+class _SoftmaxBase(UnaryOp, AxisOp):
     """Before opset 13 the input is coerced to 2-D at `axis` (legacy); since, one axis."""
 
-    axis = prop_def(IntegerAttr, default_value=IntegerAttr(-1, i64))
+    axis = axis_prop(-1)
     legacy = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
 
     def __init__(self, input, result_type, axis: int = -1, legacy: bool = False):
@@ -111,7 +108,7 @@ class _SoftmaxBase(UnaryOp):
             if not -rank <= self.axis.value.data <= rank:
                 raise ShapeMismatchError(f"axis {self.axis.value.data} is out of range for rank {rank}")
         else:
-            normalize_axis(self.axis.value.data, rank)
+            self.axis_in(rank)
         return [shapes[0]]
 
     def infer_dtypes(self, dtypes):
@@ -130,20 +127,26 @@ class LogSoftmaxOp(_SoftmaxBase):
 
 
 @irdl_op_definition
-class LayerNormOp(GraphOp):
+class LayerNormOp(NormalizationOp, AxisOp):
     """(x - mean) / sqrt(var + epsilon) * scale + bias over the dims from `axis` on; optionally
-    also the per-row mean and 1 / sqrt(var + epsilon) (shape of x with the normalized dims 1)."""
+    also the per-row mean and 1 / sqrt(var + epsilon) (shape of x with the normalized dims 1),
+    both or neither, their types after `stats`:
+
+        %y, %m, %r = graph.layer_norm %x, %s, %b {axis = 1 : i64} : (tensor<2x4xf32>, tensor<4xf32>,
+            tensor<4xf32>) -> tensor<2x4xf32> stats tensor<2x1xf32>, tensor<2x1xf32>
+    """
 
     name = "graph.layer_norm"
     input = operand_def(TensorType)
     scale = operand_def(TensorType)
     bias = opt_operand_def(TensorType)
-    axis = prop_def(IntegerAttr, default_value=IntegerAttr(-1, i64))
-    epsilon = prop_def(FloatAttr, default_value=FloatAttr(1e-5, f32))
+    axis = axis_prop(-1)
     result = result_def(TensorType)
     mean = opt_result_def(TensorType)
     inv_std_dev = opt_result_def(TensorType)
-    irdl_options = (AttrSizedResultSegments(as_property=True),)  # printed in the generic form
+    irdl_options = (ParsePropInAttrDict(), AttrSizedResultSegments(as_property=True))
+    assembly_format = ("$input `,` $scale (`,` $bias^)? attr-dict `:` `(` type($input) `,` type($scale) "
+                       "(`,` type($bias)^)? `)` `->` type($result) (`stats` type($mean)^ `,` type($inv_std_dev))?")
 
     def __init__(self, input, scale, bias, result_type=None, axis: int = -1, epsilon: float = 1e-5,
                  result_types=None, stats: bool = False):
@@ -153,9 +156,14 @@ class LayerNormOp(GraphOp):
                          result_types=[types[0], *stat_types],
                          properties={"axis": IntegerAttr(axis, i64), "epsilon": FloatAttr(epsilon, f32)})
 
+    def verify_(self) -> None:
+        if (self.mean is None) != (self.inv_std_dev is None):
+            raise VerifyException(f"{self.name}: the statistics are both present or both absent")
+        super().verify_()
+
     def infer_shapes(self, shapes):
         x = shapes[0]
-        axis = normalize_axis(self.axis.value.data, len(x))
+        axis = self.axis_in(len(x))
         norm = x[axis:]
         for s in shapes[1:]:  # scale and bias broadcast to the normalized dims
             if len(s) > len(norm):
@@ -167,22 +175,16 @@ class LayerNormOp(GraphOp):
         stats = tuple(x[:axis]) + (1,) * (len(x) - axis)
         return [x] + [stats] * (len(self.results) - 1)
 
-    def infer_dtypes(self, dtypes):
-        _float_only(dtypes, self.name)
-        if any(d is not dtypes[0] for d in dtypes):
-            raise DTypeMismatchError(f"scale and bias must be {dtypes[0].value}")
-        return [dtypes[0]] + [DType.FLOAT32] * (len(self.results) - 1)
-
 
 @irdl_op_definition
-class TopKOp(GraphOp):
+class TopKOp(AxisOp):
     """The k largest (or smallest) elements along `axis`, sorted, and their int64 indices;
     equal values keep the lower index first."""
 
     name = "graph.topk"
     input = operand_def(TensorType)
     k = prop_def(IntegerAttr)
-    axis = prop_def(IntegerAttr, default_value=IntegerAttr(-1, i64))
+    axis = axis_prop(-1)
     largest = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
     values = result_def(TensorType)
     indices = result_def(TensorType)
@@ -194,7 +196,7 @@ class TopKOp(GraphOp):
 
     def infer_shapes(self, shapes):
         x = shapes[0]
-        axis = normalize_axis(self.axis.value.data, len(x))
+        axis = self.axis_in(len(x))
         k = self.k.value.data
         if k < 0:
             raise ShapeMismatchError(f"TopK k={k} is negative")
@@ -209,11 +211,11 @@ class TopKOp(GraphOp):
 
 
 @irdl_op_definition
-class CumSumOp(UnaryOp):
+class CumSumOp(UnaryOp, AxisOp):
     """Running sum along `axis` (exclusive: without the element itself; reverse: from the end)."""
 
     name = "graph.cumsum"
-    axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
+    axis = axis_prop()
     exclusive = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
     reverse = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
 
@@ -222,7 +224,7 @@ class CumSumOp(UnaryOp):
                          reverse=BoolAttr.from_bool(reverse))
 
     def infer_shapes(self, shapes):
-        normalize_axis(self.axis.value.data, len(shapes[0]))
+        self.axis_in(len(shapes[0]))
         return [shapes[0]]
 
     def infer_dtypes(self, dtypes):

@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Sequence
 
 from xdsl.dialects.builtin import ArrayAttr, BoolAttr, FloatAttr, IntegerAttr, StringAttr, TensorType, f64, i64
-from xdsl.ir import SSAValue
-from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def, var_operand_def
+from xdsl.ir import Attribute, SSAValue
+from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.assumptions import broadcast_dim
-from pyflame_rt.dialects.graph import GraphOp, UnaryOp, broadcast_shapes, dtype_of, same_dtype, static_shape, tensor_type
-from pyflame_rt.dialects.graph_reduce import normalize_axis
+from pyflame_rt.dialects.graph import (  # normalize_axis: the CPU lowerings still read it from here
+    AxisOp, GraphOp, UnaryOp, VariadicOp, axis_prop, broadcast_shapes, dtype_of, normalize_axis, same_dtype,
+    static_shape, tensor_type)
+from pyflame_rt.dialects.graph_attrs import ElementTypeAttr, enum_attr
 from pyflame_rt.dialects.symbolic import Dim, Shape, parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
@@ -65,25 +67,18 @@ class DimValuesOp(GraphOp):
             raise VerifyException("graph.dim_values: result must be int64 or int32")
 
 
-@irdl_op_definition
-class GatherOp(GraphOp):
-    """Take slices of `data` along `axis` at `indices` (negative counts from the end)."""
+class IndexOp(GraphOp):
+    """Reads `data` at `indices` (int64 or int32; negative ones count from the end of their axis);
+    the result has the data's element type. A scatter (graph_index.ScatterOp) also takes the
+    `updates` it writes."""
 
-    name = "graph.gather"
     data = operand_def(TensorType)
     indices = operand_def(TensorType)
-    axis = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
     result = result_def(TensorType)
-    assembly_format = "$data `,` $indices attr-dict `:` functional-type(operands, results)"
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
 
-    def __init__(self, data, indices, result_type, axis: int = 0):
-        super().__init__(operands=[data, indices], result_types=[result_type],
-                         properties={"axis": IntegerAttr(axis, i64)})
-
-    def infer_shapes(self, shapes):
-        data, idx = shapes
-        axis = normalize_axis(self.axis.value.data, len(data))
-        return [tuple(data[:axis]) + tuple(idx) + tuple(data[axis + 1:])]
+    def __init__(self, *operands: SSAValue, result_type: TensorType, **properties: Attribute):
+        super().__init__(operands=list(operands), result_types=[result_type], properties=properties)
 
     def infer_dtypes(self, dtypes):
         if dtypes[1] not in INDEX_DTYPES:
@@ -91,26 +86,55 @@ class GatherOp(GraphOp):
         return [dtypes[0]]
 
 
+class GatherAlongAxisOp(IndexOp, AxisOp):
+    """A gather whose indices address one `axis` of the data (default 0)."""
+
+    axis = axis_prop()
+
+    def __init__(self, data, indices, result_type, axis: int = 0):
+        super().__init__(data, indices, result_type=result_type, axis=IntegerAttr(axis, i64))
+
+
 @irdl_op_definition
-class ConstantOfShapeOp(GraphOp):
+class GatherOp(GatherAlongAxisOp):
+    """Take slices of `data` along `axis` at `indices`."""
+
+    name = "graph.gather"
+
+    def infer_shapes(self, shapes):
+        data, idx = shapes
+        axis = self.axis_in(len(data))
+        return [tuple(data[:axis]) + tuple(idx) + tuple(data[axis + 1:])]
+
+
+class GeneratorOp(GraphOp):
+    """A tensor made from properties alone (no operands), of the element type `dtype` names."""
+
+    dtype = prop_def(ElementTypeAttr)
+    result = result_def(TensorType)
+    assembly_format = "attr-dict `:` type($result)"
+
+    def __init__(self, result_type: TensorType, dtype: str, **properties: Attribute):
+        super().__init__(result_types=[result_type],
+                         properties={**properties, "dtype": enum_attr(ElementTypeAttr, dtype)})
+
+    def infer_dtypes(self, dtypes):
+        return [DType(self.dtype.data)]
+
+
+@irdl_op_definition
+class ConstantOfShapeOp(GeneratorOp):
     """A tensor of `shape` (dims may be symbolic) filled with `value`."""
 
     name = "graph.constant_of_shape"
     shape = prop_def(ArrayAttr)
     value = prop_def(FloatAttr)
-    dtype = prop_def(StringAttr)
-    result = result_def(TensorType)
-    assembly_format = "attr-dict `:` type($result)"
 
     def __init__(self, result_type, shape: Sequence[Dim] = (), value: float = 0.0, dtype: str = "float32"):
-        super().__init__(result_types=[result_type], properties={
-            "shape": dims_attr(shape), "value": FloatAttr(float(value), f64), "dtype": StringAttr(dtype)})
+        super().__init__(result_type, dtype, shape=dims_attr(shape), value=FloatAttr(float(value), f64))
 
     def infer_shapes(self, shapes):
         return [attr_dims(self.shape)]
-
-    def infer_dtypes(self, dtypes):
-        return [DType(self.dtype.data)]
 
 
 @irdl_op_definition
@@ -128,27 +152,20 @@ class ExpandOp(UnaryOp):
 
 
 @irdl_op_definition
-class RangeOp(GraphOp):
+class RangeOp(GeneratorOp):
     """[start, start + delta, ...] with `size` elements (size may be a symbolic dim)."""
 
     name = "graph.range"
     start = prop_def(FloatAttr)
     delta = prop_def(FloatAttr)
     size = prop_def(StringAttr)
-    dtype = prop_def(StringAttr)
-    result = result_def(TensorType)
-    assembly_format = "attr-dict `:` type($result)"
 
     def __init__(self, result_type, start: float = 0, delta: float = 1, size: Dim = 0, dtype: str = "int64"):
-        super().__init__(result_types=[result_type], properties={
-            "start": FloatAttr(float(start), f64), "delta": FloatAttr(float(delta), f64),
-            "size": StringAttr(str(size)), "dtype": StringAttr(dtype)})
+        super().__init__(result_type, dtype, start=FloatAttr(float(start), f64), delta=FloatAttr(float(delta), f64),
+                         size=StringAttr(str(size)))
 
     def infer_shapes(self, shapes):
         return [(parse_dim(self.size.data),)]
-
-    def infer_dtypes(self, dtypes):
-        return [DType(self.dtype.data)]
 
 
 @irdl_op_definition
@@ -194,18 +211,14 @@ def parse_einsum(equation: str, ranks: Sequence[int]) -> tuple[list[str], str]:
 
 
 @irdl_op_definition
-class EinsumOp(GraphOp):
+class EinsumOp(VariadicOp):
     """Einstein summation over 1 or 2 operands (ONNX Einsum)."""
 
     name = "graph.einsum"
-    inputs = var_operand_def(TensorType)
     equation = prop_def(StringAttr)
-    result = result_def(TensorType)
-    assembly_format = "$inputs attr-dict `:` functional-type(operands, results)"
 
     def __init__(self, *inputs: SSAValue, result_type: TensorType, equation: str):
-        super().__init__(operands=[list(inputs)], result_types=[result_type],
-                         properties={"equation": StringAttr(equation)})
+        super().__init__(*inputs, result_type=result_type, equation=StringAttr(equation))
 
     def infer_shapes(self, shapes):
         terms, out = parse_einsum(self.equation.data, [len(s) for s in shapes])

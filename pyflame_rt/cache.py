@@ -33,6 +33,7 @@ from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import CacheSecurityError, PyFlameRTError, ValidationError
 from pyflame_rt.files import atomic_write, identity, open_regular
 from pyflame_rt.mapped_file import MMapAdvice, MMapLoader, MappedFile
+from pyflame_rt.options import ENV_DIR, CacheConfig, KernelCacheConfig
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.version import __version__
 
@@ -43,50 +44,10 @@ if TYPE_CHECKING:  # the compiler side (xDSL, onnx) loads only when a model is c
 __all__ = ["ArtifactLoader", "BinaryCache", "CacheConfig", "CacheEntryInfo", "CompileCache", "KernelCacheConfig",
            "MMapAdvice", "MMapLoader", "MappedFile", "global_cache_config", "set_global_cache_config"]
 
-ENV_DIR = "PYFLAME_RT_CACHE_DIR"
-KERNEL_ENV_DIR = "PYFLAME_RT_KERNEL_CACHE_DIR"
 KEY_FILE = "signing.key"  # the per-user key cache entries are signed with
 KEY_BYTES = 32
 TOUCH_INTERVAL = 3600.0  # seconds
 _ENTRY = re.compile(r"[0-9a-f]{64}\.pfm")
-
-
-@dataclass
-class CacheConfig:
-    """dir None: $PYFLAME_RT_CACHE_DIR, else ~/.cache/pyflame-rt. Limits apply after each store."""
-
-    dir: str | None = None
-    max_size_bytes: int = 4 << 30
-    max_entries: int = 256
-    ttl_seconds: float = 30 * 24 * 3600.0
-    enabled: bool = True
-
-    cache_dir = property(lambda self: self.dir, lambda self, value: setattr(self, "dir", value))  # the guide's name
-
-    def resolved_dir(self) -> str:
-        return self.dir or os.environ.get(ENV_DIR) or os.path.join(os.path.expanduser("~"), ".cache", "pyflame-rt")
-
-    def validate(self) -> "CacheConfig":
-        if self.dir is not None and not isinstance(self.dir, (str, os.PathLike)):
-            raise ValidationError(f"CacheConfig.dir must be a path or None, got {self.dir!r}")
-        for name in ("max_size_bytes", "max_entries"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValidationError(f"CacheConfig.{name} must be an int >= 1, got {v!r}")
-        if not isinstance(self.ttl_seconds, (int, float)) or self.ttl_seconds <= 0:
-            raise ValidationError(f"CacheConfig.ttl_seconds must be > 0, got {self.ttl_seconds!r}")
-        return self
-
-
-@dataclass
-class KernelCacheConfig(CacheConfig):
-    """The kernel cache: dir None: $PYFLAME_RT_KERNEL_CACHE_DIR, else `kernels` inside the compile
-    cache's directory. Its entries are small and shared by models, so it keeps more of them."""
-
-    max_entries: int = 4096
-
-    def resolved_dir(self) -> str:
-        return self.dir or os.environ.get(KERNEL_ENV_DIR) or os.path.join(CacheConfig().resolved_dir(), "kernels")
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,12 +12,11 @@ import numpy as np
 
 from pyflame_rt import artifact, signing
 from pyflame_rt.errors import InputError, PyFlameRTError
-from pyflame_rt.options import OptLevel
+from pyflame_rt.options import KernelCacheConfig, OptLevel
 from pyflame_rt.version import __version__
 
 
 def _compile(args) -> int:
-    from pyflame_rt.cache import KernelCacheConfig
     from pyflame_rt.compiler import CompileOptions, compile_model  # `run`/`inspect` do not need it
 
     t0 = time.perf_counter()

@@ -16,15 +16,14 @@ CPU unless another is given.
 from __future__ import annotations
 
 from pyflame_rt.dialects.weights import WeightTable
-from pyflame_rt.options import OptLevel
+from pyflame_rt.options import OptLevel, PassManagerConfig
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.targets.target import Target
 from pyflame_rt.transforms.eliminate_common_subexpressions import EliminateCommonSubexpressions
 from pyflame_rt.transforms.eliminate_dead_code import EliminateDeadCode
 from pyflame_rt.transforms.fold_constants import FoldConstants
 from pyflame_rt.transforms.graph_pass import GraphPass, PassStats
-from pyflame_rt.transforms.pass_manager import (
-    FUSION_PASSES, LEVEL_PIPELINES, PassManager, PassManagerConfig, PassResult)
+from pyflame_rt.transforms.pass_manager import FUSION_PASSES, LEVEL_PIPELINES, PassManager, PassResult
 from pyflame_rt.transforms.registry import register_pass
 
 # The per-pass configuration classes are the passes themselves (frozen dataclasses

@@ -12,9 +12,9 @@ from xdsl.utils.exceptions import ArgSpecParseError, ParseError, VerifyException
 from pyflame_rt.dialects import ALL_DIALECTS, graph, kernel
 from pyflame_rt.dialects.weights import parse_module, print_module
 from pyflame_rt.errors import PyFlameRTError
-from pyflame_rt.options import OptLevel
+from pyflame_rt.options import OptLevel, PassManagerConfig
 from pyflame_rt.targets.cpu.target import CPUTarget
-from pyflame_rt.transforms.pass_manager import PassManager, PassManagerConfig
+from pyflame_rt.transforms.pass_manager import PassManager
 from pyflame_rt.transforms.registry import all_passes, load_pass_plugin, register_pass
 
 

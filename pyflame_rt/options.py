@@ -1,4 +1,5 @@
-"""Every options class: import, compile, session and run options (ONNX Runtime-style names)."""
+"""Every options class: import, compile, session and run options (ONNX Runtime-style names), the
+compile and kernel caches' settings and the graph pass manager's."""
 from __future__ import annotations
 
 import operator
@@ -6,12 +7,11 @@ import os
 from dataclasses import dataclass, field
 from enum import IntEnum
 from numbers import Integral
-from typing import TYPE_CHECKING
 
 from pyflame_rt.errors import ValidationError
 
-if TYPE_CHECKING:
-    from pyflame_rt.cache import KernelCacheConfig
+ENV_DIR = "PYFLAME_RT_CACHE_DIR"
+KERNEL_ENV_DIR = "PYFLAME_RT_KERNEL_CACHE_DIR"
 
 
 class _OptionEnum(IntEnum):
@@ -72,6 +72,44 @@ def _alias(field_name: str) -> property:
 
 
 @dataclass
+class CacheConfig:
+    """dir None: $PYFLAME_RT_CACHE_DIR, else ~/.cache/pyflame-rt. Limits apply after each store."""
+
+    dir: str | None = None
+    max_size_bytes: int = 4 << 30
+    max_entries: int = 256
+    ttl_seconds: float = 30 * 24 * 3600.0
+    enabled: bool = True
+
+    cache_dir = property(lambda self: self.dir, lambda self, value: setattr(self, "dir", value))  # the guide's name
+
+    def resolved_dir(self) -> str:
+        return self.dir or os.environ.get(ENV_DIR) or os.path.join(os.path.expanduser("~"), ".cache", "pyflame-rt")
+
+    def validate(self) -> "CacheConfig":
+        if self.dir is not None and not isinstance(self.dir, (str, os.PathLike)):
+            raise ValidationError(f"CacheConfig.dir must be a path or None, got {self.dir!r}")
+        for name in ("max_size_bytes", "max_entries"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValidationError(f"CacheConfig.{name} must be an int >= 1, got {v!r}")
+        if not isinstance(self.ttl_seconds, (int, float)) or self.ttl_seconds <= 0:
+            raise ValidationError(f"CacheConfig.ttl_seconds must be > 0, got {self.ttl_seconds!r}")
+        return self
+
+
+@dataclass
+class KernelCacheConfig(CacheConfig):
+    """The kernel cache: dir None: $PYFLAME_RT_KERNEL_CACHE_DIR, else `kernels` inside the compile
+    cache's directory. Its entries are small and shared by models, so it keeps more of them."""
+
+    max_entries: int = 4096
+
+    def resolved_dir(self) -> str:
+        return self.dir or os.environ.get(KERNEL_ENV_DIR) or os.path.join(CacheConfig().resolved_dir(), "kernels")
+
+
+@dataclass
 class ImportOptions:
     """How to import: shape inference through the graph, ONNX checker, opset bounds."""
 
@@ -112,7 +150,7 @@ class SessionOptions:
     profile_file_prefix: str = "pyflame_rt_profile"
     verbose_optimization: bool = False
     custom_metadata: dict = field(default_factory=dict)
-    cache: "CacheConfig | None" = None
+    cache: CacheConfig | None = None
     sign_key_file: str | None = None
     checked: bool = False
 
@@ -148,8 +186,6 @@ class SessionOptions:
         return self.num_threads
 
     def _problems(self):
-        from pyflame_rt.cache import CacheConfig
-
         if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int) or self.num_threads < 0:
             yield f"num_threads must be an int >= 0, got {self.num_threads!r}"
         elif self.num_threads > 1024:
@@ -208,3 +244,14 @@ class RunOptions:
 
 
 _LOG_LEVEL_NAMES = [name.lower() for name in LogLevel.__members__]
+
+
+@dataclass
+class PassManagerConfig:
+    """max_iterations: pipeline sweeps until nothing changes (1 = a single sweep)."""
+
+    level: OptLevel = OptLevel.EXTENDED
+    max_iterations: int = 10
+    validate: bool = True
+    skip_passes: tuple[str, ...] = ()
+    verbose: bool = False

@@ -38,7 +38,7 @@ TO_NCHW = (0, 3, 1, 2)
 LAYOUT_OPS = (nn.ConvOp, nn.MaxPoolOp, nn.AveragePoolOp, nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp)
 # ops computing each element from the same element of their (broadcast) operands
 ELEMENTWISE = (graph.ElementwiseBinaryOp, graph.ElementwiseUnaryOp, graph_fused.MulAddOp,
-               graph_math.VariadicOp, graph_math.WhereOp)
+               graph_math.ElementwiseVariadicOp, graph_math.WhereOp)
 
 
 def permuted_type(t: TensorType, perm) -> TensorType:

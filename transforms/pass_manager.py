@@ -20,7 +20,7 @@ from xdsl.utils.exceptions import ArgSpecParseError
 
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.errors import ValidationError
-from pyflame_rt.options import OptLevel
+from pyflame_rt.options import OptLevel, PassManagerConfig
 from pyflame_rt.transforms.eliminate_dead_code import referenced_weights
 from pyflame_rt.targets.target import Target
 from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, handed, node_census
@@ -57,17 +57,6 @@ class PassResult:
                  + (f", {self.iterations} iteration(s)" if self.passes else "")]
         lines += [f"  {p.name:<34} {p.stats.summary(node_counts=False)} ({p.time_ms:.1f} ms)" for p in self.passes]
         return "\n".join(lines)
-
-
-@dataclass
-class PassManagerConfig:
-    """max_iterations: pipeline sweeps until nothing changes (1 = a single sweep)."""
-
-    level: OptLevel = OptLevel.EXTENDED
-    max_iterations: int = 10
-    validate: bool = True
-    skip_passes: tuple[str, ...] = ()
-    verbose: bool = False
 
 
 def resolve_passes(passes: Iterable[ModulePass | str]) -> list[ModulePass]:

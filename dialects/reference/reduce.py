@@ -45,7 +45,7 @@ def _reduce(op, x):
 @reference(gr.ArgReduceOp)
 def _arg_reduce(op, x):
     data = x[0]
-    axis = gr.normalize_axis(op.axis.value.data, data.ndim)
+    axis = op.axis_in(data.ndim)
     pick = np.argmax if op.kind.data == "argmax" else np.argmin
     if op.select_last_index.value.data:
         idx = data.shape[axis] - 1 - pick(np.flip(data, axis), axis=axis)
@@ -60,7 +60,7 @@ def _rows(op, data: np.ndarray):
     if op.legacy.value.data:
         axis = axis + data.ndim if axis < 0 else axis
         return data.reshape(int(np.prod(data.shape[:axis])), -1), 1
-    return data, gr.normalize_axis(axis, data.ndim)
+    return data, op.axis_in(data.ndim)
 
 
 @reference(gr.SoftmaxOp, gr.LogSoftmaxOp)
@@ -80,7 +80,7 @@ def _layer_norm(op, x):
     """Statistics in float64: a constant row has its exact mean and a zero variance."""
     data = x[0]
     wide = data.astype(np.float64)
-    axes = tuple(range(gr.normalize_axis(op.axis.value.data, data.ndim), data.ndim))
+    axes = tuple(range(op.axis_in(data.ndim), data.ndim))
     mean = np.mean(wide, axis=axes, keepdims=True)
     inv_std = 1 / np.sqrt(np.mean(np.square(wide - mean), axis=axes, keepdims=True) + op.epsilon.value.data)
     y = (wide - mean) * inv_std * x[1]
@@ -92,7 +92,7 @@ def _layer_norm(op, x):
 @reference(gr.TopKOp)
 def _topk(op, x):
     data = x[0]
-    axis = gr.normalize_axis(op.axis.value.data, data.ndim)
+    axis = op.axis_in(data.ndim)
     key = -data if op.largest.value.data else data  # a stable sort keeps the lower index first on ties
     if data.dtype.kind == "u" and op.largest.value.data:
         key = np.iinfo(data.dtype).max - data
@@ -103,7 +103,7 @@ def _topk(op, x):
 @reference(gr.CumSumOp)
 def _cumsum(op, x):
     data = x[0]
-    axis = gr.normalize_axis(op.axis.value.data, data.ndim)
+    axis = op.axis_in(data.ndim)
     src = np.flip(data, axis) if op.reverse.value.data else data
     out = np.cumsum(src, axis=axis, dtype=data.dtype)
     if op.exclusive.value.data:

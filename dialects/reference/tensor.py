@@ -24,7 +24,7 @@ def _dim_values(op, x):
 @reference(gt.GatherOp)
 def _gather(op, x):
     data, idx = x
-    axis = gt.normalize_axis(op.axis.value.data, data.ndim)
+    axis = op.axis_in(data.ndim)
     n = data.shape[axis]
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise InputError(f"Gather index out of range [-{n}, {n - 1}]: {int(idx.min())}..{int(idx.max())}")

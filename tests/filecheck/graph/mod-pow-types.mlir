@@ -8,7 +8,7 @@ func.func @main(%x: tensor<?x8xi16> {graph.name = "x", graph.dims = ["batch", "8
   %m = graph.mod %x, %y {fmod = true} : (tensor<?x8xi16>, tensor<8xi16>) -> tensor<?x8xi16>
   // CHECK: graph.pow %{{.*}}, %{{.*}} : (tensor<?x8xi16>, tensor<8xi64>) -> tensor<?x8xi16>
   %p = graph.pow %m, %e : (tensor<?x8xi16>, tensor<8xi64>) -> tensor<?x8xi16>
-  // CHECK: graph.cast %{{.*}} {to = "bfloat16"} : (tensor<8xi16>) -> tensor<8xbf16>
-  %b = graph.cast %y {to = "bfloat16"} : (tensor<8xi16>) -> tensor<8xbf16>
+  // CHECK: graph.cast %{{.*}} to bfloat16 : (tensor<8xi16>) -> tensor<8xbf16>
+  %b = graph.cast %y to bfloat16 : (tensor<8xi16>) -> tensor<8xbf16>
   func.return %m, %p, %b : tensor<?x8xi16>, tensor<?x8xi16>, tensor<8xbf16>
 }

@@ -9,8 +9,8 @@ func.func @main(%x: tensor<?x8xf32> {graph.name = "x", graph.dims = ["batch", "8
   %g = graph.gelu %e {approximate = #graph<gelu_approximation tanh>} : (tensor<?x8xf32>) -> tensor<?x8xf32>
   // CHECK: graph.leaky_relu %{{.*}} {alpha = 2.000000e-01 : f32}
   %l = graph.leaky_relu %g {alpha = 2.000000e-01 : f32} : (tensor<?x8xf32>) -> tensor<?x8xf32>
-  // CHECK: graph.cast %{{.*}} {to = "float32"} : (tensor<?x?xi64>) -> tensor<?x?xf32>
-  %c = graph.cast %ids {to = "float32"} : (tensor<?x?xi64>) -> tensor<?x?xf32>
+  // CHECK: graph.cast %{{.*}} to float32 : (tensor<?x?xi64>) -> tensor<?x?xf32>
+  %c = graph.cast %ids to float32 : (tensor<?x?xi64>) -> tensor<?x?xf32>
   // CHECK: graph.less {{.*}} -> tensor<?x8xi1>
   %m = graph.less %x, %e : (tensor<?x8xf32>, tensor<?x8xf32>) -> tensor<?x8xi1>
   // CHECK: graph.where
@@ -25,8 +25,8 @@ func.func @main(%x: tensor<?x8xf32> {graph.name = "x", graph.dims = ["batch", "8
   %gt = graph.gather %w, %ids {axis = 0 : i64} : (tensor<10x8xf32>, tensor<?x?xi64>) -> tensor<?x?x8xf32>
   // CHECK: graph.dim_values {values = ["batch", "2*seq", "8"]} : tensor<3xi64>
   %dv = graph.dim_values {values = ["batch", "2*seq", "8"]} : tensor<3xi64>
-  // CHECK: graph.range {{.*}}size = "seq", dtype = "int64"} : tensor<?xi64>
-  %rg = graph.range {start = 0.0, delta = 1.0, size = "seq", dtype = "int64"} : tensor<?xi64>
+  // CHECK: graph.range {{.*}}size = "seq", dtype = #graph<element_type int64>} : tensor<?xi64>
+  %rg = graph.range {start = 0.0, delta = 1.0, size = "seq", dtype = #graph<element_type int64>} : tensor<?xi64>
   // CHECK: graph.einsum %{{.*}}, %{{.*}} {equation = "bi,ji->bj"}
   %es = graph.einsum %x, %w {equation = "bi,ji->bj"} : (tensor<?x8xf32>, tensor<10x8xf32>) -> tensor<?x10xf32>
   // CHECK: graph.topk %{{.*}} {k = 3 : i64} : (tensor<?x8xf32>) -> (tensor<?x3xf32>, tensor<?x3xi64>)

@@ -4,15 +4,15 @@
 // the result is narrowed back once. Einsum (widens in its own copies), elementwise ops (half
 // kernels of their own) and float32 ops are left alone.
 // CHECK-LABEL: func.func @main
-// CHECK:      %[[A:.*]] = graph.cast %a {to = "float32"} : (tensor<?x3x5xf16>) -> tensor<?x3x5xf32>
-// CHECK-NEXT: %[[B:.*]] = graph.cast %b {to = "float32"} : (tensor<5x4xf16>) -> tensor<5x4xf32>
+// CHECK:      %[[A:.*]] = graph.cast %a to float32 : (tensor<?x3x5xf16>) -> tensor<?x3x5xf32>
+// CHECK-NEXT: %[[B:.*]] = graph.cast %b to float32 : (tensor<5x4xf16>) -> tensor<5x4xf32>
 // CHECK-NEXT: %[[MM:.*]] = graph.matmul %[[A]], %[[B]] : (tensor<?x3x5xf32>, tensor<5x4xf32>) -> tensor<?x3x4xf32>
-// CHECK-NEXT: %[[Y:.*]] = graph.cast %[[MM]] {to = "float16"} : (tensor<?x3x4xf32>) -> tensor<?x3x4xf16>
-// CHECK-NEXT: %[[X:.*]] = graph.cast %x {to = "float32"}
-// CHECK-NEXT: %[[W:.*]] = graph.cast %w {to = "float32"}
-// CHECK-NEXT: %[[CB:.*]] = graph.cast %cb {to = "float32"} : (tensor<3xbf16>) -> tensor<3xf32>
+// CHECK-NEXT: %[[Y:.*]] = graph.cast %[[MM]] to float16 : (tensor<?x3x4xf32>) -> tensor<?x3x4xf16>
+// CHECK-NEXT: %[[X:.*]] = graph.cast %x to float32
+// CHECK-NEXT: %[[W:.*]] = graph.cast %w to float32
+// CHECK-NEXT: %[[CB:.*]] = graph.cast %cb to float32 : (tensor<3xbf16>) -> tensor<3xf32>
 // CHECK-NEXT: %[[CONV:.*]] = graph.conv %[[X]], %[[W]], %[[CB]] {{.*}} : (tensor<1x2x5x5xf32>, tensor<3x2x3x3xf32>, tensor<3xf32>) -> tensor<1x3x3x3xf32>
-// CHECK-NEXT: %[[C:.*]] = graph.cast %[[CONV]] {to = "bfloat16"} : (tensor<1x3x3x3xf32>) -> tensor<1x3x3x3xbf16>
+// CHECK-NEXT: %[[C:.*]] = graph.cast %[[CONV]] to bfloat16 : (tensor<1x3x3x3xf32>) -> tensor<1x3x3x3xbf16>
 // CHECK-NEXT: %[[E:.*]] = graph.einsum %a, %b {{.*}} -> tensor<?x3x4xf16>
 // CHECK-NEXT: %[[S:.*]] = graph.add %a, %a : (tensor<?x3x5xf16>, tensor<?x3x5xf16>) -> tensor<?x3x5xf16>
 // CHECK-NEXT: %[[H:.*]] = graph.matmul %f, %g : (tensor<2x5xf32>, tensor<5x2xf32>) -> tensor<2x2xf32>

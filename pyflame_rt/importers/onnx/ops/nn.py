@@ -101,12 +101,17 @@ def _pool_props(ctx: _NodeContext) -> dict:
                 ceil_mode=bool(ctx.attrs.get("ceil_mode", 0)))
 
 
+def _storage_order(order: int) -> str:
+    """ONNX's storage_order as the op's; a value it does not define is refused by the op."""
+    return pi.STORAGE_ORDERS.get(order, str(order))
+
+
 @converter("MaxPool")
 def _max_pool(ctx: _NodeContext):
     """The argmax-tracking variant only when the Indices output is used (storage_order only shapes it)."""
     if len(ctx.node.output) > 1 and ctx.node.output[1]:
         return ctx.emit(pi.MaxPoolWithIndicesOp, [ctx.input(0)], **_pool_props(ctx),
-                        storage_order=int(ctx.attrs.get("storage_order", 0)))
+                        storage_order=_storage_order(int(ctx.attrs.get("storage_order", 0))))
     return ctx.emit(nn.MaxPoolOp, [ctx.input(0)], **_pool_props(ctx))
 
 
