@@ -19,7 +19,7 @@ from pyflame_rt.dialects.symbolic import dim_to_public
 from pyflame_rt.errors import InputError, InvalidModelError, UnsupportedFormatError, ValidationError
 from pyflame_rt.executable import Executable
 from pyflame_rt.graph_builder import Graph
-from pyflame_rt.options import CacheConfig, RunOptions, SessionOptions
+from pyflame_rt.options import RunOptions, SessionOptions
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.runtime import now_ns
 from pyflame_rt.tensor import Tensor
