@@ -1,0 +1,174 @@
+"""The HTTP application: the guide's v1 REST endpoints and the Open Inference Protocol v2
+(KServe v2 / Triton HTTP, with the binary tensor data extension) over one ModelRegistry."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from pyflame_rt.errors import (
+    DTypeMismatchError, InputError, PyFlameRTError, RunTimeoutError, ShapeMismatchError, ValidationError,
+)
+from pyflame_rt.serving.config import ServerConfig
+from pyflame_rt.serving.metrics import MetricsRegistry
+from pyflame_rt.serving.policy import PolicyMiddleware
+from pyflame_rt.serving.protocol import (
+    V2_HEADER_LENGTH, InferRequest, RequestError, decode_v1, decode_v2, encode_v1_tensor, encode_v2, v2_datatype,
+)
+from pyflame_rt.serving.registry import ModelNotFoundError, ModelRegistry, ModelVersion
+from pyflame_rt.version import __version__
+
+PLATFORM = "pyflame_rt"
+_CLIENT_ERRORS = (InputError, ShapeMismatchError, DTypeMismatchError, ValidationError)
+
+
+def create_app(registry: ModelRegistry, config: ServerConfig, metrics: MetricsRegistry | None = None) -> FastAPI:
+    metrics = metrics or MetricsRegistry.instance()
+    app = FastAPI(title="PyFlameRT model server", version=__version__, docs_url=None, redoc_url=None)
+
+    @app.exception_handler(RequestError)
+    async def request_error(request, e: RequestError):
+        return JSONResponse({"error": str(e)}, e.status)
+
+    @app.exception_handler(ModelNotFoundError)
+    async def not_found(request, e: ModelNotFoundError):
+        return JSONResponse({"error": str(e)}, 404)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(request, e: RequestValidationError):
+        return JSONResponse({"error": f"invalid request parameters: {e.errors()}"}, 400)
+
+    def ready() -> bool:
+        return bool(registry.list_models())
+
+    async def infer(mv: ModelVersion, request: InferRequest) -> dict[str, np.ndarray]:
+        """Runs one request on `mv`, counting it in the model's stats and the metrics."""
+        name, start = mv.name, time.perf_counter()
+        metrics.active.labels(name).inc()
+        try:
+            _check_pinned_shapes(mv, request.inputs)
+            first = next(iter(request.inputs.values()))
+            metrics.batch_size.labels(name).observe(first.shape[0] if first.ndim else 1)
+            metrics.queue_size.labels(name).set(mv.runner.queue_size())
+            outputs = await mv.runner.infer(request.inputs, request.outputs)
+        except Exception as e:
+            mv.stats.requests += 1
+            mv.stats.failures += 1
+            metrics.requests.labels(name, "error").inc()
+            metrics.errors.labels(name, type(e).__name__).inc()
+            raise _as_request_error(e) from e
+        finally:
+            metrics.active.labels(name).dec()
+            metrics.queue_size.labels(name).set(mv.runner.queue_size())
+        elapsed = time.perf_counter() - start
+        mv.stats.requests += 1
+        mv.stats.total_latency_s += elapsed
+        metrics.requests.labels(name, "success").inc()
+        metrics.latency.labels(name).observe(elapsed)
+        return outputs
+
+    # ------------------------------------------------------------ health, metrics
+    @app.get("/health/live")
+    @app.get("/v2/health/live")
+    async def live():
+        return {"live": True}
+
+    @app.get("/health/ready")
+    @app.get("/v2/health/ready")
+    async def health_ready():
+        ok = ready()
+        return JSONResponse({"ready": ok, "models": registry.list_models()}, 200 if ok else 503)
+
+    @app.get("/metrics")
+    async def prometheus():
+        if not config.enable_metrics:
+            return JSONResponse({"error": "metrics are disabled"}, 404)
+        return Response(metrics.export_prometheus(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # ---------------------------------------------------------------------- v1
+    @app.get("/v1/models")
+    async def v1_models():
+        return {"models": [{"name": n, "versions": [mv.version for mv in registry.list_versions(n)], "ready": True}
+                           for n in registry.list_models()]}
+
+    @app.get("/v1/models/{model}")
+    async def v1_metadata(model: str, version: str | None = None):
+        mv = registry.get(model, version)
+        return {"name": model, "version": mv.version, "versions": [v.version for v in registry.list_versions(model)],
+                "platform": PLATFORM, "ready": mv.ready,
+                "inputs": [{"name": t.name, "dtype": t.dtype.name, "shape": t.shape} for t in mv.runner.inputs],
+                "outputs": [{"name": t.name, "dtype": t.dtype.name, "shape": t.shape} for t in mv.runner.outputs]}
+
+    @app.get("/v1/models/{model}/stats")
+    async def v1_stats(model: str):
+        versions = registry.list_versions(model)
+        if not versions:
+            raise ModelNotFoundError(f"model '{model}' is not loaded")
+        return {"name": model, "versions": {mv.version: mv.stats.to_dict() for mv in versions}}
+
+    @app.post("/v1/models/{model}/infer")
+    async def v1_infer(model: str, request: Request, version: str | None = None):
+        start = time.perf_counter()
+        decoded = decode_v1(await request.body())
+        with registry.lease(model, version) as mv:
+            outputs = await infer(mv, decoded)
+        return {"request_id": decoded.id or request.scope["state"]["request_id"], "model_name": model,
+                "model_version": mv.version, "outputs": {k: encode_v1_tensor(v) for k, v in outputs.items()},
+                "success": True, "latency_us": int(1e6 * (time.perf_counter() - start))}
+
+    # ---------------------------------------------------------------------- v2
+    @app.get("/v2")
+    async def v2_server():
+        return {"name": "pyflame-rt", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/models/{model}")
+    @app.get("/v2/models/{model}/versions/{version}")
+    async def v2_metadata(model: str, version: str | None = None):
+        mv = registry.get(model, version)
+        return {"name": model, "versions": [v.version for v in registry.list_versions(model)], "platform": PLATFORM,
+                "inputs": [_v2_spec(t) for t in mv.runner.inputs], "outputs": [_v2_spec(t) for t in mv.runner.outputs]}
+
+    @app.get("/v2/models/{model}/ready")
+    @app.get("/v2/models/{model}/versions/{version}/ready")
+    async def v2_model_ready(model: str, version: str | None = None):
+        registry.get(model, version)
+        return {"name": model, "ready": True}
+
+    @app.post("/v2/models/{model}/infer")
+    @app.post("/v2/models/{model}/versions/{version}/infer")
+    async def v2_infer(model: str, request: Request, version: str | None = None):
+        decoded = decode_v2(await request.body(), request.headers.get(V2_HEADER_LENGTH))
+        with registry.lease(model, version) as mv:
+            outputs = await infer(mv, decoded)
+        body, header_length = encode_v2(model, mv.version, decoded.id, outputs, decoded.binary_outputs)
+        if header_length is None:
+            return Response(body, media_type="application/json")
+        return Response(body, media_type="application/octet-stream",
+                        headers={V2_HEADER_LENGTH: str(header_length)})
+
+    app.add_middleware(PolicyMiddleware, security=config.security, log_access=config.access_log)
+    return app
+
+
+def _v2_spec(t) -> dict:
+    return {"name": t.name, "datatype": v2_datatype(t.dtype), "shape": [d if isinstance(d, int) else -1 for d in t.shape]}
+
+
+def _check_pinned_shapes(mv: ModelVersion, inputs: dict[str, np.ndarray]) -> None:
+    for name, dims in mv.config.inputs.items():
+        array = inputs.get(name)
+        if array is not None and (array.ndim != len(dims) or any(d not in (-1, s) for d, s in zip(dims, array.shape))):
+            raise InputError(f"input '{name}' has shape {list(array.shape)}; this model accepts {dims} (-1: any)")
+
+
+def _as_request_error(e: Exception) -> Exception:
+    if isinstance(e, _CLIENT_ERRORS):
+        return RequestError(f"{type(e).__name__}: {e}", 400)
+    if isinstance(e, RunTimeoutError):
+        return RequestError(f"inference timed out: {e}", 504)
+    if isinstance(e, PyFlameRTError):
+        return RequestError(f"inference failed: {type(e).__name__}: {e}", 500)
+    return e
