@@ -13,6 +13,7 @@ import uvicorn
 from pyflame_rt.errors import BackendError, ValidationError
 from pyflame_rt.serving.app import create_app
 from pyflame_rt.serving.config import ModelConfig, ServerConfig
+from pyflame_rt.serving.metrics import MetricsRegistry
 from pyflame_rt.serving.registry import ModelRegistry
 
 CONFIG_ENV = "PYFLAME_RT_SERVE_CONFIG"  # how `num_workers` > 1 hands the configuration to each worker
@@ -23,9 +24,11 @@ class ModelServer:
     `wait()` blocks until `stop()`; `serve_forever()` serves in the calling thread (and with
     http.num_workers > 1, in that many uvicorn worker processes)."""
 
-    def __init__(self, config: ServerConfig):
+    def __init__(self, config: ServerConfig, metrics: MetricsRegistry | None = None):
+        """`metrics`: where this server counts (default: the process-wide MetricsRegistry.instance())."""
         self.config = config.validate()
-        self.registry = ModelRegistry()
+        self.metrics = metrics or MetricsRegistry.instance()
+        self.registry = ModelRegistry(metrics=self.metrics)
         self._on_ready: list[Callable[[], None]] = []
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -42,7 +45,7 @@ class ModelServer:
             self.registry.enable_hot_reload(True, self.config.poll_interval_s)
 
     def app(self):
-        return create_app(self.registry, self.config)
+        return create_app(self.registry, self.config, self.metrics)
 
     def _uvicorn_settings(self) -> dict:
         http = self.config.http

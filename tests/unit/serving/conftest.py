@@ -9,7 +9,7 @@ import pytest
 from onnx import helper
 
 from conftest import make_model
-from pyflame_rt.serving import ModelServer, ServerConfig
+from pyflame_rt.serving import MetricsRegistry, ModelServer, ServerConfig
 
 
 def scale_model(factor: float) -> onnx.ModelProto:
@@ -42,20 +42,21 @@ def repo(tmp_path_factory) -> Path:
     return root
 
 
-def start_server(repo: Path | None = None, **settings) -> ModelServer:
+def start_server(repo: Path | None = None, metrics: MetricsRegistry | None = None, **settings) -> ModelServer:
+    """A server on a free loopback port; its metrics are its own unless given."""
     config = ServerConfig(model_dir=str(repo or ""))
     config.http.port = 0
     for key, value in settings.items():
         target = config.security if hasattr(config.security, key) else config.http if hasattr(config.http, key) \
             else config
         setattr(target, key, value)
-    server = ModelServer(config)
+    server = ModelServer(config, metrics or MetricsRegistry())
     server.start()
     return server
 
 
 @pytest.fixture(scope="package")
 def server(repo):
-    s = start_server(repo)
+    s = start_server(repo, MetricsRegistry.instance())
     yield s
     s.stop()
