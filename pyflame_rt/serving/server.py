@@ -100,6 +100,8 @@ class ModelServer:
             finally:
                 self.stop()
             return
+        self.load_models()  # fails here, not in every worker; and fills the compile cache the workers read
+        self.registry.close()
         os.environ[CONFIG_ENV] = json.dumps(self.config.to_dict())
         uvicorn.run(f"{__name__}:app_from_environment", factory=True, workers=workers, **self._uvicorn_settings())
 
