@@ -165,9 +165,9 @@ class ModelServerBuilder:
         self._config.security.rate_limit_rps, self._config.security.rate_limit_burst = requests_per_s, burst
         return self
 
-    def build(self) -> ModelServer:
+    def build(self, metrics: MetricsRegistry | None = None) -> ModelServer:
         if self._batching:
             for model in self._config.models:
                 model.enable_batching = True
                 model.max_batch_size, model.batch_timeout_us = self._batching
-        return ModelServer(self._config)
+        return ModelServer(self._config, metrics)
