@@ -79,7 +79,7 @@ class PolicyMiddleware:
             else:
                 await self.app(scope, _replay(body, receive), send_with_id)
         finally:
-            if self.log_access:
+            if self.log_access and access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client") or ("", 0)
                 access_log.info(json.dumps({
                     "request_id": request_id, "client": f"{client[0]}:{client[1]}", "method": scope["method"],
