@@ -75,7 +75,10 @@ class ModelRegistry:
         self._models: dict[str, dict[str, ModelVersion]] = {}
         self._configs: dict[str, ModelConfig] = {}  # how each model name was registered
         self._repositories: dict[str, Path] = {}  # repository models: name -> model folder
-        self._snapshots: dict[str, tuple] = {}
+        self._snapshots: dict[str, tuple] = {}  # repository models: what their files were when loaded
+        self._files: dict[tuple[str, str], tuple] = {}  # explicit models: (name, version) -> file stat
+        self._failed: dict[str, tuple] = {}  # repository models: files of the last failed hot reload
+        self._loading = threading.RLock()  # one load / unload at a time (the watcher and callers)
         self._on_reload: Callable[[str, str], None] | None = None
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
@@ -84,9 +87,12 @@ class ModelRegistry:
     def register_model(self, config: ModelConfig) -> ModelVersion:
         """Load `config.model_path` as `config.name`@`config.version` (replacing that version)."""
         config.validate()
-        self._configs[config.name] = config
-        loaded = self._load(config, config.version, config.model_path)
-        self._install(config.name, {config.version: loaded}, keep_others=True)
+        with self._loading:
+            stat = _stat(Path(config.model_path)) if Path(config.model_path).is_file() else ()
+            loaded = self._load(config, config.version, config.model_path)
+            self._configs[config.name] = config
+            self._files[config.name, config.version] = stat
+            self._install(config.name, {config.version: loaded})
         return loaded
 
     def load_from_path(self, name: str, path: str, version: str = "1") -> ModelVersion:
@@ -109,6 +115,10 @@ class ModelRegistry:
         folder = self._repositories.get(name)
         if folder is None:
             raise ModelNotFoundError(f"model '{name}' is not in a model repository")
+        with self._loading:
+            return self._load_repository_model(name, folder)
+
+    def _load_repository_model(self, name: str, folder: Path) -> list[str]:
         snapshot = _snapshot(folder)
         config = self._configs.get(name) or ModelConfig(name=name)
         config_file = _config_file(folder)
@@ -121,11 +131,16 @@ class ModelRegistry:
         old = self._snapshots.get(name)
         current = self._models.get(name, {})
         fresh = {}
-        for v in wanted:
-            unchanged = old and old[0] == snapshot[0] and old[1].get(v) == snapshot[1][v] and v in current
-            if not unchanged:
-                fresh[v] = self._load(config, v, str(folder / v / snapshot[1][v][0]))
-        self._install(name, fresh, keep_only=set(wanted))
+        try:
+            for v in wanted:
+                unchanged = old and old[0] == snapshot[0] and old[1].get(v) == snapshot[1][v] and v in current
+                if not unchanged:
+                    fresh[v] = self._load(config, v, str(folder / v / snapshot[1][v][0]))
+        except BaseException:
+            for mv in fresh.values():  # all or nothing: the loaded versions stay as they were
+                mv.runner.close()
+            raise
+        self._install(name, fresh, keep=set(wanted))
         self._snapshots[name] = snapshot
         return wanted
 
@@ -135,26 +150,24 @@ class ModelRegistry:
         runner = self._factory(path, replace(config, version=version))
         return ModelVersion(config.name, version, path, config, runner)
 
-    def _install(self, name: str, fresh: dict[str, ModelVersion], keep_only: set[str] | None = None,
-                 keep_others: bool = False) -> None:
+    def _install(self, name: str, fresh: dict[str, ModelVersion], keep: set[str] | None = None) -> None:
+        """Make `fresh` current; of the other loaded versions keep those in `keep` (None: all)."""
         with self._lock:
-            versions = dict(self._models.get(name, {}))
-            replaced = [versions[v] for v in fresh if v in versions]
-            if not keep_others:
-                replaced += [mv for v, mv in versions.items() if v not in keep_only and v not in fresh]
-                versions = {v: mv for v, mv in versions.items() if v in keep_only}
-            versions.update(fresh)
+            versions = self._models.get(name, {})
+            reloading = bool(versions)
+            gone = [mv for v, mv in versions.items() if v in fresh or (keep is not None and v not in keep)]
+            versions = {v: mv for v, mv in versions.items() if mv not in gone} | fresh
             self._models[name] = dict(sorted(versions.items(), key=lambda kv: version_key(kv[0])))
-        for mv in replaced:
+        for mv in gone:
             self._retire(mv)
         for v in fresh:
             self._metrics.loaded.labels(name, v).set(1)
             log.info("loaded model %s version %s", name, v)
-            if self._on_reload and replaced:
+            if self._on_reload and reloading:
                 self._on_reload(name, v)
 
     def unload(self, name: str, version: str | None = None) -> None:
-        with self._lock:
+        with self._loading, self._lock:
             versions = self._models.get(name)
             if versions is None or (version is not None and version not in versions):
                 raise ModelNotFoundError(f"model '{name}'" + (f" version {version}" if version else "") + " is not loaded")
@@ -162,17 +175,20 @@ class ModelRegistry:
             if version is None or not versions:
                 del self._models[name]
                 self._snapshots.pop(name, None)
+            for mv in gone:
+                self._files.pop((name, mv.version), None)
         for mv in gone:
             self._retire(mv)
 
     def reload(self, name: str, version: str | None = None) -> None:
         """Load the model's files again and swap them in (in-flight requests finish on the old)."""
         if name in self._repositories:
-            self._snapshots.pop(name, None)
-            self.load(name)
+            with self._loading:
+                self._snapshots.pop(name, None)
+                self.load(name)
             return
         mv = self.get(name, version)
-        self._install(name, {mv.version: self._load(mv.config, mv.version, mv.path)}, keep_others=True)
+        self.register_model(replace(mv.config, version=mv.version, model_path=mv.path))
 
     def _retire(self, mv: ModelVersion) -> None:
         with self._lock:
@@ -235,7 +251,8 @@ class ModelRegistry:
         self._on_reload = callback
 
     def enable_hot_reload(self, enabled: bool = True, interval_s: float = 1.0) -> None:
-        """Poll the repository folders every `interval_s` and reload models whose files changed."""
+        """Poll the repository folders and explicit model files every `interval_s` and reload the
+        models whose files changed."""
         if not enabled:
             self._stop_watcher()
             return
@@ -250,14 +267,30 @@ class ModelRegistry:
             self.poll()
 
     def poll(self) -> None:
-        """One hot-reload check of every repository model (a failed load keeps the old versions)."""
+        """One hot-reload check of every model (a failed load keeps the loaded versions)."""
         for name, folder in list(self._repositories.items()):
-            if _snapshot(folder) == self._snapshots.get(name):
-                continue
-            try:
-                self.load(name)
-            except (PyFlameRTError, OSError) as e:
-                log.error("hot reload of model %s failed, keeping the loaded versions: %s", name, e)
+            snapshot = _snapshot(folder)
+            if snapshot != self._snapshots.get(name) and snapshot != self._failed.get(name):
+                if not self._logged(self.load, name):
+                    self._failed[name] = snapshot  # retried once the files change again
+        for (name, version), stat in list(self._files.items()):
+            mv = self._loaded(name, version)
+            if mv is not None and Path(mv.path).is_file() and _stat(Path(mv.path)) != stat:
+                if not self._logged(self.reload, name, version):
+                    self._files[name, version] = _stat(Path(mv.path))
+
+    def _loaded(self, name: str, version: str) -> ModelVersion | None:
+        with self._lock:
+            return self._models.get(name, {}).get(version)
+
+    @staticmethod
+    def _logged(load: Callable, name: str, *args) -> bool:
+        try:
+            load(name, *args)
+            return True
+        except (PyFlameRTError, OSError) as e:
+            log.error("hot reload of model %s failed, keeping the loaded versions: %s", name, e)
+            return False
 
     def _stop_watcher(self) -> None:
         if self._watcher is not None:

@@ -8,10 +8,11 @@ import threading
 import time
 
 import numpy as np
+import onnx
 import pytest
 
 from pyflame_rt.errors import InvalidModelError, ValidationError
-from pyflame_rt.serving import ModelClient, ModelRegistry
+from pyflame_rt.serving import ModelClient, ModelRegistry, ThreadPoolRunner
 from pyflame_rt.serving.registry import ModelNotFoundError
 
 from .conftest import scale_model, start_server, two_output_model, write_version
@@ -133,3 +134,40 @@ def test_hot_reload_under_concurrent_load_fails_no_request(tmp_path):
     values = [r[2] for r in results]
     assert values[0] == 2.0 and values[-1] == 3.0 and set(values) == {2.0, 3.0}
     assert values.index(3.0) > 0 and 2.0 not in values[values.index(3.0) + 8:]  # no flip-flop after the swap
+
+
+def test_hot_reload_of_an_explicit_model_file_and_a_broken_file_keeps_the_old(tmp_path, registry):
+    path = tmp_path / "scale.onnx"
+    onnx.save(scale_model(2.0), path)
+    registry.load_from_path("scale", str(path), "1")
+    reloads = []
+    registry.set_reload_callback(lambda name, version: reloads.append((name, version)))
+    onnx.save(scale_model(7.0), path)
+    os.utime(path, ns=(1, time.time_ns() + 10**9))
+    registry.poll()
+    assert factor(registry.get("scale")) == 7.0 and reloads == [("scale", "1")]
+    path.write_bytes(b"half a model")
+    registry.poll()  # logged, not raised
+    assert factor(registry.get("scale")) == 7.0 and reloads == [("scale", "1")]
+
+
+def test_a_failed_repository_load_closes_what_it_had_loaded(tmp_path):
+    opened, closed = [], []
+
+    class Counting(ThreadPoolRunner):
+        def __init__(self, path, config):
+            super().__init__(path, config)
+            opened.append(path)
+
+        def close(self):
+            closed.append(True)
+            super().close()
+
+    write_version(tmp_path, "scale", "1", scale_model(2.0))
+    (tmp_path / "scale" / "2").mkdir()
+    (tmp_path / "scale" / "2" / "model.onnx").write_bytes(b"not onnx")
+    (tmp_path / "scale" / "config.yaml").write_text("version_policy: all")
+    registry = ModelRegistry(Counting)
+    with pytest.raises(InvalidModelError):
+        registry.load_from_directory(tmp_path)
+    assert len(opened) == 1 and closed == [True] and not registry.has("scale")
