@@ -131,6 +131,21 @@ def create_app(registry: ModelRegistry, config: ServerConfig, metrics: MetricsRe
         return {"name": model, "versions": [v.version for v in registry.list_versions(model)], "platform": PLATFORM,
                 "inputs": [_v2_spec(t) for t in mv.runner.inputs], "outputs": [_v2_spec(t) for t in mv.runner.outputs]}
 
+    @app.get("/v2/models/{model}/config")
+    @app.get("/v2/models/{model}/versions/{version}/config")
+    async def v2_config(model: str, version: str | None = None):
+        """Triton's model configuration (JSON form); batching is the model's own (max_batch_size 0)."""
+        mv = registry.get(model, version)
+        return {"name": model, "platform": PLATFORM, "max_batch_size": 0,
+                "instance_group": [{"count": mv.config.max_concurrency, "kind": "KIND_CPU"}],
+                "input": [_triton_config_tensor(t) for t in mv.runner.inputs],
+                "output": [_triton_config_tensor(t) for t in mv.runner.outputs]}
+
+    @app.post("/v2/repository/index")
+    async def v2_repository_index():
+        return [{"name": n, "version": mv.version, "state": "READY"}
+                for n in registry.list_models() for mv in registry.list_versions(n)]
+
     @app.get("/v2/models/{model}/ready")
     @app.get("/v2/models/{model}/versions/{version}/ready")
     async def v2_model_ready(model: str, version: str | None = None):
@@ -155,6 +170,11 @@ def create_app(registry: ModelRegistry, config: ServerConfig, metrics: MetricsRe
 
 def _v2_spec(t) -> dict:
     return {"name": t.name, "datatype": v2_datatype(t.dtype), "shape": [d if isinstance(d, int) else -1 for d in t.shape]}
+
+
+def _triton_config_tensor(t) -> dict:
+    spec = _v2_spec(t)
+    return {"name": t.name, "data_type": f"TYPE_{spec['datatype']}", "dims": spec["shape"]}
 
 
 def _check_pinned_shapes(mv: ModelVersion, inputs: dict[str, np.ndarray]) -> None:

@@ -58,10 +58,13 @@ class ModelServer:
         self.load_models()
         self._server = uvicorn.Server(uvicorn.Config(self.app(), **self._uvicorn_settings()))
         self._server.install_signal_handlers = lambda: None  # not the main thread
-        self._thread = threading.Thread(target=self._server.run, name="pyflame-serve", daemon=True)
+        self._thread = threading.Thread(target=_run_until_exit, args=(self._server,), name="pyflame-serve",
+                                        daemon=True)
         self._thread.start()
         while not self._server.started:
             if not self._thread.is_alive():
+                self._server = self._thread = None
+                self.registry.close()
                 raise BackendError(f"the server did not start on {self.config.http.host}:{self.config.http.port}")
             self._thread.join(0.01)
         for callback in self._on_ready:
@@ -111,6 +114,13 @@ class ModelServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _run_until_exit(server: uvicorn.Server) -> None:
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot bind (and logs why); start() reports it
+        pass
 
 
 def app_from_environment():

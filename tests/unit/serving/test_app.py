@@ -88,6 +88,18 @@ def test_tritonclient_http_health_metadata_and_infer(server, binary):
     client.close()
 
 
+def test_tritonclient_model_config_and_repository_index(server):
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(server.url.removeprefix("http://"))
+    config = client.get_model_config("scale")
+    assert config["input"] == [{"name": "x", "data_type": "TYPE_FP32", "dims": [-1, 4]}]
+    assert config["instance_group"][0]["count"] == 2  # from the repository's config.yaml
+    index = client.get_model_repository_index()
+    assert {(m["name"], m["version"]) for m in index} == {("pair", "1"), ("scale", "1"), ("scale", "2")}
+    client.close()
+
+
 def test_tritonclient_sees_a_bad_request_as_its_exception(server):
     import tritonclient.http as triton
     from tritonclient.utils import InferenceServerException

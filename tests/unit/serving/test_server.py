@@ -51,3 +51,13 @@ def test_a_request_past_the_models_timeout_is_504_and_the_server_goes_on(tmp_pat
         r = client.infer("slow", x)
         assert not r.success and r.status_code == 504 and "timed out" in r.error_message
         assert client.infer("fast", x).success
+
+
+def test_a_port_in_use_is_a_backend_error(server):
+    from pyflame_rt.errors import BackendError
+    from pyflame_rt.serving import ServerConfig
+
+    config = ServerConfig()
+    config.http.port = server.port
+    with pytest.raises(BackendError, match="did not start"):
+        ModelServer(config, MetricsRegistry()).start()
