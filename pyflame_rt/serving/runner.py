@@ -1,9 +1,9 @@
 """How the server runs one loaded model version: the ModelRunner interface and its thread-pool
 implementation over InferenceSession.
 
-Everything above this module (registry, endpoints) only calls `infer`, `queue_size`, `metadata`
-and `close`; a runner on the runtime's dynamic batcher replaces ThreadPoolRunner without changes
-elsewhere."""
+Everything above this module (registry, endpoints) only uses `infer`, `queue_size`, `close` and
+the `inputs` / `outputs` specs; a runner on the runtime's dynamic batcher replaces ThreadPoolRunner
+(ModelRegistry's `runner_factory`) without changes elsewhere."""
 from __future__ import annotations
 
 import asyncio
