@@ -136,3 +136,18 @@ def test_tls_with_a_self_signed_certificate(repo, tmp_path):
             httpx.get(f"{s.url}/health/live")  # not trusted without the certificate
     finally:
         s.stop()
+
+
+def test_access_log_has_one_json_line_per_request_with_its_id(server, caplog):
+    import json
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="pyflame_rt.serving.access"):
+        r = httpx.post(f"{server.url}/v1/models/scale/infer", json=v1_body(), headers={"X-Request-ID": "trace-42"})
+        httpx.get(f"{server.url}/v1/models/nope")
+    assert r.headers["x-request-id"] == "trace-42"
+    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "pyflame_rt.serving.access"]
+    assert [(line["method"], line["path"], line["status"]) for line in lines] == \
+        [("POST", "/v1/models/scale/infer", 200), ("GET", "/v1/models/nope", 404)]
+    assert lines[0]["request_id"] == "trace-42" and len(lines[1]["request_id"]) == 32
+    assert lines[0]["client"].startswith("127.0.0.1:") and lines[0]["duration_ms"] > 0
