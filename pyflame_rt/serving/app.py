@@ -4,29 +4,26 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from pyflame_rt.errors import (
-    DTypeMismatchError, InputError, PyFlameRTError, RunTimeoutError, ShapeMismatchError, ValidationError,
-)
 from pyflame_rt.serving.config import ServerConfig
 from pyflame_rt.serving.metrics import MetricsRegistry
 from pyflame_rt.serving.policy import PolicyMiddleware
 from pyflame_rt.serving.protocol import (
-    V2_HEADER_LENGTH, InferRequest, RequestError, decode_v1, decode_v2, encode_v1_tensor, encode_v2, v2_datatype,
+    V2_HEADER_LENGTH, RequestError, decode_v1, decode_v2, encode_v1_tensor, encode_v2, v2_datatype,
 )
-from pyflame_rt.serving.registry import ModelNotFoundError, ModelRegistry, ModelVersion
+from pyflame_rt.serving.inference import InferenceService
+from pyflame_rt.serving.registry import ModelNotFoundError, ModelRegistry
 from pyflame_rt.version import __version__
 
 PLATFORM = "pyflame_rt"
-_CLIENT_ERRORS = (InputError, ShapeMismatchError, DTypeMismatchError, ValidationError)
 
 
 def create_app(registry: ModelRegistry, config: ServerConfig, metrics: MetricsRegistry | None = None) -> FastAPI:
     metrics = metrics or MetricsRegistry.instance()
+    service = InferenceService(registry, metrics)
     app = FastAPI(title="PyFlameRT model server", version=__version__, docs_url=None, redoc_url=None)
 
     @app.exception_handler(RequestError)
@@ -43,32 +40,6 @@ def create_app(registry: ModelRegistry, config: ServerConfig, metrics: MetricsRe
 
     def ready() -> bool:
         return bool(registry.list_models())
-
-    async def infer(mv: ModelVersion, request: InferRequest) -> dict[str, np.ndarray]:
-        """Runs one request on `mv`, counting it in the model's stats and the metrics."""
-        name, start = mv.name, time.perf_counter()
-        metrics.active.labels(name).inc()
-        try:
-            _check_pinned_shapes(mv, request.inputs)
-            first = next(iter(request.inputs.values()))
-            metrics.batch_size.labels(name).observe(first.shape[0] if first.ndim else 1)
-            metrics.queue_size.labels(name).set(mv.runner.queue_size())
-            outputs = await mv.runner.infer(request.inputs, request.outputs)
-        except Exception as e:
-            mv.stats.requests += 1
-            mv.stats.failures += 1
-            metrics.requests.labels(name, "error").inc()
-            metrics.errors.labels(name, type(e).__name__).inc()
-            raise _as_request_error(e) from e
-        finally:
-            metrics.active.labels(name).dec()
-            metrics.queue_size.labels(name).set(mv.runner.queue_size())
-        elapsed = time.perf_counter() - start
-        mv.stats.requests += 1
-        mv.stats.total_latency_s += elapsed
-        metrics.requests.labels(name, "success").inc()
-        metrics.latency.labels(name).observe(elapsed)
-        return outputs
 
     # ------------------------------------------------------------ health, metrics
     @app.get("/health/live")
@@ -113,8 +84,7 @@ def create_app(registry: ModelRegistry, config: ServerConfig, metrics: MetricsRe
     async def v1_infer(model: str, request: Request, version: str | None = None):
         start = time.perf_counter()
         decoded = decode_v1(await request.body())
-        with registry.lease(model, version) as mv:
-            outputs = await infer(mv, decoded)
+        mv, outputs = await service.infer(model, version, decoded)
         return {"request_id": decoded.id or request.scope["state"]["request_id"], "model_name": model,
                 "model_version": mv.version, "outputs": {k: encode_v1_tensor(v) for k, v in outputs.items()},
                 "success": True, "latency_us": int(1e6 * (time.perf_counter() - start))}
@@ -156,8 +126,7 @@ def create_app(registry: ModelRegistry, config: ServerConfig, metrics: MetricsRe
     @app.post("/v2/models/{model}/versions/{version}/infer")
     async def v2_infer(model: str, request: Request, version: str | None = None):
         decoded = decode_v2(await request.body(), request.headers.get(V2_HEADER_LENGTH))
-        with registry.lease(model, version) as mv:
-            outputs = await infer(mv, decoded)
+        mv, outputs = await service.infer(model, version, decoded)
         body, header_length = encode_v2(model, mv.version, decoded.id, outputs, decoded.binary_outputs)
         if header_length is None:
             return Response(body, media_type="application/json")
@@ -175,20 +144,3 @@ def _v2_spec(t) -> dict:
 def _triton_config_tensor(t) -> dict:
     spec = _v2_spec(t)
     return {"name": t.name, "data_type": f"TYPE_{spec['datatype']}", "dims": spec["shape"]}
-
-
-def _check_pinned_shapes(mv: ModelVersion, inputs: dict[str, np.ndarray]) -> None:
-    for name, dims in mv.config.inputs.items():
-        array = inputs.get(name)
-        if array is not None and (array.ndim != len(dims) or any(d not in (-1, s) for d, s in zip(dims, array.shape))):
-            raise InputError(f"input '{name}' has shape {list(array.shape)}; this model accepts {dims} (-1: any)")
-
-
-def _as_request_error(e: Exception) -> Exception:
-    if isinstance(e, _CLIENT_ERRORS):
-        return RequestError(f"{type(e).__name__}: {e}", 400)
-    if isinstance(e, RunTimeoutError):
-        return RequestError(f"inference timed out: {e}", 504)
-    if isinstance(e, PyFlameRTError):
-        return RequestError(f"inference failed: {type(e).__name__}: {e}", 500)
-    return e

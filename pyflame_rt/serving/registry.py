@@ -33,9 +33,18 @@ class ModelNotFoundError(PyFlameRTError, KeyError):
 
 @dataclass
 class ModelStats:
+    """Counts of one version's requests; recorded from any protocol's thread."""
+
     requests: int = 0
     failures: int = 0
     total_latency_s: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, ok: bool, latency_s: float) -> None:
+        with self._lock:
+            self.requests += 1
+            self.failures += not ok
+            self.total_latency_s += latency_s
 
     def to_dict(self) -> dict:
         ok = self.requests - self.failures
