@@ -196,6 +196,8 @@ def _serve(args) -> int:
                           enable_metrics=not args.no_metrics)
     config.http.host, config.http.port, config.http.num_workers = args.host, args.port, args.workers
     config.http.ssl_certfile, config.http.ssl_keyfile = args.ssl_certfile, args.ssl_keyfile
+    if args.grpc_port is not None:
+        config.grpc.enabled, config.grpc.host, config.grpc.port = True, args.host, args.grpc_port
     config.security.api_keys = [k for k in os.environ.get(args.api_keys_env, "").split(",") if k]
     config.security.rate_limit_rps = args.rate_limit
     server = ModelServer(config)
@@ -272,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    s.add_argument("--grpc-port", type=int, metavar="PORT", help="also serve the v2 protocol over gRPC (one worker)")
     s.add_argument("--hot-reload", action="store_true", help="reload models whose files change")
     s.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
     s.add_argument("--ssl-certfile")

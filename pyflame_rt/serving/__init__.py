@@ -5,7 +5,8 @@ The compiler side never imports this package; it needs the `serve` extra (fastap
 prometheus-client, httpx, PyYAML)."""
 from pyflame_rt.serving.client import AsyncModelClient, InferResponse, ModelClient
 from pyflame_rt.serving.config import (
-    BatchingConfig, HttpConfig, ModelConfig, SecurityConfig, ServerConfig, VersionPolicy, VersionPolicyKind,
+    BatchingConfig, GrpcConfig, HttpConfig, ModelConfig, SecurityConfig, ServerConfig, VersionPolicy,
+    VersionPolicyKind,
 )
 from pyflame_rt.serving.metrics import MetricsRegistry
 from pyflame_rt.serving.registry import ModelNotFoundError, ModelRegistry, ModelVersion
@@ -13,7 +14,7 @@ from pyflame_rt.serving.runner import ModelRunner, ThreadPoolRunner
 from pyflame_rt.serving.server import ModelServer, ModelServerBuilder
 
 __all__ = [
-    "ServerConfig", "HttpConfig", "SecurityConfig", "ModelConfig", "BatchingConfig", "VersionPolicy",
+    "ServerConfig", "HttpConfig", "GrpcConfig", "SecurityConfig", "ModelConfig", "BatchingConfig", "VersionPolicy",
     "VersionPolicyKind", "ModelServer", "ModelServerBuilder", "ModelRegistry", "ModelVersion",
     "ModelNotFoundError", "ModelRunner", "ThreadPoolRunner", "MetricsRegistry", "ModelClient",
     "AsyncModelClient", "InferResponse",

@@ -16,7 +16,8 @@ import numpy as np
 
 from pyflame_rt.errors import ValidationError
 from pyflame_rt.serving.protocol import (
-    V2_DTYPES, V2_HEADER_LENGTH, RequestError, decode_v1_tensor, encode_v1_tensor, parse_json, v2_datatype,
+    V2_DTYPES, V2_HEADER_LENGTH, RequestError, decode_v1_tensor, encode_v1_tensor, little_endian_bytes, parse_json,
+    tensor_from_bytes, v2_datatype,
 )
 
 @dataclass
@@ -70,7 +71,7 @@ def _infer_call(protocol: str, model: str, inputs: dict, outputs, request_id: st
         query = f"?version={version}" if version else ""
         return _Call("POST", f"/v1/models/{model}/infer{query}", json.dumps(doc).encode(),
                      {"content-type": "application/json"})
-    blobs = [np.ascontiguousarray(v).astype(v.dtype.newbyteorder("<"), copy=False).tobytes() for v in inputs.values()]
+    blobs = [little_endian_bytes(v) for v in inputs.values()]
     doc = {"id": request_id, "parameters": {"binary_data_output": True},
            "inputs": [{"name": k, "shape": list(v.shape), "datatype": v2_datatype(v.dtype),
                        "parameters": {"binary_data_size": len(b)}} for (k, v), b in zip(inputs.items(), blobs)]}
@@ -106,8 +107,7 @@ def _v2_response(r: httpx.Response, latency_ms: float) -> InferResponse:
         if size is None:
             outputs[o["name"]] = np.asarray(o["data"], dtype).reshape(o["shape"])
             continue
-        outputs[o["name"]] = np.frombuffer(blob[offset:offset + size], dtype.newbyteorder("<")).astype(dtype) \
-            .reshape(o["shape"])
+        outputs[o["name"]] = tensor_from_bytes(blob[offset:offset + size], dtype, tuple(o["shape"]), o["name"])
         offset += size
     return InferResponse(True, outputs, latency_ms, "", 200, doc.get("id", ""), doc.get("model_version", ""))
 

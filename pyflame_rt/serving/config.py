@@ -168,6 +168,15 @@ class HttpConfig:
 
 
 @dataclass
+class GrpcConfig:
+    """The Open Inference Protocol v2 over gRPC, beside HTTP (TLS and API keys as for HTTP)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8001
+
+
+@dataclass
 class SecurityConfig:
     """Request limits and access control shared by every model. `api_keys` empty = no auth; else a
     request needs `X-API-Key: KEY` or `Authorization: Bearer KEY` (health probes excepted).
@@ -185,6 +194,7 @@ class SecurityConfig:
 @dataclass
 class ServerConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
+    grpc: GrpcConfig = field(default_factory=GrpcConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     enable_metrics: bool = True
     access_log: bool = True
@@ -196,6 +206,9 @@ class ServerConfig:
     def validate(self) -> "ServerConfig":
         _check_int("http.port", self.http.port, 0)
         _check_int("http.num_workers", self.http.num_workers, 1)
+        _check_int("grpc.port", self.grpc.port, 0)
+        if self.grpc.enabled and self.http.num_workers > 1:
+            raise ValidationError("gRPC is served by a single-process server: use http.num_workers 1 with it")
         if (self.http.ssl_certfile is None) != (self.http.ssl_keyfile is None):
             raise ValidationError("TLS needs both http.ssl_certfile and http.ssl_keyfile")
         _check_int("security.max_body_bytes", self.security.max_body_bytes, 1)
@@ -215,9 +228,9 @@ class ServerConfig:
     def from_dict(data: dict) -> "ServerConfig":
         models = [ModelConfig(**(m | {"version_policy": _policy_from_dict(m["version_policy"])}))
                   for m in data.get("models", [])]
-        return ServerConfig(HttpConfig(**data["http"]), SecurityConfig(**data["security"]),
+        return ServerConfig(HttpConfig(**data["http"]), GrpcConfig(**data["grpc"]), SecurityConfig(**data["security"]),
                             **{f.name: data[f.name] for f in fields(ServerConfig)
-                               if f.name not in ("http", "security", "models")}, models=models)
+                               if f.name not in ("http", "grpc", "security", "models")}, models=models)
 
 
 def _model_to_dict(model: ModelConfig) -> dict:

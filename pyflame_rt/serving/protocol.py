@@ -46,18 +46,24 @@ def parse_json(body: bytes, what: str = "request body"):
     return value
 
 
-def _shape(value, where: str) -> tuple[int, ...]:
+def check_shape(value, where: str) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                               for d in value):
         raise RequestError(f"{where}: shape must be a list of non-negative ints, got {value!r}")
     return tuple(value)
 
 
-def _from_bytes(raw: bytes, dtype: np.dtype, shape: tuple, where: str) -> np.ndarray:
+def tensor_from_bytes(raw: bytes, dtype: np.dtype, shape: tuple, where: str) -> np.ndarray:
+    """Little-endian row-major bytes as an array; RequestError if their size does not fit."""
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
         raise RequestError(f"{where}: {len(raw)} bytes of data, but shape {list(shape)} of {dtype} needs {expected}")
     return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype, copy=False).reshape(shape)
+
+
+def little_endian_bytes(array: np.ndarray) -> bytes:
+    array = np.ascontiguousarray(array)
+    return array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
 # --------------------------------------------------------------------------- v1
@@ -90,13 +96,12 @@ def _v1_tensor(name: str, t) -> np.ndarray:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise RequestError(f"{where}: data is not valid base64") from None
-    return _from_bytes(raw, dtype, _shape(t.get("shape"), where), where)
+    return tensor_from_bytes(raw, dtype, check_shape(t.get("shape"), where), where)
 
 
 def encode_v1_tensor(array: np.ndarray) -> dict:
-    array = np.ascontiguousarray(array)
     return {"shape": list(array.shape), "dtype": array.dtype.name,
-            "data": base64.b64encode(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()).decode()}
+            "data": base64.b64encode(little_endian_bytes(array)).decode()}
 
 
 def decode_v1_tensor(t: dict) -> np.ndarray:
@@ -134,18 +139,22 @@ def decode_v2(body: bytes, header_length: str | None) -> InferRequest:
     return InferRequest(str(doc.get("id", "")), arrays, *_v2_outputs(doc))
 
 
+def v2_dtype(datatype, where: str) -> np.dtype:
+    if datatype not in V2_DTYPES:
+        raise RequestError(f"{where}: unsupported datatype {datatype!r}; use one of {sorted(V2_DTYPES)}")
+    return np.dtype(V2_DTYPES[datatype])
+
+
 def _v2_tensor(t: dict, blob: memoryview) -> tuple[np.ndarray, int]:
     where = f"input '{t['name']}'"
     datatype = t.get("datatype")
-    if datatype not in V2_DTYPES:
-        raise RequestError(f"{where}: unsupported datatype {datatype!r}; use one of {sorted(V2_DTYPES)}")
-    dtype, shape = np.dtype(V2_DTYPES[datatype]), _shape(t.get("shape"), where)
+    dtype, shape = v2_dtype(datatype, where), check_shape(t.get("shape"), where)
     params = t.get("parameters") or {}
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
         if not isinstance(size, int) or not 0 <= size <= len(blob):
             raise RequestError(f"{where}: binary_data_size {size!r} exceeds the {len(blob)} bytes left in the body")
-        return _from_bytes(bytes(blob[:size]), dtype, shape, where), size
+        return tensor_from_bytes(bytes(blob[:size]), dtype, shape, where), size
     data = t.get("data")
     if data is None:
         raise RequestError(f"{where}: neither data nor parameters.binary_data_size given")
@@ -180,7 +189,7 @@ def encode_v2(model: str, version: str, request_id: str, outputs: dict[str, np.n
         array = np.ascontiguousarray(array)
         entry = {"name": name, "datatype": v2_datatype(array.dtype), "shape": list(array.shape)}
         if name in binary or "*" in binary:
-            raw = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+            raw = little_endian_bytes(array)
             entry["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         else:

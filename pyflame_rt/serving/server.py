@@ -13,6 +13,7 @@ import uvicorn
 from pyflame_rt.errors import BackendError, ValidationError
 from pyflame_rt.serving.app import create_app
 from pyflame_rt.serving.config import ModelConfig, ServerConfig
+from pyflame_rt.serving.inference import InferenceService
 from pyflame_rt.serving.metrics import MetricsRegistry
 from pyflame_rt.serving.registry import ModelRegistry
 
@@ -31,6 +32,7 @@ class ModelServer:
         self.registry = ModelRegistry(metrics=self.metrics)
         self._on_ready: list[Callable[[], None]] = []
         self._server: uvicorn.Server | None = None
+        self._grpc = None
         self._thread: threading.Thread | None = None
 
     def on_ready(self, callback: Callable[[], None]) -> None:
@@ -67,6 +69,11 @@ class ModelServer:
                 self.registry.close()
                 raise BackendError(f"the server did not start on {self.config.http.host}:{self.config.http.port}")
             self._thread.join(0.01)
+        if self.config.grpc.enabled:
+            from pyflame_rt.serving.grpc_server import GrpcServer  # grpcio loads only when gRPC is on
+
+            self._grpc = GrpcServer(InferenceService(self.registry, self.metrics), self.config)
+            self._grpc.start()
         for callback in self._on_ready:
             callback()
 
@@ -84,7 +91,15 @@ class ModelServer:
         if self._thread is not None:
             self._thread.join()
 
+    @property
+    def grpc_port(self) -> int:
+        """The bound gRPC port (grpc.enabled only)."""
+        return self._grpc.port
+
     def stop(self) -> None:
+        if self._grpc is not None:
+            self._grpc.stop()
+            self._grpc = None
         if self._server is not None:
             self._server.should_exit = True
             self._thread.join()
@@ -169,6 +184,10 @@ class ModelServerBuilder:
 
     def tls(self, certfile: str, keyfile: str) -> "ModelServerBuilder":
         self._config.http.ssl_certfile, self._config.http.ssl_keyfile = str(certfile), str(keyfile)
+        return self
+
+    def grpc(self, port: int = 8001, host: str = "127.0.0.1") -> "ModelServerBuilder":
+        self._config.grpc.enabled, self._config.grpc.port, self._config.grpc.host = True, port, host
         return self
 
     def rate_limit(self, requests_per_s: float, burst: int = 10) -> "ModelServerBuilder":

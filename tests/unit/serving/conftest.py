@@ -42,10 +42,13 @@ def repo(tmp_path_factory) -> Path:
     return root
 
 
-def start_server(repo: Path | None = None, metrics: MetricsRegistry | None = None, **settings) -> ModelServer:
-    """A server on a free loopback port; its metrics are its own unless given."""
+def start_server(repo: Path | None = None, metrics: MetricsRegistry | None = None, grpc: bool = False,
+                 **settings) -> ModelServer:
+    """A server on a free loopback port (and gRPC on another when `grpc`); its metrics are its own
+    unless given."""
     config = ServerConfig(model_dir=str(repo or ""))
     config.http.port = 0
+    config.grpc.enabled, config.grpc.port = grpc, 0
     for key, value in settings.items():
         target = config.security if hasattr(config.security, key) else config.http if hasattr(config.http, key) \
             else config
