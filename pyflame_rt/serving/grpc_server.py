@@ -18,7 +18,7 @@ from pyflame_rt.errors import BackendError
 from pyflame_rt.serving.config import ServerConfig
 from pyflame_rt.serving.inference import InferenceService
 from pyflame_rt.serving.protocol import (
-    InferRequest, RequestError, check_shape, little_endian_bytes, tensor_from_bytes, v2_datatype, v2_dtype,
+    InferRequest, RequestError, check_shape, element_count, little_endian_bytes, tensor_from_bytes, v2_datatype, v2_dtype,
 )
 from pyflame_rt.serving.registry import ModelNotFoundError
 from pyflame_rt.version import __version__
@@ -126,9 +126,8 @@ def decode_infer_request(request) -> InferRequest:
         if field is None:
             raise RequestError(f"{where}: {t.datatype} values must come in raw_input_contents")
         values = getattr(t.contents, field)
-        if len(values) != int(np.prod(shape, dtype=np.int64)):
-            raise RequestError(f"{where}: {len(values)} values given, shape {list(shape)} needs "
-                               f"{int(np.prod(shape, dtype=np.int64))}")
+        if len(values) != element_count(shape):
+            raise RequestError(f"{where}: {len(values)} values given, shape {list(shape)} needs {element_count(shape)}")
         inputs[t.name] = np.asarray(values, dtype).reshape(shape)
     if not inputs:
         raise RequestError("the request has no inputs")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,16 +47,25 @@ def parse_json(body: bytes, what: str = "request body"):
     return value
 
 
+MAX_ELEMENTS = 2**62  # numpy's limit on the product of a shape's non-zero dims is intp's range
+
+
 def check_shape(value, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                              for d in value):
-        raise RequestError(f"{where}: shape must be a list of non-negative ints, got {value!r}")
+    if not isinstance(value, list) or len(value) > 32 or \
+            not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value) or \
+            math.prod(d for d in value if d) > MAX_ELEMENTS:
+        raise RequestError(f"{where}: shape must be a list of at most 32 non-negative ints whose non-zero "
+                           f"product is at most 2**62, got {value!r}")
     return tuple(value)
+
+
+def element_count(shape: tuple[int, ...]) -> int:
+    return math.prod(shape)
 
 
 def tensor_from_bytes(raw: bytes, dtype: np.dtype, shape: tuple, where: str) -> np.ndarray:
     """Little-endian row-major bytes as an array; RequestError if their size does not fit."""
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = element_count(shape) * dtype.itemsize
     if len(raw) != expected:
         raise RequestError(f"{where}: {len(raw)} bytes of data, but shape {list(shape)} of {dtype} needs {expected}")
     return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype, copy=False).reshape(shape)
@@ -85,7 +95,7 @@ def _v1_tensor(name: str, t) -> np.ndarray:
         raise RequestError(f"{where} must be an object with shape, dtype and data")
     try:
         dtype = np.dtype(t.get("dtype"))
-    except TypeError:
+    except (TypeError, ValueError):
         raise RequestError(f"{where}: unknown dtype {t.get('dtype')!r}") from None
     if dtype not in _V2_NAMES:
         raise RequestError(f"{where}: unsupported dtype {dtype}")
@@ -152,7 +162,7 @@ def _v2_tensor(t: dict, blob: memoryview) -> tuple[np.ndarray, int]:
     params = t.get("parameters") or {}
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
-        if not isinstance(size, int) or not 0 <= size <= len(blob):
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= len(blob):
             raise RequestError(f"{where}: binary_data_size {size!r} exceeds the {len(blob)} bytes left in the body")
         return tensor_from_bytes(bytes(blob[:size]), dtype, shape, where), size
     data = t.get("data")
@@ -162,9 +172,8 @@ def _v2_tensor(t: dict, blob: memoryview) -> tuple[np.ndarray, int]:
         array = np.asarray(data, dtype=dtype)
     except (TypeError, ValueError, OverflowError):
         raise RequestError(f"{where}: data is not a list of {datatype} values") from None
-    if array.size != int(np.prod(shape, dtype=np.int64)):
-        raise RequestError(f"{where}: {array.size} values given, shape {list(shape)} needs "
-                           f"{int(np.prod(shape, dtype=np.int64))}")
+    if array.size != element_count(shape):
+        raise RequestError(f"{where}: {array.size} values given, shape {list(shape)} needs {element_count(shape)}")
     return array.reshape(shape), 0
 
 

@@ -131,6 +131,14 @@ BAD_V1 = {
     "unknown input": (json.dumps({"inputs": {"z": {"shape": [1, 4], "dtype": "float32",
                                                    "data": _b64(b"\0" * 16)}}}).encode(), "unknown input"),
     "no inputs": (b'{"inputs": {}}', "'inputs' must be"),
+    "overflowing shape": (json.dumps({"inputs": {"x": {"shape": [2**40, 2**40, 0], "dtype": "float32",
+                                                       "data": ""}}}).encode(), "shape must be"),
+    "zero-size shape": (json.dumps({"inputs": {"x": {"shape": [2**31 - 1, 0], "dtype": "float32",
+                                                     "data": ""}}}).encode(), "ShapeMismatchError"),
+    "structured dtype": (json.dumps({"inputs": {"x": {"shape": [1], "dtype": [["a", "<f4"]], "data": ""}}}).encode(),
+                         "dtype"),
+    "dtype list": (json.dumps({"inputs": {"x": {"shape": [1], "dtype": ["nonsense"], "data": ""}}}).encode(),
+                   "unknown dtype"),
 }
 
 
