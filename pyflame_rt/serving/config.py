@@ -84,9 +84,10 @@ class BatchingConfig:
 @dataclass
 class ModelConfig:
     """One served model. `model_path` is a .pfm or .onnx file; repository models get it from their
-    version folders. `max_concurrency` runs of this model at once (Triton's instance count),
-    `num_threads` worker threads per run (0 = one per core), `request_timeout_ms` (0 = none) per
-    inference; `inputs` optionally pins input shapes: name -> dims, -1 for any."""
+    version folders. `max_concurrency` runs of this model at once (Triton's instance count), with
+    at most `max_queue_size` more requests waiting (0 = no limit; beyond it: 503), `num_threads`
+    worker threads per run (0 = one per core), `request_timeout_ms` (0 = none) per inference;
+    `inputs` optionally pins input shapes: name -> dims, -1 for any."""
 
     name: str = ""
     model_path: str = ""
@@ -95,6 +96,7 @@ class ModelConfig:
     max_batch_size: int = 32
     batch_timeout_us: int = 5000
     max_concurrency: int = 1
+    max_queue_size: int = 0
     num_threads: int = 0
     request_timeout_ms: int = 0
     version_policy: VersionPolicy = field(default_factory=VersionPolicy)
@@ -108,6 +110,7 @@ class ModelConfig:
         if not self.name or "/" in self.name:
             raise ValidationError(f"model name must be non-empty and contain no '/', got {self.name!r}")
         _check_int("max_concurrency", self.max_concurrency, 1)
+        _check_int("max_queue_size", self.max_queue_size, 0)
         _check_int("num_threads", self.num_threads, 0)
         _check_int("request_timeout_ms", self.request_timeout_ms, 0)
         self.batching.validate()
@@ -129,7 +132,7 @@ class ModelConfig:
         return _apply(self, data, path)
 
 
-_FILE_KEYS = {"max_concurrency", "num_threads", "request_timeout_ms", "inputs"}
+_FILE_KEYS = {"max_concurrency", "max_queue_size", "num_threads", "request_timeout_ms", "inputs"}
 
 
 def _apply(config: ModelConfig, data: dict, path: Path) -> ModelConfig:

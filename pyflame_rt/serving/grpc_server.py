@@ -24,7 +24,7 @@ from pyflame_rt.serving.registry import ModelNotFoundError
 from pyflame_rt.version import __version__
 
 _STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
-           404: grpc.StatusCode.NOT_FOUND, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
+           404: grpc.StatusCode.NOT_FOUND, 503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
 
 def _contents_field(dtype: np.dtype) -> str | None:
     """The InferTensorContents field of typed (not raw) values of `dtype`; None: raw only (FP16)."""

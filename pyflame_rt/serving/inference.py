@@ -1,5 +1,5 @@
-"""One inference as every protocol runs it: on a leased model version, checked against the model's
-pinned input shapes, counted in the version's stats and the metrics, errors mapped to
+"""One inference as every protocol runs it: on a leased model version, refused when the model's
+queue is full, checked against its pinned input shapes, counted in the version's stats and the metrics, errors mapped to
 RequestError with the HTTP status they mean."""
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ class InferenceService:
         metrics, name, start = self.metrics, mv.name, time.perf_counter()
         metrics.active.labels(name).inc()
         try:
+            limit = mv.config.max_queue_size
+            if limit and mv.runner.queue_size() >= limit:
+                raise RequestError(f"model '{name}' has {limit} requests waiting already; retry later", 503)
             _check_pinned_shapes(mv, request.inputs)
             first = next(iter(request.inputs.values()))
             metrics.batch_size.labels(name).observe(first.shape[0] if first.ndim else 1)

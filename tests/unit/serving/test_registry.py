@@ -55,11 +55,12 @@ def test_numeric_versions_sort_as_numbers(tmp_path, registry):
 def test_config_file_settings_and_errors(tmp_path, registry):
     write_version(tmp_path, "scale", "1", scale_model(2.0))
     (tmp_path / "scale" / "config.yaml").write_text(
-        "instance: {count: 3, num_threads: 1}\nrequest_timeout_ms: 500\ninputs: {x: [-1, 4]}\n"
+        "instance: {count: 3, num_threads: 1}\nrequest_timeout_ms: 500\ninputs: {x: [-1, 4]}\nmax_queue_size: 4\n"
         "batching: {enabled: true, max_batch_size: 16, max_queue_delay_us: 100, preferred_batch_sizes: [4, 8]}\n")
     registry.load_from_directory(tmp_path)
     config = registry.get("scale").config
-    assert (config.max_concurrency, config.num_threads, config.request_timeout_ms) == (3, 1, 500)
+    assert (config.max_concurrency, config.num_threads, config.request_timeout_ms, config.max_queue_size) == \
+        (3, 1, 500, 4)
     assert (config.enable_batching, config.max_batch_size, config.batch_timeout_us) == (True, 16, 100)
     for text, message in [("colour: red", "unknown key"), ("batching: {max_batch_size: 0}", "max_batch_size"),
                           ("version_policy: {newest: 1}", "unknown version_policy"),

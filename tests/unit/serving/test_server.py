@@ -1,4 +1,5 @@
-"""ModelServer and ModelServerBuilder: explicit models, on_ready, the per-model request timeout."""
+"""ModelServer and ModelServerBuilder: explicit models, on_ready, the per-model request timeout
+and queue limit."""
 from __future__ import annotations
 
 import numpy as np
@@ -42,15 +43,17 @@ def slow_model(layers: int = 40, width: int = 512) -> onnx.ModelProto:
 
 
 @pytest.mark.slow
-def test_a_request_past_the_models_timeout_is_504_and_the_server_goes_on(tmp_path):
+def test_request_timeout_is_504_a_full_queue_is_503_and_the_server_goes_on(tmp_path):
     onnx.save(slow_model(), tmp_path / "slow.onnx")
     server = ModelServerBuilder().port(0).add_model("slow", str(tmp_path / "slow.onnx"), request_timeout_ms=1) \
-        .add_model("fast", str(tmp_path / "slow.onnx")).build(MetricsRegistry())
+        .add_model("queued", str(tmp_path / "slow.onnx"), max_queue_size=1).build(MetricsRegistry())
+    x = {"x": np.ones((1, 512), np.float32)}
     with server, ModelClient(server.url, retries=0) as client:
-        x = {"x": np.ones((1, 512), np.float32)}
         r = client.infer("slow", x)
         assert not r.success and r.status_code == 504 and "timed out" in r.error_message
-        assert client.infer("fast", x).success
+        codes = [r.status_code for r in client.infer_batch("queued", [x] * 12, max_workers=12)]
+        assert 200 in codes and 503 in codes and set(codes) == {200, 503}  # one runs, one waits, others refused
+        assert client.infer("queued", x).success
 
 
 def test_a_port_in_use_is_a_backend_error(server):
