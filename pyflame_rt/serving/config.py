@@ -95,6 +95,7 @@ class ModelConfig:
     enable_batching: bool = False
     max_batch_size: int = 32
     batch_timeout_us: int = 5000
+    preferred_batch_sizes: list[int] = field(default_factory=list)
     max_concurrency: int = 1
     max_queue_size: int = 0
     num_threads: int = 0
@@ -104,7 +105,8 @@ class ModelConfig:
 
     @property
     def batching(self) -> BatchingConfig:
-        return BatchingConfig(self.enable_batching, self.max_batch_size, self.batch_timeout_us)
+        return BatchingConfig(self.enable_batching, self.max_batch_size, self.batch_timeout_us,
+                              list(self.preferred_batch_sizes))
 
     def validate(self) -> "ModelConfig":
         if not self.name or "/" in self.name:
@@ -154,7 +156,7 @@ def _apply(config: ModelConfig, data: dict, path: Path) -> ModelConfig:
     except TypeError as e:
         raise ValidationError(f"{path}: batching: {e}") from None
     values |= {"enable_batching": parsed.enabled, "max_batch_size": parsed.max_batch_size,
-               "batch_timeout_us": parsed.max_queue_delay_us}
+               "batch_timeout_us": parsed.max_queue_delay_us, "preferred_batch_sizes": parsed.preferred_batch_sizes}
     try:
         return ModelConfig(**values).validate()
     except ValidationError as e:

@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 from pyflame_rt.errors import InvalidModelError, ValidationError
-from pyflame_rt.serving import ModelClient, ModelRegistry, ThreadPoolRunner
+from pyflame_rt.serving import BatchingConfig, ModelClient, ModelRegistry, ThreadPoolRunner
 from pyflame_rt.serving.registry import ModelNotFoundError
 
 from .conftest import scale_model, start_server, two_output_model, write_version
@@ -61,7 +61,7 @@ def test_config_file_settings_and_errors(tmp_path, registry):
     config = registry.get("scale").config
     assert (config.max_concurrency, config.num_threads, config.request_timeout_ms, config.max_queue_size) == \
         (3, 1, 500, 4)
-    assert (config.enable_batching, config.max_batch_size, config.batch_timeout_us) == (True, 16, 100)
+    assert config.batching == BatchingConfig(True, 16, 100, [4, 8])
     for text, message in [("colour: red", "unknown key"), ("batching: {max_batch_size: 0}", "max_batch_size"),
                           ("version_policy: {newest: 1}", "unknown version_policy"),
                           ("batching: {max_batch_size: 4, preferred_batch_sizes: [8]}", "exceeds max_batch_size"),
