@@ -201,7 +201,12 @@ def _serve(args) -> int:
     config.security.api_keys = [k for k in os.environ.get(args.api_keys_env, "").split(",") if k]
     config.security.rate_limit_rps = args.rate_limit
     server = ModelServer(config)
-    server.on_ready(lambda: print(f"serving {server.registry.list_models()} on {server.url}", flush=True))
+
+    def announce() -> None:
+        where = server.url + (f" and grpc://{config.grpc.host}:{server.grpc_port}" if config.grpc.enabled else "")
+        print(f"serving {server.registry.list_models()} on {where}", flush=True)
+
+    server.on_ready(announce)
     server.serve_forever()
     return 0
 

@@ -102,10 +102,11 @@ def test_serve_a_model_repository_until_sigterm(tmp_path, workers):
     (tmp_path / "relu" / "1").mkdir(parents=True)
     onnx.save(make_model([onnx.helper.make_node("Relu", ["x"], ["y"])], [("x", ["n", 2])], [("y", ["n", 2])]),
               tmp_path / "relu" / "1" / "model.onnx")
-    port = _free_port()
+    port, grpc_port = _free_port(), _free_port()
+    grpc = ["--grpc-port", str(grpc_port)] if workers == "1" else []
     exe = shutil.which("pyflame-rt") or str(Path(sys.executable).parent / "pyflame-rt")
     proc = subprocess.Popen([exe, "serve", "--model-repository", str(tmp_path), "--port", str(port),
-                             "--workers", workers], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--workers", workers, *grpc], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with ModelClient(f"http://127.0.0.1:{port}") as client:
             assert client.wait_for_ready(timeout=120), proc.stderr.read() if proc.poll() is not None else ""
@@ -116,7 +117,7 @@ def test_serve_a_model_repository_until_sigterm(tmp_path, workers):
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     if workers == "1":
-        assert f"serving ['relu'] on http://127.0.0.1:{port}" in out
+        assert f"serving ['relu'] on http://127.0.0.1:{port} and grpc://127.0.0.1:{grpc_port}" in out
 
 
 def test_serve_refuses_a_missing_repository(tmp_path):
