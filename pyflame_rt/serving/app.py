@@ -12,7 +12,7 @@ from pyflame_rt.serving.config import ServerConfig
 from pyflame_rt.serving.metrics import MetricsRegistry
 from pyflame_rt.serving.policy import PolicyMiddleware
 from pyflame_rt.serving.protocol import (
-    V2_HEADER_LENGTH, RequestError, decode_v1, decode_v2, encode_v1_tensor, encode_v2, v2_datatype,
+    V2_HEADER_LENGTH, RequestError, decode_v1, decode_v2, encode_v1_tensor, encode_v2, v2_datatype, v2_shape,
 )
 from pyflame_rt.serving.inference import InferenceService
 from pyflame_rt.serving.registry import ModelNotFoundError, ModelRegistry
@@ -138,7 +138,7 @@ def create_app(registry: ModelRegistry, config: ServerConfig, metrics: MetricsRe
 
 
 def _v2_spec(t) -> dict:
-    return {"name": t.name, "datatype": v2_datatype(t.dtype), "shape": [d if isinstance(d, int) else -1 for d in t.shape]}
+    return {"name": t.name, "datatype": v2_datatype(t.dtype), "shape": v2_shape(t.shape)}
 
 
 def _triton_config_tensor(t) -> dict:

@@ -18,7 +18,8 @@ from pyflame_rt.errors import BackendError
 from pyflame_rt.serving.config import ServerConfig
 from pyflame_rt.serving.inference import InferenceService
 from pyflame_rt.serving.protocol import (
-    InferRequest, RequestError, check_shape, element_count, little_endian_bytes, tensor_from_bytes, v2_datatype, v2_dtype,
+    InferRequest, RequestError, check_shape, element_count, little_endian_bytes, tensor_from_bytes, v2_datatype,
+    v2_dtype, v2_shape,
 )
 from pyflame_rt.serving.registry import ModelNotFoundError
 from pyflame_rt.version import __version__
@@ -91,13 +92,12 @@ class GrpcInferenceService(pb_grpc.GRPCInferenceServiceServicer):
         mv = self.registry.get(request.name, request.version or None)
 
         def tensors(specs):
-            return [pb.ModelMetadataResponse.TensorMetadata(
-                name=t.name, datatype=v2_datatype(t.dtype), shape=[d if isinstance(d, int) else -1 for d in t.shape])
-                for t in specs]
+            return [pb.ModelMetadataResponse.TensorMetadata(name=t.name, datatype=v2_datatype(t.dtype),
+                                                            shape=v2_shape(t.shape)) for t in specs]
 
-        return pb.ModelMetadataResponse(name=mv.name, versions=[v.version for v in self.registry.list_versions(mv.name)],
-                                        platform="pyflame_rt", inputs=tensors(mv.runner.inputs),
-                                        outputs=tensors(mv.runner.outputs))
+        versions = [v.version for v in self.registry.list_versions(mv.name)]
+        return pb.ModelMetadataResponse(name=mv.name, versions=versions, platform="pyflame_rt",
+                                        inputs=tensors(mv.runner.inputs), outputs=tensors(mv.runner.outputs))
 
     @_rpc
     async def ModelInfer(self, request, context):

@@ -123,6 +123,11 @@ def v2_datatype(dtype: np.dtype) -> str:
     return _V2_NAMES[np.dtype(dtype)]
 
 
+def v2_shape(shape: list) -> list[int]:
+    """A model's shape as v2 metadata spells it: a dynamic (named) dim is -1."""
+    return [d if isinstance(d, int) else -1 for d in shape]
+
+
 def decode_v2(body: bytes, header_length: str | None) -> InferRequest:
     """A v2 infer request; with the binary extension the JSON is the first `header_length` bytes."""
     if header_length is not None:

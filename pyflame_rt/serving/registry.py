@@ -179,7 +179,8 @@ class ModelRegistry:
         with self._loading, self._lock:
             versions = self._models.get(name)
             if versions is None or (version is not None and version not in versions):
-                raise ModelNotFoundError(f"model '{name}'" + (f" version {version}" if version else "") + " is not loaded")
+                what = f"model '{name}'" + (f" version {version}" if version else "")
+                raise ModelNotFoundError(f"{what} is not loaded")
             gone = list(versions.values()) if version is None else [versions.pop(version)]
             if version is None or not versions:
                 del self._models[name]

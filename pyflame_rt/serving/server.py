@@ -109,13 +109,14 @@ class ModelServer:
     def serve_forever(self) -> None:
         workers = self.config.http.num_workers
         if workers == 1:
-            self.start()
-            signal.signal(signal.SIGTERM, lambda *_: setattr(self._server, "should_exit", True))
+            previous = signal.signal(signal.SIGTERM, _interrupt)  # before start(): no window without it
             try:
+                self.start()
                 self.wait()
             except KeyboardInterrupt:
                 pass
             finally:
+                signal.signal(signal.SIGTERM, previous)
                 self.stop()
             return
         self.load_models()  # fails here, not in every worker; and fills the compile cache the workers read
@@ -129,6 +130,11 @@ class ModelServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _interrupt(*_) -> None:
+    """SIGTERM (Kubernetes, docker stop) stops the server like Ctrl-C: gracefully."""
+    raise KeyboardInterrupt
 
 
 def _run_until_exit(server: uvicorn.Server) -> None:

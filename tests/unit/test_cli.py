@@ -112,12 +112,13 @@ def test_serve_a_model_repository_until_sigterm(tmp_path, workers):
             assert client.wait_for_ready(timeout=120), proc.stderr.read() if proc.poll() is not None else ""
             r = client.infer("relu", {"x": np.array([[-1.0, 2.0]], np.float32)})
             assert r.success and r.outputs["y"].tolist() == [[0.0, 2.0]]
+        if workers == "1":  # printed once both protocols listen
+            announced = proc.stdout.readline()
+            assert announced == f"serving ['relu'] on http://127.0.0.1:{port} and grpc://127.0.0.1:{grpc_port}\n"
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    if workers == "1":
-        assert f"serving ['relu'] on http://127.0.0.1:{port} and grpc://127.0.0.1:{grpc_port}" in out
 
 
 def test_serve_refuses_a_missing_repository(tmp_path):
