@@ -139,6 +139,9 @@ def run_locust(url: str, name: str, body_file: Path, clients: int, duration: flo
                     "WARNING", "--stop-timeout", "10"], env=env, check=False, capture_output=True)
     with open(f"{prefix}_stats.csv") as f:
         total = next(row for row in csv.DictReader(f) if row["Name"] == "Aggregated")
+    with open(f"{prefix}_failures.csv") as f:
+        for row in csv.DictReader(f):
+            print(f"  {row['Occurrences']} x {row['Error']}", file=sys.stderr)
     return {"requests": int(total["Request Count"]), "failures": int(total["Failure Count"]),
             "rps": float(total["Requests/s"]), "p50_ms": float(total["50%"]), "p99_ms": float(total["99%"])}
 

@@ -186,12 +186,14 @@ class SecurityConfig:
     """Request limits and access control shared by every model. `api_keys` empty = no auth; else a
     request needs `X-API-Key: KEY` or `Authorization: Bearer KEY` (health probes excepted).
     `rate_limit_rps` > 0 limits each client (API key, else address) to that many requests per
-    second with bursts of `rate_limit_burst`. A body larger than `max_body_bytes`, or not fully
-    received within `body_timeout_s`, is refused."""
+    second with bursts of `rate_limit_burst`. A body larger than `max_body_bytes` is refused, and
+    so is one still arriving after `body_timeout_s` at less than `min_body_rate` bytes/s on average
+    (a slow-dripping client)."""
 
     api_keys: list[str] = field(default_factory=list)
     max_body_bytes: int = 64 << 20
     body_timeout_s: float = 1.0
+    min_body_rate: float = 64 << 10
     rate_limit_rps: float = 0.0
     rate_limit_burst: int = 10
 
@@ -217,8 +219,9 @@ class ServerConfig:
         if (self.http.ssl_certfile is None) != (self.http.ssl_keyfile is None):
             raise ValidationError("TLS needs both http.ssl_certfile and http.ssl_keyfile")
         _check_int("security.max_body_bytes", self.security.max_body_bytes, 1)
-        if not self.security.body_timeout_s > 0 or not self.poll_interval_s > 0:
-            raise ValidationError("security.body_timeout_s and poll_interval_s must be > 0")
+        if not self.security.body_timeout_s > 0 or not self.security.min_body_rate > 0 or \
+                not self.poll_interval_s > 0:
+            raise ValidationError("security.body_timeout_s, security.min_body_rate and poll_interval_s must be > 0")
         if self.security.rate_limit_rps < 0:
             raise ValidationError("security.rate_limit_rps must be >= 0")
         _check_int("security.rate_limit_burst", self.security.rate_limit_burst, 1)

@@ -106,31 +106,39 @@ class PolicyMiddleware:
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return b"", (413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
-        chunks, size = [], 0
+        chunks, size, start = [], 0, time.monotonic()
+        while True:
+            message = await self._receive_in_time(receive, start, size)
+            if message is None:
+                return b"", (408, f"request body arriving slower than {self.security.min_body_rate:g} bytes/s "
+                                  f"after {self.security.body_timeout_s:g} s")
+            if message["type"] == "http.disconnect":
+                return b"", (400, "client disconnected before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return b"", (413, f"request body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks), None
 
-        async def read_all():
-            nonlocal size
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return False
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    return True
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return True
-
-        try:
-            complete = await asyncio.wait_for(read_all(), self.security.body_timeout_s)
-        except asyncio.TimeoutError:
-            return b"", (408, f"request body not received within {self.security.body_timeout_s:g} s")
-        if size > limit:
-            return b"", (413, f"request body exceeds the limit of {limit} bytes")
-        if not complete:
-            return b"", (400, "client disconnected before sending the whole body")
-        return b"".join(chunks), None
+    async def _receive_in_time(self, receive, start: float, size: int):
+        """The next message, or None once the body is too slow: past `body_timeout_s` and below
+        `min_body_rate` on average. The rate, not the time alone, decides, because a busy server
+        reads bodies late; their bytes wait in the socket and then arrive at once."""
+        task = asyncio.ensure_future(receive())
+        deadline = start + self.security.body_timeout_s
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                await asyncio.sleep(0)  # data buffered during a stall is delivered before timers
+            if task.done():
+                return task.result()
+            elapsed = time.monotonic() - start
+            if size < self.security.min_body_rate * elapsed:
+                task.cancel()
+                return None
+            deadline = start + size / self.security.min_body_rate
 
 
 def _credential(headers: dict) -> str | None:

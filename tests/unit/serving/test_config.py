@@ -25,6 +25,7 @@ def test_guide_style_configuration_validates_and_round_trips():
     (lambda c: setattr(c.http, "ssl_certfile", "cert.pem"), "both"),
     (lambda c: setattr(c.security, "max_body_bytes", 0), "max_body_bytes"),
     (lambda c: setattr(c.security, "body_timeout_s", 0), "body_timeout_s"),
+    (lambda c: setattr(c.security, "min_body_rate", 0), "min_body_rate"),
     (lambda c: setattr(c.security, "rate_limit_rps", -1), "rate_limit_rps"),
     (lambda c: c.models.append(ModelConfig(name="")), "model name"),
     (lambda c: c.models.append(ModelConfig(name="m", max_concurrency=0)), "max_concurrency"),

@@ -2,6 +2,7 @@
 read deadline against a slow-dripping client (which must not hold up anyone else)."""
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import ssl
@@ -98,7 +99,24 @@ def test_a_slow_dripping_body_gets_408_within_a_second_and_others_are_served(gua
             assert client.infer("scale", {"x": np.ones((1, 4), np.float32)}).success
     dripper.join()
     assert result["reply"].startswith(b"HTTP/1.1 408"), result
-    assert b"not received within 0.5 s" in result["reply"] and result["seconds"] < 5
+    assert b"slower than 65536 bytes/s after 0.5 s" in result["reply"] and result["seconds"] < 5
+
+
+def test_a_slow_but_steady_body_is_read_to_the_end(repo):
+    s = start_server(repo, body_timeout_s=0.3, min_body_rate=1000.0)
+    body = json.dumps(v1_body(np.ones((64, 4), np.float32))).encode()
+
+    def steady():  # about 2000 bytes/s, for longer than body_timeout_s
+        for i in range(0, len(body), 100):
+            time.sleep(0.05)
+            yield body[i:i + 100]
+
+    try:
+        assert len(body) > 600
+        r = httpx.post(f"{s.url}/v1/models/scale/infer", content=steady())
+        assert r.status_code == 200, r.text
+    finally:
+        s.stop()
 
 
 def test_rate_limit_per_client_answers_429(repo):
@@ -139,14 +157,17 @@ def test_tls_with_a_self_signed_certificate(repo, tmp_path):
 
 
 def test_access_log_has_one_json_line_per_request_with_its_id(server, caplog):
-    import json
     import logging
 
     with caplog.at_level(logging.INFO, logger="pyflame_rt.serving.access"):
         r = httpx.post(f"{server.url}/v1/models/scale/infer", json=v1_body(), headers={"X-Request-ID": "trace-42"})
         httpx.get(f"{server.url}/v1/models/nope")
+        for _ in range(100):  # a line is logged once its response is sent: the client may see it first
+            lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "pyflame_rt.serving.access"]
+            if len(lines) >= 2:
+                break
+            time.sleep(0.02)
     assert r.headers["x-request-id"] == "trace-42"
-    lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "pyflame_rt.serving.access"]
     assert [(line["method"], line["path"], line["status"]) for line in lines] == \
         [("POST", "/v1/models/scale/infer", 200), ("GET", "/v1/models/nope", 404)]
     assert lines[0]["request_id"] == "trace-42" and len(lines[1]["request_id"]) == 32
