@@ -102,11 +102,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(kind: str, name: str, model_path: str, port: int, workdir: Path) -> subprocess.Popen:
+def start_server(kind: str, name: str, model_path: str, port: int, workdir: Path, instances: int) -> subprocess.Popen:
     if kind == "pyflame":
         repo = workdir / "repo"
         (repo / name / "1").mkdir(parents=True, exist_ok=True)
         shutil.copy(model_path, repo / name / "1" / "model.onnx")
+        (repo / name / "config.yaml").write_text(f"instance: {{count: {instances}}}\n")
         exe = shutil.which("pyflame-rt") or str(Path(sys.executable).parent / "pyflame-rt")
         cmd = [exe, "serve", "--model-repository", str(repo), "--port", str(port)]
     else:
@@ -153,6 +154,7 @@ def main() -> int:
     ap.add_argument("--servers", default="pyflame,onnxruntime")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of load per case")
     ap.add_argument("--warmup", type=int, default=5, help="requests before the load")
+    ap.add_argument("--instances", type=int, default=1, help="pyflame: concurrent runs per model (instance.count)")
     ap.add_argument("--markdown", help="also write the table to this file")
     ap.add_argument("--anchor-server", metavar="MODEL", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -179,7 +181,7 @@ def main() -> int:
             for kind in args.servers.split(","):
                 port = free_port()
                 url = f"http://127.0.0.1:{port}"
-                proc = start_server(kind, name, model_path, port, workdir)
+                proc = start_server(kind, name, model_path, port, workdir, args.instances)
                 try:
                     wait_ready(url, proc)
                     for _ in range(args.warmup):
