@@ -190,7 +190,10 @@ def _bench(args) -> int:
 
 
 def _serve(args) -> int:
-    from pyflame_rt.serving import ModelServer, ServerConfig  # the serve extra; only this command needs it
+    try:
+        from pyflame_rt.serving import ModelServer, ServerConfig  # only this command needs the serve extra
+    except ImportError as e:
+        raise UsageError(f"pyflame-rt serve needs the serve extra (pip install 'pyflame-rt[serve]'): {e}") from None
 
     config = ServerConfig(model_dir=args.model_repository, hot_reload=args.hot_reload,
                           enable_metrics=not args.no_metrics)
