@@ -188,6 +188,31 @@ def _bench(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    try:
+        from pyflame_rt.serving import ModelServer, ServerConfig  # only this command needs the serve extra
+    except ImportError as e:
+        raise UsageError(f"pyflame-rt serve needs the serve extra (pip install 'pyflame-rt[serve]'): {e}") from None
+
+    config = ServerConfig(model_dir=args.model_repository, hot_reload=args.hot_reload,
+                          enable_metrics=not args.no_metrics)
+    config.http.host, config.http.port, config.http.num_workers = args.host, args.port, args.workers
+    config.http.ssl_certfile, config.http.ssl_keyfile = args.ssl_certfile, args.ssl_keyfile
+    if args.grpc_port is not None:
+        config.grpc.enabled, config.grpc.host, config.grpc.port = True, args.host, args.grpc_port
+    config.security.api_keys = [k for k in os.environ.get(args.api_keys_env, "").split(",") if k]
+    config.security.rate_limit_rps = args.rate_limit
+    server = ModelServer(config)
+
+    def announce() -> None:
+        where = server.url + (f" and grpc://{config.grpc.host}:{server.grpc_port}" if config.grpc.enabled else "")
+        print(f"serving {server.registry.list_models()} on {where}", flush=True)
+
+    server.on_ready(announce)
+    server.serve_forever()
+    return 0
+
+
 class UsageError(Exception):
     """Bad command-line arguments."""
 
@@ -250,6 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--sign-key", metavar="FILE", help="verify the artifact's signature with the key in FILE "
                    f"(default: ${signing.ENV_KEY_FILE} if set)")
     i.set_defaults(fn=_inspect)
+    s = sub.add_parser("serve", help="serve a model repository over HTTP (v1 REST and Open Inference Protocol v2)")
+    s.add_argument("--model-repository", required=True, metavar="DIR",
+                   help="DIR/<model>/<version>/model.pfm|model.onnx, optional DIR/<model>/config.yaml")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    s.add_argument("--grpc-port", type=int, metavar="PORT", help="also serve the v2 protocol over gRPC (one worker)")
+    s.add_argument("--hot-reload", action="store_true", help="reload models whose files change")
+    s.add_argument("--no-metrics", action="store_true", help="do not serve /metrics")
+    s.add_argument("--ssl-certfile")
+    s.add_argument("--ssl-keyfile")
+    s.add_argument("--api-keys-env", default="PYFLAME_RT_API_KEYS", metavar="VAR",
+                   help="environment variable with comma-separated API keys (unset or empty: no auth)")
+    s.add_argument("--rate-limit", type=float, default=0.0, metavar="RPS", help="requests/s per client (0: none)")
+    s.set_defaults(fn=_serve)
     return p
 
 

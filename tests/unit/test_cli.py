@@ -79,3 +79,48 @@ def test_bench_min_round_ms_gives_both_runtimes_more_runs(tmp_path):
     runs = int(re.search(r"\((\d+) runs\)", r.stdout).group(1))
     assert runs > 2 * 3 and runs % 2 == 0  # 2 rounds of more than 3 runs each
     assert "ratio ours/onnxruntime" in r.stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_a_model_repository_until_sigterm(tmp_path, workers):
+    import signal
+
+    import onnx
+    from conftest import make_model
+
+    from pyflame_rt.serving import ModelClient
+
+    (tmp_path / "relu" / "1").mkdir(parents=True)
+    onnx.save(make_model([onnx.helper.make_node("Relu", ["x"], ["y"])], [("x", ["n", 2])], [("y", ["n", 2])]),
+              tmp_path / "relu" / "1" / "model.onnx")
+    port, grpc_port = _free_port(), _free_port()
+    grpc = ["--grpc-port", str(grpc_port)] if workers == "1" else []
+    exe = shutil.which("pyflame-rt") or str(Path(sys.executable).parent / "pyflame-rt")
+    proc = subprocess.Popen([exe, "serve", "--model-repository", str(tmp_path), "--port", str(port),
+                             "--workers", workers, *grpc], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with ModelClient(f"http://127.0.0.1:{port}") as client:
+            assert client.wait_for_ready(timeout=120), proc.stderr.read() if proc.poll() is not None else ""
+            r = client.infer("relu", {"x": np.array([[-1.0, 2.0]], np.float32)})
+            assert r.success and r.outputs["y"].tolist() == [[0.0, 2.0]]
+        if workers == "1":  # printed once both protocols listen
+            announced = proc.stdout.readline()
+            assert announced == f"serving ['relu'] on http://127.0.0.1:{port} and grpc://127.0.0.1:{grpc_port}\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_serve_refuses_a_missing_repository(tmp_path):
+    r = _cli("serve", "--model-repository", str(tmp_path / "none"), "--port", "0")
+    assert r.returncode == 2 and "InvalidModelError" in r.stderr and "is not a directory" in r.stderr
