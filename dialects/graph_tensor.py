@@ -15,11 +15,11 @@ from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.assumptions import broadcast_dim
-from pyflame_rt.dialects.graph import (  # normalize_axis: the CPU lowerings still read it from here
-    AxisOp, GraphOp, UnaryOp, VariadicOp, axis_prop, broadcast_shapes, dtype_of, normalize_axis, same_dtype,
-    static_shape, tensor_type)
+from pyflame_rt.dialects.graph import (
+    AxisOp, GraphOp, UnaryOp, VariadicOp, axis_prop, broadcast_shapes, dtype_of, same_dtype, static_shape,
+    tensor_type)
 from pyflame_rt.dialects.graph_attrs import ElementTypeAttr, enum_attr
-from pyflame_rt.dialects.symbolic import Dim, Shape, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 

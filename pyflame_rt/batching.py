@@ -20,47 +20,10 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (DTypeMismatchError, InputError, QueueClosedError, QueueFullError, RunTimeoutError,
                                ShapeMismatchError, ValidationError)
 from pyflame_rt.futures import OnComplete, RequestFuture, mark_cancelled, notify, settle
+from pyflame_rt.options import BatchConfig
 from pyflame_rt.runtime import lib
 from pyflame_rt.runtime.queues import Batcher, QueueStats
 from pyflame_rt.tensor import Tensor
-
-@dataclass
-class BatchConfig:
-    """max_batch_size: rows per batched run; max_latency_us: how long the oldest request of a batch
-    waits for more (once it has min_batch_size rows); preferred_sizes: batch sizes to run below
-    max_batch_size (enable_padding: pad up to one, else cut down to one); num_workers: batches run at
-    once; queue_capacity: queued requests (one more raises QueueFullError at once); timeout_us: a
-    request still queued after it fails with RunTimeoutError (0: never; submit() may override);
-    priority_aging_us: the wait worth one priority level (PriorityBatcher: low priority never starves)."""
-
-    max_batch_size: int = 32
-    max_latency_us: int = 1000
-    min_batch_size: int = 1
-    preferred_sizes: list = field(default_factory=list)
-    enable_padding: bool = False
-    num_workers: int = 1
-    queue_capacity: int = 1024
-    timeout_us: int = 0
-    priority_aging_us: int = 10_000
-
-    def validate(self) -> "BatchConfig":
-        bounds = {"max_batch_size": (1, 1 << 20), "max_latency_us": (0, 1 << 40), "min_batch_size": (1, 1 << 20),
-                  "num_workers": (1, 256), "queue_capacity": (1, 1 << 24), "timeout_us": (0, 1 << 40),
-                  "priority_aging_us": (1, 1 << 40)}
-        for name, (lo, hi) in bounds.items():
-            v = getattr(self, name)
-            if type(v) is not int or not lo <= v <= hi:
-                raise ValidationError(f"BatchConfig.{name} must be an int in [{lo}, {hi}], got {v!r}")
-        if self.min_batch_size > self.max_batch_size:
-            raise ValidationError(f"BatchConfig.min_batch_size ({self.min_batch_size}) exceeds max_batch_size "
-                                  f"({self.max_batch_size})")
-        sizes = self.preferred_sizes
-        if not isinstance(sizes, (list, tuple)) or any(type(s) is not int or not 1 <= s <= self.max_batch_size
-                                                       for s in sizes):
-            raise ValidationError(f"BatchConfig.preferred_sizes must be ints in [1, max_batch_size], got {sizes!r}")
-        if type(self.enable_padding) is not bool:
-            raise ValidationError(f"BatchConfig.enable_padding must be a bool, got {self.enable_padding!r}")
-        return self
 
 
 @dataclass(frozen=True)

@@ -10,40 +10,10 @@ import threading
 from dataclasses import dataclass, fields
 
 from pyflame_rt.errors import BackendError, MemoryLimitError, ValidationError
+from pyflame_rt.options import PoolConfig, is_size
 from pyflame_rt.runtime import Arena, ffi, lib
 
 __all__ = ["Arena", "MemoryPool", "PoolConfig", "PoolStats", "ScopedArena", "global_pool", "set_global_pool_config"]
-
-
-@dataclass
-class PoolConfig:
-    """size_classes: ascending block sizes in bytes (multiples of 16); a larger request gets a
-    block of its own (the scratch arenas of most models). max_blocks_per_class: free blocks kept
-    per class (and of the large ones). alignment: of every block, a power of two in [16, 4096].
-    memory_limit: bytes the pool may hold, in use plus cached (0 = no limit). Trim policy: a
-    cached block not reused within trim_idle_frees deallocations is given back to the system
-    while more than trim_keep_bytes are cached (trim_idle_frees 0: only trim() gives back)."""
-
-    size_classes: tuple[int, ...] = tuple(64 << i for i in range(11))  # 64 B .. 64 KiB
-    max_blocks_per_class: int = 64
-    alignment: int = 64
-    memory_limit: int = 0
-    trim_idle_frees: int = 8
-    trim_keep_bytes: int = 32 << 20
-
-    def validate(self) -> "PoolConfig":
-        classes = list(self.size_classes)
-        if (len(classes) > 64 or not all(_is_size(c) and c > 0 and c % 16 == 0 for c in classes)
-                or classes != sorted(set(classes))):
-            raise ValidationError(f"size_classes must be at most 64 ascending distinct multiples of 16, "
-                                  f"got {self.size_classes!r}")
-        for name in ("max_blocks_per_class", "memory_limit", "trim_idle_frees", "trim_keep_bytes"):
-            if not _is_size(getattr(self, name)):
-                raise ValidationError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
-        a = self.alignment
-        if not _is_size(a) or not 16 <= a <= 4096 or a & (a - 1):
-            raise ValidationError(f"alignment must be a power of two in [16, 4096], got {a!r}")
-        return self
 
 
 @dataclass(frozen=True)
@@ -84,7 +54,7 @@ class MemoryPool:
 
     def allocate(self, size: int) -> int:
         """The address of at least `size` bytes aligned to config.alignment."""
-        if not _is_size(size):
+        if not is_size(size):
             raise ValidationError(f"size must be an int >= 0, got {size!r}")
         status = ffi.new("int*")
         p = lib.pfrt_mempool_alloc(self._ptr, min(size, _SIZE_MAX), status)
@@ -117,7 +87,7 @@ class MemoryPool:
     def trim(self, keep_bytes: int = 0) -> int:
         """Give cached blocks back to the system, oldest first, until at most keep_bytes stay
         cached; returns the bytes given back."""
-        if not _is_size(keep_bytes):
+        if not is_size(keep_bytes):
             raise ValidationError(f"keep_bytes must be an int >= 0, got {keep_bytes!r}")
         return lib.pfrt_mempool_trim(self._ptr, keep_bytes)
 
@@ -174,7 +144,3 @@ def set_global_pool_config(config: PoolConfig) -> None:
 
 
 _SIZE_MAX = 2**64 - 1
-
-
-def _is_size(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0

@@ -255,3 +255,93 @@ class PassManagerConfig:
     validate: bool = True
     skip_passes: tuple[str, ...] = ()
     verbose: bool = False
+
+
+@dataclass
+class AsyncOptions:
+    """num_streams: runtime threads, each with its own queue; max_pending: requests queued or running
+    at once over all streams (one more raises QueueFullError at once)."""
+
+    num_streams: int = 2
+    max_pending: int = 1024
+
+    def validate(self) -> "AsyncOptions":
+        for name in ("num_streams", "max_pending"):
+            v = getattr(self, name)
+            if type(v) is not int or not 1 <= v <= 1 << 20:
+                raise ValidationError(f"AsyncOptions.{name} must be an int in [1, 2**20], got {v!r}")
+        return self
+
+
+@dataclass
+class BatchConfig:
+    """max_batch_size: rows per batched run; max_latency_us: how long the oldest request of a batch
+    waits for more (once it has min_batch_size rows); preferred_sizes: batch sizes to run below
+    max_batch_size (enable_padding: pad up to one, else cut down to one); num_workers: batches run at
+    once; queue_capacity: queued requests (one more raises QueueFullError at once); timeout_us: a
+    request still queued after it fails with RunTimeoutError (0: never; submit() may override);
+    priority_aging_us: the wait worth one priority level (PriorityBatcher: low priority never starves)."""
+
+    max_batch_size: int = 32
+    max_latency_us: int = 1000
+    min_batch_size: int = 1
+    preferred_sizes: list = field(default_factory=list)
+    enable_padding: bool = False
+    num_workers: int = 1
+    queue_capacity: int = 1024
+    timeout_us: int = 0
+    priority_aging_us: int = 10_000
+
+    def validate(self) -> "BatchConfig":
+        bounds = {"max_batch_size": (1, 1 << 20), "max_latency_us": (0, 1 << 40), "min_batch_size": (1, 1 << 20),
+                  "num_workers": (1, 256), "queue_capacity": (1, 1 << 24), "timeout_us": (0, 1 << 40),
+                  "priority_aging_us": (1, 1 << 40)}
+        for name, (lo, hi) in bounds.items():
+            v = getattr(self, name)
+            if type(v) is not int or not lo <= v <= hi:
+                raise ValidationError(f"BatchConfig.{name} must be an int in [{lo}, {hi}], got {v!r}")
+        if self.min_batch_size > self.max_batch_size:
+            raise ValidationError(f"BatchConfig.min_batch_size ({self.min_batch_size}) exceeds max_batch_size "
+                                  f"({self.max_batch_size})")
+        sizes = self.preferred_sizes
+        if not isinstance(sizes, (list, tuple)) or any(type(s) is not int or not 1 <= s <= self.max_batch_size
+                                                       for s in sizes):
+            raise ValidationError(f"BatchConfig.preferred_sizes must be ints in [1, max_batch_size], got {sizes!r}")
+        if type(self.enable_padding) is not bool:
+            raise ValidationError(f"BatchConfig.enable_padding must be a bool, got {self.enable_padding!r}")
+        return self
+
+
+@dataclass
+class PoolConfig:
+    """size_classes: ascending block sizes in bytes (multiples of 16); a larger request gets a
+    block of its own (the scratch arenas of most models). max_blocks_per_class: free blocks kept
+    per class (and of the large ones). alignment: of every block, a power of two in [16, 4096].
+    memory_limit: bytes the pool may hold, in use plus cached (0 = no limit). Trim policy: a
+    cached block not reused within trim_idle_frees deallocations is given back to the system
+    while more than trim_keep_bytes are cached (trim_idle_frees 0: only trim() gives back)."""
+
+    size_classes: tuple[int, ...] = tuple(64 << i for i in range(11))  # 64 B .. 64 KiB
+    max_blocks_per_class: int = 64
+    alignment: int = 64
+    memory_limit: int = 0
+    trim_idle_frees: int = 8
+    trim_keep_bytes: int = 32 << 20
+
+    def validate(self) -> "PoolConfig":
+        classes = list(self.size_classes)
+        if (len(classes) > 64 or not all(is_size(c) and c > 0 and c % 16 == 0 for c in classes)
+                or classes != sorted(set(classes))):
+            raise ValidationError(f"size_classes must be at most 64 ascending distinct multiples of 16, "
+                                  f"got {self.size_classes!r}")
+        for name in ("max_blocks_per_class", "memory_limit", "trim_idle_frees", "trim_keep_bytes"):
+            if not is_size(getattr(self, name)):
+                raise ValidationError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
+        a = self.alignment
+        if not is_size(a) or not 16 <= a <= 4096 or a & (a - 1):
+            raise ValidationError(f"alignment must be a power of two in [16, 4096], got {a!r}")
+        return self
+
+
+def is_size(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0

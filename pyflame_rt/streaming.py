@@ -15,23 +15,9 @@ import numpy as np
 
 from pyflame_rt.errors import InputError, QueueClosedError, QueueFullError, ValidationError
 from pyflame_rt.futures import OnComplete, RequestFuture, mark_cancelled, notify, settle
+from pyflame_rt.options import AsyncOptions
 from pyflame_rt.runtime import lib, now_ns
 from pyflame_rt.runtime.queues import Streams, request_cancelled
-
-@dataclass
-class AsyncOptions:
-    """num_streams: runtime threads, each with its own queue; max_pending: requests queued or running
-    at once over all streams (one more raises QueueFullError at once)."""
-
-    num_streams: int = 2
-    max_pending: int = 1024
-
-    def validate(self) -> "AsyncOptions":
-        for name in ("num_streams", "max_pending"):
-            v = getattr(self, name)
-            if type(v) is not int or not 1 <= v <= 1 << 20:
-                raise ValidationError(f"AsyncOptions.{name} must be an int in [1, 2**20], got {v!r}")
-        return self
 
 
 @dataclass(frozen=True)

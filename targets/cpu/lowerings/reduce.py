@@ -75,7 +75,7 @@ class LowerArg(GraphToKernelPattern):
 
     def lower(self, L, op: gr.ArgReduceOp) -> None:
         shape, kind = L.shapes[op.input], op.kind.data
-        axis = gr.normalize_axis(op.axis.value.data, len(shape))
+        axis = op.axis_in(len(shape))
         L.expect_nonempty(shape[axis], f"{'ArgMax' if kind == 'argmax' else 'ArgMin'} along axis {axis} of an input of "
                                        f"shape [{', '.join(map(str, shape))}]: the axis is empty (no index to return)",
                           numel(shape[:axis] + shape[axis + 1:]))
@@ -95,7 +95,7 @@ class LowerSoftmax(GraphToKernelPattern):
             axis = op.axis.value.data % len(shape) if op.axis.value.data < 0 else op.axis.value.data
             first, last = axis, len(shape) - 1
         else:
-            first = last = gr.normalize_axis(op.axis.value.data, len(shape))
+            first = last = op.axis_in(len(shape))
         if first > last:  # axis == rank: rows of one element
             first = last = len(shape) - 1
         emit_rows(L, kind, L.loc(op.input), L.result_loc(op.result), shape, first, last, L.dtype(op.input))
@@ -122,7 +122,7 @@ class LowerLayerNorm(GraphToKernelPattern):
 
     def lower(self, L, op: gr.LayerNormOp) -> None:
         shape, dtype = L.shapes[op.input], L.dtype(op.input)
-        axis = gr.normalize_axis(op.axis.value.data, len(shape))
+        axis = op.axis_in(len(shape))
         norm = shape[axis:]
         L.expect_nonempty(numel(norm), f"LayerNormalization (axis {axis}) of an input of shape "
                                        f"[{', '.join(map(str, shape))}]: the normalized dims are empty")
@@ -146,7 +146,7 @@ class LowerCumsum(GraphToKernelPattern):
 
     def lower(self, L, op: gr.CumSumOp) -> None:
         shape = L.shapes[op.input]
-        axis = gr.normalize_axis(op.axis.value.data, len(shape))
+        axis = op.axis_in(len(shape))
         emit_rows(L, "cumsum", L.loc(op.input), L.result_loc(op.result), shape, axis, axis, L.dtype(op.input),
                   (op.exclusive.value.data, op.reverse.value.data))
 
@@ -158,7 +158,7 @@ class LowerTopk(GraphToKernelPattern):
 
     def lower(self, L, op: gr.TopKOp) -> None:
         shape = L.shapes[op.input]
-        axis = gr.normalize_axis(op.axis.value.data, len(shape))
+        axis = op.axis_in(len(shape))
         spec = TopKSpec(L.dtype(op.input), op.largest.value.data)
         name = L.kernel(spec.name, lambda: topk_kernel(spec))
         inner = numel(shape[axis + 1:])

@@ -35,7 +35,7 @@ class LowerGather(GraphToKernelPattern):
 
     def lower(self, L, op: gt.GatherOp) -> None:
         data = L.shapes[op.data]
-        axis = gt.normalize_axis(op.axis.value.data, len(data))
+        axis = op.axis_in(len(data))
         status, code = L.check(f"Gather (axis {axis}): an index is outside [-{data[axis]}, {data[axis]})")
         spec = GatherSpec(L.dtype(op.data), L.dtype(op.indices), L.target.vector_width)
         name = L.kernel(spec.name, lambda: gather_kernel(spec))

@@ -6,7 +6,7 @@ from onnx import numpy_helper
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import require_nonempty
-from pyflame_rt.dialects.symbolic import SymDim, dim_div, numel
+from pyflame_rt.dialects.symbolic import dim_div, numel
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 _BINARY = {"Add": graph.AddOp, "Sub": graph.SubOp, "Mul": graph.MulOp, "Div": graph.DivOp}
