@@ -19,9 +19,9 @@ and byte-offset subviews of those. Sizes are `index` values computed with ordina
 `arith` ops from the run's dims. A launch runs a kernel function of the module over
 `items` work items, at least `grain` per parallel chunk. A kernel is a function with one
 typed argument per field, then its work items `begin, end` (i64); its `kernel.fields`
-attribute names the fields. A launch passes a `!kernel.buffer` for each `!llvm.ptr` field and
-an `index` for each i64 field (or the index constant 0, a null buffer, for a buffer it does
-not read), which its verifier checks:
+attribute names the fields. A launch passes a `!kernel.buffer` for each `!llvm.ptr` field (a
+`kernel.null` one for a buffer the kernel does not touch, e.g. an absent bias) and an `index`
+for each i64 field, which its verifier checks:
 
     func.func @copy_r1_w8_f32(%dst: !llvm.ptr, %src: !llvm.ptr, %dst_off: i64, ..., %begin: i64,
                               %end: i64) attributes {kernel.fields = ["dst", "src", "dst_off", ...]}
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdsl.dialects import arith, func, llvm
+from xdsl.dialects import func, llvm
 from xdsl.dialects.builtin import (
     ArrayAttr, DenseArrayBase, DictionaryAttr, IndexType, IntegerAttr, StringAttr, SymbolNameConstraint,
     SymbolRefAttr, UnitAttr, i64)
@@ -224,6 +224,19 @@ class SubviewOp(StorageOp):
 
 
 @irdl_op_definition
+class NullOp(StorageOp):
+    """No buffer: the null pointer a kernel gets for a buffer it does not touch (an absent bias)."""
+
+    name = "kernel.null"
+
+    assembly_format = "attr-dict"
+    traits = traits_def(Pure(), HasParent(ScheduleOp))
+
+    def __init__(self):
+        super().__init__(result_types=[BUFFER])
+
+
+@irdl_op_definition
 class DimOp(ScheduleLevelOp):
     """The value of the run-time dim `dim_name` (one of the schedule's dims)."""
 
@@ -281,8 +294,8 @@ class AssumeOp(ScheduleLevelOp):
 @irdl_op_definition
 class LaunchOp(ScheduleLevelOp):
     """Run kernel `callee` over `items` work items, at least `grain` items per parallel chunk. The
-    fields are the kernel's, in its order: a buffer (or a null one, the index 0) for each
-    `!llvm.ptr` argument, an index for each i64 one."""
+    fields are the kernel's, in its order: a buffer for each `!llvm.ptr` argument, an index for
+    each i64 one."""
 
     name = "kernel.launch"
     callee = prop_def(SymbolRefAttr)
@@ -314,18 +327,12 @@ class LaunchOp(ScheduleLevelOp):
                                   f"{len(names)} ({', '.join(names)})")
         for i, (value, field, t) in enumerate(zip(self.fields, names, callee.function_type.inputs.data)):
             want = BUFFER if isinstance(t, llvm.LLVMPointerType) else IndexType()
-            if value.type != want and not (want == BUFFER and _is_zero(value)):
+            if value.type != want:
                 raise VerifyException(f"field {i} ('{field}') of @{name} is {'a buffer' if want == BUFFER else 'a size'}"
                                       f" ({t}), the launch passes {value.type}")
 
 
-def _is_zero(value: SSAValue) -> bool:
-    """The index constant 0: the null buffer a launch passes for a buffer field its kernel does not
-    read (an absent bias, say)."""
-    return isinstance(value.owner, arith.ConstantOp) and value.owner.value == IntegerAttr(0, IndexType())
-
-
-Kernel = Dialect("kernel", [ScheduleOp, IOOp, WeightOp, AllocOp, SubviewOp, DimOp, CheckOp, AssumeOp, LaunchOp],
+Kernel = Dialect("kernel", [ScheduleOp, IOOp, WeightOp, AllocOp, SubviewOp, NullOp, DimOp, CheckOp, AssumeOp, LaunchOp],
                  [BufferType, IORoleAttr, RelationAttr])
 
 

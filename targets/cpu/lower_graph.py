@@ -62,9 +62,12 @@ class Loc:
     """Where a tensor lives: io slot, weight blob offset, or arena buffer index (plus a byte
     offset into it: a tensor stored inside another one, e.g. a slice of a Concat's output)."""
 
-    kind: str  # "io" | "weight" | "arena"
+    kind: str  # "io" | "weight" | "arena" | "null"
     index: int
     offset: int = 0
+
+
+NULL_BUFFER = Loc("null", 0)  # a buffer field the kernel does not touch (an absent bias): a null pointer
 
 
 @dataclass
@@ -117,6 +120,8 @@ _INDEX_OPS = {"mul": arith.MuliOp, "add": arith.AddiOp, "min": arith.MinSIOp, "m
 
 
 class GraphLowering:
+    null_buffer = NULL_BUFFER  # what a pattern passes for a buffer field its kernel does not touch
+
     def __init__(self, fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarget, checked: bool = False,
                  kernel_cache: KernelCache | None = None):
         self.fn = fn
@@ -289,6 +294,8 @@ class GraphLowering:
         return self.values[key]
 
     def _compute(self, x) -> SSAValue:
+        if x == NULL_BUFFER:
+            return self._emit(kernel.NullOp())
         if isinstance(x, Loc):
             base = self.storage[x.kind, x.index]
             return self._emit(kernel.SubviewOp(base, x.offset)) if x.offset else base
@@ -468,7 +475,7 @@ class GraphLowering:
                   "b_cs": b_strides[1], "b_bs": b_strides[2], "bp_bs": panel_elems, "npanels": npanels}
             self.call(pk, [pf[f] for f in PACK_FIELDS], ("mul", b_batch, npanels))
         bias_loc = (self.add_weight("bias", pad_bias(bias, nr)) if bias is not None
-                    else row_bias if row_bias is not None else 0)
+                    else row_bias if row_bias is not None else NULL_BUFFER)
         gk = self.kernel(spec.name, lambda: gemm_kernel(spec))
         # row blocks: at most MC rows each, and when there are several, a multiple of 4 of them, so
         # 2 or 4 threads get equal numbers of blocks
@@ -484,7 +491,7 @@ class GraphLowering:
               "m": m, "n": n, "k": k, "a_rs": a_strides[0], "a_cs": a_strides[1], "a_bs": a_bs,
               "b_bs": b_bs, "c_bs": dim_mul(m, n) if c_bs is None else c_bs, "mblocks": mblocks,
               "nblocks": nblocks, "ncp": ncp, "npanels": npanels, "groups": groups, "a_gs": a_gs, "c_gs": c_gs,
-              "residual": residual if residual is not None else 0, "c_rs": n if c_rs is None else c_rs,
+              "residual": residual if residual is not None else NULL_BUFFER, "c_rs": n if c_rs is None else c_rs,
               "conv_c": conv_a["conv_c"] if conv_a is not None else 0}
         rows_per_item = m if isinstance(m, int) and m < spec.mc else spec.mc
         conv_fields = [conv_a[f] if conv_a is not None else 0 for f in CONV_A_FIELDS]
@@ -557,6 +564,7 @@ def lower_graph(fn: func.FuncOp, weights: dict[str, np.ndarray], target: CPUTarg
     """checked: a checked build (every load and store bounds-checked, checked.py). kernel_cache:
     kernels found there are declared, not generated (`LoweredModel.cached`)."""
     module = lower_to_kernel(fn, weights, target, patterns, checked, kernel_cache)
+    kernel.schedule_of(module).verify()  # launches match their kernels' signatures
     PlanMemory().apply(Context(), module)
     lowered = read_kernel_module(module)
     lowered.cached = dict(kernel_cache.found) if kernel_cache is not None else {}
@@ -672,7 +680,7 @@ class _ScheduleReader:
             self.assumptions.append(Assumption(relation, self.expr(op.lhs), self.expr(op.rhs), op.what.data,
                                                op.node.data))
         elif isinstance(op, kernel.LaunchOp):
-            fields = [self.locs[f] if isinstance(f.type, kernel.BufferType) else self.expr(f) for f in op.fields]
+            fields = [self.locs[f] if f in self.locs else self.expr(f) for f in op.fields]
             self.schedule.steps.append(_Call(op.callee.root_reference.data, fields, self.expr(op.items),
                                              self.expr(op.grain)))
             self.step_ops.append(op.graph_op.data)
@@ -686,6 +694,8 @@ class _ScheduleReader:
     def _expr(self, op: Operation):
         if isinstance(op, arith.ConstantOp):
             return op.value.value.data
+        if isinstance(op, kernel.NullOp):
+            return 0  # the launch table's field value: a null pointer
         if isinstance(op, kernel.DimOp):
             return SymDim.of(op.dim_name.data)
         if isinstance(op, arith.CeilDivSIOp):

@@ -54,15 +54,15 @@ def _window_geometry(L, op):
     return (n, h, w, c), (oh, ow), op.ints("strides"), op.ints("dilations"), (pads[0], pads[1])
 
 
-def _emit_window(L, kind: str, op, kernel, *, weights=0, bias=None, residual=None,
+def _emit_window(L, kind: str, op, kernel, *, weights=None, bias=None, residual=None,
                  activation="none") -> None:
     (n, h, w, c), (oh, ow), st, dl, pad = _window_geometry(L, op)
     spec = WindowNHWCSpec(kind, kernel[0], kernel[1], L.target.vector_width, bias is not None, activation,
                           has_residual=residual is not None, sw=st[1], dw=dl[1])
     name = L.kernel(spec.name, lambda: window_nhwc_kernel(spec))
-    f = {"x": L.loc(op.operands[0]), "w": weights, "out": L.result_loc(op.results[0]),
-         "bias": L.add_weight("bias", bias) if bias is not None else 0,
-         "residual": L.loc(residual) if residual is not None else 0, "c": c, "h": h, "wi": w,
+    f = {"x": L.loc(op.operands[0]), "w": weights if weights is not None else L.null_buffer, "out": L.result_loc(op.results[0]),
+         "bias": L.add_weight("bias", bias) if bias is not None else L.null_buffer,
+         "residual": L.loc(residual) if residual is not None else L.null_buffer, "c": c, "h": h, "wi": w,
          "oh": oh, "ow": ow, "sh": st[0], "dh": dl[0], "ph": pad[0], "pw": pad[1]}
     L.call(name, [f[k] for k in WINDOW_NHWC_FIELDS], dim_mul(n, oh), work_per_item=dim_mul(ow, dim_mul(
         c, kernel[0] * kernel[1])))

@@ -100,7 +100,7 @@ def conv_bias(L, v) -> Loc | None:
     return L.add_weight("bias", arr.astype(np.float32)) if arr is not None else L.loc(v)
 
 
-def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights=0, bias: Loc | None = None, kernel, strides,
+def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights: Loc | None = None, bias: Loc | None = None, kernel, strides,
                 dilations, m_per_g: int = 1, activation: str = "none", argmax: ArgmaxOutput | None = None) -> None:
     """2-D windows, or 3-D ones (5-D shapes, three kernel dims): a depth tap loop over planes."""
     (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
@@ -111,7 +111,7 @@ def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights=0, bia
     width = L.target.vector_width if sw == 1 else 1
     spec = WindowSpec(spec_op, kh, kw, width, bias is not None, activation, kd, argmax is not None)
     name = L.kernel(spec.name, lambda: window_kernel(spec))
-    f = {"x": xp, "w": weights, "out": out, "bias": bias if bias is not None else 0,
+    f = {"x": xp, "w": weights if weights is not None else L.null_buffer, "out": out, "bias": bias if bias is not None else L.null_buffer,
          "m": m, "m_per_g": m_per_g, "cg": 1, "ch_stride": dp * hp * wp, "x_bs": dim_mul(c, dp * hp * wp), "wp": wp,
          "oh": oh, "ow": ow, "sh": sh, "sw": sw, "dh": dh, "dw": dw, "od": od, "sd_stride": sd * hp * wp,
          "dd_stride": dd * hp * wp}

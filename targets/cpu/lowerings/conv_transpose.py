@@ -68,7 +68,7 @@ class LowerConvTranspose(GraphToKernelPattern):
         spec = Col2imSpec(L.target.vector_width if strides_w == 1 else 1, op.bias is not None)
         name = L.kernel(spec.name, lambda: col2im_kernel(spec))
         fields = {"cols": cols, "out": L.result_loc(op.result),
-                  "bias": L.loc(op.bias) if op.bias is not None else 0, "m": m,
+                  "bias": L.loc(op.bias) if op.bias is not None else L.null_buffer, "m": m,
                   **{f"{p}{axis}": vals[i] for p, vals in geometry.items() for i, axis in enumerate(SPATIAL)}}
         L.call(name, [fields[k] for k in COL2IM_FIELDS], dim_mul(n, m), work_per_item=taps * in_size)
 

@@ -12,14 +12,17 @@ from pyflame_rt.targets.cpu.kernels.channel import PLANE_FIELDS, PlaneSpec, plan
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
 
-def emit_plane(L, op, mode: str, x, out, n: Dim, c: Dim, p: Dim, *, s=0, t=0, aux=0, lrn=(0, 0),
-               stats=(0, 0), activation: str = "none") -> None:
+def emit_plane(L, op, mode: str, x, out, n: Dim, c: Dim, p: Dim, *, s=None, t=None, aux=None, lrn=(0, 0),
+               stats=(None, None), activation: str = "none") -> None:
+    """A plane kernel over n * c planes of p elements; s, t, aux and the stats: the buffers of the
+    modes that read or write them."""
     if L.dtype(op.results[0]) is not DType.FLOAT32:
         raise UnsupportedOperatorError(f"the CPU backend runs {op.name} on float32 only")
     spec = PlaneSpec(mode, L.target.vector_width, activation)
     name = L.kernel(spec.name, lambda: plane_kernel(spec))
-    f = {"x": x, "out": out, "s": s, "t": t, "aux": aux, "c": c, "p": p, "lrn_pre": lrn[0], "lrn_post": lrn[1],
-         "mean": stats[0], "var": stats[1]}
+    buffers = {"s": s, "t": t, "aux": aux, "mean": stats[0], "var": stats[1]}
+    f = {"x": x, "out": out, "c": c, "p": p, "lrn_pre": lrn[0], "lrn_post": lrn[1],
+         **{k: L.null_buffer if b is None else b for k, b in buffers.items()}}
     L.call(name, [f[k] for k in PLANE_FIELDS], dim_mul(n, c), work_per_item=p)
 
 

@@ -72,7 +72,7 @@ def _emit_pool(L, op, x, out) -> None:
         need = (out_shape[2 + i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
         full[nsp + i] = max(pads[nsp + i], need - x_shape[2 + i] - pads[i])
     xp, xp_shape = padded_input(L, x, x_shape, full, value=float("-inf") if is_max else 0.0)
-    weights = 0
+    weights = None
     if not is_max:
         include = op.count_include_pad.value.data
         cnt = [window_counts(x_shape[2 + i], out_shape[2 + i], kernel[i], strides[i], dilations[i],

@@ -14,16 +14,18 @@ from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
 
 def emit_rows(L, kind: str, src, dst, shape: Shape, first: int, last: int, dtype, params=(),
-              scale=0, bias=0, mean=0, rstd=0) -> None:
-    """Run a row kernel over `shape` viewed as [outer, R, inner], R = dims first..last (inclusive)."""
+              scale=None, bias=None, mean=None, rstd=None) -> None:
+    """Run a row kernel over `shape` viewed as [outer, R, inner], R = dims first..last (inclusive);
+    scale, bias, mean, rstd: the buffers of the kinds that read or write them."""
     outer, r, inner = numel(shape[:first]), numel(shape[first:last + 1]), numel(shape[last + 1:])
     vw = L.target.vector_width
     across = isinstance(inner, int) and inner >= vw and reduces_across(kind)
     width = vw if (inner == 1 and kind != "cumsum") or across else 1
     spec = RowSpec(kind, dtype, width, tuple(params), across)
     name = L.kernel(spec.name, lambda: row_kernel(spec))
-    fields = {"in": src, "out": dst, "r": r, "inner": inner, "scale": scale, "bias": bias, "mean": mean,
-              "rstd": rstd}
+    buffers = {"scale": scale, "bias": bias, "mean": mean, "rstd": rstd}
+    fields = {"in": src, "out": dst, "r": r, "inner": inner,
+              **{k: L.null_buffer if b is None else b for k, b in buffers.items()}}
     L.call(name, [fields[f] for f in ROW_FIELDS], ("mul", outer, -(-inner // vw) if across else inner), r)
 
 
@@ -134,7 +136,7 @@ class LowerLayerNorm(GraphToKernelPattern):
                 raise UnsupportedOperatorError("LayerNorm without bias over dynamic dims")
             check_compile_array(numel(norm) * dtype.itemsize, f"LayerNorm bias {list(norm)}")
             bias = L.add_weight("bias", np.zeros(norm, dtype.numpy))
-        stats = [L.result_loc(v) for v in (op.mean, op.inv_std_dev)] if op.mean is not None else [0, 0]
+        stats = [L.result_loc(v) for v in (op.mean, op.inv_std_dev)] if op.mean is not None else [None, None]
         emit_rows(L, "layer_norm", L.loc(op.input), L.result_loc(op.result), shape, axis, len(shape) - 1, dtype,
                   (op.epsilon.value.data, op.mean is not None), scale, bias, *stats)
 

@@ -2,10 +2,11 @@
 // RUN: sed -n '/^\/\/ begin size$/,/^\/\/ end size$/p' %s | not pyflame-opt - 2>&1 | filecheck %s --check-prefix=SIZE
 // RUN: sed -n '/^\/\/ begin buffer$/,/^\/\/ end buffer$/p' %s | not pyflame-opt - 2>&1 | filecheck %s --check-prefix=BUFFER
 // RUN: sed -n '/^\/\/ begin null$/,/^\/\/ end null$/p' %s | pyflame-opt - | filecheck %s --check-prefix=NULL
+// RUN: sed -n '/^\/\/ begin zero$/,/^\/\/ end zero$/p' %s | not pyflame-opt - 2>&1 | filecheck %s --check-prefix=ZERO
 
 // A launch passes the fields of its kernel's signature: as many as the kernel's kernel.fields
-// names, a buffer for each !llvm.ptr argument and an index for each i64 one; the index constant
-// 0 is a null buffer (for a buffer the kernel does not read). The kernels here are declarations
+// names, a buffer for each !llvm.ptr argument and an index for each i64 one; `kernel.null` is the
+// buffer for a field the kernel does not touch (an index 0 is not a buffer). The kernels here are declarations
 // (as the kernel cache's kernels are), which carry the same signature.
 
 // begin count
@@ -52,10 +53,24 @@ builtin.module {
   func.func private @copy(!llvm.ptr, !llvm.ptr, i64, i64, i64) attributes {kernel.fields = ["dst", "src", "n"]}
   kernel.schedule @model dims [] {
     %0 = kernel.io output 0 "y" ["4"] "float32"
+    %1 = kernel.null
+    %2 = arith.constant 1 : index
+    kernel.launch @copy(%0, %1, %2) items(%2) grain(%2) for "copy#1" : !kernel.buffer, !kernel.buffer, index
+  }
+}
+// end null
+// NULL: %[[NULL:.*]] = kernel.null
+// NULL: kernel.launch @copy(%{{.*}}, %[[NULL]], %{{.*}})
+
+// begin zero
+builtin.module {
+  func.func private @copy(!llvm.ptr, !llvm.ptr, i64, i64, i64) attributes {kernel.fields = ["dst", "src", "n"]}
+  kernel.schedule @model dims [] {
+    %0 = kernel.io output 0 "y" ["4"] "float32"
     %1 = arith.constant 0 : index
     %2 = arith.constant 1 : index
     kernel.launch @copy(%0, %1, %2) items(%2) grain(%2) for "copy#1" : !kernel.buffer, index, index
   }
 }
-// end null
-// NULL: kernel.launch @copy(%0, %1, %2)
+// end zero
+// ZERO: field 1 ('src') of @copy is a buffer (!llvm.ptr), the launch passes index

@@ -245,12 +245,15 @@ def test_every_load_and_store_of_a_checked_build_goes_through_the_check(build):
     from pyflame_rt.dialects.weights import WeightTable
     from pyflame_rt.importers.onnx import from_onnx
     from pyflame_rt.targets.cpu.lower_graph import lower_graph
+    from pyflame_rt.targets.cpu.lowerings import PATTERNS
     from pyflame_rt.targets.cpu.target import CPUTarget
 
-    imported = from_onnx(build()[0])
-    lowered = lower_graph(graph.entry_function(imported.module), WeightTable.of(imported.module),
-                          CPUTarget.named("x86-64-v3"), checked=True)
-    assert not _unchecked_accesses(lowered.module)
-    unchecked = lower_graph(graph.entry_function(imported.module), WeightTable.of(imported.module),
-                            CPUTarget.named("x86-64-v3"))
-    assert _unchecked_accesses(unchecked.module)  # the walk sees the accesses the checks guard
+    model = build()[0]
+
+    def lower(checked: bool):  # lowering replaces the graph function's ops: a fresh import each time
+        imported = from_onnx(model)
+        return lower_graph(graph.entry_function(imported.module), WeightTable.of(imported.module),
+                           CPUTarget.named("x86-64-v3"), PATTERNS, checked=checked)
+
+    assert not _unchecked_accesses(lower(checked=True).module)
+    assert _unchecked_accesses(lower(checked=False).module)  # the walk sees the accesses the checks guard
