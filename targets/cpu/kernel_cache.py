@@ -8,8 +8,10 @@ kernel is neither generated nor compiled. Entries are signed `.pfm` files bound 
 weights, one object) in a `CompileCache` configured by `KernelCacheConfig`, so the compile cache's
 privacy, signing, atomic stores and eviction apply to them unchanged.
 
-`compile_modules` compiles the modules of one model (each missing kernel alone, then the entry
-point) in worker processes, one per core (compile_workers).
+A missing kernel is generated and compiled by a worker process (compile_workers) started when the
+lowering asks for it, so kernels compile while the graph is still being lowered; the lowering
+only declares it. `compile_modules` compiles the modules of the kernels the parent generated (those
+the cache cannot key) in worker processes too, one per core.
 """
 from __future__ import annotations
 
@@ -34,8 +36,10 @@ from pyflame_rt import __version__
 from pyflame_rt.cache import CompileCache
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import BackendError, PyFlameRTError
-from pyflame_rt.targets.cpu.compile_workers import run_jobs
+from pyflame_rt.targets.cpu.access_guard import check_declaration
+from pyflame_rt.targets.cpu.compile_workers import JobPool, run_jobs
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
+from pyflame_rt.targets.cpu.kernel_builder import checked_kernels
 from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
 from pyflame_rt.targets.cpu.target import CPUTarget
 
@@ -43,12 +47,14 @@ _NO_WEIGHTS = np.zeros(0, dtype=np.uint8)
 
 
 class KernelCache:
-    """The kernel objects of one compile: found in `store` by key, or to be generated and compiled."""
+    """The kernel objects of one compile: found in `store` by key, or generated and compiled by
+    worker processes (and stored) while the compile goes on."""
 
     def __init__(self, store: CompileCache, target: CPUTarget, checked: bool):
         self.store, self.target, self.checked = store, target, checked
-        self.keys: dict[str, str] = {}  # kernel symbol -> key, for the kernels to store after compiling
         self.found: dict[str, bytes] = {}  # kernel symbol -> its cached object
+        self.compiling: dict[str, str] = {}  # kernel symbol -> key, for the kernels the workers make
+        self._jobs: JobPool[tuple[bytes, dict[str, float]]] = JobPool()
 
     def key(self, name: str, make: Callable[[], func.FuncOp]) -> str | None:
         """sha256 of what the kernel's code follows from; None if its spec has no stable text (such a
@@ -64,22 +70,40 @@ class KernelCache:
             h.update(str(part).encode() + b"\0")
         return h.hexdigest()
 
-    def find(self, name: str, make: Callable[[], func.FuncOp]) -> bytes | None:
-        """The cached object defining kernel `name` (built by `make`), else None (remembered for `add`)."""
+    def supplies(self, name: str, make: Callable[[], func.FuncOp]) -> bool:
+        """Whether the cache supplies kernel `name` (built by `make`): its cached object, or one a
+        worker generates and compiles from now on (`compiled_objects`). False for a kernel it
+        cannot key, which the caller generates."""
+        if name in self.found or name in self.compiling:
+            return True
         key = self.key(name, make)
         if key is None:
-            return None
+            return False
         entry = self.store.lookup(key)
         if entry is not None and entry.header.get("kernel") == name and len(entry.objects) == 1:
             self.found[name] = entry.objects[0]
-            return entry.objects[0]
-        self.keys[name] = key
-        return None
+        else:
+            self.compiling[name] = key
+            self._jobs.submit(functools.partial(_make_and_compile, make, self.checked, self.target))
+        return True
 
-    def add(self, name: str, obj: bytes) -> None:
-        """Store the object compiled for kernel `name` after `find` missed it."""
-        if name in self.keys:
-            self.store.store(self.keys[name], CompiledModel({"kernel": name}, _NO_WEIGHTS, (obj,)))
+    @property
+    def supplied(self) -> list[str]:
+        """The kernels the cache supplies (the lowering declares them), found ones first."""
+        return [*self.found, *self.compiling]
+
+    def compiled_objects(self, times: dict[str, float]) -> dict[str, bytes]:
+        """The objects of the kernels the workers made (waiting for them), stored in the cache; adds
+        the time they spent in each stage, summed over the kernels, to `times` (ms)."""
+        done = self._jobs.results()
+        _add_times(times, [spent for _, spent in done], _KERNEL_STAGES)
+        for (name, key), (obj, _) in zip(self.compiling.items(), done):
+            self.store.store(key, CompiledModel({"kernel": name}, _NO_WEIGHTS, (obj,)))
+        return {name: obj for name, (obj, _) in zip(self.compiling, done)}
+
+    def close(self) -> None:
+        """Stop the workers of a compile that failed."""
+        self._jobs.close()
 
 
 def split_kernels(module: ModuleOp, names: list[str]) -> list[ModuleOp]:
@@ -105,9 +129,31 @@ def compile_modules(modules: list[ModuleOp], target: CPUTarget, times: dict[str,
     per core, compile_workers.run_jobs). Adds the time spent converting to the llvm dialect,
     translating to LLVM IR and in LLVM, summed over the modules, to `times` (ms)."""
     done = run_jobs([functools.partial(_compile_module, module, target) for module in modules], workers)
-    for stage in ("convert-to-llvm", "translate", "llvm-codegen"):
-        times[stage] = round(sum(spent[stage] for _, spent in done) * 1e3, 2)
+    _add_times(times, [spent for _, spent in done], _MODULE_STAGES)
     return [obj for obj, _ in done]
+
+
+_MODULE_STAGES = ("convert-to-llvm", "translate", "llvm-codegen")
+_KERNEL_STAGES = ("generate-kernels", *_MODULE_STAGES)
+
+
+def _add_times(times: dict[str, float], spent: list[dict[str, float]], stages: tuple[str, ...]) -> None:
+    for stage in stages:
+        times[stage] = round(times.get(stage, 0) + sum(s[stage] for s in spent) * 1e3, 2)
+
+
+def _make_and_compile(make: Callable[[], func.FuncOp], checked: bool,
+                      target: CPUTarget) -> tuple[bytes, dict[str, float]]:
+    """A kernel's object code, generated by `make` for a checked build or not (a module of its own,
+    the kernel public: the entry point's launch table names it), and the seconds each stage took."""
+    t0 = time.perf_counter()
+    with checked_kernels(checked):
+        fn = make()
+    fn.sym_visibility = StringAttr("public")
+    module = ModuleOp([fn, *([check_declaration()] if checked else [])])
+    generated = time.perf_counter() - t0
+    obj, spent = _compile_module(module, target)
+    return obj, {"generate-kernels": generated, **spent}
 
 
 def _compile_module(module: ModuleOp, target: CPUTarget) -> tuple[bytes, dict[str, float]]:

@@ -1,5 +1,6 @@
 """The persistent kernel cache: hits skip generation and LLVM, keys follow the spec, bad entries
 are refused, and two processes may fill the cache at once."""
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -153,3 +154,15 @@ def test_the_kernel_code_fingerprint_covers_kernel_generation_and_codegen_only()
     assert not [m for m in sources if m.startswith(("pyflame_rt.transforms", "pyflame_rt.importers",
                                                     f"{cpu}lower", "pyflame_rt.compiler", "pyflame_rt.session",
                                                     "pyflame_rt.runtime", "pyflame_rt.executable"))]
+
+
+@pytest.mark.parametrize("checked", [False, True])
+def test_the_workers_make_the_objects_a_compile_without_cache_makes(tmp_path, checked):
+    def compiled(**config):
+        return compile_model(relu_model(), CompileOptions(kernel_cache=KernelCacheConfig(**config), checked=checked))
+
+    cold, uncached = compiled(dir=str(tmp_path)), compiled(enabled=False)
+    assert cold.header["kernel_cache"]["compiled"] == cold.header["kernels"]
+    assert cold.header["kernels"] == uncached.header["kernels"]
+    assert sorted(cold.objects) == sorted(uncached.objects)
+    assert multiprocessing.active_children() == []
