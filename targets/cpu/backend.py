@@ -114,5 +114,5 @@ def _weight_blob(lowered: LoweredModel) -> tuple[np.ndarray, list[int]]:
         size += arr.nbytes
     blob = np.zeros(size, dtype=np.uint8)
     for off, (_, arr) in zip(offsets, lowered.weights):
-        blob[off:off + arr.nbytes] = np.frombuffer(np.ascontiguousarray(arr).tobytes(), dtype=np.uint8)
+        blob[off:off + arr.nbytes] = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
     return blob, offsets
