@@ -166,3 +166,20 @@ def test_the_workers_make_the_objects_a_compile_without_cache_makes(tmp_path, ch
     assert cold.header["kernels"] == uncached.header["kernels"]
     assert sorted(cold.objects) == sorted(uncached.objects)
     assert multiprocessing.active_children() == []
+
+
+def _compile_relu_here(cache_dir, results):
+    compiled = compile_model(relu_model(), CompileOptions(kernel_cache=KernelCacheConfig(dir=cache_dir)))
+    results.put((compiled.header["kernel_cache"], compiled.objects))
+
+
+def test_a_daemon_process_generates_and_compiles_missing_kernels_itself(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    daemon = ctx.Process(target=_compile_relu_here, args=(str(tmp_path / "daemon"), results), daemon=True)
+    daemon.start()
+    record, objects = results.get(timeout=120)
+    daemon.join()
+    assert record["hits"] == [] and record["compiled"] and daemon.exitcode == 0
+    uncached = compile_model(relu_model(), CompileOptions(kernel_cache=KernelCacheConfig(enabled=False)))
+    assert sorted(objects) == sorted(uncached.objects)
