@@ -14,6 +14,7 @@ from pyflame_rt.cache import CompileCache, KernelCacheConfig
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.executable import Executable
 from pyflame_rt.targets.cpu import kernel_cache
+from pyflame_rt.targets.cpu.compile_workers import worker_count
 from pyflame_rt.targets.cpu.kernel_cache import KernelCache
 from pyflame_rt.targets.cpu.kernels.elementwise import ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -183,3 +184,13 @@ def test_a_daemon_process_generates_and_compiles_missing_kernels_itself(tmp_path
     assert record["hits"] == [] and record["compiled"] and daemon.exitcode == 0
     uncached = compile_model(relu_model(), CompileOptions(kernel_cache=KernelCacheConfig(enabled=False)))
     assert sorted(objects) == sorted(uncached.objects)
+
+
+def test_a_missing_kernel_starts_compiling_at_once_and_close_stops_it(tmp_path):
+    cache = KernelCache(CompileCache(KernelCacheConfig(dir=str(tmp_path))), CPUTarget.named("x86-64-v3"), False)
+    make = _compiler_made(ElementwiseSpec("relu", 0, ("v",), 8))
+    assert cache.supplies("relu_k", make) and cache.supplied == ["relu_k"] and cache.found == {}
+    if worker_count() > 1:  # a worker forked for it
+        assert len(multiprocessing.active_children()) == 1
+    cache.close()
+    assert multiprocessing.active_children() == [] and entries(tmp_path) == []
