@@ -25,10 +25,10 @@ from pyflame_rt.version import __version__
 
 _DRIVER_STAGES = ("import", "optimize", "lower-graph")
 
-# A compile allocates millions of short-lived IR objects; the collector's default young-generation
-# threshold (700) has it traverse them (and, every 100 young collections, the whole heap) so often
-# that collection takes about a sixth of a compile's CPU time. Compiles raise it, the last one to
-# finish restores it; the compile workers inherit it.
+# A compile allocates millions of short-lived IR objects; at the default young-generation threshold
+# (700) the collector traverses them, and every 100 young collections the whole heap, far more often
+# than the garbage they leave needs. Compiles raise it, the last one to finish restores it; the
+# compile workers inherit it.
 _COMPILE_GC_THRESHOLD = 100_000
 _gc_lock = threading.Lock()
 _gc_compiles = 0
