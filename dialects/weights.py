@@ -25,14 +25,15 @@ without a value: passes treat its value as unknown, lowering refuses it.
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Iterator, MutableMapping
 from typing import IO, NoReturn
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, StringAttr, SymbolNameConstraint, TensorType
-from xdsl.ir import Data
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, StringAttr, SymbolNameConstraint, TensorType
+from xdsl.ir import Attribute, Data
 from xdsl.irdl import IRDLOperation, irdl_attr_definition, irdl_op_definition, opt_prop_def, prop_def, traits_def
 from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
@@ -264,7 +265,7 @@ def require_values(module: ModuleOp) -> WeightTable:
 def print_module(module: ModuleOp, out: IO[str], print_weights: bool = False,
                  elide_larger_than: int | None = None) -> None:
     """The module; with `print_weights`, then the blobs (but those above `elide_larger_than` bytes)."""
-    Printer(stream=out).print_op(module)
+    _ExactPrinter(stream=out).print_op(module)
     out.write("\n")
     blobs = [op for op in weight_ops(module) if print_weights and op.blob is not None
              and (elide_larger_than is None or op.blob.data.nbytes <= elide_larger_than)]
@@ -278,6 +279,26 @@ def print_module(module: ModuleOp, out: IO[str], print_weights: bool = False,
         _write_hex(op.blob.data, out)
         out.write('",\n' if i + 1 < len(blobs) else '"\n')
     out.write("    }\n  }\n#-}\n")
+
+
+class _ExactPrinter(Printer):
+    """Prints a float `dense` literal holding an infinity or NaN as a hex string of its bytes
+    (`dense<"0x000080FF">`, one element for a splat), which parses back bit for bit: xDSL 0.74 prints
+    such an element as a hex integer (`dense<0xff800000>`) but reads that back as the integer's value."""
+
+    def print_attribute(self, attribute: Attribute) -> None:
+        if isinstance(attribute, DenseIntOrFPElementsAttr) and _has_non_finite(attribute.get_values()):
+            data = attribute.data.data
+            if attribute.is_splat():
+                data = data[:attribute.get_element_type().compile_time_size]
+            self.print_string(f'dense<"0x{data.hex().upper()}"> : ')
+            self.print_attribute(attribute.get_type())
+        else:
+            super().print_attribute(attribute)
+
+
+def _has_non_finite(values) -> bool:
+    return any(isinstance(v, float) and not math.isfinite(v) for v in values)
 
 
 def parse_module(ctx: Context, text: str, name: str = "<input>") -> ModuleOp:

@@ -20,19 +20,36 @@ from pyflame_rt.transforms.registry import register_pass
 
 
 def unify_duplicate_weights(module: ModuleOp, weights: WeightTable) -> int:
-    """Point constants at the first weight with identical dtype, shape and bytes; returns how many moved."""
-    first: dict[tuple, str] = {}
+    """Point constants at the first weight with identical dtype, shape and bytes; returns how many moved.
+    Only weights that agree in dtype, shape and their first and last elements are hashed."""
+    unhashed: dict[tuple, str] = {}  # sample -> the one weight seen with it (not hashed)
+    by_digest: dict[tuple, dict[bytes, str]] = {}  # sample -> digest -> the first weight with it
     moved = 0
     for op in module.walk():
         if not isinstance(op, graph.ConstantOp) or op.weight_name not in weights:
             continue
-        arr = weights[op.weight_name]
-        key = (arr.dtype.str, arr.shape, hashlib.blake2b(arr.tobytes(), digest_size=16).digest())
-        name = first.setdefault(key, op.weight_name)
-        if name != op.weight_name:
-            op.weight = SymbolRefAttr(name)
+        name = op.weight_name
+        sample = _sample(weights[name])
+        if sample not in by_digest:
+            first = unhashed.setdefault(sample, name)
+            if first == name:
+                continue
+            by_digest[sample] = {_digest(weights[unhashed.pop(sample)]): first}
+        kept = by_digest[sample].setdefault(_digest(weights[name]), name)
+        if kept != name:
+            op.weight = SymbolRefAttr(kept)
             moved += 1
     return moved
+
+
+def _sample(arr) -> tuple:
+    """Equal for identical arrays: dtype, shape, the first and last elements' bytes."""
+    flat = arr.reshape(-1)
+    return arr.dtype.str, arr.shape, flat[:4].tobytes(), flat[-4:].tobytes()
+
+
+def _digest(arr) -> bytes:
+    return hashlib.blake2b(arr.tobytes(), digest_size=16).digest()
 
 
 @register_pass

@@ -17,7 +17,6 @@ from pyflame_rt.launch_table import encode as encode_launches
 from pyflame_rt.errors import ValidationError
 from pyflame_rt.options import CompileOptions, OptLevel
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
-from pyflame_rt.targets.cpu.kernel_builder import Signature
 from pyflame_rt.targets.cpu.kernel_cache import KernelCache, compile_modules, split_kernels
 from pyflame_rt.targets.cpu.lower_graph import WEIGHT_ALIGN, LoweredModel, lower_graph, read_kernel_module
 from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToCPU, LowerGraphToKernel, LowerKernelSchedule
@@ -54,22 +53,30 @@ def lower(target: CPUTarget, module: ModuleOp, options: CompileOptions) -> Lower
         if any(op.live is None for op in module.walk() if isinstance(op, kernel.AllocOp)):
             PlanMemory().apply(Context(), module)
         return read_kernel_module(module)
-    return lower_graph(graph.entry_function(module), require_values(module), target, PATTERNS, options.checked,
-                       _kernel_cache(target, options))
+    kernel_cache = _kernel_cache(target, options)
+    try:
+        return lower_graph(graph.entry_function(module), require_values(module), target, PATTERNS, options.checked,
+                           kernel_cache)
+    except BaseException:
+        if kernel_cache is not None:
+            kernel_cache.close()
+        raise
 
 
 def emit(target: CPUTarget, lowered: LoweredModel, options: CompileOptions, times: dict[str, float]) -> Emission:
     """Each generated kernel -> llvm dialect -> LLVM IR -> an object of its own (stored in the kernel
     cache); the weight blob; the launch table and the other header fields of the CPU artifact
     (docs/pfm-format.md)."""
-    modules = split_kernels(lowered.module, lowered.generated)
-    signatures = [Signature.of_kernel(m.body.block.first_op) for m in modules]  # before conversion
-    compiled = compile_modules(modules, target, times)
-    if lowered.kernel_cache is not None:
-        for name, signature, obj in zip(lowered.generated, signatures, compiled):
-            lowered.kernel_cache.add(name, signature, obj)
+    try:
+        compiled = dict(zip(lowered.generated, compile_modules(split_kernels(lowered.module, lowered.generated),
+                                                               target, times)))
+        if lowered.kernel_cache is not None:
+            compiled.update(lowered.kernel_cache.compiled_objects(times))
+    finally:
+        if lowered.kernel_cache is not None:
+            lowered.kernel_cache.close()
     blob, offsets = _weight_blob(lowered)
-    kernels = sorted([*lowered.generated, *lowered.cached])
+    kernels = sorted([*compiled, *lowered.cached])
     weight_extents = [(offset, arr.nbytes) for offset, (_, arr) in zip(offsets, lowered.weights)]
     header = {
         "target": {"triple": target.triple, "cpu": target.cpu, "features": list(target.features)},
@@ -81,13 +88,13 @@ def emit(target: CPUTarget, lowered: LoweredModel, options: CompileOptions, time
         "checks": lowered.checks,
         "kernel_count": lowered.kernel_count,
         "kernels": kernels,
-        "kernel_cache": {"hits": sorted(lowered.cached), "compiled": sorted(lowered.generated)},
+        "kernel_cache": {"hits": sorted(lowered.cached), "compiled": sorted(compiled)},
         "step_ops": lowered.step_ops,
         "launches": encode_launches(lowered.steps, kernels, weight_extents),
         "checked": lowered.checked,
         **({"step_fields": lowered.step_fields} if lowered.checked else {}),
     }
-    return Emission(header, blob, (*lowered.cached.values(), *compiled))
+    return Emission(header, blob, (*lowered.cached.values(), *compiled.values()))
 
 
 def _kernel_cache(target: CPUTarget, options: CompileOptions) -> KernelCache | None:
@@ -107,5 +114,5 @@ def _weight_blob(lowered: LoweredModel) -> tuple[np.ndarray, list[int]]:
         size += arr.nbytes
     blob = np.zeros(size, dtype=np.uint8)
     for off, (_, arr) in zip(offsets, lowered.weights):
-        blob[off:off + arr.nbytes] = np.frombuffer(np.ascontiguousarray(arr).tobytes(), dtype=np.uint8)
+        blob[off:off + arr.nbytes] = np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
     return blob, offsets

@@ -4,13 +4,14 @@ A kernel's entry is keyed by everything its object code follows from (`KernelCac
 symbol and its generator (code, and the spec it closes over), the target (triple, CPU, features),
 checked build or not, and the compiler (version; llvmlite's LLVM, xDSL and Python versions; the
 sources that generate and compile kernels: `kernel_code_fingerprint`). On a hit the
-kernel is neither generated nor compiled: it is declared with the signature its entry records.
-Entries are signed `.pfm` files bound to their key (no
+kernel is neither generated nor compiled. Entries are signed `.pfm` files bound to their key (no
 weights, one object) in a `CompileCache` configured by `KernelCacheConfig`, so the compile cache's
 privacy, signing, atomic stores and eviction apply to them unchanged.
 
-`compile_modules` compiles the modules of one model (each missing kernel alone, then the entry
-point) in worker processes, one per core (compile_workers).
+A missing kernel is generated and compiled by a worker process (compile_workers) started when the
+lowering asks for it, so kernels compile while the graph is still being lowered; the lowering
+only declares it. `compile_modules` compiles the modules of the kernels the parent generated (those
+the cache cannot key) in worker processes too, one per core.
 """
 from __future__ import annotations
 
@@ -35,9 +36,10 @@ from pyflame_rt import __version__
 from pyflame_rt.cache import CompileCache
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.errors import BackendError, PyFlameRTError
-from pyflame_rt.targets.cpu.compile_workers import run_jobs
+from pyflame_rt.targets.cpu.access_guard import check_declaration
+from pyflame_rt.targets.cpu.compile_workers import JobPool, run_jobs
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
-from pyflame_rt.targets.cpu.kernel_builder import Signature
+from pyflame_rt.targets.cpu.kernel_builder import Signature, checked_kernels
 from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
 from pyflame_rt.targets.cpu.target import CPUTarget
 
@@ -45,13 +47,15 @@ _NO_WEIGHTS = np.zeros(0, dtype=np.uint8)
 
 
 class KernelCache:
-    """The kernel objects of one compile: found in `store` by key, or to be generated and compiled."""
+    """The kernel objects of one compile: found in `store` by key, or generated and compiled by
+    worker processes (and stored) while the compile goes on."""
 
     def __init__(self, store: CompileCache, target: CPUTarget, checked: bool):
         self.store, self.target, self.checked = store, target, checked
-        self.keys: dict[str, str] = {}  # kernel symbol -> key, for the kernels to store after compiling
         self.found: dict[str, bytes] = {}  # kernel symbol -> its cached object
-        self.signatures: dict[str, Signature] = {}  # kernel symbol -> its signature, for those found
+        self.compiling: dict[str, str] = {}  # kernel symbol -> key, for the kernels the workers make
+        self.signatures: dict[str, Signature] = {}  # kernel symbol -> its signature, once known
+        self._jobs: JobPool[tuple[bytes, dict[str, float], Signature]] = JobPool()
 
     def key(self, name: str, make: Callable[[], func.FuncOp]) -> str | None:
         """sha256 of what the kernel's code follows from; None if its spec has no stable text (such a
@@ -67,43 +71,66 @@ class KernelCache:
             h.update(str(part).encode() + b"\0")
         return h.hexdigest()
 
-    def find(self, name: str, make: Callable[[], func.FuncOp]) -> bytes | None:
-        """The cached object defining kernel `name` (built by `make`), else None (remembered for `add`)."""
+    def supplies(self, name: str, make: Callable[[], func.FuncOp]) -> bool:
+        """Whether the cache supplies kernel `name` (built by `make`): its cached object, or one a
+        worker generates and compiles from now on (`compiled_objects`). False for a kernel it
+        cannot key, which the caller generates."""
+        if name in self.found or name in self.compiling:
+            return True
         key = self.key(name, make)
         if key is None:
-            return None
+            return False
         entry = self.store.lookup(key)
         if (entry is not None and entry.header.get("kernel") == name and len(entry.objects) == 1
                 and "fields" in entry.header):
             self.found[name] = entry.objects[0]
             self.signatures[name] = Signature.of(entry.header["fields"], entry.header["buffers"])
-            return entry.objects[0]
-        self.keys[name] = key
-        return None
+        else:
+            self.compiling[name] = key
+            self._jobs.submit(functools.partial(_make_and_compile, make, self.checked, self.target))
+        return True
 
-    def add(self, name: str, signature: Signature, obj: bytes) -> None:
-        """Store the object compiled for kernel `name` after `find` missed it."""
-        if name in self.keys:
-            header = {"kernel": name, "fields": list(signature.fields),
-                      "buffers": [n for n in signature.fields if n in signature.buffers]}
-            self.store.store(self.keys[name], CompiledModel(header, _NO_WEIGHTS, (obj,)))
+    @property
+    def supplied(self) -> list[str]:
+        """The kernels the cache supplies (the lowering declares them), found ones first."""
+        return [*self.found, *self.compiling]
 
     def declaration(self, name: str) -> func.FuncOp:
-        """The declaration of a kernel `find` found."""
+        """The declaration of a kernel the cache supplies: a found kernel's signature is in its entry;
+        one the workers make is known once its worker has generated it (this waits for the workers)."""
+        if name not in self.signatures:
+            for made, (_, _, signature) in zip(self.compiling, self._jobs.results()):
+                self.signatures[made] = signature
         return self.signatures[name].declaration(name, self.checked)
+
+    def compiled_objects(self, times: dict[str, float]) -> dict[str, bytes]:
+        """The objects of the kernels the workers made (waiting for them), stored in the cache with
+        their signatures; adds the time they spent in each stage, summed over the kernels, to `times`
+        (ms)."""
+        done = self._jobs.results()
+        _add_times(times, [spent for _, spent, _ in done], _KERNEL_STAGES)
+        for (name, key), (obj, _, signature) in zip(self.compiling.items(), done):
+            header = {"kernel": name, "fields": list(signature.fields),
+                      "buffers": [n for n in signature.fields if n in signature.buffers]}
+            self.store.store(key, CompiledModel(header, _NO_WEIGHTS, (obj,)))
+        return {name: obj for name, (obj, _, _) in zip(self.compiling, done)}
+
+    def close(self) -> None:
+        """Stop the workers of a compile that failed."""
+        self._jobs.close()
 
 
 def split_kernels(module: ModuleOp, names: list[str]) -> list[ModuleOp]:
     """Move each kernel in `names` out of `module` into a module of its own (with the module's
-    declarations), leaving its declaration in its place; returns those modules. A kernel becomes
+    declarations), leaving a declaration in its place; returns those modules. A kernel becomes
     public: the entry point's object links to it."""
     decls = [op for op in module.ops if isinstance(op, func.FuncOp) and op.is_declaration]
     kernels = {op.sym_name.data: op for op in module.ops if isinstance(op, func.FuncOp)}
     modules = []
     for name in names:
         fn = kernels[name]
-        signature = Signature.of_kernel(fn)
-        module.body.block.insert_op_before(signature.declaration(name, signature.is_checked(fn)), fn)
+        module.body.block.insert_op_before(
+            func.FuncOp.external(name, list(fn.function_type.inputs), list(fn.function_type.outputs)), fn)
         fn.detach()
         fn.sym_visibility = StringAttr("public")
         modules.append(ModuleOp([fn, *(d.clone() for d in decls)]))
@@ -116,9 +143,33 @@ def compile_modules(modules: list[ModuleOp], target: CPUTarget, times: dict[str,
     per core, compile_workers.run_jobs). Adds the time spent converting to the llvm dialect,
     translating to LLVM IR and in LLVM, summed over the modules, to `times` (ms)."""
     done = run_jobs([functools.partial(_compile_module, module, target) for module in modules], workers)
-    for stage in ("convert-to-llvm", "translate", "llvm-codegen"):
-        times[stage] = round(sum(spent[stage] for _, spent in done) * 1e3, 2)
+    _add_times(times, [spent for _, spent in done], _MODULE_STAGES)
     return [obj for obj, _ in done]
+
+
+_MODULE_STAGES = ("convert-to-llvm", "translate", "llvm-codegen")
+_KERNEL_STAGES = ("generate-kernels", *_MODULE_STAGES)
+
+
+def _add_times(times: dict[str, float], spent: list[dict[str, float]], stages: tuple[str, ...]) -> None:
+    for stage in stages:
+        times[stage] = round(times.get(stage, 0) + sum(s[stage] for s in spent) * 1e3, 2)
+
+
+def _make_and_compile(make: Callable[[], func.FuncOp], checked: bool,
+                      target: CPUTarget) -> tuple[bytes, dict[str, float], Signature]:
+    """A kernel's object code, generated by `make` for a checked build or not (a module of its own,
+    the kernel public: the entry point's launch table names it), the seconds each stage took, and
+    its signature (the parent declares the kernel with it)."""
+    t0 = time.perf_counter()
+    with checked_kernels(checked):
+        fn = make()
+    fn.sym_visibility = StringAttr("public")
+    signature = Signature.of_kernel(fn)
+    module = ModuleOp([fn, *([check_declaration()] if checked else [])])
+    generated = time.perf_counter() - t0
+    obj, spent = _compile_module(module, target)
+    return obj, {"generate-kernels": generated, **spent}, signature
 
 
 def _compile_module(module: ModuleOp, target: CPUTarget) -> tuple[bytes, dict[str, float]]:

@@ -9,6 +9,8 @@ import numpy as np
 import onnx
 import pytest
 from onnx import helper
+from xdsl.dialects import arith
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp, VectorType, f16, f32
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import ParseError
 
@@ -59,6 +61,17 @@ def test_weights_survive_print_and_parse_bit_exactly(rng):
     for name, arr in table.items():
         assert back[name].dtype == arr.dtype and back[name].shape == arr.shape
         assert back[name].tobytes() == arr.tobytes(), name
+
+
+def test_float_literals_with_infinities_and_nans_survive_print_and_parse_bit_exactly():
+    neg_inf, nan = np.float32(-np.inf), np.array([0x7FC00123], np.uint32).view(np.float32)[0]
+    values = [(f32, [neg_inf] * 4), (f32, [1.5, np.inf, nan, -0.0]), (f16, [-np.inf] * 4), (f32, [1.0] * 4)]
+    module = ModuleOp([arith.ConstantOp(DenseIntOrFPElementsAttr.from_list(VectorType(t, [4]), v))
+                       for t, v in values])
+    text = _text(module)
+    assert 'dense<"0x000080FF">' in text and "dense<1.000000e+00>" in text  # finite ones print as before
+    parsed = parse_module(opt_tool.make_context(), text)
+    assert [op.value.data.data for op in parsed.ops] == [op.value.data.data for op in module.ops]
 
 
 def test_elided_weights_parse_as_declarations_and_do_not_compile(rng, tmp_path):

@@ -1,13 +1,16 @@
 """Compiling a model's modules in forked worker processes: the same object code as in one
-process, a worker's error or death surfaces as an error (no hang), and no process is left over."""
+process, jobs start as they are submitted, a worker's error or death surfaces as an error (no
+hang), and no process is left over."""
 import multiprocessing
 import os
+import signal
+import time
 
 import pytest
 from xdsl.dialects.builtin import ModuleOp
 
 from pyflame_rt.errors import BackendError
-from pyflame_rt.targets.cpu.compile_workers import run_jobs
+from pyflame_rt.targets.cpu.compile_workers import JobPool, run_jobs
 from pyflame_rt.targets.cpu.kernel_cache import compile_modules
 from pyflame_rt.targets.cpu.kernels.elementwise import ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -61,3 +64,34 @@ def test_a_daemon_process_runs_the_jobs_itself():
     pids = results.get(timeout=60)
     daemon.join()
     assert pids == [daemon.pid, daemon.pid]
+
+
+def _sleep():
+    time.sleep(60)
+
+
+def test_jobs_start_when_submitted_and_at_most_one_per_worker(tmp_path):
+    pool = JobPool(workers=2)
+    marker = tmp_path / "started"
+    pool.submit(lambda: marker.write_text("x"))
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:  # no results asked for yet
+        time.sleep(0.01)
+    assert marker.exists()
+    for i in range(1, 6):
+        pool.submit(lambda i=i: (i, os.getpid()))
+        assert len(multiprocessing.active_children()) <= 2
+    results = pool.results()
+    assert [r[0] for r in results[1:]] == [1, 2, 3, 4, 5] and os.getpid() not in {r[1] for r in results[1:]}
+    assert multiprocessing.active_children() == []
+
+
+def test_closing_a_pool_stops_its_running_workers():
+    pool = JobPool(workers=2)
+    pool.submit(_sleep)
+    pool.submit(_sleep)
+    pool.submit(_sleep)  # queued: never started
+    workers = multiprocessing.active_children()
+    pool.close()
+    assert len(workers) == 2 and [w.exitcode for w in workers] == [-signal.SIGKILL] * 2
+    assert multiprocessing.active_children() == []

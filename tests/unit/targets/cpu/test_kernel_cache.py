@@ -1,5 +1,6 @@
 """The persistent kernel cache: hits skip generation and LLVM, keys follow the spec, bad entries
 are refused, and two processes may fill the cache at once."""
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pyflame_rt.cache import CompileCache, KernelCacheConfig
 from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.executable import Executable
 from pyflame_rt.targets.cpu import kernel_cache
+from pyflame_rt.targets.cpu.compile_workers import worker_count
 from pyflame_rt.targets.cpu.kernel_cache import KernelCache
 from pyflame_rt.targets.cpu.kernels.elementwise import ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.target import CPUTarget
@@ -153,3 +155,42 @@ def test_the_kernel_code_fingerprint_covers_kernel_generation_and_codegen_only()
     assert not [m for m in sources if m.startswith(("pyflame_rt.transforms", "pyflame_rt.importers",
                                                     f"{cpu}lower", "pyflame_rt.compiler", "pyflame_rt.session",
                                                     "pyflame_rt.runtime", "pyflame_rt.executable"))]
+
+
+@pytest.mark.parametrize("checked", [False, True])
+def test_the_workers_make_the_objects_a_compile_without_cache_makes(tmp_path, checked):
+    def compiled(**config):
+        return compile_model(relu_model(), CompileOptions(kernel_cache=KernelCacheConfig(**config), checked=checked))
+
+    cold, uncached = compiled(dir=str(tmp_path)), compiled(enabled=False)
+    assert cold.header["kernel_cache"]["compiled"] == cold.header["kernels"]
+    assert cold.header["kernels"] == uncached.header["kernels"]
+    assert sorted(cold.objects) == sorted(uncached.objects)
+    assert multiprocessing.active_children() == []
+
+
+def _compile_relu_here(cache_dir, results):
+    compiled = compile_model(relu_model(), CompileOptions(kernel_cache=KernelCacheConfig(dir=cache_dir)))
+    results.put((compiled.header["kernel_cache"], compiled.objects))
+
+
+def test_a_daemon_process_generates_and_compiles_missing_kernels_itself(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    daemon = ctx.Process(target=_compile_relu_here, args=(str(tmp_path / "daemon"), results), daemon=True)
+    daemon.start()
+    record, objects = results.get(timeout=120)
+    daemon.join()
+    assert record["hits"] == [] and record["compiled"] and daemon.exitcode == 0
+    uncached = compile_model(relu_model(), CompileOptions(kernel_cache=KernelCacheConfig(enabled=False)))
+    assert sorted(objects) == sorted(uncached.objects)
+
+
+def test_a_missing_kernel_starts_compiling_at_once_and_close_stops_it(tmp_path):
+    cache = KernelCache(CompileCache(KernelCacheConfig(dir=str(tmp_path))), CPUTarget.named("x86-64-v3"), False)
+    make = _compiler_made(ElementwiseSpec("relu", 0, ("v",), 8))
+    assert cache.supplies("relu_k", make) and cache.supplied == ["relu_k"] and cache.found == {}
+    if worker_count() > 1:  # a worker forked for it
+        assert len(multiprocessing.active_children()) == 1
+    cache.close()
+    assert multiprocessing.active_children() == [] and entries(tmp_path) == []

@@ -66,3 +66,27 @@ def test_a_checked_compile_of_unchecked_kernel_ir_is_refused(kernel_mlir):
     _, path = kernel_mlir
     with pytest.raises(ValidationError, match="normal build"):
         compile_model(str(path), CompileOptions(checked=True))
+
+
+def max_pool_reduce_max():
+    """Kernels whose initial value is -inf: a max pool and a max reduction."""
+    nodes = [helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
+             helper.make_node("ReduceMax", ["p", "axes"], ["y"], keepdims=0, name="rmax")]
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [3])
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4])], [axes])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_kernel_ir_with_infinities_parses_back_exactly_and_compiles(tmp_path):
+    model = max_pool_reduce_max()
+    (tmp_path / "m.onnx").write_bytes(model.SerializeToString())
+    printed, reprinted = tmp_path / "m.kernel.mlir", tmp_path / "again.kernel.mlir"
+    assert pyflame_opt([str(tmp_path / "m.onnx"), "--to", "kernel", "--print-weights", "-o", str(printed)]) == 0
+    assert 'dense<"0x000080FF"> : vector<' in printed.read_text()  # a -inf splat, as its bytes
+    assert pyflame_opt([str(printed), "--to", "kernel", "--print-weights", "-o", str(reprinted)]) == 0
+    assert reprinted.read_text() == printed.read_text()
+    artifact.save(compile_model(str(printed)), tmp_path / "m.pfm")
+    x = -np.abs(np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)) - 1
+    y = InferenceSession(str(tmp_path / "m.pfm")).run(None, {"x": x})[0]
+    assert_close(y, ort_run(model, {"x": x})[0])
