@@ -43,7 +43,7 @@ class FuseMulIntoAdd(RewritePattern):
                 a, b, new_ops = factors
                 rewriter.replace(add, [*new_ops, graph_fused.MulAddOp(a, b, c, add.result.type,
                                                                       activation=graph.activation_of(add))])
-                rewriter.erase_op(prod.owner)
+                rewriter.erase(prod.owner)
                 self.stats.nodes_fused += 1
                 return
 

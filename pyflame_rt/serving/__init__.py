@@ -10,12 +10,12 @@ from pyflame_rt.serving.config import (
 )
 from pyflame_rt.serving.metrics import MetricsRegistry
 from pyflame_rt.serving.registry import ModelNotFoundError, ModelRegistry, ModelVersion
-from pyflame_rt.serving.runner import ModelRunner, ThreadPoolRunner
+from pyflame_rt.serving.runner import BatchingRunner, ModelRunner, ThreadPoolRunner
 from pyflame_rt.serving.server import ModelServer, ModelServerBuilder
 
 __all__ = [
     "ServerConfig", "HttpConfig", "GrpcConfig", "SecurityConfig", "ModelConfig", "BatchingConfig", "VersionPolicy",
     "VersionPolicyKind", "ModelServer", "ModelServerBuilder", "ModelRegistry", "ModelVersion",
-    "ModelNotFoundError", "ModelRunner", "ThreadPoolRunner", "MetricsRegistry", "ModelClient",
+    "ModelNotFoundError", "ModelRunner", "ThreadPoolRunner", "BatchingRunner", "MetricsRegistry", "ModelClient",
     "AsyncModelClient", "InferResponse",
 ]

@@ -8,7 +8,8 @@ import time
 import numpy as np
 
 from pyflame_rt.errors import (
-    DTypeMismatchError, InputError, PyFlameRTError, RunTimeoutError, ShapeMismatchError, ValidationError,
+    DTypeMismatchError, InputError, PyFlameRTError, QueueClosedError, QueueFullError, RunTimeoutError,
+    ShapeMismatchError, ValidationError,
 )
 from pyflame_rt.serving.metrics import MetricsRegistry
 from pyflame_rt.serving.protocol import InferRequest, RequestError
@@ -65,6 +66,8 @@ def _check_pinned_shapes(mv: ModelVersion, inputs: dict[str, np.ndarray]) -> Non
 def _as_request_error(e: Exception) -> Exception:
     if isinstance(e, _CLIENT_ERRORS):
         return RequestError(f"{type(e).__name__}: {e}", 400)
+    if isinstance(e, (QueueFullError, QueueClosedError)):
+        return RequestError(f"model busy: {e}; retry later", 503)
     if isinstance(e, RunTimeoutError):
         return RequestError(f"inference timed out: {e}", 504)
     if isinstance(e, PyFlameRTError):

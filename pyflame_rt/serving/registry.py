@@ -17,7 +17,7 @@ from pathlib import Path
 from pyflame_rt.errors import InvalidModelError, PyFlameRTError
 from pyflame_rt.serving.config import CONFIG_FILES, MODEL_FILES, ModelConfig
 from pyflame_rt.serving.metrics import MetricsRegistry
-from pyflame_rt.serving.runner import ModelRunner, ThreadPoolRunner
+from pyflame_rt.serving.runner import ModelRunner, runner_for
 
 log = logging.getLogger("pyflame_rt.serving")
 
@@ -77,7 +77,7 @@ def version_key(version: str):
 
 
 class ModelRegistry:
-    def __init__(self, runner_factory: RunnerFactory = ThreadPoolRunner, metrics: MetricsRegistry | None = None):
+    def __init__(self, runner_factory: RunnerFactory = runner_for, metrics: MetricsRegistry | None = None):
         self._factory = runner_factory
         self._metrics = metrics or MetricsRegistry.instance()
         self._lock = threading.Lock()

@@ -1,9 +1,10 @@
-"""How the server runs one loaded model version: the ModelRunner interface and its thread-pool
-implementation over InferenceSession.
+"""How the server runs one loaded model version: the ModelRunner interface and its two
+implementations over InferenceSession, one session.run per request (ThreadPoolRunner) or requests
+gathered into batched runs by the runtime's dynamic batcher (BatchingRunner); `runner_for` picks one
+from the model's config.
 
 Everything above this module (registry, endpoints) only uses `infer`, `queue_size`, `close` and
-the `inputs` / `outputs` specs; a runner on the runtime's dynamic batcher replaces ThreadPoolRunner
-(ModelRegistry's `runner_factory`) without changes elsewhere."""
+the `inputs` / `outputs` specs."""
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pyflame_rt.batching import DynamicBatcher
 from pyflame_rt.dtype import DType
-from pyflame_rt.options import RunOptions, SessionOptions
+from pyflame_rt.options import BatchConfig, RunOptions, SessionOptions
 from pyflame_rt.serving.config import ModelConfig
 from pyflame_rt.session import InferenceSession
 
@@ -78,6 +80,46 @@ class ThreadPoolRunner(ModelRunner):
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self._session = None
+
+
+class BatchingRunner(ModelRunner):
+    """Requests gathered into batched runs by the runtime's DynamicBatcher: at most
+    `max_batch_size` rows per run, the oldest request waiting at most `batch_timeout_us` for more,
+    `preferred_batch_sizes`, `max_concurrency` batches running at once. The batcher's queue is the
+    model's: `max_queue_size` requests at most (one more: QueueFullError, a 503), each failing
+    once it has waited `request_timeout_ms` without being batched. The model needs a dynamic batch
+    dim (else ValidationError when it loads)."""
+
+    def __init__(self, path: str, config: ModelConfig):
+        self._session = InferenceSession(path, SessionOptions(num_threads=config.num_threads))
+        batch = BatchConfig(max_batch_size=config.max_batch_size, max_latency_us=config.batch_timeout_us,
+                            preferred_sizes=list(config.preferred_batch_sizes), num_workers=config.max_concurrency,
+                            queue_capacity=config.max_queue_size or BatchConfig.queue_capacity,
+                            timeout_us=1000 * config.request_timeout_ms)
+        self._batcher = DynamicBatcher(self._session, batch)
+        self._batcher.start()
+        self.inputs = [_spec(a) for a in self._session.get_inputs()]
+        self.outputs = [_spec(a) for a in self._session.get_outputs()]
+
+    async def infer(self, inputs, output_names):
+        outputs = await self._batcher.submit(inputs)
+        return {name: outputs[name] for name in output_names or [o.name for o in self.outputs]}
+
+    def queue_size(self) -> int:
+        return self._batcher.get_stats().pending_requests
+
+    def batch_stats(self):
+        """The batcher's statistics (batches, mean batch size, queue time)."""
+        return self._batcher.get_stats()
+
+    def close(self) -> None:
+        self._batcher.stop()
+        self._session = None
+
+
+def runner_for(path: str, config: ModelConfig) -> ModelRunner:
+    """The runner a model's config asks for (ModelRegistry's default runner factory)."""
+    return (BatchingRunner if config.enable_batching else ThreadPoolRunner)(path, config)
 
 
 def _spec(arg) -> TensorSpec:
