@@ -4,7 +4,7 @@ import numpy as np
 from onnx import helper
 
 from conftest import make_model
-from pyflame_rt import from_onnx
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.dialects import graph
 from pyflame_rt.transforms.eliminate_common_subexpressions import unify_duplicate_weights
 

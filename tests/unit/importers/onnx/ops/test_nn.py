@@ -3,7 +3,7 @@ import pytest
 from onnx import helper
 
 from conftest import make_model
-from pyflame_rt import from_onnx
+from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.dialects.graph_attrs import StorageOrder
 from pyflame_rt.errors import PyFlameRTError
 
