@@ -33,8 +33,7 @@ from pyflame_rt.targets.cpu.access_guard import check_declaration
 from pyflame_rt.targets.cpu.kernel_builder import checked_kernels
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
-    CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel,
-    pad_bias)
+    KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, RefuseUnsupported
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
@@ -450,7 +449,7 @@ class GraphLowering:
         storage: weights or a run-time vector) adds one value per output row (per group: m values).
         `residual` is a tensor laid out like C, added before the activation; it may be `out` itself only
         when K is one slice (C holds partial sums between K slices): `result_and_residual_locs`. With `conv_a`
-        (conv_c, an NHWC convolution's channels, and its CONV_A_FIELDS), A at `a_loc` is that
+        (an NHWC convolution's CONV_A_FIELDS: conv_c, its channels, and its geometry), A at `a_loc` is that
         convolution's input and the GEMM reads its implicit im2col. `c_rs` is C's row stride (default n: contiguous; a
         Concat slice is wider), used for the residual too."""
         batches = dim_mul(batch, groups)  # GEMMs in this call: images x groups
@@ -458,7 +457,7 @@ class GraphLowering:
         spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
                                    bias is not None or row_bias is not None, activation,
                                    unit_a_cs=a_strides[1] == 1, bias_per_row=row_bias is not None,
-                                   residual=residual is not None,
+                                   residual=residual is not None, conv_a=conv_a is not None,
                                    small=isinstance(macs, int) and macs <= SMALL_GEMM_MACS)
         nr = spec.nr
         npanels = ("ceildiv", n, nr)
@@ -492,10 +491,9 @@ class GraphLowering:
               "b_bs": b_bs, "c_bs": dim_mul(m, n) if c_bs is None else c_bs, "mblocks": mblocks,
               "nblocks": nblocks, "ncp": ncp, "npanels": npanels, "groups": groups, "a_gs": a_gs, "c_gs": c_gs,
               "residual": residual if residual is not None else NULL_BUFFER, "c_rs": n if c_rs is None else c_rs,
-              "conv_c": conv_a["conv_c"] if conv_a is not None else 0}
+              **(conv_a or {})}
         rows_per_item = m if isinstance(m, int) and m < spec.mc else spec.mc
-        conv_fields = [conv_a[f] if conv_a is not None else 0 for f in CONV_A_FIELDS]
-        self.call(gk, [gf[f] for f in GEMM_FIELDS] + conv_fields,
+        self.call(gk, [gf[f] for f in spec.signature.fields],
                   ("mul", row_blocks, nblocks),
                   work_per_item=("mul", rows_per_item * nr * spec.nc_panels, k))
 
