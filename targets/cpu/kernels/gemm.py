@@ -10,12 +10,14 @@ transposed A needs no copy. Batches may be grouped (grouped convolution): batch
 index = image * groups + group, with A and C offset per image and per group.
 Work items are (batch, row block, panel block) triples.
 
-With GemmSpec.conv_a, A is the implicit channels-last im2col of a KxK convolution's NHWC
-input: row p = (image, oy, ox), column k = (tap a, tap b, channel) holds the input at
-(oy*sh - ph + a*dh, ox*sw - pw + b*dw, channel), zero in the padding (geometry: the
-CONV_A_FIELDS after GEMM_FIELDS, conv_c the channels). The A pack reads those C-runs from the
-input directly, so no [P, K] column matrix is ever written. A spec variant, not a run-time
-switch: the conv pack is code a plain GEMM (an MLP's) would compile and never run.
+A GemmSpec.conv_a kernel takes the CONV_A_FIELDS after GEMM_FIELDS; when their conv_c (channels)
+is not 0, A is the implicit channels-last im2col of a KxK convolution's NHWC input: row p =
+(image, oy, ox), column k = (tap a, tap b, channel) holds the input at (oy*sh - ph + a*dh,
+ox*sw - pw + b*dw, channel), zero in the padding. The A pack reads those C-runs from the input
+directly, so no [P, K] column matrix is ever written. Within a conv_a kernel a run-time switch:
+a model's convolutions with and without an im2col share its kernels (the pack is a small part of
+each, and every variant compiled twice would double its cost); a model without convolutions (an
+MLP) compiles no pack at all.
 """
 from __future__ import annotations
 
@@ -64,7 +66,8 @@ SMALL_GEMM_MACS = 16384
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
                "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "ncp", "npanels", "groups", "a_gs", "c_gs",
                "residual", "c_rs")
-# after GEMM_FIELDS in a conv_a kernel only: the NHWC convolution's channels and geometry
+# after GEMM_FIELDS in a conv_a kernel only: when conv_c != 0 (A is an NHWC convolution's input),
+# its channels and geometry (else unread)
 CONV_A_FIELDS = ("conv_c", "h", "wi", "oh", "ow", "kw", "sh", "sw", "dh", "dw", "ph", "pw")
 GEMM_BUFFERS = ("a", "b", "c", "bias", "residual")
 
@@ -84,7 +87,7 @@ class GemmSpec:
     unit_a_cs: bool = True  # A's column stride is 1 (not transposed): frees address registers
     bias_per_row: bool = False  # the bias has one value per row of C (per output channel of a conv)
     residual: bool = False  # add a tensor laid out like C (same strides and offsets) before the activation
-    conv_a: bool = False  # A is an NHWC convolution's implicit im2col (the CONV_A_FIELDS follow GEMM_FIELDS)
+    conv_a: bool = False  # A may be an NHWC convolution's implicit im2col (CONV_A_FIELDS with conv_c != 0)
     # the packed A block (mc rows of kc + A_ROW_PAD floats: 341 KB with 6-row tiles, 444 KB with
     # 8-row ones) stays in a 512 KB L2 across the panels of a work item
     kc: int = KC
@@ -266,10 +269,15 @@ class _GemmEmitter:
         """i1: A is read in place, not packed: only with unit column stride and no implicit im2col,
         and only when the pack would not pay (few panels reuse it, or rows of one or two lines)."""
         kb, f = self.kb, self.f
-        if self.spec.conv_a or not self.spec.unit_a_cs:
+        if not self.spec.unit_a_cs:
             return kb.const(0, i1)
-        return kb.or_(kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)),
-                      kb.cmp("sle", f["k"], kb.const(DIRECT_A_MAX_K)))
+        in_place_pays = kb.or_(kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)),
+                           kb.cmp("sle", f["k"], kb.const(DIRECT_A_MAX_K)))
+        return kb.and_(self._a_is_matrix(), in_place_pays) if self.spec.conv_a else in_place_pays
+
+    def _a_is_matrix(self) -> SSAValue:
+        """i1 (conv_a kernels): A is a matrix, not an implicit im2col."""
+        return self.kb.cmp("eq", self.f["conv_c"], self.kb.const(0))
 
     def _row_block(self, blk: _RowBlock, b_cold: SSAValue) -> None:
         """K in equal slices of at most kc, rounded up to whole lines (K = 576 is 2 x 288, not
@@ -297,8 +305,9 @@ class _GemmEmitter:
 
     def _k_slice(self, blk: _RowBlock, ks: _KSlice, b_cold: SSAValue) -> None:
         kb, f = self.kb, self.f
-        kb.if_else(blk.direct, lambda: None,
-                   lambda: self._pack_conv_a(blk, ks) if self.spec.conv_a else self._pack_matrix_a(blk, ks))
+        kb.if_else(blk.direct, lambda: None, lambda: kb.if_else(
+            self._a_is_matrix(), lambda: self._pack_matrix_a(blk, ks),
+            lambda: self._pack_conv_a(blk, ks)) if self.spec.conv_a else self._pack_matrix_a(blk, ks))
         # each row tile's share of the next panel's B slice (the same for every panel)
         tiles = kb.ceil_div(kb.sub(blk.hi, blk.lo), self.spec.mr)
         b_share = kb.ceil_div(kb.sub(ks.k1, ks.k0), kb.max(tiles, kb.const(1)))
@@ -307,7 +316,8 @@ class _GemmEmitter:
             self._panel(blk, ks, self._panel_at(blk, pl.iv, b_share, b_prefetch_pays))
 
     def _pack_conv_a(self, blk: _RowBlock, ks: _KSlice) -> None:
-        """The implicit im2col's rows of this block and slice into the pack."""
+        """The implicit im2col's rows of this block and slice into the pack (the geometry fields
+        hold a convolution's only when conv_c != 0, this branch)."""
         kb = self.kb
         conv = {name: self.f[name] for name in CONV_A_FIELDS}
         conv["c"] = conv.pop("conv_c")
