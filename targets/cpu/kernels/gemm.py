@@ -271,9 +271,10 @@ class _GemmEmitter:
         kb, f = self.kb, self.f
         if not self.spec.unit_a_cs:
             return kb.const(0, i1)
+        is_matrix = self._a_is_matrix() if self.spec.conv_a else None
         in_place_pays = kb.or_(kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)),
-                           kb.cmp("sle", f["k"], kb.const(DIRECT_A_MAX_K)))
-        return kb.and_(self._a_is_matrix(), in_place_pays) if self.spec.conv_a else in_place_pays
+                               kb.cmp("sle", f["k"], kb.const(DIRECT_A_MAX_K)))
+        return in_place_pays if is_matrix is None else kb.and_(is_matrix, in_place_pays)
 
     def _a_is_matrix(self) -> SSAValue:
         """i1 (conv_a kernels): A is a matrix, not an implicit im2col."""
