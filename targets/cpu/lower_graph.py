@@ -454,8 +454,8 @@ class GraphLowering:
         `residual` is a tensor laid out like C, added before the activation; it may be `out` itself only
         when K is one slice (C holds partial sums between K slices): `result_and_residual_locs`. With `conv_a`
         (an NHWC convolution's CONV_A_FIELDS: conv_c, its channels, and its geometry; only in a model with
-        convolutions), A at `a_loc` is that convolution's input and the GEMM reads its implicit im2col. `c_rs` is C's row stride (default n: contiguous; a
-        Concat slice is wider), used for the residual too."""
+        convolutions), A at `a_loc` is that convolution's input and the GEMM reads its implicit im2col.
+        `c_rs` is C's row stride (default n: contiguous; a Concat slice is wider), used for the residual too."""
         assert conv_a is None or self.conv_gemms, "an implicit im2col outside a model's convolutions"
         batches = dim_mul(batch, groups)  # GEMMs in this call: images x groups
         macs = dim_mul(batches, dim_mul(m, dim_mul(n, k)))
