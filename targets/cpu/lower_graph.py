@@ -24,6 +24,7 @@ from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker
 
 from pyflame_rt.dialects import graph, kernel
+from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.assumptions import Assumption, at_node, collect, require_nonempty
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, fold_size, numel, parse_dim
 from pyflame_rt.dialects.weights import WeightTable
@@ -33,8 +34,7 @@ from pyflame_rt.targets.cpu.access_guard import check_declaration
 from pyflame_rt.targets.cpu.kernel_builder import checked_kernels
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
-    CONV_A_FIELDS, GEMM_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel,
-    pad_bias)
+    CONV_A_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, RefuseUnsupported
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
@@ -129,6 +129,9 @@ class GraphLowering:
         self.src_weights = weights
         self.target = target
         self.shapes = graph.infer_value_shapes(fn)
+        # a model with convolutions runs all its GEMMs on conv_a kernels, so convolutions with and
+        # without an implicit im2col share them; others compile no im2col pack
+        self.conv_gemms = any(isinstance(op, nn.ConvOp) and op.groups == 1 for op in fn.walk())
         self.kernel_cache = kernel_cache
         self.kernels: dict[str, func.FuncOp] = {}
         self.locs: dict[SSAValue, Loc] = {}
@@ -450,15 +453,16 @@ class GraphLowering:
         storage: weights or a run-time vector) adds one value per output row (per group: m values).
         `residual` is a tensor laid out like C, added before the activation; it may be `out` itself only
         when K is one slice (C holds partial sums between K slices): `result_and_residual_locs`. With `conv_a`
-        (conv_c, an NHWC convolution's channels, and its CONV_A_FIELDS), A at `a_loc` is that
-        convolution's input and the GEMM reads its implicit im2col. `c_rs` is C's row stride (default n: contiguous; a
-        Concat slice is wider), used for the residual too."""
+        (an NHWC convolution's CONV_A_FIELDS: conv_c, its channels, and its geometry; only in a model with
+        convolutions), A at `a_loc` is that convolution's input and the GEMM reads its implicit im2col.
+        `c_rs` is C's row stride (default n: contiguous; a Concat slice is wider), used for the residual too."""
+        assert conv_a is None or self.conv_gemms, "an implicit im2col outside a model's convolutions"
         batches = dim_mul(batch, groups)  # GEMMs in this call: images x groups
         macs = dim_mul(batches, dim_mul(m, dim_mul(n, k)))
         spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
                                    bias is not None or row_bias is not None, activation,
                                    unit_a_cs=a_strides[1] == 1, bias_per_row=row_bias is not None,
-                                   residual=residual is not None,
+                                   residual=residual is not None, conv_a=self.conv_gemms,
                                    small=isinstance(macs, int) and macs <= SMALL_GEMM_MACS)
         nr = spec.nr
         npanels = ("ceildiv", n, nr)
@@ -492,10 +496,9 @@ class GraphLowering:
               "b_bs": b_bs, "c_bs": dim_mul(m, n) if c_bs is None else c_bs, "mblocks": mblocks,
               "nblocks": nblocks, "ncp": ncp, "npanels": npanels, "groups": groups, "a_gs": a_gs, "c_gs": c_gs,
               "residual": residual if residual is not None else NULL_BUFFER, "c_rs": n if c_rs is None else c_rs,
-              "conv_c": conv_a["conv_c"] if conv_a is not None else 0}
+              **(conv_a or dict.fromkeys(CONV_A_FIELDS, 0))}
         rows_per_item = m if isinstance(m, int) and m < spec.mc else spec.mc
-        conv_fields = [conv_a[f] if conv_a is not None else 0 for f in CONV_A_FIELDS]
-        self.call(gk, [gf[f] for f in GEMM_FIELDS] + conv_fields,
+        self.call(gk, [gf[f] for f in spec.signature.fields],
                   ("mul", row_blocks, nblocks),
                   work_per_item=("mul", rows_per_item * nr * spec.nc_panels, k))
 

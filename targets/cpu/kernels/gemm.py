@@ -10,12 +10,14 @@ transposed A needs no copy. Batches may be grouped (grouped convolution): batch
 index = image * groups + group, with A and C offset per image and per group.
 Work items are (batch, row block, panel block) triples.
 
-When the field conv_c (channels) is not 0, A is the implicit channels-last im2col of a KxK convolution's NHWC
-input: row p = (image, oy, ox), column k = (tap a, tap b, channel) holds the input at
-(oy*sh - ph + a*dh, ox*sw - pw + b*dw, channel), zero in the padding (geometry: the
-CONV_A_FIELDS after GEMM_FIELDS). The A pack reads those C-runs from the input directly, so
-no [P, K] column matrix is ever written. A run-time switch, not a spec variant: the pack is
-a small part of the kernel, and every GEMM variant compiled twice would double its cost.
+A GemmSpec.conv_a kernel takes the CONV_A_FIELDS after GEMM_FIELDS; when their conv_c (channels)
+is not 0, A is the implicit channels-last im2col of a KxK convolution's NHWC input: row p =
+(image, oy, ox), column k = (tap a, tap b, channel) holds the input at (oy*sh - ph + a*dh,
+ox*sw - pw + b*dw, channel), zero in the padding. The A pack reads those C-runs from the input
+directly, so no [P, K] column matrix is ever written. Within a conv_a kernel a run-time switch:
+a model's convolutions with and without an im2col share its kernels (the pack is a small part of
+each, and every variant compiled twice would double its cost); a model without convolutions (an
+MLP) compiles no pack at all.
 """
 from __future__ import annotations
 
@@ -63,10 +65,11 @@ SMALL_GEMM_MACS = 16384
 # the kernel's fields, in the order the lowering passes them
 GEMM_FIELDS = ("a", "b", "c", "bias", "m", "n", "k", "a_rs", "a_cs",
                "a_bs", "b_bs", "c_bs", "mblocks", "nblocks", "ncp", "npanels", "groups", "a_gs", "c_gs",
-               "residual", "c_rs", "conv_c")
-# after GEMM_FIELDS: when conv_c != 0 (A is an NHWC convolution's input), its geometry (else unread)
-CONV_A_FIELDS = ("h", "wi", "oh", "ow", "kw", "sh", "sw", "dh", "dw", "ph", "pw")
-GEMM_SIGNATURE = Signature.of(GEMM_FIELDS + CONV_A_FIELDS, buffers=("a", "b", "c", "bias", "residual"))
+               "residual", "c_rs")
+# after GEMM_FIELDS in a conv_a kernel only: when conv_c != 0 (A is an NHWC convolution's input),
+# its channels and geometry (else unread)
+CONV_A_FIELDS = ("conv_c", "h", "wi", "oh", "ow", "kw", "sh", "sw", "dh", "dw", "ph", "pw")
+GEMM_BUFFERS = ("a", "b", "c", "bias", "residual")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class GemmSpec:
     unit_a_cs: bool = True  # A's column stride is 1 (not transposed): frees address registers
     bias_per_row: bool = False  # the bias has one value per row of C (per output channel of a conv)
     residual: bool = False  # add a tensor laid out like C (same strides and offsets) before the activation
+    conv_a: bool = False  # A may be an NHWC convolution's implicit im2col (CONV_A_FIELDS with conv_c != 0)
     # the packed A block (mc rows of kc + A_ROW_PAD floats: 341 KB with 6-row tiles, 444 KB with
     # 8-row ones) stays in a 512 KB L2 across the panels of a work item
     kc: int = KC
@@ -103,17 +107,23 @@ class GemmSpec:
         return (f"gemm_{self.mr}x{self.nr}_w{self.width}_{'b' if self.has_bias else 'nb'}"
                 f"_{activation_tag(self.activation)}"
                 f"_k{self.kc}m{self.mc_tiles}n{self.nc_panels}{'' if self.unit_a_cs else '_sa'}"
-                f"{'_rb' if self.bias_per_row else ''}{'_res' if self.residual else ''}")
+                f"{'_rb' if self.bias_per_row else ''}{'_res' if self.residual else ''}"
+                f"{'_conv' if self.conv_a else ''}")
+
+    @property
+    def signature(self) -> Signature:
+        return Signature.of(GEMM_FIELDS + (CONV_A_FIELDS if self.conv_a else ()), buffers=GEMM_BUFFERS)
 
     @staticmethod
     def for_target(width: int, num_registers: int, has_bias: bool, activation: str,
                    unit_a_cs: bool = True, bias_per_row: bool = False, residual: bool = False,
-                   small: bool = False) -> "GemmSpec":
+                   conv_a: bool = False, small: bool = False) -> "GemmSpec":
         """The register tile for the target; `small` (a GEMM of at most SMALL_GEMM_MACS) takes
         one-row tiles: no remainder-row variants, a fraction of the code to compile."""
         nvec = 2
         mr = 1 if small else max(1, min(8, (num_registers - nvec - 1) // nvec))
-        return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row, residual=residual)
+        return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row, residual=residual,
+                        conv_a=conv_a)
 
 
 def pack_b(b: np.ndarray, nr: int) -> np.ndarray:
@@ -202,7 +212,7 @@ class _GemmEmitter:
 
     def __init__(self, spec: GemmSpec):
         self.spec = spec
-        self.kb = kb = KernelBuilder(spec.name, GEMM_SIGNATURE)
+        self.kb = kb = KernelBuilder(spec.name, spec.signature)
         self.f = kb.fields
         self.a, self.bp, self.c, self.bias, self.res = (self.f[x] for x in ("a", "b", "c", "bias", "residual"))
         self.apack = kb.scratch(spec.mc * (spec.kc + A_ROW_PAD))  # per-thread stack: the packed A block
@@ -261,9 +271,14 @@ class _GemmEmitter:
         kb, f = self.kb, self.f
         if not self.spec.unit_a_cs:
             return kb.const(0, i1)
-        return kb.and_(kb.cmp("eq", f["conv_c"], kb.const(0)),
-                       kb.or_(kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)),
-                              kb.cmp("sle", f["k"], kb.const(DIRECT_A_MAX_K))))
+        is_matrix = self._a_is_matrix() if self.spec.conv_a else None
+        in_place_pays = kb.or_(kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)),
+                               kb.cmp("sle", f["k"], kb.const(DIRECT_A_MAX_K)))
+        return in_place_pays if is_matrix is None else kb.and_(is_matrix, in_place_pays)
+
+    def _a_is_matrix(self) -> SSAValue:
+        """i1 (conv_a kernels): A is a matrix, not an implicit im2col."""
+        return self.kb.cmp("eq", self.f["conv_c"], self.kb.const(0))
 
     def _row_block(self, blk: _RowBlock, b_cold: SSAValue) -> None:
         """K in equal slices of at most kc, rounded up to whole lines (K = 576 is 2 x 288, not
@@ -292,8 +307,8 @@ class _GemmEmitter:
     def _k_slice(self, blk: _RowBlock, ks: _KSlice, b_cold: SSAValue) -> None:
         kb, f = self.kb, self.f
         kb.if_else(blk.direct, lambda: None, lambda: kb.if_else(
-            kb.cmp("ne", f["conv_c"], kb.const(0)), lambda: self._pack_conv_a(blk, ks),
-            lambda: self._pack_matrix_a(blk, ks)))
+            self._a_is_matrix(), lambda: self._pack_matrix_a(blk, ks),
+            lambda: self._pack_conv_a(blk, ks)) if self.spec.conv_a else self._pack_matrix_a(blk, ks))
         # each row tile's share of the next panel's B slice (the same for every panel)
         tiles = kb.ceil_div(kb.sub(blk.hi, blk.lo), self.spec.mr)
         b_share = kb.ceil_div(kb.sub(ks.k1, ks.k0), kb.max(tiles, kb.const(1)))
@@ -306,7 +321,7 @@ class _GemmEmitter:
         hold a convolution's only when conv_c != 0, this branch)."""
         kb = self.kb
         conv = {name: self.f[name] for name in CONV_A_FIELDS}
-        conv["c"] = self.f["conv_c"]
+        conv["c"] = conv.pop("conv_c")
         _ConvAPacker(kb, conv, self.a, blk.a_base, self.apack, ks.pack_rs, ks.k0, ks.k1, self.f["k"],
                      self.spec.width).pack(blk.lo, blk.hi)
 

@@ -4,9 +4,9 @@
 // the one-row kernel: a 1x16 register tile of two 8-lane accumulators. Each K step loads the two
 // vectors of B's packed 16-column panel, broadcasts one element of A, and issues two FMAs; a full
 // tile stores both accumulators, a partial one masked stores.
-// The kernel's fields: A, packed B, C, the bias, the sizes and strides, the residual, then an NHWC
-// convolution's geometry (read only when conv_c != 0); then the work items.
-// CHECK:      llvm.func internal @gemm_1x16_w8_nb_none_k576m24n16.fields(%a: !llvm.ptr, %[[B:b]]: !llvm.ptr, %c: !llvm.ptr, %bias: !llvm.ptr, %m: i64, %n: i64, %k: i64, %a_rs: i64, %a_cs: i64, %a_bs: i64, %b_bs: i64, %c_bs: i64, %mblocks: i64, %nblocks: i64, %ncp: i64, %npanels: i64, %groups: i64, %a_gs: i64, %c_gs: i64, %residual: !llvm.ptr, %c_rs: i64, %conv_c: i64, %h: i64, %wi: i64, %oh: i64, %ow: i64, %kw: i64, %sh: i64, %sw: i64, %dh: i64, %dw: i64, %ph: i64, %pw: i64, %begin: i64, %end: i64) attributes {passthrough = ["alwaysinline"]} {
+// The kernel's fields: A, packed B, C, the bias, the sizes and strides, the residual (a MatMul's
+// kernel has no convolution geometry: that is a conv_a kernel's); then the work items.
+// CHECK:      llvm.func internal @gemm_1x16_w8_nb_none_k576m24n16.fields(%a: !llvm.ptr, %[[B:b]]: !llvm.ptr, %c: !llvm.ptr, %bias: !llvm.ptr, %m: i64, %n: i64, %k: i64, %a_rs: i64, %a_cs: i64, %a_bs: i64, %b_bs: i64, %c_bs: i64, %mblocks: i64, %nblocks: i64, %ncp: i64, %npanels: i64, %groups: i64, %a_gs: i64, %c_gs: i64, %residual: !llvm.ptr, %c_rs: i64, %begin: i64, %end: i64) attributes {passthrough = ["alwaysinline"]} {
 // The K loop: the step index and the two accumulators are block arguments.
 // CHECK:      ^[[KLOOP:bb[0-9]+]](%[[K:.*]]: i64, %[[C0:.*]]: vector<8xf32>, %[[C1:.*]]: vector<8xf32>):
 // CHECK-NEXT:   %{{.*}} = llvm.icmp "slt" %[[K]], %{{.*}} : i64

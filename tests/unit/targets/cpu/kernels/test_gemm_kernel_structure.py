@@ -28,6 +28,7 @@ SPECS = [
     _spec("x86-64-v4", bias_per_row=True, residual=True),
     _spec("x86-64-v3", has_bias=False, activation="none", unit_a_cs=False),
     _spec("x86-64-v4", residual=True, small=True),
+    _spec("x86-64-v3", conv_a=True),
 ]
 
 
@@ -158,15 +159,19 @@ def test_activation_runs_once_per_fused_vector(spec):
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-def test_one_packed_a_block_and_conv_fields_read_only_in_the_conv_pack(spec):
-    """The packed A block is one stack buffer (mc rows of kc + A_ROW_PAD floats); the implicit
-    im2col's geometry fields hold a convolution's only when conv_c != 0, so they are read only
-    inside the branch that packs a convolution's input."""
+def test_one_packed_a_block_and_conv_fields_only_in_conv_kernels(spec):
+    """The packed A block is one stack buffer (mc rows of kc + A_ROW_PAD floats). Only a conv_a
+    kernel takes the implicit im2col's fields (after GEMM_FIELDS); its geometry fields hold a
+    convolution's only when conv_c != 0, so they are read only inside the branch that packs a
+    convolution's input."""
     allocas = [op for op in _ops(spec) if isinstance(op, llvm.AllocaOp)]
     assert len(allocas) == 1 and _ancestors(allocas[0], scf.ForOp) == 0
     assert _int(allocas[0].size) == spec.mc * (spec.kc + A_ROW_PAD)
     kernel = _ops(spec)[0]
     assert isinstance(kernel, func.FuncOp)
-    conv_args = kernel.body.block.args[len(GEMM_FIELDS):len(GEMM_FIELDS) + len(CONV_A_FIELDS)]
-    assert len(conv_args) == len(CONV_A_FIELDS) and all(arg.uses for arg in conv_args)
-    assert all(_ancestors(use.operation, scf.IfOp) >= 1 for arg in conv_args for use in arg.uses)
+    fields = GEMM_FIELDS + (CONV_A_FIELDS if spec.conv_a else ())
+    assert spec.signature.fields == fields and len(kernel.body.block.args) == len(fields) + 2
+    conv_args = kernel.body.block.args[len(GEMM_FIELDS):len(fields)]
+    assert all(arg.uses for arg in conv_args)
+    geometry = conv_args[CONV_A_FIELDS.index("conv_c") + 1:]
+    assert all(_ancestors(use.operation, scf.IfOp) >= 1 for arg in geometry for use in arg.uses)
