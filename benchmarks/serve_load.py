@@ -2,12 +2,17 @@
 would write: a FastAPI endpoint calling onnxruntime, speaking the same v1 JSON.
 
     python benchmarks/serve_load.py [--models mobilenetv2,bert] [--clients 1,16,64] [--duration 60]
-                                    [--servers pyflame,onnxruntime] [--markdown OUT.md]
+                                    [--servers pyflame,pyflame-batching,onnxruntime] [--markdown OUT.md]
+                                    [--reload-after SECONDS]
 
 Each case starts the server in its own process on loopback (pyflame: `pyflame-rt serve` on a
 repository of the model; onnxruntime: this file with --anchor-server), warms it up, then runs
 locust for --duration seconds with N users that each send batch-1 requests back to back (no
-think time), and reports requests/s, p50 / p99 latency and the failures.
+think time), and reports requests/s, p50 / p99 latency and the failures. `pyflame-batching` is the
+same server with the model's dynamic batching on (--max-batch, --max-delay-us). With
+--reload-after, a pyflame server runs with --hot-reload and a new version of the model (version 2,
+the same file) is added to its repository that many seconds into each case: the table's failures
+then count the requests that failed across the swap.
 
 This file is also the locustfile (the users are defined only when locust loads it with
 PYFLAME_RT_LOAD_BODY set).
@@ -102,17 +107,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(kind: str, name: str, model_path: str, port: int, workdir: Path, instances: int) -> subprocess.Popen:
-    if kind == "pyflame":
-        repo = workdir / "repo"
-        (repo / name / "1").mkdir(parents=True, exist_ok=True)
+def start_server(kind: str, name: str, model_path: str, port: int, workdir: Path, args) -> subprocess.Popen:
+    if kind.startswith("pyflame"):
+        repo = workdir / f"repo-{kind}-{port}"
+        (repo / name / "1").mkdir(parents=True)
         shutil.copy(model_path, repo / name / "1" / "model.onnx")
-        (repo / name / "config.yaml").write_text(f"instance: {{count: {instances}}}\n")
+        config = f"instance: {{count: {args.instances}}}\n"
+        if kind == "pyflame-batching":
+            config += (f"batching: {{enabled: true, max_batch_size: {args.max_batch}, "
+                       f"max_queue_delay_us: {args.max_delay_us}}}\n")
+        (repo / name / "config.yaml").write_text(config)
         exe = shutil.which("pyflame-rt") or str(Path(sys.executable).parent / "pyflame-rt")
         cmd = [exe, "serve", "--model-repository", str(repo), "--port", str(port)]
+        if args.reload_after:
+            cmd.append("--hot-reload")
     else:
         cmd = [sys.executable, __file__, "--anchor-server", model_path, "--port", str(port)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def add_version(repo: Path, name: str, version: int) -> None:
+    """A new version of the model appears in the repository (written aside, then renamed in)."""
+    staging = repo / name / f".v{version}"
+    staging.mkdir()
+    shutil.copy(repo / name / "1" / "model.onnx", staging / "model.onnx")
+    staging.rename(repo / name / str(version))
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 600) -> None:
@@ -131,13 +150,19 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 600) -> None:
     raise TimeoutError(f"{url} not ready after {timeout} s")
 
 
-def run_locust(url: str, name: str, body_file: Path, clients: int, duration: float, workdir: Path) -> dict:
+def run_locust(url: str, name: str, body_file: Path, clients: int, duration: float, workdir: Path,
+               reload_repo: Path | None = None, reload_after: float = 0.0, version: int = 2) -> dict:
     prefix = workdir / f"locust-{clients}"
     env = dict(os.environ, **{BODY_ENV: str(body_file), MODEL_ENV: name})
     exe = shutil.which("locust") or str(Path(sys.executable).parent / "locust")
-    subprocess.run([exe, "-f", __file__, "--headless", "-u", str(clients), "-r", str(clients), "-t",
-                    f"{int(duration)}s", "--host", url, "--csv", str(prefix), "--only-summary", "--loglevel",
-                    "WARNING", "--stop-timeout", "10"], env=env, check=False, capture_output=True)
+    locust = subprocess.Popen([exe, "-f", __file__, "--headless", "-u", str(clients), "-r", str(clients), "-t",
+                               f"{int(duration)}s", "--host", url, "--csv", str(prefix), "--only-summary",
+                               "--loglevel", "WARNING", "--stop-timeout", "10"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if reload_repo is not None:
+        time.sleep(reload_after)
+        add_version(reload_repo, name, version)
+    locust.wait()
     with open(f"{prefix}_stats.csv") as f:
         total = next(row for row in csv.DictReader(f) if row["Name"] == "Aggregated")
     with open(f"{prefix}_failures.csv") as f:
@@ -151,10 +176,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="mobilenetv2,bert")
     ap.add_argument("--clients", default="1,16,64")
-    ap.add_argument("--servers", default="pyflame,onnxruntime")
+    ap.add_argument("--servers", default="pyflame,pyflame-batching,onnxruntime")
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of load per case")
     ap.add_argument("--warmup", type=int, default=5, help="requests before the load")
     ap.add_argument("--instances", type=int, default=1, help="pyflame: concurrent runs per model (instance.count)")
+    ap.add_argument("--max-batch", type=int, default=16, help="pyflame-batching: batching.max_batch_size")
+    ap.add_argument("--max-delay-us", type=int, default=2000, help="pyflame-batching: batching.max_queue_delay_us")
+    ap.add_argument("--reload-after", type=float, default=0.0,
+                    help="pyflame: add a new model version this many seconds into each case (hot reload)")
     ap.add_argument("--markdown", help="also write the table to this file")
     ap.add_argument("--anchor-server", metavar="MODEL", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -181,17 +210,24 @@ def main() -> int:
             for kind in args.servers.split(","):
                 port = free_port()
                 url = f"http://127.0.0.1:{port}"
-                proc = start_server(kind, name, model_path, port, workdir, args.instances)
+                proc = start_server(kind, name, model_path, port, workdir, args)
                 try:
                     wait_ready(url, proc)
                     for _ in range(args.warmup):
                         httpx.post(f"{url}/v1/models/{name}/infer", content=body_file.read_bytes(), timeout=60)
-                    for clients in map(int, args.clients.split(",")):
-                        r = run_locust(url, name, body_file, clients, args.duration, workdir)
+                    for case, clients in enumerate(map(int, args.clients.split(","))):
+                        reload_repo = workdir / f"repo-{kind}-{port}" \
+                            if args.reload_after and kind.startswith("pyflame") else None
+                        r = run_locust(url, name, body_file, clients, args.duration, workdir, reload_repo,
+                                       args.reload_after, case + 2)
                         row = (f"| {name} | {kind} | {clients} | {r['rps']:.1f} | {r['p50_ms']:.0f} | "
                                f"{r['p99_ms']:.0f} | {r['requests']} | {r['failures']} |")
                         print(row, flush=True)
                         rows.append(row)
+                        if reload_repo is not None:
+                            served = httpx.get(f"{url}/v1/models/{name}").json()["version"]
+                            print(f"  hot reload: version {case + 2} added, version {served} serving after the case",
+                                  file=sys.stderr)
                 finally:
                     proc.terminate()
                     proc.wait(30)

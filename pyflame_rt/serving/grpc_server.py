@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 import threading
+import time
+import uuid
 
 import grpc
 import numpy as np
@@ -17,6 +18,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 from pyflame_rt.errors import BackendError
 from pyflame_rt.serving.config import ServerConfig
 from pyflame_rt.serving.inference import InferenceService
+from pyflame_rt.serving.policy import REQUEST_ID_HEADER, AccessPolicy, log_access
 from pyflame_rt.serving.protocol import (
     InferRequest, RequestError, check_shape, element_count, little_endian_bytes, tensor_from_bytes, v2_datatype,
     v2_dtype, v2_shape,
@@ -24,8 +26,6 @@ from pyflame_rt.serving.protocol import (
 from pyflame_rt.serving.registry import ModelNotFoundError
 from pyflame_rt.version import __version__
 
-_STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
-           404: grpc.StatusCode.NOT_FOUND, 503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
 
 def _contents_field(dtype: np.dtype) -> str | None:
     """The InferTensorContents field of typed (not raw) values of `dtype`; None: raw only (FP16)."""
@@ -38,37 +38,52 @@ def _contents_field(dtype: np.dtype) -> str | None:
         ("uint64_contents" if wide else "uint_contents")
 
 
+# HTTP statuses of RequestError and Refusal as gRPC status codes.
+_STATUS = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
+           404: grpc.StatusCode.NOT_FOUND, 429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+           503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
 def _rpc(method):
-    """Maps the server's errors to gRPC status codes."""
+    """Runs an RPC under the server's policy, as HTTP requests are: the access policy (API key,
+    rate limit per client), one access-log line with the request id (`x-request-id` metadata, else
+    a new one), and the server's errors mapped to gRPC status codes."""
 
     @functools.wraps(method)
     async def wrapper(self, request, context):
+        start, status = time.perf_counter(), grpc.StatusCode.OK
+        metadata = {k.lower(): v for k, v in context.invocation_metadata() or ()}
+        request_id = metadata.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        peer = context.peer() or "?"
         try:
+            refusal = self._policy.refusal(metadata, peer.rsplit(":", 1)[0])
+            if refusal is not None:
+                raise RequestError(refusal.message, refusal.status)
             return await method(self, request, context)
         except ModelNotFoundError as e:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+            status = grpc.StatusCode.NOT_FOUND
+            await context.abort(status, str(e))
         except RequestError as e:
-            await context.abort(_STATUS.get(e.status, grpc.StatusCode.INTERNAL), str(e))
+            status = _STATUS.get(e.status, grpc.StatusCode.INTERNAL)
+            await context.abort(status, str(e))
+        except BaseException:
+            status = grpc.StatusCode.INTERNAL
+            raise
+        finally:
+            if self._log_access:
+                log_access(request_id, peer, "grpc", method.__name__, status.name, start)
 
     return wrapper
 
 
 class GrpcInferenceService(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, service: InferenceService, api_keys: list[str]):
+    """ServerLive and ServerReady are probes: open to all, not logged (as /v2/health/* over HTTP)."""
+
+    def __init__(self, service: InferenceService, config: ServerConfig):
         self.service = service
         self.registry = service.registry
-        self._keys = [k.encode() for k in api_keys]
-
-    def _authorize(self, context) -> None:
-        """Like the HTTP policy: metadata `authorization: Bearer KEY` or `x-api-key: KEY`."""
-        if not self._keys:
-            return
-        metadata = dict(context.invocation_metadata())
-        auth = metadata.get("authorization", "")
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else metadata.get("x-api-key")
-        if key is None or not any(hmac.compare_digest(key.encode(), k) for k in self._keys):
-            raise RequestError("authentication required: a valid API key in 'authorization: Bearer KEY' "
-                               "or 'x-api-key' metadata", 401)
+        self._policy = AccessPolicy(config.security)
+        self._log_access = config.access_log
 
     async def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -78,17 +93,14 @@ class GrpcInferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     @_rpc
     async def ModelReady(self, request, context):
-        self._authorize(context)
         return pb.ModelReadyResponse(ready=self.registry.has(request.name, request.version or None))
 
     @_rpc
     async def ServerMetadata(self, request, context):
-        self._authorize(context)
         return pb.ServerMetadataResponse(name="pyflame-rt", version=__version__, extensions=[])
 
     @_rpc
     async def ModelMetadata(self, request, context):
-        self._authorize(context)
         mv = self.registry.get(request.name, request.version or None)
 
         def tensors(specs):
@@ -101,7 +113,6 @@ class GrpcInferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     @_rpc
     async def ModelInfer(self, request, context):
-        self._authorize(context)
         decoded = decode_infer_request(request)
         mv, outputs = await self.service.infer(request.model_name, request.model_version or None, decoded)
         response = pb.ModelInferResponse(model_name=mv.name, model_version=mv.version, id=request.id)
@@ -138,7 +149,7 @@ class GrpcServer:
     """A grpc.aio server in a background thread with its own event loop."""
 
     def __init__(self, service: InferenceService, config: ServerConfig):
-        self._servicer = GrpcInferenceService(service, config.security.api_keys)
+        self._servicer = GrpcInferenceService(service, config)
         self._config = config
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="pyflame-serve-grpc", daemon=True)

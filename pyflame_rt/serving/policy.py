@@ -1,7 +1,8 @@
-"""The request policy every HTTP request passes before an endpoint sees it (an ASGI middleware):
-a request id, authentication, per-client rate limits, the body size limit and body read deadline
-(the whole body is read here, so a slow-dripping client costs one deadline, not a worker), and one
-structured access-log line."""
+"""The request policy: authentication and per-client rate limits for every protocol
+(`AccessPolicy`, used by HTTP and gRPC alike), structured access-log lines (`log_access`), and the
+ASGI middleware every HTTP request passes before an endpoint sees it: a request id, the access
+policy, the body size limit and body read deadline (the whole body is read here, so a
+slow-dripping client costs one deadline, not a worker), and one access-log line."""
 from __future__ import annotations
 
 import asyncio
@@ -10,6 +11,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from pyflame_rt.serving.config import SecurityConfig
 
@@ -46,14 +48,56 @@ class RateLimiter:
                          if t + (now - last) * self.rps < self.burst}
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is not served: an HTTP status (gRPC maps it to a status code), a message and
+    HTTP headers to send with it."""
+
+    status: int
+    message: str
+    headers: tuple = ()
+
+
+class AccessPolicy:
+    """Authentication and per-client rate limits, the same for every protocol: `refusal` takes
+    the request's headers (HTTP) or metadata (gRPC) with lower-case names."""
+
+    def __init__(self, security: SecurityConfig):
+        self.security = security
+        self._keys = [k.encode() for k in security.api_keys]
+        self._limiter = RateLimiter(security.rate_limit_rps, security.rate_limit_burst) \
+            if security.rate_limit_rps > 0 else None
+
+    def refusal(self, headers: dict, address: str, open_path: bool = False) -> Refusal | None:
+        """None when the request may be served. `open_path`: a probe or scrape, never refused."""
+        if open_path:
+            return None
+        key = _credential(headers)
+        if self._keys:
+            if key is None:
+                return Refusal(401, "authentication required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                               ((b"www-authenticate", b"Bearer"),))
+            if not any(hmac.compare_digest(key.encode(), k) for k in self._keys):
+                return Refusal(401, "invalid API key", ((b"www-authenticate", b'Bearer error="invalid_token"'),))
+        if self._limiter is not None and not self._limiter.allow(key if self._keys else address):  # keys checked
+            return Refusal(429, f"rate limit of {self.security.rate_limit_rps:g} requests/s exceeded",
+                           ((b"retry-after", b"1"),))
+        return None
+
+
+def log_access(request_id: str, client: str, method: str, path: str, status, start: float) -> None:
+    """One structured (JSON) access-log line; `start` is the request's time.perf_counter()."""
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(json.dumps({"request_id": request_id, "client": client, "method": method, "path": path,
+                                    "status": status, "duration_ms": round(1000 * (time.perf_counter() - start), 3)}))
+
+
 class PolicyMiddleware:
     def __init__(self, app, security: SecurityConfig, log_access: bool = True):
         self.app = app
         self.security = security
         self.log_access = log_access
-        self._keys = [k.encode() for k in security.api_keys]
-        self._limiter = RateLimiter(security.rate_limit_rps, security.rate_limit_burst) \
-            if security.rate_limit_rps > 0 else None
+        self._policy = AccessPolicy(security)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -70,54 +114,36 @@ class PolicyMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
+        client = scope.get("client") or ("?", 0)
         try:
-            refusal = self._refusal(scope, headers)
+            refusal = self._policy.refusal(headers, client[0], scope["path"] in OPEN_PATHS)
             if refusal is None:
                 body, refusal = await self._read_body(headers, receive)
             if refusal is not None:
-                await _respond(send_with_id, *refusal)
+                await _respond(send_with_id, refusal)
             else:
                 await self.app(scope, _replay(body, receive), send_with_id)
         finally:
-            if self.log_access and access_log.isEnabledFor(logging.INFO):
-                client = scope.get("client") or ("", 0)
-                access_log.info(json.dumps({
-                    "request_id": request_id, "client": f"{client[0]}:{client[1]}", "method": scope["method"],
-                    "path": scope["path"], "status": status[0],
-                    "duration_ms": round(1000 * (time.perf_counter() - start), 3)}))
+            if self.log_access:
+                log_access(request_id, f"{client[0]}:{client[1]}", scope["method"], scope["path"], status[0], start)
 
-    def _refusal(self, scope, headers: dict) -> tuple | None:
-        key = _credential(headers)
-        if self._keys and scope["path"] not in OPEN_PATHS:
-            if key is None:
-                return 401, "authentication required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'", \
-                    [(b"www-authenticate", b"Bearer")]
-            if not any(hmac.compare_digest(key.encode(), k) for k in self._keys):
-                return 401, "invalid API key", [(b"www-authenticate", b'Bearer error="invalid_token"')]
-        if self._limiter is not None:
-            client = key if self._keys else (scope.get("client") or ("?",))[0]  # keys checked above
-            if not self._limiter.allow(client):
-                return 429, f"rate limit of {self.security.rate_limit_rps:g} requests/s exceeded", \
-                    [(b"retry-after", b"1")]
-        return None
-
-    async def _read_body(self, headers: dict, receive) -> tuple[bytes, tuple | None]:
+    async def _read_body(self, headers: dict, receive) -> tuple[bytes, Refusal | None]:
         limit = self.security.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            return b"", (413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+            return b"", Refusal(413, f"request body of {declared} bytes exceeds the limit of {limit} bytes")
         chunks, size, start = [], 0, time.monotonic()
         while True:
             message = await self._receive_in_time(receive, start, size)
             if message is None:
-                return b"", (408, f"request body arriving slower than {self.security.min_body_rate:g} bytes/s "
+                return b"", Refusal(408, f"request body arriving slower than {self.security.min_body_rate:g} bytes/s "
                                   f"after {self.security.body_timeout_s:g} s")
             if message["type"] == "http.disconnect":
-                return b"", (400, "client disconnected before sending the whole body")
+                return b"", Refusal(400, "client disconnected before sending the whole body")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                return b"", (413, f"request body exceeds the limit of {limit} bytes")
+                return b"", Refusal(413, f"request body exceeds the limit of {limit} bytes")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks), None
@@ -162,9 +188,9 @@ def _replay(body: bytes, receive):
     return replay
 
 
-async def _respond(send, status: int, message: str, headers=()) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
+async def _respond(send, refusal: Refusal) -> None:
+    body = json.dumps({"error": refusal.message}).encode()
+    await send({"type": "http.response.start", "status": refusal.status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close"), *headers]})
+                            (b"connection", b"close"), *refusal.headers]})
     await send({"type": "http.response.body", "body": body})

@@ -77,3 +77,46 @@ def test_errors_map_to_status_codes(served):
         assert status in info.value.status(), (kwargs, info.value)
     assert c.is_server_ready()  # and it goes on serving
     c.close()
+
+
+def test_rate_limit_per_client_is_resource_exhausted(repo):
+    import tritonclient.grpc as triton
+    from tritonclient.utils import InferenceServerException
+
+    s = start_server(repo, grpc=True, rate_limit_rps=1.0, rate_limit_burst=2)
+    try:
+        c = client(s)
+        for _ in range(2):
+            c.infer("scale", [_scale_input(triton)], model_version="1")
+        with pytest.raises(InferenceServerException) as info:
+            c.infer("scale", [_scale_input(triton)], model_version="1")
+        assert "RESOURCE_EXHAUSTED" in info.value.status() and "rate limit of 1 requests/s" in info.value.message()
+        assert c.is_server_live()  # probes are never limited
+        c.close()
+    finally:
+        s.stop()
+
+
+def test_access_log_has_one_json_line_per_rpc_with_its_id(served, caplog):
+    import json
+    import logging
+    import time
+
+    import tritonclient.grpc as triton
+    from tritonclient.utils import InferenceServerException
+
+    c = client(served)
+    with caplog.at_level(logging.INFO, logger="pyflame_rt.serving.access"):
+        c.infer("scale", [_scale_input(triton)], model_version="1", headers={**AUTH, "x-request-id": "trace-7"})
+        with pytest.raises(InferenceServerException):
+            c.get_model_metadata("nope", headers=AUTH)
+        for _ in range(100):  # logged after the response is sent: the client may see it first
+            lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "pyflame_rt.serving.access"]
+            if len(lines) >= 2:
+                break
+            time.sleep(0.02)
+    c.close()
+    assert [(line["method"], line["path"], line["status"]) for line in lines] == \
+        [("grpc", "ModelInfer", "OK"), ("grpc", "ModelMetadata", "NOT_FOUND")]
+    assert lines[0]["request_id"] == "trace-7" and len(lines[1]["request_id"]) == 32
+    assert "127.0.0.1" in lines[0]["client"] and lines[0]["duration_ms"] > 0
