@@ -140,8 +140,26 @@ class _Settings:
         self.retries, self.backoff_s = retries, backoff_s
         self.headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
 
-    def delay(self, attempt: int) -> float:
-        return self.backoff_s * 2 ** attempt
+    def backoffs(self):
+        """The retry policy's waits, one per attempt: backoff_s, 2*backoff_s, ... seconds before
+        the next attempt, then None at the last attempt (whose outcome stands)."""
+        yield from (self.backoff_s * 2 ** attempt for attempt in range(self.retries))
+        yield None
+
+    def metadata_path(self, model: str, version: str | None) -> str:
+        if self.protocol == "v1":
+            return f"/v1/models/{model}" + (f"?version={version}" if version else "")
+        return f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
+
+
+def _model_list(r: httpx.Response) -> list[ModelInfo]:
+    r.raise_for_status()
+    return [ModelInfo(m["name"], m["ready"], m["versions"]) for m in r.json()["models"]]
+
+
+def _model_metadata(r: httpx.Response) -> ModelMetadata:
+    r.raise_for_status()
+    return _metadata(r.json())
 
 
 class ModelClient:
@@ -154,17 +172,15 @@ class ModelClient:
         self._http = httpx.Client(base_url=self._s.url, timeout=timeout, headers=self._s.headers, verify=verify)
 
     def _send(self, call: _Call) -> httpx.Response:
-        for attempt in range(self._s.retries + 1):
+        for wait in self._s.backoffs():
             try:
                 r = self._http.request(call.method, call.path, content=call.content, headers=call.headers)
+                if wait is None or not _retryable(r):
+                    return r
             except httpx.TransportError:
-                if attempt == self._s.retries:
+                if wait is None:
                     raise
-                r = None
-            if not _retryable(r) or attempt == self._s.retries:
-                return r
-            time.sleep(self._s.delay(attempt))
-        raise AssertionError("unreachable")
+            time.sleep(wait)
 
     def is_live(self) -> bool:
         return self._probe("/health/live")
@@ -187,16 +203,10 @@ class ModelClient:
         return True
 
     def list_models(self) -> list[ModelInfo]:
-        r = self._send(_Call("GET", "/v1/models"))
-        r.raise_for_status()
-        return [ModelInfo(m["name"], m["ready"], m["versions"]) for m in r.json()["models"]]
+        return _model_list(self._send(_Call("GET", "/v1/models")))
 
     def get_model_metadata(self, model: str, version: str | None = None) -> ModelMetadata:
-        path = f"/v1/models/{model}" + (f"?version={version}" if version else "") if self._s.protocol == "v1" else \
-            f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
-        r = self._send(_Call("GET", path))
-        r.raise_for_status()
-        return _metadata(r.json())
+        return _model_metadata(self._send(_Call("GET", self._s.metadata_path(model, version))))
 
     def infer(self, model: str, inputs: dict, outputs: list[str] | None = None, request_id: str = "",
               version: str | None = None) -> InferResponse:
@@ -231,17 +241,15 @@ class AsyncModelClient:
         self._http = httpx.AsyncClient(base_url=self._s.url, timeout=timeout, headers=self._s.headers, verify=verify)
 
     async def _send(self, call: _Call) -> httpx.Response:
-        for attempt in range(self._s.retries + 1):
+        for wait in self._s.backoffs():
             try:
                 r = await self._http.request(call.method, call.path, content=call.content, headers=call.headers)
+                if wait is None or not _retryable(r):
+                    return r
             except httpx.TransportError:
-                if attempt == self._s.retries:
+                if wait is None:
                     raise
-                r = None
-            if not _retryable(r) or attempt == self._s.retries:
-                return r
-            await asyncio.sleep(self._s.delay(attempt))
-        raise AssertionError("unreachable")
+            await asyncio.sleep(wait)
 
     async def is_live(self) -> bool:
         return await self._probe("/health/live")
@@ -264,16 +272,10 @@ class AsyncModelClient:
         return True
 
     async def list_models(self) -> list[ModelInfo]:
-        r = await self._send(_Call("GET", "/v1/models"))
-        r.raise_for_status()
-        return [ModelInfo(m["name"], m["ready"], m["versions"]) for m in r.json()["models"]]
+        return _model_list(await self._send(_Call("GET", "/v1/models")))
 
     async def get_model_metadata(self, model: str, version: str | None = None) -> ModelMetadata:
-        path = f"/v1/models/{model}" + (f"?version={version}" if version else "") if self._s.protocol == "v1" else \
-            f"/v2/models/{model}" + (f"/versions/{version}" if version else "")
-        r = await self._send(_Call("GET", path))
-        r.raise_for_status()
-        return _metadata(r.json())
+        return _model_metadata(await self._send(_Call("GET", self._s.metadata_path(model, version))))
 
     async def infer(self, model: str, inputs: dict, outputs: list[str] | None = None, request_id: str = "",
                     version: str | None = None) -> InferResponse:

@@ -62,6 +62,25 @@ def test_retries_back_off_until_the_rate_limit_lets_the_request_through(repo):
         s.stop()
 
 
+def test_the_async_client_backs_off_too(repo):
+    s = start_server(repo, rate_limit_rps=5.0, rate_limit_burst=1)
+    x = {"x": np.ones((1, 4), np.float32)}
+
+    async def main():
+        async with AsyncModelClient(s.url, retries=0) as impatient, \
+                AsyncModelClient(s.url, retries=4, backoff_s=0.05) as patient:
+            assert (await impatient.infer("scale", x)).success
+            assert (await impatient.infer("scale", x)).status_code == 429
+            start = time.monotonic()
+            assert (await patient.infer("scale", x)).success
+            return time.monotonic() - start
+
+    try:
+        assert asyncio.run(main()) >= 0.05
+    finally:
+        s.stop()
+
+
 def test_a_server_that_is_not_there():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -70,5 +89,12 @@ def test_a_server_that_is_not_there():
         assert not client.is_ready() and not client.wait_for_ready(timeout=0.2, interval_s=0.05)
         r = client.infer("m", {"x": np.ones(1, np.float32)})
         assert not r.success and r.error_message
+
+    async def unreachable():
+        async with AsyncModelClient(f"http://127.0.0.1:{port}", retries=1, backoff_s=0.01) as client:
+            return await client.infer("m", {"x": np.ones(1, np.float32)})
+
+    r = asyncio.run(unreachable())
+    assert not r.success and r.error_message
     with pytest.raises(ValidationError, match="protocol"):
         ModelClient("http://127.0.0.1:1", protocol="v3")
