@@ -1,0 +1,236 @@
+"""The step loop of a recurrent layer (RNN, GRU, LSTM) for one direction.
+
+The input projection of every step (X W^T + biases) is one GEMM before this kernel (`xp`, rows of
+gates * hidden per step and batch entry); what stays sequential runs here. Work item = one batch
+entry, which owns its state for the whole sequence: per step, the recurrent projection H R^T is a
+matrix-vector product against R^T (`rt`: [hidden, gates * hidden], a weight) whose columns are
+blocked UNROLL vectors at a time so independent FMA chains keep the ports busy, then the gate
+nonlinearities run fused in one vectorized pass over the hidden units, which writes the new state
+(into `y_h` / `y_c`: the state buffers are the last-state results) and Y's row. The step count is
+the run-time sequence length, or the entry's `sequence_lens` clamped to it; Y's rows past it are
+zero.
+
+Offsets and strides are in elements: step t of entry b reads xp[xp0 + t * xp_ts + b * xp_bs] and
+writes y[y0 + t * y_ts + b * y_bs]; its state is at h0 + b * h_bs of y_h, y_c, init_h and init_c
+(ONNX's layouts 0 and 1 differ only in these).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from xdsl.dialects import func, llvm
+from xdsl.dialects.builtin import i32, i64
+from xdsl.ir import SSAValue
+
+from pyflame_rt.dtype import DType
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
+from pyflame_rt.targets.cpu.kernels import fast_math as fm
+from pyflame_rt.targets.cpu.kernels.elementwise import ELEMENTWISE_OPS
+from pyflame_rt.targets.cpu.kernels.typed import Typed
+
+RECURRENT_BUFFERS = ("xp", "rt", "rb", "p", "seq_lens", "init_h", "init_c", "y", "y_h", "y_c")
+RECURRENT_FIELDS = RECURRENT_BUFFERS + ("seq", "xp_ts", "xp_bs", "xp0", "y_ts", "y_bs", "y0", "h_bs", "h0")
+CELL_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+# vectors of R^T's columns accumulated at once: FMA latency x ports independent chains
+UNROLL = 4
+
+Activation = tuple[str, tuple[float, ...]]  # a function's name and its parameters
+
+
+@dataclass(frozen=True)
+class RecurrentSpec:
+    cell: str                  # "rnn", "gru" or "lstm"
+    hidden: int
+    width: int                 # f32 lanes per vector
+    activations: tuple[Activation, ...]  # the cell's functions (f; f, g; f, g, h)
+    clip: float | None
+    reverse: bool
+    linear_before_reset: bool = False  # GRU
+    input_forget: bool = False         # LSTM: f = 1 - i
+    seq_lens: bool = False
+    init_h: bool = False
+    init_c: bool = False
+    peepholes: bool = False
+    writes_y: bool = True
+
+    @property
+    def gates(self) -> int:
+        return CELL_GATES[self.cell]
+
+    @property
+    def name(self) -> str:
+        digest = hashlib.sha1(repr(self).encode()).hexdigest()[:10]
+        return f"recurrent_{self.cell}_h{self.hidden}_w{self.width}{'_rev' if self.reverse else ''}_{digest}"
+
+    @property
+    def signature(self) -> Signature:
+        return Signature.of(RECURRENT_FIELDS, buffers=RECURRENT_BUFFERS)
+
+
+def activate(t: Typed, activation: Activation, x: SSAValue) -> SSAValue:
+    """A recurrent cell's function: the elementwise op of that name, or affine / scaled_tanh."""
+    name, p = activation
+    if name == "affine":
+        return t.fma(x, t.const(p[0]), t.const(p[1]))
+    if name == "scaled_tanh":
+        return t.mul(t.const(p[0]), fm.tanh(t, t.mul(x, t.const(p[1]))))
+    return ELEMENTWISE_OPS[name].body(t, [x], p)
+
+
+def recurrent_kernel(spec: RecurrentSpec) -> func.FuncOp:
+    return _StepEmitter(spec).emit()
+
+
+class _StepEmitter:
+    def __init__(self, spec: RecurrentSpec):
+        self.spec = spec
+        self.kb = KernelBuilder(spec.name, spec.signature)
+        self.f = self.kb.fields
+        self.h = spec.hidden
+        self.gh = spec.gates * spec.hidden
+
+    def emit(self) -> func.FuncOp:
+        kb, f, spec = self.kb, self.f, self.spec
+        self.acc = kb.scratch(self.gh)  # the step's recurrent projection
+        self.reset_h = kb.scratch(self.h) if spec.cell == "gru" and not spec.linear_before_reset else None
+        with kb.loop(kb.begin, kb.end) as item:
+            b = item.iv
+            length = f["seq"]
+            if spec.seq_lens:
+                given = kb.cast(llvm.SExtOp, kb.load(f["seq_lens"], b, elem=i32), i64)
+                length = kb.min(kb.max(given, kb.const(0)), f["seq"])
+            self.state = kb.add(f["h0"], kb.mul(b, f["h_bs"]))
+            self._initial_state()
+            with kb.loop(0, length) as s:
+                t = kb.sub(kb.sub(length, kb.const(1)), s.iv) if spec.reverse else s.iv
+                self.x_row = kb.add(f["xp0"], kb.add(kb.mul(t, f["xp_ts"]), kb.mul(b, f["xp_bs"])))
+                self.y_row = kb.add(f["y0"], kb.add(kb.mul(t, f["y_ts"]), kb.mul(b, f["y_bs"])))
+                getattr(self, f"_{spec.cell}_step")()
+            if spec.writes_y:
+                with kb.loop(length, f["seq"]) as s:
+                    row = kb.add(f["y0"], kb.add(kb.mul(s.iv, f["y_ts"]), kb.mul(b, f["y_bs"])))
+                    kb.fill(f["y"], row, kb.const(0), kb.const(self.h), 0.0, spec.width)
+        return kb.finish()
+
+    def _initial_state(self) -> None:
+        kb, f, spec = self.kb, self.f, self.spec
+        states = [("y_h", "init_h", spec.init_h)] + ([("y_c", "init_c", spec.init_c)] if spec.cell == "lstm" else [])
+        zero, h = kb.const(0), kb.const(self.h)
+        for dst, src, given in states:
+            if given:
+                kb.copy(f[src], self.state, f[dst], self.state, zero, h, spec.width)
+            else:
+                kb.fill(f[dst], self.state, zero, h, 0.0, spec.width)
+
+    # ------------------------------------------------------------ recurrent projection
+    def _project(self, v: SSAValue, v_off: SSAValue, lo: int, hi: int) -> None:
+        """acc[j] = sum_k v[v_off + k] * rt[k, j] for the columns j in [lo, hi): blocks of UNROLL
+        vectors, then the whole vectors left, then single columns."""
+        kb, w = self.kb, self.spec.width
+        block = UNROLL * w
+        blocks = (hi - lo) // block
+        if blocks:
+            with kb.loop(0, blocks) as c:
+                self._columns(v, v_off, kb.add(kb.const(lo), kb.mul(c.iv, kb.const(block))), UNROLL, w)
+        col = lo + blocks * block
+        if (hi - col) // w:
+            self._columns(v, v_off, kb.const(col), (hi - col) // w, w)
+            col += (hi - col) // w * w
+        if hi - col:
+            self._columns(v, v_off, kb.const(col), hi - col, 1)
+
+    def _columns(self, v: SSAValue, v_off: SSAValue, col: SSAValue, nvec: int, width: int) -> None:
+        """acc[col + u * width ...] for u < nvec: one K loop with nvec independent accumulators."""
+        kb, rt = self.kb, self.f["rt"]
+        with kb.loop(0, self.h, carried=[kb.fconst(0.0, width)] * nvec) as k:
+            vk = kb.splat(kb.load(v, kb.add(v_off, k.iv)), width)
+            row = kb.add(kb.mul(k.iv, kb.const(self.gh)), col)
+            k.next = [kb.fma(vk, kb.load(rt, kb.add(row, kb.const(u * width)), width), a)
+                      for u, a in enumerate(k.carried)]
+        for u, a in enumerate(k.results):
+            kb.store(a, self.acc, kb.add(col, kb.const(u * width)))
+
+    # ------------------------------------------------------------ gates
+    def _units(self, body) -> None:
+        """body(t, j): the gate math of hidden units j.. (a vector of t's width, then single units)."""
+        self.kb.strip_mined(self.kb.const(0), self.kb.const(self.h), self.spec.width,
+                            lambda j, w: body(Typed(self.kb, DType.FLOAT32, w), j))
+
+    def _pre(self, t: Typed, gate: int, j: SSAValue, recurrent: SSAValue | None = None) -> SSAValue:
+        """A gate's input before clipping: the projected X plus the recurrent part (default: acc's)."""
+        kb = self.kb
+        col = kb.add(kb.const(gate * self.h), j)
+        if recurrent is None:
+            recurrent = t.load(self.acc, col)
+        return t.add(t.load(self.f["xp"], kb.add(self.x_row, col)), recurrent)
+
+    def _act(self, t: Typed, k: int, x: SSAValue) -> SSAValue:
+        """The cell's k-th function of a (clipped) gate input."""
+        clip = self.spec.clip
+        if clip is not None:
+            x = ELEMENTWISE_OPS["clip"].body(t, [x], (-clip, clip))
+        return activate(t, self.spec.activations[k], x)
+
+    def _state(self, t: Typed, name: str, j: SSAValue) -> SSAValue:
+        return t.load(self.f[name], self.kb.add(self.state, j))
+
+    def _emit_h(self, j: SSAValue, h: SSAValue) -> None:
+        self.kb.store(h, self.f["y_h"], self.kb.add(self.state, j))
+        if self.spec.writes_y:
+            self.kb.store(h, self.f["y"], self.kb.add(self.y_row, j))
+
+    def _peephole(self, t: Typed, k: int, j: SSAValue, c: SSAValue, x: SSAValue) -> SSAValue:
+        if not self.spec.peepholes:
+            return x
+        return t.fma(t.load(self.f["p"], self.kb.add(self.kb.const(k * self.h), j)), c, x)
+
+    def _rnn_step(self) -> None:
+        self._project(self.f["y_h"], self.state, 0, self.gh)
+        self._units(lambda t, j: self._emit_h(j, self._act(t, 0, self._pre(t, 0, j))))
+
+    def _lstm_step(self) -> None:
+        self._project(self.f["y_h"], self.state, 0, self.gh)
+
+        def unit(t: Typed, j: SSAValue) -> None:
+            c_prev = self._state(t, "y_c", j)
+            i = self._act(t, 0, self._peephole(t, 0, j, c_prev, self._pre(t, 0, j)))
+            if self.spec.input_forget:
+                f = t.sub(t.const(1.0), i)
+            else:
+                f = self._act(t, 0, self._peephole(t, 2, j, c_prev, self._pre(t, 2, j)))
+            c = t.fma(f, c_prev, t.mul(i, self._act(t, 1, self._pre(t, 3, j))))
+            o = self._act(t, 0, self._peephole(t, 1, j, c, self._pre(t, 1, j)))
+            self.kb.store(c, self.f["y_c"], self.kb.add(self.state, j))
+            self._emit_h(j, t.mul(o, self._act(t, 2, c)))
+
+        self._units(unit)
+
+    def _gru_step(self) -> None:
+        kb, h = self.kb, self.h
+        if self.spec.linear_before_reset:
+            self._project(self.f["y_h"], self.state, 0, self.gh)
+        else:  # h~ reads (r * H) R_h^T: r first, then the h gate's columns
+            self._project(self.f["y_h"], self.state, 0, 2 * h)
+
+            def reset(t: Typed, j: SSAValue) -> None:
+                r = self._act(t, 0, self._pre(t, 1, j))
+                t.store(t.mul(r, self._state(t, "y_h", j)), self.reset_h, j)
+
+            self._units(reset)
+            self._project(self.reset_h, kb.const(0), 2 * h, 3 * h)
+
+        def unit(t: Typed, j: SSAValue) -> None:
+            z = self._act(t, 0, self._pre(t, 0, j))
+            if self.spec.linear_before_reset:
+                r = self._act(t, 0, self._pre(t, 1, j))
+                col = kb.add(kb.const(2 * h), j)
+                recurrent = t.mul(r, t.add(t.load(self.acc, col), t.load(self.f["rb"], j)))
+                candidate = self._act(t, 1, self._pre(t, 2, j, recurrent))
+            else:
+                candidate = self._act(t, 1, self._pre(t, 2, j))
+            h_prev = self._state(t, "y_h", j)
+            # (1 - z) * h~ + z * H = h~ + z * (H - h~)
+            self._emit_h(j, t.fma(z, t.sub(h_prev, candidate), candidate))
+
+        self._units(unit)
