@@ -131,7 +131,7 @@ class RecurrentOp(GraphOp):
         state = (batch, d, h) if self.is_batch_first else (d, batch, h)
         expected.update(dict.fromkeys(("initial_h", "initial_c"), state))
         for name, want in expected.items():
-            v = getattr(self, name, None)
+            v = getattr(self, name)
             if v is None:
                 continue
             got = shape[v]
@@ -166,6 +166,10 @@ class _HiddenStateOp(RecurrentOp):
     initial_h = opt_operand_def(TensorType)
     y = result_def(TensorType)
     y_h = result_def(TensorType)
+
+    # the LSTM's operands, absent from these cells
+    initial_c = property(lambda self: None)
+    p = property(lambda self: None)
 
 
 @irdl_op_definition

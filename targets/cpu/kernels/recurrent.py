@@ -3,12 +3,12 @@
 The input projection of every step (X W^T + biases) is one GEMM before this kernel (`xp`, rows of
 gates * hidden per step and batch entry); what stays sequential runs here. Work item = one batch
 entry, which owns its state for the whole sequence: per step, the recurrent projection H R^T is a
-matrix-vector product against R^T (`rt`: [hidden, gates * hidden], a weight) whose columns are
-blocked UNROLL vectors at a time so independent FMA chains keep the ports busy, then the gate
+matrix-vector product against R^T (`rt`: [hidden, gates * hidden]) whose columns are blocked
+UNROLL vectors at a time so independent FMA chains keep the ports busy, then the gate
 nonlinearities run fused in one vectorized pass over the hidden units, which writes the new state
-(into `y_h` / `y_c`: the state buffers are the last-state results) and Y's row. The step count is
-the run-time sequence length, or the entry's `sequence_lens` clamped to it; Y's rows past it are
-zero.
+(into `y_h` / `y_c`: the state buffers are the last-state results) and Y's row. Biases that are
+not constants are added here (`xb`), constant ones are in xp. The step count is the run-time
+sequence length, or the entry's `sequence_lens` clamped to it; Y's rows past it are zero.
 
 Offsets and strides are in elements: step t of entry b reads xp[xp0 + t * xp_ts + b * xp_bs] and
 writes y[y0 + t * y_ts + b * y_bs]; its state is at h0 + b * h_bs of y_h, y_c, init_h and init_c
@@ -29,7 +29,7 @@ from pyflame_rt.targets.cpu.kernels import fast_math as fm
 from pyflame_rt.targets.cpu.kernels.elementwise import ELEMENTWISE_OPS
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
-RECURRENT_BUFFERS = ("xp", "rt", "rb", "p", "seq_lens", "init_h", "init_c", "y", "y_h", "y_c")
+RECURRENT_BUFFERS = ("xp", "xb", "rt", "rb", "p", "seq_lens", "init_h", "init_c", "y", "y_h", "y_c")
 RECURRENT_FIELDS = RECURRENT_BUFFERS + ("seq", "xp_ts", "xp_bs", "xp0", "y_ts", "y_bs", "y0", "h_bs", "h0")
 CELL_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 # vectors of R^T's columns accumulated at once: FMA latency x ports independent chains
@@ -53,6 +53,7 @@ class RecurrentSpec:
     init_c: bool = False
     peepholes: bool = False
     writes_y: bool = True
+    runtime_bias: bool = False  # the biases are not in xp: add xb's (W's, then R's) per step
 
     @property
     def gates(self) -> int:
@@ -158,12 +159,18 @@ class _StepEmitter:
                             lambda j, w: body(Typed(self.kb, DType.FLOAT32, w), j))
 
     def _pre(self, t: Typed, gate: int, j: SSAValue, recurrent: SSAValue | None = None) -> SSAValue:
-        """A gate's input before clipping: the projected X plus the recurrent part (default: acc's)."""
+        """A gate's input before clipping: the projected X plus the recurrent part (default: acc's),
+        plus, with run-time biases, W's and (but in a linear-before-reset GRU's h gate) R's."""
         kb = self.kb
         col = kb.add(kb.const(gate * self.h), j)
         if recurrent is None:
             recurrent = t.load(self.acc, col)
-        return t.add(t.load(self.f["xp"], kb.add(self.x_row, col)), recurrent)
+        x = t.add(t.load(self.f["xp"], kb.add(self.x_row, col)), recurrent)
+        if self.spec.runtime_bias:
+            x = t.add(x, t.load(self.f["xb"], col))
+            if not (self.spec.linear_before_reset and gate == 2):
+                x = t.add(x, t.load(self.f["xb"], kb.add(kb.const(self.gh), col)))
+        return x
 
     def _act(self, t: Typed, k: int, x: SSAValue) -> SSAValue:
         """The cell's k-th function of a (clipped) gate input."""
