@@ -23,7 +23,8 @@ from xdsl.dialects.builtin import ArrayAttr, BoolAttr, DenseArrayBase, FloatAttr
 from xdsl.irdl import (
     AttrSizedOperandSegments, irdl_attr_definition, irdl_op_definition, operand_def, opt_operand_def, opt_prop_def,
     prop_def, result_def)
-from xdsl.ir import EnumAttribute, SpacedOpaqueSyntaxAttribute
+from xdsl.dialects.utils import EnumAttribute
+from xdsl.ir import SpacedOpaqueSyntaxAttribute
 
 from pyflame_rt.dialects.assumptions import require_equal
 from pyflame_rt.dialects.graph import GraphOp
