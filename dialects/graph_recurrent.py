@@ -50,6 +50,10 @@ ACTIVATION_ARITY = {"relu": 0, "tanh": 0, "sigmoid": 0, "softsign": 0, "softplus
                     "thresholded_relu": 1, "elu": 1, "affine": 2, "scaled_tanh": 2, "hard_sigmoid": 2}
 
 
+def _dims(shape: Shape) -> str:
+    return f"[{', '.join(map(str, shape))}]"
+
+
 def _floats(values) -> DenseArrayBase:
     return DenseArrayBase.from_list(f32, [float(v) for v in values])
 
@@ -124,7 +128,7 @@ class RecurrentOp(GraphOp):
         shape = dict(zip(self.operands, shapes))
         x = shape[self.x]
         if len(x) != 3:
-            raise ShapeMismatchError(f"{self.name}: X must be rank 3, got {list(map(str, x))}")
+            raise ShapeMismatchError(f"{self.name}: X must be rank 3, got {_dims(x)}")
         batch, seq = (x[0], x[1]) if self.is_batch_first else (x[1], x[0])
         d, h, gh = self.num_directions, self.hidden, self.GATES * self.hidden
         expected = {"w": (d, gh, x[2]), "r": (d, gh, h), "b": (d, 2 * gh), "sequence_lens": (batch,),
@@ -137,10 +141,9 @@ class RecurrentOp(GraphOp):
                 continue
             got = shape[v]
             if len(got) != len(want):
-                raise ShapeMismatchError(f"{self.name}: {name} must be {list(map(str, want))}, "
-                                         f"got {list(map(str, got))}")
+                raise ShapeMismatchError(f"{self.name}: {name} must be {_dims(want)}, got {_dims(got)}")
             for g, w in zip(got, want):
-                require_equal(g, w, f"{self.name}: {name} must be {list(map(str, want))}")
+                require_equal(g, w, f"{self.name}: {name} must be {_dims(want)}")
         y = (batch, seq, d, h) if self.is_batch_first else (seq, d, batch, h)
         return [y] + [state] * self.STATES
 
