@@ -172,10 +172,11 @@ class _StepEmitter:
                 x = t.add(x, t.load(self.f["xb"], kb.add(kb.const(self.gh), col)))
         return x
 
-    def _act(self, t: Typed, k: int, x: SSAValue) -> SSAValue:
-        """The cell's k-th function of a (clipped) gate input."""
+    def _act(self, t: Typed, k: int, x: SSAValue, clipped: bool = True) -> SSAValue:
+        """The cell's k-th function of a gate input, clipped (not the LSTM's cell state, as in
+        onnxruntime)."""
         clip = self.spec.clip
-        if clip is not None:
+        if clip is not None and clipped:
             x = ELEMENTWISE_OPS["clip"].body(t, [x], (-clip, clip))
         return activate(t, self.spec.activations[k], x)
 
@@ -209,7 +210,7 @@ class _StepEmitter:
             c = t.fma(f, c_prev, t.mul(i, self._act(t, 1, self._pre(t, 3, j))))
             o = self._act(t, 0, self._peephole(t, 1, j, c, self._pre(t, 1, j)))
             self.kb.store(c, self.f["y_c"], self.kb.add(self.state, j))
-            self._emit_h(j, t.mul(o, self._act(t, 2, c)))
+            self._emit_h(j, t.mul(o, self._act(t, 2, c, clipped=False)))
 
         self._units(unit)
 

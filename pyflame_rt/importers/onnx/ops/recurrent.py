@@ -10,9 +10,10 @@ from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 _NAMES = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "affine": "affine", "leakyrelu": "leaky_relu",
           "thresholdedrelu": "thresholded_relu", "scaledtanh": "scaled_tanh", "hardsigmoid": "hard_sigmoid",
           "elu": "elu", "softsign": "softsign", "softplus": "softplus"}
-# alpha and beta of the activations that take them, where activation_alpha / _beta run out (onnxruntime's)
-_DEFAULT_PARAMS = {"affine": (1.0, 0.0), "leaky_relu": (0.01, 0.0), "thresholded_relu": (1.0, 0.0),
-                   "scaled_tanh": (1.0, 1.0), "hard_sigmoid": (0.2, 0.5), "elu": (1.0, 0.0)}
+# alpha and beta of the activations that take them, where activation_alpha / _beta run out
+# (onnxruntime's; 0 for the others: Affine, ScaledTanh)
+_DEFAULT_PARAMS = {"leaky_relu": (0.01, 0.0), "thresholded_relu": (1.0, 0.0), "hard_sigmoid": (0.2, 0.5),
+                   "elu": (1.0, 0.0)}
 _DEFAULT_ACTIVATIONS = {gr.RNNOp: ["tanh"], gr.GRUOp: ["sigmoid", "tanh"], gr.LSTMOp: ["sigmoid", "tanh", "tanh"]}
 _OPS = {"RNN": gr.RNNOp, "GRU": gr.GRUOp, "LSTM": gr.LSTMOp}
 

@@ -9,6 +9,8 @@ from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession
+from pyflame_rt.dialects.reference import evaluate
+from pyflame_rt.importers.onnx import from_onnx
 
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 INPUT = 3
@@ -67,7 +69,8 @@ _OUTPUT_TO_BATCH_FIRST = {"Y": (2, 0, 1, 3), "Y_h": (1, 0, 2), "Y_c": (1, 0, 2)}
 def _compare(rng, op_type, hidden, *, direction="forward", layout=0, inputs=("W", "R", "B"), state_inputs=(),
              outputs=("Y", "Y_h"), runtime_weights=False, shapes=((5, 2), (3, 3)), **attrs):
     """Compile once, run at each (seq, batch) of shapes, compare every output with onnxruntime (for
-    layout 1: onnxruntime on the layout-0 node with the tensors transposed)."""
+    layout 1: onnxruntime on the layout-0 node with the tensors transposed) and the graph's numpy
+    reference semantics with onnxruntime."""
     dirs = 2 if direction == "bidirectional" else 1
     arrays = _arrays(rng, op_type, dirs, hidden)
     attrs["direction"] = direction
@@ -76,14 +79,17 @@ def _compare(rng, op_type, hidden, *, direction="forward", layout=0, inputs=("W"
     model = _model(*args, layout, *rest)
     oracle = _model(*args, 0, *rest)
     weights = {n: arrays[n] for n in inputs} if runtime_weights else {}
-    session = InferenceSession(model)
+    session, imported = InferenceSession(model), from_onnx(model)
     for seq, batch in shapes:
         feeds = _feeds(rng, model, seq, batch, dirs, hidden, layout, weights)
         oracle_feeds = {n: v.transpose(_TO_SEQ_FIRST[n]) if layout and n in _TO_SEQ_FIRST else v
                         for n, v in feeds.items()}
         wants = ort_run(oracle, oracle_feeds)
-        for out, got, want in zip(model.graph.output, session.run(None, feeds), wants):
-            assert_close(got, want.transpose(_OUTPUT_TO_BATCH_FIRST[out.name]) if layout else want)
+        refs = evaluate(imported.module, imported.weights, feeds)
+        for out, got, ref, want in zip(model.graph.output, session.run(None, feeds), refs, wants):
+            want = want.transpose(_OUTPUT_TO_BATCH_FIRST[out.name]) if layout else want
+            assert_close(got, want)
+            assert_close(ref, want)
 
 
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
@@ -96,6 +102,13 @@ def test_lstm_directions_with_every_input(rng, direction):
 def test_lstm_batch_first_input_forget_clip_last_state_only(rng):
     _compare(rng, "LSTM", 8, direction="bidirectional", layout=1, outputs=("Y_h", "Y_c"),
              input_forget=1, clip=0.7, state_inputs=("initial_h",))
+
+
+def test_lstm_clip_bounds_the_gate_inputs_not_the_cell_state(rng):
+    """An affine candidate of slope 20 makes the cell state exceed the clip: onnxruntime applies h
+    to it unclipped."""
+    _compare(rng, "LSTM", 4, clip=0.1, activations=["Sigmoid", "Affine", "Affine"], activation_alpha=[20.0, 1.0],
+             activation_beta=[0.0, 0.0])
 
 
 def test_lstm_custom_activations(rng):
