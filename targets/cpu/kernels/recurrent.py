@@ -8,7 +8,8 @@ UNROLL vectors at a time so independent FMA chains keep the ports busy, then the
 nonlinearities run fused in one vectorized pass over the hidden units, which writes the new state
 (into `y_h` / `y_c`: the state buffers are the last-state results) and Y's row. Biases that are
 not constants are added here (`xb`), constant ones are in xp. The step count is the run-time
-sequence length, or the entry's `sequence_lens` clamped to it; Y's rows past it are zero.
+sequence length, or the entry's `sequence_lens` (one outside [0, seq] fails the run); Y's rows
+past it are zero.
 
 Offsets and strides are in elements: step t of entry b reads xp[xp0 + t * xp_ts + b * xp_bs] and
 writes y[y0 + t * y_ts + b * y_bs]; its state is at h0 + b * h_bs of y_h, y_c, init_h and init_c
@@ -29,8 +30,9 @@ from pyflame_rt.targets.cpu.kernels import fast_math as fm
 from pyflame_rt.targets.cpu.kernels.elementwise import ELEMENTWISE_OPS
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
-RECURRENT_BUFFERS = ("xp", "xb", "rt", "rb", "p", "seq_lens", "init_h", "init_c", "y", "y_h", "y_c")
-RECURRENT_FIELDS = RECURRENT_BUFFERS + ("seq", "xp_ts", "xp_bs", "xp0", "y_ts", "y_bs", "y0", "h_bs", "h0")
+RECURRENT_BUFFERS = ("xp", "xb", "rt", "rb", "p", "seq_lens", "init_h", "init_c", "y", "y_h", "y_c", "status")
+# status, code: where a sequence length outside [0, seq] stores the check's code (with seq_lens only)
+RECURRENT_FIELDS = RECURRENT_BUFFERS + ("seq", "xp_ts", "xp_bs", "xp0", "y_ts", "y_bs", "y0", "h_bs", "h0", "code")
 CELL_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 # vectors of R^T's columns accumulated at once: FMA latency x ports independent chains
 UNROLL = 4
@@ -99,8 +101,7 @@ class _StepEmitter:
             b = item.iv
             length = f["seq"]
             if spec.seq_lens:
-                given = kb.cast(llvm.SExtOp, kb.load(f["seq_lens"], b, elem=i32), i64)
-                length = kb.min(kb.max(given, kb.const(0)), f["seq"])
+                length = self._checked_length(kb.cast(llvm.SExtOp, kb.load(f["seq_lens"], b, elem=i32), i64))
             self.state = kb.add(f["h0"], kb.mul(b, f["h_bs"]))
             self._initial_state()
             with kb.loop(0, length) as s:
@@ -113,6 +114,14 @@ class _StepEmitter:
                     row = kb.add(f["y0"], kb.add(kb.mul(s.iv, f["y_ts"]), kb.mul(b, f["y_bs"])))
                     kb.fill(f["y"], row, kb.const(0), kb.const(self.h), 0.0, spec.width)
         return kb.finish()
+
+    def _checked_length(self, given: SSAValue) -> SSAValue:
+        """A batch entry's sequence_lens value; outside [0, seq] it flags the check (the run fails)
+        and is clamped, so no step reads past X."""
+        kb, f = self.kb, self.f
+        with kb.if_(kb.or_(kb.cmp("slt", given, kb.const(0)), kb.cmp("sgt", given, f["seq"]))):
+            kb.store(f["code"], f["status"], kb.const(0), elem=i64)
+        return kb.min(kb.max(given, kb.const(0)), f["seq"])
 
     def _initial_state(self) -> None:
         kb, f, spec = self.kb, self.f, self.spec

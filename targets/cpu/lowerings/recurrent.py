@@ -11,7 +11,7 @@ from pyflame_rt.dialects import graph_recurrent as gr
 from pyflame_rt.dialects.symbolic import dim_mul
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernels.recurrent import RECURRENT_FIELDS, RecurrentSpec, recurrent_kernel
-from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, node_label
 
 _CELLS = {gr.RNNOp: "rnn", gr.GRUOp: "gru", gr.LSTMOp: "lstm"}
 
@@ -64,6 +64,8 @@ class LowerRecurrent(GraphToKernelPattern):
         else:  # X [seq, batch, ...], Y [seq, dirs, batch, hidden], states [dirs, batch, hidden]
             xp_ts, xp_bs = dim_mul(batch, dirs * gh), dirs * gh
             y_ts, y_bs, h_bs = dim_mul(batch, dirs * h), h, h
+        status, code = (L.check(f"{node_label(op)}: a sequence_lens value is outside [0, sequence length]")
+                        if op.sequence_lens is not None else (L.null_buffer, 0))
         for d in range(dirs):
             reverse = op.direction.data == gr.Direction.REVERSE or d == 1
             spec = RecurrentSpec(
@@ -82,7 +84,8 @@ class LowerRecurrent(GraphToKernelPattern):
                 "init_h": L.loc(op.initial_h) if spec.init_h else L.null_buffer,
                 "init_c": L.loc(op.initial_c) if spec.init_c else L.null_buffer,
                 "y": y, "y_h": y_h, "y_c": y_c, "seq": seq, "xp_ts": xp_ts, "xp_bs": xp_bs, "xp0": d * gh,
-                "y_ts": y_ts, "y_bs": y_bs, "y0": state0, "h_bs": h_bs, "h0": state0}
+                "y_ts": y_ts, "y_bs": y_bs, "y0": state0, "h_bs": h_bs, "h0": state0,
+                "status": status, "code": code}
             name = L.kernel(spec.name, lambda spec=spec: recurrent_kernel(spec))
             L.call(name, [fields[f] for f in RECURRENT_FIELDS], batch, work_per_item=dim_mul(seq, h * gh))
 

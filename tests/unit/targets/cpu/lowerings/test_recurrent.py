@@ -10,6 +10,7 @@ from onnx import helper
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession
 from pyflame_rt.dialects.reference import evaluate
+from pyflame_rt.errors import InputError
 from pyflame_rt.importers.onnx import from_onnx
 
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
@@ -138,3 +139,13 @@ def test_runtime_weights(rng, op_type, attrs):
     inputs = ("W", "R", "B", "P") if op_type == "LSTM" else ("W", "R", "B")
     _compare(rng, op_type, 7, direction="bidirectional", inputs=inputs, runtime_weights=True,
              outputs=("Y", "Y_h"), **attrs)
+
+
+@pytest.mark.parametrize("length", [-1, 6])
+def test_a_sequence_length_outside_the_sequence_fails_the_run(rng, length):
+    """As in onnxruntime; the kernel clamps it meanwhile, so no step reads past X."""
+    arrays = _arrays(rng, "GRU", 1, 4)
+    model = _model(arrays, "GRU", 4, 1, 0, ("W", "R"), ("sequence_lens",), ("Y", "Y_h"), False, {})
+    feeds = {"X": rng.standard_normal((5, 2, INPUT)).astype(np.float32), "sequence_lens": np.array([5, length], np.int32)}
+    with pytest.raises(InputError, match=r"Gru node \(output 'Y'\): a sequence_lens value is outside \[0, sequence"):
+        InferenceSession(model).run(None, feeds)
