@@ -3,8 +3,9 @@
 The input projection of every step (X W^T + biases) is one GEMM before this kernel (`xp`, rows of
 gates * hidden per step and batch entry); what stays sequential runs here. Work item = one batch
 entry, which owns its state for the whole sequence: per step, the recurrent projection H R^T is a
-matrix-vector product against R^T (`rt`: [hidden, gates * hidden]) whose columns are blocked
-UNROLL vectors at a time so independent FMA chains keep the ports busy, then the gate
+matrix-vector product against R^T (`rt`: [hidden, gates * hidden]) packed as the GEMM packs B
+(gemm.pack_b, pack_b_kernel): panels of UNROLL vectors of columns, each a contiguous stream with
+independent FMA chains that keep the ports busy, then the gate
 nonlinearities run fused in one vectorized pass over the hidden units, which writes the new state
 (into `y_h` / `y_c`: the state buffers are the last-state results) and Y's row. Biases that are
 not constants are added here (`xb`), constant ones are in xp. The step count is the run-time
@@ -30,7 +31,7 @@ from pyflame_rt.targets.cpu.kernels import fast_math as fm
 from pyflame_rt.targets.cpu.kernels.elementwise import ELEMENTWISE_OPS
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
-RECURRENT_BUFFERS = ("xp", "xb", "rt", "rb", "p", "seq_lens", "init_h", "init_c", "y", "y_h", "y_c", "status")
+RECURRENT_BUFFERS = ("xp", "xb", "rt", "rt_h", "rb", "p", "seq_lens", "init_h", "init_c", "y", "y_h", "y_c", "status")
 # status, code: where a sequence length outside [0, seq] stores the check's code (with seq_lens only)
 RECURRENT_FIELDS = RECURRENT_BUFFERS + ("seq", "xp_ts", "xp_bs", "xp0", "y_ts", "y_bs", "y0", "h_bs", "h0", "code")
 CELL_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -71,6 +72,24 @@ class RecurrentSpec:
         return Signature.of(RECURRENT_FIELDS, buffers=RECURRENT_BUFFERS)
 
 
+def panel_vectors(ncols: int, width: int) -> int:
+    """Vectors per panel of a packed R^T of ncols columns: UNROLL, fewer for a narrower matrix."""
+    return min(UNROLL, -(-ncols // width))
+
+
+def recurrent_matrices(cell: str, linear_before_reset: bool, hidden: int) -> list[tuple[int, int]]:
+    """The rows of R (columns of R^T) each packed matrix holds: a GRU without linear_before_reset
+    projects r * H on R's h-gate rows apart, so they are a matrix of their own (`rt_h`)."""
+    gh = CELL_GATES[cell] * hidden
+    return [(0, 2 * hidden), (2 * hidden, gh)] if cell == "gru" and not linear_before_reset else [(0, gh)]
+
+
+def packed_columns(ncols: int, width: int) -> int:
+    """ncols rounded up to whole panels."""
+    nr = panel_vectors(ncols, width) * width
+    return -(-ncols // nr) * nr
+
+
 def activate(t: Typed, activation: Activation, x: SSAValue) -> SSAValue:
     """A recurrent cell's function: the elementwise op of that name, or affine / scaled_tanh."""
     name, p = activation
@@ -95,7 +114,9 @@ class _StepEmitter:
 
     def emit(self) -> func.FuncOp:
         kb, f, spec = self.kb, self.f, self.spec
-        self.acc = kb.scratch(self.gh)  # the step's recurrent projection
+        # the step's recurrent projection, and the padding columns of R^T's last panels
+        self.acc = kb.scratch(max(lo + packed_columns(hi - lo, spec.width)
+                                  for lo, hi in recurrent_matrices(spec.cell, spec.linear_before_reset, self.h)))
         self.reset_h = kb.scratch(self.h) if spec.cell == "gru" and not spec.linear_before_reset else None
         with kb.loop(kb.begin, kb.end) as item:
             b = item.iv
@@ -134,32 +155,26 @@ class _StepEmitter:
                 kb.fill(f[dst], self.state, zero, h, 0.0, spec.width)
 
     # ------------------------------------------------------------ recurrent projection
-    def _project(self, v: SSAValue, v_off: SSAValue, lo: int, hi: int) -> None:
-        """acc[j] = sum_k v[v_off + k] * rt[k, j] for the columns j in [lo, hi): blocks of UNROLL
-        vectors, then the whole vectors left, then single columns."""
-        kb, w = self.kb, self.spec.width
-        block = UNROLL * w
-        blocks = (hi - lo) // block
-        if blocks:
-            with kb.loop(0, blocks) as c:
-                self._columns(v, v_off, kb.add(kb.const(lo), kb.mul(c.iv, kb.const(block))), UNROLL, w)
-        col = lo + blocks * block
-        if (hi - col) // w:
-            self._columns(v, v_off, kb.const(col), (hi - col) // w, w)
-            col += (hi - col) // w * w
-        if hi - col:
-            self._columns(v, v_off, kb.const(col), hi - col, 1)
+    def _project(self, v: SSAValue, v_off: SSAValue, packed: SSAValue, col0: int, ncols: int) -> None:
+        """acc[col0 + j] = sum_k v[v_off + k] * R^T[k, j] for j < ncols (R^T packed in panels: its
+        padding columns land in acc past ncols), a panel at a time."""
+        kb, nvec = self.kb, panel_vectors(ncols, self.spec.width)
+        with kb.loop(0, -(-ncols // (nvec * self.spec.width))) as panel:
+            self._panel(v, v_off, packed, panel.iv, col0, nvec)
 
-    def _columns(self, v: SSAValue, v_off: SSAValue, col: SSAValue, nvec: int, width: int) -> None:
-        """acc[col + u * width ...] for u < nvec: one K loop with nvec independent accumulators."""
-        kb, rt = self.kb, self.f["rt"]
-        with kb.loop(0, self.h, carried=[kb.fconst(0.0, width)] * nvec) as k:
-            vk = kb.splat(kb.load(v, kb.add(v_off, k.iv)), width)
-            row = kb.add(kb.mul(k.iv, kb.const(self.gh)), col)
-            k.next = [kb.fma(vk, kb.load(rt, kb.add(row, kb.const(u * width)), width), a)
-                      for u, a in enumerate(k.carried)]
+    def _panel(self, v: SSAValue, v_off: SSAValue, packed: SSAValue, panel: SSAValue, col0: int, nvec: int) -> None:
+        """One panel's nvec vectors of columns: one K loop with nvec independent accumulators
+        streaming the panel's contiguous [hidden, nvec * width] block."""
+        kb, w = self.kb, self.spec.width
+        nr = nvec * w
+        base = kb.mul(panel, kb.const(self.h * nr))
+        with kb.loop(0, self.h, carried=[kb.fconst(0.0, w)] * nvec) as k:
+            vk = kb.splat(kb.load(v, kb.add(v_off, k.iv)), w)
+            row = kb.add(base, kb.mul(k.iv, kb.const(nr)))
+            k.next = [kb.fma(vk, kb.load(packed, kb.add(row, kb.const(u * w)), w), a) for u, a in enumerate(k.carried)]
+        col = kb.add(kb.const(col0), kb.mul(panel, kb.const(nr)))
         for u, a in enumerate(k.results):
-            kb.store(a, self.acc, kb.add(col, kb.const(u * width)))
+            kb.store(a, self.acc, kb.add(col, kb.const(u * w)))
 
     # ------------------------------------------------------------ gates
     def _units(self, body) -> None:
@@ -203,11 +218,11 @@ class _StepEmitter:
         return t.fma(t.load(self.f["p"], self.kb.add(self.kb.const(k * self.h), j)), c, x)
 
     def _rnn_step(self) -> None:
-        self._project(self.f["y_h"], self.state, 0, self.gh)
+        self._project(self.f["y_h"], self.state, self.f["rt"], 0, self.gh)
         self._units(lambda t, j: self._emit_h(j, self._act(t, 0, self._pre(t, 0, j))))
 
     def _lstm_step(self) -> None:
-        self._project(self.f["y_h"], self.state, 0, self.gh)
+        self._project(self.f["y_h"], self.state, self.f["rt"], 0, self.gh)
 
         def unit(t: Typed, j: SSAValue) -> None:
             c_prev = self._state(t, "y_c", j)
@@ -226,16 +241,16 @@ class _StepEmitter:
     def _gru_step(self) -> None:
         kb, h = self.kb, self.h
         if self.spec.linear_before_reset:
-            self._project(self.f["y_h"], self.state, 0, self.gh)
+            self._project(self.f["y_h"], self.state, self.f["rt"], 0, self.gh)
         else:  # h~ reads (r * H) R_h^T: r first, then the h gate's columns
-            self._project(self.f["y_h"], self.state, 0, 2 * h)
+            self._project(self.f["y_h"], self.state, self.f["rt"], 0, 2 * h)
 
             def reset(t: Typed, j: SSAValue) -> None:
                 r = self._act(t, 0, self._pre(t, 1, j))
                 t.store(t.mul(r, self._state(t, "y_h", j)), self.reset_h, j)
 
             self._units(reset)
-            self._project(self.reset_h, kb.const(0), 2 * h, 3 * h)
+            self._project(self.reset_h, kb.const(0), self.f["rt_h"], 2 * h, h)
 
         def unit(t: Typed, j: SSAValue) -> None:
             z = self._act(t, 0, self._pre(t, 0, j))

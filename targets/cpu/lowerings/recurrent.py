@@ -1,5 +1,6 @@
-"""RNN / GRU / LSTM -> one GEMM for the input projection of every step and direction, then per
-direction the step-loop kernel (kernels/recurrent.py) over the batch entries."""
+"""RNN / GRU / LSTM -> one GEMM for the input projection of every step and direction, R^T packed
+in the GEMM's panels, then per direction the step-loop kernel (kernels/recurrent.py) over the
+batch entries."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -9,8 +10,9 @@ from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph_recurrent as gr
 from pyflame_rt.dialects.symbolic import dim_mul
-from pyflame_rt.dtype import DType
-from pyflame_rt.targets.cpu.kernels.recurrent import RECURRENT_FIELDS, RecurrentSpec, recurrent_kernel
+from pyflame_rt.targets.cpu.kernels.gemm import PACK_FIELDS, pack_b, pack_b_kernel
+from pyflame_rt.targets.cpu.kernels.recurrent import (
+    RECURRENT_FIELDS, RecurrentSpec, packed_columns, panel_vectors, recurrent_kernel, recurrent_matrices)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, node_label
 
 _CELLS = {gr.RNNOp: "rnn", gr.GRUOp: "gru", gr.LSTMOp: "lstm"}
@@ -50,10 +52,7 @@ class LowerRecurrent(GraphToKernelPattern):
         w, r, bias, p = (L.const_value(v) if v is not None else None for v in (op.w, op.r, op.b, op.p))
         runtime_bias = op.b is not None and bias is None
         xp = self._input_projection(L, op, x_shape[2], gh, w, bias)
-        rt = L.new_buffer(dirs * h * gh * 4) if r is None else None
-        if rt is not None:  # R [dirs, gh, h] -> R^T per direction [dirs, h, gh]
-            L.emit_strided("copy", [L.loc(op.r)], (DType.FLOAT32,), [[gh * h], [1], [h]], rt, (dirs, h, gh),
-                           DType.FLOAT32)
+        rt = self._packed_r(L, op, r, cell, lbr)
         writes_y = bool(op.y.uses)
         y = L.result_loc(op.y) if writes_y else L.null_buffer
         y_h = L.result_loc(op.y_h)
@@ -77,7 +76,7 @@ class LowerRecurrent(GraphToKernelPattern):
             state0 = d * h if op.is_batch_first else dim_mul(batch, d * h)  # also Y's first row
             fields = {
                 "xp": xp, "xb": _at(L.loc(op.b), d * 2 * gh) if runtime_bias else L.null_buffer,
-                "rt": L.add_weight("recurrent_rt", np.ascontiguousarray(r[d].T)) if rt is None else _at(rt, d * h * gh),
+                "rt": rt[0][d], "rt_h": rt[1][d] if len(rt) > 1 else L.null_buffer,
                 "rb": self._h_gate_recurrent_bias(L, op, bias, d) if lbr else L.null_buffer,
                 "p": L.null_buffer if op.p is None else _direction_row(L, op.p, p, d, "peepholes"),
                 "seq_lens": L.loc(op.sequence_lens) if spec.seq_lens else L.null_buffer,
@@ -102,6 +101,27 @@ class LowerRecurrent(GraphToKernelPattern):
             kw["bias"] = (bias[:, :gh] + bias[:, gh:] * keep_r).reshape(-1).astype(np.float32)
         L.emit_gemm(a=op.x, a_strides=(k, 1), m=m, k=k, n=dirs * gh, out=xp, **kw)
         return xp
+
+    @staticmethod
+    def _packed_r(L, op: gr.RecurrentOp, r: np.ndarray | None, cell: str, lbr: bool) -> list[list]:
+        """Per matrix of recurrent_matrices, per direction: its R^T packed in panels as the GEMM packs
+        B (at compile time when R is constant, else by the GEMM's pack kernel, reading R transposed)."""
+        h, w, dirs = op.hidden, L.target.vector_width, op.num_directions
+        matrices = []
+        for lo, hi in recurrent_matrices(cell, lbr, h):
+            nr = panel_vectors(hi - lo, w) * w
+            if r is not None:
+                matrices.append([L.add_weight("recurrent_rt", pack_b(r[d, lo:hi].T.astype(np.float32), nr))
+                                 for d in range(dirs)])
+                continue
+            per_direction, npanels = h * packed_columns(hi - lo, w), -(-(hi - lo) // nr)
+            packed = L.new_buffer(dirs * per_direction * 4)
+            fields = {"b": _at(L.loc(op.r), lo * h), "bp": packed, "k": h, "n": hi - lo, "b_rs": 1, "b_cs": h,
+                      "b_bs": op.GATES * h * h, "bp_bs": per_direction, "npanels": npanels}
+            L.call(L.kernel(f"pack_b_{nr}", lambda nr=nr: pack_b_kernel(nr)), [fields[f] for f in PACK_FIELDS],
+                   dirs * npanels)
+            matrices.append([_at(packed, d * per_direction) for d in range(dirs)])
+        return matrices
 
     @staticmethod
     def _h_gate_recurrent_bias(L, op: gr.RecurrentOp, bias, d: int):

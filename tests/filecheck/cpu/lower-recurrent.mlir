@@ -1,8 +1,8 @@
 // RUN: pyflame-opt %s --to kernel | filecheck %s
 
 // A bidirectional LSTM with a run-time sequence length and batch, its W, R and B fed at run time:
-// one GEMM projects X for every step and both directions (W packed first), a copy transposes R,
-// then one step-loop kernel per direction (the reverse one its own variant) runs over the batch
+// one GEMM projects X for every step and both directions (W packed first), the GEMM's pack kernel
+// packs R^T in panels (reading R transposed), then one step-loop kernel per direction (the reverse one its own variant) runs over the batch
 // entries, reading the biases (xb) and writing Y, Y_h and the cell state (an arena buffer: Y_c is
 // not an output).
 func.func @main(%x: tensor<?x?x3xf32> {graph.name = "x", graph.dims = ["seq", "batch", "3"]}, %w: tensor<2x16x3xf32> {graph.name = "w"}, %r: tensor<2x16x4xf32> {graph.name = "r"}, %b: tensor<2x32xf32> {graph.name = "b"}) -> (tensor<?x2x?x4xf32> {graph.name = "y", graph.dims = ["seq", "2", "batch", "4"]}, tensor<2x?x4xf32> {graph.name = "y_h", graph.dims = ["2", "batch", "4"]}) {
@@ -10,7 +10,7 @@ func.func @main(%x: tensor<?x?x3xf32> {graph.name = "x", graph.dims = ["seq", "b
   func.return %y, %y_h : tensor<?x2x?x4xf32>, tensor<2x?x4xf32>
 }
 
-// CHECK: func.func public @recurrent_lstm_h4_w{{[0-9]+}}_{{[0-9a-f]+}}(%xp: !llvm.ptr, %xb: !llvm.ptr, %rt: !llvm.ptr, %rb: !llvm.ptr, %p: !llvm.ptr, %seq_lens: !llvm.ptr, %init_h: !llvm.ptr, %init_c: !llvm.ptr, %y: !llvm.ptr, %y_h: !llvm.ptr, %y_c: !llvm.ptr, %status: !llvm.ptr, %seq: i64,
+// CHECK: func.func public @recurrent_lstm_h4_w{{[0-9]+}}_{{[0-9a-f]+}}(%xp: !llvm.ptr, %xb: !llvm.ptr, %rt: !llvm.ptr, %rt_h: !llvm.ptr, %rb: !llvm.ptr, %p: !llvm.ptr, %seq_lens: !llvm.ptr, %init_h: !llvm.ptr, %init_c: !llvm.ptr, %y: !llvm.ptr, %y_h: !llvm.ptr, %y_c: !llvm.ptr, %status: !llvm.ptr, %seq: i64,
 // CHECK: func.func public @recurrent_lstm_h4_w{{[0-9]+}}_rev_{{[0-9a-f]+}}(
 // CHECK: kernel.schedule @model dims ["batch", "seq"] attributes {op_summary = {lstm = 1 : i64}}
 // CHECK: %[[X:.*]] = kernel.io input 0 "x"
@@ -26,8 +26,8 @@ func.func @main(%x: tensor<?x?x3xf32> {graph.name = "x", graph.dims = ["seq", "b
 // CHECK: kernel.launch @pack_b_{{[0-9]+}}(%[[W]], %[[WP]],
 // CHECK: kernel.launch @gemm_{{[0-9a-z_]+}}(%[[X]], %[[WP]], %[[XP]],
 // CHECK: %[[RT:.*]] = kernel.alloc
-// CHECK: kernel.launch @ew_copy_{{[0-9a-z_]+}}(%[[RT]], %[[R]],
+// CHECK: kernel.launch @pack_b_{{[0-9]+}}(%[[R]], %[[RT]],
 // CHECK: %[[YC:.*]] = kernel.alloc
-// CHECK: kernel.launch @recurrent_lstm_h4_w{{[0-9]+}}_{{[0-9a-f]+}}(%[[XP]], %[[B]], %[[RT]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[Y]], %[[YH]], %[[YC]], %{{[0-9]+}}, %[[SEQ]], {{.*}}) items(%[[BATCH]])
+// CHECK: kernel.launch @recurrent_lstm_h4_w{{[0-9]+}}_{{[0-9a-f]+}}(%[[XP]], %[[B]], %[[RT]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[Y]], %[[YH]], %[[YC]], %{{[0-9]+}}, %[[SEQ]], {{.*}}) items(%[[BATCH]])
 // CHECK: kernel.launch @recurrent_lstm_h4_w{{[0-9]+}}_rev_{{[0-9a-f]+}}(%[[XP]], %{{[0-9]+}}, %{{[0-9]+}}, {{.*}}, %[[Y]], %[[YH]], %[[YC]], %{{[0-9]+}}, %[[SEQ]], {{.*}}) items(%[[BATCH]])
 // CHECK-NOT: kernel.launch
