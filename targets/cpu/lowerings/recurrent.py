@@ -12,7 +12,8 @@ from pyflame_rt.dialects import graph_recurrent as gr
 from pyflame_rt.dialects.symbolic import dim_mul
 from pyflame_rt.targets.cpu.kernels.gemm import PACK_FIELDS, pack_b, pack_b_kernel
 from pyflame_rt.targets.cpu.kernels.recurrent import (
-    RECURRENT_FIELDS, RecurrentSpec, packed_columns, panel_vectors, recurrent_kernel, recurrent_matrices)
+    RECURRENT_FIELDS, RecurrentSpec, packed_columns, panel_vectors, recurrent_kernel, recurrent_matrices,
+    rows_for_target)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, node_label
 
 _CELLS = {gr.RNNOp: "rnn", gr.GRUOp: "gru", gr.LSTMOp: "lstm"}
@@ -72,7 +73,7 @@ class LowerRecurrent(GraphToKernelPattern):
                 linear_before_reset=lbr, input_forget=cell == "lstm" and op.coupled,
                 seq_lens=op.sequence_lens is not None, init_h=op.initial_h is not None,
                 init_c=cell == "lstm" and op.initial_c is not None, peepholes=op.p is not None, writes_y=writes_y,
-                runtime_bias=runtime_bias)
+                runtime_bias=runtime_bias, rows=rows_for_target(L.target.num_vector_registers))
             state0 = d * h if op.is_batch_first else dim_mul(batch, d * h)  # also Y's first row
             fields = {
                 "xp": xp, "xb": _at(L.loc(op.b), d * 2 * gh) if runtime_bias else L.null_buffer,
@@ -82,11 +83,12 @@ class LowerRecurrent(GraphToKernelPattern):
                 "seq_lens": L.loc(op.sequence_lens) if spec.seq_lens else L.null_buffer,
                 "init_h": L.loc(op.initial_h) if spec.init_h else L.null_buffer,
                 "init_c": L.loc(op.initial_c) if spec.init_c else L.null_buffer,
-                "y": y, "y_h": y_h, "y_c": y_c, "seq": seq, "xp_ts": xp_ts, "xp_bs": xp_bs, "xp0": d * gh,
+                "y": y, "y_h": y_h, "y_c": y_c, "seq": seq, "batch": batch, "xp_ts": xp_ts, "xp_bs": xp_bs, "xp0": d * gh,
                 "y_ts": y_ts, "y_bs": y_bs, "y0": state0, "h_bs": h_bs, "h0": state0,
                 "status": status, "code": code}
             name = L.kernel(spec.name, lambda spec=spec: recurrent_kernel(spec))
-            L.call(name, [fields[f] for f in RECURRENT_FIELDS], batch, work_per_item=dim_mul(seq, h * gh))
+            L.call(name, [fields[f] for f in RECURRENT_FIELDS], ("ceildiv", batch, spec.rows),
+                   work_per_item=dim_mul(seq, spec.rows * h * gh))
 
     @staticmethod
     def _input_projection(L, op: gr.RecurrentOp, k: int, gh: int, w, bias):

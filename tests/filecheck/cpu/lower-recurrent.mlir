@@ -10,8 +10,8 @@ func.func @main(%x: tensor<?x?x3xf32> {graph.name = "x", graph.dims = ["seq", "b
   func.return %y, %y_h : tensor<?x2x?x4xf32>, tensor<2x?x4xf32>
 }
 
-// CHECK: func.func public @recurrent_lstm_h4_w{{[0-9]+}}_{{[0-9a-f]+}}(%xp: !llvm.ptr, %xb: !llvm.ptr, %rt: !llvm.ptr, %rt_h: !llvm.ptr, %rb: !llvm.ptr, %p: !llvm.ptr, %seq_lens: !llvm.ptr, %init_h: !llvm.ptr, %init_c: !llvm.ptr, %y: !llvm.ptr, %y_h: !llvm.ptr, %y_c: !llvm.ptr, %status: !llvm.ptr, %seq: i64,
-// CHECK: func.func public @recurrent_lstm_h4_w{{[0-9]+}}_rev_{{[0-9a-f]+}}(
+// CHECK: func.func public @recurrent_lstm_h4_w{{[0-9]+}}_r{{[0-9]+}}_{{[0-9a-f]+}}(%xp: !llvm.ptr, %xb: !llvm.ptr, %rt: !llvm.ptr, %rt_h: !llvm.ptr, %rb: !llvm.ptr, %p: !llvm.ptr, %seq_lens: !llvm.ptr, %init_h: !llvm.ptr, %init_c: !llvm.ptr, %y: !llvm.ptr, %y_h: !llvm.ptr, %y_c: !llvm.ptr, %status: !llvm.ptr, %seq: i64, %batch: i64,
+// CHECK: func.func public @recurrent_lstm_h4_w{{[0-9]+}}_r{{[0-9]+}}_rev_{{[0-9a-f]+}}(
 // CHECK: kernel.schedule @model dims ["batch", "seq"] attributes {op_summary = {lstm = 1 : i64}}
 // CHECK: %[[X:.*]] = kernel.io input 0 "x"
 // CHECK: %[[W:.*]] = kernel.io input 1 "w"
@@ -28,6 +28,7 @@ func.func @main(%x: tensor<?x?x3xf32> {graph.name = "x", graph.dims = ["seq", "b
 // CHECK: %[[RT:.*]] = kernel.alloc
 // CHECK: kernel.launch @pack_b_{{[0-9]+}}(%[[R]], %[[RT]],
 // CHECK: %[[YC:.*]] = kernel.alloc
-// CHECK: kernel.launch @recurrent_lstm_h4_w{{[0-9]+}}_{{[0-9a-f]+}}(%[[XP]], %[[B]], %[[RT]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[Y]], %[[YH]], %[[YC]], %{{[0-9]+}}, %[[SEQ]], {{.*}}) items(%[[BATCH]])
-// CHECK: kernel.launch @recurrent_lstm_h4_w{{[0-9]+}}_rev_{{[0-9a-f]+}}(%[[XP]], %{{[0-9]+}}, %{{[0-9]+}}, {{.*}}, %[[Y]], %[[YH]], %[[YC]], %{{[0-9]+}}, %[[SEQ]], {{.*}}) items(%[[BATCH]])
+// CHECK: %[[ITEMS:.*]] = arith.ceildivsi %[[BATCH]],
+// CHECK: kernel.launch @recurrent_lstm_h4_w{{[0-9]+}}_r{{[0-9]+}}_{{[0-9a-f]+}}(%[[XP]], %[[B]], %[[RT]], %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %[[Y]], %[[YH]], %[[YC]], %{{[0-9]+}}, %[[SEQ]], %[[BATCH]], {{.*}}) items(%[[ITEMS]])
+// CHECK: kernel.launch @recurrent_lstm_h4_w{{[0-9]+}}_r{{[0-9]+}}_rev_{{[0-9a-f]+}}(%[[XP]], %{{[0-9]+}}, %{{[0-9]+}}, {{.*}}, %[[Y]], %[[YH]], %[[YC]], %{{[0-9]+}}, %[[SEQ]], %[[BATCH]], {{.*}}) items(%[[ITEMS]])
 // CHECK-NOT: kernel.launch

@@ -68,8 +68,9 @@ _OUTPUT_TO_BATCH_FIRST = {"Y": (2, 0, 1, 3), "Y_h": (1, 0, 2), "Y_c": (1, 0, 2)}
 
 
 def _compare(rng, op_type, hidden, *, direction="forward", layout=0, inputs=("W", "R", "B"), state_inputs=(),
-             outputs=("Y", "Y_h"), runtime_weights=False, shapes=((5, 2), (3, 3)), **attrs):
-    """Compile once, run at each (seq, batch) of shapes, compare every output with onnxruntime (for
+             outputs=("Y", "Y_h"), runtime_weights=False, shapes=((5, 2), (3, 5)), **attrs):
+    """Compile once, run at each (seq, batch) of shapes (batch 5: whole work items of rows and a
+    partial one), compare every output with onnxruntime (for
     layout 1: onnxruntime on the layout-0 node with the tensors transposed) and the graph's numpy
     reference semantics with onnxruntime."""
     dirs = 2 if direction == "bidirectional" else 1
