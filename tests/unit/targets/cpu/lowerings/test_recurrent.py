@@ -118,9 +118,9 @@ def test_lstm_custom_activations(rng):
              activation_alpha=[0.3, 0.8, 0.5], activation_beta=[0.4, 1.2, 0.1])
 
 
-@pytest.mark.parametrize("lbr", [0, 1])
-def test_gru_bidirectional_sequence_lens_initial_h(rng, lbr):
-    _compare(rng, "GRU", 5, direction="bidirectional", linear_before_reset=lbr,
+@pytest.mark.parametrize("lbr,inputs", [(0, ("W", "R", "B")), (1, ("W", "R"))])  # lbr without B: no R_h bias
+def test_gru_bidirectional_sequence_lens_initial_h(rng, lbr, inputs):
+    _compare(rng, "GRU", 5, direction="bidirectional", linear_before_reset=lbr, inputs=inputs,
              state_inputs=("sequence_lens", "initial_h"))
 
 
@@ -130,7 +130,7 @@ def test_gru_reverse_batch_first_activations_clip(rng):
 
 
 def test_rnn_bidirectional_per_direction_activations(rng):
-    _compare(rng, "RNN", 20, direction="bidirectional", inputs=("W", "R"),
+    _compare(rng, "RNN", 20, direction="bidirectional",
              activations=["Relu", "Elu"], activation_alpha=[0.7], state_inputs=("sequence_lens",))
 
 
