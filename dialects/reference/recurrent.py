@@ -68,8 +68,9 @@ def _recurrent(op, x):
         fns = _functions(op, d)
         reverse = op.direction.data == gr.Direction.REVERSE or d == 1
         for b in range(batch):
-            h, c = h0[d, b].astype(np.float64), c0[d, b].astype(np.float64)
             n = int(lens[b])
+            # an entry of length 0 ends in zero states (onnxruntime's)
+            h, c = (h0[d, b].astype(np.float64), c0[d, b].astype(np.float64)) if n else (np.zeros(hid),) * 2
             for t in (range(n - 1, -1, -1) if reverse else range(n)):
                 h, c = _step(op, d, xs[t, b] @ v["w"][d].T + bias[d, :gh], h, c, v["r"][d], bias[d, gh:], p[d], fns)
                 y[t, d, b] = h

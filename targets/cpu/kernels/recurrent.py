@@ -216,14 +216,22 @@ class _StepEmitter:
         return kb.min(kb.max(given, kb.const(0)), f["seq"])
 
     def _initial_state(self) -> None:
+        """The given initial states, zeros without them or (as onnxruntime's last states) for an
+        entry of length 0."""
         kb, f, spec = self.kb, self.f, self.spec
         states = [("y_h", "init_h", spec.init_h)] + ([("y_c", "init_c", spec.init_c)] if spec.cell == "lstm" else [])
         zero, h = kb.const(0), kb.const(self.h)
         for dst, src, given in states:
-            if given:
-                kb.copy(f[src], self.state, f[dst], self.state, zero, h, spec.width)
-            else:
+            def fill(dst=dst) -> None:
                 kb.fill(f[dst], self.state, zero, h, 0.0, spec.width)
+
+            def copy(dst=dst, src=src) -> None:
+                kb.copy(f[src], self.state, f[dst], self.state, zero, h, spec.width)
+
+            if given:
+                kb.if_else(kb.cmp("sgt", self.length, zero), copy, fill)
+            else:
+                fill()
 
     def _zero_padding(self) -> None:
         """Y's rows past the row's length."""

@@ -56,6 +56,7 @@ def _feeds(rng, model, seq, batch, dirs, hidden, layout, weights):
             feeds[name] = rng.standard_normal(shape).astype(np.float32)
         elif name == "sequence_lens":
             feeds[name] = rng.integers(1, seq + 1, batch).astype(np.int32)
+            feeds[name][-1] = 0  # ends in zero states
         elif name in ("initial_h", "initial_c"):
             shape = (batch, dirs, hidden) if layout else (dirs, batch, hidden)
             feeds[name] = rng.standard_normal(shape).astype(np.float32)
