@@ -31,13 +31,25 @@ def _direction_row(L, v, arr: np.ndarray | None, d: int, name: str):
     return _at(L.loc(v), d * L.shapes[v][1])
 
 
+def _strides(op: gr.RecurrentOp, batch, seq) -> dict:
+    """The step kernel's element strides of xp's and Y's steps and entries and of the states' entries."""
+    dirs, h = op.num_directions, op.hidden
+    gh = op.GATES * h
+    if op.is_batch_first:  # X [batch, seq, ...], Y [batch, seq, dirs, hidden], states [batch, dirs, hidden]
+        return {"xp_ts": dirs * gh, "xp_bs": dim_mul(seq, dirs * gh), "y_ts": dirs * h, "y_bs": dim_mul(seq, dirs * h),
+                "h_bs": dirs * h}
+    # X [seq, batch, ...], Y [seq, dirs, batch, hidden], states [dirs, batch, hidden]
+    return {"xp_ts": dim_mul(batch, dirs * gh), "xp_bs": dirs * gh, "y_ts": dim_mul(batch, dirs * h), "y_bs": h,
+            "h_bs": h}
+
+
 def _activations(op: gr.RecurrentOp, d: int) -> tuple:
     """Direction d's functions with the parameters each takes."""
     return tuple((name, (alpha, beta)[:gr.ACTIVATION_ARITY[name]]) for name, alpha, beta in op.direction_activations(d))
 
 
 class LowerRecurrent(GraphToKernelPattern):
-    float32_only = tuple(_CELLS)
+    """X's projection (one GEMM), R^T packed, then per direction the step kernel over the batch."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: gr.RNNOp | gr.GRUOp | gr.LSTMOp, rewriter: PatternRewriter) -> None:
@@ -58,14 +70,9 @@ class LowerRecurrent(GraphToKernelPattern):
         y = L.result_loc(op.y) if writes_y else L.null_buffer
         y_h = L.result_loc(op.y_h)
         y_c = L.result_loc(op.y_c) if cell == "lstm" else L.null_buffer
-        if op.is_batch_first:  # X [batch, seq, ...], Y [batch, seq, dirs, hidden], states [batch, dirs, hidden]
-            xp_ts, xp_bs = dirs * gh, dim_mul(seq, dirs * gh)
-            y_ts, y_bs, h_bs = dirs * h, dim_mul(seq, dirs * h), dirs * h
-        else:  # X [seq, batch, ...], Y [seq, dirs, batch, hidden], states [dirs, batch, hidden]
-            xp_ts, xp_bs = dim_mul(batch, dirs * gh), dirs * gh
-            y_ts, y_bs, h_bs = dim_mul(batch, dirs * h), h, h
         status, code = (L.check(f"{node_label(op)}: a sequence_lens value is outside [0, sequence length]")
                         if op.sequence_lens is not None else (L.null_buffer, 0))
+        strides = _strides(op, batch, seq)
         for d in range(dirs):
             reverse = op.direction.data == gr.Direction.REVERSE or d == 1
             spec = RecurrentSpec(
@@ -83,9 +90,8 @@ class LowerRecurrent(GraphToKernelPattern):
                 "seq_lens": L.loc(op.sequence_lens) if spec.seq_lens else L.null_buffer,
                 "init_h": L.loc(op.initial_h) if spec.init_h else L.null_buffer,
                 "init_c": L.loc(op.initial_c) if spec.init_c else L.null_buffer,
-                "y": y, "y_h": y_h, "y_c": y_c, "seq": seq, "batch": batch, "xp_ts": xp_ts, "xp_bs": xp_bs, "xp0": d * gh,
-                "y_ts": y_ts, "y_bs": y_bs, "y0": state0, "h_bs": h_bs, "h0": state0,
-                "status": status, "code": code}
+                "y": y, "y_h": y_h, "y_c": y_c, "seq": seq, "batch": batch, "xp0": d * gh, "y0": state0, "h0": state0,
+                "status": status, "code": code, **strides}
             name = L.kernel(spec.name, lambda spec=spec: recurrent_kernel(spec))
             L.call(name, [fields[f] for f in RECURRENT_FIELDS], ("ceildiv", batch, spec.rows),
                    work_per_item=dim_mul(seq, spec.rows * h * gh))
