@@ -19,8 +19,8 @@ def __getattr__(name: str):
     Graph = Dialect("graph", [*graph.CORE_OPS, *graph_math.MATH_OPS, *graph_reduce.REDUCE_OPS,
                             *graph_tensor.TENSOR_OPS, *graph_fused.FUSED_OPS, *graph_nn.NN_OPS,
                             *graph_bitwise.BITWISE_OPS, *graph_index.INDEX_OPS,
-                            *graph_pool_indices.POOL_INDEX_OPS, *graph_linalg.LINALG_OPS, *graph_recurrent.RECURRENT_OPS,
-                             *weights.WEIGHT_OPS],
+                            *graph_pool_indices.POOL_INDEX_OPS, *graph_linalg.LINALG_OPS, *weights.WEIGHT_OPS,
+                            *graph_recurrent.RECURRENT_OPS],
                     [*graph_attrs.GRAPH_ATTRS, *graph_recurrent.RECURRENT_ATTRS, *weights.WEIGHT_ATTRS])
     globals().update(Graph=Graph, Kernel=Kernel, ALL_DIALECTS=[Graph, Kernel])
     return globals()[name]
