@@ -19,7 +19,7 @@ import numpy as np
 
 from pyflame_rt.compiled_model import CompiledModel, buffers_from_header, dims_from_json
 from pyflame_rt.dialects.assumptions import Assumption
-from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate, evaluate_shape
+from pyflame_rt.dialects.symbolic import Shape, SymDim, bind_sums, evaluate, evaluate_shape
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, MemoryAccessError,
                                RunCancelledError, RunTimeoutError, ShapeMismatchError)
@@ -111,6 +111,7 @@ class Executable:
             for axis, (d, actual) in enumerate(zip(spec.shape, arr.shape)):
                 if isinstance(d, SymDim) and all(s in bindings for s in d.syms) and d.evaluate(bindings) != actual:
                     raise ShapeMismatchError(f"input '{spec.name}' dim {axis} must equal {d}, got {actual}")
+        bind_sums(bindings, self.symbols)
         unbound = [s for s in self.symbols if s not in bindings]
         if unbound:
             raise ShapeMismatchError(f"dynamic dims {unbound} cannot be determined from the inputs")
