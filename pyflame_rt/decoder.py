@@ -159,7 +159,8 @@ class StreamingInference:
     `start({"input_ids": prompt})` runs the prompt, `step(token)` feeds one more token per sequence;
     both return the logits of the last position, [batch, vocab], and pass them to the step callback.
     `generate(...)` does it all. `max_length`: the positions the cache is first sized for (it grows
-    when a decode goes past it)."""
+    when a decode goes past it). One decode at a time per object (it holds the decode's state);
+    decodes on one session may run in several threads, each with its own StreamingInference."""
 
     def __init__(self, session, max_length: int = 256):
         if type(max_length) is not int or max_length < 1:
@@ -170,6 +171,7 @@ class StreamingInference:
         self._callback: StepCallback | None = None
         self._cache: KVCache | None = None
         self._outputs: list[np.ndarray] = []
+        self._record = True  # keep every run's logits for get_outputs() (not in generate: 4 * vocab bytes each)
 
     @property
     def signature(self) -> DecoderSignature:
@@ -194,6 +196,9 @@ class StreamingInference:
     def start(self, initial: dict) -> np.ndarray:
         """Begin a decode: initial["input_ids"] is the prompt, [batch, seq] (or [seq]) int64;
         initial["attention_mask"] (optional, [batch, seq], 0 at padding) if the model has one."""
+        return self._begin(initial, self._max_length, record=True)
+
+    def _begin(self, initial: dict, capacity: int, record: bool) -> np.ndarray:
         if not isinstance(initial, dict) or "input_ids" not in initial:
             raise InputError("start() takes a dict with the prompt as 'input_ids'")
         unknown = set(initial) - {"input_ids", "attention_mask"}
@@ -205,16 +210,20 @@ class StreamingInference:
             np.ascontiguousarray(initial["attention_mask"], np.int64)
         if mask.shape != ids.shape:
             raise InputError(f"attention_mask must have the prompt's shape {list(ids.shape)}, got {list(mask.shape)}")
-        self._cache = KVCache(self._signature.pairs, ids.shape[0], max(self._max_length, ids.shape[1]))
-        self._outputs = []
-        return self._run(ids, mask, np.maximum(np.cumsum(mask, -1) - 1, 0))  # left padding shifts positions
+        self._cache = KVCache(self._signature.pairs, ids.shape[0], max(capacity, ids.shape[1]))
+        self._outputs, self._record = [], record
+        try:
+            return self._run(ids, mask, np.maximum(np.cumsum(mask, -1) - 1, 0))  # left padding shifts positions
+        except BaseException:
+            self._cache = None  # no decode without its prompt
+            raise
 
     def step(self, next_token) -> np.ndarray:
         """Feed the next token of each sequence (an int for batch 1, or [batch] / [batch, 1])."""
         cache = self._running()
         ids = np.asarray(next_token)
         if ids.ndim == 0 or ids.ndim == 1 and ids.shape[0] == cache.batch:
-            ids = ids.reshape(cache.batch, 1)
+            ids = ids.reshape(-1, 1)
         ids = _token_matrix(ids, "next_token")
         if ids.shape[0] != cache.batch:
             raise InputError(f"next_token must have one row per sequence ({cache.batch}), got {list(ids.shape)}")
@@ -222,7 +231,7 @@ class StreamingInference:
         return self._run(ids, mask, self._positions[:, -1:] + 1 + np.arange(ids.shape[1]))
 
     def get_outputs(self) -> list[np.ndarray]:
-        """The logits [batch, vocab] of every run since start, in order."""
+        """The logits [batch, vocab] of every run since start(), in order (generate keeps none)."""
         return list(self._outputs)
 
     def stop(self) -> None:
@@ -235,20 +244,22 @@ class StreamingInference:
         """The prompt [batch, seq] (or [seq]) followed by up to max_new_tokens tokens per sequence:
         greedy, or sampled (do_sample=True; temperature, top_k, top_p; seeded: reproducible).
         A sequence that emits one of `stop_tokens` is finished: its later positions repeat that token;
-        decoding ends when every sequence is finished. callback(tokens [batch]) gets each new token."""
+        decoding ends when every sequence is finished. callback(tokens [batch]) gets each new token.
+        It is a decode of its own: one begun with start() ends."""
         if type(max_new_tokens) is not int or max_new_tokens < 0:
             raise InputError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
         if callback is not None and not callable(callback):
             raise InputError(f"callback must be callable, got {type(callback).__name__}")
-        stops = np.asarray(list(stop_tokens), np.int64)
+        stops = np.asarray(list(stop_tokens))
+        if stops.size and not np.issubdtype(stops.dtype, np.integer):
+            raise InputError(f"stop_tokens must be token ids (ints), got {list(stop_tokens)!r}")
         sampler = Sampler(do_sample, temperature, top_k, top_p, seed)
         ids = _token_matrix(prompt_ids, "prompt_ids")
-        self._max_length = max(self._max_length, ids.shape[1] + max_new_tokens)
         initial = {"input_ids": ids} if attention_mask is None else {"input_ids": ids, "attention_mask": attention_mask}
         tokens = [ids]
         finished = np.zeros(ids.shape[0], bool)
         try:
-            logits = self.start(initial)
+            logits = self._begin(initial, ids.shape[1] + max_new_tokens, record=False)
             for n in range(max_new_tokens):
                 nxt = np.where(finished, tokens[-1][:, -1], sampler(logits)) if n else sampler(logits)
                 tokens.append(nxt[:, None])
@@ -281,8 +292,9 @@ class StreamingInference:
         outs = self._session.run_with_outputs(feeds, [bound.get(name) for name in sig.output_names])
         cache.advance(seq)
         self._mask, self._positions = mask, positions
-        logits = outs[sig.output_names.index(sig.logits)][:, -1]
-        self._outputs.append(logits)
+        logits = outs[sig.output_names.index(sig.logits)][:, -1].copy()  # not pinning the prompt's [b, s, vocab]
+        if self._record:
+            self._outputs.append(logits)
         if self._callback is not None:
             self._callback(logits)
         return logits

@@ -86,6 +86,8 @@ def test_steps_match_onnxruntime_step_by_step_and_keep_the_cache_in_place(sessio
     assert decoder.length == 12
     assert len(decoder.get_outputs()) == len(seen) == 7
     assert all(a is b for a, b in zip(decoder.get_outputs(), seen))
+    decoder.generate(prompt, 3)
+    assert decoder.get_outputs() == [] and len(seen) == 10  # generate keeps no logits, calls the callback
     decoder.stop()
     with pytest.raises(InputError, match="not started"):
         decoder.step(1)
@@ -138,9 +140,15 @@ def test_bad_tokens_are_refused(session):
         decoder.start({"input_ids": np.zeros((1, 3), np.float32)})
     with pytest.raises(InputError, match="not started"):
         decoder.step(1)
+    with pytest.raises(InputError, match="Gather"):
+        decoder.start({"input_ids": np.array([[1, CONFIG["vocab"]]])})
+    with pytest.raises(InputError, match="not started"):  # a failed prompt starts nothing
+        decoder.step(1)
     decoder.start({"input_ids": np.array([[1, 2]])})
     with pytest.raises(InputError, match="one row per sequence"):
         decoder.step(np.array([[1], [2]]))
+    with pytest.raises(InputError, match="stop_tokens must be token ids"):
+        decoder.generate(np.array([[1, 2]]), 3, stop_tokens=[0.5])
     with pytest.raises(InputError, match="Gather"):  # a token id past the vocabulary: the run-time index check
         decoder.step(CONFIG["vocab"] + 5)
     assert decoder.length == 2  # a failed step leaves the decode where it was
