@@ -2,7 +2,8 @@
 
 Dynamic ONNX dims (batch, sequence) flow through shape functions as monomials, so
 that Flatten / Reshape of a dynamic tensor stay exact and the CPU lowering can
-compute sizes from the dims a run binds.
+compute sizes from the dims a run binds. A sum of dims (Concat along a dynamic axis)
+is one symbol named by its terms, `past+seq` (`dim_add`), bound from them (`bind_sums`).
 """
 from __future__ import annotations
 
