@@ -19,6 +19,7 @@ model's own Concat(past, new) still copies the past into the present inside nati
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 from typing import Callable
 
 import numpy as np
@@ -120,29 +121,35 @@ class KVCache:
         self.capacity = 0
         self.front: list[np.ndarray] = []
         self.back: list[np.ndarray] = []
+        # per pair: the shape around the length axis, with the batch bound (computed once: a step
+        # makes a view of every pair twice)
+        self._shapes = [(tuple(batch if d == BATCH else d for d in p.shape[:p.axis]),
+                         tuple(batch if d == BATCH else d for d in p.shape[p.axis + 1:])) for p in pairs]
         self.reserve(capacity)
 
-    def shape(self, pair: CachePair, length: int) -> tuple[int, ...]:
-        return tuple(self.batch if d == BATCH else length if d == LENGTH else d for d in pair.shape)
+    def shape(self, k: int, length: int) -> tuple[int, ...]:
+        """The shape of pair k's tensor of `length` positions."""
+        before, after = self._shapes[k]
+        return (*before, length, *after)
 
     def reserve(self, capacity: int) -> None:
         if capacity <= self.capacity:
             return
         capacity = max(capacity, 2 * self.capacity)
-        front = [np.empty(int(np.prod(self.shape(p, capacity))), p.dtype) for p in self.pairs]
-        for new, old, p in zip(front, self.front, self.pairs):
-            n = int(np.prod(self.shape(p, self.length)))
+        front = [np.empty(prod(self.shape(k, capacity)), p.dtype) for k, p in enumerate(self.pairs)]
+        for k, (new, old) in enumerate(zip(front, self.front)):
+            n = prod(self.shape(k, self.length))
             new[:n] = old[:n]
         self.front, self.back = front, [np.empty_like(f) for f in front]
         self.capacity = capacity
 
     def pasts(self) -> dict[str, np.ndarray]:
-        return {p.past: _view(f, self.shape(p, self.length)) for p, f in zip(self.pairs, self.front)}
+        return {p.past: _view(f, self.shape(k, self.length)) for k, (p, f) in enumerate(zip(self.pairs, self.front))}
 
     def presents(self, seq: int) -> list[np.ndarray]:
         """Where the next run writes its presents (room reserved for them)."""
         self.reserve(self.length + seq)
-        return [_view(b, self.shape(p, self.length + seq)) for p, b in zip(self.pairs, self.back)]
+        return [_view(b, self.shape(k, self.length + seq)) for k, b in enumerate(self.back)]
 
     def advance(self, seq: int) -> None:
         """The run wrote its presents: they are the past now."""
@@ -151,7 +158,7 @@ class KVCache:
 
 
 def _view(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    return flat[:int(np.prod(shape))].reshape(shape)
+    return flat[:prod(shape)].reshape(shape)
 
 
 class StreamingInference:
@@ -292,7 +299,9 @@ class StreamingInference:
         outs = self._session.run_with_outputs(feeds, [bound.get(name) for name in sig.output_names])
         cache.advance(seq)
         self._mask, self._positions = mask, positions
-        logits = outs[sig.output_names.index(sig.logits)][:, -1].copy()  # not pinning the prompt's [b, s, vocab]
+        logits = outs[sig.output_names.index(sig.logits)][:, -1]
+        if seq > 1:
+            logits = logits.copy()  # not pinning the prompt's [batch, seq, vocab]
         if self._record:
             self._outputs.append(logits)
         if self._callback is not None:
