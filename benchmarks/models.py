@@ -183,6 +183,66 @@ class Decoder(nn.Module):
         return self.ln(x)
 
 
+class DecoderWithPast(nn.Module):
+    """The GPT-style decoder exported for step-by-step decoding, with HF GPT-2's ONNX interface:
+    inputs input_ids [batch, seq], attention_mask [batch, past + seq], position_ids [batch, seq] and
+    past_key_values.N.key / .value [batch, heads, past, head_dim]; outputs logits [batch, seq, vocab]
+    and present.N.key / .value [batch, heads, past + seq, head_dim] (Concat of past and new).
+    Attention stays decomposed into MatMul / Softmax; the causal mask compares key positions
+    (CumSum of the attention mask) with the query positions, so any past length works, 0 included."""
+
+    def __init__(self, layers=12, d=768, heads=12, vocab=50257, max_len=1024):
+        super().__init__()
+        self.heads = heads
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(max_len, d)
+        self.blocks = nn.ModuleList(Block(d, heads, True, nn.GELU(approximate="tanh")) for _ in range(layers))
+        self.ln = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+
+    def attention(self, blk, x, bias, past_k, past_v):
+        b, s, d = x.shape
+        q, k, v = blk.qkv(x).split(d, dim=-1)
+        q, k, v = (t.reshape(b, s, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
+        k, v = torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // self.heads) + bias
+        return blk.proj((scores.softmax(-1) @ v).transpose(1, 2).reshape(b, s, d)), k, v
+
+    def forward(self, input_ids, attention_mask, position_ids, *past):
+        x = self.tok(input_ids) + self.pos(position_ids)
+        key_pos = attention_mask.cumsum(-1) - 1
+        hidden = (key_pos[:, None, None, :] > position_ids[:, None, :, None]) | (attention_mask[:, None, None, :] == 0)
+        bias = hidden.to(x.dtype) * -10000.0
+        present = []
+        for j, blk in enumerate(self.blocks):
+            a, k, v = self.attention(blk, blk.ln1(x), bias, past[2 * j], past[2 * j + 1])
+            x = x + a
+            x = x + blk.fc2(blk.act(blk.fc1(blk.ln2(x))))
+            present += [k, v]
+        return (self.head(self.ln(x)), *present)
+
+
+def export_decoder_with_past(path: str, seed: int = 0, **config) -> None:
+    """DecoderWithPast(**config) with random weights (seeded), dynamic batch, seq and past."""
+    torch.manual_seed(seed)
+    model = DecoderWithPast(**config).eval()
+    layers, heads = len(model.blocks), model.heads
+    head_dim = model.tok.embedding_dim // heads
+    kv = [f"{j}.{t}" for j in range(layers) for t in ("key", "value")]
+    past = [torch.randn(2, heads, 3, head_dim) for _ in kv]
+    ids = torch.randint(0, model.tok.num_embeddings, (2, 4))
+    example = (ids, torch.ones(2, 7, dtype=torch.int64), torch.arange(3, 7).repeat(2, 1), *past)
+    inputs = ["input_ids", "attention_mask", "position_ids", *(f"past_key_values.{n}" for n in kv)]
+    outputs = ["logits", *(f"present.{n}" for n in kv)]
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total"},
+            "position_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch", 1: "seq"},
+            **{f"past_key_values.{n}": {0: "batch", 2: "past"} for n in kv},
+            **{f"present.{n}": {0: "batch", 2: "total"} for n in kv}}
+    with torch.no_grad():
+        torch.onnx.export(model, example, path, input_names=inputs, output_names=outputs, dynamic_axes=axes,
+                          opset_version=17, dynamo=False)
+
+
 def mlp():
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
                          nn.Linear(1024, 10))

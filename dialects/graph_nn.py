@@ -42,7 +42,7 @@ from pyflame_rt.dialects.graph import (
 from pyflame_rt.dialects.graph_attrs import (
     ActivationAttr, CoordinateMode, CoordinateModeAttr, Layout, LayoutAttr, NearestMode, NearestModeAttr, PadMode,
     PadModeAttr, ResizeMode, ResizeModeAttr, enum_attr)
-from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul
+from pyflame_rt.dialects.symbolic import Dim, Shape, dim_add, dim_mul
 from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
@@ -505,13 +505,7 @@ class ConcatOp(VariadicOp):
             for i, (a, b) in enumerate(zip(s, shapes[0])):
                 if i != axis:
                     require_equal(a, b, f"Concat inputs differ in dim {i} (an input vs the first)")
-            d = s[axis]
-            if isinstance(total, int) and isinstance(d, int):
-                total += d
-            elif total == 0:
-                total = d
-            else:
-                raise ShapeMismatchError("Concat along a dynamic axis of several inputs is not supported")
+            total = dim_add(total, s[axis])
         return [tuple(total if i == axis else d for i, d in enumerate(shapes[0]))]
 
 

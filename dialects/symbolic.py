@@ -2,7 +2,8 @@
 
 Dynamic ONNX dims (batch, sequence) flow through shape functions as monomials, so
 that Flatten / Reshape of a dynamic tensor stay exact and the CPU lowering can
-compute sizes from the dims a run binds.
+compute sizes from the dims a run binds. A sum of dims (Concat along a dynamic axis)
+is one symbol named by its terms, `past+seq` (`dim_add`), bound from them (`bind_sums`).
 """
 from __future__ import annotations
 
@@ -79,6 +80,50 @@ def numel(shape: Shape) -> Dim:
     for d in shape:
         out = dim_mul(out, d)
     return out
+
+
+def dim_add(a: Dim, b: Dim) -> Dim:
+    """a + b. A sum with a dynamic dim is a *sum symbol* named by its terms, plain symbols (sorted,
+    with repetition) then a constant: `past+seq`, `past+1`. No input binds it: runs compute it from
+    its terms (`bind_sums`). Sums of other monomials (2*seq, batch*seq) are refused."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if a == 0 or b == 0:
+        return b if a == 0 else a
+    names, constant = [], 0
+    for d in (a, b):
+        if isinstance(d, int):
+            constant += d
+            continue
+        if d.coef != 1 or len(d.syms) != 1:
+            raise ShapeMismatchError(f"cannot add dims {a} and {b}: only sums of plain symbols are supported")
+        terms, c = sum_terms(d.syms[0])
+        names += terms
+        constant += c
+    return SymDim.of("+".join(sorted(names) + ([str(constant)] if constant else [])))
+
+
+def sum_terms(sym: str) -> tuple[list[str], int]:
+    """The symbols and the constant a symbol adds up (a plain symbol: itself and 0)."""
+    names, constant = [], 0
+    for term in sym.split("+"):
+        if term.isdigit():
+            constant += int(term)
+        else:
+            names.append(term)
+    return names, constant
+
+
+def bind_sums(bindings: dict[str, int], symbols) -> None:
+    """Add the values of the sum symbols among `symbols` to `bindings`, computed from their terms'.
+    A sum symbol an input binds too (an ONNX dim named `a+b`) must agree: sizes derive from both."""
+    for sym in symbols:
+        names, constant = sum_terms(sym)
+        if len(names) + bool(constant) < 2 or any(n not in bindings for n in names):
+            continue
+        value = constant + sum(bindings[n] for n in names)
+        if bindings.setdefault(sym, value) != value:
+            raise ShapeMismatchError(f"dim '{sym}' is bound to {bindings[sym]} by an input, not to the sum {value}")
 
 
 SIZE_OPS = {"mul": lambda a, b: a * b, "add": lambda a, b: a + b, "min": min, "max": max,

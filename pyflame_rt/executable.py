@@ -19,7 +19,7 @@ import numpy as np
 
 from pyflame_rt.compiled_model import CompiledModel, buffers_from_header, dims_from_json
 from pyflame_rt.dialects.assumptions import Assumption
-from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate, evaluate_shape
+from pyflame_rt.dialects.symbolic import Shape, SymDim, bind_sums, evaluate, evaluate_shape
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, MemoryAccessError,
                                RunCancelledError, RunTimeoutError, ShapeMismatchError)
@@ -111,6 +111,7 @@ class Executable:
             for axis, (d, actual) in enumerate(zip(spec.shape, arr.shape)):
                 if isinstance(d, SymDim) and all(s in bindings for s in d.syms) and d.evaluate(bindings) != actual:
                     raise ShapeMismatchError(f"input '{spec.name}' dim {axis} must equal {d}, got {actual}")
+        bind_sums(bindings, self.symbols)
         unbound = [s for s in self.symbols if s not in bindings]
         if unbound:
             raise ShapeMismatchError(f"dynamic dims {unbound} cannot be determined from the inputs")
@@ -131,18 +132,20 @@ class Executable:
 
     # ---------------------------------------------------------------- run
     def run(self, arrays: list[np.ndarray], timeout_ms: int = 0,
-            profiler: Profiler | None = None) -> list[np.ndarray]:
+            profiler: Profiler | None = None, out: list | None = None) -> list[np.ndarray]:
         """arrays: one per input, in order, C-contiguous. Everything that depends only on the
         input shapes (validation, output shapes, memory plan) is cached per shape signature.
         timeout_ms > 0: raise RunTimeoutError once the run passes its deadline (checked
-        between kernels). profiler: receives one event per kernel call."""
+        between kernels). profiler: receives one event per kernel call. out (IO binding): per
+        output None (allocated) or the array the run writes it into (`bound_outputs`)."""
         for spec, arr in zip(self.inputs, arrays):  # the guard before native code, every run
             self.check_dtype(spec, arr)
         call = self._calls.get(tuple([a.shape for a in arrays]))
         if call is None:
             call = self._prepare(arrays)
         try:
-            outs = [np.empty(shape, dtype) for shape, dtype in call.outputs]
+            outs = [np.empty(shape, dtype) for shape, dtype in call.outputs] if out is None else \
+                self.bound_outputs(call.outputs, arrays, out)
         except MemoryError:
             raise BackendError(f"cannot allocate the outputs, shapes {[s for s, _ in call.outputs]}") from None
         try:
@@ -176,6 +179,31 @@ class Executable:
             self._scratch.append(scratch)
         if status:
             raise InputError(self.checks[status - 1])
+        return outs
+
+    def bound_outputs(self, shapes: list, arrays: list[np.ndarray], out: list) -> list[np.ndarray]:
+        """The outputs of a run given `out`: each given array must be C-contiguous, writable, of the
+        output's shape and dtype, and overlap no input and no other output (the kernels read and
+        write them as separate buffers)."""
+        if not isinstance(out, (list, tuple)) or len(out) != len(self.outputs):
+            raise InputError(f"out must be a list of {len(self.outputs)} arrays or None, one per output")
+        outs = []
+        for spec, (shape, dtype), a in zip(self.outputs, shapes, out):
+            if a is None:
+                a = np.empty(shape, dtype)
+            elif not (isinstance(a, np.ndarray) and a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+                      and a.flags.writeable):
+                raise InputError(f"output '{spec.name}' must be bound to a writable C-contiguous {np.dtype(dtype)} "
+                                 f"array of shape {list(shape)}, got {_describe_array(a)}")
+            outs.append(a)
+        reach_all = reach_out = 0  # by increasing start: the furthest end of any buffer, of any output
+        for begin, end, k in sorted((a.ctypes.data, a.ctypes.data + a.nbytes, k)
+                                    for k, a in enumerate(arrays + outs) if a.nbytes):
+            is_output = k >= len(arrays)
+            if begin < (reach_all if is_output else reach_out):
+                raise InputError("an output is bound to memory that overlaps another input or output of the run")
+            reach_all = max(reach_all, end)
+            reach_out = max(reach_out, end) if is_output else reach_out
         return outs
 
     def kernel_name(self, address: int) -> str:
@@ -233,3 +261,10 @@ class _PreparedCall:
 
 def _fmt(shape: Shape) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _describe_array(a) -> str:
+    if not isinstance(a, np.ndarray):
+        return f"a {type(a).__name__}"
+    layout = "" if a.flags.c_contiguous else " non-contiguous"
+    return f"a{' read-only' if not a.flags.writeable else ''}{layout} {a.dtype} array of shape {list(a.shape)}"

@@ -113,13 +113,17 @@ class InferenceSession:
             for name in output_names:
                 if name not in self._output_index:
                     raise InputError(f"unknown output name '{name}'; the model's outputs are {list(self._output_index)}")
-        if run_options is not None and not isinstance(run_options, RunOptions):
-            raise ValidationError(f"run_options must be a RunOptions, got {type(run_options).__name__}")
-        timeout_ms = run_options.validate().timeout_ms if run_options else 0
-        outs = self._exec.run(self._feeds(input_feed), timeout_ms, self._profiler)
+        outs = self._exec.run(self._feeds(input_feed), _timeout_ms(run_options), self._profiler)
         if output_names is None:
             return outs
         return [outs[self._output_index[name]] for name in output_names]
+
+    def run_with_outputs(self, input_feed: dict, outputs: list,
+                         run_options: RunOptions | None = None) -> list[np.ndarray]:
+        """run, writing into preallocated outputs (IO binding): `outputs` holds per model output None
+        (allocated) or a writable C-contiguous array of its shape and dtype that overlaps no feed and no
+        other output. Returns every output. StreamingInference keeps its key / value cache this way."""
+        return self._exec.run(self._feeds(input_feed), _timeout_ms(run_options), self._profiler, outputs)
 
     def end_profiling(self) -> str:
         """Write the Chrome-trace profile and return its file name ("" when profiling is off)."""
@@ -162,6 +166,12 @@ def from_onnx(model, options: SessionOptions | None = None, providers: list | No
         raise UnsupportedFormatError(f"{os.fspath(model)} is a compiled .pfm artifact, not an ONNX model: "
                                      f"open it with InferenceSession")
     return InferenceSession(model, options=options, providers=providers)
+
+
+def _timeout_ms(run_options: RunOptions | None) -> int:
+    if run_options is not None and not isinstance(run_options, RunOptions):
+        raise ValidationError(f"run_options must be a RunOptions, got {type(run_options).__name__}")
+    return run_options.validate().timeout_ms if run_options else 0
 
 
 def _describe(model) -> str:

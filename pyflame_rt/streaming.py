@@ -1,4 +1,5 @@
-"""`AsyncSession`: runs of one session on N execution streams of the C runtime.
+"""`AsyncSession`: runs of one session on N execution streams of the C runtime. (Token-by-token
+decoding, the guide's `streaming.StreamingInference`, lives in pyflame_rt/decoder.py.)
 
 Each stream is a runtime thread serving its own FIFO queue (runtime/pfrt_queue.c); a request runs
 through the session's ordinary `run` (feeds are validated before native code, as always), and a
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pyflame_rt.decoder import StreamingInference  # noqa: F401  (the guide's pyflame_rt.streaming name)
 from pyflame_rt.errors import InputError, QueueClosedError, QueueFullError, ValidationError
 from pyflame_rt.futures import OnComplete, RequestFuture, mark_cancelled, notify, settle
 from pyflame_rt.options import AsyncOptions

@@ -77,6 +77,28 @@ def test_output_name_subset_and_tensor_feeds(mlp_pfm):
         sess.run(["nope"], {"input": x})
 
 
+def test_run_with_outputs_writes_into_bound_arrays(mlp_pfm):
+    """IO binding: a bound output is written in place (no copy), None ones are allocated; arrays
+    that are of the wrong shape, dtype or layout, read-only, or that overlap a feed are refused."""
+    sess = InferenceSession(mlp_pfm)
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    (want,) = sess.run(None, {"input": x})
+    out = np.full((3, 10), np.nan, np.float32)
+    (got,) = sess.run_with_outputs({"input": x}, [out])
+    assert got is out
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(sess.run_with_outputs({"input": x}, [None])[0], want)
+    read_only = np.zeros((3, 10), np.float32)
+    read_only.flags.writeable = False
+    for bad, match in [(np.zeros((2, 10), np.float32), r"shape \[3, 10\], got a float32 array of shape \[2, 10\]"),
+                       (np.zeros((3, 10), np.float64), "float32 array"),
+                       (np.zeros((10, 3), np.float32).T, "non-contiguous"), (read_only, "read-only"), (x.reshape(-1)[:30].reshape(3, 10), "overlaps")]:
+        with pytest.raises(InputError, match=match):
+            sess.run_with_outputs({"input": x}, [bad])
+    with pytest.raises(InputError, match="one per output"):
+        sess.run_with_outputs({"input": x}, [])
+
+
 @pytest.mark.parametrize("feed,error,match", [
     ({"inputs": np.zeros((1, 1, 28, 28), np.float32)}, InputError, r"unknown input name.*'inputs'.*\['input'\]"),
     ({}, InputError, r"missing input.*'input'"),

@@ -10,7 +10,7 @@ import numpy as np
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph, graph_nn as nn
-from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, numel
+from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, fold_size, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.copy import CopySpec, copy_kernel
 from pyflame_rt.targets.cpu.kernels.transpose2d import Transpose2DSpec, transpose2d_kernel
@@ -151,7 +151,7 @@ class LowerConcat(GraphToKernelPattern):
             if v not in L.in_place:  # else its producer already wrote it into its slice of `out`
                 emit_copy(L, out, L.loc(v), [(d, ost[i], ist[i]) for i, d in enumerate(shape)], dst_off=offset,
                           item_bytes=L.dtype(op.result).itemsize)
-            offset = dim_mul(shape[axis], ost[axis]) if offset == 0 else _add(offset, dim_mul(shape[axis], ost[axis]))
+            offset = fold_size("add", offset, dim_mul(shape[axis], ost[axis]))
 
 
 def _add(a: Dim, b: Dim) -> Dim:

@@ -165,6 +165,28 @@ def test_concat_dynamic_batch(rng):
     _check(m, *[{"a": _x(rng, n, 3, 4), "b": _x(rng, n, 2, 4)} for n in (1, 3)])
 
 
+def test_concat_along_dynamic_axis(rng):
+    """A KV cache's Concat(past, new): the result's dim is the sum symbol 'past+seq', computed by each
+    run from the dims the inputs bind; a third part (an offset that is a sum) and an empty past too."""
+    m = make_model([helper.make_node("Concat", ["past", "new", "tail"], ["y"], axis=2)],
+                   [("past", ["N", 2, "past", 4]), ("new", ["N", 2, "seq", 4]), ("tail", ["N", 2, 1, 4])],
+                   [("y", ["N", 2, "total", 4])])
+    assert InferenceSession(m.SerializeToString()).get_outputs()[0].shape == ["N", 2, "past+seq+1", 4]
+    _check(m, *[{"past": _x(rng, n, 2, p, 4), "new": _x(rng, n, 2, s, 4), "tail": _x(rng, n, 2, 1, 4)}
+                for n, p, s in ((1, 0, 3), (2, 5, 1), (3, 7, 2))])
+
+
+def test_dim_that_must_equal_a_concat_sum_is_checked(rng):
+    """Add(Concat(a, b), s): s's dim must be a's plus b's, checked before native code runs."""
+    m = make_model([helper.make_node("Concat", ["a", "b"], ["c"], axis=0),
+                    helper.make_node("Add", ["c", "s"], ["y"])],
+                   [("a", ["p"]), ("b", ["q"]), ("s", ["t"])], [("y", ["t"])])
+    sess = InferenceSession(m.SerializeToString())
+    _check(m, {"a": _x(rng, 2), "b": _x(rng, 3), "s": _x(rng, 5)})
+    with pytest.raises(ShapeMismatchError, match=r"do not broadcast: 5 \(p\+q\) vs 4 \(t\)"):
+        sess.run(None, {"a": _x(rng, 2), "b": _x(rng, 3), "s": _x(rng, 4)})
+
+
 @pytest.mark.parametrize("opset", [11, 13, 18])
 def test_split(opset, rng):
     if opset < 13:
