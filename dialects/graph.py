@@ -54,7 +54,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 from pyflame_rt.dialects.assumptions import at_node, broadcast_dim, collect, require_equal, require_nonempty
 from pyflame_rt.dialects.graph_attrs import ActivationAttr
-from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_div, numel, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_div, numel, parse_dim, unknown_dim
 
 _ELEMENT_TYPES: dict[DType, Attribute] = {
     DType.FLOAT32: Float32Type(),
@@ -185,7 +185,7 @@ class GraphOp(IRDLOperation):
         shapes = [static_shape(o.type) for o in self.operands]
         # dynamic dims in the types are unknown here: give each its own symbol
         shapes = [
-            tuple(SymDim.of(f"?{i}_{j}") if d == DYNAMIC_INDEX else d for j, d in enumerate(s))
+            tuple(unknown_dim(f"{i}_{j}") if d == DYNAMIC_INDEX else d for j, d in enumerate(s))
             for i, s in enumerate(shapes)
         ]
         try:

@@ -3,6 +3,11 @@
 Dynamic ONNX dims (batch, sequence) flow through shape functions as monomials, so
 that Flatten / Reshape of a dynamic tensor stay exact and the CPU lowering can
 compute sizes from the dims a run binds.
+
+A verifier sees only `?` for a dynamic dim: it gives each one its own *unknown* symbol
+(`unknown_dim`), which stands for any positive size, so relations between dims the types
+do not show (a `?` that is 3*batch) cannot be refuted: an exact division of an unknown
+is another unknown.
 """
 from __future__ import annotations
 
@@ -34,11 +39,19 @@ class SymDim:
         rest = list(self.syms)
         for s in other.syms:
             if s not in rest:
-                raise ShapeMismatchError(f"cannot divide dim {self} by {other}")
+                return self._unknown_quotient(other, f"cannot divide dim {self} by {other}")
             rest.remove(s)
-        if other.coef == 0 or self.coef % other.coef:
+        if other.coef == 0:
             raise ShapeMismatchError(f"dim {self} is not divisible by {other}")
+        if self.coef % other.coef:
+            return self._unknown_quotient(other, f"dim {self} is not divisible by {other}")
         return normalize(SymDim(self.coef // other.coef, tuple(rest)))
+
+    def _unknown_quotient(self, other: "SymDim", why: str) -> "SymDim":
+        """self / other where only the value of an unknown symbol of self can make it exact."""
+        if not any(is_unknown(s) for s in self.syms):
+            raise ShapeMismatchError(why)
+        return unknown_dim(f"({self})/({other})")
 
     def evaluate(self, bindings: Mapping[str, int]) -> int:
         return self.coef * prod(bindings[s] for s in self.syms)
@@ -49,6 +62,15 @@ class SymDim:
 
 
 Dim = Union[int, SymDim]
+UNKNOWN = "?"  # the prefix of unknown symbols (model dims are identifiers: never one of them)
+
+
+def unknown_dim(name: str) -> SymDim:
+    return SymDim.of(UNKNOWN + name)
+
+
+def is_unknown(sym: str) -> bool:
+    return sym.startswith(UNKNOWN)
 Shape = tuple[Dim, ...]
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
 from pyflame_rt.dialects.assumptions import require_equal
+from pyflame_rt.dialects.symbolic import SymDim
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 
@@ -21,6 +22,14 @@ def _const_ints(ctx: _NodeContext, i: int, what: str) -> list[int] | None:
     if v is None:
         raise ctx.fail(f"{what} must be a constant")
     return [int(x) for x in np.asarray(v).ravel()]
+
+
+def _known_dims(ctx: _NodeContext, i: int, what: str) -> list:
+    """An integer input of ints and symbolic dims known at import (Shape arithmetic or a constant)."""
+    known = ctx.sym_input(i)
+    if known is None:
+        raise ctx.fail(f"{what} must be a constant or computed from input shapes")
+    return [v if isinstance(v, SymDim) else int(v) for v in known.values.flat]
 
 
 def _spatial(ctx: _NodeContext, x_shape, kernel: list[int]) -> tuple[list[int], list[int], list[int]]:
@@ -293,16 +302,16 @@ def _slice(ctx: _NodeContext):
         starts, ends = list(ctx.attrs["starts"]), list(ctx.attrs["ends"])
         axes, steps = list(ctx.attrs.get("axes", range(len(starts)))), [1] * len(starts)
     else:
-        starts, ends = _const_ints(ctx, 1, "starts"), _const_ints(ctx, 2, "ends")
+        starts, ends = _known_dims(ctx, 1, "starts"), _known_dims(ctx, 2, "ends")
         axes = _const_ints(ctx, 3, "axes") or list(range(len(starts)))
         steps = _const_ints(ctx, 4, "steps") or [1] * len(starts)
-    clamp = 2**62  # INT64 sentinels ("to the end") fit in the i64 properties as they are
-    ends = [max(min(e, clamp), -clamp) for e in ends]
-    starts = [max(min(s, clamp), -clamp) for s in starts]
+    clamp = nn.TO_THE_END
+    ends = [max(min(e, clamp), -clamp) if isinstance(e, int) else e for e in ends]
+    starts = [max(min(s, clamp), -clamp) if isinstance(s, int) else s for s in starts]
     return ctx.emit(nn.SliceOp, [ctx.input(0)], starts=starts, ends=ends,
                     axes=[a % rank for a in axes], steps=steps)
 
 
 @converter("Tile")
 def _tile(ctx: _NodeContext):
-    return ctx.emit(nn.TileOp, [ctx.input(0)], repeats=_const_ints(ctx, 1, "repeats"))
+    return ctx.emit(nn.TileOp, [ctx.input(0)], repeats=_known_dims(ctx, 1, "repeats"))
