@@ -147,6 +147,8 @@ def parse_dim(text: str) -> Dim:
     for part in text.split("*"):
         if part.lstrip("-").isdigit():
             coef *= int(part)
+        elif is_unknown(part):  # a verifier's symbol: never bound by a run
+            raise ShapeMismatchError(f"dim '{text}': a dim name may not start with '{UNKNOWN}'")
         else:
             syms.append(part)
     return normalize(SymDim(coef, tuple(sorted(syms))))

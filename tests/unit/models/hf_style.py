@@ -14,9 +14,12 @@ nn, F = torch.nn, torch.nn.functional
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, d: int, heads: int):
+    """`transformers`' two attention implementations: "eager" (matmuls and softmax) and "sdpa"
+    (F.scaled_dot_product_attention, whose export computes its scale from the head size's Shape)."""
+
+    def __init__(self, d: int, heads: int, attn_implementation: str = "eager"):
         super().__init__()
-        self.heads, self.head_size = heads, d // heads
+        self.heads, self.head_size, self.sdpa = heads, d // heads, attn_implementation == "sdpa"
         self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
         self.dense = nn.Linear(d, d)
 
@@ -26,19 +29,23 @@ class SelfAttention(nn.Module):
 
     def forward(self, h, mask=None):
         q, k, v = (self.transpose_for_scores(lin(h)) for lin in (self.query, self.key, self.value))
-        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_size)
-        if mask is not None:
-            scores = scores + mask
-        ctx = torch.matmul(scores.softmax(dim=-1), v).permute(0, 2, 1, 3).contiguous()
+        if self.sdpa:
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_size)
+            if mask is not None:
+                scores = scores + mask
+            ctx = torch.matmul(scores.softmax(dim=-1), v)
+        ctx = ctx.permute(0, 2, 1, 3).contiguous()
         return self.dense(ctx.view(ctx.size()[:-2] + (self.heads * self.head_size,)))
 
 
 class BertLayer(nn.Module):
     """Post-LayerNorm: LN(h + attention(h)), LN(x + ffn(x))."""
 
-    def __init__(self, d: int, heads: int, ffn: int):
+    def __init__(self, d: int, heads: int, ffn: int, attn_implementation: str):
         super().__init__()
-        self.attention, self.ln1 = SelfAttention(d, heads), nn.LayerNorm(d, eps=1e-12)
+        self.attention, self.ln1 = SelfAttention(d, heads, attn_implementation), nn.LayerNorm(d, eps=1e-12)
         self.intermediate, self.output, self.ln2 = nn.Linear(d, ffn), nn.Linear(ffn, d), nn.LayerNorm(d, eps=1e-12)
 
     def forward(self, h, mask):
@@ -69,10 +76,10 @@ class BertEncoder(nn.Module):
     """BertModel's encoder with a sentence-transformers mean pooling on top: returns the last hidden
     state and the masked mean over the sequence."""
 
-    def __init__(self, vocab=100, d=64, heads=4, layers=2, max_pos=160):
+    def __init__(self, vocab=100, d=64, heads=4, layers=2, max_pos=160, attn_implementation="eager"):
         super().__init__()
         self.embeddings = BertEmbeddings(vocab, d, max_pos)
-        self.layer = nn.ModuleList(BertLayer(d, heads, 4 * d) for _ in range(layers))
+        self.layer = nn.ModuleList(BertLayer(d, heads, 4 * d, attn_implementation) for _ in range(layers))
 
     def forward(self, input_ids, attention_mask):
         extended = attention_mask[:, None, None, :].to(torch.float32)
@@ -131,12 +138,12 @@ def export(module, args, names, dynamic: dict[str, dict[int, str]], outputs, ops
     return onnx.load_from_string(buf.getvalue())
 
 
-def bert_model(vocab=100, d=64, heads=4, layers=2, max_pos=160) -> onnx.ModelProto:
+def bert_model(vocab=100, d=64, heads=4, layers=2, max_pos=160, attn_implementation="eager") -> onnx.ModelProto:
     """BERT-base is bert_model(30522, 768, 12, 12, 512)."""
     torch.manual_seed(0)
     ids = torch.ones(2, 5, dtype=torch.long)
     dims = {0: "batch", 1: "sequence"}
-    return export(BertEncoder(vocab, d, heads, layers, max_pos), (ids, torch.ones_like(ids)),
+    return export(BertEncoder(vocab, d, heads, layers, max_pos, attn_implementation), (ids, torch.ones_like(ids)),
                   ["input_ids", "attention_mask"],
                   {"input_ids": dims, "attention_mask": dims, "last_hidden_state": dims, "pooled": {0: "batch"}},
                   ["last_hidden_state", "pooled"])

@@ -20,7 +20,8 @@ def _check(model, feeds_list):
             assert_close(g, w, rtol=1e-4)
 
 
-def test_bert_encoder_position_ids_sliced_to_the_sequence():
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_bert_encoder_position_ids_sliced_to_the_sequence(attn_implementation):
     hf_style = pytest.importorskip("models.hf_style")
     rng = np.random.default_rng(0)
 
@@ -29,7 +30,8 @@ def test_bert_encoder_position_ids_sliced_to_the_sequence():
         mask[-1, seq // 2:] = 0  # the last sentence is padded
         return {"input_ids": rng.integers(1, 100, (batch, seq)), "attention_mask": mask}
 
-    _check(hf_style.bert_model(), [feeds(b, s) for b, s in ((1, 9), (3, 9), (1, 33), (3, 33))])
+    _check(hf_style.bert_model(attn_implementation=attn_implementation),
+           [feeds(b, s) for b, s in ((1, 9), (3, 9), (1, 33), (3, 33))])
 
 
 def test_vit_heads_folded_into_the_dynamic_batch():
