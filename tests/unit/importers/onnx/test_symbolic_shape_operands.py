@@ -57,6 +57,19 @@ def test_slice_past_the_table_is_refused_before_native_code(rng):
         sess.run(None, {"ids": rng.integers(0, 9, (1, 17))})
 
 
+def test_causal_mask_window_of_a_static_buffer(rng):
+    """GPT-2's `bias[:, :, k - q : k, :k]` without a past: k - q is 0, both ends the sequence."""
+    nodes = [*_dim("q", "scores", 2), *_dim("k", "scores", 3),
+             helper.make_node("Sub", ["k", "q"], ["first"]), _const("zero", [0]),
+             helper.make_node("Concat", ["first", "zero"], ["starts"], axis=0),
+             helper.make_node("Concat", ["k", "k"], ["ends"], axis=0), _const("axes", [2, 3]),
+             helper.make_node("Slice", ["bias", "starts", "ends", "axes"], ["window"]),
+             helper.make_node("Add", ["scores", "window"], ["y"])]
+    bias = np.tril(np.ones((16, 16), np.float32)).reshape(1, 1, 16, 16)
+    model = make_model(nodes, [("scores", ["b", 2, "s", "s"])], [("y", ["b", 2, "s", "s"])], {"bias": bias})
+    _run_both(model, [{"scores": rng.standard_normal((b, 2, s, s)).astype(np.float32)} for b, s in ((1, 3), (2, 16))])
+
+
 @pytest.mark.parametrize("start,axis_end", [(0, "same"), (2, 5)])
 def test_slice_of_a_dynamic_axis(start, axis_end, rng):
     """x[:, start:s] on the s axis itself (the whole axis) and x[:, 2:5] (static, assumed in range)."""
