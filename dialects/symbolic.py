@@ -62,6 +62,7 @@ class SymDim:
 
 
 Dim = Union[int, SymDim]
+Shape = tuple[Dim, ...]
 UNKNOWN = "?"  # the prefix of unknown symbols (model dims are identifiers: never one of them)
 
 
@@ -71,7 +72,6 @@ def unknown_dim(name: str) -> SymDim:
 
 def is_unknown(sym: str) -> bool:
     return sym.startswith(UNKNOWN)
-Shape = tuple[Dim, ...]
 
 
 def normalize(d: Dim) -> Dim:

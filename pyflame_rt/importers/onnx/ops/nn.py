@@ -2,7 +2,8 @@
 
 Opset differences are removed here: attributes that became inputs (Pad pads,
 Split split, Squeeze/Unsqueeze axes, Slice starts/ends, Resize scales/sizes) must
-be constants and become properties; auto_pad is resolved to explicit pads.
+be constants and become properties, Slice starts / ends and Tile repeats may also be
+symbolic dims computed by Shape arithmetic; auto_pad is resolved to explicit pads.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import numpy as np
 
 from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
 from pyflame_rt.dialects.assumptions import require_equal
-from pyflame_rt.dialects.symbolic import SymDim
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 
@@ -22,14 +22,6 @@ def _const_ints(ctx: _NodeContext, i: int, what: str) -> list[int] | None:
     if v is None:
         raise ctx.fail(f"{what} must be a constant")
     return [int(x) for x in np.asarray(v).ravel()]
-
-
-def _known_dims(ctx: _NodeContext, i: int, what: str) -> list:
-    """An integer input of ints and symbolic dims known at import (Shape arithmetic or a constant)."""
-    known = ctx.sym_input(i)
-    if known is None:
-        raise ctx.fail(f"{what} must be a constant or computed from input shapes")
-    return [v if isinstance(v, SymDim) else int(v) for v in known.values.flat]
 
 
 def _spatial(ctx: _NodeContext, x_shape, kernel: list[int]) -> tuple[list[int], list[int], list[int]]:
@@ -302,7 +294,7 @@ def _slice(ctx: _NodeContext):
         starts, ends = list(ctx.attrs["starts"]), list(ctx.attrs["ends"])
         axes, steps = list(ctx.attrs.get("axes", range(len(starts)))), [1] * len(starts)
     else:
-        starts, ends = _known_dims(ctx, 1, "starts"), _known_dims(ctx, 2, "ends")
+        starts, ends = ctx.known_dims(1, "starts"), ctx.known_dims(2, "ends")
         axes = _const_ints(ctx, 3, "axes") or list(range(len(starts)))
         steps = _const_ints(ctx, 4, "steps") or [1] * len(starts)
     clamp = nn.TO_THE_END
@@ -314,4 +306,4 @@ def _slice(ctx: _NodeContext):
 
 @converter("Tile")
 def _tile(ctx: _NodeContext):
-    return ctx.emit(nn.TileOp, [ctx.input(0)], repeats=_known_dims(ctx, 1, "repeats"))
+    return ctx.emit(nn.TileOp, [ctx.input(0)], repeats=ctx.known_dims(1, "repeats"))
