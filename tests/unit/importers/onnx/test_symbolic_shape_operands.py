@@ -1,6 +1,6 @@
 """Shape operands computed by Shape arithmetic over the input dims import with symbolic sizes:
-Slice bounds, Tile repeats, Reshape targets the verifier sees only as `?`, reduce axes and
-ReduceProd of a shape. Each model compiles once and is compared with onnxruntime at two shapes."""
+Slice bounds, Tile repeats, Reshape targets with several symbolic dims or that the verifier sees
+only as `?`, reduce axes and ReduceProd of a shape. Each model compiles once and is compared with onnxruntime at two shapes."""
 import numpy as np
 import pytest
 from onnx import helper
@@ -114,6 +114,24 @@ def test_heads_folded_into_the_batch_and_back_verify(rng):
     model = make_model(nodes, [("x", ["b", 5, 8])], [("y", ["b", 2, 5, 4])])
     assert _result_dims(model) == ["b", "2", "5", "4"]
     _run_both(model, [{"x": rng.standard_normal((b, 5, 8)).astype(np.float32)} for b in (1, 3)])
+
+
+def test_tokens_flattened_and_back_keep_both_dims(rng):
+    """GPT-2's Conv1D: [b, s, d] viewed as [b*s, d] for the GEMM, then as Shape(x)[:-1] + [n]: two
+    symbolic dims that no single -1 infers, so the target holds them."""
+    nodes = [_const("flat", [-1, 4]), helper.make_node("Reshape", ["x", "flat"], ["rows"]),
+             helper.make_node("MatMul", ["rows", "w"], ["proj"]),
+             helper.make_node("Shape", ["x"], ["shape"]), _const("zero", [0]), _const("last", [-1]),
+             helper.make_node("Slice", ["shape", "zero", "last"], ["lead"]), _const("n", [6]),
+             helper.make_node("Concat", ["lead", "n"], ["target"], axis=0),
+             helper.make_node("Reshape", ["proj", "target"], ["y"])]
+    w = rng.standard_normal((4, 6)).astype(np.float32)
+    model = make_model(nodes, [("x", ["b", "s", 4])], [("y", ["b", "s", 6])], {"w": w})
+    assert _result_dims(model) == ["b", "s", "6"]
+    sess = InferenceSession(model.SerializeToString())
+    for b, s in ((1, 5), (3, 2)):
+        x = rng.standard_normal((b, s, 4)).astype(np.float32)
+        np.testing.assert_allclose(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0], rtol=1e-5, atol=1e-6)
 
 
 def test_reduce_prod_of_a_shape_and_axes_from_the_rank(rng):
