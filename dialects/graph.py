@@ -54,7 +54,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 from pyflame_rt.dialects.assumptions import at_node, broadcast_dim, collect, require_equal, require_nonempty
 from pyflame_rt.dialects.graph_attrs import ActivationAttr
-from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_div, numel, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_div, numel, parse_dim, unknown_dim
 
 _ELEMENT_TYPES: dict[DType, Attribute] = {
     DType.FLOAT32: Float32Type(),
@@ -185,7 +185,7 @@ class GraphOp(IRDLOperation):
         shapes = [static_shape(o.type) for o in self.operands]
         # dynamic dims in the types are unknown here: give each its own symbol
         shapes = [
-            tuple(SymDim.of(f"?{i}_{j}") if d == DYNAMIC_INDEX else d for j, d in enumerate(s))
+            tuple(unknown_dim(f"{i}_{j}") if d == DYNAMIC_INDEX else d for j, d in enumerate(s))
             for i, s in enumerate(shapes)
         ]
         try:
@@ -461,24 +461,34 @@ class FlattenOp(UnaryOp):
 
 @irdl_op_definition
 class ReshapeOp(UnaryOp):
-    """Reshape to `shape` (ONNX rules: 0 copies the input dim unless allowzero, -1 is inferred)."""
+    """Reshape to `shape` (ONNX rules: 0 copies the input dim unless allowzero, -1 is inferred): ints,
+    or dims as text (`["batch", "seq", "64"]`) where the target has symbolic dims a single -1 and
+    copies cannot express."""
 
     name = "graph.reshape"
-    shape = prop_def(DenseArrayBase)
+    shape = prop_def(DenseArrayBase | ArrayAttr)
     allowzero = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
 
-    def __init__(self, input, shape: Sequence[int], result_type, allowzero: bool = False):
-        super().__init__(input, result_type, shape=DenseArrayBase.from_list(i64, list(shape)),
-                         allowzero=BoolAttr.from_bool(allowzero))
+    def __init__(self, input, shape: Sequence[Dim], result_type, allowzero: bool = False):
+        target = (ArrayAttr([StringAttr(str(d)) for d in shape]) if any(isinstance(d, SymDim) for d in shape)
+                  else DenseArrayBase.from_list(i64, [int(d) for d in shape]))
+        super().__init__(input, result_type, shape=target, allowzero=BoolAttr.from_bool(allowzero))
+
+    def target(self) -> list[Dim]:
+        if isinstance(self.shape, ArrayAttr):
+            return [parse_dim(d.data) for d in self.shape.data]
+        return list(self.shape.get_values())
 
     def infer_shapes(self, shapes):
-        return [reshape_shape(shapes[0], list(self.shape.get_values()), self.allowzero.value.data)]
+        return [reshape_shape(shapes[0], self.target(), self.allowzero.value.data)]
 
 
-def reshape_shape(src: Shape, target: list[int], allowzero: bool = False) -> Shape:
+def reshape_shape(src: Shape, target: Sequence[Dim], allowzero: bool = False) -> Shape:
     out: list[Dim | None] = []
     for i, t in enumerate(target):
-        if t == 0 and not allowzero:
+        if isinstance(t, SymDim):
+            out.append(t)
+        elif t == 0 and not allowzero:
             if i >= len(src):
                 raise ShapeMismatchError(f"Reshape: 0 at position {i} but input has rank {len(src)}")
             out.append(src[i])
@@ -488,16 +498,17 @@ def reshape_shape(src: Shape, target: list[int], allowzero: bool = False) -> Sha
             raise ShapeMismatchError(f"Reshape: invalid target dim {t}")
         else:
             out.append(t)
+    shown = [t if isinstance(t, int) else str(t) for t in target]
     if out.count(None) > 1:
         raise ShapeMismatchError("Reshape: more than one -1 in the target shape")
     total = numel(src)
     known = numel(tuple(d for d in out if d is not None))
     if None in out:
-        require_nonempty(known, f"Reshape to {target}: the -1 dim cannot be inferred when the other dims "
+        require_nonempty(known, f"Reshape to {shown}: the -1 dim cannot be inferred when the other dims "
                                 "hold no elements")
         out[out.index(None)] = dim_div(total, known)
     else:
-        require_equal(total, known, f"Reshape to {target}: element counts differ (input vs target)")
+        require_equal(total, known, f"Reshape to {shown}: element counts differ (input vs target)")
     return tuple(out)  # type: ignore[arg-type]
 
 

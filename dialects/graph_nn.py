@@ -21,9 +21,9 @@ result; conv weights keep ONNX's [M, C/group, kh, kw].
 """
 from __future__ import annotations
 
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
-from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, TensorType, f32, f64, i64
+from xdsl.dialects.builtin import ArrayAttr, BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, TensorType, f32, f64, i64
 from xdsl.ir import Attribute, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
@@ -36,7 +36,7 @@ from xdsl.irdl import (
     result_def,
 )
 
-from pyflame_rt.dialects.assumptions import require_equal, require_multiple, require_same_shape
+from pyflame_rt.dialects.assumptions import require_at_most, require_equal, require_multiple, require_same_shape
 from pyflame_rt.dialects.graph import (
     GraphOp, UnaryOp, VariadicOp, activation_prop, activation_props, keep_node_name)
 from pyflame_rt.dialects.graph_attrs import (
@@ -44,6 +44,7 @@ from pyflame_rt.dialects.graph_attrs import (
     PadModeAttr, ResizeMode, ResizeModeAttr, enum_attr)
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_add, dim_mul
 from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
+from pyflame_rt.dialects.graph_tensor import attr_dims, dims_attr
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 
@@ -563,10 +564,16 @@ class UnsqueezeOp(AxesOp):
         return [tuple(1 if i in axes else next(it) for i in range(rank))]
 
 
-def slice_bounds(size: int, start: int, end: int, step: int) -> tuple[int, int]:
+TO_THE_END = 2**62  # ONNX's INT64 "to the end" sentinels, clamped to fit the i64 properties
+INT32_MAX = 2**31 - 1  # the exporters' other "to the end" sentinel
+
+
+def slice_bounds(size: Dim, start: Dim, end: Dim, step: int) -> tuple[Dim, Dim]:
     """ONNX Slice clamping: the first index and the element count along one axis."""
     if step == 0:
         raise ShapeMismatchError("Slice step must not be 0")
+    if not all(isinstance(d, int) for d in (size, start, end)):
+        return _symbolic_slice_bounds(size, start, end, step)
     start = start + size if start < 0 else start
     end = end + size if end < 0 else end
     if step > 0:
@@ -578,36 +585,55 @@ def slice_bounds(size: int, start: int, end: int, step: int) -> tuple[int, int]:
     return start, count
 
 
+def _symbolic_slice_bounds(size: Dim, start: Dim, end: Dim, step: int) -> tuple[Dim, Dim]:
+    """Bounds where a dim is symbolic: a unit-step slice from a static start to the end of the axis,
+    or to a bound assumed to be within it (a sequence length slicing a table of positions); its
+    count is a dim when the start is 0 or the end is static."""
+    what = f"Slice [{start}:{end}:{step}] of a dim {size}"
+    if step != 1 or not isinstance(start, int) or start < 0 or isinstance(end, int) and end < 0:
+        raise ShapeMismatchError(f"{what}: only unit-step slices from a static start to a non-negative "
+                                 "end have a symbolic size")
+    if isinstance(end, int) and end >= INT32_MAX:  # a "to the end" sentinel
+        if end < TO_THE_END:
+            require_at_most(size, end, f"{what}: the dim must end before the sentinel")
+        end = size
+    elif end != size:
+        require_at_most(end, size, f"{what}: the end must be within the dim")
+    if isinstance(end, int):
+        return start, max(0, end - start)
+    if start:
+        raise ShapeMismatchError(f"{what}: the count {end} - {start} is not a dim")
+    return start, end
+
+
 @irdl_op_definition
 class SliceOp(UnaryOp):
-    """Strided slice with constant starts/ends/axes/steps (ONNX Slice semantics, negative steps)."""
+    """Strided slice (ONNX Slice semantics, negative steps). Starts and ends are dims as text
+    ("0", "seq"): symbolic where Shape arithmetic computed them from the input dims."""
 
     name = "graph.slice"
-    starts = ints_prop()
-    ends = ints_prop()
+    starts = prop_def(ArrayAttr)
+    ends = prop_def(ArrayAttr)
     axes = ints_prop()
     steps = ints_prop()
 
-    def __init__(self, input, result_type, *, starts, ends, axes, steps):
-        super().__init__(input, result_type, starts=_ints(starts), ends=_ints(ends), axes=_ints(axes),
+    def __init__(self, input, result_type, *, starts: Sequence[Dim], ends: Sequence[Dim], axes, steps):
+        super().__init__(input, result_type, starts=dims_attr(starts), ends=dims_attr(ends), axes=_ints(axes),
                          steps=_ints(steps))
 
-    def per_axis(self, shape: Shape) -> dict[int, tuple[int, int, int]]:
-        """axis -> (first index, count, step) for every sliced axis."""
-        vals = [[int(v) for v in _vals(a)] for a in (self.starts, self.ends, self.axes, self.steps)]
-        if len({len(v) for v in vals}) != 1:
+    def per_axis(self, shape: Shape, dim: Callable[[Dim], Dim] = lambda d: d) -> dict[int, tuple[Dim, Dim, int]]:
+        """axis -> (first index, count, step) for every sliced axis; `dim` gives the value of a
+        symbolic start or end (the reference evaluator binds them)."""
+        starts, ends = ([dim(d) for d in attr_dims(a)] for a in (self.starts, self.ends))
+        axes, steps = ([int(v) for v in _vals(a)] for a in (self.axes, self.steps))
+        if len({len(starts), len(ends), len(axes), len(steps)}) != 1:
             raise ShapeMismatchError("Slice starts/ends/axes/steps differ in length")
-        out: dict[int, tuple[int, int, int]] = {}
-        for start, end, axis, step in zip(*vals):
+        out: dict[int, tuple[Dim, Dim, int]] = {}
+        for start, end, axis, step in zip(starts, ends, axes, steps):
             a = _axis(axis, len(shape), "Slice axis")
             if a in out:
                 raise ShapeMismatchError(f"Slice axis {axis} repeats")
-            d = shape[a]
-            if not isinstance(d, int):
-                if step == 1 and start == 0 and end >= 2**62:
-                    continue  # a no-op on a dynamic dim
-                d = _static(d, "a sliced dim")
-            first, count = slice_bounds(d, start, end, step)
+            first, count = slice_bounds(shape[a], start, end, step)
             out[a] = (first, count, step)
         return out
 
@@ -619,17 +645,19 @@ class SliceOp(UnaryOp):
 
 @irdl_op_definition
 class TileOp(UnaryOp):
-    name = "graph.tile"
-    repeats = ints_prop()
+    """Repeat `input` along every axis; the repeats are dims as text ("2", "batch")."""
 
-    def __init__(self, input, result_type, *, repeats):
-        super().__init__(input, result_type, repeats=_ints(repeats))
+    name = "graph.tile"
+    repeats = prop_def(ArrayAttr)
+
+    def __init__(self, input, result_type, *, repeats: Sequence[Dim]):
+        super().__init__(input, result_type, repeats=dims_attr(repeats))
 
     def infer_shapes(self, shapes):
         x = shapes[0]
-        reps = [int(r) for r in _vals(self.repeats)]
-        if len(reps) != len(x) or min(reps, default=1) < 0:
-            raise ShapeMismatchError(f"Tile needs {len(x)} non-negative repeats, got {reps}")
+        reps = attr_dims(self.repeats)
+        if len(reps) != len(x) or min((r for r in reps if isinstance(r, int)), default=1) < 0:
+            raise ShapeMismatchError(f"Tile needs {len(x)} non-negative repeats, got {list(map(str, reps))}")
         return [tuple(dim_mul(d, r) if r != 1 else d for d, r in zip(x, reps))]
 
 

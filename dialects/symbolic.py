@@ -4,6 +4,11 @@ Dynamic ONNX dims (batch, sequence) flow through shape functions as monomials, s
 that Flatten / Reshape of a dynamic tensor stay exact and the CPU lowering can
 compute sizes from the dims a run binds. A sum of dims (Concat along a dynamic axis)
 is one symbol named by its terms, `past+seq` (`dim_add`), bound from them (`bind_sums`).
+
+A verifier sees only `?` for a dynamic dim: it gives each one its own *unknown* symbol
+(`unknown_dim`), which stands for any positive size, so relations between dims the types
+do not show (a `?` that is 3*batch) cannot be refuted: an exact division of an unknown
+is another unknown.
 """
 from __future__ import annotations
 
@@ -35,11 +40,19 @@ class SymDim:
         rest = list(self.syms)
         for s in other.syms:
             if s not in rest:
-                raise ShapeMismatchError(f"cannot divide dim {self} by {other}")
+                return self._unknown_quotient(other, f"cannot divide dim {self} by {other}")
             rest.remove(s)
-        if other.coef == 0 or self.coef % other.coef:
+        if other.coef == 0:
             raise ShapeMismatchError(f"dim {self} is not divisible by {other}")
+        if self.coef % other.coef:
+            return self._unknown_quotient(other, f"dim {self} is not divisible by {other}")
         return normalize(SymDim(self.coef // other.coef, tuple(rest)))
+
+    def _unknown_quotient(self, other: "SymDim", why: str) -> "SymDim":
+        """self / other where only the value of an unknown symbol of self can make it exact."""
+        if not any(is_unknown(s) for s in self.syms):
+            raise ShapeMismatchError(why)
+        return unknown_dim(f"({self})/({other})")
 
     def evaluate(self, bindings: Mapping[str, int]) -> int:
         return self.coef * prod(bindings[s] for s in self.syms)
@@ -51,6 +64,15 @@ class SymDim:
 
 Dim = Union[int, SymDim]
 Shape = tuple[Dim, ...]
+UNKNOWN = "?"  # the prefix of unknown symbols (model dims are identifiers: never one of them)
+
+
+def unknown_dim(name: str) -> SymDim:
+    return SymDim.of(UNKNOWN + name)
+
+
+def is_unknown(sym: str) -> bool:
+    return sym.startswith(UNKNOWN)
 
 
 def normalize(d: Dim) -> Dim:
@@ -170,6 +192,8 @@ def parse_dim(text: str) -> Dim:
     for part in text.split("*"):
         if part.lstrip("-").isdigit():
             coef *= int(part)
+        elif is_unknown(part):  # a verifier's symbol: never bound by a run
+            raise ShapeMismatchError(f"dim '{text}': a dim name may not start with '{UNKNOWN}'")
         else:
             syms.append(part)
     return normalize(SymDim(coef, tuple(sorted(syms))))

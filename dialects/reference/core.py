@@ -6,7 +6,7 @@ import numpy as np
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.graph import reshape_shape
 from pyflame_rt.errors import InputError
-from pyflame_rt.dialects.reference.evaluator import reference
+from pyflame_rt.dialects.reference.evaluator import dim_value, reference
 
 _BINARY = {graph.AddOp: np.add, graph.SubOp: np.subtract, graph.MulOp: np.multiply}
 
@@ -68,5 +68,5 @@ def _flatten(op, x):
 
 @reference(graph.ReshapeOp)
 def _reshape(op, x):
-    shape = reshape_shape(x[0].shape, list(op.shape.get_values()), op.allowzero.value.data)
+    shape = reshape_shape(x[0].shape, [dim_value(d) for d in op.target()], op.allowzero.value.data)
     return x[0].reshape(shape)

@@ -10,8 +10,9 @@ import itertools
 import numpy as np
 
 from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects.graph_tensor import attr_dims
 from pyflame_rt.errors import UnsupportedOperatorError
-from pyflame_rt.dialects.reference.evaluator import reference
+from pyflame_rt.dialects.reference.evaluator import dim_value, reference
 
 
 def _tap_slices(tap, dilations, strides, counts, offset=(0,)) -> tuple:
@@ -224,11 +225,11 @@ def _reshape_axes(op, x):
 @reference(nn.SliceOp)
 def _slice(op, x):
     out = x[0]
-    for axis, (first, count, step) in op.per_axis(x[0].shape).items():
+    for axis, (first, count, step) in op.per_axis(x[0].shape, dim_value).items():
         out = np.take(out, first + step * np.arange(count), axis=axis)
     return out
 
 
 @reference(nn.TileOp)
 def _tile(op, x):
-    return np.tile(x[0], [int(r) for r in op.repeats.get_values()])
+    return np.tile(x[0], [dim_value(r) for r in attr_dims(op.repeats)])

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from xdsl.ir import SSAValue
 
-from pyflame_rt.dialects.symbolic import Shape
+from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim
 from pyflame_rt.errors import PyFlameRTError, UnsupportedOperatorError
 
 if TYPE_CHECKING:
@@ -61,6 +61,14 @@ class _NodeContext:
         if i >= len(self.node.input) or not self.node.input[i]:
             return None
         return self.importer.known_value(self.node.input[i])
+
+    def known_dims(self, i: int, what: str) -> list[Dim]:
+        """A shape-determining input (shape, Slice ends, Tile repeats, ...) as ints and symbolic dims:
+        a constant or computed by Shape arithmetic over the input dims."""
+        known = self.sym_input(i)
+        if known is None:
+            raise self.fail(f"the {what} must be known at compile time (constant or computed from input shapes)")
+        return [v if isinstance(v, SymDim) else int(v) for v in known.values.flat]
 
     def shape(self, v: SSAValue) -> Shape:
         return self.importer.shapes[v]

@@ -187,6 +187,31 @@ def _binary(ctx: EvalContext):
     return [Known(out, DType.BOOL if ctx.node.op_type in ("Equal", "And") else ctx.inputs[0].dtype)]
 
 
+_REDUCE = {"ReduceProd": dim_mul, "ReduceSum": _add, "ReduceMax": _max, "ReduceMin": _min}
+
+
+@evaluator(*_REDUCE)
+def _reduce(ctx: EvalContext):
+    """Reductions of a shape vector (numel as ReduceProd(Shape(x)), ...); axes from opset 18
+    (ReduceSum: 13) are an input."""
+    v = ctx.inputs[0].values
+    axes_input = ctx.importer.opset >= (13 if ctx.node.op_type == "ReduceSum" else 18)
+    axes = ctx.ints(1) if axes_input else ctx.attrs.get("axes")
+    if not axes:
+        if ctx.attrs.get("noop_with_empty_axes", 0):
+            return [ctx.inputs[0]]
+        axes = list(range(v.ndim))
+    if v.size == 0:
+        raise NotEvaluable("reduction of an empty shape vector")  # its identity is the kernel's
+    fn = np.frompyfunc(_REDUCE[ctx.node.op_type], 2, 1)
+    axes = sorted({a % v.ndim for a in axes})
+    for a in axes:  # an object ufunc reduces one axis at a time
+        v = np.asarray(fn.reduce(v, axis=a, keepdims=True), dtype=object)
+    if not ctx.attrs.get("keepdims", 1):
+        v = np.squeeze(v, axis=tuple(axes))
+    return [Known(v, ctx.inputs[0].dtype)]
+
+
 @evaluator("Neg")
 def _neg(ctx: EvalContext):
     k = ctx.inputs[0]

@@ -10,6 +10,7 @@ import numpy as np
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph, graph_nn as nn
+from pyflame_rt.dialects.graph_tensor import attr_dims
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, fold_size, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.copy import CopySpec, copy_kernel
@@ -234,7 +235,7 @@ class LowerTile(GraphToKernelPattern):
 
     def lower(self, L, op: nn.TileOp) -> None:
         shape = L.shapes[op.input]
-        reps = [int(r) for r in op.repeats.get_values()]
+        reps = attr_dims(op.repeats)
         ist = strides_of(shape)
         split = tuple(x for r, d in zip(reps, shape) for x in (r, d))
         ost = strides_of(split)

@@ -16,15 +16,15 @@ func.func @main(%x: tensor<?x3x8x8xf32> {graph.name = "x", graph.dims = ["batch"
   %n = graph.batch_norm %cr, %s, %s, %s, %s {epsilon = 1.0e-3 : f32} : (tensor<?x8x8x8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>) -> tensor<?x8x8x8xf32>
   // CHECK: graph.max_pool %{{.*}} {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>} : (tensor<?x8x8x8xf32>) -> tensor<?x8x4x4xf32>
   %p = graph.max_pool %n {kernel_shape = array<i64: 2, 2>, strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>} : (tensor<?x8x8x8xf32>) -> tensor<?x8x4x4xf32>
-  // CHECK: graph.slice %{{.*}} {starts = array<i64: 3>, ends = array<i64: 0>, axes = array<i64: 1>, steps = array<i64: -1>}
-  %sl = graph.slice %p {starts = array<i64: 3>, ends = array<i64: 0>, axes = array<i64: 1>, steps = array<i64: -1>} : (tensor<?x8x4x4xf32>) -> tensor<?x3x4x4xf32>
+  // CHECK: graph.slice %{{.*}} {starts = ["3"], ends = ["0"], axes = array<i64: 1>, steps = array<i64: -1>}
+  %sl = graph.slice %p {starts = ["3"], ends = ["0"], axes = array<i64: 1>, steps = array<i64: -1>} : (tensor<?x8x4x4xf32>) -> tensor<?x3x4x4xf32>
   // CHECK: graph.pad %{{.*}} {pads = array<i64: 0, 0, 1, 0, 0, 0, 0, 0>, mode = #graph<pad_mode reflect>}
   %pd = graph.pad %sl {pads = array<i64: 0, 0, 1, 0, 0, 0, 0, 0>, mode = #graph<pad_mode reflect>} : (tensor<?x3x4x4xf32>) -> tensor<?x3x5x4xf32>
   // CHECK: graph.resize %{{.*}} {scales = array<f64: 1.000000e+00, 1.000000e+00, 8.000000e-01, 1.000000e+00>, mode = #graph<resize_mode linear>}
   %rs = graph.resize %pd {scales = array<f64: 1.0, 1.0, 0.8, 1.0>, mode = #graph<resize_mode linear>} : (tensor<?x3x5x4xf32>) -> tensor<?x3x4x4xf32>
   // CHECK: graph.concat %{{.*}}, %{{.*}} {axis = 1 : i64} : (tensor<?x8x4x4xf32>, tensor<?x3x4x4xf32>) -> tensor<?x11x4x4xf32>
   %cc = graph.concat %p, %rs {axis = 1 : i64} : (tensor<?x8x4x4xf32>, tensor<?x3x4x4xf32>) -> tensor<?x11x4x4xf32>
-  %one = graph.slice %cc {starts = array<i64: 0>, ends = array<i64: 1>, axes = array<i64: 1>, steps = array<i64: 1>} : (tensor<?x11x4x4xf32>) -> tensor<?x1x4x4xf32>
+  %one = graph.slice %cc {starts = ["0"], ends = ["1"], axes = array<i64: 1>, steps = array<i64: 1>} : (tensor<?x11x4x4xf32>) -> tensor<?x1x4x4xf32>
   // CHECK: graph.squeeze %{{.*}} {axes = array<i64: 1>} : (tensor<?x1x4x4xf32>) -> tensor<?x4x4xf32>
   %sq = graph.squeeze %one {axes = array<i64: 1>} : (tensor<?x1x4x4xf32>) -> tensor<?x4x4xf32>
   // CHECK: graph.unsqueeze %{{.*}} {axes = array<i64: -3>} : (tensor<?x4x4xf32>) -> tensor<?x1x4x4xf32>

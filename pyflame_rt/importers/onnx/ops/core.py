@@ -66,17 +66,14 @@ def _reshape(ctx: _NodeContext):
         if known is None:
             raise ctx.fail("the target shape must be known at compile time (constant or computed from shapes)")
         shape = symbolic_reshape_target(ctx.shape(ctx.input(0)), list(known.values.flat), allowzero)
-        if shape is None:
-            raise ctx.fail(f"target {[str(d) for d in known.values.flat]} for input "
-                           f"{[str(d) for d in ctx.shape(ctx.input(0))]} needs more than one inferred dim")
     return ctx.emit(graph.ReshapeOp, [ctx.input(0)], shape=shape, allowzero=allowzero)
 
 
-def symbolic_reshape_target(src, target, allowzero: bool) -> list[int] | None:
-    """Encode a target of ints / symbolic dims as ONNX ints. The target is first resolved to
-    dims (0 copies, -1 is solved from the element count); then a dim equal to the input's dim
-    at the same position becomes 0 (copy), one remaining symbolic dim becomes -1 (inferred).
-    None if that cannot express it."""
+def symbolic_reshape_target(src, target, allowzero: bool) -> list:
+    """Encode a target of ints / symbolic dims as ONNX ints where they can express it. The target is
+    first resolved to dims (0 copies, -1 is solved from the element count); then a dim equal to the
+    input's dim at the same position becomes 0 (copy), one remaining symbolic dim becomes -1
+    (inferred). With more symbolic dims left ([b*s, d] -> [b, s, d]) the resolved dims are the target."""
     dims = [src[i] if d == 0 and not allowzero and i < len(src) else d for i, d in enumerate(target)]
     if -1 in dims:
         known = numel(tuple(d for d in dims if d != -1))
@@ -90,7 +87,7 @@ def symbolic_reshape_target(src, target, allowzero: bool) -> list[int] | None:
         elif i < len(src) and src[i] == d and not allowzero:
             out.append(0)
         elif -1 in out:
-            return None
+            return dims
         else:
             out.append(-1)
     return out

@@ -2,7 +2,8 @@
 
 Opset differences are removed here: attributes that became inputs (Pad pads,
 Split split, Squeeze/Unsqueeze axes, Slice starts/ends, Resize scales/sizes) must
-be constants and become properties; auto_pad is resolved to explicit pads.
+be constants and become properties, Slice starts / ends and Tile repeats may also be
+symbolic dims computed by Shape arithmetic; auto_pad is resolved to explicit pads.
 """
 from __future__ import annotations
 
@@ -293,16 +294,16 @@ def _slice(ctx: _NodeContext):
         starts, ends = list(ctx.attrs["starts"]), list(ctx.attrs["ends"])
         axes, steps = list(ctx.attrs.get("axes", range(len(starts)))), [1] * len(starts)
     else:
-        starts, ends = _const_ints(ctx, 1, "starts"), _const_ints(ctx, 2, "ends")
+        starts, ends = ctx.known_dims(1, "starts"), ctx.known_dims(2, "ends")
         axes = _const_ints(ctx, 3, "axes") or list(range(len(starts)))
         steps = _const_ints(ctx, 4, "steps") or [1] * len(starts)
-    clamp = 2**62  # INT64 sentinels ("to the end") fit in the i64 properties as they are
-    ends = [max(min(e, clamp), -clamp) for e in ends]
-    starts = [max(min(s, clamp), -clamp) for s in starts]
+    clamp = nn.TO_THE_END
+    ends = [max(min(e, clamp), -clamp) if isinstance(e, int) else e for e in ends]
+    starts = [max(min(s, clamp), -clamp) if isinstance(s, int) else s for s in starts]
     return ctx.emit(nn.SliceOp, [ctx.input(0)], starts=starts, ends=ends,
                     axes=[a % rank for a in axes], steps=steps)
 
 
 @converter("Tile")
 def _tile(ctx: _NodeContext):
-    return ctx.emit(nn.TileOp, [ctx.input(0)], repeats=_const_ints(ctx, 1, "repeats"))
+    return ctx.emit(nn.TileOp, [ctx.input(0)], repeats=ctx.known_dims(1, "repeats"))

@@ -13,13 +13,6 @@ from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 
-def _known_dims(ctx: _NodeContext, i: int, what: str) -> list:
-    known = ctx.sym_input(i)
-    if known is None:
-        raise ctx.fail(f"the {what} must be known at compile time (constant or computed from input shapes)")
-    return list(known.values.flat)
-
-
 @converter("Gather")
 def _gather(ctx: _NodeContext):
     return ctx.emit(gt.GatherOp, [ctx.input(0), ctx.input(1)], axis=int(ctx.attrs.get("axis", 0)))
@@ -27,7 +20,7 @@ def _gather(ctx: _NodeContext):
 
 @converter("ConstantOfShape")
 def _constant_of_shape(ctx: _NodeContext):
-    shape = _known_dims(ctx, 0, "shape")
+    shape = ctx.known_dims(0, "shape")
     value = ctx.attrs.get("value")
     arr = numpy_helper.to_array(value) if value is not None else np.zeros(1, np.float32)
     return ctx.emit(gt.ConstantOfShapeOp, [], shape=shape, value=float(arr.reshape(-1)[0]),
@@ -36,7 +29,7 @@ def _constant_of_shape(ctx: _NodeContext):
 
 @converter("Expand")
 def _expand(ctx: _NodeContext):
-    return ctx.emit(gt.ExpandOp, [ctx.input(0)], shape=_known_dims(ctx, 1, "shape"))
+    return ctx.emit(gt.ExpandOp, [ctx.input(0)], shape=ctx.known_dims(1, "shape"))
 
 
 def _scalar(ctx: _NodeContext, i: int, what: str):
