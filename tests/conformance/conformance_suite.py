@@ -53,7 +53,6 @@ _REASONS = {
     "signal/detection": "signal processing, detection and image decoding: outside the CNN + transformer scope",
     "data-dependent shape": "output shape depends on input values; the static memory plan needs shapes "
                             "computable from input shapes",
-    "newer than opset 21": "operator introduced after opset 21 (the supported operator set is opsets 9-21)",
     "runtime shape argument": "a shape-determining argument (Reshape/Expand/ConstantOfShape shape, Reduce/Squeeze/"
                               "Unsqueeze axes, Slice/Pad/Tile/Range/Split/TopK/Trilu/Resize parameters) or a "
                               "CumSum axis fed as a graph input: output shapes must follow from input shapes for the "
@@ -82,8 +81,6 @@ _GROUPS = {
     "signal/detection": "DFT STFT MelWeightMatrix BlackmanWindow HannWindow HammingWindow ImageDecoder "
                         "NonMaxSuppression RoiAlign MaxRoiPool GridSample AffineGrid DeformConv Col2Im CenterCropPad",
     "data-dependent shape": "NonZero Unique Compress",
-    "newer than opset 21": "Attention RMSNormalization RotaryEmbedding TensorScatter Swish BitCast CumProd "
-                           "LinearAttention CausalConvWithState SwiGLU",
 }
 # op type -> (group, reason): operators PyFlameRT deliberately does not compile
 DELIBERATELY_UNSUPPORTED = {op: (group, _REASONS[group]) for group, ops in _GROUPS.items() for op in ops.split()}
