@@ -455,6 +455,24 @@ def test_range_constant(start, limit, delta, dtype):
     check(model, {})
 
 
+@pytest.mark.parametrize("stash_type", [1, 10])
+def test_range_float16_stash_type(stash_type):
+    """Opset 27's stash_type: float16 elements computed in float32 (1); float16 accumulation refused."""
+    from onnx.reference import ReferenceEvaluator
+    from pyflame_rt.errors import UnsupportedOperatorError
+
+    inits = {k: np.array(v, np.float16) for k, v in zip(("a", "b", "c"), (1000.0, 1100.0, 0.3))}
+    n = len(np.arange(1000.0, 1100.0, np.float16(0.3)))
+    model = make_model([helper.make_node("Range", ["a", "b", "c"], ["y"], stash_type=stash_type)], [],
+                       [("y", [n], np.float16)], inits, opset=27)
+    if stash_type != 1:
+        with pytest.raises(UnsupportedOperatorError, match="stash_type"):
+            InferenceSession(model.SerializeToString())
+        return
+    (got,) = InferenceSession(model.SerializeToString()).run(None, {})
+    np.testing.assert_array_equal(got, ReferenceEvaluator(model).run(None, {})[0])
+
+
 @pytest.mark.parametrize("upper", [0, 1])
 @pytest.mark.parametrize("k", [-2, 0, 1, 5])
 def test_trilu(upper, k, rng):
