@@ -150,8 +150,9 @@ def _attention(ctx: _NodeContext):
     if (past_k is None) != (past_v is None):
         raise ctx.fail("past_key and past_value must be given together")
     if past_k is not None:
-        (k,) = ctx.emit(nn.ConcatOp, [past_k, k], axis=2)
-        (v,) = ctx.emit(nn.ConcatOp, [past_v, v], axis=2)
+        total = _total_length(ctx, mask, ctx.shape(past_k)[2], ctx.shape(k)[2])
+        (k,) = ctx.emit(nn.ConcatOp, [past_k, k], axis=2, total=total)
+        (v,) = ctx.emit(nn.ConcatOp, [past_v, v], axis=2, total=total)
     present_k, present_v = k, v
     q_heads, kv_heads, head = ctx.shape(q)[1], ctx.shape(k)[1], ctx.shape(q)[3]
     if not all(isinstance(d, int) for d in (q_heads, kv_heads, head)) or q_heads % kv_heads:
@@ -196,6 +197,17 @@ def _attention(ctx: _NodeContext):
     if not 0 <= mode < len(_QK_OUTPUTS):
         raise ctx.fail(f"qk_matmul_output_mode must be 0-{len(_QK_OUTPUTS) - 1}, got {mode}")
     return [y, present_k, present_v, stages[mode]]
+
+
+def _total_length(ctx: _NodeContext, mask: SSAValue | None, past: Dim, new: Dim) -> Dim | None:
+    """The past + new key count where it is not one dim: attn_mask's last dim, which the operator
+    requires to be that total (checked at run time, before any kernel runs); None where the dims
+    add up at compile time."""
+    if isinstance(past, int) and isinstance(new, int) or past == 0 or new == 0:
+        return None
+    if mask is None or ctx.shape(mask)[-1] == 1:
+        raise ctx.fail("a dynamic past or new key length needs an attn_mask whose last dim is the total length")
+    return ctx.shape(mask)[-1]
 
 
 def _split_heads(ctx: _NodeContext, x: SSAValue, heads: int) -> SSAValue:
