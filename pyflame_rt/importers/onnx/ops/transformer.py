@@ -1,6 +1,7 @@
-"""The transformer operators of opsets 23-24 (Attention, RMSNormalization, RotaryEmbedding,
-TensorScatter) as compositions of graph ops, following their ONNX definitions, so they run on
-the MatMul / GEMM, softmax, reduction and fused elementwise kernels."""
+"""The sequence-model operators of opsets 23-27 (Attention, RMSNormalization, RotaryEmbedding,
+TensorScatter, CausalConvWithState) as compositions of graph ops, following their ONNX
+definitions, so they run on the MatMul / GEMM, convolution, softmax, reduction and fused
+elementwise kernels."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ from pyflame_rt.dialects.graph import dtype_of
 from pyflame_rt.dialects.symbolic import Dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
-from pyflame_rt.importers.onnx.ops.composite import _const, _np_dtype
+from pyflame_rt.importers.onnx.ops.composite import _const, _np_dtype, _swish
 
 
 def _dim_tensor(ctx: _NodeContext, d: Dim, what: str) -> SSAValue:
@@ -292,3 +293,30 @@ def _pad_mask(ctx: _NodeContext, mask: SSAValue, t_len: Dim) -> SSAValue:
     pads = [0] * len(shape) * 2
     pads[-1] = t_len - shape[-1]
     return ctx.emit(nn.PadOp, [mask], pads=pads, value=fill)[0]
+
+
+@converter("CausalConvWithState")
+def _causal_conv_with_state(ctx: _NodeContext):
+    """A depthwise 1-D convolution over [past_state (zeros if absent) ++ input] along the length,
+    plus the bias, then SiLU if asked; present_state is the last k - 1 positions of that sequence."""
+    x, w, bias, past = (ctx.input(i) for i in range(4))
+    shape, w_shape = ctx.shape(x), ctx.shape(w)
+    if len(shape) != 3 or len(w_shape) != 3 or not isinstance(w_shape[2], int):
+        raise ctx.fail("needs a [batch, channels, length] input and a [channels, 1, k] weight of static k")
+    activation = ctx.attrs.get("activation", b"none")
+    activation = activation.decode() if isinstance(activation, bytes) else activation
+    if activation not in ("none", "silu", "swish"):
+        raise ctx.fail(f"unknown activation '{activation}'")
+    k = w_shape[2]
+    if past is None:
+        (seq,) = ctx.emit(nn.PadOp, [x], pads=[0, 0, k - 1, 0, 0, 0])
+    else:
+        (seq,) = ctx.emit(nn.ConcatOp, [past, x], axis=2)
+    (y,) = ctx.emit(nn.ConvOp, [seq, w, bias], strides=[1], dilations=[1], pads=[0, 0], group=shape[1])
+    if activation != "none":
+        (y,) = _swish(ctx, y)
+    n = ctx.shape(seq)[2]
+    if not isinstance(n, int):
+        raise ctx.fail("needs a static length")
+    (state,) = ctx.emit(nn.SliceOp, [seq], starts=[n - (k - 1)], ends=[n], axes=[2], steps=[1])
+    return [y, state]

@@ -1,6 +1,6 @@
-"""The opset 23-28 transformer operators (Attention, RMSNormalization, RotaryEmbedding, TensorScatter,
-Swish, SwiGLU), compiled and compared with onnxruntime (SwiGLU, newer than onnxruntime's opsets:
-with onnx's reference implementation)."""
+"""The opset 23-28 sequence-model operators (Attention, RMSNormalization, RotaryEmbedding, TensorScatter,
+CausalConvWithState, Swish, SwiGLU), compiled and compared with onnxruntime (where it lacks the
+opset: with onnx's reference implementation)."""
 import numpy as np
 import pytest
 from onnx import helper
@@ -118,3 +118,14 @@ def test_swish_and_swiglu(rng):
     nodes = [helper.make_node("Swish", ["a"], ["s"], alpha=0.7), helper.make_node("SwiGLU", ["a", "b"], ["y"])]
     model = make_model(nodes, [("a", ["n", 6]), ("b", ["n", 6])], [("s", ["n", 6]), ("y", ["n", 6])], opset=28)
     _check(model, [{"a": _normal(rng, n, 6), "b": _normal(rng, n, 6)} for n in (1, 4)], oracle=_reference_run)
+
+
+@pytest.mark.parametrize("with_past", [False, True])
+def test_causal_conv_with_state(with_past, rng):
+    """Opset 27, newer than onnxruntime's: checked with onnx's reference implementation."""
+    names = ["x", "w", "bias"] + (["past"] if with_past else [])
+    node = helper.make_node("CausalConvWithState", names, ["y", "state"], activation="silu")
+    inputs = [("x", [2, 3, 5]), ("w", [3, 1, 4]), ("bias", [3])] + ([("past", [2, 3, 3])] if with_past else [])
+    model = make_model([node], inputs, [("y", [2, 3, 5]), ("state", [2, 3, 3])], opset=27)
+    feeds = {name: _normal(rng, *shape) for name, shape in inputs}
+    _check(model, [feeds], rtol=1e-5, oracle=_reference_run)
