@@ -61,7 +61,7 @@ _REASONS = {
 # op type -> input positions that determine the output shape or the kernel's iteration axis (must be
 # constants or shape computations)
 SHAPE_ARGUMENTS = {
-    "CumSum": (1,),
+    "CumSum": (1,), "CumProd": (1,),
     "Reshape": (1,), "Expand": (1,), "ConstantOfShape": (0,), "Tile": (1,), "Range": (0, 1, 2),
     "Squeeze": (1,), "Unsqueeze": (1,), "Slice": (1, 2, 3, 4), "Pad": (1, 3), "Split": (1,), "TopK": (1,),
     "Trilu": (1,), "Resize": (1, 2, 3), "Upsample": (1,), "OneHot": (1,),

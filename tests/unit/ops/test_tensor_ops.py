@@ -516,6 +516,24 @@ def test_cumsum(axis, exclusive, reverse, dtype, rng):
     check(model, {"x": x})
 
 
+@pytest.mark.parametrize("axis,exclusive,reverse", [(0, 0, 0), (1, 1, 0), (-1, 0, 1), (2, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+@pytest.mark.parametrize("folded", [False, True])
+def test_cumprod(axis, exclusive, reverse, dtype, folded, rng):
+    """Opset 26, newer than onnxruntime's: checked with onnx's reference implementation, compiled
+    and (a constant input) folded at compile time by the graph dialect's reference semantics."""
+    from onnx.reference import ReferenceEvaluator
+
+    x = rng.integers(-3, 4, (3, 4, 6)).astype(dtype)
+    node = helper.make_node("CumProd", ["x", "a"], ["y"], exclusive=exclusive, reverse=reverse)
+    inits = {"a": np.array(axis, np.int64), **({"x": x} if folded else {})}
+    model = make_model([node], [] if folded else [("x", [3, 4, 6], dtype)], [("y", [3, 4, 6], dtype)], inits,
+                       opset=26)
+    feeds = {} if folded else {"x": x}
+    (got,) = InferenceSession(model.SerializeToString()).run(None, feeds)
+    np.testing.assert_array_equal(got, ReferenceEvaluator(model).run(None, feeds)[0])
+
+
 @pytest.mark.parametrize("axis,k,largest", [(-1, 3, 1), (-1, 1, 0), (1, 4, 1), (0, 2, 0), (-1, 9, 1)])
 def test_topk(axis, k, largest, rng):
     x = rng.integers(0, 6, (3, 4, 9)).astype(np.float32)  # ties: indices must keep their order
