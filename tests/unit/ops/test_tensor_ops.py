@@ -534,6 +534,23 @@ def test_cumprod(axis, exclusive, reverse, dtype, folded, rng):
     np.testing.assert_array_equal(got, ReferenceEvaluator(model).run(None, feeds)[0])
 
 
+def test_bitcast_as_output_and_as_a_view(rng):
+    """Opset 26 (newer than onnxruntime's): the same bytes, read as int32 for the graph output (a
+    copy) and as float64 -> int64 feeding an Add (an alias)."""
+    from onnx import TensorProto
+
+    x, d = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((2, 4))
+    nodes = [helper.make_node("BitCast", ["x"], ["bits"], to=TensorProto.INT32),
+             helper.make_node("BitCast", ["d"], ["d_bits"], to=TensorProto.INT64),
+             helper.make_node("Add", ["d_bits", "one"], ["next"])]
+    model = make_model(nodes, [("x", ["n", 5]), ("d", [2, 4], np.float64)],
+                       [("bits", ["n", 5], np.int32), ("next", [2, 4], np.int64)], {"one": np.array(1, np.int64)},
+                       opset=26)
+    bits, nxt = InferenceSession(model.SerializeToString()).run(None, {"x": x, "d": d})
+    np.testing.assert_array_equal(bits, x.view(np.int32))
+    np.testing.assert_array_equal(nxt, d.view(np.int64) + 1)
+
+
 @pytest.mark.parametrize("axis,k,largest", [(-1, 3, 1), (-1, 1, 0), (1, 4, 1), (0, 2, 0), (-1, 9, 1)])
 def test_topk(axis, k, largest, rng):
     x = rng.integers(0, 6, (3, 4, 9)).astype(np.float32)  # ties: indices must keep their order

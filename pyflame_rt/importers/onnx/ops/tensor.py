@@ -89,3 +89,8 @@ def _einsum(ctx: _NodeContext):
     if len(inputs) > 2:
         raise ctx.fail("einsum over more than two operands is not supported")
     return ctx.emit(gt.EinsumOp, inputs, equation=eq)
+
+
+@converter("BitCast")
+def _bitcast(ctx: _NodeContext):
+    return ctx.emit(gt.BitCastOp, [ctx.input(0)], to=DType.from_onnx(int(ctx.attrs["to"])).value)
