@@ -1,5 +1,5 @@
 """The sequence-model operators of opsets 23-27 (Attention, RMSNormalization, RotaryEmbedding,
-TensorScatter, CausalConvWithState) as compositions of graph ops, following their ONNX
+TensorScatter, CausalConvWithState, LinearAttention) as compositions of graph ops, following their ONNX
 definitions, so they run on the MatMul / GEMM, convolution, softmax, reduction and fused
 elementwise kernels."""
 from __future__ import annotations
@@ -320,3 +320,57 @@ def _causal_conv_with_state(ctx: _NodeContext):
         raise ctx.fail("needs a static length")
     (state,) = ctx.emit(nn.SliceOp, [seq], starts=[n - (k - 1)], ends=[n], axes=[2], steps=[1])
     return [y, state]
+
+
+_LINEAR_ATTENTION_RULES = ("linear", "gated", "delta", "gated_delta")
+
+
+@converter("LinearAttention")
+def _linear_attention(ctx: _NodeContext):
+    """The recurrence unrolled over the (static) tokens: per KV head a [d_k, d_v] state S,
+    S = decay * S + k (x) (beta * (v - (decay * S)^T k)) (delta rules) or + k (x) v, o = scale * q^T S;
+    the query heads of a group share their KV head's state."""
+    q, k, v, past, decay, beta = (ctx.input(i) for i in range(6))
+    rule = ctx.attrs.get("update_rule", b"gated_delta")
+    rule = rule.decode() if isinstance(rule, bytes) else rule
+    q_heads, kv_heads = int(ctx.attrs.get("q_num_heads", 0)), int(ctx.attrs.get("kv_num_heads", 0))
+    if rule not in _LINEAR_ATTENTION_RULES:
+        raise ctx.fail(f"unknown update_rule '{rule}'")
+    if kv_heads <= 0 or q_heads <= 0 or q_heads % kv_heads:
+        raise ctx.fail(f"q_num_heads ({q_heads}) must be a positive multiple of kv_num_heads ({kv_heads})")
+    if (decay is None) == (rule in ("gated", "gated_delta")) or (beta is None) == (rule in ("delta", "gated_delta")):
+        raise ctx.fail(f"update_rule '{rule}' takes {'decay' if 'gated' in rule else 'no decay'} and "
+                       f"{'beta' if 'delta' in rule else 'no beta'}")
+    steps, qk_width, v_width = ctx.shape(q)[1], ctx.shape(q)[2], ctx.shape(v)[2]
+    if not all(isinstance(d, int) for d in (steps, qk_width, v_width)) or qk_width % q_heads or v_width % kv_heads:
+        raise ctx.fail("needs static token counts and head-divisible hidden sizes")
+    d_k, d_v, group = qk_width // q_heads, v_width // kv_heads, q_heads // kv_heads
+    out_dtype = dtype_of(q.type)
+    state_dtype = dtype_of(past.type) if past is not None else out_dtype
+    # float16 / bfloat16 accumulate in float32, as the operator's reference does
+    wide = DType.FLOAT32 if out_dtype in (DType.FLOAT16, DType.BFLOAT16) else out_dtype
+    q, k, v, past, decay, beta = (None if x is None else _cast(ctx, x, wide) for x in (q, k, v, past, decay, beta))
+    dt = wide.numpy
+    scale = float(ctx.attrs.get("scale", 0.0)) or 1 / np.sqrt(d_k)
+    state = past if past is not None else _const(ctx, "zero_state", np.zeros((1, kv_heads, d_k, d_v), dt))
+    outputs = []
+    for t in range(steps):
+        def token(x, shape):
+            (x,) = ctx.emit(nn.SliceOp, [x], starts=[t], ends=[t + 1], axes=[1], steps=[1])
+            return ctx.emit(graph.ReshapeOp, [x], shape=shape)[0]
+
+        k_col, v_row = token(k, [0, kv_heads, d_k, 1]), token(v, [0, kv_heads, 1, d_v])
+        if decay is not None:  # per key dim [.., d_k, 1] or per head [.., 1, 1]
+            (gate,) = ctx.emit(gm.ExpOp, [token(decay, [0, kv_heads, -1, 1])])
+            (state,) = ctx.emit(graph.MulOp, [gate, state])
+        if beta is not None:
+            (recalled,) = ctx.emit(graph.MatMulOp, [token(k, [0, kv_heads, 1, d_k]), state])
+            (v_row,) = ctx.emit(graph.SubOp, [v_row, recalled])
+            (v_row,) = ctx.emit(graph.MulOp, [token(beta, [0, -1, 1, 1]), v_row])
+        (update,) = ctx.emit(graph.MulOp, [k_col, v_row])
+        (state,) = ctx.emit(graph.AddOp, [state, update])
+        (o,) = ctx.emit(graph.MatMulOp, [token(q, [0, kv_heads, group, d_k]), state])
+        (o,) = ctx.emit(graph.MulOp, [o, _const(ctx, "scale", np.array(scale, dt))])
+        outputs.append(ctx.emit(graph.ReshapeOp, [o], shape=[0, 1, -1])[0])
+    (y,) = ctx.emit(nn.ConcatOp, outputs, axis=1) if len(outputs) > 1 else outputs
+    return [_cast(ctx, y, out_dtype), _cast(ctx, state, state_dtype)]

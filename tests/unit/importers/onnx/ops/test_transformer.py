@@ -1,5 +1,5 @@
 """The opset 23-28 sequence-model operators (Attention, RMSNormalization, RotaryEmbedding, TensorScatter,
-CausalConvWithState, Swish, SwiGLU), compiled and compared with onnxruntime (where it lacks the
+CausalConvWithState, LinearAttention, Swish, SwiGLU), compiled and compared with onnxruntime (where it lacks the
 opset: with onnx's reference implementation)."""
 import numpy as np
 import pytest
@@ -129,3 +129,23 @@ def test_causal_conv_with_state(with_past, rng):
     model = make_model([node], inputs, [("y", [2, 3, 5]), ("state", [2, 3, 3])], opset=27)
     feeds = {name: _normal(rng, *shape) for name, shape in inputs}
     _check(model, [feeds], rtol=1e-5, oracle=_reference_run)
+
+
+@pytest.mark.parametrize("rule", ["linear", "gated_delta"])
+def test_linear_attention_with_a_dynamic_batch(rule, rng):
+    """Opset 27 (newer than onnxruntime's): grouped-query heads (4 query heads on 2 KV heads), a past
+    state, per-head decay and beta; checked with onnx's reference implementation."""
+    gated = rule == "gated_delta"
+    names = ["q", "k", "v", "past"] + (["decay", "beta"] if gated else [])
+    node = helper.make_node("LinearAttention", names, ["y", "state"], update_rule=rule, q_num_heads=4,
+                            kv_num_heads=2)
+    inputs = [("q", ["b", 3, 16]), ("k", ["b", 3, 8]), ("v", ["b", 3, 6]), ("past", ["b", 2, 4, 3])]
+    inputs += [("decay", ["b", 3, 2]), ("beta", ["b", 3, 2])] if gated else []
+    model = make_model([node], inputs, [("y", ["b", 3, 12]), ("state", ["b", 2, 4, 3])], opset=27)
+    feeds = []
+    for b in (1, 2):
+        f = {name: _normal(rng, b, *shape[1:]) for name, shape in inputs}
+        if gated:  # a log-space decay and a sigmoid rate
+            f["decay"], f["beta"] = -np.abs(f["decay"]), 1 / (1 + np.exp(-f["beta"]))
+        feeds.append(f)
+    _check(model, feeds, rtol=1e-5, oracle=_reference_run)
