@@ -31,11 +31,12 @@ _RELATIONS = {"==": (lambda a, b: a == b, "vs"), "<=": (lambda a, b: a <= b, ">"
 @dataclass(frozen=True)
 class Assumption:
     """`lhs relation rhs` over the model's dims, required by `node` (a label such as
-    "graph.matmul node 'mm'"); `what` says what is wrong when it fails."""
+    "graph.matmul node 'mm'"); `what` says what is wrong when it fails. A side is a dim or a sum
+    of dims ("add", a, b) (require_sum)."""
 
     relation: str
-    lhs: Dim
-    rhs: Dim
+    lhs: Dim | tuple
+    rhs: Dim | tuple
     what: str
     node: str
 
@@ -48,10 +49,10 @@ class Assumption:
         return f"{self.node}: {self.what}: {_shown(self.lhs, a)} {sep} {_shown(self.rhs, b)}"
 
     def symbols(self) -> set[str]:
-        return {s for d in (self.lhs, self.rhs) if isinstance(d, SymDim) for s in d.syms}
+        return {s for d in (self.lhs, self.rhs) for term in _terms(d) if isinstance(term, SymDim) for s in term.syms}
 
     def to_json(self) -> dict:
-        return {"relation": self.relation, "lhs": str(self.lhs), "rhs": str(self.rhs), "what": self.what,
+        return {"relation": self.relation, "lhs": _text(self.lhs), "rhs": _text(self.rhs), "what": self.what,
                 "node": self.node}
 
     @staticmethod
@@ -59,12 +60,30 @@ class Assumption:
         relation = str(j["relation"])
         if relation not in _RELATIONS:
             raise ValueError(f"unknown shape assumption relation '{relation}'")
-        return Assumption(relation, parse_dim(str(j["lhs"])), parse_dim(str(j["rhs"])), str(j["what"]),
+        return Assumption(relation, _parse(str(j["lhs"])), _parse(str(j["rhs"])), str(j["what"]),
                           str(j["node"]))
 
 
-def _shown(d: Dim, value: int) -> str:
-    return str(value) if isinstance(d, int) else f"{value} ({d})"
+def _shown(d, value: int) -> str:
+    return str(value) if isinstance(d, int) else f"{value} ({_text(d)})"
+
+
+def _terms(d) -> list[Dim]:
+    """The dims a side adds up (one for a plain dim)."""
+    return [*_terms(d[1]), *_terms(d[2])] if isinstance(d, tuple) else [d]
+
+
+def _text(d) -> str:
+    return " + ".join(map(str, _terms(d)))
+
+
+def _parse(text: str):
+    """Inverse of _text."""
+    terms = [parse_dim(t) for t in text.split(" + ")]
+    out = terms[0]
+    for t in terms[1:]:
+        out = ("add", out, t)
+    return out
 
 
 _collector: ContextVar[dict[Assumption, None] | None] = ContextVar("shape_assumptions", default=None)
@@ -128,6 +147,20 @@ def require_nonempty(extent: Dim, what: str, results: Dim = 1) -> None:
     onnxruntime."""
     if not (isinstance(extent, int) and extent > 0 or isinstance(results, int) and results == 0):
         _assume("<=", results, dim_mul(results, extent), what)
+
+
+def require_sum(parts: list[Dim], total: Dim, what: str) -> None:
+    """sum(parts) == total: an axis joined from several dynamic extents (a KV cache's past and new
+    keys) whose size is a dim the run binds elsewhere."""
+    static = sum(p for p in parts if isinstance(p, int))
+    dynamic = [p for p in parts if not isinstance(p, int)]
+    if not dynamic:
+        require_equal(static, total, what)
+        return
+    side = dynamic[0]
+    for p in [*dynamic[1:], *([static] if static else [])]:
+        side = ("add", side, p)
+    _assume("==", side, total, what)
 
 
 def require_multiple(a: Dim, b: int, what: str) -> None:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import Callable, ClassVar, Sequence
 
-from xdsl.dialects.builtin import ArrayAttr, BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, TensorType, f32, f64, i64
+from xdsl.dialects.builtin import (
+    ArrayAttr, BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, StringAttr, TensorType, f32, f64, i64)
 from xdsl.ir import Attribute, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
@@ -36,13 +37,14 @@ from xdsl.irdl import (
     result_def,
 )
 
-from pyflame_rt.dialects.assumptions import require_at_most, require_equal, require_multiple, require_same_shape
+from pyflame_rt.dialects.assumptions import (
+    require_at_most, require_equal, require_multiple, require_same_shape, require_sum)
 from pyflame_rt.dialects.graph import (
     GraphOp, UnaryOp, VariadicOp, activation_prop, activation_props, keep_node_name)
 from pyflame_rt.dialects.graph_attrs import (
     ActivationAttr, CoordinateMode, CoordinateModeAttr, Layout, LayoutAttr, NearestMode, NearestModeAttr, PadMode,
     PadModeAttr, ResizeMode, ResizeModeAttr, enum_attr)
-from pyflame_rt.dialects.symbolic import Dim, Shape, dim_add, dim_mul
+from pyflame_rt.dialects.symbolic import Dim, Shape, dim_add, dim_mul, parse_dim
 from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
 from pyflame_rt.dialects.graph_tensor import attr_dims, dims_attr
 from pyflame_rt.dtype import DType
@@ -486,27 +488,39 @@ class ResizeOp(UnaryOp):
 
 @irdl_op_definition
 class ConcatOp(VariadicOp):
-    """The inputs joined along `axis` (ONNX Concat: no default axis, rank >= 1)."""
+    """The inputs joined along `axis` (ONNX Concat: no default axis, rank >= 1). Along that axis
+    the result has the sum of the extents, a sum symbol (`past+seq`, symbolic.dim_add) when some
+    are dynamic; or `total`, when given: a dim the run binds from elsewhere (such as a KV cache's
+    total length from the attention mask), required equal to the sum."""
 
     name = "graph.concat"
     axis = prop_def(IntegerAttr)
+    total = opt_prop_def(StringAttr)
 
-    def __init__(self, *inputs: SSAValue, result_type: TensorType, axis: int):
-        super().__init__(*inputs, result_type=result_type, axis=IntegerAttr(axis, i64))
+    def __init__(self, *inputs: SSAValue, result_type: TensorType, axis: int, total: Dim | None = None):
+        super().__init__(*inputs, result_type=result_type, axis=IntegerAttr(axis, i64),
+                         **({} if total is None else {"total": StringAttr(str(total))}))
 
     def infer_shapes(self, shapes):
         if not shapes:
             raise ShapeMismatchError("Concat needs at least one input")
         rank = len(shapes[0])
         axis = _axis(self.axis.value.data, rank)
-        total: Dim = 0
         for s in shapes:
             if len(s) != rank:
                 raise ShapeMismatchError("Concat inputs differ in rank")
             for i, (a, b) in enumerate(zip(s, shapes[0])):
                 if i != axis:
                     require_equal(a, b, f"Concat inputs differ in dim {i} (an input vs the first)")
-            total = dim_add(total, s[axis])
+        parts = [s[axis] for s in shapes]
+        if self.total is not None:
+            total = parse_dim(self.total.data)
+            require_sum([p for p in parts if p != 0], total,
+                        "Concat extents along the axis do not add up to the declared total")
+        else:
+            total = 0
+            for part in parts:
+                total = dim_add(total, part)
         return [tuple(total if i == axis else d for i, d in enumerate(shapes[0]))]
 
 

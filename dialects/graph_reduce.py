@@ -210,11 +210,9 @@ class TopKOp(AxisOp):
         return [dtypes[0], DType.INT64]
 
 
-@irdl_op_definition
-class CumSumOp(UnaryOp, AxisOp):
-    """Running sum along `axis` (exclusive: without the element itself; reverse: from the end)."""
+class CumulativeOp(UnaryOp, AxisOp):
+    """A running total along `axis` (exclusive: without the element itself; reverse: from the end)."""
 
-    name = "graph.cumsum"
     axis = axis_prop()
     exclusive = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
     reverse = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
@@ -229,8 +227,22 @@ class CumSumOp(UnaryOp, AxisOp):
 
     def infer_dtypes(self, dtypes):
         if dtypes[0] is DType.BOOL:
-            raise DTypeMismatchError("CumSum of bool tensors is not defined")
+            raise DTypeMismatchError(f"{self.name} of bool tensors is not defined")
         return [dtypes[0]]
 
 
-REDUCE_OPS = [ReduceOp, ArgReduceOp, SoftmaxOp, LogSoftmaxOp, LayerNormOp, TopKOp, CumSumOp]
+@irdl_op_definition
+class CumSumOp(CumulativeOp):
+    """Running sum."""
+
+    name = "graph.cumsum"
+
+
+@irdl_op_definition
+class CumProdOp(CumulativeOp):
+    """Running product."""
+
+    name = "graph.cumprod"
+
+
+REDUCE_OPS = [ReduceOp, ArgReduceOp, SoftmaxOp, LogSoftmaxOp, LayerNormOp, TopKOp, CumSumOp, CumProdOp]

@@ -234,4 +234,22 @@ class EinsumOp(VariadicOp):
         return [same_dtype(dtypes, self.name)]
 
 
-TENSOR_OPS = [DimValuesOp, GatherOp, ConstantOfShapeOp, ExpandOp, RangeOp, TriluOp, EinsumOp]
+@irdl_op_definition
+class BitCastOp(UnaryOp):
+    """The input's bytes read as element type `to` of the same width (ONNX BitCast): a view."""
+
+    name = "graph.bitcast"
+    to = prop_def(ElementTypeAttr)
+    assembly_format = "$input `to` $to attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input, result_type=None, to: str = "float32"):
+        super().__init__(input, result_type, to=enum_attr(ElementTypeAttr, to))
+
+    def infer_dtypes(self, dtypes):
+        to = DType(self.to.data)
+        if to.itemsize != dtypes[0].itemsize:
+            raise DTypeMismatchError(f"BitCast from {dtypes[0].value} to {to.value}: the widths differ")
+        return [to]
+
+
+TENSOR_OPS = [DimValuesOp, GatherOp, ConstantOfShapeOp, ExpandOp, RangeOp, TriluOp, EinsumOp, BitCastOp]

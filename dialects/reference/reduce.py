@@ -100,12 +100,13 @@ def _topk(op, x):
     return np.take_along_axis(data, idx, axis=axis), idx.astype(np.int64)
 
 
-@reference(gr.CumSumOp)
-def _cumsum(op, x):
+@reference(gr.CumSumOp, gr.CumProdOp)
+def _cumulative(op, x):
     data = x[0]
     axis = op.axis_in(data.ndim)
     src = np.flip(data, axis) if op.reverse.value.data else data
-    out = np.cumsum(src, axis=axis, dtype=data.dtype)
-    if op.exclusive.value.data:
-        out = out - src
+    if op.exclusive.value.data and src.shape[axis]:  # each element's total of the ones before it: shift in the identity
+        first = np.ones_like if isinstance(op, gr.CumProdOp) else np.zeros_like
+        src = np.concatenate([first(np.take(src, [0], axis=axis)), np.delete(src, -1, axis=axis)], axis=axis)
+    out = (np.cumprod if isinstance(op, gr.CumProdOp) else np.cumsum)(src, axis=axis, dtype=data.dtype)
     return np.flip(out, axis) if op.reverse.value.data else out

@@ -42,6 +42,11 @@ def _expand(op, x):
     return np.broadcast_to(x[0], shape).copy()
 
 
+@reference(gt.BitCastOp)
+def _bitcast(op, x):
+    return x[0].view(DType(op.to.data).numpy)
+
+
 @reference(gt.RangeOp)
 def _range(op, x):
     size = dim_value(parse_dim(op.size.data))

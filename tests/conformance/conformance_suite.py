@@ -52,7 +52,6 @@ _REASONS = {
     "signal/detection": "signal processing, detection and image decoding: outside the CNN + transformer scope",
     "data-dependent shape": "output shape depends on input values; the static memory plan needs shapes "
                             "computable from input shapes",
-    "newer than opset 21": "operator introduced after opset 21 (the supported operator set is opsets 9-21)",
     "runtime shape argument": "a shape-determining argument (Reshape/Expand/ConstantOfShape shape, Reduce/Squeeze/"
                               "Unsqueeze axes, Slice/Pad/Tile/Range/Split/TopK/Trilu/Resize parameters) or a "
                               "CumSum axis fed as a graph input: output shapes must follow from input shapes for the "
@@ -61,7 +60,7 @@ _REASONS = {
 # op type -> input positions that determine the output shape or the kernel's iteration axis (must be
 # constants or shape computations)
 SHAPE_ARGUMENTS = {
-    "CumSum": (1,),
+    "CumSum": (1,), "CumProd": (1,),
     "Reshape": (1,), "Expand": (1,), "ConstantOfShape": (0,), "Tile": (1,), "Range": (0, 1, 2),
     "Squeeze": (1,), "Unsqueeze": (1,), "Slice": (1, 2, 3, 4), "Pad": (1, 3), "Split": (1,), "TopK": (1,),
     "Trilu": (1,), "Resize": (1, 2, 3), "Upsample": (1,), "OneHot": (1,),
@@ -80,8 +79,6 @@ _GROUPS = {
     "signal/detection": "DFT STFT MelWeightMatrix BlackmanWindow HannWindow HammingWindow ImageDecoder "
                         "NonMaxSuppression RoiAlign MaxRoiPool GridSample AffineGrid DeformConv Col2Im CenterCropPad",
     "data-dependent shape": "NonZero Unique Compress",
-    "newer than opset 21": "Attention RMSNormalization RotaryEmbedding TensorScatter Swish BitCast CumProd "
-                           "LinearAttention CausalConvWithState SwiGLU",
 }
 # op type -> (group, reason): operators PyFlameRT deliberately does not compile
 DELIBERATELY_UNSUPPORTED = {op: (group, _REASONS[group]) for group, ops in _GROUPS.items() for op in ops.split()}

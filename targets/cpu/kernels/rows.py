@@ -36,7 +36,8 @@ _POST: dict[str, Callable] = {
     "mean": lambda t, acc, n: t.div(acc, n), "l2": lambda t, acc, n: t.kb.intrinsic("llvm.sqrt", acc),
     "log_sum": lambda t, acc, n: fm.log(t, acc),
 }
-ROW_KINDS = (*_COMBINE, "argmax", "argmin", "softmax", "log_softmax", "layer_norm", "cumsum")
+RUNNING_KINDS = ("cumsum", "cumprod")  # running totals: one sequential lane per row
+ROW_KINDS = (*_COMBINE, "argmax", "argmin", "softmax", "log_softmax", "layer_norm", *RUNNING_KINDS)
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def row_kernel(spec: RowSpec) -> func.FuncOp:
 
 
 def _family(kind: str) -> str:
-    return kind if kind in ("argmax", "argmin", "softmax", "log_softmax", "layer_norm", "cumsum") else "reduce"
+    return kind if kind in ("argmax", "argmin", "softmax", "log_softmax", "layer_norm", *RUNNING_KINDS) else "reduce"
 
 
 def _count(t: Typed, row: _Row):
@@ -257,18 +258,19 @@ def _layer_norm(kb, spec, row: _Row, src, dst, out_index, scale_p, bias_p, mean_
     row.fold(normalize)
 
 
-def _cumsum(kb, spec, row: _Row, src, dst, *_):
-    """Sequential running sum (params: exclusive, reverse); one lane."""
+def _running(kb, spec, row: _Row, src, dst, *_):
+    """Sequential running sum or product (params: exclusive, reverse); one lane."""
     exclusive, reverse = spec.params
     t = Typed(kb, spec.dtype, 1)
-    with kb.loop(0, row.n, 1, carried=[t.const(0)]) as lp:
+    product = spec.kind == "cumprod"
+    with kb.loop(0, row.n, 1, carried=[t.const(1 if product else 0)]) as lp:
         r = kb.sub(kb.sub(row.n, kb.const(1)), lp.iv) if reverse else lp.iv
-        total = t.add(lp.carried[0], t.load(src, row.index(r)))
+        total = (t.mul if product else t.add)(lp.carried[0], t.load(src, row.index(r)))
         t.store(lp.carried[0] if exclusive else total, dst, row.index(r))
         lp.next = [total]
 
 
-_BODIES = {"cumsum": _cumsum, "reduce": _reduce, "argmax": _arg, "argmin": _arg, "softmax": _softmax, "log_softmax": _softmax,
+_BODIES = {"cumsum": _running, "cumprod": _running, "reduce": _reduce, "argmax": _arg, "argmin": _arg, "softmax": _softmax, "log_softmax": _softmax,
            "layer_norm": _layer_norm}
 
 

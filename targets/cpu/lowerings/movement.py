@@ -146,13 +146,14 @@ class LowerConcat(GraphToKernelPattern):
         out = L.result_loc(op.result)
         ost = strides_of(out_shape)
         offset: Dim = 0
-        for v in op.inputs:
+        for n, v in enumerate(op.inputs):
             shape = L.shapes[v]
             ist = strides_of(shape)
             if v not in L.in_place:  # else its producer already wrote it into its slice of `out`
                 emit_copy(L, out, L.loc(v), [(d, ost[i], ist[i]) for i, d in enumerate(shape)], dst_off=offset,
                           item_bytes=L.dtype(op.result).itemsize)
-            offset = fold_size("add", offset, dim_mul(shape[axis], ost[axis]))
+            if n + 1 < len(op.inputs):  # the last input's extent offsets nothing
+                offset = fold_size("add", offset, dim_mul(shape[axis], ost[axis]))
 
 
 def _add(a: Dim, b: Dim) -> Dim:

@@ -9,7 +9,7 @@ from pyflame_rt.dialects.symbolic import Shape, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.limits import check_compile_array
 from pyflame_rt.targets.cpu.kernels.rows import (
-    ROW_FIELDS, TOPK_FIELDS, RowSpec, TopKSpec, reduces_across, row_kernel, topk_kernel)
+    ROW_FIELDS, RUNNING_KINDS, TOPK_FIELDS, RowSpec, TopKSpec, reduces_across, row_kernel, topk_kernel)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
 
@@ -20,7 +20,7 @@ def emit_rows(L, kind: str, src, dst, shape: Shape, first: int, last: int, dtype
     outer, r, inner = numel(shape[:first]), numel(shape[first:last + 1]), numel(shape[last + 1:])
     vw = L.target.vector_width
     across = isinstance(inner, int) and inner >= vw and reduces_across(kind)
-    width = vw if (inner == 1 and kind != "cumsum") or across else 1
+    width = vw if (inner == 1 and kind not in RUNNING_KINDS) or across else 1
     spec = RowSpec(kind, dtype, width, tuple(params), across)
     name = L.kernel(spec.name, lambda: row_kernel(spec))
     buffers = {"scale": scale, "bias": bias, "mean": mean, "rstd": rstd}
@@ -142,14 +142,16 @@ class LowerLayerNorm(GraphToKernelPattern):
 
 
 class LowerCumsum(GraphToKernelPattern):
+    kind = "cumsum"
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: gr.CumSumOp, rewriter: PatternRewriter) -> None:
         self.convert(op, rewriter)
 
-    def lower(self, L, op: gr.CumSumOp) -> None:
+    def lower(self, L, op: gr.CumulativeOp) -> None:
         shape = L.shapes[op.input]
         axis = op.axis_in(len(shape))
-        emit_rows(L, "cumsum", L.loc(op.input), L.result_loc(op.result), shape, axis, axis, L.dtype(op.input),
+        emit_rows(L, self.kind, L.loc(op.input), L.result_loc(op.result), shape, axis, axis, L.dtype(op.input),
                   (op.exclusive.value.data, op.reverse.value.data))
 
 
@@ -170,4 +172,12 @@ class LowerTopk(GraphToKernelPattern):
                dim_mul(shape[axis], op.k.value.data))
 
 
-PATTERNS = (LowerReduce, LowerArg, LowerSoftmax, LowerLayerNorm, LowerCumsum, LowerTopk)
+class LowerCumprod(LowerCumsum):
+    kind = "cumprod"
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: gr.CumProdOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+
+PATTERNS = (LowerReduce, LowerArg, LowerSoftmax, LowerLayerNorm, LowerCumsum, LowerCumprod, LowerTopk)

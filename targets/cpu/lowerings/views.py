@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
-from pyflame_rt.dialects import graph, graph_nn as nn
+from pyflame_rt.dialects import graph, graph_nn as nn, graph_tensor as gt
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
 
-ViewOp = graph.FlattenOp | graph.ReshapeOp | graph.IdentityOp | nn.SqueezeOp | nn.UnsqueezeOp
+ViewOp = graph.FlattenOp | graph.ReshapeOp | graph.IdentityOp | nn.SqueezeOp | nn.UnsqueezeOp | gt.BitCastOp
 
 
 class LowerView(GraphToKernelPattern):

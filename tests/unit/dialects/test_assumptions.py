@@ -5,7 +5,7 @@ import pytest
 
 from pyflame_rt import ShapeMismatchError
 from pyflame_rt.dialects.assumptions import (
-    Assumption, at_node, broadcast_dim, collect, require_at_most, require_equal, require_multiple)
+    Assumption, at_node, broadcast_dim, collect, require_at_most, require_equal, require_multiple, require_sum)
 from pyflame_rt.dialects.symbolic import SymDim
 
 
@@ -28,3 +28,20 @@ def test_requirements_are_decided_when_the_dims_decide_them():
     assert [Assumption.from_json(json.loads(json.dumps(a.to_json()))) for a in found] == found
     assert found[2].failure({"b": 2}) is None
     assert found[2].failure({"b": 1}) == "graph.conv node 'c1': odd: 3 (3*b) is not a multiple of 2"
+
+
+def test_a_sum_of_dynamic_extents_against_a_total():
+    """A KV cache's past + new keys against the total length: checked at run time, stored and read
+    back as text."""
+    past, new, total = SymDim.of("past"), SymDim.of("new"), SymDim.of("total")
+    with collect() as found, at_node("graph.concat node 'kv'"):
+        require_sum([past, new, 2], total, "extents")
+        require_sum([3, 4], 7, "static")
+        with pytest.raises(ShapeMismatchError, match="static: 7 vs 8"):
+            require_sum([3, 4], 8, "static")
+    (a,) = found
+    assert a.to_json()["lhs"] == "past + new + 2" and a.symbols() == {"past", "new", "total"}
+    assert Assumption.from_json(json.loads(json.dumps(a.to_json()))) == a
+    assert a.failure({"past": 3, "new": 1, "total": 6}) is None
+    assert a.failure({"past": 3, "new": 1, "total": 5}) == (
+        "graph.concat node 'kv': extents: 6 (past + new + 2) vs 5 (total)")

@@ -455,6 +455,24 @@ def test_range_constant(start, limit, delta, dtype):
     check(model, {})
 
 
+@pytest.mark.parametrize("stash_type", [1, 10])
+def test_range_float16_stash_type(stash_type):
+    """Opset 27's stash_type: float16 elements computed in float32 (1); float16 accumulation refused."""
+    from onnx.reference import ReferenceEvaluator
+    from pyflame_rt.errors import UnsupportedOperatorError
+
+    inits = {k: np.array(v, np.float16) for k, v in zip(("a", "b", "c"), (1000.0, 1100.0, 0.3))}
+    n = len(np.arange(1000.0, 1100.0, np.float16(0.3)))
+    model = make_model([helper.make_node("Range", ["a", "b", "c"], ["y"], stash_type=stash_type)], [],
+                       [("y", [n], np.float16)], inits, opset=27)
+    if stash_type != 1:
+        with pytest.raises(UnsupportedOperatorError, match="stash_type"):
+            InferenceSession(model.SerializeToString())
+        return
+    (got,) = InferenceSession(model.SerializeToString()).run(None, {})
+    np.testing.assert_array_equal(got, ReferenceEvaluator(model).run(None, {})[0])
+
+
 @pytest.mark.parametrize("upper", [0, 1])
 @pytest.mark.parametrize("k", [-2, 0, 1, 5])
 def test_trilu(upper, k, rng):
@@ -496,6 +514,41 @@ def test_cumsum(axis, exclusive, reverse, dtype, rng):
     model = make_model([helper.make_node("CumSum", ["x", "a"], ["y"], exclusive=exclusive, reverse=reverse)],
                        [("x", [3, 4, 6], dtype)], [("y", [3, 4, 6], dtype)], {"a": np.array(axis, np.int64)}, opset=14)
     check(model, {"x": x})
+
+
+@pytest.mark.parametrize("axis,exclusive,reverse", [(0, 0, 0), (1, 1, 0), (-1, 0, 1), (2, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+@pytest.mark.parametrize("folded", [False, True])
+def test_cumprod(axis, exclusive, reverse, dtype, folded, rng):
+    """Opset 26, newer than onnxruntime's: checked with onnx's reference implementation, compiled
+    and (a constant input) folded at compile time by the graph dialect's reference semantics."""
+    from onnx.reference import ReferenceEvaluator
+
+    x = rng.integers(-3, 4, (3, 4, 6)).astype(dtype)
+    node = helper.make_node("CumProd", ["x", "a"], ["y"], exclusive=exclusive, reverse=reverse)
+    inits = {"a": np.array(axis, np.int64), **({"x": x} if folded else {})}
+    model = make_model([node], [] if folded else [("x", [3, 4, 6], dtype)], [("y", [3, 4, 6], dtype)], inits,
+                       opset=26)
+    feeds = {} if folded else {"x": x}
+    (got,) = InferenceSession(model.SerializeToString()).run(None, feeds)
+    np.testing.assert_array_equal(got, ReferenceEvaluator(model).run(None, feeds)[0])
+
+
+def test_bitcast_as_output_and_as_a_view(rng):
+    """Opset 26 (newer than onnxruntime's): the same bytes, read as int32 for the graph output (a
+    copy) and as float64 -> int64 feeding an Add (an alias)."""
+    from onnx import TensorProto
+
+    x, d = rng.standard_normal((3, 5)).astype(np.float32), rng.standard_normal((2, 4))
+    nodes = [helper.make_node("BitCast", ["x"], ["bits"], to=TensorProto.INT32),
+             helper.make_node("BitCast", ["d"], ["d_bits"], to=TensorProto.INT64),
+             helper.make_node("Add", ["d_bits", "one"], ["next"])]
+    model = make_model(nodes, [("x", ["n", 5]), ("d", [2, 4], np.float64)],
+                       [("bits", ["n", 5], np.int32), ("next", [2, 4], np.int64)], {"one": np.array(1, np.int64)},
+                       opset=26)
+    bits, nxt = InferenceSession(model.SerializeToString()).run(None, {"x": x, "d": d})
+    np.testing.assert_array_equal(bits, x.view(np.int32))
+    np.testing.assert_array_equal(nxt, d.view(np.int64) + 1)
 
 
 @pytest.mark.parametrize("axis,k,largest", [(-1, 3, 1), (-1, 1, 0), (1, 4, 1), (0, 2, 0), (-1, 9, 1)])

@@ -1,6 +1,6 @@
 """Operators imported as compositions of existing graph ops (what their ONNX function bodies
 compute), so they reuse the fused row, pool and elementwise kernels: MeanVarianceNormalization,
-LpNormalization, GroupNormalization, LpPool, Hardmax, EyeLike, ReverseSequence."""
+LpNormalization, GroupNormalization, LpPool, Hardmax, EyeLike, ReverseSequence, Swish, SwiGLU."""
 from __future__ import annotations
 
 import numpy as np
@@ -141,3 +141,26 @@ def _reverse_sequence(ctx: _NodeContext):
     (idx,) = ctx.emit(gm.WhereOp, [inside, mirrored, pos])
     (idx,) = ctx.emit(gt.ExpandOp, [idx], shape=list(shape))
     return ctx.emit(gi.GatherElementsOp, [x, idx], axis=t_axis)
+
+
+def _swish(ctx: _NodeContext, x):
+    """x * sigmoid(alpha * x)."""
+    alpha = float(ctx.attrs.get("alpha", 1.0))
+    (ax,) = ctx.emit(graph.MulOp, [x, _const(ctx, "alpha", np.array(alpha, _np_dtype(x)))]) if alpha != 1 else (x,)
+    (gate,) = ctx.emit(gm.SigmoidOp, [ax])
+    return ctx.emit(graph.MulOp, [x, gate])
+
+
+@converter("Swish")
+def _swish_op(ctx: _NodeContext):
+    return _swish(ctx, ctx.input(0))
+
+
+@converter("SwiGLU")
+def _swiglu(ctx: _NodeContext):
+    """Swish(A) * B, A and B of one shape."""
+    a, b = ctx.input(0), ctx.input(1)
+    if ctx.shape(a) != ctx.shape(b):
+        raise ctx.fail(f"A and B must have one shape, got {ctx.shape(a)} and {ctx.shape(b)}")
+    (gated,) = _swish(ctx, a)
+    return ctx.emit(graph.MulOp, [gated, b])

@@ -69,10 +69,11 @@ def _topk(ctx: _NodeContext):
                     largest=bool(ctx.attrs.get("largest", 1)))
 
 
-@converter("CumSum")
-def _cumsum(ctx: _NodeContext):
+@converter("CumSum", "CumProd")
+def _cumulative(ctx: _NodeContext):
     axis = ctx.const_input(1)
     if axis is None:
         raise ctx.fail("the axis must be a constant")
-    return ctx.emit(gr.CumSumOp, [ctx.input(0)], axis=int(np.asarray(axis).reshape(-1)[0]),
+    op_cls = gr.CumSumOp if ctx.node.op_type == "CumSum" else gr.CumProdOp
+    return ctx.emit(op_cls, [ctx.input(0)], axis=int(np.asarray(axis).reshape(-1)[0]),
                     exclusive=bool(ctx.attrs.get("exclusive", 0)), reverse=bool(ctx.attrs.get("reverse", 0)))

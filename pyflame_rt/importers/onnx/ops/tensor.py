@@ -43,9 +43,12 @@ def _scalar(ctx: _NodeContext, i: int, what: str):
     return value.reshape(-1)[0].item(), DType.from_numpy(value.dtype)
 
 
-@converter("Range")
+@converter("Range", newer_attributes=("stash_type",))
 def _range(ctx: _NodeContext):
     (start, dtype), (limit, _), (delta, _) = (_scalar(ctx, i, n) for i, n in enumerate(("start", "limit", "delta")))
+    # the range kernel computes float16 / bfloat16 elements in float32: opset 27's default stash_type
+    if dtype in (DType.FLOAT16, DType.BFLOAT16) and ctx.attrs.get("stash_type", 1) != 1:
+        raise ctx.fail("only stash_type 1 (float) is supported for float16 / bfloat16")
     if isinstance(start, SymDim) or isinstance(delta, SymDim):
         raise ctx.fail("a symbolic start or delta is not supported")
     if delta == 0 or not all(np.isfinite(v) for v in (start, delta)):
@@ -79,3 +82,8 @@ def _einsum(ctx: _NodeContext):
     if len(inputs) > 2:
         raise ctx.fail("einsum over more than two operands is not supported")
     return ctx.emit(gt.EinsumOp, inputs, equation=eq)
+
+
+@converter("BitCast")
+def _bitcast(ctx: _NodeContext):
+    return ctx.emit(gt.BitCastOp, [ctx.input(0)], to=DType.from_onnx(int(ctx.attrs["to"])).value)
