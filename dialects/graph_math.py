@@ -20,7 +20,8 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError
 
 FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64)
-INTEGER_DTYPES = (DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.UINT8)
+INTEGER_DTYPES = (DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.UINT64, DType.UINT32, DType.UINT16,
+                  DType.UINT8)
 
 
 class FloatUnaryOp(ElementwiseUnaryOp):

@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 
 SCHEDULE = "model"  # the kernel.schedule's symbol
 STATUS_DTYPE = DType.INT64  # the run's check status word
-IO_DTYPES = (DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16, DType.INT64, DType.INT32, DType.INT16,
-             DType.INT8, DType.UINT8, DType.BOOL)
 WEIGHT_ALIGN = 64
 
 
@@ -350,11 +348,6 @@ class GraphLowering:
         assert isinstance(ret, func.ReturnOp)
         outputs = [TensorInfo(_attr_name(a, f"output_{j}"), self.shapes[v], graph.dtype_of(v.type))
                    for j, (v, a) in enumerate(zip(ret.arguments, out_attrs))]
-        for t in inputs + outputs:
-            if t.dtype not in IO_DTYPES:
-                raise UnsupportedOperatorError(
-                    f"tensor '{t.name}' has element type {t.dtype.value}; the CPU backend supports "
-                    f"{', '.join(d.value for d in IO_DTYPES)} inputs and outputs")
         for role, infos in zip(_IO_ROLES, (inputs, outputs)):
             for t in infos:
                 self._io(role, t)

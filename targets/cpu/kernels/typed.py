@@ -35,11 +35,11 @@ from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, vec
 _STORAGE: dict[DType, Attribute] = {
     DType.FLOAT32: Float32Type(), DType.FLOAT16: Float16Type(), DType.FLOAT64: Float64Type(),
     DType.BFLOAT16: i16, DType.INT64: i64, DType.INT32: i32, DType.INT16: i16, DType.INT8: i8, DType.UINT8: i8,
-    DType.BOOL: i8,
+    DType.BOOL: i8, DType.UINT64: i64, DType.UINT32: i32, DType.UINT16: i16,
 }
 FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64)
 SINGLE_PRECISION = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16)  # computed in f32
-INTEGER_DTYPES = (DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.UINT8)
+UNSIGNED_DTYPES = (DType.UINT64, DType.UINT32, DType.UINT16, DType.UINT8)
 _ICMP = {"eq": "eq", "ne": "ne", "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
 _UCMP = {"eq": "eq", "ne": "ne", "lt": "ult", "le": "ule", "gt": "ugt", "ge": "uge"}
 _ICMP_INDEX = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
@@ -67,7 +67,7 @@ class Typed:
         self.kb, self.dtype, self.width = kb, dtype, width
         self.elem = compute_type(dtype)
         self.is_float = dtype in FLOAT_DTYPES
-        self.unsigned = dtype in (DType.UINT8, DType.BOOL)
+        self.unsigned = dtype in UNSIGNED_DTYPES or dtype is DType.BOOL
 
     @property
     def type(self) -> Attribute:
@@ -262,9 +262,20 @@ class Typed:
             return kb.intrinsic("llvm.fptoui.sat" if to.unsigned else "llvm.fptosi.sat", value,
                                 result_type=to.type, overloads=[to.type, self.type])
         if to.is_float:
+            if self.unsigned and src.bitwidth == 64:
+                return self._u64_to_float(value, to)
             if self.unsigned:
-                value = kb.cast(llvm.ZExtOp, value, i32 if src.bitwidth < 32 else IntegerType(src.bitwidth * 2))
+                value = kb.cast(llvm.ZExtOp, value, i32 if src.bitwidth < 32 else i64)
             return kb.cast(llvm.SIToFPOp, value, dst)
         if dst.bitwidth < src.bitwidth:
             return kb.cast(llvm.TruncOp, value, dst)
         return kb.cast(llvm.ZExtOp if self.unsigned else llvm.SExtOp, value, dst)
+
+    def _u64_to_float(self, value: SSAValue, to: "Typed") -> SSAValue:
+        """uint64 -> float rounded once (the llvm dialect has no uitofp): values >= 2**63 are halved,
+        keeping the lost bit as a sticky bit, converted and doubled."""
+        kb, one = self.kb, self.const(1)
+        halved = kb._ins(arith.OrIOp(kb._ins(arith.ShRUIOp(value, one)), kb._ins(arith.AndIOp(value, one))))
+        small = self.like(DType.INT64).cmp("ge", value, self.const(0))
+        wide = kb.cast(llvm.SIToFPOp, halved, to.elem)
+        return to.select(small, kb.cast(llvm.SIToFPOp, value, to.elem), to.add(wide, wide))
