@@ -154,18 +154,22 @@ class Typed:
             return self.kb.fdiv(a, b)
         zero, one, minus_one = self.const(0), self.const(1), self.const(-1)
         safe = self.select(self.cmp("eq", b, zero), one, b)
+        if self.unsigned:  # all ones is the largest divisor, not -1
+            return self.kb._ins(arith.DivUIOp(a, safe))
         safe_neg = self.select(self.cmp("eq", safe, minus_one), one, safe)
-        q = self.kb._ins((arith.DivUIOp if self.unsigned else arith.DivSIOp)(a, safe_neg))
+        q = self.kb._ins(arith.DivSIOp(a, safe_neg))
         return self.select(self.cmp("eq", safe, minus_one), self.neg(a), q)
 
     def rem(self, a, b, floored: bool):
         """Integer remainder with the sign of the dividend (C %, ONNX fmod=1) or, `floored`, of the
         divisor (Python %, ONNX fmod=0); x % 0 is 0 (no hardware trap), so is INT_MIN % -1."""
         zero, one = self.const(0), self.const(1)
+        if self.unsigned:
+            return self.kb._ins(arith.RemUIOp(a, self.select(self.cmp("eq", b, zero), one, b)))
         unit = self.kb._ins(arith.OrIOp(self.cmp("eq", b, zero), self.cmp("eq", b, self.const(-1))))
         safe = self.select(unit, one, b)
-        r = self.kb._ins((arith.RemUIOp if self.unsigned else arith.RemSIOp)(a, safe))
-        if not floored or self.unsigned:
+        r = self.kb._ins(arith.RemSIOp(a, safe))
+        if not floored:
             return r
         signs_differ = self.kb._ins(arith.XOrIOp(self.cmp("lt", r, zero), self.cmp("lt", safe, zero)))
         fix = self.kb._ins(arith.AndIOp(self.cmp("ne", r, zero), signs_differ))
