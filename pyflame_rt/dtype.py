@@ -28,6 +28,7 @@ class DType(Enum):
     FLOAT8E4M3FNUZ = "float8_e4m3fnuz"
     FLOAT8E5M2 = "float8_e5m2"
     FLOAT8E5M2FNUZ = "float8_e5m2fnuz"
+    FLOAT8E8M0 = "float8_e8m0fnu"
     FLOAT4E2M1 = "float4_e2m1fn"
     INT4 = "int4"
     UINT4 = "uint4"
@@ -90,8 +91,11 @@ class DType(Enum):
 
 
 _NUMPY: dict = {}
-_ML_DTYPES = frozenset({DType.BFLOAT16, DType.FLOAT8E4M3FN, DType.FLOAT8E4M3FNUZ, DType.FLOAT8E5M2,
-                        DType.FLOAT8E5M2FNUZ, DType.FLOAT4E2M1, DType.INT4, DType.UINT4})
+# float8 / float4: computed in float32, stored as their codes; int4 / uint4: stored in a byte's low nibble
+NARROW_FLOATS = (DType.FLOAT8E4M3FN, DType.FLOAT8E4M3FNUZ, DType.FLOAT8E5M2, DType.FLOAT8E5M2FNUZ, DType.FLOAT8E8M0,
+                 DType.FLOAT4E2M1)
+NIBBLES = (DType.INT4, DType.UINT4)
+_ML_DTYPES = frozenset({DType.BFLOAT16, *NARROW_FLOATS, *NIBBLES})
 
 _ORT_NAMES = {
     DType.FLOAT32: "float", DType.FLOAT64: "double", DType.FLOAT16: "float16",
@@ -99,7 +103,8 @@ _ORT_NAMES = {
     DType.INT16: "int16", DType.INT32: "int32", DType.INT64: "int64", DType.BOOL: "bool",
     DType.UINT16: "uint16", DType.UINT32: "uint32", DType.UINT64: "uint64",
     DType.FLOAT8E4M3FN: "float8e4m3fn", DType.FLOAT8E4M3FNUZ: "float8e4m3fnuz", DType.FLOAT8E5M2: "float8e5m2",
-    DType.FLOAT8E5M2FNUZ: "float8e5m2fnuz", DType.FLOAT4E2M1: "float4e2m1", DType.INT4: "int4", DType.UINT4: "uint4",
+    DType.FLOAT8E5M2FNUZ: "float8e5m2fnuz", DType.FLOAT8E8M0: "float8e8m0", DType.FLOAT4E2M1: "float4e2m1",
+    DType.INT4: "int4", DType.UINT4: "uint4",
 }
 
 # onnx.TensorProto.DataType codes (fixed by onnx.proto); spelled out so that running an
@@ -108,5 +113,5 @@ _TO_ONNX = {
     DType.FLOAT32: 1, DType.FLOAT64: 11, DType.FLOAT16: 10, DType.BFLOAT16: 16, DType.INT8: 3,
     DType.UINT8: 2, DType.INT16: 5, DType.INT32: 6, DType.INT64: 7, DType.BOOL: 9, DType.UINT16: 4,
     DType.UINT32: 12, DType.UINT64: 13, DType.FLOAT8E4M3FN: 17, DType.FLOAT8E4M3FNUZ: 18, DType.FLOAT8E5M2: 19,
-    DType.FLOAT8E5M2FNUZ: 20, DType.UINT4: 21, DType.INT4: 22, DType.FLOAT4E2M1: 23,
+    DType.FLOAT8E5M2FNUZ: 20, DType.FLOAT8E8M0: 24, DType.UINT4: 21, DType.INT4: 22, DType.FLOAT4E2M1: 23,
 }

@@ -20,7 +20,7 @@ from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import i1, i64
 from xdsl.ir import SSAValue
 
-from pyflame_rt.dialects.graph_attrs import ActivationAttr
+from pyflame_rt.dialects.graph_attrs import ActivationAttr, RoundMode
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
@@ -49,6 +49,7 @@ class EwOp:
     float_only: bool = False
     double: bool = False
     divides: bool = False
+    narrows: bool = False  # params, if any, are how the output narrows: (saturate, RoundMode index)
 
 
 def _unary(fn, float_only=True, double=False) -> EwOp:
@@ -257,7 +258,7 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "xor": _logical(arith.XOrIOp),
     "not": EwOp(1, lambda t, x, p: t.logical_not(x[0]), result="bool"),
     "where": EwOp(3, lambda t, x, p: t.select(x[0], x[1], x[2]), typed_by=1),
-    "cast": EwOp(1, lambda t, x, p: x[0], result="out"),
+    "cast": EwOp(1, lambda t, x, p: x[0], result="out", narrows=True),
     "fill": EwOp(0, lambda t, x, p: t.const(p[0]), result="out"),
 }
 
@@ -358,6 +359,11 @@ def check_elementwise(op: str, in_dtypes: tuple[DType, ...]) -> None:
             f"{op} needs float32/float16/bfloat16 tensors, got {in_dtypes[ew.typed_by].value}")
 
 
+def _narrowing(params: tuple) -> tuple:
+    """Typed's (saturate, round_mode) from a Cast's kernel params (none: the defaults)."""
+    return (bool(params[0]), list(RoundMode)[params[1]].value) if params else ()
+
+
 def _flag_zero(t: Typed, divisor: SSAValue, status: SSAValue, code: SSAValue) -> None:
     """*status = code if a lane of the divisor is 0."""
     kb = t.kb
@@ -399,7 +405,7 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
 
         def step(iv, w):
             ts = [Typed(kb, d, w) for d in dtypes]
-            to = Typed(kb, spec.out_dtype, w)
+            to = Typed(kb, spec.out_dtype, w, *(_narrowing(spec.params) if ew.narrows else ()))
             vals = []
             for t, p, o, mode, stride in zip(ts, ins, offs, spec.inner, inner_strides):
                 index = {"v": lambda: kb.add(o, iv), "s": lambda: o, "g": lambda: kb.add(o, kb.mul(iv, stride))}

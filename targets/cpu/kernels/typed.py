@@ -4,7 +4,8 @@ Kernel generators are written once against `Typed` and specialized by element
 type: a tensor's *storage* type (what sits in memory) can differ from its
 *compute* type (f16 and bf16 are computed in f32, bf16 being stored as its i16
 bits and rounded to nearest even on store; bool is an i1 mask, stored as one byte
-0/1). Selects are built from integer ops, so they work on vectors (xDSL 0.74 only
+0/1; float8 / float4 are computed in f32 and stored as their codes, minifloat.py;
+int4 / uint4 are computed as 8-bit integers, stored one per byte in its low nibble). Selects are built from integer ops, so they work on vectors (xDSL 0.74 only
 accepts scalar `select` conditions); LLVM turns them back into blends.
 
 NaN: float ops propagate it as onnxruntime does (min / max / clamps return NaN for a
@@ -28,18 +29,21 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, SSAValue
 
-from pyflame_rt.dtype import DType
+from pyflame_rt.dtype import NARROW_FLOATS, NIBBLES, DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, vec
+from pyflame_rt.targets.cpu.kernels import minifloat
 
 _STORAGE: dict[DType, Attribute] = {
     DType.FLOAT32: Float32Type(), DType.FLOAT16: Float16Type(), DType.FLOAT64: Float64Type(),
     DType.BFLOAT16: i16, DType.INT64: i64, DType.INT32: i32, DType.INT16: i16, DType.INT8: i8, DType.UINT8: i8,
-    DType.BOOL: i8, DType.UINT64: i64, DType.UINT32: i32, DType.UINT16: i16,
+    DType.BOOL: i8, DType.UINT64: i64, DType.UINT32: i32, DType.UINT16: i16, DType.INT4: i8, DType.UINT4: i8,
+    **{d: i8 for d in NARROW_FLOATS},
 }
-FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64)
+FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64, *NARROW_FLOATS)
 SINGLE_PRECISION = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16)  # computed in f32
-UNSIGNED_DTYPES = (DType.UINT64, DType.UINT32, DType.UINT16, DType.UINT8)
+UNSIGNED_DTYPES = (DType.UINT64, DType.UINT32, DType.UINT16, DType.UINT8, DType.UINT4)
+_NIBBLE_RANGE = {DType.INT4: (-8, 7), DType.UINT4: (0, 15)}
 _ICMP = {"eq": "eq", "ne": "ne", "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
 _UCMP = {"eq": "eq", "ne": "ne", "lt": "ult", "le": "ule", "gt": "ugt", "ge": "uge"}
 _ICMP_INDEX = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
@@ -53,7 +57,7 @@ def storage_type(dtype: DType) -> Attribute:
 
 
 def compute_type(dtype: DType) -> Attribute:
-    if dtype in (DType.FLOAT16, DType.BFLOAT16):
+    if dtype in (DType.FLOAT16, DType.BFLOAT16, *NARROW_FLOATS):
         return Float32Type()
     if dtype is DType.BOOL:
         return i1
@@ -61,10 +65,12 @@ def compute_type(dtype: DType) -> Attribute:
 
 
 class Typed:
-    """Ops on `width`-lane values whose compute type comes from `dtype`."""
+    """Ops on `width`-lane values whose compute type comes from `dtype`. Stores to float8 take ONNX
+    Cast's `saturate` and (float8e8m0) `round_mode`."""
 
-    def __init__(self, kb: KernelBuilder, dtype: DType, width: int):
+    def __init__(self, kb: KernelBuilder, dtype: DType, width: int, saturate: bool = True, round_mode: str = "up"):
         self.kb, self.dtype, self.width = kb, dtype, width
+        self.saturate, self.round_mode = saturate, round_mode
         self.elem = compute_type(dtype)
         self.is_float = dtype in FLOAT_DTYPES
         self.unsigned = dtype in UNSIGNED_DTYPES or dtype is DType.BOOL
@@ -99,8 +105,8 @@ class Typed:
 
     @property
     def narrow(self) -> bool:
-        """Stored in fewer bits than it is computed in (float16 / bfloat16)."""
-        return self.dtype in (DType.FLOAT16, DType.BFLOAT16)
+        """Stored in fewer bits than it is computed in (float16 / bfloat16 / float8 / float4 / int4)."""
+        return self.dtype in (DType.FLOAT16, DType.BFLOAT16, *NARROW_FLOATS, *NIBBLES)
 
     def rounded(self, value: SSAValue) -> SSAValue:
         """`value` as a store and a load would give it back: rounded to the storage type."""
@@ -116,6 +122,13 @@ class Typed:
             return kb.cast(llvm.BitcastOp, bits, self.elem)
         if self.dtype is DType.BOOL:
             return self._icmp("ne", v, kb.vconst(0, i8, lanes))
+        if self.dtype in NARROW_FLOATS:
+            return minifloat.decode(self.dtype, Typed(kb, DType.FLOAT32, lanes), v)
+        if self.dtype is DType.INT4:  # sign-extend the low nibble
+            four = kb.vconst(4, i8, lanes)
+            return kb._ins(arith.ShRSIOp(kb._ins(arith.ShLIOp(v, four)), four))
+        if self.dtype is DType.UINT4:
+            return kb._ins(arith.AndIOp(v, kb.vconst(0xF, i8, lanes)))
         return v
 
     def _to_storage(self, value: SSAValue) -> SSAValue:
@@ -126,6 +139,10 @@ class Typed:
             return self._to_bfloat16_bits(value)
         if self.dtype is DType.BOOL:
             return self.kb.cast(llvm.ZExtOp, value, storage_type(self.dtype))
+        if self.dtype in NARROW_FLOATS:
+            return minifloat.encode(self.dtype, self, value, self.saturate, self.round_mode)
+        if self.dtype in NIBBLES:  # ml_dtypes keeps the high nibble 0
+            return self.kb._ins(arith.AndIOp(value, self.const(0xF)))
         return value
 
     def _to_bfloat16_bits(self, value: SSAValue) -> SSAValue:
@@ -261,7 +278,15 @@ class Typed:
         if src == dst:
             return value
         if self.is_float and to.is_float:
+            if to.dtype in minifloat.FORMATS:  # f64: rounded once, to the float8 / float4 grid
+                return self._to_odd_float32(value, to)
             return kb.cast(llvm.FPExtOp if dst.bitwidth > src.bitwidth else llvm.FPTruncOp, value, dst)
+        if self.is_float and to.dtype in NIBBLES:  # truncated; out of range is 0 (as ml_dtypes, onnx)
+            q = self.convert(value, to.like(DType.INT32))
+            lo, hi = _NIBBLE_RANGE[to.dtype]
+            ti = to.like(DType.INT32)
+            inside = kb.and_(ti.cmp("ge", q, ti.const(lo)), ti.cmp("le", q, ti.const(hi)))
+            return kb.cast(llvm.TruncOp, ti.select(inside, q, ti.const(0)), dst)
         if self.is_float:
             return kb.intrinsic("llvm.fptoui.sat" if to.unsigned else "llvm.fptosi.sat", value,
                                 result_type=to.type, overloads=[to.type, self.type])
@@ -283,3 +308,16 @@ class Typed:
         small = self.like(DType.INT64).cmp("ge", value, self.const(0))
         wide = kb.cast(llvm.SIToFPOp, halved, to.elem)
         return to.select(small, kb.cast(llvm.SIToFPOp, value, to.elem), to.add(wide, wide))
+
+    def _to_odd_float32(self, value: SSAValue, to: "Typed") -> SSAValue:
+        """float64 -> float32 rounded to odd (truncated, the last bit set when inexact): a second
+        rounding to a format with at most 22 fewer mantissa bits then rounds as if once."""
+        kb = self.kb
+        r = kb.cast(llvm.FPTruncOp, value, to.elem)
+        back = kb.cast(llvm.FPExtOp, r, self.elem)
+        bits, it = to._bits(r)
+        overshoot = self.cmp("gt", self.abs(back), self.abs(value))  # rounded away from zero
+        bits = it.select(overshoot, it.sub(bits, it.const(1)), bits)
+        inexact = kb.fcmp("one", back, value)
+        bits = it.select(inexact, kb._ins(arith.OrIOp(bits, it.const(1))), bits)
+        return kb.cast(llvm.BitcastOp, bits, to.elem)
