@@ -84,6 +84,8 @@ _ELEMENT_TYPES: dict[DType, Attribute] = {
     DType.FLOAT4E2M1: Float4E2M1FNType(),
     DType.INT4: IntegerType(4),
     DType.UINT4: IntegerType(4, Signedness.UNSIGNED),
+    DType.INT2: IntegerType(2),
+    DType.UINT2: IntegerType(2, Signedness.UNSIGNED),
 }
 
 

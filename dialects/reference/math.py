@@ -8,7 +8,7 @@ import ml_dtypes
 import numpy as np
 
 from pyflame_rt.dialects import graph_math as gm
-from pyflame_rt.dtype import NARROW_FLOATS, NIBBLES, DType
+from pyflame_rt.dtype import NARROW_FLOATS, SUB_BYTE_INTS, DType
 from pyflame_rt.dialects.reference.core import check_divisor
 from pyflame_rt.dialects.reference.evaluator import ACTIVATION_REFERENCES, reference
 
@@ -127,16 +127,18 @@ _FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16)
 
 def _compute_numpy(dtype: DType) -> np.dtype:
     """The type the CPU kernels compute a dtype in: float16 / bfloat16 / float8 / float4 in float32,
-    int4 / uint4 in 8 bits."""
+    int4 / uint4 / int2 / uint2 in 8 bits."""
     if dtype in (DType.FLOAT16, DType.BFLOAT16, *NARROW_FLOATS):
         return np.dtype(np.float32)
-    return {DType.INT4: np.dtype(np.int8), DType.UINT4: np.dtype(np.uint8)}.get(dtype, dtype.numpy)
+    if dtype in SUB_BYTE_INTS:
+        return np.dtype(np.uint8 if dtype.value.startswith("u") else np.int8)
+    return dtype.numpy
 
 
 def cast_array(x: np.ndarray, to: DType, saturate: bool = True, round_mode: str = "up") -> np.ndarray:
     """ONNX Cast with the compiled kernels' semantics (targets/cpu/kernels/typed.py, `convert`), so a
     folded Cast gives the bits a compiled one would: to bool is x != 0; float to integer truncates
-    toward zero and saturates, NaN -> 0 (to int4 / uint4: out of range -> 0, as onnx's reference);
+    toward zero and saturates, NaN -> 0 (to int4 / int2 / ...: out of range -> 0, as onnx's reference);
     floats and integers convert through their compute types, so float64 -> float16 rounds via
     float32 as the kernel does; integers narrow by wrapping. To float8 / float4: rounded once to
     nearest even, `saturate` clamping to the largest finite value (float4 always); float8e8m0 takes
@@ -145,7 +147,7 @@ def cast_array(x: np.ndarray, to: DType, saturate: bool = True, round_mode: str 
     src = DType.from_numpy(x.dtype)
     if to is DType.BOOL:
         return np.asarray(x != 0)
-    if src in (*NARROW_FLOATS, *NIBBLES):  # widened exactly
+    if src in (*NARROW_FLOATS, *SUB_BYTE_INTS):  # widened exactly
         x = x.astype(_compute_numpy(src))
         src = DType.from_numpy(x.dtype)
     if to is DType.FLOAT8E8M0:
@@ -157,7 +159,7 @@ def cast_array(x: np.ndarray, to: DType, saturate: bool = True, round_mode: str 
             wide = np.clip(wide, -limit, limit)
         with np.errstate(over="ignore", invalid="ignore"):
             return wide.astype(to.numpy)
-    if to in NIBBLES and src in _FLOAT_DTYPES:
+    if to in SUB_BYTE_INTS and src in _FLOAT_DTYPES:
         info = ml_dtypes.iinfo(to.numpy)
         t = np.trunc(x.astype(np.float64))
         return np.where(np.isnan(t) | (t < info.min) | (t > info.max), 0.0, t).astype(to.numpy)

@@ -22,7 +22,7 @@ def test_guide_names_are_the_existing_members(name):
 
 
 def test_members_values_and_onnxruntime_type_strings_are_unchanged():
-    assert len(DType) == 21  # the aliases add no members
+    assert len(DType) == 23  # the aliases add no members
     assert DType("float32") is DType.Float32 and DType.Float32.value == "float32"
     assert DType.Float32.ort_type == "tensor(float)" and DType.Float64.ort_type == "tensor(double)"
     assert DType.from_onnx(DType.Int64.onnx) is DType.INT64
@@ -36,7 +36,7 @@ def test_unknown_numpy_dtype_is_refused():
 NARROW = {  # ml_dtypes' numpy type -> onnxruntime's type string
     "float8_e4m3fn": "float8e4m3fn", "float8_e4m3fnuz": "float8e4m3fnuz", "float8_e5m2": "float8e5m2",
     "float8_e5m2fnuz": "float8e5m2fnuz", "float8_e8m0fnu": "float8e8m0", "float4_e2m1fn": "float4e2m1",
-    "int4": "int4", "uint4": "uint4",
+    "int4": "int4", "uint4": "uint4", "int2": "int2", "uint2": "uint2",
 }
 
 

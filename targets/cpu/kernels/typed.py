@@ -5,7 +5,7 @@ type: a tensor's *storage* type (what sits in memory) can differ from its
 *compute* type (f16 and bf16 are computed in f32, bf16 being stored as its i16
 bits and rounded to nearest even on store; bool is an i1 mask, stored as one byte
 0/1; float8 / float4 are computed in f32 and stored as their codes, minifloat.py;
-int4 / uint4 are computed as 8-bit integers, stored one per byte in its low nibble). Selects are built from integer ops, so they work on vectors (xDSL 0.74 only
+int4 / uint4 / int2 / uint2 are computed as 8-bit integers, stored one per byte in its low bits). Selects are built from integer ops, so they work on vectors (xDSL 0.74 only
 accepts scalar `select` conditions); LLVM turns them back into blends.
 
 NaN: float ops propagate it as onnxruntime does (min / max / clamps return NaN for a
@@ -29,7 +29,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, SSAValue
 
-from pyflame_rt.dtype import NARROW_FLOATS, NIBBLES, DType
+from pyflame_rt.dtype import NARROW_FLOATS, SUB_BYTE_INTS, DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, vec
 from pyflame_rt.targets.cpu.kernels import minifloat
@@ -37,13 +37,12 @@ from pyflame_rt.targets.cpu.kernels import minifloat
 _STORAGE: dict[DType, Attribute] = {
     DType.FLOAT32: Float32Type(), DType.FLOAT16: Float16Type(), DType.FLOAT64: Float64Type(),
     DType.BFLOAT16: i16, DType.INT64: i64, DType.INT32: i32, DType.INT16: i16, DType.INT8: i8, DType.UINT8: i8,
-    DType.BOOL: i8, DType.UINT64: i64, DType.UINT32: i32, DType.UINT16: i16, DType.INT4: i8, DType.UINT4: i8,
-    **{d: i8 for d in NARROW_FLOATS},
+    DType.BOOL: i8, DType.UINT64: i64, DType.UINT32: i32, DType.UINT16: i16,
+    **{d: i8 for d in (*NARROW_FLOATS, *SUB_BYTE_INTS)},
 }
 FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64, *NARROW_FLOATS)
 SINGLE_PRECISION = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16)  # computed in f32
-UNSIGNED_DTYPES = (DType.UINT64, DType.UINT32, DType.UINT16, DType.UINT8, DType.UINT4)
-_NIBBLE_RANGE = {DType.INT4: (-8, 7), DType.UINT4: (0, 15)}
+UNSIGNED_DTYPES = (DType.UINT64, DType.UINT32, DType.UINT16, DType.UINT8, DType.UINT4, DType.UINT2)
 _ICMP = {"eq": "eq", "ne": "ne", "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
 _UCMP = {"eq": "eq", "ne": "ne", "lt": "ult", "le": "ule", "gt": "ugt", "ge": "uge"}
 _ICMP_INDEX = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
@@ -89,6 +88,12 @@ class Typed:
             return self.like({8: DType.INT8, 16: DType.INT16, 32: DType.INT32, 64: DType.INT64}[elem.bitwidth])
         return self.like(DType.FLOAT64 if elem.bitwidth == 64 else DType.FLOAT32)
 
+    @property
+    def sub_byte_range(self) -> tuple[int, int]:
+        """The values of int4 / uint4 / int2 / uint2."""
+        bits = SUB_BYTE_INTS[self.dtype]
+        return (0, (1 << bits) - 1) if self.unsigned else (-(1 << bits - 1), (1 << bits - 1) - 1)
+
     def require_float(self, what: str) -> None:
         if not self.is_float:
             raise UnsupportedOperatorError(f"{what} needs a float tensor, got {self.dtype.value}")
@@ -106,7 +111,7 @@ class Typed:
     @property
     def narrow(self) -> bool:
         """Stored in fewer bits than it is computed in (float16 / bfloat16 / float8 / float4 / int4)."""
-        return self.dtype in (DType.FLOAT16, DType.BFLOAT16, *NARROW_FLOATS, *NIBBLES)
+        return self.dtype in (DType.FLOAT16, DType.BFLOAT16, *NARROW_FLOATS, *SUB_BYTE_INTS)
 
     def rounded(self, value: SSAValue) -> SSAValue:
         """`value` as a store and a load would give it back: rounded to the storage type."""
@@ -124,11 +129,11 @@ class Typed:
             return self._icmp("ne", v, kb.vconst(0, i8, lanes))
         if self.dtype in NARROW_FLOATS:
             return minifloat.decode(self.dtype, Typed(kb, DType.FLOAT32, lanes), v)
-        if self.dtype is DType.INT4:  # sign-extend the low nibble
-            four = kb.vconst(4, i8, lanes)
-            return kb._ins(arith.ShRSIOp(kb._ins(arith.ShLIOp(v, four)), four))
-        if self.dtype is DType.UINT4:
-            return kb._ins(arith.AndIOp(v, kb.vconst(0xF, i8, lanes)))
+        if self.dtype in SUB_BYTE_INTS and self.unsigned:
+            return kb._ins(arith.AndIOp(v, kb.vconst((1 << SUB_BYTE_INTS[self.dtype]) - 1, i8, lanes)))
+        if self.dtype in SUB_BYTE_INTS:  # sign-extend the low bits
+            unused = kb.vconst(8 - SUB_BYTE_INTS[self.dtype], i8, lanes)
+            return kb._ins(arith.ShRSIOp(kb._ins(arith.ShLIOp(v, unused)), unused))
         return v
 
     def _to_storage(self, value: SSAValue) -> SSAValue:
@@ -141,8 +146,8 @@ class Typed:
             return self.kb.cast(llvm.ZExtOp, value, storage_type(self.dtype))
         if self.dtype in NARROW_FLOATS:
             return minifloat.encode(self.dtype, self, value, self.saturate, self.round_mode)
-        if self.dtype in NIBBLES:  # ml_dtypes keeps the high nibble 0
-            return self.kb._ins(arith.AndIOp(value, self.const(0xF)))
+        if self.dtype in SUB_BYTE_INTS:  # ml_dtypes keeps the other bits 0
+            return self.kb._ins(arith.AndIOp(value, self.const((1 << SUB_BYTE_INTS[self.dtype]) - 1)))
         return value
 
     def _to_bfloat16_bits(self, value: SSAValue) -> SSAValue:
@@ -281,9 +286,9 @@ class Typed:
             if to.dtype in minifloat.FORMATS:  # f64: rounded once, to the float8 / float4 grid
                 return self._to_odd_float32(value, to)
             return kb.cast(llvm.FPExtOp if dst.bitwidth > src.bitwidth else llvm.FPTruncOp, value, dst)
-        if self.is_float and to.dtype in NIBBLES:  # truncated; out of range is 0 (as ml_dtypes, onnx)
+        if self.is_float and to.dtype in SUB_BYTE_INTS:  # truncated; out of range is 0 (as ml_dtypes, onnx)
             q = self.convert(value, to.like(DType.INT32))
-            lo, hi = _NIBBLE_RANGE[to.dtype]
+            lo, hi = to.sub_byte_range
             ti = to.like(DType.INT32)
             inside = kb.and_(ti.cmp("ge", q, ti.const(lo)), ti.cmp("le", q, ti.const(hi)))
             return kb.cast(llvm.TruncOp, ti.select(inside, q, ti.const(0)), dst)

@@ -1,4 +1,4 @@
-"""float8 / float4 / int4 / uint4 tensors compiled to native code: Cast in both directions bit for bit
+"""float8 / float4 / int4 / uint4 / int2 / uint2 tensors compiled to native code: Cast in both directions bit for bit
 against onnx's and ml_dtypes' conversions (onnxruntime's Python API takes no such arrays), `saturate`
 and float8e8m0's `round_mode`, packed 4-bit initializers, movement ops and session type strings."""
 import ml_dtypes
@@ -72,11 +72,15 @@ def test_float64_to_float8_rounds_once():
     _same_bits(_run(model, {"x": x})["y"], x.astype(ml_dtypes.float8_e4m3fn), "float64 -> e4m3fn")
 
 
-def test_int4_and_uint4_casts_wrap_truncate_and_zero_out_of_range():
+SUB_BYTE = [(TensorProto.INT4, ml_dtypes.int4), (TensorProto.UINT4, ml_dtypes.uint4), (TensorProto.INT2, ml_dtypes.int2),
+            (TensorProto.UINT2, ml_dtypes.uint2)]
+
+
+def test_sub_byte_integer_casts_wrap_truncate_and_zero_out_of_range():
     f = np.array([-9.5, -8.9, -8, -0.9, 0.9, 7.9, 8, 15.5, 16, np.nan, np.inf, -np.inf], np.float32)
     i = np.array([-300, -9, -8, -1, 0, 7, 8, 15, 16, 300, 2 ** 31 - 1, -2 ** 31], np.int32)
     nodes, outputs = [], []
-    for to, np_type in ((TensorProto.INT4, ml_dtypes.int4), (TensorProto.UINT4, ml_dtypes.uint4)):
+    for to, np_type in SUB_BYTE:
         name = np.dtype(np_type).name
         nodes += [helper.make_node("Cast", ["f"], [f"{name}_from_f"], to=to),
                   helper.make_node("Cast", ["i"], [f"{name}_from_i"], to=to),
@@ -87,7 +91,7 @@ def test_int4_and_uint4_casts_wrap_truncate_and_zero_out_of_range():
     model = make_model(nodes, [("f", [12], np.float32), ("i", [12], np.int32)], outputs, opset=21)
     got = _run(model, {"f": f, "i": i})
     with np.errstate(invalid="ignore"):
-        for np_type in (ml_dtypes.int4, ml_dtypes.uint4):
+        for _, np_type in SUB_BYTE:
             name = np.dtype(np_type).name
             _same_bits(got[f"{name}_from_f"], f.astype(np_type), f"float32 -> {name}")
             _same_bits(got[f"{name}_from_i"], i.astype(np_type), f"int32 -> {name}")
