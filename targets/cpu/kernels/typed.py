@@ -5,8 +5,9 @@ type: a tensor's *storage* type (what sits in memory) can differ from its
 *compute* type (f16 and bf16 are computed in f32, bf16 being stored as its i16
 bits and rounded to nearest even on store; bool is an i1 mask, stored as one byte
 0/1; float8 / float4 are computed in f32 and stored as their codes, minifloat.py;
-int4 / uint4 / int2 / uint2 are computed as 8-bit integers, stored one per byte in its low bits). Selects are built from integer ops, so they work on vectors (xDSL 0.74 only
-accepts scalar `select` conditions); LLVM turns them back into blends.
+int4 / uint4 / int2 / uint2 are computed as 8-bit integers, stored one per byte in
+its low bits). Selects are built from integer ops, so they work on vectors (xDSL
+0.74 only accepts scalar `select` conditions); LLVM turns them back into blends.
 
 NaN: float ops propagate it as onnxruntime does (min / max / clamps return NaN for a
 NaN operand); compares are ordered (false with NaN) except "ne".

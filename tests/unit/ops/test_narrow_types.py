@@ -72,8 +72,8 @@ def test_float64_to_float8_rounds_once():
     _same_bits(_run(model, {"x": x})["y"], x.astype(ml_dtypes.float8_e4m3fn), "float64 -> e4m3fn")
 
 
-SUB_BYTE = [(TensorProto.INT4, ml_dtypes.int4), (TensorProto.UINT4, ml_dtypes.uint4), (TensorProto.INT2, ml_dtypes.int2),
-            (TensorProto.UINT2, ml_dtypes.uint2)]
+SUB_BYTE = [(TensorProto.INT4, ml_dtypes.int4), (TensorProto.UINT4, ml_dtypes.uint4),
+            (TensorProto.INT2, ml_dtypes.int2), (TensorProto.UINT2, ml_dtypes.uint2)]
 
 
 def test_sub_byte_integer_casts_wrap_truncate_and_zero_out_of_range():
