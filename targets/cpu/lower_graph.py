@@ -29,7 +29,7 @@ from pyflame_rt.dialects.assumptions import Assumption, at_node, collect, requir
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, fold_size, numel, parse_dim
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
+from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.targets.cpu.access_guard import check_declaration
 from pyflame_rt.targets.cpu.kernel_builder import checked_kernels
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
