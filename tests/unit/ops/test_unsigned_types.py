@@ -33,7 +33,8 @@ def _model(dtype):
     return make_model(nodes, inputs, outputs, {"axes": np.array([1])}, opset=18), [o[0] for o in outputs]
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64])
+@pytest.mark.parametrize("dtype", [np.uint64, *(pytest.param(t, marks=pytest.mark.slow)  # ~7 s each
+                                                for t in (np.uint8, np.uint16, np.uint32))])
 def test_unsigned_ops_match_onnxruntime(rng, dtype):
     info = np.iinfo(dtype)
     x = rng.integers(0, info.max, (4, 9), dtype=dtype, endpoint=True)
