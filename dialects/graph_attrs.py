@@ -106,6 +106,14 @@ class GeluApproximation(StrEnum):
     TANH = "tanh"
 
 
+class RoundMode(StrEnum):
+    """How Cast rounds to float8e8m0 (powers of two): away from zero, toward zero, to nearest (ties up)."""
+
+    UP = "up"
+    DOWN = "down"
+    NEAREST = "nearest"
+
+
 # the element type an op produces where its operands do not say (Cast's `to`, the dtype of
 # ConstantOfShape and Range): DType's names; `DType(attr.data)` reads one back
 ElementType = StrEnum("ElementType", [(d.name, d.value) for d in DType])
@@ -164,6 +172,11 @@ class ShiftDirectionAttr(EnumAttribute[ShiftDirection], SpacedOpaqueSyntaxAttrib
 @irdl_attr_definition
 class GeluApproximationAttr(EnumAttribute[GeluApproximation], SpacedOpaqueSyntaxAttribute):
     name = "graph.gelu_approximation"
+
+
+@irdl_attr_definition
+class RoundModeAttr(EnumAttribute[RoundMode], SpacedOpaqueSyntaxAttribute):
+    name = "graph.round_mode"
 
 
 @irdl_attr_definition
@@ -283,4 +296,4 @@ class ActivationAttr(ParametrizedAttribute):
 
 GRAPH_ATTRS = [LayoutAttr, ReduceKindAttr, ArgReduceKindAttr, PadModeAttr, ResizeModeAttr, CoordinateModeAttr,
                NearestModeAttr, ScatterReductionAttr, StorageOrderAttr, ShiftDirectionAttr, GeluApproximationAttr,
-               ElementTypeAttr, ActivationKindAttr, ActivationAttr]
+               RoundModeAttr, ElementTypeAttr, ActivationKindAttr, ActivationAttr]

@@ -15,12 +15,14 @@ from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.graph import (
     ElementwiseBinaryOp, ElementwiseUnaryOp, GraphOp, VariadicOp, broadcast_shapes, same_dtype)
-from pyflame_rt.dialects.graph_attrs import ElementTypeAttr, GeluApproximation, GeluApproximationAttr, enum_attr
+from pyflame_rt.dialects.graph_attrs import (
+    ElementTypeAttr, GeluApproximation, GeluApproximationAttr, RoundMode, RoundModeAttr, enum_attr)
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError
 
 FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64)
-INTEGER_DTYPES = (DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.UINT8)
+INTEGER_DTYPES = (DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.UINT64, DType.UINT32, DType.UINT16,
+                  DType.UINT8)
 
 
 class FloatUnaryOp(ElementwiseUnaryOp):
@@ -267,14 +269,19 @@ class ClipOp(ElementwiseUnaryOp):
 
 @irdl_op_definition
 class CastOp(ElementwiseUnaryOp):
-    """Convert the element type (ONNX Cast): `graph.cast %x to int64 : ...`."""
+    """Convert the element type (ONNX Cast): `graph.cast %x to int64 : ...`. To float8, `saturate`
+    clamps out-of-range values to the largest finite one (else Inf or NaN), and float8e8m0 rounds by
+    `round_mode`."""
 
     name = "graph.cast"
     to = prop_def(ElementTypeAttr)
+    saturate = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
+    round_mode = prop_def(RoundModeAttr, default_value=RoundModeAttr(RoundMode.UP))
     assembly_format = "$input `to` $to attr-dict `:` functional-type(operands, results)"
 
-    def __init__(self, input, result_type=None, to: str = "float32"):
-        super().__init__(input, result_type, to=enum_attr(ElementTypeAttr, to))
+    def __init__(self, input, result_type=None, to: str = "float32", saturate: bool = True, round_mode: str = "up"):
+        super().__init__(input, result_type, to=enum_attr(ElementTypeAttr, to), saturate=BoolAttr.from_bool(saturate),
+                         round_mode=enum_attr(RoundModeAttr, round_mode))
 
     def infer_dtypes(self, dtypes):
         return [DType(self.to.data)]

@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 from functools import reduce
 
+import ml_dtypes
 import numpy as np
 
 from pyflame_rt.dialects import graph_math as gm
-from pyflame_rt.dtype import DType
+from pyflame_rt.dtype import NARROW_FLOATS, SUB_BYTE_INTS, DType
 from pyflame_rt.dialects.reference.core import check_divisor
 from pyflame_rt.dialects.reference.evaluator import ACTIVATION_REFERENCES, reference
 
@@ -125,19 +126,43 @@ _FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16)
 
 
 def _compute_numpy(dtype: DType) -> np.dtype:
-    """The type the CPU kernels compute a dtype in: float16 / bfloat16 in float32."""
-    return np.dtype(np.float32) if dtype in (DType.FLOAT16, DType.BFLOAT16) else dtype.numpy
+    """The type the CPU kernels compute a dtype in: float16 / bfloat16 / float8 / float4 in float32,
+    int4 / uint4 / int2 / uint2 in 8 bits."""
+    if dtype in (DType.FLOAT16, DType.BFLOAT16, *NARROW_FLOATS):
+        return np.dtype(np.float32)
+    if dtype in SUB_BYTE_INTS:
+        return np.dtype(np.uint8 if dtype.value.startswith("u") else np.int8)
+    return dtype.numpy
 
 
-def cast_array(x: np.ndarray, to: DType) -> np.ndarray:
+def cast_array(x: np.ndarray, to: DType, saturate: bool = True, round_mode: str = "up") -> np.ndarray:
     """ONNX Cast with the compiled kernels' semantics (targets/cpu/kernels/typed.py, `convert`), so a
     folded Cast gives the bits a compiled one would: to bool is x != 0; float to integer truncates
-    toward zero and saturates, NaN -> 0; floats and integers convert through their compute types,
-    so float64 -> float16 rounds via float32 as the kernel does; integers narrow by wrapping."""
+    toward zero and saturates, NaN -> 0 (to int4 / int2 / ...: out of range -> 0, as onnx's reference);
+    floats and integers convert through their compute types, so float64 -> float16 rounds via
+    float32 as the kernel does; integers narrow by wrapping. To float8 / float4: rounded once to
+    nearest even, `saturate` clamping to the largest finite value (float4 always); float8e8m0 takes
+    the float32 exponent rounded by `round_mode`."""
     x = np.asarray(x)
     src = DType.from_numpy(x.dtype)
     if to is DType.BOOL:
         return np.asarray(x != 0)
+    if src in (*NARROW_FLOATS, *SUB_BYTE_INTS):  # widened exactly
+        x = x.astype(_compute_numpy(src))
+        src = DType.from_numpy(x.dtype)
+    if to is DType.FLOAT8E8M0:
+        return _to_e8m0(x.astype(np.float32), saturate, round_mode)
+    if to in NARROW_FLOATS:
+        wide = x if src in (DType.FLOAT32, DType.FLOAT64) else x.astype(np.float32)
+        if saturate:
+            limit = float(ml_dtypes.finfo(to.numpy).max)
+            wide = np.clip(wide, -limit, limit)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return wide.astype(to.numpy)
+    if to in SUB_BYTE_INTS and src in _FLOAT_DTYPES:
+        info = ml_dtypes.iinfo(to.numpy)
+        t = np.trunc(x.astype(np.float64))
+        return np.where(np.isnan(t) | (t < info.min) | (t > info.max), 0.0, t).astype(to.numpy)
     if src is DType.BOOL or src not in _FLOAT_DTYPES:
         return x.astype(_compute_numpy(to)).astype(to.numpy)
     if to in _FLOAT_DTYPES:
@@ -150,9 +175,26 @@ def cast_array(x: np.ndarray, to: DType) -> np.ndarray:
     return np.where(t >= hi, info.max, np.where(t < lo, info.min, inside)).astype(to.numpy)
 
 
+def _to_e8m0(x: np.ndarray, saturate: bool, round_mode: str) -> np.ndarray:
+    """The float32 exponent field, rounded up by a nonzero mantissa ("up") or by its guard bit with
+    ties up ("nearest"), not past 254 when `saturate`; Inf and NaN -> 255 (NaN); sign ignored."""
+    bits = x.view(np.uint32)
+    e = ((bits >> 23) & 0xFF).astype(np.uint32)
+    if round_mode == "up":
+        up = (bits & 0x7FFFFF) != 0
+    elif round_mode == "nearest":
+        up = ((bits & 0x400000) != 0) & (((bits & 0x3FFFFF) != 0) | (e != 0))
+    else:
+        up = np.zeros(x.shape, bool)
+    if saturate:
+        up &= e != 0xFE
+    code = np.where(e == 0xFF, 0xFF, e + up).astype(np.uint8)
+    return code.view(DType.FLOAT8E8M0.numpy)
+
+
 @reference(gm.CastOp)
 def _cast(op, x):
-    return cast_array(x[0], DType(op.to.data))
+    return cast_array(x[0], DType(op.to.data), bool(op.saturate.value.data), op.round_mode.data)
 
 
 _BINARY = {

@@ -29,7 +29,7 @@ from pyflame_rt.dialects.assumptions import Assumption, at_node, collect, requir
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, fold_size, numel, parse_dim
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
+from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.targets.cpu.access_guard import check_declaration
 from pyflame_rt.targets.cpu.kernel_builder import checked_kernels
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 
 SCHEDULE = "model"  # the kernel.schedule's symbol
 STATUS_DTYPE = DType.INT64  # the run's check status word
-IO_DTYPES = (DType.FLOAT32, DType.FLOAT64, DType.FLOAT16, DType.BFLOAT16, DType.INT64, DType.INT32, DType.INT16,
-             DType.INT8, DType.UINT8, DType.BOOL)
 WEIGHT_ALIGN = 64
 
 
@@ -350,11 +348,6 @@ class GraphLowering:
         assert isinstance(ret, func.ReturnOp)
         outputs = [TensorInfo(_attr_name(a, f"output_{j}"), self.shapes[v], graph.dtype_of(v.type))
                    for j, (v, a) in enumerate(zip(ret.arguments, out_attrs))]
-        for t in inputs + outputs:
-            if t.dtype not in IO_DTYPES:
-                raise UnsupportedOperatorError(
-                    f"tensor '{t.name}' has element type {t.dtype.value}; the CPU backend supports "
-                    f"{', '.join(d.value for d in IO_DTYPES)} inputs and outputs")
         for role, infos in zip(_IO_ROLES, (inputs, outputs)):
             for t in infos:
                 self._io(role, t)

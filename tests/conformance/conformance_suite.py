@@ -83,7 +83,7 @@ _GROUPS = {
 # op type -> (group, reason): operators PyFlameRT deliberately does not compile
 DELIBERATELY_UNSUPPORTED = {op: (group, _REASONS[group]) for group, ops in _GROUPS.items() for op in ops.split()}
 DOMAIN_REASON = "operators outside the default ai.onnx domain (ai.onnx.ml, preview, training)"
-DTYPE_REASON = "element type outside PyFlameRT's types (float32/64/16, bfloat16, int8/16/32/64, uint8, bool)"
+DTYPE_REASON = "string and complex tensors: PyFlameRT's element types are numbers and bool"
 
 
 @dataclass(frozen=True)

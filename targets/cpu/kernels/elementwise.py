@@ -20,7 +20,7 @@ from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import i1, i64
 from xdsl.ir import SSAValue
 
-from pyflame_rt.dialects.graph_attrs import ActivationAttr
+from pyflame_rt.dialects.graph_attrs import ActivationAttr, RoundMode
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
@@ -49,6 +49,7 @@ class EwOp:
     float_only: bool = False
     double: bool = False
     divides: bool = False
+    narrows: bool = False  # params, if any, are how the output narrows: (saturate, RoundMode index)
 
 
 def _unary(fn, float_only=True, double=False) -> EwOp:
@@ -202,30 +203,32 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "mod": EwOp(2, lambda t, x, p: _mod(t, x[0], x[1], bool(p[0])), divides=True),
     "prelu": EwOp(2, lambda t, x, p: _where_positive(t, x[0], t.mul(x[0], x[1]))),
     "sum": EwOp(None, lambda t, x, p: reduce(t.add, x)),
-    "mean": EwOp(None, lambda t, x, p: t.mul(reduce(t.add, x), t.const(1.0 / len(x))), float_only=True),
+    "mean": EwOp(None, lambda t, x, p: t.mul(reduce(t.add, x), t.const(1.0 / len(x))), float_only=True,
+                 double=True),
     "min": EwOp(None, lambda t, x, p: reduce(t.min, x)),
     "max": EwOp(None, lambda t, x, p: reduce(t.max, x)),
     "relu": _unary(lambda t, x, p: t.at_least(x, t.const(0)), float_only=False),
     "relu6": _unary(lambda t, x, p: _clamp(t, x, 0, 6), float_only=False),
-    "scale": _unary(lambda t, x, p: t.mul(x, t.const(p[0]))),
+    "scale": _unary(lambda t, x, p: t.mul(x, t.const(p[0])), double=True),
     "neg": _unary(lambda t, x, p: t.neg(x), float_only=False),
     "abs": _unary(lambda t, x, p: t.abs(x), float_only=False),
     "copy": _unary(lambda t, x, p: x, float_only=False),
-    "sqrt": _unary(lambda t, x, p: t.kb.intrinsic("llvm.sqrt", x)),
-    "floor": _unary(lambda t, x, p: t.kb.intrinsic("llvm.floor", x)),
-    "ceil": _unary(lambda t, x, p: t.kb.intrinsic("llvm.ceil", x)),
-    "reciprocal": _unary(lambda t, x, p: t.div(t.const(1.0), x)),
-    "round": _unary(lambda t, x, p: t.kb.intrinsic("llvm.roundeven", x)),
+    "sqrt": _unary(lambda t, x, p: t.kb.intrinsic("llvm.sqrt", x), double=True),
+    "floor": _unary(lambda t, x, p: t.kb.intrinsic("llvm.floor", x), double=True),
+    "ceil": _unary(lambda t, x, p: t.kb.intrinsic("llvm.ceil", x), double=True),
+    "reciprocal": _unary(lambda t, x, p: t.div(t.const(1.0), x), double=True),
+    "round": _unary(lambda t, x, p: t.kb.intrinsic("llvm.roundeven", x), double=True),
     "sign": _unary(_sign, float_only=False),
-    "isnan": EwOp(1, lambda t, x, p: t.isnan(x[0]), result="bool", float_only=True),
-    "isinf": EwOp(1, lambda t, x, p: _isinf(t, x[0], p), result="bool", float_only=True),
-    "softsign": _unary(lambda t, x, p: t.div(x, t.add(t.const(1.0), t.abs(x)))),
+    "isnan": EwOp(1, lambda t, x, p: t.isnan(x[0]), result="bool", float_only=True, double=True),
+    "isinf": EwOp(1, lambda t, x, p: _isinf(t, x[0], p), result="bool", float_only=True, double=True),
+    "softsign": _unary(lambda t, x, p: t.div(x, t.add(t.const(1.0), t.abs(x))), double=True),
     "celu": _unary(lambda t, x, p: t.add(t.max(x, t.const(0.0)), t.min(t.const(0.0), t.mul(
         t.const(p[0]), t.sub(fm.exp(t, t.mul(x, t.const(1.0 / p[0]))), t.const(1.0)))))),
     "mish": _unary(lambda t, x, p: t.mul(x, fm.tanh(t, _softplus(t, x)))),
     "shrink": _unary(lambda t, x, p: t.select(t.cmp("lt", x, t.const(-p[0])), t.add(x, t.const(p[1])), t.select(
-        t.cmp("gt", x, t.const(p[0])), t.sub(x, t.const(p[1])), t.const(0.0)))),
-    "thresholded_relu": _unary(lambda t, x, p: t.select(t.cmp("gt", x, t.const(p[0])), x, t.const(0.0))),
+        t.cmp("gt", x, t.const(p[0])), t.sub(x, t.const(p[1])), t.const(0.0))), double=True),
+    "thresholded_relu": _unary(lambda t, x, p: t.select(t.cmp("gt", x, t.const(p[0])), x, t.const(0.0)),
+                               double=True),
     **{name: _unary(lambda t, x, p, fn=getattr(ft, name): fn(t, x)) for name in ft.FUNCTIONS},
     "bitwise_and": _integer(arith.AndIOp),
     "bitwise_or": _integer(arith.OrIOp),
@@ -236,16 +239,19 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "exp": _unary(lambda t, x, p: fm.exp(t, x), double=True),
     "log": _unary(lambda t, x, p: fm.log(t, x)),
     "tanh": _unary(lambda t, x, p: fm.tanh(t, x)),
-    "sigmoid": _unary(lambda t, x, p: fm.sigmoid(t, x)),
+    "sigmoid": _unary(lambda t, x, p: fm.sigmoid(t, x), double=True),
     "erf": _unary(lambda t, x, p: fm.erf(t, x)),
     "gelu": _unary(_gelu),
     "softplus": _unary(lambda t, x, p: _softplus(t, x)),
-    "leaky_relu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(x, t.const(p[0])))),
-    "elu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0))))),
+    "leaky_relu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(x, t.const(p[0]))), double=True),
+    "elu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0)))),
+                  double=True),
     "selu": _unary(lambda t, x, p: t.mul(t.const(p[1]), _where_positive(
-        t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0)))))),
-    "hard_sigmoid": _unary(lambda t, x, p: _clamp(t, t.fma(x, t.const(p[0]), t.const(p[1])), 0.0, 1.0)),
-    "hard_swish": _unary(lambda t, x, p: t.mul(x, _clamp(t, t.fma(x, t.const(1 / 6), t.const(0.5)), 0.0, 1.0))),
+        t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0))))), double=True),
+    "hard_sigmoid": _unary(lambda t, x, p: _clamp(t, t.fma(x, t.const(p[0]), t.const(p[1])), 0.0, 1.0),
+                           double=True),
+    "hard_swish": _unary(lambda t, x, p: t.mul(x, _clamp(t, t.fma(x, t.const(1 / 6), t.const(0.5)), 0.0, 1.0)),
+                         double=True),
     "clip": _unary(lambda t, x, p: _clamp(t, x, p[0], p[1]), float_only=False),
     "equal": _compare("eq"),
     "less": _compare("lt"),
@@ -257,7 +263,7 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "xor": _logical(arith.XOrIOp),
     "not": EwOp(1, lambda t, x, p: t.logical_not(x[0]), result="bool"),
     "where": EwOp(3, lambda t, x, p: t.select(x[0], x[1], x[2]), typed_by=1),
-    "cast": EwOp(1, lambda t, x, p: x[0], result="out"),
+    "cast": EwOp(1, lambda t, x, p: x[0], result="out", narrows=True),
     "fill": EwOp(0, lambda t, x, p: t.const(p[0]), result="out"),
 }
 
@@ -358,6 +364,11 @@ def check_elementwise(op: str, in_dtypes: tuple[DType, ...]) -> None:
             f"{op} needs float32/float16/bfloat16 tensors, got {in_dtypes[ew.typed_by].value}")
 
 
+def _narrowing(params: tuple) -> tuple:
+    """Typed's (saturate, round_mode) from a Cast's kernel params (none: the defaults)."""
+    return (bool(params[0]), list(RoundMode)[params[1]].value) if params else ()
+
+
 def _flag_zero(t: Typed, divisor: SSAValue, status: SSAValue, code: SSAValue) -> None:
     """*status = code if a lane of the divisor is 0."""
     kb = t.kb
@@ -399,7 +410,7 @@ def elementwise_kernel(spec: ElementwiseSpec) -> func.FuncOp:
 
         def step(iv, w):
             ts = [Typed(kb, d, w) for d in dtypes]
-            to = Typed(kb, spec.out_dtype, w)
+            to = Typed(kb, spec.out_dtype, w, *(_narrowing(spec.params) if ew.narrows else ()))
             vals = []
             for t, p, o, mode, stride in zip(ts, ins, offs, spec.inner, inner_strides):
                 index = {"v": lambda: kb.add(o, iv), "s": lambda: o, "g": lambda: kb.add(o, kb.mul(iv, stride))}

@@ -4,8 +4,10 @@ Kernel generators are written once against `Typed` and specialized by element
 type: a tensor's *storage* type (what sits in memory) can differ from its
 *compute* type (f16 and bf16 are computed in f32, bf16 being stored as its i16
 bits and rounded to nearest even on store; bool is an i1 mask, stored as one byte
-0/1). Selects are built from integer ops, so they work on vectors (xDSL 0.74 only
-accepts scalar `select` conditions); LLVM turns them back into blends.
+0/1; float8 / float4 are computed in f32 and stored as their codes, minifloat.py;
+int4 / uint4 / int2 / uint2 are computed as 8-bit integers, stored one per byte in
+its low bits). Selects are built from integer ops, so they work on vectors (xDSL
+0.74 only accepts scalar `select` conditions); LLVM turns them back into blends.
 
 NaN: float ops propagate it as onnxruntime does (min / max / clamps return NaN for a
 NaN operand); compares are ordered (false with NaN) except "ne".
@@ -28,18 +30,20 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, SSAValue
 
-from pyflame_rt.dtype import DType
+from pyflame_rt.dtype import NARROW_FLOATS, SUB_BYTE_INTS, DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, vec
+from pyflame_rt.targets.cpu.kernels import minifloat
 
 _STORAGE: dict[DType, Attribute] = {
     DType.FLOAT32: Float32Type(), DType.FLOAT16: Float16Type(), DType.FLOAT64: Float64Type(),
     DType.BFLOAT16: i16, DType.INT64: i64, DType.INT32: i32, DType.INT16: i16, DType.INT8: i8, DType.UINT8: i8,
-    DType.BOOL: i8,
+    DType.BOOL: i8, DType.UINT64: i64, DType.UINT32: i32, DType.UINT16: i16,
+    **{d: i8 for d in (*NARROW_FLOATS, *SUB_BYTE_INTS)},
 }
-FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64)
+FLOAT_DTYPES = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT64, *NARROW_FLOATS)
 SINGLE_PRECISION = (DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16)  # computed in f32
-INTEGER_DTYPES = (DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.UINT8)
+UNSIGNED_DTYPES = (DType.UINT64, DType.UINT32, DType.UINT16, DType.UINT8, DType.UINT4, DType.UINT2)
 _ICMP = {"eq": "eq", "ne": "ne", "lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
 _UCMP = {"eq": "eq", "ne": "ne", "lt": "ult", "le": "ule", "gt": "ugt", "ge": "uge"}
 _ICMP_INDEX = ["eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge"]
@@ -53,7 +57,7 @@ def storage_type(dtype: DType) -> Attribute:
 
 
 def compute_type(dtype: DType) -> Attribute:
-    if dtype in (DType.FLOAT16, DType.BFLOAT16):
+    if dtype in (DType.FLOAT16, DType.BFLOAT16, *NARROW_FLOATS):
         return Float32Type()
     if dtype is DType.BOOL:
         return i1
@@ -61,13 +65,15 @@ def compute_type(dtype: DType) -> Attribute:
 
 
 class Typed:
-    """Ops on `width`-lane values whose compute type comes from `dtype`."""
+    """Ops on `width`-lane values whose compute type comes from `dtype`. Stores to float8 take ONNX
+    Cast's `saturate` and (float8e8m0) `round_mode`."""
 
-    def __init__(self, kb: KernelBuilder, dtype: DType, width: int):
+    def __init__(self, kb: KernelBuilder, dtype: DType, width: int, saturate: bool = True, round_mode: str = "up"):
         self.kb, self.dtype, self.width = kb, dtype, width
+        self.saturate, self.round_mode = saturate, round_mode
         self.elem = compute_type(dtype)
         self.is_float = dtype in FLOAT_DTYPES
-        self.unsigned = dtype in (DType.UINT8, DType.BOOL)
+        self.unsigned = dtype in UNSIGNED_DTYPES or dtype is DType.BOOL
 
     @property
     def type(self) -> Attribute:
@@ -82,6 +88,12 @@ class Typed:
         if isinstance(elem, IntegerType):
             return self.like({8: DType.INT8, 16: DType.INT16, 32: DType.INT32, 64: DType.INT64}[elem.bitwidth])
         return self.like(DType.FLOAT64 if elem.bitwidth == 64 else DType.FLOAT32)
+
+    @property
+    def sub_byte_range(self) -> tuple[int, int]:
+        """The values of int4 / uint4 / int2 / uint2."""
+        bits = SUB_BYTE_INTS[self.dtype]
+        return (0, (1 << bits) - 1) if self.unsigned else (-(1 << bits - 1), (1 << bits - 1) - 1)
 
     def require_float(self, what: str) -> None:
         if not self.is_float:
@@ -99,8 +111,8 @@ class Typed:
 
     @property
     def narrow(self) -> bool:
-        """Stored in fewer bits than it is computed in (float16 / bfloat16)."""
-        return self.dtype in (DType.FLOAT16, DType.BFLOAT16)
+        """Stored in fewer bits than it is computed in (float16 / bfloat16 / float8 / float4 / int4)."""
+        return self.dtype in (DType.FLOAT16, DType.BFLOAT16, *NARROW_FLOATS, *SUB_BYTE_INTS)
 
     def rounded(self, value: SSAValue) -> SSAValue:
         """`value` as a store and a load would give it back: rounded to the storage type."""
@@ -116,6 +128,13 @@ class Typed:
             return kb.cast(llvm.BitcastOp, bits, self.elem)
         if self.dtype is DType.BOOL:
             return self._icmp("ne", v, kb.vconst(0, i8, lanes))
+        if self.dtype in NARROW_FLOATS:
+            return minifloat.decode(self.dtype, Typed(kb, DType.FLOAT32, lanes), v)
+        if self.dtype in SUB_BYTE_INTS and self.unsigned:
+            return kb._ins(arith.AndIOp(v, kb.vconst((1 << SUB_BYTE_INTS[self.dtype]) - 1, i8, lanes)))
+        if self.dtype in SUB_BYTE_INTS:  # sign-extend the low bits
+            unused = kb.vconst(8 - SUB_BYTE_INTS[self.dtype], i8, lanes)
+            return kb._ins(arith.ShRSIOp(kb._ins(arith.ShLIOp(v, unused)), unused))
         return v
 
     def _to_storage(self, value: SSAValue) -> SSAValue:
@@ -126,6 +145,10 @@ class Typed:
             return self._to_bfloat16_bits(value)
         if self.dtype is DType.BOOL:
             return self.kb.cast(llvm.ZExtOp, value, storage_type(self.dtype))
+        if self.dtype in NARROW_FLOATS:
+            return minifloat.encode(self.dtype, self, value, self.saturate, self.round_mode)
+        if self.dtype in SUB_BYTE_INTS:  # ml_dtypes keeps the other bits 0
+            return self.kb._ins(arith.AndIOp(value, self.const((1 << SUB_BYTE_INTS[self.dtype]) - 1)))
         return value
 
     def _to_bfloat16_bits(self, value: SSAValue) -> SSAValue:
@@ -154,18 +177,22 @@ class Typed:
             return self.kb.fdiv(a, b)
         zero, one, minus_one = self.const(0), self.const(1), self.const(-1)
         safe = self.select(self.cmp("eq", b, zero), one, b)
+        if self.unsigned:  # all ones is the largest divisor, not -1
+            return self.kb._ins(arith.DivUIOp(a, safe))
         safe_neg = self.select(self.cmp("eq", safe, minus_one), one, safe)
-        q = self.kb._ins((arith.DivUIOp if self.unsigned else arith.DivSIOp)(a, safe_neg))
+        q = self.kb._ins(arith.DivSIOp(a, safe_neg))
         return self.select(self.cmp("eq", safe, minus_one), self.neg(a), q)
 
     def rem(self, a, b, floored: bool):
         """Integer remainder with the sign of the dividend (C %, ONNX fmod=1) or, `floored`, of the
         divisor (Python %, ONNX fmod=0); x % 0 is 0 (no hardware trap), so is INT_MIN % -1."""
         zero, one = self.const(0), self.const(1)
+        if self.unsigned:
+            return self.kb._ins(arith.RemUIOp(a, self.select(self.cmp("eq", b, zero), one, b)))
         unit = self.kb._ins(arith.OrIOp(self.cmp("eq", b, zero), self.cmp("eq", b, self.const(-1))))
         safe = self.select(unit, one, b)
-        r = self.kb._ins((arith.RemUIOp if self.unsigned else arith.RemSIOp)(a, safe))
-        if not floored or self.unsigned:
+        r = self.kb._ins(arith.RemSIOp(a, safe))
+        if not floored:
             return r
         signs_differ = self.kb._ins(arith.XOrIOp(self.cmp("lt", r, zero), self.cmp("lt", safe, zero)))
         fix = self.kb._ins(arith.AndIOp(self.cmp("ne", r, zero), signs_differ))
@@ -257,14 +284,46 @@ class Typed:
         if src == dst:
             return value
         if self.is_float and to.is_float:
+            if to.dtype in minifloat.FORMATS:  # f64: rounded once, to the float8 / float4 grid
+                return self._to_odd_float32(value, to)
             return kb.cast(llvm.FPExtOp if dst.bitwidth > src.bitwidth else llvm.FPTruncOp, value, dst)
+        if self.is_float and to.dtype in SUB_BYTE_INTS:  # truncated; out of range is 0 (as ml_dtypes, onnx)
+            q = self.convert(value, to.like(DType.INT32))
+            lo, hi = to.sub_byte_range
+            ti = to.like(DType.INT32)
+            inside = kb.and_(ti.cmp("ge", q, ti.const(lo)), ti.cmp("le", q, ti.const(hi)))
+            return kb.cast(llvm.TruncOp, ti.select(inside, q, ti.const(0)), dst)
         if self.is_float:
             return kb.intrinsic("llvm.fptoui.sat" if to.unsigned else "llvm.fptosi.sat", value,
                                 result_type=to.type, overloads=[to.type, self.type])
         if to.is_float:
+            if self.unsigned and src.bitwidth == 64:
+                return self._u64_to_float(value, to)
             if self.unsigned:
-                value = kb.cast(llvm.ZExtOp, value, i32 if src.bitwidth < 32 else IntegerType(src.bitwidth * 2))
+                value = kb.cast(llvm.ZExtOp, value, i32 if src.bitwidth < 32 else i64)
             return kb.cast(llvm.SIToFPOp, value, dst)
         if dst.bitwidth < src.bitwidth:
             return kb.cast(llvm.TruncOp, value, dst)
         return kb.cast(llvm.ZExtOp if self.unsigned else llvm.SExtOp, value, dst)
+
+    def _u64_to_float(self, value: SSAValue, to: "Typed") -> SSAValue:
+        """uint64 -> float rounded once (the llvm dialect has no uitofp): values >= 2**63 are halved,
+        keeping the lost bit as a sticky bit, converted and doubled."""
+        kb, one = self.kb, self.const(1)
+        halved = kb._ins(arith.OrIOp(kb._ins(arith.ShRUIOp(value, one)), kb._ins(arith.AndIOp(value, one))))
+        small = self.like(DType.INT64).cmp("ge", value, self.const(0))
+        wide = kb.cast(llvm.SIToFPOp, halved, to.elem)
+        return to.select(small, kb.cast(llvm.SIToFPOp, value, to.elem), to.add(wide, wide))
+
+    def _to_odd_float32(self, value: SSAValue, to: "Typed") -> SSAValue:
+        """float64 -> float32 rounded to odd (truncated, the last bit set when inexact): a second
+        rounding to a format with at most 22 fewer mantissa bits then rounds as if once."""
+        kb = self.kb
+        r = kb.cast(llvm.FPTruncOp, value, to.elem)
+        back = kb.cast(llvm.FPExtOp, r, self.elem)
+        bits, it = to._bits(r)
+        overshoot = self.cmp("gt", self.abs(back), self.abs(value))  # rounded away from zero
+        bits = it.select(overshoot, it.sub(bits, it.const(1)), bits)
+        inexact = kb.fcmp("one", back, value)
+        bits = it.select(inexact, kb._ins(arith.OrIOp(bits, it.const(1))), bits)
+        return kb.cast(llvm.BitcastOp, bits, to.elem)

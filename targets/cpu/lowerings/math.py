@@ -7,6 +7,8 @@ import numpy as np
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph_bitwise as gb, graph_math as gm
+from pyflame_rt.dialects.graph_attrs import RoundMode
+from pyflame_rt.dtype import NARROW_FLOATS
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, node_label
 
 # graph op -> (kernel op, params from the op's attributes)
@@ -37,6 +39,8 @@ def _params(L, op) -> tuple:
         return (op.fmod.value.data,)
     if isinstance(op, gm.GeluOp):
         return (op.approximate.data == "tanh",)
+    if isinstance(op, gm.CastOp) and L.dtype(op.result) in NARROW_FLOATS:
+        return (bool(op.saturate.value.data), list(RoundMode).index(op.round_mode.data))
     if isinstance(op, gm.ClipOp):
         lo, hi = op.bounds()
         dt = L.dtype(op.input).numpy

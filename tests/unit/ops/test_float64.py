@@ -1,7 +1,8 @@
 """float64 tensors compiled to native code vs onnxruntime: arithmetic, comparisons, reductions, data
-movement and casts run in double precision; ops whose kernels are float32-accurate only
-(the vectorized log/tanh/erf approximations, Sqrt & co) and Gemm are refused by name; MatMul
-runs the row-by-row double-precision kernel; exp (Exp, Softmax) has a double-precision polynomial."""
+movement and casts run in double precision, as do the exact unary ops (Sqrt, Floor, Reciprocal, ...)
+and the activations built on exp; ops whose kernels are float32-accurate only (the vectorized
+log/tanh/erf approximations) and Gemm are refused by name; MatMul runs the row-by-row
+double-precision kernel; exp (Exp, Softmax) has a double-precision polynomial."""
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -54,7 +55,7 @@ def test_float64_ops_match_onnxruntime(rng):
             np.testing.assert_array_equal(g, w, err_msg=name)
 
 
-@pytest.mark.parametrize("op", ["Gemm", "Log", "Sqrt", "Tanh"])
+@pytest.mark.parametrize("op", ["Gemm", "Log", "Erf", "Tanh"])
 def test_float64_without_double_kernels_is_refused_by_name(op):
     inputs = [("a", [2, 3], np.float64)] + ([("b", [3, 2], np.float64)] if op == "Gemm" else [])
     model = make_model([helper.make_node(op, [n for n, *_ in inputs], ["y"])], inputs,
@@ -99,3 +100,44 @@ def test_float64_exp_and_softmax_in_double_precision(rng):
     assert np.isposinf(e[x == 710.0]).all() and (e[x == -800.0] == 0).all() and np.isnan(e[np.isnan(x)]).all()
     rows = ~np.isnan(x).any(axis=-1) & ~np.isinf(x).any(axis=-1)
     np.testing.assert_allclose(sm[rows], want_s[rows], rtol=1e-14, atol=1e-300)
+
+
+def _f32(v):  # ONNX float attributes are float32
+    return float(np.float32(v))
+
+
+def _elu(x, alpha):
+    return np.where(x > 0, x, alpha * np.expm1(x))
+
+
+DOUBLE_UNARY = {  # op: (attributes, numpy reference)
+    "Sqrt": ({}, np.sqrt), "Floor": ({}, np.floor), "Ceil": ({}, np.ceil), "Reciprocal": ({}, lambda x: 1 / x),
+    "Round": ({}, np.round), "Softsign": ({}, lambda x: x / (1 + np.abs(x))),
+    "Sigmoid": ({}, lambda x: 1 / (1 + np.exp(-x))),
+    "LeakyRelu": ({"alpha": 0.3}, lambda x: np.where(x > 0, x, _f32(0.3) * x)),
+    "Elu": ({"alpha": 0.7}, lambda x: _elu(x, _f32(0.7))),
+    "Selu": ({}, lambda x: _f32(1.0507009873554804934193349852946) * _elu(x, _f32(1.6732632423543772848170429916717))),
+    "HardSigmoid": ({}, lambda x: np.clip(_f32(0.2) * x + 0.5, 0, 1)),
+    "HardSwish": ({}, lambda x: x * np.clip(x / 6 + 0.5, 0, 1)),
+    "ThresholdedRelu": ({"alpha": 0.5}, lambda x: np.where(x > 0.5, x, 0.0)),
+    "Shrink": ({"lambd": 0.5}, lambda x: np.where(np.abs(x) > 0.5, x, 0.0)),
+    "IsNaN": ({}, np.isnan), "IsInf": ({}, np.isinf),
+}
+
+
+@pytest.mark.slow  # 17 kernels to compile
+def test_float64_unary_ops_run_in_double_precision(rng):
+    """To an ulp or two of numpy (fused multiply-adds, exp); a float32 kernel would be ~1e-7 off
+    (onnxruntime has no float64 kernels for several of them)."""
+    x = np.concatenate([rng.uniform(-6, 6, 40), [0.0, -0.0, 0.5, 1.5, 2.5, -2.5, 1e-300, 3.0, -3.0, np.inf, np.nan]])
+    nodes = [helper.make_node(op, ["x"], [op], **attrs) for op, (attrs, _) in DOUBLE_UNARY.items()]
+    nodes.append(helper.make_node("Mean", ["x", "x"], ["Mean"]))
+    outputs = [(op, [x.size], np.bool_ if op.startswith("Is") else np.float64) for op in DOUBLE_UNARY]
+    model = make_model(nodes, [("x", [x.size], np.float64)], outputs + [("Mean", [x.size], np.float64)], opset=22)
+    got = dict(zip([o[0] for o in outputs] + ["Mean"], InferenceSession(model.SerializeToString()).run(None, {"x": x})))
+    np.testing.assert_array_equal(got.pop("Mean"), x)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        for name, (_, fn) in DOUBLE_UNARY.items():
+            want = fn(x)
+            assert got[name].dtype == want.dtype, name
+            np.testing.assert_allclose(got[name], want, rtol=1e-15, atol=1e-15, err_msg=name)

@@ -90,19 +90,23 @@ FOLD_CAST_MAX_ELEMENTS = 1024
 
 def _cast_to(ctx: _NodeContext, to: DType) -> list:
     """A small constant input is cast now (with the compiled Cast's semantics), so converters that
-    need a constant argument see one: Pad's constant_value is often CastLike(-inf, x)."""
+    need a constant argument see one: Pad's constant_value is often CastLike(-inf, x). `saturate`
+    and `round_mode` (opsets 19 and 25) only change casts to float8."""
+    saturate = bool(ctx.attrs.get("saturate", 1))
+    round_mode = ctx.attrs.get("round_mode", b"up")
+    round_mode = round_mode.decode() if isinstance(round_mode, bytes) else round_mode
     arr = ctx.const_input(0)
     if arr is not None and arr.size <= FOLD_CAST_MAX_ELEMENTS:
-        return [ctx.importer.add_constant(ctx.node.output[0], cast_array(arr, to))]
-    return ctx.emit(gm.CastOp, [ctx.input(0)], to=to.value)
+        return [ctx.importer.add_constant(ctx.node.output[0], cast_array(arr, to, saturate, round_mode))]
+    return ctx.emit(gm.CastOp, [ctx.input(0)], to=to.value, saturate=saturate, round_mode=round_mode)
 
 
-@converter("Cast")
+@converter("Cast", newer_attributes=("round_mode",))
 def _cast(ctx: _NodeContext):
     return _cast_to(ctx, DType.from_onnx(ctx.attrs["to"]))
 
 
-@converter("CastLike")
+@converter("CastLike", newer_attributes=("round_mode",))
 def _cast_like(ctx: _NodeContext):
     """Cast to the element type of the second input (its values are not read)."""
     return _cast_to(ctx, graph.dtype_of(ctx.input(1).type))
