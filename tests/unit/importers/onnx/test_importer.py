@@ -134,7 +134,12 @@ def test_opset_newer_than_21_reads_with_opset21_semantics():
     assert [op.name for op in res.main.body.block.ops] == ["graph.flatten", "func.return"]
 
 
-def test_attribute_added_after_opset21_is_refused():
+def test_attribute_added_after_opset21_is_refused(monkeypatch):
+    """Until a converter declares an attribute that an opset after 21 added, models using it are
+    refused by name (every such attribute has been implemented: Range's converter forgets it here)."""
+    from pyflame_rt.importers.onnx import converters
+
+    monkeypatch.setitem(converters._NEWER_ATTRIBUTES, "Range", frozenset())
     m = make_model([helper.make_node("Range", ["a", "b", "c"], ["y"], stash_type=1, name="r")],
                    [("a", []), ("b", []), ("c", [])], [("y", ["n"])], opset=27)
     with pytest.raises(UnsupportedOperatorError, match=r"Range.*opset 27.*'r'.*stash_type"):
