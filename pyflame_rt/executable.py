@@ -14,9 +14,11 @@ buffer's bounds and report their first out-of-bounds access through the handle:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
 import numpy as np
 
+from pyflame_rt import value_dims
 from pyflame_rt.compiled_model import CompiledModel, buffers_from_header, dims_from_json
 from pyflame_rt.dialects.assumptions import Assumption
 from pyflame_rt.dialects.symbolic import Shape, SymDim, evaluate, evaluate_shape
@@ -51,6 +53,9 @@ class Executable:
             self.outputs = [IOSpec(str(o["name"]), dims_from_json(o["shape"]), DType(o["dtype"]))
                             for o in h["outputs"]]
             self.symbols: list[str] = [str(s) for s in h["symbols"]]
+            self.value_dims = value_dims.from_header(
+                h.get("value_dims", []), [i.dtype.numpy for i in self.inputs],
+                [prod(i.shape) if all(isinstance(d, int) for d in i.shape) else None for i in self.inputs])
             self.buffers = buffers_from_header(h)
             self.kernel_names: list[str] = [str(k) for k in h.get("kernels", [])]
             self.step_ops: list[str] = [str(k) for k in h.get("step_ops", [])]
@@ -111,6 +116,7 @@ class Executable:
             for axis, (d, actual) in enumerate(zip(spec.shape, arr.shape)):
                 if isinstance(d, SymDim) and all(s in bindings for s in d.syms) and d.evaluate(bindings) != actual:
                     raise ShapeMismatchError(f"input '{spec.name}' dim {axis} must equal {d}, got {actual}")
+        value_dims.bind_values(self.value_dims, arrays, [i.name for i in self.inputs], bindings)
         unbound = [s for s in self.symbols if s not in bindings]
         if unbound:
             raise ShapeMismatchError(f"dynamic dims {unbound} cannot be determined from the inputs")
@@ -138,7 +144,7 @@ class Executable:
         between kernels). profiler: receives one event per kernel call."""
         for spec, arr in zip(self.inputs, arrays):  # the guard before native code, every run
             self.check_dtype(spec, arr)
-        call = self._calls.get(tuple([a.shape for a in arrays]))
+        call = self._calls.get(self._signature(arrays))
         if call is None:
             call = self._prepare(arrays)
         try:
@@ -205,8 +211,13 @@ class Executable:
             bindings=bindings)
         if len(self._calls) > 256:  # bound the cache for workloads with ever-changing shapes
             self._calls.clear()
-        self._calls[tuple(a.shape for a in arrays)] = call
+        self._calls[self._signature(arrays)] = call
         return call
+
+    def _signature(self, arrays: list[np.ndarray]) -> tuple:
+        """What a prepared call depends on: the input shapes, and the values that bind dims."""
+        shapes = tuple([a.shape for a in arrays])
+        return (shapes, value_dims.values_key(self.value_dims, arrays)) if self.value_dims else shapes
 
     def arena_bytes(self, bindings: dict[str, int]) -> int:
         return plan(self.buffers, bindings)[1]

@@ -39,6 +39,7 @@ from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, Refus
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 from pyflame_rt.targets.cpu.target import CPUTarget
+from pyflame_rt.value_dims import ValueDim
 
 if TYPE_CHECKING:
     from pyflame_rt.targets.cpu.kernel_cache import KernelCache
@@ -95,6 +96,7 @@ class LoweredModel:
     cached: dict[str, bytes] = field(default_factory=dict)
     kernel_cache: KernelCache | None = None  # where the generated kernels' objects go once compiled
     steps: list[_Call] = field(default_factory=list)  # the launches, in order
+    value_dims: list[ValueDim] = field(default_factory=list)  # dims bound from input values
 
 
 # Work (in FMAs) a parallel-for chunk should carry at least: below it, waking the
@@ -152,7 +154,10 @@ class GraphLowering:
         self.n_buffers = 0
         self.values: dict = {}
         self.graph_op = ""  # the graph op the launches being emitted compute
-        syms: set[str] = set()
+        # the dims an input's values bind, by argument (a shape fed as a graph input)
+        arg_attrs = fn.arg_attrs.data if fn.arg_attrs else [None] * len(fn.args)
+        self.value_dims = [graph.value_dims(a.data if a is not None else {}) for a in arg_attrs]
+        syms: set[str] = {d for dims in self.value_dims for d in dims}
         for s in self.shapes.values():
             for d in s:
                 if isinstance(d, SymDim):
@@ -362,6 +367,8 @@ class GraphLowering:
         self._io(kernel.IORole.STATUS, TensorInfo("status", (), STATUS_DTYPE))
         for i, v in enumerate(fn.args):
             self.locs[v] = Loc("io", i)
+            for index, dim in enumerate(self.value_dims[i]):
+                self._emit(kernel.BindDimOp(dim, self.storage["io", i], index))
         # a graph output gets its io slot, unless it is an input or returned twice
         self.out_slot: dict[SSAValue, Loc] = {}
         for j, v in enumerate(ret.arguments):
@@ -512,6 +519,7 @@ class Schedule:
     symbols: list[str]
     status_slot: int  # the io slot of the check status word, after the inputs and outputs
     weight_bytes: dict[int, int]  # blob offset of each weight -> its size in bytes
+    value_dims: list[ValueDim] = field(default_factory=list)
 
 
 def _balanced_blocks(fewest):
@@ -603,7 +611,8 @@ def read_kernel_module(module: ModuleOp, weights: Mapping[str, np.ndarray] | Non
     lowered = LoweredModel(reader.code_module(), reader.inputs, reader.outputs, reader.schedule.symbols,
                            reader.schedule.buffers, arrays, reader.kernel_count, reader.op_summary,
                            reader.checks, reader.step_ops, reader.checked, assumptions=reader.assumptions,
-                           generated=reader.generated, steps=reader.schedule.steps)
+                           generated=reader.generated, steps=reader.schedule.steps,
+                           value_dims=reader.schedule.value_dims)
     if reader.checked:
         lowered.step_fields = [[reader.describe(f) if isinstance(f, Loc) else None for f in c.fields]
                                for c in reader.schedule.steps]
@@ -675,6 +684,9 @@ class _ScheduleReader:
         elif isinstance(op, kernel.SubviewOp):
             base = self.locs[op.source]
             self.locs[op.result] = Loc(base.kind, base.index, base.offset + op.offset.value.data)
+        elif isinstance(op, kernel.BindDimOp):
+            self.schedule.value_dims.append(ValueDim(op.dim_name.data, self.locs[op.source].index,
+                                                     op.index.value.data))
         elif isinstance(op, kernel.CheckOp):
             self.checks.append(op.message.data)
             self.exprs[op.result] = len(self.checks)

@@ -62,6 +62,14 @@ class _NodeContext:
             return None
         return self.importer.known_value(self.node.input[i])
 
+    def dims_input(self, i: int):
+        """An integer input that sets sizes: known at import (`sym_input`), or a graph input whose
+        elements become dims bound from its values at run time; None otherwise."""
+        known = self.sym_input(i)
+        if known is None and i < len(self.node.input) and self.node.input[i]:
+            known = self.importer.run_time_values(self.node.input[i])
+        return known
+
     def shape(self, v: SSAValue) -> Shape:
         return self.importer.shapes[v]
 

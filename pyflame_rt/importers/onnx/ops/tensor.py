@@ -14,9 +14,10 @@ from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 
 
 def _known_dims(ctx: _NodeContext, i: int, what: str) -> list:
-    known = ctx.sym_input(i)
+    known = ctx.dims_input(i)
     if known is None:
-        raise ctx.fail(f"the {what} must be known at compile time (constant or computed from input shapes)")
+        raise ctx.fail(f"the {what} must be known at compile time (constant or computed from input shapes) "
+                       f"or be a graph input")
     return list(known.values.flat)
 
 
