@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Sequence
 
-from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, TensorType, f32, f64, i64
+from xdsl.dialects.builtin import (
+    ArrayAttr, BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, StringAttr, TensorType, f32, f64, i64)
 from xdsl.ir import Attribute, SSAValue
 from xdsl.irdl import (
     AttrSizedOperandSegments,
@@ -42,7 +43,7 @@ from pyflame_rt.dialects.graph import (
 from pyflame_rt.dialects.graph_attrs import (
     ActivationAttr, CoordinateMode, CoordinateModeAttr, Layout, LayoutAttr, NearestMode, NearestModeAttr, PadMode,
     PadModeAttr, ResizeMode, ResizeModeAttr, enum_attr)
-from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul
+from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, parse_dim
 from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
@@ -625,17 +626,22 @@ class SliceOp(UnaryOp):
 
 @irdl_op_definition
 class TileOp(UnaryOp):
-    name = "graph.tile"
-    repeats = ints_prop()
+    """Repeat `input` `repeats[i]` times along dim i; a repeat may be a dim (bound at run time)."""
 
-    def __init__(self, input, result_type, *, repeats):
-        super().__init__(input, result_type, repeats=_ints(repeats))
+    name = "graph.tile"
+    repeats = prop_def(ArrayAttr[StringAttr])
+
+    def __init__(self, input, result_type, *, repeats: Sequence[Dim]):
+        super().__init__(input, result_type, repeats=ArrayAttr([StringAttr(str(r)) for r in repeats]))
+
+    def repeat_dims(self) -> list[Dim]:
+        return [parse_dim(r.data) for r in self.repeats.data]
 
     def infer_shapes(self, shapes):
         x = shapes[0]
-        reps = [int(r) for r in _vals(self.repeats)]
-        if len(reps) != len(x) or min(reps, default=1) < 0:
-            raise ShapeMismatchError(f"Tile needs {len(x)} non-negative repeats, got {reps}")
+        reps = self.repeat_dims()
+        if len(reps) != len(x) or min((r for r in reps if isinstance(r, int)), default=1) < 0:
+            raise ShapeMismatchError(f"Tile needs {len(x)} non-negative repeats, got {[str(r) for r in reps]}")
         return [tuple(dim_mul(d, r) if r != 1 else d for d, r in zip(x, reps))]
 
 

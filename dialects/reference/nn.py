@@ -11,7 +11,7 @@ import numpy as np
 
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.errors import UnsupportedOperatorError
-from pyflame_rt.dialects.reference.evaluator import reference
+from pyflame_rt.dialects.reference.evaluator import dim_value, reference
 
 
 def _tap_slices(tap, dilations, strides, counts, offset=(0,)) -> tuple:
@@ -231,4 +231,4 @@ def _slice(op, x):
 
 @reference(nn.TileOp)
 def _tile(op, x):
-    return np.tile(x[0], [int(r) for r in op.repeats.get_values()])
+    return np.tile(x[0], [dim_value(r) for r in op.repeat_dims()])

@@ -77,3 +77,14 @@ def test_the_header_entry_must_read_an_integer_element():
         from_header([["n", 0, 0]], [f32, i64], [4, 3])
     with pytest.raises(ValueError, match="element 3 of an input of static size 3"):
         from_header([["n", 1, 3]], [f32, i64], [4, 3])
+
+
+def test_tile_repeats_fed_as_an_input():
+    model = make_model([helper.make_node("Tile", ["x", "r"], ["y"])], [("x", [2, 3]), ("r", [2], np.int64)],
+                       [("y", [None, None])])
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for r in ([1, 2], [3, 1], [0, 2]):
+        feeds = {"x": x, "r": np.array(r, np.int64)}
+        got, want = sess.run(None, feeds)[0], ort_run(model, feeds)[0]
+        assert got.shape == want.shape and np.array_equal(got, want)

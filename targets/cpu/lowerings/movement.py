@@ -234,7 +234,7 @@ class LowerTile(GraphToKernelPattern):
 
     def lower(self, L, op: nn.TileOp) -> None:
         shape = L.shapes[op.input]
-        reps = [int(r) for r in op.repeats.get_values()]
+        reps = op.repeat_dims()
         ist = strides_of(shape)
         split = tuple(x for r, d in zip(reps, shape) for x in (r, d))
         ost = strides_of(split)

@@ -305,4 +305,7 @@ def _slice(ctx: _NodeContext):
 
 @converter("Tile")
 def _tile(ctx: _NodeContext):
-    return ctx.emit(nn.TileOp, [ctx.input(0)], repeats=_const_ints(ctx, 1, "repeats"))
+    repeats = ctx.dims_input(1)
+    if repeats is None:
+        raise ctx.fail("repeats must be a constant, computed from input shapes or a graph input")
+    return ctx.emit(nn.TileOp, [ctx.input(0)], repeats=list(repeats.values.flat))
