@@ -69,6 +69,9 @@ SHAPE_ARGUMENTS = {
     **{op: (1,) for op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
                            "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")},
 }
+# shape arguments that may be graph inputs: their elements are dims bound from the fed values at run
+# time (pyflame_rt/value_dims.py); computed from a graph input's values they are still refused
+VALUE_DIM_ARGUMENTS = {"ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "TopK": (1,)}
 _GROUPS = {
     "control flow": "If Loop Scan SequenceMap",
     "sequence/optional": "SequenceAt SequenceConstruct SequenceEmpty SequenceErase SequenceInsert SequenceLength "
@@ -163,6 +166,8 @@ def _runtime_shape_argument(g: onnx.GraphProto) -> str:
     from_inputs = set(inputs)
     for node in g.node:
         for i in SHAPE_ARGUMENTS.get(node.op_type, ()):
+            if i in VALUE_DIM_ARGUMENTS.get(node.op_type, ()) and node.input[i] in inputs:
+                continue
             if i < len(node.input) and node.input[i] in from_inputs:
                 how = "is a graph input" if node.input[i] in inputs else "is computed from a graph input's values"
                 return f"{node.op_type} input #{i} ('{node.input[i]}') {how}"

@@ -88,3 +88,16 @@ def test_tile_repeats_fed_as_an_input():
         feeds = {"x": x, "r": np.array(r, np.int64)}
         got, want = sess.run(None, feeds)[0], ort_run(model, feeds)[0]
         assert got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_topk_k_fed_as_an_input(rng):
+    model = make_model([helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=1)], [("x", [3, 6]), ("k", [1], np.int64)],
+                       [("v", [3, None]), ("i", [3, None], np.int64)])
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    x = rng.standard_normal((3, 6)).astype(np.float32)
+    for k in (1, 4, 0, 6):
+        feeds = {"x": x, "k": np.array([k], np.int64)}
+        for got, want in zip(sess.run(None, feeds), ort_run(model, feeds)):
+            assert got.shape == want.shape and np.array_equal(got, want)
+    with pytest.raises(ShapeMismatchError, match="TopK k is larger than the axis"):
+        sess.run(None, {"x": x, "k": np.array([7], np.int64)})
