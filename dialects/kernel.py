@@ -261,28 +261,39 @@ class DimOp(ScheduleLevelOp):
 
 @irdl_op_definition
 class BindDimOp(ScheduleLevelOp):
-    """Binds the run-time dim `dim_name` to element `index` (row-major) of the integer input tensor
-    `source`: a size set by a tensor's values (a shape fed as a graph input), not by a shape. Bound
-    before any kernel runs, the value checked (not negative, the sizes it gives within the limits)."""
+    """Binds the run-time dim `dim_name` to element `index` (row-major) of the `dtype` (int64 or
+    int32) tensor in `source`: a size set by a tensor's values, not by a shape. From an input it is
+    bound before any kernel runs; from a tensor the launches before it compute, once they have run
+    (the launches after it may use the dim). The value is checked first: not negative, and the
+    sizes it gives within int64 and the memory limit."""
 
     name = "kernel.bind_dim"
     dim_name = prop_def(StringAttr)
     source = operand_def(BufferType)
     index = prop_def(IntegerAttr[i64])
+    dtype = prop_def(StringAttr)
 
-    assembly_format = "$dim_name `=` $source `[` $index `]` attr-dict"
+    assembly_format = "$dim_name `=` $source `[` $index `]` $dtype attr-dict"
 
-    def __init__(self, dim_name: str, source: SSAValue | Operation, index: int):
+    def __init__(self, dim_name: str, source: SSAValue | Operation, index: int, dtype: DType):
         super().__init__(operands=[source], properties={"dim_name": StringAttr(dim_name),
-                                                        "index": IntegerAttr(index, i64)})
+                                                        "index": IntegerAttr(index, i64),
+                                                        "dtype": StringAttr(dtype.value)})
 
     def verify_(self) -> None:
         schedule = self.parent_op()
         if isinstance(schedule, ScheduleOp) and self.dim_name.data not in schedule.dim_names():
             raise VerifyException(f"'{self.dim_name.data}' is not a dim of the schedule {schedule.dim_names()}")
+        if self.dtype.data not in VALUE_DIM_DTYPES:
+            raise VerifyException("a dim is bound from an element of an int64 or int32 tensor")
+        if self.index.value.data < 0:
+            raise VerifyException(f"element {self.index.value.data} is negative")
         io = self.source.owner
-        if not (isinstance(io, IOOp) and io.role.data == IORole.INPUT and io.dtype.data in VALUE_DIM_DTYPES):
-            raise VerifyException("a dim is bound from an element of an int64 or int32 input tensor")
+        if not isinstance(io, IOOp):
+            return
+        if io.role.data == IORole.STATUS or io.dtype.data != self.dtype.data:
+            raise VerifyException(f"a dim is bound from an element of an {self.dtype.data} tensor, "
+                                  f"'{io.tensor_name.data}' is {io.dtype.data}")
         static = [int(d.data) for d in io.shape if d.data.isdigit()]
         size = prod(static) if len(static) == len(io.shape) else None
         if not 0 <= self.index.value.data < (size if size is not None else 1 << 62):

@@ -29,6 +29,7 @@ from pyflame_rt.launch_table import LaunchTable
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.memory import global_pool
 from pyflame_rt.runtime import Run, ThreadPool, ffi, lib, native_symbols, now_ns
+from pyflame_rt.stepped_run import SteppedRun
 from pyflame_rt.targets.cpu.checked import describe_violation
 from pyflame_rt.targets.cpu.native_object import LoadedObject, register_symbols
 from pyflame_rt.targets.cpu.memory_plan import plan
@@ -70,8 +71,11 @@ class Executable:
             self.checked = h.get("checked", False) is True
             self.step_fields: list[list] = list(h.get("step_fields", []))
             io_slots = len(self.inputs) + len(self.outputs) + 1  # the status word last
-            self._table = LaunchTable(h["launches"], len(self.kernel_names), io_slots, len(self.buffers),
-                                      compiled.weights.size, self.symbols)
+            self.table = LaunchTable(h["launches"], len(self.kernel_names), io_slots, len(self.buffers),
+                                     compiled.weights.size, self.symbols)
+            # dims bound from tensors the model computes: its runs go in steps (stepped_run.py)
+            self.computed_dims = value_dims.computed_from_header(h.get("computed_dims", []), len(self.buffers),
+                                                                 io_slots, len(self.table))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise InvalidModelError(f"artifact metadata is invalid ({type(e).__name__}: {e})") from None
         missing = target.missing_on_host()
@@ -82,10 +86,10 @@ class Executable:
         register_symbols(native_symbols())
         self._object = LoadedObject(compiled.objects, target)
         addresses = [self._object.address(k) for k in self.kernel_names]
-        self._table.bind(addresses)
+        self.table.bind(addresses)
         self._kernel_at = dict(zip(addresses, self.kernel_names))
         self._weights = compiled.weights  # keeps the mapping alive
-        self._weights_ptr = ffi.cast("void*", self._weights.ctypes.data if self._weights.size else 0)
+        self.weights_ptr = ffi.cast("void*", self._weights.ctypes.data if self._weights.size else 0)
         self.pool = ThreadPool(num_threads)
         self._calls: dict[tuple, _PreparedCall] = {}
         self._scratch: list[_Scratch] = []  # one per concurrent run
@@ -117,7 +121,8 @@ class Executable:
                 if isinstance(d, SymDim) and all(s in bindings for s in d.syms) and d.evaluate(bindings) != actual:
                     raise ShapeMismatchError(f"input '{spec.name}' dim {axis} must equal {d}, got {actual}")
         value_dims.bind_values(self.value_dims, arrays, [i.name for i in self.inputs], bindings)
-        unbound = [s for s in self.symbols if s not in bindings]
+        computed = {c.dim for c in self.computed_dims}
+        unbound = [s for s in self.symbols if s not in bindings and s not in computed]
         if unbound:
             raise ShapeMismatchError(f"dynamic dims {unbound} cannot be determined from the inputs")
         return bindings
@@ -144,6 +149,8 @@ class Executable:
         between kernels). profiler: receives one event per kernel call."""
         for spec, arr in zip(self.inputs, arrays):  # the guard before native code, every run
             self.check_dtype(spec, arr)
+        if self.computed_dims:
+            return self._run_in_steps(arrays, timeout_ms, profiler)
         call = self._calls.get(self._signature(arrays))
         if call is None:
             call = self._prepare(arrays)
@@ -162,19 +169,12 @@ class Executable:
                 start = now_ns() if profiler is not None else 0
                 pool = global_pool()
                 failed = lib.pfrt_execute_pooled(pool.handle, call.arena_bytes, run.handle, call.launches,
-                                                 len(self._table), call.fields, io, self._weights_ptr, self.checked)
+                                                 len(self.table), call.fields, io, self.weights_ptr, self.checked)
                 if failed > 0:  # the pool could not give the arena: no kernel ran
                     raise pool.allocation_error(failed, call.arena_bytes)
                 if failed:
                     raise BackendError("cannot allocate a kernel context for the run")
-                violation = run.violation() if self.checked else None
-                if violation is not None:
-                    raise MemoryAccessError(self._describe(violation))
-                if timeout_ms and run.timed_out:
-                    raise RunTimeoutError(
-                        f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")
-                if run.cancelled:
-                    raise RunCancelledError(f"run cancelled: stopped after {run.kernels_done} kernel calls")
+                self.check_run(run, timeout_ms)
                 if profiler is not None:
                     profiler.add_run(self.kernel_name, self.step_ops, run.events(), call.bindings, start, now_ns())
             status = int(scratch.status[0])
@@ -183,6 +183,28 @@ class Executable:
         if status:
             raise InputError(self.checks[status - 1])
         return outs
+
+    def _run_in_steps(self, arrays: list[np.ndarray], timeout_ms: int, profiler: Profiler | None) -> list[np.ndarray]:
+        try:
+            scratch = self._scratch.pop()
+        except IndexError:
+            scratch = _Scratch()
+        try:
+            scratch.status[0] = 0
+            return SteppedRun(self, arrays).run(timeout_ms, profiler, scratch.status, scratch.status_ptr)
+        finally:
+            self._scratch.append(scratch)
+
+    def check_run(self, run: Run, timeout_ms: int) -> None:
+        """Raise for a run stopped by an out-of-bounds access, its deadline or a cancellation."""
+        violation = run.violation() if self.checked else None
+        if violation is not None:
+            raise MemoryAccessError(self._describe(violation))
+        if timeout_ms and run.timed_out:
+            raise RunTimeoutError(
+                f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")
+        if run.cancelled:
+            raise RunCancelledError(f"run cancelled: stopped after {run.kernels_done} kernel calls")
 
     def kernel_name(self, address: int) -> str:
         return self._kernel_at.get(address, f"kernel@{address:#x}")
@@ -200,7 +222,7 @@ class Executable:
         buffer_sizes = [evaluate(b.nbytes, bindings) for b in self.buffers]
         io_sizes = [a.nbytes for a in arrays] + [int(np.prod(s)) * np.dtype(t).itemsize for s, t in outputs] + [8]
         try:
-            launches, fields = self._table.resolve(bindings, offsets, buffer_sizes, io_sizes)
+            launches, fields = self.table.resolve(bindings, offsets, buffer_sizes, io_sizes)
         except OverflowError:
             raise ShapeMismatchError(f"the dims {bindings} make a size of the model exceed 2**63 bytes") from None
         call = _PreparedCall(

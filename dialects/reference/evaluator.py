@@ -28,6 +28,14 @@ def dim_value(d: Dim) -> int:
         raise ShapeMismatchError(f"dim {d} is not bound in this evaluation") from None
 
 
+def bind_dims(values: Mapping[str, int]) -> None:
+    """Bind dims from computed values (graph.bind_dims) for the rest of the current evaluation."""
+    for dim, value in values.items():
+        if value < 0:
+            raise ShapeMismatchError(f"dim '{dim}' is bound to the negative value {value}")
+    _DIMS.get().update(values)  # type: ignore[attr-defined]  # evaluate() binds a fresh dict
+
+
 def reference(*op_classes: type[Operation]):
     """Register the numpy semantics of one or more graph op classes."""
     def register(fn: RefFn) -> RefFn:

@@ -25,7 +25,7 @@ from xdsl.rewriter import InsertPoint
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import at_node
-from pyflame_rt.dialects.graph_tensor import DimValuesOp
+from pyflame_rt.dialects.graph_tensor import BindDimsOp, DimValuesOp
 from pyflame_rt.dialects.symbolic import Shape, SymDim
 from pyflame_rt.dialects.weights import WeightOp, WeightTable
 from pyflame_rt.dtype import DType
@@ -329,20 +329,22 @@ class ONNXImporter:
         return None
 
     def run_time_values(self, name: str) -> shape_values.Known | None:
-        """A small integer graph input of static shape that sets sizes: its elements as new dims,
-        bound from the feed at run time (graph.values); None for any other value."""
-        if name in self.value_dims:
-            return self.known[name]
-        arg = self.values.get(name)
-        if not isinstance(arg, BlockArgument):  # an entry-function argument: a graph input
+        """A small integer tensor of static shape that sets sizes but is not known at import: its
+        elements as new dims, bound at run time from the feed (a graph input: graph.values) or once
+        computed (graph.bind_dims); None for any other value."""
+        v = self.values.get(name)
+        if v is None:
             return None
-        shape = self.shapes[arg]
-        dtype = graph.dtype_of(arg.type)
+        shape = self.shapes[v]
+        dtype = graph.dtype_of(v.type)
         if dtype not in (DType.INT64, DType.INT32) or not all(isinstance(d, int) for d in shape) \
                 or prod(shape) > shape_values.MAX_ELEMENTS:
             return None
         dims = [f"{_symbol(name)}_{i}" for i in range(prod(shape))]
-        self.value_dims[name] = dims
+        if isinstance(v, BlockArgument):  # an entry-function argument: a graph input
+            self.value_dims[name] = dims
+        else:
+            self.builder.insert(BindDimsOp(v, dims))
         self.known[name] = shape_values.Known(np.array([SymDim.of(d) for d in dims], object).reshape(shape), dtype)
         return self.known[name]
 
