@@ -93,6 +93,26 @@ class BindDimsOp(UnaryOp):
                                   f"tensor of as many elements, got {self.input.type}")
 
 
+@irdl_op_definition
+class NonZeroOp(UnaryOp):
+    """The int64 coordinates of the non-zero elements of `input`, [rank, count] in row-major order;
+    `count` is a dim the run binds once it has counted them (a data-dependent size)."""
+
+    name = "graph.nonzero"
+    count = prop_def(StringAttr)
+
+    def __init__(self, input: SSAValue, result_type: TensorType, count: str):
+        super().__init__(input, result_type, count=StringAttr(count))
+
+    def infer_shapes(self, shapes):
+        if not shapes[0]:
+            raise ShapeMismatchError("NonZero of a scalar is not supported")
+        return [(len(shapes[0]), parse_dim(self.count.data))]
+
+    def infer_dtypes(self, dtypes):
+        return [DType.INT64]
+
+
 class IndexOp(GraphOp):
     """Reads `data` at `indices` (int64 or int32; negative ones count from the end of their axis);
     the result has the data's element type. A scatter (graph_index.ScatterOp) also takes the
@@ -260,4 +280,4 @@ class EinsumOp(VariadicOp):
         return [same_dtype(dtypes, self.name)]
 
 
-TENSOR_OPS = [DimValuesOp, BindDimsOp, GatherOp, ConstantOfShapeOp, ExpandOp, RangeOp, TriluOp, EinsumOp]
+TENSOR_OPS = [DimValuesOp, BindDimsOp, NonZeroOp, GatherOp, ConstantOfShapeOp, ExpandOp, RangeOp, TriluOp, EinsumOp]

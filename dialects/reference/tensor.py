@@ -37,6 +37,13 @@ def _bind(op, x):
     return x[0]
 
 
+@reference(gt.NonZeroOp)
+def _nonzero(op, x):
+    out = np.array(np.nonzero(x[0]), np.int64).reshape(x[0].ndim, -1)
+    bind_dims({op.count.data: out.shape[1]})
+    return out
+
+
 @reference(gt.ConstantOfShapeOp)
 def _constant_of_shape(op, x):
     return np.full(_dims(op.shape), op.value.value.data, DType(op.dtype.data).numpy)

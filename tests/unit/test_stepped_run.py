@@ -76,3 +76,20 @@ def test_a_stepped_run_is_profiled_whole(computed_shape_model, tmp_path):
     kernels = [e for e in events if e["cat"] == "Kernel"]
     assert [r["args"]["dims"] for r in runs] == [{"n": 2, "s_0": 2, "s_1": 3}]
     assert [e["name"] for e in kernels] == sess.header["step_ops"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.bool_])
+def test_nonzero_sizes_its_result_by_the_count(dtype):
+    """NonZero counts, the run binds the count, then the coordinates fill a result of that size
+    (and a Transpose after it is sized by it too)."""
+    model = make_model([helper.make_node("NonZero", ["x"], ["y"]), helper.make_node("Transpose", ["y"], ["t"])],
+                       [("x", ["n", 3], dtype)], [("y", [2, None], np.int64), ("t", [None, 2], np.int64)])
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    assert [o.shape for o in sess.get_outputs()] == [[2, "y_count"], ["y_count", 2]]
+    rng = np.random.default_rng(1)
+    for n in (4, 0, 1):
+        x = (rng.integers(0, 3, (n, 3)) * (rng.random((n, 3)) > 0.4)).astype(dtype)
+        if dtype == np.float32 and n:
+            x[0, 0] = np.nan  # NaN is not zero
+        for got, want in zip(sess.run(None, {"x": x}), ort_run(model, {"x": x})):
+            assert got.shape == want.shape and np.array_equal(got, want)

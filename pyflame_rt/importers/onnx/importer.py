@@ -328,6 +328,11 @@ class ONNXImporter:
             return shape_values.Known(arr.astype(object), DType.from_numpy(arr.dtype))
         return None
 
+    @staticmethod
+    def new_dim(name: str) -> str:
+        """The name of a dim the model's values set (named after the value it comes from)."""
+        return _symbol(name)
+
     def run_time_values(self, name: str) -> shape_values.Known | None:
         """A small integer tensor of static shape that sets sizes but is not known at import: its
         elements as new dims, bound at run time from the feed (a graph input: graph.values) or once
@@ -340,7 +345,7 @@ class ONNXImporter:
         if dtype not in (DType.INT64, DType.INT32) or not all(isinstance(d, int) for d in shape) \
                 or prod(shape) > shape_values.MAX_ELEMENTS:
             return None
-        dims = [f"{_symbol(name)}_{i}" for i in range(prod(shape))]
+        dims = [self.new_dim(f"{name}_{i}") for i in range(prod(shape))]
         if isinstance(v, BlockArgument):  # an entry-function argument: a graph input
             self.value_dims[name] = dims
         else:

@@ -9,8 +9,8 @@ from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.indexing import (
-    GATHER_FIELDS, TRILU_FIELDS, GatherSpec, RangeSpec, TriluSpec, gather_kernel, range_kernel,
-    store_dims_kernel, store_dims_name, trilu_kernel)
+    GATHER_FIELDS, TRILU_FIELDS, GatherSpec, RangeSpec, TriluSpec, count_nonzero_kernel, gather_kernel,
+    nonzero_kernel, range_kernel, store_dims_kernel, store_dims_name, trilu_kernel)
 from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.linalg import emit_matmul_rows
@@ -45,6 +45,24 @@ class LowerBindDims(GraphToKernelPattern):
         else:
             alias(L, op)
         L.bind_dims(op.dim_names(), L.loc(op.result), L.dtype(src))
+
+
+class LowerNonZero(GraphToKernelPattern):
+    """Two single-item kernels: the count, into a buffer the run binds the result's `count` dim
+    from, then the coordinates into the result the count sizes."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: gt.NonZeroOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: gt.NonZeroOp) -> None:
+        shape, dtype = L.shapes[op.input], L.dtype(op.input)
+        count = L.new_buffer(8)
+        name = L.kernel(f"count_nonzero_{dtype.value}", lambda: count_nonzero_kernel(dtype))
+        L.call(name, [L.loc(op.input), count, numel(shape)], 1)
+        L.bind_dims([op.count.data], count, DType.INT64)
+        name = L.kernel(f"nonzero_{dtype.value}_r{len(shape)}", lambda: nonzero_kernel(dtype, len(shape)))
+        L.call(name, [L.loc(op.input), L.result_loc(op.result), L.shapes[op.result][1], numel(shape), *shape], 1)
 
 
 class LowerGather(GraphToKernelPattern):
@@ -199,5 +217,5 @@ class LowerEinsum(GraphToKernelPattern):
             _permute(L, c_loc, mid, tuple(sizes[c] for c in mid), out_term, sizes, work, dst=out, to=dtype)
 
 
-PATTERNS = (LowerDimValues, LowerBindDims, LowerGather, LowerConstantOfShape, LowerExpand, LowerRange, LowerTrilu,
+PATTERNS = (LowerDimValues, LowerBindDims, LowerNonZero, LowerGather, LowerConstantOfShape, LowerExpand, LowerRange, LowerTrilu,
             LowerEinsum)

@@ -35,6 +35,13 @@ def _constant_of_shape(ctx: _NodeContext):
                     dtype=DType.from_numpy(arr.dtype).value)
 
 
+@converter("NonZero")
+def _nonzero(ctx: _NodeContext):
+    """The count of non-zero elements is a dim bound while the model runs, named after the output."""
+    count = ctx.importer.new_dim(f"{ctx.node.output[0]}_count")
+    return ctx.emit(gt.NonZeroOp, [ctx.input(0)], count=count)
+
+
 @converter("Expand")
 def _expand(ctx: _NodeContext):
     return ctx.emit(gt.ExpandOp, [ctx.input(0)], shape=_known_dims(ctx, 1, "shape"))
