@@ -195,11 +195,13 @@ class Executable:
         finally:
             self._scratch.append(scratch)
 
-    def check_run(self, run: Run, timeout_ms: int) -> None:
-        """Raise for a run stopped by an out-of-bounds access, its deadline or a cancellation."""
+    def check_run(self, run: Run, timeout_ms: int, first_step: int = 0) -> None:
+        """Raise for a run stopped by an out-of-bounds access, its deadline or a cancellation
+        (first_step: the launch the runtime's step numbers count from)."""
         violation = run.violation() if self.checked else None
         if violation is not None:
-            raise MemoryAccessError(self._describe(violation))
+            address, step, *rest = violation
+            raise MemoryAccessError(self._describe((address, first_step + step, *rest)))
         if timeout_ms and run.timed_out:
             raise RunTimeoutError(
                 f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")

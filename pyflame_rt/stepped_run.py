@@ -61,7 +61,7 @@ class SteppedRun:
                                         last - first, ffi.from_buffer("pfrt_field[]", fields), io,
                                         exe.weights_ptr, ffi.NULL, exe.checked):
                         raise BackendError("cannot allocate a kernel context for the run")
-                    exe.check_run(run, timeout_ms)
+                    exe.check_run(run, timeout_ms, first)
                     if status[0]:
                         raise InputError(exe.checks[int(status[0]) - 1])
                     self.bind([c for c in exe.computed_dims if c.step == last], io)
