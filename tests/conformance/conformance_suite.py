@@ -84,7 +84,7 @@ _GROUPS = {
     "recurrent": "LSTM GRU RNN",
     "signal/detection": "DFT STFT MelWeightMatrix BlackmanWindow HannWindow HammingWindow ImageDecoder "
                         "NonMaxSuppression RoiAlign MaxRoiPool GridSample AffineGrid DeformConv Col2Im CenterCropPad",
-    "data-dependent shape": "Unique Compress",
+    "data-dependent shape": "Unique",
     "newer than opset 21": "Attention RMSNormalization RotaryEmbedding TensorScatter Swish BitCast CumProd "
                            "LinearAttention CausalConvWithState SwiGLU",
 }
