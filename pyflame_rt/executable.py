@@ -9,7 +9,8 @@ launch table (launch_table.py, resolved once per input-shape signature) with a f
 `Run` handle: the runtime checks the run's deadline between kernels and, when
 profiling, records every kernel call. A checked build's kernels also receive every
 buffer's bounds and report their first out-of-bounds access through the handle:
-`run` raises MemoryAccessError for it.
+`run` raises MemoryAccessError for it. Dims bound from input values are bound with the others
+(value_dims.py); a model with dims bound from values it computes runs in steps (stepped_run.py).
 """
 from __future__ import annotations
 
