@@ -540,6 +540,9 @@ CORE_OPS = [ConstantOp, AddOp, SubOp, MulOp, DivOp, ReluOp, IdentityOp, GemmOp, 
 
 ARG_NAME = "graph.name"
 ARG_DIMS = "graph.dims"
+# on an integer argument whose values set sizes (a Reshape / Expand / ConstantOfShape shape fed as a
+# graph input): the run-time dims its elements bind, in row-major element order
+ARG_VALUES = "graph.values"
 # the name of the ONNX node an op computes (a discardable attribute: stamped by the importer, kept by
 # the passes on the op that replaces a node), so that shape errors name the node
 NODE_NAME = "graph.node"
@@ -574,6 +577,12 @@ def io_shape(attrs: dict[str, Attribute], t: TensorType) -> Shape:
     if isinstance(dims, ArrayAttr):
         return tuple(parse_dim(d.data) for d in dims.data)  # type: ignore[union-attr]
     return tuple(SymDim.of(f"d{i}") if d == DYNAMIC_INDEX else d for i, d in enumerate(t.get_shape()))
+
+
+def value_dims(attrs: dict[str, Attribute]) -> list[str]:
+    """The dims an entry-function argument's values bind (none for most arguments)."""
+    names = attrs.get(ARG_VALUES)
+    return [n.data for n in names.data] if isinstance(names, ArrayAttr) else []  # type: ignore[union-attr]
 
 
 def entry_function(module) -> func.FuncOp:

@@ -659,7 +659,8 @@ class SliceOp(UnaryOp):
 
 @irdl_op_definition
 class TileOp(UnaryOp):
-    """Repeat `input` along every axis; the repeats are dims as text ("2", "batch")."""
+    """Repeat `input` along every axis; the repeats are dims as text ("2", "batch", or a dim a run
+    binds from a value)."""
 
     name = "graph.tile"
     repeats = prop_def(ArrayAttr)

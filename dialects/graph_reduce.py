@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, TensorType, f32, i64
+from xdsl.dialects.builtin import BoolAttr, DenseArrayBase, FloatAttr, IntegerAttr, StringAttr, TensorType, f32, i64
 from xdsl.ir import SSAValue
 from xdsl.irdl import (
     AttrSizedResultSegments,
@@ -23,7 +23,7 @@ from pyflame_rt.dialects.graph import AxisOp, UnaryOp, axis_prop, normalize_axis
 from pyflame_rt.dialects.graph_attrs import ArgReduceKindAttr, ReduceKind, ReduceKindAttr, enum_attr
 from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
 from pyflame_rt.dialects.graph_nn import NormalizationOp
-from pyflame_rt.dialects.symbolic import Shape
+from pyflame_rt.dialects.symbolic import Dim, Shape, parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 
@@ -179,30 +179,33 @@ class LayerNormOp(NormalizationOp, AxisOp):
 @irdl_op_definition
 class TopKOp(AxisOp):
     """The k largest (or smallest) elements along `axis`, sorted, and their int64 indices;
-    equal values keep the lower index first."""
+    equal values keep the lower index first. k is a dim (bound at run time when k is fed)."""
 
     name = "graph.topk"
     input = operand_def(TensorType)
-    k = prop_def(IntegerAttr)
+    k = prop_def(StringAttr)
     axis = axis_prop(-1)
     largest = prop_def(BoolAttr, default_value=BoolAttr.from_bool(True))
     values = result_def(TensorType)
     indices = result_def(TensorType)
     assembly_format = "$input attr-dict `:` functional-type(operands, results)"
 
-    def __init__(self, input, result_types, k: int = 1, axis: int = -1, largest: bool = True):
+    def __init__(self, input, result_types, k: Dim = 1, axis: int = -1, largest: bool = True):
         super().__init__(operands=[input], result_types=list(result_types), properties={
-            "k": IntegerAttr(k, i64), "axis": IntegerAttr(axis, i64), "largest": BoolAttr.from_bool(largest)})
+            "k": StringAttr(str(k)), "axis": IntegerAttr(axis, i64), "largest": BoolAttr.from_bool(largest)})
 
     def infer_shapes(self, shapes):
         x = shapes[0]
         axis = self.axis_in(len(x))
-        k = self.k.value.data
-        if k < 0:
+        k = self.k_dim()
+        if isinstance(k, int) and k < 0:
             raise ShapeMismatchError(f"TopK k={k} is negative")
         require_at_most(k, x[axis], "TopK k is larger than the axis")
         out = tuple(x[:axis]) + (k,) + tuple(x[axis + 1:])
         return [out, out]
+
+    def k_dim(self) -> Dim:
+        return parse_dim(self.k.data)
 
     def infer_dtypes(self, dtypes):
         if dtypes[0] is DType.BOOL:

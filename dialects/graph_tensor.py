@@ -7,11 +7,13 @@ symbolic result shapes.
 """
 from __future__ import annotations
 
+from math import prod
 from typing import Sequence
 
 from xdsl.dialects.builtin import ArrayAttr, BoolAttr, FloatAttr, IntegerAttr, StringAttr, TensorType, f64, i64
 from xdsl.ir import Attribute, SSAValue
-from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def
+from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def, traits_def
+from xdsl.traits import MemoryWriteEffect
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.assumptions import broadcast_dim
@@ -65,6 +67,50 @@ class DimValuesOp(GraphOp):
             raise VerifyException(f"graph.dim_values: {len(self.values.data)} values for {n} elements")
         if dtype_of(self.result.type) not in INDEX_DTYPES:
             raise VerifyException("graph.dim_values: result must be int64 or int32")
+
+
+@irdl_op_definition
+class BindDimsOp(UnaryOp):
+    """Its input, whose elements (row-major) the run binds to the dims `dims` once it is computed:
+    sizes of the ops after it may use them (a shape computed from tensor values). It has an effect
+    (the binding), so it stays where it stands even when its result is unused."""
+
+    name = "graph.bind_dims"
+    dims = prop_def(ArrayAttr[StringAttr])
+    traits = traits_def(MemoryWriteEffect())
+
+    def __init__(self, input: SSAValue, dims: Sequence[str]):
+        super().__init__(input, input.type, dims=ArrayAttr([StringAttr(d) for d in dims]))
+
+    def dim_names(self) -> list[str]:
+        return [d.data for d in self.dims.data]
+
+    def verify_(self) -> None:
+        super().verify_()
+        shape = static_shape(self.input.type)
+        if dtype_of(self.input.type) not in INDEX_DTYPES or len(self.dims.data) != prod(shape):
+            raise VerifyException(f"graph.bind_dims binds {len(self.dims.data)} dims from an int64 or int32 "
+                                  f"tensor of as many elements, got {self.input.type}")
+
+
+@irdl_op_definition
+class NonZeroOp(UnaryOp):
+    """The int64 coordinates of the non-zero elements of `input`, [rank, count] in row-major order;
+    `count` is a dim the run binds once it has counted them (a data-dependent size)."""
+
+    name = "graph.nonzero"
+    count = prop_def(StringAttr)
+
+    def __init__(self, input: SSAValue, result_type: TensorType, count: str):
+        super().__init__(input, result_type, count=StringAttr(count))
+
+    def infer_shapes(self, shapes):
+        if not shapes[0]:
+            raise ShapeMismatchError("NonZero of a scalar is not supported")
+        return [(len(shapes[0]), parse_dim(self.count.data))]
+
+    def infer_dtypes(self, dtypes):
+        return [DType.INT64]
 
 
 class IndexOp(GraphOp):
@@ -252,4 +298,5 @@ class BitCastOp(UnaryOp):
         return [to]
 
 
-TENSOR_OPS = [DimValuesOp, GatherOp, ConstantOfShapeOp, ExpandOp, RangeOp, TriluOp, EinsumOp, BitCastOp]
+TENSOR_OPS = [DimValuesOp, BindDimsOp, NonZeroOp, GatherOp, ConstantOfShapeOp, ExpandOp, RangeOp, TriluOp, EinsumOp,
+              BitCastOp]

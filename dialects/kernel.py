@@ -26,13 +26,15 @@ for each i64 field, which its verifier checks:
     func.func @copy_r1_w8_f32(%dst: !llvm.ptr, %src: !llvm.ptr, %dst_off: i64, ..., %begin: i64,
                               %end: i64) attributes {kernel.fields = ["dst", "src", "dst_off", ...]}
 
-`kernel.check` and `kernel.assume` are the run-time checks: the first a status code a
+`kernel.bind_dim` binds a run-time dim from an element of an integer input (a shape fed as a
+graph input) rather than from an input's shape. `kernel.check` and `kernel.assume` are the run-time checks: the first a status code a
 kernel reports, the second a requirement on dims checked before any kernel runs. The memory plan (`plan-memory`) records each
 alloc's lifetime in launch numbers.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import prod
 
 from xdsl.dialects import func, llvm
 from xdsl.dialects.builtin import (
@@ -82,6 +84,7 @@ class RelationAttr(EnumAttribute[Relation], SpacedOpaqueSyntaxAttribute):
 
 
 BUFFER = BufferType()
+VALUE_DIM_DTYPES = (DType.INT64.value, DType.INT32.value)  # what kernel.bind_dim reads
 FIELD = AnyOf([BaseAttr(BufferType), BaseAttr(IndexType)])
 # a kernel function's attribute: the names of its fields (its leading arguments), in launch order
 FIELDS_ATTR = "kernel.fields"
@@ -257,6 +260,48 @@ class DimOp(ScheduleLevelOp):
 
 
 @irdl_op_definition
+class BindDimOp(ScheduleLevelOp):
+    """Binds the run-time dim `dim_name` to element `index` (row-major) of the `dtype` (int64 or
+    int32) tensor in `source`: a size set by a tensor's values, not by a shape. From an input it is
+    bound before any kernel runs; from a tensor the launches before it compute, once they have run
+    (the launches after it may use the dim). The value is checked first: not negative, and the
+    sizes it gives within int64 and the memory limit."""
+
+    name = "kernel.bind_dim"
+    dim_name = prop_def(StringAttr)
+    source = operand_def(BufferType)
+    index = prop_def(IntegerAttr[i64])
+    dtype = prop_def(StringAttr)
+
+    assembly_format = "$dim_name `=` $source `[` $index `]` $dtype attr-dict"
+
+    def __init__(self, dim_name: str, source: SSAValue | Operation, index: int, dtype: DType):
+        super().__init__(operands=[source], properties={"dim_name": StringAttr(dim_name),
+                                                        "index": IntegerAttr(index, i64),
+                                                        "dtype": StringAttr(dtype.value)})
+
+    def verify_(self) -> None:
+        schedule = self.parent_op()
+        if isinstance(schedule, ScheduleOp) and self.dim_name.data not in schedule.dim_names():
+            raise VerifyException(f"'{self.dim_name.data}' is not a dim of the schedule {schedule.dim_names()}")
+        if self.dtype.data not in VALUE_DIM_DTYPES:
+            raise VerifyException("a dim is bound from an element of an int64 or int32 tensor")
+        if self.index.value.data < 0:
+            raise VerifyException(f"element {self.index.value.data} is negative")
+        io = self.source.owner
+        if not isinstance(io, IOOp):
+            return
+        if io.role.data == IORole.STATUS or io.dtype.data != self.dtype.data:
+            raise VerifyException(f"a dim is bound from an element of an {self.dtype.data} tensor, "
+                                  f"'{io.tensor_name.data}' is {io.dtype.data}")
+        static = [int(d.data) for d in io.shape if d.data.isdigit()]
+        size = prod(static) if len(static) == len(io.shape) else None
+        if not 0 <= self.index.value.data < (size if size is not None else 1 << 62):
+            raise VerifyException(f"element {self.index.value.data} is outside input '{io.tensor_name.data}' "
+                                  f"of shape [{', '.join(d.data for d in io.shape)}]")
+
+
+@irdl_op_definition
 class CheckOp(ScheduleLevelOp):
     """A run-time check a kernel makes: its result is the status code the kernel stores into the
     status word when the check fails (the n-th check of the schedule has code n); the run then
@@ -332,7 +377,8 @@ class LaunchOp(ScheduleLevelOp):
                                       f" ({t}), the launch passes {value.type}")
 
 
-Kernel = Dialect("kernel", [ScheduleOp, IOOp, WeightOp, AllocOp, SubviewOp, NullOp, DimOp, CheckOp, AssumeOp, LaunchOp],
+Kernel = Dialect("kernel", [ScheduleOp, IOOp, WeightOp, AllocOp, SubviewOp, NullOp, DimOp, BindDimOp, CheckOp,
+                           AssumeOp, LaunchOp],
                  [BufferType, IORoleAttr, RelationAttr])
 
 

@@ -9,14 +9,17 @@ launch table (launch_table.py, resolved once per input-shape signature) with a f
 `Run` handle: the runtime checks the run's deadline between kernels and, when
 profiling, records every kernel call. A checked build's kernels also receive every
 buffer's bounds and report their first out-of-bounds access through the handle:
-`run` raises MemoryAccessError for it.
+`run` raises MemoryAccessError for it. Dims bound from input values are bound with the others
+(value_dims.py); a model with dims bound from values it computes runs in steps (stepped_run.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
 import numpy as np
 
+from pyflame_rt import value_dims
 from pyflame_rt.compiled_model import CompiledModel, buffers_from_header, dims_from_json
 from pyflame_rt.dialects.assumptions import Assumption
 from pyflame_rt.dialects.symbolic import Shape, SymDim, bind_sums, evaluate, evaluate_shape
@@ -27,6 +30,7 @@ from pyflame_rt.launch_table import LaunchTable
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.memory import global_pool
 from pyflame_rt.runtime import Run, ThreadPool, ffi, lib, native_symbols, now_ns
+from pyflame_rt.stepped_run import SteppedRun
 from pyflame_rt.targets.cpu.checked import describe_violation
 from pyflame_rt.targets.cpu.native_object import LoadedObject, register_symbols
 from pyflame_rt.targets.cpu.memory_plan import plan
@@ -51,6 +55,9 @@ class Executable:
             self.outputs = [IOSpec(str(o["name"]), dims_from_json(o["shape"]), DType(o["dtype"]))
                             for o in h["outputs"]]
             self.symbols: list[str] = [str(s) for s in h["symbols"]]
+            self.value_dims = value_dims.from_header(
+                h.get("value_dims", []), [i.dtype.numpy for i in self.inputs],
+                [prod(i.shape) if all(isinstance(d, int) for d in i.shape) else None for i in self.inputs])
             self.buffers = buffers_from_header(h)
             self.kernel_names: list[str] = [str(k) for k in h.get("kernels", [])]
             self.step_ops: list[str] = [str(k) for k in h.get("step_ops", [])]
@@ -65,8 +72,11 @@ class Executable:
             self.checked = h.get("checked", False) is True
             self.step_fields: list[list] = list(h.get("step_fields", []))
             io_slots = len(self.inputs) + len(self.outputs) + 1  # the status word last
-            self._table = LaunchTable(h["launches"], len(self.kernel_names), io_slots, len(self.buffers),
-                                      compiled.weights.size, self.symbols)
+            self.table = LaunchTable(h["launches"], len(self.kernel_names), io_slots, len(self.buffers),
+                                     compiled.weights.size, self.symbols)
+            # dims bound from tensors the model computes: its runs go in steps (stepped_run.py)
+            self.computed_dims = value_dims.computed_from_header(h.get("computed_dims", []), len(self.buffers),
+                                                                 io_slots, len(self.table))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise InvalidModelError(f"artifact metadata is invalid ({type(e).__name__}: {e})") from None
         missing = target.missing_on_host()
@@ -77,10 +87,10 @@ class Executable:
         register_symbols(native_symbols())
         self._object = LoadedObject(compiled.objects, target)
         addresses = [self._object.address(k) for k in self.kernel_names]
-        self._table.bind(addresses)
+        self.table.bind(addresses)
         self._kernel_at = dict(zip(addresses, self.kernel_names))
         self._weights = compiled.weights  # keeps the mapping alive
-        self._weights_ptr = ffi.cast("void*", self._weights.ctypes.data if self._weights.size else 0)
+        self.weights_ptr = ffi.cast("void*", self._weights.ctypes.data if self._weights.size else 0)
         self.pool = ThreadPool(num_threads)
         self._calls: dict[tuple, _PreparedCall] = {}
         self._scratch: list[_Scratch] = []  # one per concurrent run
@@ -111,8 +121,10 @@ class Executable:
             for axis, (d, actual) in enumerate(zip(spec.shape, arr.shape)):
                 if isinstance(d, SymDim) and all(s in bindings for s in d.syms) and d.evaluate(bindings) != actual:
                     raise ShapeMismatchError(f"input '{spec.name}' dim {axis} must equal {d}, got {actual}")
+        value_dims.bind_values(self.value_dims, arrays, [i.name for i in self.inputs], bindings)
         bind_sums(bindings, self.symbols)
-        unbound = [s for s in self.symbols if s not in bindings]
+        computed = {c.dim for c in self.computed_dims}
+        unbound = [s for s in self.symbols if s not in bindings and s not in computed]
         if unbound:
             raise ShapeMismatchError(f"dynamic dims {unbound} cannot be determined from the inputs")
         return bindings
@@ -140,7 +152,11 @@ class Executable:
         output None (allocated) or the array the run writes it into (`bound_outputs`)."""
         for spec, arr in zip(self.inputs, arrays):  # the guard before native code, every run
             self.check_dtype(spec, arr)
-        call = self._calls.get(tuple([a.shape for a in arrays]))
+        if self.computed_dims:
+            if out is not None:
+                raise InputError("outputs cannot be bound (out) for a model whose sizes are computed during the run")
+            return self._run_in_steps(arrays, timeout_ms, profiler)
+        call = self._calls.get(self._signature(arrays))
         if call is None:
             call = self._prepare(arrays)
         try:
@@ -159,19 +175,12 @@ class Executable:
                 start = now_ns() if profiler is not None else 0
                 pool = global_pool()
                 failed = lib.pfrt_execute_pooled(pool.handle, call.arena_bytes, run.handle, call.launches,
-                                                 len(self._table), call.fields, io, self._weights_ptr, self.checked)
+                                                 len(self.table), call.fields, io, self.weights_ptr, self.checked)
                 if failed > 0:  # the pool could not give the arena: no kernel ran
                     raise pool.allocation_error(failed, call.arena_bytes)
                 if failed:
                     raise BackendError("cannot allocate a kernel context for the run")
-                violation = run.violation() if self.checked else None
-                if violation is not None:
-                    raise MemoryAccessError(self._describe(violation))
-                if timeout_ms and run.timed_out:
-                    raise RunTimeoutError(
-                        f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")
-                if run.cancelled:
-                    raise RunCancelledError(f"run cancelled: stopped after {run.kernels_done} kernel calls")
+                self.check_run(run, timeout_ms)
                 if profiler is not None:
                     profiler.add_run(self.kernel_name, self.step_ops, run.events(), call.bindings, start, now_ns())
             status = int(scratch.status[0])
@@ -206,6 +215,30 @@ class Executable:
             reach_out = max(reach_out, end) if is_output else reach_out
         return outs
 
+    def _run_in_steps(self, arrays: list[np.ndarray], timeout_ms: int, profiler: Profiler | None) -> list[np.ndarray]:
+        try:
+            scratch = self._scratch.pop()
+        except IndexError:
+            scratch = _Scratch()
+        try:
+            scratch.status[0] = 0
+            return SteppedRun(self, arrays).run(timeout_ms, profiler, scratch.status, scratch.status_ptr)
+        finally:
+            self._scratch.append(scratch)
+
+    def check_run(self, run: Run, timeout_ms: int, first_step: int = 0) -> None:
+        """Raise for a run stopped by an out-of-bounds access, its deadline or a cancellation
+        (first_step: the launch the runtime's step numbers count from)."""
+        violation = run.violation() if self.checked else None
+        if violation is not None:
+            address, step, *rest = violation
+            raise MemoryAccessError(self._describe((address, first_step + step, *rest)))
+        if timeout_ms and run.timed_out:
+            raise RunTimeoutError(
+                f"run exceeded timeout_ms={timeout_ms}: stopped after {run.kernels_done} kernel calls")
+        if run.cancelled:
+            raise RunCancelledError(f"run cancelled: stopped after {run.kernels_done} kernel calls")
+
     def kernel_name(self, address: int) -> str:
         return self._kernel_at.get(address, f"kernel@{address:#x}")
 
@@ -222,7 +255,7 @@ class Executable:
         buffer_sizes = [evaluate(b.nbytes, bindings) for b in self.buffers]
         io_sizes = [a.nbytes for a in arrays] + [int(np.prod(s)) * np.dtype(t).itemsize for s, t in outputs] + [8]
         try:
-            launches, fields = self._table.resolve(bindings, offsets, buffer_sizes, io_sizes)
+            launches, fields = self.table.resolve(bindings, offsets, buffer_sizes, io_sizes)
         except OverflowError:
             raise ShapeMismatchError(f"the dims {bindings} make a size of the model exceed 2**63 bytes") from None
         call = _PreparedCall(
@@ -233,8 +266,13 @@ class Executable:
             bindings=bindings)
         if len(self._calls) > 256:  # bound the cache for workloads with ever-changing shapes
             self._calls.clear()
-        self._calls[tuple(a.shape for a in arrays)] = call
+        self._calls[self._signature(arrays)] = call
         return call
+
+    def _signature(self, arrays: list[np.ndarray]) -> tuple:
+        """What a prepared call depends on: the input shapes, and the values that bind dims."""
+        shapes = tuple([a.shape for a in arrays])
+        return (shapes, value_dims.values_key(self.value_dims, arrays)) if self.value_dims else shapes
 
     def arena_bytes(self, bindings: dict[str, int]) -> int:
         return plan(self.buffers, bindings)[1]

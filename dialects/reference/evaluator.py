@@ -28,6 +28,14 @@ def dim_value(d: Dim) -> int:
         raise ShapeMismatchError(f"dim {d} is not bound in this evaluation") from None
 
 
+def bind_dims(values: Mapping[str, int]) -> None:
+    """Bind dims from computed values (graph.bind_dims) for the rest of the current evaluation."""
+    for dim, value in values.items():
+        if value < 0:
+            raise ShapeMismatchError(f"dim '{dim}' is bound to the negative value {value}")
+    _DIMS.get().update(values)  # type: ignore[attr-defined]  # evaluate() binds a fresh dict
+
+
 def reference(*op_classes: type[Operation]):
     """Register the numpy semantics of one or more graph op classes."""
     def register(fn: RefFn) -> RefFn:
@@ -92,10 +100,13 @@ def _bind_dims(fn: func.FuncOp, arrays: list[np.ndarray]) -> dict[str, int]:
     arg_attrs = fn.arg_attrs.data if fn.arg_attrs is not None else [None] * len(fn.args)
     bindings: dict[str, int] = {}
     for arg, attrs, arr in zip(fn.args, arg_attrs, arrays):
-        for d, size in zip(graph.io_shape(attrs.data if attrs is not None else {}, arg.type), arr.shape):
-            if isinstance(d, SymDim) and d.coef == 1 and len(d.syms) == 1:
-                if bindings.setdefault(d.syms[0], size) != size:
-                    raise ShapeMismatchError(f"dim '{d.syms[0]}' is bound to {bindings[d.syms[0]]} and {size}")
+        named = attrs.data if attrs is not None else {}
+        bound = [(d.syms[0], size) for d, size in zip(graph.io_shape(named, arg.type), arr.shape)
+                 if isinstance(d, SymDim) and d.coef == 1 and len(d.syms) == 1]
+        bound += list(zip(graph.value_dims(named), (int(v) for v in arr.reshape(-1))))
+        for dim, size in bound:
+            if bindings.setdefault(dim, size) != size:
+                raise ShapeMismatchError(f"dim '{dim}' is bound to {bindings[dim]} and {size}")
     return bindings
 
 

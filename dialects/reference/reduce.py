@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from pyflame_rt.dialects import graph_reduce as gr
-from pyflame_rt.dialects.reference.evaluator import reference
+from pyflame_rt.dialects.reference.evaluator import dim_value, reference
 
 
 def _lowest(dtype, sign: int):
@@ -96,7 +96,7 @@ def _topk(op, x):
     key = -data if op.largest.value.data else data  # a stable sort keeps the lower index first on ties
     if data.dtype.kind == "u" and op.largest.value.data:
         key = np.iinfo(data.dtype).max - data
-    idx = np.take(np.argsort(key, axis=axis, kind="stable"), np.arange(op.k.value.data), axis=axis)
+    idx = np.take(np.argsort(key, axis=axis, kind="stable"), np.arange(dim_value(op.k_dim())), axis=axis)
     return np.take_along_axis(data, idx, axis=axis), idx.astype(np.int64)
 
 

@@ -8,7 +8,7 @@ from pyflame_rt.dialects.graph import dtype_of, static_shape
 from pyflame_rt.dialects.symbolic import parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InputError
-from pyflame_rt.dialects.reference.evaluator import dim_value, reference
+from pyflame_rt.dialects.reference.evaluator import bind_dims, dim_value, reference
 
 
 def _dims(attr) -> tuple[int, ...]:
@@ -29,6 +29,19 @@ def _gather(op, x):
     if idx.size and (idx.min() < -n or idx.max() >= n):
         raise InputError(f"Gather index out of range [-{n}, {n - 1}]: {int(idx.min())}..{int(idx.max())}")
     return np.take(data, np.where(idx < 0, idx + n, idx), axis=axis)
+
+
+@reference(gt.BindDimsOp)
+def _bind(op, x):
+    bind_dims(dict(zip(op.dim_names(), (int(v) for v in x[0].reshape(-1)))))
+    return x[0]
+
+
+@reference(gt.NonZeroOp)
+def _nonzero(op, x):
+    out = np.array(np.nonzero(x[0]), np.int64).reshape(x[0].ndim, -1)
+    bind_dims({op.count.data: out.shape[1]})
+    return out
 
 
 @reference(gt.ConstantOfShapeOp)

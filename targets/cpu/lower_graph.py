@@ -25,6 +25,7 @@ from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, 
 
 from pyflame_rt.dialects import graph, kernel
 from pyflame_rt.dialects import graph_nn as nn
+from pyflame_rt.dialects import graph_tensor as gt
 from pyflame_rt.dialects.assumptions import Assumption, at_node, collect, require_nonempty
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, fold_size, numel, parse_dim
 from pyflame_rt.dialects.weights import WeightTable
@@ -39,6 +40,7 @@ from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, Refus
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 from pyflame_rt.targets.cpu.target import CPUTarget
+from pyflame_rt.value_dims import ComputedDim, ValueDim
 
 if TYPE_CHECKING:
     from pyflame_rt.targets.cpu.kernel_cache import KernelCache
@@ -93,6 +95,8 @@ class LoweredModel:
     cached: dict[str, bytes] = field(default_factory=dict)
     kernel_cache: KernelCache | None = None  # where the generated kernels' objects go once compiled
     steps: list[_Call] = field(default_factory=list)  # the launches, in order
+    value_dims: list[ValueDim] = field(default_factory=list)  # dims bound from input values
+    computed_dims: list[ComputedDim] = field(default_factory=list)  # ... and from computed ones
 
 
 # Work (in FMAs) a parallel-for chunk should carry at least: below it, waking the
@@ -150,7 +154,11 @@ class GraphLowering:
         self.n_buffers = 0
         self.values: dict = {}
         self.graph_op = ""  # the graph op the launches being emitted compute
-        syms: set[str] = set()
+        # the dims an input's values bind, by argument (a shape fed as a graph input)
+        arg_attrs = fn.arg_attrs.data if fn.arg_attrs else [None] * len(fn.args)
+        self.value_dims = [graph.value_dims(a.data if a is not None else {}) for a in arg_attrs]
+        syms: set[str] = {d for dims in self.value_dims for d in dims}
+        syms.update(d for op in fn.walk() if isinstance(op, gt.BindDimsOp) for d in op.dim_names())
         for s in self.shapes.values():
             for d in s:
                 if isinstance(d, SymDim):
@@ -355,6 +363,7 @@ class GraphLowering:
         self._io(kernel.IORole.STATUS, TensorInfo("status", (), STATUS_DTYPE))
         for i, v in enumerate(fn.args):
             self.locs[v] = Loc("io", i)
+            self.bind_dims(self.value_dims[i], Loc("io", i), inputs[i].dtype)
         # a graph output gets its io slot, unless it is an input or returned twice
         self.out_slot: dict[SSAValue, Loc] = {}
         for j, v in enumerate(ret.arguments):
@@ -391,6 +400,11 @@ class GraphLowering:
     def _io(self, role: kernel.IORole, t: TensorInfo) -> None:
         slot = sum(1 for kind, _ in self.storage if kind == "io")
         self.storage["io", slot] = self._emit(kernel.IOOp(role, slot, t.name, [str(d) for d in t.shape], t.dtype))
+
+    def bind_dims(self, dims: list[str], loc: Loc, dtype: DType) -> None:
+        """Bind `dims` to the elements of the integer tensor at `loc`, as the launches so far leave it."""
+        for index, dim in enumerate(dims):
+            self._emit(kernel.BindDimOp(dim, self.value(loc), index, dtype))
 
     def assume(self, assumptions: list[Assumption]) -> None:
         """State the lowering's shape assumptions in the schedule (checked before any launch runs)."""
@@ -505,6 +519,8 @@ class Schedule:
     symbols: list[str]
     status_slot: int  # the io slot of the check status word, after the inputs and outputs
     weight_bytes: dict[int, int]  # blob offset of each weight -> its size in bytes
+    value_dims: list[ValueDim] = field(default_factory=list)
+    computed_dims: list[ComputedDim] = field(default_factory=list)
 
 
 def _balanced_blocks(fewest):
@@ -596,7 +612,8 @@ def read_kernel_module(module: ModuleOp, weights: Mapping[str, np.ndarray] | Non
     lowered = LoweredModel(reader.code_module(), reader.inputs, reader.outputs, reader.schedule.symbols,
                            reader.schedule.buffers, arrays, reader.kernel_count, reader.op_summary,
                            reader.checks, reader.step_ops, reader.checked, assumptions=reader.assumptions,
-                           generated=reader.generated, steps=reader.schedule.steps)
+                           generated=reader.generated, steps=reader.schedule.steps,
+                           value_dims=reader.schedule.value_dims, computed_dims=reader.schedule.computed_dims)
     if reader.checked:
         lowered.step_fields = [[reader.describe(f) if isinstance(f, Loc) else None for f in c.fields]
                                for c in reader.schedule.steps]
@@ -668,6 +685,14 @@ class _ScheduleReader:
         elif isinstance(op, kernel.SubviewOp):
             base = self.locs[op.source]
             self.locs[op.result] = Loc(base.kind, base.index, base.offset + op.offset.value.data)
+        elif isinstance(op, kernel.BindDimOp):
+            loc, index, step = self.locs[op.source], op.index.value.data, len(self.schedule.steps)
+            if loc.kind == "io" and loc.offset == 0 and step == 0 and op.source.owner.role.data == kernel.IORole.INPUT:
+                self.schedule.value_dims.append(ValueDim(op.dim_name.data, loc.index, index))
+            else:
+                offset = loc.offset + index * DType(op.dtype.data).itemsize
+                self.schedule.computed_dims.append(
+                    ComputedDim(op.dim_name.data, loc.kind, loc.index, offset, op.dtype.data, step))
         elif isinstance(op, kernel.CheckOp):
             self.checks.append(op.message.data)
             self.exprs[op.result] = len(self.checks)

@@ -1,7 +1,7 @@
 """`plan-memory`: the lifetimes of a kernel module's arena buffers, from the launch order.
 
 An alloc lives from the first launch after it to the last launch that reads or writes
-it (through any subview). The executable places the buffers with `memory_plan.plan`
+it (through any subview), or the last one before a `kernel.bind_dim` that reads it. The executable places the buffers with `memory_plan.plan`
 once per set of dim values; when every size is static the pass places them now too and
 records each alloc's `offset` and the schedule's `arena_bytes`, so the plan shows in the IR.
 """
@@ -44,6 +44,10 @@ class PlanMemory(ModulePass):
                     if alloc is not None:
                         live[alloc][1] = launch
                 launch += 1
+            elif isinstance(child, kernel.BindDimOp):  # read between the launches before it and after it
+                alloc = _alloc_of(child.source)
+                if alloc is not None:
+                    live[alloc][1] = max(live[alloc][1], launch - 1)
         for alloc in allocs:
             alloc.live = DenseArrayBase.from_list(i64, live[alloc])
         sizes = [_static_size(a) for a in allocs]

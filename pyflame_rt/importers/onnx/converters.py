@@ -62,12 +62,22 @@ class _NodeContext:
             return None
         return self.importer.known_value(self.node.input[i])
 
-    def known_dims(self, i: int, what: str) -> list[Dim]:
-        """A shape-determining input (shape, Slice ends, Tile repeats, ...) as ints and symbolic dims:
-        a constant or computed by Shape arithmetic over the input dims."""
+    def dims_input(self, i: int):
+        """An integer input that sets sizes: known at import (`sym_input`), or a graph input whose
+        elements become dims bound from its values at run time; None otherwise."""
         known = self.sym_input(i)
+        if known is None and i < len(self.node.input) and self.node.input[i]:
+            known = self.importer.run_time_values(self.node.input[i])
+        return known
+
+    def known_dims(self, i: int, what: str, run_time: bool = False) -> list[Dim]:
+        """A shape-determining input (shape, Slice ends, Tile repeats, ...) as ints and symbolic dims:
+        a constant or computed by Shape arithmetic over the input dims; with `run_time`, also a graph
+        input whose elements become dims bound from its values (`dims_input`)."""
+        known = self.dims_input(i) if run_time else self.sym_input(i)
         if known is None:
-            raise self.fail(f"the {what} must be known at compile time (constant or computed from input shapes)")
+            raise self.fail(f"the {what} must be known at compile time (constant or computed from input shapes)"
+                            + (" or be a graph input" if run_time else ""))
         return [v if isinstance(v, SymDim) else int(v) for v in known.values.flat]
 
     def shape(self, v: SSAValue) -> Shape:

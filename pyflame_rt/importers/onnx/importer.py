@@ -10,6 +10,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from math import prod
 
 import numpy as np
 import onnx
@@ -18,13 +19,13 @@ import onnx.version_converter
 from onnx import numpy_helper
 from xdsl.builder import Builder
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp
-from xdsl.ir import Block, Region, SSAValue
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr
+from xdsl.ir import Block, BlockArgument, Region, SSAValue
 from xdsl.rewriter import InsertPoint
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import at_node
-from pyflame_rt.dialects.graph_tensor import DimValuesOp
+from pyflame_rt.dialects.graph_tensor import BindDimsOp, DimValuesOp
 from pyflame_rt.dialects.symbolic import Shape, SymDim
 from pyflame_rt.dialects.weights import WeightOp, WeightTable
 from pyflame_rt.dtype import DType
@@ -138,6 +139,7 @@ class ONNXImporter:
         proto = load_model(model)
         self.warnings: list[str] = []
         self.known: dict[str, shape_values.Known] = {}
+        self.value_dims: dict[str, list[str]] = {}  # input name -> the dims its values bind
         if self.options.check_model:
             try:
                 onnx.checker.check_model(proto)
@@ -191,6 +193,9 @@ class ONNXImporter:
             results.append(v)
             res_attrs.append(DictionaryAttr(graph.io_attrs(vo.name, self.shapes[v])))
         self.builder.insert(func.ReturnOp(*results))
+        arg_attrs = [DictionaryAttr({**a.data, graph.ARG_VALUES: ArrayAttr([StringAttr(d) for d in
+                                                                           self.value_dims[vi.name]])})
+                     if vi.name in self.value_dims else a for vi, a in zip(inputs, arg_attrs)]
         fn = func.FuncOp("main", ([a.type for a in block.args], [r.type for r in results]),
                          Region(block), arg_attrs=ArrayAttr(arg_attrs), res_attrs=ArrayAttr(res_attrs))
         module = ModuleOp([fn])
@@ -322,6 +327,31 @@ class ONNXImporter:
         if arr is not None and arr.dtype.kind in "iub" and arr.size <= shape_values.MAX_ELEMENTS:
             return shape_values.Known(arr.astype(object), DType.from_numpy(arr.dtype))
         return None
+
+    @staticmethod
+    def new_dim(name: str) -> str:
+        """The name of a dim the model's values set (named after the value it comes from)."""
+        return _symbol(name)
+
+    def run_time_values(self, name: str) -> shape_values.Known | None:
+        """A small integer tensor of static shape that sets sizes but is not known at import: its
+        elements as new dims, bound at run time from the feed (a graph input: graph.values) or once
+        computed (graph.bind_dims); None for any other value."""
+        v = self.values.get(name)
+        if v is None:
+            return None
+        shape = self.shapes[v]
+        dtype = graph.dtype_of(v.type)
+        if dtype not in (DType.INT64, DType.INT32) or not all(isinstance(d, int) for d in shape) \
+                or prod(shape) > shape_values.MAX_ELEMENTS:
+            return None
+        dims = [self.new_dim(f"{name}_{i}") for i in range(prod(shape))]
+        if isinstance(v, BlockArgument):  # an entry-function argument: a graph input
+            self.value_dims[name] = dims
+        else:
+            self.builder.insert(BindDimsOp(v, dims))
+        self.known[name] = shape_values.Known(np.array([SymDim.of(d) for d in dims], object).reshape(shape), dtype)
+        return self.known[name]
 
     def _materialize(self, name: str, known: shape_values.Known) -> None:
         if known.is_static:

@@ -203,3 +203,40 @@ def expect_kernel() -> func.FuncOp:
         with kb.if_(kb.cmp("ne", kb.load(values, lp.iv, elem=i64), kb.load(expected, lp.iv, elem=i64))):
             kb.store(f["code"], status, kb.const(0), elem=i64)
     return kb.finish()
+
+
+COUNT_NONZERO_FIELDS = ("in", "count", "size")
+
+
+def count_nonzero_kernel(dtype: DType) -> func.FuncOp:
+    """count[0] = the number of the `size` elements of `in` that are not 0 (NaN counts). One work item."""
+    kb = KernelBuilder(f"count_nonzero_{dtype.value}", Signature.of(COUNT_NONZERO_FIELDS, buffers=("in", "count")))
+    f, t = kb.fields, Typed(kb, dtype, 1)
+    with kb.loop(0, f["size"], carried=[kb.const(0)]) as lp:
+        nonzero = t.cmp("ne", t.load(f["in"], lp.iv), t.const(0))
+        lp.next = [kb.add(lp.carried[0], kb.select(nonzero, kb.const(1), kb.const(0)))]
+    kb.store(lp.results[0], f["count"], kb.const(0), elem=i64)
+    return kb.finish()
+
+
+def nonzero_fields(rank: int) -> tuple[str, ...]:
+    return ("in", "out", "count", "size", *(f"d{a}" for a in range(rank)))
+
+
+def nonzero_kernel(dtype: DType, rank: int) -> func.FuncOp:
+    """out[a, k] = coordinate a of the k-th non-zero element of `in` (row-major order; dims d0..),
+    `out` of shape [rank, count]. One work item."""
+    kb = KernelBuilder(f"nonzero_{dtype.value}_r{rank}", Signature.of(nonzero_fields(rank), buffers=("in", "out")))
+    f, t = kb.fields, Typed(kb, dtype, 1)
+    with kb.loop(0, f["size"], carried=[kb.const(0)]) as lp:
+        k = lp.carried[0]
+
+        def store_coordinates():
+            rest = lp.iv
+            for a in reversed(range(rank)):
+                kb.store(kb.rem(rest, f[f"d{a}"]), f["out"], kb.add(kb.mul(kb.const(a), f["count"]), k), elem=i64)
+                rest = kb.div(rest, f[f"d{a}"])
+            return [kb.add(k, kb.const(1))]
+
+        lp.next = kb.if_else(t.cmp("ne", t.load(f["in"], lp.iv), t.const(0)), store_coordinates, lambda: [k])
+    return kb.finish()

@@ -167,9 +167,9 @@ class LowerTopk(GraphToKernelPattern):
         name = L.kernel(spec.name, lambda: topk_kernel(spec))
         inner = numel(shape[axis + 1:])
         f = {"in": L.loc(op.input), "values": L.result_loc(op.values), "indices": L.result_loc(op.indices),
-             "r": shape[axis], "inner": inner, "k": op.k.value.data}
+             "r": shape[axis], "inner": inner, "k": op.k_dim()}
         L.call(name, [f[n] for n in TOPK_FIELDS], ("mul", numel(shape[:axis]), inner),
-               dim_mul(shape[axis], op.k.value.data))
+               dim_mul(shape[axis], op.k_dim()))
 
 
 class LowerCumprod(LowerCumsum):

@@ -1,4 +1,5 @@
-"""Gather, symbolic dim values, ConstantOfShape, Expand, Range, Trilu and Einsum lowerings."""
+"""Gather, symbolic dim values, dims bound from values, ConstantOfShape, Expand, Range, Trilu and Einsum
+lowerings."""
 from __future__ import annotations
 
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
@@ -8,12 +9,13 @@ from pyflame_rt.dialects.symbolic import Dim, Shape, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.indexing import (
-    GATHER_FIELDS, TRILU_FIELDS, GatherSpec, RangeSpec, TriluSpec, gather_kernel, range_kernel,
-    store_dims_kernel, store_dims_name, trilu_kernel)
+    GATHER_FIELDS, TRILU_FIELDS, GatherSpec, RangeSpec, TriluSpec, count_nonzero_kernel, gather_kernel,
+    nonzero_kernel, range_kernel, store_dims_kernel, store_dims_name, trilu_kernel)
 from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.linalg import emit_matmul_rows
 from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows
+from pyflame_rt.targets.cpu.lowerings.views import alias
 
 
 class LowerDimValues(GraphToKernelPattern):
@@ -26,6 +28,41 @@ class LowerDimValues(GraphToKernelPattern):
         values = list(gt.attr_dims(op.values))
         name = L.kernel(store_dims_name(dtype, len(values)), lambda: store_dims_kernel(dtype, len(values)))
         L.call(name, [L.result_loc(op.result), *values], 1)
+
+
+class LowerBindDims(GraphToKernelPattern):
+    """The result aliases the input (copied where the input is not a dense tensor the run can read
+    from: a strided view, a weight); the dims are bound from it once the launches so far ran."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: gt.BindDimsOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: gt.BindDimsOp) -> None:
+        src = op.input
+        if src in L.strides or L.loc(src).kind not in ("io", "arena"):
+            L.emit_elementwise("copy", [src], L.result_loc(op.result), L.shapes[src])
+        else:
+            alias(L, op)
+        L.bind_dims(op.dim_names(), L.loc(op.result), L.dtype(src))
+
+
+class LowerNonZero(GraphToKernelPattern):
+    """Two single-item kernels: the count, into a buffer the run binds the result's `count` dim
+    from, then the coordinates into the result the count sizes."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: gt.NonZeroOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: gt.NonZeroOp) -> None:
+        shape, dtype = L.shapes[op.input], L.dtype(op.input)
+        count = L.new_buffer(8)
+        name = L.kernel(f"count_nonzero_{dtype.value}", lambda: count_nonzero_kernel(dtype))
+        L.call(name, [L.loc(op.input), count, numel(shape)], 1)
+        L.bind_dims([op.count.data], count, DType.INT64)
+        name = L.kernel(f"nonzero_{dtype.value}_r{len(shape)}", lambda: nonzero_kernel(dtype, len(shape)))
+        L.call(name, [L.loc(op.input), L.result_loc(op.result), L.shapes[op.result][1], numel(shape), *shape], 1)
 
 
 class LowerGather(GraphToKernelPattern):
@@ -180,4 +217,5 @@ class LowerEinsum(GraphToKernelPattern):
             _permute(L, c_loc, mid, tuple(sizes[c] for c in mid), out_term, sizes, work, dst=out, to=dtype)
 
 
-PATTERNS = (LowerDimValues, LowerGather, LowerConstantOfShape, LowerExpand, LowerRange, LowerTrilu, LowerEinsum)
+PATTERNS = (LowerDimValues, LowerBindDims, LowerNonZero, LowerGather, LowerConstantOfShape, LowerExpand, LowerRange, LowerTrilu,
+            LowerEinsum)

@@ -29,7 +29,7 @@ func.func @main(%x: tensor<?x8xf32> {graph.name = "x", graph.dims = ["batch", "8
   %rg = graph.range {start = 0.0, delta = 1.0, size = "seq", dtype = #graph<element_type int64>} : tensor<?xi64>
   // CHECK: graph.einsum %{{.*}}, %{{.*}} {equation = "bi,ji->bj"}
   %es = graph.einsum %x, %w {equation = "bi,ji->bj"} : (tensor<?x8xf32>, tensor<10x8xf32>) -> tensor<?x10xf32>
-  // CHECK: graph.topk %{{.*}} {k = 3 : i64} : (tensor<?x8xf32>) -> (tensor<?x3xf32>, tensor<?x3xi64>)
-  %tv, %ti = graph.topk %x {k = 3 : i64} : (tensor<?x8xf32>) -> (tensor<?x3xf32>, tensor<?x3xi64>)
+  // CHECK: graph.topk %{{.*}} {k = "3"} : (tensor<?x8xf32>) -> (tensor<?x3xf32>, tensor<?x3xi64>)
+  %tv, %ti = graph.topk %x {k = "3"} : (tensor<?x8xf32>) -> (tensor<?x3xf32>, tensor<?x3xi64>)
   func.return %sm : tensor<?x8xf32>
 }

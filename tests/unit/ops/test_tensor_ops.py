@@ -573,3 +573,18 @@ def test_layer_norm_mean_and_inv_std_dev_outputs(rng):
 def test_einsum_scalar_operand():
     model = make_model([helper.make_node("Einsum", ["x"], ["y"], equation="->")], [("x", [])], [("y", [])], opset=12)
     check(model, {"x": np.array(2.5, np.float32)})
+
+
+@pytest.mark.parametrize("attrs", [dict(axis=1), dict(axis=-2), {}])
+def test_compress_sizes_by_the_condition(attrs):
+    """Compress: the count of true conditions is a dim bound while the model runs (NonZero)."""
+    m = make_model([helper.make_node("Compress", ["x", "c"], ["y"], **attrs)], [("x", ["n", 3]), ("c", [3], np.bool_)],
+                   [("y", [None, None] if attrs else [None])])
+    sess = InferenceSession(m.SerializeToString())
+    for c in ([True, False, True], [False] * 3, [True] * 3):
+        feeds = {"x": np.arange(12, dtype=np.float32).reshape(4, 3), "c": np.array(c)}
+        got, want = sess.run(None, feeds)[0], ort_run(m, feeds)[0]
+        assert got.shape == want.shape and np.array_equal(got, want)
+    if attrs.get("axis") == -2:  # a condition past the axis selects positions the input does not have
+        with pytest.raises(InputError, match="Gather"):
+            sess.run(None, {"x": np.ones((2, 3), np.float32), "c": np.array([False, False, True])})

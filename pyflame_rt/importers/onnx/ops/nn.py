@@ -306,4 +306,4 @@ def _slice(ctx: _NodeContext):
 
 @converter("Tile")
 def _tile(ctx: _NodeContext):
-    return ctx.emit(nn.TileOp, [ctx.input(0)], repeats=ctx.known_dims(1, "repeats"))
+    return ctx.emit(nn.TileOp, [ctx.input(0)], repeats=ctx.known_dims(1, "repeats", run_time=True))

@@ -59,13 +59,13 @@ def _topk(ctx: _NodeContext):
     if ctx.opset < 10:
         k = ctx.attrs["k"]
     else:
-        k = ctx.const_input(1)
-        if k is None:
-            raise ctx.fail("k must be known at compile time")
-        k = int(np.asarray(k).reshape(-1)[0])
+        known = ctx.dims_input(1)
+        if known is None:
+            raise ctx.fail("k must be known at compile time or be a graph input")
+        k = known.values.reshape(-1)[0]
     if ctx.attrs.get("sorted", 1) == 0:
         ctx.importer.warnings.append(f"TopK '{ctx.node.name}': sorted=0 returns sorted results")
-    return ctx.emit(gr.TopKOp, [ctx.input(0)], k=int(k), axis=int(ctx.attrs.get("axis", -1)),
+    return ctx.emit(gr.TopKOp, [ctx.input(0)], k=k, axis=int(ctx.attrs.get("axis", -1)),
                     largest=bool(ctx.attrs.get("largest", 1)))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import numpy_helper
 
-from pyflame_rt.dialects import graph_tensor as gt
+from pyflame_rt.dialects import graph, graph_tensor as gt
 from pyflame_rt.dialects.symbolic import SymDim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
@@ -20,16 +20,39 @@ def _gather(ctx: _NodeContext):
 
 @converter("ConstantOfShape")
 def _constant_of_shape(ctx: _NodeContext):
-    shape = ctx.known_dims(0, "shape")
+    shape = ctx.known_dims(0, "shape", run_time=True)
     value = ctx.attrs.get("value")
     arr = numpy_helper.to_array(value) if value is not None else np.zeros(1, np.float32)
     return ctx.emit(gt.ConstantOfShapeOp, [], shape=shape, value=float(arr.reshape(-1)[0]),
                     dtype=DType.from_numpy(arr.dtype).value)
 
 
+@converter("NonZero")
+def _nonzero(ctx: _NodeContext):
+    """The count of non-zero elements is a dim bound while the model runs, named after the output."""
+    count = ctx.importer.new_dim(f"{ctx.node.output[0]}_count")
+    return ctx.emit(gt.NonZeroOp, [ctx.input(0)], count=count)
+
+
+@converter("Compress")
+def _compress(ctx: _NodeContext):
+    """Gather of the condition's non-zero positions (NonZero: a dim bound while the model runs) along
+    `axis`, or of the flattened input without one. Positions past the input's extent are refused by
+    Gather's run-time index check."""
+    x, condition = ctx.input(0), ctx.input(1)
+    if len(ctx.shape(condition)) != 1:
+        raise InvalidModelError(f"Compress node '{ctx.node.name or ctx.node.output[0]}': the condition must be 1-D")
+    count = ctx.importer.new_dim(f"{ctx.node.output[0]}_count")
+    (positions,) = ctx.emit(gt.NonZeroOp, [condition], count=count)
+    (positions,) = ctx.emit(graph.ReshapeOp, [positions], shape=[-1])
+    if "axis" not in ctx.attrs:
+        (x,) = ctx.emit(graph.ReshapeOp, [x], shape=[-1])
+    return ctx.emit(gt.GatherOp, [x, positions], axis=int(ctx.attrs.get("axis", 0)))
+
+
 @converter("Expand")
 def _expand(ctx: _NodeContext):
-    return ctx.emit(gt.ExpandOp, [ctx.input(0)], shape=ctx.known_dims(1, "shape"))
+    return ctx.emit(gt.ExpandOp, [ctx.input(0)], shape=ctx.known_dims(1, "shape", run_time=True))
 
 
 def _scalar(ctx: _NodeContext, i: int, what: str):

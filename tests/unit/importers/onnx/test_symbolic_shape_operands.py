@@ -153,8 +153,9 @@ def test_reduce_prod_of_a_shape_and_axes_from_the_rank(rng):
 
 
 def test_shape_operand_from_data_is_still_refused():
-    """A Tile whose repeats are a graph input is not Shape arithmetic: a clear error."""
-    model = make_model([helper.make_node("Tile", ["x", "r"], ["y"])], [("x", [2]), ("r", [1], np.int64)],
-                       [("y", ["n"])])
-    with pytest.raises(UnsupportedOperatorError, match="repeats must be known at compile time"):
+    """Slice bounds given by graph inputs are neither Shape arithmetic nor (yet) dims bound from
+    values: a clear error."""
+    model = make_model([helper.make_node("Slice", ["x", "s", "e"], ["y"])],
+                       [("x", [4]), ("s", [1], np.int64), ("e", [1], np.int64)], [("y", ["n"])])
+    with pytest.raises(UnsupportedOperatorError, match="starts must be known at compile time"):
         from_onnx(model)

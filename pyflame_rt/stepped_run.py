@@ -1,0 +1,142 @@
+"""A run of a model some of whose dims are bound from tensors it computes (value_dims.ComputedDim).
+
+The launch table runs in steps, split where such dims are bound. Before a step, the arena buffers
+whose sizes the dims bound so far give are placed (memory_plan.plan) in an arena of their own
+from the memory pool, and the outputs those dims size are allocated; a later step's buffers are
+neither placed nor touched. The table is resolved with the buffers' absolute addresses (the
+runtime's arena base is NULL). After a step, the dims bound before the next one are read from
+the tensors the step computed, checked (value_dims.check_value), and the shape assumptions that
+now have every dim checked, all before the next step's native code runs. The run's deadline,
+cancellation and profile span every step; the arenas go back to the pool when the run ends.
+"""
+from __future__ import annotations
+
+from math import prod
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pyflame_rt.dialects.symbolic import evaluate, evaluate_shape
+from pyflame_rt.errors import BackendError, InputError, InvalidModelError, ShapeMismatchError
+from pyflame_rt.memory import global_pool
+from pyflame_rt.profiling import Profiler
+from pyflame_rt.runtime import Run, ffi, lib, now_ns
+from pyflame_rt.targets.cpu.memory_plan import plan
+from pyflame_rt.value_dims import ComputedDim, check_value, expr_symbols
+
+if TYPE_CHECKING:
+    from pyflame_rt.executable import Executable
+
+# the size a buffer or output not allocated yet shows the resolution: no launch of the step touches it
+_NOT_YET = 1 << 62
+_INT64_LIMIT = 1 << 63
+
+
+class SteppedRun:
+    def __init__(self, exe: "Executable", arrays: list[np.ndarray]):
+        self.exe = exe
+        self.bindings = exe.bind(arrays)
+        self.checked_assumptions: set[int] = set()
+        self.check_assumptions()
+        self.arrays = arrays
+        self.addresses: dict[int, int] = {}  # arena buffer -> its address
+        self.arenas: list[int] = []
+        self.outs: list[np.ndarray | None] = [None] * len(exe.outputs)
+
+    def run(self, timeout_ms: int, profiler: Profiler | None, status: np.ndarray, status_ptr) -> list[np.ndarray]:
+        exe = self.exe
+        bounds = sorted({c.step for c in exe.computed_dims}) + [len(exe.table)]
+        pool = global_pool()
+        try:
+            with Run(exe.pool, timeout_ms, profiler is not None) as run:
+                start_ns = now_ns() if profiler is not None else 0
+                first = 0
+                for last in bounds:
+                    self.place(pool)
+                    io = ffi.new("void*[]", [*map(ffi.from_buffer, self.arrays),
+                                             *(ffi.NULL if o is None else ffi.from_buffer(o) for o in self.outs),
+                                             status_ptr])
+                    launches, fields = self.resolve()
+                    if lib.pfrt_execute(run.handle, ffi.from_buffer("pfrt_launch[]", launches[first:last]),
+                                        last - first, ffi.from_buffer("pfrt_field[]", fields), io,
+                                        exe.weights_ptr, ffi.NULL, exe.checked):
+                        raise BackendError("cannot allocate a kernel context for the run")
+                    exe.check_run(run, timeout_ms, first)
+                    if status[0]:
+                        raise InputError(exe.checks[int(status[0]) - 1])
+                    self.bind([c for c in exe.computed_dims if c.step == last], io)
+                    first = last
+                if profiler is not None:
+                    profiler.add_run(exe.kernel_name, exe.step_ops, run.events(), self.bindings, start_ns, now_ns())
+        finally:
+            for address in self.arenas:
+                pool.deallocate(address)
+        return self.outs  # type: ignore[return-value]  # every output is allocated by the last step
+
+    def ready(self, expr) -> bool:
+        return expr_symbols(expr) <= self.bindings.keys()
+
+    def place(self, pool) -> None:
+        """An arena for the buffers the bound dims size, and the outputs they size."""
+        exe = self.exe
+        new = [i for i, b in enumerate(exe.buffers) if i not in self.addresses and self.ready(b.nbytes)]
+        offsets, total = plan([exe.buffers[i] for i in new], self.bindings)
+        if total >= _INT64_LIMIT:
+            raise self.too_large()
+        if new:
+            base = pool.allocate(total)
+            self.arenas.append(base)
+            self.addresses.update((i, base + offset) for i, offset in zip(new, offsets))
+        for j, o in enumerate(exe.outputs):
+            if self.outs[j] is None and all(self.ready(d) for d in o.shape):
+                shape = evaluate_shape(o.shape, self.bindings)
+                if prod(shape) * o.dtype.itemsize >= _INT64_LIMIT:
+                    raise self.too_large()
+                try:
+                    self.outs[j] = np.empty(shape, o.dtype.numpy)
+                except MemoryError:
+                    raise BackendError(f"cannot allocate output '{o.name}', shape {list(shape)}") from None
+
+    def resolve(self) -> tuple[np.ndarray, np.ndarray]:
+        """The launch table for the dims bound so far (a dim bound later counts 0 in the launches of
+        later steps, which this step does not run)."""
+        exe = self.exe
+        dims = {**{s: 0 for s in exe.symbols}, **self.bindings}
+        sizes = [evaluate(b.nbytes, dims) if i in self.addresses else _NOT_YET for i, b in enumerate(exe.buffers)]
+        io_sizes = ([a.nbytes for a in self.arrays] + [_NOT_YET if o is None else o.nbytes for o in self.outs] + [8])
+        try:
+            return exe.table.resolve(dims, [self.addresses.get(i, 0) for i in range(len(exe.buffers))], sizes,
+                                     io_sizes)
+        except OverflowError:
+            raise self.too_large() from None
+
+    def too_large(self) -> ShapeMismatchError:
+        return ShapeMismatchError(f"the dims {self.bindings} make a size of the model exceed 2**63 bytes")
+
+    def bind(self, computed: list[ComputedDim], io) -> None:
+        for c in computed:
+            value = check_value(self.read(c, io), c.dim, f"element {c.offset} of the tensor computed for '{c.dim}'")
+            self.bindings[c.dim] = value
+        self.check_assumptions()
+
+    def read(self, c: ComputedDim, io) -> int:
+        """The element of a computed dim, from the tensor the step left in its buffer."""
+        itemsize = np.dtype(c.dtype).itemsize
+        if c.kind == "arena":
+            address, size = self.addresses.get(c.buffer), evaluate(self.exe.buffers[c.buffer].nbytes, self.bindings)
+        else:
+            address = int(ffi.cast("uintptr_t", io[c.buffer]))
+            arrays = [*self.arrays, *self.outs]
+            size = arrays[c.buffer].nbytes if c.buffer < len(arrays) and arrays[c.buffer] is not None else 0
+        if not address or c.offset + itemsize > size:
+            raise InvalidModelError(f"artifact metadata is invalid: dim '{c.dim}' is read past its tensor")
+        return int(ffi.cast(f"{c.dtype}_t *", address + c.offset)[0])
+
+    def check_assumptions(self) -> None:
+        """Check each shape assumption once all its dims are bound."""
+        for k, a in enumerate(self.exe.assumptions):
+            if k not in self.checked_assumptions and a.symbols() <= self.bindings.keys():
+                self.checked_assumptions.add(k)
+                failure = a.failure(self.bindings)
+                if failure is not None:
+                    raise ShapeMismatchError(failure)
