@@ -2,6 +2,7 @@
 from pyflame_rt.transforms import (  # noqa: F401
     eliminate_common_subexpressions,
     eliminate_dead_code,
+    expand_quant,
     fold_batch_norm,
     fold_constants,
     fuse_activation,

@@ -31,7 +31,7 @@ CAPABILITIES = Capabilities(float32_only=FLOAT32_ONLY, channels_last=supports_nh
 
 # graph legalizations the CPU backend needs at every optimization level (the element types its
 # kernels take); they run before the optimizer, so its fusions see the legalized ops
-CPU_LEGALIZATIONS = ("legalize-half-precision",)
+CPU_LEGALIZATIONS = ("expand-quant", "legalize-half-precision")
 
 PASSES = (LowerGraphToCPU, LowerGraphToKernel, PlanMemory, LowerKernelSchedule, ConvertToLLVM)
 
