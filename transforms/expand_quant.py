@@ -103,7 +103,7 @@ class ExpandConversions(_QuantPattern):
             out = b.quantize(b.dequantize(op.input, op.input_type), op.type)
         else:
             return
-        rewriter.replace_matched_op([], [out])
+        rewriter.replace(op, [], [out])
 
 
 class ExpandQuantizedCompute(_QuantPattern):
@@ -115,7 +115,7 @@ class ExpandQuantizedCompute(_QuantPattern):
         if (bias_scales := op.bias_scales) is not None:
             operands.append(b.binary(graph.MulOp, b.cast(op.bias, DType.FLOAT32), b.const(bias_scales, "bias_scale")))
         wide = b.add(op.float_op(operands, _retyped(op.result.type, DType.FLOAT32)))
-        rewriter.replace_matched_op([], [b.quantize(wide, op.type)])
+        rewriter.replace(op, [], [b.quantize(wide, op.type)])
 
 
 class ExpandIntegerCompute(_QuantPattern):
@@ -126,7 +126,7 @@ class ExpandIntegerCompute(_QuantPattern):
         rank = len(op.rhs.type.get_shape())
         operands = [b.widen(op.lhs, op.lhs_zero_point, 0), b.widen(op.rhs, op.rhs_zero_point, rank)]
         wide = b.add(op.float_op(operands, _retyped(op.result.type, DType.FLOAT32)))
-        rewriter.replace_matched_op([], [b.cast(b.add(gm.RoundOp(wide)), DType.INT32)])
+        rewriter.replace(op, [], [b.cast(b.add(gm.RoundOp(wide)), DType.INT32)])
 
 
 class ExpandDynamicQuantize(_QuantPattern):
@@ -145,7 +145,7 @@ class ExpandDynamicQuantize(_QuantPattern):
         q = b.add(graph.AddOp(b.add(gm.RoundOp(b.add(graph.DivOp(op.input, scale, op.input.type)))), zp,
                               op.input.type))
         y = b.cast(b.add(gm.ClipOp(q, min=0, max=255)), DType.UINT8)
-        rewriter.replace_matched_op([], [y, scale, b.cast(zp, DType.UINT8)])
+        rewriter.replace(op, [], [y, scale, b.cast(zp, DType.UINT8)])
 
 
 @register_pass
