@@ -51,6 +51,7 @@ class Storage(StrEnum):
 
     I8 = "i8"
     U8 = "u8"
+    I16 = "i16"
     I4 = "i4"
     U4 = "u4"
     F8E4M3FN = "f8E4M3FN"
@@ -59,10 +60,10 @@ class Storage(StrEnum):
 
 # the representable range of each storage; 8-bit floats: their largest finite values
 STORAGE_RANGE: dict[Storage, tuple[float, float]] = {
-    Storage.I8: (-128, 127), Storage.U8: (0, 255), Storage.I4: (-8, 7), Storage.U4: (0, 15),
+    Storage.I8: (-128, 127), Storage.U8: (0, 255), Storage.I16: (-32768, 32767), Storage.I4: (-8, 7), Storage.U4: (0, 15),
     Storage.F8E4M3FN: (-448.0, 448.0), Storage.F8E5M2: (-57344.0, 57344.0)}
 # storages with a tensor element type today (int4 / float8 tensors are declared but not computed)
-STORAGE_DTYPE: dict[Storage, DType] = {Storage.I8: DType.INT8, Storage.U8: DType.UINT8}
+STORAGE_DTYPE: dict[Storage, DType] = {Storage.I8: DType.INT8, Storage.U8: DType.UINT8, Storage.I16: DType.INT16}
 FLOAT8 = (Storage.F8E4M3FN, Storage.F8E5M2)
 
 
@@ -521,7 +522,7 @@ class IntegerComputeOp(QuantOp):
 
     def infer_dtypes(self, dtypes):
         for d, z, what in ((dtypes[0], dtypes[2], "lhs"), (dtypes[1], dtypes[3], "rhs")):
-            if d not in STORAGE_DTYPE.values():
+            if d not in (DType.INT8, DType.UINT8):
                 raise DTypeMismatchError(f"{self.name} {what} must be int8 or uint8, got {d.value}")
             if z is not d:
                 raise DTypeMismatchError(f"{self.name} {what} zero point is {z.value}, its operand {d.value}")

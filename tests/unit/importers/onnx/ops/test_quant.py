@@ -75,10 +75,24 @@ def test_dynamic_quantize_and_integer_ops(rng):
         np.testing.assert_array_equal(ours, ref)
 
 
-def test_run_time_scale_is_refused():
-    nodes = [helper.make_node("QuantizeLinear", ["x", "s"], ["y"])]
-    model = make_model(nodes, [("x", [4]), ("s", [])], [("y", [4], np.uint8)])
-    with pytest.raises(UnsupportedOperatorError, match="scales and zero points must be constants"):
+def test_run_time_scales_and_zero_points(rng):
+    """Scales and zero points fed as inputs (per axis 1 here) compute through graph ops."""
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    model = make_model(nodes, [("x", [2, 3, 4]), ("s", [3]), ("z", [3], np.int8)],
+                       [("q", [2, 3, 4], np.int8), ("y", [2, 3, 4])])
+    feeds = {"x": (rng.standard_normal((2, 3, 4)) * 4).astype(np.float32),
+             "s": np.array([0.02, 0.05, 0.1], np.float32), "z": np.array([-3, 0, 7], np.int8)}
+    s = pf.InferenceSession(model.SerializeToString())
+    for ours, ref in zip(s.run(None, feeds), ort_run(model, feeds)):
+        np.testing.assert_array_equal(ours, ref)
+
+
+def test_unsupported_storage_is_refused():
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])]
+    model = _with(make_model(nodes, [("x", [4])], [("y", [4], np.int32)]),
+                  _c("s", 0.5, np.float32), _c("z", 0, np.int32))
+    with pytest.raises((InvalidModelError, UnsupportedOperatorError), match="int32"):
         pf.InferenceSession(model.SerializeToString())
 
 
