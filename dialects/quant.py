@@ -23,7 +23,9 @@ Ops:
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
+
+import numpy as np
 
 from xdsl.dialects.builtin import ArrayAttr, BoolAttr, FloatAttr, IntAttr, IntegerAttr, TensorType, f64, i64
 from xdsl.dialects.utils import EnumAttribute
@@ -168,8 +170,6 @@ class UniformQuantType(ParametrizedAttribute, TypeAttribute):
 
     def scale_array(self, rank: int):
         """The scales and zero points as float32 arrays that broadcast against a tensor of `rank`."""
-        import numpy as np
-
         shape = [1] * rank
         if self.per_axis:
             shape[self.axis.data] = len(self.scales)
@@ -547,6 +547,17 @@ class MatMulIntegerOp(IntegerComputeOp):
 
     def float_op(self, operands, result_type):
         return graph.MatMulOp(operands[0], operands[1], result_type)
+
+    def constant_weight(self, value_of: Callable[[SSAValue], np.ndarray | None]) -> np.ndarray | None:
+        """The int8 [K, N] weight when this is the product an integer GEMM computes (`value_of`: a
+        value's constant array or None): uint8 lhs with one zero point by a constant int8 matrix
+        of zero point 0, K a multiple of 4; else None."""
+        b, b_zp = value_of(self.rhs), value_of(self.rhs_zero_point)
+        k = self.rhs.type.get_shape()[0] if b is not None else 0
+        ok = (b is not None and b.ndim == 2 and b.dtype == np.int8 and k % 4 == 0 and b_zp is not None
+              and not b_zp.any() and graph.dtype_of(self.lhs.type) is DType.UINT8
+              and math.prod(self.lhs_zero_point.type.get_shape()) == 1)
+        return b if ok else None
 
 
 @irdl_op_definition

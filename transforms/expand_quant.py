@@ -10,7 +10,8 @@ pre-quantized model:
     quant.matmul_integer    ->  cast<i32>(graph.matmul(cast<f32>(a) - a_zp, cast<f32>(b) - b_zp))
 
 A dequantized constant (a weight) folds to float32 in `fold-constants`. Integer results are exact
-while every partial sum stays below 2**24 in magnitude (float32's integers).
+while every partial sum stays below 2**24 in magnitude (float32's integers). A MatMulInteger by a
+constant int8 weight stays when the target has an integer GEMM for it (`int8_matmul`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_reduce as gr, quant
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
-from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, apply_patterns, make_constant
+from pyflame_rt.transforms.graph_pass import PassStats, TargetGraphPass, apply_patterns, constant_array, make_constant
 from pyflame_rt.transforms.registry import register_pass
 
 _INLINE = 16  # constants up to this many elements are inline (scales, zero points)
@@ -118,9 +119,15 @@ class ExpandQuantizedCompute(_QuantPattern):
         rewriter.replace(op, [], [b.quantize(wide, op.type)])
 
 
+@dataclass
 class ExpandIntegerCompute(_QuantPattern):
+    """Integer products the target has no kernel for (`int8_matmul`: a GEMM by a constant weight)."""
+
+    int8_matmul: bool = False
+
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, quant.IntegerComputeOp):
+        if not isinstance(op, quant.IntegerComputeOp) or self.int8_matmul and isinstance(
+                op, quant.MatMulIntegerOp) and op.constant_weight(lambda v: constant_array(v, self.weights)) is not None:
             return
         b = self.builder(rewriter)
         rank = len(op.rhs.type.get_shape())
@@ -150,11 +157,13 @@ class ExpandDynamicQuantize(_QuantPattern):
 
 @register_pass
 @dataclass(frozen=True)
-class ExpandQuant(GraphPass):
-    """quant ops -> the graph ops that define them (dequantize, float op, quantize)."""
+class ExpandQuant(TargetGraphPass):
+    """quant ops -> the graph ops that define them (dequantize, float op, quantize), but for the
+    integer products the target's kernels compute (capabilities.int8_matmul)."""
 
     name = "expand-quant"
 
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
-        return apply_patterns(module, [p(weights, stats) for p in (
-            ExpandConversions, ExpandQuantizedCompute, ExpandIntegerCompute, ExpandDynamicQuantize)])
+        return apply_patterns(module, [
+            ExpandConversions(weights, stats), ExpandQuantizedCompute(weights, stats),
+            ExpandIntegerCompute(weights, stats, self.capabilities.int8_matmul), ExpandDynamicQuantize(weights, stats)])

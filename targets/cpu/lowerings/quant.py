@@ -1,0 +1,35 @@
+"""quant.matmul_integer by a constant int8 weight -> the integer GEMM (kernels/gemm_int8.py) with the
+weight packed now; the quant ops without a kernel were expanded by `expand-quant`."""
+from __future__ import annotations
+
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
+
+from pyflame_rt.dialects import quant
+from pyflame_rt.dialects.symbolic import numel
+from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernels.gemm_int8 import INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b
+from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
+
+
+class LowerMatMulInteger(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: quant.MatMulIntegerOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: quant.MatMulIntegerOp) -> None:
+        b = op.constant_weight(L.const_value)
+        spec = Int8GemmSpec.for_features(L.target.features)
+        if b is None or spec is None or len(L.shapes[op.lhs]) < 2:
+            raise UnsupportedOperatorError(f"the CPU backend has no integer GEMM for this {op.name}")
+        (k, n), m = b.shape, numel(L.shapes[op.lhs][:-1])
+        packed, colsum = pack_int8_b(b, spec)
+        npanels = packed.shape[0]
+        f = {"a": L.loc(op.lhs), "b": L.add_weight("packed_b_int8", packed), "c": L.result_loc(op.result),
+             "colsum": L.add_weight("colsum", colsum), "a_zp": L.loc(op.lhs_zero_point), "m": m, "n": n,
+             "kg": k // spec.group, "a_rs": k // spec.group, "c_rs": n, "npanels": npanels}
+        name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
+        L.call(name, [f[x] for x in INT8_GEMM_FIELDS], ("mul", ("ceildiv", m, spec.mr), npanels),
+               work_per_item=spec.mr * spec.nr * k // 4)
+
+
+PATTERNS = (LowerMatMulInteger,)
