@@ -5,6 +5,7 @@ from pyflame_rt.transforms import (  # noqa: F401
     expand_quant,
     fold_batch_norm,
     fold_constants,
+    fold_qdq,
     fuse_activation,
     fuse_gelu,
     fuse_layer_norm,
