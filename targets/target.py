@@ -39,7 +39,8 @@ class Capabilities:
 
     float32_only: frozenset[type] = frozenset()  # op types whose float kernels compute in float32 only
     channels_last: Callable[[Operation], bool] = no_op  # has a channels-last kernel for this NCHW op
-    int8_matmul: bool = False  # has a u8 x s8 GEMM for quant.matmul_integer by a constant weight
+    # has kernels for quant.dynamic_quantize and quant.matmul_integer by a constant int8 weight
+    int8_kernels: bool = False
 
 
 class Lowered(Protocol):

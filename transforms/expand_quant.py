@@ -11,7 +11,8 @@ pre-quantized model:
 
 A dequantized constant (a weight) folds to float32 in `fold-constants`. Integer results are exact
 while every partial sum stays below 2**24 in magnitude (float32's integers). A MatMulInteger by a
-constant int8 weight stays when the target has an integer GEMM for it (`int8_matmul`).
+constant int8 weight and a dynamic quantize stay when the target has kernels for them
+(`int8_kernels`).
 """
 from __future__ import annotations
 
@@ -121,12 +122,12 @@ class ExpandQuantizedCompute(_QuantPattern):
 
 @dataclass
 class ExpandIntegerCompute(_QuantPattern):
-    """Integer products the target has no kernel for (`int8_matmul`: a GEMM by a constant weight)."""
+    """Integer products the target has no kernel for (`int8_kernels`: a GEMM by a constant weight)."""
 
-    int8_matmul: bool = False
+    int8_kernels: bool = False
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, quant.IntegerComputeOp) or self.int8_matmul and isinstance(
+        if not isinstance(op, quant.IntegerComputeOp) or self.int8_kernels and isinstance(
                 op, quant.MatMulIntegerOp) and op.constant_weight(lambda v: constant_array(v, self.weights)) is not None:
             return
         b = self.builder(rewriter)
@@ -136,11 +137,15 @@ class ExpandIntegerCompute(_QuantPattern):
         rewriter.replace(op, [], [b.cast(b.add(gm.RoundOp(wide)), DType.INT32)])
 
 
+@dataclass
 class ExpandDynamicQuantize(_QuantPattern):
-    """ONNX DynamicQuantizeLinear: the range of x extended to 0 maps onto [0, 255]."""
+    """ONNX DynamicQuantizeLinear: the range of x extended to 0 maps onto [0, 255] (kept when the
+    target has a kernel for it: `int8_kernels`)."""
+
+    int8_kernels: bool = False
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, quant.DynamicQuantizeOp):
+        if not isinstance(op, quant.DynamicQuantizeOp) or self.int8_kernels:
             return
         b = self.builder(rewriter)
         scalar = TensorType(graph.element_type(DType.FLOAT32), [])
@@ -159,11 +164,11 @@ class ExpandDynamicQuantize(_QuantPattern):
 @dataclass(frozen=True)
 class ExpandQuant(TargetGraphPass):
     """quant ops -> the graph ops that define them (dequantize, float op, quantize), but for the
-    integer products the target's kernels compute (capabilities.int8_matmul)."""
+    integer ops the target's kernels compute (capabilities.int8_kernels)."""
 
     name = "expand-quant"
 
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
         return apply_patterns(module, [
             ExpandConversions(weights, stats), ExpandQuantizedCompute(weights, stats),
-            ExpandIntegerCompute(weights, stats, self.capabilities.int8_matmul), ExpandDynamicQuantize(weights, stats)])
+            ExpandIntegerCompute(weights, stats, self.capabilities.int8_kernels), ExpandDynamicQuantize(weights, stats, self.capabilities.int8_kernels)])

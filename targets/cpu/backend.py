@@ -34,8 +34,8 @@ CAPABILITIES = Capabilities(float32_only=FLOAT32_ONLY, channels_last=supports_nh
 
 
 def capabilities(target: CPUTarget) -> Capabilities:
-    """CAPABILITIES, and the integer GEMM where the target's features have a dot product for it."""
-    return replace(CAPABILITIES, int8_matmul=Int8GemmSpec.for_features(target.features) is not None)
+    """CAPABILITIES, and the integer kernels where the target's features have a dot product for the GEMM."""
+    return replace(CAPABILITIES, int8_kernels=Int8GemmSpec.for_features(target.features) is not None)
 
 # graph legalizations the CPU backend needs at every optimization level (the element types its
 # kernels take); they run before the optimizer, so its fusions see the legalized ops

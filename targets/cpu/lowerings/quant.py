@@ -1,5 +1,6 @@
 """quant.matmul_integer by a constant int8 weight -> the integer GEMM (kernels/gemm_int8.py) with the
-weight packed now; the quant ops without a kernel were expanded by `expand-quant`."""
+weight packed now; quant.dynamic_quantize -> its range and apply kernels (kernels/dynamic_quantize.py).
+The quant ops without a kernel were expanded by `expand-quant`."""
 from __future__ import annotations
 
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
@@ -7,6 +8,8 @@ from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 from pyflame_rt.dialects import quant
 from pyflame_rt.dialects.symbolic import numel
 from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernels.dynamic_quantize import (
+    APPLY_FIELDS, DQ_BLOCK, RANGE_FIELDS, apply_kernel, range_kernel)
 from pyflame_rt.targets.cpu.kernels.gemm_int8 import INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
@@ -32,4 +35,19 @@ class LowerMatMulInteger(GraphToKernelPattern):
                work_per_item=spec.mr * spec.nr * k // 4)
 
 
-PATTERNS = (LowerMatMulInteger,)
+class LowerDynamicQuantize(GraphToKernelPattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: quant.DynamicQuantizeOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: quant.DynamicQuantizeOp) -> None:
+        w, n = L.target.vector_width, numel(L.shapes[op.input])
+        f = {"x": L.loc(op.input), "y": L.result_loc(op.result), "scale": L.result_loc(op.scale),
+             "zp": L.result_loc(op.zero_point), "n": n}
+        rk = L.kernel(f"dynamic_quantize_range_w{w}", lambda: range_kernel(w))
+        L.call(rk, [f[x] for x in RANGE_FIELDS], 1)
+        ak = L.kernel(f"dynamic_quantize_apply_w{w}", lambda: apply_kernel(w))
+        L.call(ak, [f[x] for x in APPLY_FIELDS], ("ceildiv", n, DQ_BLOCK), work_per_item=DQ_BLOCK)
+
+
+PATTERNS = (LowerMatMulInteger, LowerDynamicQuantize)
