@@ -11,7 +11,7 @@ The same operations in the same order as expand-quant's graph ops, so the result
 from __future__ import annotations
 
 from xdsl.dialects import func, llvm
-from xdsl.dialects.builtin import IntegerType, f32, i32
+from xdsl.dialects.builtin import IntegerType, VectorType, f32, i32
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature, vec
 
@@ -49,11 +49,13 @@ def apply_kernel(width: int) -> func.FuncOp:
     with kb.loop(kb.begin, kb.end) as item:
         lo = kb.mul(item.iv, kb.const(DQ_BLOCK))
         hi = kb.min(f["n"], kb.add(lo, kb.const(DQ_BLOCK)))
-        with kb.loop(lo, hi, width) as vl:
-            mask = kb.lane_mask(kb.sub(hi, vl.iv), width)
-            x = kb.masked_load(f["x"], vl.iv, mask, width)
-            q = _clamp_u8(kb, kb.fadd(kb.intrinsic("llvm.roundeven", kb.fdiv(x, scale)), zp), width)
-            kb.masked_store(_to_u8(kb, q, vec(width, i8)), f["y"], vl.iv, mask, width, elem=i8)
+        full = kb.add(lo, kb.mul(kb.div(kb.sub(hi, lo), kb.const(width)), kb.const(width)))
+        with kb.loop(lo, full, width) as vl:
+            kb.store(_quantize(kb, kb.load(f["x"], vl.iv, width), scale, zp, width), f["y"], vl.iv, elem=i8)
+        with kb.if_(kb.cmp("slt", full, hi)):
+            mask = kb.lane_mask(kb.sub(hi, full), width)
+            q = _quantize(kb, kb.masked_load(f["x"], full, mask, width), scale, zp, width)
+            kb.masked_store(q, f["y"], full, mask, width, elem=i8)
     return kb.finish()
 
 
@@ -65,9 +67,18 @@ def _reduce(kb: KernelBuilder, kind: str, v):
     return kb.intrinsic(f"llvm.vector.reduce.{kind}", v, result_type=f32, overloads=[v.type])
 
 
+def _quantize(kb: KernelBuilder, x, scale, zp, width: int):
+    q = _clamp_u8(kb, kb.fadd(kb.intrinsic("llvm.roundeven", kb.fdiv(x, scale)), zp), width)
+    return _to_u8(kb, q, vec(width, i8))
+
+
 def _to_u8(kb: KernelBuilder, v, to):
-    """Float values already in [0, 255] (integral) as their bytes."""
-    return kb.intrinsic("llvm.fptoui.sat", v, result_type=to, overloads=[to, v.type])
+    """Float values already in [0, 255] (integral) as their bytes: v + 2**23 holds v in its low
+    mantissa bits, so its low byte is v (no float-to-int conversion: LLVM scalarizes the
+    saturating ones)."""
+    width = to.get_shape()[0] if isinstance(to, VectorType) else 1
+    shifted = kb.fadd(v, kb.fconst(float(2 ** 23), width))
+    return kb.cast(llvm.TruncOp, kb.cast(llvm.BitcastOp, shifted, vec(width, i32) if width > 1 else i32), to)
 
 
 def _clamp_u8(kb: KernelBuilder, v, width: int):
