@@ -80,3 +80,16 @@ def test_each_path_compiles_to_its_instruction(dot, features, instruction):
 def test_dot_products_are_ordered_best_first():
     assert [name for name, *_ in DOT_PRODUCTS] == ["avx512vnni", "avxvnni", "avx2"]
     assert Int8GemmSpec.for_features(("sse2",)) is None
+
+
+def test_checked_build_has_no_violation(rng):
+    """Every access of the integer GEMM and the dynamic quantize kernels is inside its buffer
+    (the A words, the packed B and column sums, the masked last panel)."""
+    from pyflame_rt.compiler import compile_model
+    from pyflame_rt.executable import Executable
+    from pyflame_rt.options import CompileOptions, OptLevel
+
+    model = _model(64, 40, rng)
+    exe = Executable(compile_model(model, CompileOptions(checked=True, opt_level=OptLevel.NONE)))
+    x = rng.standard_normal((3, 5, 64)).astype(np.float32)
+    np.testing.assert_array_equal(exe.run([x])[0], ort_run(model, {"x": x})[0])
