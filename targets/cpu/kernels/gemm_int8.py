@@ -60,7 +60,10 @@ class Int8GemmSpec:
     def for_features(features) -> "Int8GemmSpec | None":
         """The best dot product the target's features allow, or None (no int8 kernel)."""
         have = set(features)
-        return next((Int8GemmSpec(name) for name, need, _, _ in DOT_PRODUCTS if have.issuperset(need)), None)
+        dot = next((d for d in DOT_PRODUCTS if have.issuperset(d[1])), None)
+        # 16-lane tiles: 8 rows x 2 vectors, 16 of the 32 registers accumulating; 8-lane ones keep
+        # 4 rows within 16 registers
+        return None if dot is None else Int8GemmSpec(dot[0], mr=8 if dot[2] == 16 else 4)
 
 
 def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarray]:
