@@ -37,6 +37,7 @@ def test_qlinear_matmul_per_column_weight_scales(rng):
     assert np.abs(_run(model, {"x": x}) - ort_run(model, {"x": x})[0]).max() <= 0.1001
 
 
+@pytest.mark.slow
 def test_microsoft_qlinear_ops(rng):
     """QLinearConv (per-channel weight, int32 bias) -> QLinearAdd -> QLinearAveragePool ->
     QLinearConcat -> QLinearGlobalAveragePool, as onnxruntime's QOperator format writes them."""

@@ -52,6 +52,7 @@ def test_matches_onnxruntime_exactly(cpu, rng):
     assert spec.name in _kernels_run(sess, {"x": x})
 
 
+@pytest.mark.slow
 def test_other_products_are_expanded(rng):
     """K not a multiple of 4: the float32 expansion, still exact at this size."""
     model = _model(30, 7, rng)
