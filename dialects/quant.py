@@ -363,6 +363,18 @@ class MatMulOp(QuantizedBinaryOp):
     name = "quant.matmul"
     GRAPH_OP: ClassVar[type[GraphOp]] = graph.MatMulOp
 
+    def constant_weight(self, value_of: Callable[[SSAValue], np.ndarray | None]) -> np.ndarray | None:
+        """The int8 [K, N] weight when an integer GEMM with requantization computes this product
+        (`value_of`: a value's constant array or None): uint8 lhs per tensor by a constant int8
+        matrix of zero point 0 (per tensor or per column), K a multiple of 4, an 8-bit result per
+        tensor; else None."""
+        (a, b), b_value = self.input_types.data, value_of(self.rhs)
+        ok = (b_value is not None and b_value.ndim == 2 and b_value.dtype == np.int8
+              and b_value.shape[0] % 4 == 0 and a.kind is Storage.U8 and not a.per_axis
+              and not any(b.zero_point_values) and (not b.per_axis or b.axis.data == 1)
+              and self.type.kind in (Storage.U8, Storage.I8) and not self.type.per_axis)
+        return b_value if ok else None
+
 
 @irdl_op_definition
 class AddOp(QuantizedBinaryOp):

@@ -108,9 +108,15 @@ class ExpandConversions(_QuantPattern):
         rewriter.replace(op, [], [out])
 
 
+@dataclass
 class ExpandQuantizedCompute(_QuantPattern):
+    """Quantized ops but a matmul by a constant weight the target's integer GEMM requantizes."""
+
+    int8_kernels: bool = False
+
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, quant.QuantizedComputeOp):
+        if not isinstance(op, quant.QuantizedComputeOp) or self.int8_kernels and isinstance(
+                op, quant.MatMulOp) and op.constant_weight(lambda v: constant_array(v, self.weights)) is not None:
             return
         b = self.builder(rewriter)
         operands = [b.dequantize(v, t) for v, t in zip(op.quantized_operands, op.input_types.data)]
@@ -170,5 +176,5 @@ class ExpandQuant(TargetGraphPass):
 
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
         return apply_patterns(module, [
-            ExpandConversions(weights, stats), ExpandQuantizedCompute(weights, stats),
+            ExpandConversions(weights, stats), ExpandQuantizedCompute(weights, stats, self.capabilities.int8_kernels),
             ExpandIntegerCompute(weights, stats, self.capabilities.int8_kernels), ExpandDynamicQuantize(weights, stats, self.capabilities.int8_kernels)])

@@ -10,7 +10,8 @@ quantize, the group is that op of the `quant` dialect on the storage tensors:
 for MatMul, Add, Mul, Concat, AveragePool and GlobalAveragePool, and Conv (NCHW, no bias, residual
 or fused activation). The dequantizes stay for any other readers (dead-code removal drops the rest).
 It is the exact inverse of `expand-quant` on these ops (the quant ops are defined by that
-expansion), so it changes no result; it is what int8 kernels for them will be chosen from.
+expansion), so a folded op without a kernel computes as before; the CPU runs it first among its
+legalizations, so that its requantizing integer GEMM finds the quantized MatMuls.
 """
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def capabilities(target: CPUTarget) -> Capabilities:
 
 # graph legalizations the CPU backend needs at every optimization level (the element types its
 # kernels take); they run before the optimizer, so its fusions see the legalized ops
-CPU_LEGALIZATIONS = ("expand-quant", "legalize-half-precision")
+CPU_LEGALIZATIONS = ("fold-qdq", "expand-quant", "legalize-half-precision")
 
 PASSES = (LowerGraphToCPU, LowerGraphToKernel, PlanMemory, LowerKernelSchedule, ConvertToLLVM)
 

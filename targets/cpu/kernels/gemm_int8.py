@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects import func, llvm
-from xdsl.dialects.builtin import IntegerType, i32
+from xdsl.dialects.builtin import IntegerType, f32, i32
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature, vec
 
@@ -28,6 +28,12 @@ i8, i16 = IntegerType(8), IntegerType(16)
 
 INT8_GEMM_FIELDS = ("a", "b", "c", "colsum", "a_zp", "m", "n", "kg", "a_rs", "c_rs", "npanels")
 INT8_GEMM_BUFFERS = ("a", "b", "c", "colsum", "a_zp")
+# after INT8_GEMM_FIELDS in a requantizing kernel: per-column float32 multipliers (a_scale x
+# b_scale / c_scale, padded like colsum), C's zero point and storage range
+REQUANT_FIELDS = ("multiplier", "c_zp", "c_min", "c_max")
+# x + 1.5 * 2**23 holds an integral |x| < 2**22 in its low mantissa bits, two's complement: its
+# low byte is x as a byte (no float-to-int conversion: LLVM scalarizes the saturating ones)
+BYTE_MAGIC = 1.5 * 2 ** 23
 # the dot-product instruction set, best first: (name, required features, int32 lanes, k per word)
 DOT_PRODUCTS = (("avx512vnni", ("avx512vnni", "avx512f"), 16, 4), ("avxvnni", ("avxvnni",), 8, 4),
                 ("avx2", ("avx2",), 8, 2))
@@ -38,6 +44,7 @@ class Int8GemmSpec:
     dot: str          # a DOT_PRODUCTS name
     mr: int = 4       # rows per register tile
     nvec: int = 2     # vectors per panel row
+    requant: bool = False  # C is 8-bit: requantized in the epilogue (REQUANT_FIELDS), else int32
 
     @property
     def width(self) -> int:
@@ -54,16 +61,21 @@ class Int8GemmSpec:
 
     @property
     def name(self) -> str:
-        return f"gemm_u8s8_{self.dot}_{self.mr}x{self.nr}"
+        return f"gemm_u8s8_{self.dot}_{self.mr}x{self.nr}{'_rq' if self.requant else ''}"
+
+    @property
+    def signature(self) -> Signature:
+        return Signature.of(INT8_GEMM_FIELDS + (REQUANT_FIELDS if self.requant else ()),
+                            buffers=INT8_GEMM_BUFFERS + (("multiplier",) if self.requant else ()))
 
     @staticmethod
-    def for_features(features) -> "Int8GemmSpec | None":
+    def for_features(features, requant: bool = False) -> "Int8GemmSpec | None":
         """The best dot product the target's features allow, or None (no int8 kernel)."""
         have = set(features)
         dot = next((d for d in DOT_PRODUCTS if have.issuperset(d[1])), None)
         # 16-lane tiles: 8 rows x 2 vectors, 16 of the 32 registers accumulating; 8-lane ones keep
         # 4 rows within 16 registers
-        return None if dot is None else Int8GemmSpec(dot[0], mr=8 if dot[2] == 16 else 4)
+        return None if dot is None else Int8GemmSpec(dot[0], mr=8 if dot[2] == 16 else 4, requant=requant)
 
 
 def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +98,7 @@ def int8_gemm_kernel(spec: Int8GemmSpec) -> func.FuncOp:
 class _Int8GemmEmitter:
     def __init__(self, spec: Int8GemmSpec):
         self.spec = spec
-        self.kb = KernelBuilder(spec.name, Signature.of(INT8_GEMM_FIELDS, buffers=INT8_GEMM_BUFFERS))
+        self.kb = KernelBuilder(spec.name, spec.signature)
         self.f = self.kb.fields
         self.zero = self.kb.vconst(0, i32, spec.width)
 
@@ -140,16 +152,33 @@ class _Int8GemmEmitter:
         return kb.call_intrinsic(f"llvm.x86.avx512.vpdpbusd.{bits}", acc, a, b, result_type=vec(w, i32))
 
     def _store(self, r0, panel, rows: int, acc, a_zp) -> None:
-        """C = acc - a_zp * colsum, the last panel's columns past N masked off."""
+        """C = acc - a_zp * colsum (requantized: clamp(round_half_even(that x multiplier) + c_zp)),
+        the last panel's columns past N masked off."""
         kb, f, spec = self.kb, self.f, self.spec
         w, nr = spec.width, spec.nr
         col0 = kb.mul(panel, kb.const(nr))
         zp = kb.splat(a_zp, w)
         for v in range(spec.nvec):
-            lanes = kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(f["n"], kb.add(col0, kb.const(v * w)))))
+            col = kb.add(col0, kb.const(v * w))
+            lanes = kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(f["n"], col)))
             mask = kb.lane_mask(lanes, w)
-            shift = kb.mul(zp, kb.load(f["colsum"], kb.add(col0, kb.const(v * w)), w, elem=i32))
+            shift = kb.mul(zp, kb.load(f["colsum"], col, w, elem=i32))
+            scale = kb.load(f["multiplier"], col, w) if spec.requant else None
             for r in range(rows):
-                dst = kb.add(kb.mul(kb.add(r0, kb.const(r)), f["c_rs"]), kb.add(col0, kb.const(v * w)))
+                dst = kb.add(kb.mul(kb.add(r0, kb.const(r)), f["c_rs"]), col)
                 with kb.if_(kb.cmp("sgt", lanes, kb.const(0))):
-                    kb.masked_store(kb.sub(acc[r * spec.nvec + v], shift), f["c"], dst, mask, w, elem=i32)
+                    out = kb.sub(acc[r * spec.nvec + v], shift)
+                    if spec.requant:
+                        kb.masked_store(self._requantize(out, scale), f["c"], dst, mask, w, elem=i8)
+                    else:
+                        kb.masked_store(out, f["c"], dst, mask, w, elem=i32)
+
+    def _requantize(self, acc, scale):
+        """int32 sums -> C's bytes: clamp(round_half_even(acc x scale) + c_zp, c_min, c_max)."""
+        kb, f, w = self.kb, self.f, self.spec.width
+        as_f32 = [kb.splat(kb.cast(llvm.SIToFPOp, f[x], f32), w) for x in ("c_zp", "c_min", "c_max")]
+        c_zp, c_min, c_max = as_f32
+        q = kb.fadd(kb.intrinsic("llvm.roundeven", kb.fmul(kb.cast(llvm.SIToFPOp, acc, f32), scale)), c_zp)
+        q = kb.intrinsic("llvm.minnum", kb.fmax(q, c_min), c_max)
+        bits = kb.cast(llvm.BitcastOp, kb.fadd(q, kb.fconst(BYTE_MAGIC, w)), vec(w, i32))
+        return kb.cast(llvm.TruncOp, bits, vec(w, i8))

@@ -94,3 +94,23 @@ def test_checked_build_has_no_violation(rng):
     exe = Executable(compile_model(model, CompileOptions(checked=True, opt_level=OptLevel.NONE)))
     x = rng.standard_normal((3, 5, 64)).astype(np.float32)
     np.testing.assert_array_equal(exe.run([x])[0], ort_run(model, {"x": x})[0])
+
+
+@pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
+def test_qlinear_matmul_requantizes_in_the_epilogue(cpu, rng):
+    """QLinearMatMul (per-column weight scales) by the requantizing GEMM: within one
+    output step of onnxruntime (the float multipliers round differently from its own)."""
+    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features, requant=True)
+    if spec is None:
+        pytest.skip(f"{cpu} has no integer dot product")
+    w = rng.integers(-127, 128, (32, 20)).astype(np.int8)
+    nodes = [helper.make_node("QLinearMatMul", ["a", "as", "az", "w", "ws", "wz", "ys", "yz"], ["y"])]
+    model = make_model(nodes, [("a", ["B", 3, 32], np.uint8)], [("y", ["B", 3, 20], np.uint8)],
+                       {"as": np.array(0.02, np.float32), "az": np.array(120, np.uint8), "w": w,
+                        "ws": (rng.random(20) * 0.01 + 0.001).astype(np.float32), "wz": np.zeros(20, np.int8),
+                        "ys": np.array(0.5, np.float32), "yz": np.array(130, np.uint8)})
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True, cpu=cpu))
+    a = rng.integers(0, 256, (2, 3, 32)).astype(np.uint8)
+    ours, ref = sess.run(None, {"a": a})[0], ort_run(model, {"a": a})[0]
+    assert np.abs(ours.astype(np.int32) - ref).max() <= 1
+    assert spec.name in _kernels_run(sess, {"a": a})
