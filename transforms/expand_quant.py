@@ -21,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
-from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
+from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 
 from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_reduce as gr, quant
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
-from pyflame_rt.transforms.graph_pass import PassStats, TargetGraphPass, apply_patterns, constant_array, make_constant
+from pyflame_rt.transforms.graph_pass import (
+    PassStats, TargetGraphPass, constant_array, make_constant, node_name_keeper)
 from pyflame_rt.transforms.registry import register_pass
 
 _INLINE = 16  # constants up to this many elements are inline (scales, zero points)
@@ -175,6 +176,9 @@ class ExpandQuant(TargetGraphPass):
     name = "expand-quant"
 
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
-        return apply_patterns(module, [
-            ExpandConversions(weights, stats), ExpandQuantizedCompute(weights, stats, self.capabilities.int8_kernels),
-            ExpandIntegerCompute(weights, stats, self.capabilities.int8_kernels), ExpandDynamicQuantize(weights, stats, self.capabilities.int8_kernels)])
+        kernels = self.capabilities.int8_kernels
+        patterns = [ExpandConversions(weights, stats), ExpandQuantizedCompute(weights, stats, kernels),
+                    ExpandIntegerCompute(weights, stats, kernels), ExpandDynamicQuantize(weights, stats, kernels)]
+        # no dead-code removal: a legalization changes nothing but the ops it legalizes
+        applier = GreedyRewritePatternApplier(patterns, dce_enabled=False)
+        return PatternRewriteWalker(applier, listener=node_name_keeper()).rewrite_module(module)

@@ -20,12 +20,12 @@ from typing import Callable
 
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
-from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
+from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 
 from pyflame_rt.dialects import graph, graph_nn as nn, quant
 from pyflame_rt.dialects.graph_attrs import Layout
 from pyflame_rt.dialects.weights import WeightTable
-from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, apply_patterns, defining, single_use
+from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, defining, node_name_keeper, single_use
 from pyflame_rt.transforms.registry import register_pass
 
 
@@ -83,6 +83,9 @@ class FoldQDQGroup(RewritePattern):
             return
         rewriter.replace_op(op, folded)
         rewriter.erase_op(src)
+        for dq in dict.fromkeys(dqs):  # the dequantizes only the group read
+            if not dq.result.uses:
+                rewriter.erase_op(dq)
         self.stats.nodes_fused += 1 + len(dqs)
 
 
@@ -94,4 +97,6 @@ class FoldQDQ(GraphPass):
     name = "fold-qdq"
 
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
-        return apply_patterns(module, [FoldQDQGroup(stats)])
+        # no dead-code removal: as a CPU legalization it changes nothing but the groups it folds
+        applier = GreedyRewritePatternApplier([FoldQDQGroup(stats)], dce_enabled=False)
+        return PatternRewriteWalker(applier, listener=node_name_keeper()).rewrite_module(module)
