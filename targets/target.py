@@ -35,10 +35,12 @@ def no_op(op: Operation) -> bool:
 @dataclass(frozen=True)
 class Capabilities:
     """What a target's kernels support. The defaults claim nothing: no float32-only op types
-    (every op runs in its own element type), no channels-last kernel."""
+    (every op runs in its own element type), no channels-last kernel, no integer GEMM."""
 
     float32_only: frozenset[type] = frozenset()  # op types whose float kernels compute in float32 only
     channels_last: Callable[[Operation], bool] = no_op  # has a channels-last kernel for this NCHW op
+    # has kernels for quant.dynamic_quantize and quant.matmul_integer by a constant int8 weight
+    int8_kernels: bool = False
 
 
 class Lowered(Protocol):

@@ -2,8 +2,10 @@
 from pyflame_rt.transforms import (  # noqa: F401
     eliminate_common_subexpressions,
     eliminate_dead_code,
+    expand_quant,
     fold_batch_norm,
     fold_constants,
+    fold_qdq,
     fuse_activation,
     fuse_gelu,
     fuse_layer_norm,

@@ -5,6 +5,8 @@ use, so that loading an artifact (which needs only the target's description) loa
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -18,6 +20,7 @@ from pyflame_rt.errors import ValidationError
 from pyflame_rt.options import CompileOptions, OptLevel
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
 from pyflame_rt.targets.cpu.kernel_cache import KernelCache, compile_modules, split_kernels
+from pyflame_rt.targets.cpu.kernels.gemm_int8 import Int8GemmSpec
 from pyflame_rt.targets.cpu.lower_graph import WEIGHT_ALIGN, LoweredModel, lower_graph, read_kernel_module
 from pyflame_rt.targets.cpu.lower_graph_pass import LowerGraphToCPU, LowerGraphToKernel, LowerKernelSchedule
 from pyflame_rt.targets.cpu.lowerings import FLOAT32_ONLY, PATTERNS
@@ -29,9 +32,14 @@ from pyflame_rt.transforms.pass_manager import LEVEL_PIPELINES
 
 CAPABILITIES = Capabilities(float32_only=FLOAT32_ONLY, channels_last=supports_nhwc)
 
+
+def capabilities(target: CPUTarget) -> Capabilities:
+    """CAPABILITIES, and the integer kernels where the target's features have a dot product for the GEMM."""
+    return replace(CAPABILITIES, int8_kernels=Int8GemmSpec.for_features(target.features) is not None)
+
 # graph legalizations the CPU backend needs at every optimization level (the element types its
 # kernels take); they run before the optimizer, so its fusions see the legalized ops
-CPU_LEGALIZATIONS = ("legalize-half-precision",)
+CPU_LEGALIZATIONS = ("fold-qdq", "expand-quant", "legalize-half-precision")
 
 PASSES = (LowerGraphToCPU, LowerGraphToKernel, PlanMemory, LowerKernelSchedule, ConvertToLLVM)
 

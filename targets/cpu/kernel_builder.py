@@ -292,6 +292,10 @@ class KernelBuilder:
         name = ".".join([base, *(type_suffix(t) for t in (overloads or [rt]))])
         return self._ins(llvm.CallIntrinsicOp(name, list(args), [rt]))
 
+    def call_intrinsic(self, name: str, *args: SSAValue, result_type: Attribute) -> SSAValue:
+        """Call an LLVM intrinsic by its full name (a target's own, not overloaded: llvm.x86.*)."""
+        return self._ins(llvm.CallIntrinsicOp(name, list(args), [result_type]))
+
     def cast(self, op_cls, value: SSAValue, to: Attribute) -> SSAValue:
         """An llvm cast (sext, zext, trunc, sitofp, fpext, fptrunc, bitcast); vectors keep their width."""
         if isinstance(value.type, VectorType) and not isinstance(to, VectorType):

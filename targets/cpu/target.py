@@ -99,7 +99,7 @@ class CPUTarget(Target):
 
     @property
     def capabilities(self) -> Capabilities:
-        return _backend().CAPABILITIES
+        return _backend().capabilities(self)
 
     @property
     def legalizations(self) -> tuple[str, ...]:

@@ -48,7 +48,6 @@ _REASONS = {
     "training": "training operators: PyFlameRT is an inference compiler",
     "random": "random sampling: not reproducible, not used by inference graphs",
     "string": "string tensors",
-    "pre-quantized": "pre-quantized (QDQ / integer) models: PyFlameRT quantizes float models with its own passes",
     "signal/detection": "signal processing, detection and image decoding: outside the CNN + transformer scope",
     "data-dependent shape": "output shape depends on input values; the static memory plan needs shapes "
                             "computable from input shapes",
@@ -77,8 +76,6 @@ _GROUPS = {
     "training": "NegativeLogLikelihoodLoss SoftmaxCrossEntropyLoss Gradient Adam Adagrad Momentum",
     "random": "Bernoulli Multinomial RandomNormal RandomNormalLike RandomUniform RandomUniformLike",
     "string": "StringConcat StringNormalizer StringSplit RegexFullMatch TfIdfVectorizer",
-    "pre-quantized": "QuantizeLinear DequantizeLinear DynamicQuantizeLinear QLinearConv QLinearMatMul "
-                     "ConvInteger MatMulInteger",
     "signal/detection": "DFT STFT MelWeightMatrix BlackmanWindow HannWindow HammingWindow ImageDecoder "
                         "NonMaxSuppression RoiAlign MaxRoiPool GridSample AffineGrid DeformConv Col2Im CenterCropPad",
     "data-dependent shape": "Unique",

@@ -21,15 +21,24 @@ Converter = Callable[["_NodeContext"], list[SSAValue]]
 _CONVERTERS: dict[str, Converter] = {}
 # attributes added after MAX_OPSET that a converter implements (op type -> names)
 _NEWER_ATTRIBUTES: dict[str, frozenset[str]] = {}
+# the domain of the op types converted from outside the default domain (com.microsoft's QLinear ops)
+_DOMAINS: dict[str, str] = {}
 
 
-def converter(*op_types: str, newer_attributes: tuple[str, ...] = ()):
+def converter(*op_types: str, newer_attributes: tuple[str, ...] = (), domain: str = ""):
     def register(fn: Converter) -> Converter:
         for t in op_types:
             _CONVERTERS[t] = fn
             _NEWER_ATTRIBUTES[t] = frozenset(newer_attributes)
+            if domain:
+                _DOMAINS[t] = domain
         return fn
     return register
+
+
+def converts(domain: str, op_type: str) -> bool:
+    """Whether a converter is registered for this (domain, op type)."""
+    return op_type in _CONVERTERS and _DOMAINS.get(op_type, "") == ("" if domain == "ai.onnx" else domain)
 
 
 class _NodeContext:

@@ -31,7 +31,7 @@ from pyflame_rt.dialects.weights import WeightOp, WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.files import read_regular
 from pyflame_rt.importers.onnx import ops, shape_values  # ops: the converters register on import
-from pyflame_rt.importers.onnx.converters import _CONVERTERS, _NEWER_ATTRIBUTES, _NodeContext
+from pyflame_rt.importers.onnx.converters import _CONVERTERS, _NEWER_ATTRIBUTES, _NodeContext, converts
 from pyflame_rt.limits import check_tensor_bytes
 from pyflame_rt.options import ImportOptions
 from pyflame_rt.errors import (
@@ -262,7 +262,7 @@ class ONNXImporter:
         return tuple(shape), dtype
 
     def _convert_node(self, node: onnx.NodeProto) -> None:
-        if node.domain not in ("", "ai.onnx"):
+        if node.domain not in ("", "ai.onnx") and not converts(node.domain, node.op_type):
             raise UnsupportedOperatorError(
                 f"{node.op_type} from domain '{node.domain}' (node '{node.name}') is not supported")
         if self.opset > MAX_OPSET:
@@ -274,7 +274,7 @@ class ONNXImporter:
         if known is not None:  # a shape computation: evaluated now, materialized only if used as data
             self.known.update((name, k) for name, k in zip(node.output, known) if name)
             return
-        conv = _CONVERTERS.get(node.op_type)
+        conv = _CONVERTERS[node.op_type] if converts(node.domain, node.op_type) else None
         if conv is None:
             raise UnsupportedOperatorError(
                 f"operator {node.op_type} (opset {self.opset}) in node '{node.name or node.output[0]}' "

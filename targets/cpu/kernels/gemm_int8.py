@@ -1,0 +1,184 @@
+"""Integer GEMM: C[m, n] (int32) = sum_k (A[m, k] - a_zp) * B[k, n], A uint8, B int8 constant.
+
+B is packed at compile time into panels of NR columns of 32-bit words, each word `group`
+consecutive k of one column: [panel][K / group][NR]. A register tile of MR rows x NR columns
+accumulates int32 vectors; per k group, a row's A word (its `group` bytes) is broadcast and
+multiplied with the panel row:
+
+- VNNI (AVX-512 VNNI, 16 lanes; AVX-VNNI, 8): `vpdpbusd` adds the four u8 x s8 products of each
+  lane to the accumulator; words are 4 bytes.
+- AVX2: `vpmaddwd` of widened words: A bytes zero-extended, B stored sign-extended to 16 bits at
+  compile time, words of 2 k; each lane adds two exact products (no `vpmaddubsw` s16 saturation).
+
+The zero point of A (a run-time value: DynamicQuantizeLinear's) is taken out in the epilogue as
+a_zp * colsum(B), colsum computed at packing time; B's zero point is 0 (symmetric weights).
+Work items are (row tile, panel) pairs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.dialects import func, llvm
+from xdsl.dialects.builtin import IntegerType, f32, i32
+
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature, vec
+
+i8, i16 = IntegerType(8), IntegerType(16)
+
+INT8_GEMM_FIELDS = ("a", "b", "c", "colsum", "a_zp", "m", "n", "kg", "a_rs", "c_rs", "npanels")
+INT8_GEMM_BUFFERS = ("a", "b", "c", "colsum", "a_zp")
+# after INT8_GEMM_FIELDS in a requantizing kernel: per-column float32 multipliers (a_scale x
+# b_scale / c_scale, padded like colsum), C's zero point and storage range
+REQUANT_FIELDS = ("multiplier", "c_zp", "c_min", "c_max")
+# x + 1.5 * 2**23 holds an integral |x| < 2**22 in its low mantissa bits, two's complement: its
+# low byte is x as a byte (no float-to-int conversion: LLVM scalarizes the saturating ones)
+BYTE_MAGIC = 1.5 * 2 ** 23
+# the dot-product instruction set, best first: (name, required features, int32 lanes, k per word)
+DOT_PRODUCTS = (("avx512vnni", ("avx512vnni", "avx512f"), 16, 4), ("avxvnni", ("avxvnni",), 8, 4),
+                ("avx2", ("avx2",), 8, 2))
+
+
+@dataclass(frozen=True)
+class Int8GemmSpec:
+    dot: str          # a DOT_PRODUCTS name
+    mr: int = 4       # rows per register tile
+    nvec: int = 2     # vectors per panel row
+    requant: bool = False  # C is 8-bit: requantized in the epilogue (REQUANT_FIELDS), else int32
+
+    @property
+    def width(self) -> int:
+        return next(w for name, _, w, _ in DOT_PRODUCTS if name == self.dot)
+
+    @property
+    def group(self) -> int:
+        """k values per 32-bit word of packed B (and per A load)."""
+        return next(g for name, _, _, g in DOT_PRODUCTS if name == self.dot)
+
+    @property
+    def nr(self) -> int:
+        return self.nvec * self.width
+
+    @property
+    def name(self) -> str:
+        return f"gemm_u8s8_{self.dot}_{self.mr}x{self.nr}{'_rq' if self.requant else ''}"
+
+    @property
+    def signature(self) -> Signature:
+        return Signature.of(INT8_GEMM_FIELDS + (REQUANT_FIELDS if self.requant else ()),
+                            buffers=INT8_GEMM_BUFFERS + (("multiplier",) if self.requant else ()))
+
+    @staticmethod
+    def for_features(features, requant: bool = False) -> "Int8GemmSpec | None":
+        """The best dot product the target's features allow, or None (no int8 kernel)."""
+        have = set(features)
+        dot = next((d for d in DOT_PRODUCTS if have.issuperset(d[1])), None)
+        # 16-lane tiles: 8 rows x 2 vectors, 16 of the 32 registers accumulating; 8-lane ones keep
+        # 4 rows within 16 registers
+        return None if dot is None else Int8GemmSpec(dot[0], mr=8 if dot[2] == 16 else 4, requant=requant)
+
+
+def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarray]:
+    """int8 [K, N] (K a multiple of the group) -> (packed words [panels, K / group, NR] as int32,
+    column sums [panels * NR] int32), zero padded."""
+    k, n = b.shape
+    g, nr = spec.group, spec.nr
+    panels = -(-n // nr)
+    padded = np.zeros((k, panels * nr), np.int8 if g == 4 else np.int16)
+    padded[:, :n] = b
+    words = padded.reshape(k // g, g, panels, nr).transpose(2, 0, 3, 1)  # [panel, k / g, NR, g]
+    colsum = padded.sum(axis=0, dtype=np.int32)
+    return np.ascontiguousarray(words).view(np.int32).reshape(panels, k // g, nr), colsum
+
+
+def int8_gemm_kernel(spec: Int8GemmSpec) -> func.FuncOp:
+    return _Int8GemmEmitter(spec).emit()
+
+
+class _Int8GemmEmitter:
+    def __init__(self, spec: Int8GemmSpec):
+        self.spec = spec
+        self.kb = KernelBuilder(spec.name, spec.signature)
+        self.f = self.kb.fields
+        self.zero = self.kb.vconst(0, i32, spec.width)
+
+    def emit(self) -> func.FuncOp:
+        kb, f, mr = self.kb, self.f, self.spec.mr
+        a_zp = kb.cast(llvm.ZExtOp, kb.load(f["a_zp"], kb.const(0), elem=i8), i32)
+        with kb.loop(kb.begin, kb.end) as item:
+            r0 = kb.mul(kb.div(item.iv, f["npanels"]), kb.const(mr))
+            panel = kb.rem(item.iv, f["npanels"])
+            rows = kb.min(kb.const(mr), kb.sub(f["m"], r0))
+            kb.if_else(kb.cmp("eq", rows, kb.const(mr)), lambda: self._tile(r0, panel, mr, a_zp),
+                       lambda: self._rows_one_by_one(r0, rows, panel, a_zp))
+        return kb.finish()
+
+    def _rows_one_by_one(self, r0, rows, panel, a_zp) -> None:
+        with self.kb.loop(r0, self.kb.add(r0, rows)) as r:
+            self._tile(r.iv, panel, 1, a_zp)
+
+    def _tile(self, r0, panel, rows: int, a_zp) -> None:
+        kb, f, spec = self.kb, self.f, self.spec
+        w, nr = spec.width, spec.nr
+        b_panel = kb.mul(panel, kb.mul(f["kg"], kb.const(nr)))
+        a_rows = [kb.mul(kb.add(r0, kb.const(r)), f["a_rs"]) for r in range(rows)]
+        with kb.loop(0, f["kg"], carried=[self.zero] * (rows * spec.nvec)) as kl:
+            brow = kb.add(b_panel, kb.mul(kl.iv, kb.const(nr)))
+            bvecs = [kb.load(f["b"], kb.add(brow, kb.const(v * w)), w, elem=i32) for v in range(spec.nvec)]
+            acc = list(kl.carried)
+            for r in range(rows):
+                a = kb.splat(self._a_word(kb.add(a_rows[r], kl.iv)), w)
+                for v in range(spec.nvec):
+                    acc[r * spec.nvec + v] = self._dot(acc[r * spec.nvec + v], a, bvecs[v])
+            kl.next = acc
+        self._store(r0, panel, rows, kl.results, a_zp)
+
+    def _a_word(self, index):
+        """A's `group` bytes at word `index` as the 32-bit word the dot product takes."""
+        kb = self.kb
+        if self.spec.group == 4:
+            return kb.load(self.f["a"], index, elem=i32)
+        pair = kb.cast(llvm.ZExtOp, kb.load(self.f["a"], index, elem=i16), i32)  # bytes b0 | b1 << 8
+        low = kb.and_(pair, kb.const(0xFF, i32))
+        high = kb.mul(kb.and_(pair, kb.const(0xFF00, i32)), kb.const(256, i32))
+        return kb.or_(low, high)  # as two 16-bit lanes: b0 | b1 << 16
+
+    def _dot(self, acc, a, b):
+        kb, w = self.kb, self.spec.width
+        if self.spec.dot == "avx2":
+            as16 = [kb.cast(llvm.BitcastOp, x, vec(2 * w, i16)) for x in (a, b)]
+            return kb.add(acc, kb.call_intrinsic("llvm.x86.avx2.pmadd.wd", *as16, result_type=vec(w, i32)))
+        bits = 512 if w == 16 else 256
+        return kb.call_intrinsic(f"llvm.x86.avx512.vpdpbusd.{bits}", acc, a, b, result_type=vec(w, i32))
+
+    def _store(self, r0, panel, rows: int, acc, a_zp) -> None:
+        """C = acc - a_zp * colsum (requantized: clamp(round_half_even(that x multiplier) + c_zp)),
+        the last panel's columns past N masked off."""
+        kb, f, spec = self.kb, self.f, self.spec
+        w, nr = spec.width, spec.nr
+        col0 = kb.mul(panel, kb.const(nr))
+        zp = kb.splat(a_zp, w)
+        for v in range(spec.nvec):
+            col = kb.add(col0, kb.const(v * w))
+            lanes = kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(f["n"], col)))
+            mask = kb.lane_mask(lanes, w)
+            shift = kb.mul(zp, kb.load(f["colsum"], col, w, elem=i32))
+            scale = kb.load(f["multiplier"], col, w) if spec.requant else None
+            for r in range(rows):
+                dst = kb.add(kb.mul(kb.add(r0, kb.const(r)), f["c_rs"]), col)
+                with kb.if_(kb.cmp("sgt", lanes, kb.const(0))):
+                    out = kb.sub(acc[r * spec.nvec + v], shift)
+                    if spec.requant:
+                        kb.masked_store(self._requantize(out, scale), f["c"], dst, mask, w, elem=i8)
+                    else:
+                        kb.masked_store(out, f["c"], dst, mask, w, elem=i32)
+
+    def _requantize(self, acc, scale):
+        """int32 sums -> C's bytes: clamp(round_half_even(acc x scale) + c_zp, c_min, c_max)."""
+        kb, f, w = self.kb, self.f, self.spec.width
+        as_f32 = [kb.splat(kb.cast(llvm.SIToFPOp, f[x], f32), w) for x in ("c_zp", "c_min", "c_max")]
+        c_zp, c_min, c_max = as_f32
+        q = kb.fadd(kb.intrinsic("llvm.roundeven", kb.fmul(kb.cast(llvm.SIToFPOp, acc, f32), scale)), c_zp)
+        q = kb.intrinsic("llvm.minnum", kb.fmax(q, c_min), c_max)
+        bits = kb.cast(llvm.BitcastOp, kb.fadd(q, kb.fconst(BYTE_MAGIC, w)), vec(w, i32))
+        return kb.cast(llvm.TruncOp, bits, vec(w, i8))

@@ -1,0 +1,116 @@
+"""The integer GEMM behind MatMulInteger by a constant int8 weight (quantize_dynamic's matmuls):
+each dot-product path the host runs is compared with onnxruntime bit for bit, and every path is
+compiled for its pinned target with its instruction checked in the assembly."""
+import json
+import os
+
+import llvmlite.binding as llvm
+import numpy as np
+import pytest
+from onnx import helper
+from xdsl.dialects.builtin import ModuleOp
+
+from conftest import make_model, ort_run
+from pyflame_rt import InferenceSession, SessionOptions
+from pyflame_rt.targets.cpu.kernel_cache import _convert
+from pyflame_rt.targets.cpu.kernels.gemm_int8 import DOT_PRODUCTS, Int8GemmSpec, int8_gemm_kernel
+from pyflame_rt.targets.cpu.llvm_compile import to_llvm_ir
+from pyflame_rt.targets.cpu.target import CPUTarget
+
+HOST = CPUTarget.host()
+
+
+def _model(k: int, n: int, rng):
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "s", "z"]),
+             helper.make_node("MatMulInteger", ["q", "w", "z", "wz"], ["y"])]
+    return make_model(nodes, [("x", ["B", 5, k])], [("y", ["B", 5, n], np.int32)],
+                      {"w": rng.integers(-128, 128, (k, n)).astype(np.int8), "wz": np.zeros((), np.int8)})
+
+
+def _kernels_run(sess, feed) -> set[str]:
+    sess.run(None, feed)
+    path = sess.end_profiling()
+    with open(path) as f:
+        events = json.load(f)
+    os.remove(path)
+    events = events if isinstance(events, list) else events["traceEvents"]
+    return {e["args"]["kernel"] for e in events if "kernel" in e.get("args", {})}
+
+
+@pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
+def test_matches_onnxruntime_exactly(cpu, rng):
+    """K = 64, N = 40: two full panels of 16 columns and a partial one on AVX2 (a partial of 32 with
+    AVX-512); 5 or 10 rows: full 4-row tiles and remainder rows."""
+    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features)
+    if spec is None:
+        pytest.skip(f"{cpu} has no integer dot product")
+    model = _model(64, 40, rng)
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True, cpu=cpu))
+    for b in (1, 2):
+        x = (rng.standard_normal((b, 5, 64)) * 3).astype(np.float32)
+        np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+    assert spec.name in _kernels_run(sess, {"x": x})
+
+
+@pytest.mark.slow
+def test_other_products_are_expanded(rng):
+    """K not a multiple of 4: the float32 expansion, still exact at this size."""
+    model = _model(30, 7, rng)
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True))
+    x = rng.standard_normal((2, 5, 30)).astype(np.float32)
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+    assert not any(k.startswith("gemm_u8s8") for k in _kernels_run(sess, {"x": x}))
+
+
+@pytest.mark.parametrize("dot,features,instruction", [
+    ("avx512vnni", ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512vnni"), "vpdpbusd\t%zmm"),
+    ("avxvnni", ("avx2", "avxvnni"), "{vex}\tvpdpbusd\t%ymm"),
+    ("avx2", ("avx2",), "vpmaddwd\t%ymm"),
+])
+def test_each_path_compiles_to_its_instruction(dot, features, instruction):
+    target = CPUTarget(HOST.triple, "x86-64-v3", features)
+    spec = Int8GemmSpec.for_features(features)
+    assert spec.dot == dot
+    module = ModuleOp([int8_gemm_kernel(spec)])
+    _convert(module)
+    mod = llvm.parse_assembly(to_llvm_ir(module, target))
+    asm = target.target_machine().emit_assembly(mod)
+    assert instruction in asm
+
+
+def test_dot_products_are_ordered_best_first():
+    assert [name for name, *_ in DOT_PRODUCTS] == ["avx512vnni", "avxvnni", "avx2"]
+    assert Int8GemmSpec.for_features(("sse2",)) is None
+
+
+def test_checked_build_has_no_violation(rng):
+    """Every access of the integer GEMM and the dynamic quantize kernels is inside its buffer
+    (the A words, the packed B and column sums, the masked last panel)."""
+    from pyflame_rt.compiler import compile_model
+    from pyflame_rt.executable import Executable
+    from pyflame_rt.options import CompileOptions, OptLevel
+
+    model = _model(64, 40, rng)
+    exe = Executable(compile_model(model, CompileOptions(checked=True, opt_level=OptLevel.NONE)))
+    x = rng.standard_normal((3, 5, 64)).astype(np.float32)
+    np.testing.assert_array_equal(exe.run([x])[0], ort_run(model, {"x": x})[0])
+
+
+@pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
+def test_qlinear_matmul_requantizes_in_the_epilogue(cpu, rng):
+    """QLinearMatMul (per-column weight scales) by the requantizing GEMM: within one
+    output step of onnxruntime (the float multipliers round differently from its own)."""
+    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features, requant=True)
+    if spec is None:
+        pytest.skip(f"{cpu} has no integer dot product")
+    w = rng.integers(-127, 128, (32, 20)).astype(np.int8)
+    nodes = [helper.make_node("QLinearMatMul", ["a", "as", "az", "w", "ws", "wz", "ys", "yz"], ["y"])]
+    model = make_model(nodes, [("a", ["B", 3, 32], np.uint8)], [("y", ["B", 3, 20], np.uint8)],
+                       {"as": np.array(0.02, np.float32), "az": np.array(120, np.uint8), "w": w,
+                        "ws": (rng.random(20) * 0.01 + 0.001).astype(np.float32), "wz": np.zeros(20, np.int8),
+                        "ys": np.array(0.5, np.float32), "yz": np.array(130, np.uint8)})
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True, cpu=cpu))
+    a = rng.integers(0, 256, (2, 3, 32)).astype(np.uint8)
+    ours, ref = sess.run(None, {"a": a})[0], ort_run(model, {"a": a})[0]
+    assert np.abs(ours.astype(np.int32) - ref).max() <= 1
+    assert spec.name in _kernels_run(sess, {"a": a})
