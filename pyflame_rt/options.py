@@ -7,8 +7,12 @@ import os
 from dataclasses import dataclass, field
 from enum import IntEnum
 from numbers import Integral
+from typing import TYPE_CHECKING, Callable
 
 from pyflame_rt.errors import ValidationError
+
+if TYPE_CHECKING:
+    from pyflame_rt.quantization.config import QuantConfig
 
 ENV_DIR = "PYFLAME_RT_CACHE_DIR"
 KERNEL_ENV_DIR = "PYFLAME_RT_KERNEL_CACHE_DIR"
@@ -125,6 +129,7 @@ class CompileOptions:
     verbose_optimization: bool = False       # log every pass's statistics
     checked: bool = False  # bounds-check every load and store (MemoryAccessError), docs/checked-build.md
     kernel_cache: KernelCacheConfig | None = None  # None: the default; enabled=False compiles every kernel
+    quantization: QuantConfig | None = None  # reduced precision (docs/quantization.md)
 
 
 @dataclass
@@ -138,7 +143,10 @@ class SessionOptions:
     sign_key_file: a signing key; `.pfm` artifacts must then carry a valid HMAC with it (None =
     $PYFLAME_RT_SIGN_KEY_FILE if set, else signatures are not required; docs/security.md).
     checked: compile .onnx inputs as checked builds (every load and store bounds-checked,
-    MemoryAccessError on a violation; docs/checked-build.md)."""
+    MemoryAccessError on a violation; docs/checked-build.md). quantization: a QuantConfig to compile
+    .onnx inputs in reduced precision (a .pfm must have been compiled in that mode);
+    calibration_data: a callable returning one feed dict per call, called calibration_batches
+    times before the compile (docs/quantization.md)."""
 
     num_threads: int = 0
     optimization_level: OptLevel = OptLevel.EXTENDED
@@ -153,6 +161,9 @@ class SessionOptions:
     cache: CacheConfig | None = None
     sign_key_file: str | None = None
     checked: bool = False
+    quantization: QuantConfig | None = None
+    calibration_data: Callable[[], dict] | None = None
+    calibration_batches: int = 100
 
     # onnxruntime spellings, so migrated code keeps working
     intra_op_num_threads = _alias("num_threads")
@@ -214,6 +225,25 @@ class SessionOptions:
             yield f"checked must be a bool, got {self.checked!r}"
         if self.cache is not None and not isinstance(self.cache, CacheConfig):
             yield f"cache must be a CacheConfig or None, got {type(self.cache).__name__}"
+        yield from self._quantization_problems()
+
+    def _quantization_problems(self):
+        if self.quantization is not None:
+            from pyflame_rt.quantization.config import QuantConfig
+
+            if not isinstance(self.quantization, QuantConfig):
+                yield f"quantization must be a QuantConfig or None, got {type(self.quantization).__name__}"
+            else:
+                try:
+                    self.quantization.validated()
+                except ValidationError as e:
+                    yield str(e)
+        if self.calibration_data is not None and not callable(self.calibration_data):
+            yield f"calibration_data must be a callable returning a feed dict, got {type(self.calibration_data).__name__}"
+        if self.calibration_data is not None and self.quantization is None:
+            yield "calibration_data is given but quantization is not set"
+        if type(self.calibration_batches) is not int or self.calibration_batches < 1:
+            yield f"calibration_batches must be an int >= 1, got {self.calibration_batches!r}"
 
 
 @dataclass
