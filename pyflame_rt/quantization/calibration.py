@@ -7,6 +7,7 @@ a deterministic naming of the graph function's values, so a `GraphQuantInfo` app
 of the same imported graph."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,3 +152,34 @@ def observing_module(module: ModuleOp, sources: dict) -> ModuleOp:
 
 def _input_name(fn: func.FuncOp, arg: BlockArgument) -> str:
     return fn.arg_attrs.data[arg.index].data[graph.ARG_NAME].data
+
+
+def load_calibration_feeds(path: str) -> list[dict[str, np.ndarray]]:
+    """Calibration feeds from a file: an .npz whose arrays, named after the model's inputs, stack
+    the batches on a new first axis (feed i is every array's [i]); or a directory whose .npz files
+    (in name order) hold one feed each."""
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
+        if not files:
+            raise InputError(f"calibration directory {path} holds no .npz file")
+        return [_read_npz(os.path.join(path, f)) for f in files]
+    stacked = _read_npz(path)
+    counts = {len(a) if a.ndim else 0 for a in stacked.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise InputError(f"the arrays of {path} must stack the same number of batches on their first axis, "
+                         f"got first dims {[a.shape[:1] for a in stacked.values()]}")
+    return [{name: a[i] for name, a in stacked.items()} for i in range(counts.pop())]
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read calibration data {path}: {e}") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise InputError(f"calibration data {path} is not an .npz archive")
+    with data:
+        arrays = {name: data[name] for name in data.files}
+    if not arrays:
+        raise InputError(f"calibration data {path} holds no arrays")
+    return arrays
