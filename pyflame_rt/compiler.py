@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 
 from xdsl.utils.exceptions import ParseError, VerifyException
 
@@ -118,7 +119,7 @@ def compile_model(model, options: CompileOptions | None = None, log=None,
         "assumptions": [a.to_json() for a in _checkable(model_assumptions + lowered.assumptions, lowered.symbols)],
         "parameter_count": imported.parameter_count,
         **({"optimization": _optimization_json(options, *passes)} if passes else {}),
-        **({"quantization": quantization.to_json()} if quantization is not None else {}),
+        **({"quantization": _stored(quantization, emitted.weights.nbytes)} if quantization is not None else {}),
         "compile_ms": times,
     }
     return CompiledModel(header, emitted.weights, emitted.code)
@@ -131,6 +132,10 @@ def _quantize(module, opset: int, options: CompileOptions, calibration: GraphQua
     if at_kernel_level:
         raise ValidationError("kernel-level IR is already lowered: quantize the ONNX model or graph-level IR")
     return Quantizer(options.quantization).apply(module, opset, calibration)
+
+
+def _stored(report, weight_bytes: int) -> dict:
+    return replace(report, stored_size_mb=weight_bytes / (1 << 20)).to_json()
 
 
 def _optimization_json(options: CompileOptions, legalized, optimized) -> dict:

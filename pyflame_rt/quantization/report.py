@@ -23,6 +23,10 @@ class LayerReport:
 
 @dataclass(frozen=True)
 class QuantizationReport:
+    """Sizes are of the graph's weights before and after quantization; stored_size_mb is what the
+    compiled artifact holds (the CPU's GEMM and convolution kernels read float32 panels packed at
+    compile time, so half weights they read are widened there)."""
+
     mode: str
     nodes_quantized: int
     nodes_total: int
@@ -32,6 +36,7 @@ class QuantizationReport:
     activations_quantized: bool
     sqnr_budget_db: float | None = None
     layers: list[LayerReport] = field(default_factory=list)
+    stored_size_mb: float | None = None
 
     @property
     def compression_ratio(self) -> float:
@@ -54,7 +59,8 @@ class QuantizationReport:
         """The report as `pyflame-rt inspect` prints it."""
         lines = [f"mode {self.mode}: {self.nodes_quantized} / {self.nodes_total} nodes quantized, weights "
                  f"{self.original_size_mb:.3f} MB -> {self.quantized_size_mb:.3f} MB "
-                 f"({self.compression_ratio:.2f}x)"]
+                 f"({self.compression_ratio:.2f}x)"
+                 + (f", {self.stored_size_mb:.3f} MB stored" if self.stored_size_mb is not None else "")]
         if self.sqnr_budget_db is not None:
             lines.append(f"per-layer SQNR budget {self.sqnr_budget_db:g} dB")
         for layer in self.layers:

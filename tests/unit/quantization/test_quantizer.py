@@ -110,6 +110,7 @@ def test_report_json_round_trip(rng):
     assert QuantizationReport.from_json(report.to_json()) == report
 
 
+@pytest.mark.slow  # compiles convolution kernels: tens of seconds with a cold kernel cache
 @pytest.mark.parametrize("config, min_cosine", [(QuantConfig.fp16(), 0.99999), (QuantConfig.bfloat16(), 0.9999)],
                          ids=["fp16", "bf16"])
 def test_cnn_accuracy_against_float32(config, min_cosine, rng):
