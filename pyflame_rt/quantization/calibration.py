@@ -1,7 +1,7 @@
 """`Calibrator`: runs the float32 model with PyFlameRT on calibration feeds and gathers, per
 activation tensor a quantized layer reads, the statistics its quantization parameters come from.
 
-The model is compiled once as a variant whose outputs also include those activations (the float
+The model (prepared: quantization/prepare.py) is compiled once as a variant whose outputs also include those activations (the float
 operands of the ops of `OBSERVED` that no constant defines). Tensors are named by `value_keys`,
 a deterministic naming of the graph function's values, so a `GraphQuantInfo` applies to any copy
 of the same imported graph."""
@@ -23,6 +23,7 @@ from pyflame_rt.importers.onnx import ImportResult
 from pyflame_rt.quantization.config import CalibrationMethod, QuantConfig
 from pyflame_rt.quantization.histogram import TensorStats, entropy_threshold, percentile_threshold
 from pyflame_rt.quantization.params import QuantParams
+from pyflame_rt.quantization.prepare import prepare
 from pyflame_rt.transforms.convert_to_half import HALF_OPS, node_name
 
 # the ops whose float activations are observed: every op a quantization mode converts, and Concat
@@ -79,10 +80,11 @@ class Calibrator:
             raise ValidationError(f"Calibrator takes an imported graph (ImportResult), got {type(graph_).__name__}")
         self.config = config.validated()
         self._graph = graph_
+        self._module = prepare(graph_.module.clone())
         self._session = None
         self._sources: dict[str, tuple[str, object]] = {}  # key -> ("input", name) | ("output", index)
         histogram = self.config.calibration_method is not CalibrationMethod.MinMax
-        self._stats = {key: TensorStats(histogram) for key in observed_values(graph.entry_function(graph_.module))}
+        self._stats = {key: TensorStats(histogram) for key in observed_values(graph.entry_function(self._module))}
         self._samples: dict[str, np.ndarray] = {}
         self.batches = 0
 
@@ -120,7 +122,7 @@ class Calibrator:
         if self._session is None:
             from pyflame_rt.session import InferenceSession  # the compiler side loads the quantizer
 
-            module = observing_module(self._graph.module, self._sources)
+            module = observing_module(self._module, self._sources)
             self._session = InferenceSession(ImportResult(module=module, opset=self._graph.opset))
         return self._session
 

@@ -1,6 +1,6 @@
 """`Quantizer`: a float32 graph in a reduced-precision mode, with accuracy-aware mixed precision.
 
-FP16 / BFloat16 run `convert-to-fp16` / `convert-to-bf16` (transforms/convert_to_half.py). Each
+The graph is prepared first (quantization/prepare.py: LayerNorm, GELU, Softmax fused). FP16 / BFloat16 run `convert-to-fp16` / `convert-to-bf16` (transforms/convert_to_half.py). Each
 eligible layer's error is its output's SQNR against float32 on sample activations (the
 calibration data's first batch; a random feed when none is given and a budget is set): the op is
 evaluated by the numpy reference once on the float32 operands and once on operands rounded to
@@ -25,6 +25,7 @@ from pyflame_rt.errors import UnsupportedQuantizationError, ValidationError
 from pyflame_rt.importers.onnx import ImportResult
 from pyflame_rt.quantization.calibration import Calibrator, GraphQuantInfo, value_keys
 from pyflame_rt.quantization.config import QuantConfig
+from pyflame_rt.quantization.prepare import prepare
 from pyflame_rt.quantization.report import SQNR_CAP_DB, LayerReport, QuantizationReport
 from pyflame_rt.transforms.convert_to_half import ConvertToBF16, ConvertToFP16, node_name, op_type
 from pyflame_rt.transforms.graph_pass import PassStats, constant_array, node_census
@@ -81,9 +82,10 @@ class Quantizer:
                 f"{mode.name} quantization needs int8 GEMM / convolution kernels (the quant dialect's quantized "
                 f"MatMul, Gemm and Conv), which this build does not have yet; use QuantConfig.fp16() or .bfloat16()")
         half = mode.half_dtype
-        fn = graph.entry_function(module)
         weights = WeightTable.of(module)
-        original_bytes, nodes_total = _weight_bytes(weights), sum(node_census(module).values())
+        original_bytes = _weight_bytes(weights)
+        fn = graph.entry_function(prepare(module))
+        nodes_total = sum(node_census(module).values())
         samples = quant_info.samples if quant_info is not None else {}
         if self.config.sqnr_budget_db is not None and not samples:
             samples = _random_samples(module, opset, self.config)

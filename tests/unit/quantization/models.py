@@ -33,3 +33,22 @@ def cnn(rng):
                        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
                        helper.make_node("Gemm", ["f", "fc", "fcb"], ["y"], name="fc", transB=1)],
                       [("x", ["batch", 3, 16, 16])], [("y", ["batch", 10])], w)
+
+
+def matmul_layer_norm(rng):
+    """x[batch, 16] -> MatMul -> LayerNorm as exporters decompose it (ReduceMean, Sub, Pow,
+    ReduceMean, Add, Sqrt, Div, Mul, Add)."""
+    w = {"w": rng.standard_normal((16, 16)).astype(np.float32), "two": np.array(2.0, np.float32),
+         "eps": np.array(1e-5, np.float32), "gamma": rng.standard_normal(16).astype(np.float32),
+         "beta": rng.standard_normal(16).astype(np.float32)}
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm"),
+             helper.make_node("ReduceMean", ["h"], ["mean"], axes=[-1], name="mean"),
+             helper.make_node("Sub", ["h", "mean"], ["d"], name="sub"),
+             helper.make_node("Pow", ["d", "two"], ["sq"], name="pow"),
+             helper.make_node("ReduceMean", ["sq"], ["var"], axes=[-1], name="var"),
+             helper.make_node("Add", ["var", "eps"], ["ve"], name="add_eps"),
+             helper.make_node("Sqrt", ["ve"], ["std"], name="sqrt"),
+             helper.make_node("Div", ["d", "std"], ["n"], name="div"),
+             helper.make_node("Mul", ["n", "gamma"], ["s"], name="scale"),
+             helper.make_node("Add", ["s", "beta"], ["y"], name="shift")]
+    return make_model(nodes, [("x", ["batch", 16])], [("y", ["batch", 16])], w, opset=17)

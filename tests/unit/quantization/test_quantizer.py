@@ -8,7 +8,7 @@ from pyflame_rt.quantization import Calibrator, QuantConfig, Quantizer
 from pyflame_rt.quantization.quantizer import sqnr_db
 from pyflame_rt.quantization.report import SQNR_CAP_DB, QuantizationReport
 
-from .models import cnn, mlp
+from .models import cnn, matmul_layer_norm, mlp
 
 
 def _f16(a):
@@ -143,3 +143,8 @@ def test_transformer_encoder_accuracy_against_float32(config, min_cosine):
     assert result.stats.nodes_quantized > 10 and result.stats.compression_ratio() > 1.5
     cosines = [_cosine(g, w) for g, w in zip(got.reshape(-1, got.shape[-1]), want.reshape(-1, want.shape[-1]))]
     assert min(cosines) >= min_cosine
+
+
+def test_a_decomposed_layer_norm_stays_float32(rng):
+    report = Quantizer(QuantConfig.fp16()).quantize(from_onnx(matmul_layer_norm(rng))).report
+    assert [(layer.node, layer.precision) for layer in report.layers] == [("mm", "float16")]
