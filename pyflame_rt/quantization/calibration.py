@@ -20,7 +20,7 @@ from pyflame_rt.dialects.assumptions import collect
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InputError, ValidationError
 from pyflame_rt.importers.onnx import ImportResult
-from pyflame_rt.quantization.config import CalibrationMethod, QuantConfig
+from pyflame_rt.options import CalibrationMethod, QuantConfig
 from pyflame_rt.quantization.histogram import TensorStats, entropy_threshold, percentile_threshold
 from pyflame_rt.quantization.params import QuantParams
 from pyflame_rt.quantization.prepare import prepare

@@ -24,7 +24,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedQuantizationError, ValidationError
 from pyflame_rt.importers.onnx import ImportResult
 from pyflame_rt.quantization.calibration import Calibrator, GraphQuantInfo, value_keys
-from pyflame_rt.quantization.config import QuantConfig
+from pyflame_rt.options import QuantConfig
 from pyflame_rt.quantization.prepare import prepare
 from pyflame_rt.quantization.report import SQNR_CAP_DB, LayerReport, QuantizationReport
 from pyflame_rt.transforms.convert_to_half import ConvertToBF16, ConvertToFP16, node_name, op_type
