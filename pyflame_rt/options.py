@@ -124,7 +124,8 @@ class QuantConfig:
     """mode: what the float32 model becomes. weight_dtype / activation_dtype: the storage of
     weights and activations (the half type for FP16 / BFloat16; int8 or uint8 for the integer
     modes). granularity: one scale per tensor or per output channel of a weight.
-    calibration_method / calibration_samples / percentile: how static INT8 ranges are found.
+    calibration_method / percentile: how static INT8 ranges are found; calibration_samples: the
+    calibration batches a session draws (SessionOptions.calibration_batches overrides it).
     symmetric: zero point 0 (int8) or 128 (uint8). exclude_ops: op types ("Softmax") or ONNX node
     names kept in float32. sqnr_budget_db: the accuracy budget per layer; a layer whose output
     signal-to-quantization-noise ratio against float32 is below it stays float32 (None: every
@@ -260,7 +261,7 @@ class SessionOptions:
     MemoryAccessError on a violation; docs/checked-build.md). quantization: a QuantConfig to compile
     .onnx inputs in reduced precision (a .pfm must have been compiled in that mode);
     calibration_data: a callable returning one feed dict per call, called calibration_batches
-    times before the compile (docs/quantization.md)."""
+    times (None: quantization.calibration_samples) before the compile (docs/quantization.md)."""
 
     num_threads: int = 0
     optimization_level: OptLevel = OptLevel.EXTENDED
@@ -277,7 +278,7 @@ class SessionOptions:
     checked: bool = False
     quantization: QuantConfig | None = None
     calibration_data: Callable[[], dict] | None = None
-    calibration_batches: int = 100
+    calibration_batches: int | None = None  # None: quantization.calibration_samples
 
     # onnxruntime spellings, so migrated code keeps working
     intra_op_num_threads = _alias("num_threads")
@@ -354,8 +355,9 @@ class SessionOptions:
             yield f"calibration_data must be a callable returning a feed dict, got {type(self.calibration_data).__name__}"
         if self.calibration_data is not None and self.quantization is None:
             yield "calibration_data is given but quantization is not set"
-        if type(self.calibration_batches) is not int or self.calibration_batches < 1:
-            yield f"calibration_batches must be an int >= 1, got {self.calibration_batches!r}"
+        if self.calibration_batches is not None and (type(self.calibration_batches) is not int
+                                                     or self.calibration_batches < 1):
+            yield f"calibration_batches must be an int >= 1 or None, got {self.calibration_batches!r}"
 
 
 @dataclass

@@ -203,11 +203,12 @@ def _check_providers(providers, provider_options) -> None:
 
 
 def _calibrate(imported, options: SessionOptions):
-    """Calibration statistics of `imported` over options.calibration_batches feeds."""
+    """Calibration statistics of `imported` over options.calibration_batches feeds (by default the
+    config's calibration_samples)."""
     from pyflame_rt.quantization.calibration import Calibrator
 
     calibrator = Calibrator(imported, options.quantization)
-    for _ in range(options.calibration_batches):
+    for _ in range(options.calibration_batches or options.quantization.calibration_samples):
         calibrator.observe(options.calibration_data())
     return calibrator.compute_quant_params()
 
