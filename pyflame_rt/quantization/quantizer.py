@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 from xdsl.dialects import func
@@ -111,7 +112,7 @@ class Quantizer:
                 layers.append(LayerReport(name, kind, DType.FLOAT32.value, None, "excluded by exclude_ops"))
                 continue
             inputs = [samples.get(keys[v]) if keys[v] in samples else constant_array(v, weights) for v in op.operands]
-            sqnr = None if any(x is None for x in inputs) else layer_sqnr(op, inputs, half)
+            sqnr = None if any(x is None for x in inputs) else layer_sqnr(op, inputs, rounding_to(half))
             if budget is not None and sqnr is not None and sqnr < budget and node_name(op) is not None:
                 layers.append(LayerReport(name, kind, DType.FLOAT32.value, sqnr,
                                           f"SQNR {sqnr:.1f} dB is below the budget of {budget:g} dB"))
@@ -120,12 +121,12 @@ class Quantizer:
         return layers
 
 
-def layer_sqnr(op: Operation, inputs: list[np.ndarray], half: DType) -> float:
-    """The SQNR (dB) of `op`'s first result computed on half-rounded operands with a half-rounded
-    result, against the float32 computation."""
+def layer_sqnr(op: Operation, inputs: list[np.ndarray], store: Callable[[np.ndarray], np.ndarray]) -> float:
+    """The SQNR (dB) of `op`'s first result computed on stored operands with a stored result
+    (`store`: a float32 array as the quantized layer holds it, e.g. rounded to float16), against
+    the float32 computation."""
     exact = evaluate_op(op, inputs)[0].astype(np.float64)
-    rounded = [_round(np.asarray(x), half) for x in inputs]
-    approx = _round(evaluate_op(op, rounded)[0], half).astype(np.float64)
+    approx = store(evaluate_op(op, [store(np.asarray(x)) for x in inputs])[0]).astype(np.float64)
     return sqnr_db(exact, approx)
 
 
@@ -138,8 +139,9 @@ def sqnr_db(exact: np.ndarray, approx: np.ndarray) -> float:
     return round(10 * math.log10(signal / noise), 2) if signal > 0 else 0.0
 
 
-def _round(x: np.ndarray, half: DType) -> np.ndarray:
-    return x.astype(half.numpy).astype(np.float32) if x.dtype == np.float32 else x
+def rounding_to(half: DType) -> Callable[[np.ndarray], np.ndarray]:
+    """Float32 arrays rounded to `half` (nearest even) and widened back; others as they are."""
+    return lambda x: x.astype(half.numpy).astype(np.float32) if x.dtype == np.float32 else x
 
 
 def _weight_bytes(weights: WeightTable) -> int:
