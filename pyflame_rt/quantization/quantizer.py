@@ -111,7 +111,7 @@ class Quantizer:
             if kind in excluded or name in excluded:
                 layers.append(LayerReport(name, kind, DType.FLOAT32.value, None, "excluded by exclude_ops"))
                 continue
-            inputs = [samples.get(keys[v]) if keys[v] in samples else constant_array(v, weights) for v in op.operands]
+            inputs = [samples[keys[v]] if keys[v] in samples else constant_array(v, weights) for v in op.operands]
             sqnr = None if any(x is None for x in inputs) else layer_sqnr(op, inputs, rounding_to(half))
             if budget is not None and sqnr is not None and sqnr < budget and node_name(op) is not None:
                 layers.append(LayerReport(name, kind, DType.FLOAT32.value, sqnr,
