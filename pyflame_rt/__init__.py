@@ -26,7 +26,7 @@ from pyflame_rt.tensor import Tensor, from_numpy, to_numpy
 from pyflame_rt.version import __version__
 
 _IMPORTER_NAMES = ("ImportOptions", "ImportResult")
-_SUBMODULES = ("streaming", "batching", "serving")  # `pyflame_rt.batching.BatchConfig()` after `import pyflame_rt`
+_SUBMODULES = ("streaming", "batching", "serving", "quantization")  # `pyflame_rt.batching.BatchConfig()` after `import pyflame_rt`
 
 
 def __getattr__(name: str):

@@ -28,8 +28,21 @@ def _compile(args) -> int:
     sign_key = signing.configured_key(args.sign_key)
     options = CompileOptions(cpu=args.cpu, opt_level=OptLevel(args.opt_level),
                              verbose_optimization=args.verbose_optimization, checked=args.checked,
-                             kernel_cache=KernelCacheConfig(enabled=not args.no_kernel_cache))
-    compiled = compile_model(args.model, options, log=log)
+                             kernel_cache=KernelCacheConfig(enabled=not args.no_kernel_cache),
+                             quantization=_quant_config(args))
+    if args.calibration:
+        from pyflame_rt.importers.onnx import from_onnx
+        from pyflame_rt.quantization.calibration import Calibrator, load_calibration_feeds
+
+        model = from_onnx(args.model)
+        calibrator = Calibrator(model, options.quantization)
+        for feeds in load_calibration_feeds(args.calibration):
+            calibrator.observe(feeds)
+        if log:
+            log(f"calibrate: {calibrator.batches} batches")
+        compiled = compile_model(model, options, log=log, calibration=calibrator.compute_quant_params())
+    else:
+        compiled = compile_model(args.model, options, log=log)
     out = args.output or _default_output(args.model)
     artifact.save(compiled, out, sign_key)
     if log:
@@ -39,6 +52,27 @@ def _compile(args) -> int:
           f"({h['target']['cpu']}, {sum(h['op_summary'].values())} ops, {h['kernel_count']} kernels, "
           f"{compiled.weights.nbytes} bytes of weights, {sum(map(len, compiled.objects))} bytes of code)")
     return 0
+
+
+def _quant_config(args):
+    """The QuantConfig the --quantize flags ask for, or None."""
+    if args.quantize is None:
+        if args.calibration or args.calibration_method or args.per_channel or args.sqnr_budget is not None:
+            raise UsageError("--calibration, --calibration-method, --per-channel and --sqnr-budget need --quantize")
+        return None
+    from pyflame_rt.quantization import CalibrationMethod, QuantConfig, QuantGranularity, QuantMode
+
+    mode = QuantMode.parse(args.quantize)
+    if mode is QuantMode.StaticInt8 and not args.calibration:
+        raise UsageError("--quantize int8-static needs --calibration DIR_OR_NPZ")
+    config = {QuantMode.FP16: QuantConfig.fp16, QuantMode.BFloat16: QuantConfig.bfloat16,
+              QuantMode.DynamicInt8: QuantConfig.dynamic_int8, QuantMode.StaticInt8: QuantConfig.static_int8}[mode]()
+    if args.calibration_method:
+        config.calibration_method = CalibrationMethod.parse(args.calibration_method)
+    if args.per_channel:
+        config.granularity = QuantGranularity.PerChannel
+    config.sqnr_budget_db = args.sqnr_budget
+    return config.validated()
 
 
 def _default_output(model: str) -> str:
@@ -159,6 +193,13 @@ def _inspect(args) -> int:
     if "optimization" in h:
         o = h["optimization"]
         print(f"optimization  {o['level']}: {o['nodes_before']} -> {o['nodes_after']} graph nodes")
+    if "quantization" in h:
+        from pyflame_rt.quantization.report import QuantizationReport
+
+        first, *rest = QuantizationReport.from_json(h["quantization"]).summary().splitlines()
+        print(f"quantization  {first}")
+        for line in rest:
+            print(f"              {line}")
     return 0
 
 
@@ -242,6 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checked build: bounds-check every load and store (slower; for testing)")
     c.add_argument("--no-kernel-cache", action="store_true",
                    help="generate and compile every kernel (neither read nor fill the kernel cache)")
+    c.add_argument("--quantize", choices=["fp16", "bf16", "int8-dynamic", "int8-static"],
+                   help="compile in reduced precision (docs/quantization.md)")
+    c.add_argument("--calibration", metavar="DIR_OR_NPZ",
+                   help="calibration feeds: an .npz of arrays named after the inputs, batches stacked on a new "
+                        "first axis, or a directory of .npz files holding one feed each")
+    c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"])
+    c.add_argument("--per-channel", action="store_true", help="one int8 scale per output channel of a weight")
+    c.add_argument("--sqnr-budget", type=float, metavar="DB",
+                   help="keep in float32 every layer whose output SQNR against float32 is below DB")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(fn=_compile)
     r = sub.add_parser("run", help="run a compiled artifact (random inputs unless given)")

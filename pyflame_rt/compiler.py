@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 
 from xdsl.utils.exceptions import ParseError, VerifyException
 
@@ -17,13 +18,15 @@ from pyflame_rt.dialects.weights import parse_module
 from pyflame_rt.errors import InvalidModelError, ValidationError
 from pyflame_rt.importers.onnx import ImportResult, from_onnx
 from pyflame_rt.options import CompileOptions, OptLevel
+from pyflame_rt.quantization.calibration import GraphQuantInfo
+from pyflame_rt.quantization.quantizer import Quantizer
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.targets.target import Target
 from pyflame_rt.transforms.pass_manager import PassManager
 from pyflame_rt.version import __version__
 
 
-_DRIVER_STAGES = ("import", "optimize", "lower-graph")
+_DRIVER_STAGES = ("import", "quantize", "optimize", "lower-graph")
 
 # A compile allocates millions of short-lived IR objects; at the default young-generation threshold
 # (700) the collector traverses them, and every 100 young collections the whole heap, far more often
@@ -54,11 +57,12 @@ def _fewer_collections():
 
 @_fewer_collections()
 def compile_model(model, options: CompileOptions | None = None, log=None,
-                  target: Target | None = None) -> CompiledModel:
+                  target: Target | None = None, calibration: GraphQuantInfo | None = None) -> CompiledModel:
     """Compile an ONNX model (path, bytes or ModelProto), a graph- or kernel-level .mlir file with its
     weights (`pyflame-opt --print-weights`, `--to kernel`) or an ImportResult for `target` (by default
     the CPU target of `options.cpu`). Kernel-level IR was lowered when it was printed: the graph
-    stages are skipped and it is emitted as it is."""
+    stages are skipped and it is emitted as it is. With `options.quantization` the imported graph is
+    quantized first (`calibration`: a Calibrator's result for that graph), the report in the header."""
     options = options or CompileOptions()
     if not isinstance(options, CompileOptions):
         raise ValidationError(f"options must be a CompileOptions, got {type(options).__name__}")
@@ -93,6 +97,9 @@ def compile_model(model, options: CompileOptions | None = None, log=None,
         if not at_kernel_level:
             graph.infer_value_shapes(graph.entry_function(module))
     lap("import")
+    quantization = _quantize(module, imported.opset, options, calibration, at_kernel_level)
+    if quantization is not None:
+        lap("quantize")
     passes = [] if at_kernel_level else [
         PassManager(target.legalizations, target=target).run(module),
         PassManager.create_default(options.opt_level, target=target, verbose=options.verbose_optimization).run(module)]
@@ -112,9 +119,23 @@ def compile_model(model, options: CompileOptions | None = None, log=None,
         "assumptions": [a.to_json() for a in _checkable(model_assumptions + lowered.assumptions, lowered.symbols)],
         "parameter_count": imported.parameter_count,
         **({"optimization": _optimization_json(options, *passes)} if passes else {}),
+        **({"quantization": _stored(quantization, emitted.weights.nbytes)} if quantization is not None else {}),
         "compile_ms": times,
     }
     return CompiledModel(header, emitted.weights, emitted.code)
+
+
+def _quantize(module, opset: int, options: CompileOptions, calibration: GraphQuantInfo | None, at_kernel_level: bool):
+    """Quantize the imported graph in place as `options.quantization` says; the report, or None."""
+    if options.quantization is None:
+        return None
+    if at_kernel_level:
+        raise ValidationError("kernel-level IR is already lowered: quantize the ONNX model or graph-level IR")
+    return Quantizer(options.quantization).apply(module, opset, calibration)
+
+
+def _stored(report, weight_bytes: int) -> dict:
+    return replace(report, stored_size_mb=weight_bytes / (1 << 20)).to_json()
 
 
 def _optimization_json(options: CompileOptions, legalized, optimized) -> dict:

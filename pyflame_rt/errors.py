@@ -72,3 +72,8 @@ class QueueFullError(PyFlameRTError):
 
 class QueueClosedError(PyFlameRTError):
     """A request was submitted to an AsyncSession or batcher that is not started or was stopped."""
+
+
+class UnsupportedQuantizationError(PyFlameRTError, NotImplementedError):
+    """The requested quantization mode has no kernels in this build (the int8 modes until the
+    quantized GEMM / convolution kernels land); the model was not compiled."""

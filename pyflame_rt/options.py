@@ -1,13 +1,16 @@
 """Every options class: import, compile, session and run options (ONNX Runtime-style names), the
-compile and kernel caches' settings and the graph pass manager's."""
+compile and kernel caches' settings, the graph pass manager's and quantization's (`QuantConfig`,
+exported by pyflame_rt.quantization)."""
 from __future__ import annotations
 
 import operator
 import os
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import Enum, IntEnum
 from numbers import Integral
+from typing import Callable
 
+from pyflame_rt.dtype import DType
 from pyflame_rt.errors import ValidationError
 
 ENV_DIR = "PYFLAME_RT_CACHE_DIR"
@@ -71,6 +74,122 @@ def _alias(field_name: str) -> property:
                     lambda self, value: setattr(self, field_name, value))
 
 
+class _QuantEnum(Enum):
+    """Members are given as themselves or by name in any case ("fp16", "int8-dynamic" via `parse`)."""
+
+    @classmethod
+    def parse(cls, value) -> "_QuantEnum":
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            for member in cls:
+                if value.replace("-", "").replace("_", "").lower() in (member.name.lower(), *member.value):
+                    return member
+        raise ValidationError(f"invalid {cls.__name__} {value!r}: one of {[m.name for m in cls]}")
+
+
+class QuantMode(_QuantEnum):
+    """The guide's modes; the value lists the spellings the CLI and strings accept."""
+
+    FP16 = ("fp16", "float16", "half")
+    BFloat16 = ("bf16", "bfloat16")
+    DynamicInt8 = ("int8dynamic", "dynamicint8")
+    StaticInt8 = ("int8static", "staticint8")
+
+    @property
+    def is_half(self) -> bool:
+        return self in (QuantMode.FP16, QuantMode.BFloat16)
+
+    @property
+    def half_dtype(self) -> DType:
+        return DType.FLOAT16 if self is QuantMode.FP16 else DType.BFLOAT16
+
+
+class QuantGranularity(_QuantEnum):
+    PerTensor = ("pertensor",)
+    PerChannel = ("perchannel",)
+
+
+class CalibrationMethod(_QuantEnum):
+    MinMax = ("minmax",)
+    Entropy = ("entropy", "kl")
+    Percentile = ("percentile",)
+
+
+_INT8_TYPES = (DType.INT8, DType.UINT8)
+
+
+@dataclass
+class QuantConfig:
+    """mode: what the float32 model becomes. weight_dtype / activation_dtype: the storage of
+    weights and activations (the half type for FP16 / BFloat16; int8 or uint8 for the integer
+    modes). granularity: one scale per tensor or per output channel of a weight.
+    calibration_method / percentile: how static INT8 ranges are found; calibration_samples: the
+    calibration batches a session draws (SessionOptions.calibration_batches overrides it).
+    symmetric: zero point 0 (int8) or 128 (uint8). exclude_ops: op types ("Softmax") or ONNX node
+    names kept in float32. sqnr_budget_db: the accuracy budget per layer; a layer whose output
+    signal-to-quantization-noise ratio against float32 is below it stays float32 (None: every
+    eligible layer is converted)."""
+
+    mode: QuantMode = QuantMode.DynamicInt8
+    weight_dtype: DType = DType.INT8
+    activation_dtype: DType = DType.UINT8
+    granularity: QuantGranularity = QuantGranularity.PerTensor
+    calibration_method: CalibrationMethod = CalibrationMethod.MinMax
+    calibration_samples: int = 100
+    percentile: float = 99.99
+    symmetric: bool = True
+    exclude_ops: list[str] = field(default_factory=list)
+    sqnr_budget_db: float | None = None
+
+    @classmethod
+    def fp16(cls) -> "QuantConfig":
+        return cls(QuantMode.FP16, DType.FLOAT16, DType.FLOAT16)
+
+    @classmethod
+    def bfloat16(cls) -> "QuantConfig":
+        return cls(QuantMode.BFloat16, DType.BFLOAT16, DType.BFLOAT16)
+
+    @classmethod
+    def dynamic_int8(cls) -> "QuantConfig":
+        return cls(QuantMode.DynamicInt8, DType.INT8, DType.UINT8)
+
+    @classmethod
+    def static_int8(cls, calibration_samples: int = 100) -> "QuantConfig":
+        return cls(QuantMode.StaticInt8, DType.INT8, DType.INT8, calibration_samples=calibration_samples)
+
+    def validated(self) -> "QuantConfig":
+        """These settings normalized (names to members); ValidationError naming the first bad one."""
+        self.mode = QuantMode.parse(self.mode)
+        self.granularity = QuantGranularity.parse(self.granularity)
+        self.calibration_method = CalibrationMethod.parse(self.calibration_method)
+        allowed = (self.mode.half_dtype,) if self.mode.is_half else _INT8_TYPES
+        for name in ("weight_dtype", "activation_dtype"):
+            try:
+                dtype = DType(getattr(self, name))
+            except ValueError:
+                dtype = None
+            if dtype not in allowed:
+                raise ValidationError(f"QuantConfig.{name} must be one of {[d.value for d in allowed]} for mode "
+                                      f"{self.mode.name}, got {getattr(self, name)!r}")
+            setattr(self, name, dtype)
+        if type(self.calibration_samples) is not int or self.calibration_samples < 1:
+            raise ValidationError(f"QuantConfig.calibration_samples must be an int >= 1, "
+                                  f"got {self.calibration_samples!r}")
+        if isinstance(self.percentile, bool) or not isinstance(self.percentile, (int, float)) \
+                or not 50 < self.percentile <= 100:
+            raise ValidationError(f"QuantConfig.percentile must be in (50, 100], got {self.percentile!r}")
+        if not isinstance(self.symmetric, bool):
+            raise ValidationError(f"QuantConfig.symmetric must be a bool, got {self.symmetric!r}")
+        if not isinstance(self.exclude_ops, (list, tuple)) or not all(isinstance(o, str) for o in self.exclude_ops):
+            raise ValidationError(f"QuantConfig.exclude_ops must be a list of op types or node names, "
+                                  f"got {self.exclude_ops!r}")
+        budget = self.sqnr_budget_db
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))):
+            raise ValidationError(f"QuantConfig.sqnr_budget_db must be a number of dB or None, got {budget!r}")
+        return self
+
+
 @dataclass
 class CacheConfig:
     """dir None: $PYFLAME_RT_CACHE_DIR, else ~/.cache/pyflame-rt. Limits apply after each store."""
@@ -125,6 +244,7 @@ class CompileOptions:
     verbose_optimization: bool = False       # log every pass's statistics
     checked: bool = False  # bounds-check every load and store (MemoryAccessError), docs/checked-build.md
     kernel_cache: KernelCacheConfig | None = None  # None: the default; enabled=False compiles every kernel
+    quantization: QuantConfig | None = None  # reduced precision (docs/quantization.md)
 
 
 @dataclass
@@ -138,7 +258,10 @@ class SessionOptions:
     sign_key_file: a signing key; `.pfm` artifacts must then carry a valid HMAC with it (None =
     $PYFLAME_RT_SIGN_KEY_FILE if set, else signatures are not required; docs/security.md).
     checked: compile .onnx inputs as checked builds (every load and store bounds-checked,
-    MemoryAccessError on a violation; docs/checked-build.md)."""
+    MemoryAccessError on a violation; docs/checked-build.md). quantization: a QuantConfig to compile
+    .onnx inputs in reduced precision (a .pfm must have been compiled in that mode);
+    calibration_data: a callable returning one feed dict per call, called calibration_batches
+    times (None: quantization.calibration_samples) before the compile (docs/quantization.md)."""
 
     num_threads: int = 0
     optimization_level: OptLevel = OptLevel.EXTENDED
@@ -153,6 +276,9 @@ class SessionOptions:
     cache: CacheConfig | None = None
     sign_key_file: str | None = None
     checked: bool = False
+    quantization: QuantConfig | None = None
+    calibration_data: Callable[[], dict] | None = None
+    calibration_batches: int | None = None  # None: quantization.calibration_samples
 
     # onnxruntime spellings, so migrated code keeps working
     intra_op_num_threads = _alias("num_threads")
@@ -214,6 +340,24 @@ class SessionOptions:
             yield f"checked must be a bool, got {self.checked!r}"
         if self.cache is not None and not isinstance(self.cache, CacheConfig):
             yield f"cache must be a CacheConfig or None, got {type(self.cache).__name__}"
+        yield from self._quantization_problems()
+
+    def _quantization_problems(self):
+        if self.quantization is not None:
+            if not isinstance(self.quantization, QuantConfig):
+                yield f"quantization must be a QuantConfig or None, got {type(self.quantization).__name__}"
+            else:
+                try:
+                    self.quantization.validated()
+                except ValidationError as e:
+                    yield str(e)
+        if self.calibration_data is not None and not callable(self.calibration_data):
+            yield f"calibration_data must be a callable returning a feed dict, got {type(self.calibration_data).__name__}"
+        if self.calibration_data is not None and self.quantization is None:
+            yield "calibration_data is given but quantization is not set"
+        if self.calibration_batches is not None and (type(self.calibration_batches) is not int
+                                                     or self.calibration_batches < 1):
+            yield f"calibration_batches must be an int >= 1 or None, got {self.calibration_batches!r}"
 
 
 @dataclass

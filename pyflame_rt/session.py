@@ -104,6 +104,18 @@ class InferenceSession:
     def header(self) -> dict:
         return self._compiled.header
 
+    def is_quantized(self) -> bool:
+        """Whether the model was compiled in a reduced-precision mode (docs/quantization.md)."""
+        return "quantization" in self._compiled.header
+
+    def quantization_report(self):
+        """The `QuantizationReport` the compile stored in the artifact, or None."""
+        if not self.is_quantized():
+            return None
+        from pyflame_rt.quantization.report import QuantizationReport
+
+        return QuantizationReport.from_json(self._compiled.header["quantization"])
+
     # ----------------------------------------------------------------- run
     def run(self, output_names, input_feed: dict, run_options: RunOptions | None = None) -> list[np.ndarray]:
         """Thread-safe. run_options.timeout_ms > 0 raises RunTimeoutError past the deadline."""
@@ -200,6 +212,29 @@ def _check_providers(providers, provider_options) -> None:
                 raise ValidationError(f"provider {name!r} takes no options, got {sorted(extra)}")
 
 
+def _calibrate(imported, options: SessionOptions):
+    """Calibration statistics of `imported` over options.calibration_batches feeds (by default the
+    config's calibration_samples)."""
+    from pyflame_rt.quantization.calibration import Calibrator
+
+    calibrator = Calibrator(imported, options.quantization)
+    for _ in range(options.calibration_batches or options.quantization.calibration_samples):
+        calibrator.observe(options.calibration_data())
+    return calibrator.compute_quant_params()
+
+
+def _check_artifact_quantization(path: str, compiled: CompiledModel, options: SessionOptions) -> None:
+    """A .pfm is not recompiled: one opened with options.quantization must have been compiled so."""
+    if options.quantization is None:
+        return
+    mode = compiled.header.get("quantization", {}).get("mode")
+    wanted = options.quantization.mode.name
+    if mode != wanted:
+        raise ValidationError(f"{path} was compiled {'without quantization' if mode is None else 'in mode ' + mode}, "
+                              f"not {wanted}: a .pfm is not recompiled; compile the ONNX model with "
+                              f"`pyflame-rt compile --quantize` or open that model with these options")
+
+
 def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
     """(compiled model, whether it came from the compile cache). A `.pfm` path is read, verified
     (signature too with a signing key) and loaded without importing the compiler side (xDSL,
@@ -207,16 +242,23 @@ def _open(model, options: SessionOptions) -> tuple[CompiledModel, bool]:
     if isinstance(model, (str, os.PathLike)):
         model = os.fspath(model)
         if artifact.is_artifact(model):
-            return LOADER.load(model, signing.configured_key(options.sign_key_file)), False
+            compiled = LOADER.load(model, signing.configured_key(options.sign_key_file))
+            _check_artifact_quantization(model, compiled, options)
+            return compiled, False
     if isinstance(model, Graph):
         model = model.to_onnx()
     import onnx
 
     from pyflame_rt.compiler import CompileOptions, compile_model
     from pyflame_rt.importers.onnx import ImportResult, external_data
+    from pyflame_rt.importers.onnx import from_onnx as import_onnx
 
     copts = CompileOptions(cpu=options.cpu, opt_level=options.optimization_level,
-                           verbose_optimization=options.verbose_optimization, checked=options.checked)
+                           verbose_optimization=options.verbose_optimization, checked=options.checked,
+                           quantization=options.quantization)
+    if options.calibration_data is not None:  # calibrated: compiled for these feeds, not cached
+        imported = model if isinstance(model, ImportResult) else import_onnx(model)
+        return compile_model(imported, copts, calibration=_calibrate(imported, options)), False
     if isinstance(model, ImportResult):
         return compile_model(model, copts), False
     if isinstance(model, (bytes, bytearray)):

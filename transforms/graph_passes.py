@@ -1,5 +1,6 @@
 """Importing this module registers every in-tree graph pass (see registry.py)."""
 from pyflame_rt.transforms import (  # noqa: F401
+    convert_to_half,
     eliminate_common_subexpressions,
     eliminate_dead_code,
     expand_quant,

@@ -124,3 +124,28 @@ def test_serve_a_model_repository_until_sigterm(tmp_path, workers):
 def test_serve_refuses_a_missing_repository(tmp_path):
     r = _cli("serve", "--model-repository", str(tmp_path / "none"), "--port", "0")
     assert r.returncode == 2 and "InvalidModelError" in r.stderr and "is not a directory" in r.stderr
+
+
+@pytest.mark.slow
+def test_compile_quantized_and_inspect_the_report(tmp_path):
+    out = tmp_path / "mlp-fp16.pfm"
+    r = _cli("compile", str(ROOT / "examples" / "mlp.onnx"), "--quantize", "fp16", "-o", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    r = _cli("inspect", str(out))
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"quantization  mode FP16: \d+ / \d+ nodes quantized, weights .* \(2\.00x\)", r.stdout)
+    assert re.search(r"\((MatMul|Gemm)\): float16", r.stdout)
+
+
+@pytest.mark.slow
+def test_int8_compiles_calibrate_then_name_the_missing_kernels(tmp_path):
+    model = str(ROOT / "examples" / "mlp.onnx")
+    r = _cli("compile", model, "--quantize", "int8-static", "-q")
+    assert r.returncode == 2 and "--quantize int8-static needs --calibration" in r.stderr
+    r = _cli("compile", model, "--per-channel", "-q")
+    assert r.returncode == 2 and "need --quantize" in r.stderr
+    np.savez(tmp_path / "cal.npz", input=np.random.default_rng(0).standard_normal((2, 1, 1, 28, 28)).astype(np.float32))
+    r = _cli("compile", model, "--quantize", "int8-static", "--calibration", str(tmp_path / "cal.npz"),
+             "--calibration-method", "entropy", "--per-channel")
+    assert r.returncode == 2 and "calibrate: 2 batches" in r.stderr
+    assert "UnsupportedQuantizationError: StaticInt8 quantization needs int8 GEMM / convolution kernels" in r.stderr

@@ -268,3 +268,58 @@ def test_the_guides_python_api_section_runs_as_written(small):
     tensor = pyflame_rt.from_numpy(np.zeros((2, 3, 4), dtype=np.float32))  # "Tensor Properties"
     assert (tensor.ndim, tensor.num_elements, tensor.size_bytes, tensor.is_valid) == (3, 24, 96, True)
     assert tensor.dtype is pyflame_rt.DType.Float32 and tensor.reshape([6, 4]).shape == (6, 4)
+
+
+# ------------------------------------------------------------------ quantization (docs/quantization.md)
+def test_a_quantized_session_reports_and_its_artifact_keeps_the_report(tmp_path):
+    from pyflame_rt.quantization import QuantConfig
+
+    model = mlp()
+    assert not InferenceSession(model.SerializeToString()).is_quantized()
+    options = SessionOptions()
+    options.quantization = QuantConfig.bfloat16()
+    session = InferenceSession(model.SerializeToString(), options)
+    report = session.quantization_report()
+    assert session.is_quantized() and report.mode == "BFloat16"
+    assert (report.nodes_quantized, report.nodes_total) == (3, 3) and report.compression_ratio == pytest.approx(2.0)
+    assert report.weights_quantized and report.stored_size_mb > 0
+    x = np.random.default_rng(0).standard_normal((2, 32)).astype(np.float32)
+    (want,) = ort_run(model, {"x": x})
+    assert_close(session.run(None, {"x": x})[0], want, rtol=0.03)
+    path = tmp_path / "bf16.pfm"
+    artifact.save(session._compiled, path)
+    loaded = InferenceSession(str(path), options)
+    assert loaded.is_quantized() and loaded.quantization_report() == report
+    with pytest.raises(ValidationError, match="compiled in mode BFloat16, not FP16"):
+        InferenceSession(str(path), SessionOptions(quantization=QuantConfig.fp16()))
+
+
+def test_calibration_data_is_called_once_per_batch():
+    from pyflame_rt.errors import UnsupportedQuantizationError
+    from pyflame_rt.quantization import QuantConfig
+
+    rng = np.random.default_rng(0)
+    calls = []
+
+    def batch():
+        calls.append(1)
+        return {"x": rng.standard_normal((2, 32)).astype(np.float32)}
+
+    options = SessionOptions(quantization=QuantConfig.fp16(), calibration_data=batch, calibration_batches=3)
+    report = InferenceSession(mlp(), options).quantization_report()
+    assert len(calls) == 3 and all(layer.sqnr_db > 40 for layer in report.layers)  # measured on the batches
+    options.quantization, options.calibration_batches = QuantConfig.static_int8(calibration_samples=2), None
+    with pytest.raises(UnsupportedQuantizationError, match="int8 GEMM"):
+        InferenceSession(mlp(), options)
+    assert len(calls) == 5  # calibrated (calibration_samples batches) before the missing kernels are reported
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"quantization": "fp16"}, "quantization must be a QuantConfig"),
+    ({"calibration_data": {"x": 1}}, "calibration_data must be a callable"),
+    ({"calibration_data": dict}, "quantization is not set"),
+    ({"calibration_batches": 0}, "calibration_batches must be an int >= 1 or None"),
+])
+def test_quantization_options_are_validated(change, message):
+    with pytest.raises(ValidationError, match=message):
+        InferenceSession(mlp(), SessionOptions(**change))

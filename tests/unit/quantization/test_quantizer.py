@@ -1,0 +1,150 @@
+import numpy as np
+import pytest
+
+from pyflame_rt import InferenceSession
+from pyflame_rt.errors import UnsupportedQuantizationError, ValidationError
+from pyflame_rt.importers.onnx import from_onnx
+from pyflame_rt.quantization import Calibrator, QuantConfig, Quantizer
+from pyflame_rt.quantization.quantizer import sqnr_db
+from pyflame_rt.quantization.report import SQNR_CAP_DB, QuantizationReport
+
+from .models import cnn, matmul_layer_norm, mlp
+
+
+def _f16(a):
+    return np.asarray(a, np.float32).astype(np.float16).astype(np.float32)
+
+
+def _cosine(a, b):
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_fp16_graph_computes_what_half_precision_does(rng):
+    model, w = mlp(rng)
+    result = Quantizer(QuantConfig.fp16()).quantize_dynamic(from_onnx(model))
+    assert result.success
+    assert (result.stats.nodes_quantized, result.stats.nodes_total) == (4, 5)
+    assert result.stats.compression_ratio() == pytest.approx(2.0)
+    assert [layer.precision for layer in result.report.layers] == ["float16"] * 4
+    x = rng.standard_normal((3, 8)).astype(np.float32)
+    (got,) = InferenceSession(result.quantized_graph).run(None, {"x": x})
+    # every half op rounds its operands and result to float16 and accumulates in float32
+    h = _f16(np.maximum(_f16(_f16(_f16(x) @ _f16(w["w1"])) + _f16(w["b1"])), 0))
+    z = _f16(h @ _f16(w["w2"]))
+    e = np.exp(z - z.max(-1, keepdims=True))
+    np.testing.assert_allclose(got, e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+def test_the_original_graph_is_left_as_it_was(rng):
+    graph = from_onnx(mlp(rng)[0])
+    before = str(graph.module)
+    Quantizer(QuantConfig.bfloat16()).quantize(graph)
+    assert str(graph.module) == before
+
+
+def test_layer_sqnr_is_measured_against_numpy(rng):
+    model, w = mlp(rng)
+    graph = from_onnx(model)
+    calibrator = Calibrator(graph, QuantConfig.fp16())
+    x = rng.standard_normal((4, 8)).astype(np.float32)
+    calibrator.observe({"x": x})
+    report = Quantizer(QuantConfig.fp16()).quantize(graph, calibrator.compute_quant_params()).report
+    exact = x.astype(np.float64) @ w["w1"]
+    noise = exact - _f16(_f16(x) @ _f16(w["w1"]))
+    want = 10 * np.log10(np.sum(exact ** 2) / np.sum(noise ** 2))
+    assert report.layers[0].node == "mm1" and report.layers[0].sqnr_db == pytest.approx(want, abs=0.05)
+
+
+def test_layers_below_the_budget_stay_float32(rng):
+    model, _ = mlp(rng)
+    graph = from_onnx(model)
+    config = QuantConfig.bfloat16()
+    config.sqnr_budget_db = 1000.0  # no half layer is that accurate: every one stays float32
+    report = Quantizer(config).quantize(graph).report  # sampled on a random feed
+    assert report.nodes_quantized == 0 and len(report.kept_float32) == 4
+    assert all("below the budget of 1000 dB" in layer.reason for layer in report.kept_float32)
+    sqnrs = {layer.node: layer.sqnr_db for layer in report.layers}
+    config.sqnr_budget_db = sorted(sqnrs.values())[1] + 0.01  # the two least accurate stay float32
+    result = Quantizer(config).quantize(graph)
+    kept = {layer.node for layer in result.report.kept_float32}
+    assert kept == set(sorted(sqnrs, key=sqnrs.get)[:2]) and result.stats.nodes_quantized == 2
+    text = str(result.quantized_graph.module)
+    for node in kept:
+        assert f'graph.node = "{node}"}} : (tensor<?x' in text
+        assert all("bf16" not in line for line in text.splitlines()
+                   if f'graph.node = "{node}"' in line and "graph.cast" not in line)
+
+
+def test_excluded_ops_and_nodes(rng):
+    config = QuantConfig.fp16()
+    config.exclude_ops = ["MatMul", "relu"]
+    report = Quantizer(config).quantize(from_onnx(mlp(rng)[0])).report
+    assert {layer.node: layer.precision for layer in report.layers} == {
+        "mm1": "float32", "add1": "float16", "relu": "float32", "mm2": "float32"}
+    assert report.kept_float32[0].reason == "excluded by exclude_ops"
+    assert report.compression_ratio == pytest.approx(832 / (8 * 16 * 4 + 16 * 2 + 16 * 4 * 4))
+
+
+@pytest.mark.parametrize("config", [QuantConfig.dynamic_int8(), QuantConfig.static_int8()], ids=["dynamic", "static"])
+def test_int8_modes_name_the_missing_kernels(config, rng):
+    with pytest.raises(UnsupportedQuantizationError, match="int8 GEMM / convolution kernels"):
+        Quantizer(config).quantize(from_onnx(mlp(rng)[0]))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValidationError, match="QuantConfig"):
+        Quantizer("fp16")
+    with pytest.raises(ValidationError, match="ImportResult"):
+        Quantizer(QuantConfig.fp16()).quantize(b"onnx bytes")
+
+
+def test_sqnr_db():
+    exact = np.ones(100)
+    assert sqnr_db(exact, exact + 0.01) == pytest.approx(40.0)
+    assert sqnr_db(exact, exact) == SQNR_CAP_DB
+
+
+def test_report_json_round_trip(rng):
+    report = Quantizer(QuantConfig.fp16()).quantize(from_onnx(mlp(rng)[0])).report
+    assert QuantizationReport.from_json(report.to_json()) == report
+
+
+@pytest.mark.slow  # compiles convolution kernels: tens of seconds with a cold kernel cache
+@pytest.mark.parametrize("config, min_cosine", [(QuantConfig.fp16(), 0.99999), (QuantConfig.bfloat16(), 0.9999)],
+                         ids=["fp16", "bf16"])
+def test_cnn_accuracy_against_float32(config, min_cosine, rng):
+    graph = from_onnx(cnn(rng))
+    x = rng.standard_normal((2, 3, 16, 16)).astype(np.float32)
+    (want,) = InferenceSession(graph).run(None, {"x": x})
+    result = Quantizer(config).quantize(graph)
+    (got,) = InferenceSession(result.quantized_graph).run(None, {"x": x})
+    assert result.stats.nodes_quantized == 6  # two Conv, Add, two Relu, Gemm
+    assert _cosine(got, want) >= min_cosine
+    assert np.abs(got - want).max() <= 0.02 * np.abs(want).max()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("config, min_cosine", [(QuantConfig.fp16(), 0.9999), (QuantConfig.bfloat16(), 0.999)],
+                         ids=["fp16", "bf16"])
+def test_transformer_encoder_accuracy_against_float32(config, min_cosine):
+    tiny = pytest.importorskip("models.tiny_transformers")
+    torch = tiny.torch
+    torch.manual_seed(0)
+    model = tiny.export(tiny.TinyBert(), (torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long)),
+                        ["ids", "mask"], {0: "batch", 1: "seq"})
+    graph = from_onnx(model)
+    rng = np.random.default_rng(0)
+    feeds = {"ids": rng.integers(0, 100, (2, 12)), "mask": np.ones((2, 12), np.int64)}
+    (want,) = InferenceSession(graph).run(None, feeds)
+    result = Quantizer(config).quantize(graph)
+    (got,) = InferenceSession(result.quantized_graph).run(None, feeds)
+    assert result.stats.nodes_quantized > 10 and result.stats.compression_ratio() > 1.5
+    cosines = [_cosine(g, w) for g, w in zip(got.reshape(-1, got.shape[-1]), want.reshape(-1, want.shape[-1]))]
+    assert min(cosines) >= min_cosine
+
+
+def test_a_decomposed_layer_norm_stays_float32(rng):
+    report = Quantizer(QuantConfig.fp16()).quantize(from_onnx(matmul_layer_norm(rng))).report
+    assert [(layer.node, layer.precision) for layer in report.layers] == [("mm", "float16")]
