@@ -58,14 +58,15 @@ if os.environ.get(BODY_ENV):  # loaded by locust as its locustfile
                     r.failure(f"HTTP {r.status_code}: {r.text[:200]}")
 
 
-def request_body(model_path: str) -> bytes:
-    """One batch-1 v1 request with random inputs of the model's input types."""
+def request_body(model_path: str, seq: int) -> bytes:
+    """One batch-1 v1 request with random inputs of the model's input types: the first dynamic dim
+    (the batch) is 1, any other (a sequence) is `seq`."""
     import onnxruntime as ort
 
     rng = np.random.default_rng(0)
     inputs = {}
     for arg in ort.InferenceSession(model_path, providers=["CPUExecutionProvider"]).get_inputs():
-        shape = [1 if not isinstance(d, int) else d for d in arg.shape]
+        shape = [d if isinstance(d, int) else 1 if i == 0 else seq for i, d in enumerate(arg.shape)]
         if arg.name == "input_ids":
             array = rng.integers(0, 1000, shape).astype(np.int64)
         elif arg.type == "tensor(int64)":
@@ -180,6 +181,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of load per case")
     ap.add_argument("--warmup", type=int, default=5, help="requests before the load")
     ap.add_argument("--instances", type=int, default=1, help="pyflame: concurrent runs per model (instance.count)")
+    ap.add_argument("--seq", type=int, default=128, help="sequence length of text models' requests")
     ap.add_argument("--max-batch", type=int, default=16, help="pyflame-batching: batching.max_batch_size")
     ap.add_argument("--max-delay-us", type=int, default=2000, help="pyflame-batching: batching.max_queue_delay_us")
     ap.add_argument("--reload-after", type=float, default=0.0,
@@ -206,7 +208,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             body_file = workdir / "body.json"
-            body_file.write_bytes(request_body(model_path))
+            body_file.write_bytes(request_body(model_path, args.seq))
             for kind in args.servers.split(","):
                 port = free_port()
                 url = f"http://127.0.0.1:{port}"
