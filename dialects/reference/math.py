@@ -138,7 +138,7 @@ def _compute_numpy(dtype: DType) -> np.dtype:
 def cast_array(x: np.ndarray, to: DType, saturate: bool = True, round_mode: str = "up") -> np.ndarray:
     """ONNX Cast with the compiled kernels' semantics (targets/cpu/kernels/typed.py, `convert`), so a
     folded Cast gives the bits a compiled one would: to bool is x != 0; float to integer truncates
-    toward zero and saturates, NaN -> 0 (to int4 / int2 / ...: out of range -> 0, as onnx's reference);
+    toward zero and saturates, NaN -> 0 (to int4 / int2 / ...: then the high bits dropped);
     floats and integers convert through their compute types, so float64 -> float16 rounds via
     float32 as the kernel does; integers narrow by wrapping. To float8 / float4: rounded once to
     nearest even, `saturate` clamping to the largest finite value (float4 always); float8e8m0 takes
@@ -159,10 +159,13 @@ def cast_array(x: np.ndarray, to: DType, saturate: bool = True, round_mode: str 
             wide = np.clip(wide, -limit, limit)
         with np.errstate(over="ignore", invalid="ignore"):
             return wide.astype(to.numpy)
-    if to in SUB_BYTE_INTS and src in _FLOAT_DTYPES:
-        info = ml_dtypes.iinfo(to.numpy)
-        t = np.trunc(x.astype(np.float64))
-        return np.where(np.isnan(t) | (t < info.min) | (t > info.max), 0.0, t).astype(to.numpy)
+    if to in SUB_BYTE_INTS and src in _FLOAT_DTYPES:  # as float -> int32, then the high bits dropped
+        wide = cast_array(x, DType.INT32).astype(np.int64)
+        bits = SUB_BYTE_INTS[to]
+        low = wide & ((1 << bits) - 1)
+        if ml_dtypes.iinfo(to.numpy).min < 0:
+            low = np.where(low >= 1 << (bits - 1), low - (1 << bits), low)
+        return low.astype(to.numpy)
     if src is DType.BOOL or src not in _FLOAT_DTYPES:
         return x.astype(_compute_numpy(to)).astype(to.numpy)
     if to in _FLOAT_DTYPES:

@@ -79,7 +79,7 @@ SUB_BYTE = [(TensorProto.INT4, ml_dtypes.int4), (TensorProto.UINT4, ml_dtypes.ui
             (TensorProto.INT2, ml_dtypes.int2), (TensorProto.UINT2, ml_dtypes.uint2)]
 
 
-def test_sub_byte_integer_casts_wrap_truncate_and_zero_out_of_range():
+def test_sub_byte_integer_casts_truncate_then_wrap():
     f = np.array([-9.5, -8.9, -8, -0.9, 0.9, 7.9, 8, 15.5, 16, np.nan, np.inf, -np.inf], np.float32)
     i = np.array([-300, -9, -8, -1, 0, 7, 8, 15, 16, 300, 2 ** 31 - 1, -2 ** 31], np.int32)
     nodes, outputs = [], []
@@ -96,18 +96,21 @@ def test_sub_byte_integer_casts_wrap_truncate_and_zero_out_of_range():
     with np.errstate(invalid="ignore"):
         for _, np_type in SUB_BYTE:
             name = np.dtype(np_type).name
-            _same_bits(got[f"{name}_from_f"], _truncated_or_zero(f, np_type), f"float32 -> {name}")
+            _same_bits(got[f"{name}_from_f"], _truncated_and_wrapped(f, np_type), f"float32 -> {name}")
             _same_bits(got[f"{name}_from_i"], i.astype(np_type), f"int32 -> {name}")
             _same_bits(got[f"{name}_to_i8"], i.astype(np_type).astype(np.int8), f"{name} -> int8")
             _same_bits(got[f"{name}_to_f16"], i.astype(np_type).astype(np.float16), f"{name} -> float16")
 
 
-def _truncated_or_zero(f: np.ndarray, np_type) -> np.ndarray:
-    """onnx's reference float -> sub-byte integer Cast: truncated toward zero, 0 when out of range
-    or not finite (ml_dtypes' own astype wraps instead before 0.7)."""
+def _truncated_and_wrapped(f: np.ndarray, np_type) -> np.ndarray:
+    """float -> sub-byte integer Cast (out of range is undefined in ONNX): truncated toward zero as to
+    int32 (NaN and infinities: 0 and the int32 limits), then the high bits dropped, as a fixed-point
+    narrowing does (and ml_dtypes <= 0.5, which made onnx's node cases)."""
     info = ml_dtypes.iinfo(np_type)
-    t = np.trunc(f)
-    return np.where((t >= info.min) & (t <= info.max), t, 0).astype(np_type)
+    bits = int(np.log2(int(info.max) - int(info.min) + 1))
+    t = np.nan_to_num(np.trunc(f.astype(np.float64)), nan=0.0, posinf=2 ** 31 - 1, neginf=-2 ** 31)
+    low = np.clip(t, -2 ** 31, 2 ** 31 - 1).astype(np.int64) & ((1 << bits) - 1)
+    return np.where(low > info.max, low - (1 << bits), low).astype(np_type)
 
 
 def test_narrow_initializers_inputs_and_movement_ops(rng):
