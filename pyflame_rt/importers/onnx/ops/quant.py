@@ -134,9 +134,19 @@ def _quantize(ctx: _NodeContext):
 def _dequantize(ctx: _NodeContext):
     axis, block = int(ctx.attrs.get("axis", 1)), int(ctx.attrs.get("block_size", 0))
     if block or not _constants(ctx, 1, 2) or graph.dtype_of(ctx.input(0).type) is DType.INT32:
-        return [dequantize_values(ctx, ctx.input(0), 1, 2, axis, block)]
-    t = _qtype(ctx, 1, 2, axis, _storage_of(ctx, 0), _rank(ctx, 0))
-    return ctx.emit(quant.DequantizeOp, [ctx.input(0)], type=t)
+        value = dequantize_values(ctx, ctx.input(0), 1, 2, axis, block)
+    else:
+        t = _qtype(ctx, 1, 2, axis, _storage_of(ctx, 0), _rank(ctx, 0))
+        (value,) = ctx.emit(quant.DequantizeOp, [ctx.input(0)], type=t)
+    return [_as_output_dtype(ctx, value)]
+
+
+def _as_output_dtype(ctx: _NodeContext, value: SSAValue) -> SSAValue:
+    """DequantizeLinear's result is of its output_dtype (opset 25+), else of the scale's type
+    (float16, bfloat16): the ops above compute float32."""
+    to = DType.from_onnx(ctx.attrs["output_dtype"]) if ctx.attrs.get("output_dtype") else \
+        graph.dtype_of(ctx.input(1).type)
+    return value if graph.dtype_of(value.type) is to else _one(ctx, gm.CastOp, [value], to=to.value)
 
 
 @converter("DynamicQuantizeLinear")
