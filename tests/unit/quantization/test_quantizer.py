@@ -86,10 +86,57 @@ def test_excluded_ops_and_nodes(rng):
     assert report.compression_ratio == pytest.approx(832 / (8 * 16 * 4 + 16 * 2 + 16 * 4 * 4))
 
 
-@pytest.mark.parametrize("config", [QuantConfig.dynamic_int8(), QuantConfig.static_int8()], ids=["dynamic", "static"])
-def test_int8_modes_name_the_missing_kernels(config, rng):
-    with pytest.raises(UnsupportedQuantizationError, match="int8 GEMM / convolution kernels"):
-        Quantizer(config).quantize(from_onnx(mlp(rng)[0]))
+def test_static_int8_names_the_missing_rewrite(rng):
+    with pytest.raises(UnsupportedQuantizationError, match="static QDQ rewrite"):
+        Quantizer(QuantConfig.static_int8()).quantize(from_onnx(mlp(rng)[0]))
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_dynamic_int8_mlp_is_close_to_float32(per_channel, rng):
+    model, w = mlp(rng)
+    config = QuantConfig.dynamic_int8()
+    config.granularity = "per_channel" if per_channel else "per_tensor"
+    graph = from_onnx(model)
+    result = Quantizer(config).quantize_dynamic(graph)
+    assert (result.stats.nodes_quantized, result.stats.nodes_total) == (2, 5)
+    assert [(layer.node, layer.precision) for layer in result.report.layers] == [("mm1", "int8"), ("mm2", "int8")]
+    assert all(layer.sqnr_db is None for layer in result.report.layers)  # no budget: not measured
+    # int8 weights (one byte each) and the float32 bias; the scales inline (per tensor) or as weights
+    scales = (16 + 4) * 4 if per_channel else 0
+    assert result.stats.quantized_bytes == 8 * 16 + 16 * 4 + 16 * 4 + scales
+    text = str(result.quantized_graph.module)
+    assert text.count("quant.dynamic_quantize") == 2 and text.count("quant.matmul_integer") == 2
+    x = rng.standard_normal((3, 8)).astype(np.float32)
+    (want,) = InferenceSession(graph).run(None, {"x": x})
+    (got,) = InferenceSession(result.quantized_graph).run(None, {"x": x})
+    assert _cosine(got, want) >= 0.99
+
+
+def test_dynamic_int8_layer_error_and_budget(rng):
+    model, w = mlp(rng)
+    graph = from_onnx(model)
+    config = QuantConfig.dynamic_int8()
+    calibrator = Calibrator(graph, config)
+    x = rng.standard_normal((4, 8)).astype(np.float32)
+    calibrator.observe({"x": x})
+    report = Quantizer(config).quantize(graph, calibrator.compute_quant_params()).report
+    # mm1 on x fake-quantized to uint8 from its range and w1 to int8 symmetric
+    lo, hi = min(x.min(), 0), max(x.max(), 0)
+    scale = np.float32((hi - lo) / 255)
+    zp = np.clip(np.rint(-lo / scale), 0, 255)
+    xq = (np.clip(np.rint(x / scale) + zp, 0, 255) - zp) * scale
+    ws = np.abs(w["w1"]).max() / 127
+    exact = x.astype(np.float64) @ w["w1"]
+    noise = exact - xq @ (np.rint(w["w1"] / ws) * ws)
+    want = 10 * np.log10(np.sum(exact ** 2) / np.sum(noise ** 2))
+    assert report.layers[0].node == "mm1" and report.layers[0].sqnr_db == pytest.approx(want, abs=0.05)
+    config.sqnr_budget_db = report.layers[0].sqnr_db + 0.01  # mm1 is just below it
+    config.exclude_ops = ["mm2"]
+    result = Quantizer(config).quantize(graph, calibrator.compute_quant_params())
+    assert [layer.precision for layer in result.report.layers] == ["float32", "float32"]
+    assert "below the budget" in result.report.layers[0].reason
+    assert result.report.layers[1].reason == "excluded by exclude_ops"
+    assert "quant." not in str(result.quantized_graph.module)
 
 
 def test_bad_arguments():
