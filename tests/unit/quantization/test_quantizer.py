@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pyflame_rt import InferenceSession
+from conftest import ort_run
+from pyflame_rt import InferenceSession, SessionOptions
 from pyflame_rt.errors import UnsupportedQuantizationError, ValidationError
 from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.quantization import Calibrator, QuantConfig, Quantizer
@@ -195,3 +196,37 @@ def test_transformer_encoder_accuracy_against_float32(config, min_cosine):
 def test_a_decomposed_layer_norm_stays_float32(rng):
     report = Quantizer(QuantConfig.fp16()).quantize(from_onnx(matmul_layer_norm(rng))).report
     assert [(layer.node, layer.precision) for layer in report.layers] == [("mm", "float16")]
+
+
+def test_dynamic_int8_session(rng):
+    model, _ = mlp(rng)
+    options = SessionOptions()
+    options.quantization = QuantConfig.dynamic_int8()
+    session = InferenceSession(model.SerializeToString(), options)
+    assert session.is_quantized()
+    report = session.quantization_report()
+    assert report.mode == "DynamicInt8" and report.nodes_quantized == 2 and report.compression_ratio > 2
+    x = rng.standard_normal((5, 8)).astype(np.float32)
+    (got,) = session.run(None, {"x": x})
+    assert _cosine(got, ort_run(model, {"x": x})[0]) >= 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_dynamic_int8_transformer_encoder_against_float32():
+    tiny = pytest.importorskip("models.tiny_transformers")
+    torch = tiny.torch
+    torch.manual_seed(0)
+    model = tiny.export(tiny.TinyBert(), (torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long)),
+                        ["ids", "mask"], {0: "batch", 1: "seq"})
+    rng = np.random.default_rng(0)
+    feeds = {"ids": rng.integers(0, 100, (2, 12)), "mask": np.ones((2, 12), np.int64)}
+    (want,) = ort_run(model, feeds)
+    options = SessionOptions()
+    options.quantization = QuantConfig.dynamic_int8()
+    session = InferenceSession(model.SerializeToString(), options)
+    (got,) = session.run(None, feeds)
+    report = session.quantization_report()
+    assert session.is_quantized() and report.nodes_quantized >= 12 and report.compression_ratio > 1.5
+    cosines = [_cosine(g, w) for g, w in zip(got.reshape(-1, got.shape[-1]), want.reshape(-1, want.shape[-1]))]
+    assert min(cosines) >= 0.99
