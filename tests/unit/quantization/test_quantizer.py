@@ -94,7 +94,7 @@ def test_static_int8_names_the_missing_rewrite(rng):
 
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
 def test_dynamic_int8_mlp_is_close_to_float32(per_channel, rng):
-    model, w = mlp(rng)
+    model, _ = mlp(rng)
     config = QuantConfig.dynamic_int8()
     config.granularity = "per_channel" if per_channel else "per_tensor"
     graph = from_onnx(model)
