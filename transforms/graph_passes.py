@@ -16,4 +16,5 @@ from pyflame_rt.transforms import (  # noqa: F401
     fuse_softmax,
     legalize_half_precision,
     optimize_layout,
+    quantize_dynamic,
 )

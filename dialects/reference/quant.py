@@ -45,13 +45,18 @@ def _requantize(op, x):
     return quantize(dequantize(x[0], op.input_type), op.type)
 
 
-@reference(quant.DynamicQuantizeOp)
-def _dynamic_quantize(op, x):
-    lo, hi = min(float(x[0].min(initial=0.0)), 0.0), max(float(x[0].max(initial=0.0)), 0.0)
+def dynamic_quantize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DynamicQuantizeLinear: x as uint8 from its range extended to 0, its scale and zero point."""
+    lo, hi = min(float(x.min(initial=0.0)), 0.0), max(float(x.max(initial=0.0)), 0.0)
     scale = np.float32((np.float32(hi) - np.float32(lo)) / np.float32(255))
     zp = np.clip(np.rint(-np.float32(lo) / scale), 0, 255)
-    y = np.clip(np.rint(x[0] / scale) + zp, 0, 255)
+    y = np.clip(np.rint(x / scale) + zp, 0, 255)
     return y.astype(np.uint8), np.array(scale, np.float32), np.array(zp, np.uint8)
+
+
+@reference(quant.DynamicQuantizeOp)
+def _dynamic_quantize(op, x):
+    return dynamic_quantize(x[0])
 
 
 @reference(*[cls for cls in quant.QUANT_OPS if issubclass(cls, quant.QuantizedComputeOp)])

@@ -1,12 +1,14 @@
 """`Quantizer`: a float32 graph in a reduced-precision mode, with accuracy-aware mixed precision.
 
-The graph is prepared first (quantization/prepare.py: LayerNorm, GELU, Softmax fused). FP16 / BFloat16 run `convert-to-fp16` / `convert-to-bf16` (transforms/convert_to_half.py). Each
-eligible layer's error is its output's SQNR against float32 on sample activations (the
-calibration data's first batch; a random feed when none is given and a budget is set): the op is
-evaluated by the numpy reference once on the float32 operands and once on operands rounded to
-the half type, its result rounded too (what the compiled layer computes). A layer below the
-config's `sqnr_budget_db` stays float32 and the report says so. The int8 modes calibrate but do
-not compile yet: `UnsupportedQuantizationError` names the missing kernels."""
+The graph is prepared first (quantization/prepare.py: LayerNorm, GELU, Softmax fused). FP16 /
+BFloat16 run `convert-to-fp16` / `convert-to-bf16` (transforms/convert_to_half.py), DynamicInt8
+`quantize-dynamic-int8` (transforms/quantize_dynamic.py). Each eligible layer's error is its
+output's SQNR against float32 on sample activations (the calibration data's first batch; a random
+feed when none is given and a budget is set): the op is evaluated by the numpy reference once on
+the float32 operands and once on the operands as the quantized layer stores them (rounded to the
+half type, result too; or fake-quantized: activation uint8 from its range, weight int8
+symmetric). A layer below the config's `sqnr_budget_db` stays float32 and the report says so.
+StaticInt8 calibrates but does not compile yet (`UnsupportedQuantizationError`)."""
 from __future__ import annotations
 
 import math
@@ -20,16 +22,18 @@ from xdsl.ir import Operation
 
 from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.reference import evaluate_op
+from pyflame_rt.dialects.reference.quant import dynamic_quantize
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedQuantizationError, ValidationError
 from pyflame_rt.importers.onnx import ImportResult
 from pyflame_rt.quantization.calibration import Calibrator, GraphQuantInfo, value_keys
-from pyflame_rt.options import QuantConfig
+from pyflame_rt.options import QuantConfig, QuantGranularity, QuantMode
 from pyflame_rt.quantization.prepare import prepare
 from pyflame_rt.quantization.report import SQNR_CAP_DB, LayerReport, QuantizationReport
 from pyflame_rt.transforms.convert_to_half import ConvertToBF16, ConvertToFP16, node_name, op_type
-from pyflame_rt.transforms.graph_pass import PassStats, constant_array, node_census
+from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, constant_array, node_census
+from pyflame_rt.transforms.quantize_dynamic import QuantizeDynamicInt8, float_weight, int8_op_type, symmetric_int8
 
 _HALF_PASSES = {DType.FLOAT16: ConvertToFP16, DType.BFLOAT16: ConvertToBF16}
 _MB = 1 << 20
@@ -78,11 +82,12 @@ class Quantizer:
     def apply(self, module: ModuleOp, opset: int, quant_info: GraphQuantInfo | None) -> QuantizationReport:
         """Quantize `module` in place; what was done."""
         mode = self.config.mode
-        if not mode.is_half:
+        if mode is QuantMode.StaticInt8:
             raise UnsupportedQuantizationError(
-                f"{mode.name} quantization needs int8 GEMM / convolution kernels (the quant dialect's quantized "
-                f"MatMul, Gemm and Conv), which this build does not have yet; use QuantConfig.fp16() or .bfloat16()")
-        half = mode.half_dtype
+                "StaticInt8 quantization needs the static QDQ rewrite (activations quantized with calibrated "
+                "parameters between layers), which this build does not have yet; use QuantConfig.dynamic_int8(), "
+                ".fp16() or .bfloat16()")
+        scheme = _half_scheme(mode.half_dtype) if mode.is_half else _dynamic_int8_scheme(self.config)
         weights = WeightTable.of(module)
         original_bytes = _weight_bytes(weights)
         fn = graph.entry_function(prepare(module))
@@ -90,44 +95,105 @@ class Quantizer:
         samples = quant_info.samples if quant_info is not None else {}
         if self.config.sqnr_budget_db is not None and not samples:
             samples = _random_samples(module, opset, self.config)
-        layers = self._layers(fn, weights, samples, half)
+        layers = self._layers(fn, weights, samples, scheme)
         keep = tuple({*self.config.exclude_ops, *(layer.node for layer in layers if layer.reason)})
-        _HALF_PASSES[half](exclude=keep).rewrite(module, weights, PassStats())
+        scheme.rewrite(keep).rewrite(module, weights, PassStats())
         return QuantizationReport(
-            mode.name, sum(layer.precision == half.value for layer in layers), nodes_total,
+            mode.name, sum(layer.precision == scheme.precision for layer in layers), nodes_total,
             original_bytes / _MB, _weight_bytes(WeightTable.of(module)) / _MB,
             weights_quantized=True, activations_quantized=True, sqnr_budget_db=self.config.sqnr_budget_db,
             layers=layers)
 
-    def _layers(self, fn: func.FuncOp, weights: WeightTable, samples: dict, half: DType) -> list[LayerReport]:
+    def _layers(self, fn: func.FuncOp, weights: WeightTable, samples: dict, scheme: _Scheme) -> list[LayerReport]:
         """Every layer the mode converts, its error, and whether (why) it stays float32."""
         keys, excluded, budget = value_keys(fn), set(self.config.exclude_ops), self.config.sqnr_budget_db
         layers = []
         for op in fn.body.block.ops:
-            kind = op_type(op)
-            if kind is None or not any(graph.dtype_of(r.type) is DType.FLOAT32 for r in op.results):
+            kind = scheme.op_type(op, weights)
+            if kind is None:
                 continue
             name = node_name(op) or op.name
             if kind in excluded or name in excluded:
                 layers.append(LayerReport(name, kind, DType.FLOAT32.value, None, "excluded by exclude_ops"))
                 continue
             inputs = [samples[keys[v]] if keys[v] in samples else constant_array(v, weights) for v in op.operands]
-            sqnr = None if any(x is None for x in inputs) else layer_sqnr(op, inputs, rounding_to(half))
+            sqnr = None if any(x is None for x in inputs) else layer_sqnr(op, inputs, scheme.stores(op))
             if budget is not None and sqnr is not None and sqnr < budget and node_name(op) is not None:
                 layers.append(LayerReport(name, kind, DType.FLOAT32.value, sqnr,
                                           f"SQNR {sqnr:.1f} dB is below the budget of {budget:g} dB"))
             else:
-                layers.append(LayerReport(name, kind, half.value, sqnr))
+                layers.append(LayerReport(name, kind, scheme.precision, sqnr))
         return layers
 
 
-def layer_sqnr(op: Operation, inputs: list[np.ndarray], store: Callable[[np.ndarray], np.ndarray]) -> float:
+Store = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class _Scheme:
+    """How a mode quantizes: the element type its layers compute in, which ops are its layers
+    (their ONNX op type), how each layer's operands and result are stored (for its error), and its
+    rewrite given the node names and op types kept in float32."""
+
+    precision: str
+    op_type: Callable[[Operation, WeightTable], str | None]
+    stores: Callable[[Operation], list[Store]]
+    rewrite: Callable[[tuple[str, ...]], GraphPass]
+
+
+def _half_scheme(half: DType) -> _Scheme:
+    def half_op_type(op: Operation, weights: WeightTable) -> str | None:
+        kind = op_type(op)
+        return kind if kind is not None and any(graph.dtype_of(r.type) is DType.FLOAT32 for r in op.results) else None
+
+    store = rounding_to(half)
+    return _Scheme(half.value, half_op_type, lambda op: [store] * (len(op.operands) + 1),
+                   lambda keep: _HALF_PASSES[half](exclude=keep))
+
+
+def _dynamic_int8_scheme(config: QuantConfig) -> _Scheme:
+    per_channel = config.granularity is QuantGranularity.PerChannel
+
+    def int8_op(op: Operation, weights: WeightTable) -> str | None:
+        return int8_op_type(op) if float_weight(op, weights) is not None else None
+
+    def stores(op: Operation) -> list[Store]:
+        # activation: uint8 from its range; weight: int8 symmetric ([K, N], or [N, K] for trans_b);
+        # a Gemm's C and the result stay float32
+        transposed = isinstance(op, graph.GemmOp) and op.trans_b.value.data
+        weight = _fake_int8_weight(per_channel, transposed)
+        return [_fake_dynamic_uint8, weight] + [_exact] * (len(op.operands) - 1)
+
+    return _Scheme(DType.INT8.value, int8_op, stores,
+                   lambda keep: QuantizeDynamicInt8(exclude=keep, per_channel=per_channel))
+
+
+def _exact(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+def _fake_dynamic_uint8(x: np.ndarray) -> np.ndarray:
+    """x quantized to uint8 from its range (DynamicQuantizeLinear) and dequantized."""
+    q, scale, zero_point = dynamic_quantize(np.asarray(x, np.float32))
+    return ((q.astype(np.float32) - np.float32(zero_point)) * scale).astype(np.float32)
+
+
+def _fake_int8_weight(per_channel: bool, transposed: bool) -> Store:
+    def store(w: np.ndarray) -> np.ndarray:
+        kn = w.T if transposed else w
+        codes, scale = symmetric_int8(kn, per_channel)
+        out = (codes.astype(np.float32) * scale).astype(np.float32)
+        return out.T if transposed else out
+    return store
+
+
+def layer_sqnr(op: Operation, inputs: list[np.ndarray], stores: list[Store]) -> float:
     """The SQNR (dB) of `op`'s first result computed on stored operands with a stored result
-    (`store`: a float32 array as the quantized layer holds it, e.g. rounded to float16), against
-    the float32 computation."""
+    (`stores`: one per operand, then the result's; each maps a float32 array to what the
+    quantized layer holds, e.g. rounded to float16), against the float32 computation."""
     exact = evaluate_op(op, inputs)[0].astype(np.float64)
-    approx = store(evaluate_op(op, [store(np.asarray(x)) for x in inputs])[0]).astype(np.float64)
-    return sqnr_db(exact, approx)
+    approx = evaluate_op(op, [store(np.asarray(x)) for store, x in zip(stores, inputs)])[0]
+    return sqnr_db(exact, stores[-1](approx).astype(np.float64))
 
 
 def sqnr_db(exact: np.ndarray, approx: np.ndarray) -> float:
@@ -139,7 +205,7 @@ def sqnr_db(exact: np.ndarray, approx: np.ndarray) -> float:
     return round(10 * math.log10(signal / noise), 2) if signal > 0 else 0.0
 
 
-def rounding_to(half: DType) -> Callable[[np.ndarray], np.ndarray]:
+def rounding_to(half: DType) -> Store:
     """Float32 arrays rounded to `half` (nearest even) and widened back; others as they are."""
     return lambda x: x.astype(half.numpy).astype(np.float32) if x.dtype == np.float32 else x
 

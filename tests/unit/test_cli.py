@@ -138,7 +138,7 @@ def test_compile_quantized_and_inspect_the_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_int8_compiles_calibrate_then_name_the_missing_kernels(tmp_path):
+def test_int8_static_calibrates_then_names_the_missing_rewrite(tmp_path):
     model = str(ROOT / "examples" / "mlp.onnx")
     r = _cli("compile", model, "--quantize", "int8-static", "-q")
     assert r.returncode == 2 and "--quantize int8-static needs --calibration" in r.stderr
@@ -148,4 +148,16 @@ def test_int8_compiles_calibrate_then_name_the_missing_kernels(tmp_path):
     r = _cli("compile", model, "--quantize", "int8-static", "--calibration", str(tmp_path / "cal.npz"),
              "--calibration-method", "entropy", "--per-channel")
     assert r.returncode == 2 and "calibrate: 2 batches" in r.stderr
-    assert "UnsupportedQuantizationError: StaticInt8 quantization needs int8 GEMM / convolution kernels" in r.stderr
+    assert "UnsupportedQuantizationError: StaticInt8 quantization needs the static QDQ rewrite" in r.stderr
+
+
+@pytest.mark.slow
+def test_compile_int8_dynamic(tmp_path):
+    out = tmp_path / "mlp-int8.pfm"
+    r = _cli("compile", str(ROOT / "examples" / "mlp.onnx"), "--quantize", "int8-dynamic", "--per-channel",
+             "-o", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    r = _cli("inspect", str(out))
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"quantization  mode DynamicInt8: [1-9]\d* / \d+ nodes quantized", r.stdout)
+    assert re.search(r"\((MatMul|Gemm)\): int8", r.stdout)

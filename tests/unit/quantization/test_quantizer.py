@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pyflame_rt import InferenceSession
+from conftest import ort_run
+from pyflame_rt import InferenceSession, SessionOptions
 from pyflame_rt.errors import UnsupportedQuantizationError, ValidationError
 from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.quantization import Calibrator, QuantConfig, Quantizer
@@ -86,10 +87,57 @@ def test_excluded_ops_and_nodes(rng):
     assert report.compression_ratio == pytest.approx(832 / (8 * 16 * 4 + 16 * 2 + 16 * 4 * 4))
 
 
-@pytest.mark.parametrize("config", [QuantConfig.dynamic_int8(), QuantConfig.static_int8()], ids=["dynamic", "static"])
-def test_int8_modes_name_the_missing_kernels(config, rng):
-    with pytest.raises(UnsupportedQuantizationError, match="int8 GEMM / convolution kernels"):
-        Quantizer(config).quantize(from_onnx(mlp(rng)[0]))
+def test_static_int8_names_the_missing_rewrite(rng):
+    with pytest.raises(UnsupportedQuantizationError, match="static QDQ rewrite"):
+        Quantizer(QuantConfig.static_int8()).quantize(from_onnx(mlp(rng)[0]))
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_dynamic_int8_mlp_is_close_to_float32(per_channel, rng):
+    model, _ = mlp(rng)
+    config = QuantConfig.dynamic_int8()
+    config.granularity = "per_channel" if per_channel else "per_tensor"
+    graph = from_onnx(model)
+    result = Quantizer(config).quantize_dynamic(graph)
+    assert (result.stats.nodes_quantized, result.stats.nodes_total) == (2, 5)
+    assert [(layer.node, layer.precision) for layer in result.report.layers] == [("mm1", "int8"), ("mm2", "int8")]
+    assert all(layer.sqnr_db is None for layer in result.report.layers)  # no budget: not measured
+    # int8 weights (one byte each) and the float32 bias; the scales inline (per tensor) or as weights
+    scales = (16 + 4) * 4 if per_channel else 0
+    assert result.stats.quantized_bytes == 8 * 16 + 16 * 4 + 16 * 4 + scales
+    text = str(result.quantized_graph.module)
+    assert text.count("quant.dynamic_quantize") == 2 and text.count("quant.matmul_integer") == 2
+    x = rng.standard_normal((3, 8)).astype(np.float32)
+    (want,) = InferenceSession(graph).run(None, {"x": x})
+    (got,) = InferenceSession(result.quantized_graph).run(None, {"x": x})
+    assert _cosine(got, want) >= 0.99
+
+
+def test_dynamic_int8_layer_error_and_budget(rng):
+    model, w = mlp(rng)
+    graph = from_onnx(model)
+    config = QuantConfig.dynamic_int8()
+    calibrator = Calibrator(graph, config)
+    x = rng.standard_normal((4, 8)).astype(np.float32)
+    calibrator.observe({"x": x})
+    report = Quantizer(config).quantize(graph, calibrator.compute_quant_params()).report
+    # mm1 on x fake-quantized to uint8 from its range and w1 to int8 symmetric
+    lo, hi = min(x.min(), 0), max(x.max(), 0)
+    scale = np.float32((hi - lo) / 255)
+    zp = np.clip(np.rint(-lo / scale), 0, 255)
+    xq = (np.clip(np.rint(x / scale) + zp, 0, 255) - zp) * scale
+    ws = np.abs(w["w1"]).max() / 127
+    exact = x.astype(np.float64) @ w["w1"]
+    noise = exact - xq @ (np.rint(w["w1"] / ws) * ws)
+    want = 10 * np.log10(np.sum(exact ** 2) / np.sum(noise ** 2))
+    assert report.layers[0].node == "mm1" and report.layers[0].sqnr_db == pytest.approx(want, abs=0.05)
+    config.sqnr_budget_db = report.layers[0].sqnr_db + 0.01  # mm1 is just below it
+    config.exclude_ops = ["mm2"]
+    result = Quantizer(config).quantize(graph, calibrator.compute_quant_params())
+    assert [layer.precision for layer in result.report.layers] == ["float32", "float32"]
+    assert "below the budget" in result.report.layers[0].reason
+    assert result.report.layers[1].reason == "excluded by exclude_ops"
+    assert "quant." not in str(result.quantized_graph.module)
 
 
 def test_bad_arguments():
@@ -148,3 +196,37 @@ def test_transformer_encoder_accuracy_against_float32(config, min_cosine):
 def test_a_decomposed_layer_norm_stays_float32(rng):
     report = Quantizer(QuantConfig.fp16()).quantize(from_onnx(matmul_layer_norm(rng))).report
     assert [(layer.node, layer.precision) for layer in report.layers] == [("mm", "float16")]
+
+
+def test_dynamic_int8_session(rng):
+    model, _ = mlp(rng)
+    options = SessionOptions()
+    options.quantization = QuantConfig.dynamic_int8()
+    session = InferenceSession(model.SerializeToString(), options)
+    assert session.is_quantized()
+    report = session.quantization_report()
+    assert report.mode == "DynamicInt8" and report.nodes_quantized == 2 and report.compression_ratio > 2
+    x = rng.standard_normal((5, 8)).astype(np.float32)
+    (got,) = session.run(None, {"x": x})
+    assert _cosine(got, ort_run(model, {"x": x})[0]) >= 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_dynamic_int8_transformer_encoder_against_float32():
+    tiny = pytest.importorskip("models.tiny_transformers")
+    torch = tiny.torch
+    torch.manual_seed(0)
+    model = tiny.export(tiny.TinyBert(), (torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long)),
+                        ["ids", "mask"], {0: "batch", 1: "seq"})
+    rng = np.random.default_rng(0)
+    feeds = {"ids": rng.integers(0, 100, (2, 12)), "mask": np.ones((2, 12), np.int64)}
+    (want,) = ort_run(model, feeds)
+    options = SessionOptions()
+    options.quantization = QuantConfig.dynamic_int8()
+    session = InferenceSession(model.SerializeToString(), options)
+    (got,) = session.run(None, feeds)
+    report = session.quantization_report()
+    assert session.is_quantized() and report.nodes_quantized >= 12 and report.compression_ratio > 1.5
+    cosines = [_cosine(g, w) for g, w in zip(got.reshape(-1, got.shape[-1]), want.reshape(-1, want.shape[-1]))]
+    assert min(cosines) >= 0.99
