@@ -149,7 +149,7 @@ def render(outcomes: list[cs.Outcome], elapsed: float) -> str:
     out.append(f"| Dropout with `training_mode` | {cs._REASONS['random']} | {skipped.get('training dropout', 0)} |")
     out.append(f"| BatchNormalization with `training_mode` | {cs._REASONS['training']} | "
                f"{skipped.get('training batchnorm', 0)} |")
-    out.append(f"| shape-determining arguments (and CumSum axes) fed as graph inputs | {cs._REASONS['runtime shape argument']} | "
+    out.append(f"| shape-determining arguments fed as graph inputs or computed from their values | {cs._REASONS['runtime shape argument']} | "
                f"{skipped.get('runtime shape argument', 0)} |")
     out.append(f"| sequence / optional graph inputs and outputs | {cs._REASONS['sequence/optional']} | "
                f"{skipped.get('non-tensor io', 0)} |")
