@@ -11,12 +11,13 @@ elements along the axis). The integer ops' zero points may be run-time values.
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, quant
-from pyflame_rt.dtype import DType
+from pyflame_rt.dtype import NARROW_FLOATS, SUB_BYTE_INTS, DType
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.ops.nn import _spatial
 
@@ -110,21 +111,40 @@ def dequantize_values(ctx: _NodeContext, x: SSAValue, scale: int, zero_point: in
 def quantize_values(ctx: _NodeContext, x: SSAValue, scale: int, zero_point: int, axis: int = 1,
                     block: int = 0) -> SSAValue:
     """cast<storage>(clip(round(x / scale) + zero_point)) with run-time scale and zero point inputs;
-    the storage is the zero point's element type (uint8 without one)."""
+    the storage is the zero point's element type (output_dtype, else uint8, without one). To a float8
+    / float4 storage: cast<storage>(x / scale + zero_point), saturating as the node's `saturate`."""
     rank = len(ctx.shape(x))
-    storage = _storage_of(ctx, zero_point) if ctx.input(zero_point) is not None else _output_storage(ctx)
-    q = _one(ctx, gm.RoundOp, [_one(ctx, graph.DivOp, [x, _param(ctx, scale, axis, rank, block)])])
+    to = _quantized_dtype(ctx, zero_point)
+    q = _one(ctx, graph.DivOp, [x, _param(ctx, scale, axis, rank, block)])
+    if to not in NARROW_FLOATS:
+        q = _one(ctx, gm.RoundOp, [q])
     if ctx.input(zero_point) is not None:
         q = _one(ctx, graph.AddOp, [q, _param(ctx, zero_point, axis, rank, block)])
-    lo, hi = quant.STORAGE_RANGE[storage]
-    return _one(ctx, gm.CastOp, [_one(ctx, gm.ClipOp, [q], min=lo, max=hi)],
-                to=quant.STORAGE_DTYPE[storage].value)
+    if to in NARROW_FLOATS:
+        return _one(ctx, gm.CastOp, [q], to=to.value, saturate=bool(ctx.attrs.get("saturate", 1)))
+    info = ml_dtypes.iinfo(to.numpy)
+    return _one(ctx, gm.CastOp, [_one(ctx, gm.ClipOp, [q], min=float(info.min), max=float(info.max))], to=to.value)
+
+
+_QUANTIZED_DTYPES = frozenset({DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, *SUB_BYTE_INTS, *NARROW_FLOATS})
+
+
+def _quantized_dtype(ctx: _NodeContext, zero_point: int) -> DType:
+    """A QuantizeLinear's storage type (ONNX's T2): its zero point's, else output_dtype, else uint8."""
+    if ctx.input(zero_point) is not None:
+        dtype = graph.dtype_of(ctx.input(zero_point).type)
+    else:
+        dtype = DType.from_onnx(ctx.attrs.get("output_dtype", 0) or DType.UINT8.onnx)
+    if dtype not in _QUANTIZED_DTYPES:
+        raise ctx.fail(f"{dtype.value} quantized tensors are not supported (QuantizeLinear's storage types are "
+                       f"8-, 16-, 4- and 2-bit integers and float8 / float4)")
+    return dtype
 
 
 @converter("QuantizeLinear")
 def _quantize(ctx: _NodeContext):
     axis, block = int(ctx.attrs.get("axis", 1)), int(ctx.attrs.get("block_size", 0))
-    if block or not _constants(ctx, 1, 2):
+    if block or not _constants(ctx, 1, 2) or _quantized_dtype(ctx, 2) not in quant.STORAGE_DTYPE.values():
         return [quantize_values(ctx, ctx.input(0), 1, 2, axis, block)]
     t = _qtype(ctx, 1, 2, axis, _output_storage(ctx), _rank(ctx, 0))
     return ctx.emit(quant.QuantizeOp, [ctx.input(0)], type=t)
