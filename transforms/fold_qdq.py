@@ -81,7 +81,7 @@ class FoldQDQGroup(RewritePattern):
         folded = build(src, [d.input for d in dqs], [d.type for d in dqs], op.type, op.result.type)
         if folded is None:
             return
-        rewriter.replace_op(op, folded)
+        rewriter.replace(op, folded)
         rewriter.erase_op(src)
         for dq in dict.fromkeys(dqs):  # the dequantizes only the group read
             if not dq.result.uses:

@@ -395,7 +395,7 @@ class GraphLowering:
             if old in self.in_place:
                 self.in_place.remove(old)
                 self.in_place.add(new)
-        rewriter.replace_op(op, casts, [c.results[0] for c in casts])
+        rewriter.replace(op, casts, [c.results[0] for c in casts])
 
     def _io(self, role: kernel.IORole, t: TensorInfo) -> None:
         slot = sum(1 for kind, _ in self.storage if kind == "io")
