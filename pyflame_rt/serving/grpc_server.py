@@ -66,6 +66,9 @@ def _rpc(method):
         except RequestError as e:
             status = _STATUS.get(e.status, grpc.StatusCode.INTERNAL)
             await context.abort(status, str(e))
+        except asyncio.CancelledError:  # the client went away
+            status = grpc.StatusCode.CANCELLED
+            raise
         except BaseException:
             status = grpc.StatusCode.INTERNAL
             raise
