@@ -198,11 +198,9 @@ class QuantOp(GraphOp):
 # ------------------------------------------------------------ conversions
 
 
-@irdl_op_definition
-class QuantizeOp(UnaryOp, QuantOp):
-    """float32 -> storage: clamp(round_half_even(x / scale) + zero_point) (ONNX QuantizeLinear)."""
+class _StorageConversionOp(UnaryOp, QuantOp):
+    """A conversion between float32 and the storage of `type`, elementwise (shape kept)."""
 
-    name = "quant.quantize"
     type = quant_type_prop()
 
     def __init__(self, input: SSAValue, result_type: TensorType | None = None, *, type: UniformQuantType):
@@ -211,6 +209,13 @@ class QuantizeOp(UnaryOp, QuantOp):
     def infer_shapes(self, shapes):
         self.type.check_shape(shapes[0], self.name)
         return [shapes[0]]
+
+
+@irdl_op_definition
+class QuantizeOp(_StorageConversionOp):
+    """float32 -> storage: clamp(round_half_even(x / scale) + zero_point) (ONNX QuantizeLinear)."""
+
+    name = "quant.quantize"
 
     def infer_dtypes(self, dtypes):
         _float_operand(dtypes[0], f"{self.name} input")
@@ -218,18 +223,10 @@ class QuantizeOp(UnaryOp, QuantOp):
 
 
 @irdl_op_definition
-class DequantizeOp(UnaryOp, QuantOp):
+class DequantizeOp(_StorageConversionOp):
     """storage -> float32: scale * (q - zero_point) (ONNX DequantizeLinear)."""
 
     name = "quant.dequantize"
-    type = quant_type_prop()
-
-    def __init__(self, input: SSAValue, result_type: TensorType | None = None, *, type: UniformQuantType):
-        super().__init__(input, result_type, type=type)
-
-    def infer_shapes(self, shapes):
-        self.type.check_shape(shapes[0], self.name)
-        return [shapes[0]]
 
     def infer_dtypes(self, dtypes):
         _storage_of(dtypes[0], self.type, f"{self.name} input")
