@@ -23,7 +23,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 
-from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_reduce as gr, quant
+from pyflame_rt.dialects import graph, graph_math as gm, graph_reduce as gr, quant
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.transforms.graph_pass import (
@@ -90,9 +90,15 @@ class _Builder:
 class _QuantPattern(RewritePattern):
     weights: WeightTable
     stats: PassStats
+    int8_kernels: bool = False  # the target has the integer GEMM and dynamic-quantize kernels
 
     def builder(self, rewriter: PatternRewriter) -> _Builder:
         return _Builder(rewriter, self.weights, self.stats)
+
+    def on_int8_gemm(self, op: Operation, gemm_op: type[Operation]) -> bool:
+        """`op` is a `gemm_op` by a constant weight that the target's integer GEMM computes."""
+        return self.int8_kernels and isinstance(op, gemm_op) and \
+            op.constant_weight(lambda v: constant_array(v, self.weights)) is not None
 
 
 class ExpandConversions(_QuantPattern):
@@ -109,15 +115,11 @@ class ExpandConversions(_QuantPattern):
         rewriter.replace(op, [], [out])
 
 
-@dataclass
 class ExpandQuantizedCompute(_QuantPattern):
     """Quantized ops but a matmul by a constant weight the target's integer GEMM requantizes."""
 
-    int8_kernels: bool = False
-
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, quant.QuantizedComputeOp) or self.int8_kernels and isinstance(
-                op, quant.MatMulOp) and op.constant_weight(lambda v: constant_array(v, self.weights)) is not None:
+        if not isinstance(op, quant.QuantizedComputeOp) or self.on_int8_gemm(op, quant.MatMulOp):
             return
         b = self.builder(rewriter)
         operands = [b.dequantize(v, t) for v, t in zip(op.quantized_operands, op.input_types.data)]
@@ -127,15 +129,11 @@ class ExpandQuantizedCompute(_QuantPattern):
         rewriter.replace(op, [], [b.quantize(wide, op.type)])
 
 
-@dataclass
 class ExpandIntegerCompute(_QuantPattern):
     """Integer products the target has no kernel for (`int8_kernels`: a GEMM by a constant weight)."""
 
-    int8_kernels: bool = False
-
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, quant.IntegerComputeOp) or self.int8_kernels and isinstance(
-                op, quant.MatMulIntegerOp) and op.constant_weight(lambda v: constant_array(v, self.weights)) is not None:
+        if not isinstance(op, quant.IntegerComputeOp) or self.on_int8_gemm(op, quant.MatMulIntegerOp):
             return
         b = self.builder(rewriter)
         rank = len(op.rhs.type.get_shape())
@@ -144,12 +142,9 @@ class ExpandIntegerCompute(_QuantPattern):
         rewriter.replace(op, [], [b.cast(b.add(gm.RoundOp(wide)), DType.INT32)])
 
 
-@dataclass
 class ExpandDynamicQuantize(_QuantPattern):
     """ONNX DynamicQuantizeLinear: the range of x extended to 0 maps onto [0, 255] (kept when the
     target has a kernel for it: `int8_kernels`)."""
-
-    int8_kernels: bool = False
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, quant.DynamicQuantizeOp) or self.int8_kernels:
