@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 from functools import cache
 from pathlib import Path
 
@@ -48,6 +50,22 @@ def ort_run(model: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
     opts.intra_op_num_threads = 1
     return ort.InferenceSession(model.SerializeToString(), opts,
                                 providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def profiled_kernels(sess) -> set[str]:
+    """Kernel symbols of a profiling session's runs so far (ends the profile and deletes its file)."""
+    path = sess.end_profiling()
+    with open(path) as f:
+        events = json.load(f)
+    os.remove(path)
+    events = events if isinstance(events, list) else events["traceEvents"]
+    return {e["args"]["kernel"] for e in events if "kernel" in e.get("args", {})}
+
+
+def kernels_run(sess, feed) -> set[str]:
+    """Kernel symbols of one profiled run."""
+    sess.run(None, feed)
+    return profiled_kernels(sess)
 
 
 def assert_close(actual, expected, rtol=1e-4):

@@ -1,8 +1,6 @@
 """The integer GEMM behind MatMulInteger by a constant int8 weight (quantize_dynamic's matmuls):
 each dot-product path the host runs is compared with onnxruntime bit for bit, and every path is
 compiled for its pinned target with its instruction checked in the assembly."""
-import json
-import os
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -10,7 +8,7 @@ import pytest
 from onnx import helper
 from xdsl.dialects.builtin import ModuleOp
 
-from conftest import make_model, ort_run
+from conftest import kernels_run, make_model, ort_run
 from pyflame_rt import InferenceSession, SessionOptions
 from pyflame_rt.targets.cpu.kernel_cache import _convert
 from pyflame_rt.targets.cpu.kernels.gemm_int8 import DOT_PRODUCTS, Int8GemmSpec, int8_gemm_kernel
@@ -27,16 +25,6 @@ def _model(k: int, n: int, rng):
                       {"w": rng.integers(-128, 128, (k, n)).astype(np.int8), "wz": np.zeros((), np.int8)})
 
 
-def _kernels_run(sess, feed) -> set[str]:
-    sess.run(None, feed)
-    path = sess.end_profiling()
-    with open(path) as f:
-        events = json.load(f)
-    os.remove(path)
-    events = events if isinstance(events, list) else events["traceEvents"]
-    return {e["args"]["kernel"] for e in events if "kernel" in e.get("args", {})}
-
-
 @pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
 def test_matches_onnxruntime_exactly(cpu, rng):
     """K = 64, N = 40: two full panels of 16 columns and a partial one on AVX2 (a partial of 32 with
@@ -49,7 +37,7 @@ def test_matches_onnxruntime_exactly(cpu, rng):
     for b in (1, 2):
         x = (rng.standard_normal((b, 5, 64)) * 3).astype(np.float32)
         np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
-    assert spec.name in _kernels_run(sess, {"x": x})
+    assert spec.name in kernels_run(sess, {"x": x})
 
 
 @pytest.mark.slow
@@ -59,7 +47,7 @@ def test_other_products_are_expanded(rng):
     sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True))
     x = rng.standard_normal((2, 5, 30)).astype(np.float32)
     np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
-    assert not any(k.startswith("gemm_u8s8") for k in _kernels_run(sess, {"x": x}))
+    assert not any(k.startswith("gemm_u8s8") for k in kernels_run(sess, {"x": x}))
 
 
 @pytest.mark.parametrize("dot,features,instruction", [
@@ -113,4 +101,4 @@ def test_qlinear_matmul_requantizes_in_the_epilogue(cpu, rng):
     a = rng.integers(0, 256, (2, 3, 32)).astype(np.uint8)
     ours, ref = sess.run(None, {"a": a})[0], ort_run(model, {"a": a})[0]
     assert np.abs(ours.astype(np.int32) - ref).max() <= 1
-    assert spec.name in _kernels_run(sess, {"a": a})
+    assert spec.name in kernels_run(sess, {"a": a})

@@ -1,26 +1,13 @@
 """The blocked 2-D transpose kernel behind Transpose (and any strided copy whose innermost two dims
 swap), compiled and compared with onnxruntime bit for bit: row counts below and above the vector
 width, leftover rows and a partial last column tile, outer dims, a dynamic batch, 8-byte items."""
-import json
-import os
 
 import numpy as np
 import pytest
 from onnx import helper
 
-from conftest import make_model, ort_run
+from conftest import kernels_run, make_model, ort_run
 from pyflame_rt import InferenceSession, SessionOptions
-
-
-def _kernels_run(sess, feed) -> set[str]:
-    """Kernel symbols of one profiled run."""
-    sess.run(None, feed)
-    path = sess.end_profiling()
-    with open(path) as f:
-        events = json.load(f)
-    os.remove(path)
-    events = events if isinstance(events, list) else events["traceEvents"]
-    return {e["args"]["kernel"] for e in events if "kernel" in e.get("args", {})}
 
 
 # the kernel names hold for AVX2's 8-lane vectors (an AVX-512 host would pick 16-row tiles)
@@ -45,7 +32,7 @@ def test_blocked_transpose_matches_onnxruntime(shape, perm, dtype, kernel):
         dims = [n if isinstance(d, str) else d for d in shape]
         x = (rng.standard_normal(dims) * 100).astype(dtype)
         np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(m, {"x": x})[0])
-    assert any(k.startswith(kernel) for k in _kernels_run(sess, {"x": x})), kernel
+    assert any(k.startswith(kernel) for k in kernels_run(sess, {"x": x})), kernel
 
 
 def test_dynamic_row_count_uses_square_tiles():
@@ -58,4 +45,4 @@ def test_dynamic_row_count_uses_square_tiles():
     for n, s in ((1, 1), (2, 5), (1, 8), (3, 21)):
         x = rng.standard_normal((n, s, 3, 8)).astype(np.float32)
         np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(m, {"x": x})[0])
-    assert any(k.startswith("transpose2d_o1_t8") for k in _kernels_run(sess, {"x": x}))
+    assert any(k.startswith("transpose2d_o1_t8") for k in kernels_run(sess, {"x": x}))
