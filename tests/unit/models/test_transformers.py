@@ -23,10 +23,7 @@ def _check_two_shapes(model, make_feeds):
 
 def test_bert_encoder_with_attention_mask():
     tiny = pytest.importorskip("models.tiny_transformers")
-    torch = tiny.torch
-    torch.manual_seed(0)
-    model = tiny.export(tiny.TinyBert(), (torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long)),
-                        ["ids", "mask"], {0: "batch", 1: "seq"})
+    model = tiny.tiny_bert_onnx()
 
     def feeds(rng, b, s):
         mask = np.ones((b, s), np.int64)

@@ -86,3 +86,10 @@ def export(module, args, names, dynamic, opset=17) -> onnx.ModelProto:
                           dynamic_axes={**{n: dynamic for n in names}, "out": dynamic},
                           opset_version=opset, dynamo=False)
     return onnx.load_from_string(buf.getvalue())
+
+
+def tiny_bert_onnx() -> onnx.ModelProto:
+    """TinyBert with seeded weights, exported with inputs ids and mask of dynamic batch and seq."""
+    torch.manual_seed(0)
+    ids, mask = torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long)
+    return export(TinyBert(), (ids, mask), ["ids", "mask"], {0: "batch", 1: "seq"})

@@ -178,10 +178,7 @@ def test_cnn_accuracy_against_float32(config, min_cosine, rng):
                          ids=["fp16", "bf16"])
 def test_transformer_encoder_accuracy_against_float32(config, min_cosine):
     tiny = pytest.importorskip("models.tiny_transformers")
-    torch = tiny.torch
-    torch.manual_seed(0)
-    model = tiny.export(tiny.TinyBert(), (torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long)),
-                        ["ids", "mask"], {0: "batch", 1: "seq"})
+    model = tiny.tiny_bert_onnx()
     graph = from_onnx(model)
     rng = np.random.default_rng(0)
     feeds = {"ids": rng.integers(0, 100, (2, 12)), "mask": np.ones((2, 12), np.int64)}
@@ -215,10 +212,7 @@ def test_dynamic_int8_session(rng):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_dynamic_int8_transformer_encoder_against_float32():
     tiny = pytest.importorskip("models.tiny_transformers")
-    torch = tiny.torch
-    torch.manual_seed(0)
-    model = tiny.export(tiny.TinyBert(), (torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long)),
-                        ["ids", "mask"], {0: "batch", 1: "seq"})
+    model = tiny.tiny_bert_onnx()
     rng = np.random.default_rng(0)
     feeds = {"ids": rng.integers(0, 100, (2, 12)), "mask": np.ones((2, 12), np.int64)}
     (want,) = ort_run(model, feeds)
