@@ -68,7 +68,11 @@ SHAPE_ARGUMENTS = {
 }
 # shape arguments that may be graph inputs or computed from their values: their elements are dims
 # bound at run time (pyflame_rt/value_dims.py)
-VALUE_DIM_ARGUMENTS = {"ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "TopK": (1,)}
+VALUE_DIM_ARGUMENTS = {"ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "TopK": (1,),
+                       # sizes derived from the values (importers/onnx/run_time_shapes.py)
+                       **{op: (1,) for op in ("Reshape", "Squeeze", "Unsqueeze", "CumSum", "CumProd", "ReduceSum",
+                                              "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+                                              "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")}}
 _GROUPS = {
     "control flow": "If Loop Scan SequenceMap",
     "sequence/optional": "SequenceAt SequenceConstruct SequenceEmpty SequenceErase SequenceInsert SequenceLength "

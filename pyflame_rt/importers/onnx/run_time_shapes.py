@@ -9,9 +9,9 @@ ordinary graph ops on int64 tensors of static shape (the input's shape enters as
 new dims (`graph.bind_dims`: the run binds them once the tensor is computed, value_dims.py /
 stepped_run.py) and returns them as SymDims, for the shapes of the ops that follow.
 
-Invalid values (an axis out of range or repeated, a bad Reshape entry) are folded into the bound
-tensor as -1 through `bind`'s `valid` flag: binding a negative dim is a ShapeMismatchError raised
-before any kernel that depends on the dims runs. Element-count relations the ops after it rely on
+Invalid values (an axis out of range or repeated, two -1 in a Reshape shape) are caught by
+`bind`'s `valid` flag: it binds a dim `..._valid` that is -1 when they are, and binding a negative
+dim is a ShapeMismatchError raised before any kernel that depends on the dims runs. Element-count relations the ops after it rely on
 (a Reshape to the derived dims) are shape assumptions, checked once the dims are bound.
 
 Usage, inside a converter:
@@ -160,15 +160,20 @@ class ShapeArithmetic:
 
     # ----------------------------------------------------------- binding
     def bind(self, v: SSAValue, what: str, valid: SSAValue | None = None) -> list[SymDim]:
-        """Bind the elements of the 1-D int64 v to new dims named after the node's output and `what`
-        (run-time dims, bound once v is computed) and return them. Where the bool scalar `valid` is
-        false, every element is bound as -1: the run fails with a ShapeMismatchError there."""
-        if valid is not None:
-            v = self.where(valid, v, -1)
+        """Bind the elements of the 1-D int64 v to new dims named `<node output>_<what>_<i>` (run-time
+        dims, bound once v is computed) and return them. With the bool scalar `valid`, a dim
+        `<node output>_<what>_valid` is bound first, 1, or -1 where `valid` is false: the run then
+        fails with a ShapeMismatchError that names it, before any kernel that depends on the dims."""
         base = self._base()
         names = [self.ctx.importer.new_dim(f"{base}_{what}_{i}") for i in range(self.size(v))]
-        self.ctx.importer.builder.insert(BindDimsOp(v, names))
-        return [SymDim.of(n) for n in names]
+        dims = [SymDim.of(n) for n in names]
+        if valid is not None:
+            flag = self.where(valid, [1], [-1])
+            v = self.concat([flag, v]) if names else flag
+            names.insert(0, self.ctx.importer.new_dim(f"{base}_{what}_valid"))
+        if names:
+            self.ctx.importer.builder.insert(BindDimsOp(v, names))
+        return dims
 
     # ----------------------------------------------------------- helpers
     def _base(self) -> str:

@@ -100,9 +100,30 @@ def _topk(ctx: _NodeContext):
 
 @converter("CumSum", "CumProd")
 def _cumulative(ctx: _NodeContext):
+    op_cls = gr.CumSumOp if ctx.node.op_type == "CumSum" else gr.CumProdOp
+    props = {"exclusive": bool(ctx.attrs.get("exclusive", 0)), "reverse": bool(ctx.attrs.get("reverse", 0))}
     axis = ctx.const_input(1)
     if axis is None:
-        raise ctx.fail("the axis must be a constant")
-    op_cls = gr.CumSumOp if ctx.node.op_type == "CumSum" else gr.CumProdOp
-    return ctx.emit(op_cls, [ctx.input(0)], axis=int(np.asarray(axis).reshape(-1)[0]),
-                    exclusive=bool(ctx.attrs.get("exclusive", 0)), reverse=bool(ctx.attrs.get("reverse", 0)))
+        return _cumulative_run_time_axis(ctx, op_cls, props)
+    return ctx.emit(op_cls, [ctx.input(0)], axis=int(np.asarray(axis).reshape(-1)[0]), **props)
+
+
+def _cumulative_run_time_axis(ctx: _NodeContext, op_cls, props: dict):
+    """An axis known only at run time: the input viewed as [outer, n, inner] around it, scanned
+    along axis 1 and viewed back."""
+    sa = ShapeArithmetic(ctx)
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    axis = sa.operand(1)
+    if sa.size(axis) != 1:
+        raise ShapeMismatchError(f"the axis input has {sa.size(axis)} elements, not 1")
+    at = sa.axis_counts(axis, len(shape))
+    seen = sa.cumsum(at)  # 1 from the axis on
+    dims = sa.dims(shape)
+    outer = sa.reduce("prod", sa.where(sa.eq(seen, 0), dims, 1), keepdims=True)
+    inner = sa.reduce("prod", sa.where(sa.lt(at, seen), dims, 1), keepdims=True)
+    around = sa.bind(sa.concat([outer, sa.reduce("sum", sa.mul(at, dims), keepdims=True), inner]), "axis",
+                     valid=sa.axes_valid(at, 1))
+    (y,) = ctx.emit(graph.ReshapeOp, [x], shape=around)
+    (y,) = ctx.emit(op_cls, [y], axis=1, **props)
+    return ctx.emit(graph.ReshapeOp, [y], shape=list(shape))
