@@ -3,8 +3,10 @@ ArgMin, Softmax / LogSoftmax (coerced-2-D before opset 13), LayerNormalization."
 from __future__ import annotations
 
 import numpy as np
+from xdsl.ir import SSAValue
 
-from pyflame_rt.dialects import graph, graph_reduce as gr
+from pyflame_rt.dialects import graph, graph_math as gm, graph_reduce as gr
+from pyflame_rt.dtype import DType
 from pyflame_rt.errors import ShapeMismatchError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
@@ -20,24 +22,35 @@ def _axes_as_input(op_type: str, opset: int) -> bool:
 
 @converter(*_REDUCE)
 def _reduce(ctx: _NodeContext):
+    kind = _REDUCE[ctx.node.op_type]
+    if graph.dtype_of(ctx.input(0).type) is not DType.BOOL or kind not in ("max", "min"):
+        return [_reduce_of(ctx, ctx.input(0), kind)]
+    # bool max / min are any / all: int32 0 / 1 reduced, then > 0 (an empty set's max, the int32
+    # minimum, is False; its min, the maximum, True)
+    (x,) = ctx.emit(gm.CastOp, [ctx.input(0)], to=DType.INT32.value)
+    zero = ctx.importer.add_constant(f"{ctx.node.output[0]}_zero", np.zeros((), np.int32))
+    return ctx.emit(gm.GreaterOp, [_reduce_of(ctx, x, kind), zero])
+
+
+def _reduce_of(ctx: _NodeContext, x: SSAValue, kind: str) -> SSAValue:
     keepdims = bool(ctx.attrs.get("keepdims", 1))
     if _axes_as_input(ctx.node.op_type, ctx.opset):
-        if ctx.input(1) is not None and ctx.const_input(1) is None and ctx.shape(ctx.input(1)) != (0,):
-            return _reduce_run_time_axes(ctx, _REDUCE[ctx.node.op_type], keepdims)
-        axes = [] if ctx.input(1) is None else [int(a) for a in np.asarray(ctx.const_input(1)).ravel()]
+        empty = ctx.input(1) is None or ctx.shape(ctx.input(1)) == (0,)
+        if not empty and ctx.const_input(1) is None:
+            return _reduce_run_time_axes(ctx, x, kind, keepdims)
+        axes = [] if empty else [int(a) for a in np.asarray(ctx.const_input(1)).ravel()]
         if not axes and ctx.attrs.get("noop_with_empty_axes", 0):
-            return ctx.emit(graph.IdentityOp, [ctx.input(0)])
+            return ctx.emit(graph.IdentityOp, [x])[0]
     else:
         axes = [int(a) for a in ctx.attrs.get("axes", [])]
-    return ctx.emit(gr.ReduceOp, [ctx.input(0)], kind=_REDUCE[ctx.node.op_type], axes=axes, keepdims=keepdims)
+    return ctx.emit(gr.ReduceOp, [x], kind=kind, axes=axes, keepdims=keepdims)[0]
 
 
-def _reduce_run_time_axes(ctx: _NodeContext, kind: str, keepdims: bool):
+def _reduce_run_time_axes(ctx: _NodeContext, x: SSAValue, kind: str, keepdims: bool) -> SSAValue:
     """Axes known only at run time: each dim i splits into a kept part o_i and a reduced part r_i
     (o_i = 1, r_i = the dim if i is reduced, else the other way round); the input viewed as
     [o_0, r_0, o_1, r_1, ...] is reduced over the r_i, then viewed as the result's dims."""
     sa = ShapeArithmetic(ctx)
-    x = ctx.input(0)
     shape = ctx.shape(x)
     rank = len(shape)
     axes = sa.operand(1)
@@ -56,7 +69,7 @@ def _reduce_run_time_axes(ctx: _NodeContext, kind: str, keepdims: bool):
         kept = parts[0::2] if keepdims else []
     else:
         kept = sa.bind(sa.unselected(dims, counts, rank - n_axes), "kept")
-    return ctx.emit(graph.ReshapeOp, [y], shape=kept)
+    return ctx.emit(graph.ReshapeOp, [y], shape=kept)[0]
 
 
 @converter("ArgMax", "ArgMin")
