@@ -11,8 +11,9 @@ stepped_run.py) and returns them as SymDims, for the shapes of the ops that foll
 
 Invalid values (an axis out of range or repeated, two -1 in a Reshape shape) are caught by
 `bind`'s `valid` flag: it binds a dim `..._valid` that is -1 when they are, and binding a negative
-dim is a ShapeMismatchError raised before any kernel that depends on the dims runs. Element-count relations the ops after it rely on
-(a Reshape to the derived dims) are shape assumptions, checked once the dims are bound.
+dim is a ShapeMismatchError raised before any kernel that depends on the dims runs. The
+element-count relations the ops after it rely on (a Reshape to the derived dims) are shape
+assumptions, checked once the dims are bound.
 
 Usage, inside a converter:
 
