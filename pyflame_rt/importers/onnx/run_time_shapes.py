@@ -40,6 +40,13 @@ from pyflame_rt.importers.onnx.converters import _NodeContext
 Operand = Union[SSAValue, int, Sequence[int]]  # an int64 (or bool) tensor, or constant ints
 
 
+def known_only_at_run_time(ctx: _NodeContext, i: int) -> bool:
+    """Whether the node's input i is present, has elements and is not known at import: a graph
+    input, or computed from tensor values (an empty one, such as empty axes, is known: empty)."""
+    v = ctx.input(i)
+    return v is not None and ctx.const_input(i) is None and 0 not in ctx.shape(v)
+
+
 class ShapeArithmetic:
     """Int64 arithmetic on small tensors, emitted as graph ops of the node `ctx` converts. Operands
     are tensors or Python ints / int lists (made int64 constants); shapes broadcast as in numpy."""

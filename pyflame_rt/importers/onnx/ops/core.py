@@ -8,7 +8,7 @@ from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import require_nonempty
 from pyflame_rt.dialects.symbolic import dim_div, numel
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
-from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
+from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic, known_only_at_run_time
 
 _BINARY = {"Add": graph.AddOp, "Sub": graph.SubOp, "Mul": graph.MulOp, "Div": graph.DivOp}
 _UNARY = {"Relu": graph.ReluOp, "Identity": graph.IdentityOp}
@@ -64,9 +64,10 @@ def _reshape(ctx: _NodeContext):
         shape = [int(x) for x in ctx.attrs["shape"]]
     else:
         known = ctx.sym_input(1)
-        if known is None:
+        if known is None and known_only_at_run_time(ctx, 1):
             return _reshape_run_time(ctx, allowzero)
-        shape = symbolic_reshape_target(ctx.shape(ctx.input(0)), list(known.values.flat), allowzero)
+        target = [] if known is None else list(known.values.flat)  # not known: an empty shape
+        shape = symbolic_reshape_target(ctx.shape(ctx.input(0)), target, allowzero)
     return ctx.emit(graph.ReshapeOp, [ctx.input(0)], shape=shape, allowzero=allowzero)
 
 

@@ -13,7 +13,7 @@ from pyflame_rt.dialects import graph, graph_nn as nn, graph_pool_indices as pi
 from pyflame_rt.dialects.assumptions import require_equal
 from pyflame_rt.errors import ShapeMismatchError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
-from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
+from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic, known_only_at_run_time
 
 
 def _const_ints(ctx: _NodeContext, i: int, what: str) -> list[int] | None:
@@ -307,7 +307,7 @@ def _squeeze_run_time_axes(ctx: _NodeContext):
 
 @converter("Squeeze", "Unsqueeze")
 def _squeeze(ctx: _NodeContext):
-    if ctx.opset >= 13 and ctx.input(1) is not None and ctx.const_input(1) is None:
+    if ctx.opset >= 13 and known_only_at_run_time(ctx, 1):
         return _squeeze_run_time_axes(ctx)
     axes = list(ctx.attrs.get("axes", [])) if ctx.opset < 13 else (_const_ints(ctx, 1, "axes") or [])
     op = nn.SqueezeOp if ctx.node.op_type == "Squeeze" else nn.UnsqueezeOp

@@ -9,7 +9,7 @@ from pyflame_rt.dialects import graph, graph_math as gm, graph_reduce as gr
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import ShapeMismatchError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
-from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
+from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic, known_only_at_run_time
 
 _REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min",
            "ReduceProd": "prod", "ReduceL1": "l1", "ReduceL2": "l2", "ReduceSumSquare": "sum_square",
@@ -35,10 +35,9 @@ def _reduce(ctx: _NodeContext):
 def _reduce_of(ctx: _NodeContext, x: SSAValue, kind: str) -> SSAValue:
     keepdims = bool(ctx.attrs.get("keepdims", 1))
     if _axes_as_input(ctx.node.op_type, ctx.opset):
-        empty = ctx.input(1) is None or ctx.shape(ctx.input(1)) == (0,)
-        if not empty and ctx.const_input(1) is None:
+        if known_only_at_run_time(ctx, 1):
             return _reduce_run_time_axes(ctx, x, kind, keepdims)
-        axes = [] if empty else [int(a) for a in np.asarray(ctx.const_input(1)).ravel()]
+        axes = [int(a) for a in np.asarray(ctx.const_input(1)).ravel()] if ctx.const_input(1) is not None else []
         if not axes and ctx.attrs.get("noop_with_empty_axes", 0):
             return ctx.emit(graph.IdentityOp, [x])[0]
     else:
@@ -115,10 +114,9 @@ def _topk(ctx: _NodeContext):
 def _cumulative(ctx: _NodeContext):
     op_cls = gr.CumSumOp if ctx.node.op_type == "CumSum" else gr.CumProdOp
     props = {"exclusive": bool(ctx.attrs.get("exclusive", 0)), "reverse": bool(ctx.attrs.get("reverse", 0))}
-    axis = ctx.const_input(1)
-    if axis is None:
+    if known_only_at_run_time(ctx, 1):
         return _cumulative_run_time_axis(ctx, op_cls, props)
-    return ctx.emit(op_cls, [ctx.input(0)], axis=int(np.asarray(axis).reshape(-1)[0]), **props)
+    return ctx.emit(op_cls, [ctx.input(0)], axis=int(np.asarray(ctx.const_input(1)).reshape(-1)[0]), **props)
 
 
 def _cumulative_run_time_axis(ctx: _NodeContext, op_cls, props: dict):
