@@ -51,10 +51,10 @@ _REASONS = {
     "signal/detection": "signal processing, detection and image decoding: outside the CNN + transformer scope",
     "data-dependent shape": "output shape depends on input values; the static memory plan needs shapes "
                             "computable from input shapes",
-    "runtime shape argument": "a shape-determining argument other than a ConstantOfShape / Expand shape, Tile "
-                              "repeats or TopK k (which bind dims from values) fed as a graph input or computed "
-                              "from its values: Reshape shape, Reduce/Squeeze/Unsqueeze axes, Slice/Pad/Range/"
-                              "Split/Trilu/Resize/OneHot parameters, a CumSum / CumProd axis",
+    "runtime shape argument": "a shape-determining argument other than a ConstantOfShape / Expand / Reshape "
+                              "shape, Tile repeats, TopK k, Reduce / Squeeze / Unsqueeze axes or a CumSum / "
+                              "CumProd axis (which bind dims from values) fed as a graph input or computed from "
+                              "its values: Slice/Pad/Range/Split/Trilu/Resize/OneHot parameters",
 }
 # op type -> input positions that determine the output shape or the kernel's iteration axis (must be
 # constants or shape computations)
