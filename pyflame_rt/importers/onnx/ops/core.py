@@ -8,6 +8,7 @@ from pyflame_rt.dialects import graph
 from pyflame_rt.dialects.assumptions import require_nonempty
 from pyflame_rt.dialects.symbolic import dim_div, numel
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic, known_only_at_run_time
 
 _BINARY = {"Add": graph.AddOp, "Sub": graph.SubOp, "Mul": graph.MulOp, "Div": graph.DivOp}
 _UNARY = {"Relu": graph.ReluOp, "Identity": graph.IdentityOp}
@@ -63,10 +64,28 @@ def _reshape(ctx: _NodeContext):
         shape = [int(x) for x in ctx.attrs["shape"]]
     else:
         known = ctx.sym_input(1)
-        if known is None:
-            raise ctx.fail("the target shape must be known at compile time (constant or computed from shapes)")
-        shape = symbolic_reshape_target(ctx.shape(ctx.input(0)), list(known.values.flat), allowzero)
+        if known is None and known_only_at_run_time(ctx, 1):
+            return _reshape_run_time(ctx, allowzero)
+        target = [] if known is None else list(known.values.flat)  # not known: an empty shape
+        shape = symbolic_reshape_target(ctx.shape(ctx.input(0)), target, allowzero)
     return ctx.emit(graph.ReshapeOp, [ctx.input(0)], shape=shape, allowzero=allowzero)
+
+
+def _reshape_run_time(ctx: _NodeContext, allowzero: bool):
+    """A target shape known only at run time: the dims its values give (0 copies the input's dim
+    unless allowzero, one -1 at most is inferred, any other negative value is refused); the element
+    counts must match (a shape assumption)."""
+    sa = ShapeArithmetic(ctx)
+    src = ctx.shape(ctx.input(0))
+    target = sa.operand(1)
+    n = sa.size(target)
+    if not allowzero:  # a 0 past the input's rank has no dim to copy: -2 makes it invalid
+        target = sa.where(sa.eq(target, 0), sa.dims([*src[:n], *[-2] * (n - len(src))]), target)
+    inferred = sa.eq(target, -1)
+    target = sa.where(inferred, sa.div(sa.dims([numel(src)]), sa.reduce("prod", sa.where(inferred, 1, target))),
+                      target)
+    dims = sa.bind(target, "shape", valid=sa.lt(sa.reduce("sum", inferred), 2))
+    return ctx.emit(graph.ReshapeOp, [ctx.input(0)], shape=dims)
 
 
 def symbolic_reshape_target(src, target, allowzero: bool) -> list:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
+from pyflame_rt.dialects import graph, graph_nn as nn, graph_pool_indices as pi
 from pyflame_rt.dialects.assumptions import require_equal
+from pyflame_rt.errors import ShapeMismatchError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic, known_only_at_run_time
 
 
 def _const_ints(ctx: _NodeContext, i: int, what: str) -> list[int] | None:
@@ -280,8 +282,33 @@ def _transpose(ctx: _NodeContext):
     return ctx.emit(nn.TransposeOp, [ctx.input(0)], perm=perm)
 
 
+def _squeeze_run_time_axes(ctx: _NodeContext):
+    """Squeeze / Unsqueeze axes known only at run time: a reshape to the dims derived from them (a
+    squeezed dim must be 1)."""
+    sa = ShapeArithmetic(ctx)
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    axes = sa.operand(1)
+    n_axes = sa.size(axes)
+    if ctx.node.op_type == "Squeeze":
+        if n_axes > len(shape):
+            raise ShapeMismatchError(f"{n_axes} squeeze axes for a tensor of rank {len(shape)}")
+        counts = sa.axis_counts(axes, len(shape))
+        dims = sa.dims(shape)
+        ones = sa.eq(sa.reduce("prod", sa.where(sa.lt(0, counts), dims, 1)), 1)
+        valid = sa.both(sa.axes_valid(counts, n_axes), ones)
+        out = sa.unselected(dims, counts, len(shape) - n_axes) if len(shape) > n_axes else sa.const([])
+    else:
+        counts = sa.axis_counts(axes, len(shape) + n_axes)
+        valid = sa.axes_valid(counts, n_axes)
+        out = sa.spread(sa.dims(shape), counts) if shape else sa.const([1] * n_axes)
+    return ctx.emit(graph.ReshapeOp, [x], shape=sa.bind(out, "axes", valid))
+
+
 @converter("Squeeze", "Unsqueeze")
 def _squeeze(ctx: _NodeContext):
+    if ctx.opset >= 13 and known_only_at_run_time(ctx, 1):
+        return _squeeze_run_time_axes(ctx)
     axes = list(ctx.attrs.get("axes", [])) if ctx.opset < 13 else (_const_ints(ctx, 1, "axes") or [])
     op = nn.SqueezeOp if ctx.node.op_type == "Squeeze" else nn.UnsqueezeOp
     return ctx.emit(op, [ctx.input(0)], axes=axes)

@@ -3,9 +3,13 @@ ArgMin, Softmax / LogSoftmax (coerced-2-D before opset 13), LayerNormalization."
 from __future__ import annotations
 
 import numpy as np
+from xdsl.ir import SSAValue
 
-from pyflame_rt.dialects import graph, graph_reduce as gr
+from pyflame_rt.dialects import graph, graph_math as gm, graph_reduce as gr
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import ShapeMismatchError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic, known_only_at_run_time
 
 _REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min",
            "ReduceProd": "prod", "ReduceL1": "l1", "ReduceL2": "l2", "ReduceSumSquare": "sum_square",
@@ -18,16 +22,53 @@ def _axes_as_input(op_type: str, opset: int) -> bool:
 
 @converter(*_REDUCE)
 def _reduce(ctx: _NodeContext):
+    kind = _REDUCE[ctx.node.op_type]
+    if graph.dtype_of(ctx.input(0).type) is not DType.BOOL or kind not in ("max", "min"):
+        return [_reduce_of(ctx, ctx.input(0), kind)]
+    # bool max / min are any / all: int32 0 / 1 reduced, then > 0 (an empty set's max, the int32
+    # minimum, is False; its min, the maximum, True)
+    (x,) = ctx.emit(gm.CastOp, [ctx.input(0)], to=DType.INT32.value)
+    zero = ctx.importer.add_constant(f"{ctx.node.output[0]}_zero", np.zeros((), np.int32))
+    return ctx.emit(gm.GreaterOp, [_reduce_of(ctx, x, kind), zero])
+
+
+def _reduce_of(ctx: _NodeContext, x: SSAValue, kind: str) -> SSAValue:
     keepdims = bool(ctx.attrs.get("keepdims", 1))
     if _axes_as_input(ctx.node.op_type, ctx.opset):
-        if ctx.input(1) is not None and ctx.const_input(1) is None:
-            raise ctx.fail("the axes input must be a constant")
-        axes = [] if ctx.input(1) is None else [int(a) for a in np.asarray(ctx.const_input(1)).ravel()]
+        if known_only_at_run_time(ctx, 1):
+            return _reduce_run_time_axes(ctx, x, kind, keepdims)
+        axes = [int(a) for a in np.asarray(ctx.const_input(1)).ravel()] if ctx.const_input(1) is not None else []
         if not axes and ctx.attrs.get("noop_with_empty_axes", 0):
-            return ctx.emit(graph.IdentityOp, [ctx.input(0)])
+            return ctx.emit(graph.IdentityOp, [x])[0]
     else:
         axes = [int(a) for a in ctx.attrs.get("axes", [])]
-    return ctx.emit(gr.ReduceOp, [ctx.input(0)], kind=_REDUCE[ctx.node.op_type], axes=axes, keepdims=keepdims)
+    return ctx.emit(gr.ReduceOp, [x], kind=kind, axes=axes, keepdims=keepdims)[0]
+
+
+def _reduce_run_time_axes(ctx: _NodeContext, x: SSAValue, kind: str, keepdims: bool) -> SSAValue:
+    """Axes known only at run time: each dim i splits into a kept part o_i and a reduced part r_i
+    (o_i = 1, r_i = the dim if i is reduced, else the other way round); the input viewed as
+    [o_0, r_0, o_1, r_1, ...] is reduced over the r_i, then viewed as the result's dims."""
+    sa = ShapeArithmetic(ctx)
+    shape = ctx.shape(x)
+    rank = len(shape)
+    axes = sa.operand(1)
+    n_axes = sa.size(axes)
+    if n_axes > rank:
+        raise ShapeMismatchError(f"{n_axes} reduce axes for a tensor of rank {rank}")
+    counts = sa.axis_counts(axes, rank)
+    dims = sa.dims(shape)
+    reduced = sa.lt(0, counts)
+    split = sa.concat([sa.reshape(sa.where(reduced, 1, dims), [rank, 1]),
+                       sa.reshape(sa.where(reduced, dims, 1), [rank, 1])], axis=1)
+    parts = sa.bind(sa.reshape(split, [2 * rank]), "axes", valid=sa.axes_valid(counts, n_axes))
+    (x,) = ctx.emit(graph.ReshapeOp, [x], shape=parts)
+    (y,) = ctx.emit(gr.ReduceOp, [x], kind=kind, axes=list(range(1, 2 * rank, 2)), keepdims=True)
+    if keepdims or rank == n_axes:
+        kept = parts[0::2] if keepdims else []
+    else:
+        kept = sa.bind(sa.unselected(dims, counts, rank - n_axes), "kept")
+    return ctx.emit(graph.ReshapeOp, [y], shape=kept)[0]
 
 
 @converter("ArgMax", "ArgMin")
@@ -71,9 +112,29 @@ def _topk(ctx: _NodeContext):
 
 @converter("CumSum", "CumProd")
 def _cumulative(ctx: _NodeContext):
-    axis = ctx.const_input(1)
-    if axis is None:
-        raise ctx.fail("the axis must be a constant")
     op_cls = gr.CumSumOp if ctx.node.op_type == "CumSum" else gr.CumProdOp
-    return ctx.emit(op_cls, [ctx.input(0)], axis=int(np.asarray(axis).reshape(-1)[0]),
-                    exclusive=bool(ctx.attrs.get("exclusive", 0)), reverse=bool(ctx.attrs.get("reverse", 0)))
+    props = {"exclusive": bool(ctx.attrs.get("exclusive", 0)), "reverse": bool(ctx.attrs.get("reverse", 0))}
+    if known_only_at_run_time(ctx, 1):
+        return _cumulative_run_time_axis(ctx, op_cls, props)
+    return ctx.emit(op_cls, [ctx.input(0)], axis=int(np.asarray(ctx.const_input(1)).reshape(-1)[0]), **props)
+
+
+def _cumulative_run_time_axis(ctx: _NodeContext, op_cls, props: dict):
+    """An axis known only at run time: the input viewed as [outer, n, inner] around it, scanned
+    along axis 1 and viewed back."""
+    sa = ShapeArithmetic(ctx)
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    axis = sa.operand(1)
+    if sa.size(axis) != 1:
+        raise ShapeMismatchError(f"the axis input has {sa.size(axis)} elements, not 1")
+    at = sa.axis_counts(axis, len(shape))
+    seen = sa.cumsum(at)  # 1 from the axis on
+    dims = sa.dims(shape)
+    outer = sa.reduce("prod", sa.where(sa.eq(seen, 0), dims, 1), keepdims=True)
+    inner = sa.reduce("prod", sa.where(sa.lt(at, seen), dims, 1), keepdims=True)
+    around = sa.bind(sa.concat([outer, sa.reduce("sum", sa.mul(at, dims), keepdims=True), inner]), "axis",
+                     valid=sa.axes_valid(at, 1))
+    (y,) = ctx.emit(graph.ReshapeOp, [x], shape=around)
+    (y,) = ctx.emit(op_cls, [y], axis=1, **props)
+    return ctx.emit(graph.ReshapeOp, [y], shape=list(shape))
