@@ -65,8 +65,9 @@ def _identity(t: Typed, combine: str):
         return t.const(0 if combine == "add" else 1)
     if t.is_float:
         return t.const(float("-inf") if combine in ("max", "max_num") else float("inf"))
-    top = (1 << (t.elem.bitwidth - 1)) - 1
-    return t.const(-top - 1 if combine in ("max", "max_num") else top)
+    bits = t.elem.bitwidth
+    low, high = (0, (1 << bits) - 1) if t.unsigned else (-(1 << bits - 1), (1 << bits - 1) - 1)
+    return t.const(low if combine in ("max", "max_num") else high)
 
 
 class _Row:

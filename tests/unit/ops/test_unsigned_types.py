@@ -18,6 +18,7 @@ def _model(dtype):
              for op in BINARY + COMPARES]
     nodes += [helper.make_node("BitwiseNot", ["x"], ["BitwiseNot"]),
               helper.make_node("ReduceMax", ["x", "axes"], ["ReduceMax"], keepdims=0),
+              helper.make_node("ReduceMin", ["x", "axes"], ["ReduceMin"], keepdims=0),
               helper.make_node("Cast", ["x"], ["to_f32"], to=TensorProto.FLOAT),
               helper.make_node("Cast", ["x"], ["to_f64"], to=TensorProto.DOUBLE),
               helper.make_node("Cast", ["x"], ["to_i64"], to=TensorProto.INT64),
@@ -26,7 +27,7 @@ def _model(dtype):
               helper.make_node("Gather", ["x", "i"], ["Gather"], axis=1),
               helper.make_node("Concat", ["x", "x"], ["Concat"], axis=0)]
     outputs = [(op, shape, dtype) for op in BINARY + ["BitwiseNot"]] + [(op, shape, np.bool_) for op in COMPARES]
-    outputs += [("ReduceMax", [4], dtype), ("to_f32", shape, np.float32), ("to_f64", shape, np.float64),
+    outputs += [("ReduceMax", [4], dtype), ("ReduceMin", [4], dtype), ("to_f32", shape, np.float32), ("to_f64", shape, np.float64),
                 ("to_i64", shape, np.int64), ("from_f32", shape, dtype), ("Transpose", [9, 4], dtype),
                 ("Gather", [4, 3], dtype), ("Concat", [8, 9], dtype)]
     inputs = [("x", shape, dtype), ("y", [9], dtype), ("f", shape, np.float32), ("i", [3], np.int64)]
@@ -39,6 +40,8 @@ def test_unsigned_ops_match_onnxruntime(rng, dtype):
     info = np.iinfo(dtype)
     x = rng.integers(0, info.max, (4, 9), dtype=dtype, endpoint=True)
     x[0, :3] = [info.max, info.max - 1, 0]  # the top bit set: wrong in any signed form
+    x[1] = np.arange(9)  # a max below the signed midpoint: wrong from a signed identity
+    x[2] = info.max - np.arange(9, dtype=dtype)  # a min above it, likewise
     y = rng.integers(1, info.max, 9, dtype=dtype)
     y[:3] = [1, 7, info.max]
     y[3:] %= info.bits  # shift amounts in range
@@ -48,7 +51,7 @@ def test_unsigned_ops_match_onnxruntime(rng, dtype):
     model, names = _model(dtype)
     got = dict(zip(names, InferenceSession(model.SerializeToString()).run(None, feeds)))
     numpy = dict(Max=np.maximum(x, y), Min=np.minimum(x, y), BitwiseAnd=x & y, BitwiseXor=x ^ y, BitwiseNot=~x,
-                 Mod=x % y, ReduceMax=x.max(axis=1))  # onnxruntime lacks some of these kernels
+                 Mod=x % y, ReduceMax=x.max(axis=1), ReduceMin=x.min(axis=1))  # onnxruntime lacks some of these kernels
     want = dict(zip([n for n in names if n not in numpy], ort_run(_strip(model, numpy), feeds)), **numpy)
     for name in names:
         assert got[name].dtype == want[name].dtype, name
