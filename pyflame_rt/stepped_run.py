@@ -115,7 +115,7 @@ class SteppedRun:
 
     def bind(self, computed: list[ComputedDim], io) -> None:
         for c in computed:
-            value = check_value(self.read(c, io), c.dim, f"element {c.offset} of the tensor computed for '{c.dim}'")
+            value = check_value(self.read(c, io), c.dim, f"element {c.offset // np.dtype(c.dtype).itemsize} of the tensor computed for '{c.dim}'")
             self.bindings[c.dim] = value
         self.check_assumptions()
 

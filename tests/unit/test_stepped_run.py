@@ -49,6 +49,12 @@ def test_a_negative_computed_size_is_refused(computed_shape_model):
         sess.run(None, _feeds([-3, 1], 2))
 
 
+def test_the_refusal_names_the_element_not_its_byte_offset(computed_shape_model):
+    _, sess = computed_shape_model
+    with pytest.raises(ShapeMismatchError, match="element 1 of the tensor computed for 's_1'"):
+        sess.run(None, _feeds([1, -3], 2))
+
+
 def test_computed_sizes_past_int64_are_refused(computed_shape_model):
     _, sess = computed_shape_model
     with pytest.raises(ShapeMismatchError, match=r"exceed 2\*\*63 bytes"):
