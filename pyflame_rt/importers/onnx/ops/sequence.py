@@ -1,0 +1,293 @@
+"""Converters for the sequence and optional operators (values: importers/onnx/structured.py).
+
+Positions known at import edit the element list. A position computed at run time indexes the
+stacked elements: SequenceAt gathers the element (Gather's own rules: negative positions count
+from the back, one out of range fails its run-time index check with an InputError); Insert and
+Erase normalize the position by a Gather over a table of positions, which checks its range the
+same way, and gather the reordered stack.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from xdsl.ir import SSAValue
+
+from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_tensor as gt
+from pyflame_rt.dialects.assumptions import require_same_shape, require_sum
+from pyflame_rt.dialects.symbolic import SymDim, dim_add, dim_mul
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import InvalidModelError
+from pyflame_rt.importers.onnx import shape_values
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.structured import OptionalValue, SequenceValue, SplitPieces
+
+
+def _sequence(ctx: _NodeContext, i: int) -> SequenceValue:
+    seq = ctx.structured(i)
+    if not isinstance(seq, SequenceValue):
+        raise InvalidModelError(f"{ctx.node.op_type} node '{ctx.node.name or ctx.node.output[0]}': input {i} "
+                                f"is not a sequence")
+    return seq
+
+
+def _count(seq: SequenceValue, ctx: _NodeContext):
+    if seq.pieces is not None:
+        return len(seq.pieces.bounds) - 1
+    return len(seq.elements) if seq.elements is not None else ctx.shape(seq.stacked)[0]
+
+
+def _constant(ctx: _NodeContext, arr: np.ndarray) -> SSAValue:
+    return ctx.importer.add_constant(f"{ctx.node.output[0]}_const", arr)
+
+
+def _stacked(ctx: _NodeContext, seq: SequenceValue) -> SSAValue:
+    """The elements as one tensor [count, ...]; they must share a shape."""
+    if seq.stacked is not None:
+        return seq.stacked
+    seq = SequenceValue(seq.dtype, elements=_elements(ctx, seq))
+    if not seq.elements:
+        raise ctx.fail("indexing an empty sequence at a run-time position")
+    first = ctx.shape(seq.elements[0])
+    for e in seq.elements[1:]:
+        if len(ctx.shape(e)) != len(first) or any(isinstance(a, int) and isinstance(b, int) and a != b
+                                                  for a, b in zip(ctx.shape(e), first)):
+            raise ctx.fail(f"a run-time position into a sequence whose elements differ in shape "
+                           f"({[list(ctx.shape(x)) for x in seq.elements]}) is not supported")
+        require_same_shape(ctx.shape(e), first, "sequence elements indexed at a run-time position")
+    parts = [ctx.emit(nn.UnsqueezeOp, [e], axes=[0])[0] for e in seq.elements]
+    return parts[0] if len(parts) == 1 else ctx.emit(nn.ConcatOp, parts, axis=0)[0]
+
+
+def _elements(ctx: _NodeContext, seq: SequenceValue) -> tuple[SSAValue, ...]:
+    """The elements one by one; the count must be known at import."""
+    if seq.elements is not None:
+        return seq.elements
+    if seq.pieces is not None:
+        return tuple(_piece(ctx, seq.pieces, i) for i in range(len(seq.pieces.bounds) - 1))
+    count = _count(seq, ctx)
+    if not isinstance(count, int):
+        raise ctx.fail(f"this needs the sequence's element count at compile time; it is {count}")
+    return tuple(ctx.emit(gt.GatherOp, [seq.stacked, _constant(ctx, np.array(i, np.int64))], axis=0)[0]
+                 for i in range(count))
+
+
+def _piece(ctx: _NodeContext, pieces: SplitPieces, i: int) -> SSAValue:
+    start, end = pieces.bounds[i], pieces.bounds[i + 1]
+    return ctx.emit(nn.SliceOp, [pieces.input], starts=[start], ends=[end], axes=[pieces.axis], steps=[1])[0]
+
+
+def _static_position(ctx: _NodeContext, i: int, count: int, extra: int) -> int | None:
+    """A position input known at import, normalized (positions -count..count-1+extra), or None."""
+    pos = ctx.const_input(i)
+    if pos is None:
+        return None
+    p = int(np.asarray(pos).reshape(-1)[0])
+    if not -count <= p < count + extra:
+        raise InvalidModelError(f"{ctx.node.op_type} node '{ctx.node.name or ctx.node.output[0]}': position {p} is "
+                                f"out of range for a sequence of {count} element(s)")
+    return p + count if p < 0 else p
+
+
+def _scalar_int64(ctx: _NodeContext, i: int) -> SSAValue:
+    pos = ctx.input(i)
+    if graph.dtype_of(pos.type) != DType.INT64:
+        (pos,) = ctx.emit(gm.CastOp, [pos], to=DType.INT64.value)
+    if ctx.shape(pos) != ():
+        (pos,) = ctx.emit(graph.ReshapeOp, [pos], shape=[])
+    return pos
+
+
+def _erase_position(ctx: _NodeContext, i: int, count: int) -> SSAValue:
+    """Position input i (-count..count-1) as 0..count-1: Gather over the positions checks its range."""
+    positions = _constant(ctx, np.arange(count, dtype=np.int64))
+    return ctx.emit(gt.GatherOp, [positions, _scalar_int64(ctx, i)], axis=0)[0]
+
+
+def _insert_position(ctx: _NodeContext, i: int, count: int) -> SSAValue:
+    """Position input i (-count..count) as 0..count: shifted by count it indexes the table of normalized
+    positions, a shift below 0 made an index past the table so that Gather's range check refuses it."""
+    (shifted,) = ctx.emit(graph.AddOp, [_scalar_int64(ctx, i), _constant(ctx, np.array(count, np.int64))])
+    (below,) = ctx.emit(gm.LessOp, [shifted, _constant(ctx, np.array(0, np.int64))])
+    past = _constant(ctx, np.array(2 * count + 1, np.int64))
+    (index,) = ctx.emit(gm.WhereOp, [below, past, shifted])
+    table = _constant(ctx, np.concatenate([np.arange(count), np.arange(count + 1)]).astype(np.int64))
+    return ctx.emit(gt.GatherOp, [table, index], axis=0)[0]
+
+
+def _known_count(ctx: _NodeContext, seq: SequenceValue) -> int:
+    count = _count(seq, ctx)
+    if not isinstance(count, int):
+        raise ctx.fail(f"a run-time position needs the sequence's element count at compile time; it is {count}")
+    return count
+
+
+@converter("SequenceEmpty")
+def _sequence_empty(ctx: _NodeContext):
+    return [SequenceValue(DType.from_onnx(int(ctx.attrs.get("dtype", onnx.TensorProto.FLOAT))), elements=())]
+
+
+@converter("SequenceConstruct")
+def _sequence_construct(ctx: _NodeContext):
+    elements = tuple(ctx.input(i) for i in range(len(ctx.node.input)))
+    return [SequenceValue(graph.dtype_of(elements[0].type), elements=elements)]
+
+
+@converter("SequenceLength")
+def _sequence_length(ctx: _NodeContext):
+    name = ctx.node.output[0]
+    ctx.importer.known[name] = shape_values.Known(np.array(_count(_sequence(ctx, 0), ctx), object), DType.INT64)
+    return [ctx.importer.value(name)]
+
+
+@converter("SequenceAt")
+def _sequence_at(ctx: _NodeContext):
+    seq = _sequence(ctx, 0)
+    if seq.stacked is None:
+        p = _static_position(ctx, 1, _count(seq, ctx), 0)
+        if p is not None:
+            return [_piece(ctx, seq.pieces, p) if seq.pieces is not None else _elements(ctx, seq)[p]]
+    return ctx.emit(gt.GatherOp, [_stacked(ctx, seq), _scalar_int64(ctx, 1)], axis=0)
+
+
+@converter("SequenceErase")
+def _sequence_erase(ctx: _NodeContext):
+    seq = _sequence(ctx, 0)
+    count = _known_count(ctx, seq)
+    if count == 0:
+        raise InvalidModelError(f"SequenceErase node '{ctx.node.name or ctx.node.output[0]}': the sequence is empty")
+    p = count - 1 if ctx.structured(1) is None and ctx.input(1) is None else _static_position(ctx, 1, count, 0)
+    if p is not None:
+        elements = _elements(ctx, seq)
+        return [SequenceValue(seq.dtype, elements=elements[:p] + elements[p + 1:])]
+    pos = _erase_position(ctx, 1, count)
+    kept = _constant(ctx, np.arange(count - 1, dtype=np.int64))
+    after = _constant(ctx, np.arange(1, count, dtype=np.int64))
+    (before,) = ctx.emit(gm.LessOp, [kept, pos])
+    (index,) = ctx.emit(gm.WhereOp, [before, kept, after])
+    return [SequenceValue(seq.dtype, stacked=ctx.emit(gt.GatherOp, [_stacked(ctx, seq), index], axis=0)[0])]
+
+
+@converter("SequenceInsert")
+def _sequence_insert(ctx: _NodeContext):
+    seq, tensor = _sequence(ctx, 0), ctx.input(1)
+    if ctx.input(2) is None:  # at the back
+        if seq.stacked is None:
+            return [SequenceValue(seq.dtype, elements=(*_elements(ctx, seq), tensor))]
+        (row,) = ctx.emit(nn.UnsqueezeOp, [tensor], axes=[0])
+        return [SequenceValue(seq.dtype, stacked=ctx.emit(nn.ConcatOp, [seq.stacked, row], axis=0)[0])]
+    count = _known_count(ctx, seq)
+    p = _static_position(ctx, 2, count, 1)
+    if p is not None:
+        elements = _elements(ctx, seq)
+        return [SequenceValue(seq.dtype, elements=(*elements[:p], tensor, *elements[p:]))]
+    pos = _insert_position(ctx, 2, count)
+    stacked = _stacked(ctx, SequenceValue(seq.dtype, elements=(*_elements(ctx, seq), tensor)))
+    # result[i] = stacked[i] before the position, the new tensor (last) at it, stacked[i - 1] after it
+    at = _constant(ctx, np.arange(count + 1, dtype=np.int64))
+    (before,) = ctx.emit(gm.LessOp, [at, pos])
+    (is_new,) = ctx.emit(gm.EqualOp, [at, pos])
+    (index,) = ctx.emit(gm.WhereOp, [before, at, _constant(ctx, np.arange(-1, count, dtype=np.int64))])
+    (index,) = ctx.emit(gm.WhereOp, [is_new, _constant(ctx, np.array(count, np.int64)), index])
+    return [SequenceValue(seq.dtype, stacked=ctx.emit(gt.GatherOp, [stacked, index], axis=0)[0])]
+
+
+@converter("ConcatFromSequence")
+def _concat_from_sequence(ctx: _NodeContext):
+    seq = _sequence(ctx, 0)
+    axis, new_axis = int(ctx.attrs["axis"]), int(ctx.attrs.get("new_axis", 0))
+    if seq.stacked is not None:  # the count axis moved to `axis`, merged with the element axis there
+        shape = ctx.shape(seq.stacked)
+        a = axis % (len(shape) if new_axis else len(shape) - 1)
+        perm = [*range(1, a + 1), 0, *range(a + 1, len(shape))]
+        (out,) = ctx.emit(nn.TransposeOp, [seq.stacked], perm=perm) if perm != sorted(perm) else \
+            ctx.emit(graph.IdentityOp, [seq.stacked])
+        if new_axis:
+            return [out]
+        moved = ctx.shape(out)
+        return ctx.emit(graph.ReshapeOp, [out], shape=[*moved[:a], dim_mul(moved[a], moved[a + 1]), *moved[a + 2:]])
+    elements = _elements(ctx, seq)
+    if not elements:
+        raise InvalidModelError(f"ConcatFromSequence node '{ctx.node.name or ctx.node.output[0]}': the sequence "
+                                f"is empty")
+    if new_axis:
+        rank = len(ctx.shape(elements[0])) + 1
+        elements = tuple(ctx.emit(nn.UnsqueezeOp, [e], axes=[axis % rank])[0] for e in elements)
+    if len(elements) == 1:
+        return ctx.emit(graph.IdentityOp, [elements[0]])
+    return ctx.emit(nn.ConcatOp, list(elements), axis=axis)
+
+
+@converter("SplitToSequence")
+def _split_to_sequence(ctx: _NodeContext):
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    axis = int(ctx.attrs.get("axis", 0)) % len(shape)
+    dtype = graph.dtype_of(x.type)
+    if ctx.input(1) is None:  # pieces of 1, the axis kept or removed: x with the axis in front is the stack
+        perm = [axis, *(i for i in range(len(shape)) if i != axis)]
+        stacked = ctx.emit(nn.TransposeOp, [x], perm=perm)[0] if axis else x
+        if int(ctx.attrs.get("keepdims", 1)):
+            (stacked,) = ctx.emit(nn.UnsqueezeOp, [stacked], axes=[axis + 1])
+        return [SequenceValue(dtype, stacked=stacked)]
+    split = ctx.dims_input(1)
+    if split is None:
+        raise ctx.fail("the split sizes must be known at compile time, or be a graph input of static size")
+    sizes = list(split.values.flat)
+    if split.values.ndim == 0:  # pieces of that size, the last one smaller
+        (size,) = sizes
+        if not isinstance(shape[axis], int) or isinstance(size, SymDim):
+            raise ctx.fail("a scalar split of a dynamic axis, or computed at run time, gives a run-time count")
+        size = int(size)
+        if size <= 0:
+            raise InvalidModelError(f"SplitToSequence node '{ctx.node.name or ctx.node.output[0]}': split {size} "
+                                    f"is not positive")
+        sizes = [min(size, shape[axis] - s) for s in range(0, shape[axis], size)]
+    starts = [0]
+    for s in sizes:
+        starts.append(dim_add(starts[-1], s))
+    require_sum(sizes, shape[axis], f"SplitToSequence sizes {sizes} do not add up to axis {axis}")
+    seq = SequenceValue(dtype, pieces=SplitPieces(x, axis, tuple(starts)))
+    if all(isinstance(b, int) for b in starts):
+        return [SequenceValue(dtype, elements=_elements(ctx, seq))]
+    return [seq]  # sliced where the elements are used: a run-time start has no symbolic slice size
+
+
+@converter("Optional")
+def _optional(ctx: _NodeContext):
+    value = ctx.structured(0) or ctx.input(0)
+    t = ctx.attrs.get("type")
+    if t is None:
+        t = _type_of(value)
+    return [OptionalValue(value, t)]
+
+
+def _type_of(value) -> onnx.TypeProto:
+    if isinstance(value, SequenceValue):
+        return onnx.helper.make_sequence_type_proto(onnx.helper.make_tensor_type_proto(value.dtype.onnx, None))
+    return onnx.helper.make_tensor_type_proto(graph.dtype_of(value.type).onnx, None)
+
+
+@converter("OptionalHasElement")
+def _optional_has_element(ctx: _NodeContext):
+    opt = ctx.structured(0)
+    if isinstance(opt, OptionalValue):
+        if opt.flag is not None:
+            return ctx.emit(graph.IdentityOp, [opt.flag])
+        present = opt.element is not None
+    else:
+        present = ctx.input(0) is not None  # a tensor or sequence holds an element; no input: empty
+        present = present or isinstance(opt, SequenceValue)
+    return [ctx.importer.add_constant(ctx.node.output[0], np.array(present))]
+
+
+@converter("OptionalGetElement")
+def _optional_get_element(ctx: _NodeContext):
+    opt = ctx.structured(0)
+    if not isinstance(opt, OptionalValue):
+        return [opt] if opt is not None else ctx.emit(graph.IdentityOp, [ctx.input(0)])
+    if opt.element is None:
+        raise InvalidModelError(f"OptionalGetElement node '{ctx.node.name or ctx.node.output[0]}': the optional is "
+                                f"always empty")
+    if opt.source is not None:
+        ctx.importer.unwrapped.add(opt.source)
+    return [opt.element]
