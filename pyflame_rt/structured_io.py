@@ -6,6 +6,9 @@ string and layout, the tensors it is made of:
   {"tensor": t}                      a tensor
   {"stacked": t}                     a sequence as one tensor [count, ...] (its elements share a shape)
   {"elements": [t0, t1, ...]}        a sequence of a count fixed by the model, one tensor per element
+  {"split": {"tensor": t, "sizes": s, "axis": a}}
+                                     (outputs) a sequence of the pieces of t along axis a, of the
+                                     sizes the int64 vector s gives
   {"optional": {"element": L | None, "flag": t | None, "required": bool}}
                                      an optional: its element's layout (None: always empty) and the
                                      bool scalar saying whether it holds one (None: it always does);
@@ -29,6 +32,8 @@ def layout_tensors(layout: dict) -> list[str]:
         return [*(layout_tensors(opt["element"]) if opt["element"] else []), *([opt["flag"]] if opt["flag"] else [])]
     if "elements" in layout:
         return list(layout["elements"])
+    if "split" in layout:
+        return [layout["split"]["tensor"], layout["split"]["sizes"]]
     return [layout["tensor"] if "tensor" in layout else layout["stacked"]]
 
 
@@ -123,6 +128,10 @@ class StructuredIO:
             return list(outs[self.output_index[layout["stacked"]]])
         if "elements" in layout:
             return [outs[self.output_index[t]] for t in layout["elements"]]
+        if "split" in layout:
+            split = layout["split"]
+            sizes = outs[self.output_index[split["sizes"]]]
+            return np.split(outs[self.output_index[split["tensor"]]], np.cumsum(sizes)[:-1], axis=split["axis"])
         return outs[self.output_index[layout["tensor"]]]
 
 
@@ -149,3 +158,8 @@ def _check_layout(layout: dict, specs: dict, what: str) -> None:
             _check_layout(opt["element"], specs, what)
     elif "stacked" in layout and not specs[layout["stacked"]].shape:
         raise InvalidModelError(f"artifact header: structured_io sequence '{layout['stacked']}' has no count axis")
+    elif "split" in layout:
+        split = layout["split"]
+        sizes, rank = specs[split["sizes"]], len(specs[split["tensor"]].shape)
+        if len(sizes.shape) != 1 or sizes.dtype.value != "int64" or not 0 <= split["axis"] < rank:
+            raise InvalidModelError(f"artifact header: structured_io split '{split['tensor']}' is malformed")

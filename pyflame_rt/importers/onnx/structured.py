@@ -6,6 +6,8 @@ converts the nodes, as the tensors it is made of.
   and erases at constant positions) is its element values; one whose count is a run-time dim (a
   sequence graph input) or whose positions are computed at run time is one stacked tensor
   [count, ...] of elements sharing a shape.
+- A sequence split at sizes a graph input gives is the split tensor and the sizes, sliced where an
+  element is used.
 - An optional is its element (a tensor or sequence) and, when its presence is known only at run
   time (an optional graph input), a bool flag tensor.
 The model's sequence / optional inputs and outputs are flattened into tensor inputs and outputs;
@@ -22,20 +24,23 @@ from xdsl.ir import SSAValue
 
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import UnsupportedFormatError, UnsupportedOperatorError
+from pyflame_rt.errors import UnsupportedFormatError
 
 # the bool tensor that says whether an optional input / output holds an element
 FLAG_SUFFIX = ".has_element"
+# the int64 sizes of the pieces of a sequence output split at run-time sizes
+SIZES_SUFFIX = ".sizes"
 
 
 @dataclass(frozen=True)
 class SplitPieces:
-    """The pieces of `input` between consecutive `bounds` along `axis`, sliced only when used (the
-    bounds may be run-time dims: a SplitToSequence whose sizes are a graph input)."""
+    """The pieces of `input` between consecutive `bounds` along `axis`, sliced only when used: the
+    bounds are run-time dims (a SplitToSequence whose int64 `sizes` are a graph input)."""
 
     input: SSAValue
     axis: int
     bounds: tuple[Dim, ...]
+    sizes: SSAValue
 
 
 @dataclass(frozen=True)
@@ -129,9 +134,10 @@ def value_type_string(value: SSAValue | Structured, dtype_of: Callable[[SSAValue
 def flatten_output(name: str, value: SSAValue | Structured) -> tuple[list[tuple[str, SSAValue]], dict]:
     """The tensor results a model output becomes (name, value) and its layout."""
     if isinstance(value, SequenceValue):
-        if value.pieces is not None:
-            raise UnsupportedOperatorError(f"output '{name}': a sequence split at sizes computed at run time "
-                                           f"cannot be a model output")
+        if value.pieces is not None:  # the input and the sizes: the session splits it
+            sizes = name + SIZES_SUFFIX
+            return ([(name, value.pieces.input), (sizes, value.pieces.sizes)],
+                    {"split": {"tensor": name, "sizes": sizes, "axis": value.pieces.axis}})
         if value.stacked is not None:
             return [(name, value.stacked)], {"stacked": name}
         names = [f"{name}.{i}" for i in range(len(value.elements))]

@@ -88,10 +88,12 @@ def _static_position(ctx: _NodeContext, i: int, count: int, extra: int) -> int |
     return p + count if p < 0 else p
 
 
+def _int64(ctx: _NodeContext, v: SSAValue) -> SSAValue:
+    return ctx.emit(gm.CastOp, [v], to=DType.INT64.value)[0] if graph.dtype_of(v.type) != DType.INT64 else v
+
+
 def _scalar_int64(ctx: _NodeContext, i: int) -> SSAValue:
-    pos = ctx.input(i)
-    if graph.dtype_of(pos.type) != DType.INT64:
-        (pos,) = ctx.emit(gm.CastOp, [pos], to=DType.INT64.value)
+    pos = _int64(ctx, ctx.input(i))
     if ctx.shape(pos) != ():
         (pos,) = ctx.emit(graph.ReshapeOp, [pos], shape=[])
     return pos
@@ -246,10 +248,12 @@ def _split_to_sequence(ctx: _NodeContext):
     for s in sizes:
         starts.append(dim_add(starts[-1], s))
     require_sum(sizes, shape[axis], f"SplitToSequence sizes {sizes} do not add up to axis {axis}")
-    seq = SequenceValue(dtype, pieces=SplitPieces(x, axis, tuple(starts)))
     if all(isinstance(b, int) for b in starts):
-        return [SequenceValue(dtype, elements=_elements(ctx, seq))]
-    return [seq]  # sliced where the elements are used: a run-time start has no symbolic slice size
+        return [SequenceValue(dtype, elements=tuple(
+            ctx.emit(nn.SliceOp, [x], starts=[b], ends=[e], axes=[axis], steps=[1])[0]
+            for b, e in zip(starts, starts[1:])))]
+    # sliced where an element is used: a slice from a run-time start has no symbolic size
+    return [SequenceValue(dtype, pieces=SplitPieces(x, axis, tuple(starts), _int64(ctx, ctx.input(1))))]
 
 
 @converter("Optional")

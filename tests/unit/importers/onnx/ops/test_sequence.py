@@ -27,21 +27,25 @@ def _model(nodes, inputs, outputs, opset=18):
     return model
 
 
+def _same(got, want):
+    if want is None:
+        assert got is None
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want)
+        for g, w in zip(got, want):
+            _same(g, w)
+    elif want.dtype == bool or want.size == 0:
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert_close(got, want)
+
+
 def _check(model, feeds):
     got = InferenceSession(model.SerializeToString()).run(None, feeds)
     want = ort_run(model, feeds)
     assert len(got) == len(want)
     for g, w in zip(got, want):
-        if isinstance(w, list):
-            assert isinstance(g, list) and len(g) == len(w)
-            for a, b in zip(g, w):
-                assert_close(a, b)
-        elif w is None:
-            assert g is None
-        elif w.dtype == bool:
-            np.testing.assert_array_equal(g, w)
-        else:
-            assert_close(g, w)
+        _same(g, w)
     return got
 
 
@@ -208,3 +212,16 @@ def test_ragged_elements_at_a_run_time_position_are_refused():
 def test_models_without_sequences_record_no_structured_io():
     model = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [2])], [("y", [2])])
     assert from_onnx(model).structured_io is None
+
+
+def test_a_sequence_split_at_run_time_sizes_is_an_output():
+    """Pieces of sizes fed at run time differ in shape: returned as the pieces of the split input."""
+    model = _model([helper.make_node("SplitToSequence", ["x", "sizes"], ["s"], axis=1)],
+                   [helper.make_tensor_value_info("x", F, [2, 5]),
+                    helper.make_tensor_value_info("sizes", TensorProto.INT64, [3])], [_seq("s", [2, None])])
+    x = np.arange(10, dtype=np.float32).reshape(2, 5)
+    for sizes in ([1, 2, 2], [0, 5, 0]):
+        got = _check(model, {"x": x, "sizes": np.array(sizes)})
+        assert [p.shape[1] for p in got[0]] == sizes
+    with pytest.raises(ShapeMismatchError):
+        InferenceSession(model.SerializeToString()).run(None, {"x": x, "sizes": np.array([1, 2, 3])})
