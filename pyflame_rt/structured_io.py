@@ -6,6 +6,9 @@ string and layout, the tensors it is made of:
   {"tensor": t}                      a tensor
   {"stacked": t}                     a sequence as one tensor [count, ...] (its elements share a shape)
   {"elements": [t0, t1, ...]}        a sequence of a count fixed by the model, one tensor per element
+  {"ragged": {"values": t, "shapes": s}}
+                                     a sequence of elements of any shapes of one rank: their values
+                                     one after the other (1-D t) and their shapes (int64 [count, rank])
   {"split": {"tensor": t, "sizes": s, "axis": a}}
                                      (outputs) a sequence of the pieces of t along axis a, of the
                                      sizes the int64 vector s gives
@@ -34,6 +37,8 @@ def layout_tensors(layout: dict) -> list[str]:
         return list(layout["elements"])
     if "split" in layout:
         return [layout["split"]["tensor"], layout["split"]["sizes"]]
+    if "ragged" in layout:
+        return [layout["ragged"]["values"], layout["ragged"]["shapes"]]
     return [layout["tensor"] if "tensor" in layout else layout["stacked"]]
 
 
@@ -88,30 +93,34 @@ class StructuredIO:
             flat[opt["flag"]] = np.array(present)
         elif "stacked" in layout:
             flat[layout["stacked"]] = self._stack(name, value, self.input_specs[layout["stacked"]])
+        elif "ragged" in layout:
+            values, shapes = layout["ragged"]["values"], layout["ragged"]["shapes"]
+            flat[values], flat[shapes] = self._concatenate(name, value, self.input_specs[values])
         else:
             if value is None or isinstance(value, (list, tuple)):
                 raise InputError(f"input '{name}' must be an array, got {type(value).__name__}")
             flat[layout["tensor"]] = value
 
     def _stack(self, name: str, value, spec) -> np.ndarray:
-        if not isinstance(value, (list, tuple)):
-            raise InputError(f"input '{name}' is a sequence: feed a list of arrays, got {type(value).__name__}")
-        if not value:
+        arrays = _elements(name, value, spec)
+        if not arrays:
             return self._empty({"stacked": spec.name})[spec.name]
-        arrays = []
-        for i, a in enumerate(value):
-            if not isinstance(a, np.ndarray):
-                raise InputError(f"element {i} of sequence input '{name}' must be a numpy array, "
-                                 f"got {type(a).__name__}")
-            if a.dtype != spec.dtype.numpy:
-                raise InputError(f"element {i} of sequence input '{name}' has element type {a.dtype}, "
-                                 f"expected {spec.dtype.numpy}")
-            if a.shape != value[0].shape:
+        for i, a in enumerate(arrays):
+            if a.shape != arrays[0].shape:
                 raise ShapeMismatchError(f"sequence input '{name}': element {i} has shape {list(a.shape)}, element "
-                                         f"0 {list(value[0].shape)}; the elements of a sequence input must share "
-                                         f"a shape")
-            arrays.append(a)
+                                         f"0 {list(arrays[0].shape)}; the elements of this sequence input must "
+                                         f"share a shape")
         return np.stack(arrays)
+
+    @staticmethod
+    def _concatenate(name: str, value, spec) -> tuple[np.ndarray, np.ndarray]:
+        arrays = _elements(name, value, spec)
+        for i, a in enumerate(arrays):
+            if a.ndim != arrays[0].ndim:
+                raise ShapeMismatchError(f"sequence input '{name}': element {i} has rank {a.ndim}, element 0 "
+                                         f"{arrays[0].ndim}; the elements of a sequence input must share a rank")
+        values = np.concatenate([a.reshape(-1) for a in arrays]) if arrays else np.zeros(0, spec.dtype.numpy)
+        return values, np.array([a.shape for a in arrays], np.int64).reshape(len(arrays), -1 if arrays else 0)
 
     def _empty(self, layout: dict) -> dict:
         """Placeholders for an absent element or an empty sequence: every run-time dim 0."""
@@ -128,11 +137,30 @@ class StructuredIO:
             return list(outs[self.output_index[layout["stacked"]]])
         if "elements" in layout:
             return [outs[self.output_index[t]] for t in layout["elements"]]
+        if "ragged" in layout:
+            values = outs[self.output_index[layout["ragged"]["values"]]]
+            shapes = outs[self.output_index[layout["ragged"]["shapes"]]]
+            ends = np.cumsum(np.prod(shapes, axis=1, dtype=np.int64))
+            return [values[end - size:end].reshape(shape) for end, size, shape in
+                    zip(ends, np.prod(shapes, axis=1, dtype=np.int64), shapes)]
         if "split" in layout:
             split = layout["split"]
             sizes = outs[self.output_index[split["sizes"]]]
             return np.split(outs[self.output_index[split["tensor"]]], np.cumsum(sizes)[:-1], axis=split["axis"])
         return outs[self.output_index[layout["tensor"]]]
+
+
+def _elements(name: str, value, spec) -> list[np.ndarray]:
+    """The arrays of a sequence feed, each of the input's element type."""
+    if not isinstance(value, (list, tuple)):
+        raise InputError(f"input '{name}' is a sequence: feed a list of arrays, got {type(value).__name__}")
+    for i, a in enumerate(value):
+        if not isinstance(a, np.ndarray):
+            raise InputError(f"element {i} of sequence input '{name}' must be a numpy array, got {type(a).__name__}")
+        if a.dtype != spec.dtype.numpy:
+            raise InputError(f"element {i} of sequence input '{name}' has element type {a.dtype}, "
+                             f"expected {spec.dtype.numpy}")
+    return list(value)
 
 
 def _check(entries: list[Entry], specs: list, what: str) -> None:
@@ -158,6 +186,10 @@ def _check_layout(layout: dict, specs: dict, what: str) -> None:
             _check_layout(opt["element"], specs, what)
     elif "stacked" in layout and not specs[layout["stacked"]].shape:
         raise InvalidModelError(f"artifact header: structured_io sequence '{layout['stacked']}' has no count axis")
+    elif "ragged" in layout:
+        values, shapes = specs[layout["ragged"]["values"]], specs[layout["ragged"]["shapes"]]
+        if len(values.shape) != 1 or len(shapes.shape) != 2 or shapes.dtype.value != "int64":
+            raise InvalidModelError(f"artifact header: structured_io ragged sequence '{values.name}' is malformed")
     elif "split" in layout:
         split = layout["split"]
         sizes, rank = specs[split["sizes"]], len(specs[split["tensor"]].shape)

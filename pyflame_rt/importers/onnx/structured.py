@@ -8,6 +8,9 @@ converts the nodes, as the tensors it is made of.
   [count, ...] of elements sharing a shape.
 - A sequence split at sizes a graph input gives is the split tensor and the sizes, sliced where an
   element is used.
+- A sequence input whose type gives no element shape (not even the rank) is ragged: its elements'
+  values one after the other [total] and their shapes [count, rank], all three run-time dims. It
+  can be passed on and appended to, not indexed.
 - An optional is its element (a tensor or sequence) and, when its presence is known only at run
   time (an optional graph input), a bool flag tensor.
 The model's sequence / optional inputs and outputs are flattened into tensor inputs and outputs;
@@ -30,6 +33,8 @@ from pyflame_rt.errors import UnsupportedFormatError
 FLAG_SUFFIX = ".has_element"
 # the int64 sizes of the pieces of a sequence output split at run-time sizes
 SIZES_SUFFIX = ".sizes"
+# the int64 [count, rank] element shapes of a ragged sequence
+SHAPES_SUFFIX = ".shapes"
 
 
 @dataclass(frozen=True)
@@ -44,14 +49,23 @@ class SplitPieces:
 
 
 @dataclass(frozen=True)
+class Ragged:
+    """Elements of run-time shapes: their values row-major one after the other, and their shapes."""
+
+    values: SSAValue
+    shapes: SSAValue
+
+
+@dataclass(frozen=True)
 class SequenceValue:
-    """Exactly one of `elements` (the count is known at import), `stacked` ([count, ...]) and
-    `pieces`."""
+    """Exactly one of `elements` (the count is known at import), `stacked` ([count, ...]), `pieces`
+    and `ragged`."""
 
     dtype: DType
     elements: tuple[SSAValue, ...] | None = None
     stacked: SSAValue | None = None
     pieces: SplitPieces | None = None
+    ragged: Ragged | None = None
 
 
 @dataclass(frozen=True)
@@ -101,8 +115,14 @@ def flatten_input(name: str, t: onnx.TypeProto, tensor_info: TensorInfo,
         elem = t.sequence_type.elem_type
         if elem.WhichOneof("value") != "tensor_type":
             raise UnsupportedFormatError(f"input '{name}': a sequence of {type_string(elem)} is not supported")
-        shape, dtype = tensor_info(name, elem.tensor_type)
         count = SymDim.of(new_dim(f"{name}_count"))
+        if not elem.tensor_type.HasField("shape"):
+            dtype = tensor_info(name, onnx.helper.make_tensor_type_proto(elem.tensor_type.elem_type, []).tensor_type)[1]
+            total, rank = (SymDim.of(new_dim(f"{name}_{d}")) for d in ("total", "rank"))
+            shapes = name + SHAPES_SUFFIX
+            return ([FlatInput(name, (total,), dtype), FlatInput(shapes, (count, rank), DType.INT64)],
+                    {"ragged": {"values": name, "shapes": shapes}})
+        shape, dtype = tensor_info(name, elem.tensor_type)
         return [FlatInput(name, (count, *shape), dtype)], {"stacked": name}
     if which == "optional_type":
         args, element = flatten_input(name, t.optional_type.elem_type, tensor_info, new_dim)
@@ -116,7 +136,10 @@ def input_value(t: onnx.TypeProto, name: str, args: list[SSAValue]) -> SSAValue 
     """The importer's value of an input flattened into `args` (flatten_input's order)."""
     which = t.WhichOneof("value")
     if which == "sequence_type":
-        return SequenceValue(DType.from_onnx(t.sequence_type.elem_type.tensor_type.elem_type), stacked=args[0])
+        dtype = DType.from_onnx(t.sequence_type.elem_type.tensor_type.elem_type)
+        if len(args) == 2:
+            return SequenceValue(dtype, ragged=Ragged(*args))
+        return SequenceValue(dtype, stacked=args[0])
     if which == "optional_type":
         return OptionalValue(input_value(t.optional_type.elem_type, name, args[:-1]), t.optional_type.elem_type,
                              flag=args[-1], source=name)
@@ -140,6 +163,10 @@ def flatten_output(name: str, value: SSAValue | Structured) -> tuple[list[tuple[
                     {"split": {"tensor": name, "sizes": sizes, "axis": value.pieces.axis}})
         if value.stacked is not None:
             return [(name, value.stacked)], {"stacked": name}
+        if value.ragged is not None:
+            shapes = name + SHAPES_SUFFIX
+            return ([(name, value.ragged.values), (shapes, value.ragged.shapes)],
+                    {"ragged": {"values": name, "shapes": shapes}})
         names = [f"{name}.{i}" for i in range(len(value.elements))]
         return list(zip(names, value.elements)), {"elements": names}
     if isinstance(value, OptionalValue):

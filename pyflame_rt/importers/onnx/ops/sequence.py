@@ -19,7 +19,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.importers.onnx import shape_values
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
-from pyflame_rt.importers.onnx.structured import OptionalValue, SequenceValue, SplitPieces
+from pyflame_rt.importers.onnx.structured import OptionalValue, Ragged, SequenceValue, SplitPieces
 
 
 def _sequence(ctx: _NodeContext, i: int) -> SequenceValue:
@@ -31,6 +31,8 @@ def _sequence(ctx: _NodeContext, i: int) -> SequenceValue:
 
 
 def _count(seq: SequenceValue, ctx: _NodeContext):
+    if seq.ragged is not None:
+        return ctx.shape(seq.ragged.shapes)[0]
     if seq.pieces is not None:
         return len(seq.pieces.bounds) - 1
     return len(seq.elements) if seq.elements is not None else ctx.shape(seq.stacked)[0]
@@ -40,8 +42,15 @@ def _constant(ctx: _NodeContext, arr: np.ndarray) -> SSAValue:
     return ctx.importer.add_constant(f"{ctx.node.output[0]}_const", arr)
 
 
+def _not_ragged(ctx: _NodeContext, seq: SequenceValue) -> None:
+    if seq.ragged is not None:
+        raise ctx.fail("the elements of a sequence input whose type gives no element shape can only be passed "
+                       "on, appended to or counted")
+
+
 def _stacked(ctx: _NodeContext, seq: SequenceValue) -> SSAValue:
     """The elements as one tensor [count, ...]; they must share a shape."""
+    _not_ragged(ctx, seq)
     if seq.stacked is not None:
         return seq.stacked
     seq = SequenceValue(seq.dtype, elements=_elements(ctx, seq))
@@ -60,6 +69,7 @@ def _stacked(ctx: _NodeContext, seq: SequenceValue) -> SSAValue:
 
 def _elements(ctx: _NodeContext, seq: SequenceValue) -> tuple[SSAValue, ...]:
     """The elements one by one; the count must be known at import."""
+    _not_ragged(ctx, seq)
     if seq.elements is not None:
         return seq.elements
     if seq.pieces is not None:
@@ -117,6 +127,7 @@ def _insert_position(ctx: _NodeContext, i: int, count: int) -> SSAValue:
 
 
 def _known_count(ctx: _NodeContext, seq: SequenceValue) -> int:
+    _not_ragged(ctx, seq)
     count = _count(seq, ctx)
     if not isinstance(count, int):
         raise ctx.fail(f"a run-time position needs the sequence's element count at compile time; it is {count}")
@@ -144,6 +155,7 @@ def _sequence_length(ctx: _NodeContext):
 @converter("SequenceAt")
 def _sequence_at(ctx: _NodeContext):
     seq = _sequence(ctx, 0)
+    _not_ragged(ctx, seq)
     if seq.stacked is None:
         p = _static_position(ctx, 1, _count(seq, ctx), 0)
         if p is not None:
@@ -173,6 +185,8 @@ def _sequence_erase(ctx: _NodeContext):
 def _sequence_insert(ctx: _NodeContext):
     seq, tensor = _sequence(ctx, 0), ctx.input(1)
     if ctx.input(2) is None:  # at the back
+        if seq.ragged is not None:
+            return [_append_ragged(ctx, seq, tensor)]
         if seq.stacked is None:
             return [SequenceValue(seq.dtype, elements=(*_elements(ctx, seq), tensor))]
         (row,) = ctx.emit(nn.UnsqueezeOp, [tensor], axes=[0])
@@ -191,6 +205,17 @@ def _sequence_insert(ctx: _NodeContext):
     (index,) = ctx.emit(gm.WhereOp, [before, at, _constant(ctx, np.arange(-1, count, dtype=np.int64))])
     (index,) = ctx.emit(gm.WhereOp, [is_new, _constant(ctx, np.array(count, np.int64)), index])
     return [SequenceValue(seq.dtype, stacked=ctx.emit(gt.GatherOp, [stacked, index], axis=0)[0])]
+
+
+def _append_ragged(ctx: _NodeContext, seq: SequenceValue, tensor: SSAValue) -> SequenceValue:
+    """The tensor's values after the others, its shape a row after theirs (of their rank: checked)."""
+    (flat,) = ctx.emit(graph.ReshapeOp, [tensor], shape=[-1])
+    (values,) = ctx.emit(nn.ConcatOp, [seq.ragged.values, flat], axis=0)
+    row = f"{ctx.node.output[0]}_shape"
+    ctx.importer.known[row] = shape_values.Known(np.array([ctx.shape(tensor)], object), DType.INT64)
+    row = ctx.importer.value(row)
+    (shapes,) = ctx.emit(nn.ConcatOp, [seq.ragged.shapes, row], axis=0)
+    return SequenceValue(seq.dtype, ragged=Ragged(values, shapes))
 
 
 @converter("ConcatFromSequence")

@@ -225,3 +225,26 @@ def test_a_sequence_split_at_run_time_sizes_is_an_output():
         assert [p.shape[1] for p in got[0]] == sizes
     with pytest.raises(ShapeMismatchError):
         InferenceSession(model.SerializeToString()).run(None, {"x": x, "sizes": np.array([1, 2, 3])})
+
+
+def test_a_sequence_input_without_element_shape_is_ragged():
+    """Elements of any shapes of one rank: passed on and appended to; indexing them is refused."""
+    ragged = helper.make_value_info("s", helper.make_sequence_type_proto(
+        helper.make_tensor_type_proto(TensorProto.INT64, None)))
+    out = helper.make_value_info("t", ragged.type)
+    model = _model([helper.make_node("SequenceInsert", ["s", "x"], ["t"]), helper.make_node("SequenceLength", ["t"], ["n"])],
+                   [ragged, helper.make_tensor_value_info("x", TensorProto.INT64, [3])],
+                   [out, helper.make_tensor_value_info("n", TensorProto.INT64, [])])
+    x = np.array([7, 8, 9])
+    got = _check(model, {"s": [np.arange(4), np.arange(2), np.arange(0)], "x": x})
+    assert [a.tolist() for a in got[0]] == [[0, 1, 2, 3], [0, 1], [], [7, 8, 9]] and int(got[1]) == 4
+    sess = InferenceSession(model.SerializeToString())
+    with pytest.raises(ShapeMismatchError):  # rank 2 elements cannot take a rank-1 tensor
+        sess.run(None, {"s": [np.zeros((2, 2), np.int64)], "x": x})
+    with pytest.raises(ShapeMismatchError, match="rank"):
+        sess.run(None, {"s": [np.zeros(2, np.int64), np.zeros((1, 2), np.int64)], "x": x})
+    at = _model([helper.make_node("SequenceAt", ["s", "p"], ["y"])],
+                [ragged, helper.make_tensor_value_info("p", TensorProto.INT64, [])],
+                [helper.make_tensor_value_info("y", TensorProto.INT64, ["n"])])
+    with pytest.raises(UnsupportedOperatorError, match="gives no element shape"):
+        from_onnx(at)
