@@ -9,9 +9,10 @@ string and layout, the tensors it is made of:
   {"ragged": {"values": t, "shapes": s}}
                                      a sequence of elements of any shapes of one rank: their values
                                      one after the other (1-D t) and their shapes (int64 [count, rank])
-  {"split": {"tensor": t, "sizes": s, "axis": a}}
+  {"split": {"tensor": t, "sizes": s, "axis": a, "drop_empty": bool}}
                                      (outputs) a sequence of the pieces of t along axis a, of the
-                                     sizes the int64 vector s gives
+                                     sizes the int64 vector s gives (drop_empty: the sizes that
+                                     are 0 give no piece)
   {"optional": {"element": L | None, "flag": t | None, "required": bool}}
                                      an optional: its element's layout (None: always empty) and the
                                      bool scalar saying whether it holds one (None: it always does);
@@ -146,6 +147,8 @@ class StructuredIO:
         if "split" in layout:
             split = layout["split"]
             sizes = outs[self.output_index[split["sizes"]]]
+            if split["drop_empty"]:
+                sizes = sizes[sizes > 0]
             return np.split(outs[self.output_index[split["tensor"]]], np.cumsum(sizes)[:-1], axis=split["axis"])
         return outs[self.output_index[layout["tensor"]]]
 
@@ -193,5 +196,6 @@ def _check_layout(layout: dict, specs: dict, what: str) -> None:
     elif "split" in layout:
         split = layout["split"]
         sizes, rank = specs[split["sizes"]], len(specs[split["tensor"]].shape)
-        if len(sizes.shape) != 1 or sizes.dtype.value != "int64" or not 0 <= split["axis"] < rank:
+        if len(sizes.shape) != 1 or sizes.dtype.value != "int64" or not 0 <= split["axis"] < rank \
+                or not isinstance(split["drop_empty"], bool):
             raise InvalidModelError(f"artifact header: structured_io split '{split['tensor']}' is malformed")

@@ -39,12 +39,14 @@ SHAPES_SUFFIX = ".shapes"
 
 @dataclass(frozen=True)
 class SplitPieces:
-    """The pieces of `input` between consecutive `bounds` along `axis`, sliced only when used: the
-    bounds are run-time dims (a SplitToSequence whose int64 `sizes` are a graph input)."""
+    """The pieces of `input` along `axis` of the int64 `sizes` computed at run time, sliced only when
+    used: between consecutive `bounds` (run-time dims: a SplitToSequence whose sizes are a graph
+    input), or, with `bounds` None, as many as `sizes` has before its first 0 (a scalar split size
+    computed at run time: the count is known only then)."""
 
     input: SSAValue
     axis: int
-    bounds: tuple[Dim, ...]
+    bounds: tuple[Dim, ...] | None
     sizes: SSAValue
 
 
@@ -160,7 +162,8 @@ def flatten_output(name: str, value: SSAValue | Structured) -> tuple[list[tuple[
         if value.pieces is not None:  # the input and the sizes: the session splits it
             sizes = name + SIZES_SUFFIX
             return ([(name, value.pieces.input), (sizes, value.pieces.sizes)],
-                    {"split": {"tensor": name, "sizes": sizes, "axis": value.pieces.axis}})
+                    {"split": {"tensor": name, "sizes": sizes, "axis": value.pieces.axis,
+                               "drop_empty": value.pieces.bounds is None}})
         if value.stacked is not None:
             return [(name, value.stacked)], {"stacked": name}
         if value.ragged is not None:

@@ -34,6 +34,7 @@ def _count(seq: SequenceValue, ctx: _NodeContext):
     if seq.ragged is not None:
         return ctx.shape(seq.ragged.shapes)[0]
     if seq.pieces is not None:
+        _known_bounds(ctx, seq.pieces)
         return len(seq.pieces.bounds) - 1
     return len(seq.elements) if seq.elements is not None else ctx.shape(seq.stacked)[0]
 
@@ -81,7 +82,14 @@ def _elements(ctx: _NodeContext, seq: SequenceValue) -> tuple[SSAValue, ...]:
                  for i in range(count))
 
 
+def _known_bounds(ctx: _NodeContext, pieces: SplitPieces) -> None:
+    if pieces.bounds is None:
+        raise ctx.fail("the pieces of a split at a size computed at run time can only be a model output: "
+                       "their count is known only at run time")
+
+
 def _piece(ctx: _NodeContext, pieces: SplitPieces, i: int) -> SSAValue:
+    _known_bounds(ctx, pieces)
     start, end = pieces.bounds[i], pieces.bounds[i + 1]
     return ctx.emit(nn.SliceOp, [pieces.input], starts=[start], ends=[end], axes=[pieces.axis], steps=[1])[0]
 
@@ -256,14 +264,19 @@ def _split_to_sequence(ctx: _NodeContext):
         if int(ctx.attrs.get("keepdims", 1)):
             (stacked,) = ctx.emit(nn.UnsqueezeOp, [stacked], axes=[axis + 1])
         return [SequenceValue(dtype, stacked=stacked)]
-    split = ctx.dims_input(1)
+    split = ctx.sym_input(1)
+    if split is None and ctx.shape(ctx.input(1)) == ():
+        if not isinstance(shape[axis], int):
+            raise ctx.fail("a split size computed at run time needs a static axis")
+        return [SequenceValue(dtype, pieces=SplitPieces(x, axis, None, _chunk_sizes(ctx, shape[axis])))]
+    split = split or ctx.dims_input(1)
     if split is None:
         raise ctx.fail("the split sizes must be known at compile time, or be a graph input of static size")
     sizes = list(split.values.flat)
     if split.values.ndim == 0:  # pieces of that size, the last one smaller
         (size,) = sizes
         if not isinstance(shape[axis], int) or isinstance(size, SymDim):
-            raise ctx.fail("a scalar split of a dynamic axis, or computed at run time, gives a run-time count")
+            raise ctx.fail("a scalar split of a dynamic axis gives a run-time count")
         size = int(size)
         if size <= 0:
             raise InvalidModelError(f"SplitToSequence node '{ctx.node.name or ctx.node.output[0]}': split {size} "
@@ -279,6 +292,20 @@ def _split_to_sequence(ctx: _NodeContext):
             for b, e in zip(starts, starts[1:])))]
     # sliced where an element is used: a slice from a run-time start has no symbolic size
     return [SequenceValue(dtype, pieces=SplitPieces(x, axis, tuple(starts), _int64(ctx, ctx.input(1))))]
+
+
+def _chunk_sizes(ctx: _NodeContext, length: int) -> SSAValue:
+    """The sizes of the pieces of `length` of the run-time scalar size input 1 (checked >= 1 by a Gather
+    that fails otherwise), one per position, 0 past the last piece."""
+    size = _scalar_int64(ctx, 1)
+    (small,) = ctx.emit(gm.LessOp, [size, _constant(ctx, np.array(1, np.int64))])
+    (index,) = ctx.emit(gm.WhereOp, [small, _constant(ctx, np.array(1, np.int64)), _constant(ctx, np.array(0, np.int64))])
+    (zero,) = ctx.emit(gt.GatherOp, [_constant(ctx, np.zeros(1, np.int64)), index], axis=0)
+    (size,) = ctx.emit(graph.AddOp, [size, zero])
+    (starts,) = ctx.emit(graph.MulOp, [_constant(ctx, np.arange(length, dtype=np.int64)), size])
+    (left,) = ctx.emit(graph.SubOp, [_constant(ctx, np.array(length, np.int64)), starts])
+    (left,) = ctx.emit(gm.MaxOp, [left, _constant(ctx, np.array(0, np.int64))])
+    return ctx.emit(gm.MinOp, [left, size])[0]
 
 
 @converter("Optional")

@@ -248,3 +248,22 @@ def test_a_sequence_input_without_element_shape_is_ragged():
                 [helper.make_tensor_value_info("y", TensorProto.INT64, ["n"])])
     with pytest.raises(UnsupportedOperatorError, match="gives no element shape"):
         from_onnx(at)
+
+
+def test_a_split_at_a_run_time_scalar_size_is_an_output():
+    """Pieces of a size fed at run time, the last one smaller: their count is known only at run time."""
+    model = _model([helper.make_node("SplitToSequence", ["x", "size"], ["s"], axis=1)],
+                   [helper.make_tensor_value_info("x", F, [2, 5]),
+                    helper.make_tensor_value_info("size", TensorProto.INT64, [])], [_seq("s", [2, None])])
+    x = np.arange(10, dtype=np.float32).reshape(2, 5)
+    for size in (1, 2, 5, 7):
+        got = _check(model, {"x": x, "size": np.array(size)})
+        assert len(got[0]) == -(-5 // size)
+    with pytest.raises(InputError):
+        InferenceSession(model.SerializeToString()).run(None, {"x": x, "size": np.array(0)})
+    counted = _model([helper.make_node("SplitToSequence", ["x", "size"], ["s"]),
+                      helper.make_node("SequenceLength", ["s"], ["n"])],
+                     [helper.make_tensor_value_info("x", F, [5]), helper.make_tensor_value_info("size", TensorProto.INT64, [])],
+                     [helper.make_tensor_value_info("n", TensorProto.INT64, [])])
+    with pytest.raises(UnsupportedOperatorError, match="known only at run time"):
+        from_onnx(counted)
