@@ -12,9 +12,9 @@ import numpy as np
 import onnx
 from xdsl.ir import SSAValue
 
-from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_tensor as gt
+from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_reduce as gr, graph_tensor as gt
 from pyflame_rt.dialects.assumptions import require_same_shape, require_sum
-from pyflame_rt.dialects.symbolic import SymDim, dim_add, dim_mul
+from pyflame_rt.dialects.symbolic import SymDim, dim_add, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.importers.onnx import shape_values
@@ -46,7 +46,7 @@ def _constant(ctx: _NodeContext, arr: np.ndarray) -> SSAValue:
 def _not_ragged(ctx: _NodeContext, seq: SequenceValue) -> None:
     if seq.ragged is not None:
         raise ctx.fail("the elements of a sequence input whose type gives no element shape can only be passed "
-                       "on, appended to or counted")
+                       "on, inserted into or counted")
 
 
 def _stacked(ctx: _NodeContext, seq: SequenceValue) -> SSAValue:
@@ -123,15 +123,47 @@ def _erase_position(ctx: _NodeContext, i: int, count: int) -> SSAValue:
     return ctx.emit(gt.GatherOp, [positions, _scalar_int64(ctx, i)], axis=0)[0]
 
 
-def _insert_position(ctx: _NodeContext, i: int, count: int) -> SSAValue:
-    """Position input i (-count..count) as 0..count: shifted by count it indexes the table of normalized
-    positions, a shift below 0 made an index past the table so that Gather's range check refuses it."""
-    (shifted,) = ctx.emit(graph.AddOp, [_scalar_int64(ctx, i), _constant(ctx, np.array(count, np.int64))])
-    (below,) = ctx.emit(gm.LessOp, [shifted, _constant(ctx, np.array(0, np.int64))])
-    past = _constant(ctx, np.array(2 * count + 1, np.int64))
-    (index,) = ctx.emit(gm.WhereOp, [below, past, shifted])
-    table = _constant(ctx, np.concatenate([np.arange(count), np.arange(count + 1)]).astype(np.int64))
-    return ctx.emit(gt.GatherOp, [table, index], axis=0)[0]
+def _insert_position(ctx: _NodeContext, i: int, count) -> SSAValue:
+    """Position input i (-count..count) as 0..count: a negative one counts from the back, and one still
+    negative is made an index past the positions so that the Gather over them refuses it."""
+    pos, n, zero = _scalar_int64(ctx, i), _dim_value(ctx, count, "count"), _int(ctx, 0)
+    (negative,) = ctx.emit(gm.LessOp, [pos, zero])
+    (wrapped,) = ctx.emit(graph.AddOp, [pos, n])
+    (pos,) = ctx.emit(gm.WhereOp, [negative, wrapped, pos])
+    (negative,) = ctx.emit(gm.LessOp, [pos, zero])
+    (pos,) = ctx.emit(gm.WhereOp, [negative, _dim_value(ctx, dim_add(count, 1), "past"), pos])
+    return ctx.emit(gt.GatherOp, [_positions(ctx, dim_add(count, 1)), pos], axis=0)[0]
+
+
+def _insert_order(ctx: _NodeContext, at: SSAValue, start: SSAValue, length: SSAValue, old: SSAValue) -> SSAValue:
+    """Where each item `at` of the result of inserting `length` items at `start` into `old` items is in
+    those items followed by the inserted ones."""
+    (end,) = ctx.emit(graph.AddOp, [start, length])
+    (offset,) = ctx.emit(graph.SubOp, [old, start])
+    (inserted,) = ctx.emit(graph.AddOp, [at, offset])
+    (after,) = ctx.emit(graph.SubOp, [at, length])
+    (in_block,) = ctx.emit(gm.LessOp, [at, end])
+    (index,) = ctx.emit(gm.WhereOp, [in_block, inserted, after])
+    (before,) = ctx.emit(gm.LessOp, [at, start])
+    return ctx.emit(gm.WhereOp, [before, at, index])[0]
+
+
+def _int(ctx: _NodeContext, v: int) -> SSAValue:
+    return _constant(ctx, np.array(v, np.int64))
+
+
+def _dim_value(ctx: _NodeContext, d, what: str) -> SSAValue:
+    """An int64 scalar of the dim d (a constant when static)."""
+    name = f"{ctx.node.output[0]}_{what}"
+    ctx.importer.known[name] = shape_values.Known(np.array(d, object), DType.INT64)
+    return ctx.importer.value(name)
+
+
+def _positions(ctx: _NodeContext, size) -> SSAValue:
+    """0, 1, ..., size - 1 (int64)."""
+    if isinstance(size, int):
+        return _constant(ctx, np.arange(size, dtype=np.int64))
+    return ctx.emit(gt.RangeOp, [], start=0, delta=1, size=size, dtype=DType.INT64.value)[0]
 
 
 def _known_count(ctx: _NodeContext, seq: SequenceValue) -> int:
@@ -199,6 +231,8 @@ def _sequence_insert(ctx: _NodeContext):
             return [SequenceValue(seq.dtype, elements=(*_elements(ctx, seq), tensor))]
         (row,) = ctx.emit(nn.UnsqueezeOp, [tensor], axes=[0])
         return [SequenceValue(seq.dtype, stacked=ctx.emit(nn.ConcatOp, [seq.stacked, row], axis=0)[0])]
+    if seq.ragged is not None:
+        return [_insert_ragged(ctx, seq, tensor)]
     count = _known_count(ctx, seq)
     p = _static_position(ctx, 2, count, 1)
     if p is not None:
@@ -206,13 +240,27 @@ def _sequence_insert(ctx: _NodeContext):
         return [SequenceValue(seq.dtype, elements=(*elements[:p], tensor, *elements[p:]))]
     pos = _insert_position(ctx, 2, count)
     stacked = _stacked(ctx, SequenceValue(seq.dtype, elements=(*_elements(ctx, seq), tensor)))
-    # result[i] = stacked[i] before the position, the new tensor (last) at it, stacked[i - 1] after it
-    at = _constant(ctx, np.arange(count + 1, dtype=np.int64))
-    (before,) = ctx.emit(gm.LessOp, [at, pos])
-    (is_new,) = ctx.emit(gm.EqualOp, [at, pos])
-    (index,) = ctx.emit(gm.WhereOp, [before, at, _constant(ctx, np.arange(-1, count, dtype=np.int64))])
-    (index,) = ctx.emit(gm.WhereOp, [is_new, _constant(ctx, np.array(count, np.int64)), index])
+    index = _insert_order(ctx, _positions(ctx, count + 1), pos, _int(ctx, 1), _int(ctx, count))
     return [SequenceValue(seq.dtype, stacked=ctx.emit(gt.GatherOp, [stacked, index], axis=0)[0])]
+
+
+def _insert_ragged(ctx: _NodeContext, seq: SequenceValue, tensor: SSAValue) -> SequenceValue:
+    """Appended, then the new shape row moved to the position, and the new values to the offset of the
+    element there (the sum of the sizes of the elements before it)."""
+    count, total = ctx.shape(seq.ragged.shapes)[0], ctx.shape(seq.ragged.values)[0]
+    size = numel(ctx.shape(tensor))
+    pos = _insert_position(ctx, 2, count)
+    appended = _append_ragged(ctx, seq, tensor).ragged
+    rows = _insert_order(ctx, _positions(ctx, dim_add(count, 1)), pos, _int(ctx, 1), _dim_value(ctx, count, "rows"))
+    (shapes,) = ctx.emit(gt.GatherOp, [appended.shapes, rows], axis=0)
+    (sizes,) = ctx.emit(gr.ReduceOp, [seq.ragged.shapes], kind="prod", axes=[1], keepdims=False)
+    (before,) = ctx.emit(gm.LessOp, [_positions(ctx, count), pos])
+    (sizes,) = ctx.emit(gm.WhereOp, [before, sizes, _int(ctx, 0)])
+    (offset,) = ctx.emit(gr.ReduceOp, [sizes], kind="sum", axes=[0], keepdims=False)
+    at = _positions(ctx, dim_add(total, size))
+    order = _insert_order(ctx, at, offset, _dim_value(ctx, size, "size"), _dim_value(ctx, total, "total"))
+    (values,) = ctx.emit(gt.GatherOp, [appended.values, order], axis=0)
+    return SequenceValue(seq.dtype, ragged=Ragged(values, shapes))
 
 
 def _append_ragged(ctx: _NodeContext, seq: SequenceValue, tensor: SSAValue) -> SequenceValue:

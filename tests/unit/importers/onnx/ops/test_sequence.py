@@ -267,3 +267,19 @@ def test_a_split_at_a_run_time_scalar_size_is_an_output():
                      [helper.make_tensor_value_info("n", TensorProto.INT64, [])])
     with pytest.raises(UnsupportedOperatorError, match="known only at run time"):
         from_onnx(counted)
+
+
+@pytest.mark.parametrize("p", [0, 1, 3, -1, -3])
+def test_an_insert_into_a_ragged_sequence_at_a_run_time_position(p):
+    ragged = helper.make_value_info("s", helper.make_sequence_type_proto(
+        helper.make_tensor_type_proto(TensorProto.FLOAT, None)))
+    model = _model([helper.make_node("SequenceInsert", ["s", "x", "p"], ["t"])],
+                   [ragged, helper.make_tensor_value_info("x", F, [2, 2]),
+                    helper.make_tensor_value_info("p", TensorProto.INT32, [1])], [helper.make_value_info("t", ragged.type)])
+    s = [np.full((2, 3), 1, np.float32), np.full((1, 2), 2, np.float32), np.full((4, 1), 3, np.float32)]
+    got = _check(model, {"s": s, "x": np.arange(4, dtype=np.float32).reshape(2, 2), "p": np.array([p], np.int32)})
+    assert len(got[0]) == 4
+    sess = InferenceSession(model.SerializeToString())
+    for bad in (4, -4):
+        with pytest.raises(InputError):
+            sess.run(None, {"s": s, "x": np.zeros((2, 2), np.float32), "p": np.array([bad], np.int32)})
