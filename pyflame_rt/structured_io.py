@@ -6,9 +6,10 @@ string and layout, the tensors it is made of:
   {"tensor": t}                      a tensor
   {"stacked": t}                     a sequence as one tensor [count, ...] (its elements share a shape)
   {"elements": [t0, t1, ...]}        a sequence of a count fixed by the model, one tensor per element
-  {"ragged": {"values": t, "shapes": s}}
+  {"ragged": {"values": t, "shapes": s, "rank": r}}
                                      a sequence of elements of any shapes of one rank: their values
-                                     one after the other (1-D t) and their shapes (int64 [count, rank])
+                                     one after the other (1-D t) and their shapes (int64 [count, rank]);
+                                     `rank` (inputs, when the model sets it): an empty list's rank
   {"split": {"tensor": t, "sizes": s, "axis": a, "drop_empty": bool}}
                                      (outputs) a sequence of the pieces of t along axis a, of the
                                      sizes the int64 vector s gives (drop_empty: the sizes that
@@ -96,7 +97,8 @@ class StructuredIO:
             flat[layout["stacked"]] = self._stack(name, value, self.input_specs[layout["stacked"]])
         elif "ragged" in layout:
             values, shapes = layout["ragged"]["values"], layout["ragged"]["shapes"]
-            flat[values], flat[shapes] = self._concatenate(name, value, self.input_specs[values])
+            flat[values], flat[shapes] = self._concatenate(name, value, self.input_specs[values],
+                                                           layout["ragged"].get("rank", 0))
         else:
             if value is None or isinstance(value, (list, tuple)):
                 raise InputError(f"input '{name}' must be an array, got {type(value).__name__}")
@@ -114,14 +116,14 @@ class StructuredIO:
         return np.stack(arrays)
 
     @staticmethod
-    def _concatenate(name: str, value, spec) -> tuple[np.ndarray, np.ndarray]:
+    def _concatenate(name: str, value, spec, empty_rank: int) -> tuple[np.ndarray, np.ndarray]:
         arrays = _elements(name, value, spec)
         for i, a in enumerate(arrays):
             if a.ndim != arrays[0].ndim:
                 raise ShapeMismatchError(f"sequence input '{name}': element {i} has rank {a.ndim}, element 0 "
                                          f"{arrays[0].ndim}; the elements of a sequence input must share a rank")
         values = np.concatenate([a.reshape(-1) for a in arrays]) if arrays else np.zeros(0, spec.dtype.numpy)
-        return values, np.array([a.shape for a in arrays], np.int64).reshape(len(arrays), -1 if arrays else 0)
+        return values, np.array([a.shape for a in arrays], np.int64).reshape(len(arrays), -1 if arrays else empty_rank)
 
     def _empty(self, layout: dict) -> dict:
         """Placeholders for an absent element or an empty sequence: every run-time dim 0."""

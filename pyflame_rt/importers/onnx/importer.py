@@ -165,6 +165,7 @@ class ONNXImporter:
         inputs = [i for i in g.input if i.name not in inits]
         self.structured: dict[str, structured.Structured] = {}
         self.unwrapped: set[str] = set()  # optional inputs whose element OptionalGetElement takes
+        self.ragged_ranks: dict[str, int] = {}  # rank dim of ragged sequence inputs -> the rank the model gives
         layouts: dict[str, dict] = {}
         flat: list[structured.FlatInput] = []
         for vi in inputs:
@@ -201,6 +202,8 @@ class ONNXImporter:
 
         for name in self.unwrapped:  # an optional input the model takes the element of must hold one
             layouts[name]["optional"]["required"] = True
+        for name, layout in layouts.items():  # the rank an empty ragged sequence is fed with
+            structured.note_rank(layout, self.ragged_ranks.get(self.new_dim(f"{name}_rank")))
         results, res_attrs = [], []
         io = {"inputs": [self._io_entry(vi.name, vi.type, layouts[vi.name]) for vi in inputs], "outputs": []}
         for vo in g.output:

@@ -148,6 +148,14 @@ def input_value(t: onnx.TypeProto, name: str, args: list[SSAValue]) -> SSAValue 
     return args[0]
 
 
+def note_rank(layout: dict, rank: int | None) -> None:
+    """Record in a ragged sequence input's layout the rank the model gives its elements."""
+    if "optional" in layout and layout["optional"]["element"] is not None:
+        note_rank(layout["optional"]["element"], rank)
+    elif "ragged" in layout and rank is not None:
+        layout["ragged"]["rank"] = rank
+
+
 def value_type_string(value: SSAValue | Structured, dtype_of: Callable[[SSAValue], DType]) -> str:
     if isinstance(value, SequenceValue):
         return f"seq({value.dtype.ort_type})"

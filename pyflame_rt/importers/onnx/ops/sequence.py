@@ -265,6 +265,9 @@ def _insert_ragged(ctx: _NodeContext, seq: SequenceValue, tensor: SSAValue) -> S
 
 def _append_ragged(ctx: _NodeContext, seq: SequenceValue, tensor: SSAValue) -> SequenceValue:
     """The tensor's values after the others, its shape a row after theirs (of their rank: checked)."""
+    rank = ctx.shape(seq.ragged.shapes)[1]
+    if isinstance(rank, SymDim):  # a ragged input's: an empty feed of it is given this rank
+        ctx.importer.ragged_ranks.setdefault(str(rank), len(ctx.shape(tensor)))
     (flat,) = ctx.emit(graph.ReshapeOp, [tensor], shape=[-1])
     (values,) = ctx.emit(nn.ConcatOp, [seq.ragged.values, flat], axis=0)
     row = f"{ctx.node.output[0]}_shape"

@@ -238,6 +238,8 @@ def test_a_sequence_input_without_element_shape_is_ragged():
     x = np.array([7, 8, 9])
     got = _check(model, {"s": [np.arange(4), np.arange(2), np.arange(0)], "x": x})
     assert [a.tolist() for a in got[0]] == [[0, 1, 2, 3], [0, 1], [], [7, 8, 9]] and int(got[1]) == 4
+    got = _check(model, {"s": [], "x": x})  # fed with the rank the insert gives the elements
+    assert [a.tolist() for a in got[0]] == [[7, 8, 9]]
     sess = InferenceSession(model.SerializeToString())
     with pytest.raises(ShapeMismatchError):  # rank 2 elements cannot take a rank-1 tensor
         sess.run(None, {"s": [np.zeros((2, 2), np.int64)], "x": x})
