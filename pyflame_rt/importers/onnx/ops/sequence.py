@@ -3,8 +3,9 @@
 Positions known at import edit the element list. A position computed at run time indexes the
 stacked elements: SequenceAt gathers the element (Gather's own rules: negative positions count
 from the back, one out of range fails its run-time index check with an InputError); Insert and
-Erase normalize the position by a Gather over a table of positions, which checks its range the
-same way, and gather the reordered stack.
+Erase normalize the position by a Gather over the positions, which checks its range the same
+way, and gather the reordered stack (an insert into a ragged input's elements reorders their
+shape rows and their values alike: `_insert_order`).
 """
 from __future__ import annotations
 
@@ -119,8 +120,7 @@ def _scalar_int64(ctx: _NodeContext, i: int) -> SSAValue:
 
 def _erase_position(ctx: _NodeContext, i: int, count: int) -> SSAValue:
     """Position input i (-count..count-1) as 0..count-1: Gather over the positions checks its range."""
-    positions = _constant(ctx, np.arange(count, dtype=np.int64))
-    return ctx.emit(gt.GatherOp, [positions, _scalar_int64(ctx, i)], axis=0)[0]
+    return ctx.emit(gt.GatherOp, [_positions(ctx, count), _scalar_int64(ctx, i)], axis=0)[0]
 
 
 def _insert_position(ctx: _NodeContext, i: int, count) -> SSAValue:
@@ -209,12 +209,12 @@ def _sequence_erase(ctx: _NodeContext):
     count = _known_count(ctx, seq)
     if count == 0:
         raise InvalidModelError(f"SequenceErase node '{ctx.node.name or ctx.node.output[0]}': the sequence is empty")
-    p = count - 1 if ctx.structured(1) is None and ctx.input(1) is None else _static_position(ctx, 1, count, 0)
+    p = count - 1 if ctx.input(1) is None else _static_position(ctx, 1, count, 0)
     if p is not None:
         elements = _elements(ctx, seq)
         return [SequenceValue(seq.dtype, elements=elements[:p] + elements[p + 1:])]
     pos = _erase_position(ctx, 1, count)
-    kept = _constant(ctx, np.arange(count - 1, dtype=np.int64))
+    kept = _positions(ctx, count - 1)
     after = _constant(ctx, np.arange(1, count, dtype=np.int64))
     (before,) = ctx.emit(gm.LessOp, [kept, pos])
     (index,) = ctx.emit(gm.WhereOp, [before, kept, after])
@@ -349,13 +349,13 @@ def _chunk_sizes(ctx: _NodeContext, length: int) -> SSAValue:
     """The sizes of the pieces of `length` of the run-time scalar size input 1 (checked >= 1 by a Gather
     that fails otherwise), one per position, 0 past the last piece."""
     size = _scalar_int64(ctx, 1)
-    (small,) = ctx.emit(gm.LessOp, [size, _constant(ctx, np.array(1, np.int64))])
-    (index,) = ctx.emit(gm.WhereOp, [small, _constant(ctx, np.array(1, np.int64)), _constant(ctx, np.array(0, np.int64))])
+    (small,) = ctx.emit(gm.LessOp, [size, _int(ctx, 1)])
+    (index,) = ctx.emit(gm.WhereOp, [small, _int(ctx, 1), _int(ctx, 0)])
     (zero,) = ctx.emit(gt.GatherOp, [_constant(ctx, np.zeros(1, np.int64)), index], axis=0)
     (size,) = ctx.emit(graph.AddOp, [size, zero])
-    (starts,) = ctx.emit(graph.MulOp, [_constant(ctx, np.arange(length, dtype=np.int64)), size])
-    (left,) = ctx.emit(graph.SubOp, [_constant(ctx, np.array(length, np.int64)), starts])
-    (left,) = ctx.emit(gm.MaxOp, [left, _constant(ctx, np.array(0, np.int64))])
+    (starts,) = ctx.emit(graph.MulOp, [_positions(ctx, length), size])
+    (left,) = ctx.emit(graph.SubOp, [_int(ctx, length), starts])
+    (left,) = ctx.emit(gm.MaxOp, [left, _int(ctx, 0)])
     return ctx.emit(gm.MinOp, [left, size])[0]
 
 
@@ -363,9 +363,10 @@ def _chunk_sizes(ctx: _NodeContext, length: int) -> SSAValue:
 def _optional(ctx: _NodeContext):
     value = ctx.structured(0) or ctx.input(0)
     t = ctx.attrs.get("type")
-    if t is None:
-        t = _type_of(value)
-    return [OptionalValue(value, t)]
+    if t is None and value is None:
+        raise InvalidModelError(f"Optional node '{ctx.node.name or ctx.node.output[0]}': without an input it "
+                                f"needs its type attribute")
+    return [OptionalValue(value, t if t is not None else _type_of(value))]
 
 
 def _type_of(value) -> onnx.TypeProto:
@@ -381,9 +382,8 @@ def _optional_has_element(ctx: _NodeContext):
         if opt.flag is not None:
             return ctx.emit(graph.IdentityOp, [opt.flag])
         present = opt.element is not None
-    else:
-        present = ctx.input(0) is not None  # a tensor or sequence holds an element; no input: empty
-        present = present or isinstance(opt, SequenceValue)
+    else:  # a tensor or sequence holds an element; no input: empty
+        present = opt is not None or ctx.input(0) is not None
     return [ctx.importer.add_constant(ctx.node.output[0], np.array(present))]
 
 

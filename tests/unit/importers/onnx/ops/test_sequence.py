@@ -285,3 +285,14 @@ def test_an_insert_into_a_ragged_sequence_at_a_run_time_position(p):
     for bad in (4, -4):
         with pytest.raises(InputError):
             sess.run(None, {"s": s, "x": np.zeros((2, 2), np.float32), "p": np.array([bad], np.int32)})
+
+
+def test_optional_of_a_sequence_has_an_element(xyz):
+    nodes = [helper.make_node("SequenceConstruct", ["x", "x"], ["s"]),
+             helper.make_node("OptionalHasElement", ["s"], ["has"]),
+             helper.make_node("Optional", ["s"], ["o"]),
+             helper.make_node("OptionalGetElement", ["o"], ["t"])]
+    model = _model(nodes, [helper.make_tensor_value_info("x", F, [2, 3])],
+                   [helper.make_tensor_value_info("has", TensorProto.BOOL, []), _seq("t", [2, 3])])
+    got = _check(model, {"x": xyz[0]})
+    assert got[0] and len(got[1]) == 2
