@@ -130,6 +130,8 @@ def flatten_input(name: str, t: onnx.TypeProto, tensor_info: TensorInfo,
         args, element = flatten_input(name, t.optional_type.elem_type, tensor_info, new_dim)
         flag = name + FLAG_SUFFIX
         return [*args, FlatInput(flag, (), DType.BOOL)], {"optional": {"element": element, "flag": flag}}
+    if which != "tensor_type":
+        raise UnsupportedFormatError(f"input '{name}': {which or 'untyped'} values are not supported")
     shape, dtype = tensor_info(name, t.tensor_type)
     return [FlatInput(name, shape, dtype)], {"tensor": name}
 

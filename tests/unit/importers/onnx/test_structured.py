@@ -49,3 +49,9 @@ def test_an_optional_input_adds_a_flag():
 def test_a_sequence_of_sequences_is_refused():
     with pytest.raises(UnsupportedFormatError, match="a sequence of seq"):
         structured.flatten_input("s", _seq(_seq(_tensor(TensorProto.FLOAT, [2]))), _info, ONNXImporter.new_dim)
+
+
+def test_a_map_input_is_refused():
+    t = helper.make_map_type_proto(TensorProto.INT64, _tensor(TensorProto.FLOAT, [1]))
+    with pytest.raises(UnsupportedFormatError, match="map_type values are not supported"):
+        structured.flatten_input("m", t, _info, ONNXImporter.new_dim)
