@@ -22,6 +22,7 @@ from pyflame_rt.graph_builder import Graph
 from pyflame_rt.options import RunOptions, SessionOptions
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.runtime import now_ns
+from pyflame_rt.structured_io import StructuredIO
 from pyflame_rt.tensor import Tensor
 
 PROVIDERS = ["PyFlameCPUExecutionProvider"]
@@ -79,14 +80,24 @@ class InferenceSession:
                           len(self._exec.step_ops), self._options.worker_threads() or "one per core")
         if self._profiler:
             self._profiler.add("session_initialization", "Session", start, now_ns(), {"cache_hit": self.cache_hit})
-        self._input_names = [i.name for i in self._exec.inputs]
-        self._output_index = {o.name: j for j, o in enumerate(self._exec.outputs)}
+        self._structured = (StructuredIO(self._compiled.header["structured_io"], self._exec.inputs, self._exec.outputs)
+                            if "structured_io" in self._compiled.header else None)
+        if self._structured is None:
+            self._input_names = [i.name for i in self._exec.inputs]
+            self._output_index = {o.name: j for j, o in enumerate(self._exec.outputs)}
+        else:
+            self._input_names = [e.name for e in self._structured.inputs]
+            self._output_index = {e.name: j for j, e in enumerate(self._structured.outputs)}
 
     # ------------------------------------------------------------ metadata
     def get_inputs(self) -> list[NodeArg]:
+        if self._structured is not None:
+            return _node_args(self._structured.inputs, self._exec.inputs)
         return [NodeArg(i.name, [dim_to_public(d) for d in i.shape], i.dtype.ort_type) for i in self._exec.inputs]
 
     def get_outputs(self) -> list[NodeArg]:
+        if self._structured is not None:
+            return _node_args(self._structured.outputs, self._exec.outputs)
         return [NodeArg(o.name, [dim_to_public(d) for d in o.shape], o.dtype.ort_type) for o in self._exec.outputs]
 
     def get_modelmeta(self) -> ModelMetadata:
@@ -126,6 +137,8 @@ class InferenceSession:
                 if name not in self._output_index:
                     raise InputError(f"unknown output name '{name}'; the model's outputs are {list(self._output_index)}")
         outs = self._exec.run(self._feeds(input_feed), _timeout_ms(run_options), self._profiler)
+        if self._structured is not None:
+            outs = self._structured.results(outs)
         if output_names is None:
             return outs
         return [outs[self._output_index[name]] for name in output_names]
@@ -134,7 +147,11 @@ class InferenceSession:
                          run_options: RunOptions | None = None) -> list[np.ndarray]:
         """run, writing into preallocated outputs (IO binding): `outputs` holds per model output None
         (allocated) or a writable C-contiguous array of its shape and dtype that overlaps no feed and no
-        other output. Returns every output. StreamingInference keeps its key / value cache this way."""
+        other output. Returns every output. StreamingInference keeps its key / value cache this way.
+        Models with sequence or optional outputs have no IO binding."""
+        if self._structured is not None:
+            raise InputError("run_with_outputs: a model with sequence or optional inputs / outputs takes no "
+                             "preallocated outputs; use run")
         return self._exec.run(self._feeds(input_feed), _timeout_ms(run_options), self._profiler, outputs)
 
     def end_profiling(self) -> str:
@@ -154,6 +171,8 @@ class InferenceSession:
                 raise InputError(f"unknown input name(s) {unknown}; the model's inputs are {self._input_names}")
             missing = [k for k in self._input_names if k not in input_feed]
             raise InputError(f"missing input(s) {missing}; the model's inputs are {self._input_names}")
+        if self._structured is not None:
+            input_feed = self._structured.feeds(input_feed)
         arrays = []
         for spec in self._exec.inputs:
             v = input_feed[spec.name]
@@ -169,6 +188,12 @@ class InferenceSession:
                                      f"as a contiguous array") from None
             arrays.append(v)
         return arrays
+
+
+def _node_args(entries, specs) -> list[NodeArg]:
+    """A tensor's NodeArg gives its shape; a sequence's or optional's has none (onnxruntime: [])."""
+    shapes = {s.name: [dim_to_public(d) for d in s.shape] for s in specs}
+    return [NodeArg(e.name, shapes[e.layout["tensor"]] if "tensor" in e.layout else [], e.type) for e in entries]
 
 
 def from_onnx(model, options: SessionOptions | None = None, providers: list | None = None) -> InferenceSession:

@@ -44,7 +44,6 @@ CATEGORIES = {"NodeModel": "node", "PyTorchConvertedModel": "pytorch-converted",
 
 _REASONS = {
     "control flow": "subgraphs (If/Loop/Scan): a model compiles to one static dataflow function",
-    "sequence/optional": "sequence and optional values: model inputs and outputs are tensors only",
     "training": "training operators: PyFlameRT is an inference compiler",
     "random": "random sampling: not reproducible, not used by inference graphs",
     "string": "string tensors",
@@ -75,8 +74,6 @@ VALUE_DIM_ARGUMENTS = {"ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "T
                                               "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")}}
 _GROUPS = {
     "control flow": "If Loop Scan SequenceMap",
-    "sequence/optional": "SequenceAt SequenceConstruct SequenceEmpty SequenceErase SequenceInsert SequenceLength "
-                         "SplitToSequence ConcatFromSequence Optional OptionalGetElement OptionalHasElement",
     "training": "NegativeLogLikelihoodLoss SoftmaxCrossEntropyLoss Gradient Adam Adagrad Momentum",
     "random": "Bernoulli Multinomial RandomNormal RandomNormalLike RandomUniform RandomUniformLike",
     "string": "StringConcat StringNormalizer StringSplit RegexFullMatch TfIdfVectorizer",
@@ -97,7 +94,6 @@ class ModelUse:
     ops: frozenset[tuple[str, str]]
     elem_types: frozenset[int]
     opset: int
-    non_tensor_io: bool = False  # a sequence / optional / map graph input or output
     training_dropout: bool = False  # Dropout given its training_mode input
     training_batchnorm: bool = False  # BatchNormalization with training_mode = 1 (batch statistics)
     runtime_shape_argument: str = ""  # "Op input #i" when a shape-determining input is a graph input
@@ -118,10 +114,8 @@ class ModelUse:
                 if vi.type.HasField("tensor_type"):
                     types.add(vi.type.tensor_type.elem_type)
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-        io = [*model.graph.input, *model.graph.output]
         return ModelUse(frozenset(ops), frozenset(types - {0}), opset,
                         runtime_shape_argument=_runtime_shape_argument(model.graph),
-                        non_tensor_io=any(not vi.type.HasField("tensor_type") for vi in io),
                         training_dropout=any(n.op_type == "Dropout" and len(n.input) > 2 and n.input[2]
                                              for g in _graphs(model.graph) for n in g.node),
                         training_batchnorm=any(n.op_type == "BatchNormalization" and any(
@@ -136,8 +130,6 @@ class ModelUse:
         for _, op in sorted(self.ops):
             if op in DELIBERATELY_UNSUPPORTED:
                 return f"{op}: {DELIBERATELY_UNSUPPORTED[op][1]}"
-        if self.non_tensor_io:
-            return _REASONS["sequence/optional"]
         if self.training_dropout:
             return f"Dropout with training_mode: {_REASONS['random']}"
         if self.training_batchnorm:

@@ -151,8 +151,6 @@ def render(outcomes: list[cs.Outcome], elapsed: float) -> str:
                f"{skipped.get('training batchnorm', 0)} |")
     out.append(f"| shape-determining arguments fed as graph inputs or computed from their values | {cs._REASONS['runtime shape argument']} | "
                f"{skipped.get('runtime shape argument', 0)} |")
-    out.append(f"| sequence / optional graph inputs and outputs | {cs._REASONS['sequence/optional']} | "
-               f"{skipped.get('non-tensor io', 0)} |")
     out.append(f"| ai.onnx.ml, ai.onnx.preview(.training) domains | {cs.DOMAIN_REASON} | {skipped.get('domain', 0)} |")
     out.append(f"| string, complex tensors | {cs.DTYPE_REASON} | "
                f"{skipped.get('dtype', 0)} |")
@@ -174,8 +172,6 @@ def _skip_group(reason: str) -> str:
         return "training batchnorm"
     if reason.endswith(cs._REASONS["runtime shape argument"]):
         return "runtime shape argument"
-    if reason == cs._REASONS["sequence/optional"]:
-        return "non-tensor io"
     if reason.startswith(cs.DOMAIN_REASON):
         return "domain"
     if reason.startswith(cs.DTYPE_REASON):

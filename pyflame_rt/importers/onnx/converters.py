@@ -58,6 +58,12 @@ class _NodeContext:
             return None
         return self.importer.value(self.node.input[i])
 
+    def structured(self, i: int):
+        """Input i when it is a sequence or optional value (importers/onnx/structured.py), else None."""
+        if i >= len(self.node.input) or not self.node.input[i]:
+            return None
+        return self.importer.structured.get(self.node.input[i])
+
     def const_input(self, i: int) -> np.ndarray | None:
         known = self.sym_input(i)
         if known is not None and known.is_static:

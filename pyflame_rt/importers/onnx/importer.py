@@ -30,10 +30,11 @@ from pyflame_rt.dialects.symbolic import Shape, SymDim
 from pyflame_rt.dialects.weights import WeightOp, WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.files import read_regular
-from pyflame_rt.importers.onnx import ops, shape_values  # ops: the converters register on import
+from pyflame_rt.importers.onnx import ops, shape_values, structured  # ops: the converters register on import
 from pyflame_rt.importers.onnx.converters import _CONVERTERS, _NEWER_ATTRIBUTES, _NodeContext, converts
 from pyflame_rt.limits import check_tensor_bytes
 from pyflame_rt.options import ImportOptions
+from pyflame_rt.structured_io import layout_tensors
 from pyflame_rt.errors import (
     DTypeMismatchError,
     InvalidModelError,
@@ -62,6 +63,8 @@ class ImportResult:
     parameter_count: int = 0
     import_time_ms: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    # how sequence / optional inputs and outputs map to the compiled tensors (None: tensors only)
+    structured_io: dict | None = None
 
     @property
     def weights(self) -> WeightTable:
@@ -160,21 +163,33 @@ class ONNXImporter:
         self.declared = {vi.name: vi for vi in (*g.value_info, *g.output)}
         inits = {t.name: t for t in g.initializer}
         inputs = [i for i in g.input if i.name not in inits]
-        arg_types, arg_attrs, arg_shapes = [], [], []
+        self.structured: dict[str, structured.Structured] = {}
+        self.unwrapped: set[str] = set()  # optional inputs whose element OptionalGetElement takes
+        self.ragged_ranks: dict[str, int] = {}  # rank dim of ragged sequence inputs -> the rank the model gives
+        layouts: dict[str, dict] = {}
+        flat: list[structured.FlatInput] = []
         for vi in inputs:
-            shape, dtype = self._value_info(vi)
+            args, layouts[vi.name] = structured.flatten_input(vi.name, vi.type, self._tensor_info, self.new_dim)
+            flat += args
+        arg_types, arg_attrs = [], []
+        for a in flat:
             try:
-                arg_types.append(graph.tensor_type(shape, dtype))
+                arg_types.append(graph.tensor_type(a.shape, a.dtype))
             except DTypeMismatchError as e:
-                raise UnsupportedFormatError(f"input '{vi.name}': {e}") from None
-            arg_attrs.append(DictionaryAttr(graph.io_attrs(vi.name, shape)))
-            arg_shapes.append(shape)
+                raise UnsupportedFormatError(f"input '{a.name}': {e}") from None
+            arg_attrs.append(DictionaryAttr(graph.io_attrs(a.name, a.shape)))
         block = Block(arg_types=arg_types)
         self.builder = Builder(InsertPoint.at_end(block))
-        for vi, arg, shape in zip(inputs, block.args, arg_shapes):
-            arg.name_hint = _ssa_name(vi.name)
-            self.values[vi.name] = arg
-            self.shapes[arg] = shape
+        for a, arg in zip(flat, block.args):
+            arg.name_hint = _ssa_name(a.name)
+            self.shapes[arg] = a.shape
+        args = iter(block.args)
+        for vi in inputs:
+            value = structured.input_value(vi.type, vi.name, [next(args) for _ in layout_tensors(layouts[vi.name])])
+            if isinstance(value, SSAValue):
+                self.values[vi.name] = value
+            else:
+                self.structured[vi.name] = value
         for name, t in inits.items():
             try:
                 arr = numpy_helper.to_array(t)
@@ -185,17 +200,26 @@ class ONNXImporter:
         for node in g.node:
             self._convert_node(node)
 
+        for name in self.unwrapped:  # an optional input the model takes the element of must hold one
+            layouts[name]["optional"]["required"] = True
+        for name, layout in layouts.items():  # the rank an empty ragged sequence is fed with
+            structured.note_rank(layout, self.ragged_ranks.get(self.new_dim(f"{name}_rank")))
         results, res_attrs = [], []
+        io = {"inputs": [self._io_entry(vi.name, vi.type, layouts[vi.name]) for vi in inputs], "outputs": []}
         for vo in g.output:
-            if vo.name not in self.values and vo.name not in self.known:
+            if vo.name not in self.values and vo.name not in self.known and vo.name not in self.structured:
                 raise InvalidModelError(f"graph output '{vo.name}' is not produced by any node")
-            v = self.value(vo.name)
-            results.append(v)
-            res_attrs.append(DictionaryAttr(graph.io_attrs(vo.name, self.shapes[v])))
+            value = self.structured.get(vo.name) or self.value(vo.name)
+            tensors, layout = structured.flatten_output(vo.name, value)
+            io["outputs"].append({"name": vo.name, "layout": layout,
+                                  "type": structured.value_type_string(value, lambda v: graph.dtype_of(v.type))})
+            for name, v in tensors:
+                results.append(v)
+                res_attrs.append(DictionaryAttr(graph.io_attrs(name, self.shapes[v])))
         self.builder.insert(func.ReturnOp(*results))
-        arg_attrs = [DictionaryAttr({**a.data, graph.ARG_VALUES: ArrayAttr([StringAttr(d) for d in
-                                                                           self.value_dims[vi.name]])})
-                     if vi.name in self.value_dims else a for vi, a in zip(inputs, arg_attrs)]
+        arg_attrs = [DictionaryAttr({**attrs.data, graph.ARG_VALUES: ArrayAttr([StringAttr(d) for d in
+                                                                              self.value_dims[a.name]])})
+                     if a.name in self.value_dims else attrs for a, attrs in zip(flat, arg_attrs)]
         fn = func.FuncOp("main", ([a.type for a in block.args], [r.type for r in results]),
                          Region(block), arg_attrs=ArrayAttr(arg_attrs), res_attrs=ArrayAttr(res_attrs))
         module = ModuleOp([fn])
@@ -213,6 +237,7 @@ class ONNXImporter:
             node_count=len(g.node), initializer_count=len(inits),
             parameter_count=int(sum(a.size for k, a in self.weights.items() if k in used)),
             import_time_ms=(time.perf_counter() - t0) * 1e3, warnings=self.warnings,
+            structured_io=io if any("tensor" not in e["layout"] for e in (*io["inputs"], *io["outputs"])) else None,
         )
 
     def _upgrade(self, proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -241,25 +266,28 @@ class ONNXImporter:
             self.warnings.append(f"opset {v} is read with the opset-{MAX_OPSET} operator semantics")
         return v
 
-    def _value_info(self, vi: onnx.ValueInfoProto) -> tuple[Shape, DType]:
-        tt = vi.type.tensor_type
-        if not vi.type.HasField("tensor_type"):
-            raise UnsupportedFormatError(f"input '{vi.name}' is not a tensor")
+    def _tensor_info(self, name: str, tt: onnx.TypeProto.Tensor) -> tuple[Shape, DType]:
         try:
             dtype = DType.from_onnx(tt.elem_type)
         except DTypeMismatchError as e:
-            raise UnsupportedFormatError(f"input '{vi.name}': {e}") from None
+            raise UnsupportedFormatError(f"input '{name}': {e}") from None
         if not tt.HasField("shape"):
-            raise ShapeMismatchError(f"input '{vi.name}' has no shape; PyFlameRT needs at least its rank")
+            raise ShapeMismatchError(f"input '{name}' has no shape; PyFlameRT needs at least its rank")
         shape: list = []
         for i, d in enumerate(tt.shape.dim):
             if d.HasField("dim_value") and d.dim_value >= 0:
                 shape.append(int(d.dim_value))
             else:
-                name = d.dim_param or f"{vi.name}_dim{i}"
-                shape.append(SymDim.of(_symbol(name)))
-        check_tensor_bytes(shape, dtype.itemsize, f"input '{vi.name}'")
+                dim = d.dim_param or f"{name}_dim{i}"
+                shape.append(SymDim.of(_symbol(dim)))
+        check_tensor_bytes(shape, dtype.itemsize, f"input '{name}'")
         return tuple(shape), dtype
+
+    def _io_entry(self, name: str, t: onnx.TypeProto, layout: dict) -> dict:
+        try:
+            return {"name": name, "type": structured.type_string(t), "layout": layout}
+        except DTypeMismatchError as e:
+            raise UnsupportedFormatError(f"input '{name}': {e}") from None
 
     def _convert_node(self, node: onnx.NodeProto) -> None:
         if node.domain not in ("", "ai.onnx") and not converts(node.domain, node.op_type):
@@ -280,7 +308,7 @@ class ONNXImporter:
                 f"operator {node.op_type} (opset {self.opset}) in node '{node.name or node.output[0]}' "
                 f"is not supported")
         for name in node.input:
-            if name and name not in self.values and name not in self.known:
+            if name and name not in self.values and name not in self.known and name not in self.structured:
                 raise InvalidModelError(f"node '{node.name}' uses undefined value '{name}'")
         ctx = _NodeContext(self, node)
         block = self.builder.insertion_point.block
@@ -297,8 +325,12 @@ class ONNXImporter:
             graph.set_node_name(op, _text(node.name) or node.output[0])
             op = op.next_op
         for name, v in zip(node.output, outs):
-            if name:
+            if not name:
+                continue
+            if isinstance(v, SSAValue):
                 self.values[name] = v
+            else:
+                self.structured[name] = v
 
     def _check_newer_attributes(self, node: onnx.NodeProto) -> None:
         """Refuse attributes introduced after opset MAX_OPSET: converters implement the older versions."""
@@ -315,6 +347,8 @@ class ONNXImporter:
 
     # ---------------------------------------------------------- building
     def value(self, name: str) -> SSAValue:
+        if name in self.structured:
+            raise InvalidModelError(f"'{name}' is a sequence or optional value where a tensor is expected")
         if name not in self.values and name in self.known:
             self._materialize(name, self.known[name])
         return self.values[name]

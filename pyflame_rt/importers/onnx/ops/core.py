@@ -23,6 +23,8 @@ def _binary(ctx: _NodeContext):
 
 @converter(*_UNARY)
 def _unary(ctx: _NodeContext):
+    if ctx.node.op_type == "Identity" and ctx.structured(0) is not None:  # a sequence or optional passes as is
+        return [ctx.structured(0)]
     return ctx.emit(_UNARY[ctx.node.op_type], [ctx.input(0)])
 
 
