@@ -375,11 +375,7 @@ def prune_cache(keep: int = 3) -> None:
 # Supported-op tests that do not pass yet (a wrong result, an error or a refused variant): why -> test
 # names (without the `_cpu` suffix). The CI test fails on any other failure and reports listed tests
 # that pass again (remove them then).
-KNOWN_FAILURES: dict[str, str] = {
-    "an Expand shape element given by a value (a dim bound at run time) broadcasts by equality only: 1 "
-    "against a larger input dim is refused with ShapeMismatchError": "test_expand_dim_changed "
-    "test_expand_shape_model2 test_expand_shape_model3 test_expand_shape_model4",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}
 
 
