@@ -1,4 +1,4 @@
-"""Converters for Gather, ConstantOfShape, Expand, Range, Trilu, Einsum, and the symbolic
+"""Converters for Gather, ConstantOfShape, Expand, Range, Trilu, OneHot, Einsum, and the symbolic
 side of Reshape targets. Shape-valued inputs (shape, limit, k) come from the import-time
 shape evaluation (`sym_input`): they may hold symbolic dims but must be known."""
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import numpy_helper
 
-from pyflame_rt.dialects import graph, graph_tensor as gt
+from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_tensor as gt
+from pyflame_rt.dialects.assumptions import require_at_most
 from pyflame_rt.dialects.symbolic import SymDim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
@@ -90,11 +91,79 @@ def _range(ctx: _NodeContext):
 
 @converter("Trilu")
 def _trilu(ctx: _NodeContext):
-    k = ctx.const_input(1)
+    k, upper = ctx.const_input(1), bool(ctx.attrs.get("upper", 1))
     if ctx.input(1) is not None and k is None:
-        raise ctx.fail("k must be a constant")
-    return ctx.emit(gt.TriluOp, [ctx.input(0)], k=int(k.reshape(-1)[0]) if k is not None else 0,
-                    upper=bool(ctx.attrs.get("upper", 1)))
+        return _trilu_run_time_k(ctx, upper)
+    return ctx.emit(gt.TriluOp, [ctx.input(0)], k=int(k.reshape(-1)[0]) if k is not None else 0, upper=upper)
+
+
+def _trilu_run_time_k(ctx: _NodeContext, upper: bool):
+    """A k known only at run time (it moves the diagonal, not a size): the kept elements are those
+    whose column - row is >= k (upper) or <= k (lower), a mask built from ranges over the last two dims."""
+    x = ctx.input(0)
+    *_, rows, cols = ctx.shape(x)
+    (row,) = ctx.emit(gt.RangeOp, [], size=rows, dtype=DType.INT64.value)
+    (row,) = ctx.emit(nn.UnsqueezeOp, [row], axes=[1])
+    (col,) = ctx.emit(gt.RangeOp, [], size=cols, dtype=DType.INT64.value)
+    (diagonal,) = ctx.emit(graph.SubOp, [col, row])
+    (k,) = ctx.emit(gm.CastOp, [ctx.input(1)], to=DType.INT64.value)
+    (keep,) = ctx.emit(gm.GreaterOrEqualOp if upper else gm.LessOrEqualOp, [diagonal, k])
+    zero = ctx.importer.add_constant(f"{ctx.node.output[0]}_zero", np.zeros((), graph.dtype_of(x.type).numpy))
+    return ctx.emit(gm.WhereOp, [keep, x, zero])
+
+
+@converter("OneHot")
+def _one_hot(ctx: _NodeContext):
+    """Where(indices == range(depth) along `axis`, on, off): an index outside [-depth, depth) matches
+    no position (all off). A depth known only at run time is a dim bound from its value, checked
+    positive before any kernel reads it."""
+    indices, values = ctx.input(0), ctx.input(2)
+    rank = len(ctx.shape(indices)) + 1
+    axis = int(ctx.attrs.get("axis", -1))
+    if not -rank <= axis < rank:
+        raise InvalidModelError(f"OneHot node '{ctx.node.name or ctx.node.output[0]}': axis {axis} is out of "
+                                f"range for rank {rank}")
+    axis %= rank
+    depth = _one_hot_depth(ctx)
+    require_at_most(1, depth, "OneHot depth must be positive")
+    (indices,) = ctx.emit(gm.CastOp, [indices], to=DType.INT64.value)
+    depth_value = gt.DimValuesOp([depth], (), DType.INT64)
+    ctx.importer.builder.insert(depth_value)
+    ctx.importer.shapes[depth_value.result] = ()
+    (wrapped,) = ctx.emit(graph.AddOp, [indices, depth_value.result])
+    zero = ctx.importer.add_constant(f"{ctx.node.output[0]}_zero", np.zeros((), np.int64))
+    (negative,) = ctx.emit(gm.LessOp, [indices, zero])
+    (indices,) = ctx.emit(gm.WhereOp, [negative, wrapped, indices])
+    (indices,) = ctx.emit(nn.UnsqueezeOp, [indices], axes=[axis])
+    (positions,) = ctx.emit(gt.RangeOp, [], size=depth, dtype=DType.INT64.value)
+    if rank - 1 - axis:
+        (positions,) = ctx.emit(graph.ReshapeOp, [positions], shape=[-1, *[1] * (rank - 1 - axis)])
+    (hot,) = ctx.emit(gm.EqualOp, [indices, positions])
+    off, on = (ctx.importer.add_constant(f"{ctx.node.output[0]}_{i}", np.array(i, np.int64)) for i in (0, 1))
+    (off,) = ctx.emit(gt.GatherOp, [values, off])
+    (on,) = ctx.emit(gt.GatherOp, [values, on])
+    return ctx.emit(gm.WhereOp, [hot, on, off])
+
+
+def _one_hot_depth(ctx: _NodeContext):
+    """OneHot's depth (a scalar or one element of any number type, truncated): an int, or a dim bound
+    from its value at run time."""
+    known = ctx.const_input(1)
+    if known is not None:
+        if known.size != 1:
+            raise InvalidModelError(f"OneHot node '{ctx.node.name or ctx.node.output[0]}': depth has "
+                                    f"{known.size} elements")
+        return int(known.reshape(-1)[0])
+    known = ctx.dims_input(1)  # an integer graph input, or computed
+    if known is None:  # a floating-point depth: bound from its cast
+        (depth,) = ctx.emit(gm.CastOp, [ctx.input(1)], to=DType.INT64.value)
+        dim = ctx.importer.new_dim(f"{ctx.node.output[0]}_depth")
+        ctx.importer.builder.insert(gt.BindDimsOp(depth, [dim]))
+        return SymDim.of(dim)
+    if known.values.size != 1:
+        raise InvalidModelError(f"OneHot node '{ctx.node.name or ctx.node.output[0]}': depth has "
+                                f"{known.values.size} elements")
+    return known.values.reshape(-1)[0]
 
 
 @converter("Einsum")
