@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from pyflame_rt.dialects import graph, graph_reduce as gr
+from pyflame_rt.errors import ShapeMismatchError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
 
 _REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min",
            "ReduceProd": "prod", "ReduceL1": "l1", "ReduceL2": "l2", "ReduceSumSquare": "sum_square",
@@ -20,14 +22,41 @@ def _axes_as_input(op_type: str, opset: int) -> bool:
 def _reduce(ctx: _NodeContext):
     keepdims = bool(ctx.attrs.get("keepdims", 1))
     if _axes_as_input(ctx.node.op_type, ctx.opset):
-        if ctx.input(1) is not None and ctx.const_input(1) is None:
-            raise ctx.fail("the axes input must be a constant")
+        if ctx.input(1) is not None and ctx.const_input(1) is None and ctx.shape(ctx.input(1)) != (0,):
+            return _reduce_run_time_axes(ctx, _REDUCE[ctx.node.op_type], keepdims)
         axes = [] if ctx.input(1) is None else [int(a) for a in np.asarray(ctx.const_input(1)).ravel()]
         if not axes and ctx.attrs.get("noop_with_empty_axes", 0):
             return ctx.emit(graph.IdentityOp, [ctx.input(0)])
     else:
         axes = [int(a) for a in ctx.attrs.get("axes", [])]
     return ctx.emit(gr.ReduceOp, [ctx.input(0)], kind=_REDUCE[ctx.node.op_type], axes=axes, keepdims=keepdims)
+
+
+def _reduce_run_time_axes(ctx: _NodeContext, kind: str, keepdims: bool):
+    """Axes known only at run time: each dim i splits into a kept part o_i and a reduced part r_i
+    (o_i = 1, r_i = the dim if i is reduced, else the other way round); the input viewed as
+    [o_0, r_0, o_1, r_1, ...] is reduced over the r_i, then viewed as the result's dims."""
+    sa = ShapeArithmetic(ctx)
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    rank = len(shape)
+    axes = sa.operand(1)
+    n_axes = sa.size(axes)
+    if n_axes > rank:
+        raise ShapeMismatchError(f"{n_axes} reduce axes for a tensor of rank {rank}")
+    counts = sa.axis_counts(axes, rank)
+    dims = sa.dims(shape)
+    reduced = sa.lt(0, counts)
+    split = sa.concat([sa.reshape(sa.where(reduced, 1, dims), [rank, 1]),
+                       sa.reshape(sa.where(reduced, dims, 1), [rank, 1])], axis=1)
+    parts = sa.bind(sa.reshape(split, [2 * rank]), "axes", valid=sa.axes_valid(counts, n_axes))
+    (x,) = ctx.emit(graph.ReshapeOp, [x], shape=parts)
+    (y,) = ctx.emit(gr.ReduceOp, [x], kind=kind, axes=list(range(1, 2 * rank, 2)), keepdims=True)
+    if keepdims or rank == n_axes:
+        kept = parts[0::2] if keepdims else []
+    else:
+        kept = sa.bind(sa.unselected(dims, counts, rank - n_axes), "kept")
+    return ctx.emit(graph.ReshapeOp, [y], shape=kept)
 
 
 @converter("ArgMax", "ArgMin")
