@@ -60,15 +60,15 @@ _REASONS = {
 # constants or shape computations)
 SHAPE_ARGUMENTS = {
     "CumSum": (1,), "CumProd": (1,),
-    "Reshape": (1,), "Expand": (1,), "ConstantOfShape": (0,), "Tile": (1,), "Range": (0, 1, 2),
-    "Squeeze": (1,), "Unsqueeze": (1,), "Slice": (1, 2, 3, 4), "Pad": (1, 3), "Split": (1,), "TopK": (1,),
-    "Resize": (1, 2, 3), "Upsample": (1,), "OneHot": (1,),
+    "Reshape": (1,), "Expand": (1,), "ConstantOfShape": (0,), "Tile": (1,),
+    "Squeeze": (1,), "Unsqueeze": (1,), "TopK": (1,),
+    "Resize": (1, 2, 3), "Upsample": (1,),
     **{op: (1,) for op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
                            "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")},
 }
 # shape arguments that may be graph inputs or computed from their values: their elements are dims
 # bound at run time (pyflame_rt/value_dims.py)
-VALUE_DIM_ARGUMENTS = {"ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "TopK": (1,), "OneHot": (1,)}
+VALUE_DIM_ARGUMENTS = {"ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "TopK": (1,)}
 _GROUPS = {
     "control flow": "If Loop Scan SequenceMap",
     "sequence/optional": "SequenceAt SequenceConstruct SequenceEmpty SequenceErase SequenceInsert SequenceLength "
@@ -77,7 +77,7 @@ _GROUPS = {
     "random": "Bernoulli Multinomial RandomNormal RandomNormalLike RandomUniform RandomUniformLike",
     "string": "StringConcat StringNormalizer StringSplit RegexFullMatch TfIdfVectorizer",
     "signal/detection": "DFT STFT MelWeightMatrix BlackmanWindow HannWindow HammingWindow ImageDecoder "
-                        "NonMaxSuppression RoiAlign MaxRoiPool GridSample AffineGrid DeformConv Col2Im CenterCropPad",
+                        "NonMaxSuppression RoiAlign MaxRoiPool GridSample AffineGrid DeformConv Col2Im",
     "data-dependent shape": "Unique",
 }
 # op type -> (group, reason): operators PyFlameRT deliberately does not compile

@@ -12,6 +12,7 @@ from pyflame_rt.dialects.symbolic import SymDim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.ops.run_time_slices import range_at_run_time
 
 
 @converter("Gather")
@@ -56,31 +57,32 @@ def _expand(ctx: _NodeContext):
     return ctx.emit(gt.ExpandOp, [ctx.input(0)], shape=ctx.known_dims(1, "shape", run_time=True))
 
 
-def _scalar(ctx: _NodeContext, i: int, what: str):
-    """A scalar input known at import (int, float or symbolic dim) and its element type."""
+def _scalar(ctx: _NodeContext, i: int):
+    """A scalar input known at import (int, float or symbolic dim), or None."""
     known = ctx.sym_input(i)
     if known is not None:
-        return known.values.reshape(-1)[0], known.dtype
+        return known.values.reshape(-1)[0]
     value = ctx.const_input(i)
-    if value is None:
-        raise ctx.fail(f"the {what} must be known at compile time (constant or computed from input shapes)")
-    return value.reshape(-1)[0].item(), DType.from_numpy(value.dtype)
+    return None if value is None else value.reshape(-1)[0].item()
 
 
 @converter("Range", newer_attributes=("stash_type",))
 def _range(ctx: _NodeContext):
-    (start, dtype), (limit, _), (delta, _) = (_scalar(ctx, i, n) for i, n in enumerate(("start", "limit", "delta")))
+    """A static or symbolic size where start, limit and delta are known (a symbolic limit with start 0
+    and delta 1); otherwise the size is computed at run time (run_time_slices.range_at_run_time)."""
+    start, limit, delta = (_scalar(ctx, i) for i in range(3))
+    known = ctx.sym_input(0)  # its element type, without materializing a shape computation
+    dtype = known.dtype if known is not None else graph.dtype_of(ctx.input(0).type)
     # the range kernel computes float16 / bfloat16 elements in float32: opset 27's default stash_type
     if dtype in (DType.FLOAT16, DType.BFLOAT16) and ctx.attrs.get("stash_type", 1) != 1:
         raise ctx.fail("only stash_type 1 (float) is supported for float16 / bfloat16")
-    if isinstance(start, SymDim) or isinstance(delta, SymDim):
-        raise ctx.fail("a symbolic start or delta is not supported")
+    if start is None or limit is None or delta is None or isinstance(start, SymDim) or isinstance(delta, SymDim) \
+            or isinstance(limit, SymDim) and (delta != 1 or start != 0):
+        return range_at_run_time(ctx, dtype)
     if delta == 0 or not all(np.isfinite(v) for v in (start, delta)):
         raise InvalidModelError(f"Range node '{ctx.node.name or ctx.node.output[0]}': start {start} and "
                                 f"delta {delta} must be finite, delta non-zero")
     if isinstance(limit, SymDim):
-        if delta != 1 or start != 0:
-            raise ctx.fail("a symbolic limit needs start 0 and delta 1")
         size = limit
     elif not np.isfinite(limit):
         raise InvalidModelError(f"Range node '{ctx.node.name or ctx.node.output[0]}': limit {limit} is not finite")
