@@ -52,9 +52,9 @@ _REASONS = {
     "data-dependent shape": "output shape depends on input values; the static memory plan needs shapes "
                             "computable from input shapes",
     "runtime shape argument": "a shape-determining argument other than a ConstantOfShape / Expand shape, Tile "
-                              "repeats or TopK k (which bind dims from values) fed as a graph input or computed "
-                              "from its values: Reshape shape, Reduce/Squeeze/Unsqueeze axes, Slice/Pad/Range/"
-                              "Split/Trilu/Resize/OneHot parameters, a CumSum / CumProd axis",
+                              "repeats, TopK k, OneHot depth or Slice/Pad/Range/Split parameters (which bind dims "
+                              "from values) fed as a graph input or computed from its values: Reshape shape, "
+                              "Reduce/Squeeze/Unsqueeze axes, Resize parameters, a CumSum / CumProd axis",
 }
 # op type -> input positions that determine the output shape or the kernel's iteration axis (must be
 # constants or shape computations)

@@ -128,3 +128,15 @@ def test_range_fed_at_run_time(dtype):
         _check(model, sess, {"s": np.array(s, dtype), "l": np.array(l, dtype), "d": np.array(d, dtype)})
     with pytest.raises(ShapeMismatchError, match="Range delta must not be 0"):
         sess.run(None, {"s": np.array(0, dtype), "l": np.array(4, dtype), "d": np.array(0, dtype)})
+
+
+def test_dynamic_input_dims_with_run_time_arguments():
+    """x's rows are a dynamic dim: one artifact slices and pads inputs of two lengths."""
+    model = make_model([helper.make_node("Slice", ["x", "starts", "ends"], ["y"]),
+                        helper.make_node("Pad", ["x", "pads"], ["z"], mode="reflect")],
+                       [("x", ["n", 3]), ("starts", [1], I64), ("ends", [1], I64), ("pads", [4], I64)],
+                       [("y", ["a", 3]), ("z", ["b", "c"])])
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    for n, starts, ends, pads in ((4, -3, BIG, [1, 0, 2, 2]), (7, 2, -1, [0, 2, 3, 1])):
+        _check(model, sess, {"x": _x(n, 3), "starts": np.array([starts], I64), "ends": np.array([ends], I64),
+                             "pads": np.array(pads, I64)})
