@@ -68,13 +68,20 @@ def test_slice_bad_arguments_are_refused(slicer, args, message):
 
 
 def test_split_sizes_fed_at_run_time():
-    model = make_model([helper.make_node("Split", ["x", "split"], ["a", "b", "c"], axis=1)],
-                       [("x", [2, 7]), ("split", [3], I64)], [("a", [2, "p"]), ("b", [2, "q"]), ("c", [2, "r"])])
+    """a, b, c: sizes fed as a graph input; d, e: sizes the model computes (bound mid-run)."""
+    model = make_model([helper.make_node("Split", ["x", "split"], ["a", "b", "c"], axis=1),
+                        helper.make_node("Slice", ["split", "one", "three"], ["tail"]),
+                        helper.make_node("Split", ["x", "tail"], ["d", "e"], axis=0)],
+                       [("x", [2, 7]), ("split", [3], I64)],
+                       [("a", [2, "p"]), ("b", [2, "q"]), ("c", [2, "r"]), ("d", ["s", 7]), ("e", ["t", 7])],
+                       initializers={"one": np.array([1], I64), "three": np.array([3], I64)})
     sess = pyflame_rt.InferenceSession(model.SerializeToString())
-    for split in ([2, 4, 1], [0, 7, 0], [3, 3, 1]):
+    for split in ([5, 1, 1], [5, 0, 2], [5, 2, 0]):
         _check(model, sess, {"x": _x(2, 7), "split": np.array(split, I64)})
     with pytest.raises(ShapeMismatchError, match="Split sizes must add up to axis 1"):
         sess.run(None, {"x": _x(2, 7), "split": np.array([2, 2, 2], I64)})
+    with pytest.raises(ShapeMismatchError, match="Split sizes must add up to axis 0"):
+        sess.run(None, {"x": _x(2, 7), "split": np.array([6, 0, 1], I64)})
 
 
 @pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "wrap"])
@@ -140,3 +147,14 @@ def test_dynamic_input_dims_with_run_time_arguments():
     for n, starts, ends, pads in ((4, -3, BIG, [1, 0, 2, 2]), (7, 2, -1, [0, 2, 3, 1])):
         _check(model, sess, {"x": _x(n, 3), "starts": np.array([starts], I64), "ends": np.array([ends], I64),
                              "pads": np.array(pads, I64)})
+
+
+def test_range_to_a_computed_limit():
+    """Range(0, ReduceMax(lengths), 1): a sequence mask's positions, the limit computed by the model."""
+    model = make_model([helper.make_node("ReduceMax", ["lengths"], ["limit"], keepdims=0),
+                        helper.make_node("Range", ["zero", "limit", "one"], ["y"])],
+                       [("lengths", [3], I64)], [("y", ["n"], I64)],
+                       initializers={"zero": np.array(0, I64), "one": np.array(1, I64)})
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    for lengths in ([3, 7, 2], [0, 0, 0]):
+        _check(model, sess, {"lengths": np.array(lengths, I64)})
