@@ -13,7 +13,8 @@ from pyflame_rt.dialects import graph_nn as nn, graph_pool_indices as pi
 from pyflame_rt.dialects.assumptions import require_equal
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.ops.run_time_slices import (
-    center_crop_pad_at_run_time, pad_at_run_time, slice_at_run_time, split_at_run_time, static_axes)
+    center_crop_pad_at_run_time, pad_at_run_time, slice_at_run_time, split_at_run_time, split_evenly_at_run_time,
+    static_axes)
 
 
 def _const_ints(ctx: _NodeContext, i: int, what: str) -> list[int] | None:
@@ -289,9 +290,9 @@ def _split(ctx: _NodeContext):
     n_out = len(ctx.node.output)
     if split is None:
         size = shape[axis]
-        if not isinstance(size, int):
-            raise ctx.fail("splitting a dynamic axis needs explicit split sizes")
         n = int(ctx.attrs.get("num_outputs", n_out))
+        if not isinstance(size, int):
+            return split_evenly_at_run_time(ctx, axis, n)
         chunk = -(-size // n)
         split = [min(chunk, size - i * chunk) for i in range(n)]
     if len(split) != n_out:

@@ -1,5 +1,5 @@
 """Slice, Split, Pad, CenterCropPad and Range whose arguments are known only at run time (a graph
-input, or computed from tensor values).
+input, or computed from tensor values), and Split of a dynamic axis without sizes.
 
 The clamped extents are computed by graph ops on the small argument tensors (`ShapeArithmetic`) and
 bound as new dims; each sliced or padded axis is then a Gather at computed indices (`_take`), which
@@ -147,7 +147,24 @@ def split_at_run_time(ctx: _NodeContext, axis: int) -> list[SSAValue]:
         raise ctx.fail(f"{len(sizes)} split sizes for {len(ctx.node.output)} outputs")
     require_sum(sizes, extent, f"Split sizes must add up to axis {axis}")
     sa = ShapeArithmetic(ctx)
-    values = sa.operand(1)
+    return _split_by(sa, x, axis, sizes, sa.operand(1))
+
+
+def split_evenly_at_run_time(ctx: _NodeContext, axis: int, parts: int) -> list[SSAValue]:
+    """Split of a dynamic axis into `parts` of ceil(extent / parts) elements (the last ones smaller,
+    or empty): sizes computed from the extent and bound at run time."""
+    if len(ctx.node.output) != parts:
+        raise ctx.fail(f"{parts} parts for {len(ctx.node.output)} outputs")
+    sa = ShapeArithmetic(ctx)
+    x = ctx.input(0)
+    extent = sa.dims([ctx.shape(x)[axis]])
+    chunk = sa.div(sa.add(extent, parts - 1), parts)
+    values = sa.min(chunk, sa.max(sa.sub(extent, sa.mul(chunk, list(range(parts)))), 0))
+    return _split_by(sa, x, axis, sa.bind(values, "split"), values)
+
+
+def _split_by(sa: ShapeArithmetic, x: SSAValue, axis: int, sizes: list[Dim], values: SSAValue) -> list[SSAValue]:
+    """x's consecutive pieces along `axis` of the given sizes (`values`: the same as a 1-D tensor)."""
     offsets = sa.sub(sa.cumsum(values), values)
     return [_take(sa, x, axis, sa.add(_positions(sa, size), _pick(sa, offsets, i))) for i, size in enumerate(sizes)]
 

@@ -158,3 +158,13 @@ def test_range_to_a_computed_limit():
     sess = pyflame_rt.InferenceSession(model.SerializeToString())
     for lengths in ([3, 7, 2], [0, 0, 0]):
         _check(model, sess, {"lengths": np.array(lengths, I64)})
+
+
+@pytest.mark.parametrize("opset, attrs", [(13, {}), (18, {"num_outputs": 3})])
+def test_split_of_a_dynamic_axis_without_sizes(opset, attrs):
+    """Equal parts of ceil(n / 3) (opset 18: the last ones smaller) of a dynamic axis."""
+    model = make_model([helper.make_node("Split", ["x"], ["a", "b", "c"], axis=0, **attrs)], [("x", ["n", 2])],
+                       [("a", ["p", 2]), ("b", ["q", 2]), ("c", ["r", 2])], opset=opset)
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    for n in ((6, 9) if opset == 13 else (7, 2, 9)):
+        _check(model, sess, {"x": _x(n, 2)})
