@@ -1,9 +1,11 @@
 """Converters for CNN ops: Conv/ConvTranspose, pools, normalizations, Pad/Resize, data movement.
 
 Opset differences are removed here: attributes that became inputs (Pad pads,
-Split split, Squeeze/Unsqueeze axes, Slice starts/ends, Resize scales/sizes) must
-be constants and become properties, Slice starts / ends and Tile repeats may also be
-symbolic dims computed by Shape arithmetic; auto_pad is resolved to explicit pads.
+Split split, Squeeze/Unsqueeze axes, Slice starts/ends, Resize scales/sizes) become
+properties where they are constants, Slice starts / ends and Tile repeats may also be
+symbolic dims computed by Shape arithmetic; Slice / Split / Pad / CenterCropPad
+arguments known only at run time take run_time_slices' path. auto_pad is resolved to
+explicit pads.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Converters for Gather, ConstantOfShape, Expand, Range, Trilu, OneHot, Einsum, and the symbolic
-side of Reshape targets. Shape-valued inputs (shape, limit, k) come from the import-time
-shape evaluation (`sym_input`): they may hold symbolic dims but must be known."""
+side of Reshape targets. Shape-valued inputs (shape, limit, k, depth) come from the import-time
+shape evaluation (`sym_input`) and may hold symbolic dims; those known only at run time are dims
+bound from their values, or (Range) computed by run_time_slices."""
 from __future__ import annotations
 
 import numpy as np
