@@ -38,7 +38,7 @@ def _elements(sa: ShapeArithmetic, v: SSAValue, indices: Sequence[int]) -> SSAVa
     return sa.ctx.emit(gt.GatherOp, [v, sa.const(list(indices))])[0]
 
 
-def _positions(sa: ShapeArithmetic, count: Dim) -> SSAValue:
+def positions(sa: ShapeArithmetic, count: Dim) -> SSAValue:
     """0, 1, ..., count - 1 (int64)."""
     return sa.ctx.emit(gt.RangeOp, [], size=count, dtype=DType.INT64.value)[0]
 
@@ -128,7 +128,7 @@ def slice_at_run_time(ctx: _NodeContext, axes: list[int] | None) -> list[SSAValu
     first = clamped(starts)
     counts = sa.bind(_ceil_div_counts(sa, first, clamped(ends), steps), "count")
     for i, (axis, count) in enumerate(zip(axes, counts)):
-        indices = sa.add(sa.mul(_positions(sa, count), _pick(sa, steps, i)), _pick(sa, first, i))
+        indices = sa.add(sa.mul(positions(sa, count), _pick(sa, steps, i)), _pick(sa, first, i))
         x = _take(sa, x, axis, indices)
     return [x]
 
@@ -166,7 +166,7 @@ def split_evenly_at_run_time(ctx: _NodeContext, axis: int, parts: int) -> list[S
 def _split_by(sa: ShapeArithmetic, x: SSAValue, axis: int, sizes: list[Dim], values: SSAValue) -> list[SSAValue]:
     """x's consecutive pieces along `axis` of the given sizes (`values`: the same as a 1-D tensor)."""
     offsets = sa.sub(sa.cumsum(values), values)
-    return [_take(sa, x, axis, sa.add(_positions(sa, size), _pick(sa, offsets, i))) for i, size in enumerate(sizes)]
+    return [_take(sa, x, axis, sa.add(positions(sa, size), _pick(sa, offsets, i))) for i, size in enumerate(sizes)]
 
 
 # ------------------------------------------------------------------ Pad
@@ -211,7 +211,7 @@ def pad_axes(sa: ShapeArithmetic, x: SSAValue, axes: list[int], before: SSAValue
     out = sa.bind(sa.add(sa.add(sizes, before), after), "size")
     for i, (axis, count) in enumerate(zip(axes, out)):
         size = _pick(sa, sizes, i)
-        source = sa.sub(_positions(sa, count), _pick(sa, before, i))
+        source = sa.sub(positions(sa, count), _pick(sa, before, i))
         if mode == "reflect":
             period = sa.max(sa.mul(sa.sub(size, 1), 2), 1)
             folded = sa.ctx.emit(gm.ModOp, [source, period])[0]
@@ -268,6 +268,6 @@ def range_at_run_time(ctx: _NodeContext, dtype: DType) -> list[SSAValue]:
         count = sa.where(valid, _ceil_div_counts(sa, start, limit, delta), 0)
     _require(sa, valid, "delta_ok", "Range delta must not be 0, and the count must be finite")
     (size,) = sa.bind(sa.reshape(count, [1]), "count")
-    (values,) = ctx.emit(gm.CastOp, [_positions(sa, size)], to=graph.dtype_of(delta.type).value)
+    (values,) = ctx.emit(gm.CastOp, [positions(sa, size)], to=graph.dtype_of(delta.type).value)
     (values,) = ctx.emit(graph.AddOp, [ctx.emit(graph.MulOp, [values, delta])[0], start])
     return ctx.emit(gm.CastOp, [values], to=dtype.value) if graph.dtype_of(values.type) is not dtype else [values]

@@ -13,7 +13,8 @@ from pyflame_rt.dialects.symbolic import SymDim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
-from pyflame_rt.importers.onnx.ops.run_time_slices import range_at_run_time
+from pyflame_rt.importers.onnx.ops.run_time_slices import positions, range_at_run_time
+from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
 
 
 @converter("Gather")
@@ -103,13 +104,11 @@ def _trilu(ctx: _NodeContext):
 def _trilu_run_time_k(ctx: _NodeContext, upper: bool):
     """A k known only at run time (it moves the diagonal, not a size): the kept elements are those
     whose column - row is >= k (upper) or <= k (lower), a mask built from ranges over the last two dims."""
+    sa = ShapeArithmetic(ctx)
     x = ctx.input(0)
     *_, rows, cols = ctx.shape(x)
-    (row,) = ctx.emit(gt.RangeOp, [], size=rows, dtype=DType.INT64.value)
-    (row,) = ctx.emit(nn.UnsqueezeOp, [row], axes=[1])
-    (col,) = ctx.emit(gt.RangeOp, [], size=cols, dtype=DType.INT64.value)
-    (diagonal,) = ctx.emit(graph.SubOp, [col, row])
-    (k,) = ctx.emit(gm.CastOp, [ctx.input(1)], to=DType.INT64.value)
+    diagonal = sa.sub(positions(sa, cols), sa.reshape(positions(sa, rows), [-1, 1]))
+    k = sa.reshape(sa.cast(ctx.input(1)), [])
     (keep,) = ctx.emit(gm.GreaterOrEqualOp if upper else gm.LessOrEqualOp, [diagonal, k])
     zero = ctx.importer.add_constant(f"{ctx.node.output[0]}_zero", np.zeros((), graph.dtype_of(x.type).numpy))
     return ctx.emit(gm.WhereOp, [keep, x, zero])
@@ -120,7 +119,8 @@ def _one_hot(ctx: _NodeContext):
     """Where(indices == range(depth) along `axis`, on, off): an index outside [-depth, depth) matches
     no position (all off). A depth known only at run time is a dim bound from its value, checked
     positive before any kernel reads it."""
-    indices, values = ctx.input(0), ctx.input(2)
+    sa = ShapeArithmetic(ctx)
+    indices, values = sa.cast(ctx.input(0)), ctx.input(2)
     rank = len(ctx.shape(indices)) + 1
     axis = int(ctx.attrs.get("axis", -1))
     if not -rank <= axis < rank:
@@ -129,22 +129,10 @@ def _one_hot(ctx: _NodeContext):
     axis %= rank
     depth = _one_hot_depth(ctx)
     require_at_most(1, depth, "OneHot depth must be positive")
-    (indices,) = ctx.emit(gm.CastOp, [indices], to=DType.INT64.value)
-    depth_value = gt.DimValuesOp([depth], (), DType.INT64)
-    ctx.importer.builder.insert(depth_value)
-    ctx.importer.shapes[depth_value.result] = ()
-    (wrapped,) = ctx.emit(graph.AddOp, [indices, depth_value.result])
-    zero = ctx.importer.add_constant(f"{ctx.node.output[0]}_zero", np.zeros((), np.int64))
-    (negative,) = ctx.emit(gm.LessOp, [indices, zero])
-    (indices,) = ctx.emit(gm.WhereOp, [negative, wrapped, indices])
+    indices = sa.where(sa.lt(indices, 0), sa.add(indices, sa.reshape(sa.dims([depth]), [])), indices)
     (indices,) = ctx.emit(nn.UnsqueezeOp, [indices], axes=[axis])
-    (positions,) = ctx.emit(gt.RangeOp, [], size=depth, dtype=DType.INT64.value)
-    if rank - 1 - axis:
-        (positions,) = ctx.emit(graph.ReshapeOp, [positions], shape=[-1, *[1] * (rank - 1 - axis)])
-    (hot,) = ctx.emit(gm.EqualOp, [indices, positions])
-    off, on = (ctx.importer.add_constant(f"{ctx.node.output[0]}_{i}", np.array(i, np.int64)) for i in (0, 1))
-    (off,) = ctx.emit(gt.GatherOp, [values, off])
-    (on,) = ctx.emit(gt.GatherOp, [values, on])
+    hot = sa.eq(indices, sa.reshape(positions(sa, depth), [-1, *[1] * (rank - 1 - axis)]))
+    off, on = (ctx.emit(gt.GatherOp, [values, sa.const(i)])[0] for i in (0, 1))
     return ctx.emit(gm.WhereOp, [hot, on, off])
 
 
@@ -159,10 +147,8 @@ def _one_hot_depth(ctx: _NodeContext):
         return int(known.reshape(-1)[0])
     known = ctx.dims_input(1)  # an integer graph input, or computed
     if known is None:  # a floating-point depth: bound from its cast
-        (depth,) = ctx.emit(gm.CastOp, [ctx.input(1)], to=DType.INT64.value)
-        dim = ctx.importer.new_dim(f"{ctx.node.output[0]}_depth")
-        ctx.importer.builder.insert(gt.BindDimsOp(depth, [dim]))
-        return SymDim.of(dim)
+        sa = ShapeArithmetic(ctx)
+        return sa.bind(sa.reshape(sa.cast(ctx.input(1)), [1]), "depth")[0]
     if known.values.size != 1:
         raise InvalidModelError(f"OneHot node '{ctx.node.name or ctx.node.output[0]}': depth has "
                                 f"{known.values.size} elements")
