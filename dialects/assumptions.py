@@ -1,7 +1,7 @@
 """Shape requirements: what shape functions and lowerings rely on about dims.
 
 Shape functions state every requirement on dims through this module (`require_equal`,
-`require_same_shape`, `require_at_most`, `require_multiple`, `broadcast_dim`). A requirement that the dims decide (static
+`require_same_shape`, `require_at_most`, `require_multiple`, `broadcast_dim`, `expand_dim`). A requirement that the dims decide (static
 values, or identical symbolic monomials) is decided at once: a violation raises
 ShapeMismatchError at compile time. One that depends on dynamic dims becomes an
 `Assumption`, recorded in the active collector (`collect()`) together with the node it
@@ -25,7 +25,8 @@ from pyflame_rt.errors import ShapeMismatchError
 
 # relation -> (holds, how a failure is shown between the two sizes)
 _RELATIONS = {"==": (lambda a, b: a == b, "vs"), "<=": (lambda a, b: a <= b, ">"),
-              "multiple of": (lambda a, b: b != 0 and a % b == 0, "is not a multiple of")}
+              "multiple of": (lambda a, b: b != 0 and a % b == 0, "is not a multiple of"),
+              "broadcasts to": (lambda a, b: a in (1, b), "does not broadcast to")}
 
 
 @dataclass(frozen=True)
@@ -191,3 +192,13 @@ def broadcast_dim(x: Dim, y: Dim, what: str) -> Dim:
     if y == 1:
         return x
     return require_equal(x, y, what)
+
+
+def expand_dim(x: Dim, target: Dim, what: str) -> Dim:
+    """An Expand target dim against the input's dim x (ONNX Expand broadcasts both ways). A
+    dynamic target (an element of a shape computed or fed at run time) may be 1 or x when x is
+    not 1: the result is x, and the target's value is checked to be one of the two."""
+    if isinstance(target, SymDim) and x not in (1, target):
+        _assume("broadcasts to", target, x, what)
+        return x
+    return broadcast_dim(x, target, what)

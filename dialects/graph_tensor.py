@@ -16,9 +16,9 @@ from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def, tra
 from xdsl.traits import MemoryWriteEffect
 from xdsl.utils.exceptions import VerifyException
 
-from pyflame_rt.dialects.assumptions import broadcast_dim
+from pyflame_rt.dialects.assumptions import broadcast_dim, expand_dim
 from pyflame_rt.dialects.graph import (
-    AxisOp, GraphOp, UnaryOp, VariadicOp, axis_prop, broadcast_shapes, dtype_of, same_dtype, static_shape,
+    AxisOp, GraphOp, UnaryOp, VariadicOp, axis_prop, dtype_of, same_dtype, static_shape,
     tensor_type)
 from pyflame_rt.dialects.graph_attrs import ElementTypeAttr, enum_attr
 from pyflame_rt.dialects.symbolic import Dim, parse_dim
@@ -185,7 +185,8 @@ class ConstantOfShapeOp(GeneratorOp):
 
 @irdl_op_definition
 class ExpandOp(UnaryOp):
-    """Broadcast `input` with `shape` (bidirectional, ONNX Expand)."""
+    """Broadcast `input` with `shape` (bidirectional, ONNX Expand; a dynamic element of `shape`
+    against an input dim other than 1 is that dim, and must be 1 or equal: `expand_dim`)."""
 
     name = "graph.expand"
     shape = prop_def(ArrayAttr)
@@ -194,7 +195,11 @@ class ExpandOp(UnaryOp):
         super().__init__(input, result_type, shape=dims_attr(shape))
 
     def infer_shapes(self, shapes):
-        return [broadcast_shapes(shapes[0], attr_dims(self.shape))]
+        x, target = shapes[0], attr_dims(self.shape)
+        what = f"Expand of {list(map(str, x))} to {list(map(str, target))}: the shapes do not broadcast"
+        rank = max(len(x), len(target))
+        x, target = (1,) * (rank - len(x)) + tuple(x), (1,) * (rank - len(target)) + target
+        return [tuple(expand_dim(a, b, what) for a, b in zip(x, target))]
 
 
 @irdl_op_definition

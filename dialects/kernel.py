@@ -76,6 +76,7 @@ class Relation(StrEnum):
     EQ = "eq"
     LE = "le"
     MULTIPLE_OF = "multiple_of"
+    BROADCASTS_TO = "broadcasts_to"
 
 
 @irdl_attr_definition

@@ -105,5 +105,7 @@ def bind_values(value_dims: list[ValueDim], arrays: list[np.ndarray], names: lis
 
 
 def values_key(value_dims: list[ValueDim], arrays: list[np.ndarray]) -> tuple:
-    """The bound values, part of a run's signature beside the input shapes."""
-    return tuple(int(arrays[v.slot].reshape(-1)[v.index]) for v in value_dims)
+    """The bound values, part of a run's signature beside the input shapes (None for an element
+    a feed of the wrong shape lacks: binding its shape refuses it)."""
+    return tuple(int(arrays[v.slot].reshape(-1)[v.index]) if v.index < arrays[v.slot].size else None
+                 for v in value_dims)

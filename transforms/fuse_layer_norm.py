@@ -103,6 +103,8 @@ class FuseDecomposedLayerNorm(RewritePattern):
         """A constant that broadcasts to the normalized dims (LayerNorm's scale/bias rule)."""
         arr = constant_array(p, self.weights)
         shape = x_type.get_shape()
+        if not shape:  # a scalar has no dims to normalize
+            return False
         norm = shape[axis % len(shape):]
         return arr is not None and arr.ndim <= len(norm) and all(
             a in (1, n) for a, n in zip(arr.shape[::-1], norm[::-1]))

@@ -117,7 +117,8 @@ class CheckCode(int):
 
 
 _IO_ROLES = (kernel.IORole.INPUT, kernel.IORole.OUTPUT)
-_RELATIONS = {"==": kernel.Relation.EQ, "<=": kernel.Relation.LE, "multiple of": kernel.Relation.MULTIPLE_OF}
+_RELATIONS = {"==": kernel.Relation.EQ, "<=": kernel.Relation.LE, "multiple of": kernel.Relation.MULTIPLE_OF,
+              "broadcasts to": kernel.Relation.BROADCASTS_TO}
 _INDEX_OPS = {"mul": arith.MuliOp, "add": arith.AddiOp, "min": arith.MinSIOp, "max": arith.MaxSIOp}
 
 

@@ -52,11 +52,19 @@ def test_sizes_that_do_not_fit_int64_are_refused(shapes_model):
         sess.run(None, _feeds([2 ** 31, 2 ** 31], [3, 4]))
 
 
+def test_an_expand_target_of_1_broadcasts_to_the_input_dim(shapes_model):
+    """x's dim 3 against t's element 0: the output keeps 3 whether t gives 1 or 3."""
+    model, sess = shapes_model
+    for t in ([1, 4], [3, 4], [1, 1]):
+        got, want = sess.run(None, _feeds([1, 1], t))[1], ort_run(model, _feeds([1, 1], t))[1]
+        assert got.shape == want.shape and np.array_equal(got, want)
+
+
 def test_a_value_that_contradicts_the_model_is_refused(shapes_model):
-    """Expand's shape function requires the target's first dim to equal x's 3 (a dim 1 that
-    broadcasts is not expressible as a symbolic dim): checked before any kernel runs."""
+    """Expand's shape function requires the target's first dim to be 1 or x's 3: checked before any
+    kernel runs."""
     _, sess = shapes_model
-    with pytest.raises(ShapeMismatchError, match="do not broadcast"):
+    with pytest.raises(ShapeMismatchError, match=r"do not broadcast: 2 \(t_0\) does not broadcast to 3"):
         sess.run(None, _feeds([1, 1], [2, 4]))
 
 

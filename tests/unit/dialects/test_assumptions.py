@@ -5,7 +5,7 @@ import pytest
 
 from pyflame_rt import ShapeMismatchError
 from pyflame_rt.dialects.assumptions import (
-    Assumption, at_node, broadcast_dim, collect, require_at_most, require_equal, require_multiple, require_sum)
+    Assumption, at_node, broadcast_dim, collect, expand_dim, require_at_most, require_equal, require_multiple, require_sum)
 from pyflame_rt.dialects.symbolic import SymDim
 
 
@@ -45,3 +45,20 @@ def test_a_sum_of_dynamic_extents_against_a_total():
     assert a.failure({"past": 3, "new": 1, "total": 6}) is None
     assert a.failure({"past": 3, "new": 1, "total": 5}) == (
         "graph.concat node 'kv': extents: 6 (past + new + 2) vs 5 (total)")
+
+
+def test_an_expand_target_dim_may_be_1_or_the_input_dim():
+    """A dynamic Expand target against an input dim other than 1 gives that dim and is checked to
+    be 1 or equal; against 1 it is the result; a static target broadcasts as usual."""
+    t, b = SymDim.of("t"), SymDim.of("b")
+    with collect() as found, at_node("graph.expand node 'e'"):
+        assert expand_dim(3, t, "expand") == 3 and expand_dim(b, t, "expand") == b
+        assert expand_dim(1, t, "expand") == t and expand_dim(t, t, "expand") == t
+        assert expand_dim(3, 1, "expand") == 3
+        with pytest.raises(ShapeMismatchError, match="expand: 3 vs 4"):
+            expand_dim(3, 4, "expand")
+    assert [(a.relation, str(a.lhs), str(a.rhs)) for a in found] == [("broadcasts to", "t", "3"),
+                                                                   ("broadcasts to", "t", "b")]
+    assert Assumption.from_json(json.loads(json.dumps(found[0].to_json()))) == found[0]
+    assert found[0].failure({"t": 1}) is None and found[0].failure({"t": 3}) is None
+    assert found[0].failure({"t": 2}) == "graph.expand node 'e': expand: 2 (t) does not broadcast to 3"

@@ -1,9 +1,11 @@
 """Converters for CNN ops: Conv/ConvTranspose, pools, normalizations, Pad/Resize, data movement.
 
 Opset differences are removed here: attributes that became inputs (Pad pads,
-Split split, Squeeze/Unsqueeze axes, Slice starts/ends, Resize scales/sizes) must
-be constants and become properties, Slice starts / ends and Tile repeats may also be
-symbolic dims computed by Shape arithmetic; auto_pad is resolved to explicit pads.
+Split split, Squeeze/Unsqueeze axes, Slice starts/ends, Resize scales/sizes) become
+properties where they are constants, Slice starts / ends and Tile repeats may also be
+symbolic dims computed by Shape arithmetic; Slice / Split / Pad / CenterCropPad
+arguments known only at run time take run_time_slices' path. auto_pad is resolved to
+explicit pads.
 """
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from pyflame_rt.dialects.assumptions import require_equal
 from pyflame_rt.errors import ShapeMismatchError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic, known_only_at_run_time
+from pyflame_rt.importers.onnx.ops.run_time_slices import (
+    center_crop_pad_at_run_time, pad_at_run_time, slice_at_run_time, split_at_run_time, split_evenly_at_run_time,
+    static_axes)
 
 
 def _const_ints(ctx: _NodeContext, i: int, what: str) -> list[int] | None:
@@ -160,10 +165,10 @@ def _pad(ctx: _NodeContext):
     if ctx.opset < 11:
         pads, value = list(ctx.attrs["pads"]), float(ctx.attrs.get("value", 0.0))
     else:
+        if any(ctx.input(i) is not None and ctx.const_input(i) is None for i in (1, 2, 3)):
+            return pad_at_run_time(ctx, mode)
         pads = _const_ints(ctx, 1, "pads")
         v = ctx.const_input(2) if ctx.input(2) is not None else np.zeros(1)
-        if v is None:
-            raise ctx.fail("constant_value must be a constant")
         value = float(np.asarray(v).ravel()[0]) if np.asarray(v).size else 0.0
         axes = _const_ints(ctx, 3, "axes")
         if axes is not None:
@@ -172,6 +177,12 @@ def _pad(ctx: _NodeContext):
                 a %= rank
                 full[a], full[rank + a] = pads[j], pads[len(axes) + j]
             pads = full
+    return _pad_static(ctx, x, pads, mode, value)
+
+
+def _pad_static(ctx: _NodeContext, x, pads: list[int], mode: str, value: float):
+    """Pad by constant pads (begin..., end...); negative ones crop."""
+    rank = len(ctx.shape(x))
     if len(pads) != 2 * rank:
         raise ctx.fail(f"expected {2 * rank} pads, got {len(pads)}")
     if min(pads) < 0:  # negative pads crop: slice first
@@ -182,6 +193,27 @@ def _pad(ctx: _NodeContext):
                      steps=[1] * len(axes))[0]
         pads = [max(0, p) for p in pads]
     return ctx.emit(nn.PadOp, [x], pads=pads, mode=mode, value=value)
+
+
+@converter("CenterCropPad")
+def _center_crop_pad(ctx: _NodeContext):
+    """Crop or pad (with zeros) each of `axes` to the target dim, centered: (target - dim) // 2 padded
+    before, or (dim - target) // 2 cropped before."""
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    rank = len(shape)
+    axes = static_axes(ctx, [int(a) for a in ctx.attrs.get("axes", range(rank))], rank)
+    target = ctx.const_input(1)
+    if target is None or not all(isinstance(shape[a], int) for a in axes):
+        return center_crop_pad_at_run_time(ctx, axes)
+    if target.size != len(axes):
+        raise ctx.fail(f"{target.size} target dims for {len(axes)} axes")
+    pads = [0] * 2 * rank
+    for a, t in zip(axes, target.ravel()):
+        grow = int(t) - shape[a]
+        pads[a] = grow // 2 if grow > 0 else -(-grow // 2)
+        pads[rank + a] = grow - pads[a]
+    return _pad_static(ctx, x, pads, "constant", 0.0)
 
 
 def _attr_str(ctx: _NodeContext, name: str, default: str) -> str:
@@ -256,13 +288,15 @@ def _split(ctx: _NodeContext):
     x = ctx.input(0)
     shape = ctx.shape(x)
     axis = int(ctx.attrs.get("axis", 0)) % len(shape)
+    if ctx.opset >= 13 and ctx.input(1) is not None and ctx.const_input(1) is None:
+        return split_at_run_time(ctx, axis)
     split = list(ctx.attrs["split"]) if ctx.opset < 13 and "split" in ctx.attrs else _const_ints(ctx, 1, "split")
     n_out = len(ctx.node.output)
     if split is None:
         size = shape[axis]
-        if not isinstance(size, int):
-            raise ctx.fail("splitting a dynamic axis needs explicit split sizes")
         n = int(ctx.attrs.get("num_outputs", n_out))
+        if not isinstance(size, int):
+            return split_evenly_at_run_time(ctx, axis, n)
         chunk = -(-size // n)
         split = [min(chunk, size - i * chunk) for i in range(n)]
     if len(split) != n_out:
@@ -321,6 +355,10 @@ def _slice(ctx: _NodeContext):
         starts, ends = list(ctx.attrs["starts"]), list(ctx.attrs["ends"])
         axes, steps = list(ctx.attrs.get("axes", range(len(starts)))), [1] * len(starts)
     else:
+        if any(ctx.sym_input(i) is None for i in (1, 2)) or \
+                any(ctx.input(i) is not None and ctx.const_input(i) is None for i in (3, 4)):
+            axes = ctx.const_input(3)
+            return slice_at_run_time(ctx, None if axes is None else [int(a) for a in axes.ravel()])
         starts, ends = ctx.known_dims(1, "starts"), ctx.known_dims(2, "ends")
         axes = _const_ints(ctx, 3, "axes") or list(range(len(starts)))
         steps = _const_ints(ctx, 4, "steps") or [1] * len(starts)

@@ -7,7 +7,7 @@ from onnx import helper
 
 from conftest import make_model, ort_run
 from pyflame_rt import InferenceSession
-from pyflame_rt.errors import ShapeMismatchError, UnsupportedOperatorError
+from pyflame_rt.errors import ShapeMismatchError
 from pyflame_rt.importers.onnx import from_onnx
 
 
@@ -152,10 +152,15 @@ def test_reduce_prod_of_a_shape_and_axes_from_the_rank(rng):
     _run_both(model, [{"x": rng.standard_normal((b, s, 4)).astype(np.float32)} for b, s in ((1, 5), (3, 2))])
 
 
-def test_shape_operand_from_data_is_still_refused():
-    """Slice bounds given by graph inputs are neither Shape arithmetic nor (yet) dims bound from
-    values: a clear error."""
+def test_shape_operand_from_data_binds_dims():
+    """Slice bounds given by graph inputs are neither constants nor Shape arithmetic: the count is
+    bound from their values and the slice is a Gather (ops/run_time_slices.py); constant bounds
+    stay one static graph.slice."""
     model = make_model([helper.make_node("Slice", ["x", "s", "e"], ["y"])],
                        [("x", [4]), ("s", [1], np.int64), ("e", [1], np.int64)], [("y", ["n"])])
-    with pytest.raises(UnsupportedOperatorError, match="starts must be known at compile time"):
-        from_onnx(model)
+    ops = [op.name for op in from_onnx(model).main.walk()]
+    assert {"graph.bind_dims", "graph.gather"} <= set(ops) and "graph.slice" not in ops
+    model = make_model([helper.make_node("Slice", ["x", "s", "e"], ["y"])], [("x", [4])], [("y", ["n"])],
+                       initializers={"s": np.array([1]), "e": np.array([3])})
+    assert [op.name for op in from_onnx(model).main.walk() if op.name.startswith("graph.")] == [
+        "graph.constant", "graph.constant", "graph.slice"]
