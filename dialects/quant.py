@@ -40,7 +40,7 @@ from xdsl.utils.str_enum import StrEnum
 
 from pyflame_rt.dialects import graph, graph_nn as nn
 from pyflame_rt.dialects.graph import GraphOp, UnaryOp
-from pyflame_rt.dialects.graph_attrs import enum_attr
+from pyflame_rt.dialects.graph_attrs import LayoutAttr, enum_attr
 from pyflame_rt.dialects.symbolic import Shape
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
@@ -431,8 +431,8 @@ class GemmOp(QuantizedComputeOp):
 
 @irdl_op_definition
 class ConvOp(QuantizedComputeOp):
-    """N-d convolution of quantized tensors, NCHW, weight [M, C/group, k...] per tensor or per output
-    channel (axis 0), bias int32 [M] (ONNX QLinearConv)."""
+    """N-d convolution of quantized tensors, NCHW (or NHWC: `layout`), weight [M, C/group, k...] per
+    tensor or per output channel (axis 0), bias int32 [M] (ONNX QLinearConv)."""
 
     name = "quant.conv"
     input = operand_def(TensorType)
@@ -442,24 +442,29 @@ class ConvOp(QuantizedComputeOp):
     dilations = nn.ints_prop()
     pads = nn.ints_prop()
     group = prop_def(IntegerAttr.constr(i64), default_value=IntegerAttr(1, i64))
+    layout = nn.layout_prop()
     result = result_def(TensorType)
     HAS_BIAS: ClassVar[bool] = True
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "operands attr-dict `:` functional-type(operands, results)"
 
     def __init__(self, input, weight, bias, result_type, *, input_types, type, strides, dilations, pads,
-                 group: int = 1):
+                 group: int = 1, layout: str = "NCHW"):
         super().__init__(operands=[input, weight, [bias] if bias is not None else []], result_types=[result_type],
                          properties={**_quant_props(input_types, type), "strides": nn._ints(strides),
                                      "dilations": nn._ints(dilations), "pads": nn._ints(pads),
-                                     "group": IntegerAttr(group, i64)})
+                                     "group": IntegerAttr(group, i64), "layout": enum_attr(LayoutAttr, layout)})
+
+    @property
+    def data_layout(self):
+        return self.layout.data
 
     def window(self) -> dict:
         return {name: [int(v) for v in getattr(self, name).get_values()] for name in ("strides", "dilations", "pads")}
 
     def float_op(self, operands, result_type):
         return nn.ConvOp(operands[0], operands[1], operands[2] if len(operands) > 2 else None, result_type,
-                         group=self.group.value.data, **self.window())
+                         group=self.group.value.data, layout=self.data_layout, **self.window())
 
     def constant_weight(self, value_of: Callable[[SSAValue], np.ndarray | None]) -> np.ndarray | None:
         """The int8 [M, C, KH, KW] weight when im2col and an integer GEMM with requantization

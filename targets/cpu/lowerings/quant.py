@@ -10,6 +10,7 @@ import numpy as np
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import quant
+from pyflame_rt.dialects.graph_attrs import Layout
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.dynamic_quantize import (
@@ -89,9 +90,11 @@ class LowerQuantizedMatMul(GraphToKernelPattern):
 
 
 class LowerQuantizedConv(GraphToKernelPattern):
-    """quant.conv (2-D, one group) -> pad with the input's zero point, im2col into rows of K = C x KH
-    x KW bytes (padded to a multiple of 4), the requantizing integer GEMM by the transposed weight
-    into [N, OH x OW, M], and a transpose to NCHW."""
+    """quant.conv (2-D, one group) -> the requantizing integer GEMM of im2col rows by the weight:
+    the input, padded with its zero point, is NHWC (an NCHW one is transposed); each output pixel's
+    row holds its window's KH x KW x C bytes, C contiguous (K padded to a multiple of 4; a
+    pointwise convolution with C a multiple of 4 reads the NHWC input as its rows); the GEMM writes
+    [N, OH x OW, M]: NHWC, or transposed to NCHW."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: quant.ConvOp, rewriter: PatternRewriter) -> None:
@@ -103,24 +106,41 @@ class LowerQuantizedConv(GraphToKernelPattern):
         if w is None or len(x_shape) != 4 or not all(isinstance(d, int) for d in x_shape[1:]):
             raise UnsupportedOperatorError(f"the CPU backend has no integer convolution for this {op.name}")
         window = op.window()
-        (sh, sw), (dh, dw), pads = window["strides"], window["dilations"], window["pads"]
+        (sh, sw), (dh, dw), (pt, pl, pb, pr) = window["strides"], window["dilations"], window["pads"]
         a_zp = op.input_types.data[0].zero_point_values[0]
-        x, (n, c, hp, wp) = L.loc(op.input), x_shape
-        if any(pads):
-            x, (n, c, hp, wp) = emit_pad(L, x, x_shape, [0, 0, *pads[:2], 0, 0, *pads[2:]], value=a_zp, dtype=np.uint8)
+        nchw = op.data_layout == Layout.NCHW
+        nhwc = L.loc(op.input)
+        if nchw:
+            n, c, h, w_ = x_shape
+            nhwc = L.new_buffer(dim_mul(n, c * h * w_))
+            emit_copy(L, nhwc, L.loc(op.input), [(n, h * w_ * c, c * h * w_), (h * w_, c, 1), (c, 1, h * w_)],
+                      item_bytes=1)
+            x_shape = (n, h, w_, c)
+        (n, hp, wp, c) = x_shape
+        if pt or pl or pb or pr:
+            nhwc, (n, hp, wp, c) = emit_pad(L, nhwc, x_shape, [0, pt, pl, 0, 0, pb, pr, 0], value=a_zp,
+                                            dtype=np.uint8)
         m, _, kh, kw = w.shape
-        oh, ow = out_shape[2:]
-        k, p = c * kh * kw, oh * ow
+        oh, ow = out_shape[2:] if nchw else out_shape[1:3]
+        k, p = kh * kw * c, oh * ow
         kp = -(-k // 4) * 4
-        rows = L.new_buffer(dim_mul(n, p * kp))
-        emit_copy(L, rows, x, [(n, p * kp, c * hp * wp), (oh, ow * kp, sh * wp), (ow, kp, sw),
-                               (c, kh * kw, hp * wp), (kh, kw, dh * wp), (kw, 1, dw)], item_bytes=1)
+        if (kh, kw, sh, sw, kp) == (1, 1, 1, 1, k):
+            rows = nhwc
+        else:
+            rows = L.new_buffer(dim_mul(n, p * kp))
+            emit_copy(L, rows, nhwc, [(n, p * kp, hp * wp * c), (oh, ow * kp, sh * wp * c), (ow, kp, sw * c),
+                                      (kh, kw * c, dh * wp * c), (kw, c, dw * c), (c, 1, 1)], item_bytes=1)
         b = np.zeros((kp, m), np.int8)
-        b[:k] = w.reshape(m, k).T
+        b[:k] = w.transpose(0, 2, 3, 1).reshape(m, k).T
         bias = L.const_value(op.bias) if op.bias is not None else None
-        pixels = L.new_buffer(dim_mul(n, p * m))
+        pixels = L.new_buffer(dim_mul(n, p * m)) if nchw else L.result_loc(op.result)
         emit_requantizing_gemm(L, op, rows, dim_mul(n, p), b, bias, pixels)
-        emit_copy(L, L.result_loc(op.result), pixels, [(n, m * p, p * m), (m, p, 1), (p, 1, m)], item_bytes=1)
+        if nchw:
+            emit_copy(L, L.result_loc(op.result), pixels, [(n, m * p, p * m), (m, p, 1), (p, 1, m)], item_bytes=1)
+
+
+class LowerQuantizedConvNHWC(LowerQuantizedConv):
+    layout = "NHWC"
 
 
 class LowerDynamicQuantize(GraphToKernelPattern):
@@ -138,4 +158,4 @@ class LowerDynamicQuantize(GraphToKernelPattern):
         L.call(ak, [f[x] for x in APPLY_FIELDS], ("ceildiv", n, DQ_BLOCK), work_per_item=DQ_BLOCK)
 
 
-PATTERNS = (LowerMatMulInteger, LowerQuantizedMatMul, LowerQuantizedConv, LowerDynamicQuantize)
+PATTERNS = (LowerMatMulInteger, LowerQuantizedMatMul, LowerQuantizedConv, LowerQuantizedConvNHWC, LowerDynamicQuantize)
