@@ -81,6 +81,20 @@ def test_bench_min_round_ms_gives_both_runtimes_more_runs(tmp_path):
     assert "ratio ours/onnxruntime" in r.stdout
 
 
+@pytest.mark.slow
+def test_bench_int8_static_against_our_float32(tmp_path):
+    model = str(ROOT / "examples" / "mlp.onnx")
+    np.savez(tmp_path / "cal.npz", input=np.random.default_rng(0).standard_normal((2, 1, 1, 28, 28)).astype(np.float32))
+    r = _cli("bench", model, "--quantize", "int8-static", "--calibration", str(tmp_path / "cal.npz"),
+             "--compare", "float32", "--threads", "1", "--rounds", "2", "--runs", "2")
+    assert r.returncode == 0, r.stderr
+    assert "pyflame-rt StaticInt8" in r.stdout and "pyflame-rt float32" in r.stdout
+    error = float(re.search(r"ratio ours/float32 [\d.]+ +max relative error ([\d.e+-]+)", r.stdout).group(1))
+    assert 0 < error < 0.05  # int8, and close to float32
+    r = _cli("bench", model, "--compare", "tensorflow")
+    assert r.returncode == 2 and "--compare supports onnxruntime and float32" in r.stderr
+
+
 def _free_port() -> int:
     import socket
 
