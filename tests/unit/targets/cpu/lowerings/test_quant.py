@@ -42,6 +42,7 @@ def test_qlinear_conv_matches_onnxruntime_within_one_step(cpu, case, rng):
     assert spec.name in kernels_run(sess, {"x": x})
 
 
+@pytest.mark.slow  # compiles the float32 window kernels
 def test_grouped_conv_is_expanded(rng):
     """Two groups: no integer kernel yet, the float32 expansion (also within one step)."""
     model = _qlinear_conv(rng, c=4, m=4, kernel=3, per_channel=False, bias=False, group=2)
