@@ -5,7 +5,7 @@ import pytest
 from onnx import helper
 
 from conftest import kernels_run, make_model, ort_run
-from pyflame_rt import InferenceSession, SessionOptions
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions
 from pyflame_rt.targets.cpu.kernels.gemm_int8 import Int8GemmSpec
 from pyflame_rt.targets.cpu.target import CPUTarget
 
@@ -23,18 +23,21 @@ def _qlinear_conv(rng, c: int, m: int, kernel: int, per_channel: bool, bias: boo
     return make_model([node], [("x", ["N", c, 9, 10], np.uint8)], [("y", ["N", m, "H", "W"], np.uint8)], inits)
 
 
-@pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
+@pytest.mark.parametrize("cpu, opt_level", [("host", OptLevel.EXTENDED), ("x86-64-v3", OptLevel.EXTENDED),
+                                            ("host", OptLevel.BASIC)], ids=["host", "x86-64-v3", "host-nchw"])
 @pytest.mark.parametrize("case", [
     dict(c=3, m=20, kernel=3, per_channel=True, bias=True, pads=[1, 1, 1, 1]),  # K = 27: padded to 28
     dict(c=8, m=5, kernel=3, per_channel=False, bias=False, strides=[2, 2], dilations=[1, 2], pads=[0, 2, 1, 0]),
     dict(c=16, m=33, kernel=1, per_channel=True, bias=True),
 ], ids=["pad-bias-per-channel", "stride-dilation-per-tensor", "pointwise"])
-def test_qlinear_conv_matches_onnxruntime_within_one_step(cpu, case, rng):
+def test_qlinear_conv_matches_onnxruntime_within_one_step(cpu, opt_level, case, rng):
+    """NHWC (optimize-layout, from EXTENDED on: the transposes at the graph's ends) and NCHW (BASIC)."""
     spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features, requant=True)
     if spec is None:
         pytest.skip(f"{cpu} has no integer dot product")
     model = _qlinear_conv(rng, **case)
-    sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True, cpu=cpu))
+    sess = InferenceSession(model.SerializeToString(),
+                            SessionOptions(enable_profiling=True, cpu=cpu, optimization_level=opt_level))
     for n in (1, 2):
         x = rng.integers(0, 256, (n, case["c"], 9, 10)).astype(np.uint8)
         ours, ref = sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0]
