@@ -27,6 +27,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
+from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects import graph, graph_nn as nn, quant
 from pyflame_rt.dialects.graph_attrs import Layout
@@ -132,16 +133,18 @@ def encode_activations(params: dict) -> tuple[str, ...]:
 
 
 def decode_activations(entries: tuple[str, ...], storage: str) -> dict[str, quant.UniformQuantType]:
+    """The `activations` option's types; ValidationError naming an entry that is not one."""
     types = {}
     for entry in entries:
         key, sep, pair = entry.rpartition("=")
         scale, _, zero_point = pair.partition(":")
         try:
-            types[key] = quant.UniformQuantType(storage, [float(scale)], [int(zero_point)])
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise ValidationError(f"quantize-static-int8: activation '{entry}' is not key=scale:zero_point")
+            if not sep:
+                raise ValueError("not key=scale:zero_point")
+            types[key] = t = quant.UniformQuantType(storage, [float(scale)], [int(zero_point)])
+            t.verify()
+        except (ValueError, VerifyException) as e:
+            raise ValidationError(f"quantize-static-int8: bad activation '{entry}': {e}") from None
     return types
 
 
