@@ -54,3 +54,19 @@ def test_grouped_conv_is_expanded(rng):
     ours, ref = sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0]
     assert np.abs(ours.astype(np.int32) - ref).max() <= 1
     assert not any(k.startswith("gemm_u8s8") for k in kernels_run(sess, {"x": x}))
+
+
+@pytest.mark.parametrize("opt_level", ["NONE", "EXTENDED"], ids=["nchw", "nhwc"])
+def test_checked_build_has_no_violation(opt_level, rng):
+    """Every access of the padding, im2col, GEMM and transpose copies is inside its buffer (K = 27
+    padded to 28: the GEMM reads the padding bytes of each row, which are in the row buffer)."""
+    from pyflame_rt.compiler import compile_model
+    from pyflame_rt.executable import Executable
+    from pyflame_rt.options import CompileOptions
+
+    if Int8GemmSpec.for_features(CPUTarget.host().features, requant=True) is None:
+        pytest.skip("the host has no integer dot product")
+    model = _qlinear_conv(rng, c=3, m=20, kernel=3, per_channel=True, bias=True, pads=[1, 1, 1, 1], strides=[2, 1])
+    exe = Executable(compile_model(model, CompileOptions(checked=True, opt_level=OptLevel[opt_level])))
+    x = rng.integers(0, 256, (2, 3, 9, 10)).astype(np.uint8)
+    assert np.abs(exe.run([x])[0].astype(np.int32) - ort_run(model, {"x": x})[0]).max() <= 1
