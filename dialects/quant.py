@@ -40,7 +40,7 @@ from xdsl.utils.str_enum import StrEnum
 
 from pyflame_rt.dialects import graph, graph_nn as nn
 from pyflame_rt.dialects.graph import GraphOp, UnaryOp
-from pyflame_rt.dialects.graph_attrs import enum_attr
+from pyflame_rt.dialects.graph_attrs import LayoutAttr, enum_attr
 from pyflame_rt.dialects.symbolic import Shape
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
@@ -310,6 +310,18 @@ class QuantizedComputeOp(QuantOp):
         x, w = self.input_types.data[0], self.input_types.data[1]
         return np.float32(x.scale_values[0]) * np.array(w.scale_values, np.float32)
 
+    def requantizing_gemm_types(self, weight_axis: int) -> bool:
+        """The types an integer GEMM with requantization computes: a uint8 activation per tensor,
+        an int8 weight of zero point 0 (per tensor or per output channel along `weight_axis`), an
+        8-bit result per tensor."""
+        a, b = self.input_types.data[:2]
+        return (a.kind is Storage.U8 and not a.per_axis and b.kind is Storage.I8 and not any(b.zero_point_values)
+                and (not b.per_axis or b.axis.data == weight_axis)
+                and self.type.kind in (Storage.U8, Storage.I8) and not self.type.per_axis)
+
+    def _constant_bias(self, value_of: Callable[[SSAValue], np.ndarray | None]) -> bool:
+        return self.bias is None or value_of(self.bias) is not None
+
     def infer_shapes(self, shapes):
         probe = self.float_op(list(self.operands), graph.tensor_type((), FLOAT))
         try:
@@ -365,12 +377,9 @@ class MatMulOp(QuantizedBinaryOp):
         (`value_of`: a value's constant array or None): uint8 lhs per tensor by a constant int8
         matrix of zero point 0 (per tensor or per column), K a multiple of 4, an 8-bit result per
         tensor; else None."""
-        (a, b), b_value = self.input_types.data, value_of(self.rhs)
-        ok = (b_value is not None and b_value.ndim == 2 and b_value.dtype == np.int8
-              and b_value.shape[0] % 4 == 0 and a.kind is Storage.U8 and not a.per_axis
-              and not any(b.zero_point_values) and (not b.per_axis or b.axis.data == 1)
-              and self.type.kind in (Storage.U8, Storage.I8) and not self.type.per_axis)
-        return b_value if ok else None
+        b = value_of(self.rhs)
+        ok = b is not None and b.ndim == 2 and b.dtype == np.int8 and b.shape[0] % 4 == 0
+        return b if ok and self.requantizing_gemm_types(1) else None
 
 
 @irdl_op_definition
@@ -411,11 +420,19 @@ class GemmOp(QuantizedComputeOp):
         return graph.GemmOp(operands[0], operands[1], operands[2] if len(operands) > 2 else None, result_type,
                             trans_b=self.trans_b.value.data)
 
+    def constant_weight(self, value_of: Callable[[SSAValue], np.ndarray | None]) -> np.ndarray | None:
+        """The int8 [K, N] weight when an integer GEMM with requantization computes this product
+        (as quant.matmul's, not transposed) and its bias is constant; else None."""
+        b = value_of(self.b)
+        ok = (b is not None and b.ndim == 2 and b.dtype == np.int8 and b.shape[0] % 4 == 0
+              and not self.trans_b.value.data and self._constant_bias(value_of))
+        return b if ok and self.requantizing_gemm_types(1) else None
+
 
 @irdl_op_definition
 class ConvOp(QuantizedComputeOp):
-    """N-d convolution of quantized tensors, NCHW, weight [M, C/group, k...] per tensor or per output
-    channel (axis 0), bias int32 [M] (ONNX QLinearConv)."""
+    """N-d convolution of quantized tensors, NCHW (or NHWC: `layout`), weight [M, C/group, k...] per
+    tensor or per output channel (axis 0), bias int32 [M] (ONNX QLinearConv)."""
 
     name = "quant.conv"
     input = operand_def(TensorType)
@@ -425,24 +442,37 @@ class ConvOp(QuantizedComputeOp):
     dilations = nn.ints_prop()
     pads = nn.ints_prop()
     group = prop_def(IntegerAttr.constr(i64), default_value=IntegerAttr(1, i64))
+    layout = nn.layout_prop()
     result = result_def(TensorType)
     HAS_BIAS: ClassVar[bool] = True
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "operands attr-dict `:` functional-type(operands, results)"
 
     def __init__(self, input, weight, bias, result_type, *, input_types, type, strides, dilations, pads,
-                 group: int = 1):
+                 group: int = 1, layout: str = "NCHW"):
         super().__init__(operands=[input, weight, [bias] if bias is not None else []], result_types=[result_type],
                          properties={**_quant_props(input_types, type), "strides": nn._ints(strides),
                                      "dilations": nn._ints(dilations), "pads": nn._ints(pads),
-                                     "group": IntegerAttr(group, i64)})
+                                     "group": IntegerAttr(group, i64), "layout": enum_attr(LayoutAttr, layout)})
+
+    @property
+    def data_layout(self):
+        return self.layout.data
 
     def window(self) -> dict:
         return {name: [int(v) for v in getattr(self, name).get_values()] for name in ("strides", "dilations", "pads")}
 
     def float_op(self, operands, result_type):
         return nn.ConvOp(operands[0], operands[1], operands[2] if len(operands) > 2 else None, result_type,
-                         group=self.group.value.data, **self.window())
+                         group=self.group.value.data, layout=self.data_layout, **self.window())
+
+    def constant_weight(self, value_of: Callable[[SSAValue], np.ndarray | None]) -> np.ndarray | None:
+        """The int8 [M, C, KH, KW] weight when im2col and an integer GEMM with requantization
+        compute this 2-D convolution (one group, constant bias); else None."""
+        w = value_of(self.weight)
+        ok = (w is not None and w.ndim == 4 and w.dtype == np.int8 and self.group.value.data == 1
+              and self._constant_bias(value_of))
+        return w if ok and self.requantizing_gemm_types(0) else None
 
 
 @irdl_op_definition

@@ -3,7 +3,9 @@
 Rounds interleave the two runtimes (alternating which goes first) so that drift on a
 shared, noisy machine hits both equally; the reported numbers are medians over all
 timed runs, and the ratio is ours / theirs (below 1.0 means we are faster).
-`bench_gemm` measures a large fp32 MatMul against numpy's BLAS (the machine's
+With a `quantization` config our side is compiled in that precision (calibrated on the given
+feeds for static INT8), and `compare="float32"` times it against our own float32 compile instead
+of onnxruntime. `bench_gemm` measures a large fp32 MatMul against numpy's BLAS (the machine's
 practical peak) the same way, at a fixed thread count for both.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyflame_rt.errors import BackendError, InputError
-from pyflame_rt.options import SessionOptions
+from pyflame_rt.options import QuantConfig, SessionOptions
 from pyflame_rt.runtime import num_cores
 
 
@@ -43,6 +45,8 @@ class BenchResult:
     compile_s: float = 0.0
     max_rel_error: float | None = None
     feeds_shapes: dict = field(default_factory=dict)
+    baseline: str = "onnxruntime"  # what `theirs` timed: onnxruntime, or our float32 compile
+    quantization: str | None = None  # our side's quantization mode
 
     @property
     def ratio(self) -> float | None:
@@ -52,15 +56,17 @@ class BenchResult:
         return self.batch / (t.median_ms / 1e3)
 
     def report(self) -> str:
+        ours = "pyflame-rt" if self.quantization is None else f"pyflame-rt {self.quantization}"
         lines = [f"model {self.model}  batch {self.batch}  threads {self.threads}  "
                  f"inputs {self.feeds_shapes}",
-                 f"  pyflame-rt   median {self.ours.median_ms:9.3f} ms  p10 {self.ours.p10_ms:.3f}  "
+                 f"  {ours:<12} median {self.ours.median_ms:9.3f} ms  p10 {self.ours.p10_ms:.3f}  "
                  f"p90 {self.ours.p90_ms:.3f}  {self.throughput(self.ours):10.1f} samples/s  ({self.ours.runs} runs)"
                  + (f"  (compile {self.compile_s:.2f} s)" if self.compile_s else "")]
         if self.theirs:
-            lines.append(f"  onnxruntime  median {self.theirs.median_ms:9.3f} ms  p10 {self.theirs.p10_ms:.3f}  "
+            theirs = "pyflame-rt float32" if self.baseline == "float32" else self.baseline
+            lines.append(f"  {theirs:<12} median {self.theirs.median_ms:9.3f} ms  p10 {self.theirs.p10_ms:.3f}  "
                          f"p90 {self.theirs.p90_ms:.3f}  {self.throughput(self.theirs):10.1f} samples/s")
-            lines.append(f"  ratio ours/onnxruntime {self.ratio:.3f}   max relative error {self.max_rel_error:.2e}")
+            lines.append(f"  ratio ours/{self.baseline} {self.ratio:.3f}   max relative error {self.max_rel_error:.2e}")
         return "\n".join(lines)
 
 
@@ -113,7 +119,8 @@ def _time(fn, n: int) -> list[float]:
 
 def bench(model: str, batch: int = 1, dims: dict[str, int] | None = None, threads: int = 0,
           rounds: int = 5, runs_per_round: int = 10, warmup: int = 3, compare: str | None = "onnxruntime",
-          onnx_path: str | None = None, min_round_s: float = 0.0) -> BenchResult:
+          onnx_path: str | None = None, min_round_s: float = 0.0, quantization: QuantConfig | None = None,
+          calibration: list[dict] | None = None) -> BenchResult:
     """Median latencies over `rounds` interleaved rounds of `runs_per_round` runs per runtime, or more
     runs when a round would last less than `min_round_s` (a 0.15 ms model needs hundreds of
     samples for a stable median on a shared machine; both runtimes get the same count)."""
@@ -121,23 +128,30 @@ def bench(model: str, batch: int = 1, dims: dict[str, int] | None = None, thread
 
     threads = threads or num_cores()
     t0 = time.perf_counter()
-    ours = InferenceSession(model, SessionOptions(num_threads=threads))
+    options = SessionOptions(num_threads=threads, quantization=quantization)
+    if calibration:
+        batches = iter(calibration)
+        options.calibration_data, options.calibration_batches = lambda: next(batches), len(calibration)
+    ours = InferenceSession(model, options)
     compile_s = time.perf_counter() - t0 if not model.endswith(".pfm") else 0.0
     feeds = make_feeds(ours.get_inputs(), batch, dims or {})
     run_ours = lambda: ours.run(None, feeds)  # noqa: E731
     theirs = None
     if compare:
-        if compare != "onnxruntime":
-            raise InputError(f"--compare supports onnxruntime, not '{compare}'")
-        import onnxruntime as ort
-
+        if compare not in ("onnxruntime", "float32"):
+            raise InputError(f"--compare supports onnxruntime and float32, not '{compare}'")
         src = onnx_path or model
         if src.endswith(".pfm"):
             raise InputError("comparing a .pfm artifact needs the source model: pass --onnx MODEL.onnx")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        theirs = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        if compare == "float32":
+            theirs = InferenceSession(src, SessionOptions(num_threads=threads))
+        else:
+            import onnxruntime as ort
+
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+            theirs = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
         run_theirs = lambda: theirs.run(None, feeds)  # noqa: E731
     for _ in range(warmup):
         run_ours()
@@ -153,7 +167,8 @@ def bench(model: str, batch: int = 1, dims: dict[str, int] | None = None, thread
             time.sleep(SETTLE_S)
             sink.extend(_time(fn, runs_per_round))
     result = BenchResult(model, batch, threads, Timing.of(ours_t), compile_s=compile_s,
-                         feeds_shapes={k: list(v.shape) for k, v in feeds.items()})
+                         feeds_shapes={k: list(v.shape) for k, v in feeds.items()}, baseline=compare or "onnxruntime",
+                         quantization=ours.quantization_report().mode if ours.is_quantized() else None)
     if theirs:
         result.theirs = Timing.of(theirs_t)
         errs = []

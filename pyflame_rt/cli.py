@@ -75,6 +75,18 @@ def _quant_config(args):
     return config.validated()
 
 
+def _add_quantization_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quantize", choices=["fp16", "bf16", "int8-dynamic", "int8-static"],
+                   help="compile in reduced precision (docs/quantization.md)")
+    p.add_argument("--calibration", metavar="DIR_OR_NPZ",
+                   help="calibration feeds: an .npz of arrays named after the inputs, batches stacked on a new "
+                        "first axis, or a directory of .npz files holding one feed each")
+    p.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"])
+    p.add_argument("--per-channel", action="store_true", help="one int8 scale per output channel of a weight")
+    p.add_argument("--sqnr-budget", type=float, metavar="DB",
+                   help="keep in float32 every layer whose output SQNR against float32 is below DB")
+
+
 def _default_output(model: str) -> str:
     return (model[:-5] if model.endswith((".onnx", ".mlir")) else model) + ".pfm"
 
@@ -221,10 +233,15 @@ def _bench(args) -> int:
         return 0
     if args.model is None:
         raise InputError("bench needs a MODEL (or --gemm N)")
+    calibration = None
+    if args.calibration:
+        from pyflame_rt.quantization.calibration import load_calibration_feeds
+
+        calibration = load_calibration_feeds(args.calibration)
     result = bench(args.model, batch=args.batch, dims=_parse_dims(args.dim), threads=args.threads,
                    rounds=args.rounds, runs_per_round=args.runs, warmup=args.warmup,
                    min_round_s=args.min_round_ms / 1e3, compare=None if args.compare == "none" else args.compare,
-                   onnx_path=args.onnx)
+                   onnx_path=args.onnx, quantization=_quant_config(args), calibration=calibration)
     print(result.report())
     return 0
 
@@ -283,15 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="checked build: bounds-check every load and store (slower; for testing)")
     c.add_argument("--no-kernel-cache", action="store_true",
                    help="generate and compile every kernel (neither read nor fill the kernel cache)")
-    c.add_argument("--quantize", choices=["fp16", "bf16", "int8-dynamic", "int8-static"],
-                   help="compile in reduced precision (docs/quantization.md)")
-    c.add_argument("--calibration", metavar="DIR_OR_NPZ",
-                   help="calibration feeds: an .npz of arrays named after the inputs, batches stacked on a new "
-                        "first axis, or a directory of .npz files holding one feed each")
-    c.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"])
-    c.add_argument("--per-channel", action="store_true", help="one int8 scale per output channel of a weight")
-    c.add_argument("--sqnr-budget", type=float, metavar="DB",
-                   help="keep in float32 every layer whose output SQNR against float32 is below DB")
+    _add_quantization_arguments(c)
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(fn=_compile)
     r = sub.add_parser("run", help="run a compiled artifact (random inputs unless given)")
@@ -312,13 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch", type=int, default=1)
     b.add_argument("--dim", action="append", default=[], metavar="NAME=INT")
     b.add_argument("--threads", type=int, default=0, help="threads for both runtimes (0 = all cores)")
-    b.add_argument("--compare", default="onnxruntime", help="onnxruntime (default) or none")
+    b.add_argument("--compare", default="onnxruntime",
+                   help="onnxruntime (default), float32 (our own float32 compile: with --quantize) or none")
     b.add_argument("--onnx", help="source .onnx when MODEL is a .pfm artifact")
     b.add_argument("--rounds", type=int, default=5)
     b.add_argument("--runs", type=int, default=10, help="timed runs per round and runtime")
     b.add_argument("--min-round-ms", type=float, default=0.0,
                    help="more runs per round (the same for both) until a round lasts this long")
     b.add_argument("--warmup", type=int, default=3)
+    _add_quantization_arguments(b)
     b.set_defaults(fn=_bench)
     i = sub.add_parser("inspect", help="print an artifact's metadata")
     i.add_argument("artifact")

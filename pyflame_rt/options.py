@@ -156,7 +156,9 @@ class QuantConfig:
 
     @classmethod
     def static_int8(cls, calibration_samples: int = 100) -> "QuantConfig":
-        return cls(QuantMode.StaticInt8, DType.INT8, DType.INT8, calibration_samples=calibration_samples)
+        # activations as onnxruntime's quantize_static stores them: uint8, asymmetric
+        return cls(QuantMode.StaticInt8, DType.INT8, DType.UINT8, calibration_samples=calibration_samples,
+                   symmetric=False)
 
     def validated(self) -> "QuantConfig":
         """These settings normalized (names to members); ValidationError naming the first bad one."""

@@ -11,8 +11,8 @@ pre-quantized model:
 
 A dequantized constant (a weight) folds to float32 in `fold-constants`. Integer results are exact
 while every partial sum stays below 2**24 in magnitude (float32's integers). A MatMulInteger by a
-constant int8 weight and a dynamic quantize stay when the target has kernels for them
-(`int8_kernels`).
+constant int8 weight, a quantized MatMul / Gemm / Conv by one and a dynamic quantize stay when
+the target has kernels for them (`int8_kernels`).
 """
 from __future__ import annotations
 
@@ -95,9 +95,9 @@ class _QuantPattern(RewritePattern):
     def builder(self, rewriter: PatternRewriter) -> _Builder:
         return _Builder(rewriter, self.weights, self.stats)
 
-    def on_int8_gemm(self, op: Operation, gemm_op: type[Operation]) -> bool:
-        """`op` is a `gemm_op` by a constant weight that the target's integer GEMM computes."""
-        return self.int8_kernels and isinstance(op, gemm_op) and \
+    def on_int8_gemm(self, op: Operation, gemm_ops: type[Operation] | tuple[type[Operation], ...]) -> bool:
+        """`op` is one of `gemm_ops` by a constant weight that the target's integer GEMM computes."""
+        return self.int8_kernels and isinstance(op, gemm_ops) and \
             op.constant_weight(lambda v: constant_array(v, self.weights)) is not None
 
 
@@ -115,11 +115,16 @@ class ExpandConversions(_QuantPattern):
         rewriter.replace(op, [], [out])
 
 
+# the quantized ops the target's integer GEMM computes (with im2col: Conv) by a constant weight
+REQUANTIZING_GEMMS = (quant.MatMulOp, quant.GemmOp, quant.ConvOp)
+
+
 class ExpandQuantizedCompute(_QuantPattern):
-    """Quantized ops but a matmul by a constant weight the target's integer GEMM requantizes."""
+    """Quantized ops but a MatMul / Gemm / Conv by a constant weight the target's integer GEMM
+    requantizes."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, quant.QuantizedComputeOp) or self.on_int8_gemm(op, quant.MatMulOp):
+        if not isinstance(op, quant.QuantizedComputeOp) or self.on_int8_gemm(op, REQUANTIZING_GEMMS):
             return
         b = self.builder(rewriter)
         operands = [b.dequantize(v, t) for v, t in zip(op.quantized_operands, op.input_types.data)]

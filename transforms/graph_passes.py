@@ -17,4 +17,5 @@ from pyflame_rt.transforms import (  # noqa: F401
     legalize_half_precision,
     optimize_layout,
     quantize_dynamic,
+    quantize_static,
 )

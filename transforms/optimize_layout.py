@@ -25,7 +25,7 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, i64
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
 
-from pyflame_rt.dialects import graph, graph_fused, graph_math
+from pyflame_rt.dialects import graph, graph_fused, graph_math, quant
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.graph_attrs import Layout, LayoutAttr
 from pyflame_rt.dialects.weights import WeightTable
@@ -35,10 +35,16 @@ from pyflame_rt.transforms.registry import register_pass
 
 TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
-LAYOUT_OPS = (nn.ConvOp, nn.MaxPoolOp, nn.AveragePoolOp, nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp)
-# ops computing each element from the same element of their (broadcast) operands
+LAYOUT_OPS = (nn.ConvOp, nn.MaxPoolOp, nn.AveragePoolOp, nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp, quant.ConvOp)
+# ops computing each element from the same element of their (broadcast) operands (a quantize or
+# dequantize when its type is per tensor)
 ELEMENTWISE = (graph.ElementwiseBinaryOp, graph.ElementwiseUnaryOp, graph_fused.MulAddOp,
-               graph_math.ElementwiseVariadicOp, graph_math.WhereOp)
+               graph_math.ElementwiseVariadicOp, graph_math.WhereOp, quant.QuantizeOp, quant.DequantizeOp)
+
+
+def elementwise(op: Operation) -> bool:
+    return isinstance(op, ELEMENTWISE) and not (isinstance(op, (quant.QuantizeOp, quant.DequantizeOp))
+                                                and op.type.per_axis)
 
 
 def permuted_type(t: TensorType, perm) -> TensorType:
@@ -129,7 +135,7 @@ class SinkTranspose(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, (*ELEMENTWISE, nn.ConcatOp)) or len(op.results) != 1:
+        if not (elementwise(op) or isinstance(op, nn.ConcatOp)) or len(op.results) != 1:
             return
         perms = {perm_of(v.owner) for v in op.operands if isinstance(v.owner, nn.TransposeOp)}
         if len(perms) != 1:

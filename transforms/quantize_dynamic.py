@@ -37,12 +37,14 @@ def int8_op_type(op: Operation) -> str | None:
     return _OP_TYPES.get(type(op))
 
 
-def symmetric_int8(w: np.ndarray, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """A [K, N] float32 weight's int8 codes and scales (one, or one per column): the largest
+def symmetric_int8(w: np.ndarray, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A float32 weight's int8 codes and scales (one, or one per slice along `axis`): the largest
     magnitude maps to 127, zero point 0."""
-    peak = np.abs(w).max(axis=0) if per_channel else np.abs(w).max()
+    others = None if axis is None else tuple(a for a in range(w.ndim) if a != axis % w.ndim)
+    peak = np.abs(w).max(axis=others, keepdims=True)
     scale = np.where(peak > 0, peak / 127, 1.0).astype(np.float32)
-    return np.clip(np.rint(w / scale), -127, 127).astype(np.int8), scale
+    codes = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    return codes, scale.reshape(-1) if axis is not None else scale.reshape(())
 
 
 def float_weight(op: Operation, weights: WeightTable) -> np.ndarray | None:
@@ -80,7 +82,7 @@ class QuantizeMatMulDynamic(RewritePattern):
         w = float_weight(op, self.weights)
         if w is None:
             return
-        codes, scale = symmetric_int8(w, self.per_channel)
+        codes, scale = symmetric_int8(w, 1 if self.per_channel else None)
         if isinstance(op, graph.GemmOp):
             scale = (scale * np.float32(op.alpha.value.data)).astype(np.float32)
         x = op.lhs if isinstance(op, graph.MatMulOp) else op.a

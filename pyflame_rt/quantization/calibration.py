@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, FunctionType, ModuleOp, StringAttr
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, FunctionType, ModuleOp
 from xdsl.ir import BlockArgument, SSAValue
 
 from pyflame_rt.dialects import graph, graph_nn as nn
@@ -24,40 +24,24 @@ from pyflame_rt.options import CalibrationMethod, QuantConfig
 from pyflame_rt.quantization.histogram import TensorStats, entropy_threshold, percentile_threshold
 from pyflame_rt.quantization.params import QuantParams
 from pyflame_rt.quantization.prepare import prepare
-from pyflame_rt.transforms.convert_to_half import HALF_OPS, node_name
+from pyflame_rt.transforms.convert_to_half import HALF_OPS
+from pyflame_rt.transforms.quantize_static import value_keys
 
-# the ops whose float activations are observed: every op a quantization mode converts, and Concat
+# the ops whose float activations are observed: every op a quantization mode converts, and Concat;
+# and those whose float results are too: the layers static INT8 quantizes the outputs of, and Relu
+# (the output clamp of the layer before it)
 OBSERVED = (*HALF_OPS.values(), nn.ConcatOp)
+RESULT_OBSERVED = tuple(HALF_OPS[kind] for kind in ("MatMul", "Gemm", "Conv", "Relu"))
 _OBSERVE_PREFIX = "__observed_"
 
 
-def value_keys(fn: func.FuncOp) -> dict[SSAValue, str]:
-    """A name for every value of the graph function: an input's name, else `<node>:<result>`
-    (`<op>:<result>` for an op without a node name), made unique by program order."""
-    keys: dict[SSAValue, str] = {}
-    taken: set[str] = set()
-
-    def add(v: SSAValue, key: str) -> None:
-        unique, k = key, 1
-        while unique in taken:
-            unique, k = f"{key}#{k}", k + 1
-        taken.add(unique)
-        keys[v] = unique
-
-    arg_attrs = fn.arg_attrs.data if fn.arg_attrs is not None else [None] * len(fn.args)
-    for arg, attrs in zip(fn.args, arg_attrs):
-        name = attrs.data.get(graph.ARG_NAME) if attrs is not None else None
-        add(arg, name.data if isinstance(name, StringAttr) else f"arg{arg.index}")
-    for op in fn.body.block.ops:
-        for j, r in enumerate(op.results):
-            add(r, f"{node_name(op) or op.name}:{j}")
-    return keys
-
-
 def observed_values(fn: func.FuncOp) -> dict[str, SSAValue]:
-    """Key -> value for the float32, non-constant operands of the ops of OBSERVED."""
+    """Key -> value for the float32, non-constant operands of the ops of OBSERVED and results of
+    those of RESULT_OBSERVED."""
     keys = value_keys(fn)
-    return {keys[v]: v for op in fn.body.block.ops if isinstance(op, OBSERVED) for v in op.operands
+    values = [v for op in fn.body.block.ops for v in (*(op.operands if isinstance(op, OBSERVED) else ()),
+                                                      *(op.results if isinstance(op, RESULT_OBSERVED) else ()))]
+    return {keys[v]: v for v in values
             if graph.dtype_of(v.type) is DType.FLOAT32 and not isinstance(v.owner, graph.ConstantOp)}
 
 

@@ -2,13 +2,14 @@
 
 The graph is prepared first (quantization/prepare.py: LayerNorm, GELU, Softmax fused). FP16 /
 BFloat16 run `convert-to-fp16` / `convert-to-bf16` (transforms/convert_to_half.py), DynamicInt8
-`quantize-dynamic-int8` (transforms/quantize_dynamic.py). Each eligible layer's error is its
+`quantize-dynamic-int8` (transforms/quantize_dynamic.py), StaticInt8 `quantize-static-int8`
+(transforms/quantize_static.py) with the calibrated activation parameters. Each eligible layer's error is its
 output's SQNR against float32 on sample activations (the calibration data's first batch; a random
 feed when none is given and a budget is set): the op is evaluated by the numpy reference once on
 the float32 operands and once on the operands as the quantized layer stores them (rounded to the
-half type, result too; or fake-quantized: activation uint8 from its range, weight int8
-symmetric). A layer below the config's `sqnr_budget_db` stays float32 and the report says so.
-StaticInt8 calibrates but does not compile yet (`UnsupportedQuantizationError`)."""
+half type, result too; or fake-quantized: activation uint8 from its range or, static, with its
+calibrated parameters, result too; weight int8 symmetric). A layer below the config's
+`sqnr_budget_db` stays float32 and the report says so."""
 from __future__ import annotations
 
 import math
@@ -25,15 +26,18 @@ from pyflame_rt.dialects.reference import evaluate_op
 from pyflame_rt.dialects.reference.quant import dynamic_quantize
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import UnsupportedQuantizationError, ValidationError
+from pyflame_rt.errors import ValidationError
 from pyflame_rt.importers.onnx import ImportResult
-from pyflame_rt.quantization.calibration import Calibrator, GraphQuantInfo, value_keys
+from pyflame_rt.quantization.calibration import Calibrator, GraphQuantInfo
+from pyflame_rt.quantization.params import QuantParams
 from pyflame_rt.options import QuantConfig, QuantGranularity, QuantMode
 from pyflame_rt.quantization.prepare import prepare
 from pyflame_rt.quantization.report import SQNR_CAP_DB, LayerReport, QuantizationReport
 from pyflame_rt.transforms.convert_to_half import ConvertToBF16, ConvertToFP16, node_name, op_type
 from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, constant_array, node_census
 from pyflame_rt.transforms.quantize_dynamic import QuantizeDynamicInt8, float_weight, int8_op_type, symmetric_int8
+from pyflame_rt.transforms.quantize_static import (
+    QuantizeStaticInt8, encode_activations, int8_weight, static_op_type, value_keys)
 
 _HALF_PASSES = {DType.FLOAT16: ConvertToFP16, DType.BFLOAT16: ConvertToBF16}
 _MB = 1 << 20
@@ -82,15 +86,16 @@ class Quantizer:
     def apply(self, module: ModuleOp, opset: int, quant_info: GraphQuantInfo | None) -> QuantizationReport:
         """Quantize `module` in place; what was done."""
         mode = self.config.mode
-        if mode is QuantMode.StaticInt8:
-            raise UnsupportedQuantizationError(
-                "StaticInt8 quantization needs the static QDQ rewrite (activations quantized with calibrated "
-                "parameters between layers), which this build does not have yet; use QuantConfig.dynamic_int8(), "
-                ".fp16() or .bfloat16()")
-        scheme = _half_scheme(mode.half_dtype) if mode.is_half else _dynamic_int8_scheme(self.config)
+        if mode is QuantMode.StaticInt8 and quant_info is None:
+            raise ValidationError("StaticInt8 quantization needs calibration results: give the session "
+                                  "SessionOptions.calibration_data (or the CLI --calibration), or Quantizer.quantize "
+                                  "a Calibrator's compute_quant_params()")
         weights = WeightTable.of(module)
         original_bytes = _weight_bytes(weights)
         fn = graph.entry_function(prepare(module))
+        scheme = _half_scheme(mode.half_dtype) if mode.is_half else \
+            _dynamic_int8_scheme(self.config) if mode is QuantMode.DynamicInt8 else \
+            _static_int8_scheme(self.config, quant_info, value_keys(fn))
         nodes_total = sum(node_census(module).values())
         samples = quant_info.samples if quant_info is not None else {}
         if self.config.sqnr_budget_db is not None and not samples:
@@ -168,6 +173,37 @@ def _dynamic_int8_scheme(config: QuantConfig) -> _Scheme:
                    lambda keep: QuantizeDynamicInt8(exclude=keep, per_channel=per_channel))
 
 
+def _static_int8_scheme(config: QuantConfig, quant_info: GraphQuantInfo, keys: dict) -> _Scheme:
+    per_channel = config.granularity is QuantGranularity.PerChannel
+    storage = "u8" if config.activation_dtype is DType.UINT8 else "i8"
+
+    def stores(op: Operation) -> list[Store]:
+        # activation and result with their calibrated parameters, weight int8 symmetric along its
+        # output channels (Conv: axis 0; MatMul / Gemm: the columns of op(B)); bias / C exact
+        axis = 0 if not isinstance(op, (graph.MatMulOp, graph.GemmOp)) or \
+            isinstance(op, graph.GemmOp) and op.trans_b.value.data else 1
+        fake = [_fake_static(quant_info.params.get(keys.get(v))) for v in (op.operands[0], op.results[0])]
+        weight = _fake_int8_static_weight(axis if per_channel else None)
+        return [fake[0], weight] + [_exact] * (len(op.operands) - 2) + [fake[1]]
+
+    return _Scheme(DType.INT8.value, static_op_type, stores,
+                   lambda keep: QuantizeStaticInt8(activations=encode_activations(quant_info.params),
+                                                   activation_storage=storage, per_channel=per_channel,
+                                                   exclude=keep))
+
+
+def _fake_static(params: QuantParams | None) -> Store:
+    """x quantized with calibrated parameters and dequantized (as it is when not calibrated)."""
+    return _exact if params is None else lambda x: params.dequantize(params.quantize(x))
+
+
+def _fake_int8_static_weight(axis: int | None) -> Store:
+    def store(w: np.ndarray) -> np.ndarray:
+        codes, t = int8_weight(np.asarray(w, np.float32), axis)
+        return (codes.astype(np.float32) * t.scale_array(w.ndim)[0]).astype(np.float32)
+    return store
+
+
 def _exact(x: np.ndarray) -> np.ndarray:
     return x
 
@@ -181,7 +217,7 @@ def _fake_dynamic_uint8(x: np.ndarray) -> np.ndarray:
 def _fake_int8_weight(per_channel: bool, transposed: bool) -> Store:
     def store(w: np.ndarray) -> np.ndarray:
         kn = w.T if transposed else w
-        codes, scale = symmetric_int8(kn, per_channel)
+        codes, scale = symmetric_int8(kn, 1 if per_channel else None)
         out = (codes.astype(np.float32) * scale).astype(np.float32)
         return out.T if transposed else out
     return store

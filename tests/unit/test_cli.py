@@ -81,6 +81,20 @@ def test_bench_min_round_ms_gives_both_runtimes_more_runs(tmp_path):
     assert "ratio ours/onnxruntime" in r.stdout
 
 
+@pytest.mark.slow
+def test_bench_int8_static_against_our_float32(tmp_path):
+    model = str(ROOT / "examples" / "mlp.onnx")
+    np.savez(tmp_path / "cal.npz", input=np.random.default_rng(0).standard_normal((2, 1, 1, 28, 28)).astype(np.float32))
+    r = _cli("bench", model, "--quantize", "int8-static", "--calibration", str(tmp_path / "cal.npz"),
+             "--compare", "float32", "--threads", "1", "--rounds", "2", "--runs", "2")
+    assert r.returncode == 0, r.stderr
+    assert "pyflame-rt StaticInt8" in r.stdout and "pyflame-rt float32" in r.stdout
+    error = float(re.search(r"ratio ours/float32 [\d.]+ +max relative error ([\d.e+-]+)", r.stdout).group(1))
+    assert 0 < error < 0.05  # int8, and close to float32
+    r = _cli("bench", model, "--compare", "tensorflow")
+    assert r.returncode == 2 and "--compare supports onnxruntime and float32" in r.stderr
+
+
 def _free_port() -> int:
     import socket
 
@@ -138,17 +152,19 @@ def test_compile_quantized_and_inspect_the_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_int8_static_calibrates_then_names_the_missing_rewrite(tmp_path):
+def test_compile_int8_static(tmp_path):
     model = str(ROOT / "examples" / "mlp.onnx")
     r = _cli("compile", model, "--quantize", "int8-static", "-q")
     assert r.returncode == 2 and "--quantize int8-static needs --calibration" in r.stderr
     r = _cli("compile", model, "--per-channel", "-q")
     assert r.returncode == 2 and "need --quantize" in r.stderr
     np.savez(tmp_path / "cal.npz", input=np.random.default_rng(0).standard_normal((2, 1, 1, 28, 28)).astype(np.float32))
+    out = tmp_path / "mlp-static.pfm"
     r = _cli("compile", model, "--quantize", "int8-static", "--calibration", str(tmp_path / "cal.npz"),
-             "--calibration-method", "entropy", "--per-channel")
-    assert r.returncode == 2 and "calibrate: 2 batches" in r.stderr
-    assert "UnsupportedQuantizationError: StaticInt8 quantization needs the static QDQ rewrite" in r.stderr
+             "--calibration-method", "entropy", "--per-channel", "-o", str(out))
+    assert r.returncode == 0 and "calibrate: 2 batches" in r.stderr, r.stderr
+    r = _cli("inspect", str(out))
+    assert r.returncode == 0 and re.search(r"quantization  mode StaticInt8: [1-9]\d* / \d+ nodes quantized", r.stdout)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@
 - depthwise convolution (one input channel per group, M = C) and Max/AveragePool: the
   channels-last window kernel, vectorized over channels for any stride/dilation/padding.
 - GlobalAverage/MaxPool: a mean/max over the H*W rows of [N, H*W, C].
+- quant.conv: the integer GEMM of lowerings/quant.py, without its layout transposes.
 
 `optimize-layout` converts exactly the ops `supports_nhwc` accepts.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
-from pyflame_rt.dialects import graph
+from pyflame_rt.dialects import graph, quant
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul
 from pyflame_rt.dtype import DType
@@ -35,6 +36,8 @@ def _is_constant(v) -> bool:
 
 def supports_nhwc(op) -> bool:
     """Whether the CPU backend has a channels-last kernel for this (NCHW-described) op."""
+    if isinstance(op, quant.ConvOp):  # what expand-quant left: the integer GEMM computes it either way
+        return True
     x = op.operands[0].type
     if len(x.get_shape()) != 4 or graph.dtype_of(x) is not DType.FLOAT32:
         return False

@@ -1,19 +1,26 @@
 """quant.matmul_integer by a constant int8 weight -> the integer GEMM (kernels/gemm_int8.py) with the
-weight packed now; quant.dynamic_quantize -> its range and apply kernels (kernels/dynamic_quantize.py).
+weight packed now; quant.matmul / gemm / conv by one -> the same GEMM requantizing (a Conv through
+im2col); quant.dynamic_quantize -> its range and apply kernels (kernels/dynamic_quantize.py).
 The quant ops without a kernel were expanded by `expand-quant`."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import quant
-from pyflame_rt.dialects.symbolic import numel
+from pyflame_rt.dialects.graph_attrs import Layout
+from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.dynamic_quantize import (
     APPLY_FIELDS, DQ_BLOCK, RANGE_FIELDS, apply_kernel, range_kernel)
-import numpy as np
-
 from pyflame_rt.targets.cpu.kernels.gemm_int8 import INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b
+from pyflame_rt.targets.cpu.lowerings.movement import emit_copy, emit_pad
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
+
+if TYPE_CHECKING:
+    from pyflame_rt.targets.cpu.lower_graph import Loc
 
 
 class LowerMatMulInteger(GraphToKernelPattern):
@@ -37,36 +44,103 @@ class LowerMatMulInteger(GraphToKernelPattern):
                work_per_item=spec.mr * spec.nr * k // 4)
 
 
+def emit_requantizing_gemm(L, op: quant.QuantizedComputeOp, a: Loc, m: Dim, b: np.ndarray, bias: np.ndarray | None,
+                           c: Loc) -> None:
+    """C[m, n] (8-bit, op.type) = requantized A[m, K] (uint8, op's first input type) @ B (the constant
+    int8 [K, N]) + bias (int32 [N] or None): the integer GEMM with A's zero point and the bias
+    taken out of the column sums at compile time (A's zero point word is 1), the multipliers
+    a_scale x b_scale / c_scale per column."""
+    spec = Int8GemmSpec.for_features(L.target.features, requant=True)
+    if spec is None:
+        raise UnsupportedOperatorError(f"the CPU backend has no integer GEMM for this {op.name}")
+    (k, n), (a_type, b_type) = b.shape, op.input_types.data[:2]
+    packed, colsum = pack_int8_b(b, spec)
+    npanels = packed.shape[0]
+    colsum *= np.int32(a_type.zero_point_values[0])
+    if bias is not None:
+        colsum[:n] -= bias.astype(np.int32)
+    multiplier = np.zeros(npanels * spec.nr, np.float32)
+    multiplier[:n] = (np.float32(a_type.scale_values[0]) * np.array(b_type.scale_values, np.float32)
+                      / np.float32(op.type.scale_values[0]))
+    lo, hi = op.type.bounds
+    f = {"a": a, "b": L.add_weight("packed_b_int8", packed), "c": c, "colsum": L.add_weight("colsum", colsum),
+         "a_zp": L.add_weight("unit_zero_point", np.ones(1, np.uint8)), "m": m, "n": n, "kg": k // spec.group,
+         "a_rs": k // spec.group, "c_rs": n, "npanels": npanels, "multiplier": L.add_weight("multiplier", multiplier),
+         "c_zp": op.type.zero_point_values[0], "c_min": int(lo), "c_max": int(hi)}
+    name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
+    L.call(name, [f[x] for x in spec.signature.fields], ("mul", ("ceildiv", m, spec.mr), npanels),
+           work_per_item=spec.mr * spec.nr * k // 4)
+
+
 class LowerQuantizedMatMul(GraphToKernelPattern):
-    """quant.matmul (a folded QDQ MatMul, QLinearMatMul) -> the integer GEMM requantizing in its
-    epilogue by per-column multipliers a_scale x b_scale / y_scale."""
+    """quant.matmul (a folded QDQ MatMul, QLinearMatMul) and quant.gemm (static INT8) -> the integer
+    GEMM requantizing in its epilogue."""
+
+    def match_and_rewrite(self, op, rewriter: PatternRewriter) -> None:
+        if isinstance(op, (quant.MatMulOp, quant.GemmOp)):
+            self.convert(op, rewriter)
+
+    def lower(self, L, op: quant.MatMulOp | quant.GemmOp) -> None:
+        b = op.constant_weight(L.const_value)
+        a = op.operands[0]
+        if b is None or len(L.shapes[a]) < 2:
+            raise UnsupportedOperatorError(f"the CPU backend has no integer GEMM for this {op.name}")
+        bias = L.const_value(op.bias) if isinstance(op, quant.GemmOp) and op.bias is not None else None
+        emit_requantizing_gemm(L, op, L.loc(a), numel(L.shapes[a][:-1]), b, bias, L.result_loc(op.result))
+
+
+class LowerQuantizedConv(GraphToKernelPattern):
+    """quant.conv (2-D, one group) -> the requantizing integer GEMM of im2col rows by the weight:
+    the input, padded with its zero point, is NHWC (an NCHW one is transposed); each output pixel's
+    row holds its window's KH x KW x C bytes, C contiguous (K padded to a multiple of 4; a
+    pointwise convolution with C a multiple of 4 reads the NHWC input as its rows); the GEMM writes
+    [N, OH x OW, M]: NHWC, or transposed to NCHW."""
 
     @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: quant.MatMulOp, rewriter: PatternRewriter) -> None:
+    def match_and_rewrite(self, op: quant.ConvOp, rewriter: PatternRewriter) -> None:
         self.convert(op, rewriter)
 
-    def lower(self, L, op: quant.MatMulOp) -> None:
-        b = op.constant_weight(L.const_value)
-        spec = Int8GemmSpec.for_features(L.target.features, requant=True)
-        if b is None or spec is None or len(L.shapes[op.lhs]) < 2:
-            raise UnsupportedOperatorError(f"the CPU backend has no integer GEMM for this {op.name}")
-        (k, n), m = b.shape, numel(L.shapes[op.lhs][:-1])
-        a_type, b_type = op.input_types.data
-        packed, colsum = pack_int8_b(b, spec)
-        npanels = packed.shape[0]
-        multiplier = np.zeros(npanels * spec.nr, np.float32)
-        multiplier[:n] = (np.float32(a_type.scale_values[0]) * np.array(b_type.scale_values, np.float32)
-                          / np.float32(op.type.scale_values[0]))
-        lo, hi = op.type.bounds
-        f = {"a": L.loc(op.lhs), "b": L.add_weight("packed_b_int8", packed), "c": L.result_loc(op.result),
-             "colsum": L.add_weight("colsum", colsum),
-             "a_zp": L.add_weight("a_zero_point", np.array([a_type.zero_point_values[0]], np.uint8)),
-             "m": m, "n": n, "kg": k // spec.group, "a_rs": k // spec.group, "c_rs": n, "npanels": npanels,
-             "multiplier": L.add_weight("multiplier", multiplier), "c_zp": op.type.zero_point_values[0],
-             "c_min": int(lo), "c_max": int(hi)}
-        name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
-        L.call(name, [f[x] for x in spec.signature.fields], ("mul", ("ceildiv", m, spec.mr), npanels),
-               work_per_item=spec.mr * spec.nr * k // 4)
+    def lower(self, L, op: quant.ConvOp) -> None:
+        w = op.constant_weight(L.const_value)
+        x_shape, out_shape = L.shapes[op.input], L.shapes[op.result]
+        if w is None or len(x_shape) != 4 or not all(isinstance(d, int) for d in x_shape[1:]):
+            raise UnsupportedOperatorError(f"the CPU backend has no integer convolution for this {op.name}")
+        window = op.window()
+        (sh, sw), (dh, dw), (pt, pl, pb, pr) = window["strides"], window["dilations"], window["pads"]
+        a_zp = op.input_types.data[0].zero_point_values[0]
+        nchw = op.data_layout == Layout.NCHW
+        nhwc = L.loc(op.input)
+        if nchw:
+            n, c, h, w_ = x_shape
+            nhwc = L.new_buffer(dim_mul(n, c * h * w_))
+            emit_copy(L, nhwc, L.loc(op.input), [(n, h * w_ * c, c * h * w_), (h * w_, c, 1), (c, 1, h * w_)],
+                      item_bytes=1)
+            x_shape = (n, h, w_, c)
+        (n, hp, wp, c) = x_shape
+        if pt or pl or pb or pr:
+            nhwc, (n, hp, wp, c) = emit_pad(L, nhwc, x_shape, [0, pt, pl, 0, 0, pb, pr, 0], value=a_zp,
+                                            dtype=np.uint8)
+        m, _, kh, kw = w.shape
+        oh, ow = out_shape[2:] if nchw else out_shape[1:3]
+        k, p = kh * kw * c, oh * ow
+        kp = -(-k // 4) * 4
+        if (kh, kw, sh, sw, kp) == (1, 1, 1, 1, k):
+            rows = nhwc
+        else:
+            rows = L.new_buffer(dim_mul(n, p * kp))
+            emit_copy(L, rows, nhwc, [(n, p * kp, hp * wp * c), (oh, ow * kp, sh * wp * c), (ow, kp, sw * c),
+                                      (kh, kw * c, dh * wp * c), (kw, c, dw * c), (c, 1, 1)], item_bytes=1)
+        b = np.zeros((kp, m), np.int8)
+        b[:k] = w.transpose(0, 2, 3, 1).reshape(m, k).T
+        bias = L.const_value(op.bias) if op.bias is not None else None
+        pixels = L.new_buffer(dim_mul(n, p * m)) if nchw else L.result_loc(op.result)
+        emit_requantizing_gemm(L, op, rows, dim_mul(n, p), b, bias, pixels)
+        if nchw:
+            emit_copy(L, L.result_loc(op.result), pixels, [(n, m * p, p * m), (m, p, 1), (p, 1, m)], item_bytes=1)
+
+
+class LowerQuantizedConvNHWC(LowerQuantizedConv):
+    layout = "NHWC"
 
 
 class LowerDynamicQuantize(GraphToKernelPattern):
@@ -84,4 +158,4 @@ class LowerDynamicQuantize(GraphToKernelPattern):
         L.call(ak, [f[x] for x in APPLY_FIELDS], ("ceildiv", n, DQ_BLOCK), work_per_item=DQ_BLOCK)
 
 
-PATTERNS = (LowerMatMulInteger, LowerQuantizedMatMul, LowerDynamicQuantize)
+PATTERNS = (LowerMatMulInteger, LowerQuantizedMatMul, LowerQuantizedConv, LowerQuantizedConvNHWC, LowerDynamicQuantize)

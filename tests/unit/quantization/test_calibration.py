@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from pyflame_rt import InputError, ValidationError
+from pyflame_rt.dtype import DType
 from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.quantization import CalibrationMethod, Calibrator, QuantConfig, QuantParams
 from pyflame_rt.quantization.calibration import load_calibration_feeds
@@ -19,11 +20,13 @@ def test_minmax_ranges_are_the_activations_numpy_computes(rng):
     assert info.batches == 3 and info.method is CalibrationMethod.MinMax
     x = np.concatenate(batches)
     h = x @ w["w1"]
-    expected = {"x": x, "mm1:0": h, "add1:0": h + w["b1"], "relu:0": np.maximum(h + w["b1"], 0)}
-    assert set(info.params) == set(expected)  # the float activations MatMul / Add / Relu read
+    r = np.maximum(h + w["b1"], 0)
+    expected = {"x": x, "mm1:0": h, "add1:0": h + w["b1"], "relu:0": r, "mm2:0": r @ w["w2"]}
+    assert set(info.params) == set(expected)  # the float activations MatMul / Add / Relu read, MatMul's results
     for key, values in expected.items():
-        want = QuantParams.from_range(values.min(), values.max())
+        want = QuantParams.from_range(values.min(), values.max(), DType.UINT8, symmetric=False)
         assert info.params[key].scale == pytest.approx(want.scale, rel=1e-5), key
+        assert info.params[key].zero_point == want.zero_point, key
     np.testing.assert_allclose(info.samples["relu:0"], expected["relu:0"][:4], rtol=1e-5, atol=1e-5)
 
 
@@ -39,7 +42,7 @@ def test_percentile_and_entropy_clip_within_the_range(rng):
             calibrator.observe(f)
         scales[method] = calibrator.compute_quant_params().params["x"].scale
     x = np.concatenate([f["x"] for f in feeds])
-    assert scales[CalibrationMethod.MinMax] == pytest.approx(np.abs(x).max() / 127, rel=1e-6)
+    assert scales[CalibrationMethod.MinMax] == pytest.approx((x.max() - x.min()) / 255, rel=1e-6)
     assert scales[CalibrationMethod.Percentile] <= scales[CalibrationMethod.MinMax]
     assert scales[CalibrationMethod.Entropy] <= scales[CalibrationMethod.MinMax]
 

@@ -1,9 +1,11 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from conftest import ort_run
 from pyflame_rt import InferenceSession, SessionOptions
-from pyflame_rt.errors import UnsupportedQuantizationError, ValidationError
+from pyflame_rt.errors import ValidationError
 from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.quantization import Calibrator, QuantConfig, Quantizer
 from pyflame_rt.quantization.quantizer import sqnr_db
@@ -87,9 +89,50 @@ def test_excluded_ops_and_nodes(rng):
     assert report.compression_ratio == pytest.approx(832 / (8 * 16 * 4 + 16 * 2 + 16 * 4 * 4))
 
 
-def test_static_int8_names_the_missing_rewrite(rng):
-    with pytest.raises(UnsupportedQuantizationError, match="static QDQ rewrite"):
+def test_static_int8_needs_calibration(rng):
+    with pytest.raises(ValidationError, match="StaticInt8 quantization needs calibration results"):
         Quantizer(QuantConfig.static_int8()).quantize(from_onnx(mlp(rng)[0]))
+
+
+def _calibrated(graph, config, rng, shape, batches=4):
+    calibrator = Calibrator(graph, config)
+    for _ in range(batches):
+        calibrator.observe({"x": rng.standard_normal(shape).astype(np.float32)})
+    return calibrator.compute_quant_params()
+
+
+@pytest.mark.slow  # compiles convolution kernels
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_static_int8_cnn_is_close_to_float32(per_channel, rng):
+    graph, shape = from_onnx(cnn(rng)), (2, 3, 16, 16)
+    config = QuantConfig.static_int8()
+    config.granularity = "per_channel" if per_channel else "per_tensor"
+    result = Quantizer(config).quantize(graph, _calibrated(graph, config, rng, shape))
+    assert [(layer.node, layer.precision) for layer in result.report.layers] == [
+        ("conv1", "int8"), ("conv2", "int8"), ("fc", "int8")]
+    text = str(result.quantized_graph.module)
+    # conv2 reads conv1's codes (its Relu is conv1's output clamp); the residual Add stays float32
+    assert "graph.relu %" in text and text.count("graph.relu") == 1 and text.count("quant.quantize") == 2
+    x = rng.standard_normal(shape).astype(np.float32)
+    (want,) = InferenceSession(graph).run(None, {"x": x})
+    (got,) = InferenceSession(result.quantized_graph).run(None, {"x": x})
+    assert _cosine(got, want) >= 0.999
+    assert np.abs(got - want).max() <= 0.03 * np.abs(want).max()
+
+
+@pytest.mark.slow  # calibrates: compiles convolution kernels
+def test_static_int8_layer_error_and_budget(rng):
+    graph, shape = from_onnx(cnn(rng)), (2, 3, 16, 16)
+    config = QuantConfig.static_int8()
+    info = _calibrated(graph, config, rng, shape)
+    layers = Quantizer(replace(config, sqnr_budget_db=0.0)).quantize(graph, info).report.layers
+    sqnr = {layer.node: layer.sqnr_db for layer in layers}
+    assert all(20 < s < SQNR_CAP_DB for s in sqnr.values())
+    budget = sorted(sqnr.values())[1]  # the lowest layer falls below it
+    report = Quantizer(replace(config, sqnr_budget_db=budget)).quantize(graph, info).report
+    (kept,) = report.kept_float32
+    assert kept.sqnr_db == min(sqnr.values()) and "below the budget" in kept.reason
+    assert report.nodes_quantized == 2
 
 
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])

@@ -1,0 +1,72 @@
+"""Quantized convolutions through im2col and the requantizing integer GEMM (lowerings/quant.py),
+on each dot-product path the host runs, against onnxruntime's QLinearConv."""
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import kernels_run, make_model, ort_run
+from pyflame_rt import InferenceSession, OptLevel, SessionOptions
+from pyflame_rt.targets.cpu.kernels.gemm_int8 import Int8GemmSpec
+from pyflame_rt.targets.cpu.target import CPUTarget
+
+
+def _qlinear_conv(rng, c: int, m: int, kernel: int, per_channel: bool, bias: bool, group: int = 1, **attrs):
+    w = rng.integers(-127, 128, (m, c // group, kernel, kernel)).astype(np.int8)
+    ws = (rng.random(m if per_channel else 1) * 0.01 + 0.002).astype(np.float32).reshape(-1 if per_channel else ())
+    inits = {"xs": np.array(0.03, np.float32), "xz": np.array(118, np.uint8), "w": w, "ws": ws,
+             "wz": np.zeros(ws.shape, np.int8), "ys": np.array(0.4, np.float32), "yz": np.array(125, np.uint8)}
+    inputs = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"]
+    if bias:
+        inits["b"] = rng.integers(-3000, 3000, m).astype(np.int32)
+        inputs.append("b")
+    node = helper.make_node("QLinearConv", inputs, ["y"], group=group, **attrs)
+    return make_model([node], [("x", ["N", c, 9, 10], np.uint8)], [("y", ["N", m, "H", "W"], np.uint8)], inits)
+
+
+@pytest.mark.parametrize("cpu, opt_level", [("host", OptLevel.EXTENDED), ("x86-64-v3", OptLevel.EXTENDED),
+                                            ("host", OptLevel.BASIC)], ids=["host", "x86-64-v3", "host-nchw"])
+@pytest.mark.parametrize("case", [
+    dict(c=3, m=20, kernel=3, per_channel=True, bias=True, pads=[1, 1, 1, 1]),  # K = 27: padded to 28
+    dict(c=8, m=5, kernel=3, per_channel=False, bias=False, strides=[2, 2], dilations=[1, 2], pads=[0, 2, 1, 0]),
+    dict(c=16, m=33, kernel=1, per_channel=True, bias=True),
+], ids=["pad-bias-per-channel", "stride-dilation-per-tensor", "pointwise"])
+def test_qlinear_conv_matches_onnxruntime_within_one_step(cpu, opt_level, case, rng):
+    """NHWC (optimize-layout, from EXTENDED on: the transposes at the graph's ends) and NCHW (BASIC)."""
+    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features, requant=True)
+    if spec is None:
+        pytest.skip(f"{cpu} has no integer dot product")
+    model = _qlinear_conv(rng, **case)
+    sess = InferenceSession(model.SerializeToString(),
+                            SessionOptions(enable_profiling=True, cpu=cpu, optimization_level=opt_level))
+    for n in (1, 2):
+        x = rng.integers(0, 256, (n, case["c"], 9, 10)).astype(np.uint8)
+        ours, ref = sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0]
+        assert ours.shape == ref.shape and np.abs(ours.astype(np.int32) - ref).max() <= 1
+    assert spec.name in kernels_run(sess, {"x": x})
+
+
+@pytest.mark.slow  # compiles the float32 window kernels
+def test_grouped_conv_is_expanded(rng):
+    """Two groups: no integer kernel yet, the float32 expansion (also within one step)."""
+    model = _qlinear_conv(rng, c=4, m=4, kernel=3, per_channel=False, bias=False, group=2)
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True))
+    x = rng.integers(0, 256, (1, 4, 9, 10)).astype(np.uint8)
+    ours, ref = sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0]
+    assert np.abs(ours.astype(np.int32) - ref).max() <= 1
+    assert not any(k.startswith("gemm_u8s8") for k in kernels_run(sess, {"x": x}))
+
+
+@pytest.mark.parametrize("opt_level", ["NONE", "EXTENDED"], ids=["nchw", "nhwc"])
+def test_checked_build_has_no_violation(opt_level, rng):
+    """Every access of the padding, im2col, GEMM and transpose copies is inside its buffer (K = 27
+    padded to 28: the GEMM reads the padding bytes of each row, which are in the row buffer)."""
+    from pyflame_rt.compiler import compile_model
+    from pyflame_rt.executable import Executable
+    from pyflame_rt.options import CompileOptions
+
+    if Int8GemmSpec.for_features(CPUTarget.host().features, requant=True) is None:
+        pytest.skip("the host has no integer dot product")
+    model = _qlinear_conv(rng, c=3, m=20, kernel=3, per_channel=True, bias=True, pads=[1, 1, 1, 1], strides=[2, 1])
+    exe = Executable(compile_model(model, CompileOptions(checked=True, opt_level=OptLevel[opt_level])))
+    x = rng.integers(0, 256, (2, 3, 9, 10)).astype(np.uint8)
+    assert np.abs(exe.run([x])[0].astype(np.int32) - ort_run(model, {"x": x})[0]).max() <= 1
