@@ -1,0 +1,42 @@
+"""A stable sort of int64 keys inside a kernel: bottom-up merge sort, O(n log n) compares."""
+from __future__ import annotations
+
+from typing import Callable
+
+from xdsl.dialects.builtin import i64
+from xdsl.ir import SSAValue
+
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
+
+# merge passes of widths 1, 2, 4, ...: enough for any count below 2**62
+_MAX_PASSES = 62
+
+
+def merge_sort(kb: KernelBuilder, buf: SSAValue, keys: SSAValue, spare: SSAValue, count: SSAValue,
+               before: Callable[[SSAValue, SSAValue], SSAValue]) -> SSAValue:
+    """Sort the `count` int64 keys at buf[keys:] so that `before(x, y)` (i1) puts x before y, keys
+    neither before the other keeping their order; buf[spare:] (`count` keys) is the other half of
+    the ping-pong. Returns the offset (keys or spare) of the sorted keys."""
+    zero, one = kb.const(0), kb.const(1)
+    with kb.loop(0, _MAX_PASSES, carried=[keys, spare, one]) as p:
+        src, dst, width = p.carried
+
+        def merge_pass():
+            with kb.loop(0, count, kb.add(width, width)) as run:
+                lo = run.iv
+                mid, hi = kb.min(kb.add(lo, width), count), kb.min(kb.add(kb.add(lo, width), width), count)
+                last = kb.sub(hi, one)
+                with kb.loop(lo, hi, carried=[lo, mid]) as k:
+                    i, j = k.carried
+                    left = kb.load(buf, kb.add(src, kb.min(i, last)), elem=i64)
+                    right = kb.load(buf, kb.add(src, kb.min(j, last)), elem=i64)
+                    right_first = kb.or_(kb.cmp("sge", i, mid),
+                                         kb.and_(kb.cmp("slt", j, hi), before(right, left)))
+                    kb.store(kb.select(right_first, right, left), buf, kb.add(dst, k.iv), elem=i64)
+                    took = kb.select(right_first, one, zero)
+                    k.next = [kb.add(i, kb.sub(one, took)), kb.add(j, took)]
+            return [dst, src]
+
+        swapped = kb.if_else(kb.cmp("slt", width, count), merge_pass, lambda: [src, dst])
+        p.next = [*swapped, kb.add(width, width)]
+    return p.results[0]

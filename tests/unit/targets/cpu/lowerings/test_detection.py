@@ -1,0 +1,98 @@
+"""NonMaxSuppression compiled to native code vs onnxruntime and the numpy reference: both box
+formats, corners in either order, equal scores (lower box index first), with and without a score
+threshold, absent optional inputs, several batches and classes at two sizes from one artifact, no
+boxes; an IoU threshold outside [0, 1] -> InputError before any selection is returned."""
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import make_model, ort_run
+from pyflame_rt import InferenceSession
+from pyflame_rt.dialects.reference import evaluate
+from pyflame_rt.errors import InputError
+from pyflame_rt.importers.onnx import from_onnx
+
+INPUTS = ("boxes", "scores", "max_output", "iou", "score")
+
+
+def _nms_model(inputs=INPUTS, classes=3, initializers=(), **attrs):
+    node = helper.make_node("NonMaxSuppression", list(inputs), ["y"], **attrs)
+    specs = {"boxes": ("boxes", ["B", "N", 4]), "scores": ("scores", ["B", classes, "N"]),
+             "max_output": ("max_output", [1], np.int64), "iou": ("iou", [1]), "score": ("score", [1])}
+    graph_inputs = [specs[i] for i in inputs if i and i not in dict(initializers)]
+    return make_model([node], graph_inputs, [("y", [None, 3], np.int64)], initializers, opset=11)
+
+
+def _boxes(rng, batch, n, center):
+    """Overlapping boxes on a small field; corners in either order."""
+    xy = rng.uniform(0, 8, (batch, n, 2)).astype(np.float32)
+    wh = rng.uniform(1, 4, (batch, n, 2)).astype(np.float32)
+    if center:
+        return np.concatenate([xy, wh], -1)
+    corners = np.concatenate([xy, xy + wh], -1)
+    flip = rng.random((batch, n)) < 0.3
+    corners[flip] = corners[flip][:, [2, 3, 0, 1]]
+    return corners
+
+
+def _feeds(rng, batch, n, classes, max_output=4, iou=0.4, score=0.3, center=False):
+    scores = rng.uniform(0, 1, (batch, classes, n)).astype(np.float32)
+    scores[..., ::3] = 0.625  # equal scores: the lower box index comes first
+    return {"boxes": _boxes(rng, batch, n, center), "scores": scores,
+            "max_output": np.array([max_output], np.int64), "iou": np.array([iou], np.float32),
+            "score": np.array([score], np.float32)}
+
+
+def _check(model, sess, feeds):
+    feeds = {k: v for k, v in feeds.items() if k in {i.name for i in model.graph.input}}
+    got, want = sess.run(None, feeds)[0], ort_run(model, feeds)[0]
+    imported = from_onnx(model)
+    ref = evaluate(imported.module, imported.weights, feeds)[0]
+    assert got.dtype == want.dtype == np.int64 and got.shape == want.shape, (got.shape, want.shape)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(ref, want)
+    return got
+
+
+@pytest.mark.parametrize("center", [0, 1])
+@pytest.mark.parametrize("inputs", [INPUTS, INPUTS[:4]], ids=["score_threshold", "all_scores"])
+def test_selections_match_onnxruntime_at_two_sizes(center, inputs):
+    model = _nms_model(inputs, center_point_box=center)
+    sess = InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(center)
+    for batch, n, max_output in ((1, 7, 3), (2, 150, 40)):
+        got = _check(model, sess, _feeds(rng, batch, n, 3, max_output, center=center))
+        assert len(got) > 0
+
+
+def test_iou_zero_keeps_only_disjoint_boxes_and_max_output_caps():
+    model = _nms_model()
+    sess = InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(5)
+    for max_output, iou in ((1, 0.0), (100, 0.0), (100, 1.0), (0, 0.5), (-3, 0.5)):
+        _check(model, sess, _feeds(rng, 2, 30, 3, max_output, iou))
+
+
+def test_absent_optional_inputs_take_the_defaults():
+    rng = np.random.default_rng(6)
+    for inputs in (INPUTS[:2], INPUTS[:3], ("boxes", "scores", "max_output", "", "score")):
+        model = _nms_model(inputs)
+        _check(model, InferenceSession(model.SerializeToString()), _feeds(rng, 2, 12, 3, 5))
+
+
+def test_constant_thresholds_and_no_boxes():
+    consts = {"max_output": np.array([2], np.int64), "iou": np.array([0.5], np.float32),
+              "score": np.array([0.1], np.float32)}
+    model = _nms_model(initializers=consts, classes=2)
+    sess = InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(7)
+    _check(model, sess, _feeds(rng, 3, 20, 2))
+    assert _check(model, sess, _feeds(rng, 2, 0, 2)).shape == (0, 3)
+
+
+@pytest.mark.parametrize("iou", [-0.1, 1.5, float("nan")])
+def test_iou_threshold_outside_0_1_is_an_input_error(iou):
+    model = _nms_model()
+    sess = InferenceSession(model.SerializeToString())
+    with pytest.raises(InputError, match=r"iou_threshold must be in \[0, 1\]"):
+        sess.run(None, _feeds(np.random.default_rng(8), 1, 5, 3, iou=iou))
