@@ -49,8 +49,6 @@ _REASONS = {
     "random": "random sampling: not reproducible, not used by inference graphs",
     "string": "string tensors",
     "signal/detection": "signal processing, detection and image decoding: outside the CNN + transformer scope",
-    "data-dependent shape": "output shape depends on input values; the static memory plan needs shapes "
-                            "computable from input shapes",
     "runtime shape argument": "a shape-determining argument other than a ConstantOfShape / Expand shape, Tile "
                               "repeats or TopK k (which bind dims from values) fed as a graph input or computed "
                               "from its values: Reshape shape, Reduce/Squeeze/Unsqueeze axes, Slice/Pad/Range/"
@@ -78,7 +76,6 @@ _GROUPS = {
     "string": "StringConcat StringNormalizer StringSplit RegexFullMatch TfIdfVectorizer",
     "signal/detection": "DFT STFT MelWeightMatrix BlackmanWindow HannWindow HammingWindow ImageDecoder "
                         "RoiAlign MaxRoiPool GridSample AffineGrid DeformConv Col2Im CenterCropPad",
-    "data-dependent shape": "Unique",
 }
 # op type -> (group, reason): operators PyFlameRT deliberately does not compile
 DELIBERATELY_UNSUPPORTED = {op: (group, _REASONS[group]) for group, ops in _GROUPS.items() for op in ops.split()}
