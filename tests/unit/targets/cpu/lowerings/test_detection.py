@@ -8,9 +8,12 @@ from onnx import helper
 
 from conftest import make_model, ort_run
 from pyflame_rt import InferenceSession
+from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.dialects.reference import evaluate
+from pyflame_rt.executable import Executable
 from pyflame_rt.errors import InputError
 from pyflame_rt.importers.onnx import from_onnx
+from pyflame_rt.options import OptLevel
 
 INPUTS = ("boxes", "scores", "max_output", "iou", "score")
 
@@ -96,3 +99,11 @@ def test_iou_threshold_outside_0_1_is_an_input_error(iou):
     sess = InferenceSession(model.SerializeToString())
     with pytest.raises(InputError, match=r"iou_threshold must be in \[0, 1\]"):
         sess.run(None, _feeds(np.random.default_rng(8), 1, 5, 3, iou=iou))
+
+
+def test_checked_build_selects_the_same_without_a_violation():
+    model = _nms_model(center_point_box=1)
+    exe = Executable(compile_model(model, CompileOptions(checked=True, opt_level=OptLevel.NONE)))
+    feeds = _feeds(np.random.default_rng(9), 2, 33, 3, max_output=6, center=True)
+    (got,) = exe.run([feeds[name] for name in INPUTS])
+    np.testing.assert_array_equal(got, ort_run(model, feeds)[0])

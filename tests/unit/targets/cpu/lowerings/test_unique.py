@@ -8,8 +8,11 @@ from onnx import helper
 
 from conftest import make_model, ort_run
 from pyflame_rt import InferenceSession
+from pyflame_rt.compiler import CompileOptions, compile_model
 from pyflame_rt.dialects.reference import evaluate
+from pyflame_rt.executable import Executable
 from pyflame_rt.importers.onnx import from_onnx
+from pyflame_rt.options import OptLevel
 
 OUTPUTS = ("y", "indices", "inverse", "counts")
 
@@ -57,3 +60,11 @@ def test_negative_zero_equals_zero_and_one_output():
     sess = InferenceSession(model.SerializeToString())
     _check(model, sess, np.array([-0.0, 1.5, 0.0, -2.0, 1.5], np.float32))
     assert _check(model, sess, np.zeros(0, np.float32))[0].shape == (0,)
+
+
+def test_checked_build_finds_the_same_without_a_violation():
+    model = _unique_model([3, "n"], np.int64, sorted=0, axis=1)
+    exe = Executable(compile_model(model, CompileOptions(checked=True, opt_level=OptLevel.NONE)))
+    x = np.random.default_rng(3).integers(0, 2, (3, 17))
+    for g, w in zip(exe.run([x]), ort_run(model, {"x": x})):
+        np.testing.assert_array_equal(g, w)
