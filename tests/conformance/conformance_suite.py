@@ -75,7 +75,7 @@ _GROUPS = {
     "random": "Bernoulli Multinomial RandomNormal RandomNormalLike RandomUniform RandomUniformLike",
     "string": "StringConcat StringNormalizer StringSplit RegexFullMatch TfIdfVectorizer",
     "signal/detection": "DFT STFT MelWeightMatrix BlackmanWindow HannWindow HammingWindow ImageDecoder "
-                        "RoiAlign MaxRoiPool GridSample AffineGrid DeformConv Col2Im CenterCropPad",
+                        "GridSample AffineGrid DeformConv Col2Im CenterCropPad",
 }
 # op type -> (group, reason): operators PyFlameRT deliberately does not compile
 DELIBERATELY_UNSUPPORTED = {op: (group, _REASONS[group]) for group, ops in _GROUPS.items() for op in ops.split()}

@@ -1,4 +1,4 @@
-"""Converters for the detection post-processing operators: NonMaxSuppression."""
+"""Converters for the detection operators: NonMaxSuppression, RoiAlign, MaxRoiPool."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,3 +27,35 @@ def _non_max_suppression(ctx: _NodeContext):
     count = ctx.importer.new_dim(f"{ctx.node.output[0]}_count")
     return ctx.emit(gd.NonMaxSuppressionOp, [ctx.input(0), ctx.input(1), max_output, iou, ctx.input(4)],
                     center_point_box=bool(center), count=count)
+
+
+_ROI_ALIGN_MODES = {"avg": "mean", "max": "max"}
+_COORDINATE_MODES = {"half_pixel": True, "output_half_pixel": False}
+
+
+@converter("RoiAlign")
+def _roi_align(ctx: _NodeContext):
+    """Opset 10 has no coordinate_transformation_mode: its regions are output_half_pixel ones."""
+    mode = ctx.attrs.get("mode", b"avg").decode()
+    coordinates = ctx.attrs.get("coordinate_transformation_mode", b"half_pixel" if ctx.opset >= 16 else
+                                b"output_half_pixel").decode()
+    if mode not in _ROI_ALIGN_MODES or coordinates not in _COORDINATE_MODES:
+        raise InvalidModelError(f"RoiAlign node '{ctx.node.name or ctx.node.output[0]}': mode must be avg or max "
+                                f"and coordinate_transformation_mode half_pixel or output_half_pixel, got "
+                                f"{mode!r} and {coordinates!r}")
+    return ctx.emit(gd.RoiAlignOp, [ctx.input(0), ctx.input(1), ctx.input(2)], mode=_ROI_ALIGN_MODES[mode],
+                    output_height=int(ctx.attrs.get("output_height", 1)),
+                    output_width=int(ctx.attrs.get("output_width", 1)),
+                    sampling_ratio=int(ctx.attrs.get("sampling_ratio", 0)),
+                    spatial_scale=float(ctx.attrs.get("spatial_scale", 1.0)),
+                    half_pixel=_COORDINATE_MODES[coordinates])
+
+
+@converter("MaxRoiPool")
+def _max_roi_pool(ctx: _NodeContext):
+    pooled = [int(v) for v in ctx.attrs.get("pooled_shape", [])]
+    if len(pooled) != 2:
+        raise InvalidModelError(f"MaxRoiPool node '{ctx.node.name or ctx.node.output[0]}': pooled_shape must have "
+                                f"2 values, got {pooled}")
+    return ctx.emit(gd.MaxRoiPoolOp, [ctx.input(0), ctx.input(1)], output_height=pooled[0], output_width=pooled[1],
+                    spatial_scale=float(ctx.attrs.get("spatial_scale", 1.0)))

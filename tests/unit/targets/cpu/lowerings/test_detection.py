@@ -1,7 +1,10 @@
-"""NonMaxSuppression compiled to native code vs onnxruntime and the numpy reference: both box
-formats, corners in either order, equal scores (lower box index first), with and without a score
-threshold, absent optional inputs, several batches and classes at two sizes from one artifact, no
-boxes; an IoU threshold outside [0, 1] -> InputError before any selection is returned."""
+"""NonMaxSuppression, RoiAlign and MaxRoiPool compiled to native code vs onnxruntime and the numpy
+reference. NonMaxSuppression: both box formats, corners in either order, equal scores (lower box
+index first), with and without a score threshold, absent optional inputs, several batches and
+classes at two sizes from one artifact, no boxes; an IoU threshold outside [0, 1] -> InputError.
+RoiAlign (opsets 10, 16, 22: avg / max, half_pixel / output_half_pixel, adaptive and fixed
+sampling) and MaxRoiPool at two sizes from one artifact; a batch index outside the input ->
+InputError, as is a region that is not finite (onnxruntime's checks)."""
 import numpy as np
 import pytest
 from onnx import helper
@@ -107,3 +110,73 @@ def test_checked_build_selects_the_same_without_a_violation():
     feeds = _feeds(np.random.default_rng(9), 2, 33, 3, max_output=6, center=True)
     (got,) = exe.run([feeds[name] for name in INPUTS])
     np.testing.assert_array_equal(got, ort_run(model, feeds)[0])
+
+
+def _regions(rng, count, height, width):
+    """Regions partly outside the image, some thinner than a pixel."""
+    corners = rng.uniform(-2, max(height, width) + 2, (count, 2, 2)).astype(np.float32)
+    return np.concatenate([corners.min(1), corners.max(1)], 1)
+
+
+def _roi_align_model(opset, **attrs):
+    node = helper.make_node("RoiAlign", ["x", "rois", "batch_indices"], ["y"], **attrs)
+    return make_model([node], [("x", ["N", 3, "H", "W"]), ("rois", ["R", 4]), ("batch_indices", ["R"], np.int64)],
+                      [("y", ["R", 3, None, None])], opset=opset)
+
+
+def _roi_feeds(rng, batch, height, width, count):
+    return {"x": rng.standard_normal((batch, 3, height, width)).astype(np.float32),
+            "rois": _regions(rng, count, height, width),
+            "batch_indices": rng.integers(0, batch, count).astype(np.int64)}
+
+
+@pytest.mark.parametrize("mode", ["avg", "max"])
+@pytest.mark.parametrize("opset, coordinates", [(10, None), (16, "half_pixel"), (16, "output_half_pixel"),
+                                                (22, "half_pixel")])
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+def test_roi_align_matches_onnxruntime_at_two_sizes(mode, opset, coordinates, sampling_ratio):
+    attrs = dict(mode=mode, output_height=3, output_width=2, sampling_ratio=sampling_ratio, spatial_scale=0.75)
+    if coordinates:
+        attrs["coordinate_transformation_mode"] = coordinates
+    model = _roi_align_model(opset, **attrs)
+    oracle = _roi_align_model(min(opset, 16), **attrs)  # onnxruntime implements RoiAlign up to opset 16
+    sess = InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(opset)
+    for batch, height, width, count in ((1, 6, 7, 3), (2, 11, 9, 8)):
+        feeds = _roi_feeds(rng, batch, height, width, count)
+        got, want = sess.run(None, feeds)[0], ort_run(oracle, feeds)[0]
+        imported = from_onnx(model)
+        assert got.shape == want.shape == (count, 3, 3, 2)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(evaluate(imported.module, imported.weights, feeds)[0], want, rtol=1e-5, atol=1e-6)
+
+
+def test_roi_align_bad_batch_index_and_nonfinite_region_are_input_errors():
+    model = _roi_align_model(16, output_height=2, output_width=2)
+    sess = InferenceSession(model.SerializeToString())
+    feeds = _roi_feeds(np.random.default_rng(1), 2, 5, 5, 3)
+    for bad in (2, -1):
+        with pytest.raises(InputError, match=r"RoiAlign: a region's batch index is outside \[0, N\)"):
+            sess.run(None, {**feeds, "batch_indices": np.array([0, bad, 1], np.int64)})
+    for bad in (np.nan, np.inf):
+        rois = feeds["rois"].copy()
+        rois[1, 2] = bad
+        with pytest.raises(InputError, match="RoiAlign: every rois value must be finite"):
+            sess.run(None, {**feeds, "rois": rois})
+
+
+def test_max_roi_pool_matches_onnxruntime_at_two_sizes():
+    node = helper.make_node("MaxRoiPool", ["x", "rois"], ["y"], pooled_shape=[2, 3], spatial_scale=0.5)
+    model = make_model([node], [("x", ["N", 3, "H", "W"]), ("rois", ["R", 5])], [("y", ["R", 3, 2, 3])])
+    sess = InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(2)
+    for batch, height, width, count in ((1, 5, 6, 2), (3, 12, 10, 7)):
+        x = rng.standard_normal((batch, 3, height, width)).astype(np.float32)
+        rois = np.concatenate([rng.integers(0, batch, (count, 1)), 2 * _regions(rng, count, height, width)], 1)
+        feeds = {"x": x, "rois": rois.astype(np.float32)}
+        want = ort_run(model, feeds)[0]
+        np.testing.assert_array_equal(sess.run(None, feeds)[0], want)
+        imported = from_onnx(model)
+        np.testing.assert_array_equal(evaluate(imported.module, imported.weights, feeds)[0], want)
+    with pytest.raises(InputError, match="MaxRoiPool: a region's batch index"):
+        sess.run(None, {"x": x, "rois": np.array([[batch, 0, 0, 2, 2]], np.float32)})
