@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.dialects import func
-from xdsl.dialects.builtin import IntegerType, f32, i64
+from xdsl.dialects import arith, func, llvm
+from xdsl.dialects.builtin import IntegerType, f32, i32, i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 from pyflame_rt.targets.cpu.kernels.sorting import merge_sort
 
 i1 = IntegerType(1)
+_INDEX_MASK = (1 << 32) - 1  # the box index bits of a rank key
 
 NMS_SELECT_FIELDS = ("boxes", "scores", "max_output", "iou", "score", "order", "selected", "counts", "status",
                      "code", "classes", "n")
@@ -72,11 +73,11 @@ def _fmax(kb, a, b):
 
 
 def nms_select_kernel(spec: NmsSpec) -> func.FuncOp:
-    """Work item (batch, class): the candidates' indices (score above the threshold, if any) into
-    order[item * 2n:], merge-sorted by falling score (ties keep the lower index first), then each
-    kept unless it overlaps one kept before, at most max(max_output, 0): their box indices into
-    selected[item * n:], their number into counts[item]. An IoU threshold outside [0, 1] (or NaN)
-    stores `code` to *status and selects nothing."""
+    """Work item (batch, class): the candidates (score above the threshold, if any) as rank keys
+    into order[item * 2n:], merge-sorted, then each kept unless it overlaps one kept before, at
+    most max(max_output, 0): their box indices into selected[item * n:], their number into
+    counts[item]. An IoU threshold outside [0, 1] (or NaN) stores `code` to *status and selects
+    nothing."""
     buffers = ("boxes", "scores", "max_output", "iou", "score", "order", "selected", "counts", "status")
     kb = KernelBuilder(spec.name, Signature.of(NMS_SELECT_FIELDS, buffers=buffers))
     f = kb.fields
@@ -92,33 +93,47 @@ def nms_select_kernel(spec: NmsSpec) -> func.FuncOp:
         scores = kb.gep(f["scores"], kb.mul(item.iv, n), f32)
         keys = kb.mul(item.iv, kb.add(n, n))
         with kb.loop(0, n, carried=[zero]) as cand:
-            m = cand.carried[0]
-            kb.store(cand.iv, f["order"], kb.add(keys, m), elem=i64)
+            m, score = cand.carried[0], kb.load(scores, cand.iv, elem=f32)
+            kb.store(_rank_key(kb, score, cand.iv), f["order"], kb.add(keys, m), elem=i64)
             if spec.score_threshold:
-                above = kb.fcmp("ogt", kb.load(scores, cand.iv, elem=f32), kb.load(f["score"], zero, elem=f32))
+                above = kb.fcmp("ogt", score, kb.load(f["score"], zero, elem=f32))
                 cand.next = [kb.add(m, kb.select(above, one, zero))]
             else:
                 cand.next = [kb.add(m, one)]
         m = cand.results[0]
-        sorted_at = merge_sort(kb, f["order"], keys, kb.add(keys, n), m, lambda x, y: kb.fcmp(
-            "ogt", kb.load(scores, x, elem=f32), kb.load(scores, y, elem=f32)))
+        sorted_at = merge_sort(kb, f["order"], keys, kb.add(keys, n), m, lambda x, y: kb.cmp("ult", x, y))
         kept = kb.mul(item.iv, n)
         with kb.loop(0, m, carried=[zero]) as cand:
             count = cand.carried[0]
 
             def consider():
-                box = kb.load(f["order"], kb.add(sorted_at, cand.iv), elem=i64)
+                box = kb.and_(kb.load(f["order"], kb.add(sorted_at, cand.iv), elem=i64), kb.const(_INDEX_MASK))
                 b = _Box(kb, boxes, box, spec.center_point_box)
                 with kb.loop(0, count, carried=[kb.const(0, i1)]) as prev:
-                    other = _Box(kb, boxes, kb.load(f["selected"], kb.add(kept, prev.iv), elem=i64),
-                                 spec.center_point_box)
-                    prev.next = [kb.or_(prev.carried[0], _overlaps(kb, other, b, iou))]
+                    def overlaps_kept():
+                        other = _Box(kb, boxes, kb.load(f["selected"], kb.add(kept, prev.iv), elem=i64),
+                                     spec.center_point_box)
+                        return [_overlaps(kb, other, b, iou)]
+
+                    prev.next = kb.if_else(prev.carried[0], lambda: [prev.carried[0]], overlaps_kept)
                 kb.store(box, f["selected"], kb.add(kept, count), elem=i64)  # count <= cand.iv < n
                 return [kb.add(count, kb.select(prev.results[0], zero, one))]
 
             cand.next = kb.if_else(kb.cmp("slt", count, max_output), consider, lambda: [count])
         kb.store(cand.results[0], f["counts"], item.iv, elem=i64)
     return kb.finish()
+
+
+def _rank_key(kb: KernelBuilder, score: SSAValue, index: SSAValue) -> SSAValue:
+    """An int64 whose unsigned order is falling score, then rising index (onnxruntime's order): the
+    score's bits (-0 made +0) mapped to an unsigned integer of the same order and inverted, above
+    the index."""
+    bits = kb.cast(llvm.BitcastOp, kb.fadd(score, kb.vconst(0.0, f32)), i32)
+    negative = kb.cmp("slt", bits, kb.const(0, i32))
+    ordered = kb.select(negative, kb._ins(arith.XOrIOp(bits, kb.const(-1, i32))),
+                        kb._ins(arith.XOrIOp(bits, kb.const(-(1 << 31), i32))))
+    falling = kb.cast(llvm.ZExtOp, kb._ins(arith.XOrIOp(ordered, kb.const(-1, i32))), i64)
+    return kb.or_(kb._ins(arith.ShLIOp(falling, kb.const(32))), index)
 
 
 def nms_total_kernel() -> func.FuncOp:

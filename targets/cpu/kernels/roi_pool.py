@@ -70,7 +70,10 @@ def _report_unless(kb: KernelBuilder, ok: SSAValue, f, code: str = "code") -> No
 
 
 def roi_align_kernel(spec: RoiAlignSpec) -> func.FuncOp:
-    kb = KernelBuilder(spec.name, Signature.of(ROI_ALIGN_FIELDS, buffers=("x", "rois", "batch_indices", "out", "status")))
+    """Region r of image batch_indices[r], corners rois[r * 4:] (x1, y1, x2, y2) scaled and shifted;
+    each cell the mean (or the largest weighted corner) of its grid of bilinear samples."""
+    buffers = ("x", "rois", "batch_indices", "out", "status")
+    kb = KernelBuilder(spec.name, Signature.of(ROI_ALIGN_FIELDS, buffers=buffers))
     f, fl = kb.fields, _Floats(kb)
     h, w, out_h, out_w, channels = f["height"], f["width"], f["out_h"], f["out_w"], f["channels"]
     zero, one = kb.const(0), kb.const(1)

@@ -19,8 +19,9 @@ OUTPUTS = ("y", "indices", "inverse", "counts")
 
 def _unique_model(shape, dtype=np.float32, outputs=OUTPUTS, **attrs):
     node = helper.make_node("Unique", ["x"], list(outputs), **attrs)
-    specs = {"y": ("y", [None] * (len(shape) if "axis" in attrs else 1), dtype), "indices": ("indices", [None], np.int64),
-             "inverse": ("inverse", [None], np.int64), "counts": ("counts", [None], np.int64)}
+    specs = {"y": ("y", [None] * (len(shape) if "axis" in attrs else 1), dtype),
+             "indices": ("indices", [None], np.int64), "inverse": ("inverse", [None], np.int64),
+             "counts": ("counts", [None], np.int64)}
     return make_model([node], [("x", shape, dtype)], [specs[o] for o in outputs], opset=11)
 
 
