@@ -27,29 +27,33 @@ _GROUP, _FIRST, _SIZE, _RANK = 2, 3, 4, 5  # scratch sections, in units of n
 class UniqueSpec:
     dtype: DType
     sorted: bool
+    single: bool  # slices of one element (outer = inner = 1): compared with one load each
 
     @property
     def name(self) -> str:
-        return f"unique_groups_{self.dtype.value}{'_sorted' if self.sorted else ''}"
+        return f"unique_groups_{self.dtype.value}{'_sorted' if self.sorted else ''}{'_single' if self.single else ''}"
 
 
 def _section(kb: KernelBuilder, k: int, index):
     return kb.add(kb.mul(kb.const(k), kb.fields["n"]), index)
 
 
-def _less(kb: KernelBuilder, t: Typed, x, y):
+def _less(kb: KernelBuilder, t: Typed, single: bool, x, y):
     """Whether slice x comes before slice y: at their first unequal element, x's is smaller."""
     f = kb.fields
+    if single:
+        return t.cmp("lt", t.load(f["in"], x), t.load(f["in"], y))
     n, inner = f["n"], f["inner"]
-    with kb.loop(0, kb.mul(f["outer"], inner), carried=[kb.const(0)]) as k:
-        state = k.carried[0]  # 0: equal so far, 1: x before y, 2: y before x
-        base = kb.mul(kb.mul(kb.div(k.iv, inner), n), inner)
-        offset = kb.rem(k.iv, inner)
-        a = t.load(f["in"], kb.add(base, kb.add(kb.mul(x, inner), offset)))
-        b = t.load(f["in"], kb.add(base, kb.add(kb.mul(y, inner), offset)))
-        decided = kb.select(t.cmp("lt", a, b), kb.const(1), kb.select(t.cmp("lt", b, a), kb.const(2), kb.const(0)))
-        k.next = [kb.select(kb.cmp("eq", state, kb.const(0)), decided, state)]
-    return kb.cmp("eq", k.results[0], kb.const(1))
+    with kb.loop(0, f["outer"], carried=[kb.const(0)]) as o:
+        base = kb.mul(kb.mul(o.iv, n), inner)
+        x_at, y_at = kb.add(base, kb.mul(x, inner)), kb.add(base, kb.mul(y, inner))
+        with kb.loop(0, inner, carried=list(o.carried)) as k:
+            state = k.carried[0]  # 0: equal so far, 1: x before y, 2: y before x
+            a, b = t.load(f["in"], kb.add(x_at, k.iv)), t.load(f["in"], kb.add(y_at, k.iv))
+            decided = kb.select(t.cmp("lt", a, b), kb.const(1), kb.select(t.cmp("lt", b, a), kb.const(2), kb.const(0)))
+            k.next = [kb.select(kb.cmp("eq", state, kb.const(0)), decided, state)]
+        o.next = list(k.results)
+    return kb.cmp("eq", o.results[0], kb.const(1))
 
 
 def unique_groups_kernel(spec: UniqueSpec) -> func.FuncOp:
@@ -61,12 +65,12 @@ def unique_groups_kernel(spec: UniqueSpec) -> func.FuncOp:
     work, n, zero, one = f["work"], f["n"], kb.const(0), kb.const(1)
     with kb.loop(0, n) as p:
         kb.store(p.iv, work, p.iv, elem=i64)
-    at = merge_sort(kb, work, zero, n, n, lambda x, y: _less(kb, t, x, y))
+    at = merge_sort(kb, work, zero, n, n, lambda x, y: _less(kb, t, spec.single, x, y))
     with kb.loop(0, n, carried=[zero]) as k:
         groups = k.carried[0]
         position = kb.load(work, kb.add(at, k.iv), elem=i64)
         previous = kb.load(work, kb.add(at, kb.max(kb.sub(k.iv, one), zero)), elem=i64)
-        starts = kb.or_(kb.cmp("eq", k.iv, zero), _less(kb, t, previous, position))
+        starts = kb.or_(kb.cmp("eq", k.iv, zero), _less(kb, t, spec.single, previous, position))
 
         def start_group():
             kb.store(position, work, _section(kb, _FIRST, groups), elem=i64)

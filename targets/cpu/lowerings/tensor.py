@@ -82,7 +82,7 @@ class LowerUnique(GraphToKernelPattern):
                                                                        numel(shape[axis + 1:]))
         f = {"in": L.loc(op.input), "work": L.new_buffer(dim_mul(n, 48)), "count": L.new_buffer(8), "n": n,
              "outer": outer, "inner": inner}
-        spec = UniqueSpec(dtype, op.sorted.value.data)
+        spec = UniqueSpec(dtype, op.sorted.value.data, outer == 1 and inner == 1)
         L.call(L.kernel(spec.name, lambda: unique_groups_kernel(spec)), [f[k] for k in UNIQUE_GROUPS_FIELDS], 1)
         L.bind_dims([op.count.data], f["count"], DType.INT64)
         f.update(out=L.result_loc(op.result), indices=L.result_loc(op.indices),
