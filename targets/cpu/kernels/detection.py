@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.dialects import arith, func, llvm
+from xdsl.dialects import arith, func
 from xdsl.dialects.builtin import IntegerType, f32, i32, i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
-from pyflame_rt.targets.cpu.kernels.sorting import merge_sort
+from pyflame_rt.targets.cpu.kernels.sorting import merge_sort, ordered_bits, packed_key
 
 i1 = IntegerType(1)
 _INDEX_MASK = (1 << 32) - 1  # the box index bits of a rank key
@@ -125,15 +125,8 @@ def nms_select_kernel(spec: NmsSpec) -> func.FuncOp:
 
 
 def _rank_key(kb: KernelBuilder, score: SSAValue, index: SSAValue) -> SSAValue:
-    """An int64 whose unsigned order is falling score, then rising index (onnxruntime's order): the
-    score's bits (-0 made +0) mapped to an unsigned integer of the same order and inverted, above
-    the index."""
-    bits = kb.cast(llvm.BitcastOp, kb.fadd(score, kb.vconst(0.0, f32)), i32)
-    negative = kb.cmp("slt", bits, kb.const(0, i32))
-    ordered = kb.select(negative, kb._ins(arith.XOrIOp(bits, kb.const(-1, i32))),
-                        kb._ins(arith.XOrIOp(bits, kb.const(-(1 << 31), i32))))
-    falling = kb.cast(llvm.ZExtOp, kb._ins(arith.XOrIOp(ordered, kb.const(-1, i32))), i64)
-    return kb.or_(kb._ins(arith.ShLIOp(falling, kb.const(32))), index)
+    """An int64 whose unsigned order is falling score, then rising index (onnxruntime's order)."""
+    return packed_key(kb, kb._ins(arith.XOrIOp(ordered_bits(kb, score), kb.const(-1, i32))), index)
 
 
 def nms_total_kernel() -> func.FuncOp:

@@ -1,9 +1,11 @@
-"""A stable sort of int64 keys inside a kernel: bottom-up merge sort, O(n log n) compares."""
+"""Sorting inside a kernel: a stable bottom-up merge sort of int64 keys (O(n log n) compares), and
+the order-preserving integer image of a float that packs a value and its position into one key."""
 from __future__ import annotations
 
 from typing import Callable
 
-from xdsl.dialects.builtin import i64
+from xdsl.dialects import arith, llvm
+from xdsl.dialects.builtin import f32, i32, i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder
@@ -40,3 +42,17 @@ def merge_sort(kb: KernelBuilder, buf: SSAValue, keys: SSAValue, spare: SSAValue
         swapped = kb.if_else(kb.cmp("slt", width, count), merge_pass, lambda: [src, dst])
         p.next = [*swapped, kb.add(width, width)]
     return p.results[0]
+
+
+def ordered_bits(kb: KernelBuilder, value: SSAValue) -> SSAValue:
+    """An i32 whose unsigned order is the order of the float32 `value` (-0 counted as +0): the
+    sign bit flipped for positive floats, every bit for negative ones."""
+    bits = kb.cast(llvm.BitcastOp, kb.fadd(value, kb.vconst(0.0, f32)), i32)
+    negative = kb.cmp("slt", bits, kb.const(0, i32))
+    return kb.select(negative, kb._ins(arith.XOrIOp(bits, kb.const(-1, i32))),
+                     kb._ins(arith.XOrIOp(bits, kb.const(-(1 << 31), i32))))
+
+
+def packed_key(kb: KernelBuilder, high: SSAValue, index: SSAValue) -> SSAValue:
+    """(high as unsigned 32 bits) << 32 | index: unsigned order is high's, then the index's."""
+    return kb.or_(kb._ins(arith.ShLIOp(kb.cast(llvm.ZExtOp, high, i64), kb.const(32))), index)

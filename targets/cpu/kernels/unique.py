@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xdsl.dialects import func
-from xdsl.dialects.builtin import i64
+from xdsl.dialects import arith, func, llvm
+from xdsl.dialects.builtin import i32, i64
 
-from pyflame_rt.dtype import DType
+from pyflame_rt.dtype import SUB_BYTE_INTS, DType
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
-from pyflame_rt.targets.cpu.kernels.sorting import merge_sort
+from pyflame_rt.targets.cpu.kernels.sorting import merge_sort, ordered_bits, packed_key
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 UNIQUE_GROUPS_FIELDS = ("in", "work", "count", "n", "outer", "inner")
@@ -32,6 +32,56 @@ class UniqueSpec:
     @property
     def name(self) -> str:
         return f"unique_groups_{self.dtype.value}{'_sorted' if self.sorted else ''}{'_single' if self.single else ''}"
+
+    @property
+    def packed(self) -> bool:
+        """Whether the sort keys are the values and positions packed (single elements of at most
+        32 bits): a merge step compares two keys, no loads of the values."""
+        return self.single and self.dtype.itemsize <= 4 and self.dtype not in SUB_BYTE_INTS
+
+
+class _PositionKeys:
+    """Sort keys that are the positions; compares read the slices."""
+
+    def __init__(self, kb: KernelBuilder, spec: UniqueSpec):
+        self.kb, self.t, self.single = kb, Typed(kb, spec.dtype, 1), spec.single
+
+    def key(self, position):
+        return position
+
+    def before(self, x, y):
+        return _less(self.kb, self.t, self.single, x, y)
+
+    def position(self, key):
+        return key
+
+    def differ(self, earlier, later):
+        """Whether sorted neighbours hold different slices."""
+        return self.before(earlier, later)
+
+
+class _PackedKeys(_PositionKeys):
+    """Sort keys that are an element's order-preserving 32 bits above its position."""
+
+    def key(self, position):
+        kb, t = self.kb, self.t
+        v = t.load(kb.fields["in"], position)
+        if t.is_float:  # float32, or a narrower float computed in float32
+            high = ordered_bits(kb, v)
+        else:
+            wide = kb.cast(llvm.ZExtOp if t.unsigned else llvm.SExtOp, v, i64) if v.type != i64 else v
+            high = kb.trunc(wide if t.unsigned else kb.add(wide, kb.const(1 << 31)), i32)
+        return packed_key(kb, high, position)
+
+    def before(self, x, y):
+        return self.kb.cmp("ult", x, y)
+
+    def position(self, key):
+        return self.kb.and_(key, self.kb.const((1 << 32) - 1))
+
+    def differ(self, earlier, later):
+        kb = self.kb
+        return kb.cmp("ne", kb._ins(arith.ShRUIOp(earlier, kb.const(32))), kb._ins(arith.ShRUIOp(later, kb.const(32))))
 
 
 def _section(kb: KernelBuilder, k: int, index):
@@ -61,16 +111,17 @@ def unique_groups_kernel(spec: UniqueSpec) -> func.FuncOp:
     ascending order, record each group's first position and size, rank the groups (ascending, or
     by first position), and store their number to count[0]."""
     kb = KernelBuilder(spec.name, Signature.of(UNIQUE_GROUPS_FIELDS, buffers=("in", "work", "count")))
-    f, t = kb.fields, Typed(kb, spec.dtype, 1)
+    f, keys = kb.fields, (_PackedKeys if spec.packed else _PositionKeys)(kb, spec)
     work, n, zero, one = f["work"], f["n"], kb.const(0), kb.const(1)
     with kb.loop(0, n) as p:
-        kb.store(p.iv, work, p.iv, elem=i64)
-    at = merge_sort(kb, work, zero, n, n, lambda x, y: _less(kb, t, spec.single, x, y))
+        kb.store(keys.key(p.iv), work, p.iv, elem=i64)
+    at = merge_sort(kb, work, zero, n, n, keys.before)
     with kb.loop(0, n, carried=[zero]) as k:
         groups = k.carried[0]
-        position = kb.load(work, kb.add(at, k.iv), elem=i64)
+        key = kb.load(work, kb.add(at, k.iv), elem=i64)
         previous = kb.load(work, kb.add(at, kb.max(kb.sub(k.iv, one), zero)), elem=i64)
-        starts = kb.or_(kb.cmp("eq", k.iv, zero), _less(kb, t, spec.single, previous, position))
+        starts = kb.or_(kb.cmp("eq", k.iv, zero), keys.differ(previous, key))
+        position = keys.position(key)
 
         def start_group():
             kb.store(position, work, _section(kb, _FIRST, groups), elem=i64)

@@ -79,6 +79,19 @@ def test_iou_zero_keeps_only_disjoint_boxes_and_max_output_caps():
         _check(model, sess, _feeds(rng, 2, 30, 3, max_output, iou))
 
 
+def test_degenerate_boxes_and_equal_scores():
+    """Identical boxes, boxes without area (never suppress nor get suppressed), all scores equal,
+    -0 and +0 scores (equal: the lower index first)."""
+    model = _nms_model(INPUTS[:4], classes=2)
+    sess = InferenceSession(model.SerializeToString())
+    boxes = np.array([[[0, 0, 2, 2], [0, 0, 2, 2], [1, 1, 1, 3], [0, 0, 2, 2.1], [5, 5, 6, 6], [2, 2, 0, 0]]],
+                     np.float32)
+    scores = np.array([[[0.5] * 6, [0.0, -0.0, 0.0, -0.0, 0.0, 0.0]]], np.float32)
+    feeds = {"boxes": boxes, "scores": scores, "max_output": np.array([6], np.int64),
+             "iou": np.array([0.5], np.float32)}
+    assert len(_check(model, sess, feeds)) > 0
+
+
 def test_absent_optional_inputs_take_the_defaults():
     rng = np.random.default_rng(6)
     for inputs in (INPUTS[:2], INPUTS[:3], ("boxes", "scores", "max_output", "", "score")):
