@@ -9,7 +9,7 @@ from xdsl.dialects.builtin import IntegerType, f32, i32, i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
-from pyflame_rt.targets.cpu.kernels.sorting import merge_sort, ordered_bits, packed_key
+from pyflame_rt.targets.cpu.kernels.sorting import heapify, ordered_bits, packed_key, pop_min
 
 i1 = IntegerType(1)
 _INDEX_MASK = (1 << 32) - 1  # the box index bits of a rank key
@@ -74,10 +74,11 @@ def _fmax(kb, a, b):
 
 def nms_select_kernel(spec: NmsSpec) -> func.FuncOp:
     """Work item (batch, class): the candidates (score above the threshold, if any) as rank keys
-    into order[item * 2n:], merge-sorted, then each kept unless it overlaps one kept before, at
-    most max(max_output, 0): their box indices into selected[item * n:], their number into
-    counts[item]. An IoU threshold outside [0, 1] (or NaN) stores `code` to *status and selects
-    nothing."""
+    into a min-heap at order[item * n:]; popped best first, each kept unless it overlaps one kept
+    before, until max(max_output, 0) are kept (as onnxruntime's priority queue: no more of the
+    candidates is ordered than that takes): their box indices into selected[item * n:], their
+    number into counts[item]. An IoU threshold outside [0, 1] (or NaN) stores `code` to *status
+    and selects nothing."""
     buffers = ("boxes", "scores", "max_output", "iou", "score", "order", "selected", "counts", "status")
     kb = KernelBuilder(spec.name, Signature.of(NMS_SELECT_FIELDS, buffers=buffers))
     f = kb.fields
@@ -91,7 +92,7 @@ def nms_select_kernel(spec: NmsSpec) -> func.FuncOp:
         batch_boxes = kb.mul(kb.div(item.iv, f["classes"]), kb.mul(n, kb.const(4)))
         boxes = kb.gep(f["boxes"], batch_boxes, f32)
         scores = kb.gep(f["scores"], kb.mul(item.iv, n), f32)
-        keys = kb.mul(item.iv, kb.add(n, n))
+        keys = kb.mul(item.iv, n)
         with kb.loop(0, n, carried=[zero]) as cand:
             m, score = cand.carried[0], kb.load(scores, cand.iv, elem=f32)
             kb.store(_rank_key(kb, score, cand.iv), f["order"], kb.add(keys, m), elem=i64)
@@ -101,13 +102,14 @@ def nms_select_kernel(spec: NmsSpec) -> func.FuncOp:
             else:
                 cand.next = [kb.add(m, one)]
         m = cand.results[0]
-        sorted_at = merge_sort(kb, f["order"], keys, kb.add(keys, n), m, lambda x, y: kb.cmp("ult", x, y))
+        heapify(kb, f["order"], keys, m)
         kept = kb.mul(item.iv, n)
         with kb.loop(0, m, carried=[zero]) as cand:
             count = cand.carried[0]
 
             def consider():
-                box = kb.and_(kb.load(f["order"], kb.add(sorted_at, cand.iv), elem=i64), kb.const(_INDEX_MASK))
+                left = kb.sub(m, cand.iv)  # candidates still in the heap
+                box = kb.and_(pop_min(kb, f["order"], keys, left), kb.const(_INDEX_MASK))
                 b = _Box(kb, boxes, box, spec.center_point_box)
                 with kb.loop(0, count, carried=[kb.const(0, i1)]) as prev:
                     def overlaps_kept():

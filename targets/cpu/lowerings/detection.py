@@ -31,7 +31,7 @@ class LowerNonMaxSuppression(GraphToKernelPattern):
         f = {"boxes": L.loc(op.boxes), "scores": L.loc(op.scores), "max_output": L.loc(op.max_output),
              "iou": L.loc(op.iou_threshold),
              "score": L.loc(op.score_threshold) if op.score_threshold is not None else L.null_buffer,
-             "order": L.new_buffer(dim_mul(items, dim_mul(n, 16))),
+             "order": L.new_buffer(dim_mul(items, dim_mul(n, 8))),
              "selected": L.new_buffer(dim_mul(items, dim_mul(n, 8))),
              "counts": L.new_buffer(dim_mul(items, 8)), "status": status, "code": code, "classes": classes, "n": n,
              "total": L.new_buffer(8), "items": items}
