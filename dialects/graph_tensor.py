@@ -12,16 +12,16 @@ from typing import Sequence
 
 from xdsl.dialects.builtin import ArrayAttr, BoolAttr, FloatAttr, IntegerAttr, StringAttr, TensorType, f64, i64
 from xdsl.ir import Attribute, SSAValue
-from xdsl.irdl import irdl_op_definition, operand_def, prop_def, result_def, traits_def
+from xdsl.irdl import irdl_op_definition, operand_def, opt_prop_def, prop_def, result_def, traits_def
 from xdsl.traits import MemoryWriteEffect
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.assumptions import broadcast_dim, expand_dim
 from pyflame_rt.dialects.graph import (
-    AxisOp, GraphOp, UnaryOp, VariadicOp, axis_prop, dtype_of, same_dtype, static_shape,
-    tensor_type)
+    AxisOp, GraphOp, UnaryOp, VariadicOp, axis_prop, broadcast_shapes, dtype_of, normalize_axis, same_dtype,
+    static_shape, tensor_type)
 from pyflame_rt.dialects.graph_attrs import ElementTypeAttr, enum_attr
-from pyflame_rt.dialects.symbolic import Dim, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, numel, parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 
@@ -111,6 +111,46 @@ class NonZeroOp(UnaryOp):
 
     def infer_dtypes(self, dtypes):
         return [DType.INT64]
+
+
+@irdl_op_definition
+class UniqueOp(GraphOp):
+    """The distinct slices of `input` along `axis` (its elements, flattened, without one): `result`
+    holds them in ascending lexicographic order, or with `sorted` false in order of first
+    occurrence; `indices` the first position of each, `inverse_indices` each position's slice in
+    `result`, `counts` how often each occurs (int64). `count`, the number of distinct slices, is a
+    dim the run binds once it has found them (a data-dependent size)."""
+
+    name = "graph.unique"
+    input = operand_def(TensorType)
+    axis = opt_prop_def(IntegerAttr)
+    sorted = prop_def(BoolAttr)
+    count = prop_def(StringAttr)
+    result = result_def(TensorType)
+    indices = result_def(TensorType)
+    inverse_indices = result_def(TensorType)
+    counts = result_def(TensorType)
+    assembly_format = "$input attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input: SSAValue, result_types, *, axis: int | None, sorted: bool, count: str):
+        props = {"sorted": BoolAttr.from_bool(sorted), "count": StringAttr(count)}
+        if axis is not None:
+            props["axis"] = IntegerAttr(axis, i64)
+        super().__init__(operands=[input], result_types=list(result_types), properties=props)
+
+    def axis_in(self, rank: int) -> int | None:
+        """The axis in [0, rank), None for the flattened input."""
+        return None if self.axis is None else normalize_axis(self.axis.value.data, rank)
+
+    def infer_shapes(self, shapes):
+        x, count = shapes[0], parse_dim(self.count.data)
+        axis = self.axis_in(len(x))
+        if axis is None:
+            return [(count,), (count,), (numel(x),), (count,)]
+        return [(*x[:axis], count, *x[axis + 1:]), (count,), (x[axis],), (count,)]
+
+    def infer_dtypes(self, dtypes):
+        return [dtypes[0], DType.INT64, DType.INT64, DType.INT64]
 
 
 class IndexOp(GraphOp):
@@ -303,5 +343,5 @@ class BitCastOp(UnaryOp):
         return [to]
 
 
-TENSOR_OPS = [DimValuesOp, BindDimsOp, NonZeroOp, GatherOp, ConstantOfShapeOp, ExpandOp, RangeOp, TriluOp, EinsumOp,
-              BitCastOp]
+TENSOR_OPS = [DimValuesOp, BindDimsOp, NonZeroOp, UniqueOp, GatherOp, ConstantOfShapeOp, ExpandOp, RangeOp, TriluOp,
+              EinsumOp, BitCastOp]

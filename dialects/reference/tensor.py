@@ -44,6 +44,25 @@ def _nonzero(op, x):
     return out
 
 
+@reference(gt.UniqueOp)
+def _unique(op, x):
+    data = x[0]
+    axis = op.axis_in(data.ndim)
+    slices = data.reshape(-1, 1) if axis is None else np.moveaxis(data, axis, 0).reshape(data.shape[axis], -1)
+    keys = [tuple(row) for row in slices.tolist()]
+    first: dict[tuple, int] = {}
+    for position, key in enumerate(keys):
+        first.setdefault(key, position)
+    order = sorted(first) if op.sorted.value.data else list(first)
+    rank = {key: r for r, key in enumerate(order)}
+    positions = np.array([first[k] for k in order], np.int64)
+    picked = data.reshape(-1)[positions] if axis is None else np.take(data, positions, axis=axis)
+    bind_dims({op.count.data: len(order)})
+    inverse = np.array([rank[k] for k in keys], np.int64)
+    counts = np.bincount(inverse, minlength=len(order)).astype(np.int64)
+    return [picked, positions, inverse, counts]
+
+
 @reference(gt.ConstantOfShapeOp)
 def _constant_of_shape(op, x):
     return np.full(_dims(op.shape), op.value.value.data, DType(op.dtype.data).numpy)

@@ -48,8 +48,6 @@ _REASONS = {
     "random": "random sampling: not reproducible, not used by inference graphs",
     "string": "string tensors",
     "signal/detection": "signal processing, detection and image decoding: outside the CNN + transformer scope",
-    "data-dependent shape": "output shape depends on input values; the static memory plan needs shapes "
-                            "computable from input shapes",
     "runtime shape argument": "a shape-determining argument other than a ConstantOfShape / Expand / Reshape "
                               "shape, Tile repeats, TopK k, OneHot depth, Reduce / Squeeze / Unsqueeze axes, a "
                               "CumSum / CumProd axis or Slice/Pad/Range/Split parameters (which bind dims from "
@@ -78,8 +76,7 @@ _GROUPS = {
     "random": "Bernoulli Multinomial RandomNormal RandomNormalLike RandomUniform RandomUniformLike",
     "string": "StringConcat StringNormalizer StringSplit RegexFullMatch TfIdfVectorizer",
     "signal/detection": "DFT STFT MelWeightMatrix BlackmanWindow HannWindow HammingWindow ImageDecoder "
-                        "NonMaxSuppression RoiAlign MaxRoiPool GridSample AffineGrid DeformConv Col2Im",
-    "data-dependent shape": "Unique",
+                        "GridSample AffineGrid DeformConv Col2Im",
 }
 # op type -> (group, reason): operators PyFlameRT deliberately does not compile
 DELIBERATELY_UNSUPPORTED = {op: (group, _REASONS[group]) for group, ops in _GROUPS.items() for op in ops.split()}

@@ -1,5 +1,5 @@
-"""Gather, symbolic dim values, dims bound from values, ConstantOfShape, Expand, Range, Trilu and Einsum
-lowerings."""
+"""Gather, symbolic dim values, dims bound from values, NonZero, Unique, ConstantOfShape, Expand, Range, Trilu
+and Einsum lowerings."""
 from __future__ import annotations
 
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
@@ -12,6 +12,8 @@ from pyflame_rt.targets.cpu.kernels.indexing import (
     GATHER_FIELDS, TRILU_FIELDS, GatherSpec, RangeSpec, TriluSpec, count_nonzero_kernel, gather_kernel,
     nonzero_kernel, range_kernel, store_dims_kernel, store_dims_name, trilu_kernel)
 from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION
+from pyflame_rt.targets.cpu.kernels.unique import (
+    UNIQUE_GROUPS_FIELDS, UNIQUE_WRITE_FIELDS, UniqueSpec, unique_groups_kernel, unique_write_kernel)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.linalg import emit_matmul_rows
 from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows
@@ -63,6 +65,31 @@ class LowerNonZero(GraphToKernelPattern):
         L.bind_dims([op.count.data], count, DType.INT64)
         name = L.kernel(f"nonzero_{dtype.value}_r{len(shape)}", lambda: nonzero_kernel(dtype, len(shape)))
         L.call(name, [L.loc(op.input), L.result_loc(op.result), L.shapes[op.result][1], numel(shape), *shape], 1)
+
+
+class LowerUnique(GraphToKernelPattern):
+    """Two single-item kernels: the groups, their number into a buffer the run binds the results'
+    `count` dim from, then the four results the count sizes."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: gt.UniqueOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: gt.UniqueOp) -> None:
+        shape, dtype = L.shapes[op.input], L.dtype(op.input)
+        axis = op.axis_in(len(shape))
+        n, outer, inner = (numel(shape), 1, 1) if axis is None else (shape[axis], numel(shape[:axis]),
+                                                                       numel(shape[axis + 1:]))
+        f = {"in": L.loc(op.input), "work": L.new_buffer(dim_mul(n, 48)), "count": L.new_buffer(8), "n": n,
+             "outer": outer, "inner": inner}
+        spec = UniqueSpec(dtype, op.sorted.value.data, outer == 1 and inner == 1)
+        L.call(L.kernel(spec.name, lambda: unique_groups_kernel(spec)), [f[k] for k in UNIQUE_GROUPS_FIELDS], 1)
+        L.bind_dims([op.count.data], f["count"], DType.INT64)
+        f.update(out=L.result_loc(op.result), indices=L.result_loc(op.indices),
+                 inverse=L.result_loc(op.inverse_indices), counts=L.result_loc(op.counts),
+                 unique=L.shapes[op.counts][0])
+        name = L.kernel(f"unique_write_{dtype.value}", lambda: unique_write_kernel(dtype))
+        L.call(name, [f[k] for k in UNIQUE_WRITE_FIELDS], 1)
 
 
 class LowerGather(GraphToKernelPattern):
@@ -217,5 +244,5 @@ class LowerEinsum(GraphToKernelPattern):
             _permute(L, c_loc, mid, tuple(sizes[c] for c in mid), out_term, sizes, work, dst=out, to=dtype)
 
 
-PATTERNS = (LowerDimValues, LowerBindDims, LowerNonZero, LowerGather, LowerConstantOfShape, LowerExpand, LowerRange, LowerTrilu,
-            LowerEinsum)
+PATTERNS = (LowerDimValues, LowerBindDims, LowerNonZero, LowerUnique, LowerGather, LowerConstantOfShape, LowerExpand,
+            LowerRange, LowerTrilu, LowerEinsum)

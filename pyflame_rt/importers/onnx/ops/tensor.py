@@ -1,7 +1,7 @@
-"""Converters for Gather, ConstantOfShape, Expand, Range, Trilu, OneHot, Einsum, and the symbolic
-side of Reshape targets. Shape-valued inputs (shape, limit, k, depth) come from the import-time
-shape evaluation (`sym_input`) and may hold symbolic dims; those known only at run time are dims
-bound from their values, or (Range) computed by run_time_slices."""
+"""Converters for Gather, ConstantOfShape, NonZero, Compress, Unique, Expand, Range, Trilu, OneHot,
+Einsum, and the symbolic side of Reshape targets. Shape-valued inputs (shape, limit, k, depth) come
+from the import-time shape evaluation (`sym_input`) and may hold symbolic dims; those known only at
+run time are dims bound from their values, or (Range) computed by run_time_slices."""
 from __future__ import annotations
 
 import numpy as np
@@ -52,6 +52,15 @@ def _compress(ctx: _NodeContext):
     if "axis" not in ctx.attrs:
         (x,) = ctx.emit(graph.ReshapeOp, [x], shape=[-1])
     return ctx.emit(gt.GatherOp, [x, positions], axis=int(ctx.attrs.get("axis", 0)))
+
+
+@converter("Unique")
+def _unique(ctx: _NodeContext):
+    """The distinct count is a dim bound while the model runs, named after the first output."""
+    axis = ctx.attrs.get("axis")
+    count = ctx.importer.new_dim(f"{ctx.node.output[0]}_count")
+    return ctx.emit(gt.UniqueOp, [ctx.input(0)], axis=None if axis is None else int(axis),
+                    sorted=bool(ctx.attrs.get("sorted", 1)), count=count)
 
 
 @converter("Expand")
