@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pyflame_rt.errors import BackendError, InputError
-from pyflame_rt.options import SessionOptions
+from pyflame_rt.options import QuantConfig, SessionOptions
 from pyflame_rt.runtime import num_cores
 
 
@@ -113,15 +113,17 @@ def _time(fn, n: int) -> list[float]:
 
 def bench(model: str, batch: int = 1, dims: dict[str, int] | None = None, threads: int = 0,
           rounds: int = 5, runs_per_round: int = 10, warmup: int = 3, compare: str | None = "onnxruntime",
-          onnx_path: str | None = None, min_round_s: float = 0.0) -> BenchResult:
+          onnx_path: str | None = None, min_round_s: float = 0.0,
+          quantization: QuantConfig | None = None) -> BenchResult:
     """Median latencies over `rounds` interleaved rounds of `runs_per_round` runs per runtime, or more
     runs when a round would last less than `min_round_s` (a 0.15 ms model needs hundreds of
-    samples for a stable median on a shared machine; both runtimes get the same count)."""
+    samples for a stable median on a shared machine; both runtimes get the same count).
+    `quantization` compiles ours in reduced precision (onnxruntime runs the given model)."""
     from pyflame_rt.session import InferenceSession
 
     threads = threads or num_cores()
     t0 = time.perf_counter()
-    ours = InferenceSession(model, SessionOptions(num_threads=threads))
+    ours = InferenceSession(model, SessionOptions(num_threads=threads, quantization=quantization))
     compile_s = time.perf_counter() - t0 if not model.endswith(".pfm") else 0.0
     feeds = make_feeds(ours.get_inputs(), batch, dims or {})
     run_ours = lambda: ours.run(None, feeds)  # noqa: E731
