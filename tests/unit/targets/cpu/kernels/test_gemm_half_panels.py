@@ -94,3 +94,17 @@ def test_half_gemms_match_onnxruntime(cpu, config, panel, rng):
     assert _cosine(y, ort_run(model, {"x": x})[0]) >= (0.999 if panel.startswith("bf16") else 0.9999)
     gemms = {k for k in kernels_run(sess, {"x": x}) if k.startswith("gemm_")}
     assert gemms and all(k.endswith("_" + panel) for k in gemms), gemms
+
+
+@pytest.mark.slow
+def test_checked_build_has_no_violation(rng):
+    """Every access of the half GEMMs is inside its buffer: the half panels, and the A pack that
+    becomes bf16 pairs in place (zero-filled up to whole vectors within its rows)."""
+    from pyflame_rt.compiler import compile_model
+    from pyflame_rt.executable import Executable
+    from pyflame_rt.options import CompileOptions
+
+    model = _mlp(rng, 37, 40)
+    exe = Executable(compile_model(model, CompileOptions(checked=True, quantization=QuantConfig.bfloat16())))
+    x = rng.standard_normal((3, 37)).astype(np.float32)
+    assert _cosine(exe.run([x])[0], ort_run(model, {"x": x})[0]) >= 0.999
