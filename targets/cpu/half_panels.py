@@ -3,8 +3,8 @@
 `convert-to-fp16` / `convert-to-bf16` then `legalize-half-precision` leave a half-precision GEMM
 computing in float32 on half values: `matmul(cast<f32>(a: bf16), w)`, w folded from the bf16 copy
 of the weight. Such a GEMM loses nothing when its weight is stored in the half type (half the
-bytes, widened in the K loop), nor, for bf16 on a target with AVX512-BF16, when A is converted to
-bf16 for vdpbf16ps: both operands hold only half values, so every product is exact, and only the
+bytes, widened in the K loop), nor, for bf16 on a target with AMX or AVX512-BF16, when A is
+converted to bf16 for tdpbf16ps / vdpbf16ps: both operands hold only half values, so every product is exact, and only the
 float32 accumulation's order differs. The GEMM is recognized by what its operands hold, not by the
 compile's mode: A is a float32 Cast of a half value (through ops that only move data), and B's
 every value is one of the half type. Other GEMMs (float32 models, excluded layers) keep float32
@@ -42,6 +42,8 @@ def half_rounded_values(fn: func.FuncOp) -> dict[SSAValue, DType]:
 def panel_type(target: CPUTarget, a_half: DType | None, b: np.ndarray) -> PanelType:
     """The panel type of a GEMM whose A holds values of `a_half` (None: any float32) by constant `b`."""
     if a_half is DType.BFLOAT16 and _is_bfloat16(b):
+        if target.vector_width == 16 and {"amx-tile", "amx-bf16"} <= set(target.features):
+            return PanelType.BF16_TILES
         pairs = "avx512bf16" in target.features and target.vector_width == 16
         return PanelType.BF16_PAIRS if pairs else PanelType.BF16
     # float16 -> float32 is one instruction with F16C (else a library call per element)

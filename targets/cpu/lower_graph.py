@@ -479,7 +479,7 @@ class GraphLowering:
                                    small=isinstance(macs, int) and macs <= SMALL_GEMM_MACS, panel=panel)
         nr = spec.nr
         npanels = ("ceildiv", n, nr)
-        panel_rows = k if panel.group == 1 else ("ceildiv", k, panel.group)
+        panel_rows = k if panel.k_align == 1 else ("mul", ("ceildiv", k, panel.k_align), panel.k_align // panel.group)
         panel_elems = ("mul", panel_rows, ("mul", npanels, nr))  # in the panel's units
         b_bs = 0 if b_batch == 1 else panel_elems
         if b_packed is not None:

@@ -26,7 +26,7 @@ from enum import Enum
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import Float16Type, f32, i1, i16, i32
+from xdsl.dialects.builtin import Float16Type, f32, i1, i8, i16, i32
 from xdsl.ir import Attribute, SSAValue
 
 from pyflame_rt.dtype import DType
@@ -75,6 +75,13 @@ CONV_A_FIELDS = ("conv_c", "h", "wi", "oh", "ow", "kw", "sh", "sw", "dh", "dw", 
 GEMM_BUFFERS = ("a", "b", "c", "bias", "residual")
 
 
+# AMX tiles (BF16_TILES): 16 rows of 64 bytes; a C tile is 16 x 16 float32, an A tile 16 rows of
+# TILE_K bf16, a B tile TILE_K / 2 rows of 16 bf16 pairs. A register tile is 2 x 2 C tiles.
+TILE_ROWS = 16
+TILE_K = 32
+AMX_TILE_CONFIG = 64  # bytes of the ldtilecfg operand
+
+
 class PanelType(Enum):
     """The element type of packed B. Half panels (constant B only) hold half the bytes and are widened
     to float32 in the K loop (bf16 by a shift, f16 by vcvtph2ps), except BF16_PAIRS: rows of
@@ -85,17 +92,22 @@ class PanelType(Enum):
     F16 = "f16"
     BF16 = "bf16"
     BF16_PAIRS = "bf16x2"
+    BF16_TILES = "bf16amx"  # the pairs layout, K padded to whole AMX tiles, multiplied by tdpbf16ps
 
     @property
     def group(self) -> int:
         """Consecutive k in one unit of a panel row."""
-        return 2 if self is PanelType.BF16_PAIRS else 1
+        return 2 if self in (PanelType.BF16_PAIRS, PanelType.BF16_TILES) else 1
+
+    @property
+    def k_align(self) -> int:
+        """K is padded with zeros to a multiple of this: a B tile is TILE_K deep."""
+        return TILE_K if self is PanelType.BF16_TILES else self.group
 
     @property
     def unit(self) -> Attribute:
         """A panel row's element as the kernel loads it."""
-        return {PanelType.F32: f32, PanelType.F16: Float16Type(), PanelType.BF16: i16,
-                PanelType.BF16_PAIRS: i32}[self]
+        return {PanelType.F32: f32, PanelType.F16: Float16Type(), PanelType.BF16: i16}.get(self, i32)
 
     @property
     def unit_bytes(self) -> int:
@@ -157,6 +169,9 @@ class GemmSpec:
         """The register tile for the target; `small` (a GEMM of at most SMALL_GEMM_MACS) takes
         one-row tiles: no remainder-row variants, a fraction of the code to compile."""
         nvec = 2
+        if panel is PanelType.BF16_TILES:  # 2 x 2 tiles of 16 x 16 (width is 16); 192-row A blocks
+            return GemmSpec(width, nvec, 2 * TILE_ROWS, has_bias, activation, unit_a_cs, bias_per_row, residual,
+                            conv_a, mc_tiles=6, panel=panel)
         mr = 1 if small else max(1, min(8, (num_registers - nvec - 1) // nvec))
         return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row, residual=residual,
                         conv_a=conv_a, panel=panel)
@@ -167,7 +182,7 @@ def pack_b(b: np.ndarray, nr: int, panel: PanelType = PanelType.F32) -> np.ndarr
     (rounded to nearest even); BF16_PAIRS: [..., ceil(N/NR), ceil(K/2), NR, 2], K padded with zeros."""
     *batch, k, n = b.shape
     panels, g = -(-n // nr), panel.group
-    padded = np.zeros((*batch, -(-k // g) * g, panels * nr), dtype=np.float32)
+    padded = np.zeros((*batch, -(-k // panel.k_align) * panel.k_align, panels * nr), dtype=np.float32)
     padded[..., :k, :n] = b
     rows = padded.reshape(*batch, padded.shape[-2] // g, g, panels, nr)  # [..., K / g, g, panel, NR]
     packed = np.moveaxis(rows, (-4, -3, -2, -1), (-3, -1, -4, -2))  # [..., panel, K / g, NR, g]
@@ -259,7 +274,11 @@ class _GemmEmitter:
         self.a, self.bp, self.c, self.bias, self.res = (self.f[x] for x in ("a", "b", "c", "bias", "residual"))
         self.apack = kb.scratch(spec.mc * (spec.kc + A_ROW_PAD))  # per-thread stack: the packed A block
         self.zero = kb.fconst(0.0, spec.width)
-        self.pairs = spec.panel is PanelType.BF16_PAIRS
+        self.tiles = spec.panel is PanelType.BF16_TILES
+        self.pairs = self.tiles or spec.panel is PanelType.BF16_PAIRS  # A packed as bf16 pairs
+        if self.tiles:
+            self.ctile = kb.scratch(spec.mr * spec.nr)  # the register tile, stored by the C tiles
+            self._load_tile_config()
 
     def emit(self) -> func.FuncOp:
         kb, f = self.kb, self.f
@@ -270,19 +289,43 @@ class _GemmEmitter:
         blk_hi = kb.add(kb.div(kb.sub(kb.end, kb.const(1)), f["nblocks"]), kb.const(1))
         with kb.loop(blk_lo, blk_hi) as blk:
             self._row_block(self._row_block_at(blk.iv, m_tiles, mblocks), b_cold)
+        if self.tiles:
+            self._amx("tilerelease")
         return kb.finish()
+
+    def _amx(self, name: str, *args) -> None:
+        """An AMX intrinsic; tile operands are immediates (ints)."""
+        kb = self.kb
+        kb.call_intrinsic(f"llvm.x86.{name}", *(kb.const(a, i8) if isinstance(a, int) else a for a in args),
+                          result_type=None)
+
+    def _load_tile_config(self) -> None:
+        """ldtilecfg: palette 1, tiles 0-7 of TILE_ROWS rows x 64 bytes (C 0-3, A 4-5, B 6-7)."""
+        kb = self.kb
+        cfg = kb.scratch(AMX_TILE_CONFIG // 4, i32)
+        words = [1, 0, 0, 0] + [64 | 64 << 16] * 4 + [0] * 4 + [TILE_ROWS * 0x01010101] * 2 + [0] * 2
+        for i, word in enumerate(words):
+            kb.store(kb.const(word, i32), cfg, kb.const(i), elem=i32)
+        self._amx("ldtilecfg", cfg)
 
     def _b_is_cold(self, mblocks: SSAValue) -> SSAValue:
         """i1: B is worth prefetching panel by panel: one batch's packed B exceeds L2, or few row
         blocks reread it (otherwise it is reread from L2, and fetching into L1 evicts the panel in use)."""
         kb, f = self.kb, self.f
-        b_bytes = kb.mul(kb.mul(self._b_rows(f["k"]), f["npanels"]), kb.const(self.spec.nr * self.spec.panel.unit_bytes))
+        b_bytes = kb.mul(kb.mul(self._panel_rows(), f["npanels"]), kb.const(self.spec.nr * self.spec.panel.unit_bytes))
         return kb.or_(kb.cmp("sgt", b_bytes, kb.const(B_PREFETCH_MIN_BYTES)),
                       kb.cmp("sle", mblocks, kb.const(B_PREFETCH_COLD_BLOCKS)))
 
     def _b_rows(self, k: SSAValue) -> SSAValue:
         """Rows of a packed B panel for the first k of K: one per `panel.group` k."""
         return self.kb.ceil_div(k, 2) if self.pairs else k
+
+    def _panel_rows(self) -> SSAValue:
+        """Rows of a packed B panel: K padded to `panel.k_align`."""
+        kb, panel = self.kb, self.spec.panel
+        if panel.k_align == panel.group:
+            return self._b_rows(self.f["k"])
+        return kb.mul(kb.ceil_div(self.f["k"], panel.k_align), kb.const(panel.k_align // panel.group))
 
     # ------------------------------------------------------------------ row blocks
     def _row_block_at(self, blk: SSAValue, m_tiles: SSAValue, mblocks: SSAValue) -> _RowBlock:
@@ -333,8 +376,8 @@ class _GemmEmitter:
         stores C = activation(0 + bias + residual), as for any K."""
         kb, f = self.kb, self.f
         slices = kb.max(kb.const(1), kb.ceil_div(f["k"], self.spec.kc))
-        depth = kb.max(kb.const(1),
-                       kb.mul(kb.ceil_div(kb.ceil_div(f["k"], slices), LINE_FLOATS), kb.const(LINE_FLOATS)))
+        align = TILE_K if self.tiles else LINE_FLOATS  # tiles: every slice starts at a whole B tile
+        depth = kb.max(kb.const(1), kb.mul(kb.ceil_div(kb.ceil_div(f["k"], slices), align), kb.const(align)))
         with kb.loop(0, kb.max(f["k"], kb.const(1)), depth) as kl:
             self._k_slice(blk, self._k_slice_at(blk, kl.iv, depth), b_cold)
 
@@ -411,7 +454,7 @@ class _GemmEmitter:
         kb, f, w, nr = self.kb, self.f, self.spec.width, self.spec.nr
         col0 = kb.mul(index, kb.const(nr))
         ncols = kb.min(kb.const(nr), kb.sub(f["n"], col0))
-        panel_units = kb.mul(self._b_rows(f["k"]), kb.const(nr))
+        panel_units = kb.mul(self._panel_rows(), kb.const(nr))
         b_off = kb.add(kb.mul(blk.batch, f["b_bs"]), kb.mul(index, panel_units))
         lanes = [kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(ncols, kb.const(v * w))))
                  for v in range(self.spec.nvec)]
@@ -427,6 +470,10 @@ class _GemmEmitter:
         remainder rows do not, nor a small GEMM's one-row tiles (one variant: less code to compile)."""
         kb, spec = self.kb, self.spec
         nv = spec.nvec
+        if self.tiles:
+            with kb.loop(blk.lo, blk.hi, spec.mr) as tl:
+                self._amx_tile(blk, ks, p, tl.iv)
+            return
         if nv > 1 and spec.mr > 1:
             kb.if_else(kb.cmp("eq", p.ncols, kb.const(spec.nr - spec.width)),
                        lambda: self._full_tiles(blk, ks, p, nv - 1), lambda: self._full_tiles(blk, ks, p, nv))
@@ -488,6 +535,61 @@ class _GemmEmitter:
         return [kb.load(self.c, kb.add(t.c_rows[r], kb.const(v * w)), w) if full else
                 kb.masked_load(self.c, kb.add(t.c_rows[r], kb.const(v * w)), p.masks[v], w)
                 for r in range(t.rows) for v in range(t.nv)]
+
+    # ------------------------------------------------------------------ AMX tiles
+    def _amx_tile(self, blk: _RowBlock, ks: _KSlice, p: _Panel, first_row: SSAValue) -> None:
+        """mr (32) rows from first_row x the panel with 2 x 2 AMX tiles over the K slice, stored
+        to ctile, then through the epilogue for the rows that are real. A tile reads whole
+        TILE_K-deep chunks: past the slice, A's pack is zero (_pack_as_bf16_pairs); rows past the
+        block read stale pack rows, whose C rows are not stored."""
+        kb, nr, w = self.kb, self.spec.nr, self.spec.width
+        for c in range(4):
+            self._amx("tilezero", c)
+        a_first = kb.add(ks.a_origin, kb.mul(first_row, ks.a_rs))
+        a_stride, b_stride = kb.mul(ks.a_rs, kb.const(4)), kb.const(nr * 4)
+        with kb.loop(ks.r0, ks.r1, TILE_K // 2) as ch:
+            for i in range(2):
+                a_tile = kb.add(a_first, kb.add(kb.mul(kb.const(i * TILE_ROWS), ks.a_rs), ch.iv))
+                self._amx("tileloadd64", 4 + i, kb.gep(blk.a_ptr, a_tile, i32), a_stride)
+            for j in range(2):
+                b_tile = kb.add(p.b_off, kb.add(kb.mul(ch.iv, kb.const(nr)), kb.const(j * w)))
+                self._amx("tileloadd64", 6 + j, kb.gep(self.bp, b_tile, i32), b_stride)
+            for i in range(2):
+                for j in range(2):
+                    self._amx("tdpbf16ps", 2 * i + j, 4 + i, 6 + j)
+        for i in range(2):
+            for j in range(2):
+                dst = kb.gep(self.ctile, kb.const(i * TILE_ROWS * nr + j * w))
+                self._amx("tilestored64", 2 * i + j, dst, kb.const(nr * 4))
+        rows = kb.min(kb.const(self.spec.mr), kb.sub(blk.hi, first_row))
+        kb.if_else(kb.cmp("eq", p.lanes[-1], kb.const(w)),
+                   lambda: self._store_amx_rows(blk, ks, p, first_row, rows, True),
+                   lambda: self._store_amx_rows(blk, ks, p, first_row, rows, False))
+
+    def _store_amx_rows(self, blk: _RowBlock, ks: _KSlice, p: _Panel, first_row, rows, full: bool) -> None:
+        """C rows [first_row, first_row + rows) from ctile (plus the earlier slices' partial sums),
+        through the epilogue after the last slice. `full`: every column of the panel is real."""
+        kb, f, spec, w = self.kb, self.f, self.spec, self.spec.width
+        with kb.loop(0, rows) as r:
+            row = kb.add(first_row, r.iv)
+            c_row = kb.add(blk.c_base, kb.add(kb.mul(row, f["c_rs"]), p.col0))
+            row_bias = (kb.splat(kb.load(self.bias, kb.add(blk.bias_base, row)), w)
+                        if spec.has_bias and spec.bias_per_row else None)
+            for v in range(spec.nvec):
+                dst = kb.add(c_row, kb.const(v * w))
+                tile_sum = kb.load(self.ctile, kb.add(kb.mul(r.iv, kb.const(spec.nr)), kb.const(v * w)), w)
+
+                def store(v=v, dst=dst, tile_sum=tile_sum):
+                    partial = (lambda: [kb.load(self.c, dst, w)]) if full else \
+                        (lambda: [kb.masked_load(self.c, dst, p.masks[v], w)])
+                    acc = kb.if_else(ks.first, lambda: [tile_sum],
+                                     lambda: [kb.fadd(tile_sum, partial()[0])])[0]
+                    self._store_vector(p, acc, dst, v, row_bias, full, ks.last)
+                if full:
+                    store()
+                else:
+                    with kb.if_(kb.cmp("sgt", p.lanes[v], kb.const(0))):
+                        store()
 
     # ----------------------------------------------------------------- prefetches
     def _prefetch_next_a_rows(self, blk: _RowBlock, ks: _KSlice, t: _Tile) -> None:

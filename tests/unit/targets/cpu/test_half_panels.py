@@ -18,6 +18,7 @@ from pyflame_rt.targets.cpu.target import CPUTarget
 
 HOST = CPUTarget.host()
 BF16_CPU = CPUTarget(HOST.triple, "x86-64-v4", ("avx2", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512bf16"))
+AMX_CPU = CPUTarget(HOST.triple, "x86-64-v4", BF16_CPU.features + ("amx-bf16", "amx-tile"))
 V4 = CPUTarget.named("x86-64-v4")
 V2 = CPUTarget.named("x86-64-v2")
 
@@ -25,6 +26,7 @@ V2 = CPUTarget.named("x86-64-v2")
 def test_panel_type_follows_the_operands_and_the_features(rng):
     w = rng.standard_normal((8, 8)).astype(np.float32)
     bf16, f16 = w.astype(DType.BFLOAT16.numpy).astype(np.float32), w.astype(np.float16).astype(np.float32)
+    assert panel_type(AMX_CPU, DType.BFLOAT16, bf16) is PanelType.BF16_TILES
     assert panel_type(BF16_CPU, DType.BFLOAT16, bf16) is PanelType.BF16_PAIRS
     assert panel_type(V4, DType.BFLOAT16, bf16) is PanelType.BF16  # no AVX512-BF16: widened by a shift
     assert panel_type(V4, DType.FLOAT16, f16) is PanelType.F16
@@ -70,6 +72,6 @@ def test_channels_last_convolutions_reach_the_bf16_gemm(rng):
     x = rng.standard_normal((1, 9, 10, 10)).astype(np.float32)
     y, ref = sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0]
     assert float((y * ref).sum() / np.linalg.norm(y) / np.linalg.norm(ref)) >= 0.999
-    panel = "bf16x2" if "avx512bf16" in HOST.features else "bf16"
+    panel = panel_type(HOST, DType.BFLOAT16, np.zeros(1, np.float32)).value
     gemms = {k for k in kernels_run(sess, {"x": x}) if k.startswith("gemm_")}
     assert gemms and all(k.endswith(f"_conv_{panel}") for k in gemms), gemms

@@ -11,7 +11,9 @@ from xdsl.dialects.builtin import ModuleOp
 
 from conftest import kernels_run, make_model, ort_run
 from pyflame_rt import InferenceSession, SessionOptions
+from pyflame_rt.dtype import DType
 from pyflame_rt.quantization import QuantConfig
+from pyflame_rt.targets.cpu.half_panels import panel_type
 from pyflame_rt.targets.cpu.kernel_cache import _convert
 from pyflame_rt.targets.cpu.kernels.gemm import GemmSpec, PanelType, gemm_kernel, pack_b
 from pyflame_rt.targets.cpu.llvm_compile import to_llvm_ir
@@ -20,6 +22,10 @@ from pyflame_rt.targets.cpu.target import CPUTarget
 HOST = CPUTarget.host()
 AVX512_BF16 = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512bf16")
 AVX2 = ("avx", "avx2", "fma", "f16c")
+AMX = AVX512_BF16 + ("amx-tile", "amx-bf16")
+
+# the bf16 path the host runs: AMX tiles, vdpbf16ps, or bf16 storage widened to float32
+HOST_BF16 = panel_type(HOST, DType.BFLOAT16, np.zeros(1, np.float32)).value
 
 
 def test_bf16_pairs_layout_pads_odd_k_with_zeros(rng):
@@ -44,6 +50,8 @@ def test_half_panels_are_the_float32_layout_rounded(panel, rng):
 
 
 @pytest.mark.parametrize("panel,features,instructions", [
+    (PanelType.BF16_TILES, AMX, ("ldtilecfg", "tileloadd", "tdpbf16ps", "tilestored", "tilerelease",
+                                 "vcvtne2ps2bf16")),
     (PanelType.BF16_PAIRS, AVX512_BF16, ("vdpbf16ps", "vcvtne2ps2bf16")),
     (PanelType.BF16, AVX2, ("vpmovzxwd", "vpslld\t$16", "vfmadd231ps\t%ymm")),
     (PanelType.F16, AVX2, ("vcvtph2ps", "vfmadd231ps\t%ymm")),
@@ -78,7 +86,7 @@ def _cosine(a, b) -> float:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cpu,config,panel", [
-    ("host", QuantConfig.bfloat16(), "bf16x2" if "avx512bf16" in HOST.features else "bf16"),
+    ("host", QuantConfig.bfloat16(), HOST_BF16),
     ("x86-64-v3", QuantConfig.bfloat16(), "bf16"),
     ("x86-64-v3", QuantConfig.fp16(), "f16"),
 ])
