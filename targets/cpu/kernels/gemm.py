@@ -84,9 +84,10 @@ AMX_TILE_CONFIG = 64  # bytes of the ldtilecfg operand
 
 class PanelType(Enum):
     """The element type of packed B. Half panels (constant B only) hold half the bytes and are widened
-    to float32 in the K loop (bf16 by a shift, f16 by vcvtph2ps), except BF16_PAIRS: rows of
-    (k, k + 1) bf16 pairs, one 32-bit word per column, multiplied with vdpbf16ps by A converted to
-    bf16 pairs while it is packed (so always packed). Accumulation and epilogues are float32."""
+    to float32 in the K loop (bf16 by a shift, f16 by vcvtph2ps), except the bf16 pairs: rows of
+    (k, k + 1) bf16 pairs, one 32-bit word per column, multiplied by A converted to bf16 pairs while
+    it is packed (so always packed), with vdpbf16ps (BF16_PAIRS) or AMX tiles (BF16_TILES).
+    Accumulation and epilogues are float32."""
 
     F32 = "f32"
     F16 = "f16"
@@ -179,7 +180,8 @@ class GemmSpec:
 
 def pack_b(b: np.ndarray, nr: int, panel: PanelType = PanelType.F32) -> np.ndarray:
     """[..., K, N] -> [..., ceil(N/NR), K, NR] zero padded (compile-time packing), stored as `panel`
-    (rounded to nearest even); BF16_PAIRS: [..., ceil(N/NR), ceil(K/2), NR, 2], K padded with zeros."""
+    (rounded to nearest even); bf16 pairs: [..., ceil(N/NR), K' / 2, NR, 2], K zero padded to K'
+    (a multiple of panel.k_align)."""
     *batch, k, n = b.shape
     panels, g = -(-n // nr), panel.group
     padded = np.zeros((*batch, -(-k // panel.k_align) * panel.k_align, panels * nr), dtype=np.float32)
@@ -509,7 +511,7 @@ class _GemmEmitter:
 
     def _k_step(self, blk: _RowBlock, p: _Panel, t: _Tile, row: SSAValue, acc: list) -> list:
         """acc += A[rows, k] x B[k, panel] for packed B's row `row` (k, or the pair (2 row, 2 row + 1)):
-        one FMA (vdpbf16ps) per accumulator."""
+        one FMA (or vdpbf16ps) per accumulator."""
         kb, w, nr, panel = self.kb, self.spec.width, self.spec.nr, self.spec.panel
         brow = kb.add(p.b_off, kb.mul(row, kb.const(nr)))
         bvecs = [self._b_vector(kb.add(brow, kb.const(v * w))) for v in range(t.nv)]
@@ -576,20 +578,21 @@ class _GemmEmitter:
             row_bias = (kb.splat(kb.load(self.bias, kb.add(blk.bias_base, row)), w)
                         if spec.has_bias and spec.bias_per_row else None)
             for v in range(spec.nvec):
-                dst = kb.add(c_row, kb.const(v * w))
                 tile_sum = kb.load(self.ctile, kb.add(kb.mul(r.iv, kb.const(spec.nr)), kb.const(v * w)), w)
-
-                def store(v=v, dst=dst, tile_sum=tile_sum):
-                    partial = (lambda: [kb.load(self.c, dst, w)]) if full else \
-                        (lambda: [kb.masked_load(self.c, dst, p.masks[v], w)])
-                    acc = kb.if_else(ks.first, lambda: [tile_sum],
-                                     lambda: [kb.fadd(tile_sum, partial()[0])])[0]
-                    self._store_vector(p, acc, dst, v, row_bias, full, ks.last)
+                dst = kb.add(c_row, kb.const(v * w))
                 if full:
-                    store()
+                    self._store_amx_vector(ks, p, v, tile_sum, dst, row_bias, True)
                 else:
                     with kb.if_(kb.cmp("sgt", p.lanes[v], kb.const(0))):
-                        store()
+                        self._store_amx_vector(ks, p, v, tile_sum, dst, row_bias, False)
+
+    def _store_amx_vector(self, ks: _KSlice, p: _Panel, v: int, tile_sum, dst, row_bias, full: bool) -> None:
+        """C[dst] = the earlier slices' partial sum (none in the first) + this slice's, through the
+        epilogue after the last slice."""
+        kb, w = self.kb, self.spec.width
+        earlier = (lambda: kb.load(self.c, dst, w)) if full else (lambda: kb.masked_load(self.c, dst, p.masks[v], w))
+        acc = kb.if_else(ks.first, lambda: [tile_sum], lambda: [kb.fadd(tile_sum, earlier())])[0]
+        self._store_vector(p, acc, dst, v, row_bias, full, ks.last)
 
     # ----------------------------------------------------------------- prefetches
     def _prefetch_next_a_rows(self, blk: _RowBlock, ks: _KSlice, t: _Tile) -> None:
