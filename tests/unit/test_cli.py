@@ -81,6 +81,17 @@ def test_bench_min_round_ms_gives_both_runtimes_more_runs(tmp_path):
     assert "ratio ours/onnxruntime" in r.stdout
 
 
+@pytest.mark.slow
+def test_bench_quantize_compiles_ours_in_bf16():
+    """--quantize bf16: ours runs the bf16 model (a precision onnxruntime's float32 run shows as
+    a relative error above float32's, yet within bf16's)."""
+    r = _cli("bench", str(ROOT / "examples" / "mlp.onnx"), "--threads", "1", "--rounds", "1", "--runs", "2",
+             "--warmup", "1", "--quantize", "bf16")
+    assert r.returncode == 0, r.stderr
+    error = float(re.search(r"max relative error (\S+)", r.stdout).group(1))
+    assert 1e-5 < error < 2e-2
+
+
 def _free_port() -> int:
     import socket
 
