@@ -116,3 +116,17 @@ def test_checked_build_has_no_violation(rng):
     exe = Executable(compile_model(model, CompileOptions(checked=True, quantization=QuantConfig.bfloat16())))
     x = rng.standard_normal((3, 37)).astype(np.float32)
     assert _cosine(exe.run([x])[0], ort_run(model, {"x": x})[0]) >= 0.999
+
+
+@pytest.mark.slow
+def test_one_packed_half_matrix_per_batch(rng):
+    """A constant B of 3 matrices: each packed with its K padded (to whole tiles with AMX), the
+    batch stride counting the padding."""
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["y"])], [("x", [3, 40, 100])], [("y", [3, 40, 33])],
+                       {"w": rng.standard_normal((3, 100, 33)).astype(np.float32)})
+    sess = InferenceSession(model.SerializeToString(),
+                            SessionOptions(enable_profiling=True, quantization=QuantConfig.bfloat16()))
+    x = rng.standard_normal((3, 40, 100)).astype(np.float32)
+    assert _cosine(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0]) >= 0.999
+    gemms = {k for k in kernels_run(sess, {"x": x}) if k.startswith("gemm_")}
+    assert gemms and all(k.endswith("_" + HOST_BF16) for k in gemms), gemms
