@@ -123,7 +123,8 @@ def bench(model: str, batch: int = 1, dims: dict[str, int] | None = None, thread
           calibration: list[dict] | None = None) -> BenchResult:
     """Median latencies over `rounds` interleaved rounds of `runs_per_round` runs per runtime, or more
     runs when a round would last less than `min_round_s` (a 0.15 ms model needs hundreds of
-    samples for a stable median on a shared machine; both runtimes get the same count)."""
+    samples for a stable median on a shared machine; both runtimes get the same count).
+    `quantization` compiles ours in reduced precision (onnxruntime runs the given model)."""
     from pyflame_rt.session import InferenceSession
 
     threads = threads or num_cores()

@@ -9,6 +9,9 @@
 #include <unistd.h>
 #include <sched.h>
 #include <time.h>
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#endif
 
 /* ------------------------------------------------------------------ arena */
 
@@ -122,6 +125,15 @@ static void install_atfork(void) { pthread_atfork(NULL, NULL, after_fork_in_chil
 
 static int pool_is_stale(pfrt_pool *p) {
     return atomic_load_explicit(&p->fork_generation, memory_order_acquire) != atomic_load(&fork_generation);
+}
+
+int pfrt_request_amx(void) {
+#if defined(__linux__) && defined(__x86_64__)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 ? 0 : -1;
+#else
+    return -1;
+#endif
 }
 
 int pfrt_num_cores(void) {

@@ -38,6 +38,9 @@ int pfrt_pool_num_threads(pfrt_pool *pool);
    runs of one pool overlap; a call made from inside a task runs inline. */
 void pfrt_parallel_for(pfrt_pool *pool, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain);
 int pfrt_num_cores(void);
+/* Asks the OS for the AMX tile state (Linux: arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA), which
+   a process needs before its first tile instruction; process-wide, idempotent. 0 when granted. */
+int pfrt_request_amx(void);
 
 /* ---- one model run: its deadline, kernel events and first bounds violation ----
    pfrt_execute calls pfrt_run_kernel for every launch. Between kernels it

@@ -292,9 +292,11 @@ class KernelBuilder:
         name = ".".join([base, *(type_suffix(t) for t in (overloads or [rt]))])
         return self._ins(llvm.CallIntrinsicOp(name, list(args), [rt]))
 
-    def call_intrinsic(self, name: str, *args: SSAValue, result_type: Attribute) -> SSAValue:
-        """Call an LLVM intrinsic by its full name (a target's own, not overloaded: llvm.x86.*)."""
-        return self._ins(llvm.CallIntrinsicOp(name, list(args), [result_type]))
+    def call_intrinsic(self, name: str, *args: SSAValue, result_type: Attribute | None) -> SSAValue | None:
+        """Call an LLVM intrinsic by its full name (a target's own, not overloaded: llvm.x86.*);
+        result_type None: one that returns nothing."""
+        op = self._ins(llvm.CallIntrinsicOp(name, list(args), [result_type] if result_type else []))
+        return op if result_type else None
 
     def cast(self, op_cls, value: SSAValue, to: Attribute) -> SSAValue:
         """An llvm cast (sext, zext, trunc, sitofp, fpext, fptrunc, bitcast); vectors keep their width."""

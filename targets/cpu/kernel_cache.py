@@ -230,9 +230,11 @@ _CODEGEN_MODULES = frozenset(f"pyflame_rt.targets.cpu.{m}" for m in (
     "kernel_builder", "access_guard", "checked", "convert_to_llvm", "llvm_compile", "target"))
 # Imported by those but never a source of kernel code: the version (keyed on its own), errors,
 # the cache's storage, the worker processes, the CPU target's compile driver half (backend.py,
-# which target.py loads on first use: it runs lowerings and passes, not kernel generation).
+# which target.py loads on first use: it runs lowerings and passes, not kernel generation), the C
+# runtime (target.py asks it for the OS's AMX permission).
 _NOT_CODEGEN = frozenset({"pyflame_rt", "pyflame_rt.errors", "pyflame_rt.cache", "pyflame_rt.compiled_model",
-                          "pyflame_rt.targets.cpu.compile_workers", "pyflame_rt.targets.cpu.backend"})
+                          "pyflame_rt.targets.cpu.compile_workers", "pyflame_rt.targets.cpu.backend",
+                          "pyflame_rt.runtime"})
 
 
 @functools.lru_cache(maxsize=None)

@@ -32,10 +32,12 @@ from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.targets.cpu.access_guard import check_declaration
+from pyflame_rt.targets.cpu.half_panels import half_rounded_values, panel_type
 from pyflame_rt.targets.cpu.kernel_builder import checked_kernels
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
-    CONV_A_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, gemm_kernel, pack_b, pack_b_kernel, pad_bias)
+    CONV_A_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, PanelType, gemm_kernel, pack_b, pack_b_kernel,
+    pad_bias)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, RefuseUnsupported
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
@@ -142,6 +144,8 @@ class GraphLowering:
         # values that are strided views of another tensor's storage (a Slice read only by Transposes):
         # per-dim element strides; their readers pass these to the copy kernels
         self.strides: dict[SSAValue, list[Dim]] = {}
+        # float32 values holding only float16 / bfloat16 values: their GEMMs may take half panels
+        self.half_values = half_rounded_values(fn)
         # the kernel module; its weights: those of the graph the kernels read, and derived ones
         self.module = ModuleOp([])
         self.table = WeightTable(self.module)
@@ -390,7 +394,7 @@ class GraphLowering:
         for old, cast in zip(op.results, casts):
             new = cast.results[0]
             new.name_hint = old.name_hint
-            for table in (self.shapes, self.locs, self.strides, self.out_slot):
+            for table in (self.shapes, self.locs, self.strides, self.out_slot, self.half_values):
                 if old in table:
                     table[new] = table.pop(old)
             if old in self.in_place:
@@ -467,19 +471,22 @@ class GraphLowering:
         assert conv_a is None or self.conv_gemms, "an implicit im2col outside a model's convolutions"
         batches = dim_mul(batch, groups)  # GEMMs in this call: images x groups
         macs = dim_mul(batches, dim_mul(m, dim_mul(n, k)))
+        a_half = self.half_values.get(a) if isinstance(a, SSAValue) else None  # (a Loc: a batch-expanded copy)
+        panel = panel_type(self.target, a_half, b_const) if b_const is not None else PanelType.F32
         spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
                                    bias is not None or row_bias is not None, activation,
                                    unit_a_cs=a_strides[1] == 1, bias_per_row=row_bias is not None,
                                    residual=residual is not None, conv_a=self.conv_gemms,
-                                   small=isinstance(macs, int) and macs <= SMALL_GEMM_MACS)
+                                   small=isinstance(macs, int) and macs <= SMALL_GEMM_MACS, panel=panel)
         nr = spec.nr
         npanels = ("ceildiv", n, nr)
-        panel_elems = ("mul", k, ("mul", npanels, nr))
+        panel_rows = k if panel.k_align == 1 else ("mul", ("ceildiv", k, panel.k_align), panel.k_align // panel.group)
+        panel_elems = ("mul", panel_rows, ("mul", npanels, nr))  # in the panel's units
         b_bs = 0 if b_batch == 1 else panel_elems
         if b_packed is not None:
             b_loc = b_packed
         elif b_const is not None:
-            b_loc = self.add_weight("packed_b", pack_b(b_const.astype(np.float32), nr))
+            b_loc = self.add_weight("packed_b", pack_b(b_const.astype(np.float32), nr, panel))
         else:
             b_loc = self.new_buffer(("mul", b_batch, ("mul", panel_elems, 4)))
             pk = self.kernel(f"pack_b_{nr}", lambda: pack_b_kernel(nr))

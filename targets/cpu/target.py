@@ -51,7 +51,11 @@ class CPUTarget(Target):
     def host() -> "CPUTarget":
         init_llvm()
         feats = llvm.get_host_cpu_features()
-        enabled = tuple(sorted(k for k, v in feats.items() if v))
+        enabled = {k for k, v in feats.items() if v}
+        amx = {k for k in enabled if k.startswith("amx")}
+        if amx and not _os_permits_amx():
+            enabled -= amx
+        enabled = tuple(sorted(enabled))
         return CPUTarget(llvm.get_process_triple(), llvm.get_host_cpu_name(), enabled)
 
     @staticmethod
@@ -123,6 +127,12 @@ def _backend():
     """The compile half, loaded on first use (see the module's docstring)."""
     from pyflame_rt.targets.cpu import backend
     return backend
+
+
+def _os_permits_amx() -> bool:
+    """The OS hands a process the AMX tile state on request only; without it the host has no AMX."""
+    from pyflame_rt.runtime import lib
+    return lib.pfrt_request_amx() == 0
 
 
 def _matters(feature: str) -> bool:

@@ -95,6 +95,16 @@ def test_bench_int8_static_against_our_float32(tmp_path):
     assert r.returncode == 2 and "--compare supports onnxruntime and float32" in r.stderr
 
 
+def test_bench_quantize_compiles_ours_in_bf16():
+    """--quantize bf16: ours runs the bf16 model (a precision onnxruntime's float32 run shows as
+    a relative error above float32's, yet within bf16's)."""
+    r = _cli("bench", str(ROOT / "examples" / "mlp.onnx"), "--threads", "1", "--rounds", "1", "--runs", "2",
+             "--warmup", "1", "--quantize", "bf16")
+    assert r.returncode == 0, r.stderr
+    error = float(re.search(r"max relative error (\S+)", r.stdout).group(1))
+    assert 1e-5 < error < 2e-2
+
+
 def _free_port() -> int:
     import socket
 

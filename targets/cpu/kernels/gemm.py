@@ -22,14 +22,17 @@ MLP) compiles no pack at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import i1
-from xdsl.ir import SSAValue
+from xdsl.dialects.builtin import Float16Type, f32, i1, i8, i16, i32
+from xdsl.ir import Attribute, SSAValue
 
-from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
+from pyflame_rt.dtype import DType
+from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature, vec
 from pyflame_rt.targets.cpu.kernels.elementwise import activation_tag, epilogue as activation_epilogue
+from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 # FMA latency (4 cycles) x FMA ports (2): independent accumulators needed to keep the ports busy
 MIN_ACCUMULATORS = 8
@@ -72,6 +75,51 @@ CONV_A_FIELDS = ("conv_c", "h", "wi", "oh", "ow", "kw", "sh", "sw", "dh", "dw", 
 GEMM_BUFFERS = ("a", "b", "c", "bias", "residual")
 
 
+# AMX tiles (BF16_TILES): 16 rows of 64 bytes; a C tile is 16 x 16 float32, an A tile 16 rows of
+# TILE_K bf16, a B tile TILE_K / 2 rows of 16 bf16 pairs. A register tile is 2 x 2 C tiles.
+TILE_ROWS = 16
+TILE_K = 32
+AMX_TILE_CONFIG = 64  # bytes of the ldtilecfg operand
+
+
+class PanelType(Enum):
+    """The element type of packed B. Half panels (constant B only) hold half the bytes and are widened
+    to float32 in the K loop (bf16 by a shift, f16 by vcvtph2ps), except the bf16 pairs: rows of
+    (k, k + 1) bf16 pairs, one 32-bit word per column, multiplied by A converted to bf16 pairs while
+    it is packed (so always packed), with vdpbf16ps (BF16_PAIRS) or AMX tiles (BF16_TILES).
+    Accumulation and epilogues are float32."""
+
+    F32 = "f32"
+    F16 = "f16"
+    BF16 = "bf16"
+    BF16_PAIRS = "bf16x2"
+    BF16_TILES = "bf16amx"  # the pairs layout, K padded to whole AMX tiles, multiplied by tdpbf16ps
+
+    @property
+    def group(self) -> int:
+        """Consecutive k in one unit of a panel row."""
+        return 2 if self in (PanelType.BF16_PAIRS, PanelType.BF16_TILES) else 1
+
+    @property
+    def k_align(self) -> int:
+        """K is padded with zeros to a multiple of this: a B tile is TILE_K deep."""
+        return TILE_K if self is PanelType.BF16_TILES else self.group
+
+    @property
+    def unit(self) -> Attribute:
+        """A panel row's element as the kernel loads it."""
+        return {PanelType.F32: f32, PanelType.F16: Float16Type(), PanelType.BF16: i16}.get(self, i32)
+
+    @property
+    def unit_bytes(self) -> int:
+        return 2 if self in (PanelType.F16, PanelType.BF16) else 4
+
+    @property
+    def dtype(self) -> DType:
+        """How the panel is stored (numpy: `pack_b`)."""
+        return {PanelType.F32: DType.FLOAT32, PanelType.F16: DType.FLOAT16}.get(self, DType.BFLOAT16)
+
+
 @dataclass(frozen=True)
 class GemmSpec:
     """A GEMM kernel's compile-time shape. Cache blocking (BLIS order): a work item owns
@@ -93,6 +141,7 @@ class GemmSpec:
     kc: int = KC
     mc_tiles: int = 24
     nc_panels: int = 16
+    panel: PanelType = PanelType.F32
 
     @property
     def nr(self) -> int:
@@ -108,7 +157,7 @@ class GemmSpec:
                 f"_{activation_tag(self.activation)}"
                 f"_k{self.kc}m{self.mc_tiles}n{self.nc_panels}{'' if self.unit_a_cs else '_sa'}"
                 f"{'_rb' if self.bias_per_row else ''}{'_res' if self.residual else ''}"
-                f"{'_conv' if self.conv_a else ''}")
+                f"{'_conv' if self.conv_a else ''}{'' if self.panel is PanelType.F32 else '_' + self.panel.value}")
 
     @property
     def signature(self) -> Signature:
@@ -117,22 +166,29 @@ class GemmSpec:
     @staticmethod
     def for_target(width: int, num_registers: int, has_bias: bool, activation: str,
                    unit_a_cs: bool = True, bias_per_row: bool = False, residual: bool = False,
-                   conv_a: bool = False, small: bool = False) -> "GemmSpec":
+                   conv_a: bool = False, small: bool = False, panel: PanelType = PanelType.F32) -> "GemmSpec":
         """The register tile for the target; `small` (a GEMM of at most SMALL_GEMM_MACS) takes
         one-row tiles: no remainder-row variants, a fraction of the code to compile."""
         nvec = 2
+        if panel is PanelType.BF16_TILES:  # 2 x 2 tiles of 16 x 16 (width is 16); 192-row A blocks
+            return GemmSpec(width, nvec, 2 * TILE_ROWS, has_bias, activation, unit_a_cs, bias_per_row, residual,
+                            conv_a, mc_tiles=6, panel=panel)
         mr = 1 if small else max(1, min(8, (num_registers - nvec - 1) // nvec))
         return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row, residual=residual,
-                        conv_a=conv_a)
+                        conv_a=conv_a, panel=panel)
 
 
-def pack_b(b: np.ndarray, nr: int) -> np.ndarray:
-    """[..., K, N] -> [..., ceil(N/NR), K, NR] zero padded (compile-time packing)."""
+def pack_b(b: np.ndarray, nr: int, panel: PanelType = PanelType.F32) -> np.ndarray:
+    """[..., K, N] -> [..., ceil(N/NR), K, NR] zero padded (compile-time packing), stored as `panel`
+    (rounded to nearest even); bf16 pairs: [..., ceil(N/NR), K' / 2, NR, 2], K zero padded to K'
+    (a multiple of panel.k_align)."""
     *batch, k, n = b.shape
-    panels = -(-n // nr)
-    padded = np.zeros((*batch, k, panels * nr), dtype=np.float32)
-    padded[..., :n] = b
-    return np.ascontiguousarray(padded.reshape(*batch, k, panels, nr).swapaxes(-3, -2))
+    panels, g = -(-n // nr), panel.group
+    padded = np.zeros((*batch, -(-k // panel.k_align) * panel.k_align, panels * nr), dtype=np.float32)
+    padded[..., :k, :n] = b
+    rows = padded.reshape(*batch, padded.shape[-2] // g, g, panels, nr)  # [..., K / g, g, panel, NR]
+    packed = np.moveaxis(rows, (-4, -3, -2, -1), (-3, -1, -4, -2))  # [..., panel, K / g, NR, g]
+    return np.ascontiguousarray(packed.astype(panel.dtype.numpy)).reshape(*batch, panels, rows.shape[-4], nr * g)
 
 
 def pad_bias(bias: np.ndarray, nr: int) -> np.ndarray:
@@ -168,11 +224,14 @@ class _RowBlock:
 
 @dataclass(frozen=True)
 class _KSlice:
-    """Columns [k0, k1) of A (rows of B). A[row, k] is a_ptr[a_origin + row * a_rs + k], in place or
-    in the pack (row-major, rows pack_rs apart, first row the block's lo, first column k0)."""
+    """Columns [k0, k1) of A (rows [r0, r1) of packed B). A[row, k] is a_ptr[a_origin + row * a_rs + k],
+    in place or in the pack (row-major, rows pack_rs apart, first row the block's lo, first column
+    k0); with BF16 pairs, the pair (k, k + 1) is the word a_origin + row * a_rs + k / 2."""
 
     k0: SSAValue
     k1: SSAValue
+    r0: SSAValue     # the slice's rows of packed B (and, with BF16 pairs, words of a packed A row)
+    r1: SSAValue
     first: SSAValue  # i1: C holds no partial sums yet
     last: SSAValue   # i1: the epilogue runs after this slice
     pack_rs: SSAValue
@@ -217,6 +276,11 @@ class _GemmEmitter:
         self.a, self.bp, self.c, self.bias, self.res = (self.f[x] for x in ("a", "b", "c", "bias", "residual"))
         self.apack = kb.scratch(spec.mc * (spec.kc + A_ROW_PAD))  # per-thread stack: the packed A block
         self.zero = kb.fconst(0.0, spec.width)
+        self.tiles = spec.panel is PanelType.BF16_TILES
+        self.pairs = self.tiles or spec.panel is PanelType.BF16_PAIRS  # A packed as bf16 pairs
+        if self.tiles:
+            self.ctile = kb.scratch(spec.mr * spec.nr)  # the register tile, stored by the C tiles
+            self._load_tile_config()
 
     def emit(self) -> func.FuncOp:
         kb, f = self.kb, self.f
@@ -227,15 +291,43 @@ class _GemmEmitter:
         blk_hi = kb.add(kb.div(kb.sub(kb.end, kb.const(1)), f["nblocks"]), kb.const(1))
         with kb.loop(blk_lo, blk_hi) as blk:
             self._row_block(self._row_block_at(blk.iv, m_tiles, mblocks), b_cold)
+        if self.tiles:
+            self._amx("tilerelease")
         return kb.finish()
+
+    def _amx(self, name: str, *args) -> None:
+        """An AMX intrinsic; tile operands are immediates (ints)."""
+        kb = self.kb
+        kb.call_intrinsic(f"llvm.x86.{name}", *(kb.const(a, i8) if isinstance(a, int) else a for a in args),
+                          result_type=None)
+
+    def _load_tile_config(self) -> None:
+        """ldtilecfg: palette 1, tiles 0-7 of TILE_ROWS rows x 64 bytes (C 0-3, A 4-5, B 6-7)."""
+        kb = self.kb
+        cfg = kb.scratch(AMX_TILE_CONFIG // 4, i32)
+        words = [1, 0, 0, 0] + [64 | 64 << 16] * 4 + [0] * 4 + [TILE_ROWS * 0x01010101] * 2 + [0] * 2
+        for i, word in enumerate(words):
+            kb.store(kb.const(word, i32), cfg, kb.const(i), elem=i32)
+        self._amx("ldtilecfg", cfg)
 
     def _b_is_cold(self, mblocks: SSAValue) -> SSAValue:
         """i1: B is worth prefetching panel by panel: one batch's packed B exceeds L2, or few row
         blocks reread it (otherwise it is reread from L2, and fetching into L1 evicts the panel in use)."""
         kb, f = self.kb, self.f
-        b_bytes = kb.mul(kb.mul(f["k"], f["npanels"]), kb.const(self.spec.nr * 4))
+        b_bytes = kb.mul(kb.mul(self._panel_rows(), f["npanels"]), kb.const(self.spec.nr * self.spec.panel.unit_bytes))
         return kb.or_(kb.cmp("sgt", b_bytes, kb.const(B_PREFETCH_MIN_BYTES)),
                       kb.cmp("sle", mblocks, kb.const(B_PREFETCH_COLD_BLOCKS)))
+
+    def _b_rows(self, k: SSAValue) -> SSAValue:
+        """Rows of a packed B panel for the first k of K: one per `panel.group` k."""
+        return self.kb.ceil_div(k, 2) if self.pairs else k
+
+    def _panel_rows(self) -> SSAValue:
+        """Rows of a packed B panel: K padded to `panel.k_align`."""
+        kb, panel = self.kb, self.spec.panel
+        if panel.k_align == panel.group:
+            return self._b_rows(self.f["k"])
+        return kb.mul(kb.ceil_div(self.f["k"], panel.k_align), kb.const(panel.k_align // panel.group))
 
     # ------------------------------------------------------------------ row blocks
     def _row_block_at(self, blk: SSAValue, m_tiles: SSAValue, mblocks: SSAValue) -> _RowBlock:
@@ -269,7 +361,7 @@ class _GemmEmitter:
         """i1: A is read in place, not packed: only with unit column stride and no implicit im2col,
         and only when the pack would not pay (few panels reuse it, or rows of one or two lines)."""
         kb, f = self.kb, self.f
-        if not self.spec.unit_a_cs:
+        if not self.spec.unit_a_cs or self.pairs:
             return kb.const(0, i1)
         is_matrix = self._a_is_matrix() if self.spec.conv_a else None
         in_place_pays = kb.or_(kb.cmp("sle", kb.sub(p_hi, p_lo), kb.const(DIRECT_A_MAX_PANELS)),
@@ -286,8 +378,8 @@ class _GemmEmitter:
         stores C = activation(0 + bias + residual), as for any K."""
         kb, f = self.kb, self.f
         slices = kb.max(kb.const(1), kb.ceil_div(f["k"], self.spec.kc))
-        depth = kb.max(kb.const(1),
-                       kb.mul(kb.ceil_div(kb.ceil_div(f["k"], slices), LINE_FLOATS), kb.const(LINE_FLOATS)))
+        align = TILE_K if self.tiles else LINE_FLOATS  # tiles: every slice starts at a whole B tile
+        depth = kb.max(kb.const(1), kb.mul(kb.ceil_div(kb.ceil_div(f["k"], slices), align), kb.const(align)))
         with kb.loop(0, kb.max(f["k"], kb.const(1)), depth) as kl:
             self._k_slice(blk, self._k_slice_at(blk, kl.iv, depth), b_cold)
 
@@ -301,17 +393,20 @@ class _GemmEmitter:
         last = kb.cmp("eq", k1, f["k"])
         pack_rs = kb.add(kb.mul(kb.ceil_div(kb.sub(k1, k0), A_ROW_PAD), kb.const(A_ROW_PAD)), kb.const(A_ROW_PAD))
         a_rs = kb.select(blk.direct, f["a_rs"], pack_rs)
-        a_origin = kb.select(blk.direct, blk.a_base, kb.sub(kb.const(0), kb.add(kb.mul(blk.lo, pack_rs), k0)))
-        return _KSlice(k0, k1, first, last, pack_rs, a_rs, a_origin)
+        r0, r1 = self._b_rows(k0), self._b_rows(k1)  # k0 is a multiple of LINE_FLOATS: even
+        a_origin = kb.select(blk.direct, blk.a_base, kb.sub(kb.const(0), kb.add(kb.mul(blk.lo, pack_rs), r0)))
+        return _KSlice(k0, k1, r0, r1, first, last, pack_rs, a_rs, a_origin)
 
     def _k_slice(self, blk: _RowBlock, ks: _KSlice, b_cold: SSAValue) -> None:
         kb, f = self.kb, self.f
         kb.if_else(blk.direct, lambda: None, lambda: kb.if_else(
             self._a_is_matrix(), lambda: self._pack_matrix_a(blk, ks),
             lambda: self._pack_conv_a(blk, ks)) if self.spec.conv_a else self._pack_matrix_a(blk, ks))
+        if self.pairs:
+            self._pack_as_bf16_pairs(blk, ks)
         # each row tile's share of the next panel's B slice (the same for every panel)
         tiles = kb.ceil_div(kb.sub(blk.hi, blk.lo), self.spec.mr)
-        b_share = kb.ceil_div(kb.sub(ks.k1, ks.k0), kb.max(tiles, kb.const(1)))
+        b_share = kb.ceil_div(kb.sub(ks.r1, ks.r0), kb.max(tiles, kb.const(1)))
         b_prefetch_pays = kb.and_(kb.cmp("sle", b_share, kb.const(B_PREFETCH_MAX_LINES)), b_cold)
         with kb.loop(blk.p_lo, blk.p_hi) as pl:
             self._panel(blk, ks, self._panel_at(blk, pl.iv, b_share, b_prefetch_pays))
@@ -338,16 +433,35 @@ class _GemmEmitter:
                     v = kb.load(self.a, kb.add(src, kb.mul(pk.iv, f["a_cs"])))
                     kb.store(v, self.apack, kb.add(dst, pk.iv))
 
+    def _pack_as_bf16_pairs(self, blk: _RowBlock, ks: _KSlice) -> None:
+        """Each packed row's floats [k0, k1) -> bf16 pairs (vcvtne2ps2bf16, nearest even) in place:
+        word j of the row holds columns k0 + 2j (low half) and k0 + 2j + 1. The row is first
+        zero-filled up to a whole number of 2w floats (within pack_rs), so an odd K's last pair
+        is (x, 0). Word j is written after floats [2j, 2j + 2w) are read, never before."""
+        kb, w = self.kb, self.spec.width
+        n = kb.sub(ks.k1, ks.k0)
+        n_even = kb.mul(kb.ceil_div(n, 2 * w), kb.const(2 * w))
+        with kb.loop(blk.lo, blk.hi) as pr:
+            row = kb.mul(kb.sub(pr.iv, blk.lo), ks.pack_rs)
+            kb.fill(self.apack, row, n, n_even, 0.0, w)
+            with kb.loop(0, n_even, 2 * w) as j:
+                lo = kb.load(self.apack, kb.add(row, j.iv), w)
+                hi = kb.load(self.apack, kb.add(row, kb.add(j.iv, kb.const(w))), w)
+                pairs = kb.call_intrinsic(f"llvm.x86.avx512bf16.cvtne2ps2bf16.{w * 32}", hi, lo,
+                                          result_type=vec(2 * w, i16))
+                kb.store(pairs, self.apack, kb.add(kb.mul(row, kb.const(2)), j.iv), elem=i16)
+
     # --------------------------------------------------------------------- panels
     def _panel_at(self, blk: _RowBlock, index: SSAValue, b_share: SSAValue, b_prefetch_pays: SSAValue) -> _Panel:
         kb, f, w, nr = self.kb, self.f, self.spec.width, self.spec.nr
         col0 = kb.mul(index, kb.const(nr))
         ncols = kb.min(kb.const(nr), kb.sub(f["n"], col0))
-        b_off = kb.add(kb.mul(blk.batch, f["b_bs"]), kb.mul(index, kb.mul(f["k"], kb.const(nr))))
+        panel_units = kb.mul(self._panel_rows(), kb.const(nr))
+        b_off = kb.add(kb.mul(blk.batch, f["b_bs"]), kb.mul(index, panel_units))
         lanes = [kb.max(kb.const(0), kb.min(kb.const(w), kb.sub(ncols, kb.const(v * w))))
                  for v in range(self.spec.nvec)]
         masks = [kb.lane_mask(n, w) for n in lanes]
-        next_b = kb.add(b_off, kb.mul(f["k"], kb.const(nr)))
+        next_b = kb.add(b_off, panel_units)
         prefetch_b = kb.and_(kb.cmp("slt", kb.add(index, kb.const(1)), blk.p_hi), b_prefetch_pays)
         return _Panel(col0, ncols, b_off, lanes, masks, next_b, prefetch_b, b_share)
 
@@ -358,6 +472,10 @@ class _GemmEmitter:
         remainder rows do not, nor a small GEMM's one-row tiles (one variant: less code to compile)."""
         kb, spec = self.kb, self.spec
         nv = spec.nvec
+        if self.tiles:
+            with kb.loop(blk.lo, blk.hi, spec.mr) as tl:
+                self._amx_tile(blk, ks, p, tl.iv)
+            return
         if nv > 1 and spec.mr > 1:
             kb.if_else(kb.cmp("eq", p.ncols, kb.const(spec.nr - spec.width)),
                        lambda: self._full_tiles(blk, ks, p, nv - 1), lambda: self._full_tiles(blk, ks, p, nv))
@@ -387,21 +505,31 @@ class _GemmEmitter:
         init = kb.if_else(ks.first, lambda: [self.zero] * (rows * nv), lambda: kb.if_else(
             kb.cmp("eq", p.lanes[nv - 1], kb.const(spec.width)), lambda: self._partial_sums(p, t, True),
             lambda: self._partial_sums(p, t, False)))
-        acc = _k_loop(kb, ks.k0, ks.k1, init, lambda k, acc: self._k_step(blk, p, t, k, acc),
+        acc = _k_loop(kb, ks.r0, ks.r1, init, lambda r, acc: self._k_step(blk, p, t, r, acc),
                       _chains(rows * nv, spec.mr * spec.nvec), self.zero)
         self._store_tile(blk, ks, p, t, acc)
 
-    def _k_step(self, blk: _RowBlock, p: _Panel, t: _Tile, k: SSAValue, acc: list) -> list:
-        """acc += A[rows, k] x B[k, panel]: one FMA per accumulator."""
-        kb, w, nr = self.kb, self.spec.width, self.spec.nr
-        brow = kb.add(p.b_off, kb.mul(k, kb.const(nr)))
-        bvecs = [kb.load(self.bp, kb.add(brow, kb.const(v * w)), w) for v in range(t.nv)]
+    def _k_step(self, blk: _RowBlock, p: _Panel, t: _Tile, row: SSAValue, acc: list) -> list:
+        """acc += A[rows, k] x B[k, panel] for packed B's row `row` (k, or the pair (2 row, 2 row + 1)):
+        one FMA (or vdpbf16ps) per accumulator."""
+        kb, w, nr, panel = self.kb, self.spec.width, self.spec.nr, self.spec.panel
+        brow = kb.add(p.b_off, kb.mul(row, kb.const(nr)))
+        bvecs = [self._b_vector(kb.add(brow, kb.const(v * w))) for v in range(t.nv)]
         acc = list(acc)
         for r in range(t.rows):
-            av = kb.splat(kb.load(blk.a_ptr, kb.add(t.a_rows[r], k)), w)
+            av = kb.splat(kb.load(blk.a_ptr, kb.add(t.a_rows[r], row), elem=panel.unit if self.pairs else f32), w)
             for v in range(t.nv):
-                acc[r * t.nv + v] = kb.fma(av, bvecs[v], acc[r * t.nv + v])
+                i = r * t.nv + v
+                acc[i] = (kb.call_intrinsic(f"llvm.x86.avx512bf16.dpbf16ps.{w * 32}", acc[i], av, bvecs[v],
+                                            result_type=vec(w)) if self.pairs else kb.fma(av, bvecs[v], acc[i]))
         return acc
+
+    def _b_vector(self, index: SSAValue) -> SSAValue:
+        """w units of a packed B row: float32 (half panels widened), or bf16 pair words."""
+        kb, w, panel = self.kb, self.spec.width, self.spec.panel
+        if panel in (PanelType.F32, PanelType.BF16_PAIRS):
+            return kb.load(self.bp, index, w, elem=panel.unit)
+        return Typed(kb, panel.dtype, w).load(self.bp, index)
 
     def _partial_sums(self, p: _Panel, t: _Tile, full: bool) -> list:
         """The tile's C as stored by the previous K slice (masked loads unless every lane is real)."""
@@ -409,6 +537,62 @@ class _GemmEmitter:
         return [kb.load(self.c, kb.add(t.c_rows[r], kb.const(v * w)), w) if full else
                 kb.masked_load(self.c, kb.add(t.c_rows[r], kb.const(v * w)), p.masks[v], w)
                 for r in range(t.rows) for v in range(t.nv)]
+
+    # ------------------------------------------------------------------ AMX tiles
+    def _amx_tile(self, blk: _RowBlock, ks: _KSlice, p: _Panel, first_row: SSAValue) -> None:
+        """mr (32) rows from first_row x the panel with 2 x 2 AMX tiles over the K slice, stored
+        to ctile, then through the epilogue for the rows that are real. A tile reads whole
+        TILE_K-deep chunks: past the slice, A's pack is zero (_pack_as_bf16_pairs); rows past the
+        block read stale pack rows, whose C rows are not stored."""
+        kb, nr, w = self.kb, self.spec.nr, self.spec.width
+        for c in range(4):
+            self._amx("tilezero", c)
+        a_first = kb.add(ks.a_origin, kb.mul(first_row, ks.a_rs))
+        a_stride, b_stride = kb.mul(ks.a_rs, kb.const(4)), kb.const(nr * 4)
+        with kb.loop(ks.r0, ks.r1, TILE_K // 2) as ch:
+            for i in range(2):
+                a_tile = kb.add(a_first, kb.add(kb.mul(kb.const(i * TILE_ROWS), ks.a_rs), ch.iv))
+                self._amx("tileloadd64", 4 + i, kb.gep(blk.a_ptr, a_tile, i32), a_stride)
+            for j in range(2):
+                b_tile = kb.add(p.b_off, kb.add(kb.mul(ch.iv, kb.const(nr)), kb.const(j * w)))
+                self._amx("tileloadd64", 6 + j, kb.gep(self.bp, b_tile, i32), b_stride)
+            for i in range(2):
+                for j in range(2):
+                    self._amx("tdpbf16ps", 2 * i + j, 4 + i, 6 + j)
+        for i in range(2):
+            for j in range(2):
+                dst = kb.gep(self.ctile, kb.const(i * TILE_ROWS * nr + j * w))
+                self._amx("tilestored64", 2 * i + j, dst, kb.const(nr * 4))
+        rows = kb.min(kb.const(self.spec.mr), kb.sub(blk.hi, first_row))
+        kb.if_else(kb.cmp("eq", p.lanes[-1], kb.const(w)),
+                   lambda: self._store_amx_rows(blk, ks, p, first_row, rows, True),
+                   lambda: self._store_amx_rows(blk, ks, p, first_row, rows, False))
+
+    def _store_amx_rows(self, blk: _RowBlock, ks: _KSlice, p: _Panel, first_row, rows, full: bool) -> None:
+        """C rows [first_row, first_row + rows) from ctile (plus the earlier slices' partial sums),
+        through the epilogue after the last slice. `full`: every column of the panel is real."""
+        kb, f, spec, w = self.kb, self.f, self.spec, self.spec.width
+        with kb.loop(0, rows) as r:
+            row = kb.add(first_row, r.iv)
+            c_row = kb.add(blk.c_base, kb.add(kb.mul(row, f["c_rs"]), p.col0))
+            row_bias = (kb.splat(kb.load(self.bias, kb.add(blk.bias_base, row)), w)
+                        if spec.has_bias and spec.bias_per_row else None)
+            for v in range(spec.nvec):
+                tile_sum = kb.load(self.ctile, kb.add(kb.mul(r.iv, kb.const(spec.nr)), kb.const(v * w)), w)
+                dst = kb.add(c_row, kb.const(v * w))
+                if full:
+                    self._store_amx_vector(ks, p, v, tile_sum, dst, row_bias, True)
+                else:
+                    with kb.if_(kb.cmp("sgt", p.lanes[v], kb.const(0))):
+                        self._store_amx_vector(ks, p, v, tile_sum, dst, row_bias, False)
+
+    def _store_amx_vector(self, ks: _KSlice, p: _Panel, v: int, tile_sum, dst, row_bias, full: bool) -> None:
+        """C[dst] = the earlier slices' partial sum (none in the first) + this slice's, through the
+        epilogue after the last slice."""
+        kb, w = self.kb, self.spec.width
+        earlier = (lambda: kb.load(self.c, dst, w)) if full else (lambda: kb.masked_load(self.c, dst, p.masks[v], w))
+        acc = kb.if_else(ks.first, lambda: [tile_sum], lambda: [kb.fadd(tile_sum, earlier())])[0]
+        self._store_vector(p, acc, dst, v, row_bias, full, ks.last)
 
     # ----------------------------------------------------------------- prefetches
     def _prefetch_next_a_rows(self, blk: _RowBlock, ks: _KSlice, t: _Tile) -> None:
@@ -426,8 +610,8 @@ class _GemmEmitter:
         kb, nr = self.kb, self.spec.nr
         share = kb.mul(kb.div(kb.sub(t.first_row, blk.lo), kb.const(self.spec.mr)), p.b_share)
         with kb.if_(p.prefetch_b):
-            with kb.loop(kb.add(ks.k0, share), kb.min(ks.k1, kb.add(kb.add(ks.k0, share), p.b_share))) as bl:
-                kb.prefetch(self.bp, kb.add(p.next_b, kb.mul(bl.iv, kb.const(nr))))
+            with kb.loop(kb.add(ks.r0, share), kb.min(ks.r1, kb.add(kb.add(ks.r0, share), p.b_share))) as bl:
+                kb.prefetch(self.bp, kb.add(p.next_b, kb.mul(bl.iv, kb.const(nr))), elem=self.spec.panel.unit)
 
     def _prefetch_next_c_rows(self, ks: _KSlice, t: _Tile) -> None:
         """The next tile's C rows (to be written) and residual rows (to be read), one tile ahead of

@@ -129,3 +129,17 @@ def test_pool_defaults_to_core_count():
 def test_runtime_symbols_are_exported_for_generated_code():
     syms = native_symbols()
     assert syms["pfrt_parallel_for"] != 0
+
+
+def test_amx_is_a_host_feature_only_with_the_os_permission():
+    """The tile state is granted on request (idempotent); the host target names AMX features only
+    when the CPU has them and the request succeeds."""
+    import llvmlite.binding as llvm
+
+    from pyflame_rt.targets.cpu.target import CPUTarget
+
+    host = CPUTarget.host()
+    cpu_has_amx = any(k.startswith("amx") and v for k, v in llvm.get_host_cpu_features().items())
+    granted = lib.pfrt_request_amx() == 0
+    assert lib.pfrt_request_amx() == lib.pfrt_request_amx()
+    assert any(f.startswith("amx") for f in host.features) == (cpu_has_amx and granted)
