@@ -54,26 +54,19 @@ def _compile(args) -> int:
     return 0
 
 
-def _mode_config(mode):
-    """The default QuantConfig of a QuantMode."""
-    from pyflame_rt.quantization import QuantConfig, QuantMode
-
-    return {QuantMode.FP16: QuantConfig.fp16, QuantMode.BFloat16: QuantConfig.bfloat16,
-            QuantMode.DynamicInt8: QuantConfig.dynamic_int8, QuantMode.StaticInt8: QuantConfig.static_int8}[mode]()
-
-
 def _quant_config(args):
     """The QuantConfig the --quantize flags ask for, or None."""
     if args.quantize is None:
         if args.calibration or args.calibration_method or args.per_channel or args.sqnr_budget is not None:
             raise UsageError("--calibration, --calibration-method, --per-channel and --sqnr-budget need --quantize")
         return None
-    from pyflame_rt.quantization import CalibrationMethod, QuantGranularity, QuantMode
+    from pyflame_rt.quantization import CalibrationMethod, QuantConfig, QuantGranularity, QuantMode
 
     mode = QuantMode.parse(args.quantize)
     if mode is QuantMode.StaticInt8 and not args.calibration:
         raise UsageError("--quantize int8-static needs --calibration DIR_OR_NPZ")
-    config = _mode_config(mode)
+    config = {QuantMode.FP16: QuantConfig.fp16, QuantMode.BFloat16: QuantConfig.bfloat16,
+              QuantMode.DynamicInt8: QuantConfig.dynamic_int8, QuantMode.StaticInt8: QuantConfig.static_int8}[mode]()
     if args.calibration_method:
         config.calibration_method = CalibrationMethod.parse(args.calibration_method)
     if args.per_channel:
@@ -246,7 +239,6 @@ def _bench(args) -> int:
 
         calibration = load_calibration_feeds(args.calibration)
     result = bench(args.model, batch=args.batch, dims=_parse_dims(args.dim), threads=args.threads,
-                   quantization=quantization,
                    rounds=args.rounds, runs_per_round=args.runs, warmup=args.warmup,
                    min_round_s=args.min_round_ms / 1e3, compare=None if args.compare == "none" else args.compare,
                    onnx_path=args.onnx, quantization=_quant_config(args), calibration=calibration)
