@@ -43,7 +43,7 @@ CATEGORIES = {"NodeModel": "node", "PyTorchConvertedModel": "pytorch-converted",
               "PyTorchOperatorModel": "pytorch-operator", "SimpleModel": "simple", "RealModel": "light models"}
 
 _REASONS = {
-    "control flow": "subgraphs (If/Loop/Scan): a model compiles to one static dataflow function",
+    "control flow": "SequenceMap: a subgraph mapped over sequences (If, Loop and Scan are compiled)",
     "sequence/optional": "sequence and optional values: model inputs and outputs are tensors only",
     "training": "training operators: PyFlameRT is an inference compiler",
     "random": "random sampling: not reproducible, not used by inference graphs",
@@ -70,7 +70,7 @@ SHAPE_ARGUMENTS = {
 # bound at run time (pyflame_rt/value_dims.py)
 VALUE_DIM_ARGUMENTS = {"ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "TopK": (1,)}
 _GROUPS = {
-    "control flow": "If Loop Scan SequenceMap",
+    "control flow": "SequenceMap",
     "sequence/optional": "SequenceAt SequenceConstruct SequenceEmpty SequenceErase SequenceInsert SequenceLength "
                          "SplitToSequence ConcatFromSequence Optional OptionalGetElement OptionalHasElement",
     "training": "NegativeLogLikelihoodLoss SoftmaxCrossEntropyLoss Gradient Adam Adagrad Momentum",

@@ -1,0 +1,157 @@
+"""If, Loop and Scan: their subgraphs converted in place (`ONNXImporter.inline_graph`).
+
+An If whose condition is known at import becomes its branch. One whose condition is known only
+at run time computes both branches and selects each output with graph.where: ONNX subgraphs
+have no side effects, so the result is the taken branch's; the branches must agree on every
+output's shape and type. A Scan, and a Loop whose trip count and condition are known at import
+(the iteration number is known in each copy, so shape arithmetic over it folds), are unrolled:
+the body is converted once per iteration, each copy bound to the previous one's loop-carried
+values, and the per-iteration scan outputs are stacked along their axis.
+"""
+from __future__ import annotations
+
+from math import prod
+
+import numpy as np
+import onnx
+
+from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn
+from pyflame_rt.dtype import DType
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.shape_values import Known
+
+# body nodes an unrolled Loop or Scan may convert in total: bounds the compile time and the
+# program size of a loop with many iterations (and of a Loop whose condition never turns false)
+MAX_UNROLLED_NODES = 4096
+
+
+def _scope(ctx: _NodeContext, part) -> str:
+    return f"{ctx.node.name or ctx.node.output[0]}/{part}"
+
+
+def _check_budget(ctx: _NodeContext, iterations: int, body: onnx.GraphProto) -> None:
+    if iterations * max(len(body.node), 1) > MAX_UNROLLED_NODES:
+        raise ctx.fail(f"unrolling {iterations} iterations of a {len(body.node)}-node body exceeds "
+                       f"{MAX_UNROLLED_NODES} nodes (loops are unrolled at compile time)")
+
+
+def _known_flag(ctx: _NodeContext, i: int, what: str) -> bool:
+    known = ctx.sym_input(i)
+    if known is None or not known.is_static:
+        raise ctx.fail(f"the {what} must be known at compile time (a constant or computed from input shapes)")
+    if known.values.size != 1:
+        raise ctx.fail(f"the {what} has {known.values.size} elements, not one")
+    return bool(known.values.flat[0])
+
+
+def _values(ctx: _NodeContext, outs: list, part: str) -> list:
+    return [ctx.importer.materialized(v, f"{_scope(ctx, part)}_{k}") for k, v in enumerate(outs)]
+
+
+@converter("If")
+def _if(ctx: _NodeContext):
+    imp = ctx.importer
+    then_branch, else_branch = ctx.attrs["then_branch"], ctx.attrs["else_branch"]
+    known = ctx.sym_input(0)
+    if known is not None and known.is_static:
+        taken = _known_flag(ctx, 0, "condition")
+        return imp.inline_graph(then_branch if taken else else_branch, {}, _scope(ctx, "then" if taken else "else"))
+    cond = ctx.input(0)
+    if prod(ctx.shape(cond)) != 1:
+        raise ctx.fail(f"the condition has shape {list(ctx.shape(cond))}, not one element")
+    (cond,) = ctx.emit(graph.ReshapeOp, [cond], shape=[])
+    thens = _values(ctx, imp.inline_graph(then_branch, {}, _scope(ctx, "then")), "then")
+    elses = _values(ctx, imp.inline_graph(else_branch, {}, _scope(ctx, "else")), "else")
+    outs = []
+    for k, (t, e) in enumerate(zip(thens, elses)):
+        if imp.shapes[t] != imp.shapes[e] or t.type != e.type:
+            raise ctx.fail(f"output {k} is {t.type} in the then branch and {e.type} in the else branch: with a "
+                           f"condition known only at run time, both branches must give the same shape and type")
+        outs += ctx.emit(gm.WhereOp, [cond, t, e])
+    return outs
+
+
+def _take(ctx: _NodeContext, x, axis: int, i: int):
+    """Element i of x along axis (the axis removed)."""
+    (s,) = ctx.emit(nn.SliceOp, [x], starts=[i], ends=[i + 1], axes=[axis], steps=[1])
+    return ctx.emit(nn.SqueezeOp, [s], axes=[axis])[0]
+
+
+def _stack(ctx: _NodeContext, values: list, axis: int):
+    """values stacked along a new axis."""
+    rank = len(ctx.shape(values[0])) + 1
+    parts = [ctx.emit(nn.UnsqueezeOp, [v], axes=[axis % rank])[0] for v in values]
+    return parts[0] if len(parts) == 1 else ctx.emit(nn.ConcatOp, parts, axis=axis % rank)[0]
+
+
+def _stack_all(ctx: _NodeContext, per_iteration: list[list], axes, reverse) -> list:
+    if per_iteration and not per_iteration[0]:
+        raise ctx.fail("a loop of zero iterations with scan outputs: their shape is unknown at compile time")
+    return [_stack(ctx, vals[::-1] if r else vals, a) for vals, a, r in zip(per_iteration, axes, reverse)]
+
+
+@converter("Scan")
+def _scan(ctx: _NodeContext):
+    body = ctx.attrs["body"]
+    m = int(ctx.attrs["num_scan_inputs"])
+    inputs = [ctx.input(i) for i in range(len(ctx.node.input))]
+    n = len(inputs) - m
+    k = len(body.output) - n
+    if n < 0 or k < 0 or len(body.input) != n + m:
+        raise ctx.fail(f"the body's {len(body.input)} inputs and {len(body.output)} outputs do not fit "
+                       f"{n} states and {m} scan inputs")
+    xs = inputs[n:]
+    in_axes = [int(a) % len(ctx.shape(x)) for a, x in zip(ctx.attrs.get("scan_input_axes", [0] * m), xs)]
+    in_reverse = list(ctx.attrs.get("scan_input_directions", [0] * m))
+    lengths = {ctx.shape(x)[a] for x, a in zip(xs, in_axes)}
+    if len(lengths) != 1 or not isinstance(length := lengths.pop(), int):
+        raise ctx.fail(f"the scan inputs' lengths {sorted(map(str, lengths))} must be one static size "
+                       f"(scans are unrolled at compile time)")
+    _check_budget(ctx, length, body)
+    carried: list = inputs[:n]
+    per_iteration: list[list] = [[] for _ in range(k)]
+    for t in range(length):
+        slices = [_take(ctx, x, a, length - 1 - t if r else t) for x, a, r in zip(xs, in_axes, in_reverse)]
+        outs = ctx.importer.inline_graph(body, dict(zip((i.name for i in body.input), [*carried, *slices])),
+                                         _scope(ctx, t))
+        carried = outs[:n]
+        for j, v in enumerate(_values(ctx, outs[n:], t)):
+            per_iteration[j].append(v)
+    return [*carried, *_stack_all(ctx, per_iteration, ctx.attrs.get("scan_output_axes", [0] * k),
+                                  ctx.attrs.get("scan_output_directions", [0] * k))]
+
+
+@converter("Loop")
+def _loop(ctx: _NodeContext):
+    body = ctx.attrs["body"]
+    inputs = [ctx.input(i) for i in range(len(ctx.node.input))]
+    n = len(inputs) - 2
+    k = len(body.output) - 1 - n
+    if n < 0 or k < 0 or len(body.input) != n + 2:
+        raise ctx.fail(f"the body's {len(body.input)} inputs and {len(body.output)} outputs do not fit "
+                       f"{n} loop-carried values")
+    trips = None
+    if inputs[0] is not None:
+        known = ctx.sym_input(0)
+        if known is None or not known.is_static or known.values.size != 1:
+            raise ctx.fail("the trip count must be known at compile time (a constant or computed from input "
+                           "shapes): loops are unrolled at compile time")
+        trips = max(int(known.values.flat[0]), 0)
+    go = _known_flag(ctx, 1, "condition") if inputs[1] is not None else True
+    carried: list = inputs[2:]
+    per_iteration: list[list] = [[] for _ in range(k)]
+    i = 0
+    while go and (trips is None or i < trips):
+        _check_budget(ctx, i + 1, body)
+        bound = [Known(np.array(i, object), DType.INT64), Known(np.array(True, object), DType.BOOL), *carried]
+        outs = ctx.importer.inline_graph(body, dict(zip((v.name for v in body.input), bound)), _scope(ctx, i))
+        cond = outs[0]
+        if not isinstance(cond, Known) or not cond.is_static or cond.values.size != 1:
+            raise ctx.fail("the loop's condition is computed at run time: loops are unrolled at compile time, "
+                           "so the condition must be known then")
+        go = bool(cond.values.flat[0])
+        carried = outs[1:1 + n]
+        for j, v in enumerate(_values(ctx, outs[1 + n:], i)):
+            per_iteration[j].append(v)
+        i += 1
+    return [*carried, *_stack_all(ctx, per_iteration, [0] * k, [0] * k)]
