@@ -220,6 +220,10 @@ class ONNXImporter:
         v = self.source_opset
         if v == 0 or v >= MIN_OPSET:
             return proto
+        if any(n.op_type == "Scan" for n in proto.graph.node):
+            # onnx's Scan 8 -> 9 adapter drops the batch axis, changing the model's input shapes
+            raise UnsupportedOperatorError(f"Scan of opset {v} (with a batch axis) is not supported: export the "
+                                           f"model with opset {MIN_OPSET} or newer")
         try:
             upgraded = onnx.version_converter.convert_version(proto, MIN_OPSET)
         except Exception as e:

@@ -17,6 +17,7 @@ import onnx
 
 from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn
 from pyflame_rt.dtype import DType
+from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.shape_values import Known
 
@@ -44,6 +45,10 @@ def _known_flag(ctx: _NodeContext, i: int, what: str) -> bool:
     return bool(known.values.flat[0])
 
 
+def _malformed(ctx: _NodeContext, why: str) -> InvalidModelError:
+    return InvalidModelError(f"{ctx.node.op_type} node '{ctx.node.name or ctx.node.output[0]}': {why}")
+
+
 def _values(ctx: _NodeContext, outs: list, part: str) -> list:
     return [ctx.importer.materialized(v, f"{_scope(ctx, part)}_{k}") for k, v in enumerate(outs)]
 
@@ -52,6 +57,9 @@ def _values(ctx: _NodeContext, outs: list, part: str) -> list:
 def _if(ctx: _NodeContext):
     imp = ctx.importer
     then_branch, else_branch = ctx.attrs["then_branch"], ctx.attrs["else_branch"]
+    if not len(then_branch.output) == len(else_branch.output) == len(ctx.node.output):
+        raise _malformed(ctx, f"{len(ctx.node.output)} outputs, its branches give {len(then_branch.output)} "
+                              f"and {len(else_branch.output)}")
     known = ctx.sym_input(0)
     if known is not None and known.is_static:
         taken = _known_flag(ctx, 0, "condition")
@@ -97,9 +105,9 @@ def _scan(ctx: _NodeContext):
     inputs = [ctx.input(i) for i in range(len(ctx.node.input))]
     n = len(inputs) - m
     k = len(body.output) - n
-    if n < 0 or k < 0 or len(body.input) != n + m:
-        raise ctx.fail(f"the body's {len(body.input)} inputs and {len(body.output)} outputs do not fit "
-                       f"{n} states and {m} scan inputs")
+    if n < 0 or k < 0 or len(body.input) != n + m or len(ctx.node.output) > n + k:
+        raise _malformed(ctx, f"the body's {len(body.input)} inputs and {len(body.output)} outputs do not fit "
+                              f"{n} states, {m} scan inputs and {len(ctx.node.output)} outputs")
     xs = inputs[n:]
     in_axes = [int(a) % len(ctx.shape(x)) for a, x in zip(ctx.attrs.get("scan_input_axes", [0] * m), xs)]
     in_reverse = list(ctx.attrs.get("scan_input_directions", [0] * m))
@@ -127,9 +135,9 @@ def _loop(ctx: _NodeContext):
     inputs = [ctx.input(i) for i in range(len(ctx.node.input))]
     n = len(inputs) - 2
     k = len(body.output) - 1 - n
-    if n < 0 or k < 0 or len(body.input) != n + 2:
-        raise ctx.fail(f"the body's {len(body.input)} inputs and {len(body.output)} outputs do not fit "
-                       f"{n} loop-carried values")
+    if n < 0 or k < 0 or len(body.input) != n + 2 or len(ctx.node.output) > n + k:
+        raise _malformed(ctx, f"the body's {len(body.input)} inputs and {len(body.output)} outputs do not fit "
+                              f"{n} loop-carried values and {len(ctx.node.output)} outputs")
     trips = None
     if inputs[0] is not None:
         known = ctx.sym_input(0)

@@ -6,8 +6,9 @@ from onnx import TensorProto, helper
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession
-from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
 from pyflame_rt.importers.onnx import from_onnx
+from pyflame_rt.options import ImportOptions
 
 F = TensorProto.FLOAT
 
@@ -121,4 +122,22 @@ def test_a_scan_over_a_dynamic_axis_is_refused_by_name():
     model = make_model([helper.make_node("Scan", ["s0", "x"], ["s"], num_scan_inputs=1, body=body)],
                        [("s0", [2]), ("x", ["steps", 2])], [("s", [2])], opset=16)
     with pytest.raises(UnsupportedOperatorError, match="must be one static size"):
+        from_onnx(model)
+
+
+def test_branches_with_a_different_number_of_outputs_are_a_malformed_model():
+    branches = dict(then_branch=_graph("then", [helper.make_node("Identity", ["x"], ["t"])], [], [_vi("t")]),
+                    else_branch=_graph("else", [helper.make_node("Identity", ["x"], ["e"])], [], [_vi("e"), _vi("x")]))
+    model = make_model([helper.make_node("If", ["c"], ["y"], **branches)], [("c", [], np.bool_), ("x", [2, 3])],
+                       [("y", [2, 3])])
+    with pytest.raises(InvalidModelError, match="If node 'y': 1 outputs, its branches give 1 and 2"):
+        from_onnx(model, ImportOptions(check_model=False))
+
+
+def test_an_opset_8_scan_with_its_batch_axis_is_refused_by_name():
+    body = _graph("body", [helper.make_node("Add", ["s", "x_t"], ["s_out"])], [_vi("s", F, [2]), _vi("x_t", F, [2])],
+                  [_vi("s_out", F, [2])])
+    model = make_model([helper.make_node("Scan", ["", "s0", "x"], ["s"], num_scan_inputs=1, body=body)],
+                       [("s0", [1, 2]), ("x", [1, 3, 2])], [("s", [1, 2])], opset=8)
+    with pytest.raises(UnsupportedOperatorError, match="Scan of opset 8 .* export the model with opset 9 or newer"):
         from_onnx(model)
