@@ -1,6 +1,7 @@
 """If, Loop and Scan against onnxruntime: subgraphs capturing outer values, run-time If conditions,
 unrolled Loops (early exit, scan outputs) and Scans (directions, axes)."""
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -141,3 +142,31 @@ def test_an_opset_8_scan_with_its_batch_axis_is_refused_by_name():
                        [("s0", [1, 2]), ("x", [1, 3, 2])], [("s", [1, 2])], opset=8)
     with pytest.raises(UnsupportedOperatorError, match="Scan of opset 8 .* export the model with opset 9 or newer"):
         from_onnx(model)
+
+
+@pytest.mark.slow
+def test_a_torchscript_export_with_a_data_dependent_branch_in_a_loop():
+    """torch.onnx exports the scripted Python loop as a Loop over x.shape[0] (known at import: unrolled)
+    and the branch on y's values as an If with a run-time condition."""
+    torch = pytest.importorskip("torch")
+    import io
+
+    class Step(torch.nn.Module):
+        def forward(self, x):
+            y = x
+            for i in range(x.shape[0]):
+                if bool(y.sum() > 0):
+                    y = y * 0.5 + x[i]
+                else:
+                    y = y - x[i]
+            return y
+
+    buf = io.BytesIO()
+    torch.onnx.export(torch.jit.script(Step()), (torch.randn(4, 3),), buf, dynamo=False, input_names=["x"],
+                      output_names=["y"], opset_version=17)
+    model = onnx.load_from_string(buf.getvalue())
+    assert {n.op_type for n in model.graph.node} >= {"Loop"}
+    sess = InferenceSession(buf.getvalue())
+    for seed in range(3):
+        x = np.random.default_rng(seed).standard_normal((4, 3)).astype(np.float32)
+        assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
