@@ -15,7 +15,13 @@ from math import prod
 import numpy as np
 import onnx
 
+from xdsl.builder import Builder
+from xdsl.ir import Region
+from xdsl.rewriter import InsertPoint
+
 from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn
+from pyflame_rt.dialects.graph_control import LoopOp, YieldOp
+from pyflame_rt.dialects.symbolic import SymDim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
@@ -138,13 +144,20 @@ def _loop(ctx: _NodeContext):
     if n < 0 or k < 0 or len(body.input) != n + 2 or len(ctx.node.output) > n + k:
         raise _malformed(ctx, f"the body's {len(body.input)} inputs and {len(body.output)} outputs do not fit "
                               f"{n} loop-carried values and {len(ctx.node.output)} outputs")
-    trips = None
-    if inputs[0] is not None:
-        known = ctx.sym_input(0)
-        if known is None or not known.is_static or known.values.size != 1:
-            raise ctx.fail("the trip count must be known at compile time (a constant or computed from input "
-                           "shapes): loops are unrolled at compile time")
-        trips = max(int(known.values.flat[0]), 0)
+    trips = ctx.sym_input(0) if inputs[0] is not None else None
+    cond = ctx.sym_input(1) if inputs[1] is not None else None
+    if ((inputs[0] is None or (trips is not None and trips.is_static))
+            and (inputs[1] is None or (cond is not None and cond.is_static))):
+        unrolled = _unrolled_loop(ctx, body, inputs, n, k)
+        if unrolled is not None:
+            return unrolled
+    return _run_time_loop(ctx, body, inputs, n, k)
+
+
+def _unrolled_loop(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: int, k: int) -> list | None:
+    """The loop unrolled (its trip count and condition are known at import), or None if its body
+    computes the condition at run time."""
+    trips = max(int(ctx.sym_input(0).values.flat[0]), 0) if inputs[0] is not None else None
     go = _known_flag(ctx, 1, "condition") if inputs[1] is not None else True
     carried: list = inputs[2:]
     per_iteration: list[list] = [[] for _ in range(k)]
@@ -155,11 +168,51 @@ def _loop(ctx: _NodeContext):
         outs = ctx.importer.inline_graph(body, dict(zip((v.name for v in body.input), bound)), _scope(ctx, i))
         cond = outs[0]
         if not isinstance(cond, Known) or not cond.is_static or cond.values.size != 1:
-            raise ctx.fail("the loop's condition is computed at run time: loops are unrolled at compile time, "
-                           "so the condition must be known then")
+            return None
         go = bool(cond.values.flat[0])
         carried = outs[1:1 + n]
         for j, v in enumerate(_values(ctx, outs[1 + n:], i)):
             per_iteration[j].append(v)
         i += 1
     return [*carried, *_stack_all(ctx, per_iteration, [0] * k, [0] * k)]
+
+
+def _run_time_loop(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: int, k: int) -> list:
+    """A graph.loop: its trip count a dim bound from its value at run time, its body a region."""
+    imp = ctx.importer
+    if inputs[0] is None:
+        raise ctx.fail("a loop without a trip count whose condition is computed at run time has no bound: "
+                       "give it a trip count")
+    trips = ctx.dims_input(0)
+    if trips is None or trips.values.size != 1:
+        raise ctx.fail("the trip count must be one int64 element computed by the model or fed as an input")
+    carried = [imp.materialized(v, f"{_scope(ctx, 'in')}_{j}") for j, v in enumerate(inputs[2:])]
+    cond = inputs[1]
+    if cond is not None:
+        if prod(ctx.shape(cond)) != 1:
+            raise ctx.fail(f"the condition has shape {list(ctx.shape(cond))}, not one element")
+        (cond,) = ctx.emit(graph.ReshapeOp, [cond], shape=[])
+    block = LoopOp.body_block(carried)
+    for arg, shape in zip(block.args, [(), (), *(ctx.shape(v) for v in carried)]):
+        imp.shapes[arg] = shape
+    outer = imp.builder
+    imp.builder = Builder(InsertPoint.at_end(block))
+    try:
+        outs = imp.inline_graph(body, dict(zip((v.name for v in body.input), block.args)), _scope(ctx, "body"))
+        yielded = _values(ctx, outs, "body")
+        (next_cond,) = ctx.emit(graph.ReshapeOp, [yielded[0]], shape=[]) if ctx.shape(yielded[0]) else yielded[:1]
+        block.add_op(YieldOp(next_cond, *yielded[1:]))
+    finally:
+        imp.builder = outer
+    for j, (v, out) in enumerate(zip(carried, yielded[1:1 + n])):
+        if v.type != out.type or ctx.shape(v) != ctx.shape(out):
+            raise ctx.fail(f"loop-carried value {j} comes in as {list(ctx.shape(v))} and leaves an iteration as "
+                           f"{list(ctx.shape(out))}: a loop run at run time needs fixed shapes")
+    count = imp.new_dim(f"{_scope(ctx, 'count')}")
+    scans = [((SymDim.of(count), *ctx.shape(s)), graph.dtype_of(s.type)) for s in yielded[1 + n:]]
+    op = LoopOp(cond, carried, [*(v.type for v in carried), *(graph.tensor_type(s, d) for s, d in scans)],
+                trips.values.flat[0], count, Region(block))
+    imp.builder.insert(op)
+    for r, s in zip(op.results, [*(ctx.shape(v) for v in carried), *(s for s, _ in scans)]):
+        imp.shapes[r] = s
+    return list(op.results)

@@ -96,11 +96,50 @@ def test_loop_with_an_early_exit_carries_values_and_stacks_scan_outputs():
         assert_close(g, e)
 
 
-def test_a_loop_with_a_run_time_trip_count_is_refused_by_name():
-    model = make_model([helper.make_node("Loop", ["trips", "", "acc0"], ["acc", "scan"], body=_loop_body())],
-                       [("trips", [], np.int64), ("x", [2, 3]), ("acc0", [2, 3])], [("acc", [2, 3])],
-                       {"limit": np.array(2, np.int64), "two": np.array(2.0, np.float32)})
-    with pytest.raises(UnsupportedOperatorError, match="Loop .*the trip count must be known at compile time"):
+def _run_time_loop_model():
+    """trips and the exit condition known only at run time: acc += x * i while sum(acc) < limit;
+    scan output: acc * 2 or acc - x by a nested If on the graph input `double` (captured)."""
+    inner = _branches([helper.make_node("Mul", ["acc_out", "two"], ["t"])],
+                      [helper.make_node("Sub", ["acc_out", "x"], ["e"])])
+    nodes = [helper.make_node("Cast", ["i"], ["fi"], to=F),
+             helper.make_node("Mul", ["x", "fi"], ["xi"]),
+             helper.make_node("Add", ["acc", "xi"], ["acc_out"]),
+             helper.make_node("ReduceSum", ["acc_out"], ["total"], keepdims=0),
+             helper.make_node("Less", ["total", "limit"], ["cond_out"]),
+             helper.make_node("If", ["double"], ["slice"], **inner)]
+    body = _graph("body", nodes, [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []), _vi("acc")],
+                  [_vi("cond_out", TensorProto.BOOL, []), _vi("acc_out"), _vi("slice")])
+    return make_model([helper.make_node("Loop", ["trips", "", "acc0"], ["acc", "scan"], body=body)],
+                      [("trips", [], np.int64), ("limit", []), ("double", [], np.bool_), ("x", [2, 3]),
+                       ("acc0", [2, 3])],
+                      [("acc", [2, 3]), ("scan", ["count", 2, 3])], {"two": np.array(2.0, np.float32)})
+
+
+def test_a_loop_with_a_run_time_trip_count_and_exit_condition():
+    model = _run_time_loop_model()
+    assert any(op.name == "graph.loop" for op in from_onnx(model).main.walk())
+    sess = InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(4)
+    x, acc0 = np.abs(rng.standard_normal((2, 3))).astype(np.float32), np.zeros((2, 3), np.float32)
+    for trips, limit, double in ((5, 1e9, True), (8, 20.0, False), (1, 1e9, True), (6, -1.0, False), (0, 1e9, True)):
+        feed = {"trips": np.array(trips), "limit": np.array(limit, np.float32), "double": np.array(double),
+                "x": x, "acc0": acc0}
+        got, expected = sess.run(None, feed), ort_run(model, feed)
+        if trips == 0:  # onnxruntime gives shape [0]: it does not know the slices' shape
+            assert got[1].shape == (0, 2, 3) and expected[1].size == 0
+            got, expected = got[:1], expected[:1]
+        for g, e in zip(got, expected):
+            assert_close(g, e)
+
+
+def test_a_loop_whose_carried_value_changes_shape_at_run_time_is_refused_by_name():
+    body = _graph("body", [helper.make_node("Concat", ["acc", "acc"], ["acc_out"], axis=0),
+                           helper.make_node("Identity", ["cond"], ["cond_out"])],
+                  [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []), _vi("acc")],
+                  [_vi("cond_out", TensorProto.BOOL, []), _vi("acc_out")])
+    model = make_model([helper.make_node("Loop", ["trips", "", "acc0"], ["acc"], body=body)],
+                       [("trips", [], np.int64), ("acc0", [2, 3])], [("acc", ["n", 3])])
+    with pytest.raises(UnsupportedOperatorError, match="loop-carried value 0 comes in as \\[2, 3\\] and leaves"):
         from_onnx(model)
 
 
