@@ -6,7 +6,9 @@ have no side effects, so the result is the taken branch's; the branches must agr
 output's shape and type. A Scan, and a Loop whose trip count and condition are known at import
 (the iteration number is known in each copy, so shape arithmetic over it folds), are unrolled:
 the body is converted once per iteration, each copy bound to the previous one's loop-carried
-values, and the per-iteration scan outputs are stacked along their axis.
+values, and the per-iteration scan outputs are stacked along their axis. A Loop whose trip count
+or condition is known only at run time becomes a graph.loop (dialects/graph_control.py): its
+trip count a dim bound from its value, its body converted once into the op's region.
 """
 from __future__ import annotations
 
@@ -14,7 +16,6 @@ from math import prod
 
 import numpy as np
 import onnx
-
 from xdsl.builder import Builder
 from xdsl.ir import Region
 from xdsl.rewriter import InsertPoint
