@@ -17,7 +17,7 @@ from xdsl.traits import IsTerminator, Pure
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.graph import GraphOp, dtype_of, tensor_type
-from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, Shape, parse_dim
 from pyflame_rt.dtype import DType
 
 
@@ -49,7 +49,7 @@ class LoopOp(GraphOp):
     carried = var_operand_def(TensorType)
     outs = var_result_def(TensorType)
     trips = prop_def(StringAttr)  # a dim: the most iterations
-    count = prop_def(StringAttr)  # the dim bound to the iterations run
+    count = prop_def(StringAttr)  # the dim bound to the iterations run; `trips` if it never exits early
     body = region_def("single_block")
     irdl_options = (*GraphOp.irdl_options, AttrSizedOperandSegments(as_property=True))
 
@@ -80,7 +80,7 @@ class LoopOp(GraphOp):
         infer_block(block, shapes)
         n = len(self.carried)
         return [*(shapes[v] for v in self.carried),
-                *((SymDim.of(self.count.data), *shapes[v]) for v in self.yielded[1 + n:])]
+                *((parse_dim(self.count.data), *shapes[v]) for v in self.yielded[1 + n:])]
 
     def infer_shapes(self, shapes):
         raise VerifyException("graph.loop: its result shapes come from its body (infer_body_shapes)")

@@ -64,7 +64,7 @@ class LowerLoopYield(GraphToKernelPattern):
             L.locs[out] = L.new_buffer(dim_mul(op.trip_dim, _nbytes(L, v)))
             L.loop_copy(kernel.LoopCopy.SCAN, L.loc(v), L.locs[out], _nbytes(L, v))
         L.end_loop(L.loc(yielded[0]))
-        if len(op.outs) > n:  # `count` sizes the scan outputs only
+        if len(op.outs) > n and op.count != op.trips:  # `count` sizes the scan outputs only
             L.bind_dims([op.count.data], L.loc(args[0]), DType.INT64)
         for out, state in zip(op.outs, states):
             L.locs[out] = state

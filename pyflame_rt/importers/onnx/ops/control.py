@@ -8,21 +8,23 @@ output's shape and type. A Scan, and a Loop whose trip count and condition are k
 the body is converted once per iteration, each copy bound to the previous one's loop-carried
 values, and the per-iteration scan outputs are stacked along their axis. A Loop whose trip count
 or condition is known only at run time becomes a graph.loop (dialects/graph_control.py): its
-trip count a dim bound from its value, its body converted once into the op's region.
+trip count a dim bound from its value, its body converted once into the op's region; so does a
+Scan over a dynamic axis.
 """
 from __future__ import annotations
 
 from math import prod
+from typing import Callable
 
 import numpy as np
 import onnx
 from xdsl.builder import Builder
-from xdsl.ir import Region
+from xdsl.ir import Block, Region
 from xdsl.rewriter import InsertPoint
 
-from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn
+from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_tensor as gt
 from pyflame_rt.dialects.graph_control import LoopOp, YieldOp
-from pyflame_rt.dialects.symbolic import SymDim
+from pyflame_rt.dialects.symbolic import parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
@@ -119,9 +121,11 @@ def _scan(ctx: _NodeContext):
     in_axes = [int(a) % len(ctx.shape(x)) for a, x in zip(ctx.attrs.get("scan_input_axes", [0] * m), xs)]
     in_reverse = list(ctx.attrs.get("scan_input_directions", [0] * m))
     lengths = {ctx.shape(x)[a] for x, a in zip(xs, in_axes)}
-    if len(lengths) != 1 or not isinstance(length := lengths.pop(), int):
-        raise ctx.fail(f"the scan inputs' lengths {sorted(map(str, lengths))} must be one static size "
-                       f"(scans are unrolled at compile time)")
+    if len(lengths) != 1:
+        raise ctx.fail(f"the scan inputs' lengths {sorted(map(str, lengths))} differ")
+    length = lengths.pop()
+    if not isinstance(length, int):
+        return _run_time_scan(ctx, body, inputs, n, length)
     _check_budget(ctx, length, body)
     carried: list = inputs[:n]
     per_iteration: list[list] = [[] for _ in range(k)]
@@ -179,41 +183,84 @@ def _unrolled_loop(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: in
 
 
 def _run_time_loop(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: int, k: int) -> list:
-    """A graph.loop: its trip count a dim bound from its value at run time, its body a region."""
-    imp = ctx.importer
+    """A graph.loop: its trip count a dim bound from its value at run time."""
     if inputs[0] is None:
         raise ctx.fail("a loop without a trip count whose condition is computed at run time has no bound: "
                        "give it a trip count")
     trips = ctx.dims_input(0)
     if trips is None or trips.values.size != 1:
         raise ctx.fail("the trip count must be one int64 element computed by the model or fed as an input")
-    carried = [imp.materialized(v, f"{_scope(ctx, 'in')}_{j}") for j, v in enumerate(inputs[2:])]
     cond = inputs[1]
     if cond is not None:
         if prod(ctx.shape(cond)) != 1:
             raise ctx.fail(f"the condition has shape {list(ctx.shape(cond))}, not one element")
         (cond,) = ctx.emit(graph.ReshapeOp, [cond], shape=[])
+    count = ctx.importer.new_dim(_scope(ctx, "count"))
+    return _graph_loop(ctx, body, cond, inputs[2:], trips.values.flat[0], count, lambda block: block.args)
+
+
+def _graph_loop(ctx: _NodeContext, body: onnx.GraphProto, cond, carried: list, trips, count: str,
+                body_inputs: Callable[[Block], list]) -> list:
+    """The results of a graph.loop running `body`, its inputs `body_inputs(block)` (built in the
+    body's block). A body whose outputs start with the condition (a Loop's) may exit early:
+    `count` is then a new dim; else (a Scan's) the body yields its condition argument and `count`
+    is `trips`."""
+    imp = ctx.importer
+    carried = [imp.materialized(v, f"{_scope(ctx, 'in')}_{j}") for j, v in enumerate(carried)]
     block = LoopOp.body_block(carried)
     for arg, shape in zip(block.args, [(), (), *(ctx.shape(v) for v in carried)]):
         imp.shapes[arg] = shape
     outer = imp.builder
     imp.builder = Builder(InsertPoint.at_end(block))
     try:
-        outs = imp.inline_graph(body, dict(zip((v.name for v in body.input), block.args)), _scope(ctx, "body"))
+        outs = imp.inline_graph(body, dict(zip((v.name for v in body.input), body_inputs(block))),
+                                _scope(ctx, "body"))
         yielded = _values(ctx, outs, "body")
-        (next_cond,) = ctx.emit(graph.ReshapeOp, [yielded[0]], shape=[]) if ctx.shape(yielded[0]) else yielded[:1]
-        block.add_op(YieldOp(next_cond, *yielded[1:]))
+        if count == str(trips):
+            yielded.insert(0, block.args[1])
+        elif ctx.shape(yielded[0]):
+            yielded[0] = ctx.emit(graph.ReshapeOp, [yielded[0]], shape=[])[0]
+        block.add_op(YieldOp(*yielded))
     finally:
         imp.builder = outer
+    n = len(carried)
     for j, (v, out) in enumerate(zip(carried, yielded[1:1 + n])):
         if v.type != out.type or ctx.shape(v) != ctx.shape(out):
             raise ctx.fail(f"loop-carried value {j} comes in as {list(ctx.shape(v))} and leaves an iteration as "
                            f"{list(ctx.shape(out))}: a loop run at run time needs fixed shapes")
-    count = imp.new_dim(f"{_scope(ctx, 'count')}")
-    scans = [((SymDim.of(count), *ctx.shape(s)), graph.dtype_of(s.type)) for s in yielded[1 + n:]]
+    scans = [((parse_dim(count), *ctx.shape(s)), graph.dtype_of(s.type)) for s in yielded[1 + n:]]
     op = LoopOp(cond, carried, [*(v.type for v in carried), *(graph.tensor_type(s, d) for s, d in scans)],
-                trips.values.flat[0], count, Region(block))
+                trips, count, Region(block))
     imp.builder.insert(op)
     for r, s in zip(op.results, [*(ctx.shape(v) for v in carried), *(s for s, _ in scans)]):
         imp.shapes[r] = s
     return list(op.results)
+
+
+def _run_time_scan(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: int, length) -> list:
+    """A Scan over a dynamic length: a graph.loop whose body takes slice i (from the end: length-1-i)
+    of each scan input, its scan outputs moved to their axes."""
+    imp = ctx.importer
+    m, k = len(inputs) - n, len(body.output) - n
+    xs = inputs[n:]
+    in_axes = [int(a) % len(ctx.shape(x)) for a, x in zip(ctx.attrs.get("scan_input_axes", [0] * m), xs)]
+    in_reverse = list(ctx.attrs.get("scan_input_directions", [0] * m))
+    if any(ctx.attrs.get("scan_output_directions", [0] * k)):
+        raise ctx.fail("a reverse scan output over a dynamic length is not supported")
+
+    def slices(block: Block) -> list:
+        i = block.args[0]
+        if any(in_reverse):
+            last = imp.materialized(Known(np.array(length, object), DType.INT64), f"{_scope(ctx, 'length')}")
+            (after,) = ctx.emit(graph.AddOp, [i, imp.add_constant(_scope(ctx, "one"), np.array(1, np.int64))])
+            (back,) = ctx.emit(graph.SubOp, [last, after])
+        return [*block.args[2:], *(ctx.emit(gt.GatherOp, [x, back if r else i], axis=a)[0]
+                                   for x, a, r in zip(xs, in_axes, in_reverse))]
+
+    outs = _graph_loop(ctx, body, None, inputs[:n], length, str(length), slices)
+    for j, a in enumerate(ctx.attrs.get("scan_output_axes", [0] * k)):
+        rank = len(ctx.shape(outs[n + j]))
+        if a % rank:
+            perm = [*range(1, a % rank + 1), 0, *range(a % rank + 1, rank)]
+            outs[n + j] = ctx.emit(nn.TransposeOp, [outs[n + j]], perm=perm)[0]
+    return outs

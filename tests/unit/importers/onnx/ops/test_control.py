@@ -156,13 +156,20 @@ def test_scan_cumulative_sum_in_both_directions():
     _check(model, {"s0": rng.standard_normal(2).astype(np.float32), "x": rng.standard_normal((2, 5)).astype(np.float32)})
 
 
-def test_a_scan_over_a_dynamic_axis_is_refused_by_name():
-    body = _graph("body", [helper.make_node("Add", ["s", "x_t"], ["s_out"])], [_vi("s", F, [2]), _vi("x_t", F, [2])],
-                  [_vi("s_out", F, [2])])
-    model = make_model([helper.make_node("Scan", ["s0", "x"], ["s"], num_scan_inputs=1, body=body)],
-                       [("s0", [2]), ("x", ["steps", 2])], [("s", [2])], opset=16)
-    with pytest.raises(UnsupportedOperatorError, match="must be one static size"):
-        from_onnx(model)
+def test_a_scan_over_a_dynamic_axis_runs_as_a_loop():
+    body = _graph("body", [helper.make_node("Add", ["s", "x_t"], ["s_out"]),
+                           helper.make_node("Mul", ["s_out", "x_t"], ["y_t"])],
+                  [_vi("s", F, [2]), _vi("x_t", F, [2])], [_vi("s_out", F, [2]), _vi("y_t", F, [2])])
+    scan = helper.make_node("Scan", ["s0", "x"], ["s", "y"], num_scan_inputs=1, body=body,
+                            scan_input_directions=[1], scan_output_axes=[1])
+    model = make_model([scan], [("s0", [2]), ("x", ["steps", 2])], [("s", [2]), ("y", [2, "steps"])], opset=16)
+    assert any(op.name == "graph.loop" for op in from_onnx(model).main.walk())
+    sess = InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(5)
+    for steps in (5, 1):
+        feed = {"s0": rng.standard_normal(2).astype(np.float32), "x": rng.standard_normal((steps, 2)).astype(np.float32)}
+        for g, e in zip(sess.run(None, feed), ort_run(model, feed)):
+            assert_close(g, e)
 
 
 def test_branches_with_a_different_number_of_outputs_are_a_malformed_model():
