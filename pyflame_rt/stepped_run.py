@@ -39,7 +39,7 @@ class _Step(NamedTuple):
 
     run: Run
     launches: np.ndarray
-    fields: np.ndarray
+    fields: object  # the resolved fields as the runtime's array
     io: object
     timeout_ms: int
     status: np.ndarray
@@ -68,7 +68,7 @@ class SteppedRun:
                                              *(ffi.NULL if o is None else ffi.from_buffer(o) for o in self.outs),
                                              status_ptr])
                     launches, fields = self.resolve()
-                    step = _Step(run, launches, fields, io, timeout_ms, status)
+                    step = _Step(run, launches, ffi.from_buffer("pfrt_field[]", fields), io, timeout_ms, status)
                     if loop is None:
                         self.execute(step, first, last)
                     else:
@@ -97,12 +97,13 @@ class SteppedRun:
                 yield loop.begin, loop.end, loop
                 first = loop.end
 
-    def execute(self, step: "_Step", first: int, last: int) -> None:
-        """Run the launches [first, last)."""
+    def execute(self, step: "_Step", first: int, last: int, launches=None) -> None:
+        """Run the launches [first, last) (`launches`: those already as the runtime's array)."""
         exe = self.exe
-        if lib.pfrt_execute(step.run.handle, ffi.from_buffer("pfrt_launch[]", step.launches[first:last]),
-                            last - first, ffi.from_buffer("pfrt_field[]", step.fields), step.io,
-                            exe.weights_ptr, ffi.NULL, exe.checked):
+        if launches is None:
+            launches = ffi.from_buffer("pfrt_launch[]", step.launches[first:last])
+        if lib.pfrt_execute(step.run.handle, launches, last - first, step.fields, step.io, exe.weights_ptr, ffi.NULL,
+                            exe.checked):
             raise BackendError("cannot allocate a kernel context for the run")
         exe.check_run(step.run, step.timeout_ms, first)
         if step.status[0]:
@@ -110,27 +111,32 @@ class SteppedRun:
 
     def run_loop(self, step: "_Step", loop: Loop) -> None:
         """Run a loop body while its condition holds and fewer than its trip count iterations ran
-        (loops.py); the deadline and cancellation are checked after every iteration."""
+        (loops.py); the deadline and cancellation are checked after every iteration. Every place is
+        checked against its buffer once, before the first iteration (a scan output for all of them)."""
         trips = self.size(loop.trips)
         counter = ffi.cast("int64_t *", self.address(loop.counter, step.io, 8))
         counter[0] = 0
         ffi.cast("uint8_t *", self.address(loop.flag, step.io, 1))[0] = 1
-        copies = {kind: [(c, self.size(c.nbytes)) for c in loop.copies if c.kind == kind] for kind in COPY_KINDS}
-        for c, n in copies["enter"]:
-            _copy(self.address(c.dest, step.io, n), self.address(c.source, step.io, n), n)
+        copies = {kind: [] for kind in COPY_KINDS}
+        for c in loop.copies:
+            n = self.size(c.nbytes)
+            dest = self.address(c.dest, step.io, n * trips if c.kind == "scan" else n)
+            copies[c.kind].append((ffi.cast("char *", dest), ffi.cast("char *", self.address(c.source, step.io, n)), n))
+        for dest, source, n in copies["enter"]:
+            ffi.memmove(dest, source, n)
         go = loop.init is None or ffi.cast("uint8_t *", self.address(loop.init, step.io, 1))[0] != 0
         cond = ffi.cast("uint8_t *", self.address(loop.cond, step.io, 1))
+        body = ffi.from_buffer("pfrt_launch[]", step.launches[loop.begin:loop.end])
         i = 0
         while go and i < trips:
             counter[0] = i
-            self.execute(step, loop.begin, loop.end)
+            self.execute(step, loop.begin, loop.end, body)
             go = cond[0] != 0
-            for c, n in copies["scan"]:
-                _copy(self.address(c.dest, step.io, n, at=i * n), self.address(c.source, step.io, n), n)
-            carried = [ffi.buffer(ffi.cast("char *", self.address(c.source, step.io, n)), n)[:]
-                       for c, n in copies["next"]]
-            for (c, n), data in zip(copies["next"], carried):
-                _copy(self.address(c.dest, step.io, n), data, n)
+            for dest, source, n in copies["scan"]:
+                ffi.memmove(dest + i * n, source, n)
+            carried = [ffi.buffer(source, n)[:] for _, source, n in copies["next"]]
+            for (dest, _, n), data in zip(copies["next"], carried):
+                ffi.memmove(dest, data, n)
             i += 1
         counter[0] = i
 
@@ -225,6 +231,3 @@ class SteppedRun:
                 if failure is not None:
                     raise ShapeMismatchError(failure)
 
-
-def _copy(dest: int, source: int | bytes, nbytes: int) -> None:
-    ffi.memmove(ffi.cast("void *", dest), ffi.cast("void *", source) if isinstance(source, int) else source, nbytes)
