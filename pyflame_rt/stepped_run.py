@@ -97,48 +97,45 @@ class SteppedRun:
                 yield loop.begin, loop.end, loop
                 first = loop.end
 
-    def execute(self, step: "_Step", first: int, last: int, launches=None) -> None:
-        """Run the launches [first, last) (`launches`: those already as the runtime's array)."""
+    def execute(self, step: "_Step", first: int, last: int) -> None:
+        """Run the launches [first, last)."""
         exe = self.exe
-        if launches is None:
-            launches = ffi.from_buffer("pfrt_launch[]", step.launches[first:last])
-        if lib.pfrt_execute(step.run.handle, launches, last - first, step.fields, step.io, exe.weights_ptr, ffi.NULL,
-                            exe.checked):
+        if lib.pfrt_execute(step.run.handle, ffi.from_buffer("pfrt_launch[]", step.launches[first:last]),
+                            last - first, step.fields, step.io, exe.weights_ptr, ffi.NULL, exe.checked):
             raise BackendError("cannot allocate a kernel context for the run")
         exe.check_run(step.run, step.timeout_ms, first)
         if step.status[0]:
             raise InputError(exe.checks[int(step.status[0]) - 1])
 
     def run_loop(self, step: "_Step", loop: Loop) -> None:
-        """Run a loop body while its condition holds and fewer than its trip count iterations ran
-        (loops.py); the deadline and cancellation are checked after every iteration. Every place is
-        checked against its buffer once, before the first iteration (a scan output for all of them)."""
+        """Run a loop (loops.py) in the runtime (pfrt_execute_loop): every place is checked against
+        its buffer here, once (a scan output for all the iterations), before its native code runs;
+        the run's deadline, cancellation and check status end it between iterations."""
+        exe = self.exe
         trips = self.size(loop.trips)
         counter = ffi.cast("int64_t *", self.address(loop.counter, step.io, 8))
         counter[0] = 0
         ffi.cast("uint8_t *", self.address(loop.flag, step.io, 1))[0] = 1
-        copies = {kind: [] for kind in COPY_KINDS}
+        copies: dict[str, list] = {kind: [] for kind in COPY_KINDS}
         for c in loop.copies:
             n = self.size(c.nbytes)
             dest = self.address(c.dest, step.io, n * trips if c.kind == "scan" else n)
-            copies[c.kind].append((ffi.cast("char *", dest), ffi.cast("char *", self.address(c.source, step.io, n)), n))
+            copies[c.kind].append((ffi.cast("void *", dest), ffi.cast("void *", self.address(c.source, step.io, n)), n))
         for dest, source, n in copies["enter"]:
             ffi.memmove(dest, source, n)
-        go = loop.init is None or ffi.cast("uint8_t *", self.address(loop.init, step.io, 1))[0] != 0
-        cond = ffi.cast("uint8_t *", self.address(loop.cond, step.io, 1))
-        body = ffi.from_buffer("pfrt_launch[]", step.launches[loop.begin:loop.end])
-        i = 0
-        while go and i < trips:
-            counter[0] = i
-            self.execute(step, loop.begin, loop.end, body)
-            go = cond[0] != 0
-            for dest, source, n in copies["scan"]:
-                ffi.memmove(dest + i * n, source, n)
-            carried = [ffi.buffer(source, n)[:] for _, source, n in copies["next"]]
-            for (dest, _, n), data in zip(copies["next"], carried):
-                ffi.memmove(dest, data, n)
-            i += 1
-        counter[0] = i
+        if loop.init is not None and ffi.cast("uint8_t *", self.address(loop.init, step.io, 1))[0] == 0:
+            return
+        scans, nexts = (ffi.new("pfrt_copy[]", copies[kind] or [(ffi.NULL, ffi.NULL, 0)]) for kind in ("scan", "next"))
+        scratch = ffi.new("char[]", max(1, sum(n for *_, n in copies["next"])))
+        if lib.pfrt_execute_loop(step.run.handle, ffi.from_buffer("pfrt_launch[]", step.launches[loop.begin:loop.end]),
+                                 loop.end - loop.begin, step.fields, step.io, exe.weights_ptr, ffi.NULL, exe.checked,
+                                 counter, ffi.cast("uint8_t *", self.address(loop.cond, step.io, 1)), trips,
+                                 scans, len(copies["scan"]), nexts, len(copies["next"]), scratch,
+                                 ffi.cast("int64_t *", step.status.ctypes.data)):
+            raise BackendError("cannot allocate a kernel context for the run")
+        exe.check_run(step.run, step.timeout_ms, loop.begin)
+        if step.status[0]:
+            raise InputError(exe.checks[int(step.status[0]) - 1])
 
     def size(self, expr) -> int:
         """A size expression's value for the dims bound so far."""

@@ -68,3 +68,23 @@ def test_the_deadline_stops_a_long_loop(counting_loop, tmp_path):
     options.timeout_ms = 20
     with pytest.raises(RunTimeoutError):
         sess.run(None, {"trips": np.array(10 ** 7), "x": np.zeros(3, np.float32)}, options)
+
+
+def test_the_deadline_stops_a_loop_whose_body_runs_no_kernel(tmp_path):
+    """The body only passes its values on (no launch): the runtime checks the deadline per iteration."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond"], ["cond_out"]), helper.make_node("Identity", ["y"], ["y_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("y_out", TensorProto.FLOAT, [3])])
+    model = make_model([helper.make_node("Loop", ["trips", "", "x"], ["y"], body=body)],
+                       [("trips", [], np.int64), ("x", [3])], [("y", [3])])
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    x = np.array([1.0, 2.0, 3.0], np.float32)
+    np.testing.assert_array_equal(sess.run(None, {"trips": np.array(3), "x": x})[0], x)
+    options = pyflame_rt.RunOptions()
+    options.timeout_ms = 20
+    with pytest.raises(RunTimeoutError):
+        sess.run(None, {"trips": np.array(10 ** 15), "x": x}, options)
