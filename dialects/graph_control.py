@@ -1,8 +1,9 @@
 """Control flow at the graph level: `graph.loop`, an ONNX Loop whose trip count or condition is
-known only at run time, its body a region that reads the enclosing function's values.
+known only at run time (or a Scan over a dynamic axis), and `graph.if`, an If whose condition is;
+their regions read the enclosing function's values.
 
-(An If, a Scan, and a Loop known at import are converted in place by the importer:
-importers/onnx/ops/control.py.)
+(An If or Loop known at import, and a Scan over a static axis, are converted in place by the
+importer: importers/onnx/ops/control.py.)
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Callable, Sequence
 from xdsl.dialects.builtin import StringAttr, TensorType
 from xdsl.ir import Block, Region, SSAValue
 from xdsl.irdl import (
-    AttrSizedOperandSegments, IRDLOperation, irdl_op_definition, prop_def, region_def, traits_def, var_operand_def, var_result_def,
+    AttrSizedOperandSegments, IRDLOperation, irdl_op_definition, operand_def, prop_def, region_def, traits_def,
+    var_operand_def, var_result_def,
 )
 from xdsl.traits import IsTerminator, Pure
 from xdsl.utils.exceptions import VerifyException
@@ -103,4 +105,37 @@ class LoopOp(GraphOp):
                 raise VerifyException(f"graph.loop: scan output {k} is {res.type}, its slices {s.type}")
 
 
-CONTROL_OPS = [LoopOp, YieldOp]
+@irdl_op_definition
+class IfOp(GraphOp):
+    """ONNX If with a condition known only at run time: runs its then region when `cond` (one bool)
+    holds, else its else region; the results are what the region run yields (both regions yield
+    values of the result types)."""
+
+    name = "graph.if"
+    cond = operand_def(TensorType)
+    outs = var_result_def(TensorType)
+    then_region = region_def("single_block")
+    else_region = region_def("single_block")
+
+    def __init__(self, cond: SSAValue, result_types: Sequence[TensorType], then_region: Region, else_region: Region):
+        super().__init__(operands=[cond], result_types=[list(result_types)], regions=[then_region, else_region])
+
+    def infer_body_shapes(self, shapes: dict, infer_block: Callable[[Block, dict], None]) -> list[Shape]:
+        for region in self.regions:
+            infer_block(region.block, shapes)
+        return [shapes[v] for v in self.then_region.block.last_op.operands]
+
+    def infer_shapes(self, shapes):
+        raise VerifyException("graph.if: its result shapes come from its regions (infer_body_shapes)")
+
+    def verify_(self) -> None:
+        if dtype_of(self.cond.type) is not DType.BOOL or self.cond.type.get_shape() != ():
+            raise VerifyException(f"graph.if: the condition must be one bool, got {self.cond.type}")
+        for part, region in (("then", self.then_region), ("else", self.else_region)):
+            yielded = [v.type for v in region.block.last_op.operands]
+            if yielded != [r.type for r in self.outs]:
+                raise VerifyException(f"graph.if: the {part} region yields {yielded}, the results are "
+                                      f"{[r.type for r in self.outs]}")
+
+
+CONTROL_OPS = [LoopOp, IfOp, YieldOp]

@@ -1,9 +1,10 @@
-"""graph.loop: its body evaluated once per iteration in the enclosing block's values."""
+"""graph.loop (its body once per iteration) and graph.if (its taken region), evaluated in the enclosing
+block's values."""
 from __future__ import annotations
 
 import numpy as np
 
-from pyflame_rt.dialects.graph_control import LoopOp
+from pyflame_rt.dialects.graph_control import IfOp, LoopOp
 from pyflame_rt.dialects.reference.evaluator import bind_dims, dim_value, enclosing, reference, run_block
 
 
@@ -24,3 +25,9 @@ def _loop(op: LoopOp, inputs):
     scans = [np.stack([s[j] for s in slices]) if slices else
              np.zeros([0, *(max(d, 0) for d in r.type.get_shape()[1:])]) for j, r in enumerate(op.outs[n:])]
     return [*carried, *scans]
+
+
+@reference(IfOp)
+def _if(op: IfOp, inputs):
+    env, weights = enclosing()
+    return run_block((op.then_region if bool(inputs[0]) else op.else_region).block, dict(env), weights)

@@ -1,5 +1,6 @@
 """graph.loop: its body's launches between a kernel.loop_begin and a kernel.loop_end, which the
-run executes once per iteration (pyflame_rt/stepped_run.py).
+run executes once per iteration (pyflame_rt/loops.py); graph.if: each region a loop of at most
+one iteration, entered when the condition (then) or its negation (else) holds.
 
 The walker meets the loop before the ops of its body: `LowerLoop` opens the loop (storage for the
 iteration number, the condition argument, the carried values and the scan outputs, the copies
@@ -13,7 +14,7 @@ from __future__ import annotations
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import kernel
-from pyflame_rt.dialects.graph_control import LoopOp, YieldOp
+from pyflame_rt.dialects.graph_control import IfOp, LoopOp, YieldOp
 from pyflame_rt.dialects.symbolic import dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
@@ -49,8 +50,8 @@ class LowerLoopYield(GraphToKernelPattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: YieldOp, rewriter: PatternRewriter) -> None:
         loop = op.parent_op()
-        assert isinstance(loop, LoopOp)
-        self.convert(loop, rewriter)
+        if isinstance(loop, LoopOp):
+            self.convert(loop, rewriter)
 
     def lower(self, L, op: LoopOp) -> None:
         n = len(op.carried)
@@ -70,4 +71,56 @@ class LowerLoopYield(GraphToKernelPattern):
             L.locs[out] = state
 
 
-PATTERNS = (LowerLoop, LowerLoopYield)
+class LowerIf(GraphToKernelPattern):
+    """Opens the then region: a loop of one iteration entered only when the condition holds."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: IfOp, rewriter: PatternRewriter) -> None:
+        if OPENED in op.attributes:
+            return
+        self.lower(self.lowering, op)
+        op.attributes[OPENED] = op.cond.type
+        rewriter.notify_op_modified(op)
+
+    def lower(self, L, op: IfOp) -> None:
+        for r in op.outs:
+            L.locs[r] = L.new_buffer(_nbytes(L, r))
+        open_branch(L, op, L.loc(op.cond))
+
+
+def open_branch(L, op: IfOp, enter) -> None:
+    """A loop of at most one iteration, entered when the bool at `enter` holds."""
+    L.begin_loop(op, L.new_buffer(8), L.new_buffer(1), enter, 1)
+
+
+class LowerIfYield(GraphToKernelPattern):
+    """Closes a region of a graph.if: its yielded values copied into the results. The then region
+    then opens the else region (entered when the negated condition holds); the else region
+    replaces the op by its results."""
+
+    def __init__(self, lowering):
+        super().__init__(lowering)
+        self.negated: dict[IfOp, object] = {}  # the else region's entry flag (a Loc) while it is open
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: YieldOp, rewriter: PatternRewriter) -> None:
+        parent = op.parent_op()
+        if not isinstance(parent, IfOp):
+            return
+        L = self.lowering
+        for v, r in zip(op.values, parent.outs):
+            L.loop_copy(kernel.LoopCopy.NEXT, L.loc(v), L.locs[r], _nbytes(L, v))
+        if op.parent_region() is parent.then_region:
+            L.end_loop(L.loc(parent.cond))
+            self.negated[parent] = L.new_buffer(1)
+            L.emit_elementwise("not", [parent.cond], self.negated[parent], ())
+            open_branch(L, parent, self.negated[parent])
+            rewriter.notify_op_modified(op)  # handled: no later pattern refuses it
+        else:
+            self.convert(parent, rewriter)
+
+    def lower(self, L, op: IfOp) -> None:
+        L.end_loop(self.negated.pop(op))
+
+
+PATTERNS = (LowerLoop, LowerLoopYield, LowerIf, LowerIfYield)

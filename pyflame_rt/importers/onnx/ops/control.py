@@ -1,9 +1,10 @@
 """If, Loop and Scan: their subgraphs converted in place (`ONNXImporter.inline_graph`).
 
-An If whose condition is known at import becomes its branch. One whose condition is known only
-at run time computes both branches and selects each output with graph.where: ONNX subgraphs
-have no side effects, so the result is the taken branch's; the branches must agree on every
-output's shape and type. A Scan, and a Loop whose trip count and condition are known at import
+An If whose condition is known at import becomes its branch; one whose condition is known only
+at run time a graph.if (dialects/graph_control.py), each branch converted into a region of its
+own (the branches must agree on every output's shape and type); inside a region (a loop's body)
+both branches are computed and graph.where selects each output: ONNX subgraphs have no side
+effects, so the result is the taken branch's. A Scan, and a Loop whose trip count and condition are known at import
 (the iteration number is known in each copy, so shape arithmetic over it folds), are unrolled:
 the body is converted once per iteration, each copy bound to the previous one's loop-carried
 values, and the per-iteration scan outputs are stacked along their axis. A Loop whose trip count
@@ -13,8 +14,9 @@ Scan over a dynamic axis.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from math import prod
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import onnx
@@ -23,7 +25,7 @@ from xdsl.ir import Block, Region
 from xdsl.rewriter import InsertPoint
 
 from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_tensor as gt
-from pyflame_rt.dialects.graph_control import LoopOp, YieldOp
+from pyflame_rt.dialects.graph_control import IfOp, LoopOp, YieldOp
 from pyflame_rt.dialects.symbolic import parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
@@ -77,15 +79,47 @@ def _if(ctx: _NodeContext):
     if prod(ctx.shape(cond)) != 1:
         raise ctx.fail(f"the condition has shape {list(ctx.shape(cond))}, not one element")
     (cond,) = ctx.emit(graph.ReshapeOp, [cond], shape=[])
-    thens = _values(ctx, imp.inline_graph(then_branch, {}, _scope(ctx, "then")), "then")
-    elses = _values(ctx, imp.inline_graph(else_branch, {}, _scope(ctx, "else")), "else")
-    outs = []
+    if imp.regions:  # inside a region (a loop run at run time): the runtime runs no loop within a loop
+        thens = _values(ctx, imp.inline_graph(then_branch, {}, _scope(ctx, "then")), "then")
+        elses = _values(ctx, imp.inline_graph(else_branch, {}, _scope(ctx, "else")), "else")
+        _check_branches(ctx, thens, elses)
+        return [ctx.emit(gm.WhereOp, [cond, t, e])[0] for t, e in zip(thens, elses)]
+    thens, elses = (_region(ctx, branch, part) for branch, part in ((then_branch, "then"), (else_branch, "else")))
+    _check_branches(ctx, thens.block.last_op.operands, elses.block.last_op.operands)
+    op = IfOp(cond, [t.type for t in thens.block.last_op.operands], thens, elses)
+    imp.builder.insert(op)
+    for r, t in zip(op.outs, thens.block.last_op.operands):
+        imp.shapes[r] = imp.shapes[t]
+    return list(op.outs)
+
+
+def _check_branches(ctx: _NodeContext, thens, elses) -> None:
     for k, (t, e) in enumerate(zip(thens, elses)):
-        if imp.shapes[t] != imp.shapes[e] or t.type != e.type:
+        if ctx.shape(t) != ctx.shape(e) or t.type != e.type:
             raise ctx.fail(f"output {k} is {t.type} in the then branch and {e.type} in the else branch: with a "
                            f"condition known only at run time, both branches must give the same shape and type")
-        outs += ctx.emit(gm.WhereOp, [cond, t, e])
-    return outs
+
+
+def _region(ctx: _NodeContext, branch: onnx.GraphProto, part: str) -> Region:
+    """An If branch converted into a region of its own, ended by a graph.yield of its outputs."""
+    imp = ctx.importer
+    block = Block()
+    with _converting_into(imp, block):
+        block.add_op(YieldOp(*_values(ctx, imp.inline_graph(branch, {}, _scope(ctx, part)), part)))
+    return Region(block)
+
+
+@contextmanager
+def _converting_into(imp, block: Block) -> Iterator[None]:
+    """The importer builds into `block`, a region's (`imp.regions` counts the regions it is in)."""
+    outer = imp.builder
+    imp.builder = Builder(InsertPoint.at_end(block))
+    imp.regions += 1
+    try:
+        yield
+    finally:
+        imp.builder = outer
+        imp.regions -= 1
 
 
 def _take(ctx: _NodeContext, x, axis: int, i: int):
@@ -210,9 +244,7 @@ def _graph_loop(ctx: _NodeContext, body: onnx.GraphProto, cond, carried: list, t
     block = LoopOp.body_block(carried)
     for arg, shape in zip(block.args, [(), (), *(ctx.shape(v) for v in carried)]):
         imp.shapes[arg] = shape
-    outer = imp.builder
-    imp.builder = Builder(InsertPoint.at_end(block))
-    try:
+    with _converting_into(imp, block):
         outs = imp.inline_graph(body, dict(zip((v.name for v in body.input), body_inputs(block))),
                                 _scope(ctx, "body"))
         yielded = _values(ctx, outs, "body")
@@ -221,8 +253,6 @@ def _graph_loop(ctx: _NodeContext, body: onnx.GraphProto, cond, carried: list, t
         elif ctx.shape(yielded[0]):
             yielded[0] = ctx.emit(graph.ReshapeOp, [yielded[0]], shape=[])[0]
         block.add_op(YieldOp(*yielded))
-    finally:
-        imp.builder = outer
     n = len(carried)
     for j, (v, out) in enumerate(zip(carried, yielded[1:1 + n])):
         if v.type != out.type or ctx.shape(v) != ctx.shape(out):

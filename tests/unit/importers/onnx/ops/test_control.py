@@ -7,7 +7,7 @@ from onnx import TensorProto, helper
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession
-from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
+from pyflame_rt.errors import InputError, InvalidModelError, UnsupportedOperatorError
 from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.options import ImportOptions
 
@@ -217,3 +217,18 @@ def test_a_torchscript_export_with_a_data_dependent_branch_in_a_loop():
     for n in (4, 7, 1):
         x = np.random.default_rng(n).standard_normal((n, 3)).astype(np.float32)
         assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+
+
+def test_if_with_a_run_time_condition_runs_only_the_taken_branch():
+    """The else branch gathers with indices fed as an input: out of range, it fails only when taken."""
+    branches = _branches([helper.make_node("Identity", ["x"], ["t"])], [helper.make_node("Gather", ["x", "idx"], ["e"])])
+    model = make_model([helper.make_node("If", ["c"], ["y"], **branches)],
+                       [("c", [], np.bool_), ("x", [2, 3]), ("idx", [2], np.int64)], [("y", [2, 3])])
+    assert any(op.name == "graph.if" for op in from_onnx(model).main.walk())
+    sess = InferenceSession(model.SerializeToString())
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for c, idx in ((True, [10, 10]), (False, [1, 0])):
+        feed = {"c": np.array(c), "x": x, "idx": np.array(idx)}
+        assert_close(sess.run(None, feed)[0], ort_run(model, feed)[0])
+    with pytest.raises(InputError, match="Gather"):
+        sess.run(None, {"c": np.array(False), "x": x, "idx": np.array([10, 10])})
