@@ -1,5 +1,6 @@
 """A run of a model some of whose dims are bound from tensors it computes (value_dims.ComputedDim),
-or that runs loops (loops.py: a loop body's launches are a step of their own, run once per iteration).
+or that runs loops (loops.py: a loop body's launches are a step of their own, which the runtime runs
+once per iteration, pfrt_execute_loop).
 
 The launch table runs in steps, split where such dims are bound. Before a step, the arena buffers
 whose sizes the dims bound so far give are placed (memory_plan.plan) in an arena of their own
@@ -103,6 +104,11 @@ class SteppedRun:
         if lib.pfrt_execute(step.run.handle, ffi.from_buffer("pfrt_launch[]", step.launches[first:last]),
                             last - first, step.fields, step.io, exe.weights_ptr, ffi.NULL, exe.checked):
             raise BackendError("cannot allocate a kernel context for the run")
+        self.finish(step, first)
+
+    def finish(self, step: "_Step", first: int) -> None:
+        """Raise for launches from `first` on stopped (deadline, cancellation, bounds) or failing a check."""
+        exe = self.exe
         exe.check_run(step.run, step.timeout_ms, first)
         if step.status[0]:
             raise InputError(exe.checks[int(step.status[0]) - 1])
@@ -125,7 +131,7 @@ class SteppedRun:
             ffi.memmove(dest, source, n)
         if loop.init is not None and ffi.cast("uint8_t *", self.address(loop.init, step.io, 1))[0] == 0:
             return
-        scans, nexts = (ffi.new("pfrt_copy[]", copies[kind] or [(ffi.NULL, ffi.NULL, 0)]) for kind in ("scan", "next"))
+        scans, nexts = (ffi.new("pfrt_copy[]", copies[kind]) for kind in ("scan", "next"))
         scratch = ffi.new("char[]", max(1, sum(n for *_, n in copies["next"])))
         if lib.pfrt_execute_loop(step.run.handle, ffi.from_buffer("pfrt_launch[]", step.launches[loop.begin:loop.end]),
                                  loop.end - loop.begin, step.fields, step.io, exe.weights_ptr, ffi.NULL, exe.checked,
@@ -133,9 +139,7 @@ class SteppedRun:
                                  scans, len(copies["scan"]), nexts, len(copies["next"]), scratch,
                                  ffi.cast("int64_t *", step.status.ctypes.data)):
             raise BackendError("cannot allocate a kernel context for the run")
-        exe.check_run(step.run, step.timeout_ms, loop.begin)
-        if step.status[0]:
-            raise InputError(exe.checks[int(step.status[0]) - 1])
+        self.finish(step, loop.begin)
 
     def size(self, expr) -> int:
         """A size expression's value for the dims bound so far."""
@@ -143,8 +147,8 @@ class SteppedRun:
             return evaluate((expr[0], self.size(expr[1]), self.size(expr[2])), self.bindings)
         return evaluate(expr, self.bindings)
 
-    def address(self, place: Place, io, nbytes: int, at: int = 0) -> int:
-        """The address of `nbytes` bytes `at` bytes past a loop's place, checked to lie inside its buffer."""
+    def address(self, place: Place, io, nbytes: int) -> int:
+        """The address of a loop's place, checked to hold `nbytes` bytes inside its buffer."""
         exe = self.exe
         if place.kind == "arena":
             base, size = self.addresses.get(place.index, 0), self.size(exe.buffers[place.index].nbytes)
@@ -152,9 +156,9 @@ class SteppedRun:
             base, size = int(ffi.cast("uintptr_t", io[place.index])), self.io_nbytes(place.index)
         else:
             base, size = int(ffi.cast("uintptr_t", exe.weights_ptr)) + place.index, exe.weight_bytes - place.index
-        if not base or place.offset + at + nbytes > size:
+        if not base or place.offset + nbytes > size:
             raise InvalidModelError("artifact metadata is invalid: a loop copy lies outside its buffer")
-        return base + place.offset + at
+        return base + place.offset
 
     def io_nbytes(self, slot: int) -> int:
         arrays = [*self.arrays, *self.outs]
