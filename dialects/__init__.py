@@ -12,7 +12,7 @@ def __getattr__(name: str):
     from xdsl.ir import Dialect
 
     from pyflame_rt.dialects import (
-        graph, graph_attrs, graph_bitwise, graph_detection, graph_fused, graph_index, graph_linalg, graph_math, graph_nn, graph_pool_indices,
+        graph, graph_attrs, graph_bitwise, graph_control, graph_detection, graph_fused, graph_index, graph_linalg, graph_math, graph_nn, graph_pool_indices,
         graph_recurrent, graph_reduce, graph_tensor, weights)
     from pyflame_rt.dialects.kernel import Kernel
     from pyflame_rt.dialects.quant import Quant
@@ -21,7 +21,8 @@ def __getattr__(name: str):
                             *graph_tensor.TENSOR_OPS, *graph_fused.FUSED_OPS, *graph_nn.NN_OPS,
                             *graph_bitwise.BITWISE_OPS, *graph_index.INDEX_OPS,
                             *graph_pool_indices.POOL_INDEX_OPS, *graph_linalg.LINALG_OPS, *weights.WEIGHT_OPS,
-                            *graph_recurrent.RECURRENT_OPS, *graph_detection.DETECTION_OPS],
+                            *graph_recurrent.RECURRENT_OPS, *graph_detection.DETECTION_OPS,
+                            *graph_control.CONTROL_OPS],
                     [*graph_attrs.GRAPH_ATTRS, *graph_recurrent.RECURRENT_ATTRS, *weights.WEIGHT_ATTRS])
     globals().update(Graph=Graph, Kernel=Kernel, Quant=Quant, ALL_DIALECTS=[Graph, Quant, Kernel])
     return globals()[name]

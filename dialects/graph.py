@@ -599,13 +599,19 @@ def infer_value_shapes(fn: func.FuncOp) -> dict[SSAValue, Shape]:
     arg_attrs = fn.arg_attrs.data if fn.arg_attrs is not None else [None] * len(fn.args)
     for arg, attrs in zip(fn.args, arg_attrs):
         shapes[arg] = io_shape(attrs.data if attrs is not None else {}, arg.type)
-    for op in fn.body.block.ops:
+    infer_block_shapes(fn.body.block, shapes)
+    return shapes
+
+
+def infer_block_shapes(block, shapes: dict[SSAValue, Shape]) -> None:
+    """The shapes of the values a block's graph ops compute (and those of their regions), into `shapes`."""
+    for op in block.ops:
         if isinstance(op, GraphOp):
             with at_node(node_label(op)):
-                inferred = op.infer_shapes([shapes[o] for o in op.operands])
+                inferred = (op.infer_body_shapes(shapes, infer_block_shapes) if op.regions
+                            else op.infer_shapes([shapes[o] for o in op.operands]))
             for res, s in zip(op.results, inferred):
                 shapes[res] = s
-    return shapes
 
 
 def dense_value(value: DenseIntOrFPElementsAttr, shape: Sequence[int]) -> np.ndarray:

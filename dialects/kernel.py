@@ -29,7 +29,8 @@ for each i64 field, which its verifier checks:
 `kernel.bind_dim` binds a run-time dim from an element of an integer input (a shape fed as a
 graph input) rather than from an input's shape. `kernel.check` and `kernel.assume` are the run-time checks: the first a status code a
 kernel reports, the second a requirement on dims checked before any kernel runs. The memory plan (`plan-memory`) records each
-alloc's lifetime in launch numbers.
+alloc's lifetime in launch numbers. `kernel.loop_begin` / `kernel.loop_copy` / `kernel.loop_end`
+delimit a loop body the run executes repeatedly (a graph.loop).
 """
 from __future__ import annotations
 
@@ -378,9 +379,72 @@ class LaunchOp(ScheduleLevelOp):
                                       f" ({t}), the launch passes {value.type}")
 
 
+class LoopCopy(StrEnum):
+    ENTER = "enter"  # before the first iteration: an initial carried value into its body argument
+    NEXT = "next"    # after each iteration: a yielded carried value into its body argument
+    SCAN = "scan"    # after iteration i: a scan slice to byte i * nbytes of its scan output
+
+
+@irdl_attr_definition
+class LoopCopyAttr(EnumAttribute[LoopCopy], SpacedOpaqueSyntaxAttribute):
+    name = "kernel.loop_copy_kind"
+
+
+@irdl_op_definition
+class LoopBeginOp(ScheduleLevelOp):
+    """The launches up to the next `kernel.loop_end` are a loop body the run executes while the
+    iteration number is below `trips` and the condition holds: first `init` (a bool, or
+    `kernel.null`: true), then the body's. Before each iteration the run stores the iteration
+    number into `counter` (int64) and true into `flag` (the body's condition argument); after the
+    loop, the number of iterations run into `counter`. The run's deadline and cancellation are
+    checked after every iteration."""
+
+    name = "kernel.loop_begin"
+    counter = operand_def(BufferType)
+    flag = operand_def(BufferType)
+    init = operand_def(BufferType)
+    trips = operand_def(IndexType)
+
+    assembly_format = "`counter` `(` $counter `)` `flag` `(` $flag `)` `init` `(` $init `)` `trips` `(` $trips `)` attr-dict"
+
+    def __init__(self, counter: SSAValue, flag: SSAValue, init: SSAValue, trips: SSAValue):
+        super().__init__(operands=[counter, flag, init, trips])
+
+
+@irdl_op_definition
+class LoopCopyOp(ScheduleLevelOp):
+    """A copy of `nbytes` bytes the run makes for the enclosing loop (`kind`: LoopCopy); after an
+    iteration the scan copies come first, then the next copies, which read every source before
+    writing any destination."""
+
+    name = "kernel.loop_copy"
+    kind = prop_def(LoopCopyAttr)
+    source = operand_def(BufferType)
+    dest = operand_def(BufferType)
+    nbytes = operand_def(IndexType)
+
+    assembly_format = "$kind $source `to` $dest `(` $nbytes `)` attr-dict"
+
+    def __init__(self, kind: LoopCopy, source: SSAValue, dest: SSAValue, nbytes: SSAValue):
+        super().__init__(operands=[source, dest, nbytes], properties={"kind": LoopCopyAttr(kind)})
+
+
+@irdl_op_definition
+class LoopEndOp(ScheduleLevelOp):
+    """The end of a loop body: `cond` (a bool) holds the condition the body computed."""
+
+    name = "kernel.loop_end"
+    cond = operand_def(BufferType)
+
+    assembly_format = "`cond` `(` $cond `)` attr-dict"
+
+    def __init__(self, cond: SSAValue):
+        super().__init__(operands=[cond])
+
+
 Kernel = Dialect("kernel", [ScheduleOp, IOOp, WeightOp, AllocOp, SubviewOp, NullOp, DimOp, BindDimOp, CheckOp,
-                           AssumeOp, LaunchOp],
-                 [BufferType, IORoleAttr, RelationAttr])
+                           AssumeOp, LaunchOp, LoopBeginOp, LoopCopyOp, LoopEndOp],
+                 [BufferType, IORoleAttr, RelationAttr, LoopCopyAttr])
 
 
 def schedule_of(module: Operation) -> ScheduleOp | None:

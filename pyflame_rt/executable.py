@@ -27,6 +27,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, MemoryAccessError,
                                RunCancelledError, RunTimeoutError, ShapeMismatchError)
 from pyflame_rt.launch_table import LaunchTable
+from pyflame_rt.loops import loops_from_header
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.memory import global_pool
 from pyflame_rt.runtime import Run, ThreadPool, ffi, lib, native_symbols, now_ns
@@ -77,6 +78,8 @@ class Executable:
             # dims bound from tensors the model computes: its runs go in steps (stepped_run.py)
             self.computed_dims = value_dims.computed_from_header(h.get("computed_dims", []), len(self.buffers),
                                                                  io_slots, len(self.table))
+            self.loops = loops_from_header(h.get("loops", []), len(self.table), io_slots, len(self.buffers),
+                                           compiled.weights.size, self.symbols, [c.step for c in self.computed_dims])
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
             raise InvalidModelError(f"artifact metadata is invalid ({type(e).__name__}: {e})") from None
         missing = target.missing_on_host()
@@ -90,6 +93,7 @@ class Executable:
         self.table.bind(addresses)
         self._kernel_at = dict(zip(addresses, self.kernel_names))
         self._weights = compiled.weights  # keeps the mapping alive
+        self.weight_bytes = compiled.weights.size
         self.weights_ptr = ffi.cast("void*", self._weights.ctypes.data if self._weights.size else 0)
         self.pool = ThreadPool(num_threads)
         self._calls: dict[tuple, _PreparedCall] = {}
@@ -152,7 +156,7 @@ class Executable:
         output None (allocated) or the array the run writes it into (`bound_outputs`)."""
         for spec, arr in zip(self.inputs, arrays):  # the guard before native code, every run
             self.check_dtype(spec, arr)
-        if self.computed_dims:
+        if self.computed_dims or self.loops:
             if out is not None:
                 raise InputError("outputs cannot be bound (out) for a model whose sizes are computed during the run")
             return self._run_in_steps(arrays, timeout_ms, profiler)

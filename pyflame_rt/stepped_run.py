@@ -1,4 +1,6 @@
-"""A run of a model some of whose dims are bound from tensors it computes (value_dims.ComputedDim).
+"""A run of a model some of whose dims are bound from tensors it computes (value_dims.ComputedDim),
+or that runs loops (loops.py: a loop body's launches are a step of their own, which the runtime runs
+once per iteration, pfrt_execute_loop).
 
 The launch table runs in steps, split where such dims are bound. Before a step, the arena buffers
 whose sizes the dims bound so far give are placed (memory_plan.plan) in an arena of their own
@@ -12,12 +14,13 @@ cancellation and profile span every step; the arenas go back to the pool when th
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 import numpy as np
 
 from pyflame_rt.dialects.symbolic import evaluate, evaluate_shape
 from pyflame_rt.errors import BackendError, InputError, InvalidModelError, ShapeMismatchError
+from pyflame_rt.loops import COPY_KINDS, Loop, Place
 from pyflame_rt.memory import global_pool
 from pyflame_rt.profiling import Profiler
 from pyflame_rt.runtime import Run, ffi, lib, now_ns
@@ -30,6 +33,17 @@ if TYPE_CHECKING:
 # the size a buffer or output not allocated yet shows the resolution: no launch of the step touches it
 _NOT_YET = 1 << 62
 _INT64_LIMIT = 1 << 63
+
+
+class _Step(NamedTuple):
+    """What running launches of one step takes: the run, its resolved table and io, the limits."""
+
+    run: Run
+    launches: np.ndarray
+    fields: object  # the resolved fields as the runtime's array
+    io: object
+    timeout_ms: int
+    status: np.ndarray
 
 
 class SteppedRun:
@@ -45,33 +59,112 @@ class SteppedRun:
 
     def run(self, timeout_ms: int, profiler: Profiler | None, status: np.ndarray, status_ptr) -> list[np.ndarray]:
         exe = self.exe
-        bounds = sorted({c.step for c in exe.computed_dims}) + [len(exe.table)]
         pool = global_pool()
         try:
             with Run(exe.pool, timeout_ms, profiler is not None) as run:
                 start_ns = now_ns() if profiler is not None else 0
-                first = 0
-                for last in bounds:
+                for first, last, loop in self.segments():
                     self.place(pool)
                     io = ffi.new("void*[]", [*map(ffi.from_buffer, self.arrays),
                                              *(ffi.NULL if o is None else ffi.from_buffer(o) for o in self.outs),
                                              status_ptr])
                     launches, fields = self.resolve()
-                    if lib.pfrt_execute(run.handle, ffi.from_buffer("pfrt_launch[]", launches[first:last]),
-                                        last - first, ffi.from_buffer("pfrt_field[]", fields), io,
-                                        exe.weights_ptr, ffi.NULL, exe.checked):
-                        raise BackendError("cannot allocate a kernel context for the run")
-                    exe.check_run(run, timeout_ms, first)
-                    if status[0]:
-                        raise InputError(exe.checks[int(status[0]) - 1])
+                    step = _Step(run, launches, ffi.from_buffer("pfrt_field[]", fields), io, timeout_ms, status)
+                    if loop is None:
+                        self.execute(step, first, last)
+                    else:
+                        self.run_loop(step, loop)
                     self.bind([c for c in exe.computed_dims if c.step == last], io)
-                    first = last
                 if profiler is not None:
                     profiler.add_run(exe.kernel_name, exe.step_ops, run.events(), self.bindings, start_ns, now_ns())
         finally:
             for address in self.arenas:
                 pool.deallocate(address)
         return self.outs  # type: ignore[return-value]  # every output is allocated by the last step
+
+    def segments(self) -> Iterator[tuple[int, int, Loop | None]]:
+        """The table in run order as (first, last launch, the loop they are the body of or None): split
+        where dims are bound from computed values and around each loop."""
+        exe = self.exe
+        cuts = sorted({c.step for c in exe.computed_dims})
+        first = 0
+        for loop in [*exe.loops, None]:
+            stop = len(exe.table) if loop is None else loop.begin
+            for last in [c for c in cuts if first < c < stop] + [stop]:
+                if last > first or loop is None:
+                    yield first, last, None
+                first = last
+            if loop is not None:
+                yield loop.begin, loop.end, loop
+                first = loop.end
+
+    def execute(self, step: "_Step", first: int, last: int) -> None:
+        """Run the launches [first, last)."""
+        exe = self.exe
+        if lib.pfrt_execute(step.run.handle, ffi.from_buffer("pfrt_launch[]", step.launches[first:last]),
+                            last - first, step.fields, step.io, exe.weights_ptr, ffi.NULL, exe.checked):
+            raise BackendError("cannot allocate a kernel context for the run")
+        self.finish(step, first)
+
+    def finish(self, step: "_Step", first: int) -> None:
+        """Raise for launches from `first` on stopped (deadline, cancellation, bounds) or failing a check."""
+        exe = self.exe
+        exe.check_run(step.run, step.timeout_ms, first)
+        if step.status[0]:
+            raise InputError(exe.checks[int(step.status[0]) - 1])
+
+    def run_loop(self, step: "_Step", loop: Loop) -> None:
+        """Run a loop (loops.py) in the runtime (pfrt_execute_loop): every place is checked against
+        its buffer here, once (a scan output for all the iterations), before its native code runs;
+        the run's deadline, cancellation and check status end it between iterations."""
+        exe = self.exe
+        trips = self.size(loop.trips)
+        counter = ffi.cast("int64_t *", self.address(loop.counter, step.io, 8))
+        counter[0] = 0
+        ffi.cast("uint8_t *", self.address(loop.flag, step.io, 1))[0] = 1
+        copies: dict[str, list] = {kind: [] for kind in COPY_KINDS}
+        for c in loop.copies:
+            n = self.size(c.nbytes)
+            dest = self.address(c.dest, step.io, n * trips if c.kind == "scan" else n)
+            copies[c.kind].append((ffi.cast("void *", dest), ffi.cast("void *", self.address(c.source, step.io, n)), n))
+        for dest, source, n in copies["enter"]:
+            ffi.memmove(dest, source, n)
+        if loop.init is not None and ffi.cast("uint8_t *", self.address(loop.init, step.io, 1))[0] == 0:
+            return
+        scans, nexts = (ffi.new("pfrt_copy[]", copies[kind]) for kind in ("scan", "next"))
+        scratch = ffi.new("char[]", max(1, sum(n for *_, n in copies["next"])))
+        if lib.pfrt_execute_loop(step.run.handle, ffi.from_buffer("pfrt_launch[]", step.launches[loop.begin:loop.end]),
+                                 loop.end - loop.begin, step.fields, step.io, exe.weights_ptr, ffi.NULL, exe.checked,
+                                 counter, ffi.cast("uint8_t *", self.address(loop.cond, step.io, 1)), trips,
+                                 scans, len(copies["scan"]), nexts, len(copies["next"]), scratch,
+                                 ffi.cast("int64_t *", step.status.ctypes.data)):
+            raise BackendError("cannot allocate a kernel context for the run")
+        self.finish(step, loop.begin)
+
+    def size(self, expr) -> int:
+        """A size expression's value for the dims bound so far."""
+        if isinstance(expr, tuple):
+            return evaluate((expr[0], self.size(expr[1]), self.size(expr[2])), self.bindings)
+        return evaluate(expr, self.bindings)
+
+    def address(self, place: Place, io, nbytes: int) -> int:
+        """The address of a loop's place, checked to hold `nbytes` bytes inside its buffer."""
+        exe = self.exe
+        if place.kind == "arena":
+            base, size = self.addresses.get(place.index, 0), self.size(exe.buffers[place.index].nbytes)
+        elif place.kind == "io":
+            base, size = int(ffi.cast("uintptr_t", io[place.index])), self.io_nbytes(place.index)
+        else:
+            base, size = int(ffi.cast("uintptr_t", exe.weights_ptr)) + place.index, exe.weight_bytes - place.index
+        if not base or place.offset + nbytes > size:
+            raise InvalidModelError("artifact metadata is invalid: a loop copy lies outside its buffer")
+        return base + place.offset
+
+    def io_nbytes(self, slot: int) -> int:
+        arrays = [*self.arrays, *self.outs]
+        if slot == len(arrays):
+            return 8  # the status word
+        return arrays[slot].nbytes if arrays[slot] is not None else 0
 
     def ready(self, expr) -> bool:
         return expr_symbols(expr) <= self.bindings.keys()
@@ -123,11 +216,9 @@ class SteppedRun:
         """The element of a computed dim, from the tensor the step left in its buffer."""
         itemsize = np.dtype(c.dtype).itemsize
         if c.kind == "arena":
-            address, size = self.addresses.get(c.buffer), evaluate(self.exe.buffers[c.buffer].nbytes, self.bindings)
+            address, size = self.addresses.get(c.buffer), self.size(self.exe.buffers[c.buffer].nbytes)
         else:
-            address = int(ffi.cast("uintptr_t", io[c.buffer]))
-            arrays = [*self.arrays, *self.outs]
-            size = arrays[c.buffer].nbytes if c.buffer < len(arrays) and arrays[c.buffer] is not None else 0
+            address, size = int(ffi.cast("uintptr_t", io[c.buffer])), self.io_nbytes(c.buffer)
         if not address or c.offset + itemsize > size:
             raise InvalidModelError(f"artifact metadata is invalid: dim '{c.dim}' is read past its tensor")
         return int(ffi.cast(f"{c.dtype}_t *", address + c.offset)[0])
@@ -140,3 +231,4 @@ class SteppedRun:
                 failure = a.failure(self.bindings)
                 if failure is not None:
                     raise ShapeMismatchError(failure)
+

@@ -387,18 +387,25 @@ static void record(pfrt_run *r, pfrt_task_fn fn, int64_t start, int64_t end, int
     e->work_items = n;
 }
 
-void pfrt_run_kernel(pfrt_run *r, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain) {
+/* Whether the run must stop (a violation, a cancellation, its deadline passed at `now`), its status
+   set to say why. */
+static int run_stops(pfrt_run *r, int64_t now) {
     if (atomic_load(&r->violated)) r->status = PFRT_RUN_OUT_OF_BOUNDS;
-    if (r->status != PFRT_RUN_OK) return;
+    if (r->status != PFRT_RUN_OK) return 1;
     if (r->cancel && __atomic_load_n(r->cancel, __ATOMIC_ACQUIRE)) {
         r->status = PFRT_RUN_CANCELLED;
-        return;
+        return 1;
     }
-    int64_t start = (r->deadline_ns || r->profile) ? pfrt_now_ns() : 0;
-    if (r->deadline_ns && start > r->deadline_ns) {
+    if (r->deadline_ns && now > r->deadline_ns) {
         r->status = PFRT_RUN_TIMED_OUT;
-        return;
+        return 1;
     }
+    return 0;
+}
+
+void pfrt_run_kernel(pfrt_run *r, pfrt_task_fn fn, void *ctx, int64_t n, int64_t grain) {
+    int64_t start = (r->deadline_ns || r->profile) ? pfrt_now_ns() : 0;
+    if (run_stops(r, start)) return;
     pfrt_parallel_for(r->pool, fn, ctx, n, grain);
     r->kernels_done++;
     if (r->profile) record(r, fn, start, pfrt_now_ns(), n);
@@ -447,6 +454,35 @@ int pfrt_execute(pfrt_run *r, const pfrt_launch *launches, int64_t n, const pfrt
         pfrt_run_kernel(r, l->kernel, ctx, l->items, l->grain);
     }
     free(ctx);
+    return 0;
+}
+
+int pfrt_execute_loop(pfrt_run *r, const pfrt_launch *launches, int64_t n, const pfrt_field *fields,
+                      void *const *io, const void *weights, void *arena, int checked, int64_t *counter,
+                      const uint8_t *cond, int64_t trips, const pfrt_copy *scans, int64_t num_scans,
+                      const pfrt_copy *nexts, int64_t num_nexts, char *scratch, const int64_t *status) {
+    int64_t i = 0;
+    int go = 1;
+    /* checked every iteration: a body without launches never reaches pfrt_run_kernel's checks */
+    while (go && i < trips && !run_stops(r, r->deadline_ns ? pfrt_now_ns() : 0) && *status == 0) {
+        *counter = i;
+        if (pfrt_execute(r, launches, n, fields, io, weights, arena, checked)) return -1;
+        go = *cond != 0;  /* the body's condition, before a copy may overwrite its buffer */
+        for (int64_t k = 0; k < num_scans; k++)
+            memcpy((char *)scans[k].dest + i * scans[k].nbytes, scans[k].source, (size_t)scans[k].nbytes);
+        char *p = scratch;
+        for (int64_t k = 0; k < num_nexts; k++) {
+            memcpy(p, nexts[k].source, (size_t)nexts[k].nbytes);
+            p += nexts[k].nbytes;
+        }
+        p = scratch;
+        for (int64_t k = 0; k < num_nexts; k++) {
+            memcpy(nexts[k].dest, p, (size_t)nexts[k].nbytes);
+            p += nexts[k].nbytes;
+        }
+        i++;
+    }
+    *counter = i;
     return 0;
 }
 

@@ -8,6 +8,6 @@ from pyflame_rt.dialects.reference.evaluator import dim_value, evaluate, evaluat
 
 # Op families register their semantics on import.
 from pyflame_rt.dialects.reference import bitwise, core, fused, index, math, nn, reduce, tensor  # noqa: E402,F401
-from pyflame_rt.dialects.reference import detection, linalg, pool_indices, quant, recurrent  # noqa: E402,F401
+from pyflame_rt.dialects.reference import control, detection, linalg, pool_indices, quant, recurrent  # noqa: E402,F401
 
 __all__ = ["dim_value", "evaluate", "evaluate_op", "has_reference", "reference"]

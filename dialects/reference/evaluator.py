@@ -7,7 +7,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, StringAttr, TensorType
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Block, Operation, SSAValue
+from xdsl.traits import IsTerminator
 
 from pyflame_rt.dialects import graph, symbolic
 from pyflame_rt.dialects.symbolic import Dim, SymDim
@@ -18,6 +19,8 @@ RefFn = Callable[[Operation, list[np.ndarray]], "np.ndarray | Sequence[np.ndarra
 _REFERENCES: dict[type[Operation], RefFn] = {}
 # values of the dynamic dims (e.g. batch) during `evaluate`, for ops whose properties name dims
 _DIMS: ContextVar[Mapping[str, int]] = ContextVar("reference_dims", default={})
+# the values and weights of the block being evaluated (run_block)
+_ENCLOSING: ContextVar[tuple | None] = ContextVar("reference_enclosing", default=None)
 
 
 def dim_value(d: Dim) -> int:
@@ -111,15 +114,34 @@ def _bind_dims(fn: func.FuncOp, arrays: list[np.ndarray]) -> dict[str, int]:
 
 
 def _run(fn: func.FuncOp, env: dict[SSAValue, np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    for op in fn.body.block.ops:
-        if isinstance(op, func.ReturnOp):
-            return [env[v] for v in op.operands]
-        if isinstance(op, graph.ConstantOp):
-            env[op.result] = constant_value(op, weights)
-            continue
-        for res, val in zip(op.results, evaluate_op(op, [env[v] for v in op.operands])):
-            env[res] = val
-    raise InputError("graph function has no func.return")
+    return run_block(fn.body.block, env, weights)
+
+
+def run_block(block: Block, env: dict[SSAValue, np.ndarray], weights: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """The values a block's terminator passes on, its ops evaluated in `env` (the values of the
+    enclosing blocks and the block's arguments), which the ops' results are added to. Ops with
+    regions (graph.loop) evaluate them in `env` too (`enclosing`)."""
+    token = _ENCLOSING.set((env, weights))
+    try:
+        for op in block.ops:
+            if op.has_trait(IsTerminator) or isinstance(op, func.ReturnOp):
+                return [env[v] for v in op.operands]
+            if isinstance(op, graph.ConstantOp):
+                env[op.result] = constant_value(op, weights)
+                continue
+            for res, val in zip(op.results, evaluate_op(op, [env[v] for v in op.operands])):
+                env[res] = val
+    finally:
+        _ENCLOSING.reset(token)
+    raise InputError("graph block has no terminator")
+
+
+def enclosing() -> tuple[dict[SSAValue, np.ndarray], Mapping[str, np.ndarray]]:
+    """The values and weights of the block being evaluated (for an op whose region reads them)."""
+    current = _ENCLOSING.get()
+    if current is None:
+        raise UnsupportedOperatorError("an op with a region is evaluated only inside a graph function")
+    return current
 
 
 def constant_value(op: graph.ConstantOp, weights: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -93,6 +93,7 @@ def emit(target: CPUTarget, lowered: LoweredModel, options: CompileOptions, time
         "symbols": lowered.symbols,
         **({"value_dims": [v.to_json() for v in lowered.value_dims]} if lowered.value_dims else {}),
         **({"computed_dims": [c.to_json() for c in lowered.computed_dims]} if lowered.computed_dims else {}),
+        **({"loops": [loop.to_json() for loop in lowered.loops]} if lowered.loops else {}),
         "buffers": [[expr_to_json(b.nbytes), b.first, b.last] for b in lowered.buffers],
         "op_summary": lowered.op_summary,
         "checks": lowered.checks,

@@ -30,7 +30,7 @@ from pyflame_rt.dialects.assumptions import Assumption, at_node, collect, requir
 from pyflame_rt.dialects.symbolic import Dim, Shape, SymDim, dim_mul, fold_size, numel, parse_dim
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import InvalidModelError
+from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
 from pyflame_rt.targets.cpu.access_guard import check_declaration
 from pyflame_rt.targets.cpu.half_panels import half_rounded_values, panel_type
 from pyflame_rt.targets.cpu.kernel_builder import checked_kernels
@@ -42,6 +42,7 @@ from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, Refus
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 from pyflame_rt.targets.cpu.target import CPUTarget
+from pyflame_rt.loops import Copy, Loop, Place
 from pyflame_rt.value_dims import ComputedDim, ValueDim
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class LoweredModel:
     steps: list[_Call] = field(default_factory=list)  # the launches, in order
     value_dims: list[ValueDim] = field(default_factory=list)  # dims bound from input values
     computed_dims: list[ComputedDim] = field(default_factory=list)  # ... and from computed ones
+    loops: list[Loop] = field(default_factory=list)  # launch ranges the run repeats (graph.loop)
 
 
 # Work (in FMAs) a parallel-for chunk should carry at least: below it, waking the
@@ -159,6 +161,7 @@ class GraphLowering:
         self.n_buffers = 0
         self.values: dict = {}
         self.graph_op = ""  # the graph op the launches being emitted compute
+        self.loop: Operation | None = None  # the graph.loop whose body is being lowered
         # the dims an input's values bind, by argument (a shape fed as a graph input)
         arg_attrs = fn.arg_attrs.data if fn.arg_attrs else [None] * len(fn.args)
         self.value_dims = [graph.value_dims(a.data if a is not None else {}) for a in arg_attrs]
@@ -222,7 +225,8 @@ class GraphLowering:
     def _dies_at(self, donor: SSAValue, op) -> bool:
         """Whether nothing reads donor's buffer after `op`, and `op` reads it only as its residual."""
         v, loc = op.results[0], self.locs.get(donor)
-        if (v in self.locs or v in self.out_slot or loc is None or loc.kind != "arena" or loc.offset != 0
+        if (self.loop is not None or v in self.locs or v in self.out_slot or loc is None or loc.kind != "arena"
+                or loc.offset != 0
                 or self.dtype(v) is not self.dtype(donor) or tuple(self.shapes[v]) != tuple(self.shapes[donor])):
             return False
         sharing = [u for u, at in self.locs.items() if at.kind == "arena" and at.index == loc.index]
@@ -408,8 +412,25 @@ class GraphLowering:
 
     def bind_dims(self, dims: list[str], loc: Loc, dtype: DType) -> None:
         """Bind `dims` to the elements of the integer tensor at `loc`, as the launches so far leave it."""
+        if self.loop is not None:
+            raise UnsupportedOperatorError(f"sizes computed inside a loop run at run time ({dims}) are not supported")
         for index, dim in enumerate(dims):
             self._emit(kernel.BindDimOp(dim, self.value(loc), index, dtype))
+
+    def begin_loop(self, loop: Operation, counter: Loc, flag: Loc, init: Loc, trips: Dim) -> None:
+        """The launches until `end_loop` are the body of `loop`, run repeatedly (kernel.loop_begin);
+        a loop inside it is refused (the run executes one level of loops)."""
+        if self.loop is not None:
+            raise UnsupportedOperatorError("a loop run at run time inside another one is not supported")
+        self.loop = loop
+        self._emit(kernel.LoopBeginOp(self.value(counter), self.value(flag), self.value(init), self.value(trips)))
+
+    def loop_copy(self, kind: kernel.LoopCopy, source: Loc, dest: Loc, nbytes: Dim) -> None:
+        self._emit(kernel.LoopCopyOp(kind, self.value(source), self.value(dest), self.value(nbytes)))
+
+    def end_loop(self, cond: Loc) -> None:
+        self._emit(kernel.LoopEndOp(self.value(cond)))
+        self.loop = None
 
     def assume(self, assumptions: list[Assumption]) -> None:
         """State the lowering's shape assumptions in the schedule (checked before any launch runs)."""
@@ -529,6 +550,7 @@ class Schedule:
     weight_bytes: dict[int, int]  # blob offset of each weight -> its size in bytes
     value_dims: list[ValueDim] = field(default_factory=list)
     computed_dims: list[ComputedDim] = field(default_factory=list)
+    loops: list[Loop] = field(default_factory=list)
 
 
 def _balanced_blocks(fewest):
@@ -621,7 +643,8 @@ def read_kernel_module(module: ModuleOp, weights: Mapping[str, np.ndarray] | Non
                            reader.schedule.buffers, arrays, reader.kernel_count, reader.op_summary,
                            reader.checks, reader.step_ops, reader.checked, assumptions=reader.assumptions,
                            generated=reader.generated, steps=reader.schedule.steps,
-                           value_dims=reader.schedule.value_dims, computed_dims=reader.schedule.computed_dims)
+                           value_dims=reader.schedule.value_dims, computed_dims=reader.schedule.computed_dims,
+                           loops=reader.schedule.loops)
     if reader.checked:
         lowered.step_fields = [[reader.describe(f) if isinstance(f, Loc) else None for f in c.fields]
                                for c in reader.schedule.steps]
@@ -660,6 +683,7 @@ class _ScheduleReader:
         self.locs: dict[SSAValue, Loc] = {}
         self.exprs: dict[SSAValue, object] = {}
         self.schedule = Schedule([], [], schedule.dim_names(), 0, {})
+        self.loop: dict = {}  # the loop being read: Loop's fields so far
         # kernels the module defines, and those it declares (their objects came from the kernel cache)
         kernels = [op for op in module.ops if isinstance(op, func.FuncOp)]
         self.kernel_count = len(kernels)
@@ -708,11 +732,25 @@ class _ScheduleReader:
             relation = next(k for k, v in _RELATIONS.items() if v == op.relation.data)
             self.assumptions.append(Assumption(relation, self.expr(op.lhs), self.expr(op.rhs), op.what.data,
                                                op.node.data))
+        elif isinstance(op, kernel.LoopBeginOp):
+            self.loop = {"begin": len(self.schedule.steps), "counter": self.place(op.counter),
+                         "flag": self.place(op.flag), "init": self.place(op.init), "trips": self.expr(op.trips),
+                         "copies": []}
+        elif isinstance(op, kernel.LoopCopyOp):
+            self.loop["copies"].append(Copy(op.kind.data.value, self.place(op.source), self.place(op.dest),
+                                            self.expr(op.nbytes)))
+        elif isinstance(op, kernel.LoopEndOp):
+            self.schedule.loops.append(Loop(end=len(self.schedule.steps), cond=self.place(op.cond), **self.loop))
         elif isinstance(op, kernel.LaunchOp):
             fields = [self.locs[f] if f in self.locs else self.expr(f) for f in op.fields]
             self.schedule.steps.append(_Call(op.callee.root_reference.data, fields, self.expr(op.items),
                                              self.expr(op.grain)))
             self.step_ops.append(op.graph_op.data)
+
+    def place(self, v: SSAValue) -> Place | None:
+        """Where a buffer value lies (None: kernel.null)."""
+        loc = self.locs.get(v)
+        return None if loc is None else Place(loc.kind, loc.index, loc.offset)
 
     def expr(self, v: SSAValue):
         """The size expression of an index value."""

@@ -1,7 +1,8 @@
 """`plan-memory`: the lifetimes of a kernel module's arena buffers, from the launch order.
 
 An alloc lives from the first launch after it to the last launch that reads or writes
-it (through any subview), or the last one before a `kernel.bind_dim` that reads it. The executable places the buffers with `memory_plan.plan`
+it (through any subview), or the last one before a `kernel.bind_dim` that reads it; one a loop's
+copies touch or that lives during a loop body lives through the whole body. The executable places the buffers with `memory_plan.plan`
 once per set of dim values; when every size is static the pass places them now too and
 records each alloc's `offset` and the schedule's `arena_bytes`, so the plan shows in the IR.
 """
@@ -33,7 +34,8 @@ class PlanMemory(ModulePass):
             raise InvalidModelError("plan-memory needs a kernel-level module (a kernel.schedule)")
         allocs: list[kernel.AllocOp] = []
         live: dict[kernel.AllocOp, list[int]] = {}
-        launch = 0
+        launch = loop_begin = 0
+        loop_buffers: list[kernel.AllocOp] = []
         for child in schedule.body.block.ops:
             if isinstance(child, kernel.AllocOp):
                 allocs.append(child)
@@ -48,6 +50,12 @@ class PlanMemory(ModulePass):
                 alloc = _alloc_of(child.source)
                 if alloc is not None:
                     live[alloc][1] = max(live[alloc][1], launch - 1)
+            elif isinstance(child, kernel.LoopBeginOp):
+                loop_begin, loop_buffers = launch, []
+            if isinstance(child, (kernel.LoopBeginOp, kernel.LoopCopyOp, kernel.LoopEndOp)):
+                loop_buffers += [a for a in map(_alloc_of, child.operands) if a is not None]
+            if isinstance(child, kernel.LoopEndOp):
+                _span_loop(live, loop_buffers, loop_begin, max(loop_begin, launch - 1))
         for alloc in allocs:
             alloc.live = DenseArrayBase.from_list(i64, live[alloc])
         sizes = [_static_size(a) for a in allocs]
@@ -56,6 +64,15 @@ class PlanMemory(ModulePass):
             for alloc, offset in zip(allocs, offsets):
                 alloc.attributes["offset"] = IntegerAttr(offset, i64)
             schedule.attributes["arena_bytes"] = IntegerAttr(total, i64)
+
+
+def _span_loop(live: dict, loop_buffers: list, begin: int, end: int) -> None:
+    """A loop body's launches [begin, end] run again and again: a buffer the loop's copies touch or
+    live during the body lives through all of it (a value the body reads from before the loop,
+    or carries to the next iteration, must not share memory with one the body writes)."""
+    for alloc, span in live.items():
+        if alloc in loop_buffers or (span[0] <= end and span[1] >= begin):
+            span[0], span[1] = min(span[0], begin), max(span[1], end)
 
 
 def _alloc_of(buffer: SSAValue) -> kernel.AllocOp | None:

@@ -43,7 +43,7 @@ CATEGORIES = {"NodeModel": "node", "PyTorchConvertedModel": "pytorch-converted",
               "PyTorchOperatorModel": "pytorch-operator", "SimpleModel": "simple", "RealModel": "light models"}
 
 _REASONS = {
-    "control flow": "subgraphs (If/Loop/Scan): a model compiles to one static dataflow function",
+    "control flow": "SequenceMap: a subgraph mapped over sequences (If, Loop and Scan are compiled)",
     "training": "training operators: PyFlameRT is an inference compiler",
     "random": "random sampling: not reproducible, not used by inference graphs",
     "string": "string tensors",
@@ -71,7 +71,7 @@ VALUE_DIM_ARGUMENTS = {"ConstantOfShape": (0,), "Expand": (1,), "Tile": (1,), "T
                                               "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
                                               "ReduceL2", "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")}}
 _GROUPS = {
-    "control flow": "If Loop Scan SequenceMap",
+    "control flow": "SequenceMap",
     "training": "NegativeLogLikelihoodLoss SoftmaxCrossEntropyLoss Gradient Adam Adagrad Momentum",
     "random": "Bernoulli Multinomial RandomNormal RandomNormalLike RandomUniform RandomUniformLike",
     "string": "StringConcat StringNormalizer StringSplit RegexFullMatch TfIdfVectorizer",

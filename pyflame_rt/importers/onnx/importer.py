@@ -143,6 +143,7 @@ class ONNXImporter:
         self.warnings: list[str] = []
         self.known: dict[str, shape_values.Known] = {}
         self.value_dims: dict[str, list[str]] = {}  # input name -> the dims its values bind
+        self.regions = 0  # the regions (of graph.loop / graph.if) the nodes being converted are in
         if self.options.check_model:
             try:
                 onnx.checker.check_model(proto)
@@ -245,6 +246,10 @@ class ONNXImporter:
         v = self.source_opset
         if v == 0 or v >= MIN_OPSET:
             return proto
+        if any(n.op_type == "Scan" for n in proto.graph.node):
+            # onnx's Scan 8 -> 9 adapter drops the batch axis, changing the model's input shapes
+            raise UnsupportedOperatorError(f"Scan of opset {v} (with a batch axis) is not supported: export the "
+                                           f"model with opset {MIN_OPSET} or newer")
         try:
             upgraded = onnx.version_converter.convert_version(proto, MIN_OPSET)
         except Exception as e:
@@ -327,7 +332,9 @@ class ONNXImporter:
         for name, v in zip(node.output, outs):
             if not name:
                 continue
-            if isinstance(v, SSAValue):
+            if isinstance(v, shape_values.Known):  # a control-flow node passing on a value known at import
+                self.known[name] = v
+            elif isinstance(v, SSAValue):
                 self.values[name] = v
             else:
                 self.structured[name] = v
@@ -344,6 +351,35 @@ class ONNXImporter:
             raise UnsupportedOperatorError(
                 f"{node.op_type} (opset {self.opset}) node '{node.name or node.output[0]}': attribute(s) "
                 f"{newer} were added after opset {MAX_OPSET} and are not supported")
+
+    def inline_graph(self, g: onnx.GraphProto, bindings: dict[str, SSAValue | shape_values.Known],
+                     scope: str) -> list[SSAValue | shape_values.Known]:
+        """Convert subgraph `g` in place, its inputs bound to `bindings`, its names visible only
+        inside it (the outer graph's are visible in it: captures); its outputs, values known at
+        import staying known. Its nodes are named `scope/<node>`, so a subgraph converted more
+        than once (an unrolled loop body) gives every op a distinct node name."""
+        saved_values, saved_known = dict(self.values), dict(self.known)
+        try:
+            for name, v in bindings.items():
+                if isinstance(v, shape_values.Known):
+                    self.values.pop(name, None)
+                    self.known[name] = v
+                else:
+                    self.known.pop(name, None)
+                    self.values[name] = v
+            for t in g.initializer:
+                self.add_constant(t.name, numpy_helper.to_array(t))
+            for node in g.node:
+                inner = onnx.NodeProto()
+                inner.CopyFrom(node)
+                inner.name = f"{scope}/{_text(node.name) or node.output[0]}"
+                self._convert_node(inner)
+            missing = [o.name for o in g.output if o.name not in self.values and o.name not in self.known]
+            if missing:
+                raise InvalidModelError(f"subgraph '{g.name}' of {scope}: outputs {missing} are not produced")
+            return [self.known[o.name] if o.name in self.known else self.values[o.name] for o in g.output]
+        finally:
+            self.values, self.known = saved_values, saved_known
 
     # ---------------------------------------------------------- building
     def value(self, name: str) -> SSAValue:
@@ -386,6 +422,13 @@ class ONNXImporter:
             self.builder.insert(BindDimsOp(v, dims))
         self.known[name] = shape_values.Known(np.array([SymDim.of(d) for d in dims], object).reshape(shape), dtype)
         return self.known[name]
+
+    def materialized(self, v: SSAValue | shape_values.Known, name: str) -> SSAValue:
+        """v as an SSA value: a value known at import becomes a constant (or graph.dim_values) named `name`."""
+        if isinstance(v, shape_values.Known):
+            self._materialize(name, v)
+            return self.values[name]
+        return v
 
     def _materialize(self, name: str, known: shape_values.Known) -> None:
         if known.is_static:

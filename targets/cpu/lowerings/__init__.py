@@ -8,10 +8,10 @@ names those op types (`float32_only`): the `legalize-half-precision` pass runs t
 bfloat16 instances in float32 between graph Casts.
 """
 from pyflame_rt.targets.cpu.lowerings import (
-    channels_last, conv, conv_transpose, detection, determinant, elementwise, index, linalg, math, movement,
-    normalization, pooling, quant, recurrent, reduce, resize, tensor, views)
+    channels_last, control, conv, conv_transpose, detection, determinant, elementwise, index, linalg, math,
+    movement, normalization, pooling, quant, recurrent, reduce, resize, tensor, views)
 
 FAMILIES = (elementwise, math, views, movement, reduce, linalg, conv, conv_transpose, channels_last, pooling,
-            normalization, resize, index, tensor, detection, determinant, recurrent, quant)
+            normalization, resize, index, tensor, detection, determinant, recurrent, quant, control)
 PATTERNS = tuple(pattern for family in FAMILIES for pattern in family.PATTERNS)
 FLOAT32_ONLY = frozenset(op_type for pattern in PATTERNS for op_type in pattern.float32_only)

@@ -1,0 +1,296 @@
+"""If, Loop and Scan: their subgraphs converted in place (`ONNXImporter.inline_graph`).
+
+An If whose condition is known at import becomes its branch; one whose condition is known only
+at run time a graph.if (dialects/graph_control.py), each branch converted into a region of its
+own (the branches must agree on every output's shape and type); inside a region (a loop's body)
+both branches are computed and graph.where selects each output: ONNX subgraphs have no side
+effects, so the result is the taken branch's. A Scan, and a Loop whose trip count and condition are known at import
+(the iteration number is known in each copy, so shape arithmetic over it folds), are unrolled:
+the body is converted once per iteration, each copy bound to the previous one's loop-carried
+values, and the per-iteration scan outputs are stacked along their axis. A Loop whose trip count
+or condition is known only at run time becomes a graph.loop (dialects/graph_control.py): its
+trip count a dim bound from its value, its body converted once into the op's region; so does a
+Scan over a dynamic axis.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from math import prod
+from typing import Callable, Iterator
+
+import numpy as np
+import onnx
+from xdsl.builder import Builder
+from xdsl.ir import Block, Region
+from xdsl.rewriter import InsertPoint
+
+from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_tensor as gt
+from pyflame_rt.dialects.graph_control import IfOp, LoopOp, YieldOp
+from pyflame_rt.dialects.symbolic import parse_dim
+from pyflame_rt.dtype import DType
+from pyflame_rt.errors import InvalidModelError
+from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.shape_values import Known
+
+# body nodes an unrolled Loop or Scan may convert in total: bounds the compile time and the
+# program size of a loop with many iterations (and of a Loop whose condition never turns false)
+MAX_UNROLLED_NODES = 4096
+
+
+def _scope(ctx: _NodeContext, part) -> str:
+    return f"{ctx.node.name or ctx.node.output[0]}/{part}"
+
+
+def _check_budget(ctx: _NodeContext, iterations: int, body: onnx.GraphProto) -> None:
+    if iterations * max(len(body.node), 1) > MAX_UNROLLED_NODES:
+        raise ctx.fail(f"unrolling {iterations} iterations of a {len(body.node)}-node body exceeds "
+                       f"{MAX_UNROLLED_NODES} nodes (loops are unrolled at compile time)")
+
+
+def _known_flag(ctx: _NodeContext, i: int, what: str) -> bool:
+    known = ctx.sym_input(i)
+    if known is None or not known.is_static:
+        raise ctx.fail(f"the {what} must be known at compile time (a constant or computed from input shapes)")
+    if known.values.size != 1:
+        raise ctx.fail(f"the {what} has {known.values.size} elements, not one")
+    return bool(known.values.flat[0])
+
+
+def _malformed(ctx: _NodeContext, why: str) -> InvalidModelError:
+    return InvalidModelError(f"{ctx.node.op_type} node '{ctx.node.name or ctx.node.output[0]}': {why}")
+
+
+def _values(ctx: _NodeContext, outs: list, part: str) -> list:
+    return [ctx.importer.materialized(v, f"{_scope(ctx, part)}_{k}") for k, v in enumerate(outs)]
+
+
+@converter("If")
+def _if(ctx: _NodeContext):
+    imp = ctx.importer
+    then_branch, else_branch = ctx.attrs["then_branch"], ctx.attrs["else_branch"]
+    if not len(then_branch.output) == len(else_branch.output) == len(ctx.node.output):
+        raise _malformed(ctx, f"{len(ctx.node.output)} outputs, its branches give {len(then_branch.output)} "
+                              f"and {len(else_branch.output)}")
+    known = ctx.sym_input(0)
+    if known is not None and known.is_static:
+        taken = _known_flag(ctx, 0, "condition")
+        return imp.inline_graph(then_branch if taken else else_branch, {}, _scope(ctx, "then" if taken else "else"))
+    cond = ctx.input(0)
+    if prod(ctx.shape(cond)) != 1:
+        raise ctx.fail(f"the condition has shape {list(ctx.shape(cond))}, not one element")
+    (cond,) = ctx.emit(graph.ReshapeOp, [cond], shape=[])
+    if imp.regions:  # inside a region (a loop run at run time): the runtime runs no loop within a loop
+        thens = _values(ctx, imp.inline_graph(then_branch, {}, _scope(ctx, "then")), "then")
+        elses = _values(ctx, imp.inline_graph(else_branch, {}, _scope(ctx, "else")), "else")
+        _check_branches(ctx, thens, elses)
+        return [ctx.emit(gm.WhereOp, [cond, t, e])[0] for t, e in zip(thens, elses)]
+    thens, elses = (_region(ctx, branch, part) for branch, part in ((then_branch, "then"), (else_branch, "else")))
+    _check_branches(ctx, thens.block.last_op.operands, elses.block.last_op.operands)
+    op = IfOp(cond, [t.type for t in thens.block.last_op.operands], thens, elses)
+    imp.builder.insert(op)
+    for r, t in zip(op.outs, thens.block.last_op.operands):
+        imp.shapes[r] = imp.shapes[t]
+    return list(op.outs)
+
+
+def _check_branches(ctx: _NodeContext, thens, elses) -> None:
+    for k, (t, e) in enumerate(zip(thens, elses)):
+        if ctx.shape(t) != ctx.shape(e) or t.type != e.type:
+            raise ctx.fail(f"output {k} is {t.type} in the then branch and {e.type} in the else branch: with a "
+                           f"condition known only at run time, both branches must give the same shape and type")
+
+
+def _region(ctx: _NodeContext, branch: onnx.GraphProto, part: str) -> Region:
+    """An If branch converted into a region of its own, ended by a graph.yield of its outputs."""
+    imp = ctx.importer
+    block = Block()
+    with _converting_into(imp, block):
+        block.add_op(YieldOp(*_values(ctx, imp.inline_graph(branch, {}, _scope(ctx, part)), part)))
+    return Region(block)
+
+
+@contextmanager
+def _converting_into(imp, block: Block) -> Iterator[None]:
+    """The importer builds into `block`, a region's (`imp.regions` counts the regions it is in)."""
+    outer = imp.builder
+    imp.builder = Builder(InsertPoint.at_end(block))
+    imp.regions += 1
+    try:
+        yield
+    finally:
+        imp.builder = outer
+        imp.regions -= 1
+
+
+def _take(ctx: _NodeContext, x, axis: int, i: int):
+    """Element i of x along axis (the axis removed)."""
+    (s,) = ctx.emit(nn.SliceOp, [x], starts=[i], ends=[i + 1], axes=[axis], steps=[1])
+    return ctx.emit(nn.SqueezeOp, [s], axes=[axis])[0]
+
+
+def _stack(ctx: _NodeContext, values: list, axis: int):
+    """values stacked along a new axis."""
+    rank = len(ctx.shape(values[0])) + 1
+    parts = [ctx.emit(nn.UnsqueezeOp, [v], axes=[axis % rank])[0] for v in values]
+    return parts[0] if len(parts) == 1 else ctx.emit(nn.ConcatOp, parts, axis=axis % rank)[0]
+
+
+def _stack_all(ctx: _NodeContext, per_iteration: list[list], axes, reverse) -> list:
+    if per_iteration and not per_iteration[0]:
+        raise ctx.fail("a loop of zero iterations with scan outputs: their shape is unknown at compile time")
+    return [_stack(ctx, vals[::-1] if r else vals, a) for vals, a, r in zip(per_iteration, axes, reverse)]
+
+
+@converter("Scan")
+def _scan(ctx: _NodeContext):
+    body = ctx.attrs["body"]
+    m = int(ctx.attrs["num_scan_inputs"])
+    inputs = [ctx.input(i) for i in range(len(ctx.node.input))]
+    n = len(inputs) - m
+    k = len(body.output) - n
+    if n < 0 or k < 0 or len(body.input) != n + m or len(ctx.node.output) > n + k:
+        raise _malformed(ctx, f"the body's {len(body.input)} inputs and {len(body.output)} outputs do not fit "
+                              f"{n} states, {m} scan inputs and {len(ctx.node.output)} outputs")
+    xs = inputs[n:]
+    in_axes = [int(a) % len(ctx.shape(x)) for a, x in zip(ctx.attrs.get("scan_input_axes", [0] * m), xs)]
+    in_reverse = list(ctx.attrs.get("scan_input_directions", [0] * m))
+    lengths = {ctx.shape(x)[a] for x, a in zip(xs, in_axes)}
+    if len(lengths) != 1:
+        raise ctx.fail(f"the scan inputs' lengths {sorted(map(str, lengths))} differ")
+    length = lengths.pop()
+    if not isinstance(length, int):
+        return _run_time_scan(ctx, body, inputs, n, length)
+    _check_budget(ctx, length, body)
+    carried: list = inputs[:n]
+    per_iteration: list[list] = [[] for _ in range(k)]
+    for t in range(length):
+        slices = [_take(ctx, x, a, length - 1 - t if r else t) for x, a, r in zip(xs, in_axes, in_reverse)]
+        outs = ctx.importer.inline_graph(body, dict(zip((i.name for i in body.input), [*carried, *slices])),
+                                         _scope(ctx, t))
+        carried = outs[:n]
+        for j, v in enumerate(_values(ctx, outs[n:], t)):
+            per_iteration[j].append(v)
+    return [*carried, *_stack_all(ctx, per_iteration, ctx.attrs.get("scan_output_axes", [0] * k),
+                                  ctx.attrs.get("scan_output_directions", [0] * k))]
+
+
+@converter("Loop")
+def _loop(ctx: _NodeContext):
+    body = ctx.attrs["body"]
+    inputs = [ctx.input(i) for i in range(len(ctx.node.input))]
+    n = len(inputs) - 2
+    k = len(body.output) - 1 - n
+    if n < 0 or k < 0 or len(body.input) != n + 2 or len(ctx.node.output) > n + k:
+        raise _malformed(ctx, f"the body's {len(body.input)} inputs and {len(body.output)} outputs do not fit "
+                              f"{n} loop-carried values and {len(ctx.node.output)} outputs")
+    trips = ctx.sym_input(0) if inputs[0] is not None else None
+    cond = ctx.sym_input(1) if inputs[1] is not None else None
+    if ((inputs[0] is None or (trips is not None and trips.is_static))
+            and (inputs[1] is None or (cond is not None and cond.is_static))):
+        unrolled = _unrolled_loop(ctx, body, inputs, n, k)
+        if unrolled is not None:
+            return unrolled
+    return _run_time_loop(ctx, body, inputs, n, k)
+
+
+def _unrolled_loop(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: int, k: int) -> list | None:
+    """The loop unrolled (its trip count and condition are known at import), or None if its body
+    computes the condition at run time."""
+    trips = max(int(ctx.sym_input(0).values.flat[0]), 0) if inputs[0] is not None else None
+    go = _known_flag(ctx, 1, "condition") if inputs[1] is not None else True
+    carried: list = inputs[2:]
+    per_iteration: list[list] = [[] for _ in range(k)]
+    i = 0
+    while go and (trips is None or i < trips):
+        _check_budget(ctx, i + 1, body)
+        bound = [Known(np.array(i, object), DType.INT64), Known(np.array(True, object), DType.BOOL), *carried]
+        outs = ctx.importer.inline_graph(body, dict(zip((v.name for v in body.input), bound)), _scope(ctx, i))
+        cond = outs[0]
+        if not isinstance(cond, Known) or not cond.is_static or cond.values.size != 1:
+            return None
+        go = bool(cond.values.flat[0])
+        carried = outs[1:1 + n]
+        for j, v in enumerate(_values(ctx, outs[1 + n:], i)):
+            per_iteration[j].append(v)
+        i += 1
+    return [*carried, *_stack_all(ctx, per_iteration, [0] * k, [0] * k)]
+
+
+def _run_time_loop(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: int, k: int) -> list:
+    """A graph.loop: its trip count a dim bound from its value at run time."""
+    if inputs[0] is None:
+        raise ctx.fail("a loop without a trip count whose condition is computed at run time has no bound: "
+                       "give it a trip count")
+    trips = ctx.dims_input(0)
+    if trips is None or trips.values.size != 1:
+        raise ctx.fail("the trip count must be one int64 element computed by the model or fed as an input")
+    cond = inputs[1]
+    if cond is not None:
+        if prod(ctx.shape(cond)) != 1:
+            raise ctx.fail(f"the condition has shape {list(ctx.shape(cond))}, not one element")
+        (cond,) = ctx.emit(graph.ReshapeOp, [cond], shape=[])
+    count = ctx.importer.new_dim(_scope(ctx, "count"))
+    return _graph_loop(ctx, body, cond, inputs[2:], trips.values.flat[0], count, lambda block: block.args)
+
+
+def _graph_loop(ctx: _NodeContext, body: onnx.GraphProto, cond, carried: list, trips, count: str,
+                body_inputs: Callable[[Block], list]) -> list:
+    """The results of a graph.loop running `body`, its inputs `body_inputs(block)` (built in the
+    body's block). A body whose outputs start with the condition (a Loop's) may exit early:
+    `count` is then a new dim; else (a Scan's) the body yields its condition argument and `count`
+    is `trips`."""
+    imp = ctx.importer
+    carried = [imp.materialized(v, f"{_scope(ctx, 'in')}_{j}") for j, v in enumerate(carried)]
+    block = LoopOp.body_block(carried)
+    for arg, shape in zip(block.args, [(), (), *(ctx.shape(v) for v in carried)]):
+        imp.shapes[arg] = shape
+    with _converting_into(imp, block):
+        outs = imp.inline_graph(body, dict(zip((v.name for v in body.input), body_inputs(block))),
+                                _scope(ctx, "body"))
+        yielded = _values(ctx, outs, "body")
+        if count == str(trips):
+            yielded.insert(0, block.args[1])
+        elif ctx.shape(yielded[0]):
+            yielded[0] = ctx.emit(graph.ReshapeOp, [yielded[0]], shape=[])[0]
+        block.add_op(YieldOp(*yielded))
+    n = len(carried)
+    for j, (v, out) in enumerate(zip(carried, yielded[1:1 + n])):
+        if v.type != out.type or ctx.shape(v) != ctx.shape(out):
+            raise ctx.fail(f"loop-carried value {j} comes in as {list(ctx.shape(v))} and leaves an iteration as "
+                           f"{list(ctx.shape(out))}: a loop run at run time needs fixed shapes")
+    scans = [((parse_dim(count), *ctx.shape(s)), graph.dtype_of(s.type)) for s in yielded[1 + n:]]
+    op = LoopOp(cond, carried, [*(v.type for v in carried), *(graph.tensor_type(s, d) for s, d in scans)],
+                trips, count, Region(block))
+    imp.builder.insert(op)
+    for r, s in zip(op.results, [*(ctx.shape(v) for v in carried), *(s for s, _ in scans)]):
+        imp.shapes[r] = s
+    return list(op.results)
+
+
+def _run_time_scan(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: int, length) -> list:
+    """A Scan over a dynamic length: a graph.loop whose body takes slice i (from the end: length-1-i)
+    of each scan input, its scan outputs moved to their axes."""
+    imp = ctx.importer
+    m, k = len(inputs) - n, len(body.output) - n
+    xs = inputs[n:]
+    in_axes = [int(a) % len(ctx.shape(x)) for a, x in zip(ctx.attrs.get("scan_input_axes", [0] * m), xs)]
+    in_reverse = list(ctx.attrs.get("scan_input_directions", [0] * m))
+    if any(ctx.attrs.get("scan_output_directions", [0] * k)):
+        raise ctx.fail("a reverse scan output over a dynamic length is not supported")
+
+    def slices(block: Block) -> list:
+        i = block.args[0]
+        if any(in_reverse):
+            last = imp.materialized(Known(np.array(length, object), DType.INT64), f"{_scope(ctx, 'length')}")
+            (after,) = ctx.emit(graph.AddOp, [i, imp.add_constant(_scope(ctx, "one"), np.array(1, np.int64))])
+            (back,) = ctx.emit(graph.SubOp, [last, after])
+        return [*block.args[2:], *(ctx.emit(gt.GatherOp, [x, back if r else i], axis=a)[0]
+                                   for x, a, r in zip(xs, in_axes, in_reverse))]
+
+    outs = _graph_loop(ctx, body, None, inputs[:n], length, str(length), slices)
+    for j, a in enumerate(ctx.attrs.get("scan_output_axes", [0] * k)):
+        rank = len(ctx.shape(outs[n + j]))
+        if a % rank:
+            perm = [*range(1, a % rank + 1), 0, *range(a % rank + 1, rank)]
+            outs[n + j] = ctx.emit(nn.TransposeOp, [outs[n + j]], perm=perm)[0]
+    return outs

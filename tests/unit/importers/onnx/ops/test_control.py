@@ -1,0 +1,234 @@
+"""If, Loop and Scan against onnxruntime: subgraphs capturing outer values, run-time If conditions,
+unrolled Loops (early exit, scan outputs) and Scans (directions, axes)."""
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from conftest import assert_close, make_model, ort_run
+from pyflame_rt import InferenceSession
+from pyflame_rt.errors import InputError, InvalidModelError, UnsupportedOperatorError
+from pyflame_rt.importers.onnx import from_onnx
+from pyflame_rt.options import ImportOptions
+
+F = TensorProto.FLOAT
+
+
+def _graph(name, nodes, inputs, outputs):
+    return helper.make_graph(nodes, name, inputs, outputs)
+
+
+def _vi(name, elem=F, shape=None):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def _check(model, feed):
+    got = InferenceSession(model.SerializeToString()).run(None, feed)
+    for g, e in zip(got, ort_run(model, feed)):
+        assert_close(g, e)
+
+
+def _branches(then_nodes, else_nodes):
+    return dict(then_branch=_graph("then", then_nodes, [], [_vi("t")]),
+                else_branch=_graph("else", else_nodes, [], [_vi("e")]))
+
+
+def test_if_with_a_run_time_condition_selects_the_taken_branch():
+    # the branches capture x and w from the outer graph
+    branches = _branches([helper.make_node("Mul", ["x", "w"], ["t"])], [helper.make_node("Sub", ["x", "w"], ["e"])])
+    model = make_model([helper.make_node("If", ["c"], ["y"], **branches)],
+                       [("c", [], np.bool_), ("x", ["batch", 3])], [("y", ["batch", 3])],
+                       {"w": np.array([2.0, -1.0, 0.5], np.float32)})
+    sess = InferenceSession(model.SerializeToString())
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    for c in (True, False):
+        feed = {"c": np.array(c), "x": x}
+        assert_close(sess.run(None, feed)[0], ort_run(model, feed)[0])
+
+
+def test_if_with_a_condition_known_at_import_becomes_its_branch():
+    # rank(x) == 2 is known from the shapes: only the then branch is compiled
+    nodes = [helper.make_node("Shape", ["x"], ["s"]), helper.make_node("Size", ["s"], ["r"]),
+             helper.make_node("Equal", ["r", "two"], ["c"]),
+             helper.make_node("If", ["c"], ["y"], **_branches([helper.make_node("Relu", ["x"], ["t"])],
+                                                                  [helper.make_node("Neg", ["x"], ["e"])]))]
+    model = make_model(nodes, [("x", ["batch", 3])], [("y", ["batch", 3])], {"two": np.array(2, np.int64)})
+    ops = {op.name for op in from_onnx(model).main.walk()}
+    assert "graph.relu" in ops and "graph.neg" not in ops and "graph.where" not in ops
+    _check(model, {"x": np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)})
+
+
+def test_if_branches_of_different_shapes_need_a_condition_known_at_import():
+    branches = dict(then_branch=_graph("then", [helper.make_node("Identity", ["x"], ["t"])], [], [_vi("t")]),
+                    else_branch=_graph("else", [helper.make_node("ReduceSum", ["x"], ["e"], keepdims=0)], [],
+                                       [_vi("e")]))
+    model = make_model([helper.make_node("If", ["c"], ["y"], **branches)], [("c", [], np.bool_), ("x", [2, 3])],
+                       [("y", [2, 3])])
+    with pytest.raises(UnsupportedOperatorError, match="both branches must give the same shape and type"):
+        from_onnx(model)
+
+
+def _loop_body():
+    """i, cond, acc -> cond = i != 2 (an exit after 3 iterations), acc + x * i, scan output acc * 2;
+    an If on the iteration number (known in each unrolled copy) nested in the body."""
+    inner = _branches([helper.make_node("Mul", ["acc_out", "two"], ["t"])],
+                      [helper.make_node("Add", ["acc_out", "acc_out"], ["e"])])
+    nodes = [helper.make_node("Equal", ["i", "limit"], ["last"]), helper.make_node("Not", ["last"], ["cond_out"]),
+             helper.make_node("Cast", ["i"], ["fi"], to=F),
+             helper.make_node("Mul", ["x", "fi"], ["xi"]),
+             helper.make_node("Add", ["acc", "xi"], ["acc_out"]),
+             helper.make_node("If", ["cond_out"], ["doubled"], **inner)]
+    return _graph("body", nodes, [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []), _vi("acc")],
+                  [_vi("cond_out", TensorProto.BOOL, []), _vi("acc_out"), _vi("doubled")])
+
+
+def test_loop_with_an_early_exit_carries_values_and_stacks_scan_outputs():
+    model = make_model([helper.make_node("Loop", ["trips", "go", "acc0"], ["acc", "scan"], body=_loop_body())],
+                       [("x", [2, 3]), ("acc0", [2, 3])], [("acc", [2, 3]), ("scan", [None, 2, 3])],
+                       {"trips": np.array(10, np.int64), "go": np.array(True), "limit": np.array(2, np.int64),
+                        "two": np.array(2.0, np.float32)})
+    rng = np.random.default_rng(2)
+    feed = {"x": rng.standard_normal((2, 3)).astype(np.float32), "acc0": rng.standard_normal((2, 3)).astype(np.float32)}
+    got = InferenceSession(model.SerializeToString()).run(None, feed)
+    expected = ort_run(model, feed)
+    assert got[1].shape == expected[1].shape == (3, 2, 3)
+    for g, e in zip(got, expected):
+        assert_close(g, e)
+
+
+def _run_time_loop_model():
+    """trips and the exit condition known only at run time: acc += x * i while sum(acc) < limit;
+    scan output: acc * 2 or acc - x by a nested If on the graph input `double` (captured)."""
+    inner = _branches([helper.make_node("Mul", ["acc_out", "two"], ["t"])],
+                      [helper.make_node("Sub", ["acc_out", "x"], ["e"])])
+    nodes = [helper.make_node("Cast", ["i"], ["fi"], to=F),
+             helper.make_node("Mul", ["x", "fi"], ["xi"]),
+             helper.make_node("Add", ["acc", "xi"], ["acc_out"]),
+             helper.make_node("ReduceSum", ["acc_out"], ["total"], keepdims=0),
+             helper.make_node("Less", ["total", "limit"], ["cond_out"]),
+             helper.make_node("If", ["double"], ["slice"], **inner)]
+    body = _graph("body", nodes, [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []), _vi("acc")],
+                  [_vi("cond_out", TensorProto.BOOL, []), _vi("acc_out"), _vi("slice")])
+    return make_model([helper.make_node("Loop", ["trips", "", "acc0"], ["acc", "scan"], body=body)],
+                      [("trips", [], np.int64), ("limit", []), ("double", [], np.bool_), ("x", [2, 3]),
+                       ("acc0", [2, 3])],
+                      [("acc", [2, 3]), ("scan", ["count", 2, 3])], {"two": np.array(2.0, np.float32)})
+
+
+def test_a_loop_with_a_run_time_trip_count_and_exit_condition():
+    model = _run_time_loop_model()
+    assert any(op.name == "graph.loop" for op in from_onnx(model).main.walk())
+    sess = InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(4)
+    x, acc0 = np.abs(rng.standard_normal((2, 3))).astype(np.float32), np.zeros((2, 3), np.float32)
+    for trips, limit, double in ((5, 1e9, True), (8, 20.0, False), (1, 1e9, True), (6, -1.0, False), (0, 1e9, True)):
+        feed = {"trips": np.array(trips), "limit": np.array(limit, np.float32), "double": np.array(double),
+                "x": x, "acc0": acc0}
+        got, expected = sess.run(None, feed), ort_run(model, feed)
+        if trips == 0:  # onnxruntime gives shape [0]: it does not know the slices' shape
+            assert got[1].shape == (0, 2, 3) and expected[1].size == 0
+            got, expected = got[:1], expected[:1]
+        for g, e in zip(got, expected):
+            assert_close(g, e)
+
+
+def test_a_loop_whose_carried_value_changes_shape_at_run_time_is_refused_by_name():
+    body = _graph("body", [helper.make_node("Concat", ["acc", "acc"], ["acc_out"], axis=0),
+                           helper.make_node("Identity", ["cond"], ["cond_out"])],
+                  [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []), _vi("acc")],
+                  [_vi("cond_out", TensorProto.BOOL, []), _vi("acc_out")])
+    model = make_model([helper.make_node("Loop", ["trips", "", "acc0"], ["acc"], body=body)],
+                       [("trips", [], np.int64), ("acc0", [2, 3])], [("acc", ["n", 3])])
+    with pytest.raises(UnsupportedOperatorError, match="loop-carried value 0 comes in as \\[2, 3\\] and leaves"):
+        from_onnx(model)
+
+
+def test_scan_cumulative_sum_in_both_directions():
+    body = _graph("body", [helper.make_node("Add", ["s", "x_t"], ["s_out"]),
+                           helper.make_node("Mul", ["s_out", "scale"], ["y_t"])],  # scale: captured
+                  [_vi("s", F, [2]), _vi("x_t", F, [2])], [_vi("s_out", F, [2]), _vi("y_t", F, [2])])
+    scan = helper.make_node("Scan", ["s0", "x"], ["s", "y"], num_scan_inputs=1, body=body,
+                            scan_input_axes=[1], scan_input_directions=[1], scan_output_axes=[-1],
+                            scan_output_directions=[0])
+    model = make_model([scan], [("s0", [2]), ("x", [2, 5])], [("s", [2]), ("y", [2, 5])],
+                       {"scale": np.array(0.5, np.float32)}, opset=16)
+    rng = np.random.default_rng(3)
+    _check(model, {"s0": rng.standard_normal(2).astype(np.float32), "x": rng.standard_normal((2, 5)).astype(np.float32)})
+
+
+def test_a_scan_over_a_dynamic_axis_runs_as_a_loop():
+    body = _graph("body", [helper.make_node("Add", ["s", "x_t"], ["s_out"]),
+                           helper.make_node("Mul", ["s_out", "x_t"], ["y_t"])],
+                  [_vi("s", F, [2]), _vi("x_t", F, [2])], [_vi("s_out", F, [2]), _vi("y_t", F, [2])])
+    scan = helper.make_node("Scan", ["s0", "x"], ["s", "y"], num_scan_inputs=1, body=body,
+                            scan_input_directions=[1], scan_output_axes=[1])
+    model = make_model([scan], [("s0", [2]), ("x", ["steps", 2])], [("s", [2]), ("y", [2, "steps"])], opset=16)
+    assert any(op.name == "graph.loop" for op in from_onnx(model).main.walk())
+    sess = InferenceSession(model.SerializeToString())
+    rng = np.random.default_rng(5)
+    for steps in (5, 1):
+        feed = {"s0": rng.standard_normal(2).astype(np.float32), "x": rng.standard_normal((steps, 2)).astype(np.float32)}
+        for g, e in zip(sess.run(None, feed), ort_run(model, feed)):
+            assert_close(g, e)
+
+
+def test_branches_with_a_different_number_of_outputs_are_a_malformed_model():
+    branches = dict(then_branch=_graph("then", [helper.make_node("Identity", ["x"], ["t"])], [], [_vi("t")]),
+                    else_branch=_graph("else", [helper.make_node("Identity", ["x"], ["e"])], [], [_vi("e"), _vi("x")]))
+    model = make_model([helper.make_node("If", ["c"], ["y"], **branches)], [("c", [], np.bool_), ("x", [2, 3])],
+                       [("y", [2, 3])])
+    with pytest.raises(InvalidModelError, match="If node 'y': 1 outputs, its branches give 1 and 2"):
+        from_onnx(model, ImportOptions(check_model=False))
+
+
+def test_an_opset_8_scan_with_its_batch_axis_is_refused_by_name():
+    body = _graph("body", [helper.make_node("Add", ["s", "x_t"], ["s_out"])], [_vi("s", F, [2]), _vi("x_t", F, [2])],
+                  [_vi("s_out", F, [2])])
+    model = make_model([helper.make_node("Scan", ["", "s0", "x"], ["s"], num_scan_inputs=1, body=body)],
+                       [("s0", [1, 2]), ("x", [1, 3, 2])], [("s", [1, 2])], opset=8)
+    with pytest.raises(UnsupportedOperatorError, match="Scan of opset 8 .* export the model with opset 9 or newer"):
+        from_onnx(model)
+
+
+@pytest.mark.slow
+def test_a_torchscript_export_with_a_data_dependent_branch_in_a_loop():
+    """torch.onnx exports the scripted Python loop as a Loop over x.shape[0] (a dynamic axis: a loop
+    run at run time) and the branch on y's values as an If with a run-time condition; one session
+    runs three lengths."""
+    torch = pytest.importorskip("torch")
+    import io
+
+    class Step(torch.nn.Module):
+        def forward(self, x):
+            y = x[0] * 0
+            for i in range(x.shape[0]):
+                if bool(y.sum() > 0):
+                    y = y * 0.5 + x[i]
+                else:
+                    y = y - x[i] + 1.0
+            return y
+
+    buf = io.BytesIO()
+    torch.onnx.export(torch.jit.script(Step()), (torch.randn(4, 3),), buf, dynamo=False, input_names=["x"],
+                      output_names=["y"], opset_version=17, dynamic_axes={"x": {0: "n"}})
+    model = onnx.load_from_string(buf.getvalue())
+    assert any(op.name == "graph.loop" for op in from_onnx(model).main.walk())
+    sess = InferenceSession(buf.getvalue())
+    for n in (4, 7, 1):
+        x = np.random.default_rng(n).standard_normal((n, 3)).astype(np.float32)
+        assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+
+
+def test_if_with_a_run_time_condition_runs_only_the_taken_branch():
+    """The else branch gathers with indices fed as an input: out of range, it fails only when taken."""
+    branches = _branches([helper.make_node("Identity", ["x"], ["t"])], [helper.make_node("Gather", ["x", "idx"], ["e"])])
+    model = make_model([helper.make_node("If", ["c"], ["y"], **branches)],
+                       [("c", [], np.bool_), ("x", [2, 3]), ("idx", [2], np.int64)], [("y", [2, 3])])
+    assert any(op.name == "graph.if" for op in from_onnx(model).main.walk())
+    sess = InferenceSession(model.SerializeToString())
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for c, idx in ((True, [10, 10]), (False, [1, 0])):
+        feed = {"c": np.array(c), "x": x, "idx": np.array(idx)}
+        assert_close(sess.run(None, feed)[0], ort_run(model, feed)[0])
+    with pytest.raises(InputError, match="Gather"):
+        sess.run(None, {"c": np.array(False), "x": x, "idx": np.array([10, 10])})
