@@ -448,39 +448,57 @@ class PadOp(UnaryOp):
 
 
 @irdl_op_definition
-class ResizeOp(UnaryOp):
-    """Resize the trailing dims: out = sizes, or floor(in * scales) (ONNX Resize / Upsample)."""
+class ResizeOp(GraphOp):
+    """Resize: out = sizes (dims, possibly bound at run time), or floor(in * scales) (ONNX Resize /
+    Upsample). With `run_time_scales` (a float32 tensor computed or fed at run time; element k scales
+    axis `axes[k]`) `sizes` are the dims the run binds from floor(in * scale), and the coordinate
+    transform reads the scale from the tensor: it is not out / in."""
 
     name = "graph.resize"
+    input = operand_def(TensorType)
+    run_time_scales = opt_operand_def(TensorType)
+    result = result_def(TensorType)
     scales = prop_def(DenseArrayBase)
-    sizes = opt_prop_def(DenseArrayBase)
+    sizes = opt_prop_def(ArrayAttr)
+    axes = opt_prop_def(DenseArrayBase)
     mode = prop_def(ResizeModeAttr, default_value=ResizeModeAttr(ResizeMode.NEAREST))
     coordinate_transformation_mode = prop_def(CoordinateModeAttr,
                                               default_value=CoordinateModeAttr(CoordinateMode.HALF_PIXEL))
     nearest_mode = prop_def(NearestModeAttr, default_value=NearestModeAttr(NearestMode.ROUND_PREFER_FLOOR))
+    assembly_format = "$input (`scales` $run_time_scales^)? attr-dict `:` functional-type(operands, results)"
 
-    def __init__(self, input, result_type, *, scales, sizes=None, mode="nearest",
+    def __init__(self, input, run_time_scales=None, *, result_type, scales, sizes=None, axes=None, mode="nearest",
                  coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor"):
-        super().__init__(input, result_type, scales=DenseArrayBase.from_list(f64, [float(s) for s in scales]),
-                         mode=enum_attr(ResizeModeAttr, mode),
-                         coordinate_transformation_mode=enum_attr(CoordinateModeAttr, coordinate_transformation_mode),
-                         nearest_mode=enum_attr(NearestModeAttr, nearest_mode),
-                         **({} if sizes is None else {"sizes": _ints(sizes)}))
+        super().__init__(operands=[input, [run_time_scales] if run_time_scales is not None else []],
+                         result_types=[result_type],
+                         properties={"scales": DenseArrayBase.from_list(f64, [float(s) for s in scales]),
+                                     "mode": enum_attr(ResizeModeAttr, mode),
+                                     "coordinate_transformation_mode": enum_attr(CoordinateModeAttr,
+                                                                                 coordinate_transformation_mode),
+                                     "nearest_mode": enum_attr(NearestModeAttr, nearest_mode),
+                                     **({} if sizes is None else {"sizes": dims_attr(sizes)}),
+                                     **({} if axes is None else {"axes": _ints(axes)})})
+
+    def scale_axes(self) -> list[int]:
+        """The axis each element of `run_time_scales` scales."""
+        return [int(a) for a in self.axes.get_values()] if self.axes is not None else list(range(len(self.scales)))
 
     def infer_shapes(self, shapes):
         x = shapes[0]
         scales = [float(s) for s in _vals(self.scales)]
-        sizes = [int(s) for s in _vals(self.sizes)]
+        sizes = attr_dims(self.sizes) if self.sizes is not None else ()
         if len(scales) != len(x) or sizes and len(sizes) != len(x):
             raise ShapeMismatchError(f"Resize needs {len(x)} scales/sizes")
         out = []
         for i, d in enumerate(x):
             if sizes:
-                out.append(d if not isinstance(d, int) and sizes[i] == -1 else sizes[i])
+                out.append(sizes[i])
             elif scales[i] == 1.0:
                 out.append(d)
+            elif not isinstance(d, int) and scales[i].is_integer():
+                out.append(dim_mul(d, int(scales[i])))
             else:
-                out.append(int(_static(d, "a resized dim") * scales[i]))
+                out.append(int(_static(d, "a dim resized by a fractional scale") * scales[i]))
             if isinstance(out[-1], int) and out[-1] < 1 and d != 0:  # an empty dim stays empty
                 raise ShapeMismatchError(f"Resize output dim {out[-1]} < 1")
         return [tuple(out)]

@@ -175,6 +175,8 @@ def _source_coordinate(o: np.ndarray, out: int, size: int, scale: float, mode: s
         return 0 * o
     if mode in ("half_pixel", "pytorch_half_pixel"):
         return (o + 0.5) / scale - 0.5
+    if mode == "half_pixel_symmetric":
+        return size / 2 * (1 - out / (scale * size)) + (o + 0.5) / scale - 0.5
     raise UnsupportedOperatorError(f"graph.resize reference: coordinate_transformation_mode {mode}")
 
 
@@ -187,9 +189,15 @@ def _resize(op, x):
     """Separable: one axis at a time, each output element a weighted sum of input elements."""
     out = x[0].astype(np.float64)
     scales = [float(s) for s in op.scales.get_values()]
-    for axis, new in enumerate(op.result.type.get_shape()):
+    if op.run_time_scales is not None:
+        for axis, s in zip(op.scale_axes(), x[1].reshape(-1)):
+            scales[axis] = float(s)
+    sizes = [dim_value(d) for d in attr_dims(op.sizes)] if op.sizes is not None else None
+    for axis in range(out.ndim):
         size = out.shape[axis]
-        new = size if new < 0 else new
+        new = int(size * scales[axis]) if sizes is None else sizes[axis]
+        if op.sizes is not None and op.run_time_scales is None:
+            scales[axis] = new / size if size else 1.0
         if new == size and scales[axis] == 1.0:
             continue
         c = _source_coordinate(np.arange(new, dtype=np.float64), new, size, scales[axis],

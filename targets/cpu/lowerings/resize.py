@@ -1,14 +1,17 @@
-"""Resize / Upsample -> the table-driven resize kernel (tables computed here, at compile time)."""
+"""Resize / Upsample -> the table-driven resize kernel. An axis's tables are computed here, at compile
+time, when its dims and scale are known then; else a table kernel computes them at run time."""
 from __future__ import annotations
 
 import numpy as np
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph_nn as nn
-from pyflame_rt.dialects.symbolic import dim_mul, numel
+from pyflame_rt.dialects.assumptions import require_at_most, require_equal
+from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.limits import check_compile_array
-from pyflame_rt.targets.cpu.kernels.resize import RESIZE_FIELDS, ResizeSpec, resize_kernel
+from pyflame_rt.targets.cpu.kernels.resize import (
+    RESIZE_FIELDS, RESIZE_TABLE_FIELDS, ResizeSpec, ResizeTableSpec, resize_kernel, resize_table_kernel)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.conv import require_float32
 
@@ -34,6 +37,8 @@ def source_coords(out: int, size: int, scale: float, mode: str) -> np.ndarray:
         return o / scale
     if mode == "align_corners":
         return o * (size - 1) / (out - 1) if out > 1 else np.zeros(out)
+    if mode == "half_pixel_symmetric":
+        return size / 2 * (1 - out / (scale * size)) + (o + 0.5) / scale - 0.5
     raise UnsupportedOperatorError(f"Resize coordinate_transformation_mode {mode} is not supported")
 
 
@@ -61,19 +66,48 @@ class LowerResize(GraphToKernelPattern):
         shape, out_shape = L.shapes[op.input], L.shapes[op.result]
         if op.nearest_mode.data not in _NEAREST:
             raise UnsupportedOperatorError(f"Resize nearest_mode {op.nearest_mode.data} is not supported")
-        if len(shape) < 2 or any(a != b for a, b in zip(shape[:-2], out_shape[:-2])):
+        if len(shape) < 2 or any(isinstance(a, int) and isinstance(b, int) and a != b
+                                 for a, b in zip(shape[:-2], out_shape[:-2])):
             raise UnsupportedOperatorError("the CPU backend resizes only the two trailing dims")
-        scales = [float(s) for s in op.scales.get_values()][-2:]
+        for a, b in zip(shape[:-2], out_shape[:-2]):
+            require_equal(b, a, "the CPU backend resizes only the two trailing dims")
         (ih, iw), (oh, ow) = shape[-2:], out_shape[-2:]
-        check_compile_array((oh + ow) * _TABLE_BYTES_PER_INDEX, f"Resize node '{op.result.name_hint}' (to {oh}x{ow})")
-        h_tab = axis_tables(oh, ih, scales[0], op)
-        w_tab = axis_tables(ow, iw, scales[1], op)
-        tables = [L.add_weight(f"resize_{n}", t) for n, t in zip(("h0", "h1", "lh", "w0", "w1", "lw"), h_tab + w_tab)]
+        tables = [loc for axis, names in ((len(shape) - 2, ("h0", "h1", "lh")), (len(shape) - 1, ("w0", "w1", "lw")))
+                  for loc in self.tables(L, op, axis, names)]
         spec = ResizeSpec(op.mode.data == "linear")
         name = L.kernel(spec.name, lambda: resize_kernel(spec))
         fields = [L.loc(op.input), L.result_loc(op.result), *tables, ih, iw, oh, ow]
         assert len(fields) == len(RESIZE_FIELDS)
         L.call(name, fields, dim_mul(numel(shape[:-2]), oh), work_per_item=4 * ow)
+
+    @staticmethod
+    def tables(L, op: nn.ResizeOp, axis: int, names: tuple[str, str, str]) -> list:
+        """The (first index, second index, weight) tables of `axis`: weights when its dims and scale
+        are known at compile time, else buffers a table kernel fills at run time."""
+        size, out = L.shapes[op.input][axis], L.shapes[op.result][axis]
+        run_time_scale = op.run_time_scales is not None and axis in op.scale_axes()
+        if isinstance(size, int) and isinstance(out, int) and not run_time_scale:
+            check_compile_array(out * _TABLE_BYTES_PER_INDEX, f"Resize node '{op.result.name_hint}' (to {out})")
+            scale = out / size if op.sizes is not None else float(op.scales.get_values()[axis])
+            return [L.add_weight(f"resize_{n}", t) for n, t in zip(names, axis_tables(out, size, scale, op))]
+        return run_time_tables(L, op, axis, size, out, run_time_scale)
+
+
+def run_time_tables(L, op: nn.ResizeOp, axis: int, size: Dim, out: Dim, run_time_scale: bool) -> list:
+    """Buffers the resize table kernel fills at run time (the resized dims are checked non-empty
+    before any kernel runs: an empty input axis has no element to sample)."""
+    require_at_most(1, size, f"Resize input dim {axis} must not be empty")
+    require_at_most(1, out, f"Resize output dim {axis} must be positive")
+    linear = op.mode.data == "linear"
+    spec = ResizeTableSpec(op.coordinate_transformation_mode.data, None if linear else op.nearest_mode.data,
+                           run_time_scale)
+    name = L.kernel(spec.name, lambda: resize_table_kernel(spec))
+    tables = [L.new_buffer(dim_mul(out, 8)), L.new_buffer(dim_mul(out, 8)), L.new_buffer(dim_mul(out, 4))]
+    scales = L.loc(op.run_time_scales) if run_time_scale else L.null_buffer
+    fields = [*tables, scales, size, out, op.scale_axes().index(axis) if run_time_scale else 0]
+    assert len(fields) == len(RESIZE_TABLE_FIELDS)
+    L.call(name, fields, out, work_per_item=8)
+    return tables
 
 
 PATTERNS = (LowerResize,)

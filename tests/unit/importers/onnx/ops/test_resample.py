@@ -1,0 +1,101 @@
+"""Resize / Upsample whose sizes or scales are given at run time (a graph input, computed from values, or
+Shape arithmetic over dynamic dims), against onnxruntime: one artifact, several input sizes."""
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import assert_close, kernels_run, make_model, ort_run
+from pyflame_rt import InferenceSession, SessionOptions
+from pyflame_rt.errors import ShapeMismatchError
+
+OUT = [("y", ["n", "c", "h", "w"])]
+
+
+def _check(model, feeds):
+    sess = InferenceSession(model.SerializeToString())
+    for feed in feeds:
+        got, want = sess.run(None, feed)[0], ort_run(model, feed)[0]
+        assert_close(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attrs", [dict(mode="nearest"),
+                                   dict(mode="nearest", nearest_mode="ceil",
+                                        coordinate_transformation_mode="asymmetric"),
+                                   dict(mode="linear", coordinate_transformation_mode="align_corners"),
+                                   dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel")])
+def test_sizes_given_as_a_graph_input(attrs, rng):
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], **attrs)
+    model = make_model([node], [("x", [1, 2, "H", "W"]), ("sizes", [4], np.int64)], OUT, opset=19)
+    _check(model, [{"x": rng.standard_normal((1, 2, h, w), np.float32), "sizes": np.array([1, 2, oh, ow])}
+                   for h, w, oh, ow in ((5, 6, 7, 3), (4, 8, 1, 11))])
+
+
+@pytest.mark.parametrize("attrs,scales", [
+    (dict(mode="linear"), [[1, 1, 0.6, 1.7], [1, 1, 2, 0.5]]),
+    (dict(mode="linear", coordinate_transformation_mode="half_pixel_symmetric"), [[1, 1, 1.3, 0.7], [1, 1, 0.9, 3]]),
+    (dict(mode="nearest", axes=[3, 2]), [[2.5, 0.5], [0.5, 2.5]]),
+])
+def test_scales_given_as_a_graph_input_are_used_in_the_coordinate_transform(attrs, scales, rng):
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], **attrs)
+    model = make_model([node], [("x", [1, 2, 5, 6]), ("scales", [len(scales[0])])], OUT, opset=19)
+    _check(model, [{"x": rng.standard_normal((1, 2, 5, 6), np.float32), "scales": np.array(s, np.float32)}
+                   for s in scales])
+
+
+def test_scales_computed_by_the_model(rng):
+    """Scales the model computes from a value: the output dims are bound mid-run."""
+    nodes = [helper.make_node("Concat", ["ones", "factors"], ["scales"], axis=0),
+             helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear")]
+    model = make_model(nodes, [("x", [1, 1, 4, 4]), ("factors", [2])], OUT,
+                       initializers={"ones": np.array([1, 1], np.float32)}, opset=19)
+    _check(model, [{"x": rng.standard_normal((1, 1, 4, 4), np.float32), "factors": np.array(f, np.float32)}
+                   for f in ([1.5, 0.5], [2.0, 3.0])])
+
+
+def test_sizes_from_shape_arithmetic_over_dynamic_dims(rng):
+    """F.interpolate(x, size=skip.shape[-2:]) as torch exports it: sizes computed from Shape."""
+    nodes = [helper.make_node("Shape", ["skip"], ["shape"]),
+             helper.make_node("Resize", ["x", "", "", "shape"], ["r"], mode="linear"),
+             helper.make_node("Add", ["r", "skip"], ["y"])]
+    model = make_model(nodes, [("x", [1, 3, "h", "w"]), ("skip", [1, 3, "H", "W"])], OUT, opset=19)
+    _check(model, [{"x": rng.standard_normal((1, 3, h, w), np.float32),
+                    "skip": rng.standard_normal((1, 3, sh, sw), np.float32)}
+                   for h, w, sh, sw in ((4, 5, 9, 11), (6, 3, 13, 7))])
+
+
+def test_an_integer_scale_of_a_dynamic_dim(rng):
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")
+    model = make_model([node], [("x", [1, 2, "H", "W"])], OUT,
+                       initializers={"scales": np.array([1, 1, 2, 3], np.float32)}, opset=19)
+    _check(model, [{"x": rng.standard_normal((1, 2, h, w), np.float32)} for h, w in ((3, 4), (5, 2))])
+
+
+def test_constant_scales_of_static_dims_compute_their_tables_at_compile_time(rng):
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear")
+    model = make_model([node], [("x", [1, 2, 4, 4])], [("y", [1, 2, 6, 8])],
+                       initializers={"scales": np.array([1, 1, 1.5, 2], np.float32)}, opset=19)
+    opts = SessionOptions()
+    opts.enable_profiling = True
+    sess = InferenceSession(model.SerializeToString(), opts)
+    assert not any("resize_table" in k for k in kernels_run(sess, {"x": np.ones((1, 2, 4, 4), np.float32)}))
+
+
+@pytest.mark.parametrize("scales,match", [([1, 1, -2, 2], "must not be negative"),
+                                          ([1, 1, np.nan, 2], "must be positive"),
+                                          ([1, 1, 0, 1], "must be positive"),
+                                          ([1, 2, 2, 2], "resizes only the two trailing dims")])
+def test_bad_run_time_scales_are_refused_before_any_kernel_reads_them(scales, match):
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="linear")
+    model = make_model([node], [("x", [1, 1, 4, 4]), ("scales", [4])], OUT, opset=19)
+    sess = InferenceSession(model.SerializeToString())
+    with pytest.raises(ShapeMismatchError, match=match):
+        sess.run(None, {"x": np.ones((1, 1, 4, 4), np.float32), "scales": np.array(scales, np.float32)})
+
+
+@pytest.mark.parametrize("sizes,match", [([1, 1, -2, 2], "must not be negative"), ([1, 1, 0, 2], "must be positive")])
+def test_bad_run_time_sizes_are_refused(sizes, match):
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest")
+    model = make_model([node], [("x", [1, 1, 4, 4]), ("sizes", [4], np.int64)], OUT, opset=19)
+    sess = InferenceSession(model.SerializeToString())
+    with pytest.raises(ShapeMismatchError, match=match):
+        sess.run(None, {"x": np.ones((1, 1, 4, 4), np.float32), "sizes": np.array(sizes, np.int64)})
