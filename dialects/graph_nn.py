@@ -42,8 +42,8 @@ from pyflame_rt.dialects.assumptions import (
 from pyflame_rt.dialects.graph import (
     GraphOp, UnaryOp, VariadicOp, activation_prop, activation_props, keep_node_name)
 from pyflame_rt.dialects.graph_attrs import (
-    ActivationAttr, CoordinateMode, CoordinateModeAttr, Layout, LayoutAttr, NearestMode, NearestModeAttr, PadMode,
-    PadModeAttr, ResizeMode, ResizeModeAttr, enum_attr)
+    ActivationAttr, CoordinateMode, CoordinateModeAttr, GridPaddingMode, GridPaddingModeAttr, Layout, LayoutAttr,
+    NearestMode, NearestModeAttr, PadMode, PadModeAttr, ResizeMode, ResizeModeAttr, enum_attr)
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_add, dim_mul, parse_dim
 from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
 from pyflame_rt.dialects.graph_tensor import attr_dims, dims_attr
@@ -505,6 +505,40 @@ class ResizeOp(GraphOp):
 
 
 @irdl_op_definition
+class GridSampleOp(GraphOp):
+    """Sample input [N, C, D1..Dr] at the points of grid [N, O1..Or, r] (ONNX GridSample): grid[..., k]
+    is the normalized coordinate in [-1, 1] of spatial axis r - 1 - k (x, y, z: last axis first);
+    the result is [N, C, O1..Or]."""
+
+    name = "graph.grid_sample"
+    input = operand_def(TensorType)
+    grid = operand_def(TensorType)
+    result = result_def(TensorType)
+    mode = prop_def(ResizeModeAttr, default_value=ResizeModeAttr(ResizeMode.LINEAR))
+    padding_mode = prop_def(GridPaddingModeAttr, default_value=GridPaddingModeAttr(GridPaddingMode.ZEROS))
+    align_corners = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    assembly_format = "$input `,` $grid attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input, grid, *, result_type, mode="linear", padding_mode="zeros", align_corners=False):
+        super().__init__(operands=[input, grid], result_types=[result_type],
+                         properties={"mode": enum_attr(ResizeModeAttr, mode),
+                                     "padding_mode": enum_attr(GridPaddingModeAttr, padding_mode),
+                                     "align_corners": BoolAttr.from_bool(bool(align_corners))})
+
+    def infer_shapes(self, shapes):
+        x, grid = shapes
+        if len(x) < 3 or len(grid) != len(x) or grid[-1] != len(x) - 2:
+            raise ShapeMismatchError(f"GridSample of a {len(x)}-d input needs a grid [N, ..., {len(x) - 2}], "
+                                     f"got {len(grid)}-d grid with last dim {grid[-1] if grid else None}")
+        return [(require_equal(grid[0], x[0], "GridSample grid batch"), x[1], *grid[1:-1])]
+
+    def infer_dtypes(self, dtypes):
+        if dtypes[1] not in FLOAT_DTYPES:
+            raise DTypeMismatchError(f"GridSample grid must be a float tensor, got {dtypes[1].value}")
+        return [dtypes[0]]
+
+
+@irdl_op_definition
 class ConcatOp(VariadicOp):
     """The inputs joined along `axis` (ONNX Concat: no default axis, rank >= 1). Along that axis
     the result has the sum of the extents, a sum symbol (`past+seq`, symbolic.dim_add) when some
@@ -695,5 +729,5 @@ class TileOp(UnaryOp):
 
 
 NN_OPS = [ConvOp, ConvTransposeOp, MaxPoolOp, AveragePoolOp, GlobalAveragePoolOp, GlobalMaxPoolOp,
-          BatchNormOp, InstanceNormOp, LRNOp, PadOp, ResizeOp, ConcatOp, TransposeOp, SqueezeOp,
+          BatchNormOp, InstanceNormOp, LRNOp, PadOp, ResizeOp, GridSampleOp, ConcatOp, TransposeOp, SqueezeOp,
           UnsqueezeOp, SliceOp, TileOp]

@@ -215,6 +215,66 @@ def _resize(op, x):
     return out
 
 
+def _grid_taps(g: np.ndarray, size: int, op) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(index, weight) per tap of one axis at normalized coordinates g; a tap outside the input has
+    weight 0 under zeros padding (written from the ONNX GridSample definition)."""
+    align, mode, padding = bool(op.align_corners.value.data), op.mode.data, op.padding_mode.data
+    x = (g + 1) / 2 * (size - 1) if align else ((g + 1) * size - 1) / 2
+    if mode == "nearest":
+        x = np.rint(x)
+    lo, hi = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+
+    def reflected(v):
+        span = hi - lo
+        below = v < lo
+        dx = np.where(below, lo - v, v - hi)
+        n = np.floor(dx / span)
+        r = dx - n * span
+        odd = n % 2 == 1
+        inner = np.where(below, np.where(odd, hi - r, lo + r), np.where(odd, lo + r, hi - r))
+        return np.where((v < lo) | (v > hi), inner, v)
+
+    outside = (x < lo) | (x > hi)
+    if padding == "border" and mode != "cubic":  # cubic clamps each tap only, as onnxruntime
+        x = np.where(outside, np.clip(x, 0, size - 1), x)
+    elif padding == "reflection":
+        x = reflected(x)
+    if mode == "nearest":
+        taps = [(np.trunc(x), np.ones_like(x))]
+    else:
+        x0 = np.floor(x)
+        t = x - x0
+        if mode == "linear":
+            taps = [(x0, 1 - t), (x0 + 1, t)]
+        else:
+            a = -0.75
+            near = lambda d: ((a + 2) * d - (a + 3)) * d * d + 1  # noqa: E731
+            far = lambda d: ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # noqa: E731
+            taps = [(x0 - 1, far(t + 1)), (x0, near(t)), (x0 + 1, near(1 - t)), (x0 + 2, far(2 - t))]
+    out = []
+    for i, w in taps:
+        if padding == "zeros":
+            w = np.where((i >= 0) & (i < size), w, 0)
+        elif padding == "reflection":
+            i = np.trunc(reflected(i))
+        out.append((np.clip(i, 0, size - 1).astype(int), w))
+    return out
+
+
+@reference(nn.GridSampleOp)
+def _grid_sample(op, x):
+    data, grid = x[0].astype(np.float64), x[1].astype(np.float64)
+    rank = data.ndim - 2
+    n_idx = np.arange(data.shape[0]).reshape((-1,) + (1,) * rank)
+    axes = [_grid_taps(grid[..., rank - 1 - k], data.shape[2 + k], op) for k in range(rank)]
+    out = 0
+    for combo in itertools.product(*axes):
+        weight = np.prod([w for _, w in combo], axis=0)
+        values = data[(n_idx, slice(None), *[i for i, _ in combo])]  # [N, ..., C]: advanced indices first
+        out = out + np.moveaxis(values, -1, 1) * weight[:, None]
+    return out
+
+
 @reference(nn.ConcatOp)
 def _concat(op, x):
     return np.concatenate(x, axis=op.axis.value.data)

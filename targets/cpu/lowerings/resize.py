@@ -1,5 +1,6 @@
-"""Resize / Upsample -> the table-driven resize kernel. An axis's tables are computed here, at compile
-time, when its dims and scale are known then; else a table kernel computes them at run time."""
+"""Resampling: Resize / Upsample -> the table-driven resize kernel (an axis's tables are computed here,
+at compile time, when its dims and scale are known then; else a table kernel computes them at run
+time); GridSample -> the grid sample kernel."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +11,7 @@ from pyflame_rt.dialects.assumptions import require_at_most, require_equal
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.limits import check_compile_array
+from pyflame_rt.targets.cpu.kernels.grid_sample import GridSampleSpec, grid_sample_kernel
 from pyflame_rt.targets.cpu.kernels.resize import (
     RESIZE_FIELDS, RESIZE_TABLE_FIELDS, ResizeSpec, ResizeTableSpec, resize_kernel, resize_table_kernel)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
@@ -110,4 +112,26 @@ def run_time_tables(L, op: nn.ResizeOp, axis: int, size: Dim, out: Dim, run_time
     return tables
 
 
-PATTERNS = (LowerResize,)
+class LowerGridSample(GraphToKernelPattern):
+    float32_only = (nn.GridSampleOp,)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.GridSampleOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.GridSampleOp) -> None:
+        require_float32(L, op)
+        shape, out_shape = L.shapes[op.input], L.shapes[op.result]
+        spatial = shape[2:]
+        for k, d in enumerate(spatial):
+            require_at_most(1, d, f"GridSample input spatial dim {k} must not be empty")
+        spec = GridSampleSpec(len(spatial), op.mode.data, op.padding_mode.data, bool(op.align_corners.value.data))
+        name = L.kernel(spec.name, lambda: grid_sample_kernel(spec))
+        points = numel(out_shape[2:])
+        fields = [L.loc(op.input), L.loc(op.grid), L.result_loc(op.result), shape[1], points, *spatial]
+        assert len(fields) == len(spec.fields)
+        taps = {"nearest": 1, "linear": 2, "cubic": 4}[op.mode.data] ** len(spatial)
+        L.call(name, fields, dim_mul(shape[0], points), work_per_item=dim_mul(shape[1], taps))
+
+
+PATTERNS = (LowerResize, LowerGridSample)

@@ -1,4 +1,4 @@
-"""Converters for the resampling ops: Resize / Upsample.
+"""Converters for the resampling ops: Resize / Upsample, GridSample.
 
 Resize sizes may be constants, Shape arithmetic over the input dims, or a graph input whose
 elements become dims bound at run time. Scales that are not constants (a graph input or computed)
@@ -90,3 +90,16 @@ def _resize(ctx: _NodeContext):
         raise ctx.fail("run-time scales must be float32")
     sizes = expand(_scaled_dims(ctx, [shape[a] for a in axes], scales), shape)
     return ctx.emit(nn.ResizeOp, [x, scales], scales=[1.0] * rank, sizes=sizes, axes=axes, **props)
+
+
+@converter("GridSample")
+def _grid_sample(ctx: _NodeContext):
+    mode = _attr_str(ctx, "mode", "linear" if ctx.opset >= 20 else "bilinear")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    if mode not in ("nearest", "linear", "cubic"):
+        raise ctx.fail(f"mode {mode} is not supported")
+    padding = _attr_str(ctx, "padding_mode", "zeros")
+    if padding not in ("zeros", "border", "reflection"):
+        raise ctx.fail(f"padding_mode {padding} is not supported")
+    return ctx.emit(nn.GridSampleOp, [ctx.input(0), ctx.input(1)], mode=mode, padding_mode=padding,
+                    align_corners=bool(ctx.attrs.get("align_corners", 0)))

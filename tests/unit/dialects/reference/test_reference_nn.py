@@ -119,3 +119,13 @@ def test_data_movement(rng):
                                         "a": np.array([0, 1], np.int64), "t": np.array([-2, 3], np.int64)},
            ["s", "e", "a", "t"])
     _check(rng, "Tile", (2, 3), {}, {"r": np.array([3, 2], np.int64)}, ["r"])
+
+
+@pytest.mark.parametrize("attrs,x_shape,grid_shape", [
+    (dict(mode="linear", padding_mode="zeros"), (2, 3, 4, 5), (2, 3, 6, 2)),
+    (dict(mode="nearest", padding_mode="reflection", align_corners=1), (1, 2, 5, 4), (1, 4, 3, 2)),
+    (dict(mode="cubic", padding_mode="border"), (1, 2, 5, 4), (1, 4, 3, 2)),
+    (dict(mode="linear", padding_mode="reflection"), (1, 2, 3, 4, 3), (1, 2, 3, 2, 3)),
+])
+def test_grid_sample(attrs, x_shape, grid_shape, rng):
+    _check(rng, "GridSample", x_shape, attrs, extra=["g"], inputs=[("g", list(grid_shape))], opset=22)

@@ -99,3 +99,36 @@ def test_bad_run_time_sizes_are_refused(sizes, match):
     sess = InferenceSession(model.SerializeToString())
     with pytest.raises(ShapeMismatchError, match=match):
         sess.run(None, {"x": np.ones((1, 1, 4, 4), np.float32), "sizes": np.array(sizes, np.int64)})
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [0, 1])
+def test_grid_sample_2d(mode, padding_mode, align_corners, rng):
+    """Grid points inside and outside [-1, 1], batch and grid size dynamic (one artifact)."""
+    node = helper.make_node("GridSample", ["x", "grid"], ["y"], mode=mode, padding_mode=padding_mode,
+                            align_corners=align_corners)
+    model = make_model([node], [("x", ["n", 3, 5, 4]), ("grid", ["n", "h", "w", 2])], OUT, opset=22)
+    _check(model, [{"x": rng.standard_normal((n, 3, 5, 4), np.float32),
+                    "grid": rng.uniform(-1.7, 1.7, (n, h, w, 2)).astype(np.float32)}
+                   for n, h, w in ((1, 6, 7), (2, 3, 2))])
+
+
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflection"])
+def test_grid_sample_3d(mode, padding_mode, rng):
+    node = helper.make_node("GridSample", ["x", "grid"], ["y"], mode=mode, padding_mode=padding_mode)
+    model = make_model([node], [("x", [1, 2, 3, 4, 5]), ("grid", [1, 2, 4, 3, 3])],
+                       [("y", ["n", "c", "d", "h", "w"])], opset=22)
+    _check(model, [{"x": rng.standard_normal((1, 2, 3, 4, 5), np.float32),
+                    "grid": rng.uniform(-1.5, 1.5, (1, 2, 4, 3, 3)).astype(np.float32)}])
+
+
+def test_grid_sample_of_a_non_finite_grid_reads_inside_the_input():
+    """NaN / inf grid coordinates never index outside the input (the taps are clamped)."""
+    node = helper.make_node("GridSample", ["x", "grid"], ["y"], mode="cubic", padding_mode="border")
+    model = make_model([node], [("x", [1, 1, 4, 4]), ("grid", [1, 1, 3, 2])], OUT, opset=22)
+    grid = np.array([[[[np.nan, 0], [np.inf, -np.inf], [1e30, -1e30]]]], np.float32)
+    feed = {"x": np.ones((1, 1, 4, 4), np.float32), "grid": grid}
+    got = InferenceSession(model.SerializeToString()).run(None, feed)[0]
+    assert got.shape == (1, 1, 1, 3)
