@@ -465,10 +465,13 @@ class ResizeOp(GraphOp):
     coordinate_transformation_mode = prop_def(CoordinateModeAttr,
                                               default_value=CoordinateModeAttr(CoordinateMode.HALF_PIXEL))
     nearest_mode = prop_def(NearestModeAttr, default_value=NearestModeAttr(NearestMode.ROUND_PREFER_FLOOR))
+    cubic_coeff_a = prop_def(FloatAttr, default_value=FloatAttr(-0.75, f64))
+    exclude_outside = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
     assembly_format = "$input (`scales` $run_time_scales^)? attr-dict `:` functional-type(operands, results)"
 
     def __init__(self, input, run_time_scales=None, *, result_type, scales, sizes=None, axes=None, mode="nearest",
-                 coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor"):
+                 coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor",
+                 cubic_coeff_a=-0.75, exclude_outside=False):
         super().__init__(operands=[input, [run_time_scales] if run_time_scales is not None else []],
                          result_types=[result_type],
                          properties={"scales": DenseArrayBase.from_list(f64, [float(s) for s in scales]),
@@ -476,6 +479,8 @@ class ResizeOp(GraphOp):
                                      "coordinate_transformation_mode": enum_attr(CoordinateModeAttr,
                                                                                  coordinate_transformation_mode),
                                      "nearest_mode": enum_attr(NearestModeAttr, nearest_mode),
+                                     "cubic_coeff_a": FloatAttr(float(cubic_coeff_a), f64),
+                                     "exclude_outside": BoolAttr.from_bool(bool(exclude_outside)),
                                      **({} if sizes is None else {"sizes": dims_attr(sizes)}),
                                      **({} if axes is None else {"axes": _ints(axes)})})
 

@@ -203,7 +203,17 @@ def _resize(op, x):
         c = _source_coordinate(np.arange(new, dtype=np.float64), new, size, scales[axis],
                                op.coordinate_transformation_mode.data)
         weights = np.zeros((new, size))
-        if op.mode.data == "nearest":
+        if op.mode.data == "cubic":
+            a, first = op.cubic_coeff_a.value.data, np.floor(c)
+            for k in range(-1, 3):
+                d = np.abs(c - (first + k))
+                w = np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a)
+                i = (first + k).astype(int)
+                if op.exclude_outside.value.data:
+                    w = np.where((i >= 0) & (i < size), w, 0)
+                np.add.at(weights, (np.arange(new), np.clip(i, 0, size - 1)), w)
+            weights /= weights.sum(axis=1, keepdims=True)
+        elif op.mode.data == "nearest":
             weights[np.arange(new), np.clip(_ROUND[op.nearest_mode.data](c), 0, size - 1).astype(int)] = 1.0
         else:
             c = np.clip(c, 0, size - 1)

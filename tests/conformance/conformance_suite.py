@@ -379,11 +379,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "an Expand shape element given by a value (a dim bound at run time) broadcasts by equality only: 1 "
     "against a larger input dim is refused with ShapeMismatchError": "test_expand_dim_changed "
     "test_expand_shape_model2 test_expand_shape_model3 test_expand_shape_model4",
-    "Resize mode cubic is not implemented": "test_resize_upsample_scales_cubic test_resize_downsample_scales_cubic "
-    "test_resize_upsample_scales_cubic_align_corners test_resize_downsample_scales_cubic_align_corners "
-    "test_resize_upsample_sizes_cubic test_resize_downsample_sizes_cubic test_resize_upsample_scales_cubic_asymmetric "
-    "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside "
-    "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside",
     "Resize antialias is not implemented": "test_resize_downsample_scales_linear_antialias "
     "test_resize_downsample_sizes_linear_antialias test_resize_downsample_scales_cubic_antialias "
     "test_resize_downsample_sizes_cubic_antialias",
@@ -395,7 +390,7 @@ KNOWN_FAILURES: dict[str, str] = {
     "test_resize_downsample_sizes_nearest_not_larger test_resize_downsample_sizes_nearest_not_smaller",
     "Resize align_corners with a scale whose output length in * scale is fractional: onnxruntime (our oracle) "
     "divides by the integer output length minus one, the onnx reference by in * scale - 1":
-    "test_resize_downsample_scales_linear_align_corners",
+    "test_resize_downsample_scales_linear_align_corners test_resize_downsample_scales_cubic_align_corners",
 }
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}
 

@@ -44,9 +44,27 @@ def source_coords(out: int, size: int, scale: float, mode: str) -> np.ndarray:
     raise UnsupportedOperatorError(f"Resize coordinate_transformation_mode {mode} is not supported")
 
 
+def cubic_tables(x: np.ndarray, size: int, a: float, exclude_outside: bool):
+    """Cubic: the indices (clamped to the edge) and weights of the 4 taps of each output, row-major;
+    with exclude_outside, taps outside the input weigh 0 and the others are renormalized."""
+    first = np.floor(x)
+    t = (x - first)[:, None]
+    idx = first[:, None].astype(np.int64) + np.arange(-1, 3)
+    d = np.abs(np.concatenate([t + 1, t, 1 - t, 2 - t], axis=1))
+    w = np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a)
+    if exclude_outside:
+        w = np.where((idx >= 0) & (idx < size), w, 0)
+        w /= w.sum(axis=1, keepdims=True)
+    idx = np.clip(idx, 0, size - 1).ravel()
+    return idx, idx, w.astype(np.float32).ravel()
+
+
 def axis_tables(out: int, size: int, scale: float, op: nn.ResizeOp):
-    """(first source index, second source index, weight of the second) per output index."""
+    """(first source index, second source index, weight of the second) per output index; cubic:
+    `cubic_tables` (4 indices, the same table twice, and 4 weights per output index)."""
     x = source_coords(out, size, scale, op.coordinate_transformation_mode.data)
+    if op.mode.data == "cubic":
+        return cubic_tables(x, size, op.cubic_coeff_a.value.data, bool(op.exclude_outside.value.data))
     if op.mode.data == "nearest":
         i0 = np.clip(_NEAREST[op.nearest_mode.data](x), 0, size - 1).astype(np.int64)
         return i0, i0, np.zeros(out, np.float32)
@@ -54,6 +72,11 @@ def axis_tables(out: int, size: int, scale: float, op: nn.ResizeOp):
     i0 = np.floor(x).astype(np.int64)
     i1 = np.minimum(i0 + 1, size - 1)
     return i0, i1, (x - i0).astype(np.float32)
+
+
+def _taps(op: nn.ResizeOp) -> int:
+    """Table entries per output index."""
+    return 4 if op.mode.data == "cubic" else 1
 
 
 class LowerResize(GraphToKernelPattern):
@@ -76,11 +99,11 @@ class LowerResize(GraphToKernelPattern):
         (ih, iw), (oh, ow) = shape[-2:], out_shape[-2:]
         tables = [loc for axis, names in ((len(shape) - 2, ("h0", "h1", "lh")), (len(shape) - 1, ("w0", "w1", "lw")))
                   for loc in self.tables(L, op, axis, names)]
-        spec = ResizeSpec(op.mode.data == "linear")
+        spec = ResizeSpec(op.mode.data)
         name = L.kernel(spec.name, lambda: resize_kernel(spec))
         fields = [L.loc(op.input), L.result_loc(op.result), *tables, ih, iw, oh, ow]
         assert len(fields) == len(RESIZE_FIELDS)
-        L.call(name, fields, dim_mul(numel(shape[:-2]), oh), work_per_item=4 * ow)
+        L.call(name, fields, dim_mul(numel(shape[:-2]), oh), work_per_item=dim_mul(spec.taps ** 2, ow))
 
     @staticmethod
     def tables(L, op: nn.ResizeOp, axis: int, names: tuple[str, str, str]) -> list:
@@ -89,7 +112,8 @@ class LowerResize(GraphToKernelPattern):
         size, out = L.shapes[op.input][axis], L.shapes[op.result][axis]
         run_time_scale = op.run_time_scales is not None and axis in op.scale_axes()
         if isinstance(size, int) and isinstance(out, int) and not run_time_scale:
-            check_compile_array(out * _TABLE_BYTES_PER_INDEX, f"Resize node '{op.result.name_hint}' (to {out})")
+            check_compile_array(out * _TABLE_BYTES_PER_INDEX * _taps(op),
+                                f"Resize node '{op.result.name_hint}' (to {out})")
             scale = out / size if op.sizes is not None else float(op.scales.get_values()[axis])
             return [L.add_weight(f"resize_{n}", t) for n, t in zip(names, axis_tables(out, size, scale, op))]
         return run_time_tables(L, op, axis, size, out, run_time_scale)
@@ -100,11 +124,15 @@ def run_time_tables(L, op: nn.ResizeOp, axis: int, size: Dim, out: Dim, run_time
     before any kernel runs: an empty input axis has no element to sample)."""
     require_at_most(1, size, f"Resize input dim {axis} must not be empty")
     require_at_most(1, out, f"Resize output dim {axis} must be positive")
-    linear = op.mode.data == "linear"
-    spec = ResizeTableSpec(op.coordinate_transformation_mode.data, None if linear else op.nearest_mode.data,
-                           run_time_scale)
+    mode = op.mode.data
+    spec = ResizeTableSpec(op.coordinate_transformation_mode.data, op.nearest_mode.data if mode == "nearest" else mode,
+                           run_time_scale, op.cubic_coeff_a.value.data if mode == "cubic" else 0.0,
+                           mode == "cubic" and bool(op.exclude_outside.value.data))
     name = L.kernel(spec.name, lambda: resize_table_kernel(spec))
-    tables = [L.new_buffer(dim_mul(out, 8)), L.new_buffer(dim_mul(out, 8)), L.new_buffer(dim_mul(out, 4))]
+    taps = _taps(op)
+    first = L.new_buffer(dim_mul(out, 8 * taps))
+    second = first if mode == "cubic" else L.new_buffer(dim_mul(out, 8))
+    tables = [first, second, L.new_buffer(dim_mul(out, 4 * taps))]
     scales = L.loc(op.run_time_scales) if run_time_scale else L.null_buffer
     fields = [*tables, scales, size, out, op.scale_axes().index(axis) if run_time_scale else 0]
     assert len(fields) == len(RESIZE_TABLE_FIELDS)

@@ -50,18 +50,19 @@ def _resize(ctx: _NodeContext):
         scales_in, sizes_in = 2, 3
         coord = _attr_str(ctx, "coordinate_transformation_mode", "half_pixel")
         nearest = _attr_str(ctx, "nearest_mode", "round_prefer_floor")
-        if ctx.attrs.get("antialias", 0) or ctx.attrs.get("exclude_outside", 0):
-            raise ctx.fail("antialias / exclude_outside are not supported")
+        if ctx.attrs.get("antialias", 0):
+            raise ctx.fail("antialias is not supported")
         if _attr_str(ctx, "keep_aspect_ratio_policy", "stretch") != "stretch":
             raise ctx.fail("keep_aspect_ratio_policy other than stretch is not supported")
-    if mode in ("bilinear", "linear"):
-        mode = "linear"
-    elif mode != "nearest":
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    if mode not in ("nearest", "linear", "cubic"):
         raise ctx.fail(f"mode {mode} is not supported")
     if coord == "tf_crop_and_resize":
         raise ctx.fail("coordinate_transformation_mode tf_crop_and_resize is not supported")
     axes = [int(a) % rank for a in ctx.attrs.get("axes", range(rank))]
-    props = dict(mode=mode, coordinate_transformation_mode=coord, nearest_mode=nearest)
+    props = dict(mode=mode, coordinate_transformation_mode=coord, nearest_mode=nearest,
+                 cubic_coeff_a=float(ctx.attrs.get("cubic_coeff_a", -0.75)),
+                 exclude_outside=bool(ctx.attrs.get("exclude_outside", 0)))
 
     def expand(vals, fill):
         full = list(fill)

@@ -93,6 +93,8 @@ def test_pad(mode, rng):
     (dict(mode="linear"), [1, 1, 2, 2.5], None),
     (dict(mode="linear", coordinate_transformation_mode="align_corners"), None, [2, 3, 7, 3]),
     (dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel"), None, [2, 3, 1, 9]),
+    (dict(mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1), [1, 1, 0.8, 1.7], None),
+    (dict(mode="linear", coordinate_transformation_mode="half_pixel_symmetric"), [1, 1, 1.3, 0.7], None),
 ])
 def test_resize(attrs, scales, sizes, rng):
     inits = {"r": np.zeros(0, np.float32), "s": np.array(scales or [], np.float32)}

@@ -132,3 +132,19 @@ def test_grid_sample_of_a_non_finite_grid_reads_inside_the_input():
     feed = {"x": np.ones((1, 1, 4, 4), np.float32), "grid": grid}
     got = InferenceSession(model.SerializeToString()).run(None, feed)[0]
     assert got.shape == (1, 1, 1, 3)
+
+
+@pytest.mark.parametrize("attrs", [dict(mode="cubic"), dict(mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1),
+                                   dict(mode="cubic", coordinate_transformation_mode="align_corners")])
+@pytest.mark.parametrize("run_time", [False, True])
+def test_cubic(attrs, run_time, rng):
+    """Cubic from compile-time tables (constant scales) and from run-time ones (scales fed)."""
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], **attrs)
+    scales = np.array([1, 1, 0.8, 1.7], np.float32)
+    inputs, inits = [("x", [1, 2, 5, 6])], {}
+    if run_time:
+        inputs.append(("scales", [4]))
+    else:
+        inits["scales"] = scales
+    model = make_model([node], inputs, OUT, initializers=inits, opset=19)
+    _check(model, [{"x": rng.standard_normal((1, 2, 5, 6), np.float32), **({"scales": scales} if run_time else {})}])
