@@ -544,6 +544,29 @@ class GridSampleOp(GraphOp):
 
 
 @irdl_op_definition
+class AffineGridOp(UnaryOp):
+    """The sampling grid [N, D1..Dr, r] of affine matrices theta [N, r, r + 1] over an output of
+    `size` [N, C, D1..Dr] (ONNX AffineGrid): point (x, y[, z]) = theta . (base x, base y[, z], 1), the
+    base coordinates spanning [-1, 1] (pixel corners with align_corners, else pixel centers)."""
+
+    name = "graph.affine_grid"
+    size = prop_def(ArrayAttr)
+    align_corners = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+
+    def __init__(self, input, *, result_type, size, align_corners=False):
+        super().__init__(input, result_type, size=dims_attr(size),
+                         align_corners=BoolAttr.from_bool(bool(align_corners)))
+
+    def infer_shapes(self, shapes):
+        theta, size = shapes[0], attr_dims(self.size)
+        r = len(size) - 2
+        if r not in (2, 3) or len(theta) != 3 or theta[1:] != (r, r + 1):
+            raise ShapeMismatchError(f"AffineGrid of a size of {len(size)} dims needs theta [N, {r}, {r + 1}], "
+                                     f"got {list(theta)}")
+        return [(require_equal(theta[0], size[0], "AffineGrid theta batch vs size[0]"), *size[2:], r)]
+
+
+@irdl_op_definition
 class ConcatOp(VariadicOp):
     """The inputs joined along `axis` (ONNX Concat: no default axis, rank >= 1). Along that axis
     the result has the sum of the extents, a sum symbol (`past+seq`, symbolic.dim_add) when some
@@ -734,5 +757,5 @@ class TileOp(UnaryOp):
 
 
 NN_OPS = [ConvOp, ConvTransposeOp, MaxPoolOp, AveragePoolOp, GlobalAveragePoolOp, GlobalMaxPoolOp,
-          BatchNormOp, InstanceNormOp, LRNOp, PadOp, ResizeOp, GridSampleOp, ConcatOp, TransposeOp, SqueezeOp,
-          UnsqueezeOp, SliceOp, TileOp]
+          BatchNormOp, InstanceNormOp, LRNOp, PadOp, ResizeOp, GridSampleOp, AffineGridOp, ConcatOp, TransposeOp,
+          SqueezeOp, UnsqueezeOp, SliceOp, TileOp]

@@ -285,6 +285,19 @@ def _grid_sample(op, x):
     return out
 
 
+@reference(nn.AffineGridOp)
+def _affine_grid(op, x):
+    theta = x[0].astype(np.float64)
+    spatial = [dim_value(d) for d in attr_dims(op.size)[2:]]
+    if op.align_corners.value.data:
+        axes = [np.linspace(-1, 1, n) if n > 1 else np.ones(n) for n in spatial]  # a single point: 1, as onnxruntime
+    else:
+        axes = [(2 * np.arange(n) + 1) / n - 1 for n in spatial]
+    mesh = np.meshgrid(*axes, indexing="ij")  # per spatial axis, first axis first
+    base = np.stack([*mesh[::-1], np.ones(spatial)], axis=-1)  # (x, y[, z], 1)
+    return np.einsum("nkj,...j->n...k", theta, base)
+
+
 @reference(nn.ConcatOp)
 def _concat(op, x):
     return np.concatenate(x, axis=op.axis.value.data)

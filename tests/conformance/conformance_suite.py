@@ -77,7 +77,7 @@ _GROUPS = {
     "random": "Bernoulli Multinomial RandomNormal RandomNormalLike RandomUniform RandomUniformLike",
     "string": "StringConcat StringNormalizer StringSplit RegexFullMatch TfIdfVectorizer",
     "signal/detection": "DFT STFT MelWeightMatrix BlackmanWindow HannWindow HammingWindow ImageDecoder "
-                        "NonMaxSuppression RoiAlign MaxRoiPool AffineGrid DeformConv Col2Im CenterCropPad",
+                        "NonMaxSuppression RoiAlign MaxRoiPool DeformConv Col2Im CenterCropPad",
     "data-dependent shape": "Unique",
 }
 # op type -> (group, reason): operators PyFlameRT deliberately does not compile

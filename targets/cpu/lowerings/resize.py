@@ -1,6 +1,6 @@
 """Resampling: Resize / Upsample -> the table-driven resize kernel (an axis's tables are computed here,
 at compile time, when its dims and scale are known then; else a table kernel computes them at run
-time); GridSample -> the grid sample kernel."""
+time); GridSample and AffineGrid -> their kernels."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +11,7 @@ from pyflame_rt.dialects.assumptions import require_at_most, require_equal
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.limits import check_compile_array
+from pyflame_rt.targets.cpu.kernels.affine_grid import AffineGridSpec, affine_grid_kernel
 from pyflame_rt.targets.cpu.kernels.grid_sample import GridSampleSpec, grid_sample_kernel
 from pyflame_rt.targets.cpu.kernels.resize import (
     RESIZE_FIELDS, RESIZE_TABLE_FIELDS, ResizeSpec, ResizeTableSpec, resize_kernel, resize_table_kernel)
@@ -162,4 +163,23 @@ class LowerGridSample(GraphToKernelPattern):
         L.call(name, fields, dim_mul(shape[0], points), work_per_item=dim_mul(shape[1], taps))
 
 
-PATTERNS = (LowerResize, LowerGridSample)
+class LowerAffineGrid(GraphToKernelPattern):
+    float32_only = (nn.AffineGridOp,)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.AffineGridOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.AffineGridOp) -> None:
+        require_float32(L, op)
+        out_shape = L.shapes[op.result]
+        spatial = out_shape[1:-1]
+        spec = AffineGridSpec(len(spatial), bool(op.align_corners.value.data))
+        name = L.kernel(spec.name, lambda: affine_grid_kernel(spec))
+        points = numel(spatial)
+        fields = [L.loc(op.input), L.result_loc(op.result), points, *spatial]
+        assert len(fields) == len(spec.fields)
+        L.call(name, fields, dim_mul(out_shape[0], points), work_per_item=len(spatial) ** 2)
+
+
+PATTERNS = (LowerResize, LowerGridSample, LowerAffineGrid)

@@ -17,3 +17,11 @@ func.func @main(%x: tensor<1x2x4x4xf32> {graph.name = "x", graph.dims = ["1", "2
   %y = graph.grid_sample %r, %g {mode = #graph<resize_mode cubic>, padding_mode = #graph<grid_padding_mode reflection>, align_corners = true} : (tensor<1x2x?x?xf32>, tensor<1x3x5x2xf32>) -> tensor<1x2x3x5xf32>
   func.return %y : tensor<1x2x3x5xf32>
 }
+
+// An affine grid over a size whose spatial dims are bound at run time.
+// CHECK-LABEL: func.func @affine
+func.func @affine(%t: tensor<2x2x3xf32> {graph.name = "theta", graph.dims = ["2", "2", "3"]}) -> (tensor<2x?x?x2xf32> {graph.name = "y", graph.dims = ["2", "size_2", "size_3", "2"]}) {
+  // CHECK: graph.affine_grid %{{.*}} {size = ["2", "3", "size_2", "size_3"], align_corners = true} : (tensor<2x2x3xf32>) -> tensor<2x?x?x2xf32>
+  %y = graph.affine_grid %t {size = ["2", "3", "size_2", "size_3"], align_corners = true} : (tensor<2x2x3xf32>) -> tensor<2x?x?x2xf32>
+  func.return %y : tensor<2x?x?x2xf32>
+}

@@ -1,4 +1,4 @@
-"""Converters for the resampling ops: Resize / Upsample, GridSample.
+"""Converters for the resampling ops: Resize / Upsample, GridSample, AffineGrid.
 
 Resize sizes may be constants, Shape arithmetic over the input dims, or a graph input whose
 elements become dims bound at run time. Scales that are not constants (a graph input or computed)
@@ -104,3 +104,9 @@ def _grid_sample(ctx: _NodeContext):
         raise ctx.fail(f"padding_mode {padding} is not supported")
     return ctx.emit(nn.GridSampleOp, [ctx.input(0), ctx.input(1)], mode=mode, padding_mode=padding,
                     align_corners=bool(ctx.attrs.get("align_corners", 0)))
+
+
+@converter("AffineGrid")
+def _affine_grid(ctx: _NodeContext):
+    size = ctx.known_dims(1, "size", run_time=True)
+    return ctx.emit(nn.AffineGridOp, [ctx.input(0)], size=size, align_corners=bool(ctx.attrs.get("align_corners", 0)))

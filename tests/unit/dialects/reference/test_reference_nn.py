@@ -131,3 +131,14 @@ def test_data_movement(rng):
 ])
 def test_grid_sample(attrs, x_shape, grid_shape, rng):
     _check(rng, "GridSample", x_shape, attrs, extra=["g"], inputs=[("g", list(grid_shape))], opset=22)
+
+
+@pytest.mark.parametrize("align_corners,size", [(0, [2, 3, 4, 5]), (1, [1, 2, 3, 1, 4])])
+def test_affine_grid(align_corners, size, rng):
+    r = len(size) - 2
+    node = helper.make_node("AffineGrid", ["theta", "size"], ["y"], align_corners=align_corners)
+    model = make_model([node], [("theta", [size[0], r, r + 1])], [("y", [None] * (r + 2))],
+                       {"size": np.array(size, np.int64)}, opset=20)
+    feeds = {"theta": _x(rng, size[0], r, r + 1)}
+    res = from_onnx(model)
+    assert_close(evaluate(res.module, res.weights, feeds)[0], ort_run(model, feeds)[0], 1e-5)

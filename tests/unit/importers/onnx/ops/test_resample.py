@@ -148,3 +148,25 @@ def test_cubic(attrs, run_time, rng):
         inits["scales"] = scales
     model = make_model([node], inputs, OUT, initializers=inits, opset=19)
     _check(model, [{"x": rng.standard_normal((1, 2, 5, 6), np.float32), **({"scales": scales} if run_time else {})}])
+
+
+@pytest.mark.parametrize("align_corners", [0, 1])
+@pytest.mark.parametrize("size", [[2, 3, 4, 5], [1, 2, 3, 1, 4]])
+def test_affine_grid_of_a_size_given_at_run_time(align_corners, size, rng):
+    r = len(size) - 2
+    node = helper.make_node("AffineGrid", ["theta", "size"], ["y"], align_corners=align_corners)
+    model = make_model([node], [("theta", ["n", r, r + 1]), ("size", [len(size)], np.int64)],
+                       [("y", ["s"] * (r + 2))], opset=20)
+    other = [size[0], size[1], *(d + 2 for d in size[2:])]
+    _check(model, [{"theta": rng.standard_normal((s[0], r, r + 1), np.float32), "size": np.array(s, np.int64)}
+                   for s in (size, other)])
+
+
+def test_spatial_transformer(rng):
+    """AffineGrid of the input's own shape feeding GridSample: an STN's sampler, batch dynamic."""
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("AffineGrid", ["theta", "shape"], ["grid"]),
+             helper.make_node("GridSample", ["x", "grid"], ["y"], padding_mode="border")]
+    model = make_model(nodes, [("x", ["n", 3, 6, 5]), ("theta", ["n", 2, 3])], OUT, opset=20)
+    _check(model, [{"x": rng.standard_normal((n, 3, 6, 5), np.float32),
+                    "theta": (np.eye(2, 3) + 0.2 * rng.standard_normal((n, 2, 3))).astype(np.float32)} for n in (1, 3)])
