@@ -385,9 +385,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "Resize coordinate_transformation_mode tf_crop_and_resize is not implemented": "test_resize_tf_crop_and_resize "
     "test_resize_tf_crop_and_resize_extrapolation_value test_resize_tf_crop_and_resize_axes_2_3 "
     "test_resize_tf_crop_and_resize_axes_3_2",
-    "Resize keep_aspect_ratio_policy not_larger / not_smaller is not implemented":
-    "test_resize_upsample_sizes_nearest_not_larger test_resize_upsample_sizes_nearest_not_smaller "
-    "test_resize_downsample_sizes_nearest_not_larger test_resize_downsample_sizes_nearest_not_smaller",
     "Resize align_corners with a scale whose output length in * scale is fractional: onnxruntime (our oracle) "
     "divides by the integer output length minus one, the onnx reference by in * scale - 1":
     "test_resize_downsample_scales_linear_align_corners test_resize_downsample_scales_cubic_align_corners",

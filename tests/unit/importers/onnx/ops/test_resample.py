@@ -170,3 +170,19 @@ def test_spatial_transformer(rng):
     model = make_model(nodes, [("x", ["n", 3, 6, 5]), ("theta", ["n", 2, 3])], OUT, opset=20)
     _check(model, [{"x": rng.standard_normal((n, 3, 6, 5), np.float32),
                     "theta": (np.eye(2, 3) + 0.2 * rng.standard_normal((n, 2, 3))).astype(np.float32)} for n in (1, 3)])
+
+
+@pytest.mark.parametrize("policy", ["not_larger", "not_smaller"])
+@pytest.mark.parametrize("run_time", [False, True])
+def test_keep_aspect_ratio_policy(policy, run_time, rng):
+    """One scale for both axes, min / max of sizes / in, the sizes it gives rounded half up."""
+    node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear", axes=[2, 3],
+                            keep_aspect_ratio_policy=policy)
+    sizes = np.array([7, 11], np.int64)
+    inputs, inits = [("x", [1, 2, 5, 6])], {}
+    if run_time:
+        inputs.append(("sizes", [2], np.int64))
+    else:
+        inits["sizes"] = sizes
+    model = make_model([node], inputs, OUT, initializers=inits, opset=19)
+    _check(model, [{"x": rng.standard_normal((1, 2, 5, 6), np.float32), **({"sizes": sizes} if run_time else {})}])
