@@ -452,11 +452,14 @@ class ResizeOp(GraphOp):
     """Resize: out = sizes (dims, possibly bound at run time), or floor(in * scales) (ONNX Resize /
     Upsample). With `run_time_scales` (a float32 tensor computed or fed at run time; element k scales
     axis `axes[k]`) `sizes` are the dims the run binds from floor(in * scale), and the coordinate
-    transform reads the scale from the tensor: it is not out / in."""
+    transform reads the scale from the tensor: it is not out / in. With coordinate_transformation_mode
+    tf_crop_and_resize, `roi` (float32, starts then ends of the `axes`) is the crop, and an output
+    sampling outside the input is `extrapolation_value`."""
 
     name = "graph.resize"
     input = operand_def(TensorType)
     run_time_scales = opt_operand_def(TensorType)
+    roi = opt_operand_def(TensorType)
     result = result_def(TensorType)
     scales = prop_def(DenseArrayBase)
     sizes = opt_prop_def(ArrayAttr)
@@ -467,12 +470,16 @@ class ResizeOp(GraphOp):
     nearest_mode = prop_def(NearestModeAttr, default_value=NearestModeAttr(NearestMode.ROUND_PREFER_FLOOR))
     cubic_coeff_a = prop_def(FloatAttr, default_value=FloatAttr(-0.75, f64))
     exclude_outside = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
-    assembly_format = "$input (`scales` $run_time_scales^)? attr-dict `:` functional-type(operands, results)"
+    extrapolation_value = prop_def(FloatAttr, default_value=FloatAttr(0.0, f64))
+    irdl_options = (ParsePropInAttrDict(), AttrSizedOperandSegments(as_property=True))
+    assembly_format = ("$input (`scales` $run_time_scales^ `:` type($run_time_scales))? (`roi` $roi^ `:` type($roi))? "
+                       "attr-dict `:` `(` type($input) `)` `->` type($result)")
 
-    def __init__(self, input, run_time_scales=None, *, result_type, scales, sizes=None, axes=None, mode="nearest",
-                 coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor",
-                 cubic_coeff_a=-0.75, exclude_outside=False):
-        super().__init__(operands=[input, [run_time_scales] if run_time_scales is not None else []],
+    def __init__(self, input, run_time_scales=None, roi=None, *, result_type, scales, sizes=None, axes=None,
+                 mode="nearest", coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor",
+                 cubic_coeff_a=-0.75, exclude_outside=False, extrapolation_value=0.0):
+        super().__init__(operands=[input, [run_time_scales] if run_time_scales is not None else [],
+                                   [roi] if roi is not None else []],
                          result_types=[result_type],
                          properties={"scales": DenseArrayBase.from_list(f64, [float(s) for s in scales]),
                                      "mode": enum_attr(ResizeModeAttr, mode),
@@ -481,11 +488,12 @@ class ResizeOp(GraphOp):
                                      "nearest_mode": enum_attr(NearestModeAttr, nearest_mode),
                                      "cubic_coeff_a": FloatAttr(float(cubic_coeff_a), f64),
                                      "exclude_outside": BoolAttr.from_bool(bool(exclude_outside)),
+                                     "extrapolation_value": FloatAttr(float(extrapolation_value), f64),
                                      **({} if sizes is None else {"sizes": dims_attr(sizes)}),
                                      **({} if axes is None else {"axes": _ints(axes)})})
 
     def scale_axes(self) -> list[int]:
-        """The axis each element of `run_time_scales` scales."""
+        """The axis each element of `run_time_scales` scales (and each start / end of `roi` crops)."""
         return [int(a) for a in self.axes.get_values()] if self.axes is not None else list(range(len(self.scales)))
 
     def infer_shapes(self, shapes):

@@ -193,15 +193,28 @@ def _resize(op, x):
         for axis, s in zip(op.scale_axes(), x[1].reshape(-1)):
             scales[axis] = float(s)
     sizes = [dim_value(d) for d in attr_dims(op.sizes)] if op.sizes is not None else None
+    crops = {}
+    if op.roi is not None:
+        roi, axes = x[-1].reshape(-1).astype(np.float64), op.scale_axes()
+        crops = {a: (roi[k], roi[k + len(axes)]) for k, a in enumerate(axes)}
+    inside = np.True_  # outputs sampling inside the crop (tf_crop_and_resize), broadcast per axis
     for axis in range(out.ndim):
         size = out.shape[axis]
         new = int(size * scales[axis]) if sizes is None else sizes[axis]
         if op.sizes is not None and op.run_time_scales is None:
             scales[axis] = new / size if size else 1.0
-        if new == size and scales[axis] == 1.0:
+        if new == size and scales[axis] == 1.0 and axis not in crops:
             continue
-        c = _source_coordinate(np.arange(new, dtype=np.float64), new, size, scales[axis],
-                               op.coordinate_transformation_mode.data)
+        o = np.arange(new, dtype=np.float64)
+        if op.roi is not None:
+            start, end = crops.get(axis, (0.0, 1.0))
+            c = start * (size - 1) + (o * (end - start) * (size - 1) / (new - 1) if new > 1
+                                      else 0 * o + (start + end) / 2 * (size - 1))
+            shape = [1] * out.ndim
+            shape[axis] = new
+            inside = inside & ((c >= 0) & (c <= size - 1)).reshape(shape)
+        else:
+            c = _source_coordinate(o, new, size, scales[axis], op.coordinate_transformation_mode.data)
         weights = np.zeros((new, size))
         if op.mode.data == "cubic":
             a, first = op.cubic_coeff_a.value.data, np.floor(c)
@@ -222,7 +235,7 @@ def _resize(op, x):
             np.add.at(weights, (np.arange(new), lo), 1.0 - (c - lo))
             np.add.at(weights, (np.arange(new), hi), c - lo)
         out = np.moveaxis(np.tensordot(weights, np.moveaxis(out, axis, 0), axes=1), 0, axis)
-    return out
+    return np.where(inside, out, op.extrapolation_value.value.data)
 
 
 def _grid_taps(g: np.ndarray, size: int, op) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -75,6 +75,22 @@ def axis_tables(out: int, size: int, scale: float, op: nn.ResizeOp):
     return i0, i1, (x - i0).astype(np.float32)
 
 
+def _crop_check(L, op: nn.ResizeOp):
+    return L.check(f"Resize node '{op.result.name_hint}': the CPU backend crops (tf_crop_and_resize) only the two "
+                   f"trailing axes: the roi of any other axis must be [0, 1]")
+
+
+def _leading_crops(op: nn.ResizeOp, axis: int) -> int:
+    """The roi elements of axes before the two trailing ones (checked by the first trailing axis's
+    table kernel); they must come first in `axes`, and both trailing axes must be cropped."""
+    axes, rank = op.scale_axes(), len(op.scales)
+    leading = sum(a < rank - 2 for a in axes)
+    if sorted(axes[leading:]) != [rank - 2, rank - 1] or any(a >= rank - 2 for a in axes[:leading]):
+        raise UnsupportedOperatorError("tf_crop_and_resize: the CPU backend crops the two trailing axes, listed "
+                                       "last in axes")
+    return leading if axis == rank - 2 else 0
+
+
 def _taps(op: nn.ResizeOp) -> int:
     """Table entries per output index."""
     return 4 if op.mode.data == "cubic" else 1
@@ -100,7 +116,8 @@ class LowerResize(GraphToKernelPattern):
         (ih, iw), (oh, ow) = shape[-2:], out_shape[-2:]
         tables = [loc for axis, names in ((len(shape) - 2, ("h0", "h1", "lh")), (len(shape) - 1, ("w0", "w1", "lw")))
                   for loc in self.tables(L, op, axis, names)]
-        spec = ResizeSpec(op.mode.data)
+        crop = op.coordinate_transformation_mode.data == "tf_crop_and_resize"
+        spec = ResizeSpec(op.mode.data, op.extrapolation_value.value.data if crop else None)
         name = L.kernel(spec.name, lambda: resize_kernel(spec))
         fields = [L.loc(op.input), L.result_loc(op.result), *tables, ih, iw, oh, ow]
         assert len(fields) == len(RESIZE_FIELDS)
@@ -112,7 +129,8 @@ class LowerResize(GraphToKernelPattern):
         are known at compile time, else buffers a table kernel fills at run time."""
         size, out = L.shapes[op.input][axis], L.shapes[op.result][axis]
         run_time_scale = op.run_time_scales is not None and axis in op.scale_axes()
-        if isinstance(size, int) and isinstance(out, int) and not run_time_scale:
+        crop = op.roi is not None
+        if isinstance(size, int) and isinstance(out, int) and not run_time_scale and not crop:
             check_compile_array(out * _TABLE_BYTES_PER_INDEX * _taps(op),
                                 f"Resize node '{op.result.name_hint}' (to {out})")
             scale = out / size if op.sizes is not None else float(op.scales.get_values()[axis])
@@ -135,7 +153,11 @@ def run_time_tables(L, op: nn.ResizeOp, axis: int, size: Dim, out: Dim, run_time
     second = first if mode == "cubic" else L.new_buffer(dim_mul(out, 8))
     tables = [first, second, L.new_buffer(dim_mul(out, 4 * taps))]
     scales = L.loc(op.run_time_scales) if run_time_scale else L.null_buffer
-    fields = [*tables, scales, size, out, op.scale_axes().index(axis) if run_time_scale else 0]
+    roi, status, code, leading = L.null_buffer, L.null_buffer, 0, 0
+    if op.roi is not None:
+        roi, (status, code), leading = L.loc(op.roi), _crop_check(L, op), _leading_crops(op, axis)
+    k = op.scale_axes().index(axis) if run_time_scale or op.roi is not None else 0
+    fields = [*tables, scales, roi, status, size, out, k, k, k + len(op.scale_axes()), code, leading]
     assert len(fields) == len(RESIZE_TABLE_FIELDS)
     L.call(name, fields, out, work_per_item=8)
     return tables

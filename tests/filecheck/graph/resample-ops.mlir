@@ -11,8 +11,8 @@ func.func @main(%x: tensor<1x2x4x4xf32> {graph.name = "x", graph.dims = ["1", "2
   %fl = graph.floor %p : (tensor<2xf32>) -> tensor<2xf32>
   %n = graph.cast %fl to int64 : (tensor<2xf32>) -> tensor<2xi64>
   %b = graph.bind_dims %n {dims = ["r_0", "r_1"]} : (tensor<2xi64>) -> tensor<2xi64>
-  // CHECK: graph.resize %{{.*}} scales %{{.*}} {scales = array<f64: 1.000000e+00, 1.000000e+00, 1.000000e+00, 1.000000e+00>, mode = #graph<resize_mode linear>, sizes = ["1", "2", "r_1", "r_0"], axes = array<i64: 3, 2>} : (tensor<1x2x4x4xf32>, tensor<2xf32>) -> tensor<1x2x?x?xf32>
-  %r = graph.resize %x scales %scales {scales = array<f64: 1.0, 1.0, 1.0, 1.0>, mode = #graph<resize_mode linear>, sizes = ["1", "2", "r_1", "r_0"], axes = array<i64: 3, 2>} : (tensor<1x2x4x4xf32>, tensor<2xf32>) -> tensor<1x2x?x?xf32>
+  // CHECK: graph.resize %{{.*}} scales %{{.*}} : tensor<2xf32> {scales = array<f64: 1.000000e+00, 1.000000e+00, 1.000000e+00, 1.000000e+00>, mode = #graph<resize_mode linear>, sizes = ["1", "2", "r_1", "r_0"], axes = array<i64: 3, 2>} : (tensor<1x2x4x4xf32>) -> tensor<1x2x?x?xf32>
+  %r = graph.resize %x scales %scales : tensor<2xf32> {scales = array<f64: 1.0, 1.0, 1.0, 1.0>, mode = #graph<resize_mode linear>, sizes = ["1", "2", "r_1", "r_0"], axes = array<i64: 3, 2>} : (tensor<1x2x4x4xf32>) -> tensor<1x2x?x?xf32>
   // CHECK: graph.grid_sample %{{.*}}, %{{.*}} {mode = #graph<resize_mode cubic>, padding_mode = #graph<grid_padding_mode reflection>, align_corners = true} : (tensor<1x2x?x?xf32>, tensor<1x3x5x2xf32>) -> tensor<1x2x3x5xf32>
   %y = graph.grid_sample %r, %g {mode = #graph<resize_mode cubic>, padding_mode = #graph<grid_padding_mode reflection>, align_corners = true} : (tensor<1x2x?x?xf32>, tensor<1x3x5x2xf32>) -> tensor<1x2x3x5xf32>
   func.return %y : tensor<1x2x3x5xf32>

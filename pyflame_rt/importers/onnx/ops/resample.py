@@ -63,6 +63,21 @@ def _aspect_kept(ctx: _NodeContext, dims: list[Dim], sizes_in: int, policy: str)
     return scales, _bound_sizes(ctx, rounded)
 
 
+def _crop_and_resize(ctx: _NodeContext, x: SSAValue, axes: list[int], sizes_in: int | None, props: dict):
+    """tf_crop_and_resize: the roi (starts then ends of the axes, a constant or given at run time)
+    crops, sizes set the output."""
+    roi = ctx.input(1)
+    if roi is None or ctx.shape(roi) != (2 * len(axes),) or graph.dtype_of(roi.type) is not DType.FLOAT32:
+        raise ctx.fail(f"tf_crop_and_resize needs a float32 roi of {2 * len(axes)} elements")
+    if sizes_in is None or ctx.input(sizes_in) is None or ctx.shape(ctx.input(sizes_in)) != (len(axes),):
+        raise ctx.fail(f"tf_crop_and_resize needs sizes of {len(axes)} elements (scales are not supported)")
+    shape = list(ctx.shape(x))
+    for a, d in zip(axes, ctx.known_dims(sizes_in, "sizes", run_time=True)):
+        shape[a] = d
+    return ctx.emit(nn.ResizeOp, [x, None, roi], scales=[1.0] * len(shape), sizes=shape, axes=axes,
+                    extrapolation_value=float(ctx.attrs.get("extrapolation_value", 0.0)), **props)
+
+
 @converter("Resize", "Upsample")
 def _resize(ctx: _NodeContext):
     x = ctx.input(0)
@@ -84,12 +99,12 @@ def _resize(ctx: _NodeContext):
     mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
     if mode not in ("nearest", "linear", "cubic"):
         raise ctx.fail(f"mode {mode} is not supported")
-    if coord == "tf_crop_and_resize":
-        raise ctx.fail("coordinate_transformation_mode tf_crop_and_resize is not supported")
     axes = [int(a) % rank for a in ctx.attrs.get("axes", range(rank))]
     props = dict(mode=mode, coordinate_transformation_mode=coord, nearest_mode=nearest,
                  cubic_coeff_a=float(ctx.attrs.get("cubic_coeff_a", -0.75)),
                  exclude_outside=bool(ctx.attrs.get("exclude_outside", 0)))
+    if coord == "tf_crop_and_resize":
+        return _crop_and_resize(ctx, x, axes, sizes_in, props)
 
     def expand(vals, fill):
         full = list(fill)

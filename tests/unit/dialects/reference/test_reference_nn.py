@@ -142,3 +142,10 @@ def test_affine_grid(align_corners, size, rng):
     feeds = {"theta": _x(rng, size[0], r, r + 1)}
     res = from_onnx(model)
     assert_close(evaluate(res.module, res.weights, feeds)[0], ort_run(model, feeds)[0], 1e-5)
+
+
+def test_resize_tf_crop_and_resize(rng):
+    attrs = dict(mode="linear", coordinate_transformation_mode="tf_crop_and_resize", extrapolation_value=3.0,
+                 axes=[2, 3])
+    _check(rng, "Resize", (1, 2, 5, 6), attrs, {"roi": np.array([0.4, -0.2, 0.9, 1.3], np.float32),
+                                                "z": np.array([4, 7], np.int64)}, ["roi", "", "z"], opset=19)

@@ -6,7 +6,7 @@ from onnx import helper
 
 from conftest import assert_close, kernels_run, make_model, ort_run
 from pyflame_rt import InferenceSession, SessionOptions
-from pyflame_rt.errors import ShapeMismatchError
+from pyflame_rt.errors import InputError, ShapeMismatchError
 
 OUT = [("y", ["n", "c", "h", "w"])]
 
@@ -186,3 +186,28 @@ def test_keep_aspect_ratio_policy(policy, run_time, rng):
         inits["sizes"] = sizes
     model = make_model([node], inputs, OUT, initializers=inits, opset=19)
     _check(model, [{"x": rng.standard_normal((1, 2, 5, 6), np.float32), **({"sizes": sizes} if run_time else {})}])
+
+
+@pytest.mark.parametrize("attrs", [dict(mode="linear", extrapolation_value=10.0), dict(mode="nearest"),
+                                   dict(mode="cubic", axes=[2, 3])])
+def test_tf_crop_and_resize_with_a_run_time_roi(attrs, rng):
+    """Outputs sampling outside the input are the extrapolation value; roi and sizes are fed."""
+    n = len(attrs.get("axes", range(4)))
+    node = helper.make_node("Resize", ["x", "roi", "", "sizes"], ["y"],
+                            coordinate_transformation_mode="tf_crop_and_resize", **attrs)
+    model = make_model([node], [("x", [1, 2, 5, 6]), ("roi", [2 * n]), ("sizes", [n], np.int64)], OUT, opset=19)
+    starts, ends = ([0, 0], [1, 1]) if n == 4 else ([], [])
+    rois = ([*starts, 0.4, -0.2, *ends, 0.9, 1.3], [*starts, 0.1, 0.3, *ends, 0.6, 0.5])
+    _check(model, [{"x": rng.standard_normal((1, 2, 5, 6), np.float32), "roi": np.array(roi, np.float32),
+                    "sizes": np.array(([1, 2] if n == 4 else []) + [4, 7])} for roi in rois])
+
+
+def test_tf_crop_and_resize_of_a_leading_axis_is_refused_at_run_time():
+    node = helper.make_node("Resize", ["x", "roi", "", "sizes"], ["y"],
+                            coordinate_transformation_mode="tf_crop_and_resize")
+    model = make_model([node], [("x", [1, 2, 5, 6]), ("roi", [8])], OUT,
+                       initializers={"sizes": np.array([1, 2, 3, 3])}, opset=19)
+    sess = InferenceSession(model.SerializeToString())
+    feed = {"x": np.ones((1, 2, 5, 6), np.float32), "roi": np.array([0, 0.5, 0, 0, 1, 1, 1, 1], np.float32)}
+    with pytest.raises(InputError, match="roi of any other axis must be"):
+        sess.run(None, feed)
