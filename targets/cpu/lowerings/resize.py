@@ -121,7 +121,8 @@ class LowerResize(GraphToKernelPattern):
         name = L.kernel(spec.name, lambda: resize_kernel(spec))
         fields = [L.loc(op.input), L.result_loc(op.result), *tables, ih, iw, oh, ow]
         assert len(fields) == len(RESIZE_FIELDS)
-        L.call(name, fields, dim_mul(numel(shape[:-2]), oh), work_per_item=dim_mul(spec.taps ** 2, ow))
+        # the grain: 4 per output for nearest and linear, a tap pair's loads for cubic
+        L.call(name, fields, dim_mul(numel(shape[:-2]), oh), work_per_item=dim_mul(max(4, spec.taps ** 2), ow))
 
     @staticmethod
     def tables(L, op: nn.ResizeOp, axis: int, names: tuple[str, str, str]) -> list:
