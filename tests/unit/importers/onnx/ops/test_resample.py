@@ -6,6 +6,9 @@ from onnx import helper
 
 from conftest import assert_close, kernels_run, make_model, ort_run
 from pyflame_rt import InferenceSession, SessionOptions
+from pyflame_rt.compiler import compile_model
+from pyflame_rt.executable import Executable
+from pyflame_rt.options import CompileOptions, OptLevel
 from pyflame_rt.errors import InputError, ShapeMismatchError
 
 OUT = [("y", ["n", "c", "h", "w"])]
@@ -211,3 +214,18 @@ def test_tf_crop_and_resize_of_a_leading_axis_is_refused_at_run_time():
     feed = {"x": np.ones((1, 2, 5, 6), np.float32), "roi": np.array([0, 0.5, 0, 0, 1, 1, 1, 1], np.float32)}
     with pytest.raises(InputError, match="roi of any other axis must be"):
         sess.run(None, feed)
+
+
+def test_resampling_kernels_stay_inside_their_buffers_in_the_checked_build(rng):
+    """Run-time tables (cubic, exclude_outside, crop), grid sample with reflection: no access violation."""
+    nodes = [helper.make_node("Resize", ["x", "", "scales"], ["r"], mode="cubic", exclude_outside=1),
+             helper.make_node("GridSample", ["r", "g"], ["s"], mode="cubic", padding_mode="reflection"),
+             helper.make_node("Resize", ["s", "roi", "", "sizes"], ["y"], mode="linear", axes=[2, 3],
+                              coordinate_transformation_mode="tf_crop_and_resize")]
+    model = make_model(nodes, [("x", [1, 2, 5, 6]), ("scales", [4]), ("g", [1, 3, 4, 2]), ("roi", [4]),
+                               ("sizes", [2], np.int64)], OUT, opset=22)
+    feed = {"x": rng.standard_normal((1, 2, 5, 6), np.float32), "scales": np.array([1, 1, 1.5, 0.7], np.float32),
+            "g": rng.uniform(-2, 2, (1, 3, 4, 2)).astype(np.float32),
+            "roi": np.array([0.2, -0.3, 0.9, 1.2], np.float32), "sizes": np.array([4, 9])}
+    exe = Executable(compile_model(model, CompileOptions(checked=True, opt_level=OptLevel.NONE)))
+    assert_close(exe.run(list(feed.values()))[0], ort_run(model, feed)[0], rtol=1e-5)
