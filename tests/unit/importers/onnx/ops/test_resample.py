@@ -1,6 +1,7 @@
 """Resize / Upsample whose sizes or scales are given at run time (a graph input, computed from values, or
 Shape arithmetic over dynamic dims), against onnxruntime: one artifact, several input sizes."""
 import numpy as np
+import onnx
 import pytest
 from onnx import helper
 
@@ -229,3 +230,28 @@ def test_resampling_kernels_stay_inside_their_buffers_in_the_checked_build(rng):
             "roi": np.array([0.2, -0.3, 0.9, 1.2], np.float32), "sizes": np.array([4, 9])}
     exe = Executable(compile_model(model, CompileOptions(checked=True, opt_level=OptLevel.NONE)))
     assert_close(exe.run(list(feed.values()))[0], ort_run(model, feed)[0], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_torch_interpolate_to_a_dynamic_size(rng):
+    """torch.onnx export of F.interpolate to another input's size and by a scale factor, H and W
+    dynamic: one artifact at two input sizes."""
+    torch = pytest.importorskip("torch")
+    import io
+
+    class Up(torch.nn.Module):
+        def forward(self, x, skip):
+            up = torch.nn.functional.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            return up + skip, torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+
+    buf = io.BytesIO()
+    dynamic = {"x": {2: "h", 3: "w"}, "skip": {2: "H", 3: "W"}, "y": {2: "H", 3: "W"}, "z": {2: "h2", 3: "w2"}}
+    torch.onnx.export(Up(), (torch.randn(1, 3, 4, 5), torch.randn(1, 3, 9, 11)), buf, input_names=["x", "skip"],
+                      output_names=["y", "z"], dynamic_axes=dynamic, opset_version=17, dynamo=False)
+    model = onnx.load_from_string(buf.getvalue())
+    sess = InferenceSession(buf.getvalue())
+    for (h, w), (sh, sw) in (((4, 5), (9, 11)), ((6, 3), (13, 7))):
+        feed = {"x": rng.standard_normal((1, 3, h, w), np.float32),
+                "skip": rng.standard_normal((1, 3, sh, sw), np.float32)}
+        for got, want in zip(sess.run(None, feed), ort_run(model, feed)):
+            assert_close(got, want, rtol=1e-5)
