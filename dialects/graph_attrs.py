@@ -56,8 +56,19 @@ class PadMode(StrEnum):
 
 
 class ResizeMode(StrEnum):
+    """Interpolation of Resize and GridSample (targets say which they implement)."""
+
     NEAREST = "nearest"
     LINEAR = "linear"
+    CUBIC = "cubic"
+
+
+class GridPaddingMode(StrEnum):
+    """ONNX GridSample padding_mode: what a sample outside the input reads."""
+
+    ZEROS = "zeros"
+    BORDER = "border"
+    REFLECTION = "reflection"
 
 
 class CoordinateMode(StrEnum):
@@ -142,6 +153,11 @@ class PadModeAttr(EnumAttribute[PadMode], SpacedOpaqueSyntaxAttribute):
 @irdl_attr_definition
 class ResizeModeAttr(EnumAttribute[ResizeMode], SpacedOpaqueSyntaxAttribute):
     name = "graph.resize_mode"
+
+
+@irdl_attr_definition
+class GridPaddingModeAttr(EnumAttribute[GridPaddingMode], SpacedOpaqueSyntaxAttribute):
+    name = "graph.grid_padding_mode"
 
 
 @irdl_attr_definition
@@ -295,5 +311,5 @@ class ActivationAttr(ParametrizedAttribute):
 
 
 GRAPH_ATTRS = [LayoutAttr, ReduceKindAttr, ArgReduceKindAttr, PadModeAttr, ResizeModeAttr, CoordinateModeAttr,
-               NearestModeAttr, ScatterReductionAttr, StorageOrderAttr, ShiftDirectionAttr, GeluApproximationAttr,
-               RoundModeAttr, ElementTypeAttr, ActivationKindAttr, ActivationAttr]
+               GridPaddingModeAttr, NearestModeAttr, ScatterReductionAttr, StorageOrderAttr, ShiftDirectionAttr,
+               GeluApproximationAttr, RoundModeAttr, ElementTypeAttr, ActivationKindAttr, ActivationAttr]

@@ -42,8 +42,8 @@ from pyflame_rt.dialects.assumptions import (
 from pyflame_rt.dialects.graph import (
     GraphOp, UnaryOp, VariadicOp, activation_prop, activation_props, keep_node_name)
 from pyflame_rt.dialects.graph_attrs import (
-    ActivationAttr, CoordinateMode, CoordinateModeAttr, Layout, LayoutAttr, NearestMode, NearestModeAttr, PadMode,
-    PadModeAttr, ResizeMode, ResizeModeAttr, enum_attr)
+    ActivationAttr, CoordinateMode, CoordinateModeAttr, GridPaddingMode, GridPaddingModeAttr, Layout, LayoutAttr,
+    NearestMode, NearestModeAttr, PadMode, PadModeAttr, ResizeMode, ResizeModeAttr, enum_attr)
 from pyflame_rt.dialects.symbolic import Dim, Shape, dim_add, dim_mul, parse_dim
 from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
 from pyflame_rt.dialects.graph_tensor import attr_dims, dims_attr
@@ -448,42 +448,130 @@ class PadOp(UnaryOp):
 
 
 @irdl_op_definition
-class ResizeOp(UnaryOp):
-    """Resize the trailing dims: out = sizes, or floor(in * scales) (ONNX Resize / Upsample)."""
+class ResizeOp(GraphOp):
+    """Resize: out = sizes (dims, possibly bound at run time), or floor(in * scales) (ONNX Resize /
+    Upsample). With `run_time_scales` (a float32 tensor computed or fed at run time; element k scales
+    axis `axes[k]`) `sizes` are the dims the run binds from floor(in * scale), and the coordinate
+    transform reads the scale from the tensor: it is not out / in. With coordinate_transformation_mode
+    tf_crop_and_resize, `roi` (float32, starts then ends of the `axes`) is the crop, and an output
+    sampling outside the input is `extrapolation_value`."""
 
     name = "graph.resize"
+    input = operand_def(TensorType)
+    run_time_scales = opt_operand_def(TensorType)
+    roi = opt_operand_def(TensorType)
+    result = result_def(TensorType)
     scales = prop_def(DenseArrayBase)
-    sizes = opt_prop_def(DenseArrayBase)
+    sizes = opt_prop_def(ArrayAttr)
+    axes = opt_prop_def(DenseArrayBase)
     mode = prop_def(ResizeModeAttr, default_value=ResizeModeAttr(ResizeMode.NEAREST))
     coordinate_transformation_mode = prop_def(CoordinateModeAttr,
                                               default_value=CoordinateModeAttr(CoordinateMode.HALF_PIXEL))
     nearest_mode = prop_def(NearestModeAttr, default_value=NearestModeAttr(NearestMode.ROUND_PREFER_FLOOR))
+    cubic_coeff_a = prop_def(FloatAttr, default_value=FloatAttr(-0.75, f64))
+    exclude_outside = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    extrapolation_value = prop_def(FloatAttr, default_value=FloatAttr(0.0, f64))
+    irdl_options = (ParsePropInAttrDict(), AttrSizedOperandSegments(as_property=True))
+    assembly_format = ("$input (`scales` $run_time_scales^ `:` type($run_time_scales))? (`roi` $roi^ `:` type($roi))? "
+                       "attr-dict `:` `(` type($input) `)` `->` type($result)")
 
-    def __init__(self, input, result_type, *, scales, sizes=None, mode="nearest",
-                 coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor"):
-        super().__init__(input, result_type, scales=DenseArrayBase.from_list(f64, [float(s) for s in scales]),
-                         mode=enum_attr(ResizeModeAttr, mode),
-                         coordinate_transformation_mode=enum_attr(CoordinateModeAttr, coordinate_transformation_mode),
-                         nearest_mode=enum_attr(NearestModeAttr, nearest_mode),
-                         **({} if sizes is None else {"sizes": _ints(sizes)}))
+    def __init__(self, input, run_time_scales=None, roi=None, *, result_type, scales, sizes=None, axes=None,
+                 mode="nearest", coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_floor",
+                 cubic_coeff_a=-0.75, exclude_outside=False, extrapolation_value=0.0):
+        super().__init__(operands=[input, [run_time_scales] if run_time_scales is not None else [],
+                                   [roi] if roi is not None else []],
+                         result_types=[result_type],
+                         properties={"scales": DenseArrayBase.from_list(f64, [float(s) for s in scales]),
+                                     "mode": enum_attr(ResizeModeAttr, mode),
+                                     "coordinate_transformation_mode": enum_attr(CoordinateModeAttr,
+                                                                                 coordinate_transformation_mode),
+                                     "nearest_mode": enum_attr(NearestModeAttr, nearest_mode),
+                                     "cubic_coeff_a": FloatAttr(float(cubic_coeff_a), f64),
+                                     "exclude_outside": BoolAttr.from_bool(bool(exclude_outside)),
+                                     "extrapolation_value": FloatAttr(float(extrapolation_value), f64),
+                                     **({} if sizes is None else {"sizes": dims_attr(sizes)}),
+                                     **({} if axes is None else {"axes": _ints(axes)})})
+
+    def scale_axes(self) -> list[int]:
+        """The axis each element of `run_time_scales` scales (and each start / end of `roi` crops)."""
+        return [int(a) for a in self.axes.get_values()] if self.axes is not None else list(range(len(self.scales)))
 
     def infer_shapes(self, shapes):
         x = shapes[0]
         scales = [float(s) for s in _vals(self.scales)]
-        sizes = [int(s) for s in _vals(self.sizes)]
+        sizes = attr_dims(self.sizes) if self.sizes is not None else ()
         if len(scales) != len(x) or sizes and len(sizes) != len(x):
             raise ShapeMismatchError(f"Resize needs {len(x)} scales/sizes")
         out = []
         for i, d in enumerate(x):
             if sizes:
-                out.append(d if not isinstance(d, int) and sizes[i] == -1 else sizes[i])
+                out.append(sizes[i])
             elif scales[i] == 1.0:
                 out.append(d)
+            elif not isinstance(d, int) and scales[i].is_integer():
+                out.append(dim_mul(d, int(scales[i])))
             else:
-                out.append(int(_static(d, "a resized dim") * scales[i]))
+                out.append(int(_static(d, "a dim resized by a fractional scale") * scales[i]))
             if isinstance(out[-1], int) and out[-1] < 1 and d != 0:  # an empty dim stays empty
                 raise ShapeMismatchError(f"Resize output dim {out[-1]} < 1")
         return [tuple(out)]
+
+
+@irdl_op_definition
+class GridSampleOp(GraphOp):
+    """Sample input [N, C, D1..Dr] at the points of grid [N, O1..Or, r] (ONNX GridSample): grid[..., k]
+    is the normalized coordinate in [-1, 1] of spatial axis r - 1 - k (x, y, z: last axis first);
+    the result is [N, C, O1..Or]."""
+
+    name = "graph.grid_sample"
+    input = operand_def(TensorType)
+    grid = operand_def(TensorType)
+    result = result_def(TensorType)
+    mode = prop_def(ResizeModeAttr, default_value=ResizeModeAttr(ResizeMode.LINEAR))
+    padding_mode = prop_def(GridPaddingModeAttr, default_value=GridPaddingModeAttr(GridPaddingMode.ZEROS))
+    align_corners = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    assembly_format = "$input `,` $grid attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, input, grid, *, result_type, mode="linear", padding_mode="zeros", align_corners=False):
+        super().__init__(operands=[input, grid], result_types=[result_type],
+                         properties={"mode": enum_attr(ResizeModeAttr, mode),
+                                     "padding_mode": enum_attr(GridPaddingModeAttr, padding_mode),
+                                     "align_corners": BoolAttr.from_bool(bool(align_corners))})
+
+    def infer_shapes(self, shapes):
+        x, grid = shapes
+        if len(x) < 3 or len(grid) != len(x) or grid[-1] != len(x) - 2:
+            raise ShapeMismatchError(f"GridSample of a {len(x)}-d input needs a grid [N, ..., {len(x) - 2}], "
+                                     f"got {len(grid)}-d grid with last dim {grid[-1] if grid else None}")
+        return [(require_equal(grid[0], x[0], "GridSample grid batch"), x[1], *grid[1:-1])]
+
+    def infer_dtypes(self, dtypes):
+        if dtypes[1] not in FLOAT_DTYPES:
+            raise DTypeMismatchError(f"GridSample grid must be a float tensor, got {dtypes[1].value}")
+        return [dtypes[0]]
+
+
+@irdl_op_definition
+class AffineGridOp(UnaryOp):
+    """The sampling grid [N, D1..Dr, r] of affine matrices theta [N, r, r + 1] over an output of
+    `size` [N, C, D1..Dr] (ONNX AffineGrid): point (x, y[, z]) = theta . (base x, base y[, z], 1), the
+    base coordinates spanning [-1, 1] (pixel corners with align_corners, else pixel centers)."""
+
+    name = "graph.affine_grid"
+    size = prop_def(ArrayAttr)
+    align_corners = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+
+    def __init__(self, input, *, result_type, size, align_corners=False):
+        super().__init__(input, result_type, size=dims_attr(size),
+                         align_corners=BoolAttr.from_bool(bool(align_corners)))
+
+    def infer_shapes(self, shapes):
+        theta, size = shapes[0], attr_dims(self.size)
+        r = len(size) - 2
+        if r not in (2, 3) or len(theta) != 3 or theta[1:] != (r, r + 1):
+            raise ShapeMismatchError(f"AffineGrid of a size of {len(size)} dims needs theta [N, {r}, {r + 1}], "
+                                     f"got {list(theta)}")
+        return [(require_equal(theta[0], size[0], "AffineGrid theta batch vs size[0]"), *size[2:], r)]
 
 
 @irdl_op_definition
@@ -677,5 +765,5 @@ class TileOp(UnaryOp):
 
 
 NN_OPS = [ConvOp, ConvTransposeOp, MaxPoolOp, AveragePoolOp, GlobalAveragePoolOp, GlobalMaxPoolOp,
-          BatchNormOp, InstanceNormOp, LRNOp, PadOp, ResizeOp, ConcatOp, TransposeOp, SqueezeOp,
-          UnsqueezeOp, SliceOp, TileOp]
+          BatchNormOp, InstanceNormOp, LRNOp, PadOp, ResizeOp, GridSampleOp, AffineGridOp, ConcatOp, TransposeOp,
+          SqueezeOp, UnsqueezeOp, SliceOp, TileOp]

@@ -175,6 +175,8 @@ def _source_coordinate(o: np.ndarray, out: int, size: int, scale: float, mode: s
         return 0 * o
     if mode in ("half_pixel", "pytorch_half_pixel"):
         return (o + 0.5) / scale - 0.5
+    if mode == "half_pixel_symmetric":
+        return size / 2 * (1 - out / (scale * size)) + (o + 0.5) / scale - 0.5
     raise UnsupportedOperatorError(f"graph.resize reference: coordinate_transformation_mode {mode}")
 
 
@@ -187,15 +189,44 @@ def _resize(op, x):
     """Separable: one axis at a time, each output element a weighted sum of input elements."""
     out = x[0].astype(np.float64)
     scales = [float(s) for s in op.scales.get_values()]
-    for axis, new in enumerate(op.result.type.get_shape()):
+    if op.run_time_scales is not None:
+        for axis, s in zip(op.scale_axes(), x[1].reshape(-1)):
+            scales[axis] = float(s)
+    sizes = [dim_value(d) for d in attr_dims(op.sizes)] if op.sizes is not None else None
+    crops = {}
+    if op.roi is not None:
+        roi, axes = x[-1].reshape(-1).astype(np.float64), op.scale_axes()
+        crops = {a: (roi[k], roi[k + len(axes)]) for k, a in enumerate(axes)}
+    inside = np.True_  # outputs sampling inside the crop (tf_crop_and_resize), broadcast per axis
+    for axis in range(out.ndim):
         size = out.shape[axis]
-        new = size if new < 0 else new
-        if new == size and scales[axis] == 1.0:
+        new = int(size * scales[axis]) if sizes is None else sizes[axis]
+        if op.sizes is not None and op.run_time_scales is None:
+            scales[axis] = new / size if size else 1.0
+        if new == size and scales[axis] == 1.0 and axis not in crops:
             continue
-        c = _source_coordinate(np.arange(new, dtype=np.float64), new, size, scales[axis],
-                               op.coordinate_transformation_mode.data)
+        o = np.arange(new, dtype=np.float64)
+        if op.roi is not None:
+            start, end = crops.get(axis, (0.0, 1.0))
+            c = start * (size - 1) + (o * (end - start) * (size - 1) / (new - 1) if new > 1
+                                      else 0 * o + (start + end) / 2 * (size - 1))
+            shape = [1] * out.ndim
+            shape[axis] = new
+            inside = inside & ((c >= 0) & (c <= size - 1)).reshape(shape)
+        else:
+            c = _source_coordinate(o, new, size, scales[axis], op.coordinate_transformation_mode.data)
         weights = np.zeros((new, size))
-        if op.mode.data == "nearest":
+        if op.mode.data == "cubic":
+            a, first = op.cubic_coeff_a.value.data, np.floor(c)
+            for k in range(-1, 3):
+                d = np.abs(c - (first + k))
+                w = np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1, ((a * d - 5 * a) * d + 8 * a) * d - 4 * a)
+                i = (first + k).astype(int)
+                if op.exclude_outside.value.data:
+                    w = np.where((i >= 0) & (i < size), w, 0)
+                np.add.at(weights, (np.arange(new), np.clip(i, 0, size - 1)), w)
+            weights /= weights.sum(axis=1, keepdims=True)
+        elif op.mode.data == "nearest":
             weights[np.arange(new), np.clip(_ROUND[op.nearest_mode.data](c), 0, size - 1).astype(int)] = 1.0
         else:
             c = np.clip(c, 0, size - 1)
@@ -204,7 +235,80 @@ def _resize(op, x):
             np.add.at(weights, (np.arange(new), lo), 1.0 - (c - lo))
             np.add.at(weights, (np.arange(new), hi), c - lo)
         out = np.moveaxis(np.tensordot(weights, np.moveaxis(out, axis, 0), axes=1), 0, axis)
+    return np.where(inside, out, op.extrapolation_value.value.data)
+
+
+def _grid_taps(g: np.ndarray, size: int, op) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(index, weight) per tap of one axis at normalized coordinates g; a tap outside the input has
+    weight 0 under zeros padding (written from the ONNX GridSample definition)."""
+    align, mode, padding = bool(op.align_corners.value.data), op.mode.data, op.padding_mode.data
+    x = (g + 1) / 2 * (size - 1) if align else ((g + 1) * size - 1) / 2
+    if mode == "nearest":
+        x = np.rint(x)
+    lo, hi = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
+
+    def reflected(v):
+        span = hi - lo
+        below = v < lo
+        dx = np.where(below, lo - v, v - hi)
+        n = np.floor(dx / span)
+        r = dx - n * span
+        odd = n % 2 == 1
+        inner = np.where(below, np.where(odd, hi - r, lo + r), np.where(odd, lo + r, hi - r))
+        return np.where((v < lo) | (v > hi), inner, v)
+
+    outside = (x < lo) | (x > hi)
+    if padding == "border" and mode != "cubic":  # cubic clamps each tap only, as onnxruntime
+        x = np.where(outside, np.clip(x, 0, size - 1), x)
+    elif padding == "reflection":
+        x = reflected(x)
+    if mode == "nearest":
+        taps = [(np.trunc(x), np.ones_like(x))]
+    else:
+        x0 = np.floor(x)
+        t = x - x0
+        if mode == "linear":
+            taps = [(x0, 1 - t), (x0 + 1, t)]
+        else:
+            a = -0.75
+            near = lambda d: ((a + 2) * d - (a + 3)) * d * d + 1  # noqa: E731
+            far = lambda d: ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # noqa: E731
+            taps = [(x0 - 1, far(t + 1)), (x0, near(t)), (x0 + 1, near(1 - t)), (x0 + 2, far(2 - t))]
+    out = []
+    for i, w in taps:
+        if padding == "zeros":
+            w = np.where((i >= 0) & (i < size), w, 0)
+        elif padding == "reflection":
+            i = np.trunc(reflected(i))
+        out.append((np.clip(i, 0, size - 1).astype(int), w))
     return out
+
+
+@reference(nn.GridSampleOp)
+def _grid_sample(op, x):
+    data, grid = x[0].astype(np.float64), x[1].astype(np.float64)
+    rank = data.ndim - 2
+    n_idx = np.arange(data.shape[0]).reshape((-1,) + (1,) * rank)
+    axes = [_grid_taps(grid[..., rank - 1 - k], data.shape[2 + k], op) for k in range(rank)]
+    out = 0
+    for combo in itertools.product(*axes):
+        weight = np.prod([w for _, w in combo], axis=0)
+        values = data[(n_idx, slice(None), *[i for i, _ in combo])]  # [N, ..., C]: advanced indices first
+        out = out + np.moveaxis(values, -1, 1) * weight[:, None]
+    return out
+
+
+@reference(nn.AffineGridOp)
+def _affine_grid(op, x):
+    theta = x[0].astype(np.float64)
+    spatial = [dim_value(d) for d in attr_dims(op.size)[2:]]
+    if op.align_corners.value.data:
+        axes = [np.linspace(-1, 1, n) if n > 1 else np.ones(n) for n in spatial]  # a single point: 1, as onnxruntime
+    else:
+        axes = [(2 * np.arange(n) + 1) / n - 1 for n in spatial]
+    mesh = np.meshgrid(*axes, indexing="ij")  # per spatial axis, first axis first
+    base = np.stack([*mesh[::-1], np.ones(spatial)], axis=-1)  # (x, y[, z], 1)
+    return np.einsum("nkj,...j->n...k", theta, base)
 
 
 @reference(nn.ConcatOp)

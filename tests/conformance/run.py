@@ -149,8 +149,6 @@ def render(outcomes: list[cs.Outcome], elapsed: float) -> str:
     out.append(f"| Dropout with `training_mode` | {cs._REASONS['random']} | {skipped.get('training dropout', 0)} |")
     out.append(f"| BatchNormalization with `training_mode` | {cs._REASONS['training']} | "
                f"{skipped.get('training batchnorm', 0)} |")
-    out.append(f"| shape-determining arguments fed as graph inputs or computed from their values | {cs._REASONS['runtime shape argument']} | "
-               f"{skipped.get('runtime shape argument', 0)} |")
     out.append(f"| ai.onnx.ml, ai.onnx.preview(.training) domains | {cs.DOMAIN_REASON} | {skipped.get('domain', 0)} |")
     out.append(f"| string, complex tensors | {cs.DTYPE_REASON} | "
                f"{skipped.get('dtype', 0)} |")
@@ -170,8 +168,6 @@ def _skip_group(reason: str) -> str:
         return "training dropout"
     if reason.startswith("BatchNormalization with training_mode"):
         return "training batchnorm"
-    if reason.endswith(cs._REASONS["runtime shape argument"]):
-        return "runtime shape argument"
     if reason.startswith(cs.DOMAIN_REASON):
         return "domain"
     if reason.startswith(cs.DTYPE_REASON):

@@ -1,11 +1,10 @@
-"""Converters for CNN ops: Conv/ConvTranspose, pools, normalizations, Pad/Resize, data movement.
+"""Converters for CNN ops: Conv/ConvTranspose, pools, normalizations, Pad, data movement (Resize: sampling.py).
 
 Opset differences are removed here: attributes that became inputs (Pad pads,
-Split split, Squeeze/Unsqueeze axes, Slice starts/ends, Resize scales/sizes) become
-properties where they are constants, Slice starts / ends and Tile repeats may also be
-symbolic dims computed by Shape arithmetic; Slice / Split / Pad / CenterCropPad
-arguments known only at run time take run_time_slices' path. auto_pad is resolved to
-explicit pads.
+Split split, Squeeze/Unsqueeze axes, Slice starts/ends) become properties where they
+are constants, Slice starts / ends and Tile repeats may also be symbolic dims computed by Shape
+arithmetic; Slice / Split / Pad / CenterCropPad arguments known only at run time take
+run_time_slices' path. auto_pad is resolved to explicit pads.
 """
 from __future__ import annotations
 
@@ -214,66 +213,6 @@ def _center_crop_pad(ctx: _NodeContext):
         pads[a] = grow // 2 if grow > 0 else -(-grow // 2)
         pads[rank + a] = grow - pads[a]
     return _pad_static(ctx, x, pads, "constant", 0.0)
-
-
-def _attr_str(ctx: _NodeContext, name: str, default: str) -> str:
-    v = ctx.attrs.get(name, default)
-    return v.decode() if isinstance(v, bytes) else v
-
-
-@converter("Resize", "Upsample")
-def _resize(ctx: _NodeContext):
-    x = ctx.input(0)
-    rank = len(ctx.shape(x))
-    mode = _attr_str(ctx, "mode", "nearest")
-    if ctx.node.op_type == "Upsample" or ctx.opset < 11:
-        scales_in = 1
-        sizes, coord, nearest = None, "asymmetric", "floor"
-    else:
-        scales_in = 2
-        sizes = _const_ints(ctx, 3, "sizes")
-        coord = _attr_str(ctx, "coordinate_transformation_mode", "half_pixel")
-        nearest = _attr_str(ctx, "nearest_mode", "round_prefer_floor")
-        if ctx.attrs.get("antialias", 0) or ctx.attrs.get("exclude_outside", 0):
-            raise ctx.fail("antialias / exclude_outside are not supported")
-        if _attr_str(ctx, "keep_aspect_ratio_policy", "stretch") != "stretch":
-            raise ctx.fail("keep_aspect_ratio_policy other than stretch is not supported")
-    if ctx.node.op_type == "Upsample" and ctx.opset < 9:
-        scales = list(ctx.attrs["scales"])
-    else:
-        s = ctx.const_input(scales_in) if ctx.input(scales_in) is not None else None
-        if ctx.input(scales_in) is not None and s is None:
-            raise ctx.fail("scales must be a constant")
-        scales = [float(v) for v in np.asarray(s).ravel()] if s is not None and s.size else None
-    if mode in ("bilinear", "linear"):
-        mode = "linear"
-    elif mode != "nearest":
-        raise ctx.fail(f"mode {mode} is not supported")
-    if coord == "tf_crop_and_resize":
-        raise ctx.fail("coordinate_transformation_mode tf_crop_and_resize is not supported")
-    axes = list(ctx.attrs.get("axes", range(rank)))
-    axes = [a % rank for a in axes]
-
-    def expand(vals, fill):
-        full = [fill] * rank
-        for a, v in zip(axes, vals):
-            full[a] = v
-        return full
-
-    shape = ctx.shape(x)
-    if sizes is not None:
-        sizes = expand(sizes, -1)
-        sizes = [d if s == -1 else s for s, d in zip(sizes, shape)]
-        if any(not isinstance(s, int) for s in sizes):
-            sizes = [s if isinstance(s, int) else -1 for s in sizes]
-        scales = [s / d if isinstance(s, int) and isinstance(d, int) and s > 0 else 1.0
-                  for s, d in zip(sizes, shape)]
-    elif scales is None:
-        raise ctx.fail("needs scales or sizes")
-    else:
-        scales = expand(scales, 1.0)
-    return ctx.emit(nn.ResizeOp, [x], scales=scales, sizes=sizes, mode=mode,
-                    coordinate_transformation_mode=coord, nearest_mode=nearest)
 
 
 @converter("Concat")

@@ -94,6 +94,8 @@ def test_pad(mode, rng):
     (dict(mode="linear"), [1, 1, 2, 2.5], None),
     (dict(mode="linear", coordinate_transformation_mode="align_corners"), None, [2, 3, 7, 3]),
     (dict(mode="linear", coordinate_transformation_mode="pytorch_half_pixel"), None, [2, 3, 1, 9]),
+    (dict(mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1), [1, 1, 0.8, 1.7], None),
+    (dict(mode="linear", coordinate_transformation_mode="half_pixel_symmetric"), [1, 1, 1.3, 0.7], None),
 ])
 def test_resize(attrs, scales, sizes, rng):
     inits = {"r": np.zeros(0, np.float32), "s": np.array(scales or [], np.float32)}
@@ -120,3 +122,31 @@ def test_data_movement(rng):
                                         "a": np.array([0, 1], np.int64), "t": np.array([-2, 3], np.int64)},
            ["s", "e", "a", "t"])
     _check(rng, "Tile", (2, 3), {}, {"r": np.array([3, 2], np.int64)}, ["r"])
+
+
+@pytest.mark.parametrize("attrs,x_shape,grid_shape", [
+    (dict(mode="linear", padding_mode="zeros"), (2, 3, 4, 5), (2, 3, 6, 2)),
+    (dict(mode="nearest", padding_mode="reflection", align_corners=1), (1, 2, 5, 4), (1, 4, 3, 2)),
+    (dict(mode="cubic", padding_mode="border"), (1, 2, 5, 4), (1, 4, 3, 2)),
+    (dict(mode="linear", padding_mode="reflection"), (1, 2, 3, 4, 3), (1, 2, 3, 2, 3)),
+])
+def test_grid_sample(attrs, x_shape, grid_shape, rng):
+    _check(rng, "GridSample", x_shape, attrs, extra=["g"], inputs=[("g", list(grid_shape))], opset=22)
+
+
+@pytest.mark.parametrize("align_corners,size", [(0, [2, 3, 4, 5]), (1, [1, 2, 3, 1, 4])])
+def test_affine_grid(align_corners, size, rng):
+    r = len(size) - 2
+    node = helper.make_node("AffineGrid", ["theta", "size"], ["y"], align_corners=align_corners)
+    model = make_model([node], [("theta", [size[0], r, r + 1])], [("y", [None] * (r + 2))],
+                       {"size": np.array(size, np.int64)}, opset=20)
+    feeds = {"theta": _x(rng, size[0], r, r + 1)}
+    res = from_onnx(model)
+    assert_close(evaluate(res.module, res.weights, feeds)[0], ort_run(model, feeds)[0], 1e-5)
+
+
+def test_resize_tf_crop_and_resize(rng):
+    attrs = dict(mode="linear", coordinate_transformation_mode="tf_crop_and_resize", extrapolation_value=3.0,
+                 axes=[2, 3])
+    _check(rng, "Resize", (1, 2, 5, 6), attrs, {"roi": np.array([0.4, -0.2, 0.9, 1.3], np.float32),
+                                                "z": np.array([4, 7], np.int64)}, ["roi", "", "z"], opset=19)
