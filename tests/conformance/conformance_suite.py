@@ -336,9 +336,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "Resize antialias is not implemented": "test_resize_downsample_scales_linear_antialias "
     "test_resize_downsample_sizes_linear_antialias test_resize_downsample_scales_cubic_antialias "
     "test_resize_downsample_sizes_cubic_antialias",
-    "Resize align_corners with a scale whose output length in * scale is fractional: onnxruntime (our oracle) "
-    "divides by the integer output length minus one, the onnx reference by in * scale - 1":
-    "test_resize_downsample_scales_linear_align_corners test_resize_downsample_scales_cubic_align_corners",
 }
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}
 

@@ -164,8 +164,9 @@ def _source_coordinate(kb: KernelBuilder, spec: ResizeTableSpec, o, in_f, out_f,
         return kb._ins(arith.ExtFOp(kb.select(several, kb.fadd(kb.fmul(start, last), span), single), f64))
     if mode == "asymmetric":
         return kb.fdiv(o, scale)
-    if mode == "align_corners":
-        return kb.select(several, kb.fdiv(kb.fmul(o, kb.fsub(in_f, one)), kb.fsub(out_f, one)), zero)
+    if mode == "align_corners":  # the spec's length_resized is in * scale, fractional for some scales
+        length = kb.fmul(scale, in_f)
+        return kb.select(several, kb.fdiv(kb.fmul(o, kb.fsub(in_f, one)), kb.fsub(length, one)), zero)
     x = kb.fsub(kb.fdiv(kb.fadd(o, half), scale), half)
     if mode == "pytorch_half_pixel":
         return kb.select(several, x, zero)

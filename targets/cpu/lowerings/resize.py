@@ -39,7 +39,8 @@ def source_coords(out: int, size: int, scale: float, mode: str) -> np.ndarray:
     if mode == "asymmetric":
         return o / scale
     if mode == "align_corners":
-        return o * (size - 1) / (out - 1) if out > 1 else np.zeros(out)
+        # the spec's length_resized is size * scale, fractional for some scales
+        return o * (size - 1) / (size * scale - 1) if out > 1 else np.zeros(out)
     if mode == "half_pixel_symmetric":
         return size / 2 * (1 - out / (scale * size)) + (o + 0.5) / scale - 0.5
     raise UnsupportedOperatorError(f"Resize coordinate_transformation_mode {mode} is not supported")

@@ -151,7 +151,7 @@ def test_grid_sample_of_a_non_finite_grid_reads_inside_the_input():
 def test_cubic(attrs, run_time, rng):
     """Cubic from compile-time tables (constant scales) and from run-time ones (scales fed)."""
     node = helper.make_node("Resize", ["x", "", "scales"], ["y"], **attrs)
-    scales = np.array([1, 1, 0.8, 1.7], np.float32)
+    scales = np.array([1, 1, 0.8, 1.5], np.float32)
     inputs, inits = [("x", [1, 2, 5, 6])], {}
     if run_time:
         inputs.append(("scales", [4]))
@@ -159,6 +159,27 @@ def test_cubic(attrs, run_time, rng):
         inits["scales"] = scales
     model = make_model([node], inputs, OUT, initializers=inits, opset=19)
     _check(model, [{"x": rng.standard_normal((1, 2, 5, 6), np.float32), **({"scales": scales} if run_time else {})}])
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+@pytest.mark.parametrize("run_time", [False, True])
+def test_align_corners_divides_by_the_fractional_length(mode, run_time, rng):
+    """align_corners with in * scale fractional (6 * 1.7 = 10.2): the spec's length_resized is
+    10.2, as onnx's reference has it (onnxruntime divides by the integer length 10 instead)."""
+    from onnx.reference import ReferenceEvaluator
+
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode=mode,
+                            coordinate_transformation_mode="align_corners")
+    scales = np.array([1, 1, 0.8, 1.7], np.float32)
+    inputs, inits = [("x", [1, 2, 5, 6])], {}
+    if run_time:
+        inputs.append(("scales", [4]))
+    else:
+        inits["scales"] = scales
+    model = make_model([node], inputs, OUT, initializers=inits, opset=19)
+    feed = {"x": rng.standard_normal((1, 2, 5, 6), np.float32), **({"scales": scales} if run_time else {})}
+    got = InferenceSession(model.SerializeToString()).run(None, feed)[0]
+    assert_close(got, ReferenceEvaluator(model).run(None, feed)[0], rtol=1e-5)
 
 
 @pytest.mark.parametrize("align_corners", [0, 1])
