@@ -145,20 +145,26 @@ def test_grid_sample_of_a_non_finite_grid_reads_inside_the_input():
     assert got.shape == (1, 1, 1, 3)
 
 
-@pytest.mark.parametrize("attrs", [dict(mode="cubic"), dict(mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1),
-                                   dict(mode="cubic", coordinate_transformation_mode="align_corners")])
-@pytest.mark.parametrize("run_time", [False, True])
-def test_cubic(attrs, run_time, rng):
-    """Cubic from compile-time tables (constant scales) and from run-time ones (scales fed)."""
+def _scaled(attrs, scales, run_time, rng):
+    """A Resize of x [1, 2, 5, 6] by `scales`, a constant or (run_time) fed; the model and a feed."""
     node = helper.make_node("Resize", ["x", "", "scales"], ["y"], **attrs)
-    scales = np.array([1, 1, 0.8, 1.5], np.float32)
+    scales = np.array(scales, np.float32)
     inputs, inits = [("x", [1, 2, 5, 6])], {}
     if run_time:
         inputs.append(("scales", [4]))
     else:
         inits["scales"] = scales
     model = make_model([node], inputs, OUT, initializers=inits, opset=19)
-    _check(model, [{"x": rng.standard_normal((1, 2, 5, 6), np.float32), **({"scales": scales} if run_time else {})}])
+    return model, {"x": rng.standard_normal((1, 2, 5, 6), np.float32), **({"scales": scales} if run_time else {})}
+
+
+@pytest.mark.parametrize("attrs", [dict(mode="cubic"), dict(mode="cubic", cubic_coeff_a=-0.5, exclude_outside=1),
+                                   dict(mode="cubic", coordinate_transformation_mode="align_corners")])
+@pytest.mark.parametrize("run_time", [False, True])
+def test_cubic(attrs, run_time, rng):
+    """Cubic from compile-time tables (constant scales) and from run-time ones (scales fed)."""
+    model, feed = _scaled(attrs, [1, 1, 0.8, 1.5], run_time, rng)
+    _check(model, [feed])
 
 
 @pytest.mark.parametrize("mode", ["linear", "cubic"])
@@ -168,16 +174,8 @@ def test_align_corners_divides_by_the_fractional_length(mode, run_time, rng):
     10.2, as onnx's reference has it (onnxruntime divides by the integer length 10 instead)."""
     from onnx.reference import ReferenceEvaluator
 
-    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode=mode,
-                            coordinate_transformation_mode="align_corners")
-    scales = np.array([1, 1, 0.8, 1.7], np.float32)
-    inputs, inits = [("x", [1, 2, 5, 6])], {}
-    if run_time:
-        inputs.append(("scales", [4]))
-    else:
-        inits["scales"] = scales
-    model = make_model([node], inputs, OUT, initializers=inits, opset=19)
-    feed = {"x": rng.standard_normal((1, 2, 5, 6), np.float32), **({"scales": scales} if run_time else {})}
+    model, feed = _scaled(dict(mode=mode, coordinate_transformation_mode="align_corners"), [1, 1, 0.8, 1.7],
+                          run_time, rng)
     got = InferenceSession(model.SerializeToString()).run(None, feed)[0]
     assert_close(got, ReferenceEvaluator(model).run(None, feed)[0], rtol=1e-5)
 
