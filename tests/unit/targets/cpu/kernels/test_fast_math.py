@@ -38,6 +38,14 @@ def test_float64_softplus_matches_numpy(rng):  # onnxruntime has no double Softp
     _check(_unary_model("Softplus"), {"x": x}, want=np.logaddexp(0.0, x))
 
 
+@pytest.mark.parametrize("op, fn, lo, hi", [("Tan", np.tan, -3, 3), ("Asin", np.arcsin, -1, 1),
+                                            ("Acos", np.arccos, -1, 1), ("Atan", np.arctan, -50, 50),
+                                            ("Sinh", np.sinh, -700, 700), ("Cosh", np.cosh, -700, 700)])
+def test_float64_trigonometric_matches_numpy(op, fn, lo, hi, rng):  # onnxruntime: float only
+    x = rng.uniform(lo, hi, (3, 7))
+    _check(_unary_model(op), {"x": x}, want=fn(x))
+
+
 def test_float64_pow_matches_onnxruntime(rng):
     model = make_model([helper.make_node("Pow", ["x", "e"], ["y"])], [("x", [3, 7], F64), ("e", [3, 7], F64)],
                        [("y", [3, 7], F64)])
