@@ -30,6 +30,8 @@ ALLOWED_IMPORTS = frozenset({
     "floorf", "ceilf", "truncf", "roundevenf",  # llvm.floor/ceil/trunc/roundeven without SSE4.1
     "floor", "trunc",                         # the float64 ones (float64 exp, Mod)
     "fmaf", "fma",                            # llvm.fma without FMA3 (x86-64, x86-64-v2)
+    # float64 math: the C library's, pure functions of their arguments (fast_math.float64_by_libm, Pow)
+    "log", "tanh", "pow", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
     "powf", "exp2f", "log2f",                 # LRN's vector pow and its scalar exp2(log2) tail
     "__extendhfsf2", "__truncsfhf2",          # float16 <-> float32 without F16C
 })

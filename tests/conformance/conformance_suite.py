@@ -327,12 +327,6 @@ def prune_cache(keep: int = 3) -> None:
 # names (without the `_cpu` suffix). The CI test fails on any other failure and reports listed tests
 # that pass again (remove them then).
 KNOWN_FAILURES: dict[str, str] = {
-    "ReduceLogSumExp of float64 (its reduce axes fed at run time): the CPU backend's log is float32 / "
-    "float16 only": " ".join(f"test_reduce_log_sum_exp_{case}{variant}" for case in (
-        "default_axes_keepdims_example", "default_axes_keepdims_random", "do_not_keepdims_example",
-        "do_not_keepdims_random", "keepdims_example", "keepdims_random", "negative_axes_keepdims_example",
-        "negative_axes_keepdims_random") for variant in ("", "_expanded"))
-    + " test_reduce_log_sum_exp_empty_set_expanded",
     "Resize antialias is not implemented": "test_resize_downsample_scales_linear_antialias "
     "test_resize_downsample_sizes_linear_antialias test_resize_downsample_scales_cubic_antialias "
     "test_resize_downsample_sizes_cubic_antialias",

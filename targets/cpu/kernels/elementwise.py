@@ -76,8 +76,11 @@ def _gelu(t: Typed, x, p):
 def _float_pow(t: Typed, x, y):
     """x**y = exp(y log|x|) with C's pow special cases (as onnxruntime): the sign of x (also -0,
     -inf) for an odd integer y, NaN for a finite negative x and a non-integer y, and 1 for y = 0,
-    x = 1 (even with a NaN y) and x = -1 with y = +-inf."""
+    x = 1 (even with a NaN y) and x = -1 with y = +-inf. float64: C's pow itself (exp(y log|x|)
+    would lose |y log x| ulps)."""
     kb = t.kb
+    if t.dtype is DType.FLOAT64:
+        return kb.intrinsic("llvm.pow", x, y)
     mag = fm.exp(t, t.mul(y, fm.log(t, t.abs(x))))
     y_int = t.cmp("eq", kb.intrinsic("llvm.floor", y), y)
     half = t.mul(y, t.const(0.5))
@@ -224,12 +227,13 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "softsign": _unary(lambda t, x, p: t.div(x, t.add(t.const(1.0), t.abs(x))), double=True),
     "celu": _unary(lambda t, x, p: t.add(t.max(x, t.const(0.0)), t.min(t.const(0.0), t.mul(
         t.const(p[0]), t.sub(fm.exp(t, t.mul(x, t.const(1.0 / p[0]))), t.const(1.0)))))),
-    "mish": _unary(lambda t, x, p: t.mul(x, fm.tanh(t, _softplus(t, x)))),
+    "mish": _unary(lambda t, x, p: t.mul(x, fm.tanh(t, _softplus(t, x))), double=True),
     "shrink": _unary(lambda t, x, p: t.select(t.cmp("lt", x, t.const(-p[0])), t.add(x, t.const(p[1])), t.select(
         t.cmp("gt", x, t.const(p[0])), t.sub(x, t.const(p[1])), t.const(0.0))), double=True),
     "thresholded_relu": _unary(lambda t, x, p: t.select(t.cmp("gt", x, t.const(p[0])), x, t.const(0.0)),
                                double=True),
-    **{name: _unary(lambda t, x, p, fn=getattr(ft, name): fn(t, x)) for name in ft.FUNCTIONS},
+    **{name: _unary(lambda t, x, p, fn=getattr(ft, name): fn(t, x), double=name in ft.DOUBLE_FUNCTIONS)
+       for name in ft.FUNCTIONS},
     "bitwise_and": _integer(arith.AndIOp),
     "bitwise_or": _integer(arith.OrIOp),
     "bitwise_xor": _integer(arith.XOrIOp),
@@ -237,12 +241,12 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "shift_left": EwOp(2, lambda t, x, p: _shift(t, x[0], x[1], left=True)),
     "shift_right": EwOp(2, lambda t, x, p: _shift(t, x[0], x[1], left=False)),
     "exp": _unary(lambda t, x, p: fm.exp(t, x), double=True),
-    "log": _unary(lambda t, x, p: fm.log(t, x)),
-    "tanh": _unary(lambda t, x, p: fm.tanh(t, x)),
+    "log": _unary(lambda t, x, p: fm.log(t, x), double=True),
+    "tanh": _unary(lambda t, x, p: fm.tanh(t, x), double=True),
     "sigmoid": _unary(lambda t, x, p: fm.sigmoid(t, x), double=True),
     "erf": _unary(lambda t, x, p: fm.erf(t, x)),
     "gelu": _unary(_gelu),
-    "softplus": _unary(lambda t, x, p: _softplus(t, x)),
+    "softplus": _unary(lambda t, x, p: _softplus(t, x), double=True),
     "leaky_relu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(x, t.const(p[0]))), double=True),
     "elu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0)))),
                   double=True),

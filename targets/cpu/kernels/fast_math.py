@@ -5,9 +5,11 @@ erf), about 1e-7 relative error over float32's range (checked in the unit
 tests against numpy in float64). No libm calls: every lane stays in vector
 registers, and Softmax, Sigmoid, Tanh, GELU and Erf all share these bodies.
 Values are computed in f32 (f16 tensors are widened first); exp also in f64 (float64 Softmax).
+float64 log and tanh are the C library's (`float64_by_libm`).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -45,6 +47,19 @@ def _single_precision(t: Typed, what: str) -> None:
     """The approximations are float32-accurate (and use float32 bit tricks): refuse wider types."""
     if t.dtype not in SINGLE_PRECISION:
         raise UnsupportedOperatorError(f"{what} runs on float32/float16 on the CPU backend, not {t.dtype.value}")
+
+
+def float64_by_libm(fn):
+    """`fn(t, *args)`'s polynomial for the single-precision types, and for float64 LLVM's intrinsic
+    of the same name, which lowers to the C library's function (accurate to float64, one call per
+    lane; native_object.ALLOWED_IMPORTS lets the loader resolve them)."""
+    @functools.wraps(fn)
+    def by_type(t: Typed, *args: SSAValue) -> SSAValue:
+        if t.dtype is DType.FLOAT64:
+            return t.kb.intrinsic(f"llvm.{fn.__name__}", *args)
+        _single_precision(t, fn.__name__)
+        return fn(t, *args)
+    return by_type
 
 
 def _i32(t: Typed) -> Typed:
@@ -117,10 +132,10 @@ def _times_pow2(t: Typed, y: SSAValue, n: SSAValue, e: _ExpConsts, nonpositive: 
     return t.mul(t.mul(y, power(half)), power(it.sub(k, half)))
 
 
+@float64_by_libm
 def log(t: Typed, x: SSAValue) -> SSAValue:
     """x = m * 2**e with m in [sqrt(1/2), sqrt(2)); log x = e*ln2 + log1p-polynomial(m - 1).
     A subnormal x is scaled by 2**23 first (its exponent field would read 0)."""
-    _single_precision(t, "log")
     kb = t.kb
     it = _i32(t)
     subnormal = t.cmp("lt", x, t.const(_FLT_MIN))  # also x <= 0: replaced below
@@ -146,9 +161,9 @@ def log(t: Typed, x: SSAValue) -> SSAValue:
     return t.select(t.isnan(x), x, out)
 
 
+@float64_by_libm
 def tanh(t: Typed, x: SSAValue) -> SSAValue:
     """Odd polynomial below |x| = 0.625 (no cancellation), else 1 - 2 / (e**(2|x|) + 1) with x's sign."""
-    _single_precision(t, "tanh")
     kb = t.kb
     a = t.abs(x)
     z = t.mul(x, x)

@@ -4,7 +4,7 @@ Cephes-style range reduction plus short polynomials (about 1e-7 relative error w
 functions are well conditioned, checked against numpy in the unit tests); no libm calls, so
 every lane stays in vector registers. Branches are computed for all lanes and blended.
 The hyperbolic functions reuse fast_math's exp / log, with polynomials near 0 where those
-would cancel.
+would cancel. float64 sin ... cosh are the C library's (fast_math.float64_by_libm).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from math import log as _ln, pi
 from xdsl.ir import SSAValue
 
 from pyflame_rt.targets.cpu.kernels import fast_math as fm
-from pyflame_rt.targets.cpu.kernels.fast_math import _poly, _single_precision
+from pyflame_rt.targets.cpu.kernels.fast_math import _poly, _single_precision, float64_by_libm
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 # pi/4 split in three so y * DP1 is exact (Cody-Waite)
@@ -28,6 +28,7 @@ _ATANH_POLY = (1.81740078349e-1, 8.24370301058e-2, 1.46691431730e-1, 1.997821645
 _LN2 = _ln(2.0)
 _HUGE = 1500.0  # beyond it, asinh / acosh = log(2|x|) (x*x would lose range)
 FUNCTIONS = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")
+DOUBLE_FUNCTIONS = FUNCTIONS[:8]  # float64 by the C library; asinh / acosh / atanh have no LLVM intrinsic
 
 
 def _odd(t: Typed, x: SSAValue, coefs) -> SSAValue:
@@ -57,29 +58,29 @@ def _quadrant(t: Typed, q, first, second):
     return t.select(t.cmp("ge", q, t.const(4.0)), t.neg(v), v)
 
 
+@float64_by_libm
 def sin(t: Typed, x: SSAValue) -> SSAValue:
-    _single_precision(t, "sin")
     s, c, q = _sin_cos_parts(t, t.abs(x))
     r = _quadrant(t, q, s, c)
     return t.select(t.cmp("lt", x, t.const(0.0)), t.neg(r), r)
 
 
+@float64_by_libm
 def cos(t: Typed, x: SSAValue) -> SSAValue:
-    _single_precision(t, "cos")
     s, c, q = _sin_cos_parts(t, t.abs(x))
     return _quadrant(t, q, c, t.neg(s))
 
 
+@float64_by_libm
 def tan(t: Typed, x: SSAValue) -> SSAValue:
-    _single_precision(t, "tan")
     s, c, q = _sin_cos_parts(t, t.abs(x))
     r = t.div(_quadrant(t, q, s, c), _quadrant(t, q, c, t.neg(s)))
     return t.select(t.cmp("lt", x, t.const(0.0)), t.neg(r), r)
 
 
+@float64_by_libm
 def atan(t: Typed, x: SSAValue) -> SSAValue:
     """Reduce |x| to [0, tan(pi/8)] by atan(a) = pi/2 + atan(-1/a) or pi/4 + atan((a-1)/(a+1))."""
-    _single_precision(t, "atan")
     a = t.abs(x)
     big, mid = t.cmp("gt", a, t.const(2.414213562373095)), t.cmp("gt", a, t.const(0.4142135623730950))
     z = t.select(big, t.div(t.const(-1.0), a),
@@ -97,16 +98,16 @@ def _asin_parts(t: Typed, a: SSAValue):
     return _odd(t, w, _ASIN_POLY), big
 
 
+@float64_by_libm
 def asin(t: Typed, x: SSAValue) -> SSAValue:
-    _single_precision(t, "asin")
     p, big = _asin_parts(t, t.abs(x))
     r = t.select(big, t.fma(p, t.const(-2.0), t.const(pi / 2)), p)
     return t.select(t.isnan(x), x, t.kb.intrinsic("llvm.copysign", r, x))
 
 
+@float64_by_libm
 def acos(t: Typed, x: SSAValue) -> SSAValue:
     """pi/2 - asin(x) near 0; 2 asin(sqrt((1 - |x|) / 2)) (or pi minus it for x < 0) near +-1."""
-    _single_precision(t, "acos")
     p, big = _asin_parts(t, t.abs(x))
     p = t.kb.intrinsic("llvm.copysign", p, x)
     negative = t.cmp("lt", x, t.const(0.0))
@@ -114,8 +115,8 @@ def acos(t: Typed, x: SSAValue) -> SSAValue:
     return t.select(big, near_one, t.sub(t.const(pi / 2), p))
 
 
+@float64_by_libm
 def sinh(t: Typed, x: SSAValue) -> SSAValue:
-    _single_precision(t, "sinh")
     a = t.abs(x)
     e = fm.exp(t, a)
     big = t.mul(t.sub(e, t.div(t.const(1.0), e)), t.const(0.5))
@@ -123,8 +124,8 @@ def sinh(t: Typed, x: SSAValue) -> SSAValue:
     return t.kb.intrinsic("llvm.copysign", r, x)
 
 
+@float64_by_libm
 def cosh(t: Typed, x: SSAValue) -> SSAValue:
-    _single_precision(t, "cosh")
     e = fm.exp(t, t.abs(x))
     return t.mul(t.add(e, t.div(t.const(1.0), e)), t.const(0.5))
 

@@ -22,15 +22,16 @@ def _row_bias(c: np.ndarray | None, n: Dim, beta: float) -> np.ndarray | None:
     return None
 
 
-def _require_float32(L, op) -> None:
-    bad = [L.dtype(v).value for v in op.operands if L.dtype(v) is not DType.FLOAT32]
+def _require_operands(L, op, dtype: DType = DType.FLOAT32) -> None:
+    bad = [L.dtype(v).value for v in op.operands if L.dtype(v) is not dtype]
     if bad:
-        raise UnsupportedOperatorError(f"{op.name} on the CPU backend needs float32 operands, got {bad[0]}")
+        raise UnsupportedOperatorError(f"{op.name} on the CPU backend needs {dtype.value} operands, got {bad[0]}")
 
 
 class LowerGemm(GraphToKernelPattern):
     """alpha folds into a constant B and beta into a row-vector C (the GEMM's bias); otherwise they
-    scale elementwise after the GEMM: out * alpha, then C * beta + out."""
+    scale elementwise after the GEMM: out * alpha, then C * beta + out. float64 runs the row-by-row
+    kernel in double precision on transposed copies of A / B, then scales and adds C elementwise."""
 
     float32_only = (graph.GemmOp,)
 
@@ -39,7 +40,10 @@ class LowerGemm(GraphToKernelPattern):
         self.convert(op, rewriter)
 
     def lower(self, L, op: graph.GemmOp) -> None:
-        _require_float32(L, op)
+        if L.dtype(op.result) is DType.FLOAT64:
+            self._lower_double(L, op)
+            return
+        _require_operands(L, op)
         sa, sb = L.shapes[op.a], L.shapes[op.b]
         ta, tb = op.trans_a.value.data, op.trans_b.value.data
         alpha, beta = op.alpha.value.data, op.beta.value.data
@@ -67,6 +71,33 @@ class LowerGemm(GraphToKernelPattern):
             L.emit_elementwise("add" if beta == 1.0 else "scaled_add", [c_val, op.result], out, out_shape,
                                out_dtype=DType.FLOAT32, params=() if beta == 1.0 else (beta,), activation=act)
 
+    def _lower_double(self, L, op: graph.GemmOp) -> None:
+        _require_operands(L, op, DType.FLOAT64)
+        alpha, beta = op.alpha.value.data, op.beta.value.data
+        a = _row_major(L, op.a, op.trans_a.value.data)
+        b = _row_major(L, op.b, op.trans_b.value.data)
+        out, out_shape = L.result_loc(op.result), L.shapes[op.result]
+        m, n = out_shape
+        k = L.shapes[op.a][0 if op.trans_a.value.data else 1]
+        emit_matmul_rows(L, a, b, out, batch=1, m=m, k=k, n=n, a_bs=0, b_bs=0, dtype=DType.FLOAT64)
+        act = activation_spelling(graph.activation_of(op))
+        if alpha != 1.0 or (act and op.c is None):  # the activation goes on the last elementwise op
+            L.emit_elementwise("scale", [op.result], out, out_shape, params=(alpha,),
+                               activation=None if op.c is not None else act)
+        if op.c is not None:
+            L.emit_elementwise("add" if beta == 1.0 else "scaled_add", [op.c, op.result], out, out_shape,
+                               out_dtype=DType.FLOAT64, params=() if beta == 1.0 else (beta,), activation=act)
+
+
+def _row_major(L, v, transposed: bool):
+    """The location of matrix v, or (transposed) of a row-major copy of v's transpose."""
+    if not transposed:
+        return L.loc(v)
+    rows, cols = L.shapes[v]
+    copy = L.new_buffer(dim_mul(dim_mul(rows, cols), L.dtype(v).itemsize))
+    L.emit_strided("copy", [L.loc(v)], (L.dtype(v),), [[1], [cols]], copy, (cols, rows), L.dtype(v))
+    return copy
+
 
 def _batch_expanded(L, v, shape2: tuple, batch_shape: tuple):
     """v itself when it holds one matrix per batch, else (its batch dims broadcast against the
@@ -92,7 +123,7 @@ class LowerMatmul(GraphToKernelPattern):
     def lower(self, L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
         double = isinstance(op, graph.MatMulOp) and L.dtype(op.result) is DType.FLOAT64
         if not double:
-            _require_float32(L, op)
+            _require_operands(L, op)
         sa, sb = L.shapes[op.lhs], L.shapes[op.rhs]
         a2 = (1,) + sa if len(sa) == 1 else sa
         b2 = sb + (1,) if len(sb) == 1 else sb
