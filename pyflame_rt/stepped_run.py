@@ -124,7 +124,7 @@ class SteppedRun:
                                  step.io, exe.weights_ptr, ffi.NULL, exe.checked, self.runtime_loop(loop, step.io, keep),
                                  ffi.cast("int64_t *", step.status.ctypes.data)):
             raise BackendError("cannot allocate a kernel context for the run")
-        self.finish(step, loop.begin)
+        self.finish(step, 0)  # the runtime numbers a loop's launches by their index in the table
 
     def runtime_loop(self, loop: Loop, io, keep: list):
         """The pfrt_loop of `loop`, its places resolved and checked; what it points to kept in `keep`."""

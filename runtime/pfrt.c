@@ -424,16 +424,17 @@ static int64_t field_base(const pfrt_field *f, void *const *io, const void *weig
     }
 }
 
-int pfrt_execute(pfrt_run *r, const pfrt_launch *launches, int64_t n, const pfrt_field *fields,
-                 void *const *io, const void *weights, void *arena, int checked) {
+/* pfrt_execute of launches[first .. last): the checked context numbers each by its index in `launches`. */
+static int execute_range(pfrt_run *r, const pfrt_launch *launches, int64_t first, int64_t last,
+                         const pfrt_field *fields, void *const *io, const void *weights, void *arena, int checked) {
     int64_t most = 1;
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = first; i < last; i++)
         if (launches[i].num_fields > most) most = launches[i].num_fields;
     /* on cache lines of its own: every worker reads it while the caller updates the run */
     int64_t *ctx = aligned_alloc(PFRT_ALIGNMENT,
                                  round_up((size_t)(checked ? CTX_HEADER + CTX_STRIDE * most : most) * sizeof(int64_t)));
     if (!ctx) return -1;
-    for (int64_t i = 0; i < n && pfrt_run_status(r) == PFRT_RUN_OK; i++) {
+    for (int64_t i = first; i < last && pfrt_run_status(r) == PFRT_RUN_OK; i++) {
         const pfrt_launch *l = &launches[i];
         const pfrt_field *f = fields + l->first_field;
         if (checked) {
@@ -457,6 +458,11 @@ int pfrt_execute(pfrt_run *r, const pfrt_launch *launches, int64_t n, const pfrt
     return 0;
 }
 
+int pfrt_execute(pfrt_run *r, const pfrt_launch *launches, int64_t n, const pfrt_field *fields,
+                 void *const *io, const void *weights, void *arena, int checked) {
+    return execute_range(r, launches, 0, n, fields, io, weights, arena, checked);
+}
+
 static void copy_through(const pfrt_copy *copies, int64_t n, char *scratch) {
     char *p = scratch;
     for (int64_t k = 0; k < n; k++) {
@@ -476,12 +482,12 @@ static int run_body(pfrt_run *r, const pfrt_launch *launches, const pfrt_field *
     int64_t at = loop->begin;
     for (int64_t k = 0; k < loop->num_inner; k++) {
         const pfrt_loop *inner = &loop->inner[k];
-        if (pfrt_execute(r, launches + at, inner->begin - at, fields, io, weights, arena, checked) ||
+        if (execute_range(r, launches, at, inner->begin, fields, io, weights, arena, checked) ||
             pfrt_execute_loop(r, launches, fields, io, weights, arena, checked, inner, status))
             return -1;
         at = inner->end;
     }
-    return pfrt_execute(r, launches + at, loop->end - at, fields, io, weights, arena, checked);
+    return execute_range(r, launches, at, loop->end, fields, io, weights, arena, checked);
 }
 
 int pfrt_execute_loop(pfrt_run *r, const pfrt_launch *launches, const pfrt_field *fields, void *const *io,

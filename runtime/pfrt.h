@@ -122,7 +122,8 @@ typedef struct pfrt_loop {
    holds, runs the body once per iteration while fewer than `trips` ran, the run goes on (its
    deadline and cancellation are checked before every iteration, at every level), no kernel stored
    a failed check into *status and, after each iteration, *cond is not 0. An iteration stores its
-   number into *counter, runs the body's launches as pfrt_execute does, each inner loop in its
+   number into *counter, runs the body's launches as pfrt_execute does (a checked context numbers
+   them by their index in `launches`, the whole table), each inner loop in its
    place as this function does, then the `scans` copies (to byte i * nbytes of their dest), then
    the `nexts` copies through `scratch` (every source is read before any dest is written). After
    the loop *counter holds the iterations run. Returns -1 if a kernel context cannot be allocated,

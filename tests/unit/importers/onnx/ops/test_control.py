@@ -234,7 +234,7 @@ def test_if_with_a_run_time_condition_runs_only_the_taken_branch():
         sess.run(None, {"c": np.array(False), "x": x, "idx": np.array([10, 10])})
 
 
-def _loop_body(nodes, carried_in, carried_out, prefix=""):
+def _counting_body(nodes, carried_in, carried_out, prefix=""):
     """A Loop body of `nodes` over the iteration number `<prefix>i` and carried float values, its
     condition passed on."""
     cond, cond_out = f"{prefix}cond", f"{prefix}cond_out"
@@ -248,7 +248,7 @@ def test_an_if_in_a_run_time_loop_runs_only_the_taken_branch():
     iteration takes that branch (the If is control flow inside the loop, not a select)."""
     branches = _branches([helper.make_node("Add", ["y", "x"], ["t"])],
                          [helper.make_node("Gather", ["x", "idx"], ["g"]), helper.make_node("Add", ["y", "g"], ["e"])])
-    body = _loop_body([helper.make_node("Less", ["i", "skip"], ["early"]),
+    body = _counting_body([helper.make_node("Less", ["i", "skip"], ["early"]),
                        helper.make_node("If", ["early"], ["y_out"], **branches)], ["y"], ["y_out"])
     model = make_model([helper.make_node("Loop", ["trips", "", "x"], ["y"], body=body)],
                        [("trips", [], np.int64), ("skip", [], np.int64), ("x", [3]), ("idx", [3], np.int64)],
@@ -267,10 +267,10 @@ def test_an_if_in_a_run_time_loop_runs_only_the_taken_branch():
 def test_a_run_time_loop_inside_a_run_time_loop():
     """y += x * (i + j) over i < trips, j < inner: the inner loop runs anew in every outer iteration
     (its iteration number and carried value start again), reading the outer one's number."""
-    inner_body = _loop_body([helper.make_node("Add", ["inner_i", "i"], ["ij"]), helper.make_node("Cast", ["ij"], ["f"], to=F),
+    inner_body = _counting_body([helper.make_node("Add", ["inner_i", "i"], ["ij"]), helper.make_node("Cast", ["ij"], ["f"], to=F),
                              helper.make_node("Mul", ["x", "f"], ["xf"]), helper.make_node("Add", ["z", "xf"], ["z_out"])],
                             ["z"], ["z_out"], prefix="inner_")
-    outer_body = _loop_body([helper.make_node("Loop", ["inner", "", "y"], ["y_out"], body=inner_body)], ["y"], ["y_out"])
+    outer_body = _counting_body([helper.make_node("Loop", ["inner", "", "y"], ["y_out"], body=inner_body)], ["y"], ["y_out"])
     model = make_model([helper.make_node("Loop", ["trips", "", "x"], ["y"], body=outer_body)],
                        [("trips", [], np.int64), ("inner", [], np.int64), ("x", [3])], [("y", [3])])
     sess = InferenceSession(model.SerializeToString())
