@@ -396,8 +396,9 @@ class LoopBeginOp(ScheduleLevelOp):
     iteration number is below `trips` and the condition holds: first `init` (a bool, or
     `kernel.null`: true), then the body's. Before each iteration the run stores the iteration
     number into `counter` (int64) and true into `flag` (the body's condition argument); after the
-    loop, the number of iterations run into `counter`. The run's deadline and cancellation are
-    checked after every iteration."""
+    loop, the number of iterations run into `counter`. A loop begun before the matching
+    `kernel.loop_end` lies inside the body, run from its start in every iteration. The run's
+    deadline and cancellation are checked before every iteration."""
 
     name = "kernel.loop_begin"
     counter = operand_def(BufferType)

@@ -114,32 +114,40 @@ class SteppedRun:
             raise InputError(exe.checks[int(step.status[0]) - 1])
 
     def run_loop(self, step: "_Step", loop: Loop) -> None:
-        """Run a loop (loops.py) in the runtime (pfrt_execute_loop): every place is checked against
-        its buffer here, once (a scan output for all the iterations), before its native code runs;
-        the run's deadline, cancellation and check status end it between iterations."""
+        """Run a loop and the loops within it (loops.py) in the runtime (pfrt_execute_loop): every
+        place is checked against its buffer here, once (a scan output for all the iterations),
+        before its native code runs; the run's deadline, cancellation and check status end it
+        between iterations."""
         exe = self.exe
+        keep: list = []  # the runtime's structures, alive until the loop ends
+        if lib.pfrt_execute_loop(step.run.handle, ffi.from_buffer("pfrt_launch[]", step.launches), step.fields,
+                                 step.io, exe.weights_ptr, ffi.NULL, exe.checked, self.runtime_loop(loop, step.io, keep),
+                                 ffi.cast("int64_t *", step.status.ctypes.data)):
+            raise BackendError("cannot allocate a kernel context for the run")
+        self.finish(step, 0)  # the runtime numbers a loop's launches by their index in the table
+
+    def runtime_loop(self, loop: Loop, io, keep: list):
+        """The pfrt_loop of `loop`, its places resolved and checked; what it points to kept in `keep`."""
         trips = self.size(loop.trips)
-        counter = ffi.cast("int64_t *", self.address(loop.counter, step.io, 8))
-        counter[0] = 0
-        ffi.cast("uint8_t *", self.address(loop.flag, step.io, 1))[0] = 1
         copies: dict[str, list] = {kind: [] for kind in COPY_KINDS}
         for c in loop.copies:
             n = self.size(c.nbytes)
-            dest = self.address(c.dest, step.io, n * trips if c.kind == "scan" else n)
-            copies[c.kind].append((ffi.cast("void *", dest), ffi.cast("void *", self.address(c.source, step.io, n)), n))
-        for dest, source, n in copies["enter"]:
-            ffi.memmove(dest, source, n)
-        if loop.init is not None and ffi.cast("uint8_t *", self.address(loop.init, step.io, 1))[0] == 0:
-            return
-        scans, nexts = (ffi.new("pfrt_copy[]", copies[kind]) for kind in ("scan", "next"))
+            dest = self.address(c.dest, io, n * trips if c.kind == "scan" else n)
+            copies[c.kind].append((ffi.cast("void *", dest), ffi.cast("void *", self.address(c.source, io, n)), n))
+        enters, scans, nexts = (ffi.new("pfrt_copy[]", copies[kind]) for kind in ("enter", "scan", "next"))
         scratch = ffi.new("char[]", max(1, sum(n for *_, n in copies["next"])))
-        if lib.pfrt_execute_loop(step.run.handle, ffi.from_buffer("pfrt_launch[]", step.launches[loop.begin:loop.end]),
-                                 loop.end - loop.begin, step.fields, step.io, exe.weights_ptr, ffi.NULL, exe.checked,
-                                 counter, ffi.cast("uint8_t *", self.address(loop.cond, step.io, 1)), trips,
-                                 scans, len(copies["scan"]), nexts, len(copies["next"]), scratch,
-                                 ffi.cast("int64_t *", step.status.ctypes.data)):
-            raise BackendError("cannot allocate a kernel context for the run")
-        self.finish(step, loop.begin)
+        inner = ffi.new("pfrt_loop[]", len(loop.inner))
+        for k, nested in enumerate(loop.inner):
+            inner[k] = self.runtime_loop(nested, io, keep)[0]
+        keep += [enters, scans, nexts, scratch, inner]
+        return ffi.new("pfrt_loop *", {
+            "begin": loop.begin, "end": loop.end, "counter": ffi.cast("int64_t *", self.address(loop.counter, io, 8)),
+            "flag": ffi.cast("uint8_t *", self.address(loop.flag, io, 1)),
+            "init": ffi.NULL if loop.init is None else ffi.cast("uint8_t *", self.address(loop.init, io, 1)),
+            "cond": ffi.cast("uint8_t *", self.address(loop.cond, io, 1)), "trips": trips,
+            "enters": enters, "num_enters": len(copies["enter"]), "scans": scans, "num_scans": len(copies["scan"]),
+            "nexts": nexts, "num_nexts": len(copies["next"]), "scratch": scratch, "inner": inner,
+            "num_inner": len(loop.inner)})
 
     def size(self, expr) -> int:
         """A size expression's value for the dims bound so far."""

@@ -424,16 +424,17 @@ static int64_t field_base(const pfrt_field *f, void *const *io, const void *weig
     }
 }
 
-int pfrt_execute(pfrt_run *r, const pfrt_launch *launches, int64_t n, const pfrt_field *fields,
-                 void *const *io, const void *weights, void *arena, int checked) {
+/* pfrt_execute of launches[first .. last): the checked context numbers each by its index in `launches`. */
+static int execute_range(pfrt_run *r, const pfrt_launch *launches, int64_t first, int64_t last,
+                         const pfrt_field *fields, void *const *io, const void *weights, void *arena, int checked) {
     int64_t most = 1;
-    for (int64_t i = 0; i < n; i++)
+    for (int64_t i = first; i < last; i++)
         if (launches[i].num_fields > most) most = launches[i].num_fields;
     /* on cache lines of its own: every worker reads it while the caller updates the run */
     int64_t *ctx = aligned_alloc(PFRT_ALIGNMENT,
                                  round_up((size_t)(checked ? CTX_HEADER + CTX_STRIDE * most : most) * sizeof(int64_t)));
     if (!ctx) return -1;
-    for (int64_t i = 0; i < n && pfrt_run_status(r) == PFRT_RUN_OK; i++) {
+    for (int64_t i = first; i < last && pfrt_run_status(r) == PFRT_RUN_OK; i++) {
         const pfrt_launch *l = &launches[i];
         const pfrt_field *f = fields + l->first_field;
         if (checked) {
@@ -457,32 +458,58 @@ int pfrt_execute(pfrt_run *r, const pfrt_launch *launches, int64_t n, const pfrt
     return 0;
 }
 
-int pfrt_execute_loop(pfrt_run *r, const pfrt_launch *launches, int64_t n, const pfrt_field *fields,
-                      void *const *io, const void *weights, void *arena, int checked, int64_t *counter,
-                      const uint8_t *cond, int64_t trips, const pfrt_copy *scans, int64_t num_scans,
-                      const pfrt_copy *nexts, int64_t num_nexts, char *scratch, const int64_t *status) {
+int pfrt_execute(pfrt_run *r, const pfrt_launch *launches, int64_t n, const pfrt_field *fields,
+                 void *const *io, const void *weights, void *arena, int checked) {
+    return execute_range(r, launches, 0, n, fields, io, weights, arena, checked);
+}
+
+static void copy_through(const pfrt_copy *copies, int64_t n, char *scratch) {
+    char *p = scratch;
+    for (int64_t k = 0; k < n; k++) {
+        memcpy(p, copies[k].source, (size_t)copies[k].nbytes);
+        p += copies[k].nbytes;
+    }
+    p = scratch;
+    for (int64_t k = 0; k < n; k++) {
+        memcpy(copies[k].dest, p, (size_t)copies[k].nbytes);
+        p += copies[k].nbytes;
+    }
+}
+
+/* One iteration of the loop's body: its launches, each inner loop in its place. */
+static int run_body(pfrt_run *r, const pfrt_launch *launches, const pfrt_field *fields, void *const *io,
+                    const void *weights, void *arena, int checked, const pfrt_loop *loop, const int64_t *status) {
+    int64_t at = loop->begin;
+    for (int64_t k = 0; k < loop->num_inner; k++) {
+        const pfrt_loop *inner = &loop->inner[k];
+        if (execute_range(r, launches, at, inner->begin, fields, io, weights, arena, checked) ||
+            pfrt_execute_loop(r, launches, fields, io, weights, arena, checked, inner, status))
+            return -1;
+        at = inner->end;
+    }
+    return execute_range(r, launches, at, loop->end, fields, io, weights, arena, checked);
+}
+
+int pfrt_execute_loop(pfrt_run *r, const pfrt_launch *launches, const pfrt_field *fields, void *const *io,
+                      const void *weights, void *arena, int checked, const pfrt_loop *loop, const int64_t *status) {
+    *loop->counter = 0;
+    *loop->flag = 1;
+    for (int64_t k = 0; k < loop->num_enters; k++)
+        memmove(loop->enters[k].dest, loop->enters[k].source, (size_t)loop->enters[k].nbytes);
     int64_t i = 0;
-    int go = 1;
+    int go = loop->init == NULL || *loop->init != 0;
     /* checked every iteration: a body without launches never reaches pfrt_run_kernel's checks */
-    while (go && i < trips && !run_stops(r, r->deadline_ns ? pfrt_now_ns() : 0) && *status == 0) {
-        *counter = i;
-        if (pfrt_execute(r, launches, n, fields, io, weights, arena, checked)) return -1;
-        go = *cond != 0;  /* the body's condition, before a copy may overwrite its buffer */
-        for (int64_t k = 0; k < num_scans; k++)
-            memcpy((char *)scans[k].dest + i * scans[k].nbytes, scans[k].source, (size_t)scans[k].nbytes);
-        char *p = scratch;
-        for (int64_t k = 0; k < num_nexts; k++) {
-            memcpy(p, nexts[k].source, (size_t)nexts[k].nbytes);
-            p += nexts[k].nbytes;
-        }
-        p = scratch;
-        for (int64_t k = 0; k < num_nexts; k++) {
-            memcpy(nexts[k].dest, p, (size_t)nexts[k].nbytes);
-            p += nexts[k].nbytes;
-        }
+    while (go && i < loop->trips && !run_stops(r, r->deadline_ns ? pfrt_now_ns() : 0) && *status == 0) {
+        *loop->counter = i;
+        if (run_body(r, launches, fields, io, weights, arena, checked, loop, status)) return -1;
+        go = *loop->cond != 0; /* the body's condition, before a copy may overwrite its buffer */
+        for (int64_t k = 0; k < loop->num_scans; k++)
+            memcpy((char *)loop->scans[k].dest + i * loop->scans[k].nbytes, loop->scans[k].source,
+                   (size_t)loop->scans[k].nbytes);
+        copy_through(loop->nexts, loop->num_nexts, loop->scratch);
         i++;
     }
-    *counter = i;
+    *loop->counter = i;
     return 0;
 }
 

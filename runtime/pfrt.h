@@ -93,23 +93,43 @@ typedef struct {
    Returns -1 if the context cannot be allocated, else 0 (the run's status says how it ended). */
 int pfrt_execute(pfrt_run *run, const pfrt_launch *launches, int64_t n, const pfrt_field *fields,
                  void *const *io, const void *weights, void *arena, int checked);
-/* A loop body (pyflame_rt/loops.py; the caller resolved and checked every address): runs
-   launches[0 .. n) as pfrt_execute does once per iteration while fewer than `trips` ran, the run
-   goes on (its deadline and cancellation are checked before every iteration), no kernel stored a
-   failed check into *status and, after each iteration, *cond is not 0.
-   Before iteration i it stores i into *counter; after it the `scans` copies (to byte i * nbytes of
-   their dest), then the `nexts` copies through `scratch` (at least their total size, so every
-   source is read before any dest is written). After the loop *counter holds the iterations run.
-   Returns -1 if a kernel context cannot be allocated, else 0. */
 typedef struct {
     void *dest;
     const void *source;
     int64_t nbytes;
 } pfrt_copy;
-int pfrt_execute_loop(pfrt_run *run, const pfrt_launch *launches, int64_t n, const pfrt_field *fields,
-                      void *const *io, const void *weights, void *arena, int checked, int64_t *counter,
-                      const uint8_t *cond, int64_t trips, const pfrt_copy *scans, int64_t num_scans,
-                      const pfrt_copy *nexts, int64_t num_nexts, char *scratch, const int64_t *status);
+/* A loop (pyflame_rt/loops.py; the caller resolved and checked every address): its body is the
+   launches [begin, end) of the table, `inner` the loops within it, in order, their launches inside
+   the body's. */
+typedef struct pfrt_loop {
+    int64_t begin, end;
+    int64_t *counter;
+    uint8_t *flag;
+    const uint8_t *init; /* NULL: true */
+    const uint8_t *cond;
+    int64_t trips;
+    const pfrt_copy *enters;
+    int64_t num_enters;
+    const pfrt_copy *scans;
+    int64_t num_scans;
+    const pfrt_copy *nexts;
+    int64_t num_nexts;
+    char *scratch; /* at least the nexts' total size */
+    const struct pfrt_loop *inner;
+    int64_t num_inner;
+} pfrt_loop;
+/* Runs a loop: stores 0 into *counter and 1 into *flag, makes the `enters` copies; then, if *init
+   holds, runs the body once per iteration while fewer than `trips` ran, the run goes on (its
+   deadline and cancellation are checked before every iteration, at every level), no kernel stored
+   a failed check into *status and, after each iteration, *cond is not 0. An iteration stores its
+   number into *counter, runs the body's launches as pfrt_execute does (a checked context numbers
+   them by their index in `launches`, the whole table), each inner loop in its
+   place as this function does, then the `scans` copies (to byte i * nbytes of their dest), then
+   the `nexts` copies through `scratch` (every source is read before any dest is written). After
+   the loop *counter holds the iterations run. Returns -1 if a kernel context cannot be allocated,
+   else 0. */
+int pfrt_execute_loop(pfrt_run *run, const pfrt_launch *launches, const pfrt_field *fields, void *const *io,
+                      const void *weights, void *arena, int checked, const pfrt_loop *loop, const int64_t *status);
 
 /* Checked builds: generated code passes the address of every load and store, with the
    buffer [lo, lo + size) its pointer belongs to. An access inside it (or of 0 bytes) returns p;

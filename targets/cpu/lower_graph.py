@@ -161,7 +161,7 @@ class GraphLowering:
         self.n_buffers = 0
         self.values: dict = {}
         self.graph_op = ""  # the graph op the launches being emitted compute
-        self.loop: Operation | None = None  # the graph.loop whose body is being lowered
+        self.loops: list[Operation] = []  # the loops whose bodies are being lowered, outermost first
         # the dims an input's values bind, by argument (a shape fed as a graph input)
         arg_attrs = fn.arg_attrs.data if fn.arg_attrs else [None] * len(fn.args)
         self.value_dims = [graph.value_dims(a.data if a is not None else {}) for a in arg_attrs]
@@ -225,7 +225,7 @@ class GraphLowering:
     def _dies_at(self, donor: SSAValue, op) -> bool:
         """Whether nothing reads donor's buffer after `op`, and `op` reads it only as its residual."""
         v, loc = op.results[0], self.locs.get(donor)
-        if (self.loop is not None or v in self.locs or v in self.out_slot or loc is None or loc.kind != "arena"
+        if (self.loops or v in self.locs or v in self.out_slot or loc is None or loc.kind != "arena"
                 or loc.offset != 0
                 or self.dtype(v) is not self.dtype(donor) or tuple(self.shapes[v]) != tuple(self.shapes[donor])):
             return False
@@ -412,17 +412,15 @@ class GraphLowering:
 
     def bind_dims(self, dims: list[str], loc: Loc, dtype: DType) -> None:
         """Bind `dims` to the elements of the integer tensor at `loc`, as the launches so far leave it."""
-        if self.loop is not None:
+        if self.loops:
             raise UnsupportedOperatorError(f"sizes computed inside a loop run at run time ({dims}) are not supported")
         for index, dim in enumerate(dims):
             self._emit(kernel.BindDimOp(dim, self.value(loc), index, dtype))
 
     def begin_loop(self, loop: Operation, counter: Loc, flag: Loc, init: Loc, trips: Dim) -> None:
-        """The launches until `end_loop` are the body of `loop`, run repeatedly (kernel.loop_begin);
-        a loop inside it is refused (the run executes one level of loops)."""
-        if self.loop is not None:
-            raise UnsupportedOperatorError("a loop run at run time inside another one is not supported")
-        self.loop = loop
+        """The launches until the matching `end_loop` are the body of `loop`, run repeatedly
+        (kernel.loop_begin); loops begun before it ends are inside its body."""
+        self.loops.append(loop)
         self._emit(kernel.LoopBeginOp(self.value(counter), self.value(flag), self.value(init), self.value(trips)))
 
     def loop_copy(self, kind: kernel.LoopCopy, source: Loc, dest: Loc, nbytes: Dim) -> None:
@@ -430,7 +428,7 @@ class GraphLowering:
 
     def end_loop(self, cond: Loc) -> None:
         self._emit(kernel.LoopEndOp(self.value(cond)))
-        self.loop = None
+        self.loops.pop()
 
     def assume(self, assumptions: list[Assumption]) -> None:
         """State the lowering's shape assumptions in the schedule (checked before any launch runs)."""
@@ -683,7 +681,8 @@ class _ScheduleReader:
         self.locs: dict[SSAValue, Loc] = {}
         self.exprs: dict[SSAValue, object] = {}
         self.schedule = Schedule([], [], schedule.dim_names(), 0, {})
-        self.loop: dict = {}  # the loop being read: Loop's fields so far
+        # the loops being read, outermost first: Loop's fields so far
+        self.loops: list[dict] = []
         # kernels the module defines, and those it declares (their objects came from the kernel cache)
         kernels = [op for op in module.ops if isinstance(op, func.FuncOp)]
         self.kernel_count = len(kernels)
@@ -733,14 +732,15 @@ class _ScheduleReader:
             self.assumptions.append(Assumption(relation, self.expr(op.lhs), self.expr(op.rhs), op.what.data,
                                                op.node.data))
         elif isinstance(op, kernel.LoopBeginOp):
-            self.loop = {"begin": len(self.schedule.steps), "counter": self.place(op.counter),
-                         "flag": self.place(op.flag), "init": self.place(op.init), "trips": self.expr(op.trips),
-                         "copies": []}
+            self.loops.append({"begin": len(self.schedule.steps), "counter": self.place(op.counter),
+                               "flag": self.place(op.flag), "init": self.place(op.init), "trips": self.expr(op.trips),
+                               "copies": [], "inner": []})
         elif isinstance(op, kernel.LoopCopyOp):
-            self.loop["copies"].append(Copy(op.kind.data.value, self.place(op.source), self.place(op.dest),
+            self.loops[-1]["copies"].append(Copy(op.kind.data.value, self.place(op.source), self.place(op.dest),
                                             self.expr(op.nbytes)))
         elif isinstance(op, kernel.LoopEndOp):
-            self.schedule.loops.append(Loop(end=len(self.schedule.steps), cond=self.place(op.cond), **self.loop))
+            loop = Loop(end=len(self.schedule.steps), cond=self.place(op.cond), **self.loops.pop())
+            (self.loops[-1]["inner"] if self.loops else self.schedule.loops).append(loop)
         elif isinstance(op, kernel.LaunchOp):
             fields = [self.locs[f] if f in self.locs else self.expr(f) for f in op.fields]
             self.schedule.steps.append(_Call(op.callee.root_reference.data, fields, self.expr(op.items),

@@ -34,8 +34,8 @@ class PlanMemory(ModulePass):
             raise InvalidModelError("plan-memory needs a kernel-level module (a kernel.schedule)")
         allocs: list[kernel.AllocOp] = []
         live: dict[kernel.AllocOp, list[int]] = {}
-        launch = loop_begin = 0
-        loop_buffers: list[kernel.AllocOp] = []
+        launch = 0
+        loops: list[tuple[int, list[kernel.AllocOp]]] = []  # the loops open, outermost first: begin, buffers
         for child in schedule.body.block.ops:
             if isinstance(child, kernel.AllocOp):
                 allocs.append(child)
@@ -51,10 +51,12 @@ class PlanMemory(ModulePass):
                 if alloc is not None:
                     live[alloc][1] = max(live[alloc][1], launch - 1)
             elif isinstance(child, kernel.LoopBeginOp):
-                loop_begin, loop_buffers = launch, []
+                loops.append((launch, []))
             if isinstance(child, (kernel.LoopBeginOp, kernel.LoopCopyOp, kernel.LoopEndOp)):
-                loop_buffers += [a for a in map(_alloc_of, child.operands) if a is not None]
+                for _, loop_buffers in loops:  # an inner loop's copies run within every enclosing body
+                    loop_buffers += [a for a in map(_alloc_of, child.operands) if a is not None]
             if isinstance(child, kernel.LoopEndOp):
+                loop_begin, loop_buffers = loops.pop()
                 _span_loop(live, loop_buffers, loop_begin, max(loop_begin, launch - 1))
         for alloc in allocs:
             alloc.live = DenseArrayBase.from_list(i64, live[alloc])

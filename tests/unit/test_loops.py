@@ -32,6 +32,25 @@ def counting_loop():
     return model, compile_model(model)
 
 
+@pytest.fixture(scope="module")
+def nested_loop():
+    """y = x + sum of j over i < trips, j < inner: a loop inside a loop, both counts fed as inputs."""
+    def body(prefix, nodes, carried):
+        return helper.make_graph(
+            [helper.make_node("Identity", [f"{prefix}cond"], [f"{prefix}cond_out"]), *nodes], f"{prefix}body",
+            [helper.make_tensor_value_info(f"{prefix}i", TensorProto.INT64, []),
+             helper.make_tensor_value_info(f"{prefix}cond", TensorProto.BOOL, []),
+             helper.make_tensor_value_info(carried, TensorProto.FLOAT, [3])],
+            [helper.make_tensor_value_info(f"{prefix}cond_out", TensorProto.BOOL, []),
+             helper.make_tensor_value_info(f"{carried}_out", TensorProto.FLOAT, [3])])
+    inner = body("inner_", [helper.make_node("Cast", ["inner_i"], ["fj"], to=1),
+                            helper.make_node("Add", ["z", "fj"], ["z_out"])], "z")
+    outer = body("", [helper.make_node("Loop", ["inner", "", "y"], ["y_out"], body=inner)], "y")
+    model = make_model([helper.make_node("Loop", ["trips", "", "x"], ["y"], body=outer)],
+                       [("trips", [], np.int64), ("inner", [], np.int64), ("x", [3])], [("y", [3])])
+    return model, compile_model(model)
+
+
 def _session(compiled: CompiledModel, tmp_path, edit=None):
     header = copy.deepcopy(compiled.header)
     if edit is not None:
@@ -88,3 +107,39 @@ def test_the_deadline_stops_a_loop_whose_body_runs_no_kernel(tmp_path):
     options.timeout_ms = 20
     with pytest.raises(RunTimeoutError):
         sess.run(None, {"trips": np.array(10 ** 15), "x": x}, options)
+
+
+def test_a_loop_inside_a_loop_runs_from_its_artifact(nested_loop, tmp_path):
+    model, compiled = nested_loop
+    (outer,) = compiled.header["loops"]
+    assert len(outer["inner"]) == 1
+    sess = _session(compiled, tmp_path)
+    for trips, inner in ((3, 4), (2, 0), (0, 3)):
+        feed = {"trips": np.array(trips), "inner": np.array(inner), "x": np.array([1.0, 2.0, 3.0], np.float32)}
+        np.testing.assert_allclose(sess.run(None, feed)[0], ort_run(model, feed)[0])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda loop: loop["inner"][0].update(end=loop["end"] + 1), "loop launches"),
+    (lambda loop: loop["inner"][0].update(begin=loop["begin"] - 1), "loop launches"),
+    (lambda loop: loop["inner"].append(copy.deepcopy(loop["inner"][0])), "loop launches"),
+    (lambda loop: loop["inner"][0].update(flag=["arena", 10 ** 6, 0]), "loop place"),
+    (lambda loop: loop.update(inner="none"), "not a list"),
+    (lambda loop: loop["inner"][0].update(inner=_nest(copy.deepcopy(loop["inner"][0]), 40)), "nest more than"),
+])
+def test_a_nested_loop_out_of_its_body_is_refused_on_load(nested_loop, tmp_path, edit, message):
+    with pytest.raises(InvalidModelError, match=f"artifact metadata is invalid.*{message}"):
+        _session(nested_loop[1], tmp_path, edit)
+
+
+def _nest(loop: dict, depth: int) -> list:
+    """`depth` copies of `loop`, each the inner loop of the one before."""
+    return [] if depth == 0 else [{**loop, "inner": _nest(loop, depth - 1)}]
+
+
+def test_the_deadline_stops_a_long_inner_loop(nested_loop, tmp_path):
+    sess = _session(nested_loop[1], tmp_path)
+    options = pyflame_rt.RunOptions()
+    options.timeout_ms = 20
+    with pytest.raises(RunTimeoutError):
+        sess.run(None, {"trips": np.array(1), "inner": np.array(10 ** 15), "x": np.zeros(3, np.float32)}, options)

@@ -143,7 +143,6 @@ class ONNXImporter:
         self.warnings: list[str] = []
         self.known: dict[str, shape_values.Known] = {}
         self.value_dims: dict[str, list[str]] = {}  # input name -> the dims its values bind
-        self.regions = 0  # the regions (of graph.loop / graph.if) the nodes being converted are in
         if self.options.check_model:
             try:
                 onnx.checker.check_model(proto)

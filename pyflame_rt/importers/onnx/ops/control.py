@@ -2,9 +2,8 @@
 
 An If whose condition is known at import becomes its branch; one whose condition is known only
 at run time a graph.if (dialects/graph_control.py), each branch converted into a region of its
-own (the branches must agree on every output's shape and type); inside a region (a loop's body)
-both branches are computed and graph.where selects each output: ONNX subgraphs have no side
-effects, so the result is the taken branch's. A Scan, and a Loop whose trip count and condition are known at import
+own (the branches must agree on every output's shape and type), also inside a loop's body. A
+Scan, and a Loop whose trip count and condition are known at import
 (the iteration number is known in each copy, so shape arithmetic over it folds), are unrolled:
 the body is converted once per iteration, each copy bound to the previous one's loop-carried
 values, and the per-iteration scan outputs are stacked along their axis. A Loop whose trip count
@@ -24,7 +23,7 @@ from xdsl.builder import Builder
 from xdsl.ir import Block, Region
 from xdsl.rewriter import InsertPoint
 
-from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_tensor as gt
+from pyflame_rt.dialects import graph, graph_nn as nn, graph_tensor as gt
 from pyflame_rt.dialects.graph_control import IfOp, LoopOp, YieldOp
 from pyflame_rt.dialects.symbolic import parse_dim
 from pyflame_rt.dtype import DType
@@ -79,11 +78,6 @@ def _if(ctx: _NodeContext):
     if prod(ctx.shape(cond)) != 1:
         raise ctx.fail(f"the condition has shape {list(ctx.shape(cond))}, not one element")
     (cond,) = ctx.emit(graph.ReshapeOp, [cond], shape=[])
-    if imp.regions:  # inside a region (a loop run at run time): the runtime runs no loop within a loop
-        thens = _values(ctx, imp.inline_graph(then_branch, {}, _scope(ctx, "then")), "then")
-        elses = _values(ctx, imp.inline_graph(else_branch, {}, _scope(ctx, "else")), "else")
-        _check_branches(ctx, thens, elses)
-        return [ctx.emit(gm.WhereOp, [cond, t, e])[0] for t, e in zip(thens, elses)]
     thens, elses = (_region(ctx, branch, part) for branch, part in ((then_branch, "then"), (else_branch, "else")))
     _check_branches(ctx, thens.block.last_op.operands, elses.block.last_op.operands)
     op = IfOp(cond, [t.type for t in thens.block.last_op.operands], thens, elses)
@@ -111,15 +105,13 @@ def _region(ctx: _NodeContext, branch: onnx.GraphProto, part: str) -> Region:
 
 @contextmanager
 def _converting_into(imp, block: Block) -> Iterator[None]:
-    """The importer builds into `block`, a region's (`imp.regions` counts the regions it is in)."""
+    """The importer builds into `block`, a region's."""
     outer = imp.builder
     imp.builder = Builder(InsertPoint.at_end(block))
-    imp.regions += 1
     try:
         yield
     finally:
         imp.builder = outer
-        imp.regions -= 1
 
 
 def _take(ctx: _NodeContext, x, axis: int, i: int):

@@ -232,3 +232,49 @@ def test_if_with_a_run_time_condition_runs_only_the_taken_branch():
         assert_close(sess.run(None, feed)[0], ort_run(model, feed)[0])
     with pytest.raises(InputError, match="Gather"):
         sess.run(None, {"c": np.array(False), "x": x, "idx": np.array([10, 10])})
+
+
+def _counting_body(nodes, carried_in, carried_out, prefix=""):
+    """A Loop body of `nodes` over the iteration number `<prefix>i` and carried float values, its
+    condition passed on."""
+    cond, cond_out = f"{prefix}cond", f"{prefix}cond_out"
+    return _graph(f"{prefix}body", [helper.make_node("Identity", [cond], [cond_out]), *nodes],
+                  [_vi(f"{prefix}i", TensorProto.INT64, []), _vi(cond, TensorProto.BOOL, []), *map(_vi, carried_in)],
+                  [_vi(cond_out, TensorProto.BOOL, []), *map(_vi, carried_out)])
+
+
+def test_an_if_in_a_run_time_loop_runs_only_the_taken_branch():
+    """Each iteration gathers x at idx only when i >= skip: an out-of-range idx fails only when an
+    iteration takes that branch (the If is control flow inside the loop, not a select)."""
+    branches = _branches([helper.make_node("Add", ["y", "x"], ["t"])],
+                         [helper.make_node("Gather", ["x", "idx"], ["g"]), helper.make_node("Add", ["y", "g"], ["e"])])
+    body = _counting_body([helper.make_node("Less", ["i", "skip"], ["early"]),
+                       helper.make_node("If", ["early"], ["y_out"], **branches)], ["y"], ["y_out"])
+    model = make_model([helper.make_node("Loop", ["trips", "", "x"], ["y"], body=body)],
+                       [("trips", [], np.int64), ("skip", [], np.int64), ("x", [3]), ("idx", [3], np.int64)],
+                       [("y", [3])])
+    loop = next(op for op in from_onnx(model).main.walk() if op.name == "graph.loop")
+    assert any(op.name == "graph.if" for op in loop.walk())
+    sess = InferenceSession(model.SerializeToString())
+    x = np.array([1.0, 2.0, 3.0], np.float32)
+    for trips, skip, idx in ((4, 2, [2, 0, 1]), (3, 5, [7, 7, 7]), (0, 0, [7, 7, 7])):
+        feed = {"trips": np.array(trips), "skip": np.array(skip), "x": x, "idx": np.array(idx)}
+        assert_close(sess.run(None, feed)[0], ort_run(model, feed)[0])
+    with pytest.raises(InputError, match="Gather"):
+        sess.run(None, {"trips": np.array(4), "skip": np.array(3), "x": x, "idx": np.array([7, 7, 7])})
+
+
+def test_a_run_time_loop_inside_a_run_time_loop():
+    """y += x * (i + j) over i < trips, j < inner: the inner loop runs anew in every outer iteration
+    (its iteration number and carried value start again), reading the outer one's number."""
+    inner_body = _counting_body([helper.make_node("Add", ["inner_i", "i"], ["ij"]), helper.make_node("Cast", ["ij"], ["f"], to=F),
+                             helper.make_node("Mul", ["x", "f"], ["xf"]), helper.make_node("Add", ["z", "xf"], ["z_out"])],
+                            ["z"], ["z_out"], prefix="inner_")
+    outer_body = _counting_body([helper.make_node("Loop", ["inner", "", "y"], ["y_out"], body=inner_body)], ["y"], ["y_out"])
+    model = make_model([helper.make_node("Loop", ["trips", "", "x"], ["y"], body=outer_body)],
+                       [("trips", [], np.int64), ("inner", [], np.int64), ("x", [3])], [("y", [3])])
+    sess = InferenceSession(model.SerializeToString())
+    x = np.array([1.0, -2.0, 0.5], np.float32)
+    for trips, inner in ((3, 4), (1, 0), (0, 2), (5, 1)):
+        feed = {"trips": np.array(trips), "inner": np.array(inner), "x": x}
+        assert_close(sess.run(None, feed)[0], ort_run(model, feed)[0])
