@@ -242,6 +242,7 @@ class KernelBuilder:
 
     def and_(self, a, b): return self._ins(arith.AndIOp(a, b))
     def or_(self, a, b): return self._ins(arith.OrIOp(a, b))
+    def xor(self, a, b): return self._ins(arith.XOrIOp(a, b))
 
     def in_bounds(self, i, size):
         """(0 <= i < size, i clamped into [0, size - 1]): for loads that must stay inside a tensor."""

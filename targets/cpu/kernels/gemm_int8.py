@@ -1,4 +1,4 @@
-"""Integer GEMM: C[m, n] (int32) = sum_k (A[m, k] - a_zp) * B[k, n], A uint8, B int8 constant.
+"""Integer GEMM: C[m, n] (int32) = sum_k (A[m, k] - a_zp) * B[k, n], A uint8 (or int8), B int8 constant.
 
 B is packed at compile time into panels of NR columns of 32-bit words, each word `group`
 consecutive k of one column: [panel][K / group][NR]. A register tile of MR rows x NR columns
@@ -12,6 +12,8 @@ multiplied with the panel row:
 
 The zero point of A (a run-time value: DynamicQuantizeLinear's) is taken out in the epilogue as
 a_zp * colsum(B), colsum computed at packing time; B's zero point is 0 (symmetric weights).
+An int8 A (`signed_a`) is read as the uint8 A xor 0x80 = A + 128, so its zero point is a_zp + 128
+(the caller's: folded into the column sums of a requantizing GEMM).
 Work items are (row tile, panel) pairs.
 """
 from __future__ import annotations
@@ -34,6 +36,8 @@ REQUANT_FIELDS = ("multiplier", "c_zp", "c_min", "c_max")
 # x + 1.5 * 2**23 holds an integral |x| < 2**22 in its low mantissa bits, two's complement: its
 # low byte is x as a byte (no float-to-int conversion: LLVM scalarizes the saturating ones)
 BYTE_MAGIC = 1.5 * 2 ** 23
+# what an int8 A (Int8GemmSpec.signed_a) adds to each byte, and so to its zero point
+A_OFFSET = 128
 # the dot-product instruction set, best first: (name, required features, int32 lanes, k per word)
 DOT_PRODUCTS = (("avx512vnni", ("avx512vnni", "avx512f"), 16, 4), ("avxvnni", ("avxvnni",), 8, 4),
                 ("avx2", ("avx2",), 8, 2))
@@ -45,6 +49,7 @@ class Int8GemmSpec:
     mr: int = 4       # rows per register tile
     nvec: int = 2     # vectors per panel row
     requant: bool = False  # C is 8-bit: requantized in the epilogue (REQUANT_FIELDS), else int32
+    signed_a: bool = False  # A is int8, read as uint8 A + 128 (A_OFFSET)
 
     @property
     def width(self) -> int:
@@ -61,7 +66,7 @@ class Int8GemmSpec:
 
     @property
     def name(self) -> str:
-        return f"gemm_u8s8_{self.dot}_{self.mr}x{self.nr}{'_rq' if self.requant else ''}"
+        return f"gemm_{'s8' if self.signed_a else 'u8'}s8_{self.dot}_{self.mr}x{self.nr}{'_rq' if self.requant else ''}"
 
     @property
     def signature(self) -> Signature:
@@ -69,13 +74,14 @@ class Int8GemmSpec:
                             buffers=INT8_GEMM_BUFFERS + (("multiplier",) if self.requant else ()))
 
     @staticmethod
-    def for_features(features, requant: bool = False) -> "Int8GemmSpec | None":
+    def for_features(features, requant: bool = False, signed_a: bool = False) -> "Int8GemmSpec | None":
         """The best dot product the target's features allow, or None (no int8 kernel)."""
         have = set(features)
         dot = next((d for d in DOT_PRODUCTS if have.issuperset(d[1])), None)
         # 16-lane tiles: 8 rows x 2 vectors, 16 of the 32 registers accumulating; 8-lane ones keep
         # 4 rows within 16 registers
-        return None if dot is None else Int8GemmSpec(dot[0], mr=8 if dot[2] == 16 else 4, requant=requant)
+        return None if dot is None else Int8GemmSpec(dot[0], mr=8 if dot[2] == 16 else 4,
+                                                         requant=requant, signed_a=signed_a)
 
 
 def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -135,10 +141,13 @@ class _Int8GemmEmitter:
 
     def _a_word(self, index):
         """A's `group` bytes at word `index` as the 32-bit word the dot product takes."""
-        kb = self.kb
+        kb, flip = self.kb, self.spec.signed_a
         if self.spec.group == 4:
-            return kb.load(self.f["a"], index, elem=i32)
+            word = kb.load(self.f["a"], index, elem=i32)
+            return kb.xor(word, kb.const(0x80808080 - 2 ** 32, i32)) if flip else word
         pair = kb.cast(llvm.ZExtOp, kb.load(self.f["a"], index, elem=i16), i32)  # bytes b0 | b1 << 8
+        if flip:
+            pair = kb.xor(pair, kb.const(0x8080, i32))
         low = kb.and_(pair, kb.const(0xFF, i32))
         high = kb.mul(kb.and_(pair, kb.const(0xFF00, i32)), kb.const(256, i32))
         return kb.or_(low, high)  # as two 16-bit lanes: b0 | b1 << 16

@@ -15,7 +15,7 @@ from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.dynamic_quantize import (
     APPLY_FIELDS, DQ_BLOCK, RANGE_FIELDS, apply_kernel, range_kernel)
-from pyflame_rt.targets.cpu.kernels.gemm_int8 import INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b
+from pyflame_rt.targets.cpu.kernels.gemm_int8 import A_OFFSET, INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b
 from pyflame_rt.targets.cpu.lowerings.movement import emit_copy, emit_pad
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
@@ -46,17 +46,18 @@ class LowerMatMulInteger(GraphToKernelPattern):
 
 def emit_requantizing_gemm(L, op: quant.QuantizedComputeOp, a: Loc, m: Dim, b: np.ndarray, bias: np.ndarray | None,
                            c: Loc) -> None:
-    """C[m, n] (8-bit, op.type) = requantized A[m, K] (uint8, op's first input type) @ B (the constant
-    int8 [K, N]) + bias (int32 [N] or None): the integer GEMM with A's zero point and the bias
-    taken out of the column sums at compile time (A's zero point word is 1), the multipliers
-    a_scale x b_scale / c_scale per column."""
-    spec = Int8GemmSpec.for_features(L.target.features, requant=True)
+    """C[m, n] (8-bit, op.type) = requantized A[m, K] (8-bit, op's first input type) @ B (the constant
+    int8 [K, N]) + bias (int32 [N] or None): the integer GEMM with A's zero point (+ A_OFFSET for
+    an int8 A) and the bias taken out of the column sums at compile time (A's zero point word is
+    1), the multipliers a_scale x b_scale / c_scale per column."""
+    (k, n), (a_type, b_type) = b.shape, op.input_types.data[:2]
+    signed_a = a_type.kind is quant.Storage.I8
+    spec = Int8GemmSpec.for_features(L.target.features, requant=True, signed_a=signed_a)
     if spec is None:
         raise UnsupportedOperatorError(f"the CPU backend has no integer GEMM for this {op.name}")
-    (k, n), (a_type, b_type) = b.shape, op.input_types.data[:2]
     packed, colsum = pack_int8_b(b, spec)
     npanels = packed.shape[0]
-    colsum *= np.int32(a_type.zero_point_values[0])
+    colsum *= np.int32(a_type.zero_point_values[0] + (A_OFFSET if signed_a else 0))
     if bias is not None:
         colsum[:n] -= bias.astype(np.int32)
     multiplier = np.zeros(npanels * spec.nr, np.float32)
@@ -91,7 +92,7 @@ class LowerQuantizedMatMul(GraphToKernelPattern):
 
 class LowerQuantizedConv(GraphToKernelPattern):
     """quant.conv (2-D, one group) -> the requantizing integer GEMM of im2col rows by the weight:
-    the input, padded with its zero point, is NHWC (an NCHW one is transposed); each output pixel's
+    the 8-bit input, padded with its zero point, is NHWC (an NCHW one is transposed); each output pixel's
     row holds its window's KH x KW x C bytes, C contiguous (K padded to a multiple of 4; a
     pointwise convolution with C a multiple of 4 reads the NHWC input as its rows); the GEMM writes
     [N, OH x OW, M]: NHWC, or transposed to NCHW."""
@@ -107,7 +108,8 @@ class LowerQuantizedConv(GraphToKernelPattern):
             raise UnsupportedOperatorError(f"the CPU backend has no integer convolution for this {op.name}")
         window = op.window()
         (sh, sw), (dh, dw), (pt, pl, pb, pr) = window["strides"], window["dilations"], window["pads"]
-        a_zp = op.input_types.data[0].zero_point_values[0]
+        a_type = op.input_types.data[0]
+        a_zp = a_type.zero_point_values[0]
         nchw = op.data_layout == Layout.NCHW
         nhwc = L.loc(op.input)
         if nchw:
@@ -119,7 +121,7 @@ class LowerQuantizedConv(GraphToKernelPattern):
         (n, hp, wp, c) = x_shape
         if pt or pl or pb or pr:
             nhwc, (n, hp, wp, c) = emit_pad(L, nhwc, x_shape, [0, pt, pl, 0, 0, pb, pr, 0], value=a_zp,
-                                            dtype=np.uint8)
+                                            dtype=quant.STORAGE_DTYPE[a_type.kind].numpy)
         m, _, kh, kw = w.shape
         oh, ow = out_shape[2:] if nchw else out_shape[1:3]
         k, p = kh * kw * c, oh * ow
