@@ -389,6 +389,14 @@ class AddOp(QuantizedBinaryOp):
     name = "quant.add"
     GRAPH_OP: ClassVar[type[GraphOp]] = graph.AddOp
 
+    def same_shape_bytes(self) -> bool:
+        """Operands and result of one static shape, 8-bit per-tensor types: an elementwise
+        requantizing sum (a residual Add between int8 layers)."""
+        types = [*self.input_types.data, self.type]
+        shapes = {tuple(v.type.get_shape()) for v in (self.lhs, self.rhs, self.result)}
+        return (len(shapes) == 1 and all(d >= 0 for d in next(iter(shapes)))
+                and all(t.kind in (Storage.U8, Storage.I8) and not t.per_axis for t in types))
+
 
 @irdl_op_definition
 class MulOp(QuantizedBinaryOp):

@@ -370,7 +370,7 @@ class KernelBuilder:
         """Vector load of the lanes in `mask` only (others zero); never touches masked-off memory."""
         t = vec(width, elem)
         name = f"llvm.masked.load.v{width}{_suffix(elem)}.p0"
-        passthru = self.fconst(0.0, width)
+        passthru = self.vconst(0, elem, width)
         p = self.gep(ptr, index, elem)
         if self.guard:
             p = self.guard.check_lanes(p, mask, _align(elem), store=False)

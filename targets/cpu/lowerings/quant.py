@@ -1,6 +1,7 @@
 """quant.matmul_integer by a constant int8 weight -> the integer GEMM (kernels/gemm_int8.py) with the
 weight packed now; quant.matmul / gemm / conv by one -> the same GEMM requantizing (a Conv through
-im2col); quant.dynamic_quantize -> its range and apply kernels (kernels/dynamic_quantize.py).
+im2col); quant.add of one shape -> one requantizing pass (kernels/quant_add.py);
+quant.dynamic_quantize -> its range and apply kernels (kernels/dynamic_quantize.py).
 The quant ops without a kernel were expanded by `expand-quant`."""
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.dynamic_quantize import (
     APPLY_FIELDS, DQ_BLOCK, RANGE_FIELDS, apply_kernel, range_kernel)
 from pyflame_rt.targets.cpu.kernels.gemm_int8 import A_OFFSET, INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b
+from pyflame_rt.targets.cpu.kernels.quant_add import QADD_BLOCK, QADD_FIELDS, QuantAddSpec, quant_add_kernel
 from pyflame_rt.targets.cpu.lowerings.movement import emit_copy, emit_pad
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
@@ -145,6 +147,31 @@ class LowerQuantizedConvNHWC(LowerQuantizedConv):
     layout = "NHWC"
 
 
+class LowerQuantizedAdd(GraphToKernelPattern):
+    """quant.add of operands and result of one shape (`AddOp.same_shape_bytes`) -> one pass
+    requantizing both operands to the result's type."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: quant.AddOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: quant.AddOp) -> None:
+        if not op.same_shape_bytes():
+            raise UnsupportedOperatorError(f"the CPU backend has no integer kernel for this {op.name}")
+        (ta, tb), ty = op.input_types.data, op.type
+        spec = QuantAddSpec(tuple(t.kind is quant.Storage.I8 for t in (ta, tb, ty)), L.target.vector_width)
+        y_scale = np.float32(ty.scale_values[0])
+        multipliers = np.array([ta.scale_values[0], tb.scale_values[0]], np.float32) / y_scale
+        lo, hi = ty.bounds
+        n = numel(L.shapes[op.result])
+        f = {"a": L.loc(op.lhs), "b": L.loc(op.rhs), "y": L.result_loc(op.result),
+             "multipliers": L.add_weight("add_multipliers", multipliers), "n": n,
+             "a_zp": ta.zero_point_values[0], "b_zp": tb.zero_point_values[0], "y_zp": ty.zero_point_values[0],
+             "y_min": int(lo), "y_max": int(hi)}
+        name = L.kernel(spec.name, lambda: quant_add_kernel(spec))
+        L.call(name, [f[x] for x in QADD_FIELDS], ("ceildiv", n, QADD_BLOCK), work_per_item=QADD_BLOCK)
+
+
 class LowerDynamicQuantize(GraphToKernelPattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: quant.DynamicQuantizeOp, rewriter: PatternRewriter) -> None:
@@ -160,4 +187,5 @@ class LowerDynamicQuantize(GraphToKernelPattern):
         L.call(ak, [f[x] for x in APPLY_FIELDS], ("ceildiv", n, DQ_BLOCK), work_per_item=DQ_BLOCK)
 
 
-PATTERNS = (LowerMatMulInteger, LowerQuantizedMatMul, LowerQuantizedConv, LowerQuantizedConvNHWC, LowerDynamicQuantize)
+PATTERNS = (LowerMatMulInteger, LowerQuantizedMatMul, LowerQuantizedConv, LowerQuantizedConvNHWC, LowerQuantizedAdd,
+            LowerDynamicQuantize)

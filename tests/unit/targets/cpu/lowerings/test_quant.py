@@ -78,3 +78,21 @@ def test_checked_build_has_no_violation(opt_level, rng):
     exe = Executable(compile_model(model, CompileOptions(checked=True, opt_level=OptLevel[opt_level])))
     x = rng.integers(0, 256, (2, 3, 9, 10)).astype(np.uint8)
     assert np.abs(exe.run([x])[0].astype(np.int32) - ort_run(model, {"x": x})[0]).max() <= 1
+
+
+@pytest.mark.parametrize("signed", [False, True], ids=["uint8", "int8"])
+def test_qlinear_add_runs_one_requantizing_pass(signed, rng):
+    """com.microsoft QLinearAdd of one shape (630 elements: a masked last vector), within one
+    step of onnxruntime."""
+    act, shift = (np.int8, 128) if signed else (np.uint8, 0)
+    inits = {"as": np.array(0.03, np.float32), "az": np.array(118 - shift, act),
+             "bs": np.array(0.05, np.float32), "bz": np.array(3 - shift, act),
+             "ys": np.array(0.07, np.float32), "yz": np.array(140 - shift, act)}
+    node = helper.make_node("QLinearAdd", ["a", "as", "az", "b", "bs", "bz", "ys", "yz"], ["y"], domain="com.microsoft")
+    model = make_model([node], [("a", [2, 5, 7, 9], act), ("b", [2, 5, 7, 9], act)], [("y", [2, 5, 7, 9], act)], inits)
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True))
+    feeds = {k: _activations(rng, (2, 5, 7, 9), signed) for k in "ab"}
+    ours, ref = sess.run(None, feeds)[0], ort_run(model, feeds)[0]
+    assert ours.dtype == ref.dtype and np.abs(ours.astype(np.int32) - ref).max() <= 1
+    assert any(k.startswith("quant_add_") for k in kernels_run(sess, feeds))
