@@ -55,9 +55,10 @@ def test_other_products_are_expanded(rng):
     ("avxvnni", ("avx2", "avxvnni"), "{vex}\tvpdpbusd\t%ymm"),
     ("avx2", ("avx2",), "vpmaddwd\t%ymm"),
 ])
-def test_each_path_compiles_to_its_instruction(dot, features, instruction):
+@pytest.mark.parametrize("signed_a", [False, True], ids=["u8", "s8"])
+def test_each_path_compiles_to_its_instruction(dot, features, instruction, signed_a):
     target = CPUTarget(HOST.triple, "x86-64-v3", features)
-    spec = Int8GemmSpec.for_features(features)
+    spec = Int8GemmSpec.for_features(features, requant=signed_a, signed_a=signed_a)
     assert spec.dot == dot
     module = ModuleOp([int8_gemm_kernel(spec)])
     _convert(module)
