@@ -14,7 +14,9 @@ The zero point of A (a run-time value: DynamicQuantizeLinear's) is taken out in 
 a_zp * colsum(B), colsum computed at packing time; B's zero point is 0 (symmetric weights).
 An int8 A (`signed_a`) is read as the uint8 A xor 0x80 = A + 128, so its zero point is a_zp + 128
 (the caller's: folded into the column sums of a requantizing GEMM).
-Work items are (row tile, panel) pairs.
+Work items are (row tile, panel) pairs, ordered by blocks of `pblock` panels (`panel_block`: their
+packed B fits half of L2): every row tile meets one block's panels before the next block, so B is
+read from memory once however many row tiles there are.
 """
 from __future__ import annotations
 
@@ -28,11 +30,14 @@ from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature, vec
 
 i8, i16 = IntegerType(8), IntegerType(16)
 
-INT8_GEMM_FIELDS = ("a", "b", "c", "colsum", "a_zp", "m", "n", "kg", "a_rs", "c_rs", "npanels")
+INT8_GEMM_FIELDS = ("a", "b", "c", "colsum", "a_zp", "m", "n", "kg", "a_rs", "c_rs", "npanels", "pblock")
 INT8_GEMM_BUFFERS = ("a", "b", "c", "colsum", "a_zp")
 # after INT8_GEMM_FIELDS in a requantizing kernel: per-column float32 multipliers (a_scale x
 # b_scale / c_scale, padded like colsum), C's zero point and storage range
 REQUANT_FIELDS = ("multiplier", "c_zp", "c_min", "c_max")
+# packed B bytes of one panel block: half of a 512 KB L2 (the rest for A's rows and C), as the
+# float32 GEMM assumes (kernels/gemm.py)
+B_BLOCK_BYTES = 256 * 1024
 # x + 1.5 * 2**23 holds an integral |x| < 2**22 in its low mantissa bits, two's complement: its
 # low byte is x as a byte (no float-to-int conversion: LLVM scalarizes the saturating ones)
 BYTE_MAGIC = 1.5 * 2 ** 23
@@ -97,6 +102,11 @@ def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarr
     return np.ascontiguousarray(words).view(np.int32).reshape(panels, k // g, nr), colsum
 
 
+def panel_block(kg: int, spec: Int8GemmSpec) -> int:
+    """Panels per block: as many as fit B_BLOCK_BYTES (at least one)."""
+    return max(1, B_BLOCK_BYTES // (kg * spec.nr * 4))
+
+
 def int8_gemm_kernel(spec: Int8GemmSpec) -> func.FuncOp:
     return _Int8GemmEmitter(spec).emit()
 
@@ -111,9 +121,15 @@ class _Int8GemmEmitter:
     def emit(self) -> func.FuncOp:
         kb, f, mr = self.kb, self.f, self.spec.mr
         a_zp = kb.cast(llvm.ZExtOp, kb.load(f["a_zp"], kb.const(0), elem=i8), i32)
+        rtiles = kb.div(kb.add(f["m"], kb.const(mr - 1)), kb.const(mr))
         with kb.loop(kb.begin, kb.end) as item:
-            r0 = kb.mul(kb.div(item.iv, f["npanels"]), kb.const(mr))
-            panel = kb.rem(item.iv, f["npanels"])
+            # item = (block, row tile, panel in block); the last block may hold fewer panels
+            span = kb.mul(f["pblock"], rtiles)
+            block, within = kb.div(item.iv, span), kb.rem(item.iv, span)
+            first = kb.mul(block, f["pblock"])
+            panels = kb.min(f["pblock"], kb.sub(f["npanels"], first))
+            r0 = kb.mul(kb.div(within, panels), kb.const(mr))
+            panel = kb.add(first, kb.rem(within, panels))
             rows = kb.min(kb.const(mr), kb.sub(f["m"], r0))
             kb.if_else(kb.cmp("eq", rows, kb.const(mr)), lambda: self._tile(r0, panel, mr, a_zp),
                        lambda: self._rows_one_by_one(r0, rows, panel, a_zp))

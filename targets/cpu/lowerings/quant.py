@@ -16,7 +16,8 @@ from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.dynamic_quantize import (
     APPLY_FIELDS, DQ_BLOCK, RANGE_FIELDS, apply_kernel, range_kernel)
-from pyflame_rt.targets.cpu.kernels.gemm_int8 import A_OFFSET, INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b
+from pyflame_rt.targets.cpu.kernels.gemm_int8 import (
+    A_OFFSET, INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b, panel_block)
 from pyflame_rt.targets.cpu.kernels.quant_add import QADD_BLOCK, QADD_FIELDS, QuantAddSpec, quant_add_kernel
 from pyflame_rt.targets.cpu.lowerings.movement import emit_copy, emit_pad
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
@@ -40,7 +41,8 @@ class LowerMatMulInteger(GraphToKernelPattern):
         npanels = packed.shape[0]
         f = {"a": L.loc(op.lhs), "b": L.add_weight("packed_b_int8", packed), "c": L.result_loc(op.result),
              "colsum": L.add_weight("colsum", colsum), "a_zp": L.loc(op.lhs_zero_point), "m": m, "n": n,
-             "kg": k // spec.group, "a_rs": k // spec.group, "c_rs": n, "npanels": npanels}
+             "kg": k // spec.group, "a_rs": k // spec.group, "c_rs": n, "npanels": npanels,
+             "pblock": panel_block(k // spec.group, spec)}
         name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
         L.call(name, [f[x] for x in INT8_GEMM_FIELDS], ("mul", ("ceildiv", m, spec.mr), npanels),
                work_per_item=spec.mr * spec.nr * k // 4)
@@ -68,7 +70,8 @@ def emit_requantizing_gemm(L, op: quant.QuantizedComputeOp, a: Loc, m: Dim, b: n
     lo, hi = op.type.bounds
     f = {"a": a, "b": L.add_weight("packed_b_int8", packed), "c": c, "colsum": L.add_weight("colsum", colsum),
          "a_zp": L.add_weight("unit_zero_point", np.ones(1, np.uint8)), "m": m, "n": n, "kg": k // spec.group,
-         "a_rs": k // spec.group, "c_rs": n, "npanels": npanels, "multiplier": L.add_weight("multiplier", multiplier),
+         "a_rs": k // spec.group, "c_rs": n, "npanels": npanels, "pblock": panel_block(k // spec.group, spec),
+         "multiplier": L.add_weight("multiplier", multiplier),
          "c_zp": op.type.zero_point_values[0], "c_min": int(lo), "c_max": int(hi)}
     name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
     L.call(name, [f[x] for x in spec.signature.fields], ("mul", ("ceildiv", m, spec.mr), npanels),
