@@ -311,11 +311,11 @@ class QuantizedComputeOp(QuantOp):
         return np.float32(x.scale_values[0]) * np.array(w.scale_values, np.float32)
 
     def requantizing_gemm_types(self, weight_axis: int) -> bool:
-        """The types an integer GEMM with requantization computes: a uint8 activation per tensor,
+        """The types an integer GEMM with requantization computes: an 8-bit activation per tensor,
         an int8 weight of zero point 0 (per tensor or per output channel along `weight_axis`), an
         8-bit result per tensor."""
         a, b = self.input_types.data[:2]
-        return (a.kind is Storage.U8 and not a.per_axis and b.kind is Storage.I8 and not any(b.zero_point_values)
+        return (a.kind in (Storage.U8, Storage.I8) and not a.per_axis and b.kind is Storage.I8 and not any(b.zero_point_values)
                 and (not b.per_axis or b.axis.data == weight_axis)
                 and self.type.kind in (Storage.U8, Storage.I8) and not self.type.per_axis)
 
@@ -374,7 +374,7 @@ class MatMulOp(QuantizedBinaryOp):
 
     def constant_weight(self, value_of: Callable[[SSAValue], np.ndarray | None]) -> np.ndarray | None:
         """The int8 [K, N] weight when an integer GEMM with requantization computes this product
-        (`value_of`: a value's constant array or None): uint8 lhs per tensor by a constant int8
+        (`value_of`: a value's constant array or None): 8-bit lhs per tensor by a constant int8
         matrix of zero point 0 (per tensor or per column), K a multiple of 4, an 8-bit result per
         tensor; else None."""
         b = value_of(self.rhs)
@@ -388,6 +388,14 @@ class AddOp(QuantizedBinaryOp):
 
     name = "quant.add"
     GRAPH_OP: ClassVar[type[GraphOp]] = graph.AddOp
+
+    def same_shape_bytes(self) -> bool:
+        """Operands and result of one static shape, 8-bit per-tensor types: an elementwise
+        requantizing sum (a residual Add between int8 layers)."""
+        types = [*self.input_types.data, self.type]
+        shapes = {tuple(v.type.get_shape()) for v in (self.lhs, self.rhs, self.result)}
+        return (len(shapes) == 1 and all(d >= 0 for d in next(iter(shapes)))
+                and all(t.kind in (Storage.U8, Storage.I8) and not t.per_axis for t in types))
 
 
 @irdl_op_definition

@@ -121,10 +121,11 @@ REQUANTIZING_GEMMS = (quant.MatMulOp, quant.GemmOp, quant.ConvOp)
 
 class ExpandQuantizedCompute(_QuantPattern):
     """Quantized ops but a MatMul / Gemm / Conv by a constant weight the target's integer GEMM
-    requantizes."""
+    requantizes and an Add of one shape (its own requantizing kernel)."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not isinstance(op, quant.QuantizedComputeOp) or self.on_int8_gemm(op, REQUANTIZING_GEMMS):
+        if not isinstance(op, quant.QuantizedComputeOp) or self.on_int8_gemm(op, REQUANTIZING_GEMMS) \
+                or self.int8_kernels and isinstance(op, quant.AddOp) and op.same_shape_bytes():
             return
         b = self.builder(rewriter)
         operands = [b.dequantize(v, t) for v, t in zip(op.quantized_operands, op.input_types.data)]

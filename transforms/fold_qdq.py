@@ -7,41 +7,95 @@ quantize, the group is that op of the `quant` dialect on the storage tensors:
     quantize<t>(graph.matmul(dequantize<ta>(a), dequantize<tb>(b)))
         ->  quant.matmul(a, b) {input_types = [ta, tb], type = t}
 
-for MatMul, Add, Mul, Concat, AveragePool and GlobalAveragePool, and Conv (NCHW, no bias, residual
-or fused activation). The dequantizes stay for any other readers (dead-code removal drops the rest).
-It is the exact inverse of `expand-quant` on these ops (the quant ops are defined by that
-expansion), so a folded op without a kernel computes as before; the CPU runs it first among its
-legalizations, so that its requantizing integer GEMM finds the quantized MatMuls.
+for MatMul, Add, Mul, Concat, AveragePool and GlobalAveragePool, and Conv (NCHW, no residual or
+fused activation). A Conv's bias is a QDQ model's dequantized int32 bias, which fold-constants made
+a float32 constant: it folds to the int32 codes when their product with the bias scales (input
+scale x weight scale) gives back exactly that constant. The dequantizes stay for any other readers
+(dead-code removal drops the rest). It is the exact inverse of `expand-quant` on these ops (the
+quant ops are defined by that expansion), so a folded op without a kernel computes as before; the
+CPU runs it first among its legalizations, so that its requantizing integer GEMM finds the
+quantized MatMuls and Convs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation
+from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
+from xdsl.rewriter import InsertPoint
 
 from pyflame_rt.dialects import graph, graph_nn as nn, quant
 from pyflame_rt.dialects.graph_attrs import Layout
+from pyflame_rt.dialects.reference import evaluate_op, has_reference
 from pyflame_rt.dialects.weights import WeightTable
-from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, defining, node_name_keeper, single_use
+from pyflame_rt.errors import PyFlameRTError
+from pyflame_rt.transforms.convert_to_half import node_name
+from pyflame_rt.transforms.graph_pass import (
+    GraphPass, PassStats, constant_array, defining, make_constant, node_name_keeper, single_use)
 from pyflame_rt.transforms.registry import register_pass
 
 
 def _binary(cls) -> Callable:
-    return lambda src, ins, types, t, rt: cls(ins[0], ins[1], rt, input_types=types, type=t)
+    return lambda src, ins, types, t, rt, weights: cls(ins[0], ins[1], rt, input_types=types, type=t)
 
 
-def _conv(src: nn.ConvOp, ins, types, t, rt):
-    if src.bias is not None or src.residual is not None or graph.activation_of(src) is not None \
-            or src.data_layout != Layout.NCHW:
+def _conv(src: nn.ConvOp, ins, types, t, rt, weights: WeightTable):
+    if src.residual is not None or graph.activation_of(src) is not None or src.data_layout != Layout.NCHW:
         return None
-    return quant.ConvOp(ins[0], ins[1], None, rt, input_types=types, type=t, group=src.groups,
-                        **{n: src.ints(n) for n in ("strides", "dilations", "pads")})
+    bias = None
+    if src.bias is not None:
+        codes = _bias_codes(src.bias, types, weights)
+        if codes is None:
+            return None
+        bias = make_constant(codes, f"{node_name(src) or 'conv'}_bias_int32", weights, 1)
+    op = quant.ConvOp(ins[0], ins[1], bias and bias.result, rt, input_types=types, type=t, group=src.groups,
+                      **{n: src.ints(n) for n in ("strides", "dilations", "pads")})
+    return [bias, op] if bias else op
 
 
-def _average_pool(src: nn.AveragePoolOp, ins, types, t, rt):
+def _bias_codes(bias: SSAValue, types, weights: WeightTable) -> np.ndarray | None:
+    """The int32 codes whose float32 product with the bias scales (expand-quant's definition of a
+    quant.conv bias) is the constant `bias`, or None."""
+    value = _evaluated(bias, weights)
+    if value is None or value.dtype != np.float32:
+        return None
+    scales = np.float32(types[0].scale_values[0]) * np.array(types[1].scale_values, np.float32)
+    codes = np.rint(value.astype(np.float64) / scales)
+    if not np.all(np.abs(codes) < 2 ** 31):
+        return None
+    codes = codes.astype(np.int32)
+    return codes if np.array_equal(codes.astype(np.float32) * scales, value) else None
+
+
+def _evaluated(v: SSAValue, weights: WeightTable) -> np.ndarray | None:
+    """The value of `v` when constants alone define it (a QDQ bias's DequantizeLinear imports as
+    cast, sub and mul of constants, which fold-constants, after the legalizations, would fold)."""
+    value = constant_array(v, weights)
+    op = v.owner
+    if value is not None or not isinstance(op, graph.GraphOp) or not has_reference(op) or len(op.results) != 1:
+        return value
+    inputs = [_evaluated(x, weights) for x in op.operands]
+    if any(x is None for x in inputs):
+        return None
+    try:
+        return evaluate_op(op, inputs)[0]
+    except (PyFlameRTError, ArithmeticError, ValueError):
+        return None  # left to run time, as fold-constants leaves it
+
+
+def _erase_unused(op: Operation, rewriter: PatternRewriter) -> None:
+    """`op` and, recursively, what only it read, when nothing reads its results."""
+    if isinstance(op, graph.GraphOp) and not any(r.uses for r in op.results):
+        owners = [x.owner for x in op.operands]
+        rewriter.erase_op(op)
+        for owner in owners:
+            _erase_unused(owner, rewriter)
+
+
+def _average_pool(src: nn.AveragePoolOp, ins, types, t, rt, weights):
     if set(src.ints("dilations")) != {1} or src.data_layout != Layout.NCHW:
         return None
     return quant.AvgPoolOp(ins[0], rt, input_types=types, type=t, kernel_shape=src.ints("kernel_shape"),
@@ -49,16 +103,16 @@ def _average_pool(src: nn.AveragePoolOp, ins, types, t, rt):
                            count_include_pad=src.count_include_pad.value.data)
 
 
-def _global_average_pool(src: nn.GlobalAveragePoolOp, ins, types, t, rt):
+def _global_average_pool(src: nn.GlobalAveragePoolOp, ins, types, t, rt, weights):
     return None if src.data_layout != Layout.NCHW else quant.GlobalAvgPoolOp(ins[0], rt, input_types=types, type=t)
 
 
 # float op -> builder of its quant op (src, storage operands, their types, result type, storage result
-# type), None when this instance has no quantized form
+# type, weights) or of the constants it needs and the op, None when this instance has no quantized form
 QUANTIZED_FORMS: dict[type, Callable] = {
     graph.MatMulOp: _binary(quant.MatMulOp), graph.AddOp: _binary(quant.AddOp), graph.MulOp: _binary(quant.MulOp),
     nn.ConvOp: _conv,
-    nn.ConcatOp: lambda src, ins, types, t, rt: quant.ConcatOp(*ins, result_type=rt, input_types=types, type=t,
+    nn.ConcatOp: lambda src, ins, types, t, rt, weights: quant.ConcatOp(*ins, result_type=rt, input_types=types, type=t,
                                                                axis=src.axis.value.data),
     nn.AveragePoolOp: _average_pool, nn.GlobalAveragePoolOp: _global_average_pool,
 }
@@ -66,6 +120,7 @@ QUANTIZED_FORMS: dict[type, Callable] = {
 
 @dataclass
 class FoldQDQGroup(RewritePattern):
+    weights: WeightTable
     stats: PassStats
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
@@ -75,14 +130,20 @@ class FoldQDQGroup(RewritePattern):
         build = QUANTIZED_FORMS.get(type(src))
         if build is None or not single_use(op.input):
             return
-        dqs = [defining(v, quant.DequantizeOp) for v in src.operands]
+        quantized = [src.input, src.weight] if isinstance(src, nn.ConvOp) else src.operands  # not a bias
+        dqs = [defining(v, quant.DequantizeOp) for v in quantized]
         if not dqs or None in dqs or (isinstance(src, graph.AddOp) and graph.activation_of(src) is not None):
             return
-        folded = build(src, [d.input for d in dqs], [d.type for d in dqs], op.type, op.result.type)
+        folded = build(src, [d.input for d in dqs], [d.type for d in dqs], op.type, op.result.type, self.weights)
         if folded is None:
             return
+        *constants, folded = folded if isinstance(folded, list) else [folded]
+        rewriter.insert_op(constants, InsertPoint.before(op))
         rewriter.replace(op, folded)
+        bias = src.bias.owner if isinstance(src, nn.ConvOp) and src.bias is not None else None
         rewriter.erase_op(src)
+        if bias is not None:
+            _erase_unused(bias, rewriter)
         for dq in dict.fromkeys(dqs):  # the dequantizes only the group read
             if not dq.result.uses:
                 rewriter.erase_op(dq)
@@ -98,5 +159,5 @@ class FoldQDQ(GraphPass):
 
     def rewrite(self, module: ModuleOp, weights: WeightTable, stats: PassStats) -> bool:
         # no dead-code removal: as a CPU legalization it changes nothing but the groups it folds
-        applier = GreedyRewritePatternApplier([FoldQDQGroup(stats)], dce_enabled=False)
+        applier = GreedyRewritePatternApplier([FoldQDQGroup(weights, stats)], dce_enabled=False)
         return PatternRewriteWalker(applier, listener=node_name_keeper()).rewrite_module(module)

@@ -43,6 +43,8 @@ ELEMENTWISE = (graph.ElementwiseBinaryOp, graph.ElementwiseUnaryOp, graph_fused.
 
 
 def elementwise(op: Operation) -> bool:
+    if isinstance(op, quant.AddOp):  # kept by expand-quant for its kernel: one shape, per tensor
+        return op.same_shape_bytes()
     return isinstance(op, ELEMENTWISE) and not (isinstance(op, (quant.QuantizeOp, quant.DequantizeOp))
                                                 and op.type.per_axis)
 

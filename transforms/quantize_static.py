@@ -14,8 +14,9 @@ constant; `exclude` names op types or ONNX node names kept in float32.
 Between layers values stay int8: a layer reading a dequantized value reads its storage (so the
 quantize / dequantize pair between two layers vanishes), a Relu that is the only reader of a layer's
 result is its output clamp when the Relu's type has zero point at the storage's low end (its
-result's grid starts at 0), and MaxPool, Reshape and Flatten (exact on codes: order preserving or
-moving them) run on the storage with the dequantize after them.
+result's grid starts at 0), an Add of two calibrated values (a residual Add) is a quant.add of
+their codes, and MaxPool, Reshape and Flatten (exact on codes: order preserving or moving them)
+run on the storage with the dequantize after them.
 """
 from __future__ import annotations
 
@@ -216,6 +217,50 @@ class QuantizeStaticLayer(RewritePattern):
                             **{n: op.ints(n) for n in ("strides", "dilations", "pads")})
 
 
+class QuantizeStaticAdd(QuantizeStaticLayer):
+    """A float32 Add of two calibrated values (a residual Add) -> quant.add of their codes, so a
+    ResNet block stays int8 from one convolution to the next."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, graph.AddOp) or graph.activation_of(op) is not None \
+                or "Add" in self.exclude or node_name(op) in self.exclude:
+            return
+        out, out_type = self._output(op)
+        types = [self._type(v) for v in (op.lhs, op.rhs)]
+        if out_type is None or None in types:
+            return
+        new: list[Operation] = []
+        codes = []
+        for v, t in zip((op.lhs, op.rhs), types):
+            if (dq := defining(v, quant.DequantizeOp)) is not None:
+                codes.append(dq.input)
+            else:
+                new.append(q := quant.QuantizeOp(v, _storage_type(v.type, t), type=t))
+                codes.append(q.result)
+        add = quant.AddOp(*codes, _storage_type(op.result.type, out_type), input_types=types, type=out_type)
+        new += [add, dq := quant.DequantizeOp(add.result, op.result.type, type=out_type)]
+        if out is not op.result:  # the Relu the output clamp computes
+            rewriter.replace_all_uses_with(out, dq.result)
+            rewriter.erase_op(out.owner)
+        rewriter.replace(op, new, [dq.result])
+        self.stats.nodes_added += len(new) - 1
+
+    def _type(self, v: SSAValue) -> quant.UniformQuantType | None:
+        """A float operand's per-tensor type: its dequantize's, or its calibrated one."""
+        dq = defining(v, quant.DequantizeOp)
+        t = dq.type if dq is not None else self.activations.get(self.keys.get(v))
+        return None if t is None or t.per_axis else t
+
+
+class CancelRequantize(RewritePattern):
+    """quantize<t>(dequantize<t>(q)) -> q: a value quantized before its producer was."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if isinstance(op, quant.QuantizeOp) and (dq := defining(op.input, quant.DequantizeOp)) is not None \
+                and dq.type == op.type:
+            rewriter.replace(op, [], [dq.input])
+
+
 class SinkDequantize(RewritePattern):
     """op(dequantize<t>(q)) -> dequantize<t>(op(q)) for the ops of CODE_EXACT_OPS."""
 
@@ -246,6 +291,7 @@ class QuantizeStaticInt8(GraphPass):
         keys = value_keys(graph.entry_function(module))
         changed = apply_patterns(module, [
             QuantizeStaticLayer(types, keys, frozenset(self.exclude), self.per_channel, weights, stats),
-            SinkDequantize()])
+            QuantizeStaticAdd(types, keys, frozenset(self.exclude), self.per_channel, weights, stats),
+            CancelRequantize(), SinkDequantize()])
         stats.initializers_removed += weights.prune(referenced_weights(module))
         return changed

@@ -242,6 +242,7 @@ class KernelBuilder:
 
     def and_(self, a, b): return self._ins(arith.AndIOp(a, b))
     def or_(self, a, b): return self._ins(arith.OrIOp(a, b))
+    def xor(self, a, b): return self._ins(arith.XOrIOp(a, b))
 
     def in_bounds(self, i, size):
         """(0 <= i < size, i clamped into [0, size - 1]): for loads that must stay inside a tensor."""
@@ -369,7 +370,7 @@ class KernelBuilder:
         """Vector load of the lanes in `mask` only (others zero); never touches masked-off memory."""
         t = vec(width, elem)
         name = f"llvm.masked.load.v{width}{_suffix(elem)}.p0"
-        passthru = self.fconst(0.0, width)
+        passthru = self.vconst(0, elem, width)
         p = self.gep(ptr, index, elem)
         if self.guard:
             p = self.guard.check_lanes(p, mask, _align(elem), store=False)

@@ -1,4 +1,4 @@
-"""Integer GEMM: C[m, n] (int32) = sum_k (A[m, k] - a_zp) * B[k, n], A uint8, B int8 constant.
+"""Integer GEMM: C[m, n] (int32) = sum_k (A[m, k] - a_zp) * B[k, n], A uint8 (or int8), B int8 constant.
 
 B is packed at compile time into panels of NR columns of 32-bit words, each word `group`
 consecutive k of one column: [panel][K / group][NR]. A register tile of MR rows x NR columns
@@ -12,7 +12,11 @@ multiplied with the panel row:
 
 The zero point of A (a run-time value: DynamicQuantizeLinear's) is taken out in the epilogue as
 a_zp * colsum(B), colsum computed at packing time; B's zero point is 0 (symmetric weights).
-Work items are (row tile, panel) pairs.
+An int8 A (`signed_a`) is read as the uint8 A xor 0x80 = A + 128, so its zero point is a_zp + 128
+(the caller's: folded into the column sums of a requantizing GEMM).
+Work items are (row tile, panel) pairs, ordered by blocks of `pblock` panels (`panel_block`: their
+packed B fits half of L2): every row tile meets one block's panels before the next block, so B is
+read from memory once however many row tiles there are.
 """
 from __future__ import annotations
 
@@ -26,14 +30,19 @@ from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature, vec
 
 i8, i16 = IntegerType(8), IntegerType(16)
 
-INT8_GEMM_FIELDS = ("a", "b", "c", "colsum", "a_zp", "m", "n", "kg", "a_rs", "c_rs", "npanels")
+INT8_GEMM_FIELDS = ("a", "b", "c", "colsum", "a_zp", "m", "n", "kg", "a_rs", "c_rs", "npanels", "pblock")
 INT8_GEMM_BUFFERS = ("a", "b", "c", "colsum", "a_zp")
 # after INT8_GEMM_FIELDS in a requantizing kernel: per-column float32 multipliers (a_scale x
 # b_scale / c_scale, padded like colsum), C's zero point and storage range
 REQUANT_FIELDS = ("multiplier", "c_zp", "c_min", "c_max")
+# packed B bytes of one panel block: half of a 512 KB L2 (the rest for A's rows and C), as the
+# float32 GEMM assumes (kernels/gemm.py)
+B_BLOCK_BYTES = 256 * 1024
 # x + 1.5 * 2**23 holds an integral |x| < 2**22 in its low mantissa bits, two's complement: its
 # low byte is x as a byte (no float-to-int conversion: LLVM scalarizes the saturating ones)
 BYTE_MAGIC = 1.5 * 2 ** 23
+# what an int8 A (Int8GemmSpec.signed_a) adds to each byte, and so to its zero point
+A_OFFSET = 128
 # the dot-product instruction set, best first: (name, required features, int32 lanes, k per word)
 DOT_PRODUCTS = (("avx512vnni", ("avx512vnni", "avx512f"), 16, 4), ("avxvnni", ("avxvnni",), 8, 4),
                 ("avx2", ("avx2",), 8, 2))
@@ -45,6 +54,7 @@ class Int8GemmSpec:
     mr: int = 4       # rows per register tile
     nvec: int = 2     # vectors per panel row
     requant: bool = False  # C is 8-bit: requantized in the epilogue (REQUANT_FIELDS), else int32
+    signed_a: bool = False  # A is int8, read as uint8 A + 128 (A_OFFSET)
 
     @property
     def width(self) -> int:
@@ -61,7 +71,7 @@ class Int8GemmSpec:
 
     @property
     def name(self) -> str:
-        return f"gemm_u8s8_{self.dot}_{self.mr}x{self.nr}{'_rq' if self.requant else ''}"
+        return f"gemm_{'s8' if self.signed_a else 'u8'}s8_{self.dot}_{self.mr}x{self.nr}{'_rq' if self.requant else ''}"
 
     @property
     def signature(self) -> Signature:
@@ -69,13 +79,14 @@ class Int8GemmSpec:
                             buffers=INT8_GEMM_BUFFERS + (("multiplier",) if self.requant else ()))
 
     @staticmethod
-    def for_features(features, requant: bool = False) -> "Int8GemmSpec | None":
+    def for_features(features, requant: bool = False, signed_a: bool = False) -> "Int8GemmSpec | None":
         """The best dot product the target's features allow, or None (no int8 kernel)."""
         have = set(features)
         dot = next((d for d in DOT_PRODUCTS if have.issuperset(d[1])), None)
         # 16-lane tiles: 8 rows x 2 vectors, 16 of the 32 registers accumulating; 8-lane ones keep
         # 4 rows within 16 registers
-        return None if dot is None else Int8GemmSpec(dot[0], mr=8 if dot[2] == 16 else 4, requant=requant)
+        return None if dot is None else Int8GemmSpec(dot[0], mr=8 if dot[2] == 16 else 4,
+                                                         requant=requant, signed_a=signed_a)
 
 
 def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -89,6 +100,11 @@ def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarr
     words = padded.reshape(k // g, g, panels, nr).transpose(2, 0, 3, 1)  # [panel, k / g, NR, g]
     colsum = padded.sum(axis=0, dtype=np.int32)
     return np.ascontiguousarray(words).view(np.int32).reshape(panels, k // g, nr), colsum
+
+
+def panel_block(kg: int, spec: Int8GemmSpec) -> int:
+    """Panels per block: as many as fit B_BLOCK_BYTES (at least one)."""
+    return max(1, B_BLOCK_BYTES // (kg * spec.nr * 4))
 
 
 def int8_gemm_kernel(spec: Int8GemmSpec) -> func.FuncOp:
@@ -105,9 +121,15 @@ class _Int8GemmEmitter:
     def emit(self) -> func.FuncOp:
         kb, f, mr = self.kb, self.f, self.spec.mr
         a_zp = kb.cast(llvm.ZExtOp, kb.load(f["a_zp"], kb.const(0), elem=i8), i32)
+        rtiles = kb.div(kb.add(f["m"], kb.const(mr - 1)), kb.const(mr))
         with kb.loop(kb.begin, kb.end) as item:
-            r0 = kb.mul(kb.div(item.iv, f["npanels"]), kb.const(mr))
-            panel = kb.rem(item.iv, f["npanels"])
+            # item = (block, row tile, panel in block); the last block may hold fewer panels
+            span = kb.mul(f["pblock"], rtiles)
+            block, within = kb.div(item.iv, span), kb.rem(item.iv, span)
+            first = kb.mul(block, f["pblock"])
+            panels = kb.min(f["pblock"], kb.sub(f["npanels"], first))
+            r0 = kb.mul(kb.div(within, panels), kb.const(mr))
+            panel = kb.add(first, kb.rem(within, panels))
             rows = kb.min(kb.const(mr), kb.sub(f["m"], r0))
             kb.if_else(kb.cmp("eq", rows, kb.const(mr)), lambda: self._tile(r0, panel, mr, a_zp),
                        lambda: self._rows_one_by_one(r0, rows, panel, a_zp))
@@ -135,10 +157,13 @@ class _Int8GemmEmitter:
 
     def _a_word(self, index):
         """A's `group` bytes at word `index` as the 32-bit word the dot product takes."""
-        kb = self.kb
+        kb, flip = self.kb, self.spec.signed_a
         if self.spec.group == 4:
-            return kb.load(self.f["a"], index, elem=i32)
+            word = kb.load(self.f["a"], index, elem=i32)
+            return kb.xor(word, kb.const(0x80808080 - 2 ** 32, i32)) if flip else word
         pair = kb.cast(llvm.ZExtOp, kb.load(self.f["a"], index, elem=i16), i32)  # bytes b0 | b1 << 8
+        if flip:
+            pair = kb.xor(pair, kb.const(0x8080, i32))
         low = kb.and_(pair, kb.const(0xFF, i32))
         high = kb.mul(kb.and_(pair, kb.const(0xFF00, i32)), kb.const(256, i32))
         return kb.or_(low, high)  # as two 16-bit lanes: b0 | b1 << 16

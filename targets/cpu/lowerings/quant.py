@@ -1,6 +1,7 @@
 """quant.matmul_integer by a constant int8 weight -> the integer GEMM (kernels/gemm_int8.py) with the
 weight packed now; quant.matmul / gemm / conv by one -> the same GEMM requantizing (a Conv through
-im2col); quant.dynamic_quantize -> its range and apply kernels (kernels/dynamic_quantize.py).
+im2col); quant.add of one shape -> one requantizing pass (kernels/quant_add.py);
+quant.dynamic_quantize -> its range and apply kernels (kernels/dynamic_quantize.py).
 The quant ops without a kernel were expanded by `expand-quant`."""
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.dynamic_quantize import (
     APPLY_FIELDS, DQ_BLOCK, RANGE_FIELDS, apply_kernel, range_kernel)
-from pyflame_rt.targets.cpu.kernels.gemm_int8 import INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b
+from pyflame_rt.targets.cpu.kernels.gemm_int8 import (
+    A_OFFSET, INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b, panel_block)
+from pyflame_rt.targets.cpu.kernels.quant_add import QADD_BLOCK, QADD_FIELDS, QuantAddSpec, quant_add_kernel
 from pyflame_rt.targets.cpu.lowerings.movement import emit_copy, emit_pad
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
@@ -38,7 +41,8 @@ class LowerMatMulInteger(GraphToKernelPattern):
         npanels = packed.shape[0]
         f = {"a": L.loc(op.lhs), "b": L.add_weight("packed_b_int8", packed), "c": L.result_loc(op.result),
              "colsum": L.add_weight("colsum", colsum), "a_zp": L.loc(op.lhs_zero_point), "m": m, "n": n,
-             "kg": k // spec.group, "a_rs": k // spec.group, "c_rs": n, "npanels": npanels}
+             "kg": k // spec.group, "a_rs": k // spec.group, "c_rs": n, "npanels": npanels,
+             "pblock": panel_block(k // spec.group, spec)}
         name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
         L.call(name, [f[x] for x in INT8_GEMM_FIELDS], ("mul", ("ceildiv", m, spec.mr), npanels),
                work_per_item=spec.mr * spec.nr * k // 4)
@@ -46,17 +50,18 @@ class LowerMatMulInteger(GraphToKernelPattern):
 
 def emit_requantizing_gemm(L, op: quant.QuantizedComputeOp, a: Loc, m: Dim, b: np.ndarray, bias: np.ndarray | None,
                            c: Loc) -> None:
-    """C[m, n] (8-bit, op.type) = requantized A[m, K] (uint8, op's first input type) @ B (the constant
-    int8 [K, N]) + bias (int32 [N] or None): the integer GEMM with A's zero point and the bias
-    taken out of the column sums at compile time (A's zero point word is 1), the multipliers
-    a_scale x b_scale / c_scale per column."""
-    spec = Int8GemmSpec.for_features(L.target.features, requant=True)
+    """C[m, n] (8-bit, op.type) = requantized A[m, K] (8-bit, op's first input type) @ B (the constant
+    int8 [K, N]) + bias (int32 [N] or None): the integer GEMM with A's zero point (+ A_OFFSET for
+    an int8 A) and the bias taken out of the column sums at compile time (A's zero point word is
+    1), the multipliers a_scale x b_scale / c_scale per column."""
+    (k, n), (a_type, b_type) = b.shape, op.input_types.data[:2]
+    signed_a = a_type.kind is quant.Storage.I8
+    spec = Int8GemmSpec.for_features(L.target.features, requant=True, signed_a=signed_a)
     if spec is None:
         raise UnsupportedOperatorError(f"the CPU backend has no integer GEMM for this {op.name}")
-    (k, n), (a_type, b_type) = b.shape, op.input_types.data[:2]
     packed, colsum = pack_int8_b(b, spec)
     npanels = packed.shape[0]
-    colsum *= np.int32(a_type.zero_point_values[0])
+    colsum *= np.int32(a_type.zero_point_values[0] + (A_OFFSET if signed_a else 0))
     if bias is not None:
         colsum[:n] -= bias.astype(np.int32)
     multiplier = np.zeros(npanels * spec.nr, np.float32)
@@ -65,7 +70,8 @@ def emit_requantizing_gemm(L, op: quant.QuantizedComputeOp, a: Loc, m: Dim, b: n
     lo, hi = op.type.bounds
     f = {"a": a, "b": L.add_weight("packed_b_int8", packed), "c": c, "colsum": L.add_weight("colsum", colsum),
          "a_zp": L.add_weight("unit_zero_point", np.ones(1, np.uint8)), "m": m, "n": n, "kg": k // spec.group,
-         "a_rs": k // spec.group, "c_rs": n, "npanels": npanels, "multiplier": L.add_weight("multiplier", multiplier),
+         "a_rs": k // spec.group, "c_rs": n, "npanels": npanels, "pblock": panel_block(k // spec.group, spec),
+         "multiplier": L.add_weight("multiplier", multiplier),
          "c_zp": op.type.zero_point_values[0], "c_min": int(lo), "c_max": int(hi)}
     name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
     L.call(name, [f[x] for x in spec.signature.fields], ("mul", ("ceildiv", m, spec.mr), npanels),
@@ -91,7 +97,7 @@ class LowerQuantizedMatMul(GraphToKernelPattern):
 
 class LowerQuantizedConv(GraphToKernelPattern):
     """quant.conv (2-D, one group) -> the requantizing integer GEMM of im2col rows by the weight:
-    the input, padded with its zero point, is NHWC (an NCHW one is transposed); each output pixel's
+    the 8-bit input, padded with its zero point, is NHWC (an NCHW one is transposed); each output pixel's
     row holds its window's KH x KW x C bytes, C contiguous (K padded to a multiple of 4; a
     pointwise convolution with C a multiple of 4 reads the NHWC input as its rows); the GEMM writes
     [N, OH x OW, M]: NHWC, or transposed to NCHW."""
@@ -107,7 +113,8 @@ class LowerQuantizedConv(GraphToKernelPattern):
             raise UnsupportedOperatorError(f"the CPU backend has no integer convolution for this {op.name}")
         window = op.window()
         (sh, sw), (dh, dw), (pt, pl, pb, pr) = window["strides"], window["dilations"], window["pads"]
-        a_zp = op.input_types.data[0].zero_point_values[0]
+        a_type = op.input_types.data[0]
+        a_zp = a_type.zero_point_values[0]
         nchw = op.data_layout == Layout.NCHW
         nhwc = L.loc(op.input)
         if nchw:
@@ -119,7 +126,7 @@ class LowerQuantizedConv(GraphToKernelPattern):
         (n, hp, wp, c) = x_shape
         if pt or pl or pb or pr:
             nhwc, (n, hp, wp, c) = emit_pad(L, nhwc, x_shape, [0, pt, pl, 0, 0, pb, pr, 0], value=a_zp,
-                                            dtype=np.uint8)
+                                            dtype=quant.STORAGE_DTYPE[a_type.kind].numpy)
         m, _, kh, kw = w.shape
         oh, ow = out_shape[2:] if nchw else out_shape[1:3]
         k, p = kh * kw * c, oh * ow
@@ -143,6 +150,31 @@ class LowerQuantizedConvNHWC(LowerQuantizedConv):
     layout = "NHWC"
 
 
+class LowerQuantizedAdd(GraphToKernelPattern):
+    """quant.add of operands and result of one shape (`AddOp.same_shape_bytes`) -> one pass
+    requantizing both operands to the result's type."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: quant.AddOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: quant.AddOp) -> None:
+        if not op.same_shape_bytes():
+            raise UnsupportedOperatorError(f"the CPU backend has no integer kernel for this {op.name}")
+        (ta, tb), ty = op.input_types.data, op.type
+        spec = QuantAddSpec(tuple(t.kind is quant.Storage.I8 for t in (ta, tb, ty)), L.target.vector_width)
+        y_scale = np.float32(ty.scale_values[0])
+        multipliers = np.array([ta.scale_values[0], tb.scale_values[0]], np.float32) / y_scale
+        lo, hi = ty.bounds
+        n = numel(L.shapes[op.result])
+        f = {"a": L.loc(op.lhs), "b": L.loc(op.rhs), "y": L.result_loc(op.result),
+             "multipliers": L.add_weight("add_multipliers", multipliers), "n": n,
+             "a_zp": ta.zero_point_values[0], "b_zp": tb.zero_point_values[0], "y_zp": ty.zero_point_values[0],
+             "y_min": int(lo), "y_max": int(hi)}
+        name = L.kernel(spec.name, lambda: quant_add_kernel(spec))
+        L.call(name, [f[x] for x in QADD_FIELDS], ("ceildiv", n, QADD_BLOCK), work_per_item=QADD_BLOCK)
+
+
 class LowerDynamicQuantize(GraphToKernelPattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: quant.DynamicQuantizeOp, rewriter: PatternRewriter) -> None:
@@ -158,4 +190,5 @@ class LowerDynamicQuantize(GraphToKernelPattern):
         L.call(ak, [f[x] for x in APPLY_FIELDS], ("ceildiv", n, DQ_BLOCK), work_per_item=DQ_BLOCK)
 
 
-PATTERNS = (LowerMatMulInteger, LowerQuantizedMatMul, LowerQuantizedConv, LowerQuantizedConvNHWC, LowerDynamicQuantize)
+PATTERNS = (LowerMatMulInteger, LowerQuantizedMatMul, LowerQuantizedConv, LowerQuantizedConvNHWC, LowerQuantizedAdd,
+            LowerDynamicQuantize)

@@ -1,6 +1,6 @@
 // RUN: pyflame-opt %s -p fold-qdq | filecheck %s
 
-// A conv with a float bias (a QDQ model's dequantized int32 bias) keeps its float form.
+// A conv with a run-time float bias keeps its float form.
 // CHECK:     graph.conv
 // CHECK-NOT: quant.conv
 func.func @main(%xq: tensor<1x2x4x4xui8>, %w: tensor<3x2x1x1xi8>, %b: tensor<3xf32>) -> tensor<1x3x4x4xui8> {

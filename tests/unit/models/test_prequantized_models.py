@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-from conftest import make_model, ort_run
+from conftest import kernels_run, make_model, ort_run
 import pyflame_rt as pf
 
 quantization = pytest.importorskip("onnxruntime.quantization")
@@ -133,3 +133,19 @@ def test_static_qdq_transformer_block_matches_onnxruntime(tmp_path, rng):
     # onnxruntime's fused int8 kernels round intermediates differently from the QDQ graph they replace
     # (softmax, the residual adds): up to two output steps on a few elements
     assert np.abs(ours - ort_run(qdq, feeds)[0]).max() <= 2 * step * 1.001
+
+
+@pytest.mark.slow
+def test_static_qdq_int8_activations_run_the_integer_convolutions(tmp_path, rng):
+    """onnxruntime's default QDQ activations are int8, and its Convs have an int32 bias: folded, they
+    run the integer GEMM on signed activations."""
+    model = _cnn(rng)
+    calib = [{"x": rng.standard_normal((1, 3, 12, 12)).astype(np.float32)} for _ in range(8)]
+    qdq = _quantize_static(model, calib, tmp_path, per_channel=True, activation_type=quantization.QuantType.QInt8)
+    sess = pf.InferenceSession(qdq.SerializeToString(), pf.SessionOptions(enable_profiling=True))
+    step = _output_step(qdq)
+    for _ in range(3):
+        feeds = {"x": rng.standard_normal((1, 3, 12, 12)).astype(np.float32)}
+        err = np.abs(sess.run(None, feeds)[0] - ort_run(qdq, feeds)[0]).max()
+        assert err <= step * 1.001, f"{err} > one step {step}"
+    assert sum(k.startswith("gemm_s8s8") for k in kernels_run(sess, feeds)) >= 1

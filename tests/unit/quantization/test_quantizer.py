@@ -111,8 +111,9 @@ def test_static_int8_cnn_is_close_to_float32(per_channel, rng):
     assert [(layer.node, layer.precision) for layer in result.report.layers] == [
         ("conv1", "int8"), ("conv2", "int8"), ("fc", "int8")]
     text = str(result.quantized_graph.module)
-    # conv2 reads conv1's codes (its Relu is conv1's output clamp); the residual Add stays float32
-    assert "graph.relu %" in text and text.count("graph.relu") == 1 and text.count("quant.quantize") == 2
+    # conv2 reads conv1's codes (its Relu is conv1's output clamp); the residual Add adds the codes
+    # of both convolutions' results (its Relu is the Add's output clamp)
+    assert "graph.relu" not in text and text.count("quant.add") == 1 and text.count("quant.quantize") == 2
     x = rng.standard_normal(shape).astype(np.float32)
     (want,) = InferenceSession(graph).run(None, {"x": x})
     (got,) = InferenceSession(result.quantized_graph).run(None, {"x": x})

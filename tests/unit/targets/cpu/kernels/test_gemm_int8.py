@@ -11,7 +11,7 @@ from xdsl.dialects.builtin import ModuleOp
 from conftest import kernels_run, make_model, ort_run
 from pyflame_rt import InferenceSession, SessionOptions
 from pyflame_rt.targets.cpu.kernel_cache import _convert
-from pyflame_rt.targets.cpu.kernels.gemm_int8 import DOT_PRODUCTS, Int8GemmSpec, int8_gemm_kernel
+from pyflame_rt.targets.cpu.kernels.gemm_int8 import DOT_PRODUCTS, Int8GemmSpec, int8_gemm_kernel, panel_block
 from pyflame_rt.targets.cpu.llvm_compile import to_llvm_ir
 from pyflame_rt.targets.cpu.target import CPUTarget
 
@@ -40,6 +40,21 @@ def test_matches_onnxruntime_exactly(cpu, rng):
     assert spec.name in kernels_run(sess, {"x": x})
 
 
+@pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
+def test_panel_blocks_cover_every_tile(cpu, rng):
+    """K = 2048: 64 KB packed panels, 4 to a block; N = 300: 10 panels of 32 (blocks of 4, 4, 2) or
+    19 of 16 (4, 4, 4, 4, 3); 10 or 20 rows: remainder row tiles in every block."""
+    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features)
+    if spec is None:
+        pytest.skip(f"{cpu} has no integer dot product")
+    assert panel_block(2048 // spec.group, spec) == 4
+    model = _model(2048, 300, rng)
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(cpu=cpu))
+    for b in (2, 4):
+        x = (rng.standard_normal((b, 5, 2048)) * 3).astype(np.float32)
+        np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+
+
 @pytest.mark.slow
 def test_other_products_are_expanded(rng):
     """K not a multiple of 4: the float32 expansion, still exact at this size."""
@@ -55,9 +70,10 @@ def test_other_products_are_expanded(rng):
     ("avxvnni", ("avx2", "avxvnni"), "{vex}\tvpdpbusd\t%ymm"),
     ("avx2", ("avx2",), "vpmaddwd\t%ymm"),
 ])
-def test_each_path_compiles_to_its_instruction(dot, features, instruction):
+@pytest.mark.parametrize("signed_a", [False, True], ids=["u8", "s8"])
+def test_each_path_compiles_to_its_instruction(dot, features, instruction, signed_a):
     target = CPUTarget(HOST.triple, "x86-64-v3", features)
-    spec = Int8GemmSpec.for_features(features)
+    spec = Int8GemmSpec.for_features(features, requant=signed_a, signed_a=signed_a)
     assert spec.dot == dot
     module = ModuleOp([int8_gemm_kernel(spec)])
     _convert(module)
