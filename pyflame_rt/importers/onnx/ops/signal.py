@@ -1,9 +1,11 @@
 """Signal operators: window functions and MelWeightMatrix become constants (their sizes are known at
-import), DFT and STFT one GEMM each by a constant matrix of cos / sin values (the transform length is
+import; a window whose size is a run-time value is its ONNX function body), DFT and STFT one GEMM each by a constant matrix of cos / sin values (the transform length is
 static), so they run on the GEMM kernels."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
+from onnx import helper
 
 from pyflame_rt.dialects import graph, graph_nn as nn, graph_tensor as gt
 from pyflame_rt.dtype import DType
@@ -25,9 +27,37 @@ def _output_dtype(ctx: _NodeContext) -> np.dtype:
     return DType.from_onnx(int(ctx.attrs.get("output_datatype", 1))).numpy
 
 
+def _function_body(ctx: _NodeContext):
+    """The node converted as the function body its schema defines, the body's attribute references
+    bound to the node's attributes (or their defaults)."""
+    schema = onnx.defs.get_schema(ctx.node.op_type, ctx.opset, "")
+    given = {a.name: a for a in ctx.node.attribute}
+    given.update((n, a.default_value) for n, a in schema.attributes.items() if n not in given and a.default_value.type)
+    nodes = []
+    for body_node in schema.function_body.node:
+        node = onnx.NodeProto()
+        node.CopyFrom(body_node)
+        del node.attribute[:]
+        for a in body_node.attribute:
+            bound = given.get(a.ref_attr_name, a) if a.ref_attr_name else a
+            if a.ref_attr_name and bound is a:
+                continue  # an optional attribute the node leaves unset
+            node.attribute.append(bound)
+            node.attribute[-1].name = a.name
+        nodes.append(node)
+    fn = schema.function_body
+    body = helper.make_graph(nodes, ctx.node.op_type, [helper.make_empty_tensor_value_info(n) for n in fn.input],
+                             [helper.make_empty_tensor_value_info(n) for n in fn.output])
+    known = [ctx.sym_input(i) for i in range(len(fn.input))]
+    bindings = {name: ctx.input(i) if known[i] is None else known[i] for i, name in enumerate(fn.input)}
+    return ctx.importer.inline_graph(body, bindings, ctx.node.name or ctx.node.output[0])
+
+
 @converter(*_WINDOWS)
 def _window(ctx: _NodeContext):
     """A periodic window has period `size`, a symmetric one `size - 1`."""
+    if ctx.const_input(0) is None:
+        return _function_body(ctx)
     size = int(_scalar_input(ctx, 0, "size"))
     if size < 0:
         raise ctx.fail(f"size must be >= 0, got {size}")
@@ -86,20 +116,32 @@ def _dft_matrix(n: int, channels: int, length: int, bins: int, inverse: bool) ->
     return w.reshape(n * channels, 2 * bins) / (length if inverse else 1)
 
 
+def _inverse_onesided_matrix(n: int, length: int) -> np.ndarray:
+    """[n * 2, length] mapping the first n (re, im) frequencies of a real signal's spectrum to the
+    signal: every bin but DC and the Nyquist bin stands for itself and its conjugate mirror."""
+    k = np.arange(min(n, length // 2 + 1))[:, None]
+    angle = 2 * np.pi * (k * np.arange(length)[None, :] % length) / length
+    weight = np.where((k == 0) | (2 * k == length), 1, 2) / length
+    w = np.zeros((n, 2, length))
+    w[:len(k), 0], w[:len(k), 1] = weight * np.cos(angle), -weight * np.sin(angle)
+    return w.reshape(n * 2, length)
+
+
 def _transform_last(ctx: _NodeContext, x, length: int, onesided: bool, inverse: bool):
     """The DFT of x [..., n, 1 or 2] along n: x viewed as [..., n * c] times the constant matrix,
-    viewed back as [..., bins, 2]."""
+    viewed back as [..., bins, 2] ([..., length, 1] for the inverse of a one-sided spectrum)."""
     *lead, n, c = ctx.shape(x)
     if not isinstance(n, int) or c not in (1, 2):
         raise ctx.fail(f"needs a static signal length and a last dim of 1 or 2, got shape {ctx.shape(x)}")
-    if onesided and c == 2:
-        raise ctx.fail("onesided needs a real input (last dim 1)")
-    bins = length // 2 + 1 if onesided else length
-    _check_size(ctx, n * c * 2 * bins, _np_dtype(x), "the DFT matrix")
+    if onesided and c != (2 if inverse else 1):
+        raise ctx.fail("onesided needs a complex input (last dim 2) when inverse, a real one (last dim 1) when not")
+    bins, parts = (length, 1) if onesided and inverse else (length // 2 + 1 if onesided else length, 2)
+    _check_size(ctx, n * c * parts * bins, _np_dtype(x), "the DFT matrix")
+    matrix = (_inverse_onesided_matrix(n, length) if onesided and inverse
+              else _dft_matrix(n, c, length, bins, inverse))
     (flat,) = ctx.emit(graph.ReshapeOp, [x], shape=[0] * len(lead) + [n * c])
-    (y,) = ctx.emit(graph.MatMulOp, [flat, _const(ctx, "dft", _dft_matrix(n, c, length, bins, inverse)
-                                                   .astype(_np_dtype(x)))])
-    return ctx.emit(graph.ReshapeOp, [y], shape=[0] * len(lead) + [bins, 2])
+    (y,) = ctx.emit(graph.MatMulOp, [flat, _const(ctx, "dft", matrix.astype(_np_dtype(x)))])
+    return ctx.emit(graph.ReshapeOp, [y], shape=[0] * len(lead) + [bins, parts])
 
 
 def _dft_axis(ctx: _NodeContext, rank: int) -> int:
@@ -118,14 +160,19 @@ def _dft(ctx: _NodeContext):
     x = ctx.input(0)
     rank = len(ctx.shape(x))
     axis = _dft_axis(ctx, rank)
-    length = ctx.shape(x)[axis] if ctx.input(1) is None else int(_scalar_input(ctx, 1, "dft_length"))
+    onesided, inverse = bool(ctx.attrs.get("onesided", 0)), bool(ctx.attrs.get("inverse", 0))
+    n = ctx.shape(x)[axis]
+    if ctx.input(1) is not None:
+        length = int(_scalar_input(ctx, 1, "dft_length"))
+    else:  # the inverse of a one-sided spectrum of n bins has 2 (n - 1) samples
+        length = 2 * (n - 1) if onesided and inverse and isinstance(n, int) else n
     if not isinstance(length, int) or length < 1:
         raise ctx.fail(f"the transform length must be static and >= 1, got {length}")
     perm = [d for d in range(rank - 1) if d != axis] + [axis, rank - 1]
     moved = axis != rank - 2
     if moved:
         (x,) = ctx.emit(nn.TransposeOp, [x], perm=perm)
-    (y,) = _transform_last(ctx, x, length, bool(ctx.attrs.get("onesided", 0)), bool(ctx.attrs.get("inverse", 0)))
+    (y,) = _transform_last(ctx, x, length, onesided, inverse)
     return ctx.emit(nn.TransposeOp, [y], perm=list(np.argsort(perm))) if moved else [y]
 
 
