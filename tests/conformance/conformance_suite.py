@@ -47,7 +47,7 @@ _REASONS = {
     "training": "training operators: PyFlameRT is an inference compiler",
     "random": "random sampling: not reproducible, not used by inference graphs",
     "string": "string tensors",
-    "signal/detection": "signal processing, detection and image decoding: outside the CNN + transformer scope",
+    "signal/detection": "image decoding: outside the CNN + transformer scope",
 }
 _GROUPS = {
     "control flow": "SequenceMap",
