@@ -149,8 +149,8 @@ def _dft_axis(ctx: _NodeContext, rank: int) -> int:
         axis = -2 if ctx.input(2) is None else int(_scalar_input(ctx, 2, "axis"))
     else:
         axis = int(ctx.attrs.get("axis", 1))
-    if not -rank <= axis < rank - 1:
-        raise ctx.fail(f"axis {axis} is out of range for a signal of rank {rank - 1}")
+    if not -rank <= axis < rank or axis % rank == rank - 1:  # the last dim holds (re[, im])
+        raise ctx.fail(f"axis {axis} is not a signal axis of an input of rank {rank}")
     return axis % rank
 
 

@@ -103,3 +103,11 @@ def test_window_of_a_run_time_size(op):
     node = helper.make_node(op, ["n"], ["w"], periodic=0)
     model = make_model([node], [("n", [], np.int64)], [("w", ["m"])])
     _check(model, [{"n": np.array(n, np.int64)} for n in (10, 3)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("axis", [-1, 3, -4])
+def test_dft_axis_must_be_a_signal_axis(axis):
+    nodes = [_const("axis", axis), helper.make_node("DFT", ["x", "", "axis"], ["y"])]
+    model = make_model(nodes, [("x", [2, 16, 1])], [("y", _dyn(3))], opset=20)
+    with pytest.raises(UnsupportedOperatorError, match=f"axis {axis} is not a signal axis"):
+        InferenceSession(model.SerializeToString())
