@@ -264,7 +264,8 @@ class Col2ImOp(UnaryOp, _Attrs):
 
     def block_counts(self) -> list[int]:
         """The block positions along each spatial dim."""
-        image, block, st, dl, pd = (self.ints(n) for n in ("image_shape", "block_shape", "strides", "dilations", "pads"))
+        image, block, st, dl, pd = (self.ints(n) for n in
+                                    ("image_shape", "block_shape", "strides", "dilations", "pads"))
         nsp = len(image)
         if not 1 <= nsp <= 3 or any(len(v) != nsp for v in (block, st, dl)) or len(pd) != 2 * nsp:
             raise ShapeMismatchError(f"Col2Im needs 1 to 3 spatial dims and one block, stride and dilation per dim "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from pyflame_rt.dialects import graph, graph_nn as nn, graph_tensor as gt
+from pyflame_rt.dialects.graph_nn import window_out
+from pyflame_rt.errors import ShapeMismatchError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.ops.composite import _check_size, _const, _np_dtype
 
@@ -39,6 +41,23 @@ def _sampling_grid(ctx: _NodeContext, offset, image, kernel, out, offset_groups:
     return ctx.emit(graph.ReshapeOp, [grid], shape=[-1, taps * out[0], out[1], 2])
 
 
+def _check_offset_and_mask(ctx: _NodeContext, image, kernel, offset_groups: int) -> None:
+    """The offsets and the mask have one (dy, dx) pair / one value per offset group, tap and output
+    position of the convolution's geometry."""
+    strides, dilations, pads = (list(ctx.attrs.get(a, d)) for a, d in
+                                (("strides", [1, 1]), ("dilations", [1, 1]), ("pads", [0, 0, 0, 0])))
+    if list(ctx.attrs.get("kernel_shape", kernel)) != list(kernel):
+        raise ctx.fail(f"kernel_shape {list(ctx.attrs['kernel_shape'])} differs from the weight's {list(kernel)}")
+    out = [window_out(image[i], kernel[i], strides[i], dilations[i], pads[i] + pads[2 + i]) for i in range(2)]
+    taps = kernel[0] * kernel[1]
+    for i, what, per_tap in ((2, "offset", 2), (4, "mask", 1)):
+        v = ctx.input(i)
+        if v is not None and tuple(ctx.shape(v)[1:]) != (offset_groups * taps * per_tap, *out):
+            raise ShapeMismatchError(f"DeformConv node '{ctx.node.name or ctx.node.output[0]}': the {what} must "
+                                     f"have shape [N, {offset_groups * taps * per_tap}, {out[0]}, {out[1]}], "
+                                     f"got {list(map(str, ctx.shape(v)))}")
+
+
 @converter("DeformConv")
 def _deform_conv(ctx: _NodeContext):
     x, w, offset = ctx.input(0), ctx.input(1), ctx.input(2)
@@ -51,6 +70,7 @@ def _deform_conv(ctx: _NodeContext):
         raise ctx.fail(f"{c} channels do not split into {groups} groups of weight channels {cg} and "
                        f"{offset_groups} offset groups, or {m} outputs into {groups} groups")
     taps, out = kernel[0] * kernel[1], [oh, ow]
+    _check_offset_and_mask(ctx, image, kernel, offset_groups)
     (grid,) = _sampling_grid(ctx, offset, image, kernel, out, offset_groups)
     (xs,) = ctx.emit(graph.ReshapeOp, [x], shape=[-1, c // offset_groups, *image])
     (cols,) = ctx.emit(nn.GridSampleOp, [xs, grid], mode="linear", padding_mode="zeros", align_corners=False)

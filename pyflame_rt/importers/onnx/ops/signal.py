@@ -1,6 +1,7 @@
 """Signal operators: window functions and MelWeightMatrix become constants (their sizes are known at
-import; a window whose size is a run-time value is its ONNX function body), DFT and STFT one GEMM each by a constant matrix of cos / sin values (the transform length is
-static), so they run on the GEMM kernels."""
+import; a window whose size is a run-time value is its ONNX function body), DFT and STFT one GEMM
+each by a constant matrix of cos / sin values (the transform length is static), so they run on the
+GEMM kernels."""
 from __future__ import annotations
 
 import numpy as np

@@ -6,7 +6,7 @@ from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession
-from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.errors import ShapeMismatchError, UnsupportedOperatorError
 
 
 def _out(size, k, s, d, p):
@@ -47,4 +47,16 @@ def test_deform_conv_3d_is_refused():
     model = make_model([node], [("x", [1, 1, 3, 3, 3]), ("offset", [1, 24, 2, 2, 2])], [("y", [1, 1, 2, 2, 2])],
                        {"w": np.ones((1, 1, 2, 2, 2), np.float32)}, opset=19)
     with pytest.raises(UnsupportedOperatorError, match="needs a 2-D image"):
+        InferenceSession(model.SerializeToString())
+
+
+@pytest.mark.parametrize("offset_shape,mask_shape,what", [
+    ([1, 18, 4, 4], None, "offset"),  # a 3x3 kernel over 5x5 gives 3x3 positions
+    ([1, 18, 3, 3], [1, 3, 3, 3], "mask"),
+])
+def test_offsets_and_mask_must_match_the_geometry(offset_shape, mask_shape, what):
+    inputs = [("x", [1, 1, 5, 5]), ("offset", offset_shape)] + ([("mask", mask_shape)] if mask_shape else [])
+    node = helper.make_node("DeformConv", ["x", "w", "offset", "", "mask" if mask_shape else ""], ["y"])
+    model = make_model([node], inputs, [("y", [1, 1, 3, 3])], {"w": np.ones((1, 1, 3, 3), np.float32)}, opset=19)
+    with pytest.raises(ShapeMismatchError, match=f"the {what} must have shape"):
         InferenceSession(model.SerializeToString())

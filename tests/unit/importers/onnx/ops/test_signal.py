@@ -80,7 +80,8 @@ def test_speech_front_end(rng):
              helper.make_node("MatMul", ["power", "mel"], ["m"]),
              helper.make_node("Add", ["m", "eps"], ["me"]),
              helper.make_node("Log", ["me"], ["y"])]
-    model = make_model(nodes, [("x", ["b", 400, 1])], [("y", _dyn(3))], initializers={"eps": np.float32(1e-6), "axes": np.array([-1])})
+    model = make_model(nodes, [("x", ["b", 400, 1])], [("y", _dyn(3))],
+                       initializers={"eps": np.float32(1e-6), "axes": np.array([-1])})
     _check(model, [{"x": rng.standard_normal((b, 400, 1), np.float32)} for b in (1, 2)])
 
 
