@@ -182,7 +182,10 @@ def _stft(ctx: _NodeContext):
     """Frames gathered at constant positions f * frame_step + j, times the window, then one DFT of
     frame_length per frame: [batch, frames, bins, 2]."""
     x, window = ctx.input(0), ctx.input(2)
-    batch, samples, _ = ctx.shape(x)
+    if len(ctx.shape(x)) != 3 or window is not None and len(ctx.shape(window)) != 1:
+        raise ctx.fail(f"needs a signal [batch, length, 1 or 2] and a 1-D window, got shapes {ctx.shape(x)} "
+                       f"and {None if window is None else ctx.shape(window)}")
+    samples = ctx.shape(x)[1]
     step = int(_scalar_input(ctx, 1, "frame_step"))
     if window is not None and not isinstance(ctx.shape(window)[0], int):
         raise ctx.fail("the window length must be static")

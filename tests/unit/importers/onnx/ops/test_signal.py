@@ -112,3 +112,10 @@ def test_dft_axis_must_be_a_signal_axis(axis):
     model = make_model(nodes, [("x", [2, 16, 1])], [("y", _dyn(3))], opset=20)
     with pytest.raises(UnsupportedOperatorError, match=f"axis {axis} is not a signal axis"):
         InferenceSession(model.SerializeToString())
+
+
+def test_stft_of_a_signal_without_its_complex_dim_is_refused():
+    nodes = [_const("step", 4), _const("len", 8), helper.make_node("STFT", ["x", "step", "", "len"], ["y"])]
+    model = make_model(nodes, [("x", [2, 30])], [("y", _dyn(4))])
+    with pytest.raises(UnsupportedOperatorError, match=r"needs a signal \[batch, length, 1 or 2\]"):
+        InferenceSession(model.SerializeToString())
