@@ -12,6 +12,12 @@ from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.ops.composite import _check_size, _const, _np_dtype
 
 
+def _window_attrs(ctx: _NodeContext) -> tuple[list[int], list[int], list[int]]:
+    """strides, dilations and pads (begin h, begin w, end h, end w), with their defaults."""
+    return tuple(list(ctx.attrs.get(a, d)) for a, d in
+                 (("strides", [1, 1]), ("dilations", [1, 1]), ("pads", [0, 0, 0, 0])))
+
+
 def _tap_positions(kernel, strides, dilations, pads, out) -> np.ndarray:
     """[KK, 2, OH, OW]: the (x, y) pixel each tap of each output position reads before its offset."""
     ys = (np.arange(kernel[0])[:, None, None, None] * dilations[0] - pads[0]
@@ -25,12 +31,11 @@ def _tap_positions(kernel, strides, dilations, pads, out) -> np.ndarray:
 def _sampling_grid(ctx: _NodeContext, offset, image, kernel, out, offset_groups: int):
     """[N * offset groups, KK * OH, OW, 2]: GridSample's normalized (x, y) of every sample
     (align_corners off: pixel p is at (2p + 1) / size - 1)."""
-    x, dt = ctx.input(0), _np_dtype(ctx.input(0))
+    dt = _np_dtype(ctx.input(0))
     taps = kernel[0] * kernel[1]
     (off,) = ctx.emit(graph.ReshapeOp, [offset], shape=[0, offset_groups, taps, 2, *out])
     (off,) = ctx.emit(gt.GatherOp, [off, _const(ctx, "xy", np.array([1, 0]))], axis=3)  # (dy, dx) -> (dx, dy)
-    strides, dilations, pads = (list(ctx.attrs.get(a, d)) for a, d in
-                                (("strides", [1, 1]), ("dilations", [1, 1]), ("pads", [0, 0, 0, 0])))
+    strides, dilations, pads = _window_attrs(ctx)
     _check_size(ctx, taps * 2 * out[0] * out[1], dt, "the tap positions")
     base = _tap_positions(kernel, strides, dilations, pads, out).astype(dt)
     (pos,) = ctx.emit(graph.AddOp, [off, _const(ctx, "taps", base)])
@@ -44,8 +49,7 @@ def _sampling_grid(ctx: _NodeContext, offset, image, kernel, out, offset_groups:
 def _check_offset_and_mask(ctx: _NodeContext, image, kernel, offset_groups: int) -> None:
     """The offsets and the mask have one (dy, dx) pair / one value per offset group, tap and output
     position of the convolution's geometry."""
-    strides, dilations, pads = (list(ctx.attrs.get(a, d)) for a, d in
-                                (("strides", [1, 1]), ("dilations", [1, 1]), ("pads", [0, 0, 0, 0])))
+    strides, dilations, pads = _window_attrs(ctx)
     if list(ctx.attrs.get("kernel_shape", kernel)) != list(kernel):
         raise ctx.fail(f"kernel_shape {list(ctx.attrs['kernel_shape'])} differs from the weight's {list(kernel)}")
     out = [window_out(image[i], kernel[i], strides[i], dilations[i], pads[i] + pads[2 + i]) for i in range(2)]
