@@ -68,6 +68,7 @@ def test_dft_opset_17_axis_attribute(rng):
     _check(model, [{"x": rng.standard_normal((2, 16, 1), np.float32)}])
 
 
+@pytest.mark.slow  # several kernels compiled: ~5 s
 def test_speech_front_end(rng):
     """log-mel spectrogram: Hann window, STFT, |X|^2, mel filterbank, log."""
     nodes = [_const("n", 64), _const("step", 16), _const("bins", 10), _const("rate", 8000), _const("lo", 20.0),
