@@ -44,7 +44,7 @@ from pyflame_rt.dialects.graph import (
 from pyflame_rt.dialects.graph_attrs import (
     ActivationAttr, CoordinateMode, CoordinateModeAttr, GridPaddingMode, GridPaddingModeAttr, Layout, LayoutAttr,
     NearestMode, NearestModeAttr, PadMode, PadModeAttr, ResizeMode, ResizeModeAttr, enum_attr)
-from pyflame_rt.dialects.symbolic import Dim, Shape, dim_add, dim_mul, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, Shape, dim_add, dim_div, dim_mul, parse_dim
 from pyflame_rt.dialects.graph_math import FLOAT_DTYPES
 from pyflame_rt.dialects.graph_tensor import attr_dims, dims_attr
 from pyflame_rt.dtype import DType
@@ -242,6 +242,49 @@ class ConvTransposeOp(_ConvBase):
                 raise ShapeMismatchError(f"ConvTranspose output spatial dim {n} < 1")
             sp.append(n)
         return [(x[0], dim_mul(w[1], self.groups), *sp)]
+
+
+@irdl_op_definition
+class Col2ImOp(UnaryOp, _Attrs):
+    """Sum sliding blocks back into an image (ONNX Col2Im): input [N, C * prod(block_shape), L] with
+    L the number of block positions, result [N, C, *image_shape]; ConvTranspose's scatter-add."""
+
+    name = "graph.col2im"
+    image_shape = ints_prop()
+    block_shape = ints_prop()
+    strides = ints_prop()
+    dilations = ints_prop()
+    pads = ints_prop()  # begin..., end...
+    assembly_format = ("$input `image` $image_shape `block` $block_shape `strides` $strides `dilations` $dilations "
+                       "`pads` $pads attr-dict `:` functional-type(operands, results)")
+
+    def __init__(self, input, result_type, *, image_shape, block_shape, strides, dilations, pads):
+        super().__init__(input, result_type, image_shape=_ints(image_shape), block_shape=_ints(block_shape),
+                         strides=_ints(strides), dilations=_ints(dilations), pads=_ints(pads))
+
+    def block_counts(self) -> list[int]:
+        """The block positions along each spatial dim."""
+        image, block, st, dl, pd = (self.ints(n) for n in
+                                    ("image_shape", "block_shape", "strides", "dilations", "pads"))
+        nsp = len(image)
+        if not 1 <= nsp <= 3 or any(len(v) != nsp for v in (block, st, dl)) or len(pd) != 2 * nsp:
+            raise ShapeMismatchError(f"Col2Im needs 1 to 3 spatial dims and one block, stride and dilation per dim "
+                                     f"and two pads, got image {image}, block {block}, strides {st}, "
+                                     f"dilations {dl}, pads {pd}")
+        if min(image + block + st + dl) < 1 or min(pd) < 0:
+            raise ShapeMismatchError("Col2Im sizes, strides and dilations must be >= 1 and pads >= 0")
+        return [window_out(image[i], block[i], st[i], dl[i], pd[i] + pd[nsp + i]) for i in range(nsp)]
+
+    def infer_shapes(self, shapes):
+        x = shapes[0]
+        if len(x) != 3:
+            raise ShapeMismatchError(f"Col2Im needs an input of rank 3, got rank {len(x)}")
+        taps, blocks = 1, 1
+        for k, n in zip(self.ints("block_shape"), self.block_counts()):
+            taps, blocks = taps * k, blocks * n
+        require_multiple(x[1], taps, f"Col2Im input dim 1 is not a multiple of the block size {taps}")
+        require_equal(x[2], blocks, f"Col2Im input dim 2 differs from the {blocks} block positions")
+        return [(x[0], dim_div(x[1], taps), *self.ints("image_shape"))]
 
 
 # ---------------------------------------------------------------- pooling
@@ -764,6 +807,6 @@ class TileOp(UnaryOp):
         return [tuple(dim_mul(d, r) if r != 1 else d for d, r in zip(x, reps))]
 
 
-NN_OPS = [ConvOp, ConvTransposeOp, MaxPoolOp, AveragePoolOp, GlobalAveragePoolOp, GlobalMaxPoolOp,
+NN_OPS = [ConvOp, ConvTransposeOp, Col2ImOp, MaxPoolOp, AveragePoolOp, GlobalAveragePoolOp, GlobalMaxPoolOp,
           BatchNormOp, InstanceNormOp, LRNOp, PadOp, ResizeOp, GridSampleOp, AffineGridOp, ConcatOp, TransposeOp,
           SqueezeOp, UnsqueezeOp, SliceOp, TileOp]

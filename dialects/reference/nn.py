@@ -85,6 +85,19 @@ def _conv_transpose(op, x):
     return _with_bias(out, x)
 
 
+@reference(nn.Col2ImOp)
+def _col2im(op, x):
+    image, block, strides, dilations, pads = (op.ints(n) for n in ("image_shape", "block_shape", "strides",
+                                                                    "dilations", "pads"))
+    nsp, counts = len(image), op.block_counts()
+    n, c = x[0].shape[0], x[0].shape[1] // int(np.prod(block))
+    cols = x[0].astype(np.float64).reshape(n, c, *block, *counts)
+    canvas = np.zeros((n, c, *(image[i] + pads[i] + pads[nsp + i] for i in range(nsp))))
+    for tap in itertools.product(*(range(k) for k in block)):
+        canvas[_tap_slices(tap, dilations, strides, counts)] += cols[(slice(None), slice(None), *tap)]
+    return canvas[(slice(None), slice(None), *(slice(pads[i], pads[i] + image[i]) for i in range(nsp)))]
+
+
 @reference(nn.MaxPoolOp, nn.AveragePoolOp)
 @channels_first
 def _pool(op, x):

@@ -1,4 +1,5 @@
-"""ConvTranspose -> GEMM (cols = W^T @ X per image and group) + col2im scatter-add (1-D to 3-D).
+"""ConvTranspose -> GEMM (cols = W^T @ X per image and group) + col2im scatter-add (1-D to 3-D);
+Col2Im -> the scatter-add alone.
 
 Per (image, group) the GEMM computes cols[Mg*KK, IS] = W_g^T[Mg*KK, Cg] @ X_g[Cg, IS]
 with IS the input's spatial size. Constant weights are transposed at compile
@@ -60,17 +61,38 @@ class LowerConvTranspose(GraphToKernelPattern):
         L.emit_gemm(a=None, a_loc=a, a_strides=a_strides, m=mg * taps, k=cg, n=in_size, out=cols,
                     b_value=op.input, b_strides=(in_size, 1, cg * in_size), b_batch=dim_mul(n, g), batch=n, groups=g,
                     a_gs=a_gs, c_gs=mg * taps * in_size, c_bs=m * taps * in_size)
-        pads = op.ints("pads")
-        geometry = {"k": _as_3d(w_shape[2:], 1), "i": _as_3d(in_sp, 1), "o": _as_3d(list(out_shape[2:]), 1),
-                    "s": _as_3d(op.ints("strides"), 1), "dl": _as_3d(op.ints("dilations"), 1),
-                    "p": _as_3d(pads[:nsp], 0)}
-        strides_w = geometry["s"][2]
-        spec = Col2imSpec(L.target.vector_width if strides_w == 1 else 1, op.bias is not None)
-        name = L.kernel(spec.name, lambda: col2im_kernel(spec))
-        fields = {"cols": cols, "out": L.result_loc(op.result),
-                  "bias": L.loc(op.bias) if op.bias is not None else L.null_buffer, "m": m,
-                  **{f"{p}{axis}": vals[i] for p, vals in geometry.items() for i, axis in enumerate(SPATIAL)}}
-        L.call(name, [fields[k] for k in COL2IM_FIELDS], dim_mul(n, m), work_per_item=taps * in_size)
+        _scatter_add(L, op, cols, op.bias, n, m, kernel=w_shape[2:], blocks=in_sp, image=list(out_shape[2:]))
 
 
-PATTERNS = (LowerConvTranspose,)
+class LowerCol2Im(GraphToKernelPattern):
+    """Col2Im's input [N, C * KK, L] is already the col2im kernel's [N, C, KK, L] columns."""
+
+    float32_only = (nn.Col2ImOp,)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: nn.Col2ImOp, rewriter: PatternRewriter) -> None:
+        self.convert(op, rewriter)
+
+    def lower(self, L, op: nn.Col2ImOp) -> None:
+        require_float32(L, op)
+        n, c, *_ = L.shapes[op.result]
+        (m,) = _static((c,), "Col2Im channel count")
+        _scatter_add(L, op, L.loc(op.input), None, n, m,
+                     kernel=op.ints("block_shape"), blocks=op.block_counts(), image=op.ints("image_shape"))
+
+
+def _scatter_add(L, op, cols, bias, n, m: int, *, kernel, blocks, image) -> None:
+    """out[N, M, *image] = bias + the columns [N, M, KK, *blocks] added at each tap's positions."""
+    nsp = len(image)
+    geometry = {"k": _as_3d(kernel, 1), "i": _as_3d(blocks, 1), "o": _as_3d(image, 1),
+                "s": _as_3d(op.ints("strides"), 1), "dl": _as_3d(op.ints("dilations"), 1),
+                "p": _as_3d(op.ints("pads")[:nsp], 0)}
+    spec = Col2imSpec(L.target.vector_width if geometry["s"][2] == 1 else 1, bias is not None)
+    name = L.kernel(spec.name, lambda: col2im_kernel(spec))
+    fields = {"cols": cols, "out": L.result_loc(op.result), "bias": L.loc(bias) if bias is not None else L.null_buffer,
+              "m": m, **{f"{p}{axis}": vals[i] for p, vals in geometry.items() for i, axis in enumerate(SPATIAL)}}
+    L.call(name, [fields[k] for k in COL2IM_FIELDS], dim_mul(n, m),
+           work_per_item=int(np.prod(kernel)) * int(np.prod(blocks)))
+
+
+PATTERNS = (LowerConvTranspose, LowerCol2Im)

@@ -1,4 +1,4 @@
-"""Converters for CNN ops: Conv/ConvTranspose, pools, normalizations, Pad, data movement (Resize: sampling.py).
+"""Converters for CNN ops: Conv/ConvTranspose/Col2Im, pools, normalizations, Pad, data movement (Resize: sampling.py).
 
 Opset differences are removed here: attributes that became inputs (Pad pads,
 Split split, Squeeze/Unsqueeze axes, Slice starts/ends) become properties where they
@@ -99,6 +99,17 @@ def _conv_transpose(ctx: _NodeContext):
     return ctx.emit(nn.ConvTransposeOp, [ctx.input(0), ctx.input(1), ctx.input(2)], strides=strides,
                     dilations=dilations, pads=pads, output_padding=out_pad,
                     group=int(ctx.attrs.get("group", 1)))
+
+
+@converter("Col2Im")
+def _col2im(ctx: _NodeContext):
+    image, block = ctx.const_input(1), ctx.const_input(2)
+    if image is None or block is None:
+        raise ctx.fail("image_shape and block_shape must be constants")
+    n = len(image)
+    return ctx.emit(nn.Col2ImOp, [ctx.input(0)], image_shape=[int(v) for v in image],
+                    block_shape=[int(v) for v in block], strides=list(ctx.attrs.get("strides", [1] * n)),
+                    dilations=list(ctx.attrs.get("dilations", [1] * n)), pads=list(ctx.attrs.get("pads", [0] * 2 * n)))
 
 
 def _pool_props(ctx: _NodeContext) -> dict:

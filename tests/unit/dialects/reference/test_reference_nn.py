@@ -56,6 +56,15 @@ def test_conv_transpose(x_shape, w_shape, attrs, rng):
     _check(rng, "ConvTranspose", x_shape, attrs, {"w": _x(rng, *w_shape)}, ["w"])
 
 
+@pytest.mark.parametrize("x_shape,image,block,attrs", [
+    ((2, 12, 24), [6, 7], [2, 2], dict(strides=[1, 2], pads=[0, 1, 1, 0])),
+    ((1, 6, 4), [9], [3], dict(strides=[2], pads=[1, 0])),
+])
+def test_col2im(x_shape, image, block, attrs, rng):
+    _check(rng, "Col2Im", x_shape, attrs, {"image": np.array(image), "block": np.array(block)}, ["image", "block"],
+           opset=18, out_rank=2 + len(image))
+
+
 @pytest.mark.parametrize("op,attrs", [
     ("MaxPool", dict(kernel_shape=[3, 2], strides=[2, 2], pads=[1, 0, 1, 1], ceil_mode=1)),
     ("MaxPool", dict(kernel_shape=[2, 3], dilations=[2, 1])),

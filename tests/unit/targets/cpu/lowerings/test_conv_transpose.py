@@ -95,3 +95,34 @@ def test_conv_transpose_runtime_weight_and_bias(rng):
     model = make_model([node], [("x", [2, 4, 5, 3]), ("w", [4, 3, 3, 4]), ("b", [6])], [("y", [2, None, None, None])])
     feed = {"x": _x(rng, 2, 4, 5, 3), "w": _x(rng, 4, 3, 3, 4), "b": _x(rng, 6)}
     assert_close(InferenceSession(model.SerializeToString()).run(None, feed)[0], ort_run(model, feed)[0])
+
+
+@pytest.mark.parametrize("image,block,attrs", [
+    ([5, 5], [1, 5], {}),
+    ([6, 7], [2, 3], dict(strides=[2, 1], pads=[1, 0, 0, 2])),
+    ([9, 8], [2, 2], dict(dilations=[3, 2], strides=[1, 2])),
+    ([7], [3], dict(strides=[2], pads=[1, 1])),
+    ([3, 4, 5], [1, 2, 2], dict(pads=[0, 1, 0, 0, 1, 1])),
+])
+def test_col2im_is_the_scatter_add_alone(image, block, attrs, rng):
+    nsp = len(image)
+    strides, dilations = attrs.get("strides", [1] * nsp), attrs.get("dilations", [1] * nsp)
+    pads = attrs.get("pads", [0] * 2 * nsp)
+    blocks = int(np.prod([(image[i] + pads[i] + pads[nsp + i] - dilations[i] * (block[i] - 1) - 1) // strides[i] + 1
+                          for i in range(nsp)]))
+    c = 3 * int(np.prod(block))
+    node = helper.make_node("Col2Im", ["x", "image", "block"], ["y"], **attrs)
+    model = make_model([node], [("x", ["N", c, blocks])], [("y", ["N", 3, *image])],
+                       {"image": np.array(image), "block": np.array(block)}, opset=18)
+    sess = InferenceSession(model.SerializeToString())
+    for n in (1, 2):
+        feed = {"x": _x(rng, n, c, blocks)}
+        assert_close(sess.run(None, feed)[0], ort_run(model, feed)[0], rtol=1e-5)
+
+
+def test_col2im_with_a_wrong_block_count_is_refused():
+    node = helper.make_node("Col2Im", ["x", "image", "block"], ["y"])
+    model = make_model([node], [("x", [1, 4, 10])], [("y", [1, 1, 4, 4])],
+                       {"image": np.array([4, 4]), "block": np.array([2, 2])}, opset=18)
+    with pytest.raises(ShapeMismatchError, match="differs from the 9 block positions"):
+        InferenceSession(model.SerializeToString())
