@@ -338,6 +338,17 @@ KNOWN_FAILURES: dict[str, str] = {
     "time": "test_col2im test_col2im_5d test_col2im_dilations test_col2im_pads test_col2im_strides",
     "the expected output's zeros hold numpy's float32 rounding noise (1.9e-7), above onnx's atol 1e-7; "
     "the GEMM by the DFT matrix computes them within 3e-15": "test_dft_inverse_opset19",
+    "sequence and optional values across If / Loop subgraph boundaries (an If yielding a sequence, a "
+    "Loop carrying one, SequenceMap's Loop expansion) are not imported yet": "test_if_seq test_if_opt "
+    "test_loop13_seq test_loop16_seq_none " + " ".join(
+        f"test_sequence_map_{case}_expanded" for case in (
+            "add_1_sequence_1_tensor", "add_2_sequences", "extract_shapes", "identity_1_sequence_1_tensor",
+            "identity_1_sequence", "identity_2_sequences")),
+    "an If on a run-time condition whose branches yield different shapes":
+    "test_affine_grid_3d_align_corners_expanded",
+    "a run-time Loop whose carried value changes shape between iterations": "test_loop11",
+    "Scan of opset 8 (a batch axis): onnx's version converter to Scan 9 changes the model's input "
+    "shapes, so it is refused by name": "test_scan_sum",
 }
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}
 
