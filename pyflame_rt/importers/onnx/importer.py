@@ -373,6 +373,10 @@ class ONNXImporter:
                 inner.CopyFrom(node)
                 inner.name = f"{scope}/{_text(node.name) or node.output[0]}"
                 self._convert_node(inner)
+            structured = [o.name for o in g.output if o.name in self.structured]
+            if structured:
+                raise UnsupportedOperatorError(f"subgraph '{g.name}' of {scope} yields sequence or optional values "
+                                               f"{structured}: control flow over them is not supported yet")
             missing = [o.name for o in g.output if o.name not in self.values and o.name not in self.known]
             if missing:
                 raise InvalidModelError(f"subgraph '{g.name}' of {scope}: outputs {missing} are not produced")

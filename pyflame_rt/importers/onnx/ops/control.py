@@ -59,6 +59,15 @@ def _malformed(ctx: _NodeContext, why: str) -> InvalidModelError:
     return InvalidModelError(f"{ctx.node.op_type} node '{ctx.node.name or ctx.node.output[0]}': {why}")
 
 
+def _tensor_inputs(ctx: _NodeContext) -> list:
+    """The node's inputs; a sequence or optional one is refused (no control flow carries them yet)."""
+    structured = [name for i, name in enumerate(ctx.node.input) if ctx.structured(i) is not None]
+    if structured:
+        raise ctx.fail(f"inputs {structured} are sequence or optional values: control flow over them is not "
+                       f"supported yet")
+    return [ctx.input(i) for i in range(len(ctx.node.input))]
+
+
 def _values(ctx: _NodeContext, outs: list, part: str) -> list:
     return [ctx.importer.materialized(v, f"{_scope(ctx, part)}_{k}") for k, v in enumerate(outs)]
 
@@ -137,7 +146,7 @@ def _stack_all(ctx: _NodeContext, per_iteration: list[list], axes, reverse) -> l
 def _scan(ctx: _NodeContext):
     body = ctx.attrs["body"]
     m = int(ctx.attrs["num_scan_inputs"])
-    inputs = [ctx.input(i) for i in range(len(ctx.node.input))]
+    inputs = _tensor_inputs(ctx)
     n = len(inputs) - m
     k = len(body.output) - n
     if n < 0 or k < 0 or len(body.input) != n + m or len(ctx.node.output) > n + k:
@@ -169,7 +178,7 @@ def _scan(ctx: _NodeContext):
 @converter("Loop")
 def _loop(ctx: _NodeContext):
     body = ctx.attrs["body"]
-    inputs = [ctx.input(i) for i in range(len(ctx.node.input))]
+    inputs = _tensor_inputs(ctx)
     n = len(inputs) - 2
     k = len(body.output) - 1 - n
     if n < 0 or k < 0 or len(body.input) != n + 2 or len(ctx.node.output) > n + k:

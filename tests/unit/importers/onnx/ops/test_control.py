@@ -143,6 +143,30 @@ def test_a_loop_whose_carried_value_changes_shape_at_run_time_is_refused_by_name
         from_onnx(model)
 
 
+def _seq_vi(name):
+    return helper.make_tensor_sequence_value_info(name, F, None)
+
+
+def test_sequences_through_control_flow_are_refused_not_called_invalid():
+    """An If branch yielding a sequence, or a Loop carrying one, is valid ONNX that is not compiled yet."""
+    branch = _graph("then", [helper.make_node("SequenceConstruct", ["x"], ["s"])], [], [_seq_vi("s")])
+    model_if = helper.make_model(helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch)], "g",
+        [_vi("c", TensorProto.BOOL, []), _vi("x", F, [2])], [_seq_vi("y")]))
+    with pytest.raises(UnsupportedOperatorError, match="yields sequence or optional values"):
+        from_onnx(model_if)
+    body = _graph("body", [helper.make_node("Identity", ["cond"], ["cond_out"]),
+                           helper.make_node("Identity", ["s"], ["s_out"])],
+                  [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []), _seq_vi("s")],
+                  [_vi("cond_out", TensorProto.BOOL, []), _seq_vi("s_out")])
+    model_loop = helper.make_model(helper.make_graph(
+        [helper.make_node("SequenceConstruct", ["x"], ["s0"]),
+         helper.make_node("Loop", ["trips", "", "s0"], ["s"], body=body)], "g",
+        [_vi("trips", TensorProto.INT64, []), _vi("x", F, [2])], [_seq_vi("s")]))
+    with pytest.raises(UnsupportedOperatorError, match=r"inputs \['s0'\] are sequence or optional values"):
+        from_onnx(model_loop)
+
+
 def test_scan_cumulative_sum_in_both_directions():
     body = _graph("body", [helper.make_node("Add", ["s", "x_t"], ["s_out"]),
                            helper.make_node("Mul", ["s_out", "scale"], ["y_t"])],  # scale: captured
