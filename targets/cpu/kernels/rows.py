@@ -65,8 +65,7 @@ def _identity(t: Typed, combine: str):
         return t.const(0 if combine == "add" else 1)
     if t.is_float:
         return t.const(float("-inf") if combine in ("max", "max_num") else float("inf"))
-    bits = t.elem.bitwidth
-    low, high = (0, (1 << bits) - 1) if t.unsigned else (-(1 << bits - 1), (1 << bits - 1) - 1)
+    low, high = t.integer_range(t.elem.bitwidth)
     return t.const(low if combine in ("max", "max_num") else high)
 
 

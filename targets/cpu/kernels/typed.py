@@ -89,10 +89,8 @@ class Typed:
             return self.like({8: DType.INT8, 16: DType.INT16, 32: DType.INT32, 64: DType.INT64}[elem.bitwidth])
         return self.like(DType.FLOAT64 if elem.bitwidth == 64 else DType.FLOAT32)
 
-    @property
-    def sub_byte_range(self) -> tuple[int, int]:
-        """The values of int4 / uint4 / int2 / uint2."""
-        bits = SUB_BYTE_INTS[self.dtype]
+    def integer_range(self, bits: int) -> tuple[int, int]:
+        """The lowest and highest value of a `bits`-bit integer of this type's signedness."""
         return (0, (1 << bits) - 1) if self.unsigned else (-(1 << bits - 1), (1 << bits - 1) - 1)
 
     def require_float(self, what: str) -> None:
