@@ -10,6 +10,11 @@ values, and the per-iteration scan outputs are stacked along their axis. A Loop 
 or condition is known only at run time becomes a graph.loop (dialects/graph_control.py): its
 trip count a dim bound from its value, its body converted once into the op's region; so does a
 Scan over a dynamic axis.
+
+Sequences and optionals cross these boundaries (importers/onnx/structured.py): a run-time If yields
+their tensors and rebuilds them; a run-time Loop carries a sequence its body only appends to (one
+element per iteration, stacked like a scan output). SequenceMap is unrolled over a count known at
+import, else a graph.loop over the stacked elements.
 """
 from __future__ import annotations
 
@@ -63,7 +68,7 @@ def _malformed(ctx: _NodeContext, why: str) -> InvalidModelError:
 
 
 def _tensor_inputs(ctx: _NodeContext) -> list:
-    """The node's inputs; a sequence or optional one is refused (no control flow carries them yet)."""
+    """A Scan's inputs; a sequence or optional one is refused."""
     structured = [name for i, name in enumerate(ctx.node.input) if ctx.structured(i) is not None]
     if structured:
         raise ctx.fail(f"inputs {structured} are sequence or optional values: control flow over them is not "
