@@ -141,7 +141,8 @@ def _branch(ctx: _NodeContext, branch: onnx.GraphProto, part: str) -> tuple[Bloc
 
 def _branch_tensors(ctx: _NodeContext, value, other) -> list:
     """The tensors a branch of a run-time If yields for an output `value` (the other branch's: `other`):
-    a tensor itself; a sequence its elements (both branches as many) or its stack; an optional its
+    a tensor itself; a sequence its elements (both branches as many, also of those appended to a
+    run-time loop's carried sequence) or its stack; an optional its
     presence flag, then its element's tensors, zeros standing in for an element only the other
     branch has (never read: the flag says it is absent)."""
     if isinstance(value, OptionalValue) and isinstance(other, OptionalValue):
@@ -157,9 +158,13 @@ def _branch_tensors(ctx: _NodeContext, value, other) -> list:
             return list(value.elements)
         if value.stacked is not None and other.stacked is not None:
             return [value.stacked]
+        if value.appended is not None and other.appended is not None \
+                and value.appended.carried == other.appended.carried \
+                and len(value.appended.elements) == len(other.appended.elements):
+            return list(value.appended.elements)
         raise ctx.fail("with a condition known only at run time, both branches must give a sequence output as "
-                       "many elements known at compile time, or both a sequence of a run-time count whose "
-                       "elements share a shape")
+                       "many elements known at compile time (or append as many to a loop's carried sequence), "
+                       "or both a sequence of a run-time count whose elements share a shape")
     if any(isinstance(v, (SequenceValue, OptionalValue)) for v in (value, other)):
         raise _malformed(ctx, "its branches give an output as different kinds of value (tensor, sequence, optional)")
     return [value]
@@ -191,6 +196,9 @@ def _rebuilt(value, other, results: Iterator):
     if isinstance(value, SequenceValue):
         if value.elements is not None:
             return SequenceValue(value.dtype, elements=tuple(next(results) for _ in value.elements))
+        if value.appended is not None:
+            elements = tuple(next(results) for _ in value.appended.elements)
+            return SequenceValue(value.dtype, appended=Appended(value.appended.carried, elements))
         return SequenceValue(value.dtype, stacked=next(results))
     return next(results)
 
@@ -432,11 +440,9 @@ def _sequence_map(ctx: _NodeContext):
     if len(body.input) != len(ctx.node.input) or len(body.output) != len(ctx.node.output):
         raise _malformed(ctx, f"{len(ctx.node.input)} inputs and {len(ctx.node.output)} outputs, its body "
                               f"{len(body.input)} and {len(body.output)}")
-    structured = {i: ctx.structured(i) for i in range(len(ctx.node.input)) if ctx.structured(i) is not None}
-    if not isinstance(structured.get(0), SequenceValue):
+    if ctx.structured(0) is None:
         raise _malformed(ctx, "input 0 is not a sequence")
-    if not all(isinstance(v, SequenceValue) for v in structured.values()):
-        raise ctx.fail("optional inputs are not supported")
+    structured = {i: seq_ops._sequence(ctx, i) for i in range(len(ctx.node.input)) if ctx.structured(i) is not None}
     counts = [seq_ops._count(seq, ctx) for seq in structured.values()]
     count = counts[0]
     for c in counts[1:]:

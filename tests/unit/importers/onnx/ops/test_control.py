@@ -191,13 +191,14 @@ def test_if_on_a_run_time_condition_yields_a_sequence_and_an_optional():
 
 
 def _appending_body(extra_nodes=(), appended="y"):
-    """Loop body: y = x * i appended to the carried sequence s, acc += x."""
+    """Loop body: y = x * i appended to the carried sequence s (`appended` None: extra_nodes give s_out),
+    acc += x."""
     nodes = [helper.make_node("Identity", ["cond"], ["cond_out"]),
              helper.make_node("Cast", ["i"], ["fi"], to=F),
              helper.make_node("Mul", ["x", "fi"], ["y"]),
              helper.make_node("Add", ["acc", "x"], ["acc_out"]),
              *extra_nodes,
-             helper.make_node("SequenceInsert", ["s", appended], ["s_out"])]
+             *([helper.make_node("SequenceInsert", ["s", appended], ["s_out"])] if appended else [])]
     return _graph("body", nodes, [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []),
                                   _seq_vi("s", [2]), _vi("acc", F, [2])],
                   [_vi("cond_out", TensorProto.BOOL, []), _seq_vi("s_out", [2]), _vi("acc_out", F, [2])])
@@ -234,14 +235,29 @@ def test_an_unrolled_loop_appends_elements_of_growing_shape():
                            helper.make_node("SequenceInsert", ["s", "piece"], ["s_out"])],
                   [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []), _seq_vi("s")],
                   [_vi("cond_out", TensorProto.BOOL, []), _seq_vi("s_out")])
-    consts = [helper.make_tensor("trips", TensorProto.INT64, [], [3]), helper.make_tensor("one", TensorProto.INT64, [], [1]),
-              helper.make_tensor("zero", TensorProto.INT64, [1], [0]), helper.make_tensor("zeros", TensorProto.INT64, [1], [0])]
+    consts = [helper.make_tensor(name, TensorProto.INT64, shape, [v])
+              for name, shape, v in (("trips", [], 3), ("one", [], 1), ("zero", [1], 0), ("zeros", [1], 0))]
     graph = helper.make_graph([helper.make_node("SequenceEmpty", [], ["s0"], dtype=F),
                                helper.make_node("Loop", ["trips", "", "s0"], ["s"], body=body)],
                               "g", [_vi("x", F, [4])], [_seq_vi("s")], consts)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     _check_structured(model, [{"x": np.arange(4, dtype=np.float32)}])
+
+
+def test_a_run_time_if_in_a_run_time_loop_appends_from_either_branch():
+    """Iterations 0 and 1 append x * i, the later ones -x * i."""
+    then = _graph("then", [helper.make_node("SequenceInsert", ["s", "y"], ["t"])], [], [_seq_vi("t", [2])])
+    other = _graph("else", [helper.make_node("Neg", ["y"], ["ny"]),
+                            helper.make_node("SequenceInsert", ["s", "ny"], ["e"])], [], [_seq_vi("e", [2])])
+    two = helper.make_tensor("two", TensorProto.INT64, [], [2])
+    body = _appending_body([helper.make_node("Constant", [], ["two"], value=two),
+                            helper.make_node("Less", ["i", "two"], ["early"]),
+                            helper.make_node("If", ["early"], ["s_out"], then_branch=then, else_branch=other)],
+                           appended=None)
+    model = _appending_loop(True, body)
+    x = np.array([1.5, -2.0], np.float32)
+    _check_structured(model, [{"x": x, "trips": np.array(t, np.int64)} for t in (0, 4)])
 
 
 @pytest.mark.parametrize("extra, appended, match", [
