@@ -78,9 +78,9 @@ def _tensor_inputs(ctx: _NodeContext) -> list:
 
 def _carried_inputs(ctx: _NodeContext) -> list:
     """A Loop's inputs: tensors, and sequences or optionals as loop-carried values."""
-    optional_bounds = [name for i, name in enumerate(ctx.node.input[:2]) if ctx.structured(i) is not None]
-    if optional_bounds:
-        raise _malformed(ctx, f"its trip count / condition {optional_bounds} are sequence or optional values")
+    structured_bounds = [name for i, name in enumerate(ctx.node.input[:2]) if ctx.structured(i) is not None]
+    if structured_bounds:
+        raise _malformed(ctx, f"its trip count / condition {structured_bounds} are sequence or optional values")
     return [ctx.structured(i) or ctx.input(i) for i in range(len(ctx.node.input))]
 
 
