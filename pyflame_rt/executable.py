@@ -22,7 +22,7 @@ import numpy as np
 from pyflame_rt import value_dims
 from pyflame_rt.compiled_model import CompiledModel, buffers_from_header, dims_from_json
 from pyflame_rt.dialects.assumptions import Assumption
-from pyflame_rt.dialects.symbolic import Shape, SymDim, bind_sums, evaluate, evaluate_shape
+from pyflame_rt.dialects.symbolic import Shape, SymDim, bind_sums, evaluate, evaluate_shape, sum_terms
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import (BackendError, DTypeMismatchError, InputError, InvalidModelError, MemoryAccessError,
                                RunCancelledError, RunTimeoutError, ShapeMismatchError)
@@ -127,8 +127,8 @@ class Executable:
                     raise ShapeMismatchError(f"input '{spec.name}' dim {axis} must equal {d}, got {actual}")
         value_dims.bind_values(self.value_dims, arrays, [i.name for i in self.inputs], bindings)
         bind_sums(bindings, self.symbols)
-        computed = {c.dim for c in self.computed_dims}
-        unbound = [s for s in self.symbols if s not in bindings and s not in computed]
+        later = {c.dim for c in self.computed_dims} | set(bindings)  # a sum of them is bound with its last term
+        unbound = [s for s in self.symbols if s not in bindings and not set(sum_terms(s)[0]) <= later]
         if unbound:
             raise ShapeMismatchError(f"dynamic dims {unbound} cannot be determined from the inputs")
         return bindings

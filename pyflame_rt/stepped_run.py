@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 import numpy as np
 
-from pyflame_rt.dialects.symbolic import evaluate, evaluate_shape
+from pyflame_rt.dialects.symbolic import bind_sums, evaluate, evaluate_shape
 from pyflame_rt.errors import BackendError, InputError, InvalidModelError, ShapeMismatchError
 from pyflame_rt.loops import COPY_KINDS, Loop, Place
 from pyflame_rt.memory import global_pool
@@ -218,6 +218,7 @@ class SteppedRun:
         for c in computed:
             value = check_value(self.read(c, io), c.dim, f"element {c.offset // np.dtype(c.dtype).itemsize} of the tensor computed for '{c.dim}'")
             self.bindings[c.dim] = value
+        bind_sums(self.bindings, self.exe.symbols)  # a sum over a computed dim (a sequence a loop appended to)
         self.check_assumptions()
 
     def read(self, c: ComputedDim, io) -> int:

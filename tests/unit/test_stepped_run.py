@@ -99,3 +99,19 @@ def test_nonzero_sizes_its_result_by_the_count(dtype):
             x[0, 0] = np.nan  # NaN is not zero
         for got, want in zip(sess.run(None, {"x": x}), ort_run(model, {"x": x})):
             assert got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_a_sum_over_a_computed_dim_is_bound_with_it():
+    """z = Concat(ConstantOfShape(v + 1), w) has m+s_0 elements: bound once s_0 is computed."""
+    model = make_model(
+        [helper.make_node("Add", ["v", "one"], ["a"]),
+         helper.make_node("Cast", ["a"], ["s"], to=TensorProto.INT64),
+         helper.make_node("ConstantOfShape", ["s"], ["y"], value=helper.make_tensor("c", TensorProto.FLOAT, [1], [2.5])),
+         helper.make_node("Concat", ["y", "w"], ["z"], axis=0)],
+        [("v", [1]), ("w", ["m"])], [("z", [None])], initializers={"one": np.ones(1, np.float32)})
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    assert [o.shape for o in sess.get_outputs()] == [["m+s_0"]]
+    for v, m in [(2, 3), (0, 0), (-1, 2)]:
+        feeds = {"v": np.array([v], np.float32), "w": np.arange(m, dtype=np.float32)}
+        (got,), (want,) = sess.run(None, feeds), ort_run(model, feeds)
+        assert np.array_equal(got, want)

@@ -11,6 +11,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from math import prod
+from typing import Union
 
 import numpy as np
 import onnx
@@ -120,6 +121,8 @@ def _load_external_data(proto: onnx.ModelProto, folder: str) -> None:
 # what reading a node's attributes and constant inputs raises when they are malformed (a NaN
 # Resize scale, a Constant without a value, ...): the node is invalid, not the importer
 MALFORMED_NODE_ERRORS = (ValueError, TypeError, IndexError, KeyError, OverflowError, ZeroDivisionError)
+# what a subgraph's inputs are bound to and its outputs are
+SubgraphValue = Union[SSAValue, shape_values.Known, structured.Structured]
 
 
 def _malformed(node: onnx.NodeProto, e: Exception) -> InvalidModelError:
@@ -351,21 +354,24 @@ class ONNXImporter:
                 f"{node.op_type} (opset {self.opset}) node '{node.name or node.output[0]}': attribute(s) "
                 f"{newer} were added after opset {MAX_OPSET} and are not supported")
 
-    def inline_graph(self, g: onnx.GraphProto, bindings: dict[str, SSAValue | shape_values.Known],
-                     scope: str) -> list[SSAValue | shape_values.Known]:
+    def inline_graph(self, g: onnx.GraphProto, bindings: dict[str, SubgraphValue],
+                     scope: str) -> list[SubgraphValue]:
         """Convert subgraph `g` in place, its inputs bound to `bindings`, its names visible only
         inside it (the outer graph's are visible in it: captures); its outputs, values known at
-        import staying known. Its nodes are named `scope/<node>`, so a subgraph converted more
-        than once (an unrolled loop body) gives every op a distinct node name."""
-        saved_values, saved_known = dict(self.values), dict(self.known)
+        import staying known, sequences and optionals staying structured. Its nodes are named
+        `scope/<node>`, so a subgraph converted more than once (an unrolled loop body) gives every
+        op a distinct node name."""
+        saved = dict(self.values), dict(self.known), dict(self.structured)
         try:
             for name, v in bindings.items():
+                for table in (self.values, self.known, self.structured):
+                    table.pop(name, None)
                 if isinstance(v, shape_values.Known):
-                    self.values.pop(name, None)
                     self.known[name] = v
-                else:
-                    self.known.pop(name, None)
+                elif isinstance(v, SSAValue):
                     self.values[name] = v
+                else:
+                    self.structured[name] = v
             for t in g.initializer:
                 self.add_constant(t.name, numpy_helper.to_array(t))
             for node in g.node:
@@ -373,16 +379,14 @@ class ONNXImporter:
                 inner.CopyFrom(node)
                 inner.name = f"{scope}/{_text(node.name) or node.output[0]}"
                 self._convert_node(inner)
-            structured = [o.name for o in g.output if o.name in self.structured]
-            if structured:
-                raise UnsupportedOperatorError(f"subgraph '{g.name}' of {scope} yields sequence or optional values "
-                                               f"{structured}: control flow over them is not supported yet")
-            missing = [o.name for o in g.output if o.name not in self.values and o.name not in self.known]
+            missing = [o.name for o in g.output if not any(o.name in t for t in (self.values, self.known,
+                                                                                  self.structured))]
             if missing:
                 raise InvalidModelError(f"subgraph '{g.name}' of {scope}: outputs {missing} are not produced")
-            return [self.known[o.name] if o.name in self.known else self.values[o.name] for o in g.output]
+            return [next(t[o.name] for t in (self.known, self.structured, self.values) if o.name in t)
+                    for o in g.output]
         finally:
-            self.values, self.known = saved_values, saved_known
+            self.values, self.known, self.structured = saved
 
     # ---------------------------------------------------------- building
     def value(self, name: str) -> SSAValue:

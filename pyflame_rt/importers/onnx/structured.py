@@ -11,6 +11,8 @@ converts the nodes, as the tensors it is made of.
 - A sequence input whose type gives no element shape (not even the rank) is ragged: its elements'
   values one after the other [total] and their shapes [count, rank], all three run-time dims. It
   can be passed on and appended to, not indexed.
+- A sequence a Loop run at run time carries is, inside its body, only the elements the body
+  appends to it (`Appended`); the loop stacks them as a scan output.
 - An optional is its element (a tensor or sequence) and, when its presence is known only at run
   time (an optional graph input), a bool flag tensor.
 The model's sequence / optional inputs and outputs are flattened into tensor inputs and outputs;
@@ -59,15 +61,25 @@ class Ragged:
 
 
 @dataclass(frozen=True)
+class Appended:
+    """The elements a run-time loop's body appends to the sequence it carries as body input `carried`,
+    whose elements it cannot see: the loop stacks them as a scan output after the initial ones."""
+
+    carried: str
+    elements: tuple[SSAValue, ...] = ()
+
+
+@dataclass(frozen=True)
 class SequenceValue:
-    """Exactly one of `elements` (the count is known at import), `stacked` ([count, ...]), `pieces`
-    and `ragged`."""
+    """Exactly one of `elements` (the count is known at import), `stacked` ([count, ...]), `pieces`,
+    `ragged` and `appended`."""
 
     dtype: DType
     elements: tuple[SSAValue, ...] | None = None
     stacked: SSAValue | None = None
     pieces: SplitPieces | None = None
     ragged: Ragged | None = None
+    appended: Appended | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ values, and the per-iteration scan outputs are stacked along their axis. A Loop 
 or condition is known only at run time becomes a graph.loop (dialects/graph_control.py): its
 trip count a dim bound from its value, its body converted once into the op's region; so does a
 Scan over a dynamic axis.
+
+Sequences and optionals cross these boundaries (importers/onnx/structured.py): a run-time If yields
+their tensors and rebuilds them; a run-time Loop carries a sequence its body only appends to (one
+element per iteration, stacked like a scan output). SequenceMap is unrolled over a count known at
+import, else a graph.loop over the stacked elements.
 """
 from __future__ import annotations
 
@@ -24,12 +29,15 @@ from xdsl.ir import Block, Region
 from xdsl.rewriter import InsertPoint
 
 from pyflame_rt.dialects import graph, graph_nn as nn, graph_tensor as gt
+from pyflame_rt.dialects.assumptions import require_equal, require_same_shape
 from pyflame_rt.dialects.graph_control import IfOp, LoopOp, YieldOp
 from pyflame_rt.dialects.symbolic import parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.ops import sequence as seq_ops
 from pyflame_rt.importers.onnx.shape_values import Known
+from pyflame_rt.importers.onnx.structured import Appended, OptionalValue, SequenceValue
 
 # body nodes an unrolled Loop or Scan may convert in total: bounds the compile time and the
 # program size of a loop with many iterations (and of a Loop whose condition never turns false)
@@ -60,7 +68,7 @@ def _malformed(ctx: _NodeContext, why: str) -> InvalidModelError:
 
 
 def _tensor_inputs(ctx: _NodeContext) -> list:
-    """The node's inputs; a sequence or optional one is refused (no control flow carries them yet)."""
+    """A Scan's inputs; a sequence or optional one is refused."""
     structured = [name for i, name in enumerate(ctx.node.input) if ctx.structured(i) is not None]
     if structured:
         raise ctx.fail(f"inputs {structured} are sequence or optional values: control flow over them is not "
@@ -68,7 +76,20 @@ def _tensor_inputs(ctx: _NodeContext) -> list:
     return [ctx.input(i) for i in range(len(ctx.node.input))]
 
 
+def _carried_inputs(ctx: _NodeContext) -> list:
+    """A Loop's inputs: tensors, and sequences or optionals as loop-carried values."""
+    structured_bounds = [name for i, name in enumerate(ctx.node.input[:2]) if ctx.structured(i) is not None]
+    if structured_bounds:
+        raise _malformed(ctx, f"its trip count / condition {structured_bounds} are sequence or optional values")
+    return [ctx.structured(i) or ctx.input(i) for i in range(len(ctx.node.input))]
+
+
 def _values(ctx: _NodeContext, outs: list, part: str) -> list:
+    """Outputs a subgraph yields as tensors (values known at import made constants)."""
+    structured = [k for k, v in enumerate(outs) if isinstance(v, (SequenceValue, OptionalValue))]
+    if structured:
+        raise ctx.fail(f"outputs {structured} of its {part} subgraph are sequence or optional values where the "
+                       f"node takes tensors")
     return [ctx.importer.materialized(v, f"{_scope(ctx, part)}_{k}") for k, v in enumerate(outs)]
 
 
@@ -87,13 +108,19 @@ def _if(ctx: _NodeContext):
     if prod(ctx.shape(cond)) != 1:
         raise ctx.fail(f"the condition has shape {list(ctx.shape(cond))}, not one element")
     (cond,) = ctx.emit(graph.ReshapeOp, [cond], shape=[])
-    thens, elses = (_region(ctx, branch, part) for branch, part in ((then_branch, "then"), (else_branch, "else")))
-    _check_branches(ctx, thens.block.last_op.operands, elses.block.last_op.operands)
-    op = IfOp(cond, [t.type for t in thens.block.last_op.operands], thens, elses)
+    (then_block, thens), (else_block, elses) = (_branch(ctx, branch, part) for branch, part in
+                                                ((then_branch, "then"), (else_branch, "else")))
+    for block, mine, other, part in ((then_block, thens, elses, "then"), (else_block, elses, thens, "else")):
+        with _converting_into(imp, block):
+            flat = [t for v, o in zip(mine, other) for t in _branch_tensors(ctx, v, o)]
+            block.add_op(YieldOp(*_values(ctx, flat, part)))
+    _check_branches(ctx, then_block.last_op.operands, else_block.last_op.operands)
+    op = IfOp(cond, [t.type for t in then_block.last_op.operands], Region(then_block), Region(else_block))
     imp.builder.insert(op)
-    for r, t in zip(op.outs, thens.block.last_op.operands):
+    for r, t in zip(op.outs, then_block.last_op.operands):
         imp.shapes[r] = imp.shapes[t]
-    return list(op.outs)
+    results = iter(op.outs)
+    return [_rebuilt(t, e, results) for t, e in zip(thens, elses)]
 
 
 def _check_branches(ctx: _NodeContext, thens, elses) -> None:
@@ -103,13 +130,77 @@ def _check_branches(ctx: _NodeContext, thens, elses) -> None:
                            f"condition known only at run time, both branches must give the same shape and type")
 
 
-def _region(ctx: _NodeContext, branch: onnx.GraphProto, part: str) -> Region:
-    """An If branch converted into a region of its own, ended by a graph.yield of its outputs."""
+def _branch(ctx: _NodeContext, branch: onnx.GraphProto, part: str) -> tuple[Block, list]:
+    """An If branch converted into a block of its own (not yet ended by its graph.yield), and its outputs."""
     imp = ctx.importer
     block = Block()
     with _converting_into(imp, block):
-        block.add_op(YieldOp(*_values(ctx, imp.inline_graph(branch, {}, _scope(ctx, part)), part)))
-    return Region(block)
+        outs = imp.inline_graph(branch, {}, _scope(ctx, part))
+    return block, outs
+
+
+def _branch_tensors(ctx: _NodeContext, value, other) -> list:
+    """The tensors a branch of a run-time If yields for an output `value` (the other branch's: `other`):
+    a tensor itself; a sequence its elements (both branches as many, also of those appended to a
+    run-time loop's carried sequence) or its stack; an optional its
+    presence flag, then its element's tensors, zeros standing in for an element only the other
+    branch has (never read: the flag says it is absent)."""
+    if isinstance(value, OptionalValue) and isinstance(other, OptionalValue):
+        flag = value.flag
+        if flag is None:
+            flag = ctx.importer.add_constant(f"{ctx.node.output[0]}_has_element", np.array(value.element is not None))
+        if value.element is None and other.element is None:
+            return [flag]
+        element = value.element if value.element is not None else _stand_in(ctx, other.element)
+        return [flag, *_branch_tensors(ctx, element, other.element if other.element is not None else element)]
+    if isinstance(value, SequenceValue) and isinstance(other, SequenceValue):
+        if value.elements is not None and other.elements is not None and len(value.elements) == len(other.elements):
+            return list(value.elements)
+        if value.stacked is not None and other.stacked is not None:
+            return [value.stacked]
+        if value.appended is not None and other.appended is not None \
+                and value.appended.carried == other.appended.carried \
+                and len(value.appended.elements) == len(other.appended.elements):
+            return list(value.appended.elements)
+        raise ctx.fail("with a condition known only at run time, both branches must give a sequence output as "
+                       "many elements known at compile time (or append as many to a loop's carried sequence), "
+                       "or both a sequence of a run-time count whose elements share a shape")
+    if any(isinstance(v, (SequenceValue, OptionalValue)) for v in (value, other)):
+        raise _malformed(ctx, "its branches give an output as different kinds of value (tensor, sequence, optional)")
+    return [value]
+
+
+def _stand_in(ctx: _NodeContext, element):
+    """Zeros of the shape of a tensor / sequence `element` of the other branch (static shapes only)."""
+    if isinstance(element, SequenceValue):
+        if element.elements is not None:
+            return SequenceValue(element.dtype, elements=tuple(_stand_in(ctx, e) for e in element.elements))
+        if element.stacked is None:
+            raise ctx.fail("an optional sequence only one branch of a run-time If fills must have elements of "
+                           "one shape")
+        return SequenceValue(element.dtype, stacked=_stand_in(ctx, element.stacked))
+    shape = ctx.shape(element)
+    if not all(isinstance(d, int) for d in shape):
+        raise ctx.fail(f"an optional only one branch of a run-time If fills needs a static shape, not {list(shape)}")
+    return ctx.importer.add_constant(f"{ctx.node.output[0]}_absent",
+                                     np.zeros(shape, graph.dtype_of(element.type).numpy))
+
+
+def _rebuilt(value, other, results: Iterator):
+    """A run-time If's output from its `results` (`_branch_tensors`' tensors of `value` and `other`)."""
+    if isinstance(value, OptionalValue):
+        flag = next(results)
+        some = value if value.element is not None else other
+        element = None if some.element is None else _rebuilt(some.element, some.element, results)
+        return OptionalValue(element, some.type, flag=flag)
+    if isinstance(value, SequenceValue):
+        if value.elements is not None:
+            return SequenceValue(value.dtype, elements=tuple(next(results) for _ in value.elements))
+        if value.appended is not None:
+            elements = tuple(next(results) for _ in value.appended.elements)
+            return SequenceValue(value.dtype, appended=Appended(value.appended.carried, elements))
+        return SequenceValue(value.dtype, stacked=next(results))
+    return next(results)
 
 
 @contextmanager
@@ -178,7 +269,7 @@ def _scan(ctx: _NodeContext):
 @converter("Loop")
 def _loop(ctx: _NodeContext):
     body = ctx.attrs["body"]
-    inputs = _tensor_inputs(ctx)
+    inputs = _carried_inputs(ctx)
     n = len(inputs) - 2
     k = len(body.output) - 1 - n
     if n < 0 or k < 0 or len(body.input) != n + 2 or len(ctx.node.output) > n + k:
@@ -231,13 +322,57 @@ def _run_time_loop(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: in
             raise ctx.fail(f"the condition has shape {list(ctx.shape(cond))}, not one element")
         (cond,) = ctx.emit(graph.ReshapeOp, [cond], shape=[])
     count = ctx.importer.new_dim(_scope(ctx, "count"))
-    return _graph_loop(ctx, body, cond, inputs[2:], trips.values.flat[0], count, lambda block: block.args)
+    carried = inputs[2:]
+    optional = [body.input[2 + j].name for j, v in enumerate(carried) if isinstance(v, OptionalValue)]
+    if optional:
+        raise ctx.fail(f"a loop run at run time cannot carry the optional values {optional}")
+    sequences = [j for j, v in enumerate(carried) if isinstance(v, SequenceValue)]
+    names = [v.name for v in body.input[2:]]
+
+    def body_inputs(block: Block) -> list:  # a carried sequence: the elements the body appends to it
+        args = iter(block.args[2:])
+        return [*block.args[:2], *(SequenceValue(v.dtype, appended=Appended(names[j])) if j in sequences
+                                   else next(args) for j, v in enumerate(carried))]
+
+    def body_outputs(outs: list) -> list:  # the element appended to a carried sequence: a scan output
+        leaving = outs[1:1 + n]
+        for j in sequences:
+            seq = leaving[j]
+            if not (isinstance(seq, SequenceValue) and seq.appended is not None
+                    and seq.appended.carried == names[j] and len(seq.appended.elements) == 1):
+                raise ctx.fail(f"the body of a loop run at run time must append exactly one element to the "
+                               f"sequence '{names[j]}' it carries (SequenceInsert at the back)")
+        return [outs[0], *(v for j, v in enumerate(leaving) if j not in sequences), *outs[1 + n:],
+                *(leaving[j].appended.elements[0] for j in sequences)]
+
+    results = _graph_loop(ctx, body, cond, [v for j, v in enumerate(carried) if j not in sequences],
+                          trips.values.flat[0], count, body_inputs, body_outputs)
+    tensors = iter(results[:n - len(sequences)])
+    appended = iter(results[n - len(sequences) + k:])
+    return [*(_sequence_after(ctx, v, next(appended)) if j in sequences else next(tensors)
+              for j, v in enumerate(carried)), *results[n - len(sequences):n - len(sequences) + k]]
+
+
+def _sequence_after(ctx: _NodeContext, initial: SequenceValue, stack) -> SequenceValue:
+    """The elements of `initial` followed by the `stack`ed ones a run-time loop appended."""
+    if initial.elements == ():
+        return SequenceValue(initial.dtype, stacked=stack)
+    if initial.elements is not None:
+        first = _stack(ctx, list(initial.elements), 0)
+    elif initial.stacked is not None:
+        first = initial.stacked
+    else:
+        raise ctx.fail("a loop run at run time can only append to a sequence whose elements share a shape")
+    require_same_shape(ctx.shape(first)[1:], ctx.shape(stack)[1:],
+                       "the elements of the sequence a loop carries and those it appends")
+    return SequenceValue(initial.dtype, stacked=ctx.emit(nn.ConcatOp, [first, stack], axis=0)[0])
 
 
 def _graph_loop(ctx: _NodeContext, body: onnx.GraphProto, cond, carried: list, trips, count: str,
-                body_inputs: Callable[[Block], list]) -> list:
+                body_inputs: Callable[[Block], list], body_outputs: Callable[[list], list] = list) -> list:
     """The results of a graph.loop running `body`, its inputs `body_inputs(block)` (built in the
-    body's block). A body whose outputs start with the condition (a Loop's) may exit early:
+    body's block), its outputs as `body_outputs` orders them (the condition, the carried values,
+    the scan outputs). A body whose outputs start with the condition (a Loop's) may exit early:
     `count` is then a new dim; else (a Scan's) the body yields its condition argument and `count`
     is `trips`."""
     imp = ctx.importer
@@ -248,7 +383,7 @@ def _graph_loop(ctx: _NodeContext, body: onnx.GraphProto, cond, carried: list, t
     with _converting_into(imp, block):
         outs = imp.inline_graph(body, dict(zip((v.name for v in body.input), body_inputs(block))),
                                 _scope(ctx, "body"))
-        yielded = _values(ctx, outs, "body")
+        yielded = _values(ctx, body_outputs(outs), "body")
         if count == str(trips):
             yielded.insert(0, block.args[1])
         elif ctx.shape(yielded[0]):
@@ -295,3 +430,46 @@ def _run_time_scan(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: in
             perm = [*range(1, a % rank + 1), 0, *range(a % rank + 1, rank)]
             outs[n + j] = ctx.emit(nn.TransposeOp, [outs[n + j]], perm=perm)[0]
     return outs
+
+
+@converter("SequenceMap")
+def _sequence_map(ctx: _NodeContext):
+    """The body applied to the elements at each position of the sequence inputs (the tensor inputs
+    passed whole): unrolled over a count known at import, else a graph.loop over the stacked elements."""
+    body = ctx.attrs["body"]
+    if len(body.input) != len(ctx.node.input) or len(body.output) != len(ctx.node.output):
+        raise _malformed(ctx, f"{len(ctx.node.input)} inputs and {len(ctx.node.output)} outputs, its body "
+                              f"{len(body.input)} and {len(body.output)}")
+    if ctx.structured(0) is None:
+        raise _malformed(ctx, "input 0 is not a sequence")
+    structured = {i: seq_ops._sequence(ctx, i) for i in range(len(ctx.node.input)) if ctx.structured(i) is not None}
+    counts = [seq_ops._count(seq, ctx) for seq in structured.values()]
+    count = counts[0]
+    for c in counts[1:]:
+        count = require_equal(c, count, "SequenceMap's sequence inputs' lengths")
+    passed = {i: ctx.input(i) for i in range(len(ctx.node.input)) if i not in structured}
+    if not isinstance(count, int):
+        return _run_time_sequence_map(ctx, body, structured, passed, count)
+    _check_budget(ctx, count, body)
+    elements = {i: seq_ops._elements(ctx, seq) for i, seq in structured.items()}
+    per_position: list[list] = [[] for _ in body.output]
+    for t in range(count):
+        bound = [elements[i][t] if i in elements else passed[i] for i in range(len(body.input))]
+        outs = ctx.importer.inline_graph(body, dict(zip((v.name for v in body.input), bound)), _scope(ctx, t))
+        for j, v in enumerate(_values(ctx, outs, t)):
+            per_position[j].append(v)
+    return [SequenceValue(graph.dtype_of(vals[0].type) if vals else DType.from_onnx(o.type.tensor_type.elem_type),
+                          elements=tuple(vals)) for o, vals in zip(body.output, per_position)]
+
+
+def _run_time_sequence_map(ctx: _NodeContext, body: onnx.GraphProto, sequences: dict, passed: dict,
+                           count) -> list:
+    """SequenceMap over a run-time count: a graph.loop whose body gathers element i of each stacked sequence."""
+    stacked = {i: seq_ops._stacked(ctx, seq) for i, seq in sequences.items()}
+
+    def body_inputs(block: Block) -> list:
+        return [ctx.emit(gt.GatherOp, [stacked[i], block.args[0]], axis=0)[0] if i in stacked else passed[i]
+                for i in range(len(body.input))]
+
+    outs = _graph_loop(ctx, body, None, [], count, str(count), body_inputs)
+    return [SequenceValue(graph.dtype_of(s.type), stacked=s) for s in outs]

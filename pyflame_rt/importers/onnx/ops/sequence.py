@@ -20,14 +20,18 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
 from pyflame_rt.importers.onnx import shape_values
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
-from pyflame_rt.importers.onnx.structured import OptionalValue, Ragged, SequenceValue, SplitPieces
+from pyflame_rt.importers.onnx.structured import Appended, OptionalValue, Ragged, SequenceValue, SplitPieces
 
 
-def _sequence(ctx: _NodeContext, i: int) -> SequenceValue:
+def _sequence(ctx: _NodeContext, i: int, appending: bool = False) -> SequenceValue:
+    """Input i, a sequence; one a run-time loop carries is only appended to in its body."""
     seq = ctx.structured(i)
     if not isinstance(seq, SequenceValue):
         raise InvalidModelError(f"{ctx.node.op_type} node '{ctx.node.name or ctx.node.output[0]}': input {i} "
                                 f"is not a sequence")
+    if seq.appended is not None and not appending:
+        raise ctx.fail(f"the body of a loop run at run time can only append to the sequence it carries "
+                       f"('{seq.appended.carried}'): SequenceInsert at the back")
     return seq
 
 
@@ -223,8 +227,15 @@ def _sequence_erase(ctx: _NodeContext):
 
 @converter("SequenceInsert")
 def _sequence_insert(ctx: _NodeContext):
-    seq, tensor = _sequence(ctx, 0), ctx.input(1)
+    seq, tensor = _sequence(ctx, 0, appending=ctx.input(2) is None), ctx.input(1)
     if ctx.input(2) is None:  # at the back
+        if seq.appended is not None:
+            if graph.dtype_of(tensor.type) != seq.dtype:
+                raise InvalidModelError(f"SequenceInsert node '{ctx.node.name or ctx.node.output[0]}': a "
+                                        f"{graph.dtype_of(tensor.type).value} tensor inserted into a sequence of "
+                                        f"{seq.dtype.value}")
+            appended = Appended(seq.appended.carried, (*seq.appended.elements, tensor))
+            return [SequenceValue(seq.dtype, appended=appended)]
         if seq.ragged is not None:
             return [_append_ragged(ctx, seq, tensor)]
         if seq.stacked is None:

@@ -7,7 +7,7 @@ from onnx import TensorProto, helper
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession
-from pyflame_rt.errors import InputError, InvalidModelError, UnsupportedOperatorError
+from pyflame_rt.errors import InputError, InvalidModelError, ShapeMismatchError, UnsupportedOperatorError
 from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.options import ImportOptions
 
@@ -143,28 +143,176 @@ def test_a_loop_whose_carried_value_changes_shape_at_run_time_is_refused_by_name
         from_onnx(model)
 
 
-def _seq_vi(name):
-    return helper.make_tensor_sequence_value_info(name, F, None)
+def _seq_vi(name, shape=None):
+    return helper.make_tensor_sequence_value_info(name, F, shape)
 
 
-def test_sequences_through_control_flow_are_refused_not_called_invalid():
-    """An If branch yielding a sequence, or a Loop carrying one, is valid ONNX that is not compiled yet."""
-    branch = _graph("then", [helper.make_node("SequenceConstruct", ["x"], ["s"])], [], [_seq_vi("s")])
-    model_if = helper.make_model(helper.make_graph(
-        [helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch)], "g",
-        [_vi("c", TensorProto.BOOL, []), _vi("x", F, [2])], [_seq_vi("y")]))
-    with pytest.raises(UnsupportedOperatorError, match="yields sequence or optional values"):
-        from_onnx(model_if)
+def _seq_model(nodes, inputs, outputs):
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _same(got, want):
+    if want is None or isinstance(want, list):
+        assert (got is None) == (want is None) and len(got or []) == len(want or [])
+        for g, w in zip(got or [], want or []):
+            _same(g, w)
+    else:
+        assert_close(got, want)
+
+
+def _check_structured(model, feeds):
+    sess = InferenceSession(model.SerializeToString())
+    for feed in feeds:
+        got, want = sess.run(None, feed), ort_run(model, feed)
+        for g, w in zip(got, want):
+            _same(g, w)
+
+
+def test_if_on_a_run_time_condition_yields_a_sequence_and_an_optional():
+    """Both branches give two elements; only the else branch fills the optional."""
+    opt_t = helper.make_optional_type_proto(helper.make_sequence_type_proto(
+        helper.make_tensor_type_proto(F, [3])))
+    then = _graph("then", [helper.make_node("SequenceConstruct", ["x", "y"], ["s"]),
+                           helper.make_node("Optional", [], ["o"], type=opt_t.optional_type.elem_type)],
+                  [], [_seq_vi("s", [3]), helper.make_value_info("o", opt_t)])
+    other = _graph("else", [helper.make_node("Neg", ["x"], ["nx"]),
+                            helper.make_node("SequenceConstruct", ["y", "nx"], ["s"]),
+                            helper.make_node("SequenceConstruct", ["x"], ["one"]),
+                            helper.make_node("Optional", ["one"], ["o"])],
+                   [], [_seq_vi("s", [3]), helper.make_value_info("o", opt_t)])
+    model = _seq_model([helper.make_node("If", ["c"], ["s", "o"], then_branch=then, else_branch=other)],
+                       [_vi("c", TensorProto.BOOL, []), _vi("x", F, [3]), _vi("y", F, [3])],
+                       [_seq_vi("s", [3]), helper.make_value_info("o", opt_t)])
+    x, y = np.arange(3, dtype=np.float32), np.ones(3, np.float32)
+    _check_structured(model, [{"c": np.array(c), "x": x, "y": y} for c in (True, False)])
+
+
+def _appending_body(extra_nodes=(), appended="y"):
+    """Loop body: y = x * i appended to the carried sequence s (`appended` None: extra_nodes give s_out),
+    acc += x."""
+    nodes = [helper.make_node("Identity", ["cond"], ["cond_out"]),
+             helper.make_node("Cast", ["i"], ["fi"], to=F),
+             helper.make_node("Mul", ["x", "fi"], ["y"]),
+             helper.make_node("Add", ["acc", "x"], ["acc_out"]),
+             *extra_nodes,
+             *([helper.make_node("SequenceInsert", ["s", appended], ["s_out"])] if appended else [])]
+    return _graph("body", nodes, [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []),
+                                  _seq_vi("s", [2]), _vi("acc", F, [2])],
+                  [_vi("cond_out", TensorProto.BOOL, []), _seq_vi("s_out", [2]), _vi("acc_out", F, [2])])
+
+
+def _appending_loop(trips_input: bool, body=None):
+    inputs = [_vi("x", F, [2])] + ([_vi("trips", TensorProto.INT64, [])] if trips_input else [])
+    initializers = [] if trips_input else [helper.make_tensor("trips", TensorProto.INT64, [], [3])]
+    graph = helper.make_graph(
+        [helper.make_node("SequenceConstruct", ["x"], ["s0"]),
+         helper.make_node("Loop", ["trips", "", "s0", "x"], ["s", "acc"], body=body or _appending_body())],
+        "g", inputs, [_seq_vi("s", [2]), _vi("acc", F, [2])], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_loop_carrying_a_sequence_unrolled_and_at_run_time():
+    """Trip count known at import: unrolled; fed at run time: the appended elements are a scan output
+    stacked after the initial ones (none appended for 0 trips)."""
+    x = np.array([1.5, -2.0], np.float32)
+    _check_structured(_appending_loop(False), [{"x": x}])
+    run_time = _appending_loop(True)
+    assert any(op.name == "graph.loop" for op in from_onnx(run_time).main.walk())
+    _check_structured(run_time, [{"x": x, "trips": np.array(t, np.int64)} for t in (0, 1, 4)])
+
+
+def test_an_unrolled_loop_appends_elements_of_growing_shape():
+    """Element i is x[:i + 1]: the unrolled sequence has elements of different shapes."""
     body = _graph("body", [helper.make_node("Identity", ["cond"], ["cond_out"]),
-                           helper.make_node("Identity", ["s"], ["s_out"])],
+                           helper.make_node("Add", ["i", "one"], ["end"]),
+                           helper.make_node("Unsqueeze", ["end", "zero"], ["ends"]),
+                           helper.make_node("Slice", ["x", "zeros", "ends"], ["piece"]),
+                           helper.make_node("SequenceInsert", ["s", "piece"], ["s_out"])],
                   [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []), _seq_vi("s")],
                   [_vi("cond_out", TensorProto.BOOL, []), _seq_vi("s_out")])
-    model_loop = helper.make_model(helper.make_graph(
-        [helper.make_node("SequenceConstruct", ["x"], ["s0"]),
-         helper.make_node("Loop", ["trips", "", "s0"], ["s"], body=body)], "g",
-        [_vi("trips", TensorProto.INT64, []), _vi("x", F, [2])], [_seq_vi("s")]))
-    with pytest.raises(UnsupportedOperatorError, match=r"inputs \['s0'\] are sequence or optional values"):
-        from_onnx(model_loop)
+    consts = [helper.make_tensor(name, TensorProto.INT64, shape, [v])
+              for name, shape, v in (("trips", [], 3), ("one", [], 1), ("zero", [1], 0), ("zeros", [1], 0))]
+    graph = helper.make_graph([helper.make_node("SequenceEmpty", [], ["s0"], dtype=F),
+                               helper.make_node("Loop", ["trips", "", "s0"], ["s"], body=body)],
+                              "g", [_vi("x", F, [4])], [_seq_vi("s")], consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    _check_structured(model, [{"x": np.arange(4, dtype=np.float32)}])
+
+
+def test_a_run_time_if_in_a_run_time_loop_appends_from_either_branch():
+    """Iterations 0 and 1 append x * i, the later ones -x * i."""
+    then = _graph("then", [helper.make_node("SequenceInsert", ["s", "y"], ["t"])], [], [_seq_vi("t", [2])])
+    other = _graph("else", [helper.make_node("Neg", ["y"], ["ny"]),
+                            helper.make_node("SequenceInsert", ["s", "ny"], ["e"])], [], [_seq_vi("e", [2])])
+    two = helper.make_tensor("two", TensorProto.INT64, [], [2])
+    body = _appending_body([helper.make_node("Constant", [], ["two"], value=two),
+                            helper.make_node("Less", ["i", "two"], ["early"]),
+                            helper.make_node("If", ["early"], ["s_out"], then_branch=then, else_branch=other)],
+                           appended=None)
+    model = _appending_loop(True, body)
+    x = np.array([1.5, -2.0], np.float32)
+    _check_structured(model, [{"x": x, "trips": np.array(t, np.int64)} for t in (0, 4)])
+
+
+@pytest.mark.parametrize("extra, appended, match", [
+    ([helper.make_node("SequenceLength", ["s"], ["n"]), helper.make_node("Cast", ["n"], ["fn"], to=F),
+      helper.make_node("Mul", ["y", "fn"], ["z"])], "z", "can only append to the sequence it carries"),
+    ([helper.make_node("Constant", [], ["front"], value=helper.make_tensor("front", TensorProto.INT64, [], [0])),
+      helper.make_node("SequenceInsert", ["s", "y", "front"], ["s2"]),
+      helper.make_node("SequenceAt", ["s2", "front"], ["z"])], "z", "can only append"),
+])
+def test_a_run_time_loop_that_reads_its_carried_sequence_is_refused(extra, appended, match):
+    with pytest.raises(UnsupportedOperatorError, match=match):
+        from_onnx(_appending_loop(True, _appending_body(extra, appended)))
+
+
+def test_a_run_time_loop_appending_twice_per_iteration_is_refused():
+    body = _appending_body()
+    body.node[-1].output[0] = "s_once"
+    body.node.append(helper.make_node("SequenceInsert", ["s_once", "y"], ["s_out"]))
+    with pytest.raises(UnsupportedOperatorError, match="must append exactly one element to the sequence 's'"):
+        from_onnx(_appending_loop(True, body))
+
+
+def _map_body(nodes, inputs, outputs):
+    return _graph("map", nodes, inputs, outputs)
+
+
+def test_sequence_map_over_a_run_time_count_and_a_count_known_at_import():
+    add = _map_body([helper.make_node("Add", ["a", "b"], ["c"])], [_vi("a", F, [3]), _vi("b", F, [3])],
+                    [_vi("c", F, [3])])
+    run_time = _seq_model([helper.make_node("SequenceMap", ["xs", "t"], ["ys"], body=add)],
+                          [_seq_vi("xs", [3]), _vi("t", F, [3])], [_seq_vi("ys", [3])])
+    assert any(op.name == "graph.loop" for op in from_onnx(run_time).main.walk())
+    r = np.random.default_rng(3)
+    t = r.standard_normal(3).astype(np.float32)
+    _check_structured(run_time, [{"xs": [r.standard_normal(3).astype(np.float32) for _ in range(n)], "t": t}
+                                 for n in (0, 1, 3)])
+    shape = _map_body([helper.make_node("Shape", ["a"], ["c"])], [_vi("a", F, None)],
+                      [_vi("c", TensorProto.INT64, [None])])
+    known = _seq_model([helper.make_node("SequenceConstruct", ["x", "z"], ["xs"]),
+                        helper.make_node("SequenceMap", ["xs"], ["ys"], body=shape)],
+                       [_vi("x", F, [2, 3]), _vi("z", F, [4])],
+                       [helper.make_tensor_sequence_value_info("ys", TensorProto.INT64, None)])
+    _check_structured(known, [{"x": np.zeros((2, 3), np.float32), "z": np.zeros(4, np.float32)}])
+
+
+def test_sequence_map_over_sequences_of_different_lengths_fails_before_native_code():
+    add = _map_body([helper.make_node("Add", ["a", "b"], ["c"])], [_vi("a", F, [3]), _vi("b", F, [3])],
+                    [_vi("c", F, [3])])
+    model = _seq_model([helper.make_node("SequenceMap", ["xs", "zs"], ["ys"], body=add)],
+                       [_seq_vi("xs", [3]), _seq_vi("zs", [3])], [_seq_vi("ys", [3])])
+    sess = InferenceSession(model.SerializeToString())
+    x = np.ones(3, np.float32)
+    _same(sess.run(None, {"xs": [x, x], "zs": [x, 2 * x]})[0], [2 * x, 3 * x])
+    with pytest.raises(ShapeMismatchError):
+        sess.run(None, {"xs": [x, x], "zs": [x]})
 
 
 def test_scan_cumulative_sum_in_both_directions():
