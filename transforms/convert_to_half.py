@@ -12,13 +12,16 @@ and a value that leaves one half op only to enter another is not widened and nar
 (`cast<f16>(cast<f32>(h: f16))` is `h`: widening is exact). Ops the target computes in float32
 only are then run between Casts by `legalize-half-precision` (the compiler runs it after this
 pass): they read half-rounded operands and round their result once, as onnxruntime's float16
-models run on its CPU provider. `exclude` names op types (`MatMul`) or ONNX node names kept in
+models run on its CPU provider. A weight's finite values saturate at the half type's largest
+(float32's min, the masked scores' value in `transformers`' attention masks, stays finite: as -inf
+it would make 0 x min a NaN). `exclude` names op types (`MatMul`) or ONNX node names kept in
 float32.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import ml_dtypes
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
 from xdsl.ir import Operation, SSAValue
@@ -99,10 +102,16 @@ class NarrowToHalf(RewritePattern):
             arr = self.weights.get(name)
             if arr is None:  # IR printed without its weights: Cast at compile time instead
                 return None
-            self.half_weights[name] = self.weights.add(f"{name}_{self.half.value}",
-                                                       np.asarray(arr).astype(self.half.numpy))
+            self.half_weights[name] = self.weights.add(f"{name}_{self.half.value}", half_weight(arr, self.half))
             self.stats.initializers_added += 1
         return self.half_weights[name]
+
+
+def half_weight(arr: np.ndarray, half: DType) -> np.ndarray:
+    """A float32 weight rounded to `half` (nearest even), its finite values saturating."""
+    arr = np.asarray(arr)
+    limit = float(ml_dtypes.finfo(half.numpy).max)
+    return np.where(np.isfinite(arr), np.clip(arr, -limit, limit), arr).astype(half.numpy)
 
 
 class ForwardHalfRoundTrip(RewritePattern):

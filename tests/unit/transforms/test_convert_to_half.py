@@ -2,6 +2,7 @@
 stored, where the Casts stand (the IR shapes are in tests/filecheck/convert-to-half)."""
 import ml_dtypes
 import numpy as np
+import pytest
 from onnx import helper
 
 from conftest import make_model
@@ -52,3 +53,17 @@ def test_one_half_copy_per_weight_and_casts_only_at_the_float32_boundary(rng):
              for c in module.walk() if isinstance(c, gm.CastOp)]
     assert casts == [(DType.FLOAT32, DType.FLOAT16), (DType.FLOAT16, DType.FLOAT32)]  # input, output
     module.verify()
+
+
+@pytest.mark.parametrize("pass_, half", [(ConvertToFP16, DType.FLOAT16), (ConvertToBF16, DType.BFLOAT16)])
+def test_finite_weights_saturate_at_the_half_types_largest(pass_, half):
+    # transformers' extended attention mask: (1 - mask) * float32 min; rounded, min is -inf in both
+    # half types, and 0 x -inf (an unmasked position) would be NaN
+    lowest = np.finfo(np.float32).min
+    model = make_model([helper.make_node("Mul", ["x", "m"], ["y"])], [("x", [3])], [("y", [3])],
+                       {"m": np.array([lowest, -lowest, -np.inf], np.float32)})
+    module = from_onnx(model).module
+    pass_().rewrite(module, WeightTable.of(module), PassStats())
+    limit = ml_dtypes.finfo(half.numpy).max
+    stored = WeightTable.of(module)[f"m_{half.value}"]
+    np.testing.assert_array_equal(stored.astype(np.float32), np.array([-limit, limit, -np.inf], np.float32))
