@@ -12,6 +12,8 @@ from pyflame_rt.dialects import graph, graph_nn as nn, graph_tensor as gt
 from pyflame_rt.dtype import DType
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.ops.composite import _check_size, _const, _np_dtype
+from pyflame_rt.importers.onnx.ops.run_time_signal import dft_at_run_time, stft_at_run_time
+from pyflame_rt.importers.onnx.run_time_shapes import known_only_at_run_time
 
 # cos-series coefficients a_k of w[n] = sum_k (-1)^k a_k cos(2 pi k n / N), as the ONNX spec defines them
 _WINDOWS = {"HannWindow": (0.5, 0.5), "HammingWindow": (25 / 46, 21 / 46), "BlackmanWindow": (0.42, 0.5, 0.08)}
@@ -128,14 +130,20 @@ def _inverse_onesided_matrix(n: int, length: int) -> np.ndarray:
     return w.reshape(n * 2, length)
 
 
+def _check_signal(ctx: _NodeContext, c, onesided: bool, inverse: bool) -> None:
+    if c not in (1, 2):
+        raise ctx.fail(f"needs a last dim of 1 (real) or 2 (complex), got {c}")
+    if onesided and c != (2 if inverse else 1):
+        raise ctx.fail("onesided needs a complex input (last dim 2) when inverse, a real one (last dim 1) when not")
+
+
 def _transform_last(ctx: _NodeContext, x, length: int, onesided: bool, inverse: bool):
     """The DFT of x [..., n, 1 or 2] along n: x viewed as [..., n * c] times the constant matrix,
     viewed back as [..., bins, 2] ([..., length, 1] for the inverse of a one-sided spectrum)."""
     *lead, n, c = ctx.shape(x)
-    if not isinstance(n, int) or c not in (1, 2):
-        raise ctx.fail(f"needs a static signal length and a last dim of 1 or 2, got shape {ctx.shape(x)}")
-    if onesided and c != (2 if inverse else 1):
-        raise ctx.fail("onesided needs a complex input (last dim 2) when inverse, a real one (last dim 1) when not")
+    if not isinstance(n, int):
+        raise ctx.fail(f"needs a static signal length, got shape {ctx.shape(x)}")
+    _check_signal(ctx, c, onesided, inverse)
     bins, parts = (length, 1) if onesided and inverse else (length // 2 + 1 if onesided else length, 2)
     _check_size(ctx, n * c * parts * bins, _np_dtype(x), "the DFT matrix")
     matrix = (_inverse_onesided_matrix(n, length) if onesided and inverse
@@ -160,8 +168,11 @@ def _dft(ctx: _NodeContext):
     """The signal axis is moved next to the complex dim, transformed, and moved back."""
     x = ctx.input(0)
     rank = len(ctx.shape(x))
-    axis = _dft_axis(ctx, rank)
     onesided, inverse = bool(ctx.attrs.get("onesided", 0)), bool(ctx.attrs.get("inverse", 0))
+    if known_only_at_run_time(ctx, 1) or ctx.opset >= 20 and known_only_at_run_time(ctx, 2):
+        _check_signal(ctx, ctx.shape(x)[-1], onesided, inverse)
+        return dft_at_run_time(ctx, onesided, inverse)
+    axis = _dft_axis(ctx, rank)
     n = ctx.shape(x)[axis]
     if ctx.input(1) is not None:
         length = int(_scalar_input(ctx, 1, "dft_length"))
@@ -185,6 +196,10 @@ def _stft(ctx: _NodeContext):
     if len(ctx.shape(x)) != 3 or window is not None and len(ctx.shape(window)) != 1:
         raise ctx.fail(f"needs a signal [batch, length, 1 or 2] and a 1-D window, got shapes {ctx.shape(x)} "
                        f"and {None if window is None else ctx.shape(window)}")
+    onesided = bool(ctx.attrs.get("onesided", 1))
+    if any(known_only_at_run_time(ctx, i) for i in (1, 3)):
+        _check_signal(ctx, ctx.shape(x)[-1], onesided, inverse=False)
+        return stft_at_run_time(ctx, window, onesided)
     samples = ctx.shape(x)[1]
     step = int(_scalar_input(ctx, 1, "frame_step"))
     if window is not None and not isinstance(ctx.shape(window)[0], int):
@@ -203,4 +218,4 @@ def _stft(ctx: _NodeContext):
     if window is not None:
         (w,) = ctx.emit(graph.ReshapeOp, [window], shape=[length, 1])
         (framed,) = ctx.emit(graph.MulOp, [framed, w])
-    return _transform_last(ctx, framed, length, bool(ctx.attrs.get("onesided", 1)), inverse=False)
+    return _transform_last(ctx, framed, length, onesided, inverse=False)

@@ -1,0 +1,147 @@
+"""DFT and STFT whose axis, dft_length, frame_step or frame_length is known only at run time (a graph
+input, or computed from tensor values).
+
+What the constant path precomputes is computed by graph ops from the run-time values instead
+(`ShapeArithmetic`): the dims around the signal axis and the transform's bins are bound as new dims,
+and the cos / sin matrix is built from the bound sizes (its phases reduced modulo the transform
+length in int64, so exact, then evaluated in float64), so one GEMM still does the transform. The
+signal axis is reached by viewing the input as [before, n, after, c] (products of the dims around
+the run-time axis) and swapping n and after.
+
+Values the operator refuses (an axis out of range or naming the complex dim, a transform length
+below 1, a frame_step below 1, a frame longer than the signal) make the bound `..._valid` dim -1: a
+ShapeMismatchError before any kernel that depends on them runs.
+"""
+from __future__ import annotations
+
+import numpy as np
+from xdsl.ir import SSAValue
+
+from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_tensor as gt
+from pyflame_rt.dialects.symbolic import Dim, dim_mul
+from pyflame_rt.dtype import DType
+from pyflame_rt.importers.onnx.converters import _NodeContext
+from pyflame_rt.importers.onnx.ops.run_time_slices import positions
+from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
+
+
+def _float(sa: ShapeArithmetic, v: SSAValue, dtype: DType) -> SSAValue:
+    return sa.ctx.emit(gm.CastOp, [v], to=dtype.value)[0]
+
+
+def _scalar(sa: ShapeArithmetic, i: int, default: int | SSAValue) -> SSAValue:
+    """The node's input i as int64 [1], or `default` when it is absent."""
+    if sa.ctx.input(i) is None:
+        return sa._tensor([default]) if isinstance(default, int) else default
+    v = sa.operand(i)
+    if sa.size(v) != 1:
+        raise sa.ctx.fail(f"input {i} must hold one value, got shape {list(sa.ctx.shape(sa.ctx.input(i)))}")
+    return v
+
+
+def _stack(sa: ShapeArithmetic, values: list[SSAValue], axis: int) -> SSAValue:
+    return sa.concat([sa.ctx.emit(nn.UnsqueezeOp, [v], axes=[axis])[0] for v in values], axis)
+
+
+def _bins(sa: ShapeArithmetic, length: SSAValue, onesided: bool, inverse: bool) -> SSAValue:
+    """The transform's output positions: the samples of an inverse one-sided spectrum, the
+    length // 2 + 1 bins of a one-sided one, all `length` bins otherwise."""
+    return sa.add(sa.div(length, 2), 1) if onesided and not inverse else length
+
+
+def _matrix(sa: ShapeArithmetic, n: Dim, c: int, length: SSAValue, bins: Dim, parts: int, onesided: bool,
+            inverse: bool, dtype: DType) -> SSAValue:
+    """[n * c, bins * parts]: the run-time form of signal.py's `_dft_matrix` / `_inverse_onesided_matrix`.
+    Row r (an input position; its real then imaginary part) to column q: e^(+-2 pi i (r q mod length)
+    / length), rows beyond the signal's length (or the one-sided half) zero."""
+    ctx = sa.ctx
+    rows, cols = sa.reshape(positions(sa, n), [n, 1]), sa.reshape(positions(sa, bins), [1, bins])
+    turn = sa.max(length, 1)
+    phase = ctx.emit(gm.ModOp, [sa.mul(rows, cols), turn])[0]
+    angle = ctx.emit(graph.MulOp, [ctx.emit(graph.DivOp, [_float(sa, phase, DType.FLOAT64),
+                                                           _float(sa, turn, DType.FLOAT64)])[0],
+                                   ctx.importer.add_constant(f"{sa._base()}_2pi", np.array(2 * np.pi))])[0]
+    cos = ctx.emit(gm.TRIG_OPS["cos"], [angle])[0]
+    sin = ctx.emit(gm.TRIG_OPS["sin"], [angle])[0]
+    if not inverse:
+        sin = ctx.emit(gm.NegOp, [sin])[0]
+    if onesided and inverse:  # every bin but DC and Nyquist also stands for its conjugate mirror
+        kept = sa.lt(sa.mul(rows, 2), sa.add(length, 1))
+        edge = sa.both(sa.lt(0, rows), sa.lt(sa.mul(rows, 2), length))
+        weight = sa.where(kept, sa.where(edge, 2, 1), 0)
+    else:
+        weight = sa.cast(sa.lt(rows, length))
+    scale = ctx.emit(graph.DivOp, [_float(sa, weight, DType.FLOAT64),
+                                   _float(sa, turn if inverse else sa._tensor([1]), DType.FLOAT64)])[0]
+    minus_sin = ctx.emit(gm.NegOp, [sin])[0]
+    channels = [[cos, sin], [minus_sin, cos]][:c]  # the real part of x; i times its imaginary part
+    stacked = [_stack(sa, row[:parts], 2) for row in channels]
+    w = _stack(sa, stacked, 1)
+    (w,) = ctx.emit(graph.MulOp, [w, sa.reshape(scale, [n, 1, 1, 1])])
+    (w,) = ctx.emit(gm.CastOp, [w], to=dtype.value)
+    return sa.reshape(w, [dim_mul(n, c), dim_mul(bins, parts)])
+
+
+def _transform_last(sa: ShapeArithmetic, x: SSAValue, n: Dim, length: SSAValue, bins: Dim, onesided: bool,
+                    inverse: bool) -> SSAValue:
+    """The DFT of x [..., n, c] along n: [..., bins, parts]."""
+    ctx = sa.ctx
+    *lead, _, c = ctx.shape(x)
+    parts = 1 if onesided and inverse else 2
+    w = _matrix(sa, n, c, length, bins, parts, onesided, inverse, graph.dtype_of(x.type))
+    (flat,) = ctx.emit(graph.ReshapeOp, [x], shape=[*lead, dim_mul(n, c)])
+    (y,) = ctx.emit(graph.MatMulOp, [flat, w])
+    return ctx.emit(graph.ReshapeOp, [y], shape=[*lead, bins, parts])[0]
+
+
+def dft_at_run_time(ctx: _NodeContext, onesided: bool, inverse: bool) -> list[SSAValue]:
+    """DFT whose axis (opset 20) or dft_length is known only at run time; `signal.py` checks the
+    input's last dim (1 or 2) and that onesided suits it."""
+    sa = ShapeArithmetic(ctx)
+    x = ctx.input(0)
+    *signal, c = ctx.shape(x)
+    rank = len(signal) + 1
+    axis = _scalar(sa, 2, -2) if ctx.opset >= 20 else sa._tensor([int(ctx.attrs.get("axis", 1))])
+    axis = sa.where(sa.lt(axis, 0), sa.add(axis, rank), axis)
+    ok = sa.both(sa.lt(-1, axis), sa.lt(axis, rank - 1))
+    which = sa._tensor(list(range(rank - 1)))
+    dims = sa.dims(signal)
+    n = sa.reduce("sum", sa.where(sa.eq(which, axis), dims, 0), keepdims=True)
+    before = sa.reduce("prod", sa.where(sa.lt(which, axis), dims, 1), keepdims=True)
+    after = sa.reduce("prod", sa.where(sa.lt(axis, which), dims, 1), keepdims=True)
+    length = _scalar(sa, 1, sa.where(ok, sa.sub(sa.mul(n, 2), 2), 0) if onesided and inverse else n)
+    ok = sa.both(ok, sa.lt(0, length))
+    bins = _bins(sa, length, onesided, inverse)
+    out = sa.where(sa.eq(which, axis), bins, dims)
+    pre, n_dim, post, bins_dim, *out_dims = sa.bind(sa.concat([before, n, after, bins, out]), "dims", valid=ok)
+    (x,) = ctx.emit(graph.ReshapeOp, [x], shape=[pre, n_dim, post, c])
+    (x,) = ctx.emit(nn.TransposeOp, [x], perm=[0, 2, 1, 3])
+    y = _transform_last(sa, x, n_dim, length, bins_dim, onesided, inverse)
+    (y,) = ctx.emit(nn.TransposeOp, [y], perm=[0, 2, 1, 3])
+    return ctx.emit(graph.ReshapeOp, [y], shape=[*out_dims, ctx.shape(y)[-1]])
+
+
+def stft_at_run_time(ctx: _NodeContext, window: SSAValue | None, onesided: bool) -> list[SSAValue]:
+    """STFT whose frame_step or frame_length is known only at run time: the frame count
+    (samples - length) // step + 1 and the frame positions f * step + j are computed, the frames
+    gathered and transformed as one batch; frame_length defaults to the window's length."""
+    sa = ShapeArithmetic(ctx)
+    x = ctx.input(0)
+    samples = sa.dims([ctx.shape(x)[1]])
+    step = _scalar(sa, 1, 0)
+    given = sa.dims(ctx.shape(window)) if window is not None else None
+    length = _scalar(sa, 3, given) if given is not None or ctx.input(3) is not None else None
+    if length is None:
+        raise ctx.fail("needs a frame_length or a window")
+    ok = sa.both(sa.lt(0, step), sa.both(sa.lt(0, length), sa.lt(length, sa.add(samples, 1))))
+    if given is not None:
+        ok = sa.both(ok, sa.eq(length, given))
+    frames = sa.add(sa.div(sa.sub(samples, length), step), 1)
+    bins = _bins(sa, length, onesided, inverse=False)
+    count, n, bins_dim = sa.bind(sa.concat([frames, length, bins]), "dims", valid=ok)
+    starts = sa.mul(sa.reshape(positions(sa, count), [-1, 1]), step)
+    (framed,) = ctx.emit(gt.GatherOp, [x, sa.add(starts, sa.reshape(positions(sa, n), [1, -1]))], axis=1)
+    if window is not None:
+        (w,) = ctx.emit(graph.ReshapeOp, [window], shape=[n, 1])
+        (framed,) = ctx.emit(graph.MulOp, [framed, w])
+    return [_transform_last(sa, framed, n, length, bins_dim, onesided, inverse=False)]

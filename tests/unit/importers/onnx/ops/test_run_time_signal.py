@@ -1,0 +1,97 @@
+"""ops/run_time_signal.py: DFT with its axis and dft_length, STFT with its frame_step and
+frame_length fed at run time, against onnxruntime: several argument values from one artifact, and
+values the operators refuse raised as a ShapeMismatchError before the kernels."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from conftest import assert_close, make_model, ort_run
+from pyflame_rt import InferenceSession
+from pyflame_rt.errors import ShapeMismatchError
+
+I64 = np.int64
+
+
+def _scalar(v):
+    return np.array(v, I64)
+
+
+def _check(model, sess, feed):
+    for got, want in zip(sess.run(None, feed), ort_run(model, feed)):
+        assert got.shape == want.shape
+        assert_close(got, want, rtol=1e-4)
+
+
+def _dft(attrs, c):
+    node = helper.make_node("DFT", ["x", "len", "axis"], ["y"], **attrs)
+    model = make_model([node], [("x", ["b", 6, 5, c]), ("len", [], I64), ("axis", [], I64)],
+                       [("y", ["o0", "o1", "o2", "o3"])], opset=20)
+    return model, InferenceSession(model.SerializeToString())
+
+
+@pytest.fixture(scope="module")
+def real_dft():
+    return _dft({}, 1)
+
+
+def test_real_dft_of_run_time_axis_and_length(real_dft, rng):
+    _check_variant(*real_dft, {}, 1, rng)
+
+
+@pytest.mark.slow  # the other variants' kernels: ~10 s
+@pytest.mark.parametrize("attrs,c", [(dict(inverse=1), 2), (dict(onesided=1), 1), (dict(onesided=1, inverse=1), 2)])
+def test_dft_of_run_time_axis_and_length(attrs, c, rng):
+    _check_variant(*_dft(attrs, c), attrs, c, rng)
+
+
+def _check_variant(model, sess, attrs, c, rng):
+    # (onnxruntime differs from numpy on some one-sided inverses of fewer bins than length // 2 + 1: avoided)
+    lengths = (10, 9, 11) if attrs == dict(onesided=1, inverse=1) else (5, 3, 8)
+    for batch, axis, length in [(2, 1, lengths[0]), (1, -2, lengths[1]), (3, 0, lengths[2]), (6, -4, lengths[0])]:
+        x = rng.standard_normal((batch, 6, 5, c), np.float32)
+        _check(model, sess, {"x": x, "len": _scalar(length), "axis": _scalar(axis)})
+
+
+@pytest.mark.slow  # ~5 s
+def test_dft_of_run_time_axis_and_default_length(rng):
+    node = helper.make_node("DFT", ["x", "", "axis"], ["y"], onesided=1)
+    model = make_model([node], [("x", [2, 7, 4, 1]), ("axis", [], I64)], [("y", ["o0", "o1", "o2", 2])], opset=20)
+    sess = InferenceSession(model.SerializeToString())
+    for axis in (1, 2, -3):
+        _check(model, sess, {"x": rng.standard_normal((2, 7, 4, 1), np.float32), "axis": _scalar(axis)})
+
+
+@pytest.mark.parametrize("axis,length", [(3, 4), (-1, 4), (-5, 4), (1, 0)])
+def test_dft_refuses_a_bad_axis_or_length(real_dft, axis, length):
+    _, sess = real_dft
+    with pytest.raises(ShapeMismatchError, match="_valid"):
+        sess.run(None, {"x": np.ones((1, 6, 5, 1), np.float32), "len": _scalar(length), "axis": _scalar(axis)})
+
+
+@pytest.fixture(scope="module")
+def stft():  # (compiled by the slow tests only: ~5 s)
+    nodes = [helper.make_node("STFT", ["x", "step", "", "len"], ["y"]),
+             helper.make_node("STFT", ["x", "step", "w"], ["z"], onesided=0)]
+    model = make_model(nodes, [("x", ["b", 40, 1]), ("step", [], I64), ("len", [], I64), ("w", [8])],
+                       [("y", ["b", "f", "k", 2]), ("z", ["b", "g", 8, 2])])
+    return model, InferenceSession(model.SerializeToString())
+
+
+@pytest.mark.slow
+def test_stft_of_run_time_frame_step_and_length(stft, rng):
+    model, sess = stft
+    for batch, step, length in [(2, 4, 8), (1, 3, 8), (2, 8, 13)]:
+        feed = {"x": rng.standard_normal((batch, 40, 1), np.float32), "step": _scalar(step),
+                "len": _scalar(length), "w": rng.random(8, np.float32)}
+        _check(model, sess, feed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step,length", [(0, 8), (4, 41), (4, 0)])
+def test_stft_refuses_a_bad_frame_step_or_length(stft, step, length):
+    _, sess = stft
+    with pytest.raises(ShapeMismatchError, match="_valid"):
+        sess.run(None, {"x": np.ones((1, 40, 1), np.float32), "step": _scalar(step), "len": _scalar(length),
+                        "w": np.ones(8, np.float32)})
