@@ -1,5 +1,5 @@
 """DFT and STFT whose axis, dft_length, frame_step or frame_length is known only at run time (a graph
-input, or computed from tensor values).
+input, or computed from tensor values), and MelWeightMatrix whose arguments are.
 
 What the constant path precomputes is computed by graph ops from the run-time values instead
 (`ShapeArithmetic`): the dims around the signal axis and the transform's bins are bound as new dims,
@@ -9,8 +9,9 @@ signal axis is reached by viewing the input as [before, n, after, c] (products o
 the run-time axis) and swapping n and after.
 
 Values the operator refuses (an axis out of range or naming the complex dim, a transform length
-below 1, a frame_step below 1, a frame longer than the signal) make the bound `..._valid` dim -1: a
-ShapeMismatchError before any kernel that depends on them runs.
+below 1, a frame_step below 1, a frame longer than the signal, mel triangles beyond the Nyquist
+bin) make the bound `..._valid` dim -1: a ShapeMismatchError before any kernel that depends on
+them runs.
 """
 from __future__ import annotations
 
@@ -25,14 +26,14 @@ from pyflame_rt.importers.onnx.ops.run_time_slices import positions
 from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
 
 
-def _float(sa: ShapeArithmetic, v: SSAValue, dtype: DType) -> SSAValue:
-    return sa.ctx.emit(gm.CastOp, [v], to=dtype.value)[0]
+def _f64(sa: ShapeArithmetic, v: SSAValue) -> SSAValue:
+    return sa.ctx.emit(gm.CastOp, [v], to=DType.FLOAT64.value)[0]
 
 
 def _scalar(sa: ShapeArithmetic, i: int, default: int | SSAValue) -> SSAValue:
     """The node's input i as int64 [1], or `default` when it is absent."""
     if sa.ctx.input(i) is None:
-        return sa._tensor([default]) if isinstance(default, int) else default
+        return sa.const([default]) if isinstance(default, int) else default
     v = sa.operand(i)
     if sa.size(v) != 1:
         raise sa.ctx.fail(f"input {i} must hold one value, got shape {list(sa.ctx.shape(sa.ctx.input(i)))}")
@@ -58,9 +59,8 @@ def _matrix(sa: ShapeArithmetic, n: Dim, c: int, length: SSAValue, bins: Dim, pa
     rows, cols = sa.reshape(positions(sa, n), [n, 1]), sa.reshape(positions(sa, bins), [1, bins])
     turn = sa.max(length, 1)
     phase = ctx.emit(gm.ModOp, [sa.mul(rows, cols), turn])[0]
-    angle = ctx.emit(graph.MulOp, [ctx.emit(graph.DivOp, [_float(sa, phase, DType.FLOAT64),
-                                                           _float(sa, turn, DType.FLOAT64)])[0],
-                                   ctx.importer.add_constant(f"{sa._base()}_2pi", np.array(2 * np.pi))])[0]
+    (angle,) = ctx.emit(graph.DivOp, [_f64(sa, phase), _f64(sa, turn)])
+    (angle,) = ctx.emit(graph.MulOp, [angle, ctx.importer.add_constant(f"{ctx.node.output[0]}_2pi", np.array(2 * np.pi))])
     cos = ctx.emit(gm.TRIG_OPS["cos"], [angle])[0]
     sin = ctx.emit(gm.TRIG_OPS["sin"], [angle])[0]
     if not inverse:
@@ -71,8 +71,9 @@ def _matrix(sa: ShapeArithmetic, n: Dim, c: int, length: SSAValue, bins: Dim, pa
         weight = sa.where(kept, sa.where(edge, 2, 1), 0)
     else:
         weight = sa.cast(sa.lt(rows, length))
-    scale = ctx.emit(graph.DivOp, [_float(sa, weight, DType.FLOAT64),
-                                   _float(sa, turn if inverse else sa._tensor([1]), DType.FLOAT64)])[0]
+    scale = _f64(sa, weight)
+    if inverse:
+        (scale,) = ctx.emit(graph.DivOp, [scale, _f64(sa, turn)])
     minus_sin = ctx.emit(gm.NegOp, [sin])[0]
     channels = [[cos, sin], [minus_sin, cos]][:c]  # the real part of x; i times its imaginary part
     stacked = [_stack(sa, row[:parts], 2) for row in channels]
@@ -101,15 +102,15 @@ def dft_at_run_time(ctx: _NodeContext, onesided: bool, inverse: bool) -> list[SS
     x = ctx.input(0)
     *signal, c = ctx.shape(x)
     rank = len(signal) + 1
-    axis = _scalar(sa, 2, -2) if ctx.opset >= 20 else sa._tensor([int(ctx.attrs.get("axis", 1))])
+    axis = _scalar(sa, 2, -2) if ctx.opset >= 20 else sa.const([int(ctx.attrs.get("axis", 1))])
     axis = sa.where(sa.lt(axis, 0), sa.add(axis, rank), axis)
     ok = sa.both(sa.lt(-1, axis), sa.lt(axis, rank - 1))
-    which = sa._tensor(list(range(rank - 1)))
+    which = sa.const(list(range(rank - 1)))
     dims = sa.dims(signal)
     n = sa.reduce("sum", sa.where(sa.eq(which, axis), dims, 0), keepdims=True)
     before = sa.reduce("prod", sa.where(sa.lt(which, axis), dims, 1), keepdims=True)
     after = sa.reduce("prod", sa.where(sa.lt(axis, which), dims, 1), keepdims=True)
-    length = _scalar(sa, 1, sa.where(ok, sa.sub(sa.mul(n, 2), 2), 0) if onesided and inverse else n)
+    length = _scalar(sa, 1, sa.sub(sa.mul(n, 2), 2) if onesided and inverse else n)
     ok = sa.both(ok, sa.lt(0, length))
     bins = _bins(sa, length, onesided, inverse)
     out = sa.where(sa.eq(which, axis), bins, dims)
@@ -145,3 +146,67 @@ def stft_at_run_time(ctx: _NodeContext, window: SSAValue | None, onesided: bool)
         (w,) = ctx.emit(graph.ReshapeOp, [window], shape=[n, 1])
         (framed,) = ctx.emit(graph.MulOp, [framed, w])
     return [_transform_last(sa, framed, n, length, bins_dim, onesided, inverse=False)]
+
+
+
+def _real(sa: ShapeArithmetic, i: int) -> SSAValue:
+    """The node's one-element input i as float64 [1]."""
+    v = sa.ctx.input(i)
+    if int(np.prod(sa.ctx.shape(v))) != 1:
+        raise sa.ctx.fail(f"input {i} must hold one value, got shape {list(sa.ctx.shape(v))}")
+    return _f64(sa, sa.ctx.emit(graph.ReshapeOp, [v], shape=[1])[0])
+
+
+def _call(sa: ShapeArithmetic, op_cls, a: SSAValue | float, b: SSAValue | float) -> SSAValue:
+    """A binary op on float64 tensors; a Python float is made a float64 constant."""
+    def tensor(v):
+        return v if isinstance(v, SSAValue) else sa.ctx.importer.add_constant(
+            f"{sa.ctx.node.output[0]}_f", np.array([v], np.float64))
+    return sa.ctx.emit(op_cls, [tensor(a), tensor(b)])[0]
+
+
+def _log10(sa: ShapeArithmetic, v: SSAValue) -> SSAValue:
+    return _call(sa, graph.DivOp, sa.ctx.emit(gm.LogOp, [v])[0], float(np.log(10)))
+
+
+def _pow10(sa: ShapeArithmetic, v: SSAValue) -> SSAValue:
+    return sa.ctx.emit(gm.ExpOp, [_call(sa, graph.MulOp, v, float(np.log(10)))])[0]
+
+
+def _gather(sa: ShapeArithmetic, v: SSAValue, indices: SSAValue) -> SSAValue:
+    return sa.ctx.emit(gt.GatherOp, [v, indices])[0]
+
+
+def mel_weight_matrix_at_run_time(ctx: _NodeContext, dtype: DType) -> list[SSAValue]:
+    """MelWeightMatrix whose arguments are known only at run time: signal.py's `_mel_edges` and
+    triangles computed in float64 by graph ops, [dft_length // 2 + 1, num_mel_bins] bound from the
+    arguments. num_mel_bins + 2 edges are bound first (a negative count fails there)."""
+    sa = ShapeArithmetic(ctx)
+    mel_bins, dft_length = _scalar(sa, 0, 0), _scalar(sa, 1, 0)
+    rate, low, high = (_real(sa, i) for i in (2, 3, 4))
+    count = sa.add(mel_bins, 2)
+    low_mel, high_mel = (_call(sa, graph.MulOp, _log10(sa, _call(sa, graph.AddOp, _call(sa, graph.DivOp, f, 700.0),
+                                                                  1.0)), 2595.0) for f in (low, high))
+    step = _call(sa, graph.DivOp, _call(sa, graph.SubOp, high_mel, low_mel), _f64(sa, count))
+    (edge_count,) = sa.bind(count, "edges")
+    mels = _call(sa, graph.AddOp, _call(sa, graph.MulOp, _f64(sa, positions(sa, edge_count)), step), low_mel)
+    hertz = _call(sa, graph.MulOp, _call(sa, graph.SubOp, _pow10(sa, _call(sa, graph.DivOp, mels, 2595.0)), 1.0),
+                  700.0)
+    scaled = _call(sa, graph.DivOp, _call(sa, graph.MulOp, _f64(sa, sa.add(dft_length, 1)), hertz), rate)
+    edges = sa.cast(ctx.emit(gm.FloorOp, [scaled])[0])
+    bins = sa.add(sa.div(dft_length, 2), 1)
+    covered = sa.max(_gather(sa, edges, sa.sub(count, 2)), sa.sub(_gather(sa, edges, sa.sub(count, 1)), 1))
+    ok = sa.both(sa.both(sa.lt(0, mel_bins), sa.lt(0, dft_length)), sa.lt(covered, bins))
+    ok = sa.both(ok, sa.both(_call(sa, gm.LessOp, 0.0, rate), _call(sa, gm.LessOrEqualOp, 0.0, low)))
+    ok = sa.both(ok, _call(sa, gm.LessOp, low, high))
+    bins_dim, mels_dim = sa.bind(sa.concat([bins, mel_bins]), "dims", valid=ok)
+    j = sa.reshape(positions(sa, bins_dim), [bins_dim, 1])
+    left, center, right = (sa.reshape(_gather(sa, edges, sa.add(positions(sa, mels_dim), k)), [1, mels_dim])
+                           for k in range(3))
+    rising = _call(sa, graph.DivOp, _f64(sa, sa.sub(j, left)), _f64(sa, sa.max(sa.sub(center, left), 1)))
+    falling = _call(sa, graph.DivOp, _f64(sa, sa.sub(right, j)), _f64(sa, sa.max(sa.sub(right, center), 1)))
+    up = ctx.emit(gm.WhereOp, [sa.lt(left, center), rising, _f64(sa, sa.eq(j, center))])[0]
+    zero = _f64(sa, sa.const([0]))
+    out = ctx.emit(gm.WhereOp, [sa.both(sa.lt(sa.sub(left, 1), j), sa.lt(j, sa.add(center, 1))), up, zero])[0]
+    out = ctx.emit(gm.WhereOp, [sa.both(sa.lt(sa.sub(center, 1), j), sa.lt(j, right)), falling, out])[0]
+    return ctx.emit(gm.CastOp, [out], to=dtype.value)

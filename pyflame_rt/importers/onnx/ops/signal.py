@@ -1,7 +1,7 @@
 """Signal operators: window functions and MelWeightMatrix become constants (their sizes are known at
 import; a window whose size is a run-time value is its ONNX function body), DFT and STFT one GEMM
 each by a constant matrix of cos / sin values (the transform length is static), so they run on the
-GEMM kernels."""
+GEMM kernels. Arguments known only at run time take run_time_signal.py's forms."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +12,9 @@ from pyflame_rt.dialects import graph, graph_nn as nn, graph_tensor as gt
 from pyflame_rt.dtype import DType
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.ops.composite import _check_size, _const, _np_dtype
-from pyflame_rt.importers.onnx.ops.run_time_signal import dft_at_run_time, stft_at_run_time
+from pyflame_rt.importers.onnx.ops.run_time_signal import (
+    dft_at_run_time, mel_weight_matrix_at_run_time, stft_at_run_time,
+)
 from pyflame_rt.importers.onnx.run_time_shapes import known_only_at_run_time
 
 # cos-series coefficients a_k of w[n] = sum_k (-1)^k a_k cos(2 pi k n / N), as the ONNX spec defines them
@@ -85,6 +87,8 @@ def _mel_edges(num_mel_bins: int, dft_length: int, sample_rate: float, low_hz: f
 def _mel_weight_matrix(ctx: _NodeContext):
     """[dft_length // 2 + 1, num_mel_bins]: column i a triangle rising from edge i to edge i + 1 and
     falling to edge i + 2."""
+    if any(known_only_at_run_time(ctx, i) for i in range(5)):
+        return mel_weight_matrix_at_run_time(ctx, DType.from_numpy(_output_dtype(ctx)))
     mel_bins, dft_length = int(_scalar_input(ctx, 0, "num_mel_bins")), int(_scalar_input(ctx, 1, "dft_length"))
     rate, low, high = (float(_scalar_input(ctx, i, w)) for i, w in
                        ((2, "sample_rate"), (3, "lower_edge_hertz"), (4, "upper_edge_hertz")))

@@ -95,3 +95,21 @@ def test_stft_refuses_a_bad_frame_step_or_length(stft, step, length):
     with pytest.raises(ShapeMismatchError, match="_valid"):
         sess.run(None, {"x": np.ones((1, 40, 1), np.float32), "step": _scalar(step), "len": _scalar(length),
                         "w": np.ones(8, np.float32)})
+
+
+@pytest.mark.slow  # ~5 s
+def test_mel_weight_matrix_of_run_time_arguments():
+    node = helper.make_node("MelWeightMatrix", ["bins", "len", "rate", "lo", "hi"], ["m"])
+    model = make_model([node], [("bins", [], I64), ("len", [], I64), ("rate", [], I64), ("lo", []), ("hi", [])],
+                       [("m", ["k", "b"])])
+    sess = InferenceSession(model.SerializeToString())
+    for bins, length, rate, lo, hi in [(8, 16, 8192, 0, 4096), (10, 64, 8000, 20, 3800), (3, 31, 16000, 300, 7000)]:
+        feed = {"bins": _scalar(bins), "len": _scalar(length), "rate": _scalar(rate),
+                "lo": np.array(lo, np.float32), "hi": np.array(hi, np.float32)}
+        _check(model, sess, feed)
+    for bad in [dict(bins=0), dict(hi=20000.0), dict(lo=-1.0), dict(rate=0), dict(bins=-5)]:
+        feed = {"bins": _scalar(8), "len": _scalar(16), "rate": _scalar(8192), "lo": np.array(0, np.float32),
+                "hi": np.array(4096, np.float32)}
+        feed.update({k: np.array(v, feed[k].dtype) for k, v in bad.items()})
+        with pytest.raises(ShapeMismatchError, match="m_dims_valid|m_edges"):
+            sess.run(None, feed)
