@@ -12,6 +12,7 @@ from pyflame_rt import InferenceSession
 from pyflame_rt.errors import ShapeMismatchError
 
 I64 = np.int64
+pytestmark = pytest.mark.slow  # the run-time matrices' kernels compile in ~15 s per operator
 
 
 def _scalar(v):
@@ -40,7 +41,6 @@ def test_real_dft_of_run_time_axis_and_length(real_dft, rng):
     _check_variant(*real_dft, {}, 1, rng)
 
 
-@pytest.mark.slow  # the other variants' kernels: ~10 s
 @pytest.mark.parametrize("attrs,c", [(dict(inverse=1), 2), (dict(onesided=1), 1), (dict(onesided=1, inverse=1), 2)])
 def test_dft_of_run_time_axis_and_length(attrs, c, rng):
     _check_variant(*_dft(attrs, c), attrs, c, rng)
@@ -54,7 +54,6 @@ def _check_variant(model, sess, attrs, c, rng):
         _check(model, sess, {"x": x, "len": _scalar(length), "axis": _scalar(axis)})
 
 
-@pytest.mark.slow  # ~5 s
 def test_dft_of_run_time_axis_and_default_length(rng):
     node = helper.make_node("DFT", ["x", "", "axis"], ["y"], onesided=1)
     model = make_model([node], [("x", [2, 7, 4, 1]), ("axis", [], I64)], [("y", ["o0", "o1", "o2", 2])], opset=20)
@@ -71,7 +70,7 @@ def test_dft_refuses_a_bad_axis_or_length(real_dft, axis, length):
 
 
 @pytest.fixture(scope="module")
-def stft():  # (compiled by the slow tests only: ~5 s)
+def stft():
     nodes = [helper.make_node("STFT", ["x", "step", "", "len"], ["y"]),
              helper.make_node("STFT", ["x", "step", "w"], ["z"], onesided=0)]
     model = make_model(nodes, [("x", ["b", 40, 1]), ("step", [], I64), ("len", [], I64), ("w", [8])],
@@ -79,7 +78,6 @@ def stft():  # (compiled by the slow tests only: ~5 s)
     return model, InferenceSession(model.SerializeToString())
 
 
-@pytest.mark.slow
 def test_stft_of_run_time_frame_step_and_length(stft, rng):
     model, sess = stft
     for batch, step, length in [(2, 4, 8), (1, 3, 8), (2, 8, 13)]:
@@ -88,7 +86,6 @@ def test_stft_of_run_time_frame_step_and_length(stft, rng):
         _check(model, sess, feed)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("step,length", [(0, 8), (4, 41), (4, 0)])
 def test_stft_refuses_a_bad_frame_step_or_length(stft, step, length):
     _, sess = stft
@@ -97,7 +94,6 @@ def test_stft_refuses_a_bad_frame_step_or_length(stft, step, length):
                         "w": np.ones(8, np.float32)})
 
 
-@pytest.mark.slow  # ~5 s
 def test_mel_weight_matrix_of_run_time_arguments():
     node = helper.make_node("MelWeightMatrix", ["bins", "len", "rate", "lo", "hi"], ["m"])
     model = make_model([node], [("bins", [], I64), ("len", [], I64), ("rate", [], I64), ("lo", []), ("hi", [])],
