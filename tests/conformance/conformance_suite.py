@@ -326,9 +326,6 @@ def prune_cache(keep: int = 3) -> None:
 # names (without the `_cpu` suffix). The CI test fails on any other failure and reports listed tests
 # that pass again (remove them then).
 KNOWN_FAILURES: dict[str, str] = {
-    "Resize antialias is not implemented": "test_resize_downsample_scales_linear_antialias "
-    "test_resize_downsample_sizes_linear_antialias test_resize_downsample_scales_cubic_antialias "
-    "test_resize_downsample_sizes_cubic_antialias",
     "the expected output is made when the cases load, by numpy's FFT in the input's precision (complex64 "
     "since numpy 2.0): its exact zeros hold 2^-19 / 10 = 1.9e-7 of rounding noise, above onnx's atol "
     "1e-7; ours are within 3.6e-15 of 0 (onnxruntime 1.32 gives 1.7e-5 and fails too); numpy 1.x "

@@ -15,6 +15,7 @@ from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_r
 from pyflame_rt.dialects.symbolic import Dim, SymDim
 from pyflame_rt.dtype import DType
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.ops.antialias import antialiased_resize
 
 
 def _attr_str(ctx: _NodeContext, name: str, default: str) -> str:
@@ -78,6 +79,38 @@ def _crop_and_resize(ctx: _NodeContext, x: SSAValue, axes: list[int], sizes_in: 
                     extrapolation_value=float(ctx.attrs.get("extrapolation_value", 0.0)), **props)
 
 
+def _antialias_axes(ctx: _NodeContext, x: SSAValue, axes: list[int], scales_in: int, sizes_in: int, policy: str):
+    """(axis, output dim, scale: a float, or float32 [1] when known only at run time) of each axis
+    Resize changes."""
+    name, dims = ctx.node.output[0], [ctx.shape(x)[a] for a in axes]
+
+    def each(scales: SSAValue, outs: list[Dim]):
+        return [(a, out, ctx.emit(gt.GatherOp, [scales, ctx.importer.add_constant(f"{name}_k", np.array([k]))])[0])
+                for k, (a, out) in enumerate(zip(axes, outs))]
+
+    sizes = ctx.input(sizes_in)
+    if sizes is not None and ctx.shape(sizes) != (0,):
+        if ctx.shape(sizes) != (len(axes),):
+            raise ctx.fail(f"sizes of shape {ctx.shape(sizes)} for {len(axes)} axes")
+        if policy != "stretch":
+            return each(*_aspect_kept(ctx, dims, sizes_in, policy))
+        outs = ctx.known_dims(sizes_in, "sizes", run_time=True)
+        return each(ctx.emit(graph.DivOp, [_float_dims(ctx, outs), _float_dims(ctx, dims)])[0], outs)
+    scales = ctx.input(scales_in)
+    if scales is None or ctx.shape(scales) != (len(axes),) or graph.dtype_of(scales.type) is not DType.FLOAT32:
+        raise ctx.fail(f"needs float32 scales or int64 sizes of {len(axes)} elements")
+    known = ctx.const_input(scales_in)
+    if known is None:
+        return each(scales, _bound_sizes(ctx, ctx.emit(graph.MulOp, [_float_dims(ctx, dims), scales])[0]))
+    resized = []
+    for a, d, s in zip(axes, dims, np.asarray(known, np.float32).ravel()):
+        if s != 1:
+            (out,) = [int(d * float(s))] if isinstance(d, int) else _bound_sizes(ctx, ctx.emit(graph.MulOp, [
+                _float_dims(ctx, [d]), ctx.importer.add_constant(f"{name}_scale", np.array([s], np.float32))])[0])
+            resized.append((a, out, float(s)))
+    return resized
+
+
 @converter("Resize", "Upsample")
 def _resize(ctx: _NodeContext):
     x = ctx.input(0)
@@ -91,8 +124,6 @@ def _resize(ctx: _NodeContext):
         scales_in, sizes_in = 2, 3
         coord = _attr_str(ctx, "coordinate_transformation_mode", "half_pixel")
         nearest = _attr_str(ctx, "nearest_mode", "round_prefer_floor")
-        if ctx.attrs.get("antialias", 0):
-            raise ctx.fail("antialias is not supported")
         policy = _attr_str(ctx, "keep_aspect_ratio_policy", "stretch")
         if policy not in ("stretch", "not_larger", "not_smaller"):
             raise ctx.fail(f"keep_aspect_ratio_policy {policy} is not supported")
@@ -103,8 +134,13 @@ def _resize(ctx: _NodeContext):
     props = dict(mode=mode, coordinate_transformation_mode=coord, nearest_mode=nearest,
                  cubic_coeff_a=float(ctx.attrs.get("cubic_coeff_a", -0.75)),
                  exclude_outside=bool(ctx.attrs.get("exclude_outside", 0)))
+    antialias = bool(ctx.attrs.get("antialias", 0)) and mode != "nearest"  # (nearest has no filter to widen)
     if coord == "tf_crop_and_resize":
+        if antialias:
+            raise ctx.fail("antialias with tf_crop_and_resize is not supported")
         return _crop_and_resize(ctx, x, axes, sizes_in, props)
+    if antialias:
+        return antialiased_resize(ctx, x, _antialias_axes(ctx, x, axes, scales_in, sizes_in, policy), props)
 
     def expand(vals, fill):
         full = list(fill)

@@ -26,7 +26,8 @@ from pyflame_rt.importers.onnx.ops.run_time_slices import positions
 from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
 
 
-def _f64(sa: ShapeArithmetic, v: SSAValue) -> SSAValue:
+def as_float64(sa: ShapeArithmetic, v: SSAValue) -> SSAValue:
+    """v cast to float64 (the precision the run-time tables are computed in)."""
     return sa.ctx.emit(gm.CastOp, [v], to=DType.FLOAT64.value)[0]
 
 
@@ -59,7 +60,7 @@ def _matrix(sa: ShapeArithmetic, n: Dim, c: int, length: SSAValue, bins: Dim, pa
     rows, cols = sa.reshape(positions(sa, n), [n, 1]), sa.reshape(positions(sa, bins), [1, bins])
     turn = sa.max(length, 1)
     phase = ctx.emit(gm.ModOp, [sa.mul(rows, cols), turn])[0]
-    (angle,) = ctx.emit(graph.DivOp, [_f64(sa, phase), _f64(sa, turn)])
+    (angle,) = ctx.emit(graph.DivOp, [as_float64(sa, phase), as_float64(sa, turn)])
     (angle,) = ctx.emit(graph.MulOp, [angle, ctx.importer.add_constant(f"{ctx.node.output[0]}_2pi", np.array(2 * np.pi))])
     cos = ctx.emit(gm.TRIG_OPS["cos"], [angle])[0]
     sin = ctx.emit(gm.TRIG_OPS["sin"], [angle])[0]
@@ -71,9 +72,9 @@ def _matrix(sa: ShapeArithmetic, n: Dim, c: int, length: SSAValue, bins: Dim, pa
         weight = sa.where(kept, sa.where(edge, 2, 1), 0)
     else:
         weight = sa.cast(sa.lt(rows, length))
-    scale = _f64(sa, weight)
+    scale = as_float64(sa, weight)
     if inverse:
-        (scale,) = ctx.emit(graph.DivOp, [scale, _f64(sa, turn)])
+        (scale,) = ctx.emit(graph.DivOp, [scale, as_float64(sa, turn)])
     minus_sin = ctx.emit(gm.NegOp, [sin])[0]
     channels = [[cos, sin], [minus_sin, cos]][:c]  # the real part of x; i times its imaginary part
     stacked = [_stack(sa, row[:parts], 2) for row in channels]
@@ -154,23 +155,24 @@ def _real(sa: ShapeArithmetic, i: int) -> SSAValue:
     v = sa.ctx.input(i)
     if int(np.prod(sa.ctx.shape(v))) != 1:
         raise sa.ctx.fail(f"input {i} must hold one value, got shape {list(sa.ctx.shape(v))}")
-    return _f64(sa, sa.ctx.emit(graph.ReshapeOp, [v], shape=[1])[0])
+    return as_float64(sa, sa.ctx.emit(graph.ReshapeOp, [v], shape=[1])[0])
 
 
-def _call(sa: ShapeArithmetic, op_cls, a: SSAValue | float, b: SSAValue | float) -> SSAValue:
+def float64_const(sa: ShapeArithmetic, value: float) -> SSAValue:
+    return sa.ctx.importer.add_constant(f"{sa.ctx.node.output[0]}_f", np.array([value], np.float64))
+
+
+def float_op(sa: ShapeArithmetic, op_cls, a: SSAValue | float, b: SSAValue | float) -> SSAValue:
     """A binary op on float64 tensors; a Python float is made a float64 constant."""
-    def tensor(v):
-        return v if isinstance(v, SSAValue) else sa.ctx.importer.add_constant(
-            f"{sa.ctx.node.output[0]}_f", np.array([v], np.float64))
-    return sa.ctx.emit(op_cls, [tensor(a), tensor(b)])[0]
+    return sa.ctx.emit(op_cls, [v if isinstance(v, SSAValue) else float64_const(sa, v) for v in (a, b)])[0]
 
 
 def _log10(sa: ShapeArithmetic, v: SSAValue) -> SSAValue:
-    return _call(sa, graph.DivOp, sa.ctx.emit(gm.LogOp, [v])[0], float(np.log(10)))
+    return float_op(sa, graph.DivOp, sa.ctx.emit(gm.LogOp, [v])[0], float(np.log(10)))
 
 
 def _pow10(sa: ShapeArithmetic, v: SSAValue) -> SSAValue:
-    return sa.ctx.emit(gm.ExpOp, [_call(sa, graph.MulOp, v, float(np.log(10)))])[0]
+    return sa.ctx.emit(gm.ExpOp, [float_op(sa, graph.MulOp, v, float(np.log(10)))])[0]
 
 
 def _gather(sa: ShapeArithmetic, v: SSAValue, indices: SSAValue) -> SSAValue:
@@ -185,28 +187,28 @@ def mel_weight_matrix_at_run_time(ctx: _NodeContext, dtype: DType) -> list[SSAVa
     mel_bins, dft_length = _scalar(sa, 0, 0), _scalar(sa, 1, 0)
     rate, low, high = (_real(sa, i) for i in (2, 3, 4))
     count = sa.add(mel_bins, 2)
-    low_mel, high_mel = (_call(sa, graph.MulOp, _log10(sa, _call(sa, graph.AddOp, _call(sa, graph.DivOp, f, 700.0),
+    low_mel, high_mel = (float_op(sa, graph.MulOp, _log10(sa, float_op(sa, graph.AddOp, float_op(sa, graph.DivOp, f, 700.0),
                                                                   1.0)), 2595.0) for f in (low, high))
-    step = _call(sa, graph.DivOp, _call(sa, graph.SubOp, high_mel, low_mel), _f64(sa, count))
+    step = float_op(sa, graph.DivOp, float_op(sa, graph.SubOp, high_mel, low_mel), as_float64(sa, count))
     (edge_count,) = sa.bind(count, "edges")
-    mels = _call(sa, graph.AddOp, _call(sa, graph.MulOp, _f64(sa, positions(sa, edge_count)), step), low_mel)
-    hertz = _call(sa, graph.MulOp, _call(sa, graph.SubOp, _pow10(sa, _call(sa, graph.DivOp, mels, 2595.0)), 1.0),
+    mels = float_op(sa, graph.AddOp, float_op(sa, graph.MulOp, as_float64(sa, positions(sa, edge_count)), step), low_mel)
+    hertz = float_op(sa, graph.MulOp, float_op(sa, graph.SubOp, _pow10(sa, float_op(sa, graph.DivOp, mels, 2595.0)), 1.0),
                   700.0)
-    scaled = _call(sa, graph.DivOp, _call(sa, graph.MulOp, _f64(sa, sa.add(dft_length, 1)), hertz), rate)
+    scaled = float_op(sa, graph.DivOp, float_op(sa, graph.MulOp, as_float64(sa, sa.add(dft_length, 1)), hertz), rate)
     edges = sa.cast(ctx.emit(gm.FloorOp, [scaled])[0])
     bins = sa.add(sa.div(dft_length, 2), 1)
     covered = sa.max(_gather(sa, edges, sa.sub(count, 2)), sa.sub(_gather(sa, edges, sa.sub(count, 1)), 1))
     ok = sa.both(sa.both(sa.lt(0, mel_bins), sa.lt(0, dft_length)), sa.lt(covered, bins))
-    ok = sa.both(ok, sa.both(_call(sa, gm.LessOp, 0.0, rate), _call(sa, gm.LessOrEqualOp, 0.0, low)))
-    ok = sa.both(ok, _call(sa, gm.LessOp, low, high))
+    ok = sa.both(ok, sa.both(float_op(sa, gm.LessOp, 0.0, rate), float_op(sa, gm.LessOrEqualOp, 0.0, low)))
+    ok = sa.both(ok, float_op(sa, gm.LessOp, low, high))
     bins_dim, mels_dim = sa.bind(sa.concat([bins, mel_bins]), "dims", valid=ok)
     j = sa.reshape(positions(sa, bins_dim), [bins_dim, 1])
     left, center, right = (sa.reshape(_gather(sa, edges, sa.add(positions(sa, mels_dim), k)), [1, mels_dim])
                            for k in range(3))
-    rising = _call(sa, graph.DivOp, _f64(sa, sa.sub(j, left)), _f64(sa, sa.max(sa.sub(center, left), 1)))
-    falling = _call(sa, graph.DivOp, _f64(sa, sa.sub(right, j)), _f64(sa, sa.max(sa.sub(right, center), 1)))
-    up = ctx.emit(gm.WhereOp, [sa.lt(left, center), rising, _f64(sa, sa.eq(j, center))])[0]
-    zero = _f64(sa, sa.const([0]))
+    rising = float_op(sa, graph.DivOp, as_float64(sa, sa.sub(j, left)), as_float64(sa, sa.max(sa.sub(center, left), 1)))
+    falling = float_op(sa, graph.DivOp, as_float64(sa, sa.sub(right, j)), as_float64(sa, sa.max(sa.sub(right, center), 1)))
+    up = ctx.emit(gm.WhereOp, [sa.lt(left, center), rising, as_float64(sa, sa.eq(j, center))])[0]
+    zero = as_float64(sa, sa.const([0]))
     out = ctx.emit(gm.WhereOp, [sa.both(sa.lt(sa.sub(left, 1), j), sa.lt(j, sa.add(center, 1))), up, zero])[0]
     out = ctx.emit(gm.WhereOp, [sa.both(sa.lt(sa.sub(center, 1), j), sa.lt(j, right)), falling, out])[0]
     return ctx.emit(gm.CastOp, [out], to=dtype.value)
