@@ -69,7 +69,8 @@ def _filter(sa: ShapeArithmetic, mode: str, d: SSAValue, a: float) -> SSAValue:
     return sa.ctx.emit(gm.WhereOp, [near, inner, sa.ctx.emit(gm.WhereOp, [far, outer, float64_const(sa, 0.0)])[0]])[0]
 
 
-def _taps(sa: ShapeArithmetic, axis: int, mode: str, scale: SSAValue, known: float | None) -> tuple[Dim, SSAValue, SSAValue]:
+def _taps(sa: ShapeArithmetic, axis: int, mode: str, scale: SSAValue,
+          known: float | None) -> tuple[Dim, SSAValue, SSAValue]:
     """The tap count n of `axis` (static when the scale is `known`, else a dim bound at run time),
     the first tap's offset `start` (int64 [1]) and the filter's scale min(scale, 1) (float64 [1])."""
     shrink = float_op(sa, gm.MinOp, scale, 1.0)

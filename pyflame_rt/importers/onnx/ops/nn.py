@@ -108,8 +108,8 @@ def _col2im(ctx: _NodeContext):
     computed positions (run_time_col2im.py)."""
     image, block = ctx.const_input(1), ctx.const_input(2)
     n = int(np.prod(ctx.shape(ctx.input(1))))
-    geometry = dict(strides=list(ctx.attrs.get("strides", [1] * n)), dilations=list(ctx.attrs.get("dilations", [1] * n)),
-                    pads=list(ctx.attrs.get("pads", [0] * 2 * n)))
+    geometry = dict(strides=list(ctx.attrs.get("strides", [1] * n)),
+                    dilations=list(ctx.attrs.get("dilations", [1] * n)), pads=list(ctx.attrs.get("pads", [0] * 2 * n)))
     if image is None or block is None:
         return col2im_at_run_time(ctx, **geometry)
     return ctx.emit(nn.Col2ImOp, [ctx.input(0)], image_shape=[int(v) for v in image],

@@ -15,6 +15,8 @@ them runs.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from xdsl.ir import SSAValue
 
@@ -29,6 +31,15 @@ from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
 def as_float64(sa: ShapeArithmetic, v: SSAValue) -> SSAValue:
     """v cast to float64 (the precision the run-time tables are computed in)."""
     return sa.ctx.emit(gm.CastOp, [v], to=DType.FLOAT64.value)[0]
+
+
+def float64_const(sa: ShapeArithmetic, value: float) -> SSAValue:
+    return sa.ctx.importer.add_constant(f"{sa.ctx.node.output[0]}_f", np.array([value], np.float64))
+
+
+def float_op(sa: ShapeArithmetic, op_cls, a: SSAValue | float, b: SSAValue | float) -> SSAValue:
+    """A binary op on float64 tensors; a Python float is made a float64 constant."""
+    return sa.ctx.emit(op_cls, [v if isinstance(v, SSAValue) else float64_const(sa, v) for v in (a, b)])[0]
 
 
 def _scalar(sa: ShapeArithmetic, i: int, default: int | SSAValue) -> SSAValue:
@@ -61,7 +72,7 @@ def _matrix(sa: ShapeArithmetic, n: Dim, c: int, length: SSAValue, bins: Dim, pa
     turn = sa.max(length, 1)
     phase = ctx.emit(gm.ModOp, [sa.mul(rows, cols), turn])[0]
     (angle,) = ctx.emit(graph.DivOp, [as_float64(sa, phase), as_float64(sa, turn)])
-    (angle,) = ctx.emit(graph.MulOp, [angle, ctx.importer.add_constant(f"{ctx.node.output[0]}_2pi", np.array(2 * np.pi))])
+    angle = float_op(sa, graph.MulOp, angle, 2 * np.pi)
     cos = ctx.emit(gm.TRIG_OPS["cos"], [angle])[0]
     sin = ctx.emit(gm.TRIG_OPS["sin"], [angle])[0]
     if not inverse:
@@ -158,15 +169,6 @@ def _real(sa: ShapeArithmetic, i: int) -> SSAValue:
     return as_float64(sa, sa.ctx.emit(graph.ReshapeOp, [v], shape=[1])[0])
 
 
-def float64_const(sa: ShapeArithmetic, value: float) -> SSAValue:
-    return sa.ctx.importer.add_constant(f"{sa.ctx.node.output[0]}_f", np.array([value], np.float64))
-
-
-def float_op(sa: ShapeArithmetic, op_cls, a: SSAValue | float, b: SSAValue | float) -> SSAValue:
-    """A binary op on float64 tensors; a Python float is made a float64 constant."""
-    return sa.ctx.emit(op_cls, [v if isinstance(v, SSAValue) else float64_const(sa, v) for v in (a, b)])[0]
-
-
 def _log10(sa: ShapeArithmetic, v: SSAValue) -> SSAValue:
     return float_op(sa, graph.DivOp, sa.ctx.emit(gm.LogOp, [v])[0], float(np.log(10)))
 
@@ -187,14 +189,13 @@ def mel_weight_matrix_at_run_time(ctx: _NodeContext, dtype: DType) -> list[SSAVa
     mel_bins, dft_length = _scalar(sa, 0, 0), _scalar(sa, 1, 0)
     rate, low, high = (_real(sa, i) for i in (2, 3, 4))
     count = sa.add(mel_bins, 2)
-    low_mel, high_mel = (float_op(sa, graph.MulOp, _log10(sa, float_op(sa, graph.AddOp, float_op(sa, graph.DivOp, f, 700.0),
-                                                                  1.0)), 2595.0) for f in (low, high))
-    step = float_op(sa, graph.DivOp, float_op(sa, graph.SubOp, high_mel, low_mel), as_float64(sa, count))
+    add, sub, mul, div = (partial(float_op, sa, c) for c in (graph.AddOp, graph.SubOp, graph.MulOp, graph.DivOp))
+    low_mel, high_mel = (mul(_log10(sa, add(div(hz, 700.0), 1.0)), 2595.0) for hz in (low, high))
+    step = div(sub(high_mel, low_mel), as_float64(sa, count))
     (edge_count,) = sa.bind(count, "edges")
-    mels = float_op(sa, graph.AddOp, float_op(sa, graph.MulOp, as_float64(sa, positions(sa, edge_count)), step), low_mel)
-    hertz = float_op(sa, graph.MulOp, float_op(sa, graph.SubOp, _pow10(sa, float_op(sa, graph.DivOp, mels, 2595.0)), 1.0),
-                  700.0)
-    scaled = float_op(sa, graph.DivOp, float_op(sa, graph.MulOp, as_float64(sa, sa.add(dft_length, 1)), hertz), rate)
+    mels = add(mul(as_float64(sa, positions(sa, edge_count)), step), low_mel)
+    hertz = mul(sub(_pow10(sa, div(mels, 2595.0)), 1.0), 700.0)
+    scaled = div(mul(as_float64(sa, sa.add(dft_length, 1)), hertz), rate)
     edges = sa.cast(ctx.emit(gm.FloorOp, [scaled])[0])
     bins = sa.add(sa.div(dft_length, 2), 1)
     covered = sa.max(_gather(sa, edges, sa.sub(count, 2)), sa.sub(_gather(sa, edges, sa.sub(count, 1)), 1))
@@ -205,8 +206,8 @@ def mel_weight_matrix_at_run_time(ctx: _NodeContext, dtype: DType) -> list[SSAVa
     j = sa.reshape(positions(sa, bins_dim), [bins_dim, 1])
     left, center, right = (sa.reshape(_gather(sa, edges, sa.add(positions(sa, mels_dim), k)), [1, mels_dim])
                            for k in range(3))
-    rising = float_op(sa, graph.DivOp, as_float64(sa, sa.sub(j, left)), as_float64(sa, sa.max(sa.sub(center, left), 1)))
-    falling = float_op(sa, graph.DivOp, as_float64(sa, sa.sub(right, j)), as_float64(sa, sa.max(sa.sub(right, center), 1)))
+    rising = div(as_float64(sa, sa.sub(j, left)), as_float64(sa, sa.max(sa.sub(center, left), 1)))
+    falling = div(as_float64(sa, sa.sub(right, j)), as_float64(sa, sa.max(sa.sub(right, center), 1)))
     up = ctx.emit(gm.WhereOp, [sa.lt(left, center), rising, as_float64(sa, sa.eq(j, center))])[0]
     zero = as_float64(sa, sa.const([0]))
     out = ctx.emit(gm.WhereOp, [sa.both(sa.lt(sa.sub(left, 1), j), sa.lt(j, sa.add(center, 1))), up, zero])[0]
