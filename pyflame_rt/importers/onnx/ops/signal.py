@@ -169,14 +169,16 @@ def _dft_axis(ctx: _NodeContext, rank: int) -> int:
 
 @converter("DFT")
 def _dft(ctx: _NodeContext):
-    """The signal axis is moved next to the complex dim, transformed, and moved back."""
+    """The signal axis is moved next to the complex dim, transformed, and moved back. An axis or
+    length known only at run time, or a dynamic signal length, takes run_time_signal.py's form."""
     x = ctx.input(0)
     rank = len(ctx.shape(x))
     onesided, inverse = bool(ctx.attrs.get("onesided", 0)), bool(ctx.attrs.get("inverse", 0))
-    if known_only_at_run_time(ctx, 1) or ctx.opset >= 20 and known_only_at_run_time(ctx, 2):
+    run_time = known_only_at_run_time(ctx, 1) or ctx.opset >= 20 and known_only_at_run_time(ctx, 2)
+    axis = None if run_time else _dft_axis(ctx, rank)
+    if run_time or not isinstance(ctx.shape(x)[axis], int):
         _check_signal(ctx, ctx.shape(x)[-1], onesided, inverse)
         return dft_at_run_time(ctx, onesided, inverse)
-    axis = _dft_axis(ctx, rank)
     n = ctx.shape(x)[axis]
     if ctx.input(1) is not None:
         length = int(_scalar_input(ctx, 1, "dft_length"))
@@ -195,23 +197,23 @@ def _dft(ctx: _NodeContext):
 @converter("STFT")
 def _stft(ctx: _NodeContext):
     """Frames gathered at constant positions f * frame_step + j, times the window, then one DFT of
-    frame_length per frame: [batch, frames, bins, 2]."""
+    frame_length per frame: [batch, frames, bins, 2]. A frame_step or frame_length known only at run
+    time, or a dynamic signal or window length, takes run_time_signal.py's form."""
     x, window = ctx.input(0), ctx.input(2)
     if len(ctx.shape(x)) != 3 or window is not None and len(ctx.shape(window)) != 1:
         raise ctx.fail(f"needs a signal [batch, length, 1 or 2] and a 1-D window, got shapes {ctx.shape(x)} "
                        f"and {None if window is None else ctx.shape(window)}")
     onesided = bool(ctx.attrs.get("onesided", 1))
-    if any(known_only_at_run_time(ctx, i) for i in (1, 3)):
+    dynamic = [ctx.shape(x)[1]] + ([] if window is None else [ctx.shape(window)[0]])
+    if any(known_only_at_run_time(ctx, i) for i in (1, 3)) or not all(isinstance(d, int) for d in dynamic):
         _check_signal(ctx, ctx.shape(x)[-1], onesided, inverse=False)
         return stft_at_run_time(ctx, window, onesided)
     samples = ctx.shape(x)[1]
     step = int(_scalar_input(ctx, 1, "frame_step"))
-    if window is not None and not isinstance(ctx.shape(window)[0], int):
-        raise ctx.fail("the window length must be static")
     length = (int(_scalar_input(ctx, 3, "frame_length")) if ctx.input(3) is not None
               else ctx.shape(window)[0] if window is not None else None)
-    if length is None or not isinstance(samples, int) or step < 1 or not 1 <= length <= samples:
-        raise ctx.fail(f"needs a static signal length, frame_step >= 1 and 1 <= frame_length <= signal length, "
+    if length is None or step < 1 or not 1 <= length <= samples:
+        raise ctx.fail(f"needs frame_step >= 1 and 1 <= frame_length <= signal length, "
                        f"got {samples}, {step}, {length}")
     if window is not None and ctx.shape(window) != (length,):
         raise ctx.fail(f"the window must have frame_length ({length}) values, got shape {ctx.shape(window)}")

@@ -109,3 +109,15 @@ def test_mel_weight_matrix_of_run_time_arguments():
         feed.update({k: np.array(v, feed[k].dtype) for k, v in bad.items()})
         with pytest.raises(ShapeMismatchError, match="m_dims_valid|m_edges"):
             sess.run(None, feed)
+
+
+def test_stft_and_dft_of_a_dynamic_signal_length(rng):
+    """Constant arguments, signals of any length from one artifact (variable-length audio)."""
+    nodes = [helper.make_node("STFT", ["x", "step", "w"], ["y"]),
+             helper.make_node("DFT", ["x", "", "axis"], ["z"], onesided=1)]
+    model = make_model(nodes, [("x", ["b", "t", 1])], [("y", ["b", "f", 9, 2]), ("z", ["b", "k", 2])],
+                       initializers={"step": _scalar(5), "w": np.hanning(16).astype(np.float32), "axis": _scalar(1)},
+                       opset=20)
+    sess = InferenceSession(model.SerializeToString())
+    for batch, samples in [(1, 40), (2, 57), (1, 16)]:
+        _check(model, sess, {"x": rng.standard_normal((batch, samples, 1), np.float32)})
