@@ -4,7 +4,8 @@ Resize sizes may be constants, Shape arithmetic over the input dims, or a graph 
 elements become dims bound at run time. Scales that are not constants (a graph input or computed)
 give output dims floor(in * scale) computed by graph ops and bound at run time (`graph.bind_dims`);
 the op keeps the scales tensor, whose values the coordinate transform uses. A
-keep_aspect_ratio_policy's one scale, and the sizes it gives, are computed the same way.
+keep_aspect_ratio_policy's one scale, and the sizes it gives, are computed the same way. With
+antialias, linear and cubic Resize are antialias.py's Gathers and weighted sums.
 """
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ def _bound_sizes(ctx: _NodeContext, sizes: SSAValue) -> list[Dim]:
     return [SymDim.of(n) for n in names]
 
 
+def _kept_scale(sizes: np.ndarray, dims: list[int], policy: str) -> float:
+    ratio = np.asarray(sizes, np.float64).reshape(-1) / np.array(dims, np.float64)
+    return float(ratio.min() if policy == "not_larger" else ratio.max())
+
+
 def _aspect_kept(ctx: _NodeContext, dims: list[Dim], sizes_in: int, policy: str) -> tuple[SSAValue, list[Dim]]:
     """keep_aspect_ratio_policy: the one scale min (not_larger) or max (not_smaller) of sizes / dims,
     as a tensor of one element per axis, and the dims it gives, floor(dim * scale + 0.5) (computed
@@ -50,8 +56,7 @@ def _aspect_kept(ctx: _NodeContext, dims: list[Dim], sizes_in: int, policy: str)
     name = ctx.node.output[0]
     known = ctx.const_input(sizes_in)
     if known is not None and all(isinstance(d, int) for d in dims):
-        ratio = np.asarray(known, np.float64).reshape(-1) / np.array(dims, np.float64)
-        scale = ratio.min() if policy == "not_larger" else ratio.max()
+        scale = _kept_scale(known, dims, policy)
         scales = ctx.importer.add_constant(f"{name}_scales", np.full(len(dims), scale, np.float32))
         return scales, [int(scale * d + 0.5) for d in dims]
     in_f = _float_dims(ctx, dims)
@@ -81,7 +86,7 @@ def _crop_and_resize(ctx: _NodeContext, x: SSAValue, axes: list[int], sizes_in: 
 
 def _antialias_axes(ctx: _NodeContext, x: SSAValue, axes: list[int], scales_in: int, sizes_in: int, policy: str):
     """(axis, output dim, scale: a float, or float32 [1] when known only at run time) of each axis
-    Resize changes."""
+    Resize changes (an axis of a known scale 1 keeps its size: left out)."""
     name, dims = ctx.node.output[0], [ctx.shape(x)[a] for a in axes]
 
     def each(scales: SSAValue, outs: list[Dim]):
@@ -92,6 +97,12 @@ def _antialias_axes(ctx: _NodeContext, x: SSAValue, axes: list[int], scales_in: 
     if sizes is not None and ctx.shape(sizes) != (0,):
         if ctx.shape(sizes) != (len(axes),):
             raise ctx.fail(f"sizes of shape {ctx.shape(sizes)} for {len(axes)} axes")
+        known = ctx.const_input(sizes_in)
+        if known is not None and all(isinstance(d, int) for d in dims):
+            if policy != "stretch":
+                scale = _kept_scale(known, dims, policy)
+                return [(a, int(scale * d + 0.5), scale) for a, d in zip(axes, dims) if scale != 1]
+            return [(a, int(o), int(o) / d) for a, o, d in zip(axes, known.ravel(), dims) if o != d]
         if policy != "stretch":
             return each(*_aspect_kept(ctx, dims, sizes_in, policy))
         outs = ctx.known_dims(sizes_in, "sizes", run_time=True)
@@ -134,7 +145,8 @@ def _resize(ctx: _NodeContext):
     props = dict(mode=mode, coordinate_transformation_mode=coord, nearest_mode=nearest,
                  cubic_coeff_a=float(ctx.attrs.get("cubic_coeff_a", -0.75)),
                  exclude_outside=bool(ctx.attrs.get("exclude_outside", 0)))
-    antialias = bool(ctx.attrs.get("antialias", 0)) and mode != "nearest"  # (nearest has no filter to widen)
+    # (an attribute of Resize 18; nearest has no filter to widen)
+    antialias = ctx.opset >= 18 and bool(ctx.attrs.get("antialias", 0)) and mode != "nearest"
     if coord == "tf_crop_and_resize":
         if antialias:
             raise ctx.fail("antialias with tf_crop_and_resize is not supported")

@@ -192,7 +192,10 @@ def mel_weight_matrix_at_run_time(ctx: _NodeContext, dtype: DType) -> list[SSAVa
     add, sub, mul, div = (partial(float_op, sa, c) for c in (graph.AddOp, graph.SubOp, graph.MulOp, graph.DivOp))
     low_mel, high_mel = (mul(_log10(sa, add(div(hz, 700.0), 1.0)), 2595.0) for hz in (low, high))
     step = div(sub(high_mel, low_mel), as_float64(sa, count))
-    (edge_count,) = sa.bind(count, "edges")
+    known = ctx.const_input(0)  # (a dim bound from constants only would not be bound by the run)
+    if known is not None and int(known) < 1:
+        raise ctx.fail(f"num_mel_bins must be >= 1, got {int(known)}")
+    (edge_count,) = [int(known) + 2] if known is not None else sa.bind(count, "edges")
     mels = add(mul(as_float64(sa, positions(sa, edge_count)), step), low_mel)
     hertz = mul(sub(_pow10(sa, div(mels, 2595.0)), 1.0), 700.0)
     scaled = div(mul(as_float64(sa, sa.add(dft_length, 1)), hertz), rate)

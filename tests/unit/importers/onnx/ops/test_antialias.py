@@ -45,6 +45,14 @@ def test_exclude_outside_and_upsampled_axis(rng):
     _check(model, InferenceSession(model.SerializeToString()), {"x": rng.standard_normal((1, 1, 6, 7), np.float32)})
 
 
+@pytest.mark.parametrize("policy", ["stretch", "not_larger", "not_smaller"])
+def test_constant_sizes(policy, rng):
+    model = make_model([_resize(["", "", "sizes"], mode="linear", keep_aspect_ratio_policy=policy, axes=[2, 3])],
+                       [("x", [2, 3, 10, 12])], [("y", [2, 3, "h", "w"])],
+                       initializers={"sizes": np.array([4, 7], np.int64)}, opset=19)
+    _check(model, InferenceSession(model.SerializeToString()), {"x": rng.standard_normal((2, 3, 10, 12), np.float32)})
+
+
 @pytest.mark.parametrize("mode", ["linear", "cubic"])
 def test_run_time_scales_and_sizes(mode, rng):
     nodes = [_resize(["", "scales"], mode=mode),

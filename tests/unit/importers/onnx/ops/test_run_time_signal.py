@@ -121,3 +121,12 @@ def test_stft_and_dft_of_a_dynamic_signal_length(rng):
     sess = InferenceSession(model.SerializeToString())
     for batch, samples in [(1, 40), (2, 57), (1, 16)]:
         _check(model, sess, {"x": rng.standard_normal((batch, samples, 1), np.float32)})
+
+
+def test_mel_weight_matrix_of_constant_sizes_and_run_time_frequencies():
+    node = helper.make_node("MelWeightMatrix", ["bins", "len", "rate", "lo", "hi"], ["m"])
+    model = make_model([node], [("rate", [], I64), ("lo", []), ("hi", [])], [("m", [9, 8])],
+                       initializers={"bins": _scalar(8), "len": _scalar(16)})
+    sess = InferenceSession(model.SerializeToString())
+    for rate, lo, hi in [(8192, 0, 4096), (16000, 100, 7000)]:
+        _check(model, sess, {"rate": _scalar(rate), "lo": np.array(lo, np.float32), "hi": np.array(hi, np.float32)})
