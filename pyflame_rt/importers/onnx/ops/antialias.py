@@ -69,19 +69,26 @@ def _filter(sa: ShapeArithmetic, mode: str, d: SSAValue, a: float) -> SSAValue:
     return sa.ctx.emit(gm.WhereOp, [near, inner, sa.ctx.emit(gm.WhereOp, [far, outer, float64_const(sa, 0.0)])[0]])[0]
 
 
+def check_scale(ctx: _NodeContext, scale: float) -> None:
+    """A constant scale whose tap count is an exact float64 integer (run-time scales: `_taps`)."""
+    if not 2.0 ** -52 <= scale < np.inf:
+        raise ctx.fail(f"an antialiased axis needs a scale in [2^-52, inf), got {scale}")
+
+
 def _taps(sa: ShapeArithmetic, axis: int, mode: str, scale: SSAValue,
           known: float | None) -> tuple[Dim, SSAValue, SSAValue]:
     """The tap count n of `axis` (static when the scale is `known`, else a dim bound at run time),
     the first tap's offset `start` (int64 [1]) and the filter's scale min(scale, 1) (float64 [1])."""
     shrink = float_op(sa, gm.MinOp, scale, 1.0)
     if known is not None:
+        check_scale(sa.ctx, known)
         start = int(np.floor(-_RADIUS[mode] / min(known, 1.0))) + 1
         return 2 - 2 * start, sa.const([start]), shrink
-    start = sa.cast(float_op(sa, graph.AddOp, sa.ctx.emit(gm.FloorOp, [
-        float_op(sa, graph.DivOp, -_RADIUS[mode], shrink)])[0], 1.0))
-    finite = sa.ctx.emit(gm.NotOp, [sa.ctx.emit(gm.IsInfOp, [scale])[0]])[0]
-    (n,) = sa.bind(sa.sub(2, sa.mul(start, 2)), f"taps{axis}", valid=sa.both(float_op(sa, gm.LessOp, 0.0, scale),
-                                                                              finite))
+    reach = float_op(sa, graph.DivOp, -_RADIUS[mode], shrink)
+    start = sa.cast(float_op(sa, graph.AddOp, sa.ctx.emit(gm.FloorOp, [reach])[0], 1.0))
+    # a positive scale whose tap count is an exact float64 integer (NaN and 0 are not; the int64 cast exact)
+    valid = sa.both(float_op(sa, gm.LessOp, 0.0, scale), float_op(sa, gm.LessOp, -(2.0 ** 52), reach))
+    (n,) = sa.bind(sa.sub(2, sa.mul(start, 2)), f"taps{axis}", valid=valid)
     return n, start, shrink
 
 

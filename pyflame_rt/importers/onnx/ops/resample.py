@@ -16,7 +16,7 @@ from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_r
 from pyflame_rt.dialects.symbolic import Dim, SymDim
 from pyflame_rt.dtype import DType
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
-from pyflame_rt.importers.onnx.ops.antialias import antialiased_resize
+from pyflame_rt.importers.onnx.ops.antialias import antialiased_resize, check_scale
 
 
 def _attr_str(ctx: _NodeContext, name: str, default: str) -> str:
@@ -115,6 +115,7 @@ def _antialias_axes(ctx: _NodeContext, x: SSAValue, axes: list[int], scales_in: 
         return each(scales, _bound_sizes(ctx, ctx.emit(graph.MulOp, [_float_dims(ctx, dims), scales])[0]))
     resized = []
     for a, d, s in zip(axes, dims, np.asarray(known, np.float32).ravel()):
+        check_scale(ctx, float(s))
         if s != 1:
             (out,) = [int(d * float(s))] if isinstance(d, int) else _bound_sizes(ctx, ctx.emit(graph.MulOp, [
                 _float_dims(ctx, [d]), ctx.importer.add_constant(f"{name}_scale", np.array([s], np.float32))])[0])

@@ -10,7 +10,7 @@ from onnx.reference import ReferenceEvaluator
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession
-from pyflame_rt.errors import ShapeMismatchError
+from pyflame_rt.errors import ShapeMismatchError, UnsupportedOperatorError
 
 pytestmark = pytest.mark.slow  # the filter tables' kernels compile in ~10 s
 
@@ -69,9 +69,18 @@ def test_run_time_scales_and_sizes(mode, rng):
             assert_close(g, w, rtol=1e-5)
 
 
-def test_a_scale_that_is_not_positive_is_refused():
+@pytest.mark.parametrize("scale", [0.0, -0.5, 1e-30, float("nan")])
+def test_a_run_time_scale_that_is_not_positive_is_refused(scale):
     model = make_model([_resize(["", "scales"], mode="linear")], [("x", [1, 1, 4, 4]), ("scales", [4])],
                        [("y", [1, 1, "h", "w"])], opset=19)
     sess = InferenceSession(model.SerializeToString())
-    with pytest.raises(ShapeMismatchError):
-        sess.run(None, {"x": np.ones((1, 1, 4, 4), np.float32), "scales": np.array([1, 1, -0.5, 0.5], np.float32)})
+    with pytest.raises(ShapeMismatchError, match="must not be negative"):  # the taps' or the output's dim
+        sess.run(None, {"x": np.ones((1, 1, 4, 4), np.float32), "scales": np.array([1, 1, scale, 0.5], np.float32)})
+
+
+@pytest.mark.parametrize("scale", [0.0, -0.5, 1e-30, float("nan")])
+def test_a_constant_scale_that_is_not_positive_is_refused(scale):
+    model = make_model([_resize(["", "scales"], mode="cubic")], [("x", [1, 1, 4, 4])], [("y", [1, 1, "h", "w"])],
+                       initializers={"scales": np.array([1, 1, scale, 0.5], np.float32)}, opset=19)
+    with pytest.raises(UnsupportedOperatorError, match=r"scale in \[2\^-52, inf\)"):
+        InferenceSession(model.SerializeToString())
