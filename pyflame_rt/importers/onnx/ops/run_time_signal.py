@@ -205,6 +205,7 @@ def mel_weight_matrix_at_run_time(ctx: _NodeContext, dtype: DType) -> list[SSAVa
     ok = sa.both(sa.both(sa.lt(0, mel_bins), sa.lt(0, dft_length)), sa.lt(covered, bins))
     ok = sa.both(ok, sa.both(float_op(sa, gm.LessOp, 0.0, rate), float_op(sa, gm.LessOrEqualOp, 0.0, low)))
     ok = sa.both(ok, float_op(sa, gm.LessOp, low, high))
+    ok = sa.both(ok, sa.eq(sa.reduce("sum", float_op(sa, gm.LessOp, 2.0 ** 62, scaled)), 0))  # the int64 cast exact
     bins_dim, mels_dim = sa.bind(sa.concat([bins, mel_bins]), "dims", valid=ok)
     j = sa.reshape(positions(sa, bins_dim), [bins_dim, 1])
     left, center, right = (sa.reshape(_gather(sa, edges, sa.add(positions(sa, mels_dim), k)), [1, mels_dim])

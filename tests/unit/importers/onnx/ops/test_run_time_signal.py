@@ -103,7 +103,7 @@ def test_mel_weight_matrix_of_run_time_arguments():
         feed = {"bins": _scalar(bins), "len": _scalar(length), "rate": _scalar(rate),
                 "lo": np.array(lo, np.float32), "hi": np.array(hi, np.float32)}
         _check(model, sess, feed)
-    for bad in [dict(bins=0), dict(hi=20000.0), dict(lo=-1.0), dict(rate=0), dict(bins=-5)]:
+    for bad in [dict(bins=0), dict(hi=20000.0), dict(lo=-1.0), dict(rate=0), dict(bins=-5), dict(hi=np.inf)]:
         feed = {"bins": _scalar(8), "len": _scalar(16), "rate": _scalar(8192), "lo": np.array(0, np.float32),
                 "hi": np.array(4096, np.float32)}
         feed.update({k: np.array(v, feed[k].dtype) for k, v in bad.items()})
