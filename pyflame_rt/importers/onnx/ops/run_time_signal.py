@@ -1,5 +1,6 @@
 """DFT and STFT whose axis, dft_length, frame_step or frame_length is known only at run time (a graph
-input, or computed from tensor values), and MelWeightMatrix whose arguments are.
+input, or computed from tensor values) or whose signal length is dynamic, and MelWeightMatrix whose
+arguments are known only at run time.
 
 What the constant path precomputes is computed by graph ops from the run-time values instead
 (`ShapeArithmetic`): the dims around the signal axis and the transform's bins are bound as new dims,
@@ -108,8 +109,8 @@ def _transform_last(sa: ShapeArithmetic, x: SSAValue, n: Dim, length: SSAValue, 
 
 
 def dft_at_run_time(ctx: _NodeContext, onesided: bool, inverse: bool) -> list[SSAValue]:
-    """DFT whose axis (opset 20) or dft_length is known only at run time; `signal.py` checks the
-    input's last dim (1 or 2) and that onesided suits it."""
+    """DFT whose axis (opset 20) or dft_length is known only at run time, or whose signal length is
+    dynamic; `signal.py` checks the input's last dim (1 or 2) and that onesided suits it."""
     sa = ShapeArithmetic(ctx)
     x = ctx.input(0)
     *signal, c = ctx.shape(x)
@@ -135,9 +136,10 @@ def dft_at_run_time(ctx: _NodeContext, onesided: bool, inverse: bool) -> list[SS
 
 
 def stft_at_run_time(ctx: _NodeContext, window: SSAValue | None, onesided: bool) -> list[SSAValue]:
-    """STFT whose frame_step or frame_length is known only at run time: the frame count
-    (samples - length) // step + 1 and the frame positions f * step + j are computed, the frames
-    gathered and transformed as one batch; frame_length defaults to the window's length."""
+    """STFT whose frame_step or frame_length is known only at run time, or whose signal or window
+    length is dynamic: the frame count (samples - length) // step + 1 and the frame positions
+    f * step + j are computed, the frames gathered and transformed as one batch; frame_length
+    defaults to the window's length."""
     sa = ShapeArithmetic(ctx)
     x = ctx.input(0)
     samples = sa.dims([ctx.shape(x)[1]])
@@ -158,7 +160,6 @@ def stft_at_run_time(ctx: _NodeContext, window: SSAValue | None, onesided: bool)
         (w,) = ctx.emit(graph.ReshapeOp, [window], shape=[n, 1])
         (framed,) = ctx.emit(graph.MulOp, [framed, w])
     return [_transform_last(sa, framed, n, length, bins_dim, onesided, inverse=False)]
-
 
 
 def _real(sa: ShapeArithmetic, i: int) -> SSAValue:
