@@ -17,6 +17,7 @@ them runs.
 from __future__ import annotations
 
 from functools import partial
+from typing import Callable
 
 import numpy as np
 from xdsl.ir import SSAValue
@@ -135,11 +136,13 @@ def dft_at_run_time(ctx: _NodeContext, onesided: bool, inverse: bool) -> list[SS
     return ctx.emit(graph.ReshapeOp, [y], shape=[*out_dims, ctx.shape(y)[-1]])
 
 
-def stft_at_run_time(ctx: _NodeContext, window: SSAValue | None, onesided: bool) -> list[SSAValue]:
+def stft_at_run_time(ctx: _NodeContext, window: SSAValue | None, onesided: bool,
+                     constant_transform: Callable[[SSAValue, int], SSAValue]) -> list[SSAValue]:
     """STFT whose frame_step or frame_length is known only at run time, or whose signal or window
     length is dynamic: the frame count (samples - length) // step + 1 and the frame positions
     f * step + j are computed, the frames gathered and transformed as one batch; frame_length
-    defaults to the window's length."""
+    defaults to the window's length. A frame length known at import keeps signal.py's constant
+    matrix (`constant_transform(frames, length)`)."""
     sa = ShapeArithmetic(ctx)
     x = ctx.input(0)
     samples = sa.dims([ctx.shape(x)[1]])
@@ -148,18 +151,36 @@ def stft_at_run_time(ctx: _NodeContext, window: SSAValue | None, onesided: bool)
     length = _scalar(sa, 3, given) if given is not None or ctx.input(3) is not None else None
     if length is None:
         raise ctx.fail("needs a frame_length or a window")
+    static = _static_frame_length(ctx, window)
     ok = sa.both(sa.lt(0, step), sa.both(sa.lt(0, length), sa.lt(length, sa.add(samples, 1))))
     if given is not None:
         ok = sa.both(ok, sa.eq(length, given))
     frames = sa.add(sa.div(sa.sub(samples, length), step), 1)
-    bins = _bins(sa, length, onesided, inverse=False)
-    count, n, bins_dim = sa.bind(sa.concat([frames, length, bins]), "dims", valid=ok)
+    if static is None:
+        count, n, bins = sa.bind(sa.concat([frames, length, _bins(sa, length, onesided, inverse=False)]), "dims",
+                                 valid=ok)
+    else:
+        ((count,), n) = sa.bind(frames, "dims", valid=ok), static
     starts = sa.mul(sa.reshape(positions(sa, count), [-1, 1]), step)
     (framed,) = ctx.emit(gt.GatherOp, [x, sa.add(starts, sa.reshape(positions(sa, n), [1, -1]))], axis=1)
     if window is not None:
         (w,) = ctx.emit(graph.ReshapeOp, [window], shape=[n, 1])
         (framed,) = ctx.emit(graph.MulOp, [framed, w])
-    return [_transform_last(sa, framed, n, length, bins_dim, onesided, inverse=False)]
+    if static is not None:
+        return [constant_transform(framed, static)]
+    return [_transform_last(sa, framed, n, length, bins, onesided, inverse=False)]
+
+
+def _static_frame_length(ctx: _NodeContext, window: SSAValue | None) -> int | None:
+    """The frame length when the import knows it: a constant frame_length, or a window's static length."""
+    known = ctx.const_input(3)
+    window_length = None if window is None else ctx.shape(window)[0]
+    if known is not None and isinstance(window_length, int) and int(known) != window_length:
+        raise ctx.fail(f"the window must have frame_length ({int(known)}) values, got {window_length}")
+    length = int(known) if known is not None else window_length if isinstance(window_length, int) else None
+    if length is not None and length < 1:
+        raise ctx.fail(f"frame_length must be >= 1, got {length}")
+    return length
 
 
 def _real(sa: ShapeArithmetic, i: int) -> SSAValue:

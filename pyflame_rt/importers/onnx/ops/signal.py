@@ -207,7 +207,8 @@ def _stft(ctx: _NodeContext):
     dynamic = [ctx.shape(x)[1]] + ([] if window is None else [ctx.shape(window)[0]])
     if any(known_only_at_run_time(ctx, i) for i in (1, 3)) or not all(isinstance(d, int) for d in dynamic):
         _check_signal(ctx, ctx.shape(x)[-1], onesided, inverse=False)
-        return stft_at_run_time(ctx, window, onesided)
+        return stft_at_run_time(ctx, window, onesided,
+                                lambda frames, length: _transform_last(ctx, frames, length, onesided, inverse=False)[0])
     samples = ctx.shape(x)[1]
     step = int(_scalar_input(ctx, 1, "frame_step"))
     length = (int(_scalar_input(ctx, 3, "frame_length")) if ctx.input(3) is not None
