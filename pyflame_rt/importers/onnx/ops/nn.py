@@ -15,6 +15,7 @@ from pyflame_rt.dialects.assumptions import require_equal
 from pyflame_rt.errors import ShapeMismatchError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic, known_only_at_run_time
+from pyflame_rt.importers.onnx.ops.run_time_col2im import col2im_at_run_time
 from pyflame_rt.importers.onnx.ops.run_time_slices import (
     center_crop_pad_at_run_time, pad_at_run_time, slice_at_run_time, split_at_run_time, split_evenly_at_run_time,
     static_axes)
@@ -103,13 +104,16 @@ def _conv_transpose(ctx: _NodeContext):
 
 @converter("Col2Im")
 def _col2im(ctx: _NodeContext):
+    """graph.col2im, or with image_shape / block_shape known only at run time a scatter-add at
+    computed positions (run_time_col2im.py)."""
     image, block = ctx.const_input(1), ctx.const_input(2)
-    if image is None or block is None:
-        raise ctx.fail("image_shape and block_shape must be constants")
-    n = len(image)
-    return ctx.emit(nn.Col2ImOp, [ctx.input(0)], image_shape=[int(v) for v in image],
-                    block_shape=[int(v) for v in block], strides=list(ctx.attrs.get("strides", [1] * n)),
+    n = int(np.prod(ctx.shape(ctx.input(1))))
+    geometry = dict(strides=list(ctx.attrs.get("strides", [1] * n)),
                     dilations=list(ctx.attrs.get("dilations", [1] * n)), pads=list(ctx.attrs.get("pads", [0] * 2 * n)))
+    if image is None or block is None:
+        return col2im_at_run_time(ctx, **geometry)
+    return ctx.emit(nn.Col2ImOp, [ctx.input(0)], image_shape=[int(v) for v in image],
+                    block_shape=[int(v) for v in block], **geometry)
 
 
 def _pool_props(ctx: _NodeContext) -> dict:

@@ -4,7 +4,8 @@ Resize sizes may be constants, Shape arithmetic over the input dims, or a graph 
 elements become dims bound at run time. Scales that are not constants (a graph input or computed)
 give output dims floor(in * scale) computed by graph ops and bound at run time (`graph.bind_dims`);
 the op keeps the scales tensor, whose values the coordinate transform uses. A
-keep_aspect_ratio_policy's one scale, and the sizes it gives, are computed the same way.
+keep_aspect_ratio_policy's one scale, and the sizes it gives, are computed the same way. With
+antialias, linear and cubic Resize are antialias.py's Gathers and weighted sums.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, graph_r
 from pyflame_rt.dialects.symbolic import Dim, SymDim
 from pyflame_rt.dtype import DType
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.ops.antialias import antialiased_resize, check_scale
 
 
 def _attr_str(ctx: _NodeContext, name: str, default: str) -> str:
@@ -42,6 +44,11 @@ def _bound_sizes(ctx: _NodeContext, sizes: SSAValue) -> list[Dim]:
     return [SymDim.of(n) for n in names]
 
 
+def _kept_scale(sizes: np.ndarray, dims: list[int], policy: str) -> float:
+    ratio = np.asarray(sizes, np.float64).reshape(-1) / np.array(dims, np.float64)
+    return float(ratio.min() if policy == "not_larger" else ratio.max())
+
+
 def _aspect_kept(ctx: _NodeContext, dims: list[Dim], sizes_in: int, policy: str) -> tuple[SSAValue, list[Dim]]:
     """keep_aspect_ratio_policy: the one scale min (not_larger) or max (not_smaller) of sizes / dims,
     as a tensor of one element per axis, and the dims it gives, floor(dim * scale + 0.5) (computed
@@ -49,8 +56,7 @@ def _aspect_kept(ctx: _NodeContext, dims: list[Dim], sizes_in: int, policy: str)
     name = ctx.node.output[0]
     known = ctx.const_input(sizes_in)
     if known is not None and all(isinstance(d, int) for d in dims):
-        ratio = np.asarray(known, np.float64).reshape(-1) / np.array(dims, np.float64)
-        scale = ratio.min() if policy == "not_larger" else ratio.max()
+        scale = _kept_scale(known, dims, policy)
         scales = ctx.importer.add_constant(f"{name}_scales", np.full(len(dims), scale, np.float32))
         return scales, [int(scale * d + 0.5) for d in dims]
     in_f = _float_dims(ctx, dims)
@@ -78,6 +84,45 @@ def _crop_and_resize(ctx: _NodeContext, x: SSAValue, axes: list[int], sizes_in: 
                     extrapolation_value=float(ctx.attrs.get("extrapolation_value", 0.0)), **props)
 
 
+def _antialias_axes(ctx: _NodeContext, x: SSAValue, axes: list[int], scales_in: int, sizes_in: int, policy: str):
+    """(axis, output dim, scale: a float, or float32 [1] when known only at run time) of each axis
+    Resize changes (an axis of a known scale 1 keeps its size: left out)."""
+    name, dims = ctx.node.output[0], [ctx.shape(x)[a] for a in axes]
+
+    def each(scales: SSAValue, outs: list[Dim]):
+        return [(a, out, ctx.emit(gt.GatherOp, [scales, ctx.importer.add_constant(f"{name}_k", np.array([k]))])[0])
+                for k, (a, out) in enumerate(zip(axes, outs))]
+
+    sizes = ctx.input(sizes_in)
+    if sizes is not None and ctx.shape(sizes) != (0,):
+        if ctx.shape(sizes) != (len(axes),):
+            raise ctx.fail(f"sizes of shape {ctx.shape(sizes)} for {len(axes)} axes")
+        known = ctx.const_input(sizes_in)
+        if known is not None and all(isinstance(d, int) for d in dims):
+            if policy != "stretch":
+                scale = _kept_scale(known, dims, policy)
+                return [(a, int(scale * d + 0.5), scale) for a, d in zip(axes, dims) if scale != 1]
+            return [(a, int(o), int(o) / d) for a, o, d in zip(axes, known.ravel(), dims) if o != d]
+        if policy != "stretch":
+            return each(*_aspect_kept(ctx, dims, sizes_in, policy))
+        outs = ctx.known_dims(sizes_in, "sizes", run_time=True)
+        return each(ctx.emit(graph.DivOp, [_float_dims(ctx, outs), _float_dims(ctx, dims)])[0], outs)
+    scales = ctx.input(scales_in)
+    if scales is None or ctx.shape(scales) != (len(axes),) or graph.dtype_of(scales.type) is not DType.FLOAT32:
+        raise ctx.fail(f"needs float32 scales or int64 sizes of {len(axes)} elements")
+    known = ctx.const_input(scales_in)
+    if known is None:
+        return each(scales, _bound_sizes(ctx, ctx.emit(graph.MulOp, [_float_dims(ctx, dims), scales])[0]))
+    resized = []
+    for a, d, s in zip(axes, dims, np.asarray(known, np.float32).ravel()):
+        check_scale(ctx, float(s))
+        if s != 1:
+            (out,) = [int(d * float(s))] if isinstance(d, int) else _bound_sizes(ctx, ctx.emit(graph.MulOp, [
+                _float_dims(ctx, [d]), ctx.importer.add_constant(f"{name}_scale", np.array([s], np.float32))])[0])
+            resized.append((a, out, float(s)))
+    return resized
+
+
 @converter("Resize", "Upsample")
 def _resize(ctx: _NodeContext):
     x = ctx.input(0)
@@ -91,8 +136,6 @@ def _resize(ctx: _NodeContext):
         scales_in, sizes_in = 2, 3
         coord = _attr_str(ctx, "coordinate_transformation_mode", "half_pixel")
         nearest = _attr_str(ctx, "nearest_mode", "round_prefer_floor")
-        if ctx.attrs.get("antialias", 0):
-            raise ctx.fail("antialias is not supported")
         policy = _attr_str(ctx, "keep_aspect_ratio_policy", "stretch")
         if policy not in ("stretch", "not_larger", "not_smaller"):
             raise ctx.fail(f"keep_aspect_ratio_policy {policy} is not supported")
@@ -103,8 +146,14 @@ def _resize(ctx: _NodeContext):
     props = dict(mode=mode, coordinate_transformation_mode=coord, nearest_mode=nearest,
                  cubic_coeff_a=float(ctx.attrs.get("cubic_coeff_a", -0.75)),
                  exclude_outside=bool(ctx.attrs.get("exclude_outside", 0)))
+    # (an attribute of Resize 18; nearest has no filter to widen)
+    antialias = ctx.opset >= 18 and bool(ctx.attrs.get("antialias", 0)) and mode != "nearest"
     if coord == "tf_crop_and_resize":
+        if antialias:
+            raise ctx.fail("antialias with tf_crop_and_resize is not supported")
         return _crop_and_resize(ctx, x, axes, sizes_in, props)
+    if antialias:
+        return antialiased_resize(ctx, x, _antialias_axes(ctx, x, axes, scales_in, sizes_in, policy), props)
 
     def expand(vals, fill):
         full = list(fill)

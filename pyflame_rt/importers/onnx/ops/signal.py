@@ -1,7 +1,7 @@
 """Signal operators: window functions and MelWeightMatrix become constants (their sizes are known at
 import; a window whose size is a run-time value is its ONNX function body), DFT and STFT one GEMM
 each by a constant matrix of cos / sin values (the transform length is static), so they run on the
-GEMM kernels."""
+GEMM kernels. Arguments known only at run time take run_time_signal.py's forms."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,6 +12,10 @@ from pyflame_rt.dialects import graph, graph_nn as nn, graph_tensor as gt
 from pyflame_rt.dtype import DType
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.ops.composite import _check_size, _const, _np_dtype
+from pyflame_rt.importers.onnx.ops.run_time_signal import (
+    dft_at_run_time, mel_weight_matrix_at_run_time, stft_at_run_time,
+)
+from pyflame_rt.importers.onnx.run_time_shapes import known_only_at_run_time
 
 # cos-series coefficients a_k of w[n] = sum_k (-1)^k a_k cos(2 pi k n / N), as the ONNX spec defines them
 _WINDOWS = {"HannWindow": (0.5, 0.5), "HammingWindow": (25 / 46, 21 / 46), "BlackmanWindow": (0.42, 0.5, 0.08)}
@@ -83,6 +87,8 @@ def _mel_edges(num_mel_bins: int, dft_length: int, sample_rate: float, low_hz: f
 def _mel_weight_matrix(ctx: _NodeContext):
     """[dft_length // 2 + 1, num_mel_bins]: column i a triangle rising from edge i to edge i + 1 and
     falling to edge i + 2."""
+    if any(known_only_at_run_time(ctx, i) for i in range(5)):
+        return mel_weight_matrix_at_run_time(ctx, DType.from_numpy(_output_dtype(ctx)))
     mel_bins, dft_length = int(_scalar_input(ctx, 0, "num_mel_bins")), int(_scalar_input(ctx, 1, "dft_length"))
     rate, low, high = (float(_scalar_input(ctx, i, w)) for i, w in
                        ((2, "sample_rate"), (3, "lower_edge_hertz"), (4, "upper_edge_hertz")))
@@ -128,14 +134,20 @@ def _inverse_onesided_matrix(n: int, length: int) -> np.ndarray:
     return w.reshape(n * 2, length)
 
 
+def _check_signal(ctx: _NodeContext, c, onesided: bool, inverse: bool) -> None:
+    if c not in (1, 2):
+        raise ctx.fail(f"needs a last dim of 1 (real) or 2 (complex), got {c}")
+    if onesided and c != (2 if inverse else 1):
+        raise ctx.fail("onesided needs a complex input (last dim 2) when inverse, a real one (last dim 1) when not")
+
+
 def _transform_last(ctx: _NodeContext, x, length: int, onesided: bool, inverse: bool):
     """The DFT of x [..., n, 1 or 2] along n: x viewed as [..., n * c] times the constant matrix,
     viewed back as [..., bins, 2] ([..., length, 1] for the inverse of a one-sided spectrum)."""
     *lead, n, c = ctx.shape(x)
-    if not isinstance(n, int) or c not in (1, 2):
-        raise ctx.fail(f"needs a static signal length and a last dim of 1 or 2, got shape {ctx.shape(x)}")
-    if onesided and c != (2 if inverse else 1):
-        raise ctx.fail("onesided needs a complex input (last dim 2) when inverse, a real one (last dim 1) when not")
+    if not isinstance(n, int):
+        raise ctx.fail(f"needs a static signal length, got shape {ctx.shape(x)}")
+    _check_signal(ctx, c, onesided, inverse)
     bins, parts = (length, 1) if onesided and inverse else (length // 2 + 1 if onesided else length, 2)
     _check_size(ctx, n * c * parts * bins, _np_dtype(x), "the DFT matrix")
     matrix = (_inverse_onesided_matrix(n, length) if onesided and inverse
@@ -157,11 +169,16 @@ def _dft_axis(ctx: _NodeContext, rank: int) -> int:
 
 @converter("DFT")
 def _dft(ctx: _NodeContext):
-    """The signal axis is moved next to the complex dim, transformed, and moved back."""
+    """The signal axis is moved next to the complex dim, transformed, and moved back. An axis or
+    length known only at run time, or a dynamic signal length, takes run_time_signal.py's form."""
     x = ctx.input(0)
     rank = len(ctx.shape(x))
-    axis = _dft_axis(ctx, rank)
     onesided, inverse = bool(ctx.attrs.get("onesided", 0)), bool(ctx.attrs.get("inverse", 0))
+    run_time = known_only_at_run_time(ctx, 1) or ctx.opset >= 20 and known_only_at_run_time(ctx, 2)
+    axis = None if run_time else _dft_axis(ctx, rank)
+    if run_time or not isinstance(ctx.shape(x)[axis], int):
+        _check_signal(ctx, ctx.shape(x)[-1], onesided, inverse)
+        return dft_at_run_time(ctx, onesided, inverse)
     n = ctx.shape(x)[axis]
     if ctx.input(1) is not None:
         length = int(_scalar_input(ctx, 1, "dft_length"))
@@ -180,19 +197,24 @@ def _dft(ctx: _NodeContext):
 @converter("STFT")
 def _stft(ctx: _NodeContext):
     """Frames gathered at constant positions f * frame_step + j, times the window, then one DFT of
-    frame_length per frame: [batch, frames, bins, 2]."""
+    frame_length per frame: [batch, frames, bins, 2]. A frame_step or frame_length known only at run
+    time, or a dynamic signal or window length, takes run_time_signal.py's form."""
     x, window = ctx.input(0), ctx.input(2)
     if len(ctx.shape(x)) != 3 or window is not None and len(ctx.shape(window)) != 1:
         raise ctx.fail(f"needs a signal [batch, length, 1 or 2] and a 1-D window, got shapes {ctx.shape(x)} "
                        f"and {None if window is None else ctx.shape(window)}")
+    onesided = bool(ctx.attrs.get("onesided", 1))
+    dynamic = [ctx.shape(x)[1]] + ([] if window is None else [ctx.shape(window)[0]])
+    if any(known_only_at_run_time(ctx, i) for i in (1, 3)) or not all(isinstance(d, int) for d in dynamic):
+        _check_signal(ctx, ctx.shape(x)[-1], onesided, inverse=False)
+        return stft_at_run_time(ctx, window, onesided,
+                                lambda frames, length: _transform_last(ctx, frames, length, onesided, inverse=False)[0])
     samples = ctx.shape(x)[1]
     step = int(_scalar_input(ctx, 1, "frame_step"))
-    if window is not None and not isinstance(ctx.shape(window)[0], int):
-        raise ctx.fail("the window length must be static")
     length = (int(_scalar_input(ctx, 3, "frame_length")) if ctx.input(3) is not None
               else ctx.shape(window)[0] if window is not None else None)
-    if length is None or not isinstance(samples, int) or step < 1 or not 1 <= length <= samples:
-        raise ctx.fail(f"needs a static signal length, frame_step >= 1 and 1 <= frame_length <= signal length, "
+    if length is None or step < 1 or not 1 <= length <= samples:
+        raise ctx.fail(f"needs frame_step >= 1 and 1 <= frame_length <= signal length, "
                        f"got {samples}, {step}, {length}")
     if window is not None and ctx.shape(window) != (length,):
         raise ctx.fail(f"the window must have frame_length ({length}) values, got shape {ctx.shape(window)}")
@@ -203,4 +225,4 @@ def _stft(ctx: _NodeContext):
     if window is not None:
         (w,) = ctx.emit(graph.ReshapeOp, [window], shape=[length, 1])
         (framed,) = ctx.emit(graph.MulOp, [framed, w])
-    return _transform_last(ctx, framed, length, bool(ctx.attrs.get("onesided", 1)), inverse=False)
+    return _transform_last(ctx, framed, length, onesided, inverse=False)
