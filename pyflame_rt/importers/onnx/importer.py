@@ -138,6 +138,7 @@ def _default_opset(proto: onnx.ModelProto) -> int:
 class ONNXImporter:
     def __init__(self, options: ImportOptions | None = None):
         self.options = options or ImportOptions()
+        self.dims_made: set[str] = set()
 
     # -------------------------------------------------------------- driver
     def import_model(self, model) -> ImportResult:
@@ -205,8 +206,10 @@ class ONNXImporter:
 
         for name in self.unwrapped:  # an optional input the model takes the element of must hold one
             layouts[name]["optional"]["required"] = True
+        flat_shapes = {a.name: a.shape for a in flat}
         for name, layout in layouts.items():  # the rank an empty ragged sequence is fed with
-            structured.note_rank(layout, self.ragged_ranks.get(self.new_dim(f"{name}_rank")))
+            shapes = flat_shapes.get(name + structured.SHAPES_SUFFIX)
+            structured.note_rank(layout, shapes and self.ragged_ranks.get(str(shapes[1])))
         results, res_attrs = [], []
         io = {"inputs": [self._io_entry(vi.name, vi.type, layouts[vi.name]) for vi in inputs], "outputs": []}
         for vo in g.output:
@@ -285,8 +288,9 @@ class ONNXImporter:
             if d.HasField("dim_value") and d.dim_value >= 0:
                 shape.append(int(d.dim_value))
             else:
-                dim = d.dim_param or f"{name}_dim{i}"
-                shape.append(SymDim.of(_symbol(dim)))
+                dim = _symbol(d.dim_param or f"{name}_dim{i}")
+                self.dims_made.add(dim)  # new_dim never reuses an input's dim
+                shape.append(SymDim.of(dim))
         check_tensor_bytes(shape, dtype.itemsize, f"input '{name}'")
         return tuple(shape), dtype
 
@@ -405,10 +409,16 @@ class ONNXImporter:
             return shape_values.Known(arr.astype(object), DType.from_numpy(arr.dtype))
         return None
 
-    @staticmethod
-    def new_dim(name: str) -> str:
-        """The name of a dim the model's values set (named after the value it comes from)."""
-        return _symbol(name)
+    def new_dim(self, name: str) -> str:
+        """A new dim the model's values set, named after the value it comes from and distinct from
+        every dim this import made before: names that differ only where symbols cannot (`r.1`,
+        `r_1`), or one node binding twice, must not share a dim."""
+        base = _symbol(name)
+        dim, n = base, 2
+        while dim in self.dims_made:
+            dim, n = f"{base}_{n}", n + 1
+        self.dims_made.add(dim)
+        return dim
 
     def run_time_values(self, name: str) -> shape_values.Known | None:
         """A small integer tensor of static shape that sets sizes but is not known at import: its

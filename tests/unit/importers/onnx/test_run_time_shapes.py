@@ -108,3 +108,16 @@ def test_reshape_squeeze_unsqueeze_and_cumsum_at_run_time(rng):
                              ("axis", 3, "'c_axis_valid' is -1")]:
         with pytest.raises(ShapeMismatchError, match=error):
             sess.run(None, {**feeds, name: _ints(bad)})
+
+
+def test_values_named_alike_bind_dims_of_their_own(rng):
+    """`r.1` and `r_1` make the same symbol; each Reshape still binds dims of its own (sharing them
+    gave the second output the first one's shape)."""
+    model = make_model([helper.make_node("Add", ["s1", "zero"], ["c1"]),
+                        helper.make_node("Add", ["s2", "zero"], ["c2"]),
+                        helper.make_node("Reshape", ["x", "c1"], ["r.1"]),
+                        helper.make_node("Reshape", ["x", "c2"], ["r_1"])],
+                       [("x", [6]), ("s1", [2], np.int64), ("s2", [2], np.int64)],
+                       [("r.1", ["a", "b"]), ("r_1", ["c", "d"])], [("zero", _ints([0, 0]))])
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    _check(sess, model, {"x": rng.standard_normal(6).astype(np.float32), "s1": _ints([2, 3]), "s2": _ints([3, 2])})
