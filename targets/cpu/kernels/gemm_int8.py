@@ -2,8 +2,8 @@
 
 B is packed at compile time into panels of NR columns of 32-bit words, each word `group`
 consecutive k of one column: [panel][K / group][NR]. A register tile of MR rows x NR columns
-accumulates int32 vectors; per k group, a row's A word (its `group` bytes) is broadcast and
-multiplied with the panel row:
+(the last M % MR rows: tiles of halving height) accumulates int32 vectors; per k group, a row's A
+word (its `group` bytes) is broadcast and multiplied with the panel row:
 
 - VNNI (AVX-512 VNNI, 16 lanes; AVX-VNNI, 8): `vpdpbusd` adds the four u8 x s8 products of each
   lane to the accumulator; words are 4 bytes.
@@ -132,12 +132,20 @@ class _Int8GemmEmitter:
             panel = kb.add(first, kb.rem(within, panels))
             rows = kb.min(kb.const(mr), kb.sub(f["m"], r0))
             kb.if_else(kb.cmp("eq", rows, kb.const(mr)), lambda: self._tile(r0, panel, mr, a_zp),
-                       lambda: self._rows_one_by_one(r0, rows, panel, a_zp))
+                       lambda: self._remainder_rows(r0, rows, panel, a_zp))
         return kb.finish()
 
-    def _rows_one_by_one(self, r0, rows, panel, a_zp) -> None:
-        with self.kb.loop(r0, self.kb.add(r0, rows)) as r:
-            self._tile(r.iv, panel, 1, a_zp)
+    def _remainder_rows(self, r0, rows, panel, a_zp) -> None:
+        """The last row tile's rows < MR: tiles of the powers of two below MR, largest first, each
+        where the rows left fit it (the binary digits of `rows`), so the panel is streamed once
+        per tile, not once per row."""
+        kb = self.kb
+        done = kb.const(0)
+        for height in (1 << b for b in reversed(range((self.spec.mr - 1).bit_length()))):
+            fits = kb.cmp("sge", kb.sub(rows, done), kb.const(height))
+            with kb.if_(fits):
+                self._tile(kb.add(r0, done), panel, height, a_zp)
+            done = kb.select(fits, kb.add(done, kb.const(height)), done)
 
     def _tile(self, r0, panel, rows: int, a_zp) -> None:
         kb, f, spec = self.kb, self.f, self.spec

@@ -28,13 +28,14 @@ def _model(k: int, n: int, rng):
 @pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
 def test_matches_onnxruntime_exactly(cpu, rng):
     """K = 64, N = 40: two full panels of 16 columns and a partial one on AVX2 (a partial of 32 with
-    AVX-512); 5 or 10 rows: full 4-row tiles and remainder rows."""
+    AVX-512); 5 to 40 rows: full tiles and every remainder of 8-row (4-row) tiles, run by tiles of
+    4, 2 and 1 rows."""
     spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features)
     if spec is None:
         pytest.skip(f"{cpu} has no integer dot product")
     model = _model(64, 40, rng)
     sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True, cpu=cpu))
-    for b in (1, 2):
+    for b in range(1, 9):
         x = (rng.standard_normal((b, 5, 64)) * 3).astype(np.float32)
         np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
     assert spec.name in kernels_run(sess, {"x": x})
