@@ -71,10 +71,11 @@ def test_other_products_are_expanded(rng):
     ("avxvnni", ("avx2", "avxvnni"), "{vex}\tvpdpbusd\t%ymm"),
     ("avx2", ("avx2",), "vpmaddwd\t%ymm"),
 ])
-@pytest.mark.parametrize("signed_a", [False, True], ids=["u8", "s8"])
-def test_each_path_compiles_to_its_instruction(dot, features, instruction, signed_a):
+@pytest.mark.parametrize("variant", [{}, dict(requant=True, signed_a=True), dict(requant=True, conv=True)],
+                         ids=["u8", "s8", "conv"])
+def test_each_path_compiles_to_its_instruction(dot, features, instruction, variant):
     target = CPUTarget(HOST.triple, "x86-64-v3", features)
-    spec = Int8GemmSpec.for_features(features, requant=signed_a, signed_a=signed_a)
+    spec = Int8GemmSpec.for_features(features, **variant)
     assert spec.dot == dot
     module = ModuleOp([int8_gemm_kernel(spec)])
     _convert(module)
