@@ -19,9 +19,10 @@ The zero point of A (a run-time value: DynamicQuantizeLinear's) is taken out in 
 a_zp * colsum(B), colsum computed at packing time; B's zero point is 0 (symmetric weights).
 An int8 A (`signed_a`) is read as the uint8 A xor 0x80 = A + 128, so its zero point is a_zp + 128
 (the caller's: folded into the column sums of a requantizing GEMM).
-Work items are (row tile, panel) pairs, ordered by blocks of `pblock` panels (`panel_block`: their
-packed B fits half of L2): every row tile meets one block's panels before the next block, so B is
-read from memory once however many row tiles there are.
+Work items are (block of `pblock` panels, row tile) pairs (`panel_block`: a block's packed B fits
+half of L2; `work_items`), ordered by block: every row tile meets one block's panels, its A rows
+staying in L1, before the next block, so B is read from memory once however many row tiles
+there are.
 """
 from __future__ import annotations
 
@@ -119,6 +120,11 @@ def panel_block(kg: int, spec: Int8GemmSpec) -> int:
     return max(1, B_BLOCK_BYTES // (kg * spec.nr * 4))
 
 
+def work_items(m, npanels: int, pblock: int, spec: Int8GemmSpec) -> tuple:
+    """The launch's work items (a Dim expression of M): row tiles x panel blocks."""
+    return ("mul", ("ceildiv", m, spec.mr), -(-npanels // pblock))
+
+
 def int8_gemm_kernel(spec: Int8GemmSpec) -> func.FuncOp:
     return _Int8GemmEmitter(spec).emit()
 
@@ -135,51 +141,58 @@ class _Int8GemmEmitter:
         a_zp = kb.cast(llvm.ZExtOp, kb.load(f["a_zp"], kb.const(0), elem=i8), i32)
         rtiles = kb.div(kb.add(f["m"], kb.const(mr - 1)), kb.const(mr))
         with kb.loop(kb.begin, kb.end) as item:
-            # item = (block, row tile, panel in block); the last block may hold fewer panels
-            span = kb.mul(f["pblock"], rtiles)
-            block, within = kb.div(item.iv, span), kb.rem(item.iv, span)
-            first = kb.mul(block, f["pblock"])
-            panels = kb.min(f["pblock"], kb.sub(f["npanels"], first))
-            r0 = kb.mul(kb.div(within, panels), kb.const(mr))
-            panel = kb.add(first, kb.rem(within, panels))
+            # item = (block, row tile): the tile meets each of the block's panels in turn (the last
+            # block may hold fewer)
+            first = kb.mul(kb.div(item.iv, rtiles), f["pblock"])
+            panels = (first, kb.min(kb.add(first, f["pblock"]), f["npanels"]))
+            r0 = kb.mul(kb.rem(item.iv, rtiles), kb.const(mr))
             rows = kb.min(kb.const(mr), kb.sub(f["m"], r0))
-            kb.if_else(kb.cmp("eq", rows, kb.const(mr)), lambda: self._tile(r0, panel, mr, a_zp),
-                       lambda: self._remainder_rows(r0, rows, panel, a_zp))
+            kb.if_else(kb.cmp("eq", rows, kb.const(mr)), lambda: self._tiles(r0, mr, panels, a_zp),
+                       lambda: self._remainder_rows(r0, rows, panels, a_zp))
         return kb.finish()
 
-    def _remainder_rows(self, r0, rows, panel, a_zp) -> None:
+    def _remainder_rows(self, r0, rows, panels, a_zp) -> None:
         """The last row tile's rows < MR: tiles of the powers of two below MR, largest first, each
-        where the rows left fit it (the binary digits of `rows`), so the panel is streamed once
+        where the rows left fit it (the binary digits of `rows`), so a panel is streamed once
         per tile, not once per row."""
         kb = self.kb
         done = kb.const(0)
         for height in (1 << b for b in reversed(range((self.spec.mr - 1).bit_length()))):
             fits = kb.cmp("sge", kb.sub(rows, done), kb.const(height))
             with kb.if_(fits):
-                self._tile(kb.add(r0, done), panel, height, a_zp)
+                self._tiles(kb.add(r0, done), height, panels, a_zp)
             done = kb.select(fits, kb.add(done, kb.const(height)), done)
 
-    def _tile(self, r0, panel, rows: int, a_zp) -> None:
+    def _tiles(self, r0, rows: int, panels, a_zp) -> None:
+        """Rows r0 .. r0 + rows - 1 by each panel in [panels[0], panels[1])."""
+        kb, f = self.kb, self.f
+        if self.spec.conv:
+            a_rows = self._window_starts(r0, rows)
+        else:
+            a_rows = [kb.mul(kb.add(r0, kb.const(r)), f["a_rs"]) for r in range(rows)]
+        with kb.loop(*panels) as panel:
+            self._tile(r0, panel.iv, a_rows, a_zp)
+
+    def _tile(self, r0, panel, a_rows, a_zp) -> None:
+        """The register tile of rows r0 .. (A words of each row's k = 0 at a_rows) by one panel."""
         kb, f, spec = self.kb, self.f, self.spec
         b_panel = kb.mul(panel, kb.mul(f["kg"], kb.const(spec.nr)))
-        zeros = [self.zero] * (rows * spec.nvec)
+        zeros = [self.zero] * (len(a_rows) * spec.nvec)
         if not spec.conv:
-            a_rows = [kb.mul(kb.add(r0, kb.const(r)), f["a_rs"]) for r in range(rows)]
             with kb.loop(0, f["kg"], carried=zeros) as kl:
                 kl.next = self._k_step(b_panel, kl.iv, a_rows, kl.iv, kl.carried)
-            self._store(r0, panel, rows, kl.results, a_zp)
+            self._store(r0, panel, len(a_rows), kl.results, a_zp)
             return
-        windows = self._window_starts(r0, rows)
         with kb.loop(0, f["kh"], carried=zeros) as ky:
             with kb.loop(0, f["kw"], carried=ky.carried) as kx:
                 tap = kb.add(kb.mul(ky.iv, f["tap_y"]), kb.mul(kx.iv, f["tap_x"]))
-                taps = [kb.add(start, tap) for start in windows]
+                taps = [kb.add(start, tap) for start in a_rows]  # a_rows: the windows' starts
                 k0 = kb.mul(kb.add(kb.mul(ky.iv, f["kw"]), kx.iv), f["cw"])
                 with kb.loop(0, f["cw"], carried=kx.carried) as kc:
                     kc.next = self._k_step(b_panel, kb.add(k0, kc.iv), taps, kc.iv, kc.carried)
                 kx.next = kc.results
             ky.next = kx.results
-        self._store(r0, panel, rows, ky.results, a_zp)
+        self._store(r0, panel, len(a_rows), ky.results, a_zp)
 
     def _k_step(self, b_panel, k, a_rows, a_word, acc) -> list:
         """The accumulators after k group `k`: each row's A word a_rows[r] + a_word times B's row k."""

@@ -17,7 +17,7 @@ from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.dynamic_quantize import (
     APPLY_FIELDS, DQ_BLOCK, RANGE_FIELDS, apply_kernel, range_kernel)
 from pyflame_rt.targets.cpu.kernels.gemm_int8 import (
-    A_OFFSET, INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b, panel_block)
+    A_OFFSET, INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b, panel_block, work_items)
 from pyflame_rt.targets.cpu.kernels.quant_add import QADD_BLOCK, QADD_FIELDS, QuantAddSpec, quant_add_kernel
 from pyflame_rt.targets.cpu.lowerings.movement import emit_copy, emit_pad
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
@@ -44,8 +44,8 @@ class LowerMatMulInteger(GraphToKernelPattern):
              "kg": k // spec.group, "a_rs": k // spec.group, "c_rs": n, "npanels": npanels,
              "pblock": panel_block(k // spec.group, spec)}
         name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
-        L.call(name, [f[x] for x in INT8_GEMM_FIELDS], ("mul", ("ceildiv", m, spec.mr), npanels),
-               work_per_item=spec.mr * spec.nr * k // 4)
+        L.call(name, [f[x] for x in INT8_GEMM_FIELDS], work_items(m, npanels, f["pblock"], spec),
+               work_per_item=spec.mr * spec.nr * k // 4 * min(f["pblock"], npanels))
 
 
 def emit_requantizing_gemm(L, op: quant.QuantizedComputeOp, a: Loc, m: Dim, b: np.ndarray, bias: np.ndarray | None,
@@ -77,8 +77,8 @@ def emit_requantizing_gemm(L, op: quant.QuantizedComputeOp, a: Loc, m: Dim, b: n
     if conv is not None:  # in A words
         f.update({x: v if x in ("kh", "kw", "oh", "ow") else v // spec.group for x, v in conv.items()}, a_rs=0)
     name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
-    L.call(name, [f[x] for x in spec.signature.fields], ("mul", ("ceildiv", m, spec.mr), npanels),
-           work_per_item=spec.mr * spec.nr * k // 4)
+    L.call(name, [f[x] for x in spec.signature.fields], work_items(m, npanels, f["pblock"], spec),
+           work_per_item=spec.mr * spec.nr * k // 4 * min(f["pblock"], npanels))
 
 
 class LowerQuantizedMatMul(GraphToKernelPattern):
