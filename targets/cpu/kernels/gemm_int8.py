@@ -115,9 +115,12 @@ def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarr
     return np.ascontiguousarray(words).view(np.int32).reshape(panels, k // g, nr), colsum
 
 
-def panel_block(kg: int, spec: Int8GemmSpec) -> int:
-    """Panels per block: as many as fit B_BLOCK_BYTES (at least one)."""
-    return max(1, B_BLOCK_BYTES // (kg * spec.nr * 4))
+def panel_block(kg: int, npanels: int, spec: Int8GemmSpec) -> int:
+    """Panels per block: as many as fit B_BLOCK_BYTES (at least one), spread evenly over the blocks
+    that takes, so that work items (a row tile by a block) are of one size but for the last block."""
+    fit = max(1, B_BLOCK_BYTES // (kg * spec.nr * 4))
+    blocks = -(-npanels // fit)
+    return -(-npanels // blocks)
 
 
 def work_items(m, npanels: int, pblock: int, spec: Int8GemmSpec) -> tuple:

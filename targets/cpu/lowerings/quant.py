@@ -42,7 +42,7 @@ class LowerMatMulInteger(GraphToKernelPattern):
         f = {"a": L.loc(op.lhs), "b": L.add_weight("packed_b_int8", packed), "c": L.result_loc(op.result),
              "colsum": L.add_weight("colsum", colsum), "a_zp": L.loc(op.lhs_zero_point), "m": m, "n": n,
              "kg": k // spec.group, "a_rs": k // spec.group, "c_rs": n, "npanels": npanels,
-             "pblock": panel_block(k // spec.group, spec)}
+             "pblock": panel_block(k // spec.group, npanels, spec)}
         name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
         L.call(name, [f[x] for x in INT8_GEMM_FIELDS], work_items(m, npanels, f["pblock"], spec),
                work_per_item=spec.mr * spec.nr * k // 4 * min(f["pblock"], npanels))
@@ -71,7 +71,7 @@ def emit_requantizing_gemm(L, op: quant.QuantizedComputeOp, a: Loc, m: Dim, b: n
     lo, hi = op.type.bounds
     f = {"a": a, "b": L.add_weight("packed_b_int8", packed), "c": c, "colsum": L.add_weight("colsum", colsum),
          "a_zp": L.add_weight("unit_zero_point", np.ones(1, np.uint8)), "m": m, "n": n, "kg": k // spec.group,
-         "a_rs": k // spec.group, "c_rs": n, "npanels": npanels, "pblock": panel_block(k // spec.group, spec),
+         "a_rs": k // spec.group, "c_rs": n, "npanels": npanels, "pblock": panel_block(k // spec.group, npanels, spec),
          "multiplier": L.add_weight("multiplier", multiplier),
          "c_zp": op.type.zero_point_values[0], "c_min": int(lo), "c_max": int(hi)}
     if conv is not None:  # in A words

@@ -48,12 +48,19 @@ def test_panel_blocks_cover_every_tile(cpu, rng):
     spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features)
     if spec is None:
         pytest.skip(f"{cpu} has no integer dot product")
-    assert panel_block(2048 // spec.group, spec) == 4
+    assert panel_block(2048 // spec.group, -(-300 // spec.nr), spec) == 4
     model = _model(2048, 300, rng)
     sess = InferenceSession(model.SerializeToString(), SessionOptions(cpu=cpu))
     for b in (2, 4):
         x = (rng.standard_normal((b, 5, 2048)) * 3).astype(np.float32)
         np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+
+
+def test_panel_blocks_are_even():
+    """Blocks of at most 10 panels of 768 x 32 bytes (BERT-base's K): 24 panels in 3 blocks of 8, not
+    10, 10 and 4 (a row tile by a block is a work item: two threads split them evenly)."""
+    spec = Int8GemmSpec("avx512vnni", mr=8)
+    assert [panel_block(768 // 4, n, spec) for n in (1, 10, 11, 24, 96)] == [1, 10, 6, 8, 10]
 
 
 @pytest.mark.slow
