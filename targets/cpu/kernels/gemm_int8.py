@@ -2,21 +2,27 @@
 
 B is packed at compile time into panels of NR columns of 32-bit words, each word `group`
 consecutive k of one column: [panel][K / group][NR]. A register tile of MR rows x NR columns
-accumulates int32 vectors; per k group, a row's A word (its `group` bytes) is broadcast and
-multiplied with the panel row:
+(the last M % MR rows: tiles of halving height) accumulates int32 vectors; per k group, a row's A
+word (its `group` bytes) is broadcast and multiplied with the panel row:
 
 - VNNI (AVX-512 VNNI, 16 lanes; AVX-VNNI, 8): `vpdpbusd` adds the four u8 x s8 products of each
   lane to the accumulator; words are 4 bytes.
 - AVX2: `vpmaddwd` of widened words: A bytes zero-extended, B stored sign-extended to 16 bits at
   compile time, words of 2 k; each lane adds two exact products (no `vpmaddubsw` s16 saturation).
 
+A convolution (`Int8GemmSpec.conv`) reads its A rows in place (an implicit im2col): row p is
+output pixel (image, oy, ox) of a padded NHWC input whose channels are a multiple of 4, and its
+K = KH x KW x C bytes are the C-runs of its window's taps, so the k loop runs over taps, then the
+tap's words (CONV_FIELDS, in A words); no column matrix is written.
+
 The zero point of A (a run-time value: DynamicQuantizeLinear's) is taken out in the epilogue as
 a_zp * colsum(B), colsum computed at packing time; B's zero point is 0 (symmetric weights).
 An int8 A (`signed_a`) is read as the uint8 A xor 0x80 = A + 128, so its zero point is a_zp + 128
 (the caller's: folded into the column sums of a requantizing GEMM).
-Work items are (row tile, panel) pairs, ordered by blocks of `pblock` panels (`panel_block`: their
-packed B fits half of L2): every row tile meets one block's panels before the next block, so B is
-read from memory once however many row tiles there are.
+Work items are (block of `pblock` panels, row tile) pairs (`panel_block`: a block's packed B fits
+half of L2; `work_items`), ordered by block: every row tile meets one block's panels, its A rows
+staying in L1, before the next block, so B is read from memory once however many row tiles
+there are.
 """
 from __future__ import annotations
 
@@ -35,6 +41,10 @@ INT8_GEMM_BUFFERS = ("a", "b", "c", "colsum", "a_zp")
 # after INT8_GEMM_FIELDS in a requantizing kernel: per-column float32 multipliers (a_scale x
 # b_scale / c_scale, padded like colsum), C's zero point and storage range
 REQUANT_FIELDS = ("multiplier", "c_zp", "c_min", "c_max")
+# after those in a convolution's kernel (A words: `group` bytes): the window (kh x kw taps of cw
+# words each, tap rows tap_y and columns tap_x apart), the output's oh x ow pixels per image, and
+# where a pixel's window starts (image, output row and output column strides); a_rs is unused
+CONV_FIELDS = ("kh", "kw", "cw", "tap_y", "tap_x", "oh", "ow", "img_stride", "y_stride", "x_stride")
 # packed B bytes of one panel block: half of a 512 KB L2 (the rest for A's rows and C), as the
 # float32 GEMM assumes (kernels/gemm.py)
 B_BLOCK_BYTES = 256 * 1024
@@ -55,6 +65,7 @@ class Int8GemmSpec:
     nvec: int = 2     # vectors per panel row
     requant: bool = False  # C is 8-bit: requantized in the epilogue (REQUANT_FIELDS), else int32
     signed_a: bool = False  # A is int8, read as uint8 A + 128 (A_OFFSET)
+    conv: bool = False  # A is a convolution's NHWC input, read as its im2col rows (CONV_FIELDS)
 
     @property
     def width(self) -> int:
@@ -71,22 +82,24 @@ class Int8GemmSpec:
 
     @property
     def name(self) -> str:
-        return f"gemm_{'s8' if self.signed_a else 'u8'}s8_{self.dot}_{self.mr}x{self.nr}{'_rq' if self.requant else ''}"
+        return (f"gemm_{'s8' if self.signed_a else 'u8'}s8_{self.dot}_{self.mr}x{self.nr}{'_rq' if self.requant else ''}"
+                f"{'_conv' if self.conv else ''}")
 
     @property
     def signature(self) -> Signature:
-        return Signature.of(INT8_GEMM_FIELDS + (REQUANT_FIELDS if self.requant else ()),
+        return Signature.of(INT8_GEMM_FIELDS + (REQUANT_FIELDS if self.requant else ()) + (CONV_FIELDS if self.conv else ()),
                             buffers=INT8_GEMM_BUFFERS + (("multiplier",) if self.requant else ()))
 
     @staticmethod
-    def for_features(features, requant: bool = False, signed_a: bool = False) -> "Int8GemmSpec | None":
+    def for_features(features, requant: bool = False, signed_a: bool = False,
+                     conv: bool = False) -> "Int8GemmSpec | None":
         """The best dot product the target's features allow, or None (no int8 kernel)."""
         have = set(features)
         dot = next((d for d in DOT_PRODUCTS if have.issuperset(d[1])), None)
         # 16-lane tiles: 8 rows x 2 vectors, 16 of the 32 registers accumulating; 8-lane ones keep
         # 4 rows within 16 registers
         return None if dot is None else Int8GemmSpec(dot[0], mr=8 if dot[2] == 16 else 4,
-                                                         requant=requant, signed_a=signed_a)
+                                                         requant=requant, signed_a=signed_a, conv=conv)
 
 
 def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -102,9 +115,17 @@ def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarr
     return np.ascontiguousarray(words).view(np.int32).reshape(panels, k // g, nr), colsum
 
 
-def panel_block(kg: int, spec: Int8GemmSpec) -> int:
-    """Panels per block: as many as fit B_BLOCK_BYTES (at least one)."""
-    return max(1, B_BLOCK_BYTES // (kg * spec.nr * 4))
+def panel_block(kg: int, npanels: int, spec: Int8GemmSpec) -> int:
+    """Panels per block: as many as fit B_BLOCK_BYTES (at least one), spread evenly over the blocks
+    that takes, so that work items (a row tile by a block) are of one size but for the last block."""
+    fit = max(1, B_BLOCK_BYTES // (kg * spec.nr * 4))
+    blocks = -(-npanels // fit)
+    return -(-npanels // blocks)
+
+
+def work_items(m, npanels: int, pblock: int, spec: Int8GemmSpec) -> tuple:
+    """The launch's work items (a Dim expression of M): row tiles x panel blocks."""
+    return ("mul", ("ceildiv", m, spec.mr), -(-npanels // pblock))
 
 
 def int8_gemm_kernel(spec: Int8GemmSpec) -> func.FuncOp:
@@ -123,37 +144,92 @@ class _Int8GemmEmitter:
         a_zp = kb.cast(llvm.ZExtOp, kb.load(f["a_zp"], kb.const(0), elem=i8), i32)
         rtiles = kb.div(kb.add(f["m"], kb.const(mr - 1)), kb.const(mr))
         with kb.loop(kb.begin, kb.end) as item:
-            # item = (block, row tile, panel in block); the last block may hold fewer panels
-            span = kb.mul(f["pblock"], rtiles)
-            block, within = kb.div(item.iv, span), kb.rem(item.iv, span)
-            first = kb.mul(block, f["pblock"])
-            panels = kb.min(f["pblock"], kb.sub(f["npanels"], first))
-            r0 = kb.mul(kb.div(within, panels), kb.const(mr))
-            panel = kb.add(first, kb.rem(within, panels))
+            # item = (block, row tile): the tile meets each of the block's panels in turn (the last
+            # block may hold fewer)
+            first = kb.mul(kb.div(item.iv, rtiles), f["pblock"])
+            panels = (first, kb.min(kb.add(first, f["pblock"]), f["npanels"]))
+            r0 = kb.mul(kb.rem(item.iv, rtiles), kb.const(mr))
             rows = kb.min(kb.const(mr), kb.sub(f["m"], r0))
-            kb.if_else(kb.cmp("eq", rows, kb.const(mr)), lambda: self._tile(r0, panel, mr, a_zp),
-                       lambda: self._rows_one_by_one(r0, rows, panel, a_zp))
+            kb.if_else(kb.cmp("eq", rows, kb.const(mr)), lambda: self._tiles(r0, mr, panels, a_zp),
+                       lambda: self._remainder_rows(r0, rows, panels, a_zp))
         return kb.finish()
 
-    def _rows_one_by_one(self, r0, rows, panel, a_zp) -> None:
-        with self.kb.loop(r0, self.kb.add(r0, rows)) as r:
-            self._tile(r.iv, panel, 1, a_zp)
+    def _remainder_rows(self, r0, rows, panels, a_zp) -> None:
+        """The last row tile's rows < MR: tiles of the powers of two below MR, largest first, each
+        where the rows left fit it (the binary digits of `rows`), so a panel is streamed once
+        per tile, not once per row."""
+        kb = self.kb
+        done = kb.const(0)
+        for height in (1 << b for b in reversed(range((self.spec.mr - 1).bit_length()))):
+            fits = kb.cmp("sge", kb.sub(rows, done), kb.const(height))
+            with kb.if_(fits):
+                self._tiles(kb.add(r0, done), height, panels, a_zp)
+            done = kb.select(fits, kb.add(done, kb.const(height)), done)
 
-    def _tile(self, r0, panel, rows: int, a_zp) -> None:
+    def _tiles(self, r0, rows: int, panels, a_zp) -> None:
+        """Rows r0 .. r0 + rows - 1 by each panel in [panels[0], panels[1])."""
+        kb, f = self.kb, self.f
+        if self.spec.conv:
+            a_rows = self._window_starts(r0, rows)
+        else:
+            a_rows = [kb.mul(kb.add(r0, kb.const(r)), f["a_rs"]) for r in range(rows)]
+        with kb.loop(*panels) as panel:
+            self._tile(r0, panel.iv, a_rows, a_zp)
+
+    def _tile(self, r0, panel, a_rows, a_zp) -> None:
+        """The register tile of rows r0 .. (A words of each row's k = 0 at a_rows) by one panel."""
         kb, f, spec = self.kb, self.f, self.spec
-        w, nr = spec.width, spec.nr
-        b_panel = kb.mul(panel, kb.mul(f["kg"], kb.const(nr)))
-        a_rows = [kb.mul(kb.add(r0, kb.const(r)), f["a_rs"]) for r in range(rows)]
-        with kb.loop(0, f["kg"], carried=[self.zero] * (rows * spec.nvec)) as kl:
-            brow = kb.add(b_panel, kb.mul(kl.iv, kb.const(nr)))
-            bvecs = [kb.load(f["b"], kb.add(brow, kb.const(v * w)), w, elem=i32) for v in range(spec.nvec)]
-            acc = list(kl.carried)
-            for r in range(rows):
-                a = kb.splat(self._a_word(kb.add(a_rows[r], kl.iv)), w)
-                for v in range(spec.nvec):
-                    acc[r * spec.nvec + v] = self._dot(acc[r * spec.nvec + v], a, bvecs[v])
-            kl.next = acc
-        self._store(r0, panel, rows, kl.results, a_zp)
+        b_panel = kb.mul(panel, kb.mul(f["kg"], kb.const(spec.nr)))
+        zeros = [self.zero] * (len(a_rows) * spec.nvec)
+        if not spec.conv:
+            with kb.loop(0, f["kg"], carried=zeros) as kl:
+                kl.next = self._k_step(b_panel, kl.iv, a_rows, kl.iv, kl.carried)
+            self._store(r0, panel, len(a_rows), kl.results, a_zp)
+            return
+        with kb.loop(0, f["kh"], carried=zeros) as ky:
+            with kb.loop(0, f["kw"], carried=ky.carried) as kx:
+                tap = kb.add(kb.mul(ky.iv, f["tap_y"]), kb.mul(kx.iv, f["tap_x"]))
+                taps = [kb.add(start, tap) for start in a_rows]  # a_rows: the windows' starts
+                k0 = kb.mul(kb.add(kb.mul(ky.iv, f["kw"]), kx.iv), f["cw"])
+                with kb.loop(0, f["cw"], carried=kx.carried) as kc:
+                    kc.next = self._k_step(b_panel, kb.add(k0, kc.iv), taps, kc.iv, kc.carried)
+                kx.next = kc.results
+            ky.next = kx.results
+        self._store(r0, panel, len(a_rows), ky.results, a_zp)
+
+    def _k_step(self, b_panel, k, a_rows, a_word, acc) -> list:
+        """The accumulators after k group `k`: each row's A word a_rows[r] + a_word times B's row k."""
+        kb, spec = self.kb, self.spec
+        w = spec.width
+        brow = kb.add(b_panel, kb.mul(k, kb.const(spec.nr)))
+        bvecs = [kb.load(self.f["b"], kb.add(brow, kb.const(v * w)), w, elem=i32) for v in range(spec.nvec)]
+        acc = list(acc)
+        for r, row in enumerate(a_rows):
+            a = kb.splat(self._a_word(kb.add(row, a_word)), w)
+            for v in range(spec.nvec):
+                acc[r * spec.nvec + v] = self._dot(acc[r * spec.nvec + v], a, bvecs[v])
+        return acc
+
+    def _window_starts(self, r0, rows: int) -> list:
+        """A word offsets of the windows of output pixels r0 .. r0 + rows - 1: the first pixel's
+        (image, oy, ox) by division, the next ones by stepping along the output rows."""
+        kb, f = self.kb, self.f
+        ohw = kb.mul(f["oh"], f["ow"])
+        image, pixel = kb.div(r0, ohw), kb.rem(r0, ohw)
+        oy, ox = kb.div(pixel, f["ow"]), kb.rem(pixel, f["ow"])
+        starts = []
+        for r in range(rows):
+            if r:
+                ox = kb.add(ox, kb.const(1))
+                next_row = kb.cmp("eq", ox, f["ow"])
+                ox = kb.select(next_row, kb.const(0), ox)
+                oy = kb.select(next_row, kb.add(oy, kb.const(1)), oy)
+                next_image = kb.cmp("eq", oy, f["oh"])
+                oy = kb.select(next_image, kb.const(0), oy)
+                image = kb.select(next_image, kb.add(image, kb.const(1)), image)
+            starts.append(kb.add(kb.mul(image, f["img_stride"]),
+                                 kb.add(kb.mul(oy, f["y_stride"]), kb.mul(ox, f["x_stride"]))))
+        return starts
 
     def _a_word(self, index):
         """A's `group` bytes at word `index` as the 32-bit word the dot product takes."""

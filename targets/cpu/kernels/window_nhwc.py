@@ -15,7 +15,9 @@ pixels. Channels are the innermost loop, so a block reads contiguous memory.
 Depthwise weights are [kh*kw, C]; average pooling multiplies by a per-position
 reciprocal count map [OH*OW] computed at compile time (it encodes
 count_include_pad and ceil_mode). A depthwise conv's residual (laid out like the
-output) is added before the activation.
+output) is added before the activation. Max pooling also runs on 8-bit integers
+(`dtype`: the codes of a quantized tensor; the max is exact on them), `width`
+bytes per vector and the type's lowest value as the neutral element.
 """
 from __future__ import annotations
 
@@ -23,32 +25,44 @@ from dataclasses import dataclass
 
 from xdsl.dialects import func
 
+from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 from pyflame_rt.targets.cpu.kernels.elementwise import epilogue
+from pyflame_rt.targets.cpu.kernels.typed import Typed, storage_type
 from pyflame_rt.targets.cpu.kernels.window import WINDOW_OPS, WindowSpec
 
 WINDOW_NHWC_FIELDS = ("x", "w", "out", "bias", "residual", "c", "h", "wi", "oh", "ow", "sh", "dh", "ph", "pw")
+# the integer types max pooling runs on (quantized codes)
+INTEGER_MAX_DTYPES = (DType.INT8, DType.UINT8)
 
 
 @dataclass(frozen=True)
 class WindowNHWCSpec(WindowSpec):
     """WindowSpec's fields (`width`: lanes along the channels here), plus a fused residual, the
     horizontal stride and dilation (static: they fix which loads a pixel block shares) and the
-    number of output pixels per register block."""
+    number of output pixels per register block. `dtype` is the element type of x and out: float32,
+    or (max pooling only) int8 / uint8."""
 
     has_residual: bool = False  # add a tensor laid out like the output before the activation
     sw: int = 1
     dw: int = 1
     block: int = 8
+    dtype: DType = DType.FLOAT32
 
     @property
     def name(self) -> str:
         return (super().name.replace("window_", "window_nhwc_", 1) + ("_res" if self.has_residual else "")
-                + f"_s{self.sw}d{self.dw}x{self.block}")
+                + f"_s{self.sw}d{self.dw}x{self.block}" + ("" if self.dtype is DType.FLOAT32 else f"_{self.dtype.value}"))
+
+    @property
+    def float_only_parts(self) -> bool:
+        """Whether the spec uses what computes in float32 only: weights, bias, residual, activation."""
+        return self.op != "max" or self.has_bias or self.has_residual or self.activation != "none"
 
 
 def window_nhwc_kernel(spec: WindowNHWCSpec) -> func.FuncOp:
     assert spec.op in WINDOW_OPS and spec.block >= 1
+    assert spec.dtype is DType.FLOAT32 or spec.dtype in INTEGER_MAX_DTYPES and not spec.float_only_parts
     buffers = ("x", "w", "out", "bias", "residual")
     kb = KernelBuilder(spec.name, Signature.of(WINDOW_NHWC_FIELDS, buffers))
     f = kb.fields
@@ -105,6 +119,7 @@ class _Row:
     def pixels(self, ox0, count: int, *, check_cols: bool) -> None:
         """Output pixels ox0 .. ox0+count-1; channels strip-mined (full vectors, then scalars)."""
         kb, spec, f = self.kb, self.spec, self.f
+        elem = storage_type(spec.dtype)
         x0 = kb.sub(kb.mul(ox0, kb.const(spec.sw)), f["pw"])  # input column of the first tap
         cols = {}  # distinct input column offset from x0 -> the (pixel, tap column) pairs it feeds
         for p in range(count):
@@ -114,7 +129,8 @@ class _Row:
                    else (None, kb.add(x0, kb.const(j))) for j in cols}
 
         def channels(c0, wd):
-            neutral = kb.fconst(float("-inf") if spec.op == "max" else 0.0, wd)
+            typed = Typed(kb, spec.dtype, wd)
+            neutral = self._neutral(typed)
             with kb.loop(self.a_lo, self.a_hi, carried=[neutral] * count) as a:
                 iy = kb.add(self.top, kb.mul(a.iv, f["dh"]))
                 row_off = kb.mul(kb.mul(kb.add(self.image_row0, iy), f["wi"]), f["c"])
@@ -124,39 +140,45 @@ class _Row:
                 accs = list(a.carried)
                 for j, uses in cols.items():
                     col_ok, ix = col_idx[j]
-                    v = kb.load(self.ptr["x"], kb.add(row_off, kb.add(kb.mul(ix, f["c"]), c0)), wd)
+                    v = typed.load(self.ptr["x"], kb.add(row_off, kb.add(kb.mul(ix, f["c"]), c0)))
                     if col_ok is not None:
                         v = kb.select(col_ok, v, neutral)
                     for p, b in uses:
-                        accs[p] = self._combine(accs[p], v, wv[b] if wv else None)
+                        accs[p] = self._combine(typed, accs[p], v, wv[b] if wv else None)
                 if count == spec.block and wd == spec.width:
                     # the next block's new input columns (full channel vectors; not per scalar
                     # of a channel tail): the hardware prefetcher does not follow
                     # loads that step by a channel vector across many columns
                     last = (count - 1) * spec.sw + (spec.kw - 1) * spec.dw
                     for j in range(last + 1, last + 1 + count * spec.sw):
-                        kb.prefetch(self.ptr["x"], kb.add(row_off, kb.add(kb.mul(kb.add(x0, kb.const(j)), f["c"]), c0)))
+                        kb.prefetch(self.ptr["x"], kb.add(row_off, kb.add(kb.mul(kb.add(x0, kb.const(j)), f["c"]), c0)),
+                                    elem)
                 a.next = accs
             for p, acc in enumerate(a.results):
-                self._store(kb.add(ox0, kb.const(p)), acc, c0, wd)
+                self._store(typed, kb.add(ox0, kb.const(p)), acc, c0)
             if count == spec.block and wd == spec.width:
                 # the next block's output lines, with write intent: stores to lines not in cache
                 # wait on their fetch
                 for p in range(count, 2 * count):
                     pixel = kb.add(self.out_row, kb.mul(kb.add(ox0, kb.const(p)), f["c"]))
-                    kb.prefetch(self.ptr["out"], kb.add(pixel, c0), write=True)
+                    kb.prefetch(self.ptr["out"], kb.add(pixel, c0), elem, write=True)
 
         kb.strip_mined(kb.const(0), f["c"], spec.width, channels)
 
-    def _combine(self, acc, v, w):
-        kb = self.kb
-        if self.spec.op == "conv":
-            return kb.fma(w, v, acc)
-        return kb.fmaximum(acc, v) if self.spec.op == "max" else kb.fadd(acc, v)  # NaN-propagating
+    def _neutral(self, typed: Typed):
+        """What a tap outside the input contributes: 0, or for max -inf (the lowest integer)."""
+        if self.spec.op != "max":
+            return typed.const(0.0)
+        return typed.const(float("-inf") if typed.is_float else typed.integer_range(8)[0])
 
-    def _store(self, ox, acc, c0, wd) -> None:
+    def _combine(self, typed: Typed, acc, v, w):
+        if self.spec.op == "conv":
+            return self.kb.fma(w, v, acc)
+        return typed.max(acc, v) if self.spec.op == "max" else self.kb.fadd(acc, v)  # NaN-propagating
+
+    def _store(self, typed: Typed, ox, acc, c0) -> None:
         """The epilogue of one output pixel: count map, bias, residual, activation, store."""
-        kb, spec, f = self.kb, self.spec, self.f
+        kb, spec, f, wd = self.kb, self.spec, self.f, typed.width
         if spec.op == "avg":
             acc = kb.fmul(acc, kb.splat(kb.load(self.ptr["w"], kb.add(kb.mul(self.oy, f["ow"]), ox)), wd))
         if spec.has_bias:
@@ -164,4 +186,4 @@ class _Row:
         dst = kb.add(self.out_row, kb.add(kb.mul(ox, f["c"]), c0))
         if spec.has_residual:
             acc = kb.fadd(acc, kb.load(self.ptr["residual"], dst, wd))
-        kb.store(epilogue(kb, spec.activation, acc, wd), self.ptr["out"], dst)
+        typed.store(epilogue(kb, spec.activation, acc, wd), self.ptr["out"], dst)  # integers: no activation

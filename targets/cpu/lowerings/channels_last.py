@@ -7,7 +7,8 @@
   implicit channels-last im2col (contiguous C-slices, zero taps for padding) while it packs
   A, so no column matrix is written.
 - depthwise convolution (one input channel per group, M = C) and Max/AveragePool: the
-  channels-last window kernel, vectorized over channels for any stride/dilation/padding.
+  channels-last window kernel, vectorized over channels for any stride/dilation/padding;
+  MaxPool also on int8 / uint8 (quantized codes), a vector of bytes per load.
 - GlobalAverage/MaxPool: a mean/max over the H*W rows of [N, H*W, C].
 - quant.conv: the integer GEMM of lowerings/quant.py, without its layout transposes.
 
@@ -23,7 +24,8 @@ from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernels.elementwise import activation_spelling
-from pyflame_rt.targets.cpu.kernels.window_nhwc import WINDOW_NHWC_FIELDS, WindowNHWCSpec, window_nhwc_kernel
+from pyflame_rt.targets.cpu.kernels.window_nhwc import (
+    INTEGER_MAX_DTYPES, WINDOW_NHWC_FIELDS, WindowNHWCSpec, window_nhwc_kernel)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.conv import constant_operand
 from pyflame_rt.targets.cpu.lowerings.pooling import expect_pooled_extent, window_counts
@@ -39,7 +41,11 @@ def supports_nhwc(op) -> bool:
     if isinstance(op, quant.ConvOp):  # what expand-quant left: the integer GEMM computes it either way
         return True
     x = op.operands[0].type
-    if len(x.get_shape()) != 4 or graph.dtype_of(x) is not DType.FLOAT32:
+    if len(x.get_shape()) != 4:
+        return False
+    if isinstance(op, nn.MaxPoolOp) and graph.dtype_of(x) in INTEGER_MAX_DTYPES:
+        return True
+    if graph.dtype_of(x) is not DType.FLOAT32:
         return False
     if not isinstance(op, nn.ConvOp):
         return isinstance(op, (nn.MaxPoolOp, nn.AveragePoolOp, nn.GlobalAveragePoolOp, nn.GlobalMaxPoolOp))
@@ -60,8 +66,10 @@ def _window_geometry(L, op):
 def _emit_window(L, kind: str, op, kernel, *, weights=None, bias=None, residual=None,
                  activation="none") -> None:
     (n, h, w, c), (oh, ow), st, dl, pad = _window_geometry(L, op)
-    spec = WindowNHWCSpec(kind, kernel[0], kernel[1], L.target.vector_width, bias is not None, activation,
-                          has_residual=residual is not None, sw=st[1], dw=dl[1])
+    dtype = L.dtype(op.results[0])
+    lanes = L.target.vector_width * DType.FLOAT32.itemsize // dtype.itemsize  # one vector register
+    spec = WindowNHWCSpec(kind, kernel[0], kernel[1], lanes, bias is not None, activation,
+                          has_residual=residual is not None, sw=st[1], dw=dl[1], dtype=dtype)
     name = L.kernel(spec.name, lambda: window_nhwc_kernel(spec))
     f = {"x": L.loc(op.operands[0]), "w": weights if weights is not None else L.null_buffer, "out": L.result_loc(op.results[0]),
          "bias": L.add_weight("bias", bias) if bias is not None else L.null_buffer,

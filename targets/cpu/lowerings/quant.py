@@ -17,7 +17,7 @@ from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.dynamic_quantize import (
     APPLY_FIELDS, DQ_BLOCK, RANGE_FIELDS, apply_kernel, range_kernel)
 from pyflame_rt.targets.cpu.kernels.gemm_int8 import (
-    A_OFFSET, INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b, panel_block)
+    A_OFFSET, INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b, panel_block, work_items)
 from pyflame_rt.targets.cpu.kernels.quant_add import QADD_BLOCK, QADD_FIELDS, QuantAddSpec, quant_add_kernel
 from pyflame_rt.targets.cpu.lowerings.movement import emit_copy, emit_pad
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
@@ -42,21 +42,22 @@ class LowerMatMulInteger(GraphToKernelPattern):
         f = {"a": L.loc(op.lhs), "b": L.add_weight("packed_b_int8", packed), "c": L.result_loc(op.result),
              "colsum": L.add_weight("colsum", colsum), "a_zp": L.loc(op.lhs_zero_point), "m": m, "n": n,
              "kg": k // spec.group, "a_rs": k // spec.group, "c_rs": n, "npanels": npanels,
-             "pblock": panel_block(k // spec.group, spec)}
+             "pblock": panel_block(k // spec.group, npanels, spec)}
         name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
-        L.call(name, [f[x] for x in INT8_GEMM_FIELDS], ("mul", ("ceildiv", m, spec.mr), npanels),
-               work_per_item=spec.mr * spec.nr * k // 4)
+        L.call(name, [f[x] for x in INT8_GEMM_FIELDS], work_items(m, npanels, f["pblock"], spec),
+               work_per_item=spec.mr * spec.nr * k // 4 * min(f["pblock"], npanels))
 
 
 def emit_requantizing_gemm(L, op: quant.QuantizedComputeOp, a: Loc, m: Dim, b: np.ndarray, bias: np.ndarray | None,
-                           c: Loc) -> None:
+                           c: Loc, conv: dict | None = None) -> None:
     """C[m, n] (8-bit, op.type) = requantized A[m, K] (8-bit, op's first input type) @ B (the constant
     int8 [K, N]) + bias (int32 [N] or None): the integer GEMM with A's zero point (+ A_OFFSET for
     an int8 A) and the bias taken out of the column sums at compile time (A's zero point word is
-    1), the multipliers a_scale x b_scale / c_scale per column."""
+    1), the multipliers a_scale x b_scale / c_scale per column. `conv`: A is a convolution's input,
+    read as its im2col rows, given by these CONV_FIELDS (in bytes)."""
     (k, n), (a_type, b_type) = b.shape, op.input_types.data[:2]
     signed_a = a_type.kind is quant.Storage.I8
-    spec = Int8GemmSpec.for_features(L.target.features, requant=True, signed_a=signed_a)
+    spec = Int8GemmSpec.for_features(L.target.features, requant=True, signed_a=signed_a, conv=conv is not None)
     if spec is None:
         raise UnsupportedOperatorError(f"the CPU backend has no integer GEMM for this {op.name}")
     packed, colsum = pack_int8_b(b, spec)
@@ -70,12 +71,14 @@ def emit_requantizing_gemm(L, op: quant.QuantizedComputeOp, a: Loc, m: Dim, b: n
     lo, hi = op.type.bounds
     f = {"a": a, "b": L.add_weight("packed_b_int8", packed), "c": c, "colsum": L.add_weight("colsum", colsum),
          "a_zp": L.add_weight("unit_zero_point", np.ones(1, np.uint8)), "m": m, "n": n, "kg": k // spec.group,
-         "a_rs": k // spec.group, "c_rs": n, "npanels": npanels, "pblock": panel_block(k // spec.group, spec),
+         "a_rs": k // spec.group, "c_rs": n, "npanels": npanels, "pblock": panel_block(k // spec.group, npanels, spec),
          "multiplier": L.add_weight("multiplier", multiplier),
          "c_zp": op.type.zero_point_values[0], "c_min": int(lo), "c_max": int(hi)}
+    if conv is not None:  # in A words
+        f.update({x: v if x in ("kh", "kw", "oh", "ow") else v // spec.group for x, v in conv.items()}, a_rs=0)
     name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
-    L.call(name, [f[x] for x in spec.signature.fields], ("mul", ("ceildiv", m, spec.mr), npanels),
-           work_per_item=spec.mr * spec.nr * k // 4)
+    L.call(name, [f[x] for x in spec.signature.fields], work_items(m, npanels, f["pblock"], spec),
+           work_per_item=spec.mr * spec.nr * k // 4 * min(f["pblock"], npanels))
 
 
 class LowerQuantizedMatMul(GraphToKernelPattern):
@@ -97,10 +100,10 @@ class LowerQuantizedMatMul(GraphToKernelPattern):
 
 class LowerQuantizedConv(GraphToKernelPattern):
     """quant.conv (2-D, one group) -> the requantizing integer GEMM of im2col rows by the weight:
-    the 8-bit input, padded with its zero point, is NHWC (an NCHW one is transposed); each output pixel's
-    row holds its window's KH x KW x C bytes, C contiguous (K padded to a multiple of 4; a
-    pointwise convolution with C a multiple of 4 reads the NHWC input as its rows); the GEMM writes
-    [N, OH x OW, M]: NHWC, or transposed to NCHW."""
+    the 8-bit input is NHWC (an NCHW one is transposed), padded with its zero point (its channels
+    too, to a multiple of 4, with zero weights); each output pixel's row is its window's KH x KW x C
+    bytes, read in place by the GEMM (a pointwise stride-1 convolution's rows are the input's
+    pixels); the GEMM writes [N, OH x OW, M]: NHWC, or transposed to NCHW."""
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: quant.ConvOp, rewriter: PatternRewriter) -> None:
@@ -123,25 +126,25 @@ class LowerQuantizedConv(GraphToKernelPattern):
             emit_copy(L, nhwc, L.loc(op.input), [(n, h * w_ * c, c * h * w_), (h * w_, c, 1), (c, 1, h * w_)],
                       item_bytes=1)
             x_shape = (n, h, w_, c)
+        cp = -x_shape[3] % 4
+        if pt or pl or pb or pr or cp:
+            nhwc, x_shape = emit_pad(L, nhwc, x_shape, [0, pt, pl, 0, 0, pb, pr, cp], value=a_zp,
+                                     dtype=quant.STORAGE_DTYPE[a_type.kind].numpy)
         (n, hp, wp, c) = x_shape
-        if pt or pl or pb or pr:
-            nhwc, (n, hp, wp, c) = emit_pad(L, nhwc, x_shape, [0, pt, pl, 0, 0, pb, pr, 0], value=a_zp,
-                                            dtype=quant.STORAGE_DTYPE[a_type.kind].numpy)
         m, _, kh, kw = w.shape
         oh, ow = out_shape[2:] if nchw else out_shape[1:3]
-        k, p = kh * kw * c, oh * ow
-        kp = -(-k // 4) * 4
-        if (kh, kw, sh, sw, kp) == (1, 1, 1, 1, k):
-            rows = nhwc
-        else:
-            rows = L.new_buffer(dim_mul(n, p * kp))
-            emit_copy(L, rows, nhwc, [(n, p * kp, hp * wp * c), (oh, ow * kp, sh * wp * c), (ow, kp, sw * c),
-                                      (kh, kw * c, dh * wp * c), (kw, c, dw * c), (c, 1, 1)], item_bytes=1)
-        b = np.zeros((kp, m), np.int8)
-        b[:k] = w.transpose(0, 2, 3, 1).reshape(m, k).T
+        p = oh * ow
+        conv = None
+        if (kh, kw, sh, sw) != (1, 1, 1, 1):
+            # undilated columns: a window row's taps are one run of kw x c bytes, one tap for the kernel
+            row_taps = 1 if dw == 1 else kw
+            conv = {"kh": kh, "kw": row_taps, "cw": kw * c // row_taps, "tap_y": dh * wp * c, "tap_x": dw * c,
+                    "oh": oh, "ow": ow, "img_stride": hp * wp * c, "y_stride": sh * wp * c, "x_stride": sw * c}
+        b = np.zeros((m, kh, kw, c), np.int8)
+        b[..., :c - cp] = w.transpose(0, 2, 3, 1)
         bias = L.const_value(op.bias) if op.bias is not None else None
         pixels = L.new_buffer(dim_mul(n, p * m)) if nchw else L.result_loc(op.result)
-        emit_requantizing_gemm(L, op, rows, dim_mul(n, p), b, bias, pixels)
+        emit_requantizing_gemm(L, op, nhwc, dim_mul(n, p), b.reshape(m, -1).T, bias, pixels, conv)
         if nchw:
             emit_copy(L, L.result_loc(op.result), pixels, [(n, m * p, p * m), (m, p, 1), (p, 1, m)], item_bytes=1)
 

@@ -28,13 +28,14 @@ def _model(k: int, n: int, rng):
 @pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
 def test_matches_onnxruntime_exactly(cpu, rng):
     """K = 64, N = 40: two full panels of 16 columns and a partial one on AVX2 (a partial of 32 with
-    AVX-512); 5 or 10 rows: full 4-row tiles and remainder rows."""
+    AVX-512); 5 to 40 rows: full tiles and every remainder of 8-row (4-row) tiles, run by tiles of
+    4, 2 and 1 rows."""
     spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features)
     if spec is None:
         pytest.skip(f"{cpu} has no integer dot product")
     model = _model(64, 40, rng)
     sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True, cpu=cpu))
-    for b in (1, 2):
+    for b in range(1, 9):
         x = (rng.standard_normal((b, 5, 64)) * 3).astype(np.float32)
         np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
     assert spec.name in kernels_run(sess, {"x": x})
@@ -47,12 +48,19 @@ def test_panel_blocks_cover_every_tile(cpu, rng):
     spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features)
     if spec is None:
         pytest.skip(f"{cpu} has no integer dot product")
-    assert panel_block(2048 // spec.group, spec) == 4
+    assert panel_block(2048 // spec.group, -(-300 // spec.nr), spec) == 4
     model = _model(2048, 300, rng)
     sess = InferenceSession(model.SerializeToString(), SessionOptions(cpu=cpu))
     for b in (2, 4):
         x = (rng.standard_normal((b, 5, 2048)) * 3).astype(np.float32)
         np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+
+
+def test_panel_blocks_are_even():
+    """Blocks of at most 10 panels of 768 x 32 bytes (BERT-base's K): 24 panels in 3 blocks of 8, not
+    10, 10 and 4 (a row tile by a block is a work item: two threads split them evenly)."""
+    spec = Int8GemmSpec("avx512vnni", mr=8)
+    assert [panel_block(768 // 4, n, spec) for n in (1, 10, 11, 24, 96)] == [1, 10, 6, 8, 10]
 
 
 @pytest.mark.slow
@@ -70,10 +78,11 @@ def test_other_products_are_expanded(rng):
     ("avxvnni", ("avx2", "avxvnni"), "{vex}\tvpdpbusd\t%ymm"),
     ("avx2", ("avx2",), "vpmaddwd\t%ymm"),
 ])
-@pytest.mark.parametrize("signed_a", [False, True], ids=["u8", "s8"])
-def test_each_path_compiles_to_its_instruction(dot, features, instruction, signed_a):
+@pytest.mark.parametrize("variant", [{}, dict(requant=True, signed_a=True), dict(requant=True, conv=True)],
+                         ids=["u8", "s8", "conv"])
+def test_each_path_compiles_to_its_instruction(dot, features, instruction, variant):
     target = CPUTarget(HOST.triple, "x86-64-v3", features)
-    spec = Int8GemmSpec.for_features(features, requant=signed_a, signed_a=signed_a)
+    spec = Int8GemmSpec.for_features(features, **variant)
     assert spec.dot == dot
     module = ModuleOp([int8_gemm_kernel(spec)])
     _convert(module)

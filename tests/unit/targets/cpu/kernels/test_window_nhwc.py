@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from conftest import assert_close, make_model, ort_run
+from conftest import assert_close, kernels_run, make_model, ort_run
 from pyflame_rt import InferenceSession, OptLevel, SessionOptions
 
 
@@ -65,3 +65,30 @@ def test_pools_blocks_and_edges(op, c, w, attrs):
     node = helper.make_node(op, ["x"], ["y"], **attrs)
     m = make_model([node], [("x", ["N", c, h, w])], [("y", ["N", c, None, None])])
     _compare(m, c, h, w)
+
+
+
+BYTE_POOLS = [  # (dtype, C, W, attrs)
+    # ResNet's stem pool with a byte tail after the 64-byte vector, ceil_mode
+    (np.uint8, 69, 23, dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)),
+    # fewer channels than a vector, dilated columns, asymmetric pads
+    (np.int8, 5, 30, dict(kernel_shape=[3, 3], pads=[2, 1, 0, 2], dilations=[1, 2])),
+]
+
+
+def test_byte_max_pools_run_on_codes(rng):
+    """MaxPool of 8-bit codes runs the window kernel on bytes (no float32 copies), equal to
+    onnxruntime's (padding never wins); one model of both pools, one compile."""
+    h = 7
+    nodes = [helper.make_node("MaxPool", [f"x{i}"], [f"y{i}"], **attrs) for i, (*_, attrs) in enumerate(BYTE_POOLS)]
+    m = make_model(nodes, [(f"x{i}", ["N", c, h, w], dt) for i, (dt, c, w, _) in enumerate(BYTE_POOLS)],
+                   [(f"y{i}", ["N", c, None, None], dt) for i, (dt, c, _, _) in enumerate(BYTE_POOLS)])
+    sess = InferenceSession(m.SerializeToString(), SessionOptions(enable_profiling=True))
+    for n in (1, 2):
+        feed = {f"x{i}": rng.integers(np.iinfo(dt).min, np.iinfo(dt).max, (n, c, h, w), endpoint=True).astype(dt)
+                for i, (dt, c, w, _) in enumerate(BYTE_POOLS)}
+        for got, want in zip(sess.run(None, feed), ort_run(m, feed)):
+            np.testing.assert_array_equal(got, want)
+    kernels = kernels_run(sess, feed)
+    assert {"uint8", "int8"} == {k.rsplit("_", 1)[1] for k in kernels if k.startswith("window_nhwc_max")}
+    assert not any(k.startswith("window_max") for k in kernels)  # the float32 NCHW window kernel

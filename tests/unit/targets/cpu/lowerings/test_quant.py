@@ -1,5 +1,5 @@
-"""Quantized convolutions through im2col and the requantizing integer GEMM (lowerings/quant.py),
-on each dot-product path the host runs, against onnxruntime's QLinearConv."""
+"""Quantized convolutions by the requantizing integer GEMM reading the input as its im2col rows
+(lowerings/quant.py), on each dot-product path the host runs, against onnxruntime's QLinearConv."""
 import numpy as np
 import pytest
 from onnx import helper
@@ -33,14 +33,19 @@ def _activations(rng, shape, signed: bool = False) -> np.ndarray:
 @pytest.mark.parametrize("cpu, opt_level", [("host", OptLevel.EXTENDED), ("x86-64-v3", OptLevel.EXTENDED),
                                             ("host", OptLevel.BASIC)], ids=["host", "x86-64-v3", "host-nchw"])
 @pytest.mark.parametrize("case", [
-    dict(c=3, m=20, kernel=3, per_channel=True, bias=True, pads=[1, 1, 1, 1]),  # K = 27: padded to 28
+    dict(c=3, m=20, kernel=3, per_channel=True, bias=True, pads=[1, 1, 1, 1]),  # C = 3: padded to 4
     dict(c=8, m=5, kernel=3, per_channel=False, bias=False, strides=[2, 2], dilations=[1, 2], pads=[0, 2, 1, 0]),
     dict(c=16, m=33, kernel=1, per_channel=True, bias=True),
+    dict(c=6, m=9, kernel=1, per_channel=False, bias=True, strides=[2, 2]),  # C = 6: padded to 8
     dict(c=3, m=20, kernel=3, per_channel=True, bias=True, pads=[1, 1, 1, 1], signed=True),  # int8 x, y
-], ids=["pad-bias-per-channel", "stride-dilation-per-tensor", "pointwise", "int8-activations"])
+], ids=["pad-bias-per-channel", "stride-dilation-per-tensor", "pointwise", "pointwise-stride", "int8-activations"])
 def test_qlinear_conv_matches_onnxruntime_within_one_step(cpu, opt_level, case, rng):
-    """NHWC (optimize-layout, from EXTENDED on: the transposes at the graph's ends) and NCHW (BASIC)."""
-    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features, requant=True, signed_a=case.get("signed", False))
+    """NHWC (optimize-layout, from EXTENDED on: the transposes at the graph's ends) and NCHW (BASIC);
+    two images: row tiles across the images' boundary. A pointwise stride-1 convolution runs the
+    plain GEMM, the others its convolution variant."""
+    conv = case["kernel"] > 1 or "strides" in case
+    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features, requant=True, signed_a=case.get("signed", False),
+                                     conv=conv)
     if spec is None:
         pytest.skip(f"{cpu} has no integer dot product")
     model = _qlinear_conv(rng, **case)
@@ -66,8 +71,8 @@ def test_grouped_conv_is_expanded(rng):
 
 @pytest.mark.parametrize("opt_level", ["NONE", "EXTENDED"], ids=["nchw", "nhwc"])
 def test_checked_build_has_no_violation(opt_level, rng):
-    """Every access of the padding, im2col, GEMM and transpose copies is inside its buffer (K = 27
-    padded to 28: the GEMM reads the padding bytes of each row, which are in the row buffer)."""
+    """Every access of the padding, GEMM and transpose copies is inside its buffer (the GEMM reads the
+    padded input's windows in place, C = 3 padded to 4)."""
     from pyflame_rt.compiler import compile_model
     from pyflame_rt.executable import Executable
     from pyflame_rt.options import CompileOptions
