@@ -299,6 +299,22 @@ class KernelBuilder:
         op = self._ins(llvm.CallIntrinsicOp(name, list(args), [result_type] if result_type else []))
         return op if result_type else None
 
+    def c_function(self, name: str, x: SSAValue) -> SSAValue:
+        """A C library function of one argument without an LLVM intrinsic (erf, asinh, ...), called
+        once per lane. xDSL's translation declares a called intrinsic's name on first use; a name
+        without the `llvm.` prefix is an ordinary external function (native_object.ALLOWED_IMPORTS
+        must name it)."""
+        elem = x.type.get_element_type() if isinstance(x.type, VectorType) else x.type
+        if not isinstance(x.type, VectorType):
+            return self.call_intrinsic(name, x, result_type=elem)
+        out = self._ins(llvm.UndefOp(x.type))
+        for lane in range(x.type.get_shape()[0]):
+            index = self.const(lane, i32)
+            scalar = self._ins(llvm.BitcastOp(self.shuffle(x, x, [lane]), elem))  # lane as <1 x T>, then T
+            y = self.call_intrinsic(name, scalar, result_type=elem)
+            out = self._ins(llvm.InsertElementOp(out, y, index))
+        return out
+
     def cast(self, op_cls, value: SSAValue, to: Attribute) -> SSAValue:
         """An llvm cast (sext, zext, trunc, sitofp, fpext, fptrunc, bitcast); vectors keep their width."""
         if isinstance(value.type, VectorType) and not isinstance(to, VectorType):

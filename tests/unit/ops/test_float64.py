@@ -1,9 +1,8 @@
 """float64 tensors compiled to native code vs onnxruntime: arithmetic, comparisons, reductions, data
 movement and casts run in double precision, as do the exact unary ops (Sqrt, Floor, Reciprocal, ...)
-and the activations built on exp; ops whose kernels are float32-accurate only (the vectorized
-erf approximation) are refused by name; MatMul runs the row-by-row double-precision kernel (Gemm
+and the activations built on exp; MatMul runs the row-by-row double-precision kernel (Gemm
 too: tests/unit/targets/cpu/lowerings/test_linalg.py); exp (Exp, Softmax) has a double-precision
-polynomial (log, tanh, Pow and the trigonometric functions: .../kernels/test_fast_math.py)."""
+polynomial (log, tanh, erf, Pow and the trigonometric functions: .../kernels/test_fast_math.py)."""
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -54,14 +53,6 @@ def test_float64_ops_match_onnxruntime(rng):
             np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-12, err_msg=name)
         else:
             np.testing.assert_array_equal(g, w, err_msg=name)
-
-
-@pytest.mark.parametrize("op", ["Erf"])
-def test_float64_without_double_kernels_is_refused_by_name(op):
-    inputs = [("a", [2, 3], np.float64)]
-    model = make_model([helper.make_node(op, [n for n, *_ in inputs], ["y"])], inputs, [("y", [2, 3], np.float64)])
-    with pytest.raises(UnsupportedOperatorError, match="float"):
-        InferenceSession(model.SerializeToString())
 
 
 @pytest.mark.parametrize("a_shape,b_shape", [((5, 7), (7, 11)), ((2, 3, 5, 9), (9, 13)), ((9,), (3, 9, 4)),
