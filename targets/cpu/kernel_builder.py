@@ -442,15 +442,15 @@ class KernelBuilder:
             with self.loop(vec_end, ub, 1) as l:
                 body(l.iv, 1)
 
-    def copy(self, src, src_index, dst, dst_index, lo, hi, width: int) -> None:
+    def copy(self, src, src_index, dst, dst_index, lo, hi, width: int, elem: Attribute = f32) -> None:
         """dst[dst_index + k] = src[src_index + k] for k in [lo, hi), `width`-vectors then scalars."""
         self.strip_mined(lo, hi, width, lambda k, w: self.store(
-            self.load(src, self.add(src_index, k), w), dst, self.add(dst_index, k)))
+            self.load(src, self.add(src_index, k), w, elem), dst, self.add(dst_index, k), elem))
 
-    def fill(self, dst, dst_index, lo, hi, value: float, width: int) -> None:
+    def fill(self, dst, dst_index, lo, hi, value: float, width: int, elem: Attribute = f32) -> None:
         """dst[dst_index + k] = value for k in [lo, hi)."""
         self.strip_mined(lo, hi, width, lambda k, w: self.store(
-            self.fconst(value, w), dst, self.add(dst_index, k)))
+            self.vconst(value, elem, w), dst, self.add(dst_index, k), elem))
 
     @contextmanager
     def if_(self, cond: SSAValue) -> Iterator[None]:

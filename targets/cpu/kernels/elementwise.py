@@ -301,11 +301,12 @@ def apply_activation(t: Typed, activation: str | None, v: SSAValue) -> SSAValue:
     return ELEMENTWISE_OPS[op].body(t, [v], params)
 
 
-def epilogue(kb: KernelBuilder, activation: str, v: SSAValue, width: int = 1) -> SSAValue:
-    """The activation of a float32 scalar or `width`-vector (GEMM, window and plane epilogues):
-    the elementwise op's body, so NaN propagates as in the unfused op (relu and the clamps are
-    one max / min instruction each: `Typed.at_least`)."""
-    return apply_activation(Typed(kb, DType.FLOAT32, width), activation, v)
+def epilogue(kb: KernelBuilder, activation: str, v: SSAValue, width: int = 1,
+             dtype: DType = DType.FLOAT32) -> SSAValue:
+    """The activation of a float32 (or float64) scalar or `width`-vector (GEMM, window and plane
+    epilogues): the elementwise op's body, so NaN propagates as in the unfused op (relu and the
+    clamps are one max / min instruction each: `Typed.at_least`)."""
+    return apply_activation(Typed(kb, dtype, width), activation, v)
 
 
 def activation_tag(activation: str | None) -> str:

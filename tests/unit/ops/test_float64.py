@@ -1,6 +1,6 @@
 """float64 tensors compiled to native code vs onnxruntime: arithmetic, comparisons, reductions, data
 movement and casts run in double precision, as do the exact unary ops (Sqrt, Floor, Reciprocal, ...)
-and the activations built on exp; MatMul runs the row-by-row double-precision kernel (Gemm
+and the activations built on exp; MatMul runs the register-blocked GEMM in double precision (Gemm
 too: tests/unit/targets/cpu/lowerings/test_linalg.py); exp (Exp, Softmax) has a double-precision
 polynomial (log, tanh, erf, Pow and the trigonometric functions: .../kernels/test_fast_math.py)."""
 import numpy as np
@@ -58,8 +58,8 @@ def test_float64_ops_match_onnxruntime(rng):
 @pytest.mark.parametrize("a_shape,b_shape", [((5, 7), (7, 11)), ((2, 3, 5, 9), (9, 13)), ((9,), (3, 9, 4)),
                                              ((2, 1, 3, 4), (1, 5, 4, 6))])
 def test_float64_matmul_runs_in_double_precision(rng, a_shape, b_shape):
-    """The row-by-row kernel: batched, broadcast and 1-D forms, a vector tail (11, 13 columns); exact to
-    double precision (a float32 GEMM would be ~1e-7 off)."""
+    """The GEMM's F64 panels: batched, broadcast and 1-D forms, a last panel of few columns (11, 13);
+    exact to double precision (a float32 GEMM would be ~1e-7 off)."""
     a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
     out_shape = list(np.matmul(a, b).shape)
     model = make_model([helper.make_node("MatMul", ["a", "b"], ["y"])],
