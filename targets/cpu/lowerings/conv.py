@@ -105,15 +105,17 @@ def conv_bias(L, v, dtype: DType = DType.FLOAT32) -> Loc | None:
 
 
 def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights: Loc | None = None, bias: Loc | None = None, kernel, strides,
-                dilations, m_per_g: int = 1, activation: str = "none", argmax: ArgmaxOutput | None = None) -> None:
-    """2-D windows, or 3-D ones (5-D shapes, three kernel dims): a depth tap loop over planes."""
+                dilations, m_per_g: int = 1, activation: str = "none", argmax: ArgmaxOutput | None = None,
+                dtype: DType = DType.FLOAT32) -> None:
+    """2-D windows, or 3-D ones (5-D shapes, three kernel dims): a depth tap loop over planes;
+    float32, or float64 (pools)."""
     (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
     m = out_shape[1]
     kd, kh, kw = _depth_view(kernel, 1)
     sd, sh, sw = _depth_view(strides, 1)
     dd, dh, dw = _depth_view(dilations, 1)
-    width = L.target.vector_width if sw == 1 else 1
-    spec = WindowSpec(spec_op, kh, kw, width, bias is not None, activation, kd, argmax is not None)
+    width = L.target.vector_width * 4 // dtype.itemsize if sw == 1 else 1
+    spec = WindowSpec(spec_op, kh, kw, width, bias is not None, activation, kd, argmax is not None, dtype)
     name = L.kernel(spec.name, lambda: window_kernel(spec))
     f = {"x": xp, "w": weights if weights is not None else L.null_buffer, "out": out, "bias": bias if bias is not None else L.null_buffer,
          "m": m, "m_per_g": m_per_g, "cg": 1, "ch_stride": dp * hp * wp, "x_bs": dim_mul(c, dp * hp * wp), "wp": wp,
