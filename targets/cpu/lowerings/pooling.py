@@ -1,6 +1,6 @@
 """MaxPool / AveragePool -> pad + sliding-window kernel (float32 or float64; int8 / uint8 MaxPool through
 float32 copies); MaxPool with Indices -> the same kernel also tracking the argmax; global pools ->
-per-plane reductions (float64: reductions over the flattened planes)."""
+per-plane reductions."""
 from __future__ import annotations
 
 import functools
@@ -16,7 +16,6 @@ from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 from pyflame_rt.targets.cpu.lowerings.conv import (
     ArgmaxOutput, as_2d, emit_window, padded_input, require_float32, windowed_2d)
 from pyflame_rt.targets.cpu.lowerings.normalization import emit_plane
-from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows
 
 
 def window_counts(size: int, out: int, k: int, s: int, d: int, pb: int, pe: int, include_pad: bool):
@@ -103,13 +102,9 @@ class LowerGlobalPool(GraphToKernelPattern):
         self.convert(op, rewriter)
 
     def lower(self, L, op) -> None:
-        dtype = require_float32(L, op, also=(DType.FLOAT64,))
         shape = L.shapes[op.input]
         expect_pooled_extent(L, op, shape)
         mode = "mean" if isinstance(op, nn.GlobalAveragePoolOp) else "max"
-        if dtype is DType.FLOAT64:  # the row reductions' double-precision kernels, over each plane
-            emit_rows(L, mode, L.loc(op.input), L.result_loc(op.result), shape, 2, len(shape) - 1, dtype)
-            return
         emit_plane(L, op, mode, L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]))
 
 
