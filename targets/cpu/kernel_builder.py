@@ -161,6 +161,16 @@ class Signature:
 
 # the runtime's task ABI: every exported kernel entry is `(ptr ctx, i64 begin, i64 end)`
 TASK_ARGS = (PTR, i64, i64)
+# C library functions of one float argument that have no LLVM intrinsic: kernels call them by name
+# (KernelBuilder.c_function; native_object.ALLOWED_IMPORTS names each)
+C_FUNCTIONS = frozenset({"erf", "asinh", "acosh", "atanh"})
+
+
+def c_declarations(kernels: Sequence[func.FuncOp]) -> list[func.FuncOp]:
+    """The declarations of the C_FUNCTIONS `kernels` call, for the module that holds them."""
+    called = {(op.callee.string_value(), op.results[0].type) for fn in kernels for op in fn.walk()
+              if isinstance(op, func.CallOp) and op.callee.string_value() in C_FUNCTIONS}
+    return [func.FuncOp.external(name, [t], [t]) for name, t in sorted(called, key=lambda c: (c[0], str(c[1])))]
 
 
 class KernelBuilder:
@@ -300,19 +310,16 @@ class KernelBuilder:
         return op if result_type else None
 
     def c_function(self, name: str, x: SSAValue) -> SSAValue:
-        """A C library function of one argument without an LLVM intrinsic (erf, asinh, ...), called
-        once per lane. xDSL's translation declares a called intrinsic's name on first use; a name
-        without the `llvm.` prefix is an ordinary external function (native_object.ALLOWED_IMPORTS
-        must name it)."""
+        """C_FUNCTIONS' `name` of x, called once per lane (its module declares it: c_declarations)."""
+        assert name in C_FUNCTIONS, name
         elem = x.type.get_element_type() if isinstance(x.type, VectorType) else x.type
         if not isinstance(x.type, VectorType):
-            return self.call_intrinsic(name, x, result_type=elem)
+            return self._ins(func.CallOp(name, [x], [elem]))
         out = self._ins(llvm.UndefOp(x.type))
         for lane in range(x.type.get_shape()[0]):
-            index = self.const(lane, i32)
             scalar = self._ins(llvm.BitcastOp(self.shuffle(x, x, [lane]), elem))  # lane as <1 x T>, then T
-            y = self.call_intrinsic(name, scalar, result_type=elem)
-            out = self._ins(llvm.InsertElementOp(out, y, index))
+            y = self._ins(func.CallOp(name, [scalar], [elem]))
+            out = self._ins(llvm.InsertElementOp(out, y, self.const(lane, i32)))
         return out
 
     def cast(self, op_cls, value: SSAValue, to: Attribute) -> SSAValue:

@@ -33,7 +33,7 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
 from pyflame_rt.targets.cpu.access_guard import check_declaration
 from pyflame_rt.targets.cpu.half_panels import half_rounded_values, panel_type
-from pyflame_rt.targets.cpu.kernel_builder import checked_kernels
+from pyflame_rt.targets.cpu.kernel_builder import c_declarations, checked_kernels
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
     CONV_A_FIELDS, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, PanelType, gemm_kernel, k_slice_depth, pack_b,
@@ -349,7 +349,8 @@ class GraphLowering:
         cached = [self.kernel_cache.declaration(name) for name in self.cached_kernels()]
         for fn in self.kernels.values():  # the launch table names them: the object exports them
             fn.sym_visibility = StringAttr("public")
-        self.module.body.block.add_ops([*self.kernels.values(), *cached, schedule])
+        kernels = list(self.kernels.values())
+        self.module.body.block.add_ops([*kernels, *c_declarations(kernels), *cached, schedule])
         used = {op.weight_name.data for op in self.block.ops if isinstance(op, kernel.WeightOp)}
         self.table.prune(used)
         return self.module

@@ -18,6 +18,7 @@ from xdsl.ir import SSAValue
 
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernel_builder import C_FUNCTIONS
 from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION, Typed
 
 LOG2E = 1.44269504088896341
@@ -49,10 +50,6 @@ def _single_precision(t: Typed, what: str) -> None:
         raise UnsupportedOperatorError(f"{what} runs on float32/float16 on the CPU backend, not {t.dtype.value}")
 
 
-# C library functions LLVM has no intrinsic for: float64 calls them directly
-_WITHOUT_INTRINSIC = frozenset({"erf", "asinh", "acosh", "atanh"})
-
-
 def float64_by_libm(fn):
     """`fn(t, *args)`'s polynomial for the single-precision types, and for float64 the C library's
     function of the same name (accurate to float64, one call per lane; native_object.ALLOWED_IMPORTS
@@ -61,7 +58,7 @@ def float64_by_libm(fn):
     @functools.wraps(fn)
     def by_type(t: Typed, *args: SSAValue) -> SSAValue:
         if t.dtype is DType.FLOAT64:
-            if fn.__name__ in _WITHOUT_INTRINSIC:
+            if fn.__name__ in C_FUNCTIONS:
                 return t.kb.c_function(fn.__name__, *args)
             return t.kb.intrinsic(f"llvm.{fn.__name__}", *args)
         _single_precision(t, fn.__name__)
