@@ -71,6 +71,20 @@ def test_float64_matmul_runs_in_double_precision(rng, a_shape, b_shape):
     np.testing.assert_allclose(ours, ort_run(model, {"a": a, "b": b})[0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("eq, shapes", [("bqhd,bkhd->bhqk", [(2, 5, 3, 4), (2, 6, 3, 4)]),
+                                        ("ij,kj", [(30, 40), (50, 40)])])
+def test_float64_einsum_runs_in_double_precision(eq, shapes, rng):
+    """Two-operand Einsum: permuting copies, then the float64 GEMM."""
+    feeds = {f"x{i}": rng.standard_normal(s) for i, s in enumerate(shapes)}
+    want = np.einsum(eq, *feeds.values())
+    model = make_model([helper.make_node("Einsum", list(feeds), ["y"], equation=eq)],
+                       [(k, list(v.shape), np.float64) for k, v in feeds.items()], [("y", list(want.shape), np.float64)],
+                       opset=12)
+    (got,) = InferenceSession(model).run(None, feeds)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
 def test_float64_exp_and_softmax_in_double_precision(rng):
     """exp's float64 constants and degree-13 polynomial: ~1 ulp against numpy from underflow (0) to
     overflow (inf), NaN kept; Softmax over rows with a wide spread, and a vector tail (11 columns)."""
