@@ -8,7 +8,8 @@ own positions (a ResNet shortcut) and applies the activation while the tile is i
 registers, after the last K slice only (earlier slices store partial sums). A is read through (row, col) strides, so
 transposed A needs no copy. Batches may be grouped (grouped convolution): batch
 index = image * groups + group, with A and C offset per image and per group.
-Work items are (batch, row block, panel block) triples.
+Work items are (batch, row block, panel block) triples. float64 GEMMs are the same kernels over
+doubles (PanelType.F64: half the lanes per vector, K slices half as deep).
 
 A GemmSpec.conv_a kernel takes the CONV_A_FIELDS after GEMM_FIELDS; when their conv_c (channels)
 is not 0, A is the implicit channels-last im2col of a KxK convolution's NHWC input: row p =
