@@ -161,6 +161,16 @@ class Signature:
 
 # the runtime's task ABI: every exported kernel entry is `(ptr ctx, i64 begin, i64 end)`
 TASK_ARGS = (PTR, i64, i64)
+# C library functions of one float argument that have no LLVM intrinsic: kernels call them by name
+# (KernelBuilder.c_function; native_object.ALLOWED_IMPORTS names each)
+C_FUNCTIONS = frozenset({"erf", "asinh", "acosh", "atanh"})
+
+
+def c_declarations(kernels: Sequence[func.FuncOp]) -> list[func.FuncOp]:
+    """The declarations of the C_FUNCTIONS `kernels` call, for the module that holds them."""
+    called = {(op.callee.string_value(), op.results[0].type) for fn in kernels for op in fn.walk()
+              if isinstance(op, func.CallOp) and op.callee.string_value() in C_FUNCTIONS}
+    return [func.FuncOp.external(name, [t], [t]) for name, t in sorted(called, key=lambda c: (c[0], str(c[1])))]
 
 
 class KernelBuilder:
@@ -299,6 +309,19 @@ class KernelBuilder:
         op = self._ins(llvm.CallIntrinsicOp(name, list(args), [result_type] if result_type else []))
         return op if result_type else None
 
+    def c_function(self, name: str, x: SSAValue) -> SSAValue:
+        """C_FUNCTIONS' `name` of x, called once per lane (its module declares it: c_declarations)."""
+        assert name in C_FUNCTIONS, name
+        elem = x.type.get_element_type() if isinstance(x.type, VectorType) else x.type
+        if not isinstance(x.type, VectorType):
+            return self._ins(func.CallOp(name, [x], [elem]))
+        out = self._ins(llvm.UndefOp(x.type))
+        for lane in range(x.type.get_shape()[0]):
+            scalar = self._ins(llvm.BitcastOp(self.shuffle(x, x, [lane]), elem))  # lane as <1 x T>, then T
+            y = self._ins(func.CallOp(name, [scalar], [elem]))
+            out = self._ins(llvm.InsertElementOp(out, y, self.const(lane, i32)))
+        return out
+
     def cast(self, op_cls, value: SSAValue, to: Attribute) -> SSAValue:
         """An llvm cast (sext, zext, trunc, sitofp, fpext, fptrunc, bitcast); vectors keep their width."""
         if isinstance(value.type, VectorType) and not isinstance(to, VectorType):
@@ -426,15 +449,15 @@ class KernelBuilder:
             with self.loop(vec_end, ub, 1) as l:
                 body(l.iv, 1)
 
-    def copy(self, src, src_index, dst, dst_index, lo, hi, width: int) -> None:
+    def copy(self, src, src_index, dst, dst_index, lo, hi, width: int, elem: Attribute = f32) -> None:
         """dst[dst_index + k] = src[src_index + k] for k in [lo, hi), `width`-vectors then scalars."""
         self.strip_mined(lo, hi, width, lambda k, w: self.store(
-            self.load(src, self.add(src_index, k), w), dst, self.add(dst_index, k)))
+            self.load(src, self.add(src_index, k), w, elem), dst, self.add(dst_index, k), elem))
 
-    def fill(self, dst, dst_index, lo, hi, value: float, width: int) -> None:
+    def fill(self, dst, dst_index, lo, hi, value: float, width: int, elem: Attribute = f32) -> None:
         """dst[dst_index + k] = value for k in [lo, hi)."""
         self.strip_mined(lo, hi, width, lambda k, w: self.store(
-            self.fconst(value, w), dst, self.add(dst_index, k)))
+            self.vconst(value, elem, w), dst, self.add(dst_index, k), elem))
 
     @contextmanager
     def if_(self, cond: SSAValue) -> Iterator[None]:

@@ -39,7 +39,7 @@ from pyflame_rt.errors import BackendError, PyFlameRTError
 from pyflame_rt.targets.cpu.access_guard import check_declaration
 from pyflame_rt.targets.cpu.compile_workers import JobPool, run_jobs
 from pyflame_rt.targets.cpu.convert_to_llvm import ConvertToLLVM
-from pyflame_rt.targets.cpu.kernel_builder import Signature, checked_kernels
+from pyflame_rt.targets.cpu.kernel_builder import Signature, c_declarations, checked_kernels
 from pyflame_rt.targets.cpu.llvm_compile import compile_object, to_llvm_ir
 from pyflame_rt.targets.cpu.target import CPUTarget
 
@@ -166,7 +166,7 @@ def _make_and_compile(make: Callable[[], func.FuncOp], checked: bool,
         fn = make()
     fn.sym_visibility = StringAttr("public")
     signature = Signature.of_kernel(fn)
-    module = ModuleOp([fn, *([check_declaration()] if checked else [])])
+    module = ModuleOp([fn, *c_declarations([fn]), *([check_declaration()] if checked else [])])
     generated = time.perf_counter() - t0
     obj, spent = _compile_module(module, target)
     return obj, {"generate-kernels": generated, **spent}, signature

@@ -33,11 +33,11 @@ from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
 from pyflame_rt.targets.cpu.access_guard import check_declaration
 from pyflame_rt.targets.cpu.half_panels import half_rounded_values, panel_type
-from pyflame_rt.targets.cpu.kernel_builder import checked_kernels
+from pyflame_rt.targets.cpu.kernel_builder import c_declarations, checked_kernels
 from pyflame_rt.targets.cpu.kernels.elementwise import INNER_CHUNK, ElementwiseSpec, elementwise_kernel
 from pyflame_rt.targets.cpu.kernels.gemm import (
-    CONV_A_FIELDS, KC, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, PanelType, gemm_kernel, pack_b, pack_b_kernel,
-    pad_bias)
+    CONV_A_FIELDS, PACK_FIELDS, SMALL_GEMM_MACS, GemmSpec, PanelType, gemm_kernel, k_slice_depth, pack_b,
+    pack_b_kernel, pack_b_kernel_name, pad_bias)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern, RefuseUnsupported
 from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
@@ -210,7 +210,7 @@ class GraphLowering:
     def result_and_residual_locs(self, op, k: Dim) -> tuple[Loc, Loc | None]:
         """Storage of the result of an op lowered to one GEMM, and of its fused residual (None without
         one). When the residual's value dies at `op` and the GEMM finishes every output element in one
-        K slice (k <= KC: C never holds partial sums), the result takes over the residual's buffer: the
+        K slice (k within k_slice_depth: C never holds partial sums), the result takes over the residual's buffer: the
         epilogue reads each residual element, then writes the output element in its place, into cache
         lines the read brought in rather than fresh ones (onnxruntime's Conv + Sum fusion writes into
         the Sum operand the same way)."""
@@ -218,7 +218,7 @@ class GraphLowering:
         if donor is None:
             return self.result_loc(v), None
         residual = self.loc(donor)
-        if isinstance(k, int) and k <= KC and self._dies_at(donor, op):
+        if isinstance(k, int) and k <= k_slice_depth(self.dtype(v)) and self._dies_at(donor, op):
             self.locs[v] = residual
         return self.result_loc(v), residual
 
@@ -349,7 +349,8 @@ class GraphLowering:
         cached = [self.kernel_cache.declaration(name) for name in self.cached_kernels()]
         for fn in self.kernels.values():  # the launch table names them: the object exports them
             fn.sym_visibility = StringAttr("public")
-        self.module.body.block.add_ops([*self.kernels.values(), *cached, schedule])
+        kernels = list(self.kernels.values())
+        self.module.body.block.add_ops([*kernels, *c_declarations(kernels), *cached, schedule])
         used = {op.weight_name.data for op in self.block.ops if isinstance(op, kernel.WeightOp)}
         self.table.prune(used)
         return self.module
@@ -476,7 +477,8 @@ class GraphLowering:
                   bias: np.ndarray | None = None, activation: str = "none",
                   a_loc: Loc | None = None, b_packed: Loc | None = None, row_bias: Loc | None = None,
                   groups: int = 1, a_gs: Dim = 0, c_gs: Dim = 0, c_bs: Dim | None = None,
-                  residual: Loc | None = None, conv_a: dict | None = None, c_rs: Dim | None = None) -> None:
+                  residual: Loc | None = None, conv_a: dict | None = None, c_rs: Dim | None = None,
+                  dtype: DType = DType.FLOAT32) -> None:
         """C[batch] = op(A) @ op(B) (+ bias row) (+ residual). B is a constant [b_batch, K, N] (packed now),
         a value read through (row, col, batch) strides and packed at run time, or already
         packed (`b_packed`, one packed matrix per batch). With `groups`, batch = images x groups
@@ -486,13 +488,19 @@ class GraphLowering:
         when K is one slice (C holds partial sums between K slices): `result_and_residual_locs`. With `conv_a`
         (an NHWC convolution's CONV_A_FIELDS: conv_c, its channels, and its geometry; only in a model with
         convolutions), A at `a_loc` is that convolution's input and the GEMM reads its implicit im2col.
-        `c_rs` is C's row stride (default n: contiguous; a Concat slice is wider), used for the residual too."""
+        `c_rs` is C's row stride (default n: contiguous; a Concat slice is wider), used for the residual too.
+        `dtype` float64: A, B, C, the biases and the residual are float64, computed in double precision
+        (F64 panels, half as many lanes per vector)."""
         assert conv_a is None or self.conv_gemms, "an implicit im2col outside a model's convolutions"
         batches = dim_mul(batch, groups)  # GEMMs in this call: images x groups
         macs = dim_mul(batches, dim_mul(m, dim_mul(n, k)))
         a_half = self.half_values.get(a) if isinstance(a, SSAValue) else None  # (a Loc: a batch-expanded copy)
-        panel = panel_type(self.target, a_half, b_const) if b_const is not None else PanelType.F32
-        spec = GemmSpec.for_target(self.target.vector_width, self.target.num_vector_registers,
+        if dtype is DType.FLOAT64:
+            panel = PanelType.F64
+        else:
+            panel = panel_type(self.target, a_half, b_const) if b_const is not None else PanelType.F32
+        spec = GemmSpec.for_target(self.target.vector_width * 4 // panel.compute_dtype.itemsize,
+                                   self.target.num_vector_registers,
                                    bias is not None or row_bias is not None, activation,
                                    unit_a_cs=a_strides[1] == 1, bias_per_row=row_bias is not None,
                                    residual=residual is not None, conv_a=self.conv_gemms,
@@ -505,14 +513,14 @@ class GraphLowering:
         if b_packed is not None:
             b_loc = b_packed
         elif b_const is not None:
-            b_loc = self.add_weight("packed_b", pack_b(b_const.astype(np.float32), nr, panel))
+            b_loc = self.add_weight("packed_b", pack_b(b_const.astype(panel.compute_dtype.numpy), nr, panel))
         else:
-            b_loc = self.new_buffer(("mul", b_batch, ("mul", panel_elems, 4)))
-            pk = self.kernel(f"pack_b_{nr}", lambda: pack_b_kernel(nr))
+            b_loc = self.new_buffer(("mul", b_batch, ("mul", panel_elems, panel.unit_bytes)))
+            pk = self.kernel(pack_b_kernel_name(nr, dtype), lambda: pack_b_kernel(nr, dtype))
             pf = {"b": self.loc(b_value), "bp": b_loc, "k": k, "n": n, "b_rs": b_strides[0],
                   "b_cs": b_strides[1], "b_bs": b_strides[2], "bp_bs": panel_elems, "npanels": npanels}
             self.call(pk, [pf[f] for f in PACK_FIELDS], ("mul", b_batch, npanels))
-        bias_loc = (self.add_weight("bias", pad_bias(bias, nr)) if bias is not None
+        bias_loc = (self.add_weight("bias", pad_bias(bias, nr, dtype)) if bias is not None
                     else row_bias if row_bias is not None else NULL_BUFFER)
         gk = self.kernel(spec.name, lambda: gemm_kernel(spec))
         # row blocks: at most MC rows each, and when there are several, a multiple of 4 of them, so

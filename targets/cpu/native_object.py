@@ -32,6 +32,7 @@ ALLOWED_IMPORTS = frozenset({
     "fmaf", "fma",                            # llvm.fma without FMA3 (x86-64, x86-64-v2)
     # float64 math: the C library's, pure functions of their arguments (fast_math.float64_by_libm, Pow)
     "log", "tanh", "pow", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+    "erf", "asinh", "acosh", "atanh",         # those without an LLVM intrinsic, called directly
     "powf", "exp2f", "log2f",                 # LRN's vector pow and its scalar exp2(log2) tail
     "__extendhfsf2", "__truncsfhf2",          # float16 <-> float32 without F16C
 })

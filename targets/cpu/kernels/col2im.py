@@ -8,14 +8,16 @@ channel) plane: it fills the plane with the bias, then adds each tap's row over
 the range of input positions that land inside the output (computed per tap and
 row, so the inner loop has no bounds checks). Items own disjoint planes, so no
 two workers write the same element. Three spatial dims (D, H, W); 1-D and 2-D
-run with unit leading dims. With a unit W stride the inner loop is vectorized.
+run with unit leading dims. With a unit W stride the inner loop is vectorized. float32 or float64.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from xdsl.dialects import func
+from xdsl.dialects.builtin import f32, f64
 
+from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 
 SPATIAL = ("d", "h", "w")
@@ -26,16 +28,19 @@ COL2IM_FIELDS = ("cols", "out", "bias", "m", *(f"{p}{a}" for p in ("k", "i", "o"
 class Col2imSpec:
     width: int       # lanes along the output width (1 when the W stride is not 1)
     has_bias: bool
+    dtype: DType = DType.FLOAT32  # or FLOAT64
 
     @property
     def name(self) -> str:
-        return f"col2im_w{self.width}_{'b' if self.has_bias else 'nb'}"
+        dtype = "" if self.dtype is DType.FLOAT32 else f"_{self.dtype.value}"
+        return f"col2im_w{self.width}_{'b' if self.has_bias else 'nb'}{dtype}"
 
 
 def col2im_kernel(spec: Col2imSpec) -> func.FuncOp:
     kb = KernelBuilder(spec.name, Signature.of(COL2IM_FIELDS, buffers=("cols", "out", "bias")))
     f = kb.fields
     cols, out, bias = (f[n] for n in ("cols", "out", "bias"))
+    elem = f64 if spec.dtype is DType.FLOAT64 else f32
     in_plane = kb.mul(kb.mul(f["id"], f["ih"]), f["iw"])
     out_plane = kb.mul(kb.mul(f["od"], f["oh"]), f["ow"])
     taps = kb.mul(kb.mul(f["kd"], f["kh"]), f["kw"])
@@ -53,10 +58,10 @@ def col2im_kernel(spec: Col2imSpec) -> func.FuncOp:
 
     with kb.loop(kb.begin, kb.end) as item:
         obase = kb.mul(item.iv, out_plane)
-        init = kb.load(bias, kb.rem(item.iv, f["m"])) if spec.has_bias else kb.fconst(0.0)
+        init = kb.load(bias, kb.rem(item.iv, f["m"]), elem=elem) if spec.has_bias else kb.vconst(0.0, elem)
 
         def fill(i, wd):
-            kb.store(kb.splat(init, wd), out, kb.add(obase, i))
+            kb.store(kb.splat(init, wd), out, kb.add(obase, i), elem)
 
         kb.strip_mined(kb.const(0), out_plane, spec.width, fill)
         with kb.loop(0, f["kd"]) as td, kb.loop(0, f["kh"]) as th, kb.loop(0, f["kw"]) as tw:
@@ -73,7 +78,8 @@ def col2im_kernel(spec: Col2imSpec) -> func.FuncOp:
 
                 def scatter(x, wd):
                     dst = kb.add(o_row, kb.mul(x, f["sw"]))
-                    kb.store(kb.fadd(kb.load(out, dst, wd), kb.load(cols, kb.add(c_row, x), wd)), out, dst)
+                    kb.store(kb.fadd(kb.load(out, dst, wd, elem), kb.load(cols, kb.add(c_row, x), wd, elem)), out, dst,
+                             elem)
 
                 kb.strip_mined(w_lo, w_hi, spec.width, scatter)
     return kb.finish()

@@ -226,13 +226,13 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "isinf": EwOp(1, lambda t, x, p: _isinf(t, x[0], p), result="bool", float_only=True, double=True),
     "softsign": _unary(lambda t, x, p: t.div(x, t.add(t.const(1.0), t.abs(x))), double=True),
     "celu": _unary(lambda t, x, p: t.add(t.max(x, t.const(0.0)), t.min(t.const(0.0), t.mul(
-        t.const(p[0]), t.sub(fm.exp(t, t.mul(x, t.const(1.0 / p[0]))), t.const(1.0)))))),
+        t.const(p[0]), t.sub(fm.exp(t, t.mul(x, t.const(1.0 / p[0]))), t.const(1.0))))), double=True),
     "mish": _unary(lambda t, x, p: t.mul(x, fm.tanh(t, _softplus(t, x))), double=True),
     "shrink": _unary(lambda t, x, p: t.select(t.cmp("lt", x, t.const(-p[0])), t.add(x, t.const(p[1])), t.select(
         t.cmp("gt", x, t.const(p[0])), t.sub(x, t.const(p[1])), t.const(0.0))), double=True),
     "thresholded_relu": _unary(lambda t, x, p: t.select(t.cmp("gt", x, t.const(p[0])), x, t.const(0.0)),
                                double=True),
-    **{name: _unary(lambda t, x, p, fn=getattr(ft, name): fn(t, x), double=name in ft.DOUBLE_FUNCTIONS)
+    **{name: _unary(lambda t, x, p, fn=getattr(ft, name): fn(t, x), double=True)
        for name in ft.FUNCTIONS},
     "bitwise_and": _integer(arith.AndIOp),
     "bitwise_or": _integer(arith.OrIOp),
@@ -244,8 +244,8 @@ ELEMENTWISE_OPS: dict[str, EwOp] = {
     "log": _unary(lambda t, x, p: fm.log(t, x), double=True),
     "tanh": _unary(lambda t, x, p: fm.tanh(t, x), double=True),
     "sigmoid": _unary(lambda t, x, p: fm.sigmoid(t, x), double=True),
-    "erf": _unary(lambda t, x, p: fm.erf(t, x)),
-    "gelu": _unary(_gelu),
+    "erf": _unary(lambda t, x, p: fm.erf(t, x), double=True),
+    "gelu": _unary(_gelu, double=True),
     "softplus": _unary(lambda t, x, p: _softplus(t, x), double=True),
     "leaky_relu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(x, t.const(p[0]))), double=True),
     "elu": _unary(lambda t, x, p: _where_positive(t, x, t.mul(t.const(p[0]), t.sub(fm.exp(t, x), t.const(1.0)))),
@@ -301,11 +301,12 @@ def apply_activation(t: Typed, activation: str | None, v: SSAValue) -> SSAValue:
     return ELEMENTWISE_OPS[op].body(t, [v], params)
 
 
-def epilogue(kb: KernelBuilder, activation: str, v: SSAValue, width: int = 1) -> SSAValue:
-    """The activation of a float32 scalar or `width`-vector (GEMM, window and plane epilogues):
-    the elementwise op's body, so NaN propagates as in the unfused op (relu and the clamps are
-    one max / min instruction each: `Typed.at_least`)."""
-    return apply_activation(Typed(kb, DType.FLOAT32, width), activation, v)
+def epilogue(kb: KernelBuilder, activation: str, v: SSAValue, width: int = 1,
+             dtype: DType = DType.FLOAT32) -> SSAValue:
+    """The activation of a float32 (or float64) scalar or `width`-vector (GEMM, window and plane
+    epilogues): the elementwise op's body, so NaN propagates as in the unfused op (relu and the
+    clamps are one max / min instruction each: `Typed.at_least`)."""
+    return apply_activation(Typed(kb, dtype, width), activation, v)
 
 
 def activation_tag(activation: str | None) -> str:

@@ -5,7 +5,7 @@ erf), about 1e-7 relative error over float32's range (checked in the unit
 tests against numpy in float64). No libm calls: every lane stays in vector
 registers, and Softmax, Sigmoid, Tanh, GELU and Erf all share these bodies.
 Values are computed in f32 (f16 tensors are widened first); exp also in f64 (float64 Softmax).
-float64 log and tanh are the C library's (`float64_by_libm`).
+float64 log, tanh and erf are the C library's (`float64_by_libm`).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from xdsl.ir import SSAValue
 
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
+from pyflame_rt.targets.cpu.kernel_builder import C_FUNCTIONS
 from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION, Typed
 
 LOG2E = 1.44269504088896341
@@ -50,12 +51,15 @@ def _single_precision(t: Typed, what: str) -> None:
 
 
 def float64_by_libm(fn):
-    """`fn(t, *args)`'s polynomial for the single-precision types, and for float64 LLVM's intrinsic
-    of the same name, which lowers to the C library's function (accurate to float64, one call per
-    lane; native_object.ALLOWED_IMPORTS lets the loader resolve them)."""
+    """`fn(t, *args)`'s polynomial for the single-precision types, and for float64 the C library's
+    function of the same name (accurate to float64, one call per lane; native_object.ALLOWED_IMPORTS
+    lets the loader resolve them): through LLVM's intrinsic where there is one, which LLVM knows to
+    be pure, else a direct call."""
     @functools.wraps(fn)
     def by_type(t: Typed, *args: SSAValue) -> SSAValue:
         if t.dtype is DType.FLOAT64:
+            if fn.__name__ in C_FUNCTIONS:
+                return t.kb.c_function(fn.__name__, *args)
             return t.kb.intrinsic(f"llvm.{fn.__name__}", *args)
         _single_precision(t, fn.__name__)
         return fn(t, *args)
@@ -177,9 +181,9 @@ def sigmoid(t: Typed, x: SSAValue) -> SSAValue:
     return t.div(t.const(1.0), t.add(t.const(1.0), exp(t, t.neg(x))))
 
 
+@float64_by_libm
 def erf(t: Typed, x: SSAValue) -> SSAValue:
     """Rational approximation x*P(x^2)/Q(x^2) on [-4, 4] (erf is +-1 to f32 precision beyond)."""
-    _single_precision(t, "erf")
     xc = t.at_most(t.at_least(x, t.const(-4.0)), t.const(4.0))  # NaN stays NaN
     x2 = t.mul(xc, xc)
     return t.div(t.mul(xc, _poly(t, x2, _ERF_P)), _poly(t, x2, _ERF_Q))

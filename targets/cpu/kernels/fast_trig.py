@@ -4,7 +4,7 @@ Cephes-style range reduction plus short polynomials (about 1e-7 relative error w
 functions are well conditioned, checked against numpy in the unit tests); no libm calls, so
 every lane stays in vector registers. Branches are computed for all lanes and blended.
 The hyperbolic functions reuse fast_math's exp / log, with polynomials near 0 where those
-would cancel. float64 sin ... cosh are the C library's (fast_math.float64_by_libm).
+would cancel. float64 sin ... atanh are the C library's (fast_math.float64_by_libm).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from math import log as _ln, pi
 from xdsl.ir import SSAValue
 
 from pyflame_rt.targets.cpu.kernels import fast_math as fm
-from pyflame_rt.targets.cpu.kernels.fast_math import _poly, _single_precision, float64_by_libm
+from pyflame_rt.targets.cpu.kernels.fast_math import _poly, float64_by_libm
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
 # pi/4 split in three so y * DP1 is exact (Cody-Waite)
@@ -28,7 +28,6 @@ _ATANH_POLY = (1.81740078349e-1, 8.24370301058e-2, 1.46691431730e-1, 1.997821645
 _LN2 = _ln(2.0)
 _HUGE = 1500.0  # beyond it, asinh / acosh = log(2|x|) (x*x would lose range)
 FUNCTIONS = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")
-DOUBLE_FUNCTIONS = FUNCTIONS[:8]  # float64 by the C library; asinh / acosh / atanh have no LLVM intrinsic
 
 
 def _odd(t: Typed, x: SSAValue, coefs) -> SSAValue:
@@ -130,8 +129,8 @@ def cosh(t: Typed, x: SSAValue) -> SSAValue:
     return t.mul(t.add(e, t.div(t.const(1.0), e)), t.const(0.5))
 
 
+@float64_by_libm
 def asinh(t: Typed, x: SSAValue) -> SSAValue:
-    _single_precision(t, "asinh")
     a = t.abs(x)
     mid = fm.log(t, t.add(a, t.kb.intrinsic("llvm.sqrt", t.fma(a, a, t.const(1.0)))))
     r = t.select(t.cmp("gt", a, t.const(_HUGE)), t.add(fm.log(t, a), t.const(_LN2)), mid)
@@ -139,17 +138,17 @@ def asinh(t: Typed, x: SSAValue) -> SSAValue:
     return t.select(t.isnan(x), x, t.kb.intrinsic("llvm.copysign", r, x))
 
 
+@float64_by_libm
 def acosh(t: Typed, x: SSAValue) -> SSAValue:
     """log(x + sqrt((x - 1)(x + 1))); NaN below 1 through the sqrt."""
-    _single_precision(t, "acosh")
     one = t.const(1.0)
     r = fm.log(t, t.add(x, t.kb.intrinsic("llvm.sqrt", t.mul(t.sub(x, one), t.add(x, one)))))
     return t.select(t.cmp("gt", x, t.const(_HUGE)), t.add(fm.log(t, x), t.const(_LN2)), r)
 
 
+@float64_by_libm
 def atanh(t: Typed, x: SSAValue) -> SSAValue:
     """log((1 + x) / (1 - x)) / 2, a polynomial below |x| = 0.5; +-1 give +-inf, |x| > 1 NaN."""
-    _single_precision(t, "atanh")
     one = t.const(1.0)
     r = t.mul(fm.log(t, t.div(t.add(one, x), t.sub(one, x))), t.const(0.5))
     return t.select(t.cmp("lt", t.abs(x), t.const(0.5)), _odd(t, x, _ATANH_POLY), r)

@@ -8,7 +8,8 @@ own positions (a ResNet shortcut) and applies the activation while the tile is i
 registers, after the last K slice only (earlier slices store partial sums). A is read through (row, col) strides, so
 transposed A needs no copy. Batches may be grouped (grouped convolution): batch
 index = image * groups + group, with A and C offset per image and per group.
-Work items are (batch, row block, panel block) triples.
+Work items are (batch, row block, panel block) triples. float64 GEMMs are the same kernels over
+doubles (PanelType.F64: half the lanes per vector, K slices half as deep).
 
 A GemmSpec.conv_a kernel takes the CONV_A_FIELDS after GEMM_FIELDS; when their conv_c (channels)
 is not 0, A is the implicit channels-last im2col of a KxK convolution's NHWC input: row p =
@@ -26,7 +27,7 @@ from enum import Enum
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import Float16Type, f32, i1, i8, i16, i32
+from xdsl.dialects.builtin import Float16Type, f32, f64, i1, i8, i16, i32
 from xdsl.ir import Attribute, SSAValue
 
 from pyflame_rt.dtype import DType
@@ -48,8 +49,8 @@ DIRECT_A_MAX_K = 32
 # deepest K slice (GemmSpec.kc): each slice reloads and stores all of C, so slices are deep; 576
 # holds a 3x3 convolution over 64 channels in one slice (and K = 1152 / 2304 in 2 / 4)
 KC = 576
-# floats per 64-byte cache line: one prefetch per line of A
-LINE_FLOATS = 16
+# bytes per cache line: one prefetch per line of A
+LINE_BYTES = 64
 # B prefetch: a row tile fetches at most this many lines of the next panel. With few row tiles
 # (M of 1-32) a share would be a burst of up to a whole L1 that evicts the panel in use; a
 # matrix-vector product (M = 1) is left to the hardware prefetcher
@@ -87,9 +88,11 @@ class PanelType(Enum):
     to float32 in the K loop (bf16 by a shift, f16 by vcvtph2ps), except the bf16 pairs: rows of
     (k, k + 1) bf16 pairs, one 32-bit word per column, multiplied by A converted to bf16 pairs while
     it is packed (so always packed), with vdpbf16ps (BF16_PAIRS) or AMX tiles (BF16_TILES).
-    Accumulation and epilogues are float32."""
+    Accumulation and epilogues are float32, except with F64 panels: a float64 GEMM, whose A, C,
+    bias and residual are float64 too, accumulated and finished in float64."""
 
     F32 = "f32"
+    F64 = "f64"
     F16 = "f16"
     BF16 = "bf16"
     BF16_PAIRS = "bf16x2"
@@ -108,16 +111,22 @@ class PanelType(Enum):
     @property
     def unit(self) -> Attribute:
         """A panel row's element as the kernel loads it."""
-        return {PanelType.F32: f32, PanelType.F16: Float16Type(), PanelType.BF16: i16}.get(self, i32)
+        return {PanelType.F32: f32, PanelType.F64: f64, PanelType.F16: Float16Type(), PanelType.BF16: i16}.get(self, i32)
 
     @property
     def unit_bytes(self) -> int:
-        return 2 if self in (PanelType.F16, PanelType.BF16) else 4
+        return {PanelType.F16: 2, PanelType.BF16: 2, PanelType.F64: 8}.get(self, 4)
 
     @property
     def dtype(self) -> DType:
         """How the panel is stored (numpy: `pack_b`)."""
-        return {PanelType.F32: DType.FLOAT32, PanelType.F16: DType.FLOAT16}.get(self, DType.BFLOAT16)
+        return {PanelType.F32: DType.FLOAT32, PanelType.F64: DType.FLOAT64,
+                PanelType.F16: DType.FLOAT16}.get(self, DType.BFLOAT16)
+
+    @property
+    def compute_dtype(self) -> DType:
+        """The type of A, C, the accumulators and the epilogue."""
+        return DType.FLOAT64 if self is PanelType.F64 else DType.FLOAT32
 
 
 @dataclass(frozen=True)
@@ -127,7 +136,7 @@ class GemmSpec:
     slices so the B slice (kc x NR) stays in L1 across the row tiles and the A block
     (MC x kc) stays in L2 across the panels."""
 
-    width: int        # f32 lanes per vector
+    width: int        # lanes of the compute type (panel.compute_dtype) per vector
     nvec: int         # vectors per panel row: NR = nvec * width
     mr: int           # rows per register tile
     has_bias: bool
@@ -152,6 +161,16 @@ class GemmSpec:
         return self.mr * self.mc_tiles
 
     @property
+    def elem(self) -> Attribute:
+        """A's, C's and the accumulators' element (f32, or f64 with F64 panels)."""
+        return f64 if self.panel is PanelType.F64 else f32
+
+    @property
+    def line(self) -> int:
+        """Elements of `elem` per cache line."""
+        return LINE_BYTES // self.panel.compute_dtype.itemsize
+
+    @property
     def name(self) -> str:
         return (f"gemm_{self.mr}x{self.nr}_w{self.width}_{'b' if self.has_bias else 'nb'}"
                 f"_{activation_tag(self.activation)}"
@@ -167,15 +186,22 @@ class GemmSpec:
     def for_target(width: int, num_registers: int, has_bias: bool, activation: str,
                    unit_a_cs: bool = True, bias_per_row: bool = False, residual: bool = False,
                    conv_a: bool = False, small: bool = False, panel: PanelType = PanelType.F32) -> "GemmSpec":
-        """The register tile for the target; `small` (a GEMM of at most SMALL_GEMM_MACS) takes
-        one-row tiles: no remainder-row variants, a fraction of the code to compile."""
+        """The register tile for the target (`width` lanes of the panel's compute type); `small` (a
+        GEMM of at most SMALL_GEMM_MACS) takes one-row tiles: no remainder-row variants, a fraction of
+        the code to compile. float64 K slices are half as deep (k_slice_depth): the packed A block
+        keeps its bytes."""
         nvec = 2
         if panel is PanelType.BF16_TILES:  # 2 x 2 tiles of 16 x 16 (width is 16); 192-row A blocks
             return GemmSpec(width, nvec, 2 * TILE_ROWS, has_bias, activation, unit_a_cs, bias_per_row, residual,
                             conv_a, mc_tiles=6, panel=panel)
         mr = 1 if small else max(1, min(8, (num_registers - nvec - 1) // nvec))
         return GemmSpec(width, nvec, mr, has_bias, activation, unit_a_cs, bias_per_row, residual=residual,
-                        conv_a=conv_a, panel=panel)
+                        conv_a=conv_a, kc=k_slice_depth(panel.compute_dtype), panel=panel)
+
+
+def k_slice_depth(dtype: DType) -> int:
+    """The deepest K slice of a GEMM computing in `dtype`: KC floats' bytes."""
+    return KC * 4 // dtype.itemsize
 
 
 def pack_b(b: np.ndarray, nr: int, panel: PanelType = PanelType.F32) -> np.ndarray:
@@ -184,16 +210,16 @@ def pack_b(b: np.ndarray, nr: int, panel: PanelType = PanelType.F32) -> np.ndarr
     (a multiple of panel.k_align)."""
     *batch, k, n = b.shape
     panels, g = -(-n // nr), panel.group
-    padded = np.zeros((*batch, -(-k // panel.k_align) * panel.k_align, panels * nr), dtype=np.float32)
+    padded = np.zeros((*batch, -(-k // panel.k_align) * panel.k_align, panels * nr), dtype=panel.compute_dtype.numpy)
     padded[..., :k, :n] = b
     rows = padded.reshape(*batch, padded.shape[-2] // g, g, panels, nr)  # [..., K / g, g, panel, NR]
     packed = np.moveaxis(rows, (-4, -3, -2, -1), (-3, -1, -4, -2))  # [..., panel, K / g, NR, g]
     return np.ascontiguousarray(packed.astype(panel.dtype.numpy)).reshape(*batch, panels, rows.shape[-4], nr * g)
 
 
-def pad_bias(bias: np.ndarray, nr: int) -> np.ndarray:
+def pad_bias(bias: np.ndarray, nr: int, dtype: DType = DType.FLOAT32) -> np.ndarray:
     n = bias.shape[-1]
-    out = np.zeros(-(-n // nr) * nr, dtype=np.float32)
+    out = np.zeros(-(-n // nr) * nr, dtype=dtype.numpy)
     out[:n] = bias
     return out
 
@@ -274,8 +300,9 @@ class _GemmEmitter:
         self.kb = kb = KernelBuilder(spec.name, spec.signature)
         self.f = kb.fields
         self.a, self.bp, self.c, self.bias, self.res = (self.f[x] for x in ("a", "b", "c", "bias", "residual"))
-        self.apack = kb.scratch(spec.mc * (spec.kc + A_ROW_PAD))  # per-thread stack: the packed A block
-        self.zero = kb.fconst(0.0, spec.width)
+        self.elem = spec.elem
+        self.apack = kb.scratch(spec.mc * (spec.kc + A_ROW_PAD), self.elem)  # per-thread stack: the packed A block
+        self.zero = kb.vconst(0.0, self.elem, spec.width)
         self.tiles = spec.panel is PanelType.BF16_TILES
         self.pairs = self.tiles or spec.panel is PanelType.BF16_PAIRS  # A packed as bf16 pairs
         if self.tiles:
@@ -378,7 +405,7 @@ class _GemmEmitter:
         stores C = activation(0 + bias + residual), as for any K."""
         kb, f = self.kb, self.f
         slices = kb.max(kb.const(1), kb.ceil_div(f["k"], self.spec.kc))
-        align = TILE_K if self.tiles else LINE_FLOATS  # tiles: every slice starts at a whole B tile
+        align = TILE_K if self.tiles else self.spec.line  # tiles: every slice starts at a whole B tile
         depth = kb.max(kb.const(1), kb.mul(kb.ceil_div(kb.ceil_div(f["k"], slices), align), kb.const(align)))
         with kb.loop(0, kb.max(f["k"], kb.const(1)), depth) as kl:
             self._k_slice(blk, self._k_slice_at(blk, kl.iv, depth), b_cold)
@@ -393,7 +420,7 @@ class _GemmEmitter:
         last = kb.cmp("eq", k1, f["k"])
         pack_rs = kb.add(kb.mul(kb.ceil_div(kb.sub(k1, k0), A_ROW_PAD), kb.const(A_ROW_PAD)), kb.const(A_ROW_PAD))
         a_rs = kb.select(blk.direct, f["a_rs"], pack_rs)
-        r0, r1 = self._b_rows(k0), self._b_rows(k1)  # k0 is a multiple of LINE_FLOATS: even
+        r0, r1 = self._b_rows(k0), self._b_rows(k1)  # k0 is a multiple of a line's elements: even
         a_origin = kb.select(blk.direct, blk.a_base, kb.sub(kb.const(0), kb.add(kb.mul(blk.lo, pack_rs), r0)))
         return _KSlice(k0, k1, r0, r1, first, last, pack_rs, a_rs, a_origin)
 
@@ -418,7 +445,7 @@ class _GemmEmitter:
         conv = {name: self.f[name] for name in CONV_A_FIELDS}
         conv["c"] = conv.pop("conv_c")
         _ConvAPacker(kb, conv, self.a, blk.a_base, self.apack, ks.pack_rs, ks.k0, ks.k1, self.f["k"],
-                     self.spec.width).pack(blk.lo, blk.hi)
+                     self.spec.width, self.elem).pack(blk.lo, blk.hi)
 
     def _pack_matrix_a(self, blk: _RowBlock, ks: _KSlice) -> None:
         """A's rows of this block and slice into the pack, through A's (row, column) strides."""
@@ -427,11 +454,11 @@ class _GemmEmitter:
             dst = kb.sub(kb.mul(kb.sub(pr.iv, blk.lo), ks.pack_rs), ks.k0)
             src = kb.add(blk.a_base, kb.mul(pr.iv, f["a_rs"]))
             if self.spec.unit_a_cs:
-                kb.copy(self.a, src, self.apack, dst, ks.k0, ks.k1, self.spec.width)
+                kb.copy(self.a, src, self.apack, dst, ks.k0, ks.k1, self.spec.width, self.elem)
             else:
                 with kb.loop(ks.k0, ks.k1) as pk:
-                    v = kb.load(self.a, kb.add(src, kb.mul(pk.iv, f["a_cs"])))
-                    kb.store(v, self.apack, kb.add(dst, pk.iv))
+                    v = kb.load(self.a, kb.add(src, kb.mul(pk.iv, f["a_cs"])), elem=self.elem)
+                    kb.store(v, self.apack, kb.add(dst, pk.iv), self.elem)
 
     def _pack_as_bf16_pairs(self, blk: _RowBlock, ks: _KSlice) -> None:
         """Each packed row's floats [k0, k1) -> bf16 pairs (vcvtne2ps2bf16, nearest even) in place:
@@ -517,7 +544,7 @@ class _GemmEmitter:
         bvecs = [self._b_vector(kb.add(brow, kb.const(v * w))) for v in range(t.nv)]
         acc = list(acc)
         for r in range(t.rows):
-            av = kb.splat(kb.load(blk.a_ptr, kb.add(t.a_rows[r], row), elem=panel.unit if self.pairs else f32), w)
+            av = kb.splat(kb.load(blk.a_ptr, kb.add(t.a_rows[r], row), elem=panel.unit if self.pairs else self.elem), w)
             for v in range(t.nv):
                 i = r * t.nv + v
                 acc[i] = (kb.call_intrinsic(f"llvm.x86.avx512bf16.dpbf16ps.{w * 32}", acc[i], av, bvecs[v],
@@ -527,15 +554,15 @@ class _GemmEmitter:
     def _b_vector(self, index: SSAValue) -> SSAValue:
         """w units of a packed B row: float32 (half panels widened), or bf16 pair words."""
         kb, w, panel = self.kb, self.spec.width, self.spec.panel
-        if panel in (PanelType.F32, PanelType.BF16_PAIRS):
+        if panel in (PanelType.F32, PanelType.F64, PanelType.BF16_PAIRS):
             return kb.load(self.bp, index, w, elem=panel.unit)
         return Typed(kb, panel.dtype, w).load(self.bp, index)
 
     def _partial_sums(self, p: _Panel, t: _Tile, full: bool) -> list:
         """The tile's C as stored by the previous K slice (masked loads unless every lane is real)."""
         kb, w = self.kb, self.spec.width
-        return [kb.load(self.c, kb.add(t.c_rows[r], kb.const(v * w)), w) if full else
-                kb.masked_load(self.c, kb.add(t.c_rows[r], kb.const(v * w)), p.masks[v], w)
+        return [kb.load(self.c, kb.add(t.c_rows[r], kb.const(v * w)), w, self.elem) if full else
+                kb.masked_load(self.c, kb.add(t.c_rows[r], kb.const(v * w)), p.masks[v], w, self.elem)
                 for r in range(t.rows) for v in range(t.nv)]
 
     # ------------------------------------------------------------------ AMX tiles
@@ -601,8 +628,8 @@ class _GemmEmitter:
         with kb.if_(blk.direct):
             for r in range(t.rows):
                 nxt = kb.add(t.a_rows[r], kb.mul(kb.const(t.rows), ks.a_rs))
-                with kb.loop(ks.k0, ks.k1, LINE_FLOATS) as pf:
-                    kb.prefetch(blk.a_ptr, kb.add(nxt, pf.iv))
+                with kb.loop(ks.k0, ks.k1, self.spec.line) as pf:
+                    kb.prefetch(blk.a_ptr, kb.add(nxt, pf.iv), self.elem)
 
     def _prefetch_b_share(self, blk: _RowBlock, ks: _KSlice, p: _Panel, t: _Tile) -> None:
         """This tile's share of the next panel's B slice: a B larger than the caches streams from
@@ -620,10 +647,10 @@ class _GemmEmitter:
         with kb.if_(ks.last):
             for r in range(t.rows):
                 row = kb.add(t.c_rows[r], kb.mul(kb.const(t.rows), f["c_rs"]))
-                for v in range(0, self.spec.nr, LINE_FLOATS):
+                for v in range(0, self.spec.nr, self.spec.line):
                     if self.spec.residual:
-                        kb.prefetch(self.res, kb.add(row, kb.const(v)))
-                    kb.prefetch(self.c, kb.add(row, kb.const(v)), write=True)
+                        kb.prefetch(self.res, kb.add(row, kb.const(v)), self.elem)
+                    kb.prefetch(self.c, kb.add(row, kb.const(v)), self.elem, write=True)
 
     # ------------------------------------------------------------------- epilogue
     def _store_tile(self, blk: _RowBlock, ks: _KSlice, p: _Panel, t: _Tile, acc: list) -> None:
@@ -669,7 +696,8 @@ class _GemmEmitter:
         kb, spec = self.kb, self.spec
         if not (spec.has_bias and spec.bias_per_row):
             return [None] * t.rows
-        return [kb.splat(kb.load(self.bias, kb.add(blk.bias_base, kb.add(t.first_row, kb.const(r)))), spec.width)
+        return [kb.splat(kb.load(self.bias, kb.add(blk.bias_base, kb.add(t.first_row, kb.const(r))), elem=self.elem),
+                         spec.width)
                 for r in range(t.rows)]
 
     def _store_vector(self, p: _Panel, val: SSAValue, dst: SSAValue, v: int, row_bias: SSAValue | None,
@@ -683,17 +711,17 @@ class _GemmEmitter:
             if row_bias is not None:
                 out = kb.fadd(out, row_bias)
             elif spec.has_bias:
-                out = kb.fadd(out, kb.load(self.bias, kb.add(p.col0, kb.const(v * w)), w))
+                out = kb.fadd(out, kb.load(self.bias, kb.add(p.col0, kb.const(v * w)), w, self.elem))
             if spec.residual:
-                out = kb.fadd(out, kb.load(self.res, dst, w) if full
-                              else kb.masked_load(self.res, dst, p.masks[v], w))
-            out = activation_epilogue(kb, spec.activation, out, w)
+                out = kb.fadd(out, kb.load(self.res, dst, w, self.elem) if full
+                              else kb.masked_load(self.res, dst, p.masks[v], w, self.elem))
+            out = activation_epilogue(kb, spec.activation, out, w, spec.panel.compute_dtype)
             if fuse is not True and out is not val:
                 out = kb.select(fuse, out, val)
         if full:
-            kb.store(out, self.c, dst)
+            kb.store(out, self.c, dst, self.elem)
         else:
-            kb.masked_store(out, self.c, dst, p.masks[v], w)
+            kb.masked_store(out, self.c, dst, p.masks[v], w, self.elem)
 
 
 @dataclass(frozen=True)
@@ -728,8 +756,8 @@ class _ConvAPacker:
     with few channels (a first conv's C = 3) those checks cost more than the copies. Runs are
     copied with `w`-vectors; the output pixel (image, oy, ox) of a row advances without divisions."""
 
-    def __init__(self, kb: KernelBuilder, g: dict, x, x_off, apack, row_stride, k0, k1, k, w: int):
-        self.kb, self.g, self.x, self.x_off, self.apack, self.w = kb, g, x, x_off, apack, w
+    def __init__(self, kb: KernelBuilder, g: dict, x, x_off, apack, row_stride, k0, k1, k, w: int, elem: Attribute):
+        self.kb, self.g, self.x, self.x_off, self.apack, self.w, self.elem = kb, g, x, x_off, apack, w, elem
         self.row_stride, self.k0, self.k1 = row_stride, k0, k1
         c = g["c"]
         self.run = kb.mul(g["kw"], c)
@@ -777,7 +805,7 @@ class _ConvAPacker:
         src = kb.add(self.x_off, kb.mul(kb.add(kb.mul(kb.add(row.img_row0, row.iy0), g["wi"]), row.ix0), g["c"]))
         with kb.loop(0, self.kh) as ta:
             kb.copy(self.x, kb.add(src, kb.mul(ta.iv, self.row_step)), self.apack,
-                    kb.add(row.dst, kb.mul(ta.iv, self.run)), kb.const(0), self.run, self.w)
+                    kb.add(row.dst, kb.mul(ta.iv, self.run)), kb.const(0), self.run, self.w, self.elem)
 
     def _copy_tap_rows(self, row: _WindowRow) -> None:
         """The slice's tap rows one by one: a run when the tap row is inside, else tap by tap."""
@@ -802,14 +830,14 @@ class _ConvAPacker:
             col_ok, ix = kb.in_bounds(kb.add(row.ix0, kb.mul(tb.iv, g["dw"])), g["wi"])
             t_lo, t_hi = kb.max(tap_row.lo, tap_k), kb.min(tap_row.hi, kb.add(tap_k, c))
             kb.if_else(kb.and_(tap_row.row_ok, col_ok), lambda: self._copy_run(row, tap_row, ix, tap_k, t_lo, t_hi),
-                       lambda: kb.fill(self.apack, row.dst, t_lo, t_hi, 0.0, self.w))
+                       lambda: kb.fill(self.apack, row.dst, t_lo, t_hi, 0.0, self.w, self.elem))
 
     def _copy_run(self, row: _WindowRow, tap_row: _TapRow, pixel, run_k, lo, hi) -> None:
         """Columns [lo, hi) from the input; column run_k is channel 0 of input pixel `pixel` of
         the tap row."""
         kb = self.kb
         src = kb.add(self.x_off, kb.sub(kb.mul(kb.add(tap_row.pixel_row, pixel), self.g["c"]), run_k))
-        kb.copy(self.x, src, self.apack, row.dst, lo, hi, self.w)
+        kb.copy(self.x, src, self.apack, row.dst, lo, hi, self.w, self.elem)
 
 
 def _chains(accumulators: int, budget: int) -> int:
@@ -842,12 +870,17 @@ def _k_loop(kb: KernelBuilder, k0, k1, init: list, k_step, chains: int, zero) ->
 PACK_FIELDS = ("b", "bp", "k", "n", "b_rs", "b_cs", "b_bs", "bp_bs", "npanels")
 
 
-def pack_b_kernel(nr: int) -> func.FuncOp:
-    """Run-time packing of a non-constant B (strided, so transposed B needs no copy)."""
-    kb = KernelBuilder(f"pack_b_{nr}", Signature.of(PACK_FIELDS, buffers=("b", "bp")))
+def pack_b_kernel_name(nr: int, dtype: DType = DType.FLOAT32) -> str:
+    return f"pack_b_{nr}" if dtype is DType.FLOAT32 else f"pack_b_{nr}_{dtype.value}"
+
+
+def pack_b_kernel(nr: int, dtype: DType = DType.FLOAT32) -> func.FuncOp:
+    """Run-time packing of a non-constant B (strided, so transposed B needs no copy), float32 or float64."""
+    kb = KernelBuilder(pack_b_kernel_name(nr, dtype), Signature.of(PACK_FIELDS, buffers=("b", "bp")))
     f = kb.fields
     b, bp = f["b"], f["bp"]
-    zero = kb.fconst(0.0)
+    elem = f64 if dtype is DType.FLOAT64 else f32
+    zero = kb.vconst(0.0, elem)
     with kb.loop(kb.begin, kb.end) as item:
         batch = kb.div(item.iv, f["npanels"])
         panel = kb.rem(item.iv, f["npanels"])
@@ -858,8 +891,8 @@ def pack_b_kernel(nr: int) -> func.FuncOp:
         with kb.loop(0, f["k"]) as kl:
             drow = kb.add(dst, kb.mul(kl.iv, kb.const(nr)))
             with kb.loop(0, kb.const(nr)) as jl:
-                kb.store(zero, bp, kb.add(drow, jl.iv))
+                kb.store(zero, bp, kb.add(drow, jl.iv), elem)
             with kb.loop(0, ncols) as jl:
                 src = kb.add(src_b, kb.add(kb.mul(kl.iv, f["b_rs"]), kb.mul(kb.add(col0, jl.iv), f["b_cs"])))
-                kb.store(kb.load(b, src), bp, kb.add(drow, jl.iv))
+                kb.store(kb.load(b, src, elem=elem), bp, kb.add(drow, jl.iv), elem)
     return kb.finish()

@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.dialects import arith, func
-from xdsl.dialects.builtin import i64
+from xdsl.dialects.builtin import f32, f64, i64
 
+from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature
 
 IM2COL_FIELDS = ("x", "bp", "groups", "x_bs", "x_gs", "ch_stride", "cg", "kh_stride", "kw_stride",
@@ -29,6 +30,7 @@ class Im2colSpec:
     kh: int
     kw: int
     kd: int = 1  # depth taps (3-D convolutions)
+    dtype: DType = DType.FLOAT32  # or FLOAT64 (the GEMM's F64 panels)
 
     @property
     def nr(self) -> int:
@@ -37,7 +39,8 @@ class Im2colSpec:
     @property
     def name(self) -> str:
         depth = f"{self.kd}x" if self.kd > 1 else ""
-        return f"im2col_{depth}{self.kh}x{self.kw}_nr{self.nr}_w{self.width}"
+        dtype = "" if self.dtype is DType.FLOAT32 else f"_{self.dtype.value}"
+        return f"im2col_{depth}{self.kh}x{self.kw}_nr{self.nr}_w{self.width}{dtype}"
 
 
 def im2col_kernel(spec: Im2colSpec) -> func.FuncOp:
@@ -46,7 +49,8 @@ def im2col_kernel(spec: Im2colSpec) -> func.FuncOp:
     x, bp = f["x"], f["bp"]
     nr, w = spec.nr, spec.width
     offs = kb.scratch(nr, i64)
-    zero = kb.fconst(0.0)
+    elem = f64 if spec.dtype is DType.FLOAT64 else f32
+    zero = kb.vconst(0.0, elem)
     with kb.loop(kb.begin, kb.end) as item:
         bi, panel = kb.div(item.iv, f["npanels"]), kb.rem(item.iv, f["npanels"])
         image, group = kb.div(bi, f["groups"]), kb.rem(bi, f["groups"])
@@ -77,11 +81,12 @@ def im2col_kernel(spec: Im2colSpec) -> func.FuncOp:
                 with kb.if_(contiguous):
                     src = kb.add(base, off0)
                     for v in range(spec.nvec):
-                        kb.store(kb.load(x, kb.add(src, kb.const(v * w)), w), bp, kb.add(drow, kb.const(v * w)))
+                        kb.store(kb.load(x, kb.add(src, kb.const(v * w)), w, elem), bp, kb.add(drow, kb.const(v * w)),
+                                 elem)
                 with kb.if_(kb.cmp("eq", contiguous, kb.const(0, contiguous.type))):
                     with kb.loop(0, ncols) as j:
                         src = kb.add(base, kb.load(offs, j.iv, elem=i64))
-                        kb.store(kb.load(x, src), bp, kb.add(drow, j.iv))
+                        kb.store(kb.load(x, src, elem=elem), bp, kb.add(drow, j.iv), elem)
                     with kb.loop(ncols, kb.const(nr)) as j:
-                        kb.store(zero, bp, kb.add(drow, j.iv))
+                        kb.store(zero, bp, kb.add(drow, j.iv), elem)
     return kb.finish()

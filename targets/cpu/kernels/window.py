@@ -14,14 +14,14 @@ window's first maximum in the unpadded input, offset = plane * plane_size +
 d * isd + h * ish + w * isw with (d, h, w) input coordinates (row- or column-major
 strides); padding never wins (it is -inf and the comparison is strict), and a
 window with no value above -inf keeps -1. A NaN in a window makes its maximum NaN
-(the first NaN is the argmax), as numpy's maximum does.
+(the first NaN is the argmax), as numpy's maximum does. float32, or float64 pools.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import i64
+from xdsl.dialects.builtin import f32, f64, i64
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dtype import DType
@@ -47,13 +47,15 @@ class WindowSpec:
     activation: str  # "none" or a graph activation string
     kd: int = 1      # depth taps (3-D windows)
     argmax: bool = False  # max only: also store each window's argmax (ARGMAX_FIELDS)
+    dtype: DType = DType.FLOAT32  # or FLOAT64: input, weights, bias and output
 
     @property
     def name(self) -> str:
         depth = f"{self.kd}x" if self.kd > 1 else ""
         op = "maxarg" if self.argmax else self.op
+        dtype = "" if self.dtype is DType.FLOAT32 else f"_{self.dtype.value}"
         return (f"window_{op}_{depth}{self.kh}x{self.kw}_w{self.width}_{'b' if self.has_bias else 'nb'}"
-                f"_{activation_tag(self.activation)}")
+                f"_{activation_tag(self.activation)}{dtype}")
 
 
 def window_kernel(spec: WindowSpec) -> func.FuncOp:
@@ -89,6 +91,7 @@ class _WindowEmitter:
             self.indices = f["indices"]
         self.x, self.wts, self.out, self.bias = (f[n] for n in ("x", "w", "out", "bias"))
         self.taps = spec.kd * spec.kh * spec.kw
+        self.elem = f64 if spec.dtype is DType.FLOAT64 else f32
 
     def emit(self) -> func.FuncOp:
         kb, f = self.kb, self.f
@@ -119,7 +122,7 @@ class _WindowEmitter:
         """Output pixels [ow, ow + wd) of the row, one per lane."""
         kb, f, spec = self.kb, self.f, self.spec
         start = kb.add(r.row_base, kb.mul(ow, f["sw"]))
-        init = [kb.fconst(float("-inf") if spec.op == "max" else 0.0, wd)]
+        init = [kb.vconst(float("-inf") if spec.op == "max" else 0.0, self.elem, wd)]
         lane_idx = None
         if spec.argmax:
             ti = Typed(kb, DType.INT64, wd)
@@ -137,16 +140,16 @@ class _WindowEmitter:
         base = kb.add(start, kb.mul(ci, f["ch_stride"]))
         wrow = kb.add(r.w_base, kb.mul(ci, kb.const(self.taps)))
         acc, *idx = carried
-        ti, tf = Typed(kb, DType.INT64, wd), Typed(kb, DType.FLOAT32, wd)
+        ti, tf = Typed(kb, DType.INT64, wd), Typed(kb, spec.dtype, wd)
         for t, off in enumerate(r.tap_offs):
-            v = kb.load(self.x, kb.add(base, off), wd)
+            v = kb.load(self.x, kb.add(base, off), wd, self.elem)
             if spec.argmax:  # strictly greater or the first NaN: the first maximum wins
                 better = kb.and_(kb.fcmp("ugt", v, acc), kb.fcmp("ord", acc, acc))
                 acc = tf.select(better, v, acc)
                 at = ti.add(lane_idx, kb.splat(r.tap_idx[t], wd))
                 idx = [ti.select(better, at, idx[0])]
             elif spec.op == "conv":
-                acc = kb.fma(kb.splat(kb.load(self.wts, kb.add(wrow, kb.const(t))), wd), v, acc)
+                acc = kb.fma(kb.splat(kb.load(self.wts, kb.add(wrow, kb.const(t)), elem=self.elem), wd), v, acc)
             elif spec.op == "max":
                 acc = kb.fmaximum(acc, v)
             else:
@@ -159,11 +162,11 @@ class _WindowEmitter:
         if spec.argmax:
             kb.store(idx, self.indices, kb.add(r.out_row, ow), elem=i64)
         if spec.op == "avg":
-            acc = kb.fmul(acc, kb.load(self.wts, kb.add(kb.mul(r.row, f["ow"]), ow), wd))
+            acc = kb.fmul(acc, kb.load(self.wts, kb.add(kb.mul(r.row, f["ow"]), ow), wd, self.elem))
         if spec.has_bias:
-            acc = kb.fadd(acc, kb.splat(kb.load(self.bias, r.c), wd))
-        acc = epilogue(kb, spec.activation, acc, wd)
-        kb.store(acc, self.out, kb.add(r.out_row, ow))
+            acc = kb.fadd(acc, kb.splat(kb.load(self.bias, r.c, elem=self.elem), wd))
+        acc = epilogue(kb, spec.activation, acc, wd, spec.dtype)
+        kb.store(acc, self.out, kb.add(r.out_row, ow), self.elem)
 
 
 def _argmax_offsets(kb: KernelBuilder, spec: WindowSpec, f: dict, plane, od, oh):

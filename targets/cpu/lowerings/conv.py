@@ -1,4 +1,5 @@
 """Conv (1-D to 3-D) -> (pad) + im2col into packed panels + the register-blocked GEMM; depthwise -> window.
+float64 convolutions (depthwise ones too) take the im2col + GEMM path with the GEMM's F64 panels.
 
 Per (image, group) the GEMM computes out[M/G, P] = W[M/G, K] @ cols[K, P] with
 K = C/G*KD*KH*KW and P = OD*OH*OW (1-D and 2-D convolutions have one depth tap),
@@ -53,17 +54,20 @@ def pads_2d(pads: list[int], rank: int) -> list[int]:
     return [0, pads[0], 0, pads[1]] if rank == 3 else pads
 
 
-def padded_input(L, x, shape, pads: list[int], value: float = 0.0):
+def padded_input(L, x, shape, pads: list[int], value: float = 0.0, dtype: DType = DType.FLOAT32):
     """The input storage `x`, padded on the spatial dims when any pad is non-zero."""
     if not any(pads):
         return x, shape
     nsp = len(shape) - 2
-    return emit_pad(L, x, shape, [0, 0, *pads[:nsp], 0, 0, *pads[nsp:]], value=value)
+    return emit_pad(L, x, shape, [0, 0, *pads[:nsp], 0, 0, *pads[nsp:]], value=value, dtype=dtype.numpy)
 
 
-def require_float32(L, op) -> None:
-    if L.dtype(op.results[0]) is not DType.FLOAT32:
-        raise UnsupportedOperatorError(f"the CPU backend runs {op.name} on float32 only, not {L.dtype(op.results[0]).value}")
+def require_float32(L, op, also: tuple[DType, ...] = ()) -> DType:
+    """The op's float type: float32, or one of `also` (float64 where the kernels take it)."""
+    dtype = L.dtype(op.results[0])
+    if dtype is not DType.FLOAT32 and dtype not in also:
+        raise UnsupportedOperatorError(f"the CPU backend runs {op.name} on float32 only, not {dtype.value}")
+    return dtype
 
 
 def constant_operand(L, v, what: str) -> np.ndarray:
@@ -91,25 +95,27 @@ class ArgmaxOutput:
                 "isd": isd, "ish": ish, "isw": isw}
 
 
-def conv_bias(L, v) -> Loc | None:
+def conv_bias(L, v, dtype: DType = DType.FLOAT32) -> Loc | None:
     """Storage of a Conv bias: a constant joins the weights, a run-time vector (a graph input or a
     computed value) is read where it is; either way the kernel's epilogue adds it."""
     if v is None:
         return None
     arr = L.const_value(v)
-    return L.add_weight("bias", arr.astype(np.float32)) if arr is not None else L.loc(v)
+    return L.add_weight("bias", arr.astype(dtype.numpy)) if arr is not None else L.loc(v)
 
 
 def emit_window(L, spec_op: str, xp, xp_shape, out, out_shape, *, weights: Loc | None = None, bias: Loc | None = None, kernel, strides,
-                dilations, m_per_g: int = 1, activation: str = "none", argmax: ArgmaxOutput | None = None) -> None:
-    """2-D windows, or 3-D ones (5-D shapes, three kernel dims): a depth tap loop over planes."""
+                dilations, m_per_g: int = 1, activation: str = "none", argmax: ArgmaxOutput | None = None,
+                dtype: DType = DType.FLOAT32) -> None:
+    """2-D windows, or 3-D ones (5-D shapes, three kernel dims): a depth tap loop over planes;
+    float32, or float64 (pools)."""
     (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
     m = out_shape[1]
     kd, kh, kw = _depth_view(kernel, 1)
     sd, sh, sw = _depth_view(strides, 1)
     dd, dh, dw = _depth_view(dilations, 1)
-    width = L.target.vector_width if sw == 1 else 1
-    spec = WindowSpec(spec_op, kh, kw, width, bias is not None, activation, kd, argmax is not None)
+    width = L.target.vector_width * 4 // dtype.itemsize if sw == 1 else 1
+    spec = WindowSpec(spec_op, kh, kw, width, bias is not None, activation, kd, argmax is not None, dtype)
     name = L.kernel(spec.name, lambda: window_kernel(spec))
     f = {"x": xp, "w": weights if weights is not None else L.null_buffer, "out": out, "bias": bias if bias is not None else L.null_buffer,
          "m": m, "m_per_g": m_per_g, "cg": 1, "ch_stride": dp * hp * wp, "x_bs": dim_mul(c, dp * hp * wp), "wp": wp,
@@ -138,20 +144,20 @@ class LowerConv(GraphToKernelPattern):
         self.convert(op, rewriter)
 
     def lower(self, L, op: nn.ConvOp) -> None:
-        require_float32(L, op)
+        dtype = require_float32(L, op, also=(DType.FLOAT64,))
         x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "Conv", max_spatial=3)
         w_shape, _ = as_2d(L.shapes[op.weight], [], 0)
         if not all(isinstance(d, int) for d in w_shape):
             raise UnsupportedOperatorError(f"the CPU backend needs a static Conv weight shape, got {list(map(str, w_shape))}")
         # [M, Cg*KD*KH*KW] row-major either way: a constant is added to the weights, a fed weight is read in place
         w = L.const_value(op.weight)
-        w_loc = L.add_weight("conv_weight", w.astype(np.float32)) if w is not None else L.loc(op.weight)
-        bias = conv_bias(L, op.bias)
+        w_loc = L.add_weight("conv_weight", w.astype(dtype.numpy)) if w is not None else L.loc(op.weight)
+        bias = conv_bias(L, op.bias, dtype)
         act = activation_spelling(graph.activation_of(op)) or "none"  # kernel specs name no activation "none"
         g = op.groups
         m, cg, *kernel = w_shape
-        xp, xp_shape = padded_input(L, L.loc(op.input), x_shape, pads)
-        if cg == 1 and g > 1:
+        xp, xp_shape = padded_input(L, L.loc(op.input), x_shape, pads, dtype=dtype)
+        if cg == 1 and g > 1 and dtype is DType.FLOAT32:
             out = L.result_loc(op.result)
             emit_window(L, "conv", xp, xp_shape, out, out_shape, weights=w_loc, bias=bias,
                         kernel=kernel, strides=strides, dilations=dilations, m_per_g=m // g,
@@ -164,11 +170,12 @@ class LowerConv(GraphToKernelPattern):
         (n, c, dp, hp, wp), (od, oh, ow) = _depth_view(xp_shape), _depth_view(out_shape)[2:]
         (kd, kh, kw), (sd, sh, sw), (dd, dh, dw) = (_depth_view(v, 1) for v in (kernel, strides, dilations))
         k, p, mg = cg * kd * kh * kw, od * oh * ow, m // g
-        gspec = GemmSpec.for_target(L.target.vector_width, L.target.num_vector_registers, "row", act)
-        ispec = Im2colSpec(gspec.width, gspec.nvec, kh, kw, kd)
+        width = L.target.vector_width * 4 // dtype.itemsize
+        gspec = GemmSpec.for_target(width, L.target.num_vector_registers, "row", act)
+        ispec = Im2colSpec(gspec.width, gspec.nvec, kh, kw, kd, dtype)
         npanels = -(-p // ispec.nr)
         images_groups = dim_mul(n, g)
-        cols = L.new_buffer(dim_mul(images_groups, npanels * ispec.nr * k * 4))
+        cols = L.new_buffer(dim_mul(images_groups, npanels * ispec.nr * k * dtype.itemsize))
         name = L.kernel(ispec.name, lambda: im2col_kernel(ispec))
         plane = dp * hp * wp
         f = {"x": xp, "bp": cols, "groups": g, "x_bs": dim_mul(c, plane), "x_gs": cg * plane,
@@ -179,7 +186,7 @@ class LowerConv(GraphToKernelPattern):
         out, residual = L.result_and_residual_locs(op, k)
         L.emit_gemm(a=None, a_loc=w_loc, a_strides=(k, 1), m=mg, k=k, n=p,
                     out=out, b_packed=cols, b_batch=images_groups, batch=n, groups=g, a_gs=mg * k, c_gs=mg * p,
-                    c_bs=m * p, row_bias=bias, activation=act, residual=residual)
+                    c_bs=m * p, row_bias=bias, activation=act, residual=residual, dtype=dtype)
 
 
 PATTERNS = (LowerConv,)

@@ -1,5 +1,5 @@
 """ConvTranspose -> GEMM (cols = W^T @ X per image and group) + col2im scatter-add (1-D to 3-D);
-Col2Im -> the scatter-add alone.
+Col2Im -> the scatter-add alone. float32 or float64 (the GEMM's F64 panels).
 
 Per (image, group) the GEMM computes cols[Mg*KK, IS] = W_g^T[Mg*KK, Cg] @ X_g[Cg, IS]
 with IS the input's spatial size. Constant weights are transposed at compile
@@ -15,6 +15,7 @@ from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import graph_nn as nn
 from pyflame_rt.dialects.symbolic import dim_mul
+from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.col2im import COL2IM_FIELDS, SPATIAL, Col2imSpec, col2im_kernel
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
@@ -39,7 +40,7 @@ class LowerConvTranspose(GraphToKernelPattern):
         self.convert(op, rewriter)
 
     def lower(self, L, op: nn.ConvTransposeOp) -> None:
-        require_float32(L, op)
+        dtype = require_float32(L, op, also=(DType.FLOAT64,))
         x_shape, out_shape = L.shapes[op.input], L.shapes[op.result]
         nsp = len(x_shape) - 2
         if nsp > 3:
@@ -53,15 +54,16 @@ class LowerConvTranspose(GraphToKernelPattern):
         n = x_shape[0]
         w = L.const_value(op.weight)
         if w is not None:  # A = W_g^T per group: [G, Mg*KK, Cg], rows (output channel, tap)
-            a = L.add_weight("conv_transpose_weight", w.astype(np.float32).reshape(g, cg, mg * taps).transpose(0, 2, 1))
+            a = L.add_weight("conv_transpose_weight", w.astype(dtype.numpy).reshape(g, cg, mg * taps).transpose(0, 2, 1))
             a_strides, a_gs = (cg, 1), mg * taps * cg
         else:  # W [G*Cg, Mg*KK] read transposed
             a, a_strides, a_gs = L.loc(op.weight), (1, mg * taps), cg * mg * taps
-        cols = L.new_buffer(dim_mul(n, m * taps * in_size * 4))
+        cols = L.new_buffer(dim_mul(n, m * taps * in_size * dtype.itemsize))
         L.emit_gemm(a=None, a_loc=a, a_strides=a_strides, m=mg * taps, k=cg, n=in_size, out=cols,
                     b_value=op.input, b_strides=(in_size, 1, cg * in_size), b_batch=dim_mul(n, g), batch=n, groups=g,
-                    a_gs=a_gs, c_gs=mg * taps * in_size, c_bs=m * taps * in_size)
-        _scatter_add(L, op, cols, op.bias, n, m, kernel=w_shape[2:], blocks=in_sp, image=list(out_shape[2:]))
+                    a_gs=a_gs, c_gs=mg * taps * in_size, c_bs=m * taps * in_size, dtype=dtype)
+        _scatter_add(L, op, cols, op.bias, n, m, kernel=w_shape[2:], blocks=in_sp, image=list(out_shape[2:]),
+                     dtype=dtype)
 
 
 class LowerCol2Im(GraphToKernelPattern):
@@ -74,20 +76,21 @@ class LowerCol2Im(GraphToKernelPattern):
         self.convert(op, rewriter)
 
     def lower(self, L, op: nn.Col2ImOp) -> None:
-        require_float32(L, op)
+        dtype = require_float32(L, op, also=(DType.FLOAT64,))
         n, c, *_ = L.shapes[op.result]
         (m,) = _static((c,), "Col2Im channel count")
         _scatter_add(L, op, L.loc(op.input), None, n, m,
-                     kernel=op.ints("block_shape"), blocks=op.block_counts(), image=op.ints("image_shape"))
+                     kernel=op.ints("block_shape"), blocks=op.block_counts(), image=op.ints("image_shape"), dtype=dtype)
 
 
-def _scatter_add(L, op, cols, bias, n, m: int, *, kernel, blocks, image) -> None:
+def _scatter_add(L, op, cols, bias, n, m: int, *, kernel, blocks, image, dtype: DType) -> None:
     """out[N, M, *image] = bias + the columns [N, M, KK, *blocks] added at each tap's positions."""
     nsp = len(image)
     geometry = {"k": _as_3d(kernel, 1), "i": _as_3d(blocks, 1), "o": _as_3d(image, 1),
                 "s": _as_3d(op.ints("strides"), 1), "dl": _as_3d(op.ints("dilations"), 1),
                 "p": _as_3d(op.ints("pads")[:nsp], 0)}
-    spec = Col2imSpec(L.target.vector_width if geometry["s"][2] == 1 else 1, bias is not None)
+    width = L.target.vector_width * 4 // dtype.itemsize if geometry["s"][2] == 1 else 1
+    spec = Col2imSpec(width, bias is not None, dtype)
     name = L.kernel(spec.name, lambda: col2im_kernel(spec))
     fields = {"cols": cols, "out": L.result_loc(op.result), "bias": L.loc(bias) if bias is not None else L.null_buffer,
               "m": m, **{f"{p}{axis}": vals[i] for p, vals in geometry.items() for i, axis in enumerate(SPATIAL)}}

@@ -1,4 +1,4 @@
-"""Gemm / MatMul -> packed-B register-blocked GEMM kernels (see kernels/gemm.py)."""
+"""Gemm / MatMul -> packed-B register-blocked GEMM kernels (see kernels/gemm.py), float32 or float64."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,6 @@ from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.elementwise import activation_spelling
-from pyflame_rt.targets.cpu.kernels.matmul_rows import MATMUL_ROWS_FIELDS, MatMulRowsSpec, matmul_rows_kernel
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
 
@@ -18,20 +17,22 @@ def _row_bias(c: np.ndarray | None, n: Dim, beta: float) -> np.ndarray | None:
     if c is None or not isinstance(n, int):
         return None
     if c.size == 1 or (c.shape[-1] == n and c.size == n):
-        return np.broadcast_to(c.reshape(-1) * beta, (n,)).astype(np.float32)
+        return np.broadcast_to(c.reshape(-1) * beta, (n,))
     return None
 
 
-def _require_operands(L, op, dtype: DType = DType.FLOAT32) -> None:
+def gemm_dtype(L, op) -> DType:
+    """The GEMM's element type: float32, or float64 when the result is (every operand alike)."""
+    dtype = DType.FLOAT64 if L.dtype(op.results[0]) is DType.FLOAT64 else DType.FLOAT32
     bad = [L.dtype(v).value for v in op.operands if L.dtype(v) is not dtype]
     if bad:
         raise UnsupportedOperatorError(f"{op.name} on the CPU backend needs {dtype.value} operands, got {bad[0]}")
+    return dtype
 
 
 class LowerGemm(GraphToKernelPattern):
     """alpha folds into a constant B and beta into a row-vector C (the GEMM's bias); otherwise they
-    scale elementwise after the GEMM: out * alpha, then C * beta + out. float64 runs the row-by-row
-    kernel in double precision on transposed copies of A / B, then scales and adds C elementwise."""
+    scale elementwise after the GEMM: out * alpha, then C * beta + out."""
 
     float32_only = (graph.GemmOp,)
 
@@ -40,10 +41,7 @@ class LowerGemm(GraphToKernelPattern):
         self.convert(op, rewriter)
 
     def lower(self, L, op: graph.GemmOp) -> None:
-        if L.dtype(op.result) is DType.FLOAT64:
-            self._lower_double(L, op)
-            return
-        _require_operands(L, op)
+        dtype = gemm_dtype(L, op)
         sa, sb = L.shapes[op.a], L.shapes[op.b]
         ta, tb = op.trans_a.value.data, op.trans_b.value.data
         alpha, beta = op.alpha.value.data, op.beta.value.data
@@ -64,39 +62,12 @@ class LowerGemm(GraphToKernelPattern):
         act = activation_spelling(graph.activation_of(op))
         add_c = c_val is not None and bias is None  # then the activation follows the elementwise add
         L.emit_gemm(a=op.a, a_strides=a_strides, m=m, k=k, n=n, out=out, bias=bias,
-                    activation="none" if add_c or scale_after else act or "none", **kw)
+                    activation="none" if add_c or scale_after else act or "none", dtype=dtype, **kw)
         if scale_after:
             L.emit_elementwise("scale", [op.result], out, out_shape, params=(alpha,), activation=None if add_c else act)
         if add_c:
             L.emit_elementwise("add" if beta == 1.0 else "scaled_add", [c_val, op.result], out, out_shape,
-                               out_dtype=DType.FLOAT32, params=() if beta == 1.0 else (beta,), activation=act)
-
-    def _lower_double(self, L, op: graph.GemmOp) -> None:
-        _require_operands(L, op, DType.FLOAT64)
-        alpha, beta = op.alpha.value.data, op.beta.value.data
-        a = _row_major(L, op.a, op.trans_a.value.data)
-        b = _row_major(L, op.b, op.trans_b.value.data)
-        out, out_shape = L.result_loc(op.result), L.shapes[op.result]
-        m, n = out_shape
-        k = L.shapes[op.a][0 if op.trans_a.value.data else 1]
-        emit_matmul_rows(L, a, b, out, batch=1, m=m, k=k, n=n, a_bs=0, b_bs=0, dtype=DType.FLOAT64)
-        act = activation_spelling(graph.activation_of(op))
-        if alpha != 1.0 or (act and op.c is None):  # the activation goes on the last elementwise op
-            L.emit_elementwise("scale", [op.result], out, out_shape, params=(alpha,),
-                               activation=None if op.c is not None else act)
-        if op.c is not None:
-            L.emit_elementwise("add" if beta == 1.0 else "scaled_add", [op.c, op.result], out, out_shape,
-                               out_dtype=DType.FLOAT64, params=() if beta == 1.0 else (beta,), activation=act)
-
-
-def _row_major(L, v, transposed: bool):
-    """The location of matrix v, or (transposed) of a row-major copy of v's transpose."""
-    if not transposed:
-        return L.loc(v)
-    rows, cols = L.shapes[v]
-    copy = L.new_buffer(dim_mul(dim_mul(rows, cols), L.dtype(v).itemsize))
-    L.emit_strided("copy", [L.loc(v)], (L.dtype(v),), [[1], [cols]], copy, (cols, rows), L.dtype(v))
-    return copy
+                               out_dtype=dtype, params=() if beta == 1.0 else (beta,), activation=act)
 
 
 def _batch_expanded(L, v, shape2: tuple, batch_shape: tuple):
@@ -111,8 +82,7 @@ def _batch_expanded(L, v, shape2: tuple, batch_shape: tuple):
 
 
 class LowerMatmul(GraphToKernelPattern):
-    """MatMulBias: the bias row, the residual and the activation go into the GEMM epilogue. float64
-    runs the row-by-row kernel in double precision."""
+    """MatMulBias: the bias row, the residual and the activation go into the GEMM epilogue."""
 
     float32_only = (graph.MatMulOp, graph_fused.MatMulBiasOp)
 
@@ -121,9 +91,7 @@ class LowerMatmul(GraphToKernelPattern):
         self.convert(op, rewriter)
 
     def lower(self, L, op: graph.MatMulOp | graph_fused.MatMulBiasOp) -> None:
-        double = isinstance(op, graph.MatMulOp) and L.dtype(op.result) is DType.FLOAT64
-        if not double:
-            _require_operands(L, op)
+        dtype = gemm_dtype(L, op)
         sa, sb = L.shapes[op.lhs], L.shapes[op.rhs]
         a2 = (1,) + sa if len(sa) == 1 else sa
         b2 = sb + (1,) if len(sb) == 1 else sb
@@ -142,10 +110,6 @@ class LowerMatmul(GraphToKernelPattern):
             b_batch, a_bs = batch, dim_mul(m, k)
             a = _batch_expanded(L, op.lhs, a2, batch_shape)
             b_value = _batch_expanded(L, op.rhs, b2, batch_shape)
-        if double:
-            emit_matmul_rows(L, L.loc(a), L.loc(b_value), out, batch=batch, m=m, k=k, n=n, a_bs=a_bs,
-                             b_bs=dim_mul(k, n) if b_batch != 1 else 0, dtype=DType.FLOAT64)
-            return
         b = L.const_value(op.rhs) if b_value is op.rhs else None
         kw = {}
         if b is not None:
@@ -156,18 +120,9 @@ class LowerMatmul(GraphToKernelPattern):
             bias = L.const_value(op.bias)
             if bias is None:
                 raise UnsupportedOperatorError("graph.matmul_bias needs a constant bias on the CPU backend")
-            kw.update(bias=bias.astype(np.float32), activation=activation_spelling(graph.activation_of(op)) or "none", residual=residual)
+            kw.update(bias=bias, activation=activation_spelling(graph.activation_of(op)) or "none", residual=residual)
         L.emit_gemm(a=a, a_strides=(k, 1), m=m, k=k, n=n, out=out, batch=batch, a_bs=a_bs,
-                    b_batch=b_batch, **kw)
-
-
-def emit_matmul_rows(L, a, b, out, *, batch, m, k, n, a_bs, b_bs, dtype: DType) -> None:
-    """out[batch, m, n] = a @ b (storage locations; a_bs / b_bs: batch strides, 0 = shared) with the
-    row-by-row kernel: float64, which the float32 GEMM would narrow."""
-    spec = MatMulRowsSpec(dtype, max(1, L.target.vector_width * 4 // dtype.itemsize))
-    name = L.kernel(spec.name, lambda: matmul_rows_kernel(spec))
-    f = {"a": a, "b": b, "c": out, "m": m, "n": n, "k": k, "a_bs": a_bs, "b_bs": b_bs}
-    L.call(name, [f[x] for x in MATMUL_ROWS_FIELDS], dim_mul(batch, m), work_per_item=dim_mul(k, n))
+                    b_batch=b_batch, dtype=dtype, **kw)
 
 
 PATTERNS = (LowerGemm, LowerMatmul)

@@ -1,4 +1,4 @@
-"""BatchNorm (inference), InstanceNorm, LRN -> per-plane kernels (kernels/channel.py)."""
+"""BatchNorm (inference), InstanceNorm, LRN -> per-plane kernels (kernels/channel.py), float32 or float64."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,9 +16,8 @@ def emit_plane(L, op, mode: str, x, out, n: Dim, c: Dim, p: Dim, *, s=None, t=No
                stats=(None, None), activation: str = "none") -> None:
     """A plane kernel over n * c planes of p elements; s, t, aux and the stats: the buffers of the
     modes that read or write them."""
-    if L.dtype(op.results[0]) is not DType.FLOAT32:
-        raise UnsupportedOperatorError(f"the CPU backend runs {op.name} on float32 only")
-    spec = PlaneSpec(mode, L.target.vector_width, activation)
+    dtype = _plane_dtype(L, op)
+    spec = PlaneSpec(mode, L.target.vector_width * 4 // dtype.itemsize, activation, dtype)
     name = L.kernel(spec.name, lambda: plane_kernel(spec))
     buffers = {"s": s, "t": t, "aux": aux, "mean": stats[0], "var": stats[1]}
     f = {"x": x, "out": out, "c": c, "p": p, "lrn_pre": lrn[0], "lrn_post": lrn[1],
@@ -26,19 +25,28 @@ def emit_plane(L, op, mode: str, x, out, n: Dim, c: Dim, p: Dim, *, s=None, t=No
     L.call(name, [f[k] for k in PLANE_FIELDS], dim_mul(n, c), work_per_item=p)
 
 
-def _channel_param(L, v, what: str):
-    """A per-channel parameter's storage: a constant becomes a float32 weight, a run-time float32 tensor
-    is read in place."""
+def _plane_dtype(L, op) -> DType:
+    """The plane kernel's type: the op's, float32 or float64."""
+    dtype = L.dtype(op.results[0])
+    if dtype not in (DType.FLOAT32, DType.FLOAT64):
+        raise UnsupportedOperatorError(f"the CPU backend runs {op.name} on float32 and float64 only, not {dtype.value}")
+    return dtype
+
+
+def _channel_param(L, op, v, what: str):
+    """A per-channel parameter's storage: a constant becomes a weight of the op's type, a run-time tensor
+    of that type is read in place."""
+    dtype = _plane_dtype(L, op)
     arr = L.const_value(v)
     if arr is not None:
-        return L.add_weight(what, arr.astype(np.float32))
-    if L.dtype(v) is not DType.FLOAT32:
-        raise UnsupportedOperatorError(f"the CPU backend needs a float32 {what}, got {L.dtype(v).value}")
+        return L.add_weight(what, arr.astype(dtype.numpy))
+    if L.dtype(v) is not dtype:
+        raise UnsupportedOperatorError(f"the CPU backend needs a {dtype.value} {what}, got {L.dtype(v).value}")
     return L.loc(v)
 
 
 def _epsilon(L, op):
-    return L.add_weight("norm_eps", np.array([op.epsilon.value.data], np.float32))
+    return L.add_weight("norm_eps", np.array([op.epsilon.value.data], _plane_dtype(L, op).numpy))
 
 
 class LowerBatchNorm(GraphToKernelPattern):
@@ -60,10 +68,11 @@ class LowerBatchNorm(GraphToKernelPattern):
             scale, bias, mean, var = (a.astype(np.float64) for a in consts)
             s = scale / np.sqrt(var + op.epsilon.value.data)
             t = bias - mean * s
-            emit_plane(L, op, "affine", *plane, s=L.add_weight("bn_scale", s.astype(np.float32)),
-                       t=L.add_weight("bn_shift", t.astype(np.float32)))
+            dtype = _plane_dtype(L, op).numpy
+            emit_plane(L, op, "affine", *plane, s=L.add_weight("bn_scale", s.astype(dtype)),
+                       t=L.add_weight("bn_shift", t.astype(dtype)))
             return
-        s, t, mean, var = (_channel_param(L, v, f"BatchNormalization {w}")
+        s, t, mean, var = (_channel_param(L, op, v, f"BatchNormalization {w}")
                            for v, w in zip(params, ("scale", "bias", "mean", "var")))
         emit_plane(L, op, "batch_norm", *plane, s=s, t=t, stats=(mean, var), aux=_epsilon(L, op))
 
@@ -78,8 +87,8 @@ class LowerInstanceNorm(GraphToKernelPattern):
     def lower(self, L, op: nn.InstanceNormOp) -> None:
         shape = L.shapes[op.input]
         emit_plane(L, op, "instance_norm", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1],
-                   numel(shape[2:]), s=_channel_param(L, op.scale, "InstanceNormalization scale"),
-                   t=_channel_param(L, op.bias, "InstanceNormalization bias"), aux=_epsilon(L, op))
+                   numel(shape[2:]), s=_channel_param(L, op, op.scale, "InstanceNormalization scale"),
+                   t=_channel_param(L, op, op.bias, "InstanceNormalization bias"), aux=_epsilon(L, op))
 
 
 class LowerLRN(GraphToKernelPattern):
@@ -92,7 +101,8 @@ class LowerLRN(GraphToKernelPattern):
     def lower(self, L, op: nn.LRNOp) -> None:
         shape = L.shapes[op.input]
         size = op.size.value.data
-        consts = np.array([op.bias.value.data, op.alpha.value.data / size, -op.beta.value.data], np.float32)
+        consts = np.array([op.bias.value.data, op.alpha.value.data / size, -op.beta.value.data],
+                          _plane_dtype(L, op).numpy)
         emit_plane(L, op, "lrn", L.loc(op.input), L.result_loc(op.result), shape[0], shape[1], numel(shape[2:]),
                    aux=L.add_weight("lrn_consts", consts), lrn=((size - 1) // 2, size - 1 - (size - 1) // 2))
 

@@ -1,5 +1,6 @@
-"""MaxPool / AveragePool -> pad + sliding-window kernel (int8 / uint8 MaxPool through float32 copies);
-MaxPool with Indices -> the same kernel also tracking the argmax; global pools -> per-plane reductions."""
+"""MaxPool / AveragePool -> pad + sliding-window kernel (float32 or float64; int8 / uint8 MaxPool through
+float32 copies); MaxPool with Indices -> the same kernel also tracking the argmax; global pools ->
+per-plane reductions."""
 from __future__ import annotations
 
 import functools
@@ -40,8 +41,8 @@ class LowerPool(GraphToKernelPattern):
     def lower(self, L, op) -> None:
         expect_pooled_extent(L, op, L.shapes[op.input])
         dt = L.dtype(op.result)
-        if dt is DType.FLOAT32:
-            _emit_pool(L, op, L.loc(op.input), L.result_loc(op.result))
+        if dt in (DType.FLOAT32, DType.FLOAT64):
+            _emit_pool(L, op, L.loc(op.input), L.result_loc(op.result), dt)
             return
         if not isinstance(op, MAX_POOLS) or dt not in POOLED_AS_FLOAT32:
             require_float32(L, op)
@@ -60,8 +61,8 @@ def _convert(L, ew_op: str, src, src_dt: DType, dst, dst_dt: DType, shape, param
     L.emit_strided(ew_op, [src], (src_dt,), [[1]], dst, (numel(shape),), dst_dt, params)
 
 
-def _emit_pool(L, op, x, out) -> None:
-    """Pad the float32 input `x` and run the window kernel into `out`."""
+def _emit_pool(L, op, x, out, dtype: DType = DType.FLOAT32) -> None:
+    """Pad the float32 (or float64) input `x` and run the window kernel into `out`."""
     x_shape, out_shape, strides, dilations, pads = windowed_2d(L, op, "pooling", max_spatial=3)
     _, kernel = as_2d(L.shapes[op.input], op.ints("kernel_shape"), 1)
     is_max = isinstance(op, MAX_POOLS)
@@ -71,19 +72,19 @@ def _emit_pool(L, op, x, out) -> None:
     for i in range(nsp):
         need = (out_shape[2 + i] - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1
         full[nsp + i] = max(pads[nsp + i], need - x_shape[2 + i] - pads[i])
-    xp, xp_shape = padded_input(L, x, x_shape, full, value=float("-inf") if is_max else 0.0)
+    xp, xp_shape = padded_input(L, x, x_shape, full, value=float("-inf") if is_max else 0.0, dtype=dtype)
     weights = None
     if not is_max:
         include = op.count_include_pad.value.data
         cnt = [window_counts(x_shape[2 + i], out_shape[2 + i], kernel[i], strides[i], dilations[i],
                              pads[i], pads[nsp + i], include) for i in range(nsp)]
         inv = 1.0 / np.maximum(functools.reduce(np.multiply.outer, cnt), 1)
-        weights = L.add_weight("avg_pool_inv_count", inv.astype(np.float32))
+        weights = L.add_weight("avg_pool_inv_count", inv.astype(dtype.numpy))
     argmax = None
     if isinstance(op, pi.MaxPoolWithIndicesOp):
         argmax = ArgmaxOutput(L.result_loc(op.indices), tuple(x_shape), tuple(pads[:nsp]), op.column_major)
     emit_window(L, "max" if is_max else "avg", xp, xp_shape, out, out_shape,
-                weights=weights, kernel=kernel, strides=strides, dilations=dilations, argmax=argmax)
+                weights=weights, kernel=kernel, strides=strides, dilations=dilations, argmax=argmax, dtype=dtype)
 
 
 def expect_pooled_extent(L, op, nchw: tuple) -> None:
@@ -101,7 +102,6 @@ class LowerGlobalPool(GraphToKernelPattern):
         self.convert(op, rewriter)
 
     def lower(self, L, op) -> None:
-        require_float32(L, op)
         shape = L.shapes[op.input]
         expect_pooled_extent(L, op, shape)
         mode = "mean" if isinstance(op, nn.GlobalAveragePoolOp) else "max"

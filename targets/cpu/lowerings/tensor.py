@@ -15,7 +15,6 @@ from pyflame_rt.targets.cpu.kernels.typed import SINGLE_PRECISION
 from pyflame_rt.targets.cpu.kernels.unique import (
     UNIQUE_GROUPS_FIELDS, UNIQUE_WRITE_FIELDS, UniqueSpec, unique_groups_kernel, unique_write_kernel)
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
-from pyflame_rt.targets.cpu.lowerings.linalg import emit_matmul_rows
 from pyflame_rt.targets.cpu.lowerings.reduce import emit_rows
 from pyflame_rt.targets.cpu.lowerings.views import alias
 
@@ -233,12 +232,8 @@ class LowerEinsum(GraphToKernelPattern):
         nb, nm, nk, nn = (numel(tuple(sizes[c] for c in g)) for g in (batch, m, k, n))
         direct = out_term == batch + m + n and work is dtype
         c_loc = out if direct else L.new_buffer(dim_mul(numel(tuple(sizes[c] for c in out_term)), work.itemsize))
-        if work is DType.FLOAT32:
-            L.emit_gemm(a=a_loc, a_strides=(nk, 1), m=nm, k=nk, n=nn, out=c_loc, batch=nb, a_bs=dim_mul(nm, nk),
-                        b_value=b_loc, b_strides=(nn, 1, dim_mul(nk, nn)), b_batch=nb)
-        else:
-            emit_matmul_rows(L, a_loc, b_loc, c_loc, batch=nb, m=nm, k=nk, n=nn, a_bs=dim_mul(nm, nk),
-                             b_bs=dim_mul(nk, nn), dtype=work)
+        L.emit_gemm(a=a_loc, a_strides=(nk, 1), m=nm, k=nk, n=nn, out=c_loc, batch=nb, a_bs=dim_mul(nm, nk),
+                    b_value=b_loc, b_strides=(nn, 1, dim_mul(nk, nn)), b_batch=nb, dtype=work)
         if not direct:
             mid = batch + m + n
             _permute(L, c_loc, mid, tuple(sizes[c] for c in mid), out_term, sizes, work, dst=out, to=dtype)

@@ -1,9 +1,8 @@
 """float64 tensors compiled to native code vs onnxruntime: arithmetic, comparisons, reductions, data
 movement and casts run in double precision, as do the exact unary ops (Sqrt, Floor, Reciprocal, ...)
-and the activations built on exp; ops whose kernels are float32-accurate only (the vectorized
-erf approximation) are refused by name; MatMul runs the row-by-row double-precision kernel (Gemm
+and the activations built on exp; MatMul runs the register-blocked GEMM in double precision (Gemm
 too: tests/unit/targets/cpu/lowerings/test_linalg.py); exp (Exp, Softmax) has a double-precision
-polynomial (log, tanh, Pow and the trigonometric functions: .../kernels/test_fast_math.py)."""
+polynomial (log, tanh, erf, Pow and the trigonometric functions: .../kernels/test_fast_math.py)."""
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -56,19 +55,11 @@ def test_float64_ops_match_onnxruntime(rng):
             np.testing.assert_array_equal(g, w, err_msg=name)
 
 
-@pytest.mark.parametrize("op", ["Erf"])
-def test_float64_without_double_kernels_is_refused_by_name(op):
-    inputs = [("a", [2, 3], np.float64)]
-    model = make_model([helper.make_node(op, [n for n, *_ in inputs], ["y"])], inputs, [("y", [2, 3], np.float64)])
-    with pytest.raises(UnsupportedOperatorError, match="float"):
-        InferenceSession(model.SerializeToString())
-
-
 @pytest.mark.parametrize("a_shape,b_shape", [((5, 7), (7, 11)), ((2, 3, 5, 9), (9, 13)), ((9,), (3, 9, 4)),
                                              ((2, 1, 3, 4), (1, 5, 4, 6))])
 def test_float64_matmul_runs_in_double_precision(rng, a_shape, b_shape):
-    """The row-by-row kernel: batched, broadcast and 1-D forms, a vector tail (11, 13 columns); exact to
-    double precision (a float32 GEMM would be ~1e-7 off)."""
+    """The GEMM's F64 panels: batched, broadcast and 1-D forms, a last panel of few columns (11, 13);
+    exact to double precision (a float32 GEMM would be ~1e-7 off)."""
     a, b = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
     out_shape = list(np.matmul(a, b).shape)
     model = make_model([helper.make_node("MatMul", ["a", "b"], ["y"])],
@@ -78,6 +69,20 @@ def test_float64_matmul_runs_in_double_precision(rng, a_shape, b_shape):
     assert ours.dtype == np.float64
     np.testing.assert_allclose(ours, np.matmul(a, b), rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(ours, ort_run(model, {"a": a, "b": b})[0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("eq, shapes", [("bqhd,bkhd->bhqk", [(2, 5, 3, 4), (2, 6, 3, 4)]),
+                                        ("ij,kj", [(30, 40), (50, 40)])])
+def test_float64_einsum_runs_in_double_precision(eq, shapes, rng):
+    """Two-operand Einsum: permuting copies, then the float64 GEMM."""
+    feeds = {f"x{i}": rng.standard_normal(s) for i, s in enumerate(shapes)}
+    want = np.einsum(eq, *feeds.values())
+    model = make_model([helper.make_node("Einsum", list(feeds), ["y"], equation=eq)],
+                       [(k, list(v.shape), np.float64) for k, v in feeds.items()], [("y", list(want.shape), np.float64)],
+                       opset=12)
+    (got,) = InferenceSession(model).run(None, feeds)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
 
 
 def test_float64_exp_and_softmax_in_double_precision(rng):

@@ -33,15 +33,16 @@ def _cast(ctx: _NodeContext, x: SSAValue, dtype: DType) -> SSAValue:
 @converter("RMSNormalization")
 def _rms_norm(ctx: _NodeContext):
     """x / sqrt(mean(x^2 over the axes from `axis`) + epsilon) * scale; the first stage in the
-    `stash_type` precision."""
+    `stash_type` precision, never narrower than x (a float64 x stays float64, as in onnx's reference
+    and onnxruntime)."""
     x, scale = ctx.input(0), ctx.input(1)
     rank, dtype = len(ctx.shape(x)), dtype_of(x.type)
     axis = gr.normalize_axis(int(ctx.attrs.get("axis", -1)), rank)
-    stash = DType.from_onnx(int(ctx.attrs.get("stash_type", 1)))
+    stash = DType.FLOAT64 if dtype is DType.FLOAT64 else DType.from_onnx(int(ctx.attrs.get("stash_type", 1)))
     xs = _cast(ctx, x, stash)
     (sq,) = ctx.emit(graph.MulOp, [xs, xs])
     (ms,) = ctx.emit(gr.ReduceOp, [sq], kind="mean", axes=list(range(axis, rank)), keepdims=True)
-    eps = _const(ctx, "epsilon", np.array(ctx.attrs.get("epsilon", 1e-5), stash.numpy))
+    eps = _const(ctx, "epsilon", np.array(np.float32(ctx.attrs.get("epsilon", 1e-5)), stash.numpy))  # a float attribute
     (ms,) = ctx.emit(graph.AddOp, [ms, eps])
     (rms,) = ctx.emit(gm.SqrtOp, [ms])
     (y,) = ctx.emit(graph.DivOp, [xs, rms])

@@ -41,6 +41,19 @@ def test_rms_normalization_with_a_dynamic_batch(axis, rng):
     _check(model, [{"x": _normal(rng, n, 3, 8), "s": scale} for n in (1, 3)], rtol=1e-5)
 
 
+def test_rms_normalization_keeps_float64(rng):
+    """A float64 input is not narrowed to the float32 stash type (onnxruntime and onnx's reference compute
+    in float64); the default epsilon is the float attribute's value."""
+    model = make_model([helper.make_node("RMSNormalization", ["x", "s"], ["y"])],
+                       [("x", [4, 6], np.float64)], [("y", [4, 6], np.float64)], {"s": rng.uniform(0.5, 1, 6)},
+                       opset=23)
+    feeds = {"x": rng.standard_normal((4, 6)) * 1e-3}  # mean square near epsilon: its value matters
+    got = InferenceSession(model.SerializeToString()).run(None, feeds)[0]
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, ort_run(model, feeds)[0], rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(got, _reference_run(model, feeds)[0], rtol=1e-14, atol=1e-15)
+
+
 @pytest.mark.parametrize("interleaved", [0, 1])
 @pytest.mark.parametrize("rotary_dim", [0, 4])
 def test_rotary_embedding_4d_with_position_ids(interleaved, rotary_dim, rng):

@@ -1,13 +1,14 @@
-"""float64 transcendental math (the C library's, through LLVM's intrinsics) against onnxruntime's
-double kernels (numpy where onnxruntime has none), and a function that stays single-precision
-refusing float64 clearly."""
+"""float64 transcendental math (the C library's, through LLVM's intrinsics or, for erf and the
+inverse hyperbolic functions, direct calls) against onnxruntime's double kernels (numpy or Python's
+math where onnxruntime has none)."""
+import math
+
 import numpy as np
 import pytest
 from onnx import helper
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession
-from pyflame_rt.errors import UnsupportedOperatorError
 
 F64 = np.float64
 
@@ -40,7 +41,9 @@ def test_float64_softplus_matches_numpy(rng):  # onnxruntime has no double Softp
 
 @pytest.mark.parametrize("op, fn, lo, hi", [("Tan", np.tan, -3, 3), ("Asin", np.arcsin, -1, 1),
                                             ("Acos", np.arccos, -1, 1), ("Atan", np.arctan, -50, 50),
-                                            ("Sinh", np.sinh, -700, 700), ("Cosh", np.cosh, -700, 700)])
+                                            ("Sinh", np.sinh, -700, 700), ("Cosh", np.cosh, -700, 700),
+                                            ("Asinh", np.arcsinh, -1e6, 1e6), ("Acosh", np.arccosh, 1, 1e6),
+                                            ("Atanh", np.arctanh, -1, 1)])
 def test_float64_trigonometric_matches_numpy(op, fn, lo, hi, rng):  # onnxruntime: float only
     x = rng.uniform(lo, hi, (3, 7))
     _check(_unary_model(op), {"x": x}, want=fn(x))
@@ -68,6 +71,20 @@ def test_float64_log_softmax_matches_onnxruntime(rng):
     assert_close(got, ort_run(model, feeds)[0], rtol=1e-14)
 
 
-def test_float64_erf_is_refused_by_name():
-    with pytest.raises(UnsupportedOperatorError, match="erf.*float64"):
-        InferenceSession(_unary_model("Erf").SerializeToString())
+_erf = np.vectorize(math.erf)
+
+
+@pytest.mark.parametrize("op, attrs, fn", [
+    ("Erf", {}, _erf),
+    ("Gelu", {}, lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2)))),
+    ("Gelu", {"approximate": "tanh"}, lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))))])
+def test_float64_erf_and_gelu_match_the_c_library(op, attrs, fn, rng):
+    """Erf is the C library's erf (onnxruntime has no double Erf, onnx's reference is float32-accurate);
+    3 x 7 elements: vector lanes and a scalar tail, each lane one call. A float32 erf is ~1e-7 off."""
+    x = rng.uniform(-6, 6, (3, 7))
+    x.flat[:3] = [0.0, 1e-300, np.nan]
+    model = make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", [3, 7], F64)], [("y", [3, 7], F64)],
+                       opset=20)
+    got = InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    assert got.dtype == F64
+    np.testing.assert_allclose(got, fn(x), rtol=1e-15, atol=1e-15)  # atol: 1 + tanh cancels near -6

@@ -1,10 +1,12 @@
 """What the generated GEMM micro-kernel is made of, stated from its spec: which register tiles
 exist at which loop depth, how many independent accumulators a K loop keeps, what the epilogue
-stores and reads. Targets are pinned (AVX2: 8 lanes, 16 registers; AVX-512: 16 lanes, 32)."""
+stores and reads. Targets are pinned (AVX2: 8 lanes, 16 registers; AVX-512: 16 lanes, 32; float64
+kernels: 4 and 8 lanes)."""
 import functools
 
 import pytest
 from xdsl.dialects import func, llvm, scf
+from xdsl.dialects.builtin import f64
 from xdsl.ir import BlockArgument, Operation, SSAValue
 
 from pyflame_rt.targets.cpu.kernels.gemm import (
@@ -13,14 +15,16 @@ from pyflame_rt.targets.cpu.kernels.gemm import (
     GEMM_FIELDS,
     MIN_ACCUMULATORS,
     GemmSpec,
+    PanelType,
     gemm_kernel,
 )
 from pyflame_rt.targets.cpu.target import CPUTarget
 
 
-def _spec(cpu: str, has_bias=True, activation="relu", **flags) -> GemmSpec:
+def _spec(cpu: str, has_bias=True, activation="relu", panel=PanelType.F32, **flags) -> GemmSpec:
     t = CPUTarget.named(cpu)
-    return GemmSpec.for_target(t.vector_width, t.num_vector_registers, has_bias, activation, **flags)
+    width = t.vector_width * 4 // panel.compute_dtype.itemsize  # vector_width: float32 lanes
+    return GemmSpec.for_target(width, t.num_vector_registers, has_bias, activation, panel=panel, **flags)
 
 
 SPECS = [
@@ -29,6 +33,8 @@ SPECS = [
     _spec("x86-64-v3", has_bias=False, activation="none", unit_a_cs=False),
     _spec("x86-64-v4", residual=True, small=True),
     _spec("x86-64-v3", conv_a=True),
+    _spec("x86-64-v3", panel=PanelType.F64),
+    _spec("x86-64-v4", panel=PanelType.F64, bias_per_row=True, residual=True),
 ]
 
 
@@ -175,3 +181,19 @@ def test_one_packed_a_block_and_conv_fields_only_in_conv_kernels(spec):
     assert all(arg.uses for arg in conv_args)
     geometry = conv_args[CONV_A_FIELDS.index("conv_c") + 1:]
     assert all(_ancestors(use.operation, scf.IfOp) >= 1 for arg in geometry for use in arg.uses)
+
+
+@pytest.mark.parametrize("cpu, lanes, mr", [("x86-64-v3", 4, 6), ("x86-64-v4", 8, 8)])
+def test_float64_kernel_is_register_blocked_in_doubles(cpu, lanes, mr):
+    """F64 panels: the fp32 generator's tiles with 4 doubles per ymm / 8 per zmm (mr rows x 2 vectors
+    of accumulators), every FMA and vector access in f64; K slices half as deep, so the packed A
+    block keeps its bytes."""
+    spec = _spec(cpu, panel=PanelType.F64)
+    assert (spec.width, spec.nvec, spec.mr) == (lanes, 2, mr)
+    assert spec.kc * 8 == _spec(cpu).kc * 4
+    fmas = [op for op in _ops(spec) if isinstance(op, llvm.FMAOp)]
+    assert fmas and all(op.res.type.get_element_type() == f64 and op.res.type.get_shape() == (lanes,) for op in fmas)
+    vector_accesses = [(op.value if isinstance(op, llvm.StoreOp) else op.dereferenced_value).type
+                       for op in _ops(spec) if isinstance(op, (llvm.StoreOp, llvm.LoadOp))]
+    vector_accesses = [t for t in vector_accesses if hasattr(t, "get_shape")]
+    assert vector_accesses and all(t.get_element_type() == f64 for t in vector_accesses)

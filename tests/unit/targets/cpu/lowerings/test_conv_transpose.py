@@ -126,3 +126,29 @@ def test_col2im_with_a_wrong_block_count_is_refused():
                        {"image": np.array([4, 4]), "block": np.array([2, 2])}, opset=18)
     with pytest.raises(ShapeMismatchError, match="differs from the 9 block positions"):
         InferenceSession(model.SerializeToString())
+
+
+@pytest.mark.parametrize("x_shape, w_shape, attrs", [
+    ((2, 4, 5, 6), (4, 3, 3, 3), dict(strides=[2, 1], pads=[1, 0, 0, 1])),
+    ((1, 4, 7), (4, 2, 3), dict(group=2, strides=[2], dilations=[2])),
+])
+def test_float64_conv_transpose_in_double_precision(x_shape, w_shape, attrs, rng):
+    """The GEMM's F64 panels and the col2im scatter-add in float64. onnxruntime has no double
+    ConvTranspose: onnx's reference evaluator (float64) is the oracle, one group at a time (it
+    mishandles groups)."""
+    from onnx.reference import ReferenceEvaluator
+
+    g = attrs.get("group", 1)
+    w, b = rng.standard_normal(w_shape), rng.standard_normal(w_shape[1] * g)
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], **attrs)
+    model = make_model([node], [("x", list(x_shape), np.float64)], [("y", [None] * len(x_shape), np.float64)],
+                       {"w": w, "b": b})
+    x = rng.standard_normal(x_shape)
+    got = InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    assert got.dtype == np.float64
+    one_group = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], **{**attrs, "group": 1})
+    cg, mg = x_shape[1] // g, w_shape[1]
+    want = np.concatenate([ReferenceEvaluator(one_group).run(
+        None, {"x": x[:, i * cg:(i + 1) * cg], "w": w[i * cg:(i + 1) * cg], "b": b[i * mg:(i + 1) * mg]})[0]
+        for i in range(g)], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)

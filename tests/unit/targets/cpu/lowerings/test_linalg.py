@@ -1,5 +1,5 @@
-"""float64 Gemm in double precision (the row-by-row kernel, transposed copies, elementwise alpha /
-beta / C) against onnxruntime's double Gemm."""
+"""float64 Gemm in double precision (the GEMM's F64 panels, transposed operands read through
+strides, alpha / beta / C folded or elementwise) against onnxruntime's double Gemm."""
 import numpy as np
 import pytest
 from onnx import helper
@@ -34,3 +34,19 @@ def test_float64_gemm_with_constant_weights_and_dynamic_rows(rng):
     for rows in (1, 6):
         feeds = {"a": rng.normal(size=(rows, 33))}
         np.testing.assert_allclose(sess.run(None, feeds)[0], ort_run(model, feeds)[0], rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("m, k, n", [(37, 700, 45), (1, 64, 10)])
+def test_float64_matmul_chain_in_double_precision(m, k, n, rng):
+    """MatMul + Add + Relu, then a residual MatMul + Add, on the float64 GEMM: K = 700 in three slices
+    (float64 slices are half as deep), remainder rows, a partial last panel."""
+    w, b, w2 = rng.normal(size=(k, n)), rng.normal(size=n), rng.normal(size=(n, n))
+    model = make_model([helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Add", ["h", "b"], ["hb"]),
+                        helper.make_node("Relu", ["hb"], ["r"]), helper.make_node("MatMul", ["r", "w2"], ["h2"]),
+                        helper.make_node("Add", ["h2", "r"], ["y"])],
+                       [("x", ["m", k], F64)], [("y", ["m", n], F64)], {"w": w, "b": b, "w2": w2})
+    x = rng.normal(size=(m, k))
+    (got,) = InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    r = np.maximum(x @ w + b, 0)
+    assert got.dtype == F64
+    np.testing.assert_allclose(got, r @ w2 + r, rtol=1e-13, atol=1e-12)
