@@ -74,7 +74,9 @@ class SteppedRun:
                         self.execute(step, first, last)
                     else:
                         self.run_loop(step, loop)
-                    self.bind([c for c in exe.computed_dims if c.step == last], io)
+                    # once: a step an empty loop body (an If branch yielding an outer value) starts
+                    # ends two segments, and its buffers may reuse the tensor read after the first
+                    self.bind([c for c in exe.computed_dims if c.step == last and c.dim not in self.bindings], io)
                 if profiler is not None:
                     profiler.add_run(exe.kernel_name, exe.step_ops, run.events(), self.bindings, start_ns, now_ns())
         finally:

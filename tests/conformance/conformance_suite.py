@@ -344,8 +344,6 @@ KNOWN_FAILURES: dict[str, str] = {
         f"test_sequence_map_{case}_expanded" for case in (
             "add_1_sequence_1_tensor", "add_2_sequences", "extract_shapes", "identity_1_sequence_1_tensor",
             "identity_1_sequence", "identity_2_sequences")),
-    "an If on a run-time condition whose branches yield different shapes":
-    "test_affine_grid_3d_align_corners_expanded",
     "a run-time Loop whose carried value changes shape between iterations": "test_loop11",
     "Scan of opset 8 (a batch axis): onnx's version converter to Scan 9 changes the model's input "
     "shapes, so it is refused by name": "test_scan_sum",

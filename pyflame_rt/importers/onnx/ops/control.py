@@ -27,8 +27,9 @@ from pyflame_rt.dialects import graph, graph_nn as nn, graph_tensor as gt
 from pyflame_rt.dialects.graph_control import IfOp, LoopOp, YieldOp
 from pyflame_rt.dialects.symbolic import parse_dim
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import InvalidModelError
+from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
+from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
 from pyflame_rt.importers.onnx.shape_values import Known
 
 # body nodes an unrolled Loop or Scan may convert in total: bounds the compile time and the
@@ -69,7 +70,45 @@ def _tensor_inputs(ctx: _NodeContext) -> list:
 
 
 def _values(ctx: _NodeContext, outs: list, part: str) -> list:
+    """A subgraph's outputs as SSA values, for a region to yield or a loop to stack (where their rank shows)."""
+    padded = [k for k, v in enumerate(outs) if v in ctx.importer.rank_padded]
+    if padded:
+        raise ctx.fail(f"outputs {padded} of its {part} subgraph come from an If whose branches differ in rank")
     return [ctx.importer.materialized(v, f"{_scope(ctx, part)}_{k}") for k, v in enumerate(outs)]
+
+
+# An If whose branches give the same shape but for leading 1s yields the narrower one padded with
+# them (ONNXImporter.rank_padded: the result -> its rank). The padding is invisible to an op that
+# broadcasts the result against an operand of at least that rank, and passed on by one that keeps
+# its input's shape; any other use (a graph output, a Reshape, a Concat, ...) would show it.
+_HIDING_PADDING = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
+    "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "BitwiseAnd", "BitwiseOr", "BitwiseXor"})
+_PASSING_PADDING_ON = frozenset({"Identity", "Cast", "CastLike", "Neg", "Abs", "Reciprocal", "Sqrt", "Exp", "Log"})
+_TYPE_ONLY_INPUTS = {"CastLike": 1}  # inputs whose shape is not read
+
+
+def rank_padding(imp, node: onnx.NodeProto) -> int | None:
+    """The rank node's input 0 is padded to where the node passes the padding on to its outputs,
+    else None; an UnsupportedOperatorError where the padding of an input would show."""
+    ranks = [None if _TYPE_ONLY_INPUTS.get(node.op_type) == i else imp.rank_padded.get(imp.values.get(name))
+             for i, name in enumerate(node.input)]
+    if not any(ranks):
+        return None
+    if node.op_type in _PASSING_PADDING_ON and not any(ranks[1:]):
+        return ranks[0]
+    others = [_rank(imp, name) for name, r in zip(node.input, ranks) if name and r is None]
+    if node.op_type in _HIDING_PADDING and max(others, default=-1) >= max(r or 0 for r in ranks):
+        return None
+    raise UnsupportedOperatorError(
+        f"{node.op_type} node '{node.name or node.output[0]}': inputs {[n for n, r in zip(node.input, ranks) if r]} "
+        f"come from an If whose branches differ in rank, which this node would show (only a broadcast "
+        f"against an operand of at least their rank hides it)")
+
+
+def _rank(imp, name: str) -> int:
+    known = imp.known.get(name)
+    return known.values.ndim if known is not None else len(imp.shapes[imp.values[name]])
 
 
 @converter("If")
@@ -87,29 +126,62 @@ def _if(ctx: _NodeContext):
     if prod(ctx.shape(cond)) != 1:
         raise ctx.fail(f"the condition has shape {list(ctx.shape(cond))}, not one element")
     (cond,) = ctx.emit(graph.ReshapeOp, [cond], shape=[])
-    thens, elses = (_region(ctx, branch, part) for branch, part in ((then_branch, "then"), (else_branch, "else")))
-    _check_branches(ctx, thens.block.last_op.operands, elses.block.last_op.operands)
-    op = IfOp(cond, [t.type for t in thens.block.last_op.operands], thens, elses)
+    (thens, then_outs), (elses, else_outs) = (_branch(ctx, branch, part) for branch, part in
+                                              ((then_branch, "then"), (else_branch, "else")))
+    _check_branches(ctx, then_outs, else_outs)
+    ranks = [max(len(ctx.shape(t)), len(ctx.shape(e))) for t, e in zip(then_outs, else_outs)]
+    padded = [len(ctx.shape(t)) != len(ctx.shape(e)) for t, e in zip(then_outs, else_outs)]
+    then_outs = [_padded(ctx, thens, t, rank) for t, rank in zip(then_outs, ranks)]
+    else_outs = [_padded(ctx, elses, e, rank) for e, rank in zip(else_outs, ranks)]
+    for block, outs in ((thens, then_outs), (elses, else_outs)):
+        block.add_op(YieldOp(*outs))
+    dims = _selected_dims(ctx, cond, then_outs, else_outs)
+    op = IfOp(cond, [t.type if dims is None or t.type == e.type else graph.tensor_type(d, graph.dtype_of(t.type))
+                     for t, e, d in zip(then_outs, else_outs, dims or then_outs)],
+              Region(thens), Region(elses), dims)
     imp.builder.insert(op)
-    for r, t in zip(op.outs, thens.block.last_op.operands):
-        imp.shapes[r] = imp.shapes[t]
+    for r, t, d, p in zip(op.outs, then_outs, dims or then_outs, padded):
+        imp.shapes[r] = imp.shapes[t] if dims is None else d
+        if p:
+            imp.rank_padded[r] = len(imp.shapes[r])
     return list(op.outs)
 
 
 def _check_branches(ctx: _NodeContext, thens, elses) -> None:
+    """The branches' outputs must agree in element type and, but for leading 1s, in rank."""
     for k, (t, e) in enumerate(zip(thens, elses)):
-        if ctx.shape(t) != ctx.shape(e) or t.type != e.type:
+        narrow, wide = sorted((ctx.shape(t), ctx.shape(e)), key=len)
+        if graph.dtype_of(t.type) is not graph.dtype_of(e.type) or any(d != 1 for d in wide[:len(wide) - len(narrow)]):
             raise ctx.fail(f"output {k} is {t.type} in the then branch and {e.type} in the else branch: with a "
-                           f"condition known only at run time, both branches must give the same shape and type")
+                           f"condition known only at run time, the branches must give the same element type and "
+                           f"rank (or one the other's shape with leading 1s)")
 
 
-def _region(ctx: _NodeContext, branch: onnx.GraphProto, part: str) -> Region:
-    """An If branch converted into a region of its own, ended by a graph.yield of its outputs."""
-    imp = ctx.importer
+def _branch(ctx: _NodeContext, branch: onnx.GraphProto, part: str) -> tuple[Block, list]:
+    """An If branch converted into a block of its own (its yield not added yet) and its outputs."""
     block = Block()
-    with _converting_into(imp, block):
-        block.add_op(YieldOp(*_values(ctx, imp.inline_graph(branch, {}, _scope(ctx, part)), part)))
-    return Region(block)
+    with _converting_into(ctx.importer, block):
+        return block, _values(ctx, ctx.importer.inline_graph(branch, {}, _scope(ctx, part)), part)
+
+
+def _padded(ctx: _NodeContext, block: Block, v, rank: int):
+    """v with leading 1s up to `rank`, computed in `block`."""
+    shape = ctx.shape(v)
+    if len(shape) == rank:
+        return v
+    with _converting_into(ctx.importer, block):
+        return ctx.emit(graph.ReshapeOp, [v], shape=[1] * (rank - len(shape)) + list(shape))[0]
+
+
+def _selected_dims(ctx: _NodeContext, cond, thens, elses) -> list | None:
+    """None if the branches' outputs have the same shapes; else the results' dims, those of the
+    branch `cond` selects, bound before the If runs (no dim is bound inside a branch, so both
+    branches' shapes are known before it)."""
+    if all(ctx.shape(t) == ctx.shape(e) for t, e in zip(thens, elses)):
+        return None
+    sa = ShapeArithmetic(ctx)
+    return [sa.bind(sa.where(cond, sa.dims(ctx.shape(t)), sa.dims(ctx.shape(e))), f"{k}_dims")
+            if ctx.shape(t) != ctx.shape(e) else ctx.shape(t) for k, (t, e) in enumerate(zip(thens, elses))]
 
 
 @contextmanager

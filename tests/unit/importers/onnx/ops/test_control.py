@@ -58,13 +58,56 @@ def test_if_with_a_condition_known_at_import_becomes_its_branch():
     _check(model, {"x": np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)})
 
 
-def test_if_branches_of_different_shapes_need_a_condition_known_at_import():
+def test_if_branches_of_different_ranks_need_a_condition_known_at_import():
     branches = dict(then_branch=_graph("then", [helper.make_node("Identity", ["x"], ["t"])], [], [_vi("t")]),
                     else_branch=_graph("else", [helper.make_node("ReduceSum", ["x"], ["e"], keepdims=0)], [],
                                        [_vi("e")]))
     model = make_model([helper.make_node("If", ["c"], ["y"], **branches)], [("c", [], np.bool_), ("x", [2, 3])],
                        [("y", [2, 3])])
-    with pytest.raises(UnsupportedOperatorError, match="both branches must give the same shape and type"):
+    with pytest.raises(UnsupportedOperatorError, match="the branches must give the same element type and rank"):
+        from_onnx(model)
+
+
+def test_if_branches_of_different_dims_give_the_taken_branchs_shape():
+    # the result's dims are bound before the If from the branch the condition selects
+    branches = dict(then_branch=_graph("then", [helper.make_node("Identity", ["x"], ["t"])], [], [_vi("t")]),
+                    else_branch=_graph("else", [helper.make_node("Concat", ["x", "x"], ["e"], axis=1)], [],
+                                       [_vi("e")]))
+    model = make_model([helper.make_node("If", ["c"], ["y0"], **branches), helper.make_node("Relu", ["y0"], ["y"])],
+                       [("c", [], np.bool_), ("x", ["batch", 3])], [("y", ["batch", "w"])])
+    sess = InferenceSession(model.SerializeToString())
+    for batch in (2, 5):
+        x = np.random.default_rng(batch).standard_normal((batch, 3)).astype(np.float32)
+        for c in (True, False):
+            feed = {"c": np.array(c), "x": x}
+            got, expected = sess.run(None, feed)[0], ort_run(model, feed)[0]
+            assert got.shape == expected.shape
+            assert_close(got, expected)
+
+
+def _rank_branches():
+    """then: the sum of x, a scalar; else: the max of x kept as [1]."""
+    return dict(then_branch=_graph("then", [helper.make_node("ReduceSum", ["x"], ["t"], keepdims=0)], [], [_vi("t")]),
+                else_branch=_graph("else", [helper.make_node("ReduceMax", ["x"], ["e"], keepdims=1)], [], [_vi("e")]))
+
+
+def test_if_branches_differing_in_leading_1s_feed_a_broadcast():
+    model = make_model([helper.make_node("If", ["c"], ["r"], **_rank_branches()),
+                        helper.make_node("Mul", ["x", "r"], ["y"])], [("c", [], np.bool_), ("x", [3])], [("y", [3])])
+    sess = InferenceSession(model.SerializeToString())
+    for c in (True, False):
+        feed = {"c": np.array(c), "x": np.array([1.0, -2.0, 4.0], np.float32)}
+        assert_close(sess.run(None, feed)[0], ort_run(model, feed)[0])
+
+
+def test_if_branches_differing_in_rank_are_refused_where_the_rank_shows():
+    model = make_model([helper.make_node("If", ["c"], ["r"], **_rank_branches()),
+                        helper.make_node("Relu", ["r"], ["y"])], [("c", [], np.bool_), ("x", [3])], [("y", ["n"])])
+    with pytest.raises(UnsupportedOperatorError, match="Relu node .* come from an If whose branches differ in rank"):
+        from_onnx(model)
+    model = make_model([helper.make_node("If", ["c"], ["r"], **_rank_branches()),
+                        helper.make_node("Cast", ["r"], ["y"], to=F)], [("c", [], np.bool_), ("x", [3])], [("y", ["n"])])
+    with pytest.raises(UnsupportedOperatorError, match="graph output 'y' comes from an If whose branches differ"):
         from_onnx(model)
 
 
