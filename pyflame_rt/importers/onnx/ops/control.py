@@ -2,7 +2,8 @@
 
 An If whose condition is known at import becomes its branch; one whose condition is known only
 at run time a graph.if (dialects/graph_control.py), each branch converted into a region of its
-own (the branches must agree on every output's shape and type), also inside a loop's body. A
+own (the branches agree on every output's element type and rank; where their dims differ, the
+results' are bound before the If from the branch it takes), also inside a loop's body. A
 Scan, and a Loop whose trip count and condition are known at import
 (the iteration number is known in each copy, so shape arithmetic over it folds), are unrolled:
 the body is converted once per iteration, each copy bound to the previous one's loop-carried
