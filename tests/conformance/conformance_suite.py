@@ -345,8 +345,6 @@ KNOWN_FAILURES: dict[str, str] = {
             "add_1_sequence_1_tensor", "add_2_sequences", "extract_shapes", "identity_1_sequence_1_tensor",
             "identity_1_sequence", "identity_2_sequences")),
     "a run-time Loop whose carried value changes shape between iterations": "test_loop11",
-    "Scan of opset 8 (a batch axis): onnx's version converter to Scan 9 changes the model's input "
-    "shapes, so it is refused by name": "test_scan_sum",
 }
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}
 

@@ -30,7 +30,7 @@ from pyflame_rt.dialects.symbolic import Shape, SymDim
 from pyflame_rt.dialects.weights import WeightOp, WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.files import read_regular
-from pyflame_rt.importers.onnx import ops, shape_values, structured  # ops: the converters register on import
+from pyflame_rt.importers.onnx import legacy_scan, ops, shape_values, structured  # ops: converters register
 from pyflame_rt.importers.onnx.converters import _CONVERTERS, _NEWER_ATTRIBUTES, _NodeContext, converts
 from pyflame_rt.importers.onnx.ops.control import rank_padding
 from pyflame_rt.limits import check_tensor_bytes
@@ -250,10 +250,11 @@ class ONNXImporter:
         v = self.source_opset
         if v == 0 or v >= MIN_OPSET:
             return proto
-        if any(n.op_type == "Scan" for n in proto.graph.node):
-            # onnx's Scan 8 -> 9 adapter drops the batch axis, changing the model's input shapes
-            raise UnsupportedOperatorError(f"Scan of opset {v} (with a batch axis) is not supported: export the "
-                                           f"model with opset {MIN_OPSET} or newer")
+        if v <= legacy_scan.SCAN_8:
+            rewritten = onnx.ModelProto()
+            rewritten.CopyFrom(proto)
+            legacy_scan.scans_as_loops(rewritten.graph)
+            proto = rewritten
         try:
             upgraded = onnx.version_converter.convert_version(proto, MIN_OPSET)
         except Exception as e:

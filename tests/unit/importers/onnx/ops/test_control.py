@@ -248,15 +248,6 @@ def test_branches_with_a_different_number_of_outputs_are_a_malformed_model():
         from_onnx(model, ImportOptions(check_model=False))
 
 
-def test_an_opset_8_scan_with_its_batch_axis_is_refused_by_name():
-    body = _graph("body", [helper.make_node("Add", ["s", "x_t"], ["s_out"])], [_vi("s", F, [2]), _vi("x_t", F, [2])],
-                  [_vi("s_out", F, [2])])
-    model = make_model([helper.make_node("Scan", ["", "s0", "x"], ["s"], num_scan_inputs=1, body=body)],
-                       [("s0", [1, 2]), ("x", [1, 3, 2])], [("s", [1, 2])], opset=8)
-    with pytest.raises(UnsupportedOperatorError, match="Scan of opset 8 .* export the model with opset 9 or newer"):
-        from_onnx(model)
-
-
 @pytest.mark.slow
 def test_a_torchscript_export_with_a_data_dependent_branch_in_a_loop():
     """torch.onnx exports the scripted Python loop as a Loop over x.shape[0] (a dynamic axis: a loop
