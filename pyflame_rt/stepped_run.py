@@ -74,9 +74,7 @@ class SteppedRun:
                         self.execute(step, first, last)
                     else:
                         self.run_loop(step, loop)
-                    # once: a step an empty loop body (an If branch yielding an outer value) starts
-                    # ends two segments, and its buffers may reuse the tensor read after the first
-                    self.bind([c for c in exe.computed_dims if c.step == last and c.dim not in self.bindings], io)
+                    self.bind([c for c in exe.computed_dims if self.binds_after(c, last, loop)], io)
                 if profiler is not None:
                     profiler.add_run(exe.kernel_name, exe.step_ops, run.events(), self.bindings, start_ns, now_ns())
         finally:
@@ -99,6 +97,14 @@ class SteppedRun:
             if loop is not None:
                 yield loop.begin, loop.end, loop
                 first = loop.end
+
+    def binds_after(self, c: ComputedDim, last: int, loop: Loop | None) -> bool:
+        """Whether dim c is bound after the segment that ends at `last` (the body of `loop`, or
+        none). A loop with an empty body (an If branch yielding an outer value) starts where the
+        segment before it ends, so two segments end at that step: c is bound once, after the
+        first, unless it is a loop's count (read from its counter), bound after the loop."""
+        counter = (c.kind, c.buffer) in {(lp.counter.kind, lp.counter.index) for lp in self.exe.loops}
+        return c.step == last and c.dim not in self.bindings and (loop is not None or not counter)
 
     def execute(self, step: "_Step", first: int, last: int) -> None:
         """Run the launches [first, last)."""

@@ -106,7 +106,8 @@ def test_if_branches_differing_in_rank_are_refused_where_the_rank_shows():
     with pytest.raises(UnsupportedOperatorError, match="Relu node .* come from an If whose branches differ in rank"):
         from_onnx(model)
     model = make_model([helper.make_node("If", ["c"], ["r"], **_rank_branches()),
-                        helper.make_node("Cast", ["r"], ["y"], to=F)], [("c", [], np.bool_), ("x", [3])], [("y", ["n"])])
+                        helper.make_node("Cast", ["r"], ["y"], to=F)],
+                       [("c", [], np.bool_), ("x", [3])], [("y", ["n"])])
     with pytest.raises(UnsupportedOperatorError, match="graph output 'y' comes from an If whose branches differ"):
         from_onnx(model)
 
