@@ -278,6 +278,33 @@ def test_a_torchscript_export_with_a_data_dependent_branch_in_a_loop():
         assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
 
 
+@pytest.mark.slow
+def test_a_torchscript_export_whose_branches_give_different_widths():
+    """The branch on x's values widens or narrows it: one session gives each batch the taken
+    branch's shape."""
+    torch = pytest.importorskip("torch")
+    import io
+
+    class Pick(torch.nn.Module):
+        def forward(self, x):
+            if bool(x.sum() > 0):
+                y = torch.cat([x, x * 2.0], dim=1)
+            else:
+                y = x[:, :2]
+            return torch.relu(y) + 1.0
+
+    buf = io.BytesIO()
+    torch.onnx.export(torch.jit.script(Pick()), (torch.randn(4, 3),), buf, dynamo=False, input_names=["x"],
+                      output_names=["y"], opset_version=17, dynamic_axes={"x": {0: "n"}, "y": {0: "n", 1: "w"}})
+    model = onnx.load_from_string(buf.getvalue())
+    sess = InferenceSession(buf.getvalue())
+    for n, sign in ((4, 1.0), (4, -1.0), (2, 1.0), (6, -1.0)):
+        x = (np.abs(np.random.default_rng(n).standard_normal((n, 3))) * sign).astype(np.float32)
+        got, expected = sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0]
+        assert got.shape == expected.shape
+        assert_close(got, expected)
+
+
 def test_if_with_a_run_time_condition_runs_only_the_taken_branch():
     """The else branch gathers with indices fed as an input: out of range, it fails only when taken."""
     branches = _branches([helper.make_node("Identity", ["x"], ["t"])], [helper.make_node("Gather", ["x", "idx"], ["e"])])
