@@ -156,14 +156,9 @@ class SteppedRun:
         trips = self.size(loop.trips)
         counter = ffi.cast("int64_t *", self.address(loop.counter, step.io, 8))
         flag = ffi.cast("uint8_t *", self.address(loop.flag, step.io, 1))
-        copies = {kind: [] for kind in COPY_KINDS}
-        for c in loop.copies:
-            n = self.size(c.nbytes)
-            dest = self.address(c.dest, step.io, n * trips if c.kind == "scan" else n)
-            copies[c.kind].append((dest, self.address(c.source, step.io, n), n))
         counter[0], flag[0] = 0, 1
-        for dest, source, n in copies["enter"]:
-            ffi.memmove(ffi.cast("void *", dest), ffi.cast("void *", source), n)
+        for dest, source, n in self.copies(loop, "enter", step.io, trips):
+            ffi.memmove(dest, source, n)
         i, arenas = 0, len(self.arenas)
         go = loop.init is None or ffi.cast("uint8_t *", self.address(loop.init, step.io, 1))[0] != 0
         while go and i < trips:
@@ -175,14 +170,25 @@ class SteppedRun:
                 self.bind([c for c in computed if c.step == last], step.io)
                 first = last
             go = ffi.cast("uint8_t *", self.address(loop.cond, step.io, 1))[0] != 0
-            for dest, source, n in copies["scan"]:
-                ffi.memmove(ffi.cast("char *", dest) + i * n, ffi.cast("void *", source), n)
-            nexts = [(dest, ffi.buffer(ffi.cast("char *", source), n)[:]) for dest, source, n in copies["next"]]
+            # the body's buffers are this iteration's: its copies are resolved (and checked) now
+            for dest, source, n in self.copies(loop, "scan", step.io, trips):
+                ffi.memmove(dest + i * n, source, n)
+            nexts = [(dest, ffi.buffer(source, n)[:]) for dest, source, n in self.copies(loop, "next", step.io, trips)]
             for dest, data in nexts:  # every source read before any destination is written
-                ffi.memmove(ffi.cast("void *", dest), data, len(data))
+                ffi.memmove(dest, data, len(data))
             self.forget(dims, arenas, pool)
             i += 1
         counter[0] = i
+
+    def copies(self, loop: Loop, kind: str, io, trips: int) -> list:
+        """The loop's copies of `kind` as (destination, source, size), their places checked."""
+        out = []
+        for c in loop.copies:
+            if c.kind == kind:
+                n = self.size(c.nbytes)
+                dest = self.address(c.dest, io, n * trips if kind == "scan" else n)
+                out.append((ffi.cast("char *", dest), ffi.cast("char *", self.address(c.source, io, n)), n))
+        return out
 
     def forget(self, dims: set[str], arenas: int, pool) -> None:
         """Unbind `dims`, free the buffers they size (in the arenas after the first `arenas`) and let

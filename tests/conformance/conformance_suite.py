@@ -344,7 +344,6 @@ KNOWN_FAILURES: dict[str, str] = {
         f"test_sequence_map_{case}_expanded" for case in (
             "add_1_sequence_1_tensor", "add_2_sequences", "extract_shapes", "identity_1_sequence_1_tensor",
             "identity_1_sequence", "identity_2_sequences")),
-    "a run-time Loop whose carried value changes shape between iterations": "test_loop11",
 }
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}
 

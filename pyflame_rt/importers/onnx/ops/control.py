@@ -326,12 +326,14 @@ def _graph_loop(ctx: _NodeContext, body: onnx.GraphProto, cond, carried: list, t
             yielded.insert(0, block.args[1])
         elif ctx.shape(yielded[0]):
             yielded[0] = ctx.emit(graph.ReshapeOp, [yielded[0]], shape=[])[0]
+        n = len(carried)
+        checked = {tuple(ctx.shape(out)): ctx.shape(v) for v, out in zip(carried, yielded[1:1 + n])}
+        yielded[1:1 + n] = [_kept_shape(ctx, j, v, out) for j, (v, out) in enumerate(zip(carried, yielded[1:1 + n]))]
+        # a scan slice of a checked carried value's shape (a scan of it) is of the shape it came in with
+        yielded[1 + n:] = [s if checked.get(tuple(ctx.shape(s)), ctx.shape(s)) == ctx.shape(s) else
+                           ctx.emit(graph.ReshapeOp, [s], shape=list(checked[tuple(ctx.shape(s))]))[0]
+                           for s in yielded[1 + n:]]
         block.add_op(YieldOp(*yielded))
-    n = len(carried)
-    for j, (v, out) in enumerate(zip(carried, yielded[1:1 + n])):
-        if v.type != out.type or ctx.shape(v) != ctx.shape(out):
-            raise ctx.fail(f"loop-carried value {j} comes in as {list(ctx.shape(v))} and leaves an iteration as "
-                           f"{list(ctx.shape(out))}: a loop run at run time needs fixed shapes")
     scans = [((parse_dim(count), *ctx.shape(s)), graph.dtype_of(s.type)) for s in yielded[1 + n:]]
     op = LoopOp(cond, carried, [*(v.type for v in carried), *(graph.tensor_type(s, d) for s, d in scans)],
                 trips, count, Region(block))
@@ -339,6 +341,25 @@ def _graph_loop(ctx: _NodeContext, body: onnx.GraphProto, cond, carried: list, t
     for r, s in zip(op.results, [*(ctx.shape(v) for v in carried), *(s for s, _ in scans)]):
         imp.shapes[r] = s
     return list(op.results)
+
+
+def _kept_shape(ctx: _NodeContext, j: int, v, out):
+    """Carried value j as it leaves an iteration (`out`) in the shape it came in with (v's). Where
+    the shapes differ only in dims known at run time (a size computed in the body), the body
+    checks that they are equal in every iteration (a dim `..._carried_<j>_valid`, -1 where they are
+    not: a ShapeMismatchError before the next launch): its storage keeps v's size. Shapes that
+    differ at compile time are refused."""
+    shape, out_shape = ctx.shape(v), ctx.shape(out)
+    if shape == out_shape and v.type == out.type:
+        return out
+    if (graph.dtype_of(v.type) is not graph.dtype_of(out.type) or len(shape) != len(out_shape)
+            or any(isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(shape, out_shape))):
+        raise ctx.fail(f"loop-carried value {j} comes in as {list(shape)} and leaves an iteration as "
+                       f"{list(out_shape)}: a loop run at run time needs fixed shapes")
+    sa = ShapeArithmetic(ctx)
+    same = sa.eq(sa.reduce("min", sa.eq(sa.dims(out_shape), sa.dims(shape))), 1)
+    sa.bind(sa.const(np.zeros(0, np.int64)), f"carried_{j}", valid=same)
+    return ctx.emit(graph.ReshapeOp, [out], shape=list(shape))[0]
 
 
 def _run_time_scan(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: int, length) -> list:

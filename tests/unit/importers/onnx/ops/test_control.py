@@ -7,7 +7,7 @@ from onnx import TensorProto, helper
 
 from conftest import assert_close, make_model, ort_run
 from pyflame_rt import InferenceSession
-from pyflame_rt.errors import InputError, InvalidModelError, UnsupportedOperatorError
+from pyflame_rt.errors import InputError, InvalidModelError, ShapeMismatchError, UnsupportedOperatorError
 from pyflame_rt.importers.onnx import from_onnx
 from pyflame_rt.options import ImportOptions
 
@@ -185,6 +185,30 @@ def test_a_loop_whose_carried_value_changes_shape_at_run_time_is_refused_by_name
                        [("trips", [], np.int64), ("acc0", [2, 3])], [("acc", ["n", 3])])
     with pytest.raises(UnsupportedOperatorError, match="loop-carried value 0 comes in as \\[2, 3\\] and leaves"):
         from_onnx(model)
+
+
+def test_a_carried_value_whose_shape_is_computed_per_iteration_must_keep_it():
+    """acc + x[i : i + 1] (a [1] while i < len(x), a [0] after): checked in every iteration."""
+    body = _graph("body", [helper.make_node("Identity", ["cond"], ["cond_out"]),
+                           helper.make_node("Add", ["i", "one"], ["end"]),
+                           helper.make_node("Unsqueeze", ["i", "zero"], ["s"]),
+                           helper.make_node("Unsqueeze", ["end", "zero"], ["e"]),
+                           helper.make_node("Slice", ["x", "s", "e"], ["part"]),
+                           helper.make_node("Add", ["acc", "part"], ["acc_out"]),
+                           helper.make_node("Identity", ["acc_out"], ["scan"])],
+                  [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []), _vi("acc", F, [1])],
+                  [_vi("cond_out", TensorProto.BOOL, []), _vi("acc_out"), _vi("scan")])
+    model = make_model([helper.make_node("Loop", ["trips", "", "acc0"], ["acc", "scans"], body=body)],
+                       [("trips", [], np.int64), ("x", ["n"]), ("acc0", [1])], [("acc", [1]), ("scans", ["t", 1])],
+                       {"one": np.array(1, np.int64), "zero": np.array([0], np.int64)})
+    sess = InferenceSession(model.SerializeToString())
+    x = np.array([1.0, -2.0, 4.0, 0.5], np.float32)
+    for trips in (4, 2):
+        feed = {"trips": np.array(trips, np.int64), "x": x, "acc0": np.array([0.25], np.float32)}
+        for got, expected in zip(sess.run(None, feed), ort_run(model, feed)):
+            assert_close(got, expected)
+    with pytest.raises(ShapeMismatchError, match="element counts differ"):  # x[4 : 5] is empty
+        sess.run(None, {"trips": np.array(5, np.int64), "x": x, "acc0": np.array([0.25], np.float32)})
 
 
 def _seq_vi(name):
