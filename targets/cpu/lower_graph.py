@@ -427,8 +427,8 @@ class GraphLowering:
         """The launches until the matching `end_loop` are the body of `loop`, run repeatedly
         (kernel.loop_begin); loops begun before it ends are inside its body."""
         if self.loops and self.body_dims:
-            raise UnsupportedOperatorError(f"a loop or If in a loop body that computes sizes ({sorted(self.body_dims)}) "
-                                           f"is not supported")
+            raise UnsupportedOperatorError(f"a loop or If in a loop body that computes sizes "
+                                           f"({sorted(self.body_dims)}) is not supported")
         self.body_has_loops = bool(self.loops)
         self.loops.append(loop)
         self._emit(kernel.LoopBeginOp(self.value(counter), self.value(flag), self.value(init), self.value(trips)))
