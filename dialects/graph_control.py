@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from xdsl.dialects.builtin import StringAttr, TensorType
+from xdsl.dialects.builtin import ArrayAttr, StringAttr, TensorType
 from xdsl.ir import Block, Region, SSAValue
 from xdsl.irdl import (
-    AttrSizedOperandSegments, IRDLOperation, irdl_op_definition, operand_def, prop_def, region_def, traits_def,
-    var_operand_def, var_result_def,
+    AttrSizedOperandSegments, IRDLOperation, irdl_op_definition, operand_def, opt_prop_def, prop_def, region_def,
+    traits_def, var_operand_def, var_result_def,
 )
 from xdsl.traits import IsTerminator, Pure
 from xdsl.utils.exceptions import VerifyException
 
 from pyflame_rt.dialects.graph import GraphOp, dtype_of, tensor_type
+from pyflame_rt.dialects.graph_tensor import attr_dims, dims_attr
 from pyflame_rt.dialects.symbolic import Dim, Shape, parse_dim
 from pyflame_rt.dtype import DType
 
@@ -108,21 +109,29 @@ class LoopOp(GraphOp):
 @irdl_op_definition
 class IfOp(GraphOp):
     """ONNX If with a condition known only at run time: runs its then region when `cond` (one bool)
-    holds, else its else region; the results are what the region run yields (both regions yield
-    values of the result types)."""
+    holds, else its else region; the results are what the region run yields. Both regions yield
+    values of the result types, or, with `dims`, of the results' element types and ranks: the
+    results' shapes are then `dims` (one list per result), dims the run binds before the op from
+    the branch the condition selects, and each result's storage holds the larger branch's."""
 
     name = "graph.if"
     cond = operand_def(TensorType)
     outs = var_result_def(TensorType)
+    dims = opt_prop_def(ArrayAttr[ArrayAttr[StringAttr]])
     then_region = region_def("single_block")
     else_region = region_def("single_block")
 
-    def __init__(self, cond: SSAValue, result_types: Sequence[TensorType], then_region: Region, else_region: Region):
-        super().__init__(operands=[cond], result_types=[list(result_types)], regions=[then_region, else_region])
+    def __init__(self, cond: SSAValue, result_types: Sequence[TensorType], then_region: Region, else_region: Region,
+                 dims: Sequence[Shape] | None = None):
+        properties = {} if dims is None else {"dims": ArrayAttr([dims_attr(d) for d in dims])}
+        super().__init__(operands=[cond], result_types=[list(result_types)], regions=[then_region, else_region],
+                         properties=properties)
 
     def infer_body_shapes(self, shapes: dict, infer_block: Callable[[Block, dict], None]) -> list[Shape]:
         for region in self.regions:
             infer_block(region.block, shapes)
+        if self.dims is not None:
+            return [attr_dims(d) for d in self.dims.data]
         return [shapes[v] for v in self.then_region.block.last_op.operands]
 
     def infer_shapes(self, shapes):
@@ -131,11 +140,18 @@ class IfOp(GraphOp):
     def verify_(self) -> None:
         if dtype_of(self.cond.type) is not DType.BOOL or self.cond.type.get_shape() != ():
             raise VerifyException(f"graph.if: the condition must be one bool, got {self.cond.type}")
+        results = [r.type for r in self.outs]
+        if self.dims is not None and [len(d.data) for d in self.dims.data] != [len(t.get_shape()) for t in results]:
+            raise VerifyException(f"graph.if: its result shapes {self.dims} do not fit its results {results}")
         for part, region in (("then", self.then_region), ("else", self.else_region)):
             yielded = [v.type for v in region.block.last_op.operands]
-            if yielded != [r.type for r in self.outs]:
-                raise VerifyException(f"graph.if: the {part} region yields {yielded}, the results are "
-                                      f"{[r.type for r in self.outs]}")
+            if not (yielded == results or self.dims is not None and [_rank_and_dtype(t) for t in yielded]
+                    == [_rank_and_dtype(t) for t in results]):
+                raise VerifyException(f"graph.if: the {part} region yields {yielded}, the results are {results}")
+
+
+def _rank_and_dtype(t: TensorType) -> tuple[int, DType]:
+    return len(t.get_shape()), dtype_of(t)
 
 
 CONTROL_OPS = [LoopOp, IfOp, YieldOp]

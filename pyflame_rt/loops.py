@@ -16,7 +16,9 @@ destination is written) and the "scan" copies (to byte i * size of the destinati
 loop the counter holds the number of iterations run. `inner` (absent: none) are the loops within
 the body, in order, their launches inside the body's: each iteration runs the body's launches up to
 the first, that loop (from its counter, flag and "enter" copies on), the launches up to the next,
-and so on. Kept free of the compiler side.
+and so on. The body of an outermost loop without inner loops may bind dims (the header's
+`computed_dims` with a step inside it): they are bound anew in every iteration, and the buffers
+they size placed for it (stepped_run.py); no copy's size names them. Kept free of the compiler side.
 """
 from __future__ import annotations
 
@@ -95,8 +97,9 @@ def loops_from_header(entries: list, launches: int, io_slots: int, buffers: int,
             if not (isinstance(begin, int) and isinstance(end, int) and previous_end <= begin <= end <= last):
                 raise ValueError(f"loop launches [{begin!r}, {end!r}) are not inside the table (or the enclosing "
                                  f"loop's body) after the previous loop")
-            if any(begin < step < end for step in computed_steps):
-                raise ValueError(f"a dim is bound inside the loop body [{begin}, {end})")
+            if any(begin < step < end for step in computed_steps) and (depth or entry.get("inner")):
+                raise ValueError(f"a dim is bound inside the loop body [{begin}, {end}), which is not an "
+                                 f"outermost loop's without loops")
             copies = []
             for c in entry["copies"]:
                 kind, source, dest, nbytes = c

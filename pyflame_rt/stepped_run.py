@@ -14,7 +14,7 @@ cancellation and profile span every step; the arenas go back to the pool when th
 from __future__ import annotations
 
 from math import prod
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 
 import numpy as np
 
@@ -63,18 +63,24 @@ class SteppedRun:
         try:
             with Run(exe.pool, timeout_ms, profiler is not None) as run:
                 start_ns = now_ns() if profiler is not None else 0
-                for first, last, loop in self.segments():
+                def new_step() -> _Step:
+                    """The run's state for launches after the dims bound so far: buffers placed, table resolved."""
                     self.place(pool)
                     io = ffi.new("void*[]", [*map(ffi.from_buffer, self.arrays),
                                              *(ffi.NULL if o is None else ffi.from_buffer(o) for o in self.outs),
                                              status_ptr])
                     launches, fields = self.resolve()
-                    step = _Step(run, launches, ffi.from_buffer("pfrt_field[]", fields), io, timeout_ms, status)
+                    return _Step(run, launches, ffi.from_buffer("pfrt_field[]", fields), io, timeout_ms, status)
+
+                for first, last, loop in self.segments():
+                    step = new_step()
                     if loop is None:
                         self.execute(step, first, last)
+                    elif self.body_dims(loop):
+                        self.iterate(loop, step, new_step, pool)
                     else:
                         self.run_loop(step, loop)
-                    self.bind([c for c in exe.computed_dims if c.step == last], io)
+                    self.bind([c for c in exe.computed_dims if self.binds_after(c, last, loop)], step.io)
                 if profiler is not None:
                     profiler.add_run(exe.kernel_name, exe.step_ops, run.events(), self.bindings, start_ns, now_ns())
         finally:
@@ -97,6 +103,14 @@ class SteppedRun:
             if loop is not None:
                 yield loop.begin, loop.end, loop
                 first = loop.end
+
+    def binds_after(self, c: ComputedDim, last: int, loop: Loop | None) -> bool:
+        """Whether dim c is bound after the segment that ends at `last` (the body of `loop`, or
+        none). A loop with an empty body (an If branch yielding an outer value) starts where the
+        segment before it ends, so two segments end at that step: c is bound once, after the
+        first, unless it is a loop's count (read from its counter), bound after the loop."""
+        counter = (c.kind, c.buffer) in {(lp.counter.kind, lp.counter.index) for lp in self.exe.loops}
+        return c.step == last and c.dim not in self.bindings and (loop is not None or not counter)
 
     def execute(self, step: "_Step", first: int, last: int) -> None:
         """Run the launches [first, last)."""
@@ -125,6 +139,69 @@ class SteppedRun:
                                  ffi.cast("int64_t *", step.status.ctypes.data)):
             raise BackendError("cannot allocate a kernel context for the run")
         self.finish(step, 0)  # the runtime numbers a loop's launches by their index in the table
+
+    def body_dims(self, loop: Loop) -> list[ComputedDim]:
+        """The dims bound inside the loop's body (only an outermost loop without inner loops has any)."""
+        return [c for c in self.exe.computed_dims if loop.begin < c.step < loop.end]
+
+    def iterate(self, loop: Loop, step: "_Step", new_step: Callable[[], "_Step"], pool) -> None:
+        """Run a loop whose body binds dims here, as pfrt_execute_loop would: in every iteration its
+        body in steps split where they are bound (bound anew, checked, their buffers placed in an
+        arena of the iteration's and the shape assumptions on them checked again), then the copies;
+        the run's deadline, cancellation and check status end it between steps."""
+        computed = self.body_dims(loop)
+        dims = {c.dim for c in computed}
+        if any(expr_symbols(e) & dims for e in [loop.trips, *(c.nbytes for c in loop.copies)]):
+            raise InvalidModelError("artifact metadata is invalid: a loop's copy is sized by dims its body binds")
+        trips = self.size(loop.trips)
+        counter = ffi.cast("int64_t *", self.address(loop.counter, step.io, 8))
+        flag = ffi.cast("uint8_t *", self.address(loop.flag, step.io, 1))
+        counter[0], flag[0] = 0, 1
+        for dest, source, n in self.copies(loop, "enter", step.io, trips):
+            ffi.memmove(dest, source, n)
+        i, arenas = 0, len(self.arenas)
+        go = loop.init is None or ffi.cast("uint8_t *", self.address(loop.init, step.io, 1))[0] != 0
+        while go and i < trips:
+            counter[0] = i
+            first = loop.begin
+            for last in sorted({c.step for c in computed}) + [loop.end]:
+                step = new_step()
+                self.execute(step, first, last)
+                self.bind([c for c in computed if c.step == last], step.io)
+                first = last
+            go = ffi.cast("uint8_t *", self.address(loop.cond, step.io, 1))[0] != 0
+            # the body's buffers are this iteration's: its copies are resolved (and checked) now
+            for dest, source, n in self.copies(loop, "scan", step.io, trips):
+                ffi.memmove(dest + i * n, source, n)
+            nexts = [(dest, ffi.buffer(source, n)[:]) for dest, source, n in self.copies(loop, "next", step.io, trips)]
+            for dest, data in nexts:  # every source read before any destination is written
+                ffi.memmove(dest, data, len(data))
+            self.forget(dims, arenas, pool)
+            i += 1
+        counter[0] = i
+
+    def copies(self, loop: Loop, kind: str, io, trips: int) -> list:
+        """The loop's copies of `kind` as (destination, source, size), their places checked."""
+        out = []
+        for c in loop.copies:
+            if c.kind == kind:
+                n = self.size(c.nbytes)
+                dest = self.address(c.dest, io, n * trips if kind == "scan" else n)
+                out.append((ffi.cast("char *", dest), ffi.cast("char *", self.address(c.source, io, n)), n))
+        return out
+
+    def forget(self, dims: set[str], arenas: int, pool) -> None:
+        """Unbind `dims`, free the buffers they size (in the arenas after the first `arenas`) and let
+        the shape assumptions on them be checked again."""
+        exe = self.exe
+        for d in dims:
+            self.bindings.pop(d, None)
+        sized = {i for i in self.addresses if expr_symbols(exe.buffers[i].nbytes) & dims}
+        for i in sized:
+            del self.addresses[i]
+        self.checked_assumptions -= {k for k, a in enumerate(exe.assumptions) if a.symbols() & dims}
+        while len(self.arenas) > arenas:  # only the buffers `dims` size are placed after the loop starts
+            pool.deallocate(self.arenas.pop())
 
     def runtime_loop(self, loop: Loop, io, keep: list):
         """The pfrt_loop of `loop`, its places resolved and checked; what it points to kept in `keep`."""

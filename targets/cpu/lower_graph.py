@@ -43,7 +43,7 @@ from pyflame_rt.targets.cpu.memory_plan import Buffer
 from pyflame_rt.targets.cpu.plan_memory import PlanMemory
 from pyflame_rt.targets.cpu.target import CPUTarget
 from pyflame_rt.loops import Copy, Loop, Place
-from pyflame_rt.value_dims import ComputedDim, ValueDim
+from pyflame_rt.value_dims import ComputedDim, ValueDim, expr_symbols
 
 if TYPE_CHECKING:
     from pyflame_rt.targets.cpu.kernel_cache import KernelCache
@@ -162,6 +162,9 @@ class GraphLowering:
         self.values: dict = {}
         self.graph_op = ""  # the graph op the launches being emitted compute
         self.loops: list[Operation] = []  # the loops whose bodies are being lowered, outermost first
+        # in the body of the outermost loop being lowered: the dims bound there, whether it holds a loop
+        self.body_dims: set[str] = set()
+        self.body_has_loops = False
         # the dims an input's values bind, by argument (a shape fed as a graph input)
         arg_attrs = fn.arg_attrs.data if fn.arg_attrs else [None] * len(fn.args)
         self.value_dims = [graph.value_dims(a.data if a is not None else {}) for a in arg_attrs]
@@ -413,23 +416,35 @@ class GraphLowering:
 
     def bind_dims(self, dims: list[str], loc: Loc, dtype: DType) -> None:
         """Bind `dims` to the elements of the integer tensor at `loc`, as the launches so far leave it."""
+        if len(self.loops) > 1 or self.body_has_loops:
+            raise UnsupportedOperatorError(f"sizes computed inside a loop run at run time ({dims}) are supported "
+                                           f"only in the body of an outermost loop holding no loop or If")
         if self.loops:
-            raise UnsupportedOperatorError(f"sizes computed inside a loop run at run time ({dims}) are not supported")
+            self.body_dims.update(dims)
         for index, dim in enumerate(dims):
             self._emit(kernel.BindDimOp(dim, self.value(loc), index, dtype))
 
     def begin_loop(self, loop: Operation, counter: Loc, flag: Loc, init: Loc, trips: Dim) -> None:
         """The launches until the matching `end_loop` are the body of `loop`, run repeatedly
         (kernel.loop_begin); loops begun before it ends are inside its body."""
+        if self.loops and self.body_dims:
+            raise UnsupportedOperatorError(f"a loop or If in a loop body that computes sizes "
+                                           f"({sorted(self.body_dims)}) is not supported")
+        self.body_has_loops = bool(self.loops)
         self.loops.append(loop)
         self._emit(kernel.LoopBeginOp(self.value(counter), self.value(flag), self.value(init), self.value(trips)))
 
     def loop_copy(self, kind: kernel.LoopCopy, source: Loc, dest: Loc, nbytes: Dim) -> None:
+        if expr_symbols(nbytes) & self.body_dims:
+            raise UnsupportedOperatorError(f"a loop's carried value or scan output sized by dims its body computes "
+                                           f"({sorted(expr_symbols(nbytes) & self.body_dims)}) is not supported")
         self._emit(kernel.LoopCopyOp(kind, self.value(source), self.value(dest), self.value(nbytes)))
 
     def end_loop(self, cond: Loc) -> None:
         self._emit(kernel.LoopEndOp(self.value(cond)))
         self.loops.pop()
+        if not self.loops:
+            self.body_dims, self.body_has_loops = set(), False
 
     def assume(self, assumptions: list[Assumption]) -> None:
         """State the lowering's shape assumptions in the schedule (checked before any launch runs)."""

@@ -336,11 +336,6 @@ KNOWN_FAILURES: dict[str, str] = {
         for suffix in ("", "_expanded")),
     "a Loop run at run time appending elements whose shape changes per iteration (x[:i + 1]) to a "
     "sequence it carries, or carrying an optional sequence": "test_loop13_seq test_loop16_seq_none",
-    "an If on a run-time condition whose branches yield different shapes":
-    "test_affine_grid_3d_align_corners_expanded",
-    "a run-time Loop whose carried value changes shape between iterations": "test_loop11",
-    "Scan of opset 8 (a batch axis): onnx's version converter to Scan 9 changes the model's input "
-    "shapes, so it is refused by name": "test_scan_sum",
 }
 _KNOWN = {name: why for why, names in KNOWN_FAILURES.items() for name in names.split()}
 

@@ -10,7 +10,7 @@ import pyflame_rt
 from pyflame_rt import artifact
 from pyflame_rt.compiled_model import CompiledModel
 from pyflame_rt.compiler import compile_model
-from pyflame_rt.errors import InvalidModelError, RunTimeoutError
+from pyflame_rt.errors import InvalidModelError, RunTimeoutError, ShapeMismatchError, UnsupportedOperatorError
 
 from conftest import make_model, ort_run
 
@@ -143,3 +143,71 @@ def test_the_deadline_stops_a_long_inner_loop(nested_loop, tmp_path):
     options.timeout_ms = 20
     with pytest.raises(RunTimeoutError):
         sess.run(None, {"trips": np.array(1), "inner": np.array(10 ** 15), "x": np.zeros(3, np.float32)}, options)
+
+
+def _slicing_body(before_sum=(), summed="part", after_sum=(), added="total"):
+    """acc += sum(x[i : 2i + 1]) (a slice whose length, bound in the body, changes per iteration);
+    nodes may be added before and after the sum, which then sums `summed` and adds `added`."""
+    vi = helper.make_tensor_value_info
+    return helper.make_graph(
+        [helper.make_node("Identity", ["cond"], ["cond_out"]), helper.make_node("Add", ["i", "i"], ["i2"]),
+         helper.make_node("Add", ["i2", "one"], ["end"]), helper.make_node("Unsqueeze", ["i", "zero"], ["s"]),
+         helper.make_node("Unsqueeze", ["end", "zero"], ["e"]), helper.make_node("Slice", ["x", "s", "e"], ["part"]),
+         *before_sum, helper.make_node("ReduceSum", [summed], ["total"], keepdims=1), *after_sum,
+         helper.make_node("Add", ["acc", added], ["acc_out"]), helper.make_node("Identity", ["acc_out"], ["scan"])],
+        "body", [vi("i", TensorProto.INT64, []), vi("cond", TensorProto.BOOL, []), vi("acc", TensorProto.FLOAT, [1])],
+        [vi("cond_out", TensorProto.BOOL, []), vi("acc_out", TensorProto.FLOAT, [1]),
+         vi("scan", TensorProto.FLOAT, [1])])
+
+
+def _slicing_loop(body):
+    return make_model([helper.make_node("Loop", ["trips", "", "a0"], ["acc", "scans"], body=body)],
+                      [("trips", [], np.int64), ("x", ["n"]), ("a0", [1])], [("acc", [1]), ("scans", ["t", 1])],
+                      {"one": np.array(1, np.int64), "zero": np.array([0], np.int64)})
+
+
+def test_a_loop_body_binds_its_sizes_anew_in_every_iteration(tmp_path):
+    model = _slicing_loop(_slicing_body())
+    compiled = compile_model(model)
+    loop = compiled.header["loops"][0]
+    assert any(loop["begin"] < c[-1] < loop["end"] for c in compiled.header["computed_dims"])
+    sess = _session(compiled, tmp_path)
+    for trips, n in ((4, 6), (1, 3), (7, 5)):
+        feed = {"trips": np.array(trips), "x": np.arange(n, dtype=np.float32) + 1, "a0": np.array([0.5], np.float32)}
+        for got, expected in zip(sess.run(None, feed), ort_run(model, feed)):
+            np.testing.assert_allclose(got, expected)
+
+
+def test_a_bad_size_computed_in_an_iteration_stops_the_run():
+    # part reshaped to [i + 1]: x[2 : 5] of a 4-element x is clamped to 2 elements in iteration 2
+    body = _slicing_body([helper.make_node("Add", ["i", "one"], ["next"]),
+                          helper.make_node("Unsqueeze", ["next", "zero"], ["shape"]),
+                          helper.make_node("Reshape", ["part", "shape"], ["reshaped"])], summed="reshaped")
+    model = _slicing_loop(body)
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    feed = {"trips": np.array(2), "x": np.arange(4, dtype=np.float32), "a0": np.zeros(1, np.float32)}
+    for got, expected in zip(sess.run(None, feed), ort_run(model, feed)):
+        np.testing.assert_allclose(got, expected)
+    with pytest.raises(ShapeMismatchError):
+        sess.run(None, {**feed, "trips": np.array(3)})
+
+
+def test_a_loop_in_a_body_that_binds_sizes_is_refused_when_compiled():
+    vi = helper.make_tensor_value_info
+    inner = helper.make_graph([helper.make_node("Identity", ["c2"], ["c2_out"]),
+                               helper.make_node("Add", ["z", "total"], ["z_out"])], "inner",
+                              [vi("j", TensorProto.INT64, []), vi("c2", TensorProto.BOOL, []),
+                               vi("z", TensorProto.FLOAT, [1])],
+                              [vi("c2_out", TensorProto.BOOL, []), vi("z_out", TensorProto.FLOAT, [1])])
+    body = _slicing_body(after_sum=[helper.make_node("Loop", ["trips", "", "total"], ["again"], body=inner)],
+                         added="again")
+    with pytest.raises(UnsupportedOperatorError, match="loop or If in a loop body that computes sizes"):
+        compile_model(_slicing_loop(body))
+
+
+def test_a_dim_bound_in_an_inner_loop_is_refused_on_load(nested_loop, tmp_path):
+    compiled = copy.deepcopy(nested_loop[1])
+    inner = compiled.header["loops"][0]["inner"][0]
+    compiled.header["computed_dims"] = [["d", "arena", 0, 0, "int64", inner["begin"] + 1]]
+    with pytest.raises(InvalidModelError, match="a dim is bound inside the loop body"):
+        _session(compiled, tmp_path)

@@ -115,3 +115,38 @@ def test_a_sum_over_a_computed_dim_is_bound_with_it():
         feeds = {"v": np.array([v], np.float32), "w": np.arange(m, dtype=np.float32)}
         (got,), (want,) = sess.run(None, feeds), ort_run(model, feeds)
         assert np.array_equal(got, want)
+
+
+def test_a_loop_with_an_empty_body_binds_its_count_after_it_runs():
+    # the body only passes on values: no launch, so the loop starts where the step before it ends
+    vi = helper.make_tensor_value_info
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond"], ["cond_out"]), helper.make_node("Identity", ["r"], ["r_t"])],
+        "body", [vi("i", TensorProto.INT64, []), vi("cond", TensorProto.BOOL, [])],
+        [vi("cond_out", TensorProto.BOOL, []), vi("r_t", TensorProto.FLOAT, [2])])
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Loop", ["trips", ""], ["ys"], body=body)]
+    model = make_model(nodes, [("trips", [], np.int64), ("x", [2])], [("ys", ["n", 2])])
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    for trips in (3, 1, 0):
+        feed = {"trips": np.array(trips, np.int64), "x": np.array([1.0, -2.0], np.float32)}
+        got, expected = sess.run(None, feed)[0], ort_run(model, feed)[0]
+        assert got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_an_if_with_an_empty_branch_after_a_binding_reads_the_bound_dims_once():
+    # the dims of y are bound just before the If, whose then branch has no launch: its loop's
+    # buffers may reuse the tensor they were read from
+    vi = helper.make_tensor_value_info
+    branches = dict(
+        then_branch=helper.make_graph([helper.make_node("Identity", ["x"], ["t"])], "then", [],
+                                      [vi("t", TensorProto.FLOAT, None)]),
+        else_branch=helper.make_graph([helper.make_node("Concat", ["x", "x"], ["e"], axis=1)], "else", [],
+                                      [vi("e", TensorProto.FLOAT, None)]))
+    model = make_model([helper.make_node("If", ["c"], ["y"], **branches)], [("c", [], np.bool_), ("x", ["n", 3])],
+                       [("y", ["n", "w"])])
+    sess = pyflame_rt.InferenceSession(model.SerializeToString())
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for c in (True, False):
+        feed = {"c": np.array(c), "x": x}
+        np.testing.assert_array_equal(sess.run(None, feed)[0], ort_run(model, feed)[0])

@@ -31,8 +31,9 @@ from pyflame_rt.dialects.symbolic import Shape, SymDim
 from pyflame_rt.dialects.weights import WeightOp, WeightTable
 from pyflame_rt.dtype import DType
 from pyflame_rt.files import read_regular
-from pyflame_rt.importers.onnx import ops, shape_values, structured  # ops: the converters register on import
+from pyflame_rt.importers.onnx import legacy_scan, ops, shape_values, structured  # ops: converters register
 from pyflame_rt.importers.onnx.converters import _CONVERTERS, _NEWER_ATTRIBUTES, _NodeContext, converts
+from pyflame_rt.importers.onnx.ops.control import rank_padding
 from pyflame_rt.limits import check_tensor_bytes
 from pyflame_rt.options import ImportOptions
 from pyflame_rt.structured_io import layout_tensors
@@ -147,6 +148,7 @@ class ONNXImporter:
         self.warnings: list[str] = []
         self.known: dict[str, shape_values.Known] = {}
         self.value_dims: dict[str, list[str]] = {}  # input name -> the dims its values bind
+        self.rank_padded: dict[SSAValue, int] = {}  # If results padded with leading 1s (ops/control.py)
         if self.options.check_model:
             try:
                 onnx.checker.check_model(proto)
@@ -216,6 +218,9 @@ class ONNXImporter:
             if vo.name not in self.values and vo.name not in self.known and vo.name not in self.structured:
                 raise InvalidModelError(f"graph output '{vo.name}' is not produced by any node")
             value = self.structured.get(vo.name) or self.value(vo.name)
+            if isinstance(value, SSAValue) and value in self.rank_padded:
+                raise UnsupportedOperatorError(f"graph output '{vo.name}' comes from an If whose branches differ "
+                                               f"in rank: its rank is known only at run time")
             tensors, layout = structured.flatten_output(vo.name, value)
             io["outputs"].append({"name": vo.name, "layout": layout,
                                   "type": structured.value_type_string(value, lambda v: graph.dtype_of(v.type))})
@@ -251,10 +256,11 @@ class ONNXImporter:
         v = self.source_opset
         if v == 0 or v >= MIN_OPSET:
             return proto
-        if any(n.op_type == "Scan" for n in proto.graph.node):
-            # onnx's Scan 8 -> 9 adapter drops the batch axis, changing the model's input shapes
-            raise UnsupportedOperatorError(f"Scan of opset {v} (with a batch axis) is not supported: export the "
-                                           f"model with opset {MIN_OPSET} or newer")
+        if v <= legacy_scan.SCAN_8:
+            rewritten = onnx.ModelProto()
+            rewritten.CopyFrom(proto)
+            legacy_scan.scans_as_loops(rewritten.graph)
+            proto = rewritten
         try:
             upgraded = onnx.version_converter.convert_version(proto, MIN_OPSET)
         except Exception as e:
@@ -321,6 +327,7 @@ class ONNXImporter:
         for name in node.input:
             if name and name not in self.values and name not in self.known and name not in self.structured:
                 raise InvalidModelError(f"node '{node.name}' uses undefined value '{name}'")
+        padding = rank_padding(self, node)
         ctx = _NodeContext(self, node)
         block = self.builder.insertion_point.block
         last = block.last_op
@@ -342,6 +349,8 @@ class ONNXImporter:
                 self.known[name] = v
             elif isinstance(v, SSAValue):
                 self.values[name] = v
+                if padding is not None:
+                    self.rank_padded[v] = padding
             else:
                 self.structured[name] = v
 

@@ -15,7 +15,7 @@ from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
 from pyflame_rt.dialects import kernel
 from pyflame_rt.dialects.graph_control import IfOp, LoopOp, YieldOp
-from pyflame_rt.dialects.symbolic import dim_mul, numel
+from pyflame_rt.dialects.symbolic import dim_mul, fold_size, numel
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
 
@@ -83,8 +83,10 @@ class LowerIf(GraphToKernelPattern):
         rewriter.notify_op_modified(op)
 
     def lower(self, L, op: IfOp) -> None:
-        for r in op.outs:
-            L.locs[r] = L.new_buffer(_nbytes(L, r))
+        for r, t, e in zip(op.outs, *(region.block.last_op.operands for region in op.regions)):
+            # with op.dims the result's dims are the taken branch's: its storage holds either branch's
+            nbytes = _nbytes(L, r) if op.dims is None else fold_size("max", _nbytes(L, t), _nbytes(L, e))
+            L.locs[r] = L.new_buffer(nbytes)
         open_branch(L, op, L.loc(op.cond))
 
 

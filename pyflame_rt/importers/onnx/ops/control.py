@@ -2,7 +2,8 @@
 
 An If whose condition is known at import becomes its branch; one whose condition is known only
 at run time a graph.if (dialects/graph_control.py), each branch converted into a region of its
-own (the branches must agree on every output's shape and type), also inside a loop's body. A
+own (the branches agree on every output's element type and rank; where their dims differ, the
+results' are bound before the If from the branch it takes), also inside a loop's body. A
 Scan, and a Loop whose trip count and condition are known at import
 (the iteration number is known in each copy, so shape arithmetic over it folds), are unrolled:
 the body is converted once per iteration, each copy bound to the previous one's loop-carried
@@ -33,9 +34,10 @@ from pyflame_rt.dialects.assumptions import require_equal, require_same_shape
 from pyflame_rt.dialects.graph_control import IfOp, LoopOp, YieldOp
 from pyflame_rt.dialects.symbolic import parse_dim
 from pyflame_rt.dtype import DType
-from pyflame_rt.errors import InvalidModelError
+from pyflame_rt.errors import InvalidModelError, UnsupportedOperatorError
 from pyflame_rt.importers.onnx.converters import _NodeContext, converter
 from pyflame_rt.importers.onnx.ops import sequence as seq_ops
+from pyflame_rt.importers.onnx.run_time_shapes import ShapeArithmetic
 from pyflame_rt.importers.onnx.shape_values import Known
 from pyflame_rt.importers.onnx.structured import Appended, OptionalValue, SequenceValue
 
@@ -85,12 +87,50 @@ def _carried_inputs(ctx: _NodeContext) -> list:
 
 
 def _values(ctx: _NodeContext, outs: list, part: str) -> list:
-    """Outputs a subgraph yields as tensors (values known at import made constants)."""
+    """A subgraph's outputs as SSA values, for a region to yield or a loop to stack (where their rank
+    shows); values known at import made constants."""
     structured = [k for k, v in enumerate(outs) if isinstance(v, (SequenceValue, OptionalValue))]
     if structured:
         raise ctx.fail(f"outputs {structured} of its {part} subgraph are sequence or optional values where the "
                        f"node takes tensors")
+    padded = [k for k, v in enumerate(outs) if v in ctx.importer.rank_padded]
+    if padded:
+        raise ctx.fail(f"outputs {padded} of its {part} subgraph come from an If whose branches differ in rank")
     return [ctx.importer.materialized(v, f"{_scope(ctx, part)}_{k}") for k, v in enumerate(outs)]
+
+
+# An If whose branches give the same shape but for leading 1s yields the narrower one padded with
+# them (ONNXImporter.rank_padded: the result -> its rank). The padding is invisible to an op that
+# broadcasts the result against an operand of at least that rank, and passed on by one that keeps
+# its input's shape; any other use (a graph output, a Reshape, a Concat, ...) would show it.
+_HIDING_PADDING = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less",
+    "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "BitwiseAnd", "BitwiseOr", "BitwiseXor"})
+_PASSING_PADDING_ON = frozenset({"Identity", "Cast", "CastLike", "Neg", "Abs", "Reciprocal", "Sqrt", "Exp", "Log"})
+_TYPE_ONLY_INPUTS = {"CastLike": 1}  # inputs whose shape is not read
+
+
+def rank_padding(imp, node: onnx.NodeProto) -> int | None:
+    """The rank node's input 0 is padded to where the node passes the padding on to its outputs,
+    else None; an UnsupportedOperatorError where the padding of an input would show."""
+    ranks = [None if _TYPE_ONLY_INPUTS.get(node.op_type) == i else imp.rank_padded.get(imp.values.get(name))
+             for i, name in enumerate(node.input)]
+    if not any(ranks):
+        return None
+    if node.op_type in _PASSING_PADDING_ON and not any(ranks[1:]):
+        return ranks[0]
+    others = [_rank(imp, name) for name, r in zip(node.input, ranks) if name and r is None]
+    if node.op_type in _HIDING_PADDING and max(others, default=-1) >= max(r or 0 for r in ranks):
+        return None
+    raise UnsupportedOperatorError(
+        f"{node.op_type} node '{node.name or node.output[0]}': inputs {[n for n, r in zip(node.input, ranks) if r]} "
+        f"come from an If whose branches differ in rank, which this node would show (only a broadcast "
+        f"against an operand of at least their rank hides it)")
+
+
+def _rank(imp, name: str) -> int:
+    known = imp.known.get(name)
+    return known.values.ndim if known is not None else len(imp.shapes[imp.values[name]])
 
 
 @converter("If")
@@ -110,24 +150,36 @@ def _if(ctx: _NodeContext):
     (cond,) = ctx.emit(graph.ReshapeOp, [cond], shape=[])
     (then_block, thens), (else_block, elses) = (_branch(ctx, branch, part) for branch, part in
                                                 ((then_branch, "then"), (else_branch, "else")))
-    for block, mine, other, part in ((then_block, thens, elses, "then"), (else_block, elses, thens, "else")):
-        with _converting_into(imp, block):
-            flat = [t for v, o in zip(mine, other) for t in _branch_tensors(ctx, v, o)]
-            block.add_op(YieldOp(*_values(ctx, flat, part)))
-    _check_branches(ctx, then_block.last_op.operands, else_block.last_op.operands)
-    op = IfOp(cond, [t.type for t in then_block.last_op.operands], Region(then_block), Region(else_block))
+    then_outs = _branch_values(ctx, then_block, thens, elses, "then")
+    else_outs = _branch_values(ctx, else_block, elses, thens, "else")
+    _check_branches(ctx, then_outs, else_outs)
+    ranks = [max(len(ctx.shape(t)), len(ctx.shape(e))) for t, e in zip(then_outs, else_outs)]
+    padded = [len(ctx.shape(t)) != len(ctx.shape(e)) for t, e in zip(then_outs, else_outs)]
+    then_outs = [_padded(ctx, then_block, t, rank) for t, rank in zip(then_outs, ranks)]
+    else_outs = [_padded(ctx, else_block, e, rank) for e, rank in zip(else_outs, ranks)]
+    for block, outs in ((then_block, then_outs), (else_block, else_outs)):
+        block.add_op(YieldOp(*outs))
+    dims = _selected_dims(ctx, cond, then_outs, else_outs)
+    op = IfOp(cond, [t.type if dims is None or t.type == e.type else graph.tensor_type(d, graph.dtype_of(t.type))
+                     for t, e, d in zip(then_outs, else_outs, dims or then_outs)],
+              Region(then_block), Region(else_block), dims)
     imp.builder.insert(op)
-    for r, t in zip(op.outs, then_block.last_op.operands):
-        imp.shapes[r] = imp.shapes[t]
+    for r, t, d, p in zip(op.outs, then_outs, dims or then_outs, padded):
+        imp.shapes[r] = imp.shapes[t] if dims is None else d
+        if p:
+            imp.rank_padded[r] = len(imp.shapes[r])
     results = iter(op.outs)
     return [_rebuilt(t, e, results) for t, e in zip(thens, elses)]
 
 
 def _check_branches(ctx: _NodeContext, thens, elses) -> None:
+    """The branches' outputs must agree in element type and, but for leading 1s, in rank."""
     for k, (t, e) in enumerate(zip(thens, elses)):
-        if ctx.shape(t) != ctx.shape(e) or t.type != e.type:
+        narrow, wide = sorted((ctx.shape(t), ctx.shape(e)), key=len)
+        if graph.dtype_of(t.type) is not graph.dtype_of(e.type) or any(d != 1 for d in wide[:len(wide) - len(narrow)]):
             raise ctx.fail(f"output {k} is {t.type} in the then branch and {e.type} in the else branch: with a "
-                           f"condition known only at run time, both branches must give the same shape and type")
+                           f"condition known only at run time, the branches must give the same element type and "
+                           f"rank (or one the other's shape with leading 1s)")
 
 
 def _branch(ctx: _NodeContext, branch: onnx.GraphProto, part: str) -> tuple[Block, list]:
@@ -137,6 +189,12 @@ def _branch(ctx: _NodeContext, branch: onnx.GraphProto, part: str) -> tuple[Bloc
     with _converting_into(imp, block):
         outs = imp.inline_graph(branch, {}, _scope(ctx, part))
     return block, outs
+
+
+def _branch_values(ctx: _NodeContext, block: Block, mine: list, other: list, part: str) -> list:
+    """The tensors a branch's block yields for its outputs `mine` (`_branch_tensors`), as values in it."""
+    with _converting_into(ctx.importer, block):
+        return _values(ctx, [t for v, o in zip(mine, other) for t in _branch_tensors(ctx, v, o)], part)
 
 
 def _branch_tensors(ctx: _NodeContext, value, other) -> list:
@@ -201,6 +259,26 @@ def _rebuilt(value, other, results: Iterator):
             return SequenceValue(value.dtype, appended=Appended(value.appended.carried, elements))
         return SequenceValue(value.dtype, stacked=next(results))
     return next(results)
+
+
+def _padded(ctx: _NodeContext, block: Block, v, rank: int):
+    """v with leading 1s up to `rank`, computed in `block`."""
+    shape = ctx.shape(v)
+    if len(shape) == rank:
+        return v
+    with _converting_into(ctx.importer, block):
+        return ctx.emit(graph.ReshapeOp, [v], shape=[1] * (rank - len(shape)) + list(shape))[0]
+
+
+def _selected_dims(ctx: _NodeContext, cond, thens, elses) -> list | None:
+    """None if the branches' outputs have the same shapes; else the results' dims, those of the
+    branch `cond` selects, bound before the If runs (no dim is bound inside a branch, so both
+    branches' shapes are known before it)."""
+    if all(ctx.shape(t) == ctx.shape(e) for t, e in zip(thens, elses)):
+        return None
+    sa = ShapeArithmetic(ctx)
+    return [sa.bind(sa.where(cond, sa.dims(ctx.shape(t)), sa.dims(ctx.shape(e))), f"{k}_dims")
+            if ctx.shape(t) != ctx.shape(e) else ctx.shape(t) for k, (t, e) in enumerate(zip(thens, elses))]
 
 
 @contextmanager
@@ -388,12 +466,14 @@ def _graph_loop(ctx: _NodeContext, body: onnx.GraphProto, cond, carried: list, t
             yielded.insert(0, block.args[1])
         elif ctx.shape(yielded[0]):
             yielded[0] = ctx.emit(graph.ReshapeOp, [yielded[0]], shape=[])[0]
+        n = len(carried)
+        checked = {tuple(ctx.shape(out)): ctx.shape(v) for v, out in zip(carried, yielded[1:1 + n])}
+        yielded[1:1 + n] = [_kept_shape(ctx, j, v, out) for j, (v, out) in enumerate(zip(carried, yielded[1:1 + n]))]
+        # a scan slice of a checked carried value's shape (a scan of it) is of the shape it came in with
+        yielded[1 + n:] = [s if checked.get(tuple(ctx.shape(s)), ctx.shape(s)) == ctx.shape(s) else
+                           ctx.emit(graph.ReshapeOp, [s], shape=list(checked[tuple(ctx.shape(s))]))[0]
+                           for s in yielded[1 + n:]]
         block.add_op(YieldOp(*yielded))
-    n = len(carried)
-    for j, (v, out) in enumerate(zip(carried, yielded[1:1 + n])):
-        if v.type != out.type or ctx.shape(v) != ctx.shape(out):
-            raise ctx.fail(f"loop-carried value {j} comes in as {list(ctx.shape(v))} and leaves an iteration as "
-                           f"{list(ctx.shape(out))}: a loop run at run time needs fixed shapes")
     scans = [((parse_dim(count), *ctx.shape(s)), graph.dtype_of(s.type)) for s in yielded[1 + n:]]
     op = LoopOp(cond, carried, [*(v.type for v in carried), *(graph.tensor_type(s, d) for s, d in scans)],
                 trips, count, Region(block))
@@ -401,6 +481,25 @@ def _graph_loop(ctx: _NodeContext, body: onnx.GraphProto, cond, carried: list, t
     for r, s in zip(op.results, [*(ctx.shape(v) for v in carried), *(s for s, _ in scans)]):
         imp.shapes[r] = s
     return list(op.results)
+
+
+def _kept_shape(ctx: _NodeContext, j: int, v, out):
+    """Carried value j as it leaves an iteration (`out`) in the shape it came in with (v's). Where
+    the shapes differ only in dims known at run time (a size computed in the body), the body
+    checks that they are equal in every iteration (a dim `..._carried_<j>_valid`, -1 where they are
+    not: a ShapeMismatchError before the next launch): its storage keeps v's size. Shapes that
+    differ at compile time are refused."""
+    shape, out_shape = ctx.shape(v), ctx.shape(out)
+    if shape == out_shape and v.type == out.type:
+        return out
+    if (graph.dtype_of(v.type) is not graph.dtype_of(out.type) or len(shape) != len(out_shape)
+            or any(isinstance(a, int) and isinstance(b, int) and a != b for a, b in zip(shape, out_shape))):
+        raise ctx.fail(f"loop-carried value {j} comes in as {list(shape)} and leaves an iteration as "
+                       f"{list(out_shape)}: a loop run at run time needs fixed shapes")
+    sa = ShapeArithmetic(ctx)
+    same = sa.eq(sa.reduce("min", sa.eq(sa.dims(out_shape), sa.dims(shape))), 1)
+    sa.bind(sa.const(np.zeros(0, np.int64)), f"carried_{j}", valid=same)
+    return ctx.emit(graph.ReshapeOp, [out], shape=list(shape))[0]
 
 
 def _run_time_scan(ctx: _NodeContext, body: onnx.GraphProto, inputs: list, n: int, length) -> list:

@@ -58,13 +58,57 @@ def test_if_with_a_condition_known_at_import_becomes_its_branch():
     _check(model, {"x": np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)})
 
 
-def test_if_branches_of_different_shapes_need_a_condition_known_at_import():
+def test_if_branches_of_different_ranks_need_a_condition_known_at_import():
     branches = dict(then_branch=_graph("then", [helper.make_node("Identity", ["x"], ["t"])], [], [_vi("t")]),
                     else_branch=_graph("else", [helper.make_node("ReduceSum", ["x"], ["e"], keepdims=0)], [],
                                        [_vi("e")]))
     model = make_model([helper.make_node("If", ["c"], ["y"], **branches)], [("c", [], np.bool_), ("x", [2, 3])],
                        [("y", [2, 3])])
-    with pytest.raises(UnsupportedOperatorError, match="both branches must give the same shape and type"):
+    with pytest.raises(UnsupportedOperatorError, match="the branches must give the same element type and rank"):
+        from_onnx(model)
+
+
+def test_if_branches_of_different_dims_give_the_taken_branchs_shape():
+    # the result's dims are bound before the If from the branch the condition selects
+    branches = dict(then_branch=_graph("then", [helper.make_node("Identity", ["x"], ["t"])], [], [_vi("t")]),
+                    else_branch=_graph("else", [helper.make_node("Concat", ["x", "x"], ["e"], axis=1)], [],
+                                       [_vi("e")]))
+    model = make_model([helper.make_node("If", ["c"], ["y0"], **branches), helper.make_node("Relu", ["y0"], ["y"])],
+                       [("c", [], np.bool_), ("x", ["batch", 3])], [("y", ["batch", "w"])])
+    sess = InferenceSession(model.SerializeToString())
+    for batch in (2, 5):
+        x = np.random.default_rng(batch).standard_normal((batch, 3)).astype(np.float32)
+        for c in (True, False):
+            feed = {"c": np.array(c), "x": x}
+            got, expected = sess.run(None, feed)[0], ort_run(model, feed)[0]
+            assert got.shape == expected.shape
+            assert_close(got, expected)
+
+
+def _rank_branches():
+    """then: the sum of x, a scalar; else: the max of x kept as [1]."""
+    return dict(then_branch=_graph("then", [helper.make_node("ReduceSum", ["x"], ["t"], keepdims=0)], [], [_vi("t")]),
+                else_branch=_graph("else", [helper.make_node("ReduceMax", ["x"], ["e"], keepdims=1)], [], [_vi("e")]))
+
+
+def test_if_branches_differing_in_leading_1s_feed_a_broadcast():
+    model = make_model([helper.make_node("If", ["c"], ["r"], **_rank_branches()),
+                        helper.make_node("Mul", ["x", "r"], ["y"])], [("c", [], np.bool_), ("x", [3])], [("y", [3])])
+    sess = InferenceSession(model.SerializeToString())
+    for c in (True, False):
+        feed = {"c": np.array(c), "x": np.array([1.0, -2.0, 4.0], np.float32)}
+        assert_close(sess.run(None, feed)[0], ort_run(model, feed)[0])
+
+
+def test_if_branches_differing_in_rank_are_refused_where_the_rank_shows():
+    model = make_model([helper.make_node("If", ["c"], ["r"], **_rank_branches()),
+                        helper.make_node("Relu", ["r"], ["y"])], [("c", [], np.bool_), ("x", [3])], [("y", ["n"])])
+    with pytest.raises(UnsupportedOperatorError, match="Relu node .* come from an If whose branches differ in rank"):
+        from_onnx(model)
+    model = make_model([helper.make_node("If", ["c"], ["r"], **_rank_branches()),
+                        helper.make_node("Cast", ["r"], ["y"], to=F)],
+                       [("c", [], np.bool_), ("x", [3])], [("y", ["n"])])
+    with pytest.raises(UnsupportedOperatorError, match="graph output 'y' comes from an If whose branches differ"):
         from_onnx(model)
 
 
@@ -141,6 +185,30 @@ def test_a_loop_whose_carried_value_changes_shape_at_run_time_is_refused_by_name
                        [("trips", [], np.int64), ("acc0", [2, 3])], [("acc", ["n", 3])])
     with pytest.raises(UnsupportedOperatorError, match="loop-carried value 0 comes in as \\[2, 3\\] and leaves"):
         from_onnx(model)
+
+
+def test_a_carried_value_whose_shape_is_computed_per_iteration_must_keep_it():
+    """acc + x[i : i + 1] (a [1] while i < len(x), a [0] after): checked in every iteration."""
+    body = _graph("body", [helper.make_node("Identity", ["cond"], ["cond_out"]),
+                           helper.make_node("Add", ["i", "one"], ["end"]),
+                           helper.make_node("Unsqueeze", ["i", "zero"], ["s"]),
+                           helper.make_node("Unsqueeze", ["end", "zero"], ["e"]),
+                           helper.make_node("Slice", ["x", "s", "e"], ["part"]),
+                           helper.make_node("Add", ["acc", "part"], ["acc_out"]),
+                           helper.make_node("Identity", ["acc_out"], ["scan"])],
+                  [_vi("i", TensorProto.INT64, []), _vi("cond", TensorProto.BOOL, []), _vi("acc", F, [1])],
+                  [_vi("cond_out", TensorProto.BOOL, []), _vi("acc_out"), _vi("scan")])
+    model = make_model([helper.make_node("Loop", ["trips", "", "acc0"], ["acc", "scans"], body=body)],
+                       [("trips", [], np.int64), ("x", ["n"]), ("acc0", [1])], [("acc", [1]), ("scans", ["t", 1])],
+                       {"one": np.array(1, np.int64), "zero": np.array([0], np.int64)})
+    sess = InferenceSession(model.SerializeToString())
+    x = np.array([1.0, -2.0, 4.0, 0.5], np.float32)
+    for trips in (4, 2):
+        feed = {"trips": np.array(trips, np.int64), "x": x, "acc0": np.array([0.25], np.float32)}
+        for got, expected in zip(sess.run(None, feed), ort_run(model, feed)):
+            assert_close(got, expected)
+    with pytest.raises(ShapeMismatchError, match="element counts differ"):  # x[4 : 5] is empty
+        sess.run(None, {"trips": np.array(5, np.int64), "x": x, "acc0": np.array([0.25], np.float32)})
 
 
 def _seq_vi(name, shape=None):
@@ -353,15 +421,6 @@ def test_branches_with_a_different_number_of_outputs_are_a_malformed_model():
         from_onnx(model, ImportOptions(check_model=False))
 
 
-def test_an_opset_8_scan_with_its_batch_axis_is_refused_by_name():
-    body = _graph("body", [helper.make_node("Add", ["s", "x_t"], ["s_out"])], [_vi("s", F, [2]), _vi("x_t", F, [2])],
-                  [_vi("s_out", F, [2])])
-    model = make_model([helper.make_node("Scan", ["", "s0", "x"], ["s"], num_scan_inputs=1, body=body)],
-                       [("s0", [1, 2]), ("x", [1, 3, 2])], [("s", [1, 2])], opset=8)
-    with pytest.raises(UnsupportedOperatorError, match="Scan of opset 8 .* export the model with opset 9 or newer"):
-        from_onnx(model)
-
-
 @pytest.mark.slow
 def test_a_torchscript_export_with_a_data_dependent_branch_in_a_loop():
     """torch.onnx exports the scripted Python loop as a Loop over x.shape[0] (a dynamic axis: a loop
@@ -389,6 +448,33 @@ def test_a_torchscript_export_with_a_data_dependent_branch_in_a_loop():
     for n in (4, 7, 1):
         x = np.random.default_rng(n).standard_normal((n, 3)).astype(np.float32)
         assert_close(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+
+
+@pytest.mark.slow
+def test_a_torchscript_export_whose_branches_give_different_widths():
+    """The branch on x's values widens or narrows it: one session gives each batch the taken
+    branch's shape."""
+    torch = pytest.importorskip("torch")
+    import io
+
+    class Pick(torch.nn.Module):
+        def forward(self, x):
+            if bool(x.sum() > 0):
+                y = torch.cat([x, x * 2.0], dim=1)
+            else:
+                y = x[:, :2]
+            return torch.relu(y) + 1.0
+
+    buf = io.BytesIO()
+    torch.onnx.export(torch.jit.script(Pick()), (torch.randn(4, 3),), buf, dynamo=False, input_names=["x"],
+                      output_names=["y"], opset_version=17, dynamic_axes={"x": {0: "n"}, "y": {0: "n", 1: "w"}})
+    model = onnx.load_from_string(buf.getvalue())
+    sess = InferenceSession(buf.getvalue())
+    for n, sign in ((4, 1.0), (4, -1.0), (2, 1.0), (6, -1.0)):
+        x = (np.abs(np.random.default_rng(n).standard_normal((n, 3))) * sign).astype(np.float32)
+        got, expected = sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0]
+        assert got.shape == expected.shape
+        assert_close(got, expected)
 
 
 def test_if_with_a_run_time_condition_runs_only_the_taken_branch():
