@@ -88,7 +88,8 @@ def test_batched_matmul_work_ranges_span_row_blocks_and_batches(threads, rng):
     (7, 40, 272),      # 17 panels: 4 panel blocks of 5, 5, 5, 2
     (1573, 64, 40),    # 11 row blocks of at most 144 rows rounded up to 12 (263 tiles, the last 1 row)
     (145, 20, 24),     # 2 row blocks rounded up to 4 (25 tiles: 6, 6, 6, 7)
-    (97, 1100, 56),    # the last panel 8 columns wide: narrow main tiles, 2 K slices of 560
+    (97, 1100, 56),    # the last panel 8 columns wide: narrow main tiles, 9 K slices of 128
+    (8, 1100, 56),     # one row tile reuses no B slice: 2 K slices of 560
 ])
 @pytest.mark.slow
 def test_gemm_a_in_place_or_packed_with_fused_epilogue(m_, k, n, threads, rng):
