@@ -21,7 +21,7 @@ MLP) compiles no pack at all.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 import numpy as np
@@ -217,7 +217,8 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
 
 @dataclass(frozen=True)
 class _RowBlock:
-    """Rows [lo, hi) of one batch's C against panels [p_lo, p_hi): A packed once for all of them."""
+    """Rows [lo, hi) of one batch's C against panels [p_lo, p_hi): A packed once for all of them
+    (`_panel_chunk`: at most nc_panels; the whole block's range has no A yet, direct / a_ptr None)."""
 
     batch: SSAValue
     a_base: SSAValue     # A's (image, group) offset
@@ -228,8 +229,8 @@ class _RowBlock:
     full_hi: SSAValue    # lo + a whole number of mr-row tiles; [full_hi, hi) is the remainder
     p_lo: SSAValue
     p_hi: SSAValue
-    direct: SSAValue     # i1: A is read in place, not packed
-    a_ptr: SSAValue      # A itself when direct, else the pack
+    direct: SSAValue | None  # i1: A is read in place, not packed
+    a_ptr: SSAValue | None   # A itself when direct, else the pack
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,8 @@ class _Tile:
 class _GemmEmitter:
     """Emits one GemmSpec's kernel into a KernelBuilder. Work items are (batch, row block, panel
     block) triples, item = (batch * mblocks + mb) * nblocks + nb; the items of [begin, end) that
-    share a row block are done as one, so its A block is packed once for all their panels."""
+    share a row block are done as one, in chunks of at most nc_panels panels, so its A block is
+    packed once per chunk rather than once per item."""
 
     def __init__(self, spec: GemmSpec):
         self.spec = spec
@@ -300,7 +302,9 @@ class _GemmEmitter:
         blk_lo = kb.div(kb.begin, f["nblocks"])
         blk_hi = kb.add(kb.div(kb.sub(kb.end, kb.const(1)), f["nblocks"]), kb.const(1))
         with kb.loop(blk_lo, blk_hi) as blk:
-            self._row_block(self._row_block_at(blk.iv, m_tiles, mblocks), b_cold)
+            whole = self._row_block_at(blk.iv, m_tiles, mblocks)
+            with kb.loop(whole.p_lo, whole.p_hi, self.spec.nc_panels) as chunk:
+                self._row_block(self._panel_chunk(whole, chunk.iv), b_cold)
         if self.tiles:
             self._amx("tilerelease")
         return kb.finish()
@@ -357,9 +361,17 @@ class _GemmEmitter:
         full_hi = kb.add(lo, kb.mul(kb.div(kb.sub(hi, lo), kb.const(mr)), kb.const(mr)))
         p_lo = kb.mul(nb_lo, f["ncp"])
         p_hi = kb.min(f["npanels"], kb.mul(nb_hi, f["ncp"]))
+        return _RowBlock(batch, a_base, c_base, bias_base, lo, hi, full_hi, p_lo, p_hi, None, None)
+
+    def _panel_chunk(self, blk: _RowBlock, p_lo: SSAValue) -> _RowBlock:
+        """The block's panels from p_lo, at most nc_panels of them: the K slices sweep one chunk's C
+        at a time, which stays in L2 (128 rows x 16 panels: 256 KB), where all of a wide row block's
+        (128 x 3072: 1.5 MB) would go to L3 and back once per slice. A is packed once per chunk."""
+        kb = self.kb
+        p_hi = kb.min(blk.p_hi, kb.add(p_lo, kb.const(self.spec.nc_panels)))
         direct = self._reads_a_in_place(p_lo, p_hi)
         a_ptr = kb.as_ptr(kb.select(direct, kb.ptr_to_int(self.a), kb.ptr_to_int(self.apack)))
-        return _RowBlock(batch, a_base, c_base, bias_base, lo, hi, full_hi, p_lo, p_hi, direct, a_ptr)
+        return replace(blk, p_lo=p_lo, p_hi=p_hi, direct=direct, a_ptr=a_ptr)
 
     def _block_first_row(self, mb: SSAValue, m_tiles: SSAValue, mblocks: SSAValue) -> SSAValue:
         """The row tiles are split evenly among the row blocks (the lowering makes mblocks >=
