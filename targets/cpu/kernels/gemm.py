@@ -218,7 +218,7 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
 @dataclass(frozen=True)
 class _RowBlock:
     """Rows [lo, hi) of one batch's C against panels [p_lo, p_hi): A packed once for all of them
-    (`_panel_chunk`: at most nc_panels; the whole block's range has no A yet, direct / a_ptr None)."""
+    (`_panel_chunk`: those of one chunk; the whole block's range has no A yet, direct / a_ptr None)."""
 
     batch: SSAValue
     a_base: SSAValue     # A's (image, group) offset
@@ -278,8 +278,8 @@ class _Tile:
 class _GemmEmitter:
     """Emits one GemmSpec's kernel into a KernelBuilder. Work items are (batch, row block, panel
     block) triples, item = (batch * mblocks + mb) * nblocks + nb; the items of [begin, end) that
-    share a row block are done as one, in chunks of at most nc_panels panels, so its A block is
-    packed once per chunk rather than once per item."""
+    share a row block are done as one, in chunks of panels whose C is at most a work item's
+    (`_chunk_panels`), so its A block is packed once per chunk rather than once per item."""
 
     def __init__(self, spec: GemmSpec):
         self.spec = spec
@@ -303,8 +303,9 @@ class _GemmEmitter:
         blk_hi = kb.add(kb.div(kb.sub(kb.end, kb.const(1)), f["nblocks"]), kb.const(1))
         with kb.loop(blk_lo, blk_hi) as blk:
             whole = self._row_block_at(blk.iv, m_tiles, mblocks)
-            with kb.loop(whole.p_lo, whole.p_hi, self.spec.nc_panels) as chunk:
-                self._row_block(self._panel_chunk(whole, chunk.iv), b_cold)
+            chunk_panels = self._chunk_panels(whole)
+            with kb.loop(whole.p_lo, whole.p_hi, chunk_panels) as chunk:
+                self._row_block(self._panel_chunk(whole, chunk.iv, chunk_panels), b_cold)
         if self.tiles:
             self._amx("tilerelease")
         return kb.finish()
@@ -363,12 +364,19 @@ class _GemmEmitter:
         p_hi = kb.min(f["npanels"], kb.mul(nb_hi, f["ncp"]))
         return _RowBlock(batch, a_base, c_base, bias_base, lo, hi, full_hi, p_lo, p_hi, None, None)
 
-    def _panel_chunk(self, blk: _RowBlock, p_lo: SSAValue) -> _RowBlock:
-        """The block's panels from p_lo, at most nc_panels of them: the K slices sweep one chunk's C
-        at a time, which stays in L2 (128 rows x 16 panels: 256 KB), where all of a wide row block's
-        (128 x 3072: 1.5 MB) would go to L3 and back once per slice. A is packed once per chunk."""
+    def _chunk_panels(self, blk: _RowBlock) -> SSAValue:
+        """Panels per chunk of the block: as many as give C of at most a full work item's (MC rows
+        x nc_panels panels), so the K slices sweep a C that stays in L2 (384 KB: 24 panels at
+        M = 128), where all of a wide row block's (128 x 3072: 1.5 MB) would go to L3 and back
+        once per slice. A one-tile block (a matrix-vector product) is one chunk in practice."""
+        kb, spec = self.kb, self.spec
+        tiles = kb.max(kb.const(1), kb.ceil_div(kb.sub(blk.hi, blk.lo), spec.mr))
+        return kb.div(kb.const(spec.mc_tiles * spec.nc_panels), tiles)
+
+    def _panel_chunk(self, blk: _RowBlock, p_lo: SSAValue, chunk_panels: SSAValue) -> _RowBlock:
+        """The block's panels [p_lo, p_lo + chunk_panels), A packed once for them."""
         kb = self.kb
-        p_hi = kb.min(blk.p_hi, kb.add(p_lo, kb.const(self.spec.nc_panels)))
+        p_hi = kb.min(blk.p_hi, kb.add(p_lo, chunk_panels))
         direct = self._reads_a_in_place(p_lo, p_hi)
         a_ptr = kb.as_ptr(kb.select(direct, kb.ptr_to_int(self.a), kb.ptr_to_int(self.apack)))
         return replace(blk, p_lo=p_lo, p_hi=p_hi, direct=direct, a_ptr=a_ptr)
