@@ -22,7 +22,7 @@ MLP) compiles no pack at all.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 import numpy as np
@@ -51,6 +51,10 @@ DIRECT_A_MAX_K = 32
 KC = 576
 # bytes per cache line: one prefetch per line of A
 LINE_BYTES = 64
+# deepest K slice of a K deeper than KC when several row tiles reuse each B slice (float32 panels):
+# the slice's 32 columns (16 KB) stay in L1 across the tiles, where a 576-deep one (72 KB) spills.
+# BERT-base's K = 768 / 3072 GEMMs at M = 128 run 10-20% faster, as onnxruntime's 128-deep slices
+KC_REUSED = 128
 # B prefetch: a row tile fetches at most this many lines of the next panel. With few row tiles
 # (M of 1-32) a share would be a burst of up to a whole L1 that evicts the panel in use; a
 # matrix-vector product (M = 1) is left to the hardware prefetcher
@@ -132,9 +136,9 @@ class PanelType(Enum):
 @dataclass(frozen=True)
 class GemmSpec:
     """A GEMM kernel's compile-time shape. Cache blocking (BLIS order): a work item owns
-    MC = mr*mc_tiles rows x nc_panels panels of C; inside it, K is split into kc-deep
-    slices so the B slice (kc x NR) stays in L1 across the row tiles and the A block
-    (MC x kc) stays in L2 across the panels."""
+    MC = mr*mc_tiles rows x nc_panels panels of C; inside it, K is split into slices of at
+    most kc (kc_reused past kc with several row tiles) so the B slice (depth x NR) stays in L1
+    across the row tiles and the A block (MC x depth) stays in L2 across the panels."""
 
     width: int        # lanes of the compute type (panel.compute_dtype) per vector
     nvec: int         # vectors per panel row: NR = nvec * width
@@ -169,6 +173,12 @@ class GemmSpec:
     def line(self) -> int:
         """Elements of `elem` per cache line."""
         return LINE_BYTES // self.panel.compute_dtype.itemsize
+
+    @property
+    def kc_reused(self) -> int:
+        """The deepest K slice when K exceeds kc and a row block has several tiles (KC_REUSED);
+        other panels (half precision, float64) keep kc."""
+        return min(self.kc, KC_REUSED) if self.panel is PanelType.F32 else self.kc
 
     @property
     def name(self) -> str:
@@ -233,7 +243,8 @@ def gemm_kernel(spec: GemmSpec) -> func.FuncOp:
 
 @dataclass(frozen=True)
 class _RowBlock:
-    """Rows [lo, hi) of one batch's C against panels [p_lo, p_hi): A packed once for all of them."""
+    """Rows [lo, hi) of one batch's C against panels [p_lo, p_hi): A packed once for all of them
+    (`_panel_chunk`: those of one chunk; the whole block's range has no A yet, direct / a_ptr None)."""
 
     batch: SSAValue
     a_base: SSAValue     # A's (image, group) offset
@@ -244,8 +255,8 @@ class _RowBlock:
     full_hi: SSAValue    # lo + a whole number of mr-row tiles; [full_hi, hi) is the remainder
     p_lo: SSAValue
     p_hi: SSAValue
-    direct: SSAValue     # i1: A is read in place, not packed
-    a_ptr: SSAValue      # A itself when direct, else the pack
+    direct: SSAValue | None  # i1: A is read in place, not packed
+    a_ptr: SSAValue | None   # A itself when direct, else the pack
 
 
 @dataclass(frozen=True)
@@ -293,7 +304,8 @@ class _Tile:
 class _GemmEmitter:
     """Emits one GemmSpec's kernel into a KernelBuilder. Work items are (batch, row block, panel
     block) triples, item = (batch * mblocks + mb) * nblocks + nb; the items of [begin, end) that
-    share a row block are done as one, so its A block is packed once for all their panels."""
+    share a row block are done as one, in chunks of panels whose C is at most a work item's
+    (`_chunk_panels`), so its A block is packed once per chunk rather than once per item."""
 
     def __init__(self, spec: GemmSpec):
         self.spec = spec
@@ -317,7 +329,10 @@ class _GemmEmitter:
         blk_lo = kb.div(kb.begin, f["nblocks"])
         blk_hi = kb.add(kb.div(kb.sub(kb.end, kb.const(1)), f["nblocks"]), kb.const(1))
         with kb.loop(blk_lo, blk_hi) as blk:
-            self._row_block(self._row_block_at(blk.iv, m_tiles, mblocks), b_cold)
+            whole = self._row_block_at(blk.iv, m_tiles, mblocks)
+            chunk_panels = self._chunk_panels(whole)
+            with kb.loop(whole.p_lo, whole.p_hi, chunk_panels) as chunk:
+                self._row_block(self._panel_chunk(whole, chunk.iv, chunk_panels), b_cold)
         if self.tiles:
             self._amx("tilerelease")
         return kb.finish()
@@ -374,9 +389,24 @@ class _GemmEmitter:
         full_hi = kb.add(lo, kb.mul(kb.div(kb.sub(hi, lo), kb.const(mr)), kb.const(mr)))
         p_lo = kb.mul(nb_lo, f["ncp"])
         p_hi = kb.min(f["npanels"], kb.mul(nb_hi, f["ncp"]))
+        return _RowBlock(batch, a_base, c_base, bias_base, lo, hi, full_hi, p_lo, p_hi, None, None)
+
+    def _chunk_panels(self, blk: _RowBlock) -> SSAValue:
+        """Panels per chunk of the block: as many as give C of at most a full work item's (MC rows
+        x nc_panels panels), so the K slices sweep a C that stays in L2 (384 KB: 24 panels at
+        M = 128), where all of a wide row block's (128 x 3072: 1.5 MB) would go to L3 and back
+        once per slice. A one-tile block (a matrix-vector product) is one chunk in practice."""
+        kb, spec = self.kb, self.spec
+        tiles = kb.max(kb.const(1), kb.ceil_div(kb.sub(blk.hi, blk.lo), spec.mr))
+        return kb.div(kb.const(spec.mc_tiles * spec.nc_panels), tiles)
+
+    def _panel_chunk(self, blk: _RowBlock, p_lo: SSAValue, chunk_panels: SSAValue) -> _RowBlock:
+        """The block's panels [p_lo, p_lo + chunk_panels), A packed once for them."""
+        kb = self.kb
+        p_hi = kb.min(blk.p_hi, kb.add(p_lo, chunk_panels))
         direct = self._reads_a_in_place(p_lo, p_hi)
         a_ptr = kb.as_ptr(kb.select(direct, kb.ptr_to_int(self.a), kb.ptr_to_int(self.apack)))
-        return _RowBlock(batch, a_base, c_base, bias_base, lo, hi, full_hi, p_lo, p_hi, direct, a_ptr)
+        return replace(blk, p_lo=p_lo, p_hi=p_hi, direct=direct, a_ptr=a_ptr)
 
     def _block_first_row(self, mb: SSAValue, m_tiles: SSAValue, mblocks: SSAValue) -> SSAValue:
         """The row tiles are split evenly among the row blocks (the lowering makes mblocks >=
@@ -400,15 +430,26 @@ class _GemmEmitter:
         return self.kb.cmp("eq", self.f["conv_c"], self.kb.const(0))
 
     def _row_block(self, blk: _RowBlock, b_cold: SSAValue) -> None:
-        """K in equal slices of at most kc, rounded up to whole lines (K = 576 is 2 x 288, not
-        512 + 64 steps that reload and store all of C). K = 0 is one empty slice: its epilogue
+        """K in equal slices of at most `_deepest_slice`, rounded up to whole lines (K = 576 is 2 x 288,
+        not 512 + 64 steps that reload and store all of C). K = 0 is one empty slice: its epilogue
         stores C = activation(0 + bias + residual), as for any K."""
         kb, f = self.kb, self.f
-        slices = kb.max(kb.const(1), kb.ceil_div(f["k"], self.spec.kc))
+        slices = kb.max(kb.const(1), kb.ceil_div(f["k"], self._deepest_slice(blk)))
         align = TILE_K if self.tiles else self.spec.line  # tiles: every slice starts at a whole B tile
         depth = kb.max(kb.const(1), kb.mul(kb.ceil_div(kb.ceil_div(f["k"], slices), align), kb.const(align)))
         with kb.loop(0, kb.max(f["k"], kb.const(1)), depth) as kl:
             self._k_slice(blk, self._k_slice_at(blk, kl.iv, depth), b_cold)
+
+    def _deepest_slice(self, blk: _RowBlock) -> SSAValue:
+        """kc_reused when K exceeds kc and the block has more than one row tile, else kc: a K of at
+        most kc stays one slice (C never holds partial sums, so a residual may be C itself:
+        `result_and_residual_locs`), and a single tile does not reuse the B slice it reads."""
+        kb, spec = self.kb, self.spec
+        if spec.kc_reused == spec.kc:
+            return kb.const(spec.kc)
+        shallow = kb.and_(kb.cmp("sgt", self.f["k"], kb.const(spec.kc)),
+                          kb.cmp("sgt", kb.sub(blk.hi, blk.lo), kb.const(spec.mr)))
+        return kb.select(shallow, kb.const(spec.kc_reused), kb.const(spec.kc))
 
     # ------------------------------------------------------------------- K slices
     def _k_slice_at(self, blk: _RowBlock, k0: SSAValue, depth: SSAValue) -> _KSlice:

@@ -85,10 +85,12 @@ def test_batched_matmul_work_ranges_span_row_blocks_and_batches(threads, rng):
     (301, 1100, 100),  # 7 panels: A packed; the last panel 4 columns wide
     (301, 32, 100),    # 7 panels, but K = 32 is shallow: A read in place
     (128, 768, 768),   # one row block, 48 panels: 4 panel blocks of 12 (balanced for the threads)
+    (192, 700, 1700),  # 24 row tiles (AVX-512): 54 panels in chunks of 16 (one thread), 6 K slices of 128
     (7, 40, 272),      # 17 panels: 4 panel blocks of 5, 5, 5, 2
     (1573, 64, 40),    # 11 row blocks of at most 144 rows rounded up to 12 (263 tiles, the last 1 row)
     (145, 20, 24),     # 2 row blocks rounded up to 4 (25 tiles: 6, 6, 6, 7)
-    (97, 1100, 56),    # the last panel 8 columns wide: narrow main tiles, 2 K slices of 560
+    (97, 1100, 56),    # the last panel 8 columns wide: narrow main tiles, 9 K slices of 128
+    (8, 1100, 56),     # one row tile reuses no B slice: 2 K slices of 560
 ])
 @pytest.mark.slow
 def test_gemm_a_in_place_or_packed_with_fused_epilogue(m_, k, n, threads, rng):

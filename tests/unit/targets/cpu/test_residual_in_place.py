@@ -85,3 +85,25 @@ def test_matmul_bias_residual_in_place(rng):
                        [("x", [3, 7, 32])], [("out", [3, 7, 32])], {"w1": w1, "w2": w2, "b": b})
     assert _residual_sharing(model) == [True]
     _check(model, rng.standard_normal((3, 7, 32)).astype(np.float32))
+
+
+@pytest.mark.parametrize("rows,k,shared", [
+    (40, 576, True),    # K = KC: one slice, C takes over the residual's buffer
+    (40, 700, False),   # 5 row tiles share each B slice: 6 slices of 128, partial sums in C
+    (5, 700, False),    # one row tile: 2 slices of 352
+])
+@pytest.mark.slow
+def test_matmul_bias_residual_over_k_slices(rows, k, shared, rng):
+    """h = x @ W0 dies as the last GEMM's residual, which is added once, after the last K slice:
+    K deeper than KC is cut into KC_REUSED-deep slices when several row tiles share them."""
+    n = 64
+    w0 = (rng.standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
+    w1 = (rng.standard_normal((n, k)) / np.sqrt(n)).astype(np.float32)
+    w2 = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    model = make_model([helper.make_node("MatMul", ["x", "w0"], ["h"]), helper.make_node("MatMul", ["h", "w1"], ["g"]),
+                        helper.make_node("MatMul", ["g", "w2"], ["t"]), helper.make_node("Add", ["t", "b"], ["u"]),
+                        helper.make_node("Add", ["u", "h"], ["o"]), helper.make_node("Mul", ["o", "o"], ["out"])],
+                       [("x", ["B", "S", n])], [("out", ["B", "S", n])], {"w0": w0, "w1": w1, "w2": w2, "b": b})
+    assert _residual_sharing(model) == [shared]
+    _check(model, rng.standard_normal((1, rows, n)).astype(np.float32))

@@ -71,12 +71,12 @@ def _field_index(v: SSAValue) -> int | None:
 def _tile_variants(spec: GemmSpec) -> dict[tuple[int, int], int]:
     """(rows, vectors) of every register tile the kernel has -> loop depth of its K loop: the
     main tile (and, with several rows and vectors, a one-vector-narrower one for a last panel of
-    NR - width columns) inside row blocks > K slices > panels > row tiles > K; one tile per
-    possible remainder row count, outside the row-tile loop."""
-    main = {(spec.mr, spec.nvec): 5}
+    NR - width columns) inside row blocks > panel chunks > K slices > panels > row tiles > K; one
+    tile per possible remainder row count, outside the row-tile loop."""
+    main = {(spec.mr, spec.nvec): 6}
     if spec.mr > 1 and spec.nvec > 1:
-        main[(spec.mr, spec.nvec - 1)] = 5
-    return main | {(rows, spec.nvec): 4 for rows in range(1, spec.mr)}
+        main[(spec.mr, spec.nvec - 1)] = 6
+    return main | {(rows, spec.nvec): 5 for rows in range(1, spec.mr)}
 
 
 def _k_loops(spec: GemmSpec) -> list[tuple[scf.ForOp, int, int]]:
