@@ -57,8 +57,9 @@ def _compile(args) -> int:
 def _quant_config(args):
     """The QuantConfig the --quantize flags ask for, or None."""
     if args.quantize is None:
-        if args.calibration or args.calibration_method or args.per_channel or args.sqnr_budget is not None:
-            raise UsageError("--calibration, --calibration-method, --per-channel and --sqnr-budget need --quantize")
+        if args.calibration or args.calibration_method or args.granularity or args.sqnr_budget is not None:
+            raise UsageError("--calibration, --calibration-method, --per-channel, --per-tensor and --sqnr-budget "
+                             "need --quantize")
         return None
     from pyflame_rt.quantization import CalibrationMethod, QuantConfig, QuantGranularity, QuantMode
 
@@ -69,8 +70,8 @@ def _quant_config(args):
               QuantMode.DynamicInt8: QuantConfig.dynamic_int8, QuantMode.StaticInt8: QuantConfig.static_int8}[mode]()
     if args.calibration_method:
         config.calibration_method = CalibrationMethod.parse(args.calibration_method)
-    if args.per_channel:
-        config.granularity = QuantGranularity.PerChannel
+    if args.granularity:
+        config.granularity = QuantGranularity.parse(args.granularity)
     config.sqnr_budget_db = args.sqnr_budget
     return config.validated()
 
@@ -82,7 +83,11 @@ def _add_quantization_arguments(p: argparse.ArgumentParser) -> None:
                    help="calibration feeds: an .npz of arrays named after the inputs, batches stacked on a new "
                         "first axis, or a directory of .npz files holding one feed each")
     p.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"])
-    p.add_argument("--per-channel", action="store_true", help="one int8 scale per output channel of a weight")
+    granularity = p.add_mutually_exclusive_group()
+    granularity.add_argument("--per-channel", dest="granularity", action="store_const", const="per_channel",
+                             help="one int8 scale per output channel of a weight (the default)")
+    granularity.add_argument("--per-tensor", dest="granularity", action="store_const", const="per_tensor",
+                             help="one int8 scale per weight (onnxruntime's default)")
     p.add_argument("--sqnr-budget", type=float, metavar="DB",
                    help="keep in float32 every layer whose output SQNR against float32 is below DB")
 

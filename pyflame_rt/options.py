@@ -123,7 +123,9 @@ _INT8_TYPES = (DType.INT8, DType.UINT8)
 class QuantConfig:
     """mode: what the float32 model becomes. weight_dtype / activation_dtype: the storage of
     weights and activations (the half type for FP16 / BFloat16; int8 or uint8 for the integer
-    modes). granularity: one scale per tensor or per output channel of a weight.
+    modes). granularity: one scale per tensor or per output channel of a weight (per channel by
+    default: as fast, and the per-tensor scale is set by a weight's largest column; onnxruntime's
+    default is per tensor).
     calibration_method / percentile: how static INT8 ranges are found; calibration_samples: the
     calibration batches a session draws (SessionOptions.calibration_batches overrides it).
     symmetric: zero point 0 (int8) or 128 (uint8). exclude_ops: op types ("Softmax") or ONNX node
@@ -134,7 +136,7 @@ class QuantConfig:
     mode: QuantMode = QuantMode.DynamicInt8
     weight_dtype: DType = DType.INT8
     activation_dtype: DType = DType.UINT8
-    granularity: QuantGranularity = QuantGranularity.PerTensor
+    granularity: QuantGranularity = QuantGranularity.PerChannel
     calibration_method: CalibrationMethod = CalibrationMethod.MinMax
     calibration_samples: int = 100
     percentile: float = 99.99

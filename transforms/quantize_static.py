@@ -16,7 +16,9 @@ quantize / dequantize pair between two layers vanishes), a Relu that is the only
 result is its output clamp when the Relu's type has zero point at the storage's low end (its
 result's grid starts at 0), an Add of two calibrated values (a residual Add) is a quant.add of
 their codes, and MaxPool, Reshape and Flatten (exact on codes: order preserving or moving them)
-run on the storage with the dequantize after them.
+run on the storage with the dequantize after them. A MatMul / Gemm result no int8 op reads (in a
+transformer: the float residual Add and LayerNorm after a projection) is not rounded to 8 bits: the
+int32 product is rescaled to float32 (`DequantizeInEpilogue`), as a dynamic INT8 product is.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 from xdsl.utils.exceptions import VerifyException
 
-from pyflame_rt.dialects import graph, graph_nn as nn, quant
+from pyflame_rt.dialects import graph, graph_math as gm, graph_nn as nn, quant
 from pyflame_rt.dialects.graph_attrs import Layout
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
@@ -276,6 +278,49 @@ class SinkDequantize(RewritePattern):
                          [out.result])
 
 
+@dataclass
+class DequantizeInEpilogue(RewritePattern):
+    """dequantize(quant.matmul / gemm(xq, w, bias)) whose codes nothing else reads ->
+    cast<f32>(quant.matmul_integer(xq, w, x_zp, 0)) * (x_scale x w_scale) + bias: the product
+    rescaled to float32 where it is made instead of rounded to the result's 8-bit grid. The
+    activation is uint8 (the integer GEMM's A)."""
+
+    weights: WeightTable
+    stats: PassStats
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, quant.DequantizeOp) or not op.input.has_one_use():
+            return
+        layer = op.input.owner
+        if not isinstance(layer, (quant.MatMulOp, quant.GemmOp)) \
+                or isinstance(layer, quant.GemmOp) and layer.trans_b.value.data:
+            return
+        x, w = layer.quantized_operands
+        x_type, w_type = layer.input_types.data[:2]
+        bias = layer.bias if isinstance(layer, quant.GemmOp) else None
+        bias_codes = None if bias is None else constant_array(bias, self.weights)
+        if x_type.kind is not quant.Storage.U8 or x_type.per_axis or w_type.kind is not quant.Storage.I8 \
+                or any(w_type.zero_point_values) or constant_array(w, self.weights) is None \
+                or bias is not None and bias_codes is None:
+            return
+        hint = node_name(layer) or layer.name.replace(".", "_")
+        scales = np.float32(x_type.scale_values[0]) * np.array(w_type.scale_values, np.float32)
+        new = [x_zp := make_constant(np.array(x_type.zero_point_values[0], np.uint8), f"{hint}_zero_point",
+                                     self.weights, 1),
+               w_zp := make_constant(np.zeros((), np.int8), f"{hint}_weight_zero_point", self.weights, 1),
+               product := quant.MatMulIntegerOp(x, w, x_zp.result, w_zp.result, TensorType(graph.element_type(DType.INT32), op.result.type.get_shape())),
+               wide := gm.CastOp(product.result, op.result.type, to=DType.FLOAT32.value),
+               scale := make_constant(scales if w_type.per_axis else scales.reshape(()), f"{hint}_scale",
+                                      self.weights, 1),
+               y := graph.MulOp(wide.result, scale.result, op.result.type)]
+        if bias_codes is not None:
+            new.append(b := make_constant(bias_codes.astype(np.float32) * scales, f"{hint}_bias", self.weights, 1))
+            new.append(y := graph.AddOp(y.result, b.result, op.result.type))
+        rewriter.replace(op, new, [y.result])
+        rewriter.erase_op(layer)
+        self.stats.nodes_added += len(new) - 2
+
+
 @register_pass
 @dataclass(frozen=True)
 class QuantizeStaticInt8(GraphPass):
@@ -293,5 +338,6 @@ class QuantizeStaticInt8(GraphPass):
             QuantizeStaticLayer(types, keys, frozenset(self.exclude), self.per_channel, weights, stats),
             QuantizeStaticAdd(types, keys, frozenset(self.exclude), self.per_channel, weights, stats),
             CancelRequantize(), SinkDequantize()])
+        apply_patterns(module, [DequantizeInEpilogue(weights, stats)])
         stats.initializers_removed += weights.prune(referenced_weights(module))
         return changed

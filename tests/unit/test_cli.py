@@ -166,8 +166,11 @@ def test_compile_int8_static(tmp_path):
     model = str(ROOT / "examples" / "mlp.onnx")
     r = _cli("compile", model, "--quantize", "int8-static", "-q")
     assert r.returncode == 2 and "--quantize int8-static needs --calibration" in r.stderr
-    r = _cli("compile", model, "--per-channel", "-q")
-    assert r.returncode == 2 and "need --quantize" in r.stderr
+    for flag in ("--per-channel", "--per-tensor"):
+        r = _cli("compile", model, flag, "-q")
+        assert r.returncode == 2 and "need --quantize" in r.stderr
+    r = _cli("compile", model, "--quantize", "int8-dynamic", "--per-channel", "--per-tensor", "-q")
+    assert r.returncode == 2 and "not allowed with argument" in r.stderr
     np.savez(tmp_path / "cal.npz", input=np.random.default_rng(0).standard_normal((2, 1, 1, 28, 28)).astype(np.float32))
     out = tmp_path / "mlp-static.pfm"
     r = _cli("compile", model, "--quantize", "int8-static", "--calibration", str(tmp_path / "cal.npz"),
@@ -180,7 +183,7 @@ def test_compile_int8_static(tmp_path):
 @pytest.mark.slow
 def test_compile_int8_dynamic(tmp_path):
     out = tmp_path / "mlp-int8.pfm"
-    r = _cli("compile", str(ROOT / "examples" / "mlp.onnx"), "--quantize", "int8-dynamic", "--per-channel",
+    r = _cli("compile", str(ROOT / "examples" / "mlp.onnx"), "--quantize", "int8-dynamic", "--per-tensor",
              "-o", str(out), "-q")
     assert r.returncode == 0, r.stderr
     r = _cli("inspect", str(out))

@@ -5,7 +5,8 @@
 // The input is quantized with its calibrated type; the Conv computes on codes, its bias int32 at
 // input scale x weight scale (0.5 / (0.05 x 4 / 127) -> 318), its output clamp is the Relu (the
 // Relu's type has zero point 0); MaxPool and Flatten run on the codes; the Gemm (its weight
-// transposed) reads them and only its result is dequantized.
+// transposed) reads them, and as no int8 op reads its result, its int32 product is rescaled to
+// float32 at input scale x weight scale (0.08 x 4 / 127).
 // CHECK:      %[[X:.*]] = quant.quantize %x {{.*}}type = !quant.uniform<u8, 0.05:128>}
 // CHECK-NEXT: %[[W:.*]] = graph.constant @conv_int8 : tensor<2x4x1x1xi8>
 // CHECK-NEXT: %[[B:.*]] = graph.constant @conv_bias_int32 : tensor<2xi32>
@@ -13,8 +14,12 @@
 // CHECK-NEXT: %[[P:.*]] = graph.max_pool %[[C]] {{.*}} : (tensor<?x2x8x8xui8>) -> tensor<?x2x2x2xui8>
 // CHECK-NEXT: %[[F:.*]] = graph.flatten %[[P]] {{.*}} : (tensor<?x2x2x2xui8>) -> tensor<?x8xui8>
 // CHECK-NEXT: %[[G:.*]] = graph.constant @fc_int8 : tensor<8x3xi8>
-// CHECK-NEXT: %[[Q:.*]] = quant.gemm %[[F]], %[[G]] {{{.*}}input_types = [!quant.uniform<u8, 0.08:0>, !quant.uniform<i8, 0.031496062874794006:0>], type = !quant.uniform<u8, 0.2:128>}
-// CHECK-NEXT: %[[Y:.*]] = quant.dequantize %[[Q]] {{.*}} : (tensor<?x3xui8>) -> tensor<?x3xf32>
+// CHECK-NEXT: %[[XZ:.*]] = graph.constant {value = dense<0> : tensor<ui8>}
+// CHECK-NEXT: %[[WZ:.*]] = graph.constant {value = dense<0> : tensor<i8>}
+// CHECK-NEXT: %[[Q:.*]] = quant.matmul_integer %[[F]], %[[G]] zero_points(%[[XZ]], %[[WZ]]) {{.*}} -> tensor<?x3xi32>
+// CHECK-NEXT: %[[I:.*]] = graph.cast %[[Q]] to float32
+// CHECK-NEXT: %[[S:.*]] = graph.constant {value = dense<0.00251968508> : tensor<f32>}
+// CHECK-NEXT: %[[Y:.*]] = graph.mul %[[I]], %[[S]]
 // CHECK-NEXT: func.return %[[Y]]
 // CHECK:      conv_int8: "0x0100000020c0107f0820e040"
 // CHECK-NEXT: conv_bias_int32: "0x040000003e01000061ffffff"

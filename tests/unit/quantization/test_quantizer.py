@@ -2,14 +2,16 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from onnx import helper
 
-from conftest import ort_run
+from conftest import make_model, ort_run
 from pyflame_rt import InferenceSession, SessionOptions
 from pyflame_rt.errors import ValidationError
 from pyflame_rt.importers.onnx import from_onnx
-from pyflame_rt.quantization import Calibrator, QuantConfig, Quantizer
+from pyflame_rt.quantization import Calibrator, QuantConfig, QuantGranularity, Quantizer
 from pyflame_rt.quantization.quantizer import sqnr_db
 from pyflame_rt.quantization.report import SQNR_CAP_DB, QuantizationReport
+from pyflame_rt.transforms.quantize_static import int8_weight
 
 from .models import cnn, matmul_layer_norm, mlp
 
@@ -89,6 +91,11 @@ def test_excluded_ops_and_nodes(rng):
     assert report.compression_ratio == pytest.approx(832 / (8 * 16 * 4 + 16 * 2 + 16 * 4 * 4))
 
 
+def test_int8_configs_default_to_per_channel_weights():
+    for config in (QuantConfig(), QuantConfig.dynamic_int8(), QuantConfig.static_int8()):
+        assert config.validated().granularity is QuantGranularity.PerChannel
+
+
 def test_static_int8_needs_calibration(rng):
     with pytest.raises(ValidationError, match="StaticInt8 quantization needs calibration results"):
         Quantizer(QuantConfig.static_int8()).quantize(from_onnx(mlp(rng)[0]))
@@ -161,6 +168,7 @@ def test_dynamic_int8_layer_error_and_budget(rng):
     model, w = mlp(rng)
     graph = from_onnx(model)
     config = QuantConfig.dynamic_int8()
+    config.granularity = QuantGranularity.PerTensor  # the SQNR below: one scale for all of w1
     calibrator = Calibrator(graph, config)
     x = rng.standard_normal((4, 8)).astype(np.float32)
     calibrator.observe({"x": x})
@@ -268,3 +276,48 @@ def test_dynamic_int8_transformer_encoder_against_float32():
     assert session.is_quantized() and report.nodes_quantized >= 12 and report.compression_ratio > 1.5
     cosines = [_cosine(g, w) for g, w in zip(got.reshape(-1, got.shape[-1]), want.reshape(-1, want.shape[-1]))]
     assert min(cosines) >= 0.99
+
+
+def _qdq(name: str, p, zero_point_dtype=np.uint8) -> tuple[list, dict]:
+    """QuantizeLinear + DequantizeLinear of tensor `name` with parameters `p`: nodes, initializers."""
+    s, z = f"{name}_s", f"{name}_z"
+    nodes = [helper.make_node("QuantizeLinear", [name, s, z], [f"{name}_q"]),
+             helper.make_node("DequantizeLinear", [f"{name}_q", s, z], [f"{name}_dq"])]
+    return nodes, {s: np.float32(p.scale), z: np.asarray(p.zero_point).astype(zero_point_dtype)}
+
+
+def test_static_int8_result_no_int8_layer_reads_is_not_rounded_to_codes(rng):
+    """up's result is requantized for down; down's result (the graph's output) is the int32 product
+    rescaled to float32: onnxruntime's QDQ model with no QuantizeLinear after down, within float
+    rounding and a code of up's result (requantization ties)."""
+    w = {"w1": rng.standard_normal((8, 16)).astype(np.float32), "w2": rng.standard_normal((16, 4)).astype(np.float32)}
+    model = make_model([helper.make_node("MatMul", ["x", "w1"], ["h"], name="up"),
+                        helper.make_node("MatMul", ["h", "w2"], ["y"], name="down")],
+                       [("x", ["batch", 8])], [("y", ["batch", 4])], w)
+    graph = from_onnx(model)
+    config = QuantConfig.static_int8()
+    info = _calibrated(graph, config, rng, (4, 8))
+    result = Quantizer(config).quantize(graph, info)
+    text = str(result.quantized_graph.module)
+    assert text.count("quant.matmul ") == 1 and text.count("quant.matmul_integer") == 1
+    nodes, inits = [], {}
+    for name, key in (("x", "x"), ("h", "up:0")):
+        more, consts = _qdq(name, info.params[key])
+        nodes += more
+        inits.update(consts)
+    for name, axis in (("w1", 1), ("w2", 1)):
+        codes, t = int8_weight(w[name], axis)
+        inits.update({f"{name}_q": codes, f"{name}_s": np.array(t.scale_values, np.float32),
+                      f"{name}_z": np.zeros(codes.shape[1], np.int8)})
+        nodes.append(helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [f"{name}_dq"],
+                                      axis=axis))
+    qdq = make_model(nodes + [helper.make_node("MatMul", ["x_dq", "w1_dq"], ["h"]),
+                              helper.make_node("MatMul", ["h_dq", "w2_dq"], ["y"])],
+                     [("x", ["batch", 8])], [("y", ["batch", 4])], inits, opset=13)
+    x = rng.standard_normal((6, 8)).astype(np.float32)
+    (want,) = ort_run(qdq, {"x": x})
+    (got,) = InferenceSession(result.quantized_graph).run(None, {"x": x})
+    one_code = float(info.params["up:0"].scale) * np.abs(w["w2"]).max()
+    np.testing.assert_allclose(got, want, atol=one_code)
+    exact = np.mean(np.isclose(got, want, rtol=1e-5, atol=1e-5))
+    assert exact >= 0.9  # most outputs read no requantization tie
