@@ -48,10 +48,9 @@ def _take(sa: ShapeArithmetic, x: SSAValue, axis: int, indices: SSAValue) -> SSA
 
 
 def _require(sa: ShapeArithmetic, holds: SSAValue, name: str, what: str) -> None:
-    """A condition on the values (a bool scalar), bound as a 0 / 1 dim required to be 1: checked
-    once it is computed, before the kernels after it run."""
-    (flag,) = sa.bind(sa.reshape(sa.cast(holds), [1]), name)
-    require_equal(flag, 1, what)
+    """A condition on the values (a bool scalar): a validity flag alone, checked once it is
+    computed, before the kernels after it run."""
+    sa.bind(None, name, holds, what)
 
 
 def _none_zero(sa: ShapeArithmetic, v: SSAValue) -> SSAValue:
