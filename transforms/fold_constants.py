@@ -92,7 +92,7 @@ class BindConstantDims(RewritePattern):
             fn = fn.parent_op()
         if not _substitute_dims(fn, values, skip=op):
             return
-        rewriter.replace_op(op, [], [op.input])
+        rewriter.replace(op, [], [op.input])
         self.stats.constants_folded += 1
 
 

@@ -67,6 +67,7 @@ def test_run_time_axes_reduce_a_view_of_derived_dims():
     ops = _reduce_ops()
     (bind,) = [op for op in ops if op.name == "graph.bind_dims"]
     assert bind.dim_names() == ["y_axes_valid", *(f"y_axes_{i}" for i in range(4))]
+    assert bind.refusal.data == "an axis is out of range or repeated"  # what a flag of 0 refuses the run for
     (reduce,) = [op for op in ops if op.name == "graph.reduce" and op.axes.get_values() == (1, 3)]
     assert reduce.keepdims.value.data
 
@@ -103,6 +104,7 @@ def test_reshape_squeeze_unsqueeze_and_cumsum_at_run_time(rng):
                              "axes": _ints(axes), "axis": _ints(axis)})
     feeds = {"x": np.ones((3, 1, 4), np.float32), "shape": _ints([2, 0, -1]), "axes": _ints([1]), "axis": _ints(0)}
     for name, bad, error in [("shape", [-1, -1, 2], "Reshape node 'r': the shape has two -1"),
+                             ("shape", [2, -3, 2], "a value below -1"),
                              ("shape", [5, 0, 2], "element counts differ"),
                              ("axes", [2], "a squeezed dim is not 1"),  # a squeezed dim of 4
                              ("axis", 3, "CumSum node 'c': the axis is out of range")]:
