@@ -95,13 +95,13 @@ class BindDimsOp(UnaryOp):
         return [shapes[0]]
 
     def verify_(self) -> None:
+        if self.refusal is not None and not self.dims.data:
+            raise VerifyException("graph.bind_dims with a refusal binds its validity flag first, but binds no dim")
         super().verify_()
         shape = static_shape(self.input.type)
         if dtype_of(self.input.type) not in INDEX_DTYPES or len(self.dims.data) != prod(shape):
             raise VerifyException(f"graph.bind_dims binds {len(self.dims.data)} dims from an int64 or int32 "
                                   f"tensor of as many elements, got {self.input.type}")
-        if self.refusal is not None and not self.dims.data:
-            raise VerifyException("graph.bind_dims with a refusal binds its validity flag first, but binds no dim")
 
 
 @irdl_op_definition

@@ -18,7 +18,7 @@ import numpy as np
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dialects import graph, graph_math as gm, graph_tensor as gt
-from pyflame_rt.dialects.assumptions import require_equal, require_sum
+from pyflame_rt.dialects.assumptions import require_sum
 from pyflame_rt.dialects.symbolic import Dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
