@@ -16,12 +16,12 @@ from xdsl.irdl import irdl_op_definition, operand_def, opt_prop_def, prop_def, r
 from xdsl.traits import MemoryWriteEffect
 from xdsl.utils.exceptions import VerifyException
 
-from pyflame_rt.dialects.assumptions import broadcast_dim, expand_dim
+from pyflame_rt.dialects.assumptions import broadcast_dim, expand_dim, require_equal
 from pyflame_rt.dialects.graph import (
     AxisOp, GraphOp, UnaryOp, VariadicOp, axis_prop, broadcast_shapes, dtype_of, normalize_axis, same_dtype,
     static_shape, tensor_type)
 from pyflame_rt.dialects.graph_attrs import ElementTypeAttr, enum_attr
-from pyflame_rt.dialects.symbolic import Dim, numel, parse_dim
+from pyflame_rt.dialects.symbolic import Dim, SymDim, numel, parse_dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import DTypeMismatchError, ShapeMismatchError
 
@@ -73,19 +73,30 @@ class DimValuesOp(GraphOp):
 class BindDimsOp(UnaryOp):
     """Its input, whose elements (row-major) the run binds to the dims `dims` once it is computed:
     sizes of the ops after it may use them (a shape computed from tensor values). It has an effect
-    (the binding), so it stays where it stands even when its result is unused."""
+    (the binding), so it stays where it stands even when its result is unused. With `refusal`, the
+    first dim is a validity flag: 1, or 0 where the values are invalid, which refuses the run with
+    that reason (a shape assumption, checked before the dims it guards are used)."""
 
     name = "graph.bind_dims"
     dims = prop_def(ArrayAttr[StringAttr])
+    refusal = opt_prop_def(StringAttr)
     traits = traits_def(MemoryWriteEffect())
 
-    def __init__(self, input: SSAValue, dims: Sequence[str]):
-        super().__init__(input, input.type, dims=ArrayAttr([StringAttr(d) for d in dims]))
+    def __init__(self, input: SSAValue, dims: Sequence[str], refusal: str | None = None):
+        super().__init__(input, input.type, dims=ArrayAttr([StringAttr(d) for d in dims]),
+                         **({"refusal": StringAttr(refusal)} if refusal is not None else {}))
 
     def dim_names(self) -> list[str]:
         return [d.data for d in self.dims.data]
 
+    def infer_shapes(self, shapes):
+        if self.refusal is not None:
+            require_equal(SymDim.of(self.dim_names()[0]), 1, self.refusal.data)
+        return [shapes[0]]
+
     def verify_(self) -> None:
+        if self.refusal is not None and not self.dims.data:
+            raise VerifyException("graph.bind_dims with a refusal binds its validity flag first, but binds no dim")
         super().verify_()
         shape = static_shape(self.input.type)
         if dtype_of(self.input.type) not in INDEX_DTYPES or len(self.dims.data) != prod(shape):

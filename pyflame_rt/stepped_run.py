@@ -292,9 +292,13 @@ class SteppedRun:
         return ShapeMismatchError(f"the dims {self.bindings} make a size of the model exceed 2**63 bytes")
 
     def bind(self, computed: list[ComputedDim], io) -> None:
-        for c in computed:
-            value = check_value(self.read(c, io), c.dim, f"element {c.offset // np.dtype(c.dtype).itemsize} of the tensor computed for '{c.dim}'")
-            self.bindings[c.dim] = value
+        values = [(c, self.read(c, io)) for c in computed]
+        # the assumptions over the non-negative values first: a validity flag's refusal (0) says what
+        # is wrong with the values, before the negative size it explains
+        self.bindings.update((c.dim, v) for c, v in values if v >= 0)
+        self.check_assumptions()
+        for c, value in values:
+            check_value(value, c.dim, f"element {c.offset // np.dtype(c.dtype).itemsize} of the tensor computed for '{c.dim}'")
         bind_sums(self.bindings, self.exe.symbols)  # a sum over a computed dim (a sequence a loop appended to)
         self.check_assumptions()
 

@@ -10,10 +10,12 @@ new dims (`graph.bind_dims`: the run binds them once the tensor is computed, val
 stepped_run.py) and returns them as SymDims, for the shapes of the ops that follow.
 
 Invalid values (an axis out of range or repeated, two -1 in a Reshape shape) are caught by
-`bind`'s `valid` flag: it binds a dim `..._valid` that is -1 when they are, and binding a negative
-dim is a ShapeMismatchError raised before any kernel that depends on the dims runs. The
-element-count relations the ops after it rely on (a Reshape to the derived dims) are shape
-assumptions, checked once the dims are bound.
+`bind`'s `valid` flag and its reason `why`: it binds a dim `..._valid` that is 0 when they are,
+required to be 1 by a shape assumption whose text is the reason, so the ShapeMismatchError raised
+before any kernel that depends on the dims runs says what is wrong. The element-count relations
+the ops after it rely on (a Reshape to the derived dims) are shape assumptions too, checked once
+the dims are bound. A flag and dims computed from constants only become static at compile time
+(fold-constants): an invalid flag is then a compile-time ShapeMismatchError with the reason.
 
 Usage, inside a converter:
 
@@ -21,7 +23,7 @@ Usage, inside a converter:
     axes = sa.operand(1)                           # the node's input 1 as int64 [k]
     ins = sa.dims(ctx.shape(ctx.input(0)))         # the input's dims as int64 [rank]
     kept = sa.where(sa.eq(...), 1, ins)            # numpy-broadcasting arithmetic, ints are constants
-    dims = sa.bind(kept, "kept", valid=ok)         # -> [SymDim, ...]
+    dims = sa.bind(kept, "kept", valid=ok, why="axes out of range or repeated")  # -> [SymDim, ...]
     ctx.emit(graph.ReshapeOp, [x], shape=dims)
 """
 from __future__ import annotations
@@ -167,20 +169,29 @@ class ShapeArithmetic:
         return self.eq(self.reduce("sum", self.min(counts, 1)), n_axes)
 
     # ----------------------------------------------------------- binding
-    def bind(self, v: SSAValue, what: str, valid: SSAValue | None = None) -> list[SymDim]:
-        """Bind the elements of the 1-D int64 v to new dims named `<node output>_<what>_<i>` (run-time
-        dims, bound once v is computed) and return them. With the bool scalar `valid`, a dim
-        `<node output>_<what>_valid` is bound first, 1, or -1 where `valid` is false: the run then
-        fails with a ShapeMismatchError that names it, before any kernel that depends on the dims."""
+    def bind(self, v: SSAValue | None, what: str, valid: SSAValue | None = None, why: str = "") -> list[SymDim]:
+        """Bind the elements of the 1-D int64 v (None: no elements) to new dims named
+        `<node output>_<what>_<i>` (run-time dims, bound once v is computed) and return them. With
+        the bool scalar `valid`, a dim `<node output>_<what>_valid` is bound first, 1, or 0 where
+        `valid` is false: the run then fails with a ShapeMismatchError that gives `why` (what is
+        wrong with the values), before any kernel that depends on the dims."""
         base = self._base()
-        names = [self.ctx.importer.new_dim(f"{base}_{what}_{i}") for i in range(self.size(v))]
-        dims = [SymDim.of(n) for n in names]
+        n = self.size(v) if v is not None else 0
+        names = [self.ctx.importer.new_dim(f"{base}_{what}_{i}") for i in range(n)]
+        dims = [SymDim.of(name) for name in names]
+        refusal = None
         if valid is not None:
-            flag = self.where(valid, [1], [-1])
+            if not why:
+                raise ValueError("a validity flag needs the reason it refuses the values for")
+            flag = self.cast(self.reshape(valid, [1]))
             v = self.concat([flag, v]) if names else flag
             names.insert(0, self.ctx.importer.new_dim(f"{base}_{what}_valid"))
+            refusal = why
         if names:
-            self.ctx.importer.builder.insert(BindDimsOp(v, names))
+            op = BindDimsOp(v, names, refusal)
+            self.ctx.importer.builder.insert(op)
+            # under the node's label: the refusal's shape assumption names the ONNX node
+            self.ctx.importer.shapes[op.result] = op.infer_shapes([self.ctx.shape(v)])[0]
         return dims
 
     # ----------------------------------------------------------- helpers

@@ -88,7 +88,8 @@ def _taps(sa: ShapeArithmetic, axis: int, mode: str, scale: SSAValue,
     start = sa.cast(float_op(sa, graph.AddOp, sa.ctx.emit(gm.FloorOp, [reach])[0], 1.0))
     # a positive scale whose tap count is an exact float64 integer (NaN and 0 are not; the int64 cast exact)
     valid = sa.both(float_op(sa, gm.LessOp, 0.0, scale), float_op(sa, gm.LessOp, -(2.0 ** 52), reach))
-    (n,) = sa.bind(sa.sub(2, sa.mul(start, 2)), f"taps{axis}", valid=valid)
+    (n,) = sa.bind(sa.sub(2, sa.mul(start, 2)), f"taps{axis}", valid,
+                   "the scale must be positive, with a tap count an exact integer")
     return n, start, shrink
 
 

@@ -86,7 +86,8 @@ def _reshape_run_time(ctx: _NodeContext, allowzero: bool):
     inferred = sa.eq(target, -1)
     target = sa.where(inferred, sa.div(sa.dims([numel(src)]), sa.reduce("prod", sa.where(inferred, 1, target))),
                       target)
-    dims = sa.bind(target, "shape", valid=sa.lt(sa.reduce("sum", inferred), 2))
+    valid = sa.both(sa.lt(sa.reduce("sum", inferred), 2), sa.eq(sa.reduce("sum", sa.lt(target, 0)), 0))
+    dims = sa.bind(target, "shape", valid, "the shape has two -1, a value below -1 or a 0 past the input's rank")
     return ctx.emit(graph.ReshapeOp, [ctx.input(0)], shape=dims)
 
 

@@ -285,12 +285,14 @@ def _squeeze_run_time_axes(ctx: _NodeContext):
         dims = sa.dims(shape)
         ones = sa.eq(sa.reduce("prod", sa.where(sa.lt(0, counts), dims, 1)), 1)
         valid = sa.both(sa.axes_valid(counts, n_axes), ones)
+        why = "an axis is out of range or repeated, or a squeezed dim is not 1"
         out = sa.unselected(dims, counts, len(shape) - n_axes) if len(shape) > n_axes else sa.const([])
     else:
         counts = sa.axis_counts(axes, len(shape) + n_axes)
         valid = sa.axes_valid(counts, n_axes)
+        why = "an axis is out of range or repeated"
         out = sa.spread(sa.dims(shape), counts) if shape else sa.const([1] * n_axes)
-    return ctx.emit(graph.ReshapeOp, [x], shape=sa.bind(out, "axes", valid))
+    return ctx.emit(graph.ReshapeOp, [x], shape=sa.bind(out, "axes", valid, why))
 
 
 @converter("Squeeze", "Unsqueeze")

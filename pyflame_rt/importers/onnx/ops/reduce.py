@@ -61,7 +61,8 @@ def _reduce_run_time_axes(ctx: _NodeContext, x: SSAValue, kind: str, keepdims: b
     reduced = sa.lt(0, counts)
     split = sa.concat([sa.reshape(sa.where(reduced, 1, dims), [rank, 1]),
                        sa.reshape(sa.where(reduced, dims, 1), [rank, 1])], axis=1)
-    parts = sa.bind(sa.reshape(split, [2 * rank]), "axes", valid=sa.axes_valid(counts, n_axes))
+    parts = sa.bind(sa.reshape(split, [2 * rank]), "axes", sa.axes_valid(counts, n_axes),
+                    "an axis is out of range or repeated")
     (x,) = ctx.emit(graph.ReshapeOp, [x], shape=parts)
     (y,) = ctx.emit(gr.ReduceOp, [x], kind=kind, axes=list(range(1, 2 * rank, 2)), keepdims=True)
     if keepdims or rank == n_axes:
@@ -134,7 +135,7 @@ def _cumulative_run_time_axis(ctx: _NodeContext, op_cls, props: dict):
     outer = sa.reduce("prod", sa.where(sa.eq(seen, 0), dims, 1), keepdims=True)
     inner = sa.reduce("prod", sa.where(sa.lt(at, seen), dims, 1), keepdims=True)
     around = sa.bind(sa.concat([outer, sa.reduce("sum", sa.mul(at, dims), keepdims=True), inner]), "axis",
-                     valid=sa.axes_valid(at, 1))
+                     sa.axes_valid(at, 1), "the axis is out of range")
     (y,) = ctx.emit(graph.ReshapeOp, [x], shape=around)
     (y,) = ctx.emit(op_cls, [y], axis=1, **props)
     return ctx.emit(graph.ReshapeOp, [y], shape=list(shape))

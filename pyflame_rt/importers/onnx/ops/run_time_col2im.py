@@ -62,7 +62,8 @@ def col2im_at_run_time(ctx: _NodeContext, strides: list[int], dilations: list[in
     ok = sa.eq(sa.reduce("sum", sa.lt(sa.concat([image, block, sa.add(span, 1)]), 1)), 0)
     ok = sa.both(ok, sa.both(sa.eq(sa.mul(channels, taps), channels_taps), sa.eq(blocks, length)))
     c_dim, taps_dim, blocks_dim, pixels_dim, slots_dim, *image_dims = sa.bind(
-        sa.concat([channels, taps, blocks, pixels, sa.add(pixels, 1), image]), "dims", valid=ok)
+        sa.concat([channels, taps, blocks, pixels, sa.add(pixels, 1), image]), "dims", ok,
+        "the image and block sizes must be positive, the blocks fit the padded image and match the input")
     batch = ctx.shape(x)[0]
     count = dim_mul(taps_dim, blocks_dim)
     (x,) = ctx.emit(graph.ReshapeOp, [x], shape=[batch, c_dim, count])

@@ -128,7 +128,8 @@ def dft_at_run_time(ctx: _NodeContext, onesided: bool, inverse: bool) -> list[SS
     ok = sa.both(ok, sa.lt(0, length))
     bins = _bins(sa, length, onesided, inverse)
     out = sa.where(sa.eq(which, axis), bins, dims)
-    pre, n_dim, post, bins_dim, *out_dims = sa.bind(sa.concat([before, n, after, bins, out]), "dims", valid=ok)
+    pre, n_dim, post, bins_dim, *out_dims = sa.bind(sa.concat([before, n, after, bins, out]), "dims", ok,
+                                                    "the axis is out of range or the DFT length is not positive")
     (x,) = ctx.emit(graph.ReshapeOp, [x], shape=[pre, n_dim, post, c])
     (x,) = ctx.emit(nn.TransposeOp, [x], perm=[0, 2, 1, 3])
     y = _transform_last(sa, x, n_dim, length, bins_dim, onesided, inverse)
@@ -156,11 +157,12 @@ def stft_at_run_time(ctx: _NodeContext, window: SSAValue | None, onesided: bool,
     if given is not None:
         ok = sa.both(ok, sa.eq(length, given))
     frames = sa.add(sa.div(sa.sub(samples, length), step), 1)
+    why = "the frame step and length must be positive, the length at most the signal's and the window's length"
     if static is None:
         count, n, bins = sa.bind(sa.concat([frames, length, _bins(sa, length, onesided, inverse=False)]), "dims",
-                                 valid=ok)
+                                 ok, why)
     else:
-        ((count,), n) = sa.bind(frames, "dims", valid=ok), static
+        ((count,), n) = sa.bind(frames, "dims", ok, why), static
     starts = sa.mul(sa.reshape(positions(sa, count), [-1, 1]), step)
     (framed,) = ctx.emit(gt.GatherOp, [x, sa.add(starts, sa.reshape(positions(sa, n), [1, -1]))], axis=1)
     if window is not None:
@@ -228,7 +230,9 @@ def mel_weight_matrix_at_run_time(ctx: _NodeContext, dtype: DType) -> list[SSAVa
     ok = sa.both(ok, sa.both(float_op(sa, gm.LessOp, 0.0, rate), float_op(sa, gm.LessOrEqualOp, 0.0, low)))
     ok = sa.both(ok, float_op(sa, gm.LessOp, low, high))
     ok = sa.both(ok, sa.eq(sa.reduce("sum", float_op(sa, gm.LessOp, 2.0 ** 62, scaled)), 0))  # the int64 cast exact
-    bins_dim, mels_dim = sa.bind(sa.concat([bins, mel_bins]), "dims", valid=ok)
+    bins_dim, mels_dim = sa.bind(sa.concat([bins, mel_bins]), "dims", ok,
+                                 "the bin counts and the rate must be positive, 0 <= lower edge < upper edge, and "
+                                 "the edges within the spectrum")
     j = sa.reshape(positions(sa, bins_dim), [bins_dim, 1])
     left, center, right = (sa.reshape(_gather(sa, edges, sa.add(positions(sa, mels_dim), k)), [1, mels_dim])
                            for k in range(3))

@@ -18,7 +18,7 @@ import numpy as np
 from xdsl.ir import SSAValue
 
 from pyflame_rt.dialects import graph, graph_math as gm, graph_tensor as gt
-from pyflame_rt.dialects.assumptions import require_equal, require_sum
+from pyflame_rt.dialects.assumptions import require_sum
 from pyflame_rt.dialects.symbolic import Dim
 from pyflame_rt.dtype import DType
 from pyflame_rt.errors import InvalidModelError
@@ -48,10 +48,9 @@ def _take(sa: ShapeArithmetic, x: SSAValue, axis: int, indices: SSAValue) -> SSA
 
 
 def _require(sa: ShapeArithmetic, holds: SSAValue, name: str, what: str) -> None:
-    """A condition on the values (a bool scalar), bound as a 0 / 1 dim required to be 1: checked
-    once it is computed, before the kernels after it run."""
-    (flag,) = sa.bind(sa.reshape(sa.cast(holds), [1]), name)
-    require_equal(flag, 1, what)
+    """A condition on the values (a bool scalar): a validity flag alone, checked once it is
+    computed, before the kernels after it run."""
+    sa.bind(None, name, holds, what)
 
 
 def _none_zero(sa: ShapeArithmetic, v: SSAValue) -> SSAValue:
