@@ -486,7 +486,7 @@ def _graph_loop(ctx: _NodeContext, body: onnx.GraphProto, cond, carried: list, t
 def _kept_shape(ctx: _NodeContext, j: int, v, out):
     """Carried value j as it leaves an iteration (`out`) in the shape it came in with (v's). Where
     the shapes differ only in dims known at run time (a size computed in the body), the body
-    checks that they are equal in every iteration (a dim `..._carried_<j>_valid`, -1 where they are
+    checks that they are equal in every iteration (a dim `..._carried_<j>_valid`, 0 where they are
     not: a ShapeMismatchError before the next launch): its storage keeps v's size. Shapes that
     differ at compile time are refused."""
     shape, out_shape = ctx.shape(v), ctx.shape(out)
@@ -498,7 +498,8 @@ def _kept_shape(ctx: _NodeContext, j: int, v, out):
                        f"{list(out_shape)}: a loop run at run time needs fixed shapes")
     sa = ShapeArithmetic(ctx)
     same = sa.eq(sa.reduce("min", sa.eq(sa.dims(out_shape), sa.dims(shape))), 1)
-    sa.bind(sa.const(np.zeros(0, np.int64)), f"carried_{j}", valid=same)
+    sa.bind(None, f"carried_{j}", same, f"loop-carried value {j} changes its shape in an iteration: a loop run "
+                                        f"at run time keeps its carried values' shapes")
     return ctx.emit(graph.ReshapeOp, [out], shape=list(shape))[0]
 
 
