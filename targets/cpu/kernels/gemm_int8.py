@@ -14,6 +14,8 @@ The zero point of A (a run-time value: DynamicQuantizeLinear's) is taken out in 
 a_zp * colsum(B), colsum computed at packing time; B's zero point is 0 (symmetric weights).
 An int8 A (`signed_a`) is read as the uint8 A xor 0x80 = A + 128, so its zero point is a_zp + 128
 (the caller's: folded into the column sums of a requantizing GEMM).
+The epilogue stores C as int32, as 8-bit requantized (`requant`), or as float32 dequantized
+(`dequant`: the sums x a_scale x b_scale[column] + bias[column], onnxruntime's MatMulIntegerToFloat).
 Work items are (row tile, panel) pairs, ordered by blocks of `pblock` panels (`panel_block`: their
 packed B fits half of L2): every row tile meets one block's panels before the next block, so B is
 read from memory once however many row tiles there are.
@@ -35,6 +37,9 @@ INT8_GEMM_BUFFERS = ("a", "b", "c", "colsum", "a_zp")
 # after INT8_GEMM_FIELDS in a requantizing kernel: per-column float32 multipliers (a_scale x
 # b_scale / c_scale, padded like colsum), C's zero point and storage range
 REQUANT_FIELDS = ("multiplier", "c_zp", "c_min", "c_max")
+# after INT8_GEMM_FIELDS in a dequantizing kernel (C float32): A's scale (a run-time scalar), B's
+# scale per column and the bias, both padded like colsum
+DEQUANT_FIELDS = ("a_scale", "b_scale", "bias")
 # packed B bytes of one panel block: half of a 512 KB L2 (the rest for A's rows and C), as the
 # float32 GEMM assumes (kernels/gemm.py)
 B_BLOCK_BYTES = 256 * 1024
@@ -54,6 +59,7 @@ class Int8GemmSpec:
     mr: int = 4       # rows per register tile
     nvec: int = 2     # vectors per panel row
     requant: bool = False  # C is 8-bit: requantized in the epilogue (REQUANT_FIELDS), else int32
+    dequant: bool = False  # C is float32: sums x a_scale x b_scale + bias (DEQUANT_FIELDS)
     signed_a: bool = False  # A is int8, read as uint8 A + 128 (A_OFFSET)
 
     @property
@@ -71,22 +77,26 @@ class Int8GemmSpec:
 
     @property
     def name(self) -> str:
-        return f"gemm_{'s8' if self.signed_a else 'u8'}s8_{self.dot}_{self.mr}x{self.nr}{'_rq' if self.requant else ''}"
+        epilogue = "_rq" if self.requant else "_dq" if self.dequant else ""
+        return f"gemm_{'s8' if self.signed_a else 'u8'}s8_{self.dot}_{self.mr}x{self.nr}{epilogue}"
 
     @property
     def signature(self) -> Signature:
+        if self.dequant:
+            return Signature.of(INT8_GEMM_FIELDS + DEQUANT_FIELDS, buffers=INT8_GEMM_BUFFERS + DEQUANT_FIELDS)
         return Signature.of(INT8_GEMM_FIELDS + (REQUANT_FIELDS if self.requant else ()),
                             buffers=INT8_GEMM_BUFFERS + (("multiplier",) if self.requant else ()))
 
     @staticmethod
-    def for_features(features, requant: bool = False, signed_a: bool = False) -> "Int8GemmSpec | None":
+    def for_features(features, requant: bool = False, signed_a: bool = False,
+                     dequant: bool = False) -> "Int8GemmSpec | None":
         """The best dot product the target's features allow, or None (no int8 kernel)."""
         have = set(features)
         dot = next((d for d in DOT_PRODUCTS if have.issuperset(d[1])), None)
         # 16-lane tiles: 8 rows x 2 vectors, 16 of the 32 registers accumulating; 8-lane ones keep
         # 4 rows within 16 registers
         return None if dot is None else Int8GemmSpec(dot[0], mr=8 if dot[2] == 16 else 4,
-                                                         requant=requant, signed_a=signed_a)
+                                                         requant=requant, signed_a=signed_a, dequant=dequant)
 
 
 def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -177,8 +187,8 @@ class _Int8GemmEmitter:
         return kb.call_intrinsic(f"llvm.x86.avx512.vpdpbusd.{bits}", acc, a, b, result_type=vec(w, i32))
 
     def _store(self, r0, panel, rows: int, acc, a_zp) -> None:
-        """C = acc - a_zp * colsum (requantized: clamp(round_half_even(that x multiplier) + c_zp)),
-        the last panel's columns past N masked off."""
+        """C = acc - a_zp * colsum (requantized: clamp(round_half_even(that x multiplier) + c_zp);
+        dequantized: that x (a_scale x b_scale) + bias), the last panel's columns past N masked off."""
         kb, f, spec = self.kb, self.f, self.spec
         w, nr = spec.width, spec.nr
         col0 = kb.mul(panel, kb.const(nr))
@@ -189,12 +199,18 @@ class _Int8GemmEmitter:
             mask = kb.lane_mask(lanes, w)
             shift = kb.mul(zp, kb.load(f["colsum"], col, w, elem=i32))
             scale = kb.load(f["multiplier"], col, w) if spec.requant else None
+            if spec.dequant:
+                scale = kb.fmul(kb.splat(kb.load(f["a_scale"], kb.const(0)), w), kb.load(f["b_scale"], col, w))
+                bias = kb.load(f["bias"], col, w)
             for r in range(rows):
                 dst = kb.add(kb.mul(kb.add(r0, kb.const(r)), f["c_rs"]), col)
                 with kb.if_(kb.cmp("sgt", lanes, kb.const(0))):
                     out = kb.sub(acc[r * spec.nvec + v], shift)
                     if spec.requant:
                         kb.masked_store(self._requantize(out, scale), f["c"], dst, mask, w, elem=i8)
+                    elif spec.dequant:
+                        wide = kb.fadd(kb.fmul(kb.cast(llvm.SIToFPOp, out, f32), scale), bias)
+                        kb.masked_store(wide, f["c"], dst, mask, w)
                     else:
                         kb.masked_store(out, f["c"], dst, mask, w, elem=i32)
 
