@@ -9,6 +9,10 @@ multiplied with the panel row:
   lane to the accumulator; words are 4 bytes.
 - AVX2: `vpmaddwd` of widened words: A bytes zero-extended, B stored sign-extended to 16 bits at
   compile time, words of 2 k; each lane adds two exact products (no `vpmaddubsw` s16 saturation).
+- AMX (uint8 A, K a multiple of AMX_K): a 32 x 32 register tile is 2 x 2 C tiles (kernels/amx.py),
+  `tdpbusd` of two A tiles (16 rows x 64 k, read in place) by two B tiles (16 words of the VNNI
+  panel rows, 64 k x 16 columns, read at the panel's row stride); the sums go through a stack
+  tile into the vector epilogue. Rows short of a register tile take the AVX-512 VNNI path.
 
 The zero point of A (a run-time value: DynamicQuantizeLinear's) is taken out in the epilogue as
 a_zp * colsum(B), colsum computed at packing time; B's zero point is 0 (symmetric weights).
@@ -29,6 +33,7 @@ from xdsl.dialects import func, llvm
 from xdsl.dialects.builtin import IntegerType, f32, i32
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature, vec
+from pyflame_rt.targets.cpu.kernels.amx import TILE_ROWS, amx, load_tile_config
 
 i8, i16 = IntegerType(8), IntegerType(16)
 
@@ -49,8 +54,10 @@ BYTE_MAGIC = 1.5 * 2 ** 23
 # what an int8 A (Int8GemmSpec.signed_a) adds to each byte, and so to its zero point
 A_OFFSET = 128
 # the dot-product instruction set, best first: (name, required features, int32 lanes, k per word)
-DOT_PRODUCTS = (("avx512vnni", ("avx512vnni", "avx512f"), 16, 4), ("avxvnni", ("avxvnni",), 8, 4),
+DOT_PRODUCTS = (("amxint8", ("amx-int8", "amx-tile", "avx512vnni", "avx512f"), 16, 4),
+                ("avx512vnni", ("avx512vnni", "avx512f"), 16, 4), ("avxvnni", ("avxvnni",), 8, 4),
                 ("avx2", ("avx2",), 8, 2))
+AMX_K = 64  # k per A tile row (its 64 bytes)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,11 @@ class Int8GemmSpec:
         return self.nvec * self.width
 
     @property
+    def tiles(self) -> bool:
+        """Full register tiles are multiplied by AMX tiles."""
+        return self.dot == "amxint8"
+
+    @property
     def name(self) -> str:
         epilogue = "_rq" if self.requant else "_dq" if self.dequant else ""
         return f"gemm_{'s8' if self.signed_a else 'u8'}s8_{self.dot}_{self.mr}x{self.nr}{epilogue}"
@@ -88,15 +100,18 @@ class Int8GemmSpec:
                             buffers=INT8_GEMM_BUFFERS + (("multiplier",) if self.requant else ()))
 
     @staticmethod
-    def for_features(features, requant: bool = False, signed_a: bool = False,
-                     dequant: bool = False) -> "Int8GemmSpec | None":
-        """The best dot product the target's features allow, or None (no int8 kernel)."""
-        have = set(features)
-        dot = next((d for d in DOT_PRODUCTS if have.issuperset(d[1])), None)
-        # 16-lane tiles: 8 rows x 2 vectors, 16 of the 32 registers accumulating; 8-lane ones keep
-        # 4 rows within 16 registers
-        return None if dot is None else Int8GemmSpec(dot[0], mr=8 if dot[2] == 16 else 4,
-                                                         requant=requant, signed_a=signed_a, dequant=dequant)
+    def for_features(features, requant: bool = False, signed_a: bool = False, dequant: bool = False,
+                     k: int = 0) -> "Int8GemmSpec | None":
+        """The best dot product the target's features allow, or None (no int8 kernel). AMX tiles
+        need a uint8 A and its K (`k`) a positive multiple of AMX_K."""
+        have, whole_tiles = set(features), k > 0 and k % AMX_K == 0 and not signed_a
+        dot = next((d for d in DOT_PRODUCTS if have.issuperset(d[1]) and (d[0] != "amxint8" or whole_tiles)), None)
+        if dot is None:
+            return None
+        # AMX: 2 x 2 tiles of 16 rows; 16-lane vectors: 8 rows x 2 vectors, 16 of the 32 registers
+        # accumulating; 8-lane ones keep 4 rows within 16 registers
+        mr = 2 * TILE_ROWS if dot[0] == "amxint8" else 8 if dot[2] == 16 else 4
+        return Int8GemmSpec(dot[0], mr=mr, requant=requant, signed_a=signed_a, dequant=dequant)
 
 
 def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +142,9 @@ class _Int8GemmEmitter:
         self.kb = KernelBuilder(spec.name, spec.signature)
         self.f = self.kb.fields
         self.zero = self.kb.vconst(0, i32, spec.width)
+        if spec.tiles:
+            self.ctile = self.kb.scratch(spec.mr * spec.nr, i32)  # the register tile, stored by the C tiles
+            load_tile_config(self.kb)
 
     def emit(self) -> func.FuncOp:
         kb, f, mr = self.kb, self.f, self.spec.mr
@@ -141,8 +159,11 @@ class _Int8GemmEmitter:
             r0 = kb.mul(kb.div(within, panels), kb.const(mr))
             panel = kb.add(first, kb.rem(within, panels))
             rows = kb.min(kb.const(mr), kb.sub(f["m"], r0))
-            kb.if_else(kb.cmp("eq", rows, kb.const(mr)), lambda: self._tile(r0, panel, mr, a_zp),
-                       lambda: self._rows_one_by_one(r0, rows, panel, a_zp))
+            full = (lambda: self._amx_tile(r0, panel, a_zp)) if self.spec.tiles else \
+                (lambda: self._tile(r0, panel, mr, a_zp))
+            kb.if_else(kb.cmp("eq", rows, kb.const(mr)), full, lambda: self._rows_one_by_one(r0, rows, panel, a_zp))
+        if self.spec.tiles:
+            amx(kb, "tilerelease")
         return kb.finish()
 
     def _rows_one_by_one(self, r0, rows, panel, a_zp) -> None:
@@ -164,6 +185,33 @@ class _Int8GemmEmitter:
                     acc[r * spec.nvec + v] = self._dot(acc[r * spec.nvec + v], a, bvecs[v])
             kl.next = acc
         self._store(r0, panel, rows, kl.results, a_zp)
+
+    def _amx_tile(self, r0, panel, a_zp) -> None:
+        """The register tile's rows from r0 x the panel: 2 x 2 C tiles over K, through ctile into
+        the epilogue."""
+        kb, f, spec = self.kb, self.f, self.spec
+        w, nr = spec.width, spec.nr
+        for c in range(4):
+            amx(kb, "tilezero", c)
+        b_panel = kb.mul(panel, kb.mul(f["kg"], kb.const(nr)))
+        a_stride, b_stride = kb.mul(f["a_rs"], kb.const(4)), kb.const(nr * 4)
+        with kb.loop(0, f["kg"], AMX_K // spec.group) as ch:
+            for i in range(2):
+                a_tile = kb.add(kb.mul(kb.add(r0, kb.const(i * TILE_ROWS)), f["a_rs"]), ch.iv)
+                amx(kb, "tileloadd64", 4 + i, kb.gep(f["a"], a_tile, i32), a_stride)
+            for j in range(2):
+                b_tile = kb.add(b_panel, kb.add(kb.mul(ch.iv, kb.const(nr)), kb.const(j * w)))
+                amx(kb, "tileloadd64", 6 + j, kb.gep(f["b"], b_tile, i32), b_stride)
+            for i in range(2):
+                for j in range(2):
+                    amx(kb, "tdpbusd", 2 * i + j, 4 + i, 6 + j)
+        for i in range(2):
+            for j in range(2):
+                amx(kb, "tilestored64", 2 * i + j, kb.gep(self.ctile, kb.const(i * TILE_ROWS * nr + j * w), i32),
+                    kb.const(nr * 4))
+        acc = [kb.load(self.ctile, kb.const(r * nr + v * w), w, elem=i32) for r in range(spec.mr)
+               for v in range(spec.nvec)]
+        self._store(r0, panel, spec.mr, acc, a_zp)
 
     def _a_word(self, index):
         """A's `group` bytes at word `index` as the 32-bit word the dot product takes."""

@@ -37,7 +37,7 @@ class LowerMatMulInteger(GraphToKernelPattern):
     def lower(self, L, op: quant.MatMulIntegerOp | quant.MatMulIntegerToFloatOp) -> None:
         b = op.constant_weight(L.const_value)
         dequant = isinstance(op, quant.MatMulIntegerToFloatOp)
-        spec = Int8GemmSpec.for_features(L.target.features, dequant=dequant)
+        spec = Int8GemmSpec.for_features(L.target.features, dequant=dequant, k=0 if b is None else b.shape[0])
         if b is None or spec is None or len(L.shapes[op.lhs]) < 2:
             raise UnsupportedOperatorError(f"the CPU backend has no integer GEMM for this {op.name}")
         (k, n), m = b.shape, numel(L.shapes[op.lhs][:-1])

@@ -29,7 +29,7 @@ def _model(k: int, n: int, rng):
 def test_matches_onnxruntime_exactly(cpu, rng):
     """K = 64, N = 40: two full panels of 16 columns and a partial one on AVX2 (a partial of 32 with
     AVX-512); 5 or 10 rows: full 4-row tiles and remainder rows."""
-    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features)
+    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features, k=64)
     if spec is None:
         pytest.skip(f"{cpu} has no integer dot product")
     model = _model(64, 40, rng)
@@ -83,8 +83,38 @@ def test_each_path_compiles_to_its_instruction(dot, features, instruction, signe
 
 
 def test_dot_products_are_ordered_best_first():
-    assert [name for name, *_ in DOT_PRODUCTS] == ["avx512vnni", "avxvnni", "avx2"]
+    assert [name for name, *_ in DOT_PRODUCTS] == ["amxint8", "avx512vnni", "avxvnni", "avx2"]
     assert Int8GemmSpec.for_features(("sse2",)) is None
+
+
+AMX_FEATURES = ("amx-int8", "amx-tile", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512vnni")
+
+
+def test_amx_tiles_need_whole_tiles_of_k_and_a_uint8_a():
+    assert Int8GemmSpec.for_features(AMX_FEATURES, k=128).dot == "amxint8"
+    assert Int8GemmSpec.for_features(AMX_FEATURES, k=128).mr == 32
+    for k, signed_a in ((0, False), (96, False), (128, True)):
+        assert Int8GemmSpec.for_features(AMX_FEATURES, k=k, signed_a=signed_a).dot == "avx512vnni"
+
+
+@pytest.mark.parametrize("dequant", [False, True], ids=["int32", "float32"])
+def test_amx_path_compiles_to_tdpbusd(dequant):
+    target = CPUTarget(HOST.triple, "sapphirerapids", AMX_FEATURES)
+    module = ModuleOp([int8_gemm_kernel(Int8GemmSpec.for_features(AMX_FEATURES, dequant=dequant, k=64))])
+    _convert(module)
+    asm = target.target_machine().emit_assembly(llvm.parse_assembly(to_llvm_ir(module, target)))
+    assert "tdpbusd\t%tmm" in asm and "\tvpdpbusd\t" in asm  # the tiles, and the rows short of one
+
+
+@pytest.mark.skipif(Int8GemmSpec.for_features(HOST.features, k=64).dot != "amxint8", reason="no AMX on this host")
+def test_amx_tiles_match_onnxruntime_exactly(rng):
+    """K = 128 (two tile steps), N = 40 (a partial panel), 7 x 10 rows: two 32-row register tiles
+    and 6 rows short of one."""
+    model = _model(128, 40, rng)
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True))
+    x = (rng.standard_normal((14, 5, 128)) * 3).astype(np.float32)
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+    assert "gemm_u8s8_amxint8_32x32" in kernels_run(sess, {"x": x})
 
 
 def test_checked_build_has_no_violation(rng):
@@ -126,7 +156,7 @@ def test_dequantizing_epilogue_matches_onnxruntime(cpu, per_column, rng):
     """quantize_dynamic's MatMul (MatMulInteger, Cast, Mul by the scales' product, bias Add) runs as
     one GEMM dequantizing in its epilogue (N = 40: a partial last panel), within float32
     rounding of onnxruntime's separate ops."""
-    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features, dequant=True)
+    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features, dequant=True, k=64)
     if spec is None:
         pytest.skip(f"{cpu} has no integer dot product")
     ws = (rng.random(40 if per_column else ()) * 0.01 + 0.001).astype(np.float32)
