@@ -430,12 +430,13 @@ class GemmOp(QuantizedComputeOp):
                             trans_b=self.trans_b.value.data)
 
     def constant_weight(self, value_of: Callable[[SSAValue], np.ndarray | None]) -> np.ndarray | None:
-        """The int8 [K, N] weight when an integer GEMM with requantization computes this product
-        (as quant.matmul's, not transposed) and its bias is constant; else None."""
-        b = value_of(self.b)
+        """The int8 [K, N] weight (transposed from [N, K] with trans_b) when an integer GEMM with
+        requantization computes this product and its bias is constant; else None."""
+        b, trans_b = value_of(self.b), self.trans_b.value.data
+        b = b.T if b is not None and trans_b else b
         ok = (b is not None and b.ndim == 2 and b.dtype == np.int8 and b.shape[0] % 4 == 0
-              and not self.trans_b.value.data and self._constant_bias(value_of))
-        return b if ok and self.requantizing_gemm_types(1) else None
+              and self._constant_bias(value_of))
+        return b if ok and self.requantizing_gemm_types(0 if trans_b else 1) else None
 
 
 @irdl_op_definition
