@@ -623,8 +623,8 @@ def integer_gemm_weight(op: "MatMulIntegerOp | MatMulIntegerToFloatOp",
 @irdl_op_definition
 class MatMulIntegerToFloatOp(QuantOp):
     """float32 (a - a_zero_point) @ (b - b_zero_point) x (a_scale x b_scale) + bias (onnxruntime's
-    MatMulIntegerToFloat): a MatMulInteger with its dequantization (the Cast to float32, the scale
-    Mul and a bias Add) in the integer GEMM's epilogue. a_scale is a scalar (a run-time value:
+    MatMulIntegerToFloat), then the fused activation if any: a MatMulInteger with its
+    dequantization (the Cast to float32, the scale Mul and a bias Add) in the integer GEMM's epilogue. a_scale is a scalar (a run-time value:
     DynamicQuantizeLinear's), b_scale one scale or one per output column, bias float32 [N] or absent."""
 
     name = "quant.matmul_integer_to_float"
@@ -635,6 +635,7 @@ class MatMulIntegerToFloatOp(QuantOp):
     lhs_zero_point = operand_def(TensorType)
     rhs_zero_point = operand_def(TensorType)
     bias = opt_operand_def(TensorType)
+    activation = graph.activation_prop()  # fused by fuse-activation, applied after + bias
     result = result_def(TensorType)
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "operands attr-dict `:` functional-type(operands, results)"
@@ -642,6 +643,9 @@ class MatMulIntegerToFloatOp(QuantOp):
     def __init__(self, lhs, rhs, lhs_scale, rhs_scale, lhs_zero_point, rhs_zero_point, bias, result_type):
         super().__init__(operands=[lhs, rhs, lhs_scale, rhs_scale, lhs_zero_point, rhs_zero_point,
                                    [bias] if bias is not None else []], result_types=[result_type])
+
+    def verify_(self) -> None:
+        graph.check_activation(self)
 
     def constant_weight(self, value_of: Callable[[SSAValue], np.ndarray | None]) -> np.ndarray | None:
         """The int8 [K, N] weight when the integer GEMM computes this op: MatMulIntegerOp's

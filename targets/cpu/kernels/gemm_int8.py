@@ -19,7 +19,8 @@ a_zp * colsum(B), colsum computed at packing time; B's zero point is 0 (symmetri
 An int8 A (`signed_a`) is read as the uint8 A xor 0x80 = A + 128, so its zero point is a_zp + 128
 (the caller's: folded into the column sums of a requantizing GEMM).
 The epilogue stores C as int32, as 8-bit requantized (`requant`), or as float32 dequantized
-(`dequant`: the sums x a_scale x b_scale[column] + bias[column], onnxruntime's MatMulIntegerToFloat).
+(`dequant`: the sums x a_scale x b_scale[column] + bias[column], onnxruntime's MatMulIntegerToFloat,
+then a fused activation).
 Work items are (row tile, panel) pairs, ordered by blocks of `pblock` panels (`panel_block`: their
 packed B fits half of L2): every row tile meets one block's panels before the next block, so B is
 read from memory once however many row tiles there are.
@@ -34,6 +35,7 @@ from xdsl.dialects.builtin import IntegerType, f32, i32
 
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature, vec
 from pyflame_rt.targets.cpu.kernels.amx import TILE_ROWS, amx, load_tile_config
+from pyflame_rt.targets.cpu.kernels.elementwise import activation_tag, epilogue as activation_epilogue
 
 i8, i16 = IntegerType(8), IntegerType(16)
 
@@ -67,6 +69,7 @@ class Int8GemmSpec:
     nvec: int = 2     # vectors per panel row
     requant: bool = False  # C is 8-bit: requantized in the epilogue (REQUANT_FIELDS), else int32
     dequant: bool = False  # C is float32: sums x a_scale x b_scale + bias (DEQUANT_FIELDS)
+    activation: str = "none"  # a dequantized C's activation (activation_spelling)
     signed_a: bool = False  # A is int8, read as uint8 A + 128 (A_OFFSET)
 
     @property
@@ -89,7 +92,7 @@ class Int8GemmSpec:
 
     @property
     def name(self) -> str:
-        epilogue = "_rq" if self.requant else "_dq" if self.dequant else ""
+        epilogue = "_rq" if self.requant else f"_dq_{activation_tag(self.activation)}" if self.dequant else ""
         return f"gemm_{'s8' if self.signed_a else 'u8'}s8_{self.dot}_{self.mr}x{self.nr}{epilogue}"
 
     @property
@@ -101,7 +104,7 @@ class Int8GemmSpec:
 
     @staticmethod
     def for_features(features, requant: bool = False, signed_a: bool = False, dequant: bool = False,
-                     k: int = 0) -> "Int8GemmSpec | None":
+                     k: int = 0, activation: str = "none") -> "Int8GemmSpec | None":
         """The best dot product the target's features allow, or None (no int8 kernel). AMX tiles
         need a uint8 A and its K (`k`) a positive multiple of AMX_K."""
         have, whole_tiles = set(features), k > 0 and k % AMX_K == 0 and not signed_a
@@ -111,7 +114,7 @@ class Int8GemmSpec:
         # AMX: 2 x 2 tiles of 16 rows; 16-lane vectors: 8 rows x 2 vectors, 16 of the 32 registers
         # accumulating; 8-lane ones keep 4 rows within 16 registers
         mr = 2 * TILE_ROWS if dot[0] == "amxint8" else 8 if dot[2] == 16 else 4
-        return Int8GemmSpec(dot[0], mr=mr, requant=requant, signed_a=signed_a, dequant=dequant)
+        return Int8GemmSpec(dot[0], mr=mr, requant=requant, signed_a=signed_a, dequant=dequant, activation=activation)
 
 
 def pack_int8_b(b: np.ndarray, spec: Int8GemmSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -236,7 +239,8 @@ class _Int8GemmEmitter:
 
     def _store(self, r0, panel, rows: int, acc, a_zp) -> None:
         """C = acc - a_zp * colsum (requantized: clamp(round_half_even(that x multiplier) + c_zp);
-        dequantized: that x (a_scale x b_scale) + bias), the last panel's columns past N masked off."""
+        dequantized: that x (a_scale x b_scale) + bias, then the activation), the last panel's columns
+        past N masked off."""
         kb, f, spec = self.kb, self.f, self.spec
         w, nr = spec.width, spec.nr
         col0 = kb.mul(panel, kb.const(nr))
@@ -258,6 +262,8 @@ class _Int8GemmEmitter:
                         kb.masked_store(self._requantize(out, scale), f["c"], dst, mask, w, elem=i8)
                     elif spec.dequant:
                         wide = kb.fadd(kb.fmul(kb.cast(llvm.SIToFPOp, out, f32), scale), bias)
+                        if spec.activation != "none":
+                            wide = activation_epilogue(kb, spec.activation, wide, w)
                         kb.masked_store(wide, f["c"], dst, mask, w)
                     else:
                         kb.masked_store(out, f["c"], dst, mask, w, elem=i32)

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
-from pyflame_rt.dialects import quant
+from pyflame_rt.dialects import graph, quant
 from pyflame_rt.dialects.graph_attrs import Layout
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.dynamic_quantize import (
     APPLY_FIELDS, DQ_BLOCK, RANGE_FIELDS, apply_kernel, range_kernel)
+from pyflame_rt.targets.cpu.kernels.elementwise import activation_spelling
 from pyflame_rt.targets.cpu.kernels.gemm_int8 import (
     A_OFFSET, Int8GemmSpec, int8_gemm_kernel, pack_int8_b, panel_block)
 from pyflame_rt.targets.cpu.kernels.quant_add import QADD_BLOCK, QADD_FIELDS, QuantAddSpec, quant_add_kernel
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 class LowerMatMulInteger(GraphToKernelPattern):
     """quant.matmul_integer -> the integer GEMM storing int32; quant.matmul_integer_to_float -> the
-    same GEMM dequantizing in its epilogue (the scales' product, then the bias)."""
+    same GEMM dequantizing in its epilogue (the scales' product, the bias, the fused activation)."""
 
     def match_and_rewrite(self, op, rewriter: PatternRewriter) -> None:
         if isinstance(op, (quant.MatMulIntegerOp, quant.MatMulIntegerToFloatOp)):
@@ -37,7 +38,9 @@ class LowerMatMulInteger(GraphToKernelPattern):
     def lower(self, L, op: quant.MatMulIntegerOp | quant.MatMulIntegerToFloatOp) -> None:
         b = op.constant_weight(L.const_value)
         dequant = isinstance(op, quant.MatMulIntegerToFloatOp)
-        spec = Int8GemmSpec.for_features(L.target.features, dequant=dequant, k=0 if b is None else b.shape[0])
+        activation = activation_spelling(graph.activation_of(op)) if dequant else None
+        spec = Int8GemmSpec.for_features(L.target.features, dequant=dequant, k=0 if b is None else b.shape[0],
+                                         activation=activation or "none")
         if b is None or spec is None or len(L.shapes[op.lhs]) < 2:
             raise UnsupportedOperatorError(f"the CPU backend has no integer GEMM for this {op.name}")
         (k, n), m = b.shape, numel(L.shapes[op.lhs][:-1])
