@@ -191,7 +191,7 @@ class _Int8GemmEmitter:
 
     def _amx_tile(self, r0, panel, a_zp) -> None:
         """The register tile's rows from r0 x the panel: 2 x 2 C tiles over K, through ctile into
-        the epilogue."""
+        the epilogue row by row."""
         kb, f, spec = self.kb, self.f, self.spec
         w, nr = spec.width, spec.nr
         for c in range(4):
@@ -212,9 +212,10 @@ class _Int8GemmEmitter:
             for j in range(2):
                 amx(kb, "tilestored64", 2 * i + j, kb.gep(self.ctile, kb.const(i * TILE_ROWS * nr + j * w), i32),
                     kb.const(nr * 4))
-        acc = [kb.load(self.ctile, kb.const(r * nr + v * w), w, elem=i32) for r in range(spec.mr)
-               for v in range(spec.nvec)]
-        self._store(r0, panel, spec.mr, acc, a_zp)
+        with kb.loop(0, spec.mr) as r:  # one row's epilogue in a loop: a 32-row unrolled one compiles slowly
+            row = kb.mul(r.iv, kb.const(nr))
+            acc = [kb.load(self.ctile, kb.add(row, kb.const(v * w)), w, elem=i32) for v in range(spec.nvec)]
+            self._store(kb.add(r0, r.iv), panel, 1, acc, a_zp)
 
     def _a_word(self, index):
         """A's `group` bytes at word `index` as the 32-bit word the dot product takes."""
