@@ -12,7 +12,8 @@ multiplied with the panel row:
 - AMX (uint8 A, K a multiple of AMX_K): a 32 x 32 register tile is 2 x 2 C tiles (kernels/amx.py),
   `tdpbusd` of two A tiles (16 rows x 64 k, read in place) by two B tiles (16 words of the VNNI
   panel rows, 64 k x 16 columns, read at the panel's row stride); the sums go through a stack
-  tile into the vector epilogue. Rows short of a register tile take the AVX-512 VNNI path.
+  tile into the vector epilogue. Rows short of a register tile take the AVX-512 VNNI path (its
+  8-row register tiles, then row by row).
 
 The zero point of A (a run-time value: DynamicQuantizeLinear's) is taken out in the epilogue as
 a_zp * colsum(B), colsum computed at packing time; B's zero point is 0 (symmetric weights).
@@ -60,6 +61,9 @@ DOT_PRODUCTS = (("amxint8", ("amx-int8", "amx-tile", "avx512vnni", "avx512f"), 1
                 ("avx512vnni", ("avx512vnni", "avx512f"), 16, 4), ("avxvnni", ("avxvnni",), 8, 4),
                 ("avx2", ("avx2",), 8, 2))
 AMX_K = 64  # k per A tile row (its 64 bytes)
+# 16-lane register tiles: 8 rows x 2 vectors, 16 of the 32 registers accumulating (8-lane ones keep
+# 4 rows within 16 registers)
+VNNI_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -111,9 +115,7 @@ class Int8GemmSpec:
         dot = next((d for d in DOT_PRODUCTS if have.issuperset(d[1]) and (d[0] != "amxint8" or whole_tiles)), None)
         if dot is None:
             return None
-        # AMX: 2 x 2 tiles of 16 rows; 16-lane vectors: 8 rows x 2 vectors, 16 of the 32 registers
-        # accumulating; 8-lane ones keep 4 rows within 16 registers
-        mr = 2 * TILE_ROWS if dot[0] == "amxint8" else 8 if dot[2] == 16 else 4
+        mr = 2 * TILE_ROWS if dot[0] == "amxint8" else VNNI_ROWS if dot[2] == 16 else 4  # AMX: 2 x 2 tiles
         return Int8GemmSpec(dot[0], mr=mr, requant=requant, signed_a=signed_a, dequant=dequant, activation=activation)
 
 
@@ -164,10 +166,20 @@ class _Int8GemmEmitter:
             rows = kb.min(kb.const(mr), kb.sub(f["m"], r0))
             full = (lambda: self._amx_tile(r0, panel, a_zp)) if self.spec.tiles else \
                 (lambda: self._tile(r0, panel, mr, a_zp))
-            kb.if_else(kb.cmp("eq", rows, kb.const(mr)), full, lambda: self._rows_one_by_one(r0, rows, panel, a_zp))
+            short = (lambda: self._rows_short_of_tiles(r0, rows, panel, a_zp)) if self.spec.tiles else \
+                (lambda: self._rows_one_by_one(r0, rows, panel, a_zp))
+            kb.if_else(kb.cmp("eq", rows, kb.const(mr)), full, short)
         if self.spec.tiles:
             amx(kb, "tilerelease")
         return kb.finish()
+
+    def _rows_short_of_tiles(self, r0, rows, panel, a_zp) -> None:
+        """Rows short of an AMX register tile: AVX-512 VNNI register tiles of VNNI_ROWS, then one by one."""
+        kb = self.kb
+        tiled = kb.mul(kb.div(rows, kb.const(VNNI_ROWS)), kb.const(VNNI_ROWS))
+        with kb.loop(r0, kb.add(r0, tiled), VNNI_ROWS) as t:
+            self._tile(t.iv, panel, VNNI_ROWS, a_zp)
+        self._rows_one_by_one(kb.add(r0, tiled), kb.sub(rows, tiled), panel, a_zp)
 
     def _rows_one_by_one(self, r0, rows, panel, a_zp) -> None:
         with self.kb.loop(r0, self.kb.add(r0, rows)) as r:

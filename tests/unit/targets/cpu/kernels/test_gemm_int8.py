@@ -108,11 +108,11 @@ def test_amx_path_compiles_to_tdpbusd(dequant):
 
 @pytest.mark.skipif(Int8GemmSpec.for_features(HOST.features, k=64).dot != "amxint8", reason="no AMX on this host")
 def test_amx_tiles_match_onnxruntime_exactly(rng):
-    """K = 128 (two tile steps), N = 40 (a partial panel), 7 x 10 rows: two 32-row register tiles
-    and 6 rows short of one."""
+    """K = 128 (two tile steps), N = 40 (a partial panel), 15 x 5 rows: two 32-row register tiles
+    and 11 rows short of one (an 8-row VNNI tile and 3 rows)."""
     model = _model(128, 40, rng)
     sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True))
-    x = (rng.standard_normal((14, 5, 128)) * 3).astype(np.float32)
+    x = (rng.standard_normal((15, 5, 128)) * 3).astype(np.float32)
     np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
     assert "gemm_u8s8_amxint8_32x32" in kernels_run(sess, {"x": x})
 
