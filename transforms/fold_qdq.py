@@ -9,13 +9,13 @@ quantize, the group is that op of the `quant` dialect on the storage tensors:
 
 for MatMul, Add, Mul, Concat, AveragePool and GlobalAveragePool, Conv (NCHW, no residual or
 fused activation) and Gemm (A not transposed, alpha 1, no fused activation, C a bias [N] with beta
-1: `quantize_static`'s Gemm node). A Conv's or Gemm's bias is a QDQ model's dequantized int32 bias,
-which fold-constants made a float32 constant: it folds to the int32 codes when their product with the bias scales (input
-scale x weight scale) gives back exactly that constant. The dequantizes stay for any other readers
-(dead-code removal drops the rest). It is the exact inverse of `expand-quant` on these ops (the
-quant ops are defined by that expansion), so a folded op without a kernel computes as before; the
-CPU runs it first among its legalizations, so that its requantizing integer GEMM finds the
-quantized MatMuls and Convs.
+1: `quantize_static`'s Gemm node). A Conv's or Gemm's bias is a QDQ model's dequantized int32
+bias, which fold-constants made a float32 constant: it folds to the int32 codes when their product
+with the bias scales (input scale x weight scale) gives back exactly that constant. The
+dequantizes stay for any other readers (dead-code removal drops the rest). It is the exact inverse
+of `expand-quant` on these ops (the quant ops are defined by that expansion), so a folded op
+without a kernel computes as before; the CPU runs it first among its legalizations, so that its
+requantizing integer GEMM finds the quantized MatMuls, Gemms and Convs.
 """
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def _gemm(src: graph.GemmOp, ins, types, t, rt, weights: WeightTable):
 
 
 def _int32_bias(src: Operation, bias: SSAValue | None, types, weights: WeightTable) -> list[Operation] | None:
-    """[] without a bias, [the constant of its int32 codes] (`_bias_codes`), or None when it has none."""
+    """[] without a bias, [the constant of its int32 codes] (`_bias_codes`), or None when it is not
+    such codes (the op keeps its float form)."""
     if bias is None:
         return []
     codes = _bias_codes(bias, types, weights)

@@ -1,6 +1,7 @@
 """quant.matmul_integer by a constant int8 weight -> the integer GEMM (kernels/gemm_int8.py) with the
-weight packed now (quant.matmul_integer_to_float: the same, dequantizing); quant.matmul / gemm / conv by one -> the same GEMM requantizing (a Conv through
-im2col); quant.add of one shape -> one requantizing pass (kernels/quant_add.py);
+weight packed now (quant.matmul_integer_to_float: the same, dequantizing); quant.matmul / gemm /
+conv by one -> the same GEMM requantizing (a Conv through im2col); quant.add of one shape -> one
+requantizing pass (kernels/quant_add.py);
 quant.dynamic_quantize -> its range and apply kernels (kernels/dynamic_quantize.py).
 The quant ops without a kernel were expanded by `expand-quant`."""
 from __future__ import annotations
