@@ -6,7 +6,8 @@ onnxruntime's `quantize_dynamic` (and `quantize-dynamic-int8`) write each int8 M
     y = graph.mul(graph.cast<f32>(p), graph.mul(xs, w_scale))     [+ graph.add(y, bias)]
 
 with xs a scalar (DynamicQuantizeLinear's scale), w_scale a constant (one, or one per column) and
-bias a constant [N]; that chain becomes one `quant.matmul_integer_to_float(xq, w, xs, w_scale, xz,
+bias a constant [N]; `quantize-static-int8` writes the same chain with xs x w_scale folded into
+one constant (the Mul's operand, fused with xs = 1.0). That chain becomes one `quant.matmul_integer_to_float(xq, w, xs, w_scale, xz,
 wz, bias)`, whose kernel scales and biases the int32 sums in registers: no int32 result, no
 separate Cast, Mul and Add passes. Only a product the integer GEMM computes (a constant int8
 weight: `MatMulIntegerOp.constant_weight`, so one `expand-quant` kept for the target) is fused; the
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
@@ -23,7 +25,8 @@ from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewri
 from pyflame_rt.dialects import graph, graph_math as gm, quant
 from pyflame_rt.dialects.weights import WeightTable
 from pyflame_rt.dtype import DType
-from pyflame_rt.transforms.graph_pass import GraphPass, PassStats, apply_patterns, constant_array, single_use
+from pyflame_rt.transforms.graph_pass import (
+    GraphPass, PassStats, apply_patterns, constant_array, make_constant, single_use)
 from pyflame_rt.transforms.registry import register_pass
 
 
@@ -48,9 +51,10 @@ class FuseDequantization(RewritePattern):
         if mul.result.type != wide.type:
             return
         bias, last = self.bias(mul)
-        fused = quant.MatMulIntegerToFloatOp(product.lhs, product.rhs, *scales, product.lhs_zero_point,
+        *made, a_scale, b_scale = scales
+        fused = quant.MatMulIntegerToFloatOp(product.lhs, product.rhs, a_scale, b_scale, product.lhs_zero_point,
                                              product.rhs_zero_point, bias, last.result.type)
-        rewriter.replace(last, [fused])
+        rewriter.replace(last, made + [fused])
         for dead in ([mul] if last is not mul else []) + [wide.owner, product]:
             rewriter.erase(dead)
         self.stats.nodes_fused += 1
@@ -66,16 +70,25 @@ class FuseDequantization(RewritePattern):
             return None
         return p
 
-    def scales(self, scale: SSAValue, product: quant.MatMulIntegerOp) -> tuple[SSAValue, SSAValue] | None:
-        """(activation scale, weight scale) when `scale` = a float32 scalar x a constant of one scale
-        or one per output column."""
-        op, n = scale.owner, product.rhs.type.get_shape()[1]
-        if not isinstance(op, graph.MulOp) or graph.dtype_of(scale.type) is not DType.FLOAT32:
+    def scales(self, scale: SSAValue, product: quant.MatMulIntegerOp) -> tuple | None:
+        """(the ops to insert..., activation scale, weight scale) when `scale` is float32 and a scalar
+        x a constant of one scale or one per output column, or that constant alone (with a new
+        activation scale 1.0: a_scale x b_scale is then b_scale exactly)."""
+        n = product.rhs.type.get_shape()[1]
+
+        def per_column(v: SSAValue) -> bool:
+            w = constant_array(v, self.weights)
+            return w is not None and (w.size == 1 or w.shape == (n,))
+
+        if graph.dtype_of(scale.type) is not DType.FLOAT32:
             return None
-        for a, b in ((op.lhs, op.rhs), (op.rhs, op.lhs)):
-            w = constant_array(b, self.weights)
-            if _is_scalar(a) and w is not None and (w.size == 1 or w.shape == (n,)):
-                return a, b
+        if per_column(scale):
+            one = make_constant(np.ones((), np.float32), "unit_scale", self.weights, 1)
+            return one, one.result, scale
+        if isinstance(op := scale.owner, graph.MulOp):
+            for a, b in ((op.lhs, op.rhs), (op.rhs, op.lhs)):
+                if _is_scalar(a) and per_column(b):
+                    return a, b
         return None
 
     def bias(self, mul: graph.MulOp) -> tuple[SSAValue | None, Operation]:
