@@ -18,6 +18,7 @@ Ops:
   input scale x weight scale and zero point 0 (ONNX's convention), and has no entry there.
 - `quant.matmul_integer` / `quant.conv_integer` (ONNX MatMulInteger / ConvInteger) compute exact
   int32 results from storage and zero points that may be run-time values;
+  `quant.matmul_integer_to_float` is a MatMulInteger dequantized (times the scales, plus a bias);
   `quant.dynamic_quantize` (ONNX DynamicQuantizeLinear) picks a uint8 type from the data at run time.
 """
 from __future__ import annotations
@@ -429,12 +430,13 @@ class GemmOp(QuantizedComputeOp):
                             trans_b=self.trans_b.value.data)
 
     def constant_weight(self, value_of: Callable[[SSAValue], np.ndarray | None]) -> np.ndarray | None:
-        """The int8 [K, N] weight when an integer GEMM with requantization computes this product
-        (as quant.matmul's, not transposed) and its bias is constant; else None."""
-        b = value_of(self.b)
+        """The int8 [K, N] weight (transposed from [N, K] with trans_b) when an integer GEMM with
+        requantization computes this product and its bias is constant; else None."""
+        b, trans_b = value_of(self.b), self.trans_b.value.data
+        b = b.T if b is not None and trans_b else b
         ok = (b is not None and b.ndim == 2 and b.dtype == np.int8 and b.shape[0] % 4 == 0
-              and not self.trans_b.value.data and self._constant_bias(value_of))
-        return b if ok and self.requantizing_gemm_types(1) else None
+              and self._constant_bias(value_of))
+        return b if ok and self.requantizing_gemm_types(0 if trans_b else 1) else None
 
 
 @irdl_op_definition
@@ -568,12 +570,17 @@ class IntegerComputeOp(QuantOp):
             probe.erase()
 
     def infer_dtypes(self, dtypes):
-        for d, z, what in ((dtypes[0], dtypes[2], "lhs"), (dtypes[1], dtypes[3], "rhs")):
-            if d not in (DType.INT8, DType.UINT8):
-                raise DTypeMismatchError(f"{self.name} {what} must be int8 or uint8, got {d.value}")
-            if z is not d:
-                raise DTypeMismatchError(f"{self.name} {what} zero point is {z.value}, its operand {d.value}")
+        _integer_operands(self.name, dtypes[:2], dtypes[2:4])
         return [DType.INT32]
+
+
+def _integer_operands(name: str, operands: Sequence[DType], zero_points: Sequence[DType]) -> None:
+    """lhs and rhs are 8-bit, each with a zero point of its own type."""
+    for d, z, what in zip(operands, zero_points, ("lhs", "rhs")):
+        if d not in (DType.INT8, DType.UINT8):
+            raise DTypeMismatchError(f"{name} {what} must be int8 or uint8, got {d.value}")
+        if z is not d:
+            raise DTypeMismatchError(f"{name} {what} zero point is {z.value}, its operand {d.value}")
 
 
 @irdl_op_definition
@@ -599,12 +606,70 @@ class MatMulIntegerOp(IntegerComputeOp):
         """The int8 [K, N] weight when this is the product an integer GEMM computes (`value_of`: a
         value's constant array or None): uint8 lhs with one zero point by a constant int8 matrix
         of zero point 0, K a multiple of 4; else None."""
-        b, b_zp = value_of(self.rhs), value_of(self.rhs_zero_point)
-        k = self.rhs.type.get_shape()[0] if b is not None else 0
-        ok = (b is not None and b.ndim == 2 and b.dtype == np.int8 and k % 4 == 0 and b_zp is not None
-              and not b_zp.any() and graph.dtype_of(self.lhs.type) is DType.UINT8
-              and math.prod(self.lhs_zero_point.type.get_shape()) == 1)
+        return integer_gemm_weight(self, value_of)
+
+
+def integer_gemm_weight(op: "MatMulIntegerOp | MatMulIntegerToFloatOp",
+                        value_of: Callable[[SSAValue], np.ndarray | None]) -> np.ndarray | None:
+    """MatMulIntegerOp.constant_weight of an op with its lhs, rhs and zero point operands."""
+    b, b_zp = value_of(op.rhs), value_of(op.rhs_zero_point)
+    k = op.rhs.type.get_shape()[0] if b is not None else 0
+    ok = (b is not None and b.ndim == 2 and b.dtype == np.int8 and k % 4 == 0 and b_zp is not None
+          and not b_zp.any() and graph.dtype_of(op.lhs.type) is DType.UINT8
+          and math.prod(op.lhs_zero_point.type.get_shape()) == 1)
+    return b if ok else None
+
+
+@irdl_op_definition
+class MatMulIntegerToFloatOp(QuantOp):
+    """float32 (a - a_zero_point) @ (b - b_zero_point) x (a_scale x b_scale) + bias (onnxruntime's
+    MatMulIntegerToFloat), then the fused activation if any: a MatMulInteger with its
+    dequantization (the Cast to float32, the scale Mul and a bias Add) in the integer GEMM's epilogue. a_scale is a scalar (a run-time value:
+    DynamicQuantizeLinear's), b_scale one scale or one per output column, bias float32 [N] or absent."""
+
+    name = "quant.matmul_integer_to_float"
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    lhs_scale = operand_def(TensorType)
+    rhs_scale = operand_def(TensorType)
+    lhs_zero_point = operand_def(TensorType)
+    rhs_zero_point = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    activation = graph.activation_prop()  # fused by fuse-activation, applied after + bias
+    result = result_def(TensorType)
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "operands attr-dict `:` functional-type(operands, results)"
+
+    def __init__(self, lhs, rhs, lhs_scale, rhs_scale, lhs_zero_point, rhs_zero_point, bias, result_type):
+        super().__init__(operands=[lhs, rhs, lhs_scale, rhs_scale, lhs_zero_point, rhs_zero_point,
+                                   [bias] if bias is not None else []], result_types=[result_type])
+
+    def verify_(self) -> None:
+        graph.check_activation(self)
+
+    def constant_weight(self, value_of: Callable[[SSAValue], np.ndarray | None]) -> np.ndarray | None:
+        """The int8 [K, N] weight when the integer GEMM computes this op: MatMulIntegerOp's
+        conditions, b_scale constant (one, or one per column) and the bias constant [N]; else None."""
+        b = integer_gemm_weight(self, value_of)
+        if b is None:
+            return None
+        b_scale = value_of(self.rhs_scale)
+        bias = value_of(self.bias) if self.bias is not None else np.zeros(b.shape[1])
+        ok = b_scale is not None and b_scale.size in (1, b.shape[1]) and bias is not None and bias.size == b.shape[1]
         return b if ok else None
+
+    def infer_shapes(self, shapes):
+        probe = graph.MatMulOp(self.lhs, self.rhs, graph.tensor_type((), FLOAT))
+        try:
+            return probe.infer_shapes(shapes[:2])
+        finally:
+            probe.erase()
+
+    def infer_dtypes(self, dtypes):
+        _integer_operands(self.name, dtypes[:2], dtypes[4:6])
+        for d, what in zip(dtypes[2:4] + dtypes[6:], ("lhs scale", "rhs scale", "bias")):
+            _float_operand(d, f"{self.name} {what}")
+        return [FLOAT]
 
 
 @irdl_op_definition
@@ -636,6 +701,6 @@ class ConvIntegerOp(IntegerComputeOp):
 
 
 QUANT_OPS = [QuantizeOp, DequantizeOp, RequantizeOp, DynamicQuantizeOp, MatMulOp, AddOp, MulOp, GemmOp, ConvOp,
-             ConcatOp, AvgPoolOp, GlobalAvgPoolOp, MatMulIntegerOp, ConvIntegerOp]
+             ConcatOp, AvgPoolOp, GlobalAvgPoolOp, MatMulIntegerOp, MatMulIntegerToFloatOp, ConvIntegerOp]
 QUANT_ATTRS = [StorageAttr, UniformQuantType]
 Quant = Dialect("quant", QUANT_OPS, QUANT_ATTRS)

@@ -7,14 +7,15 @@ quantize, the group is that op of the `quant` dialect on the storage tensors:
     quantize<t>(graph.matmul(dequantize<ta>(a), dequantize<tb>(b)))
         ->  quant.matmul(a, b) {input_types = [ta, tb], type = t}
 
-for MatMul, Add, Mul, Concat, AveragePool and GlobalAveragePool, and Conv (NCHW, no residual or
-fused activation). A Conv's bias is a QDQ model's dequantized int32 bias, which fold-constants made
-a float32 constant: it folds to the int32 codes when their product with the bias scales (input
-scale x weight scale) gives back exactly that constant. The dequantizes stay for any other readers
-(dead-code removal drops the rest). It is the exact inverse of `expand-quant` on these ops (the
-quant ops are defined by that expansion), so a folded op without a kernel computes as before; the
-CPU runs it first among its legalizations, so that its requantizing integer GEMM finds the
-quantized MatMuls and Convs.
+for MatMul, Add, Mul, Concat, AveragePool and GlobalAveragePool, Conv (NCHW, no residual or
+fused activation) and Gemm (A not transposed, alpha 1, no fused activation, C a bias [N] with beta
+1: `quantize_static`'s Gemm node). A Conv's or Gemm's bias is a QDQ model's dequantized int32
+bias, which fold-constants made a float32 constant: it folds to the int32 codes when their product
+with the bias scales (input scale x weight scale) gives back exactly that constant. The
+dequantizes stay for any other readers (dead-code removal drops the rest). It is the exact inverse
+of `expand-quant` on these ops (the quant ops are defined by that expansion), so a folded op
+without a kernel computes as before; the CPU runs it first among its legalizations, so that its
+requantizing integer GEMM finds the quantized MatMuls, Gemms and Convs.
 """
 from __future__ import annotations
 
@@ -45,15 +46,36 @@ def _binary(cls) -> Callable:
 def _conv(src: nn.ConvOp, ins, types, t, rt, weights: WeightTable):
     if src.residual is not None or graph.activation_of(src) is not None or src.data_layout != Layout.NCHW:
         return None
-    bias = None
-    if src.bias is not None:
-        codes = _bias_codes(src.bias, types, weights)
-        if codes is None:
-            return None
-        bias = make_constant(codes, f"{node_name(src) or 'conv'}_bias_int32", weights, 1)
-    op = quant.ConvOp(ins[0], ins[1], bias and bias.result, rt, input_types=types, type=t, group=src.groups,
-                      **{n: src.ints(n) for n in ("strides", "dilations", "pads")})
-    return [bias, op] if bias else op
+    bias = _int32_bias(src, src.bias, types, weights)
+    if bias is None:
+        return None
+    op = quant.ConvOp(ins[0], ins[1], bias[0].result if bias else None, rt, input_types=types, type=t,
+                      group=src.groups, **{n: src.ints(n) for n in ("strides", "dilations", "pads")})
+    return [*bias, op]
+
+
+def _gemm(src: graph.GemmOp, ins, types, t, rt, weights: WeightTable):
+    """A Gemm of A not transposed, alpha 1, no fused activation and a C that is a bias [N] (beta 1)."""
+    c = src.c
+    if src.trans_a.value.data or src.alpha.value.data != 1.0 or graph.activation_of(src) is not None or \
+            c is not None and (src.beta.value.data != 1.0 or len(c.type.get_shape()) != 1):
+        return None
+    bias = _int32_bias(src, c, types, weights)
+    if bias is None:
+        return None
+    return [*bias, quant.GemmOp(ins[0], ins[1], bias[0].result if bias else None, rt, input_types=types, type=t,
+                                trans_b=src.trans_b.value.data)]
+
+
+def _int32_bias(src: Operation, bias: SSAValue | None, types, weights: WeightTable) -> list[Operation] | None:
+    """[] without a bias, [the constant of its int32 codes] (`_bias_codes`), or None when it is not
+    such codes (the op keeps its float form)."""
+    if bias is None:
+        return []
+    codes = _bias_codes(bias, types, weights)
+    if codes is None:
+        return None
+    return [make_constant(codes, f"{node_name(src) or src.name.split('.')[-1]}_bias_int32", weights, 1)]
 
 
 def _bias_codes(bias: SSAValue, types, weights: WeightTable) -> np.ndarray | None:
@@ -111,11 +133,15 @@ def _global_average_pool(src: nn.GlobalAveragePoolOp, ins, types, t, rt, weights
 # type, weights) or of the constants it needs and the op, None when this instance has no quantized form
 QUANTIZED_FORMS: dict[type, Callable] = {
     graph.MatMulOp: _binary(quant.MatMulOp), graph.AddOp: _binary(quant.AddOp), graph.MulOp: _binary(quant.MulOp),
-    nn.ConvOp: _conv,
+    nn.ConvOp: _conv, graph.GemmOp: _gemm,
     nn.ConcatOp: lambda src, ins, types, t, rt, weights: quant.ConcatOp(*ins, result_type=rt, input_types=types, type=t,
                                                                axis=src.axis.value.data),
     nn.AveragePoolOp: _average_pool, nn.GlobalAveragePoolOp: _global_average_pool,
 }
+
+
+# float ops with a bias operand: the bias is not dequantized (a QDQ model's int32 bias folds to codes)
+_BIASES: dict[type, Callable[[Operation], SSAValue | None]] = {nn.ConvOp: lambda op: op.bias, graph.GemmOp: lambda op: op.c}
 
 
 @dataclass
@@ -130,7 +156,8 @@ class FoldQDQGroup(RewritePattern):
         build = QUANTIZED_FORMS.get(type(src))
         if build is None or not single_use(op.input):
             return
-        quantized = [src.input, src.weight] if isinstance(src, nn.ConvOp) else src.operands  # not a bias
+        bias = _BIASES[type(src)](src) if type(src) in _BIASES else None
+        quantized = [v for v in src.operands if v is not bias]
         dqs = [defining(v, quant.DequantizeOp) for v in quantized]
         if not dqs or None in dqs or (isinstance(src, graph.AddOp) and graph.activation_of(src) is not None):
             return
@@ -140,10 +167,9 @@ class FoldQDQGroup(RewritePattern):
         *constants, folded = folded if isinstance(folded, list) else [folded]
         rewriter.insert_op(constants, InsertPoint.before(op))
         rewriter.replace(op, folded)
-        bias = src.bias.owner if isinstance(src, nn.ConvOp) and src.bias is not None else None
         rewriter.erase_op(src)
         if bias is not None:
-            _erase_unused(bias, rewriter)
+            _erase_unused(bias.owner, rewriter)
         for dq in dict.fromkeys(dqs):  # the dequantizes only the group read
             if not dq.result.uses:
                 rewriter.erase_op(dq)

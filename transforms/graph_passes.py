@@ -11,6 +11,7 @@ from pyflame_rt.transforms import (  # noqa: F401
     fuse_gelu,
     fuse_layer_norm,
     fuse_matmul_add,
+    fuse_matmul_integer_to_float,
     fuse_mul_add,
     fuse_residual_add,
     fuse_softmax,

@@ -29,8 +29,8 @@ from pyflame_rt.transforms.registry import all_passes
 BASIC_PASSES = ("fold-constants", "eliminate-dead-code", "eliminate-common-subexpressions")
 # subgraph fusions first (they look for the Mul/Add chains the generic ones would take); BN folds
 # into convs before the residual Add does, and both before Relu looks for its producer
-FUSION_PASSES = ("fuse-layer-norm", "fuse-gelu", "fuse-softmax", "fold-batch-norm", "fuse-residual-add",
-                 "fuse-matmul-add", "fuse-mul-add", "fuse-activation")
+FUSION_PASSES = ("fuse-layer-norm", "fuse-gelu", "fuse-softmax", "fuse-matmul-integer-to-float", "fold-batch-norm",
+                 "fuse-residual-add", "fuse-matmul-add", "fuse-mul-add", "fuse-activation")
 # after the fusions, so the ops it converts already carry their fused activations and residuals
 LAYOUT_PASSES = ("optimize-layout",)
 LEVEL_PIPELINES: dict[OptLevel, tuple[str, ...]] = {

@@ -1,7 +1,7 @@
 """DynamicQuantizeLinear in two kernels (quant.dynamic_quantize, dialects/quant.py):
 
 - `dynamic_quantize_range` (one work item): the range of x extended to 0 in one pass of vector
-  min / max, then scale = (max - min) / 255 and zero point = clamp(round_half_even(-min / scale)),
+  min / max (RANGE_ACCUMULATORS independent ones), then scale = (max - min) / 255 and zero point = clamp(round_half_even(-min / scale)),
   stored as the op's float32 and uint8 scalars;
 - `dynamic_quantize_apply` (blocks of DQ_BLOCK elements): y = clamp(round_half_even(x / scale) +
   zero point, 0, 255) as uint8, the last block masked.
@@ -9,6 +9,8 @@
 The same operations in the same order as expand-quant's graph ops, so the results are identical.
 """
 from __future__ import annotations
+
+from functools import partial
 
 from xdsl.dialects import func, llvm
 from xdsl.dialects.builtin import IntegerType, VectorType, f32, i32
@@ -19,14 +21,24 @@ i8 = IntegerType(8)
 RANGE_FIELDS = ("x", "scale", "zp", "n")
 APPLY_FIELDS = ("x", "y", "scale", "zp", "n")
 DQ_BLOCK = 16384  # elements per work item of the apply kernel
+# independent min / max vectors of the range loop: min / max chains of one vector would wait on
+# each other's latency instead of loading at the core's rate
+RANGE_ACCUMULATORS = 4
 
 
 def range_kernel(width: int) -> func.FuncOp:
     kb = KernelBuilder(f"dynamic_quantize_range_w{width}", Signature.of(RANGE_FIELDS, buffers=("x", "scale", "zp")))
     f = kb.fields
     zero = kb.fconst(0.0, width)
+    chunk = RANGE_ACCUMULATORS * width
+    wide = kb.mul(kb.div(f["n"], kb.const(chunk)), kb.const(chunk))
+    with kb.loop(0, wide, chunk, carried=[zero] * (2 * RANGE_ACCUMULATORS)) as ul:
+        lows, highs = ul.carried[:RANGE_ACCUMULATORS], ul.carried[RANGE_ACCUMULATORS:]
+        vs = [kb.load(f["x"], kb.add(ul.iv, kb.const(u * width)), width) for u in range(RANGE_ACCUMULATORS)]
+        ul.next = [_fmin(kb, lo, v) for lo, v in zip(lows, vs)] + [kb.fmax(hi, v) for hi, v in zip(highs, vs)]
+    lows, highs = ul.results[:RANGE_ACCUMULATORS], ul.results[RANGE_ACCUMULATORS:]
     full = kb.mul(kb.div(f["n"], kb.const(width)), kb.const(width))
-    with kb.loop(0, full, width, carried=[zero, zero]) as vl:
+    with kb.loop(wide, full, width, carried=[_combine(partial(_fmin, kb), lows), _combine(kb.fmax, highs)]) as vl:
         v = kb.load(f["x"], vl.iv, width)
         vl.next = [_fmin(kb, vl.carried[0], v), kb.fmax(vl.carried[1], v)]
     with kb.loop(full, f["n"], carried=[_reduce(kb, "fmin", vl.results[0]), _reduce(kb, "fmax", vl.results[1])]) as sl:
@@ -61,6 +73,13 @@ def apply_kernel(width: int) -> func.FuncOp:
 
 def _fmin(kb: KernelBuilder, a, b):
     return kb.intrinsic("llvm.minnum", a, b)
+
+
+def _combine(op, vs):
+    """op over the vectors vs, pairwise."""
+    while len(vs) > 1:
+        vs = [op(a, b) for a, b in zip(vs[::2], vs[1::2])] + vs[len(vs) - len(vs) % 2:]
+    return vs[0]
 
 
 def _reduce(kb: KernelBuilder, kind: str, v):

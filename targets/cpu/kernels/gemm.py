@@ -27,11 +27,12 @@ from enum import Enum
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import Float16Type, f32, f64, i1, i8, i16, i32
+from xdsl.dialects.builtin import Float16Type, f32, f64, i1, i16, i32
 from xdsl.ir import Attribute, SSAValue
 
 from pyflame_rt.dtype import DType
 from pyflame_rt.targets.cpu.kernel_builder import KernelBuilder, Signature, vec
+from pyflame_rt.targets.cpu.kernels.amx import TILE_ROWS, amx, load_tile_config
 from pyflame_rt.targets.cpu.kernels.elementwise import activation_tag, epilogue as activation_epilogue
 from pyflame_rt.targets.cpu.kernels.typed import Typed
 
@@ -82,9 +83,7 @@ GEMM_BUFFERS = ("a", "b", "c", "bias", "residual")
 
 # AMX tiles (BF16_TILES): 16 rows of 64 bytes; a C tile is 16 x 16 float32, an A tile 16 rows of
 # TILE_K bf16, a B tile TILE_K / 2 rows of 16 bf16 pairs. A register tile is 2 x 2 C tiles.
-TILE_ROWS = 16
 TILE_K = 32
-AMX_TILE_CONFIG = 64  # bytes of the ldtilecfg operand
 
 
 class PanelType(Enum):
@@ -338,19 +337,10 @@ class _GemmEmitter:
         return kb.finish()
 
     def _amx(self, name: str, *args) -> None:
-        """An AMX intrinsic; tile operands are immediates (ints)."""
-        kb = self.kb
-        kb.call_intrinsic(f"llvm.x86.{name}", *(kb.const(a, i8) if isinstance(a, int) else a for a in args),
-                          result_type=None)
+        amx(self.kb, name, *args)
 
     def _load_tile_config(self) -> None:
-        """ldtilecfg: palette 1, tiles 0-7 of TILE_ROWS rows x 64 bytes (C 0-3, A 4-5, B 6-7)."""
-        kb = self.kb
-        cfg = kb.scratch(AMX_TILE_CONFIG // 4, i32)
-        words = [1, 0, 0, 0] + [64 | 64 << 16] * 4 + [0] * 4 + [TILE_ROWS * 0x01010101] * 2 + [0] * 2
-        for i, word in enumerate(words):
-            kb.store(kb.const(word, i32), cfg, kb.const(i), elem=i32)
-        self._amx("ldtilecfg", cfg)
+        load_tile_config(self.kb)
 
     def _b_is_cold(self, mblocks: SSAValue) -> SSAValue:
         """i1: B is worth prefetching panel by panel: one batch's packed B exceeds L2, or few row

@@ -1,6 +1,7 @@
 """quant.matmul_integer by a constant int8 weight -> the integer GEMM (kernels/gemm_int8.py) with the
-weight packed now; quant.matmul / gemm / conv by one -> the same GEMM requantizing (a Conv through
-im2col); quant.add of one shape -> one requantizing pass (kernels/quant_add.py);
+weight packed now (quant.matmul_integer_to_float: the same, dequantizing); quant.matmul / gemm /
+conv by one -> the same GEMM requantizing (a Conv through im2col); quant.add of one shape -> one
+requantizing pass (kernels/quant_add.py);
 quant.dynamic_quantize -> its range and apply kernels (kernels/dynamic_quantize.py).
 The quant ops without a kernel were expanded by `expand-quant`."""
 from __future__ import annotations
@@ -10,14 +11,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 
-from pyflame_rt.dialects import quant
+from pyflame_rt.dialects import graph, quant
 from pyflame_rt.dialects.graph_attrs import Layout
 from pyflame_rt.dialects.symbolic import Dim, dim_mul, numel
 from pyflame_rt.errors import UnsupportedOperatorError
 from pyflame_rt.targets.cpu.kernels.dynamic_quantize import (
     APPLY_FIELDS, DQ_BLOCK, RANGE_FIELDS, apply_kernel, range_kernel)
+from pyflame_rt.targets.cpu.kernels.elementwise import activation_spelling
 from pyflame_rt.targets.cpu.kernels.gemm_int8 import (
-    A_OFFSET, INT8_GEMM_FIELDS, Int8GemmSpec, int8_gemm_kernel, pack_int8_b, panel_block, work_items)
+    A_OFFSET, Int8GemmSpec, int8_gemm_kernel, pack_int8_b, panel_block, work_items)
 from pyflame_rt.targets.cpu.kernels.quant_add import QADD_BLOCK, QADD_FIELDS, QuantAddSpec, quant_add_kernel
 from pyflame_rt.targets.cpu.lowerings.movement import emit_copy, emit_pad
 from pyflame_rt.targets.cpu.lowerings.pattern import GraphToKernelPattern
@@ -27,13 +29,19 @@ if TYPE_CHECKING:
 
 
 class LowerMatMulInteger(GraphToKernelPattern):
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: quant.MatMulIntegerOp, rewriter: PatternRewriter) -> None:
-        self.convert(op, rewriter)
+    """quant.matmul_integer -> the integer GEMM storing int32; quant.matmul_integer_to_float -> the
+    same GEMM dequantizing in its epilogue (the scales' product, the bias, the fused activation)."""
 
-    def lower(self, L, op: quant.MatMulIntegerOp) -> None:
+    def match_and_rewrite(self, op, rewriter: PatternRewriter) -> None:
+        if isinstance(op, (quant.MatMulIntegerOp, quant.MatMulIntegerToFloatOp)):
+            self.convert(op, rewriter)
+
+    def lower(self, L, op: quant.MatMulIntegerOp | quant.MatMulIntegerToFloatOp) -> None:
         b = op.constant_weight(L.const_value)
-        spec = Int8GemmSpec.for_features(L.target.features)
+        dequant = isinstance(op, quant.MatMulIntegerToFloatOp)
+        activation = activation_spelling(graph.activation_of(op)) if dequant else None
+        spec = Int8GemmSpec.for_features(L.target.features, dequant=dequant, k=0 if b is None else b.shape[0],
+                                         activation=activation or "none")
         if b is None or spec is None or len(L.shapes[op.lhs]) < 2:
             raise UnsupportedOperatorError(f"the CPU backend has no integer GEMM for this {op.name}")
         (k, n), m = b.shape, numel(L.shapes[op.lhs][:-1])
@@ -43,9 +51,23 @@ class LowerMatMulInteger(GraphToKernelPattern):
              "colsum": L.add_weight("colsum", colsum), "a_zp": L.loc(op.lhs_zero_point), "m": m, "n": n,
              "kg": k // spec.group, "a_rs": k // spec.group, "c_rs": n, "npanels": npanels,
              "pblock": panel_block(k // spec.group, npanels, spec)}
+        if dequant:
+            f |= _dequantization(L, op, n, npanels * spec.nr)
         name = L.kernel(spec.name, lambda: int8_gemm_kernel(spec))
-        L.call(name, [f[x] for x in INT8_GEMM_FIELDS], work_items(m, npanels, f["pblock"], spec),
+        L.call(name, [f[x] for x in spec.signature.fields], work_items(m, npanels, f["pblock"], spec),
                work_per_item=spec.mr * spec.nr * k // 4 * min(f["pblock"], npanels))
+
+
+def _dequantization(L, op: quant.MatMulIntegerToFloatOp, n: int, padded: int) -> dict:
+    """The dequantizing epilogue's fields: A's scale, and B's scales and the bias per column, padded."""
+    per_column = []
+    for v, absent in ((op.rhs_scale, 1.0), (op.bias, 0.0)):
+        column = np.zeros(padded, np.float32)
+        column[:n] = absent if v is None else np.broadcast_to(L.const_value(v).reshape(-1), (n,))
+        per_column.append(column)
+    b_scale, bias = per_column
+    return {"a_scale": L.loc(op.lhs_scale), "b_scale": L.add_weight("b_scale", b_scale),
+            "bias": L.add_weight("bias", bias)}
 
 
 def emit_requantizing_gemm(L, op: quant.QuantizedComputeOp, a: Loc, m: Dim, b: np.ndarray, bias: np.ndarray | None,

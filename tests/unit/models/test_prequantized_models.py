@@ -149,3 +149,22 @@ def test_static_qdq_int8_activations_run_the_integer_convolutions(tmp_path, rng)
         err = np.abs(sess.run(None, feeds)[0] - ort_run(qdq, feeds)[0]).max()
         assert err <= step * 1.001, f"{err} > one step {step}"
     assert sum(k.startswith("gemm_s8s8") for k in kernels_run(sess, feeds)) >= 1
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_static_qdq_gemm_runs_the_requantizing_gemm(tmp_path, rng, per_channel):
+    """quantize_static's Gemm (torch's Linear: transB, a bias; int8 activations) folds to quant.gemm
+    and runs the requantizing integer GEMM, within one output step of onnxruntime's QDQ graph."""
+    inits = {"w1": rng.standard_normal((24, 16)) * 0.3, "b1": rng.standard_normal(24) * 0.1,
+             "w2": rng.standard_normal((8, 24)) * 0.3, "b2": rng.standard_normal(8) * 0.1}
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], transB=1)]
+    model = make_model(nodes, [("x", [3, 16])], [("y", [3, 8])], {k: v.astype(np.float32) for k, v in inits.items()})
+    calib = [{"x": rng.standard_normal((3, 16)).astype(np.float32)} for _ in range(8)]
+    qdq = _quantize_static(model, calib, tmp_path, per_channel=per_channel)
+    sess = pf.InferenceSession(qdq.SerializeToString(), pf.SessionOptions(enable_profiling=True))
+    feeds = {"x": rng.standard_normal((3, 16)).astype(np.float32)}
+    step = _output_step(qdq)
+    assert np.abs(sess.run(None, feeds)[0] - _ort_unfused(qdq, feeds)).max() <= step * 1.001
+    gemms = {k for k in kernels_run(sess, feeds) if k.startswith("gemm_")}
+    assert gemms and all(k.endswith("_rq") for k in gemms)  # both Gemms, none in float32

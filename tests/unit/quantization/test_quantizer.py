@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from conftest import make_model, ort_run
+from conftest import kernels_run, make_model, ort_run
 from pyflame_rt import InferenceSession, SessionOptions
 from pyflame_rt.errors import ValidationError
 from pyflame_rt.importers.onnx import from_onnx
@@ -288,8 +288,9 @@ def _qdq(name: str, p, zero_point_dtype=np.uint8) -> tuple[list, dict]:
 
 def test_static_int8_result_no_int8_layer_reads_is_not_rounded_to_codes(rng):
     """up's result is requantized for down; down's result (the graph's output) is the int32 product
-    rescaled to float32: onnxruntime's QDQ model with no QuantizeLinear after down, within float
-    rounding and a code of up's result (requantization ties)."""
+    rescaled to float32 (in the integer GEMM's dequantizing epilogue): onnxruntime's QDQ model with
+    no QuantizeLinear after down, within float rounding and a code of up's result (requantization
+    ties)."""
     w = {"w1": rng.standard_normal((8, 16)).astype(np.float32), "w2": rng.standard_normal((16, 4)).astype(np.float32)}
     model = make_model([helper.make_node("MatMul", ["x", "w1"], ["h"], name="up"),
                         helper.make_node("MatMul", ["h", "w2"], ["y"], name="down")],
@@ -316,8 +317,10 @@ def test_static_int8_result_no_int8_layer_reads_is_not_rounded_to_codes(rng):
                      [("x", ["batch", 8])], [("y", ["batch", 4])], inits, opset=13)
     x = rng.standard_normal((6, 8)).astype(np.float32)
     (want,) = ort_run(qdq, {"x": x})
-    (got,) = InferenceSession(result.quantized_graph).run(None, {"x": x})
+    session = InferenceSession(result.quantized_graph, SessionOptions(enable_profiling=True))
+    (got,) = session.run(None, {"x": x})
     one_code = float(info.params["up:0"].scale) * np.abs(w["w2"]).max()
     np.testing.assert_allclose(got, want, atol=one_code)
     exact = np.mean(np.isclose(got, want, rtol=1e-5, atol=1e-5))
     assert exact >= 0.9  # most outputs read no requantization tie
+    assert any("_dq_" in k for k in kernels_run(session, {"x": x}))

@@ -28,9 +28,9 @@ def _model(k: int, n: int, rng):
 @pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
 def test_matches_onnxruntime_exactly(cpu, rng):
     """K = 64, N = 40: two full panels of 16 columns and a partial one on AVX2 (a partial of 32 with
-    AVX-512); 5 to 40 rows: full tiles and every remainder of 8-row (4-row) tiles, run by tiles of
-    4, 2 and 1 rows."""
-    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features)
+    AVX-512); 5 to 40 rows: full tiles (32 rows with AMX) and every remainder, run by 8-row tiles
+    (short of an AMX tile) and tiles of halving height."""
+    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features, k=64)
     if spec is None:
         pytest.skip(f"{cpu} has no integer dot product")
     model = _model(64, 40, rng)
@@ -44,14 +44,15 @@ def test_matches_onnxruntime_exactly(cpu, rng):
 @pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
 def test_panel_blocks_cover_every_tile(cpu, rng):
     """K = 2048: 64 KB packed panels, 4 to a block; N = 300: 10 panels of 32 (blocks of 4, 4, 2) or
-    19 of 16 (4, 4, 4, 4, 3); 10 or 20 rows: remainder row tiles in every block."""
+    19 of 16 (4, 4, 4, 4, 3); 10, 20 or 35 rows: remainder row tiles in every block (35: after a
+    full tile, 32 rows with AMX)."""
     spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features)
     if spec is None:
         pytest.skip(f"{cpu} has no integer dot product")
     assert panel_block(2048 // spec.group, -(-300 // spec.nr), spec) == 4
     model = _model(2048, 300, rng)
     sess = InferenceSession(model.SerializeToString(), SessionOptions(cpu=cpu))
-    for b in (2, 4):
+    for b in (2, 4, 7):
         x = (rng.standard_normal((b, 5, 2048)) * 3).astype(np.float32)
         np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
 
@@ -92,8 +93,38 @@ def test_each_path_compiles_to_its_instruction(dot, features, instruction, varia
 
 
 def test_dot_products_are_ordered_best_first():
-    assert [name for name, *_ in DOT_PRODUCTS] == ["avx512vnni", "avxvnni", "avx2"]
+    assert [name for name, *_ in DOT_PRODUCTS] == ["amxint8", "avx512vnni", "avxvnni", "avx2"]
     assert Int8GemmSpec.for_features(("sse2",)) is None
+
+
+AMX_FEATURES = ("amx-int8", "amx-tile", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512vnni")
+
+
+def test_amx_tiles_need_whole_tiles_of_k_and_a_uint8_a():
+    assert Int8GemmSpec.for_features(AMX_FEATURES, k=128).dot == "amxint8"
+    assert Int8GemmSpec.for_features(AMX_FEATURES, k=128).mr == 32
+    for k, signed_a in ((0, False), (96, False), (128, True)):
+        assert Int8GemmSpec.for_features(AMX_FEATURES, k=k, signed_a=signed_a).dot == "avx512vnni"
+
+
+@pytest.mark.parametrize("dequant", [False, True], ids=["int32", "float32"])
+def test_amx_path_compiles_to_tdpbusd(dequant):
+    target = CPUTarget(HOST.triple, "sapphirerapids", AMX_FEATURES)
+    module = ModuleOp([int8_gemm_kernel(Int8GemmSpec.for_features(AMX_FEATURES, dequant=dequant, k=64))])
+    _convert(module)
+    asm = target.target_machine().emit_assembly(llvm.parse_assembly(to_llvm_ir(module, target)))
+    assert "tdpbusd\t%tmm" in asm and "\tvpdpbusd\t" in asm  # the tiles, and the rows short of one
+
+
+@pytest.mark.skipif(Int8GemmSpec.for_features(HOST.features, k=64).dot != "amxint8", reason="no AMX on this host")
+def test_amx_tiles_match_onnxruntime_exactly(rng):
+    """K = 128 (two tile steps), N = 40 (a partial panel), 15 x 5 rows: two 32-row register tiles
+    and 11 rows short of one (an 8-row VNNI tile and 3 rows)."""
+    model = _model(128, 40, rng)
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True))
+    x = (rng.standard_normal((15, 5, 128)) * 3).astype(np.float32)
+    np.testing.assert_array_equal(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0])
+    assert "gemm_u8s8_amxint8_32x32" in kernels_run(sess, {"x": x})
 
 
 def test_checked_build_has_no_violation(rng):
@@ -127,3 +158,30 @@ def test_qlinear_matmul_requantizes_in_the_epilogue(cpu, rng):
     ours, ref = sess.run(None, {"a": a})[0], ort_run(model, {"a": a})[0]
     assert np.abs(ours.astype(np.int32) - ref).max() <= 1
     assert spec.name in kernels_run(sess, {"a": a})
+
+
+@pytest.mark.parametrize("cpu", ["host", "x86-64-v3"])
+@pytest.mark.parametrize("per_column,activation", [(False, None), (True, "Tanh")], ids=["tensor", "column-tanh"])
+def test_dequantizing_epilogue_matches_onnxruntime(cpu, per_column, activation, rng):
+    """quantize_dynamic's MatMul (MatMulInteger, Cast, Mul by the scales' product, bias Add; an
+    activation after it) runs as one GEMM dequantizing in its epilogue (N = 40: a partial last
+    panel), within float32 rounding of onnxruntime's separate ops."""
+    spec = Int8GemmSpec.for_features(CPUTarget.named(cpu).features, dequant=True, k=64,
+                                     activation=activation.lower() if activation else "none")
+    if spec is None:
+        pytest.skip(f"{cpu} has no integer dot product")
+    ws = (rng.random(40 if per_column else ()) * 0.01 + 0.001).astype(np.float32)
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "s", "z"]),
+             helper.make_node("MatMulInteger", ["q", "w", "z", "wz"], ["p"]),
+             helper.make_node("Cast", ["p"], ["f"], to=1), helper.make_node("Mul", ["s", "ws"], ["r"]),
+             helper.make_node("Mul", ["f", "r"], ["m"]),
+             helper.make_node("Add", ["m", "bias"], ["a" if activation else "y"])]
+    nodes += [helper.make_node(activation, ["a"], ["y"])] if activation else []
+    model = make_model(nodes, [("x", ["B", 5, 64])], [("y", ["B", 5, 40])],
+                       {"w": rng.integers(-127, 128, (64, 40)).astype(np.int8), "wz": np.zeros((), np.int8),
+                        "ws": ws, "bias": rng.standard_normal(40).astype(np.float32)})
+    sess = InferenceSession(model.SerializeToString(), SessionOptions(enable_profiling=True, cpu=cpu))
+    x = (rng.standard_normal((2, 5, 64)) * 3).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], ort_run(model, {"x": x})[0], rtol=1e-6, atol=1e-6)
+    kernels = kernels_run(sess, {"x": x})
+    assert spec.name in kernels and not any(k.startswith("ew_") for k in kernels)
