@@ -74,3 +74,12 @@ def _integer_compute(op, xs):
     if bz.ndim == 1 and b.ndim > 2:  # a conv weight's per-output-channel zero point
         bz = bz.reshape(-1, *[1] * (b.ndim - 1))
     return _float_op(op, [a - az, b - bz], DType.FLOAT64).round().astype(np.int32)
+
+
+@reference(quant.MatMulIntegerToFloatOp)
+def _integer_to_float(op, xs):
+    """The exact integer product, then x a_scale x b_scale (b_scale per column or one) + bias in float32."""
+    a, b, a_scale, b_scale, az, bz = xs[:6]
+    sums = np.matmul(a.astype(np.float64) - az.astype(np.float64), b.astype(np.float64) - bz.astype(np.float64))
+    y = sums.astype(np.float32) * (a_scale.astype(np.float32) * b_scale.astype(np.float32))
+    return y + xs[6] if len(xs) > 6 else y

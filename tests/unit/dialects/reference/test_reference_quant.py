@@ -36,3 +36,24 @@ def test_dynamic_and_integer_ops_match_onnxruntime_exactly(rng):
     res = from_onnx(model)
     for got, want in zip(evaluate(res.module, res.weights, feeds), ort_run(model, feeds)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_matmul_integer_to_float_matches_the_chain_it_fuses(rng):
+    """quantize_dynamic's chain (DynamicQuantizeLinear, MatMulInteger, Cast, the scale Muls, + bias)
+    fused into quant.matmul_integer_to_float evaluates as onnxruntime runs the chain."""
+    from pyflame_rt.opt import CPUTarget, PassManager
+
+    nodes = [helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "s", "z"]),
+             helper.make_node("MatMulInteger", ["q", "w", "z", "wz"], ["p"]),
+             helper.make_node("Cast", ["p"], ["f"], to=1),
+             helper.make_node("Mul", ["s", "ws"], ["r"]),
+             helper.make_node("Mul", ["f", "r"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["y"])]
+    model = make_model(nodes, [("x", [3, 8])], [("y", [3, 5])],
+                       {"w": rng.integers(-128, 128, (8, 5)).astype(np.int8), "wz": np.zeros(5, np.int8),
+                        "ws": (rng.random(5) * 0.01).astype(np.float32), "b": rng.standard_normal(5).astype(np.float32)})
+    feeds = {"x": (rng.standard_normal((3, 8)) * 2).astype(np.float32)}
+    res = from_onnx(model)
+    PassManager(["fuse-matmul-integer-to-float"], target=CPUTarget.host()).run(res)
+    assert any(op.name == "quant.matmul_integer_to_float" for op in res.module.walk())
+    np.testing.assert_allclose(evaluate(res.module, res.weights, feeds)[0], ort_run(model, feeds)[0], rtol=1e-5, atol=1e-6)
