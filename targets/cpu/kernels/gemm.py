@@ -318,7 +318,7 @@ class _GemmEmitter:
         self.pairs = self.tiles or spec.panel is PanelType.BF16_PAIRS  # A packed as bf16 pairs
         if self.tiles:
             self.ctile = kb.scratch(spec.mr * spec.nr)  # the register tile, stored by the C tiles
-            self._load_tile_config()
+            load_tile_config(kb)
 
     def emit(self) -> func.FuncOp:
         kb, f = self.kb, self.f
@@ -333,14 +333,8 @@ class _GemmEmitter:
             with kb.loop(whole.p_lo, whole.p_hi, chunk_panels) as chunk:
                 self._row_block(self._panel_chunk(whole, chunk.iv, chunk_panels), b_cold)
         if self.tiles:
-            self._amx("tilerelease")
+            amx(kb, "tilerelease")
         return kb.finish()
-
-    def _amx(self, name: str, *args) -> None:
-        amx(self.kb, name, *args)
-
-    def _load_tile_config(self) -> None:
-        load_tile_config(self.kb)
 
     def _b_is_cold(self, mblocks: SSAValue) -> SSAValue:
         """i1: B is worth prefetching panel by panel: one batch's packed B exceeds L2, or few row
@@ -604,23 +598,23 @@ class _GemmEmitter:
         block read stale pack rows, whose C rows are not stored."""
         kb, nr, w = self.kb, self.spec.nr, self.spec.width
         for c in range(4):
-            self._amx("tilezero", c)
+            amx(kb, "tilezero", c)
         a_first = kb.add(ks.a_origin, kb.mul(first_row, ks.a_rs))
         a_stride, b_stride = kb.mul(ks.a_rs, kb.const(4)), kb.const(nr * 4)
         with kb.loop(ks.r0, ks.r1, TILE_K // 2) as ch:
             for i in range(2):
                 a_tile = kb.add(a_first, kb.add(kb.mul(kb.const(i * TILE_ROWS), ks.a_rs), ch.iv))
-                self._amx("tileloadd64", 4 + i, kb.gep(blk.a_ptr, a_tile, i32), a_stride)
+                amx(kb, "tileloadd64", 4 + i, kb.gep(blk.a_ptr, a_tile, i32), a_stride)
             for j in range(2):
                 b_tile = kb.add(p.b_off, kb.add(kb.mul(ch.iv, kb.const(nr)), kb.const(j * w)))
-                self._amx("tileloadd64", 6 + j, kb.gep(self.bp, b_tile, i32), b_stride)
+                amx(kb, "tileloadd64", 6 + j, kb.gep(self.bp, b_tile, i32), b_stride)
             for i in range(2):
                 for j in range(2):
-                    self._amx("tdpbf16ps", 2 * i + j, 4 + i, 6 + j)
+                    amx(kb, "tdpbf16ps", 2 * i + j, 4 + i, 6 + j)
         for i in range(2):
             for j in range(2):
                 dst = kb.gep(self.ctile, kb.const(i * TILE_ROWS * nr + j * w))
-                self._amx("tilestored64", 2 * i + j, dst, kb.const(nr * 4))
+                amx(kb, "tilestored64", 2 * i + j, dst, kb.const(nr * 4))
         rows = kb.min(kb.const(self.spec.mr), kb.sub(blk.hi, first_row))
         kb.if_else(kb.cmp("eq", p.lanes[-1], kb.const(w)),
                    lambda: self._store_amx_rows(blk, ks, p, first_row, rows, True),
