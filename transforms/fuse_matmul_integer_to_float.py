@@ -7,9 +7,9 @@ onnxruntime's `quantize_dynamic` (and `quantize-dynamic-int8`) write each int8 M
 
 with xs a scalar (DynamicQuantizeLinear's scale), w_scale a constant (one, or one per column) and
 bias a constant [N]; `quantize-static-int8` writes the same chain with xs x w_scale folded into
-one constant (the Mul's operand, fused with xs = 1.0). That chain becomes one `quant.matmul_integer_to_float(xq, w, xs, w_scale, xz,
-wz, bias)`, whose kernel scales and biases the int32 sums in registers: no int32 result, no
-separate Cast, Mul and Add passes. Only a product the integer GEMM computes (a constant int8
+one constant (the Mul's operand, fused with xs = 1.0). That chain becomes one
+`quant.matmul_integer_to_float(xq, w, xs, w_scale, xz, wz, bias)`, whose kernel scales and biases
+the int32 sums in registers: no int32 result, no separate Cast, Mul and Add passes. Only a product the integer GEMM computes (a constant int8
 weight: `MatMulIntegerOp.constant_weight`, so one `expand-quant` kept for the target) is fused; the
 operations are those of the chain, in its order (the sums times the scales' product, then + bias).
 """
