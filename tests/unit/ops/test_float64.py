@@ -71,6 +71,7 @@ def test_float64_matmul_runs_in_double_precision(rng, a_shape, b_shape):
     np.testing.assert_allclose(ours, ort_run(model, {"a": a, "b": b})[0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eq, shapes", [("bqhd,bkhd->bhqk", [(2, 5, 3, 4), (2, 6, 3, 4)]),
                                         ("ij,kj", [(30, 40), (50, 40)])])
 def test_float64_einsum_runs_in_double_precision(eq, shapes, rng):

@@ -187,6 +187,7 @@ def test_a_loop_whose_carried_value_changes_shape_at_run_time_is_refused_by_name
         from_onnx(model)
 
 
+@pytest.mark.slow
 def test_a_carried_value_whose_shape_is_computed_per_iteration_must_keep_it():
     """acc + x[i : i + 1] (a [1] while i < len(x), a [0] after): checked in every iteration."""
     body = _graph("body", [helper.make_node("Identity", ["cond"], ["cond_out"]),

@@ -20,6 +20,7 @@ def _check(model, feeds):
         np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("x_shape, w_shape, attrs", [
     ((2, 3, 9, 8), (5, 3, 3, 3), dict(pads=[1, 0, 2, 1], strides=[2, 1])),
     ((1, 4, 7, 7), (6, 2, 3, 2), dict(group=2, dilations=[2, 1])),

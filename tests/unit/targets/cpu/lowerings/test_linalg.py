@@ -25,6 +25,7 @@ def test_float64_gemm_matches_onnxruntime(trans_a, trans_b, alpha, beta, c_shape
     np.testing.assert_allclose(got, ort_run(model, feeds)[0], rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.slow
 def test_float64_gemm_with_constant_weights_and_dynamic_rows(rng):
     b, c = rng.normal(size=(17, 33)), rng.normal(size=17)
     model = make_model([helper.make_node("Gemm", ["a", "b", "c"], ["y"], transB=1, alpha=0.3),
@@ -36,6 +37,7 @@ def test_float64_gemm_with_constant_weights_and_dynamic_rows(rng):
         np.testing.assert_allclose(sess.run(None, feeds)[0], ort_run(model, feeds)[0], rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("m, k, n", [(37, 700, 45), (1, 64, 10)])
 def test_float64_matmul_chain_in_double_precision(m, k, n, rng):
     """MatMul + Add + Relu, then a residual MatMul + Add, on the float64 GEMM: K = 700 in three slices
