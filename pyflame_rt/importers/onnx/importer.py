@@ -210,8 +210,9 @@ class ONNXImporter:
             layouts[name]["optional"]["required"] = True
         flat_shapes = {a.name: a.shape for a in flat}
         for name, layout in layouts.items():  # the rank an empty ragged sequence is fed with
-            shapes = flat_shapes.get(name + structured.SHAPES_SUFFIX)
-            structured.note_rank(layout, shapes and self.ragged_ranks.get(str(shapes[1])))
+            shapes = flat_shapes.get(name + structured.SHAPES_SUFFIX)  # (count, rank) of a ragged input
+            rank = self.ragged_ranks.get(str(shapes[1])) if shapes is not None and len(shapes) == 2 else None
+            structured.note_rank(layout, rank)
         results, res_attrs = [], []
         io = {"inputs": [self._io_entry(vi.name, vi.type, layouts[vi.name]) for vi in inputs], "outputs": []}
         for vo in g.output:
